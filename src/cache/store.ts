@@ -1,0 +1,31 @@
+/**
+ * The key-value store the cache lives in (Flux v1's cache `Reader` / `Writer` / `Client`).
+ * Implementations: memory, sqlite (the embedded default), memcached, Redis.
+ */
+import type { OperationOptions } from "../registry/registry.js";
+
+/** A value read back, with the refresh deadline it was written with. */
+export interface StoreEntry {
+  value: Uint8Array;
+  /** When the value should be refreshed; it stays readable past this, until it expires. */
+  deadline: Date;
+}
+
+/** A key-value store with refresh deadlines and leases. */
+export interface Store {
+  /** The value and its deadline, or `undefined` for a miss (including a value that does not decode). */
+  get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined>;
+  /**
+   * Writes a value. The store keeps it for twice the time to the deadline, at least an hour,
+   * so that it can be served while being refreshed.
+   */
+  set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions): Promise<void>;
+  /** Takes a lease on `key` for `ttlMs` if nobody else holds it; true when taken. */
+  acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions): Promise<boolean>;
+  /** Gives a lease back if `owner` holds it. */
+  release(key: string, owner: string, opts?: OperationOptions): Promise<void>;
+  /** Checks that the store answers (for readiness). */
+  ping(opts?: OperationOptions): Promise<void>;
+  /** Closes connections and files; the store is unusable afterwards. */
+  close(): Promise<void>;
+}

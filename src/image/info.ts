@@ -1,0 +1,54 @@
+/**
+ * What regscan knows about an image and a repository (Flux v1's `image.Info`,
+ * `ImageEntry` and `RepositoryMetadata`). SKELETON: JSON forms are implemented by the
+ * image-refs work; the shapes below are the contract.
+ */
+import type { ImageRef } from "./ref.js";
+
+/** Image labels (`config.Labels`) and OCI annotations, all kept. */
+export type Labels = Record<string, string>;
+
+/** An OS / architecture / variant triple, as in an OCI index. */
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+  osVersion?: string;
+}
+
+/** Everything known about the image behind one tag or digest. */
+export interface ImageInfo {
+  /** The reference it was fetched as (repository plus tag, or digest). */
+  ref: ImageRef;
+  /** Digest of what the reference resolves to at the top level (what `HEAD` returns). */
+  digest: string;
+  /** The chosen platform manifest's digest when the top level is an index. */
+  platformDigest?: string;
+  /** The config blob digest. */
+  imageID?: string;
+  /** Media type of the top-level manifest. */
+  mediaType: string;
+  /** Creation time from the config blob. */
+  createdAt?: Date;
+  /** Every label of the config (or annotations where there is no config). */
+  labels: Labels;
+  /** The platform described (the chosen one for an index). */
+  platform?: Platform;
+  /** Every platform an index lists (one element for a single manifest). */
+  platforms: Platform[];
+  /** When regscan fetched this. */
+  lastFetched?: Date;
+}
+
+/** Either the image's info or the reason it was excluded, never both. */
+export type ImageEntry =
+  | { readonly info: ImageInfo; readonly excludedReason?: undefined }
+  | { readonly info?: undefined; readonly excludedReason: string };
+
+/** A repository's tags and the images behind them. */
+export interface RepositoryMetadata {
+  /** Every tag, in the registry's order. */
+  tags: string[];
+  /** Image info by tag, for the tags whose image is known. */
+  images: Map<string, ImageInfo>;
+}

@@ -1,0 +1,20 @@
+/**
+ * The read side of regscan: what a consumer asks. The Cache implements it from a store; a
+ * direct implementation could ask the registry each time.
+ */
+import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
+import type { ImageName, ImageRef } from "../image/ref.js";
+
+/** Options shared by every network or store operation. */
+export interface OperationOptions {
+  /** Cancels the operation; every network call honours it. */
+  signal?: AbortSignal;
+}
+
+/** Answers questions about image repositories (Flux v1's `registry.Registry`). */
+export interface Registry {
+  /** Every tag of the repository, and the image behind each tag that is known. */
+  getImageRepositoryMetadata(name: ImageName, opts?: OperationOptions): Promise<RepositoryMetadata>;
+  /** The image behind one tag or digest. */
+  getImage(ref: ImageRef, opts?: OperationOptions): Promise<ImageInfo>;
+}
