@@ -1,14 +1,6 @@
 #!/usr/bin/env node
-// The installed entry point: runs the compiled CLI (built by `npm run build`, which
-// `npm ci` / `npm install` run through the `prepare` script).
+// The installed entry point: runs the compiled CLI, built into dist/ by `npm run build`
+// (which `npm ci` / `npm install` run through the `prepare` script).
 import { main } from "../dist/cli/main.js";
 
-main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err) => {
-    console.error(`regscan: ${err instanceof Error ? err.message : String(err)}`);
-    process.exitCode = 1;
-  },
-);
+process.exitCode = await main(process.argv);

@@ -1,0 +1,5 @@
+/** `regscan get` — PLACEHOLDER until its issue's work lands. */
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+
+export function registerGetCommand(_program: Command, _ctx: CliContext): void {}
