@@ -2,7 +2,7 @@
  * The per-repository remote client (Flux v1's `registry.Client`) and the factory that makes
  * one for a repository and its credentials (`registry.ClientFactory`).
  */
-import type { ImageEntry } from "../image/info.js";
+import type { ImageEntry, Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Credentials } from "./credentials/credentials.js";
 import type { OperationOptions } from "./registry.js";
@@ -24,9 +24,15 @@ export interface Client {
   head(reference: string, opts?: OperationOptions): Promise<ManifestHead | undefined>;
 }
 
+/** Per-client choices that override the factory's defaults. */
+export interface ClientOptions {
+  /** The platform to describe when a tag is an index (default: the factory's, else linux/amd64). */
+  platform?: Platform;
+}
+
 /** Makes clients; shares transports, challenges, tokens and rate limiters between them. */
 export interface ClientFactory {
-  clientFor(name: ImageName, creds: Credentials): Client;
+  clientFor(name: ImageName, creds: Credentials, opts?: ClientOptions): Client;
   /** Tells the rate limiter that a whole pass over `name` succeeded (it may speed up). */
   succeed(name: ImageName): void;
 }
