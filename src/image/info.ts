@@ -1,7 +1,7 @@
 /**
  * What regscan knows about an image and a repository (Flux v1's `image.Info`,
- * `ImageEntry` and `RepositoryMetadata`). SKELETON: JSON forms are implemented by the
- * image-refs work; the shapes below are the contract.
+ * `ImageEntry` and `RepositoryMetadata`). These shapes are the contract every layer speaks;
+ * their JSON forms are in json.ts, timestamp labels in label-timestamps.ts.
  */
 import type { ImageRef } from "./ref.js";
 

@@ -1,0 +1,228 @@
+/**
+ * The JSON forms of ImageInfo, ImageEntry and RepositoryMetadata: plain JSON-safe objects
+ * with times as RFC 3339 strings, absent values omitted and references as canonical
+ * strings. Decoding validates everything and throws InvalidImageDataError naming what was
+ * wrong, which a cache treats as a miss.
+ */
+import { z } from "zod";
+import { RegscanError } from "../errors.js";
+import type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./info.js";
+import { InvalidImageRefError, parseImageRef } from "./ref.js";
+import { formatRfc3339, parseRfc3339 } from "./rfc3339.js";
+
+/** Thrown when JSON that should describe an image or a repository does not. */
+export class InvalidImageDataError extends RegscanError {
+  readonly code = "INVALID_IMAGE_DATA";
+  constructor(
+    /** What was being decoded, e.g. `ImageInfo`. */
+    readonly what: string,
+    /** Each problem as `path: message`. */
+    readonly problems: string[],
+  ) {
+    super(`invalid ${what} data: ${summarise(problems)}`);
+  }
+}
+
+function summarise(problems: string[]): string {
+  const shown = problems.slice(0, 5).join("; ");
+  return problems.length > 5 ? `${shown}; and ${problems.length - 5} more` : shown;
+}
+
+/** JSON form of a Platform. */
+export interface PlatformJSON {
+  os: string;
+  architecture: string;
+  variant?: string;
+  osVersion?: string;
+}
+
+/** JSON form of an ImageInfo. */
+export interface ImageInfoJSON {
+  /** Canonical reference, e.g. `docker.io/library/alpine:3.19`. */
+  ref: string;
+  digest: string;
+  platformDigest?: string;
+  imageID?: string;
+  mediaType: string;
+  /** RFC 3339. */
+  createdAt?: string;
+  labels: Labels;
+  platform?: PlatformJSON;
+  platforms: PlatformJSON[];
+  /** RFC 3339. */
+  lastFetched?: string;
+}
+
+/** JSON form of an ImageEntry: exactly one of the two keys. */
+export type ImageEntryJSON = { info: ImageInfoJSON } | { excludedReason: string };
+
+/** JSON form of RepositoryMetadata: images keyed by tag. */
+export interface RepositoryMetadataJSON {
+  tags: string[];
+  images: Record<string, ImageInfoJSON>;
+}
+
+const rfc3339 = z.string().refine((s) => parseRfc3339(s) !== undefined, {
+  message: "not an RFC 3339 date-time",
+});
+
+const imageRef = z.string().refine(
+  (s) => {
+    try {
+      parseImageRef(s);
+      return true;
+    } catch (error) {
+      if (error instanceof InvalidImageRefError) return false;
+      throw error;
+    }
+  },
+  { message: "not a valid image reference" },
+);
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Copies own keys into a fresh object, keeping even a key named `__proto__` (fromEntries
+ * defines properties where assignment would set the prototype).
+ */
+function copyRecord<T>(from: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(from));
+}
+
+// z.record would drop a key named `__proto__` (a valid label and even a valid tag), so
+// these two objects are checked as they are and copied by copyRecord.
+const labelsSchema = z.custom<Labels>(
+  (v) => isPlainObject(v) && Object.values(v).every((x) => typeof x === "string"),
+  { message: "must be an object of strings" },
+);
+const objectSchema = z.custom<Record<string, unknown>>(isPlainObject, {
+  message: "must be an object",
+});
+
+const platformSchema = z.object({
+  os: z.string(),
+  architecture: z.string(),
+  variant: z.string().optional(),
+  osVersion: z.string().optional(),
+});
+
+const imageInfoSchema = z.object({
+  ref: imageRef,
+  digest: z.string().min(1),
+  platformDigest: z.string().min(1).optional(),
+  imageID: z.string().min(1).optional(),
+  mediaType: z.string(),
+  createdAt: rfc3339.optional(),
+  labels: labelsSchema,
+  platform: platformSchema.optional(),
+  platforms: z.array(platformSchema),
+  lastFetched: rfc3339.optional(),
+});
+
+const imageEntrySchema = z
+  .object({ info: imageInfoSchema.optional(), excludedReason: z.string().min(1).optional() })
+  .refine((e) => (e.info === undefined) !== (e.excludedReason === undefined), {
+    message: "must have exactly one of info and excludedReason",
+  });
+
+const repositoryMetadataSchema = z.object({ tags: z.array(z.string()), images: objectSchema });
+
+function problemsOf(error: z.ZodError, prefix: PropertyKey[] = []): string[] {
+  return error.issues.map(
+    (i) => `${[...prefix, ...i.path].map(String).join(".") || "(root)"}: ${i.message}`,
+  );
+}
+
+function decode<S extends z.ZodType>(what: string, schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new InvalidImageDataError(what, problemsOf(result.error));
+  return result.data;
+}
+
+function platformToJSON(p: Platform): PlatformJSON {
+  const out: PlatformJSON = { os: p.os, architecture: p.architecture };
+  if (p.variant !== undefined) out.variant = p.variant;
+  if (p.osVersion !== undefined) out.osVersion = p.osVersion;
+  return out;
+}
+
+/**
+ * The JSON form of an image's info. Absent values are left out; an invalid `Date` counts as
+ * absent, since no RFC 3339 string can say it.
+ */
+export function imageInfoToJSON(info: ImageInfo): ImageInfoJSON {
+  const out: ImageInfoJSON = {
+    ref: info.ref.toString(),
+    digest: info.digest,
+    mediaType: info.mediaType,
+    labels: copyRecord(info.labels),
+    platforms: info.platforms.map(platformToJSON),
+  };
+  if (info.platformDigest !== undefined) out.platformDigest = info.platformDigest;
+  if (info.imageID !== undefined) out.imageID = info.imageID;
+  const createdAt = info.createdAt && formatRfc3339(info.createdAt);
+  if (createdAt !== undefined) out.createdAt = createdAt;
+  if (info.platform !== undefined) out.platform = platformToJSON(info.platform);
+  const lastFetched = info.lastFetched && formatRfc3339(info.lastFetched);
+  if (lastFetched !== undefined) out.lastFetched = lastFetched;
+  return out;
+}
+
+function infoFromParsed(j: z.output<typeof imageInfoSchema>): ImageInfo {
+  const info: ImageInfo = {
+    ref: parseImageRef(j.ref),
+    digest: j.digest,
+    mediaType: j.mediaType,
+    labels: copyRecord(j.labels),
+    platforms: j.platforms.map(platformToJSON),
+  };
+  if (j.platformDigest !== undefined) info.platformDigest = j.platformDigest;
+  if (j.imageID !== undefined) info.imageID = j.imageID;
+  if (j.createdAt !== undefined) info.createdAt = parseRfc3339(j.createdAt);
+  if (j.platform !== undefined) info.platform = platformToJSON(j.platform);
+  if (j.lastFetched !== undefined) info.lastFetched = parseRfc3339(j.lastFetched);
+  return info;
+}
+
+/** Reads an image's info from its JSON form; throws InvalidImageDataError. */
+export function imageInfoFromJSON(value: unknown): ImageInfo {
+  return infoFromParsed(decode("ImageInfo", imageInfoSchema, value));
+}
+
+/** The JSON form of an entry: `{"info": ...}` or `{"excludedReason": ...}`, never both. */
+export function imageEntryToJSON(entry: ImageEntry): ImageEntryJSON {
+  return entry.info !== undefined
+    ? { info: imageInfoToJSON(entry.info) }
+    : { excludedReason: entry.excludedReason };
+}
+
+/** Reads an entry from its JSON form; throws InvalidImageDataError. */
+export function imageEntryFromJSON(value: unknown): ImageEntry {
+  const e = decode("ImageEntry", imageEntrySchema, value);
+  if (e.info !== undefined) return { info: infoFromParsed(e.info) };
+  return { excludedReason: e.excludedReason ?? "" };
+}
+
+/** The JSON form of a repository's metadata, images keyed by tag. */
+export function repositoryMetadataToJSON(meta: RepositoryMetadata): RepositoryMetadataJSON {
+  const images = Object.fromEntries(
+    [...meta.images].map(([tag, info]) => [tag, imageInfoToJSON(info)] as const),
+  );
+  return { tags: [...meta.tags], images };
+}
+
+/** Reads a repository's metadata from its JSON form; throws InvalidImageDataError. */
+export function repositoryMetadataFromJSON(value: unknown): RepositoryMetadata {
+  const j = decode("RepositoryMetadata", repositoryMetadataSchema, value);
+  const images = new Map<string, ImageInfo>();
+  const problems: string[] = [];
+  for (const [tag, raw] of Object.entries(j.images)) {
+    const info = imageInfoSchema.safeParse(raw);
+    if (info.success) images.set(tag, infoFromParsed(info.data));
+    else problems.push(...problemsOf(info.error, ["images", tag]));
+  }
+  if (problems.length > 0) throw new InvalidImageDataError("RepositoryMetadata", problems);
+  return { tags: j.tags, images };
+}
