@@ -1,0 +1,122 @@
+/**
+ * Finds the next page of a paginated listing (`Link: </v2/x/tags/list?n=100&last=a>;
+ * rel="next"`, RFC 8288) and resolves it against the URL of the request that returned it.
+ */
+
+// Headers are small; a bound keeps a hostile one from costing much.
+const MAX_HEADER = 16 * 1024;
+
+interface LinkValue {
+  target: string;
+  params: Map<string, string>;
+}
+
+/** Splits a `Link` header into link-values; commas inside `<...>` and quotes do not split. */
+function parseLinks(header: string): LinkValue[] {
+  const out: LinkValue[] = [];
+  let i = 0;
+  const n = header.length;
+  while (i < n) {
+    while (i < n && (header[i] === "," || header[i] === " " || header[i] === "\t")) i++;
+    if (i >= n) break;
+    if (header[i] !== "<") {
+      // Not a link-value: skip to the next top-level comma.
+      i = skipToComma(header, i);
+      continue;
+    }
+    const close = header.indexOf(">", i + 1);
+    if (close < 0) break;
+    const target = header.slice(i + 1, close).trim();
+    i = close + 1;
+    const params = new Map<string, string>();
+    for (;;) {
+      while (i < n && (header[i] === " " || header[i] === "\t")) i++;
+      if (header[i] !== ";") break;
+      i++;
+      while (i < n && (header[i] === " " || header[i] === "\t")) i++;
+      let name = "";
+      while (i < n && /[!#$%&'*+\-.^_`|~0-9A-Za-z]/.test(header[i] as string)) name += header[i++];
+      while (i < n && (header[i] === " " || header[i] === "\t")) i++;
+      let value = "";
+      if (header[i] === "=") {
+        i++;
+        while (i < n && (header[i] === " " || header[i] === "\t")) i++;
+        if (header[i] === '"') {
+          i++;
+          while (i < n && header[i] !== '"') {
+            if (header[i] === "\\" && i + 1 < n) i++;
+            value += header[i++];
+          }
+          i++;
+        } else {
+          while (i < n && !/[;,\s]/.test(header[i] as string)) value += header[i++];
+        }
+      }
+      const key = name.toLowerCase();
+      if (key !== "" && !params.has(key)) params.set(key, value);
+    }
+    out.push({ target, params });
+    i = skipToComma(header, i);
+  }
+  return out;
+}
+
+function skipToComma(s: string, from: number): number {
+  let i = from;
+  let quoted = false;
+  let angled = false;
+  while (i < s.length) {
+    const c = s[i];
+    if (quoted) {
+      if (c === "\\") i++;
+      else if (c === '"') quoted = false;
+    } else if (angled) {
+      if (c === ">") angled = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "<") angled = true;
+    else if (c === ",") return i;
+    i++;
+  }
+  return i;
+}
+
+/**
+ * The URL of the next page from a `Link` header (several values, or an array of headers),
+ * resolved against `requestUrl`; `undefined` when there is no `rel="next"` link.
+ *
+ * Only a link to the same origin (scheme, host and port) as the request is followed,
+ * otherwise this returns `undefined`: the next request carries the registry's credentials,
+ * and a listing that points elsewhere would send them to a host they were not meant for
+ * (or make regscan fetch arbitrary URLs for a hostile registry). No registry paginates
+ * across origins.
+ */
+export function nextLink(
+  header: string | readonly string[] | undefined | null,
+  requestUrl: string | URL,
+): URL | undefined {
+  if (header === undefined || header === null) return undefined;
+  const value = typeof header === "string" ? header : header.join(", ");
+  if (value.length > MAX_HEADER) return undefined;
+  let base: URL;
+  try {
+    base = new URL(requestUrl);
+  } catch {
+    return undefined;
+  }
+  for (const link of parseLinks(value)) {
+    const rels = (link.params.get("rel") ?? "").toLowerCase().split(/\s+/);
+    if (!rels.includes("next")) continue;
+    let next: URL;
+    try {
+      next = new URL(link.target, base);
+    } catch {
+      return undefined;
+    }
+    if (next.origin !== base.origin || next.username !== "" || next.password !== "") {
+      return undefined;
+    }
+    next.hash = "";
+    return next;
+  }
+  return undefined;
+}

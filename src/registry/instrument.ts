@@ -1,0 +1,162 @@
+/**
+ * Prometheus metrics for the registry side (Flux v1's `NewInstrumentedClient` and
+ * `NewInstrumentedRegistry`): fetch durations of a `Client` and a `Registry`, and a counter
+ * of HTTP requests that the transport feeds. Metrics go on a prom-client registry the
+ * caller passes (a new one by default); creating them twice reuses the first.
+ */
+import { performance } from "node:perf_hooks";
+import { Counter, Histogram, Registry as PromRegistry } from "prom-client";
+import { RegscanError } from "../errors.js";
+import type { Client } from "./client.js";
+import type { Registry } from "./registry.js";
+
+/** Label naming what a client fetched. */
+export const LabelRequestKind = "kind";
+/** `kind` of a tag listing. */
+export const RequestKindTags = "tags";
+/** `kind` of a manifest or `HEAD` (image metadata). */
+export const RequestKindMetadata = "metadata";
+/** Label saying whether the operation succeeded (`"true"` / `"false"`). */
+export const LabelSuccess = "success";
+
+/** Name of the `Client` fetch-duration histogram. */
+export const ClientFetchDurationMetric = "regscan_client_fetch_duration_seconds";
+/** Name of the `Registry` fetch-duration histogram. */
+export const RegistryFetchDurationMetric = "regscan_registry_fetch_duration_seconds";
+/** Name of the HTTP request counter. */
+export const HttpRequestsMetric = "regscan_http_requests_total";
+
+/** A metric name already registered as another kind of metric. */
+export class MetricConflictError extends RegscanError {
+  readonly code = "METRIC_CONFLICT";
+  constructor(readonly metric: string) {
+    super(`metric ${metric} is already registered as a different kind of metric`);
+  }
+}
+
+function histogram<L extends string>(
+  register: PromRegistry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Histogram<L> {
+  const existing = register.getSingleMetric(name);
+  if (existing !== undefined) {
+    if (existing instanceof Histogram) return existing as Histogram<L>;
+    throw new MetricConflictError(name);
+  }
+  return new Histogram<L>({ name, help, labelNames, registers: [register] });
+}
+
+function counter<L extends string>(
+  register: PromRegistry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
+  const existing = register.getSingleMetric(name);
+  if (existing !== undefined) {
+    if (existing instanceof Counter) return existing as Counter<L>;
+    throw new MetricConflictError(name);
+  }
+  return new Counter<L>({ name, help, labelNames, registers: [register] });
+}
+
+/** `regscan_client_fetch_duration_seconds{kind, success}`. */
+export class ClientMetrics {
+  readonly fetchDuration: Histogram<typeof LabelRequestKind | typeof LabelSuccess>;
+  constructor(readonly register: PromRegistry = new PromRegistry()) {
+    this.fetchDuration = histogram(
+      register,
+      ClientFetchDurationMetric,
+      "Duration of image metadata fetches from registries, in seconds.",
+      [LabelRequestKind, LabelSuccess],
+    );
+  }
+}
+
+/** `regscan_registry_fetch_duration_seconds{success}`. */
+export class RegistryMetrics {
+  readonly fetchDuration: Histogram<typeof LabelSuccess>;
+  constructor(readonly register: PromRegistry = new PromRegistry()) {
+    this.fetchDuration = histogram(
+      register,
+      RegistryFetchDurationMetric,
+      "Duration of image metadata requests answered by a Registry (e.g. from the cache), in seconds.",
+      [LabelSuccess],
+    );
+  }
+}
+
+/** `regscan_http_requests_total{host, method, status}`, incremented by the transport. */
+export class HttpMetrics {
+  readonly requests: Counter<"host" | "method" | "status">;
+  constructor(readonly register: PromRegistry = new PromRegistry()) {
+    this.requests = counter(
+      register,
+      HttpRequestsMetric,
+      "HTTP requests sent to registries and token services, by host, method and status (`error` when no answer came).",
+      ["host", "method", "status"],
+    );
+  }
+
+  /** Counts one request; `status` is the HTTP status, or e.g. `"error"` when none came. */
+  observe(host: string, method: string, status: number | string): void {
+    this.requests.inc({
+      host: host.toLowerCase(),
+      method: method.toUpperCase(),
+      status: String(status),
+    });
+  }
+}
+
+async function timed<T>(
+  observe: (success: boolean, seconds: number) => void,
+  run: () => Promise<T>,
+): Promise<T> {
+  const start = performance.now();
+  let success = false;
+  try {
+    const result = await run();
+    success = true;
+    return result;
+  } finally {
+    observe(success, (performance.now() - start) / 1000);
+  }
+}
+
+/**
+ * A `Client` that records the duration of every call: `tags` as kind `tags`, `manifest`
+ * and `head` as kind `metadata`. Pass `ClientMetrics`, or a prom-client registry to put
+ * them on (default: a new registry).
+ */
+export function instrumentClient(client: Client, metrics?: ClientMetrics | PromRegistry): Client {
+  const m = metrics instanceof ClientMetrics ? metrics : new ClientMetrics(metrics);
+  const observe = (kind: string) => (success: boolean, seconds: number) =>
+    m.fetchDuration.observe({ [LabelRequestKind]: kind, [LabelSuccess]: String(success) }, seconds);
+  return {
+    tags: (opts) => timed(observe(RequestKindTags), () => client.tags(opts)),
+    manifest: (reference, opts) =>
+      timed(observe(RequestKindMetadata), () => client.manifest(reference, opts)),
+    head: (reference, opts) =>
+      timed(observe(RequestKindMetadata), () => client.head(reference, opts)),
+  };
+}
+
+/**
+ * A `Registry` that records the duration of every call. Pass `RegistryMetrics`, or a
+ * prom-client registry to put them on (default: a new registry).
+ */
+export function instrumentRegistry(
+  registry: Registry,
+  metrics?: RegistryMetrics | PromRegistry,
+): Registry {
+  const m = metrics instanceof RegistryMetrics ? metrics : new RegistryMetrics(metrics);
+  const observe = (success: boolean, seconds: number) =>
+    m.fetchDuration.observe({ [LabelSuccess]: String(success) }, seconds);
+  return {
+    getImageRepositoryMetadata: (name, opts) =>
+      timed(observe, () => registry.getImageRepositoryMetadata(name, opts)),
+    getImage: (ref, opts) => timed(observe, () => registry.getImage(ref, opts)),
+  };
+}
