@@ -1,9 +1,15 @@
 /**
- * Credentials for registries (Flux v1's `registry.Credentials`). SKELETON: the credentials
- * work fills in parsing, merging and the dynamic sources; the signatures are the contract
- * that the registry client relies on (`Credentials.none()` and `resolve()`).
+ * Credentials for registries (Flux v1's `registry.Credentials`): static entries from docker
+ * config files, plus the dynamic sources asked when a host has no static entry — docker
+ * credential helpers, then the host's cloud provider. No secret is ever printed.
  */
+import { inspect } from "node:util";
 import type { OperationOptions } from "../registry.js";
+import type { CloudCredentialProvider } from "./cloud-provider.js";
+import { CredentialHelperRunner } from "./credential-helper.js";
+import { parseDockerConfig } from "./docker-config.js";
+import { describeCredential } from "./host-credential.js";
+import { hostOfServerKey } from "./server-key.js";
 
 /**
  * One host's credential. The secret is reachable only through `password` / `identityToken`
@@ -22,32 +28,199 @@ export interface HostCredential {
   toString(): string;
 }
 
-/** A set of credentials by registry host. */
+/** Where the dynamic sources of a `Credentials` come from. */
+export interface CredentialsOptions {
+  /**
+   * Runs credential helpers; share one between `Credentials` to share its answer cache
+   * (default: one runner shared by the whole process).
+   */
+  helperRunner?: CredentialHelperRunner;
+  /**
+   * Cloud providers asked for hosts with no static entry and no helper answer, in order.
+   * Default for `parse()`: none (parsing stays pure); `readDockerConfigFile` and
+   * `imageCredsWithDefaults` default to `sharedCloudProviders()`. Pass
+   * `defaultCloudProviders({ logger })` to find ECR, GCR / Artifact Registry and ACR
+   * credentials by themselves and log their failures.
+   */
+  cloudProviders?: readonly CloudCredentialProvider[];
+  /** Recorded on every parsed credential (default `docker-config:<from>`). */
+  provenance?: string;
+}
+
+interface HelperConfig {
+  readonly credsStore: string | undefined;
+  readonly credHelpers: ReadonlyMap<string, string>;
+  readonly runner: CredentialHelperRunner | undefined;
+}
+
+interface Parts {
+  entries: ReadonlyMap<string, HostCredential>;
+  helpers: HelperConfig;
+  cloud: readonly CloudCredentialProvider[];
+}
+
+const NO_HELPERS: HelperConfig = {
+  credsStore: undefined,
+  credHelpers: new Map(),
+  runner: undefined,
+};
+
+let sharedRunner: CredentialHelperRunner | undefined;
+
+/** The helper runner shared by every `Credentials` that was not given one. */
+function defaultHelperRunner(): CredentialHelperRunner {
+  sharedRunner ??= new CredentialHelperRunner();
+  return sharedRunner;
+}
+
+/**
+ * A set of credentials by registry host. Immutable: `merge` returns a new set.
+ *
+ * `resolve(host)` looks, in order, at: the static entries (docker config `auths`, pull
+ * secrets, cloud tokens merged in), the credential helper for the host (`credHelpers`, else
+ * `credsStore`), the cloud provider whose host it is, and otherwise answers `undefined`
+ * (anonymous).
+ */
 export class Credentials {
-  /** No credentials at all: every host is anonymous. */
+  readonly #entries: ReadonlyMap<string, HostCredential>;
+  readonly #helpers: HelperConfig;
+  readonly #cloud: readonly CloudCredentialProvider[];
+
+  private constructor(parts: Parts) {
+    this.#entries = parts.entries;
+    this.#helpers = parts.helpers;
+    this.#cloud = parts.cloud;
+  }
+
+  /** No credentials at all: every host is anonymous, and no helper or cloud is asked. */
   static none(): Credentials {
-    return new Credentials();
+    return new Credentials({ entries: new Map(), helpers: NO_HELPERS, cloud: [] });
   }
 
-  /** The hosts with credentials. */
+  /**
+   * Parses a docker `config.json` (or Kubernetes `.dockercfg`) file's bytes. `from` names
+   * the file in errors and provenance. Throws `CredentialsFileError` for any bad input.
+   */
+  static parse(
+    from: string,
+    bytes: Uint8Array | string,
+    opts: CredentialsOptions = {},
+  ): Credentials {
+    const content = parseDockerConfig(from, bytes, opts.provenance);
+    const hasHelpers = content.credsStore !== undefined || content.credHelpers.size > 0;
+    return new Credentials({
+      entries: content.entries,
+      helpers: {
+        credsStore: content.credsStore,
+        credHelpers: content.credHelpers,
+        runner: hasHelpers ? (opts.helperRunner ?? defaultHelperRunner()) : undefined,
+      },
+      cloud: opts.cloudProviders ?? [],
+    });
+  }
+
+  /** A set made of the given credentials (keyed by their `host`), e.g. cloud tokens. */
+  static of(creds: Iterable<HostCredential>, opts: CredentialsOptions = {}): Credentials {
+    const entries = new Map<string, HostCredential>();
+    for (const c of creds) {
+      const host = hostOfServerKey(c.host);
+      if (host !== undefined) entries.set(host, c);
+    }
+    return new Credentials({ entries, helpers: NO_HELPERS, cloud: opts.cloudProviders ?? [] });
+  }
+
+  /** No static credentials, but the given cloud providers are asked for their hosts. */
+  static fromCloud(providers: readonly CloudCredentialProvider[]): Credentials {
+    return new Credentials({ entries: new Map(), helpers: NO_HELPERS, cloud: providers });
+  }
+
+  /** The hosts with static credentials, sorted. */
   hosts(): string[] {
-    return [];
+    return [...this.#entries.keys()].sort();
   }
 
-  /** The credential for a host (with or without port), from this set's static entries. */
-  credsFor(_host: string): HostCredential | undefined {
+  /**
+   * The static credential for a host, given with or without port (`:443` is the same as
+   * none) or as any Docker Hub alias.
+   */
+  credsFor(host: string): HostCredential | undefined {
+    const key = hostOfServerKey(host);
+    return key === undefined ? undefined : this.#entries.get(key);
+  }
+
+  /**
+   * The credential for a host: the static entry, else the credential helper's answer, else
+   * the cloud provider's; `undefined` means anonymous. A missing or failing credential
+   * helper throws `CredentialHelperError`. The default cloud providers log a failure and
+   * answer `undefined`, so that public images of a cloud's registry stay reachable.
+   */
+  async resolve(host: string, opts: OperationOptions = {}): Promise<HostCredential | undefined> {
+    const key = hostOfServerKey(host);
+    if (key === undefined) return undefined;
+    const stored = this.#entries.get(key);
+    if (stored) return stored;
+    const helper = this.#helpers.credHelpers.get(key) ?? this.#helpers.credsStore;
+    if (helper !== undefined) {
+      const runner = this.#helpers.runner ?? defaultHelperRunner();
+      const answer = await runner.get(helper, key, opts);
+      if (answer) return answer;
+    }
+    for (const provider of this.#cloud) {
+      if (provider.matches(key)) return provider.credentialFor(key, opts);
+    }
     return undefined;
   }
 
   /**
-   * The credential for a host, asking dynamic sources (credential helpers, cloud providers)
-   * when there is no static entry; `undefined` means anonymous.
+   * A new set with this set's entries and `other`'s; per host, `other`'s entries win (static
+   * entries and `credHelpers` alike). `other`'s `credsStore`, helper runner and cloud
+   * providers replace this set's when it has them.
    */
-  async resolve(host: string, _opts?: OperationOptions): Promise<HostCredential | undefined> {
-    return this.credsFor(host);
+  merge(other: Credentials): Credentials {
+    const entries = new Map(this.#entries);
+    for (const [host, cred] of other.#entries) entries.set(host, cred);
+    const credHelpers = new Map(this.#helpers.credHelpers);
+    for (const [host, name] of other.#helpers.credHelpers) credHelpers.set(host, name);
+    return new Credentials({
+      entries,
+      helpers: {
+        credsStore: other.#helpers.credsStore ?? this.#helpers.credsStore,
+        credHelpers,
+        runner: other.#helpers.runner ?? this.#helpers.runner,
+      },
+      cloud: other.#cloud.length > 0 ? other.#cloud : this.#cloud,
+    });
   }
 
+  /** Hosts, usernames and provenance; never a secret. */
   toString(): string {
-    return "Credentials{}";
+    const parts = this.hosts().map((h) => describeCredential(this.#entries.get(h)!));
+    if (this.#helpers.credsStore) parts.push(`credsStore=${this.#helpers.credsStore}`);
+    for (const [host, name] of [...this.#helpers.credHelpers].sort()) {
+      parts.push(`credHelpers[${host}]=${name}`);
+    }
+    if (this.#cloud.length > 0) parts.push(`cloud=${this.#cloud.map((c) => c.name).join(",")}`);
+    return `Credentials{${parts.join(", ")}}`;
+  }
+
+  toJSON(): {
+    credentials: { host: string; username: string | undefined; provenance: string }[];
+    credsStore: string | undefined;
+    credHelpers: Record<string, string>;
+    cloudProviders: string[];
+  } {
+    return {
+      credentials: this.hosts().map((h) => {
+        const c = this.#entries.get(h)!;
+        return { host: h, username: c.username, provenance: c.provenance };
+      }),
+      credsStore: this.#helpers.credsStore,
+      credHelpers: Object.fromEntries(this.#helpers.credHelpers),
+      cloudProviders: this.#cloud.map((c) => c.name),
+    };
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
   }
 }

@@ -1,0 +1,315 @@
+/**
+ * Azure Container Registry credentials: the service principal of `/etc/kubernetes/azure.json`
+ * used directly (as Flux v1 did), else an Entra ID token from `@azure/identity` (environment,
+ * workload identity, managed identity) exchanged at `POST https://<registry>/oauth2/exchange`
+ * for an ACR refresh token, kept until shortly before it expires.
+ */
+import { readFile } from "node:fs/promises";
+import type { TokenCredential } from "@azure/identity";
+import type { OperationOptions } from "../registry.js";
+import { abortable, withTimeout } from "./abortable.js";
+import { isAzureRegistryHost } from "./cloud-hosts.js";
+import type { CloudCredentialProvider } from "./cloud-provider.js";
+import type { HostCredential } from "./credentials.js";
+import type { CredentialsLogger } from "./ecr.js";
+import { CloudCredentialsError, describeCause } from "./errors.js";
+import { StoredHostCredential } from "./host-credential.js";
+
+/** The username ACR expects with a refresh token. */
+export const ACR_REFRESH_TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000";
+
+/** Where AKS (and Flux v1) put the cluster's cloud provider configuration. */
+export const DEFAULT_AZURE_JSON = "/etc/kubernetes/azure.json";
+
+const MAX_ANSWER = 1024 * 1024;
+const FETCH_TIMEOUT_MS = 30_000;
+
+/** Options for ACR credentials. */
+export interface AcrOptions {
+  /** The cloud provider config with `aadClientId` / `aadClientSecret` (default `/etc/kubernetes/azure.json`). */
+  azureJsonPath?: string;
+  /** The exchange endpoint for a registry (default `https://<host>/oauth2/exchange`). */
+  exchangeUrl?: (host: string) => string;
+  /** The Entra ID credential (default: environment, workload identity, managed identity). */
+  tokenCredential?: TokenCredential;
+  /** A refresh token is replaced this long before it expires (default 5 minutes). */
+  refreshMarginMs?: number;
+  /** Milliseconds since the epoch; injectable for tests. */
+  clock?: () => number;
+}
+
+interface AzureJson {
+  aadClientId?: string;
+  aadClientSecret?: string;
+  tenantId?: string;
+  useManagedIdentityExtension?: boolean;
+  userAssignedIdentityID?: string;
+}
+
+interface Cached {
+  cred: HostCredential;
+  expiresAt: number;
+}
+
+/** ACR credentials per registry host, cached until shortly before they expire. */
+export class AcrTokenSource {
+  readonly #opts: AcrOptions;
+  readonly #marginMs: number;
+  readonly #clock: () => number;
+  readonly #cache = new Map<string, Cached>();
+  readonly #inflight = new Map<string, Promise<Cached>>();
+  #credential: TokenCredential | undefined;
+
+  constructor(opts: AcrOptions = {}) {
+    this.#opts = opts;
+    this.#marginMs = opts.refreshMarginMs ?? 5 * 60_000;
+    this.#clock = opts.clock ?? Date.now;
+  }
+
+  /** The credential for an ACR host; throws `CloudCredentialsError`. */
+  async credentialFor(host: string, opts: OperationOptions = {}): Promise<HostCredential> {
+    if (!isAzureRegistryHost(host)) {
+      throw new CloudCredentialsError("azure", host, "not an Azure Container Registry host");
+    }
+    const cached = this.#cache.get(host);
+    if (cached && cached.expiresAt - this.#marginMs > this.#clock()) return cached.cred;
+    let running = this.#inflight.get(host);
+    if (!running) {
+      running = withTimeout(
+        // Shared by every caller: one caller giving up does not cancel it for the others.
+        this.#fetch(host, undefined),
+        FETCH_TIMEOUT_MS,
+        () =>
+          new CloudCredentialsError("azure", host, `no credential within ${FETCH_TIMEOUT_MS} ms`),
+      ).finally(() => this.#inflight.delete(host));
+      this.#inflight.set(host, running);
+    }
+    return (await abortable(running, opts.signal)).cred;
+  }
+
+  async #fetch(host: string, signal: AbortSignal | undefined): Promise<Cached> {
+    const path = this.#opts.azureJsonPath ?? DEFAULT_AZURE_JSON;
+    const cfg = await readAzureJson(path, host);
+    if (
+      cfg?.aadClientId &&
+      cfg.aadClientSecret &&
+      !cfg.useManagedIdentityExtension &&
+      cfg.aadClientId !== "msi"
+    ) {
+      // Flux v1's way: ACR accepts a service principal's id and secret as Basic credentials.
+      const cred = new StoredHostCredential({
+        host,
+        username: cfg.aadClientId,
+        password: cfg.aadClientSecret,
+        provenance: `azure-json:${path}`,
+      });
+      // Re-read now and then so that a rotated secret is picked up.
+      const entry = { cred, expiresAt: this.#clock() + this.#marginMs + 60 * 60_000 };
+      this.#cache.set(host, entry);
+      return entry;
+    }
+    const credential = await this.#tokenCredential(cfg);
+    let aad: string;
+    try {
+      const token = await credential.getToken(
+        scopeFor(host),
+        signal ? { abortSignal: signal } : {},
+      );
+      if (!token?.token) throw new Error("no token");
+      aad = token.token;
+    } catch (err) {
+      throw new CloudCredentialsError("azure", host, `no Entra ID token (${describeCause(err)})`, {
+        cause: err,
+      });
+    }
+    const tenant = jwtClaims(aad)?.tid ?? process.env.AZURE_TENANT_ID ?? cfg?.tenantId;
+    const refresh = await exchange(host, this.#exchangeUrl(host), aad, tenant, signal);
+    const exp = jwtClaims(refresh)?.exp;
+    const expiresAt = typeof exp === "number" ? exp * 1000 : this.#clock() + 60 * 60_000;
+    const entry = {
+      cred: new StoredHostCredential({
+        host,
+        username: ACR_REFRESH_TOKEN_USERNAME,
+        password: refresh,
+        provenance: "azure:entra-id-exchange",
+      }),
+      expiresAt,
+    };
+    this.#cache.set(host, entry);
+    return entry;
+  }
+
+  #exchangeUrl(host: string): string {
+    return this.#opts.exchangeUrl
+      ? this.#opts.exchangeUrl(host)
+      : `https://${host}/oauth2/exchange`;
+  }
+
+  async #tokenCredential(cfg: AzureJson | undefined): Promise<TokenCredential> {
+    if (this.#opts.tokenCredential) return this.#opts.tokenCredential;
+    if (this.#credential) return this.#credential;
+    const id = await import("@azure/identity");
+    if (cfg?.useManagedIdentityExtension) {
+      const clientId = cfg.userAssignedIdentityID;
+      this.#credential = clientId
+        ? new id.ManagedIdentityCredential({ clientId })
+        : new id.ManagedIdentityCredential();
+    } else {
+      const chain: TokenCredential[] = [new id.EnvironmentCredential()];
+      if (process.env.AZURE_FEDERATED_TOKEN_FILE) chain.push(new id.WorkloadIdentityCredential());
+      const clientId = process.env.AZURE_CLIENT_ID;
+      chain.push(
+        clientId
+          ? new id.ManagedIdentityCredential({ clientId })
+          : new id.ManagedIdentityCredential(),
+      );
+      this.#credential = new id.ChainedTokenCredential(...chain);
+    }
+    return this.#credential;
+  }
+}
+
+async function readAzureJson(path: string, host: string): Promise<AzureJson | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new CloudCredentialsError("azure", host, `cannot read ${path} (${describeCause(err)})`);
+  }
+  try {
+    const doc: unknown = JSON.parse(text);
+    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new Error();
+    const d = doc as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+    return {
+      aadClientId: str(d.aadClientId),
+      aadClientSecret: str(d.aadClientSecret),
+      tenantId: str(d.tenantId),
+      useManagedIdentityExtension: d.useManagedIdentityExtension === true,
+      userAssignedIdentityID: str(d.userAssignedIdentityID),
+    };
+  } catch {
+    throw new CloudCredentialsError("azure", host, `${path} is not a JSON object`);
+  }
+}
+
+/** The Azure Resource Manager audience of the registry's cloud. */
+function scopeFor(host: string): string {
+  const h = host.toLowerCase();
+  if (h.endsWith(".azurecr.cn")) return "https://management.chinacloudapi.cn/.default";
+  if (h.endsWith(".azurecr.us")) return "https://management.usgovcloudapi.net/.default";
+  if (h.endsWith(".azurecr.de")) return "https://management.microsoftazure.de/.default";
+  return "https://management.azure.com/.default";
+}
+
+async function exchange(
+  host: string,
+  url: string,
+  aadToken: string,
+  tenant: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const form = new URLSearchParams({
+    grant_type: "access_token",
+    service: host,
+    access_token: aadToken,
+  });
+  if (tenant) form.set("tenant", tenant);
+  const bounded = signal
+    ? AbortSignal.any([signal, AbortSignal.timeout(30_000)])
+    : AbortSignal.timeout(30_000);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: form.toString(),
+      redirect: "error",
+      signal: bounded,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw new CloudCredentialsError(
+      "azure",
+      host,
+      `ACR token exchange failed (${describeCause(err)})`,
+    );
+  }
+  const text = await readBounded(res);
+  if (!res.ok) {
+    throw new CloudCredentialsError(
+      "azure",
+      host,
+      `ACR token exchange answered HTTP ${res.status}`,
+    );
+  }
+  try {
+    const doc = JSON.parse(text) as { refresh_token?: unknown };
+    if (typeof doc.refresh_token === "string" && doc.refresh_token !== "") return doc.refresh_token;
+  } catch {
+    // reported below
+  }
+  throw new CloudCredentialsError("azure", host, "ACR token exchange answer has no refresh_token");
+}
+
+async function readBounded(res: Response): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_ANSWER) {
+      await reader.cancel();
+      break;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The claims of a JWT, unverified: only its expiry and tenant are read. */
+function jwtClaims(token: string): { exp?: number; tid?: string } | undefined {
+  const payload = token.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const doc: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    if (typeof doc !== "object" || doc === null) return undefined;
+    const d = doc as Record<string, unknown>;
+    return {
+      ...(typeof d.exp === "number" ? { exp: d.exp } : {}),
+      ...(typeof d.tid === "string" ? { tid: d.tid } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of the Azure provider `Credentials.resolve` asks. */
+export interface AzureProviderOptions extends AcrOptions {
+  logger?: CredentialsLogger;
+}
+
+/** The Azure cloud provider; a failure is logged and the host is tried anonymously. */
+export function azureCloudProvider(opts: AzureProviderOptions = {}): CloudCredentialProvider {
+  const source = new AcrTokenSource(opts);
+  return {
+    name: "azure",
+    matches: isAzureRegistryHost,
+    async credentialFor(host, o = {}) {
+      try {
+        return await source.credentialFor(host, o);
+      } catch (err) {
+        if (o.signal?.aborted) throw err;
+        opts.logger?.warn(
+          { host, err: describeCause(err) },
+          "no Azure credentials; trying anonymously",
+        );
+        return undefined;
+      }
+    },
+  };
+}

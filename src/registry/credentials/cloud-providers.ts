@@ -1,0 +1,38 @@
+/**
+ * The cloud providers `Credentials.resolve` asks by default for hosts without static or
+ * helper credentials: ECR, then Google, then Azure. Each loads its SDK on first use only.
+ */
+import { type AzureProviderOptions, azureCloudProvider } from "./azure.js";
+import type { CloudCredentialProvider } from "./cloud-provider.js";
+import { type CredentialsLogger, type EcrProviderOptions, ecrCloudProvider } from "./ecr.js";
+import { type GcpProviderOptions, gcpCloudProvider } from "./gcp.js";
+
+/** Settings per cloud; `false` leaves a cloud out. */
+export interface CloudProvidersOptions {
+  logger?: CredentialsLogger;
+  aws?: EcrProviderOptions | false;
+  gcp?: GcpProviderOptions | false;
+  azure?: AzureProviderOptions | false;
+}
+
+/** ECR, Google and Azure providers, each with its own token cache. */
+export function defaultCloudProviders(opts: CloudProvidersOptions = {}): CloudCredentialProvider[] {
+  const logger = opts.logger ? { logger: opts.logger } : {};
+  const out: CloudCredentialProvider[] = [];
+  if (opts.aws !== false) out.push(ecrCloudProvider({ ...logger, ...opts.aws }));
+  if (opts.gcp !== false) out.push(gcpCloudProvider({ ...logger, ...opts.gcp }));
+  if (opts.azure !== false) out.push(azureCloudProvider({ ...logger, ...opts.azure }));
+  return out;
+}
+
+let shared: CloudCredentialProvider[] | undefined;
+
+/**
+ * One set of default providers for the whole process, so that every `Credentials` read
+ * from a docker config file shares their token caches. Failures are not logged; build your
+ * own with `defaultCloudProviders({ logger })` to see them.
+ */
+export function sharedCloudProviders(): readonly CloudCredentialProvider[] {
+  shared ??= defaultCloudProviders();
+  return shared;
+}
