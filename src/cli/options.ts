@@ -1,0 +1,105 @@
+/**
+ * Options shared by the commands that talk to a registry directly (`tags`, `inspect`):
+ * platform, insecure hosts, docker config, trace, output; and the factory and credentials
+ * they make from them.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { Command } from "commander";
+import type { Platform } from "../image/info.js";
+import { Credentials } from "../registry/credentials/credentials.js";
+import { readDockerConfigFile } from "../registry/credentials/image-creds.js";
+import { RemoteClientFactory } from "../registry/factory.js";
+import { parsePlatform } from "../registry/manifest/platform.js";
+import { cliLogger } from "./commands/scan.js";
+import { type CliContext, CliError } from "./context.js";
+import type { OutputFormat } from "./output.js";
+
+/** The flags `addRegistryOptions` adds, as commander hands them over. */
+export interface RegistryFlags {
+  platform?: Platform;
+  insecureHost: string[];
+  dockerConfig?: string;
+  trace?: boolean;
+  output: OutputFormat;
+}
+
+/** Adds `--platform`, `--insecure-host`, `--docker-config`, `--trace` and `--output`. */
+export function addRegistryOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--platform <os/arch[/variant]>",
+      "platform to describe when a tag is multi-platform (default linux/amd64)",
+      platformOption,
+    )
+    .option(
+      "--insecure-host <host>",
+      "host allowed to use plain HTTP or unverified TLS (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--docker-config <path>",
+      "docker config.json with credentials (default $DOCKER_CONFIG/config.json, then ~/.docker/config.json)",
+    )
+    .option("--trace", "log every HTTP request (method, URL, status, duration) to stderr")
+    .option("-o, --output <format>", "text or json", outputOption, "text");
+}
+
+function platformOption(value: string): Platform {
+  try {
+    return parsePlatform(value);
+  } catch (error) {
+    throw new CliError(`--platform: ${(error as Error).message}`);
+  }
+}
+
+function outputOption(value: string): OutputFormat {
+  if (value !== "text" && value !== "json") {
+    throw new CliError(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Where docker keeps its config: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. */
+export function defaultDockerConfigPath(env: NodeJS.ProcessEnv): string {
+  return env.DOCKER_CONFIG
+    ? join(env.DOCKER_CONFIG, "config.json")
+    : join(env.HOME ?? homedir(), ".docker", "config.json");
+}
+
+/**
+ * The credentials of `--docker-config`, or of the default file. A file the user named must
+ * be readable; a missing default file means anonymous.
+ */
+export async function loadCredentials(
+  flags: RegistryFlags,
+  env: NodeJS.ProcessEnv,
+): Promise<Credentials> {
+  const path = flags.dockerConfig ?? defaultDockerConfigPath(env);
+  try {
+    return await readDockerConfigFile(path);
+  } catch (error) {
+    if (flags.dockerConfig === undefined && causeCode(error) === "ENOENT")
+      return Credentials.none();
+    throw new CliError((error as Error).message);
+  }
+}
+
+function causeCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === "string" ? cause.code : undefined;
+}
+
+/** A factory for one command run; the caller closes it. */
+export function factoryFromFlags(flags: RegistryFlags, ctx: CliContext): RemoteClientFactory {
+  return new RemoteClientFactory({
+    logger: cliLogger(ctx, flags.trace ? "info" : "warn"),
+    trace: flags.trace ?? false,
+    insecureHosts: flags.insecureHost,
+    env: ctx.env,
+    ...(flags.platform ? { platform: flags.platform } : {}),
+  });
+}

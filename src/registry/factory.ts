@@ -1,0 +1,142 @@
+/**
+ * `RemoteClientFactory`: makes a `RemoteClient` per repository and credentials, sharing
+ * one transport stack between them — agents, rate limiters, the challenge learnt per host
+ * and the token cache — so that many clients cost one ping per host and one token per scope.
+ */
+import pino, { type Logger } from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
+import type { Platform } from "../image/info.js";
+import type { ImageName } from "../image/ref.js";
+import type { Client, ClientFactory, ClientOptions } from "./client.js";
+import type { Credentials, HostCredential } from "./credentials/credentials.js";
+import { type ResponseObserver, TransportStack } from "./http/chain.js";
+import { insecureHostPolicy } from "./http/insecure-hosts.js";
+import { RateLimiters } from "./http/rate-limiters.js";
+import type { RetryOptions } from "./http/retry.js";
+import type { InsecurePolicy } from "./http/send.js";
+import { HttpMetrics } from "./instrument.js";
+import { DEFAULT_PLATFORM, parsePlatform } from "./manifest/platform.js";
+import { RemoteClient } from "./remote-client.js";
+
+/** Options of `RemoteClientFactory`; every one has a sensible default. */
+export interface RemoteClientFactoryOptions {
+  /** Where to log (pino); default: a silent logger. */
+  logger?: Logger;
+  /** Per-host rate limiters to share, or the rate to make them with (default 200 rps, burst 125). */
+  limiters?: RateLimiters | { rps: number; burst: number };
+  /** Log every request's method, URL, status and duration (never a header). */
+  trace?: boolean;
+  /**
+   * Hosts (with or without port) that may skip TLS verification and fall back to plain
+   * HTTP when HTTPS fails. Every other host is HTTPS with verification, always.
+   */
+  insecureHosts?: readonly string[];
+  /** The platform to describe when a tag is an index (default linux/amd64); `OS/ARCH[/VARIANT]` or a Platform. */
+  platform?: Platform | string;
+  /** Extra PEM CA bundles to trust (besides the system's and NODE_EXTRA_CA_CERTS). */
+  caFiles?: readonly string[];
+  /**
+   * Where to count HTTP requests by host, method and status (`regscan_http_requests_total`):
+   * a prom-client registry or an `HttpMetrics`. Default: not counted.
+   */
+  metrics?: MetricsRegistry | HttpMetrics;
+  /** Called after every HTTP request sent (host, method, status), e.g. to count them. */
+  observe?: ResponseObserver;
+  /** Most tag-list pages followed per listing (default 10,000). */
+  maxTagPages?: number;
+  /** Most tags accepted per repository (default 1,000,000). */
+  maxTags?: number;
+  /** Tags asked for per page (`n`, default 1000). */
+  tagPageSize?: number;
+  /** `User-Agent` of every request (default `regscan/<version>`). */
+  userAgent?: string;
+  /** Retry bounds (attempts, back-off, total time). */
+  retry?: RetryOptions;
+  /** Environment for proxies and NODE_EXTRA_CA_CERTS (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Clock for token expiry (tests). */
+  now?: () => number;
+}
+
+/** The library's `ClientFactory` for real registries. Call `close()` when done with it. */
+export class RemoteClientFactory implements ClientFactory {
+  /** The rate limiters requests go through (shared with whoever passed them in). */
+  readonly limiters: RateLimiters;
+  readonly #stack: TransportStack;
+  readonly #isInsecure: InsecurePolicy;
+  readonly #platform: Platform;
+  readonly #opts: RemoteClientFactoryOptions;
+
+  constructor(opts: RemoteClientFactoryOptions = {}) {
+    this.#opts = opts;
+    this.limiters =
+      opts.limiters instanceof RateLimiters
+        ? opts.limiters
+        : new RateLimiters(
+            opts.limiters ? { rps: opts.limiters.rps, burst: opts.limiters.burst } : {},
+          );
+    this.#isInsecure = insecureHostPolicy(opts.insecureHosts ?? []);
+    this.#platform =
+      typeof opts.platform === "string"
+        ? parsePlatform(opts.platform)
+        : (opts.platform ?? { ...DEFAULT_PLATFORM });
+    const counter =
+      opts.metrics instanceof HttpMetrics
+        ? opts.metrics
+        : opts.metrics instanceof MetricsRegistry
+          ? new HttpMetrics(opts.metrics)
+          : undefined;
+    this.#stack = new TransportStack({
+      logger: opts.logger ?? pino({ level: "silent" }),
+      limiters: this.limiters,
+      trace: opts.trace ?? false,
+      isInsecure: this.#isInsecure,
+      userAgent: opts.userAgent ?? "regscan/0.1.0",
+      ...(opts.retry ? { retry: opts.retry } : {}),
+      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
+      observe: (r) => {
+        counter?.observe(r.host, r.method, r.status);
+        opts.observe?.(r);
+      },
+    });
+  }
+
+  /** A client for `name` with `creds`; cheap, make one per repository scan. */
+  clientFor(name: ImageName, creds: Credentials, opts: ClientOptions = {}): Client {
+    const host = name.apiHost;
+    let resolving: Promise<HostCredential | undefined> | undefined;
+    const credential = (signal?: AbortSignal) => {
+      if (!resolving) {
+        const p = creds.resolve(host, signal ? { signal } : {});
+        resolving = p;
+        // A failed look-up (a helper that timed out) is asked again next time.
+        p.catch(() => {
+          if (resolving === p) resolving = undefined;
+        });
+      }
+      return resolving;
+    };
+    return new RemoteClient({
+      name,
+      transports: this.#stack.forRepository(host, `repository:${name.path}:pull`, credential),
+      pings: this.#stack.pings,
+      isInsecure: this.#isInsecure,
+      platform: opts.platform ?? this.#platform,
+      maxTagPages: this.#opts.maxTagPages ?? 10_000,
+      maxTags: this.#opts.maxTags ?? 1_000_000,
+      tagPageSize: this.#opts.tagPageSize ?? 1000,
+    });
+  }
+
+  /** A whole pass over `name` went well: its host's rate may rise again (after the cool-down). */
+  succeed(name: ImageName): void {
+    this.limiters.recover(name.apiHost);
+  }
+
+  /** Releases pooled connections. */
+  async close(): Promise<void> {
+    await this.#stack.close();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The undici dispatchers regscan sends requests through: one keep-alive agent per TLS policy
+ * (verified, or unverified for hosts the user listed as insecure), with extra CAs and the
+ * proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY. No global dispatcher is touched.
+ */
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
+import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
+
+/** How the dispatchers are built. */
+export interface DispatcherOptions {
+  /** Extra PEM CA bundles to trust besides the system roots and `NODE_EXTRA_CA_CERTS`. */
+  caFiles?: readonly string[];
+  /** Where to read `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, `NODE_EXTRA_CA_CERTS` (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Idle keep-alive time of pooled connections (default 30 s). */
+  keepAliveTimeoutMs?: number;
+  /** Connections per origin (default 16). */
+  connectionsPerOrigin?: number;
+}
+
+/** Owns the agents; `close()` releases their sockets. */
+export class Dispatchers {
+  readonly #verified: Dispatcher;
+  readonly #unverified: Dispatcher;
+
+  constructor(opts: DispatcherOptions = {}) {
+    const env = opts.env ?? process.env;
+    const ca = trustedCAs(opts.caFiles ?? [], env);
+    const base = {
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+      connections: opts.connectionsPerOrigin ?? 16,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    };
+    this.#verified = makeAgent(base, { rejectUnauthorized: true, ...(ca ? { ca } : {}) }, env);
+    this.#unverified = makeAgent(base, { rejectUnauthorized: false }, env);
+  }
+
+  /** The dispatcher for a host: unverified TLS only when the caller says the host is insecure. */
+  for(insecure: boolean): Dispatcher {
+    return insecure ? this.#unverified : this.#verified;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#verified.close(), this.#unverified.close()]);
+  }
+}
+
+interface TlsOptions {
+  rejectUnauthorized: boolean;
+  ca?: string[];
+}
+
+function makeAgent(
+  base: {
+    keepAliveTimeout: number;
+    connections: number;
+    headersTimeout: number;
+    bodyTimeout: number;
+  },
+  tls: TlsOptions,
+  env: NodeJS.ProcessEnv,
+): Dispatcher {
+  const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY;
+  const httpProxy = env.http_proxy ?? env.HTTP_PROXY;
+  if (!httpsProxy && !httpProxy) return new Agent({ ...base, connect: tls });
+  // The proxy itself is reached with the default verified TLS; `requestTls` applies the
+  // host's policy to the tunnelled connection.
+  return new EnvHttpProxyAgent({
+    ...base,
+    connect: tls,
+    requestTls: tls,
+    httpProxy: httpProxy ?? "",
+    httpsProxy: httpsProxy ?? httpProxy ?? "",
+    noProxy: env.no_proxy ?? env.NO_PROXY ?? "",
+  });
+}
+
+/**
+ * Passing `ca` to TLS replaces the root store, so the system roots are added back. The
+ * NODE_EXTRA_CA_CERTS of `env` is read here too: Node reads only its own at start-up.
+ */
+function trustedCAs(caFiles: readonly string[], env: NodeJS.ProcessEnv): string[] | undefined {
+  const extra = env.NODE_EXTRA_CA_CERTS;
+  if (caFiles.length === 0 && !extra) return undefined;
+  const ca = [...rootCertificates];
+  if (extra) ca.push(readFileSync(extra, "utf8"));
+  for (const file of caFiles) ca.push(readFileSync(file, "utf8"));
+  return ca;
+}

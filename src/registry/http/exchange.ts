@@ -1,0 +1,95 @@
+/**
+ * One HTTP exchange as the transport chain passes it along: the request, the response with
+ * its unread body, and the `Transport` function type every layer of the chain implements.
+ */
+import type { Dispatcher } from "undici";
+
+/** The methods regscan uses. */
+export type HttpMethod = "GET" | "HEAD" | "POST";
+
+/** A request as it moves down the chain. `headers` may carry secrets: never log them. */
+export interface HttpRequest {
+  method: HttpMethod;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+}
+
+/** A response whose body has not been read yet; read it with `readBody` or drop it with `discard`. */
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  url: URL;
+  body: ResponseBody;
+}
+
+/** The body stream undici gives, or anything else that yields bytes. */
+export type ResponseBody = AsyncIterable<Uint8Array> & { dump?: () => Promise<void> };
+
+/** A layer of the chain (or the whole chain): sends a request, resolves to its response. */
+export type Transport = (req: HttpRequest) => Promise<HttpResponse>;
+
+/** Converts undici's header record into WHATWG `Headers` (case-insensitive look-ups). */
+export function toHeaders(raw: Dispatcher.ResponseData["headers"]): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const item of v) h.append(k, item);
+    else h.append(k, v);
+  }
+  return h;
+}
+
+/** Error bodies are read up to this many bytes; the rest is dropped. */
+export const ERROR_BODY_LIMIT = 16 * 1024;
+
+/** Thrown by `readBody` when a body is larger than its bound; the caller maps it to its error. */
+export class BodyTooLargeSignal extends Error {
+  constructor(readonly limit: number) {
+    super(`body larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * Reads the whole body, refusing more than `limit` bytes (checked against Content-Length
+ * first, then while streaming, so an endless body cannot fill memory).
+ */
+export async function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  const declared = Number(res.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > limit) {
+    await discard(res);
+    throw new BodyTooLargeSignal(limit);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    if (size > limit) {
+      await discard(res);
+      throw new BodyTooLargeSignal(limit);
+    }
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Reads at most `limit` bytes as text, dropping the rest (for error bodies). */
+export async function readTextPrefix(res: HttpResponse, limit: number): Promise<string> {
+  try {
+    return (await readBody(res, limit)).toString("utf8");
+  } catch (err) {
+    if (err instanceof BodyTooLargeSignal) return "";
+    throw err;
+  }
+}
+
+/** Drops an unread body so that the connection can be reused. */
+export async function discard(res: HttpResponse): Promise<void> {
+  try {
+    if (res.body.dump) await res.body.dump();
+    else for await (const _ of res.body) void _;
+  } catch {
+    // The connection is closed instead of reused; nothing else to do.
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Which hosts the user listed as insecure (`--insecure-host`, `insecureHosts`): only these
+ * may skip TLS verification and fall back to plain HTTP. An entry without a port matches
+ * the host on any port; an entry with a port matches only that port.
+ */
+import type { InsecurePolicy } from "./send.js";
+
+/** Builds the policy from the user's list. */
+export function insecureHostPolicy(entries: readonly string[]): InsecurePolicy {
+  const exact = new Set<string>();
+  const anyPort = new Set<string>();
+  for (const raw of entries) {
+    const entry = normalise(raw);
+    if (entry === "") continue;
+    if (splitPort(entry).port !== undefined) exact.add(entry);
+    else anyPort.add(entry);
+  }
+  return (host: string) => {
+    const h = normalise(host);
+    return exact.has(h) || anyPort.has(splitPort(h).hostname);
+  };
+}
+
+function normalise(host: string): string {
+  let h = host.trim().toLowerCase();
+  // Users paste URLs; only the authority counts.
+  h = h.replace(/^[a-z][a-z0-9+.-]*:\/\//, "");
+  const slash = h.indexOf("/");
+  return slash >= 0 ? h.slice(0, slash) : h;
+}
+
+/** `[::1]:5000` -> `[::1]` + `5000`; `::1` (bare IPv6) has no port. */
+function splitPort(host: string): { hostname: string; port: string | undefined } {
+  const m = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(host);
+  if (m?.[1] !== undefined) return { hostname: m[1], port: m[2] };
+  return { hostname: host, port: undefined };
+}

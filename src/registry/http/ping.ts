@@ -1,0 +1,78 @@
+/**
+ * Learns, once per host per factory, where a registry's API is (https, or plain http for an
+ * insecure host whose https fails) and which authentication it asks for, by `GET /v2/`.
+ * Failed pings are forgotten so that the next request tries again.
+ */
+import { NetworkError, registryErrorFromResponse } from "../errors.js";
+import { raceAbort } from "./abortable.js";
+import { discard, ERROR_BODY_LIMIT, readTextPrefix, type Transport } from "./exchange.js";
+import type { InsecurePolicy } from "./send.js";
+import { parseWwwAuthenticate, selectChallenge } from "./www-authenticate.js";
+
+/** What the registry asks for. */
+export type RegistryChallenge =
+  | { scheme: "none" }
+  | { scheme: "basic"; realm: string | undefined }
+  | { scheme: "bearer"; realm: string; service: string | undefined };
+
+/** A host's API base URL (`https://host` or `http://host`) and its challenge. */
+export interface PingResult {
+  base: URL;
+  challenge: RegistryChallenge;
+}
+
+/** Remembers each host's ping; shared by every client of a factory. */
+export class PingCache {
+  readonly #results = new Map<string, Promise<PingResult>>();
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly isInsecure: InsecurePolicy,
+  ) {}
+
+  /** The host's ping result, pinging it the first time. */
+  get(host: string, signal?: AbortSignal): Promise<PingResult> {
+    let p = this.#results.get(host);
+    if (!p) {
+      // The first caller's signal must not cancel a ping that others share.
+      p = this.#ping(host);
+      this.#results.set(host, p);
+      p.catch(() => this.#results.delete(host));
+    }
+    return raceAbort(p, signal);
+  }
+
+  async #ping(host: string): Promise<PingResult> {
+    const https = new URL(`https://${host}/`);
+    try {
+      return await this.#pingAt(https, host);
+    } catch (err) {
+      if (!(err instanceof NetworkError) || !this.isInsecure(host)) throw err;
+      return await this.#pingAt(new URL(`http://${host}/`), host);
+    }
+  }
+
+  async #pingAt(base: URL, host: string): Promise<PingResult> {
+    const signal = AbortSignal.timeout(30_000);
+    const res = await this.transport({ method: "GET", url: new URL("/v2/", base), signal });
+    if (res.status === 401) {
+      const challenge = challengeFrom(res.headers.get("www-authenticate"));
+      await discard(res);
+      return { base, challenge };
+    }
+    if (res.status >= 500) {
+      const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
+      throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, host });
+    }
+    await discard(res);
+    return { base, challenge: { scheme: "none" } };
+  }
+}
+
+/** The challenge to answer from a `WWW-Authenticate` header: Bearer preferred, then Basic. */
+export function challengeFrom(header: string | null): RegistryChallenge {
+  const chosen = selectChallenge(parseWwwAuthenticate(header));
+  if (chosen === undefined) return { scheme: "none" };
+  if (chosen.scheme === "basic") return { scheme: "basic", realm: chosen.realm };
+  return { scheme: "bearer", realm: chosen.realm, service: chosen.service };
+}

@@ -1,0 +1,34 @@
+/**
+ * The rate-limit layer: waits for the host's token bucket before each request, halves the
+ * host's rate on a `429` (once per client, as Flux did), keeps the host paused for its
+ * `Retry-After`, and feeds Docker Hub's `ratelimit-remaining` to the limiter so that it
+ * slows down before the quota runs out.
+ */
+
+import { parseRetryAfter } from "../errors.js";
+import type { Transport } from "./exchange.js";
+import type { RateLimiters } from "./rate-limiters.js";
+
+/** Wraps `next`; `backedOff` is per client so that one client halves a host's rate once. */
+export function rateLimitTransport(
+  next: Transport,
+  limiters: RateLimiters,
+  now: () => number = Date.now,
+): Transport {
+  const backedOff = new Set<string>();
+  return async (req) => {
+    const host = req.url.host;
+    await limiters.wait(host, req.signal);
+    const res = await next(req);
+    limiters.observeQuota(host, res.headers);
+    if (res.status === 429) {
+      if (!backedOff.has(host)) {
+        backedOff.add(host);
+        limiters.backOff(host);
+      }
+      const after = parseRetryAfter(res.headers.get("retry-after") ?? undefined, now());
+      if (after !== undefined) limiters.pauseUntil(host, now() + after);
+    }
+    return res;
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Follows redirects by hand (registries send blobs to storage on other hosts): a hop to the
+ * registry's own origin goes through the authenticated transport, a hop anywhere else
+ * through a transport that adds nothing, with every credential header removed. Bounded in
+ * hops; never from https down to plain http except to loopback or insecure hosts.
+ */
+import { RegistryResponseError } from "../errors.js";
+import { discard, type HttpRequest, type HttpResponse, type Transport } from "./exchange.js";
+import { isLoopback } from "./realm-policy.js";
+import type { InsecurePolicy } from "./send.js";
+
+/** Headers that carry credentials and must never leave the registry's origin. */
+const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization", "x-registry-auth"];
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Where to send each hop. */
+export interface RedirectRoute {
+  /** For the registry's own origin (adds authentication). */
+  registry: Transport;
+  /** For every other origin (adds nothing). */
+  elsewhere: Transport;
+  isInsecure: InsecurePolicy;
+  /** Most hops followed (default 5). */
+  maxRedirects?: number;
+}
+
+/** Sends `req` and follows redirects; the answer is the final, non-redirect response. */
+export async function followRedirects(
+  req: HttpRequest,
+  route: RedirectRoute,
+): Promise<HttpResponse> {
+  const origin = req.url.origin;
+  const max = route.maxRedirects ?? 5;
+  let current = req;
+  for (let hop = 0; ; hop++) {
+    const sameOrigin = current.url.origin === origin;
+    const res = await (sameOrigin ? route.registry : route.elsewhere)(current);
+    if (!REDIRECT_STATUSES.has(res.status)) return res;
+    const location = res.headers.get("location");
+    await discard(res);
+    const host = req.url.host;
+    if (!location) {
+      throw new RegistryResponseError("redirect without a Location", { host, status: res.status });
+    }
+    if (hop >= max) {
+      throw new RegistryResponseError(`more than ${max} redirects`, { host, status: res.status });
+    }
+    let next: URL;
+    try {
+      next = new URL(location, current.url);
+    } catch {
+      throw new RegistryResponseError("redirect to an invalid URL", { host, status: res.status });
+    }
+    if (next.protocol !== "https:" && next.protocol !== "http:") {
+      throw new RegistryResponseError("redirect to a non-HTTP URL", { host, status: res.status });
+    }
+    if (
+      current.url.protocol === "https:" &&
+      next.protocol === "http:" &&
+      !isLoopback(next.hostname) &&
+      !route.isInsecure(next.host)
+    ) {
+      throw new RegistryResponseError("redirect from https to plain http", {
+        host,
+        status: res.status,
+      });
+    }
+    const headers = { ...current.headers };
+    if (next.origin !== origin) {
+      for (const key of Object.keys(headers)) {
+        if (CREDENTIAL_HEADERS.includes(key.toLowerCase())) delete headers[key];
+      }
+    }
+    // A 303 (and, as browsers do, 301/302 after a POST) turns into a GET without a body.
+    const method = res.status === 303 || current.method === "POST" ? "GET" : current.method;
+    current = { method, url: next, headers, signal: current.signal };
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The retry layer: repeats a request after `429`, `502`, `503`, `504` or a dropped
+ * connection, with jittered exponential back-off, honouring `Retry-After`, bounded in
+ * attempts and in total time, and stopped at once by the caller's AbortSignal.
+ */
+import { NetworkError, parseRetryAfter, TRANSIENT_NETWORK_CODES } from "../errors.js";
+import { abortableSleep } from "./abortable.js";
+import { discard, type HttpRequest, type HttpResponse, type Transport } from "./exchange.js";
+
+/** How hard to try. */
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 4). */
+  maxAttempts?: number;
+  /** First back-off before jitter (default 250 ms); doubles each attempt. */
+  baseDelayMs?: number;
+  /** Largest single back-off (default 8 s). */
+  maxDelayMs?: number;
+  /** No retry starts once this much time has passed since the first attempt (default 60 s). */
+  maxTotalMs?: number;
+  /** A `Retry-After` longer than this is not waited for; the answer is returned (default 60 s). */
+  maxRetryAfterMs?: number;
+  /** Called before each retry (for debug logs). */
+  onRetry?: (info: { req: HttpRequest; attempt: number; delayMs: number; reason: string }) => void;
+  /** For tests. */
+  random?: () => number;
+  now?: () => number;
+}
+
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+
+/** Wraps `next` with retries. */
+export function retryTransport(next: Transport, opts: RetryOptions = {}): Transport {
+  const maxAttempts = Math.max(1, opts.maxAttempts ?? 4);
+  const base = opts.baseDelayMs ?? 250;
+  const maxDelay = opts.maxDelayMs ?? 8_000;
+  const maxTotal = opts.maxTotalMs ?? 60_000;
+  const maxRetryAfter = opts.maxRetryAfterMs ?? 60_000;
+  const random = opts.random ?? Math.random;
+  const now = opts.now ?? Date.now;
+
+  return async (req) => {
+    const started = now();
+    for (let attempt = 1; ; attempt++) {
+      let res: HttpResponse | undefined;
+      let failure: unknown;
+      try {
+        res = await next(req);
+      } catch (err) {
+        if (!isConnectionReset(err)) throw err;
+        failure = err;
+      }
+      if (res && !RETRY_STATUSES.has(res.status)) return res;
+
+      const backOff = Math.min(maxDelay, base * 2 ** (attempt - 1)) * (0.5 + random() / 2);
+      const retryAfter = res
+        ? parseRetryAfter(res.headers.get("retry-after") ?? undefined, now())
+        : undefined;
+      const delay = retryAfter !== undefined ? retryAfter + random() * 100 : backOff;
+      const elapsed = now() - started;
+      const giveUp =
+        attempt >= maxAttempts ||
+        elapsed + delay > maxTotal ||
+        (retryAfter !== undefined && retryAfter > maxRetryAfter);
+      if (giveUp) {
+        if (res) return res;
+        throw failure;
+      }
+      if (res) await discard(res);
+      opts.onRetry?.({
+        req,
+        attempt,
+        delayMs: Math.round(delay),
+        reason: res ? `status ${res.status}` : "connection reset",
+      });
+      await abortableSleep(delay, req.signal);
+    }
+  };
+}
+
+function isConnectionReset(err: unknown): boolean {
+  if (!(err instanceof NetworkError)) return false;
+  return err.causeCode !== undefined && TRANSIENT_NETWORK_CODES.has(err.causeCode);
+}

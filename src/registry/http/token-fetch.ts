@@ -1,0 +1,141 @@
+/**
+ * Gets a Bearer token from a registry's token realm: `GET realm?service&scope` (Basic
+ * credentials when there are any), or the OAuth2 `POST` form with a refresh token
+ * (docker's identity token), or with a password when the realm refuses the GET.
+ */
+import type { HostCredential } from "../credentials/credentials.js";
+import { registryErrorFromResponse, TooLargeError, UnauthorizedError } from "../errors.js";
+import {
+  BodyTooLargeSignal,
+  ERROR_BODY_LIMIT,
+  type HttpResponse,
+  readBody,
+  readTextPrefix,
+  type Transport,
+} from "./exchange.js";
+import { checkRealm } from "./realm-policy.js";
+import type { InsecurePolicy } from "./send.js";
+
+/** Token answers larger than this are refused. */
+export const MAX_TOKEN_BODY = 1024 * 1024;
+/** The life of a token whose answer gives no `expires_in` (as the token spec says). */
+export const DEFAULT_TOKEN_LIFE_MS = 60_000;
+
+/** What to ask for. */
+export interface TokenRequest {
+  realm: string;
+  service: string | undefined;
+  scope: string;
+  credential: HostCredential | undefined;
+  /** The registry host (for error messages and the realm policy). */
+  registryHost: string;
+  signal?: AbortSignal;
+}
+
+/** Fetches one token. */
+export async function fetchToken(
+  transport: Transport,
+  isInsecure: InsecurePolicy,
+  req: TokenRequest,
+): Promise<{ token: string; expiresInMs: number }> {
+  let realm: URL;
+  try {
+    realm = new URL(req.realm);
+  } catch {
+    throw new UnauthorizedError("token realm is not a URL", { host: req.registryHost });
+  }
+  await checkRealm(realm, req.registryHost, isInsecure);
+  const cred = req.credential;
+  if (cred?.identityToken) {
+    return parseTokenResponse(await postForm(transport, realm, req, "refresh_token"), req);
+  }
+  const url = new URL(realm.href);
+  if (req.service) url.searchParams.set("service", req.service);
+  url.searchParams.set("scope", req.scope);
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (cred?.username !== undefined && cred.password !== undefined) {
+    headers.authorization = basicAuthorization(cred.username, cred.password);
+  }
+  const res = await transport({ method: "GET", url, headers, signal: req.signal });
+  if ((res.status === 404 || res.status === 405) && cred?.password !== undefined) {
+    await res.body.dump?.();
+    return parseTokenResponse(await postForm(transport, realm, req, "password"), req);
+  }
+  return parseTokenResponse(res, req);
+}
+
+/** `Basic base64(user:password)`. */
+export function basicAuthorization(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, "utf8").toString("base64")}`;
+}
+
+async function postForm(
+  transport: Transport,
+  realm: URL,
+  req: TokenRequest,
+  grant: "refresh_token" | "password",
+): Promise<HttpResponse> {
+  const form = new URLSearchParams();
+  form.set("grant_type", grant);
+  if (req.service) form.set("service", req.service);
+  form.set("scope", req.scope);
+  form.set("client_id", "regscan");
+  const cred = req.credential;
+  if (grant === "refresh_token") form.set("refresh_token", cred?.identityToken ?? "");
+  else {
+    form.set("username", cred?.username ?? "");
+    form.set("password", cred?.password ?? "");
+  }
+  return transport({
+    method: "POST",
+    url: realm,
+    headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+    body: form.toString(),
+    signal: req.signal,
+  });
+}
+
+async function parseTokenResponse(
+  res: HttpResponse,
+  req: TokenRequest,
+): Promise<{ token: string; expiresInMs: number }> {
+  if (res.status !== 200) {
+    const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
+    // The token server's own 401 means the credentials were refused.
+    throw registryErrorFromResponse({
+      status: res.status,
+      headers: res.headers,
+      body,
+      host: req.registryHost,
+    });
+  }
+  let body: Buffer;
+  try {
+    body = await readBody(res, MAX_TOKEN_BODY);
+  } catch (err) {
+    if (err instanceof BodyTooLargeSignal) {
+      throw new TooLargeError({
+        what: "token answer",
+        limit: MAX_TOKEN_BODY,
+        host: req.registryHost,
+      });
+    }
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString("utf8"));
+  } catch {
+    json = undefined;
+  }
+  const obj = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : {};
+  const token = typeof obj.token === "string" && obj.token ? obj.token : obj.access_token;
+  if (typeof token !== "string" || token === "") {
+    throw new UnauthorizedError("token realm answered without a token", { host: req.registryHost });
+  }
+  const expiresIn =
+    typeof obj.expires_in === "number" && obj.expires_in > 0
+      ? obj.expires_in * 1000
+      : DEFAULT_TOKEN_LIFE_MS;
+  return { token, expiresInMs: expiresIn };
+}

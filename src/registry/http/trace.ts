@@ -1,0 +1,54 @@
+/**
+ * The trace layer: with tracing on, one log line per request with method, URL (query values
+ * other than the harmless registry ones replaced, user info dropped), status and duration.
+ * Headers are never logged: they are where the secrets are.
+ */
+import type { Logger } from "pino";
+import type { Transport } from "./exchange.js";
+
+/** Query parameters of the Distribution and token APIs that never carry a secret. */
+const HARMLESS_QUERY = new Set(["n", "last", "service", "scope", "digest"]);
+
+/** Wraps `next` with trace logging; with `enabled` false it returns `next` unchanged. */
+export function traceTransport(next: Transport, logger: Logger, enabled: boolean): Transport {
+  if (!enabled) return next;
+  return async (req) => {
+    const started = performance.now();
+    const url = redactUrl(req.url);
+    try {
+      const res = await next(req);
+      logger.info(
+        {
+          method: req.method,
+          url,
+          status: res.status,
+          durationMs: Math.round(performance.now() - started),
+        },
+        "http request",
+      );
+      return res;
+    } catch (err) {
+      logger.info(
+        {
+          method: req.method,
+          url,
+          error: err instanceof Error ? err.message : String(err),
+          durationMs: Math.round(performance.now() - started),
+        },
+        "http request failed",
+      );
+      throw err;
+    }
+  };
+}
+
+/** The URL as it may be shown: no user info, and only harmless query values. */
+export function redactUrl(url: URL): string {
+  const u = new URL(url.href);
+  u.username = "";
+  u.password = "";
+  for (const key of [...new Set(u.searchParams.keys())]) {
+    if (!HARMLESS_QUERY.has(key.toLowerCase())) u.searchParams.set(key, "REDACTED");
+  }
+  return u.href;
+}

@@ -1,0 +1,298 @@
+/**
+ * The `Client` that talks to a registry over the Distribution API: tags (every page),
+ * manifests to `ImageEntry` (index -> platform manifest -> config blob, every digest
+ * verified), and `HEAD` for the digest alone. Manifests and config blobs are kept per
+ * digest for the client's life, so tags sharing an image fetch it once.
+ */
+import type { ImageEntry, Platform } from "../image/info.js";
+import type { ImageName } from "../image/ref.js";
+import type { Client, ManifestHead } from "./client.js";
+import { computeDigest, isDigest, parseDigest, verifyDigest } from "./digest.js";
+import {
+  DigestMismatchError,
+  type RegistryErrorContext,
+  registryErrorFromResponse,
+  TooLargeError,
+} from "./errors.js";
+import type { RepositoryTransports } from "./http/chain.js";
+import {
+  BodyTooLargeSignal,
+  discard,
+  ERROR_BODY_LIMIT,
+  type HttpResponse,
+  readBody,
+  readTextPrefix,
+} from "./http/exchange.js";
+import type { PingCache } from "./http/ping.js";
+import { followRedirects } from "./http/redirects.js";
+import type { InsecurePolicy } from "./http/send.js";
+import { listTags } from "./http/tag-list.js";
+import { decodeImageConfig, type ImageConfigSummary, MAX_CONFIG_BYTES } from "./manifest/config.js";
+import { type DecodedManifest, decodeManifest, MAX_MANIFEST_BYTES } from "./manifest/decode.js";
+import { chooseIndexManifest, imageEntryFrom } from "./manifest/entry.js";
+import {
+  isImageConfigMediaType,
+  MANIFEST_ACCEPT,
+  normaliseMediaType,
+} from "./manifest/media-types.js";
+import { manifestDigestBytes } from "./manifest/schema1-payload.js";
+import type { OperationOptions } from "./registry.js";
+
+/** What a `RemoteClient` is built from (the factory fills this in). */
+export interface RemoteClientDeps {
+  name: ImageName;
+  transports: RepositoryTransports;
+  pings: PingCache;
+  isInsecure: InsecurePolicy;
+  platform: Platform;
+  maxTagPages: number;
+  maxTags: number;
+  tagPageSize: number;
+  /** Most manifests and config blobs kept per client (each; default 2,000). */
+  maxCachedPerDigest?: number;
+}
+
+interface FetchedManifest {
+  digest: string;
+  decoded: DecodedManifest;
+}
+
+/** A client for one repository. Make it with `RemoteClientFactory.clientFor`. */
+export class RemoteClient implements Client {
+  readonly #deps: RemoteClientDeps;
+  readonly #host: string;
+  readonly #manifests: DigestCache<FetchedManifest>;
+  readonly #configs: DigestCache<ImageConfigSummary | undefined>;
+
+  constructor(deps: RemoteClientDeps) {
+    this.#deps = deps;
+    this.#host = deps.name.apiHost;
+    this.#manifests = new DigestCache(deps.maxCachedPerDigest ?? 2000);
+    this.#configs = new DigestCache(deps.maxCachedPerDigest ?? 2000);
+  }
+
+  /** The repository this client reads. */
+  get name(): ImageName {
+    return this.#deps.name;
+  }
+
+  async tags(opts: OperationOptions = {}): Promise<string[]> {
+    const { base } = await this.#deps.pings.get(this.#host, opts.signal);
+    return listTags(this.#deps.transports.registry, base, this.#host, this.#deps.name.path, {
+      maxPages: this.#deps.maxTagPages,
+      maxTags: this.#deps.maxTags,
+      pageSize: this.#deps.tagPageSize,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
+  async head(reference: string, opts: OperationOptions = {}): Promise<ManifestHead | undefined> {
+    const ctx = this.#ctx(reference);
+    const res = await this.#manifestRequest("HEAD", reference, opts.signal);
+    if (res.status === 404) {
+      await discard(res);
+      return undefined;
+    }
+    if (res.status !== 200) throw await errorFrom(res, ctx);
+    await discard(res);
+    const header = res.headers.get("docker-content-digest");
+    if (header === null || !isDigest(header)) {
+      // Some registries omit the digest on HEAD; a GET (verified) gives it.
+      const fetched = await this.#fetchManifest(reference, opts.signal);
+      return { digest: fetched.digest, mediaType: fetched.decoded.mediaType };
+    }
+    if (isDigest(reference) && header !== reference) {
+      throw new DigestMismatchError({
+        ...ctx,
+        what: "manifest (HEAD)",
+        expected: reference,
+        actual: header,
+      });
+    }
+    const size = Number(res.headers.get("content-length"));
+    return {
+      digest: header,
+      mediaType: normaliseMediaType(res.headers.get("content-type")),
+      ...(Number.isFinite(size) && res.headers.has("content-length") ? { size } : {}),
+    };
+  }
+
+  async manifest(reference: string, opts: OperationOptions = {}): Promise<ImageEntry> {
+    const signal = opts.signal;
+    const name = this.#deps.name;
+    const ref = isDigest(reference) ? name.withDigest(reference) : name.withTag(reference);
+    const wanted = this.#deps.platform;
+    const top = await this.#fetchManifest(reference, signal);
+    let inner = top;
+    if (top.decoded.kind === "index") {
+      const chosen = chooseIndexManifest(top.decoded, wanted);
+      if (chosen === undefined) {
+        return imageEntryFrom({
+          ref,
+          digest: top.digest,
+          manifest: top.decoded,
+          wanted,
+          fetchedAt: new Date(),
+        });
+      }
+      inner = await this.#fetchManifest(chosen.digest, signal);
+    }
+    let config: ImageConfigSummary | undefined;
+    if (inner.decoded.kind === "image" && isImageConfigMediaType(inner.decoded.config.mediaType)) {
+      config = await this.#fetchConfig(inner.decoded.config.digest, reference, signal);
+    }
+    return imageEntryFrom({
+      ref,
+      digest: top.digest,
+      manifest: top.decoded,
+      wanted,
+      ...(inner !== top ? { platformManifest: inner.decoded, platformDigest: inner.digest } : {}),
+      ...(config ? { config } : {}),
+      fetchedAt: new Date(),
+    });
+  }
+
+  #ctx(reference: string): RegistryErrorContext {
+    return { host: this.#host, repository: this.#deps.name.path, reference };
+  }
+
+  async #manifestRequest(
+    method: "GET" | "HEAD",
+    reference: string,
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
+    const { base } = await this.#deps.pings.get(this.#host, signal);
+    // Tags and digests need no escaping but `:` reads better unescaped in logs.
+    const escaped = encodeURIComponent(reference).replace(/%3A/gi, ":");
+    const url = new URL(`/v2/${this.#deps.name.path}/manifests/${escaped}`, base);
+    return this.#deps.transports.registry({
+      method,
+      url,
+      headers: { accept: MANIFEST_ACCEPT },
+      signal,
+    });
+  }
+
+  /** A manifest by tag or digest; by digest it comes from the cache when it can. */
+  #fetchManifest(reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    if (isDigest(reference))
+      return this.#manifests.get(reference, () => this.#getManifest(reference, signal));
+    return this.#getManifest(reference, signal).then((m) => {
+      this.#manifests.put(m.digest, m);
+      return m;
+    });
+  }
+
+  async #getManifest(reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    const ctx = this.#ctx(reference);
+    const res = await this.#manifestRequest("GET", reference, signal);
+    if (res.status !== 200) throw await errorFrom(res, ctx);
+    const bytes = await readBounded(res, MAX_MANIFEST_BYTES, "manifest", ctx);
+    const hashed = manifestDigestBytes(bytes, ctx);
+    const header = res.headers.get("docker-content-digest");
+    let digest: string;
+    if (header !== null && header !== "") {
+      digest = verifyDigest(hashed, header, { ...ctx, what: "manifest" });
+    } else {
+      const algorithm = isDigest(reference) ? parseDigest(reference, ctx).algorithm : "sha256";
+      digest = computeDigest(hashed, algorithm);
+    }
+    if (isDigest(reference)) verifyDigest(hashed, reference, { ...ctx, what: "manifest" });
+    const decoded = decodeManifest(bytes, res.headers.get("content-type"), ctx);
+    return { digest, decoded };
+  }
+
+  #fetchConfig(
+    digest: string,
+    reference: string,
+    signal?: AbortSignal,
+  ): Promise<ImageConfigSummary | undefined> {
+    return this.#configs.get(digest, async () => {
+      const ctx = this.#ctx(reference);
+      const bytes = await this.#fetchBlob(digest, MAX_CONFIG_BYTES, "config blob", ctx, signal);
+      return decodeImageConfig(bytes, ctx);
+    });
+  }
+
+  /** A blob, following redirects (credentials never leave the registry's origin), verified. */
+  async #fetchBlob(
+    digest: string,
+    limit: number,
+    what: string,
+    ctx: RegistryErrorContext,
+    signal?: AbortSignal,
+  ): Promise<Buffer> {
+    parseDigest(digest, ctx);
+    const { base } = await this.#deps.pings.get(this.#host, signal);
+    const url = new URL(`/v2/${this.#deps.name.path}/blobs/${digest}`, base);
+    const res = await followRedirects(
+      { method: "GET", url, headers: { accept: "*/*" }, signal },
+      {
+        registry: this.#deps.transports.registry,
+        elsewhere: this.#deps.transports.plain,
+        isInsecure: this.#deps.isInsecure,
+      },
+    );
+    if (res.status !== 200) throw await errorFrom(res, { ...ctx, reference: digest });
+    const bytes = await readBounded(res, limit, what, ctx);
+    verifyDigest(bytes, digest, { ...ctx, what });
+    return bytes;
+  }
+}
+
+async function readBounded(
+  res: HttpResponse,
+  limit: number,
+  what: string,
+  ctx: RegistryErrorContext,
+): Promise<Buffer> {
+  try {
+    return await readBody(res, limit);
+  } catch (err) {
+    if (err instanceof BodyTooLargeSignal) {
+      const declared = Number(res.headers.get("content-length"));
+      throw new TooLargeError({
+        ...ctx,
+        what,
+        limit,
+        ...(Number.isFinite(declared) && declared > limit ? { size: declared } : {}),
+      });
+    }
+    throw err;
+  }
+}
+
+async function errorFrom(res: HttpResponse, ctx: RegistryErrorContext): Promise<Error> {
+  const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
+  return registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
+}
+
+/** Promises by digest, shared by concurrent callers; failures are not kept. Bounded, oldest out. */
+class DigestCache<T> {
+  readonly #entries = new Map<string, Promise<T>>();
+  constructor(private readonly max: number) {}
+
+  get(digest: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.#entries.get(digest);
+    if (hit) return hit;
+    const p = load();
+    this.#store(digest, p);
+    p.catch(() => {
+      if (this.#entries.get(digest) === p) this.#entries.delete(digest);
+    });
+    return p;
+  }
+
+  put(digest: string, value: T): void {
+    if (!this.#entries.has(digest)) this.#store(digest, Promise.resolve(value));
+  }
+
+  #store(digest: string, p: Promise<T>): void {
+    this.#entries.set(digest, p);
+    while (this.#entries.size > this.max) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.#entries.delete(oldest);
+    }
+  }
+}

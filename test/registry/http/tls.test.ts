@@ -1,0 +1,120 @@
+/**
+ * Insecure hosts and TLS: a host not listed as insecure is never contacted over plain HTTP
+ * and a certificate that does not verify is an error; a listed host (with or without its
+ * port) works over plain HTTP or unverified TLS; extra CAs from the option and from
+ * NODE_EXTRA_CA_CERTS are trusted; token realms on unsafe addresses are refused.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { parseImageName } from "../../../src/image/ref.js";
+import { Credentials } from "../../../src/registry/credentials/credentials.js";
+import {
+  RemoteClientFactory,
+  type RemoteClientFactoryOptions,
+} from "../../../src/registry/factory.js";
+import { ImageBuilder } from "../../support/image-builder.js";
+import { type RegistryHandle, startRegistry } from "../../support/registry.js";
+
+let plain: RegistryHandle;
+let secure: RegistryHandle;
+const factories: RemoteClientFactory[] = [];
+
+before(async () => {
+  [plain, secure] = await Promise.all([
+    startRegistry({ mode: "anonymous" }),
+    startRegistry({ mode: "anonymous", tls: true }),
+  ]);
+  for (const reg of [plain, secure]) {
+    const b = new ImageBuilder(reg);
+    await b.pushImage("app", ["v1"]);
+    await b.close();
+  }
+});
+
+after(async () => {
+  await Promise.all(factories.map((f) => f.close()));
+  await Promise.all([plain.stop(), secure.stop()]);
+});
+
+function tagsOf(reg: RegistryHandle, opts: RemoteClientFactoryOptions): Promise<string[]> {
+  const f = new RemoteClientFactory(opts);
+  factories.push(f);
+  return f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none()).tags();
+}
+
+describe("plain HTTP registry", () => {
+  test("a host not listed as insecure is never contacted over plain HTTP", async () => {
+    plain.resetRequests();
+    await assert.rejects(tagsOf(plain, {}), { code: "NETWORK", message: /TLS handshake failed/ });
+    await assert.rejects(tagsOf(plain, { insecureHosts: ["127.0.0.1:1", "localhost"] }), {
+      code: "NETWORK",
+    });
+    assert.deepEqual(plain.requests(), [], "no plain HTTP request reached the registry");
+  });
+
+  test("a listed host works over plain HTTP, with or without its port", async () => {
+    assert.deepEqual(await tagsOf(plain, { insecureHosts: [plain.host] }), ["v1"]);
+    assert.deepEqual(await tagsOf(plain, { insecureHosts: ["127.0.0.1"] }), ["v1"]);
+    assert.ok(plain.requests().length > 0);
+  });
+});
+
+describe("TLS registry", () => {
+  test("a certificate that does not verify is an error", async () => {
+    secure.resetRequests();
+    await assert.rejects(tagsOf(secure, {}), (err: { code?: string; message: string }) => {
+      assert.equal(err.code, "NETWORK");
+      assert.match(err.message, /certificate/);
+      return true;
+    });
+    assert.deepEqual(secure.requests(), []);
+  });
+
+  test("the CA from caFiles or NODE_EXTRA_CA_CERTS is trusted", async () => {
+    assert.ok(secure.caFile);
+    assert.deepEqual(await tagsOf(secure, { caFiles: [secure.caFile] }), ["v1"]);
+    assert.deepEqual(await tagsOf(secure, { env: { NODE_EXTRA_CA_CERTS: secure.caFile } }), ["v1"]);
+  });
+
+  test("a listed host skips verification but still speaks HTTPS", async () => {
+    secure.resetRequests();
+    assert.deepEqual(await tagsOf(secure, { insecureHosts: [secure.host] }), ["v1"]);
+    assert.ok(secure.requests().length > 0);
+  });
+});
+
+describe("token realms", () => {
+  for (const [what, realm] of [
+    ["a metadata address", "http://169.254.169.254/latest/token"],
+    ["a link-local IPv6 address", "https://[fe80::1]/token"],
+    ["plain http to a non-loopback host", "http://10.255.255.1/token"],
+  ] as const) {
+    test(`${what} is refused before anything is sent`, async () => {
+      plain.setFault((req) =>
+        req.path === "/v2/"
+          ? { status: 401, headers: { "www-authenticate": `Bearer realm="${realm}",service="x"` } }
+          : undefined,
+      );
+      try {
+        const creds = Credentials.parse(
+          "cfg.json",
+          JSON.stringify({
+            auths: { [plain.host]: { username: "u", password: "pw-not-for-metadata" } },
+          }),
+        );
+        const f = new RemoteClientFactory({
+          insecureHosts: [plain.host],
+          retry: { maxAttempts: 1 },
+        });
+        factories.push(f);
+        const started = Date.now();
+        await assert.rejects(f.clientFor(parseImageName(`${plain.host}/app`), creds).tags(), {
+          code: "UNSAFE_REALM",
+        });
+        assert.ok(Date.now() - started < 5_000);
+      } finally {
+        plain.setFault(undefined);
+      }
+    });
+  }
+});
