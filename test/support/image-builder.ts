@@ -1,0 +1,542 @@
+/**
+ * Pushes generated images to a test registry over the Distribution API (blob upload, manifest
+ * PUT), authenticating as the registry's first user: Docker schema 2 and OCI manifests, OCI
+ * indexes and Docker manifest lists, and thousands of tags quickly. Returns what it pushed
+ * (digests and bytes) so tests can compare what a client reads back.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Agent, fetch } from "undici";
+import type { RegistryHandle } from "./registry.js";
+
+export const MediaTypes = {
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  ociLayer: "application/vnd.oci.image.layer.v1.tar+gzip",
+} as const;
+
+/** The `Accept` header that gets every manifest kind back as pushed (no schema 1 conversion). */
+export const ACCEPT_ALL_MANIFESTS = [
+  MediaTypes.ociIndex,
+  MediaTypes.dockerManifestList,
+  MediaTypes.ociManifest,
+  MediaTypes.dockerManifest,
+].join(", ");
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** The three platforms of a default index: linux/amd64, linux/arm64/v8, linux/arm/v7. */
+export const DEFAULT_PLATFORMS: readonly Platform[] = [
+  { os: "linux", architecture: "amd64" },
+  { os: "linux", architecture: "arm64", variant: "v8" },
+  { os: "linux", architecture: "arm", variant: "v7" },
+];
+
+/** What to generate for one image. Every field is optional. */
+export interface ImageSpec {
+  /** Manifest kind: Docker schema 2 (default) or OCI image manifest. */
+  format?: "docker" | "oci";
+  /** Config `created` (RFC 3339); default `2024-05-01T12:00:00Z`; null leaves it out. */
+  created?: string | null;
+  /** Default linux/amd64. */
+  os?: string;
+  architecture?: string;
+  variant?: string;
+  /**
+   * `config.Labels`. Default: `org.opencontainers.image.created` and
+   * `org.label-schema.build-date` both equal to `created`; null leaves `Labels` out.
+   */
+  labels?: Record<string, string> | null;
+  /** `container_config.Labels` (the older place for labels); left out by default. */
+  containerConfigLabels?: Record<string, string>;
+  /** OCI manifest `annotations` (OCI format only). */
+  annotations?: Record<string, string>;
+  /** Number of layers (default 1) and bytes per layer (default 128). */
+  layers?: number;
+  layerSize?: number;
+  /** Makes the bytes (and so the digests) deterministic; default random, so every push differs. */
+  seed?: string;
+}
+
+/** A blob that was pushed. */
+export interface PushedBlob {
+  digest: string;
+  size: number;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+/** A manifest (image or index) that was pushed, as `tag`/`tagMany` take it. */
+export interface PushedManifest {
+  repo: string;
+  digest: string;
+  mediaType: string;
+  /** The manifest bytes exactly as pushed. */
+  manifest: Buffer;
+  size: number;
+}
+
+/** An image manifest that was pushed, with its config and layers. */
+export interface PushedImage extends PushedManifest {
+  manifestJson: Record<string, unknown>;
+  config: PushedBlob & { json: Record<string, unknown> };
+  layers: PushedBlob[];
+  platform: Platform;
+  created: string | undefined;
+  labels: Record<string, string>;
+  tags: string[];
+}
+
+export interface IndexSpec {
+  /** OCI image index (default) or Docker manifest list. Platform images follow the format. */
+  format?: "oci" | "docker";
+  /** Platform images (default DEFAULT_PLATFORMS), each with its own optional image spec. */
+  platforms?: Array<Platform & Omit<ImageSpec, "format" | "os" | "architecture" | "variant">>;
+  /** OCI index `annotations`. */
+  annotations?: Record<string, string>;
+  seed?: string;
+}
+
+/** An index or manifest list that was pushed, with its platform images. */
+export interface PushedIndex extends PushedManifest {
+  manifestJson: Record<string, unknown>;
+  /** In the order of the index's `manifests`. */
+  images: PushedImage[];
+  tags: string[];
+  /** The image for `os/arch[/variant]`, e.g. `linux/arm/v7`; throws when absent. */
+  image(platform: string): PushedImage;
+}
+
+/** A registry that is not a harness handle (e.g. a test's own server). */
+export interface BuilderTarget {
+  /** `http(s)://host:port`. */
+  url: string;
+  /** PEM CA for HTTPS. */
+  ca?: string;
+  username?: string;
+  password?: string;
+  /** Filesystem storage root, for `tagMany(..., { via: "filesystem" })` and `deleteTag`. */
+  storageDir?: string;
+}
+
+export interface BuilderOptions {
+  /** Push through the recording proxy instead of straight to the registry (default false). */
+  viaProxy?: boolean;
+  /** Credentials; default the registry's first user. */
+  username?: string;
+  password?: string;
+}
+
+export interface TagManyOptions {
+  /** "filesystem" (default when the storage dir is known: fastest) or "api" (manifest PUTs). */
+  via?: "filesystem" | "api";
+  /** Manifest PUTs in flight for "api" (default 16). */
+  concurrency?: number;
+}
+
+interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+function parseChallenge(header: string | null): Challenge | undefined {
+  if (header === null) return undefined;
+  const m = /^(\w+)\s*(.*)$/s.exec(header.trim());
+  if (m === null) return undefined;
+  const params: Record<string, string> = {};
+  for (const p of (m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)) params[p[1] ?? ""] = p[2] ?? "";
+  return { scheme: (m[1] ?? "").toLowerCase(), params };
+}
+
+function deterministicBytes(seed: string, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  let block = createHash("sha256").update(seed).digest();
+  for (let off = 0; off < size; off += block.length) {
+    block.copy(out, off);
+    block = createHash("sha256").update(block).digest();
+  }
+  return out;
+}
+
+function platformString(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant !== undefined ? `/${p.variant}` : ""}`;
+}
+
+async function runBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+/** Pushes generated images to one registry. */
+export class ImageBuilder {
+  private readonly baseUrl: string;
+  private readonly dispatcher: Agent;
+  private readonly username: string | undefined;
+  private readonly password: string | undefined;
+  private readonly storageDir: string | undefined;
+  private readonly authByRepo = new Map<string, string>();
+  private readonly knownBlobs = new Set<string>();
+
+  constructor(target: RegistryHandle | BuilderTarget, opts: BuilderOptions = {}) {
+    if ("directUrl" in target) {
+      this.baseUrl = opts.viaProxy === true ? target.url : target.directUrl;
+      const first = Object.entries(target.users)[0];
+      this.username = opts.username ?? first?.[0];
+      this.password = opts.password ?? first?.[1];
+      this.storageDir = target.storageDir;
+      const ca = target.caFile;
+      this.dispatcher = new Agent({
+        connections: 64,
+        ...(ca !== undefined ? { connect: { ca: readFileSync(ca, "utf8") } } : {}),
+      });
+    } else {
+      this.baseUrl = target.url.replace(/\/+$/, "");
+      this.username = opts.username ?? target.username;
+      this.password = opts.password ?? target.password;
+      this.storageDir = target.storageDir;
+      this.dispatcher = new Agent({
+        connections: 64,
+        ...(target.ca !== undefined ? { connect: { ca: target.ca } } : {}),
+      });
+    }
+  }
+
+  /** Closes the builder's connections. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  private async authorize(repo: string, challenge: Challenge | undefined): Promise<void> {
+    if (challenge === undefined) throw new Error(`registry asked for auth without a challenge`);
+    if (challenge.scheme === "basic") {
+      if (this.username === undefined) throw new Error("registry wants Basic auth; no user");
+      const basic = Buffer.from(`${this.username}:${this.password ?? ""}`).toString("base64");
+      this.authByRepo.set(repo, `Basic ${basic}`);
+      return;
+    }
+    if (challenge.scheme !== "bearer" || challenge.params.realm === undefined) {
+      throw new Error(`unsupported challenge ${challenge.scheme}`);
+    }
+    const url = new URL(challenge.params.realm);
+    if (challenge.params.service !== undefined) {
+      url.searchParams.set("service", challenge.params.service);
+    }
+    url.searchParams.set("scope", `repository:${repo}:pull,push,delete`);
+    const headers: Record<string, string> = {};
+    if (this.username !== undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${this.username}:${this.password ?? ""}`).toString("base64")}`;
+    }
+    const res = await fetch(url, {
+      headers,
+      dispatcher: this.dispatcher,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const body = (await res.json()) as { token?: string; access_token?: string };
+    const token = body.token ?? body.access_token;
+    if (!res.ok || token === undefined) {
+      throw new Error(`token server answered ${res.status} for ${repo}`);
+    }
+    this.authByRepo.set(repo, `Bearer ${token}`);
+  }
+
+  /** One request to the registry for `repo`, authenticating once on 401. */
+  private async send(
+    repo: string,
+    method: string,
+    pathOrUrl: string,
+    init: { headers?: Record<string, string>; body?: Buffer } = {},
+  ) {
+    const url = new URL(pathOrUrl, this.baseUrl);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const headers: Record<string, string> = { ...init.headers };
+      const auth = this.authByRepo.get(repo);
+      if (auth !== undefined) headers.authorization = auth;
+      const res = await fetch(url, {
+        method,
+        headers,
+        body: init.body,
+        dispatcher: this.dispatcher,
+        redirect: "manual",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      if (res.status === 401 && attempt === 0) {
+        await res.arrayBuffer();
+        await this.authorize(repo, parseChallenge(res.headers.get("www-authenticate")));
+        continue;
+      }
+      return res;
+    }
+    throw new Error("unreachable");
+  }
+
+  private async expect(
+    res: Awaited<ReturnType<ImageBuilder["send"]>>,
+    statuses: number[],
+    what: string,
+  ): Promise<void> {
+    if (statuses.includes(res.status)) {
+      await res.arrayBuffer();
+      return;
+    }
+    const text = await res.text();
+    throw new Error(`${what}: registry answered ${res.status}: ${text.slice(0, 500)}`);
+  }
+
+  /** Uploads a blob (skipped when the registry has it already) and returns its descriptor. */
+  async pushBlob(repo: string, bytes: Buffer, mediaType: string): Promise<PushedBlob> {
+    const digest = sha256(bytes);
+    const blob = { digest, size: bytes.length, mediaType, bytes };
+    const key = `${repo}@${digest}`;
+    if (this.knownBlobs.has(key)) return blob;
+    const head = await this.send(repo, "HEAD", `/v2/${repo}/blobs/${digest}`);
+    await head.arrayBuffer();
+    if (head.status === 200) {
+      this.knownBlobs.add(key);
+      return blob;
+    }
+    const start = await this.send(repo, "POST", `/v2/${repo}/blobs/uploads/`);
+    const location = start.headers.get("location");
+    await this.expect(start, [202], `starting upload of ${digest} to ${repo}`);
+    if (location === null) throw new Error("blob upload answered without Location");
+    const putUrl = new URL(location, this.baseUrl);
+    putUrl.searchParams.set("digest", digest);
+    const put = await this.send(repo, "PUT", putUrl.toString(), {
+      headers: { "content-type": "application/octet-stream" },
+      body: bytes,
+    });
+    await this.expect(put, [201], `uploading ${digest} to ${repo}`);
+    this.knownBlobs.add(key);
+    return blob;
+  }
+
+  /** PUTs manifest bytes under `ref` (a tag or a digest) and returns the manifest's digest. */
+  async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string> {
+    const res = await this.send(repo, "PUT", `/v2/${repo}/manifests/${ref}`, {
+      headers: { "content-type": mediaType },
+      body: bytes,
+    });
+    const digest = res.headers.get("docker-content-digest");
+    await this.expect(res, [201], `putting manifest ${repo}:${ref}`);
+    const expected = sha256(bytes);
+    if (digest !== null && digest !== expected) {
+      throw new Error(`registry stored ${repo}:${ref} as ${digest}, expected ${expected}`);
+    }
+    return expected;
+  }
+
+  /** Generates and pushes one image, tagged with `tags` (a tag, several, or none). */
+  async pushImage(repo: string, tags: string | string[] | undefined, spec: ImageSpec = {}) {
+    const tagList = tags === undefined ? [] : typeof tags === "string" ? [tags] : tags;
+    const oci = spec.format === "oci";
+    const seed = spec.seed ?? randomBytes(8).toString("hex");
+    const created = spec.created === null ? undefined : (spec.created ?? "2024-05-01T12:00:00Z");
+    const platform: Platform = {
+      os: spec.os ?? "linux",
+      architecture: spec.architecture ?? "amd64",
+      ...(spec.variant !== undefined ? { variant: spec.variant } : {}),
+    };
+    const labels =
+      spec.labels === null
+        ? {}
+        : (spec.labels ??
+          (created !== undefined
+            ? {
+                "org.opencontainers.image.created": created,
+                "org.label-schema.build-date": created,
+              }
+            : {}));
+
+    const layers: PushedBlob[] = [];
+    for (let i = 0; i < (spec.layers ?? 1); i++) {
+      const bytes = deterministicBytes(
+        `${seed}/${platformString(platform)}/layer${i}`,
+        spec.layerSize ?? 128,
+      );
+      layers.push(
+        await this.pushBlob(repo, bytes, oci ? MediaTypes.ociLayer : MediaTypes.dockerLayer),
+      );
+    }
+    const configJson: Record<string, unknown> = {
+      ...(created !== undefined ? { created } : {}),
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant !== undefined ? { variant: platform.variant } : {}),
+      config: {
+        Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        Cmd: ["/bin/sh"],
+        ...(spec.labels !== null ? { Labels: labels } : {}),
+      },
+      ...(spec.containerConfigLabels !== undefined
+        ? { container_config: { Labels: spec.containerConfigLabels } }
+        : {}),
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) },
+      history: [
+        { ...(created !== undefined ? { created } : {}), created_by: `regscan test ${seed}` },
+      ],
+    };
+    const configBytes = Buffer.from(JSON.stringify(configJson));
+    const config = await this.pushBlob(
+      repo,
+      configBytes,
+      oci ? MediaTypes.ociConfig : MediaTypes.dockerConfig,
+    );
+    const mediaType = oci ? MediaTypes.ociManifest : MediaTypes.dockerManifest;
+    const manifestJson: Record<string, unknown> = {
+      schemaVersion: 2,
+      mediaType,
+      config: { mediaType: config.mediaType, size: config.size, digest: config.digest },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest })),
+      ...(oci && spec.annotations !== undefined ? { annotations: spec.annotations } : {}),
+    };
+    const manifest = Buffer.from(JSON.stringify(manifestJson, null, 3));
+    const digest = sha256(manifest);
+    await this.putManifest(repo, digest, manifest, mediaType);
+    for (const tag of tagList) await this.putManifest(repo, tag, manifest, mediaType);
+    const image: PushedImage = {
+      repo,
+      digest,
+      mediaType,
+      manifest,
+      size: manifest.length,
+      manifestJson,
+      config: { ...config, json: configJson },
+      layers,
+      platform,
+      created,
+      labels,
+      tags: tagList,
+    };
+    return image;
+  }
+
+  /** Generates and pushes an OCI index or Docker manifest list with its platform images. */
+  async pushIndex(
+    repo: string,
+    tags: string | string[] | undefined,
+    spec: IndexSpec = {},
+  ): Promise<PushedIndex> {
+    const tagList = tags === undefined ? [] : typeof tags === "string" ? [tags] : tags;
+    const docker = spec.format === "docker";
+    const seed = spec.seed ?? randomBytes(8).toString("hex");
+    const images: PushedImage[] = [];
+    for (const p of spec.platforms ?? DEFAULT_PLATFORMS) {
+      images.push(
+        await this.pushImage(repo, undefined, {
+          seed,
+          ...p,
+          format: docker ? "docker" : "oci",
+        }),
+      );
+    }
+    const mediaType = docker ? MediaTypes.dockerManifestList : MediaTypes.ociIndex;
+    const manifestJson: Record<string, unknown> = {
+      schemaVersion: 2,
+      mediaType,
+      manifests: images.map((img) => ({
+        mediaType: img.mediaType,
+        size: img.size,
+        digest: img.digest,
+        platform: img.platform,
+      })),
+      ...(!docker && spec.annotations !== undefined ? { annotations: spec.annotations } : {}),
+    };
+    const manifest = Buffer.from(JSON.stringify(manifestJson, null, 3));
+    const digest = sha256(manifest);
+    await this.putManifest(repo, digest, manifest, mediaType);
+    for (const tag of tagList) await this.putManifest(repo, tag, manifest, mediaType);
+    return {
+      repo,
+      digest,
+      mediaType,
+      manifest,
+      size: manifest.length,
+      manifestJson,
+      images,
+      tags: tagList,
+      image: (wanted: string) => {
+        const found = images.find((i) => platformString(i.platform) === wanted);
+        if (found === undefined) throw new Error(`index ${digest} has no platform ${wanted}`);
+        return found;
+      },
+    };
+  }
+
+  /** Points `tag` at an already pushed manifest (moving it if it pointed elsewhere). */
+  async tag(repo: string, tag: string, manifest: PushedManifest): Promise<void> {
+    await this.putManifest(repo, tag, manifest.manifest, manifest.mediaType);
+  }
+
+  /** Same as `tag`: the registry moves a tag by a manifest PUT. */
+  moveTag(repo: string, tag: string, manifest: PushedManifest): Promise<void> {
+    return this.tag(repo, tag, manifest);
+  }
+
+  /**
+   * Points every tag in `tags` at `manifest` (already pushed to `repo`). The filesystem way
+   * writes distribution's tag link files directly and is many times faster than manifest PUTs.
+   */
+  async tagMany(
+    repo: string,
+    tags: readonly string[],
+    manifest: PushedManifest,
+    opts: TagManyOptions = {},
+  ): Promise<void> {
+    const via = opts.via ?? (this.storageDir !== undefined ? "filesystem" : "api");
+    if (via === "api") {
+      await runBounded(tags, opts.concurrency ?? 16, (t) => this.tag(repo, t, manifest));
+      return;
+    }
+    const tagsDir = this.tagsDir(repo);
+    const link = manifest.digest;
+    const hex = link.slice("sha256:".length);
+    await runBounded(tags, 32, async (t) => {
+      const current = join(tagsDir, t, "current");
+      const index = join(tagsDir, t, "index", "sha256", hex);
+      await mkdir(current, { recursive: true });
+      await mkdir(index, { recursive: true });
+      await writeFile(join(current, "link"), link);
+      await writeFile(join(index, "link"), link);
+    });
+  }
+
+  /** Removes a tag (distribution 2.8 cannot delete by tag over the API; this edits storage). */
+  async deleteTag(repo: string, tag: string): Promise<void> {
+    await rm(join(this.tagsDir(repo), tag), { recursive: true, force: true });
+  }
+
+  /** Deletes a manifest by digest over the API (its tags go with it). */
+  async deleteManifest(repo: string, digest: string): Promise<void> {
+    const res = await this.send(repo, "DELETE", `/v2/${repo}/manifests/${digest}`);
+    await this.expect(res, [202], `deleting ${repo}@${digest}`);
+  }
+
+  private tagsDir(repo: string): string {
+    if (this.storageDir === undefined) {
+      throw new Error("this needs the registry's storage directory (a harness registry)");
+    }
+    return join(this.storageDir, "docker/registry/v2/repositories", repo, "_manifests/tags");
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * Starts the real servers tests talk to (registry, memcached, redis, ...) as child processes
+ * and guarantees that every process started and every temporary directory made here is gone
+ * when the test process ends: through `stop()`, a node:test `after` hook, and process exit.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { accessSync, constants, mkdtempSync, rmSync, statfsSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
+
+/** How to tell that a started process is ready to serve. */
+export type ReadyCheck =
+  | { tcp: { host: string; port: number } }
+  /** Ready when `check()` resolves true; false or a rejection means "not yet". */
+  | { check: () => Promise<boolean> };
+
+export interface StartProcessOptions {
+  /** A short name used in error messages, e.g. "docker-registry". */
+  name: string;
+  command: string;
+  args?: string[];
+  /** The full environment of the child (not merged with process.env). Default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  ready?: ReadyCheck;
+  /** How long to wait for readiness (default 15 s). */
+  readyTimeoutMs?: number;
+}
+
+/** A child process owned by the harness. */
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far (last 64 KiB). */
+  output(): string;
+  /** Whether the process has exited. */
+  exited(): boolean;
+  /** Stops the process (SIGTERM, then SIGKILL after 3 s); resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+const OUTPUT_LIMIT = 64 * 1024;
+const live = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+const cleanups = new Set<() => void | Promise<void>>();
+
+function killAllSync(): void {
+  for (const child of live) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+  for (const dir of tempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // best effort at exit
+    }
+  }
+  tempDirs.clear();
+}
+
+/** Runs registered cleanups, stops every live process and removes every temp dir. */
+export async function cleanupAll(): Promise<void> {
+  const fns = [...cleanups].reverse();
+  cleanups.clear();
+  for (const fn of fns) {
+    try {
+      await fn();
+    } catch {
+      // one failing cleanup must not keep the others from running
+    }
+  }
+  killAllSync();
+}
+
+// The exit handler is the backstop when a test throws, times out or forgets `stop()`: it is
+// synchronous, so it kills with SIGKILL and removes directories with rmSync.
+process.on("exit", killAllSync);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.once(signal, () => {
+    killAllSync();
+    process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
+  });
+}
+// Only register a node:test hook when running under the test runner: in a bench or script a
+// top-level `after` would make node:test report a test run of its own.
+if (process.env.NODE_TEST_CONTEXT !== undefined || process.execArgv.includes("--test")) {
+  after(cleanupAll);
+}
+
+/** Registers a function to run when the tests end (in reverse order of registration). */
+export function onCleanup(fn: () => void | Promise<void>): () => void {
+  cleanups.add(fn);
+  return () => {
+    cleanups.delete(fn);
+  };
+}
+
+let chosenBase: string | undefined;
+
+/**
+ * Where temporary directories go: `$REGSCAN_TEST_TMPDIR`, else /dev/shm when it is a writable
+ * tmpfs with at least 512 MiB free, else the OS temp dir. Registry storage with thousands of
+ * tag directories is many times faster to write and remove on tmpfs than on a busy disk.
+ */
+export function tempBase(): string {
+  if (chosenBase !== undefined) return chosenBase;
+  const fromEnv = process.env.REGSCAN_TEST_TMPDIR;
+  if (fromEnv !== undefined && fromEnv !== "") {
+    chosenBase = fromEnv;
+    return chosenBase;
+  }
+  chosenBase = tmpdir();
+  try {
+    accessSync("/dev/shm", constants.W_OK);
+    const fs = statfsSync("/dev/shm");
+    if (fs.bavail * fs.bsize >= 512 * 1024 * 1024) chosenBase = "/dev/shm";
+  } catch {
+    // no usable /dev/shm: stay with the OS temp dir
+  }
+  return chosenBase;
+}
+
+/** Makes a temporary directory that is removed when the tests end. */
+export function makeTempDir(prefix = "regscan-test-"): string {
+  const dir = mkdtempSync(join(tempBase(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** Removes a temporary directory now (made by makeTempDir). */
+export function removeTempDir(dir: string): void {
+  tempDirs.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The absolute path of a binary, or an Error naming the Debian package to install. Tests
+ * must fail, not skip, when a server is missing.
+ */
+export function requireBinary(binary: string, debianPackage: string): string {
+  try {
+    const out = execFileSync("sh", ["-c", 'command -v "$1"', "sh", binary], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    if (out !== "") return out;
+  } catch {
+    // fall through to the error
+  }
+  throw new Error(
+    `${binary} is not installed; run \`apt-get install ${debianPackage}\` (Debian package ${debianPackage})`,
+  );
+}
+
+/** Whether something accepts TCP connections on host:port. */
+export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+export interface WaitForOptions {
+  /** What is being waited for, for the error message. */
+  what: string;
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** Stop waiting early (e.g. the process died); return a reason to fail with. */
+  giveUp?: () => string | undefined;
+}
+
+/** Polls `check` until it resolves true, bounded in time; throws when the time is up. */
+export async function waitFor(check: () => Promise<boolean>, opts: WaitForOptions): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const intervalMs = opts.intervalMs ?? 50;
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 100_000; attempt++) {
+    const reason = opts.giveUp?.();
+    if (reason !== undefined) throw new Error(`gave up waiting for ${opts.what}: ${reason}`);
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what}${detail}`);
+}
+
+/**
+ * Starts a child process and waits until it is ready. The process is killed when the test
+ * process ends even if nobody calls `stop()`.
+ */
+export async function startProcess(opts: StartProcessOptions): Promise<ManagedProcess> {
+  const child = spawn(opts.command, opts.args ?? [], {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const append = (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+    if (output.length > OUTPUT_LIMIT) output = output.slice(-OUTPUT_LIMIT);
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
+  let exitInfo: string | undefined;
+  let spawnError: Error | undefined;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exitInfo = `exited with ${signal ?? `code ${code}`}`;
+      live.delete(child);
+      resolve();
+    });
+    child.once("error", (err) => {
+      spawnError = err;
+      exitInfo = `failed to start: ${err.message}`;
+      live.delete(child);
+      resolve();
+    });
+  });
+  live.add(child);
+
+  const handle: ManagedProcess = {
+    name: opts.name,
+    pid: child.pid ?? -1,
+    child,
+    output: () => output,
+    exited: () => exitInfo !== undefined,
+    stop: async () => {
+      if (exitInfo !== undefined) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+      await exitedPromise;
+      clearTimeout(timer);
+    },
+  };
+  onCleanup(handle.stop);
+
+  if (opts.ready !== undefined) {
+    const ready = opts.ready;
+    const check = "tcp" in ready ? () => tcpOpen(ready.tcp.host, ready.tcp.port) : ready.check;
+    try {
+      await waitFor(check, {
+        what: `${opts.name} to become ready`,
+        timeoutMs: opts.readyTimeoutMs ?? 15_000,
+        giveUp: () => exitInfo,
+      });
+    } catch (err) {
+      await handle.stop();
+      const message = err instanceof Error ? err.message : String(err);
+      const tail = output.trim().split("\n").slice(-15).join("\n");
+      throw new Error(`${opts.name}: ${message}\n--- output ---\n${tail}`, {
+        cause: spawnError ?? err,
+      });
+    }
+  }
+  return handle;
+}
