@@ -2,4 +2,160 @@
  * regscan's public library API. Everything a user may import is exported here and nowhere
  * else; internal modules are not re-exported.
  */
+
+export {
+  EXCLUDED_REFRESH_MS,
+  INITIAL_REFRESH_MS,
+  MAX_REFRESH_MS,
+  MIN_REFRESH_MS,
+  nextRefreshInterval,
+} from "./cache/refresh-policy.js";
+// The cache: tag filters and refresh policy.
+export {
+  compileTagFilter,
+  filterTags,
+  InvalidTagFilterError,
+  type TagFilterOptions,
+} from "./cache/tag-filter.js";
 export { RegscanError } from "./errors.js";
+// Image references and what is known about images.
+export type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./image/info.js";
+export {
+  type ImageEntryJSON,
+  type ImageInfoJSON,
+  InvalidImageDataError,
+  imageEntryFromJSON,
+  imageEntryToJSON,
+  imageInfoFromJSON,
+  imageInfoToJSON,
+  type PlatformJSON,
+  type RepositoryMetadataJSON,
+  repositoryMetadataFromJSON,
+  repositoryMetadataToJSON,
+} from "./image/json.js";
+export {
+  bestCreationTime,
+  LABEL_SCHEMA_BUILD_DATE_LABEL,
+  LABEL_TIMESTAMP_PRIORITY,
+  LabelTimestampFormatError,
+  OCI_CREATED_LABEL,
+  preferLabelTimestamps,
+  readLabelTimestamps,
+} from "./image/label-timestamps.js";
+export {
+  compareBySemverDesc,
+  compareNewestFirst,
+  compareTagsBySemverDesc,
+  sortBySemverDesc,
+  sortNewestFirst,
+  sortTagsBySemverDesc,
+  tagVersion,
+} from "./image/ordering.js";
+export {
+  ImageName,
+  ImageRef,
+  InvalidImageRefError,
+  parseImageName,
+  parseImageRef,
+} from "./image/ref.js";
+// The registry: clients, factory, rate limits, errors, instrumentation.
+export type {
+  Client,
+  ClientFactory,
+  ClientOptions,
+  ManifestHead,
+} from "./registry/client.js";
+// Credentials.
+export {
+  ACR_REFRESH_TOKEN_USERNAME,
+  AcrTokenSource,
+  azureCloudProvider,
+} from "./registry/credentials/azure.js";
+export type { CloudCredentialProvider } from "./registry/credentials/cloud-provider.js";
+export {
+  type CloudProvidersOptions,
+  defaultCloudProviders,
+  sharedCloudProviders,
+} from "./registry/credentials/cloud-providers.js";
+export {
+  type CredentialHelperOptions,
+  CredentialHelperRunner,
+} from "./registry/credentials/credential-helper.js";
+export {
+  Credentials,
+  type CredentialsOptions,
+  type HostCredential,
+} from "./registry/credentials/credentials.js";
+export {
+  type AWSAuth,
+  type AWSRegistryConfig,
+  type CredentialsLogger,
+  EcrTokenCache,
+  EKS_SYSTEM_ACCOUNT,
+  EKS_SYSTEM_ACCOUNT_CN,
+  ecrCloudProvider,
+  imageCredsWithAWSAuth,
+} from "./registry/credentials/ecr.js";
+export {
+  CloudCredentialsError,
+  CredentialHelperError,
+  CredentialsFileError,
+} from "./registry/credentials/errors.js";
+export {
+  GCP_TOKEN_USERNAME,
+  GcpTokenSource,
+  gcpCloudProvider,
+  getGCPOAuthToken,
+} from "./registry/credentials/gcp.js";
+export {
+  type ImageCreds,
+  type ImageCredsLookup,
+  imageCredsWithCloudProviders,
+  imageCredsWithDefaults,
+  readDockerConfigFile,
+} from "./registry/credentials/image-creds.js";
+export { findPullSecretFiles, loadPullSecrets } from "./registry/credentials/pull-secrets.js";
+export {
+  DeniedError,
+  DigestMismatchError,
+  InvalidImageConfigError,
+  InvalidManifestError,
+  isRetryable,
+  ManifestUnknownError,
+  NameUnknownError,
+  NetworkError,
+  RegistryError,
+  RegistryResponseError,
+  TimeoutError,
+  TooLargeError,
+  TooManyRequestsError,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
+} from "./registry/errors.js";
+export { RemoteClientFactory, type RemoteClientFactoryOptions } from "./registry/factory.js";
+export type { ObservedRequest, ResponseObserver } from "./registry/http/chain.js";
+export {
+  type Clock,
+  RateLimiters,
+  type RateLimitersOptions,
+} from "./registry/http/rate-limiters.js";
+export type { RetryOptions } from "./registry/http/retry.js";
+export { TagListError } from "./registry/http/tag-list.js";
+export {
+  ClientMetrics,
+  HttpMetrics,
+  instrumentClient,
+  instrumentRegistry,
+  LabelRequestKind,
+  RegistryMetrics,
+  RequestKindMetadata,
+  RequestKindTags,
+} from "./registry/instrument.js";
+export {
+  DEFAULT_PLATFORM,
+  formatPlatform,
+  InvalidPlatformError,
+  parsePlatform,
+} from "./registry/manifest/platform.js";
+export type { OperationOptions, Registry } from "./registry/registry.js";
+export type { RemoteClient } from "./registry/remote-client.js";

@@ -7,6 +7,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { Platform } from "../image/info.js";
+import { sharedCloudProviders } from "../registry/credentials/cloud-providers.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import { readDockerConfigFile } from "../registry/credentials/image-creds.js";
 import { RemoteClientFactory } from "../registry/factory.js";
@@ -72,7 +73,8 @@ export function defaultDockerConfigPath(env: NodeJS.ProcessEnv): string {
 
 /**
  * The credentials of `--docker-config`, or of the default file. A file the user named must
- * be readable; a missing default file means anonymous.
+ * be readable; without the default file, only the cloud providers (ECR, GCR, ACR) are asked,
+ * as the credentials precedence says, and every other host is anonymous.
  */
 export async function loadCredentials(
   flags: RegistryFlags,
@@ -83,7 +85,7 @@ export async function loadCredentials(
     return await readDockerConfigFile(path);
   } catch (error) {
     if (flags.dockerConfig === undefined && causeCode(error) === "ENOENT")
-      return Credentials.none();
+      return Credentials.fromCloud(sharedCloudProviders());
     throw new CliError((error as Error).message);
   }
 }
