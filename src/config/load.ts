@@ -1,0 +1,302 @@
+/**
+ * Reads the effective configuration: the YAML file, then `REGSCAN_*` environment variables,
+ * then command-line flags (flags win), validated by one schema. Every problem names where the
+ * value came from (file and line, variable, or flag), the path, and what was expected.
+ */
+import { readFile } from "node:fs/promises";
+import { isMap, isNode, LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, type ConfigProblem } from "./errors.js";
+import { type Config, configSchema } from "./schema.js";
+import { flagAttribute, SETTINGS, type Setting } from "./settings.js";
+
+/** Where the configuration comes from. */
+export interface LoadConfigOptions {
+  /** The YAML file, if any. */
+  file?: string;
+  /** The environment to read `REGSCAN_*` variables from (default: none). */
+  env?: NodeJS.ProcessEnv;
+  /** Parsed command-line options keyed by commander attribute name (e.g. `insecureHost`). */
+  flags?: Record<string, unknown>;
+}
+
+/** The effective configuration and where each overridden setting came from. */
+export interface LoadedConfig {
+  config: Config;
+  file: string | undefined;
+  /** Dotted path -> `environment variable X` / `flag --x`, for settings not from the file. */
+  origins: Map<string, string>;
+}
+
+type Raw = Record<string, unknown>;
+
+/** Loads and validates the configuration; throws `ConfigError` naming every problem. */
+export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const problems: ConfigProblem[] = [];
+  const origins = new Map<string, string>();
+  let raw: Raw = {};
+  let locate: (path: PropertyKey[]) => string | undefined = () => undefined;
+  const fileLabel = opts.file ?? "configuration";
+
+  if (opts.file !== undefined) {
+    const file = opts.file;
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      const reason =
+        (err as NodeJS.ErrnoException).code === "ENOENT"
+          ? "file not found"
+          : (err as Error).message;
+      throw new ConfigError([
+        { source: file, path: "", message: `cannot read configuration: ${reason}` },
+      ]);
+    }
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      throw new ConfigError(
+        doc.errors.map((e) => {
+          const pos = e.linePos?.[0];
+          return {
+            source: pos ? `${file}:${pos.line}:${pos.col}` : file,
+            path: "",
+            message: `not valid YAML: ${(e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}`,
+          };
+        }),
+      );
+    }
+    // A key with nothing but comments under it reads as null: treat it as not set.
+    const value: unknown = withoutNulls(doc.toJS());
+    if (value === null || value === undefined) raw = {};
+    else if (typeof value === "object" && !Array.isArray(value)) raw = value as Raw;
+    else {
+      throw new ConfigError([
+        {
+          source: file,
+          path: "",
+          message:
+            "expected a mapping of settings at the top level (e.g. `listen: 127.0.0.1:8080`)",
+        },
+      ]);
+    }
+    locate = (path) => {
+      for (let n = path.length; n >= 0; n--) {
+        const node = doc.getIn(path.slice(0, n) as unknown[], true);
+        if (isNode(node) && node.range) {
+          const pos = lines.linePos(node.range[0]);
+          return `${file}:${pos.line}`;
+        }
+        if (n === 0 && isMap(doc.contents) && doc.contents.range) return `${file}:1`;
+      }
+      return undefined;
+    };
+  }
+
+  const env = opts.env ?? {};
+  for (const setting of SETTINGS) {
+    const text = env[setting.env];
+    if (text === undefined || text.trim() === "") continue;
+    const source = `environment variable ${setting.env}`;
+    const value = fromText(setting, text, source, problems);
+    if (value !== undefined) overlay(raw, setting, value, source, origins);
+  }
+  const flags = opts.flags ?? {};
+  for (const setting of SETTINGS) {
+    const given = flags[flagAttribute(setting.flag)];
+    if (given === undefined) continue;
+    const source = `flag --${setting.flag}`;
+    const value = fromFlag(setting, given, source, problems);
+    if (value !== undefined) overlay(raw, setting, value, source, origins);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const path = formatPath(issue.path);
+        return {
+          source: originOf(path, origins) ?? locate(issue.path) ?? fileLabel,
+          path,
+          message: describeIssue(issue),
+        };
+      }),
+    );
+  }
+  const config = result.data;
+  if (config.apiToken === undefined && config.apiTokenFile !== undefined) {
+    try {
+      config.apiToken = (await readFile(config.apiTokenFile, "utf8")).trim();
+    } catch (err) {
+      throw new ConfigError([
+        {
+          source: originOf("apiTokenFile", origins) ?? fileLabel,
+          path: "apiTokenFile",
+          message: `cannot read the API token file ${config.apiTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+        },
+      ]);
+    }
+    if (config.apiToken === "") {
+      throw new ConfigError([
+        {
+          source: originOf("apiTokenFile", origins) ?? fileLabel,
+          path: "apiTokenFile",
+          message: `the API token file ${config.apiTokenFile} is empty`,
+        },
+      ]);
+    }
+  }
+  return { config, file: opts.file, origins };
+}
+
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (value === null || typeof value !== "object") return value;
+  const out: Raw = {};
+  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = withoutNulls(v);
+  return out;
+}
+
+function fromText(
+  setting: Setting,
+  text: string,
+  source: string,
+  problems: ConfigProblem[],
+): unknown {
+  switch (setting.kind) {
+    case "number":
+    case "integer": {
+      const n = Number(text.trim());
+      return Number.isFinite(n) ? n : text;
+    }
+    case "boolean": {
+      const t = text.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(t)) return true;
+      if (["0", "false", "no", "off"].includes(t)) return false;
+      problems.push({
+        source,
+        path: setting.path,
+        message: `expected true or false, got ${JSON.stringify(text)}`,
+      });
+      return undefined;
+    }
+    case "list":
+    case "images":
+      return splitList(text);
+    case "mirrors":
+      return parseMirrors(splitList(text), source, setting.path, problems);
+    default:
+      return text;
+  }
+}
+
+function fromFlag(
+  setting: Setting,
+  given: unknown,
+  source: string,
+  problems: ConfigProblem[],
+): unknown {
+  const list = Array.isArray(given) ? given.map(String) : [String(given)];
+  switch (setting.kind) {
+    case "list":
+    case "images":
+      return list.flatMap(splitList);
+    case "mirrors":
+      return parseMirrors(list.flatMap(splitList), source, setting.path, problems);
+    case "boolean":
+      return typeof given === "boolean"
+        ? given
+        : fromText(setting, String(given), source, problems);
+    default:
+      return fromText(setting, list[list.length - 1] ?? "", source, problems);
+  }
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function parseMirrors(
+  entries: string[],
+  source: string,
+  path: string,
+  problems: ConfigProblem[],
+): Record<string, string[]> | undefined {
+  const out: Record<string, string[]> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf("=");
+    if (eq <= 0 || eq === entry.length - 1) {
+      problems.push({
+        source,
+        path,
+        message: `expected HOST=MIRROR (e.g. docker.io=mirror.local:5000), got ${JSON.stringify(entry)}`,
+      });
+      return undefined;
+    }
+    const host = entry.slice(0, eq);
+    out[host] = [...(out[host] ?? []), entry.slice(eq + 1)];
+  }
+  return out;
+}
+
+/** Sets a value at the setting's path; `--image` / `REGSCAN_IMAGES` add to the file's list. */
+function overlay(
+  raw: Raw,
+  setting: Setting,
+  value: unknown,
+  source: string,
+  origins: Map<string, string>,
+): void {
+  const keys = setting.path.split(".");
+  let at: Raw = raw;
+  for (const key of keys.slice(0, -1)) {
+    const next = at[key];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) at[key] = {};
+    at = at[key] as Raw;
+  }
+  const last = keys[keys.length - 1] ?? "";
+  if (setting.kind === "images") {
+    const existing = Array.isArray(at[last]) ? (at[last] as unknown[]) : [];
+    const added = value as string[];
+    for (let i = 0; i < added.length; i++)
+      origins.set(`${setting.path}[${existing.length + i}]`, source);
+    at[last] = [...existing, ...added];
+    return;
+  }
+  at[last] = value;
+  origins.set(setting.path, source);
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+function originOf(path: string, origins: Map<string, string>): string | undefined {
+  let best: string | undefined;
+  let bestLength = -1;
+  for (const [prefix, source] of origins) {
+    const matches =
+      path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`);
+    if (matches && prefix.length > bestLength) {
+      best = source;
+      bestLength = prefix.length;
+    }
+  }
+  return best;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    return `unknown setting${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")} (see regscan.example.yaml for every setting)`;
+  }
+  return issue.message.replace(/^Invalid input: /, "");
+}

@@ -1,0 +1,56 @@
+/**
+ * The daemon's client factory: the library's `RemoteClientFactory` configured from the
+ * `registry` section, every client instrumented (`regscan_client_fetch_duration_seconds`),
+ * and the configured mirrors in front of their registries.
+ */
+import type { Logger } from "pino";
+import type { Registry as MetricsRegistry } from "prom-client";
+import type { Config } from "../config/schema.js";
+import type { ImageName } from "../image/ref.js";
+import type { Client, ClientFactory, ClientOptions } from "../registry/client.js";
+import type { Credentials } from "../registry/credentials/credentials.js";
+import { RemoteClientFactory } from "../registry/factory.js";
+import { ClientMetrics, instrumentClient } from "../registry/instrument.js";
+import { MirroredClientFactory } from "./mirrored-client-factory.js";
+
+/** A factory and the function that releases its connections. */
+export interface DaemonClientFactory {
+  factory: ClientFactory;
+  close(): Promise<void>;
+}
+
+/** Makes the factory the warmer uses. */
+export function createClientFactory(
+  config: Config,
+  logger: Logger,
+  metrics: MetricsRegistry,
+): DaemonClientFactory {
+  const remote = new RemoteClientFactory({
+    logger: logger.child({ component: "registry" }),
+    limiters: { rps: config.registry.rps, burst: config.registry.burst },
+    trace: config.registry.trace,
+    insecureHosts: config.registry.insecureHosts,
+    caFiles: config.registry.caFiles,
+    metrics,
+    ...(config.registry.platform ? { platform: config.registry.platform } : {}),
+  });
+  const clientMetrics = new ClientMetrics(metrics);
+  const instrumented: ClientFactory = {
+    clientFor: (name: ImageName, creds: Credentials, opts?: ClientOptions): Client =>
+      instrumentClient(remote.clientFor(name, creds, opts), clientMetrics),
+    succeed: (name: ImageName) => remote.succeed(name),
+  };
+  const factory =
+    Object.keys(config.registry.mirrors).length > 0
+      ? new MirroredClientFactory(
+          instrumented,
+          config.registry.mirrors,
+          ({ registry, mirror, error }) =>
+            logger.warn(
+              { registry, mirror, err: { message: (error as Error).message } },
+              "mirror failed; asking the next one",
+            ),
+        )
+      : instrumented;
+  return { factory, close: () => remote.close() };
+}

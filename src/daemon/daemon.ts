@@ -1,0 +1,262 @@
+/**
+ * The `regscan serve` daemon: wires configuration -> image sources -> credentials -> store
+ * -> client factory -> warmer -> cache -> HTTP API, and owns the lifecycle. `stop()` stops
+ * accepting requests, lets in-flight work finish within a bound, has the warmer write what
+ * it fetched, and closes the store.
+ */
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { collectDefaultMetrics, Registry as MetricsRegistry } from "prom-client";
+import { Cache } from "../cache/cache.js";
+import { timestampLabelDecorator } from "../cache/decorators.js";
+import { openStore } from "../cache/open-store.js";
+import type { Store } from "../cache/store.js";
+import { Warmer } from "../cache/warmer.js";
+import type { Config } from "../config/schema.js";
+import { RegscanError } from "../errors.js";
+import type { ClientFactory } from "../registry/client.js";
+import { instrumentRegistry } from "../registry/instrument.js";
+import { ApiServer } from "../server/api-server.js";
+import { ImageFilter } from "../sources/image-glob.js";
+import { combineSources, type ImageSource, StaticSource } from "../sources/image-source.js";
+import { ImagesFileSource } from "../sources/images-file-source.js";
+import { KubernetesSource } from "../sources/kubernetes-source.js";
+import { createClientFactory } from "./client-factory.js";
+import { withCredentials } from "./credential-sources.js";
+import { repositoryOptions } from "./repository-options.js";
+import { DaemonWarmerControl, WatchList } from "./watch-list.js";
+
+/** No image source is configured: there is nothing to watch. */
+export class NoImagesError extends RegscanError {
+  readonly code = "NO_IMAGES";
+  constructor() {
+    super(
+      "no images to watch. Give some with --image REF (repeatable), REGSCAN_IMAGES=a,b, " +
+        "`repositories:` in a --config file, an images file (--images-file PATH), or a Kubernetes " +
+        "cluster (--kubernetes). Example: regscan serve --image alpine --image ghcr.io/org/app",
+    );
+  }
+}
+
+/** The daemon could not listen on its address. */
+export class ListenError extends RegscanError {
+  readonly code = "LISTEN_FAILED";
+}
+
+/** What the daemon is started with. */
+export interface DaemonOptions {
+  config: Config;
+  logger: Logger;
+  /** Where the configuration came from, for error messages (e.g. the file's path). */
+  configSource?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Overrides for tests: the store and the client factory. */
+  store?: Store;
+  factory?: ClientFactory;
+}
+
+/** A running daemon. */
+export class Daemon {
+  private stopping: Promise<boolean> | undefined;
+
+  private constructor(
+    readonly address: AddressInfo,
+    readonly metrics: MetricsRegistry,
+    private readonly server: ApiServer,
+    private readonly warmer: Warmer,
+    private readonly warming: Promise<void>,
+    private readonly abort: AbortController,
+    /** Closes sources, the client factory and the store, in reverse order of opening. */
+    private readonly closers: Array<() => Promise<void> | void>,
+    private readonly logger: Logger,
+    private readonly shutdownMs: number,
+  ) {}
+
+  /** Starts everything; rejects with a clear error (and nothing left running) on failure. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const { config, logger } = opts;
+    const env = opts.env ?? process.env;
+    const source = opts.configSource ?? "configuration";
+    const table = repositoryOptions(config, source);
+    const sources: ImageSource[] = [];
+    if (table.names.length > 0) sources.push(new StaticSource(table.names));
+    const cleanup: Array<() => Promise<void> | void> = [];
+    let fileSource: ImagesFileSource | undefined;
+    try {
+      if (config.sources.file) {
+        const file = new ImagesFileSource(config.sources.file.path, {
+          logger,
+          pollMs: config.sources.file.pollInterval,
+        });
+        await file.start();
+        cleanup.push(() => file.close());
+        sources.push(file);
+        fileSource = file;
+      }
+      if (config.sources.kubernetes?.enabled) {
+        const k = config.sources.kubernetes;
+        sources.push(
+          new KubernetesSource({
+            logger,
+            kubeconfig: k.kubeconfig,
+            context: k.context,
+            namespaces: k.namespaces,
+            excludeNamespaces: k.excludeNamespaces,
+          }),
+        );
+      }
+      if (sources.length === 0) throw new NoImagesError();
+
+      const filter = new ImageFilter(config.images.include, config.images.exclude);
+      const watch = new WatchList(
+        await withCredentials(combineSources(sources, filter, logger), config, env, logger),
+      );
+
+      const metrics = new MetricsRegistry();
+      collectDefaultMetrics({ register: metrics, prefix: "regscan_process_" });
+      const store =
+        opts.store ??
+        (await openStore(config.cache, { logger: logger.child({ component: "store" }) }));
+      cleanup.push(() => store.close());
+      let factory = opts.factory;
+      if (!factory) {
+        const made = createClientFactory(config, logger, metrics);
+        cleanup.push(() => made.close());
+        factory = made.factory;
+      }
+      const warmer = new Warmer({
+        store,
+        factory,
+        lookup: watch.tracked,
+        repositoryOptions: table.optionsFor,
+        burst: config.registry.burst,
+        intervalMs: config.warmer.interval,
+        owner: config.replicaId,
+        logger: logger.child({ component: "warmer" }),
+        metricsRegistry: metrics,
+      });
+      const cache = new Cache({
+        store,
+        decorators: [timestampLabelDecorator(config.timestampLabels)],
+        metricsRegistry: metrics,
+        logger,
+      });
+      const server = new ApiServer({
+        registry: instrumentRegistry(cache, metrics),
+        warmer: new DaemonWarmerControl(warmer, cache, watch, logger),
+        metrics,
+        logger: logger.child({ component: "api" }),
+        ready: (signal) => store.ping({ signal }),
+        apiToken: config.apiToken,
+        maxBodyBytes: config.server.maxBodyBytes,
+        rateLimit: config.server.rateLimit,
+      });
+      let address: AddressInfo;
+      try {
+        address = await server.listen(config.listen);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new ListenError(
+          `cannot listen on ${config.listen}: ${code === "EADDRINUSE" ? "the address is already in use" : code === "EACCES" ? "permission denied" : (err as Error).message}`,
+        );
+      }
+      if (fileSource) {
+        let known = new Set(fileSource.names());
+        // Repositories added to the file are scanned now, not at the next lookup.
+        fileSource.onChange((names) => {
+          const added = names.filter((n) => !known.has(n));
+          known = new Set(names);
+          // The watch list is asked again at once, so removals show in the API too.
+          Promise.resolve(watch.tracked()).then(
+            () => {
+              for (const name of added) warmer.prioritize(name);
+            },
+            (err: unknown) =>
+              logger.warn({ err: { message: (err as Error).message } }, "image lookup failed"),
+          );
+        });
+      }
+      const abort = new AbortController();
+      const warming = warmer.start(abort.signal).catch((err: unknown) => {
+        logger.error(
+          { err: { message: (err as Error).message } },
+          "the warmer stopped unexpectedly",
+        );
+      });
+      logger.info(
+        {
+          listen: `${address.address}:${address.port}`,
+          owner: warmer.owner,
+          sources: sources.map((s) => s.name),
+        },
+        "regscan serving",
+      );
+      return new Daemon(
+        address,
+        metrics,
+        server,
+        warmer,
+        warming,
+        abort,
+        cleanup,
+        logger,
+        config.server.shutdownTimeout,
+      );
+    } catch (err) {
+      for (const step of cleanup.reverse()) {
+        try {
+          await step();
+        } catch {
+          // Already failing; the first error is the one to report.
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** The warmer, for callers that want its events or status. */
+  get warmerInstance(): Warmer {
+    return this.warmer;
+  }
+
+  /**
+   * Stops the daemon: no new requests, in-flight ones and the warmer's scans get up to the
+   * shutdown bound to finish (the warmer writes what it fetched), then the store is closed.
+   * Resolves to true when everything finished within the bound.
+   */
+  stop(): Promise<boolean> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<boolean> {
+    const bound = this.shutdownMs;
+    this.logger.info({ boundMs: bound }, "shutting down");
+    this.abort.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), bound);
+    });
+    const finished = Promise.all([this.server.close(Math.max(0, bound - 500)), this.warming]).then(
+      () => true as const,
+    );
+    const inTime = await Promise.race([finished, timedOut]);
+    clearTimeout(timer);
+    if (!inTime)
+      this.logger.warn(
+        { boundMs: bound },
+        "shutdown bound reached; closing with work still in flight",
+      );
+    let closed = true;
+    for (const close of [...this.closers].reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        this.logger.error({ err: { message: (err as Error).message } }, "closing failed");
+        closed = false;
+      }
+    }
+    this.logger.info("stopped");
+    return inTime && closed;
+  }
+}

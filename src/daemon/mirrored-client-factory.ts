@@ -1,0 +1,106 @@
+/**
+ * Registry mirrors: for a registry with mirrors configured, each request goes to the
+ * mirrors first, in order, and to the origin when they fail. What comes back is described
+ * with the origin's name, so the cache never learns the mirror's.
+ */
+import type { ImageEntry } from "../image/info.js";
+import { ImageName } from "../image/ref.js";
+import type { Client, ClientFactory, ClientOptions, ManifestHead } from "../registry/client.js";
+import type { Credentials } from "../registry/credentials/credentials.js";
+import type { OperationOptions } from "../registry/registry.js";
+
+/** Mirror hosts by registry domain, e.g. `{ "docker.io": ["mirror.local:5000"] }`. */
+export type Mirrors = Readonly<Record<string, readonly string[]>>;
+
+/** A ClientFactory that puts the configured mirrors in front of their registries. */
+export class MirroredClientFactory implements ClientFactory {
+  private readonly mirrors: Map<string, string[]>;
+
+  constructor(
+    private readonly inner: ClientFactory,
+    mirrors: Mirrors,
+    private readonly onFallback?: (info: {
+      registry: string;
+      mirror: string;
+      error: unknown;
+    }) => void,
+  ) {
+    this.mirrors = new Map(
+      Object.entries(mirrors).map(([domain, hosts]) => [
+        domain,
+        hosts.map((h) => h.replace(/^[a-z]+:\/\//i, "").replace(/\/+$/, "")),
+      ]),
+    );
+  }
+
+  clientFor(name: ImageName, creds: Credentials, opts?: ClientOptions): Client {
+    const origin = this.inner.clientFor(name, creds, opts);
+    const hosts = this.mirrors.get(name.domain);
+    if (!hosts || hosts.length === 0) return origin;
+    const candidates = [
+      ...hosts.map((host) => ({
+        host,
+        client: this.inner.clientFor(new ImageName(host, name.path), creds, opts),
+      })),
+      { host: name.domain, client: origin },
+    ];
+    return new MirroredClient(name, candidates, this.onFallback);
+  }
+
+  succeed(name: ImageName): void {
+    this.inner.succeed(name);
+    for (const host of this.mirrors.get(name.domain) ?? [])
+      this.inner.succeed(new ImageName(host, name.path));
+  }
+}
+
+class MirroredClient implements Client {
+  constructor(
+    private readonly name: ImageName,
+    private readonly candidates: Array<{ host: string; client: Client }>,
+    private readonly onFallback?: (info: {
+      registry: string;
+      mirror: string;
+      error: unknown;
+    }) => void,
+  ) {}
+
+  tags(opts?: OperationOptions): Promise<string[]> {
+    return this.first((c) => c.tags(opts), opts);
+  }
+
+  async manifest(reference: string, opts?: OperationOptions): Promise<ImageEntry> {
+    const entry = await this.first((c) => c.manifest(reference, opts), opts);
+    if (!entry.info) return entry;
+    const ref =
+      reference.includes(":") && /^[a-z0-9]+:[0-9a-f]+$/i.test(reference)
+        ? this.name.withDigest(reference)
+        : this.name.withTag(reference);
+    return { info: { ...entry.info, ref } };
+  }
+
+  head(reference: string, opts?: OperationOptions): Promise<ManifestHead | undefined> {
+    return this.first(async (c, last) => {
+      const found = await c.head(reference, opts);
+      if (found === undefined && !last) throw new Error(`${reference} not found on the mirror`);
+      return found;
+    }, opts);
+  }
+
+  private async first<T>(
+    run: (c: Client, last: boolean) => Promise<T>,
+    opts: OperationOptions | undefined,
+  ): Promise<T> {
+    for (let i = 0; i < this.candidates.length; i++) {
+      const candidate = this.candidates[i]!;
+      const last = i === this.candidates.length - 1;
+      try {
+        return await run(candidate.client, last);
+      } catch (error) {
+        if (last || opts?.signal?.aborted) throw error;
+        this.onFallback?.({ registry: this.name.domain, mirror: candidate.host, error });
+      }
+    }
+    throw new Error("unreachable: no registry to ask");
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Server-sent events for `GET /v1/events`: one subscription to the warmer per client,
+ * heartbeats so that proxies keep the stream open, and slow clients dropped rather than
+ * buffered without bound.
+ */
+import type { ServerResponse } from "node:http";
+import { eventJson } from "./json-forms.js";
+import type { TagEvent, WarmerControl } from "./warmer-control.js";
+
+/** Settings of the event streams. */
+export interface EventStreamOptions {
+  /** Most concurrent streams (default 100). */
+  maxClients?: number;
+  /** Milliseconds between heartbeat comments (default 15 s). */
+  heartbeatMs?: number;
+  /** Bytes a client may fall behind before it is dropped (default 1 MiB). */
+  maxBufferedBytes?: number;
+}
+
+/** The open event streams. */
+export class EventStreams {
+  private readonly open = new Set<ServerResponse>();
+  private nextId = 1;
+
+  constructor(
+    private readonly warmer: WarmerControl,
+    private readonly opts: EventStreamOptions = {},
+  ) {}
+
+  /** False when the stream limit is reached. */
+  hasRoom(): boolean {
+    return this.open.size < (this.opts.maxClients ?? 100);
+  }
+
+  /** Starts streaming to `res`, optionally only the events of one repository. */
+  attach(res: ServerResponse, repository: string | undefined): void {
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
+    res.write("retry: 5000\n: connected\n\n");
+    this.open.add(res);
+    const maxBuffered = this.opts.maxBufferedBytes ?? 1024 * 1024;
+    const unsubscribe = this.warmer.subscribe((event: TagEvent) => {
+      if (repository !== undefined && event.repository !== repository) return;
+      if (res.writableLength > maxBuffered) {
+        res.destroy();
+        return;
+      }
+      res.write(
+        `id: ${this.nextId++}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`,
+      );
+    });
+    const heartbeat = setInterval(
+      () => res.write(": heartbeat\n\n"),
+      this.opts.heartbeatMs ?? 15_000,
+    );
+    heartbeat.unref();
+    res.on("close", () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      this.open.delete(res);
+    });
+  }
+
+  /** Ends every stream (on shutdown). */
+  closeAll(): void {
+    for (const res of this.open) res.end();
+    this.open.clear();
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+}

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { parse } from "yaml";
+import { loadConfig } from "../../src/config/load.js";
+import { formatConfig, MASK, maskUrl } from "../../src/config/mask.js";
+
+describe("masking", () => {
+  test("URLs lose their passwords", () => {
+    assert.equal(maskUrl("redis://:hunter2@127.0.0.1:6379/0"), `redis://:${MASK}@127.0.0.1:6379/0`);
+    assert.equal(maskUrl("rediss://user:hunter2@h:6380"), `rediss://user:${MASK}@h:6380`);
+    assert.equal(maskUrl("https://tok3n@mirror.local"), `https://${MASK}@mirror.local`);
+    assert.equal(maskUrl("memcached://a:11211,b:11211"), "memcached://a:11211,b:11211");
+    assert.equal(maskUrl("sqlite:/var/lib/regscan/cache.db"), "sqlite:/var/lib/regscan/cache.db");
+  });
+
+  test("the effective configuration shows no secret", async () => {
+    const { config } = await loadConfig({
+      env: { REGSCAN_API_TOKEN: "api-tok-XYZ", REGSCAN_CACHE: "redis://:pw-ABC@127.0.0.1:6379" },
+      flags: { mirror: ["docker.io=https://u:mirror-PW@m.local"], interval: "90s" },
+    });
+    const text = formatConfig(config);
+    for (const secret of ["api-tok-XYZ", "pw-ABC", "mirror-PW"])
+      assert.ok(!text.includes(secret), text);
+    const shown = parse(text) as Record<string, Record<string, unknown>>;
+    assert.equal(shown.apiToken, MASK);
+    assert.equal(shown.warmer?.interval, "1m30s");
+    assert.equal(shown.listen, "127.0.0.1:8080");
+  });
+});

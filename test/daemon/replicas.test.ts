@@ -1,0 +1,116 @@
+/**
+ * Two `regscan serve` replicas on one shared store (issue 5, acceptance 3): they split the
+ * repositories between them (each repository listed once per interval in total, both doing
+ * some of the work) and both answer for all of them.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { ImageBuilder } from "../support/image-builder.js";
+import { startMemcached } from "../support/memcached.js";
+import { cleanupAll, waitFor } from "../support/processes.js";
+import { startRedis } from "../support/redis.js";
+import { type RegistryHandle, startRegistry } from "../support/registry.js";
+import { type ServeProcess, startServe } from "./serve-process.js";
+
+after(cleanupAll);
+
+const REPOS = Array.from({ length: 12 }, (_, i) => `shared/repo${String(i).padStart(2, "0")}`);
+
+function scannedCount(metrics: string): number {
+  const m = /regscan_warmer_repositories_scanned_total\{result="ok"\} (\d+)/.exec(metrics);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Holds every tag listing until three are waiting. One warmer has at most two repositories
+ * in flight, so three waiting means both replicas are scanning: neither can do all the work
+ * before the other has started, however the two processes' startups happen to line up.
+ */
+function gateListings(registry: RegistryHandle): void {
+  let waiting = 0;
+  let open: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const bound = new Promise<void>((resolve) => setTimeout(resolve, 20_000).unref());
+  registry.setFault(async (req) => {
+    if (!req.path.endsWith("/tags/list")) return undefined;
+    waiting++;
+    if (waiting >= 3) open();
+    await Promise.race([gate, bound]);
+    return { delayMs: 50 };
+  });
+}
+
+async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promise<void> {
+  registry.resetRequests();
+  gateListings(registry);
+  const names = REPOS.map((r) => `${registry.host}/${r}`);
+  const args = (id: string) => [
+    ...names.flatMap((n) => ["--image", n]),
+    "--insecure-host",
+    registry.host,
+    "--cache",
+    cacheUrl,
+    "--replica-id",
+    id,
+  ];
+  const replicas: ServeProcess[] = await Promise.all([
+    startServe(args("replica-a")),
+    startServe(args("replica-b")),
+  ]);
+  try {
+    for (const replica of replicas) {
+      for (const name of names) {
+        await waitFor(
+          async () => (await replica.fetchJson(`/v1/repositories/${name}`)).status === 200,
+          {
+            what: `${name} from ${replica.url}`,
+            timeoutMs: 40_000,
+            intervalMs: 200,
+          },
+        );
+      }
+    }
+    for (const replica of replicas) {
+      const repo = await replica.fetchJson(`/v1/repositories/${names[0]}`);
+      assert.deepEqual(repo.body.tags, ["v1"]);
+    }
+    const counts = await Promise.all(
+      replicas.map(async (r) => scannedCount(await (await fetch(`${r.url}/metrics`)).text())),
+    );
+    assert.equal(counts[0]! + counts[1]!, REPOS.length, `scans per replica: ${counts.join(", ")}`);
+    assert.ok(counts[0]! > 0 && counts[1]! > 0, `both replicas scanned some: ${counts.join(", ")}`);
+    for (const repo of REPOS) {
+      const listings = registry
+        .requests()
+        .filter((r) => r.method === "GET" && r.path === `/v2/${repo}/tags/list`);
+      assert.equal(listings.length, 1, `${repo} listed once between the replicas`);
+    }
+  } finally {
+    for (const r of replicas) assert.equal((await r.stop()).code, 0, r.output());
+  }
+}
+
+describe("replicas on a shared store", () => {
+  let registry: RegistryHandle;
+
+  before(async () => {
+    registry = await startRegistry();
+    const builder = new ImageBuilder(registry);
+    for (const repo of REPOS) await builder.pushImage(repo, ["v1"]);
+    await builder.close();
+  });
+
+  test("on one Redis", async () => {
+    const redis = await startRedis();
+    await checkReplicas(registry, redis.url);
+    await redis.stop();
+  });
+
+  test("on one memcached", async () => {
+    const memcached = await startMemcached();
+    await checkReplicas(registry, `memcached://${memcached.address}`);
+    await memcached.stop();
+  });
+});

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ConfigError } from "../../src/config/errors.js";
+import { configSchema } from "../../src/config/schema.js";
+import { parsePlatform, repositoryOptions } from "../../src/daemon/repository-options.js";
+
+describe("repositoryOptions", () => {
+  test("per-repository options, with the defaults for the rest", () => {
+    const config = configSchema.parse({
+      repositories: [
+        "alpine:3.19",
+        {
+          name: "ghcr.io/org/app",
+          tags: { include: ["v*"], max: 5 },
+          platform: "linux/arm/v7",
+          interval: "10m",
+        },
+      ],
+      defaults: { tags: { exclude: ["*-rc*"] }, interval: "1h" },
+    });
+    const table = repositoryOptions(config, "test.yaml");
+    assert.deepEqual(table.names, ["docker.io/library/alpine", "ghcr.io/org/app"]);
+    const app = table.optionsFor("ghcr.io/org/app");
+    assert.deepEqual(app?.tagFilter?.include, ["v*"]);
+    assert.equal(app?.tagFilter?.maxTags, 5);
+    assert.deepEqual(app?.platform, { os: "linux", architecture: "arm", variant: "v7" });
+    assert.equal(app?.intervalMs, 600_000);
+    assert.deepEqual(table.optionsFor("docker.io/library/alpine")?.tagFilter?.exclude, ["*-rc*"]);
+    assert.equal(table.optionsFor("quay.io/from/a-source")?.intervalMs, 3_600_000);
+  });
+
+  test("a bad name or tag pattern is named with its path", () => {
+    const badName = configSchema.parse({ repositories: ["ok", "has space"] });
+    assert.throws(
+      () => repositoryOptions(badName, "f.yaml"),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /^f\.yaml: at repositories\[1\]\.name: invalid image reference/);
+        return true;
+      },
+    );
+    const badPattern = configSchema.parse({
+      repositories: [{ name: "alpine", tags: { include: ["/([/"] } }],
+    });
+    assert.throws(
+      () => repositoryOptions(badPattern, "f.yaml"),
+      /at repositories\[0\]\.tags: invalid tag filter/,
+    );
+  });
+
+  test("platforms", () => {
+    assert.deepEqual(parsePlatform("linux/amd64"), { os: "linux", architecture: "amd64" });
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Runs a real `regscan serve` process for end-to-end tests: started from source through
+ * the CLI, its address read from its first line, stopped with a signal, killed when the
+ * tests end whatever happens.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { cliCommand } from "../support/cli.js";
+import { onCleanup, waitFor } from "../support/processes.js";
+
+/** A running `regscan serve`. */
+export interface ServeProcess {
+  /** `http://127.0.0.1:PORT`. */
+  readonly url: string;
+  readonly child: ChildProcess;
+  output(): string;
+  /** Sends `signal` and resolves with how it exited and how long that took. */
+  stop(
+    signal?: NodeJS.Signals,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+  /** GET/POST with the API's JSON parsed. */
+  fetchJson(
+    path: string,
+    init?: RequestInit,
+  ): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }>;
+}
+
+/** Starts `regscan serve ...args` listening on a free loopback port. */
+export async function startServe(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ServeProcess> {
+  const { command, args: argv } = cliCommand([
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--log-format",
+    "pretty",
+    ...args,
+  ]);
+  const child = spawn(command, argv, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    });
+  });
+  onCleanup(async () => {
+    if (!exit) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  });
+  let url = "";
+  await waitFor(
+    async () => {
+      const m = /regscan serving on (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) url = m[1];
+      return url !== "";
+    },
+    {
+      what: "regscan serve to listen",
+      timeoutMs: 30_000,
+      giveUp: () => (exit ? `it exited: ${out}` : undefined),
+    },
+  );
+  return {
+    url,
+    child,
+    output: () => out,
+    async stop(signal = "SIGTERM") {
+      const started = Date.now();
+      if (!exit) child.kill(signal);
+      const result = await exited;
+      return { ...result, ms: Date.now() - started };
+    },
+    async fetchJson(path, init) {
+      const res = await fetch(`${url}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        body = { text };
+      }
+      return { status: res.status, headers: res.headers, body };
+    },
+  };
+}

@@ -1,0 +1,330 @@
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { after, before, describe, test } from "node:test";
+import pino from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
+import { CachedFetchError, ImageExcludedError, NotCachedError } from "../../src/cache/errors.js";
+import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
+import { type ImageName, type ImageRef, parseImageRef } from "../../src/image/ref.js";
+import type { Registry } from "../../src/registry/registry.js";
+import { ApiServer } from "../../src/server/api-server.js";
+import type { RepositoryStatus, TagEvent, WarmerControl } from "../../src/server/warmer-control.js";
+
+const APP = "localhost:5000/team/app";
+const COLD = "localhost:5000/team/cold";
+const BROKEN = "localhost:5000/team/broken";
+const TOKEN = "tok-7f3a9c";
+
+function info(ref: string): ImageInfo {
+  return {
+    ref: parseImageRef(ref),
+    digest: "sha256:aaaa",
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    createdAt: new Date("2024-01-02T03:04:05Z"),
+    labels: { a: "b" },
+    platform: { os: "linux", architecture: "amd64" },
+    platforms: [{ os: "linux", architecture: "amd64" }],
+  };
+}
+
+class FakeRegistry implements Registry {
+  async getImageRepositoryMetadata(name: ImageName): Promise<RepositoryMetadata> {
+    const n = name.toString();
+    if (n === COLD) throw new NotCachedError(n);
+    if (n === BROKEN)
+      throw new CachedFetchError(
+        n,
+        "UNAUTHORIZED",
+        "authentication failed for localhost:5000",
+        new Date(),
+      );
+    if (n === "localhost:5000/team/crash")
+      throw new Error("secret internal detail at /src/x.ts:12");
+    return { tags: ["v1", "v2"], images: new Map([["v1", info(`${APP}:v1`)]]) };
+  }
+  async getImage(ref: ImageRef): Promise<ImageInfo> {
+    if (ref.tag === "excluded")
+      throw new ImageExcludedError(ref.toString(), "no linux/amd64 manifest");
+    return info(ref.toString());
+  }
+}
+
+class FakeWarmer implements WarmerControl {
+  prioritized: string[] = [];
+  listeners = new Set<(e: TagEvent) => void>();
+  async statuses(): Promise<RepositoryStatus[]> {
+    return [
+      {
+        repository: APP,
+        tagCount: 2,
+        lastUpdate: new Date("2024-05-01T00:00:00Z"),
+        scanning: false,
+      },
+      {
+        repository: BROKEN,
+        lastError: { code: "UNAUTHORIZED", message: "authentication failed" },
+        scanning: false,
+      },
+    ];
+  }
+  async isWatched(name: ImageName): Promise<boolean> {
+    return [APP, COLD, BROKEN, "localhost:5000/team/crash"].includes(name.toString());
+  }
+  prioritize(name: ImageName): void {
+    this.prioritized.push(name.toString());
+  }
+  subscribe(listener: (e: TagEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  emit(e: TagEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function call(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => {
+        text += d;
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }),
+      );
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error("timeout")));
+    req.end(body);
+  });
+}
+
+function json(a: Answer): Record<string, unknown> {
+  return JSON.parse(a.body) as Record<string, unknown>;
+}
+
+describe("API server", () => {
+  const warmer = new FakeWarmer();
+  let ready = true;
+  let server: ApiServer;
+  let port: number;
+  let limited: ApiServer;
+  let limitedPort: number;
+  const logs: string[] = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => logs.push(s) });
+
+  before(async () => {
+    const metrics = new MetricsRegistry();
+    server = new ApiServer({
+      registry: new FakeRegistry(),
+      warmer,
+      metrics,
+      logger,
+      apiToken: TOKEN,
+      ready: async () => {
+        if (!ready) throw new Error("store down");
+      },
+      maxBodyBytes: 100,
+      rateLimit: { rps: 1000, burst: 1000 },
+    });
+    port = (await server.listen("127.0.0.1:0")).port;
+    limited = new ApiServer({
+      registry: new FakeRegistry(),
+      warmer,
+      metrics: new MetricsRegistry(),
+      logger,
+      ready: async () => {},
+      rateLimit: { rps: 0.01, burst: 3 },
+    });
+    limitedPort = (await limited.listen("127.0.0.1:0")).port;
+  });
+  after(async () => {
+    await server.close(1000);
+    await limited.close(1000);
+  });
+
+  const auth = { authorization: `Bearer ${TOKEN}` };
+
+  test("health and readiness need no token; readiness follows the store", async () => {
+    assert.equal((await call(port, "GET", "/healthz")).status, 200);
+    assert.equal((await call(port, "GET", "/readyz")).status, 200);
+    ready = false;
+    const down = await call(port, "GET", "/readyz");
+    ready = true;
+    assert.equal(down.status, 503);
+    assert.equal(json(down).code, "STORE_UNAVAILABLE");
+  });
+
+  test("/metrics serves Prometheus text without a token", async () => {
+    await call(port, "GET", "/v1/repositories", auth);
+    const m = await call(port, "GET", "/metrics");
+    assert.equal(m.status, 200);
+    assert.match(String(m.headers["content-type"]), /text\/plain/);
+    assert.match(m.body, /regscan_api_requests_total\{route="repositories",status="200"\}/);
+  });
+
+  test("/v1 requires the bearer token", async () => {
+    const none = await call(port, "GET", "/v1/repositories");
+    assert.equal(none.status, 401);
+    assert.equal(json(none).code, "UNAUTHORIZED");
+    assert.match(String(none.headers["www-authenticate"]), /^Bearer/);
+    const wrong = await call(port, "GET", "/v1/repositories", {
+      authorization: `Bearer ${TOKEN}x`,
+    });
+    assert.equal(wrong.status, 401);
+    assert.ok(!wrong.body.includes(TOKEN));
+    const basic = await call(port, "GET", "/v1/repositories", { authorization: `Basic ${TOKEN}` });
+    assert.equal(basic.status, 401);
+  });
+
+  test("GET /v1/repositories lists statuses", async () => {
+    const a = await call(port, "GET", "/v1/repositories", auth);
+    assert.equal(a.status, 200);
+    const body = json(a) as { repositories: Array<Record<string, unknown>> };
+    assert.equal(body.repositories[0]?.name, APP);
+    assert.equal(body.repositories[0]?.tagCount, 2);
+    assert.equal(body.repositories[0]?.lastUpdate, "2024-05-01T00:00:00.000Z");
+    assert.deepEqual(body.repositories[1]?.lastError, {
+      code: "UNAUTHORIZED",
+      message: "authentication failed",
+    });
+  });
+
+  test("a repository by raw path or percent-encoded name", async () => {
+    for (const path of [`/v1/repositories/${APP}`, `/v1/repositories/${encodeURIComponent(APP)}`]) {
+      const a = await call(port, "GET", path, auth);
+      assert.equal(a.status, 200, a.body);
+      const body = json(a) as {
+        name: string;
+        tags: string[];
+        images: Record<string, { digest: string; createdAt: string }>;
+      };
+      assert.equal(body.name, APP);
+      assert.deepEqual(body.tags, ["v1", "v2"]);
+      assert.equal(body.images.v1?.digest, "sha256:aaaa");
+      assert.equal(body.images.v1?.createdAt, "2024-01-02T03:04:05.000Z");
+    }
+  });
+
+  test("unwatched 404, not cached 503 with Retry-After, never succeeded 502 with its error", async () => {
+    const unwatched = await call(port, "GET", "/v1/repositories/alpine", auth);
+    assert.equal(unwatched.status, 404);
+    assert.equal(json(unwatched).code, "NOT_WATCHED");
+    assert.match(String(json(unwatched).message), /docker\.io\/library\/alpine/);
+    const cold = await call(port, "GET", `/v1/repositories/${COLD}`, auth);
+    assert.equal(cold.status, 503);
+    assert.equal(cold.headers["retry-after"], "5");
+    assert.equal(json(cold).code, "NOT_CACHED");
+    const broken = await call(port, "GET", `/v1/repositories/${BROKEN}`, auth);
+    assert.equal(broken.status, 502);
+    assert.equal(json(broken).code, "UNAUTHORIZED");
+    assert.match(String(json(broken).message), /authentication failed/);
+  });
+
+  test("an unexpected error is a 500 without details", async () => {
+    const a = await call(port, "GET", "/v1/repositories/localhost:5000/team/crash", auth);
+    assert.equal(a.status, 500);
+    assert.equal(json(a).code, "INTERNAL");
+    assert.ok(!a.body.includes("secret internal detail"));
+    assert.ok(!a.body.includes(".ts"));
+  });
+
+  test("images: info, excluded, invalid reference", async () => {
+    const a = await call(port, "GET", `/v1/images/${APP}:v1`, auth);
+    assert.equal(a.status, 200);
+    assert.equal(json(a).ref, `${APP}:v1`);
+    const ex = await call(port, "GET", `/v1/images/${encodeURIComponent(`${APP}:excluded`)}`, auth);
+    assert.equal(ex.status, 404);
+    assert.equal(json(ex).excludedReason, "no linux/amd64 manifest");
+    const bad = await call(port, "GET", "/v1/images/UPPER/Case", auth);
+    assert.equal(bad.status, 400);
+    assert.equal(json(bad).code, "INVALID_IMAGE_REF");
+  });
+
+  test("POST refresh queues a priority refresh", async () => {
+    const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth);
+    assert.equal(a.status, 202);
+    assert.deepEqual(warmer.prioritized, [APP]);
+    const unwatched = await call(port, "POST", "/v1/repositories/alpine/refresh", auth);
+    assert.equal(unwatched.status, 404);
+    const wrongMethod = await call(port, "DELETE", `/v1/repositories/${APP}`, auth);
+    assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.headers.allow, "GET");
+  });
+
+  test("request bodies are bounded", async () => {
+    const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth, "x".repeat(500));
+    assert.equal(a.status, 413);
+    assert.equal(json(a).code, "PAYLOAD_TOO_LARGE");
+  });
+
+  test("events stream as server-sent events", async () => {
+    const received = await new Promise<string>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, path: "/v1/events", headers: auth }, (res) => {
+        assert.equal(res.statusCode, 200);
+        assert.match(String(res.headers["content-type"]), /text\/event-stream/);
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => {
+          text += d;
+          if (text.includes(": connected")) {
+            warmer.emit({
+              type: "new-tag",
+              repository: APP,
+              tag: "v3",
+              digest: "sha256:bbbb",
+              at: new Date(0),
+            });
+          }
+          if (text.includes("event: new-tag")) {
+            req.destroy();
+            resolve(text);
+          }
+        });
+      });
+      req.on("error", reject);
+      req.setTimeout(10_000, () => req.destroy(new Error("no event")));
+      req.end();
+    });
+    const data = /data: (.*)\n/.exec(received)?.[1];
+    assert.ok(data);
+    assert.deepEqual(JSON.parse(data), {
+      type: "new-tag",
+      repository: APP,
+      tag: "v3",
+      digest: "sha256:bbbb",
+      at: "1970-01-01T00:00:00.000Z",
+    });
+  });
+
+  test("unknown paths are JSON 404s", async () => {
+    const a = await call(port, "GET", "/nope", auth);
+    assert.equal(a.status, 404);
+    assert.equal(json(a).code, "NOT_FOUND");
+  });
+
+  test("clients are rate-bounded on /v1, not on health", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++)
+      statuses.push((await call(limitedPort, "GET", "/v1/repositories")).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    const last = await call(limitedPort, "GET", "/v1/repositories");
+    assert.ok(Number(last.headers["retry-after"]) >= 1);
+    assert.equal((await call(limitedPort, "GET", "/healthz")).status, 200);
+  });
+
+  test("no token appears in the logs", () => {
+    assert.ok(!logs.join("").includes(TOKEN));
+  });
+});
