@@ -1,5 +1,337 @@
-/** `regscan scan` — PLACEHOLDER until its issue's work lands. */
+/**
+ * `regscan scan IMAGE...`: one warming pass over the given repositories into the cache
+ * store, a progress bar on a terminal, then a summary per repository (text or JSON, with
+ * the HTTP requests made by method). Exit status 1 when any repository failed.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import type { CliContext } from "../context.js";
+import pino, { type Logger } from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
+import { openStore, redact } from "../../cache/open-store.js";
+import type { Store } from "../../cache/store.js";
+import { Warmer } from "../../cache/warmer.js";
+import type { RepositoryScanResult } from "../../cache/warmer-types.js";
+import { type ImageName, parseImageRef } from "../../image/ref.js";
+import { Credentials } from "../../registry/credentials/credentials.js";
+import { readDockerConfigFile } from "../../registry/credentials/image-creds.js";
+import { RemoteClientFactory } from "../../registry/factory.js";
+import { HttpMetrics } from "../../registry/instrument.js";
+import { parsePlatform } from "../../registry/manifest/platform.js";
+import { type CliContext, CliError } from "../context.js";
 
-export function registerScanCommand(_program: Command, _ctx: CliContext): void {}
+interface ScanFlags {
+  cache?: string;
+  platform?: string;
+  burst: number;
+  rps?: number;
+  insecureHost: string[];
+  dockerConfig?: string;
+  include: string[];
+  exclude: string[];
+  maxTags?: number;
+  output: "text" | "json";
+  progress: boolean;
+  trace?: boolean;
+}
+
+/** Parses `--output`. */
+export function parseOutput(value: string): "text" | "json" {
+  if (value !== "text" && value !== "json") {
+    throw new CliError(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function positiveNumber(flag: string, integer: boolean) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+      throw new CliError(
+        `${flag} must be a positive ${integer ? "integer" : "number"}, not ${JSON.stringify(value)}`,
+      );
+    }
+    return n;
+  };
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/**
+ * A pino logger for the CLI: one readable line per record on stderr
+ * (`regscan: warn: message (key=value ...)`), no timestamps, no JSON.
+ */
+export function cliLogger(ctx: CliContext, level: pino.LevelWithSilent): Logger {
+  const out = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (!line) continue;
+        try {
+          const rec = JSON.parse(line) as Record<string, unknown>;
+          const { level: lvl, msg, time: _t, pid: _p, hostname: _h, ...rest } = rec;
+          const name = pino.levels.labels[Number(lvl)] ?? String(lvl);
+          const extra = Object.entries(rest)
+            .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+            .join(" ");
+          ctx.stderr.write(`regscan: ${name}: ${String(msg ?? "")}${extra ? ` (${extra})` : ""}\n`);
+        } catch {
+          ctx.stderr.write(`${line}\n`);
+        }
+      }
+      done();
+    },
+  });
+  return pino({ level, base: undefined }, out);
+}
+
+function defaultDockerConfig(env: NodeJS.ProcessEnv): string {
+  return env.DOCKER_CONFIG
+    ? join(env.DOCKER_CONFIG, "config.json")
+    : join(homedir(), ".docker", "config.json");
+}
+
+async function loadCredentials(flags: ScanFlags, env: NodeJS.ProcessEnv): Promise<Credentials> {
+  const path = flags.dockerConfig ?? defaultDockerConfig(env);
+  try {
+    return await readDockerConfigFile(path);
+  } catch (error) {
+    // Only a file the user named must exist; the default one is optional.
+    if (flags.dockerConfig) throw new CliError((error as Error).message);
+    if ((error as { cause?: { code?: string } }).cause?.code === "ENOENT")
+      return Credentials.none();
+    throw new CliError((error as Error).message);
+  }
+}
+
+/** Registers `regscan scan`. */
+export function registerScanCommand(program: Command, ctx: CliContext): void {
+  program
+    .command("scan")
+    .description("warm the cache for repositories: one pass, then a summary per repository")
+    .argument("<image...>", "repositories to scan, e.g. alpine ghcr.io/org/app")
+    .option("--cache <url>", "cache store URL (default: sqlite in the user cache directory)")
+    .option("--platform <os/arch[/variant]>", "platform to describe for multi-platform images")
+    .option("--burst <n>", "requests in flight per repository", positiveNumber("--burst", true), 10)
+    .option("--rps <n>", "requests per second per registry host", positiveNumber("--rps", false))
+    .option(
+      "--insecure-host <host>",
+      "host allowed over plain HTTP / unverified TLS (repeatable)",
+      collect,
+      [],
+    )
+    .option("--docker-config <path>", "docker config.json with credentials")
+    .option(
+      "--include <pattern>",
+      "only tags matching this glob or /regex/ (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--exclude <pattern>",
+      "leave out tags matching this glob or /regex/ (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--max-tags <n>",
+      "at most this many tags per repository, newest by semver",
+      positiveNumber("--max-tags", true),
+    )
+    .option("-o, --output <format>", "text or json", parseOutput, "text")
+    .option("--no-progress", "no progress bar, even on a terminal")
+    .option("--trace", "log every HTTP request")
+    .action(async (images: string[], flags: ScanFlags) => {
+      await runScan(ctx, images, flags);
+    });
+}
+
+async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Promise<void> {
+  const names: ImageName[] = [];
+  for (const image of images) {
+    let ref: ReturnType<typeof parseImageRef>;
+    try {
+      ref = parseImageRef(image);
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    }
+    if (ref.tag !== undefined || ref.digest !== undefined) {
+      throw new CliError(`regscan scan takes repositories, not tags or digests: ${image}`);
+    }
+    if (!names.some((n) => n.equals(ref.name))) names.push(ref.name);
+  }
+  let platform: ReturnType<typeof parsePlatform> | undefined;
+  if (flags.platform) {
+    try {
+      platform = parsePlatform(flags.platform);
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    }
+  }
+  const tagFilter =
+    flags.include.length > 0 || flags.exclude.length > 0 || flags.maxTags !== undefined
+      ? { include: flags.include, exclude: flags.exclude, maxTags: flags.maxTags }
+      : undefined;
+  const logger = cliLogger(ctx, flags.trace ? "trace" : "warn");
+  const creds = await loadCredentials(flags, ctx.env);
+  const metricsRegistry = new MetricsRegistry();
+  const http = new HttpMetrics(metricsRegistry);
+  const factory = new RemoteClientFactory({
+    logger,
+    trace: flags.trace ?? false,
+    insecureHosts: flags.insecureHost,
+    ...(platform ? { platform } : {}),
+    // Flux v1's --registry-burst was both the bucket size and the requests in flight.
+    ...(flags.rps !== undefined ? { limiters: { rps: flags.rps, burst: flags.burst } } : {}),
+    metrics: http,
+  });
+  let store: Store;
+  try {
+    store = await openStore(flags.cache, { logger });
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const progress = flags.progress && isTty(ctx.stderr) ? new ProgressBars(ctx) : undefined;
+  let results: RepositoryScanResult[];
+  try {
+    const warmer = new Warmer({
+      store,
+      factory,
+      logger,
+      burst: flags.burst,
+      concurrency: Math.min(names.length, 4),
+      metricsRegistry,
+    });
+    results = await warmer.scan(
+      names.map((name) => ({
+        name,
+        creds,
+        options: { ...(tagFilter ? { tagFilter } : {}), ...(platform ? { platform } : {}) },
+      })),
+      {
+        signal: stop.signal,
+        force: true,
+        ...(progress ? { onProgress: (repo, p) => progress.update(repo, p) } : {}),
+      },
+    );
+  } finally {
+    progress?.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await store.close().catch(() => {});
+    await factory.close();
+  }
+  const requests: Record<string, number> = {};
+  for (const v of (await http.requests.get()).values) {
+    const method = String(v.labels.method ?? "?");
+    requests[method] = (requests[method] ?? 0) + v.value;
+  }
+  const failed = results.filter(isFailure);
+  if (flags.output === "json") {
+    ctx.stdout.write(`${JSON.stringify(summaryJson(results, requests, flags), null, 2)}\n`);
+  } else {
+    ctx.stdout.write(summaryText(results, requests));
+  }
+  if (failed.length > 0) ctx.exitCode = 1;
+}
+
+/** A repository failed when the scan failed or was stopped, or when any tag failed. */
+function isFailure(r: RepositoryScanResult): boolean {
+  return r.outcome === "failed" || r.outcome === "aborted" || r.errors > 0;
+}
+
+function isTty(stream: NodeJS.WritableStream): boolean {
+  return (stream as { isTTY?: boolean }).isTTY === true;
+}
+
+function summaryJson(
+  results: RepositoryScanResult[],
+  requests: Record<string, number>,
+  flags: ScanFlags,
+) {
+  return {
+    cache: flags.cache ? redact(flags.cache) : "default",
+    repositories: results.map((r) => ({
+      repository: r.repository,
+      outcome: r.outcome,
+      ok: !isFailure(r),
+      tags: r.tags,
+      refreshed: r.refreshed,
+      unchanged: r.unchanged,
+      fresh: r.fresh,
+      excluded: r.excluded,
+      filteredOut: r.filteredOut,
+      errors: r.errors,
+      newTags: r.newTags,
+      movedTags: r.movedTags,
+      ...(r.error ? { error: r.error } : {}),
+      durationMs: Math.round(r.durationMs),
+    })),
+    requests: { total: Object.values(requests).reduce((a, b) => a + b, 0), byMethod: requests },
+  };
+}
+
+function summaryText(results: RepositoryScanResult[], requests: Record<string, number>): string {
+  const header = ["REPOSITORY", "TAGS", "REFRESHED", "UNCHANGED", "EXCLUDED", "ERRORS", "RESULT"];
+  const rows = results.map((r) => [
+    r.repository,
+    String(r.tags),
+    String(r.refreshed),
+    String(r.unchanged + r.fresh),
+    String(r.excluded + r.filteredOut),
+    String(r.errors),
+    r.error ? `${r.outcome}: ${r.error.code}: ${r.error.message}` : r.outcome,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) =>
+        i === cells.length - 1
+          ? c
+          : i === 0
+            ? c.padEnd(widths[i] ?? 0)
+            : c.padStart(widths[i] ?? 0),
+      )
+      .join("  ");
+  const byMethod = Object.entries(requests)
+    .map(([m, n]) => `${n} ${m}`)
+    .join(", ");
+  return `${[line(header), ...rows.map(line)].join("\n")}\nHTTP requests: ${byMethod || "none"}\n`;
+}
+
+/** One bar per repository, drawn on stderr. */
+class ProgressBars {
+  readonly #multi: cliProgress.MultiBar;
+  readonly #bars = new Map<string, cliProgress.SingleBar>();
+
+  constructor(ctx: CliContext) {
+    this.#multi = new cliProgress.MultiBar(
+      {
+        stream: ctx.stderr,
+        format: " {bar} {value}/{total} {repository}",
+        hideCursor: true,
+        clearOnComplete: false,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  }
+
+  update(repository: string, p: { total: number; done: number }): void {
+    let bar = this.#bars.get(repository);
+    if (!bar) {
+      bar = this.#multi.create(p.total, p.done, { repository });
+      this.#bars.set(repository, bar);
+    }
+    bar.setTotal(p.total);
+    bar.update(p.done, { repository });
+  }
+
+  stop(): void {
+    this.#multi.stop();
+  }
+}

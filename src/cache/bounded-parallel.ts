@@ -1,0 +1,35 @@
+/**
+ * Runs an async function over items with at most `limit` in flight: the warmer's `burst`
+ * per repository, and its bounded store reads.
+ */
+
+/**
+ * Calls `fn` for every item, at most `limit` at a time, and resolves when all have settled.
+ * `fn` must not throw (it handles its own errors); if it does, the first error is rethrown
+ * after every started call has settled. Stops starting new calls once `signal` aborts.
+ */
+export async function forEachBounded<T>(
+  items: Iterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const iterator = items[Symbol.iterator]();
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    for (;;) {
+      if (signal?.aborted || failure) return;
+      const next = iterator.next();
+      if (next.done) return;
+      try {
+        await fn(next.value);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  const workers: Promise<void>[] = [];
+  for (let i = 0; i < Math.max(1, Math.floor(limit)); i++) workers.push(worker());
+  await Promise.all(workers);
+  if (failure) throw failure.error;
+}

@@ -1,0 +1,61 @@
+/**
+ * The small versioned envelope every store wraps its values in: magic, version, refresh
+ * deadline, payload. A value that does not decode is reported so the store can treat it
+ * as a miss (and warn) instead of failing.
+ */
+
+/** "RSC" then the format version; bumping the version turns old values into misses. */
+const MAGIC = [0x52, 0x53, 0x43] as const;
+/** The current envelope format version. */
+export const ENVELOPE_VERSION = 1;
+const HEADER_BYTES = MAGIC.length + 1 + 8;
+
+/** How long a store keeps a value at least, so it can be served while it is refreshed. */
+export const MIN_EXPIRY_MS = 60 * 60 * 1000;
+
+/** A decoded envelope. */
+export interface Envelope {
+  deadline: Date;
+  value: Uint8Array;
+}
+
+/** Why a stored value did not decode. */
+export type EnvelopeProblem = "too short" | "bad magic" | "unknown version" | "bad deadline";
+
+/** Wraps `value` with its refresh `deadline`. */
+export function encodeEnvelope(deadline: Date, value: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + value.byteLength);
+  out[0] = MAGIC[0];
+  out[1] = MAGIC[1];
+  out[2] = MAGIC[2];
+  out[3] = ENVELOPE_VERSION;
+  out.writeDoubleBE(deadline.getTime(), 4);
+  out.set(value, HEADER_BYTES);
+  return out;
+}
+
+/** Unwraps a stored value, or says why it is not one of ours. */
+export function decodeEnvelope(
+  stored: Uint8Array,
+): { ok: true; envelope: Envelope } | { ok: false; problem: EnvelopeProblem } {
+  if (stored.byteLength < HEADER_BYTES) return { ok: false, problem: "too short" };
+  if (stored[0] !== MAGIC[0] || stored[1] !== MAGIC[1] || stored[2] !== MAGIC[2]) {
+    return { ok: false, problem: "bad magic" };
+  }
+  if (stored[3] !== ENVELOPE_VERSION) return { ok: false, problem: "unknown version" };
+  const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
+  const ms = view.getFloat64(4, false);
+  if (!Number.isFinite(ms)) return { ok: false, problem: "bad deadline" };
+  // Copy so the caller's value does not pin (or alias) a larger buffer the client reuses.
+  const value = new Uint8Array(stored.byteLength - HEADER_BYTES);
+  value.set(stored.subarray(HEADER_BYTES));
+  return { ok: true, envelope: { deadline: new Date(ms), value } };
+}
+
+/**
+ * How long the store keeps a value written now with `deadline`: twice the time to the
+ * deadline, at least an hour (DESIGN.md section 5).
+ */
+export function expiryMs(deadline: Date, now: number = Date.now()): number {
+  return Math.max(2 * (deadline.getTime() - now), MIN_EXPIRY_MS);
+}

@@ -1,0 +1,85 @@
+/**
+ * Errors the cache answers with: nothing cached yet, an image that was excluded, and the
+ * last fetch error of a repository that never succeeded (replayed from the store).
+ */
+import { RegscanError } from "../errors.js";
+
+/** The repository (or tag) has not been warmed yet; Flux v1's `ErrNoImageData` in the cache. */
+export class NotCachedError extends RegscanError {
+  readonly code = "NOT_CACHED";
+  constructor(
+    /** What was asked for: a canonical repository name or image reference. */
+    readonly subject: string,
+  ) {
+    super(
+      `${subject} is not in the cache yet: it has not been scanned, or its scan has not finished. ` +
+        "Run `regscan scan` on it (or wait for the warmer to reach it) and ask again.",
+    );
+  }
+}
+
+/**
+ * The repository is cached, but its last listing had no such tag (or the tag filter left it
+ * out): unlike `NotCachedError`, waiting will not help until the tag is pushed.
+ */
+export class UnknownTagError extends RegscanError {
+  readonly code = "UNKNOWN_TAG";
+  constructor(
+    readonly ref: string,
+    /** When the listing that lacks the tag was made. */
+    readonly listedAt: Date | undefined,
+  ) {
+    super(
+      `${ref}: no such tag in the cached listing${listedAt ? ` of ${listedAt.toISOString()}` : ""} ` +
+        "(it does not exist, or the repository's tag filter leaves it out)",
+    );
+  }
+}
+
+/** The tag exists, but its image was excluded (for example no manifest for the wanted platform). */
+export class ImageExcludedError extends RegscanError {
+  readonly code = "IMAGE_EXCLUDED";
+  constructor(
+    readonly ref: string,
+    /** Why the image has no info, as the client said. */
+    readonly excludedReason: string,
+  ) {
+    super(`${ref} is excluded: ${excludedReason}`);
+  }
+}
+
+/**
+ * The last scan of a repository that has never been scanned successfully failed; `code` is
+ * the code of the original error (e.g. `NAME_UNKNOWN`, `UNAUTHORIZED`), so callers can
+ * switch on it as if they had made the request themselves.
+ */
+export class CachedFetchError extends RegscanError {
+  readonly code: string;
+  constructor(
+    readonly repository: string,
+    code: string,
+    /** The original error's message (already free of secrets: it was written from one). */
+    readonly originalMessage: string,
+    /** When the failing scan ran. */
+    readonly at: Date | undefined,
+  ) {
+    super(`scanning ${repository} failed (and it has never succeeded): ${originalMessage}`);
+    this.code = code;
+  }
+}
+
+/**
+ * The store refused to keep a value the warmer fetched (too large, server gone, timeout);
+ * the repository's scan stops and this becomes its last error.
+ */
+export class StoreWriteError extends RegscanError {
+  readonly code = "STORE_ERROR";
+  constructor(
+    /** The store key that was not written. */
+    readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

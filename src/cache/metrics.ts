@@ -1,0 +1,87 @@
+/**
+ * Prometheus metrics of the cache and the warmer, registered on a registry the caller
+ * passes (prom-client's global one by default). Creating them twice on one registry reuses
+ * the first set, so a Cache and a Warmer (or two tests) can share a registry.
+ */
+import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } from "prom-client";
+
+function once<T>(registry: Registry, name: string, make: () => T): T {
+  const existing = registry.getSingleMetric(name);
+  return existing ? (existing as unknown as T) : make();
+}
+
+/** `regscan_cache_request_duration_seconds{method,success}`: the Cache's answers. */
+export function cacheRequestDuration(registry: Registry = globalRegistry): Histogram<string> {
+  return once(
+    registry,
+    "regscan_cache_request_duration_seconds",
+    () =>
+      new Histogram({
+        name: "regscan_cache_request_duration_seconds",
+        help: "Duration of cache requests (getImageRepositoryMetadata, getImage), in seconds.",
+        labelNames: ["method", "success"],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers: [registry],
+      }),
+  );
+}
+
+/** The warmer's counters and gauge. */
+export interface WarmerMetrics {
+  /** Repository scans, by result (`ok`, `failed`, `aborted`, `skipped`). */
+  repositoriesScanned: Counter<string>;
+  /** Tags whose metadata was fetched with a `GET` (new or moved). */
+  tagsRefreshed: Counter<string>;
+  /** Tags past their deadline that a `HEAD` showed unchanged, so no `GET` was made. */
+  getsAvoidedByHead: Counter<string>;
+  /** Tags the cache holds, by repository, as of each repository's last scan. */
+  tagsCached: Gauge<string>;
+}
+
+/** Creates (or finds) the warmer's metrics on `registry`. */
+export function warmerMetrics(registry: Registry = globalRegistry): WarmerMetrics {
+  return {
+    repositoriesScanned: once(
+      registry,
+      "regscan_warmer_repositories_scanned_total",
+      () =>
+        new Counter({
+          name: "regscan_warmer_repositories_scanned_total",
+          help: "Repository scans by the warmer, by result.",
+          labelNames: ["result"],
+          registers: [registry],
+        }),
+    ),
+    tagsRefreshed: once(
+      registry,
+      "regscan_warmer_tags_refreshed_total",
+      () =>
+        new Counter({
+          name: "regscan_warmer_tags_refreshed_total",
+          help: "Tags whose image metadata the warmer fetched (new or moved tags).",
+          registers: [registry],
+        }),
+    ),
+    getsAvoidedByHead: once(
+      registry,
+      "regscan_warmer_gets_avoided_by_head_total",
+      () =>
+        new Counter({
+          name: "regscan_warmer_gets_avoided_by_head_total",
+          help: "Tags past their deadline found unchanged by a HEAD, so no GET was made.",
+          registers: [registry],
+        }),
+    ),
+    tagsCached: once(
+      registry,
+      "regscan_warmer_tags_cached",
+      () =>
+        new Gauge({
+          name: "regscan_warmer_tags_cached",
+          help: "Tags held in the cache, by repository, as of the repository's last scan.",
+          labelNames: ["repository"],
+          registers: [registry],
+        }),
+    ),
+  };
+}

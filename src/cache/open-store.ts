@@ -1,0 +1,248 @@
+/**
+ * Opens the store a cache URL names: `memory:`, `sqlite:PATH` (the default),
+ * `memcached://`, `memcached+srv://`, `redis://`, `rediss://`, `redis+cluster://`.
+ * A URL that cannot be understood is an `InvalidStoreUrlError` naming it.
+ */
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import type { Store } from "./store.js";
+import { InvalidStoreUrlError } from "./stores/errors.js";
+import { MemcachedStore } from "./stores/memcached.js";
+import { SrvServers, StaticServers } from "./stores/memcached-servers.js";
+import { MemoryStore } from "./stores/memory.js";
+import { parseDuration, parseSize, type StoreLogger, silentLogger } from "./stores/options.js";
+import { RedisStore } from "./stores/redis.js";
+import { defaultSqlitePath, SqliteStore } from "./stores/sqlite.js";
+
+/** Settings for {@link openStore}; a URL's query parameters take precedence over these. */
+export interface OpenStoreOptions {
+  /** Where warnings go (undecodable values, lost connections, server list changes). */
+  logger?: StoreLogger;
+  /** Longest wait for one store operation (network stores). Default 5 s. URL: `timeout=5s`. */
+  timeoutMs?: number;
+  /** Largest value a network store accepts. Default 64 MiB. URL: `maxValueSize=64m`. */
+  maxValueBytes?: number;
+  /** Memcached servers' item size (`memcached -I`). Default 1 MiB. URL: `itemSize=1m`. */
+  itemSize?: number;
+  /** DNS servers for `memcached+srv://` (`ip` or `ip:port`). URL: `dns=127.0.0.1:5353`. */
+  dnsServers?: string[];
+  /** SRV service label for `memcached+srv://`. Default `memcached`. URL: `service=NAME`. */
+  srvService?: string;
+  /** How often `memcached+srv://` resolves its servers again. Default 30 s. URL: `refresh=30s`. */
+  srvRefreshMs?: number;
+}
+
+/** The store URL used when none is given: SQLite in the user's cache directory. */
+export function defaultStoreUrl(): string {
+  return `sqlite:${defaultSqlitePath()}`;
+}
+
+/**
+ * Opens the store `url` names (the default SQLite file when `url` is empty or undefined).
+ * Network stores connect lazily: an unreachable server shows as `StoreUnavailableError`
+ * from operations (and `ping()`), not from here.
+ *
+ * @throws InvalidStoreUrlError when the URL is not one of the forms above.
+ */
+export async function openStore(
+  url: string | undefined,
+  opts: OpenStoreOptions = {},
+): Promise<Store> {
+  const logger = opts.logger ?? silentLogger();
+  const text = url?.trim() || defaultStoreUrl();
+  const m = /^([a-z][a-z0-9+]*):(.*)$/is.exec(text);
+  if (!m) throw new InvalidStoreUrlError(redact(text), "expected SCHEME:..., e.g. sqlite:PATH");
+  const scheme = m[1]!.toLowerCase();
+  const rest = m[2]!;
+  const fail = (reason: string) => new InvalidStoreUrlError(redact(text), reason);
+
+  switch (scheme) {
+    case "memory": {
+      if (rest.replace(/^\/\//, "") !== "") throw fail("memory: takes nothing after the colon");
+      return new MemoryStore({ logger });
+    }
+    case "sqlite": {
+      let path = rest.startsWith("//") ? rest.slice(2) : rest;
+      if (path.includes("?")) throw fail("sqlite: takes no query parameters");
+      if (path === "") path = defaultSqlitePath();
+      else if (path === "~" || path.startsWith("~/")) path = homedir() + path.slice(1);
+      return new SqliteStore(path === ":memory:" ? path : resolve(path), { logger });
+    }
+    case "memcached":
+    case "memcached+srv":
+    case "redis":
+    case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
+      break;
+    default:
+      throw fail(
+        `unknown scheme "${scheme}:"; use memory:, sqlite:PATH, memcached://HOST:PORT, memcached+srv://NAME, redis://, rediss:// or redis+cluster://`,
+      );
+  }
+
+  const net = parseNetworkUrl(rest, fail);
+  const q = net.query;
+  const take = (name: string) => {
+    const v = q.get(name);
+    q.delete(name);
+    return v ?? undefined;
+  };
+  const size = (name: string, dflt: number | undefined) => {
+    const v = take(name);
+    if (v === undefined) return dflt;
+    const n = parseSize(v);
+    if (n === undefined) throw fail(`${name}=${v} is not a size (e.g. 1048576, 512k, 1m)`);
+    return n;
+  };
+  const duration = (name: string, dflt: number | undefined) => {
+    const v = take(name);
+    if (v === undefined) return dflt;
+    const n = parseDuration(v);
+    if (n === undefined) throw fail(`${name}=${v} is not a duration (e.g. 500ms, 5s, 1m)`);
+    return n;
+  };
+  const timeoutMs = duration("timeout", opts.timeoutMs);
+  const maxValueBytes = size("maxValueSize", opts.maxValueBytes);
+
+  if (scheme === "memcached" || scheme === "memcached+srv") {
+    if (net.username !== undefined || net.password !== undefined) {
+      throw fail("memcached URLs take no user or password");
+    }
+    const itemSize = size("itemSize", opts.itemSize);
+    if (itemSize !== undefined && itemSize < 2048) throw fail("itemSize must be at least 2k");
+    let servers: StaticServers | SrvServers;
+    if (scheme === "memcached") {
+      for (const k of ["dns", "service", "refresh"]) {
+        if (q.has(k)) throw fail(`${k}= applies to memcached+srv:// only`);
+      }
+      assertNoQuery(q, fail);
+      servers = new StaticServers(net.hosts.map((h) => hostPort(h, 11211, fail)));
+    } else {
+      if (net.hosts.length !== 1 || net.hosts[0]!.includes(":")) {
+        throw fail("memcached+srv:// takes one DNS name, e.g. memcached+srv://cache.example");
+      }
+      const dns = take("dns");
+      const service = take("service") ?? opts.srvService;
+      const refreshMs = duration("refresh", opts.srvRefreshMs);
+      assertNoQuery(q, fail);
+      if (service !== undefined && !/^[A-Za-z0-9-]{1,63}$/.test(service)) {
+        throw fail(`service=${service} is not a service label`);
+      }
+      const dnsServers = dns ? dns.split(",").filter(Boolean) : opts.dnsServers;
+      servers = new SrvServers({
+        name: net.hosts[0]!,
+        service,
+        dnsServers,
+        refreshMs,
+        logger,
+      });
+      await servers.refresh();
+      if (servers.servers().length === 0) {
+        logger.warn(
+          { record: servers.record },
+          "no memcached servers found yet; operations fail until the SRV records resolve",
+        );
+      }
+    }
+    return new MemcachedStore({
+      servers,
+      name: `${scheme}://${net.hosts.join(",")}`,
+      itemSize,
+      maxValueBytes,
+      timeoutMs,
+      logger,
+    });
+  }
+
+  const cluster = scheme.endsWith("+cluster");
+  const tls = scheme.startsWith("rediss");
+  const nodes = net.hosts.map((h) => {
+    const hp = hostPort(h, 6379, fail);
+    const at = hp.lastIndexOf(":");
+    return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(hp.slice(at + 1)) };
+  });
+  let db: number | undefined;
+  if (net.path !== "") {
+    if (cluster) throw fail("a Redis Cluster has no database number");
+    if (!/^\d{1,2}$/.test(net.path)) throw fail(`"/${net.path}" is not a database number`);
+    db = Number(net.path);
+  }
+  if (!cluster && nodes.length !== 1) {
+    throw fail("redis:// takes one host; use redis+cluster://h1:p1,h2:p2 for a cluster");
+  }
+  assertNoQuery(q, fail);
+  return new RedisStore({
+    nodes,
+    cluster,
+    tls,
+    username: net.username,
+    password: net.password,
+    db,
+    timeoutMs,
+    maxValueBytes,
+    logger,
+  });
+}
+
+interface NetworkUrl {
+  username?: string;
+  password?: string;
+  hosts: string[];
+  path: string;
+  query: URLSearchParams;
+}
+
+/** Parses `//[user[:pass]@]host[:port][,host[:port]...][/path][?query]`. */
+function parseNetworkUrl(rest: string, fail: (reason: string) => Error): NetworkUrl {
+  if (!rest.startsWith("//")) throw fail("expected // after the scheme");
+  let body = rest.slice(2);
+  let query = new URLSearchParams();
+  const qAt = body.indexOf("?");
+  if (qAt >= 0) {
+    query = new URLSearchParams(body.slice(qAt + 1));
+    body = body.slice(0, qAt);
+  }
+  let path = "";
+  const slash = body.indexOf("/");
+  if (slash >= 0) {
+    path = body.slice(slash + 1);
+    body = body.slice(0, slash);
+  }
+  let username: string | undefined;
+  let password: string | undefined;
+  const at = body.lastIndexOf("@");
+  if (at >= 0) {
+    const userinfo = body.slice(0, at);
+    body = body.slice(at + 1);
+    const colon = userinfo.indexOf(":");
+    try {
+      username = decodeURIComponent(colon >= 0 ? userinfo.slice(0, colon) : userinfo) || undefined;
+      password = colon >= 0 ? decodeURIComponent(userinfo.slice(colon + 1)) : undefined;
+    } catch {
+      throw fail("the user or password is not valid percent-encoding");
+    }
+  }
+  const hosts = body.split(",").filter((h) => h !== "");
+  if (hosts.length === 0) throw fail("no host given");
+  return { username, password, hosts, path, query };
+}
+
+/** Normalises `host`, `host:port`, `[v6]`, `[v6]:port` to `host:port`. */
+function hostPort(text: string, defaultPort: number, fail: (reason: string) => Error): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/.exec(text);
+  if (!m) throw fail(`"${text}" is not HOST[:PORT]`);
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (port < 1 || port > 65535) throw fail(`port ${m[2]} is out of range`);
+  return `${m[1]}:${port}`;
+}
+
+function assertNoQuery(q: URLSearchParams, fail: (reason: string) => Error) {
+  const left = [...q.keys()];
+  if (left.length > 0) throw fail(`unknown parameter ${left.map((k) => `"${k}"`).join(", ")}`);
+}
+
+/** The URL with any password replaced, fit for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+]*:\/\/[^/@?]*?:)[^/@?]*@/i, "$1***@");
+}

@@ -1,0 +1,201 @@
+/**
+ * The `redis://`, `rediss://` and `redis+cluster://` stores (ioredis): values with a PX
+ * expiry, leases with SET NX PX and a compare-and-delete release. Every command is bounded
+ * in time so an outage is a quick typed error, never a hang or an unhandled rejection.
+ */
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import type { OperationOptions } from "../../registry/registry.js";
+import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
+import type { Store, StoreEntry } from "../store.js";
+import {
+  StoreClosedError,
+  StoreOperationError,
+  StoreUnavailableError,
+  ValueTooLargeError,
+} from "./errors.js";
+import { raceSignal, type StoreLogger, silentLogger } from "./options.js";
+
+/** A Redis node address. */
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions {
+  /** One node, or the seed nodes of a cluster. */
+  nodes: RedisNode[];
+  /** Talk to a Redis Cluster (slots spread over masters) rather than one node. */
+  cluster?: boolean;
+  /** TLS (`rediss://`). */
+  tls?: boolean;
+  username?: string;
+  password?: string;
+  /** Database number (single node only). */
+  db?: number;
+  /** Longest wait for one operation, connecting included. Default 5 s. */
+  timeoutMs?: number;
+  /** Largest value accepted. Default 64 MiB. */
+  maxValueBytes?: number;
+  logger?: StoreLogger;
+}
+
+type Client = Redis | Cluster;
+
+const LEASE_EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
+const LEASE_RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`;
+
+/** Error messages ioredis uses when it cannot talk to the server at all. */
+const OUTAGE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|Connection is closed|Stream isn't writeable|max retries|MaxRetriesPerRequest|timed out|CLUSTERDOWN|Failed to refresh slots|None of startup nodes|LOADING|TRYAGAIN/i;
+
+/** A store on one Redis server or a Redis Cluster. */
+export class RedisStore implements Store {
+  readonly #client: Client;
+  readonly #name: string;
+  readonly #logger: StoreLogger;
+  readonly #timeoutMs: number;
+  readonly #maxValueBytes: number;
+  #closed = false;
+  #lastErrorLog = 0;
+
+  constructor(opts: RedisStoreOptions) {
+    const first = opts.nodes[0];
+    if (!first) throw new TypeError("RedisStore needs at least one node");
+    this.#name = `${opts.cluster ? "redis+cluster" : opts.tls ? "rediss" : "redis"}://${opts.nodes
+      .map((n) => `${n.host}:${n.port}`)
+      .join(",")}`;
+    this.#logger = opts.logger ?? silentLogger();
+    this.#timeoutMs = opts.timeoutMs ?? 5000;
+    this.#maxValueBytes = opts.maxValueBytes ?? 64 * 1024 * 1024;
+    const base: RedisOptions = {
+      username: opts.username,
+      password: opts.password,
+      tls: opts.tls ? {} : undefined,
+      connectTimeout: this.#timeoutMs,
+      commandTimeout: this.#timeoutMs,
+      // One reconnect attempt per queued command, then it fails: an outage costs one
+      // error per operation, and commands never wait for a server that stays away.
+      maxRetriesPerRequest: 1,
+      lazyConnect: false,
+    };
+    if (opts.cluster) {
+      this.#client = new Cluster(opts.nodes, {
+        redisOptions: base,
+        slotsRefreshTimeout: this.#timeoutMs,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+      });
+    } else {
+      this.#client = new Redis({
+        ...base,
+        host: first.host,
+        port: first.port,
+        db: opts.db ?? 0,
+        retryStrategy: (times) => Math.min(50 * times, 2000),
+      });
+    }
+    // Without a listener an 'error' event would crash the process; the operations that
+    // fail report the outage themselves, so this only logs (at most once a minute).
+    this.#client.on("error", (err: Error) => {
+      const now = Date.now();
+      if (now - this.#lastErrorLog < 60_000) return;
+      this.#lastErrorLog = now;
+      this.#logger.warn({ store: this.#name, err: err.message }, "cache store connection error");
+    });
+  }
+
+  async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
+    const stored = await this.#run("get", opts, (c) => c.getBuffer(key));
+    if (stored === null) return undefined;
+    const decoded = decodeEnvelope(stored);
+    if (!decoded.ok) {
+      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
+      return undefined;
+    }
+    return decoded.envelope;
+  }
+
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+    const stored = encodeEnvelope(deadline, value);
+    if (stored.byteLength > this.#maxValueBytes) {
+      throw new ValueTooLargeError(this.#name, key, stored.byteLength, this.#maxValueBytes);
+    }
+    const px = Math.ceil(expiryMs(deadline));
+    await this.#run("set", opts, (c) => c.set(key, stored, "PX", px));
+  }
+
+  async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {
+    const px = Math.max(1, Math.ceil(ttlMs));
+    const taken = await this.#run("acquire", opts, (c) => c.set(key, owner, "PX", px, "NX"));
+    if (taken === "OK") return true;
+    // Already held: ours to extend if we are the holder, else someone else's.
+    const extended = await this.#run("acquire", opts, (c) =>
+      c.eval(LEASE_EXTEND, 1, key, owner, String(px)),
+    );
+    return extended === 1;
+  }
+
+  async release(key: string, owner: string, opts?: OperationOptions) {
+    await this.#run("release", opts, (c) => c.eval(LEASE_RELEASE, 1, key, owner));
+  }
+
+  async ping(opts?: OperationOptions) {
+    if (this.#client instanceof Cluster) {
+      await this.#run("ping", opts, (c) => c.get("regscan:ping"));
+    } else {
+      await this.#run("ping", opts, (c) => (c as Redis).ping());
+    }
+  }
+
+  async close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await Promise.race([
+        this.#client.quit(),
+        new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+      ]);
+    } catch {
+      // quitting a client whose server is gone fails; disconnect below still frees it
+    }
+    this.#client.disconnect();
+  }
+
+  /** Runs one command with a deadline, turning every failure into a typed error. */
+  async #run<T>(
+    operation: string,
+    opts: OperationOptions | undefined,
+    command: (client: Client) => Promise<T>,
+  ): Promise<T> {
+    opts?.signal?.throwIfAborted();
+    if (this.#closed) throw new StoreClosedError(this.#name);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreUnavailableError(this.#name, `${operation} timed out`)),
+        this.#timeoutMs,
+      );
+    });
+    const work = command(this.#client);
+    work.catch(() => {});
+    try {
+      return await raceSignal(Promise.race([work, timeout]), opts?.signal);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
+      const message = (err as Error).message ?? String(err);
+      if (OUTAGE.test(message) || (err as Error).name === "MaxRetriesPerRequestError") {
+        throw new StoreUnavailableError(this.#name, message, { cause: err });
+      }
+      throw new StoreOperationError(this.#name, operation, message, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

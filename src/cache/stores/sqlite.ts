@@ -1,0 +1,182 @@
+/**
+ * The `sqlite:PATH` store, the embedded default: one file in the user's cache directory,
+ * WAL journal, one transaction per write so a killed process leaves a consistent database.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
+import envPaths from "env-paths";
+import type { OperationOptions } from "../../registry/registry.js";
+import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
+import type { Store, StoreEntry } from "../store.js";
+import { StoreClosedError, StoreOperationError, StoreUnavailableError } from "./errors.js";
+import { type StoreLogger, silentLogger } from "./options.js";
+
+/** Where the cache lives when no path is given, e.g. `~/.cache/regscan/cache.db` on Linux. */
+export function defaultSqlitePath(): string {
+  return join(envPaths("regscan", { suffix: "" }).cache, "cache.db");
+}
+
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  logger?: StoreLogger;
+  /** How long a write waits for another process's lock before failing. Default 5 s. */
+  busyTimeoutMs?: number;
+  /** How often expired rows are deleted. Default 10 min. */
+  pruneIntervalMs?: number;
+  /** The clock, for tests. */
+  now?: () => number;
+}
+
+interface EntryRow {
+  value: Buffer;
+}
+
+/** A store in one SQLite database file (better-sqlite3, WAL). */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #name: string;
+  readonly #logger: StoreLogger;
+  readonly #now: () => number;
+  readonly #timer: NodeJS.Timeout;
+  readonly #stmts;
+  readonly #acquireTx;
+  #closed = false;
+
+  /** Opens (and creates if needed) the database at `path`. */
+  constructor(
+    readonly path: string,
+    opts: SqliteStoreOptions = {},
+  ) {
+    this.#name = `sqlite:${path}`;
+    this.#logger = opts.logger ?? silentLogger();
+    this.#now = opts.now ?? Date.now;
+    try {
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      this.#db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+      this.#db.pragma("journal_mode = WAL");
+      // NORMAL in WAL mode loses no committed transaction when the process dies, only
+      // (at worst) the last ones on a power cut; FULL would fsync every write.
+      this.#db.pragma("synchronous = NORMAL");
+      this.#db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+      this.#db.exec(`
+        CREATE TABLE IF NOT EXISTS entries (
+          key TEXT PRIMARY KEY,
+          value BLOB NOT NULL,
+          expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS entries_expires_at ON entries (expires_at);
+        CREATE TABLE IF NOT EXISTS leases (
+          key TEXT PRIMARY KEY,
+          owner TEXT NOT NULL,
+          expires_at INTEGER NOT NULL
+        );
+      `);
+    } catch (err) {
+      throw new StoreUnavailableError(this.#name, (err as Error).message, { cause: err });
+    }
+    const db = this.#db;
+    this.#stmts = {
+      get: db.prepare<[string, number], EntryRow>(
+        "SELECT value FROM entries WHERE key = ? AND expires_at > ?",
+      ),
+      set: db.prepare<[string, Buffer, number]>(
+        "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
+      ),
+      setRaw: db.prepare<[string, Buffer, number]>(
+        "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
+      ),
+      dropExpiredLease: db.prepare<[string, number]>(
+        "DELETE FROM leases WHERE key = ? AND expires_at <= ?",
+      ),
+      takeLease: db.prepare<[string, string, number, string]>(
+        `INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+         WHERE leases.owner = ?`,
+      ),
+      release: db.prepare<[string, string]>("DELETE FROM leases WHERE key = ? AND owner = ?"),
+      pruneEntries: db.prepare<[number]>("DELETE FROM entries WHERE expires_at <= ?"),
+      pruneLeases: db.prepare<[number]>("DELETE FROM leases WHERE expires_at <= ?"),
+    };
+    this.#acquireTx = db.transaction((key: string, ttlMs: number, owner: string): boolean => {
+      const now = this.#now();
+      this.#stmts.dropExpiredLease.run(key, now);
+      return this.#stmts.takeLease.run(key, owner, now + ttlMs, owner).changes === 1;
+    });
+    this.#prune();
+    this.#timer = setInterval(() => this.#prune(), opts.pruneIntervalMs ?? 10 * 60_000);
+    this.#timer.unref();
+  }
+
+  async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
+    const row = this.#run("get", opts, () => this.#stmts.get.get(key, this.#now()));
+    if (!row) return undefined;
+    const decoded = decodeEnvelope(row.value);
+    if (!decoded.ok) {
+      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
+      return undefined;
+    }
+    return decoded.envelope;
+  }
+
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+    const now = this.#now();
+    const stored = encodeEnvelope(deadline, value);
+    // A single statement is its own transaction: a kill leaves the old row or the new one.
+    this.#run("set", opts, () => this.#stmts.set.run(key, stored, now + expiryMs(deadline, now)));
+  }
+
+  /** Stores raw bytes as they are, bypassing the envelope (tests of undecodable values). */
+  setRaw(key: string, stored: Uint8Array, ttlMs: number): void {
+    this.#run("set", undefined, () =>
+      this.#stmts.setRaw.run(key, Buffer.from(stored), this.#now() + ttlMs),
+    );
+  }
+
+  async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {
+    return this.#run("acquire", opts, () => this.#acquireTx.immediate(key, ttlMs, owner));
+  }
+
+  async release(key: string, owner: string, opts?: OperationOptions) {
+    this.#run("release", opts, () => this.#stmts.release.run(key, owner));
+  }
+
+  async ping(opts?: OperationOptions) {
+    this.#run("ping", opts, () => this.#db.prepare("SELECT 1").get());
+  }
+
+  async close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#db.close();
+  }
+
+  #run<T>(operation: string, opts: OperationOptions | undefined, work: () => T): T {
+    opts?.signal?.throwIfAborted();
+    if (this.#closed) throw new StoreClosedError(this.#name);
+    try {
+      return work();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === "SQLITE_BUSY" || code === "SQLITE_CANTOPEN" || code === "SQLITE_IOERR") {
+        throw new StoreUnavailableError(this.#name, (err as Error).message, { cause: err });
+      }
+      throw new StoreOperationError(this.#name, operation, (err as Error).message, { cause: err });
+    }
+  }
+
+  #prune() {
+    if (this.#closed) return;
+    try {
+      const now = this.#now();
+      const tx = this.#db.transaction(() => {
+        this.#stmts.pruneEntries.run(now);
+        this.#stmts.pruneLeases.run(now);
+      });
+      tx();
+    } catch (err) {
+      this.#logger.warn({ err, store: this.#name }, "could not prune expired cache rows");
+    }
+  }
+}

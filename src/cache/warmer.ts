@@ -1,0 +1,392 @@
+/**
+ * The Warmer keeps a store fresh for a set of repositories (Flux v1's `cache.Warmer`): a
+ * loop over a backlog re-read from an `ImageCreds` lookup every interval, priority requests
+ * first, one lease per repository so replicas on a shared store split the work.
+ */
+import { setMaxListeners } from "node:events";
+import { hostname } from "node:os";
+import pino, { type Logger } from "pino";
+import type { Registry as MetricsRegistry } from "prom-client";
+import { type ImageName, parseImageName } from "../image/ref.js";
+import type { ClientFactory } from "../registry/client.js";
+import { Credentials } from "../registry/credentials/credentials.js";
+import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
+import { Backlog } from "./backlog.js";
+import { forEachBounded } from "./bounded-parallel.js";
+import { summarizeError } from "./error-summary.js";
+import { Keys } from "./keys.js";
+import { warmerMetrics } from "./metrics.js";
+import { decodeRepositoryRecord } from "./records.js";
+import type { Store } from "./store.js";
+import { type TagEventListener, TagEvents } from "./tag-events.js";
+import { type WarmContext, warmRepository } from "./warm-pass.js";
+import type {
+  RepositoryOptions,
+  RepositoryScanResult,
+  RepositoryStatus,
+  TagEvent,
+} from "./warmer-types.js";
+
+export type {
+  ErrorSummary,
+  RepositoryOptions,
+  RepositoryScanResult,
+  RepositoryStatus,
+  ScanOutcome,
+  TagEvent,
+} from "./warmer-types.js";
+
+/** Default number of registry requests in flight per repository. */
+export const DEFAULT_BURST = 10;
+/** Default interval between lookups, and between scans of one repository (Flux v1: 1 min). */
+export const DEFAULT_INTERVAL_MS = 60_000;
+
+/** How the Warmer is set up. */
+export interface WarmerOptions {
+  /** Where the cache lives (shared between replicas for memcached and Redis). */
+  store: Store;
+  /** Makes a client per repository; `succeed()` is called after each clean scan. */
+  factory: ClientFactory;
+  /** The repositories to keep warm, with their credentials; asked again every interval. */
+  lookup?: ImageCredsLookup;
+  /** Per-repository options (tag filter, platform, interval), by canonical name. */
+  repositoryOptions?: (repository: string) => RepositoryOptions | undefined;
+  /** Key namespace (default `new Keys()`, prefix `regscan:v1:`). */
+  keys?: Keys;
+  /** Registry requests in flight per repository (default 10). */
+  burst?: number;
+  /** Interval between lookups and default per-repository interval, ms (default 60 s). */
+  intervalMs?: number;
+  /** Repositories scanned at the same time (default 2). */
+  concurrency?: number;
+  /** Identifies this warmer's leases (default `hostname:pid:random`). */
+  owner?: string;
+  /** How long a repository lease lasts unless renewed (renewed every third; default 5 min). */
+  leaseTtlMs?: number;
+  logger?: Logger;
+  /** Where the metrics go (default prom-client's global registry). */
+  metricsRegistry?: MetricsRegistry;
+  /** The clock for deadlines and scan marks (tests pass a fake one). */
+  now?: () => number;
+}
+
+/** Options of {@link Warmer.scan}. */
+export interface ScanOptions {
+  signal?: AbortSignal;
+  /** Scan even repositories scanned less than an interval ago (default true). */
+  force?: boolean;
+  /** Called as tags are listed and checked, per repository. */
+  onProgress?: (repository: string, progress: { total: number; done: number }) => void;
+}
+
+/** A repository to scan with {@link Warmer.scan}. */
+export interface ScanTarget {
+  name: ImageName;
+  /** Default: no credentials (anonymous). */
+  creds?: Credentials;
+  /** Default: `repositoryOptions(name)` of the warmer's options. */
+  options?: RepositoryOptions;
+}
+
+/** Keeps the cache warm; see the module comment and DESIGN.md section 5. */
+export class Warmer {
+  /** The owner id of this warmer's leases. */
+  readonly owner: string;
+  readonly #opts: WarmerOptions;
+  readonly #ctx: WarmContext;
+  readonly #intervalMs: number;
+  readonly #concurrency: number;
+  readonly #backlog = new Backlog();
+  readonly #events = new TagEvents();
+  readonly #scanListeners = new Set<(result: RepositoryScanResult) => void>();
+  readonly #status = new Map<string, RepositoryStatus>();
+  #creds: ImageCreds = new Map();
+  #running = false;
+
+  constructor(opts: WarmerOptions) {
+    this.#opts = opts;
+    this.owner =
+      opts.owner ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
+    this.#intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
+    this.#concurrency = Math.max(1, opts.concurrency ?? 2);
+    const logger = opts.logger ?? pino({ level: "silent" });
+    this.#ctx = {
+      store: opts.store,
+      keys: opts.keys ?? new Keys(),
+      factory: opts.factory,
+      logger,
+      metrics: warmerMetrics(opts.metricsRegistry),
+      events: this.#events,
+      now: opts.now ?? Date.now,
+      burst: Math.max(1, opts.burst ?? DEFAULT_BURST),
+      owner: this.owner,
+      leaseTtlMs: opts.leaseTtlMs ?? 5 * 60_000,
+      storeConcurrency: 32,
+      finalWriteTimeoutMs: 10_000,
+    };
+  }
+
+  /**
+   * Runs the warming loop until `signal` aborts: asks the lookup for repositories every
+   * interval, scans each at most once per interval (priority requests first), and resolves
+   * once in-flight scans have been cancelled and what they fetched has been written.
+   * Never rejects because of a registry or store failure; those are logged and recorded.
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    if (this.#running) throw new Error("Warmer.start: already running");
+    this.#running = true;
+    const log = this.#ctx.logger;
+    const refill = async () => {
+      try {
+        this.#creds = await (this.#opts.lookup?.() ?? new Map());
+      } catch (error) {
+        log.error(
+          { error: summarizeError(error) },
+          "image lookup failed; keeping the previous set",
+        );
+      }
+      for (const name of this.#creds.keys()) this.#statusOf(name);
+      // Repositories no longer watched leave the status list (and the gauge).
+      for (const [name, status] of this.#status) {
+        if (!this.#creds.has(name) && !status.scanning) {
+          this.#status.delete(name);
+          this.#ctx.metrics.tagsCached.remove({ repository: name });
+        }
+      }
+      this.#backlog.refill(this.#creds.keys());
+    };
+    await refill();
+    const timer = setInterval(() => void refill(), this.#intervalMs);
+    try {
+      const workers: Promise<void>[] = [];
+      for (let i = 0; i < this.#concurrency; i++) workers.push(this.#work(signal));
+      await Promise.all(workers);
+    } finally {
+      clearInterval(timer);
+      this.#running = false;
+    }
+  }
+
+  /**
+   * Asks for `repository` (canonical name or ImageName) to be scanned next, whatever its
+   * interval says. Only repositories from the lookup are scanned; an unknown name makes
+   * the warmer ask the lookup again once, then it is dropped with a warning.
+   */
+  prioritize(repository: ImageName | string): void {
+    const name = repository.toString();
+    if (this.#creds.has(name)) {
+      this.#backlog.prioritize(name);
+      return;
+    }
+    void (async () => {
+      try {
+        this.#creds = await (this.#opts.lookup?.() ?? new Map());
+      } catch (error) {
+        this.#ctx.logger.error({ error: summarizeError(error) }, "image lookup failed");
+      }
+      if (this.#creds.has(name)) this.#backlog.prioritize(name);
+      else this.#ctx.logger.warn({ repository: name }, "priority refresh of an unknown repository");
+    })();
+  }
+
+  /**
+   * One warming pass over `targets` (what `regscan scan` does), independent of the loop:
+   * at most `concurrency` repositories at once, each with its lease. Resolves with one
+   * result per target, in the order given; never rejects for registry or store failures.
+   */
+  async scan(targets: ScanTarget[], opts: ScanOptions = {}): Promise<RepositoryScanResult[]> {
+    // Our own signal following the caller's: each repository scanned at once listens on
+    // it, and the caller's signal is not ours to reconfigure.
+    const inner = new AbortController();
+    setMaxListeners(Math.max(10, this.#concurrency * 4), inner.signal);
+    const follow = () => inner.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) follow();
+    opts.signal?.addEventListener("abort", follow, { once: true });
+    const signal = inner.signal;
+    const results = new Array<RepositoryScanResult>(targets.length);
+    await forEachBounded(
+      targets.map((target, index) => ({ target, index })),
+      this.#concurrency,
+      async ({ target, index }) => {
+        const name = target.name.toString();
+        results[index] = await this.#scanOne(
+          target.name,
+          target.creds ?? Credentials.none(),
+          target.options ?? this.#opts.repositoryOptions?.(name) ?? {},
+          opts.force ?? true,
+          signal,
+          opts.onProgress && ((p) => opts.onProgress?.(name, p)),
+        );
+      },
+    ).finally(() => opts.signal?.removeEventListener("abort", follow));
+    return results;
+  }
+
+  /** What this warmer knows about each repository of the last lookup (and any it scanned). */
+  status(): RepositoryStatus[] {
+    return [...this.#status.values()].map((s) => ({ ...s }));
+  }
+
+  /** One repository's status, or undefined when this warmer has not met it. */
+  repositoryStatus(repository: ImageName | string): RepositoryStatus | undefined {
+    const s = this.#status.get(repository.toString());
+    return s && { ...s };
+  }
+
+  /** Calls `listener` for each new or moved tag; returns the function that unsubscribes. */
+  onTagEvent(listener: TagEventListener): () => void {
+    return this.#events.subscribe(listener);
+  }
+
+  /** New and moved tags from now on, until `signal` aborts. */
+  tagEvents(signal?: AbortSignal): AsyncIterable<TagEvent> {
+    return this.#events.iterate(signal);
+  }
+
+  /** Calls `listener` after each repository scan (including skipped ones). */
+  onScan(listener: (result: RepositoryScanResult) => void): () => void {
+    this.#scanListeners.add(listener);
+    return () => {
+      this.#scanListeners.delete(listener);
+    };
+  }
+
+  async #work(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const item = this.#backlog.take();
+      if (!item) {
+        await this.#backlog.changed(signal);
+        continue;
+      }
+      try {
+        const creds = this.#creds.get(item.name);
+        if (!creds) continue; // dropped from the lookup since it was queued
+        const name = this.#imageName(item.name);
+        if (!name) continue;
+        await this.#scanOne(
+          name,
+          creds,
+          this.#opts.repositoryOptions?.(item.name) ?? {},
+          item.priority,
+          signal,
+          undefined,
+        );
+      } finally {
+        this.#backlog.done(item.name);
+      }
+    }
+  }
+
+  #imageName(canonical: string): ImageName | undefined {
+    try {
+      return parseImageName(canonical);
+    } catch (error) {
+      this.#ctx.logger.warn({ repository: canonical, error: summarizeError(error) }, "skipped");
+      return undefined;
+    }
+  }
+
+  async #scanOne(
+    name: ImageName,
+    creds: Credentials,
+    options: RepositoryOptions,
+    force: boolean,
+    signal: AbortSignal,
+    onProgress: ((p: { total: number; done: number }) => void) | undefined,
+  ): Promise<RepositoryScanResult> {
+    const repository = name.toString();
+    const intervalMs = options.intervalMs ?? this.#intervalMs;
+    const status = this.#statusOf(repository);
+    status.scanning = true;
+    let result: RepositoryScanResult;
+    try {
+      result = await warmRepository(this.#ctx, {
+        name,
+        creds,
+        options,
+        intervalMs,
+        force,
+        signal,
+        onProgress,
+      });
+    } catch (error) {
+      // warmRepository does not throw; this is a last guard so one repository cannot stop the loop.
+      this.#ctx.logger.error({ repository, error: summarizeError(error) }, "scan crashed");
+      result = {
+        repository,
+        outcome: "failed",
+        tags: 0,
+        filteredOut: 0,
+        refreshed: 0,
+        unchanged: 0,
+        fresh: 0,
+        excluded: 0,
+        errors: 0,
+        newTags: [],
+        movedTags: [],
+        error: summarizeError(error),
+        startedAt: new Date(this.#ctx.now()),
+        durationMs: 0,
+      };
+    } finally {
+      status.scanning = false;
+    }
+    await this.#updateStatus(name, status, result, intervalMs);
+    for (const listener of this.#scanListeners) {
+      try {
+        listener(result);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+    return result;
+  }
+
+  async #updateStatus(
+    name: ImageName,
+    status: RepositoryStatus,
+    result: RepositoryScanResult,
+    intervalMs: number,
+  ): Promise<void> {
+    if (result.outcome === "scanned" || result.outcome === "failed") {
+      status.lastScanned = result.startedAt;
+      status.nextRefresh = new Date(result.startedAt.getTime() + intervalMs);
+      if (result.outcome === "scanned" || result.tags > 0) {
+        status.tagCount = result.tags;
+        status.lastUpdate = new Date(result.startedAt.getTime() + result.durationMs);
+      }
+      if (result.error) status.lastError = result.error;
+      else delete status.lastError;
+      return;
+    }
+    if (result.outcome === "aborted") return;
+    // Skipped: another warmer did (or does) the work; learn what it wrote.
+    try {
+      const got = await this.#ctx.store.get(this.#ctx.keys.repository(name), {
+        signal: AbortSignal.timeout(5000),
+      });
+      const record = got && decodeRepositoryRecord(got.value);
+      if (!record) return;
+      if (record.tags) status.tagCount = record.tags.length;
+      if (record.lastUpdate) status.lastUpdate = record.lastUpdate;
+      if (record.lastError)
+        status.lastError = { code: record.lastError.code, message: record.lastError.message };
+      else delete status.lastError;
+      if (record.lastScanned) {
+        status.lastScanned = record.lastScanned;
+        status.nextRefresh = new Date(record.lastScanned.getTime() + intervalMs);
+      }
+    } catch {
+      // Status is best effort; the next scan updates it.
+    }
+  }
+
+  #statusOf(repository: string): RepositoryStatus {
+    let status = this.#status.get(repository);
+    if (!status) {
+      status = { repository, scanning: false };
+      this.#status.set(repository, status);
+    }
+    return status;
+  }
+}

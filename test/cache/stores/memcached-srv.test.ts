@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { openStore } from "../../../src/cache/open-store.js";
+import { MemcachedStore } from "../../../src/cache/stores/memcached.js";
+import { memcachedKey } from "../../../src/cache/stores/memcached-keys.js";
+import { type DnsServer, startDnsmasq } from "../../support/dnsmasq.js";
+import { type MemcachedServer, startMemcached } from "../../support/memcached.js";
+import { waitFor } from "../../support/processes.js";
+import { rawHas } from "./memcached-text.js";
+import { capturingLogger, uniqueKey } from "./store-contract.js";
+
+const NAME = "cache.regscan.test";
+let m1: MemcachedServer;
+let m2: MemcachedServer;
+let m3: MemcachedServer;
+let dns: DnsServer;
+
+before(async () => {
+  [m1, m2, m3] = await Promise.all([startMemcached(), startMemcached(), startMemcached()]);
+  dns = await startDnsmasq([
+    { name: `_memcached._tcp.${NAME}`, target: "127.0.0.1", port: m1.port },
+  ]);
+});
+after(async () => {
+  await dns?.stop();
+});
+
+test("memcached+srv: finds its servers through SRV records and follows a change (Acceptance 7)", async () => {
+  const { logger, lines } = capturingLogger();
+  const store = await openStore(`memcached+srv://${NAME}?dns=${dns.address}&refresh=200ms`, {
+    logger,
+  });
+  try {
+    assert.ok(store instanceof MemcachedStore);
+    assert.deepEqual(store.servers(), [m1.address]);
+    const first = uniqueKey("srv-before");
+    await store.set(first, new Date(Date.now() + 60_000), Buffer.from("one"));
+    assert.equal(await rawHas(m1.address, memcachedKey(first)), true);
+
+    // Records now name two other servers, one by host name (resolved through the same DNS).
+    await dns.setRecords(
+      [
+        { name: `_memcached._tcp.${NAME}`, target: "127.0.0.1", port: m2.port },
+        { name: `_memcached._tcp.${NAME}`, target: "mc3.regscan.test", port: m3.port },
+      ],
+      { "mc3.regscan.test": "127.0.0.1" },
+    );
+    await waitFor(async () => store.servers().length === 2, {
+      what: "the store to pick up the new SRV records",
+      timeoutMs: 10_000,
+    });
+    assert.deepEqual(store.servers(), [m2.address, m3.address].sort());
+    assert.ok(lines().some((l) => /memcached servers changed/.test(String(l.msg))));
+    const spread = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const key = uniqueKey(`srv-after-${i}`);
+      await store.set(key, new Date(Date.now() + 60_000), Buffer.from(String(i)));
+      const where: string = store.serverOf(key)!;
+      spread.add(where);
+      assert.equal(await rawHas(where, memcachedKey(key)), true);
+      assert.equal(await rawHas(m1.address, memcachedKey(key)), false);
+      assert.equal(Buffer.from((await store.get(key))!.value).toString(), String(i));
+    }
+    assert.deepEqual([...spread].sort(), [m2.address, m3.address].sort());
+  } finally {
+    await store.close();
+  }
+});
+
+test("memcached+srv: the SRV service name is configurable", async () => {
+  await dns.setRecords([{ name: `_cache._tcp.${NAME}`, target: "127.0.0.1", port: m1.port }]);
+  const store = (await openStore(`memcached+srv://${NAME}?service=cache`, {
+    dnsServers: [dns.address],
+  })) as MemcachedStore;
+  try {
+    assert.deepEqual(store.servers(), [m1.address]);
+    const key = uniqueKey("service");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("x"));
+    assert.ok(await store.get(key));
+  } finally {
+    await store.close();
+  }
+});
+
+test("memcached+srv: with no records, operations are STORE_UNAVAILABLE naming the store", async () => {
+  const store = await openStore(
+    `memcached+srv://nothing.regscan.test?dns=${dns.address}&timeout=1s`,
+  );
+  try {
+    await assert.rejects(store.get("k"), {
+      code: "STORE_UNAVAILABLE",
+      message: /nothing\.regscan\.test/,
+    });
+  } finally {
+    await store.close();
+  }
+});

@@ -1,0 +1,211 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, test } from "node:test";
+import { openStore } from "../../../src/cache/open-store.js";
+import type { Store } from "../../../src/cache/store.js";
+import type { MemcachedStore } from "../../../src/cache/stores/memcached.js";
+import { memcachedKey } from "../../../src/cache/stores/memcached-keys.js";
+import { type MemcachedServer, startMemcached } from "../../support/memcached.js";
+import { rawHas, rawSet, rawTtl } from "./memcached-text.js";
+import { repositoryValue } from "./repository-value.js";
+import { capturingLogger, storeContract, uniqueKey } from "./store-contract.js";
+
+let server: MemcachedServer;
+let a: MemcachedStore;
+let b: Store;
+const { logger, lines } = capturingLogger();
+
+before(async () => {
+  // Memcached's default item size (1 MiB): no -I.
+  server = await startMemcached();
+  a = (await openStore(`memcached://${server.address}`, { logger })) as MemcachedStore;
+  b = await openStore(`memcached://${server.address}`);
+});
+after(async () => {
+  await a?.close();
+  await b?.close();
+});
+
+storeContract("memcached", () => ({
+  a,
+  b,
+  logs: lines,
+  writeRaw: (key, bytes) => rawSet(server.address, memcachedKey(key), bytes),
+  leaseTtlMs: 1000,
+}));
+
+test("memcached: items expire at twice the time to the deadline, at least an hour", async () => {
+  const short = uniqueKey("ttl-short");
+  const long = uniqueKey("ttl-long");
+  await a.set(short, new Date(Date.now() + 60_000), Buffer.from("x"));
+  await a.set(long, new Date(Date.now() + 5 * 3600_000), Buffer.from("y"));
+  const shortTtl = (await rawTtl(server.address, short))!;
+  const longTtl = (await rawTtl(server.address, long))!;
+  assert.ok(shortTtl > 3590 && shortTtl <= 3600, `short ttl ${shortTtl}`);
+  assert.ok(longTtl > 35_990 && longTtl <= 36_000, `long ttl ${longTtl}`);
+});
+
+test("memcached: keys over 250 bytes or with spaces are hashed and still work", async () => {
+  const long = `${uniqueKey("long")}:${"x".repeat(300)}`;
+  const spaced = `${uniqueKey("spaced")} with spaces\tand tabs`;
+  for (const key of [long, spaced]) {
+    const mk = memcachedKey(key);
+    assert.notEqual(mk, key);
+    assert.ok(Buffer.byteLength(mk) <= 250 && !/\s/.test(mk));
+    await a.set(key, new Date(Date.now() + 60_000), Buffer.from(key));
+    assert.equal(Buffer.from((await b.get(key))!.value).toString(), key);
+    assert.equal(await rawHas(server.address, mk), true);
+  }
+});
+
+test("memcached: a 20,000-tag repository round-trips through 1 MiB items (Acceptance 2)", async () => {
+  const value = repositoryValue(20_000);
+  assert.ok(value.byteLength > 4 * 1024 * 1024, `value is ${value.byteLength} bytes`);
+  const key = uniqueKey("repo-20000");
+  const deadline = new Date(Date.now() + 3_600_000);
+  await a.set(key, deadline, value);
+  const got = await b.get(key);
+  assert.ok(got, "read back");
+  assert.equal(got.deadline.getTime(), deadline.getTime());
+  assert.ok(Buffer.from(got.value).equals(value), "byte for byte");
+  const parsed = JSON.parse(Buffer.from(got.value).toString("utf8")) as { tags: unknown[] };
+  assert.equal(parsed.tags.length, 20_000);
+});
+
+test("memcached: incompressible values past the item size are chunked, and a lost chunk is a miss", async () => {
+  const value = randomBytes(3 * 1024 * 1024);
+  const key = uniqueKey("chunked");
+  await a.set(key, new Date(Date.now() + 60_000), value);
+  assert.ok(Buffer.from((await b.get(key))!.value).equals(value));
+  // Overwrite: the new value wins, old chunks are never mixed in.
+  const next = randomBytes(2 * 1024 * 1024);
+  await a.set(key, new Date(Date.now() + 60_000), next);
+  assert.ok(Buffer.from((await a.get(key))!.value).equals(next));
+  // A chunk gone (evicted) or replaced behind our back: a miss, not garbage.
+  const head = JSON.parse(
+    await (async () => {
+      const got = await rawGet(server.address, memcachedKey(key));
+      return got.subarray(1).toString("utf8");
+    })(),
+  ) as { id: string };
+  await rawSet(
+    server.address,
+    memcachedKey(`${key}:chunk:${head.id}:1`),
+    Buffer.from([4, 1, 2, 3]),
+  );
+  assert.equal(await a.get(key), undefined);
+});
+
+test("memcached: a value over the configured maximum is VALUE_TOO_LARGE (Acceptance 6)", async () => {
+  const small = await openStore(`memcached://${server.address}?maxValueSize=2m`);
+  try {
+    const key = uniqueKey("too-large");
+    await assert.rejects(
+      small.set(key, new Date(Date.now() + 60_000), randomBytes(3 * 1024 * 1024)),
+      {
+        code: "VALUE_TOO_LARGE",
+        message: new RegExp(key),
+      },
+    );
+    assert.equal(await small.get(key), undefined);
+  } finally {
+    await small.close();
+  }
+});
+
+test("memcached: told a bigger item size than the server has, a refused item is VALUE_TOO_LARGE", async () => {
+  const wrong = await openStore(`memcached://${server.address}?itemSize=4m`);
+  try {
+    await assert.rejects(
+      wrong.set(uniqueKey("refused"), new Date(Date.now() + 60_000), randomBytes(2 * 1024 * 1024)),
+      { code: "VALUE_TOO_LARGE" },
+    );
+  } finally {
+    await wrong.close();
+  }
+});
+
+test("memcached: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, they work (Acceptance 3)", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  const store = await openStore(`memcached://${server.address}?timeout=2s`);
+  try {
+    const key = uniqueKey("outage");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("before"));
+    await server.stop();
+    const started = Date.now();
+    await assert.rejects(store.get(key), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.set(key, new Date(), Buffer.from("during")), {
+      code: "STORE_UNAVAILABLE",
+      message: new RegExp(server.address),
+    });
+    await assert.rejects(store.acquire(key, 1000, "me"), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.ping(), { code: "STORE_UNAVAILABLE" });
+    assert.ok(Date.now() - started < 8000, `failed within ${Date.now() - started} ms`);
+    await server.start();
+    // memcached restarted empty: a miss, then writes work again.
+    let got: Awaited<ReturnType<Store["get"]>> | "error" = "error";
+    for (let i = 0; i < 50 && got === "error"; i++) {
+      got = await store.get(key).catch(() => "error" as const);
+      if (got === "error") await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(got, undefined);
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("after"));
+    assert.equal(Buffer.from((await store.get(key))!.value).toString(), "after");
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+    await store.close();
+    // The shared stores reconnect on their own.
+  }
+});
+
+test("memcached: keys spread over several servers, mapped alike by every client", async () => {
+  const second = await startMemcached();
+  const third = await startMemcached();
+  const url = `memcached://${[server.address, second.address, third.address].join(",")}`;
+  const reversed = `memcached://${[third.address, server.address, second.address].join(",")}`;
+  const one = (await openStore(url)) as MemcachedStore;
+  const two = (await openStore(reversed)) as MemcachedStore;
+  try {
+    const perServer = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      const key = uniqueKey(`spread-${i}`);
+      await one.set(key, new Date(Date.now() + 60_000), Buffer.from(String(i)));
+      assert.equal(Buffer.from((await two.get(key))!.value).toString(), String(i));
+      const where = one.serverOf(key)!;
+      assert.equal(two.serverOf(key), where);
+      assert.equal(await rawHas(where, memcachedKey(key)), true);
+      perServer.set(where, (perServer.get(where) ?? 0) + 1);
+    }
+    assert.equal(perServer.size, 3, "every server holds some keys");
+  } finally {
+    await one.close();
+    await two.close();
+    await second.stop();
+    await third.stop();
+  }
+});
+
+/** Reads an item's raw bytes through the text protocol. */
+async function rawGet(address: string, key: string): Promise<Buffer> {
+  const { connect } = await import("node:net");
+  const at = address.lastIndexOf(":");
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)) });
+    let reply = Buffer.alloc(0);
+    socket.on("data", (d: Buffer) => {
+      reply = Buffer.concat([reply, d]);
+      if (reply.subarray(-5).toString() === "END\r\n") {
+        socket.end();
+        const headerEnd = reply.indexOf("\r\n");
+        const size = Number(reply.subarray(0, headerEnd).toString().split(" ")[3]);
+        resolve(reply.subarray(headerEnd + 2, headerEnd + 2 + size));
+      }
+    });
+    socket.once("error", reject);
+    socket.write(`get ${key}\r\n`);
+  });
+}

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, test } from "node:test";
+import { Cluster, Redis } from "ioredis";
+import { openStore } from "../../../src/cache/open-store.js";
+import type { Store } from "../../../src/cache/store.js";
+import {
+  type RedisCluster,
+  type RedisServer,
+  startRedis,
+  startRedisCluster,
+} from "../../support/redis.js";
+import { repositoryValue } from "./repository-value.js";
+import { capturingLogger, storeContract, uniqueKey } from "./store-contract.js";
+
+let server: RedisServer;
+let cluster: RedisCluster;
+let raw: Redis;
+let rawCluster: Cluster;
+let a: Store;
+let b: Store;
+let ca: Store;
+let cb: Store;
+const single = capturingLogger();
+const clustered = capturingLogger();
+
+before(async () => {
+  [server, cluster] = await Promise.all([startRedis(), startRedisCluster()]);
+  raw = new Redis({ host: server.host, port: server.port, lazyConnect: true });
+  rawCluster = new Cluster(cluster.nodes.map((n) => ({ host: n.host, port: n.port })));
+  a = await openStore(server.url, { logger: single.logger });
+  b = await openStore(server.url);
+  ca = await openStore(cluster.url, { logger: clustered.logger });
+  cb = await openStore(cluster.url);
+});
+after(async () => {
+  for (const s of [a, b, ca, cb]) await s?.close();
+  raw?.disconnect();
+  rawCluster?.disconnect();
+});
+
+storeContract("redis", () => ({
+  a,
+  b,
+  logs: single.lines,
+  writeRaw: async (key, bytes) => {
+    await raw.set(key, bytes, "PX", 60_000);
+  },
+  leaseTtlMs: 300,
+}));
+
+storeContract("redis cluster", () => ({
+  a: ca,
+  b: cb,
+  logs: clustered.lines,
+  writeRaw: async (key, bytes) => {
+    await rawCluster.set(key, bytes, "PX", 60_000);
+  },
+  leaseTtlMs: 300,
+}));
+
+test("redis: values expire at twice the time to the deadline, at least an hour", async () => {
+  const short = uniqueKey("ttl-short");
+  const long = uniqueKey("ttl-long");
+  await a.set(short, new Date(Date.now() + 60_000), Buffer.from("x"));
+  await a.set(long, new Date(Date.now() + 5 * 3600_000), Buffer.from("y"));
+  const shortTtl = await raw.pttl(short);
+  const longTtl = await raw.pttl(long);
+  assert.ok(shortTtl > 3_590_000 && shortTtl <= 3_600_000, `short ${shortTtl}`);
+  assert.ok(longTtl > 35_990_000 && longTtl <= 36_000_000, `long ${longTtl}`);
+});
+
+test("redis cluster: keys land on all three masters and every client reads them", async () => {
+  const nodesUsed = new Set<number>();
+  for (let i = 0; i < 30; i++) {
+    const key = uniqueKey(`spread-${i}`);
+    await ca.set(key, new Date(Date.now() + 60_000), Buffer.from(String(i)));
+    assert.equal(Buffer.from((await cb.get(key))!.value).toString(), String(i));
+    const slot = Number(await rawCluster.cluster("KEYSLOT", key));
+    const shards = await rawCluster.cluster("SLOTS");
+    const owner = shards.find(([lo, hi]) => slot >= lo && slot <= hi);
+    nodesUsed.add(owner![2]![1]);
+  }
+  assert.equal(nodesUsed.size, 3);
+});
+
+test("redis: a 20,000-tag repository round-trips", async () => {
+  const value = repositoryValue(20_000);
+  for (const s of [a, ca]) {
+    const key = uniqueKey("repo");
+    await s.set(key, new Date(Date.now() + 60_000), value);
+    assert.ok(Buffer.from((await s.get(key))!.value).equals(value));
+  }
+});
+
+test("redis: a value over the configured maximum is VALUE_TOO_LARGE, naming the key", async () => {
+  const small = await openStore(`${server.url}?maxValueSize=1m`);
+  try {
+    const key = uniqueKey("too-large");
+    await assert.rejects(small.set(key, new Date(), randomBytes(2 * 1024 * 1024)), {
+      code: "VALUE_TOO_LARGE",
+      message: new RegExp(key),
+    });
+  } finally {
+    await small.close();
+  }
+});
+
+test("redis: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, they work (Acceptance 3)", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  const log = capturingLogger();
+  const store = await openStore(`${server.url}?timeout=2s`, { logger: log.logger });
+  try {
+    const key = uniqueKey("outage");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("before"));
+    await server.stop();
+    const started = Date.now();
+    await assert.rejects(store.get(key), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.set(key, new Date(), Buffer.from("during")), {
+      code: "STORE_UNAVAILABLE",
+      message: new RegExp(`127\\.0\\.0\\.1:${server.port}`),
+    });
+    await assert.rejects(store.acquire(key, 1000, "me"), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.release(key, "me"), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.ping(), { code: "STORE_UNAVAILABLE" });
+    assert.ok(Date.now() - started < 10_000, `failed within ${Date.now() - started} ms`);
+    await server.start();
+    let got: Awaited<ReturnType<Store["get"]>> | "error" = "error";
+    for (let i = 0; i < 100 && got === "error"; i++) {
+      got = await store.get(key).catch(() => "error" as const);
+      if (got === "error") await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(got, undefined, "redis restarted empty (nothing saved)");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("after"));
+    assert.equal(Buffer.from((await store.get(key))!.value).toString(), "after");
+    assert.ok(
+      log.lines().some((l) => l.level === 40 && /connection error/.test(String(l.msg))),
+      "the lost connection was logged",
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+    await store.close();
+  }
+});
+
+test("redis cluster: all masters stopped, operations fail with STORE_UNAVAILABLE, no unhandled rejection", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  const store = await openStore(`${cluster.url}?timeout=2s`);
+  try {
+    const key = uniqueKey("cluster-outage");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("before"));
+    await cluster.stop();
+    const started = Date.now();
+    await assert.rejects(store.get(key), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.set(key, new Date(), Buffer.from("x")), {
+      code: "STORE_UNAVAILABLE",
+    });
+    assert.ok(Date.now() - started < 10_000, `failed within ${Date.now() - started} ms`);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+    await store.close();
+  }
+});

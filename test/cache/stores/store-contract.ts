@@ -1,0 +1,157 @@
+/**
+ * The behaviour every Store must show, run by each store's test file against its real
+ * server: round trips with deadlines, misses, leases between two clients, prefix isolation,
+ * undecodable values as misses with a warning, aborts and use after close.
+ */
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import pino from "pino";
+import { Keys } from "../../../src/cache/keys.js";
+import type { Store } from "../../../src/cache/store.js";
+import type { StoreLogger } from "../../../src/cache/stores/options.js";
+import { parseImageName } from "../../../src/image/ref.js";
+
+/** A pino logger that keeps what it logs, for asserting on warnings. */
+export function capturingLogger(): {
+  logger: StoreLogger;
+  lines: () => Array<Record<string, unknown>>;
+} {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString("utf8"));
+      done();
+    },
+  });
+  const logger = pino({ level: "debug" }, stream);
+  return {
+    logger,
+    lines: () =>
+      lines
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+export interface ContractSubject {
+  /** Two independent clients of one store (two replicas). */
+  a: Store;
+  b: Store;
+  /** What `a` logs. */
+  logs: () => Array<Record<string, unknown>>;
+  /** Writes bytes straight into the store under `key`, bypassing the envelope. */
+  writeRaw(key: string, bytes: Buffer): Promise<void>;
+  /** The lease TTL granularity of the store, in ms (memcached: whole seconds). */
+  leaseTtlMs: number;
+}
+
+let counter = 0;
+/** A key unique to this process and call, so contract runs never see each other's data. */
+export function uniqueKey(label: string): string {
+  return `regscan:test:${process.pid}:${Date.now()}:${++counter}:${label}`;
+}
+
+/** Registers the shared contract tests for one store. */
+export function storeContract(name: string, subject: () => ContractSubject): void {
+  test(`${name}: a key never written is a miss`, async () => {
+    assert.equal(await subject().a.get(uniqueKey("none")), undefined);
+  });
+
+  test(`${name}: set then get returns the value and the deadline, from another client too`, async () => {
+    const { a, b } = subject();
+    const key = uniqueKey("rt");
+    const deadline = new Date(Date.now() + 3_600_000 + 123);
+    const value = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    await a.set(key, deadline, value);
+    for (const s of [a, b]) {
+      const got = await s.get(key);
+      assert.ok(got, "written value is read back");
+      assert.deepEqual(Buffer.from(got.value), value);
+      assert.equal(got.deadline.getTime(), deadline.getTime());
+    }
+  });
+
+  test(`${name}: a value past its deadline is still served, and overwrites replace`, async () => {
+    const { a } = subject();
+    const key = uniqueKey("past");
+    await a.set(key, new Date(Date.now() - 60_000), Buffer.from("old"));
+    const past = await a.get(key);
+    assert.equal(Buffer.from(past!.value).toString(), "old");
+    assert.ok(past!.deadline.getTime() < Date.now());
+    const next = new Date(Date.now() + 10_000);
+    await a.set(key, next, new Uint8Array());
+    const got = await a.get(key);
+    assert.equal(got!.value.byteLength, 0);
+    assert.equal(got!.deadline.getTime(), next.getTime());
+  });
+
+  test(`${name}: leases are exclusive between clients, renewable by the holder`, async () => {
+    const { a, b } = subject();
+    const key = uniqueKey("lease");
+    assert.equal(await a.acquire(key, 60_000, "replica-a"), true);
+    assert.equal(await b.acquire(key, 60_000, "replica-b"), false);
+    assert.equal(await a.acquire(key, 60_000, "replica-a"), true, "holder renews");
+    await b.release(key, "replica-b");
+    assert.equal(await b.acquire(key, 60_000, "replica-b"), false, "non-holder cannot release");
+    await a.release(key, "replica-a");
+    assert.equal(await b.acquire(key, 60_000, "replica-b"), true);
+    assert.equal(await a.acquire(key, 60_000, "replica-a"), false);
+    await b.release(key, "replica-b");
+  });
+
+  test(`${name}: a lease expires after its TTL`, async () => {
+    const { a, b, leaseTtlMs } = subject();
+    const key = uniqueKey("lease-ttl");
+    assert.equal(await a.acquire(key, leaseTtlMs, "replica-a"), true);
+    assert.equal(await b.acquire(key, 60_000, "replica-b"), false);
+    await new Promise((r) => setTimeout(r, leaseTtlMs * 2 + 200));
+    assert.equal(await b.acquire(key, 60_000, "replica-b"), true);
+  });
+
+  test(`${name}: key prefixes keep deployments apart`, async () => {
+    const { a } = subject();
+    const image = parseImageName(`localhost:5000/team/app${++counter}`);
+    const prod = new Keys(`prod:${process.pid}:`);
+    const staging = new Keys(`staging:${process.pid}:`);
+    assert.notEqual(prod.repository(image), staging.repository(image));
+    const deadline = new Date(Date.now() + 60_000);
+    await a.set(prod.repository(image), deadline, Buffer.from("prod"));
+    await a.set(staging.tag(image, "v1"), deadline, Buffer.from("staging"));
+    assert.equal(await a.get(staging.repository(image)), undefined);
+    assert.equal(Buffer.from((await a.get(prod.repository(image)))!.value).toString(), "prod");
+    assert.equal(await a.get(prod.tag(image, "v1")), undefined);
+  });
+
+  test(`${name}: a value that does not decode is a miss with a warning`, async () => {
+    const { a, writeRaw, logs } = subject();
+    const key = uniqueKey("garbage");
+    await writeRaw(key, Buffer.from("not an envelope at all"));
+    assert.equal(await a.get(key), undefined);
+    const warned = logs().some(
+      (l) => l.level === 40 && l.key === key && /does not decode/.test(String(l.msg)),
+    );
+    assert.ok(warned, "a warning names the key");
+    // Written properly again, it reads back.
+    await a.set(key, new Date(Date.now() + 1000), Buffer.from("ok"));
+    assert.equal(Buffer.from((await a.get(key))!.value).toString(), "ok");
+  });
+
+  test(`${name}: an aborted signal rejects with its reason`, async () => {
+    const { a } = subject();
+    const ac = new AbortController();
+    ac.abort(new Error("stop now"));
+    await assert.rejects(a.get(uniqueKey("abort"), { signal: ac.signal }), /stop now/);
+    await assert.rejects(
+      a.set(uniqueKey("abort"), new Date(), Buffer.from("x"), { signal: ac.signal }),
+      /stop now/,
+    );
+  });
+
+  test(`${name}: ping answers`, async () => {
+    await subject().a.ping();
+    await subject().b.ping();
+  });
+}

@@ -1,0 +1,201 @@
+/**
+ * `regscan scan` run as a user would (a child process) against the real registry, into a
+ * sqlite cache in a temporary directory: the summary, the JSON form with requests by
+ * method, the exit status, and no progress bar when the output is not a terminal.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { main } from "../../src/cli/main.js";
+import { runCli } from "../support/cli.js";
+import { ImageBuilder } from "../support/image-builder.js";
+import { type RegistryHandle, startRegistry } from "../support/registry.js";
+
+let registry: RegistryHandle;
+let dir: string;
+let cacheUrl: string;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "regscan-cli-scan-"));
+  cacheUrl = `sqlite:${join(dir, "cache.db")}`;
+  registry = await startRegistry();
+  const builder = new ImageBuilder(registry);
+  try {
+    const one = await builder.pushImage("cli/app", ["1.0", "1.1"], {
+      seed: "app-1",
+      labels: { a: "b" },
+    });
+    await builder.tagMany("cli/app", ["latest", "stable"], one);
+    await builder.pushIndex("cli/multi", ["v1"], { seed: "multi" });
+  } finally {
+    await builder.close();
+  }
+});
+
+after(async () => {
+  await registry?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const env = () => ({ DOCKER_CONFIG: join(dir, "no-docker-config") });
+
+interface Summary {
+  repositories: Array<{
+    repository: string;
+    outcome: string;
+    ok: boolean;
+    tags: number;
+    refreshed: number;
+    unchanged: number;
+    fresh: number;
+    excluded: number;
+    errors: number;
+    error?: { code: string; message: string };
+  }>;
+  requests: { total: number; byMethod: Record<string, number> };
+}
+
+describe("regscan scan", () => {
+  it("scans repositories, prints a JSON summary with requests by method, then finds them fresh", async () => {
+    const args = [
+      "scan",
+      `${registry.host}/cli/app`,
+      `${registry.host}/cli/multi`,
+      "--cache",
+      cacheUrl,
+      "--insecure-host",
+      registry.host,
+      "--output",
+      "json",
+    ];
+    const first = await runCli(args, { env: env() });
+    assert.equal(first.code, 0, first.stderr);
+    const s1 = JSON.parse(first.stdout) as Summary;
+    assert.deepEqual(
+      s1.repositories.map((r) => [r.repository, r.outcome, r.tags, r.refreshed, r.ok]),
+      [
+        [`${registry.host}/cli/app`, "scanned", 4, 4, true],
+        [`${registry.host}/cli/multi`, "scanned", 1, 1, true],
+      ],
+    );
+    assert.equal(s1.requests.byMethod.HEAD, 5);
+    assert.ok((s1.requests.byMethod.GET ?? 0) > 0);
+    assert.equal(s1.requests.total, (s1.requests.byMethod.GET ?? 0) + 5);
+    assert.doesNotMatch(first.stderr, /█|░/, "no progress bar when not on a terminal");
+
+    registry.resetRequests();
+    const second = await runCli(args, { env: env() });
+    assert.equal(second.code, 0, second.stderr);
+    const s2 = JSON.parse(second.stdout) as Summary;
+    assert.deepEqual(
+      s2.repositories.map((r) => [r.fresh, r.refreshed]),
+      [
+        [4, 0],
+        [1, 0],
+      ],
+    );
+    assert.equal(s2.requests.byMethod.HEAD, undefined);
+    const manifests = registry.requests().filter((r) => r.path.includes("/manifests/"));
+    assert.deepEqual(manifests, [], "no manifest requests on the second scan");
+  });
+
+  it("prints a table and exits 1 when a repository fails", async () => {
+    const r = await runCli(
+      [
+        "scan",
+        `${registry.host}/cli/app`,
+        `${registry.host}/cli/missing`,
+        "--cache",
+        cacheUrl,
+        "--insecure-host",
+        registry.host,
+      ],
+      { env: env() },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(
+      lines[0] ?? "",
+      /^REPOSITORY\s+TAGS\s+REFRESHED\s+UNCHANGED\s+EXCLUDED\s+ERRORS\s+RESULT$/,
+    );
+    assert.match(lines[1] ?? "", /cli\/app\s+4\s+0\s+4\s+0\s+0\s+scanned$/);
+    assert.match(lines[2] ?? "", /cli\/missing\s+0\s+0\s+0\s+0\s+0\s+failed: NAME_UNKNOWN/);
+    assert.match(r.stdout, /HTTP requests: \d+ GET/);
+  });
+
+  it("applies tag filters and refuses bad input with a one-line message", async () => {
+    const r = await runCli(
+      [
+        "scan",
+        `${registry.host}/cli/app`,
+        "--cache",
+        `sqlite:${join(dir, "filtered.db")}`,
+        "--insecure-host",
+        registry.host,
+        "--include",
+        "1.*",
+        "--output",
+        "json",
+      ],
+      { env: env() },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as Summary & { repositories: Array<{ filteredOut: number }> };
+    assert.equal(s.repositories[0]?.tags, 2);
+    assert.equal(s.repositories[0]?.filteredOut, 2);
+    assert.equal(s.requests.byMethod.HEAD, 2);
+
+    const bad = await runCli(["scan", "Not/Valid", "--cache", cacheUrl], { env: env() });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^regscan: invalid image reference "Not\/Valid"/);
+    const tag = await runCli(["scan", `${registry.host}/cli/app:1.0`, "--cache", cacheUrl], {
+      env: env(),
+    });
+    assert.equal(tag.code, 1);
+    assert.match(tag.stderr, /takes repositories, not tags/);
+    const store = await runCli(["scan", `${registry.host}/cli/app`, "--cache", "bogus://x"], {
+      env: env(),
+    });
+    assert.equal(store.code, 1);
+    assert.match(store.stderr, /bogus/);
+  });
+
+  it("draws a progress bar when stderr is a terminal", async () => {
+    let err = "";
+    let out = "";
+    const tty = Object.assign(
+      new Writable({
+        write(chunk, _enc, done) {
+          err += String(chunk);
+          done();
+        },
+      }),
+      { isTTY: true, columns: 100 },
+    );
+    const stdout = new Writable({
+      write(chunk, _enc, done) {
+        out += String(chunk);
+        done();
+      },
+    });
+    const code = await main(
+      [
+        "node",
+        "regscan",
+        "scan",
+        `${registry.host}/cli/app`,
+        "--cache",
+        `sqlite:${join(dir, "tty.db")}`,
+        "--insecure-host",
+        registry.host,
+      ],
+      { stdout, stderr: tty, env: env(), exitCode: 0 },
+    );
+    assert.equal(code, 0, err);
+    assert.match(err, /4\/4 .*cli\/app/, "the bar shows the tags checked");
+    assert.match(out, /cli\/app\s+4\s+4/);
+  });
+});
