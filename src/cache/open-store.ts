@@ -3,6 +3,7 @@
  * `memcached://`, `memcached+srv://`, `redis://`, `rediss://`, `redis+cluster://`.
  * A URL that cannot be understood is an `InvalidStoreUrlError` naming it.
  */
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import type { Store } from "./store.js";
@@ -30,6 +31,8 @@ export interface OpenStoreOptions {
   srvService?: string;
   /** How often `memcached+srv://` resolves its servers again. Default 30 s. URL: `refresh=30s`. */
   srvRefreshMs?: number;
+  /** PEM CA certificates `rediss://` trusts instead of Node's list. URL: `ca=/path/ca.pem`. */
+  tlsCa?: string;
 }
 
 /** The store URL used when none is given: SQLite in the user's cache directory. */
@@ -171,11 +174,22 @@ export async function openStore(
   if (!cluster && nodes.length !== 1) {
     throw fail("redis:// takes one host; use redis+cluster://h1:p1,h2:p2 for a cluster");
   }
+  const caFile = take("ca");
+  if (caFile !== undefined && !tls) throw fail("ca= applies to rediss:// only");
+  let tlsCa = opts.tlsCa;
+  if (caFile !== undefined) {
+    try {
+      tlsCa = readFileSync(caFile, "utf8");
+    } catch (err) {
+      throw fail(`cannot read ca=${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
   assertNoQuery(q, fail);
   return new RedisStore({
     nodes,
     cluster,
     tls,
+    tlsCa,
     username: net.username,
     password: net.password,
     db,

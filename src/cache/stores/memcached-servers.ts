@@ -100,7 +100,7 @@ export class SrvServers implements ServerSource {
       .then((found) => {
         if (this.#closed) return;
         if (found.join(",") === this.#servers.join(",")) return;
-        this.#logger.warn(
+        this.#logger.info(
           { record: this.#record, servers: found, previous: this.#servers },
           "memcached servers changed",
         );

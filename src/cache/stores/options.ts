@@ -5,7 +5,7 @@
 import pino, { type Logger } from "pino";
 
 /** Where a store reports what it cannot throw (undecodable values, lost connections). */
-export type StoreLogger = Pick<Logger, "warn" | "debug" | "error">;
+export type StoreLogger = Pick<Logger, "info" | "warn" | "debug" | "error">;
 
 /** A logger that drops everything, for stores opened without one. */
 export function silentLogger(): StoreLogger {

@@ -29,6 +29,8 @@ export interface RedisStoreOptions {
   cluster?: boolean;
   /** TLS (`rediss://`). */
   tls?: boolean;
+  /** PEM CA certificates to trust for TLS, instead of Node's built-in list. */
+  tlsCa?: string;
   username?: string;
   password?: string;
   /** Database number (single node only). */
@@ -69,7 +71,7 @@ export class RedisStore implements Store {
   constructor(opts: RedisStoreOptions) {
     const first = opts.nodes[0];
     if (!first) throw new TypeError("RedisStore needs at least one node");
-    this.#name = `${opts.cluster ? "redis+cluster" : opts.tls ? "rediss" : "redis"}://${opts.nodes
+    this.#name = `${opts.tls ? "rediss" : "redis"}${opts.cluster ? "+cluster" : ""}://${opts.nodes
       .map((n) => `${n.host}:${n.port}`)
       .join(",")}`;
     this.#logger = opts.logger ?? silentLogger();
@@ -78,7 +80,7 @@ export class RedisStore implements Store {
     const base: RedisOptions = {
       username: opts.username,
       password: opts.password,
-      tls: opts.tls ? {} : undefined,
+      tls: opts.tls ? (opts.tlsCa ? { ca: opts.tlsCa } : {}) : undefined,
       connectTimeout: this.#timeoutMs,
       commandTimeout: this.#timeoutMs,
       // One reconnect attempt per queued command, then it fails: an outage costs one
