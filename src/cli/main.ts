@@ -5,18 +5,42 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
-import { registerConfigCommand } from "./commands/config.js";
-import { registerGetCommand } from "./commands/get.js";
-import { registerInspectCommand } from "./commands/inspect.js";
-import { registerScanCommand } from "./commands/scan.js";
-import { registerServeCommand } from "./commands/serve.js";
-import { registerTagsCommand } from "./commands/tags.js";
 import type { CliContext } from "./context.js";
+
+type Register = (program: Command, ctx: CliContext) => void;
+
+/**
+ * Each command's module, loaded only when needed: a run of `regscan tags` need not load the
+ * daemon, the stores and the Kubernetes client, which makes start-up several times faster.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  tags: async () => (await import("./commands/tags.js")).registerTagsCommand,
+  inspect: async () => (await import("./commands/inspect.js")).registerInspectCommand,
+  scan: async () => (await import("./commands/scan.js")).registerScanCommand,
+  get: async () => (await import("./commands/get.js")).registerGetCommand,
+  serve: async () => (await import("./commands/serve.js")).registerServeCommand,
+  config: async () => (await import("./commands/config.js")).registerConfigCommand,
+};
+
+/** The commands to load for `argv`: the one named, or all of them for help and usage errors. */
+function commandsFor(argv: string[]): string[] {
+  const args = argv.slice(2);
+  const named = args.find((arg) => !arg.startsWith("-"));
+  if (named !== undefined && named in COMMANDS) return [named];
+  if (named === undefined && (args.includes("--version") || args.includes("-V"))) return [];
+  return Object.keys(COMMANDS);
+}
 
 const VERSION = "0.1.0";
 
-/** Builds the program; exported so that tests can run commands in-process. */
-export function buildProgram(ctx: CliContext): Command {
+/**
+ * Builds the program with the commands `argv` needs (all of them by default); exported so
+ * that tests can run commands in-process.
+ */
+export async function buildProgram(
+  ctx: CliContext,
+  argv: string[] = ["node", "regscan"],
+): Promise<Command> {
   const program = new Command("regscan")
     .description("Always-fresh container image metadata from any OCI / Docker registry")
     .version(VERSION)
@@ -27,12 +51,8 @@ export function buildProgram(ctx: CliContext): Command {
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
-  registerTagsCommand(program, ctx);
-  registerInspectCommand(program, ctx);
-  registerScanCommand(program, ctx);
-  registerGetCommand(program, ctx);
-  registerServeCommand(program, ctx);
-  registerConfigCommand(program, ctx);
+  const registers = await Promise.all(commandsFor(argv).map((name) => COMMANDS[name]!()));
+  for (const register of registers) register(program, ctx);
   return program;
 }
 
@@ -46,8 +66,8 @@ export async function main(
     exitCode: 0,
   },
 ): Promise<number> {
-  const program = buildProgram(ctx);
   try {
+    const program = await buildProgram(ctx, argv);
     await program.parseAsync(argv);
     return ctx.exitCode;
   } catch (err) {
@@ -59,7 +79,7 @@ export async function main(
     const message = err instanceof Error ? err.message : String(err);
     ctx.stderr.write(`regscan: ${message}\n`);
     if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
-    return ctx.exitCode > 1 ? ctx.exitCode : 1;
+    return Math.max(ctx.exitCode, 1);
   }
 }
 
