@@ -15,6 +15,7 @@ import {
   type PushedImage,
   type PushedIndex,
 } from "../support/image-builder.js";
+import { reapStaleTempDirs } from "../support/processes.js";
 import { type RegistryHandle, readCa, startRegistry } from "../support/registry.js";
 import { authHeaders, basicAuth, writeDockerConfig } from "../support/registry-auth.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
@@ -285,8 +286,12 @@ describe("harness features", () => {
     assert.equal(moved.headers.get("docker-content-digest"), other.digest);
   });
 
-  test("tagMany over the API gives the same result", async () => {
-    const image = await builder.pushImage("api/repo", undefined);
+  test("tagMany over the API (through the proxy) gives the same result", async () => {
+    const proxied = new ImageBuilder(registry, { viaProxy: true });
+    registry.resetRequests();
+    const image = await proxied.pushImage("api/repo", undefined);
+    assert.ok(registry.requests().some((r) => r.method === "PUT" && r.status === 201));
+    await proxied.close();
     await builder.tagMany("api/repo", ["a", "b", "c"], image, { via: "api" });
     const listed = (
       (await (await fetch(`${registry.url}/v2/api/repo/tags/list`)).json()) as {
@@ -321,6 +326,9 @@ describe("harness features", () => {
         "t24",
       ]);
       assert.equal(small.headers.get("link"), null);
+      const head = await fetch(`${registry.url}/v2/paged/tags/list?n=5`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.match(head.headers.get("link") ?? "", /last=t04>; rel="next"$/);
     } finally {
       registry.setPagination(false);
     }
@@ -376,6 +384,11 @@ test("a TLS registry is trusted with its CA only", async () => {
     assert.equal(res.headers.get("docker-content-digest"), image.digest);
     await res.arrayBuffer();
     await trusted.close();
+    registry.resetRequests();
+    const before = registry.connections();
+    await assert.rejects(fetch(`http://${registry.host}/v2/`));
+    assert.equal(registry.connections().failed, before.failed + 1);
+    assert.equal(registry.requests().length, 0);
     await assert.rejects(fetch(`${registry.url}/v2/`), (err: Error) => {
       const cause = err.cause as { code?: string } | undefined;
       assert.match(String(cause?.code), /SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
@@ -424,6 +437,47 @@ test("processes and temp dirs are gone after the test process dies of an error",
     }
     assert.equal(alive, false, `child ${pid} still running`);
   }
+});
+
+test("a test process killed with SIGKILL leaves no server running, and its dirs are reaped", async () => {
+  const registryModule = fileURLToPath(new URL("../support/registry.ts", import.meta.url));
+  const script = [
+    `import { startRegistry } from ${JSON.stringify(registryModule)};`,
+    "const r = await startRegistry({ mode: 'htpasswd', tls: true });",
+    "const { execFileSync } = await import('node:child_process');",
+    "const pids = execFileSync('pgrep', ['-P', String(process.pid)], { encoding: 'utf8' });",
+    "console.log(JSON.stringify({ dir: r.storageDir, pids: pids.trim().split('\\n') }));",
+    "setInterval(() => {}, 1000);",
+  ].join("\n");
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+  });
+  let out = "";
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("child did not start a registry")), 20_000);
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      if (out.includes("\n")) {
+        clearTimeout(timer);
+        resolve(out);
+      }
+    });
+  });
+  const { dir, pids } = JSON.parse(line.trim()) as { dir: string; pids: string[] };
+  child.kill("SIGKILL");
+  await new Promise((resolve) => child.on("close", resolve));
+  for (const pid of pids) {
+    let alive = true;
+    for (let i = 0; i < 40 && alive; i++) {
+      alive = existsSync(`/proc/${pid}`) && !isZombie(pid);
+      if (alive) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(alive, false, `child ${pid} still running`);
+  }
+  assert.equal(existsSync(dir), true, "a SIGKILLed process cannot clean up itself");
+  reapStaleTempDirs();
+  assert.equal(existsSync(dir), false, "the next test process reaps it");
 });
 
 function isZombie(pid: string): boolean {

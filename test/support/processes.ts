@@ -4,7 +4,17 @@
  * when the test process ends: through `stop()`, a node:test `after` hook, and process exit.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync, statfsSync } from "node:fs";
+import {
+  accessSync,
+  appendFileSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+} from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +74,7 @@ function killAllSync(): void {
     }
   }
   tempDirs.clear();
+  if (ownerFile !== undefined) rmSync(ownerFile, { force: true });
 }
 
 /** Runs registered cleanups, stops every live process and removes every temp dir. */
@@ -128,10 +139,65 @@ export function tempBase(): string {
   return chosenBase;
 }
 
+// A test process that dies without running its exit handler (SIGKILL, a fatal error inside
+// the test runner) leaves its temp dirs behind. Each process lists its dirs in an owner file
+// named after its pid and start time; the next test process removes the dirs of dead owners.
+let ownerFile: string | undefined;
+
+function processStartTime(pid: number | string): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function reapDeadOwners(ownersDir: string, base: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(ownersDir);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const [pid, start] = name.split("-");
+    if (pid === undefined || start === undefined) continue;
+    if (processStartTime(pid) === start) continue;
+    const file = join(ownersDir, name);
+    try {
+      for (const dir of readFileSync(file, "utf8").split("\n")) {
+        if (dir.startsWith(join(base, "regscan-"))) rmSync(dir, { recursive: true, force: true });
+      }
+      rmSync(file, { force: true });
+    } catch {
+      // another process is reaping the same owner
+    }
+  }
+}
+
+function recordOwnership(dir: string, base: string): void {
+  if (ownerFile === undefined) {
+    const ownersDir = join(base, "regscan-test-owners");
+    mkdirSync(ownersDir, { recursive: true });
+    reapDeadOwners(ownersDir, base);
+    ownerFile = join(ownersDir, `${process.pid}-${processStartTime(process.pid) ?? "0"}`);
+  }
+  appendFileSync(ownerFile, `${dir}\n`);
+}
+
+/** Removes the temp dirs of test processes that died without cleaning up (done once anyway). */
+export function reapStaleTempDirs(): void {
+  const base = tempBase();
+  reapDeadOwners(join(base, "regscan-test-owners"), base);
+}
+
 /** Makes a temporary directory that is removed when the tests end. */
 export function makeTempDir(prefix = "regscan-test-"): string {
-  const dir = mkdtempSync(join(tempBase(), prefix));
+  const base = tempBase();
+  const dir = mkdtempSync(join(base, prefix));
   tempDirs.add(dir);
+  recordOwnership(dir, base);
   return dir;
 }
 
@@ -158,6 +224,21 @@ export function requireBinary(binary: string, debianPackage: string): string {
   throw new Error(
     `${binary} is not installed; run \`apt-get install ${debianPackage}\` (Debian package ${debianPackage})`,
   );
+}
+
+let setprivChecked = false;
+let setprivFound: string | undefined;
+
+function setprivPath(): string | undefined {
+  if (!setprivChecked) {
+    setprivChecked = true;
+    try {
+      setprivFound = requireBinary("setpriv", "util-linux");
+    } catch {
+      // util-linux is essential on Debian; elsewhere fall back to the exit handlers alone
+    }
+  }
+  return setprivFound;
 }
 
 /** Whether something accepts TCP connections on host:port. */
@@ -209,7 +290,14 @@ export async function waitFor(check: () => Promise<boolean>, opts: WaitForOption
  * process ends even if nobody calls `stop()`.
  */
 export async function startProcess(opts: StartProcessOptions): Promise<ManagedProcess> {
-  const child = spawn(opts.command, opts.args ?? [], {
+  // The kernel kills the child when this process dies however it dies (a fatal error in the
+  // test runner skips 'exit' handlers): setpriv sets PR_SET_PDEATHSIG, then execs the command.
+  const setpriv = setprivPath();
+  const [command, args] =
+    setpriv !== undefined
+      ? [setpriv, ["--pdeathsig", "KILL", "--", opts.command, ...(opts.args ?? [])]]
+      : [opts.command, opts.args ?? []];
+  const child = spawn(command, args, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
     stdio: ["ignore", "pipe", "pipe"],

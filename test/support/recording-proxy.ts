@@ -68,6 +68,11 @@ export interface RecordingProxy {
   setFault(hook: FaultHook | undefined): void;
   /** Turns pagination on (options) or off (false). */
   setPagination(pagination: PaginationOptions | false): void;
+  /**
+   * TCP connections accepted so far, and how many of them failed before a request could be
+   * read (e.g. TLS spoken to the plain-HTTP proxy, or plain HTTP to the HTTPS one).
+   */
+  connections(): { accepted: number; failed: number };
   stop(): Promise<void>;
 }
 
@@ -86,7 +91,7 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
   const scheme = opts.tls !== undefined ? "https" : "http";
 
   const forward = (
-    req: IncomingMessage,
+    req: { method?: string | undefined; headers: IncomingHttpHeaders },
     path: string,
     onResponse: (up: IncomingMessage) => void,
     onError: (err: Error) => void,
@@ -116,8 +121,9 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
     query: URLSearchParams,
     pages: PaginationOptions,
   ) => {
+    // Always a GET upstream: the page is computed from the full list even for a HEAD.
     const up = forward(
-      req,
+      { method: "GET", headers: req.headers },
       `/v2/${name}/tags/list`,
       (upRes) => {
         const chunks: Buffer[] = [];
@@ -132,10 +138,15 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
             res.end(body);
             return;
           }
-          const parsed = JSON.parse(body.toString("utf8")) as {
-            name: string;
-            tags: string[] | null;
-          };
+          let parsed: { name: string; tags: string[] | null };
+          try {
+            parsed = JSON.parse(body.toString("utf8")) as typeof parsed;
+          } catch {
+            record.status = 502;
+            res.writeHead(502);
+            res.end();
+            return;
+          }
           const all = [...(parsed.tags ?? [])].sort();
           const last = query.get("last");
           const after = last === null ? all : all.filter((t) => t > last);
@@ -231,6 +242,10 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
         } else res.destroy();
       },
     );
+    // A client that gives up (timeout tests) must not leave the upstream request hanging.
+    res.on("close", () => {
+      if (!res.writableFinished) up.destroy();
+    });
     req.pipe(up);
   };
 
@@ -244,6 +259,28 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
     opts.tls !== undefined
       ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, listener)
       : createHttpServer(listener);
+  let accepted = 0;
+  const failedSockets = new WeakSet<object>();
+  let failed = 0;
+  // One bad connection may raise both tlsClientError and clientError: count sockets once.
+  const fail = (socket: object) => {
+    if (failedSockets.has(socket)) return;
+    failedSockets.add(socket);
+    failed++;
+  };
+  server.on(opts.tls !== undefined ? "secureConnection" : "connection", () => {
+    accepted++;
+  });
+  if (opts.tls !== undefined) {
+    server.on("tlsClientError", (_err, socket) => {
+      accepted++;
+      fail(socket);
+    });
+  }
+  server.on("clientError", (_err, socket) => {
+    fail(socket);
+    socket.destroy();
+  });
   // Registries send large manifests lists of tags; no reason to time out a test's requests.
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
@@ -268,6 +305,7 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
     setPagination: (p) => {
       pagination = p;
     },
+    connections: () => ({ accepted, failed }),
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -42,12 +42,13 @@ async function launchNode(
   extra: string[],
   dir: string,
 ): Promise<ManagedProcess> {
+  // With TLS the plain port is off and the TLS port is `port` (set in `extra`).
+  const plain = extra.includes("--tls-port") ? ["--port", "0"] : ["--port", String(port)];
   return startProcess({
     name: `redis-server:${port}`,
     command,
     args: [
-      "--port",
-      String(port),
+      ...plain,
       "--bind",
       "127.0.0.1",
       "--save",
@@ -71,10 +72,11 @@ function nodeHandle(
   first: ManagedProcess,
 ): RedisServer {
   let proc = first;
+  const tls = extra.includes("--tls-port");
   return {
     host: "127.0.0.1",
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls ? "rediss" : "redis"}://127.0.0.1:${port}`,
     stop: async () => {
       await proc.stop();
     },
@@ -85,16 +87,40 @@ function nodeHandle(
   };
 }
 
-/** Starts one redis-server on 127.0.0.1 and a free port, persisting nothing. */
-export async function startRedis(): Promise<RedisServer> {
+/** TLS files for a redis-server that speaks only TLS. */
+export interface RedisTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/**
+ * Starts one redis-server on 127.0.0.1 and a free port, persisting nothing; with `tls`,
+ * the port speaks TLS only (clients are not asked for certificates).
+ */
+export async function startRedis(opts: { tls?: RedisTls } = {}): Promise<RedisServer> {
   const command = requireBinary("redis-server", "redis-server");
   const dir = makeTempDir("regscan-redis-");
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
+    const extra = opts.tls
+      ? [
+          "--tls-port",
+          String(port),
+          "--tls-cert-file",
+          opts.tls.certFile,
+          "--tls-key-file",
+          opts.tls.keyFile,
+          "--tls-ca-cert-file",
+          opts.tls.caFile,
+          "--tls-auth-clients",
+          "no",
+        ]
+      : [];
     try {
-      const proc = await launchNode(command, port, [], dir);
-      return nodeHandle(command, port, [], dir, proc);
+      const proc = await launchNode(command, port, extra, dir);
+      return nodeHandle(command, port, extra, dir, proc);
     } catch (err) {
       lastError = err;
     }
@@ -102,10 +128,13 @@ export async function startRedis(): Promise<RedisServer> {
   throw lastError;
 }
 
-/** A port whose cluster bus port (port + 10000) is free too. */
+/**
+ * A port whose cluster bus port (port + 10000) is free too. Both lie below the usual
+ * ephemeral range (32768 and up), where outgoing connections would take them at random.
+ */
 async function clusterPort(taken: Set<number>): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    const port = 12_000 + Math.floor(Math.random() * 10_000);
     if (taken.has(port) || taken.has(port + 10_000)) continue;
     if (await tcpOpen("127.0.0.1", port, 200)) continue;
     if (await tcpOpen("127.0.0.1", port + 10_000, 200)) continue;
@@ -124,17 +153,28 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const taken = new Set<number>();
   const nodes: RedisServer[] = [];
   for (let i = 0; i < 3; i++) {
-    const port = await clusterPort(taken);
-    const extra = [
-      "--cluster-enabled",
-      "yes",
-      "--cluster-config-file",
-      join(dir, `nodes-${port}.conf`),
-      "--cluster-node-timeout",
-      "2000",
-    ];
-    const proc = await launchNode(command, port, extra, dir);
-    nodes.push(nodeHandle(command, port, extra, dir, proc));
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await clusterPort(taken);
+      const extra = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        join(dir, `nodes-${port}.conf`),
+        "--cluster-node-timeout",
+        "2000",
+      ];
+      try {
+        const proc = await launchNode(command, port, extra, dir);
+        nodes.push(nodeHandle(command, port, extra, dir, proc));
+        lastError = undefined;
+        break;
+      } catch (err) {
+        // Another process took the port between the check and the bind: pick again.
+        lastError = err;
+      }
+    }
+    if (lastError) throw lastError;
   }
   await run(
     cli,

@@ -83,6 +83,8 @@ export interface RegistryHandle {
   setFault(hook: FaultHook | undefined): void;
   /** tags/list pagination by the proxy, or false to pass tags/list through. Needs the proxy. */
   setPagination(pagination: PaginationOptions | false): void;
+  /** TCP connections the proxy accepted / that failed before a request (see RecordingProxy). */
+  connections(): { accepted: number; failed: number };
   /** Everything the registry process logged. */
   logs(): string;
   stop(): Promise<void>;
@@ -316,6 +318,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Re
       resetRequests: () => proxy?.resetRequests(),
       setFault: (hook) => needProxy("setFault").setFault(hook),
       setPagination: (p) => needProxy("setPagination").setPagination(p),
+      connections: () => needProxy("connections").connections(),
       logs: () => registryProc.output(),
       stop,
     };
