@@ -5,13 +5,13 @@
  * processes (run a few at a time). Writes bench/results/client.json and prints the ratios.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
 import PQueue from "p-queue";
 import { parseImageName } from "../src/image/ref.js";
 import { Credentials } from "../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../src/registry/factory.js";
-import { cliCommand } from "../test/support/cli.js";
 import { ImageBuilder } from "../test/support/image-builder.js";
 import { cleanupAll, requireBinary } from "../test/support/processes.js";
 import { startRegistry } from "../test/support/registry.js";
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   await builder.close();
 
   const skopeoArgs = ["--tls-verify=false", "--no-creds"];
-  const cli = cliCommand(["tags", `${host}/many`, "--insecure-host", host]);
+  const cli = builtCli(["tags", `${host}/many`, "--insecure-host", host]);
   const checkOurs = (await run(cli.command, cli.args)).trim().split("\n");
   const checkTheirs = (
     JSON.parse(await run(skopeo, ["list-tags", ...skopeoArgs, `docker://${host}/many`])) as {
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     throw new Error(`tag counts differ: regscan ${checkOurs.length}, skopeo ${checkTheirs.length}`);
   }
 
-  const version = cliCommand(["--version"]);
+  const version = builtCli(["--version"]);
   const startup: number[] = [];
   const tagsLibrary: number[] = [];
   const tagsOurs: number[] = [];
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const inspectTheirs: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     tagsOurs.push(await timed(() => run(cli.command, cli.args)));
-    // What the CLI costs before it sends anything (tsx and module loading), to read the
+    // What the CLI costs before it sends anything (Node and module loading), to read the
     // tags ratio net of start-up; and the same listing through the library in-process.
     startup.push(await timed(() => run(version.command, version.args)));
     tagsLibrary.push(
@@ -179,3 +179,15 @@ main()
     process.exitCode = 1;
   })
   .finally(() => cleanupAll());
+
+/**
+ * The installed entry point, as users run it (bin/regscan.mjs over dist/, which `npm run
+ * bench` builds first), not the tsx-compiled source the tests use.
+ */
+function builtCli(args: string[]): { command: string; args: string[] } {
+  const bin = fileURLToPath(new URL("../bin/regscan.mjs", import.meta.url));
+  if (!existsSync(fileURLToPath(new URL("../dist/cli/main.js", import.meta.url)))) {
+    throw new Error("dist/ is missing: run `npm run build` (npm run bench does it first)");
+  }
+  return { command: process.execPath, args: [bin, ...args] };
+}
