@@ -125,11 +125,6 @@ export class MemcachedStore implements Store {
     await this.#setItem(key, framed.head, expires, opts);
   }
 
-  /** Stores raw bytes as they are, bypassing envelope and framing (tests of bad values). */
-  async setRaw(key: string, stored: Uint8Array, ttlMs: number): Promise<void> {
-    await this.#setItem(key, Buffer.from(stored), memcachedExpiry(ttlMs / 1000), undefined);
-  }
-
   async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {
     const expires = memcachedExpiry(ttlMs / 1000);
     const mk = memcachedKey(key);

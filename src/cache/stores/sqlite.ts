@@ -83,9 +83,6 @@ export class SqliteStore implements Store {
       set: db.prepare<[string, Buffer, number]>(
         "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
       ),
-      setRaw: db.prepare<[string, Buffer, number]>(
-        "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
-      ),
       dropExpiredLease: db.prepare<[string, number]>(
         "DELETE FROM leases WHERE key = ? AND expires_at <= ?",
       ),
@@ -124,13 +121,6 @@ export class SqliteStore implements Store {
     const stored = encodeEnvelope(deadline, value);
     // A single statement is its own transaction: a kill leaves the old row or the new one.
     this.#run("set", opts, () => this.#stmts.set.run(key, stored, now + expiryMs(deadline, now)));
-  }
-
-  /** Stores raw bytes as they are, bypassing the envelope (tests of undecodable values). */
-  setRaw(key: string, stored: Uint8Array, ttlMs: number): void {
-    this.#run("set", undefined, () =>
-      this.#stmts.setRaw.run(key, Buffer.from(stored), this.#now() + ttlMs),
-    );
   }
 
   async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {

@@ -70,6 +70,11 @@ test("memcached: a 20,000-tag repository round-trips through 1 MiB items (Accept
   assert.ok(Buffer.from(got.value).equals(value), "byte for byte");
   const parsed = JSON.parse(Buffer.from(got.value).toString("utf8")) as { tags: unknown[] };
   assert.equal(parsed.tags.length, 20_000);
+  // Compressed it is still over 1 MiB, so it went the chunked way: the head names chunks.
+  const head = await rawGet(server.address, memcachedKey(key));
+  assert.equal(head[0], 0x03, "a chunk head");
+  const { count } = JSON.parse(head.subarray(1).toString("utf8")) as { count: number };
+  assert.ok(count >= 2, `${count} chunks`);
 });
 
 test("memcached: incompressible values past the item size are chunked, and a lost chunk is a miss", async () => {

@@ -9,7 +9,9 @@ const path = process.argv[2];
 if (!path) throw new Error("usage: sqlite-writer.ts PATH");
 const store = new SqliteStore(path);
 const deadline = new Date(Date.now() + 3_600_000);
-for (let i = 0; i < 1_000_000; i++) {
+// Bounded in count and time in case the parent dies without killing it.
+const stopAt = Date.now() + 60_000;
+for (let i = 0; i < 1_000_000 && Date.now() < stopAt; i++) {
   const key = `regscan:v1:tag:localhost:5000/app:t${i % 500}`;
   const value = randomBytes(4096 + (i % 7) * 16_384);
   await store.set(key, deadline, value);
