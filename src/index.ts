@@ -3,6 +3,25 @@
  * else; internal modules are not re-exported.
  */
 
+// The cache, the warmer and the stores.
+export { Cache, type CachedTag, type CacheOptions } from "./cache/cache.js";
+export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";
+export {
+  CachedFetchError,
+  ImageExcludedError,
+  NotCachedError,
+  StoreWriteError,
+  UnknownTagError,
+} from "./cache/errors.js";
+export { DEFAULT_KEY_PREFIX, Keys } from "./cache/keys.js";
+export { cacheRequestDuration, type WarmerMetrics, warmerMetrics } from "./cache/metrics.js";
+export {
+  defaultStoreUrl,
+  type OpenStoreOptions,
+  openStore,
+  redact as redactStoreUrl,
+} from "./cache/open-store.js";
+export type { RepositoryRecord, TagRecord } from "./cache/records.js";
 export {
   EXCLUDED_REFRESH_MS,
   INITIAL_REFRESH_MS,
@@ -10,6 +29,20 @@ export {
   MIN_REFRESH_MS,
   nextRefreshInterval,
 } from "./cache/refresh-policy.js";
+export type { Store, StoreEntry } from "./cache/store.js";
+export {
+  InvalidStoreUrlError,
+  StoreClosedError,
+  StoreOperationError,
+  StoreUnavailableError,
+  ValueTooLargeError,
+} from "./cache/stores/errors.js";
+export { MemcachedStore, type MemcachedStoreOptions } from "./cache/stores/memcached.js";
+export { MemoryStore, type MemoryStoreOptions } from "./cache/stores/memory.js";
+export type { StoreLogger } from "./cache/stores/options.js";
+export { RedisStore, type RedisStoreOptions } from "./cache/stores/redis.js";
+export { defaultSqlitePath, SqliteStore, type SqliteStoreOptions } from "./cache/stores/sqlite.js";
+export type { TagEventListener } from "./cache/tag-events.js";
 // The cache: tag filters and refresh policy.
 export {
   compileTagFilter,
@@ -17,6 +50,29 @@ export {
   InvalidTagFilterError,
   type TagFilterOptions,
 } from "./cache/tag-filter.js";
+export {
+  DEFAULT_BURST,
+  DEFAULT_INTERVAL_MS,
+  type ScanOptions,
+  type ScanTarget,
+  Warmer,
+  type WarmerOptions,
+} from "./cache/warmer.js";
+export type {
+  ErrorSummary,
+  RepositoryOptions,
+  RepositoryScanResult,
+  RepositoryStatus,
+  ScanOutcome,
+  TagEvent,
+} from "./cache/warmer-types.js";
+// The daemon: configuration, image sources, HTTP API.
+export { ConfigError, type ConfigProblem } from "./config/errors.js";
+export { type LoadConfigOptions, type LoadedConfig, loadConfig } from "./config/load.js";
+export { formatConfig, maskedConfig } from "./config/mask.js";
+export { type Config, configSchema } from "./config/schema.js";
+export { Daemon, type DaemonOptions, ListenError, NoImagesError } from "./daemon/daemon.js";
+export { MirroredClientFactory } from "./daemon/mirrored-client-factory.js";
 export { RegscanError } from "./errors.js";
 // Image references and what is known about images.
 export type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./image/info.js";
@@ -159,3 +215,9 @@ export {
 } from "./registry/manifest/platform.js";
 export type { OperationOptions, Registry } from "./registry/registry.js";
 export type { RemoteClient } from "./registry/remote-client.js";
+export { ApiServer, type ApiServerOptions } from "./server/api-server.js";
+export type { WarmerControl } from "./server/warmer-control.js";
+export { DEFAULT_IMAGE_EXCLUDES, ImageFilter } from "./sources/image-glob.js";
+export { combineSources, type ImageSource, StaticSource } from "./sources/image-source.js";
+export { ImagesFileSource } from "./sources/images-file-source.js";
+export { KubernetesSource, KubernetesSourceError } from "./sources/kubernetes-source.js";
