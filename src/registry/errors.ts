@@ -127,40 +127,41 @@ function split<C extends RegistryErrorContext>(
   return [undefined, a ?? b ?? ({} as C)];
 }
 
-/** The manifest (tag or digest) does not exist. */
-export class ManifestUnknownError extends RegistryError {
-  readonly code = "MANIFEST_UNKNOWN";
+/**
+ * A registry error that words its own message from its class's `wording` unless the
+ * caller gives one: `new DeniedError(ctx)` or `new DeniedError("message", ctx)`.
+ */
+export abstract class WordedRegistryError extends RegistryError {
+  /** The message when the caller gives none. */
+  static readonly wording: string = "registry error";
   constructor(a?: string | RegistryErrorContext, b?: RegistryErrorContext) {
     const [message, ctx] = split(a, b);
-    super(message ?? "manifest unknown", ctx);
+    super(message ?? (new.target as typeof WordedRegistryError).wording, ctx);
   }
+}
+
+/** The manifest (tag or digest) does not exist. */
+export class ManifestUnknownError extends WordedRegistryError {
+  static override readonly wording = "manifest unknown";
+  readonly code = "MANIFEST_UNKNOWN";
 }
 
 /** The repository does not exist (or is invisible to these credentials). */
-export class NameUnknownError extends RegistryError {
+export class NameUnknownError extends WordedRegistryError {
+  static override readonly wording = "repository name unknown";
   readonly code = "NAME_UNKNOWN";
-  constructor(a?: string | RegistryErrorContext, b?: RegistryErrorContext) {
-    const [message, ctx] = split(a, b);
-    super(message ?? "repository name unknown", ctx);
-  }
 }
 
 /** The registry wants (other) credentials: a `401` after authenticating. */
-export class UnauthorizedError extends RegistryError {
+export class UnauthorizedError extends WordedRegistryError {
+  static override readonly wording = "unauthorized";
   readonly code = "UNAUTHORIZED";
-  constructor(a?: string | RegistryErrorContext, b?: RegistryErrorContext) {
-    const [message, ctx] = split(a, b);
-    super(message ?? "unauthorized", ctx);
-  }
 }
 
 /** The credentials are known but not allowed to do this: a `403`. */
-export class DeniedError extends RegistryError {
+export class DeniedError extends WordedRegistryError {
+  static override readonly wording = "access denied";
   readonly code = "DENIED";
-  constructor(a?: string | RegistryErrorContext, b?: RegistryErrorContext) {
-    const [message, ctx] = split(a, b);
-    super(message ?? "access denied", ctx);
-  }
 }
 
 /** Context of a `TooManyRequestsError`. */
@@ -347,21 +348,15 @@ export class InvalidImageConfigError extends RegistryError {
  * A token realm regscan refuses to contact (plain http to a non-loopback, non-insecure
  * host, or a link-local / metadata address), so that credentials cannot be lured there.
  */
-export class UnsafeRealmError extends RegistryError {
+export class UnsafeRealmError extends WordedRegistryError {
+  static override readonly wording = "unsafe token realm";
   readonly code = "UNSAFE_REALM";
-  constructor(a: string | RegistryErrorContext, b?: RegistryErrorContext) {
-    const [message, ctx] = split(a, b);
-    super(message ?? "unsafe token realm", ctx);
-  }
 }
 
 /** Any other error answer: an unexpected status, or a registry code without its own class. */
-export class RegistryResponseError extends RegistryError {
+export class RegistryResponseError extends WordedRegistryError {
+  static override readonly wording = "registry error";
   readonly code = "REGISTRY_ERROR";
-  constructor(a?: string | RegistryErrorContext, b?: RegistryErrorContext) {
-    const [message, ctx] = split(a, b);
-    super(message ?? "registry error", ctx);
-  }
 }
 
 /** Headers as fetch (`Headers`) or undici's `request` (a plain record) give them. */

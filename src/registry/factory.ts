@@ -17,6 +17,7 @@ import type { InsecurePolicy } from "./http/send.js";
 import { HttpMetrics } from "./instrument.js";
 import { DEFAULT_PLATFORM, parsePlatform } from "./manifest/platform.js";
 import { RemoteClient } from "./remote-client.js";
+import { SharedLoads } from "./shared-loads.js";
 
 /** Options of `RemoteClientFactory`; every one has a sensible default. */
 export interface RemoteClientFactoryOptions {
@@ -106,17 +107,18 @@ export class RemoteClientFactory implements ClientFactory {
   /** A client for `name` with `creds`; cheap, make one per repository scan. */
   clientFor(name: ImageName, creds: Credentials, opts: ClientOptions = {}): Client {
     const host = name.apiHost;
-    let resolving: Promise<HostCredential | undefined> | undefined;
-    const credential = (signal?: AbortSignal) => {
-      if (!resolving) {
-        const p = creds.resolve(host, signal ? { signal } : {});
-        resolving = p;
-        // A failed look-up (a helper that timed out) is asked again next time.
-        p.catch(() => {
-          if (resolving === p) resolving = undefined;
-        });
-      }
-      return resolving;
+    // Looked up once per client; a failed look-up (a helper that timed out) is asked again.
+    let known: { value: HostCredential | undefined } | undefined;
+    const lookups = new SharedLoads<string, HostCredential | undefined>();
+    const credential = async (signal?: AbortSignal) => {
+      if (known) return known.value;
+      const value = await lookups.run(
+        host,
+        (s) => creds.resolve(host, s ? { signal: s } : {}),
+        signal,
+      );
+      known = { value };
+      return value;
     };
     return new RemoteClient({
       name,

@@ -34,18 +34,31 @@ export class MetricConflictError extends RegscanError {
   }
 }
 
+/** The metric `name` already on `register` (made by another instance), else `make()`. */
+function registered<M>(
+  register: PromRegistry,
+  name: string,
+  kind: abstract new (...args: never[]) => M,
+  make: () => M,
+): M {
+  const existing = register.getSingleMetric(name);
+  if (existing === undefined) return make();
+  if (existing instanceof kind) return existing;
+  throw new MetricConflictError(name);
+}
+
 function histogram<L extends string>(
   register: PromRegistry,
   name: string,
   help: string,
   labelNames: readonly L[],
 ): Histogram<L> {
-  const existing = register.getSingleMetric(name);
-  if (existing !== undefined) {
-    if (existing instanceof Histogram) return existing as Histogram<L>;
-    throw new MetricConflictError(name);
-  }
-  return new Histogram<L>({ name, help, labelNames, registers: [register] });
+  return registered(
+    register,
+    name,
+    Histogram<L>,
+    () => new Histogram<L>({ name, help, labelNames, registers: [register] }),
+  );
 }
 
 function counter<L extends string>(
@@ -54,12 +67,12 @@ function counter<L extends string>(
   help: string,
   labelNames: readonly L[],
 ): Counter<L> {
-  const existing = register.getSingleMetric(name);
-  if (existing !== undefined) {
-    if (existing instanceof Counter) return existing as Counter<L>;
-    throw new MetricConflictError(name);
-  }
-  return new Counter<L>({ name, help, labelNames, registers: [register] });
+  return registered(
+    register,
+    name,
+    Counter<L>,
+    () => new Counter<L>({ name, help, labelNames, registers: [register] }),
+  );
 }
 
 /** `regscan_client_fetch_duration_seconds{kind, success}`. */

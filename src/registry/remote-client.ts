@@ -12,15 +12,13 @@ import {
   DigestMismatchError,
   type RegistryErrorContext,
   registryErrorFromResponse,
-  TooLargeError,
 } from "./errors.js";
 import type { RepositoryTransports } from "./http/chain.js";
 import {
-  BodyTooLargeSignal,
   discard,
   ERROR_BODY_LIMIT,
   type HttpResponse,
-  readBody,
+  readBounded,
   readTextPrefix,
 } from "./http/exchange.js";
 import type { PingCache } from "./http/ping.js";
@@ -37,6 +35,7 @@ import {
 } from "./manifest/media-types.js";
 import { manifestDigestBytes } from "./manifest/schema1-payload.js";
 import type { OperationOptions } from "./registry.js";
+import { SharedLoads } from "./shared-loads.js";
 
 /** What a `RemoteClient` is built from (the factory fills this in). */
 export interface RemoteClientDeps {
@@ -175,8 +174,9 @@ export class RemoteClient implements Client {
 
   /** A manifest by tag or digest; by digest it comes from the cache when it can. */
   #fetchManifest(reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
-    if (isDigest(reference))
-      return this.#manifests.get(reference, () => this.#getManifest(reference, signal));
+    if (isDigest(reference)) {
+      return this.#manifests.get(reference, (s) => this.#getManifest(reference, s), signal);
+    }
     return this.#getManifest(reference, signal).then((m) => {
       this.#manifests.put(m.digest, m);
       return m;
@@ -207,11 +207,15 @@ export class RemoteClient implements Client {
     reference: string,
     signal?: AbortSignal,
   ): Promise<ImageConfigSummary | undefined> {
-    return this.#configs.get(digest, async () => {
-      const ctx = this.#ctx(reference);
-      const bytes = await this.#fetchBlob(digest, MAX_CONFIG_BYTES, "config blob", ctx, signal);
-      return decodeImageConfig(bytes, ctx);
-    });
+    return this.#configs.get(
+      digest,
+      async (s) => {
+        const ctx = this.#ctx(reference);
+        const bytes = await this.#fetchBlob(digest, MAX_CONFIG_BYTES, "config blob", ctx, s);
+        return decodeImageConfig(bytes, ctx);
+      },
+      signal,
+    );
   }
 
   /** A blob, following redirects (credentials never leave the registry's origin), verified. */
@@ -240,59 +244,42 @@ export class RemoteClient implements Client {
   }
 }
 
-async function readBounded(
-  res: HttpResponse,
-  limit: number,
-  what: string,
-  ctx: RegistryErrorContext,
-): Promise<Buffer> {
-  try {
-    return await readBody(res, limit);
-  } catch (err) {
-    if (err instanceof BodyTooLargeSignal) {
-      const declared = Number(res.headers.get("content-length"));
-      throw new TooLargeError({
-        ...ctx,
-        what,
-        limit,
-        ...(Number.isFinite(declared) && declared > limit ? { size: declared } : {}),
-      });
-    }
-    throw err;
-  }
-}
-
 async function errorFrom(res: HttpResponse, ctx: RegistryErrorContext): Promise<Error> {
   const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
   return registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
 }
 
-/** Promises by digest, shared by concurrent callers; failures are not kept. Bounded, oldest out. */
+/** Values by digest, bounded (oldest out); concurrent loads of one digest share one request. */
 class DigestCache<T> {
-  readonly #entries = new Map<string, Promise<T>>();
+  readonly #values = new Map<string, { value: T }>();
+  readonly #loads = new SharedLoads<string, T>();
   constructor(private readonly max: number) {}
 
-  get(digest: string, load: () => Promise<T>): Promise<T> {
-    const hit = this.#entries.get(digest);
-    if (hit) return hit;
-    const p = load();
-    this.#store(digest, p);
-    p.catch(() => {
-      if (this.#entries.get(digest) === p) this.#entries.delete(digest);
-    });
-    return p;
+  async get(
+    digest: string,
+    load: (signal?: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const hit = this.#values.get(digest);
+    if (hit) return hit.value;
+    return this.#loads.run(
+      digest,
+      async (s) => {
+        const value = await load(s);
+        this.put(digest, value);
+        return value;
+      },
+      signal,
+    );
   }
 
   put(digest: string, value: T): void {
-    if (!this.#entries.has(digest)) this.#store(digest, Promise.resolve(value));
-  }
-
-  #store(digest: string, p: Promise<T>): void {
-    this.#entries.set(digest, p);
-    while (this.#entries.size > this.max) {
-      const oldest = this.#entries.keys().next().value;
+    if (this.#values.has(digest)) return;
+    this.#values.set(digest, { value });
+    while (this.#values.size > this.max) {
+      const oldest = this.#values.keys().next().value;
       if (oldest === undefined) break;
-      this.#entries.delete(oldest);
+      this.#values.delete(oldest);
     }
   }
 }

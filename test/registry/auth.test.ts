@@ -181,6 +181,34 @@ describe("token registry, unusual answers", () => {
     }
   });
 
+  test("a ping refused with 429 is not remembered as asking for nothing", async () => {
+    let pings = 0;
+    token.setFault((req) =>
+      req.path === "/v2/" && pings++ === 0
+        ? {
+            status: 429,
+            headers: { "retry-after": "0" },
+            body: { errors: [{ code: "TOOMANYREQUESTS", message: "slow down" }] },
+          }
+        : undefined,
+    );
+    try {
+      token.resetRequests();
+      const f = factory(token, { retry: { maxAttempts: 1 } });
+      const name = parseImageName(`${token.host}/app`);
+      await assert.rejects(f.clientFor(name, Credentials.none()).tags(), {
+        code: "TOO_MANY_REQUESTS",
+      });
+      assert.deepEqual(await f.clientFor(name, Credentials.none()).tags(), ["v1"]);
+      assert.deepEqual(await f.clientFor(name, Credentials.none()).tags(), ["v1"]);
+      const unauthorized = token.requests().filter((r) => r.status === 401 && r.path !== "/v2/");
+      assert.equal(unauthorized.length, 0, "every client sent its token from the start");
+      assert.equal(pings, 2, "pinged again after the refused ping, then remembered");
+    } finally {
+      token.setFault(undefined);
+    }
+  });
+
   test("a registry token (docker's registrytoken) is sent as it is", async () => {
     const [u, p] = user(token);
     const res = await fetch(

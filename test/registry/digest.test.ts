@@ -1,3 +1,7 @@
+/**
+ * Digests: computing, parsing and verifying, and (property) any string either parses or
+ * throws `InvalidDigestError`.
+ */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";

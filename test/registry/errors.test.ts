@@ -1,3 +1,7 @@
+/**
+ * Registry errors: the mapping of error answers to classes with stable codes, their
+ * messages and context, `Retry-After`, and sanitising of what a registry sends back.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { inspect } from "node:util";

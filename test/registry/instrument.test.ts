@@ -1,3 +1,7 @@
+/**
+ * Instrumentation: the client and registry fetch-duration histograms and the HTTP request
+ * counter, on the prom-client registry the caller passes.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Gauge, Registry as PromRegistry } from "prom-client";

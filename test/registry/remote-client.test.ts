@@ -279,6 +279,44 @@ describe("request counts", () => {
     }
   });
 
+  test("a 401 on a token fetched for this very request: no second token, UNAUTHORIZED", async () => {
+    const fx = fixture("token");
+    const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+    fx.reg.tokenServer?.resetRequests();
+    let refused = 0;
+    fx.reg.setFault((req) => {
+      if (!req.path.endsWith("/manifests/s2")) return undefined;
+      refused++;
+      return {
+        status: 401,
+        headers: {
+          "www-authenticate": `Bearer realm="${fx.reg.tokenServer?.realm}",service="${fx.reg.service}",scope="repository:app:pull"`,
+        },
+        body: { errors: [{ code: "UNAUTHORIZED", message: "insufficient scope" }] },
+      };
+    });
+    try {
+      await assert.rejects(client.manifest("s2"), { code: "UNAUTHORIZED", status: 401 });
+      assert.equal(refused, 1, "a token just issued is not retried");
+      assert.equal((fx.reg.tokenServer?.requests() ?? []).length, 1, "one token fetched");
+    } finally {
+      fx.reg.setFault(undefined);
+    }
+  });
+
+  test("two callers share a manifest fetch by digest; one giving up does not fail the other", async () => {
+    const fx = fixture("htpasswd");
+    const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+    await client.tags(); // warms the ping
+    const gone = new AbortController();
+    const first = client.manifest(fx.schema2.digest, { signal: gone.signal });
+    const second = client.manifest(fx.schema2.digest);
+    gone.abort(new Error("first caller gave up"));
+    await assert.rejects(first, /first caller gave up/);
+    const entry = await second;
+    assert.equal(entry.info?.digest, fx.schema2.digest);
+  });
+
   test("two tags of the same image fetch its config blob once per client", async () => {
     const fx = fixture("htpasswd");
     const f = factory(fx);
@@ -334,6 +372,31 @@ describe("request counts", () => {
       fx.reg.setPagination(false);
     }
   });
+
+  test("a next page on another origin fails the listing rather than cutting it short", async () => {
+    const fx = fixture("anonymous");
+    fx.reg.setFault((req) =>
+      req.path === "/v2/app/tags/list"
+        ? {
+            status: 200,
+            headers: {
+              "content-type": "application/json",
+              link: '<https://elsewhere.example/v2/app/tags/list?last=s2>; rel="next"',
+            },
+            body: { name: "app", tags: ["s2"] },
+          }
+        : undefined,
+    );
+    try {
+      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+      await assert.rejects(client.tags(), {
+        code: "TAG_LIST_LIMIT",
+        message: /another origin \(https:\/\/elsewhere\.example\)/,
+      });
+    } finally {
+      fx.reg.setFault(undefined);
+    }
+  });
 });
 
 describe("integrity and odd manifests (answers injected by the proxy)", () => {
@@ -344,6 +407,41 @@ describe("integrity and odd manifests (answers injected by the proxy)", () => {
     fx.reg.setFault((req) => (req.path === path ? { status: 200, headers, body } : undefined));
     return fx;
   }
+
+  test("HEAD by digest answered with another digest: DIGEST_MISMATCH; without one: a verified GET", async () => {
+    const fx = fixture("anonymous");
+    const path = `/v2/app/manifests/${fx.schema2.digest}`;
+    fx.reg.setFault((req) =>
+      req.path === path && req.method === "HEAD"
+        ? {
+            status: 200,
+            headers: {
+              "content-type": fx.schema2.mediaType,
+              "docker-content-digest": `sha256:${"2".repeat(64)}`,
+            },
+          }
+        : undefined,
+    );
+    try {
+      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+      await assert.rejects(client.head(fx.schema2.digest), {
+        code: "DIGEST_MISMATCH",
+        message: /manifest \(HEAD\)/,
+      });
+      fx.reg.setFault((req) =>
+        req.path === "/v2/app/manifests/s2" && req.method === "HEAD"
+          ? { status: 200, headers: { "content-type": fx.schema2.mediaType } }
+          : undefined,
+      );
+      fx.reg.resetRequests();
+      const head = await client.head("s2");
+      assert.equal(head?.digest, fx.schema2.digest);
+      const gets = fx.reg.requests().filter((r) => r.method === "GET" && r.path.endsWith("/s2"));
+      assert.equal(gets.length, 1, "the digest came from a GET of the bytes");
+    } finally {
+      fx.reg.setFault(undefined);
+    }
+  });
 
   test("a Docker-Content-Digest that does not match the bytes: DIGEST_MISMATCH", async () => {
     const fx = fixture("anonymous");

@@ -6,10 +6,10 @@
  */
 import { readFile } from "node:fs/promises";
 import type { TokenCredential } from "@azure/identity";
+import { raceAbort, withTimeout } from "../abortable.js";
 import type { OperationOptions } from "../registry.js";
-import { abortable, withTimeout } from "./abortable.js";
 import { isAzureRegistryHost } from "./cloud-hosts.js";
-import type { CloudCredentialProvider } from "./cloud-provider.js";
+import { anonymousOnFailure, type CloudCredentialProvider } from "./cloud-provider.js";
 import type { HostCredential } from "./credentials.js";
 import type { CredentialsLogger } from "./ecr.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
@@ -77,14 +77,14 @@ export class AcrTokenSource {
     if (!running) {
       running = withTimeout(
         // Shared by every caller: one caller giving up does not cancel it for the others.
-        this.#fetch(host, undefined),
+        this.#fetch(host, AbortSignal.timeout(FETCH_TIMEOUT_MS)),
         FETCH_TIMEOUT_MS,
         () =>
           new CloudCredentialsError("azure", host, `no credential within ${FETCH_TIMEOUT_MS} ms`),
       ).finally(() => this.#inflight.delete(host));
       this.#inflight.set(host, running);
     }
-    return (await abortable(running, opts.signal)).cred;
+    return (await raceAbort(running, opts.signal)).cred;
   }
 
   async #fetch(host: string, signal: AbortSignal | undefined): Promise<Cached> {
@@ -295,21 +295,11 @@ export interface AzureProviderOptions extends AcrOptions {
 
 /** The Azure cloud provider; a failure is logged and the host is tried anonymously. */
 export function azureCloudProvider(opts: AzureProviderOptions = {}): CloudCredentialProvider {
-  const source = new AcrTokenSource(opts);
-  return {
-    name: "azure",
-    matches: isAzureRegistryHost,
-    async credentialFor(host, o = {}) {
-      try {
-        return await source.credentialFor(host, o);
-      } catch (err) {
-        if (o.signal?.aborted) throw err;
-        opts.logger?.warn(
-          { host, err: describeCause(err) },
-          "no Azure credentials; trying anonymously",
-        );
-        return undefined;
-      }
-    },
-  };
+  return anonymousOnFailure(
+    "azure",
+    "Azure",
+    isAzureRegistryHost,
+    new AcrTokenSource(opts),
+    opts.logger,
+  );
 }

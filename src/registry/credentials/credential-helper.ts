@@ -6,6 +6,7 @@
  */
 import { type ExecFileException, execFile } from "node:child_process";
 import type { OperationOptions } from "../registry.js";
+import { SharedLoads } from "../shared-loads.js";
 import { CredentialHelperError } from "./errors.js";
 import { StoredHostCredential } from "./host-credential.js";
 import { helperServerUrl } from "./server-key.js";
@@ -38,7 +39,7 @@ export class CredentialHelperRunner {
   readonly #env: NodeJS.ProcessEnv | undefined;
   readonly #clock: () => number;
   readonly #cache = new Map<string, CachedAnswer>();
-  readonly #inflight = new Map<string, Promise<StoredHostCredential | undefined>>();
+  readonly #running = new SharedLoads<string, StoredHostCredential | undefined>();
 
   constructor(opts: CredentialHelperOptions = {}) {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
@@ -59,13 +60,11 @@ export class CredentialHelperRunner {
     const key = `${name}\n${host}`;
     const cached = this.#cache.get(key);
     if (cached && cached.expiresAt > this.#clock()) return cached.value;
-    const running = this.#inflight.get(key);
-    if (running) return running;
-    const run = runHelper(name, host, this.#timeoutMs, this.#env, opts.signal).finally(() => {
-      this.#inflight.delete(key);
-    });
-    this.#inflight.set(key, run);
-    const value = await run;
+    const value = await this.#running.run(
+      key,
+      (signal) => runHelper(name, host, this.#timeoutMs, this.#env, signal),
+      opts.signal,
+    );
     if (this.#ttlMs > 0) this.#cache.set(key, { value, expiresAt: this.#clock() + this.#ttlMs });
     return value;
   }

@@ -4,7 +4,9 @@
  * `GetAuthorizationToken`, fetched per region for all its known accounts in one call, kept
  * until the earliest expiry, with a 10-minute embargo on a region after a failure.
  */
+
 import type { Logger } from "pino";
+import { raceAbort } from "../abortable.js";
 import type { OperationOptions } from "../registry.js";
 import { parseEcrHost } from "./cloud-hosts.js";
 import type { CloudCredentialProvider } from "./cloud-provider.js";
@@ -86,9 +88,12 @@ export class EcrTokenCache {
     opts: OperationOptions = {},
   ): Promise<Credentials | undefined> {
     const running = this.#inflight.get(region);
-    if (running) {
-      await running;
-    }
+    // Another caller's abort of the shared fetch is not this caller's failure: look again.
+    if (running)
+      await raceAbort(
+        running.catch(() => undefined),
+        opts.signal,
+      );
     const now = this.#clock();
     const cached = this.#regions.get(region);
     const wanted = new Set(accounts);

@@ -4,10 +4,11 @@
  * default credentials (metadata server, workload identity, `GOOGLE_APPLICATION_CREDENTIALS`)
  * with username `oauth2accesstoken`, kept until shortly before it expires.
  */
+
+import { raceAbort, withTimeout } from "../abortable.js";
 import type { OperationOptions } from "../registry.js";
-import { abortable, withTimeout } from "./abortable.js";
 import { isGcpRegistryHost } from "./cloud-hosts.js";
-import type { CloudCredentialProvider } from "./cloud-provider.js";
+import { anonymousOnFailure, type CloudCredentialProvider } from "./cloud-provider.js";
 import type { HostCredential } from "./credentials.js";
 import type { CredentialsLogger } from "./ecr.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
@@ -59,7 +60,7 @@ export class GcpTokenSource {
       ).finally(() => {
         this.#inflight = undefined;
       });
-      tok = await abortable(this.#inflight, opts.signal);
+      tok = await raceAbort(this.#inflight, opts.signal);
     }
     return new StoredHostCredential({
       host,
@@ -113,21 +114,11 @@ export interface GcpProviderOptions extends GcpTokenSourceOptions {
 
 /** The Google cloud provider; a failure is logged and the host is tried anonymously. */
 export function gcpCloudProvider(opts: GcpProviderOptions = {}): CloudCredentialProvider {
-  const source = new GcpTokenSource(opts);
-  return {
-    name: "gcp",
-    matches: isGcpRegistryHost,
-    async credentialFor(host, o = {}) {
-      try {
-        return await source.credentialFor(host, o);
-      } catch (err) {
-        if (o.signal?.aborted) throw err;
-        opts.logger?.warn(
-          { host, err: describeCause(err) },
-          "no Google credentials; trying anonymously",
-        );
-        return undefined;
-      }
-    },
-  };
+  return anonymousOnFailure(
+    "gcp",
+    "Google",
+    isGcpRegistryHost,
+    new GcpTokenSource(opts),
+    opts.logger,
+  );
 }

@@ -3,10 +3,11 @@
  * or `.dockercfg` files, either directly (one secret mounted there, or several flat files)
  * or one sub-directory per secret, as a secret volume mounts them.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Credentials, type CredentialsOptions } from "./credentials.js";
 import { CredentialsFileError, describeCause } from "./errors.js";
+import { readDockerConfigFile } from "./image-creds.js";
 
 const SECRET_KEYS = [".dockerconfigjson", ".dockercfg"];
 
@@ -54,20 +55,13 @@ export async function loadPullSecrets(
   const files = await findPullSecretFiles(dir);
   let creds = Credentials.none();
   for (const file of files.reverse()) {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(file);
-    } catch (err) {
-      throw new CredentialsFileError(file, undefined, `cannot be read (${describeCause(err)})`, {
-        cause: err,
-      });
-    }
-    creds = creds.merge(
-      Credentials.parse(file, bytes, {
-        ...opts,
-        provenance: opts.provenance ?? `pull-secret:${file}`,
-      }),
-    );
+    const secret = await readDockerConfigFile(file, {
+      ...opts,
+      // Parsing a secret asks no cloud unless the caller says so, as `Credentials.parse`.
+      cloudProviders: opts.cloudProviders ?? [],
+      provenance: opts.provenance ?? `pull-secret:${file}`,
+    });
+    creds = creds.merge(secret);
   }
   return creds;
 }

@@ -4,8 +4,9 @@
  * Basic, or nothing. A `401` on a cached token gets one fresh token and one retry.
  * Requests to any other host pass through without credentials.
  */
+
+import { raceAbort } from "../abortable.js";
 import type { HostCredential } from "../credentials/credentials.js";
-import { raceAbort } from "./abortable.js";
 import { discard, type HttpRequest, type Transport } from "./exchange.js";
 import { challengeFrom, type PingCache, type RegistryChallenge } from "./ping.js";
 import type { InsecurePolicy } from "./send.js";
@@ -41,27 +42,25 @@ export function authTransport(next: Transport, ctx: AuthContext): Transport {
     const res = await next(first.req);
     if (res.status !== 401) return res;
 
-    // A 401 after a ping that asked for nothing: the repository asks for more than /v2/ did.
     const fresh = challengeFrom(res.headers.get("www-authenticate"));
-    const retryChallenge = challenge.scheme === "none" ? fresh : challenge;
-    if (challenge.scheme === "none" && fresh.scheme !== "none") learned = fresh;
-    const canRetry =
-      (first.tokenKey !== undefined && first.token !== undefined) ||
-      (challenge.scheme === "none" && fresh.scheme !== "none");
-    if (!canRetry) return res;
-    if (first.tokenKey !== undefined && first.token !== undefined)
-      ctx.tokens.invalidate(first.tokenKey, first.token);
+    // A 401 after a ping that asked for nothing: this repository asks for more than /v2/ did.
+    const learnt = challenge.scheme === "none" && fresh.scheme !== "none";
+    if (learnt) learned = fresh;
+    // A token that was just fetched and refused would only be refused again; a cached one
+    // may have been revoked or have expired early, so it is worth one fresh token.
+    const refused = first.cached;
+    if (!learnt && refused === undefined) return res;
+    if (refused) ctx.tokens.invalidate(refused.key, refused.token);
     await discard(res);
-    // invalidate() dropped the refused token, so this fetches a new one.
-    const second = await authorize(req, retryChallenge, ctx);
+    const second = await authorize(req, learnt ? fresh : challenge, ctx);
     return next(second.req);
   };
 }
 
 interface Authorized {
   req: HttpRequest;
-  tokenKey?: string;
-  token?: string;
+  /** The token sent, when it came from the cache rather than a fetch for this request. */
+  cached?: { key: string; token: string };
 }
 
 async function authorize(
@@ -90,11 +89,11 @@ async function authorize(
       // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
       signal: AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS),
     });
-  const cached = await raceAbort(ctx.tokens.get(key, fetch), req.signal);
+  const wasCached = ctx.tokens.has(key);
+  const { token } = await raceAbort(ctx.tokens.get(key, fetch), req.signal);
   return {
-    req: withAuthorization(req, `Bearer ${cached.token}`),
-    tokenKey: key,
-    token: cached.token,
+    req: withAuthorization(req, `Bearer ${token}`),
+    ...(wasCached ? { cached: { key, token } } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * its unread body, and the `Transport` function type every layer of the chain implements.
  */
 import type { Dispatcher } from "undici";
+import { type RegistryErrorContext, TooLargeError } from "../errors.js";
 
 /** The methods regscan uses. */
 export type HttpMethod = "GET" | "HEAD" | "POST";
@@ -72,6 +73,27 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
     chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   }
   return Buffer.concat(chunks, size);
+}
+
+/** `readBody`, with a body over `limit` reported as a `TooLargeError` naming `what`. */
+export async function readBounded(
+  res: HttpResponse,
+  limit: number,
+  what: string,
+  ctx: RegistryErrorContext = {},
+): Promise<Buffer> {
+  try {
+    return await readBody(res, limit);
+  } catch (err) {
+    if (!(err instanceof BodyTooLargeSignal)) throw err;
+    const declared = Number(res.headers.get("content-length"));
+    throw new TooLargeError({
+      ...ctx,
+      what,
+      limit,
+      ...(Number.isFinite(declared) && declared > limit ? { size: declared } : {}),
+    });
+  }
 }
 
 /** Reads at most `limit` bytes as text, dropping the rest (for error bodies). */

@@ -80,29 +80,28 @@ function skipToComma(s: string, from: number): number {
   return i;
 }
 
+/** What a `Link` header says about the next page: nothing, a URL, or a link that cannot be used. */
+export type NextPage = undefined | { url: URL } | { unusable: string };
+
 /**
- * The URL of the next page from a `Link` header (several values, or an array of headers),
- * resolved against `requestUrl`; `undefined` when there is no `rel="next"` link.
- *
- * Only a link to the same origin (scheme, host and port) as the request is followed,
- * otherwise this returns `undefined`: the next request carries the registry's credentials,
- * and a listing that points elsewhere would send them to a host they were not meant for
- * (or make regscan fetch arbitrary URLs for a hostile registry). No registry paginates
- * across origins.
+ * The `rel="next"` link of a `Link` header (several values, or an array of headers),
+ * resolved against `requestUrl`. A link that is there but may not be followed (too long a
+ * header, not a URL, another origin, userinfo) is reported as `unusable` rather than
+ * dropped, so that a listing can fail instead of silently stopping early.
  */
-export function nextLink(
+export function nextPageOf(
   header: string | readonly string[] | undefined | null,
   requestUrl: string | URL,
-): URL | undefined {
+): NextPage {
   if (header === undefined || header === null) return undefined;
   const value = typeof header === "string" ? header : header.join(", ");
-  if (value.length > MAX_HEADER) return undefined;
   let base: URL;
   try {
     base = new URL(requestUrl);
   } catch {
-    return undefined;
+    return { unusable: "the request URL is not a URL" };
   }
+  if (value.length > MAX_HEADER) return { unusable: `Link header over ${MAX_HEADER} bytes` };
   for (const link of parseLinks(value)) {
     const rels = (link.params.get("rel") ?? "").toLowerCase().split(/\s+/);
     if (!rels.includes("next")) continue;
@@ -110,13 +109,30 @@ export function nextLink(
     try {
       next = new URL(link.target, base);
     } catch {
-      return undefined;
+      return { unusable: "next link is not a URL" };
     }
-    if (next.origin !== base.origin || next.username !== "" || next.password !== "") {
-      return undefined;
+    // The next request carries the registry's credentials: a link elsewhere would send
+    // them to a host they were not meant for (no registry paginates across origins).
+    if (next.origin !== base.origin) {
+      return { unusable: `next link is on another origin (${next.origin})` };
+    }
+    if (next.username !== "" || next.password !== "") {
+      return { unusable: "next link carries user info" };
     }
     next.hash = "";
-    return next;
+    return { url: next };
   }
   return undefined;
+}
+
+/**
+ * The URL of the next page (see `nextPageOf`), or `undefined` when there is no `rel="next"`
+ * link or it may not be followed (another origin, user info, not a URL).
+ */
+export function nextLink(
+  header: string | readonly string[] | undefined | null,
+  requestUrl: string | URL,
+): URL | undefined {
+  const next = nextPageOf(header, requestUrl);
+  return next !== undefined && "url" in next ? next.url : undefined;
 }

@@ -3,8 +3,9 @@
  * insecure host whose https fails) and which authentication it asks for, by `GET /v2/`.
  * Failed pings are forgotten so that the next request tries again.
  */
+
+import { raceAbort } from "../abortable.js";
 import { NetworkError, registryErrorFromResponse } from "../errors.js";
-import { raceAbort } from "./abortable.js";
 import { discard, ERROR_BODY_LIMIT, readTextPrefix, type Transport } from "./exchange.js";
 import type { InsecurePolicy } from "./send.js";
 import { parseWwwAuthenticate, selectChallenge } from "./www-authenticate.js";
@@ -60,7 +61,9 @@ export class PingCache {
       await discard(res);
       return { base, challenge };
     }
-    if (res.status >= 500) {
+    // A ping refused for now (still 429 or 5xx after the retries) says nothing about the
+    // challenge; it must not be remembered as "no authentication".
+    if (res.status === 429 || res.status >= 500) {
       const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
       throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, host });
     }

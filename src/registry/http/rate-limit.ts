@@ -9,6 +9,13 @@ import { parseRetryAfter } from "../errors.js";
 import type { Transport } from "./exchange.js";
 import type { RateLimiters } from "./rate-limiters.js";
 
+/**
+ * The longest a `Retry-After` holds the host's other requests. A registry asking for more
+ * (an hour, a day) gets its `429` passed up, as a `TooManyRequestsError` carrying the wait,
+ * for the caller to decide; requests already queued must not hang that long.
+ */
+export const MAX_PAUSE_MS = 60_000;
+
 /** Wraps `next`; `backedOff` is per client so that one client halves a host's rate once. */
 export function rateLimitTransport(
   next: Transport,
@@ -27,7 +34,7 @@ export function rateLimitTransport(
         limiters.backOff(host);
       }
       const after = parseRetryAfter(res.headers.get("retry-after") ?? undefined, now());
-      if (after !== undefined) limiters.pauseUntil(host, now() + after);
+      if (after !== undefined) limiters.pauseUntil(host, now() + Math.min(after, MAX_PAUSE_MS));
     }
     return res;
   };

@@ -4,6 +4,7 @@
  * `Retry-After`, and slowed as Docker Hub's remaining quota nears zero.
  */
 import { RegscanError } from "../../errors.js";
+import { abortableSleep } from "../abortable.js";
 import { type HeaderSource, headerValue } from "../errors.js";
 
 /** A `RateLimiters` option that is not a positive number. */
@@ -20,24 +21,7 @@ export interface Clock {
 }
 
 /** The real clock. */
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep(ms, signal) {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (ms <= 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  },
-};
+export const systemClock: Clock = { now: () => Date.now(), sleep: abortableSleep };
 
 /** Options of `RateLimiters`. */
 export interface RateLimitersOptions {

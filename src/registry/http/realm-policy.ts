@@ -5,8 +5,12 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { withTimeout } from "../abortable.js";
 import { UnsafeRealmError } from "../errors.js";
 import type { InsecurePolicy } from "./send.js";
+
+// getaddrinfo cannot be cancelled; the check stops waiting for it after this long.
+const DNS_TIMEOUT_MS = 5_000;
 
 const METADATA_NAMES = new Set([
   "metadata",
@@ -41,7 +45,11 @@ export async function checkRealm(
   }
   if (isIP(hostname) === 0) {
     // A name may resolve to a metadata address; resolution failures are left to the request.
-    const addresses = await lookup(hostname, { all: true }).catch(() => []);
+    const addresses = await withTimeout(
+      lookup(hostname, { all: true }),
+      DNS_TIMEOUT_MS,
+      () => new Error("DNS look-up timed out"),
+    ).catch(() => []);
     if (addresses.some((a) => isForbiddenAddress(a.address))) {
       throw new UnsafeRealmError(
         `token realm ${realm.origin} resolves to a link-local or metadata address`,

@@ -72,8 +72,13 @@ export async function followRedirects(
         if (CREDENTIAL_HEADERS.includes(key.toLowerCase())) delete headers[key];
       }
     }
-    // A 303 (and, as browsers do, 301/302 after a POST) turns into a GET without a body.
-    const method = res.status === 303 || current.method === "POST" ? "GET" : current.method;
-    current = { method, url: next, headers, signal: current.signal };
+    // A 303 (and, as browsers do, 301/302 after a POST) turns into a GET without a body;
+    // 307 and 308 repeat the request as it was.
+    const toGet =
+      (res.status === 303 && current.method !== "HEAD") ||
+      (current.method === "POST" && (res.status === 301 || res.status === 302));
+    current = toGet
+      ? { method: "GET", url: next, headers, signal: current.signal }
+      : { ...current, url: next, headers };
   }
 }

@@ -3,8 +3,9 @@
  * connection, with jittered exponential back-off, honouring `Retry-After`, bounded in
  * attempts and in total time, and stopped at once by the caller's AbortSignal.
  */
+
+import { abortableSleep } from "../abortable.js";
 import { NetworkError, parseRetryAfter, TRANSIENT_NETWORK_CODES } from "../errors.js";
-import { abortableSleep } from "./abortable.js";
 import { discard, type HttpRequest, type HttpResponse, type Transport } from "./exchange.js";
 
 /** How hard to try. */
@@ -19,8 +20,16 @@ export interface RetryOptions {
   maxTotalMs?: number;
   /** A `Retry-After` longer than this is not waited for; the answer is returned (default 60 s). */
   maxRetryAfterMs?: number;
-  /** Called before each retry (for debug logs). */
-  onRetry?: (info: { req: HttpRequest; attempt: number; delayMs: number; reason: string }) => void;
+  /**
+   * Called before each retry (for debug logs). `req` is the method and URL only: the
+   * headers below the auth layer carry the credentials.
+   */
+  onRetry?: (info: {
+    req: Pick<HttpRequest, "method" | "url">;
+    attempt: number;
+    delayMs: number;
+    reason: string;
+  }) => void;
   /** For tests. */
   random?: () => number;
   now?: () => number;
@@ -67,7 +76,7 @@ export function retryTransport(next: Transport, opts: RetryOptions = {}): Transp
       }
       if (res) await discard(res);
       opts.onRetry?.({
-        req,
+        req: { method: req.method, url: req.url },
         attempt,
         delayMs: Math.round(delay),
         reason: res ? `status ${res.status}` : "connection reset",

@@ -42,7 +42,7 @@ const TIMEOUT_CODES = new Set([
 ]);
 
 /** The caller's abort stays an abort; everything else becomes a typed, secret-free error. */
-export function transportError(err: unknown, host: string, signal?: AbortSignal): unknown {
+function transportError(err: unknown, host: string, signal?: AbortSignal): unknown {
   if (signal?.aborted) return signal.reason ?? err;
   if (err instanceof NetworkError || err instanceof TimeoutError) return err;
   const causeCode = socketErrorCode(err);
@@ -55,8 +55,13 @@ const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNA
 /** One readable line: OpenSSL's internals are left out, TLS failures say what they mean. */
 function describe(err: unknown, code: string | undefined): string {
   if (code && CERT_CODES.test(code)) return `TLS certificate not trusted (${code})`;
-  if (code?.startsWith("ERR_SSL")) return `TLS handshake failed (${code}); is the host plain HTTP?`;
   const message = err instanceof Error ? sanitizeText(err.message) : "";
+  // A plain-HTTP server either answers the ClientHello with garbage (ERR_SSL_...) or hangs
+  // up on it, which Node reports as a reset "before secure TLS connection was established".
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : "";
+  if (code?.startsWith("ERR_SSL") || /before secure TLS connection/i.test(`${message} ${cause}`)) {
+    return `TLS handshake failed (${code}); is the host plain HTTP?`;
+  }
   return `network error (${[code, message].filter(Boolean).join(": ")})`;
 }
 

@@ -3,20 +3,9 @@
  * on the registry's own origin until it is gone, bounded in pages and in tags so that a
  * runaway (or looping) listing stops with a clear error.
  */
-import {
-  RegistryError,
-  type RegistryErrorContext,
-  registryErrorFromResponse,
-  TooLargeError,
-} from "../errors.js";
-import {
-  BodyTooLargeSignal,
-  ERROR_BODY_LIMIT,
-  readBody,
-  readTextPrefix,
-  type Transport,
-} from "./exchange.js";
-import { nextLink } from "./link-header.js";
+import { RegistryError, type RegistryErrorContext, registryErrorFromResponse } from "../errors.js";
+import { ERROR_BODY_LIMIT, readBounded, readTextPrefix, type Transport } from "./exchange.js";
+import { nextPageOf } from "./link-header.js";
 
 /** A listing went past its bounds or pointed somewhere it may not go. */
 export class TagListError extends RegistryError {
@@ -71,14 +60,7 @@ export async function listTags(
       const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
       throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
     }
-    let bytes: Buffer;
-    try {
-      bytes = await readBody(res, MAX_TAG_PAGE_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeSignal)
-        throw new TooLargeError({ what: "tag list page", limit: err.limit, ...ctx });
-      throw err;
-    }
+    const bytes = await readBounded(res, MAX_TAG_PAGE_BYTES, "tag list page", ctx);
     for (const tag of pageTags(bytes, ctx)) {
       tags.push(tag);
       if (tags.length > maxTags) {
@@ -108,12 +90,9 @@ function pageTags(bytes: Buffer, ctx: RegistryErrorContext): string[] {
 }
 
 function nextPage(link: string | null, current: URL, ctx: RegistryErrorContext): URL | undefined {
-  if (!link) return undefined;
-  const next = nextLink(link, current);
+  const next = nextPageOf(link, current);
   if (next === undefined) return undefined;
-  // Credentials are only ever sent to the registry's origin, so the listing stays there.
-  if (next.origin !== current.origin) {
-    throw new TagListError(`next page of the tag list is on another origin (${next.origin})`, ctx);
-  }
-  return next;
+  // Stopping here would return a truncated listing as if it were complete.
+  if ("unusable" in next) throw new TagListError(`tag listing cannot go on: ${next.unusable}`, ctx);
+  return next.url;
 }

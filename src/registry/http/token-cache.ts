@@ -42,6 +42,12 @@ export class TokenCache {
     return JSON.stringify([realm, service ?? "", scope, credentialFingerprint(cred)]);
   }
 
+  /** Whether a still-valid token is cached under `key`. */
+  has(key: string): boolean {
+    const cached = this.#tokens.get(key);
+    return cached !== undefined && cached.expiresAt > this.#now();
+  }
+
   /** A still-valid cached token, or `fetch` a new one (shared with concurrent callers). */
   async get(
     key: string,

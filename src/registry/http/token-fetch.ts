@@ -4,12 +4,12 @@
  * (docker's identity token), or with a password when the realm refuses the GET.
  */
 import type { HostCredential } from "../credentials/credentials.js";
-import { registryErrorFromResponse, TooLargeError, UnauthorizedError } from "../errors.js";
+import { registryErrorFromResponse, UnauthorizedError } from "../errors.js";
 import {
-  BodyTooLargeSignal,
+  discard,
   ERROR_BODY_LIMIT,
   type HttpResponse,
-  readBody,
+  readBounded,
   readTextPrefix,
   type Transport,
 } from "./exchange.js";
@@ -58,7 +58,7 @@ export async function fetchToken(
   }
   const res = await transport({ method: "GET", url, headers, signal: req.signal });
   if ((res.status === 404 || res.status === 405) && cred?.password !== undefined) {
-    await res.body.dump?.();
+    await discard(res);
     return parseTokenResponse(await postForm(transport, realm, req, "password"), req);
   }
   return parseTokenResponse(res, req);
@@ -109,19 +109,9 @@ async function parseTokenResponse(
       host: req.registryHost,
     });
   }
-  let body: Buffer;
-  try {
-    body = await readBody(res, MAX_TOKEN_BODY);
-  } catch (err) {
-    if (err instanceof BodyTooLargeSignal) {
-      throw new TooLargeError({
-        what: "token answer",
-        limit: MAX_TOKEN_BODY,
-        host: req.registryHost,
-      });
-    }
-    throw err;
-  }
+  const body = await readBounded(res, MAX_TOKEN_BODY, "token answer", {
+    host: req.registryHost,
+  });
   let json: unknown;
   try {
     json = JSON.parse(body.toString("utf8"));

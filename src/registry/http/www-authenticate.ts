@@ -150,7 +150,15 @@ class Parser {
       this.pos++;
       this.skipOws();
       const value = this.peek() === '"' ? this.quoted() : this.token();
-      if (!Object.hasOwn(challenge.params, name)) challenge.params[name] = value;
+      if (!Object.hasOwn(challenge.params, name)) {
+        // Defined, not assigned: a parameter named `__proto__` must stay a plain parameter.
+        Object.defineProperty(challenge.params, name, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
       this.skipOws();
       const next = this.peek();
       if (next === undefined) break;

@@ -4,7 +4,7 @@
  */
 import type { Labels } from "../../image/info.js";
 import { InvalidImageConfigError, type RegistryErrorContext, TooLargeError } from "../errors.js";
-import { parseJsonObject } from "./json.js";
+import { type Fail, isObject, optionalString, parseJsonObject } from "./json.js";
 
 /** Config blobs larger than this are refused (real ones are a few KiB). */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -17,12 +17,6 @@ export interface ImageConfigSummary {
   variant?: string;
   osVersion?: string;
   labels: Labels;
-}
-
-type Fail = (reason: string) => never;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 // RFC 3339 as Go writes it (fractional seconds of any length, `Z` or an offset).
@@ -70,13 +64,6 @@ export function labelsFromConfig(config: unknown, containerConfig: unknown, fail
   return fromContainer ?? fromConfig ?? {};
 }
 
-function optionalString(obj: Record<string, unknown>, key: string, fail: Fail): string | undefined {
-  const v = obj[key];
-  if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") return fail(`${key} is not a string`);
-  return v;
-}
-
 /**
  * Decodes a config blob. Throws `TooLargeError` over `MAX_CONFIG_BYTES` and
  * `InvalidImageConfigError` for anything malformed; nothing else.
@@ -98,10 +85,10 @@ export function decodeImageConfig(
   };
   const obj = parseJsonObject(bytes, fail);
   const createdAt = parseCreated(obj.created, fail);
-  const architecture = optionalString(obj, "architecture", fail);
-  const os = optionalString(obj, "os", fail);
-  const variant = optionalString(obj, "variant", fail);
-  const osVersion = optionalString(obj, "os.version", fail);
+  const architecture = optionalString(obj, "architecture", "image config", fail);
+  const os = optionalString(obj, "os", "image config", fail);
+  const variant = optionalString(obj, "variant", "image config", fail);
+  const osVersion = optionalString(obj, "os.version", "image config", fail);
   const labels = labelsFromConfig(obj.config, obj.container_config, fail);
   return {
     ...(createdAt === undefined ? {} : { createdAt }),

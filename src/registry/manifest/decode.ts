@@ -12,7 +12,7 @@ import {
   UnsupportedMediaTypeError,
 } from "../errors.js";
 import { labelsFromConfig, parseCreated } from "./config.js";
-import { parseJsonObject } from "./json.js";
+import { type Fail, isObject, optionalString, parseJsonObject } from "./json.js";
 import {
   DOCKER_SCHEMA1,
   DOCKER_SCHEMA1_SIGNED,
@@ -74,12 +74,6 @@ export interface DecodedSchema1 {
 /** Any manifest regscan decodes. */
 export type DecodedManifest = DecodedIndex | DecodedImageManifest | DecodedSchema1;
 
-type Fail = (reason: string) => never;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function requiredString(
   obj: Record<string, unknown>,
   key: string,
@@ -89,18 +83,6 @@ function requiredString(
   const v = obj[key];
   if (typeof v !== "string" || v === "") return fail(`${where}.${key} is missing or not a string`);
   return v;
-}
-
-function optionalString(
-  obj: Record<string, unknown>,
-  key: string,
-  where: string,
-  fail: Fail,
-): string | undefined {
-  const v = obj[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") return fail(`${where}.${key} is not a string`);
-  return v === "" ? undefined : v;
 }
 
 function annotationsOf(value: unknown, where: string, fail: Fail): Labels {

@@ -1,17 +1,32 @@
 /**
- * Parses untrusted JSON (manifests, config blobs, history entries) into an object, turning
- * every failure into the caller's typed error so decoders throw nothing else.
+ * Reads untrusted JSON (manifests, config blobs, history entries): parsing into an object
+ * and picking typed fields, turning every failure into the caller's typed error so that
+ * decoders throw nothing else.
  */
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** Throws the decoder's typed error for `reason`. */
+export type Fail = (reason: string) => never;
+
+/** A JSON object (not an array, not null). */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** `obj[key]` as a string; absent, `null` or `""` is `undefined`, another type fails. */
+export function optionalString(
+  obj: Record<string, unknown>,
+  key: string,
+  where: string,
+  fail: Fail,
+): string | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") return fail(`${where}.${key} is not a string`);
+  return v === "" ? undefined : v;
+}
+
 /** Parses JSON, turning every failure into `fail` (deep nesting included). */
-export function parseJsonObject(
-  bytes: Uint8Array,
-  fail: (reason: string) => never,
-): Record<string, unknown> {
+export function parseJsonObject(bytes: Uint8Array, fail: Fail): Record<string, unknown> {
   let text: string;
   let parsed: unknown;
   try {

@@ -1,3 +1,7 @@
+/**
+ * Azure Container Registry against local Entra ID and ACR exchange servers: the refresh
+ * token, cached until it expires; azure.json's service principal; failures without secrets.
+ */
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,3 +1,7 @@
+/**
+ * Docker credential helpers (scripts the tests put on PATH): stdin, identity tokens, caching,
+ * timeouts and failures named by helper and host, and no secret in argv or errors.
+ */
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";

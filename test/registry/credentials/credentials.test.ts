@@ -1,3 +1,7 @@
+/**
+ * The `Credentials` class: docker config.json and `.dockercfg` parsing, Docker Hub aliases,
+ * merging, provenance, and output (`toString`, JSON, inspect) that never shows a secret.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { inspect } from "node:util";

@@ -1,3 +1,7 @@
+/**
+ * Properties of the docker config parser: any input gives credentials or a
+ * `CredentialsFileError` naming the file, nothing else.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";

@@ -1,13 +1,19 @@
+/**
+ * `imageCredsWithAWSAuth` against a local server speaking the ECR API: region and account
+ * rules, one call per region, reuse until expiry, the embargo after a failure, `preflight()`.
+ */
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { inspect } from "node:util";
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import {
+  EcrTokenCache,
   EKS_SYSTEM_ACCOUNT,
   EKS_SYSTEM_ACCOUNT_CN,
   ecrCloudProvider,
   imageCredsWithAWSAuth,
 } from "../../../src/registry/credentials/ecr.js";
+import type { EcrApi } from "../../../src/registry/credentials/ecr-api.js";
 import { type FakeAws, startFakeAws } from "../../support/fake-cloud/aws.js";
 import { captureLogger } from "./capture-logger.js";
 
@@ -339,5 +345,45 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
     assert.equal(fake.calls.length, 1);
     assert.ok(!String(c).includes(c?.password ?? "?"));
     assert.equal(await creds.resolve("ghcr.io"), undefined);
+  });
+});
+
+describe("EcrTokenCache with concurrent callers", () => {
+  it("the caller who started a region's fetch giving up does not fail a caller waiting for it", async () => {
+    let calls = 0;
+    const api: EcrApi = {
+      detectRegion: async () => undefined,
+      checkCredentials: async () => {},
+      getAuthorizationTokens: (region, accounts, opts = {}) => {
+        calls++;
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(
+            () =>
+              resolve(
+                accounts.map((a) => ({
+                  host: `${a}.dkr.ecr.${region}.amazonaws.com`,
+                  username: "AWS",
+                  password: "ecr-password",
+                  expiresAt: undefined,
+                })),
+              ),
+            20,
+          );
+          opts.signal?.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(opts.signal?.reason);
+          });
+        });
+      },
+    };
+    const cache = new EcrTokenCache(api);
+    const gone = new AbortController();
+    const first = cache.ensure("eu-west-1", [A], { signal: gone.signal });
+    const second = cache.ensure("eu-west-1", [A]);
+    gone.abort(new Error("first caller gave up"));
+    await assert.rejects(first, /first caller gave up/);
+    const creds = await second;
+    assert.equal(creds?.credsFor(`${A}.dkr.ecr.eu-west-1.amazonaws.com`)?.username, "AWS");
+    assert.equal(calls, 2, "the waiting caller fetched on its own");
   });
 });

@@ -1,3 +1,7 @@
+/**
+ * Google registries against a local GCE metadata server: the access token, cached until
+ * shortly before expiry and refreshed after, and the provider's place in `resolve()`.
+ */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,3 +1,7 @@
+/**
+ * A real htpasswd registry accepts credentials found through each source: docker config
+ * `auths`, a credential helper on PATH, `imageCredsWithDefaults` and a pull-secret file.
+ */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,3 +1,7 @@
+/**
+ * `imageCredsWithDefaults` and friends: the up-front check of the file, defaults merged
+ * under each image's own credentials, and the file read again on every call.
+ */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,3 +1,7 @@
+/**
+ * Cloud SDKs are loaded lazily: importing the credentials modules and resolving a
+ * non-cloud host loads none of `@aws-sdk/*`, `google-auth-library`, `@azure/identity`.
+ */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";

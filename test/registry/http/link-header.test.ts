@@ -1,7 +1,11 @@
+/**
+ * The `Link` header parser: which next page a listing follows, and which next links are
+ * refused (another origin, user info) so that credentials never leave the registry.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { nextLink } from "../../../src/registry/http/link-header.js";
+import { nextLink, nextPageOf } from "../../../src/registry/http/link-header.js";
 
 const req = "https://registry.example.com/v2/team/app/tags/list?n=100";
 
@@ -62,5 +66,26 @@ describe("nextLink", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("nextPageOf", () => {
+  const req = "https://registry.example.com/v2/x/tags/list?n=100";
+  it("tells a missing next link from one that may not be followed", () => {
+    assert.equal(nextPageOf(undefined, req), undefined);
+    assert.equal(nextPageOf('</x>; rel="prev"', req), undefined);
+    const ok = nextPageOf('</v2/x/tags/list?last=a>; rel="next"', req);
+    assert.ok(ok !== undefined && "url" in ok);
+    assert.equal(ok.url.search, "?last=a");
+    for (const [h, why] of [
+      ['<https://evil.example/v2/x>; rel="next"', /another origin \(https:\/\/evil\.example\)/],
+      ['<https://u:p@registry.example.com/v2/x>; rel="next"', /user info/],
+      ['<http://[bad>; rel="next"', /not a URL/],
+      [`</v2/x?last=${"a".repeat(20_000)}>; rel="next"`, /Link header over/],
+    ] as const) {
+      const next = nextPageOf(h, req);
+      assert.ok(next !== undefined && "unusable" in next, h.slice(0, 60));
+      assert.match(next.unusable, why);
+    }
   });
 });

@@ -12,6 +12,8 @@ import {
   readBody,
 } from "../../../src/registry/http/exchange.js";
 import { insecureHostPolicy } from "../../../src/registry/http/insecure-hosts.js";
+import { MAX_PAUSE_MS, rateLimitTransport } from "../../../src/registry/http/rate-limit.js";
+import { RateLimiters } from "../../../src/registry/http/rate-limiters.js";
 import {
   checkRealm,
   isForbiddenAddress,
@@ -194,6 +196,19 @@ describe("retryTransport", () => {
     assert.ok(Date.now() - started < 1_000);
     assert.ok(calls < 6, `calls ${calls}`);
   });
+  test("onRetry sees the method and URL only, never the headers that carry credentials", async () => {
+    const seen: unknown[] = [];
+    let calls = 0;
+    const t = retryTransport(async () => (++calls === 1 ? response(503) : response(200)), {
+      baseDelayMs: 1,
+      onRetry: (info) => seen.push(info),
+    });
+    const url = new URL("https://r.example/v2/app/tags/list");
+    await t({ method: "GET", url, headers: { authorization: "Bearer sekrit-token-9" } });
+    assert.equal(seen.length, 1);
+    assert.ok(!JSON.stringify(seen).includes("sekrit-token-9"));
+    assert.deepEqual((seen[0] as { req: unknown }).req, { method: "GET", url });
+  });
   test("connection resets are retried, other failures and 4xx are not", async () => {
     let calls = 0;
     const reset = retryTransport(
@@ -228,5 +243,25 @@ describe("retryTransport", () => {
       404,
     );
     assert.equal(calls, 1);
+  });
+});
+
+describe("rateLimitTransport", () => {
+  test("a Retry-After pauses the host, but never for longer than MAX_PAUSE_MS", async () => {
+    const now = 1_000_000;
+    const limiters = new RateLimiters();
+    let retryAfter = "5";
+    const t = rateLimitTransport(
+      async () => response(429, "", { "retry-after": retryAfter }),
+      limiters,
+      () => now,
+    );
+    const req = { method: "GET" as const, url: new URL("https://r.example/v2/") };
+    await t(req);
+    assert.equal(limiters.state("r.example").pausedUntil, now + 5_000);
+    retryAfter = "86400";
+    await t(req);
+    assert.equal(limiters.state("r.example").pausedUntil, now + MAX_PAUSE_MS);
+    assert.equal(limiters.rate("r.example"), limiters.rps / 2, "halved once for this client");
   });
 });

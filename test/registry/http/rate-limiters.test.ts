@@ -1,3 +1,7 @@
+/**
+ * `RateLimiters` on a fake clock: token buckets per host, halving on 429, recovery after
+ * the cool-down, `Retry-After` pauses and Docker Hub's remaining quota.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {

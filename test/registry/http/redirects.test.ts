@@ -12,6 +12,8 @@ import pino from "pino";
 import { parseImageName } from "../../../src/image/ref.js";
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../../src/registry/factory.js";
+import type { HttpRequest, HttpResponse } from "../../../src/registry/http/exchange.js";
+import { followRedirects } from "../../../src/registry/http/redirects.js";
 import { ImageBuilder, type PushedImage } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -135,5 +137,39 @@ test("a redirected blob is still verified against its digest", async () => {
   } finally {
     image = { ...image, config: { ...image.config, bytes: original } };
     reg.setFault(undefined);
+  }
+});
+
+test("the method of a redirected request: 303 turns into GET, 307 and 308 keep it and the body", async () => {
+  const sent: HttpRequest[] = [];
+  const answer = (status: number, location?: string): HttpResponse => ({
+    status,
+    headers: new Headers(location ? { location } : {}),
+    url: new URL("https://r.example/"),
+    body: (async function* () {})(),
+  });
+  const hop = (status: number) => async (req: HttpRequest) => {
+    sent.push(req);
+    return sent.length === 1 ? answer(status, "/next") : answer(200);
+  };
+  const post: HttpRequest = {
+    method: "POST",
+    url: new URL("https://r.example/token"),
+    headers: { authorization: "Basic c2VjcmV0" },
+    body: "grant_type=password",
+  };
+  for (const [status, method, body] of [
+    [303, "GET", undefined],
+    [302, "GET", undefined],
+    [307, "POST", "grant_type=password"],
+    [308, "POST", "grant_type=password"],
+  ] as const) {
+    sent.length = 0;
+    const t = hop(status);
+    const res = await followRedirects(post, { registry: t, elsewhere: t, isInsecure: () => false });
+    assert.equal(res.status, 200);
+    assert.equal(sent[1]?.method, method, `after ${status}`);
+    assert.equal(sent[1]?.body, body, `after ${status}`);
+    assert.equal(sent[1]?.url.href, "https://r.example/next");
   }
 });

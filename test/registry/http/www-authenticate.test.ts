@@ -1,3 +1,7 @@
+/**
+ * The `WWW-Authenticate` parser: Bearer and Basic challenges as registries send them, and
+ * (property) no input throws anything but the typed errors.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -124,6 +128,15 @@ describe("parseWwwAuthenticate", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it("a parameter named __proto__ is a plain parameter, not the object's prototype", () => {
+    const [c] = parseWwwAuthenticateStrict('Bearer __proto__="x", realm="https://a.example/t"');
+    assert.ok(c);
+    assert.ok(Object.hasOwn(c.params, "__proto__"));
+    assert.equal(Object.getPrototypeOf(c.params), Object.prototype);
+    assert.deepEqual(Object.keys(c.params), ["__proto__", "realm"]);
+    assert.equal(c.params.realm, "https://a.example/t");
   });
 
   it("property: generated challenges round-trip through formatChallenge", () => {

@@ -1,3 +1,7 @@
+/**
+ * The image config decoder: creation time, platform and labels (`config.Labels`, else
+ * `container_config.Labels`), and (property) no input throws anything but typed errors.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";

@@ -1,3 +1,7 @@
+/**
+ * The manifest decoder: media types and the Accept header, every manifest kind decoded
+ * from its bytes and Content-Type, and (property) no input throws anything but typed errors.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";

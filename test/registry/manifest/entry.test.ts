@@ -1,3 +1,7 @@
+/**
+ * `imageEntryFrom`: the ImageEntry assembled from a manifest, the chosen platform manifest
+ * and the config, and the excluded entry when an index has no wanted platform.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ImageName, ImageRef } from "../../../src/image/ref.js";

@@ -1,3 +1,7 @@
+/**
+ * Platforms: parsing `os/arch[/variant]`, containerd's normalisation, and the choice of an
+ * index entry for a wanted platform with its fallbacks.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";

@@ -1,6 +1,7 @@
 /**
- * Waiting that the caller can cut short: a sleep, and a wait on a promise that others share
- * (a ping, a token fetch) which one caller's abort must not cancel for the rest.
+ * Waiting that the caller can cut short: a sleep, a wait on a promise that others share (a
+ * ping, a token fetch, a cloud token) which one caller's abort must not cancel for the
+ * rest, and a deadline for work that has no signal of its own.
  */
 
 /** Waits `ms` milliseconds or until `signal` aborts (then rejects with its reason). */
@@ -23,7 +24,11 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
 /** Resolves as `p` does, or rejects with the signal's reason as soon as it aborts (`p` goes on). */
 export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return p;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // Nobody here waits for `p` any more; its failure must not become an unhandled rejection.
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -38,4 +43,14 @@ export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
       },
     );
   });
+}
+
+/** `p`, or a rejection with `onTimeout()` when it takes longer than `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+    timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

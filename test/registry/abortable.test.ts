@@ -1,0 +1,50 @@
+/**
+ * Waiting that the caller can cut short: a caller who has already given up leaves a shared
+ * promise running without turning its later failure into an unhandled rejection.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { abortableSleep, raceAbort, withTimeout } from "../../src/registry/abortable.js";
+
+test("raceAbort with a signal already aborted: rejects at once, the shared failure stays handled", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    const shared = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error("shared fetch failed")), 5),
+    );
+    await assert.rejects(raceAbort(shared, AbortSignal.abort(new Error("gave up"))), /gave up/);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});
+
+test("raceAbort: the value when it comes first, the signal's reason when that comes first", async () => {
+  assert.equal(await raceAbort(Promise.resolve(1), new AbortController().signal), 1);
+  const ac = new AbortController();
+  const never = new Promise<number>(() => {});
+  const raced = raceAbort(never, ac.signal);
+  ac.abort(new Error("stop"));
+  await assert.rejects(raced, /stop/);
+});
+
+test("abortableSleep and withTimeout end when they should", async () => {
+  const ac = new AbortController();
+  const sleeping = abortableSleep(60_000, ac.signal);
+  ac.abort(new Error("woken"));
+  await assert.rejects(sleeping, /woken/);
+  // withTimeout's timer does not hold the process open; this one does, for the test.
+  const keepAlive = setTimeout(() => {}, 10_000);
+  try {
+    await assert.rejects(
+      withTimeout(new Promise(() => {}), 5, () => new Error("too slow")),
+      /too slow/,
+    );
+  } finally {
+    clearTimeout(keepAlive);
+  }
+  assert.equal(await withTimeout(Promise.resolve("fast"), 1_000, () => new Error("x")), "fast");
+});
