@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { isMap, isNode, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type ConfigProblem } from "./errors.js";
-import { type Config, configSchema } from "./schema.js";
+import { API_TOKEN, type Config, configSchema } from "./schema.js";
 import { flagAttribute, SETTINGS, type Setting } from "./settings.js";
 
 /** Where the configuration comes from. */
@@ -22,7 +22,9 @@ export interface LoadConfigOptions {
 
 /** The effective configuration and where each overridden setting came from. */
 export interface LoadedConfig {
+  /** The validated configuration, defaults applied. */
   config: Config;
+  /** The file it was read from, if any. */
   file: string | undefined;
   /** Dotted path -> `environment variable X` / `flag --x`, for settings not from the file. */
   origins: Map<string, string>;
@@ -137,12 +139,12 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
         },
       ]);
     }
-    if (config.apiToken === "") {
+    if (!API_TOKEN.test(config.apiToken)) {
       throw new ConfigError([
         {
           source: originOf("apiTokenFile", origins) ?? fileLabel,
           path: "apiTokenFile",
-          message: `the API token file ${config.apiTokenFile} is empty`,
+          message: `the API token file ${config.apiTokenFile} ${config.apiToken === "" ? "is empty" : "must hold one token without spaces"}`,
         },
       ]);
     }

@@ -9,16 +9,21 @@ import type { Config } from "./schema.js";
 /** What a masked secret looks like. */
 export const MASK = "********";
 
-/** Hides the password (and a token-like username) of a URL such as `redis://:pw@host:6379`. */
+/** Query parameters that carry a secret (ioredis, for one, reads `?password=`). */
+const SECRET_QUERY = /([?&](?:password|pass|pwd|token|secret|auth)=)[^&#]*/gi;
+
+/**
+ * Hides the password (and a token-like username) of a URL such as `redis://:pw@host:6379`,
+ * and secret query parameters such as `?password=pw`.
+ */
 export function maskUrl(url: string): string {
-  return url.replace(
-    /^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i,
-    (_, scheme: string, userinfo: string) => {
+  return url
+    .replace(SECRET_QUERY, `$1${MASK}`)
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*)@/i, (_, scheme: string, userinfo: string) => {
       const colon = userinfo.indexOf(":");
       const user = colon >= 0 ? userinfo.slice(0, colon) : "";
       return colon >= 0 ? `${scheme}${user}:${MASK}@` : `${scheme}${MASK}@`;
-    },
-  );
+    });
 }
 
 /** A plain object of the effective configuration with every secret masked. */
@@ -27,12 +32,6 @@ export function maskedConfig(config: Config): Record<string, unknown> {
     ...config,
     apiToken: config.apiToken === undefined ? undefined : MASK,
     cache: config.cache === undefined ? undefined : maskUrl(config.cache),
-    registry: {
-      ...config.registry,
-      mirrors: Object.fromEntries(
-        Object.entries(config.registry.mirrors).map(([host, list]) => [host, list.map(maskUrl)]),
-      ),
-    },
     repositories: config.repositories.map((r) =>
       r.interval === undefined ? r : { ...r, interval: formatDuration(r.interval) },
     ),

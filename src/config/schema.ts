@@ -4,7 +4,12 @@
  * setting is validated the same way wherever it was given.
  */
 import { z } from "zod";
+import { compileTagFilter, InvalidTagFilterError } from "../cache/tag-filter.js";
+import { RegscanError } from "../errors.js";
+import { parseImageRef } from "../image/ref.js";
+import { DEFAULT_IMAGE_EXCLUDES } from "../sources/image-glob.js";
 import { parseDuration } from "./duration.js";
+import { toTagFilterOptions } from "./tag-filter-options.js";
 
 /** A duration (`30s`, `5m`, `1h30m`, or a number of seconds) in milliseconds. */
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -29,24 +34,81 @@ const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}
 
 const globs = z.array(z.string().min(1));
 
-/** Which tags of a repository to keep, applied before any metadata is fetched. */
-export const tagFilterSchema = z.strictObject({
-  /** Globs or `/regular expressions/`; a tag must match one (all tags when empty). */
-  include: globs.optional(),
-  /** Globs or `/regular expressions/`; a tag matching one is dropped. */
-  exclude: globs.optional(),
-  /** Keep at most this many tags (the newest by `order`). */
-  max: z.number().int().positive().optional(),
-  /** How "newest" is decided for `max`: by semantic version, or by the registry's order. */
-  order: z.enum(["semver", "listing"]).optional(),
-});
+/** What an API bearer token may be: one word of visible characters. */
+export const API_TOKEN = /^\S+$/;
+
+/**
+ * A mirror is a registry host, optionally written as a URL. No user or password in it: a
+ * mirror's credentials come from the docker config like any registry's, and a host with
+ * userinfo would otherwise end up in logs and request URLs.
+ */
+const mirrorHost = z
+  .string()
+  .regex(/^(?:https?:\/\/)?(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?\/?$/, {
+    message:
+      'expected a mirror host "host[:port]" (no user or password; a mirror\'s credentials come from the docker config)',
+  });
+
+/** Why `compileTagFilter` or `parseImageRef` refused a value, for a configuration problem. */
+function reasonOf(err: unknown): string {
+  return err instanceof RegscanError ? err.message : String(err);
+}
+
+/**
+ * Which tags of a repository to keep, applied before any metadata is fetched. Compiled here
+ * so that a pattern that does not compile stops startup (and `config check`) with the file,
+ * line and path of the filter, not at the repository's first scan.
+ */
+export const tagFilterSchema = z
+  .strictObject({
+    /** Globs or `/regular expressions/`; a tag must match one (all tags when empty). */
+    include: globs.optional(),
+    /** Globs or `/regular expressions/`; a tag matching one is dropped. */
+    exclude: globs.optional(),
+    /** Keep at most this many tags (the newest by `order`). */
+    max: z.number().int().positive().optional(),
+    /** How "newest" is decided for `max`: by semantic version, or by the registry's order. */
+    order: z.enum(["semver", "listing"]).optional(),
+  })
+  .superRefine((filter, ctx) => {
+    try {
+      compileTagFilter(toTagFilterOptions(filter));
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: reasonOf(err), path: patternPath(filter, err) });
+    }
+  });
+
+/** The path of the pattern a filter error names, so that the problem points at its line. */
+function patternPath(
+  filter: { include?: string[]; exclude?: string[] },
+  err: unknown,
+): PropertyKey[] {
+  if (!(err instanceof InvalidTagFilterError)) return [];
+  for (const key of ["include", "exclude"] as const) {
+    const i = filter[key]?.indexOf(err.pattern) ?? -1;
+    if (i >= 0) return [key, i];
+  }
+  return [];
+}
+
+/** A repository as written: a name, optionally with a tag (ignored), checked at load time. */
+const repositoryName = z
+  .string()
+  .min(1)
+  .superRefine((name, ctx) => {
+    try {
+      parseImageRef(name);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: reasonOf(err) });
+    }
+  });
 
 /** A repository is a name, or a name with options. */
 const repositorySchema = z.preprocess(
   (v) => (typeof v === "string" ? { name: v } : v),
   z.strictObject({
     /** An image repository, e.g. `alpine`, `ghcr.io/org/app`, `localhost:5000/team/app`. */
-    name: z.string().min(1),
+    name: repositoryName,
     tags: tagFilterSchema.optional(),
     platform: platform.optional(),
     interval: duration.optional(),
@@ -66,7 +128,8 @@ const ecrSchema = z.strictObject({
 /** The whole configuration file; every key is optional. */
 export const configSchema = z.strictObject({
   listen: listenAddress.default("127.0.0.1:8080"),
-  apiToken: z.string().min(1).optional(),
+  // One word, as an `Authorization: Bearer` header carries it; the message never repeats it.
+  apiToken: z.string().regex(API_TOKEN, { message: "expected a token without spaces" }).optional(),
   apiTokenFile: z.string().min(1).optional(),
   cache: z.string().min(1).optional(),
   replicaId: z.string().min(1).optional(),
@@ -83,7 +146,7 @@ export const configSchema = z.strictObject({
       platform: platform.optional(),
       insecureHosts: z.array(z.string().min(1)).default([]),
       caFiles: z.array(z.string().min(1)).default([]),
-      mirrors: z.record(z.string().min(1), z.array(z.string().min(1))).default({}),
+      mirrors: z.record(z.string().min(1), z.array(mirrorHost)).default({}),
       trace: z.boolean().default(false),
     })
     .prefault({}),
@@ -99,7 +162,7 @@ export const configSchema = z.strictObject({
   images: z
     .strictObject({
       include: globs.default([]),
-      exclude: globs.default(["k8s.gcr.io/*"]),
+      exclude: globs.default([...DEFAULT_IMAGE_EXCLUDES]),
     })
     .prefault({}),
   timestampLabels: globs.default([]),

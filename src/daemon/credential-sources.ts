@@ -13,11 +13,11 @@ import { RegscanError } from "../errors.js";
 import { parseImageName } from "../image/ref.js";
 import { parseEcrHost } from "../registry/credentials/cloud-hosts.js";
 import { defaultCloudProviders } from "../registry/credentials/cloud-providers.js";
-import { Credentials } from "../registry/credentials/credentials.js";
 import { imageCredsWithAWSAuth } from "../registry/credentials/ecr.js";
 import {
   type ImageCreds,
   type ImageCredsLookup,
+  imageCredsWithCloudProviders,
   imageCredsWithDefaults,
 } from "../registry/credentials/image-creds.js";
 import { loadPullSecrets } from "../registry/credentials/pull-secrets.js";
@@ -78,26 +78,18 @@ export async function withCredentials(
   }
 
   // Asked for registry hosts of their cloud that no other source has credentials for; their
-  // SDKs load only when such a host is met.
+  // SDKs load only when such a host is met. Built here rather than shared so that their
+  // failures reach this logger and the configured Azure file is the one read.
   const cloudProviders = defaultCloudProviders({
     logger,
-    ...(config.credentials.azureConfig
-      ? { azure: { azureJsonPath: config.credentials.azureConfig } }
-      : {}),
+    azure: { azureJsonPath: config.credentials.azureConfig },
   });
   const dockerConfig = await dockerConfigPath(config, env);
   if (dockerConfig) {
     out = await imageCredsWithDefaults(out, dockerConfig, { cloudProviders });
     logger.info({ dockerConfig }, "using default credentials from a docker config file");
   } else {
-    const inner = out;
-    const cloud = Credentials.fromCloud(cloudProviders);
-    out = async () => {
-      const images = await inner();
-      const merged: ImageCreds = new Map();
-      for (const [name, own] of images) merged.set(name, cloud.merge(own));
-      return merged;
-    };
+    out = imageCredsWithCloudProviders(out, cloudProviders);
   }
 
   const ecr = config.credentials.ecr;
@@ -121,7 +113,8 @@ export async function withCredentials(
     }
   }
   const beforeAws = out;
-  // The AWS layer (and its region detection) is used only when ECR is configured or an ECR
+  // `aws.lookup()` reads `current` synchronously on entry, so concurrent calls each see their
+  // own answer. The AWS layer (and its region detection) is used only when ECR is configured or an ECR
   // image is watched, so that other setups never wait for the EC2 metadata service.
   return async () => {
     const found = await beforeAws();

@@ -43,12 +43,31 @@ export class ListenError extends RegscanError {
   readonly code = "LISTEN_FAILED";
 }
 
+/**
+ * How long the store, client pool and sources get to close, together, after the shutdown
+ * bound (deployments allow for it: 20 s bound + 5 s < 30 s grace in deploy/ and systemd).
+ */
+const CLOSE_BOUND_MS = 5_000;
+
+/** `work`, or a rejection once `ms` have passed. */
+async function withinBound(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not close within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** What the daemon is started with. */
 export interface DaemonOptions {
+  /** The effective configuration (from `loadConfig`). */
   config: Config;
   logger: Logger;
-  /** Where the configuration came from, for error messages (e.g. the file's path). */
-  configSource?: string;
+  /** Where `DOCKER_CONFIG` is read (default: `process.env`). */
   env?: NodeJS.ProcessEnv;
   /** Overrides for tests: the store and the client factory. */
   store?: Store;
@@ -76,8 +95,7 @@ export class Daemon {
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const { config, logger } = opts;
     const env = opts.env ?? process.env;
-    const source = opts.configSource ?? "configuration";
-    const table = repositoryOptions(config, source);
+    const table = repositoryOptions(config);
     const sources: ImageSource[] = [];
     if (table.names.length > 0) sources.push(new StaticSource(table.names));
     const cleanup: Array<() => Promise<void> | void> = [];
@@ -233,24 +251,24 @@ export class Daemon {
     const bound = this.shutdownMs;
     this.logger.info({ boundMs: bound }, "shutting down");
     this.abort.abort();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), bound);
-    });
-    const finished = Promise.all([this.server.close(Math.max(0, bound - 500)), this.warming]).then(
-      () => true as const,
+    const inTime = await withinBound(
+      Promise.all([this.server.close(Math.max(0, bound - 500)), this.warming]),
+      bound,
+    ).then(
+      () => true,
+      () => false,
     );
-    const inTime = await Promise.race([finished, timedOut]);
-    clearTimeout(timer);
     if (!inTime)
       this.logger.warn(
         { boundMs: bound },
         "shutdown bound reached; closing with work still in flight",
       );
     let closed = true;
+    // A store or pool that never answers its close must not keep the process alive.
+    const closeBy = Date.now() + CLOSE_BOUND_MS;
     for (const close of [...this.closers].reverse()) {
       try {
-        await close();
+        await withinBound(Promise.resolve().then(close), Math.max(0, closeBy - Date.now()));
       } catch (err) {
         this.logger.error({ err: { message: (err as Error).message } }, "closing failed");
         closed = false;

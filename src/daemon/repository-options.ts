@@ -1,13 +1,11 @@
 /**
  * Per-repository warmer options from the configuration: each repository's tag filter,
- * platform and interval, falling back to the `defaults` section. Filters are compiled up
- * front so that a bad pattern stops startup with the path of the setting that holds it.
+ * platform and interval, falling back to the `defaults` section. Names and filters were
+ * already checked when the configuration was loaded (see config/schema.ts).
  */
-import { compileTagFilter, type TagFilterOptions } from "../cache/tag-filter.js";
 import type { RepositoryOptions } from "../cache/warmer-types.js";
-import { ConfigError } from "../config/errors.js";
 import type { Config, TagFilterConfig } from "../config/schema.js";
-import { RegscanError } from "../errors.js";
+import { toTagFilterOptions } from "../config/tag-filter-options.js";
 import type { Platform } from "../image/info.js";
 import { parseImageRef } from "../image/ref.js";
 
@@ -15,34 +13,17 @@ import { parseImageRef } from "../image/ref.js";
 export interface RepositoryOptionsTable {
   /** Canonical names of the configuration's repositories, in order, without duplicates. */
   names: string[];
+  /** The options of a repository; the `defaults` section's for one not listed. */
   optionsFor(repository: string): RepositoryOptions | undefined;
 }
 
-/** Builds the table; throws `ConfigError` naming the repository entry that is wrong. */
-export function repositoryOptions(config: Config, source: string): RepositoryOptionsTable {
+/** Builds the table from a validated configuration. */
+export function repositoryOptions(config: Config): RepositoryOptionsTable {
   const byName = new Map<string, RepositoryOptions>();
   const names: string[] = [];
-  const fallback = toOptions(
-    config.defaults.tags,
-    undefined,
-    config.defaults.interval,
-    source,
-    "defaults",
-  );
-  config.repositories.forEach((repo, i) => {
-    const path = `repositories[${i}]`;
-    let canonical: string;
-    try {
-      canonical = parseImageRef(repo.name).name.toString();
-    } catch (err) {
-      throw new ConfigError([
-        {
-          source,
-          path: `${path}.name`,
-          message: err instanceof RegscanError ? err.message : String(err),
-        },
-      ]);
-    }
+  const fallback = toOptions(config.defaults.tags, undefined, config.defaults.interval);
+  for (const repo of config.repositories) {
+    const canonical = parseImageRef(repo.name).name.toString();
     if (!byName.has(canonical)) names.push(canonical);
     byName.set(
       canonical,
@@ -50,11 +31,9 @@ export function repositoryOptions(config: Config, source: string): RepositoryOpt
         repo.tags ?? config.defaults.tags,
         repo.platform,
         repo.interval ?? config.defaults.interval,
-        source,
-        path,
       ),
     );
-  });
+  }
   return {
     names,
     optionsFor: (repository) => byName.get(repository) ?? fallback,
@@ -65,26 +44,9 @@ function toOptions(
   tags: TagFilterConfig | undefined,
   platform: string | undefined,
   intervalMs: number | undefined,
-  source: string,
-  path: string,
 ): RepositoryOptions {
   const out: RepositoryOptions = {};
-  if (tags) {
-    const filter: TagFilterOptions = {
-      include: tags.include,
-      exclude: tags.exclude,
-      maxTags: tags.max,
-      order: tags.order,
-    };
-    try {
-      compileTagFilter(filter);
-    } catch (err) {
-      throw new ConfigError([
-        { source, path: `${path}.tags`, message: err instanceof Error ? err.message : String(err) },
-      ]);
-    }
-    out.tagFilter = filter;
-  }
+  if (tags) out.tagFilter = toTagFilterOptions(tags);
   if (platform) out.platform = parsePlatform(platform);
   if (intervalMs !== undefined) out.intervalMs = intervalMs;
   return out;

@@ -16,6 +16,7 @@ import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
 import { EventStreams } from "./event-stream.js";
 import { imageJson, repositoryJson, statusJson } from "./json-forms.js";
+import { matchRoute } from "./routes.js";
 import type { WarmerControl } from "./warmer-control.js";
 
 /** Everything the API server answers from. */
@@ -39,6 +40,8 @@ export interface ApiServerOptions {
   notCachedRetryAfter?: number;
   /** Most concurrent event streams (default 100). */
   maxEventStreams?: number;
+  /** Milliseconds between keep-alive comments on event streams (default 15 s). */
+  eventHeartbeatMs?: number;
 }
 
 const MAX_URL_LENGTH = 8192;
@@ -54,7 +57,10 @@ export class ApiServer {
   constructor(private readonly opts: ApiServerOptions) {
     this.token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
     this.limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
-    this.events = new EventStreams(opts.warmer, { maxClients: opts.maxEventStreams ?? 100 });
+    this.events = new EventStreams(opts.warmer, {
+      maxClients: opts.maxEventStreams ?? 100,
+      ...(opts.eventHeartbeatMs === undefined ? {} : { heartbeatMs: opts.eventHeartbeatMs }),
+    });
     this.requests =
       (opts.metrics.getSingleMetric("regscan_api_requests_total") as
         | Counter<"route" | "status">
@@ -100,7 +106,13 @@ export class ApiServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let route = "unknown";
+    // The label stays "unknown" for paths that match no endpoint, keeping its values few.
+    const label = { route: "unknown" };
+    // "close" comes for every response, also a stream the client dropped (which never
+    // finishes), so that each request is counted once with the status it was sent.
+    res.once("close", () =>
+      this.requests.inc({ route: label.route, status: String(res.statusCode) }),
+    );
     try {
       const url = req.url ?? "/";
       if (url.length > MAX_URL_LENGTH)
@@ -108,15 +120,9 @@ export class ApiServer {
       const q = url.indexOf("?");
       const path = q >= 0 ? url.slice(0, q) : url;
       const query = new URLSearchParams(q >= 0 ? url.slice(q + 1) : "");
-      route = await this.route(req, res, path, query);
+      await this.route(req, res, path, query, label);
     } catch (err) {
-      route = route === "unknown" ? "error" : route;
       this.fail(res, err);
-    } finally {
-      // Counting on finish keeps streamed responses out of the tally until they end.
-      const count = () => this.requests.inc({ route, status: String(res.statusCode) });
-      if (res.writableFinished) count();
-      else res.once("finish", count);
     }
   }
 
@@ -125,90 +131,100 @@ export class ApiServer {
     res: ServerResponse,
     path: string,
     query: URLSearchParams,
-  ): Promise<string> {
+    label: { route: string },
+  ): Promise<void> {
     const method = req.method ?? "GET";
-    if (path === "/healthz") {
-      allow(method, ["GET", "HEAD"]);
-      send(res, 200, { status: "ok" });
-      return "healthz";
+    const isV1 = path === "/v1" || path.startsWith("/v1/");
+    const match = matchRoute(method, path);
+    if (match !== undefined) label.route = match.route;
+    if (isV1) {
+      // Before the token check, so that guessing tokens is rate-bounded too.
+      const wait = this.limiter.take(req.socket.remoteAddress ?? "unknown");
+      if (wait > 0) {
+        throw new ApiError(429, "TOO_MANY_REQUESTS", "too many requests; slow down", {
+          "retry-after": String(wait),
+        });
+      }
     }
-    if (path === "/readyz") {
-      allow(method, ["GET", "HEAD"]);
-      await this.readiness(res);
-      return "readyz";
-    }
-    if (path === "/metrics") {
-      allow(method, ["GET"]);
-      const body = await this.opts.metrics.metrics();
-      res.writeHead(200, { "content-type": this.opts.metrics.contentType });
-      res.end(body);
-      return "metrics";
-    }
-    if (path !== "/v1" && !path.startsWith("/v1/"))
+    if (match === undefined)
       throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${safePath(path)}`);
-
-    if (this.token && !this.token.accepts(req.headers.authorization)) {
+    if (method === "OPTIONS") {
+      res.writeHead(204, { allow: [...match.methods, "OPTIONS"].join(", ") });
+      res.end();
+      return;
+    }
+    if (isV1 && this.token && !this.token.accepts(req.headers.authorization)) {
       throw new ApiError(401, "UNAUTHORIZED", "a valid bearer token is required", {
         "www-authenticate": 'Bearer realm="regscan"',
       });
     }
-    const wait = this.limiter.take(req.socket.remoteAddress ?? "unknown");
-    if (wait > 0) {
-      throw new ApiError(429, "TOO_MANY_REQUESTS", "too many requests; slow down", {
-        "retry-after": String(wait),
+    if (!match.methods.includes(method)) {
+      throw new ApiError(405, "METHOD_NOT_ALLOWED", `method ${method} not allowed here`, {
+        allow: match.methods.join(", "),
       });
     }
-    await this.readBody(req);
+    if (isV1) await this.readBody(req);
 
-    if (path === "/v1/repositories") {
-      allow(method, ["GET"]);
-      const statuses = await this.opts.warmer.statuses();
-      send(res, 200, { repositories: statuses.map(statusJson) });
-      return "repositories";
-    }
-    if (path === "/v1/events") {
-      allow(method, ["GET"]);
-      if (!this.events.hasRoom()) {
-        throw new ApiError(
-          503,
-          "TOO_MANY_STREAMS",
-          "too many event streams open; try again later",
-          { "retry-after": "30" },
-        );
+    switch (match.route) {
+      case "healthz":
+        send(res, 200, { status: "ok" });
+        break;
+      case "readyz":
+        await this.readiness(res);
+        break;
+      case "metrics": {
+        const body = await this.opts.metrics.metrics();
+        res.writeHead(200, {
+          "content-type": this.opts.metrics.contentType,
+          "cache-control": "no-store",
+        });
+        res.end(body);
+        break;
       }
-      const repo = query.get("repository");
-      this.events.attach(res, repo ? (await this.watchedName(repo)).toString() : undefined);
-      return "events";
-    }
-    if (path.startsWith("/v1/repositories/")) {
-      const rest = path.slice("/v1/repositories/".length);
-      if (method === "POST" && rest.endsWith("/refresh")) {
-        const name = await this.watchedName(rest.slice(0, -"/refresh".length));
+      case "repositories": {
+        const statuses = await this.opts.warmer.statuses();
+        send(res, 200, { repositories: statuses.map(statusJson) });
+        break;
+      }
+      case "events": {
+        if (!this.events.hasRoom()) {
+          throw new ApiError(
+            503,
+            "TOO_MANY_STREAMS",
+            "too many event streams open; try again later",
+            { "retry-after": "30" },
+          );
+        }
+        const repo = query.get("repository");
+        this.events.attach(res, repo ? (await this.watchedName(repo)).toString() : undefined);
+        break;
+      }
+      case "refresh": {
+        const name = await this.watchedName(match.rest.slice(0, -"/refresh".length));
         this.opts.warmer.prioritize(name);
         send(res, 202, { name: name.toString(), status: "refresh queued" });
-        return "refresh";
+        break;
       }
-      allow(method, ["GET"]);
-      const name = await this.watchedName(rest);
-      const meta = await this.answer(
-        () => this.opts.registry.getImageRepositoryMetadata(name, { signal: abortOnClose(res) }),
-        name.toString(),
-      );
-      send(res, 200, repositoryJson(name.toString(), meta));
-      return "repository";
+      case "repository": {
+        const name = await this.watchedName(match.rest);
+        const meta = await this.answer(
+          () => this.opts.registry.getImageRepositoryMetadata(name, { signal: abortOnClose(res) }),
+          name.toString(),
+        );
+        send(res, 200, repositoryJson(name.toString(), meta));
+        break;
+      }
+      case "image": {
+        const ref = withDefaultTag(parseRef(match.rest));
+        await this.watchedName(ref.name.toString());
+        const info = await this.answer(
+          () => this.opts.registry.getImage(ref, { signal: abortOnClose(res) }),
+          ref.toString(),
+        );
+        send(res, 200, imageJson(info));
+        break;
+      }
     }
-    if (path.startsWith("/v1/images/")) {
-      allow(method, ["GET"]);
-      const ref = withDefaultTag(parseRef(path.slice("/v1/images/".length)));
-      await this.watchedName(ref.name.toString());
-      const info = await this.answer(
-        () => this.opts.registry.getImage(ref, { signal: abortOnClose(res) }),
-        ref.toString(),
-      );
-      send(res, 200, imageJson(info));
-      return "image";
-    }
-    throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${safePath(path)}`);
   }
 
   private async readiness(res: ServerResponse): Promise<void> {
@@ -232,14 +248,17 @@ export class ApiServer {
   /** Reads and discards a request body, refusing one over the bound. */
   private async readBody(req: IncomingMessage): Promise<void> {
     const max = this.opts.maxBodyBytes ?? 65_536;
+    // The connection is closed after a 413 so that the rest of the body is never read.
+    const tooLarge = () =>
+      new ApiError(413, "PAYLOAD_TOO_LARGE", `request body over ${max} bytes`, {
+        connection: "close",
+      });
     const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > max)
-      throw new ApiError(413, "PAYLOAD_TOO_LARGE", `request body over ${max} bytes`);
+    if (declared > max) throw tooLarge();
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
-      if (size > max)
-        throw new ApiError(413, "PAYLOAD_TOO_LARGE", `request body over ${max} bytes`);
+      if (size > max) throw tooLarge();
     }
   }
 
@@ -314,14 +333,6 @@ export function splitListenAddress(address: string): { host: string | undefined;
     );
   const host = m[1] ?? m[2];
   return { host: host === "" ? undefined : host, port: Number(m[3]) };
-}
-
-function allow(method: string, methods: string[]): void {
-  if (!methods.includes(method)) {
-    throw new ApiError(405, "METHOD_NOT_ALLOWED", `method ${method} not allowed here`, {
-      allow: methods.join(", "),
-    });
-  }
 }
 
 function send(

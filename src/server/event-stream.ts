@@ -34,6 +34,9 @@ export class EventStreams {
 
   /** Starts streaming to `res`, optionally only the events of one repository. */
   attach(res: ServerResponse, repository: string | undefined): void {
+    // The client may have gone while the request was checked; its "close" has then been
+    // emitted already, and a subscription made now would never be removed.
+    if (res.destroyed || res.socket === null || res.socket.destroyed) return;
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
@@ -44,7 +47,7 @@ export class EventStreams {
     this.open.add(res);
     const maxBuffered = this.opts.maxBufferedBytes ?? 1024 * 1024;
     const unsubscribe = this.warmer.subscribe((event: TagEvent) => {
-      if (repository !== undefined && event.repository !== repository) return;
+      if (res.destroyed || (repository !== undefined && event.repository !== repository)) return;
       if (res.writableLength > maxBuffered) {
         res.destroy();
         return;
@@ -53,10 +56,11 @@ export class EventStreams {
         `id: ${this.nextId++}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`,
       );
     });
-    const heartbeat = setInterval(
-      () => res.write(": heartbeat\n\n"),
-      this.opts.heartbeatMs ?? 15_000,
-    );
+    // Comments keep proxies and load balancers from closing an idle stream.
+    const heartbeat = setInterval(() => {
+      if (res.writableLength > maxBuffered) res.destroy();
+      else res.write(": heartbeat\n\n");
+    }, this.opts.heartbeatMs ?? 15_000);
     heartbeat.unref();
     res.on("close", () => {
       clearInterval(heartbeat);
@@ -71,6 +75,7 @@ export class EventStreams {
     this.open.clear();
   }
 
+  /** How many streams are open. */
   get size(): number {
     return this.open.size;
   }

@@ -54,7 +54,8 @@ export function combineSources(
     for (const found of answers) {
       for (const [name, creds] of found) {
         const existing = out.get(name);
-        out.set(name, existing ? mergeCredentials(existing, creds) : creds);
+        // The later source's credentials win for a host both have.
+        out.set(name, existing ? existing.merge(creds) : creds);
       }
     }
     for (const name of [...out.keys()]) {
@@ -62,11 +63,6 @@ export function combineSources(
     }
     return out;
   };
-}
-
-/** The credentials of `a` with those of `b` added (b's win for a host both have). */
-export function mergeCredentials(a: Credentials, b: Credentials): Credentials {
-  return a.merge(b);
 }
 
 /** A fixed list of repositories (the configuration's `repositories` and `--image` flags). */

@@ -30,6 +30,7 @@ export class ImagesFileSource implements ImageSource {
   private current: string[] = [];
   private signature = "";
   private loaded: Promise<void> | undefined;
+  private reading: Promise<void> = Promise.resolve();
   private watcher: FSWatcher | undefined;
   private poller: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -99,12 +100,29 @@ export class ImagesFileSource implements ImageSource {
     clearTimeout(this.debounce);
     // Editors write in several steps; wait for them to settle.
     this.debounce = setTimeout(() => {
-      void this.reload();
+      this.reload().catch((err: unknown) =>
+        this.opts.logger.warn(
+          { path: this.path, err: (err as Error).message },
+          "images file: a change listener failed",
+        ),
+      );
     }, 50);
     this.debounce.unref();
   }
 
-  private async reload(): Promise<void> {
+  /**
+   * Reads the file again unless its status is unchanged. Reads run one at a time, so that an
+   * older read finishing late can never replace a newer list.
+   */
+  private reload(): Promise<void> {
+    this.reading = this.reading.then(
+      () => this.readIfChanged(),
+      () => this.readIfChanged(),
+    );
+    return this.reading;
+  }
+
+  private async readIfChanged(): Promise<void> {
     const { logger } = this.opts;
     let signature: string;
     let size: number;

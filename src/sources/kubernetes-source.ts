@@ -18,7 +18,7 @@ import { RegscanError } from "../errors.js";
 import { parseImageRef } from "../image/ref.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds } from "../registry/credentials/image-creds.js";
-import { type ImageSource, mergeCredentials } from "./image-source.js";
+import type { ImageSource } from "./image-source.js";
 
 /** Settings of the Kubernetes source. */
 export interface KubernetesSourceOptions {
@@ -38,7 +38,20 @@ export interface KubernetesSourceOptions {
 /** The Kubernetes API could not be reached or refused a call. */
 export class KubernetesSourceError extends RegscanError {
   readonly code = "KUBERNETES_SOURCE";
+  /** The API server's HTTP status, when it answered. */
+  readonly status: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options);
+    this.status = options?.status;
+  }
 }
+
+/**
+ * Statuses that mean "this kind cannot be listed here" (RBAC does not grant it, or the API
+ * server does not serve it): the kind is skipped with a warning, as Flux v1 did, rather
+ * than failing the whole source every interval.
+ */
+const SKIPPED_KIND_STATUSES: ReadonlySet<number> = new Set([403, 404]);
 
 interface Workload {
   kind: string;
@@ -54,6 +67,11 @@ interface Apis {
 
 const PAGE_SIZE = 500;
 const MAX_PAGES = 200;
+
+/** The pod template's spec of a Deployment, StatefulSet, DaemonSet or Job. */
+function templateSpec(item: { spec?: unknown }): V1PodSpec | undefined {
+  return (item.spec as { template?: { spec?: V1PodSpec } } | undefined)?.template?.spec;
+}
 
 /** Repositories and credentials found in a cluster's workloads. */
 export class KubernetesSource implements ImageSource {
@@ -94,7 +112,7 @@ export class KubernetesSource implements ImageSource {
           secretCache.set(key, found);
         }
         const c = await found;
-        if (c) creds = mergeCredentials(creds, c);
+        if (c) creds = creds.merge(c);
       }
       const containers = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
       for (const container of containers) {
@@ -114,7 +132,7 @@ export class KubernetesSource implements ImageSource {
           continue;
         }
         const existing = out.get(repo);
-        out.set(repo, existing ? mergeCredentials(existing, creds) : creds);
+        out.set(repo, existing ? existing.merge(creds) : creds);
       }
     }
     return out;
@@ -165,7 +183,7 @@ export class KubernetesSource implements ImageSource {
           ns
             ? apps.listNamespacedDeployment({ namespace: ns, ...p })
             : apps.listDeploymentForAllNamespaces(p),
-        (i) => (i.spec as { template?: { spec?: V1PodSpec } } | undefined)?.template?.spec,
+        templateSpec,
       ],
       [
         "StatefulSet",
@@ -173,7 +191,7 @@ export class KubernetesSource implements ImageSource {
           ns
             ? apps.listNamespacedStatefulSet({ namespace: ns, ...p })
             : apps.listStatefulSetForAllNamespaces(p),
-        (i) => (i.spec as { template?: { spec?: V1PodSpec } } | undefined)?.template?.spec,
+        templateSpec,
       ],
       [
         "DaemonSet",
@@ -181,7 +199,7 @@ export class KubernetesSource implements ImageSource {
           ns
             ? apps.listNamespacedDaemonSet({ namespace: ns, ...p })
             : apps.listDaemonSetForAllNamespaces(p),
-        (i) => (i.spec as { template?: { spec?: V1PodSpec } } | undefined)?.template?.spec,
+        templateSpec,
       ],
       [
         "CronJob",
@@ -197,7 +215,7 @@ export class KubernetesSource implements ImageSource {
         "Job",
         (ns, p) =>
           ns ? batch.listNamespacedJob({ namespace: ns, ...p }) : batch.listJobForAllNamespaces(p),
-        (i) => (i.spec as { template?: { spec?: V1PodSpec } } | undefined)?.template?.spec,
+        templateSpec,
       ],
       [
         "Pod",
@@ -208,16 +226,40 @@ export class KubernetesSource implements ImageSource {
     ];
     for (const ns of namespaces) {
       for (const [kind, list, specOf] of kinds) {
+        const what = `list ${kind}s${ns ? ` in ${ns}` : ""}`;
+        const found: Workload[] = [];
         let cont: string | undefined;
-        for (let page = 0; page < MAX_PAGES; page++) {
-          const result = await this.call(`list ${kind}s${ns ? ` in ${ns}` : ""}`, signal, () =>
-            list(ns, cont ? { limit: PAGE_SIZE, _continue: cont } : { limit: PAGE_SIZE }),
+        try {
+          for (let page = 0; ; page++) {
+            if (page === MAX_PAGES) {
+              this.opts.logger.warn(
+                { kind, namespace: ns, pages: MAX_PAGES, pageSize: PAGE_SIZE },
+                "too many workloads to list; using the first pages only",
+              );
+              break;
+            }
+            const result = await this.call(what, signal, () =>
+              list(ns, cont ? { limit: PAGE_SIZE, _continue: cont } : { limit: PAGE_SIZE }),
+            );
+            for (const item of result.items)
+              found.push({ kind, metadata: item.metadata, spec: specOf(item) });
+            cont = result.metadata?._continue || undefined;
+            if (!cont) break;
+          }
+        } catch (err) {
+          if (
+            !(err instanceof KubernetesSourceError) ||
+            err.status === undefined ||
+            !SKIPPED_KIND_STATUSES.has(err.status)
+          )
+            throw err;
+          this.opts.logger.warn(
+            { kind, namespace: ns, status: err.status },
+            `cannot ${what} (HTTP ${err.status}); skipping them`,
           );
-          for (const item of result.items)
-            out.push({ kind, metadata: item.metadata, spec: specOf(item) });
-          cont = result.metadata?._continue || undefined;
-          if (!cont) break;
+          continue;
         }
+        out.push(...found);
       }
     }
     return out;
@@ -312,9 +354,14 @@ export class KubernetesSource implements ImageSource {
       return await Promise.race([run(), aborted]);
     } catch (err) {
       if (err instanceof KubernetesSourceError) throw err;
-      const status = (err as { code?: unknown }).code;
-      const detail = typeof status === "number" ? `HTTP ${status}` : (err as Error).message;
-      throw new KubernetesSourceError(`Kubernetes API: ${what}: ${detail}`, { cause: err });
+      // client-node's ApiException carries the HTTP status as `code`.
+      const code = (err as { code?: unknown }).code;
+      const status = typeof code === "number" ? code : undefined;
+      const detail = status === undefined ? (err as Error).message : `HTTP ${status}`;
+      throw new KubernetesSourceError(`Kubernetes API: ${what}: ${detail}`, {
+        cause: err,
+        ...(status === undefined ? {} : { status }),
+      });
     } finally {
       if (onAbort) bound.removeEventListener("abort", onAbort);
     }

@@ -262,6 +262,16 @@ describe("regscan serve", () => {
     const bad = await runCli(["config", "check", join(dir, "bad.yaml")]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /interval: expected a duration/);
+    const pattern = join(dir, "bad-pattern.yaml");
+    writeFileSync(pattern, "repositories:\n  - name: alpine\n    tags:\n      exclude: ['/(/']\n");
+    const badPattern = await runCli(["config", "check", pattern]);
+    assert.equal(badPattern.code, 1);
+    assert.ok(
+      badPattern.stderr.includes(
+        `${pattern}:4: at repositories[0].tags.exclude[0]: invalid tag filter`,
+      ),
+      badPattern.stderr,
+    );
   });
 
   test("a listen address in use is a clear error", async () => {

@@ -182,5 +182,45 @@ describe("loadConfig", () => {
       err.message,
       /flag --api-token-file: at apiTokenFile: cannot read the API token file/,
     );
+    const spaced = await file("spaced-token", "two words\n");
+    const spacedErr = await problem(loadConfig({ flags: { apiTokenFile: spaced } }));
+    assert.match(spacedErr.message, /must hold one token without spaces/);
+    assert.ok(!spacedErr.message.includes("two words"));
+    const direct = await problem(loadConfig({ env: { REGSCAN_API_TOKEN: "sec ret" } }));
+    assert.match(direct.message, /REGSCAN_API_TOKEN: at apiToken: expected a token without spaces/);
+    assert.ok(!direct.message.includes("sec ret"));
+  });
+
+  test("a bad repository name or tag pattern stops loading, named with file, line and path", async () => {
+    const badName = await file("bad-name.yaml", "repositories:\n  - ok\n  - has space\n");
+    const nameErr = await problem(loadConfig({ file: badName }));
+    assert.ok(
+      nameErr.message.startsWith(`${badName}:3: at repositories[1].name: invalid image reference`),
+      nameErr.message,
+    );
+    const badPattern = await file(
+      "bad-pattern.yaml",
+      "repositories:\n  - name: alpine\n    tags: { include: ['/([/'] }\n",
+    );
+    const patternErr = await problem(loadConfig({ file: badPattern }));
+    assert.match(
+      patternErr.message,
+      /at repositories\[0\]\.tags\.include\[0\]: invalid tag filter "\/\(\[\/"/,
+    );
+    assert.ok(patternErr.message.startsWith(`${badPattern}:3:`), patternErr.message);
+    const badDefault = await problem(loadConfig({ flags: { tagInclude: ["[unclosed"] } }));
+    assert.match(
+      badDefault.message,
+      /^flag --tag-include: at defaults\.tags\.include\[0\]: invalid tag filter "\[unclosed": not a valid glob/,
+    );
+  });
+
+  test("a tag filter's max must be a positive integer", async () => {
+    for (const bad of ["0", "-1", "2.5"]) {
+      const err = await problem(loadConfig({ env: { REGSCAN_TAG_MAX: bad } }));
+      assert.match(err.message, /REGSCAN_TAG_MAX: at defaults\.tags\.max/);
+    }
+    const { config } = await loadConfig({ env: { REGSCAN_TAG_MAX: "3" } });
+    assert.equal(config.defaults.tags?.max, 3);
   });
 });

@@ -13,6 +13,8 @@ import type { RepositoryStatus, TagEvent, WarmerControl } from "../../src/server
 const APP = "localhost:5000/team/app";
 const COLD = "localhost:5000/team/cold";
 const BROKEN = "localhost:5000/team/broken";
+/** A watched repository whose watch check takes a while (to race a client's disconnect). */
+const SLOW = "localhost:5000/team/slow";
 const TOKEN = "tok-7f3a9c";
 
 function info(ref: string): ImageInfo {
@@ -68,6 +70,10 @@ class FakeWarmer implements WarmerControl {
     ];
   }
   async isWatched(name: ImageName): Promise<boolean> {
+    if (name.toString() === SLOW) {
+      await new Promise((r) => setTimeout(r, 300));
+      return true;
+    }
     return [APP, COLD, BROKEN, "localhost:5000/team/crash"].includes(name.toString());
   }
   prioritize(name: ImageName): void {
@@ -138,6 +144,7 @@ describe("API server", () => {
       },
       maxBodyBytes: 100,
       rateLimit: { rps: 1000, burst: 1000 },
+      eventHeartbeatMs: 100,
     });
     port = (await server.listen("127.0.0.1:0")).port;
     limited = new ApiServer({
@@ -261,7 +268,7 @@ describe("API server", () => {
     assert.equal(unwatched.status, 404);
     const wrongMethod = await call(port, "DELETE", `/v1/repositories/${APP}`, auth);
     assert.equal(wrongMethod.status, 405);
-    assert.equal(wrongMethod.headers.allow, "GET");
+    assert.equal(wrongMethod.headers.allow, "GET, HEAD");
   });
 
   test("request bodies are bounded", async () => {
@@ -271,32 +278,21 @@ describe("API server", () => {
   });
 
   test("events stream as server-sent events", async () => {
-    const received = await new Promise<string>((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port, path: "/v1/events", headers: auth }, (res) => {
-        assert.equal(res.statusCode, 200);
-        assert.match(String(res.headers["content-type"]), /text\/event-stream/);
-        let text = "";
-        res.setEncoding("utf8").on("data", (d: string) => {
-          text += d;
-          if (text.includes(": connected")) {
-            warmer.emit({
-              type: "new-tag",
-              repository: APP,
-              tag: "v3",
-              digest: "sha256:bbbb",
-              at: new Date(0),
-            });
-          }
-          if (text.includes("event: new-tag")) {
-            req.destroy();
-            resolve(text);
-          }
+    let emitted = false;
+    const { text: received, headers } = await readStream(port, "/v1/events", (text) => {
+      if (!emitted && text.includes(": connected")) {
+        emitted = true;
+        warmer.emit({
+          type: "new-tag",
+          repository: APP,
+          tag: "v3",
+          digest: "sha256:bbbb",
+          at: new Date(0),
         });
-      });
-      req.on("error", reject);
-      req.setTimeout(10_000, () => req.destroy(new Error("no event")));
-      req.end();
+      }
+      return text.includes("event: new-tag");
     });
+    assert.match(String(headers["content-type"]), /text\/event-stream/);
     const data = /data: (.*)\n/.exec(received)?.[1];
     assert.ok(data);
     assert.deepEqual(JSON.parse(data), {
@@ -327,4 +323,140 @@ describe("API server", () => {
   test("no token appears in the logs", () => {
     assert.ok(!logs.join("").includes(TOKEN));
   });
+
+  test("HEAD answers like GET without a body; OPTIONS lists the methods", async () => {
+    const head = await call(port, "HEAD", `/v1/repositories/${APP}`, auth);
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    assert.ok(Number(head.headers["content-length"]) > 0);
+    assert.equal((await call(port, "HEAD", "/healthz")).status, 200);
+    assert.equal((await call(port, "HEAD", "/metrics")).status, 200);
+    const options = await call(port, "OPTIONS", "/v1/repositories");
+    assert.equal(options.status, 204);
+    assert.equal(options.headers.allow, "GET, HEAD, OPTIONS");
+    const refresh = await call(port, "OPTIONS", `/v1/repositories/${APP}/refresh`);
+    assert.equal(refresh.headers.allow, "GET, HEAD, POST, OPTIONS");
+    const put = await call(port, "PUT", `/v1/repositories/${APP}/refresh`, auth);
+    assert.equal(put.status, 405);
+    assert.equal(json(put).code, "METHOD_NOT_ALLOWED");
+    assert.equal((await call(port, "POST", "/v1/events", auth)).status, 405);
+  });
+
+  test("a body over the bound closes the connection", async () => {
+    const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth, "x".repeat(500));
+    assert.equal(a.status, 413);
+    assert.equal(a.headers.connection, "close");
+  });
+
+  test("an event stream's subscription ends when its client goes", async () => {
+    const before = warmer.listeners.size;
+    const { text: heartbeats, headers } = await readStream(port, "/v1/events", (text) =>
+      text.includes(": heartbeat"),
+    );
+    assert.equal(headers["cache-control"], "no-cache");
+    assert.match(heartbeats, /^retry: \d+\n: connected\n\n/);
+    await waitFor(() => warmer.listeners.size === before, "listener removed");
+  });
+
+  test("a client gone while its stream is being checked leaves no subscription", async () => {
+    const before = warmer.listeners.size;
+    const req = request({
+      host: "127.0.0.1",
+      port,
+      path: `/v1/events?repository=${encodeURIComponent(SLOW)}`,
+      headers: auth,
+    });
+    req.on("error", () => {});
+    req.end();
+    await new Promise((r) => setTimeout(r, 100));
+    req.destroy();
+    // The watch check answers at 300 ms; give the server time to get past it.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(warmer.listeners.size, before);
+  });
+
+  test("every request is counted by route and status, dropped event streams and errors too", async () => {
+    await call(port, "GET", "/v1/repositories/alpine", auth);
+    await call(port, "GET", "/nope", auth);
+    await readStream(port, "/v1/events", (text) => text.includes(": connected"));
+    const text = (await call(port, "GET", "/metrics")).body;
+    assert.match(text, /regscan_api_requests_total\{route="repository",status="404"\} [1-9]/);
+    assert.match(text, /regscan_api_requests_total\{route="unknown",status="404"\} [1-9]/);
+    // The server learns of the dropped stream a moment after the client dropped it.
+    let metrics = "";
+    await waitFor(
+      () => /route="events",status="200"\} [1-9]/.test(metrics),
+      "stream counted",
+      async () => {
+        metrics = (await call(port, "GET", "/metrics")).body;
+      },
+    );
+  });
+
+  test("without a token, /v1 is rate-bounded too", async () => {
+    const guarded = new ApiServer({
+      registry: new FakeRegistry(),
+      warmer,
+      metrics: new MetricsRegistry(),
+      logger,
+      apiToken: TOKEN,
+      ready: async () => {},
+      rateLimit: { rps: 0.01, burst: 2 },
+    });
+    const guardedPort = (await guarded.listen("127.0.0.1:0")).port;
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++)
+        statuses.push((await call(guardedPort, "GET", "/v1/repositories")).status);
+      assert.deepEqual(statuses, [401, 401, 429, 429]);
+    } finally {
+      await guarded.close(1000);
+    }
+  });
 });
+
+/**
+ * Reads an event stream with the token until `done(textSoFar)` is true, then disconnects.
+ * Fails on a status other than 200.
+ */
+function readStream(
+  port: number,
+  path: string,
+  done: (text: string) => boolean,
+): Promise<{ text: string; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const req = request({ host: "127.0.0.1", port, path, headers }, (res) => {
+      if (res.statusCode !== 200) {
+        req.destroy();
+        reject(new Error(`status ${res.statusCode}`));
+        return;
+      }
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => {
+        text += d;
+        if (done(text)) {
+          req.destroy();
+          resolve({ text, headers: res.headers });
+        }
+      });
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`nothing expected on ${path}`)));
+    req.end();
+  });
+}
+
+async function waitFor(
+  check: () => boolean,
+  what: string,
+  refresh: () => Promise<void> = async () => {},
+): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  await refresh();
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+    await refresh();
+  }
+}

@@ -21,6 +21,8 @@ export interface FakeCluster {
   /** By `namespace/name`. */
   secrets: Record<string, unknown>;
   token: string;
+  /** Plural resource names whose lists are refused with 403, as RBAC without the grant does. */
+  forbidden?: string[];
 }
 
 /** A running fake API server. */
@@ -106,6 +108,15 @@ export async function startFakeKubernetes(cluster: FakeCluster): Promise<FakeKub
     }
     m = /^(\/apis\/[a-z]+\/v1|\/api\/v1)(?:\/namespaces\/([^/]+))?\/([a-z]+)$/.exec(url.pathname);
     if (m && GROUP[m[3] ?? ""] === m[1]) {
+      if (cluster.forbidden?.includes(m[3] ?? "")) {
+        return send(403, {
+          kind: "Status",
+          apiVersion: "v1",
+          status: "Failure",
+          reason: "Forbidden",
+          code: 403,
+        });
+      }
       const ns = m[2];
       const items = (cluster.workloads[m[3] ?? ""] ?? []).filter(
         (i) => ns === undefined || i.metadata.namespace === ns,

@@ -205,4 +205,31 @@ describe("KubernetesSource", () => {
       /cannot load the Kubernetes configuration from .*missing/,
     );
   });
+
+  test("a kind the service account may not list is skipped with a warning; others still count", async () => {
+    const strict = await startFakeKubernetes({
+      workloads: WORKLOADS,
+      serviceAccounts: SERVICE_ACCOUNTS,
+      secrets: SECRETS,
+      token: TOKEN,
+      forbidden: ["cronjobs", "jobs"],
+    });
+    try {
+      logs.length = 0;
+      const found = await new KubernetesSource({
+        logger,
+        kubeconfig: strict.writeKubeconfig(dir, "strict-kubeconfig"),
+        namespaces: ["apps", "other"],
+      }).images();
+      assert.ok(!found.has("docker.io/library/busybox"), "the CronJob's image is not listed");
+      assert.ok(!found.has("ghcr.io/org/migrate"), "the Job's image is not listed");
+      assert.ok(found.has("registry.example.com:5000/team/web"));
+      assert.ok(found.has("docker.io/library/alpine"));
+      const warnings = logs.filter((l) => l.includes("HTTP 403"));
+      assert.equal(warnings.length, 4, "one warning per refused kind and namespace");
+      assert.match(warnings[0] ?? "", /cannot list CronJobs in apps \(HTTP 403\); skipping them/);
+    } finally {
+      await strict.close();
+    }
+  });
 });

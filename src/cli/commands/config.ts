@@ -6,9 +6,9 @@ import type { Command } from "commander";
 import { ConfigError } from "../../config/errors.js";
 import { loadConfig } from "../../config/load.js";
 import { formatConfig } from "../../config/mask.js";
-import { repositoryOptions } from "../../daemon/repository-options.js";
 import { type CliContext, CliError } from "../context.js";
 
+/** Registers `regscan config check FILE`. */
 export function registerConfigCommand(program: Command, ctx: CliContext): void {
   const config = program.command("config").description("work with regscan configuration files");
   config
@@ -18,7 +18,6 @@ export function registerConfigCommand(program: Command, ctx: CliContext): void {
     .action(async (file: string) => {
       try {
         const loaded = await loadConfig({ file, env: ctx.env });
-        repositoryOptions(loaded.config, file);
         ctx.stdout.write(
           `# effective configuration of ${file} (with REGSCAN_* environment variables applied)\n`,
         );

@@ -13,6 +13,7 @@ import { createLogger } from "../../daemon/logger.js";
 import { RegscanError } from "../../errors.js";
 import { type CliContext, CliError } from "../context.js";
 
+/** Registers `regscan serve` with every configuration flag. */
 export function registerServeCommand(program: Command, ctx: CliContext): void {
   const serve = program
     .command("serve")
@@ -45,7 +46,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
 
     let daemon: Daemon;
     try {
-      daemon = await Daemon.start({ config, logger, configSource: file, env: ctx.env });
+      daemon = await Daemon.start({ config, logger, env: ctx.env });
     } catch (err) {
       process.off("unhandledRejection", onRejection);
       if (err instanceof RegscanError) throw new CliError(err.message);

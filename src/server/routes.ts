@@ -1,0 +1,53 @@
+/**
+ * The HTTP API's endpoints: which one a request path names and which methods it answers,
+ * kept apart from the handlers so that 404, 405 and `OPTIONS` come from one table.
+ */
+
+/** Which endpoint a path is, the methods it answers, and the path after its prefix. */
+export interface RouteMatch {
+  /** The endpoint, also the `route` label of `regscan_api_requests_total`. */
+  route:
+    | "healthz"
+    | "readyz"
+    | "metrics"
+    | "repositories"
+    | "events"
+    | "refresh"
+    | "repository"
+    | "image";
+  /** The methods it answers (`OPTIONS` aside, which every endpoint answers). */
+  methods: readonly string[];
+  /** The still percent-encoded path after `/v1/repositories/` or `/v1/images/`. */
+  rest: string;
+}
+
+const READ = ["GET", "HEAD"] as const;
+
+/** The endpoint `path` names, or `undefined`; `method` decides only `.../refresh`. */
+export function matchRoute(method: string, path: string): RouteMatch | undefined {
+  const fixed = {
+    "/healthz": "healthz",
+    "/readyz": "readyz",
+    "/metrics": "metrics",
+    "/v1/repositories": "repositories",
+  } as const;
+  if (Object.hasOwn(fixed, path))
+    return { route: fixed[path as keyof typeof fixed], methods: READ, rest: "" };
+  // An event stream has no body to leave out, so HEAD is not offered.
+  if (path === "/v1/events") return { route: "events", methods: ["GET"], rest: "" };
+  const repositories = "/v1/repositories/";
+  if (path.startsWith(repositories) && path.length > repositories.length) {
+    const rest = path.slice(repositories.length);
+    // A repository may itself be named `.../refresh`: only POST makes it the refresh action.
+    if (rest.endsWith("/refresh")) {
+      return method === "POST"
+        ? { route: "refresh", methods: ["POST"], rest }
+        : { route: "repository", methods: [...READ, "POST"], rest };
+    }
+    return { route: "repository", methods: READ, rest };
+  }
+  const images = "/v1/images/";
+  if (path.startsWith(images) && path.length > images.length)
+    return { route: "image", methods: READ, rest: path.slice(images.length) };
+  return undefined;
+}
