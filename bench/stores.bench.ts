@@ -1,7 +1,8 @@
 /**
  * Store latency and throughput: get/set of a 10,000-tag repository value and of small
- * per-tag values, on each store (memory, sqlite, memcached, Redis, Redis Cluster) against
- * real servers started here. Writes bench/results/stores.json; prints ratios to memory.
+ * per-tag values, and reading a repository's 10,000 per-tag values with one getMany against
+ * 10,000 gets (sequential, and concurrent), on each store (memory, sqlite, memcached, Redis,
+ * Redis Cluster) against real servers started here. Writes bench/results/stores.json.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,13 @@ import { startRedis, startRedisCluster } from "../test/support/redis.js";
 const LARGE_ROUNDS = 30;
 const SMALL_OPS = 4000;
 const SMALL_CONCURRENCY = 16;
+/** Per-tag values read in one go, as the Cache reads a repository's tags. */
+const MANY_KEYS = 10_000;
+const MANY_ROUNDS = 5;
+const MANY_GET_CONCURRENCY = 64;
+/** The Cache's way (src/cache/chunked-read.ts): getMany calls of 1,000 keys, 2 in flight. */
+const CHUNK_KEYS = 1000;
+const CHUNKS_IN_FLIGHT = 2;
 
 interface Timing {
   p50Ms: number;
@@ -71,9 +79,26 @@ function smallValue(i: number): Buffer {
   );
 }
 
+interface ManyResult {
+  keys: number;
+  /** One getMany of every key, per call. */
+  getMany: Timing;
+  /** getMany calls of `CHUNK_KEYS` keys, `CHUNKS_IN_FLIGHT` at once, over every key, per pass. */
+  chunkedGetMany: Timing;
+  /** One get after another over every key, per pass. */
+  sequentialGets: Timing;
+  /** Gets with `MANY_GET_CONCURRENCY` in flight over every key, per pass. */
+  concurrentGets: Timing;
+  /** Time of the sequential gets over time of getMany (p50s, same run). */
+  speedupVsSequential: number;
+  /** Time of the concurrent gets over time of getMany (p50s, same run). */
+  speedupVsConcurrent: number;
+}
+
 interface StoreResult {
   large: { set: Timing; get: Timing };
   small: { set: Timing; get: Timing };
+  many: ManyResult;
 }
 
 async function benchStore(store: Store): Promise<StoreResult> {
@@ -96,7 +121,57 @@ async function benchStore(store: Store): Promise<StoreResult> {
   const smallGet = await timed(SMALL_OPS, SMALL_CONCURRENCY, async (i) => {
     if (!(await store.get(`${prefix}tag:${i}`))) throw new Error("small value lost");
   });
-  return { large: { set: largeSet, get: largeGet }, small: { set: smallSet, get: smallGet } };
+  return {
+    large: { set: largeSet, get: largeGet },
+    small: { set: smallSet, get: smallGet },
+    many: await benchMany(store, `${prefix}many:`, deadline),
+  };
+}
+
+/** A repository's per-tag values read back: one getMany against 10,000 gets. */
+async function benchMany(store: Store, prefix: string, deadline: Date): Promise<ManyResult> {
+  const keys = Array.from({ length: MANY_KEYS }, (_, i) => `${prefix}tag:v1.${i}`);
+  await timed(MANY_KEYS, SMALL_CONCURRENCY, (i) => store.set(keys[i]!, deadline, smallValue(i)));
+  const check = (entries: ReadonlyArray<unknown>) => {
+    if (entries.length !== MANY_KEYS || entries.some((e) => e === undefined)) {
+      throw new Error("per-tag values lost");
+    }
+  };
+  // Warm-up pass of each way, so none pays for first use.
+  check(await store.getMany(keys));
+  const getMany = await timed(MANY_ROUNDS, 1, async () => check(await store.getMany(keys)));
+  const chunkedGetMany = await timed(MANY_ROUNDS, 1, async () => {
+    const out: unknown[] = new Array(MANY_KEYS);
+    const chunks = Math.ceil(MANY_KEYS / CHUNK_KEYS);
+    await timed(chunks, CHUNKS_IN_FLIGHT, async (c) => {
+      const got = await store.getMany(keys.slice(c * CHUNK_KEYS, (c + 1) * CHUNK_KEYS));
+      got.forEach((entry, j) => {
+        out[c * CHUNK_KEYS + j] = entry;
+      });
+    });
+    check(out);
+  });
+  const sequentialGets = await timed(MANY_ROUNDS, 1, async () => {
+    const out: unknown[] = [];
+    for (const key of keys) out.push(await store.get(key));
+    check(out);
+  });
+  const concurrentGets = await timed(MANY_ROUNDS, 1, async () => {
+    const out: unknown[] = new Array(MANY_KEYS);
+    await timed(MANY_KEYS, MANY_GET_CONCURRENCY, async (i) => {
+      out[i] = await store.get(keys[i]!);
+    });
+    check(out);
+  });
+  return {
+    keys: MANY_KEYS,
+    getMany,
+    chunkedGetMany,
+    sequentialGets,
+    concurrentGets,
+    speedupVsSequential: round(sequentialGets.p50Ms / getMany.p50Ms),
+    speedupVsConcurrent: round(concurrentGets.p50Ms / getMany.p50Ms),
+  };
 }
 
 async function main() {
@@ -149,6 +224,23 @@ async function main() {
       ].join(" "),
     );
   }
+  console.log(
+    `\nreading ${MANY_KEYS} per-tag values (p50 per pass; speedup of getMany in the same run)`,
+  );
+  console.log(
+    `store           getMany     getMany x${CHUNK_KEYS} keys (${CHUNKS_IN_FLIGHT} in flight)  sequential gets      concurrent gets (${MANY_GET_CONCURRENCY} in flight)`,
+  );
+  for (const [name, { many }] of Object.entries(results)) {
+    console.log(
+      [
+        name.padEnd(14),
+        `${many.getMany.p50Ms.toFixed(1)} ms`.padEnd(11),
+        `${many.chunkedGetMany.p50Ms.toFixed(1)} ms`.padEnd(34),
+        `${many.sequentialGets.p50Ms.toFixed(1)} ms (${many.speedupVsSequential}x)`.padEnd(20),
+        `${many.concurrentGets.p50Ms.toFixed(1)} ms (${many.speedupVsConcurrent}x)`,
+      ].join(" "),
+    );
+  }
   mkdirSync("bench/results", { recursive: true });
   writeFileSync(
     "bench/results/stores.json",
@@ -160,6 +252,11 @@ async function main() {
         largeRounds: LARGE_ROUNDS,
         smallOps: SMALL_OPS,
         smallConcurrency: SMALL_CONCURRENCY,
+        manyKeys: MANY_KEYS,
+        manyRounds: MANY_ROUNDS,
+        manyGetConcurrency: MANY_GET_CONCURRENCY,
+        chunkKeys: CHUNK_KEYS,
+        chunksInFlight: CHUNKS_IN_FLIGHT,
         results,
         ratiosToMemory: ratios,
       },

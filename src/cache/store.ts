@@ -16,6 +16,15 @@ export interface Store {
   /** The value and its deadline, or `undefined` for a miss (including a value that does not decode). */
   get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined>;
   /**
+   * Reads many keys in few round trips (a repository's tags): the result has one element
+   * per key, in the order of `keys` (a key given twice is answered twice), `undefined` for
+   * a miss. A value that does not decode is a miss with the same warning as {@link get}.
+   * Errors, aborts and timeouts are those of `get`; on an error nothing is returned, so a
+   * caller never mistakes an outage for misses. Work is bounded per batch of keys, so an
+   * empty list costs nothing and a long one costs a round trip per batch (and server).
+   */
+  getMany(keys: readonly string[], opts?: OperationOptions): Promise<(StoreEntry | undefined)[]>;
+  /**
    * Writes a value. The store keeps it for twice the time to the deadline, at least an hour,
    * so that it can be served while being refreshed.
    */

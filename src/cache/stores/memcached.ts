@@ -7,6 +7,7 @@ import memjs from "memjs";
 import type { OperationOptions } from "../../registry/registry.js";
 import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
+import { inBatches, mapBounded } from "./batches.js";
 import {
   StoreClosedError,
   StoreOperationError,
@@ -15,6 +16,7 @@ import {
 } from "./errors.js";
 import { chunkKey, frameValue, joinChunks, readFrame } from "./memcached-frames.js";
 import { memcachedKey, serverFor } from "./memcached-keys.js";
+import { MultiGetStatusError, multiGet } from "./memcached-multiget.js";
 import type { ServerSource } from "./memcached-servers.js";
 import { raceSignal, type StoreLogger, silentLogger } from "./options.js";
 
@@ -27,6 +29,12 @@ const MAX_RELATIVE_EXPIRY_S = 30 * 24 * 60 * 60;
 /** Chunks outlive their head a little, so a head never names chunks already gone. */
 const CHUNK_GRACE_S = 60;
 const CHUNK_CONCURRENCY = 8;
+/** memjs's `retry_delay` below, for the multi-get's second attempt. */
+const RETRY_DELAY_MS = 50;
+/** Keys per multi-get request in `getMany` (hits come back as items of up to 1 MiB). */
+const GET_MANY_BATCH = 500;
+/** Multi-get requests of one `getMany` in flight at once, over all servers. */
+const GET_MANY_CONCURRENCY = 4;
 
 /** Options of {@link MemcachedStore}. */
 export interface MemcachedStoreOptions {
@@ -79,7 +87,55 @@ export class MemcachedStore implements Store {
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     const item = await this.#getItem(key, opts);
-    if (!item) return undefined;
+    return item ? this.#decodeItem(key, item, opts) : undefined;
+  }
+
+  async getMany(
+    keys: readonly string[],
+    opts?: OperationOptions,
+  ): Promise<(StoreEntry | undefined)[]> {
+    this.#check(opts);
+    if (keys.length === 0) return [];
+    const servers = await this.#currentServers();
+    // Store key per memcached key, and memcached keys per server (the rendezvous hash).
+    const keyOf = new Map<string, string>();
+    const perServer = new Map<string, string[]>();
+    for (const key of new Set(keys)) {
+      const mk = memcachedKey(key);
+      keyOf.set(mk, key);
+      const server = serverFor(mk, servers)!;
+      let list = perServer.get(server);
+      if (!list) {
+        list = [];
+        perServer.set(server, list);
+      }
+      list.push(mk);
+    }
+    const requests = [...perServer].flatMap(([server, mks]) =>
+      inBatches(mks, GET_MANY_BATCH).map((batch) => ({ server, batch })),
+    );
+    const items = new Map<string, Buffer>();
+    await mapBounded(requests, GET_MANY_CONCURRENCY, async ({ server, batch }) => {
+      this.#check(opts);
+      const hits = await this.#onServer("getMany", server, opts, (c) => multiGetTwice(c, batch));
+      for (const [mk, item] of hits) {
+        const key = keyOf.get(mk);
+        if (key !== undefined) items.set(key, item);
+      }
+    });
+    // Heads of chunked values fetch their chunks here, one value at a time (they are rare
+    // and large); every other value is decoded in place.
+    const entries = new Map<string, StoreEntry | undefined>();
+    for (const [key, item] of items) entries.set(key, await this.#decodeItem(key, item, opts));
+    return keys.map((key) => entries.get(key));
+  }
+
+  /** The entry a head item stands for: decompressed, chunks fetched and joined, unwrapped. */
+  async #decodeItem(
+    key: string,
+    item: Buffer,
+    opts: OperationOptions | undefined,
+  ): Promise<StoreEntry | undefined> {
     const frame = await readFrame(item);
     let envelope: Buffer | undefined;
     if (frame.kind === "envelope") {
@@ -265,7 +321,7 @@ export class MemcachedStore implements Store {
     client = new memjs.Client([new memjs.Server(host, port, undefined, undefined, serverOptions)], {
       // Bounded: two attempts in all, then the caller gets a typed error.
       retries: 2,
-      retry_delay: 0.05,
+      retry_delay: RETRY_DELAY_MS / 1000,
       failover: false,
       logger: {
         log: (...args: unknown[]) =>
@@ -288,6 +344,20 @@ export class MemcachedStore implements Store {
   #check(opts: OperationOptions | undefined) {
     opts?.signal?.throwIfAborted();
     if (this.#closed) throw new StoreClosedError(this.#name);
+  }
+}
+
+/**
+ * A multi-get with the same two attempts memjs gives a single get (a connection that died
+ * since the last request fails the first); a refused request is not tried again.
+ */
+async function multiGetTwice(client: Client, mks: readonly string[]) {
+  try {
+    return await multiGet(client, mks);
+  } catch (err) {
+    if (err instanceof MultiGetStatusError) throw err;
+    await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+    return multiGet(client, mks);
   }
 }
 

@@ -41,9 +41,22 @@ export class MemoryStore implements Store {
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     this.#check(opts);
+    return this.#read(key, this.#now());
+  }
+
+  async getMany(
+    keys: readonly string[],
+    opts?: OperationOptions,
+  ): Promise<(StoreEntry | undefined)[]> {
+    this.#check(opts);
+    const now = this.#now();
+    return keys.map((key) => this.#read(key, now));
+  }
+
+  #read(key: string, now: number): StoreEntry | undefined {
     const item = this.#items.get(key);
     if (!item) return undefined;
-    if (item.expiresAt <= this.#now()) {
+    if (item.expiresAt <= now) {
       this.#items.delete(key);
       return undefined;
     }

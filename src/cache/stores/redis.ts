@@ -7,6 +7,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { OperationOptions } from "../../registry/registry.js";
 import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
+import { inBatches, mapBounded } from "./batches.js";
 import {
   StoreClosedError,
   StoreOperationError,
@@ -14,6 +15,7 @@ import {
   ValueTooLargeError,
 } from "./errors.js";
 import { raceSignal, type StoreLogger, silentLogger } from "./options.js";
+import { keySlot } from "./redis-slots.js";
 
 /** A Redis node address. */
 export interface RedisNode {
@@ -43,6 +45,11 @@ export interface RedisStoreOptions {
 }
 
 type Client = Redis | Cluster;
+
+/** Keys per MGET (single node) or per pipeline (cluster node) in `getMany`. */
+const GET_MANY_BATCH = 1000;
+/** Batches of one `getMany` in flight at once. */
+const GET_MANY_CONCURRENCY = 4;
 
 const LEASE_EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -115,13 +122,29 @@ export class RedisStore implements Store {
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     const stored = await this.#run("get", opts, (c) => c.getBuffer(key));
-    if (stored === null) return undefined;
-    const decoded = decodeEnvelope(stored);
-    if (!decoded.ok) {
-      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
-      return undefined;
-    }
-    return decoded.envelope;
+    return stored === null ? undefined : this.#decode(key, stored);
+  }
+
+  async getMany(
+    keys: readonly string[],
+    opts?: OperationOptions,
+  ): Promise<(StoreEntry | undefined)[]> {
+    opts?.signal?.throwIfAborted();
+    if (this.#closed) throw new StoreClosedError(this.#name);
+    const batches = this.#groupByNode([...new Set(keys)]).flatMap((group) =>
+      inBatches(group, GET_MANY_BATCH),
+    );
+    const found = new Map<string, Buffer>();
+    await mapBounded(batches, GET_MANY_CONCURRENCY, async (batch) => {
+      const values = await this.#run("getMany", opts, (c) => readBatch(c, batch));
+      values.forEach((v, i) => {
+        if (v !== null) found.set(batch[i]!, v);
+      });
+    });
+    return keys.map((key) => {
+      const stored = found.get(key);
+      return stored === undefined ? undefined : this.#decode(key, stored);
+    });
   }
 
   async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
@@ -170,6 +193,37 @@ export class RedisStore implements Store {
     this.#client.disconnect();
   }
 
+  /**
+   * Keys grouped by the cluster node that serves them, so each group can go in one
+   * pipeline; one group on a single node. Keys whose slot is not known yet (slots not
+   * loaded) form a group of their own, read key by key.
+   */
+  #groupByNode(keys: string[]): string[][] {
+    const client = this.#client;
+    if (!(client instanceof Cluster)) return keys.length ? [keys] : [];
+    const groups = new Map<string, string[]>();
+    for (const key of keys) {
+      const nodes = client.slots[keySlot(key)];
+      const group = nodes?.length ? nodes.join(",") : "";
+      let list = groups.get(group);
+      if (!list) {
+        list = [];
+        groups.set(group, list);
+      }
+      list.push(key);
+    }
+    return [...groups.values()];
+  }
+
+  #decode(key: string, stored: Buffer): StoreEntry | undefined {
+    const decoded = decodeEnvelope(stored);
+    if (!decoded.ok) {
+      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
+      return undefined;
+    }
+    return decoded.envelope;
+  }
+
   /** Runs one command with a deadline, turning every failure into a typed error. */
   async #run<T>(
     operation: string,
@@ -200,4 +254,30 @@ export class RedisStore implements Store {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Reads one batch: MGET on a single node; on a cluster, a pipeline of GETs to the node that
+ * serves every key of the batch. A command of the pipeline that fails (a slot moved since
+ * the grouping, slots not loaded yet) is retried alone, which follows redirections.
+ */
+async function readBatch(client: Client, keys: string[]): Promise<(Buffer | null)[]> {
+  if (!(client instanceof Cluster)) return client.mgetBuffer(keys);
+  let replies: [Error | null, unknown][] | null = null;
+  try {
+    const pipeline = client.pipeline();
+    for (const key of keys) pipeline.getBuffer(key);
+    replies = await pipeline.exec();
+  } catch (err) {
+    // Only keys that turned out to span nodes (slots moved, or not loaded when grouped)
+    // are read one by one below; an outage stays an outage.
+    if (!/should belong to the same slot/i.test((err as Error).message ?? "")) throw err;
+  }
+  return Promise.all(
+    keys.map(async (key, i) => {
+      const reply = replies?.[i];
+      if (reply && reply[0] === null) return reply[1] as Buffer | null;
+      return client.getBuffer(key);
+    }),
+  );
 }

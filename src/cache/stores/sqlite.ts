@@ -32,6 +32,18 @@ interface EntryRow {
   value: Buffer;
 }
 
+interface KeyedEntryRow {
+  key: string;
+  value: Buffer;
+}
+
+/**
+ * Keys per statement of `getMany`. The keys go in as one JSON array (a single prepared
+ * statement for any count); between batches the event loop gets a turn, so a 10,000-tag
+ * read never blocks a server for its whole length.
+ */
+const GET_MANY_BATCH = 500;
+
 /** A store in one SQLite database file (better-sqlite3, WAL). */
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
@@ -80,6 +92,10 @@ export class SqliteStore implements Store {
       get: db.prepare<[string, number], EntryRow>(
         "SELECT value FROM entries WHERE key = ? AND expires_at > ?",
       ),
+      getMany: db.prepare<[string, number], KeyedEntryRow>(
+        `SELECT e.key AS key, e.value AS value FROM json_each(?) AS j
+         JOIN entries AS e ON e.key = j.value WHERE e.expires_at > ?`,
+      ),
       set: db.prepare<[string, Buffer, number]>(
         "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
       ),
@@ -107,13 +123,26 @@ export class SqliteStore implements Store {
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     const row = this.#run("get", opts, () => this.#stmts.get.get(key, this.#now()));
-    if (!row) return undefined;
-    const decoded = decodeEnvelope(row.value);
-    if (!decoded.ok) {
-      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
-      return undefined;
+    return row ? this.#decode(key, row.value) : undefined;
+  }
+
+  async getMany(
+    keys: readonly string[],
+    opts?: OperationOptions,
+  ): Promise<(StoreEntry | undefined)[]> {
+    // Checked even for an empty list, so an aborted signal or a closed store still throws.
+    this.#run("getMany", opts, () => undefined);
+    const found = new Map<string, Buffer>();
+    for (let at = 0; at < keys.length; at += GET_MANY_BATCH) {
+      if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+      const batch = JSON.stringify(keys.slice(at, at + GET_MANY_BATCH));
+      const rows = this.#run("getMany", opts, () => this.#stmts.getMany.all(batch, this.#now()));
+      for (const row of rows) found.set(row.key, row.value);
     }
-    return decoded.envelope;
+    return keys.map((key) => {
+      const stored = found.get(key);
+      return stored ? this.#decode(key, stored) : undefined;
+    });
   }
 
   async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
@@ -140,6 +169,15 @@ export class SqliteStore implements Store {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#db.close();
+  }
+
+  #decode(key: string, stored: Buffer): StoreEntry | undefined {
+    const decoded = decodeEnvelope(stored);
+    if (!decoded.ok) {
+      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
+      return undefined;
+    }
+    return decoded.envelope;
   }
 
   #run<T>(operation: string, opts: OperationOptions | undefined, work: () => T): T {

@@ -4,6 +4,7 @@ import { after, before, test } from "node:test";
 import { Cluster, Redis } from "ioredis";
 import { openStore } from "../../../src/cache/open-store.js";
 import type { Store } from "../../../src/cache/store.js";
+import { keySlot } from "../../../src/cache/stores/redis-slots.js";
 import {
   type RedisCluster,
   type RedisServer,
@@ -72,8 +73,10 @@ test("redis: values expire at twice the time to the deadline, at least an hour",
 
 test("redis cluster: keys land on all three masters and every client reads them", async () => {
   const nodesUsed = new Set<number>();
+  const written: string[] = [];
   for (let i = 0; i < 30; i++) {
     const key = uniqueKey(`spread-${i}`);
+    written.push(key);
     await ca.set(key, new Date(Date.now() + 60_000), Buffer.from(String(i)));
     assert.equal(Buffer.from((await cb.get(key))!.value).toString(), String(i));
     const slot = Number(await rawCluster.cluster("KEYSLOT", key));
@@ -82,6 +85,51 @@ test("redis cluster: keys land on all three masters and every client reads them"
     nodesUsed.add(owner![2]![1]);
   }
   assert.equal(nodesUsed.size, 3);
+  // One getMany reads them back from the three masters, in order.
+  const got = await cb.getMany([...written].reverse());
+  for (const [i, entry] of got.entries()) {
+    assert.equal(Buffer.from(entry!.value).toString(), String(29 - i));
+  }
+});
+
+test("redis cluster: keySlot agrees with CLUSTER KEYSLOT, hash tags and UTF-8 included", async () => {
+  const keys = [
+    "",
+    "foo",
+    "123456789",
+    "{user1000}.following",
+    "{user1000}.followers",
+    "foo{}{bar}",
+    "foo{{bar}}zap",
+    "foo{bar}{zap}",
+    "{}",
+    "}{",
+    "regscan:v1:tag:registry.example.com/team/app:v1.2.3",
+    "regscan:v1:tag:localhost:5000/émoji/ünïcode:日本",
+    ...Array.from({ length: 200 }, (_, i) => uniqueKey(`slot-${i}`)),
+  ];
+  for (const key of keys) {
+    const server = Number(await rawCluster.cluster("KEYSLOT", key));
+    assert.equal(keySlot(key), server, `slot of ${JSON.stringify(key)}`);
+  }
+});
+
+test("redis cluster: getMany still answers when slots are not loaded yet (a fresh client)", async () => {
+  // 30 keys: spread over the three masters, so one pipeline cannot carry them all.
+  const keys = Array.from({ length: 30 }, (_, i) => uniqueKey(`fresh-${i}`));
+  for (const [i, key] of keys.entries()) {
+    await ca.set(key, new Date(Date.now() + 60_000), Buffer.from(`fresh-${i}`));
+  }
+  const fresh = await openStore(cluster.url);
+  try {
+    const got = await fresh.getMany([...keys, uniqueKey("fresh-miss")]);
+    for (const [i, entry] of got.slice(0, 30).entries()) {
+      assert.equal(Buffer.from(entry!.value).toString(), `fresh-${i}`);
+    }
+    assert.equal(got[30], undefined);
+  } finally {
+    await fresh.close();
+  }
 });
 
 test("redis: a 20,000-tag repository round-trips", async () => {
@@ -125,6 +173,9 @@ test("redis: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, th
     await assert.rejects(store.acquire(key, 1000, "me"), { code: "STORE_UNAVAILABLE" });
     await assert.rejects(store.release(key, "me"), { code: "STORE_UNAVAILABLE" });
     await assert.rejects(store.ping(), { code: "STORE_UNAVAILABLE" });
+    await assert.rejects(store.getMany([key, uniqueKey("outage-2")]), {
+      code: "STORE_UNAVAILABLE",
+    });
     assert.ok(Date.now() - started < 10_000, `failed within ${Date.now() - started} ms`);
     await server.start();
     let got: Awaited<ReturnType<Store["get"]>> | "error" = "error";
@@ -135,6 +186,7 @@ test("redis: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, th
     assert.equal(got, undefined, "redis restarted empty (nothing saved)");
     await store.set(key, new Date(Date.now() + 60_000), Buffer.from("after"));
     assert.equal(Buffer.from((await store.get(key))!.value).toString(), "after");
+    assert.equal(Buffer.from((await store.getMany([key]))[0]!.value).toString(), "after");
     assert.ok(
       log.lines().some((l) => l.level === 40 && /connection error/.test(String(l.msg))),
       "the lost connection was logged",
@@ -159,6 +211,9 @@ test("redis cluster: all masters stopped, operations fail with STORE_UNAVAILABLE
     const started = Date.now();
     await assert.rejects(store.get(key), { code: "STORE_UNAVAILABLE" });
     await assert.rejects(store.set(key, new Date(), Buffer.from("x")), {
+      code: "STORE_UNAVAILABLE",
+    });
+    await assert.rejects(store.getMany([key, uniqueKey("cluster-outage-2")]), {
       code: "STORE_UNAVAILABLE",
     });
     assert.ok(Date.now() - started < 10_000, `failed within ${Date.now() - started} ms`);

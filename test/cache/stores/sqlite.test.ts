@@ -54,6 +54,9 @@ test("sqlite: rows expire at twice the time to the deadline (at least an hour) a
   assert.ok(await s.get("short"));
   now = start + MIN_EXPIRY_MS + 1;
   assert.equal(await s.get("short"), undefined);
+  const [short, long] = await s.getMany(["short", "long"]);
+  assert.equal(short, undefined, "getMany keeps the expiry of get");
+  assert.equal(Buffer.from(long!.value).toString(), "b");
   now = start + 6 * MIN_EXPIRY_MS - 1;
   assert.ok(await s.get("long"));
   now = start + 6 * MIN_EXPIRY_MS + 1;
@@ -76,6 +79,7 @@ test("sqlite: a closed store rejects with STORE_CLOSED", async () => {
   const s = new SqliteStore(join(dir, "closed.db"));
   await s.close();
   await assert.rejects(s.set("k", new Date(), Buffer.from("x")), { code: "STORE_CLOSED" });
+  await assert.rejects(s.getMany(["k"]), { code: "STORE_CLOSED" });
 });
 
 test("sqlite: a database that cannot be opened is STORE_UNAVAILABLE naming the path", () => {

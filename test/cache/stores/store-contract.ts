@@ -1,7 +1,7 @@
 /**
  * The behaviour every Store must show, run by each store's test file against its real
- * server: round trips with deadlines, misses, leases between two clients, prefix isolation,
- * undecodable values as misses with a warning, aborts and use after close.
+ * server: round trips with deadlines, misses, batched reads (getMany), leases between two
+ * clients, prefix isolation, undecodable values as misses with a warning, aborts.
  */
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
@@ -48,6 +48,12 @@ export interface ContractSubject {
   leaseTtlMs: number;
 }
 
+/** What the contract registration needs to know before the stores exist. */
+export interface ContractTraits {
+  /** A getMany already running can be aborted (every store but memory, which answers at once). */
+  abortsWhileRunning: boolean;
+}
+
 let counter = 0;
 /** A key unique to this process and call, so contract runs never see each other's data. */
 export function uniqueKey(label: string): string {
@@ -55,7 +61,11 @@ export function uniqueKey(label: string): string {
 }
 
 /** Registers the shared contract tests for one store. */
-export function storeContract(name: string, subject: () => ContractSubject): void {
+export function storeContract(
+  name: string,
+  subject: () => ContractSubject,
+  traits: ContractTraits = { abortsWhileRunning: true },
+): void {
   test(`${name}: a key never written is a miss`, async () => {
     assert.equal(await subject().a.get(uniqueKey("none")), undefined);
   });
@@ -150,8 +160,114 @@ export function storeContract(name: string, subject: () => ContractSubject): voi
     );
   });
 
+  test(`${name}: getMany answers in the order of the keys, misses and duplicates included`, async () => {
+    const { a, b } = subject();
+    const keys = Array.from({ length: 6 }, (_, i) => uniqueKey(`many-${i}`));
+    const deadlines = keys.map((_, i) => new Date(Date.now() + 3_600_000 + i * 1000 + 7));
+    // Even-numbered keys are written; odd ones stay misses.
+    for (let i = 0; i < keys.length; i += 2) {
+      await a.set(keys[i]!, deadlines[i]!, Buffer.from(`value-${i}`));
+    }
+    const asked = [keys[4]!, keys[1]!, keys[0]!, keys[4]!, keys[3]!, keys[2]!, keys[5]!];
+    for (const s of [a, b]) {
+      const got = await s.getMany(asked);
+      assert.equal(got.length, asked.length, "one answer per key asked");
+      const expected = [4, undefined, 0, 4, undefined, 2, undefined];
+      got.forEach((entry, i) => {
+        const want = expected[i];
+        if (want === undefined) {
+          assert.equal(entry, undefined, `answer ${i} is a miss`);
+          return;
+        }
+        assert.ok(entry, `answer ${i} is a hit`);
+        assert.equal(Buffer.from(entry.value).toString(), `value-${want}`, `answer ${i}`);
+        assert.equal(entry.deadline.getTime(), deadlines[want]!.getTime(), `deadline ${i}`);
+      });
+      // Each answer is what get says for the same key.
+      for (const [i, key] of asked.entries()) {
+        assert.deepEqual(got[i], await s.get(key), `getMany and get agree on ${key}`);
+      }
+    }
+  });
+
+  test(`${name}: getMany of no keys is an empty list`, async () => {
+    assert.deepEqual(await subject().a.getMany([]), []);
+  });
+
+  test(`${name}: getMany over several batches returns every value (2,500 keys, 1 in 5 a miss)`, async () => {
+    const { a, b } = subject();
+    const base = uniqueKey("batch");
+    const keys = Array.from({ length: 2500 }, (_, i) => `${base}:tag:v${i}`);
+    const deadline = new Date(Date.now() + 7_200_000);
+    const written = keys.filter((_, i) => i % 5 !== 3);
+    await forEachInBatches(written, 64, (key) =>
+      a.set(key, deadline, Buffer.from(`{"tag":"${key}"}`)),
+    );
+    const got = await b.getMany(keys);
+    assert.equal(got.length, keys.length);
+    let hits = 0;
+    got.forEach((entry, i) => {
+      if (i % 5 === 3) {
+        assert.equal(entry, undefined, `key ${i} was never written`);
+        return;
+      }
+      hits++;
+      assert.equal(Buffer.from(entry!.value).toString(), `{"tag":"${keys[i]}"}`, `key ${i}`);
+      assert.equal(entry!.deadline.getTime(), deadline.getTime());
+    });
+    assert.equal(hits, written.length);
+  });
+
+  test(`${name}: getMany treats a value that does not decode as a miss, with a warning`, async () => {
+    const { a, writeRaw, logs } = subject();
+    const good = uniqueKey("many-good");
+    const bad = uniqueKey("many-garbage");
+    await a.set(good, new Date(Date.now() + 60_000), Buffer.from("fine"));
+    await writeRaw(bad, Buffer.from("RSC\u0009 not one of ours"));
+    const [badEntry, goodEntry] = await a.getMany([bad, good]);
+    assert.equal(badEntry, undefined);
+    assert.equal(Buffer.from(goodEntry!.value).toString(), "fine");
+    const warned = logs().some(
+      (l) => l.level === 40 && l.key === bad && /does not decode/.test(String(l.msg)),
+    );
+    assert.ok(warned, "a warning names the key");
+  });
+
+  test(`${name}: getMany with an aborted signal rejects with its reason`, async () => {
+    const { a } = subject();
+    const key = uniqueKey("many-abort");
+    await a.set(key, new Date(Date.now() + 60_000), Buffer.from("x"));
+    const ac = new AbortController();
+    ac.abort(new Error("stop the batch"));
+    await assert.rejects(a.getMany([key, uniqueKey("x")], { signal: ac.signal }), /stop the batch/);
+    await assert.rejects(a.getMany([], { signal: ac.signal }), /stop the batch/);
+  });
+
+  // The memory store answers before an abort can come; the others read in batches.
+  if (traits.abortsWhileRunning) {
+    test(`${name}: getMany aborted while it runs rejects with the reason`, async () => {
+      const { a } = subject();
+      const keys = Array.from({ length: 3000 }, (_, i) => uniqueKey(`many-abort-${i}`));
+      const ac = new AbortController();
+      const reading = a.getMany(keys, { signal: ac.signal });
+      ac.abort(new Error("stopped midway"));
+      await assert.rejects(reading, /stopped midway/);
+    });
+  }
+
   test(`${name}: ping answers`, async () => {
     await subject().a.ping();
     await subject().b.ping();
   });
+}
+
+/** Runs `fn` over `items`, `size` at a time (test setup: quick, bounded writes). */
+async function forEachInBatches<T>(
+  items: readonly T[],
+  size: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  for (let at = 0; at < items.length; at += size) {
+    await Promise.all(items.slice(at, at + size).map(fn));
+  }
 }
