@@ -3,12 +3,12 @@
 # on a loopback port with temporary storage, pushes a few sample images to it, and runs
 # `regscan serve` against it. Ctrl-C stops everything and removes the temporary files.
 #
-#   examples/quickstart.sh            # registry on 127.0.0.1:5000, API on 127.0.0.1:8080
-#   REGISTRY_PORT=5001 REGSCAN_LISTEN=127.0.0.1:9090 examples/quickstart.sh
+#   examples/quickstart.sh            # registry on 127.0.0.1:5055, API on 127.0.0.1:8080
+#   REGISTRY_PORT=5056 REGSCAN_LISTEN=127.0.0.1:9090 examples/quickstart.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-REGISTRY_PORT="${REGISTRY_PORT:-5000}"
+REGISTRY_PORT="${REGISTRY_PORT:-5055}"
 LISTEN="${REGSCAN_LISTEN:-127.0.0.1:8080}"
 REGISTRY="127.0.0.1:${REGISTRY_PORT}"
 
@@ -42,6 +42,10 @@ http:
   addr: $REGISTRY
 YAML
 
+if node -e "require('net').connect(${REGISTRY_PORT},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))" 2>/dev/null; then
+  echo "quickstart: port ${REGISTRY_PORT} is already in use; choose another with REGISTRY_PORT=PORT" >&2
+  exit 1
+fi
 echo "quickstart: starting docker-registry on $REGISTRY (storage in $WORK)"
 docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 REGISTRY_PID=$!

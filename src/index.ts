@@ -71,8 +71,8 @@ export { ConfigError, type ConfigProblem } from "./config/errors.js";
 export { type LoadConfigOptions, type LoadedConfig, loadConfig } from "./config/load.js";
 export { formatConfig, maskedConfig } from "./config/mask.js";
 export { type Config, configSchema } from "./config/schema.js";
+export { RequiredProviderError } from "./daemon/credential-sources.js";
 export { Daemon, type DaemonOptions, ListenError, NoImagesError } from "./daemon/daemon.js";
-export { MirroredClientFactory } from "./daemon/mirrored-client-factory.js";
 export { RegscanError } from "./errors.js";
 // Image references and what is known about images.
 export type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./image/info.js";
@@ -213,6 +213,7 @@ export {
   InvalidPlatformError,
   parsePlatform,
 } from "./registry/manifest/platform.js";
+export { MirroredClientFactory } from "./registry/mirrored-client-factory.js";
 export type { OperationOptions, Registry } from "./registry/registry.js";
 export type { RemoteClient } from "./registry/remote-client.js";
 export { ApiServer, type ApiServerOptions } from "./server/api-server.js";

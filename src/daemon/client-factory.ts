@@ -11,7 +11,7 @@ import type { Client, ClientFactory, ClientOptions } from "../registry/client.js
 import type { Credentials } from "../registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../registry/factory.js";
 import { ClientMetrics, instrumentClient } from "../registry/instrument.js";
-import { MirroredClientFactory } from "./mirrored-client-factory.js";
+import { MirroredClientFactory } from "../registry/mirrored-client-factory.js";
 
 /** A factory and the function that releases its connections. */
 export interface DaemonClientFactory {

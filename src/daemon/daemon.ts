@@ -131,7 +131,7 @@ export class Daemon {
       );
 
       const metrics = new MetricsRegistry();
-      collectDefaultMetrics({ register: metrics, prefix: "regscan_process_" });
+      collectDefaultMetrics({ register: metrics, prefix: "regscan_" });
       const store =
         opts.store ??
         (await openStore(config.cache, { logger: logger.child({ component: "store" }) }));

@@ -5,9 +5,9 @@
  */
 import type { ImageEntry } from "../image/info.js";
 import { ImageName } from "../image/ref.js";
-import type { Client, ClientFactory, ClientOptions, ManifestHead } from "../registry/client.js";
-import type { Credentials } from "../registry/credentials/credentials.js";
-import type { OperationOptions } from "../registry/registry.js";
+import type { Client, ClientFactory, ClientOptions, ManifestHead } from "./client.js";
+import type { Credentials } from "./credentials/credentials.js";
+import type { OperationOptions } from "./registry.js";
 
 /** Mirror hosts by registry domain, e.g. `{ "docker.io": ["mirror.local:5000"] }`. */
 export type Mirrors = Readonly<Record<string, readonly string[]>>;

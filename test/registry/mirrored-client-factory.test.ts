@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { MirroredClientFactory } from "../../src/daemon/mirrored-client-factory.js";
 import type { ImageEntry } from "../../src/image/info.js";
 import { type ImageName, parseImageName, parseImageRef } from "../../src/image/ref.js";
 import type { Client, ClientFactory, ManifestHead } from "../../src/registry/client.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
+import { MirroredClientFactory } from "../../src/registry/mirrored-client-factory.js";
 
 class Recorder implements ClientFactory {
   calls: string[] = [];
