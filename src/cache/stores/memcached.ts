@@ -4,6 +4,7 @@
  * (compressed and chunked past the item size), leases with `add` and a TTL.
  */
 import memjs from "memjs";
+import { raceAbort } from "../../registry/abortable.js";
 import type { OperationOptions } from "../../registry/registry.js";
 import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
@@ -18,7 +19,7 @@ import { chunkKey, frameValue, joinChunks, readFrame } from "./memcached-frames.
 import { memcachedKey, serverFor } from "./memcached-keys.js";
 import { MultiGetStatusError, multiGet } from "./memcached-multiget.js";
 import type { ServerSource } from "./memcached-servers.js";
-import { raceSignal, type StoreLogger, silentLogger } from "./options.js";
+import { type StoreLogger, silentLogger } from "./options.js";
 
 /** Memcached's default item size limit (`-I 1m`). */
 export const DEFAULT_ITEM_SIZE = 1024 * 1024;
@@ -289,7 +290,7 @@ export class MemcachedStore implements Store {
     const work = command(this.#client(server));
     work.catch(() => {});
     try {
-      return await raceSignal(Promise.race([work, timeout]), opts?.signal);
+      return await raceAbort(Promise.race([work, timeout]), opts?.signal);
     } catch (err) {
       if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
       const message = (err as Error).message ?? String(err);

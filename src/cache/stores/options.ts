@@ -31,32 +31,3 @@ export function parseDuration(text: string): number | undefined {
   const ms = Math.floor(Number(m[1]) * scale);
   return ms > 0 ? ms : undefined;
 }
-
-/**
- * Settles with `work`, or rejects with the signal's reason as soon as it aborts. The work
- * itself is not cancelled (clients have their own timeouts); the caller just stops waiting.
- */
-export function raceSignal<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) {
-    work.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      work.catch(() => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}

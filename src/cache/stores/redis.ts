@@ -4,6 +4,7 @@
  * in time so an outage is a quick typed error, never a hang or an unhandled rejection.
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { raceAbort } from "../../registry/abortable.js";
 import type { OperationOptions } from "../../registry/registry.js";
 import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
@@ -14,7 +15,7 @@ import {
   StoreUnavailableError,
   ValueTooLargeError,
 } from "./errors.js";
-import { raceSignal, type StoreLogger, silentLogger } from "./options.js";
+import { type StoreLogger, silentLogger } from "./options.js";
 import { keySlot } from "./redis-slots.js";
 
 /** A Redis node address. */
@@ -242,7 +243,7 @@ export class RedisStore implements Store {
     const work = command(this.#client);
     work.catch(() => {});
     try {
-      return await raceSignal(Promise.race([work, timeout]), opts?.signal);
+      return await raceAbort(Promise.race([work, timeout]), opts?.signal);
     } catch (err) {
       if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
       const message = (err as Error).message ?? String(err);
