@@ -63,12 +63,16 @@ async function peakMemory(fn: () => Promise<unknown>) {
   const m = process.memoryUsage();
   rss = Math.max(rss, m.rss);
   heap = Math.max(heap, m.heapUsed);
+  // What the scan left behind once garbage is gone (timers, caches, listeners).
+  globalThis.gc?.();
+  const after = process.memoryUsage().heapUsed;
   const mib = (b: number) => Math.round((b / 1024 / 1024) * 10) / 10;
   return {
     ms: Math.round(ms),
     peakRssMiB: mib(rss),
     peakHeapMiB: mib(heap),
     heapGrowthMiB: mib(heap - base.heapUsed),
+    retainedAfterGcMiB: mib(after - base.heapUsed),
   };
 }
 

@@ -54,15 +54,6 @@ export class Backlog {
     this.#notify();
   }
 
-  /** How many repositories wait (both lanes). */
-  get size(): number {
-    return this.#regular.length + this.#priority.length;
-  }
-
-  isScanning(name: string): boolean {
-    return this.#inFlight.has(name);
-  }
-
   /** Resolves when something may have changed (a refill, a priority, a finished scan) or on abort. */
   changed(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {

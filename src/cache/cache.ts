@@ -7,7 +7,7 @@ import type { Histogram, Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
 import type { ImageName, ImageRef } from "../image/ref.js";
 import type { OperationOptions, Registry } from "../registry/registry.js";
-import { forEachBounded } from "./bounded-parallel.js";
+import { DEFAULT_READ_CHUNKS_IN_FLIGHT, readChunked } from "./chunked-read.js";
 import { type Decorator, decorateImage, decorateRepository } from "./decorators.js";
 import { CachedFetchError, ImageExcludedError, NotCachedError, UnknownTagError } from "./errors.js";
 import { Keys } from "./keys.js";
@@ -17,6 +17,7 @@ import {
   decodeTagRecord,
   type RepositoryRecord,
   type TagRecord,
+  TagRecordDecoder,
 } from "./records.js";
 import type { Store } from "./store.js";
 
@@ -30,7 +31,7 @@ export interface CacheOptions {
   /** Where `regscan_cache_request_duration_seconds` goes (default prom-client's global registry). */
   metricsRegistry?: MetricsRegistry;
   logger?: Logger;
-  /** Tag records read at once for a repository (default 64). */
+  /** Store reads in flight for one answer, each of up to 1,000 tag records (default 2). */
   readConcurrency?: number;
 }
 
@@ -57,14 +58,15 @@ export class Cache implements Registry {
     this.#decorators = opts.decorators ?? [];
     this.#duration = cacheRequestDuration(opts.metricsRegistry);
     this.#logger = opts.logger ?? pino({ level: "silent" });
-    this.#readConcurrency = Math.max(1, opts.readConcurrency ?? 64);
+    this.#readConcurrency = Math.max(1, opts.readConcurrency ?? DEFAULT_READ_CHUNKS_IN_FLIGHT);
   }
 
   /**
    * Every cached tag of the repository and the images known for them. Throws
    * `NotCachedError` before the first scan, `CachedFetchError` (with the original code) when
    * no scan ever succeeded, and otherwise returns the last good result even when later
-   * scans failed.
+   * scans failed. Images of tags that point at the same digest share their labels and
+   * platforms, which are frozen: copy them before changing them.
    */
   async getImageRepositoryMetadata(
     name: ImageName,
@@ -146,21 +148,31 @@ export class Cache implements Registry {
 
   async #readTags(name: ImageName, tags: string[], opts?: OperationOptions): Promise<CachedTag[]> {
     const out: CachedTag[] = tags.map((tag) => ({ tag }));
-    await forEachBounded(
-      out.keys(),
+    const decoder = new TagRecordDecoder();
+    let failure: { error: unknown } | undefined;
+    await readChunked(
+      this.#store,
+      tags.length,
+      (i) => this.#keys.tag(name, tags[i] as string),
       this.#readConcurrency,
-      async (i) => {
-        const item = out[i]!;
-        const got = await this.#store.get(this.#keys.tag(name, item.tag), opts);
-        if (!got) return;
-        const record = decodeTagRecord(got.value, name, item.tag);
-        if (!record) return;
-        item.record = record;
-        item.deadline = got.deadline;
+      (chunk) => {
+        if (chunk.entries === undefined) {
+          failure ??= { error: chunk.error };
+          return;
+        }
+        for (let j = 0; j < chunk.entries.length; j++) {
+          const got = chunk.entries[j];
+          const item = out[chunk.start + j] as CachedTag;
+          const record = got && decoder.decode(got.value, name, item.tag);
+          if (!got || !record) continue;
+          item.record = record;
+          item.deadline = got.deadline;
+        }
       },
-      opts?.signal,
+      opts,
     );
     opts?.signal?.throwIfAborted();
+    if (failure) throw failure.error;
     return out;
   }
 

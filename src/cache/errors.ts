@@ -83,3 +83,11 @@ export class StoreWriteError extends RegscanError {
     super(message, options);
   }
 }
+
+/** `Warmer.start` was called while the warmer's loop was already running. */
+export class WarmerRunningError extends RegscanError {
+  readonly code = "WARMER_RUNNING";
+  constructor() {
+    super("Warmer.start: this warmer is already running; stop it (abort its signal) first");
+  }
+}

@@ -2,15 +2,26 @@
  * The values the cache keeps: a repository record under the repository key (tags, last
  * update, last error, when it was last scanned) and a tag record under each tag key (the
  * image entry plus its refresh bookkeeping). JSON inside the store's envelope; anything that
- * does not match the schema reads as a miss.
+ * does not have the expected shape reads as a miss.
+ *
+ * Tag records are read by the ten thousand (every answer for a repository reads all of
+ * them), so their layout lets a reader parse each distinct image once: the bookkeeping and
+ * the entry are two JSON texts separated by a newline (JSON.stringify never emits a raw
+ * one), and a {@link TagRecordDecoder} remembers the entries it has parsed by their text.
+ * Fields are checked by hand rather than with a schema library: on these hot paths the
+ * per-record cost of building a validated copy was most of the time spent.
  */
-import { z } from "zod";
-import type { ImageEntry, ImageInfo } from "../image/info.js";
+import type { ImageEntry, ImageInfo, Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { ErrorSummary } from "./warmer-types.js";
 
-/** Bumped when a record's layout changes incompatibly; other versions read as misses. */
-const RECORD_VERSION = 1;
+/** The repository record's layout version; other versions read as misses. */
+const REPOSITORY_RECORD_VERSION = 1;
+/**
+ * The tag record's layout version: 2 is bookkeeping and entry on two lines. Version 1 (one
+ * JSON object holding both) is still read, so that upgrading does not refetch every tag.
+ */
+const TAG_RECORD_VERSION = 2;
 
 /** What the repository key holds. */
 export interface RepositoryRecord {
@@ -39,48 +50,21 @@ export interface TagRecord {
   checkedAt: Date;
 }
 
-const errorSchema = z.object({ code: z.string(), message: z.string(), at: z.number() });
-
-const repositorySchema = z.object({
-  v: z.literal(RECORD_VERSION),
-  tags: z.array(z.string()).optional(),
-  filteredOut: z.number().optional(),
-  lastUpdate: z.number().optional(),
-  lastError: errorSchema.optional(),
-  lastScanned: z.number().optional(),
-  scannedBy: z.string().optional(),
-});
-
-const platformSchema = z.object({
-  os: z.string(),
-  architecture: z.string(),
-  variant: z.string().optional(),
-  osVersion: z.string().optional(),
-});
-
-const infoSchema = z.object({
-  digest: z.string(),
-  platformDigest: z.string().optional(),
-  imageID: z.string().optional(),
-  mediaType: z.string(),
-  createdAt: z.number().optional(),
-  labels: z.record(z.string(), z.string()),
-  platform: platformSchema.optional(),
-  platforms: z.array(platformSchema),
-  lastFetched: z.number().optional(),
-});
-
-const tagSchema = z.object({
-  v: z.literal(RECORD_VERSION),
-  info: infoSchema.optional(),
-  excludedReason: z.string().optional(),
-  digest: z.string().optional(),
-  intervalMs: z.number().positive(),
-  checkedAt: z.number(),
-});
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
+const NEWLINE = 0x0a;
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const optional = <T>(v: unknown, is: (x: unknown) => x is T): v is T | undefined =>
+  v === undefined || is(v);
+const isString = (v: unknown): v is string => typeof v === "string";
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const optDate = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms));
+const optMs = (d: Date | undefined) => (d === undefined ? undefined : d.getTime());
 
 function parseJson(bytes: Uint8Array): unknown {
   try {
@@ -90,14 +74,11 @@ function parseJson(bytes: Uint8Array): unknown {
   }
 }
 
-const optDate = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms));
-const optMs = (d: Date | undefined) => (d === undefined ? undefined : d.getTime());
-
 /** Serialises a repository record. */
 export function encodeRepositoryRecord(record: RepositoryRecord): Uint8Array {
   return encoder.encode(
     JSON.stringify({
-      v: RECORD_VERSION,
+      v: REPOSITORY_RECORD_VERSION,
       tags: record.tags,
       filteredOut: record.filteredOut,
       lastUpdate: optMs(record.lastUpdate),
@@ -114,17 +95,27 @@ export function encodeRepositoryRecord(record: RepositoryRecord): Uint8Array {
 
 /** Reads a repository record back; undefined when the bytes are not one. */
 export function decodeRepositoryRecord(bytes: Uint8Array): RepositoryRecord | undefined {
-  const parsed = repositorySchema.safeParse(parseJson(bytes));
-  if (!parsed.success) return undefined;
-  const r = parsed.data;
+  const r = parseJson(bytes);
+  if (!isObject(r) || r.v !== REPOSITORY_RECORD_VERSION) return undefined;
+  const e = r.lastError;
+  if (
+    !optional(r.tags, isStringArray) ||
+    !optional(r.filteredOut, isNumber) ||
+    !optional(r.lastUpdate, isNumber) ||
+    !optional(r.lastScanned, isNumber) ||
+    !optional(r.scannedBy, isString) ||
+    !(e === undefined || (isObject(e) && isString(e.code) && isString(e.message) && isNumber(e.at)))
+  ) {
+    return undefined;
+  }
   return {
     tags: r.tags,
     filteredOut: r.filteredOut,
     lastUpdate: optDate(r.lastUpdate),
-    lastError: r.lastError && {
-      code: r.lastError.code,
-      message: r.lastError.message,
-      at: new Date(r.lastError.at),
+    lastError: e && {
+      code: e.code as string,
+      message: e.message as string,
+      at: new Date(e.at as number),
     },
     lastScanned: optDate(r.lastScanned),
     scannedBy: r.scannedBy,
@@ -137,57 +128,166 @@ export function decodeRepositoryRecord(bytes: Uint8Array): RepositoryRecord | un
  */
 export function encodeTagRecord(record: TagRecord): Uint8Array {
   const { info, excludedReason } = record.entry;
-  return encoder.encode(
-    JSON.stringify({
-      v: RECORD_VERSION,
-      info: info && {
-        digest: info.digest,
-        platformDigest: info.platformDigest,
-        imageID: info.imageID,
-        mediaType: info.mediaType,
-        createdAt: optMs(info.createdAt),
-        labels: info.labels,
-        platform: info.platform,
-        platforms: info.platforms,
-        lastFetched: optMs(info.lastFetched),
-      },
-      excludedReason,
-      digest: record.digest,
-      intervalMs: record.intervalMs,
-      checkedAt: record.checkedAt.getTime(),
-    }),
+  const bookkeeping = JSON.stringify({
+    v: TAG_RECORD_VERSION,
+    digest: record.digest,
+    intervalMs: record.intervalMs,
+    checkedAt: record.checkedAt.getTime(),
+  });
+  const entry = JSON.stringify(
+    info
+      ? {
+          info: {
+            digest: info.digest,
+            platformDigest: info.platformDigest,
+            imageID: info.imageID,
+            mediaType: info.mediaType,
+            createdAt: optMs(info.createdAt),
+            labels: info.labels,
+            platform: info.platform,
+            platforms: info.platforms,
+            lastFetched: optMs(info.lastFetched),
+          },
+        }
+      : { excludedReason },
   );
+  return encoder.encode(`${bookkeeping}\n${entry}`);
 }
 
-/** Reads a tag record back for `name:tag`; undefined when the bytes are not one. */
+/** An image entry as stored: the info without its reference (which each tag supplies). */
+type SharedEntry = { info: Omit<ImageInfo, "ref"> } | { excludedReason: string };
+
+/**
+ * Decodes tag records, parsing each distinct stored entry once: tags that point at the same
+ * image share its (frozen) labels and platforms. Use one decoder per batch of reads; it
+ * keeps every distinct entry it has seen.
+ */
+export class TagRecordDecoder {
+  readonly #entries = new Map<string, SharedEntry | null>();
+
+  /** Reads a tag record back for `name:tag`; undefined when the bytes are not one. */
+  decode(bytes: Uint8Array, name: ImageName, tag: string): TagRecord | undefined {
+    const split = bytes.indexOf(NEWLINE);
+    let head: unknown;
+    let entry: SharedEntry | null | undefined;
+    if (split < 0) {
+      // Version 1: bookkeeping and entry in one object, parsed per tag.
+      head = parseJson(bytes);
+      if (!isObject(head) || head.v !== 1) return undefined;
+      entry = sharedEntry(head);
+    } else {
+      head = parseJson(bytes.subarray(0, split));
+      if (!isObject(head) || head.v !== TAG_RECORD_VERSION) return undefined;
+      entry = this.#entry(bytes.subarray(split + 1));
+    }
+    if (
+      !entry ||
+      !optional(head.digest, isString) ||
+      !(isNumber(head.intervalMs) && head.intervalMs > 0) ||
+      !isNumber(head.checkedAt)
+    ) {
+      return undefined;
+    }
+    return {
+      entry: "info" in entry ? { info: tagInfo(entry.info, name, tag) } : entry,
+      digest: head.digest,
+      intervalMs: head.intervalMs,
+      checkedAt: new Date(head.checkedAt),
+    };
+  }
+
+  #entry(bytes: Uint8Array): SharedEntry | null {
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      return null;
+    }
+    let entry = this.#entries.get(text);
+    if (entry === undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      entry = isObject(parsed) ? sharedEntry(parsed) : null;
+      this.#entries.set(text, entry);
+    }
+    return entry;
+  }
+}
+
+/** Reads one tag record back for `name:tag`; undefined when the bytes are not one. */
 export function decodeTagRecord(
   bytes: Uint8Array,
   name: ImageName,
   tag: string,
 ): TagRecord | undefined {
-  const parsed = tagSchema.safeParse(parseJson(bytes));
-  if (!parsed.success) return undefined;
-  const r = parsed.data;
-  let entry: ImageEntry;
-  if (r.info && r.excludedReason === undefined) {
-    const i = r.info;
-    const info: ImageInfo = {
-      ref: name.withTag(tag),
-      digest: i.digest,
-      mediaType: i.mediaType,
-      labels: i.labels,
-      platforms: i.platforms,
-    };
-    if (i.platformDigest !== undefined) info.platformDigest = i.platformDigest;
-    if (i.imageID !== undefined) info.imageID = i.imageID;
-    if (i.createdAt !== undefined) info.createdAt = new Date(i.createdAt);
-    if (i.platform !== undefined) info.platform = i.platform;
-    if (i.lastFetched !== undefined) info.lastFetched = new Date(i.lastFetched);
-    entry = { info };
-  } else if (r.excludedReason !== undefined && !r.info) {
-    entry = { excludedReason: r.excludedReason };
-  } else {
-    return undefined;
+  return new TagRecordDecoder().decode(bytes, name, tag);
+}
+
+/** The tag's own info over a shared entry: its reference, and Dates nobody else holds. */
+function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): ImageInfo {
+  // Built field by field: a spread of the shared object costs several times as much here.
+  const info: ImageInfo = {
+    ref: name.withTag(tag),
+    digest: shared.digest,
+    mediaType: shared.mediaType,
+    labels: shared.labels,
+    platforms: shared.platforms,
+  };
+  if (shared.platformDigest !== undefined) info.platformDigest = shared.platformDigest;
+  if (shared.imageID !== undefined) info.imageID = shared.imageID;
+  if (shared.createdAt) info.createdAt = new Date(shared.createdAt.getTime());
+  if (shared.platform) info.platform = shared.platform;
+  if (shared.lastFetched) info.lastFetched = new Date(shared.lastFetched.getTime());
+  return info;
+}
+
+function isPlatform(v: unknown): v is Platform {
+  return (
+    isObject(v) &&
+    isString(v.os) &&
+    isString(v.architecture) &&
+    optional(v.variant, isString) &&
+    optional(v.osVersion, isString)
+  );
+}
+
+function isLabels(v: unknown): v is Record<string, string> {
+  return isObject(v) && Object.values(v).every(isString);
+}
+
+/** The entry held in `r.info` / `r.excludedReason` (exactly one of them), checked and frozen. */
+function sharedEntry(r: Json): SharedEntry | null {
+  const { info: i, excludedReason } = r;
+  if (i === undefined) return isString(excludedReason) ? { excludedReason } : null;
+  if (
+    excludedReason !== undefined ||
+    !isObject(i) ||
+    !isString(i.digest) ||
+    !isString(i.mediaType) ||
+    !optional(i.platformDigest, isString) ||
+    !optional(i.imageID, isString) ||
+    !optional(i.createdAt, isNumber) ||
+    !optional(i.lastFetched, isNumber) ||
+    !isLabels(i.labels) ||
+    !optional(i.platform, isPlatform) ||
+    !(Array.isArray(i.platforms) && i.platforms.every(isPlatform))
+  ) {
+    return null;
   }
-  return { entry, digest: r.digest, intervalMs: r.intervalMs, checkedAt: new Date(r.checkedAt) };
+  const info: Omit<ImageInfo, "ref"> = {
+    digest: i.digest,
+    mediaType: i.mediaType,
+    labels: Object.freeze(i.labels),
+    platforms: Object.freeze(i.platforms.map((p) => Object.freeze(p))) as Platform[],
+  };
+  if (i.platformDigest !== undefined) info.platformDigest = i.platformDigest;
+  if (i.imageID !== undefined) info.imageID = i.imageID;
+  if (i.createdAt !== undefined) info.createdAt = new Date(i.createdAt);
+  if (i.platform !== undefined) info.platform = Object.freeze(i.platform);
+  if (i.lastFetched !== undefined) info.lastFetched = new Date(i.lastFetched);
+  return { info };
 }

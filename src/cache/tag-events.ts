@@ -21,6 +21,7 @@ export class TagEvents {
     };
   }
 
+  /** Hands `event` to every listener and iterator, synchronously. */
   emit(event: TagEvent): void {
     for (const listener of this.#listeners) {
       try {

@@ -4,27 +4,27 @@
  */
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
-import type { ImageEntry } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
-import type { Client, ClientFactory } from "../registry/client.js";
+import type { ClientFactory } from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
 import { forEachBounded } from "./bounded-parallel.js";
-import { errorCode, MANIFEST_UNKNOWN, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
+import { dueTags } from "./due-tags.js";
+import { errorCode, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
 import { StoreWriteError } from "./errors.js";
 import type { Keys } from "./keys.js";
 import type { WarmerMetrics } from "./metrics.js";
 import {
   decodeRepositoryRecord,
-  decodeTagRecord,
   encodeRepositoryRecord,
-  encodeTagRecord,
   type RepositoryRecord,
-  type TagRecord,
 } from "./records.js";
-import { nextRefreshInterval } from "./refresh-policy.js";
+import { MAX_REFRESH_MS } from "./refresh-policy.js";
+import { LeaseLostError, RepositoryLease } from "./repository-lease.js";
+import type { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import type { TagEvents } from "./tag-events.js";
 import { type CompiledTagFilter, compileTagFilter } from "./tag-filter.js";
+import { TagRefresher } from "./tag-refresher.js";
 import type { ErrorSummary, RepositoryOptions, RepositoryScanResult } from "./warmer-types.js";
 
 /** What every repository scan of one warmer shares. */
@@ -42,10 +42,12 @@ export interface WarmContext {
   /** Who holds leases taken by this warmer. */
   owner: string;
   leaseTtlMs: number;
-  /** Store reads in flight at once while classifying tags. */
+  /** `getMany` calls in flight at once while sorting out the due tags. */
   storeConcurrency: number;
-  /** Bound on each final store write made after the scan was stopped. */
+  /** Bound on each store write (made with its own signal, so that a stop does not cut it). */
   finalWriteTimeoutMs: number;
+  /** Signals for tag writes bounded by `finalWriteTimeoutMs`, shared between writes. */
+  writeTimeout: SharedTimeout;
 }
 
 /** One repository to scan. */
@@ -62,22 +64,19 @@ export interface WarmJob {
   onProgress?: (progress: { total: number; done: number }) => void;
 }
 
-/** How long a repository record stays readable without a scan (twice this, by the store). */
-const REPOSITORY_RECORD_LIFETIME_MS = 24 * 60 * 60 * 1000;
+/**
+ * The repository record's deadline (the store keeps it twice as long): as long as the
+ * longest tag interval, so that a stopped warmer's last good result is served as long as
+ * any of its tags are.
+ */
+const REPOSITORY_RECORD_LIFETIME_MS = MAX_REFRESH_MS;
 
 /** Scanned less than this fraction of an interval ago counts as fresh (timers jitter). */
 const FRESH_FRACTION = 0.8;
 
-/** Scans one repository; never throws (every failure ends in the result and the record). */
-export async function warmRepository(
-  ctx: WarmContext,
-  job: WarmJob,
-): Promise<RepositoryScanResult> {
-  const startedAt = new Date(ctx.now());
-  const started = performance.now();
-  const repository = job.name.toString();
-  const log = ctx.logger.child({ repository });
-  const result: RepositoryScanResult = {
+/** A result with nothing done yet, for `repository` scanned from `startedAt`. */
+export function emptyScanResult(repository: string, startedAt: Date): RepositoryScanResult {
+  return {
     repository,
     outcome: "scanned",
     tags: 0,
@@ -92,64 +91,91 @@ export async function warmRepository(
     startedAt,
     durationMs: 0,
   };
-  const finish = (): RepositoryScanResult => {
-    result.durationMs = performance.now() - started;
-    const label = result.outcome.startsWith("skipped") ? "skipped" : result.outcome;
-    ctx.metrics.repositoriesScanned.inc({ result: label === "scanned" ? "ok" : label });
-    return result;
-  };
-
-  const leaseKey = ctx.keys.lease(job.name);
-  let leased = false;
-  try {
-    leased = await ctx.store.acquire(leaseKey, ctx.leaseTtlMs, ctx.owner, { signal: job.signal });
-    if (!leased) {
-      log.debug("another warmer holds the lease; skipping");
-      result.outcome = "skipped-lease";
-      return finish();
-    }
-  } catch (error) {
-    if (job.signal.aborted) {
-      result.outcome = "aborted";
-      return finish();
-    }
-    // A store that is down must not stop warming: scan anyway, the writes will tell.
-    log.warn(
-      { error: summarizeError(error) },
-      "could not take the repository lease; scanning anyway",
-    );
-  }
-  const renew = leased
-    ? setInterval(
-        () => {
-          ctx.store.acquire(leaseKey, ctx.leaseTtlMs, ctx.owner).catch((error: unknown) => {
-            log.warn({ error: summarizeError(error) }, "could not renew the repository lease");
-          });
-        },
-        Math.max(1000, ctx.leaseTtlMs / 3),
-      )
-    : undefined;
-  renew?.unref();
-  try {
-    await scanLeased(ctx, job, result, log);
-  } finally {
-    if (renew) clearInterval(renew);
-    if (leased) {
-      await ctx.store
-        .release(leaseKey, ctx.owner, { signal: AbortSignal.timeout(ctx.finalWriteTimeoutMs) })
-        .catch((error: unknown) => {
-          log.warn({ error: summarizeError(error) }, "could not release the repository lease");
-        });
-    }
-  }
-  return finish();
 }
 
-async function readRecord(
+/** One repository scan in progress: what every step of it reads and updates. */
+interface Scan {
+  ctx: WarmContext;
+  job: WarmJob;
+  result: RepositoryScanResult;
+  log: Logger;
+  /**
+   * The scan's own controller: a 429, a refused write or a lost lease stops this repository
+   * only; the caller's signal stops it too.
+   */
+  controller: AbortController;
+}
+
+/**
+ * Scans one repository under its lease; never throws (every failure ends in the result
+ * and, where the store can take it, in the repository record).
+ */
+export async function warmRepository(
   ctx: WarmContext,
   job: WarmJob,
-  log: Logger,
-): Promise<RepositoryRecord | undefined> {
+): Promise<RepositoryScanResult> {
+  const started = performance.now();
+  const result = emptyScanResult(job.name.toString(), new Date(ctx.now()));
+  const log = ctx.logger.child({ repository: result.repository });
+  const controller = new AbortController();
+  // Every request in flight listens on this signal: `burst` of them is expected, not a leak.
+  setMaxListeners(ctx.burst + ctx.storeConcurrency + 16, controller.signal);
+  const onAbort = () => controller.abort(job.signal.reason);
+  if (job.signal.aborted) onAbort();
+  job.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await scanUnderLease({ ctx, job, result, log, controller });
+  } finally {
+    job.signal.removeEventListener("abort", onAbort);
+  }
+  result.durationMs = performance.now() - started;
+  const label = result.outcome.startsWith("skipped") ? "skipped" : result.outcome;
+  ctx.metrics.repositoriesScanned.inc({ result: label === "scanned" ? "ok" : label });
+  return result;
+}
+
+async function scanUnderLease(s: Scan): Promise<void> {
+  const { ctx, job, result, log } = s;
+  let taken: Awaited<ReturnType<typeof RepositoryLease.take>>;
+  try {
+    taken = await RepositoryLease.take(
+      ctx.store,
+      ctx.keys.lease(job.name),
+      ctx.owner,
+      ctx.leaseTtlMs,
+      log,
+      (lost) => s.controller.abort(lost),
+      job.signal,
+    );
+  } catch {
+    result.outcome = "aborted";
+    return;
+  }
+  if (!taken.taken && taken.held) {
+    log.debug("another warmer holds the lease; skipping");
+    result.outcome = "skipped-lease";
+    return;
+  }
+  if (!taken.taken) {
+    // Without the lease another replica may be scanning it, and what this scan fetched
+    // could not be stored anyway: fail it (registry requests saved) and try next time.
+    // The record is not written either: the store just failed to answer.
+    result.outcome = "failed";
+    result.error = {
+      code: "STORE_ERROR",
+      message: `could not take the repository lease: ${summarizeError(taken.error).message}`,
+    };
+    log.error({ error: result.error }, "could not take the repository lease; not scanning");
+    return;
+  }
+  try {
+    await scanRepository(s);
+  } finally {
+    await taken.lease.release(ctx.finalWriteTimeoutMs);
+  }
+}
+
+async function readRecord({ ctx, job, log }: Scan): Promise<RepositoryRecord | undefined> {
   try {
     const got = await ctx.store.get(ctx.keys.repository(job.name), { signal: job.signal });
     if (!got) return undefined;
@@ -163,15 +189,17 @@ async function readRecord(
   }
 }
 
-async function scanLeased(
-  ctx: WarmContext,
-  job: WarmJob,
-  result: RepositoryScanResult,
-  log: Logger,
-): Promise<void> {
+/** Why the scan stopped early, when it was not the repository's own failure. */
+function stopReason({ job, controller }: Scan): "caller" | "lease" | undefined {
+  if (job.signal.aborted) return "caller";
+  return controller.signal.reason instanceof LeaseLostError ? "lease" : undefined;
+}
+
+async function scanRepository(s: Scan): Promise<void> {
+  const { ctx, job, result, log } = s;
   let previous: RepositoryRecord | undefined;
   try {
-    previous = await readRecord(ctx, job, log);
+    previous = await readRecord(s);
   } catch {
     result.outcome = "aborted";
     return;
@@ -192,308 +220,106 @@ async function scanLeased(
     result.outcome = "failed";
     result.error = summarizeError(error);
     log.error({ error: result.error }, "the repository's tag filter is invalid");
-    await writeRecord(ctx, job, previous, result, undefined, result.error, log);
+    await writeRecord(s, previous, undefined, result.error);
     return;
   }
 
-  // The scan's own controller: a 429 or a store failure stops this repository only.
-  const scan = new AbortController();
-  // Every request in flight listens on this signal: `burst` of them is expected, not a leak.
-  setMaxListeners(ctx.burst + ctx.storeConcurrency + 16, scan.signal);
-  const onAbort = () => scan.abort(job.signal.reason);
-  job.signal.addEventListener("abort", onAbort, { once: true });
-  const signal = scan.signal;
+  const signal = s.controller.signal;
   let repoError: ErrorSummary | undefined;
   let lastTagError: ErrorSummary | undefined;
-  let listed: string[] | undefined;
+  const client = ctx.factory.clientFor(job.name, job.creds, { platform: job.options.platform });
+  let all: string[];
   try {
-    const client = ctx.factory.clientFor(job.name, job.creds, { platform: job.options.platform });
-    let all: string[];
-    try {
-      all = await client.tags({ signal });
-    } catch (error) {
-      if (job.signal.aborted) {
-        result.outcome = "aborted";
-        return;
-      }
-      repoError = summarizeError(error);
-      result.outcome = "failed";
-      result.error = repoError;
-      log.warn({ error: repoError }, "listing tags failed");
-      await writeRecord(ctx, job, previous, result, undefined, repoError, log);
-      return;
-    }
-    const kept = filter(all);
-    listed = kept;
-    result.tags = kept.length;
-    result.filteredOut = all.length - kept.length;
+    all = await client.tags({ signal });
+  } catch (error) {
+    const why = stopReason(s);
+    if (why) return endStopped(s, why);
+    repoError = summarizeError(error);
+    result.outcome = "failed";
+    result.error = repoError;
+    log.warn({ error: repoError }, "listing tags failed");
+    await writeRecord(s, previous, undefined, repoError);
+    return;
+  }
+  const listed = filter(all);
+  result.tags = listed.length;
+  result.filteredOut = all.length - listed.length;
 
-    const due = await classifyTags(ctx, job, kept, result, log, signal);
-    const total = due.length;
-    let done = 0;
-    job.onProgress?.({ total, done });
-    const refresher = new TagRefresher(ctx, job, client, due.known, previous, result, log, signal);
-    await forEachBounded(
-      due,
-      ctx.burst,
-      async ({ tag, record }) => {
-        try {
-          await refresher.refresh(tag, record);
-        } catch (error) {
-          const code = errorCode(error);
-          if (signal.aborted && job.signal.aborted) return;
-          if (code === TOO_MANY_REQUESTS) {
-            if (!repoError) log.warn("rate limited; abandoning the repository until its next scan");
-            repoError = summarizeError(error);
-            scan.abort(error);
-          } else if (error instanceof StoreWriteError) {
-            if (!repoError)
-              log.error({ error: summarizeError(error) }, "the store refused a write");
-            repoError ??= summarizeError(error);
-            scan.abort(error);
-          } else if (!signal.aborted) {
-            result.errors++;
-            lastTagError = summarizeError(error);
-            log.warn({ tag, error: lastTagError }, "refreshing a tag failed");
-          }
-        } finally {
-          job.onProgress?.({ total, done: ++done });
+  const { due, known } = await dueTags(ctx, job.name, listed, result, log, signal);
+  const total = due.length;
+  let done = 0;
+  job.onProgress?.({ total, done });
+  const refresher = new TagRefresher(ctx, job, client, known, previous?.tags, result, log, signal);
+  await forEachBounded(
+    due,
+    ctx.burst,
+    async ({ tag, record }) => {
+      try {
+        await refresher.refresh(tag, record);
+      } catch (error) {
+        if (stopReason(s)) return;
+        if (errorCode(error) === TOO_MANY_REQUESTS) {
+          if (!repoError) log.warn("rate limited; abandoning the repository until its next scan");
+          repoError ??= summarizeError(error);
+          s.controller.abort(error);
+        } else if (error instanceof StoreWriteError) {
+          if (!repoError) log.error({ error: summarizeError(error) }, "the store refused a write");
+          repoError ??= summarizeError(error);
+          s.controller.abort(error);
+        } else if (!signal.aborted) {
+          result.errors++;
+          lastTagError = summarizeError(error);
+          log.warn({ tag, error: lastTagError }, "refreshing a tag failed");
         }
-      },
-      signal,
-    );
-    if (job.signal.aborted) {
-      result.outcome = "aborted";
-    } else if (repoError) {
-      result.outcome = "failed";
-      result.errors += total - done;
-    }
-  } finally {
-    job.signal.removeEventListener("abort", onAbort);
+      } finally {
+        job.onProgress?.({ total, done: ++done });
+      }
+    },
+    signal,
+  );
+  const why = stopReason(s);
+  if (why === "lease") return endStopped(s, why);
+  if (why === "caller") {
+    result.outcome = "aborted";
+  } else if (repoError) {
+    result.outcome = "failed";
+    result.errors += total - done;
   }
   const lastError = repoError ?? lastTagError;
   if (lastError) result.error = lastError;
-  await writeRecord(ctx, job, previous, result, listed, lastError, log);
+  // Tag records are all written by now and the repository record comes last: a kill in
+  // between leaves the previous listing naming tags whose records are whole, never a
+  // listing naming tags that were never written.
+  await writeRecord(s, previous, listed, lastError);
   if (result.outcome === "scanned" && !lastError) ctx.factory.succeed(job.name);
   if (result.outcome !== "aborted") {
     ctx.metrics.tagsCached.set({ repository: result.repository }, result.tags - result.errors);
   }
 }
 
-interface DueTag {
-  tag: string;
-  /** The decoded record when the tag is known but past its deadline. */
-  record?: TagRecord;
-}
-
-/** Reads every listed tag's record: counts the fresh ones, returns the due and missing ones. */
-async function classifyTags(
-  ctx: WarmContext,
-  job: WarmJob,
-  tags: string[],
-  result: RepositoryScanResult,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<DueTag[] & { known: Map<string, ImageEntry> }> {
-  const due: DueTag[] = [];
-  // Entries already in the store by digest, so a new tag on a known image costs no GET.
-  const known = new Map<string, ImageEntry>();
-  let readFailures = 0;
-  const now = ctx.now();
-  await forEachBounded(
-    tags,
-    ctx.storeConcurrency,
-    async (tag) => {
-      let got: Awaited<ReturnType<Store["get"]>>;
-      try {
-        got = await ctx.store.get(ctx.keys.tag(job.name, tag), { signal });
-      } catch (error) {
-        if (signal.aborted) return;
-        if (readFailures++ === 0) {
-          log.warn({ error: summarizeError(error) }, "could not read tags from the store");
-        }
-        due.push({ tag });
-        return;
-      }
-      const record = got && decodeTagRecord(got.value, job.name, tag);
-      if (got && !record) log.warn({ tag }, "tag record does not decode; refetching it");
-      if (!got || !record) {
-        due.push({ tag });
-        return;
-      }
-      const digest = record.digest ?? record.entry.info?.digest;
-      if (digest && !known.has(digest)) known.set(digest, record.entry);
-      if (got.deadline.getTime() > now) {
-        result.fresh++;
-        if (record.entry.excludedReason !== undefined) result.excluded++;
-      } else {
-        due.push({ tag, record });
-      }
-    },
-    signal,
-  );
-  // Keep the registry's order, so that progress and logs follow the listing.
-  const order = new Map(tags.map((t, i) => [t, i]));
-  due.sort((a, b) => (order.get(a.tag) ?? 0) - (order.get(b.tag) ?? 0));
-  return Object.assign(due, { known });
-}
-
-/** Refreshes single tags of one repository, sharing fetches by digest within the pass. */
-class TagRefresher {
-  readonly #byDigest = new Map<string, Promise<ImageEntry>>();
-  readonly #previousTags: Set<string> | undefined;
-
-  constructor(
-    private readonly ctx: WarmContext,
-    private readonly job: WarmJob,
-    private readonly client: Client,
-    known: Map<string, ImageEntry>,
-    previous: RepositoryRecord | undefined,
-    private readonly result: RepositoryScanResult,
-    private readonly log: Logger,
-    private readonly signal: AbortSignal,
-  ) {
-    for (const [digest, entry] of known) this.#byDigest.set(digest, Promise.resolve(entry));
-    this.#previousTags = previous?.tags ? new Set(previous.tags) : undefined;
-  }
-
-  async refresh(tag: string, record: TagRecord | undefined): Promise<void> {
-    const previousDigest = record ? (record.digest ?? record.entry.info?.digest) : undefined;
-    let digest: string | undefined;
-    let entry: ImageEntry | undefined;
-    try {
-      const head = await this.client.head(tag, { signal: this.signal });
-      if (!head) {
-        this.log.warn({ tag }, "tag vanished since the listing; counting it as done");
-        return;
-      }
-      digest = head.digest;
-    } catch (error) {
-      const code = errorCode(error);
-      if (code === TOO_MANY_REQUESTS || this.signal.aborted) throw error;
-      // Some registries answer HEAD badly; a GET by tag still works there.
-      this.log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
-    }
-    const now = this.ctx.now();
-    if (record && digest !== undefined && digest === previousDigest) {
-      const intervalMs = nextRefreshInterval({
-        previousMs: record.intervalMs,
-        changed: false,
-        excluded: record.entry.excludedReason !== undefined,
-      });
-      await this.#write(tag, { ...record, digest, intervalMs, checkedAt: new Date(now) });
-      this.result.unchanged++;
-      if (record.entry.excludedReason !== undefined) this.result.excluded++;
-      this.ctx.metrics.getsAvoidedByHead.inc();
-      return;
-    }
-    try {
-      entry = digest === undefined ? await this.#fetchTag(tag) : await this.#fetchDigest(digest);
-    } catch (error) {
-      if (errorCode(error) === MANIFEST_UNKNOWN) {
-        this.log.warn({ tag }, "manifest unknown; counting the tag as done");
-        return;
-      }
-      throw error;
-    }
-    const excluded = entry.excludedReason !== undefined;
-    const info = entry.info && { ...entry.info, ref: this.job.name.withTag(tag) };
-    digest ??= info?.digest;
-    const intervalMs = nextRefreshInterval({
-      previousMs: record?.intervalMs,
-      changed: record !== undefined,
-      excluded,
-    });
-    const stored: ImageEntry = info ? { info } : { excludedReason: entry.excludedReason ?? "" };
-    await this.#write(tag, {
-      entry: stored,
-      digest,
-      intervalMs,
-      checkedAt: new Date(now),
-    });
-    this.result.refreshed++;
-    if (excluded) this.result.excluded++;
-    this.ctx.metrics.tagsRefreshed.inc();
-    this.#notify(tag, digest, previousDigest, now);
-  }
-
-  #notify(
-    tag: string,
-    digest: string | undefined,
-    previousDigest: string | undefined,
-    now: number,
-  ) {
-    if (digest === undefined) return;
-    const repository = this.result.repository;
-    if (previousDigest !== undefined && previousDigest !== digest) {
-      this.result.movedTags.push(tag);
-      this.ctx.events.emit({
-        type: "moved-tag",
-        repository,
-        tag,
-        digest,
-        previousDigest,
-        at: new Date(now),
-      });
-    } else if (this.#previousTags && !this.#previousTags.has(tag)) {
-      this.result.newTags.push(tag);
-      this.ctx.events.emit({ type: "new-tag", repository, tag, digest, at: new Date(now) });
-    }
-  }
-
-  #fetchDigest(digest: string): Promise<ImageEntry> {
-    let pending = this.#byDigest.get(digest);
-    if (!pending) {
-      pending = this.client.manifest(digest, { signal: this.signal }).then((entry) => {
-        if (entry.info) entry.info.lastFetched ??= new Date(this.ctx.now());
-        return entry;
-      });
-      // A failed fetch is not remembered: another tag may try again in this pass.
-      pending.catch(() => this.#byDigest.delete(digest));
-      this.#byDigest.set(digest, pending);
-    }
-    return pending;
-  }
-
-  async #fetchTag(tag: string): Promise<ImageEntry> {
-    const entry = await this.client.manifest(tag, { signal: this.signal });
-    if (entry.info) {
-      entry.info.lastFetched ??= new Date(this.ctx.now());
-      this.#byDigest.set(entry.info.digest, Promise.resolve(entry));
-    }
-    return entry;
-  }
-
-  async #write(tag: string, record: TagRecord): Promise<void> {
-    const deadline = new Date(record.checkedAt.getTime() + record.intervalMs);
-    const key = this.ctx.keys.tag(this.job.name, tag);
-    try {
-      // Not the scan's signal: a write that started completes, so nothing is half-written.
-      await this.ctx.store.set(key, deadline, encodeTagRecord(record), {
-        signal: AbortSignal.timeout(this.ctx.finalWriteTimeoutMs),
-      });
-    } catch (error) {
-      const reason = summarizeError(error).message;
-      throw new StoreWriteError(
-        key,
-        `storing ${this.job.name.toString()}:${tag} failed: ${reason}`,
-        {
-          cause: error,
-        },
-      );
-    }
+/**
+ * Ends a scan stopped by the caller or by a lost lease. Neither is the repository's fault,
+ * so its record keeps what it had; after a lost lease the new holder writes it.
+ */
+function endStopped({ result, controller, log }: Scan, why: "caller" | "lease"): void {
+  if (why === "lease") {
+    result.outcome = "failed";
+    result.error = summarizeError(controller.signal.reason);
+    log.warn({ error: result.error }, "lost the repository lease mid-scan; stopped");
+  } else {
+    result.outcome = "aborted";
   }
 }
 
-/** Writes the repository record back, whatever happened (Flux v1 did too). */
+/**
+ * Writes the repository record back, whatever happened (Flux v1 did too), after the tag
+ * records of the scan. A record the store refuses fails the scan.
+ */
 async function writeRecord(
-  ctx: WarmContext,
-  job: WarmJob,
+  { ctx, job, result, log }: Scan,
   previous: RepositoryRecord | undefined,
-  result: RepositoryScanResult,
   listed: string[] | undefined,
   lastError: ErrorSummary | undefined,
-  log: Logger,
 ): Promise<void> {
   const now = ctx.now();
   const aborted = result.outcome === "aborted";
@@ -507,8 +333,7 @@ async function writeRecord(
     lastScanned: aborted ? previous?.lastScanned : result.startedAt,
     scannedBy: aborted ? previous?.scannedBy : ctx.owner,
   };
-  // Its deadline is not used for scheduling (lastScanned is); it only has to outlive the
-  // tag records, so that a stopped warmer's last good result is served for a while.
+  // Its deadline is not used for scheduling (lastScanned is); see REPOSITORY_RECORD_LIFETIME_MS.
   const deadline = new Date(now + Math.max(job.intervalMs, REPOSITORY_RECORD_LIFETIME_MS));
   try {
     await ctx.store.set(ctx.keys.repository(job.name), deadline, encodeRepositoryRecord(record), {

@@ -13,13 +13,16 @@ import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
 import { Backlog } from "./backlog.js";
 import { forEachBounded } from "./bounded-parallel.js";
+import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
+import { WarmerRunningError } from "./errors.js";
 import { Keys } from "./keys.js";
 import { warmerMetrics } from "./metrics.js";
 import { decodeRepositoryRecord } from "./records.js";
+import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import { type TagEventListener, TagEvents } from "./tag-events.js";
-import { type WarmContext, warmRepository } from "./warm-pass.js";
+import { emptyScanResult, type WarmContext, warmRepository } from "./warm-pass.js";
 import type {
   RepositoryOptions,
   RepositoryScanResult,
@@ -27,19 +30,13 @@ import type {
   TagEvent,
 } from "./warmer-types.js";
 
-export type {
-  ErrorSummary,
-  RepositoryOptions,
-  RepositoryScanResult,
-  RepositoryStatus,
-  ScanOutcome,
-  TagEvent,
-} from "./warmer-types.js";
-
 /** Default number of registry requests in flight per repository. */
 export const DEFAULT_BURST = 10;
 /** Default interval between lookups, and between scans of one repository (Flux v1: 1 min). */
 export const DEFAULT_INTERVAL_MS = 60_000;
+
+/** How long one store write may take before it counts as failed. */
+const WRITE_TIMEOUT_MS = 10_000;
 
 /** How the Warmer is set up. */
 export interface WarmerOptions {
@@ -110,6 +107,7 @@ export class Warmer {
     this.#intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.#concurrency = Math.max(1, opts.concurrency ?? 2);
     const logger = opts.logger ?? pino({ level: "silent" });
+    const burst = Math.max(1, opts.burst ?? DEFAULT_BURST);
     this.#ctx = {
       store: opts.store,
       keys: opts.keys ?? new Keys(),
@@ -118,11 +116,13 @@ export class Warmer {
       metrics: warmerMetrics(opts.metricsRegistry),
       events: this.#events,
       now: opts.now ?? Date.now,
-      burst: Math.max(1, opts.burst ?? DEFAULT_BURST),
+      burst,
       owner: this.owner,
       leaseTtlMs: opts.leaseTtlMs ?? 5 * 60_000,
-      storeConcurrency: 32,
-      finalWriteTimeoutMs: 10_000,
+      storeConcurrency: DEFAULT_READ_CHUNKS_IN_FLIGHT,
+      finalWriteTimeoutMs: WRITE_TIMEOUT_MS,
+      // Every tag write in flight, of every repository scanned at once, listens on it.
+      writeTimeout: new SharedTimeout(WRITE_TIMEOUT_MS, 1000, burst * this.#concurrency + 16),
     };
   }
 
@@ -133,7 +133,7 @@ export class Warmer {
    * Never rejects because of a registry or store failure; those are logged and recorded.
    */
   async start(signal: AbortSignal): Promise<void> {
-    if (this.#running) throw new Error("Warmer.start: already running");
+    if (this.#running) throw new WarmerRunningError();
     this.#running = true;
     const log = this.#ctx.logger;
     const refill = async () => {
@@ -157,11 +157,13 @@ export class Warmer {
     };
     await refill();
     const timer = setInterval(() => void refill(), this.#intervalMs);
+    const followed = this.#follow(signal);
     try {
       const workers: Promise<void>[] = [];
-      for (let i = 0; i < this.#concurrency; i++) workers.push(this.#work(signal));
+      for (let i = 0; i < this.#concurrency; i++) workers.push(this.#work(followed.signal));
       await Promise.all(workers);
     } finally {
+      followed.dispose();
       clearInterval(timer);
       this.#running = false;
     }
@@ -195,14 +197,7 @@ export class Warmer {
    * result per target, in the order given; never rejects for registry or store failures.
    */
   async scan(targets: ScanTarget[], opts: ScanOptions = {}): Promise<RepositoryScanResult[]> {
-    // Our own signal following the caller's: each repository scanned at once listens on
-    // it, and the caller's signal is not ours to reconfigure.
-    const inner = new AbortController();
-    setMaxListeners(Math.max(10, this.#concurrency * 4), inner.signal);
-    const follow = () => inner.abort(opts.signal?.reason);
-    if (opts.signal?.aborted) follow();
-    opts.signal?.addEventListener("abort", follow, { once: true });
-    const signal = inner.signal;
+    const { signal, dispose } = this.#follow(opts.signal);
     const results = new Array<RepositoryScanResult>(targets.length);
     await forEachBounded(
       targets.map((target, index) => ({ target, index })),
@@ -218,7 +213,7 @@ export class Warmer {
           opts.onProgress && ((p) => opts.onProgress?.(name, p)),
         );
       },
-    ).finally(() => opts.signal?.removeEventListener("abort", follow));
+    ).finally(dispose);
     return results;
   }
 
@@ -249,6 +244,20 @@ export class Warmer {
     return () => {
       this.#scanListeners.delete(listener);
     };
+  }
+
+  /**
+   * Our own signal following the caller's: every repository scanned at once listens on it
+   * a few times, more than Node's default of ten listeners before it warns of a leak, and
+   * the caller's signal is not ours to reconfigure.
+   */
+  #follow(outer: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
+    const inner = new AbortController();
+    setMaxListeners(Math.max(10, this.#concurrency * 4), inner.signal);
+    const follow = () => inner.abort(outer?.reason);
+    if (outer?.aborted) follow();
+    outer?.addEventListener("abort", follow, { once: true });
+    return { signal: inner.signal, dispose: () => outer?.removeEventListener("abort", follow) };
   }
 
   async #work(signal: AbortSignal): Promise<void> {
@@ -297,6 +306,14 @@ export class Warmer {
     const repository = name.toString();
     const intervalMs = options.intervalMs ?? this.#intervalMs;
     const status = this.#statusOf(repository);
+    if (status.scanning) {
+      // The loop and a scan() call (or two scan() calls) met on one repository: the lease
+      // does not tell them apart, since both hold it as this warmer's owner.
+      return {
+        ...emptyScanResult(repository, new Date(this.#ctx.now())),
+        outcome: "skipped-lease",
+      };
+    }
     status.scanning = true;
     let result: RepositoryScanResult;
     try {
@@ -313,20 +330,9 @@ export class Warmer {
       // warmRepository does not throw; this is a last guard so one repository cannot stop the loop.
       this.#ctx.logger.error({ repository, error: summarizeError(error) }, "scan crashed");
       result = {
-        repository,
+        ...emptyScanResult(repository, new Date(this.#ctx.now())),
         outcome: "failed",
-        tags: 0,
-        filteredOut: 0,
-        refreshed: 0,
-        unchanged: 0,
-        fresh: 0,
-        excluded: 0,
-        errors: 0,
-        newTags: [],
-        movedTags: [],
         error: summarizeError(error),
-        startedAt: new Date(this.#ctx.now()),
-        durationMs: 0,
       };
     } finally {
       status.scanning = false;

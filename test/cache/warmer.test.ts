@@ -222,6 +222,22 @@ describe("Warmer.scan", () => {
     assert.equal(r?.errors, 0);
     assert.equal(r?.error, undefined);
     assert.equal(factory.counts(APP.toString()).succeeded, 1);
+    assert.equal(factory.counts(APP.toString()).manifestByTag, 0, "HEAD said unknown: no GET");
+  });
+
+  it("falls back to GET by tag when HEAD fails, and an unchanged digest still backs off", async () => {
+    const app = fakeRepository(APP, 3, 1);
+    const { warmer, factory, clock, store } = setup({ [APP.toString()]: app });
+    await warmer.scan([{ name: APP }]);
+    app.failures = new Map([["head:*", new CodedError("UNKNOWN", "HEAD answered 500")]]);
+    factory.reset();
+    clock.advance(HOUR + 1);
+    const [r] = await warmer.scan([{ name: APP }]);
+    assert.equal(r?.outcome, "scanned");
+    assert.equal(r?.errors, 0);
+    assert.equal(factory.counts(APP.toString()).manifestByTag, 3);
+    assert.deepEqual(r?.movedTags, []);
+    assert.equal(await tagInterval(store, APP, "v0"), 2 * HOUR, "same digest: doubled, not halved");
   });
 
   it("keeps the last good result when a later scan fails, and the error when none succeeded", async () => {
@@ -272,6 +288,7 @@ describe("Warmer and a failing store", () => {
     let refuse = true;
     const flaky: Store = {
       get: (k, o) => store.get(k, o),
+      getMany: (k, o) => store.getMany(k, o),
       set: async (k, d, v, o) => {
         if (refuse && k.includes(":tag:")) throw new CodedError("STORE_UNAVAILABLE", "server gone");
         return store.set(k, d, v, o);
@@ -405,6 +422,15 @@ describe("Warmer loop", () => {
     const status = warmer.repositoryStatus(APP);
     assert.equal(status?.scanning, false);
     assert.equal(warmer.repositoryStatus(LIB)?.tagCount, undefined);
+  });
+
+  it("refuses to start twice while running", async () => {
+    const { warmer } = setup({}, { lookup: () => new Map() });
+    const stop = new AbortController();
+    const run = warmer.start(stop.signal);
+    await assert.rejects(warmer.start(stop.signal), { code: "WARMER_RUNNING" });
+    stop.abort();
+    await run;
   });
 
   it("scans a prioritised repository first", async () => {

@@ -10,8 +10,12 @@ import type { Store } from "../../cache/store.js";
 import { imageInfoToJSON } from "../../image/json.js";
 import { type ImageName, type ImageRef, parseImageRef } from "../../image/ref.js";
 import { formatRfc3339 } from "../../image/rfc3339.js";
+import type { OperationOptions } from "../../registry/registry.js";
 import { type CliContext, CliError } from "../context.js";
 import { cliLogger, parseOutput } from "./scan.js";
+
+/** How long reading one answer from the store may take. */
+const GET_TIMEOUT_MS = 60_000;
 
 interface GetFlags {
   cache?: string;
@@ -42,10 +46,12 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
       }
       try {
         const cache = new Cache({ store, logger });
+        // The stores bound each request; this bounds the whole answer (thousands of tags).
+        const opts = { signal: AbortSignal.timeout(GET_TIMEOUT_MS) };
         if (ref.tag !== undefined || ref.digest !== undefined) {
-          await showImage(ctx, cache, ref, flags);
+          await showImage(ctx, cache, ref, flags, opts);
         } else {
-          await showRepository(ctx, cache, ref.name, flags);
+          await showRepository(ctx, cache, ref.name, flags, opts);
         }
       } catch (error) {
         if (error instanceof CliError) throw error;
@@ -59,9 +65,15 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
 
 const time = (d: Date | undefined) => (d ? formatRfc3339(d) : undefined);
 
-async function showImage(ctx: CliContext, cache: Cache, ref: ImageRef, flags: GetFlags) {
+async function showImage(
+  ctx: CliContext,
+  cache: Cache,
+  ref: ImageRef,
+  flags: GetFlags,
+  opts: OperationOptions,
+) {
   const tag = ref.digest === undefined ? ref.tag : undefined;
-  const cached = tag === undefined ? undefined : await cache.cachedTag(ref.name, tag);
+  const cached = tag === undefined ? undefined : await cache.cachedTag(ref.name, tag, opts);
   if (cached?.record?.entry.excludedReason !== undefined) {
     const reason = cached.record.entry.excludedReason;
     if (flags.output === "json") {
@@ -74,7 +86,7 @@ async function showImage(ctx: CliContext, cache: Cache, ref: ImageRef, flags: Ge
     return;
   }
   // getImage gives the right error when the tag (or the repository) is not cached.
-  const info = await cache.getImage(ref);
+  const info = await cache.getImage(ref, opts);
   if (flags.output === "json") {
     ctx.stdout.write(
       `${JSON.stringify({ ...imageInfoToJSON(info), ...bookkeeping(cached) }, null, 2)}\n`,
@@ -109,9 +121,15 @@ function bookkeeping(cached: CachedTag | undefined) {
   };
 }
 
-async function showRepository(ctx: CliContext, cache: Cache, name: ImageName, flags: GetFlags) {
-  const record = await cache.repositoryRecord(name);
-  const tags = await cache.cachedTags(name); // throws NOT_CACHED or the replayed error
+async function showRepository(
+  ctx: CliContext,
+  cache: Cache,
+  name: ImageName,
+  flags: GetFlags,
+  opts: OperationOptions,
+) {
+  const record = await cache.repositoryRecord(name, opts);
+  const tags = await cache.cachedTags(name, opts); // throws NOT_CACHED or the replayed error
   if (flags.output === "json") {
     ctx.stdout.write(`${JSON.stringify(repositoryJson(name, record, tags), null, 2)}\n`);
     return;

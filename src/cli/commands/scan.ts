@@ -3,8 +3,6 @@
  * store, a progress bar on a terminal, then a summary per repository (text or JSON, with
  * the HTTP requests made by method). Exit status 1 when any repository failed.
  */
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
@@ -15,26 +13,19 @@ import type { Store } from "../../cache/store.js";
 import { Warmer } from "../../cache/warmer.js";
 import type { RepositoryScanResult } from "../../cache/warmer-types.js";
 import { type ImageName, parseImageRef } from "../../image/ref.js";
-import { Credentials } from "../../registry/credentials/credentials.js";
-import { readDockerConfigFile } from "../../registry/credentials/image-creds.js";
 import { RemoteClientFactory } from "../../registry/factory.js";
 import { HttpMetrics } from "../../registry/instrument.js";
-import { parsePlatform } from "../../registry/manifest/platform.js";
 import { type CliContext, CliError } from "../context.js";
+import { addRegistryOptions, loadCredentials, type RegistryFlags } from "../options.js";
 
-interface ScanFlags {
+interface ScanFlags extends RegistryFlags {
   cache?: string;
-  platform?: string;
   burst: number;
   rps?: number;
-  insecureHost: string[];
-  dockerConfig?: string;
   include: string[];
   exclude: string[];
   maxTags?: number;
-  output: "text" | "json";
   progress: boolean;
-  trace?: boolean;
 }
 
 /** Parses `--output`. */
@@ -86,42 +77,15 @@ export function cliLogger(ctx: CliContext, level: pino.LevelWithSilent): Logger 
   return pino({ level, base: undefined }, out);
 }
 
-function defaultDockerConfig(env: NodeJS.ProcessEnv): string {
-  return env.DOCKER_CONFIG
-    ? join(env.DOCKER_CONFIG, "config.json")
-    : join(homedir(), ".docker", "config.json");
-}
-
-async function loadCredentials(flags: ScanFlags, env: NodeJS.ProcessEnv): Promise<Credentials> {
-  const path = flags.dockerConfig ?? defaultDockerConfig(env);
-  try {
-    return await readDockerConfigFile(path);
-  } catch (error) {
-    // Only a file the user named must exist; the default one is optional.
-    if (flags.dockerConfig) throw new CliError((error as Error).message);
-    if ((error as { cause?: { code?: string } }).cause?.code === "ENOENT")
-      return Credentials.none();
-    throw new CliError((error as Error).message);
-  }
-}
-
 /** Registers `regscan scan`. */
 export function registerScanCommand(program: Command, ctx: CliContext): void {
-  program
+  const cmd = program
     .command("scan")
     .description("warm the cache for repositories: one pass, then a summary per repository")
     .argument("<image...>", "repositories to scan, e.g. alpine ghcr.io/org/app")
     .option("--cache <url>", "cache store URL (default: sqlite in the user cache directory)")
-    .option("--platform <os/arch[/variant]>", "platform to describe for multi-platform images")
     .option("--burst <n>", "requests in flight per repository", positiveNumber("--burst", true), 10)
     .option("--rps <n>", "requests per second per registry host", positiveNumber("--rps", false))
-    .option(
-      "--insecure-host <host>",
-      "host allowed over plain HTTP / unverified TLS (repeatable)",
-      collect,
-      [],
-    )
-    .option("--docker-config <path>", "docker config.json with credentials")
     .option(
       "--include <pattern>",
       "only tags matching this glob or /regex/ (repeatable)",
@@ -139,12 +103,10 @@ export function registerScanCommand(program: Command, ctx: CliContext): void {
       "at most this many tags per repository, newest by semver",
       positiveNumber("--max-tags", true),
     )
-    .option("-o, --output <format>", "text or json", parseOutput, "text")
-    .option("--no-progress", "no progress bar, even on a terminal")
-    .option("--trace", "log every HTTP request")
-    .action(async (images: string[], flags: ScanFlags) => {
-      await runScan(ctx, images, flags);
-    });
+    .option("--no-progress", "no progress bar, even on a terminal");
+  addRegistryOptions(cmd).action(async (images: string[], flags: ScanFlags) => {
+    await runScan(ctx, images, flags);
+  });
 }
 
 async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Promise<void> {
@@ -161,19 +123,12 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
     }
     if (!names.some((n) => n.equals(ref.name))) names.push(ref.name);
   }
-  let platform: ReturnType<typeof parsePlatform> | undefined;
-  if (flags.platform) {
-    try {
-      platform = parsePlatform(flags.platform);
-    } catch (error) {
-      throw new CliError((error as Error).message);
-    }
-  }
+  const platform = flags.platform;
   const tagFilter =
     flags.include.length > 0 || flags.exclude.length > 0 || flags.maxTags !== undefined
       ? { include: flags.include, exclude: flags.exclude, maxTags: flags.maxTags }
       : undefined;
-  const logger = cliLogger(ctx, flags.trace ? "trace" : "warn");
+  const logger = cliLogger(ctx, flags.trace ? "info" : "warn");
   const creds = await loadCredentials(flags, ctx.env);
   const metricsRegistry = new MetricsRegistry();
   const http = new HttpMetrics(metricsRegistry);
@@ -181,6 +136,7 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
     logger,
     trace: flags.trace ?? false,
     insecureHosts: flags.insecureHost,
+    env: ctx.env,
     ...(platform ? { platform } : {}),
     // Flux v1's --registry-burst was both the bucket size and the requests in flight.
     ...(flags.rps !== undefined ? { limiters: { rps: flags.rps, burst: flags.burst } } : {}),

@@ -1,0 +1,178 @@
+/**
+ * Refreshes the due tags of one repository scan: `HEAD` first (an unchanged digest only
+ * extends the deadline), each digest's manifest and config fetched once per pass, the
+ * adaptive interval, and the events for new and moved tags.
+ */
+import type { Logger } from "pino";
+import type { ImageEntry } from "../image/info.js";
+import type { Client } from "../registry/client.js";
+import { errorCode, MANIFEST_UNKNOWN, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
+import { StoreWriteError } from "./errors.js";
+import { encodeTagRecord, type TagRecord } from "./records.js";
+import { nextRefreshInterval, refreshDeadline } from "./refresh-policy.js";
+import type { WarmContext, WarmJob } from "./warm-pass.js";
+import type { RepositoryScanResult } from "./warmer-types.js";
+
+/** Refreshes single tags of one repository, sharing fetches by digest within the pass. */
+export class TagRefresher {
+  readonly #byDigest = new Map<string, Promise<ImageEntry>>();
+  #previousTags: Set<string> | undefined;
+
+  /**
+   * @param known entries already in the store by digest, so that a new tag on a known image
+   *   costs no `GET`.
+   * @param previousTags the tags of the last listing, to tell new tags apart (none on the
+   *   first scan, which reports no new tags).
+   */
+  constructor(
+    private readonly ctx: WarmContext,
+    private readonly job: WarmJob,
+    private readonly client: Client,
+    known: Map<string, ImageEntry>,
+    private readonly previousTags: readonly string[] | undefined,
+    private readonly result: RepositoryScanResult,
+    private readonly log: Logger,
+    private readonly signal: AbortSignal,
+  ) {
+    for (const [digest, entry] of known) this.#byDigest.set(digest, Promise.resolve(entry));
+  }
+
+  /**
+   * Checks one tag (`record` is what the store holds for it, if anything) and writes what
+   * it found. Throws on a `429` (the caller abandons the repository), on a refused write
+   * (`StoreWriteError`) and on other fetch failures (the tag's error).
+   */
+  async refresh(tag: string, record: TagRecord | undefined): Promise<void> {
+    const previousDigest = record ? (record.digest ?? record.entry.info?.digest) : undefined;
+    let digest: string | undefined;
+    try {
+      const head = await this.client.head(tag, { signal: this.signal });
+      if (!head) return this.#vanished(tag);
+      digest = head.digest;
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === MANIFEST_UNKNOWN) return this.#vanished(tag);
+      if (code === TOO_MANY_REQUESTS || this.signal.aborted) throw error;
+      // Some registries answer HEAD badly; a GET by tag still works there.
+      this.log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
+    }
+    const now = this.ctx.now();
+    if (record && digest !== undefined && digest === previousDigest) {
+      const excluded = record.entry.excludedReason !== undefined;
+      const intervalMs = nextRefreshInterval({
+        previousMs: record.intervalMs,
+        changed: false,
+        excluded,
+      });
+      await this.#write(tag, { ...record, digest, intervalMs, checkedAt: new Date(now) });
+      this.result.unchanged++;
+      if (excluded) this.result.excluded++;
+      this.ctx.metrics.getsAvoidedByHead.inc();
+      return;
+    }
+    let entry: ImageEntry;
+    try {
+      entry = digest === undefined ? await this.#fetchTag(tag) : await this.#fetchDigest(digest);
+    } catch (error) {
+      if (errorCode(error) === MANIFEST_UNKNOWN) return this.#vanished(tag);
+      throw error;
+    }
+    const info = entry.info && { ...entry.info, ref: this.job.name.withTag(tag) };
+    digest ??= info?.digest;
+    const excluded = info === undefined;
+    const intervalMs = nextRefreshInterval({
+      previousMs: record?.intervalMs,
+      // Known only now when HEAD failed: a GET by tag that finds the same digest is no move.
+      changed: record !== undefined && digest !== previousDigest,
+      excluded,
+    });
+    const stored: ImageEntry = info ? { info } : { excludedReason: entry.excludedReason ?? "" };
+    await this.#write(tag, { entry: stored, digest, intervalMs, checkedAt: new Date(now) });
+    this.result.refreshed++;
+    if (excluded) this.result.excluded++;
+    this.ctx.metrics.tagsRefreshed.inc();
+    this.#notify(tag, digest, previousDigest, now);
+  }
+
+  /** The tag disappeared between the listing and the check: done, as in Flux v1. */
+  #vanished(tag: string): void {
+    this.log.warn(
+      { tag },
+      "tag vanished since the listing (manifest unknown); counting it as done",
+    );
+  }
+
+  #notify(
+    tag: string,
+    digest: string | undefined,
+    previousDigest: string | undefined,
+    now: number,
+  ): void {
+    if (digest === undefined) return;
+    const repository = this.result.repository;
+    if (previousDigest !== undefined && previousDigest !== digest) {
+      this.result.movedTags.push(tag);
+      this.ctx.events.emit({
+        type: "moved-tag",
+        repository,
+        tag,
+        digest,
+        previousDigest,
+        at: new Date(now),
+      });
+      return;
+    }
+    if (!this.previousTags) return;
+    // Built on the first fetched tag only: a scan with nothing fetched never pays for it.
+    this.#previousTags ??= new Set(this.previousTags);
+    if (!this.#previousTags.has(tag)) {
+      this.result.newTags.push(tag);
+      this.ctx.events.emit({ type: "new-tag", repository, tag, digest, at: new Date(now) });
+    }
+  }
+
+  #fetchDigest(digest: string): Promise<ImageEntry> {
+    let pending = this.#byDigest.get(digest);
+    if (!pending) {
+      pending = this.client.manifest(digest, { signal: this.signal }).then((entry) => {
+        if (entry.info) entry.info.lastFetched ??= new Date(this.ctx.now());
+        return entry;
+      });
+      // A failed fetch is not remembered: another tag may try again in this pass.
+      pending.catch(() => this.#byDigest.delete(digest));
+      this.#byDigest.set(digest, pending);
+    }
+    return pending;
+  }
+
+  async #fetchTag(tag: string): Promise<ImageEntry> {
+    const entry = await this.client.manifest(tag, { signal: this.signal });
+    if (entry.info) {
+      entry.info.lastFetched ??= new Date(this.ctx.now());
+      this.#byDigest.set(entry.info.digest, Promise.resolve(entry));
+    }
+    return entry;
+  }
+
+  async #write(tag: string, record: TagRecord): Promise<void> {
+    const key = this.ctx.keys.tag(this.job.name, tag);
+    try {
+      // Not the scan's signal: a write that started completes, so nothing is half-written.
+      await this.ctx.store.set(
+        key,
+        refreshDeadline(record.checkedAt, record.intervalMs),
+        encodeTagRecord(record),
+        { signal: this.ctx.writeTimeout.signal() },
+      );
+    } catch (error) {
+      const reason = summarizeError(error).message;
+      throw new StoreWriteError(
+        key,
+        `storing ${this.job.name.toString()}:${tag} failed: ${reason}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+}
