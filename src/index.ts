@@ -9,9 +9,11 @@ export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";
 export {
   CachedFetchError,
   ImageExcludedError,
+  NoImageDataError,
   NotCachedError,
   StoreWriteError,
   UnknownTagError,
+  WarmerRunningError,
 } from "./cache/errors.js";
 export { DEFAULT_KEY_PREFIX, Keys } from "./cache/keys.js";
 export { cacheRequestDuration, type WarmerMetrics, warmerMetrics } from "./cache/metrics.js";
@@ -29,6 +31,7 @@ export {
   MIN_REFRESH_MS,
   nextRefreshInterval,
 } from "./cache/refresh-policy.js";
+export { LeaseLostError } from "./cache/repository-lease.js";
 export type { Store, StoreEntry } from "./cache/store.js";
 export {
   InvalidStoreUrlError,

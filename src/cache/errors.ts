@@ -4,8 +4,14 @@
  */
 import { RegscanError } from "../errors.js";
 
-/** The repository (or tag) has not been warmed yet; Flux v1's `ErrNoImageData` in the cache. */
-export class NotCachedError extends RegscanError {
+/**
+ * There is no image data for what was asked (Flux v1's `ErrNoImageData`); the subclass says
+ * why: not cached yet, no such tag, or the image was excluded.
+ */
+export abstract class NoImageDataError extends RegscanError {}
+
+/** The repository (or tag) has not been warmed yet. */
+export class NotCachedError extends NoImageDataError {
   readonly code = "NOT_CACHED";
   constructor(
     /** What was asked for: a canonical repository name or image reference. */
@@ -22,7 +28,7 @@ export class NotCachedError extends RegscanError {
  * The repository is cached, but its last listing had no such tag (or the tag filter left it
  * out): unlike `NotCachedError`, waiting will not help until the tag is pushed.
  */
-export class UnknownTagError extends RegscanError {
+export class UnknownTagError extends NoImageDataError {
   readonly code = "UNKNOWN_TAG";
   constructor(
     readonly ref: string,
@@ -37,7 +43,7 @@ export class UnknownTagError extends RegscanError {
 }
 
 /** The tag exists, but its image was excluded (for example no manifest for the wanted platform). */
-export class ImageExcludedError extends RegscanError {
+export class ImageExcludedError extends NoImageDataError {
   readonly code = "IMAGE_EXCLUDED";
   constructor(
     readonly ref: string,

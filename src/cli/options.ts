@@ -12,8 +12,8 @@ import { Credentials } from "../registry/credentials/credentials.js";
 import { readDockerConfigFile } from "../registry/credentials/image-creds.js";
 import { RemoteClientFactory } from "../registry/factory.js";
 import { parsePlatform } from "../registry/manifest/platform.js";
-import { cliLogger } from "./commands/scan.js";
 import { type CliContext, CliError } from "./context.js";
+import { cliLogger } from "./logger.js";
 import type { OutputFormat } from "./output.js";
 
 /** The flags `addRegistryOptions` adds, as commander hands them over. */
@@ -44,7 +44,7 @@ export function addRegistryOptions(cmd: Command): Command {
       "docker config.json with credentials (default $DOCKER_CONFIG/config.json, then ~/.docker/config.json)",
     )
     .option("--trace", "log every HTTP request (method, URL, status, duration) to stderr")
-    .option("-o, --output <format>", "text or json", outputOption, "text");
+    .option("-o, --output <format>", "text or json", parseOutputFormat, "text");
 }
 
 function platformOption(value: string): Platform {
@@ -55,7 +55,8 @@ function platformOption(value: string): Platform {
   }
 }
 
-function outputOption(value: string): OutputFormat {
+/** Parses `--output`. */
+export function parseOutputFormat(value: string): OutputFormat {
   if (value !== "text" && value !== "json") {
     throw new CliError(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
   }

@@ -25,39 +25,38 @@ export interface ParsedDigest {
 // The OCI grammar: algorithm-component(s) ":" encoded.
 const DIGEST_GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
+/** Why `digest` is not a well-formed digest of a supported algorithm, or undefined if it is. */
+function digestProblem(digest: string): string | undefined {
+  if (typeof digest !== "string" || digest.length > 200 || !DIGEST_GRAMMAR.test(digest)) {
+    return "not a digest";
+  }
+  const colon = digest.indexOf(":");
+  const algorithm = digest.slice(0, colon);
+  const hex = digest.slice(colon + 1);
+  if (!(algorithm in HEX_LENGTH)) return `unsupported algorithm ${algorithm}`;
+  const alg = algorithm as DigestAlgorithm;
+  if (hex.length !== HEX_LENGTH[alg] || !/^[0-9a-f]+$/.test(hex)) {
+    return `${alg} needs ${HEX_LENGTH[alg]} lower-case hex digits`;
+  }
+  return undefined;
+}
+
 /**
  * Parses a digest of a supported algorithm; throws `InvalidDigestError` (and nothing else)
  * for anything malformed, upper-case hex included, or for another algorithm.
  */
 export function parseDigest(digest: string, ctx: RegistryErrorContext = {}): ParsedDigest {
-  if (typeof digest !== "string" || digest.length > 200 || !DIGEST_GRAMMAR.test(digest)) {
-    throw new InvalidDigestError({ ...ctx, digest: String(digest), reason: "not a digest" });
+  const reason = digestProblem(digest);
+  if (reason !== undefined) {
+    throw new InvalidDigestError({ ...ctx, digest: String(digest), reason });
   }
   const colon = digest.indexOf(":");
-  const algorithm = digest.slice(0, colon);
-  const hex = digest.slice(colon + 1);
-  if (!(algorithm in HEX_LENGTH)) {
-    throw new InvalidDigestError({ ...ctx, digest, reason: `unsupported algorithm ${algorithm}` });
-  }
-  const alg = algorithm as DigestAlgorithm;
-  if (hex.length !== HEX_LENGTH[alg] || !/^[0-9a-f]+$/.test(hex)) {
-    throw new InvalidDigestError({
-      ...ctx,
-      digest,
-      reason: `${alg} needs ${HEX_LENGTH[alg]} lower-case hex digits`,
-    });
-  }
-  return { algorithm: alg, hex };
+  return { algorithm: digest.slice(0, colon) as DigestAlgorithm, hex: digest.slice(colon + 1) };
 }
 
-/** Whether a string is a well-formed digest of a supported algorithm. */
+/** Whether a string is a well-formed digest of a supported algorithm (no exception built). */
 export function isDigest(digest: string): boolean {
-  try {
-    parseDigest(digest);
-    return true;
-  } catch {
-    return false;
-  }
+  return digestProblem(digest) === undefined;
 }
 
 /** The digest of some bytes, e.g. `sha256:e3b0c442...`. */

@@ -298,7 +298,6 @@ export class ApiServer {
           throw new ApiError(503, "NOT_CACHED", err.message, {
             "retry-after": String(this.opts.notCachedRetryAfter ?? 5),
           });
-        case "NO_IMAGE_DATA":
         case "UNKNOWN_TAG":
         case "MANIFEST_UNKNOWN":
         case "NAME_UNKNOWN":

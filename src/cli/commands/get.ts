@@ -12,7 +12,8 @@ import { type ImageName, type ImageRef, parseImageRef } from "../../image/ref.js
 import { formatRfc3339 } from "../../image/rfc3339.js";
 import type { OperationOptions } from "../../registry/registry.js";
 import { type CliContext, CliError } from "../context.js";
-import { cliLogger, parseOutput } from "./scan.js";
+import { cliLogger } from "../logger.js";
+import { parseOutputFormat } from "../options.js";
 
 /** How long reading one answer from the store may take. */
 const GET_TIMEOUT_MS = 60_000;
@@ -29,7 +30,7 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
     .description("show what the cache holds for a repository or one tag (no registry contact)")
     .argument("<image>", "repository (every cached tag), or IMAGE:TAG / IMAGE@DIGEST (one image)")
     .option("--cache <url>", "cache store URL (default: sqlite in the user cache directory)")
-    .option("-o, --output <format>", "text or json", parseOutput, "text")
+    .option("-o, --output <format>", "text or json", parseOutputFormat, "text")
     .action(async (image: string, flags: GetFlags) => {
       let ref: ImageRef;
       try {

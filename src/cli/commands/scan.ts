@@ -1,12 +1,5 @@
-/**
- * `regscan scan IMAGE...`: one warming pass over the given repositories into the cache
- * store, a progress bar on a terminal, then a summary per repository (text or JSON, with
- * the HTTP requests made by method). Exit status 1 when any repository failed.
- */
-import { Writable } from "node:stream";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import pino, { type Logger } from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import { openStore, redact } from "../../cache/open-store.js";
 import type { Store } from "../../cache/store.js";
@@ -16,6 +9,7 @@ import { type ImageName, parseImageRef } from "../../image/ref.js";
 import { RemoteClientFactory } from "../../registry/factory.js";
 import { HttpMetrics } from "../../registry/instrument.js";
 import { type CliContext, CliError } from "../context.js";
+import { cliLogger } from "../logger.js";
 import { addRegistryOptions, loadCredentials, type RegistryFlags } from "../options.js";
 
 interface ScanFlags extends RegistryFlags {
@@ -26,14 +20,6 @@ interface ScanFlags extends RegistryFlags {
   exclude: string[];
   maxTags?: number;
   progress: boolean;
-}
-
-/** Parses `--output`. */
-export function parseOutput(value: string): "text" | "json" {
-  if (value !== "text" && value !== "json") {
-    throw new CliError(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
-  }
-  return value;
 }
 
 function positiveNumber(flag: string, integer: boolean) {
@@ -49,33 +35,6 @@ function positiveNumber(flag: string, integer: boolean) {
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
-
-/**
- * A pino logger for the CLI: one readable line per record on stderr
- * (`regscan: warn: message (key=value ...)`), no timestamps, no JSON.
- */
-export function cliLogger(ctx: CliContext, level: pino.LevelWithSilent): Logger {
-  const out = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString("utf8").split("\n")) {
-        if (!line) continue;
-        try {
-          const rec = JSON.parse(line) as Record<string, unknown>;
-          const { level: lvl, msg, time: _t, pid: _p, hostname: _h, ...rest } = rec;
-          const name = pino.levels.labels[Number(lvl)] ?? String(lvl);
-          const extra = Object.entries(rest)
-            .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-            .join(" ");
-          ctx.stderr.write(`regscan: ${name}: ${String(msg ?? "")}${extra ? ` (${extra})` : ""}\n`);
-        } catch {
-          ctx.stderr.write(`${line}\n`);
-        }
-      }
-      done();
-    },
-  });
-  return pino({ level, base: undefined }, out);
-}
 
 /** Registers `regscan scan`. */
 export function registerScanCommand(program: Command, ctx: CliContext): void {

@@ -21,6 +21,9 @@ export function sendTransport(dispatchers: Dispatchers, isInsecure: InsecurePoli
         body: req.body,
         signal: req.signal,
         dispatcher: dispatchers.for(isInsecure(host)),
+        // undici closes the connection after a HEAD unless told otherwise; HEAD-first
+        // refreshes would then pay a new connection (and TLS handshake) per tag.
+        reset: false,
       });
       return {
         status: res.statusCode,
