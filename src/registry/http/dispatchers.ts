@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
+import { RegscanError } from "../../errors.js";
 
 /** How the dispatchers are built. */
 export interface DispatcherOptions {
@@ -85,7 +86,33 @@ function trustedCAs(caFiles: readonly string[], env: NodeJS.ProcessEnv): string[
   const extra = env.NODE_EXTRA_CA_CERTS;
   if (caFiles.length === 0 && !extra) return undefined;
   const ca = [...rootCertificates];
-  if (extra) ca.push(readFileSync(extra, "utf8"));
-  for (const file of caFiles) ca.push(readFileSync(file, "utf8"));
+  if (extra) ca.push(readCaFile(extra, "NODE_EXTRA_CA_CERTS"));
+  for (const file of caFiles) ca.push(readCaFile(file, "caFiles"));
   return ca;
+}
+
+/** Thrown when a CA bundle that was asked for cannot be read. */
+export class CaFileError extends RegscanError {
+  readonly code = "CA_FILE_UNREADABLE";
+  constructor(
+    readonly path: string,
+    from: string,
+    cause: unknown,
+  ) {
+    const why = (cause as { code?: unknown }).code;
+    super(
+      `cannot read the CA bundle ${path} (from ${from}): ${typeof why === "string" ? why : "unreadable"}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+function readCaFile(path: string, from: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new CaFileError(path, from, err);
+  }
 }

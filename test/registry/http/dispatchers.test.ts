@@ -72,3 +72,18 @@ test("no proxy variables: direct", async () => {
   assert.deepEqual(await tags({}), ["v1"]);
   assert.deepEqual(tunnels, []);
 });
+
+test("a CA bundle that cannot be read is a typed error naming the file", async () => {
+  const missing = "/nonexistent/regscan-ca.pem";
+  const attempt = async () => {
+    const f = new RemoteClientFactory({ caFiles: [missing], env: {} });
+    factories.push(f);
+    return f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none()).tags();
+  };
+  await assert.rejects(attempt, (err: Error & { code?: string }) => {
+    assert.equal(err.code, "CA_FILE_UNREADABLE");
+    assert.match(err.message, /\/nonexistent\/regscan-ca\.pem/);
+    assert.match(err.message, /ENOENT/);
+    return true;
+  });
+});
