@@ -32,6 +32,17 @@ export interface AcrOptions {
   exchangeUrl?: (host: string) => string;
   /** The Entra ID credential (default: environment, workload identity, managed identity). */
   tokenCredential?: TokenCredential;
+  /**
+   * The Entra ID authority of the default credential, e.g. `https://login.chinacloudapi.cn`
+   * (default: `AZURE_AUTHORITY_HOST`, else the public cloud). Must be https.
+   */
+  authorityHost?: string;
+  /**
+   * Skip MSAL's instance discovery, which asks login.microsoftonline.com whether an authority
+   * outside the built-in clouds is genuine: needed for Azure Stack, a private authority or a
+   * proxy, where that question cannot be asked or has no answer.
+   */
+  disableInstanceDiscovery?: boolean;
   /** A refresh token is replaced this long before it expires (default 5 minutes). */
   refreshMarginMs?: number;
   /** Milliseconds since the epoch; injectable for tests. */
@@ -155,8 +166,14 @@ export class AcrTokenSource {
         ? new id.ManagedIdentityCredential({ clientId })
         : new id.ManagedIdentityCredential();
     } else {
-      const chain: TokenCredential[] = [new id.EnvironmentCredential()];
-      if (process.env.AZURE_FEDERATED_TOKEN_FILE) chain.push(new id.WorkloadIdentityCredential());
+      const authority = {
+        ...(this.#opts.authorityHost ? { authorityHost: this.#opts.authorityHost } : {}),
+        ...(this.#opts.disableInstanceDiscovery ? { disableInstanceDiscovery: true } : {}),
+      };
+      const chain: TokenCredential[] = [new id.EnvironmentCredential(authority)];
+      if (process.env.AZURE_FEDERATED_TOKEN_FILE) {
+        chain.push(new id.WorkloadIdentityCredential(authority));
+      }
       const clientId = process.env.AZURE_CLIENT_ID;
       chain.push(
         clientId
