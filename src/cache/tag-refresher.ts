@@ -59,11 +59,14 @@ export class TagRefresher {
     const now = this.ctx.now();
     if (record && digest !== undefined && digest === previousDigest) {
       const excluded = record.entry.excludedReason !== undefined;
-      const intervalMs = nextRefreshInterval({
-        previousMs: record.intervalMs,
-        changed: false,
-        excluded,
-      });
+      const intervalMs = nextRefreshInterval(
+        {
+          previousMs: record.intervalMs,
+          changed: false,
+          excluded,
+        },
+        this.ctx.refresh,
+      );
       await this.#write(tag, { ...record, digest, intervalMs, checkedAt: new Date(now) });
       this.result.unchanged++;
       if (excluded) this.result.excluded++;
@@ -80,12 +83,15 @@ export class TagRefresher {
     const info = entry.info && { ...entry.info, ref: this.job.name.withTag(tag) };
     digest ??= info?.digest;
     const excluded = info === undefined;
-    const intervalMs = nextRefreshInterval({
-      previousMs: record?.intervalMs,
-      // Known only now when HEAD failed: a GET by tag that finds the same digest is no move.
-      changed: record !== undefined && digest !== previousDigest,
-      excluded,
-    });
+    const intervalMs = nextRefreshInterval(
+      {
+        previousMs: record?.intervalMs,
+        // Known only now when HEAD failed: a GET by tag that finds the same digest is no move.
+        changed: record !== undefined && digest !== previousDigest,
+        excluded,
+      },
+      this.ctx.refresh,
+    );
     const stored: ImageEntry = info ? { info } : { excludedReason: entry.excludedReason ?? "" };
     await this.#write(tag, { entry: stored, digest, intervalMs, checkedAt: new Date(now) });
     this.result.refreshed++;

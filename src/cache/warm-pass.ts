@@ -18,6 +18,7 @@ import {
   encodeRepositoryRecord,
   type RepositoryRecord,
 } from "./records.js";
+import type { RefreshOptions } from "./refresh-policy.js";
 import { MAX_REFRESH_MS } from "./refresh-policy.js";
 import { LeaseLostError, RepositoryLease } from "./repository-lease.js";
 import type { SharedTimeout } from "./shared-timeout.js";
@@ -48,6 +49,8 @@ export interface WarmContext {
   finalWriteTimeoutMs: number;
   /** Signals for tag writes bounded by `finalWriteTimeoutMs`, shared between writes. */
   writeTimeout: SharedTimeout;
+  /** How refresh intervals are spread (jitter). */
+  refresh: RefreshOptions;
 }
 
 /** One repository to scan. */

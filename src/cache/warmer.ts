@@ -65,6 +65,12 @@ export interface WarmerOptions {
   metricsRegistry?: MetricsRegistry;
   /** The clock for deadlines and scan marks (tests pass a fake one). */
   now?: () => number;
+  /**
+   * Spreads each tag's refresh interval by up to this fraction either way (0.1 is ±10%), so
+   * that the thousands of tags a first scan finds do not all fall due in the same minute.
+   * Default 0: Flux v1's exact intervals.
+   */
+  refreshJitter?: number;
 }
 
 /** Options of {@link Warmer.scan}. */
@@ -122,6 +128,7 @@ export class Warmer {
       storeConcurrency: DEFAULT_READ_CHUNKS_IN_FLIGHT,
       finalWriteTimeoutMs: WRITE_TIMEOUT_MS,
       // Every tag write in flight, of every repository scanned at once, listens on it.
+      refresh: { jitter: opts.refreshJitter ?? 0 },
       writeTimeout: new SharedTimeout(WRITE_TIMEOUT_MS, 1000, burst * this.#concurrency + 16),
     };
   }

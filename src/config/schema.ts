@@ -195,6 +195,8 @@ export const configSchema = z.strictObject({
   warmer: z
     .strictObject({
       interval: duration.default(60_000),
+      // Fraction by which each tag's refresh interval is spread either way.
+      refreshJitter: z.number().min(0).max(1).default(0.1),
     })
     .prefault({}),
   server: z

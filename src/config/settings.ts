@@ -251,6 +251,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "how often image sources are asked again (default 1m)",
   },
   {
+    path: "warmer.refreshJitter",
+    flag: "refresh-jitter",
+    env: "REGSCAN_REFRESH_JITTER",
+    kind: "number",
+    help: "spread tag refresh intervals by up to this fraction either way (default 0.1)",
+  },
+  {
     path: "sources.file.path",
     flag: "images-file",
     env: "REGSCAN_IMAGES_FILE",

@@ -149,6 +149,7 @@ export class Daemon {
         repositoryOptions: table.optionsFor,
         burst: config.registry.burst,
         intervalMs: config.warmer.interval,
+        refreshJitter: config.warmer.refreshJitter,
         owner: config.replicaId,
         logger: logger.child({ component: "warmer" }),
         metricsRegistry: metrics,

@@ -121,6 +121,19 @@ describe("Warmer.scan", () => {
     );
   });
 
+  it("spreads refresh intervals by refreshJitter, within its bounds", async () => {
+    const app = fakeRepository(APP, 40, 2);
+    const { warmer, store } = setup({ [APP.toString()]: app }, { refreshJitter: 0.2 });
+    await warmer.scan([{ name: APP }]);
+    const intervals = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => tagInterval(store, APP, `v${i}`)),
+    );
+    for (const ms of intervals) {
+      assert.ok(ms !== undefined && ms >= 0.8 * HOUR && ms <= 1.2 * HOUR, `interval ${ms}`);
+    }
+    assert.ok(new Set(intervals).size > 1, "tags found together do not all fall due together");
+  });
+
   it("fetches a moved tag's new image and emits new-tag events for new tags", async () => {
     const app = fakeRepository(APP, 3, 1);
     const { warmer, factory, clock } = setup({ [APP.toString()]: app });
