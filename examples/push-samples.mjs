@@ -4,12 +4,19 @@
 //
 // It pushes demo/hello (tags 1.0, 1.1, latest), demo/web (an OCI image index for
 // linux/amd64 and linux/arm64, tags v1 and v2) and demo/tools (tag 2024.05, with labels).
+// With a TAG (node examples/push-samples.mjs HOST:PORT 1.2) it pushes only a new image as
+// demo/hello:TAG and moves demo/hello:latest to it: a new tag and a moved tag to watch for.
 import { createHash, randomBytes } from "node:crypto";
 
 const host = process.argv[2];
-if (!host || !/^[\w.-]+(:\d+)?$/.test(host)) {
+const newTag = process.argv[3];
+if (
+  !host ||
+  !/^[\w.-]+(:\d+)?$/.test(host) ||
+  (newTag !== undefined && !/^\w[\w.-]{0,127}$/.test(newTag))
+) {
   console.error(
-    "usage: node examples/push-samples.mjs HOST:PORT   (a registry reachable over plain HTTP)",
+    "usage: node examples/push-samples.mjs HOST:PORT [TAG]   (a registry reachable over plain HTTP)",
   );
   process.exit(2);
 }
@@ -112,6 +119,17 @@ async function main() {
       if (attempt >= 50) throw new Error(`registry at ${base} does not answer: ${err.message}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  if (newTag !== undefined) {
+    const img = await pushImage("demo/hello", {
+      created: new Date().toISOString(),
+      labels: { "org.opencontainers.image.version": newTag },
+    });
+    await putManifest("demo/hello", newTag, img.manifest, img.mediaType);
+    await putManifest("demo/hello", "latest", img.manifest, img.mediaType);
+    console.log(`pushed demo/hello:${newTag} and moved demo/hello:latest to it on ${host}`);
+    return;
   }
 
   const versions = [

@@ -42,8 +42,17 @@ http:
   addr: $REGISTRY
 YAML
 
-if node -e "require('net').connect(${REGISTRY_PORT},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))" 2>/dev/null; then
+# Is something already listening on HOST PORT?
+in_use() {
+  node -e "require('net').connect(+process.argv[2],process.argv[1]).on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))" "$1" "$2" 2>/dev/null
+}
+if in_use 127.0.0.1 "$REGISTRY_PORT"; then
   echo "quickstart: port ${REGISTRY_PORT} is already in use; choose another with REGISTRY_PORT=PORT" >&2
+  exit 1
+fi
+LISTEN_HOST="${LISTEN%:*}"; LISTEN_HOST="${LISTEN_HOST#[}"; LISTEN_HOST="${LISTEN_HOST%]}"
+if in_use "$LISTEN_HOST" "${LISTEN##*:}"; then
+  echo "quickstart: $LISTEN is already in use; choose another with REGSCAN_LISTEN=127.0.0.1:PORT" >&2
   exit 1
 fi
 echo "quickstart: starting docker-registry on $REGISTRY (storage in $WORK)"
@@ -66,9 +75,10 @@ quickstart: starting regscan serve on http://$LISTEN — try, in another termina
   curl -s http://$LISTEN/v1/repositories
   curl -s http://$LISTEN/v1/repositories/$REGISTRY/demo/hello
   curl -s http://$LISTEN/v1/images/$REGISTRY/demo/web:v2
-  curl -s -X POST http://$LISTEN/v1/repositories/$REGISTRY/demo/hello/refresh
-  curl -sN http://$LISTEN/v1/events
   curl -s http://$LISTEN/metrics | grep regscan_warmer
+  curl -sN http://$LISTEN/v1/events &
+  node examples/push-samples.mjs $REGISTRY 1.2      # a new tag, then:
+  curl -s -X POST http://$LISTEN/v1/repositories/$REGISTRY/demo/hello/refresh
 TXT
 
 # regscan runs in its own session so that Ctrl-C reaches it once, as the SIGTERM sent by the
