@@ -39,6 +39,8 @@ export async function dueTags(
   result: RepositoryScanResult,
   log: Logger,
   signal: AbortSignal,
+  /** Treat every tag as due (a priority refresh), however fresh its record. */
+  everyTagDue = false,
 ): Promise<DueTags> {
   const due: Array<DueTag & { index: number }> = [];
   const known = new Map<string, ImageEntry>();
@@ -71,7 +73,7 @@ export async function dueTags(
         }
         const digest = record.digest ?? record.entry.info?.digest;
         if (digest && !known.has(digest)) known.set(digest, record.entry);
-        if (got.deadline.getTime() > now) {
+        if (!everyTagDue && got.deadline.getTime() > now) {
           result.fresh++;
           if (record.entry.excludedReason !== undefined) result.excluded++;
         } else {

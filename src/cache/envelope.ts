@@ -3,6 +3,9 @@
  * deadline, payload. A value that does not decode is reported so the store can treat it
  * as a miss (and warn) instead of failing.
  */
+import type { StoreEntry } from "./store.js";
+import { InvalidDeadlineError } from "./stores/errors.js";
+import type { StoreLogger } from "./stores/options.js";
 
 /** "RSC" then the format version; bumping the version turns old values into misses. */
 const MAGIC = [0x52, 0x53, 0x43] as const;
@@ -22,8 +25,13 @@ export interface Envelope {
 /** Why a stored value did not decode. */
 export type EnvelopeProblem = "too short" | "bad magic" | "unknown version" | "bad deadline";
 
-/** Wraps `value` with its refresh `deadline`. */
+/**
+ * Wraps `value` with its refresh `deadline`.
+ *
+ * @throws InvalidDeadlineError when `deadline` is an Invalid Date.
+ */
 export function encodeEnvelope(deadline: Date, value: Uint8Array): Buffer {
+  if (!Number.isFinite(deadline.getTime())) throw new InvalidDeadlineError();
   const out = Buffer.allocUnsafe(HEADER_BYTES + value.byteLength);
   out[0] = MAGIC[0];
   out[1] = MAGIC[1];
@@ -50,6 +58,21 @@ export function decodeEnvelope(
   const value = new Uint8Array(stored.byteLength - HEADER_BYTES);
   value.set(stored.subarray(HEADER_BYTES));
   return { ok: true, envelope: { deadline: new Date(ms), value } };
+}
+
+/**
+ * The entry a stored value holds, or `undefined` (a miss) with a warning naming `key` when
+ * it does not decode: every store treats foreign or outdated values this way.
+ */
+export function entryOrWarn(
+  key: string,
+  stored: Uint8Array,
+  logger: StoreLogger,
+): StoreEntry | undefined {
+  const decoded = decodeEnvelope(stored);
+  if (decoded.ok) return decoded.envelope;
+  logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
+  return undefined;
 }
 
 /**

@@ -57,7 +57,15 @@ export async function openStore(
   if (!m) throw new InvalidStoreUrlError(redact(text), "expected SCHEME:..., e.g. sqlite:PATH");
   const scheme = m[1]!.toLowerCase();
   const rest = m[2]!;
-  const fail = (reason: string) => new InvalidStoreUrlError(redact(text), reason);
+  const fail = (reason: string) =>
+    new InvalidStoreUrlError(
+      redact(text),
+      // Parsed with a stray `@`, `/` or `?` in the password, pieces of it would show up in
+      // the reason (as a host, a path or a parameter name); say how to fix it instead.
+      ambiguousCredentials(text)
+        ? "cannot tell the password from the rest; percent-encode @, / and ? in it"
+        : reason,
+    );
 
   switch (scheme) {
     case "memory": {
@@ -256,7 +264,34 @@ function assertNoQuery(q: URLSearchParams, fail: (reason: string) => Error) {
   if (left.length > 0) throw fail(`unknown parameter ${left.map((k) => `"${k}"`).join(", ")}`);
 }
 
-/** The URL with any password replaced, fit for messages and logs. */
+/**
+ * The URL with any password replaced, fit for messages and logs. Conservative: everything
+ * from the first `:` after `//` to the last `@` is hidden, so a password holding a raw `@`,
+ * `/` or `?` is hidden whole (a URL with no password but an `@` later loses a bit more).
+ */
 export function redact(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+]*:\/\/[^/@?]*?:)[^/@?]*@/i, "$1***@");
+  const region = credentialRegion(url);
+  return region ? `${url.slice(0, region.start)}***${url.slice(region.end)}` : url;
+}
+
+/** Where a password may be in `url`: after the first `:` past `//`, up to the last `@`. */
+function credentialRegion(url: string): { start: number; end: number } | undefined {
+  const m = /^[a-z][a-z0-9+]*:\/\//i.exec(url);
+  if (!m) return undefined;
+  const end = url.lastIndexOf("@");
+  const colon = url.indexOf(":", m[0].length);
+  if (end < m[0].length || colon < 0 || colon > end) return undefined;
+  return { start: colon + 1, end };
+}
+
+/**
+ * Whether the `@` that ends the user info as parsed (the last one before any path or
+ * query) is not the last `@` of the URL while a password may precede it: then part of
+ * the password was read as a path or query.
+ */
+function ambiguousCredentials(url: string): boolean {
+  const region = credentialRegion(url);
+  if (!region) return false;
+  const authorityEnd = url.slice(region.start).search(/[/?]/);
+  return authorityEnd >= 0 && region.start + authorityEnd < region.end;
 }

@@ -62,6 +62,8 @@ export interface WarmJob {
   intervalMs: number;
   /** Scan even if it was scanned less than an interval ago (priority requests, the CLI). */
   force: boolean;
+  /** Check every kept tag (with HEAD first), not only the due ones. */
+  checkAll?: boolean;
   signal: AbortSignal;
   /** Progress: called with the number of tags to check once listed, then once per tag done. */
   onProgress?: (progress: { total: number; done: number }) => void;
@@ -248,7 +250,7 @@ async function scanRepository(s: Scan): Promise<void> {
   result.tags = listed.length;
   result.filteredOut = all.length - listed.length;
 
-  const { due, known } = await dueTags(ctx, job.name, listed, result, log, signal);
+  const { due, known } = await dueTags(ctx, job.name, listed, result, log, signal, job.checkAll ?? false);
   const total = due.length;
   let done = 0;
   job.onProgress?.({ total, done });

@@ -216,6 +216,7 @@ export class Warmer {
           target.creds ?? Credentials.none(),
           target.options ?? this.#opts.repositoryOptions?.(name) ?? {},
           opts.force ?? true,
+          false,
           signal,
           opts.onProgress && ((p) => opts.onProgress?.(name, p)),
         );
@@ -284,6 +285,9 @@ export class Warmer {
           creds,
           this.#opts.repositoryOptions?.(item.name) ?? {},
           item.priority,
+          // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
+          // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
+          item.priority,
           signal,
           undefined,
         );
@@ -307,6 +311,7 @@ export class Warmer {
     creds: Credentials,
     options: RepositoryOptions,
     force: boolean,
+    checkAll: boolean,
     signal: AbortSignal,
     onProgress: ((p: { total: number; done: number }) => void) | undefined,
   ): Promise<RepositoryScanResult> {
@@ -330,6 +335,7 @@ export class Warmer {
         options,
         intervalMs,
         force,
+        checkAll,
         signal,
         onProgress,
       });

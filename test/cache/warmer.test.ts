@@ -466,4 +466,33 @@ describe("Warmer loop", () => {
     assert.equal(warmer.status().length, 3);
     assert.ok(warmer.repositoryStatus(names[0]!)?.nextRefresh);
   });
+
+  it("a priority refresh checks every tag with HEAD, so a tag pushed over is seen at once", async () => {
+    const app = fakeRepository(APP, 6, 2);
+    const { warmer, factory } = setup(
+      { [APP.toString()]: app },
+      { lookup: () => new Map([[APP.toString(), Credentials.none()]]), concurrency: 1 },
+    );
+    const events: TagEvent[] = [];
+    warmer.onTagEvent((e) => events.push(e));
+    const stop = new AbortController();
+    let scans = 0;
+    warmer.onScan(() => {
+      scans++;
+      if (scans === 1) {
+        // Every tag is fresh for an hour now; move one and ask for a refresh.
+        app.tags.set("v0", fakeDigest(2));
+        factory.reset();
+        warmer.prioritize(APP);
+      } else stop.abort();
+    });
+    await warmer.start(stop.signal);
+    const c = factory.counts(APP.toString());
+    assert.equal(c.head, 6, "every tag checked, though none was due");
+    assert.equal(c.manifest, 0, "the moved tag's image was already known");
+    assert.deepEqual(
+      events.filter((e) => e.type === "moved-tag").map((e) => [e.tag, e.digest]),
+      [["v0", fakeDigest(2)]],
+    );
+  });
 });

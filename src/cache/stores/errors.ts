@@ -16,6 +16,16 @@ export class InvalidStoreUrlError extends RegscanError {
   }
 }
 
+/** A value was written with a deadline that is not a valid date. */
+export class InvalidDeadlineError extends RegscanError {
+  readonly code = "INVALID_DEADLINE";
+  constructor() {
+    // Without this, an Invalid Date became NaN expiries: never-expiring items in memcached
+    // and memory, refused writes in Redis and SQLite, and a "bad deadline" miss on read.
+    super("cache value deadline is not a valid date");
+  }
+}
+
 /** The store's server cannot be reached or did not answer in time. */
 export class StoreUnavailableError extends RegscanError {
   readonly code = "STORE_UNAVAILABLE";

@@ -4,22 +4,13 @@
  * the NOOP's answer says the batch is done (memcached binary protocol).
  */
 import type memjs from "memjs";
+import type { MemcachedClient } from "./memcached-connection.js";
+import { MemcachedStatusError, STATUS_KEY_NOT_FOUND, STATUS_OK } from "./memcached-protocol.js";
 
 const MAGIC_REQUEST = 0x80;
 const OP_GETKQ = 0x0d;
 const OP_NOOP = 0x0a;
-const STATUS_OK = 0x0000;
-const STATUS_KEY_NOT_FOUND = 0x0001;
 const HEADER_BYTES = 24;
-
-type Client = memjs.Client<Buffer, Buffer | null>;
-
-/** The server refused one of the requests; its message is memcached's. */
-export class MultiGetStatusError extends Error {
-  constructor(readonly status: number) {
-    super(`MemJS GETKQ: status 0x${status.toString(16).padStart(4, "0")}`);
-  }
-}
 
 /** One GETKQ per key then a NOOP, all with `opaque`, as one buffer. */
 export function multiGetRequest(keys: readonly string[], opaque: number): Buffer {
@@ -50,7 +41,10 @@ export function multiGetRequest(keys: readonly string[], opaque: number): Buffer
  * Reads `keys` from the client's (single) server: a map from key to item for the hits.
  * Rejects on a connection error or timeout (memjs's, per request) or a refused request.
  */
-export function multiGet(client: Client, keys: readonly string[]): Promise<Map<string, Buffer>> {
+export function multiGet(
+  client: MemcachedClient,
+  keys: readonly string[],
+): Promise<Map<string, Buffer>> {
   const server = client.servers[0];
   if (!server) return Promise.reject(new Error("memcached client has no server"));
   client.incrSeq();
@@ -62,7 +56,7 @@ export function multiGet(client: Client, keys: readonly string[]): Promise<Map<s
       const { opcode, status } = response.header;
       if (opcode === OP_NOOP) {
         if (refused === undefined) resolve(found);
-        else reject(new MultiGetStatusError(refused));
+        else reject(new MemcachedStatusError("GETKQ", refused));
         return;
       }
       if (status === STATUS_OK) {

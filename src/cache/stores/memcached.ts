@@ -3,10 +3,9 @@
  * spread over servers by a stable hash, values of any size up to a configured total
  * (compressed and chunked past the item size), leases with `add` and a TTL.
  */
-import memjs from "memjs";
-import { raceAbort } from "../../registry/abortable.js";
+import { raceAbort, withTimeout } from "../../registry/abortable.js";
 import type { OperationOptions } from "../../registry/registry.js";
-import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import {
@@ -15,9 +14,12 @@ import {
   StoreUnavailableError,
   ValueTooLargeError,
 } from "./errors.js";
-import { chunkKey, frameValue, joinChunks, readFrame } from "./memcached-frames.js";
+import { deleteIfUnchanged, getWithCas, setIfUnchanged } from "./memcached-cas.js";
+import { type MemcachedClient, memcachedClient } from "./memcached-connection.js";
+import { type ChunkHead, chunkKey, frameValue, joinChunks, readFrame } from "./memcached-frames.js";
 import { memcachedKey, serverFor } from "./memcached-keys.js";
-import { MultiGetStatusError, multiGet } from "./memcached-multiget.js";
+import { multiGet } from "./memcached-multiget.js";
+import { MemcachedStatusError } from "./memcached-protocol.js";
 import type { ServerSource } from "./memcached-servers.js";
 import { type StoreLogger, silentLogger } from "./options.js";
 
@@ -52,8 +54,6 @@ export interface MemcachedStoreOptions {
   logger?: StoreLogger;
 }
 
-type Client = memjs.Client<Buffer, Buffer | null>;
-
 /** A store on one or more memcached servers. */
 export class MemcachedStore implements Store {
   readonly #source: ServerSource;
@@ -62,7 +62,7 @@ export class MemcachedStore implements Store {
   readonly #maxValueBytes: number;
   readonly #timeoutMs: number;
   readonly #logger: StoreLogger;
-  readonly #clients = new Map<string, Client>();
+  readonly #clients = new Map<string, MemcachedClient>();
   #closed = false;
 
   constructor(opts: MemcachedStoreOptions) {
@@ -97,7 +97,7 @@ export class MemcachedStore implements Store {
   ): Promise<(StoreEntry | undefined)[]> {
     this.#check(opts);
     if (keys.length === 0) return [];
-    const servers = await this.#currentServers();
+    const servers = await this.#currentServers(opts);
     // Store key per memcached key, and memcached keys per server (the rendezvous hash).
     const keyOf = new Map<string, string>();
     const perServer = new Map<string, string[]>();
@@ -143,7 +143,8 @@ export class MemcachedStore implements Store {
       envelope = frame.envelope;
     } else if (frame.kind === "chunked") {
       const { head } = frame;
-      const items = await this.#inBatches(head.count, (i) =>
+      const indexes = Array.from({ length: head.count }, (_, i) => i);
+      const items = await mapBounded(indexes, CHUNK_CONCURRENCY, (i) =>
         this.#getItem(chunkKey(key, head.id, i), opts),
       );
       envelope = await joinChunks(head, items);
@@ -156,12 +157,7 @@ export class MemcachedStore implements Store {
       this.#logger.warn({ key, problem: frame.problem }, "cache value does not decode; a miss");
       return undefined;
     }
-    const decoded = decodeEnvelope(envelope);
-    if (!decoded.ok) {
-      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
-      return undefined;
-    }
-    return decoded.envelope;
+    return entryOrWarn(key, envelope, this.#logger);
   }
 
   async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
@@ -172,42 +168,78 @@ export class MemcachedStore implements Store {
     }
     const expires = memcachedExpiry(expiryMs(deadline) / 1000);
     const { chunkHead } = framed;
-    if (chunkHead) {
-      // Chunks first: a reader that sees the new head finds every chunk it names.
-      const chunkExpires = memcachedExpiry(expiryMs(deadline) / 1000 + CHUNK_GRACE_S);
-      await this.#inBatches(framed.chunks.length, (i) =>
-        this.#setItem(chunkKey(key, chunkHead.id, i), framed.chunks[i]!, chunkExpires, opts),
+    if (!chunkHead) {
+      await this.#setItem(key, framed.head, expires, opts);
+      return;
+    }
+    // The value this write replaces, read first: a repository rewritten every pass would
+    // otherwise leave a full copy of orphan chunks per pass until they expire (hours),
+    // crowding useful items out of memcached's memory.
+    const replaced = await this.#chunkHeadAt(key, opts);
+    // Chunks first: a reader that sees the new head finds every chunk it names.
+    const chunkExpires = memcachedExpiry(expiryMs(deadline) / 1000 + CHUNK_GRACE_S);
+    await mapBounded(framed.chunks, CHUNK_CONCURRENCY, (chunk, i) =>
+      this.#setItem(chunkKey(key, chunkHead.id, i), chunk, chunkExpires, opts),
+    );
+    await this.#setItem(key, framed.head, expires, opts);
+    if (replaced && replaced.id !== chunkHead.id) await this.#retire(key, replaced, opts);
+  }
+
+  /** The chunk head stored at `key` now, if the value there is chunked. */
+  async #chunkHeadAt(key: string, opts: OperationOptions | undefined) {
+    const item = await this.#getItem(key, opts);
+    if (!item) return undefined;
+    const frame = await readFrame(item);
+    return frame.kind === "chunked" ? frame.head : undefined;
+  }
+
+  /**
+   * Shortens the life of a replaced value's chunks to the grace period rather than deleting
+   * them: a reader that read the old head just before still finds its chunks. Best effort:
+   * the new value is written, and a chunk left behind still expires on its own.
+   */
+  async #retire(key: string, head: ChunkHead, opts: OperationOptions | undefined) {
+    const indexes = Array.from({ length: head.count }, (_, i) => i);
+    try {
+      await mapBounded(indexes, CHUNK_CONCURRENCY, (i) => {
+        const mk = memcachedKey(chunkKey(key, head.id, i));
+        return this.#op("set", mk, opts, (c) => c.touch(mk, CHUNK_GRACE_S));
+      });
+    } catch (err) {
+      this.#logger.debug(
+        { key, store: this.#name, err: (err as Error).message },
+        "could not shorten the replaced value's chunks; they expire on their own",
       );
     }
-    await this.#setItem(key, framed.head, expires, opts);
   }
 
   async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {
-    const expires = memcachedExpiry(ttlMs / 1000);
+    // memcached's clock ticks once a second, so an item given N seconds lives N - 1 to N;
+    // one second more makes the lease last at least its TTL (and at most a second longer).
+    const expires = memcachedExpiry(ttlMs / 1000 + 1);
     const mk = memcachedKey(key);
-    const added = await this.#op("acquire", mk, opts, (c) =>
-      c.add(mk, Buffer.from(owner), { expires }),
-    );
+    const mine = Buffer.from(owner);
+    const added = await this.#op("acquire", mk, opts, (c) => c.add(mk, mine, { expires }));
     if (added) return true;
-    // Held already: ours to extend if we are the holder. Memcached has no compare-and-set
-    // on value, so a lease expiring between these two calls can be extended by its old
-    // owner; the TTL bounds the harm.
-    const held = await this.#op("acquire", mk, opts, (c) => c.get(mk));
-    if (held.value?.toString() !== owner) return false;
-    await this.#op("acquire", mk, opts, (c) => c.set(mk, Buffer.from(owner), { expires }));
-    return true;
+    // Held already: ours to extend if we are the holder. The extension applies only while
+    // the item is the one just read, so a lease that expired and was taken by another
+    // replica in between is theirs, not overwritten.
+    const held = await this.#op("acquire", mk, opts, (c) => getWithCas(c, mk));
+    if (!held?.value.equals(mine)) return false;
+    return this.#op("acquire", mk, opts, (c) => setIfUnchanged(c, mk, mine, expires, held.cas));
   }
 
   async release(key: string, owner: string, opts?: OperationOptions) {
     const mk = memcachedKey(key);
-    const held = await this.#op("release", mk, opts, (c) => c.get(mk));
-    if (held.value?.toString() !== owner) return;
-    await this.#op("release", mk, opts, (c) => c.delete(mk));
+    const held = await this.#op("release", mk, opts, (c) => getWithCas(c, mk));
+    if (!held?.value.equals(Buffer.from(owner))) return;
+    // Compare-and-delete: a lease taken over since the read is left to its new holder.
+    await this.#op("release", mk, opts, (c) => deleteIfUnchanged(c, mk, held.cas));
   }
 
   async ping(opts?: OperationOptions) {
     this.#check(opts);
-    const servers = await this.#currentServers();
+    const servers = await this.#currentServers(opts);
     await Promise.all(
       servers.map((server) => this.#onServer("ping", server, opts, (c) => c.get("regscan:ping"))),
     );
@@ -242,20 +274,12 @@ export class MemcachedStore implements Store {
     if (!ok) throw new StoreOperationError(this.#name, "set", `server did not store "${key}"`);
   }
 
-  async #inBatches<T>(count: number, work: (index: number) => Promise<T>): Promise<T[]> {
-    const out: T[] = [];
-    for (let start = 0; start < count; start += CHUNK_CONCURRENCY) {
-      const batch: Promise<T>[] = [];
-      for (let i = start; i < Math.min(count, start + CHUNK_CONCURRENCY); i++) batch.push(work(i));
-      out.push(...(await Promise.all(batch)));
-    }
-    return out;
-  }
-
-  async #currentServers(): Promise<readonly string[]> {
+  async #currentServers(opts: OperationOptions | undefined): Promise<readonly string[]> {
     let servers = this.#source.servers();
     if (servers.length === 0) {
-      await this.#source.refresh();
+      // A DNS server that does not answer holds this for its timeouts; the caller's abort
+      // must not wait for them.
+      await raceAbort(this.#source.refresh(), opts?.signal);
       servers = this.#source.servers();
     }
     if (servers.length === 0) throw new StoreUnavailableError(this.#name, "no servers known");
@@ -267,10 +291,10 @@ export class MemcachedStore implements Store {
     operation: string,
     mk: string,
     opts: OperationOptions | undefined,
-    command: (client: Client) => Promise<T>,
+    command: (client: MemcachedClient) => Promise<T>,
   ): Promise<T> {
     this.#check(opts);
-    const servers = await this.#currentServers();
+    const servers = await this.#currentServers(opts);
     return this.#onServer(operation, serverFor(mk, servers)!, opts, command);
   }
 
@@ -278,19 +302,15 @@ export class MemcachedStore implements Store {
     operation: string,
     server: string,
     opts: OperationOptions | undefined,
-    command: (client: Client) => Promise<T>,
+    command: (client: MemcachedClient) => Promise<T>,
   ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreUnavailableError(this.#describe(server), `${operation} timed out`)),
-        this.#timeoutMs,
-      );
-    });
-    const work = command(this.#client(server));
-    work.catch(() => {});
+    const work = withTimeout(
+      command(this.#client(server)),
+      this.#timeoutMs,
+      () => new StoreUnavailableError(this.#describe(server), `${operation} timed out`),
+    );
     try {
-      return await raceAbort(Promise.race([work, timeout]), opts?.signal);
+      return await raceAbort(work, opts?.signal);
     } catch (err) {
       if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
       const message = (err as Error).message ?? String(err);
@@ -298,8 +318,6 @@ export class MemcachedStore implements Store {
         throw new StoreOperationError(this.#name, operation, message, { cause: err });
       }
       throw new StoreUnavailableError(this.#describe(server), message, { cause: err });
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -309,27 +327,17 @@ export class MemcachedStore implements Store {
       : `${this.#name} (server ${server})`;
   }
 
-  #client(server: string): Client {
+  #client(server: string): MemcachedClient {
     let client = this.#clients.get(server);
-    if (client) return client;
-    const at = server.lastIndexOf(":");
-    const host = server.slice(0, at).replace(/^\[(.*)\]$/, "$1");
-    const port = Number(server.slice(at + 1));
-    const perAttemptS = Math.max(0.1, this.#timeoutMs / 1000 / 2);
-    const logger = this.#logger;
-    const name = this.#name;
-    const serverOptions = { timeout: perAttemptS, conntimeout: perAttemptS, keepAlive: true };
-    client = new memjs.Client([new memjs.Server(host, port, undefined, undefined, serverOptions)], {
-      // Bounded: two attempts in all, then the caller gets a typed error.
-      retries: 2,
-      retry_delay: RETRY_DELAY_MS / 1000,
-      failover: false,
-      logger: {
-        log: (...args: unknown[]) =>
-          logger.debug({ store: name, server }, args.map(String).join(" ")),
-      },
-    }) as Client;
-    this.#clients.set(server, client);
+    if (!client) {
+      client = memcachedClient(server, {
+        timeoutMs: this.#timeoutMs,
+        retryDelayS: RETRY_DELAY_MS / 1000,
+        logger: this.#logger,
+        store: this.#name,
+      });
+      this.#clients.set(server, client);
+    }
     return client;
   }
 
@@ -352,11 +360,11 @@ export class MemcachedStore implements Store {
  * A multi-get with the same two attempts memjs gives a single get (a connection that died
  * since the last request fails the first); a refused request is not tried again.
  */
-async function multiGetTwice(client: Client, mks: readonly string[]) {
+async function multiGetTwice(client: MemcachedClient, mks: readonly string[]) {
   try {
     return await multiGet(client, mks);
   } catch (err) {
-    if (err instanceof MultiGetStatusError) throw err;
+    if (err instanceof MemcachedStatusError) throw err;
     await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
     return multiGet(client, mks);
   }

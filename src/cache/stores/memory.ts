@@ -3,7 +3,7 @@
  * baseline the benchmarks compare the other stores against.
  */
 import type { OperationOptions } from "../../registry/registry.js";
-import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
 import { StoreClosedError } from "./errors.js";
 import { type StoreLogger, silentLogger } from "./options.js";
@@ -60,12 +60,7 @@ export class MemoryStore implements Store {
       this.#items.delete(key);
       return undefined;
     }
-    const decoded = decodeEnvelope(item.stored);
-    if (!decoded.ok) {
-      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
-      return undefined;
-    }
-    return decoded.envelope;
+    return entryOrWarn(key, item.stored, this.#logger);
   }
 
   async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {

@@ -4,9 +4,9 @@
  * in time so an outage is a quick typed error, never a hang or an unhandled rejection.
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { raceAbort } from "../../registry/abortable.js";
+import { raceAbort, withTimeout } from "../../registry/abortable.js";
 import type { OperationOptions } from "../../registry/registry.js";
-import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import {
@@ -123,7 +123,7 @@ export class RedisStore implements Store {
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     const stored = await this.#run("get", opts, (c) => c.getBuffer(key));
-    return stored === null ? undefined : this.#decode(key, stored);
+    return stored === null ? undefined : entryOrWarn(key, stored, this.#logger);
   }
 
   async getMany(
@@ -144,7 +144,7 @@ export class RedisStore implements Store {
     });
     return keys.map((key) => {
       const stored = found.get(key);
-      return stored === undefined ? undefined : this.#decode(key, stored);
+      return stored === undefined ? undefined : entryOrWarn(key, stored, this.#logger);
     });
   }
 
@@ -216,15 +216,6 @@ export class RedisStore implements Store {
     return [...groups.values()];
   }
 
-  #decode(key: string, stored: Buffer): StoreEntry | undefined {
-    const decoded = decodeEnvelope(stored);
-    if (!decoded.ok) {
-      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
-      return undefined;
-    }
-    return decoded.envelope;
-  }
-
   /** Runs one command with a deadline, turning every failure into a typed error. */
   async #run<T>(
     operation: string,
@@ -233,28 +224,36 @@ export class RedisStore implements Store {
   ): Promise<T> {
     opts?.signal?.throwIfAborted();
     if (this.#closed) throw new StoreClosedError(this.#name);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreUnavailableError(this.#name, `${operation} timed out`)),
-        this.#timeoutMs,
-      );
-    });
-    const work = command(this.#client);
-    work.catch(() => {});
+    const work = withTimeout(
+      command(this.#client),
+      this.#timeoutMs,
+      () => new StoreUnavailableError(this.#name, `${operation} timed out`),
+    );
     try {
-      return await raceAbort(Promise.race([work, timeout]), opts?.signal);
+      return await raceAbort(work, opts?.signal);
     } catch (err) {
       if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
       const message = (err as Error).message ?? String(err);
+      const cause = withoutCommand(err);
       if (OUTAGE.test(message) || (err as Error).name === "MaxRetriesPerRequestError") {
-        throw new StoreUnavailableError(this.#name, message, { cause: err });
+        throw new StoreUnavailableError(this.#name, message, { cause });
       }
-      throw new StoreOperationError(this.#name, operation, message, { cause: err });
-    } finally {
-      clearTimeout(timer);
+      throw new StoreOperationError(this.#name, operation, message, { cause });
     }
   }
+}
+
+/**
+ * The error without what ioredis attaches to it: the failed command with its arguments
+ * (for AUTH, the password), and for a cluster the nodes' errors that carry theirs. Only
+ * the name, message and stack are kept, so logging the cause never shows a secret.
+ */
+function withoutCommand(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const copy = new Error(err.message);
+  copy.name = err.name;
+  copy.stack = err.stack;
+  return copy;
 }
 
 /**

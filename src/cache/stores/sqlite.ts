@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import envPaths from "env-paths";
 import type { OperationOptions } from "../../registry/registry.js";
-import { decodeEnvelope, encodeEnvelope, expiryMs } from "../envelope.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
 import type { Store, StoreEntry } from "../store.js";
 import { StoreClosedError, StoreOperationError, StoreUnavailableError } from "./errors.js";
 import { type StoreLogger, silentLogger } from "./options.js";
@@ -63,15 +63,17 @@ export class SqliteStore implements Store {
     this.#name = `sqlite:${path}`;
     this.#logger = opts.logger ?? silentLogger();
     this.#now = opts.now ?? Date.now;
+    let db: Database.Database | undefined;
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-      this.#db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
-      this.#db.pragma("journal_mode = WAL");
+      // `timeout` is SQLite's busy_timeout: how long a statement waits for another
+      // connection's lock before SQLITE_BUSY.
+      db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+      db.pragma("journal_mode = WAL");
       // NORMAL in WAL mode loses no committed transaction when the process dies, only
       // (at worst) the last ones on a power cut; FULL would fsync every write.
-      this.#db.pragma("synchronous = NORMAL");
-      this.#db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-      this.#db.exec(`
+      db.pragma("synchronous = NORMAL");
+      db.exec(`
         CREATE TABLE IF NOT EXISTS entries (
           key TEXT PRIMARY KEY,
           value BLOB NOT NULL,
@@ -85,9 +87,11 @@ export class SqliteStore implements Store {
         );
       `);
     } catch (err) {
+      // A file that is not a database (or a locked one) must not keep its handle open.
+      db?.close();
       throw new StoreUnavailableError(this.#name, (err as Error).message, { cause: err });
     }
-    const db = this.#db;
+    this.#db = db;
     this.#stmts = {
       get: db.prepare<[string, number], EntryRow>(
         "SELECT value FROM entries WHERE key = ? AND expires_at > ?",
@@ -123,7 +127,7 @@ export class SqliteStore implements Store {
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     const row = this.#run("get", opts, () => this.#stmts.get.get(key, this.#now()));
-    return row ? this.#decode(key, row.value) : undefined;
+    return row ? entryOrWarn(key, row.value, this.#logger) : undefined;
   }
 
   async getMany(
@@ -141,7 +145,7 @@ export class SqliteStore implements Store {
     }
     return keys.map((key) => {
       const stored = found.get(key);
-      return stored ? this.#decode(key, stored) : undefined;
+      return stored ? entryOrWarn(key, stored, this.#logger) : undefined;
     });
   }
 
@@ -171,26 +175,13 @@ export class SqliteStore implements Store {
     this.#db.close();
   }
 
-  #decode(key: string, stored: Buffer): StoreEntry | undefined {
-    const decoded = decodeEnvelope(stored);
-    if (!decoded.ok) {
-      this.#logger.warn({ key, problem: decoded.problem }, "cache value does not decode; a miss");
-      return undefined;
-    }
-    return decoded.envelope;
-  }
-
   #run<T>(operation: string, opts: OperationOptions | undefined, work: () => T): T {
     opts?.signal?.throwIfAborted();
     if (this.#closed) throw new StoreClosedError(this.#name);
     try {
       return work();
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code === "SQLITE_BUSY" || code === "SQLITE_CANTOPEN" || code === "SQLITE_IOERR") {
-        throw new StoreUnavailableError(this.#name, (err as Error).message, { cause: err });
-      }
-      throw new StoreOperationError(this.#name, operation, (err as Error).message, { cause: err });
+      throw sqliteFailure(this.#name, operation, err);
     }
   }
 
@@ -207,4 +198,23 @@ export class SqliteStore implements Store {
       this.#logger.warn({ err, store: this.#name }, "could not prune expired cache rows");
     }
   }
+}
+
+/**
+ * better-sqlite3's error as a store error: a lock held too long, a file that cannot be
+ * opened, a failing disk or a full one is the store being unavailable; anything else is
+ * an operation that failed. SQLite reports extended codes (`SQLITE_IOERR_SHORT_READ`,
+ * `SQLITE_BUSY_SNAPSHOT`), so the primary code is their prefix.
+ */
+export function sqliteFailure(
+  store: string,
+  operation: string,
+  err: unknown,
+): StoreUnavailableError | StoreOperationError {
+  const code = String((err as { code?: unknown }).code ?? "");
+  const message = (err as Error).message ?? String(err);
+  if (/^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL)(_|$)/.test(code)) {
+    return new StoreUnavailableError(store, message, { cause: err });
+  }
+  return new StoreOperationError(store, operation, message, { cause: err });
 }

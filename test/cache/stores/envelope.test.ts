@@ -46,6 +46,12 @@ test("envelope: arbitrary bytes never throw; foreign values say why they are not
   assert.deepEqual(decodeEnvelope(nan), { ok: false, problem: "bad deadline" });
 });
 
+test("envelope: an Invalid Date deadline is refused, not encoded as NaN", () => {
+  assert.throws(() => encodeEnvelope(new Date(Number.NaN), Buffer.from("x")), {
+    code: "INVALID_DEADLINE",
+  });
+});
+
 test("expiry is twice the time to the deadline, at least an hour", () => {
   const now = 1_000_000;
   assert.equal(expiryMs(new Date(now + 10 * 3600_000), now), 20 * 3600_000);

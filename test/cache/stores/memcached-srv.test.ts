@@ -95,3 +95,53 @@ test("memcached+srv: with no records, operations are STORE_UNAVAILABLE naming th
     await store.close();
   }
 });
+
+test("memcached+srv: a DNS server that stops answering keeps the servers already known", async () => {
+  const own = await startDnsmasq([
+    { name: `_memcached._tcp.${NAME}`, target: "127.0.0.1", port: m2.port },
+  ]);
+  const { logger, lines } = capturingLogger();
+  const store = (await openStore(`memcached+srv://${NAME}?dns=${own.address}&refresh=100ms`, {
+    logger,
+  })) as MemcachedStore;
+  try {
+    assert.deepEqual(store.servers(), [m2.address]);
+    await own.stop();
+    await waitFor(
+      async () => lines().some((l) => /keeping the previous servers/.test(String(l.msg))),
+      {
+        what: "a failed re-resolution to be logged",
+        timeoutMs: 10_000,
+      },
+    );
+    assert.deepEqual(store.servers(), [m2.address], "the old list is kept");
+    const key = uniqueKey("srv-dns-down");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("still"));
+    assert.equal(Buffer.from((await store.get(key))!.value).toString(), "still");
+    assert.equal(await rawHas(m2.address, memcachedKey(key)), true);
+  } finally {
+    await store.close();
+    await own.stop();
+  }
+});
+
+test("memcached+srv: an abort is honoured while a silent DNS server is asked for servers", async () => {
+  const { createSocket } = await import("node:dgram");
+  // Takes queries and never answers.
+  const silent = createSocket("udp4");
+  await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
+  const dnsAddress = `127.0.0.1:${silent.address().port}`;
+  const store = await openStore(`memcached+srv://${NAME}?dns=${dnsAddress}&refresh=1h`);
+  try {
+    // The initial resolution gave up; the next operation asks again, and is aborted.
+    await new Promise((r) => setTimeout(r, 1100));
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error("stop asking")), 100);
+    const started = Date.now();
+    await assert.rejects(store.get("k", { signal: ac.signal }), /stop asking/);
+    assert.ok(Date.now() - started < 1000, `aborted after ${Date.now() - started} ms`);
+  } finally {
+    await store.close();
+    silent.close();
+  }
+});

@@ -45,6 +45,25 @@ test("memcached: items expire at twice the time to the deadline, at least an hou
   assert.ok(longTtl > 35_990 && longTtl <= 36_000, `long ttl ${longTtl}`);
 });
 
+test("memcached: a lease lasts at least its TTL, though memcached counts whole seconds", async () => {
+  // memcached's clock ticks once a second, so an item given N seconds expires after N - 1
+  // to N: a 1 s lease could be gone at once. Several tries land on different phases.
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const key = uniqueKey(`lease-floor-${attempt}`);
+    const taken = Date.now();
+    assert.equal(await a.acquire(key, 1000, "holder"), true);
+    while (Date.now() - taken < 950) {
+      assert.equal(
+        await b.acquire(key, 60_000, "other"),
+        false,
+        `lease free after ${Date.now() - taken} ms of 1000`,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await a.release(key, "holder");
+  }
+});
+
 test("memcached: keys over 250 bytes or with spaces are hashed and still work", async () => {
   const long = `${uniqueKey("long")}:${"x".repeat(300)}`;
   const spaced = `${uniqueKey("spaced")} with spaces\tand tabs`;
@@ -99,6 +118,39 @@ test("memcached: incompressible values past the item size are chunked, and a los
     Buffer.from([4, 1, 2, 3]),
   );
   assert.equal(await a.get(key), undefined);
+});
+
+test("memcached: a chunked value rewritten leaves its old chunks a short grace, not hours", async () => {
+  const key = uniqueKey("rewritten");
+  const deadline = new Date(Date.now() + 3_600_000);
+  const headId = async () =>
+    JSON.parse((await rawGet(server.address, memcachedKey(key))).subarray(1).toString()) as {
+      id: string;
+      count: number;
+    };
+  await a.set(key, deadline, randomBytes(2 * 1024 * 1024));
+  const old = await headId();
+  const next = randomBytes(2 * 1024 * 1024);
+  await a.set(key, deadline, next);
+  assert.notEqual((await headId()).id, old.id);
+  for (let i = 0; i < old.count; i++) {
+    const ttl = await rawTtl(server.address, memcachedKey(`${key}:chunk:${old.id}:${i}`));
+    assert.ok(ttl === undefined || ttl <= 60, `old chunk ${i} lives ${ttl} s more`);
+  }
+  const fresh = await headId();
+  for (let i = 0; i < fresh.count; i++) {
+    const ttl = (await rawTtl(server.address, memcachedKey(`${key}:chunk:${fresh.id}:${i}`)))!;
+    assert.ok(ttl > 7000, `new chunk ${i} lives ${ttl} s`);
+  }
+  assert.ok(Buffer.from((await b.get(key))!.value).equals(next));
+});
+
+test("memcached: deadlines past 15 days give an expiry past 30 days, sent as a Unix time", async () => {
+  const key = uniqueKey("ttl-40-days");
+  await a.set(key, new Date(Date.now() + 20 * 86_400_000), Buffer.from("far"));
+  const ttl = (await rawTtl(server.address, key))!;
+  assert.ok(Math.abs(ttl - 40 * 86_400) < 30, `ttl ${ttl} s, expected 40 days`);
+  assert.equal(Buffer.from((await b.get(key))!.value).toString(), "far");
 });
 
 test("memcached: getMany reads chunked, compressed, hashed and small values together", async () => {
@@ -299,4 +351,225 @@ async function rawGet(address: string, key: string): Promise<Buffer> {
     socket.once("error", reject);
     socket.write(`get ${key}\r\n`);
   });
+}
+
+for (const operation of ["get", "getMany"] as const) {
+  test(`memcached: a server that closes mid-answer to ${operation} fails fast, and later answers are never misframed`, async () => {
+    const { createServer, connect } = await import("node:net");
+    const key = uniqueKey(`mid-answer-${operation}`);
+    const value = Buffer.from("v".repeat(400));
+    await a.set(key, new Date(Date.now() + 60_000), value);
+    // A proxy to the real server whose first connection passes on only the first 40 bytes
+    // of the answer (a header and a bit of the value), then closes cleanly.
+    let connections = 0;
+    const sockets: import("node:net").Socket[] = [];
+    const proxy = createServer((client) => {
+      const cut = connections++ === 0;
+      const upstream = connect(server.port, server.host);
+      sockets.push(client, upstream);
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+      client.pipe(upstream);
+      let passed = 0;
+      upstream.on("data", (d: Buffer) => {
+        if (!cut) {
+          client.write(d);
+          return;
+        }
+        const room = 40 - passed;
+        if (room > 0) client.write(d.subarray(0, room));
+        passed += d.byteLength;
+        if (passed >= 40) {
+          client.end();
+          upstream.destroy();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const { port } = proxy.address() as import("node:net").AddressInfo;
+    const store = await openStore(`memcached://127.0.0.1:${port}?timeout=4s`);
+    try {
+      const started = Date.now();
+      // The cut answer fails its attempt at once; the retry, on a new connection, must not
+      // parse its answer after the 40 stale bytes (it used to get part of them as its value).
+      const first =
+        operation === "get" ? await store.get(key) : (await store.getMany([key, key]))[1];
+      assert.ok(first, "the retry on a fresh connection answers");
+      assert.ok(Buffer.from(first.value).equals(value), "byte for byte");
+      assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+      const [many] = await store.getMany([key]);
+      assert.ok(Buffer.from(many!.value).equals(value));
+      assert.equal(Buffer.from((await store.get(key))!.value).toString(), value.toString());
+      assert.equal(connections, 2);
+    } finally {
+      await store.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+}
+
+test("memcached: concurrent multi-gets on one connection each get their own answers", async () => {
+  const keys = Array.from({ length: 40 }, (_, i) => uniqueKey(`concurrent-${i}`));
+  await Promise.all(
+    keys.map((k, i) => a.set(k, new Date(Date.now() + 60_000), Buffer.from(`value-${i}`))),
+  );
+  // Twenty reads at once, each of a different slice: any opaque mix-up shows as a wrong value.
+  const reads = Array.from({ length: 20 }, (_, r) => keys.slice(r, r + 20));
+  const answers = await Promise.all(reads.map((slice) => b.getMany(slice)));
+  answers.forEach((got, r) => {
+    got.forEach((entry, i) => {
+      assert.equal(Buffer.from(entry!.value).toString(), `value-${r + i}`, `read ${r} key ${i}`);
+    });
+  });
+});
+
+test("memcached: SASL credentials in the environment are not sent to the servers", async () => {
+  const saved = { user: process.env.MEMCACHE_USERNAME, pass: process.env.MEMCACHE_PASSWORD };
+  process.env.MEMCACHE_USERNAME = "someone";
+  process.env.MEMCACHE_PASSWORD = "secret-for-another-server";
+  // A proxy that records what the client sends to the real server.
+  const { createServer, connect } = await import("node:net");
+  const sent: Buffer[] = [];
+  const sockets: import("node:net").Socket[] = [];
+  const proxy = createServer((client) => {
+    const upstream = connect(server.port, server.host);
+    sockets.push(client, upstream);
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+    client.on("data", (d: Buffer) => sent.push(d));
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const { port } = proxy.address() as import("node:net").AddressInfo;
+  const store = await openStore(`memcached://127.0.0.1:${port}?timeout=2s`);
+  try {
+    const key = uniqueKey("no-sasl");
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("plain"));
+    assert.equal(Buffer.from((await store.get(key))!.value).toString(), "plain");
+    const wire = Buffer.concat(sent).toString("latin1");
+    assert.ok(wire.includes(memcachedKey(key)), "the proxy saw the requests");
+    assert.ok(!wire.includes("secret-for-another-server"), "no password on the wire");
+  } finally {
+    await store.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => proxy.close(resolve));
+    for (const [name, v] of [
+      ["MEMCACHE_USERNAME", saved.user],
+      ["MEMCACHE_PASSWORD", saved.pass],
+    ] as const) {
+      if (v === undefined) delete process.env[name];
+      else process.env[name] = v;
+    }
+  }
+});
+
+test("memcached: request ids stay in the protocol's unsigned range past 2^31 requests", async () => {
+  const { memcachedClient } = await import("../../../src/cache/stores/memcached-connection.js");
+  const { multiGet } = await import("../../../src/cache/stores/memcached-multiget.js");
+  const key = uniqueKey("seq-wrap");
+  await a.set(key, new Date(Date.now() + 60_000), Buffer.from("wrapped"));
+  const client = memcachedClient(server.address, {
+    timeoutMs: 2000,
+    retryDelayS: 0.05,
+    logger: capturingLogger().logger,
+    store: "test",
+  });
+  try {
+    (client as unknown as { seq: number }).seq = 0x7fffffff - 1;
+    for (let i = 0; i < 3; i++) {
+      const got = await client.get(memcachedKey(key));
+      assert.ok(got.value, `get ${i} answered`);
+      const many = await multiGet(client, [memcachedKey(key)]);
+      assert.equal(many.size, 1, `multi-get ${i} answered`);
+      assert.ok(client.seq > 0 && client.seq <= 0x7fffffff, `seq ${client.seq}`);
+    }
+  } finally {
+    client.close();
+  }
+});
+
+test("memcached: a lease taken over between the holder's read and its renewal or release stays with the new holder", async () => {
+  const proxy = await gatedProxy(server);
+  const slow = await openStore(`memcached://127.0.0.1:${proxy.port}?timeout=4s`);
+  try {
+    // Release: the holder's read passes, its delete is held while the lease expires and
+    // another replica takes it; the held delete must then leave the new lease alone.
+    const released = uniqueKey("lease-race-release");
+    const mk = memcachedKey(released);
+    assert.equal(await slow.acquire(released, 60_000, "old-holder"), true);
+    proxy.holdAfter(1);
+    const releasing = slow.release(released, "old-holder");
+    await proxy.holding();
+    await rawSet(server.address, mk, Buffer.from("new-holder"), 60);
+    proxy.open();
+    await releasing;
+    assert.equal((await rawGet(server.address, mk)).toString(), "new-holder");
+
+    // Renewal: add fails and the read passes; the write that extends is held meanwhile.
+    const renewed = uniqueKey("lease-race-renew");
+    const rk = memcachedKey(renewed);
+    assert.equal(await slow.acquire(renewed, 60_000, "old-holder"), true);
+    proxy.holdAfter(2);
+    const renewing = slow.acquire(renewed, 60_000, "old-holder");
+    await proxy.holding();
+    await rawSet(server.address, rk, Buffer.from("new-holder"), 60);
+    proxy.open();
+    assert.equal(await renewing, false, "the old holder no longer holds it");
+    assert.equal((await rawGet(server.address, rk)).toString(), "new-holder");
+    assert.equal(await b.acquire(renewed, 60_000, "new-holder"), true, "the new holder renews");
+  } finally {
+    await slow.close();
+    await proxy.close();
+  }
+});
+
+/**
+ * A TCP proxy to `target` that can hold the client's requests: after `holdAfter(n)`, the
+ * next `n` writes pass and later ones wait until `open()`.
+ */
+async function gatedProxy(target: MemcachedServer) {
+  const { createServer, connect } = await import("node:net");
+  const sockets: import("node:net").Socket[] = [];
+  let passLeft = Number.POSITIVE_INFINITY;
+  let held: Array<() => void> = [];
+  const proxy = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.push(client, upstream);
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+    upstream.pipe(client);
+    client.on("data", (d: Buffer) => {
+      if (passLeft > 0) {
+        passLeft--;
+        upstream.write(d);
+      } else {
+        held.push(() => upstream.write(d));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (proxy.address() as import("node:net").AddressInfo).port,
+    holdAfter(n: number) {
+      passLeft = n;
+    },
+    /** Resolves once a write is being held (bounded: 3 s). */
+    async holding() {
+      for (let i = 0; i < 300 && held.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(held.length > 0, "a request is held");
+    },
+    open() {
+      passLeft = Number.POSITIVE_INFINITY;
+      const release = held;
+      held = [];
+      for (const send of release) send();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
 }

@@ -67,7 +67,26 @@ test("openStore: bad URLs are INVALID_STORE_URL naming the URL, never the passwo
   }
 });
 
+test("openStore: a password with a raw @, / or ? is never echoed, whole or in part", async () => {
+  for (const url of [
+    "redis://:hunter2@x@h:1?timeout=soon",
+    "redis://:hun/ter2@h:1",
+    "redis://:hun?ter2@h:1",
+    "rediss://user:hu?n/t@er2@h:1/0?colour=red",
+  ]) {
+    await assert.rejects(openStore(url), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "INVALID_STORE_URL", url);
+      for (const piece of ["hun", "ter2", "er2", "@x"]) {
+        assert.ok(!err.message.includes(piece), `${url}: "${piece}" in ${err.message}`);
+      }
+      return true;
+    });
+  }
+});
+
 test("redact hides the password of a URL", () => {
+  assert.equal(redact("redis://u:p@ss@h:1/0"), "redis://u:***@h:1/0");
+  assert.equal(redact("redis://:p/a?ss@h:1"), "redis://:***@h:1");
   assert.equal(redact("redis://u:p%40ss@h:1/0"), "redis://u:***@h:1/0");
   assert.equal(redact("rediss://:tok@h"), "rediss://:***@h");
   assert.equal(redact("redis://h:1"), "redis://h:1");

@@ -154,6 +154,37 @@ test("redis: a value over the configured maximum is VALUE_TOO_LARGE, naming the 
   }
 });
 
+test("redis: a refused password never shows in the error, its cause or the log", async () => {
+  const guarded = await startRedis();
+  const admin = new Redis({ host: guarded.host, port: guarded.port, lazyConnect: true });
+  await admin.config("SET", "requirepass", "the-real-one-5c2a");
+  const log = capturingLogger();
+  const password = "not-the-password-81f3";
+  const store = await openStore(`redis://:${password}@${guarded.host}:${guarded.port}?timeout=2s`, {
+    logger: log.logger,
+  });
+  try {
+    const err = await store.get(uniqueKey("auth")).then(
+      () => assert.fail("a wrong password must fail"),
+      (e: unknown) => e,
+    );
+    assert.match(String((err as { code?: unknown }).code), /^STORE_/);
+    const { inspect } = await import("node:util");
+    for (const text of [
+      inspect(err, { depth: 20 }),
+      JSON.stringify(err),
+      String(err),
+      JSON.stringify(log.lines()),
+    ]) {
+      assert.ok(!text.includes(password), `no password in ${text.slice(0, 200)}`);
+    }
+  } finally {
+    await store.close();
+    admin.disconnect();
+    await guarded.stop();
+  }
+});
+
 test("redis: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, they work (Acceptance 3)", async () => {
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);

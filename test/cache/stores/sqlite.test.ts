@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
 import { MIN_EXPIRY_MS } from "../../../src/cache/envelope.js";
-import { SqliteStore } from "../../../src/cache/stores/sqlite.js";
+import { SqliteStore, sqliteFailure } from "../../../src/cache/stores/sqlite.js";
 import { makeTempDir } from "../../support/processes.js";
 import { capturingLogger, storeContract } from "./store-contract.js";
 
@@ -89,6 +89,57 @@ test("sqlite: a database that cannot be opened is STORE_UNAVAILABLE naming the p
     code: "STORE_UNAVAILABLE",
     message: /a-file\/cache\.db/,
   });
+});
+
+test("sqlite: a file that is not a database is STORE_UNAVAILABLE and leaves no handle open", () => {
+  const file = join(dir, "not-a-database.db");
+  writeFileSync(file, Buffer.alloc(4096, "garbage "));
+  assert.throws(() => new SqliteStore(file), {
+    code: "STORE_UNAVAILABLE",
+    message: /not-a-database\.db/,
+  });
+  const open = readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(open, [], "no file descriptor left on the file");
+});
+
+test("sqlite: the busy timeout is the one configured", async () => {
+  const s = new SqliteStore(join(dir, "busy.db"), { busyTimeoutMs: 1234 });
+  try {
+    const db = new Database(join(dir, "busy.db"));
+    // A second connection's write lock: the store waits about the timeout, then fails typed.
+    db.exec("BEGIN IMMEDIATE");
+    const started = Date.now();
+    await assert.rejects(s.set("k", new Date(Date.now() + 1000), Buffer.from("x")), {
+      code: "STORE_UNAVAILABLE",
+    });
+    const waited = Date.now() - started;
+    assert.ok(waited >= 1000 && waited < 4000, `waited ${waited} ms`);
+    db.exec("ROLLBACK");
+    db.close();
+  } finally {
+    await s.close();
+  }
+});
+
+test("sqlite: extended SQLite error codes of an outage are STORE_UNAVAILABLE", () => {
+  for (const code of [
+    "SQLITE_BUSY",
+    "SQLITE_BUSY_SNAPSHOT",
+    "SQLITE_IOERR_SHORT_READ",
+    "SQLITE_FULL",
+  ]) {
+    const err = Object.assign(new Error("disk trouble"), { code });
+    assert.equal(sqliteFailure("sqlite:x", "set", err).code, "STORE_UNAVAILABLE", code);
+  }
+  const constraint = Object.assign(new Error("bad"), { code: "SQLITE_CONSTRAINT_NOTNULL" });
+  assert.equal(sqliteFailure("sqlite:x", "set", constraint).code, "STORE_ERROR");
+  assert.equal(sqliteFailure("sqlite:x", "set", new Error("no code")).code, "STORE_ERROR");
 });
 
 test("sqlite: SIGKILL mid-writes leaves a consistent database holding every committed write", async () => {

@@ -98,6 +98,15 @@ export function storeContract(
     assert.equal(got!.deadline.getTime(), next.getTime());
   });
 
+  test(`${name}: a write with an Invalid Date deadline is refused and stores nothing`, async () => {
+    const { a } = subject();
+    const key = uniqueKey("nan-deadline");
+    await assert.rejects(a.set(key, new Date(Number.NaN), Buffer.from("x")), {
+      code: "INVALID_DEADLINE",
+    });
+    assert.equal(await a.get(key), undefined);
+  });
+
   test(`${name}: leases are exclusive between clients, renewable by the holder`, async () => {
     const { a, b } = subject();
     const key = uniqueKey("lease");
