@@ -250,7 +250,15 @@ async function scanRepository(s: Scan): Promise<void> {
   result.tags = listed.length;
   result.filteredOut = all.length - listed.length;
 
-  const { due, known } = await dueTags(ctx, job.name, listed, result, log, signal, job.checkAll ?? false);
+  const { due, known } = await dueTags(
+    ctx,
+    job.name,
+    listed,
+    result,
+    log,
+    signal,
+    job.checkAll ?? false,
+  );
   const total = due.length;
   let done = 0;
   job.onProgress?.({ total, done });

@@ -14,6 +14,7 @@ import type { Store } from "../cache/store.js";
 import { Warmer } from "../cache/warmer.js";
 import type { Config } from "../config/schema.js";
 import { RegscanError } from "../errors.js";
+import { withTimeout } from "../registry/abortable.js";
 import type { ClientFactory } from "../registry/client.js";
 import { instrumentRegistry } from "../registry/instrument.js";
 import { ApiServer } from "../server/api-server.js";
@@ -48,19 +49,6 @@ export class ListenError extends RegscanError {
  * bound (deployments allow for it: 20 s bound + 5 s < 30 s grace in deploy/ and systemd).
  */
 const CLOSE_BOUND_MS = 5_000;
-
-/** `work`, or a rejection once `ms` have passed. */
-async function withinBound(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not close within ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** What the daemon is started with. */
 export interface DaemonOptions {
@@ -252,9 +240,11 @@ export class Daemon {
     const bound = this.shutdownMs;
     this.logger.info({ boundMs: bound }, "shutting down");
     this.abort.abort();
-    const inTime = await withinBound(
+    const inTime = await withTimeout(
       Promise.all([this.server.close(Math.max(0, bound - 500)), this.warming]),
       bound,
+      () => new Error(`did not stop within ${bound} ms`),
+      true,
     ).then(
       () => true,
       () => false,
@@ -269,7 +259,13 @@ export class Daemon {
     const closeBy = Date.now() + CLOSE_BOUND_MS;
     for (const close of [...this.closers].reverse()) {
       try {
-        await withinBound(Promise.resolve().then(close), Math.max(0, closeBy - Date.now()));
+        const left = Math.max(0, closeBy - Date.now());
+        await withTimeout(
+          Promise.resolve().then(close),
+          left,
+          () => new Error(`did not close within ${left} ms`),
+          true,
+        );
       } catch (err) {
         this.logger.error({ err: { message: (err as Error).message } }, "closing failed");
         closed = false;

@@ -45,12 +45,21 @@ export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
   });
 }
 
-/** `p`, or a rejection with `onTimeout()` when it takes longer than `ms`. */
-export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+/**
+ * `p`, or a rejection with `onTimeout()` when it takes longer than `ms`. The timer does not
+ * keep the process alive unless `keepAlive` is set: a shutdown that waits on `p` needs the
+ * deadline to fire even when nothing else is left to run.
+ */
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  onTimeout: () => Error,
+  keepAlive = false,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(onTimeout()), ms);
-    timer.unref();
+    if (!keepAlive) timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -11,7 +11,7 @@ const compress = promisify(brotliCompress);
 const decompress = promisify(brotliDecompress);
 
 /** The first byte of every item regscan writes to memcached. */
-export const Frame = {
+const Frame = {
   /** The envelope as is. */
   Inline: 0x01,
   /** The envelope, brotli-compressed. */

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 
 /** Memcached's key length limit, in bytes. */
-export const MAX_MEMCACHED_KEY_BYTES = 250;
+const MAX_MEMCACHED_KEY_BYTES = 250;
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 const REFUSED = /[\u0000-\u0020\u007f]/;

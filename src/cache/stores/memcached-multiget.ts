@@ -13,7 +13,7 @@ const OP_NOOP = 0x0a;
 const HEADER_BYTES = 24;
 
 /** One GETKQ per key then a NOOP, all with `opaque`, as one buffer. */
-export function multiGetRequest(keys: readonly string[], opaque: number): Buffer {
+function multiGetRequest(keys: readonly string[], opaque: number): Buffer {
   const encoded = keys.map((k) => Buffer.from(k, "utf8"));
   const size = encoded.reduce((n, k) => n + HEADER_BYTES + k.byteLength, HEADER_BYTES);
   const out = Buffer.alloc(size);

@@ -24,7 +24,7 @@ import type { ServerSource } from "./memcached-servers.js";
 import { type StoreLogger, silentLogger } from "./options.js";
 
 /** Memcached's default item size limit (`-I 1m`). */
-export const DEFAULT_ITEM_SIZE = 1024 * 1024;
+const DEFAULT_ITEM_SIZE = 1024 * 1024;
 /** Room left in each item for memcached's own header, the key and the CAS value. */
 const ITEM_OVERHEAD = 1024;
 /** Beyond 30 days memcached reads an expiry as a Unix time, not a number of seconds. */

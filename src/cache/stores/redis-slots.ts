@@ -4,7 +4,7 @@
  */
 
 /** Number of hash slots in a Redis Cluster. */
-export const CLUSTER_SLOTS = 16384;
+const CLUSTER_SLOTS = 16384;
 
 const TABLE = (() => {
   const t = new Uint16Array(256);
@@ -17,7 +17,7 @@ const TABLE = (() => {
 })();
 
 /** CRC16/XMODEM, the checksum Redis Cluster hashes keys with. */
-export function crc16(bytes: Uint8Array): number {
+function crc16(bytes: Uint8Array): number {
   let crc = 0;
   for (const b of bytes) crc = ((crc << 8) ^ TABLE[((crc >> 8) ^ b) & 0xff]!) & 0xffff;
   return crc;

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
 import { RegscanError } from "../../errors.js";
+import { withTimeout } from "../abortable.js";
 
 /** How the dispatchers are built. */
 export interface DispatcherOptions {
@@ -43,8 +44,19 @@ export class Dispatchers {
     return insecure ? this.#unverified : this.#verified;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.#verified.close(), this.#unverified.close()]);
+  /**
+   * Lets requests in flight finish for up to `graceMs`, then destroys the sockets: a registry
+   * that stopped answering must not hold a shutting-down process.
+   */
+  async close(graceMs = 1000): Promise<void> {
+    const agents = [this.#verified, this.#unverified];
+    const closing = Promise.all(agents.map((agent) => agent.close()));
+    try {
+      await withTimeout(closing, graceMs, () => new Error("close timed out"), true);
+    } catch {
+      closing.catch(() => {});
+      await Promise.all(agents.map((agent) => agent.destroy()));
+    }
   }
 }
 
