@@ -12,6 +12,7 @@ export {
   NoImageDataError,
   NotCachedError,
   StoreWriteError,
+  UnknownDigestError,
   UnknownTagError,
   WarmerRunningError,
 } from "./cache/errors.js";

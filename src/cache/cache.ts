@@ -9,7 +9,13 @@ import type { ImageName, ImageRef } from "../image/ref.js";
 import type { OperationOptions, Registry } from "../registry/registry.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT, readChunked } from "./chunked-read.js";
 import { type Decorator, decorateImage, decorateRepository } from "./decorators.js";
-import { CachedFetchError, ImageExcludedError, NotCachedError, UnknownTagError } from "./errors.js";
+import {
+  CachedFetchError,
+  ImageExcludedError,
+  NotCachedError,
+  UnknownDigestError,
+  UnknownTagError,
+} from "./errors.js";
 import { Keys } from "./keys.js";
 import { cacheRequestDuration } from "./metrics.js";
 import {
@@ -184,7 +190,7 @@ export class Cache implements Registry {
         return decorateImage(this.#decorators, ref.name, { ...info, ref });
       }
     }
-    throw new NotCachedError(ref.toString());
+    throw new UnknownDigestError(ref.toString());
   }
 
   async #timed<T>(method: string, work: () => Promise<T>): Promise<T> {

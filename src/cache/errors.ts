@@ -42,6 +42,17 @@ export class UnknownTagError extends NoImageDataError {
   }
 }
 
+/**
+ * The repository is cached, but no cached tag points at the digest: it may exist in the
+ * registry, but the cache only knows images through tags.
+ */
+export class UnknownDigestError extends NoImageDataError {
+  readonly code = "UNKNOWN_DIGEST";
+  constructor(readonly ref: string) {
+    super(`${ref}: no cached tag of the repository points at this digest`);
+  }
+}
+
 /** The tag exists, but its image was excluded (for example no manifest for the wanted platform). */
 export class ImageExcludedError extends NoImageDataError {
   readonly code = "IMAGE_EXCLUDED";

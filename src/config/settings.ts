@@ -66,7 +66,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "replica-id",
     env: "REGSCAN_REPLICA_ID",
     kind: "string",
-    help: "this replica's name in shared-store leases (default hostname-pid)",
+    help: "this replica's name in shared-store leases (default hostname:pid:random)",
   },
   {
     path: "log.level",

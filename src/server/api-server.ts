@@ -299,6 +299,7 @@ export class ApiServer {
             "retry-after": String(this.opts.notCachedRetryAfter ?? 5),
           });
         case "UNKNOWN_TAG":
+        case "UNKNOWN_DIGEST":
         case "MANIFEST_UNKNOWN":
         case "NAME_UNKNOWN":
           throw new ApiError(404, err.code, err.message);

@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
 import { timestampLabelDecorator } from "../../src/cache/decorators.js";
+import { NoImageDataError } from "../../src/cache/errors.js";
 import { Keys } from "../../src/cache/keys.js";
 import {
   encodeRepositoryRecord,
@@ -105,6 +106,15 @@ describe("Cache", () => {
     });
     const byDigest = await cache.getImage(parseImageRef(`ghcr.io/acme/web@${DIGEST_A}`));
     assert.equal(byDigest.digest, DIGEST_A);
+    const unknownDigest = `sha256:${"e".repeat(64)}`;
+    await assert.rejects(
+      cache.getImage(parseImageRef(`ghcr.io/acme/web@${unknownDigest}`)),
+      (err: Error) => {
+        assert.ok(err instanceof NoImageDataError);
+        assert.equal((err as Error & { code?: string }).code, "UNKNOWN_DIGEST");
+        return true;
+      },
+    );
     const text = await registry.getSingleMetricAsString("regscan_cache_request_duration_seconds");
     assert.match(text, /method="getImageRepositoryMetadata",success="true"/);
     assert.match(text, /method="getImage",success="false"/);

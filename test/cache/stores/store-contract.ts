@@ -270,6 +270,50 @@ export function storeContract(
   });
 }
 
+/**
+ * The outage half of Acceptance 3: with its server stopped, every operation of `store`
+ * fails with STORE_UNAVAILABLE, fast (a write's message naming the server at `address`).
+ */
+export async function assertFailsFast(
+  store: Store,
+  key: string,
+  address: string,
+  opts: { release?: boolean } = {},
+): Promise<void> {
+  const started = Date.now();
+  await assert.rejects(store.get(key), { code: "STORE_UNAVAILABLE" });
+  await assert.rejects(store.set(key, new Date(), Buffer.from("during")), {
+    code: "STORE_UNAVAILABLE",
+    message: new RegExp(address),
+  });
+  await assert.rejects(store.acquire(key, 1000, "me"), { code: "STORE_UNAVAILABLE" });
+  if (opts.release) {
+    await assert.rejects(store.release(key, "me"), { code: "STORE_UNAVAILABLE" });
+  }
+  await assert.rejects(store.ping(), { code: "STORE_UNAVAILABLE" });
+  await assert.rejects(store.getMany([key, uniqueKey("outage-2")]), {
+    code: "STORE_UNAVAILABLE",
+  });
+  assert.ok(Date.now() - started < 10_000, `failed within ${Date.now() - started} ms`);
+}
+
+/**
+ * The recovery half: once the restarted (empty) server answers, within `tries` polls
+ * 100 ms apart, `key` is a miss and writes and reads work again.
+ */
+export async function assertRecovers(store: Store, key: string, tries: number): Promise<void> {
+  let got: Awaited<ReturnType<Store["get"]>> | "error" = "error";
+  for (let i = 0; i < tries && got === "error"; i++) {
+    got = await store.get(key).catch(() => "error" as const);
+    if (got === "error") await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(got, undefined, "the server restarted empty (nothing saved)");
+  await store.set(key, new Date(Date.now() + 60_000), Buffer.from("after"));
+  assert.equal(Buffer.from((await store.get(key))!.value).toString(), "after");
+  const [after] = await store.getMany([key]);
+  assert.equal(Buffer.from(after!.value).toString(), "after");
+}
+
 /** Runs `fn` over `items`, `size` at a time (test setup: quick, bounded writes). */
 async function forEachInBatches<T>(
   items: readonly T[],
