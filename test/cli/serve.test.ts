@@ -259,6 +259,14 @@ describe("regscan serve", () => {
     assert.match(r.stdout, /rps: 7/);
     assert.match(r.stdout, /name: alpine/);
     assert.ok(!r.stdout.includes("very-secret-token") && !r.stdout.includes("redis-pw"));
+    // The flags `serve` takes apply too, over the environment and the file.
+    const flagged = await runCli(
+      ["config", "check", file, "--rps", "9", "--api-token", "flag-secret-token"],
+      { env: { REGSCAN_RPS: "7" } },
+    );
+    assert.equal(flagged.code, 0, flagged.stderr);
+    assert.match(flagged.stdout, /rps: 9/);
+    assert.ok(!flagged.stdout.includes("flag-secret-token"));
     const bad = await runCli(["config", "check", join(dir, "bad.yaml")]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /interval: expected a duration/);
