@@ -342,7 +342,8 @@ function send(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
+  // A final newline, so that `curl` output does not run into the shell prompt.
+  const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(text),
