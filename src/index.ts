@@ -35,6 +35,7 @@ export {
 export { LeaseLostError } from "./cache/repository-lease.js";
 export type { Store, StoreEntry } from "./cache/store.js";
 export {
+  InvalidDeadlineError,
   InvalidStoreUrlError,
   StoreClosedError,
   StoreOperationError,
