@@ -1,19 +1,17 @@
 /**
  * Options shared by the commands that talk to a registry directly (`tags`, `inspect`):
  * platform, insecure hosts, docker config, trace, output; and the factory and credentials
- * they make from them.
+ * they make from them. The registry client and credentials are imported only when a command
+ * runs, so that `--help` and usage errors answer without loading the HTTP stack.
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { Platform } from "../image/info.js";
-import { sharedCloudProviders } from "../registry/credentials/cloud-providers.js";
-import { Credentials } from "../registry/credentials/credentials.js";
-import { readDockerConfigFile } from "../registry/credentials/image-creds.js";
-import { RemoteClientFactory } from "../registry/factory.js";
+import type { Credentials } from "../registry/credentials/credentials.js";
+import type { RemoteClientFactory } from "../registry/factory.js";
 import { parsePlatform } from "../registry/manifest/platform.js";
 import { type CliContext, CliError } from "./context.js";
-import { cliLogger } from "./logger.js";
 import type { OutputFormat } from "./output.js";
 
 /** The flags `addRegistryOptions` adds, as commander hands them over. */
@@ -82,6 +80,11 @@ export async function loadCredentials(
   env: NodeJS.ProcessEnv,
 ): Promise<Credentials> {
   const path = flags.dockerConfig ?? defaultDockerConfigPath(env);
+  const [{ readDockerConfigFile }, { Credentials }, { sharedCloudProviders }] = await Promise.all([
+    import("../registry/credentials/image-creds.js"),
+    import("../registry/credentials/credentials.js"),
+    import("../registry/credentials/cloud-providers.js"),
+  ]);
   try {
     return await readDockerConfigFile(path);
   } catch (error) {
@@ -97,7 +100,14 @@ function causeCode(error: unknown): string | undefined {
 }
 
 /** A factory for one command run; the caller closes it. */
-export function factoryFromFlags(flags: RegistryFlags, ctx: CliContext): RemoteClientFactory {
+export async function factoryFromFlags(
+  flags: RegistryFlags,
+  ctx: CliContext,
+): Promise<RemoteClientFactory> {
+  const [{ RemoteClientFactory }, { cliLogger }] = await Promise.all([
+    import("../registry/factory.js"),
+    import("./logger.js"),
+  ]);
   return new RemoteClientFactory({
     logger: cliLogger(ctx, flags.trace ? "info" : "warn"),
     trace: flags.trace ?? false,

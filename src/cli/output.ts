@@ -3,7 +3,7 @@
  * document for machines.
  */
 import type { ImageEntry, ImageInfo, Platform } from "../image/info.js";
-import { imageInfoToJSON } from "../image/json.js";
+import { imageInfoToJSON } from "../image/json-form.js";
 import type { ImageRef } from "../image/ref.js";
 import { formatRfc3339 } from "../image/rfc3339.js";
 import { formatPlatform } from "../registry/manifest/platform.js";

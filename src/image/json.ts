@@ -2,13 +2,25 @@
  * The JSON forms of ImageInfo, ImageEntry and RepositoryMetadata: plain JSON-safe objects
  * with times as RFC 3339 strings, absent values omitted and references as canonical
  * strings. Decoding validates everything and throws InvalidImageDataError naming what was
- * wrong, which a cache treats as a miss.
+ * wrong, which a cache treats as a miss. The forms and encoders live in json-form.ts (which
+ * does not load zod) and are re-exported here.
  */
 import { z } from "zod";
 import { RegscanError } from "../errors.js";
-import type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./info.js";
+import type { ImageEntry, ImageInfo, Labels, RepositoryMetadata } from "./info.js";
+import { copyRecord, platformToJSON } from "./json-form.js";
 import { InvalidImageRefError, parseImageRef } from "./ref.js";
-import { formatRfc3339, parseRfc3339 } from "./rfc3339.js";
+import { parseRfc3339 } from "./rfc3339.js";
+
+export {
+  type ImageEntryJSON,
+  type ImageInfoJSON,
+  imageEntryToJSON,
+  imageInfoToJSON,
+  type PlatformJSON,
+  type RepositoryMetadataJSON,
+  repositoryMetadataToJSON,
+} from "./json-form.js";
 
 /** Thrown when JSON that should describe an image or a repository does not. */
 export class InvalidImageDataError extends RegscanError {
@@ -26,40 +38,6 @@ export class InvalidImageDataError extends RegscanError {
 function summarise(problems: string[]): string {
   const shown = problems.slice(0, 5).join("; ");
   return problems.length > 5 ? `${shown}; and ${problems.length - 5} more` : shown;
-}
-
-/** JSON form of a Platform. */
-export interface PlatformJSON {
-  os: string;
-  architecture: string;
-  variant?: string;
-  osVersion?: string;
-}
-
-/** JSON form of an ImageInfo. */
-export interface ImageInfoJSON {
-  /** Canonical reference, e.g. `docker.io/library/alpine:3.19`. */
-  ref: string;
-  digest: string;
-  platformDigest?: string;
-  imageID?: string;
-  mediaType: string;
-  /** RFC 3339. */
-  createdAt?: string;
-  labels: Labels;
-  platform?: PlatformJSON;
-  platforms: PlatformJSON[];
-  /** RFC 3339. */
-  lastFetched?: string;
-}
-
-/** JSON form of an ImageEntry: exactly one of the two keys. */
-export type ImageEntryJSON = { info: ImageInfoJSON } | { excludedReason: string };
-
-/** JSON form of RepositoryMetadata: images keyed by tag. */
-export interface RepositoryMetadataJSON {
-  tags: string[];
-  images: Record<string, ImageInfoJSON>;
 }
 
 const rfc3339 = z.string().refine((s) => parseRfc3339(s) !== undefined, {
@@ -81,14 +59,6 @@ const imageRef = z.string().refine(
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/**
- * Copies own keys into a fresh object, keeping even a key named `__proto__` (fromEntries
- * defines properties where assignment would set the prototype).
- */
-function copyRecord<T>(from: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(from));
 }
 
 // z.record would drop a key named `__proto__` (a valid label and even a valid tag), so
@@ -141,35 +111,6 @@ function decode<S extends z.ZodType>(what: string, schema: S, value: unknown): z
   return result.data;
 }
 
-function platformToJSON(p: Platform): PlatformJSON {
-  const out: PlatformJSON = { os: p.os, architecture: p.architecture };
-  if (p.variant !== undefined) out.variant = p.variant;
-  if (p.osVersion !== undefined) out.osVersion = p.osVersion;
-  return out;
-}
-
-/**
- * The JSON form of an image's info. Absent values are left out; an invalid `Date` counts as
- * absent, since no RFC 3339 string can say it.
- */
-export function imageInfoToJSON(info: ImageInfo): ImageInfoJSON {
-  const out: ImageInfoJSON = {
-    ref: info.ref.toString(),
-    digest: info.digest,
-    mediaType: info.mediaType,
-    labels: copyRecord(info.labels),
-    platforms: info.platforms.map(platformToJSON),
-  };
-  if (info.platformDigest !== undefined) out.platformDigest = info.platformDigest;
-  if (info.imageID !== undefined) out.imageID = info.imageID;
-  const createdAt = info.createdAt && formatRfc3339(info.createdAt);
-  if (createdAt !== undefined) out.createdAt = createdAt;
-  if (info.platform !== undefined) out.platform = platformToJSON(info.platform);
-  const lastFetched = info.lastFetched && formatRfc3339(info.lastFetched);
-  if (lastFetched !== undefined) out.lastFetched = lastFetched;
-  return out;
-}
-
 function infoFromParsed(j: z.output<typeof imageInfoSchema>): ImageInfo {
   const info: ImageInfo = {
     ref: parseImageRef(j.ref),
@@ -191,26 +132,11 @@ export function imageInfoFromJSON(value: unknown): ImageInfo {
   return infoFromParsed(decode("ImageInfo", imageInfoSchema, value));
 }
 
-/** The JSON form of an entry: `{"info": ...}` or `{"excludedReason": ...}`, never both. */
-export function imageEntryToJSON(entry: ImageEntry): ImageEntryJSON {
-  return entry.info !== undefined
-    ? { info: imageInfoToJSON(entry.info) }
-    : { excludedReason: entry.excludedReason };
-}
-
 /** Reads an entry from its JSON form; throws InvalidImageDataError. */
 export function imageEntryFromJSON(value: unknown): ImageEntry {
   const e = decode("ImageEntry", imageEntrySchema, value);
   if (e.info !== undefined) return { info: infoFromParsed(e.info) };
   return { excludedReason: e.excludedReason ?? "" };
-}
-
-/** The JSON form of a repository's metadata, images keyed by tag. */
-export function repositoryMetadataToJSON(meta: RepositoryMetadata): RepositoryMetadataJSON {
-  const images = Object.fromEntries(
-    [...meta.images].map(([tag, info]) => [tag, imageInfoToJSON(info)] as const),
-  );
-  return { tags: [...meta.tags], images };
 }
 
 /** Reads a repository's metadata from its JSON form; throws InvalidImageDataError. */

@@ -3,8 +3,9 @@
  * one transport stack between them — agents, rate limiters, the challenge learnt per host
  * and the token cache — so that many clients cost one ping per host and one token per scope.
  */
-import pino, { type Logger } from "pino";
-import { Registry as MetricsRegistry } from "prom-client";
+import { createRequire } from "node:module";
+import type { Logger } from "pino";
+import type { Registry as MetricsRegistry } from "prom-client";
 import type { Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Client, ClientFactory, ClientOptions } from "./client.js";
@@ -59,6 +60,15 @@ export interface RemoteClientFactoryOptions {
   now?: () => number;
 }
 
+/**
+ * A logger that drops everything, for a factory given none. pino is loaded only then (it is
+ * CommonJS, so `require` works here), since callers that pass a logger have loaded it already.
+ */
+function silentLogger(): Logger {
+  const pino = createRequire(import.meta.url)("pino") as typeof import("pino");
+  return pino.pino({ level: "silent" });
+}
+
 /** The library's `ClientFactory` for real registries. Call `close()` when done with it. */
 export class RemoteClientFactory implements ClientFactory {
   /** The rate limiters requests go through (shared with whoever passed them in). */
@@ -81,14 +91,16 @@ export class RemoteClientFactory implements ClientFactory {
       typeof opts.platform === "string"
         ? parsePlatform(opts.platform)
         : (opts.platform ?? { ...DEFAULT_PLATFORM });
+    // No `instanceof` prom-client's Registry here: that would load prom-client for every
+    // factory, metrics or not.
     const counter =
-      opts.metrics instanceof HttpMetrics
-        ? opts.metrics
-        : opts.metrics instanceof MetricsRegistry
-          ? new HttpMetrics(opts.metrics)
-          : undefined;
+      opts.metrics === undefined
+        ? undefined
+        : opts.metrics instanceof HttpMetrics
+          ? opts.metrics
+          : new HttpMetrics(opts.metrics);
     this.#stack = new TransportStack({
-      logger: opts.logger ?? pino({ level: "silent" }),
+      logger: opts.logger ?? silentLogger(),
       limiters: this.limiters,
       trace: opts.trace ?? false,
       isInsecure: this.#isInsecure,

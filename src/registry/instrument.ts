@@ -4,8 +4,9 @@
  * of HTTP requests that the transport feeds. Metrics go on a prom-client registry the
  * caller passes (a new one by default); creating them twice reuses the first.
  */
+import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
-import { Counter, Histogram, Registry as PromRegistry } from "prom-client";
+import type { Counter, Histogram, Registry as PromRegistry } from "prom-client";
 import { RegscanError } from "../errors.js";
 import type { Client } from "./client.js";
 import type { Registry } from "./registry.js";
@@ -34,6 +35,19 @@ export class MetricConflictError extends RegscanError {
   }
 }
 
+type PromClient = typeof import("prom-client");
+let promClientModule: PromClient | undefined;
+
+/**
+ * prom-client, loaded the first time a metric is made: it costs tens of milliseconds to load
+ * and most runs of the CLI count nothing. It is CommonJS, so `require` returns the very
+ * module (and classes) that an `import "prom-client"` elsewhere gets.
+ */
+function promClient(): PromClient {
+  promClientModule ??= createRequire(import.meta.url)("prom-client") as PromClient;
+  return promClientModule;
+}
+
 /** The metric `name` already on `register` (made by another instance), else `make()`. */
 function registered<M>(
   register: PromRegistry,
@@ -53,11 +67,12 @@ function histogram<L extends string>(
   help: string,
   labelNames: readonly L[],
 ): Histogram<L> {
+  const prom = promClient();
   return registered(
     register,
     name,
-    Histogram<L>,
-    () => new Histogram<L>({ name, help, labelNames, registers: [register] }),
+    prom.Histogram<L>,
+    () => new prom.Histogram<L>({ name, help, labelNames, registers: [register] }),
   );
 }
 
@@ -67,18 +82,19 @@ function counter<L extends string>(
   help: string,
   labelNames: readonly L[],
 ): Counter<L> {
+  const prom = promClient();
   return registered(
     register,
     name,
-    Counter<L>,
-    () => new Counter<L>({ name, help, labelNames, registers: [register] }),
+    prom.Counter<L>,
+    () => new prom.Counter<L>({ name, help, labelNames, registers: [register] }),
   );
 }
 
 /** `regscan_client_fetch_duration_seconds{kind, success}`. */
 export class ClientMetrics {
   readonly fetchDuration: Histogram<typeof LabelRequestKind | typeof LabelSuccess>;
-  constructor(readonly register: PromRegistry = new PromRegistry()) {
+  constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
     this.fetchDuration = histogram(
       register,
       ClientFetchDurationMetric,
@@ -91,7 +107,7 @@ export class ClientMetrics {
 /** `regscan_registry_fetch_duration_seconds{success}`. */
 export class RegistryMetrics {
   readonly fetchDuration: Histogram<typeof LabelSuccess>;
-  constructor(readonly register: PromRegistry = new PromRegistry()) {
+  constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
     this.fetchDuration = histogram(
       register,
       RegistryFetchDurationMetric,
@@ -104,7 +120,7 @@ export class RegistryMetrics {
 /** `regscan_http_requests_total{host, method, status}`, incremented by the transport. */
 export class HttpMetrics {
   readonly requests: Counter<"host" | "method" | "status">;
-  constructor(readonly register: PromRegistry = new PromRegistry()) {
+  constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
     this.requests = counter(
       register,
       HttpRequestsMetric,

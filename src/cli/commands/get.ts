@@ -7,7 +7,7 @@ import { Cache, type CachedTag } from "../../cache/cache.js";
 import { openStore, redact } from "../../cache/open-store.js";
 import type { RepositoryRecord } from "../../cache/records.js";
 import type { Store } from "../../cache/store.js";
-import { imageInfoToJSON } from "../../image/json.js";
+import { imageInfoToJSON } from "../../image/json-form.js";
 import { type ImageName, type ImageRef, parseImageRef } from "../../image/ref.js";
 import { formatRfc3339 } from "../../image/rfc3339.js";
 import type { OperationOptions } from "../../registry/registry.js";

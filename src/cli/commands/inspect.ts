@@ -33,7 +33,7 @@ export function registerInspectCommand(program: Command, ctx: CliContext): void 
     if (ref.tag === undefined && ref.digest === undefined) ref = ref.name.withTag("latest");
     const reference = ref.digest ?? ref.tag ?? "latest";
     const creds = await loadCredentials(flags, ctx.env);
-    const factory = factoryFromFlags(flags, ctx);
+    const factory = await factoryFromFlags(flags, ctx);
     try {
       const client = factory.clientFor(ref.name, creds);
       const entry = await untilInterrupted((signal) => client.manifest(reference, { signal }));

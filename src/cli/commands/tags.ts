@@ -28,7 +28,7 @@ export function registerTagsCommand(program: Command, ctx: CliContext): void {
       throw new CliError((error as Error).message);
     }
     const creds = await loadCredentials(flags, ctx.env);
-    const factory = factoryFromFlags(flags, ctx);
+    const factory = await factoryFromFlags(flags, ctx);
     try {
       const tags = await untilInterrupted((signal) =>
         factory.clientFor(name, creds).tags({ signal }),
