@@ -108,6 +108,9 @@ async function coldScanVersusRaw() {
             method: "HEAD",
             dispatcher: agent,
             headers: { accept: ACCEPT_ALL_MANIFESTS },
+            // As the warmer does: undici otherwise closes the connection after every HEAD,
+            // and the raw loop would pay a new connection per tag.
+            reset: false,
           });
           await head.body.dump();
           const digest = String(head.headers["docker-content-digest"]);

@@ -73,8 +73,13 @@ export class TransportStack {
       }
     };
     this.tokens = new TokenCache(opts.now ? { now: opts.now } : {});
-    // Pings go through the same limits, retries and trace as everything else.
-    this.pings = new PingCache(this.#unauthenticated(), opts.isInsecure);
+    // Pings go through the same limits, retries and trace as everything else; the quick
+    // first look at an insecure host (is it https at all?) goes without retries.
+    this.pings = new PingCache(
+      this.#unauthenticated(),
+      opts.isInsecure,
+      this.#unauthenticated({ retries: false }),
+    );
   }
 
   /** The chain for one client of `host` asking for `scope`. */
@@ -100,10 +105,14 @@ export class TransportStack {
     await this.#dispatchers.close();
   }
 
-  /** trace -> retry -> rate limit -> count -> send; a fresh rate-limit layer per call. */
-  #unauthenticated(): Transport {
+  /**
+   * trace -> retry -> rate limit -> count -> send (the retry layer left out with `retries`
+   * false); a fresh rate-limit layer per call.
+   */
+  #unauthenticated({ retries = true }: { retries?: boolean } = {}): Transport {
     const { logger, trace, limiters, retry, now } = this.#opts;
     const limited = rateLimitTransport(this.#sender, limiters, now);
+    if (!retries) return traceTransport(limited, logger, trace);
     const retried = retryTransport(limited, {
       ...retry,
       onRetry: (info) => {

@@ -6,7 +6,14 @@
 
 import { raceAbort } from "../abortable.js";
 import { NetworkError, registryErrorFromResponse } from "../errors.js";
-import { discard, ERROR_BODY_LIMIT, readTextPrefix, type Transport } from "./exchange.js";
+import {
+  discard,
+  ERROR_BODY_LIMIT,
+  type HttpResponse,
+  readTextPrefix,
+  type Transport,
+} from "./exchange.js";
+import { RETRY_STATUSES } from "./retry.js";
 import type { InsecurePolicy } from "./send.js";
 import { parseWwwAuthenticate, selectChallenge } from "./www-authenticate.js";
 
@@ -26,9 +33,15 @@ export interface PingResult {
 export class PingCache {
   readonly #results = new Map<string, Promise<PingResult>>();
 
+  /**
+   * @param transport the chain pings go through (with retries).
+   * @param probe the same chain without retries, for the quick first look at an insecure
+   *   host (default `transport`).
+   */
   constructor(
     private readonly transport: Transport,
     private readonly isInsecure: InsecurePolicy,
+    private readonly probe: Transport = transport,
   ) {}
 
   /** The host's ping result, pinging it the first time. */
@@ -45,17 +58,62 @@ export class PingCache {
 
   async #ping(host: string): Promise<PingResult> {
     const https = new URL(`https://${host}/`);
+    const http = new URL(`http://${host}/`);
+    if (this.isInsecure(host)) {
+      const quick = await this.#probeInsecure(https, http, host);
+      if (quick) return quick;
+    }
     try {
       return await this.#pingAt(https, host);
     } catch (err) {
       if (!(err instanceof NetworkError) || !this.isInsecure(host)) throw err;
-      return await this.#pingAt(new URL(`http://${host}/`), host);
+      return await this.#pingAt(http, host);
     }
   }
 
+  /**
+   * An insecure host's https tried once, without retries: a plain-HTTP host answers TLS
+   * with a reset, which the retry layer would otherwise retry for a second or more before
+   * the fallback to http. Undefined when that gave no clear answer (a status the retries
+   * are for, or http answering other than a registry's `/v2/`: 200, 401, or a refusal that
+   * the retried ping would report too); the host is then pinged the usual, retried way.
+   */
+  async #probeInsecure(https: URL, http: URL, host: string): Promise<PingResult | undefined> {
+    let res: HttpResponse | undefined;
+    try {
+      res = await this.#get(https, this.probe);
+    } catch (err) {
+      // What the retried ping does too: only a network failure falls back to http.
+      if (!(err instanceof NetworkError)) throw err;
+    }
+    if (res) {
+      if (!RETRY_STATUSES.has(res.status)) return await this.#resultOf(res, https, host);
+      await discard(res);
+      return undefined;
+    }
+    try {
+      res = await this.#get(http, this.transport);
+    } catch {
+      return undefined;
+    }
+    if (res.status === 200 || res.status === 401 || res.status === 429 || res.status >= 500) {
+      return await this.#resultOf(res, http, host);
+    }
+    // E.g. the 400 a TLS server answers plain HTTP with: https may have failed only for now.
+    await discard(res);
+    return undefined;
+  }
+
   async #pingAt(base: URL, host: string): Promise<PingResult> {
+    return this.#resultOf(await this.#get(base, this.transport), base, host);
+  }
+
+  #get(base: URL, transport: Transport): Promise<HttpResponse> {
     const signal = AbortSignal.timeout(30_000);
-    const res = await this.transport({ method: "GET", url: new URL("/v2/", base), signal });
+    return transport({ method: "GET", url: new URL("/v2/", base), signal });
+  }
+
+  async #resultOf(res: HttpResponse, base: URL, host: string): Promise<PingResult> {
     if (res.status === 401) {
       const challenge = challengeFrom(res.headers.get("www-authenticate"));
       await discard(res);

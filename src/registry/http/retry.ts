@@ -35,7 +35,8 @@ export interface RetryOptions {
   now?: () => number;
 }
 
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+/** The statuses retried (the ping's quick probe leaves these to the retried way). */
+export const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 
 /** Wraps `next` with retries. */
 export function retryTransport(next: Transport, opts: RetryOptions = {}): Transport {
