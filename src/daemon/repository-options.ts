@@ -6,8 +6,8 @@
 import type { RepositoryOptions } from "../cache/warmer-types.js";
 import type { Config, TagFilterConfig } from "../config/schema.js";
 import { toTagFilterOptions } from "../config/tag-filter-options.js";
-import type { Platform } from "../image/info.js";
 import { parseImageRef } from "../image/ref.js";
+import { parsePlatform } from "../registry/manifest/platform.js";
 
 /** Options by canonical repository name, and the function the warmer asks. */
 export interface RepositoryOptionsTable {
@@ -50,10 +50,4 @@ function toOptions(
   if (platform) out.platform = parsePlatform(platform);
   if (intervalMs !== undefined) out.intervalMs = intervalMs;
   return out;
-}
-
-/** `linux/arm64/v8` -> `{ os, architecture, variant }`. */
-export function parsePlatform(text: string): Platform {
-  const [os = "", architecture = "", variant] = text.split("/");
-  return variant ? { os, architecture, variant } : { os, architecture };
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { configSchema } from "../../src/config/schema.js";
-import { parsePlatform, repositoryOptions } from "../../src/daemon/repository-options.js";
+import { repositoryOptions } from "../../src/daemon/repository-options.js";
+import { parsePlatform } from "../../src/registry/manifest/platform.js";
 
 describe("repositoryOptions", () => {
   test("per-repository options, with the defaults for the rest", () => {
@@ -42,5 +43,13 @@ describe("repositoryOptions", () => {
 
   test("platforms", () => {
     assert.deepEqual(parsePlatform("linux/amd64"), { os: "linux", architecture: "amd64" });
+    // The configured platform is normalised as the registry client matches platforms.
+    const table = repositoryOptions(
+      configSchema.parse({ repositories: [{ name: "alpine", platform: "linux/aarch64" }] }),
+    );
+    assert.deepEqual(table.optionsFor("docker.io/library/alpine")?.platform, {
+      os: "linux",
+      architecture: "arm64",
+    });
   });
 });
