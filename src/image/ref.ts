@@ -276,6 +276,14 @@ function checkDomain(input: string, domain: string): void {
       `invalid domain ${JSON.stringify(domain)}: the port must be a number`,
     );
   }
+  // The grammar allows any digits, but a URL cannot carry port 0 or one past 65535: such a
+  // name would only fail later, far from the input, when a request URL is built.
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65_535)) {
+    throw new InvalidImageRefError(
+      input,
+      `invalid domain ${JSON.stringify(domain)}: the port must be between 1 and 65535`,
+    );
+  }
 }
 
 function checkPath(input: string, path: string): void {

@@ -60,6 +60,10 @@ export function distributionParse(s: string): OracleRef | undefined {
   // one, distribution falls back to a reference with an empty domain, which names no
   // registry; regscan refuses it with "invalid domain" instead.
   if (m[2] === undefined) return undefined;
+  // distribution takes any digits as a port; regscan refuses 0 and ports past 65535, which
+  // no URL can carry.
+  const port = /:(\d+)$/.exec(m[2])?.[1];
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) return undefined;
   if ((m[1] ?? "").length > 255) return undefined;
   const digest = m[5];
   if (digest !== undefined) {

@@ -12,7 +12,7 @@ import { distributionParse } from "./distribution-oracle.js";
 
 const pathComponent = fc.stringMatching(/^[a-z0-9]{1,4}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,4}){0,2}$/);
 const dnsLabel = fc.stringMatching(/^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]{0,4}[a-zA-Z0-9])$/);
-const port = fc.integer({ min: 0, max: 65535 }).map((p) => `:${p}`);
+const port = fc.integer({ min: 1, max: 65535 }).map((p) => `:${p}`);
 const domain = fc.oneof(
   fc
     .tuple(fc.array(dnsLabel, { minLength: 2, maxLength: 3 }), fc.option(port, { nil: "" }))

@@ -102,3 +102,31 @@ describe("parseImageName", () => {
     assert.throws(() => parseImageName("Alpine"), InvalidImageRefError);
   });
 });
+
+describe("ports", () => {
+  it("refuses a port outside 1-65535 at parse time, naming the domain", () => {
+    for (const input of [
+      "127.0.0.1:99999/x",
+      "localhost:0/x",
+      "[::1]:65536/x:v1",
+      "h.io:00000/a",
+    ]) {
+      assert.throws(
+        () => parseImageRef(input),
+        (e: unknown) =>
+          e instanceof InvalidImageRefError &&
+          e.code === "INVALID_IMAGE_REF" &&
+          /port must be between 1 and 65535/.test(e.message) &&
+          e.message.includes(JSON.stringify(input)),
+        input,
+      );
+    }
+  });
+
+  it("accepts the ends of the range", () => {
+    assert.equal(parseImageRef("127.0.0.1:1/x").domain, "127.0.0.1:1");
+    assert.equal(parseImageRef("[::1]:65535/x").domain, "[::1]:65535");
+    // The URL a client builds from it is valid.
+    assert.equal(new URL(`https://${parseImageRef("127.0.0.1:65535/x").domain}/v2/`).port, "65535");
+  });
+});
