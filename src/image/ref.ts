@@ -63,22 +63,15 @@ export class ImageName {
   }
 
   /**
-   * The short form people type, e.g. `alpine`, `user/app`, `ghcr.io/a/b`. Unlike
-   * distribution's `FamiliarName`, a Docker Hub path whose first component would be read
-   * back as a domain (`docker.io/foo.bar/x`) keeps its `docker.io/`, so that the familiar
-   * form always parses back to the same name.
+   * The short form people type, e.g. `alpine`, `user/app`, `ghcr.io/a/b`: distribution's
+   * `FamiliarName`, except where that would not parse back to the same name. A Docker Hub
+   * path whose first component would be read back as a domain (`docker.io/foo.bar/x`)
+   * keeps its `docker.io/`, and so does an official name of 64 hex digits, which alone
+   * would be read back as an image ID (`docker.io/<hex>`; with a tag or a digest it needs
+   * no domain, see `ImageRef.familiar`).
    */
   familiar(): string {
-    if (this.domain !== DOCKER_HUB_DOMAIN) return this.toString();
-    if (this.path.startsWith(OFFICIAL_PREFIX)) {
-      const rest = this.path.slice(OFFICIAL_PREFIX.length);
-      // A bare 64-hex name would be read back as an image ID, so it keeps a domain.
-      if (IDENTIFIER.test(rest)) return `${DOCKER_HUB_DOMAIN}/${rest}`;
-      if (!rest.includes("/")) return rest;
-    }
-    const slash = this.path.indexOf("/");
-    if (slash === -1) return this.toString();
-    return looksLikeDomain(this.path.slice(0, slash)) ? this.toString() : this.path;
+    return familiarName(this, true);
   }
 
   /** A reference to a tag of this repository. */
@@ -121,13 +114,35 @@ export class ImageRef {
   toString(): string {
     return `${this.name.toString()}${suffix(this.tag, this.digest)}`;
   }
-  /** The short form people type, e.g. `alpine:3.19`. */
+  /**
+   * The short form people type, e.g. `alpine:3.19`: distribution's `FamiliarString`,
+   * except that a name whose familiar form would not parse back keeps its `docker.io/`
+   * (see `ImageName.familiar`). Only a bare 64-hex name is taken for an image ID, so
+   * `<hex>:tag` and `<hex>@sha256:...` print short, as docker prints them.
+   */
   familiar(): string {
-    return `${this.name.familiar()}${suffix(this.tag, this.digest)}`;
+    const bare = this.tag === undefined && this.digest === undefined;
+    return `${familiarName(this.name, bare)}${suffix(this.tag, this.digest)}`;
   }
   equals(other: ImageRef): boolean {
     return this.name.equals(other.name) && this.tag === other.tag && this.digest === other.digest;
   }
+}
+
+/**
+ * A name's familiar form; `bare` says nothing (no tag, no digest) follows it, which is
+ * when a 64-hex official name would be read back as an image ID.
+ */
+function familiarName(name: ImageName, bare: boolean): string {
+  if (name.domain !== DOCKER_HUB_DOMAIN) return name.toString();
+  if (name.path.startsWith(OFFICIAL_PREFIX)) {
+    const rest = name.path.slice(OFFICIAL_PREFIX.length);
+    if (!rest.includes("/"))
+      return bare && IDENTIFIER.test(rest) ? `${DOCKER_HUB_DOMAIN}/${rest}` : rest;
+  }
+  const slash = name.path.indexOf("/");
+  if (slash === -1) return name.toString();
+  return looksLikeDomain(name.path.slice(0, slash)) ? name.toString() : name.path;
 }
 
 function suffix(tag: string | undefined, digest: string | undefined): string {

@@ -1,7 +1,8 @@
 /**
  * An independent statement of `docker pull`'s reference parser for differential tests: the
  * distribution grammar as one anchored regular expression (as reference/regexp.go builds
- * it), the Docker Hub domain split of normalize.go, and go-digest's algorithm check.
+ * it), the Docker Hub domain split of normalize.go, go-digest's algorithm check, and the
+ * familiar form FamiliarString prints.
  */
 
 const alphanumeric = "[a-z0-9]+";
@@ -72,4 +73,17 @@ export function distributionParse(s: string): OracleRef | undefined {
     if (check === undefined || !check.test(digest.slice(colon + 1))) return undefined;
   }
   return { domain: m[2] ?? "", path: m[3] ?? "", tag: m[4], digest };
+}
+
+/**
+ * What distribution's FamiliarString prints for a parsed reference (familiarizeName in
+ * normalize.go): Docker Hub's domain dropped, and `library/` too when one component is left.
+ */
+export function distributionFamiliar(ref: OracleRef): string {
+  let name = `${ref.domain}/${ref.path}`;
+  if (ref.domain === "docker.io") {
+    const rest = ref.path.startsWith("library/") ? ref.path.slice("library/".length) : undefined;
+    name = rest !== undefined && !rest.includes("/") ? rest : ref.path;
+  }
+  return `${name}${ref.tag !== undefined ? `:${ref.tag}` : ""}${ref.digest !== undefined ? `@${ref.digest}` : ""}`;
 }

@@ -261,12 +261,49 @@ export const validRefCases: ValidRefCase[] = [
     tag: "t".repeat(128),
     familiar: `a:${"t".repeat(128)}`,
   },
+  // Only a bare 64-hex string is an image ID: with a tag or a digest the familiar form
+  // needs no domain, as distribution's FamiliarString prints it.
   {
     input: `${ID64}:tag`,
     domain: "docker.io",
     path: `library/${ID64}`,
     tag: "tag",
-    familiar: `docker.io/${ID64}:tag`,
+    familiar: `${ID64}:tag`,
+  },
+  {
+    input: `docker.io/${ID64}:tag`,
+    domain: "docker.io",
+    path: `library/${ID64}`,
+    tag: "tag",
+    familiar: `${ID64}:tag`,
+  },
+  {
+    input: `docker.io/library/${ID64}@${D256}`,
+    domain: "docker.io",
+    path: `library/${ID64}`,
+    digest: D256,
+    familiar: `${ID64}@${D256}`,
+  },
+  {
+    input: `index.docker.io/${ID64}:v1@${D256}`,
+    domain: "docker.io",
+    path: `library/${ID64}`,
+    tag: "v1",
+    digest: D256,
+    familiar: `${ID64}:v1@${D256}`,
+  },
+  {
+    input: `docker.io/library/${ID64}`,
+    domain: "docker.io",
+    path: `library/${ID64}`,
+    familiar: `docker.io/${ID64}`,
+  },
+  {
+    input: `${ID64}/app:tag`,
+    domain: "docker.io",
+    path: `${ID64}/app`,
+    tag: "tag",
+    familiar: `${ID64}/app:tag`,
   },
   // Digests
   {

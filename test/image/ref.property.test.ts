@@ -1,14 +1,16 @@
 /**
  * Property tests for the image-reference parser: generated valid references round-trip
- * through their canonical and familiar forms, the parser agrees with an independent
+ * through their canonical and familiar forms, the familiar form is distribution's
+ * FamiliarString wherever that parses back, the parser agrees with an independent
  * statement of the distribution grammar on near-valid strings, and nothing but
  * InvalidImageRefError is ever thrown.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import { type ImageRef, InvalidImageRefError, parseImageRef } from "../../src/image/ref.js";
-import { distributionParse } from "./distribution-oracle.js";
+import { distributionFamiliar, distributionParse } from "./distribution-oracle.js";
 
 const pathComponent = fc.stringMatching(/^[a-z0-9]{1,4}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,4}){0,2}$/);
 const dnsLabel = fc.stringMatching(/^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]{0,4}[a-zA-Z0-9])$/);
@@ -46,6 +48,20 @@ const validText = fc
       `${d !== undefined ? `${d}/` : ""}${p}${t !== undefined ? `:${t}` : ""}${g !== undefined ? `@${g}` : ""}`,
   );
 
+/** Docker Hub references whose repository is (or starts with) 64 hex digits. */
+const hexNameText = fc
+  .tuple(
+    fc.constantFrom("", "docker.io/", "index.docker.io/", "docker.io/library/"),
+    fc.stringMatching(/^[a-f0-9]{64}$/),
+    fc.option(fc.constantFrom("/app", "/a/b"), { nil: "" }),
+    fc.option(tag, { nil: undefined }),
+    fc.option(digest, { nil: undefined }),
+  )
+  .map(
+    ([prefix, hex, more, t, g]) =>
+      `${prefix}${hex}${more}${t !== undefined ? `:${t}` : ""}${g !== undefined ? `@${g}` : ""}`,
+  );
+
 /** Strings made of the grammar's own characters, so that many are nearly valid. */
 const nearlyValid = fc.oneof(
   fc.string({
@@ -74,7 +90,8 @@ function expectOnlyInvalidRef(input: string): ImageRef | undefined {
 describe("parseImageRef properties", () => {
   it("parses every generated valid reference, and its canonical and familiar forms parse back equal", () => {
     fc.assert(
-      fc.property(validText, (text) => {
+      fc.property(fc.oneof(validText, hexNameText), (text) => {
+        if (/^[a-f0-9]{64}$/.test(text)) return; // an image ID, not a reference
         const ref = parseImageRef(text);
         assert.ok(parseImageRef(ref.toString()).equals(ref));
         assert.equal(parseImageRef(ref.toString()).toString(), ref.toString());
@@ -85,9 +102,24 @@ describe("parseImageRef properties", () => {
     );
   });
 
+  it("prints distribution's FamiliarString, adding docker.io/ only where that would not parse back", () => {
+    fc.assert(
+      fc.property(fc.oneof(validText, hexNameText), (text) => {
+        const parsed = distributionParse(text);
+        if (parsed === undefined) return; // a bare 64-hex string: an image ID, refused by both
+        const ref = parseImageRef(text);
+        const goFamiliar = distributionFamiliar(parsed);
+        const readBack = distributionParse(goFamiliar);
+        const parsesBack = readBack !== undefined && isDeepStrictEqual(readBack, parsed);
+        assert.equal(ref.familiar(), parsesBack ? goFamiliar : `docker.io/${goFamiliar}`);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it("agrees with the distribution grammar on valid and nearly valid strings", () => {
     fc.assert(
-      fc.property(fc.oneof(validText, nearlyValid), (text) => {
+      fc.property(fc.oneof(validText, hexNameText, nearlyValid), (text) => {
         const expected = distributionParse(text);
         const got = expectOnlyInvalidRef(text);
         if (expected === undefined) {
