@@ -3,9 +3,13 @@
  * `memcached://`, `memcached+srv://`, `redis://`, `rediss://`, `redis+cluster://`.
  * A URL that cannot be understood is an `InvalidStoreUrlError` naming it.
  */
-import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
+import {
+  BoundedFileError,
+  CONFIG_FILE_MAX_BYTES,
+  readBoundedTextFile,
+} from "../files/bounded-file.js";
 import type { Store } from "./store.js";
 import { InvalidStoreUrlError } from "./stores/errors.js";
 import { MemcachedStore } from "./stores/memcached.js";
@@ -187,9 +191,11 @@ export async function openStore(
   let tlsCa = opts.tlsCa;
   if (caFile !== undefined) {
     try {
-      tlsCa = readFileSync(caFile, "utf8");
+      tlsCa = await readBoundedTextFile(caFile, CONFIG_FILE_MAX_BYTES);
     } catch (err) {
-      throw fail(`cannot read ca=${caFile}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      const reason =
+        err instanceof BoundedFileError ? err.reason : (err as NodeJS.ErrnoException).code;
+      throw fail(`cannot read ca=${caFile}: ${reason ?? err}`);
     }
   }
   assertNoQuery(q, fail);

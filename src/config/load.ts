@@ -3,9 +3,14 @@
  * then command-line flags (flags win), validated by one schema. Every problem names where the
  * value came from (file and line, variable, or flag), the path, and what was expected.
  */
-import { readFile } from "node:fs/promises";
 import { isMap, isNode, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
+import {
+  BoundedFileError,
+  CONFIG_FILE_MAX_BYTES,
+  readBoundedTextFile,
+  TOKEN_FILE_MAX_BYTES,
+} from "../files/bounded-file.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { API_TOKEN, type Config, configSchema } from "./schema.js";
 import { flagAttribute, SETTINGS, type Setting } from "./settings.js";
@@ -44,12 +49,14 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
     const file = opts.file;
     let text: string;
     try {
-      text = await readFile(file, "utf8");
+      text = await readBoundedTextFile(file, CONFIG_FILE_MAX_BYTES);
     } catch (err) {
       const reason =
         (err as NodeJS.ErrnoException).code === "ENOENT"
           ? "file not found"
-          : (err as Error).message;
+          : err instanceof BoundedFileError
+            ? err.reason
+            : (err as Error).message;
       throw new ConfigError([
         { source: file, path: "", message: `cannot read configuration: ${reason}` },
       ]);
@@ -129,13 +136,20 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
   const config = result.data;
   if (config.apiToken === undefined && config.apiTokenFile !== undefined) {
     try {
-      config.apiToken = (await readFile(config.apiTokenFile, "utf8")).trim();
+      config.apiToken = (
+        await readBoundedTextFile(config.apiTokenFile, TOKEN_FILE_MAX_BYTES)
+      ).trim();
     } catch (err) {
+      // Only the reason or the errno code: never the file's content, which is a secret.
+      const reason =
+        err instanceof BoundedFileError
+          ? err.reason
+          : ((err as NodeJS.ErrnoException).code ?? "error");
       throw new ConfigError([
         {
           source: originOf("apiTokenFile", origins) ?? fileLabel,
           path: "apiTokenFile",
-          message: `cannot read the API token file ${config.apiTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+          message: `cannot read the API token file ${config.apiTokenFile}: ${reason}`,
         },
       ]);
     }

@@ -5,9 +5,10 @@
  * systems, some containers).
  */
 import { type FSWatcher, watch } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
+import { readBoundedTextFile } from "../files/bounded-file.js";
 import { parseImageRef } from "../image/ref.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds } from "../registry/credentials/image-creds.js";
@@ -153,7 +154,8 @@ export class ImagesFileSource implements ImageSource {
     }
     let text: string;
     try {
-      text = await readFile(this.path, "utf8");
+      // Bounded and regular files only: a FIFO must not hang the source, nor a device fill memory.
+      text = await readBoundedTextFile(this.path, maxBytes);
     } catch (err) {
       logger.warn(
         { path: this.path, code: (err as NodeJS.ErrnoException).code },

@@ -3,7 +3,11 @@
  * v1's `registry.ImageCreds`), the lookup function that produces it, and the wrapper that
  * merges a docker config file's credentials under each repository's own.
  */
-import { readFile } from "node:fs/promises";
+import {
+  BoundedFileError,
+  DOCKER_CONFIG_MAX_BYTES,
+  readBoundedFile,
+} from "../../files/bounded-file.js";
 import type { CloudCredentialProvider } from "./cloud-provider.js";
 import { sharedCloudProviders } from "./cloud-providers.js";
 import { Credentials, type CredentialsOptions } from "./credentials.js";
@@ -27,9 +31,11 @@ export async function readDockerConfigFile(
 ): Promise<Credentials> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    // Bounded, and regular files only: `/dev/zero` or a FIFO named as the config must fail.
+    bytes = await readBoundedFile(path, DOCKER_CONFIG_MAX_BYTES);
   } catch (err) {
-    throw new CredentialsFileError(path, undefined, `cannot be read (${describeCause(err)})`, {
+    const reason = err instanceof BoundedFileError ? err.reason : describeCause(err);
+    throw new CredentialsFileError(path, undefined, `cannot be read (${reason})`, {
       cause: err,
     });
   }
