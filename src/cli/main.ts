@@ -5,6 +5,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
+import { endQuietlyOnClosedPipe } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 
 type Register = (program: Command, ctx: CliContext) => void;
@@ -66,6 +67,8 @@ export async function main(
     exitCode: 0,
   },
 ): Promise<number> {
+  endQuietlyOnClosedPipe(ctx.stdout);
+  endQuietlyOnClosedPipe(ctx.stderr);
   try {
     const program = await buildProgram(ctx, argv);
     await program.parseAsync(argv);
