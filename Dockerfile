@@ -1,9 +1,21 @@
 # syntax=docker/dockerfile:1
-# regscan: build with `docker build -t regscan .`, run with
-#   docker run -p 8080:8080 -v regscan-cache:/var/lib/regscan regscan serve --image alpine
+# regscan's container image, the one deploy/deployment.yaml runs. Build it with
+#   npm run image            # docker build -t ghcr.io/regscan/regscan:0.1.0 .
+# and run it with
+#   docker run -p 8080:8080 -v regscan-cache:/var/cache/regscan ghcr.io/regscan/regscan:0.1.0 \
+#     serve --config /etc/regscan/regscan.yaml --image alpine
+#
+# No REGSCAN_* variable is set here: environment variables override the configuration file,
+# so a default set in the image would beat the ConfigMap's settings. The image's defaults are
+# a configuration file (deploy/image/regscan.yaml, replaced by whatever is mounted at
+# /etc/regscan) and XDG_CACHE_HOME, which only moves the program's own default SQLite path.
+#
+# Base images are pinned by digest (a tag can move under a rebuild). To move to a newer
+# Node.js 24 image, run scripts/pin-base-image.sh (it asks the registry for the digest).
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim@sha256:0000000000000000000000000000000000000000000000000000000000000000
 
 # --- build: compile TypeScript and the native SQLite binding --------------------------
-FROM node:20-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 # better-sqlite3 compiles from source when no prebuilt binary matches.
 RUN apt-get update \
@@ -11,29 +23,31 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 # Scripts off: `prepare` would build before the sources are copied; the native module is
-# built explicitly instead.
+# built explicitly instead. Optional dependencies (Kubernetes client, cloud SDKs) are kept:
+# the daemon in a cluster uses them.
 RUN npm ci --ignore-scripts && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 # --- runtime: only what regscan needs, as a non-root user ------------------------------
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
-    REGSCAN_LISTEN=0.0.0.0:8080 \
-    REGSCAN_CACHE=sqlite:/var/lib/regscan/cache.db
+    XDG_CACHE_HOME=/var/cache
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
-RUN mkdir -p /var/lib/regscan && chown node:node /var/lib/regscan
+COPY LICENSE ./LICENSE
+COPY deploy/image/regscan.yaml /etc/regscan/regscan.yaml
+RUN mkdir -p /var/cache/regscan && chown node:node /var/cache/regscan
 USER node
-VOLUME ["/var/lib/regscan"]
+VOLUME ["/var/cache/regscan"]
 EXPOSE 8080
-# Health on the port REGSCAN_LISTEN names (default 8080); /healthz needs no token.
+# /healthz needs no token. The port is the one deploy/image/regscan.yaml listens on.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const p=(process.env.REGSCAN_LISTEN||':8080').split(':').pop();fetch('http://127.0.0.1:'+p+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/bin/regscan.mjs"]
-CMD ["serve"]
+CMD ["serve", "--config", "/etc/regscan/regscan.yaml"]
