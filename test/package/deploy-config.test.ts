@@ -209,7 +209,7 @@ describe("shipped deployment files", () => {
     );
     const froms = [...text.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
     assert.ok(froms.length >= 2);
-    for (const from of froms) assert.equal(from, "${NODE_IMAGE}");
+    for (const from of froms) assert.equal(from, `\${NODE_IMAGE}`);
   });
 
   test("the systemd unit passes no setting as a flag (it would override /etc/regscan/regscan.yaml)", async () => {
