@@ -5,7 +5,7 @@
  */
 import type { ImageRef } from "./ref.js";
 
-/** Image labels (`config.Labels`) and OCI annotations, all kept. */
+/** A string map: image labels (`config.Labels`) or OCI annotations. */
 export type Labels = Record<string, string>;
 
 /** An OS / architecture / variant triple, as in an OCI index. */
@@ -30,8 +30,21 @@ export interface ImageInfo {
   mediaType: string;
   /** Creation time from the config blob. */
   createdAt?: Date;
-  /** Every label of the config (or annotations where there is no config). */
+  /**
+   * The image config's labels, exactly as `docker inspect` (`Config.Labels`) and
+   * `skopeo inspect` (`Labels`) show them; `container_config.Labels` when the config has
+   * none (older builders). Empty when there is no image config (an OCI artifact).
+   * Annotations are never mixed in.
+   */
   labels: Labels;
+  /**
+   * The image manifest's OCI annotations (for an index, the chosen platform's manifest).
+   * regscan always sets it (empty when there are none); optional so that code building an
+   * ImageInfo by hand need not.
+   */
+  annotations?: Labels;
+  /** The index's own OCI annotations, when the reference resolves to an index. */
+  indexAnnotations?: Labels;
   /** The platform described (the chosen one for an index). */
   platform?: Platform;
   /** Every platform an index lists (one element for a single manifest). */

@@ -24,7 +24,12 @@ export interface ImageInfoJSON {
   mediaType: string;
   /** RFC 3339. */
   createdAt?: string;
+  /** The config's labels only (as docker and skopeo show them). */
   labels: Labels;
+  /** The image manifest's annotations (the chosen platform's, for an index); `{}` when none. */
+  annotations: Labels;
+  /** The index's annotations; present only when the reference resolves to an index. */
+  indexAnnotations?: Labels;
   platform?: PlatformJSON;
   platforms: PlatformJSON[];
   /** RFC 3339. */
@@ -57,25 +62,29 @@ export function platformToJSON(p: Platform): PlatformJSON {
 }
 
 /**
- * The JSON form of an image's info. Absent values are left out; an invalid `Date` counts as
+ * The JSON form of an image's info, keys in the order of ImageInfoJSON. Absent values are
+ * left out (`annotations` is always there, `{}` when none); an invalid `Date` counts as
  * absent, since no RFC 3339 string can say it.
  */
 export function imageInfoToJSON(info: ImageInfo): ImageInfoJSON {
-  const out: ImageInfoJSON = {
+  const createdAt = info.createdAt && formatRfc3339(info.createdAt);
+  const lastFetched = info.lastFetched && formatRfc3339(info.lastFetched);
+  return {
     ref: info.ref.toString(),
     digest: info.digest,
+    ...(info.platformDigest === undefined ? {} : { platformDigest: info.platformDigest }),
+    ...(info.imageID === undefined ? {} : { imageID: info.imageID }),
     mediaType: info.mediaType,
+    ...(createdAt === undefined ? {} : { createdAt }),
     labels: copyRecord(info.labels),
+    annotations: copyRecord(info.annotations ?? {}),
+    ...(info.indexAnnotations === undefined
+      ? {}
+      : { indexAnnotations: copyRecord(info.indexAnnotations) }),
+    ...(info.platform === undefined ? {} : { platform: platformToJSON(info.platform) }),
     platforms: info.platforms.map(platformToJSON),
+    ...(lastFetched === undefined ? {} : { lastFetched }),
   };
-  if (info.platformDigest !== undefined) out.platformDigest = info.platformDigest;
-  if (info.imageID !== undefined) out.imageID = info.imageID;
-  const createdAt = info.createdAt && formatRfc3339(info.createdAt);
-  if (createdAt !== undefined) out.createdAt = createdAt;
-  if (info.platform !== undefined) out.platform = platformToJSON(info.platform);
-  const lastFetched = info.lastFetched && formatRfc3339(info.lastFetched);
-  if (lastFetched !== undefined) out.lastFetched = lastFetched;
-  return out;
 }
 
 /** The JSON form of an entry: `{"info": ...}` or `{"excludedReason": ...}`, never both. */

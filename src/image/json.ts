@@ -86,6 +86,9 @@ const imageInfoSchema = z.object({
   mediaType: z.string(),
   createdAt: rfc3339.optional(),
   labels: labelsSchema,
+  // Absent in JSON written before annotations were reported: none.
+  annotations: labelsSchema.optional(),
+  indexAnnotations: labelsSchema.optional(),
   platform: platformSchema.optional(),
   platforms: z.array(platformSchema),
   lastFetched: rfc3339.optional(),
@@ -117,8 +120,10 @@ function infoFromParsed(j: z.output<typeof imageInfoSchema>): ImageInfo {
     digest: j.digest,
     mediaType: j.mediaType,
     labels: copyRecord(j.labels),
+    annotations: copyRecord(j.annotations ?? {}),
     platforms: j.platforms.map(platformToJSON),
   };
+  if (j.indexAnnotations !== undefined) info.indexAnnotations = copyRecord(j.indexAnnotations);
   if (j.platformDigest !== undefined) info.platformDigest = j.platformDigest;
   if (j.imageID !== undefined) info.imageID = j.imageID;
   if (j.createdAt !== undefined) info.createdAt = parseRfc3339(j.createdAt);

@@ -1,8 +1,9 @@
 /**
- * Creation times written into image labels (`org.opencontainers.image.created`,
- * `org.label-schema.build-date`), which are often more meaningful than the config's
- * `created` (reproducible builds set that to 1970). A malformed label is reported beside
- * the result and never costs the rest of the image's info, as in Flux v1.
+ * Creation times written into image labels and OCI annotations
+ * (`org.opencontainers.image.created`, `org.label-schema.build-date`), which are often more
+ * meaningful than the config's `created` (reproducible builds set that to 1970). A malformed
+ * one is reported beside the result and never costs the rest of the image's info, as in
+ * Flux v1.
  */
 import { RegscanError } from "../errors.js";
 import type { ImageInfo, Labels } from "./info.js";
@@ -18,19 +19,28 @@ export const LABEL_SCHEMA_BUILD_DATE_LABEL = "org.label-schema.build-date";
  */
 export const LABEL_TIMESTAMP_PRIORITY = [OCI_CREATED_LABEL, LABEL_SCHEMA_BUILD_DATE_LABEL] as const;
 
+/**
+ * Where a timestamp is read from. The config's labels come first, so an image with a
+ * timestamp label gets the time Flux v1 gave it (Flux read labels only); the image
+ * manifest's annotations next, then the index's.
+ */
+export type TimestampSource = "label" | "annotation" | "index annotation";
+
 const SHOWN_VALUE_MAX = 100;
 
-/** A timestamp label whose value is not an RFC 3339 date-time. */
+/** A timestamp label (or annotation) whose value is not an RFC 3339 date-time. */
 export class LabelTimestampFormatError extends RegscanError {
   readonly code = "LABEL_TIMESTAMP_FORMAT";
   constructor(
-    /** The label's name. */
+    /** The label's (or annotation's) name. */
     readonly label: string,
-    /** The label's value as found. */
+    /** The value as found. */
     readonly value: string,
+    /** Where it was found. */
+    readonly source: TimestampSource = "label",
   ) {
     const shown = value.length > SHOWN_VALUE_MAX ? `${value.slice(0, SHOWN_VALUE_MAX)}...` : value;
-    super(`label ${label} is not an RFC 3339 timestamp: ${JSON.stringify(shown)}`);
+    super(`${source} ${label} is not an RFC 3339 timestamp: ${JSON.stringify(shown)}`);
   }
 }
 
@@ -44,12 +54,18 @@ export interface LabelTimestamps {
   errors: LabelTimestampFormatError[];
 }
 
-/** Reads both timestamp labels; a malformed one is left out and reported in `errors`. */
-export function readLabelTimestamps(labels: Labels): LabelTimestamps {
+/**
+ * Reads both timestamp labels of one map (`source` says which, for the errors); a malformed
+ * one is left out and reported in `errors`.
+ */
+export function readLabelTimestamps(
+  labels: Labels,
+  source: TimestampSource = "label",
+): LabelTimestamps {
   const out: LabelTimestamps = { errors: [] };
-  const created = readLabel(labels, OCI_CREATED_LABEL, out.errors);
+  const created = readLabel(labels, OCI_CREATED_LABEL, source, out.errors);
   if (created !== undefined) out.created = created;
-  const buildDate = readLabel(labels, LABEL_SCHEMA_BUILD_DATE_LABEL, out.errors);
+  const buildDate = readLabel(labels, LABEL_SCHEMA_BUILD_DATE_LABEL, source, out.errors);
   if (buildDate !== undefined) out.buildDate = buildDate;
   return out;
 }
@@ -57,30 +73,75 @@ export function readLabelTimestamps(labels: Labels): LabelTimestamps {
 function readLabel(
   labels: Labels,
   label: string,
+  source: TimestampSource,
   errors: LabelTimestampFormatError[],
 ): Date | undefined {
   if (!Object.hasOwn(labels, label)) return undefined;
   const value = labels[label];
   if (value === undefined) return undefined;
   const date = parseRfc3339(value.trim());
-  if (date === undefined) errors.push(new LabelTimestampFormatError(label, value));
+  if (date === undefined) errors.push(new LabelTimestampFormatError(label, value, source));
   return date;
+}
+
+/** The timestamp an image's labels and annotations give, where it came from, and the malformed ones. */
+export interface ImageLabelTimestamp {
+  /** The first well-formed timestamp (see `findLabelTimestamp`). */
+  time?: Date;
+  /** Where `time` was found. */
+  source?: TimestampSource;
+  /** Which label or annotation gave `time`. */
+  label?: string;
+  /** Every malformed timestamp label and annotation, in every source. */
+  errors: LabelTimestampFormatError[];
+}
+
+/**
+ * The timestamp of an image from its labels, else its manifest's annotations, else its
+ * index's (see TimestampSource); within each, the first well-formed one of
+ * LABEL_TIMESTAMP_PRIORITY. Every source is read, so that each malformed value is reported.
+ */
+export function findLabelTimestamp(info: ImageInfo): ImageLabelTimestamp {
+  const out: ImageLabelTimestamp = { errors: [] };
+  const sources: [Labels | undefined, TimestampSource][] = [
+    [info.labels, "label"],
+    [info.annotations, "annotation"],
+    [info.indexAnnotations, "index annotation"],
+  ];
+  for (const [map, source] of sources) {
+    if (map === undefined) continue;
+    const found = readLabelTimestamps(map, source);
+    out.errors.push(...found.errors);
+    if (out.time !== undefined) continue;
+    const [label, time] =
+      found.created !== undefined
+        ? [OCI_CREATED_LABEL, found.created]
+        : [LABEL_SCHEMA_BUILD_DATE_LABEL, found.buildDate];
+    if (time === undefined) continue;
+    out.time = time;
+    out.source = source;
+    out.label = label;
+  }
+  return out;
 }
 
 /** Options for choosing an image's creation time. */
 export interface CreationTimeOptions {
-  /** Use a timestamp label, when there is a well-formed one, before the config's time. */
+  /**
+   * Use a timestamp label or annotation, when there is a well-formed one, before the
+   * config's time.
+   */
   preferLabels: boolean;
 }
 
 /**
- * The best creation time of an image: with `preferLabels`, the first well-formed label of
- * LABEL_TIMESTAMP_PRIORITY, else the config's `createdAt`; without, `createdAt` alone.
+ * The best creation time of an image: with `preferLabels`, the timestamp
+ * `findLabelTimestamp` finds (labels, then annotations), else the config's `createdAt`;
+ * without, `createdAt` alone.
  */
 export function bestCreationTime(info: ImageInfo, options: CreationTimeOptions): Date | undefined {
   if (options.preferLabels) {
-    const found = readLabelTimestamps(info.labels);
-    const fromLabels = found.created ?? found.buildDate;
+    const fromLabels = findLabelTimestamp(info).time;
     if (fromLabels !== undefined) return fromLabels;
   }
   return info.createdAt;
@@ -88,15 +149,14 @@ export function bestCreationTime(info: ImageInfo, options: CreationTimeOptions):
 
 /**
  * What the cache's "prefer timestamp labels" decorator applies to each image: a copy whose
- * `createdAt` is the best label time when there is one (the info itself otherwise), and
- * the malformed labels to report.
+ * `createdAt` is the timestamp `findLabelTimestamp` finds, when there is one (the info
+ * itself otherwise), and the malformed labels and annotations to report.
  */
 export function preferLabelTimestamps(info: ImageInfo): {
   info: ImageInfo;
   errors: LabelTimestampFormatError[];
 } {
-  const found = readLabelTimestamps(info.labels);
-  const fromLabels = found.created ?? found.buildDate;
-  if (fromLabels === undefined) return { info, errors: found.errors };
-  return { info: { ...info, createdAt: fromLabels }, errors: found.errors };
+  const found = findLabelTimestamp(info);
+  if (found.time === undefined) return { info, errors: found.errors };
+  return { info: { ...info, createdAt: found.time }, errors: found.errors };
 }

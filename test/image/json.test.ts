@@ -29,6 +29,8 @@ function fullInfo(): ImageInfo {
     mediaType: "application/vnd.oci.image.index.v1+json",
     createdAt: new Date("2024-01-02T03:04:05.678Z"),
     labels: { "org.opencontainers.image.created": "2024-01-01T00:00:00Z", a: "b" },
+    annotations: { "org.opencontainers.image.source": "https://example.com/src", a: "manifest" },
+    indexAnnotations: { "org.opencontainers.image.ref.name": "3.19", a: "index" },
     platform: { os: "linux", architecture: "arm", variant: "v7" },
     platforms: [
       { os: "linux", architecture: "amd64" },
@@ -45,6 +47,7 @@ function minimalInfo(): ImageInfo {
     digest: DIGEST,
     mediaType: "application/vnd.docker.distribution.manifest.v2+json",
     labels: {},
+    annotations: {},
     platforms: [],
   };
 }
@@ -60,7 +63,8 @@ function assertInvalid(fn: () => unknown, ...fragments: string[]): void {
 
 describe("ImageInfo JSON", () => {
   it("writes times as RFC 3339, the ref as its canonical string, every field", () => {
-    assert.deepEqual(imageInfoToJSON(fullInfo()), {
+    const json = imageInfoToJSON(fullInfo());
+    assert.deepEqual(json, {
       ref: "docker.io/library/alpine:3.19",
       digest: DIGEST,
       platformDigest: `sha256:${"b".repeat(64)}`,
@@ -68,6 +72,8 @@ describe("ImageInfo JSON", () => {
       mediaType: "application/vnd.oci.image.index.v1+json",
       createdAt: "2024-01-02T03:04:05.678Z",
       labels: { "org.opencontainers.image.created": "2024-01-01T00:00:00Z", a: "b" },
+      annotations: { "org.opencontainers.image.source": "https://example.com/src", a: "manifest" },
+      indexAnnotations: { "org.opencontainers.image.ref.name": "3.19", a: "index" },
       platform: { os: "linux", architecture: "arm", variant: "v7" },
       platforms: [
         { os: "linux", architecture: "amd64" },
@@ -76,11 +82,37 @@ describe("ImageInfo JSON", () => {
       ],
       lastFetched: "2024-02-03T04:05:06.000Z",
     });
+    // The order people read it in, labels and annotations side by side.
+    assert.deepEqual(Object.keys(json), [
+      "ref",
+      "digest",
+      "platformDigest",
+      "imageID",
+      "mediaType",
+      "createdAt",
+      "labels",
+      "annotations",
+      "indexAnnotations",
+      "platform",
+      "platforms",
+      "lastFetched",
+    ]);
+  });
+
+  it("reads JSON written before annotations were reported as none, and no index's", () => {
+    const { annotations: _a, ...old } = imageInfoToJSON(minimalInfo());
+    const back = imageInfoFromJSON(old);
+    assert.deepEqual(back.annotations, {});
+    assert.equal("indexAnnotations" in back, false);
+    // An info built by hand without annotations writes them as none.
+    const { annotations: _b, ...byHand } = minimalInfo();
+    assert.deepEqual(imageInfoToJSON(byHand).annotations, {});
   });
 
   it("omits absent values (no keys, not nulls) and survives JSON text", () => {
     const json = imageInfoToJSON(minimalInfo());
     assert.deepEqual(Object.keys(json).sort(), [
+      "annotations",
       "digest",
       "labels",
       "mediaType",
@@ -117,6 +149,15 @@ describe("ImageInfo JSON", () => {
     assert.deepEqual(Object.entries(back.labels), [["__proto__", "x"]]);
   });
 
+  it("keeps an annotation named __proto__, in the manifest's and the index's", () => {
+    const info = minimalInfo();
+    info.annotations = Object.fromEntries([["__proto__", "m"]]);
+    info.indexAnnotations = Object.fromEntries([["__proto__", "i"]]);
+    const back = imageInfoFromJSON(JSON.parse(JSON.stringify(imageInfoToJSON(info))));
+    assert.deepEqual(Object.entries(back.annotations ?? {}), [["__proto__", "m"]]);
+    assert.deepEqual(Object.entries(back.indexAnnotations ?? {}), [["__proto__", "i"]]);
+  });
+
   it("rejects bad data with InvalidImageDataError naming the field", () => {
     const good = imageInfoToJSON(fullInfo());
     assertInvalid(() => imageInfoFromJSON(null), "ImageInfo", "(root)");
@@ -131,6 +172,9 @@ describe("ImageInfo JSON", () => {
     assertInvalid(() => imageInfoFromJSON({ ...good, createdAt: 1700000000 }), "createdAt");
     assertInvalid(() => imageInfoFromJSON({ ...good, labels: { a: 1 } }), "labels");
     assertInvalid(() => imageInfoFromJSON({ ...good, labels: [] }), "labels");
+    assertInvalid(() => imageInfoFromJSON({ ...good, annotations: { a: 1 } }), "annotations");
+    assertInvalid(() => imageInfoFromJSON({ ...good, annotations: "x" }), "annotations");
+    assertInvalid(() => imageInfoFromJSON({ ...good, indexAnnotations: null }), "indexAnnotations");
     assertInvalid(
       () => imageInfoFromJSON({ ...good, platforms: [{ os: "linux" }] }),
       "platforms.0.architecture",
@@ -216,11 +260,16 @@ describe("JSON properties", () => {
       mediaType: fc.string(),
       createdAt: date,
       labels: fc.dictionary(fc.string(), fc.string(), { noNullPrototype: true }),
+      annotations: fc.dictionary(fc.string(), fc.string(), { noNullPrototype: true }),
+      indexAnnotations: fc.dictionary(fc.string(), fc.string(), { noNullPrototype: true }),
       platform,
       platforms: fc.array(platform, { maxLength: 3 }),
       lastFetched: date,
     },
-    { requiredKeys: ["ref", "digest", "mediaType", "labels", "platforms"], noNullPrototype: true },
+    {
+      requiredKeys: ["ref", "digest", "mediaType", "labels", "annotations", "platforms"],
+      noNullPrototype: true,
+    },
   );
 
   it("any ImageInfo round-trips through JSON text", () => {

@@ -1,7 +1,8 @@
 /**
  * Timestamp labels and RFC 3339: well-formed labels are read, malformed ones reported by
- * name and value while the rest is kept, and the best creation time follows Flux v1's
- * preference (OCI created, then Label Schema build-date, then the config's time).
+ * name, value and source while the rest is kept, and the best creation time follows Flux
+ * v1's preference (OCI created, then Label Schema build-date, then the config's time),
+ * the config's labels before the manifest's annotations before the index's.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -9,6 +10,7 @@ import fc from "fast-check";
 import type { ImageInfo } from "../../src/image/info.js";
 import {
   bestCreationTime,
+  findLabelTimestamp,
   LABEL_SCHEMA_BUILD_DATE_LABEL,
   LABEL_TIMESTAMP_PRIORITY,
   LabelTimestampFormatError,
@@ -164,6 +166,85 @@ describe("bestCreationTime and preferLabelTimestamps", () => {
   it("uses the config time alone without preferLabels", () => {
     const both = info({ [OCI_CREATED_LABEL]: oci }, config);
     assert.equal(bestCreationTime(both, { preferLabels: false }), config);
+  });
+
+  it("reads the manifest's annotations when no label gives a time, then the index's", () => {
+    const fromManifest = {
+      ...info({ other: "x" }, config),
+      annotations: { [OCI_CREATED_LABEL]: oci },
+      indexAnnotations: { [OCI_CREATED_LABEL]: schema },
+    };
+    assert.equal(
+      bestCreationTime(fromManifest, { preferLabels: true })?.toISOString(),
+      new Date(oci).toISOString(),
+    );
+    assert.deepEqual(findLabelTimestamp(fromManifest), {
+      time: new Date(oci),
+      source: "annotation",
+      label: OCI_CREATED_LABEL,
+      errors: [],
+    });
+    const fromIndex = {
+      ...info({}, config),
+      annotations: {},
+      indexAnnotations: { [OCI_CREATED_LABEL]: schema },
+    };
+    assert.equal(
+      bestCreationTime(fromIndex, { preferLabels: true })?.toISOString(),
+      new Date(schema).toISOString(),
+    );
+    assert.equal(findLabelTimestamp(fromIndex).source, "index annotation");
+    // Without preferLabels, annotations are not read either.
+    assert.equal(bestCreationTime(fromManifest, { preferLabels: false }), config);
+  });
+
+  it("prefers any label to any annotation (labels first, as Flux v1 read them)", () => {
+    const labelled = {
+      ...info({ [LABEL_SCHEMA_BUILD_DATE_LABEL]: schema }, config),
+      annotations: { [OCI_CREATED_LABEL]: oci },
+    };
+    const found = findLabelTimestamp(labelled);
+    assert.equal(found.time?.toISOString(), new Date(schema).toISOString());
+    assert.equal(found.source, "label");
+    assert.equal(found.label, LABEL_SCHEMA_BUILD_DATE_LABEL);
+    assert.equal(
+      preferLabelTimestamps(labelled).info.createdAt?.toISOString(),
+      new Date(schema).toISOString(),
+    );
+  });
+
+  it("reports a malformed annotation with its source, and still uses the next source", () => {
+    const bad = {
+      ...info({ [OCI_CREATED_LABEL]: "bad label" }, config),
+      annotations: { [OCI_CREATED_LABEL]: "bad annotation" },
+      indexAnnotations: { [OCI_CREATED_LABEL]: oci },
+    };
+    const { info: rewritten, errors } = preferLabelTimestamps(bad);
+    assert.equal(rewritten.createdAt?.toISOString(), new Date(oci).toISOString());
+    assert.deepEqual(
+      errors.map((e) => [e.source, e.label, e.value]),
+      [
+        ["label", OCI_CREATED_LABEL, "bad label"],
+        ["annotation", OCI_CREATED_LABEL, "bad annotation"],
+      ],
+    );
+    assert.equal(
+      errors[1]?.message,
+      `annotation ${OCI_CREATED_LABEL} is not an RFC 3339 timestamp: "bad annotation"`,
+    );
+    assert.equal(
+      errors[0]?.message,
+      `label ${OCI_CREATED_LABEL} is not an RFC 3339 timestamp: "bad label"`,
+    );
+    // A malformed value after the one used is still reported.
+    const late = {
+      ...info({ [OCI_CREATED_LABEL]: oci }, config),
+      indexAnnotations: { [LABEL_SCHEMA_BUILD_DATE_LABEL]: "soon" },
+    };
+    assert.deepEqual(
+      preferLabelTimestamps(late).errors.map((e) => e.source),
+      ["index annotation"],
+    );
   });
 
   it("rewrites createdAt in a copy and reports malformed labels", () => {

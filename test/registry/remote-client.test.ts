@@ -135,8 +135,11 @@ for (const mode of modes) {
       assert.equal(entry.info.digest, fx.oci.digest);
       assert.equal(entry.info.mediaType, "application/vnd.oci.image.manifest.v1+json");
       assert.equal(entry.info.createdAt?.toISOString(), "2022-01-02T03:04:05.123Z");
-      assert.equal(entry.info.labels.kind, "oci");
-      assert.equal(entry.info.labels["org.opencontainers.image.source"], "https://example.com/src");
+      // The config's labels alone; the manifest's annotations beside them.
+      assert.deepEqual(entry.info.labels, { kind: "oci" });
+      assert.deepEqual(entry.info.annotations, {
+        "org.opencontainers.image.source": "https://example.com/src",
+      });
     });
 
     for (const [tag, key, prefix] of [

@@ -77,8 +77,9 @@ function configPlatform(config: ImageConfigSummary | undefined): Platform | unde
 /**
  * The entry for one reference. For an index, pass the manifest of
  * `chooseIndexManifest(index, wanted)` as `platformManifest`; when nothing matches the entry
- * is excluded (no fetch needed). Labels are the index's and the manifest's annotations
- * with the config's labels over them (so a config label wins a clash).
+ * is excluded (no fetch needed). Labels are the config's alone (what docker and skopeo
+ * show); the image manifest's annotations and the index's are reported beside them, each
+ * as found, so that neither hides the other.
  */
 export function imageEntryFrom(input: ImageEntryInput): ImageEntry {
   const top = input.manifest;
@@ -86,7 +87,7 @@ export function imageEntryFrom(input: ImageEntryInput): ImageEntry {
   let platforms: Platform[];
   let platformDigest: string | undefined;
   let inner: DecodedManifest = top;
-  let annotations: Labels = {};
+  let indexAnnotations: Labels | undefined;
   if (top.kind === "index") {
     const chosen = chooseIndexManifest(top, input.wanted);
     if (chosen === undefined)
@@ -103,17 +104,18 @@ export function imageEntryFrom(input: ImageEntryInput): ImageEntry {
     platform = chosen.platform ? { ...chosen.platform } : undefined;
     platforms = listedPlatforms(top);
     platformDigest = input.platformDigest ?? chosen.digest;
-    annotations = { ...top.annotations };
+    indexAnnotations = { ...top.annotations };
   } else {
     platforms = [];
   }
 
   let createdAt: Date | undefined;
-  let labels: Labels;
+  let labels: Labels = {};
+  let annotations: Labels = {};
   let imageID: string | undefined;
   if (inner.kind === "schema1") {
     createdAt = inner.createdAt;
-    labels = { ...annotations, ...inner.labels };
+    labels = { ...inner.labels };
     platform ??=
       inner.os && inner.architecture
         ? { os: inner.os, architecture: inner.architecture }
@@ -121,10 +123,9 @@ export function imageEntryFrom(input: ImageEntryInput): ImageEntry {
   } else if (inner.kind === "image") {
     imageID = inner.config.digest;
     createdAt = input.config?.createdAt;
-    labels = { ...annotations, ...inner.annotations, ...(input.config?.labels ?? {}) };
+    labels = { ...(input.config?.labels ?? {}) };
+    annotations = { ...inner.annotations };
     platform ??= configPlatform(input.config);
-  } else {
-    labels = annotations;
   }
   if (top.kind !== "index" && platform) platforms = [{ ...platform }];
 
@@ -136,6 +137,8 @@ export function imageEntryFrom(input: ImageEntryInput): ImageEntry {
     mediaType: top.mediaType,
     ...(createdAt === undefined ? {} : { createdAt }),
     labels,
+    annotations,
+    ...(indexAnnotations === undefined ? {} : { indexAnnotations }),
     ...(platform === undefined ? {} : { platform }),
     platforms,
     ...(input.fetchedAt === undefined ? {} : { lastFetched: input.fetchedAt }),

@@ -1,6 +1,7 @@
 /**
  * `imageEntryFrom`: the ImageEntry assembled from a manifest, the chosen platform manifest
- * and the config, and the excluded entry when an index has no wanted platform.
+ * and the config (labels the config's alone, the manifest's and the index's annotations
+ * beside them), and the excluded entry when an index has no wanted platform.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -15,6 +16,7 @@ import {
 import {
   DOCKER_MANIFEST_LIST,
   DOCKER_SCHEMA1,
+  DOCKER_SCHEMA2,
   OCI_INDEX,
   OCI_MANIFEST,
 } from "../../../src/registry/manifest/media-types.js";
@@ -25,6 +27,7 @@ import {
   CONFIG_DIGEST,
   config,
   digestOf,
+  dockerSchema2,
   enc,
   ociIndex,
   ociManifest,
@@ -35,7 +38,7 @@ const ref = new ImageRef(new ImageName("registry.example.com", "team/app"), "v1"
 const TOP = digestOf("top");
 
 describe("imageEntryFrom", () => {
-  it("a single OCI manifest: config labels over annotations, platform from the config", () => {
+  it("a single OCI manifest: the config's labels, the manifest's annotations apart, platform from the config", () => {
     const fetchedAt = new Date("2025-01-01T00:00:00Z");
     const entry = imageEntryFrom({
       ref,
@@ -53,9 +56,12 @@ describe("imageEntryFrom", () => {
       mediaType: OCI_MANIFEST,
       createdAt: new Date("2024-03-04T05:06:07.123Z"),
       labels: {
-        "org.opencontainers.image.source": "https://example.com/src",
         "org.label-schema.build-date": "2024-03-04",
         shared: "config",
+      },
+      annotations: {
+        "org.opencontainers.image.source": "https://example.com/src",
+        shared: "manifest",
       },
       platform: { os: "linux", architecture: "amd64" },
       platforms: [{ os: "linux", architecture: "amd64" }],
@@ -63,17 +69,19 @@ describe("imageEntryFrom", () => {
     });
   });
 
-  it("an artifact without an image config: annotations are the labels, no platform", () => {
+  it("an artifact without an image config: no labels, its annotations, no platform", () => {
     const entry = imageEntryFrom({
       ref,
       digest: TOP,
       manifest: decodeManifest(enc(ociManifest()), OCI_MANIFEST),
       wanted: DEFAULT_PLATFORM,
     });
-    assert.deepEqual(entry.info?.labels, {
+    assert.deepEqual(entry.info?.labels, {});
+    assert.deepEqual(entry.info?.annotations, {
       "org.opencontainers.image.source": "https://example.com/src",
       shared: "manifest",
     });
+    assert.equal(entry.info?.indexAnnotations, undefined);
     assert.equal(entry.info?.platform, undefined);
     assert.deepEqual(entry.info?.platforms, []);
     assert.equal(entry.info?.createdAt, undefined);
@@ -114,11 +122,51 @@ describe("imageEntryFrom", () => {
         { os: "linux", architecture: "arm64", variant: "v8" },
         { os: "linux", architecture: "arm", variant: "v7" },
       ]);
-      // index annotations < manifest annotations < config labels
-      assert.equal(info.labels.shared, "config");
-      assert.equal(info.labels["org.opencontainers.image.ref.name"], "idx");
+      // Each map as found: nothing of the index or the manifest leaks into the labels.
+      assert.deepEqual(info.labels, {
+        "org.label-schema.build-date": "2024-03-04",
+        shared: "config",
+      });
+      assert.deepEqual(info.annotations, {
+        "org.opencontainers.image.source": "https://example.com/src",
+        shared: "manifest",
+      });
+      assert.deepEqual(info.indexAnnotations, {
+        "org.opencontainers.image.ref.name": "idx",
+        shared: "index",
+      });
     });
   }
+
+  it("Docker schema 2 and an index without annotations: empty annotations, indexAnnotations {}", () => {
+    const single = imageEntryFrom({
+      ref,
+      digest: TOP,
+      manifest: decodeManifest(enc(dockerSchema2()), DOCKER_SCHEMA2),
+      config: decodeImageConfig(enc(config())),
+      wanted: DEFAULT_PLATFORM,
+    });
+    assert.deepEqual(single.info?.annotations, {});
+    assert.equal(single.info && "indexAnnotations" in single.info, false);
+    const list = decodeManifest(
+      enc({ ...ociIndex(DOCKER_MANIFEST_LIST), annotations: undefined }),
+      DOCKER_MANIFEST_LIST,
+    );
+    const fromList = imageEntryFrom({
+      ref,
+      digest: TOP,
+      manifest: list,
+      wanted: DEFAULT_PLATFORM,
+      platformManifest: decodeManifest(enc(dockerSchema2()), DOCKER_SCHEMA2),
+      config: decodeImageConfig(enc(config())),
+    });
+    assert.deepEqual(fromList.info?.indexAnnotations, {});
+    assert.deepEqual(fromList.info?.annotations, {});
+    assert.deepEqual(fromList.info?.labels, {
+      "org.label-schema.build-date": "2024-03-04",
+      shared: "config",
+    });
+  });
 
   it("an index without the wanted platform is excluded, naming wanted and available platforms", () => {
     const index = decodeManifest(enc(ociIndex()), OCI_INDEX);
@@ -175,6 +223,7 @@ describe("imageEntryFrom", () => {
       mediaType: DOCKER_SCHEMA1,
       createdAt: new Date("2016-05-06T07:08:09Z"),
       labels: { x: "y" },
+      annotations: {},
       platform: { os: "linux", architecture: "amd64" },
       platforms: [{ os: "linux", architecture: "amd64" }],
     });
