@@ -13,6 +13,7 @@ import {
   CachedFetchError,
   ImageExcludedError,
   NotCachedError,
+  TagFetchError,
   UnknownDigestError,
   UnknownTagError,
 } from "./errors.js";
@@ -20,6 +21,7 @@ import { Keys } from "./keys.js";
 import { cacheRequestDuration } from "./metrics.js";
 import {
   decodeRepositoryRecord,
+  decodeTagFailure,
   decodeTagRecord,
   type RepositoryRecord,
   type TagRecord,
@@ -93,8 +95,11 @@ export class Cache implements Registry {
   /**
    * The image behind a tag (a reference without tag or digest means `latest`) or a digest
    * (looked up among the repository's cached tags). Throws `ImageExcludedError` for an
-   * excluded image, `UnknownTagError` when the cached listing has no such tag, and
-   * `NotCachedError` when the cache does not hold it (yet).
+   * excluded image (artifact tags included), `UnknownTagError` when the cached listing has
+   * no such tag, `TagFetchError` (with the tag's own last error) when it is listed but was
+   * never fetched successfully, and `NotCachedError` when the cache does not hold it (yet).
+   * A tag whose later refreshes failed answers its last good value (its record's
+   * `lastError` says why it is stale).
    */
   async getImage(ref: ImageRef, opts?: OperationOptions): Promise<ImageInfo> {
     return this.#timed("getImage", async () => {
@@ -107,6 +112,11 @@ export class Cache implements Registry {
         const repository = await this.repositoryRecord(ref.name, opts);
         if (!listedTags(ref.name, repository).includes(tag)) {
           throw new UnknownTagError(ref.toString(), repository?.lastUpdate);
+        }
+        // Listed, but every fetch of it failed: its own error, not "run regscan scan".
+        const failure = got && decodeTagFailure(got.value);
+        if (failure) {
+          throw new TagFetchError(ref.toString(), failure.code, failure.message, failure.at);
         }
         throw new NotCachedError(ref.toString());
       }

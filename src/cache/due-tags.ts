@@ -8,15 +8,19 @@ import type { ImageEntry } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import { readChunked } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
-import { type TagRecord, TagRecordDecoder } from "./records.js";
+import { decodeTagFailure, type TagError, type TagRecord, TagRecordDecoder } from "./records.js";
 import type { WarmContext } from "./warm-pass.js";
 import type { RepositoryScanResult } from "./warmer-types.js";
 
 /** A tag to check in this scan. */
 export interface DueTag {
   tag: string;
-  /** The decoded record when the tag is known but past its deadline. */
+  /** The decoded record when the tag is known but past its deadline (or stale). */
   record?: TagRecord;
+  /** Why the tag's only fetches so far failed, when its key holds a failure record. */
+  failure?: TagError;
+  /** The stored value's deadline, when there is one. */
+  deadline?: Date;
 }
 
 /** What {@link dueTags} found. */
@@ -29,7 +33,7 @@ export interface DueTags {
 
 /**
  * Reads the records of `tags` (at most `ctx.storeConcurrency` chunked reads at once),
- * counts the fresh ones in `result` and returns the due ones. A read that fails makes its
+ * counts the fresh ones in `result` and returns the due ones (stale and failed ones included). A read that fails makes its
  * tags due: the writes that follow will tell whether the store is really gone.
  */
 export async function dueTags(
@@ -66,18 +70,20 @@ export async function dueTags(
         const tag = tags[index] as string;
         const got = chunk.entries[j];
         const record = got && decoder.decode(got.value, name, tag);
-        if (got && !record) undecodable++;
         if (!got || !record) {
-          due.push({ tag, index });
+          const failure = got && decodeTagFailure(got.value);
+          if (got && !failure) undecodable++;
+          due.push(failure ? { tag, failure, deadline: got.deadline, index } : { tag, index });
           continue;
         }
         const digest = record.digest ?? record.entry.info?.digest;
         if (digest && !known.has(digest)) known.set(digest, record.entry);
-        if (!everyTagDue && got.deadline.getTime() > now) {
+        // A stale tag (its last refresh failed) is retried at every scan.
+        if (!everyTagDue && !record.lastError && got.deadline.getTime() > now) {
           result.fresh++;
           if (record.entry.excludedReason !== undefined) result.excluded++;
         } else {
-          due.push({ tag, record, index });
+          due.push({ tag, record, deadline: got.deadline, index });
         }
       }
     },

@@ -108,3 +108,46 @@ export class WarmerRunningError extends RegscanError {
     super("Warmer.start: this warmer is already running; stop it (abort its signal) first");
   }
 }
+
+/**
+ * A listed tag the registry then has no manifest for (`HEAD` or `GET` 404, or a digest from
+ * `HEAD` that does not exist): the tag's last good value is kept, and this says why it is stale.
+ */
+export class ListedTagMissingError extends RegscanError {
+  readonly code = "MANIFEST_UNKNOWN";
+  constructor(
+    readonly repository: string,
+    readonly tag: string,
+    /** Which request found nothing, e.g. `HEAD`. */
+    readonly request: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${repository}:${tag} is listed, but the registry's ${request} found no manifest for it ` +
+        "(deleted since the listing, or a wrong digest); the last good value is kept",
+      options,
+    );
+  }
+}
+
+/**
+ * The tag is listed but none of its fetches has succeeded yet: its own last error (code and
+ * message) instead of "not cached", which waiting would not fix.
+ */
+export class TagFetchError extends NoImageDataError {
+  readonly code = "TAG_FETCH_FAILED";
+  constructor(
+    readonly ref: string,
+    /** The code of the tag's last fetch error, e.g. `UNAUTHORIZED` or `MANIFEST_UNKNOWN`. */
+    readonly lastErrorCode: string,
+    /** Its message (free of secrets: it was written from a regscan error). */
+    readonly lastErrorMessage: string,
+    /** When the failing fetch ran. */
+    readonly at: Date,
+  ) {
+    super(
+      `${ref} is listed but could not be fetched (${lastErrorCode} at ${at.toISOString()}): ` +
+        lastErrorMessage,
+    );
+  }
+}

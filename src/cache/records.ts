@@ -29,6 +29,11 @@ export interface RepositoryRecord {
   tags?: string[];
   /** Tags the filter left out in the last listing. */
   filteredOut?: number;
+  /**
+   * Listed tags that are artifacts of an image (cosign signatures, attestations, SBOMs, OCI
+   * referrers fallback tags): in `tags`, excluded by name. Absent when there were none.
+   */
+  artifactTags?: number;
   /** When the tag list was last fetched successfully. */
   lastUpdate?: Date;
   /** The last scan's error; absent when it was clean. */
@@ -48,7 +53,15 @@ export interface TagRecord {
   intervalMs: number;
   /** When the tag was last checked (by `HEAD` or `GET`). */
   checkedAt: Date;
+  /**
+   * Why the entry is stale: the last refresh failed (and the entry was kept, with its store
+   * life extended). Absent when the last check succeeded. A stale tag is due at every scan.
+   */
+  lastError?: TagError;
 }
+
+/** A tag's last refresh error, and when it happened. */
+export type TagError = ErrorSummary & { at: Date };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -81,6 +94,7 @@ export function encodeRepositoryRecord(record: RepositoryRecord): Uint8Array {
       v: REPOSITORY_RECORD_VERSION,
       tags: record.tags,
       filteredOut: record.filteredOut,
+      artifactTags: record.artifactTags,
       lastUpdate: optMs(record.lastUpdate),
       lastError: record.lastError && {
         code: record.lastError.code,
@@ -101,6 +115,7 @@ export function decodeRepositoryRecord(bytes: Uint8Array): RepositoryRecord | un
   if (
     !optional(r.tags, isStringArray) ||
     !optional(r.filteredOut, isNumber) ||
+    !optional(r.artifactTags, isNumber) ||
     !optional(r.lastUpdate, isNumber) ||
     !optional(r.lastScanned, isNumber) ||
     !optional(r.scannedBy, isString) ||
@@ -111,6 +126,7 @@ export function decodeRepositoryRecord(bytes: Uint8Array): RepositoryRecord | un
   return {
     tags: r.tags,
     filteredOut: r.filteredOut,
+    ...(r.artifactTags ? { artifactTags: r.artifactTags } : {}),
     lastUpdate: optDate(r.lastUpdate),
     lastError: e && {
       code: e.code as string,
@@ -133,6 +149,7 @@ export function encodeTagRecord(record: TagRecord): Uint8Array {
     digest: record.digest,
     intervalMs: record.intervalMs,
     checkedAt: record.checkedAt.getTime(),
+    lastError: encodeTagError(record.lastError),
   });
   const entry = JSON.stringify(
     info
@@ -152,6 +169,46 @@ export function encodeTagRecord(record: TagRecord): Uint8Array {
       : { excludedReason },
   );
   return encoder.encode(`${bookkeeping}\n${entry}`);
+}
+
+/** The entry line of a tag whose fetch failed before it ever succeeded (no image to keep). */
+const FAILED_ENTRY = '{"failed":true}';
+
+/**
+ * Serialises the record of a listed tag that was never fetched successfully: only why its
+ * fetch failed. {@link TagRecordDecoder} reads it as no record (there is no image); read it
+ * with {@link decodeTagFailure}.
+ */
+export function encodeTagFailure(lastError: TagError): Uint8Array {
+  const head = JSON.stringify({ v: TAG_RECORD_VERSION, lastError: encodeTagError(lastError) });
+  return encoder.encode(`${head}\n${FAILED_ENTRY}`);
+}
+
+/** The error a failure record (see {@link encodeTagFailure}) holds; undefined for anything else. */
+export function decodeTagFailure(bytes: Uint8Array): TagError | undefined {
+  const split = bytes.indexOf(NEWLINE);
+  if (split < 0) return undefined;
+  let tail: string;
+  try {
+    tail = decoder.decode(bytes.subarray(split + 1));
+  } catch {
+    return undefined;
+  }
+  if (tail !== FAILED_ENTRY) return undefined;
+  const head = parseJson(bytes.subarray(0, split));
+  if (!isObject(head) || head.v !== TAG_RECORD_VERSION) return undefined;
+  return decodeTagError(head.lastError);
+}
+
+function encodeTagError(e: TagError | undefined) {
+  return e && { code: e.code, message: e.message, at: e.at.getTime() };
+}
+
+function decodeTagError(e: unknown): TagError | undefined {
+  if (!isObject(e) || !isString(e.code) || !isString(e.message) || !isNumber(e.at)) {
+    return undefined;
+  }
+  return { code: e.code, message: e.message, at: new Date(e.at) };
 }
 
 /** An image entry as stored: the info without its reference (which each tag supplies). */
@@ -188,12 +245,15 @@ export class TagRecordDecoder {
     ) {
       return undefined;
     }
-    return {
+    const record: TagRecord = {
       entry: "info" in entry ? { info: tagInfo(entry.info, name, tag) } : entry,
       digest: head.digest,
       intervalMs: head.intervalMs,
       checkedAt: new Date(head.checkedAt),
     };
+    const lastError = decodeTagError(head.lastError);
+    if (lastError) record.lastError = lastError;
+    return record;
   }
 
   #entry(bytes: Uint8Array): SharedEntry | null {

@@ -6,10 +6,12 @@
 import type { Logger } from "pino";
 import type { ImageEntry } from "../image/info.js";
 import type { Client } from "../registry/client.js";
+import { artifactExcludedReason, artifactTag } from "./artifact-tags.js";
+import type { DueTag } from "./due-tags.js";
 import { errorCode, MANIFEST_UNKNOWN, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
-import { StoreWriteError } from "./errors.js";
+import { ListedTagMissingError, StoreWriteError } from "./errors.js";
 import { encodeTagRecord, type TagRecord } from "./records.js";
-import { nextRefreshInterval, refreshDeadline } from "./refresh-policy.js";
+import { MAX_REFRESH_MS, nextRefreshInterval, refreshDeadline } from "./refresh-policy.js";
 import type { WarmContext, WarmJob } from "./warm-pass.js";
 import type { RepositoryScanResult } from "./warmer-types.js";
 
@@ -38,20 +40,24 @@ export class TagRefresher {
   }
 
   /**
-   * Checks one tag (`record` is what the store holds for it, if anything) and writes what
-   * it found. Throws on a `429` (the caller abandons the repository), on a refused write
-   * (`StoreWriteError`) and on other fetch failures (the tag's error).
+   * Checks one due tag and writes what it found. Throws on a `429` (the caller abandons the
+   * repository), on a refused write (`StoreWriteError`) and on other fetch failures (the
+   * tag's error, `MANIFEST_UNKNOWN` included): the caller keeps the tag's last value then.
+   * Artifact tags (signatures, attestations, SBOMs, referrers) are excluded by name, unfetched.
    */
-  async refresh(tag: string, record: TagRecord | undefined): Promise<void> {
+  async refresh(due: DueTag): Promise<void> {
+    const { tag, record } = due;
+    const artifact = artifactTag(tag);
+    if (artifact) return this.#excludeArtifact(tag, artifactExcludedReason(artifact));
     const previousDigest = record ? (record.digest ?? record.entry.info?.digest) : undefined;
     let digest: string | undefined;
     try {
       const head = await this.client.head(tag, { signal: this.signal });
-      if (!head) return this.#vanished(tag);
+      if (!head) throw this.#missing(tag, "HEAD");
       digest = head.digest;
     } catch (error) {
       const code = errorCode(error);
-      if (code === MANIFEST_UNKNOWN) return this.#vanished(tag);
+      if (code === MANIFEST_UNKNOWN) throw this.#missing(tag, "HEAD", error);
       if (code === TOO_MANY_REQUESTS || this.signal.aborted) throw error;
       // Some registries answer HEAD badly; a GET by tag still works there.
       this.log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
@@ -67,7 +73,8 @@ export class TagRefresher {
         },
         this.ctx.refresh,
       );
-      await this.#write(tag, { ...record, digest, intervalMs, checkedAt: new Date(now) });
+      // Written without the record's last error: the check succeeded, it is fresh again.
+      await this.#write(tag, { entry: record.entry, digest, intervalMs, checkedAt: new Date(now) });
       this.result.unchanged++;
       if (excluded) this.result.excluded++;
       this.ctx.metrics.getsAvoidedByHead.inc();
@@ -77,7 +84,14 @@ export class TagRefresher {
     try {
       entry = digest === undefined ? await this.#fetchTag(tag) : await this.#fetchDigest(digest);
     } catch (error) {
-      if (errorCode(error) === MANIFEST_UNKNOWN) return this.#vanished(tag);
+      if (errorCode(error) === MANIFEST_UNKNOWN) {
+        // HEAD named a digest the registry then does not have: a bogus answer, not a fresh value.
+        throw this.#missing(
+          tag,
+          digest === undefined ? "GET" : `GET of ${digest} (from HEAD)`,
+          error,
+        );
+      }
       throw error;
     }
     const info = entry.info && { ...entry.info, ref: this.job.name.withTag(tag) };
@@ -100,12 +114,23 @@ export class TagRefresher {
     this.#notify(tag, digest, previousDigest, now);
   }
 
-  /** The tag disappeared between the listing and the check: done, as in Flux v1. */
-  #vanished(tag: string): void {
-    this.log.warn(
-      { tag },
-      "tag vanished since the listing (manifest unknown); counting it as done",
-    );
+  /**
+   * The tag is listed but the registry has no manifest for it (deleted since the listing, or
+   * a bogus digest): an error, so that the last good value is kept and says why it is stale.
+   */
+  #missing(tag: string, what: string, cause?: unknown): ListedTagMissingError {
+    return new ListedTagMissingError(this.job.name.toString(), tag, what, { cause });
+  }
+
+  /** An artifact tag: excluded by name, for as long as the longest interval (it cannot change). */
+  async #excludeArtifact(tag: string, excludedReason: string): Promise<void> {
+    const now = new Date(this.ctx.now());
+    await this.#write(tag, {
+      entry: { excludedReason },
+      intervalMs: MAX_REFRESH_MS,
+      checkedAt: now,
+    });
+    this.result.excluded++;
   }
 
   #notify(

@@ -7,8 +7,9 @@ import type { Logger } from "pino";
 import type { ImageName } from "../image/ref.js";
 import type { ClientFactory } from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
+import { artifactTag } from "./artifact-tags.js";
 import { forEachBounded } from "./bounded-parallel.js";
-import { dueTags } from "./due-tags.js";
+import { type DueTag, dueTags } from "./due-tags.js";
 import { errorCode, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
 import { StoreWriteError } from "./errors.js";
 import type { Keys } from "./keys.js";
@@ -22,6 +23,7 @@ import type { RefreshOptions } from "./refresh-policy.js";
 import { MAX_REFRESH_MS } from "./refresh-policy.js";
 import { LeaseLostError, RepositoryLease } from "./repository-lease.js";
 import type { SharedTimeout } from "./shared-timeout.js";
+import { keepTag, keepTags, needsKeeping } from "./stale-tags.js";
 import type { Store } from "./store.js";
 import type { TagEvents } from "./tag-events.js";
 import { type CompiledTagFilter, compileTagFilter } from "./tag-filter.js";
@@ -90,6 +92,7 @@ export function emptyScanResult(repository: string, startedAt: Date): Repository
     unchanged: 0,
     fresh: 0,
     excluded: 0,
+    artifacts: 0,
     errors: 0,
     newTags: [],
     movedTags: [],
@@ -225,6 +228,7 @@ async function scanRepository(s: Scan): Promise<void> {
     result.outcome = "failed";
     result.error = summarizeError(error);
     log.error({ error: result.error }, "the repository's tag filter is invalid");
+    await keepPreviousTags(s, previous, result.error);
     await writeRecord(s, previous, undefined, result.error);
     return;
   }
@@ -243,12 +247,14 @@ async function scanRepository(s: Scan): Promise<void> {
     result.outcome = "failed";
     result.error = repoError;
     log.warn({ error: repoError }, "listing tags failed");
+    await keepPreviousTags(s, previous, repoError);
     await writeRecord(s, previous, undefined, repoError);
     return;
   }
   const listed = filter(all);
   result.tags = listed.length;
   result.filteredOut = all.length - listed.length;
+  result.artifacts = countArtifactTags(listed);
 
   const { due, known } = await dueTags(
     ctx,
@@ -263,12 +269,16 @@ async function scanRepository(s: Scan): Promise<void> {
   let done = 0;
   job.onProgress?.({ total, done });
   const refresher = new TagRefresher(ctx, job, client, known, previous?.tags, result, log, signal);
+  /** Due tags written (refreshed, or kept after their own error); the rest are kept below. */
+  const settled = new Set<DueTag>();
   await forEachBounded(
     due,
     ctx.burst,
-    async ({ tag, record }) => {
+    async (item) => {
+      const { tag } = item;
       try {
-        await refresher.refresh(tag, record);
+        await refresher.refresh(item);
+        settled.add(item);
       } catch (error) {
         if (stopReason(s)) return;
         if (errorCode(error) === TOO_MANY_REQUESTS) {
@@ -281,8 +291,15 @@ async function scanRepository(s: Scan): Promise<void> {
           s.controller.abort(error);
         } else if (!signal.aborted) {
           result.errors++;
-          lastTagError = summarizeError(error);
-          log.warn({ tag, error: lastTagError }, "refreshing a tag failed");
+          const tagError = summarizeError(error);
+          lastTagError = tagError;
+          log.warn({ tag, error: tagError }, "refreshing a tag failed");
+          try {
+            if (needsKeeping(item, job, ctx.now())) await keepTag(ctx, job, item, tagError);
+            settled.add(item);
+          } catch (keepError) {
+            log.error({ tag, error: summarizeError(keepError) }, "could not keep the stale tag");
+          }
         }
       } finally {
         job.onProgress?.({ total, done: ++done });
@@ -300,6 +317,11 @@ async function scanRepository(s: Scan): Promise<void> {
   }
   const lastError = repoError ?? lastTagError;
   if (lastError) result.error = lastError;
+  // A 429 (or a refused write) stopped the pass: what it did not reach keeps its last value.
+  if (repoError && why !== "caller") {
+    const unsettled = due.filter((item) => !settled.has(item));
+    await keepTags(ctx, job, unsettled, repoError, log);
+  }
   // Tag records are all written by now and the repository record comes last: a kill in
   // between leaves the previous listing naming tags whose records are whole, never a
   // listing naming tags that were never written.
@@ -308,6 +330,33 @@ async function scanRepository(s: Scan): Promise<void> {
   if (result.outcome !== "aborted") {
     ctx.metrics.tagsCached.set({ repository: result.repository }, result.tags - result.errors);
   }
+}
+
+/**
+ * After a failed listing, keeps the previous listing's tags that are due: without this a
+ * long outage would let the store expire every value the repository had.
+ */
+async function keepPreviousTags(
+  s: Scan,
+  previous: RepositoryRecord | undefined,
+  error: ErrorSummary,
+): Promise<void> {
+  const { ctx, job, log } = s;
+  if (!previous?.tags?.length) return;
+  try {
+    const scratch = emptyScanResult(job.name.toString(), new Date(ctx.now()));
+    const { due } = await dueTags(ctx, job.name, previous.tags, scratch, log, job.signal);
+    await keepTags(ctx, job, due, error, log);
+  } catch (e) {
+    if (!job.signal.aborted) log.error({ error: summarizeError(e) }, "could not keep stale tags");
+  }
+}
+
+/** How many of the listed tags are artifacts (signatures, attestations, SBOMs, referrers). */
+function countArtifactTags(tags: readonly string[]): number {
+  let n = 0;
+  for (const tag of tags) if (tag.startsWith("sha256-") && artifactTag(tag)) n++;
+  return n;
 }
 
 /**
@@ -339,6 +388,9 @@ async function writeRecord(
   const record: RepositoryRecord = {
     tags: listed ?? previous?.tags,
     filteredOut: listed ? result.filteredOut : previous?.filteredOut,
+    ...((listed ? result.artifacts : previous?.artifactTags)
+      ? { artifactTags: listed ? result.artifacts : previous?.artifactTags }
+      : {}),
     lastUpdate: listed ? new Date(now) : previous?.lastUpdate,
     // A stop is not the repository's fault: keep what was known about it.
     lastError: aborted ? previous?.lastError : lastError && { ...lastError, at: new Date(now) },

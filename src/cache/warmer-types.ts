@@ -49,8 +49,13 @@ export interface RepositoryScanResult {
   unchanged: number;
   /** Tags not yet due, left alone. */
   fresh: number;
-  /** Tags whose image is excluded (e.g. no manifest for the wanted platform). */
+  /** Tags whose image is excluded (e.g. no manifest for the wanted platform), artifacts included. */
   excluded: number;
+  /**
+   * Listed tags that are artifacts of an image (cosign `.sig` / `.att` / `.sbom`, OCI
+   * referrers fallback `sha256-<hex>`): excluded by name, never fetched.
+   */
+  artifacts: number;
   /** Tags that could not be refreshed in this scan. */
   errors: number;
   /** Tags that appeared since the previous scan. */

@@ -6,8 +6,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   decodeRepositoryRecord,
+  decodeTagFailure,
   decodeTagRecord,
   encodeRepositoryRecord,
+  encodeTagFailure,
   encodeTagRecord,
   TagRecordDecoder,
 } from "../../src/cache/records.js";
@@ -136,11 +138,31 @@ describe("tag records", () => {
   });
 });
 
+describe("stale and failed tags", () => {
+  it("keep a stale record's last error, and read a failure record as no record", () => {
+    const lastError = { code: "TOO_MANY_REQUESTS", message: "slow down", at: new Date(5000) };
+    const record = {
+      entry: { excludedReason: "no linux/amd64" },
+      digest: DIGEST,
+      intervalMs: 3_600_000,
+      checkedAt: new Date(4000),
+      lastError,
+    };
+    assert.deepEqual(decodeTagRecord(encodeTagRecord(record), NAME, "t"), record);
+    const failure = encodeTagFailure(lastError);
+    assert.equal(decodeTagRecord(failure, NAME, "t"), undefined, "no image to serve");
+    assert.deepEqual(decodeTagFailure(failure), lastError);
+    assert.equal(decodeTagFailure(encodeTagRecord(record)), undefined);
+    assert.equal(decodeTagFailure(enc("garbage")), undefined);
+  });
+});
+
 describe("repository records", () => {
   it("round-trip, and read anything else as a miss", () => {
     const record = {
       tags: ["a", "b"],
       filteredOut: 3,
+      artifactTags: 2,
       lastUpdate: new Date(1000),
       lastError: { code: "DENIED", message: "no", at: new Date(2000) },
       lastScanned: new Date(3000),

@@ -225,17 +225,23 @@ describe("Warmer.scan", () => {
     assert.equal(record?.tags?.length, 30, "the listing is kept");
   });
 
-  it("counts MANIFEST_UNKNOWN as done (the pass stays clean)", async () => {
+  it("reports MANIFEST_UNKNOWN of a listed tag as its error, without a GET", async () => {
     const app = fakeRepository(APP, 3, 1);
     app.failures = new Map([["head:v1", new CodedError("MANIFEST_UNKNOWN")]]);
     app.failures.set("manifest:v1", new CodedError("MANIFEST_UNKNOWN"));
-    const { warmer, factory } = setup({ [APP.toString()]: app });
+    const { warmer, factory, cache } = setup({ [APP.toString()]: app });
     const [r] = await warmer.scan([{ name: APP }]);
     assert.equal(r?.outcome, "scanned");
-    assert.equal(r?.errors, 0);
-    assert.equal(r?.error, undefined);
-    assert.equal(factory.counts(APP.toString()).succeeded, 1);
+    assert.equal(r?.errors, 1);
+    assert.equal(r?.error?.code, "MANIFEST_UNKNOWN");
+    assert.equal((await cache.repositoryRecord(APP))?.lastError?.code, "MANIFEST_UNKNOWN");
     assert.equal(factory.counts(APP.toString()).manifestByTag, 0, "HEAD said unknown: no GET");
+    // Never fetched: the tag's own error, not "not cached yet, run regscan scan".
+    await assert.rejects(cache.getImage(APP.withTag("v1")), {
+      name: "TagFetchError",
+      code: "TAG_FETCH_FAILED",
+      lastErrorCode: "MANIFEST_UNKNOWN",
+    });
   });
 
   it("falls back to GET by tag when HEAD fails, and an unchanged digest still backs off", async () => {
