@@ -161,6 +161,8 @@ export function encodeTagRecord(record: TagRecord): Uint8Array {
             mediaType: info.mediaType,
             createdAt: optMs(info.createdAt),
             labels: info.labels,
+            annotations: info.annotations,
+            indexAnnotations: info.indexAnnotations,
             platform: info.platform,
             platforms: info.platforms,
             lastFetched: optMs(info.lastFetched),
@@ -299,6 +301,8 @@ function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): 
   };
   if (shared.platformDigest !== undefined) info.platformDigest = shared.platformDigest;
   if (shared.imageID !== undefined) info.imageID = shared.imageID;
+  if (shared.annotations) info.annotations = shared.annotations;
+  if (shared.indexAnnotations) info.indexAnnotations = shared.indexAnnotations;
   if (shared.createdAt) info.createdAt = new Date(shared.createdAt.getTime());
   if (shared.platform) info.platform = shared.platform;
   if (shared.lastFetched) info.lastFetched = new Date(shared.lastFetched.getTime());
@@ -333,6 +337,8 @@ function sharedEntry(r: Json): SharedEntry | null {
     !optional(i.createdAt, isNumber) ||
     !optional(i.lastFetched, isNumber) ||
     !isLabels(i.labels) ||
+    !optional(i.annotations, isLabels) ||
+    !optional(i.indexAnnotations, isLabels) ||
     !optional(i.platform, isPlatform) ||
     !(Array.isArray(i.platforms) && i.platforms.every(isPlatform))
   ) {
@@ -346,6 +352,9 @@ function sharedEntry(r: Json): SharedEntry | null {
   };
   if (i.platformDigest !== undefined) info.platformDigest = i.platformDigest;
   if (i.imageID !== undefined) info.imageID = i.imageID;
+  // Records written before annotations were kept have none: read as no annotations.
+  if (i.annotations !== undefined) info.annotations = Object.freeze(i.annotations);
+  if (i.indexAnnotations !== undefined) info.indexAnnotations = Object.freeze(i.indexAnnotations);
   if (i.createdAt !== undefined) info.createdAt = new Date(i.createdAt);
   if (i.platform !== undefined) info.platform = Object.freeze(i.platform);
   if (i.lastFetched !== undefined) info.lastFetched = new Date(i.lastFetched);

@@ -87,6 +87,34 @@ describe("tag records", () => {
     assert.equal(back?.intervalMs, 3_600_000);
   });
 
+  it("carries the manifest's and the index's annotations; a record without them reads as none", () => {
+    const annotated: ImageInfo = {
+      ...info("v1"),
+      annotations: { "org.opencontainers.image.source": "https://example.com/src" },
+      indexAnnotations: { "org.opencontainers.image.ref.name": "v1" },
+    };
+    const bytes = encodeTagRecord({
+      entry: { info: annotated },
+      intervalMs: 1,
+      checkedAt: new Date(0),
+    });
+    const back = decodeTagRecord(bytes, NAME, "v1")?.entry.info;
+    assert.deepEqual(back?.labels, annotated.labels);
+    assert.deepEqual(back?.annotations, annotated.annotations);
+    assert.deepEqual(back?.indexAnnotations, annotated.indexAnnotations);
+    // Written before annotations were kept (no such keys): still a hit, with none.
+    const old = new TextDecoder().decode(
+      encodeTagRecord({ entry: { info: info("v1") }, intervalMs: 1, checkedAt: new Date(0) }),
+    );
+    assert.ok(!old.includes("annotations"));
+    const oldBack = decodeTagRecord(enc(old), NAME, "v1")?.entry.info;
+    assert.ok(oldBack);
+    assert.equal(oldBack.annotations, undefined);
+    assert.equal(oldBack.indexAnnotations, undefined);
+    const bad = old.replace('"labels":', '"annotations":{"a":1},"labels":');
+    assert.equal(decodeTagRecord(enc(bad), NAME, "v1"), undefined);
+  });
+
   it("parses each distinct entry once; tags share frozen labels but not dates", () => {
     const decoder = new TagRecordDecoder();
     const record = (tag: string) =>
