@@ -277,16 +277,26 @@ export class TooLargeError extends RegistryError {
 
 /** Context of a `TimeoutError`. */
 export interface TimeoutContext extends RegistryErrorContext {
+  /** The deadline that expired, when it was regscan's own. */
   timeoutMs?: number;
+  /** What timed out, e.g. `tag list` or `GET /v2/app/manifests/1.0`. */
+  operation?: string;
 }
 
-/** A request to a registry took too long. */
+/** A request to a registry (or a whole tag listing) took longer than its deadline. */
 export class TimeoutError extends RegistryError {
   readonly code = "TIMEOUT";
+  /** What timed out, when known. */
+  readonly operation: string | undefined;
+  /** The deadline that expired, when known. */
+  readonly timeoutMs: number | undefined;
   constructor(a?: string | TimeoutContext, b?: TimeoutContext) {
     const [message, ctx] = split(a, b);
+    const operation = ctx.operation === undefined ? undefined : sanitizeText(ctx.operation, 200);
     const after = ctx.timeoutMs === undefined ? "" : ` after ${ctx.timeoutMs} ms`;
-    super(message ?? `request timed out${after}`, ctx);
+    super(message ?? `${operation ?? "request"} timed out${after}`, ctx);
+    this.operation = operation;
+    this.timeoutMs = ctx.timeoutMs;
   }
 }
 
@@ -341,6 +351,15 @@ export class InvalidImageConfigError extends RegistryError {
   constructor(a: string | ReasonContext, b?: ReasonContext) {
     const [message, ctx] = split(a, b);
     super(message ?? `invalid image config: ${sanitizeText(ctx.reason ?? "malformed")}`, ctx);
+  }
+}
+
+/** An answer that is not what the API says it is: HTML or non-JSON for JSON, the wrong shape. */
+export class InvalidResponseError extends RegistryError {
+  readonly code = "INVALID_RESPONSE";
+  constructor(a: string | ReasonContext, b?: ReasonContext) {
+    const [message, ctx] = split(a, b);
+    super(message ?? `invalid response: ${sanitizeText(ctx.reason ?? "malformed")}`, ctx);
   }
 }
 

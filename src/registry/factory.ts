@@ -19,6 +19,7 @@ import { HttpMetrics } from "./instrument.js";
 import { DEFAULT_PLATFORM, parsePlatform } from "./manifest/platform.js";
 import { RemoteClient } from "./remote-client.js";
 import { SharedLoads } from "./shared-loads.js";
+import type { InvalidTagsReport } from "./tag-names.js";
 
 /** Options of `RemoteClientFactory`; every one has a sensible default. */
 export interface RemoteClientFactoryOptions {
@@ -54,6 +55,13 @@ export interface RemoteClientFactoryOptions {
   userAgent?: string;
   /** Retry bounds (attempts, back-off, total time). */
   retry?: RetryOptions;
+  /**
+   * Total deadline of one request, headers and body together, in milliseconds (default
+   * 60 s): a registry that never answers, or drips its body, fails with `TIMEOUT`.
+   */
+  requestTimeoutMs?: number;
+  /** Total deadline of one whole tag listing, every page included (default 5 minutes). */
+  tagListTimeoutMs?: number;
   /** Environment for proxies and NODE_EXTRA_CA_CERTS (default `process.env`). */
   env?: NodeJS.ProcessEnv;
   /** Clock for token expiry (tests). */
@@ -77,6 +85,8 @@ export class RemoteClientFactory implements ClientFactory {
   readonly #isInsecure: InsecurePolicy;
   readonly #platform: Platform;
   readonly #opts: RemoteClientFactoryOptions;
+  readonly #counter: HttpMetrics | undefined;
+  readonly #logger: Logger | undefined;
 
   constructor(opts: RemoteClientFactoryOptions = {}) {
     this.#opts = opts;
@@ -99,6 +109,8 @@ export class RemoteClientFactory implements ClientFactory {
         : opts.metrics instanceof HttpMetrics
           ? opts.metrics
           : new HttpMetrics(opts.metrics);
+    this.#counter = counter;
+    this.#logger = opts.logger;
     this.#stack = new TransportStack({
       logger: opts.logger ?? silentLogger(),
       limiters: this.limiters,
@@ -106,6 +118,7 @@ export class RemoteClientFactory implements ClientFactory {
       isInsecure: this.#isInsecure,
       userAgent: opts.userAgent ?? "regscan/0.1.0",
       ...(opts.retry ? { retry: opts.retry } : {}),
+      ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
       ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.now ? { now: opts.now } : {}),
@@ -141,7 +154,25 @@ export class RemoteClientFactory implements ClientFactory {
       maxTagPages: this.#opts.maxTagPages ?? 10_000,
       maxTags: this.#opts.maxTags ?? 1_000_000,
       tagPageSize: this.#opts.tagPageSize ?? 1000,
+      ...(this.#opts.tagListTimeoutMs === undefined
+        ? {}
+        : { tagListTimeoutMs: this.#opts.tagListTimeoutMs }),
+      onInvalidTags: (report) => this.#invalidTags(report),
     });
+  }
+
+  /** Dropped tags are logged (escaped) and counted; nothing else ever sees them. */
+  #invalidTags(report: InvalidTagsReport): void {
+    this.#counter?.invalidTags.inc({ host: report.host.toLowerCase() }, report.count);
+    this.#logger?.warn(
+      {
+        host: report.host,
+        repository: report.repository,
+        dropped: report.count,
+        examples: report.examples,
+      },
+      "registry listed tags that break the tag grammar; dropped",
+    );
   }
 
   /** A whole pass over `name` went well: its host's rate may rise again (after the cool-down). */

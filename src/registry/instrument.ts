@@ -26,6 +26,8 @@ export const ClientFetchDurationMetric = "regscan_client_fetch_duration_seconds"
 export const RegistryFetchDurationMetric = "regscan_registry_fetch_duration_seconds";
 /** Name of the HTTP request counter. */
 export const HttpRequestsMetric = "regscan_http_requests_total";
+/** Name of the counter of listed tags dropped for breaking the tag grammar. */
+export const InvalidTagsMetric = "regscan_registry_invalid_tags_total";
 
 /** A metric name already registered as another kind of metric. */
 export class MetricConflictError extends RegscanError {
@@ -117,10 +119,20 @@ export class RegistryMetrics {
   }
 }
 
-/** `regscan_http_requests_total{host, method, status}`, incremented by the transport. */
+/**
+ * `regscan_http_requests_total{host, method, status}`, incremented by the transport, and
+ * `regscan_registry_invalid_tags_total{host}`, by tag listings.
+ */
 export class HttpMetrics {
   readonly requests: Counter<"host" | "method" | "status">;
+  readonly invalidTags: Counter<"host">;
   constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
+    this.invalidTags = counter(
+      register,
+      InvalidTagsMetric,
+      "Tags registries listed that break the tag grammar and were dropped, by host.",
+      ["host"],
+    );
     this.requests = counter(
       register,
       HttpRequestsMetric,

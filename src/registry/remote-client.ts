@@ -36,6 +36,7 @@ import {
 import { manifestDigestBytes } from "./manifest/schema1-payload.js";
 import type { OperationOptions } from "./registry.js";
 import { SharedLoads } from "./shared-loads.js";
+import type { InvalidTagsReport } from "./tag-names.js";
 
 /** What a `RemoteClient` is built from (the factory fills this in). */
 export interface RemoteClientDeps {
@@ -47,6 +48,10 @@ export interface RemoteClientDeps {
   maxTagPages: number;
   maxTags: number;
   tagPageSize: number;
+  /** Total deadline of one tag listing (default 5 minutes). */
+  tagListTimeoutMs?: number;
+  /** Told about tags a listing dropped for breaking the tag grammar. */
+  onInvalidTags?: (report: InvalidTagsReport) => void;
   /** Most manifests and config blobs kept per client (each; default 2,000). */
   maxCachedPerDigest?: number;
 }
@@ -81,6 +86,10 @@ export class RemoteClient implements Client {
       maxPages: this.#deps.maxTagPages,
       maxTags: this.#deps.maxTags,
       pageSize: this.#deps.tagPageSize,
+      ...(this.#deps.tagListTimeoutMs === undefined
+        ? {}
+        : { timeoutMs: this.#deps.tagListTimeoutMs }),
+      ...(this.#deps.onInvalidTags ? { onInvalidTags: this.#deps.onInvalidTags } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
@@ -169,6 +178,8 @@ export class RemoteClient implements Client {
       url,
       headers: { accept: MANIFEST_ACCEPT },
       signal,
+      operation: `${method} manifest`,
+      ...(method === "GET" ? { bodyLimit: MAX_MANIFEST_BYTES } : {}),
     });
   }
 
@@ -233,7 +244,14 @@ export class RemoteClient implements Client {
     const { base } = await this.#deps.pings.get(this.#host, signal);
     const url = new URL(`/v2/${this.#deps.name.path}/blobs/${digest}`, base);
     const res = await followRedirects(
-      { method: "GET", url, headers: { accept: "*/*" }, signal },
+      {
+        method: "GET",
+        url,
+        headers: { accept: "*/*" },
+        signal,
+        operation: `GET ${what}`,
+        bodyLimit: limit,
+      },
       {
         registry: this.#deps.transports.registry,
         elsewhere: this.#deps.transports.plain,

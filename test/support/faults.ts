@@ -1,9 +1,9 @@
 /**
  * Fault injection shared by the recording proxy and the token server: a test hook sees each
  * request and may answer it itself (429, 503, a slow answer, a dropped connection) instead of
- * letting the real server answer.
+ * letting the real server answer, or shape how the answer is sent (dripped, cut mid-body).
  */
-import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from "node:http";
 
 /** What a fault hook sees of a request. */
 export interface FaultRequest {
@@ -26,6 +26,48 @@ export interface FaultResponse {
   body?: string | Buffer | object;
   delayMs?: number;
   destroy?: boolean;
+  /**
+   * Sends the body (the fault's, or the real server's when the fault has no `status`) `bytes`
+   * at a time, one piece every `everyMs`: a registry dripping its answer.
+   */
+  drip?: { bytes: number; everyMs: number };
+  /** Sends the headers and this many bytes of the body, then resets the connection. */
+  resetAfterBytes?: number;
+}
+
+/** Whether the fault changes how a body is sent (so the real server's answer is shaped too). */
+export function shapesBody(fault: FaultResponse | undefined): boolean {
+  return fault?.drip !== undefined || fault?.resetAfterBytes !== undefined;
+}
+
+/**
+ * Sends an answer as the fault shapes it: whole, dripped, or cut after some bytes with a
+ * reset. Dripping stops as soon as the client goes away.
+ */
+export async function sendShaped(
+  res: ServerResponse,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  body: Buffer,
+  fault: FaultResponse,
+): Promise<void> {
+  res.writeHead(status, { ...headers, "content-length": String(body.length) });
+  res.flushHeaders();
+  const cut = fault.resetAfterBytes;
+  const end = cut === undefined ? body.length : Math.min(cut, body.length);
+  const step = fault.drip ? Math.max(1, fault.drip.bytes) : end;
+  for (let at = 0; at < end && !res.destroyed; at += step) {
+    if (at > 0 && fault.drip) await new Promise((r) => setTimeout(r, fault.drip?.everyMs));
+    if (res.destroyed) return;
+    res.write(body.subarray(at, Math.min(at + step, end)));
+  }
+  if (cut !== undefined) {
+    // Let the bytes written so far leave before the reset.
+    await new Promise((r) => setTimeout(r, 20));
+    res.socket?.resetAndDestroy();
+    return;
+  }
+  res.end();
 }
 
 /** Sees every request; `undefined` lets it through untouched. May be async. */
@@ -61,6 +103,10 @@ export async function applyFault(
         headers["content-type"] = "application/json";
       }
     }
+  }
+  if (shapesBody(fault)) {
+    await sendShaped(res, fault.status, headers, body ?? Buffer.alloc(0), fault);
+    return true;
   }
   headers["content-length"] = String(body?.length ?? 0);
   res.writeHead(fault.status, headers);

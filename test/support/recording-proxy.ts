@@ -18,7 +18,13 @@ import {
   Agent as HttpsAgent,
   request as httpsRequest,
 } from "node:https";
-import { applyFault, type FaultHook } from "./faults.js";
+import {
+  applyFault,
+  type FaultHook,
+  type FaultResponse,
+  sendShaped,
+  shapesBody,
+} from "./faults.js";
 
 /** One request the proxy received, and how it was answered. */
 export interface RecordedRequest {
@@ -201,6 +207,7 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
     };
     recorded.push(record);
 
+    let shaping: FaultResponse | undefined;
     if (fault !== undefined) {
       const f = await fault({
         method: record.method,
@@ -215,6 +222,7 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
         req.resume();
         return;
       }
+      if (shapesBody(f)) shaping = f;
     }
 
     const tags = TAGS_LIST.exec(url.pathname);
@@ -230,6 +238,22 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
       (upRes) => {
         record.status = upRes.statusCode ?? 502;
         record.responseHeaders = upRes.headers;
+        if (shaping !== undefined) {
+          // The registry's answer, sent as the fault shapes it (dripped, or cut mid-body).
+          const how = shaping;
+          const chunks: Buffer[] = [];
+          upRes.on("data", (c: Buffer) => chunks.push(c));
+          upRes.on("end", () => {
+            record.injected = true;
+            const headers = { ...upRes.headers };
+            delete headers["transfer-encoding"];
+            sendShaped(res, upRes.statusCode ?? 502, headers, Buffer.concat(chunks), how).catch(
+              () => res.destroy(),
+            );
+          });
+          upRes.on("error", () => res.destroy());
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
         upRes.on("error", () => res.destroy());

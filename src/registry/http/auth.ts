@@ -7,6 +7,7 @@
 
 import { raceAbort } from "../abortable.js";
 import type { HostCredential } from "../credentials/credentials.js";
+import { TimeoutError } from "../errors.js";
 import { discard, type HttpRequest, type Transport } from "./exchange.js";
 import { challengeFrom, type PingCache, type RegistryChallenge } from "./ping.js";
 import type { InsecurePolicy } from "./send.js";
@@ -79,16 +80,27 @@ async function authorize(
     return { req: withAuthorization(req, basicAuthorization(cred.username, cred.password)) };
   }
   const key = TokenCache.key(challenge.realm, challenge.service, ctx.scope, cred);
-  const fetch = () =>
-    fetchToken(ctx.tokenTransport, ctx.isInsecure, {
+  const fetch = () => {
+    // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
+    const signal = AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS);
+    return fetchToken(ctx.tokenTransport, ctx.isInsecure, {
       realm: challenge.realm,
       service: challenge.service,
       scope: ctx.scope,
       credential: cred,
       registryHost: ctx.host,
-      // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
-      signal: AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS),
+      signal,
+    }).catch((err: unknown) => {
+      // The deadline may expire between requests (a retry's back-off): still a TIMEOUT.
+      if (!signal.aborted || err instanceof TimeoutError) throw err;
+      throw new TimeoutError({
+        host: ctx.host,
+        operation: "token fetch",
+        timeoutMs: TOKEN_FETCH_TIMEOUT_MS,
+        cause: err,
+      });
     });
+  };
   const wasCached = ctx.tokens.has(key);
   const { token } = await raceAbort(ctx.tokens.get(key, fetch), req.signal);
   return {

@@ -6,6 +6,7 @@
 import type { Logger } from "pino";
 import type { HostCredential } from "../credentials/credentials.js";
 import { authTransport } from "./auth.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS } from "./deadline.js";
 import { type DispatcherOptions, Dispatchers } from "./dispatchers.js";
 import type { Transport } from "./exchange.js";
 import { PingCache } from "./ping.js";
@@ -35,6 +36,8 @@ export interface TransportStackOptions extends DispatcherOptions {
   isInsecure: InsecurePolicy;
   userAgent: string;
   retry?: RetryOptions;
+  /** Total deadline of one request, headers and body (default 60 s). */
+  requestTimeoutMs?: number;
   observe?: ResponseObserver;
   /** Clock for token expiry and `Retry-After` dates (tests). */
   now?: () => number;
@@ -58,8 +61,10 @@ export class TransportStack {
 
   constructor(opts: TransportStackOptions) {
     this.#opts = opts;
-    this.#dispatchers = new Dispatchers(opts);
-    const send = sendTransport(this.#dispatchers, opts.isInsecure);
+    const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    // undici's idle timeouts stay a backstop behind the total deadline, which words it better.
+    this.#dispatchers = new Dispatchers({ idleTimeoutMs: requestTimeoutMs + 1000, ...opts });
+    const send = sendTransport(this.#dispatchers, opts.isInsecure, { requestTimeoutMs });
     const userAgent = opts.userAgent;
     const observe = opts.observe;
     this.#sender = async (req) => {

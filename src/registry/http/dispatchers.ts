@@ -19,6 +19,8 @@ export interface DispatcherOptions {
   keepAliveTimeoutMs?: number;
   /** Connections per origin (default 16). */
   connectionsPerOrigin?: number;
+  /** undici's wait for the headers and between body chunks (default 60 s). */
+  idleTimeoutMs?: number;
 }
 
 /** Owns the agents; `close()` releases their sockets. */
@@ -32,8 +34,8 @@ export class Dispatchers {
     const base = {
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
       connections: opts.connectionsPerOrigin ?? 16,
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
+      headersTimeout: opts.idleTimeoutMs ?? 60_000,
+      bodyTimeout: opts.idleTimeoutMs ?? 60_000,
     };
     this.#verified = makeAgent(base, { rejectUnauthorized: true, ...(ca ? { ca } : {}) }, env);
     this.#unverified = makeAgent(base, { rejectUnauthorized: false }, env);

@@ -15,6 +15,15 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
+  /** Total deadline of this request, headers and body (default: the stack's request timeout). */
+  timeoutMs?: number;
+  /** What the request is for, as errors name it, e.g. `tag list`; default the method and path. */
+  operation?: string;
+  /**
+   * Read a 200's body (up to this many bytes) inside the chain, so that a connection dropped
+   * mid-body is retried like one dropped before the headers. Only for GET, which is idempotent.
+   */
+  bodyLimit?: number;
 }
 
 /** A response whose body has not been read yet; read it with `readBody` or drop it with `discard`. */
@@ -104,6 +113,27 @@ export async function readTextPrefix(res: HttpResponse, limit: number): Promise<
     if (err instanceof BodyTooLargeSignal) return "";
     throw err;
   }
+}
+
+/** A body already read into memory. */
+export function bufferedBody(bytes: Buffer): ResponseBody {
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (bytes.byteLength > 0) yield bytes;
+    },
+    dump: async () => {},
+  };
+}
+
+/** A body that fails with `error` when read (e.g. one found too large while buffering). */
+export function failingBody(error: unknown): ResponseBody {
+  return {
+    // biome-ignore lint/correctness/useYield: it fails before yielding anything, by design
+    async *[Symbol.asyncIterator]() {
+      throw error;
+    },
+    dump: async () => {},
+  };
 }
 
 /** Drops an unread body so that the connection can be reused. */

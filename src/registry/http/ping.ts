@@ -108,9 +108,9 @@ export class PingCache {
     return this.#resultOf(await this.#get(base, this.transport), base, host);
   }
 
+  /** No caller's signal: the ping is shared; each attempt has the request deadline. */
   #get(base: URL, transport: Transport): Promise<HttpResponse> {
-    const signal = AbortSignal.timeout(30_000);
-    return transport({ method: "GET", url: new URL("/v2/", base), signal });
+    return transport({ method: "GET", url: new URL("/v2/", base), operation: "ping (GET /v2/)" });
   }
 
   async #resultOf(res: HttpResponse, base: URL, host: string): Promise<PingResult> {

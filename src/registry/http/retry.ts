@@ -1,12 +1,22 @@
 /**
  * The retry layer: repeats a request after `429`, `502`, `503`, `504` or a dropped
- * connection, with jittered exponential back-off, honouring `Retry-After`, bounded in
- * attempts and in total time, and stopped at once by the caller's AbortSignal.
+ * connection (before the headers, or while a GET's body is read), with jittered exponential
+ * back-off, honouring `Retry-After`, bounded in attempts and in total time, and stopped at
+ * once by the caller's AbortSignal.
  */
 
 import { abortableSleep } from "../abortable.js";
 import { NetworkError, parseRetryAfter, TRANSIENT_NETWORK_CODES } from "../errors.js";
-import { discard, type HttpRequest, type HttpResponse, type Transport } from "./exchange.js";
+import {
+  BodyTooLargeSignal,
+  bufferedBody,
+  discard,
+  failingBody,
+  type HttpRequest,
+  type HttpResponse,
+  readBody,
+  type Transport,
+} from "./exchange.js";
 
 /** How hard to try. */
 export interface RetryOptions {
@@ -54,7 +64,7 @@ export function retryTransport(next: Transport, opts: RetryOptions = {}): Transp
       let res: HttpResponse | undefined;
       let failure: unknown;
       try {
-        res = await next(req);
+        res = await withBody(await next(req), req);
       } catch (err) {
         if (!isConnectionReset(err)) throw err;
         failure = err;
@@ -80,11 +90,26 @@ export function retryTransport(next: Transport, opts: RetryOptions = {}): Transp
         req: { method: req.method, url: req.url },
         attempt,
         delayMs: Math.round(delay),
-        reason: res ? `status ${res.status}` : "connection reset",
+        reason: res ? `status ${res.status}` : "connection dropped",
       });
       await abortableSleep(delay, req.signal);
     }
   };
+}
+
+/**
+ * A GET's 200 body read here when the request asks for it (`bodyLimit`), so that a drop
+ * mid-body fails this attempt and is retried. A body over the limit is handed on as one that
+ * fails when read: the caller reports it as too large, with its own words.
+ */
+async function withBody(res: HttpResponse, req: HttpRequest): Promise<HttpResponse> {
+  if (req.bodyLimit === undefined || req.method !== "GET" || res.status !== 200) return res;
+  try {
+    return { ...res, body: bufferedBody(await readBody(res, req.bodyLimit)) };
+  } catch (err) {
+    if (err instanceof BodyTooLargeSignal) return { ...res, body: failingBody(err) };
+    throw err;
+  }
 }
 
 function isConnectionReset(err: unknown): boolean {

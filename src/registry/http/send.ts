@@ -1,25 +1,46 @@
 /**
  * The bottom of the transport chain: sends one request through the dispatcher chosen for
- * its host and turns undici's failures into `NetworkError` / `TimeoutError`.
+ * its host, under a total deadline that covers the body too, and turns undici's failures —
+ * before the headers or while the body is read — into `NetworkError` / `TimeoutError`.
  */
 import { request } from "undici";
 import { lowLevelErrorCode, NetworkError, sanitizeText, TimeoutError } from "../errors.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
 import type { Dispatchers } from "./dispatchers.js";
-import { type HttpRequest, type HttpResponse, type Transport, toHeaders } from "./exchange.js";
+import {
+  type HttpRequest,
+  type HttpResponse,
+  type ResponseBody,
+  type Transport,
+  toHeaders,
+} from "./exchange.js";
 
 /** Decides whether TLS verification may be skipped for a host (`host[:port]`). */
 export type InsecurePolicy = (host: string) => boolean;
 
+/** Bounds of the send layer. */
+export interface SendOptions {
+  /** Total deadline of a request that names none (default 60 s). */
+  requestTimeoutMs?: number;
+}
+
 /** Makes the innermost transport. Redirects are never followed here; callers decide. */
-export function sendTransport(dispatchers: Dispatchers, isInsecure: InsecurePolicy): Transport {
+export function sendTransport(
+  dispatchers: Dispatchers,
+  isInsecure: InsecurePolicy,
+  opts: SendOptions = {},
+): Transport {
+  const defaultTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return async (req: HttpRequest): Promise<HttpResponse> => {
     const host = req.url.host;
+    const deadline = new RequestDeadline(req.timeoutMs ?? defaultTimeout, req.signal);
+    const failure = (err: unknown) => transportError(err, req, deadline);
     try {
       const res = await request(req.url, {
         method: req.method,
         headers: req.headers ?? {},
         body: req.body,
-        signal: req.signal,
+        signal: deadline.signal,
         dispatcher: dispatchers.for(isInsecure(host)),
         // undici closes the connection after a HEAD unless told otherwise; HEAD-first
         // refreshes would then pay a new connection (and TLS handshake) per tag.
@@ -29,11 +50,42 @@ export function sendTransport(dispatchers: Dispatchers, isInsecure: InsecurePoli
         status: res.statusCode,
         headers: toHeaders(res.headers),
         url: req.url,
-        body: res.body,
+        body: guardedBody(res.body, deadline, failure),
       };
     } catch (err) {
-      throw transportError(err, host, req.signal);
+      deadline.clear();
+      throw failure(err);
     }
+  };
+}
+
+/**
+ * The body as the caller reads it: still under the request's deadline, which ends when the
+ * body does, and failing with the same typed errors as the request itself.
+ */
+function guardedBody(
+  body: ResponseBody,
+  deadline: RequestDeadline,
+  failure: (err: unknown) => unknown,
+): ResponseBody {
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for await (const chunk of body) yield chunk;
+      } catch (err) {
+        throw failure(err);
+      } finally {
+        deadline.clear();
+      }
+    },
+    dump: async () => {
+      try {
+        if (body.dump) await body.dump();
+        else for await (const _ of body) void _;
+      } finally {
+        deadline.clear();
+      }
+    },
   };
 }
 
@@ -44,26 +96,51 @@ const TIMEOUT_CODES = new Set([
   "ETIMEDOUT",
 ]);
 
-/** The caller's abort stays an abort; everything else becomes a typed, secret-free error. */
-function transportError(err: unknown, host: string, signal?: AbortSignal): unknown {
-  if (signal?.aborted) return signal.reason ?? err;
+/**
+ * The caller's abort stays an abort (unless it is a timeout signal's: then it is a
+ * `TimeoutError` naming the host); everything else becomes a typed, secret-free error.
+ */
+function transportError(err: unknown, req: HttpRequest, deadline: RequestDeadline): unknown {
+  const host = req.url.host;
+  const operation = req.operation ?? `${req.method} ${sanitizeText(req.url.pathname, 200)}`;
+  if (deadline.expired) {
+    return new TimeoutError({ host, operation, timeoutMs: deadline.timeoutMs, cause: err });
+  }
+  if (deadline.callerAborted) {
+    const reason: unknown = req.signal?.reason ?? err;
+    if (reason instanceof DOMException && reason.name === "TimeoutError") {
+      return new TimeoutError({ host, operation, cause: reason });
+    }
+    return reason;
+  }
   if (err instanceof NetworkError || err instanceof TimeoutError) return err;
   const causeCode = socketErrorCode(err);
-  if (causeCode && TIMEOUT_CODES.has(causeCode)) return new TimeoutError({ host, cause: err });
-  return new NetworkError(describe(err, causeCode), { host, cause: err, causeCode });
+  if (causeCode && TIMEOUT_CODES.has(causeCode)) {
+    return new TimeoutError({ host, operation, cause: err });
+  }
+  return new NetworkError(describe(err, causeCode, host), { host, cause: err, causeCode });
 }
 
 const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
+/** What OpenSSL says when the other side answers a ClientHello in plain HTTP. */
+const PLAIN_HTTP_CODES =
+  /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST|UNKNOWN_PROTOCOL/;
 
 /** One readable line: OpenSSL's internals are left out, TLS failures say what they mean. */
-function describe(err: unknown, code: string | undefined): string {
+function describe(err: unknown, code: string | undefined, host: string): string {
   if (code && CERT_CODES.test(code)) return `TLS certificate not trusted (${code})`;
   const message = err instanceof Error ? sanitizeText(err.message) : "";
-  // A plain-HTTP server either answers the ClientHello with garbage (ERR_SSL_...) or hangs
-  // up on it, which Node reports as a reset "before secure TLS connection was established".
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : "";
+  const said = `${code ?? ""} ${message} ${cause}`;
+  const h = sanitizeText(host, 255);
+  const hint = `host ${h} seems to speak plain HTTP; use --insecure-host ${h}`;
+  if (PLAIN_HTTP_CODES.test(said) || /wrong version number|packet length too long/i.test(said)) {
+    return `TLS handshake failed (${code}): ${hint}`;
+  }
+  // A plain-HTTP server may also hang up on the ClientHello, which Node reports as a reset
+  // "before secure TLS connection was established" (a middlebox could do the same: "seems").
   if (code?.startsWith("ERR_SSL") || /before secure TLS connection/i.test(`${message} ${cause}`)) {
-    return `TLS handshake failed (${code}); is the host plain HTTP?`;
+    return `TLS handshake failed (${code}, the connection was closed): ${hint}`;
   }
   return `network error (${[code, message].filter(Boolean).join(": ")})`;
 }

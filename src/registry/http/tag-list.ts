@@ -1,9 +1,19 @@
 /**
  * Lists a repository's tags: `GET /v2/NAME/tags/list?n=N`, following `Link: rel="next"`
- * on the registry's own origin until it is gone, bounded in pages and in tags so that a
- * runaway (or looping) listing stops with a clear error.
+ * on the registry's own origin until it is gone, bounded in pages, in tags and in total
+ * time, so that a runaway, looping or dripping listing stops with a clear error. Tags that
+ * break the tag grammar are dropped and reported, never passed on.
  */
-import { RegistryError, type RegistryErrorContext, registryErrorFromResponse } from "../errors.js";
+import {
+  InvalidResponseError,
+  RegistryError,
+  type RegistryErrorContext,
+  registryErrorFromResponse,
+  sanitizeText,
+  TimeoutError,
+} from "../errors.js";
+import { type InvalidTagsReport, partitionTags } from "../tag-names.js";
+import { DEFAULT_TAG_LIST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
 import { ERROR_BODY_LIMIT, readBounded, readTextPrefix, type Transport } from "./exchange.js";
 import { nextPageOf } from "./link-header.js";
 
@@ -23,19 +33,46 @@ export interface TagListOptions {
   maxPages?: number;
   /** Most tags accepted (default 1,000,000). */
   maxTags?: number;
+  /** Total deadline of the listing, every page included (default 5 minutes). */
+  timeoutMs?: number;
+  /** Told about tags dropped for breaking the tag grammar (once per listing). */
+  onInvalidTags?: (report: InvalidTagsReport) => void;
   signal?: AbortSignal;
 }
 
 /** Largest tag-list page body accepted. */
 export const MAX_TAG_PAGE_BYTES = 32 * 1024 * 1024;
 
-/** Every tag of `repository` at `base`, in the registry's order. */
+/** Every valid tag of `repository` at `base`, in the registry's order. */
 export async function listTags(
   transport: Transport,
   base: URL,
   host: string,
   repository: string,
   opts: TagListOptions = {},
+): Promise<string[]> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TAG_LIST_TIMEOUT_MS;
+  const deadline = new RequestDeadline(timeoutMs, opts.signal);
+  try {
+    const all = await listAll(transport, base, host, repository, opts, deadline.signal);
+    const { valid, invalid } = partitionTags(all, host, repository);
+    if (invalid) opts.onInvalidTags?.(invalid);
+    return valid;
+  } catch (err) {
+    if (!deadline.expired) throw err;
+    throw new TimeoutError({ host, repository, operation: "tag listing", timeoutMs, cause: err });
+  } finally {
+    deadline.clear();
+  }
+}
+
+async function listAll(
+  transport: Transport,
+  base: URL,
+  host: string,
+  repository: string,
+  opts: TagListOptions,
+  signal: AbortSignal,
 ): Promise<string[]> {
   const maxPages = opts.maxPages ?? 10_000;
   const maxTags = opts.maxTags ?? 1_000_000;
@@ -54,14 +91,16 @@ export async function listTags(
       method: "GET",
       url,
       headers: { accept: "application/json" },
-      signal: opts.signal,
+      signal,
+      operation: `tag list page ${page + 1}`,
+      bodyLimit: MAX_TAG_PAGE_BYTES,
     });
     if (res.status !== 200) {
       const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
       throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
     }
     const bytes = await readBounded(res, MAX_TAG_PAGE_BYTES, "tag list page", ctx);
-    for (const tag of pageTags(bytes, ctx)) {
+    for (const tag of pageTags(bytes, res.headers.get("content-type"), ctx)) {
       tags.push(tag);
       if (tags.length > maxTags) {
         throw new TagListError(`repository has more than ${maxTags} tags (maxTags)`, ctx);
@@ -72,19 +111,24 @@ export async function listTags(
   return tags;
 }
 
-function pageTags(bytes: Buffer, ctx: RegistryErrorContext): string[] {
+/** The page's tags; anything but `{"tags": [strings]}` (or `null`) is an invalid answer. */
+function pageTags(bytes: Buffer, contentType: string | null, ctx: RegistryErrorContext): string[] {
+  const type = contentType === null ? "" : ` (content-type ${sanitizeText(contentType, 80)})`;
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString("utf8"));
   } catch {
-    throw new TagListError("tag list is not JSON", ctx);
+    const html = /^\s*</.test(bytes.subarray(0, 64).toString("utf8")) ? "HTML, " : "";
+    throw new InvalidResponseError(`tag list is ${html}not JSON${type}`, ctx);
   }
-  const tags =
-    typeof json === "object" && json !== null ? (json as { tags?: unknown }).tags : undefined;
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new InvalidResponseError(`tag list is not a JSON object${type}`, ctx);
+  }
+  const tags = (json as { tags?: unknown }).tags;
   // Registries answer `"tags": null` for a repository whose tags were all deleted.
   if (tags === null || tags === undefined) return [];
   if (!Array.isArray(tags) || !tags.every((t): t is string => typeof t === "string")) {
-    throw new TagListError("tag list has no array of strings under `tags`", ctx);
+    throw new InvalidResponseError("tag list has no array of strings under `tags`", ctx);
   }
   return tags;
 }

@@ -45,11 +45,28 @@ function tagsOf(reg: RegistryHandle, opts: RemoteClientFactoryOptions): Promise<
 describe("plain HTTP registry", () => {
   test("a host not listed as insecure is never contacted over plain HTTP", async () => {
     plain.resetRequests();
-    await assert.rejects(tagsOf(plain, {}), { code: "NETWORK", message: /TLS handshake failed/ });
+    await assert.rejects(tagsOf(plain, {}), {
+      code: "NETWORK",
+      message: new RegExp(
+        `^TLS handshake failed .*host ${plain.host} seems to speak plain HTTP; use --insecure-host ${plain.host}`,
+      ),
+    });
     await assert.rejects(tagsOf(plain, { insecureHosts: ["127.0.0.1:1", "localhost"] }), {
       code: "NETWORK",
     });
     assert.deepEqual(plain.requests(), [], "no plain HTTP request reached the registry");
+  });
+
+  test("the registry itself (no proxy) answering TLS in plain HTTP: the hint names --insecure-host", async () => {
+    const direct = parseImageName(`${plain.directHost}/app`);
+    const f = new RemoteClientFactory({});
+    factories.push(f);
+    await assert.rejects(f.clientFor(direct, Credentials.none()).tags(), {
+      code: "NETWORK",
+      message: new RegExp(
+        `^TLS handshake failed \\(ERR_SSL_\\w+\\): host ${plain.directHost} seems to speak plain HTTP; use --insecure-host ${plain.directHost}`,
+      ),
+    });
   });
 
   test("a listed host works over plain HTTP, with or without its port", async () => {

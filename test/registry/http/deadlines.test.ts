@@ -1,0 +1,198 @@
+/**
+ * Deadlines and dropped connections, with the fault proxy in front of the real registry: a
+ * dripped body or a registry that never answers fails with TIMEOUT naming the host (and a
+ * stalled scan records it), a whole tag listing has its own deadline, and a connection
+ * reset mid-body is a NETWORK error that GETs retry like one reset before the headers.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { openStore } from "../../../src/cache/open-store.js";
+import { Warmer } from "../../../src/cache/warmer.js";
+import { parseImageName } from "../../../src/image/ref.js";
+import { Credentials } from "../../../src/registry/credentials/credentials.js";
+import {
+  RemoteClientFactory,
+  type RemoteClientFactoryOptions,
+} from "../../../src/registry/factory.js";
+import { ImageBuilder, type PushedImage } from "../../support/image-builder.js";
+import { type RegistryHandle, startRegistry } from "../../support/registry.js";
+
+let reg: RegistryHandle;
+let image: PushedImage;
+const factories: RemoteClientFactory[] = [];
+const TAGS = Array.from({ length: 40 }, (_, i) => `v${i}`);
+
+before(async () => {
+  reg = await startRegistry({ mode: "anonymous" });
+  const b = new ImageBuilder(reg);
+  image = await b.pushImage("app", ["latest"]);
+  await b.tagMany("app", TAGS, image);
+  await b.close();
+});
+
+after(async () => {
+  await Promise.all(factories.map((f) => f.close()));
+  await reg.stop();
+});
+
+function client(opts: RemoteClientFactoryOptions = {}) {
+  const f = new RemoteClientFactory({
+    insecureHosts: [reg.host],
+    retry: { baseDelayMs: 10, maxDelayMs: 20 },
+    ...opts,
+  });
+  factories.push(f);
+  return f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
+}
+
+const isTagList = (path: string) => path === "/v2/app/tags/list";
+
+describe("total deadline of a request", () => {
+  test("a tag list dripped a few bytes at a time fails with TIMEOUT at the deadline", async () => {
+    const c = client({ requestTimeoutMs: 1000 });
+    await c.head("latest"); // the ping is done: only the listing meets the drip
+    reg.setFault((req) => (isTagList(req.path) ? { drip: { bytes: 2, everyMs: 50 } } : undefined));
+    const started = Date.now();
+    try {
+      // undici's idle body timeout never fires: a piece comes every 50 ms.
+      await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, "TIMEOUT");
+        assert.match(err.message, /tag list page 1 timed out after 1000 ms/);
+        assert.ok(err.message.includes(reg.host), err.message);
+        return true;
+      });
+    } finally {
+      reg.setFault(undefined);
+    }
+    const took = Date.now() - started;
+    assert.ok(took >= 900 && took < 3000, `took ${took} ms`);
+    // Timeouts are not retried: the caller's time is spent.
+    assert.equal(reg.requests().filter((r) => isTagList(r.path)).length, 1);
+  });
+
+  test("a dripped manifest and blob fail the same way; undripped, the same client works", async () => {
+    const c = client({ requestTimeoutMs: 800 });
+    assert.equal((await c.head("latest"))?.digest, image.digest);
+    reg.setFault((req) =>
+      req.method === "GET" && req.path.startsWith("/v2/app/")
+        ? { drip: { bytes: 1, everyMs: 40 } }
+        : undefined,
+    );
+    try {
+      await assert.rejects(c.manifest("latest"), { code: "TIMEOUT", message: /GET manifest/ });
+    } finally {
+      reg.setFault(undefined);
+    }
+    assert.equal((await c.manifest("latest")).info?.digest, image.digest);
+  });
+
+  test("a registry that accepts connections and never answers: TIMEOUT naming the host", async () => {
+    const c = client({ requestTimeoutMs: 700 });
+    reg.resetRequests();
+    reg.setFault(() => ({ delayMs: 3000, status: 503 }));
+    try {
+      await assert.rejects(c.tags(), (err: Error & { code?: string; host?: string }) => {
+        assert.equal(err.code, "TIMEOUT");
+        assert.equal(err.host, reg.host);
+        assert.match(err.message, /ping \(GET \/v2\/\) timed out after 700 ms/);
+        assert.doesNotMatch(err.message, /operation was aborted/);
+        return true;
+      });
+    } finally {
+      reg.setFault(undefined);
+    }
+  });
+
+  test("the whole listing has its own deadline, however fast each page is", async () => {
+    const c = client({ requestTimeoutMs: 5000, tagListTimeoutMs: 1200, tagPageSize: 5 });
+    reg.setPagination({});
+    reg.setFault((req) => (isTagList(req.path) ? { delayMs: 300 } : undefined));
+    try {
+      await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, "TIMEOUT");
+        assert.match(err.message, /tag listing timed out after 1200 ms/);
+        assert.ok(err.message.includes(`${reg.host}/app`), err.message);
+        return true;
+      });
+    } finally {
+      reg.setFault(undefined);
+      reg.setPagination(false);
+    }
+    assert.deepEqual((await c.tags()).sort(), [...TAGS, "latest"].sort());
+  });
+
+  test("a stalled repository scan ends with TIMEOUT in lastError", async () => {
+    const f = new RemoteClientFactory({ insecureHosts: [reg.host], requestTimeoutMs: 1000 });
+    factories.push(f);
+    const store = await openStore("memory:", {});
+    const warmer = new Warmer({ store, factory: f, burst: 4 });
+    const name = parseImageName(`${reg.host}/app`);
+    reg.setFault((req) => (isTagList(req.path) ? { drip: { bytes: 1, everyMs: 100 } } : undefined));
+    try {
+      const [result] = await warmer.scan([{ name, creds: Credentials.none() }]);
+      assert.equal(result?.error?.code, "TIMEOUT", JSON.stringify(result?.error));
+      const status = warmer.repositoryStatus(name);
+      assert.equal(status?.lastError?.code, "TIMEOUT");
+      assert.equal(status?.scanning, false);
+    } finally {
+      reg.setFault(undefined);
+      await store.close();
+    }
+  });
+});
+
+describe("connections dropped after the headers", () => {
+  test("a tag list reset mid-body is retried and then succeeds", async () => {
+    const c = client();
+    let cuts = 0;
+    reg.setFault((req) => {
+      if (!isTagList(req.path) || cuts >= 2) return undefined;
+      cuts++;
+      return { resetAfterBytes: 30 };
+    });
+    try {
+      assert.deepEqual((await c.tags()).sort(), [...TAGS, "latest"].sort());
+    } finally {
+      reg.setFault(undefined);
+    }
+    assert.equal(cuts, 2);
+  });
+
+  test("a manifest and a config blob reset mid-body are retried", async () => {
+    const c = client();
+    const cut = new Set<string>();
+    reg.setFault((req) => {
+      const once = req.method === "GET" && !cut.has(req.path) && /manifests|blobs/.test(req.path);
+      if (!once) return undefined;
+      cut.add(req.path);
+      return { resetAfterBytes: 10 };
+    });
+    try {
+      assert.equal((await c.manifest("latest")).info?.digest, image.digest);
+    } finally {
+      reg.setFault(undefined);
+    }
+    assert.ok(
+      [...cut].some((p) => p.includes("/blobs/")),
+      `the config blob was cut too: ${[...cut]}`,
+    );
+  });
+
+  test("a body cut every time: a NETWORK error naming the host, after the retries", async () => {
+    const c = client({ retry: { maxAttempts: 3, baseDelayMs: 10 } });
+    await c.head("latest");
+    reg.resetRequests();
+    reg.setFault((req) => (isTagList(req.path) ? { resetAfterBytes: 30 } : undefined));
+    try {
+      await assert.rejects(c.tags(), (err: Error & { code?: string; causeCode?: string }) => {
+        assert.equal(err.code, "NETWORK");
+        assert.ok(err.causeCode !== undefined, "the low-level code is kept as causeCode");
+        assert.ok(err.message.includes(reg.host), err.message);
+        return true;
+      });
+    } finally {
+      reg.setFault(undefined);
+    }
+    assert.equal(reg.requests().filter((r) => isTagList(r.path)).length, 3);
+  });
+});
