@@ -1,0 +1,122 @@
+/**
+ * Webhook secrets: read from `env:NAME` or `file:PATH` (a regular file, size-bounded), held
+ * so that no `toString`, `JSON.stringify` or `util.inspect` shows them, and compared in
+ * constant time.
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { inspect } from "node:util";
+import { WebhookSecretError } from "./errors.js";
+
+/** Where a secret is read from: `env:NAME` or `file:PATH`. */
+export const SECRET_SOURCE = /^(?:env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/;
+
+/** Largest secret file read. */
+const MAX_SECRET_FILE = 65_536;
+const MASK = "WebhookSecret(********)";
+
+/** A secret value; it never prints itself. */
+export class WebhookSecret {
+  readonly #value: Buffer;
+  readonly #digest: Buffer;
+
+  constructor(value: string | Buffer) {
+    this.#value = Buffer.from(value);
+    this.#digest = sha256(this.#value);
+  }
+
+  /** True when `given` is the secret; the time taken does not depend on how much matched. */
+  equals(given: string | Buffer | undefined): boolean {
+    // Hashing both sides gives equal lengths whatever was sent.
+    const ok = timingSafeEqual(sha256(Buffer.from(given ?? "")), this.#digest);
+    return ok && given !== undefined;
+  }
+
+  /** True when `signatureHex` is HMAC-SHA256 of `body` under this secret, as hex. */
+  signs(body: Buffer, signatureHex: string | undefined): boolean {
+    const expected = createHmac("sha256", this.#value).update(body).digest();
+    const wellFormed = signatureHex !== undefined && /^[0-9a-fA-F]{64}$/.test(signatureHex);
+    // A malformed signature is still compared (against zeros), so that it costs the same.
+    const given = wellFormed ? Buffer.from(signatureHex, "hex") : Buffer.alloc(expected.length);
+    return timingSafeEqual(given, expected) && wellFormed;
+  }
+
+  toString(): string {
+    return MASK;
+  }
+
+  toJSON(): string {
+    return MASK;
+  }
+
+  [inspect.custom](): string {
+    return MASK;
+  }
+}
+
+/**
+ * Reads a secret from `env:NAME` or `file:PATH`. A file's trailing newline is dropped (as
+ * `echo` and Kubernetes secrets leave one). Errors name the source, never the value.
+ */
+export async function readWebhookSecret(
+  source: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<WebhookSecret> {
+  let text: string;
+  if (source.startsWith("env:")) {
+    const name = source.slice(4);
+    const value = Object.hasOwn(env, name) ? env[name] : undefined;
+    if (value === undefined) throw new WebhookSecretError(source, "the variable is not set");
+    text = value;
+  } else if (source.startsWith("file:")) {
+    text = await readSecretFile(source, source.slice(5));
+  } else {
+    throw new WebhookSecretError(
+      JSON.stringify(source.length > 8 ? `${source.slice(0, 8)}...` : source),
+      'expected "env:NAME" or "file:PATH"',
+    );
+  }
+  text = text.replace(/\r?\n$/, "");
+  if (text === "") throw new WebhookSecretError(source, "empty");
+  return new WebhookSecret(text);
+}
+
+async function readSecretFile(source: string, path: string): Promise<string> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    // Non-blocking, so that a FIFO in place of the file cannot hang start-up.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new WebhookSecretError(
+      source,
+      `cannot open: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+    );
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new WebhookSecretError(source, "not a regular file");
+    if (stat.size > MAX_SECRET_FILE) {
+      throw new WebhookSecretError(source, `larger than ${MAX_SECRET_FILE} bytes`);
+    }
+    // Read one byte past the bound, in case the file grew after the stat.
+    const buffer = Buffer.alloc(MAX_SECRET_FILE + 1);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    if (bytesRead > MAX_SECRET_FILE) {
+      throw new WebhookSecretError(source, `larger than ${MAX_SECRET_FILE} bytes`);
+    }
+    return buffer.subarray(0, bytesRead).toString("utf8");
+  } catch (err) {
+    if (err instanceof WebhookSecretError) throw err;
+    throw new WebhookSecretError(
+      source,
+      `cannot read: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+    );
+  } finally {
+    await handle.close();
+  }
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash("sha256").update(data).digest();
+}
