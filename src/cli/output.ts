@@ -25,6 +25,8 @@ export function inspectJson(ref: ImageRef, entry: ImageEntry): Record<string, un
     mediaType: j.mediaType,
     createdAt: j.createdAt,
     labels: j.labels,
+    annotations: j.annotations,
+    indexAnnotations: j.indexAnnotations,
     platform: j.platform,
     platforms: j.platforms,
   };
@@ -50,10 +52,22 @@ export function inspectText(ref: ImageRef, entry: ImageEntry): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   let out = "";
   for (const [k, v] of rows) if (v !== undefined) out += `${`${k}:`.padEnd(width)}${v}\n`;
-  const labels = Object.entries(info.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  out += labels.length === 0 ? "Labels:    (none)\n" : "Labels:\n";
-  for (const [k, v] of labels) out += `  ${k}=${v}\n`;
+  out += keyValueSection("Labels", info.labels);
+  // Annotations are shown only when there are some: most images have none.
+  if (info.annotations && Object.keys(info.annotations).length > 0) {
+    out += keyValueSection("Annotations", info.annotations);
+  }
+  if (info.indexAnnotations && Object.keys(info.indexAnnotations).length > 0) {
+    out += keyValueSection("Index annotations", info.indexAnnotations);
+  }
   return out;
+}
+
+/** A heading and its `key=value` lines in key order, or `(none)`. */
+function keyValueSection(heading: string, map: Record<string, string>): string {
+  const entries = Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (entries.length === 0) return `${`${heading}:`.padEnd(11)}(none)\n`;
+  return `${heading}:\n${entries.map(([k, v]) => `  ${k}=${v}\n`).join("")}`;
 }
 
 function platformText(p: Platform): string {

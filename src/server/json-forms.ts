@@ -15,6 +15,8 @@ export function imageJson(info: ImageInfo): Record<string, unknown> {
     mediaType: info.mediaType,
     createdAt: iso(info.createdAt),
     labels: info.labels,
+    annotations: info.annotations ?? {},
+    indexAnnotations: info.indexAnnotations,
     platform: info.platform,
     platforms: info.platforms,
     lastFetched: iso(info.lastFetched),

@@ -106,6 +106,8 @@ async function showImage(
     info.platforms.length > 1 &&
       `  platforms:  ${info.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join("/")).join(", ")}`,
     ...Object.entries(info.labels).map(([k, v]) => `  label ${k}=${v}`),
+    ...Object.entries(info.annotations ?? {}).map(([k, v]) => `  annotation ${k}=${v}`),
+    ...Object.entries(info.indexAnnotations ?? {}).map(([k, v]) => `  index annotation ${k}=${v}`),
     cached?.deadline && `  next check: ${time(cached.deadline)}`,
   ];
   ctx.stdout.write(`${lines.filter((l) => typeof l === "string").join("\n")}\n`);
