@@ -29,4 +29,9 @@ export class Keys {
   lease(name: ImageName): string {
     return `${this.prefix}lease:${name.toString()}`;
   }
+
+  /** The key of who holds the repository's lease (host and process), to take over a dead one's. */
+  leaseHolder(name: ImageName): string {
+    return `${this.prefix}lease-holder:${name.toString()}`;
+  }
 }

@@ -1,8 +1,11 @@
 /**
  * The lease a warmer holds on a repository while it scans it, so that replicas sharing a
  * store never scan one repository at the same time: taken before the scan, renewed while it
- * runs, given back when it ends (including when it is stopped).
+ * runs, given back when it ends (including when it is stopped). Who holds it (host and
+ * process) is written beside it, so that a lease left by a killed process on this host is
+ * taken over at once instead of blocking the repository until it expires.
  */
+import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { RegscanError } from "../errors.js";
 import { summarizeError } from "./error-summary.js";
@@ -16,11 +19,79 @@ export class LeaseLostError extends RegscanError {
   }
 }
 
+/** Who holds a lease: the owner id and the process behind it. */
+export interface LeaseHolder {
+  owner: string;
+  host: string;
+  pid: number;
+  /** When the holder took the lease. */
+  since: Date;
+}
+
 /** What taking a lease gave. */
 export type LeaseOutcome =
-  | { taken: true; lease: RepositoryLease }
-  | { taken: false; held: true }
+  | { taken: true; lease: RepositoryLease; tookOverFrom?: LeaseHolder }
+  | { taken: false; held: true; holder?: LeaseHolder }
   | { taken: false; held: false; error: unknown };
+
+/** Where a lease is and who may take it. */
+export interface LeaseRequest {
+  store: Store;
+  key: string;
+  /** Where the holder's host and process id are written beside the lease. */
+  holderKey: string;
+  owner: string;
+  ttlMs: number;
+  log: Logger;
+  onLost: (error: LeaseLostError) => void;
+  signal: AbortSignal;
+  now: () => number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encodeHolder(holder: LeaseHolder): Uint8Array {
+  return encoder.encode(JSON.stringify({ ...holder, since: holder.since.getTime() }));
+}
+
+function decodeHolder(bytes: Uint8Array): LeaseHolder | undefined {
+  try {
+    const h: unknown = JSON.parse(decoder.decode(bytes));
+    if (typeof h !== "object" || h === null) return undefined;
+    const { owner, host, pid, since } = h as Record<string, unknown>;
+    if (typeof owner !== "string" || typeof host !== "string") return undefined;
+    if (!Number.isSafeInteger(pid) || (pid as number) <= 0 || typeof since !== "number") {
+      return undefined;
+    }
+    return { owner, host, pid: pid as number, since: new Date(since) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether process `pid` of this host still runs. Signal 0 only checks: `ESRCH` means gone;
+ * `EPERM` means it runs as another user.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/** A holder that is a dead process of this host: its lease can be taken over at once. */
+function isDeadHere(holder: LeaseHolder | undefined): holder is LeaseHolder {
+  return (
+    holder !== undefined &&
+    holder.host === hostname() &&
+    holder.pid !== process.pid &&
+    !processAlive(holder.pid)
+  );
+}
 
 /** A lease this warmer holds; call {@link RepositoryLease.release} exactly once. */
 export class RepositoryLease {
@@ -42,27 +113,35 @@ export class RepositoryLease {
   }
 
   /**
-   * Takes the lease on `key` for `owner`. A store that cannot answer is reported, not
-   * thrown: the caller decides (the warmer does not scan what it could not store anyway).
-   * Rejects only when `signal` aborts.
+   * Takes the lease for `owner`, taking it over from a dead process of this host. A store
+   * that cannot answer is reported, not thrown: the caller decides (the warmer does not
+   * scan what it could not store anyway). Rejects only when `signal` aborts.
    */
-  static async take(
-    store: Store,
-    key: string,
-    owner: string,
-    ttlMs: number,
-    log: Logger,
-    onLost: (error: LeaseLostError) => void,
-    signal: AbortSignal,
-  ): Promise<LeaseOutcome> {
+  static async take(req: LeaseRequest): Promise<LeaseOutcome> {
+    const { store, key, owner, ttlMs, signal } = req;
+    let tookOverFrom: LeaseHolder | undefined;
     try {
-      if (!(await store.acquire(key, ttlMs, owner, { signal })))
-        return { taken: false, held: true };
+      if (!(await store.acquire(key, ttlMs, owner, { signal }))) {
+        const holder = await readHolder(req);
+        if (!isDeadHere(holder)) return { taken: false, held: true, ...(holder ? { holder } : {}) };
+        // Release is conditional on the owner: if someone live took it meanwhile, a no-op.
+        await store.release(key, holder.owner, { signal });
+        if (!(await store.acquire(key, ttlMs, owner, { signal }))) {
+          return { taken: false, held: true };
+        }
+        tookOverFrom = holder;
+        req.log.warn(
+          { holder: `${holder.host}:${holder.pid}`, since: holder.since },
+          "took over the repository lease of a process that no longer runs",
+        );
+      }
     } catch (error) {
       signal.throwIfAborted();
       return { taken: false, held: false, error };
     }
-    return { taken: true, lease: new RepositoryLease(store, key, owner, ttlMs, log, onLost) };
+    await writeHolder(req);
+    const lease = new RepositoryLease(store, key, owner, ttlMs, req.log, req.onLost);
+    return { taken: true, lease, ...(tookOverFrom ? { tookOverFrom } : {}) };
   }
 
   /** Stops renewing and gives the lease back (bounded by `timeoutMs`; failures are logged). */
@@ -93,5 +172,24 @@ export class RepositoryLease {
     } finally {
       this.#renewing = false;
     }
+  }
+}
+
+/** Who holds the lease, as written beside it; undefined when unknown (best effort). */
+async function readHolder(req: LeaseRequest): Promise<LeaseHolder | undefined> {
+  const got = await req.store.get(req.holderKey, { signal: req.signal });
+  return got && decodeHolder(got.value);
+}
+
+/** Writes who holds the lease now (best effort: without it only takeover is lost). */
+async function writeHolder(req: LeaseRequest): Promise<void> {
+  const now = req.now();
+  const holder = { owner: req.owner, host: hostname(), pid: process.pid, since: new Date(now) };
+  try {
+    await req.store.set(req.holderKey, new Date(now + req.ttlMs), encodeHolder(holder), {
+      signal: AbortSignal.any([req.signal, AbortSignal.timeout(5000)]),
+    });
+  } catch (error) {
+    req.log.warn({ error: summarizeError(error) }, "could not record the lease holder");
   }
 }

@@ -146,15 +146,17 @@ async function scanUnderLease(s: Scan): Promise<void> {
   const { ctx, job, result, log } = s;
   let taken: Awaited<ReturnType<typeof RepositoryLease.take>>;
   try {
-    taken = await RepositoryLease.take(
-      ctx.store,
-      ctx.keys.lease(job.name),
-      ctx.owner,
-      ctx.leaseTtlMs,
+    taken = await RepositoryLease.take({
+      store: ctx.store,
+      key: ctx.keys.lease(job.name),
+      holderKey: ctx.keys.leaseHolder(job.name),
+      owner: ctx.owner,
+      ttlMs: ctx.leaseTtlMs,
       log,
-      (lost) => s.controller.abort(lost),
-      job.signal,
-    );
+      onLost: (lost) => s.controller.abort(lost),
+      signal: job.signal,
+      now: ctx.now,
+    });
   } catch {
     result.outcome = "aborted";
     return;
@@ -162,6 +164,10 @@ async function scanUnderLease(s: Scan): Promise<void> {
   if (!taken.taken && taken.held) {
     log.debug("another warmer holds the lease; skipping");
     result.outcome = "skipped-lease";
+    if (taken.holder) {
+      const { host, pid, since } = taken.holder;
+      result.leaseHolder = { host, pid, since };
+    }
     return;
   }
   if (!taken.taken) {

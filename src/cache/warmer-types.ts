@@ -64,6 +64,8 @@ export interface RepositoryScanResult {
   movedTags: string[];
   /** The scan's error, when it failed or some tags failed (the repository's last error). */
   error?: ErrorSummary;
+  /** Who holds the repository's lease, when the outcome is `skipped-lease` and it is known. */
+  leaseHolder?: { host: string; pid: number; since: Date };
   startedAt: Date;
   durationMs: number;
 }

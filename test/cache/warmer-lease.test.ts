@@ -4,6 +4,8 @@
  * one means no scan, and one warmer never scans a repository twice at once.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { hostname } from "node:os";
 import { describe, it } from "node:test";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
@@ -16,6 +18,21 @@ import { CodedError, FakeFactory, fakeRepository } from "./support/fake-registry
 
 const APP = parseImageName("registry.test/lease/app");
 const LEASE = new Keys().lease(APP);
+const HOLDER = new Keys().leaseHolder(APP);
+
+/** A process id that ran on this host and has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ["-e", ""]);
+  assert.ok(child.pid && child.status === 0);
+  return child.pid;
+}
+
+/** Leaves `APP`'s lease held by `owner`, with its holder record, as a warmer would. */
+async function leaveLease(store: Store, owner: string, host: string, pid: number) {
+  assert.ok(await store.acquire(LEASE, 5 * 60_000, owner));
+  const holder = JSON.stringify({ owner, host, pid, since: Date.now() - 5000 });
+  await store.set(HOLDER, new Date(Date.now() + 60_000), new TextEncoder().encode(holder));
+}
 
 /** `store` with its lease calls replaced. */
 function withLeases(store: Store, acquire: Store["acquire"]): Store {
@@ -117,5 +134,28 @@ describe("Warmer leases", () => {
     ]);
     assert.deepEqual([a?.outcome, b?.outcome].sort(), ["scanned", "skipped-lease"]);
     assert.equal(factory.counts(APP.toString()).tags, 1);
+  });
+
+  it("takes over at once a lease left by a process of this host that no longer runs", async () => {
+    const { store, factory, warmer } = slowSetup(3, 0);
+    await leaveLease(store, "killed-scan", hostname(), deadPid());
+    const [r] = await warmer.scan([{ name: APP }]);
+    assert.equal(r?.outcome, "scanned");
+    assert.equal(factory.counts(APP.toString()).tags, 1);
+    assert.equal(await store.acquire(LEASE, 60_000, "other"), true, "released after the scan");
+  });
+
+  it("leaves alone a lease of a live process, or of another host, and says who holds it", async () => {
+    for (const [host, pid] of [
+      [hostname(), process.pid],
+      ["another-host.example", deadPid()],
+    ] as const) {
+      const { store, factory, warmer } = slowSetup(3, 0);
+      await leaveLease(store, "busy-scan", host, pid);
+      const [r] = await warmer.scan([{ name: APP }]);
+      assert.equal(r?.outcome, "skipped-lease", host);
+      assert.deepEqual([r?.leaseHolder?.host, r?.leaseHolder?.pid], [host, pid]);
+      assert.equal(factory.counts(APP.toString()).tags, 0, "no registry request");
+    }
   });
 });

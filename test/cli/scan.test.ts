@@ -4,13 +4,14 @@
  * method, the exit status, and no progress bar when the output is not a terminal.
  */
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { main } from "../../src/cli/main.js";
-import { runCli } from "../support/cli.js";
+import { cliCommand, runCli } from "../support/cli.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -197,5 +198,97 @@ describe("regscan scan", () => {
     assert.equal(code, 0, err);
     assert.match(err, /4\/4 .*cli\/app/, "the bar shows the tags checked");
     assert.match(out, /cli\/app\s+4\s+4/);
+  });
+});
+
+/** Starts `regscan ...args` in the background (for scans that are killed or overlapped). */
+function startCli(args: string[]): ChildProcess {
+  const { command, args: argv } = cliCommand(args);
+  return spawn(command, argv, { env: { ...process.env, ...env() }, stdio: "ignore" });
+}
+
+/** Waits (bounded) until the registry has been asked for a manifest: the lease is taken. */
+async function untilManifestRequested(): Promise<void> {
+  const until = Date.now() + 60_000;
+  while (!registry.requests().some((r) => r.path.includes("/manifests/"))) {
+    assert.ok(Date.now() < until, "the background scan never reached the manifests");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once("exit", (code) => resolve(code));
+  });
+
+describe("regscan scan and repository leases", () => {
+  it("takes over at once the lease of a scan that was killed", async () => {
+    const db = `sqlite:${join(dir, "killed.db")}`;
+    const args = ["scan", `${registry.host}/cli/app`, "--cache", db];
+    const flags = ["--insecure-host", registry.host, "--output", "json"];
+    registry.resetRequests();
+    registry.setFault((req) =>
+      req.path.includes("/manifests/") ? { delayMs: 10_000 } : undefined,
+    );
+    const victim = startCli([...args, ...flags]);
+    try {
+      await untilManifestRequested();
+      victim.kill("SIGKILL");
+      await exited(victim);
+    } finally {
+      registry.setFault(undefined);
+      victim.kill("SIGKILL");
+    }
+    const r = await runCli([...args, ...flags], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as Summary;
+    assert.deepEqual(
+      s.repositories.map((x) => [x.outcome, x.refreshed, x.ok]),
+      [["scanned", 4, true]],
+    );
+  });
+
+  it("says so and exits 1 while another scan holds the lease, and waits with --wait-lease", async () => {
+    const db = `sqlite:${join(dir, "busy.db")}`;
+    const args = [
+      "scan",
+      `${registry.host}/cli/app`,
+      "--cache",
+      db,
+      "--insecure-host",
+      registry.host,
+    ];
+    registry.resetRequests();
+    let slow = true;
+    registry.setFault((req) =>
+      slow && req.path.includes("/manifests/") ? { delayMs: 1500 } : undefined,
+    );
+    const busy = startCli(args);
+    try {
+      await untilManifestRequested();
+      const skipped = await runCli([...args, "--output", "json"], { env: env() });
+      assert.equal(skipped.code, 1, "not scanned is not a success");
+      const s = JSON.parse(skipped.stdout) as Summary;
+      assert.deepEqual(
+        s.repositories.map((x) => [x.outcome, x.ok]),
+        [["skipped-lease", false]],
+      );
+      assert.match(
+        skipped.stderr,
+        new RegExp(`another scan holds its lease \\(process ${busy.pid} on .*--wait-lease`),
+      );
+      slow = false;
+      const waited = await runCli([...args, "--output", "json", "--wait-lease", "60"], {
+        env: env(),
+      });
+      assert.equal(waited.code, 0, waited.stderr);
+      const w = JSON.parse(waited.stdout) as Summary;
+      assert.equal(w.repositories[0]?.outcome, "scanned");
+      assert.equal(await exited(busy), 0, "the first scan finished normally");
+    } finally {
+      registry.setFault(undefined);
+      busy.kill("SIGKILL");
+    }
   });
 });

@@ -20,6 +20,7 @@ interface ScanFlags extends RegistryFlags {
   exclude: string[];
   maxTags?: number;
   progress: boolean;
+  waitLease?: number;
 }
 
 function positiveNumber(flag: string, integer: boolean) {
@@ -62,7 +63,12 @@ export function registerScanCommand(program: Command, ctx: CliContext): void {
       "at most this many tags per repository, newest by semver",
       positiveNumber("--max-tags", true),
     )
-    .option("--no-progress", "no progress bar, even on a terminal");
+    .option("--no-progress", "no progress bar, even on a terminal")
+    .option(
+      "--wait-lease <seconds>",
+      "when another scan holds a repository's lease, wait up to this long for it (default: fail at once)",
+      positiveNumber("--wait-lease", false),
+    );
   addRegistryOptions(cmd).action(async (images: string[], flags: ScanFlags) => {
     await runScan(ctx, images, flags);
   });
@@ -122,18 +128,37 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
       concurrency: Math.min(names.length, 4),
       metricsRegistry,
     });
-    results = await warmer.scan(
-      names.map((name) => ({
-        name,
-        creds,
-        options: { ...(tagFilter ? { tagFilter } : {}), ...(platform ? { platform } : {}) },
-      })),
-      {
-        signal: stop.signal,
-        force: true,
-        ...(progress ? { onProgress: (repo, p) => progress.update(repo, p) } : {}),
-      },
-    );
+    const targets = names.map((name) => ({
+      name,
+      creds,
+      options: { ...(tagFilter ? { tagFilter } : {}), ...(platform ? { platform } : {}) },
+    }));
+    const scanOpts = {
+      signal: stop.signal,
+      force: true,
+      ...(progress
+        ? {
+            onProgress: (repo: string, p: { total: number; done: number }) =>
+              progress.update(repo, p),
+          }
+        : {}),
+    };
+    results = await warmer.scan(targets, scanOpts);
+    if (flags.waitLease !== undefined) {
+      // Another scan holds some leases: retry those until they are free or the wait is over.
+      const until = Date.now() + flags.waitLease * 1000;
+      for (;;) {
+        const waiting = targets.filter((_, i) => results[i]?.outcome === "skipped-lease");
+        if (waiting.length === 0 || Date.now() >= until || stop.signal.aborted) break;
+        await sleep(Math.min(LEASE_POLL_MS, until - Date.now()), stop.signal);
+        if (stop.signal.aborted) break;
+        const again = await warmer.scan(waiting, scanOpts);
+        for (const [j, target] of waiting.entries()) {
+          const r = again[j];
+          if (r) results[targets.indexOf(target)] = r;
+        }
+      }
+    }
   } finally {
     progress?.stop();
     process.off("SIGINT", onSignal);
@@ -147,6 +172,9 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
     requests[method] = (requests[method] ?? 0) + v.value;
   }
   const failed = results.filter(isFailure);
+  for (const r of results) {
+    if (r.outcome === "skipped-lease") ctx.stderr.write(`regscan: ${leaseMessage(r, flags)}\n`);
+  }
   if (flags.output === "json") {
     ctx.stdout.write(`${JSON.stringify(summaryJson(results, requests, flags), null, 2)}\n`);
   } else {
@@ -155,9 +183,44 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
   if (failed.length > 0) ctx.exitCode = 1;
 }
 
-/** A repository failed when the scan failed or was stopped, or when any tag failed. */
+/** How often `--wait-lease` asks for a held lease again. */
+const LEASE_POLL_MS = 1000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * A repository failed when the scan failed or was stopped, when any tag failed, or when
+ * another scan's lease kept this one from scanning it (nothing was refreshed).
+ */
 function isFailure(r: RepositoryScanResult): boolean {
-  return r.outcome === "failed" || r.outcome === "aborted" || r.errors > 0;
+  return (
+    r.outcome === "failed" ||
+    r.outcome === "aborted" ||
+    r.outcome === "skipped-lease" ||
+    r.errors > 0
+  );
+}
+
+/** Why a repository was not scanned: who holds its lease, and what to do about it. */
+function leaseMessage(r: RepositoryScanResult, flags: ScanFlags): string {
+  const h = r.leaseHolder;
+  const who = h ? ` (process ${h.pid} on ${h.host}, since ${h.since.toISOString()})` : "";
+  const waited = flags.waitLease !== undefined ? ` after waiting ${flags.waitLease} s` : "";
+  return (
+    `${r.repository} was not scanned${waited}: another scan holds its lease${who}. ` +
+    "It is being scanned now, or a scan killed on another host left the lease, which expires " +
+    "within 5 minutes; run again later, or with --wait-lease <seconds>"
+  );
 }
 
 function isTty(stream: NodeJS.WritableStream): boolean {
@@ -180,11 +243,13 @@ function summaryJson(
       unchanged: r.unchanged,
       fresh: r.fresh,
       excluded: r.excluded,
+      artifacts: r.artifacts,
       filteredOut: r.filteredOut,
       errors: r.errors,
       newTags: r.newTags,
       movedTags: r.movedTags,
       ...(r.error ? { error: r.error } : {}),
+      ...(r.leaseHolder ? { leaseHolder: r.leaseHolder } : {}),
       durationMs: Math.round(r.durationMs),
     })),
     requests: { total: Object.values(requests).reduce((a, b) => a + b, 0), byMethod: requests },
