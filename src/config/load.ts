@@ -169,9 +169,13 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
 function withoutNulls(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutNulls);
   if (value === null || typeof value !== "object") return value;
-  const out: Raw = {};
-  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = withoutNulls(v);
-  return out;
+  // fromEntries defines keys where assignment to `__proto__` would set the prototype: such a
+  // key is then an unknown setting (or a host), not settings smuggled in through a prototype.
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
 }
 
 function fromText(
@@ -242,7 +246,7 @@ function parseMirrors(
   path: string,
   problems: ConfigProblem[],
 ): Record<string, string[]> | undefined {
-  const out: Record<string, string[]> = {};
+  const out = new Map<string, string[]>();
   for (const entry of entries) {
     const eq = entry.indexOf("=");
     if (eq <= 0 || eq === entry.length - 1) {
@@ -254,9 +258,9 @@ function parseMirrors(
       return undefined;
     }
     const host = entry.slice(0, eq);
-    out[host] = [...(out[host] ?? []), entry.slice(eq + 1)];
+    out.set(host, [...(out.get(host) ?? []), entry.slice(eq + 1)]);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 /** Sets a value at the setting's path; `--image` / `REGSCAN_IMAGES` add to the file's list. */

@@ -8,7 +8,7 @@ import { compileTagFilter, InvalidTagFilterError } from "../cache/tag-filter.js"
 import { RegscanError } from "../errors.js";
 import { parseImageRef } from "../image/ref.js";
 import { DEFAULT_IMAGE_EXCLUDES } from "../sources/image-glob.js";
-import { parseDuration } from "./duration.js";
+import { formatDuration, parseDuration } from "./duration.js";
 import { toTagFilterOptions } from "./tag-filter-options.js";
 
 /** A duration (`30s`, `5m`, `1h30m`, or a number of seconds) in milliseconds. */
@@ -24,13 +24,32 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return ms;
 });
 
+/**
+ * A duration of at least `minMs`: an interval of 0 would scan (or poll) in a busy loop, so
+ * it is refused here rather than discovered as thousands of scans a second.
+ */
+function durationAtLeast(minMs: number) {
+  return duration.refine((ms) => ms >= minMs, {
+    message: `expected a duration of at least ${formatDuration(minMs)}`,
+  });
+}
+
+/** How often anything is scanned or asked again: at least a second. */
+const interval = durationAtLeast(1000);
+
 const platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, {
   message: 'expected a platform "os/arch" or "os/arch/variant", e.g. "linux/arm64"',
 });
 
-const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, {
-  message: 'expected "host:port" (e.g. "127.0.0.1:8080", ":8080", "[::1]:8080")',
-});
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/, {
+    message: 'expected "host:port" (e.g. "127.0.0.1:8080", ":8080", "[::1]:8080")',
+  })
+  // Port 0 asks the system for any free port (tests use it); past 65535 there is no port.
+  .refine((address) => Number(address.slice(address.lastIndexOf(":") + 1)) <= 65_535, {
+    message: "the port must be between 1 and 65535 (or 0 for any free port)",
+  });
 
 const globs = z.array(z.string().min(1));
 
@@ -48,6 +67,30 @@ const mirrorHost = z
     message:
       'expected a mirror host "host[:port]" (no user or password; a mirror\'s credentials come from the docker config)',
   });
+
+/** The registry a mirror stands in for, as image references name it: `host[:port]`. */
+const registryHost = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, {
+  message: 'expected a registry host "host[:port]", e.g. "docker.io"',
+});
+
+/**
+ * Mirrors by registry host. zod's records drop a `__proto__` key without a word (a guard
+ * against prototype pollution), which would lose a setting silently: it is refused instead.
+ */
+const mirrorsSchema = z.preprocess(
+  (value, ctx) => {
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
+      ctx.addIssue({
+        code: "custom",
+        message: 'expected a registry host "host[:port]", not "__proto__"',
+        path: ["__proto__"],
+        input: value,
+      });
+    }
+    return value;
+  },
+  z.record(registryHost, z.array(mirrorHost)),
+);
 
 /** Why `compileTagFilter` or `parseImageRef` refused a value, for a configuration problem. */
 function reasonOf(err: unknown): string {
@@ -111,7 +154,7 @@ const repositorySchema = z.preprocess(
     name: repositoryName,
     tags: tagFilterSchema.optional(),
     platform: platform.optional(),
-    interval: duration.optional(),
+    interval: interval.optional(),
   }),
 );
 
@@ -146,7 +189,7 @@ export const configSchema = z.strictObject({
       platform: platform.optional(),
       insecureHosts: z.array(z.string().min(1)).default([]),
       caFiles: z.array(z.string().min(1)).default([]),
-      mirrors: z.record(z.string().min(1), z.array(mirrorHost)).default({}),
+      mirrors: mirrorsSchema.default({}),
       trace: z.boolean().default(false),
     })
     .prefault({}),
@@ -170,7 +213,7 @@ export const configSchema = z.strictObject({
   defaults: z
     .strictObject({
       tags: tagFilterSchema.optional(),
-      interval: duration.optional(),
+      interval: interval.optional(),
     })
     .prefault({}),
   sources: z
@@ -178,7 +221,8 @@ export const configSchema = z.strictObject({
       file: z
         .strictObject({
           path: z.string().min(1),
-          pollInterval: duration.default(10_000),
+          // The source polls at most every 100 ms whatever it is given; say so at load time.
+          pollInterval: durationAtLeast(100).default(10_000),
         })
         .optional(),
       kubernetes: z
@@ -194,7 +238,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   warmer: z
     .strictObject({
-      interval: duration.default(60_000),
+      interval: interval.default(60_000),
       // Fraction by which each tag's refresh interval is spread either way.
       refreshJitter: z.number().min(0).max(1).default(0.1),
     })

@@ -1,0 +1,118 @@
+/**
+ * Settings that would only fail (or misbehave) once running are refused when the
+ * configuration is loaded: intervals of 0 (a busy loop of scans), listen ports past 65535,
+ * and YAML keys named `__proto__`, which must be reported, never merged into the prototype.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ConfigError } from "../../src/config/errors.js";
+import { loadConfig } from "../../src/config/load.js";
+import { runCli } from "../support/cli.js";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "regscan-config-checks-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function file(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+async function problem(p: Promise<unknown>): Promise<ConfigError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail("expected the configuration to be refused");
+}
+
+describe("intervals", () => {
+  test("warmer.interval of 0 or under a second is refused from file, environment and flag", async () => {
+    const zero = await file("zero.yaml", "warmer:\n  interval: 0\n");
+    const fromFile = await problem(loadConfig({ file: zero }));
+    assert.equal(
+      fromFile.message,
+      `${zero}:2: at warmer.interval: expected a duration of at least 1s`,
+    );
+    const fromEnv = await problem(loadConfig({ env: { REGSCAN_INTERVAL: "500ms" } }));
+    assert.match(fromEnv.message, /^environment variable REGSCAN_INTERVAL: at warmer\.interval: /);
+    const fromFlag = await problem(loadConfig({ flags: { interval: "0s" } }));
+    assert.match(fromFlag.message, /^flag --interval: at warmer\.interval: expected a duration/);
+    const { config } = await loadConfig({ flags: { interval: "1s" } });
+    assert.equal(config.warmer.interval, 1000);
+  });
+
+  test("repository and default intervals of 0 are refused; the images file poll has a 100 ms floor", async () => {
+    const repo = await file("repo.yaml", "repositories:\n  - name: alpine\n    interval: 0\n");
+    assert.match(
+      (await problem(loadConfig({ file: repo }))).message,
+      /:3: at repositories\[0\]\.interval: expected a duration of at least 1s/,
+    );
+    assert.match(
+      (await problem(loadConfig({ flags: { refreshInterval: "0" } }))).message,
+      /at defaults\.interval: expected a duration of at least 1s/,
+    );
+    assert.match(
+      (await problem(loadConfig({ flags: { imagesFile: "/x", imagesFilePoll: "10ms" } }))).message,
+      /at sources\.file\.pollInterval: expected a duration of at least 100ms/,
+    );
+    const { config } = await loadConfig({ flags: { imagesFile: "/x", imagesFilePoll: "200ms" } });
+    assert.equal(config.sources.file?.pollInterval, 200);
+  });
+});
+
+describe("listen", () => {
+  test("a port past 65535 is refused; 0 (any free port) and 65535 are taken", async () => {
+    for (const listen of ["127.0.0.1:99999", "[::1]:65536", ":70000"]) {
+      const err = await problem(loadConfig({ flags: { listen } }));
+      assert.match(err.message, /at listen: the port must be between 1 and 65535/, listen);
+    }
+    for (const listen of ["127.0.0.1:0", "127.0.0.1:65535", "[::1]:8080", ":1"]) {
+      assert.equal((await loadConfig({ flags: { listen } })).config.listen, listen);
+    }
+  });
+
+  test("regscan config check refuses listen 127.0.0.1:99999 with one message, exit 1", async () => {
+    const path = await file("listen.yaml", "listen: 127.0.0.1:99999\n");
+    const r = await runCli(["config", "check", path]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr,
+      `regscan: invalid configuration:\n${path}:1: at listen: the port must be between 1 and 65535 (or 0 for any free port)\n`,
+    );
+  });
+});
+
+describe("__proto__ keys", () => {
+  test("a top-level __proto__ is an unknown setting, and smuggles nothing in", async () => {
+    const path = await file("proto.yaml", "__proto__:\n  listen: 0.0.0.0:1\n");
+    const err = await problem(loadConfig({ file: path }));
+    assert.match(err.message, /unknown setting "__proto__"/);
+  });
+
+  test("a mirror for __proto__ is refused as no registry host, not silently lost", async () => {
+    const err = await problem(loadConfig({ flags: { mirror: ["__proto__=m.local"] } }));
+    assert.match(
+      err.message,
+      /flag --mirror: at registry\.mirrors\.__proto__: expected a registry host/,
+    );
+    const { config } = await loadConfig({
+      flags: { mirror: ["docker.io=m.local", "[::1]:5000=m2.local:5000"] },
+    });
+    assert.deepEqual(Object.entries(config.registry.mirrors), [
+      ["docker.io", ["m.local"]],
+      ["[::1]:5000", ["m2.local:5000"]],
+    ]);
+  });
+});
