@@ -13,6 +13,7 @@ import type { Credentials, HostCredential } from "./credentials/credentials.js";
 import { type ResponseObserver, TransportStack } from "./http/chain.js";
 import { insecureHostPolicy } from "./http/insecure-hosts.js";
 import { RateLimiters } from "./http/rate-limiters.js";
+import type { HostResolver } from "./http/realm-policy.js";
 import type { RetryOptions } from "./http/retry.js";
 import type { InsecurePolicy } from "./http/send.js";
 import { HttpMetrics } from "./instrument.js";
@@ -64,6 +65,11 @@ export interface RemoteClientFactoryOptions {
   tagListTimeoutMs?: number;
   /** Environment for proxies and NODE_EXTRA_CA_CERTS (default `process.env`). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * How token realm names are resolved for the realm policy (default: the system resolver,
+   * `dns.lookup`). The token request connects to the addresses this returned.
+   */
+  resolveHost?: HostResolver;
   /** Clock for token expiry (tests). */
   now?: () => number;
 }
@@ -122,6 +128,7 @@ export class RemoteClientFactory implements ClientFactory {
       ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.now ? { now: opts.now } : {}),
+      ...(opts.resolveHost ? { resolveHost: opts.resolveHost } : {}),
       observe: (r) => {
         counter?.observe(r.host, r.method, r.status);
         opts.observe?.(r);

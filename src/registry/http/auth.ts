@@ -10,6 +10,7 @@ import type { HostCredential } from "../credentials/credentials.js";
 import { TimeoutError } from "../errors.js";
 import { discard, type HttpRequest, type Transport } from "./exchange.js";
 import { challengeFrom, type PingCache, type RegistryChallenge } from "./ping.js";
+import type { HostResolver } from "./realm-policy.js";
 import type { InsecurePolicy } from "./send.js";
 import { TokenCache } from "./token-cache.js";
 import { basicAuthorization, fetchToken } from "./token-fetch.js";
@@ -30,6 +31,8 @@ export interface AuthContext {
   /** Transport for token requests (no auth layer). */
   tokenTransport: Transport;
   isInsecure: InsecurePolicy;
+  /** How token realm names are resolved for the policy check (default: the system's). */
+  resolveHost?: HostResolver;
 }
 
 /** Wraps `next` with authentication for `ctx.host`. */
@@ -90,6 +93,7 @@ async function authorize(
       credential: cred,
       registryHost: ctx.host,
       signal,
+      ...(ctx.resolveHost ? { resolve: ctx.resolveHost } : {}),
     }).catch((err: unknown) => {
       // The deadline may expire between requests (a retry's back-off): still a TIMEOUT.
       if (!signal.aborted || err instanceof TimeoutError) throw err;

@@ -12,6 +12,7 @@ import type { Transport } from "./exchange.js";
 import { PingCache } from "./ping.js";
 import { rateLimitTransport } from "./rate-limit.js";
 import type { RateLimiters } from "./rate-limiters.js";
+import type { HostResolver } from "./realm-policy.js";
 import { type RetryOptions, retryTransport } from "./retry.js";
 import { type InsecurePolicy, sendTransport } from "./send.js";
 import { TokenCache } from "./token-cache.js";
@@ -39,6 +40,8 @@ export interface TransportStackOptions extends DispatcherOptions {
   /** Total deadline of one request, headers and body (default 60 s). */
   requestTimeoutMs?: number;
   observe?: ResponseObserver;
+  /** How token realm names are resolved for the policy check (default: the system's). */
+  resolveHost?: HostResolver;
   /** Clock for token expiry and `Retry-After` dates (tests). */
   now?: () => number;
 }
@@ -102,6 +105,7 @@ export class TransportStack {
       tokens: this.tokens,
       tokenTransport: plain,
       isInsecure: this.#opts.isInsecure,
+      ...(this.#opts.resolveHost ? { resolveHost: this.#opts.resolveHost } : {}),
     });
     return { registry, plain };
   }

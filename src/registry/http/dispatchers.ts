@@ -8,6 +8,7 @@ import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
 import { RegscanError } from "../../errors.js";
 import { withTimeout } from "../abortable.js";
+import { type PinnedAddress, pinKey, pinnedLookup } from "./pinned-lookup.js";
 
 /** How the dispatchers are built. */
 export interface DispatcherOptions {
@@ -23,10 +24,17 @@ export interface DispatcherOptions {
   idleTimeoutMs?: number;
 }
 
+/** Agents kept for pinned hosts (token realms); the oldest is closed beyond this. */
+const MAX_PINNED_AGENTS = 16;
+
 /** Owns the agents; `close()` releases their sockets. */
 export class Dispatchers {
   readonly #verified: Dispatcher;
   readonly #unverified: Dispatcher;
+  readonly #base: AgentBase;
+  readonly #ca: string[] | undefined;
+  readonly #proxied: boolean;
+  readonly #pinned = new Map<string, Dispatcher>();
 
   constructor(opts: DispatcherOptions = {}) {
     const env = opts.env ?? process.env;
@@ -39,6 +47,36 @@ export class Dispatchers {
     };
     this.#verified = makeAgent(base, { rejectUnauthorized: true, ...(ca ? { ca } : {}) }, env);
     this.#unverified = makeAgent(base, { rejectUnauthorized: false }, env);
+    this.#base = base;
+    this.#ca = ca;
+    this.#proxied = Boolean(env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY);
+  }
+
+  /**
+   * The dispatcher for a host whose addresses a policy checked: its connections use those
+   * addresses and never ask DNS again. Through a proxy the proxy resolves the name, so the
+   * usual dispatcher is used.
+   */
+  pinned(insecure: boolean, hostname: string, addresses: readonly PinnedAddress[]): Dispatcher {
+    if (this.#proxied) return this.for(insecure);
+    const key = `${insecure ? "insecure" : "verified"}|${pinKey(hostname, addresses)}`;
+    let agent = this.#pinned.get(key);
+    if (agent === undefined) {
+      const tls = insecure
+        ? { rejectUnauthorized: false }
+        : { rejectUnauthorized: true, ...(this.#ca ? { ca: this.#ca } : {}) };
+      agent = new Agent({
+        ...this.#base,
+        connect: { ...tls, lookup: pinnedLookup(hostname, addresses) },
+      });
+      this.#pinned.set(key, agent);
+      for (const [oldKey, old] of this.#pinned) {
+        if (this.#pinned.size <= MAX_PINNED_AGENTS) break;
+        this.#pinned.delete(oldKey);
+        old.close().catch(() => {});
+      }
+    }
+    return agent;
   }
 
   /** The dispatcher for a host: unverified TLS only when the caller says the host is insecure. */
@@ -51,7 +89,8 @@ export class Dispatchers {
    * that stopped answering must not hold a shutting-down process.
    */
   async close(graceMs = 1000): Promise<void> {
-    const agents = [this.#verified, this.#unverified];
+    const agents = [this.#verified, this.#unverified, ...this.#pinned.values()];
+    this.#pinned.clear();
     const closing = Promise.all(agents.map((agent) => agent.close()));
     try {
       await withTimeout(closing, graceMs, () => new Error("close timed out"), true);
@@ -67,16 +106,14 @@ interface TlsOptions {
   ca?: string[];
 }
 
-function makeAgent(
-  base: {
-    keepAliveTimeout: number;
-    connections: number;
-    headersTimeout: number;
-    bodyTimeout: number;
-  },
-  tls: TlsOptions,
-  env: NodeJS.ProcessEnv,
-): Dispatcher {
+interface AgentBase {
+  keepAliveTimeout: number;
+  connections: number;
+  headersTimeout: number;
+  bodyTimeout: number;
+}
+
+function makeAgent(base: AgentBase, tls: TlsOptions, env: NodeJS.ProcessEnv): Dispatcher {
   const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY;
   const httpProxy = env.http_proxy ?? env.HTTP_PROXY;
   if (!httpsProxy && !httpProxy) return new Agent({ ...base, connect: tls });

@@ -4,6 +4,7 @@
  */
 import type { Dispatcher } from "undici";
 import { type RegistryErrorContext, TooLargeError } from "../errors.js";
+import type { PinnedAddress } from "./pinned-lookup.js";
 
 /** The methods regscan uses. */
 export type HttpMethod = "GET" | "HEAD" | "POST";
@@ -24,6 +25,8 @@ export interface HttpRequest {
    * mid-body is retried like one dropped before the headers. Only for GET, which is idempotent.
    */
   bodyLimit?: number;
+  /** Connect to these addresses of the URL's host, checked by a policy: no second look-up. */
+  pinnedAddresses?: readonly PinnedAddress[];
 }
 
 /** A response whose body has not been read yet; read it with `readBody` or drop it with `discard`. */

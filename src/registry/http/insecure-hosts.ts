@@ -3,6 +3,7 @@
  * may skip TLS verification and fall back to plain HTTP. An entry without a port matches
  * the host on any port; an entry with a port matches only that port.
  */
+import { normaliseHostname } from "./host-names.js";
 import type { InsecurePolicy } from "./send.js";
 
 /** Builds the policy from the user's list. */
@@ -26,7 +27,13 @@ function normalise(host: string): string {
   // Users paste URLs; only the authority counts.
   h = h.replace(/^[a-z][a-z0-9+.-]*:\/\//, "");
   const slash = h.indexOf("/");
-  return slash >= 0 ? h.slice(0, slash) : h;
+  if (slash >= 0) h = h.slice(0, slash);
+  if (h === "") return h;
+  // One spelling per name: `Registry.Local.:5000` is `registry.local:5000`.
+  const { hostname, port } = splitPort(h);
+  const bare = normaliseHostname(hostname);
+  const name = bare.includes(":") ? `[${bare}]` : bare;
+  return port === undefined ? name : `${name}:${port}`;
 }
 
 /** `[::1]:5000` -> `[::1]` + `5000`; `::1` (bare IPv6) has no port. */

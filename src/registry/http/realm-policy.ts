@@ -1,13 +1,29 @@
 /**
  * Where a token realm may be: `https`, or plain `http` only on loopback and hosts listed as
  * insecure; never a link-local or cloud-metadata address, where a credential (or even an
- * anonymous request the registry asked for) could reach an instance's secrets.
+ * anonymous request the registry asked for) could reach an instance's secrets. Names are
+ * checked in their canonical spelling, and resolved once: the request is pinned to the
+ * addresses that were checked.
  */
-import { lookup } from "node:dns/promises";
+import { lookup as systemLookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { withTimeout } from "../abortable.js";
 import { UnsafeRealmError } from "../errors.js";
+import { normaliseHostname } from "./host-names.js";
+import type { PinnedAddress } from "./pinned-lookup.js";
 import type { InsecurePolicy } from "./send.js";
+
+/** Resolves a name to every address (as `dns.promises.lookup(name, { all: true })` does). */
+export type HostResolver = (hostname: string) => Promise<PinnedAddress[]>;
+
+/** The system resolver. */
+export const systemResolver: HostResolver = (hostname) => systemLookup(hostname, { all: true });
+
+/** What the check found: the addresses a realm given by name must be reached at. */
+export interface RealmCheck {
+  /** For a name: the checked addresses (empty when it did not resolve). None for an address. */
+  pinned?: { hostname: string; addresses: PinnedAddress[] };
+}
 
 // getaddrinfo cannot be cancelled; the check stops waiting for it after this long.
 const DNS_TIMEOUT_MS = 5_000;
@@ -20,13 +36,17 @@ const METADATA_NAMES = new Set([
   "instance-data.ec2.internal",
 ]);
 
-/** Throws `UnsafeRealmError` unless `realm` is a place regscan may ask for a token. */
+/**
+ * Throws `UnsafeRealmError` unless `realm` is a place regscan may ask for a token; for a
+ * name, returns the addresses it was checked at, which the token request must use.
+ */
 export async function checkRealm(
   realm: URL,
   registryHost: string,
   isInsecure: InsecurePolicy,
-): Promise<void> {
-  const hostname = bareHostname(realm.hostname);
+  resolve: HostResolver = systemResolver,
+): Promise<RealmCheck> {
+  const hostname = normaliseHostname(realm.hostname);
   if (realm.protocol !== "https:") {
     const allowed =
       realm.protocol === "http:" &&
@@ -38,30 +58,32 @@ export async function checkRealm(
       );
     }
   }
-  if (METADATA_NAMES.has(hostname.toLowerCase()) || isForbiddenAddress(hostname)) {
+  if (METADATA_NAMES.has(hostname) || isForbiddenAddress(hostname)) {
     throw new UnsafeRealmError(`token realm ${realm.origin} is a link-local or metadata address`, {
       host: registryHost,
     });
   }
-  if (isIP(hostname) === 0) {
-    // A name may resolve to a metadata address; resolution failures are left to the request.
-    const addresses = await withTimeout(
-      lookup(hostname, { all: true }),
-      DNS_TIMEOUT_MS,
-      () => new Error("DNS look-up timed out"),
-    ).catch(() => []);
-    if (addresses.some((a) => isForbiddenAddress(a.address))) {
-      throw new UnsafeRealmError(
-        `token realm ${realm.origin} resolves to a link-local or metadata address`,
-        { host: registryHost },
-      );
-    }
+  if (isIP(hostname) !== 0) return {};
+  // A name may resolve to a metadata address. A failed look-up pins nothing: the request
+  // then fails to connect rather than resolving the name a second time.
+  const addresses = await withTimeout(
+    resolve(hostname),
+    DNS_TIMEOUT_MS,
+    () => new Error("DNS look-up timed out"),
+  ).catch((): PinnedAddress[] => []);
+  if (addresses.some((a) => isForbiddenAddress(a.address))) {
+    throw new UnsafeRealmError(
+      `token realm ${realm.origin} resolves to a link-local or metadata address`,
+      { host: registryHost },
+    );
   }
+  // The name as the URL has it (trailing dot and all): that is what the connection looks up.
+  return { pinned: { hostname: bareHostname(realm.hostname), addresses } };
 }
 
 /** Loopback names and addresses (127/8, ::1, localhost). */
 export function isLoopback(hostname: string): boolean {
-  const h = bareHostname(hostname).toLowerCase();
+  const h = normaliseHostname(hostname);
   if (h === "localhost" || h.endsWith(".localhost")) return true;
   if (isIP(h) === 4) return h.startsWith("127.");
   if (isIP(h) === 6) {
@@ -73,7 +95,7 @@ export function isLoopback(hostname: string): boolean {
 
 /** Link-local (169.254/16, fe80::/10) and the known metadata addresses. */
 export function isForbiddenAddress(address: string): boolean {
-  const a = bareHostname(address).toLowerCase();
+  const a = normaliseHostname(address);
   const family = isIP(a);
   if (family === 4) return a.startsWith("169.254.") || a === "100.100.100.200";
   if (family === 6) {

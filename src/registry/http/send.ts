@@ -41,7 +41,10 @@ export function sendTransport(
         headers: req.headers ?? {},
         body: req.body,
         signal: deadline.signal,
-        dispatcher: dispatchers.for(isInsecure(host)),
+        dispatcher:
+          req.pinnedAddresses === undefined
+            ? dispatchers.for(isInsecure(host))
+            : dispatchers.pinned(isInsecure(host), req.url.hostname, req.pinnedAddresses),
         // undici closes the connection after a HEAD unless told otherwise; HEAD-first
         // refreshes would then pay a new connection (and TLS handshake) per tag.
         reset: false,

@@ -8,12 +8,13 @@ import { registryErrorFromResponse, UnauthorizedError } from "../errors.js";
 import {
   discard,
   ERROR_BODY_LIMIT,
+  type HttpRequest,
   type HttpResponse,
   readBounded,
   readTextPrefix,
   type Transport,
 } from "./exchange.js";
-import { checkRealm } from "./realm-policy.js";
+import { checkRealm, type HostResolver } from "./realm-policy.js";
 import type { InsecurePolicy } from "./send.js";
 
 /** Token answers larger than this are refused. */
@@ -30,6 +31,8 @@ export interface TokenRequest {
   /** The registry host (for error messages and the realm policy). */
   registryHost: string;
   signal?: AbortSignal;
+  /** How the realm's name is resolved for the policy check (default: the system's). */
+  resolve?: HostResolver;
 }
 
 /** Fetches one token. */
@@ -44,10 +47,12 @@ export async function fetchToken(
   } catch {
     throw new UnauthorizedError("token realm is not a URL", { host: req.registryHost });
   }
-  await checkRealm(realm, req.registryHost, isInsecure);
+  const checked = await checkRealm(realm, req.registryHost, isInsecure, req.resolve);
+  // Every request to the realm goes to the addresses just checked.
+  const pin = checked.pinned ? { pinnedAddresses: checked.pinned.addresses } : {};
   const cred = req.credential;
   if (cred?.identityToken) {
-    return parseTokenResponse(await postForm(transport, realm, req, "refresh_token"), req);
+    return parseTokenResponse(await postForm(transport, realm, req, "refresh_token", pin), req);
   }
   const url = new URL(realm.href);
   if (req.service) url.searchParams.set("service", req.service);
@@ -56,10 +61,17 @@ export async function fetchToken(
   if (cred?.username !== undefined && cred.password !== undefined) {
     headers.authorization = basicAuthorization(cred.username, cred.password);
   }
-  const res = await transport({ method: "GET", url, headers, signal: req.signal });
+  const res = await transport({
+    method: "GET",
+    url,
+    headers,
+    signal: req.signal,
+    operation: "token fetch",
+    ...pin,
+  });
   if ((res.status === 404 || res.status === 405) && cred?.password !== undefined) {
     await discard(res);
-    return parseTokenResponse(await postForm(transport, realm, req, "password"), req);
+    return parseTokenResponse(await postForm(transport, realm, req, "password", pin), req);
   }
   return parseTokenResponse(res, req);
 }
@@ -74,6 +86,7 @@ async function postForm(
   realm: URL,
   req: TokenRequest,
   grant: "refresh_token" | "password",
+  pin: Pick<HttpRequest, "pinnedAddresses">,
 ): Promise<HttpResponse> {
   const form = new URLSearchParams();
   form.set("grant_type", grant);
@@ -92,6 +105,8 @@ async function postForm(
     headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
     body: form.toString(),
     signal: req.signal,
+    operation: "token fetch (POST)",
+    ...pin,
   });
 }
 
