@@ -75,6 +75,8 @@ export interface RepositoryStatus {
   repository: string;
   /** Tags cached after the last scan (after filtering); undefined before the first. */
   tagCount?: number;
+  /** Of those, artifact tags (signatures, attestations, SBOMs, referrers), excluded by name. */
+  artifactTags?: number;
   /** When the tag list was last fetched successfully. */
   lastUpdate?: Date;
   /** The error of the last scan, if it had one. */

@@ -372,6 +372,7 @@ export class Warmer {
       status.nextRefresh = new Date(result.startedAt.getTime() + intervalMs);
       if (result.outcome === "scanned" || result.tags > 0) {
         status.tagCount = result.tags;
+        status.artifactTags = result.artifacts;
         status.lastUpdate = new Date(result.startedAt.getTime() + result.durationMs);
       }
       if (result.error) status.lastError = result.error;
@@ -387,6 +388,7 @@ export class Warmer {
       const record = got && decodeRepositoryRecord(got.value);
       if (!record) return;
       if (record.tags) status.tagCount = record.tags.length;
+      if (record.tags) status.artifactTags = record.artifactTags ?? 0;
       if (record.lastUpdate) status.lastUpdate = record.lastUpdate;
       if (record.lastError)
         status.lastError = { code: record.lastError.code, message: record.lastError.message };

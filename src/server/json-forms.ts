@@ -35,6 +35,7 @@ export function statusJson(s: RepositoryStatus): Record<string, unknown> {
   return {
     name: s.repository,
     tagCount: s.tagCount,
+    artifactTags: s.artifactTags,
     lastUpdate: iso(s.lastUpdate),
     lastScanned: iso(s.lastScanned),
     lastError: s.lastError,

@@ -14,6 +14,7 @@ import { Warmer } from "../../src/cache/warmer.js";
 import { type ImageName, parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../src/registry/factory.js";
+import { statusJson } from "../../src/server/json-forms.js";
 import { ImageBuilder, type PushedManifest } from "../support/image-builder.js";
 import type { FaultHook } from "../support/registry.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
@@ -206,7 +207,7 @@ describe("a long registry outage", () => {
 
 describe("artifact tags", () => {
   it("excludes cosign and referrers tags by name, never requests them, and counts them", async () => {
-    const { cache, scan, factory } = setup();
+    const { cache, scan, factory, warmer } = setup();
     try {
       registry.resetRequests();
       const r = await scan(signed);
@@ -225,6 +226,10 @@ describe("artifact tags", () => {
       const md = await cache.getImageRepositoryMetadata(signed);
       assert.deepEqual([...md.images.keys()], ["v1"]);
       assert.equal((await cache.repositoryRecord(signed))?.artifactTags, 4);
+      // Counted for the API's /v1/repositories.
+      const status = warmer.repositoryStatus(signed);
+      assert.ok(status);
+      assert.equal(statusJson(status).artifactTags, 4);
       const hex = subject.digest.slice("sha256:".length);
       const kinds = {
         [`sha256-${hex}.sig`]: "cosign signature",

@@ -145,7 +145,7 @@ async function showRepository(
   }
   const cachedCount = tags.filter((t) => t.record).length;
   out.push(
-    `  tags: ${tags.length} (${cachedCount} cached${record?.filteredOut ? `, ${record.filteredOut} left out by the tag filter` : ""})`,
+    `  tags: ${tags.length} (${cachedCount} cached${record?.artifactTags ? `, ${record.artifactTags} signature/attestation/SBOM artifacts` : ""}${record?.filteredOut ? `, ${record.filteredOut} left out by the tag filter` : ""})`,
   );
   const rows = tags.map((t) => {
     const entry = t.record?.entry;
@@ -175,6 +175,7 @@ function repositoryJson(name: ImageName, record: RepositoryRecord | undefined, t
     excluded,
     missing,
     filteredOut: record?.filteredOut ?? 0,
+    artifactTags: record?.artifactTags ?? 0,
     lastUpdate: time(record?.lastUpdate),
     lastScanned: time(record?.lastScanned),
     lastError: record?.lastError && {
