@@ -29,12 +29,14 @@ export function parseGitHub(text: string, headers: WebhookHeaders): ParsedBody {
   const at = `${key}.package_version`;
   const meta = f.optionalObject(version.container_metadata, `${at}.container_metadata`);
   const tagInfo = meta ? f.optionalObject(meta.tag, `${at}.container_metadata.tag`) : undefined;
-  const tag = tagInfo
+  const metaTag = tagInfo
     ? f.optionalTag(tagInfo.name, `${at}.container_metadata.tag.name`)
     : undefined;
+  const image = imageOf(f, pkg, version, key);
+  const tag = metaTag ?? image.tag;
   // An untagged version is one platform's manifest of a multi-platform push: no tag moved.
   if (tag === undefined) return NOTHING;
-  const repository = repositoryOf(f, pkg, version, key);
+  const repository = image.repository;
   const digest = digestOrNothing(tagInfo?.digest) ?? digestOrNothing(version.version);
   const timestamp = timeOrNothing(version.updated_at) ?? timeOrNothing(version.created_at);
   return {
@@ -51,11 +53,19 @@ export function parseGitHub(text: string, headers: WebhookHeaders): ParsedBody {
   };
 }
 
-/** `package_url` without its tag, else `ghcr.io/NAMESPACE/NAME` (GHCR names are lower case). */
-function repositoryOf(f: Fields, pkg: JsonObject, version: JsonObject, key: string): string {
+/**
+ * The image `package_url` names (`ghcr.io/OWNER/NAME[:TAG]`), else `ghcr.io/NAMESPACE/NAME`
+ * (GHCR names are lower case).
+ */
+function imageOf(
+  f: Fields,
+  pkg: JsonObject,
+  version: JsonObject,
+  key: string,
+): { repository: string; tag?: string } {
   const url = f.optionalString(version.package_url, `${key}.package_version.package_url`, 1024);
-  if (url !== undefined) return f.reference(url, `${key}.package_version.package_url`).repository;
+  if (url !== undefined) return f.reference(url, `${key}.package_version.package_url`);
   const namespace = f.string(pkg.namespace, `${key}.namespace`, 256).toLowerCase();
   const name = f.string(pkg.name, `${key}.name`, 256).toLowerCase();
-  return f.repository(`ghcr.io/${namespace}/${name}`, `${key}.name`);
+  return { repository: f.repository(`ghcr.io/${namespace}/${name}`, `${key}.name`) };
 }
