@@ -53,7 +53,11 @@ export function maskedConfig(config: Config): Record<string, unknown> {
             },
     },
     warmer: { ...config.warmer, interval: formatDuration(config.warmer.interval) },
-    server: { ...config.server, shutdownTimeout: formatDuration(config.server.shutdownTimeout) },
+    server: {
+      ...config.server,
+      shutdownTimeout: formatDuration(config.server.shutdownTimeout),
+      refreshMinGap: formatDuration(config.server.refreshMinGap),
+    },
   };
 }
 

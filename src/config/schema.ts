@@ -191,6 +191,9 @@ export const configSchema = z.strictObject({
       caFiles: z.array(z.string().min(1)).default([]),
       mirrors: mirrorsSchema.default({}),
       trace: z.boolean().default(false),
+      // Total deadlines (headers and body): of one request, and of a whole tag listing.
+      requestTimeout: durationAtLeast(100).default(60_000),
+      tagListTimeout: durationAtLeast(100).default(300_000),
     })
     .prefault({}),
   credentials: z
@@ -253,6 +256,10 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       shutdownTimeout: duration.default(20_000),
+      maxConnections: z.number().int().positive().default(1024),
+      maxConnectionsPerClient: z.number().int().positive().default(64),
+      maxHeavyRequests: z.number().int().positive().default(4),
+      refreshMinGap: duration.default(5_000),
     })
     .prefault({}),
 });

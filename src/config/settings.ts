@@ -132,6 +132,20 @@ export const SETTINGS: readonly Setting[] = [
     help: "log every registry request (no secrets)",
   },
   {
+    path: "registry.requestTimeout",
+    flag: "request-timeout",
+    env: "REGSCAN_REQUEST_TIMEOUT",
+    kind: "duration",
+    help: "total deadline of one registry request, headers and body (default 60s)",
+  },
+  {
+    path: "registry.tagListTimeout",
+    flag: "tag-list-timeout",
+    env: "REGSCAN_TAG_LIST_TIMEOUT",
+    kind: "duration",
+    help: "total deadline of one whole tag listing, every page (default 5m)",
+  },
+  {
     path: "credentials.dockerConfig",
     flag: "docker-config",
     env: "REGSCAN_DOCKER_CONFIG",
@@ -333,6 +347,34 @@ export const SETTINGS: readonly Setting[] = [
     env: "REGSCAN_SHUTDOWN_TIMEOUT",
     kind: "duration",
     help: "how long to let in-flight work finish on SIGTERM (default 20s)",
+  },
+  {
+    path: "server.maxConnections",
+    flag: "max-connections",
+    env: "REGSCAN_MAX_CONNECTIONS",
+    kind: "integer",
+    help: "most API connections open at once (default 1024)",
+  },
+  {
+    path: "server.maxConnectionsPerClient",
+    flag: "max-connections-per-client",
+    env: "REGSCAN_MAX_CONNECTIONS_PER_CLIENT",
+    kind: "integer",
+    help: "most API connections open at once from one client address (default 64)",
+  },
+  {
+    path: "server.maxHeavyRequests",
+    flag: "max-heavy-requests",
+    env: "REGSCAN_MAX_HEAVY_REQUESTS",
+    kind: "integer",
+    help: "whole-repository answers built at once; 32 more wait, the rest get 503 (default 4)",
+  },
+  {
+    path: "server.refreshMinGap",
+    flag: "refresh-min-gap",
+    env: "REGSCAN_REFRESH_MIN_GAP",
+    kind: "duration",
+    help: "least time between two priority refreshes of one repository (default 5s)",
   },
 ];
 

@@ -6,10 +6,11 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { collectDefaultMetrics, Registry as MetricsRegistry } from "prom-client";
+import type { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
 import { openStore } from "../cache/open-store.js";
+import type { RepositoryRecord } from "../cache/records.js";
 import type { Store } from "../cache/store.js";
 import { Warmer } from "../cache/warmer.js";
 import type { Config } from "../config/schema.js";
@@ -24,6 +25,9 @@ import { ImagesFileSource } from "../sources/images-file-source.js";
 import { KubernetesSource } from "../sources/kubernetes-source.js";
 import { createClientFactory } from "./client-factory.js";
 import { withCredentials } from "./credential-sources.js";
+import { priorityScanRunner } from "./priority-scan.js";
+import { processMetricsRegistry } from "./process-metrics.js";
+import { RefreshCoalescer } from "./refresh-coalescer.js";
 import { repositoryOptions } from "./repository-options.js";
 import { DaemonWarmerControl, WatchList } from "./watch-list.js";
 
@@ -49,6 +53,39 @@ export class ListenError extends RegscanError {
  * bound (deployments allow for it: 20 s bound + 5 s < 30 s grace in deploy/ and systemd).
  */
 const CLOSE_BOUND_MS = 5_000;
+
+/**
+ * What identifies one state of a repository record: the warmer rewrites the record (new
+ * scan mark) after every scan that could have changed a tag, so the API's cached JSON of
+ * the repository is good exactly as long as this stays the same.
+ */
+function repositoryRecordVersion(record: RepositoryRecord): string {
+  return [
+    record.lastScanned?.getTime(),
+    record.lastUpdate?.getTime(),
+    record.lastError?.at.getTime(),
+    record.scannedBy,
+    record.tags?.length,
+  ].join("|");
+}
+
+/** After "serving", the scans that found something are what an operator wants to see. */
+function logScansThatChanged(warmer: Warmer, logger: Logger): void {
+  warmer.onScan((result) => {
+    if (result.newTags.length === 0 && result.movedTags.length === 0) return;
+    const shown = (tags: string[]) => (tags.length > 20 ? [...tags.slice(0, 20), "..."] : tags);
+    logger.info(
+      {
+        repository: result.repository,
+        newTags: shown(result.newTags),
+        movedTags: shown(result.movedTags),
+        tags: result.tags,
+        durationMs: result.durationMs,
+      },
+      `scan found ${result.newTags.length} new and ${result.movedTags.length} moved tag(s)`,
+    );
+  });
+}
 
 /** What the daemon is started with. */
 export interface DaemonOptions {
@@ -118,8 +155,7 @@ export class Daemon {
         await withCredentials(combineSources(sources, filter, logger), config, env, logger),
       );
 
-      const metrics = new MetricsRegistry();
-      collectDefaultMetrics({ register: metrics, prefix: "regscan_" });
+      const metrics = processMetricsRegistry();
       const store =
         opts.store ??
         (await openStore(config.cache, { logger: logger.child({ component: "store" }) }));
@@ -148,9 +184,29 @@ export class Daemon {
         metricsRegistry: metrics,
         logger,
       });
+      const refreshes = new RefreshCoalescer({
+        run: priorityScanRunner(warmer),
+        minGapMs: config.server.refreshMinGap,
+        onError: (repository, err) =>
+          logger.warn(
+            { repository, err: { message: (err as Error).message } },
+            "priority refresh failed",
+          ),
+      });
+      cleanup.push(() => refreshes.close());
+      logScansThatChanged(warmer, logger);
       const server = new ApiServer({
         registry: instrumentRegistry(cache, metrics),
-        warmer: new DaemonWarmerControl(warmer, cache, watch, logger),
+        warmer: new DaemonWarmerControl(warmer, cache, watch, logger, refreshes),
+        repositoryVersion: async (name, signal) => {
+          const record = await cache.repositoryRecord(name, { signal });
+          return record && repositoryRecordVersion(record);
+        },
+        limits: {
+          maxConnections: config.server.maxConnections,
+          maxConnectionsPerClient: config.server.maxConnectionsPerClient,
+          heavyConcurrency: config.server.maxHeavyRequests,
+        },
         metrics,
         logger: logger.child({ component: "api" }),
         ready: (signal) => store.ping({ signal }),

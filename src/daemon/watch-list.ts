@@ -9,7 +9,12 @@ import type { Warmer } from "../cache/warmer.js";
 import type { RepositoryStatus, TagEvent } from "../cache/warmer-types.js";
 import { type ImageName, parseImageName } from "../image/ref.js";
 import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
-import type { WarmerControl } from "../server/warmer-control.js";
+import type {
+  RefreshRequest,
+  RefreshRequestOutcome,
+  WarmerControl,
+} from "../server/warmer-control.js";
+import type { RefreshCoalescer } from "./refresh-coalescer.js";
 
 /** Remembers the lookup's last answer so that the API knows which repositories are watched. */
 export class WatchList {
@@ -59,6 +64,7 @@ export class DaemonWarmerControl implements WarmerControl {
     private readonly cache: Cache,
     private readonly watch: WatchList,
     private readonly logger: Logger,
+    private readonly refreshes: RefreshCoalescer,
   ) {}
 
   async statuses(): Promise<RepositoryStatus[]> {
@@ -79,8 +85,8 @@ export class DaemonWarmerControl implements WarmerControl {
     return this.watch.has(name.toString());
   }
 
-  prioritize(name: ImageName): void {
-    this.warmer.prioritize(name);
+  requestRefresh(name: ImageName, request?: RefreshRequest): RefreshRequestOutcome {
+    return this.refreshes.requestRefresh(name, request);
   }
 
   subscribe(listener: (event: TagEvent) => void): () => void {

@@ -6,18 +6,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { Counter, type Registry as MetricsRegistry } from "prom-client";
+import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
 import { CachedFetchError, ImageExcludedError } from "../cache/errors.js";
 import { RegscanError } from "../errors.js";
 import { type ImageName, type ImageRef, parseImageName, parseImageRef } from "../image/ref.js";
+import { raceAbort } from "../registry/abortable.js";
 import type { Registry } from "../registry/registry.js";
 import { ApiError } from "./api-error.js";
 import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
+import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
-import { imageJson, repositoryJson, statusJson } from "./json-forms.js";
+import { imageJson, repositoryJsonText, statusJson } from "./json-forms.js";
+import { RepositoryJsonCache } from "./repository-json-cache.js";
 import { matchRoute } from "./routes.js";
 import type { WarmerControl } from "./warmer-control.js";
+import { WorkGate } from "./work-gate.js";
 
 /** Everything the API server answers from. */
 export interface ApiServerOptions {
@@ -42,7 +46,50 @@ export interface ApiServerOptions {
   maxEventStreams?: number;
   /** Milliseconds between keep-alive comments on event streams (default 15 s). */
   eventHeartbeatMs?: number;
+  /**
+   * The version of a repository's stored record (changes whenever the warmer rewrites it),
+   * or undefined when there is none. With it, a repository's JSON is built once per version
+   * and served from a small cache; without it, it is built for every request.
+   */
+  repositoryVersion?: (name: ImageName, signal: AbortSignal) => Promise<string | undefined>;
+  /** Connection caps and timeouts (see {@link ServerLimits}). */
+  limits?: Partial<ServerLimits>;
 }
+
+/** How much the server takes on at once, and how long it waits for clients. */
+export interface ServerLimits {
+  /** Most connections open at once, all clients together (default 1,024). */
+  maxConnections: number;
+  /** Most connections open at once from one client address (default 64). */
+  maxConnectionsPerClient: number;
+  /** Milliseconds a client has to send a request's headers (default 10 s). */
+  headersTimeoutMs: number;
+  /** Milliseconds a client has to send a whole request (default 30 s). */
+  requestTimeoutMs: number;
+  /** Milliseconds an idle keep-alive connection is kept open between requests (default 5 s). */
+  keepAliveTimeoutMs: number;
+  /** Milliseconds without any traffic before a connection is closed (default 60 s). */
+  socketIdleTimeoutMs: number;
+  /** Expensive answers (a whole repository's JSON) built at once (default 4). */
+  heavyConcurrency: number;
+  /** Expensive requests waiting for a turn; more get 503 `SERVER_BUSY` (default 32). */
+  heavyQueue: number;
+}
+
+/** The defaults of {@link ServerLimits}. */
+export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = {
+  maxConnections: 1024,
+  maxConnectionsPerClient: 64,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  socketIdleTimeoutMs: 60_000,
+  heavyConcurrency: 4,
+  heavyQueue: 32,
+};
+
+/** How long one cache read for an answer may take. */
+const READ_TIMEOUT_MS = 30_000;
 
 const MAX_URL_LENGTH = 8192;
 
@@ -53,8 +100,12 @@ export class ApiServer {
   private readonly limiter: ClientRateLimiter;
   private readonly events: EventStreams;
   private readonly requests: Counter<"route" | "status">;
+  private readonly connections: ConnectionLimiter;
+  private readonly heavy: WorkGate;
+  private readonly repositoryBodies = new RepositoryJsonCache();
 
   constructor(private readonly opts: ApiServerOptions) {
+    const limits = { ...DEFAULT_SERVER_LIMITS, ...opts.limits };
     this.token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
     this.limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
     this.events = new EventStreams(opts.warmer, {
@@ -71,11 +122,59 @@ export class ApiServer {
         labelNames: ["route", "status"],
         registers: [opts.metrics],
       });
-    this.server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
-      void this.handle(req, res);
+    this.heavy = new WorkGate({
+      concurrency: Math.max(1, limits.heavyConcurrency),
+      queue: Math.max(0, limits.heavyQueue),
+      retryAfterSeconds: 1,
     });
-    this.server.keepAliveTimeout = 5_000;
+    this.server = createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // Node checks the two timeouts above only this often (30 s by default), long enough
+        // for slow clients to pile up between checks.
+        connectionsCheckingInterval: Math.max(
+          100,
+          Math.min(1_000, limits.headersTimeoutMs / 2, limits.requestTimeoutMs / 2),
+        ),
+      },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
+    // Closes connections with no traffic either way (a client that stopped reading).
+    this.server.setTimeout(limits.socketIdleTimeoutMs);
     this.server.maxHeadersCount = 100;
+    const refused =
+      (opts.metrics.getSingleMetric("regscan_api_connections_refused_total") as
+        | Counter<"reason">
+        | undefined) ??
+      new Counter({
+        name: "regscan_api_connections_refused_total",
+        help: "API connections closed at once because a connection cap was reached, by cap",
+        labelNames: ["reason"],
+        registers: [opts.metrics],
+      });
+    this.connections = new ConnectionLimiter(
+      {
+        maxConnections: Math.max(1, limits.maxConnections),
+        maxConnectionsPerClient: Math.max(1, limits.maxConnectionsPerClient),
+      },
+      (reason) => refused.inc({ reason }),
+    );
+    this.connections.attach(this.server);
+    const connections = this.connections;
+    if (!opts.metrics.getSingleMetric("regscan_api_connections")) {
+      new Gauge({
+        name: "regscan_api_connections",
+        help: "API connections open now",
+        registers: [opts.metrics],
+        collect() {
+          this.set(connections.stats().open);
+        },
+      });
+    }
   }
 
   /** Starts listening on `host:port`; resolves to the address actually bound. */
@@ -148,8 +247,9 @@ export class ApiServer {
     }
     if (match === undefined)
       throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${safePath(path)}`);
+    const allow = [...match.methods, "OPTIONS"].join(", ");
     if (method === "OPTIONS") {
-      res.writeHead(204, { allow: [...match.methods, "OPTIONS"].join(", ") });
+      res.writeHead(204, { allow });
       res.end();
       return;
     }
@@ -158,11 +258,7 @@ export class ApiServer {
         "www-authenticate": 'Bearer realm="regscan"',
       });
     }
-    if (!match.methods.includes(method)) {
-      throw new ApiError(405, "METHOD_NOT_ALLOWED", `method ${method} not allowed here`, {
-        allow: match.methods.join(", "),
-      });
-    }
+    if (!match.methods.includes(method)) throw methodNotAllowed(method, allow);
     if (isV1) await this.readBody(req);
 
     switch (match.route) {
@@ -182,7 +278,7 @@ export class ApiServer {
         break;
       }
       case "repositories": {
-        const statuses = await this.opts.warmer.statuses();
+        const statuses = await this.heavy.run(() => this.opts.warmer.statuses(), abortOnClose(res));
         send(res, 200, { repositories: statuses.map(statusJson) });
         break;
       }
@@ -201,26 +297,32 @@ export class ApiServer {
       }
       case "refresh": {
         const name = await this.watchedName(match.rest.slice(0, -"/refresh".length));
-        this.opts.warmer.prioritize(name);
-        send(res, 202, { name: name.toString(), status: "refresh queued" });
+        const refresh = this.opts.warmer.requestRefresh(name);
+        send(res, 202, { name: name.toString(), status: "refresh queued", refresh });
         break;
       }
       case "repository": {
+        // `GET .../refresh` names the refresh action unless a repository is really called
+        // that: a wrong method, not an unwatched repository.
+        if (match.rest.endsWith("/refresh") && !(await this.isWatched(match.rest))) {
+          throw methodNotAllowed(method, "POST, OPTIONS");
+        }
         const name = await this.watchedName(match.rest);
-        const meta = await this.answer(
-          () => this.opts.registry.getImageRepositoryMetadata(name, { signal: abortOnClose(res) }),
-          name.toString(),
-        );
-        send(res, 200, repositoryJson(name.toString(), meta));
+        sendBody(res, 200, await this.repositoryBody(name, res));
         break;
       }
       case "image": {
         const ref = withDefaultTag(parseRef(match.rest));
         await this.watchedName(ref.name.toString());
-        const info = await this.answer(
-          () => this.opts.registry.getImage(ref, { signal: abortOnClose(res) }),
-          ref.toString(),
-        );
+        const read = () =>
+          this.answer(
+            () => this.opts.registry.getImage(ref, { signal: abortOnClose(res) }),
+            ref.toString(),
+          );
+        // By digest, every cached tag of the repository is read: as costly as the repository.
+        const info = await (ref.digest === undefined
+          ? read()
+          : this.heavy.run(read, abortOnClose(res)));
         send(res, 200, imageJson(info));
         break;
       }
@@ -259,6 +361,43 @@ export class ApiServer {
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
       if (size > max) throw tooLarge();
+    }
+  }
+
+  /**
+   * A repository's JSON: from the body cache when the stored record still has the version
+   * the body was built from, else built (a bounded number at once) and kept.
+   */
+  private async repositoryBody(name: ImageName, res: ServerResponse): Promise<Buffer> {
+    const key = name.toString();
+    const clientGone = abortOnClose(res);
+    const version = await this.answer(
+      async () => this.opts.repositoryVersion?.(name, clientGone),
+      key,
+    );
+    const build = (signal: AbortSignal) =>
+      this.heavy.run(async () => {
+        const meta = await this.answer(
+          () => this.opts.registry.getImageRepositoryMetadata(name, { signal }),
+          key,
+        );
+        return repositoryJsonText(key, meta);
+      }, signal);
+    if (version === undefined) return build(clientGone);
+    // A build shared by several clients must not stop when the first of them leaves.
+    return raceAbort(
+      this.repositoryBodies.get(key, version, () => build(AbortSignal.timeout(READ_TIMEOUT_MS))),
+      clientGone,
+    );
+  }
+
+  /** True when `encoded` parses as a repository name that is watched. */
+  private async isWatched(encoded: string): Promise<boolean> {
+    try {
+      await this.watchedName(encoded);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -310,6 +449,15 @@ export class ApiServer {
   }
 
   private fail(res: ServerResponse, err: unknown): void {
+    // A client that left is no fault of the server's: nobody is left to answer.
+    if (res.destroyed || res.socket === null || res.socket.destroyed) {
+      this.opts.logger.debug(
+        { err: errorSummary(err) },
+        "API client disconnected before the answer was sent",
+      );
+      res.destroy();
+      return;
+    }
     if (res.headersSent) {
       res.destroy();
       return;
@@ -343,14 +491,27 @@ function send(
   headers: Record<string, string> = {},
 ): void {
   // A final newline, so that `curl` output does not run into the shell prompt.
-  const text = `${JSON.stringify(body)}\n`;
+  sendBody(res, status, Buffer.from(`${JSON.stringify(body)}\n`, "utf8"), headers);
+}
+
+/** Sends JSON text already built (ending with a newline). */
+function sendBody(
+  res: ServerResponse,
+  status: number,
+  body: Buffer,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(text),
+    "content-length": body.length,
     "cache-control": "no-store",
     ...headers,
   });
-  res.end(text);
+  res.end(body);
+}
+
+function methodNotAllowed(method: string, allow: string): ApiError {
+  return new ApiError(405, "METHOD_NOT_ALLOWED", `method ${method} not allowed here`, { allow });
 }
 
 function decode(text: string): string {
@@ -381,10 +542,12 @@ function asBadRequest(err: unknown, text: string): ApiError {
   return new ApiError(400, code, message);
 }
 
+/** Aborts when the client goes (or went already), or after the read bound. */
 function abortOnClose(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
-  res.once("close", () => controller.abort());
-  return AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]);
+  if (res.destroyed || res.socket === null || res.socket.destroyed) controller.abort();
+  else res.once("close", () => controller.abort());
+  return AbortSignal.any([controller.signal, AbortSignal.timeout(READ_TIMEOUT_MS)]);
 }
 
 function safePath(path: string): string {

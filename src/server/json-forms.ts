@@ -1,8 +1,10 @@
 /**
  * The JSON the API answers with for images, repositories and statuses. Dates are ISO 8601
- * strings; an image map is an object keyed by tag.
+ * strings; an image map is an object keyed by tag. Tags and labels are keys chosen by
+ * whoever pushes images, so maps keyed by them never go through a plain object's setter
+ * (a tag `__proto__` would silently vanish).
  */
-import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
+import type { ImageInfo, Labels, RepositoryMetadata } from "../image/info.js";
 import type { RepositoryStatus, TagEvent } from "./warmer-control.js";
 
 /** One image, in the same shape as `regscan inspect --output json`. */
@@ -14,9 +16,9 @@ export function imageJson(info: ImageInfo): Record<string, unknown> {
     imageID: info.imageID,
     mediaType: info.mediaType,
     createdAt: iso(info.createdAt),
-    labels: info.labels,
-    annotations: info.annotations ?? {},
-    indexAnnotations: info.indexAnnotations,
+    labels: ownEntries(info.labels),
+    annotations: ownEntries(info.annotations ?? {}),
+    indexAnnotations: info.indexAnnotations && ownEntries(info.indexAnnotations),
     platform: info.platform,
     platforms: info.platforms,
     lastFetched: iso(info.lastFetched),
@@ -25,9 +27,35 @@ export function imageJson(info: ImageInfo): Record<string, unknown> {
 
 /** A repository's tags and the images behind them. */
 export function repositoryJson(name: string, meta: RepositoryMetadata): Record<string, unknown> {
-  const images: Record<string, unknown> = {};
-  for (const [tag, info] of meta.images) images[tag] = imageJson(info);
+  const images: Record<string, unknown> = Object.create(null);
+  // defineProperty, not assignment: `images.__proto__ = x` would set the prototype instead.
+  for (const [tag, info] of meta.images) {
+    Object.defineProperty(images, tag, { value: imageJson(info), enumerable: true });
+  }
   return { name, tags: meta.tags, images };
+}
+
+/**
+ * `repositoryJson` as UTF-8 text with a final newline, built a slice of tags at a time with
+ * a turn of the event loop between slices: a 5,000-tag repository is megabytes of JSON,
+ * and building it in one go would hold up every other request (health checks included).
+ */
+export async function repositoryJsonText(
+  name: string,
+  meta: RepositoryMetadata,
+  sliceSize = 200,
+): Promise<Buffer> {
+  const parts: string[] = [
+    `{"name":${JSON.stringify(name)},"tags":${JSON.stringify(meta.tags)},"images":{`,
+  ];
+  let n = 0;
+  for (const [tag, info] of meta.images) {
+    parts.push(`${n === 0 ? "" : ","}${JSON.stringify(tag)}:${JSON.stringify(imageJson(info))}`);
+    n++;
+    if (n % sliceSize === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  parts.push("}}\n");
+  return Buffer.from(parts.join(""), "utf8");
 }
 
 /** A watched repository's status. */
@@ -54,6 +82,15 @@ export function eventJson(e: TagEvent): Record<string, unknown> {
     previousDigest: e.previousDigest,
     at: e.at.toISOString(),
   };
+}
+
+/** A copy of a label map whose keys all stay keys, `__proto__` included. */
+function ownEntries(labels: Labels): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(labels)) {
+    Object.defineProperty(out, k, { value: v, enumerable: true });
+  }
+  return out;
 }
 
 function iso(d: Date | undefined): string | undefined {

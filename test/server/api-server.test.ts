@@ -6,15 +6,22 @@ import { Registry as MetricsRegistry } from "prom-client";
 import { CachedFetchError, ImageExcludedError, NotCachedError } from "../../src/cache/errors.js";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { type ImageName, type ImageRef, parseImageRef } from "../../src/image/ref.js";
-import type { Registry } from "../../src/registry/registry.js";
+import type { OperationOptions, Registry } from "../../src/registry/registry.js";
 import { ApiServer } from "../../src/server/api-server.js";
-import type { RepositoryStatus, TagEvent, WarmerControl } from "../../src/server/warmer-control.js";
+import type {
+  RefreshRequestOutcome,
+  RepositoryStatus,
+  TagEvent,
+  WarmerControl,
+} from "../../src/server/warmer-control.js";
 
 const APP = "localhost:5000/team/app";
 const COLD = "localhost:5000/team/cold";
 const BROKEN = "localhost:5000/team/broken";
 /** A watched repository whose watch check takes a while (to race a client's disconnect). */
 const SLOW = "localhost:5000/team/slow";
+/** A watched repository whose cache read takes 2 s unless the request is aborted. */
+const SLOW_READ = "localhost:5000/team/slow-read";
 const TOKEN = "tok-7f3a9c";
 
 function info(ref: string): ImageInfo {
@@ -30,7 +37,10 @@ function info(ref: string): ImageInfo {
 }
 
 class FakeRegistry implements Registry {
-  async getImageRepositoryMetadata(name: ImageName): Promise<RepositoryMetadata> {
+  async getImageRepositoryMetadata(
+    name: ImageName,
+    opts?: OperationOptions,
+  ): Promise<RepositoryMetadata> {
     const n = name.toString();
     if (n === COLD) throw new NotCachedError(n);
     if (n === BROKEN)
@@ -42,6 +52,16 @@ class FakeRegistry implements Registry {
       );
     if (n === "localhost:5000/team/crash")
       throw new Error("secret internal detail at /src/x.ts:12");
+    if (n === SLOW_READ) {
+      const signal = opts?.signal;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, 2_000);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        });
+      });
+    }
     return { tags: ["v1", "v2"], images: new Map([["v1", info(`${APP}:v1`)]]) };
   }
   async getImage(ref: ImageRef): Promise<ImageInfo> {
@@ -74,10 +94,11 @@ class FakeWarmer implements WarmerControl {
       await new Promise((r) => setTimeout(r, 300));
       return true;
     }
-    return [APP, COLD, BROKEN, "localhost:5000/team/crash"].includes(name.toString());
+    return [APP, COLD, BROKEN, SLOW_READ, "localhost:5000/team/crash"].includes(name.toString());
   }
-  prioritize(name: ImageName): void {
+  requestRefresh(name: ImageName): RefreshRequestOutcome {
     this.prioritized.push(name.toString());
+    return "started";
   }
   subscribe(listener: (e: TagEvent) => void): () => void {
     this.listeners.add(listener);
@@ -129,7 +150,7 @@ describe("API server", () => {
   let limited: ApiServer;
   let limitedPort: number;
   const logs: string[] = [];
-  const logger = pino({ level: "info" }, { write: (s: string) => logs.push(s) });
+  const logger = pino({ level: "debug" }, { write: (s: string) => logs.push(s) });
 
   before(async () => {
     const metrics = new MetricsRegistry();
@@ -263,12 +284,48 @@ describe("API server", () => {
   test("POST refresh queues a priority refresh", async () => {
     const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth);
     assert.equal(a.status, 202);
+    assert.equal(json(a).refresh, "started");
     assert.deepEqual(warmer.prioritized, [APP]);
     const unwatched = await call(port, "POST", "/v1/repositories/alpine/refresh", auth);
     assert.equal(unwatched.status, 404);
     const wrongMethod = await call(port, "DELETE", `/v1/repositories/${APP}`, auth);
     assert.equal(wrongMethod.status, 405);
-    assert.equal(wrongMethod.headers.allow, "GET, HEAD");
+    assert.equal(wrongMethod.headers.allow, "GET, HEAD, OPTIONS");
+  });
+
+  test("GET of the refresh action is 405 with Allow: POST, OPTIONS, not an unwatched repository", async () => {
+    for (const method of ["GET", "HEAD"]) {
+      const a = await call(port, method, `/v1/repositories/${APP}/refresh`, auth);
+      assert.equal(a.status, 405, `${method}: ${a.body}`);
+      assert.equal(a.headers.allow, "POST, OPTIONS");
+      if (method === "GET") assert.equal(json(a).code, "METHOD_NOT_ALLOWED");
+    }
+    assert.equal(warmer.prioritized.filter((n) => n === APP).length, 1);
+  });
+
+  test("a client that disconnects is logged at debug, not as an error", async () => {
+    const before = logs.length;
+    const req = request({
+      host: "127.0.0.1",
+      port,
+      path: `/v1/repositories/${SLOW_READ}`,
+      headers: auth,
+    });
+    req.on("error", () => {});
+    req.end();
+    await new Promise((r) => setTimeout(r, 200));
+    req.destroy();
+    await waitFor(
+      () => logs.slice(before).some((l) => l.includes("disconnected")),
+      "the disconnect logged",
+    );
+    const lines = logs.slice(before).map((l) => JSON.parse(l) as { level: number; msg: string });
+    assert.deepEqual(
+      lines.filter((l) => l.level >= 40),
+      [],
+      "nothing at warn or error for a client that left",
+    );
+    assert.ok(lines.some((l) => l.level === 20 && /disconnected/.test(l.msg)));
   });
 
   test("request bodies are bounded", async () => {
@@ -339,7 +396,9 @@ describe("API server", () => {
     const put = await call(port, "PUT", `/v1/repositories/${APP}/refresh`, auth);
     assert.equal(put.status, 405);
     assert.equal(json(put).code, "METHOD_NOT_ALLOWED");
-    assert.equal((await call(port, "POST", "/v1/events", auth)).status, 405);
+    const postEvents = await call(port, "POST", "/v1/events", auth);
+    assert.equal(postEvents.status, 405);
+    assert.equal(postEvents.headers.allow, "GET, OPTIONS");
   });
 
   test("a body over the bound closes the connection", async () => {

@@ -1,0 +1,30 @@
+/**
+ * Runs one coalesced refresh on the warmer: asks for a priority scan of the repository and
+ * resolves when that scan has ended (or after a bound, so that a scan that never comes,
+ * e.g. of a repository dropped from the watch list meanwhile, cannot block its refreshes).
+ */
+import type { Warmer } from "../cache/warmer.js";
+import type { RefreshRunner } from "./refresh-coalescer.js";
+
+/** A runner for `RefreshCoalescer` that scans through `warmer`'s priority lane. */
+export function priorityScanRunner(warmer: Warmer, boundMs = 10 * 60_000): RefreshRunner {
+  // The warmer has no per-tag refresh yet: a named tag is covered by the repository's scan,
+  // which checks every cached tag with HEAD.
+  return (repository) =>
+    new Promise<void>((resolve) => {
+      // A scan already running was started before this request and is not the one asked
+      // for: the priority scan is the next one to end (the backlog runs it right after).
+      let endsToSee = warmer.repositoryStatus(repository)?.scanning ? 2 : 1;
+      const timer = setTimeout(done, boundMs);
+      timer.unref();
+      const unsubscribe = warmer.onScan((result) => {
+        if (result.repository === repository && --endsToSee === 0) done();
+      });
+      function done(): void {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      }
+      warmer.prioritize(repository);
+    });
+}

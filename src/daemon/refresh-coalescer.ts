@@ -1,0 +1,135 @@
+/**
+ * Coalesces priority refreshes per repository, whoever asks for them (the API's
+ * `POST .../refresh`, registry webhooks): one refresh in flight, at most one queued behind
+ * it that takes in every request made meanwhile, and a minimum gap between the end of one
+ * refresh and the start of the next. Any number of requests costs a bounded number of scans.
+ */
+import type { ImageName } from "../image/ref.js";
+import type { RefreshRequest, RefreshRequestOutcome } from "../server/warmer-control.js";
+
+export type { RefreshRequest, RefreshRequestOutcome };
+
+/**
+ * Runs one refresh and resolves when it is done. `tags` is undefined for the whole
+ * repository, else the tags that were named (at least one).
+ */
+export type RefreshRunner = (repository: string, tags: string[] | undefined) => Promise<void>;
+
+/** How the coalescer is set up. */
+export interface RefreshCoalescerOptions {
+  run: RefreshRunner;
+  /** Milliseconds from the end of one refresh of a repository to the start of its next (default 5 s). */
+  minGapMs?: number;
+  /**
+   * Milliseconds a first request waits before its refresh starts, so that a burst (the
+   * events of one multi-platform push) becomes one refresh (default 0: at once).
+   */
+  settleMs?: number;
+  /** Called when a refresh fails (the runner should not throw; this keeps it visible). */
+  onError?: (repository: string, error: unknown) => void;
+  now?: () => number;
+}
+
+interface RepositoryState {
+  running: boolean;
+  /** The next refresh: undefined tags means the whole repository. */
+  queued: { tags: Set<string> | undefined } | undefined;
+  lastEndedAt: number | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Default minimum gap between two refreshes of one repository. */
+export const DEFAULT_REFRESH_MIN_GAP_MS = 5_000;
+
+/** Per-repository coalescing of priority refreshes. */
+export class RefreshCoalescer {
+  private readonly states = new Map<string, RepositoryState>();
+  private readonly minGapMs: number;
+  private readonly settleMs: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(private readonly opts: RefreshCoalescerOptions) {
+    this.minGapMs = Math.max(0, opts.minGapMs ?? DEFAULT_REFRESH_MIN_GAP_MS);
+    this.settleMs = Math.max(0, opts.settleMs ?? 0);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Asks for a refresh of `repository` (canonical name); returns at once. */
+  requestRefresh(
+    repository: ImageName | string,
+    request: RefreshRequest = {},
+  ): RefreshRequestOutcome {
+    const name = repository.toString();
+    let state = this.states.get(name);
+    if (!state) {
+      state = { running: false, queued: undefined, lastEndedAt: undefined, timer: undefined };
+      this.states.set(name, state);
+    }
+    if (state.queued) {
+      const tags = state.queued.tags;
+      if (request.tag === undefined) state.queued.tags = undefined;
+      else tags?.add(request.tag);
+      return "coalesced";
+    }
+    state.queued = { tags: request.tag === undefined ? undefined : new Set([request.tag]) };
+    return this.schedule(name, state) ? "started" : "queued";
+  }
+
+  /** Whether a refresh of `repository` is running or queued (for status and tests). */
+  pending(repository: ImageName | string): { running: boolean; queued: boolean } {
+    const state = this.states.get(repository.toString());
+    return { running: state?.running ?? false, queued: state?.queued !== undefined };
+  }
+
+  /** Drops queued refreshes and their timers (refreshes in flight finish on their own). */
+  close(): void {
+    this.closed = true;
+    for (const state of this.states.values()) {
+      clearTimeout(state.timer);
+      state.queued = undefined;
+    }
+  }
+
+  /** Starts the queued refresh now or sets a timer for it; true when it started now. */
+  private schedule(name: string, state: RepositoryState): boolean {
+    if (state.running || state.timer !== undefined || this.closed) return false;
+    const gapLeft =
+      state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.minGapMs - this.now();
+    const wait = Math.max(gapLeft, state.lastEndedAt === undefined ? this.settleMs : 0);
+    if (wait <= 0) {
+      this.start(name, state);
+      return true;
+    }
+    this.wakeAfter(name, state, wait);
+    return false;
+  }
+
+  private start(name: string, state: RepositoryState): void {
+    const queued = state.queued;
+    if (!queued || this.closed) return;
+    state.queued = undefined;
+    state.running = true;
+    const tags = queued.tags === undefined ? undefined : [...queued.tags];
+    void Promise.resolve()
+      .then(() => this.opts.run(name, tags))
+      .catch((error: unknown) => this.opts.onError?.(name, error))
+      .finally(() => {
+        state.running = false;
+        state.lastEndedAt = this.now();
+        // Whatever came in meanwhile starts when the gap is over; with nothing queued the
+        // same wake-up forgets the repository, so the table holds only recent ones.
+        this.wakeAfter(name, state, this.minGapMs);
+      });
+  }
+
+  private wakeAfter(name: string, state: RepositoryState, ms: number): void {
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      if (state.queued) this.start(name, state);
+      else if (!state.running && this.states.get(name) === state) this.states.delete(name);
+    }, ms);
+    // A queued refresh must not keep a stopping process alive.
+    state.timer.unref();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The last few repositories' JSON answers, each kept with the version of the repository
+ * record it was built from: the warmer rewrites that record after every scan, so a new
+ * version means the answer must be rebuilt, and until then every reader gets the same
+ * bytes. Concurrent misses for one repository share one build.
+ */
+
+/** A built answer and the record version it belongs to. */
+interface Entry {
+  version: string;
+  body: Buffer;
+  builtAt: number;
+}
+
+/** A bounded, version-checked cache of response bodies. */
+export class RepositoryJsonCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly building = new Map<string, { version: string; body: Promise<Buffer> }>();
+  private bytes = 0;
+
+  /**
+   * @param maxEntries most repositories kept
+   * @param maxBytes most bytes kept together (a body larger than this is not kept)
+   * @param maxAgeMs how long a body is served at most, even when its version still holds
+   *   (a tag record that expired or changed without a new repository record shows then)
+   */
+  constructor(
+    private readonly maxEntries = 16,
+    private readonly maxBytes = 64 * 1024 * 1024,
+    private readonly maxAgeMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * The body for `name` at `version`: from the cache, from a build already under way for
+   * the same version, or from `build()` (kept for the next reader when it fits).
+   */
+  async get(name: string, version: string, build: () => Promise<Buffer>): Promise<Buffer> {
+    const hit = this.entries.get(name);
+    if (hit?.version === version && this.now() - hit.builtAt < this.maxAgeMs) {
+      // Re-inserting keeps the map in least-recently-used order for eviction.
+      this.entries.delete(name);
+      this.entries.set(name, hit);
+      return hit.body;
+    }
+    const pending = this.building.get(name);
+    if (pending?.version === version) return pending.body;
+    const body = build();
+    const mine = { version, body };
+    this.building.set(name, mine);
+    try {
+      const built = await body;
+      this.put(name, { version, body: built, builtAt: this.now() });
+      return built;
+    } finally {
+      if (this.building.get(name) === mine) this.building.delete(name);
+    }
+  }
+
+  /** Repositories and bytes held. */
+  stats(): { entries: number; bytes: number } {
+    return { entries: this.entries.size, bytes: this.bytes };
+  }
+
+  private put(name: string, entry: Entry): void {
+    this.drop(name);
+    if (entry.body.length > this.maxBytes) return;
+    this.entries.set(name, entry);
+    this.bytes += entry.body.length;
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
+      this.drop(oldest);
+    }
+  }
+
+  private drop(name: string): void {
+    const old = this.entries.get(name);
+    if (!old) return;
+    this.entries.delete(name);
+    this.bytes -= old.body.length;
+  }
+}
