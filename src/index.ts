@@ -12,6 +12,7 @@ export {
   NoImageDataError,
   NotCachedError,
   StoreWriteError,
+  TagFetchError,
   UnknownDigestError,
   UnknownTagError,
   WarmerRunningError,
