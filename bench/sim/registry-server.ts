@@ -366,7 +366,6 @@ export class SimRegistry {
       // followed by the platform manifest GETs that count.
       if (method === "GET" && image.children.length === 0) {
         if (remaining <= 0) {
-          this.stats.throttled(now);
           return this.#send(
             res,
             429,
