@@ -4,6 +4,7 @@
  * more connections than its share.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -107,6 +108,27 @@ describe("regscan serve hardening", () => {
       intervalMs: 100,
     });
     assert.match(serve.output(), /INFO\s+scan found 1 new .*newTags=\["fresh"\]/);
+  });
+
+  test("/metrics passes promtool check metrics, with standard process names and build info", async () => {
+    const res = await fetch(`${serve.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    const text = await res.text();
+    assert.match(text, /^process_cpu_seconds_total /m);
+    assert.match(text, /^process_resident_memory_bytes /m);
+    assert.match(text, /^nodejs_eventloop_lag_seconds /m);
+    assert.doesNotMatch(text, /^regscan_(process|nodejs)_/m);
+    assert.match(text, /^regscan_build_info\{version="\d+\.\d+\.\d+[^"]*",node="\d+\.\d+\.\d+"\} 1$/m);
+    const check = spawnSync("promtool", ["check", "metrics"], {
+      input: text,
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    if (check.error && (check.error as NodeJS.ErrnoException).code === "ENOENT") {
+      assert.fail(
+        "promtool is not installed: install Debian's prometheus package (apt-get install --no-install-recommends prometheus), which ships /usr/bin/promtool",
+      );
+    }
+    assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
   });
 
   test("connections over the per-client and total caps are closed; others still get answers", async () => {
