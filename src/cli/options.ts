@@ -7,6 +7,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { parseDuration } from "../config/duration.js";
 import type { Platform } from "../image/info.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
 import type { RemoteClientFactory } from "../registry/factory.js";
@@ -20,6 +21,8 @@ export interface RegistryFlags {
   insecureHost: string[];
   dockerConfig?: string;
   trace?: boolean;
+  /** `--request-timeout`, in milliseconds. */
+  requestTimeout?: number;
   output: OutputFormat;
 }
 
@@ -42,6 +45,11 @@ export function addRegistryOptions(cmd: Command): Command {
       "docker config.json with credentials (default $DOCKER_CONFIG/config.json, then ~/.docker/config.json)",
     )
     .option("--trace", "log every HTTP request (method, URL, status, duration) to stderr")
+    .option(
+      "--request-timeout <duration>",
+      "total deadline of one registry request, headers and body (default 60s)",
+      requestTimeoutOption,
+    )
     .option("-o, --output <format>", "text or json", parseOutputFormat, "text");
 }
 
@@ -51,6 +59,14 @@ function platformOption(value: string): Platform {
   } catch (error) {
     throw new CliError(`--platform: ${(error as Error).message}`);
   }
+}
+
+function requestTimeoutOption(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 100) {
+    throw new CliError(`--request-timeout: expected a duration of at least 100ms, such as "30s"`);
+  }
+  return ms;
 }
 
 /** Parses `--output`. */
@@ -114,5 +130,6 @@ export async function factoryFromFlags(
     insecureHosts: flags.insecureHost,
     env: ctx.env,
     ...(flags.platform ? { platform: flags.platform } : {}),
+    ...(flags.requestTimeout === undefined ? {} : { requestTimeoutMs: flags.requestTimeout }),
   });
 }

@@ -31,6 +31,8 @@ export function createClientFactory(
     trace: config.registry.trace,
     insecureHosts: config.registry.insecureHosts,
     caFiles: config.registry.caFiles,
+    requestTimeoutMs: config.registry.requestTimeout,
+    tagListTimeoutMs: config.registry.tagListTimeout,
     metrics,
     ...(config.registry.platform ? { platform: config.registry.platform } : {}),
   });

@@ -103,6 +103,7 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
     insecureHosts: flags.insecureHost,
     env: ctx.env,
     ...(platform ? { platform } : {}),
+    ...(flags.requestTimeout === undefined ? {} : { requestTimeoutMs: flags.requestTimeout }),
     // Flux v1's --registry-burst was both the bucket size and the requests in flight.
     ...(flags.rps !== undefined ? { limiters: { rps: flags.rps, burst: flags.burst } } : {}),
     metrics: http,

@@ -6,14 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { pino } from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
 import { openStore } from "../../../src/cache/open-store.js";
 import { Warmer } from "../../../src/cache/warmer.js";
+import { loadConfig } from "../../../src/config/load.js";
+import { createClientFactory } from "../../../src/daemon/client-factory.js";
 import { parseImageName } from "../../../src/image/ref.js";
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import {
   RemoteClientFactory,
   type RemoteClientFactoryOptions,
 } from "../../../src/registry/factory.js";
+import { runCli } from "../../support/cli.js";
 import { ImageBuilder, type PushedImage } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -137,6 +142,46 @@ describe("total deadline of a request", () => {
     } finally {
       reg.setFault(undefined);
       await store.close();
+    }
+  });
+});
+
+describe("the deadline as users set it", () => {
+  test("registry.requestTimeout (here from REGSCAN_REQUEST_TIMEOUT) reaches the daemon's clients", async () => {
+    const { config } = await loadConfig({
+      env: { REGSCAN_REQUEST_TIMEOUT: "1s", REGSCAN_TAG_LIST_TIMEOUT: "3m" },
+    });
+    assert.equal(config.registry.requestTimeout, 1000);
+    assert.equal(config.registry.tagListTimeout, 180_000);
+    const daemon = createClientFactory(
+      { ...config, registry: { ...config.registry, insecureHosts: [reg.host] } },
+      pino({ level: "silent" }),
+      new MetricsRegistry(),
+    );
+    reg.setFault((req) => (isTagList(req.path) ? { drip: { bytes: 1, everyMs: 100 } } : undefined));
+    try {
+      const c = daemon.factory.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
+      await assert.rejects(c.tags(), { code: "TIMEOUT", message: /after 1000 ms/ });
+    } finally {
+      reg.setFault(undefined);
+      await daemon.close();
+    }
+  });
+
+  test("regscan tags --request-timeout: a registry that never answers, one line naming the host", async () => {
+    reg.setFault(() => ({ delayMs: 8000, status: 503 }));
+    try {
+      const r = await runCli(
+        ["tags", "--insecure-host", reg.host, "--request-timeout", "1s", `${reg.host}/app`],
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`^regscan: ping \\(GET /v2/\\) timed out after 1000 ms: ${reg.host}\n$`),
+      );
+    } finally {
+      reg.setFault(undefined);
     }
   });
 });
