@@ -21,6 +21,8 @@ export interface DueTag {
   failure?: TagError;
   /** The stored value's deadline, when there is one. */
   deadline?: Date;
+  /** The store read failed: what it holds is unknown (never overwrite it with a failure). */
+  unread?: true;
 }
 
 /** What {@link dueTags} found. */
@@ -61,7 +63,7 @@ export async function dueTags(
         if (signal.aborted) return;
         log.warn({ error: summarizeError(chunk.error) }, "could not read tags from the store");
         for (let index = chunk.start; index < chunk.end; index++) {
-          due.push({ tag: tags[index] as string, index });
+          due.push({ tag: tags[index] as string, unread: true, index });
         }
         return;
       }
@@ -77,7 +79,10 @@ export async function dueTags(
           continue;
         }
         const digest = record.digest ?? record.entry.info?.digest;
-        if (digest && !known.has(digest)) known.set(digest, record.entry);
+        // An image stored before annotations were kept apart is fetched again, not reused.
+        if (digest && !known.has(digest) && !record.predatesAnnotations) {
+          known.set(digest, record.entry);
+        }
         // A stale tag (its last refresh failed) is retried at every scan.
         if (!everyTagDue && !record.lastError && got.deadline.getTime() > now) {
           result.fresh++;

@@ -28,11 +28,14 @@ function keptLifeMs(job: WarmJob): number {
 }
 
 /**
- * Whether a due tag needs rewriting to outlive the next scans: always the first time it
- * fails (to record why), afterwards once half of its store life is gone, so that a long
+ * Whether a due tag needs rewriting to outlive the next scans: never when its record could
+ * not be read; always the first time it fails (to record why); afterwards once half of its
+ * store life is gone, so that a long
  * outage costs a rewrite every few scans (not every scan) and late scans still find it.
  */
 export function needsKeeping(due: DueTag, job: WarmJob, now: number): boolean {
+  // Unknown: it may hold a good value that a failure record would replace.
+  if (due.unread) return false;
   const at = (due.record?.lastError ?? due.failure)?.at.getTime();
   if (at === undefined || due.deadline === undefined) return true;
   const expiresAt = at + Math.max(2 * (due.deadline.getTime() - at), MIN_EXPIRY_MS);

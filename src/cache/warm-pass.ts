@@ -277,6 +277,7 @@ async function scanRepository(s: Scan): Promise<void> {
   const refresher = new TagRefresher(ctx, job, client, known, previous?.tags, result, log, signal);
   /** Due tags written (refreshed, or kept after their own error); the rest are kept below. */
   const settled = new Set<DueTag>();
+  let storeRefused = false;
   await forEachBounded(
     due,
     ctx.burst,
@@ -292,6 +293,7 @@ async function scanRepository(s: Scan): Promise<void> {
           repoError ??= summarizeError(error);
           s.controller.abort(error);
         } else if (error instanceof StoreWriteError) {
+          storeRefused = true;
           if (!repoError) log.error({ error: summarizeError(error) }, "the store refused a write");
           repoError ??= summarizeError(error);
           s.controller.abort(error);
@@ -323,8 +325,9 @@ async function scanRepository(s: Scan): Promise<void> {
   }
   const lastError = repoError ?? lastTagError;
   if (lastError) result.error = lastError;
-  // A 429 (or a refused write) stopped the pass: what it did not reach keeps its last value.
-  if (repoError && why !== "caller") {
+  // A 429 stopped the pass: what it did not reach keeps its last value. (After a refused
+  // write the store would refuse these too, each after a timeout.)
+  if (repoError && why !== "caller" && !storeRefused) {
     const unsettled = due.filter((item) => !settled.has(item));
     await keepTags(ctx, job, unsettled, repoError, log);
   }

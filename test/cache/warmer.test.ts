@@ -244,6 +244,24 @@ describe("Warmer.scan", () => {
     });
   });
 
+  it("never writes a failure over a tag whose record the store could not read", async () => {
+    const app = fakeRepository(APP, 3, 1);
+    const { warmer, store, clock, cache } = setup({ [APP.toString()]: app });
+    await warmer.scan([{ name: APP }]);
+    clock.advance(HOUR + 1);
+    app.failures = new Map([["head:*", new CodedError("UNKNOWN", "HEAD answered 500")]]);
+    app.failures.set("manifest:*", new CodedError("UNKNOWN", "GET answered 500"));
+    const getMany = store.getMany.bind(store);
+    store.getMany = async () => {
+      throw new CodedError("STORE_UNAVAILABLE", "read timed out");
+    };
+    const [r] = await warmer.scan([{ name: APP }]);
+    assert.equal(r?.errors, 3);
+    store.getMany = getMany;
+    const md = await cache.getImageRepositoryMetadata(APP);
+    assert.equal(md.images.size, 3, "the good values are still there");
+  });
+
   it("falls back to GET by tag when HEAD fails, and an unchanged digest still backs off", async () => {
     const app = fakeRepository(APP, 3, 1);
     const { warmer, factory, clock, store } = setup({ [APP.toString()]: app });
