@@ -24,6 +24,7 @@ import {
   decodeTagFailure,
   decodeTagRecord,
   type RepositoryRecord,
+  type TagError,
   type TagRecord,
   TagRecordDecoder,
 } from "./records.js";
@@ -49,6 +50,11 @@ export interface CachedTag {
   record?: TagRecord;
   /** When the warmer will check the tag again. */
   deadline?: Date;
+  /**
+   * Why the tag has no record: every fetch of it failed (its last error). A stale record
+   * carries its own in `record.lastError`.
+   */
+  fetchError?: TagError;
 }
 
 /** Answers `Registry` questions from the store. */
@@ -180,6 +186,10 @@ export class Cache implements Registry {
           const got = chunk.entries[j];
           const item = out[chunk.start + j] as CachedTag;
           const record = got && decoder.decode(got.value, name, item.tag);
+          if (got && !record) {
+            const failure = decodeTagFailure(got.value);
+            if (failure) item.fetchError = failure;
+          }
           if (!got || !record) continue;
           item.record = record;
           item.deadline = got.deadline;

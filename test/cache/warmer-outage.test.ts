@@ -198,6 +198,8 @@ describe("a long registry outage", () => {
         return true;
       });
       assert.equal((await cache.getImage(app.withTag("1.0"))).digest, images.get("1.0")?.digest);
+      const listed = await cache.cachedTags(app);
+      assert.equal(listed.find((t) => t.tag === "1.1")?.fetchError?.code, r.error?.code);
     } finally {
       registry.setFault(undefined);
       await factory.close();
