@@ -18,10 +18,14 @@ import type { ErrorSummary } from "./warmer-types.js";
 /** The repository record's layout version; other versions read as misses. */
 const REPOSITORY_RECORD_VERSION = 1;
 /**
- * The tag record's layout version: 2 is bookkeeping and entry on two lines. Version 1 (one
- * JSON object holding both) is still read, so that upgrading does not refetch every tag.
+ * The tag record's layout version: 2 is bookkeeping and entry on two lines; 3 is the same
+ * with the image's labels the config's alone and its annotations apart. Versions 2 and 1
+ * (one JSON object holding both) are still read, so that upgrading does not refetch every
+ * tag at once; their images are marked `predatesAnnotations`.
  */
-const TAG_RECORD_VERSION = 2;
+const TAG_RECORD_VERSION = 3;
+/** The two-line layout whose labels may hold the manifest's and the index's annotations. */
+const TAG_RECORD_VERSION_MERGED_LABELS = 2;
 
 /** What the repository key holds. */
 export interface RepositoryRecord {
@@ -53,6 +57,12 @@ export interface TagRecord {
   intervalMs: number;
   /** When the tag was last checked (by `HEAD` or `GET`). */
   checkedAt: Date;
+  /**
+   * Set on an image stored before annotations were kept apart from labels (layouts 1 and 2):
+   * its labels may hold annotations and it has none, so it is fetched again when next due,
+   * even when a `HEAD` shows the same digest. Still served until then.
+   */
+  predatesAnnotations?: true;
   /**
    * Why the entry is stale: the last refresh failed (and the entry was kept, with its store
    * life extended). Absent when the last check succeeded. A stale tag is due at every scan.
@@ -198,7 +208,7 @@ export function decodeTagFailure(bytes: Uint8Array): TagError | undefined {
   }
   if (tail !== FAILED_ENTRY) return undefined;
   const head = parseJson(bytes.subarray(0, split));
-  if (!isObject(head) || head.v !== TAG_RECORD_VERSION) return undefined;
+  if (!isObject(head) || !isTwoLineVersion(head.v)) return undefined;
   return decodeTagError(head.lastError);
 }
 
@@ -236,7 +246,7 @@ export class TagRecordDecoder {
       entry = sharedEntry(head);
     } else {
       head = parseJson(bytes.subarray(0, split));
-      if (!isObject(head) || head.v !== TAG_RECORD_VERSION) return undefined;
+      if (!isObject(head) || !isTwoLineVersion(head.v)) return undefined;
       entry = this.#entry(bytes.subarray(split + 1));
     }
     if (
@@ -255,6 +265,7 @@ export class TagRecordDecoder {
     };
     const lastError = decodeTagError(head.lastError);
     if (lastError) record.lastError = lastError;
+    if (head.v !== TAG_RECORD_VERSION && "info" in entry) record.predatesAnnotations = true;
     return record;
   }
 
@@ -287,6 +298,10 @@ export function decodeTagRecord(
   tag: string,
 ): TagRecord | undefined {
   return new TagRecordDecoder().decode(bytes, name, tag);
+}
+
+function isTwoLineVersion(v: unknown): boolean {
+  return v === TAG_RECORD_VERSION || v === TAG_RECORD_VERSION_MERGED_LABELS;
 }
 
 /** The tag's own info over a shared entry: its reference, and Dates nobody else holds. */

@@ -63,7 +63,14 @@ export class TagRefresher {
       this.log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
     }
     const now = this.ctx.now();
-    if (record && digest !== undefined && digest === previousDigest) {
+    // An unchanged digest is enough, unless the stored image predates annotations being
+    // kept apart from labels: then its labels may hold them, and it is fetched again.
+    if (
+      record &&
+      digest !== undefined &&
+      digest === previousDigest &&
+      !record.predatesAnnotations
+    ) {
       const excluded = record.entry.excludedReason !== undefined;
       const intervalMs = nextRefreshInterval(
         {

@@ -83,6 +83,7 @@ describe("tag records", () => {
     });
     const back = decodeTagRecord(enc(v1), NAME, "old");
     assert.equal(back?.entry.info?.ref.toString(), "ghcr.io/acme/web:old");
+    assert.equal(back?.predatesAnnotations, true, "its labels may hold annotations");
     assert.equal(back?.entry.info?.createdAt?.getTime(), 1_700_000_000_000);
     assert.equal(back?.intervalMs, 3_600_000);
   });
@@ -102,17 +103,36 @@ describe("tag records", () => {
     assert.deepEqual(back?.labels, annotated.labels);
     assert.deepEqual(back?.annotations, annotated.annotations);
     assert.deepEqual(back?.indexAnnotations, annotated.indexAnnotations);
-    // Written before annotations were kept (no such keys): still a hit, with none.
-    const old = new TextDecoder().decode(
-      encodeTagRecord({ entry: { info: info("v1") }, intervalMs: 1, checkedAt: new Date(0) }),
-    );
-    assert.ok(!old.includes("annotations"));
-    const oldBack = decodeTagRecord(enc(old), NAME, "v1")?.entry.info;
+    assert.equal(decodeTagRecord(bytes, NAME, "v1")?.predatesAnnotations, undefined);
+    // Layout 2, written before annotations were kept apart (no such keys): still a hit, with
+    // none, marked so that the warmer fetches it again when next due.
+    const old = new TextDecoder()
+      .decode(
+        encodeTagRecord({ entry: { info: info("v1") }, intervalMs: 1, checkedAt: new Date(0) }),
+      )
+      .replace('{"v":3,', '{"v":2,');
+    assert.ok(old.startsWith('{"v":2,') && !old.includes("annotations"));
+    const oldRecord = decodeTagRecord(enc(old), NAME, "v1");
+    assert.equal(oldRecord?.predatesAnnotations, true);
+    const oldBack = oldRecord?.entry.info;
     assert.ok(oldBack);
+    assert.deepEqual(oldBack.labels, info("v1").labels);
     assert.equal(oldBack.annotations, undefined);
     assert.equal(oldBack.indexAnnotations, undefined);
     const bad = old.replace('"labels":', '"annotations":{"a":1},"labels":');
     assert.equal(decodeTagRecord(enc(bad), NAME, "v1"), undefined);
+    // An excluded entry has no labels to doubt; a layout 2 failure record still reads.
+    const excluded = new TextDecoder()
+      .decode(
+        encodeTagRecord({ entry: { excludedReason: "x" }, intervalMs: 1, checkedAt: new Date(0) }),
+      )
+      .replace('{"v":3,', '{"v":2,');
+    assert.equal(decodeTagRecord(enc(excluded), NAME, "x")?.predatesAnnotations, undefined);
+    const failure = new TextDecoder()
+      .decode(encodeTagFailure({ code: "DENIED", message: "no", at: new Date(5) }))
+      .replace('{"v":3,', '{"v":2,');
+    assert.equal(decodeTagFailure(enc(failure))?.code, "DENIED");
+    assert.equal(decodeTagRecord(enc('{"v":4}\n{"excludedReason":"x"}'), NAME, "x"), undefined);
   });
 
   it("parses each distinct entry once; tags share frozen labels but not dates", () => {
@@ -149,7 +169,7 @@ describe("tag records", () => {
       "not json",
       "[1,2]",
       "{}",
-      '{"v":3,"intervalMs":1,"checkedAt":0}\n{"excludedReason":"x"}',
+      '{"v":4,"intervalMs":1,"checkedAt":0}\n{"excludedReason":"x"}',
       `${head}\n{}`,
       `${head}\n{"excludedReason":"x","info":${JSON.stringify(JSON.parse(entry).info)}}`,
       `${head}\n${entry.replace('"labels":{', '"labels":{"n":1,')}`,
