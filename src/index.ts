@@ -182,6 +182,7 @@ export {
   DigestMismatchError,
   InvalidImageConfigError,
   InvalidManifestError,
+  InvalidResponseError,
   isRetryable,
   ManifestUnknownError,
   NameUnknownError,

@@ -77,8 +77,10 @@ export async function followRedirects(
     const toGet =
       (res.status === 303 && current.method !== "HEAD") ||
       (current.method === "POST" && (res.status === 301 || res.status === 302));
+    // The deadline, the name in errors and the body bound go along; a body does not.
+    const { body: _dropped, ...rest } = current;
     current = toGet
-      ? { method: "GET", url: next, headers, signal: current.signal }
+      ? { ...rest, method: "GET", url: next, headers }
       : { ...current, url: next, headers };
   }
 }
