@@ -67,6 +67,7 @@ export async function fetchToken(
     headers,
     signal: req.signal,
     operation: "token fetch",
+    bodyLimit: MAX_TOKEN_BODY,
     ...pin,
   });
   if ((res.status === 404 || res.status === 405) && cred?.password !== undefined) {
