@@ -51,8 +51,9 @@ export function decorateImage(
 /**
  * For repositories whose canonical name (e.g. `docker.io/library/alpine`) or familiar name
  * matches one of `globs` (picomatch), sets `createdAt` from the first well-formed timestamp
- * label (`org.opencontainers.image.created`, then `org.label-schema.build-date`); images
- * without one keep their config's creation time. Malformed labels go to `onLabelError`.
+ * label (`org.opencontainers.image.created`, then `org.label-schema.build-date`; labels
+ * first, then the manifest's annotations, then the index's); images without one keep their
+ * config's creation time. Malformed labels and annotations go to `onLabelError`.
  */
 export function timestampLabelDecorator(
   globs: readonly string[],
