@@ -159,9 +159,10 @@ export function webhooksFromFlags(
     const eq = flag.indexOf("=");
     const kind = eq > 0 ? flag.slice(0, eq) : "";
     if (!(WEBHOOK_KINDS as readonly string[]).includes(kind)) {
-      // Only the part before "=" is shown: after it may be a mistyped secret.
+      // Only a word that could be a mistyped kind is shown: anything else may be a secret.
+      const shown = /^[a-z]{1,16}$/.test(kind) ? `got kind ${JSON.stringify(kind)}` : "got no kind";
       problems.push(
-        `expected KIND=env:NAME or KIND=file:PATH with KIND one of ${WEBHOOK_KINDS.join(", ")}, got kind ${JSON.stringify(kind.slice(0, 32))}`,
+        `expected KIND=env:NAME or KIND=file:PATH with KIND one of ${WEBHOOK_KINDS.join(", ")}; ${shown}`,
       );
       continue;
     }

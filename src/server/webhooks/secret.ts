@@ -72,10 +72,8 @@ export async function readWebhookSecret(
   } else if (source.startsWith("file:")) {
     text = await readSecretFile(source, source.slice(5));
   } else {
-    throw new WebhookSecretError(
-      JSON.stringify(source.length > 8 ? `${source.slice(0, 8)}...` : source),
-      'expected "env:NAME" or "file:PATH"',
-    );
+    // Not a source: perhaps the secret itself, written where its source belongs. Not shown.
+    throw new WebhookSecretError("source", 'expected "env:NAME" or "file:PATH"');
   }
   text = text.replace(/\r?\n$/, "");
   if (text === "") throw new WebhookSecretError(source, "empty");
