@@ -97,12 +97,15 @@ export {
 } from "./image/json.js";
 export {
   bestCreationTime,
+  findLabelTimestamp,
+  type ImageLabelTimestamp,
   LABEL_SCHEMA_BUILD_DATE_LABEL,
   LABEL_TIMESTAMP_PRIORITY,
   LabelTimestampFormatError,
   OCI_CREATED_LABEL,
   preferLabelTimestamps,
   readLabelTimestamps,
+  type TimestampSource,
 } from "./image/label-timestamps.js";
 export {
   compareBySemverDesc,
