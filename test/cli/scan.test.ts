@@ -260,10 +260,16 @@ describe("regscan scan and repository leases", () => {
       registry.host,
     ];
     registry.resetRequests();
-    let slow = true;
-    registry.setFault((req) =>
-      slow && req.path.includes("/manifests/") ? { delayMs: 1500 } : undefined,
-    );
+    // The busy scan's manifest requests wait at this gate (at most 60 s) until it opens.
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+      setTimeout(resolve, 60_000).unref();
+    });
+    registry.setFault(async (req) => {
+      if (req.path.includes("/manifests/")) await gate;
+      return undefined;
+    });
     const busy = startCli(args);
     try {
       await untilManifestRequested();
@@ -278,7 +284,7 @@ describe("regscan scan and repository leases", () => {
         skipped.stderr,
         new RegExp(`another scan holds its lease \\(process ${busy.pid} on .*--wait-lease`),
       );
-      slow = false;
+      open();
       const waited = await runCli([...args, "--output", "json", "--wait-lease", "60"], {
         env: env(),
       });
@@ -287,6 +293,7 @@ describe("regscan scan and repository leases", () => {
       assert.equal(w.repositories[0]?.outcome, "scanned");
       assert.equal(await exited(busy), 0, "the first scan finished normally");
     } finally {
+      open();
       registry.setFault(undefined);
       busy.kill("SIGKILL");
     }
