@@ -1,9 +1,14 @@
 /**
- * regscan's public library API. Everything a user may import is exported here and nowhere
- * else; internal modules are not re-exported.
+ * regscan's library API, the package root (`import ... from "regscan"`): what a library user
+ * needs to read registries and keep a cache. The daemon is `regscan/daemon`, the store
+ * classes `regscan/stores/*`. Importing this loads no store driver, YAML parser, prom-client
+ * or cloud SDK: each is loaded when a feature first needs it (test/package/lazy-entry.test.ts).
+ * Exports are sorted by module (the linter's order): image references, types and JSON forms;
+ * registry clients, factory, credentials, rate limits and instrumentation (the metric classes
+ * as types only: pass a prom-client Registry); the cache, warmer and `openStore` (store
+ * classes in `regscan/stores/*`); and every error class, each with a stable `code`.
  */
 
-// The cache, the warmer and the stores.
 export { Cache, type CachedTag, type CacheOptions } from "./cache/cache.js";
 export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";
 export {
@@ -18,14 +23,12 @@ export {
   WarmerRunningError,
 } from "./cache/errors.js";
 export { DEFAULT_KEY_PREFIX, Keys } from "./cache/keys.js";
-export { cacheRequestDuration, type WarmerMetrics, warmerMetrics } from "./cache/metrics.js";
 export {
   defaultStoreUrl,
   type OpenStoreOptions,
   openStore,
   redact as redactStoreUrl,
 } from "./cache/open-store.js";
-export type { RepositoryRecord, TagRecord } from "./cache/records.js";
 export {
   EXCLUDED_REFRESH_MS,
   INITIAL_REFRESH_MS,
@@ -43,13 +46,9 @@ export {
   StoreUnavailableError,
   ValueTooLargeError,
 } from "./cache/stores/errors.js";
-export { MemcachedStore, type MemcachedStoreOptions } from "./cache/stores/memcached.js";
 export { MemoryStore, type MemoryStoreOptions } from "./cache/stores/memory.js";
 export type { StoreLogger } from "./cache/stores/options.js";
-export { RedisStore, type RedisStoreOptions } from "./cache/stores/redis.js";
-export { defaultSqlitePath, SqliteStore, type SqliteStoreOptions } from "./cache/stores/sqlite.js";
 export type { TagEventListener } from "./cache/tag-events.js";
-// The cache: tag filters and refresh policy.
 export {
   compileTagFilter,
   filterTags,
@@ -72,15 +71,7 @@ export type {
   ScanOutcome,
   TagEvent,
 } from "./cache/warmer-types.js";
-// The daemon: configuration, image sources, HTTP API.
-export { ConfigError, type ConfigProblem } from "./config/errors.js";
-export { type LoadConfigOptions, type LoadedConfig, loadConfig } from "./config/load.js";
-export { formatConfig, maskedConfig } from "./config/mask.js";
-export { type Config, configSchema } from "./config/schema.js";
-export { RequiredProviderError } from "./daemon/credential-sources.js";
-export { Daemon, type DaemonOptions, ListenError, NoImagesError } from "./daemon/daemon.js";
 export { RegscanError } from "./errors.js";
-// Image references and what is known about images.
 export type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./image/info.js";
 export {
   type ImageEntryJSON,
@@ -114,7 +105,6 @@ export {
   sortBySemverDesc,
   sortNewestFirst,
   sortTagsBySemverDesc,
-  tagVersion,
 } from "./image/ordering.js";
 export {
   ImageName,
@@ -123,17 +113,10 @@ export {
   parseImageName,
   parseImageRef,
 } from "./image/ref.js";
-// The registry: clients, factory, rate limits, errors, instrumentation.
-export type {
-  Client,
-  ClientFactory,
-  ClientOptions,
-  ManifestHead,
-} from "./registry/client.js";
-// Credentials.
+export { MissingDependencyError } from "./optional-dependency.js";
+export type { Client, ClientFactory, ClientOptions, ManifestHead } from "./registry/client.js";
 export {
   ACR_REFRESH_TOKEN_USERNAME,
-  AcrTokenSource,
   azureCloudProvider,
 } from "./registry/credentials/azure.js";
 export type { CloudCredentialProvider } from "./registry/credentials/cloud-provider.js";
@@ -155,7 +138,6 @@ export {
   type AWSAuth,
   type AWSRegistryConfig,
   type CredentialsLogger,
-  EcrTokenCache,
   EKS_SYSTEM_ACCOUNT,
   EKS_SYSTEM_ACCOUNT_CN,
   ecrCloudProvider,
@@ -168,7 +150,6 @@ export {
 } from "./registry/credentials/errors.js";
 export {
   GCP_TOKEN_USERNAME,
-  GcpTokenSource,
   gcpCloudProvider,
   getGCPOAuthToken,
 } from "./registry/credentials/gcp.js";
@@ -208,12 +189,12 @@ export {
 export type { RetryOptions } from "./registry/http/retry.js";
 export { TagListError } from "./registry/http/tag-list.js";
 export {
-  ClientMetrics,
-  HttpMetrics,
+  type ClientMetrics,
+  type HttpMetrics,
   instrumentClient,
   instrumentRegistry,
   LabelRequestKind,
-  RegistryMetrics,
+  type RegistryMetrics,
   RequestKindMetadata,
   RequestKindTags,
 } from "./registry/instrument.js";
@@ -226,9 +207,3 @@ export {
 export { MirroredClientFactory } from "./registry/mirrored-client-factory.js";
 export type { OperationOptions, Registry } from "./registry/registry.js";
 export type { RemoteClient } from "./registry/remote-client.js";
-export { ApiServer, type ApiServerOptions } from "./server/api-server.js";
-export type { WarmerControl } from "./server/warmer-control.js";
-export { DEFAULT_IMAGE_EXCLUDES, ImageFilter } from "./sources/image-glob.js";
-export { combineSources, type ImageSource, StaticSource } from "./sources/image-source.js";
-export { ImagesFileSource } from "./sources/images-file-source.js";
-export { KubernetesSource, KubernetesSourceError } from "./sources/kubernetes-source.js";

@@ -3,7 +3,20 @@
  * passes (prom-client's global one by default). Creating them twice on one registry reuses
  * the first set, so a Cache and a Warmer (or two tests) can share a registry.
  */
-import { Counter, Gauge, register as globalRegistry, Histogram, type Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+type PromClient = typeof import("prom-client");
+let promClientModule: PromClient | undefined;
+
+/**
+ * prom-client, required when the first metric is made rather than imported at the top, so
+ * that `import "regscan"` does not load it (CommonJS: the same module an import would give).
+ */
+function promClient(): PromClient {
+  promClientModule ??= createRequire(import.meta.url)("prom-client") as PromClient;
+  return promClientModule;
+}
 
 function once<T>(registry: Registry, name: string, make: () => T): T {
   const existing = registry.getSingleMetric(name);
@@ -11,7 +24,10 @@ function once<T>(registry: Registry, name: string, make: () => T): T {
 }
 
 /** `regscan_cache_request_duration_seconds{method,success}`: the Cache's answers. */
-export function cacheRequestDuration(registry: Registry = globalRegistry): Histogram<string> {
+export function cacheRequestDuration(
+  registry: Registry = promClient().register,
+): Histogram<string> {
+  const { Histogram } = promClient();
   return once(
     registry,
     "regscan_cache_request_duration_seconds",
@@ -39,7 +55,8 @@ export interface WarmerMetrics {
 }
 
 /** Creates (or finds) the warmer's metrics on `registry`. */
-export function warmerMetrics(registry: Registry = globalRegistry): WarmerMetrics {
+export function warmerMetrics(registry: Registry = promClient().register): WarmerMetrics {
+  const { Counter, Gauge } = promClient();
   return {
     repositoriesScanned: once(
       registry,

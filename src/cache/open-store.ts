@@ -12,11 +12,9 @@ import {
 } from "../files/bounded-file.js";
 import type { Store } from "./store.js";
 import { InvalidStoreUrlError } from "./stores/errors.js";
-import { MemcachedStore } from "./stores/memcached.js";
 import { SrvServers, StaticServers } from "./stores/memcached-servers.js";
 import { MemoryStore } from "./stores/memory.js";
 import { parseDuration, parseSize, type StoreLogger, silentLogger } from "./stores/options.js";
-import { RedisStore } from "./stores/redis.js";
 import { defaultSqlitePath, SqliteStore } from "./stores/sqlite.js";
 
 /** Settings for {@link openStore}; a URL's query parameters take precedence over these. */
@@ -160,6 +158,8 @@ export async function openStore(
         );
       }
     }
+    // Loaded here, not at the top: `import "regscan"` must not load memjs (nor ioredis below).
+    const { MemcachedStore } = await import("./stores/memcached.js");
     return new MemcachedStore({
       servers,
       name: `${scheme}://${net.hosts.join(",")}`,
@@ -199,6 +199,7 @@ export async function openStore(
     }
   }
   assertNoQuery(q, fail);
+  const { RedisStore } = await import("./stores/redis.js");
   return new RedisStore({
     nodes,
     cluster,

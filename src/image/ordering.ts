@@ -48,11 +48,29 @@ const LENIENT_VERSION =
   /^[vV]?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
 
 /**
+ * A tag read as a semantic version. Declared here rather than as semver's `SemVer` so that
+ * regscan's published types do not need `@types/semver`.
+ */
+export interface TagVersion {
+  /** The normalised version, e.g. `1.2.0` for `v1.2`. */
+  readonly version: string;
+  readonly major: number;
+  readonly minor: number;
+  readonly patch: number;
+  readonly prerelease: ReadonlyArray<string | number>;
+  readonly build: readonly string[];
+}
+
+/**
  * Reads a tag as a semantic version, leniently: a leading `v`, missing minor or patch
  * (`v1.2` is 1.2.0) and leading zeros are accepted; `1.2.3-alpine` is a pre-release of
  * 1.2.3. Undefined when the tag is not a version at all.
  */
-export function tagVersion(tag: string): semver.SemVer | undefined {
+export function tagVersion(tag: string): TagVersion | undefined {
+  return parseTagVersion(tag);
+}
+
+function parseTagVersion(tag: string): semver.SemVer | undefined {
   const m = LENIENT_VERSION.exec(tag);
   if (m === null) return undefined;
   const numbers = [m[1], m[2], m[3]].map((n) => (n === undefined ? 0 : Number(n)));
@@ -68,8 +86,8 @@ export function tagVersion(tag: string): semver.SemVer | undefined {
  * in string order.
  */
 export function compareTagsBySemverDesc(a: string, b: string): number {
-  const va = tagVersion(a);
-  const vb = tagVersion(b);
+  const va = parseTagVersion(a);
+  const vb = parseTagVersion(b);
   if (va === undefined && vb === undefined) return byString(a, b);
   if (va === undefined) return 1;
   if (vb === undefined) return -1;

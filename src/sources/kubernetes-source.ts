@@ -16,6 +16,7 @@ import type {
 import type { Logger } from "pino";
 import { RegscanError } from "../errors.js";
 import { parseImageRef } from "../image/ref.js";
+import { importOptional } from "../optional-dependency.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds } from "../registry/credentials/image-creds.js";
 import type { ImageSource } from "./image-source.js";
@@ -139,7 +140,11 @@ export class KubernetesSource implements ImageSource {
   }
 
   private async connect(): Promise<Apis> {
-    const k8s = await import("@kubernetes/client-node");
+    const k8s = await importOptional(
+      "@kubernetes/client-node",
+      "the Kubernetes image source",
+      () => import("@kubernetes/client-node"),
+    );
     const kc: KubeConfig = new k8s.KubeConfig();
     try {
       if (this.opts.kubeconfig) kc.loadFromFile(this.opts.kubeconfig);

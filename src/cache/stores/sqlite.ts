@@ -3,8 +3,9 @@
  * WAL journal, one transaction per write so a killed process leaves a consistent database.
  */
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import envPaths from "env-paths";
 import type { OperationOptions } from "../../registry/registry.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
@@ -66,9 +67,12 @@ export class SqliteStore implements Store {
     let db: Database.Database | undefined;
     try {
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+      // Required here, not imported at the top: `import "regscan"` must not load the native
+      // driver (CommonJS, so require gives the same module an import would).
+      const Sqlite = createRequire(import.meta.url)("better-sqlite3") as typeof Database;
       // `timeout` is SQLite's busy_timeout: how long a statement waits for another
       // connection's lock before SQLITE_BUSY.
-      db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+      db = new Sqlite(path, { timeout: opts.busyTimeoutMs ?? 5000 });
       db.pragma("journal_mode = WAL");
       // NORMAL in WAL mode loses no committed transaction when the process dies, only
       // (at worst) the last ones on a power cut; FULL would fsync every write.

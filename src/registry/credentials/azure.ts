@@ -6,6 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { TokenCredential } from "@azure/identity";
+import { importOptional } from "../../optional-dependency.js";
 import { raceAbort, withTimeout } from "../abortable.js";
 import type { OperationOptions } from "../registry.js";
 import { isAzureRegistryHost } from "./cloud-hosts.js";
@@ -24,6 +25,18 @@ export const DEFAULT_AZURE_JSON = "/etc/kubernetes/azure.json";
 const MAX_ANSWER = 1024 * 1024;
 const FETCH_TIMEOUT_MS = 30_000;
 
+/**
+ * What regscan needs of an Entra ID credential: the shape of `@azure/identity`'s
+ * `TokenCredential`, declared here so that the public types do not need that optional package
+ * (any `TokenCredential` fits).
+ */
+export interface EntraTokenCredential {
+  getToken(
+    scopes: string | string[],
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<{ token: string } | null>;
+}
+
 /** Options for ACR credentials. */
 export interface AcrOptions {
   /** The cloud provider config with `aadClientId` / `aadClientSecret` (default `/etc/kubernetes/azure.json`). */
@@ -31,7 +44,7 @@ export interface AcrOptions {
   /** The exchange endpoint for a registry (default `https://<host>/oauth2/exchange`). */
   exchangeUrl?: (host: string) => string;
   /** The Entra ID credential (default: environment, workload identity, managed identity). */
-  tokenCredential?: TokenCredential;
+  tokenCredential?: EntraTokenCredential;
   /**
    * The Entra ID authority of the default credential, e.g. `https://login.chinacloudapi.cn`
    * (default: `AZURE_AUTHORITY_HOST`, else the public cloud). Must be https.
@@ -69,7 +82,7 @@ export class AcrTokenSource {
   readonly #clock: () => number;
   readonly #cache = new Map<string, Cached>();
   readonly #inflight = new Map<string, Promise<Cached>>();
-  #credential: TokenCredential | undefined;
+  #credential: EntraTokenCredential | undefined;
 
   constructor(opts: AcrOptions = {}) {
     this.#opts = opts;
@@ -156,10 +169,14 @@ export class AcrTokenSource {
       : `https://${host}/oauth2/exchange`;
   }
 
-  async #tokenCredential(cfg: AzureJson | undefined): Promise<TokenCredential> {
+  async #tokenCredential(cfg: AzureJson | undefined): Promise<EntraTokenCredential> {
     if (this.#opts.tokenCredential) return this.#opts.tokenCredential;
     if (this.#credential) return this.#credential;
-    const id = await import("@azure/identity");
+    const id = await importOptional(
+      "@azure/identity",
+      "Azure (ACR) credentials",
+      () => import("@azure/identity"),
+    );
     if (cfg?.useManagedIdentityExtension) {
       const clientId = cfg.userAssignedIdentityID;
       this.#credential = clientId

@@ -3,6 +3,7 @@
  * the region from the SDK's region chain, whether AWS credentials can be found (the
  * standard chain), and `GetAuthorizationToken` for several registries of a region at once.
  */
+import { importOptional } from "../../optional-dependency.js";
 import type { OperationOptions } from "../registry.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
 import { hostOfServerKey } from "./server-key.js";
@@ -51,7 +52,7 @@ export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
   return {
     async detectRegion(o = {}) {
       o.signal?.throwIfAborted();
-      const { ECRClient } = await import("@aws-sdk/client-ecr");
+      const { ECRClient } = await loadEcr();
       const client = new ECRClient(clientConfig());
       try {
         // The SDK's region chain: AWS_REGION, the shared config profile, then the EC2
@@ -67,7 +68,7 @@ export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
       }
     },
     async checkCredentials() {
-      const { ECRClient } = await import("@aws-sdk/client-ecr");
+      const { ECRClient } = await loadEcr();
       const client = new ECRClient(clientConfig("us-east-1"));
       try {
         await client.config.credentials();
@@ -85,7 +86,7 @@ export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
       }
     },
     async getAuthorizationTokens(region, accountIds, o = {}) {
-      const { ECRClient, GetAuthorizationTokenCommand } = await import("@aws-sdk/client-ecr");
+      const { ECRClient, GetAuthorizationTokenCommand } = await loadEcr();
       const client = new ECRClient(clientConfig(region));
       try {
         const out = await client.send(
@@ -128,4 +129,13 @@ function decodeAuthorization(
     password: decoded.slice(colon + 1),
     expiresAt: d.expiresAt?.getTime(),
   };
+}
+
+/** The AWS SDK's ECR client, an optional dependency. */
+function loadEcr(): Promise<typeof import("@aws-sdk/client-ecr")> {
+  return importOptional(
+    "@aws-sdk/client-ecr",
+    "AWS ECR credentials",
+    () => import("@aws-sdk/client-ecr"),
+  );
 }

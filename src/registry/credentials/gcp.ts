@@ -5,6 +5,7 @@
  * with username `oauth2accesstoken`, kept until shortly before it expires.
  */
 
+import { importOptional } from "../../optional-dependency.js";
 import { raceAbort, withTimeout } from "../abortable.js";
 import type { OperationOptions } from "../registry.js";
 import { isGcpRegistryHost } from "./cloud-hosts.js";
@@ -72,7 +73,11 @@ export class GcpTokenSource {
 
   async #fetch(host: string): Promise<CachedToken> {
     try {
-      const { GoogleAuth } = await import("google-auth-library");
+      const { GoogleAuth } = await importOptional(
+        "google-auth-library",
+        "Google (GCR / Artifact Registry) credentials",
+        () => import("google-auth-library"),
+      );
       // A new client each time: the library keeps its own token cache on wall-clock time,
       // and this cache decides when a fresh token is due.
       const client = await new GoogleAuth({ scopes: [SCOPE] }).getClient();
