@@ -233,6 +233,23 @@ describe("webhook receivers", async () => {
     });
   }
 
+  test("distribution 3's v2+json envelope and plain JSON are read too", async () => {
+    const body = Buffer.from(JSON.stringify(samples.distributionPush));
+    for (const type of [
+      "application/vnd.docker.distribution.events.v2+json",
+      "application/json; charset=utf-8",
+    ]) {
+      const res = await receivers.handle({
+        kind: "distribution",
+        rawBody: body,
+        remoteAddress: nextClient(),
+        headers: { "content-type": type, ...bearer(SECRETS.DIST_TOKEN) },
+      });
+      assert.equal(res.status, 202, type);
+      assert.equal(res.events.length, 1);
+    }
+  });
+
   test("GitHub's documented HMAC vector", () => {
     const secret = new WebhookSecret("It's a Secret to Everybody");
     const body = Buffer.from("Hello, World!");
