@@ -45,6 +45,8 @@ interface Repo {
   /** Tags moved or added by churn -> local image, in the order they last changed. */
   changed: Map<string, number>;
   nextLocal: number;
+  /** Images `0..indexedLocals-1` have their digests in the index. */
+  indexedLocals: number;
 }
 
 /** A tag of the truth: its name and the digest it points at. */
@@ -144,6 +146,7 @@ export class RegistryContent {
       share: u < 0.8 ? 1 : u < 0.95 ? 2 : 10,
       changed: new Map(),
       nextLocal: 0,
+      indexedLocals: 0,
     };
     repo.nextLocal = Math.ceil(repo.indexed / repo.share) + 1;
     this.#repos.push(repo);
@@ -244,7 +247,17 @@ export class RegistryContent {
     const repo = this.#byName.get(name);
     const key = digestKey(digest);
     if (repo === undefined || key === undefined) return undefined;
-    const v = this.#digests.get(key);
+    let v = this.#digests.get(key);
+    if (v === undefined && repo.indexedLocals < repo.nextLocal) {
+      // A digest this process has not generated yet (a client that knows it from an earlier
+      // run, or from another process built from the same seed): build the repository's
+      // images once, tagged or not, so that every digest it ever served is known.
+      for (let local = repo.indexedLocals; local < repo.nextLocal; local++) {
+        this.image(packImage({ repo: repo.index, local, part: 0 }));
+      }
+      repo.indexedLocals = repo.nextLocal;
+      v = this.#digests.get(key);
+    }
     if (v === undefined) return undefined;
     const what = v % 4;
     const id = (v - what) / 4;

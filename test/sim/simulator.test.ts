@@ -200,6 +200,22 @@ describe("manifests and blobs", () => {
   });
 });
 
+test("a digest another process computed from the same seed is served without a GET by tag first", () => {
+  const spec = { seed: "by-digest", repositories: 5, tags: 200 };
+  const mine = new RegistryContent(spec);
+  const fresh = new RegistryContent(spec);
+  const repo = mine.repositories()[2] as string;
+  const tag = mine.tags(repo)[1] as string;
+  const image = mine.resolveTag(repo, tag);
+  assert.ok(image);
+  const leaf = image.children[0] ?? image;
+  assert.equal(fresh.manifestByDigest(repo, image.digest)?.digest, image.digest);
+  assert.equal(fresh.manifestByDigest(repo, leaf.digest)?.digest, leaf.digest);
+  assert.equal(fresh.blob(repo, leaf.blobs[0]?.digest as string)?.digest, leaf.blobs[0]?.digest);
+  assert.equal(fresh.manifestByDigest(repo, `sha256:${"0".repeat(64)}`), undefined);
+  assert.equal(fresh.manifestByDigest(mine.repositories()[3] as string, image.digest), undefined);
+});
+
 describe("paging limits", () => {
   test("Quay answers TOO_MANY_TAGS_REQUESTED to n above 100, and serves n=100", async () => {
     const { registry, reader } = reg("quay");
