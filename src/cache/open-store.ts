@@ -3,6 +3,7 @@
  * `memcached://`, `memcached+srv://`, `redis://`, `rediss://`, `redis+cluster://`.
  * A URL that cannot be understood is an `InvalidStoreUrlError` naming it.
  */
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import {
@@ -16,6 +17,9 @@ import { SrvServers, StaticServers } from "./stores/memcached-servers.js";
 import { MemoryStore } from "./stores/memory.js";
 import { parseDuration, parseSize, type StoreLogger, silentLogger } from "./stores/options.js";
 import { defaultSqlitePath, SqliteStore } from "./stores/sqlite.js";
+import { StoreNotFoundError, sqlitePathProblem } from "./stores/sqlite-path.js";
+
+export { StoreNotFoundError } from "./stores/sqlite-path.js";
 
 /** Settings for {@link openStore}; a URL's query parameters take precedence over these. */
 export interface OpenStoreOptions {
@@ -35,6 +39,11 @@ export interface OpenStoreOptions {
   srvRefreshMs?: number;
   /** PEM CA certificates `rediss://` trusts instead of Node's list. URL: `ca=/path/ca.pem`. */
   tlsCa?: string;
+  /**
+   * Open only a cache that exists: a missing `sqlite:` file is a `StoreNotFoundError`, never
+   * created empty. For readers such as `regscan get`.
+   */
+  mustExist?: boolean;
 }
 
 /** The store URL used when none is given: SQLite in the user's cache directory. */
@@ -43,18 +52,28 @@ export function defaultStoreUrl(): string {
 }
 
 /**
- * Opens the store `url` names (the default SQLite file when `url` is empty or undefined).
- * Network stores connect lazily: an unreachable server shows as `StoreUnavailableError`
- * from operations (and `ping()`), not from here.
+ * Opens the store `url` names (the default SQLite file when `url` is undefined; an empty URL
+ * is refused, since it is more likely a variable that was not set than a wish for the
+ * default). Network stores connect lazily: an unreachable server shows as
+ * `StoreUnavailableError` from operations (and `ping()`), not from here.
  *
- * @throws InvalidStoreUrlError when the URL is not one of the forms above.
+ * @throws InvalidStoreUrlError when the URL is not one of the forms above, or names an SQLite
+ *   file that cannot work (a missing directory, a path under /proc, /sys or /dev, a FIFO).
+ * @throws StoreNotFoundError with `mustExist` when the SQLite file does not exist.
  */
 export async function openStore(
   url: string | undefined,
   opts: OpenStoreOptions = {},
 ): Promise<Store> {
   const logger = opts.logger ?? silentLogger();
-  const text = url?.trim() || defaultStoreUrl();
+  if (url !== undefined && url.trim() === "") {
+    throw new InvalidStoreUrlError(
+      "",
+      "the URL is empty; leave the setting out for the default store (sqlite in the user cache directory)",
+    );
+  }
+  const text = url?.trim() ?? defaultStoreUrl();
+  const isDefault = url === undefined;
   const m = /^([a-z][a-z0-9+]*):(.*)$/is.exec(text);
   if (!m) throw new InvalidStoreUrlError(redact(text), "expected SCHEME:..., e.g. sqlite:PATH");
   const scheme = m[1]!.toLowerCase();
@@ -77,9 +96,16 @@ export async function openStore(
     case "sqlite": {
       let path = rest.startsWith("//") ? rest.slice(2) : rest;
       if (path.includes("?")) throw fail("sqlite: takes no query parameters");
+      if (path === ":memory:") return new SqliteStore(path, { logger });
+      // Only the default location's directory is made; anywhere else a missing one is a typo.
+      const atDefault = isDefault || path === "";
       if (path === "") path = defaultSqlitePath();
       else if (path === "~" || path.startsWith("~/")) path = homedir() + path.slice(1);
-      return new SqliteStore(path === ":memory:" ? path : resolve(path), { logger });
+      path = resolve(path);
+      const problem = sqlitePathProblem(path, atDefault);
+      if (problem !== undefined) throw fail(problem);
+      if (opts.mustExist && !existsSync(path)) throw new StoreNotFoundError(`sqlite:${path}`);
+      return new SqliteStore(path, { logger });
     }
     case "memcached":
     case "memcached+srv":

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Help, type Option } from "commander";
 import { endQuietlyOnClosedPipe } from "./closed-output.js";
 import type { CliContext } from "./context.js";
 
@@ -46,15 +46,50 @@ export async function buildProgram(
     .description("Always-fresh container image metadata from any OCI / Docker registry")
     .version(VERSION)
     .option("--debug", "print stack traces of failures")
-    .showHelpAfterError()
     .exitOverride()
+    .configureHelp({ optionDescription: describeOption })
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
   const registers = await Promise.all(commandsFor(argv).map((name) => COMMANDS[name]!()));
   for (const register of registers) register(program, ctx);
+  for (const command of withSubcommands(program)) {
+    const path = commandPath(command);
+    // One line that says where the full usage is, not the whole help after every typo.
+    command.configureOutput({
+      outputError: (message, write) => write(usageError(message, path)),
+    });
+  }
   return program;
+}
+
+/** `command` and every command below it. */
+function withSubcommands(command: Command): Command[] {
+  return [command, ...command.commands.flatMap((c) => withSubcommands(c as Command))];
+}
+
+/** `regscan config check` for the `check` command. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/** commander's `error: unknown option '--x'` (maybe with a suggestion) as one line. */
+function usageError(message: string, path: string): string {
+  const text = message
+    .trim()
+    .replace(/^error: /, "")
+    .replace(/\s*\n\s*/g, " ");
+  return `regscan: ${text} (see "${path} --help")\n`;
+}
+
+/** commander's description of an option, without the `(default: [])` of repeatable ones. */
+function describeOption(this: Help, option: Option): string {
+  const empty = Array.isArray(option.defaultValue) && option.defaultValue.length === 0;
+  const shown = empty ? Object.assign(Object.create(option), { defaultValue: undefined }) : option;
+  return Help.prototype.optionDescription.call(this, shown);
 }
 
 /** Runs the CLI with `argv` (as in `process.argv`) and resolves to the exit status. */

@@ -26,14 +26,26 @@ export interface RegistryFlags {
   output: OutputFormat;
 }
 
-/** Adds `--platform`, `--insecure-host`, `--docker-config`, `--trace` and `--output`. */
-export function addRegistryOptions(cmd: Command): Command {
-  return cmd
-    .option(
+/** Which of the shared options a command takes. */
+export interface RegistryOptionChoice {
+  /** `--platform`; false for commands that never describe an image (`tags`). Default true. */
+  platform?: boolean;
+}
+
+/**
+ * Adds `--platform`, `--insecure-host`, `--docker-config`, `--trace` and `--output`. A command
+ * that would ignore `--platform` does not take it, so that passing it is an unknown option
+ * rather than a flag silently doing nothing.
+ */
+export function addRegistryOptions(cmd: Command, choice: RegistryOptionChoice = {}): Command {
+  if (choice.platform ?? true) {
+    cmd.option(
       "--platform <os/arch[/variant]>",
       "platform to describe when a tag is multi-platform (default linux/amd64)",
       platformOption,
-    )
+    );
+  }
+  return cmd
     .option(
       "--insecure-host <host>",
       "host allowed to use plain HTTP or unverified TLS (repeatable)",

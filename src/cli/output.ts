@@ -1,9 +1,9 @@
 /**
- * How `tags` and `inspect` print: plain lines or a readable summary for people, one JSON
- * document for machines.
+ * How `inspect` and `get` print an image: one readable summary with every value in one
+ * column for people, or the image JSON form (the HTTP API's, key for key) for machines.
  */
-import type { ImageEntry, ImageInfo, Platform } from "../image/info.js";
-import { imageInfoToJSON } from "../image/json-form.js";
+import type { ImageEntry, ImageInfo, Labels } from "../image/info.js";
+import { type ImageInfoJSON, imageInfoToJSON } from "../image/json-form.js";
 import type { ImageRef } from "../image/ref.js";
 import { formatRfc3339 } from "../image/rfc3339.js";
 import { formatPlatform } from "../registry/manifest/platform.js";
@@ -11,32 +11,40 @@ import { formatPlatform } from "../registry/manifest/platform.js";
 /** `--output`. */
 export type OutputFormat = "text" | "json";
 
-/** `regscan inspect --output json`: the image's JSON without bookkeeping, or why it is excluded. */
-export function inspectJson(ref: ImageRef, entry: ImageEntry): Record<string, unknown> {
+/** One `Name: value` row; rows without a value are left out. */
+export type Row = readonly [name: string, value: string | undefined];
+
+/**
+ * `regscan inspect --output json`: the image JSON form, in its key order, with `ref` the
+ * reference asked for; or why the image is excluded.
+ */
+export function inspectJson(
+  ref: ImageRef,
+  entry: ImageEntry,
+): ImageInfoJSON | { ref: string; excludedReason: string } {
   if (entry.info === undefined)
     return { ref: ref.toString(), excludedReason: entry.excludedReason };
-  const j = imageInfoToJSON(entry.info);
-  // The order people read it in; undefined fields drop out of the JSON.
-  return {
-    ref: ref.toString(),
-    digest: j.digest,
-    platformDigest: j.platformDigest,
-    imageID: j.imageID,
-    mediaType: j.mediaType,
-    createdAt: j.createdAt,
-    labels: j.labels,
-    annotations: j.annotations,
-    indexAnnotations: j.indexAnnotations,
-    platform: j.platform,
-    platforms: j.platforms,
-  };
+  // Overwriting `ref` keeps its place (first) in the key order.
+  return { ...imageInfoToJSON(entry.info), ref: ref.toString() };
 }
 
 /** `regscan inspect`: a readable summary. */
 export function inspectText(ref: ImageRef, entry: ImageEntry): string {
-  if (entry.info === undefined) return `${ref.toString()}\n  excluded: ${entry.excludedReason}\n`;
-  const info: ImageInfo = entry.info;
-  const rows: [string, string | undefined][] = [
+  if (entry.info === undefined) {
+    return alignedRows([
+      ["Reference", ref.toString()],
+      ["Excluded", entry.excludedReason],
+    ]);
+  }
+  return imageText(ref, entry.info);
+}
+
+/**
+ * An image as aligned `Name: value` rows, `extra` rows (e.g. the cache's bookkeeping) after
+ * the image's own, then its labels and annotations as indented `key=value` lines.
+ */
+export function imageText(ref: ImageRef, info: ImageInfo, extra: readonly Row[] = []): string {
+  const rows: Row[] = [
     ["Reference", ref.toString()],
     ["Digest", info.digest],
     ["Platform digest", info.platformDigest],
@@ -46,30 +54,55 @@ export function inspectText(ref: ImageRef, entry: ImageEntry): string {
     ["Platform", info.platform ? formatPlatform(info.platform) : undefined],
     [
       "Platforms",
-      info.platforms.length > 1 ? info.platforms.map(platformText).join(", ") : undefined,
+      info.platforms.length > 1 ? info.platforms.map(formatPlatform).join(", ") : undefined,
     ],
+    ...extra,
   ];
-  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
-  let out = "";
-  for (const [k, v] of rows) if (v !== undefined) out += `${`${k}:`.padEnd(width)}${v}\n`;
-  out += keyValueSection("Labels", info.labels);
-  // Annotations are shown only when there are some: most images have none.
-  if (info.annotations && Object.keys(info.annotations).length > 0) {
-    out += keyValueSection("Annotations", info.annotations);
-  }
-  if (info.indexAnnotations && Object.keys(info.indexAnnotations).length > 0) {
-    out += keyValueSection("Index annotations", info.indexAnnotations);
+  const sections: [string, Labels | undefined][] = [
+    ["Labels", info.labels],
+    // Annotations are shown only when there are some: most images have none.
+    ["Annotations", nonEmpty(info.annotations)],
+    ["Index annotations", nonEmpty(info.indexAnnotations)],
+  ];
+  const shown = sections.filter((s): s is [string, Labels] => s[1] !== undefined);
+  const width = columnWidth([...rows.map(([name]) => name), ...shown.map(([name]) => name)]);
+  let out = alignedRows(rows, width);
+  for (const [heading, map] of shown) {
+    const entries = Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (entries.length === 0) out += `${`${heading}:`.padEnd(width)}(none)\n`;
+    else out += `${heading}:\n${entries.map(([k, v]) => `  ${k}=${v}\n`).join("")}`;
   }
   return out;
 }
 
-/** A heading and its `key=value` lines in key order, or `(none)`. */
-function keyValueSection(heading: string, map: Record<string, string>): string {
-  const entries = Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  if (entries.length === 0) return `${`${heading}:`.padEnd(11)}(none)\n`;
-  return `${heading}:\n${entries.map(([k, v]) => `  ${k}=${v}\n`).join("")}`;
+/** Rows as `Name:` padded to one column (wide enough for every name by default). */
+export function alignedRows(
+  rows: readonly Row[],
+  width = columnWidth(rows.map(([name]) => name)),
+): string {
+  let out = "";
+  for (const [name, value] of rows) {
+    if (value !== undefined) out += `${`${name}:`.padEnd(width)}${value}\n`;
+  }
+  return out;
 }
 
-function platformText(p: Platform): string {
-  return formatPlatform(p);
+/** Where values start: after the longest name, its colon and two spaces. */
+function columnWidth(names: readonly string[]): number {
+  return Math.max(...names.map((n) => n.length)) + 3;
+}
+
+function nonEmpty(map: Labels | undefined): Labels | undefined {
+  return map !== undefined && Object.keys(map).length > 0 ? map : undefined;
+}
+
+/** Left-aligned columns, two spaces apart; the last column is not padded. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
 }

@@ -1,10 +1,12 @@
 /**
  * `regscan get` run as a user would, on a sqlite cache filled by `regscan scan` from the
  * real registry: a repository, one tag, a digest, an excluded image, a repository never
- * scanned and one whose scans always failed; the registry is never contacted.
+ * scanned and one whose scans always failed, a tag named `__proto__`; aligned text, the
+ * image JSON form's key order (as `inspect` has it); a cache that does not exist is
+ * reported, not created; the registry is never contacted.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,6 +18,7 @@ let registry: RegistryHandle;
 let dir: string;
 let cacheUrl: string;
 let image: PushedImage;
+let proto: PushedImage;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "regscan-cli-get-"));
@@ -27,6 +30,15 @@ before(async () => {
       seed: "get-app",
       created: "2024-02-03T04:05:06Z",
       labels: { team: "blue" },
+    });
+    // A valid tag and a label named like Object.prototype's accessor.
+    proto = await builder.pushImage("get/proto", ["__proto__", "constructor", "v1"], {
+      seed: "proto",
+      // fromEntries: in an object literal, `__proto__: ...` would set the prototype instead.
+      labels: Object.fromEntries([
+        ["__proto__", "label"],
+        ["plain", "yes"],
+      ]),
     });
     await builder.pushIndex("get/arm", ["v1"], {
       seed: "arm",
@@ -41,6 +53,7 @@ before(async () => {
       `${registry.host}/get/app`,
       `${registry.host}/get/arm`,
       `${registry.host}/get/missing`,
+      `${registry.host}/get/proto`,
       "--cache",
       cacheUrl,
       "--insecure-host",
@@ -63,7 +76,8 @@ describe("regscan get", () => {
   it("shows a repository's cached tags as text and JSON", async () => {
     const text = await get(`${registry.host}/get/app`);
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, /tags: 2 \(2 cached\)/);
+    assert.match(text.stdout, /^Tags: +2 \(2 cached\)$/m);
+    assertAligned(text.stdout);
     assert.match(
       text.stdout,
       new RegExp(`^1\\.0\\s+${image.digest}\\s+2024-02-03T04:05:06\\.000Z`, "m"),
@@ -104,8 +118,10 @@ describe("regscan get", () => {
     assert.equal((JSON.parse(byDigest.stdout) as { digest: string }).digest, image.digest);
 
     const text = await get(`${registry.host}/get/app:latest`);
-    assert.match(text.stdout, /digest: +sha256:/);
-    assert.match(text.stdout, /label team=blue/);
+    assert.match(text.stdout, /^Digest: +sha256:/m);
+    assert.match(text.stdout, /^Labels:\n {2}team=blue$/m);
+    assert.match(text.stdout, /^Next check: +\d{4}-/m);
+    assertAligned(text.stdout);
 
     const arm = await get(`${registry.host}/get/arm:v1`, "-o", "json");
     assert.equal(arm.code, 0, arm.stderr);
@@ -130,7 +146,122 @@ describe("regscan get", () => {
     assert.match(bad.stderr, /invalid image reference/);
   });
 
+  it("keeps a tag and a label named __proto__", async () => {
+    const json = await get(`${registry.host}/get/proto`, "-o", "json");
+    assert.equal(json.code, 0, json.stderr);
+    // JSON.parse defines "__proto__" as an own key, as it appears in the text.
+    const body = JSON.parse(json.stdout) as { tags: string[]; images: object };
+    assert.deepEqual([...body.tags].sort(), ["__proto__", "constructor", "v1"]);
+    assert.deepEqual(Object.keys(body.images).sort(), ["__proto__", "constructor", "v1"]);
+    const images = new Map(Object.entries(body.images)) as Map<
+      string,
+      { digest: string; labels: object }
+    >;
+    assert.equal(images.get("__proto__")?.digest, proto.digest);
+    assert.deepEqual(Object.entries(images.get("__proto__")?.labels ?? {}).sort(), [
+      ["__proto__", "label"],
+      ["plain", "yes"],
+    ]);
+    const one = await get(`${registry.host}/get/proto:__proto__`, "-o", "json");
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal((JSON.parse(one.stdout) as { digest: string }).digest, proto.digest);
+    const text = await get(`${registry.host}/get/proto:__proto__`);
+    assert.match(text.stdout, /^ {2}__proto__=label$/m);
+  });
+
+  it("prints an image's JSON in the image JSON form's key order, then the cache's bookkeeping", async () => {
+    const one = await get(`${registry.host}/get/app:1.0`, "-o", "json");
+    const keys = Object.keys(JSON.parse(one.stdout) as object);
+    assert.deepEqual(keys, [
+      "ref",
+      "digest",
+      "imageID",
+      "mediaType",
+      "createdAt",
+      "labels",
+      "annotations",
+      "platform",
+      "platforms",
+      "lastFetched",
+      "cache",
+    ]);
+  });
+
+  it("refuses an empty --cache, and reports a cache that does not exist without creating it", async () => {
+    const empty = await runCli(["get", `${registry.host}/get/app`, "--cache", ""]);
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /^regscan: invalid cache store URL "": the URL is empty/);
+
+    const absent = join(dir, "absent.db");
+    const missing = await runCli([
+      "get",
+      `${registry.host}/get/app`,
+      "--cache",
+      `sqlite:${absent}`,
+    ]);
+    assert.equal(missing.code, 1);
+    assert.equal(
+      missing.stderr,
+      `regscan: no cache yet: sqlite:${absent} does not exist; fill it with "regscan scan ${registry.host}/get/app"\n`,
+    );
+    assert.equal(existsSync(absent), false, "get created the database");
+
+    // The default location too: an empty cache directory stays empty.
+    const home = join(dir, "xdg");
+    const byDefault = await runCli(["get", `${registry.host}/get/app`], {
+      env: { XDG_CACHE_HOME: home },
+    });
+    assert.equal(byDefault.code, 1);
+    assert.match(byDefault.stderr, /no cache yet: sqlite:.*xdg\/regscan\/cache\.db does not exist/);
+    assert.equal(existsSync(home), false);
+  });
+
   it("never contacts the registry", () => {
     assert.deepEqual(registry.requests(), []);
   });
 });
+
+describe("regscan get and inspect agree", () => {
+  it("on the image JSON form's keys and their order", async () => {
+    const cached = JSON.parse((await get(`${registry.host}/get/app:1.0`, "-o", "json")).stdout);
+    const asked = await runCli(
+      ["inspect", `${registry.host}/get/app:1.0`, "-o", "json", "--insecure-host", registry.host],
+      { env: { DOCKER_CONFIG: join(dir, "none") } },
+    );
+    assert.equal(asked.code, 0, asked.stderr);
+    const fresh = JSON.parse(asked.stdout) as Record<string, unknown>;
+    // The cache's bookkeeping comes last in `get`; everything before it is the image's.
+    assert.deepEqual(
+      Object.keys(fresh),
+      Object.keys(cached).filter((k) => k !== "cache"),
+    );
+    // The same values, but for when each was fetched.
+    const { lastFetched: _a, cache: _b, ...cachedImage } = cached;
+    const { lastFetched: _c, ...freshImage } = fresh;
+    assert.deepEqual(freshImage, cachedImage);
+  });
+});
+
+/**
+ * Every `Name: value` line's value starts in the same column, and every table row's cells
+ * start where the header's do.
+ */
+function assertAligned(text: string): void {
+  const lines = text.split("\n");
+  const starts = new Set(
+    lines
+      .map((l) => /^([A-Z][A-Za-z ]*:) +\S/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => m[0].length - 1),
+  );
+  assert.equal(starts.size, 1, `values start in columns ${[...starts].join(", ")}:\n${text}`);
+  const header = lines.findIndex((l) => l.startsWith("TAG "));
+  if (header < 0) return;
+  const columns = [...(lines[header] ?? "").matchAll(/\S+(?: \S+)*/g)].map((m) => m.index);
+  for (const row of lines.slice(header + 1).filter((l) => l !== "")) {
+    for (const at of columns.slice(1, -1)) {
+      assert.equal(row[at - 1], " ", `row ${JSON.stringify(row)} overruns column ${at}`);
+      assert.notEqual(row[at], " ", `row ${JSON.stringify(row)} has nothing at column ${at}`);
+    }
+  }
+}

@@ -75,6 +75,8 @@ export class RedisStore implements Store {
   readonly #maxValueBytes: number;
   #closed = false;
   #lastErrorLog = 0;
+  /** Why the connection last failed, until it is up again: what an outage is reported as. */
+  #connectionError: string | undefined;
 
   constructor(opts: RedisStoreOptions) {
     const first = opts.nodes[0];
@@ -114,10 +116,14 @@ export class RedisStore implements Store {
     // Without a listener an 'error' event would crash the process; the operations that
     // fail report the outage themselves, so this only logs (at most once a minute).
     this.#client.on("error", (err: Error) => {
+      this.#connectionError = err.message;
       const now = Date.now();
       if (now - this.#lastErrorLog < 60_000) return;
       this.#lastErrorLog = now;
       this.#logger.warn({ store: this.#name, err: err.message }, "cache store connection error");
+    });
+    this.#client.on("ready", () => {
+      this.#connectionError = undefined;
     });
   }
 
@@ -235,8 +241,12 @@ export class RedisStore implements Store {
       if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
       const message = (err as Error).message ?? String(err);
       const cause = withoutCommand(err);
-      if (OUTAGE.test(message) || (err as Error).name === "MaxRetriesPerRequestError") {
-        throw new StoreUnavailableError(this.#name, message, { cause });
+      const retriesSpent = (err as Error).name === "MaxRetriesPerRequestError";
+      if (OUTAGE.test(message) || retriesSpent) {
+        // ioredis says only that its retries ran out; the connection's own error (e.g.
+        // `connect ECONNREFUSED 127.0.0.1:1`) is what the operator can act on.
+        const why = retriesSpent && this.#connectionError ? this.#connectionError : message;
+        throw new StoreUnavailableError(this.#name, why, { cause });
       }
       throw new StoreOperationError(this.#name, operation, message, { cause });
     }

@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { Cache, type CachedTag } from "../../cache/cache.js";
-import { openStore, redact } from "../../cache/open-store.js";
+import { openStore, redact, StoreNotFoundError } from "../../cache/open-store.js";
 import type { RepositoryRecord } from "../../cache/records.js";
 import type { Store } from "../../cache/store.js";
 import { imageInfoToJSON } from "../../image/json-form.js";
@@ -14,6 +14,7 @@ import type { OperationOptions } from "../../registry/registry.js";
 import { type CliContext, CliError } from "../context.js";
 import { cliLogger } from "../logger.js";
 import { parseOutputFormat } from "../options.js";
+import { alignedRows, imageText, type Row, table } from "../output.js";
 
 /** How long reading one answer from the store may take. */
 const GET_TIMEOUT_MS = 60_000;
@@ -41,8 +42,14 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
       const logger = cliLogger(ctx, "warn");
       let store: Store;
       try {
-        store = await openStore(flags.cache, { logger });
+        // Reading only: a cache that does not exist is reported, never created empty.
+        store = await openStore(flags.cache, { logger, mustExist: true });
       } catch (error) {
+        if (error instanceof StoreNotFoundError) {
+          throw new CliError(
+            `no cache yet: ${error.store} does not exist; fill it with "regscan scan ${image}"${flags.cache === undefined ? " or name another with --cache" : ""}`,
+          );
+        }
         throw new CliError((error as Error).message);
       }
       try {
@@ -82,46 +89,53 @@ async function showImage(
         `${JSON.stringify({ ref: ref.toString(), excludedReason: reason, ...bookkeeping(cached) }, null, 2)}\n`,
       );
     } else {
-      ctx.stdout.write(`${ref.toString()}\n  excluded: ${reason}\n`);
+      ctx.stdout.write(
+        alignedRows([
+          ["Reference", ref.toString()],
+          ["Excluded", reason],
+          ...bookkeepingRows(cached),
+        ]),
+      );
     }
     return;
   }
   // getImage gives the right error when the tag (or the repository) is not cached.
   const info = await cache.getImage(ref, opts);
   if (flags.output === "json") {
+    // The image JSON form (the API's, in its key order), then the cache's bookkeeping.
     ctx.stdout.write(
       `${JSON.stringify({ ...imageInfoToJSON(info), ...bookkeeping(cached) }, null, 2)}\n`,
     );
     return;
   }
-  const lines = [
-    info.ref.toString(),
-    `  digest:     ${info.digest}`,
-    info.platformDigest && `  platform digest: ${info.platformDigest}`,
-    info.imageID && `  image ID:   ${info.imageID}`,
-    `  media type: ${info.mediaType}`,
-    info.createdAt && `  created:    ${time(info.createdAt)}`,
-    info.platform &&
-      `  platform:   ${[info.platform.os, info.platform.architecture, info.platform.variant].filter(Boolean).join("/")}`,
-    info.platforms.length > 1 &&
-      `  platforms:  ${info.platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join("/")).join(", ")}`,
-    ...Object.entries(info.labels).map(([k, v]) => `  label ${k}=${v}`),
-    ...Object.entries(info.annotations ?? {}).map(([k, v]) => `  annotation ${k}=${v}`),
-    ...Object.entries(info.indexAnnotations ?? {}).map(([k, v]) => `  index annotation ${k}=${v}`),
-    cached?.deadline && `  next check: ${time(cached.deadline)}`,
-  ];
-  ctx.stdout.write(`${lines.filter((l) => typeof l === "string").join("\n")}\n`);
+  ctx.stdout.write(imageText(info.ref, info, bookkeepingRows(cached)));
 }
 
 function bookkeeping(cached: CachedTag | undefined) {
   if (!cached?.record) return {};
+  const lastError = cached.record.lastError;
   return {
     cache: {
       checkedAt: time(cached.record.checkedAt),
       nextCheck: time(cached.deadline),
       refreshIntervalSeconds: Math.round(cached.record.intervalMs / 1000),
+      ...(lastError
+        ? {
+            lastError: { code: lastError.code, message: lastError.message, at: time(lastError.at) },
+          }
+        : {}),
     },
   };
+}
+
+function bookkeepingRows(cached: CachedTag | undefined): Row[] {
+  const record = cached?.record;
+  if (!record) return [];
+  return [
+    ["Checked", time(record.checkedAt)],
+    ["Next check", time(cached.deadline)],
+    ["Last error", record.lastError && `${record.lastError.code}: ${record.lastError.message}`],
+  ];
 }
 
 async function showRepository(
@@ -137,42 +151,63 @@ async function showRepository(
     ctx.stdout.write(`${JSON.stringify(repositoryJson(name, record, tags), null, 2)}\n`);
     return;
   }
-  const out: string[] = [name.toString()];
-  if (record?.lastScanned) out.push(`  last scanned: ${time(record.lastScanned)}`);
-  if (record?.lastUpdate) out.push(`  last update:  ${time(record.lastUpdate)}`);
-  if (record?.lastError) {
-    out.push(`  last error:   ${record.lastError.code}: ${record.lastError.message}`);
-  }
   const cachedCount = tags.filter((t) => t.record).length;
-  out.push(
-    `  tags: ${tags.length} (${cachedCount} cached${record?.artifactTags ? `, ${record.artifactTags} signature/attestation/SBOM artifacts` : ""}${record?.filteredOut ? `, ${record.filteredOut} left out by the tag filter` : ""})`,
-  );
-  const rows = tags.map((t) => {
-    const entry = t.record?.entry;
-    if (!entry) return [t.tag, "(not cached)", "", ""];
-    if (entry.excludedReason !== undefined)
-      return [t.tag, `excluded: ${entry.excludedReason}`, "", ""];
-    return [t.tag, entry.info.digest, time(entry.info.createdAt) ?? "", time(t.deadline) ?? ""];
-  });
-  out.push(...table(["TAG", "DIGEST", "CREATED", "NEXT CHECK"], rows));
-  ctx.stdout.write(`${out.join("\n")}\n`);
+  const counts = [
+    `${cachedCount} cached`,
+    record?.artifactTags && `${record.artifactTags} signature/attestation/SBOM artifacts`,
+    record?.filteredOut && `${record.filteredOut} left out by the tag filter`,
+  ].filter((c): c is string => typeof c === "string");
+  let out = alignedRows([
+    ["Repository", name.toString()],
+    ["Last scanned", time(record?.lastScanned)],
+    ["Last update", time(record?.lastUpdate)],
+    ["Last error", record?.lastError && `${record.lastError.code}: ${record.lastError.message}`],
+    ["Tags", `${tags.length} (${counts.join(", ")})`],
+  ]);
+  if (tags.length > 0) {
+    // What varies in length (an exclusion's reason, an error) goes last, where it cannot push
+    // the other columns out of line.
+    const rows = tags.map((t) => {
+      const record = t.record;
+      const entry = record?.entry;
+      if (!record || !entry) return [t.tag, "-", "-", "-", "not cached"];
+      const stale = record.lastError ? `stale: ${record.lastError.code}` : "";
+      if (entry.excludedReason !== undefined) {
+        return [t.tag, "-", "-", time(t.deadline) ?? "-", `excluded: ${entry.excludedReason}`];
+      }
+      return [
+        t.tag,
+        entry.info.digest,
+        time(entry.info.createdAt) ?? "-",
+        time(t.deadline) ?? "-",
+        stale,
+      ];
+    });
+    out += `\n${table(["TAG", "DIGEST", "CREATED", "NEXT CHECK", "NOTE"], rows).join("\n")}\n`;
+  }
+  ctx.stdout.write(out);
 }
 
+/**
+ * The repository as JSON: `name`, `tags`, `images` as the API has them, then what only the
+ * cache knows. Maps keyed by tag become objects through `fromEntries`, which keeps a tag
+ * named `__proto__` (assignment would set the object's prototype and lose it).
+ */
 function repositoryJson(name: ImageName, record: RepositoryRecord | undefined, tags: CachedTag[]) {
-  const images: Record<string, unknown> = {};
-  const excluded: Record<string, string> = {};
+  const images = new Map<string, unknown>();
+  const excluded = new Map<string, string>();
   const missing: string[] = [];
   for (const t of tags) {
     const entry = t.record?.entry;
     if (!entry) missing.push(t.tag);
-    else if (entry.excludedReason !== undefined) excluded[t.tag] = entry.excludedReason;
-    else images[t.tag] = imageInfoToJSON(entry.info);
+    else if (entry.excludedReason !== undefined) excluded.set(t.tag, entry.excludedReason);
+    else images.set(t.tag, imageInfoToJSON(entry.info));
   }
   return {
     name: name.toString(),
     tags: tags.map((t) => t.tag),
-    images,
-    excluded,
+    images: Object.fromEntries(images),
+    excluded: Object.fromEntries(excluded),
     missing,
     filteredOut: record?.filteredOut ?? 0,
     artifactTags: record?.artifactTags ?? 0,
@@ -184,15 +219,4 @@ function repositoryJson(name: ImageName, record: RepositoryRecord | undefined, t
       at: time(record.lastError.at),
     },
   };
-}
-
-/** Left-aligned columns, two spaces apart. */
-export function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
 }

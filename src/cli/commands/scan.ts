@@ -11,6 +11,7 @@ import { HttpMetrics } from "../../registry/instrument.js";
 import { type CliContext, CliError } from "../context.js";
 import { cliLogger } from "../logger.js";
 import { addRegistryOptions, loadCredentials, type RegistryFlags } from "../options.js";
+import { collectTagPattern } from "../tag-pattern-option.js";
 
 interface ScanFlags extends RegistryFlags {
   cache?: string;
@@ -35,8 +36,6 @@ function positiveNumber(flag: string, integer: boolean) {
   };
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-
 /** Registers `regscan scan`. */
 export function registerScanCommand(program: Command, ctx: CliContext): void {
   const cmd = program
@@ -49,13 +48,13 @@ export function registerScanCommand(program: Command, ctx: CliContext): void {
     .option(
       "--include <pattern>",
       "only tags matching this glob or /regex/ (repeatable)",
-      collect,
+      collectTagPattern("--include"),
       [],
     )
     .option(
       "--exclude <pattern>",
       "leave out tags matching this glob or /regex/ (repeatable)",
-      collect,
+      collectTagPattern("--exclude"),
       [],
     )
     .option(

@@ -20,6 +20,8 @@ export function registerTagsCommand(program: Command, ctx: CliContext): void {
       .command("tags")
       .description("list every tag of a repository, asking the registry")
       .argument("<image>", "repository, e.g. alpine or ghcr.io/org/app"),
+    // A tag list is the same for every platform.
+    { platform: false },
   ).action(async (image: string, flags: RegistryFlags) => {
     let name: ImageName;
     try {
