@@ -2,7 +2,8 @@
  * Operator-named files are read only when regular and never past their bound: `/dev/zero`,
  * a FIFO with no writer, a directory and an oversized file are refused at once with a typed
  * error naming the file, by the reader itself and by every place that reads such a file
- * (docker config, pull secrets, configuration and token file, images file, Redis CA).
+ * (docker config, pull secrets, configuration and token file, images file, CA bundles, the
+ * Azure cloud config).
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -21,9 +22,13 @@ import {
   readBoundedFileSync,
   readBoundedTextFile,
 } from "../../src/files/bounded-file.js";
+import { parseImageName } from "../../src/image/ref.js";
+import { AcrTokenSource } from "../../src/registry/credentials/azure.js";
+import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { CredentialsFileError } from "../../src/registry/credentials/errors.js";
 import { readDockerConfigFile } from "../../src/registry/credentials/image-creds.js";
 import { loadPullSecrets } from "../../src/registry/credentials/pull-secrets.js";
+import { RemoteClientFactory } from "../../src/registry/factory.js";
 import { ImagesFileSource } from "../../src/sources/images-file-source.js";
 
 let dir: string;
@@ -178,6 +183,34 @@ describe("files operators name", () => {
     assert.match(
       String(err),
       /cannot read ca=\/dev\/zero: not a regular file \(a character device\)/,
+    );
+  });
+
+  it("registry CA bundle: a FIFO is CA_FILE_UNREADABLE naming it, at once", async () => {
+    const err = await within(2000, async () => {
+      try {
+        const factory = new RemoteClientFactory({ caFiles: [fifo], env: {} });
+        try {
+          await factory.clientFor(parseImageName("127.0.0.1:1/app"), Credentials.none()).tags();
+        } finally {
+          await factory.close();
+        }
+      } catch (error) {
+        return error;
+      }
+      assert.fail("the FIFO was taken as a CA bundle");
+    });
+    assert.equal((err as { code?: string }).code, "CA_FILE_UNREADABLE");
+    assert.match(String(err), new RegExp(`${fifo}.*NOT_A_REGULAR_FILE`));
+  });
+
+  it("Azure cloud config: /dev/zero is a typed error naming it, at once", async () => {
+    const acr = new AcrTokenSource({ azureJsonPath: "/dev/zero" });
+    const err = await within(2000, () => rejection(acr.credentialFor("example.azurecr.io")));
+    assert.equal((err as { code?: string }).code, "CLOUD_CREDENTIALS_FAILED");
+    assert.match(
+      String(err),
+      /cannot read \/dev\/zero \(NotRegularFileError: \/dev\/zero: not a regular file/,
     );
   });
 });

@@ -4,8 +4,8 @@
  * workload identity, managed identity) exchanged at `POST https://<registry>/oauth2/exchange`
  * for an ACR refresh token, kept until shortly before it expires.
  */
-import { readFile } from "node:fs/promises";
 import type { TokenCredential } from "@azure/identity";
+import { CONFIG_FILE_MAX_BYTES, readBoundedTextFile } from "../../files/bounded-file.js";
 import { importOptional } from "../../optional-dependency.js";
 import { raceAbort, withTimeout } from "../abortable.js";
 import type { OperationOptions } from "../registry.js";
@@ -206,7 +206,8 @@ export class AcrTokenSource {
 async function readAzureJson(path: string, host: string): Promise<AzureJson | undefined> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // Bounded, and regular files only: a FIFO or a device named as the config must fail.
+    text = await readBoundedTextFile(path, CONFIG_FILE_MAX_BYTES);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new CloudCredentialsError("azure", host, `cannot read ${path} (${describeCause(err)})`);

@@ -3,10 +3,10 @@
  * (verified, or unverified for hosts the user listed as insecure), with extra CAs and the
  * proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY. No global dispatcher is touched.
  */
-import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
 import { RegscanError } from "../../errors.js";
+import { CONFIG_FILE_MAX_BYTES, readBoundedFileSync } from "../../files/bounded-file.js";
 import { withTimeout } from "../abortable.js";
 import { type PinnedAddress, pinKey, pinnedLookup } from "./pinned-lookup.js";
 
@@ -162,7 +162,8 @@ export class CaFileError extends RegscanError {
 
 function readCaFile(path: string, from: string): string {
   try {
-    return readFileSync(path, "utf8");
+    // Bounded, and regular files only: a FIFO or a device named as a CA bundle must fail.
+    return readBoundedFileSync(path, CONFIG_FILE_MAX_BYTES).toString("utf8");
   } catch (err) {
     throw new CaFileError(path, from, err);
   }
