@@ -1,7 +1,7 @@
 /**
  * The keys that sign Pub/Sub push tokens, fetched from the issuer's JWKS URL with a deadline
- * and kept for a while; a token signed by a key not yet known causes one refetch at most per
- * cool-down, so that forged key IDs cannot make regscan hammer the issuer.
+ * and kept for a while (and through the issuer's outages). At most one fetch is made per
+ * cool-down, so that forged key IDs or a failing issuer cannot make regscan hammer it.
  */
 import {
   createLocalJWKSet,
@@ -34,6 +34,7 @@ type KeyGetter = ReturnType<typeof createLocalJWKSet>;
 export class JwksCache {
   #keys: KeyGetter | undefined;
   #fetchedAt = Number.NEGATIVE_INFINITY;
+  #attemptedAt = Number.NEGATIVE_INFINITY;
   #inflight: Promise<KeyGetter> | undefined;
   private readonly now: () => number;
 
@@ -46,21 +47,42 @@ export class JwksCache {
     signal: AbortSignal,
   ): (header: JWTHeaderParameters, token: FlattenedJWSInput) => ReturnType<KeyGetter> {
     return async (header, token) => {
-      const fresh = this.now() - this.#fetchedAt < (this.opts.cacheMs ?? 3_600_000);
-      const keys = fresh && this.#keys ? this.#keys : await this.fetch(signal);
+      const keys = await this.keys(signal, false);
       try {
         return await keys(header, token);
       } catch (err) {
-        const unknownKey = (err as { code?: string }).code === "ERR_JWKS_NO_MATCHING_KEY";
-        if (!unknownKey || this.now() - this.#fetchedAt < (this.opts.cooldownMs ?? 30_000))
-          throw err;
+        if ((err as { code?: string }).code !== "ERR_JWKS_NO_MATCHING_KEY") throw err;
         // The issuer may have rotated its keys since they were fetched.
-        return (await this.fetch(signal))(header, token);
+        const again = await this.keys(signal, true);
+        if (again === keys) throw err;
+        return again(header, token);
       }
     };
   }
 
+  /**
+   * The current keys: fetched when there are none, when they are old, or (`rotated`) when a
+   * token names a key not among them; at most one fetch per cool-down, and the old keys
+   * are kept when a fetch fails.
+   */
+  private async keys(signal: AbortSignal, rotated: boolean): Promise<KeyGetter> {
+    const now = this.now();
+    const old = now - this.#fetchedAt >= (this.opts.cacheMs ?? 3_600_000);
+    if (this.#keys && !old && !rotated) return this.#keys;
+    if (now - this.#attemptedAt < (this.opts.cooldownMs ?? 30_000)) {
+      if (this.#keys) return this.#keys;
+      throw new JwksUnavailableError(this.opts.url, "the last fetch failed moments ago");
+    }
+    try {
+      return await this.fetch(signal);
+    } catch (err) {
+      if (this.#keys) return this.#keys;
+      throw err;
+    }
+  }
+
   private fetch(signal: AbortSignal): Promise<KeyGetter> {
+    if (this.#inflight === undefined) this.#attemptedAt = this.now();
     this.#inflight ??= this.load(signal).finally(() => {
       this.#inflight = undefined;
     });

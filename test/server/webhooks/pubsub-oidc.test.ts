@@ -200,6 +200,7 @@ describe("gar receiver: key rotation and an issuer that does not answer", () => 
   });
 
   test("an issuer slower than the deadline, or failing -> 401 auth_unavailable, not counted", async () => {
+    let now = 9_000_000;
     const issuer = new LocalIssuer();
     issuer.addKey("k");
     issuer.delayMs = 2_000;
@@ -209,7 +210,7 @@ describe("gar receiver: key rotation and an issuer that does not answer", () => 
         webhooksSchema.parse({
           gar: { audience: AUDIENCE, serviceAccount: SERVICE_ACCOUNT, jwksUrl },
         }),
-        { jwksTimeoutMs: 200, authFailures: { burst: 1 } },
+        { jwksTimeoutMs: 200, authFailures: { burst: 1 }, now: () => now },
       );
       const send = async () =>
         receivers.handle({
@@ -228,13 +229,25 @@ describe("gar receiver: key rotation and an issuer that does not answer", () => 
       assert.equal(res.result, "auth_unavailable");
       issuer.delayMs = 0;
       issuer.status = 500;
+      const fetches = issuer.requests;
+      const again = await send();
       assert.equal(
-        (await send()).result,
+        again.result,
         "auth_unavailable",
         "not rate-limited: the client did nothing wrong",
       );
+      assert.equal(issuer.requests, fetches, "no second fetch within the cool-down");
+      now += 31_000;
+      assert.equal((await send()).result, "auth_unavailable");
+      assert.equal(issuer.requests, fetches + 1);
       issuer.status = 200;
+      now += 31_000;
       assert.equal((await send()).status, 202);
+      // Keys once fetched outlive an outage of the issuer.
+      issuer.status = 500;
+      now += 2 * 3_600_000;
+      assert.equal((await send()).status, 202);
+      assert.equal(issuer.requests, fetches + 3, "the old keys were due and were fetched again");
     } finally {
       issuer.server.closeAllConnections();
       issuer.server.close();
