@@ -88,6 +88,9 @@ export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = {
   heavyQueue: 32,
 };
 
+/** Bytes of a large answer handed to the socket at once. */
+const LARGE_BODY_SLICE = 256 * 1024;
+
 /** How long one cache read for an answer may take. */
 const READ_TIMEOUT_MS = 30_000;
 
@@ -308,7 +311,7 @@ export class ApiServer {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
         const name = await this.watchedName(match.rest);
-        sendBody(res, 200, await this.repositoryBody(name, res));
+        await sendLargeBody(res, await this.repositoryBody(name, res));
         break;
       }
       case "image": {
@@ -371,10 +374,17 @@ export class ApiServer {
   private async repositoryBody(name: ImageName, res: ServerResponse): Promise<Buffer> {
     const key = name.toString();
     const clientGone = abortOnClose(res);
-    const version = await this.answer(
-      async () => this.opts.repositoryVersion?.(name, clientGone),
-      key,
-    );
+    const readVersion = this.opts.repositoryVersion;
+    const version =
+      readVersion &&
+      (await this.answer(
+        // Not the client's signal: the read is shared with others asking at the same time.
+        () =>
+          this.repositoryBodies.version(key, () =>
+            readVersion(name, AbortSignal.timeout(READ_TIMEOUT_MS)),
+          ),
+        key,
+      ));
     const build = (signal: AbortSignal) =>
       this.heavy.run(async () => {
         const meta = await this.answer(
@@ -508,6 +518,37 @@ function sendBody(
     ...headers,
   });
   res.end(body);
+}
+
+/**
+ * Sends a large JSON body a slice at a time, each after the previous one left: handing a
+ * socket megabytes at once copies them into the kernel in one go, and a hundred such
+ * answers at once hold up the event loop for every other request.
+ */
+async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
+  res.writeHead(200, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": body.length,
+    "cache-control": "no-store",
+  });
+  if (res.req.method === "HEAD") {
+    res.end();
+    return;
+  }
+  for (let at = 0; at < body.length && !res.destroyed; at += LARGE_BODY_SLICE) {
+    if (!res.write(body.subarray(at, at + LARGE_BODY_SLICE))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    }
+  }
+  res.end();
 }
 
 function methodNotAllowed(method: string, allow: string): ApiError {

@@ -16,6 +16,10 @@ interface Entry {
 export class RepositoryJsonCache {
   private readonly entries = new Map<string, Entry>();
   private readonly building = new Map<string, { version: string; body: Promise<Buffer> }>();
+  private readonly versions = new Map<
+    string,
+    { at: number; version: Promise<string | undefined> }
+  >();
   private bytes = 0;
 
   /**
@@ -55,6 +59,31 @@ export class RepositoryJsonCache {
     } finally {
       if (this.building.get(name) === mine) this.building.delete(name);
     }
+  }
+
+  /**
+   * The record version of `name` from `read()`, shared by every caller for `ttlMs`: reading
+   * the record means decoding its whole tag list, which a hundred readers at once need not
+   * each do. A failed read is not kept.
+   */
+  version(
+    name: string,
+    read: () => Promise<string | undefined>,
+    ttlMs = 1_000,
+  ): Promise<string | undefined> {
+    const now = this.now();
+    const known = this.versions.get(name);
+    if (known && now - known.at < ttlMs) return known.version;
+    const version = read();
+    this.versions.set(name, { at: now, version });
+    version.catch(() => {
+      if (this.versions.get(name)?.version === version) this.versions.delete(name);
+    });
+    // Forget old entries as new ones come, so the table stays as small as the traffic.
+    if (this.versions.size > 4 * this.maxEntries) {
+      for (const [key, v] of this.versions) if (now - v.at >= ttlMs) this.versions.delete(key);
+    }
+    return version;
   }
 
   /** Repositories and bytes held. */

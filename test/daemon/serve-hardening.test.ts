@@ -117,7 +117,10 @@ describe("regscan serve hardening", () => {
     assert.match(text, /^process_resident_memory_bytes /m);
     assert.match(text, /^nodejs_eventloop_lag_seconds /m);
     assert.doesNotMatch(text, /^regscan_(process|nodejs)_/m);
-    assert.match(text, /^regscan_build_info\{version="\d+\.\d+\.\d+[^"]*",node="\d+\.\d+\.\d+"\} 1$/m);
+    assert.match(
+      text,
+      /^regscan_build_info\{version="\d+\.\d+\.\d+[^"]*",node="\d+\.\d+\.\d+"\} 1$/m,
+    );
     const check = spawnSync("promtool", ["check", "metrics"], {
       input: text,
       encoding: "utf8",
@@ -175,6 +178,8 @@ async function openMany(port: number, localAddress: string, n: number): Promise<
   for (let i = 0; i < n; i++) {
     const socket = connect({ host: "127.0.0.1", port, localAddress });
     const item = { socket, closed: false };
+    // Reading, so that the server's end of the connection is seen.
+    socket.resume();
     socket.on("error", () => {});
     socket.on("close", () => {
       item.closed = true;

@@ -1,0 +1,197 @@
+/**
+ * The API server's limits on what clients can hold: slow and idle connections are closed
+ * after their timeouts, and expensive answers are built a bounded number at once (503
+ * `SERVER_BUSY` with `Retry-After` past the queue) and once per repository record version.
+ */
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { connect, type Socket } from "node:net";
+import { after, describe, test } from "node:test";
+import pino from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
+import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
+import { type ImageName, type ImageRef, parseImageRef } from "../../src/image/ref.js";
+import type { Registry } from "../../src/registry/registry.js";
+import { ApiServer, type ApiServerOptions } from "../../src/server/api-server.js";
+import type {
+  RefreshRequestOutcome,
+  RepositoryStatus,
+  TagEvent,
+  WarmerControl,
+} from "../../src/server/warmer-control.js";
+
+const REPO = "localhost:5000/team/app";
+
+/** A cache whose repository reads wait until released, counting them. */
+class GatedRegistry implements Registry {
+  reads = 0;
+  private waiting: Array<() => void> = [];
+  hold = true;
+  async getImageRepositoryMetadata(name: ImageName): Promise<RepositoryMetadata> {
+    this.reads++;
+    if (this.hold) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    const tag = "v1";
+    const info: ImageInfo = {
+      ref: parseImageRef(`${name.toString()}:${tag}`),
+      digest: "sha256:aaaa",
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      labels: {},
+      platforms: [],
+    };
+    return { tags: [tag], images: new Map([[tag, info]]) };
+  }
+  async getImage(ref: ImageRef): Promise<ImageInfo> {
+    throw new Error(`not used: ${ref.toString()}`);
+  }
+  releaseAll(): void {
+    this.hold = false;
+    for (const r of this.waiting.splice(0)) r();
+  }
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+}
+
+const warmer: WarmerControl = {
+  async statuses(): Promise<RepositoryStatus[]> {
+    return [];
+  },
+  async isWatched(): Promise<boolean> {
+    return true;
+  },
+  requestRefresh(): RefreshRequestOutcome {
+    return "started";
+  },
+  subscribe(_listener: (e: TagEvent) => void): () => void {
+    return () => {};
+  },
+};
+
+const servers: ApiServer[] = [];
+after(async () => {
+  for (const s of servers) await s.close(500);
+});
+
+async function start(
+  registry: Registry,
+  extra: Partial<ApiServerOptions> = {},
+): Promise<{ server: ApiServer; port: number }> {
+  const server = new ApiServer({
+    registry,
+    warmer,
+    metrics: new MetricsRegistry(),
+    logger: pino({ level: "silent" }),
+    ready: async () => {},
+    rateLimit: { rps: 10_000, burst: 10_000 },
+    ...extra,
+  });
+  servers.push(server);
+  return { server, port: (await server.listen("127.0.0.1:0")).port };
+}
+
+function get(
+  port: number,
+  path: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`timeout on ${path}`)));
+    req.end();
+  });
+}
+
+/** Resolves with how long the socket stayed open (ms), or -1 if still open after `maxMs`. */
+function closedWithin(socket: Socket, maxMs: number): Promise<number> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(-1), maxMs);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("API server limits", () => {
+  test("a client that never finishes its headers, or sends nothing, is closed", async () => {
+    const { port } = await start(new GatedRegistry(), {
+      limits: { headersTimeoutMs: 500, requestTimeoutMs: 1_000, keepAliveTimeoutMs: 500 },
+    });
+    const slow = connect({ host: "127.0.0.1", port });
+    // Reading, so that the server's closing (after its 408) is seen.
+    slow.resume();
+    slow.on("error", () => {});
+    slow.on("connect", () => slow.write("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+    const silent = connect({ host: "127.0.0.1", port });
+    silent.resume();
+    silent.on("error", () => {});
+    const [slowMs, silentMs] = await Promise.all([
+      closedWithin(slow, 4_000),
+      closedWithin(silent, 4_000),
+    ]);
+    console.log(
+      `# headers timeout 500 ms: slow headers closed after ${slowMs} ms, silent after ${silentMs} ms`,
+    );
+    assert.ok(slowMs > 0, "a client dripping its headers is closed");
+    assert.ok(silentMs > 0, "a client that sends nothing is closed");
+    slow.destroy();
+    silent.destroy();
+  });
+
+  test("expensive answers: a bounded number at once, a bounded queue, then 503 with Retry-After", async () => {
+    const registry = new GatedRegistry();
+    const { port } = await start(registry, { limits: { heavyConcurrency: 2, heavyQueue: 2 } });
+    const names = Array.from({ length: 6 }, (_, i) => `${REPO}${i}`);
+    const answers = names.map((n) => get(port, `/v1/repositories/${n}`));
+    await until(() => registry.waitingCount === 2, "two builds running");
+    // Two run, two wait; the other two are refused at once, and health is unaffected.
+    const health = await get(port, "/healthz");
+    assert.equal(health.status, 200);
+    registry.releaseAll();
+    const done = await Promise.all(answers);
+    const statuses = done.map((a) => a.status).sort();
+    assert.deepEqual(statuses, [200, 200, 200, 200, 503, 503]);
+    const busy = done.find((a) => a.status === 503);
+    assert.equal(busy?.headers["retry-after"], "1");
+    assert.equal((JSON.parse(busy?.body ?? "{}") as { code?: string }).code, "SERVER_BUSY");
+  });
+
+  test("a repository's JSON is built once per record version, however many ask", async () => {
+    const registry = new GatedRegistry();
+    let version = "1";
+    const { port } = await start(registry, {
+      repositoryVersion: async () => version,
+      limits: { heavyConcurrency: 1, heavyQueue: 0 },
+    });
+    const first = Array.from({ length: 20 }, () => get(port, `/v1/repositories/${REPO}`));
+    await until(() => registry.waitingCount === 1, "the build");
+    registry.releaseAll();
+    const answers = await Promise.all(first);
+    assert.ok(answers.every((a) => a.status === 200));
+    assert.equal(new Set(answers.map((a) => a.body)).size, 1);
+    assert.equal(registry.reads, 1, "one build for twenty readers");
+    await get(port, `/v1/repositories/${REPO}`);
+    assert.equal(registry.reads, 1, "served from the cache while the version holds");
+    version = "2";
+    // The version is read again at most once a second.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const after = await get(port, `/v1/repositories/${REPO}`);
+    assert.equal(after.status, 200);
+    assert.equal(registry.reads, 2, "rebuilt for a new version");
+  });
+});
