@@ -3,7 +3,17 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { parseImageName } from "../../../src/image/ref.js";
 import { webhooksSchema } from "../../../src/server/webhooks/config.js";
+import { InvalidWebhookBodyError } from "../../../src/server/webhooks/errors.js";
 import { WEBHOOK_KINDS } from "../../../src/server/webhooks/event.js";
+import { parseAcr } from "../../../src/server/webhooks/formats/acr.js";
+import { parseDistribution } from "../../../src/server/webhooks/formats/distribution.js";
+import { parseDockerHub } from "../../../src/server/webhooks/formats/dockerhub.js";
+import { parseEcr } from "../../../src/server/webhooks/formats/ecr.js";
+import { parseGar } from "../../../src/server/webhooks/formats/gar.js";
+import { parseGeneric } from "../../../src/server/webhooks/formats/generic.js";
+import { parseGitHub } from "../../../src/server/webhooks/formats/github.js";
+import { parseHarbor } from "../../../src/server/webhooks/formats/harbor.js";
+import { parseQuay } from "../../../src/server/webhooks/formats/quay.js";
 import { WebhookReceivers, type WebhookResponse } from "../../../src/server/webhooks/receivers.js";
 import * as samples from "./samples.js";
 
@@ -145,6 +155,42 @@ describe("webhook receivers never throw and never answer 5xx", async () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  test("a deeply nested body is a 400, not a stack overflow", async () => {
+    for (const rawBody of [
+      Buffer.from("[".repeat(1_000_000)),
+      Buffer.from(`${"[".repeat(200_000)}${"]".repeat(200_000)}`),
+    ]) {
+      const res = await open.handle({ kind: "generic", rawBody, headers: {} });
+      assert.equal(res.status, 400);
+    }
+  });
+});
+
+describe("parsers throw nothing but InvalidWebhookBodyError", () => {
+  const parsers = [
+    parseDistribution,
+    parseHarbor,
+    parseDockerHub,
+    (text: string) => parseGitHub(text, { "x-github-event": "package" }),
+    parseQuay,
+    parseAcr,
+    parseGar,
+    parseEcr,
+    parseGeneric,
+  ];
+  test("any JSON text and any string", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.json(), fc.string()), fc.nat(parsers.length - 1), (text, i) => {
+        try {
+          (parsers[i] as (t: string) => unknown)(text);
+        } catch (err) {
+          assert.ok(err instanceof InvalidWebhookBodyError, String(err));
+        }
+      }),
+      { numRuns: 2_000 },
     );
   });
 });
