@@ -9,7 +9,7 @@ import {
   type JSONWebKeySet,
   type JWTHeaderParameters,
 } from "jose";
-import { request } from "undici";
+import { type Dispatcher, request } from "undici";
 import { JwksUnavailableError } from "./errors.js";
 
 /** Where and how the keys are fetched. */
@@ -22,6 +22,8 @@ export interface JwksOptions {
   cacheMs?: number;
   /** Least time between two fetches caused by an unknown key ID (default 30 s). */
   cooldownMs?: number;
+  /** The dispatcher to fetch through (proxy, CA); undici's global one by default. */
+  dispatcher?: Dispatcher;
   now?: () => number;
 }
 
@@ -97,6 +99,7 @@ export class JwksCache {
       const res = await request(url, {
         method: "GET",
         signal: deadline,
+        ...(this.opts.dispatcher === undefined ? {} : { dispatcher: this.opts.dispatcher }),
         headers: { accept: "application/json" },
       });
       if (res.statusCode !== 200) {

@@ -5,6 +5,7 @@
  * 400, 401, 404, 413, 415 or 429, with no detail on authentication failures.
  */
 import type { IncomingMessage } from "node:http";
+import type { Dispatcher } from "undici";
 import { type AuthFailureLimit, AuthFailureLimiter } from "./auth-failures.js";
 import { authModeOf, type WebhookAuthMode, type WebhookConfig } from "./config.js";
 import { InvalidWebhookBodyError, WebhookBodyAbortedError } from "./errors.js";
@@ -77,6 +78,8 @@ export interface WebhookReceiversOptions {
   authFailures?: AuthFailureLimit;
   /** Deadline of one OIDC keys fetch, in milliseconds (default 5 s). */
   jwksTimeoutMs?: number;
+  /** The dispatcher OIDC keys are fetched through (proxy, CA). */
+  dispatcher?: Dispatcher;
   now?: () => number;
 }
 
@@ -154,6 +157,7 @@ export class WebhookReceivers {
             url: r.jwksUrl,
             ...(opts.jwksTimeoutMs === undefined ? {} : { timeoutMs: opts.jwksTimeoutMs }),
             ...(opts.now === undefined ? {} : { now: opts.now }),
+            ...(opts.dispatcher === undefined ? {} : { dispatcher: opts.dispatcher }),
           }),
         };
       }

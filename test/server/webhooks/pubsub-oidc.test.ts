@@ -5,6 +5,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { exportJWK, SignJWT } from "jose";
+import { Agent } from "undici";
 import { webhooksSchema } from "../../../src/server/webhooks/config.js";
 import { WebhookReceivers } from "../../../src/server/webhooks/receivers.js";
 import { garNotification, pubSubPush } from "./samples.js";
@@ -249,6 +250,46 @@ describe("gar receiver: key rotation and an issuer that does not answer", () => 
       assert.equal((await send()).status, 202);
       assert.equal(issuer.requests, fetches + 3, "the old keys were due and were fetched again");
     } finally {
+      issuer.server.closeAllConnections();
+      issuer.server.close();
+    }
+  });
+
+  test("keys are fetched through the dispatcher given (here one that resolves a made-up host)", async () => {
+    const issuer = new LocalIssuer();
+    issuer.addKey("k");
+    const local = new URL(await issuer.start());
+    const dispatcher = new Agent({
+      connect: {
+        lookup: (_host, opts, callback) => {
+          if ((opts as { all?: boolean }).all) {
+            (callback as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [
+              { address: "127.0.0.1", family: 4 },
+            ]);
+          } else (callback as (e: null, a: string, f: number) => void)(null, "127.0.0.1", 4);
+        },
+      },
+    });
+    try {
+      const jwksUrl = `http://issuer.regscan.test:${local.port}${local.pathname}`;
+      const receivers = await WebhookReceivers.create(
+        webhooksSchema.parse({
+          gar: { audience: AUDIENCE, serviceAccount: SERVICE_ACCOUNT, jwksUrl },
+        }),
+        { dispatcher },
+      );
+      const res = await receivers.handle({
+        kind: "gar",
+        rawBody: body,
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${await issuer.sign("k", {})}`,
+        },
+      });
+      assert.equal(res.status, 202);
+      assert.equal(issuer.requests, 1);
+    } finally {
+      await dispatcher.close();
       issuer.server.closeAllConnections();
       issuer.server.close();
     }
