@@ -62,6 +62,14 @@ before(async () => {
     { env: { DOCKER_CONFIG: join(dir, "none") } },
   );
   assert.equal(scan.code, 1, `the missing repository fails the scan: ${scan.stdout}${scan.stderr}`);
+  // ... and only that one: the others are in the cache.
+  for (const repo of ["app", "arm", "proto"]) {
+    assert.match(
+      scan.stdout,
+      new RegExp(`/get/${repo} .* scanned$`, "m"),
+      scan.stdout + scan.stderr,
+    );
+  }
   registry.resetRequests();
 });
 
@@ -195,14 +203,14 @@ describe("regscan get", () => {
     const absent = join(dir, "absent.db");
     const missing = await runCli([
       "get",
-      `${registry.host}/get/app`,
+      `${registry.host}/get/app:1.0`,
       "--cache",
       `sqlite:${absent}`,
     ]);
     assert.equal(missing.code, 1);
     assert.equal(
       missing.stderr,
-      `regscan: no cache yet: sqlite:${absent} does not exist; fill it with "regscan scan ${registry.host}/get/app"\n`,
+      `regscan: no cache yet: sqlite:${absent} does not exist; fill it with "regscan scan ${registry.host}/get/app --cache sqlite:${absent}"\n`,
     );
     assert.equal(existsSync(absent), false, "get created the database");
 

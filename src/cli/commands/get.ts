@@ -46,8 +46,10 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
         store = await openStore(flags.cache, { logger, mustExist: true });
       } catch (error) {
         if (error instanceof StoreNotFoundError) {
+          // `scan` takes repositories: the name, even when a tag or digest was asked for.
+          const cacheFlag = flags.cache === undefined ? "" : ` --cache ${redact(flags.cache)}`;
           throw new CliError(
-            `no cache yet: ${error.store} does not exist; fill it with "regscan scan ${image}"${flags.cache === undefined ? " or name another with --cache" : ""}`,
+            `no cache yet: ${error.store} does not exist; fill it with "regscan scan ${ref.name.familiar()}${cacheFlag}"`,
           );
         }
         throw new CliError((error as Error).message);
