@@ -53,6 +53,22 @@ const listenAddress = z
 
 const globs = z.array(z.string().min(1));
 
+/**
+ * A store URL. The store checks it whole when it is opened; this catches at load time (and
+ * in `config check`) what is surely wrong, such as an empty value that was meant as "the
+ * default".
+ */
+const storeUrl = z
+  .string()
+  .refine((url) => url.trim() !== "", {
+    message:
+      "empty: leave the setting out for the default store (sqlite in the user cache directory)",
+  })
+  .refine((url) => url.trim() === "" || /^\s*[a-z][a-z0-9+]*:/i.test(url), {
+    message:
+      'expected a store URL such as "sqlite:PATH", "memory:", "memcached://HOST:PORT" or "redis://HOST:PORT"',
+  });
+
 /** What an API bearer token may be: one word of visible characters. */
 export const API_TOKEN = /^\S+$/;
 
@@ -174,7 +190,7 @@ export const configSchema = z.strictObject({
   // One word, as an `Authorization: Bearer` header carries it; the message never repeats it.
   apiToken: z.string().regex(API_TOKEN, { message: "expected a token without spaces" }).optional(),
   apiTokenFile: z.string().min(1).optional(),
-  cache: z.string().min(1).optional(),
+  cache: storeUrl.optional(),
   replicaId: z.string().min(1).optional(),
   log: z
     .strictObject({

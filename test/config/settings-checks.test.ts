@@ -1,7 +1,8 @@
 /**
  * Settings that would only fail (or misbehave) once running are refused when the
  * configuration is loaded: intervals of 0 (a busy loop of scans), listen ports past 65535,
- * and YAML keys named `__proto__`, which must be reported, never merged into the prototype.
+ * empty store URLs, and YAML keys named `__proto__`, which must be reported, never merged
+ * into the prototype.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -91,6 +92,29 @@ describe("listen", () => {
       r.stderr,
       `regscan: invalid configuration:\n${path}:1: at listen: the port must be between 1 and 65535 (or 0 for any free port)\n`,
     );
+  });
+});
+
+describe("cache", () => {
+  test("an empty or blank store URL is refused, not read as the default", async () => {
+    for (const cache of ["", "   "]) {
+      const err = await problem(loadConfig({ flags: { cache } }));
+      assert.equal(
+        err.message,
+        "flag --cache: at cache: empty: leave the setting out for the default store (sqlite in the user cache directory)",
+      );
+    }
+  });
+
+  test("a value that is no store URL is refused at load time", async () => {
+    const path = await file("cache.yaml", "cache: /var/lib/regscan/cache.db\n");
+    const err = await problem(loadConfig({ file: path }));
+    assert.match(
+      err.message,
+      new RegExp(`^${path}:1: at cache: expected a store URL such as "sqlite:PATH"`),
+    );
+    const { config } = await loadConfig({ flags: { cache: "sqlite:/var/lib/regscan/cache.db" } });
+    assert.equal(config.cache, "sqlite:/var/lib/regscan/cache.db");
   });
 });
 
