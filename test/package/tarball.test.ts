@@ -189,6 +189,19 @@ console.log(JSON.stringify([parseImageRef("alpine:3.19").toString(), typeof Daem
       for (const [i, code] of examples.entries()) {
         await writeFile(join(dir, `example${i}.ts`), code);
       }
+      // Every subpath's declarations are checked too, not only the root's.
+      await writeFile(
+        join(dir, "subpaths.ts"),
+        `import type { Config, Daemon, ImageSource } from "regscan/daemon";
+import { MemcachedStore } from "regscan/stores/memcached";
+import { MemoryStore } from "regscan/stores/memory";
+import { RedisStore } from "regscan/stores/redis";
+import { defaultSqlitePath, SqliteStore } from "regscan/stores/sqlite";
+export type Used = [Config, Daemon, ImageSource, MemcachedStore, RedisStore, SqliteStore];
+export const store = new MemoryStore();
+export const path: string = defaultSqlitePath();
+`,
+      );
       // A mistake is caught: the check really reads regscan's types.
       await writeFile(
         join(dir, "mistake.ts"),
