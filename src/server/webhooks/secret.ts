@@ -4,16 +4,17 @@
  * constant time.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
 import { inspect } from "node:util";
+import {
+  BoundedFileError,
+  readBoundedTextFile,
+  TOKEN_FILE_MAX_BYTES,
+} from "../../files/bounded-file.js";
 import { WebhookSecretError } from "./errors.js";
 
 /** Where a secret is read from: `env:NAME` or `file:PATH`. */
 export const SECRET_SOURCE = /^(?:env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/;
 
-/** Largest secret file read. */
-const MAX_SECRET_FILE = 65_536;
 const MASK = "WebhookSecret(********)";
 
 /** A secret value; it never prints itself. */
@@ -81,37 +82,14 @@ export async function readWebhookSecret(
 }
 
 async function readSecretFile(source: string, path: string): Promise<string> {
-  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    // Non-blocking, so that a FIFO in place of the file cannot hang start-up.
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    return await readBoundedTextFile(path, TOKEN_FILE_MAX_BYTES);
   } catch (err) {
-    throw new WebhookSecretError(
-      source,
-      `cannot open: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
-    );
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new WebhookSecretError(source, "not a regular file");
-    if (stat.size > MAX_SECRET_FILE) {
-      throw new WebhookSecretError(source, `larger than ${MAX_SECRET_FILE} bytes`);
-    }
-    // Read one byte past the bound, in case the file grew after the stat.
-    const buffer = Buffer.alloc(MAX_SECRET_FILE + 1);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    if (bytesRead > MAX_SECRET_FILE) {
-      throw new WebhookSecretError(source, `larger than ${MAX_SECRET_FILE} bytes`);
-    }
-    return buffer.subarray(0, bytesRead).toString("utf8");
-  } catch (err) {
-    if (err instanceof WebhookSecretError) throw err;
-    throw new WebhookSecretError(
-      source,
-      `cannot read: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
-    );
-  } finally {
-    await handle.close();
+    const reason =
+      err instanceof BoundedFileError
+        ? err.reason
+        : `cannot read: ${(err as NodeJS.ErrnoException).code ?? "error"}`;
+    throw new WebhookSecretError(source, reason);
   }
 }
 

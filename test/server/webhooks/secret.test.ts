@@ -50,10 +50,11 @@ describe("webhook secrets", () => {
     execFileSync("mkfifo", [fifo]);
     const cases: Array<[string, RegExp]> = [
       ["env:MISSING", /env:MISSING: the variable is not set/],
-      [`file:${join(dir, "nope")}`, /cannot open: ENOENT/],
+      [`file:${join(dir, "nope")}`, /cannot read: ENOENT/],
       [`file:${dir}`, /not a regular file/],
-      [`file:${fifo}`, /not a regular file/],
-      [`file:${big}`, /larger than 65536 bytes/],
+      [`file:${fifo}`, /not a regular file \(a FIFO\)/],
+      ["file:/dev/zero", /not a regular file \(a character device\)/],
+      [`file:${big}`, /larger than the 64 KiB allowed/],
       [`file:${join(dir, "empty")}`, /empty/],
       [VALUE, /expected "env:NAME" or "file:PATH"/],
     ];
