@@ -180,7 +180,7 @@ export {
   UnsupportedMediaTypeError,
 } from "./registry/errors.js";
 export { RemoteClientFactory, type RemoteClientFactoryOptions } from "./registry/factory.js";
-export type { ObservedRequest, ResponseObserver } from "./registry/http/chain.js";
+export type { ObservedRequest, ResponseObserver } from "./registry/http/observe.js";
 export {
   type Clock,
   RateLimiters,

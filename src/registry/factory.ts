@@ -10,8 +10,9 @@ import type { Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Client, ClientFactory, ClientOptions } from "./client.js";
 import type { Credentials, HostCredential } from "./credentials/credentials.js";
-import { type ResponseObserver, TransportStack } from "./http/chain.js";
 import { insecureHostPolicy } from "./http/insecure-hosts.js";
+import type { ResponseObserver } from "./http/observe.js";
+import { Pipeline } from "./http/pipeline.js";
 import { RateLimiters } from "./http/rate-limiters.js";
 import type { HostResolver } from "./http/realm-policy.js";
 import type { RetryOptions } from "./http/retry.js";
@@ -87,7 +88,7 @@ function silentLogger(): Logger {
 export class RemoteClientFactory implements ClientFactory {
   /** The rate limiters requests go through (shared with whoever passed them in). */
   readonly limiters: RateLimiters;
-  readonly #stack: TransportStack;
+  readonly #pipeline: Pipeline;
   readonly #isInsecure: InsecurePolicy;
   readonly #platform: Platform;
   readonly #opts: RemoteClientFactoryOptions;
@@ -117,7 +118,7 @@ export class RemoteClientFactory implements ClientFactory {
           : new HttpMetrics(opts.metrics);
     this.#counter = counter;
     this.#logger = opts.logger;
-    this.#stack = new TransportStack({
+    this.#pipeline = new Pipeline({
       logger: opts.logger ?? silentLogger(),
       limiters: this.limiters,
       trace: opts.trace ?? false,
@@ -154,8 +155,8 @@ export class RemoteClientFactory implements ClientFactory {
     };
     return new RemoteClient({
       name,
-      transports: this.#stack.forRepository(host, `repository:${name.path}:pull`, credential),
-      pings: this.#stack.pings,
+      transports: this.#pipeline.forRepository(host, `repository:${name.path}:pull`, credential),
+      pings: this.#pipeline.pings,
       isInsecure: this.#isInsecure,
       platform: opts.platform ?? this.#platform,
       maxTagPages: this.#opts.maxTagPages ?? 10_000,
@@ -189,6 +190,6 @@ export class RemoteClientFactory implements ClientFactory {
 
   /** Releases pooled connections. */
   async close(): Promise<void> {
-    await this.#stack.close();
+    await this.#pipeline.close();
   }
 }

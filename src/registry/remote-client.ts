@@ -13,7 +13,7 @@ import {
   type RegistryErrorContext,
   registryErrorFromResponse,
 } from "./errors.js";
-import type { RepositoryTransports } from "./http/chain.js";
+import type { RepositoryTransports } from "./http/pipeline.js";
 import {
   discard,
   ERROR_BODY_LIMIT,

@@ -8,7 +8,7 @@
 import { raceAbort } from "../abortable.js";
 import type { HostCredential } from "../credentials/credentials.js";
 import { TimeoutError } from "../errors.js";
-import { discard, type HttpRequest, type Transport } from "./exchange.js";
+import { discard, type HttpRequest, type Layer, type Transport } from "./exchange.js";
 import { challengeFrom, type PingCache, type RegistryChallenge } from "./ping.js";
 import type { HostResolver } from "./realm-policy.js";
 import type { InsecurePolicy } from "./send.js";
@@ -28,21 +28,23 @@ export interface AuthContext {
   credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
   pings: PingCache;
   tokens: TokenCache;
-  /** Transport for token requests (no auth layer). */
-  tokenTransport: Transport;
   isInsecure: InsecurePolicy;
   /** How token realm names are resolved for the policy check (default: the system's). */
   resolveHost?: HostResolver;
 }
 
-/** Wraps `next` with authentication for `ctx.host`. */
-export function authTransport(next: Transport, ctx: AuthContext): Transport {
+/** The auth layer for one client; token requests go down the layers below it. */
+export function authLayer(ctx: AuthContext): Layer {
+  return (next) => authTransport(next, ctx);
+}
+
+function authTransport(next: Transport, ctx: AuthContext): Transport {
   // What this repository's own 401 asked for, when the ping of /v2/ asked for nothing.
   let learned: RegistryChallenge | undefined;
   return async (req) => {
     if (req.url.host !== ctx.host) return next(req);
     const challenge = learned ?? (await ctx.pings.get(ctx.host, req.signal)).challenge;
-    const first = await authorize(req, challenge, ctx);
+    const first = await authorize(req, challenge, ctx, next);
     const res = await next(first.req);
     if (res.status !== 401) return res;
 
@@ -56,7 +58,7 @@ export function authTransport(next: Transport, ctx: AuthContext): Transport {
     if (!learnt && refused === undefined) return res;
     if (refused) ctx.tokens.invalidate(refused.key, refused.token);
     await discard(res);
-    const second = await authorize(req, learnt ? fresh : challenge, ctx);
+    const second = await authorize(req, learnt ? fresh : challenge, ctx, next);
     return next(second.req);
   };
 }
@@ -71,6 +73,7 @@ async function authorize(
   req: HttpRequest,
   challenge: RegistryChallenge,
   ctx: AuthContext,
+  below: Transport,
 ): Promise<Authorized> {
   // A registry that asks for nothing gets nothing: no credential helper is even run.
   if (challenge.scheme === "none") return { req };
@@ -86,7 +89,7 @@ async function authorize(
   const fetch = () => {
     // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
     const signal = AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS);
-    return fetchToken(ctx.tokenTransport, ctx.isInsecure, {
+    return fetchToken(below, ctx.isInsecure, {
       realm: challenge.realm,
       service: challenge.service,
       scope: ctx.scope,

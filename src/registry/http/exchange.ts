@@ -40,8 +40,11 @@ export interface HttpResponse {
 /** The body stream undici gives, or anything else that yields bytes. */
 export type ResponseBody = AsyncIterable<Uint8Array> & { dump?: () => Promise<void> };
 
-/** A layer of the chain (or the whole chain): sends a request, resolves to its response. */
+/** The chain (or what is left of it below a layer): sends a request, resolves to its response. */
 export type Transport = (req: HttpRequest) => Promise<HttpResponse>;
+
+/** One layer of the pipeline: wraps the transport below it. */
+export type Layer = (next: Transport) => Transport;
 
 /** Converts undici's header record into WHATWG `Headers` (case-insensitive look-ups). */
 export function toHeaders(raw: Dispatcher.ResponseData["headers"]): Headers {

@@ -6,7 +6,7 @@
  */
 
 import { parseRetryAfter } from "../errors.js";
-import type { Transport } from "./exchange.js";
+import type { Layer, Transport } from "./exchange.js";
 import type { RateLimiters } from "./rate-limiters.js";
 
 /**
@@ -16,13 +16,22 @@ import type { RateLimiters } from "./rate-limiters.js";
  */
 export const MAX_PAUSE_MS = 60_000;
 
+/**
+ * The rate-limit layer; make one per client: every chain it wraps shares the client's
+ * `backedOff` state (see `rateLimitTransport`).
+ */
+export function rateLimitLayer(limiters: RateLimiters, now: () => number = Date.now): Layer {
+  const backedOff = new Set<string>();
+  return (next) => rateLimitTransport(next, limiters, now, backedOff);
+}
+
 /** Wraps `next`; `backedOff` is per client so that one client halves a host's rate once. */
 export function rateLimitTransport(
   next: Transport,
   limiters: RateLimiters,
   now: () => number = Date.now,
+  backedOff: Set<string> = new Set(),
 ): Transport {
-  const backedOff = new Set<string>();
   return async (req) => {
     const host = req.url.host;
     await limiters.wait(host, req.signal);

@@ -14,6 +14,7 @@ import {
   failingBody,
   type HttpRequest,
   type HttpResponse,
+  type Layer,
   readBody,
   type Transport,
 } from "./exchange.js";
@@ -30,23 +31,31 @@ export interface RetryOptions {
   maxTotalMs?: number;
   /** A `Retry-After` longer than this is not waited for; the answer is returned (default 60 s). */
   maxRetryAfterMs?: number;
-  /**
-   * Called before each retry (for debug logs). `req` is the method and URL only: the
-   * headers below the auth layer carry the credentials.
-   */
-  onRetry?: (info: {
-    req: Pick<HttpRequest, "method" | "url">;
-    attempt: number;
-    delayMs: number;
-    reason: string;
-  }) => void;
+  /** Called before each retry (the trace layer logs it). */
+  onRetry?: (info: RetryInfo) => void;
   /** For tests. */
   random?: () => number;
   now?: () => number;
 }
 
+/**
+ * What `onRetry` is told. `req` is the method and URL only: the headers below the auth layer
+ * carry the credentials.
+ */
+export interface RetryInfo {
+  req: Pick<HttpRequest, "method" | "url">;
+  attempt: number;
+  delayMs: number;
+  reason: string;
+}
+
 /** The statuses retried (the ping's quick probe leaves these to the retried way). */
 export const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+
+/** The retry layer. */
+export function retryLayer(opts: RetryOptions = {}): Layer {
+  return (next) => retryTransport(next, opts);
+}
 
 /** Wraps `next` with retries. */
 export function retryTransport(next: Transport, opts: RetryOptions = {}): Transport {

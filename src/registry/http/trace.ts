@@ -1,44 +1,60 @@
 /**
  * The trace layer: with tracing on, one log line per request with method, URL (query values
- * other than the harmless registry ones replaced, user info dropped), status and duration.
- * Headers are never logged: they are where the secrets are.
+ * other than the harmless registry ones replaced, user info dropped), status and duration,
+ * and one per retry. Headers are never logged: they are where the secrets are.
  */
 import type { Logger } from "pino";
-import type { Transport } from "./exchange.js";
+import type { Layer } from "./exchange.js";
+import type { RetryInfo } from "./retry.js";
 
 /** Query parameters of the Distribution and token APIs that never carry a secret. */
 const HARMLESS_QUERY = new Set(["n", "last", "service", "scope", "digest"]);
 
-/** Wraps `next` with trace logging; with `enabled` false it returns `next` unchanged. */
-export function traceTransport(next: Transport, logger: Logger, enabled: boolean): Transport {
-  if (!enabled) return next;
-  return async (req) => {
-    const started = performance.now();
-    const url = redactUrl(req.url);
-    try {
-      const res = await next(req);
-      logger.info(
-        {
-          method: req.method,
-          url,
-          status: res.status,
-          durationMs: Math.round(performance.now() - started),
-        },
-        "http request",
-      );
-      return res;
-    } catch (err) {
-      logger.info(
-        {
-          method: req.method,
-          url,
-          error: err instanceof Error ? err.message : String(err),
-          durationMs: Math.round(performance.now() - started),
-        },
-        "http request failed",
-      );
-      throw err;
-    }
+/** Trace logging; with `enabled` false the layer adds nothing. */
+export function traceLayer(logger: Logger, enabled: boolean): Layer {
+  return (next) => {
+    if (!enabled) return next;
+    return async (req) => {
+      const started = performance.now();
+      const url = redactUrl(req.url);
+      try {
+        const res = await next(req);
+        logger.info(
+          {
+            method: req.method,
+            url,
+            status: res.status,
+            durationMs: Math.round(performance.now() - started),
+          },
+          "http request",
+        );
+        return res;
+      } catch (err) {
+        logger.info(
+          {
+            method: req.method,
+            url,
+            error: err instanceof Error ? err.message : String(err),
+            durationMs: Math.round(performance.now() - started),
+          },
+          "http request failed",
+        );
+        throw err;
+      }
+    };
+  };
+}
+
+/**
+ * The retry layer's log line, worded here with the trace lines: at info with tracing on (a
+ * traced run shows why a request came twice), at debug otherwise.
+ */
+export function retryLogger(logger: Logger, enabled: boolean): (info: RetryInfo) => void {
+  return (info) => {
+    const fields = { method: info.req.method, url: redactUrl(info.req.url), attempt: info.attempt };
+    const msg = `retrying after ${info.reason} in ${info.delayMs} ms`;
+    if (enabled) logger.info(fields, msg);
+    else logger.debug(fields, msg);
   };
 }
 

@@ -1,0 +1,138 @@
+/**
+ * The transport pipeline in one place: the layers every request goes down, outermost first,
+ * as DESIGN.md §2 lists them. A `Pipeline` is made once per factory and owns what clients
+ * share (agents, rate limiters, pings, tokens); `forRepository` gives one client its chain.
+ */
+import type { Logger } from "pino";
+import type { HostCredential } from "../credentials/credentials.js";
+import { authLayer } from "./auth.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS } from "./deadline.js";
+import { type DispatcherOptions, Dispatchers } from "./dispatchers.js";
+import type { Layer, Transport } from "./exchange.js";
+import { observeLayer, type ResponseObserver } from "./observe.js";
+import { PingCache } from "./ping.js";
+import { rateLimitLayer } from "./rate-limit.js";
+import type { RateLimiters } from "./rate-limiters.js";
+import type { HostResolver } from "./realm-policy.js";
+import { type RetryOptions, retryLayer } from "./retry.js";
+import { type InsecurePolicy, sendTransport } from "./send.js";
+import { TokenCache } from "./token-cache.js";
+import { retryLogger, traceLayer } from "./trace.js";
+
+/** What the pipeline is made of. */
+export interface PipelineOptions extends DispatcherOptions {
+  logger: Logger;
+  limiters: RateLimiters;
+  trace: boolean;
+  isInsecure: InsecurePolicy;
+  userAgent: string;
+  retry?: RetryOptions;
+  /** Total deadline of one request, headers and body (default 60 s). */
+  requestTimeoutMs?: number;
+  observe?: ResponseObserver;
+  /** How token realm names are resolved for the policy check (default: the system's). */
+  resolveHost?: HostResolver;
+  /** Clock for token expiry and `Retry-After` dates (tests). */
+  now?: () => number;
+}
+
+/** The per-client transports. */
+export interface RepositoryTransports {
+  /** The whole pipeline: authenticates requests to the registry's host. */
+  registry: Transport;
+  /** The pipeline below auth: for redirects to other hosts. */
+  plain: Transport;
+}
+
+/** The layers, by name, outermost first; the per-host dispatcher sends what leaves the last. */
+export const PIPELINE_LAYERS = ["auth", "trace", "retry", "rate limit", "observe"] as const;
+
+type LayerName = (typeof PIPELINE_LAYERS)[number];
+
+/** The client a chain authenticates for. */
+interface ChainClient {
+  host: string;
+  scope: string;
+  credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
+}
+
+/** Shared transport state of one factory. */
+export class Pipeline {
+  readonly pings: PingCache;
+  readonly tokens: TokenCache;
+  readonly #dispatchers: Dispatchers;
+  readonly #opts: PipelineOptions;
+  readonly #send: Transport;
+
+  constructor(opts: PipelineOptions) {
+    this.#opts = opts;
+    const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    // undici's idle timeouts stay a backstop behind the total deadline, which words it better.
+    this.#dispatchers = new Dispatchers({ idleTimeoutMs: requestTimeoutMs + 1000, ...opts });
+    this.#send = sendTransport(this.#dispatchers, opts.isInsecure, { requestTimeoutMs });
+    this.tokens = new TokenCache(opts.now ? { now: opts.now } : {});
+    // Pings go down the same layers as everything else, auth aside; the quick first look at
+    // an insecure host (is it https at all?) goes without retries.
+    this.pings = new PingCache(
+      this.#chain(this.#layers(), ["auth"]),
+      opts.isInsecure,
+      this.#chain(this.#layers(), ["auth", "retry"]),
+    );
+  }
+
+  /** The chain for one client of `host` asking for `scope`. */
+  forRepository(
+    host: string,
+    scope: string,
+    credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>,
+  ): RepositoryTransports {
+    // One set of layers for both: the client's rate-limit state is shared by its requests.
+    const layers = this.#layers({ host, scope, credential });
+    return {
+      registry: this.#chain(layers),
+      plain: this.#chain(layers, ["auth"]),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatchers.close();
+  }
+
+  /**
+   * The pipeline, outermost first. Rate limits are per client (a client halves its host's
+   * rate once), so each call makes fresh layers.
+   */
+  #layers(client?: ChainClient): Record<LayerName, Layer> {
+    const { logger, trace, limiters, retry, now, userAgent, observe } = this.#opts;
+    const logRetry = retryLogger(logger, trace);
+    return {
+      auth: client
+        ? authLayer({
+            ...client,
+            pings: this.pings,
+            tokens: this.tokens,
+            isInsecure: this.#opts.isInsecure,
+            ...(this.#opts.resolveHost ? { resolveHost: this.#opts.resolveHost } : {}),
+          })
+        : (next) => next,
+      trace: traceLayer(logger, trace),
+      retry: retryLayer({
+        ...retry,
+        onRetry: (info) => {
+          retry?.onRetry?.(info);
+          logRetry(info);
+        },
+      }),
+      "rate limit": rateLimitLayer(limiters, now),
+      observe: observeLayer(userAgent, observe),
+    };
+  }
+
+  /** The layers in pipeline order, but those `without`, over the dispatcher. */
+  #chain(layers: Record<LayerName, Layer>, without: readonly LayerName[] = []): Transport {
+    return PIPELINE_LAYERS.filter((name) => !without.includes(name)).reduceRight<Transport>(
+      (next, name) => layers[name](next),
+      this.#send,
+    );
+  }
+}
