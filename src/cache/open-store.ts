@@ -4,8 +4,6 @@
  * A URL that cannot be understood is an `InvalidStoreUrlError` naming it.
  */
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
-import { resolve } from "node:path";
 import {
   BoundedFileError,
   CONFIG_FILE_MAX_BYTES,
@@ -17,7 +15,7 @@ import { SrvServers, StaticServers } from "./stores/memcached-servers.js";
 import { MemoryStore } from "./stores/memory.js";
 import { parseDuration, parseSize, type StoreLogger, silentLogger } from "./stores/options.js";
 import { defaultSqlitePath, SqliteStore } from "./stores/sqlite.js";
-import { StoreNotFoundError, sqlitePathProblem } from "./stores/sqlite-path.js";
+import { StoreNotFoundError, sqliteLocation, sqlitePathProblem } from "./stores/sqlite-path.js";
 
 export { StoreNotFoundError } from "./stores/sqlite-path.js";
 
@@ -94,15 +92,11 @@ export async function openStore(
       return new MemoryStore({ logger });
     }
     case "sqlite": {
-      let path = rest.startsWith("//") ? rest.slice(2) : rest;
-      if (path.includes("?")) throw fail("sqlite: takes no query parameters");
+      if (rest.includes("?")) throw fail("sqlite: takes no query parameters");
+      const { path, atDefault } = sqliteLocation(rest);
       if (path === ":memory:") return new SqliteStore(path, { logger });
       // Only the default location's directory is made; anywhere else a missing one is a typo.
-      const atDefault = isDefault || path === "";
-      if (path === "") path = defaultSqlitePath();
-      else if (path === "~" || path.startsWith("~/")) path = homedir() + path.slice(1);
-      path = resolve(path);
-      const problem = sqlitePathProblem(path, atDefault);
+      const problem = sqlitePathProblem(path, isDefault || atDefault);
       if (problem !== undefined) throw fail(problem);
       if (opts.mustExist && !existsSync(path)) throw new StoreNotFoundError(`sqlite:${path}`);
       return new SqliteStore(path, { logger });

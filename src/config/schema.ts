@@ -4,6 +4,7 @@
  * setting is validated the same way wherever it was given.
  */
 import { z } from "zod";
+import { sqliteUrlProblem } from "../cache/stores/sqlite-path.js";
 import { compileTagFilter, InvalidTagFilterError } from "../cache/tag-filter.js";
 import { RegscanError } from "../errors.js";
 import { parseImageRef } from "../image/ref.js";
@@ -67,6 +68,12 @@ const storeUrl = z
   .refine((url) => url.trim() === "" || /^\s*[a-z][a-z0-9+]*:/i.test(url), {
     message:
       'expected a store URL such as "sqlite:PATH", "memory:", "memcached://HOST:PORT" or "redis://HOST:PORT"',
+  })
+  .superRefine((url, ctx) => {
+    // The file an sqlite: URL names is checked as the store would (nothing is created).
+    const sqlite = /^sqlite:(.*)$/is.exec(url.trim());
+    const problem = sqlite ? sqliteUrlProblem(sqlite[1] ?? "") : undefined;
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, input: url });
   });
 
 /** What an API bearer token may be: one word of visible characters. */

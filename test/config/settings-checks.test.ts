@@ -5,6 +5,7 @@
  * into the prototype.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,8 +114,29 @@ describe("cache", () => {
       err.message,
       new RegExp(`^${path}:1: at cache: expected a store URL such as "sqlite:PATH"`),
     );
-    const { config } = await loadConfig({ flags: { cache: "sqlite:/var/lib/regscan/cache.db" } });
-    assert.equal(config.cache, "sqlite:/var/lib/regscan/cache.db");
+    const { config } = await loadConfig({ flags: { cache: "redis://127.0.0.1:6379" } });
+    assert.equal(config.cache, "redis://127.0.0.1:6379");
+  });
+});
+
+describe("cache: sqlite", () => {
+  test("a file the store could not use is refused at load time, and nothing is created", async () => {
+    const missingDir = join(dir, "not-made");
+    const path = await file("sqlite.yaml", `cache: sqlite:${join(missingDir, "cache.db")}\n`);
+    const err = await problem(loadConfig({ file: path }));
+    assert.equal(
+      err.message,
+      `${path}:1: at cache: the directory ${missingDir} does not exist; create it first`,
+    );
+    assert.match(
+      (await problem(loadConfig({ flags: { cache: "sqlite:/proc/self/fd/0" } }))).message,
+      /at cache: \/proc\/self\/fd\/0 is under \/proc/,
+    );
+    const fine = join(dir, "fine.db");
+    const { config } = await loadConfig({ flags: { cache: `sqlite:${fine}` } });
+    assert.equal(config.cache, `sqlite:${fine}`);
+    assert.equal(existsSync(fine), false, "checking the configuration created the database");
+    assert.equal(existsSync(missingDir), false);
   });
 });
 

@@ -3,8 +3,10 @@
  * a path under /proc, /sys or /dev (or a FIFO) must not hang or write into a device.
  */
 import { realpathSync, type Stats, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { homedir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { RegscanError } from "../../errors.js";
+import { defaultSqlitePath } from "./sqlite.js";
 
 /** A store that was to be read, not created, does not exist (e.g. `regscan get` before any scan). */
 export class StoreNotFoundError extends RegscanError {
@@ -15,6 +17,37 @@ export class StoreNotFoundError extends RegscanError {
   ) {
     super(`cache store ${store} does not exist`);
   }
+}
+
+/** Where an `sqlite:` URL points, and whether that is the default location. */
+export interface SqliteLocation {
+  /** An absolute path, or `:memory:`. */
+  path: string;
+  /** The default location (`sqlite:` with nothing after it), whose directory regscan makes. */
+  atDefault: boolean;
+}
+
+/**
+ * The file the text after `sqlite:` names: `//` dropped, `~` expanded, resolved against the
+ * working directory; the default location when empty. One function, so that `config check`
+ * checks the very file the store would open.
+ */
+export function sqliteLocation(rest: string): SqliteLocation {
+  const path = rest.startsWith("//") ? rest.slice(2) : rest;
+  if (path === ":memory:") return { path, atDefault: false };
+  if (path === "") return { path: defaultSqlitePath(), atDefault: true };
+  const expanded = path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path;
+  return { path: resolve(expanded), atDefault: false };
+}
+
+/**
+ * Why an `sqlite:` URL (the text after the colon) cannot work, without opening anything; for
+ * checking a configuration before it runs.
+ */
+export function sqliteUrlProblem(rest: string): string | undefined {
+  if (rest.includes("?")) return "sqlite: takes no query parameters";
+  const { path, atDefault } = sqliteLocation(rest);
+  return path === ":memory:" ? undefined : sqlitePathProblem(path, atDefault);
 }
 
 /** Pseudo file systems: a database there is a mistake, and opening some files there blocks. */
