@@ -7,6 +7,7 @@ import type { Histogram, Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
 import type { ImageName, ImageRef } from "../image/ref.js";
 import type { OperationOptions, Registry } from "../registry/registry.js";
+import { artifactExcludedReason, artifactTag } from "./artifact-tags.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT, readChunked } from "./chunked-read.js";
 import { type Decorator, decorateImage, decorateRepository } from "./decorators.js";
 import {
@@ -17,6 +18,21 @@ import {
   UnknownDigestError,
   UnknownTagError,
 } from "./errors.js";
+import { DEFAULT_IMAGE_CACHE_BYTES, ImageLru } from "./image-lru.js";
+import { type BucketRead, readBuckets, readImages } from "./index-reader.js";
+import {
+  bucketOf,
+  decodeRawBucket,
+  decodeRepositoryIndexRecord,
+  digestOfImageId,
+  ENTRY_STRIDE,
+  type IndexEntry,
+  isExcludedImageId,
+  isLegacyImageId,
+  type RawBucket,
+  rawEntry,
+  rawExtras,
+} from "./index-records.js";
 import { Keys } from "./keys.js";
 import { cacheRequestDuration } from "./metrics.js";
 import {
@@ -24,9 +40,11 @@ import {
   decodeTagFailure,
   decodeTagRecord,
   type RepositoryRecord,
+  type SharedEntry,
   type TagError,
   type TagRecord,
   TagRecordDecoder,
+  tagInfo,
 } from "./records.js";
 import type { Store } from "./store.js";
 
@@ -42,7 +60,15 @@ export interface CacheOptions {
   logger?: Logger;
   /** Store reads in flight for one answer, each of up to 1,000 tag records (default 2). */
   readConcurrency?: number;
+  /**
+   * Decoded image records kept in this process (they never change), bounded by their
+   * encoded size: default 16 MiB; 0 keeps none.
+   */
+  imageCacheBytes?: number;
 }
+
+/** Which layout a repository record was found in. */
+type Layout = 1 | 2;
 
 /** One tag as the cache holds it, for `regscan get` and the daemon. */
 export interface CachedTag {
@@ -65,6 +91,7 @@ export class Cache implements Registry {
   readonly #duration: Histogram<string>;
   readonly #logger: Logger;
   readonly #readConcurrency: number;
+  readonly #images: ImageLru;
 
   constructor(opts: CacheOptions) {
     this.#store = opts.store;
@@ -73,6 +100,7 @@ export class Cache implements Registry {
     this.#duration = cacheRequestDuration(opts.metricsRegistry);
     this.#logger = opts.logger ?? pino({ level: "silent" });
     this.#readConcurrency = Math.max(1, opts.readConcurrency ?? DEFAULT_READ_CHUNKS_IN_FLIGHT);
+    this.#images = new ImageLru(opts.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES);
   }
 
   /**
@@ -87,12 +115,29 @@ export class Cache implements Registry {
     opts?: OperationOptions,
   ): Promise<RepositoryMetadata> {
     return this.#timed("getImageRepositoryMetadata", async () => {
-      const record = await this.repositoryRecord(name, opts);
+      const { record, layout } = await this.#repository(name, opts);
       const tags = listedTags(name, record);
       const images = new Map<string, ImageInfo>();
-      const entries = await this.#readTags(name, tags, opts);
-      for (const { tag, record: tagRecord } of entries) {
-        if (tagRecord?.entry.info) images.set(tag, tagRecord.entry.info);
+      if (layout === 1) {
+        const entries = await this.#readTags(name, tags, opts);
+        for (const { tag, record: tagRecord } of entries) {
+          if (tagRecord?.entry.info) images.set(tag, tagRecord.entry.info);
+        }
+        return decorateRepository(this.#decorators, name, { tags, images });
+      }
+      const buckets = await readBuckets(this.#store, this.#keys, name, opts);
+      const where = locate(buckets);
+      // The distinct images of the listed tags; excluded ones are not part of this answer.
+      const ids = new Set<string>();
+      for (const tag of tags) {
+        const id = imageAt(buckets, where.get(tag));
+        if (id !== undefined && !isExcludedImageId(id)) ids.add(id);
+      }
+      const shared = await readImages(this.#store, this.#keys, this.#images, ids, opts);
+      for (const tag of tags) {
+        const id = imageAt(buckets, where.get(tag));
+        const entry = id === undefined ? undefined : shared.get(id);
+        if (entry && "info" in entry) images.set(tag, tagInfo(entry.info, name, tag));
       }
       return decorateRepository(this.#decorators, name, { tags, images });
     });
@@ -111,16 +156,16 @@ export class Cache implements Registry {
     return this.#timed("getImage", async () => {
       if (ref.digest !== undefined) return this.#imageByDigest(ref, ref.digest, opts);
       const tag = ref.tag ?? "latest";
-      const got = await this.#store.get(this.#keys.tag(ref.name, tag), opts);
-      const record = got && decodeTagRecord(got.value, ref.name, tag);
+      const found = await this.#tag(ref.name, tag, opts);
+      const record = found?.record;
       if (!record) {
         // Before the first scan, say so (or replay its error) rather than "not cached".
-        const repository = await this.repositoryRecord(ref.name, opts);
+        const { record: repository } = await this.#repository(ref.name, opts);
         if (!listedTags(ref.name, repository).includes(tag)) {
           throw new UnknownTagError(ref.toString(), repository?.lastUpdate);
         }
         // Listed, but every fetch of it failed: its own error, not "run regscan scan".
-        const failure = got && decodeTagFailure(got.value);
+        const failure = found?.fetchError;
         if (failure) {
           throw new TagFetchError(ref.toString(), failure.code, failure.message, failure.at);
         }
@@ -138,13 +183,32 @@ export class Cache implements Registry {
     name: ImageName,
     opts?: OperationOptions,
   ): Promise<RepositoryRecord | undefined> {
-    const got = await this.#store.get(this.#keys.repository(name), opts);
-    if (!got) return undefined;
+    return (await this.#repository(name, opts)).record;
+  }
+
+  /**
+   * The repository record and its layout: the second layout's record, else the first's (a
+   * store not yet rescanned since the upgrade is still served).
+   */
+  async #repository(
+    name: ImageName,
+    opts?: OperationOptions,
+  ): Promise<{ record?: RepositoryRecord; layout?: Layout }> {
+    const key = this.#keys.repository(name);
+    let got = await this.#store.get(key, opts);
+    if (got) {
+      const record = decodeRepositoryIndexRecord(got.value);
+      if (record) return { record, layout: 2 };
+    }
+    const legacyKey = this.#keys.legacyRepository(name);
+    if (!got && legacyKey !== key) got = await this.#store.get(legacyKey, opts);
+    if (!got) return {};
     const record = decodeRepositoryRecord(got.value);
     if (!record) {
       this.#logger.warn({ repository: name.toString() }, "repository record does not decode");
+      return {};
     }
-    return record;
+    return { record, layout: 1 };
   }
 
   /**
@@ -153,8 +217,16 @@ export class Cache implements Registry {
    * `getImageRepositoryMetadata`.
    */
   async cachedTags(name: ImageName, opts?: OperationOptions): Promise<CachedTag[]> {
-    const tags = listedTags(name, await this.repositoryRecord(name, opts));
-    return this.#readTags(name, tags, opts);
+    const { record, layout } = await this.#repository(name, opts);
+    const tags = listedTags(name, record);
+    if (layout === 1) return this.#readTags(name, tags, opts);
+    const buckets = await readBuckets(this.#store, this.#keys, name, opts);
+    const where = locate(buckets);
+    const entries = tags.map((tag) => entryAt(buckets, where.get(tag)));
+    const ids = new Set<string>();
+    for (const e of entries) if (e?.image !== undefined) ids.add(e.image);
+    const shared = await readImages(this.#store, this.#keys, this.#images, ids, opts);
+    return tags.map((tag, i) => cachedTagOf(name, tag, entries[i], shared));
   }
 
   /** One tag's raw record and deadline, or undefined when the store does not hold it. */
@@ -163,9 +235,34 @@ export class Cache implements Registry {
     tag: string,
     opts?: OperationOptions,
   ): Promise<CachedTag | undefined> {
-    const got = await this.#store.get(this.#keys.tag(name, tag), opts);
-    const record = got && decodeTagRecord(got.value, name, tag);
-    return record && { tag, record, deadline: got.deadline };
+    const found = await this.#tag(name, tag, opts);
+    return found?.record ? found : undefined;
+  }
+
+  /** One tag from its bucket and image record (or the first layout's record). */
+  async #tag(
+    name: ImageName,
+    tag: string,
+    opts?: OperationOptions,
+  ): Promise<CachedTag | undefined> {
+    const got = await this.#store.get(this.#keys.bucket(name, bucketOf(tag)), opts);
+    if (got) {
+      const raw = decodeRawBucket(got.value);
+      const entry = raw && findEntry(raw, tag);
+      if (!entry) return undefined;
+      const shared =
+        entry.image === undefined
+          ? new Map<string, SharedEntry>()
+          : await readImages(this.#store, this.#keys, this.#images, [entry.image], opts);
+      return cachedTagOf(name, tag, entry, shared);
+    }
+    // No index bucket at all: a store not yet rescanned since the upgrade.
+    const legacy = await this.#store.get(this.#keys.tag(name, tag), opts);
+    if (!legacy) return undefined;
+    const record = decodeTagRecord(legacy.value, name, tag);
+    if (record) return { tag, record, deadline: legacy.deadline };
+    const failure = decodeTagFailure(legacy.value);
+    return failure ? { tag, fetchError: failure } : undefined;
   }
 
   async #readTags(name: ImageName, tags: string[], opts?: OperationOptions): Promise<CachedTag[]> {
@@ -203,11 +300,32 @@ export class Cache implements Registry {
   }
 
   async #imageByDigest(ref: ImageRef, digest: string, opts?: OperationOptions): Promise<ImageInfo> {
-    const tags = await this.cachedTags(ref.name, opts);
-    for (const { record } of tags) {
-      const info = record?.entry.info;
-      if (info && (info.digest === digest || info.platformDigest === digest)) {
-        return decorateImage(this.#decorators, ref.name, { ...info, ref });
+    const { record, layout } = await this.#repository(ref.name, opts);
+    const tags = listedTags(ref.name, record);
+    if (layout === 1) {
+      for (const { record: tagRecord } of await this.#readTags(ref.name, tags, opts)) {
+        const info = tagRecord?.entry.info;
+        if (info && (info.digest === digest || info.platformDigest === digest)) {
+          return decorateImage(this.#decorators, ref.name, { ...info, ref });
+        }
+      }
+      throw new UnknownDigestError(ref.toString());
+    }
+    const buckets = await readBuckets(this.#store, this.#keys, ref.name, opts);
+    const where = locate(buckets);
+    for (const tag of tags) {
+      const id = imageAt(buckets, where.get(tag));
+      if (id === undefined || isExcludedImageId(id)) continue;
+      const at = id.indexOf("@");
+      const top = digestOfImageId(id);
+      const platform = at < 0 ? undefined : id.slice(at + 1).replace(/~2$/, "");
+      if (top !== digest && platform !== digest) continue;
+      const entry = (await readImages(this.#store, this.#keys, this.#images, [id], opts)).get(id);
+      if (entry && "info" in entry) {
+        return decorateImage(this.#decorators, ref.name, {
+          ...tagInfo(entry.info, ref.name, tag),
+          ref,
+        });
       }
     }
     throw new UnknownDigestError(ref.toString());
@@ -238,4 +356,82 @@ function listedTags(name: ImageName, record: RepositoryRecord | undefined): stri
     );
   }
   throw new NotCachedError(name.toString());
+}
+
+/**
+ * Where each tag of the index is: bucket number + 32 x entry number. One map of small
+ * integers, no object per tag. (Entries live as long as their bucket: the warmer drops
+ * those the store would have expired when it rewrites a bucket.)
+ */
+function locate(buckets: readonly BucketRead[]): Map<string, number> {
+  const where = new Map<string, number>();
+  for (let b = 0; b < buckets.length; b++) {
+    const raw = buckets[b];
+    if (!raw) continue;
+    const { entries } = raw;
+    for (let n = 0, at = 0; at < entries.length; n++, at += ENTRY_STRIDE) {
+      where.set(entries[at] as string, b + 32 * n);
+    }
+  }
+  return where;
+}
+
+/** The image id of the entry at `position` (from {@link locate}), if it points at one. */
+function imageAt(buckets: readonly BucketRead[], position: number | undefined): string | undefined {
+  if (position === undefined) return undefined;
+  const raw = buckets[position % 32] as RawBucket;
+  const ref = raw.entries[Math.floor(position / 32) * ENTRY_STRIDE + 1] as number;
+  return ref >= 0 ? raw.images[ref] : undefined;
+}
+
+/** The entry at `position` (from {@link locate}). */
+function entryAt(
+  buckets: readonly BucketRead[],
+  position: number | undefined,
+): IndexEntry | undefined {
+  if (position === undefined) return undefined;
+  const raw = buckets[position % 32] as RawBucket;
+  const n = Math.floor(position / 32);
+  return rawEntry(raw, n, raw.extras.length > 0 ? rawExtras(raw).get(n) : undefined);
+}
+
+/** One tag's entry in a bucket. */
+function findEntry(raw: RawBucket, tag: string): IndexEntry | undefined {
+  for (let n = 0, at = 0; at < raw.entries.length; n++, at += ENTRY_STRIDE) {
+    if (raw.entries[at] !== tag) continue;
+    return rawEntry(raw, n, raw.extras.length > 0 ? rawExtras(raw).get(n) : undefined);
+  }
+  return undefined;
+}
+
+/** A tag as `cachedTags` reports it, from its index entry and the image records read. */
+function cachedTagOf(
+  name: ImageName,
+  tag: string,
+  entry: IndexEntry | undefined,
+  shared: ReadonlyMap<string, SharedEntry>,
+): CachedTag {
+  if (!entry) return { tag };
+  let image: TagRecord["entry"] | undefined;
+  if (entry.artifact) {
+    const artifact = artifactTag(tag);
+    image = { excludedReason: artifact ? artifactExcludedReason(artifact) : "artifact tag" };
+  } else if (entry.image !== undefined) {
+    const found = shared.get(entry.image);
+    if (found) image = "info" in found ? { info: tagInfo(found.info, name, tag) } : found;
+  } else {
+    return entry.lastError ? { tag, fetchError: entry.lastError } : { tag };
+  }
+  if (!image) return { tag };
+  const record: TagRecord = {
+    entry: image,
+    digest: entry.image === undefined ? undefined : digestOfImageId(entry.image),
+    intervalMs: entry.intervalMs,
+    checkedAt: new Date(entry.checkedAt),
+  };
+  if (entry.lastError) record.lastError = entry.lastError;
+  if (entry.image !== undefined && isLegacyImageId(entry.image) && "info" in image) {
+    record.predatesAnnotations = true;
+  }
+  return { tag, record, deadline: new Date(entry.deadline) };
 }

@@ -1,8 +1,10 @@
 /**
- * The values the cache keeps: a repository record under the repository key (tags, last
- * update, last error, when it was last scanned) and a tag record under each tag key (the
+ * The values of the cache's first layout: a repository record under the repository key (tags,
+ * last update, last error, when it was last scanned) and a tag record under each tag key (the
  * image entry plus its refresh bookkeeping). JSON inside the store's envelope; anything that
- * does not have the expected shape reads as a miss.
+ * does not have the expected shape reads as a miss. The second layout (index-records.ts)
+ * replaced it; these are still read, so that the first scan after an upgrade converts a
+ * store without a registry request, and TagRecord stays the shape a tag is reported in.
  *
  * Tag records are read by the ten thousand (every answer for a repository reads all of
  * them), so their layout lets a reader parse each distinct image once: the bookkeeping and
@@ -27,7 +29,7 @@ const TAG_RECORD_VERSION = 3;
 /** The two-line layout whose labels may hold the manifest's and the index's annotations. */
 const TAG_RECORD_VERSION_MERGED_LABELS = 2;
 
-/** What the repository key holds. */
+/** What the repository key holds (both layouts; see index-records.ts for the second). */
 export interface RepositoryRecord {
   /** The tags (after filtering) from the last successful listing; absent if never listed. */
   tags?: string[];
@@ -46,6 +48,11 @@ export interface RepositoryRecord {
   lastScanned?: Date;
   /** Which warmer made the last scan. */
   scannedBy?: string;
+  /**
+   * Second layout only: when every image record the repository's index points at was last
+   * written or rewritten (see `IMAGE_RECORD_LIFETIME_MS` in index-records.ts).
+   */
+  imagesKeptAt?: Date;
 }
 
 /** What a tag key holds. */
@@ -224,7 +231,7 @@ function decodeTagError(e: unknown): TagError | undefined {
 }
 
 /** An image entry as stored: the info without its reference (which each tag supplies). */
-type SharedEntry = { info: Omit<ImageInfo, "ref"> } | { excludedReason: string };
+export type SharedEntry = { info: Omit<ImageInfo, "ref"> } | { excludedReason: string };
 
 /**
  * Decodes tag records, parsing each distinct stored entry once: tags that point at the same
@@ -305,7 +312,7 @@ function isTwoLineVersion(v: unknown): boolean {
 }
 
 /** The tag's own info over a shared entry: its reference, and Dates nobody else holds. */
-function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): ImageInfo {
+export function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): ImageInfo {
   // Built field by field: a spread of the shared object costs several times as much here.
   const info: ImageInfo = {
     ref: name.withTag(tag),
@@ -339,7 +346,7 @@ function isLabels(v: unknown): v is Record<string, string> {
 }
 
 /** The entry held in `r.info` / `r.excludedReason` (exactly one of them), checked and frozen. */
-function sharedEntry(r: Json): SharedEntry | null {
+export function sharedEntry(r: Json): SharedEntry | null {
   const { info: i, excludedReason } = r;
   if (i === undefined) return isString(excludedReason) ? { excludedReason } : null;
   if (

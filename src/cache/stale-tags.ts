@@ -1,15 +1,14 @@
 /**
  * Keeps the last good value of tags a scan could not refresh (registry down, 429, 404, a
- * listing that failed): rewrites them with a later store expiry and the reason they are
- * stale, so that a long outage never deletes what was cached (DESIGN.md section 5).
+ * listing that failed): gives their index entries a later deadline (so a later expiry) and
+ * the reason they are stale, so that a long outage never deletes what was cached (DESIGN.md
+ * section 5). Only the index changes (one bucket rewrite at the scan's end), never an image.
  */
-import type { Logger } from "pino";
-import { forEachBounded } from "./bounded-parallel.js";
 import type { DueTag } from "./due-tags.js";
 import { MIN_EXPIRY_MS } from "./envelope.js";
-import { summarizeError } from "./error-summary.js";
-import { encodeTagFailure, encodeTagRecord, type TagError } from "./records.js";
+import type { TagError } from "./records.js";
 import { MIN_REFRESH_MS } from "./refresh-policy.js";
+import type { ScanIndex } from "./scan-index.js";
 import type { WarmContext, WarmJob } from "./warm-pass.js";
 import type { ErrorSummary } from "./warmer-types.js";
 
@@ -36,59 +35,51 @@ function keptLifeMs(job: WarmJob): number {
 export function needsKeeping(due: DueTag, job: WarmJob, now: number): boolean {
   // Unknown: it may hold a good value that a failure record would replace.
   if (due.unread) return false;
-  const at = (due.record?.lastError ?? due.failure)?.at.getTime();
+  const at = (due.entry?.lastError ?? due.failure)?.at.getTime();
   if (at === undefined || due.deadline === undefined) return true;
   const expiresAt = at + Math.max(2 * (due.deadline.getTime() - at), MIN_EXPIRY_MS);
   return expiresAt - now < keptLifeMs(job) / 2;
 }
 
 /**
- * Rewrites one tag that could not be refreshed: its last good record with `error` as its
- * last error, or (never fetched) a failure record saying why. Throws what the store threw.
+ * Keeps one tag that could not be refreshed: its last good entry with `error` as its last
+ * error and a later deadline, or (never fetched) an entry saying only why.
  */
-export async function keepTag(
+export function keepTag(
   ctx: WarmContext,
   job: WarmJob,
+  index: ScanIndex,
   due: DueTag,
   error: ErrorSummary,
-): Promise<void> {
+): void {
   const now = ctx.now();
   const lastError: TagError = { code: error.code, message: error.message, at: new Date(now) };
-  const value = due.record
-    ? encodeTagRecord({ ...due.record, lastError })
-    : encodeTagFailure(lastError);
-  await ctx.store.set(ctx.keys.tag(job.name, due.tag), new Date(now + keepWindowMs(job)), value, {
-    signal: ctx.writeTimeout.signal(),
-  });
+  const deadline = now + keepWindowMs(job);
+  index.set(
+    due.tag,
+    due.entry
+      ? { ...due.entry, lastError, deadline }
+      : { checkedAt: 0, intervalMs: 0, deadline, lastError },
+  );
 }
 
 /**
  * Keeps every tag of `tags` that needs it (see {@link needsKeeping}) after the scan could not
- * reach them, `ctx.storeConcurrency` writes at a time. Never throws: a store that refuses
- * is logged once; there is nothing more to do for these values.
+ * reach them; returns how many. Written with the index.
  */
-export async function keepTags(
+export function keepTags(
   ctx: WarmContext,
   job: WarmJob,
+  index: ScanIndex,
   tags: readonly DueTag[],
   error: ErrorSummary,
-  log: Logger,
-): Promise<number> {
+): number {
   const now = ctx.now();
   let kept = 0;
-  let failure: ErrorSummary | undefined;
-  await forEachBounded(
-    tags.filter((due) => needsKeeping(due, job, now)),
-    ctx.storeConcurrency,
-    async (due) => {
-      try {
-        await keepTag(ctx, job, due, error);
-        kept++;
-      } catch (e) {
-        failure ??= summarizeError(e);
-      }
-    },
-  );
-  if (failure) log.error({ error: failure }, "could not keep stale tags in the store");
+  for (const due of tags) {
+    if (!needsKeeping(due, job, now)) continue;
+    keepTag(ctx, job, index, due, error);
+    kept++;
+  }
   return kept;
 }

@@ -1,27 +1,43 @@
 /**
  * Refreshes the due tags of one repository scan: `HEAD` first (an unchanged digest only
- * extends the deadline), each digest's manifest and config fetched once per pass, the
- * adaptive interval, and the events for new and moved tags.
+ * extends the deadline in the index), each digest's manifest and config fetched once per
+ * pass and stored as an image record before any index entry names it, the adaptive
+ * interval, and the events for new and moved tags.
  */
 import type { Logger } from "pino";
 import type { ImageEntry } from "../image/info.js";
 import type { Client } from "../registry/client.js";
-import { artifactExcludedReason, artifactTag } from "./artifact-tags.js";
+import { artifactTag } from "./artifact-tags.js";
 import type { DueTag } from "./due-tags.js";
 import { errorCode, MANIFEST_UNKNOWN, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
 import { ListedTagMissingError, StoreWriteError } from "./errors.js";
-import { encodeTagRecord, type TagRecord } from "./records.js";
-import { MAX_REFRESH_MS, nextRefreshInterval, refreshDeadline } from "./refresh-policy.js";
+import {
+  digestOfImageId,
+  encodeImageRecord,
+  IMAGE_RECORD_LIFETIME_MS,
+  type IndexEntry,
+  imageIdOf,
+  isExcludedImageId,
+  isLegacyImageId,
+} from "./index-records.js";
+import { MAX_REFRESH_MS, nextRefreshInterval } from "./refresh-policy.js";
+import type { ScanIndex } from "./scan-index.js";
 import type { WarmContext, WarmJob } from "./warm-pass.js";
 import type { RepositoryScanResult } from "./warmer-types.js";
 
+/** An image as the refresher knows it: its record's id, and whether it is excluded. */
+interface StoredImage {
+  id: string;
+  digest: string | undefined;
+}
+
 /** Refreshes single tags of one repository, sharing fetches by digest within the pass. */
 export class TagRefresher {
-  readonly #byDigest = new Map<string, Promise<ImageEntry>>();
+  readonly #byDigest = new Map<string, Promise<StoredImage>>();
   #previousTags: Set<string> | undefined;
 
   /**
-   * @param known entries already in the store by digest, so that a new tag on a known image
+   * @param known image ids already in the index by digest, so that a new tag on a known image
    *   costs no `GET`.
    * @param previousTags the tags of the last listing, to tell new tags apart (none on the
    *   first scan, which reports no new tags).
@@ -30,13 +46,14 @@ export class TagRefresher {
     private readonly ctx: WarmContext,
     private readonly job: WarmJob,
     private readonly client: Client,
-    known: Map<string, ImageEntry>,
+    private readonly index: ScanIndex,
+    known: Map<string, string>,
     private readonly previousTags: readonly string[] | undefined,
     private readonly result: RepositoryScanResult,
     private readonly log: Logger,
     private readonly signal: AbortSignal,
   ) {
-    for (const [digest, entry] of known) this.#byDigest.set(digest, Promise.resolve(entry));
+    for (const [digest, id] of known) this.#byDigest.set(digest, Promise.resolve({ id, digest }));
   }
 
   /**
@@ -46,10 +63,10 @@ export class TagRefresher {
    * Artifact tags (signatures, attestations, SBOMs, referrers) are excluded by name, unfetched.
    */
   async refresh(due: DueTag): Promise<void> {
-    const { tag, record } = due;
-    const artifact = artifactTag(tag);
-    if (artifact) return this.#excludeArtifact(tag, artifactExcludedReason(artifact));
-    const previousDigest = record ? (record.digest ?? record.entry.info?.digest) : undefined;
+    const { tag, entry: known } = due;
+    if (artifactTag(tag)) return this.#excludeArtifact(tag);
+    const previousId = known?.image;
+    const previousDigest = previousId === undefined ? undefined : digestOfImageId(previousId);
     let digest: string | undefined;
     try {
       const head = await this.client.head(tag, { signal: this.signal });
@@ -66,30 +83,27 @@ export class TagRefresher {
     // An unchanged digest is enough, unless the stored image predates annotations being
     // kept apart from labels: then its labels may hold them, and it is fetched again.
     if (
-      record &&
+      known &&
+      previousId !== undefined &&
       digest !== undefined &&
       digest === previousDigest &&
-      !record.predatesAnnotations
+      !isLegacyImageId(previousId)
     ) {
-      const excluded = record.entry.excludedReason !== undefined;
+      const excluded = isExcludedImageId(previousId);
       const intervalMs = nextRefreshInterval(
-        {
-          previousMs: record.intervalMs,
-          changed: false,
-          excluded,
-        },
+        { previousMs: known.intervalMs, changed: false, excluded },
         this.ctx.refresh,
       );
-      // Written without the record's last error: the check succeeded, it is fresh again.
-      await this.#write(tag, { entry: record.entry, digest, intervalMs, checkedAt: new Date(now) });
+      // Without the entry's last error: the check succeeded, it is fresh again.
+      this.#set(tag, { image: previousId, checkedAt: now, intervalMs, deadline: now + intervalMs });
       this.result.unchanged++;
       if (excluded) this.result.excluded++;
       this.ctx.metrics.getsAvoidedByHead.inc();
       return;
     }
-    let entry: ImageEntry;
+    let image: StoredImage;
     try {
-      entry = digest === undefined ? await this.#fetchTag(tag) : await this.#fetchDigest(digest);
+      image = digest === undefined ? await this.#fetchTag(tag) : await this.#fetchDigest(digest);
     } catch (error) {
       if (errorCode(error) === MANIFEST_UNKNOWN) {
         // HEAD named a digest the registry then does not have: a bogus answer, not a fresh value.
@@ -101,20 +115,18 @@ export class TagRefresher {
       }
       throw error;
     }
-    const info = entry.info && { ...entry.info, ref: this.job.name.withTag(tag) };
-    digest ??= info?.digest;
-    const excluded = info === undefined;
+    digest ??= image.digest;
+    const excluded = isExcludedImageId(image.id);
     const intervalMs = nextRefreshInterval(
       {
-        previousMs: record?.intervalMs,
+        previousMs: known?.intervalMs,
         // Known only now when HEAD failed: a GET by tag that finds the same digest is no move.
-        changed: record !== undefined && digest !== previousDigest,
+        changed: known !== undefined && digest !== previousDigest,
         excluded,
       },
       this.ctx.refresh,
     );
-    const stored: ImageEntry = info ? { info } : { excludedReason: entry.excludedReason ?? "" };
-    await this.#write(tag, { entry: stored, digest, intervalMs, checkedAt: new Date(now) });
+    this.#set(tag, { image: image.id, checkedAt: now, intervalMs, deadline: now + intervalMs });
     this.result.refreshed++;
     if (excluded) this.result.excluded++;
     this.ctx.metrics.tagsRefreshed.inc();
@@ -130,12 +142,13 @@ export class TagRefresher {
   }
 
   /** An artifact tag: excluded by name, for as long as the longest interval (it cannot change). */
-  async #excludeArtifact(tag: string, excludedReason: string): Promise<void> {
-    const now = new Date(this.ctx.now());
-    await this.#write(tag, {
-      entry: { excludedReason },
-      intervalMs: MAX_REFRESH_MS,
+  #excludeArtifact(tag: string): void {
+    const now = this.ctx.now();
+    this.#set(tag, {
+      artifact: true,
       checkedAt: now,
+      intervalMs: MAX_REFRESH_MS,
+      deadline: now + MAX_REFRESH_MS,
     });
     this.result.excluded++;
   }
@@ -169,13 +182,12 @@ export class TagRefresher {
     }
   }
 
-  #fetchDigest(digest: string): Promise<ImageEntry> {
+  #fetchDigest(digest: string): Promise<StoredImage> {
     let pending = this.#byDigest.get(digest);
     if (!pending) {
-      pending = this.client.manifest(digest, { signal: this.signal }).then((entry) => {
-        if (entry.info) entry.info.lastFetched ??= new Date(this.ctx.now());
-        return entry;
-      });
+      pending = this.client
+        .manifest(digest, { signal: this.signal })
+        .then((entry) => this.#store(entry, digest));
       // A failed fetch is not remembered: another tag may try again in this pass.
       pending.catch(() => this.#byDigest.delete(digest));
       this.#byDigest.set(digest, pending);
@@ -183,34 +195,40 @@ export class TagRefresher {
     return pending;
   }
 
-  async #fetchTag(tag: string): Promise<ImageEntry> {
+  async #fetchTag(tag: string): Promise<StoredImage> {
     const entry = await this.client.manifest(tag, { signal: this.signal });
-    if (entry.info) {
-      entry.info.lastFetched ??= new Date(this.ctx.now());
-      this.#byDigest.set(entry.info.digest, Promise.resolve(entry));
-    }
-    return entry;
+    const image = await this.#store(entry, entry.info?.digest);
+    if (entry.info) this.#byDigest.set(entry.info.digest, Promise.resolve(image));
+    return image;
   }
 
-  async #write(tag: string, record: TagRecord): Promise<void> {
-    const key = this.ctx.keys.tag(this.job.name, tag);
+  /** Writes a fetched image's record (before any index entry names it). */
+  async #store(entry: ImageEntry, digest: string | undefined): Promise<StoredImage> {
+    if (entry.info) entry.info.lastFetched ??= new Date(this.ctx.now());
+    const id = imageIdOf(entry, digest);
+    const key = this.ctx.keys.image(id);
     try {
       // Not the scan's signal: a write that started completes, so nothing is half-written.
       await this.ctx.store.set(
         key,
-        refreshDeadline(record.checkedAt, record.intervalMs),
-        encodeTagRecord(record),
+        new Date(this.ctx.now() + IMAGE_RECORD_LIFETIME_MS),
+        encodeImageRecord(entry),
         { signal: this.ctx.writeTimeout.signal() },
       );
     } catch (error) {
       const reason = summarizeError(error).message;
       throw new StoreWriteError(
         key,
-        `storing ${this.job.name.toString()}:${tag} failed: ${reason}`,
+        `storing ${this.job.name.toString()}@${digest ?? "?"} failed: ${reason}`,
         {
           cause: error,
         },
       );
     }
+    return { id, digest: entry.info?.digest ?? digest };
+  }
+
+  #set(tag: string, entry: IndexEntry): void {
+    this.index.set(tag, entry);
   }
 }

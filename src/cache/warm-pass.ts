@@ -9,19 +9,18 @@ import type { ClientFactory } from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
 import { artifactTag } from "./artifact-tags.js";
 import { forEachBounded } from "./bounded-parallel.js";
-import { type DueTag, dueTags } from "./due-tags.js";
+import { type DueTag, dropMissingImages, dueTags } from "./due-tags.js";
 import { errorCode, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
 import { StoreWriteError } from "./errors.js";
+import { decodeRepositoryIndexRecord, encodeRepositoryIndexRecord } from "./index-records.js";
 import type { Keys } from "./keys.js";
+import { upgradeFromLegacy } from "./legacy-upgrade.js";
 import type { WarmerMetrics } from "./metrics.js";
-import {
-  decodeRepositoryRecord,
-  encodeRepositoryRecord,
-  type RepositoryRecord,
-} from "./records.js";
+import { decodeRepositoryRecord, type RepositoryRecord } from "./records.js";
 import type { RefreshOptions } from "./refresh-policy.js";
 import { MAX_REFRESH_MS } from "./refresh-policy.js";
 import { LeaseLostError, RepositoryLease } from "./repository-lease.js";
+import { ScanIndex } from "./scan-index.js";
 import type { SharedTimeout } from "./shared-timeout.js";
 import { keepTag, keepTags, needsKeeping } from "./stale-tags.js";
 import type { Store } from "./store.js";
@@ -81,6 +80,9 @@ const REPOSITORY_RECORD_LIFETIME_MS = MAX_REFRESH_MS;
 /** Scanned less than this fraction of an interval ago counts as fresh (timers jitter). */
 const FRESH_FRACTION = 0.8;
 
+/** During a long scan, what was refreshed is written this often (a kill loses at most that). */
+const FLUSH_EVERY_MS = 5_000;
+
 /** A result with nothing done yet, for `repository` scanned from `startedAt`. */
 export function emptyScanResult(repository: string, startedAt: Date): RepositoryScanResult {
   return {
@@ -112,6 +114,8 @@ interface Scan {
    * only; the caller's signal stops it too.
    */
   controller: AbortController;
+  /** Whether the repository record found is the first layout's (this scan converts it). */
+  legacy?: boolean;
 }
 
 /**
@@ -189,18 +193,69 @@ async function scanUnderLease(s: Scan): Promise<void> {
   }
 }
 
-async function readRecord({ ctx, job, log }: Scan): Promise<RepositoryRecord | undefined> {
+async function readRecord(s: Scan): Promise<RepositoryRecord | undefined> {
+  const { ctx, job, log } = s;
   try {
-    const got = await ctx.store.get(ctx.keys.repository(job.name), { signal: job.signal });
+    const key = ctx.keys.repository(job.name);
+    let got = await ctx.store.get(key, { signal: job.signal });
+    if (got) {
+      const record = decodeRepositoryIndexRecord(got.value);
+      if (record) return record;
+    }
+    const legacyKey = ctx.keys.legacyRepository(job.name);
+    if (!got && legacyKey !== key) got = await ctx.store.get(legacyKey, { signal: job.signal });
     if (!got) return undefined;
     const record = decodeRepositoryRecord(got.value);
     if (!record) log.warn("repository record does not decode; treating it as missing");
+    else s.legacy = true;
     return record;
   } catch (error) {
     if (job.signal.aborted) throw error;
     log.warn({ error: summarizeError(error) }, "could not read the repository record");
     return undefined;
   }
+}
+
+/**
+ * The repository's index for this scan, converted from the first layout when the record
+ * found was that layout's (`tags`: the listing whose records to convert).
+ */
+async function loadIndex(s: Scan, tags: readonly string[] | undefined): Promise<ScanIndex> {
+  const { ctx, job, log } = s;
+  const index = await ScanIndex.load(ctx, job.name, job.signal);
+  if (s.legacy && tags?.length) {
+    await upgradeFromLegacy(ctx, index, job.name, tags, log, job.signal);
+  }
+  return index;
+}
+
+/**
+ * Writes the index back before the repository record: the images it names are kept alive
+ * first (see ScanIndex.keepImagesAlive), then the changed buckets. Returns the images' mark
+ * for the record; a refused write fails the scan (the record still says why).
+ */
+async function finishIndex(
+  s: Scan,
+  index: ScanIndex,
+  previous: RepositoryRecord | undefined,
+  keep: ReadonlySet<string> | undefined,
+): Promise<Date | undefined> {
+  const { ctx, result, log } = s;
+  let keptAt = s.legacy ? undefined : previous?.imagesKeptAt?.getTime();
+  try {
+    keptAt = await index.keepImagesAlive(keptAt, s.legacy ? ctx.now() : result.startedAt.getTime());
+  } catch (error) {
+    log.error({ error: summarizeError(error) }, "could not keep the index's images alive");
+  }
+  try {
+    await index.flush(keep, log);
+  } catch (error) {
+    const summary = summarizeError(error);
+    log.error({ error: summary }, "the store refused a write");
+    result.error ??= { code: "STORE_ERROR", message: summary.message };
+    if (result.outcome === "scanned") result.outcome = "failed";
+  }
+  return keptAt === undefined ? undefined : new Date(keptAt);
 }
 
 /** Why the scan stopped early, when it was not the repository's own failure. */
@@ -220,6 +275,7 @@ async function scanRepository(s: Scan): Promise<void> {
   }
   if (
     !job.force &&
+    !s.legacy &&
     previous?.lastScanned &&
     ctx.now() - previous.lastScanned.getTime() < job.intervalMs * FRESH_FRACTION
   ) {
@@ -234,8 +290,8 @@ async function scanRepository(s: Scan): Promise<void> {
     result.outcome = "failed";
     result.error = summarizeError(error);
     log.error({ error: result.error }, "the repository's tag filter is invalid");
-    await keepPreviousTags(s, previous, result.error);
-    await writeRecord(s, previous, undefined, result.error);
+    const keptAt = await keepPreviousTags(s, previous, result.error);
+    await writeRecord(s, previous, undefined, result.error, keptAt);
     return;
   }
 
@@ -253,8 +309,8 @@ async function scanRepository(s: Scan): Promise<void> {
     result.outcome = "failed";
     result.error = repoError;
     log.warn({ error: repoError }, "listing tags failed");
-    await keepPreviousTags(s, previous, repoError);
-    await writeRecord(s, previous, undefined, repoError);
+    const keptAt = await keepPreviousTags(s, previous, repoError);
+    await writeRecord(s, previous, undefined, repoError, keptAt);
     return;
   }
   const listed = filter(all);
@@ -262,19 +318,35 @@ async function scanRepository(s: Scan): Promise<void> {
   result.filteredOut = all.length - listed.length;
   result.artifacts = countArtifactTags(listed);
 
-  const { due, known } = await dueTags(
-    ctx,
-    job.name,
-    listed,
-    result,
-    log,
-    signal,
-    job.checkAll ?? false,
-  );
+  let index: ScanIndex;
+  try {
+    index = await loadIndex(s, previous?.tags);
+  } catch {
+    result.outcome = "aborted";
+    return;
+  }
+  const { due, known } = dueTags(ctx, index, listed, result, log, job.checkAll ?? false);
+  try {
+    await dropMissingImages(ctx, due, known, log, signal);
+  } catch {
+    // Stopped: the loop below starts nothing and the stop is handled after it.
+  }
   const total = due.length;
   let done = 0;
   job.onProgress?.({ total, done });
-  const refresher = new TagRefresher(ctx, job, client, known, previous?.tags, result, log, signal);
+  const refresher = new TagRefresher(
+    ctx,
+    job,
+    client,
+    index,
+    known,
+    previous?.tags,
+    result,
+    log,
+    signal,
+  );
+  let flushedAt = performance.now();
+  let flushing: Promise<void> | undefined;
   /** Due tags written (refreshed, or kept after their own error); the rest are kept below. */
   const settled = new Set<DueTag>();
   let storeRefused = false;
@@ -302,19 +374,29 @@ async function scanRepository(s: Scan): Promise<void> {
           const tagError = summarizeError(error);
           lastTagError = tagError;
           log.warn({ tag, error: tagError }, "refreshing a tag failed");
-          try {
-            if (needsKeeping(item, job, ctx.now())) await keepTag(ctx, job, item, tagError);
-            settled.add(item);
-          } catch (keepError) {
-            log.error({ tag, error: summarizeError(keepError) }, "could not keep the stale tag");
-          }
+          if (needsKeeping(item, job, ctx.now())) keepTag(ctx, job, index, item, tagError);
+          settled.add(item);
         }
       } finally {
         job.onProgress?.({ total, done: ++done });
       }
+      // A long scan writes what it has now and then, so that a kill loses little of it.
+      if (!flushing && index.dirty && performance.now() - flushedAt > FLUSH_EVERY_MS) {
+        flushing = index
+          .flush(undefined, log)
+          .catch((error: unknown) => {
+            log.warn({ error: summarizeError(error) }, "could not write the index mid-scan");
+          })
+          .finally(() => {
+            flushedAt = performance.now();
+            flushing = undefined;
+          });
+        await flushing;
+      }
     },
     signal,
   );
+  await flushing;
   const why = stopReason(s);
   if (why === "lease") return endStopped(s, why);
   if (why === "caller") {
@@ -329,12 +411,18 @@ async function scanRepository(s: Scan): Promise<void> {
   // write the store would refuse these too, each after a timeout.)
   if (repoError && why !== "caller" && !storeRefused) {
     const unsettled = due.filter((item) => !settled.has(item));
-    await keepTags(ctx, job, unsettled, repoError, log);
+    keepTags(ctx, job, index, unsettled, repoError);
   }
-  // Tag records are all written by now and the repository record comes last: a kill in
-  // between leaves the previous listing naming tags whose records are whole, never a
-  // listing naming tags that were never written.
-  await writeRecord(s, previous, listed, lastError);
+  // Images are written by now, the buckets next and the repository record last: a kill in
+  // between leaves the previous listing over entries whose images are whole, never a
+  // listing or an index naming what was never written. Entries of tags in neither listing
+  // are dropped from the buckets rewritten.
+  const keep = new Set(listed);
+  for (const tag of previous?.tags ?? []) keep.add(tag);
+  const keptAt = storeRefused
+    ? previous?.imagesKeptAt
+    : await finishIndex(s, index, previous, keep);
+  await writeRecord(s, previous, listed, lastError, keptAt);
   if (result.outcome === "scanned" && !lastError) ctx.factory.succeed(job.name);
   if (result.outcome !== "aborted") {
     ctx.metrics.tagsCached.set({ repository: result.repository }, result.tags - result.errors);
@@ -349,15 +437,18 @@ async function keepPreviousTags(
   s: Scan,
   previous: RepositoryRecord | undefined,
   error: ErrorSummary,
-): Promise<void> {
+): Promise<Date | undefined> {
   const { ctx, job, log } = s;
-  if (!previous?.tags?.length) return;
+  if (!previous?.tags?.length) return previous?.imagesKeptAt;
   try {
+    const index = await loadIndex(s, previous.tags);
     const scratch = emptyScanResult(job.name.toString(), new Date(ctx.now()));
-    const { due } = await dueTags(ctx, job.name, previous.tags, scratch, log, job.signal);
-    await keepTags(ctx, job, due, error, log);
+    const { due } = dueTags(ctx, index, previous.tags, scratch, log);
+    keepTags(ctx, job, index, due, error);
+    return await finishIndex(s, index, previous, undefined);
   } catch (e) {
     if (!job.signal.aborted) log.error({ error: summarizeError(e) }, "could not keep stale tags");
+    return previous.imagesKeptAt;
   }
 }
 
@@ -391,6 +482,7 @@ async function writeRecord(
   previous: RepositoryRecord | undefined,
   listed: string[] | undefined,
   lastError: ErrorSummary | undefined,
+  imagesKeptAt: Date | undefined,
 ): Promise<void> {
   const now = ctx.now();
   const aborted = result.outcome === "aborted";
@@ -407,12 +499,18 @@ async function writeRecord(
     lastScanned: aborted ? previous?.lastScanned : result.startedAt,
     scannedBy: aborted ? previous?.scannedBy : ctx.owner,
   };
+  if (imagesKeptAt) record.imagesKeptAt = imagesKeptAt;
   // Its deadline is not used for scheduling (lastScanned is); see REPOSITORY_RECORD_LIFETIME_MS.
   const deadline = new Date(now + Math.max(job.intervalMs, REPOSITORY_RECORD_LIFETIME_MS));
   try {
-    await ctx.store.set(ctx.keys.repository(job.name), deadline, encodeRepositoryRecord(record), {
-      signal: AbortSignal.timeout(ctx.finalWriteTimeoutMs),
-    });
+    await ctx.store.set(
+      ctx.keys.repository(job.name),
+      deadline,
+      encodeRepositoryIndexRecord(record),
+      {
+        signal: AbortSignal.timeout(ctx.finalWriteTimeoutMs),
+      },
+    );
   } catch (error) {
     const summary = summarizeError(error);
     log.error({ error: summary }, "could not write the repository record");

@@ -16,6 +16,7 @@ import { forEachBounded } from "./bounded-parallel.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import { WarmerRunningError } from "./errors.js";
+import { decodeRepositoryIndexRecord } from "./index-records.js";
 import { Keys } from "./keys.js";
 import { warmerMetrics } from "./metrics.js";
 import { decodeRepositoryRecord } from "./records.js";
@@ -48,7 +49,7 @@ export interface WarmerOptions {
   lookup?: ImageCredsLookup;
   /** Per-repository options (tag filter, platform, interval), by canonical name. */
   repositoryOptions?: (repository: string) => RepositoryOptions | undefined;
-  /** Key namespace (default `new Keys()`, prefix `regscan:v1:`). */
+  /** Key namespace (default `new Keys()`, prefix `regscan:v2:`). */
   keys?: Keys;
   /** Registry requests in flight per repository (default 10). */
   burst?: number;
@@ -385,7 +386,8 @@ export class Warmer {
       const got = await this.#ctx.store.get(this.#ctx.keys.repository(name), {
         signal: AbortSignal.timeout(5000),
       });
-      const record = got && decodeRepositoryRecord(got.value);
+      const record =
+        got && (decodeRepositoryIndexRecord(got.value) ?? decodeRepositoryRecord(got.value));
       if (!record) return;
       if (record.tags) status.tagCount = record.tags.length;
       if (record.tags) status.artifactTags = record.artifactTags ?? 0;

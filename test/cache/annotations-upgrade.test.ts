@@ -13,11 +13,7 @@ import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
 import { Keys } from "../../src/cache/keys.js";
 import { openStore } from "../../src/cache/open-store.js";
-import {
-  decodeTagRecord,
-  encodeRepositoryRecord,
-  encodeTagRecord,
-} from "../../src/cache/records.js";
+import { encodeRepositoryRecord, encodeTagRecord } from "../../src/cache/records.js";
 import type { Store } from "../../src/cache/store.js";
 import { Warmer } from "../../src/cache/warmer.js";
 import type { ImageInfo } from "../../src/image/info.js";
@@ -122,10 +118,10 @@ describe("a cache written before annotations were kept apart", () => {
       // Both tags share one image: fetched once (manifest and config), not per tag.
       assert.deepEqual(count(registry.requests()), { heads: 2, manifestGets: 1, blobGets: 1 });
       for (const tag of TAGS) {
-        const got = await store.get(keys.tag(name, tag));
+        const got = await cache.cachedTag(name, tag);
         assert.ok(got);
-        const record = decodeTagRecord(got.value, name, tag);
-        assert.equal(record?.predatesAnnotations, undefined, `${tag} rewritten in layout 3`);
+        const record = got.record;
+        assert.equal(record?.predatesAnnotations, undefined, `${tag} fetched again, in layout 2`);
         assert.deepEqual(record?.entry.info?.labels, { team: "blue" });
         assert.deepEqual(record?.entry.info?.annotations, ANNOTATIONS);
         assert.equal(record?.intervalMs, 2 * HOUR, "unchanged digest: interval doubled");

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
+import { bucketOf } from "../../src/cache/index-records.js";
 import { Keys } from "../../src/cache/keys.js";
-import { decodeTagRecord } from "../../src/cache/records.js";
 import type { Store } from "../../src/cache/store.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer, type WarmerOptions } from "../../src/cache/warmer.js";
@@ -58,8 +58,8 @@ async function metricValue(registry: MetricsRegistry, name: string): Promise<num
 }
 
 async function tagInterval(store: Store, name = APP, tag = "v0"): Promise<number | undefined> {
-  const got = await store.get(new Keys().tag(name, tag));
-  return got && decodeTagRecord(got.value, name, tag)?.intervalMs;
+  const cache = new Cache({ store, metricsRegistry: new MetricsRegistry() });
+  return (await cache.cachedTag(name, tag))?.record?.intervalMs;
 }
 
 describe("Warmer.scan", () => {
@@ -304,9 +304,12 @@ describe("Warmer.scan", () => {
     const app = fakeRepository(APP, 4, 4);
     const { warmer, factory, store } = setup({ [APP.toString()]: app });
     await warmer.scan([{ name: APP }]);
-    store.setRaw(new Keys().tag(APP, "v2"), new TextEncoder().encode("garbage"), HOUR);
+    // The index buckets of v2 and v3 (each apart from v0's and v1's) hold something else.
+    const bucket = (tag: string) => bucketOf(tag);
+    assert.equal(new Set(["v0", "v1", "v2", "v3"].map(bucket)).size, 4, "four buckets");
+    store.setRaw(new Keys().bucket(APP, bucket("v2")), new TextEncoder().encode("garbage"), HOUR);
     await store.set(
-      new Keys().tag(APP, "v3"),
+      new Keys().bucket(APP, bucket("v3")),
       new Date(Date.now() + HOUR),
       new TextEncoder().encode("{}"),
     );
@@ -327,7 +330,8 @@ describe("Warmer and a failing store", () => {
       get: (k, o) => store.get(k, o),
       getMany: (k, o) => store.getMany(k, o),
       set: async (k, d, v, o) => {
-        if (refuse && k.includes(":tag:")) throw new CodedError("STORE_UNAVAILABLE", "server gone");
+        if (refuse && (k.includes(":img:") || k.includes(":idx:")))
+          throw new CodedError("STORE_UNAVAILABLE", "server gone");
         return store.set(k, d, v, o);
       },
       acquire: (k, t, w, o) => store.acquire(k, t, w, o),

@@ -63,7 +63,11 @@ test("keys: one per repository, one per tag, one lease, all under the prefix", (
   const name = parseImageName("localhost:5000/team/app");
   const keys = new Keys();
   assert.equal(keys.repository(name), `${DEFAULT_KEY_PREFIX}repo:localhost:5000/team/app`);
-  assert.equal(keys.tag(name, "v1.2"), `${DEFAULT_KEY_PREFIX}tag:localhost:5000/team/app:v1.2`);
+  assert.equal(keys.bucket(name, 7), `${DEFAULT_KEY_PREFIX}idx:localhost:5000/team/app#7`);
+  assert.equal(keys.image("sha256:ab"), `${DEFAULT_KEY_PREFIX}img:sha256:ab`);
+  // The first layout's tag keys, read once by the scan that upgrades a store.
+  assert.equal(keys.tag(name, "v1.2"), "regscan:v1:tag:localhost:5000/team/app:v1.2");
+  assert.equal(new Keys("prod:").tag(name, "v1.2"), "prod:tag:localhost:5000/team/app:v1.2");
   assert.equal(keys.lease(name), `${DEFAULT_KEY_PREFIX}lease:localhost:5000/team/app`);
   assert.equal(new Keys("prod:").repository(name), "prod:repo:localhost:5000/team/app");
   // Canonical names: the short and long spellings of a Docker Hub image share a key.

@@ -1,0 +1,483 @@
+/**
+ * The values of the cache's second layout: image records stored once by digest, a tag index
+ * per repository split into buckets by a hash of the tag, and the repository record on top.
+ * Compact JSON inside the store's envelope; anything without the expected shape is a miss.
+ *
+ * A bucket holds its entries as one flat array (tag, image, checked, interval per entry) with
+ * the image ids it points at listed once, so that decoding a 20,000-tag index allocates no
+ * object per tag.
+ */
+import { createHash } from "node:crypto";
+import type { ImageEntry } from "../image/info.js";
+import type { RepositoryRecord, SharedEntry, TagError } from "./records.js";
+import { sharedEntry } from "./records.js";
+
+/** Buckets per repository index: a changed tag rewrites about 1/32 of the index. */
+export const INDEX_BUCKETS = 32;
+
+/**
+ * An image record's deadline (the store keeps it twice as long, 60 days). Image records never
+ * change; the warmer writes each one again before half of that store life is gone while an
+ * index points at it (see `imagesKeptAt`), and no bucket lives longer than
+ * {@link MAX_BUCKET_LIFE_MS} past its last write, so an image outlives every index entry.
+ */
+export const IMAGE_RECORD_LIFETIME_MS = 30 * 24 * 3_600_000;
+/** How long the store keeps an image record written now. */
+export const IMAGE_RECORD_STORE_LIFE_MS = 2 * IMAGE_RECORD_LIFETIME_MS;
+/** Once this long has passed since the images of an index were last written, they are rewritten. */
+export const IMAGE_KEEP_AFTER_MS = IMAGE_RECORD_STORE_LIFE_MS / 2;
+/** The longest a bucket is kept by the store past its last write (its deadline is clamped). */
+export const MAX_BUCKET_LIFE_MS = IMAGE_KEEP_AFTER_MS / 2;
+
+const REPOSITORY_INDEX_VERSION = 2;
+const BUCKET_VERSION = 1;
+const IMAGE_VERSION = 1;
+
+/** Marks an image id converted from a first-layout record written before annotations were kept. */
+const LEGACY_SUFFIX = "~2";
+/** Entry image references that are not indexes into the bucket's image list. */
+const REF_FAILED = -1;
+const REF_ARTIFACT = -2;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** One tag of a repository index, as the warmer works with it. */
+export interface IndexEntry {
+  /** The image record's id (see {@link imageIdOf}); absent for a failed or artifact tag. */
+  image?: string;
+  /** An artifact tag (signature, attestation, SBOM, referrers): excluded by name. */
+  artifact?: true;
+  /** When the tag was last checked (ms); 0 for a tag never fetched. */
+  checkedAt: number;
+  /** The refresh interval the deadline was set with (ms). */
+  intervalMs: number;
+  /** The refresh deadline (ms): checkedAt + intervalMs, later for a kept stale tag. */
+  deadline: number;
+  /** Why the entry is stale (the last refresh failed), or why a tag was never fetched. */
+  lastError?: TagError;
+}
+
+/** A decoded bucket: tag -> entry. */
+export type Bucket = Map<string, IndexEntry>;
+
+/** The bucket a tag lives in: FNV-1a of its characters (tags are ASCII by grammar). */
+export function bucketOf(tag: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < tag.length; i++) {
+    h ^= tag.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % INDEX_BUCKETS;
+}
+
+/**
+ * The id an image record is stored under: the top-level digest, `@` the chosen platform
+ * manifest's digest for an index, `!` a hash of the reason for an excluded entry, and `~2`
+ * when converted from a record whose labels may hold annotations (fetched again when due).
+ */
+export function imageIdOf(entry: ImageEntry, digest: string | undefined, legacy = false): string {
+  let id: string;
+  if (entry.info) {
+    const { info } = entry;
+    id = info.platformDigest ? `${info.digest}@${info.platformDigest}` : info.digest;
+  } else {
+    const hash = createHash("sha256").update(entry.excludedReason).digest("hex").slice(0, 16);
+    id = `${digest ?? ""}!${hash}`;
+  }
+  return legacy ? `${id}${LEGACY_SUFFIX}` : id;
+}
+
+/** The top-level digest an image id names, if any. */
+export function digestOfImageId(id: string): string | undefined {
+  let end = id.length;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    // '@', '!', '~'
+    if (c === 0x40 || c === 0x21 || c === 0x7e) {
+      end = i;
+      break;
+    }
+  }
+  return end === 0 ? undefined : id.slice(0, end);
+}
+
+/** Whether the id names an excluded entry. */
+export function isExcludedImageId(id: string): boolean {
+  return id.includes("!");
+}
+
+/** Whether the id was converted from a record whose labels may hold annotations. */
+export function isLegacyImageId(id: string): boolean {
+  return id.endsWith(LEGACY_SUFFIX);
+}
+
+/** Serialises an image record. */
+export function encodeImageRecord(entry: ImageEntry): Uint8Array {
+  const { info } = entry;
+  if (!info)
+    return encoder.encode(
+      JSON.stringify({ v: IMAGE_VERSION, excludedReason: entry.excludedReason }),
+    );
+  return encoder.encode(
+    JSON.stringify({
+      v: IMAGE_VERSION,
+      info: {
+        digest: info.digest,
+        platformDigest: info.platformDigest,
+        imageID: info.imageID,
+        mediaType: info.mediaType,
+        createdAt: info.createdAt?.getTime(),
+        labels: info.labels,
+        annotations: info.annotations,
+        indexAnnotations: info.indexAnnotations,
+        platform: info.platform,
+        platforms: info.platforms,
+        lastFetched: info.lastFetched?.getTime(),
+      },
+    }),
+  );
+}
+
+/** Reads an image record back (labels and platforms frozen); undefined when it is not one. */
+export function decodeImageRecord(bytes: Uint8Array): SharedEntry | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  return decodeImageJson(parsed);
+}
+
+/** An image record already parsed from JSON; undefined when it is not one. */
+export function decodeImageJson(parsed: unknown): SharedEntry | undefined {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+  const r = parsed as Record<string, unknown>;
+  if (r.v !== IMAGE_VERSION) return undefined;
+  return sharedEntry(r) ?? undefined;
+}
+
+/**
+ * Parses many image records at once (one JSON.parse over the lot, the fastest way V8 has);
+ * an element that does not decode is undefined. Falls back to one parse per record when
+ * the lot is not valid JSON (a damaged record).
+ */
+export function decodeImageRecords(
+  values: readonly (Uint8Array | undefined)[],
+): (SharedEntry | undefined)[] {
+  const present: Uint8Array[] = [];
+  for (const v of values) if (v) present.push(v);
+  const out = new Array<SharedEntry | undefined>(values.length);
+  if (present.length === 0) return out;
+  let parsed: unknown[] | undefined;
+  try {
+    const parts: Uint8Array[] = [OPEN];
+    for (let i = 0; i < present.length; i++) {
+      if (i > 0) parts.push(COMMA);
+      parts.push(present[i] as Uint8Array);
+    }
+    parts.push(CLOSE);
+    const text = decoder.decode(Buffer.concat(parts));
+    const all = JSON.parse(text) as unknown;
+    if (Array.isArray(all) && all.length === present.length) parsed = all;
+  } catch {
+    parsed = undefined;
+  }
+  let at = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!v) continue;
+    out[i] = parsed ? decodeImageJson(parsed[at]) : decodeImageRecord(v);
+    at++;
+  }
+  return out;
+}
+
+const OPEN = encoder.encode("[");
+const COMMA = encoder.encode(",");
+const CLOSE = encoder.encode("]");
+
+/** The raw, undecoded form of a bucket: what the fast read path walks without allocating per tag. */
+export interface RawBucket {
+  /** ms every checked time and deadline is relative to. */
+  t0: number;
+  /** Image ids, referenced by index. */
+  images: string[];
+  /** Flat: tag, image ref, checked offset, interval, repeated. */
+  entries: unknown[];
+  /** Flat: entry number, deadline offset (or null), error number (or -1), repeated. */
+  extras: unknown[];
+  /** [code, message, at] per distinct error. */
+  errors: TagError[];
+}
+
+/** The stride of {@link RawBucket.entries}. */
+export const ENTRY_STRIDE = 4;
+const EXTRA_STRIDE = 3;
+
+/** Serialises a bucket. */
+export function encodeBucket(bucket: Bucket): Uint8Array {
+  let t0 = Number.POSITIVE_INFINITY;
+  for (const e of bucket.values()) if (e.checkedAt > 0 && e.checkedAt < t0) t0 = e.checkedAt;
+  if (!Number.isFinite(t0)) t0 = 0;
+  const images: string[] = [];
+  const imageIndex = new Map<string, number>();
+  const errors: unknown[] = [];
+  const errorIndex = new Map<TagError, number>();
+  const errorByText = new Map<string, number>();
+  const entries: unknown[] = [];
+  const extras: unknown[] = [];
+  let n = 0;
+  for (const [tag, e] of bucket) {
+    let ref: number;
+    if (e.image !== undefined) {
+      let i = imageIndex.get(e.image);
+      if (i === undefined) {
+        i = images.length;
+        images.push(e.image);
+        imageIndex.set(e.image, i);
+      }
+      ref = i;
+    } else {
+      ref = e.artifact ? REF_ARTIFACT : REF_FAILED;
+    }
+    entries.push(tag, ref, e.checkedAt - t0, e.intervalMs);
+    const explicitDeadline = e.deadline !== e.checkedAt + e.intervalMs;
+    if (explicitDeadline || e.lastError) {
+      let err = -1;
+      if (e.lastError) {
+        const le = e.lastError;
+        let k = errorIndex.get(le);
+        if (k === undefined) {
+          const text = `${le.code}\n${le.message}\n${le.at.getTime()}`;
+          k = errorByText.get(text);
+          if (k === undefined) {
+            k = errors.length;
+            errors.push([le.code, le.message, le.at.getTime()]);
+            errorByText.set(text, k);
+          }
+          errorIndex.set(le, k);
+        }
+        err = k;
+      }
+      extras.push(n, explicitDeadline ? e.deadline - t0 : null, err);
+    }
+    n++;
+  }
+  const out: Record<string, unknown> = { v: BUCKET_VERSION, t0, i: images, e: entries };
+  if (extras.length > 0) {
+    out.x = extras;
+    out.r = errors;
+  }
+  return encoder.encode(JSON.stringify(out));
+}
+
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** Reads a bucket's raw form back, checked; undefined when the bytes are not a bucket. */
+export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
+  const o = r as Record<string, unknown>;
+  if (o.v !== BUCKET_VERSION || !isFiniteNumber(o.t0)) return undefined;
+  const images = o.i;
+  const entries = o.e;
+  const extras = o.x ?? [];
+  const rawErrors = o.r ?? [];
+  if (
+    !Array.isArray(images) ||
+    !images.every((x) => typeof x === "string") ||
+    !Array.isArray(entries) ||
+    entries.length % ENTRY_STRIDE !== 0 ||
+    !Array.isArray(extras) ||
+    extras.length % EXTRA_STRIDE !== 0 ||
+    !Array.isArray(rawErrors)
+  ) {
+    return undefined;
+  }
+  const count = entries.length / ENTRY_STRIDE;
+  for (let at = 0; at < entries.length; at += ENTRY_STRIDE) {
+    const ref = entries[at + 1];
+    if (
+      typeof entries[at] !== "string" ||
+      !Number.isInteger(ref) ||
+      (ref as number) < REF_ARTIFACT ||
+      (ref as number) >= images.length ||
+      !isFiniteNumber(entries[at + 2]) ||
+      !(isFiniteNumber(entries[at + 3]) && (entries[at + 3] as number) >= 0)
+    ) {
+      return undefined;
+    }
+  }
+  const errors: TagError[] = [];
+  for (const e of rawErrors) {
+    if (
+      !Array.isArray(e) ||
+      typeof e[0] !== "string" ||
+      typeof e[1] !== "string" ||
+      !isFiniteNumber(e[2])
+    ) {
+      return undefined;
+    }
+    errors.push({ code: e[0], message: e[1], at: new Date(e[2]) });
+  }
+  for (let at = 0; at < extras.length; at += EXTRA_STRIDE) {
+    const n = extras[at];
+    const d = extras[at + 1];
+    const err = extras[at + 2];
+    if (
+      !Number.isInteger(n) ||
+      (n as number) < 0 ||
+      (n as number) >= count ||
+      !(d === null || isFiniteNumber(d)) ||
+      !Number.isInteger(err) ||
+      (err as number) < -1 ||
+      (err as number) >= errors.length
+    ) {
+      return undefined;
+    }
+  }
+  return { t0: o.t0, images: images as string[], entries, extras, errors };
+}
+
+/** The entry at `n` of a raw bucket (allocates: for the warmer and single-tag reads). */
+export function rawEntry(
+  raw: RawBucket,
+  n: number,
+  extra?: { deadline: number | null; error: number },
+): IndexEntry {
+  const at = n * ENTRY_STRIDE;
+  const ref = raw.entries[at + 1] as number;
+  const checkedAt = (raw.entries[at + 2] as number) + raw.t0;
+  const intervalMs = raw.entries[at + 3] as number;
+  const entry: IndexEntry = {
+    checkedAt,
+    intervalMs,
+    deadline:
+      extra?.deadline === null || extra === undefined
+        ? checkedAt + intervalMs
+        : extra.deadline + raw.t0,
+  };
+  if (ref >= 0) entry.image = raw.images[ref] as string;
+  else if (ref === REF_ARTIFACT) entry.artifact = true;
+  if (extra && extra.error >= 0) entry.lastError = raw.errors[extra.error];
+  return entry;
+}
+
+/** The extras of a raw bucket by entry number. */
+export function rawExtras(raw: RawBucket): Map<number, { deadline: number | null; error: number }> {
+  const out = new Map<number, { deadline: number | null; error: number }>();
+  for (let at = 0; at < raw.extras.length; at += EXTRA_STRIDE) {
+    out.set(raw.extras[at] as number, {
+      deadline: raw.extras[at + 1] as number | null,
+      error: raw.extras[at + 2] as number,
+    });
+  }
+  return out;
+}
+
+/** Decodes a whole bucket into entries (the warmer's form). */
+export function decodeBucket(bytes: Uint8Array): Bucket | undefined {
+  const raw = decodeRawBucket(bytes);
+  return raw && bucketFromRaw(raw);
+}
+
+/** Entries of a raw bucket. */
+export function bucketFromRaw(raw: RawBucket): Bucket {
+  const extras = rawExtras(raw);
+  const out: Bucket = new Map();
+  for (let n = 0; n * ENTRY_STRIDE < raw.entries.length; n++) {
+    out.set(raw.entries[n * ENTRY_STRIDE] as string, rawEntry(raw, n, extras.get(n)));
+  }
+  return out;
+}
+
+/**
+ * When the store would have dropped an entry had it been its own value (as tags were in the
+ * first layout): twice the time from its write to its deadline, at least an hour. Readers
+ * treat an entry past this as absent, so a stopped warmer's values expire as before.
+ */
+export function entryExpiresAt(e: IndexEntry, minExpiryMs: number): number {
+  const written = e.lastError ? Math.max(e.lastError.at.getTime(), e.checkedAt) : e.checkedAt;
+  return written + Math.max(2 * (e.deadline - written), minExpiryMs);
+}
+
+/** Serialises a second-layout repository record. */
+export function encodeRepositoryIndexRecord(record: RepositoryRecord): Uint8Array {
+  return encoder.encode(
+    JSON.stringify({
+      v: REPOSITORY_INDEX_VERSION,
+      tags: record.tags,
+      filteredOut: record.filteredOut,
+      artifactTags: record.artifactTags,
+      lastUpdate: record.lastUpdate?.getTime(),
+      lastError: record.lastError && {
+        code: record.lastError.code,
+        message: record.lastError.message,
+        at: record.lastError.at.getTime(),
+      },
+      lastScanned: record.lastScanned?.getTime(),
+      scannedBy: record.scannedBy,
+      imagesKeptAt: record.imagesKeptAt?.getTime(),
+    }),
+  );
+}
+
+/** Reads a second-layout repository record; undefined when the bytes are not one. */
+export function decodeRepositoryIndexRecord(bytes: Uint8Array): RepositoryRecord | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
+  const o = r as Record<string, unknown>;
+  if (o.v !== REPOSITORY_INDEX_VERSION) return undefined;
+  const optNum = (v: unknown) => v === undefined || isFiniteNumber(v);
+  const e = o.lastError as Record<string, unknown> | undefined;
+  if (
+    !(
+      o.tags === undefined ||
+      (Array.isArray(o.tags) && o.tags.every((t) => typeof t === "string"))
+    ) ||
+    !optNum(o.filteredOut) ||
+    !optNum(o.artifactTags) ||
+    !optNum(o.lastUpdate) ||
+    !optNum(o.lastScanned) ||
+    !optNum(o.imagesKeptAt) ||
+    !(o.scannedBy === undefined || typeof o.scannedBy === "string") ||
+    !(
+      e === undefined ||
+      (typeof e === "object" &&
+        e !== null &&
+        typeof e.code === "string" &&
+        typeof e.message === "string" &&
+        isFiniteNumber(e.at))
+    )
+  ) {
+    return undefined;
+  }
+  const date = (v: unknown) => (v === undefined ? undefined : new Date(v as number));
+  const record: RepositoryRecord = {
+    tags: o.tags as string[] | undefined,
+    filteredOut: o.filteredOut as number | undefined,
+    ...(o.artifactTags ? { artifactTags: o.artifactTags as number } : {}),
+    lastUpdate: date(o.lastUpdate),
+    lastError: e && {
+      code: e.code as string,
+      message: e.message as string,
+      at: new Date(e.at as number),
+    },
+    lastScanned: date(o.lastScanned),
+    scannedBy: o.scannedBy as string | undefined,
+  };
+  if (o.imagesKeptAt !== undefined) record.imagesKeptAt = new Date(o.imagesKeptAt as number);
+  return record;
+}

@@ -1,0 +1,262 @@
+/**
+ * A repository's tag index as one scan works on it: its buckets read once, entries changed
+ * in memory, then written back bottom-up (image records are already stored when an entry
+ * names them; changed buckets next; the repository record last, by the caller).
+ */
+import type { Logger } from "pino";
+import type { ImageName } from "../image/ref.js";
+import { forEachBounded } from "./bounded-parallel.js";
+import { MIN_EXPIRY_MS } from "./envelope.js";
+import { summarizeError } from "./error-summary.js";
+import { bucketKeys } from "./index-reader.js";
+import {
+  type Bucket,
+  bucketFromRaw,
+  bucketOf,
+  decodeRawBucket,
+  digestOfImageId,
+  encodeBucket,
+  entryExpiresAt,
+  IMAGE_KEEP_AFTER_MS,
+  IMAGE_RECORD_LIFETIME_MS,
+  INDEX_BUCKETS,
+  type IndexEntry,
+  isLegacyImageId,
+  MAX_BUCKET_LIFE_MS,
+} from "./index-records.js";
+import type { Keys } from "./keys.js";
+import type { Store } from "./store.js";
+
+/** What the index needs from the scan's context. */
+export interface IndexContext {
+  store: Store;
+  keys: Keys;
+  now: () => number;
+  storeConcurrency: number;
+  finalWriteTimeoutMs: number;
+}
+
+/** Image keys per `getMany` when every image of an index is read (to keep them alive). */
+const IMAGE_READ_CHUNK = 1000;
+
+/** One repository's index during a scan. */
+export class ScanIndex {
+  readonly #buckets: Bucket[];
+  /** Buckets whose read failed: what they hold is unknown, so they are merged, never replaced. */
+  readonly #unread: boolean[];
+  readonly #dirty = new Set<number>();
+  /** Whether any bucket held something when the scan began. */
+  readonly hadIndex: boolean;
+  /** Buckets that held a value that does not decode (their tags are refetched). */
+  readonly undecodable: number;
+
+  private constructor(
+    private readonly ctx: IndexContext,
+    private readonly name: ImageName,
+    buckets: Bucket[],
+    unread: boolean[],
+    hadIndex: boolean,
+    undecodable: number,
+  ) {
+    this.#buckets = buckets;
+    this.#unread = unread;
+    this.hadIndex = hadIndex;
+    this.undecodable = undecodable;
+  }
+
+  /** Reads every bucket (one `getMany`); a failed read leaves them all unread, not empty. */
+  static async load(ctx: IndexContext, name: ImageName, signal: AbortSignal): Promise<ScanIndex> {
+    const buckets: Bucket[] = [];
+    const unread: boolean[] = [];
+    let had = false;
+    let undecodable = 0;
+    try {
+      const got = await ctx.store.getMany(bucketKeys(ctx.keys, name), { signal });
+      for (const entry of got) {
+        unread.push(false);
+        if (!entry) {
+          buckets.push(new Map());
+          continue;
+        }
+        had = true;
+        const raw = decodeRawBucket(entry.value);
+        if (!raw) undecodable++;
+        buckets.push(raw ? bucketFromRaw(raw) : new Map());
+      }
+    } catch (error) {
+      if (signal.aborted) throw error;
+      buckets.length = 0;
+      unread.length = 0;
+      for (let n = 0; n < INDEX_BUCKETS; n++) {
+        buckets.push(new Map());
+        unread.push(true);
+      }
+    }
+    return new ScanIndex(ctx, name, buckets, unread, had, undecodable);
+  }
+
+  /** Whether the tag's bucket could not be read. */
+  unread(tag: string): boolean {
+    return this.#unread[bucketOf(tag)] === true;
+  }
+
+  /** The tag's entry, if the store would still hold it (see `entryExpiresAt`). */
+  entry(tag: string): IndexEntry | undefined {
+    const e = this.#buckets[bucketOf(tag)]?.get(tag);
+    if (!e || entryExpiresAt(e, MIN_EXPIRY_MS) <= this.ctx.now()) return undefined;
+    return e;
+  }
+
+  /** Whether the index holds an entry for the tag (live or not). */
+  has(tag: string): boolean {
+    return this.#buckets[bucketOf(tag)]?.has(tag) === true;
+  }
+
+  /** Sets the tag's entry (written at the next {@link flush}). */
+  set(tag: string, entry: IndexEntry): void {
+    const n = bucketOf(tag);
+    (this.#buckets[n] as Bucket).set(tag, entry);
+    this.#dirty.add(n);
+  }
+
+  /** Image ids by top-level digest, for entries that can be reused without a fetch. */
+  knownImages(): Map<string, string> {
+    const known = new Map<string, string>();
+    const now = this.ctx.now();
+    for (const bucket of this.#buckets) {
+      for (const e of bucket.values()) {
+        if (e.image === undefined || isLegacyImageId(e.image)) continue;
+        if (entryExpiresAt(e, MIN_EXPIRY_MS) <= now) continue;
+        const digest = digestOfImageId(e.image);
+        if (digest !== undefined && !known.has(digest)) known.set(digest, e.image);
+      }
+    }
+    return known;
+  }
+
+  /** Whether anything waits to be written. */
+  get dirty(): boolean {
+    return this.#dirty.size > 0;
+  }
+
+  /**
+   * Keeps the image records alive: when `keptAt` (when they were last all written) is older
+   * than half their store life, or unknown for an index that existed, reads every image the
+   * index points at and writes it back with a new life; an image gone from the store makes
+   * its tags due now. Returns the new mark for the repository record. Throws what the store
+   * threw (the mark then stays as it was).
+   */
+  async keepImagesAlive(
+    keptAt: number | undefined,
+    scanStart: number,
+  ): Promise<number | undefined> {
+    const now = this.ctx.now();
+    if (keptAt === undefined && !this.hadIndex) return scanStart;
+    if (keptAt !== undefined && now - keptAt < IMAGE_KEEP_AFTER_MS) return keptAt;
+    const ids = new Set<string>();
+    for (const bucket of this.#buckets) {
+      for (const e of bucket.values()) if (e.image !== undefined) ids.add(e.image);
+    }
+    const all = [...ids];
+    const missing = new Set<string>();
+    const deadline = new Date(now + IMAGE_RECORD_LIFETIME_MS);
+    const chunks: string[][] = [];
+    for (let at = 0; at < all.length; at += IMAGE_READ_CHUNK) {
+      chunks.push(all.slice(at, at + IMAGE_READ_CHUNK));
+    }
+    for (const chunk of chunks) {
+      const keys = chunk.map((id) => this.ctx.keys.image(id));
+      const got = await this.ctx.store.getMany(keys, {
+        signal: AbortSignal.timeout(this.ctx.finalWriteTimeoutMs),
+      });
+      await forEachBounded(chunk.keys(), this.ctx.storeConcurrency * 4, async (i) => {
+        const entry = got[i];
+        if (!entry) {
+          missing.add(chunk[i] as string);
+          return;
+        }
+        await this.ctx.store.set(keys[i] as string, deadline, entry.value, {
+          signal: AbortSignal.timeout(this.ctx.finalWriteTimeoutMs),
+        });
+      });
+    }
+    if (missing.size > 0) {
+      for (const [tag, e] of this.#entries()) {
+        if (e.image !== undefined && missing.has(e.image) && e.deadline > now) {
+          this.set(tag, { ...e, deadline: now });
+        }
+      }
+    }
+    return now;
+  }
+
+  *#entries(): Generator<[string, IndexEntry]> {
+    for (const bucket of this.#buckets) yield* bucket;
+  }
+
+  /**
+   * Writes every changed bucket. Entries of tags outside `keep` (when given) and entries the
+   * store would have dropped are left out. A bucket that could not be read at load is read
+   * again and merged; if it still cannot be read it is not written (logged). Throws the first
+   * write error after the other writes settled.
+   */
+  async flush(keep: ReadonlySet<string> | undefined, log: Logger): Promise<void> {
+    const dirty = [...this.#dirty];
+    this.#dirty.clear();
+    const now = this.ctx.now();
+    let failure: unknown;
+    await forEachBounded(dirty, this.ctx.storeConcurrency * 4, async (n) => {
+      try {
+        await this.#writeBucket(n, keep, now, log);
+      } catch (error) {
+        this.#dirty.add(n);
+        failure ??= error;
+      }
+    });
+    if (failure !== undefined) throw failure;
+  }
+
+  async #writeBucket(
+    n: number,
+    keep: ReadonlySet<string> | undefined,
+    now: number,
+    log: Logger,
+  ): Promise<void> {
+    const key = this.ctx.keys.bucket(this.name, n);
+    const signal = AbortSignal.timeout(this.ctx.finalWriteTimeoutMs);
+    let bucket = this.#buckets[n] as Bucket;
+    if (this.#unread[n]) {
+      let got: Awaited<ReturnType<Store["get"]>>;
+      try {
+        got = await this.ctx.store.get(key, { signal });
+      } catch (error) {
+        log.warn(
+          { bucket: n, error: summarizeError(error) },
+          "could not read an index bucket again; its changes are not written",
+        );
+        return;
+      }
+      const raw = got && decodeRawBucket(got.value);
+      const merged = raw ? bucketFromRaw(raw) : new Map<string, IndexEntry>();
+      for (const [tag, e] of bucket) merged.set(tag, e);
+      bucket = merged;
+      this.#buckets[n] = merged;
+      this.#unread[n] = false;
+    }
+    const out: Bucket = new Map();
+    let expiresAt = now;
+    for (const [tag, e] of bucket) {
+      if (keep && !keep.has(tag)) continue;
+      const expires = entryExpiresAt(e, MIN_EXPIRY_MS);
+      if (expires <= now) continue;
+      if (expires > expiresAt) expiresAt = expires;
+      out.set(tag, e);
+    }
+    this.#buckets[n] = out;
+    // The store keeps a value twice the time to its deadline: this deadline keeps the bucket
+    // as long as its longest-lived entry, and never longer than MAX_BUCKET_LIFE_MS.
+    const life = Math.min(expiresAt - now, MAX_BUCKET_LIFE_MS);
+    const deadline = new Date(now + Math.max(0, life / 2));
+    await this.ctx.store.set(key, deadline, encodeBucket(out), { signal });
+  }
+}
