@@ -7,6 +7,7 @@ import { type ImageInfoJSON, imageInfoToJSON } from "../image/json-form.js";
 import type { ImageRef } from "../image/ref.js";
 import { formatRfc3339 } from "../image/rfc3339.js";
 import { formatPlatform } from "../registry/manifest/platform.js";
+import { terminalSafe } from "./terminal-text.js";
 
 /** `--output`. */
 export type OutputFormat = "text" | "json";
@@ -70,7 +71,8 @@ export function imageText(ref: ImageRef, info: ImageInfo, extra: readonly Row[] 
   for (const [heading, map] of shown) {
     const entries = Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     if (entries.length === 0) out += `${`${heading}:`.padEnd(width)}(none)\n`;
-    else out += `${heading}:\n${entries.map(([k, v]) => `  ${k}=${v}\n`).join("")}`;
+    else
+      out += `${heading}:\n${entries.map(([k, v]) => `  ${terminalSafe(k)}=${terminalSafe(v)}\n`).join("")}`;
   }
   return out;
 }
@@ -82,7 +84,7 @@ export function alignedRows(
 ): string {
   let out = "";
   for (const [name, value] of rows) {
-    if (value !== undefined) out += `${`${name}:`.padEnd(width)}${value}\n`;
+    if (value !== undefined) out += `${`${name}:`.padEnd(width)}${terminalSafe(value)}\n`;
   }
   return out;
 }
@@ -98,11 +100,12 @@ function nonEmpty(map: Labels | undefined): Labels | undefined {
 
 /** Left-aligned columns, two spaces apart; the last column is not padded. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const safe = rows.map((r) => r.map(terminalSafe));
+  const widths = header.map((h, i) => Math.max(h.length, ...safe.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return [line(header), ...rows.map(line)];
+  return [line(header), ...safe.map(line)];
 }
