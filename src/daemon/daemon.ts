@@ -7,6 +7,7 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
+import { withTimeout } from "../abort.js";
 import { Cache } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
 import { openStore } from "../cache/open-store.js";
@@ -15,7 +16,6 @@ import type { Store } from "../cache/store.js";
 import { Warmer } from "../cache/warmer.js";
 import type { Config } from "../config/schema.js";
 import { RegscanError } from "../errors.js";
-import { withTimeout } from "../registry/abortable.js";
 import type { ClientFactory } from "../registry/client.js";
 import { instrumentRegistry } from "../registry/instrument.js";
 import { ApiServer } from "../server/api-server.js";

@@ -2,10 +2,11 @@
  * The per-repository remote client (Flux v1's `registry.Client`) and the factory that makes
  * one for a repository and its credentials (`registry.ClientFactory`).
  */
+
+import type { OperationOptions } from "../abort.js";
 import type { ImageEntry, Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Credentials } from "./credentials/credentials.js";
-import type { OperationOptions } from "./registry.js";
 
 /** What a `HEAD` of a manifest says: the digest the reference resolves to, without a pull. */
 export interface ManifestHead {

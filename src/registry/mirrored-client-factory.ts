@@ -3,11 +3,12 @@
  * mirrors first, in order, and to the origin when they fail. What comes back is described
  * with the origin's name, so the cache never learns the mirror's.
  */
+
+import type { OperationOptions } from "../abort.js";
 import type { ImageEntry } from "../image/info.js";
 import { ImageName } from "../image/ref.js";
 import type { Client, ClientFactory, ClientOptions, ManifestHead } from "./client.js";
 import type { Credentials } from "./credentials/credentials.js";
-import type { OperationOptions } from "./registry.js";
 
 /** Mirror hosts by registry domain, e.g. `{ "docker.io": ["mirror.local:5000"] }`. */
 export type Mirrors = Readonly<Record<string, readonly string[]>>;

@@ -2,14 +2,12 @@
  * The read side of regscan: what a consumer asks. The Cache implements it from a store; a
  * direct implementation could ask the registry each time.
  */
+import type { OperationOptions } from "../abort.js";
 import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
 import type { ImageName, ImageRef } from "../image/ref.js";
 
-/** Options shared by every network or store operation. */
-export interface OperationOptions {
-  /** Cancels the operation; every network call honours it. */
-  signal?: AbortSignal;
-}
+// Declared with the abort helpers at the bottom, so that stores need not import registry/.
+export type { OperationOptions } from "../abort.js";
 
 /** Answers questions about image repositories (Flux v1's `registry.Registry`). */
 export interface Registry {

@@ -3,7 +3,7 @@
  * while each caller keeps its own AbortSignal: one caller giving up neither cancels the
  * load for the others nor hands them its abort.
  */
-import { raceAbort } from "./abortable.js";
+import { raceAbort } from "../abort.js";
 
 interface Running<T> {
   promise: Promise<T>;

@@ -3,6 +3,7 @@
  * digest, read from the store alone; the registry is never contacted.
  */
 import type { Command } from "commander";
+import type { OperationOptions } from "../../abort.js";
 import { Cache, type CachedTag } from "../../cache/cache.js";
 import { openStore, redact, StoreNotFoundError } from "../../cache/open-store.js";
 import type { RepositoryRecord } from "../../cache/records.js";
@@ -10,7 +11,6 @@ import type { Store } from "../../cache/store.js";
 import { imageInfoToJSON } from "../../image/json-form.js";
 import { type ImageName, type ImageRef, parseImageRef } from "../../image/ref.js";
 import { formatRfc3339 } from "../../image/rfc3339.js";
-import type { OperationOptions } from "../../registry/registry.js";
 import { type CliContext, CliError } from "../context.js";
 import { cliLogger } from "../logger.js";
 import { parseOutputFormat } from "../options.js";

@@ -5,10 +5,10 @@
  * for an ACR refresh token, kept until shortly before it expires.
  */
 import type { TokenCredential } from "@azure/identity";
+import type { OperationOptions } from "../../abort.js";
+import { raceAbort, withTimeout } from "../../abort.js";
 import { CONFIG_FILE_MAX_BYTES, readBoundedTextFile } from "../../files/bounded-file.js";
 import { importOptional } from "../../optional-dependency.js";
-import { raceAbort, withTimeout } from "../abortable.js";
-import type { OperationOptions } from "../registry.js";
 import { isAzureRegistryHost } from "./cloud-hosts.js";
 import { anonymousOnFailure, type CloudCredentialProvider } from "./cloud-provider.js";
 import type { HostCredential } from "./credentials.js";

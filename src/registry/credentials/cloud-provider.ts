@@ -2,7 +2,7 @@
  * The shape of a cloud credential source (AWS ECR, Google, Azure) that `Credentials.resolve`
  * asks last, after static entries and credential helpers.
  */
-import type { OperationOptions } from "../registry.js";
+import type { OperationOptions } from "../../abort.js";
 import type { HostCredential } from "./credentials.js";
 import type { CredentialsLogger } from "./ecr.js";
 import { describeCause } from "./errors.js";

@@ -5,7 +5,7 @@
  * asks for the same host share one helper run.
  */
 import { type ExecFileException, execFile } from "node:child_process";
-import type { OperationOptions } from "../registry.js";
+import type { OperationOptions } from "../../abort.js";
 import { SharedLoads } from "../shared-loads.js";
 import { CredentialHelperError } from "./errors.js";
 import { StoredHostCredential } from "./host-credential.js";

@@ -4,7 +4,7 @@
  * credential helpers, then the host's cloud provider. No secret is ever printed.
  */
 import { inspect } from "node:util";
-import type { OperationOptions } from "../registry.js";
+import type { OperationOptions } from "../../abort.js";
 import type { CloudCredentialProvider } from "./cloud-provider.js";
 import { CredentialHelperRunner } from "./credential-helper.js";
 import { parseDockerConfig } from "./docker-config.js";

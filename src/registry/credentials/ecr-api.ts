@@ -3,8 +3,9 @@
  * the region from the SDK's region chain, whether AWS credentials can be found (the
  * standard chain), and `GetAuthorizationToken` for several registries of a region at once.
  */
+
+import type { OperationOptions } from "../../abort.js";
 import { importOptional } from "../../optional-dependency.js";
-import type { OperationOptions } from "../registry.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
 import { hostOfServerKey } from "./server-key.js";
 

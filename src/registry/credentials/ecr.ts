@@ -6,8 +6,8 @@
  */
 
 import type { Logger } from "pino";
-import { raceAbort } from "../abortable.js";
-import type { OperationOptions } from "../registry.js";
+import type { OperationOptions } from "../../abort.js";
+import { raceAbort } from "../../abort.js";
 import { parseEcrHost } from "./cloud-hosts.js";
 import type { CloudCredentialProvider } from "./cloud-provider.js";
 import { Credentials, type HostCredential } from "./credentials.js";

@@ -5,9 +5,9 @@
  * with username `oauth2accesstoken`, kept until shortly before it expires.
  */
 
+import type { OperationOptions } from "../../abort.js";
+import { raceAbort, withTimeout } from "../../abort.js";
 import { importOptional } from "../../optional-dependency.js";
-import { raceAbort, withTimeout } from "../abortable.js";
-import type { OperationOptions } from "../registry.js";
 import { isGcpRegistryHost } from "./cloud-hosts.js";
 import { anonymousOnFailure, type CloudCredentialProvider } from "./cloud-provider.js";
 import type { HostCredential } from "./credentials.js";

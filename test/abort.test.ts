@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { abortableSleep, raceAbort, withTimeout } from "../../src/registry/abortable.js";
+import { abortableSleep, raceAbort, withTimeout } from "../src/abort.js";
 
 test("raceAbort with a signal already aborted: rejects at once, the shared failure stays handled", async () => {
   const unhandled: unknown[] = [];

@@ -1,0 +1,72 @@
+/**
+ * Waiting that the caller can cut short, for every layer (registry, stores, cache, server,
+ * daemon): the options every network or store operation takes, a sleep, a wait on a promise
+ * that others share (a ping, a token fetch, a cloud token) which one caller's abort must not
+ * cancel for the rest, and a deadline for work that has no signal of its own.
+ */
+
+/** Options shared by every network or store operation. */
+export interface OperationOptions {
+  /** Cancels the operation; every network call honours it. */
+  signal?: AbortSignal;
+}
+
+/** Waits `ms` milliseconds or until `signal` aborts (then rejects with its reason). */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Resolves as `p` does, or rejects with the signal's reason as soon as it aborts (`p` goes on). */
+export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    // Nobody here waits for `p` any more; its failure must not become an unhandled rejection.
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * `p`, or a rejection with `onTimeout()` when it takes longer than `ms`. The timer does not
+ * keep the process alive unless `keepAlive` is set: a shutdown that waits on `p` needs the
+ * deadline to fire even when nothing else is left to run.
+ */
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  onTimeout: () => Error,
+  keepAlive = false,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+    if (!keepAlive) timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
