@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Worker } from "node:worker_threads";
 import { Pool, request } from "undici";
 import { RegistryContent } from "./sim/content.js";
 import { everyPersonality } from "./sim/fleets.js";
@@ -24,6 +25,7 @@ const ROUND_MS = 5000;
 const WARMUP_MS = 1000;
 /** Requests in flight over all registries. */
 const IN_FLIGHT = 128;
+const LOAD_WORKERS = 2;
 const CONNECTIONS_PER_REGISTRY = 4;
 const PIPELINING = 4;
 const SAMPLES_PER_REGISTRY = 400;
@@ -39,6 +41,7 @@ interface Started {
 
 interface Work {
   pool: Pool;
+  origin: string;
   method: "GET" | "HEAD";
   path: string;
   token: string;
@@ -71,8 +74,9 @@ async function startSimulator(
       "bench/sim/main.ts",
       "--config",
       configFile,
+      "--exit-with-stdin",
     ],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["pipe", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const started = await new Promise<Started>((resolve, reject) => {
@@ -88,6 +92,9 @@ async function startSimulator(
   });
   return { child, started };
 }
+
+let loadWorkers: Worker[] = [];
+let loadError: Error | undefined;
 
 async function main(): Promise<void> {
   const specs = everyPersonality({
@@ -145,13 +152,19 @@ async function main(): Promise<void> {
         const c2 = c1 + MIX.manifestHead;
         const c3 = c2 + MIX.manifestGet;
         const c4 = c3 + MIX.manifestByDigest;
-        let item: Omit<Work, "pool" | "token" | "byTag">;
+        let item: Omit<Work, "pool" | "origin" | "token" | "byTag">;
         if (u < c1) item = { method: "GET", path: `/v2/${repo}/tags/list?n=100` };
         else if (u < c2) item = { method: "HEAD", path: `/v2/${repo}/manifests/${tag}` };
         else if (u < c3) item = { method: "GET", path: `/v2/${repo}/manifests/${tag}` };
         else if (u < c4) item = { method: "GET", path: `/v2/${repo}/manifests/${leaf.digest}` };
         else item = { method: "GET", path: `/v2/${repo}/blobs/${config}` };
-        work.push({ ...item, pool, token, byTag: `/v2/${repo}/manifests/${tag}` });
+        work.push({
+          ...item,
+          pool,
+          origin: info.url,
+          token,
+          byTag: `/v2/${repo}/manifests/${tag}`,
+        });
       }
     }
     // Interleave registries so every pool is busy at once.
@@ -159,28 +172,50 @@ async function main(): Promise<void> {
 
     const statuses = new Map<number, number>();
     const failures: string[] = [];
-    let next = 0;
-    const runFor = async (ms: number): Promise<number> => {
-      const until = performance.now() + ms;
-      let done = 0;
-      const worker = async () => {
-        while (performance.now() < until) {
-          const w = work[next++ % work.length] as Work;
-          const res = await w.pool.request({
-            method: w.method,
-            path: w.path,
-            headers: { authorization: `Bearer ${w.token}` },
-            // undici closes the connection after a HEAD unless told otherwise.
-            reset: false,
-          });
-          await res.body.dump();
-          if (res.statusCode !== 200 && failures.length < 5)
-            failures.push(`${res.statusCode} ${w.method} ${w.path}`);
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          done++;
-        }
+    // The load comes from worker threads, so that the generator is not what limits the rate.
+    const loaders = Array.from({ length: LOAD_WORKERS }, (_, k) => {
+      const data: LoaderData = {
+        inFlight: Math.ceil(IN_FLIGHT / LOAD_WORKERS),
+        connections: CONNECTIONS_PER_REGISTRY,
+        pipelining: PIPELINING,
+        work: work
+          .filter((_, i) => i % LOAD_WORKERS === k)
+          .map((w) => ({ origin: w.origin, method: w.method, path: w.path, token: w.token })),
       };
-      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+      const worker = new Worker(new URL("./sim/load-worker.mjs", import.meta.url), {
+        workerData: data,
+      });
+      worker.on("error", (err) => {
+        loadError = err;
+      });
+      return worker;
+    });
+    loadWorkers = loaders;
+    const runFor = async (ms: number): Promise<number> => {
+      const results = await Promise.all(
+        loaders.map(
+          (w) =>
+            new Promise<LoaderResult>((resolve, reject) => {
+              if (loadError !== undefined) reject(loadError);
+              const timer = setTimeout(
+                () => reject(new Error("a load worker did not answer")),
+                ms + 30_000,
+              );
+              w.once("message", (r: LoaderResult) => {
+                clearTimeout(timer);
+                if (r.error !== undefined) reject(new Error(`load worker: ${r.error}`));
+                else resolve(r);
+              });
+              w.postMessage({ ms });
+            }),
+        ),
+      );
+      let done = 0;
+      for (const r of results) {
+        done += r.done;
+        for (const [status, n] of r.statuses) statuses.set(status, (statuses.get(status) ?? 0) + n);
+        failures.push(...r.failures.slice(0, 5 - failures.length));
+      }
       return done;
     };
 
@@ -236,6 +271,7 @@ async function main(): Promise<void> {
       fleetPerRegistry: { repositories: 500 + 1, tags: 50_000 + 25_000 },
       load: {
         inFlight: IN_FLIGHT,
+        loadWorkers: LOAD_WORKERS,
         connectionsPerRegistry: CONNECTIONS_PER_REGISTRY,
         pipelining: PIPELINING,
         distinctRequests: work.length,
@@ -260,6 +296,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
+    await Promise.all(loadWorkers.map((w) => w.terminate()));
     await Promise.all(pools.map((p) => p.close()));
     child.kill("SIGTERM");
     await new Promise((r) => {
@@ -283,6 +320,20 @@ interface SimStats {
 
 function totalOf(s: SimStats): number {
   return Object.values(s.registries).reduce((a, r) => a + r.totals.total, 0);
+}
+
+interface LoaderData {
+  inFlight: number;
+  connections: number;
+  pipelining: number;
+  work: Array<{ origin: string; method: "GET" | "HEAD"; path: string; token: string }>;
+}
+
+interface LoaderResult {
+  done: number;
+  statuses: Array<[number, number]>;
+  failures: string[];
+  error?: string;
 }
 
 main().catch((err) => {

@@ -2,7 +2,8 @@
  * Runs the simulator as its own process: `node --import tsx bench/sim/main.ts [--config
  * FILE.json] [--control-port N]`. The config is a SimulatorOptions JSON (default: one
  * registry of every personality). When ready it prints one JSON line: the control URL and
- * every registry's name, personality and URL. SIGTERM / SIGINT stop it.
+ * every registry's name, personality and URL. SIGTERM / SIGINT stop it, and so does the end
+ * of its stdin with `--exit-with-stdin`.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -13,6 +14,8 @@ const { values } = parseArgs({
   options: {
     config: { type: "string" },
     "control-port": { type: "string", default: "0" },
+    // For a parent that may die without stopping us: stop when our stdin closes.
+    "exit-with-stdin": { type: "boolean", default: false },
   },
 });
 
@@ -44,4 +47,9 @@ const stop = () => {
   );
 };
 process.on("SIGTERM", stop);
+if (values["exit-with-stdin"]) {
+  process.stdin.on("end", stop);
+  process.stdin.on("close", stop);
+  process.stdin.resume();
+}
 process.on("SIGINT", stop);
