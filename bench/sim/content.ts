@@ -30,6 +30,12 @@ export interface FleetSpec {
   kindMix?: KindMix;
   /** Images kept in memory (default 20,000); the rest are rebuilt from their id when asked for. */
   cacheImages?: number;
+  /**
+   * Digests remembered for GETs by digest (default 2,000,000), kept per repository, the
+   * least recently used repositories forgotten first; a forgotten repository's digests are
+   * found again by rebuilding its images.
+   */
+  digestIndexEntries?: number;
 }
 
 type TagStyle = "semver" | "build" | "hash";
@@ -45,8 +51,6 @@ interface Repo {
   /** Tags moved or added by churn -> local image, in the order they last changed. */
   changed: Map<string, number>;
   nextLocal: number;
-  /** Images `0..indexedLocals-1` have their digests in the index. */
-  indexedLocals: number;
 }
 
 /** A tag of the truth: its name and the digest it points at. */
@@ -98,6 +102,42 @@ class Lru<K, V> {
   }
 }
 
+/**
+ * digestKey -> image id * 4 + what (0 manifest, 1 config, 2 layer), per repository, with a
+ * bound on entries: the least recently used repositories are dropped whole.
+ */
+class DigestIndex {
+  readonly #repos = new Map<number, { map: Map<number, number>; indexedLocals: number }>();
+  #entries = 0;
+  constructor(readonly maxEntries: number) {}
+
+  /** The repository's entry (made if missing), marked as just used. */
+  repository(repo: number): { map: Map<number, number>; indexedLocals: number } {
+    let r = this.#repos.get(repo);
+    if (r !== undefined) this.#repos.delete(repo);
+    else r = { map: new Map(), indexedLocals: 0 };
+    this.#repos.set(repo, r);
+    return r;
+  }
+
+  lookup(repo: number, key: number): number | undefined {
+    return this.#repos.get(repo)?.map.get(key);
+  }
+
+  put(repo: number, key: number, value: number): void {
+    const r = this.repository(repo);
+    if (!r.map.has(key)) this.#entries++;
+    r.map.set(key, value);
+    if (this.#entries <= this.maxEntries) return;
+    for (const [k, old] of this.#repos) {
+      if (this.#entries <= this.maxEntries) break;
+      if (k === repo) continue;
+      this.#repos.delete(k);
+      this.#entries -= old.map.size;
+    }
+  }
+}
+
 /** The part of a digest used as index key: 52 bits of its hex, exact in a double. */
 function digestKey(digest: string): number | undefined {
   if (!digest.startsWith("sha256:") || digest.length !== 71) return undefined;
@@ -116,8 +156,7 @@ export class RegistryContent {
   readonly #repos: Repo[] = [];
   readonly #byName = new Map<string, Repo>();
   readonly #images: Lru<number, GeneratedImage>;
-  /** digestKey -> image id * 4 + what (0 manifest, 1 config, 2 layer). */
-  readonly #digests = new Map<number, number>();
+  readonly #digests: DigestIndex;
   readonly #lists = new Lru<string, TagList>(600_000, (l) => l.tags.length + 1);
   #churnSeq = 0;
 
@@ -125,6 +164,7 @@ export class RegistryContent {
     this.seed = spec.seed;
     this.kindMix = spec.kindMix ?? DEFAULT_KIND_MIX;
     this.#images = new Lru(spec.cacheImages ?? 20_000);
+    this.#digests = new DigestIndex(spec.digestIndexEntries ?? 2_000_000);
     const prefix = spec.namePrefix ?? "";
     (spec.huge ?? []).forEach((count, i) => {
       this.#add(`${prefix}huge/repo-${i}`, Math.max(1, count) - 1);
@@ -146,7 +186,6 @@ export class RegistryContent {
       share: u < 0.8 ? 1 : u < 0.95 ? 2 : 10,
       changed: new Map(),
       nextLocal: 0,
-      indexedLocals: 0,
     };
     repo.nextLocal = Math.ceil(repo.indexed / repo.share) + 1;
     this.#repos.push(repo);
@@ -247,16 +286,17 @@ export class RegistryContent {
     const repo = this.#byName.get(name);
     const key = digestKey(digest);
     if (repo === undefined || key === undefined) return undefined;
-    let v = this.#digests.get(key);
-    if (v === undefined && repo.indexedLocals < repo.nextLocal) {
-      // A digest this process has not generated yet (a client that knows it from an earlier
-      // run, or from another process built from the same seed): build the repository's
-      // images once, tagged or not, so that every digest it ever served is known.
-      for (let local = repo.indexedLocals; local < repo.nextLocal; local++) {
-        this.image(packImage({ repo: repo.index, local, part: 0 }));
+    let v = this.#digests.lookup(repo.index, key);
+    const state = this.#digests.repository(repo.index);
+    if (v === undefined && state.indexedLocals < repo.nextLocal) {
+      // A digest not generated here yet, or forgotten (a client that knows it from an
+      // earlier run, from another process built from the same seed, or from long ago):
+      // build the repository's images, tagged or not, so every digest it served is known.
+      for (let local = state.indexedLocals; local < repo.nextLocal; local++) {
+        this.#register(this.image(packImage({ repo: repo.index, local, part: 0 })));
       }
-      repo.indexedLocals = repo.nextLocal;
-      v = this.#digests.get(key);
+      state.indexedLocals = repo.nextLocal;
+      v = this.#digests.lookup(repo.index, key);
     }
     if (v === undefined) return undefined;
     const what = v % 4;
@@ -276,9 +316,10 @@ export class RegistryContent {
   }
 
   #register(image: GeneratedImage): void {
+    const repo = unpackImage(image.id).repo;
     const put = (digest: string, what: number) => {
       const key = digestKey(digest);
-      if (key !== undefined) this.#digests.set(key, image.id * 4 + what);
+      if (key !== undefined) this.#digests.put(repo, key, image.id * 4 + what);
     };
     put(image.digest, KIND_MANIFEST);
     for (const [i, b] of image.blobs.entries()) put(b.digest, i + 1);

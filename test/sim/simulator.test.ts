@@ -216,6 +216,22 @@ test("a digest another process computed from the same seed is served without a G
   assert.equal(fresh.manifestByDigest(mine.repositories()[3] as string, image.digest), undefined);
 });
 
+test("with a small digest index, forgotten repositories' digests are found again", () => {
+  const spec = { seed: "small-index", repositories: 30, tags: 600, digestIndexEntries: 40 };
+  const content = new RegistryContent(spec);
+  const known = content.repositories().map((repo) => {
+    const tag = content.tags(repo).at(-1) as string;
+    const image = content.resolveTag(repo, tag);
+    assert.ok(image);
+    return { repo, digest: image.digest, config: (image.children[0] ?? image).blobs[0]?.digest };
+  });
+  // Every repository was used since the first; most have been forgotten by now.
+  for (const k of known) {
+    assert.equal(content.manifestByDigest(k.repo, k.digest)?.digest, k.digest, k.repo);
+    assert.equal(content.blob(k.repo, k.config as string)?.digest, k.config);
+  }
+});
+
 describe("paging limits", () => {
   test("Quay answers TOO_MANY_TAGS_REQUESTED to n above 100, and serves n=100", async () => {
     const { registry, reader } = reg("quay");
