@@ -10,13 +10,11 @@ import type { Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Client, ClientFactory, ClientOptions } from "./client.js";
 import type { Credentials, HostCredential } from "./credentials/credentials.js";
-import { insecureHostPolicy } from "./http/insecure-hosts.js";
 import type { ResponseObserver } from "./http/observe.js";
 import { Pipeline } from "./http/pipeline.js";
 import { RateLimiters } from "./http/rate-limiters.js";
 import type { HostResolver } from "./http/realm-policy.js";
 import type { RetryOptions } from "./http/retry.js";
-import type { InsecurePolicy } from "./http/send.js";
 import { HttpMetrics } from "./instrument.js";
 import { DEFAULT_PLATFORM, parsePlatform } from "./manifest/platform.js";
 import { RemoteClient } from "./remote-client.js";
@@ -89,7 +87,6 @@ export class RemoteClientFactory implements ClientFactory {
   /** The rate limiters requests go through (shared with whoever passed them in). */
   readonly limiters: RateLimiters;
   readonly #pipeline: Pipeline;
-  readonly #isInsecure: InsecurePolicy;
   readonly #platform: Platform;
   readonly #opts: RemoteClientFactoryOptions;
   readonly #counter: HttpMetrics | undefined;
@@ -103,7 +100,6 @@ export class RemoteClientFactory implements ClientFactory {
         : new RateLimiters(
             opts.limiters ? { rps: opts.limiters.rps, burst: opts.limiters.burst } : {},
           );
-    this.#isInsecure = insecureHostPolicy(opts.insecureHosts ?? []);
     this.#platform =
       typeof opts.platform === "string"
         ? parsePlatform(opts.platform)
@@ -122,7 +118,7 @@ export class RemoteClientFactory implements ClientFactory {
       logger: opts.logger ?? silentLogger(),
       limiters: this.limiters,
       trace: opts.trace ?? false,
-      isInsecure: this.#isInsecure,
+      insecureHosts: opts.insecureHosts ?? [],
       userAgent: opts.userAgent ?? "regscan/0.1.0",
       ...(opts.retry ? { retry: opts.retry } : {}),
       ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
@@ -156,8 +152,6 @@ export class RemoteClientFactory implements ClientFactory {
     return new RemoteClient({
       name,
       transports: this.#pipeline.forRepository(host, `repository:${name.path}:pull`, credential),
-      pings: this.#pipeline.pings,
-      isInsecure: this.#isInsecure,
       platform: opts.platform ?? this.#platform,
       maxTagPages: this.#opts.maxTagPages ?? 10_000,
       maxTags: this.#opts.maxTags ?? 1_000_000,

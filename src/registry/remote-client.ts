@@ -13,17 +13,15 @@ import {
   type RegistryErrorContext,
   registryErrorFromResponse,
 } from "./errors.js";
-import type { RepositoryTransports } from "./http/pipeline.js";
 import {
   discard,
   ERROR_BODY_LIMIT,
   type HttpResponse,
+  RegistryPath,
   readBounded,
   readTextPrefix,
 } from "./http/exchange.js";
-import type { PingCache } from "./http/ping.js";
-import { followRedirects } from "./http/redirects.js";
-import type { InsecurePolicy } from "./http/send.js";
+import type { RepositoryTransports } from "./http/pipeline.js";
 import { listTags } from "./http/tag-list.js";
 import { decodeImageConfig, type ImageConfigSummary, MAX_CONFIG_BYTES } from "./manifest/config.js";
 import { type DecodedManifest, decodeManifest, MAX_MANIFEST_BYTES } from "./manifest/decode.js";
@@ -42,8 +40,6 @@ import type { InvalidTagsReport } from "./tag-names.js";
 export interface RemoteClientDeps {
   name: ImageName;
   transports: RepositoryTransports;
-  pings: PingCache;
-  isInsecure: InsecurePolicy;
   platform: Platform;
   maxTagPages: number;
   maxTags: number;
@@ -81,8 +77,7 @@ export class RemoteClient implements Client {
   }
 
   async tags(opts: OperationOptions = {}): Promise<string[]> {
-    const { base } = await this.#deps.pings.get(this.#host, opts.signal);
-    return listTags(this.#deps.transports.registry, base, this.#host, this.#deps.name.path, {
+    return listTags(this.#deps.transports.registry, this.#host, this.#deps.name.path, {
       maxPages: this.#deps.maxTagPages,
       maxTags: this.#deps.maxTags,
       pageSize: this.#deps.tagPageSize,
@@ -160,6 +155,11 @@ export class RemoteClient implements Client {
     });
   }
 
+  /** `/v2/NAME/<rest>` on the registry: the origin layer knows its scheme. */
+  #path(rest: string): RegistryPath {
+    return new RegistryPath(this.#host, `/v2/${this.#deps.name.path}/${rest}`);
+  }
+
   #ctx(reference: string): RegistryErrorContext {
     return { host: this.#host, repository: this.#deps.name.path, reference };
   }
@@ -169,13 +169,11 @@ export class RemoteClient implements Client {
     reference: string,
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
-    const { base } = await this.#deps.pings.get(this.#host, signal);
     // Tags and digests need no escaping but `:` reads better unescaped in logs.
     const escaped = encodeURIComponent(reference).replace(/%3A/gi, ":");
-    const url = new URL(`/v2/${this.#deps.name.path}/manifests/${escaped}`, base);
     return this.#deps.transports.registry({
       method,
-      url,
+      url: this.#path(`manifests/${escaped}`),
       headers: { accept: MANIFEST_ACCEPT },
       signal,
       operation: `${method} manifest`,
@@ -241,23 +239,14 @@ export class RemoteClient implements Client {
     signal?: AbortSignal,
   ): Promise<Buffer> {
     parseDigest(digest, ctx);
-    const { base } = await this.#deps.pings.get(this.#host, signal);
-    const url = new URL(`/v2/${this.#deps.name.path}/blobs/${digest}`, base);
-    const res = await followRedirects(
-      {
-        method: "GET",
-        url,
-        headers: { accept: "*/*" },
-        signal,
-        operation: `GET ${what}`,
-        bodyLimit: limit,
-      },
-      {
-        registry: this.#deps.transports.registry,
-        elsewhere: this.#deps.transports.plain,
-        isInsecure: this.#deps.isInsecure,
-      },
-    );
+    const res = await this.#deps.transports.redirecting({
+      method: "GET",
+      url: this.#path(`blobs/${digest}`),
+      headers: { accept: "*/*" },
+      signal,
+      operation: `GET ${what}`,
+      bodyLimit: limit,
+    });
     if (res.status !== 200) throw await errorFrom(res, { ...ctx, reference: digest });
     const bytes = await readBounded(res, limit, what, ctx);
     verifyDigest(bytes, digest, { ...ctx, what });

@@ -9,9 +9,9 @@ import { raceAbort } from "../abortable.js";
 import type { HostCredential } from "../credentials/credentials.js";
 import { TimeoutError } from "../errors.js";
 import { discard, type HttpRequest, type Layer, type Transport } from "./exchange.js";
-import { challengeFrom, type PingCache, type RegistryChallenge } from "./ping.js";
+import type { Origins } from "./origin.js";
+import { challengeFrom, type RegistryChallenge } from "./ping.js";
 import type { HostResolver } from "./realm-policy.js";
-import type { InsecurePolicy } from "./send.js";
 import { TokenCache } from "./token-cache.js";
 import { basicAuthorization, fetchToken } from "./token-fetch.js";
 
@@ -26,9 +26,9 @@ export interface AuthContext {
   scope: string;
   /** The credential for `host`, resolved lazily (once per client). */
   credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
-  pings: PingCache;
+  /** The hosts' policies: the challenge each answered its ping with, and which are insecure. */
+  origins: Origins;
   tokens: TokenCache;
-  isInsecure: InsecurePolicy;
   /** How token realm names are resolved for the policy check (default: the system's). */
   resolveHost?: HostResolver;
 }
@@ -43,7 +43,7 @@ function authTransport(next: Transport, ctx: AuthContext): Transport {
   let learned: RegistryChallenge | undefined;
   return async (req) => {
     if (req.url.host !== ctx.host) return next(req);
-    const challenge = learned ?? (await ctx.pings.get(ctx.host, req.signal)).challenge;
+    const challenge = learned ?? (await ctx.origins.policy(ctx.host, req.signal)).challenge;
     const first = await authorize(req, challenge, ctx, next);
     const res = await next(first.req);
     if (res.status !== 401) return res;
@@ -89,7 +89,7 @@ async function authorize(
   const fetch = () => {
     // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
     const signal = AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS);
-    return fetchToken(below, ctx.isInsecure, {
+    return fetchToken(below, (host) => ctx.origins.isInsecure(host), {
       realm: challenge.realm,
       service: challenge.service,
       scope: ctx.scope,

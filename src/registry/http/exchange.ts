@@ -9,10 +9,27 @@ import type { PinnedAddress } from "./pinned-lookup.js";
 /** The methods regscan uses. */
 export type HttpMethod = "GET" | "HEAD" | "POST";
 
+/**
+ * A path on a registry's API host (`/v2/...`, query included). The origin layer gives it
+ * the host's base URL: https, or plain http for an insecure host that speaks only that.
+ */
+export class RegistryPath {
+  constructor(
+    readonly host: string,
+    readonly path: string,
+  ) {}
+
+  /** As logs show it: `//host/path`, without the scheme the origin layer chooses. */
+  get href(): string {
+    return `//${this.host}${this.path}`;
+  }
+}
+
 /** A request as it moves down the chain. `headers` may carry secrets: never log them. */
 export interface HttpRequest {
   method: HttpMethod;
-  url: URL;
+  /** An absolute URL (a token realm, a redirect hop, a next page), or a registry path. */
+  url: URL | RegistryPath;
   headers?: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
@@ -27,6 +44,8 @@ export interface HttpRequest {
   bodyLimit?: number;
   /** Connect to these addresses of the URL's host, checked by a policy: no second look-up. */
   pinnedAddresses?: readonly PinnedAddress[];
+  /** Set by the origin layer: the host is listed as insecure, its certificate is not checked. */
+  skipTlsVerify?: boolean;
 }
 
 /** A response whose body has not been read yet; read it with `readBody` or drop it with `discard`. */

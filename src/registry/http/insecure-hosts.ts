@@ -4,7 +4,9 @@
  * the host on any port; an entry with a port matches only that port.
  */
 import { normaliseHostname } from "./host-names.js";
-import type { InsecurePolicy } from "./send.js";
+
+/** Whether TLS verification may be skipped (and plain http tried) for a host (`host[:port]`). */
+export type InsecurePolicy = (host: string) => boolean;
 
 /** Builds the policy from the user's list. */
 export function insecureHostPolicy(entries: readonly string[]): InsecurePolicy {

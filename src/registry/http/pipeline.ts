@@ -1,21 +1,23 @@
 /**
  * The transport pipeline in one place: the layers every request goes down, outermost first,
  * as DESIGN.md §2 lists them. A `Pipeline` is made once per factory and owns what clients
- * share (agents, rate limiters, pings, tokens); `forRepository` gives one client its chain.
+ * share (agents, rate limiters, host policies, tokens); `forRepository` gives one client its
+ * chain.
  */
 import type { Logger } from "pino";
 import type { HostCredential } from "../credentials/credentials.js";
 import { authLayer } from "./auth.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./deadline.js";
 import { type DispatcherOptions, Dispatchers } from "./dispatchers.js";
-import type { Layer, Transport } from "./exchange.js";
+import type { HttpRequest, Layer, Transport } from "./exchange.js";
 import { observeLayer, type ResponseObserver } from "./observe.js";
-import { PingCache } from "./ping.js";
+import { Origins } from "./origin.js";
 import { rateLimitLayer } from "./rate-limit.js";
 import type { RateLimiters } from "./rate-limiters.js";
 import type { HostResolver } from "./realm-policy.js";
+import { followRedirects } from "./redirects.js";
 import { type RetryOptions, retryLayer } from "./retry.js";
-import { type InsecurePolicy, sendTransport } from "./send.js";
+import { sendTransport } from "./send.js";
 import { TokenCache } from "./token-cache.js";
 import { retryLogger, traceLayer } from "./trace.js";
 
@@ -24,7 +26,11 @@ export interface PipelineOptions extends DispatcherOptions {
   logger: Logger;
   limiters: RateLimiters;
   trace: boolean;
-  isInsecure: InsecurePolicy;
+  /**
+   * Hosts (with or without port) that may skip TLS verification and fall back to plain
+   * HTTP when HTTPS fails. Every other host is HTTPS with verification, always.
+   */
+  insecureHosts: readonly string[];
   userAgent: string;
   retry?: RetryOptions;
   /** Total deadline of one request, headers and body (default 60 s). */
@@ -40,12 +46,22 @@ export interface PipelineOptions extends DispatcherOptions {
 export interface RepositoryTransports {
   /** The whole pipeline: authenticates requests to the registry's host. */
   registry: Transport;
-  /** The pipeline below auth: for redirects to other hosts. */
-  plain: Transport;
+  /**
+   * The same, following redirects (blobs): hops to other hosts go down the pipeline below
+   * auth, without any credential.
+   */
+  redirecting: Transport;
 }
 
 /** The layers, by name, outermost first; the per-host dispatcher sends what leaves the last. */
-export const PIPELINE_LAYERS = ["auth", "trace", "retry", "rate limit", "observe"] as const;
+export const PIPELINE_LAYERS = [
+  "auth",
+  "trace",
+  "retry",
+  "rate limit",
+  "observe",
+  "origin",
+] as const;
 
 type LayerName = (typeof PIPELINE_LAYERS)[number];
 
@@ -58,8 +74,8 @@ interface ChainClient {
 
 /** Shared transport state of one factory. */
 export class Pipeline {
-  readonly pings: PingCache;
   readonly tokens: TokenCache;
+  readonly #origins: Origins;
   readonly #dispatchers: Dispatchers;
   readonly #opts: PipelineOptions;
   readonly #send: Transport;
@@ -69,15 +85,25 @@ export class Pipeline {
     const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     // undici's idle timeouts stay a backstop behind the total deadline, which words it better.
     this.#dispatchers = new Dispatchers({ idleTimeoutMs: requestTimeoutMs + 1000, ...opts });
-    this.#send = sendTransport(this.#dispatchers, opts.isInsecure, { requestTimeoutMs });
+    this.#send = sendTransport(this.#dispatchers, { requestTimeoutMs });
     this.tokens = new TokenCache(opts.now ? { now: opts.now } : {});
-    // Pings go down the same layers as everything else, auth aside; the quick first look at
-    // an insecure host (is it https at all?) goes without retries.
-    this.pings = new PingCache(
-      this.#chain(this.#layers(), ["auth"]),
-      opts.isInsecure,
-      this.#chain(this.#layers(), ["auth", "retry"]),
-    );
+    // Pings go down the same layers as everything else, auth aside (the origin layer lets
+    // their absolute URLs by); the quick first look at an insecure host (is it https at
+    // all?) goes without retries. The chains are made on first use: they hold the origin
+    // layer, which is being made here.
+    let ping: Transport | undefined;
+    let probe: Transport | undefined;
+    this.#origins = new Origins({
+      insecureHosts: opts.insecureHosts,
+      ping: (req: HttpRequest) => {
+        ping ??= this.#chain(this.#layers(), ["auth"]);
+        return ping(req);
+      },
+      probe: (req: HttpRequest) => {
+        probe ??= this.#chain(this.#layers(), ["auth", "retry"]);
+        return probe(req);
+      },
+    });
   }
 
   /** The chain for one client of `host` asking for `scope`. */
@@ -88,9 +114,12 @@ export class Pipeline {
   ): RepositoryTransports {
     // One set of layers for both: the client's rate-limit state is shared by its requests.
     const layers = this.#layers({ host, scope, credential });
+    const registry = this.#chain(layers);
+    const elsewhere = this.#chain(layers, ["auth"]);
+    const isInsecure = (h: string) => this.#origins.isInsecure(h);
     return {
-      registry: this.#chain(layers),
-      plain: this.#chain(layers, ["auth"]),
+      registry,
+      redirecting: (req) => followRedirects(req, { registry, elsewhere, isInsecure }),
     };
   }
 
@@ -109,9 +138,8 @@ export class Pipeline {
       auth: client
         ? authLayer({
             ...client,
-            pings: this.pings,
+            origins: this.#origins,
             tokens: this.tokens,
-            isInsecure: this.#opts.isInsecure,
             ...(this.#opts.resolveHost ? { resolveHost: this.#opts.resolveHost } : {}),
           })
         : (next) => next,
@@ -125,6 +153,7 @@ export class Pipeline {
       }),
       "rate limit": rateLimitLayer(limiters, now),
       observe: observeLayer(userAgent, observe),
+      origin: this.#origins.layer,
     };
   }
 

@@ -11,7 +11,6 @@ import { withTimeout } from "../abortable.js";
 import { UnsafeRealmError } from "../errors.js";
 import { normaliseHostname } from "./host-names.js";
 import type { PinnedAddress } from "./pinned-lookup.js";
-import type { InsecurePolicy } from "./send.js";
 
 /** Resolves a name to every address (as `dns.promises.lookup(name, { all: true })` does). */
 export type HostResolver = (hostname: string) => Promise<PinnedAddress[]>;
@@ -43,7 +42,7 @@ const METADATA_NAMES = new Set([
 export async function checkRealm(
   realm: URL,
   registryHost: string,
-  isInsecure: InsecurePolicy,
+  isInsecure: (host: string) => boolean,
   resolve: HostResolver = systemResolver,
 ): Promise<RealmCheck> {
   const hostname = normaliseHostname(realm.hostname);

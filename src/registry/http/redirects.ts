@@ -7,7 +7,6 @@
 import { RegistryResponseError } from "../errors.js";
 import { discard, type HttpRequest, type HttpResponse, type Transport } from "./exchange.js";
 import { isLoopback } from "./realm-policy.js";
-import type { InsecurePolicy } from "./send.js";
 
 /** Headers that carry credentials and must never leave the registry's origin. */
 const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization", "x-registry-auth"];
@@ -20,7 +19,8 @@ export interface RedirectRoute {
   registry: Transport;
   /** For every other origin (adds nothing). */
   elsewhere: Transport;
-  isInsecure: InsecurePolicy;
+  /** Whether a host was listed as insecure (a hop from https to its plain http is allowed). */
+  isInsecure: (host: string) => boolean;
   /** Most hops followed (default 5). */
   maxRedirects?: number;
 }
@@ -30,12 +30,15 @@ export async function followRedirects(
   req: HttpRequest,
   route: RedirectRoute,
 ): Promise<HttpResponse> {
-  const origin = req.url.origin;
   const max = route.maxRedirects ?? 5;
+  // A registry path has its origin once the origin layer has sent it: the answer's URL.
+  let origin = req.url instanceof URL ? req.url.origin : undefined;
   let current = req;
   for (let hop = 0; ; hop++) {
-    const sameOrigin = current.url.origin === origin;
+    const sameOrigin = !(current.url instanceof URL) || current.url.origin === origin;
     const res = await (sameOrigin ? route.registry : route.elsewhere)(current);
+    const at = current.url instanceof URL ? current.url : res.url;
+    origin ??= at.origin;
     if (!REDIRECT_STATUSES.has(res.status)) return res;
     const location = res.headers.get("location");
     await discard(res);
@@ -48,7 +51,7 @@ export async function followRedirects(
     }
     let next: URL;
     try {
-      next = new URL(location, current.url);
+      next = new URL(location, at);
     } catch {
       throw new RegistryResponseError("redirect to an invalid URL", { host, status: res.status });
     }
@@ -56,7 +59,7 @@ export async function followRedirects(
       throw new RegistryResponseError("redirect to a non-HTTP URL", { host, status: res.status });
     }
     if (
-      current.url.protocol === "https:" &&
+      at.protocol === "https:" &&
       next.protocol === "http:" &&
       !isLoopback(next.hostname) &&
       !route.isInsecure(next.host)

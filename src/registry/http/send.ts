@@ -15,24 +15,25 @@ import {
   toHeaders,
 } from "./exchange.js";
 
-/** Decides whether TLS verification may be skipped for a host (`host[:port]`). */
-export type InsecurePolicy = (host: string) => boolean;
-
 /** Bounds of the send layer. */
 export interface SendOptions {
   /** Total deadline of a request that names none (default 60 s). */
   requestTimeoutMs?: number;
 }
 
-/** Makes the innermost transport. Redirects are never followed here; callers decide. */
-export function sendTransport(
-  dispatchers: Dispatchers,
-  isInsecure: InsecurePolicy,
-  opts: SendOptions = {},
-): Transport {
+/**
+ * Makes the innermost transport, below the origin layer: every URL is absolute by now and
+ * `skipTlsVerify` chooses the dispatcher. Redirects are never followed here; callers decide.
+ */
+export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}): Transport {
   const defaultTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  return async (req: HttpRequest): Promise<HttpResponse> => {
-    const host = req.url.host;
+  return async (sent: HttpRequest): Promise<HttpResponse> => {
+    const { url } = sent;
+    if (!(url instanceof URL)) {
+      throw new TypeError("a registry path reached the dispatcher without the origin layer");
+    }
+    const req = { ...sent, url };
+    const insecure = req.skipTlsVerify ?? false;
     const deadline = new RequestDeadline(req.timeoutMs ?? defaultTimeout, req.signal);
     const failure = (err: unknown) => transportError(err, req, deadline);
     try {
@@ -43,8 +44,8 @@ export function sendTransport(
         signal: deadline.signal,
         dispatcher:
           req.pinnedAddresses === undefined
-            ? dispatchers.for(isInsecure(host))
-            : dispatchers.pinned(isInsecure(host), req.url.hostname, req.pinnedAddresses),
+            ? dispatchers.for(insecure)
+            : dispatchers.pinned(insecure, req.url.hostname, req.pinnedAddresses),
         // undici closes the connection after a HEAD unless told otherwise; HEAD-first
         // refreshes would then pay a new connection (and TLS handshake) per tag.
         reset: false,
@@ -103,7 +104,11 @@ const TIMEOUT_CODES = new Set([
  * The caller's abort stays an abort (unless it is a timeout signal's: then it is a
  * `TimeoutError` naming the host); everything else becomes a typed, secret-free error.
  */
-function transportError(err: unknown, req: HttpRequest, deadline: RequestDeadline): unknown {
+function transportError(
+  err: unknown,
+  req: HttpRequest & { url: URL },
+  deadline: RequestDeadline,
+): unknown {
   const host = req.url.host;
   const operation = req.operation ?? `${req.method} ${sanitizeText(req.url.pathname, 200)}`;
   if (deadline.expired) {

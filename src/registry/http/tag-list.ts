@@ -14,7 +14,13 @@ import {
 } from "../errors.js";
 import { type InvalidTagsReport, partitionTags } from "../tag-names.js";
 import { DEFAULT_TAG_LIST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
-import { ERROR_BODY_LIMIT, readBounded, readTextPrefix, type Transport } from "./exchange.js";
+import {
+  ERROR_BODY_LIMIT,
+  RegistryPath,
+  readBounded,
+  readTextPrefix,
+  type Transport,
+} from "./exchange.js";
 import { nextPageOf } from "./link-header.js";
 
 /** A listing went past its bounds or pointed somewhere it may not go. */
@@ -43,10 +49,9 @@ export interface TagListOptions {
 /** Largest tag-list page body accepted. */
 export const MAX_TAG_PAGE_BYTES = 32 * 1024 * 1024;
 
-/** Every valid tag of `repository` at `base`, in the registry's order. */
+/** Every valid tag of `repository` on `host`, in the registry's order. */
 export async function listTags(
   transport: Transport,
-  base: URL,
   host: string,
   repository: string,
   opts: TagListOptions = {},
@@ -54,7 +59,7 @@ export async function listTags(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TAG_LIST_TIMEOUT_MS;
   const deadline = new RequestDeadline(timeoutMs, opts.signal);
   try {
-    const all = await listAll(transport, base, host, repository, opts, deadline.signal);
+    const all = await listAll(transport, host, repository, opts, deadline.signal);
     const { valid, invalid } = partitionTags(all, host, repository);
     if (invalid) opts.onInvalidTags?.(invalid);
     return valid;
@@ -68,7 +73,6 @@ export async function listTags(
 
 async function listAll(
   transport: Transport,
-  base: URL,
   host: string,
   repository: string,
   opts: TagListOptions,
@@ -77,8 +81,8 @@ async function listAll(
   const maxPages = opts.maxPages ?? 10_000;
   const maxTags = opts.maxTags ?? 1_000_000;
   const ctx = { host, repository };
-  let url: URL | undefined = new URL(`/v2/${repository}/tags/list`, base);
-  url.searchParams.set("n", String(opts.pageSize ?? 1000));
+  const first = `/v2/${repository}/tags/list?n=${encodeURIComponent(opts.pageSize ?? 1000)}`;
+  let url: URL | RegistryPath | undefined = new RegistryPath(host, first);
   const tags: string[] = [];
   const seen = new Set<string>();
   for (let page = 0; url; page++) {
@@ -86,7 +90,6 @@ async function listAll(
       throw new TagListError(`tag listing stopped after ${maxPages} pages (maxTagPages)`, ctx);
     }
     if (seen.has(url.href)) throw new TagListError("tag listing loops (a next page repeats)", ctx);
-    seen.add(url.href);
     const res = await transport({
       method: "GET",
       url,
@@ -99,6 +102,9 @@ async function listAll(
       const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
       throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
     }
+    // The first page's URL is known once the origin layer has sent it.
+    const at: URL = url instanceof URL ? url : res.url;
+    seen.add(at.href);
     const bytes = await readBounded(res, MAX_TAG_PAGE_BYTES, "tag list page", ctx);
     for (const tag of pageTags(bytes, res.headers.get("content-type"), ctx)) {
       tags.push(tag);
@@ -106,7 +112,7 @@ async function listAll(
         throw new TagListError(`repository has more than ${maxTags} tags (maxTags)`, ctx);
       }
     }
-    url = nextPage(res.headers.get("link"), url, ctx);
+    url = nextPage(res.headers.get("link"), at, ctx);
   }
   return tags;
 }

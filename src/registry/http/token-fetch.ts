@@ -15,7 +15,6 @@ import {
   type Transport,
 } from "./exchange.js";
 import { checkRealm, type HostResolver } from "./realm-policy.js";
-import type { InsecurePolicy } from "./send.js";
 
 /** Token answers larger than this are refused. */
 export const MAX_TOKEN_BODY = 1024 * 1024;
@@ -38,7 +37,7 @@ export interface TokenRequest {
 /** Fetches one token. */
 export async function fetchToken(
   transport: Transport,
-  isInsecure: InsecurePolicy,
+  isInsecure: (host: string) => boolean,
   req: TokenRequest,
 ): Promise<{ token: string; expiresInMs: number }> {
   let realm: URL;

@@ -4,7 +4,7 @@
  * and one per retry. Headers are never logged: they are where the secrets are.
  */
 import type { Logger } from "pino";
-import type { Layer } from "./exchange.js";
+import { type Layer, RegistryPath } from "./exchange.js";
 import type { RetryInfo } from "./retry.js";
 
 /** Query parameters of the Distribution and token APIs that never carry a secret. */
@@ -22,7 +22,8 @@ export function traceLayer(logger: Logger, enabled: boolean): Layer {
         logger.info(
           {
             method: req.method,
-            url,
+            // A registry path's line shows where the origin layer sent it.
+            url: req.url instanceof URL ? url : redactUrl(res.url),
             status: res.status,
             durationMs: Math.round(performance.now() - started),
           },
@@ -59,7 +60,11 @@ export function retryLogger(logger: Logger, enabled: boolean): (info: RetryInfo)
 }
 
 /** The URL as it may be shown: no user info, and only harmless query values. */
-export function redactUrl(url: URL): string {
+export function redactUrl(url: URL | RegistryPath): string {
+  if (url instanceof RegistryPath) {
+    // Above the origin layer a registry path has no scheme yet; it is shown without one.
+    return redactUrl(new URL(url.path, `https://${url.host}`)).replace(/^https:/, "");
+  }
   const u = new URL(url.href);
   u.username = "";
   u.password = "";

@@ -1,0 +1,109 @@
+/**
+ * The origin layer: a registry path goes to its host's base URL (learnt by one ping, shared
+ * by concurrent requests, forgotten when it fails), absolute URLs go by unchanged, and every
+ * request carries its host's TLS policy down to the dispatcher.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  type HttpRequest,
+  type HttpResponse,
+  RegistryPath,
+} from "../../../src/registry/http/exchange.js";
+import { Origins } from "../../../src/registry/http/origin.js";
+import { PIPELINE_LAYERS } from "../../../src/registry/http/pipeline.js";
+
+function answer(status: number, url: URL, headers: Record<string, string> = {}): HttpResponse {
+  return {
+    status,
+    headers: new Headers(headers),
+    url,
+    body: (async function* () {})(),
+  };
+}
+
+/** A fake host: `/v2/` answers the ping with `pingStatus`; everything else 200. */
+function fakeHost(pingStatus: () => number) {
+  const pings: string[] = [];
+  const transport = async (req: HttpRequest): Promise<HttpResponse> => {
+    assert.ok(req.url instanceof URL, "pings are absolute");
+    pings.push(req.url.href);
+    return answer(pingStatus(), req.url, {
+      "www-authenticate": 'Bearer realm="https://auth.example/token",service="reg"',
+    });
+  };
+  return { pings, transport };
+}
+
+describe("the origin layer", () => {
+  test("resolves registry paths against the host's policy, pinging once for all", async () => {
+    const host = fakeHost(() => 401);
+    const origins = new Origins({
+      insecureHosts: [],
+      ping: host.transport,
+      probe: host.transport,
+    });
+    const sent: HttpRequest[] = [];
+    const chain = origins.layer(async (req) => {
+      sent.push(req);
+      return answer(200, req.url as URL);
+    });
+    const path = new RegistryPath("reg.example", "/v2/app/tags/list?n=5");
+    await Promise.all([
+      chain({ method: "GET", url: path }),
+      chain({ method: "GET", url: path }),
+      chain({ method: "GET", url: new URL("https://auth.example/token?scope=x") }),
+    ]);
+    assert.deepEqual(host.pings, ["https://reg.example/v2/"]);
+    assert.deepEqual(sent.map((r) => `${(r.url as URL).href} ${r.skipTlsVerify}`).sort(), [
+      "https://auth.example/token?scope=x false",
+      "https://reg.example/v2/app/tags/list?n=5 false",
+      "https://reg.example/v2/app/tags/list?n=5 false",
+    ]);
+    const policy = await origins.policy("reg.example");
+    assert.deepEqual(policy.challenge, {
+      scheme: "bearer",
+      realm: "https://auth.example/token",
+      service: "reg",
+    });
+  });
+
+  test("a failed ping is forgotten; the next request pings again", async () => {
+    let status = 503;
+    const host = fakeHost(() => status);
+    const origins = new Origins({ insecureHosts: [], ping: host.transport, probe: host.transport });
+    const chain = origins.layer(async (req) => answer(200, req.url as URL));
+    const path = new RegistryPath("reg.example", "/v2/app/manifests/v1");
+    await assert.rejects(chain({ method: "HEAD", url: path }), { code: "REGISTRY_ERROR" });
+    status = 200;
+    assert.equal((await chain({ method: "HEAD", url: path })).status, 200);
+    assert.equal(host.pings.length, 2);
+  });
+
+  test("an insecure host's requests skip TLS verification; no other host's do", async () => {
+    const host = fakeHost(() => 200);
+    const origins = new Origins({
+      insecureHosts: ["local.test:5000"],
+      ping: host.transport,
+      probe: host.transport,
+    });
+    const sent: HttpRequest[] = [];
+    const chain = origins.layer(async (req) => {
+      sent.push(req);
+      return answer(200, req.url as URL);
+    });
+    await chain({ method: "GET", url: new RegistryPath("local.test:5000", "/v2/x/tags/list") });
+    await chain({ method: "GET", url: new URL("https://local.test:5001/v2/") });
+    assert.deepEqual(
+      sent.map((r) => r.skipTlsVerify),
+      [true, false],
+    );
+  });
+});
+
+test("the pipeline's layers, outermost first, as DESIGN.md lists them", () => {
+  assert.deepEqual(
+    [...PIPELINE_LAYERS],
+    ["auth", "trace", "retry", "rate limit", "observe", "origin"],
+  );
+});
