@@ -20,7 +20,6 @@ import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
 import { Keys } from "../../src/cache/keys.js";
 import { openStore } from "../../src/cache/open-store.js";
-import { decodeTagRecord } from "../../src/cache/records.js";
 import type { Store } from "../../src/cache/store.js";
 import { Warmer } from "../../src/cache/warmer.js";
 import { type ImageName, parseImageName } from "../../src/image/ref.js";
@@ -71,8 +70,8 @@ function count(requests: RecordedRequest[]) {
 }
 
 async function intervalOf(store: Store, name: ImageName, tag: string) {
-  const got = await store.get(keys.tag(name, tag));
-  return got && decodeTagRecord(got.value, name, tag)?.intervalMs;
+  const cache = new Cache({ store, keys, metricsRegistry: new MetricsRegistry() });
+  return (await cache.cachedTag(name, tag))?.record?.intervalMs;
 }
 
 function factory() {

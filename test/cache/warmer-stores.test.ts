@@ -10,6 +10,7 @@ import memjs from "memjs";
 import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
+import { bucketOf } from "../../src/cache/index-records.js";
 import { Keys } from "../../src/cache/keys.js";
 import { openStore } from "../../src/cache/open-store.js";
 import type { Store } from "../../src/cache/store.js";
@@ -197,10 +198,12 @@ for (const kind of kinds) {
       try {
         const warmer = new Warmer({ store, keys, factory, metricsRegistry });
         await warmer.scan([{ name: app }]);
-        await kind.writeRaw(keys.tag(app, "v1"), Buffer.from("not an envelope"));
-        // A valid envelope around a value that is not a tag record.
+        // v1's and v2's index buckets hold no other tag (the tags' buckets are all apart).
+        assert.equal(new Set(["v0", "v1", "v2", "v3", "v4", "v5"].map(bucketOf)).size, 6);
+        await kind.writeRaw(keys.bucket(app, bucketOf("v1")), Buffer.from("not an envelope"));
+        // A valid envelope around a value that is not an index bucket.
         await store.set(
-          keys.tag(app, "v2"),
+          keys.bucket(app, bucketOf("v2")),
           new Date(Date.now() + 3_600_000),
           new TextEncoder().encode("[1,2]"),
         );
