@@ -119,7 +119,6 @@ export {
   ACR_REFRESH_TOKEN_USERNAME,
   azureCloudProvider,
 } from "./registry/credentials/azure.js";
-export type { CloudCredentialProvider } from "./registry/credentials/cloud-provider.js";
 export {
   type CloudProvidersOptions,
   defaultCloudProviders,
@@ -137,12 +136,11 @@ export {
 export {
   type AWSAuth,
   type AWSRegistryConfig,
-  type CredentialsLogger,
   EKS_SYSTEM_ACCOUNT,
   EKS_SYSTEM_ACCOUNT_CN,
-  ecrCloudProvider,
   imageCredsWithAWSAuth,
-} from "./registry/credentials/ecr.js";
+} from "./registry/credentials/aws-image-creds.js";
+export { ecrCloudProvider } from "./registry/credentials/ecr.js";
 export {
   CloudCredentialsError,
   CredentialHelperError,
@@ -161,6 +159,10 @@ export {
   readDockerConfigFile,
 } from "./registry/credentials/image-creds.js";
 export { findPullSecretFiles, loadPullSecrets } from "./registry/credentials/pull-secrets.js";
+export type {
+  CloudCredentialProvider,
+  CredentialsLogger,
+} from "./registry/credentials/types.js";
 export {
   DeniedError,
   DigestMismatchError,

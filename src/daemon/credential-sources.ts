@@ -11,9 +11,9 @@ import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import { RegscanError } from "../errors.js";
 import { parseImageName } from "../image/ref.js";
+import { imageCredsWithAWSAuth } from "../registry/credentials/aws-image-creds.js";
 import { parseEcrHost } from "../registry/credentials/cloud-hosts.js";
 import { defaultCloudProviders } from "../registry/credentials/cloud-providers.js";
-import { imageCredsWithAWSAuth } from "../registry/credentials/ecr.js";
 import {
   type ImageCreds,
   type ImageCredsLookup,

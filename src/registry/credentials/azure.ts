@@ -10,11 +10,10 @@ import { raceAbort, withTimeout } from "../../abort.js";
 import { CONFIG_FILE_MAX_BYTES, readBoundedTextFile } from "../../files/bounded-file.js";
 import { importOptional } from "../../optional-dependency.js";
 import { isAzureRegistryHost } from "./cloud-hosts.js";
-import { anonymousOnFailure, type CloudCredentialProvider } from "./cloud-provider.js";
-import type { HostCredential } from "./credentials.js";
-import type { CredentialsLogger } from "./ecr.js";
+import { anonymousOnFailure } from "./cloud-provider.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
 import { StoredHostCredential } from "./host-credential.js";
+import type { CloudCredentialProvider, CredentialsLogger, HostCredential } from "./types.js";
 
 /** The username ACR expects with a refresh token. */
 export const ACR_REFRESH_TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000";

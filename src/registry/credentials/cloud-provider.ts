@@ -1,26 +1,9 @@
 /**
- * The shape of a cloud credential source (AWS ECR, Google, Azure) that `Credentials.resolve`
- * asks last, after static entries and credential helpers.
+ * A cloud credential provider (Google, Azure) that `Credentials.resolve` asks last, after
+ * static entries and credential helpers, made from a source that throws when it has none.
  */
-import type { OperationOptions } from "../../abort.js";
-import type { HostCredential } from "./credentials.js";
-import type { CredentialsLogger } from "./ecr.js";
 import { describeCause } from "./errors.js";
-
-/** Produces credentials for the registry hosts of one cloud. */
-export interface CloudCredentialProvider {
-  /** `aws-ecr`, `gcp` or `azure`; used in errors and logs. */
-  readonly name: string;
-  /** Whether `host` is one of this cloud's registries; cheap, loads no SDK. */
-  matches(host: string): boolean;
-  /** A credential for `host`, or `undefined` when this cloud has none to give here. */
-  credentialFor(host: string, opts?: OperationOptions): Promise<HostCredential | undefined>;
-}
-
-/** A source of one cloud's credentials that throws when it has none. */
-export interface CloudCredentialSource {
-  credentialFor(host: string, opts?: OperationOptions): Promise<HostCredential>;
-}
+import type { CloudCredentialProvider, CloudCredentialSource, CredentialsLogger } from "./types.js";
 
 /**
  * The provider for a cloud whose registries also serve public images: a failure of

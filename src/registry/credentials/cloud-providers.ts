@@ -3,9 +3,9 @@
  * helper credentials: ECR, then Google, then Azure. Each loads its SDK on first use only.
  */
 import { type AzureProviderOptions, azureCloudProvider } from "./azure.js";
-import type { CloudCredentialProvider } from "./cloud-provider.js";
-import { type CredentialsLogger, type EcrProviderOptions, ecrCloudProvider } from "./ecr.js";
+import { type EcrProviderOptions, ecrCloudProvider } from "./ecr.js";
 import { type GcpProviderOptions, gcpCloudProvider } from "./gcp.js";
+import type { CloudCredentialProvider, CredentialsLogger } from "./types.js";
 
 /** Settings per cloud; `false` leaves a cloud out. */
 export interface CloudProvidersOptions {

@@ -5,28 +5,14 @@
  */
 import { inspect } from "node:util";
 import type { OperationOptions } from "../../abort.js";
-import type { CloudCredentialProvider } from "./cloud-provider.js";
 import { CredentialHelperRunner } from "./credential-helper.js";
 import { parseDockerConfig } from "./docker-config.js";
 import { describeCredential } from "./host-credential.js";
 import { hostOfServerKey } from "./server-key.js";
+import type { CloudCredentialProvider, HostCredential } from "./types.js";
 
-/**
- * One host's credential. The secret is reachable only through `password` / `identityToken`
- * / `registryToken`; `toString()`, `toJSON()` and `util.inspect` never show it.
- */
-export interface HostCredential {
-  readonly host: string;
-  readonly username: string | undefined;
-  readonly password: string | undefined;
-  /** An OAuth2 refresh token (docker's `identitytoken`) for the token endpoint's POST form. */
-  readonly identityToken: string | undefined;
-  /** A bearer token to send to the registry as is (docker's `registrytoken`). */
-  readonly registryToken: string | undefined;
-  /** Where it came from, e.g. `docker-config:/home/me/.docker/config.json`. */
-  readonly provenance: string;
-  toString(): string;
-}
+// The type `Credentials` hands out; declared with the other shared types.
+export type { HostCredential } from "./types.js";
 
 /** Where the dynamic sources of a `Credentials` come from. */
 export interface CredentialsOptions {

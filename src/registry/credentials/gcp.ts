@@ -9,11 +9,10 @@ import type { OperationOptions } from "../../abort.js";
 import { raceAbort, withTimeout } from "../../abort.js";
 import { importOptional } from "../../optional-dependency.js";
 import { isGcpRegistryHost } from "./cloud-hosts.js";
-import { anonymousOnFailure, type CloudCredentialProvider } from "./cloud-provider.js";
-import type { HostCredential } from "./credentials.js";
-import type { CredentialsLogger } from "./ecr.js";
+import { anonymousOnFailure } from "./cloud-provider.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
 import { StoredHostCredential } from "./host-credential.js";
+import type { CloudCredentialProvider, CredentialsLogger, HostCredential } from "./types.js";
 
 /** The username GCR and Artifact Registry expect with an access token. */
 export const GCP_TOKEN_USERNAME = "oauth2accesstoken";

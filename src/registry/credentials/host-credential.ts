@@ -4,7 +4,7 @@
  * host, the username and where the credential came from.
  */
 import { inspect } from "node:util";
-import type { HostCredential } from "./credentials.js";
+import type { HostCredential } from "./types.js";
 
 /** What a credential is made of; every secret is optional. */
 export interface HostCredentialInit {

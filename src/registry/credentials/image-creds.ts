@@ -8,10 +8,10 @@ import {
   DOCKER_CONFIG_MAX_BYTES,
   readBoundedFile,
 } from "../../files/bounded-file.js";
-import type { CloudCredentialProvider } from "./cloud-provider.js";
 import { sharedCloudProviders } from "./cloud-providers.js";
 import { Credentials, type CredentialsOptions } from "./credentials.js";
 import { CredentialsFileError, describeCause } from "./errors.js";
+import type { CloudCredentialProvider } from "./types.js";
 
 /** Credentials by canonical repository name (`ImageName.toString()`). */
 export type ImageCreds = Map<string, Credentials>;

@@ -5,14 +5,13 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { inspect } from "node:util";
-import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import {
-  EcrTokenCache,
   EKS_SYSTEM_ACCOUNT,
   EKS_SYSTEM_ACCOUNT_CN,
-  ecrCloudProvider,
   imageCredsWithAWSAuth,
-} from "../../../src/registry/credentials/ecr.js";
+} from "../../../src/registry/credentials/aws-image-creds.js";
+import { Credentials } from "../../../src/registry/credentials/credentials.js";
+import { EcrTokenCache, ecrCloudProvider } from "../../../src/registry/credentials/ecr.js";
 import type { EcrApi } from "../../../src/registry/credentials/ecr-api.js";
 import { type FakeAws, startFakeAws } from "../../support/fake-cloud/aws.js";
 import { captureLogger } from "./capture-logger.js";
