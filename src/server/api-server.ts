@@ -89,7 +89,7 @@ export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = {
 };
 
 /** Bytes of a large answer handed to the socket at once. */
-const LARGE_BODY_SLICE = 256 * 1024;
+const LARGE_BODY_SLICE = 64 * 1024;
 
 /** How long one cache read for an answer may take. */
 const READ_TIMEOUT_MS = 30_000;

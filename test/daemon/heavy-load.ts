@@ -24,6 +24,12 @@ export interface HeavyLoadFigures {
   statuses: Record<string, number>;
   loadMs: number;
   healthz: { samples: number; p50Ms: number; p99Ms: number; maxMs: number; failures: number };
+  /**
+   * The daemon's own event-loop delay during the load (its `nodejs_eventloop_lag_*`
+   * gauges, reset by the scrape before the load): high here means the daemon held its
+   * loop; high only in the probe means the machine's CPUs were busy elsewhere.
+   */
+  daemonEventLoopLag: { p99Ms: number; maxMs: number };
   /** The daemon's RSS before the load and its peak during it, MiB. */
   rssBeforeMiB: number;
   rssPeakMiB: number;
@@ -57,20 +63,23 @@ export async function heavySetup(
   );
   await builder.close();
   const repository = `${registry.host}/big/app`;
-  const serve = await startServe([
-    "--image",
-    repository,
-    "--insecure-host",
-    registry.host,
-    "--cache",
-    "memory:",
-    // The load is 100 clients within the rate limit, as in the audit.
-    "--api-rps",
-    "10000",
-    "--api-burst",
-    "10000",
-    ...serveArgs,
-  ], env);
+  const serve = await startServe(
+    [
+      "--image",
+      repository,
+      "--insecure-host",
+      registry.host,
+      "--cache",
+      "memory:",
+      // The load is 100 clients within the rate limit, as in the audit.
+      "--api-rps",
+      "10000",
+      "--api-burst",
+      "10000",
+      ...serveArgs,
+    ],
+    env,
+  );
   await waitFor(
     async () => {
       const r = await serve.fetchJson("/v1/repositories");
@@ -107,6 +116,8 @@ export async function heavyLoad(
   const statuses: Record<string, number> = {};
   let responseBytes = 0;
   const rssBefore = rssMiB(pid);
+  // A scrape resets the daemon's event-loop delay histogram: what the next one shows is the load's.
+  await eventLoopLag(setup.serve.url);
   // The probe (and the RSS sampler) run on a thread of their own: reading the load's
   // gigabyte of answers keeps this thread's event loop busy, and that delay is not the daemon's.
   const probe = startProbe(port, pid);
@@ -125,6 +136,7 @@ export async function heavyLoad(
   );
   const loadMs = performance.now() - started;
   const { samples: probes, failures: probeFailures, rssPeakKb } = await probe.stop();
+  const daemonEventLoopLag = await eventLoopLag(setup.serve.url);
   const rssPeak = Math.max(round(rssPeakKb / 1024), rssMiB(pid));
   const sorted = [...probes].sort((a, b) => a - b);
   const at = (q: number) =>
@@ -143,6 +155,7 @@ export async function heavyLoad(
       maxMs: round(sorted[sorted.length - 1] ?? Number.NaN),
       failures: probeFailures,
     },
+    daemonEventLoopLag,
     rssBeforeMiB: rssBefore,
     rssPeakMiB: rssPeak,
   };
@@ -154,7 +167,8 @@ export function describeFigures(f: HeavyLoadFigures): string {
     `${f.concurrentClients} clients x ${f.readsPerClient} reads of a ${f.tags}-tag repository ` +
     `(${(f.responseBytes / 1024 / 1024).toFixed(1)} MiB each) in ${f.loadMs} ms, statuses ${JSON.stringify(f.statuses)}; ` +
     `/healthz p50 ${f.healthz.p50Ms} ms, p99 ${f.healthz.p99Ms} ms, max ${f.healthz.maxMs} ms ` +
-    `(${f.healthz.samples} probes, ${f.healthz.failures} failed); daemon RSS ${f.rssBeforeMiB} -> peak ${f.rssPeakMiB} MiB`
+    `(${f.healthz.samples} probes, ${f.healthz.failures} failed); daemon event-loop delay p99 ${f.daemonEventLoopLag.p99Ms} ms, ` +
+    `max ${f.daemonEventLoopLag.maxMs} ms; daemon RSS ${f.rssBeforeMiB} -> peak ${f.rssPeakMiB} MiB`
   );
 }
 
@@ -238,6 +252,19 @@ function get(
     req.setTimeout(120_000, () => req.destroy(new Error(`timeout on ${path}`)));
     req.end();
   });
+}
+
+/** The daemon's `nodejs_eventloop_lag_p99/max_seconds`, in ms (scraping resets them). */
+async function eventLoopLag(url: string): Promise<{ p99Ms: number; maxMs: number }> {
+  const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) =>
+    r.text(),
+  );
+  const gauge = (name: string) =>
+    round(Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN) * 1000);
+  return {
+    p99Ms: gauge("nodejs_eventloop_lag_p99_seconds"),
+    maxMs: gauge("nodejs_eventloop_lag_max_seconds"),
+  };
 }
 
 /** Resident set size of a process, MiB (0 when it cannot be read). */
