@@ -8,20 +8,10 @@ import type { ImageEntry, Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Client, ManifestHead } from "./client.js";
 import { computeDigest, isDigest, parseDigest, verifyDigest } from "./digest.js";
-import {
-  DigestMismatchError,
-  type RegistryErrorContext,
-  registryErrorFromResponse,
-} from "./errors.js";
-import {
-  discard,
-  ERROR_BODY_LIMIT,
-  type HttpResponse,
-  RegistryPath,
-  readBounded,
-  readTextPrefix,
-} from "./http/exchange.js";
+import { DigestMismatchError, type RegistryErrorContext } from "./errors.js";
+import { discard, type HttpResponse, RegistryPath, readBounded } from "./http/exchange.js";
 import type { RepositoryTransports } from "./http/pipeline.js";
+import { expectStatus } from "./http/status.js";
 import { listTags } from "./http/tag-list.js";
 import { decodeImageConfig, type ImageConfigSummary, MAX_CONFIG_BYTES } from "./manifest/config.js";
 import { type DecodedManifest, decodeManifest, MAX_MANIFEST_BYTES } from "./manifest/decode.js";
@@ -96,7 +86,7 @@ export class RemoteClient implements Client {
       await discard(res);
       return undefined;
     }
-    if (res.status !== 200) throw await errorFrom(res, ctx);
+    await expectStatus(res, 200, ctx);
     await discard(res);
     const header = res.headers.get("docker-content-digest");
     if (header === null || !isDigest(header)) {
@@ -195,7 +185,7 @@ export class RemoteClient implements Client {
   async #getManifest(reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
     const ctx = this.#ctx(reference);
     const res = await this.#manifestRequest("GET", reference, signal);
-    if (res.status !== 200) throw await errorFrom(res, ctx);
+    await expectStatus(res, 200, ctx);
     const bytes = await readBounded(res, MAX_MANIFEST_BYTES, "manifest", ctx);
     const hashed = manifestDigestBytes(bytes, ctx);
     const header = res.headers.get("docker-content-digest");
@@ -247,16 +237,11 @@ export class RemoteClient implements Client {
       operation: `GET ${what}`,
       bodyLimit: limit,
     });
-    if (res.status !== 200) throw await errorFrom(res, { ...ctx, reference: digest });
+    await expectStatus(res, 200, { ...ctx, reference: digest });
     const bytes = await readBounded(res, limit, what, ctx);
     verifyDigest(bytes, digest, { ...ctx, what });
     return bytes;
   }
-}
-
-async function errorFrom(res: HttpResponse, ctx: RegistryErrorContext): Promise<Error> {
-  const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
-  return registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
 }
 
 /** Values by digest, bounded (oldest out); concurrent loads of one digest share one request. */

@@ -3,16 +3,11 @@
  * host whose https fails) and which authentication it asks for. The origin layer pings each
  * host once and keeps the answer.
  */
-import { NetworkError, registryErrorFromResponse } from "../errors.js";
-import {
-  discard,
-  ERROR_BODY_LIMIT,
-  type HttpResponse,
-  readTextPrefix,
-  type Transport,
-} from "./exchange.js";
+import { NetworkError } from "../errors.js";
+import { discard, type HttpResponse, type Transport } from "./exchange.js";
 import type { InsecurePolicy } from "./insecure-hosts.js";
 import { RETRY_STATUSES } from "./retry.js";
+import { expectStatus } from "./status.js";
 import { parseWwwAuthenticate, selectChallenge } from "./www-authenticate.js";
 
 /** What the registry asks for. */
@@ -107,10 +102,7 @@ async function policyOf(res: HttpResponse, base: URL, host: string): Promise<Hos
   }
   // A ping refused for now (still 429 or 5xx after the retries) says nothing about the
   // challenge; it must not be remembered as "no authentication".
-  if (res.status === 429 || res.status >= 500) {
-    const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
-    throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, host });
-  }
+  await expectStatus(res, (status) => status !== 429 && status < 500, { host });
   await discard(res);
   return { base, challenge: { scheme: "none" } };
 }

@@ -8,20 +8,14 @@ import {
   InvalidResponseError,
   RegistryError,
   type RegistryErrorContext,
-  registryErrorFromResponse,
   sanitizeText,
   TimeoutError,
 } from "../errors.js";
 import { type InvalidTagsReport, partitionTags } from "../tag-names.js";
 import { DEFAULT_TAG_LIST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
-import {
-  ERROR_BODY_LIMIT,
-  RegistryPath,
-  readBounded,
-  readTextPrefix,
-  type Transport,
-} from "./exchange.js";
+import { RegistryPath, readBounded, type Transport } from "./exchange.js";
 import { nextPageOf } from "./link-header.js";
+import { expectStatus } from "./status.js";
 
 /** A listing went past its bounds or pointed somewhere it may not go. */
 export class TagListError extends RegistryError {
@@ -98,10 +92,7 @@ async function listAll(
       operation: `tag list page ${page + 1}`,
       bodyLimit: MAX_TAG_PAGE_BYTES,
     });
-    if (res.status !== 200) {
-      const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
-      throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
-    }
+    await expectStatus(res, 200, ctx);
     // The first page's URL is known once the origin layer has sent it.
     const at: URL = url instanceof URL ? url : res.url;
     seen.add(at.href);

@@ -4,17 +4,16 @@
  * (docker's identity token), or with a password when the realm refuses the GET.
  */
 import type { HostCredential } from "../credentials/credentials.js";
-import { registryErrorFromResponse, UnauthorizedError } from "../errors.js";
+import { UnauthorizedError } from "../errors.js";
 import {
   discard,
-  ERROR_BODY_LIMIT,
   type HttpRequest,
   type HttpResponse,
   readBounded,
-  readTextPrefix,
   type Transport,
 } from "./exchange.js";
 import { checkRealm, type HostResolver } from "./realm-policy.js";
+import { expectStatus } from "./status.js";
 
 /** Token answers larger than this are refused. */
 export const MAX_TOKEN_BODY = 1024 * 1024;
@@ -114,16 +113,8 @@ async function parseTokenResponse(
   res: HttpResponse,
   req: TokenRequest,
 ): Promise<{ token: string; expiresInMs: number }> {
-  if (res.status !== 200) {
-    const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
-    // The token server's own 401 means the credentials were refused.
-    throw registryErrorFromResponse({
-      status: res.status,
-      headers: res.headers,
-      body,
-      host: req.registryHost,
-    });
-  }
+  // The token server's own 401 means the credentials were refused.
+  await expectStatus(res, 200, { host: req.registryHost });
   const body = await readBounded(res, MAX_TOKEN_BODY, "token answer", {
     host: req.registryHost,
   });
