@@ -7,10 +7,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
+import { raceAbort } from "../abort.js";
 import { CachedFetchError, ImageExcludedError } from "../cache/errors.js";
 import { RegscanError } from "../errors.js";
 import { type ImageName, type ImageRef, parseImageName, parseImageRef } from "../image/ref.js";
-import { raceAbort } from "../registry/abortable.js";
 import type { Registry } from "../registry/registry.js";
 import { ApiError } from "./api-error.js";
 import { BearerToken } from "./bearer-token.js";

@@ -5,7 +5,7 @@
  * Requests to any other host pass through without credentials.
  */
 
-import { raceAbort } from "../abortable.js";
+import { raceAbort } from "../../abort.js";
 import type { HostCredential } from "../credentials/credentials.js";
 import { TimeoutError } from "../errors.js";
 import { discard, type HttpRequest, type Layer, type Transport } from "./exchange.js";

@@ -5,9 +5,9 @@
  */
 import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from "undici";
+import { withTimeout } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { CONFIG_FILE_MAX_BYTES, readBoundedFileSync } from "../../files/bounded-file.js";
-import { withTimeout } from "../abortable.js";
 import { type PinnedAddress, pinKey, pinnedLookup } from "./pinned-lookup.js";
 
 /** How the dispatchers are built. */

@@ -3,7 +3,7 @@
  * base URL, the fallback to plain http for a host listed as insecure, and the challenge it
  * answered the ping with — so that nothing above it needs to know a scheme or ping a host.
  */
-import { raceAbort } from "../abortable.js";
+import { raceAbort } from "../../abort.js";
 import type { HttpRequest, Layer, RegistryPath, Transport } from "./exchange.js";
 import { type InsecurePolicy, insecureHostPolicy } from "./insecure-hosts.js";
 import { type HostPolicy, pingHost } from "./ping.js";

@@ -3,9 +3,10 @@
  * per registry host, halved on a `429`, raised again slowly after a cool-down, paused for
  * `Retry-After`, and slowed as Docker Hub's remaining quota nears zero.
  */
+
+import { abortableSleep } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
-import { abortableSleep } from "../abortable.js";
-import { type HeaderSource, headerValue } from "../errors.js";
+import { type HeaderSource, headerValue } from "./headers.js";
 
 /** A `RateLimiters` option that is not a positive number. */
 export class InvalidRateLimitOptionError extends RegscanError {

@@ -7,7 +7,7 @@
  */
 import { lookup as systemLookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { withTimeout } from "../abortable.js";
+import { withTimeout } from "../../abort.js";
 import { UnsafeRealmError } from "../errors.js";
 import { normaliseHostname } from "./host-names.js";
 import type { PinnedAddress } from "./pinned-lookup.js";
@@ -51,14 +51,13 @@ export async function checkRealm(
       realm.protocol === "http:" &&
       (isLoopback(hostname) || isInsecure(realm.host) || isInsecure(hostname));
     if (!allowed) {
-      throw new UnsafeRealmError(
-        `token realm ${realm.origin} is not https (plain http only for loopback and insecure hosts)`,
-        { host: registryHost },
+      throw new UnsafeRealmError({
+        message: `token realm ${realm.origin} is not https (plain http only for loopback and insecure hosts)`,  host: registryHost },
       );
     }
   }
   if (METADATA_NAMES.has(hostname) || isForbiddenAddress(hostname)) {
-    throw new UnsafeRealmError(`token realm ${realm.origin} is a link-local or metadata address`, {
+    throw new UnsafeRealmError({message: `token realm ${realm.origin} is a link-local or metadata address`, 
       host: registryHost,
     });
   }
@@ -71,9 +70,8 @@ export async function checkRealm(
     () => new Error("DNS look-up timed out"),
   ).catch((): PinnedAddress[] => []);
   if (addresses.some((a) => isForbiddenAddress(a.address))) {
-    throw new UnsafeRealmError(
-      `token realm ${realm.origin} resolves to a link-local or metadata address`,
-      { host: registryHost },
+    throw new UnsafeRealmError({
+      message: `token realm ${realm.origin} resolves to a link-local or metadata address`,  host: registryHost },
     );
   }
   // The name as the URL has it (trailing dot and all): that is what the connection looks up.

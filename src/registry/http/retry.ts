@@ -1,12 +1,12 @@
 /**
- * The retry layer: repeats a request after `429`, `502`, `503`, `504` or a dropped
- * connection (before the headers, or while a GET's body is read), with jittered exponential
- * back-off, honouring `Retry-After`, bounded in attempts and in total time, and stopped at
- * once by the caller's AbortSignal.
+ * The retry layer and its policy (as data): repeats a request after `429`, `502`, `503`,
+ * `504` or a dropped connection (before the headers, or while a GET's body is read), with
+ * jittered exponential back-off, honouring `Retry-After`, bounded in attempts and in total
+ * time, and stopped at once by the caller's AbortSignal.
  */
 
-import { abortableSleep } from "../abortable.js";
-import { NetworkError, parseRetryAfter, TRANSIENT_NETWORK_CODES } from "../errors.js";
+import { abortableSleep } from "../../abort.js";
+import { NetworkError, RegistryResponseError, TooManyRequestsError } from "../errors.js";
 import {
   BodyTooLargeSignal,
   bufferedBody,
@@ -18,8 +18,55 @@ import {
   readBody,
   type Transport,
 } from "./exchange.js";
+import { parseRetryAfter } from "./headers.js";
 
-/** How hard to try. */
+/**
+ * The retry policy, as data: what is worth another attempt, and how hard to try (the
+ * defaults of `RetryOptions`). Timeouts are not retried: the caller's time is spent. The
+ * send layer reports `ETIMEDOUT` and `UND_ERR_CONNECT_TIMEOUT` as `TIMEOUT`, so they are
+ * not network codes here.
+ */
+export const RETRY_POLICY = {
+  /** Rate limiting and the gateway family. */
+  statuses: [429, 502, 503, 504],
+  /** Connections refused, reset or dropped before (or while) the answer came. */
+  networkCodes: [
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "ECONNABORTED",
+    "EPIPE",
+    "EAI_AGAIN",
+    "UND_ERR_SOCKET",
+    "UND_ERR_CLOSED",
+  ],
+  maxAttempts: 4,
+  baseDelayMs: 250,
+  maxDelayMs: 8_000,
+  maxTotalMs: 60_000,
+  maxRetryAfterMs: 60_000,
+} as const;
+
+/** The statuses retried (the ping's quick probe leaves these to the retried way). */
+export const RETRY_STATUSES: ReadonlySet<number> = new Set(RETRY_POLICY.statuses);
+const RETRY_NETWORK_CODES: ReadonlySet<string> = new Set(RETRY_POLICY.networkCodes);
+
+/**
+ * Whether an error is transient and the request worth repeating under the policy: `429`,
+ * `502`, `503`, `504`, and dropped connections. Everything else (a timeout, an abort, a bug)
+ * is not.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof TooManyRequestsError) return true;
+  if (err instanceof NetworkError) {
+    return err.causeCode !== undefined && RETRY_NETWORK_CODES.has(err.causeCode);
+  }
+  if (err instanceof RegistryResponseError) {
+    return err.status !== undefined && RETRY_STATUSES.has(err.status);
+  }
+  return false;
+}
+
+/** How hard to try; every bound defaults to `RETRY_POLICY`'s. */
 export interface RetryOptions {
   /** Attempts in all, the first included (default 4). */
   maxAttempts?: number;
@@ -49,9 +96,6 @@ export interface RetryInfo {
   reason: string;
 }
 
-/** The statuses retried (the ping's quick probe leaves these to the retried way). */
-export const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
-
 /** The retry layer. */
 export function retryLayer(opts: RetryOptions = {}): Layer {
   return (next) => retryTransport(next, opts);
@@ -59,11 +103,11 @@ export function retryLayer(opts: RetryOptions = {}): Layer {
 
 /** Wraps `next` with retries. */
 export function retryTransport(next: Transport, opts: RetryOptions = {}): Transport {
-  const maxAttempts = Math.max(1, opts.maxAttempts ?? 4);
-  const base = opts.baseDelayMs ?? 250;
-  const maxDelay = opts.maxDelayMs ?? 8_000;
-  const maxTotal = opts.maxTotalMs ?? 60_000;
-  const maxRetryAfter = opts.maxRetryAfterMs ?? 60_000;
+  const maxAttempts = Math.max(1, opts.maxAttempts ?? RETRY_POLICY.maxAttempts);
+  const base = opts.baseDelayMs ?? RETRY_POLICY.baseDelayMs;
+  const maxDelay = opts.maxDelayMs ?? RETRY_POLICY.maxDelayMs;
+  const maxTotal = opts.maxTotalMs ?? RETRY_POLICY.maxTotalMs;
+  const maxRetryAfter = opts.maxRetryAfterMs ?? RETRY_POLICY.maxRetryAfterMs;
   const random = opts.random ?? Math.random;
   const now = opts.now ?? Date.now;
 
@@ -75,7 +119,8 @@ export function retryTransport(next: Transport, opts: RetryOptions = {}): Transp
       try {
         res = await withBody(await next(req), req);
       } catch (err) {
-        if (!isConnectionReset(err)) throw err;
+        // Only a dropped connection is repeated here; statuses are looked at below.
+        if (!(err instanceof NetworkError && isRetryable(err))) throw err;
         failure = err;
       }
       if (res && !RETRY_STATUSES.has(res.status)) return res;
@@ -119,9 +164,4 @@ async function withBody(res: HttpResponse, req: HttpRequest): Promise<HttpRespon
     if (err instanceof BodyTooLargeSignal) return { ...res, body: failingBody(err) };
     throw err;
   }
-}
-
-function isConnectionReset(err: unknown): boolean {
-  if (!(err instanceof NetworkError)) return false;
-  return err.causeCode !== undefined && TRANSIENT_NETWORK_CODES.has(err.causeCode);
 }
