@@ -7,6 +7,11 @@
 export interface BacklogItem {
   name: string;
   priority: boolean;
+  /**
+   * A priority request that named tags (a registry webhook): only these, and tags not yet
+   * in the index, are checked. Undefined: every tag.
+   */
+  onlyTags?: string[];
 }
 
 /** Queue of canonical repository names with a priority lane. */
@@ -14,6 +19,8 @@ export class Backlog {
   readonly #regular: string[] = [];
   readonly #priority: string[] = [];
   readonly #inFlight = new Set<string>();
+  /** Tags named by the priority requests waiting; a name absent here means every tag. */
+  readonly #priorityTags = new Map<string, Set<string>>();
   #wake: (() => void) | undefined;
 
   /** Adds every name that is not already waiting (Flux v1 rebuilt it from each lookup). */
@@ -24,11 +31,20 @@ export class Backlog {
     this.#notify();
   }
 
-  /** Moves `name` to the front: it is the next repository scanned. */
-  prioritize(name: string): void {
+  /**
+   * Moves `name` to the front: it is the next repository scanned. With `onlyTags`, that scan
+   * checks only those tags (and new ones), unless another request for the same scan named
+   * none; requests waiting together add up.
+   */
+  prioritize(name: string, onlyTags?: readonly string[]): void {
     const at = this.#regular.indexOf(name);
     if (at >= 0) this.#regular.splice(at, 1);
-    if (!this.#priority.includes(name)) this.#priority.push(name);
+    const waiting = this.#priority.includes(name);
+    const tags = this.#priorityTags.get(name);
+    if (onlyTags === undefined || onlyTags.length === 0) this.#priorityTags.delete(name);
+    else if (!waiting) this.#priorityTags.set(name, new Set(onlyTags));
+    else if (tags) for (const tag of onlyTags) tags.add(tag);
+    if (!waiting) this.#priority.push(name);
     this.#notify();
   }
 
@@ -42,7 +58,9 @@ export class Backlog {
       if (at >= 0) {
         const [name] = lane.splice(at, 1) as [string];
         this.#inFlight.add(name);
-        return { name, priority };
+        const tags = priority ? this.#priorityTags.get(name) : undefined;
+        this.#priorityTags.delete(name);
+        return tags ? { name, priority, onlyTags: [...tags] } : { name, priority };
       }
     }
     return undefined;

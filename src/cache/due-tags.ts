@@ -46,9 +46,12 @@ export function dueTags(
   log: Logger,
   /** Treat every tag as due (a priority refresh), however fresh its entry. */
   everyTagDue = false,
+  /** Check only these of the tags already in the index (a refresh that named tags). */
+  onlyTags?: readonly string[],
 ): DueTags {
   const due: DueTag[] = [];
   const now = ctx.now();
+  const named = onlyTags && new Set(onlyTags);
   for (const tag of tags) {
     if (index.unread(tag)) {
       due.push({ tag, unread: true });
@@ -57,6 +60,11 @@ export function dueTags(
     const entry = index.entry(tag);
     if (!entry) {
       due.push({ tag });
+      continue;
+    }
+    if (named && !named.has(tag) && entry.image !== undefined) {
+      // Left for the regular scans: one HEAD per named tag is what the refresh is for.
+      result.fresh++;
       continue;
     }
     const deadline = new Date(entry.deadline);

@@ -13,6 +13,11 @@ export interface RepositoryOptions {
   platform?: Platform;
   /** How often the repository is scanned at most (default: the warmer's interval). */
   intervalMs?: number;
+  /**
+   * For one scan only (a priority refresh that named tags, e.g. from a registry webhook):
+   * check only these tags and tags not yet in the index; the others are left as they are.
+   */
+  onlyTags?: readonly string[];
 }
 
 /** How one repository's scan ended. */

@@ -180,12 +180,14 @@ export class Warmer {
   /**
    * Asks for `repository` (canonical name or ImageName) to be scanned next, whatever its
    * interval says. Only repositories from the lookup are scanned; an unknown name makes
-   * the warmer ask the lookup again once, then it is dropped with a warning.
+   * the warmer ask the lookup again once, then it is dropped with a warning. With
+   * `onlyTags` (a webhook named them), the scan lists the tags once and checks only those
+   * tags and tags not yet cached, not every tag.
    */
-  prioritize(repository: ImageName | string): void {
+  prioritize(repository: ImageName | string, opts: { onlyTags?: readonly string[] } = {}): void {
     const name = repository.toString();
     if (this.#creds.has(name)) {
-      this.#backlog.prioritize(name);
+      this.#backlog.prioritize(name, opts.onlyTags);
       return;
     }
     void (async () => {
@@ -194,7 +196,7 @@ export class Warmer {
       } catch (error) {
         this.#ctx.logger.error({ error: summarizeError(error) }, "image lookup failed");
       }
-      if (this.#creds.has(name)) this.#backlog.prioritize(name);
+      if (this.#creds.has(name)) this.#backlog.prioritize(name, opts.onlyTags);
       else this.#ctx.logger.warn({ repository: name }, "priority refresh of an unknown repository");
     })();
   }
@@ -281,10 +283,11 @@ export class Warmer {
         if (!creds) continue; // dropped from the lookup since it was queued
         const name = this.#imageName(item.name);
         if (!name) continue;
+        const options = this.#opts.repositoryOptions?.(item.name) ?? {};
         await this.#scanOne(
           name,
           creds,
-          this.#opts.repositoryOptions?.(item.name) ?? {},
+          item.onlyTags ? { ...options, onlyTags: item.onlyTags } : options,
           item.priority,
           // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
           // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
