@@ -19,13 +19,14 @@ import {
   UnknownTagError,
 } from "./errors.js";
 import { DEFAULT_IMAGE_CACHE_BYTES, ImageLru } from "./image-lru.js";
-import { type BucketRead, readBuckets, readImages } from "./index-reader.js";
+import { type BucketRead, readBuckets, readImages, resolveBucketImages } from "./index-reader.js";
 import {
   bucketOf,
   decodeRawBucket,
   decodeRepositoryIndexRecord,
   digestOfImageId,
   ENTRY_STRIDE,
+  INDEX_BUCKETS,
   type IndexEntry,
   isExcludedImageId,
   isLegacyImageId,
@@ -126,17 +127,26 @@ export class Cache implements Registry {
         return decorateRepository(this.#decorators, name, { tags, images });
       }
       const buckets = await readBuckets(this.#store, this.#keys, name, opts);
-      const where = locate(buckets);
-      // The distinct images of the listed tags; excluded ones are not part of this answer.
-      const ids = new Set<string>();
-      for (const tag of tags) {
-        const id = imageAt(buckets, where.get(tag));
-        if (id !== undefined && !isExcludedImageId(id)) ids.add(id);
-      }
-      const shared = await readImages(this.#store, this.#keys, this.#images, ids, opts);
-      for (const tag of tags) {
-        const id = imageAt(buckets, where.get(tag));
-        const entry = id === undefined ? undefined : shared.get(id);
+      const where = locate(buckets, tags);
+      // The images the buckets name (excluded ones are not part of this answer), read once
+      // each and resolved per bucket, so that each tag costs an array index, not a lookup.
+      const resolved = await resolveBucketImages(
+        this.#store,
+        this.#keys,
+        this.#images,
+        buckets,
+        false,
+        opts,
+      );
+      for (let i = 0; i < tags.length; i++) {
+        const at = where[i] as number;
+        if (at < 0) continue;
+        const b = at % INDEX_BUCKETS;
+        const raw = buckets[b] as RawBucket;
+        const ref = raw.entries[Math.floor(at / INDEX_BUCKETS) * ENTRY_STRIDE + 1] as number;
+        if (ref < 0) continue;
+        const entry = (resolved[b] as (SharedEntry | undefined)[])[ref];
+        const tag = tags[i] as string;
         if (entry && "info" in entry) images.set(tag, tagInfo(entry.info, name, tag));
       }
       return decorateRepository(this.#decorators, name, { tags, images });
@@ -221,8 +231,8 @@ export class Cache implements Registry {
     const tags = listedTags(name, record);
     if (layout === 1) return this.#readTags(name, tags, opts);
     const buckets = await readBuckets(this.#store, this.#keys, name, opts);
-    const where = locate(buckets);
-    const entries = tags.map((tag) => entryAt(buckets, where.get(tag)));
+    const where = locate(buckets, tags);
+    const entries = tags.map((_, i) => entryAt(buckets, where[i] as number));
     const ids = new Set<string>();
     for (const e of entries) if (e?.image !== undefined) ids.add(e.image);
     const shared = await readImages(this.#store, this.#keys, this.#images, ids, opts);
@@ -312,9 +322,10 @@ export class Cache implements Registry {
       throw new UnknownDigestError(ref.toString());
     }
     const buckets = await readBuckets(this.#store, this.#keys, ref.name, opts);
-    const where = locate(buckets);
-    for (const tag of tags) {
-      const id = imageAt(buckets, where.get(tag));
+    const where = locate(buckets, tags);
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i] as string;
+      const id = imageAt(buckets, where[i] as number);
       if (id === undefined || isExcludedImageId(id)) continue;
       const at = id.indexOf("@");
       const top = digestOfImageId(id);
@@ -359,39 +370,58 @@ function listedTags(name: ImageName, record: RepositoryRecord | undefined): stri
 }
 
 /**
- * Where each tag of the index is: bucket number + 32 x entry number. One map of small
- * integers, no object per tag. (Entries live as long as their bucket: the warmer drops
- * those the store would have expired when it rewrites a bucket.)
+ * Where each listed tag is in the index: bucket number + 32 x entry number, -1 when absent.
+ * The warmer writes each bucket's entries in listing order, so a cursor per bucket finds
+ * almost every tag at once; a bucket out of order is looked up through a map built for it.
+ * (Entries live as long as their bucket: the warmer drops those the store would have
+ * expired when it rewrites a bucket.)
  */
-function locate(buckets: readonly BucketRead[]): Map<string, number> {
-  const where = new Map<string, number>();
-  for (let b = 0; b < buckets.length; b++) {
+function locate(buckets: readonly BucketRead[], tags: readonly string[]): Int32Array {
+  const where = new Int32Array(tags.length);
+  const cursor = new Int32Array(INDEX_BUCKETS);
+  const maps: (Map<string, number> | undefined)[] = [];
+  for (let i = 0; i < tags.length; i++) {
+    const tag = tags[i] as string;
+    const b = bucketOf(tag);
     const raw = buckets[b];
-    if (!raw) continue;
-    const { entries } = raw;
-    for (let n = 0, at = 0; at < entries.length; n++, at += ENTRY_STRIDE) {
-      where.set(entries[at] as string, b + 32 * n);
+    if (!raw) {
+      where[i] = -1;
+      continue;
     }
+    const c = cursor[b] as number;
+    if (c * ENTRY_STRIDE < raw.entries.length && raw.entries[c * ENTRY_STRIDE] === tag) {
+      where[i] = b + INDEX_BUCKETS * c;
+      cursor[b] = c + 1;
+      continue;
+    }
+    let map = maps[b];
+    if (!map) {
+      map = new Map();
+      for (let n = 0; n * ENTRY_STRIDE < raw.entries.length; n++) {
+        map.set(raw.entries[n * ENTRY_STRIDE] as string, n);
+      }
+      maps[b] = map;
+    }
+    const n = map.get(tag);
+    where[i] = n === undefined ? -1 : b + INDEX_BUCKETS * n;
+    if (n !== undefined) cursor[b] = n + 1;
   }
   return where;
 }
 
 /** The image id of the entry at `position` (from {@link locate}), if it points at one. */
-function imageAt(buckets: readonly BucketRead[], position: number | undefined): string | undefined {
-  if (position === undefined) return undefined;
-  const raw = buckets[position % 32] as RawBucket;
-  const ref = raw.entries[Math.floor(position / 32) * ENTRY_STRIDE + 1] as number;
+function imageAt(buckets: readonly BucketRead[], position: number): string | undefined {
+  if (position < 0) return undefined;
+  const raw = buckets[position % INDEX_BUCKETS] as RawBucket;
+  const ref = raw.entries[Math.floor(position / INDEX_BUCKETS) * ENTRY_STRIDE + 1] as number;
   return ref >= 0 ? raw.images[ref] : undefined;
 }
 
 /** The entry at `position` (from {@link locate}). */
-function entryAt(
-  buckets: readonly BucketRead[],
-  position: number | undefined,
-): IndexEntry | undefined {
-  if (position === undefined) return undefined;
-  const raw = buckets[position % 32] as RawBucket;
-  const n = Math.floor(position / 32);
+function entryAt(buckets: readonly BucketRead[], position: number): IndexEntry | undefined {
+  if (position < 0) return undefined;
+  const raw = buckets[position % INDEX_BUCKETS] as RawBucket;
+  const n = Math.floor(position / INDEX_BUCKETS);
   return rawEntry(raw, n, raw.extras.length > 0 ? rawExtras(raw).get(n) : undefined);
 }
 

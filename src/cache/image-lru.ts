@@ -1,7 +1,8 @@
 /**
  * A bounded in-process cache of decoded image records by id. Image records never change
  * (an id names one digest, platform choice or exclusion), so a hit needs no store read;
- * the bound is the encoded size of the records held, oldest use evicted first.
+ * the bound is the encoded size of the records held; once over it, the least recently used
+ * are evicted down to nine tenths of it (in one sweep, so that hits cost no reordering).
  */
 import type { SharedEntry } from "./records.js";
 
@@ -11,12 +12,14 @@ export const DEFAULT_IMAGE_CACHE_BYTES = 16 * 1024 * 1024;
 interface Held {
   entry: SharedEntry;
   bytes: number;
+  used: number;
 }
 
 /** Least recently used decoded image records, up to a total encoded size. */
 export class ImageLru {
   readonly #held = new Map<string, Held>();
   #bytes = 0;
+  #clock = 0;
 
   /** @param maxBytes the most encoded bytes held; 0 keeps nothing. */
   constructor(readonly maxBytes: number = DEFAULT_IMAGE_CACHE_BYTES) {}
@@ -25,8 +28,7 @@ export class ImageLru {
   get(id: string): SharedEntry | undefined {
     const held = this.#held.get(id);
     if (!held) return undefined;
-    this.#held.delete(id);
-    this.#held.set(id, held);
+    held.used = ++this.#clock;
     return held.entry;
   }
 
@@ -34,14 +36,13 @@ export class ImageLru {
   set(id: string, entry: SharedEntry, bytes: number): void {
     if (bytes > this.maxBytes) return;
     const old = this.#held.get(id);
-    if (old) {
-      this.#bytes -= old.bytes;
-      this.#held.delete(id);
-    }
-    this.#held.set(id, { entry, bytes });
+    if (old) this.#bytes -= old.bytes;
+    this.#held.set(id, { entry, bytes, used: ++this.#clock });
     this.#bytes += bytes;
-    for (const [key, held] of this.#held) {
-      if (this.#bytes <= this.maxBytes) break;
+    if (this.#bytes <= this.maxBytes) return;
+    const byAge = [...this.#held].sort((a, b) => a[1].used - b[1].used);
+    for (const [key, held] of byAge) {
+      if (this.#bytes <= this.maxBytes * 0.9) break;
       this.#held.delete(key);
       this.#bytes -= held.bytes;
     }

@@ -71,3 +71,60 @@ export async function readImages(
   }
   return out;
 }
+
+/**
+ * The image records each bucket's image list names, resolved per bucket (`out[b][ref]`):
+ * from the LRU, else one `getMany` of those it does not hold. Excluded entries are skipped
+ * when `withExcluded` is false (a repository answer leaves them out).
+ */
+export async function resolveBucketImages(
+  store: Store,
+  keys: Keys,
+  lru: ImageLru,
+  buckets: readonly BucketRead[],
+  withExcluded: boolean,
+  opts?: OperationOptions,
+): Promise<((SharedEntry | undefined)[] | undefined)[]> {
+  const out: ((SharedEntry | undefined)[] | undefined)[] = [];
+  const missing = new Map<string, number[]>();
+  for (let b = 0; b < buckets.length; b++) {
+    const raw = buckets[b];
+    if (!raw) {
+      out.push(undefined);
+      continue;
+    }
+    const row = new Array<SharedEntry | undefined>(raw.images.length);
+    out.push(row);
+    for (let ref = 0; ref < raw.images.length; ref++) {
+      const id = raw.images[ref] as string;
+      if (!withExcluded && id.includes("!")) continue;
+      const held = lru.get(id);
+      if (held) {
+        row[ref] = held;
+        continue;
+      }
+      const at = missing.get(id);
+      if (at) at.push(b, ref);
+      else missing.set(id, [b, ref]);
+    }
+  }
+  if (missing.size === 0) return out;
+  const ids = [...missing.keys()];
+  const got = await store.getMany(
+    ids.map((id) => keys.image(id)),
+    opts,
+  );
+  const values = got.map((e) => e?.value);
+  const decoded = decodeImageRecords(values);
+  for (let i = 0; i < ids.length; i++) {
+    const entry = decoded[i];
+    if (!entry) continue;
+    const id = ids[i] as string;
+    lru.set(id, entry, (values[i] as Uint8Array).byteLength);
+    const at = missing.get(id) as number[];
+    for (let k = 0; k < at.length; k += 2) {
+      (out[at[k] as number] as (SharedEntry | undefined)[])[at[k + 1] as number] = entry;
+    }
+  }
+  return out;
+}

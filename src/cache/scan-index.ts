@@ -45,6 +45,8 @@ export class ScanIndex {
   /** Buckets whose read failed: what they hold is unknown, so they are merged, never replaced. */
   readonly #unread: boolean[];
   readonly #dirty = new Set<number>();
+  /** Listing positions: buckets are written in this order, so readers find tags by cursor. */
+  #order: Map<string, number> | undefined;
   /** Whether any bucket held something when the scan began. */
   readonly hadIndex: boolean;
   /** Buckets that held a value that does not decode (their tags are refetched). */
@@ -93,6 +95,11 @@ export class ScanIndex {
       }
     }
     return new ScanIndex(ctx, name, buckets, unread, had, undecodable);
+  }
+
+  /** The order (the registry's listing) entries are written in. */
+  setOrder(tags: readonly string[]): void {
+    this.#order = new Map(tags.map((tag, i) => [tag, i]));
   }
 
   /** Whether the tag's bucket could not be read. */
@@ -243,15 +250,21 @@ export class ScanIndex {
       this.#buckets[n] = merged;
       this.#unread[n] = false;
     }
-    const out: Bucket = new Map();
+    const kept: [string, IndexEntry][] = [];
     let expiresAt = now;
     for (const [tag, e] of bucket) {
       if (keep && !keep.has(tag)) continue;
       const expires = entryExpiresAt(e, MIN_EXPIRY_MS);
       if (expires <= now) continue;
       if (expires > expiresAt) expiresAt = expires;
-      out.set(tag, e);
+      kept.push([tag, e]);
     }
+    const order = this.#order;
+    if (order) {
+      const at = (tag: string) => order.get(tag) ?? Number.MAX_SAFE_INTEGER;
+      kept.sort((a, b) => at(a[0]) - at(b[0]));
+    }
+    const out: Bucket = new Map(kept);
     this.#buckets[n] = out;
     // The store keeps a value twice the time to its deadline: this deadline keeps the bucket
     // as long as its longest-lived entry, and never longer than MAX_BUCKET_LIFE_MS.

@@ -325,6 +325,7 @@ async function scanRepository(s: Scan): Promise<void> {
     result.outcome = "aborted";
     return;
   }
+  index.setOrder(listed);
   const { due, known } = dueTags(ctx, index, listed, result, log, job.checkAll ?? false);
   try {
     await dropMissingImages(ctx, due, known, log, signal);
@@ -442,6 +443,7 @@ async function keepPreviousTags(
   if (!previous?.tags?.length) return previous?.imagesKeptAt;
   try {
     const index = await loadIndex(s, previous.tags);
+    index.setOrder(previous.tags);
     const scratch = emptyScanResult(job.name.toString(), new Date(ctx.now()));
     const { due } = dueTags(ctx, index, previous.tags, scratch, log);
     keepTags(ctx, job, index, due, error);
