@@ -13,7 +13,8 @@ function collect(value: string, previous: string[] | undefined): string[] {
 export function addConfigOptions(command: Command): Command {
   command.option("-c, --config <file>", "YAML configuration file (see regscan.example.yaml)");
   for (const s of SETTINGS) {
-    const repeatable = s.kind === "list" || s.kind === "images" || s.kind === "mirrors";
+    const repeatable =
+      s.kind === "list" || s.kind === "images" || s.kind === "mirrors" || s.kind === "webhooks";
     const valueName =
       s.kind === "images"
         ? "ref"

@@ -11,6 +11,7 @@ import {
   readBoundedTextFile,
   TOKEN_FILE_MAX_BYTES,
 } from "../files/bounded-file.js";
+import { type WebhookConfigInput, webhooksFromFlags } from "../server/webhooks/config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { API_TOKEN, type Config, configSchema } from "./schema.js";
 import { flagAttribute, SETTINGS, type Setting } from "./settings.js";
@@ -103,8 +104,14 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
   }
 
   const env = opts.env ?? {};
+  const hooks: WebhookFlags = { kinds: [], secrets: [] };
   for (const setting of SETTINGS) {
     const text = env[setting.env];
+    if (setting.kind === "webhooks") {
+      if (text !== undefined)
+        addWebhookFlags(hooks, setting, splitList(text), "environment variable");
+      continue;
+    }
     if (text === undefined || text.trim() === "") continue;
     const source = `environment variable ${setting.env}`;
     const value = fromText(setting, text, source, problems);
@@ -114,10 +121,18 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
   for (const setting of SETTINGS) {
     const given = flags[flagAttribute(setting.flag)];
     if (given === undefined) continue;
+    if (setting.kind === "webhooks") {
+      const values = (Array.isArray(given) ? given.map(String) : [String(given)]).flatMap(
+        splitList,
+      );
+      addWebhookFlags(hooks, setting, values, "flag");
+      continue;
+    }
     const source = `flag --${setting.flag}`;
     const value = fromFlag(setting, given, source, problems);
     if (value !== undefined) overlay(raw, setting, value, source, origins);
   }
+  applyWebhookFlags(raw, hooks, problems, origins);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const result = configSchema.safeParse(raw);
@@ -164,6 +179,56 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
     }
   }
   return { config, file: opts.file, origins };
+}
+
+/** `--webhook` / `REGSCAN_WEBHOOKS` kinds and `--webhook-secret` values, with their sources. */
+interface WebhookFlags {
+  kinds: Array<{ kind: string; source: string }>;
+  secrets: Array<{ value: string; source: string }>;
+}
+
+function addWebhookFlags(
+  hooks: WebhookFlags,
+  setting: Setting,
+  values: string[],
+  how: "flag" | "environment variable",
+): void {
+  const source = how === "flag" ? `flag --${setting.flag}` : `environment variable ${setting.env}`;
+  for (const value of values) {
+    if (setting.flag === "webhook") hooks.kinds.push({ kind: value, source });
+    else hooks.secrets.push({ value, source });
+  }
+}
+
+/**
+ * Adds receivers and secrets from flags and the environment to the file's `webhooks:`
+ * (a kind turned on keeps its file settings). A malformed secret flag is reported by its
+ * source only: it may hold the secret itself.
+ */
+function applyWebhookFlags(
+  raw: Raw,
+  hooks: WebhookFlags,
+  problems: ConfigProblem[],
+  origins: Map<string, string>,
+): void {
+  if (hooks.kinds.length === 0 && hooks.secrets.length === 0) return;
+  for (const { value, source } of hooks.secrets) {
+    const { problems: found } = webhooksFromFlags(undefined, [], [value]);
+    for (const message of found) problems.push({ source, path: "webhooks", message });
+  }
+  const { value } = webhooksFromFlags(
+    raw.webhooks as WebhookConfigInput | undefined,
+    hooks.kinds.map((k) => k.kind),
+    hooks.secrets.map((s) => s.value),
+  );
+  raw.webhooks = value;
+  for (const { kind, source } of hooks.kinds) {
+    if (!origins.has(`webhooks.${kind}`)) origins.set(`webhooks.${kind}`, source);
+  }
+  for (const { value: flag, source } of hooks.secrets) {
+    const kind = flag.slice(0, Math.max(0, flag.indexOf("=")));
+    if (kind) origins.set(`webhooks.${kind}.secret`, source);
+  }
 }
 
 function withoutNulls(value: unknown): unknown {

@@ -57,6 +57,7 @@ export function maskedConfig(config: Config): Record<string, unknown> {
       ...config.server,
       shutdownTimeout: formatDuration(config.server.shutdownTimeout),
       refreshMinGap: formatDuration(config.server.refreshMinGap),
+      webhookWindow: formatDuration(config.server.webhookWindow),
     },
   };
 }

@@ -8,6 +8,7 @@ import { sqliteUrlProblem } from "../cache/stores/sqlite-path.js";
 import { compileTagFilter, InvalidTagFilterError } from "../cache/tag-filter.js";
 import { RegscanError } from "../errors.js";
 import { parseImageRef } from "../image/ref.js";
+import { webhooksSchema } from "../server/webhooks/config.js";
 import { DEFAULT_IMAGE_EXCLUDES } from "../sources/image-glob.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { toTagFilterOptions } from "./tag-filter-options.js";
@@ -283,8 +284,11 @@ export const configSchema = z.strictObject({
       maxConnectionsPerClient: z.number().int().positive().default(64),
       maxHeavyRequests: z.number().int().positive().default(4),
       refreshMinGap: duration.default(5_000),
+      // Webhook events for one repository this close together become one refresh.
+      webhookWindow: duration.default(250),
     })
     .prefault({}),
+  webhooks: webhooksSchema.optional(),
 });
 
 /** The configuration as given (before defaults). */

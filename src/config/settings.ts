@@ -13,7 +13,8 @@ export type SettingKind =
   | "duration"
   | "list"
   | "mirrors"
-  | "images";
+  | "images"
+  | "webhooks";
 
 /** One setting of the configuration. */
 export interface Setting {
@@ -375,6 +376,27 @@ export const SETTINGS: readonly Setting[] = [
     env: "REGSCAN_REFRESH_MIN_GAP",
     kind: "duration",
     help: "least time between two priority refreshes of one repository (default 5s)",
+  },
+  {
+    path: "server.webhookWindow",
+    flag: "webhook-window",
+    env: "REGSCAN_WEBHOOK_WINDOW",
+    kind: "duration",
+    help: "webhook events for one repository less than this apart become one refresh (default 250ms)",
+  },
+  {
+    path: "webhooks",
+    flag: "webhook",
+    env: "REGSCAN_WEBHOOKS",
+    kind: "webhooks",
+    help: "turn on the receiver POST /v1/webhooks/KIND: distribution, harbor, dockerhub, github, quay, acr, gar, ecr, generic (repeatable)",
+  },
+  {
+    path: "webhooks.*.secret",
+    flag: "webhook-secret",
+    env: "REGSCAN_WEBHOOK_SECRETS",
+    kind: "webhooks",
+    help: "KIND=env:NAME or KIND=file:PATH: where a receiver's secret is read (repeatable)",
   },
 ];
 

@@ -8,6 +8,7 @@ import { addConfigOptions } from "../../config/cli-options.js";
 import { ConfigError } from "../../config/errors.js";
 import { loadConfig } from "../../config/load.js";
 import { formatConfig } from "../../config/mask.js";
+import { describeWebhooks } from "../../server/webhooks/config.js";
 import { type CliContext, CliError } from "../context.js";
 
 /** Registers `regscan config check [FILE]`, which takes every flag `regscan serve` takes. */
@@ -28,6 +29,13 @@ export function registerConfigCommand(program: Command, ctx: CliContext): void {
         `# effective configuration${file ? ` of ${file}` : ""} (REGSCAN_* environment variables and flags applied)\n`,
       );
       ctx.stdout.write(formatConfig(loaded.config));
+      // Where each receiver's secret is read and how it is checked; never the secret.
+      const hooks = loaded.config.webhooks ? describeWebhooks(loaded.config.webhooks) : [];
+      ctx.stdout.write(
+        hooks.length === 0
+          ? "# webhook receivers: none\n"
+          : `# webhook receivers on (POST /v1/webhooks/KIND):\n${hooks.map((h) => `#   ${h}\n`).join("")}`,
+      );
     } catch (err) {
       if (err instanceof ConfigError) throw new CliError(`invalid configuration:\n${err.message}`);
       throw err;
