@@ -326,7 +326,15 @@ async function scanRepository(s: Scan): Promise<void> {
     return;
   }
   index.setOrder(listed);
-  const { due, known } = dueTags(ctx, index, listed, result, log, job.checkAll ?? false);
+  const { due, known } = dueTags(
+    ctx,
+    index,
+    listed,
+    result,
+    log,
+    job.checkAll ?? false,
+    job.options.onlyTags,
+  );
   try {
     await dropMissingImages(ctx, due, known, log, signal);
   } catch {
