@@ -8,9 +8,9 @@ import type { RefreshRunner } from "./refresh-coalescer.js";
 
 /** A runner for `RefreshCoalescer` that scans through `warmer`'s priority lane. */
 export function priorityScanRunner(warmer: Warmer, boundMs = 10 * 60_000): RefreshRunner {
-  // The warmer has no per-tag refresh yet: a named tag is covered by the repository's scan,
-  // which checks every cached tag with HEAD.
-  return (repository) =>
+  // Named tags (webhooks) make a scan that lists the repository once and checks only those
+  // tags and new ones; without tags every cached tag is checked with HEAD.
+  return (repository, tags) =>
     new Promise<void>((resolve) => {
       // A scan already running was started before this request and is not the one asked
       // for: the priority scan is the next one to end (the backlog runs it right after).
@@ -25,6 +25,6 @@ export function priorityScanRunner(warmer: Warmer, boundMs = 10 * 60_000): Refre
         unsubscribe();
         resolve();
       }
-      warmer.prioritize(repository);
+      warmer.prioritize(repository, tags === undefined ? {} : { onlyTags: tags });
     });
 }

@@ -21,10 +21,13 @@ export interface RefreshCoalescerOptions {
   /** Milliseconds from the end of one refresh of a repository to the start of its next (default 5 s). */
   minGapMs?: number;
   /**
-   * Milliseconds a first request waits before its refresh starts, so that a burst (the
-   * events of one multi-platform push) becomes one refresh (default 0: at once).
+   * Milliseconds a request waits before its refresh starts, so that a burst (the events of
+   * one multi-platform push) becomes one refresh (default 0: at once). Each further request
+   * of the burst restarts the wait, up to `settleMaxMs` after the first.
    */
   settleMs?: number;
+  /** Longest a burst's first request waits for the burst to end (default `settleMs`). */
+  settleMaxMs?: number;
   /** Called when a refresh fails (the runner should not throw; this keeps it visible). */
   onError?: (repository: string, error: unknown) => void;
   now?: () => number;
@@ -36,6 +39,8 @@ interface RepositoryState {
   queued: { tags: Set<string> | undefined } | undefined;
   lastEndedAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** While the queued refresh waits for its burst to settle: when the first request came. */
+  settlingSince: number | undefined;
 }
 
 /** Default minimum gap between two refreshes of one repository. */
@@ -46,12 +51,14 @@ export class RefreshCoalescer {
   private readonly states = new Map<string, RepositoryState>();
   private readonly minGapMs: number;
   private readonly settleMs: number;
+  private readonly settleMaxMs: number;
   private readonly now: () => number;
   private closed = false;
 
   constructor(private readonly opts: RefreshCoalescerOptions) {
     this.minGapMs = Math.max(0, opts.minGapMs ?? DEFAULT_REFRESH_MIN_GAP_MS);
     this.settleMs = Math.max(0, opts.settleMs ?? 0);
+    this.settleMaxMs = Math.max(this.settleMs, opts.settleMaxMs ?? this.settleMs);
     this.now = opts.now ?? Date.now;
   }
 
@@ -63,13 +70,20 @@ export class RefreshCoalescer {
     const name = repository.toString();
     let state = this.states.get(name);
     if (!state) {
-      state = { running: false, queued: undefined, lastEndedAt: undefined, timer: undefined };
+      state = {
+        running: false,
+        queued: undefined,
+        lastEndedAt: undefined,
+        timer: undefined,
+        settlingSince: undefined,
+      };
       this.states.set(name, state);
     }
     if (state.queued) {
       const tags = state.queued.tags;
       if (request.tag === undefined) state.queued.tags = undefined;
       else tags?.add(request.tag);
+      this.extendSettle(name, state);
       return "coalesced";
     }
     state.queued = { tags: request.tag === undefined ? undefined : new Set([request.tag]) };
@@ -96,19 +110,34 @@ export class RefreshCoalescer {
     if (state.running || state.timer !== undefined || this.closed) return false;
     const gapLeft =
       state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.minGapMs - this.now();
-    const wait = Math.max(gapLeft, state.lastEndedAt === undefined ? this.settleMs : 0);
+    const wait = Math.max(gapLeft, this.settleMs);
     if (wait <= 0) {
       this.start(name, state);
       return true;
     }
+    if (this.settleMs > 0) state.settlingSince = this.now();
     this.wakeAfter(name, state, wait);
     return false;
+  }
+
+  /** A request joined a settling burst: its refresh waits `settleMs` more, within the bound. */
+  private extendSettle(name: string, state: RepositoryState): void {
+    if (state.settlingSince === undefined || state.timer === undefined || state.running) return;
+    const now = this.now();
+    const gapLeft = state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.minGapMs - now;
+    const wait = Math.min(
+      Math.max(gapLeft, this.settleMs),
+      state.settlingSince + this.settleMaxMs - now,
+    );
+    clearTimeout(state.timer);
+    this.wakeAfter(name, state, Math.max(0, wait));
   }
 
   private start(name: string, state: RepositoryState): void {
     const queued = state.queued;
     if (!queued || this.closed) return;
     state.queued = undefined;
+    state.settlingSince = undefined;
     state.running = true;
     const tags = queued.tags === undefined ? undefined : [...queued.tags];
     void Promise.resolve()

@@ -125,4 +125,43 @@ describe("RefreshCoalescer", () => {
     runner.finishAll();
     c.close();
   });
+
+  test("a burst longer than the window stays one refresh while its events come closer than the window", async () => {
+    const runner = recordingRunner();
+    const c = new RefreshCoalescer({
+      run: runner.run,
+      minGapMs: 100,
+      settleMs: 100,
+      settleMaxMs: 2_000,
+    });
+    // 12 events 40 ms apart: 480 ms of burst, far longer than the 100 ms window.
+    for (let i = 0; i < 12; i++) {
+      c.requestRefresh(REPO, { tag: `t${i}` });
+      await new Promise((r) => setTimeout(r, 40));
+      assert.equal(runner.calls.length, 0, `no refresh during the burst (event ${i})`);
+    }
+    await until(() => runner.calls.length === 1, "the burst's refresh");
+    assert.equal(runner.calls[0]?.tags?.length, 12);
+    runner.finishAll();
+    c.close();
+  });
+
+  test("a burst that never pauses is refreshed at the bound", async () => {
+    const runner = recordingRunner();
+    const c = new RefreshCoalescer({
+      run: runner.run,
+      minGapMs: 0,
+      settleMs: 60,
+      settleMaxMs: 200,
+    });
+    const started = Date.now();
+    while (runner.calls.length === 0 && Date.now() - started < 2_000) {
+      c.requestRefresh(REPO, { tag: "x" });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const waited = (runner.calls[0]?.at ?? Number.POSITIVE_INFINITY) - started;
+    assert.ok(waited >= 190 && waited < 600, `refreshed after ${waited} ms`);
+    runner.finishAll();
+    c.close();
+  });
 });
