@@ -71,7 +71,7 @@ export type {
   ScanOutcome,
   TagEvent,
 } from "./cache/warmer-types.js";
-export { RegscanError } from "./errors.js";
+export { RegscanError, type RegscanErrorCode } from "./errors.js";
 export type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./image/info.js";
 export {
   type ImageEntryJSON,
@@ -169,12 +169,12 @@ export {
   InvalidImageConfigError,
   InvalidManifestError,
   InvalidResponseError,
-  isRetryable,
   ManifestUnknownError,
   NameUnknownError,
   NetworkError,
   RegistryError,
   RegistryResponseError,
+  TagListError,
   TimeoutError,
   TooLargeError,
   TooManyRequestsError,
@@ -188,8 +188,7 @@ export {
   RateLimiters,
   type RateLimitersOptions,
 } from "./registry/http/rate-limiters.js";
-export type { RetryOptions } from "./registry/http/retry.js";
-export { TagListError } from "./registry/http/tag-list.js";
+export { isRetryable, type RetryOptions } from "./registry/http/retry.js";
 export {
   type ClientMetrics,
   type HttpMetrics,

@@ -3,6 +3,7 @@
  * process should exit. Commands write through this so that tests can run them in-process.
  */
 import type { Writable } from "node:stream";
+import { RegscanError } from "../errors.js";
 
 export interface CliContext {
   stdout: Writable;
@@ -13,13 +14,12 @@ export interface CliContext {
 }
 
 /** A failure the user caused or can fix: printed as one line, exit status `exitCode`. */
-export class CliError extends Error {
+export class CliError extends RegscanError {
   readonly code = "CLI_ERROR";
   constructor(
     message: string,
     readonly exitCode = 1,
   ) {
     super(message);
-    this.name = "CliError";
   }
 }

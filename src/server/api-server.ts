@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
 import { raceAbort } from "../abort.js";
 import { CachedFetchError, ImageExcludedError } from "../cache/errors.js";
-import { RegscanError } from "../errors.js";
+import { knownErrorCode, RegscanError } from "../errors.js";
 import { type ImageName, type ImageRef, parseImageName, parseImageRef } from "../image/ref.js";
 import type { Registry } from "../registry/registry.js";
 import { ApiError } from "./api-error.js";
@@ -442,7 +442,8 @@ export class ApiServer {
       if (err instanceof ImageExcludedError) {
         throw new ApiError(404, err.code, err.message, {}, { excludedReason: err.excludedReason });
       }
-      switch (err.code) {
+      // Checked against regscan's codes: a misspelt case does not compile.
+      switch (knownErrorCode(err.code)) {
         case "NOT_CACHED":
           throw new ApiError(503, "NOT_CACHED", err.message, {
             "retry-after": String(this.opts.notCachedRetryAfter ?? 5),

@@ -6,27 +6,25 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { inspect } from "node:util";
 import { RegscanError } from "../../src/errors.js";
+import { sanitizeText } from "../../src/redact.js";
 import {
   DeniedError,
   DigestMismatchError,
-  headerValue,
   InvalidManifestError,
-  isRetryable,
   ManifestUnknownError,
   NameUnknownError,
   NetworkError,
-  parseRegistryErrors,
-  parseRetryAfter,
   RegistryError,
   RegistryResponseError,
-  registryErrorFromResponse,
-  sanitizeText,
   TimeoutError,
   TooLargeError,
   TooManyRequestsError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
 } from "../../src/registry/errors.js";
+import { headerValue, parseRetryAfter } from "../../src/registry/http/headers.js";
+import { isRetryable } from "../../src/registry/http/retry.js";
+import { parseRegistryErrors, registryErrorFromResponse } from "../../src/registry/http/status.js";
 
 const body = (...errors: { code: string; message?: string }[]) => JSON.stringify({ errors });
 
@@ -188,13 +186,13 @@ describe("parseRegistryErrors / parseRetryAfter / headerValue / sanitizeText", (
 });
 
 describe("error classes", () => {
-  it("take a context alone or a message and a context", () => {
+  it("take one context, which may bring a message of its own", () => {
     const a = new NetworkError({ host: "h:5000", causeCode: "ECONNRESET" });
     assert.equal(a.code, "NETWORK");
     assert.equal(a.causeCode, "ECONNRESET");
     assert.match(a.message, /ECONNRESET/);
     assert.match(a.message, /h:5000/);
-    const b = new NetworkError("cannot reach h", { host: "h", causeCode: "ENOTFOUND" });
+    const b = new NetworkError({ message: "cannot reach h", host: "h", causeCode: "ENOTFOUND" });
     assert.match(b.message, /^cannot reach h/);
     assert.equal(new TimeoutError({ timeoutMs: 5 }).code, "TIMEOUT");
     const big = new TooLargeError({ what: "manifest", limit: 4, size: 9 });

@@ -50,6 +50,8 @@ export function registerTagsCommand(program: Command, ctx: CliContext): void {
 
 /** Registry errors become one line; anything else (a bug) keeps its stack for --debug. */
 export function asCliError(error: unknown): unknown {
+  // A CliError (Ctrl-C's, exit status 130) is one already.
+  if (error instanceof CliError) return error;
   if (error instanceof RegscanError) return new CliError(error.message);
   return error;
 }

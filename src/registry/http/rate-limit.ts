@@ -5,8 +5,8 @@
  * slows down before the quota runs out.
  */
 
-import { parseRetryAfter } from "../errors.js";
 import type { Layer, Transport } from "./exchange.js";
+import { parseRetryAfter } from "./headers.js";
 import type { RateLimiters } from "./rate-limiters.js";
 
 /**

@@ -52,12 +52,14 @@ export async function checkRealm(
       (isLoopback(hostname) || isInsecure(realm.host) || isInsecure(hostname));
     if (!allowed) {
       throw new UnsafeRealmError({
-        message: `token realm ${realm.origin} is not https (plain http only for loopback and insecure hosts)`,  host: registryHost },
-      );
+        message: `token realm ${realm.origin} is not https (plain http only for loopback and insecure hosts)`,
+        host: registryHost,
+      });
     }
   }
   if (METADATA_NAMES.has(hostname) || isForbiddenAddress(hostname)) {
-    throw new UnsafeRealmError({message: `token realm ${realm.origin} is a link-local or metadata address`, 
+    throw new UnsafeRealmError({
+      message: `token realm ${realm.origin} is a link-local or metadata address`,
       host: registryHost,
     });
   }
@@ -71,8 +73,9 @@ export async function checkRealm(
   ).catch((): PinnedAddress[] => []);
   if (addresses.some((a) => isForbiddenAddress(a.address))) {
     throw new UnsafeRealmError({
-      message: `token realm ${realm.origin} resolves to a link-local or metadata address`,  host: registryHost },
-    );
+      message: `token realm ${realm.origin} resolves to a link-local or metadata address`,
+      host: registryHost,
+    });
   }
   // The name as the URL has it (trailing dot and all): that is what the connection looks up.
   return { pinned: { hostname: bareHostname(realm.hostname), addresses } };

@@ -44,19 +44,35 @@ export async function followRedirects(
     await discard(res);
     const host = req.url.host;
     if (!location) {
-      throw new RegistryResponseError("redirect without a Location", { host, status: res.status });
+      throw new RegistryResponseError({
+        message: "redirect without a Location",
+        host,
+        status: res.status,
+      });
     }
     if (hop >= max) {
-      throw new RegistryResponseError(`more than ${max} redirects`, { host, status: res.status });
+      throw new RegistryResponseError({
+        message: `more than ${max} redirects`,
+        host,
+        status: res.status,
+      });
     }
     let next: URL;
     try {
       next = new URL(location, at);
     } catch {
-      throw new RegistryResponseError("redirect to an invalid URL", { host, status: res.status });
+      throw new RegistryResponseError({
+        message: "redirect to an invalid URL",
+        host,
+        status: res.status,
+      });
     }
     if (next.protocol !== "https:" && next.protocol !== "http:") {
-      throw new RegistryResponseError("redirect to a non-HTTP URL", { host, status: res.status });
+      throw new RegistryResponseError({
+        message: "redirect to a non-HTTP URL",
+        host,
+        status: res.status,
+      });
     }
     if (
       at.protocol === "https:" &&
@@ -64,7 +80,8 @@ export async function followRedirects(
       !isLoopback(next.hostname) &&
       !route.isInsecure(next.host)
     ) {
-      throw new RegistryResponseError("redirect from https to plain http", {
+      throw new RegistryResponseError({
+        message: "redirect from https to plain http",
         host,
         status: res.status,
       });

@@ -4,7 +4,8 @@
  * before the headers or while the body is read — into `NetworkError` / `TimeoutError`.
  */
 import { request } from "undici";
-import { lowLevelErrorCode, NetworkError, sanitizeText, TimeoutError } from "../errors.js";
+import { sanitizeText } from "../../redact.js";
+import { NetworkError, TimeoutError } from "../errors.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
 import type { Dispatchers } from "./dispatchers.js";
 import {
@@ -126,7 +127,7 @@ function transportError(
   if (causeCode && TIMEOUT_CODES.has(causeCode)) {
     return new TimeoutError({ host, operation, cause: err });
   }
-  return new NetworkError(describe(err, causeCode, host), { host, cause: err, causeCode });
+  return new NetworkError({ message: describe(err, causeCode, host), host, cause: err, causeCode });
 }
 
 const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
@@ -161,4 +162,18 @@ function socketErrorCode(err: unknown): string | undefined {
   const outer = lowLevelErrorCode(err);
   const inner = err instanceof Error ? lowLevelErrorCode(err.cause) : undefined;
   return outer === "UND_ERR_SOCKET" && inner ? inner : (outer ?? inner);
+}
+
+/**
+ * The low-level code of a Node / undici error (`ECONNRESET`, `UND_ERR_SOCKET`, ...),
+ * looking through `cause` a few levels deep, or `undefined`.
+ */
+function lowLevelErrorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === "object" && e !== null; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && code !== "") return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -1,10 +1,22 @@
 /**
- * The one status check of the registry side: an answer whose status is not one the caller
- * expects becomes the error class its status and its `{"errors":[...]}` body say, read with
- * a size bound and named with the caller's host, repository and reference.
+ * What a registry's error answer means, and the one status check of the registry side: an
+ * answer whose status the caller does not expect becomes the error class its status and its
+ * `{"errors":[...]}` body say, read with a size bound and named with the caller's context.
  */
-import { type RegistryErrorContext, registryErrorFromResponse } from "../errors.js";
+import {
+  DeniedError,
+  MAX_REGISTRY_ERRORS,
+  ManifestUnknownError,
+  NameUnknownError,
+  type RegistryError,
+  type RegistryErrorContext,
+  type RegistryErrorDetail,
+  RegistryResponseError,
+  TooManyRequestsError,
+  UnauthorizedError,
+} from "../errors.js";
 import { ERROR_BODY_LIMIT, type HttpResponse, readTextPrefix } from "./exchange.js";
+import { type HeaderSource, headerValue, parseRetryAfter } from "./headers.js";
 
 /** The statuses a caller takes: one, a list, or a test. */
 export type ExpectedStatus = number | readonly number[] | ((status: number) => boolean);
@@ -24,4 +36,72 @@ function isExpected(status: number, ok: ExpectedStatus): boolean {
   if (typeof ok === "number") return status === ok;
   if (typeof ok === "function") return ok(status);
   return ok.includes(status);
+}
+
+/** Reads `{"errors":[{code,message}]}` from a body; anything else gives `[]`. */
+export function parseRegistryErrors(body: string | undefined): RegistryErrorDetail[] {
+  if (!body) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return [];
+  }
+  if (typeof parsed !== "object" || parsed === null) return [];
+  const errors = (parsed as { errors?: unknown }).errors;
+  if (!Array.isArray(errors)) return [];
+  const out: RegistryErrorDetail[] = [];
+  for (const e of errors.slice(0, MAX_REGISTRY_ERRORS)) {
+    if (typeof e !== "object" || e === null) continue;
+    const code = (e as { code?: unknown }).code;
+    const message = (e as { message?: unknown }).message;
+    if (typeof code !== "string" || code === "") continue;
+    out.push({
+      code: code.toUpperCase(),
+      ...(typeof message === "string" && message !== "" ? { message } : {}),
+    });
+  }
+  return out;
+}
+
+/** What `registryErrorFromResponse` needs to know about an error answer. */
+export interface RegistryErrorResponse {
+  status: number;
+  headers?: HeaderSource;
+  /** The body, already read with a size bound (a few KiB is plenty). */
+  body?: string;
+  host?: string;
+  repository?: string;
+  /** The tag or digest asked for; a `404` without a registry code means the manifest is unknown when set, the repository otherwise. */
+  reference?: string;
+  /** Clock for an HTTP-date `Retry-After`. */
+  now?: number;
+}
+
+/**
+ * Maps a registry's error answer to the right error class: the registry's code decides first
+ * (MANIFEST_UNKNOWN, NAME_UNKNOWN, UNAUTHORIZED, DENIED, TOOMANYREQUESTS), then the status.
+ */
+export function registryErrorFromResponse(res: RegistryErrorResponse): RegistryError {
+  const registryErrors = parseRegistryErrors(res.body);
+  const ctx: RegistryErrorContext = {
+    status: res.status,
+    registryErrors,
+    ...(res.host === undefined ? {} : { host: res.host }),
+    ...(res.repository === undefined ? {} : { repository: res.repository }),
+    ...(res.reference === undefined ? {} : { reference: res.reference }),
+  };
+  const codes = new Set(registryErrors.map((e) => e.code));
+  if (res.status === 429 || codes.has("TOOMANYREQUESTS") || codes.has("TOO_MANY_REQUESTS")) {
+    const retryAfterMs = parseRetryAfter(headerValue(res.headers, "retry-after"), res.now);
+    return new TooManyRequestsError(retryAfterMs === undefined ? ctx : { ...ctx, retryAfterMs });
+  }
+  if (codes.has("MANIFEST_UNKNOWN")) return new ManifestUnknownError(ctx);
+  if (codes.has("NAME_UNKNOWN")) return new NameUnknownError(ctx);
+  if (codes.has("DENIED") || res.status === 403) return new DeniedError(ctx);
+  if (codes.has("UNAUTHORIZED") || res.status === 401) return new UnauthorizedError(ctx);
+  if (res.status === 404 && registryErrors.length === 0) {
+    return res.reference === undefined ? new NameUnknownError(ctx) : new ManifestUnknownError(ctx);
+  }
+  return new RegistryResponseError(ctx);
 }

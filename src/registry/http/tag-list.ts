@@ -4,11 +4,11 @@
  * time, so that a runaway, looping or dripping listing stops with a clear error. Tags that
  * break the tag grammar are dropped and reported, never passed on.
  */
+import { sanitizeText } from "../../redact.js";
 import {
   InvalidResponseError,
-  RegistryError,
   type RegistryErrorContext,
-  sanitizeText,
+  TagListError,
   TimeoutError,
 } from "../errors.js";
 import { type InvalidTagsReport, partitionTags } from "../tag-names.js";
@@ -16,14 +16,6 @@ import { DEFAULT_TAG_LIST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
 import { RegistryPath, readBounded, type Transport } from "./exchange.js";
 import { nextPageOf } from "./link-header.js";
 import { expectStatus } from "./status.js";
-
-/** A listing went past its bounds or pointed somewhere it may not go. */
-export class TagListError extends RegistryError {
-  readonly code = "TAG_LIST_LIMIT";
-  constructor(what: string, ctx: RegistryErrorContext = {}) {
-    super(what, ctx);
-  }
-}
 
 /** Bounds of one listing. */
 export interface TagListOptions {
@@ -81,9 +73,13 @@ async function listAll(
   const seen = new Set<string>();
   for (let page = 0; url; page++) {
     if (page >= maxPages) {
-      throw new TagListError(`tag listing stopped after ${maxPages} pages (maxTagPages)`, ctx);
+      throw new TagListError({
+        ...ctx,
+        message: `tag listing stopped after ${maxPages} pages (maxTagPages)`,
+      });
     }
-    if (seen.has(url.href)) throw new TagListError("tag listing loops (a next page repeats)", ctx);
+    if (seen.has(url.href))
+      throw new TagListError({ ...ctx, message: "tag listing loops (a next page repeats)" });
     const res = await transport({
       method: "GET",
       url,
@@ -100,7 +96,10 @@ async function listAll(
     for (const tag of pageTags(bytes, res.headers.get("content-type"), ctx)) {
       tags.push(tag);
       if (tags.length > maxTags) {
-        throw new TagListError(`repository has more than ${maxTags} tags (maxTags)`, ctx);
+        throw new TagListError({
+          ...ctx,
+          message: `repository has more than ${maxTags} tags (maxTags)`,
+        });
       }
     }
     url = nextPage(res.headers.get("link"), at, ctx);
@@ -116,16 +115,19 @@ function pageTags(bytes: Buffer, contentType: string | null, ctx: RegistryErrorC
     json = JSON.parse(bytes.toString("utf8"));
   } catch {
     const html = /^\s*</.test(bytes.subarray(0, 64).toString("utf8")) ? "HTML, " : "";
-    throw new InvalidResponseError(`tag list is ${html}not JSON${type}`, ctx);
+    throw new InvalidResponseError({ ...ctx, message: `tag list is ${html}not JSON${type}` });
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new InvalidResponseError(`tag list is not a JSON object${type}`, ctx);
+    throw new InvalidResponseError({ ...ctx, message: `tag list is not a JSON object${type}` });
   }
   const tags = (json as { tags?: unknown }).tags;
   // Registries answer `"tags": null` for a repository whose tags were all deleted.
   if (tags === null || tags === undefined) return [];
   if (!Array.isArray(tags) || !tags.every((t): t is string => typeof t === "string")) {
-    throw new InvalidResponseError("tag list has no array of strings under `tags`", ctx);
+    throw new InvalidResponseError({
+      ...ctx,
+      message: "tag list has no array of strings under `tags`",
+    });
   }
   return tags;
 }
@@ -134,6 +136,7 @@ function nextPage(link: string | null, current: URL, ctx: RegistryErrorContext):
   const next = nextPageOf(link, current);
   if (next === undefined) return undefined;
   // Stopping here would return a truncated listing as if it were complete.
-  if ("unusable" in next) throw new TagListError(`tag listing cannot go on: ${next.unusable}`, ctx);
+  if ("unusable" in next)
+    throw new TagListError({ ...ctx, message: `tag listing cannot go on: ${next.unusable}` });
   return next.url;
 }

@@ -43,7 +43,7 @@ export async function fetchToken(
   try {
     realm = new URL(req.realm);
   } catch {
-    throw new UnauthorizedError("token realm is not a URL", { host: req.registryHost });
+    throw new UnauthorizedError({ message: "token realm is not a URL", host: req.registryHost });
   }
   const checked = await checkRealm(realm, req.registryHost, isInsecure, req.resolve);
   // Every request to the realm goes to the addresses just checked.
@@ -127,7 +127,10 @@ async function parseTokenResponse(
   const obj = typeof json === "object" && json !== null ? (json as Record<string, unknown>) : {};
   const token = typeof obj.token === "string" && obj.token ? obj.token : obj.access_token;
   if (typeof token !== "string" || token === "") {
-    throw new UnauthorizedError("token realm answered without a token", { host: req.registryHost });
+    throw new UnauthorizedError({
+      message: "token realm answered without a token",
+      host: req.registryHost,
+    });
   }
   const expiresIn =
     typeof obj.expires_in === "number" && obj.expires_in > 0
