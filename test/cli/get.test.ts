@@ -3,14 +3,16 @@
  * real registry: a repository, one tag, a digest, an excluded image, a repository never
  * scanned and one whose scans always failed, a tag named `__proto__`; aligned text, the
  * image JSON form's key order (as `inspect` has it); a cache that does not exist is
- * reported, not created; the registry is never contacted.
+ * reported, not created; the registry is never contacted. The CLI's `main` runs in this
+ * process; the default cache location's run is the real process (the command's smoke test,
+ * and the location comes from the process's own environment).
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runCli } from "../support/cli.js";
+import { runCli, runCliInProcess } from "../support/cli.js";
 import { ImageBuilder, type PushedImage } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -47,7 +49,7 @@ before(async () => {
   } finally {
     await builder.close();
   }
-  const scan = await runCli(
+  const scan = await runCliInProcess(
     [
       "scan",
       `${registry.host}/get/app`,
@@ -78,7 +80,7 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const get = (...args: string[]) => runCli(["get", ...args, "--cache", cacheUrl]);
+const get = (...args: string[]) => runCliInProcess(["get", ...args, "--cache", cacheUrl]);
 
 describe("regscan get", () => {
   it("shows a repository's cached tags as text and JSON", async () => {
@@ -196,12 +198,12 @@ describe("regscan get", () => {
   });
 
   it("refuses an empty --cache, and reports a cache that does not exist without creating it", async () => {
-    const empty = await runCli(["get", `${registry.host}/get/app`, "--cache", ""]);
+    const empty = await runCliInProcess(["get", `${registry.host}/get/app`, "--cache", ""]);
     assert.equal(empty.code, 1);
     assert.match(empty.stderr, /^regscan: invalid cache store URL "": the URL is empty/);
 
     const absent = join(dir, "absent.db");
-    const missing = await runCli([
+    const missing = await runCliInProcess([
       "get",
       `${registry.host}/get/app:1.0`,
       "--cache",
@@ -214,7 +216,8 @@ describe("regscan get", () => {
     );
     assert.equal(existsSync(absent), false, "get created the database");
 
-    // The default location too: an empty cache directory stays empty.
+    // The default location too: an empty cache directory stays empty. The real process,
+    // as the location is read from the process's environment.
     const home = join(dir, "xdg");
     const byDefault = await runCli(["get", `${registry.host}/get/app`], {
       env: { XDG_CACHE_HOME: home },
@@ -232,7 +235,7 @@ describe("regscan get", () => {
 describe("regscan get and inspect agree", () => {
   it("on the image JSON form's keys and their order", async () => {
     const cached = JSON.parse((await get(`${registry.host}/get/app:1.0`, "-o", "json")).stdout);
-    const asked = await runCli(
+    const asked = await runCliInProcess(
       ["inspect", `${registry.host}/get/app:1.0`, "-o", "json", "--insecure-host", registry.host],
       { env: { DOCKER_CONFIG: join(dir, "none") } },
     );

@@ -3,17 +3,17 @@
  * anonymous, htpasswd and token modes: for schema 2, OCI manifest, OCI index and Docker
  * manifest list (default platform, `--platform linux/arm64`, `linux/arm/v7`) the digest is
  * the sha256 of what `skopeo inspect --raw` prints, and created time and labels are the
- * chosen config's. Also the text summary, excluded platforms and failures.
+ * chosen config's. Also the text summary, excluded platforms and failures. The CLI's `main`
+ * runs in this process; the readable summary by digest runs the real process (the command's
+ * smoke test).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { main } from "../../src/cli/main.js";
-import { runCli } from "../support/cli.js";
+import { runCli, runCliInProcess } from "../support/cli.js";
 import { ImageBuilder, type PushedImage, type PushedIndex } from "../support/image-builder.js";
 import { type RegistryHandle, type RegistryMode, startRegistry } from "../support/registry.js";
 import { skopeo } from "./skopeo.js";
@@ -115,33 +115,6 @@ function inspectArgs(fx: Fixture, ref: string, extra: string[] = []): string[] {
   ];
 }
 
-/** Runs the CLI's `main` in this process with its own output streams. */
-async function runInProcess(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _e, done) {
-        append(String(chunk));
-        done();
-      },
-    });
-  const ctx = {
-    stdout: sink((s) => {
-      stdout += s;
-    }),
-    stderr: sink((s) => {
-      stderr += s;
-    }),
-    env: process.env,
-    exitCode: 0,
-  };
-  const code = await main(["node", "regscan", ...args], ctx);
-  return { code, stdout, stderr };
-}
-
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 for (const mode of modes) {
@@ -190,10 +163,10 @@ for (const mode of modes) {
         ),
       );
       // In-process (the same program as the binary) keeps 24 runs quick; the child-process
-      // runs below cover the real entry point.
+      // run below covers the real entry point.
       const results = await Promise.all(
         cases.map((c) =>
-          runInProcess(
+          runCliInProcess(
             inspectArgs(fx, `:${c.tag}`, [
               "-o",
               "json",
@@ -232,7 +205,7 @@ for (const mode of modes) {
 }
 
 describe("regscan inspect", () => {
-  test("by digest, and the readable summary", async () => {
+  test("by digest, and the readable summary (the real process)", async () => {
     const fx = fixture("token");
     const byDigest = await runCli(
       inspectArgs(fx, `@${fx.list.digest}`, ["--platform", "linux/arm/v7"]),
@@ -253,7 +226,9 @@ describe("regscan inspect", () => {
 
   test("a platform the index lacks: excludedReason in JSON, exit 0", async () => {
     const fx = fixture("anonymous");
-    const r = await runCli(inspectArgs(fx, ":index", ["-o", "json", "--platform", "linux/s390x"]));
+    const r = await runCliInProcess(
+      inspectArgs(fx, ":index", ["-o", "json", "--platform", "linux/s390x"]),
+    );
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.deepEqual(Object.keys(json), ["ref", "excludedReason"]);
@@ -263,9 +238,9 @@ describe("regscan inspect", () => {
   test("failures: unknown tag, bad platform, bad reference — exit 1 with one line", async () => {
     const fx = fixture("htpasswd");
     const [missing, platform, ref] = await Promise.all([
-      runCli(inspectArgs(fx, ":nope")),
-      runCli(inspectArgs(fx, ":oci", ["--platform", "linux"])),
-      runCli(["inspect", "team/UPPER:tag"]),
+      runCliInProcess(inspectArgs(fx, ":nope")),
+      runCliInProcess(inspectArgs(fx, ":oci", ["--platform", "linux"])),
+      runCliInProcess(["inspect", "team/UPPER:tag"]),
     ]);
     for (const r of [missing, platform, ref]) {
       assert.equal(r.code, 1);

@@ -1,19 +1,21 @@
 /**
- * `regscan scan` run as a user would (a child process) against the real registry, into a
- * sqlite cache in a temporary directory: the summary, the JSON form with requests by
- * method, the exit status, and no progress bar when the output is not a terminal.
+ * `regscan scan` against the real registry, into a sqlite cache in a temporary directory:
+ * the summary, the JSON form with requests by method, the exit status, no progress bar when
+ * the output is not a terminal, and repository leases between scans. The CLI's `main` runs
+ * in this process; the first scan runs the real process (the command's smoke test), and so
+ * do the scans that hold a lease while another runs or are killed holding it.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { main } from "../../src/cli/main.js";
-import { cliCommand, runCli } from "../support/cli.js";
+import { cliCommand, runCli, runCliInProcess, startCliInProcess } from "../support/cli.js";
+import { type FaultRequest, withFault } from "../support/faults.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
+import { waitFor } from "../support/wait-for.js";
 
 let registry: RegistryHandle;
 let dir: string;
@@ -72,6 +74,7 @@ describe("regscan scan", () => {
       "--output",
       "json",
     ];
+    // The real process: the command's smoke test.
     const first = await runCli(args, { env: env() });
     assert.equal(first.code, 0, first.stderr);
     const s1 = JSON.parse(first.stdout) as Summary;
@@ -88,7 +91,7 @@ describe("regscan scan", () => {
     assert.doesNotMatch(first.stderr, /█|░/, "no progress bar when not on a terminal");
 
     registry.resetRequests();
-    const second = await runCli(args, { env: env() });
+    const second = await runCliInProcess(args, { env: env() });
     assert.equal(second.code, 0, second.stderr);
     const s2 = JSON.parse(second.stdout) as Summary;
     assert.deepEqual(
@@ -104,7 +107,7 @@ describe("regscan scan", () => {
   });
 
   it("prints a table and exits 1 when a repository fails", async () => {
-    const r = await runCli(
+    const r = await runCliInProcess(
       [
         "scan",
         `${registry.host}/cli/app`,
@@ -128,7 +131,7 @@ describe("regscan scan", () => {
   });
 
   it("applies tag filters and refuses bad input with a one-line message", async () => {
-    const r = await runCli(
+    const r = await runCliInProcess(
       [
         "scan",
         `${registry.host}/cli/app`,
@@ -149,43 +152,30 @@ describe("regscan scan", () => {
     assert.equal(s.repositories[0]?.filteredOut, 2);
     assert.equal(s.requests.byMethod.HEAD, 2);
 
-    const bad = await runCli(["scan", "Not/Valid", "--cache", cacheUrl], { env: env() });
+    const bad = await runCliInProcess(["scan", "Not/Valid", "--cache", cacheUrl], { env: env() });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^regscan: invalid image reference "Not\/Valid"/);
-    const tag = await runCli(["scan", `${registry.host}/cli/app:1.0`, "--cache", cacheUrl], {
-      env: env(),
-    });
+    const tag = await runCliInProcess(
+      ["scan", `${registry.host}/cli/app:1.0`, "--cache", cacheUrl],
+      {
+        env: env(),
+      },
+    );
     assert.equal(tag.code, 1);
     assert.match(tag.stderr, /takes repositories, not tags/);
-    const store = await runCli(["scan", `${registry.host}/cli/app`, "--cache", "bogus://x"], {
-      env: env(),
-    });
+    const store = await runCliInProcess(
+      ["scan", `${registry.host}/cli/app`, "--cache", "bogus://x"],
+      {
+        env: env(),
+      },
+    );
     assert.equal(store.code, 1);
     assert.match(store.stderr, /bogus/);
   });
 
   it("draws a progress bar when stderr is a terminal", async () => {
-    let err = "";
-    let out = "";
-    const tty = Object.assign(
-      new Writable({
-        write(chunk, _enc, done) {
-          err += String(chunk);
-          done();
-        },
-      }),
-      { isTTY: true, columns: 100 },
-    );
-    const stdout = new Writable({
-      write(chunk, _enc, done) {
-        out += String(chunk);
-        done();
-      },
-    });
-    const code = await main(
+    const run = startCliInProcess(
       [
-        "node",
-        "regscan",
         "scan",
         `${registry.host}/cli/app`,
         "--cache",
@@ -193,11 +183,12 @@ describe("regscan scan", () => {
         "--insecure-host",
         registry.host,
       ],
-      { stdout, stderr: tty, env: env(), exitCode: 0 },
+      { env: env(), stderrTty: { columns: 100 } },
     );
-    assert.equal(code, 0, err);
-    assert.match(err, /4\/4 .*cli\/app/, "the bar shows the tags checked");
-    assert.match(out, /cli\/app\s+4\s+4/);
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /4\/4 .*cli\/app/, "the bar shows the tags checked");
+    assert.match(r.stdout, /cli\/app\s+4\s+4/);
   });
 });
 
@@ -208,12 +199,11 @@ function startCli(args: string[]): ChildProcess {
 }
 
 /** Waits (bounded) until the registry has been asked for a manifest: the lease is taken. */
-async function untilManifestRequested(): Promise<void> {
-  const until = Date.now() + 60_000;
-  while (!registry.requests().some((r) => r.path.includes("/manifests/"))) {
-    assert.ok(Date.now() < until, "the background scan never reached the manifests");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function untilManifestRequested(): Promise<void> {
+  return waitFor(() => registry.requests().some((r) => r.path.includes("/manifests/")), {
+    what: "the background scan to reach the manifests",
+    timeoutMs: 60_000,
+  });
 }
 
 const exited = (child: ChildProcess) =>
@@ -228,19 +218,19 @@ describe("regscan scan and repository leases", () => {
     const args = ["scan", `${registry.host}/cli/app`, "--cache", db];
     const flags = ["--insecure-host", registry.host, "--output", "json"];
     registry.resetRequests();
-    registry.setFault((req) =>
-      req.path.includes("/manifests/") ? { delayMs: 10_000 } : undefined,
-    );
-    const victim = startCli([...args, ...flags]);
-    try {
-      await untilManifestRequested();
-      victim.kill("SIGKILL");
-      await exited(victim);
-    } finally {
-      registry.setFault(undefined);
-      victim.kill("SIGKILL");
-    }
-    const r = await runCli([...args, ...flags], { env: env() });
+    const slowManifests = (req: FaultRequest) =>
+      req.path.includes("/manifests/") ? { delayMs: 10_000 } : undefined;
+    await withFault(registry, slowManifests, async () => {
+      const victim = startCli([...args, ...flags]);
+      try {
+        await untilManifestRequested();
+        victim.kill("SIGKILL");
+        await exited(victim);
+      } finally {
+        victim.kill("SIGKILL");
+      }
+    });
+    const r = await runCliInProcess([...args, ...flags], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout) as Summary;
     assert.deepEqual(
@@ -266,36 +256,39 @@ describe("regscan scan and repository leases", () => {
       open = resolve;
       setTimeout(resolve, 60_000).unref();
     });
-    registry.setFault(async (req) => {
+    const gated = async (req: FaultRequest) => {
       if (req.path.includes("/manifests/")) await gate;
       return undefined;
-    });
-    const busy = startCli(args);
+    };
+    let busy: ChildProcess | undefined;
     try {
-      await untilManifestRequested();
-      const skipped = await runCli([...args, "--output", "json"], { env: env() });
-      assert.equal(skipped.code, 1, "not scanned is not a success");
-      const s = JSON.parse(skipped.stdout) as Summary;
-      assert.deepEqual(
-        s.repositories.map((x) => [x.outcome, x.ok]),
-        [["skipped-lease", false]],
-      );
-      assert.match(
-        skipped.stderr,
-        new RegExp(`another scan holds its lease \\(process ${busy.pid} on .*--wait-lease`),
-      );
-      open();
-      const waited = await runCli([...args, "--output", "json", "--wait-lease", "60"], {
-        env: env(),
+      await withFault(registry, gated, async () => {
+        const holder = startCli(args);
+        busy = holder;
+        await untilManifestRequested();
+        const skipped = await runCliInProcess([...args, "--output", "json"], { env: env() });
+        assert.equal(skipped.code, 1, "not scanned is not a success");
+        const s = JSON.parse(skipped.stdout) as Summary;
+        assert.deepEqual(
+          s.repositories.map((x) => [x.outcome, x.ok]),
+          [["skipped-lease", false]],
+        );
+        assert.match(
+          skipped.stderr,
+          new RegExp(`another scan holds its lease \\(process ${holder.pid} on .*--wait-lease`),
+        );
+        open();
+        const waited = await runCliInProcess([...args, "--output", "json", "--wait-lease", "60"], {
+          env: env(),
+        });
+        assert.equal(waited.code, 0, waited.stderr);
+        const w = JSON.parse(waited.stdout) as Summary;
+        assert.equal(w.repositories[0]?.outcome, "scanned");
+        assert.equal(await exited(holder), 0, "the first scan finished normally");
       });
-      assert.equal(waited.code, 0, waited.stderr);
-      const w = JSON.parse(waited.stdout) as Summary;
-      assert.equal(w.repositories[0]?.outcome, "scanned");
-      assert.equal(await exited(busy), 0, "the first scan finished normally");
     } finally {
       open();
-      registry.setFault(undefined);
-      busy.kill("SIGKILL");
+      busy?.kill("SIGKILL");
     }
   });
 });

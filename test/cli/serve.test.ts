@@ -1,6 +1,8 @@
 /**
  * `regscan serve` end to end: the real CLI process against the real registry and the real
- * embedded store (issue 5, acceptance 2 and 5), plus its startup failures.
+ * embedded store (issue 5, acceptance 2 and 5; the command's smoke test), plus its startup
+ * failures and `config check`. Apart from that smoke test and `config check`'s first run,
+ * the CLI's `main` runs in this process.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -9,10 +11,10 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startServe } from "../daemon/serve-process.js";
-import { runCli } from "../support/cli.js";
+import { type CliResult, runCli, runCliInProcess, startCliInProcess } from "../support/cli.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { freePort } from "../support/ports.js";
-import { cleanupAll, makeTempDir, waitFor } from "../support/processes.js";
+import { cleanupAll, makeTempDir, onCleanup, waitFor } from "../support/processes.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
 after(cleanupAll);
@@ -42,6 +44,58 @@ function openEvents(
     req.setTimeout(60_000, () => req.destroy());
     req.end();
   });
+}
+
+/** `regscan serve ...args` run through `main` in this process, as `startServe` runs the process. */
+async function serveInProcess(args: string[]) {
+  const run = startCliInProcess([
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--log-format",
+    "pretty",
+    ...args,
+  ]);
+  let ended = false;
+  void run.done.finally(() => {
+    ended = true;
+  });
+  const stop = async (): Promise<CliResult> => {
+    if (!ended) run.signal("SIGTERM");
+    return run.done;
+  };
+  onCleanup(async () => {
+    await stop();
+  });
+  let url = "";
+  await waitFor(
+    async () => {
+      const m = /regscan serving on (http:\/\/\S+)/.exec(run.stdout());
+      if (m?.[1]) url = m[1];
+      return url !== "";
+    },
+    {
+      what: "regscan serve to listen",
+      timeoutMs: 30_000,
+      giveUp: () => (ended ? `it ended: ${run.output()}` : undefined),
+    },
+  );
+  return {
+    url,
+    output: run.output,
+    stop,
+    async fetchJson(path: string) {
+      const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        body = { text };
+      }
+      return { status: res.status, body };
+    },
+  };
 }
 
 describe("regscan serve", () => {
@@ -163,7 +217,7 @@ describe("regscan serve", () => {
     const dockerConfig = join(dir, "config.json");
     const wrong = Buffer.from("alice:not-the-password").toString("base64");
     writeFileSync(dockerConfig, JSON.stringify({ auths: { [locked.host]: { auth: wrong } } }));
-    const serve = await startServe([
+    const serve = await serveInProcess([
       ...[good, unreachable, secret, unknown].flatMap((i) => ["--image", i]),
       ...[registry.host, locked.host, `127.0.0.1:${closedPort}`].flatMap((h) => [
         "--insecure-host",
@@ -216,7 +270,9 @@ describe("regscan serve", () => {
   });
 
   test("without images it says how to give some and exits 1", async () => {
-    const r = await runCli(["serve", "--listen", "127.0.0.1:0"], { env: { REGSCAN_IMAGES: "" } });
+    const r = await runCliInProcess(["serve", "--listen", "127.0.0.1:0"], {
+      env: { REGSCAN_IMAGES: "" },
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no images to watch/);
     assert.match(r.stderr, /--image/);
@@ -228,7 +284,7 @@ describe("regscan serve", () => {
       file,
       "listen: 127.0.0.1:0\nrepositories:\n  - name: alpine\n    interval: sometimes\n",
     );
-    const r = await runCli(["serve", "--config", file]);
+    const r = await runCliInProcess(["serve", "--config", file]);
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
@@ -242,7 +298,7 @@ describe("regscan serve", () => {
   test("an invalid image name in the configuration is named", async () => {
     const file = join(dir, "bad-image.yaml");
     writeFileSync(file, "repositories:\n  - Not/A/Valid:Ref:Name\n");
-    const r = await runCli(["serve", "--config", file, "--listen", "127.0.0.1:0"]);
+    const r = await runCliInProcess(["serve", "--config", file, "--listen", "127.0.0.1:0"]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /repositories\[0\]\.name/);
   });
@@ -253,6 +309,7 @@ describe("regscan serve", () => {
       file,
       "apiToken: very-secret-token\ncache: redis://:redis-pw@127.0.0.1:6379\nrepositories: [alpine]\n",
     );
+    // The real process: the smoke test of `config check`.
     const r = await runCli(["config", "check", file], { env: { REGSCAN_RPS: "7" } });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /apiToken: "?\*{8}"?/);
@@ -260,19 +317,19 @@ describe("regscan serve", () => {
     assert.match(r.stdout, /name: alpine/);
     assert.ok(!r.stdout.includes("very-secret-token") && !r.stdout.includes("redis-pw"));
     // The flags `serve` takes apply too, over the environment and the file.
-    const flagged = await runCli(
+    const flagged = await runCliInProcess(
       ["config", "check", file, "--rps", "9", "--api-token", "flag-secret-token"],
       { env: { REGSCAN_RPS: "7" } },
     );
     assert.equal(flagged.code, 0, flagged.stderr);
     assert.match(flagged.stdout, /rps: 9/);
     assert.ok(!flagged.stdout.includes("flag-secret-token"));
-    const bad = await runCli(["config", "check", join(dir, "bad.yaml")]);
+    const bad = await runCliInProcess(["config", "check", join(dir, "bad.yaml")]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /interval: expected a duration/);
     const pattern = join(dir, "bad-pattern.yaml");
     writeFileSync(pattern, "repositories:\n  - name: alpine\n    tags:\n      exclude: ['/(/']\n");
-    const badPattern = await runCli(["config", "check", pattern]);
+    const badPattern = await runCliInProcess(["config", "check", pattern]);
     assert.equal(badPattern.code, 1);
     assert.ok(
       badPattern.stderr.includes(
@@ -287,7 +344,7 @@ describe("regscan serve", () => {
     const blocker = createServer().listen(port, "127.0.0.1");
     await new Promise((r) => blocker.once("listening", r));
     try {
-      const r = await runCli([
+      const r = await runCliInProcess([
         "serve",
         "--image",
         "alpine",

@@ -1,9 +1,12 @@
 /**
- * Runs the real `regscan` CLI from source in a child process, as a user would run it, and
- * collects its exit status and output.
+ * Runs the `regscan` CLI for tests: as a child process from source, as a user runs it (one
+ * smoke test per command), or in this process through `main(argv, ctx)`, the same program
+ * without a second of start-up per run.
  */
 import { spawn } from "node:child_process";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { main } from "../../src/cli/main.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
@@ -54,4 +57,100 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
 /** The command line to start the CLI from source, for tests that manage the process. */
 export function cliCommand(args: string[]): { command: string; args: string[] } {
   return { command: process.execPath, args: ["--import", "tsx", MAIN, ...args] };
+}
+
+/** Options of an in-process run. */
+export interface InProcessOptions {
+  /** Merged over `process.env`, as the child process's environment is. */
+  env?: NodeJS.ProcessEnv;
+  /** Makes stderr claim to be a terminal of this many columns (for the progress bar). */
+  stderrTty?: { columns: number };
+}
+
+/** A run of `main` in this process that the test can signal and wait for. */
+export interface InProcessRun {
+  /** Resolves when `main` returns. */
+  readonly done: Promise<CliResult>;
+  /** What the run has written to stdout and stderr so far, in order. */
+  output(): string;
+  stdout(): string;
+  /**
+   * Delivers `signal` to the handlers the run installed, as the process's own signal would
+   * (only those added since the run started, never the test process's other handlers).
+   */
+  signal(signal: "SIGINT" | "SIGTERM"): void;
+}
+
+const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+type SignalListener = (signal: NodeJS.Signals) => void;
+
+function signalListeners(): Map<string, Set<SignalListener>> {
+  return new Map(
+    SIGNALS.map((s) => [s, new Set(process.listeners(s) as SignalListener[])] as const),
+  );
+}
+
+/**
+ * Starts `regscan ...args` in this process through `main`, with its own output streams.
+ * Handlers a signal delivered through `signal()` leaves behind (`serve` arms "a second
+ * signal means now") are removed when the run ends, so they cannot fire later in the file.
+ */
+export function startCliInProcess(args: string[], opts: InProcessOptions = {}): InProcessRun {
+  let stdout = "";
+  let stderr = "";
+  let all = "";
+  const sink = (append: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer | string, _enc, done) {
+        const text = String(chunk);
+        append(text);
+        all += text;
+        done();
+      },
+    });
+  const out = sink((s) => {
+    stdout += s;
+  });
+  const errSink = sink((s) => {
+    stderr += s;
+  });
+  const err = opts.stderrTty
+    ? Object.assign(errSink, { isTTY: true, columns: opts.stderrTty.columns })
+    : errSink;
+  const before = signalListeners();
+  let signalled: Map<string, Set<SignalListener>> | undefined;
+  const done = main(["node", "regscan", ...args], {
+    stdout: out,
+    stderr: err,
+    env: { ...process.env, ...opts.env },
+    exitCode: 0,
+  }).then((code): CliResult => {
+    if (signalled) {
+      for (const s of SIGNALS) {
+        for (const l of process.listeners(s) as SignalListener[]) {
+          if (!signalled.get(s)?.has(l)) process.off(s, l);
+        }
+      }
+    }
+    return { code, signal: null, stdout, stderr };
+  });
+  return {
+    done,
+    output: () => all,
+    stdout: () => stdout,
+    signal(signal) {
+      const added = (process.listeners(signal) as SignalListener[]).filter(
+        (l) => !before.get(signal)?.has(l),
+      );
+      if (added.length === 0) throw new Error(`the run has no ${signal} handler`);
+      signalled = signalListeners();
+      for (const l of added) l(signal);
+    },
+  };
+}
+
+/** Runs `regscan ...args` to completion in this process (see {@link startCliInProcess}). */
+export function runCliInProcess(args: string[], opts: InProcessOptions = {}): Promise<CliResult> {
+  return startCliInProcess(args, opts).done;
 }

@@ -113,3 +113,25 @@ export async function applyFault(
   res.end(body);
   return true;
 }
+
+/** Whatever takes a fault hook: a registry, its recording proxy, the token server. */
+export interface FaultTarget {
+  setFault(hook: FaultHook | undefined): void;
+}
+
+/**
+ * Runs `fn` with `fault` injected by `target`, and removes the fault when `fn` ends, however
+ * it ends, so that a failing test cannot leave it to the next one.
+ */
+export async function withFault<T>(
+  target: FaultTarget,
+  fault: FaultHook,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  target.setFault(fault);
+  try {
+    return await fn();
+  } finally {
+    target.setFault(undefined);
+  }
+}

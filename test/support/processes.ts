@@ -19,6 +19,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
+import { waitFor } from "./wait-for.js";
 
 /** How to tell that a started process is ready to serve. */
 export type ReadyCheck =
@@ -255,35 +256,7 @@ export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<b
   });
 }
 
-export interface WaitForOptions {
-  /** What is being waited for, for the error message. */
-  what: string;
-  timeoutMs?: number;
-  intervalMs?: number;
-  /** Stop waiting early (e.g. the process died); return a reason to fail with. */
-  giveUp?: () => string | undefined;
-}
-
-/** Polls `check` until it resolves true, bounded in time; throws when the time is up. */
-export async function waitFor(check: () => Promise<boolean>, opts: WaitForOptions): Promise<void> {
-  const timeoutMs = opts.timeoutMs ?? 15_000;
-  const intervalMs = opts.intervalMs ?? 50;
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 100_000; attempt++) {
-    const reason = opts.giveUp?.();
-    if (reason !== undefined) throw new Error(`gave up waiting for ${opts.what}: ${reason}`);
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() >= deadline) break;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what}${detail}`);
-}
+export { type WaitForOptions, waitFor } from "./wait-for.js";
 
 /**
  * Starts a child process and waits until it is ready. The process is killed when the test
