@@ -127,6 +127,23 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * A new connection to the same server (or cluster) with the same address, TLS and
+   * credentials, for work that must not share the store's connection: a blocking read
+   * (`XREAD BLOCK`) holds its connection for as long as it waits. `commandTimeoutMs` must
+   * outlast the longest block. The caller closes it (`disconnect()`).
+   */
+  duplicateConnection(commandTimeoutMs: number): Redis | Cluster {
+    if (this.#closed) throw new StoreClosedError(this.#name);
+    const client = this.#client;
+    if (client instanceof Cluster) {
+      return client.duplicate(undefined, {
+        redisOptions: { ...client.options.redisOptions, commandTimeout: commandTimeoutMs },
+      });
+    }
+    return client.duplicate({ commandTimeout: commandTimeoutMs });
+  }
+
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
     const stored = await this.#run("get", opts, (c) => c.getBuffer(key));
     return stored === null ? undefined : entryOrWarn(key, stored, this.#logger);
