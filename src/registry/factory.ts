@@ -1,6 +1,6 @@
 /**
  * `RemoteClientFactory`: makes a `RemoteClient` per repository and credentials, sharing
- * one transport stack between them — agents, rate limiters, the challenge learnt per host
+ * one transport pipeline between them — agents, rate limiters, the challenge learnt per host
  * and the token cache — so that many clients cost one ping per host and one token per scope.
  */
 import { createRequire } from "node:module";

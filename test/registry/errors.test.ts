@@ -23,7 +23,7 @@ import {
   UnsupportedMediaTypeError,
 } from "../../src/registry/errors.js";
 import { headerValue, parseRetryAfter } from "../../src/registry/http/headers.js";
-import { isRetryable } from "../../src/registry/http/retry.js";
+import { isRetryable, RETRY_POLICY } from "../../src/registry/http/retry.js";
 import { parseRegistryErrors, registryErrorFromResponse } from "../../src/registry/http/status.js";
 
 const body = (...errors: { code: string; message?: string }[]) => JSON.stringify({ errors });
@@ -226,5 +226,11 @@ describe("error classes", () => {
     assert.equal(isRetryable(new TimeoutError()), false);
     assert.equal(isRetryable(new Error("x")), false);
     assert.equal(isRetryable(new DOMException("aborted", "AbortError")), false);
+  });
+
+  it("the retry policy names no timeout code: the send layer reports those as TIMEOUT", () => {
+    for (const code of RETRY_POLICY.networkCodes) assert.doesNotMatch(code, /TIMEOUT|TIMEDOUT/);
+    assert.equal(isRetryable(new NetworkError({ causeCode: "ETIMEDOUT" })), false);
+    assert.equal(isRetryable(new NetworkError({ causeCode: "ECONNREFUSED" })), true);
   });
 });

@@ -74,7 +74,7 @@ interface ChainClient {
 
 /** Shared transport state of one factory. */
 export class Pipeline {
-  readonly tokens: TokenCache;
+  readonly #tokens: TokenCache;
   readonly #origins: Origins;
   readonly #dispatchers: Dispatchers;
   readonly #opts: PipelineOptions;
@@ -86,7 +86,7 @@ export class Pipeline {
     // undici's idle timeouts stay a backstop behind the total deadline, which words it better.
     this.#dispatchers = new Dispatchers({ idleTimeoutMs: requestTimeoutMs + 1000, ...opts });
     this.#send = sendTransport(this.#dispatchers, { requestTimeoutMs });
-    this.tokens = new TokenCache(opts.now ? { now: opts.now } : {});
+    this.#tokens = new TokenCache(opts.now ? { now: opts.now } : {});
     // Pings go down the same layers as everything else, auth aside (the origin layer lets
     // their absolute URLs by); the quick first look at an insecure host (is it https at
     // all?) goes without retries. The chains are made on first use: they hold the origin
@@ -139,7 +139,7 @@ export class Pipeline {
         ? authLayer({
             ...client,
             origins: this.#origins,
-            tokens: this.tokens,
+            tokens: this.#tokens,
             ...(this.#opts.resolveHost ? { resolveHost: this.#opts.resolveHost } : {}),
           })
         : (next) => next,
