@@ -87,6 +87,8 @@ export class ScanIndex {
       }
     } catch (error) {
       if (signal.aborted) throw error;
+      // Unknown, so assumed to exist: its images' mark must not be taken as fresh.
+      had = true;
       buckets.length = 0;
       unread.length = 0;
       for (let n = 0; n < INDEX_BUCKETS; n++) {
@@ -160,6 +162,8 @@ export class ScanIndex {
     const now = this.ctx.now();
     if (keptAt === undefined && !this.hadIndex) return scanStart;
     if (keptAt !== undefined && now - keptAt < IMAGE_KEEP_AFTER_MS) return keptAt;
+    // Images named by a bucket that could not be read cannot be kept: the mark stays.
+    if (this.#unread.some(Boolean)) return keptAt;
     const ids = new Set<string>();
     for (const bucket of this.#buckets) {
       for (const e of bucket.values()) if (e.image !== undefined) ids.add(e.image);
