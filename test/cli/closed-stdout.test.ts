@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cliCommand } from "../support/cli.js";
+import { type FaultHook, withFault } from "../support/faults.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -111,15 +112,15 @@ describe("a closed stdout", () => {
     let interrupted = false;
     let child: ReturnType<typeof spawn> | undefined;
     // Manifests answer slowly, so that the scan is surely under way when Ctrl-C comes.
-    registry.setFault((req) => {
+    const interruptAtManifests: FaultHook = (req) => {
       if (!req.path.includes("/manifests/")) return undefined;
       if (!interrupted) {
         interrupted = true;
         child?.kill("SIGINT");
       }
       return { delayMs: 500 };
-    });
-    try {
+    };
+    await withFault(registry, interruptAtManifests, async () => {
       const run = await runWithClosedStdout(
         [
           "scan",
@@ -138,8 +139,6 @@ describe("a closed stdout", () => {
       assert.equal(run.signal, null);
       // An interrupted scan did not finish its work: a failure, but not a crash.
       assert.equal(run.code, 1, run.stderr);
-    } finally {
-      registry.setFault(undefined);
-    }
+    });
   });
 });

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Agent, fetch as undiciFetch } from "undici";
+import { withFault } from "../support/faults.js";
 import {
   ACCEPT_ALL_MANIFESTS,
   ImageBuilder,
@@ -336,36 +337,37 @@ describe("harness features", () => {
 
   test("the fault hook answers instead of the registry", async () => {
     let calls = 0;
-    registry.setFault((req) => {
-      if (!req.path.endsWith("/tags/list")) return undefined;
-      calls++;
-      return calls === 1
-        ? {
-            status: 429,
-            headers: { "retry-after": "1" },
-            body: { errors: [{ code: "TOOMANYREQUESTS" }] },
-          }
-        : undefined;
-    });
-    try {
-      registry.resetRequests();
-      const first = await fetch(`${registry.url}/v2/paged/tags/list`);
-      assert.equal(first.status, 429);
-      assert.equal(first.headers.get("retry-after"), "1");
-      await first.arrayBuffer();
-      const second = await fetch(`${registry.url}/v2/paged/tags/list`);
-      assert.equal(second.status, 200);
-      await second.arrayBuffer();
-      assert.deepEqual(
-        registry.requests().map((r) => [r.status, r.injected]),
-        [
-          [429, true],
-          [200, false],
-        ],
-      );
-    } finally {
-      registry.setFault(undefined);
-    }
+    await withFault(
+      registry,
+      (req) => {
+        if (!req.path.endsWith("/tags/list")) return undefined;
+        calls++;
+        return calls === 1
+          ? {
+              status: 429,
+              headers: { "retry-after": "1" },
+              body: { errors: [{ code: "TOOMANYREQUESTS" }] },
+            }
+          : undefined;
+      },
+      async () => {
+        registry.resetRequests();
+        const first = await fetch(`${registry.url}/v2/paged/tags/list`);
+        assert.equal(first.status, 429);
+        assert.equal(first.headers.get("retry-after"), "1");
+        await first.arrayBuffer();
+        const second = await fetch(`${registry.url}/v2/paged/tags/list`);
+        assert.equal(second.status, 200);
+        await second.arrayBuffer();
+        assert.deepEqual(
+          registry.requests().map((r) => [r.status, r.injected]),
+          [
+            [429, true],
+            [200, false],
+          ],
+        );
+      },
+    );
   });
 });
 

@@ -12,6 +12,7 @@ import {
   RemoteClientFactory,
   type RemoteClientFactoryOptions,
 } from "../../src/registry/factory.js";
+import { withFault } from "../support/faults.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -163,50 +164,51 @@ describe("token registry", () => {
 
 describe("token registry, unusual answers", () => {
   test("a ping that asks for nothing, then a repository that does: the 401's challenge is learnt", async () => {
-    token.setFault((req) => (req.path === "/v2/" ? { status: 200, body: {} } : undefined));
-    try {
-      token.tokenServer?.resetRequests();
-      token.resetRequests();
-      const client = factory(token).clientFor(
-        parseImageName(`${token.host}/app`),
-        Credentials.none(),
-      );
-      assert.deepEqual(await client.tags(), ["v1"]);
-      await client.head("v1");
-      assert.equal(tokenRequests().length, 1);
-      const unauthorized = token.requests().filter((r) => r.status === 401);
-      assert.equal(unauthorized.length, 1, "only the first request went without a token");
-    } finally {
-      token.setFault(undefined);
-    }
+    await withFault(
+      token,
+      (req) => (req.path === "/v2/" ? { status: 200, body: {} } : undefined),
+      async () => {
+        token.tokenServer?.resetRequests();
+        token.resetRequests();
+        const client = factory(token).clientFor(
+          parseImageName(`${token.host}/app`),
+          Credentials.none(),
+        );
+        assert.deepEqual(await client.tags(), ["v1"]);
+        await client.head("v1");
+        assert.equal(tokenRequests().length, 1);
+        const unauthorized = token.requests().filter((r) => r.status === 401);
+        assert.equal(unauthorized.length, 1, "only the first request went without a token");
+      },
+    );
   });
 
   test("a ping refused with 429 is not remembered as asking for nothing", async () => {
     let pings = 0;
-    token.setFault((req) =>
-      req.path === "/v2/" && pings++ === 0
-        ? {
-            status: 429,
-            headers: { "retry-after": "0" },
-            body: { errors: [{ code: "TOOMANYREQUESTS", message: "slow down" }] },
-          }
-        : undefined,
+    await withFault(
+      token,
+      (req) =>
+        req.path === "/v2/" && pings++ === 0
+          ? {
+              status: 429,
+              headers: { "retry-after": "0" },
+              body: { errors: [{ code: "TOOMANYREQUESTS", message: "slow down" }] },
+            }
+          : undefined,
+      async () => {
+        token.resetRequests();
+        const f = factory(token, { retry: { maxAttempts: 1 } });
+        const name = parseImageName(`${token.host}/app`);
+        await assert.rejects(f.clientFor(name, Credentials.none()).tags(), {
+          code: "TOO_MANY_REQUESTS",
+        });
+        assert.deepEqual(await f.clientFor(name, Credentials.none()).tags(), ["v1"]);
+        assert.deepEqual(await f.clientFor(name, Credentials.none()).tags(), ["v1"]);
+        const unauthorized = token.requests().filter((r) => r.status === 401 && r.path !== "/v2/");
+        assert.equal(unauthorized.length, 0, "every client sent its token from the start");
+        assert.equal(pings, 2, "pinged again after the refused ping, then remembered");
+      },
     );
-    try {
-      token.resetRequests();
-      const f = factory(token, { retry: { maxAttempts: 1 } });
-      const name = parseImageName(`${token.host}/app`);
-      await assert.rejects(f.clientFor(name, Credentials.none()).tags(), {
-        code: "TOO_MANY_REQUESTS",
-      });
-      assert.deepEqual(await f.clientFor(name, Credentials.none()).tags(), ["v1"]);
-      assert.deepEqual(await f.clientFor(name, Credentials.none()).tags(), ["v1"]);
-      const unauthorized = token.requests().filter((r) => r.status === 401 && r.path !== "/v2/");
-      assert.equal(unauthorized.length, 0, "every client sent its token from the start");
-      assert.equal(pings, 2, "pinged again after the refused ping, then remembered");
-    } finally {
-      token.setFault(undefined);
-    }
   });
 
   test("a registry token (docker's registrytoken) is sent as it is", async () => {

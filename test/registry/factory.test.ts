@@ -14,6 +14,7 @@ import {
   type RemoteClientFactoryOptions,
 } from "../../src/registry/factory.js";
 import { type Clock, RateLimiters, systemClock } from "../../src/registry/http/rate-limiters.js";
+import { withFault } from "../support/faults.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -77,8 +78,7 @@ test("a 429 with Retry-After: 1 is waited for and retried; the rate halves once 
   const client = f.clientFor(name(), Credentials.none());
   await client.tags(); // the ping is out of the way
   reg.resetRequests();
-  reg.setFault(tooManyOnce(1));
-  try {
+  await withFault(reg, tooManyOnce(1), async () => {
     const started = Date.now();
     assert.deepEqual(await client.tags(), ["v1"]);
     assert.ok(Date.now() - started >= 950, "waited for Retry-After");
@@ -92,9 +92,7 @@ test("a 429 with Retry-After: 1 is waited for and retried; the rate halves once 
     reg.setFault(tooManyOnce(1));
     await f.clientFor(name(), Credentials.none()).tags();
     assert.equal(limiters.state(reg.host).rate, 2.5, "another client halves it again");
-  } finally {
-    reg.setFault(undefined);
-  }
+  });
 
   f.succeed(name());
   assert.equal(limiters.state(reg.host).rate, 2.5, "no rise right after a back-off");
@@ -111,8 +109,7 @@ test("a 429 with Retry-After: 1 is waited for and retried; the rate halves once 
 test("429s beyond the retry bound: TOO_MANY_REQUESTS with the Retry-After it got", async () => {
   const f = factory({ retry: { maxAttempts: 2 } });
   const client = f.clientFor(name(), Credentials.none());
-  reg.setFault(tooManyOnce(5));
-  try {
+  await withFault(reg, tooManyOnce(5), async () => {
     await assert.rejects(
       client.tags(),
       (err: { code?: string; retryAfterMs?: number; status?: number }) => {
@@ -122,23 +119,18 @@ test("429s beyond the retry bound: TOO_MANY_REQUESTS with the Retry-After it got
         return true;
       },
     );
-  } finally {
-    reg.setFault(undefined);
-  }
+  });
 });
 
 test("a Retry-After longer than the bound is not waited for", async () => {
   const f = factory({ retry: { maxRetryAfterMs: 5_000 } });
   const client = f.clientFor(name(), Credentials.none());
   await client.tags();
-  reg.setFault(tooManyOnce(1, "3600"));
-  try {
+  await withFault(reg, tooManyOnce(1, "3600"), async () => {
     const started = Date.now();
     await assert.rejects(client.tags(), { code: "TOO_MANY_REQUESTS", retryAfterMs: 3_600_000 });
     assert.ok(Date.now() - started < 2_000);
-  } finally {
-    reg.setFault(undefined);
-  }
+  });
 });
 
 test("503, 502 and a dropped connection are retried with back-off", async () => {
@@ -147,30 +139,28 @@ test("503, 502 and a dropped connection are retried with back-off", async () => 
   await client.tags();
   reg.resetRequests();
   const faults = [{ destroy: true }, { status: 503 }, { status: 502 }];
-  reg.setFault((req) => (req.path === "/v2/app/tags/list" ? faults.shift() : undefined));
-  try {
-    assert.deepEqual(await client.tags(), ["v1"]);
-    assert.equal(faults.length, 0);
-    assert.equal(tagListStatuses().at(-1), 200);
-  } finally {
-    reg.setFault(undefined);
-  }
+  await withFault(
+    reg,
+    (req) => (req.path === "/v2/app/tags/list" ? faults.shift() : undefined),
+    async () => {
+      assert.deepEqual(await client.tags(), ["v1"]);
+      assert.equal(faults.length, 0);
+      assert.equal(tagListStatuses().at(-1), 200);
+    },
+  );
 });
 
 test("the caller's AbortSignal stops a Retry-After wait at once", async () => {
   const f = factory();
   const client = f.clientFor(name(), Credentials.none());
   await client.tags();
-  reg.setFault(tooManyOnce(1, "30"));
-  try {
+  await withFault(reg, tooManyOnce(1, "30"), async () => {
     const started = Date.now();
     await assert.rejects(client.tags({ signal: AbortSignal.timeout(200) }), {
       name: "TimeoutError",
     });
     assert.ok(Date.now() - started < 3_000, "did not wait 30 s");
-  } finally {
-    reg.setFault(undefined);
-  }
+  });
 });
 
 test("Docker Hub's ratelimit-remaining slows the host before a 429", async () => {
@@ -178,25 +168,25 @@ test("Docker Hub's ratelimit-remaining slows the host before a 429", async () =>
   const f = factory({ limiters });
   const client = f.clientFor(name(), Credentials.none());
   await client.tags();
-  reg.setFault((req) =>
-    req.path === "/v2/app/tags/list"
-      ? {
-          status: 200,
-          headers: { "ratelimit-limit": "100;w=21600", "ratelimit-remaining": "2;w=21600" },
-          body: { name: "app", tags: ["v1"] },
-        }
-      : undefined,
+  await withFault(
+    reg,
+    (req) =>
+      req.path === "/v2/app/tags/list"
+        ? {
+            status: 200,
+            headers: { "ratelimit-limit": "100;w=21600", "ratelimit-remaining": "2;w=21600" },
+            body: { name: "app", tags: ["v1"] },
+          }
+        : undefined,
+    async () => {
+      await client.tags();
+      const state = limiters.state(reg.host);
+      assert.ok(
+        state.quotaCap !== undefined && state.effectiveRate < 10,
+        `capped: ${JSON.stringify(state)}`,
+      );
+    },
   );
-  try {
-    await client.tags();
-    const state = limiters.state(reg.host);
-    assert.ok(
-      state.quotaCap !== undefined && state.effectiveRate < 10,
-      `capped: ${JSON.stringify(state)}`,
-    );
-  } finally {
-    reg.setFault(undefined);
-  }
 });
 
 test("HTTP requests are counted by host, method and status on the registry given", async () => {

@@ -12,6 +12,7 @@ import {
   RemoteClientFactory,
   type RemoteClientFactoryOptions,
 } from "../../src/registry/factory.js";
+import { type FaultHook, withFault } from "../support/faults.js";
 import { ImageBuilder, type PushedImage, type PushedIndex } from "../support/image-builder.js";
 import { type RegistryHandle, type RegistryMode, startRegistry } from "../support/registry.js";
 
@@ -259,27 +260,28 @@ describe("request counts", () => {
     await client.tags();
     fx.reg.tokenServer?.resetRequests();
     let refused = 0;
-    fx.reg.setFault((req) => {
-      if (req.path.endsWith("/manifests/s2") && refused === 0) {
-        refused++;
-        return {
-          status: 401,
-          headers: {
-            "www-authenticate": `Bearer realm="${fx.reg.tokenServer?.realm}",service="${fx.reg.service}",scope="repository:app:pull"`,
-          },
-          body: { errors: [{ code: "UNAUTHORIZED", message: "token expired" }] },
-        };
-      }
-      return undefined;
-    });
-    try {
-      const entry = await client.manifest("s2");
-      assert.equal(entry.info?.digest, fx.schema2.digest);
-      assert.equal(refused, 1);
-      assert.equal((fx.reg.tokenServer?.requests() ?? []).length, 1, "exactly one fresh token");
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      (req) => {
+        if (req.path.endsWith("/manifests/s2") && refused === 0) {
+          refused++;
+          return {
+            status: 401,
+            headers: {
+              "www-authenticate": `Bearer realm="${fx.reg.tokenServer?.realm}",service="${fx.reg.service}",scope="repository:app:pull"`,
+            },
+            body: { errors: [{ code: "UNAUTHORIZED", message: "token expired" }] },
+          };
+        }
+        return undefined;
+      },
+      async () => {
+        const entry = await client.manifest("s2");
+        assert.equal(entry.info?.digest, fx.schema2.digest);
+        assert.equal(refused, 1);
+        assert.equal((fx.reg.tokenServer?.requests() ?? []).length, 1, "exactly one fresh token");
+      },
+    );
   });
 
   test("a 401 on a token fetched for this very request: no second token, UNAUTHORIZED", async () => {
@@ -287,24 +289,25 @@ describe("request counts", () => {
     const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
     fx.reg.tokenServer?.resetRequests();
     let refused = 0;
-    fx.reg.setFault((req) => {
-      if (!req.path.endsWith("/manifests/s2")) return undefined;
-      refused++;
-      return {
-        status: 401,
-        headers: {
-          "www-authenticate": `Bearer realm="${fx.reg.tokenServer?.realm}",service="${fx.reg.service}",scope="repository:app:pull"`,
-        },
-        body: { errors: [{ code: "UNAUTHORIZED", message: "insufficient scope" }] },
-      };
-    });
-    try {
-      await assert.rejects(client.manifest("s2"), { code: "UNAUTHORIZED", status: 401 });
-      assert.equal(refused, 1, "a token just issued is not retried");
-      assert.equal((fx.reg.tokenServer?.requests() ?? []).length, 1, "one token fetched");
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      (req) => {
+        if (!req.path.endsWith("/manifests/s2")) return undefined;
+        refused++;
+        return {
+          status: 401,
+          headers: {
+            "www-authenticate": `Bearer realm="${fx.reg.tokenServer?.realm}",service="${fx.reg.service}",scope="repository:app:pull"`,
+          },
+          body: { errors: [{ code: "UNAUTHORIZED", message: "insufficient scope" }] },
+        };
+      },
+      async () => {
+        await assert.rejects(client.manifest("s2"), { code: "UNAUTHORIZED", status: 401 });
+        assert.equal(refused, 1, "a token just issued is not retried");
+        assert.equal((fx.reg.tokenServer?.requests() ?? []).length, 1, "one token fetched");
+      },
+    );
   });
 
   test("two callers share a manifest fetch by digest; one giving up does not fail the other", async () => {
@@ -378,126 +381,129 @@ describe("request counts", () => {
 
   test("a next page on another origin fails the listing rather than cutting it short", async () => {
     const fx = fixture("anonymous");
-    fx.reg.setFault((req) =>
-      req.path === "/v2/app/tags/list"
-        ? {
-            status: 200,
-            headers: {
-              "content-type": "application/json",
-              link: '<https://elsewhere.example/v2/app/tags/list?last=s2>; rel="next"',
-            },
-            body: { name: "app", tags: ["s2"] },
-          }
-        : undefined,
+    await withFault(
+      fx.reg,
+      (req) =>
+        req.path === "/v2/app/tags/list"
+          ? {
+              status: 200,
+              headers: {
+                "content-type": "application/json",
+                link: '<https://elsewhere.example/v2/app/tags/list?last=s2>; rel="next"',
+              },
+              body: { name: "app", tags: ["s2"] },
+            }
+          : undefined,
+      async () => {
+        const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+        await assert.rejects(client.tags(), {
+          code: "TAG_LIST_LIMIT",
+          message: /another origin \(https:\/\/elsewhere\.example\)/,
+        });
+      },
     );
-    try {
-      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
-      await assert.rejects(client.tags(), {
-        code: "TAG_LIST_LIMIT",
-        message: /another origin \(https:\/\/elsewhere\.example\)/,
-      });
-    } finally {
-      fx.reg.setFault(undefined);
-    }
   });
 });
 
 describe("integrity and odd manifests (answers injected by the proxy)", () => {
   const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
-  function serve(path: string, body: Buffer, headers: Record<string, string>) {
-    const fx = fixture("anonymous");
-    fx.reg.setFault((req) => (req.path === path ? { status: 200, headers, body } : undefined));
-    return fx;
+  /** A fault that answers `path` with `body` and `headers` instead of the registry. */
+  function answering(path: string, body: Buffer, headers: Record<string, string>): FaultHook {
+    return (req) => (req.path === path ? { status: 200, headers, body } : undefined);
   }
 
   test("HEAD by digest answered with another digest: DIGEST_MISMATCH; without one: a verified GET", async () => {
     const fx = fixture("anonymous");
     const path = `/v2/app/manifests/${fx.schema2.digest}`;
-    fx.reg.setFault((req) =>
-      req.path === path && req.method === "HEAD"
-        ? {
-            status: 200,
-            headers: {
-              "content-type": fx.schema2.mediaType,
-              "docker-content-digest": `sha256:${"2".repeat(64)}`,
-            },
-          }
-        : undefined,
-    );
-    try {
-      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
-      await assert.rejects(client.head(fx.schema2.digest), {
-        code: "DIGEST_MISMATCH",
-        message: /manifest \(HEAD\)/,
-      });
-      fx.reg.setFault((req) =>
-        req.path === "/v2/app/manifests/s2" && req.method === "HEAD"
-          ? { status: 200, headers: { "content-type": fx.schema2.mediaType } }
+    await withFault(
+      fx.reg,
+      (req) =>
+        req.path === path && req.method === "HEAD"
+          ? {
+              status: 200,
+              headers: {
+                "content-type": fx.schema2.mediaType,
+                "docker-content-digest": `sha256:${"2".repeat(64)}`,
+              },
+            }
           : undefined,
-      );
-      fx.reg.resetRequests();
-      const head = await client.head("s2");
-      assert.equal(head?.digest, fx.schema2.digest);
-      const gets = fx.reg.requests().filter((r) => r.method === "GET" && r.path.endsWith("/s2"));
-      assert.equal(gets.length, 1, "the digest came from a GET of the bytes");
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+      async () => {
+        const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+        await assert.rejects(client.head(fx.schema2.digest), {
+          code: "DIGEST_MISMATCH",
+          message: /manifest \(HEAD\)/,
+        });
+        fx.reg.setFault((req) =>
+          req.path === "/v2/app/manifests/s2" && req.method === "HEAD"
+            ? { status: 200, headers: { "content-type": fx.schema2.mediaType } }
+            : undefined,
+        );
+        fx.reg.resetRequests();
+        const head = await client.head("s2");
+        assert.equal(head?.digest, fx.schema2.digest);
+        const gets = fx.reg.requests().filter((r) => r.method === "GET" && r.path.endsWith("/s2"));
+        assert.equal(gets.length, 1, "the digest came from a GET of the bytes");
+      },
+    );
   });
 
   test("a Docker-Content-Digest that does not match the bytes: DIGEST_MISMATCH", async () => {
     const fx = fixture("anonymous");
     const body = fx.schema2.manifest;
-    serve("/v2/app/manifests/s2", body, {
-      "content-type": fx.schema2.mediaType,
-      "docker-content-digest": `sha256:${"1".repeat(64)}`,
-    });
-    try {
-      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
-      await assert.rejects(client.manifest("s2"), { code: "DIGEST_MISMATCH" });
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      answering("/v2/app/manifests/s2", body, {
+        "content-type": fx.schema2.mediaType,
+        "docker-content-digest": `sha256:${"1".repeat(64)}`,
+      }),
+      async () => {
+        const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+        await assert.rejects(client.manifest("s2"), { code: "DIGEST_MISMATCH" });
+      },
+    );
   });
 
   test("asked by digest, answered with other bytes: DIGEST_MISMATCH", async () => {
     const fx = fixture("anonymous");
-    serve(`/v2/app/manifests/${fx.schema2.digest}`, fx.oci.manifest, {
-      "content-type": fx.oci.mediaType,
-    });
-    try {
-      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
-      await assert.rejects(client.manifest(fx.schema2.digest), { code: "DIGEST_MISMATCH" });
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      answering(`/v2/app/manifests/${fx.schema2.digest}`, fx.oci.manifest, {
+        "content-type": fx.oci.mediaType,
+      }),
+      async () => {
+        const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+        await assert.rejects(client.manifest(fx.schema2.digest), { code: "DIGEST_MISMATCH" });
+      },
+    );
   });
 
   test("a manifest over 4 MiB is refused", async () => {
     const fx = fixture("anonymous");
-    serve("/v2/app/manifests/huge", Buffer.alloc(4 * 1024 * 1024 + 1, 32), {
-      "content-type": fx.schema2.mediaType,
-    });
-    try {
-      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
-      await assert.rejects(client.manifest("huge"), { code: "TOO_LARGE", message: /manifest/ });
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      answering("/v2/app/manifests/huge", Buffer.alloc(4 * 1024 * 1024 + 1, 32), {
+        "content-type": fx.schema2.mediaType,
+      }),
+      async () => {
+        const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+        await assert.rejects(client.manifest("huge"), { code: "TOO_LARGE", message: /manifest/ });
+      },
+    );
   });
 
   test("an unknown media type: UNSUPPORTED_MEDIA_TYPE", async () => {
     const fx = fixture("anonymous");
-    serve("/v2/app/manifests/odd", Buffer.from("{}"), {
-      "content-type": "application/vnd.example.thing+json",
-    });
-    try {
-      const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
-      await assert.rejects(client.manifest("odd"), { code: "UNSUPPORTED_MEDIA_TYPE" });
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      answering("/v2/app/manifests/odd", Buffer.from("{}"), {
+        "content-type": "application/vnd.example.thing+json",
+      }),
+      async () => {
+        const client = factory(fx).clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+        await assert.rejects(client.manifest("odd"), { code: "UNSUPPORTED_MEDIA_TYPE" });
+      },
+    );
   });
 
   test("schema 1: created time and labels from history[0].v1Compatibility, no blob fetched", async () => {
@@ -518,23 +524,24 @@ describe("integrity and odd manifests (answers injected by the proxy)", () => {
         history: [{ v1Compatibility: JSON.stringify(v1) }],
       }),
     );
-    serve("/v2/app/manifests/old", body, {
-      "content-type": "application/vnd.docker.distribution.manifest.v1+json",
-      "docker-content-digest": sha(body),
-    });
-    try {
-      fx.reg.resetRequests();
-      const entry = await factory(fx)
-        .clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds)
-        .manifest("old");
-      assert.ok(entry.info, entry.excludedReason);
-      assert.equal(entry.info.digest, sha(body));
-      assert.equal(entry.info.createdAt?.toISOString(), "2019-09-09T09:09:09.123Z");
-      assert.deepEqual(entry.info.labels, { legacy: "yes" });
-      assert.equal(entry.info.imageID, undefined);
-      assert.equal(fx.reg.requests().filter((r) => r.path.includes("/blobs/")).length, 0);
-    } finally {
-      fx.reg.setFault(undefined);
-    }
+    await withFault(
+      fx.reg,
+      answering("/v2/app/manifests/old", body, {
+        "content-type": "application/vnd.docker.distribution.manifest.v1+json",
+        "docker-content-digest": sha(body),
+      }),
+      async () => {
+        fx.reg.resetRequests();
+        const entry = await factory(fx)
+          .clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds)
+          .manifest("old");
+        assert.ok(entry.info, entry.excludedReason);
+        assert.equal(entry.info.digest, sha(body));
+        assert.equal(entry.info.createdAt?.toISOString(), "2019-09-09T09:09:09.123Z");
+        assert.deepEqual(entry.info.labels, { legacy: "yes" });
+        assert.equal(entry.info.imageID, undefined);
+        assert.equal(fx.reg.requests().filter((r) => r.path.includes("/blobs/")).length, 0);
+      },
+    );
   });
 });

@@ -16,6 +16,7 @@ import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../src/registry/factory.js";
 import { runCli } from "../support/cli.js";
+import { type FaultHook, withFault } from "../support/faults.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -85,7 +86,7 @@ test("library: trace logs, errors and toString() carry no password or token", as
       out.push(JSON.stringify(await client.manifest("v1")));
       await client.head("v1");
       // A token the registry refuses, then one that never worked: both end as errors.
-      reg.setFault((req) =>
+      const refused: FaultHook = (req) =>
         req.path.endsWith("/manifests/broken")
           ? {
               status: 401,
@@ -93,13 +94,13 @@ test("library: trace logs, errors and toString() carry no password or token", as
                 errors: [{ code: "UNAUTHORIZED", message: `bad ${req.headers.authorization}` }],
               },
             }
-          : undefined,
+          : undefined;
+      const failed = await withFault(reg, refused, () =>
+        client.manifest("broken").then(
+          () => assert.fail("expected an error"),
+          (e: unknown) => e,
+        ),
       );
-      const failed = await client.manifest("broken").then(
-        () => assert.fail("expected an error"),
-        (e: unknown) => e,
-      );
-      reg.setFault(undefined);
       out.push(String(failed), inspect(failed, { depth: 10 }), JSON.stringify(failed));
       const wrong = Credentials.parse(
         "config.json",
@@ -120,7 +121,6 @@ test("library: trace logs, errors and toString() carry no password or token", as
       const hostCred = await creds.resolve(reg.host);
       out.push(String(hostCred), inspect(hostCred, { depth: 10 }), JSON.stringify(hostCred) ?? "");
     } finally {
-      reg.setFault(undefined);
       await f.close();
     }
   }

@@ -19,6 +19,7 @@ import {
   type RemoteClientFactoryOptions,
 } from "../../../src/registry/factory.js";
 import { runCli } from "../../support/cli.js";
+import { withFault } from "../../support/faults.js";
 import { ImageBuilder, type PushedImage } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -56,19 +57,20 @@ describe("total deadline of a request", () => {
   test("a tag list dripped a few bytes at a time fails with TIMEOUT at the deadline", async () => {
     const c = client({ requestTimeoutMs: 1000 });
     await c.head("latest"); // the ping is done: only the listing meets the drip
-    reg.setFault((req) => (isTagList(req.path) ? { drip: { bytes: 2, everyMs: 50 } } : undefined));
     const started = Date.now();
-    try {
-      // undici's idle body timeout never fires: a piece comes every 50 ms.
-      await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
-        assert.equal(err.code, "TIMEOUT");
-        assert.match(err.message, /tag list page 1 timed out after 1000 ms/);
-        assert.ok(err.message.includes(reg.host), err.message);
-        return true;
-      });
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      (req) => (isTagList(req.path) ? { drip: { bytes: 2, everyMs: 50 } } : undefined),
+      async () => {
+        // undici's idle body timeout never fires: a piece comes every 50 ms.
+        await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
+          assert.equal(err.code, "TIMEOUT");
+          assert.match(err.message, /tag list page 1 timed out after 1000 ms/);
+          assert.ok(err.message.includes(reg.host), err.message);
+          return true;
+        });
+      },
+    );
     const took = Date.now() - started;
     assert.ok(took >= 900 && took < 3000, `took ${took} ms`);
     // Timeouts are not retried: the caller's time is spent.
@@ -78,49 +80,54 @@ describe("total deadline of a request", () => {
   test("a dripped manifest fails the same way; undripped, the same client works", async () => {
     const c = client({ requestTimeoutMs: 800 });
     assert.equal((await c.head("latest"))?.digest, image.digest);
-    reg.setFault((req) =>
-      req.method === "GET" && req.path.startsWith("/v2/app/")
-        ? { drip: { bytes: 1, everyMs: 40 } }
-        : undefined,
+    await withFault(
+      reg,
+      (req) =>
+        req.method === "GET" && req.path.startsWith("/v2/app/")
+          ? { drip: { bytes: 1, everyMs: 40 } }
+          : undefined,
+      async () => {
+        await assert.rejects(c.manifest("latest"), { code: "TIMEOUT", message: /GET manifest/ });
+      },
     );
-    try {
-      await assert.rejects(c.manifest("latest"), { code: "TIMEOUT", message: /GET manifest/ });
-    } finally {
-      reg.setFault(undefined);
-    }
     assert.equal((await c.manifest("latest")).info?.digest, image.digest);
   });
 
   test("a registry that accepts connections and never answers: TIMEOUT naming the host", async () => {
     const c = client({ requestTimeoutMs: 700 });
     reg.resetRequests();
-    reg.setFault(() => ({ delayMs: 3000, status: 503 }));
-    try {
-      await assert.rejects(c.tags(), (err: Error & { code?: string; host?: string }) => {
-        assert.equal(err.code, "TIMEOUT");
-        assert.equal(err.host, reg.host);
-        assert.match(err.message, /ping \(GET \/v2\/\) timed out after 700 ms/);
-        assert.doesNotMatch(err.message, /operation was aborted/);
-        return true;
-      });
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      () => ({ delayMs: 3000, status: 503 }),
+      async () => {
+        await assert.rejects(c.tags(), (err: Error & { code?: string; host?: string }) => {
+          assert.equal(err.code, "TIMEOUT");
+          assert.equal(err.host, reg.host);
+          assert.match(err.message, /ping \(GET \/v2\/\) timed out after 700 ms/);
+          assert.doesNotMatch(err.message, /operation was aborted/);
+          return true;
+        });
+      },
+    );
   });
 
   test("the whole listing has its own deadline, however fast each page is", async () => {
     const c = client({ requestTimeoutMs: 5000, tagListTimeoutMs: 1200, tagPageSize: 5 });
     reg.setPagination({});
-    reg.setFault((req) => (isTagList(req.path) ? { delayMs: 300 } : undefined));
     try {
-      await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
-        assert.equal(err.code, "TIMEOUT");
-        assert.match(err.message, /tag listing timed out after 1200 ms/);
-        assert.ok(err.message.includes(`${reg.host}/app`), err.message);
-        return true;
-      });
+      await withFault(
+        reg,
+        (req) => (isTagList(req.path) ? { delayMs: 300 } : undefined),
+        async () => {
+          await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
+            assert.equal(err.code, "TIMEOUT");
+            assert.match(err.message, /tag listing timed out after 1200 ms/);
+            assert.ok(err.message.includes(`${reg.host}/app`), err.message);
+            return true;
+          });
+        },
+      );
     } finally {
-      reg.setFault(undefined);
       reg.setPagination(false);
     }
     assert.deepEqual((await c.tags()).sort(), [...TAGS, "latest"].sort());
@@ -132,15 +139,19 @@ describe("total deadline of a request", () => {
     const store = await openStore("memory:", {});
     const warmer = new Warmer({ store, factory: f, burst: 4 });
     const name = parseImageName(`${reg.host}/app`);
-    reg.setFault((req) => (isTagList(req.path) ? { drip: { bytes: 1, everyMs: 100 } } : undefined));
     try {
-      const [result] = await warmer.scan([{ name, creds: Credentials.none() }]);
-      assert.equal(result?.error?.code, "TIMEOUT", JSON.stringify(result?.error));
-      const status = warmer.repositoryStatus(name);
-      assert.equal(status?.lastError?.code, "TIMEOUT");
-      assert.equal(status?.scanning, false);
+      await withFault(
+        reg,
+        (req) => (isTagList(req.path) ? { drip: { bytes: 1, everyMs: 100 } } : undefined),
+        async () => {
+          const [result] = await warmer.scan([{ name, creds: Credentials.none() }]);
+          assert.equal(result?.error?.code, "TIMEOUT", JSON.stringify(result?.error));
+          const status = warmer.repositoryStatus(name);
+          assert.equal(status?.lastError?.code, "TIMEOUT");
+          assert.equal(status?.scanning, false);
+        },
+      );
     } finally {
-      reg.setFault(undefined);
       await store.close();
     }
   });
@@ -158,31 +169,36 @@ describe("the deadline as users set it", () => {
       pino({ level: "silent" }),
       new MetricsRegistry(),
     );
-    reg.setFault((req) => (isTagList(req.path) ? { drip: { bytes: 1, everyMs: 100 } } : undefined));
     try {
-      const c = daemon.factory.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
-      await assert.rejects(c.tags(), { code: "TIMEOUT", message: /after 1000 ms/ });
+      await withFault(
+        reg,
+        (req) => (isTagList(req.path) ? { drip: { bytes: 1, everyMs: 100 } } : undefined),
+        async () => {
+          const c = daemon.factory.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
+          await assert.rejects(c.tags(), { code: "TIMEOUT", message: /after 1000 ms/ });
+        },
+      );
     } finally {
-      reg.setFault(undefined);
       await daemon.close();
     }
   });
 
   test("regscan tags --request-timeout: a registry that never answers, one line naming the host", async () => {
-    reg.setFault(() => ({ delayMs: 8000, status: 503 }));
-    try {
-      const r = await runCli(
-        ["tags", "--insecure-host", reg.host, "--request-timeout", "1s", `${reg.host}/app`],
-        { timeoutMs: 30_000 },
-      );
-      assert.equal(r.code, 1, r.stderr);
-      assert.match(
-        r.stderr,
-        new RegExp(`^regscan: ping \\(GET /v2/\\) timed out after 1000 ms: ${reg.host}\n$`),
-      );
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      () => ({ delayMs: 8000, status: 503 }),
+      async () => {
+        const r = await runCli(
+          ["tags", "--insecure-host", reg.host, "--request-timeout", "1s", `${reg.host}/app`],
+          { timeoutMs: 30_000 },
+        );
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`^regscan: ping \\(GET /v2/\\) timed out after 1000 ms: ${reg.host}\n$`),
+        );
+      },
+    );
   });
 });
 
@@ -190,33 +206,35 @@ describe("connections dropped after the headers", () => {
   test("a tag list reset mid-body is retried and then succeeds", async () => {
     const c = client();
     let cuts = 0;
-    reg.setFault((req) => {
-      if (!isTagList(req.path) || cuts >= 2) return undefined;
-      cuts++;
-      return { resetAfterBytes: 30 };
-    });
-    try {
-      assert.deepEqual((await c.tags()).sort(), [...TAGS, "latest"].sort());
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      (req) => {
+        if (!isTagList(req.path) || cuts >= 2) return undefined;
+        cuts++;
+        return { resetAfterBytes: 30 };
+      },
+      async () => {
+        assert.deepEqual((await c.tags()).sort(), [...TAGS, "latest"].sort());
+      },
+    );
     assert.equal(cuts, 2);
   });
 
   test("a manifest and a config blob reset mid-body are retried", async () => {
     const c = client();
     const cut = new Set<string>();
-    reg.setFault((req) => {
-      const once = req.method === "GET" && !cut.has(req.path) && /manifests|blobs/.test(req.path);
-      if (!once) return undefined;
-      cut.add(req.path);
-      return { resetAfterBytes: 10 };
-    });
-    try {
-      assert.equal((await c.manifest("latest")).info?.digest, image.digest);
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      (req) => {
+        const once = req.method === "GET" && !cut.has(req.path) && /manifests|blobs/.test(req.path);
+        if (!once) return undefined;
+        cut.add(req.path);
+        return { resetAfterBytes: 10 };
+      },
+      async () => {
+        assert.equal((await c.manifest("latest")).info?.digest, image.digest);
+      },
+    );
     assert.ok(
       [...cut].some((p) => p.includes("/blobs/")),
       `the config blob was cut too: ${[...cut]}`,
@@ -227,17 +245,18 @@ describe("connections dropped after the headers", () => {
     const c = client({ retry: { maxAttempts: 3, baseDelayMs: 10 } });
     await c.head("latest");
     reg.resetRequests();
-    reg.setFault((req) => (isTagList(req.path) ? { resetAfterBytes: 30 } : undefined));
-    try {
-      await assert.rejects(c.tags(), (err: Error & { code?: string; causeCode?: string }) => {
-        assert.equal(err.code, "NETWORK");
-        assert.ok(err.causeCode !== undefined, "the low-level code is kept as causeCode");
-        assert.ok(err.message.includes(reg.host), err.message);
-        return true;
-      });
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      (req) => (isTagList(req.path) ? { resetAfterBytes: 30 } : undefined),
+      async () => {
+        await assert.rejects(c.tags(), (err: Error & { code?: string; causeCode?: string }) => {
+          assert.equal(err.code, "NETWORK");
+          assert.ok(err.causeCode !== undefined, "the low-level code is kept as causeCode");
+          assert.ok(err.message.includes(reg.host), err.message);
+          return true;
+        });
+      },
+    );
     assert.equal(reg.requests().filter((r) => isTagList(r.path)).length, 3);
   });
 });

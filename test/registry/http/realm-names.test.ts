@@ -12,6 +12,7 @@ import { RemoteClientFactory } from "../../../src/registry/factory.js";
 import { normaliseHostname } from "../../../src/registry/http/host-names.js";
 import { insecureHostPolicy } from "../../../src/registry/http/insecure-hosts.js";
 import { checkRealm, isLoopback } from "../../../src/registry/http/realm-policy.js";
+import { type FaultHook, withFault } from "../../support/faults.js";
 import { ImageBuilder } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -86,11 +87,11 @@ describe("a realm given by name, against the token registry", () => {
   });
 
   /** The registry's challenge, with the realm renamed to a name only the resolver knows. */
-  function renameRealm() {
+  function renamedRealm(): FaultHook {
     const server = reg.tokenServer;
     assert.ok(server);
     const realm = server.realm.replace("127.0.0.1", REALM_NAME);
-    reg.setFault((req) =>
+    return (req) =>
       req.path === "/v2/"
         ? {
             status: 401,
@@ -99,8 +100,7 @@ describe("a realm given by name, against the token registry", () => {
             },
             body: { errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] },
           }
-        : undefined,
-    );
+        : undefined;
   }
 
   test("the token request connects to the checked address; the name is resolved once", async () => {
@@ -114,16 +114,13 @@ describe("a realm given by name, against the token registry", () => {
     };
     const f = new RemoteClientFactory({ insecureHosts: [reg.host, REALM_NAME], resolveHost });
     factories.push(f);
-    renameRealm();
     reg.tokenServer?.resetRequests();
-    try {
+    await withFault(reg, renamedRealm(), async () => {
       const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
       // The name exists nowhere but in the resolver: without the pin, the connection's own
       // look-up would fail (or, with a rebinding DNS, reach the metadata address).
       assert.deepEqual(await c.tags(), ["v1"]);
-    } finally {
-      reg.setFault(undefined);
-    }
+    });
     assert.deepEqual(asked, [REALM_NAME]);
     assert.equal(reg.tokenServer?.requests().length, 1);
   });
@@ -138,21 +135,23 @@ describe("a realm given by name, against the token registry", () => {
     assert.ok(server);
     // localhost resolves for the system; the pin (nothing) must win.
     const realm = server.realm.replace("127.0.0.1", "localhost");
-    reg.setFault((req) =>
-      req.path === "/v2/"
-        ? {
-            status: 401,
-            headers: { "www-authenticate": `Bearer realm="${realm}",service="${server.service}"` },
-          }
-        : undefined,
-    );
     server.resetRequests();
-    try {
-      const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
-      await assert.rejects(c.tags(), { code: "NETWORK", message: /ENOTFOUND/ });
-    } finally {
-      reg.setFault(undefined);
-    }
+    await withFault(
+      reg,
+      (req) =>
+        req.path === "/v2/"
+          ? {
+              status: 401,
+              headers: {
+                "www-authenticate": `Bearer realm="${realm}",service="${server.service}"`,
+              },
+            }
+          : undefined,
+      async () => {
+        const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
+        await assert.rejects(c.tags(), { code: "NETWORK", message: /ENOTFOUND/ });
+      },
+    );
     assert.equal(server.requests().length, 0);
   });
 });

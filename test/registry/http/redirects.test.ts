@@ -14,6 +14,7 @@ import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../../src/registry/factory.js";
 import type { HttpRequest, HttpResponse } from "../../../src/registry/http/exchange.js";
 import { followRedirects } from "../../../src/registry/http/redirects.js";
+import { withFault } from "../../support/faults.js";
 import { ImageBuilder, type PushedImage } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -68,75 +69,85 @@ test("a blob redirected to another host is fetched there without any credential"
   );
   const f = new RemoteClientFactory({ insecureHosts: [reg.host], trace: true, logger });
   factories.push(f);
-  reg.setFault((req) =>
-    req.path === `/v2/app/blobs/${image.config.digest}`
-      ? {
-          status: 307,
-          headers: {
-            location: `http://${storageHost}/blobs/${image.config.digest}?X-Amz-Signature=s3cr3tsig&X-Amz-Credential=AKIAXX`,
-          },
-        }
-      : undefined,
+  await withFault(
+    reg,
+    (req) =>
+      req.path === `/v2/app/blobs/${image.config.digest}`
+        ? {
+            status: 307,
+            headers: {
+              location: `http://${storageHost}/blobs/${image.config.digest}?X-Amz-Signature=s3cr3tsig&X-Amz-Credential=AKIAXX`,
+            },
+          }
+        : undefined,
+    async () => {
+      reg.resetRequests();
+      storageSeen.length = 0;
+      const entry = await f.clientFor(parseImageName(`${reg.host}/app`), creds()).manifest("v1");
+      assert.equal(entry.info?.imageID, image.config.digest);
+      assert.equal(storageSeen.length, 1, "the storage server was asked once");
+      const seen = storageSeen[0];
+      assert.ok(seen);
+      assert.equal(seen.headers.authorization, undefined, "no Authorization at the storage host");
+      assert.equal(seen.headers.cookie, undefined);
+      assert.equal(seen.headers["proxy-authorization"], undefined);
+      const blobAtRegistry = reg
+        .requests()
+        .find((r) => r.path === `/v2/app/blobs/${image.config.digest}`);
+      assert.equal(
+        blobAtRegistry?.hasAuthorization,
+        true,
+        "the registry itself did get credentials",
+      );
+      const logged = lines.join("");
+      assert.ok(!logged.includes("s3cr3tsig"), "presigned query values are not logged");
+      assert.ok(logged.includes(storageHost), "the hop is traced");
+    },
   );
-  try {
-    reg.resetRequests();
-    storageSeen.length = 0;
-    const entry = await f.clientFor(parseImageName(`${reg.host}/app`), creds()).manifest("v1");
-    assert.equal(entry.info?.imageID, image.config.digest);
-    assert.equal(storageSeen.length, 1, "the storage server was asked once");
-    const seen = storageSeen[0];
-    assert.ok(seen);
-    assert.equal(seen.headers.authorization, undefined, "no Authorization at the storage host");
-    assert.equal(seen.headers.cookie, undefined);
-    assert.equal(seen.headers["proxy-authorization"], undefined);
-    const blobAtRegistry = reg
-      .requests()
-      .find((r) => r.path === `/v2/app/blobs/${image.config.digest}`);
-    assert.equal(blobAtRegistry?.hasAuthorization, true, "the registry itself did get credentials");
-    const logged = lines.join("");
-    assert.ok(!logged.includes("s3cr3tsig"), "presigned query values are not logged");
-    assert.ok(logged.includes(storageHost), "the hop is traced");
-  } finally {
-    reg.setFault(undefined);
-  }
 });
 
 test("redirects are bounded", async () => {
   const f = new RemoteClientFactory({ insecureHosts: [reg.host] });
   factories.push(f);
-  reg.setFault((req) =>
-    req.path === `/v2/app/blobs/${image.config.digest}`
-      ? { status: 302, headers: { location: `http://${storageHost}/loop` } }
-      : undefined,
+  await withFault(
+    reg,
+    (req) =>
+      req.path === `/v2/app/blobs/${image.config.digest}`
+        ? { status: 302, headers: { location: `http://${storageHost}/loop` } }
+        : undefined,
+    async () => {
+      await assert.rejects(f.clientFor(parseImageName(`${reg.host}/app`), creds()).manifest("v1"), {
+        code: "REGISTRY_ERROR",
+        message: /more than 5 redirects/,
+      });
+    },
   );
-  try {
-    await assert.rejects(f.clientFor(parseImageName(`${reg.host}/app`), creds()).manifest("v1"), {
-      code: "REGISTRY_ERROR",
-      message: /more than 5 redirects/,
-    });
-  } finally {
-    reg.setFault(undefined);
-  }
 });
 
 test("a redirected blob is still verified against its digest", async () => {
   const f = new RemoteClientFactory({ insecureHosts: [reg.host] });
   factories.push(f);
   const other = `sha256:${"0".repeat(64)}`;
-  reg.setFault((req) =>
-    req.path === `/v2/app/blobs/${image.config.digest}`
-      ? { status: 307, headers: { location: `http://${storageHost}/blobs/${other}` } }
-      : undefined,
-  );
   const original = image.config.bytes;
   image = { ...image, config: { ...image.config, bytes: Buffer.from('{"tampered":true}') } };
   try {
-    await assert.rejects(f.clientFor(parseImageName(`${reg.host}/app`), creds()).manifest("v1"), {
-      code: "DIGEST_MISMATCH",
-    });
+    await withFault(
+      reg,
+      (req) =>
+        req.path === `/v2/app/blobs/${image.config.digest}`
+          ? { status: 307, headers: { location: `http://${storageHost}/blobs/${other}` } }
+          : undefined,
+      async () => {
+        await assert.rejects(
+          f.clientFor(parseImageName(`${reg.host}/app`), creds()).manifest("v1"),
+          {
+            code: "DIGEST_MISMATCH",
+          },
+        );
+      },
+    );
   } finally {
     image = { ...image, config: { ...image.config, bytes: original } };
-    reg.setFault(undefined);
   }
 });
 

@@ -15,6 +15,7 @@ import { parseImageName } from "../../../src/image/ref.js";
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../../src/registry/factory.js";
 import { escapeTag, isValidTag } from "../../../src/registry/tag-names.js";
+import { withFault } from "../../support/faults.js";
 import { ImageBuilder } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -89,20 +90,23 @@ describe("a listing with hostile tags", () => {
     factories.push(f);
     const store = await openStore("memory:", {});
     const warmer = new Warmer({ store, factory: f, burst: 4 });
-    reg.setFault((req) =>
-      req.path === "/v2/app/tags/list"
-        ? { status: 200, body: { name: "app", tags: ["v1", ...HOSTILE, "v1.2_rc-3"] } }
-        : undefined,
-    );
     reg.resetRequests();
     try {
-      const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
-      assert.deepEqual(await c.tags(), ["v1", "v1.2_rc-3"]);
-      const [result] = await warmer.scan([{ name: parseImageName(`${reg.host}/app`) }]);
-      assert.equal(result?.tags, 2);
-      assert.equal(result?.error, undefined);
+      await withFault(
+        reg,
+        (req) =>
+          req.path === "/v2/app/tags/list"
+            ? { status: 200, body: { name: "app", tags: ["v1", ...HOSTILE, "v1.2_rc-3"] } }
+            : undefined,
+        async () => {
+          const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
+          assert.deepEqual(await c.tags(), ["v1", "v1.2_rc-3"]);
+          const [result] = await warmer.scan([{ name: parseImageName(`${reg.host}/app`) }]);
+          assert.equal(result?.tags, 2);
+          assert.equal(result?.error, undefined);
+        },
+      );
     } finally {
-      reg.setFault(undefined);
       await store.close();
     }
     const manifests = reg.requests().filter((r) => r.path.includes("/manifests/"));
@@ -140,20 +144,19 @@ describe("answers that are not a tag list", () => {
     test(`${what}: INVALID_RESPONSE naming host and repository`, async () => {
       const f = new RemoteClientFactory({ insecureHosts: [reg.host] });
       factories.push(f);
-      reg.setFault((req) =>
-        req.path === "/v2/app/tags/list" ? { status: 200, ...answer } : undefined,
+      await withFault(
+        reg,
+        (req) => (req.path === "/v2/app/tags/list" ? { status: 200, ...answer } : undefined),
+        async () => {
+          const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
+          await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
+            assert.equal(err.code, "INVALID_RESPONSE");
+            assert.match(err.message, message);
+            assert.ok(err.message.includes(`${reg.host}/app`), err.message);
+            return true;
+          });
+        },
       );
-      try {
-        const c = f.clientFor(parseImageName(`${reg.host}/app`), Credentials.none());
-        await assert.rejects(c.tags(), (err: Error & { code?: string }) => {
-          assert.equal(err.code, "INVALID_RESPONSE");
-          assert.match(err.message, message);
-          assert.ok(err.message.includes(`${reg.host}/app`), err.message);
-          return true;
-        });
-      } finally {
-        reg.setFault(undefined);
-      }
     });
   }
 });

@@ -12,6 +12,7 @@ import {
   RemoteClientFactory,
   type RemoteClientFactoryOptions,
 } from "../../../src/registry/factory.js";
+import { withFault } from "../../support/faults.js";
 import { ImageBuilder } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
@@ -114,31 +115,34 @@ describe("token realms", () => {
     ["plain http to a non-loopback host", "http://10.255.255.1/token"],
   ] as const) {
     test(`${what} is refused before anything is sent`, async () => {
-      plain.setFault((req) =>
-        req.path === "/v2/"
-          ? { status: 401, headers: { "www-authenticate": `Bearer realm="${realm}",service="x"` } }
-          : undefined,
+      await withFault(
+        plain,
+        (req) =>
+          req.path === "/v2/"
+            ? {
+                status: 401,
+                headers: { "www-authenticate": `Bearer realm="${realm}",service="x"` },
+              }
+            : undefined,
+        async () => {
+          const creds = Credentials.parse(
+            "cfg.json",
+            JSON.stringify({
+              auths: { [plain.host]: { username: "u", password: "pw-not-for-metadata" } },
+            }),
+          );
+          const f = new RemoteClientFactory({
+            insecureHosts: [plain.host],
+            retry: { maxAttempts: 1 },
+          });
+          factories.push(f);
+          const started = Date.now();
+          await assert.rejects(f.clientFor(parseImageName(`${plain.host}/app`), creds).tags(), {
+            code: "UNSAFE_REALM",
+          });
+          assert.ok(Date.now() - started < 5_000);
+        },
       );
-      try {
-        const creds = Credentials.parse(
-          "cfg.json",
-          JSON.stringify({
-            auths: { [plain.host]: { username: "u", password: "pw-not-for-metadata" } },
-          }),
-        );
-        const f = new RemoteClientFactory({
-          insecureHosts: [plain.host],
-          retry: { maxAttempts: 1 },
-        });
-        factories.push(f);
-        const started = Date.now();
-        await assert.rejects(f.clientFor(parseImageName(`${plain.host}/app`), creds).tags(), {
-          code: "UNSAFE_REALM",
-        });
-        assert.ok(Date.now() - started < 5_000);
-      } finally {
-        plain.setFault(undefined);
-      }
     });
   }
 });
