@@ -19,7 +19,14 @@ import {
   UnknownTagError,
 } from "./errors.js";
 import { DEFAULT_IMAGE_CACHE_BYTES, ImageLru } from "./image-lru.js";
-import { type BucketRead, readBuckets, readImages, resolveBucketImages } from "./index-reader.js";
+import {
+  type BucketRead,
+  DecodedMemo,
+  type MemoBucket,
+  readBuckets,
+  readImages,
+  resolveBucketImages,
+} from "./index-reader.js";
 import {
   bucketOf,
   decodeRawBucket,
@@ -93,6 +100,12 @@ export class Cache implements Registry {
   readonly #logger: Logger;
   readonly #readConcurrency: number;
   readonly #images: ImageLru;
+  /** Buckets decoded before, reused while their bytes are unchanged (a quarter of the image bound). */
+  readonly #buckets: DecodedMemo<MemoBucket>;
+  /** Repository records decoded before (shared: never handed out without copying `tags`). */
+  readonly #records = new DecodedMemo<RepositoryRecord>(4 * 1024 * 1024);
+  /** Each memoised bucket's image records, once all were found. */
+  readonly #bucketImages = new WeakMap<RawBucket, (SharedEntry | undefined)[]>();
 
   constructor(opts: CacheOptions) {
     this.#store = opts.store;
@@ -102,6 +115,7 @@ export class Cache implements Registry {
     this.#logger = opts.logger ?? pino({ level: "silent" });
     this.#readConcurrency = Math.max(1, opts.readConcurrency ?? DEFAULT_READ_CHUNKS_IN_FLIGHT);
     this.#images = new ImageLru(opts.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES);
+    this.#buckets = new DecodedMemo((opts.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES) / 4);
   }
 
   /**
@@ -117,7 +131,8 @@ export class Cache implements Registry {
   ): Promise<RepositoryMetadata> {
     return this.#timed("getImageRepositoryMetadata", async () => {
       const { record, layout } = await this.#repository(name, opts);
-      const tags = listedTags(name, record);
+      // A copy: the record may be the one held for the next read.
+      const tags = listedTags(name, record).slice();
       const images = new Map<string, ImageInfo>();
       if (layout === 1) {
         const entries = await this.#readTags(name, tags, opts);
@@ -126,7 +141,7 @@ export class Cache implements Registry {
         }
         return decorateRepository(this.#decorators, name, { tags, images });
       }
-      const buckets = await readBuckets(this.#store, this.#keys, name, opts);
+      const buckets = await readBuckets(this.#store, this.#keys, name, opts, this.#buckets);
       const where = locate(buckets, tags);
       // The images the buckets name (excluded ones are not part of this answer), read once
       // each and resolved per bucket, so that each tag costs an array index, not a lookup.
@@ -137,6 +152,7 @@ export class Cache implements Registry {
         buckets,
         false,
         opts,
+        this.#bucketImages,
       );
       for (let i = 0; i < tags.length; i++) {
         const at = where[i] as number;
@@ -193,7 +209,8 @@ export class Cache implements Registry {
     name: ImageName,
     opts?: OperationOptions,
   ): Promise<RepositoryRecord | undefined> {
-    return (await this.#repository(name, opts)).record;
+    const { record } = await this.#repository(name, opts);
+    return record && { ...record, tags: record.tags?.slice() };
   }
 
   /**
@@ -207,8 +224,13 @@ export class Cache implements Registry {
     const key = this.#keys.repository(name);
     let got = await this.#store.get(key, opts);
     if (got) {
+      const held = this.#records.get(key, got.value);
+      if (held) return { record: held, layout: 2 };
       const record = decodeRepositoryIndexRecord(got.value);
-      if (record) return { record, layout: 2 };
+      if (record) {
+        this.#records.set(key, got.value, record);
+        return { record, layout: 2 };
+      }
     }
     const legacyKey = this.#keys.legacyRepository(name);
     if (!got && legacyKey !== key) got = await this.#store.get(legacyKey, opts);

@@ -26,15 +26,69 @@ export function bucketKeys(keys: Keys, name: ImageName): string[] {
   return out;
 }
 
-/** Every bucket of the repository's index, in one `getMany`. */
+/**
+ * Values decoded before, by key, kept while their bytes stay the same: a repository read
+ * whose buckets did not change since the last one parses nothing again. Bounded by the
+ * bytes held (oldest first out).
+ */
+export class DecodedMemo<T> {
+  readonly #held = new Map<string, { bytes: Buffer; value: T }>();
+  #bytes = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** The value decoded from exactly `bytes` under `key`, if held. */
+  get(key: string, bytes: Uint8Array): T | undefined {
+    const held = this.#held.get(key);
+    if (!held || held.bytes.byteLength !== bytes.byteLength) return undefined;
+    return held.bytes.equals(bytes) ? held.value : undefined;
+  }
+
+  set(key: string, bytes: Uint8Array, value: T): void {
+    if (bytes.byteLength > this.maxBytes) return;
+    const old = this.#held.get(key);
+    if (old) {
+      this.#bytes -= old.bytes.byteLength;
+      this.#held.delete(key);
+    }
+    this.#held.set(key, {
+      bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      value,
+    });
+    this.#bytes += bytes.byteLength;
+    for (const [k, held] of this.#held) {
+      if (this.#bytes <= this.maxBytes) break;
+      this.#held.delete(k);
+      this.#bytes -= held.bytes.byteLength;
+    }
+  }
+}
+
+/** A decoded bucket as memoised: its raw form and, once every image was found, their records. */
+export interface MemoBucket {
+  raw: RawBucket;
+  images?: (SharedEntry | undefined)[];
+}
+
+/** Every bucket of the repository's index, in one `getMany` (decoded ones reused from `memo`). */
 export async function readBuckets(
   store: Store,
   keys: Keys,
   name: ImageName,
   opts?: OperationOptions,
+  memo?: DecodedMemo<MemoBucket>,
 ): Promise<BucketRead[]> {
-  const got = await store.getMany(bucketKeys(keys, name), opts);
-  return got.map((entry) => (entry ? decodeRawBucket(entry.value) : null));
+  const names = bucketKeys(keys, name);
+  const got = await store.getMany(names, opts);
+  return got.map((entry, b) => {
+    if (!entry) return null;
+    const key = names[b] as string;
+    const held = memo?.get(key, entry.value);
+    if (held) return held.raw;
+    const raw = decodeRawBucket(entry.value);
+    if (raw) memo?.set(key, entry.value, { raw });
+    return raw;
+  });
 }
 
 /**
@@ -84,15 +138,23 @@ export async function resolveBucketImages(
   buckets: readonly BucketRead[],
   withExcluded: boolean,
   opts?: OperationOptions,
+  rows?: WeakMap<RawBucket, (SharedEntry | undefined)[]>,
 ): Promise<((SharedEntry | undefined)[] | undefined)[]> {
   const out: ((SharedEntry | undefined)[] | undefined)[] = [];
   const missing = new Map<string, number[]>();
+  const complete: boolean[] = [];
   for (let b = 0; b < buckets.length; b++) {
     const raw = buckets[b];
     if (!raw) {
       out.push(undefined);
       continue;
     }
+    const known = withExcluded ? undefined : rows?.get(raw);
+    if (known) {
+      out.push(known);
+      continue;
+    }
+    complete[b] = true;
     const row = new Array<SharedEntry | undefined>(raw.images.length);
     out.push(row);
     for (let ref = 0; ref < raw.images.length; ref++) {
@@ -108,7 +170,24 @@ export async function resolveBucketImages(
       else missing.set(id, [b, ref]);
     }
   }
-  if (missing.size === 0) return out;
+  if (missing.size > 0) await readMissing(store, keys, lru, missing, out, complete, opts);
+  if (rows && !withExcluded) {
+    for (let b = 0; b < buckets.length; b++) {
+      if (complete[b]) rows.set(buckets[b] as RawBucket, out[b] as (SharedEntry | undefined)[]);
+    }
+  }
+  return out;
+}
+
+async function readMissing(
+  store: Store,
+  keys: Keys,
+  lru: ImageLru,
+  missing: Map<string, number[]>,
+  out: ((SharedEntry | undefined)[] | undefined)[],
+  complete: boolean[],
+  opts?: OperationOptions,
+): Promise<void> {
   const ids = [...missing.keys()];
   const got = await store.getMany(
     ids.map((id) => keys.image(id)),
@@ -118,13 +197,16 @@ export async function resolveBucketImages(
   const decoded = decodeImageRecords(values);
   for (let i = 0; i < ids.length; i++) {
     const entry = decoded[i];
-    if (!entry) continue;
     const id = ids[i] as string;
-    lru.set(id, entry, (values[i] as Uint8Array).byteLength);
     const at = missing.get(id) as number[];
+    if (!entry) {
+      // A bucket naming an image the store lacks is read again next time, not memoised.
+      for (let k = 0; k < at.length; k += 2) complete[at[k] as number] = false;
+      continue;
+    }
+    lru.set(id, entry, (values[i] as Uint8Array).byteLength);
     for (let k = 0; k < at.length; k += 2) {
       (out[at[k] as number] as (SharedEntry | undefined)[])[at[k + 1] as number] = entry;
     }
   }
-  return out;
 }
