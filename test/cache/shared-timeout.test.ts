@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SharedTimeout } from "../../src/cache/shared-timeout.js";
+import { waitFor } from "../support/wait-for.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,8 +23,7 @@ describe("SharedTimeout", () => {
     const second = timeouts.signal();
     assert.notEqual(second, first, "past the slack: a new signal");
     assert.equal(second.aborted, false);
-    // AbortSignal.timeout's timer does not keep the process alive; this one does.
-    await sleep(400);
+    await waitFor(() => first.aborted, { what: "the first signal to abort", timeoutMs: 5_000 });
     assert.ok(abortedAfter >= 145, `first aborted after ${abortedAfter} ms`);
     assert.equal(first.reason?.name, "TimeoutError");
   });

@@ -14,6 +14,7 @@ import type { Store } from "../../src/cache/store.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer, type WarmerOptions } from "../../src/cache/warmer.js";
 import { parseImageName } from "../../src/image/ref.js";
+import { waitFor } from "../support/wait-for.js";
 import { CodedError, FakeFactory, fakeRepository } from "./support/fake-registry.js";
 
 const APP = parseImageName("registry.test/lease/app");
@@ -81,8 +82,11 @@ describe("Warmer leases", () => {
     const { store, factory, warmer } = slowSetup(40, 20);
     const stop = new AbortController();
     const scanning = warmer.scan([{ name: APP }], { signal: stop.signal });
-    const until = Date.now() + 5000;
-    while (factory.counts(APP.toString()).head < 3 && Date.now() < until) await sleep(5);
+    await waitFor(() => factory.counts(APP.toString()).head >= 3, {
+      what: "the scan to be under way",
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
     stop.abort();
     const [r] = await scanning;
     assert.equal(r?.outcome, "aborted");

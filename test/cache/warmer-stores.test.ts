@@ -19,6 +19,7 @@ import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { type MemcachedServer, startMemcached } from "../support/memcached.js";
 import { type RedisServer, startRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 import { FakeFactory, type FakeRepository, fakeRepository } from "./support/fake-registry.js";
 
 const unhandled: unknown[] = [];
@@ -115,9 +116,12 @@ for (const kind of kinds) {
         });
         runs.push(warmer.start(stop.signal));
       }
-      const until = Date.now() + 20_000;
-      while (scanned.size < names.length && Date.now() < until)
-        await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => scanned.size >= names.length, {
+        what: "every repository to be scanned",
+        timeoutMs: 20_000,
+        intervalMs: 20,
+      });
+      // A window for a duplicate scan to show.
       await new Promise((r) => setTimeout(r, 300));
       stop.abort();
       await Promise.all(runs);
@@ -152,10 +156,11 @@ for (const kind of kinds) {
       });
       try {
         const scanning = warmer.scan([{ name: app }, { name: lib }]);
-        const until = Date.now() + 10_000;
-        while (factory.counts(app.toString()).manifest < 8 && Date.now() < until) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
+        await waitFor(() => factory.counts(app.toString()).manifest >= 8, {
+          what: "the scan to be under way",
+          timeoutMs: 10_000,
+          intervalMs: 5,
+        });
         await kind.server().stop();
         const [a, l] = await scanning;
         assert.equal(a?.outcome, "failed");

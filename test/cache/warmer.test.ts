@@ -14,6 +14,7 @@ import { Warmer, type WarmerOptions } from "../../src/cache/warmer.js";
 import type { TagEvent } from "../../src/cache/warmer-types.js";
 import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
+import { waitFor } from "../support/wait-for.js";
 import {
   CodedError,
   FakeClock,
@@ -402,9 +403,11 @@ describe("Warmer leases", () => {
       });
     }
     const runs = [one.warmer.start(stop.signal), two.warmer.start(stop.signal)];
-    const deadline = Date.now() + 10_000;
-    while (scannedBy.size < names.length && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => scannedBy.size >= names.length, {
+      what: "every repository to be scanned",
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
     await new Promise((r) => setTimeout(r, 200)); // give a duplicate scan the chance to show
     stop.abort();
     await Promise.all(runs);
@@ -446,10 +449,11 @@ describe("Warmer loop", () => {
     warmer.onScan((r) => results.push(`${r.repository}:${r.outcome}`));
     const run = warmer.start(stop.signal);
     // Let it get into APP's tags, then stop mid-scan.
-    const until = Date.now() + 5000;
-    while (factory.counts(APP.toString()).manifest < 6 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await waitFor(() => factory.counts(APP.toString()).manifest >= 6, {
+      what: "the scan to get into the tags",
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
     stop.abort();
     await run;
     assert.deepEqual(results, [`${APP}:aborted`]);

@@ -6,6 +6,7 @@ import type { Store } from "../../../src/cache/store.js";
 import type { MemcachedStore } from "../../../src/cache/stores/memcached.js";
 import { memcachedKey } from "../../../src/cache/stores/memcached-keys.js";
 import { type MemcachedServer, startMemcached } from "../../support/memcached.js";
+import { waitFor } from "../../support/wait-for.js";
 import { rawHas, rawSet, rawTtl } from "./memcached-text.js";
 import { repositoryValue } from "./repository-value.js";
 import {
@@ -541,10 +542,11 @@ async function gatedProxy(target: MemcachedServer) {
     },
     /** Resolves once a write is being held (bounded: 3 s). */
     async holding() {
-      for (let i = 0; i < 300 && held.length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert.ok(held.length > 0, "a request is held");
+      await waitFor(() => held.length > 0, {
+        what: "a request to be held",
+        timeoutMs: 3000,
+        intervalMs: 10,
+      });
     },
     open() {
       passLeft = Number.POSITIVE_INFINITY;
