@@ -23,6 +23,11 @@ export interface ImagesFileOptions {
   maxBytes?: number;
   /** Most repositories taken from the file (default 10,000). */
   maxEntries?: number;
+  /**
+   * Follow the file with `fs.watch` as well as the poll (default true); false polls only, as
+   * on file systems without change events.
+   */
+  watch?: boolean;
 }
 
 /** The repositories named in a file, kept current as the file changes. */
@@ -47,6 +52,16 @@ export class ImagesFileSource implements ImageSource {
   /** Reads the file and starts following it. */
   async start(): Promise<void> {
     await this.reload();
+    if (this.opts.watch !== false) this.startWatching();
+    this.poller = setInterval(
+      () => this.scheduleReload(),
+      Math.max(100, this.opts.pollMs ?? 10_000),
+    );
+    this.poller.unref();
+  }
+
+  /** Watches the file's directory; where that fails, the poll alone follows the file. */
+  private startWatching(): void {
     try {
       this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
         if (file === null || file === basename(this.path) || file.startsWith(".."))
@@ -66,11 +81,6 @@ export class ImagesFileSource implements ImageSource {
         "cannot watch the images file; polling only",
       );
     }
-    this.poller = setInterval(
-      () => this.scheduleReload(),
-      Math.max(100, this.opts.pollMs ?? 10_000),
-    );
-    this.poller.unref();
   }
 
   /** Calls `listener` with the new list whenever the file's repositories change. */
