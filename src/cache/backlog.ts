@@ -33,15 +33,15 @@ export class Backlog {
 
   /**
    * Moves `name` to the front: it is the next repository scanned. With `onlyTags`, that scan
-   * checks only those tags (and new ones), unless another request for the same scan named
-   * none; requests waiting together add up.
+   * checks only those tags (and new ones; an empty list: the listing's new tags only), unless
+   * another request for the same scan asked for every tag; requests waiting together add up.
    */
   prioritize(name: string, onlyTags?: readonly string[]): void {
     const at = this.#regular.indexOf(name);
     if (at >= 0) this.#regular.splice(at, 1);
     const waiting = this.#priority.includes(name);
     const tags = this.#priorityTags.get(name);
-    if (onlyTags === undefined || onlyTags.length === 0) this.#priorityTags.delete(name);
+    if (onlyTags === undefined) this.#priorityTags.delete(name);
     else if (!waiting) this.#priorityTags.set(name, new Set(onlyTags));
     else if (tags) for (const tag of onlyTags) tags.add(tag);
     if (!waiting) this.#priority.push(name);
