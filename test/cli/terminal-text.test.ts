@@ -16,12 +16,13 @@ describe("terminal-safe text output", () => {
   test("an image's labels and annotations cannot write escape sequences to the terminal", () => {
     const ref = parseImageRef("registry.example/app:v1");
     const text = imageText(ref, {
-      id: ref,
+      ref,
       digest: `sha256:${"a".repeat(64)}`,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
       labels: { title: "\x1b]0;owned\x07", "k\x1b[2J": "v" },
       annotations: { "org.opencontainers.image.source": "x\x1b[31mred" },
       platforms: [],
-    } as unknown as Parameters<typeof imageText>[1]);
+    });
     assert.ok(!text.includes("\x1b"), text);
     assert.ok(!text.includes("\x07"), text);
     assert.match(text, /title=\\u\{1b\}\]0;owned\\u\{7\}/);
