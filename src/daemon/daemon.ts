@@ -19,6 +19,8 @@ import { RegscanError } from "../errors.js";
 import type { ClientFactory } from "../registry/client.js";
 import { instrumentRegistry } from "../registry/instrument.js";
 import { ApiServer } from "../server/api-server.js";
+import { WebhookEndpoint } from "../server/webhook-endpoint.js";
+import { WebhookReceivers } from "../server/webhooks/receivers.js";
 import { ImageFilter } from "../sources/image-glob.js";
 import { combineSources, type ImageSource, StaticSource } from "../sources/image-source.js";
 import { ImagesFileSource } from "../sources/images-file-source.js";
@@ -29,7 +31,9 @@ import { priorityScanRunner } from "./priority-scan.js";
 import { processMetricsRegistry } from "./process-metrics.js";
 import { RefreshCoalescer } from "./refresh-coalescer.js";
 import { repositoryOptions } from "./repository-options.js";
+import { tagEventFeed } from "./tag-event-feed.js";
 import { DaemonWarmerControl, WatchList } from "./watch-list.js";
+import { WebhookRefresher } from "./webhook-refresher.js";
 
 /** No image source is configured: there is nothing to watch. */
 export class NoImagesError extends RegscanError {
@@ -85,6 +89,46 @@ function logScansThatChanged(warmer: Warmer, logger: Logger): void {
       `scan found ${result.newTags.length} new and ${result.movedTags.length} moved tag(s)`,
     );
   });
+}
+
+/**
+ * The webhook receivers (their secrets read now: a missing one stops start-up) and the
+ * refresher they feed, with a coalescer of its own: events of one repository closer than
+ * `server.webhookWindow` become one refresh, a burst waiting at most eight windows.
+ */
+async function webhookEndpoint(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  watch: WatchList,
+  warmer: Warmer,
+  metrics: MetricsRegistry,
+  logger: Logger,
+  cleanup: Array<() => Promise<void> | void>,
+): Promise<WebhookEndpoint | undefined> {
+  if (!config.webhooks) return undefined;
+  const receivers = await WebhookReceivers.create(config.webhooks, { env });
+  if (receivers.kinds().length === 0) return undefined;
+  const window = config.server.webhookWindow;
+  const log = logger.child({ component: "webhooks" });
+  const refreshes = new RefreshCoalescer({
+    run: priorityScanRunner(warmer),
+    minGapMs: window,
+    settleMs: window,
+    settleMaxMs: window * 8,
+    onError: (repository, err) =>
+      log.warn({ repository, err: { message: (err as Error).message } }, "webhook refresh failed"),
+  });
+  cleanup.push(() => refreshes.close());
+  const refresher = new WebhookRefresher({
+    watched: () => watch.list(),
+    refreshes,
+    onScan: (listener) => warmer.onScan(listener),
+    metrics,
+    logger: log,
+  });
+  cleanup.push(() => refresher.close());
+  log.info({ receivers: receivers.kinds() }, "webhook receivers on");
+  return new WebhookEndpoint(receivers, refresher, metrics, log);
 }
 
 /** What the daemon is started with. */
@@ -195,9 +239,15 @@ export class Daemon {
       });
       cleanup.push(() => refreshes.close());
       logScansThatChanged(warmer, logger);
+      const feed = tagEventFeed(store, warmer, warmer.owner, logger.child({ component: "events" }));
+      cleanup.push(() => feed.close());
+      const webhooks = config.webhooks
+        ? await webhookEndpoint(config, env, watch, warmer, metrics, logger, cleanup)
+        : undefined;
       const server = new ApiServer({
         registry: instrumentRegistry(cache, metrics),
-        warmer: new DaemonWarmerControl(warmer, cache, watch, logger, refreshes),
+        warmer: new DaemonWarmerControl(warmer, cache, watch, logger, refreshes, feed),
+        ...(webhooks === undefined ? {} : { webhooks }),
         repositoryVersion: async (name, signal) => {
           const record = await cache.repositoryRecord(name, { signal });
           return record && repositoryRecordVersion(record);

@@ -7,7 +7,12 @@ import type { Warmer } from "../cache/warmer.js";
 import type { RefreshRunner } from "./refresh-coalescer.js";
 
 /** A runner for `RefreshCoalescer` that scans through `warmer`'s priority lane. */
-export function priorityScanRunner(warmer: Warmer, boundMs = 10 * 60_000): RefreshRunner {
+export function priorityScanRunner(
+  warmer: Warmer,
+  boundMs = 10 * 60_000,
+  /** After a scan skipped because another replica held the lease: wait, then ask again. */
+  leaseRetry = { delayMs: 1_000, attempts: 30 },
+): RefreshRunner {
   // Named tags (webhooks) make a scan that lists the repository once and checks only those
   // tags and new ones; without tags every cached tag is checked with HEAD.
   return (repository, tags) =>
@@ -15,16 +20,29 @@ export function priorityScanRunner(warmer: Warmer, boundMs = 10 * 60_000): Refre
       // A scan already running was started before this request and is not the one asked
       // for: the priority scan is the next one to end (the backlog runs it right after).
       let endsToSee = warmer.repositoryStatus(repository)?.scanning ? 2 : 1;
+      let attemptsLeft = leaseRetry.attempts;
+      let retry: NodeJS.Timeout | undefined;
       const timer = setTimeout(done, boundMs);
       timer.unref();
+      const ask = () => warmer.prioritize(repository, tags === undefined ? {} : { onlyTags: tags });
       const unsubscribe = warmer.onScan((result) => {
-        if (result.repository === repository && --endsToSee === 0) done();
+        if (result.repository !== repository || --endsToSee > 0) return;
+        // Another replica is scanning it; its scan may have listed the tags before the push
+        // this refresh is for. The refresh is still owed: once that scan is over.
+        if (result.outcome === "skipped-lease" && attemptsLeft-- > 0) {
+          endsToSee = 1;
+          retry = setTimeout(ask, leaseRetry.delayMs);
+          retry.unref();
+          return;
+        }
+        done();
       });
       function done(): void {
         clearTimeout(timer);
+        clearTimeout(retry);
         unsubscribe();
         resolve();
       }
-      warmer.prioritize(repository, tags === undefined ? {} : { onlyTags: tags });
+      ask();
     });
 }

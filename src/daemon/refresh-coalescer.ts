@@ -11,7 +11,7 @@ export type { RefreshRequest, RefreshRequestOutcome };
 
 /**
  * Runs one refresh and resolves when it is done. `tags` is undefined for the whole
- * repository, else the tags that were named (at least one).
+ * repository, else the tags that were named (none: the listing's new tags only).
  */
 export type RefreshRunner = (repository: string, tags: string[] | undefined) => Promise<void>;
 
@@ -81,12 +81,19 @@ export class RefreshCoalescer {
     }
     if (state.queued) {
       const tags = state.queued.tags;
-      if (request.tag === undefined) state.queued.tags = undefined;
-      else tags?.add(request.tag);
+      if (request.tag !== undefined) tags?.add(request.tag);
+      else if (!request.listing) state.queued.tags = undefined;
       this.extendSettle(name, state);
       return "coalesced";
     }
-    state.queued = { tags: request.tag === undefined ? undefined : new Set([request.tag]) };
+    state.queued = {
+      tags:
+        request.tag !== undefined
+          ? new Set([request.tag])
+          : request.listing
+            ? new Set<string>()
+            : undefined,
+    };
     return this.schedule(name, state) ? "started" : "queued";
   }
 

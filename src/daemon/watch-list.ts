@@ -12,9 +12,11 @@ import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image
 import type {
   RefreshRequest,
   RefreshRequestOutcome,
+  ReplayedEvent,
   WarmerControl,
 } from "../server/warmer-control.js";
 import type { RefreshCoalescer } from "./refresh-coalescer.js";
+import { localTagEventFeed, type TagEventFeed } from "./tag-event-feed.js";
 
 /** Remembers the lookup's last answer so that the API knows which repositories are watched. */
 export class WatchList {
@@ -65,6 +67,7 @@ export class DaemonWarmerControl implements WarmerControl {
     private readonly watch: WatchList,
     private readonly logger: Logger,
     private readonly refreshes: RefreshCoalescer,
+    private readonly feed: TagEventFeed = localTagEventFeed(warmer),
   ) {}
 
   async statuses(): Promise<RepositoryStatus[]> {
@@ -89,8 +92,12 @@ export class DaemonWarmerControl implements WarmerControl {
     return this.refreshes.requestRefresh(name, request);
   }
 
-  subscribe(listener: (event: TagEvent) => void): () => void {
-    return this.warmer.onTagEvent(listener);
+  subscribe(listener: (event: TagEvent, id?: string) => void): () => void {
+    return this.feed.subscribe(listener);
+  }
+
+  async replay(lastEventId: string, signal: AbortSignal): Promise<ReplayedEvent[] | undefined> {
+    return this.feed.replay?.(lastEventId, signal);
   }
 
   private async statusOf(name: string): Promise<RepositoryStatus> {

@@ -21,6 +21,7 @@ import { imageJson, repositoryJsonText, statusJson } from "./json-forms.js";
 import { RepositoryJsonCache } from "./repository-json-cache.js";
 import { matchRoute } from "./routes.js";
 import type { WarmerControl } from "./warmer-control.js";
+import type { WebhookEndpoint } from "./webhook-endpoint.js";
 import { WorkGate } from "./work-gate.js";
 
 /** Everything the API server answers from. */
@@ -54,6 +55,8 @@ export interface ApiServerOptions {
   repositoryVersion?: (name: ImageName, signal: AbortSignal) => Promise<string | undefined>;
   /** Connection caps and timeouts (see {@link ServerLimits}). */
   limits?: Partial<ServerLimits>;
+  /** The registry webhook receivers; without them `/v1/webhooks/...` is 404. */
+  webhooks?: WebhookEndpoint;
 }
 
 /** How much the server takes on at once, and how long it waits for clients. */
@@ -236,9 +239,16 @@ export class ApiServer {
     label: { route: string },
   ): Promise<void> {
     const method = req.method ?? "GET";
-    const isV1 = path === "/v1" || path.startsWith("/v1/");
     const match = matchRoute(method, path);
     if (match !== undefined) label.route = match.route;
+    if (match?.route === "webhook" && this.opts.webhooks && method === "POST") {
+      // Each receiver checks its own secret and bounds failed attempts per client; a
+      // registry's burst of notifications must not meet the API's per-client rate, token
+      // or 64 KiB body bound.
+      await this.opts.webhooks.handle(req, res, match.rest);
+      return;
+    }
+    const isV1 = path === "/v1" || path.startsWith("/v1/");
     if (isV1) {
       // Before the token check, so that guessing tokens is rate-bounded too.
       const wait = this.limiter.take(req.socket.remoteAddress ?? "unknown");
@@ -248,8 +258,11 @@ export class ApiServer {
         });
       }
     }
-    if (match === undefined)
-      throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${safePath(path)}`);
+    if (match === undefined || (match.route === "webhook" && !this.opts.webhooks)) {
+      // A webhook path may carry a secret: never echoed.
+      const shown = match?.route === "webhook" ? "/v1/webhooks/..." : safePath(path);
+      throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${shown}`);
+    }
     const allow = [...match.methods, "OPTIONS"].join(", ");
     if (method === "OPTIONS") {
       res.writeHead(204, { allow });
@@ -295,7 +308,12 @@ export class ApiServer {
           );
         }
         const repo = query.get("repository");
-        this.events.attach(res, repo ? (await this.watchedName(repo)).toString() : undefined);
+        const lastEventId = req.headers["last-event-id"];
+        this.events.attach(
+          res,
+          repo ? (await this.watchedName(repo)).toString() : undefined,
+          typeof lastEventId === "string" && lastEventId !== "" ? lastEventId : undefined,
+        );
         break;
       }
       case "refresh": {
@@ -314,6 +332,9 @@ export class ApiServer {
         await sendLargeBody(res, await this.repositoryBody(name, res));
         break;
       }
+      case "webhook":
+        // Reached only without receivers (answered above) or with another method.
+        throw methodNotAllowed(method, "POST, OPTIONS");
       case "image": {
         const ref = withDefaultTag(parseRef(match.rest));
         await this.watchedName(ref.name.toString());

@@ -14,10 +14,11 @@ export interface RouteMatch {
     | "events"
     | "refresh"
     | "repository"
-    | "image";
+    | "image"
+    | "webhook";
   /** The methods it answers (`OPTIONS` aside, which every endpoint answers). */
   methods: readonly string[];
-  /** The still percent-encoded path after `/v1/repositories/` or `/v1/images/`. */
+  /** The still percent-encoded path after `/v1/repositories/`, `/v1/images/` or `/v1/webhooks/`. */
   rest: string;
 }
 
@@ -46,6 +47,9 @@ export function matchRoute(method: string, path: string): RouteMatch | undefined
     }
     return { route: "repository", methods: READ, rest };
   }
+  const webhooks = "/v1/webhooks/";
+  if (path.startsWith(webhooks) && path.length > webhooks.length)
+    return { route: "webhook", methods: ["POST"], rest: path.slice(webhooks.length) };
   const images = "/v1/images/";
   if (path.startsWith(images) && path.length > images.length)
     return { route: "image", methods: READ, rest: path.slice(images.length) };

@@ -12,6 +12,11 @@ export type { RepositoryStatus, TagEvent };
 export interface RefreshRequest {
   /** The tag that changed, when the asker knows it; without one, the whole repository. */
   tag?: string;
+  /**
+   * Without a tag: only the listing changed (a webhook that names no tag), so only new
+   * tags are fetched, no cached tag is checked.
+   */
+  listing?: boolean;
 }
 
 /**
@@ -32,6 +37,20 @@ export interface WarmerControl {
    * of scans.
    */
   requestRefresh(name: ImageName, request?: RefreshRequest): RefreshRequestOutcome;
-  /** Calls `listener` for every tag event until the returned function is called. */
-  subscribe(listener: (event: TagEvent) => void): () => void;
+  /**
+   * Calls `listener` for every tag event until the returned function is called. `id` is the
+   * event's id when events are shared between replicas (then the same on every replica).
+   */
+  subscribe(listener: (event: TagEvent, id?: string) => void): () => void;
+  /**
+   * The events after `lastEventId`, oldest first, when events are kept (a Redis store);
+   * undefined when they are not, or the id is not one of them.
+   */
+  replay?(lastEventId: string, signal: AbortSignal): Promise<ReplayedEvent[] | undefined>;
+}
+
+/** An event handed again to a client that reconnected. */
+export interface ReplayedEvent {
+  id: string;
+  event: TagEvent;
 }

@@ -1,0 +1,177 @@
+/**
+ * Shared by the webhook end-to-end tests and bench: a real registry whose notifications go
+ * to a real `regscan serve`, an SSE client that records the events it reads, and waits
+ * bounded in time.
+ */
+import { randomBytes } from "node:crypto";
+import { stringify } from "yaml";
+import { freePort } from "../support/ports.js";
+import { type RegistryHandle, startRegistry } from "../support/registry.js";
+
+/** One server-sent event as read. */
+export interface SseEvent {
+  id: string | undefined;
+  type: string;
+  data: Record<string, unknown>;
+  /** performance.now() when it was read. */
+  at: number;
+}
+
+/** An open `/v1/events` stream. */
+export interface SseClient {
+  events: SseEvent[];
+  /** Resolves with the first event (from `from` on) that `match` accepts, or rejects after `timeoutMs`. */
+  next(match: (e: SseEvent) => boolean, timeoutMs?: number, from?: number): Promise<SseEvent>;
+  close(): void;
+}
+
+/** Opens `GET url/v1/events` (with the headers given) and records every event. */
+export async function openEvents(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<SseClient> {
+  const controller = new AbortController();
+  const res = await fetch(`${url}/v1/events`, { headers, signal: controller.signal });
+  if (res.status !== 200 || res.body === null) throw new Error(`events answered ${res.status}`);
+  const events: SseEvent[] = [];
+  const waiters = new Set<() => void>();
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end = buffer.indexOf("\n\n");
+        while (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          end = buffer.indexOf("\n\n");
+          let id: string | undefined;
+          let type = "message";
+          let data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("id: ")) id = line.slice(4);
+            else if (line.startsWith("event: ")) type = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (data === "") continue;
+          events.push({
+            id,
+            type,
+            data: JSON.parse(data) as Record<string, unknown>,
+            at: performance.now(),
+          });
+          for (const wake of waiters) wake();
+        }
+      }
+    } catch {
+      // Closed.
+    }
+  })();
+  return {
+    events,
+    next(match, timeoutMs = 10_000, from = 0) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = events.slice(from).find(match);
+          if (!found) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found);
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(
+            new Error(
+              `no matching event within ${timeoutMs} ms; got ${JSON.stringify(events.map((e) => e.data))}`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close: () => controller.abort(),
+  };
+}
+
+/** A registry (behind its recording proxy) that notifies regscan at `ports`. */
+export interface NotifyingRegistry {
+  registry: RegistryHandle;
+  /** The bearer token the registry sends. */
+  token: string;
+}
+
+/**
+ * Starts the registry with one notification endpoint per port, each
+ * `http://127.0.0.1:PORT/v1/webhooks/distribution` with `Authorization: Bearer TOKEN`.
+ */
+export async function startNotifyingRegistry(ports: number[]): Promise<NotifyingRegistry> {
+  const token = `hook-${randomBytes(12).toString("hex")}`;
+  // REGISTRY_* values are read as YAML, so the endpoint list goes in one variable.
+  const endpoints = stringify(
+    ports.map((port, i) => ({
+      name: `regscan-${i}`,
+      url: `http://127.0.0.1:${port}/v1/webhooks/distribution`,
+      headers: { Authorization: [`Bearer ${token}`] },
+      timeout: "2s",
+      threshold: 3,
+      backoff: "500ms",
+    })),
+  );
+  const registry = await startRegistry({ env: { REGISTRY_NOTIFICATIONS_ENDPOINTS: endpoints } });
+  return { registry, token };
+}
+
+/** A free loopback port for a `regscan serve` to listen on. */
+export function servePort(): Promise<number> {
+  return freePort("127.0.0.1");
+}
+
+/** Polls `check` every 10 ms until it is true; throws after `timeoutMs`. */
+export async function until(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The median of `values`. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Registry requests a refresh made, by kind (from the recording proxy). */
+export function countRequests(registry: RegistryHandle): {
+  tagLists: number;
+  heads: Map<string, number>;
+  manifestGets: number;
+  blobGets: number;
+  other: string[];
+} {
+  const heads = new Map<string, number>();
+  let tagLists = 0;
+  let manifestGets = 0;
+  let blobGets = 0;
+  const other: string[] = [];
+  for (const r of registry.requests()) {
+    const manifest = /^\/v2\/.+\/manifests\/([^/]+)$/.exec(r.path);
+    if (r.path.endsWith("/tags/list")) tagLists++;
+    else if (manifest && r.method === "HEAD") {
+      const ref = manifest[1] as string;
+      heads.set(ref, (heads.get(ref) ?? 0) + 1);
+    } else if (manifest && r.method === "GET") manifestGets++;
+    else if (/\/blobs\/sha256:/.test(r.path) && r.method === "GET") blobGets++;
+    else other.push(`${r.method} ${r.path}`);
+  }
+  return { tagLists, heads, manifestGets, blobGets, other };
+}
