@@ -15,6 +15,7 @@ import { Pipeline } from "./http/pipeline.js";
 import { RateLimiters } from "./http/rate-limiters.js";
 import type { HostResolver } from "./http/realm-policy.js";
 import type { RetryOptions } from "./http/retry.js";
+import { TagPageCaps } from "./http/tag-page-caps.js";
 import { HttpMetrics } from "./instrument.js";
 import { DEFAULT_PLATFORM, parsePlatform } from "./manifest/platform.js";
 import { RemoteClient } from "./remote-client.js";
@@ -91,6 +92,7 @@ export class RemoteClientFactory implements ClientFactory {
   readonly #opts: RemoteClientFactoryOptions;
   readonly #counter: HttpMetrics | undefined;
   readonly #logger: Logger | undefined;
+  readonly #tagPageCaps = new TagPageCaps();
 
   constructor(opts: RemoteClientFactoryOptions = {}) {
     this.#opts = opts;
@@ -156,6 +158,7 @@ export class RemoteClientFactory implements ClientFactory {
       maxTagPages: this.#opts.maxTagPages ?? 10_000,
       maxTags: this.#opts.maxTags ?? 1_000_000,
       tagPageSize: this.#opts.tagPageSize ?? 1000,
+      tagPageCaps: this.#tagPageCaps,
       ...(this.#opts.tagListTimeoutMs === undefined
         ? {}
         : { tagListTimeoutMs: this.#opts.tagListTimeoutMs }),

@@ -13,6 +13,7 @@ import { discard, type HttpResponse, RegistryPath, readBounded } from "./http/ex
 import type { RepositoryTransports } from "./http/pipeline.js";
 import { expectStatus } from "./http/status.js";
 import { listTags } from "./http/tag-list.js";
+import type { TagPageCaps } from "./http/tag-page-caps.js";
 import { decodeImageConfig, type ImageConfigSummary, MAX_CONFIG_BYTES } from "./manifest/config.js";
 import { type DecodedManifest, decodeManifest, MAX_MANIFEST_BYTES } from "./manifest/decode.js";
 import { chooseIndexManifest, imageEntryFrom } from "./manifest/entry.js";
@@ -38,6 +39,8 @@ export interface RemoteClientDeps {
   tagListTimeoutMs?: number;
   /** Told about tags a listing dropped for breaking the tag grammar. */
   onInvalidTags?: (report: InvalidTagsReport) => void;
+  /** Page sizes hosts refused, shared by the factory's clients. */
+  tagPageCaps?: TagPageCaps;
   /** Most manifests and config blobs kept per client (each; default 2,000). */
   maxCachedPerDigest?: number;
 }
@@ -71,6 +74,7 @@ export class RemoteClient implements Client {
       maxPages: this.#deps.maxTagPages,
       maxTags: this.#deps.maxTags,
       pageSize: this.#deps.tagPageSize,
+      ...(this.#deps.tagPageCaps ? { pageCaps: this.#deps.tagPageCaps } : {}),
       ...(this.#deps.tagListTimeoutMs === undefined
         ? {}
         : { timeoutMs: this.#deps.tagListTimeoutMs }),

@@ -111,6 +111,7 @@ export function nextPageOf(
     } catch {
       return { unusable: "next link is not a URL" };
     }
+    if (lostPort(next, base)) next.port = base.port;
     // The next request carries the registry's credentials: a link elsewhere would send
     // them to a host they were not meant for (no registry paginates across origins).
     if (next.origin !== base.origin) {
@@ -123,6 +124,22 @@ export function nextPageOf(
     return { url: next };
   }
   return undefined;
+}
+
+/**
+ * Nexus writes absolute next links without its connector's port (`http://host/v2/...` for
+ * a listing on `http://host:8082`): same scheme and host name, no port (or the scheme's
+ * default) where the request had another. That link means the request's own origin; it is
+ * put back there, so credentials still go only where they went. Any other difference
+ * (scheme, host, an explicit other port) stays another origin.
+ */
+function lostPort(next: URL, base: URL): boolean {
+  return (
+    next.protocol === base.protocol &&
+    next.hostname === base.hostname &&
+    next.port === "" &&
+    base.port !== ""
+  );
 }
 
 /**

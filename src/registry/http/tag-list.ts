@@ -2,7 +2,9 @@
  * Lists a repository's tags: `GET /v2/NAME/tags/list?n=N`, following `Link: rel="next"`
  * on the registry's own origin until it is gone, bounded in pages, in tags and in total
  * time, so that a runaway, looping or dripping listing stops with a clear error. Tags that
- * break the tag grammar are dropped and reported, never passed on.
+ * break the tag grammar are dropped and reported, never passed on. Registries' known quirks
+ * are absorbed here: a refused page size is asked again smaller (and remembered per host),
+ * and a next link that lost the repository's path is put back on it.
  */
 import { sanitizeText } from "../../redact.js";
 import {
@@ -13,9 +15,17 @@ import {
 } from "../errors.js";
 import { type InvalidTagsReport, partitionTags } from "../tag-names.js";
 import { DEFAULT_TAG_LIST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
-import { RegistryPath, readBounded, type Transport } from "./exchange.js";
+import {
+  ERROR_BODY_LIMIT,
+  type HttpResponse,
+  RegistryPath,
+  readBounded,
+  readTextPrefix,
+  type Transport,
+} from "./exchange.js";
 import { nextPageOf } from "./link-header.js";
-import { expectStatus } from "./status.js";
+import { expectStatus, parseRegistryErrors, registryErrorFromResponse } from "./status.js";
+import { pageSizeAfterRefusal, type TagPageCaps } from "./tag-page-caps.js";
 
 /** Bounds of one listing. */
 export interface TagListOptions {
@@ -27,6 +37,8 @@ export interface TagListOptions {
   maxTags?: number;
   /** Total deadline of the listing, every page included (default 5 minutes). */
   timeoutMs?: number;
+  /** Page sizes hosts refused before, shared between listings (default: this listing's own). */
+  pageCaps?: TagPageCaps;
   /** Told about tags dropped for breaking the tag grammar (once per listing). */
   onInvalidTags?: (report: InvalidTagsReport) => void;
   signal?: AbortSignal;
@@ -67,7 +79,8 @@ async function listAll(
   const maxPages = opts.maxPages ?? 10_000;
   const maxTags = opts.maxTags ?? 1_000_000;
   const ctx = { host, repository };
-  const first = `/v2/${repository}/tags/list?n=${encodeURIComponent(opts.pageSize ?? 1000)}`;
+  const pageSize = Math.min(opts.pageSize ?? 1000, opts.pageCaps?.get(host) ?? Infinity);
+  const first = `/v2/${repository}/tags/list?n=${encodeURIComponent(pageSize)}`;
   let url: URL | RegistryPath | undefined = new RegistryPath(host, first);
   const tags: string[] = [];
   const seen = new Set<string>();
@@ -80,7 +93,7 @@ async function listAll(
     }
     if (seen.has(url.href))
       throw new TagListError({ ...ctx, message: "tag listing loops (a next page repeats)" });
-    const res = await transport({
+    let res = await transport({
       method: "GET",
       url,
       headers: { accept: "application/json" },
@@ -88,6 +101,20 @@ async function listAll(
       operation: `tag list page ${page + 1}`,
       bodyLimit: MAX_TAG_PAGE_BYTES,
     });
+    const smaller = res.status === 200 ? undefined : await refusedPageSize(res, url, ctx);
+    if (smaller !== undefined) {
+      // The same page again, asking for as many tags as the host takes (and from now on).
+      opts.pageCaps?.learn(host, smaller);
+      url = withPageSize(url, smaller);
+      res = await transport({
+        method: "GET",
+        url,
+        headers: { accept: "application/json" },
+        signal,
+        operation: `tag list page ${page + 1} (n=${smaller})`,
+        bodyLimit: MAX_TAG_PAGE_BYTES,
+      });
+    }
     await expectStatus(res, 200, ctx);
     // The first page's URL is known once the origin layer has sent it.
     const at: URL = url instanceof URL ? url : res.url;
@@ -102,9 +129,44 @@ async function listAll(
         });
       }
     }
-    url = nextPage(res.headers.get("link"), at, ctx);
+    url = nextPage(res.headers.get("link"), at, repository, ctx);
   }
   return tags;
+}
+
+/** The page size to ask again with when `res` refused the one asked for; throws any other error. */
+async function refusedPageSize(
+  res: HttpResponse,
+  url: URL | RegistryPath,
+  ctx: RegistryErrorContext,
+): Promise<number | undefined> {
+  const requested = Number(searchOf(url).get("n"));
+  const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
+  const codes = parseRegistryErrors(body).map((e) => e.code);
+  const smaller = Number.isFinite(requested)
+    ? pageSizeAfterRefusal(res.status, codes, requested)
+    : undefined;
+  if (smaller !== undefined) return smaller;
+  throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
+}
+
+function searchOf(url: URL | RegistryPath): URLSearchParams {
+  return url instanceof URL
+    ? url.searchParams
+    : new URLSearchParams(url.path.slice(url.path.indexOf("?") + 1));
+}
+
+/** `url` asking for `n` tags, the rest of its query kept. */
+function withPageSize(url: URL | RegistryPath, n: number): URL | RegistryPath {
+  if (url instanceof URL) {
+    const next = new URL(url);
+    next.searchParams.set("n", String(n));
+    return next;
+  }
+  const q = url.path.indexOf("?");
+  const params = searchOf(url);
+  params.set("n", String(n));
+  return new RegistryPath(url.host, `${q < 0 ? url.path : url.path.slice(0, q)}?${params}`);
 }
 
 /** The page's tags; anything but `{"tags": [strings]}` (or `null`) is an invalid answer. */
@@ -132,11 +194,30 @@ function pageTags(bytes: Buffer, contentType: string | null, ctx: RegistryErrorC
   return tags;
 }
 
-function nextPage(link: string | null, current: URL, ctx: RegistryErrorContext): URL | undefined {
+function nextPage(
+  link: string | null,
+  current: URL,
+  repository: string,
+  ctx: RegistryErrorContext,
+): URL | undefined {
   const next = nextPageOf(link, current);
   if (next === undefined) return undefined;
   // Stopping here would return a truncated listing as if it were complete.
   if ("unusable" in next)
     throw new TagListError({ ...ctx, message: `tag listing cannot go on: ${next.unusable}` });
-  return next.url;
+  return onRepositoryPath(next.url, repository);
+}
+
+/**
+ * The next page of this repository's listing: a same-origin link whose path is not
+ * `/v2/<repository>/tags/list` is put back on it, its query (the cursor) kept. Artifactory
+ * leaves out the virtual repository (`/v2/huge/repo-0/...` for `virtual/huge/repo-0`,
+ * JFrog RTFACT-18971; renovate keeps its own URL and takes only the cursor,
+ * lib/modules/datasource/docker/index.ts); following the link as sent would list another
+ * repository or answer 401 for a scope the token does not cover.
+ */
+function onRepositoryPath(next: URL, repository: string): URL {
+  const path = `/v2/${repository}/tags/list`;
+  if (next.pathname === path) return next;
+  return new URL(`${path}${next.search}`, next);
 }

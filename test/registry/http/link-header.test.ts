@@ -69,6 +69,44 @@ describe("nextLink", () => {
   });
 });
 
+describe("a next link without the request's port (Nexus)", () => {
+  const req = "http://nexus.example.com:8082/v2/x/tags/list?n=1000";
+  it("is the request's own origin: the port is put back", () => {
+    for (const h of [
+      '<http://nexus.example.com/v2/x/tags/list?last=a>; rel="next"',
+      '<http://nexus.example.com:80/v2/x/tags/list?last=a>; rel="next"',
+      '<//nexus.example.com/v2/x/tags/list?last=a>; rel="next"',
+    ]) {
+      assert.equal(
+        nextLink(h, req)?.href,
+        "http://nexus.example.com:8082/v2/x/tags/list?last=a",
+        h,
+      );
+    }
+  });
+  it("only then: another host, scheme or explicit port stays another origin", () => {
+    for (const [h, origin] of [
+      ['<http://other.example.com/v2/x/tags/list>; rel="next"', "http://other.example.com"],
+      ['<https://nexus.example.com/v2/x/tags/list>; rel="next"', "https://nexus.example.com"],
+      [
+        '<http://nexus.example.com:9000/v2/x/tags/list>; rel="next"',
+        "http://nexus.example.com:9000",
+      ],
+      ['<http://nexus.example.com.evil/v2/x>; rel="next"', "http://nexus.example.com.evil"],
+    ] as const) {
+      const next = nextPageOf(h, req);
+      assert.ok(next !== undefined && "unusable" in next, h);
+      assert.equal(next.unusable, `next link is on another origin (${origin})`);
+    }
+    // A request on the default port has no port to lose.
+    const https = nextPageOf(
+      '<https://nexus.example.com:8443/v2/x>; rel="next"',
+      "https://nexus.example.com/v2/x/tags/list",
+    );
+    assert.ok(https !== undefined && "unusable" in https);
+  });
+});
+
 describe("nextPageOf", () => {
   const req = "https://registry.example.com/v2/x/tags/list?n=100";
   it("tells a missing next link from one that may not be followed", () => {
