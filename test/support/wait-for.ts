@@ -44,21 +44,3 @@ export async function waitFor(
   const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
 }
-
-/**
- * Waits until `check` holds, then keeps checking for `forMs` that it still does: for "nothing
- * else happens" assertions, which no event can announce.
- */
-export async function holdsFor(
-  check: () => boolean | Promise<boolean>,
-  forMs: number,
-  opts: WaitForOptions = {},
-): Promise<void> {
-  await waitFor(check, opts);
-  const until = Date.now() + forMs;
-  const intervalMs = opts.intervalMs ?? 50;
-  while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(1, until - Date.now()))));
-    if (!(await check())) throw new Error(`${opts.what ?? "a condition"} stopped holding`);
-  }
-}
