@@ -436,6 +436,9 @@ async function serveFigures(dir: string) {
         peakMiB: Math.round(kb("VmHWM") / 102.4) / 10,
       };
     };
+    // Settled, before any read (the warmer found the repository fresh and skipped it).
+    await new Promise((r) => setTimeout(r, 3000));
+    const idle = rss();
     const path = `/v1/repositories/${encodeURIComponent(name.toString())}`;
     const times: number[] = [];
     let bytes = 0;
@@ -459,6 +462,7 @@ async function serveFigures(dir: string) {
       tags: SERVE_TAGS,
       images: 200,
       inProcess: { readMs: Math.round(readMs), answerHeapMiB },
+      idleRssMiB: idle.rssMiB,
       concurrentReads: 4,
       rounds: 20,
       answerBytes: bytes,
@@ -532,7 +536,7 @@ async function main() {
     const serve = await serveFigures(dir);
     results.serve = serve;
     console.log(
-      `regscan serve, ${serve.tags} tags: RSS ${serve.rssMiB} MiB (peak ${serve.peakMiB} MiB) after ${serve.rounds} x ${serve.concurrentReads} reads of ${serve.answerBytes} bytes, ${serve.roundMedianMs} ms per round; in process, one read ${serve.inProcess.readMs} ms holding ${serve.inProcess.answerHeapMiB} MiB of heap`,
+      `regscan serve, ${serve.tags} tags: RSS ${serve.idleRssMiB} MiB before reads, ${serve.rssMiB} MiB (peak ${serve.peakMiB} MiB) after ${serve.rounds} x ${serve.concurrentReads} reads of ${serve.answerBytes} bytes, ${serve.roundMedianMs} ms per round; in process, one read ${serve.inProcess.readMs} ms holding ${serve.inProcess.answerHeapMiB} MiB of heap`,
     );
   }
   mkdirSync("bench/results", { recursive: true });
