@@ -12,6 +12,7 @@ import {
   TOKEN_FILE_MAX_BYTES,
 } from "../files/bounded-file.js";
 import { type WebhookConfigInput, webhooksFromFlags } from "../server/webhooks/config.js";
+import { isWebhookKind, WEBHOOK_KINDS } from "../server/webhooks/event.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { API_TOKEN, type Config, configSchema } from "./schema.js";
 import { flagAttribute, SETTINGS, type Setting } from "./settings.js";
@@ -212,6 +213,16 @@ function applyWebhookFlags(
   origins: Map<string, string>,
 ): void {
   if (hooks.kinds.length === 0 && hooks.secrets.length === 0) return;
+  for (const { kind, source } of hooks.kinds) {
+    if (isWebhookKind(kind)) continue;
+    // Only a word that could be a mistyped kind is shown: anything else may be a secret.
+    const shown = /^[a-z]{1,16}$/.test(kind) ? ` ${JSON.stringify(kind)}` : "";
+    problems.push({
+      source,
+      path: "webhooks",
+      message: `unknown webhook kind${shown}: expected one of ${WEBHOOK_KINDS.join(", ")}`,
+    });
+  }
   for (const { value, source } of hooks.secrets) {
     const { problems: found } = webhooksFromFlags(undefined, [], [value]);
     for (const message of found) problems.push({ source, path: "webhooks", message });

@@ -56,6 +56,16 @@ describe("webhook receivers in the configuration", () => {
     );
   });
 
+  test("an unknown kind names the flag and the kinds there are", async () => {
+    await assert.rejects(
+      loadConfig({ flags: { webhook: ["gitlab"] } }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /flag --webhook/.test(err.message) &&
+        /unknown webhook kind "gitlab": expected one of distribution, harbor/.test(err.message),
+    );
+  });
+
   test("a malformed --webhook-secret never repeats its value", async () => {
     const secret = "s3cr3t-value-never-shown-991";
     await assert.rejects(
