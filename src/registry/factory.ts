@@ -8,11 +8,12 @@ import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
 import type { Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
+import { registerBudgetMetrics } from "./budget-metrics.js";
 import type { Client, ClientFactory, ClientOptions } from "./client.js";
 import type { Credentials, HostCredential } from "./credentials/credentials.js";
 import type { ResponseObserver } from "./http/observe.js";
 import { Pipeline } from "./http/pipeline.js";
-import { RateLimiters } from "./http/rate-limiters.js";
+import { RateLimiters, type RateLimitersOptions } from "./http/rate-limiters.js";
 import type { HostResolver } from "./http/realm-policy.js";
 import type { RetryOptions } from "./http/retry.js";
 import { TagPageCaps } from "./http/tag-page-caps.js";
@@ -26,8 +27,11 @@ import type { InvalidTagsReport } from "./tag-names.js";
 export interface RemoteClientFactoryOptions {
   /** Where to log (pino); default: a silent logger. */
   logger?: Logger;
-  /** Per-host rate limiters to share, or the rate to make them with (default 200 rps, burst 125). */
-  limiters?: RateLimiters | { rps: number; burst: number };
+  /**
+   * Per-host rate limiters to share, or what to make them with: the global rate (default 200
+   * rps, burst 125) and budgets per host over the public registries' defaults.
+   */
+  limiters?: RateLimiters | Pick<RateLimitersOptions, "rps" | "burst" | "budgets">;
   /** Log every request's method, URL, status and duration (never a header). */
   trace?: boolean;
   /**
@@ -97,11 +101,7 @@ export class RemoteClientFactory implements ClientFactory {
   constructor(opts: RemoteClientFactoryOptions = {}) {
     this.#opts = opts;
     this.limiters =
-      opts.limiters instanceof RateLimiters
-        ? opts.limiters
-        : new RateLimiters(
-            opts.limiters ? { rps: opts.limiters.rps, burst: opts.limiters.burst } : {},
-          );
+      opts.limiters instanceof RateLimiters ? opts.limiters : new RateLimiters(opts.limiters ?? {});
     this.#platform =
       typeof opts.platform === "string"
         ? parsePlatform(opts.platform)
@@ -115,6 +115,7 @@ export class RemoteClientFactory implements ClientFactory {
           ? opts.metrics
           : new HttpMetrics(opts.metrics);
     this.#counter = counter;
+    if (counter) registerBudgetMetrics(counter.register, this.limiters);
     this.#logger = opts.logger;
     this.#pipeline = new Pipeline({
       logger: opts.logger ?? silentLogger(),

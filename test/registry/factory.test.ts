@@ -163,7 +163,7 @@ test("the caller's AbortSignal stops a Retry-After wait at once", async () => {
   });
 });
 
-test("Docker Hub's ratelimit-remaining slows the host before a 429", async () => {
+test("Docker Hub's ratelimit headers make a pull budget: a manifest GET at the floor is not sent; HEAD and tag lists go on", async () => {
   const limiters = new RateLimiters({ rps: 10, burst: 10 });
   const f = factory({ limiters });
   const client = f.clientFor(name(), Credentials.none());
@@ -171,20 +171,29 @@ test("Docker Hub's ratelimit-remaining slows the host before a 429", async () =>
   await withFault(
     reg,
     (req) =>
-      req.path === "/v2/app/tags/list"
+      req.path === "/v2/app/manifests/v1" && req.method === "HEAD"
         ? {
             status: 200,
-            headers: { "ratelimit-limit": "100;w=21600", "ratelimit-remaining": "2;w=21600" },
-            body: { name: "app", tags: ["v1"] },
+            headers: {
+              "ratelimit-limit": "100;w=21600",
+              "ratelimit-remaining": "20;w=21600",
+              "docker-content-digest": `sha256:${"a".repeat(64)}`,
+              "content-type": "application/vnd.oci.image.manifest.v1+json",
+            },
           }
         : undefined,
     async () => {
-      await client.tags();
-      const state = limiters.state(reg.host);
-      assert.ok(
-        state.quotaCap !== undefined && state.effectiveRate < 10,
-        `capped: ${JSON.stringify(state)}`,
+      await client.head("v1");
+      assert.equal(limiters.state(reg.host).pulls?.remaining, 20);
+      reg.resetRequests();
+      await assert.rejects(client.manifest("v1"), { code: "TOO_MANY_REQUESTS" });
+      assert.deepEqual(
+        reg.requests().filter((r) => r.method === "GET" && r.path.includes("/manifests/")),
+        [],
+        "no pull was sent",
       );
+      await client.tags();
+      await client.head("v1");
     },
   );
 });
@@ -203,4 +212,29 @@ test("HTTP requests are counted by host, method and status on the registry given
   );
   assert.match(text, /method="GET",status="200"\} 2/);
   assert.ok(observed.includes("HEAD 200"));
+});
+
+test("request budgets are metrics: budget, rate, requests, waits, saturation and the pull quota per host", async () => {
+  const metrics = new PromRegistry();
+  const limiters = new RateLimiters({ budgets: { [reg.host]: { rps: 50, burst: 4 } } });
+  const f = factory({ metrics, limiters });
+  const client = f.clientFor(name(), Credentials.none());
+  await client.tags();
+  await client.head("v1");
+  limiters.observeQuota(reg.host, 70, 100, 21600);
+  const text = await metrics.metrics();
+  const value = (metric: string) =>
+    Number(new RegExp(`^${metric}\\{host="${reg.host}"\\} (\\S+)$`, "m").exec(text)?.[1]);
+  assert.equal(value("regscan_registry_budget_rps"), 50);
+  assert.equal(value("regscan_registry_budget_burst"), 4);
+  assert.equal(value("regscan_registry_rate_rps"), 50);
+  assert.equal(value("regscan_registry_budget_saturated"), 0);
+  assert.equal(value("regscan_registry_pull_quota_limit"), 100);
+  assert.equal(value("regscan_registry_pull_quota_remaining"), 70);
+  // Every request the pipeline sent went through the budget (the ping, the list, the HEAD).
+  const sent = reg.requests().filter((r) => r.status !== 0).length;
+  assert.ok(value("regscan_registry_budget_requests_total") >= 3);
+  assert.ok(value("regscan_registry_budget_requests_total") <= sent + 3);
+  assert.ok(value("regscan_registry_budget_wait_seconds_total") >= 0);
+  assert.ok(value("regscan_registry_demand_rps") > 0);
 });

@@ -1,11 +1,11 @@
 /**
- * The rate-limit layer: waits for the host's token bucket before each request, halves the
- * host's rate on a `429` (once per client, as Flux did), keeps the host paused for its
- * `Retry-After`, and feeds Docker Hub's `ratelimit-remaining` to the limiter so that it
- * slows down before the quota runs out.
+ * The rate-limit layer: waits for the host's token bucket (its request budget) before each
+ * request, and for its pull budget before a manifest GET; halves the host's rate on a `429`
+ * (once per client, as Flux did), keeps the host paused for its `Retry-After`, and feeds
+ * Docker Hub's `ratelimit-*` headers to the limiter so that pulls slow before the quota ends.
  */
 
-import type { Layer, Transport } from "./exchange.js";
+import type { HttpRequest, HttpResponse, Layer, Transport } from "./exchange.js";
 import { parseRetryAfter } from "./headers.js";
 import type { RateLimiters } from "./rate-limiters.js";
 
@@ -35,7 +35,14 @@ export function rateLimitTransport(
   return async (req) => {
     const host = req.url.host;
     await limiters.wait(host, req.signal);
-    const res = await next(req);
+    const pull = isPull(req);
+    if (pull) await limiters.waitPull(host, req.signal);
+    let res: HttpResponse;
+    try {
+      res = await next(req);
+    } finally {
+      if (pull) limiters.pullDone(host);
+    }
     limiters.observeQuota(host, res.headers);
     if (res.status === 429) {
       if (!backedOff.has(host)) {
@@ -47,4 +54,16 @@ export function rateLimitTransport(
     }
     return res;
   };
+}
+
+/**
+ * A manifest GET: what Docker Hub counts as a pull (GET requests on manifest URLs,
+ * `/v2/NAME/manifests/REF`, docs.docker.com/docker-hub/usage/pulls; a `HEAD` is not one,
+ * nor a blob). An index's GET, which Docker Hub does not count, is reckoned as one all the
+ * same: its answer's headers correct the reckoning.
+ */
+function isPull(req: HttpRequest): boolean {
+  if (req.method !== "GET") return false;
+  const path = req.url instanceof URL ? req.url.pathname : req.url.path;
+  return /^\/v2\/.+\/manifests\/[^/]+$/.test(path.split("?")[0] ?? "");
 }

@@ -1,12 +1,16 @@
 /**
  * Per-host rate limiting that adapts (Flux v1's `middleware.RateLimiters`): a token bucket
- * per registry host, halved on a `429`, raised again slowly after a cool-down, paused for
- * `Retry-After`, and slowed as Docker Hub's remaining quota nears zero.
+ * per registry host sized by the host's request budget, halved on a `429`, raised again
+ * slowly after a cool-down, paused for `Retry-After`; and, for hosts that report a pull
+ * quota (Docker Hub), a pull budget that keeps a fifth of it unspent.
  */
 
 import { abortableSleep } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
+import { TooManyRequestsError } from "../errors.js";
+import { type HostBudget, type RequestBudget, RequestBudgets } from "./budgets.js";
 import { type HeaderSource, headerValue } from "./headers.js";
+import { PullBudget, type PullState } from "./pull-budget.js";
 
 /** A `RateLimiters` option that is not a positive number. */
 export class InvalidRateLimitOptionError extends RegscanError {
@@ -30,6 +34,13 @@ export interface RateLimitersOptions {
   rps?: number;
   /** Bucket size: requests allowed at once after a quiet spell (default 125). */
   burst?: number;
+  /**
+   * Budgets per host (`host[:port]` or a `*` pattern; `docker.io` means Docker Hub's API
+   * host), over the defaults for the public registries (`DEFAULT_BUDGETS`) and `rps`/`burst`.
+   */
+  budgets?: Readonly<Record<string, RequestBudget>>;
+  /** The defaults for public registries (default `DEFAULT_BUDGETS`; `{}` for none). */
+  defaultBudgets?: Readonly<Record<string, RequestBudget>>;
   /** The rate never drops under this (default 0.1 requests per second). */
   minRps?: number;
   /** No recovery within this long of the last back-off (default 20 minutes). */
@@ -40,12 +51,14 @@ export interface RateLimitersOptions {
 
 /** A host's state, as `state()` reports it. */
 export interface HostRateState {
-  /** The adaptive rate (requests per second), between `minRps` and `rps`. */
+  /** The host's budget (requests per second and burst) and where it came from. */
+  budget: HostBudget;
+  /** The adaptive rate (requests per second), between `minRps` and the budget's. */
   rate: number;
-  /** The rate after the quota cap, which is what requests actually get. */
+  /** What requests get now (the adaptive rate). */
   effectiveRate: number;
-  /** Cap from Docker Hub's remaining quota, when one applies. */
-  quotaCap: number | undefined;
+  /** The pull budget, once the host has reported a pull quota. */
+  pulls: PullState | undefined;
   /** When the last back-off happened (ms since the epoch). */
   backedOffAt: number | undefined;
   /** No request starts before this (ms since the epoch); 0 when not paused. */
@@ -53,12 +66,37 @@ export interface HostRateState {
 }
 
 interface HostBucket {
+  budget: HostBudget;
   rate: number;
   tokens: number;
   last: number;
   backedOffAt: number | undefined;
-  quotaCap: number | undefined;
   pausedUntil: number;
+  pulls: PullBudget | undefined;
+  /** Requests let through, and the milliseconds they waited for the budget in all. */
+  requests: number;
+  waitedMs: number;
+  /** Requests asked for per second over the last minute (a ring of one-second counts). */
+  demand: number[];
+  demandSecond: number;
+}
+
+/** How a host's demand compares with its budget (`saturation(host)`). */
+export interface HostSaturation {
+  /** Requests per second the host gets now. */
+  rate: number;
+  /** Requests per second asked for over the last minute. */
+  demandRps: number;
+  /** `demandRps / rate`: 1 or more means the budget is the bottleneck. */
+  utilisation: number;
+  /** How long a request asked for now would wait for the budget (milliseconds). */
+  queueDelayMs: number;
+  /** Milliseconds all requests have waited for the budget so far. */
+  waitedMs: number;
+  /** Requests let through so far. */
+  requests: number;
+  /** The budget cannot keep up: requests queue for over a second, or pulls wait for quota. */
+  saturated: boolean;
 }
 
 /** Docker Hub's quota header (`100;w=21600`): a count and, optionally, the window. */
@@ -85,13 +123,17 @@ export function parseDockerHubQuota(
   };
 }
 
-// Below this share of the quota, the host is slowed (more the closer it gets to zero).
-const QUOTA_SLOW_SHARE = 0.2;
 // Pauses only ever extend; a bound keeps a waiter from looping forever on odd clocks.
 const MAX_PAUSE_LOOPS = 1000;
+/** A queue this long (or a pull waiting for quota) means the budget cannot keep up. */
+export const SATURATED_QUEUE_MS = 1000;
+/** The longest a pull waits for quota; longer is a `TooManyRequestsError` with the wait. */
+export const MAX_PULL_WAIT_MS = 60_000;
+const DEMAND_SECONDS = 60;
 
 /**
- * Token buckets per registry host. `wait` before each request; `backOff` on a `429` (the
+ * Token buckets per registry host, each sized by the host's budget. `wait` before each
+ * request (and `waitPull` before a manifest GET, then `pullDone`); `backOff` on a `429` (the
  * transport does it once per client); `recover` after a successful pass (the factory's
  * `succeed`); `pauseUntil` for `Retry-After`; `observeQuota` for Docker Hub's headers.
  */
@@ -100,6 +142,7 @@ export class RateLimiters {
   readonly burst: number;
   readonly minRps: number;
   readonly recoverCooldownMs: number;
+  readonly budgets: RequestBudgets;
   readonly #clock: Clock;
   readonly #hosts = new Map<string, HostBucket>();
 
@@ -109,35 +152,61 @@ export class RateLimiters {
     this.minRps = Math.min(positive(opts.minRps, 0.1, "minRps"), this.rps);
     this.recoverCooldownMs = opts.recoverCooldownMs ?? 20 * 60 * 1000;
     this.#clock = opts.clock ?? systemClock;
+    this.budgets = new RequestBudgets({
+      global: { rps: this.rps, burst: this.burst },
+      ...(opts.budgets ? { configured: opts.budgets } : {}),
+      ...(opts.defaultBudgets ? { defaults: opts.defaultBudgets } : {}),
+    });
   }
 
   #bucket(host: string): HostBucket {
     const key = host.toLowerCase();
     let b = this.#hosts.get(key);
     if (!b) {
+      const budget = this.budgets.for(key);
       b = {
-        rate: this.rps,
-        tokens: this.burst,
+        budget,
+        rate: budget.rps,
+        tokens: budget.burst,
         last: this.#clock.now(),
         backedOffAt: undefined,
-        quotaCap: undefined,
         pausedUntil: 0,
+        pulls: undefined,
+        requests: 0,
+        waitedMs: 0,
+        demand: new Array<number>(DEMAND_SECONDS).fill(0),
+        demandSecond: Math.floor(this.#clock.now() / 1000),
       };
       this.#hosts.set(key, b);
     }
     return b;
   }
 
-  #effective(b: HostBucket): number {
-    return Math.min(b.rate, b.quotaCap ?? Number.POSITIVE_INFINITY);
+  #minRate(b: HostBucket): number {
+    return Math.min(this.minRps, b.budget.rps);
   }
 
   /** Refills the bucket up to now at the rate that applied until now. */
   #advance(b: HostBucket, now: number): void {
     if (now > b.last) {
-      b.tokens = Math.min(this.burst, b.tokens + ((now - b.last) / 1000) * this.#effective(b));
+      b.tokens = Math.min(b.budget.burst, b.tokens + ((now - b.last) / 1000) * b.rate);
       b.last = now;
     }
+  }
+
+  /** Moves the ring of one-second demand counts to `now`, clearing the seconds passed. */
+  #roll(b: HostBucket, now: number): void {
+    const second = Math.floor(now / 1000);
+    const gap = Math.min(DEMAND_SECONDS, second - b.demandSecond);
+    for (let i = 1; i <= gap; i++) b.demand[(b.demandSecond + i) % DEMAND_SECONDS] = 0;
+    if (second > b.demandSecond) b.demandSecond = second;
+  }
+
+  /** Counts one request asked for. */
+  #ask(b: HostBucket, now: number): void {
+    this.#roll(b, now);
+    const i = Math.floor(now / 1000) % DEMAND_SECONDS;
+    b.demand[i] = (b.demand[i] ?? 0) + 1;
   }
 
   /**
@@ -149,8 +218,9 @@ export class RateLimiters {
     const b = this.#bucket(host);
     const now = this.#clock.now();
     this.#advance(b, now);
+    this.#ask(b, now);
     b.tokens -= 1;
-    const tokenDelay = b.tokens < 0 ? (-b.tokens / this.#effective(b)) * 1000 : 0;
+    const tokenDelay = b.tokens < 0 ? (-b.tokens / b.rate) * 1000 : 0;
     const delay = Math.max(tokenDelay, b.pausedUntil - now);
     try {
       if (delay > 0) await this.#clock.sleep(Math.ceil(delay), signal);
@@ -161,9 +231,50 @@ export class RateLimiters {
       }
     } catch (err) {
       this.#advance(b, this.#clock.now());
-      b.tokens = Math.min(this.burst, b.tokens + 1);
+      b.tokens = Math.min(b.budget.burst, b.tokens + 1);
       throw err;
     }
+    b.requests++;
+    b.waitedMs += Math.max(0, this.#clock.now() - now);
+  }
+
+  /**
+   * Before a manifest GET (a pull on Docker Hub; a `HEAD` is not): once the host has reported
+   * a pull quota, waits for the pull budget: paced as the remaining quota nears a fifth of
+   * the limit, and held at that floor until pulls leave the window. A wait over
+   * `MAX_PULL_WAIT_MS` rejects with a `TooManyRequestsError` carrying it instead (no request
+   * is sent). Call `pullDone` when the answer comes (or fails).
+   */
+  async waitPull(host: string, signal?: AbortSignal): Promise<void> {
+    const b = this.#bucket(host);
+    for (let i = 0; i < MAX_PAUSE_LOOPS; i++) {
+      if (signal?.aborted) throw signal.reason;
+      const pulls = b.pulls;
+      if (pulls === undefined) break;
+      const now = this.#clock.now();
+      const { delayMs } = pulls.delay(now);
+      if (delayMs <= 0) {
+        pulls.start(now, b.rate);
+        return;
+      }
+      if (delayMs > MAX_PULL_WAIT_MS) {
+        throw new TooManyRequestsError({
+          host,
+          retryAfterMs: Math.ceil(delayMs),
+          message: `pull budget spent: ${pulls.state(now).remaining} of ${pulls.limit} pulls left, a fifth is kept; next pull in ${Math.ceil(delayMs / 1000)} s`,
+        });
+      }
+      const started = now;
+      await this.#clock.sleep(Math.ceil(delayMs), signal);
+      b.waitedMs += Math.max(0, this.#clock.now() - started);
+    }
+    // No quota known yet: the pull goes; its answer tells the quota.
+    b.pulls?.start(this.#clock.now(), b.rate);
+  }
+
+  /** A pull's answer came (its quota headers, when any, go to `observeQuota` too). */
+  pullDone(host: string): void {
+    this.#hosts.get(host.toLowerCase())?.pulls?.finish();
   }
 
   /** A `429` came: halve the host's rate, never under `minRps`, and start the cool-down. */
@@ -171,21 +282,21 @@ export class RateLimiters {
     const b = this.#bucket(host);
     const now = this.#clock.now();
     this.#advance(b, now);
-    b.rate = Math.max(this.minRps, b.rate / 2);
+    b.rate = Math.max(this.#minRate(b), b.rate / 2);
     b.backedOffAt = now;
   }
 
   /**
-   * A pass over a repository on this host succeeded: raise the rate by 1.5x towards `rps`,
-   * unless the last back-off was less than the cool-down ago.
+   * A pass over a repository on this host succeeded: raise the rate by 1.5x towards the
+   * budget, unless the last back-off was less than the cool-down ago.
    */
   recover(host: string): void {
     const b = this.#hosts.get(host.toLowerCase());
-    if (!b || b.rate >= this.rps) return;
+    if (!b || b.rate >= b.budget.rps) return;
     const now = this.#clock.now();
     if (b.backedOffAt !== undefined && now - b.backedOffAt < this.recoverCooldownMs) return;
     this.#advance(b, now);
-    b.rate = Math.min(this.rps, b.rate * 1.5);
+    b.rate = Math.min(b.budget.rps, b.rate * 1.5);
   }
 
   /** No request to the host starts before `time` (ms since the epoch, or a Date). */
@@ -197,9 +308,8 @@ export class RateLimiters {
 
   /**
    * Docker Hub's quota: either its response headers (`ratelimit-remaining`,
-   * `ratelimit-limit`), or the numbers. Once fewer than a fifth of the quota remain, the
-   * host is capped at a rate that falls with the square of what remains, down to `minRps`
-   * at zero, so regscan slows before the `429`. More remaining lifts the cap again.
+   * `ratelimit-limit`), or the numbers. From the first report on, the host's manifest GETs go
+   * through its pull budget (`waitPull`); nothing else is slowed by it.
    */
   observeQuota(host: string, headers: HeaderSource | undefined): void;
   observeQuota(host: string, remaining: number, limit?: number, windowSeconds?: number): void;
@@ -207,49 +317,101 @@ export class RateLimiters {
     host: string,
     remainingOrHeaders: number | HeaderSource | undefined,
     limit?: number,
-    _windowSeconds?: number,
+    windowSeconds?: number,
   ): void {
     let remaining: number;
     let max: number | undefined;
+    let window: number | undefined;
     if (typeof remainingOrHeaders === "number") {
       remaining = remainingOrHeaders;
       max = limit;
+      window = windowSeconds;
     } else {
       const quota = parseDockerHubQuota(remainingOrHeaders);
       if (!quota) return;
       remaining = quota.remaining;
       max = quota.limit;
+      window = quota.windowSeconds;
     }
     if (!Number.isFinite(remaining) || remaining < 0) return;
+    // Without a limit there is no floor to keep; a limit under what remains is not one.
+    if (max === undefined || !Number.isFinite(max) || max <= 0 || remaining > max) return;
     const b = this.#bucket(host);
-    this.#advance(b, this.#clock.now());
-    // Without a limit, only "nothing left" is known to matter.
-    const threshold =
-      max !== undefined && max > 0 ? Math.max(1, Math.ceil(max * QUOTA_SLOW_SHARE)) : 1;
-    if (remaining >= threshold) {
-      b.quotaCap = undefined;
-      return;
+    const now = this.#clock.now();
+    if (b.pulls === undefined) {
+      // Docker Hub's documented window is six hours when the header leaves it out.
+      b.pulls = new PullBudget(remaining, max, window ?? 21_600);
+    } else b.pulls.observe(remaining, max, window, now);
+  }
+
+  /** The budget of `host`, and where it came from. */
+  budget(host: string): HostBudget {
+    return this.#hosts.get(host.toLowerCase())?.budget ?? this.budgets.for(host);
+  }
+
+  /**
+   * How `host`'s demand compares with its budget: the warmer's signal to stretch its
+   * intervals (and the metrics'). Demand is requests asked for over the last minute.
+   */
+  saturation(host: string): HostSaturation {
+    const b = this.#hosts.get(host.toLowerCase());
+    if (!b) {
+      const budget = this.budgets.for(host);
+      return {
+        rate: budget.rps,
+        demandRps: 0,
+        utilisation: 0,
+        queueDelayMs: 0,
+        waitedMs: 0,
+        requests: 0,
+        saturated: false,
+      };
     }
-    const share = remaining / threshold;
-    b.quotaCap = Math.max(this.minRps, this.rps * share * share);
+    const now = this.#clock.now();
+    this.#advance(b, now);
+    this.#roll(b, now);
+    const demandRps = b.demand.reduce((s, n) => s + n, 0) / DEMAND_SECONDS;
+    const queueDelayMs = Math.max(
+      b.tokens < 0 ? (-b.tokens / b.rate) * 1000 : 0,
+      b.pausedUntil - now,
+      0,
+    );
+    const pullDelay = b.pulls?.delay(now).delayMs ?? 0;
+    return {
+      rate: b.rate,
+      demandRps,
+      utilisation: demandRps / b.rate,
+      queueDelayMs,
+      waitedMs: b.waitedMs,
+      requests: b.requests,
+      saturated: queueDelayMs >= SATURATED_QUEUE_MS || pullDelay >= SATURATED_QUEUE_MS,
+    };
+  }
+
+  /** Every host seen so far (lower case). */
+  hosts(): string[] {
+    return [...this.#hosts.keys()];
   }
 
   /** The host's current state (for tests, logs and metrics). */
   state(host: string): HostRateState {
     const b = this.#hosts.get(host.toLowerCase());
     if (!b) {
+      const budget = this.budgets.for(host);
       return {
-        rate: this.rps,
-        effectiveRate: this.rps,
-        quotaCap: undefined,
+        budget,
+        rate: budget.rps,
+        effectiveRate: budget.rps,
+        pulls: undefined,
         backedOffAt: undefined,
         pausedUntil: 0,
       };
     }
     return {
+      budget: b.budget,
       rate: b.rate,
-      effectiveRate: this.#effective(b),
-      quotaCap: b.quotaCap,
+      effectiveRate: b.rate,
+      pulls: b.pulls?.state(this.#clock.now()),
       backedOffAt: b.backedOffAt,
       pausedUntil: b.pausedUntil,
     };

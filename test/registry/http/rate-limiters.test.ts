@@ -147,30 +147,157 @@ describe("RateLimiters", () => {
     assert.deepEqual(done, [t + 1000]);
   });
 
-  it("slows down as Docker Hub's remaining quota nears zero, and lifts the cap when it grows", () => {
+  it("Docker Hub's quota paces pulls only, never below a fifth of the limit; HEADs and lists are not slowed", async () => {
     const clock = new FakeClock();
-    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
-    const headers = (remaining: number) =>
-      new Headers({
-        "ratelimit-limit": "100;w=21600",
-        "ratelimit-remaining": `${remaining};w=21600`,
-      });
-    limiters.observeQuota(HOST, headers(80));
-    assert.equal(limiters.state(HOST).effectiveRate, 10);
-    limiters.observeQuota(HOST, headers(10));
-    assert.equal(limiters.state(HOST).effectiveRate, 2.5);
-    limiters.observeQuota(HOST, headers(2));
-    assert.ok(limiters.state(HOST).effectiveRate <= 0.1 + 1e-9);
-    limiters.observeQuota(HOST, 0, 100, 21600);
-    assert.equal(limiters.state(HOST).effectiveRate, 0.1);
-    assert.equal(limiters.rate(HOST), 10, "the adaptive rate is untouched");
-    limiters.observeQuota(HOST, {
-      "RateLimit-Remaining": "60;w=21600",
-      "RateLimit-Limit": "100;w=21600",
+    const limiters = new RateLimiters({ rps: 10, burst: 100, clock });
+    const t0 = clock.now();
+    const quota = (remaining: number) =>
+      new Headers({ "ratelimit-limit": "100;w=600", "ratelimit-remaining": `${remaining};w=600` });
+    // Before any report there is no pull budget: a pull goes and its answer tells the quota.
+    await limiters.waitPull(HOST);
+    limiters.pullDone(HOST);
+    limiters.observeQuota(HOST, quota(45));
+    assert.deepEqual(limiters.state(HOST).pulls, {
+      limit: 100,
+      windowSeconds: 600,
+      remaining: 45,
+      floor: 20,
+      inFlight: 0,
     });
-    assert.equal(limiters.state(HOST).effectiveRate, 10);
+    // 45 left, floor 20: 25 pulls may go; the last 20 above the floor (40 -> 20) are paced.
+    const started: number[] = [];
+    const pulls = Array.from({ length: 25 }, async () => {
+      await limiters.waitPull(HOST);
+      started.push(clock.now() - t0);
+      limiters.pullDone(HOST);
+    });
+    await clock.advance(60_000);
+    await Promise.all(pulls);
+    assert.equal(started.length, 25);
+    assert.equal(started.filter((t) => t === 0).length >= 5, true, `${started}`);
+    const gaps = started.slice(1).map((t, i) => t - (started[i] as number));
+    assert.ok((gaps.at(-1) as number) > (gaps[6] as number), `slower near the floor: ${gaps}`);
+    assert.equal(limiters.state(HOST).pulls?.remaining, 20);
+    // At the floor the next pull would wait for the window: refused with the wait, unsent.
+    await assert.rejects(
+      limiters.waitPull(HOST),
+      (err: Error & { code?: string; retryAfterMs?: number }) => {
+        assert.equal(err.code, "TOO_MANY_REQUESTS");
+        assert.ok((err.retryAfterMs ?? 0) > 60_000);
+        assert.match(err.message, /pull budget spent: 20 of 100 pulls left/);
+        return true;
+      },
+    );
+    // Requests that are not pulls are not slowed at all.
+    const before = clock.now();
+    for (let i = 0; i < 10; i++) await limiters.wait(HOST);
+    assert.equal(clock.now(), before);
+    // A HEAD's headers (another client's pulls aged out) lift the reckoning again.
+    limiters.observeQuota(HOST, quota(90));
+    await limiters.waitPull(HOST);
+    limiters.pullDone(HOST);
+    assert.equal(limiters.state(HOST).pulls?.remaining, 89);
+  });
+
+  it("our own pulls leaving the window refill the pull budget (a rolling window)", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 100, burst: 100, clock });
+    limiters.observeQuota(HOST, 10, 10, 10); // 10 pulls per 10 s, floor 2
+    const t0 = clock.now();
+    const started: number[] = [];
+    const pulls = Array.from({ length: 12 }, async () => {
+      await limiters.waitPull(HOST);
+      started.push(clock.now() - t0);
+      limiters.pullDone(HOST);
+    });
+    await clock.advance(30_000);
+    await Promise.all(pulls);
+    // 8 within the first window, then one as each of the first ones leaves it.
+    assert.equal(started.filter((t) => t < 10_000).length, 8, `${started}`);
+    for (const [i, t] of started.slice(8).entries()) {
+      assert.ok(t > (started[i] as number) + 10_000, `pull ${i + 8} at ${t} after ${started[i]}`);
+    }
+    // The reckoning never went under the floor.
+    assert.ok((limiters.state(HOST).pulls?.remaining ?? 0) >= 2);
+  });
+
+  it("without a limit, or with nonsense, no pull budget is made", () => {
+    const limiters = new RateLimiters({ clock: new FakeClock() });
+    limiters.observeQuota(HOST, { "ratelimit-remaining": "3" });
     limiters.observeQuota(HOST, new Headers());
-    assert.equal(limiters.state(HOST).effectiveRate, 10);
+    limiters.observeQuota(HOST, { "ratelimit-remaining": "500;w=1", "ratelimit-limit": "100;w=1" });
+    assert.equal(limiters.state(HOST).pulls, undefined);
+  });
+
+  it("budgets per host: configured, then the public registries' defaults (never above the global), then the global", () => {
+    const limiters = new RateLimiters({
+      rps: 30,
+      burst: 40,
+      budgets: { "docker.io": { rps: 5, burst: 7 }, "*.corp.example": { rps: 2, burst: 3 } },
+      clock: new FakeClock(),
+    });
+    assert.deepEqual(limiters.budget("registry-1.docker.io"), {
+      rps: 5,
+      burst: 7,
+      source: "configured",
+      key: "registry-1.docker.io",
+    });
+    assert.equal(limiters.budget("a.corp.example").rps, 2);
+    assert.equal(limiters.budget("a.b.corp.example").source, "global", "* is one label");
+    assert.deepEqual(limiters.budget("quay.io"), {
+      rps: 3,
+      burst: 10,
+      source: "default",
+      key: "quay.io",
+    });
+    assert.deepEqual(limiters.budget("europe-west1-docker.pkg.dev"), {
+      rps: 30,
+      burst: 40,
+      source: "default",
+      key: "*-docker.pkg.dev",
+    });
+    assert.equal(
+      limiters.budget("123456789012.dkr.ecr.eu-west-1.amazonaws.com").key,
+      "*.dkr.ecr.*.amazonaws.com",
+    );
+    assert.deepEqual(limiters.budget("localhost:5000"), {
+      rps: 30,
+      burst: 40,
+      source: "global",
+      key: undefined,
+    });
+    assert.throws(
+      () => new RateLimiters({ budgets: { "quay.io": { rps: 0, burst: 1 } } }),
+      /registry budget "quay.io": rps must be a positive number/,
+    );
+    assert.throws(() => new RateLimiters({ budgets: { "a b": { rps: 1, burst: 1 } } }), {
+      code: "INVALID_OPTION",
+    });
+  });
+
+  it("a host's bucket is its budget: burst at once, then its rps; saturation reports the queue", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ budgets: { [HOST]: { rps: 4, burst: 2 } }, clock });
+    const t0 = clock.now();
+    const done = startWaits(limiters, clock, 10);
+    await settle();
+    assert.equal(done.length, 2);
+    const s = limiters.saturation(HOST);
+    assert.equal(s.rate, 4);
+    assert.equal(s.queueDelayMs, 2000, "8 queued at 4/s");
+    assert.equal(s.saturated, true);
+    assert.equal(s.demandRps, 10 / 60);
+    await clock.advance(2000);
+    assert.deepEqual(
+      done.map((t) => t - t0),
+      [0, 0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000],
+    );
+    const after = limiters.saturation(HOST);
+    assert.equal(after.saturated, false);
+    assert.equal(after.requests, 10);
+    assert.equal(after.waitedMs, 250 + 500 + 750 + 1000 + 1250 + 1500 + 1750 + 2000);
+    assert.equal(limiters.saturation("other.example").saturated, false);
+    assert.deepEqual(limiters.hosts(), [HOST]);
   });
 
   it("parses Docker Hub's quota headers", () => {
