@@ -103,4 +103,25 @@ describe("webhook receivers in the configuration", () => {
     assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret));
     assert.ok(!r.stdout.includes("dist-secret-0042ab") && !r.stderr.includes("dist-secret-0042ab"));
   });
+
+  test("serve stops at start-up when a receiver's secret cannot be read, naming its source", async () => {
+    const r = await runCli(
+      [
+        "serve",
+        "--image",
+        "localhost:5999/team/app",
+        "--cache",
+        "memory:",
+        "--listen",
+        "127.0.0.1:0",
+        "--webhook",
+        "distribution",
+        "--webhook-secret",
+        "distribution=env:REGSCAN_TEST_UNSET_HOOK",
+      ],
+      { env: { REGSCAN_TEST_UNSET_HOOK: undefined }, timeoutMs: 60_000 },
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /webhook secret env:REGSCAN_TEST_UNSET_HOOK: the variable is not set/);
+  });
 });
