@@ -227,7 +227,7 @@ test("request budgets are metrics: budget, rate, requests, waits, saturation and
     Number(new RegExp(`^${metric}\\{host="${reg.host}"\\} (\\S+)$`, "m").exec(text)?.[1]);
   assert.equal(value("regscan_registry_budget_rps"), 50);
   assert.equal(value("regscan_registry_budget_burst"), 4);
-  assert.equal(value("regscan_registry_rate_rps"), 50);
+  assert.equal(value("regscan_registry_rate_rps"), 50 * 0.99);
   assert.equal(value("regscan_registry_budget_saturated"), 0);
   assert.equal(value("regscan_registry_pull_quota_limit"), 100);
   assert.equal(value("regscan_registry_pull_quota_remaining"), 70);

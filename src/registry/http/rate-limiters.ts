@@ -130,6 +130,17 @@ export const SATURATED_QUEUE_MS = 1000;
 /** The longest a pull waits for quota; longer is a `TooManyRequestsError` with the wait. */
 export const MAX_PULL_WAIT_MS = 60_000;
 const DEMAND_SECONDS = 60;
+/**
+ * A host budget (configured or default) is kept with this much to spare: the registry counts
+ * requests as they arrive, and network jitter can move a request sent just before a window
+ * into it. 1% of a 10 s window is 100 ms of jitter. The global rate is Flux's plain rate.
+ */
+export const BUDGET_MARGIN = 0.01;
+
+/** The top rate of a host's bucket. */
+function topRate(budget: HostBudget): number {
+  return budget.source === "global" ? budget.rps : budget.rps * (1 - BUDGET_MARGIN);
+}
 
 /**
  * Token buckets per registry host, each sized by the host's budget. `wait` before each
@@ -166,7 +177,7 @@ export class RateLimiters {
       const budget = this.budgets.for(key);
       b = {
         budget,
-        rate: budget.rps,
+        rate: topRate(budget),
         tokens: budget.burst,
         last: this.#clock.now(),
         backedOffAt: undefined,
@@ -183,7 +194,7 @@ export class RateLimiters {
   }
 
   #minRate(b: HostBucket): number {
-    return Math.min(this.minRps, b.budget.rps);
+    return Math.min(this.minRps, topRate(b.budget));
   }
 
   /** Refills the bucket up to now at the rate that applied until now. */
@@ -292,11 +303,11 @@ export class RateLimiters {
    */
   recover(host: string): void {
     const b = this.#hosts.get(host.toLowerCase());
-    if (!b || b.rate >= b.budget.rps) return;
+    if (!b || b.rate >= topRate(b.budget)) return;
     const now = this.#clock.now();
     if (b.backedOffAt !== undefined && now - b.backedOffAt < this.recoverCooldownMs) return;
     this.#advance(b, now);
-    b.rate = Math.min(b.budget.rps, b.rate * 1.5);
+    b.rate = Math.min(topRate(b.budget), b.rate * 1.5);
   }
 
   /** No request to the host starts before `time` (ms since the epoch, or a Date). */
@@ -358,7 +369,7 @@ export class RateLimiters {
     if (!b) {
       const budget = this.budgets.for(host);
       return {
-        rate: budget.rps,
+        rate: topRate(budget),
         demandRps: 0,
         utilisation: 0,
         queueDelayMs: 0,
@@ -400,8 +411,8 @@ export class RateLimiters {
       const budget = this.budgets.for(host);
       return {
         budget,
-        rate: budget.rps,
-        effectiveRate: budget.rps,
+        rate: topRate(budget),
+        effectiveRate: topRate(budget),
         pulls: undefined,
         backedOffAt: undefined,
         pausedUntil: 0,
