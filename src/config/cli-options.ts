@@ -14,17 +14,23 @@ export function addConfigOptions(command: Command): Command {
   command.option("-c, --config <file>", "YAML configuration file (see regscan.example.yaml)");
   for (const s of SETTINGS) {
     const repeatable =
-      s.kind === "list" || s.kind === "images" || s.kind === "mirrors" || s.kind === "webhooks";
+      s.kind === "list" ||
+      s.kind === "images" ||
+      s.kind === "mirrors" ||
+      s.kind === "budgets" ||
+      s.kind === "webhooks";
     const valueName =
       s.kind === "images"
         ? "ref"
         : s.kind === "mirrors"
           ? "host=mirror"
-          : s.kind === "duration"
-            ? "duration"
-            : s.kind === "boolean"
-              ? ""
-              : "value";
+          : s.kind === "budgets"
+            ? "host=rps/burst"
+            : s.kind === "duration"
+              ? "duration"
+              : s.kind === "boolean"
+                ? ""
+                : "value";
     const flags = valueName ? `--${s.flag} <${valueName}>` : `--${s.flag}`;
     const option = new Option(flags, `${s.help} [env ${s.env}]`);
     if (repeatable) option.argParser(collect);

@@ -282,6 +282,8 @@ function fromText(
       return splitList(text);
     case "mirrors":
       return parseMirrors(splitList(text), source, setting.path, problems);
+    case "budgets":
+      return parseBudgets(splitList(text), source, setting.path, problems);
     default:
       return text;
   }
@@ -300,6 +302,8 @@ function fromFlag(
       return list.flatMap(splitList);
     case "mirrors":
       return parseMirrors(list.flatMap(splitList), source, setting.path, problems);
+    case "budgets":
+      return parseBudgets(list.flatMap(splitList), source, setting.path, problems);
     case "boolean":
       return typeof given === "boolean"
         ? given
@@ -314,6 +318,33 @@ function splitList(text: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
+}
+
+/** `HOST=RPS[/BURST]` entries (`docker.io=5/10`); the schema checks the numbers. */
+function parseBudgets(
+  entries: string[],
+  source: string,
+  path: string,
+  problems: ConfigProblem[],
+): Record<string, { rps: unknown; burst?: unknown }> | undefined {
+  const out = new Map<string, { rps: unknown; burst?: unknown }>();
+  for (const entry of entries) {
+    const m = /^([^=]+)=([^/]+)(?:\/(.+))?$/.exec(entry);
+    if (m === null) {
+      problems.push({
+        source,
+        path,
+        message: `expected HOST=RPS[/BURST] (e.g. docker.io=5/10), got ${JSON.stringify(entry)}`,
+      });
+      return undefined;
+    }
+    const num = (t: string) => (Number.isFinite(Number(t)) && t.trim() !== "" ? Number(t) : t);
+    out.set(m[1] as string, {
+      rps: num(m[2] as string),
+      ...(m[3] === undefined ? {} : { burst: num(m[3]) }),
+    });
+  }
+  return Object.fromEntries(out);
 }
 
 function parseMirrors(

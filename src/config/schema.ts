@@ -192,6 +192,33 @@ const ecrSchema = z.strictObject({
     .optional(),
 });
 
+/**
+ * Request budgets by registry host (`host[:port]`, or `*` for one DNS label, as in
+ * `*.dkr.ecr.*.amazonaws.com`): requests per second and burst (default: the rate, at least 1).
+ */
+const budgetsSchema = z.preprocess(
+  (value, ctx) => {
+    // As for mirrors: zod's records would drop a `__proto__` key without a word.
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
+      ctx.addIssue({
+        code: "custom",
+        message: 'expected a registry host "host[:port]", not "__proto__"',
+        path: ["__proto__"],
+        input: value,
+      });
+    }
+    return value;
+  },
+  z.record(
+    z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9*.-]+)(?::\d{1,5})?$/, {
+      message: 'expected a registry host "host[:port]" or a pattern like "*.gcr.io"',
+    }),
+    z
+      .strictObject({ rps: z.number().positive(), burst: z.number().int().positive().optional() })
+      .transform((b) => ({ rps: b.rps, burst: b.burst ?? Math.max(1, Math.ceil(b.rps)) })),
+  ),
+);
+
 /** The whole configuration file; every key is optional. */
 export const configSchema = z.strictObject({
   listen: listenAddress.default("127.0.0.1:8080"),
@@ -214,6 +241,7 @@ export const configSchema = z.strictObject({
       insecureHosts: z.array(z.string().min(1)).default([]),
       caFiles: z.array(z.string().min(1)).default([]),
       mirrors: mirrorsSchema.default({}),
+      budgets: budgetsSchema.default({}),
       trace: z.boolean().default(false),
       // Total deadlines (headers and body): of one request, and of a whole tag listing.
       requestTimeout: durationAtLeast(100).default(60_000),

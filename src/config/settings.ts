@@ -13,6 +13,7 @@ export type SettingKind =
   | "duration"
   | "list"
   | "mirrors"
+  | "budgets"
   | "images"
   | "webhooks";
 
@@ -124,6 +125,13 @@ export const SETTINGS: readonly Setting[] = [
     env: "REGSCAN_MIRRORS",
     kind: "mirrors",
     help: "HOST=MIRROR: try MIRROR first for HOST (repeatable)",
+  },
+  {
+    path: "registry.budgets",
+    flag: "registry-budget",
+    env: "REGSCAN_REGISTRY_BUDGETS",
+    kind: "budgets",
+    help: "HOST=RPS[/BURST]: request budget of HOST (repeatable; built-in for docker.io, ghcr.io, ECR, GAR, quay.io)",
   },
   {
     path: "registry.trace",

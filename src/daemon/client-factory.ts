@@ -27,7 +27,11 @@ export function createClientFactory(
 ): DaemonClientFactory {
   const remote = new RemoteClientFactory({
     logger: logger.child({ component: "registry" }),
-    limiters: { rps: config.registry.rps, burst: config.registry.burst },
+    limiters: {
+      rps: config.registry.rps,
+      burst: config.registry.burst,
+      budgets: config.registry.budgets,
+    },
     trace: config.registry.trace,
     insecureHosts: config.registry.insecureHosts,
     caFiles: config.registry.caFiles,
