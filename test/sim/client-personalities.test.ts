@@ -148,3 +148,22 @@ describe("Quay's TOO_MANY_TAGS_REQUESTED", () => {
     }
   });
 });
+
+test("ECR's 405 for n above 1,000 is asked again with n=1000 (a tagPageSize of 5,000)", async () => {
+  const registry = sim.registry("ecr");
+  const repo = hugeRepository(registry);
+  const factory = new RemoteClientFactory({ insecureHosts: [registry.host], tagPageSize: 5000 });
+  try {
+    const { value, requests } = await tagRequests(registry, () =>
+      factory.clientFor(parseImageName(`${registry.host}/${repo}`), Credentials.none()).tags(),
+    );
+    assertExact(value, registry, repo, "tags()");
+    assert.deepEqual(requests.slice(0, 2), [
+      `405 /v2/${repo}/tags/list?n=5000`,
+      `200 /v2/${repo}/tags/list?n=1000`,
+    ]);
+    assert.equal(requests.length, 1 + HUGE / 1000);
+  } finally {
+    await factory.close();
+  }
+});
