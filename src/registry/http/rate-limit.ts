@@ -35,13 +35,12 @@ export function rateLimitTransport(
   return async (req) => {
     const host = req.url.host;
     await limiters.wait(host, req.signal);
-    const pull = isPull(req);
-    if (pull) await limiters.waitPull(host, req.signal);
+    const pull = isPull(req) ? { counted: await limiters.waitPull(host, req.signal) } : undefined;
     let res: HttpResponse;
     try {
       res = await next(req);
     } finally {
-      if (pull) limiters.pullDone(host);
+      if (pull) limiters.pullDone(host, pull.counted);
     }
     limiters.observeQuota(host, res.headers);
     if (res.status === 429) {

@@ -254,38 +254,42 @@ export class RateLimiters {
    * a pull quota, waits for the pull budget: paced as the remaining quota nears a fifth of
    * the limit, and held at that floor until pulls leave the window. A wait over
    * `MAX_PULL_WAIT_MS` rejects with a `TooManyRequestsError` carrying it instead (no request
-   * is sent). Call `pullDone` when the answer comes (or fails).
+   * is sent). Resolves to whether the pull was counted; pass that to `pullDone` when the
+   * answer comes (or fails).
    */
-  async waitPull(host: string, signal?: AbortSignal): Promise<void> {
+  async waitPull(host: string, signal?: AbortSignal): Promise<boolean> {
     const b = this.#bucket(host);
     for (let i = 0; i < MAX_PAUSE_LOOPS; i++) {
       if (signal?.aborted) throw signal.reason;
       const pulls = b.pulls;
-      if (pulls === undefined) break;
+      // No quota known yet: the pull goes uncounted; its answer tells the quota.
+      if (pulls === undefined) return false;
       const now = this.#clock.now();
       const { delayMs } = pulls.delay(now);
       if (delayMs <= 0) {
         pulls.start(now, b.rate);
-        return;
+        return true;
       }
-      if (delayMs > MAX_PULL_WAIT_MS) {
-        throw new TooManyRequestsError({
-          host,
-          retryAfterMs: Math.ceil(delayMs),
-          message: `pull budget spent: ${pulls.state(now).remaining} of ${pulls.limit} pulls left, a fifth is kept; next pull in ${Math.ceil(delayMs / 1000)} s`,
-        });
-      }
-      const started = now;
+      if (delayMs > MAX_PULL_WAIT_MS) throw this.#pullBudgetSpent(host, pulls, now, delayMs);
       await this.#clock.sleep(Math.ceil(delayMs), signal);
-      b.waitedMs += Math.max(0, this.#clock.now() - started);
+      b.waitedMs += Math.max(0, this.#clock.now() - now);
     }
-    // No quota known yet: the pull goes; its answer tells the quota.
-    b.pulls?.start(this.#clock.now(), b.rate);
+    const pulls = b.pulls as PullBudget;
+    const now = this.#clock.now();
+    throw this.#pullBudgetSpent(host, pulls, now, pulls.delay(now).delayMs);
   }
 
-  /** A pull's answer came (its quota headers, when any, go to `observeQuota` too). */
-  pullDone(host: string): void {
-    this.#hosts.get(host.toLowerCase())?.pulls?.finish();
+  #pullBudgetSpent(host: string, pulls: PullBudget, now: number, delayMs: number): Error {
+    return new TooManyRequestsError({
+      host,
+      retryAfterMs: Math.ceil(delayMs),
+      message: `pull budget spent: ${pulls.state(now).remaining} of ${pulls.limit} pulls left, a fifth is kept; next pull in ${Math.ceil(delayMs / 1000)} s`,
+    });
+  }
+
+  /** A pull's answer came, or it failed (`counted`: what `waitPull` returned). */
+  pullDone(host: string, counted = true): void {
+    if (counted) this.#hosts.get(host.toLowerCase())?.pulls?.finish();
   }
 
   /** A `429` came: halve the host's rate, never under `minRps`, and start the cool-down. */

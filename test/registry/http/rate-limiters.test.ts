@@ -155,8 +155,9 @@ describe("RateLimiters", () => {
     const quota = (remaining: number) =>
       new Headers({ "ratelimit-limit": "100;w=600", "ratelimit-remaining": `${remaining};w=600` });
     // Before any report there is no pull budget: a pull goes and its answer tells the quota.
-    await limiters.waitPull(HOST);
-    limiters.pullDone(HOST);
+    const counted = await limiters.waitPull(HOST);
+    assert.equal(counted, false, "no quota known: not counted");
+    limiters.pullDone(HOST, counted);
     limiters.observeQuota(HOST, quota(45));
     assert.deepEqual(limiters.state(HOST).pulls, {
       limit: 100,
