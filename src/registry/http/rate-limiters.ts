@@ -5,7 +5,7 @@
  * quota (Docker Hub), a pull budget that keeps a fifth of it unspent.
  */
 
-import { abortableSleep } from "../../abort.js";
+import { abortableSleep, raceAbort } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { TooManyRequestsError } from "../errors.js";
 import { type HostBudget, type RequestBudget, RequestBudgets } from "./budgets.js";
@@ -73,6 +73,11 @@ interface HostBucket {
   backedOffAt: number | undefined;
   pausedUntil: number;
   pulls: PullBudget | undefined;
+  /**
+   * The first pull to a host whose quota is not known: the others wait for its answer (which
+   * may bring the quota), so that a cold start cannot spend a quota before it is seen.
+   */
+  firstPull: { done: Promise<void>; settle: () => void; settled: boolean } | undefined;
   /** Requests let through, and the milliseconds they waited for the budget in all. */
   requests: number;
   waitedMs: number;
@@ -183,6 +188,7 @@ export class RateLimiters {
         backedOffAt: undefined,
         pausedUntil: 0,
         pulls: undefined,
+        firstPull: undefined,
         requests: 0,
         waitedMs: 0,
         demand: new Array<number>(DEMAND_SECONDS).fill(0),
@@ -262,8 +268,22 @@ export class RateLimiters {
     for (let i = 0; i < MAX_PAUSE_LOOPS; i++) {
       if (signal?.aborted) throw signal.reason;
       const pulls = b.pulls;
-      // No quota known yet: the pull goes uncounted; its answer tells the quota.
-      if (pulls === undefined) return false;
+      if (pulls === undefined) {
+        // No quota known yet: one pull goes, uncounted; its answer tells the quota (or that
+        // there is none), and the others wait for it.
+        const first = b.firstPull;
+        if (first === undefined) {
+          let settle = () => {};
+          const done = new Promise<void>((resolve) => {
+            settle = resolve;
+          });
+          b.firstPull = { done, settle, settled: false };
+          return false;
+        }
+        if (first.settled) return false;
+        await raceAbort(first.done, signal);
+        continue;
+      }
       const now = this.#clock.now();
       const { delayMs } = pulls.delay(now);
       if (delayMs <= 0) {
@@ -289,7 +309,13 @@ export class RateLimiters {
 
   /** A pull's answer came, or it failed (`counted`: what `waitPull` returned). */
   pullDone(host: string, counted = true): void {
-    if (counted) this.#hosts.get(host.toLowerCase())?.pulls?.finish();
+    const b = this.#hosts.get(host.toLowerCase());
+    if (counted) b?.pulls?.finish();
+    const first = b?.firstPull;
+    if (first !== undefined && !first.settled) {
+      first.settled = true;
+      first.settle();
+    }
   }
 
   /** A `429` came: halve the host's rate, never under `minRps`, and start the cool-down. */

@@ -201,6 +201,32 @@ describe("RateLimiters", () => {
     assert.equal(limiters.state(HOST).pulls?.remaining, 89);
   });
 
+  it("before the quota is known one pull goes; the others wait for its answer, then count", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 100, burst: 100, clock });
+    const results: boolean[] = [];
+    const first = await limiters.waitPull(HOST);
+    assert.equal(first, false);
+    const others = Array.from({ length: 4 }, () =>
+      limiters.waitPull(HOST).then((counted) => results.push(counted)),
+    );
+    await settle();
+    assert.deepEqual(results, [], "held until the first answer");
+    limiters.pullDone(HOST, first);
+    limiters.observeQuota(HOST, 50, 100, 21600);
+    await clock.advance(10_000);
+    await Promise.all(others);
+    assert.deepEqual(results, [true, true, true, true]);
+    assert.equal(limiters.state(HOST).pulls?.inFlight, 4);
+    // A host without a quota: after the first answer, pulls go uncounted and unheld.
+    const other = "plain.example";
+    limiters.pullDone(other, await limiters.waitPull(other));
+    assert.deepEqual(await Promise.all([limiters.waitPull(other), limiters.waitPull(other)]), [
+      false,
+      false,
+    ]);
+  });
+
   it("our own pulls leaving the window refill the pull budget (a rolling window)", async () => {
     const clock = new FakeClock();
     const limiters = new RateLimiters({ rps: 100, burst: 100, clock });
