@@ -184,7 +184,16 @@ export {
 export { RemoteClientFactory, type RemoteClientFactoryOptions } from "./registry/factory.js";
 export type { ObservedRequest, ResponseObserver } from "./registry/http/observe.js";
 export {
+  DEFAULT_BUDGETS,
+  type HostBudget,
+  InvalidBudgetError,
+  type RequestBudget,
+} from "./registry/http/budgets.js";
+export type { PullState } from "./registry/http/pull-budget.js";
+export {
   type Clock,
+  type HostRateState,
+  type HostSaturation,
   RateLimiters,
   type RateLimitersOptions,
 } from "./registry/http/rate-limiters.js";
