@@ -47,6 +47,9 @@ import {
   decodeRepositoryRecord,
   decodeTagFailure,
   decodeTagRecord,
+  type InfoDates,
+  infoOver,
+  ownDates,
   type RepositoryRecord,
   type SharedEntry,
   type TagError,
@@ -106,6 +109,11 @@ export class Cache implements Registry {
   readonly #records = new DecodedMemo<RepositoryRecord>(4 * 1024 * 1024);
   /** Each memoised bucket's image records, once all were found. */
   readonly #bucketImages = new WeakMap<RawBucket, (SharedEntry | undefined)[]>();
+  /** Where a memoised record's tags are in the buckets read with it (see `#located`). */
+  readonly #locations = new WeakMap<
+    readonly string[],
+    { buckets: BucketRead[]; where: Int32Array }
+  >();
 
   constructor(opts: CacheOptions) {
     this.#store = opts.store;
@@ -123,7 +131,8 @@ export class Cache implements Registry {
    * `NotCachedError` before the first scan, `CachedFetchError` (with the original code) when
    * no scan ever succeeded, and otherwise returns the last good result even when later
    * scans failed. Images of tags that point at the same digest share their labels and
-   * platforms, which are frozen: copy them before changing them.
+   * platforms, which are frozen, and within one answer their `createdAt` and `lastFetched`
+   * Dates: copy them before changing them.
    */
   async getImageRepositoryMetadata(
     name: ImageName,
@@ -142,7 +151,7 @@ export class Cache implements Registry {
         return decorateRepository(this.#decorators, name, { tags, images });
       }
       const buckets = await readBuckets(this.#store, this.#keys, name, opts, this.#buckets);
-      const where = locate(buckets, tags);
+      const where = this.#located(record as RepositoryRecord, buckets);
       // The images the buckets name (excluded ones are not part of this answer), read once
       // each and resolved per bucket, so that each tag costs an array index, not a lookup.
       const resolved = await resolveBucketImages(
@@ -154,19 +163,42 @@ export class Cache implements Registry {
         opts,
         this.#bucketImages,
       );
+      // One set of Dates per image and answer, shared by its tags (never the held entry's own).
+      const dates: (InfoDates | undefined)[][] = [];
+      for (let b = 0; b < INDEX_BUCKETS; b++) dates.push([]);
       for (let i = 0; i < tags.length; i++) {
         const at = where[i] as number;
         if (at < 0) continue;
         const b = at % INDEX_BUCKETS;
         const raw = buckets[b] as RawBucket;
-        const ref = raw.entries[Math.floor(at / INDEX_BUCKETS) * ENTRY_STRIDE + 1] as number;
+        const ref = raw.entries[((at / INDEX_BUCKETS) | 0) * ENTRY_STRIDE + 1] as number;
         if (ref < 0) continue;
         const entry = (resolved[b] as (SharedEntry | undefined)[])[ref];
+        if (entry === undefined || !("info" in entry)) continue;
+        const row = dates[b] as (InfoDates | undefined)[];
+        let own = row[ref];
+        if (own === undefined) {
+          own = ownDates(entry.info);
+          row[ref] = own;
+        }
         const tag = tags[i] as string;
-        if (entry && "info" in entry) images.set(tag, tagInfo(entry.info, name, tag));
+        images.set(tag, infoOver(entry.info, name.withTag(tag), own));
       }
       return decorateRepository(this.#decorators, name, { tags, images });
     });
+  }
+
+  /**
+   * Where each listed tag is in the index (see {@link locate}), reused while the record and
+   * every bucket are the very objects decoded before (their bytes unchanged).
+   */
+  #located(record: RepositoryRecord, buckets: readonly BucketRead[]): Int32Array {
+    const tags = record.tags as string[];
+    const held = this.#locations.get(tags);
+    if (held?.buckets.every((b, n) => b === buckets[n])) return held.where;
+    const where = locate(buckets, tags);
+    this.#locations.set(tags, { buckets: buckets.slice(), where });
+    return where;
   }
 
   /**

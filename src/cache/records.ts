@@ -313,9 +313,36 @@ function isTwoLineVersion(v: unknown): boolean {
 
 /** The tag's own info over a shared entry: its reference, and Dates nobody else holds. */
 export function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): ImageInfo {
+  return infoOver(shared, name.withTag(tag), ownDates(shared));
+}
+
+/** Fresh copies of a shared entry's Dates (the entry's own are never handed out). */
+export interface InfoDates {
+  createdAt?: Date;
+  lastFetched?: Date;
+}
+
+/** New Date objects for `shared`'s times. */
+export function ownDates(shared: Omit<ImageInfo, "ref">): InfoDates {
+  const dates: InfoDates = {};
+  if (shared.createdAt) dates.createdAt = new Date(shared.createdAt.getTime());
+  if (shared.lastFetched) dates.lastFetched = new Date(shared.lastFetched.getTime());
+  return dates;
+}
+
+/**
+ * An info for `ref` over a shared entry, with `dates` as its times: a repository answer
+ * passes the same dates to every tag of one image, so that a tag costs one object and its
+ * reference.
+ */
+export function infoOver(
+  shared: Omit<ImageInfo, "ref">,
+  ref: ImageInfo["ref"],
+  dates: InfoDates,
+): ImageInfo {
   // Built field by field: a spread of the shared object costs several times as much here.
   const info: ImageInfo = {
-    ref: name.withTag(tag),
+    ref,
     digest: shared.digest,
     mediaType: shared.mediaType,
     labels: shared.labels,
@@ -325,9 +352,9 @@ export function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: st
   if (shared.imageID !== undefined) info.imageID = shared.imageID;
   if (shared.annotations) info.annotations = shared.annotations;
   if (shared.indexAnnotations) info.indexAnnotations = shared.indexAnnotations;
-  if (shared.createdAt) info.createdAt = new Date(shared.createdAt.getTime());
+  if (dates.createdAt) info.createdAt = dates.createdAt;
   if (shared.platform) info.platform = shared.platform;
-  if (shared.lastFetched) info.lastFetched = new Date(shared.lastFetched.getTime());
+  if (dates.lastFetched) info.lastFetched = dates.lastFetched;
   return info;
 }
 
