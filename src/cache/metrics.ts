@@ -52,6 +52,8 @@ export interface WarmerMetrics {
   getsAvoidedByHead: Counter<string>;
   /** Tags the cache holds, by repository, as of each repository's last scan. */
   tagsCached: Gauge<string>;
+  /** Tags not yet in the index, by how they were first asked for (`first`: `head` or `get`). */
+  newTagFetches: Counter<string>;
 }
 
 /** Creates (or finds) the warmer's metrics on `registry`. */
@@ -97,6 +99,17 @@ export function warmerMetrics(registry: Registry = promClient().register): Warme
           name: "regscan_warmer_tags_cached",
           help: "Tags held in the cache, by repository, as of the repository's last scan.",
           labelNames: ["repository"],
+          registers: [registry],
+        }),
+    ),
+    newTagFetches: once(
+      registry,
+      "regscan_warmer_new_tag_fetches_total",
+      () =>
+        new Counter({
+          name: "regscan_warmer_new_tag_fetches_total",
+          help: "Tags not yet cached, by how they were first asked for: head (HEAD, then GET by digest if the image is new) or get (one GET by tag).",
+          labelNames: ["first"],
           registers: [registry],
         }),
     ),

@@ -143,6 +143,18 @@ export class ScanIndex {
     return known;
   }
 
+  /** The top-level digest of each live entry that names an image, one per tag. */
+  *imageDigests(): Generator<string> {
+    const now = this.ctx.now();
+    for (const bucket of this.#buckets) {
+      for (const e of bucket.values()) {
+        if (e.image === undefined || entryExpiresAt(e, MIN_EXPIRY_MS) <= now) continue;
+        const digest = digestOfImageId(e.image);
+        if (digest !== undefined) yield digest;
+      }
+    }
+  }
+
   /** Whether anything waits to be written. */
   get dirty(): boolean {
     return this.#dirty.size > 0;

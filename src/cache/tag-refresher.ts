@@ -20,6 +20,7 @@ import {
   isExcludedImageId,
   isLegacyImageId,
 } from "./index-records.js";
+import type { NewTagFetchPlan } from "./new-tag-fetch.js";
 import { MAX_REFRESH_MS, nextRefreshInterval } from "./refresh-policy.js";
 import type { ScanIndex } from "./scan-index.js";
 import type { WarmContext, WarmJob } from "./warm-pass.js";
@@ -52,6 +53,8 @@ export class TagRefresher {
     private readonly result: RepositoryScanResult,
     private readonly log: Logger,
     private readonly signal: AbortSignal,
+    /** How tags not in the index are asked for (`HEAD` first or one `GET` by tag). */
+    private readonly plan: NewTagFetchPlan,
   ) {
     for (const [digest, id] of known) this.#byDigest.set(digest, Promise.resolve({ id, digest }));
   }
@@ -65,6 +68,11 @@ export class TagRefresher {
   async refresh(due: DueTag): Promise<void> {
     const { tag, entry: known } = due;
     if (artifactTag(tag)) return this.#excludeArtifact(tag);
+    // A tag never seen: one GET by tag may do where HEAD + GET by digest would be two.
+    const fetchTag = this.client.fetchTag?.bind(this.client);
+    if (!known && fetchTag && !this.plan.chooseHeadFirst()) {
+      return this.#refreshNewByGet(tag, fetchTag);
+    }
     const previousId = known?.image;
     const previousDigest = previousId === undefined ? undefined : digestOfImageId(previousId);
     let digest: string | undefined;
@@ -72,6 +80,7 @@ export class TagRefresher {
       const head = await this.client.head(tag, { signal: this.signal });
       if (!head) throw this.#missing(tag, "HEAD");
       digest = head.digest;
+      if (!known) this.plan.observe(digest);
     } catch (error) {
       const code = errorCode(error);
       if (code === MANIFEST_UNKNOWN) throw this.#missing(tag, "HEAD", error);
@@ -115,6 +124,9 @@ export class TagRefresher {
       }
       throw error;
     }
+    if (digest === undefined && !known && image.digest !== undefined) {
+      this.plan.observe(image.digest);
+    }
     digest ??= image.digest;
     const excluded = isExcludedImageId(image.id);
     const intervalMs = nextRefreshInterval(
@@ -131,6 +143,37 @@ export class TagRefresher {
     if (excluded) this.result.excluded++;
     this.ctx.metrics.tagsRefreshed.inc();
     this.#notify(tag, digest, previousDigest, now);
+  }
+
+  /**
+   * A tag not in the index, with one manifest `GET` by tag: its verified digest, then the
+   * rest of its image unless this pass or the index already has that image.
+   */
+  async #refreshNewByGet(tag: string, fetchTag: NonNullable<Client["fetchTag"]>): Promise<void> {
+    let digest: string;
+    let image: StoredImage;
+    try {
+      const fetched = await fetchTag(tag, {
+        signal: this.signal,
+        known: (d) => this.#byDigest.has(d),
+      });
+      digest = fetched.digest;
+      image = fetched.entry
+        ? await this.#storeOnce(fetched.entry, digest)
+        : await this.#fetchDigest(digest);
+    } catch (error) {
+      if (errorCode(error) === MANIFEST_UNKNOWN) throw this.#missing(tag, "GET", error);
+      throw error;
+    }
+    this.plan.observe(digest);
+    const now = this.ctx.now();
+    const excluded = isExcludedImageId(image.id);
+    const intervalMs = nextRefreshInterval({ changed: false, excluded }, this.ctx.refresh);
+    this.#set(tag, { image: image.id, checkedAt: now, intervalMs, deadline: now + intervalMs });
+    this.result.refreshed++;
+    if (excluded) this.result.excluded++;
+    this.ctx.metrics.tagsRefreshed.inc();
+    this.#notify(tag, digest, undefined, now);
   }
 
   /**
@@ -189,6 +232,20 @@ export class TagRefresher {
         .manifest(digest, { signal: this.signal })
         .then((entry) => this.#store(entry, digest));
       // A failed fetch is not remembered: another tag may try again in this pass.
+      pending.catch(() => this.#byDigest.delete(digest));
+      this.#byDigest.set(digest, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Stores an image fetched by tag under its digest, unless another tag of this pass stored
+   * it meanwhile (both asked before either knew): then that one is used, written once.
+   */
+  #storeOnce(entry: ImageEntry, digest: string): Promise<StoredImage> {
+    let pending = this.#byDigest.get(digest);
+    if (!pending) {
+      pending = this.#store(entry, digest);
       pending.catch(() => this.#byDigest.delete(digest));
       this.#byDigest.set(digest, pending);
     }

@@ -5,7 +5,7 @@
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import type { ImageName } from "../image/ref.js";
-import type { ClientFactory } from "../registry/client.js";
+import type { ClientFactory, HostConditions } from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
 import { artifactTag } from "./artifact-tags.js";
 import { forEachBounded } from "./bounded-parallel.js";
@@ -16,6 +16,7 @@ import { decodeRepositoryIndexRecord, encodeRepositoryIndexRecord } from "./inde
 import type { Keys } from "./keys.js";
 import { upgradeFromLegacy } from "./legacy-upgrade.js";
 import type { WarmerMetrics } from "./metrics.js";
+import { type HostSharing, NewTagFetchPlan } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord, type RepositoryRecord } from "./records.js";
 import type { RefreshOptions } from "./refresh-policy.js";
 import { MAX_REFRESH_MS } from "./refresh-policy.js";
@@ -52,6 +53,8 @@ export interface WarmContext {
   writeTimeout: SharedTimeout;
   /** How refresh intervals are spread (jitter). */
   refresh: RefreshOptions;
+  /** How often tags share images, per registry host (for how new tags are fetched). */
+  hostSharing: HostSharing;
 }
 
 /** One repository to scan. */
@@ -343,6 +346,12 @@ async function scanRepository(s: Scan): Promise<void> {
   const total = due.length;
   let done = 0;
   job.onProgress?.({ total, done });
+  const plan = new NewTagFetchPlan({
+    host: job.name.apiHost,
+    pullQuota: () => hostConditions(s)?.pullQuota ?? false,
+    indexDigests: index.imageDigests(),
+    history: ctx.hostSharing,
+  });
   const refresher = new TagRefresher(
     ctx,
     job,
@@ -353,6 +362,7 @@ async function scanRepository(s: Scan): Promise<void> {
     result,
     log,
     signal,
+    plan,
   );
   let flushedAt = performance.now();
   let flushing: Promise<void> | undefined;
@@ -406,6 +416,12 @@ async function scanRepository(s: Scan): Promise<void> {
     signal,
   );
   await flushing;
+  plan.finish();
+  if (plan.getFirst > 0) {
+    result.fetchedByTag = plan.getFirst;
+    ctx.metrics.newTagFetches.inc({ first: "get" }, plan.getFirst);
+  }
+  if (plan.headFirst > 0) ctx.metrics.newTagFetches.inc({ first: "head" }, plan.headFirst);
   const why = stopReason(s);
   if (why === "lease") return endStopped(s, why);
   if (why === "caller") {
@@ -459,6 +475,16 @@ async function keepPreviousTags(
   } catch (e) {
     if (!job.signal.aborted) log.error({ error: summarizeError(e) }, "could not keep stale tags");
     return previous.imagesKeptAt;
+  }
+}
+
+/** What the factory knows of the repository's host; a factory that fails to say is ignored. */
+function hostConditions({ ctx, job, log }: Scan): HostConditions | undefined {
+  try {
+    return ctx.factory.hostConditions?.(job.name);
+  } catch (error) {
+    log.debug({ error: summarizeError(error) }, "could not learn the host's conditions");
+    return undefined;
   }
 }
 

@@ -54,6 +54,11 @@ export interface RepositoryScanResult {
   unchanged: number;
   /** Tags not yet due, left alone. */
   fresh: number;
+  /**
+   * Of the refreshed tags, those not yet in the index fetched with one `GET` by tag instead of
+   * `HEAD` first (chosen when this repository's tags seldom share images; see the README).
+   */
+  fetchedByTag?: number;
   /** Tags whose image is excluded (e.g. no manifest for the wanted platform), artifacts included. */
   excluded: number;
   /**

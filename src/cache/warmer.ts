@@ -19,6 +19,7 @@ import { WarmerRunningError } from "./errors.js";
 import { decodeRepositoryIndexRecord } from "./index-records.js";
 import { Keys } from "./keys.js";
 import { warmerMetrics } from "./metrics.js";
+import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
@@ -130,6 +131,7 @@ export class Warmer {
       finalWriteTimeoutMs: WRITE_TIMEOUT_MS,
       // Every tag write in flight, of every repository scanned at once, listens on it.
       refresh: { jitter: opts.refreshJitter ?? 0 },
+      hostSharing: new HostSharing(),
       writeTimeout: new SharedTimeout(WRITE_TIMEOUT_MS, 1000, burst * this.#concurrency + 16),
     };
   }

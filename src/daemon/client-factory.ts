@@ -45,6 +45,7 @@ export function createClientFactory(
     clientFor: (name: ImageName, creds: Credentials, opts?: ClientOptions): Client =>
       instrumentClient(remote.clientFor(name, creds, opts), clientMetrics),
     succeed: (name: ImageName) => remote.succeed(name),
+    hostConditions: (name: ImageName) => remote.hostConditions(name),
   };
   const factory =
     Object.keys(config.registry.mirrors).length > 0

@@ -15,6 +15,22 @@ export interface ManifestHead {
   size?: number;
 }
 
+/** Options of {@link Client.fetchTag}. */
+export interface FetchTagOptions extends OperationOptions {
+  /**
+   * Called with the digest the tag resolved to, before anything more is fetched: true when
+   * the caller already has that image, so that nothing more is fetched for it.
+   */
+  known?: (digest: string) => boolean;
+}
+
+/** What a `GET` by tag found: the verified digest, and the image unless the caller knew it. */
+export interface FetchedTag {
+  digest: string;
+  /** Absent when `known(digest)` said the caller has the image. */
+  entry?: ImageEntry;
+}
+
 /** Talks to one repository of one registry. */
 export interface Client {
   /** Every tag, in the registry's order, following `Link: rel="next"` to the end. */
@@ -23,6 +39,22 @@ export interface Client {
   manifest(reference: string, opts?: OperationOptions): Promise<ImageEntry>;
   /** The digest behind a tag or digest from a `HEAD`, or `undefined` when it does not exist. */
   head(reference: string, opts?: OperationOptions): Promise<ManifestHead | undefined>;
+  /**
+   * A tag's image with one manifest `GET` by tag in place of `HEAD` then `GET` by digest: the
+   * digest (verified against the bytes), then the platform manifest and config unless
+   * `known(digest)` is true. Optional: without it, `manifest(tag)` does the same work.
+   */
+  fetchTag?(tag: string, opts?: FetchTagOptions): Promise<FetchedTag>;
+}
+
+/** What a factory knows of the registry host behind a repository, for the warmer's choices. */
+export interface HostConditions {
+  /** Manifest `GET`s spend a pull quota the host reported (Docker Hub's `ratelimit-*`); `HEAD`s do not. */
+  pullQuota: boolean;
+  /** The host's request budget cannot keep up with what is asked of it. */
+  saturated: boolean;
+  /** Requests asked for over the rate the budget allows (1 or more: the budget is the bottleneck). */
+  utilisation: number;
 }
 
 /** Per-client choices that override the factory's defaults. */
@@ -36,4 +68,6 @@ export interface ClientFactory {
   clientFor(name: ImageName, creds: Credentials, opts?: ClientOptions): Client;
   /** Tells the rate limiter that a whole pass over `name` succeeded (it may speed up). */
   succeed(name: ImageName): void;
+  /** What is known of `name`'s registry host now (pull quota, budget saturation); optional. */
+  hostConditions?(name: ImageName): HostConditions | undefined;
 }

@@ -9,7 +9,7 @@ import type { Registry as MetricsRegistry } from "prom-client";
 import type { Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import { registerBudgetMetrics } from "./budget-metrics.js";
-import type { Client, ClientFactory, ClientOptions } from "./client.js";
+import type { Client, ClientFactory, ClientOptions, HostConditions } from "./client.js";
 import type { Credentials, HostCredential } from "./credentials/credentials.js";
 import type { ResponseObserver } from "./http/observe.js";
 import { Pipeline } from "./http/pipeline.js";
@@ -184,6 +184,17 @@ export class RemoteClientFactory implements ClientFactory {
   /** A whole pass over `name` went well: its host's rate may rise again (after the cool-down). */
   succeed(name: ImageName): void {
     this.limiters.recover(name.apiHost);
+  }
+
+  /** Whether `name`'s host reported a pull quota, and whether its request budget keeps up. */
+  hostConditions(name: ImageName): HostConditions {
+    const host = name.apiHost;
+    const saturation = this.limiters.saturation(host);
+    return {
+      pullQuota: this.limiters.state(host).pulls !== undefined,
+      saturated: saturation.saturated,
+      utilisation: saturation.utilisation,
+    };
   }
 
   /** Releases pooled connections. */

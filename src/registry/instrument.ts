@@ -175,13 +175,19 @@ export function instrumentClient(client: Client, metrics?: ClientMetrics | PromR
   const m = metrics instanceof ClientMetrics ? metrics : new ClientMetrics(metrics);
   const observe = (kind: string) => (success: boolean, seconds: number) =>
     m.fetchDuration.observe({ [LabelRequestKind]: kind, [LabelSuccess]: String(success) }, seconds);
-  return {
+  const instrumented: Client = {
     tags: (opts) => timed(observe(RequestKindTags), () => client.tags(opts)),
     manifest: (reference, opts) =>
       timed(observe(RequestKindMetadata), () => client.manifest(reference, opts)),
     head: (reference, opts) =>
       timed(observe(RequestKindMetadata), () => client.head(reference, opts)),
   };
+  const fetchTag = client.fetchTag?.bind(client);
+  if (fetchTag) {
+    instrumented.fetchTag = (tag, opts) =>
+      timed(observe(RequestKindMetadata), () => fetchTag(tag, opts));
+  }
+  return instrumented;
 }
 
 /**

@@ -7,7 +7,15 @@
 import type { OperationOptions } from "../abort.js";
 import type { ImageEntry } from "../image/info.js";
 import { ImageName } from "../image/ref.js";
-import type { Client, ClientFactory, ClientOptions, ManifestHead } from "./client.js";
+import type {
+  Client,
+  ClientFactory,
+  ClientOptions,
+  FetchedTag,
+  FetchTagOptions,
+  HostConditions,
+  ManifestHead,
+} from "./client.js";
 import type { Credentials } from "./credentials/credentials.js";
 
 /** Mirror hosts by registry domain, e.g. `{ "docker.io": ["mirror.local:5000"] }`. */
@@ -48,6 +56,10 @@ export class MirroredClientFactory implements ClientFactory {
     return new MirroredClient(name, candidates, this.onFallback);
   }
 
+  hostConditions(name: ImageName): HostConditions | undefined {
+    return this.inner.hostConditions?.(name);
+  }
+
   succeed(name: ImageName): void {
     this.inner.succeed(name);
     for (const host of this.mirrors.get(name.domain) ?? [])
@@ -56,6 +68,9 @@ export class MirroredClientFactory implements ClientFactory {
 }
 
 class MirroredClient implements Client {
+  /** Offered when every candidate offers it (they come from one factory, so all or none). */
+  readonly fetchTag?: (tag: string, opts?: FetchTagOptions) => Promise<FetchedTag>;
+
   constructor(
     private readonly name: ImageName,
     private readonly candidates: Array<{ host: string; client: Client }>,
@@ -64,7 +79,19 @@ class MirroredClient implements Client {
       mirror: string;
       error: unknown;
     }) => void,
-  ) {}
+  ) {
+    if (candidates.every((c) => c.client.fetchTag)) {
+      this.fetchTag = async (tag, opts) => {
+        const fetched = await this.first(
+          (c) => (c.fetchTag as NonNullable<Client["fetchTag"]>)(tag, opts),
+          opts,
+        );
+        if (!fetched.entry?.info) return fetched;
+        const info = { ...fetched.entry.info, ref: this.name.withTag(tag) };
+        return { digest: fetched.digest, entry: { info } };
+      };
+    }
+  }
 
   tags(opts?: OperationOptions): Promise<string[]> {
     return this.first((c) => c.tags(opts), opts);

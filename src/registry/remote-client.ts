@@ -1,12 +1,13 @@
 /**
  * The `Client` that talks to a registry over the Distribution API: tags (every page),
  * manifests to `ImageEntry` (index -> platform manifest -> config blob, every digest
- * verified), and `HEAD` for the digest alone. Manifests and config blobs are kept per
+ * verified), `HEAD` for the digest alone, and a `GET` by tag that stops at the digest when
+ * the caller already has that image. Manifests and config blobs are kept per
  * digest for the client's life, so tags sharing an image fetch it once.
  */
 import type { ImageEntry, Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
-import type { Client, ManifestHead } from "./client.js";
+import type { Client, FetchedTag, FetchTagOptions, ManifestHead } from "./client.js";
 import { computeDigest, isDigest, parseDigest, verifyDigest } from "./digest.js";
 import { DigestMismatchError, type RegistryErrorContext } from "./errors.js";
 import { discard, type HttpResponse, RegistryPath, readBounded } from "./http/exchange.js";
@@ -115,11 +116,25 @@ export class RemoteClient implements Client {
   }
 
   async manifest(reference: string, opts: OperationOptions = {}): Promise<ImageEntry> {
-    const signal = opts.signal;
+    const top = await this.#fetchManifest(reference, opts.signal);
+    return this.#entryFrom(top, reference, opts.signal);
+  }
+
+  async fetchTag(tag: string, opts: FetchTagOptions = {}): Promise<FetchedTag> {
+    const top = await this.#fetchManifest(tag, opts.signal);
+    if (opts.known?.(top.digest)) return { digest: top.digest };
+    return { digest: top.digest, entry: await this.#entryFrom(top, tag, opts.signal) };
+  }
+
+  /** The image behind a fetched top-level manifest: an index's platform manifest, the config. */
+  async #entryFrom(
+    top: FetchedManifest,
+    reference: string,
+    signal: AbortSignal | undefined,
+  ): Promise<ImageEntry> {
     const name = this.#deps.name;
     const ref = isDigest(reference) ? name.withDigest(reference) : name.withTag(reference);
     const wanted = this.#deps.platform;
-    const top = await this.#fetchManifest(reference, signal);
     let inner = top;
     if (top.decoded.kind === "index") {
       const chosen = chooseIndexManifest(top.decoded, wanted);

@@ -1,0 +1,130 @@
+/**
+ * How a scan asks for tags it has never seen: `HEAD` first (a tag on an image already known
+ * then costs no `GET`) or one `GET` by tag (a new image then costs its manifest and config,
+ * not a `HEAD` more). Chosen per repository from how often its tags share images, as seen so
+ * far, and per host from whether a `GET` spends a pull quota. Known tags always go `HEAD` first.
+ */
+
+/**
+ * A manifest `GET` weighs this many `HEAD`s (bytes, and the weight budgets give it). `HEAD`
+ * first costs a request more for a new image and saves a `GET` for a known one, so it pays
+ * when the chance that a new tag's image is known exceeds 1 / GET_WEIGHT.
+ */
+export const GET_WEIGHT = 2;
+
+/**
+ * Tags (in the index or resolved in the scan) needed before a repository's own sharing
+ * decides; below it, the host's sharing fills in, and without that `HEAD` first is kept.
+ */
+export const SHARING_SAMPLE = 32;
+
+/** Docker Hub's API host: its manifest `GET`s are pulls counted against a quota, `HEAD`s not. */
+export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
+
+/** How much of a host's history each new repository scan keeps (older scans fade). */
+const HOST_HISTORY_DECAY = 0.9;
+/** Hosts remembered at most (oldest forgotten first). */
+const MAX_HOSTS = 1000;
+
+/**
+ * Tag sharing per registry host over the last repository scans of one warmer, so that a
+ * repository with too few tags to judge by itself starts from what its host's others showed.
+ * Each scan counts at most {@link SHARING_SAMPLE} tags' worth, so one huge repository does
+ * not speak for every other.
+ */
+export class HostSharing {
+  readonly #hosts = new Map<string, { tags: number; shared: number }>();
+
+  /** The share of tags whose image another tag shares, once the host has shown enough tags. */
+  prior(host: string): number | undefined {
+    const h = this.#hosts.get(host);
+    return h && h.tags >= SHARING_SAMPLE ? h.shared / h.tags : undefined;
+  }
+
+  /** Adds one repository scan's counts. */
+  record(host: string, tags: number, shared: number): void {
+    if (tags <= 0) return;
+    const weight = Math.min(tags, SHARING_SAMPLE) / tags;
+    const h = this.#hosts.get(host) ?? { tags: 0, shared: 0 };
+    this.#hosts.delete(host);
+    this.#hosts.set(host, {
+      tags: h.tags * HOST_HISTORY_DECAY + tags * weight,
+      shared: h.shared * HOST_HISTORY_DECAY + shared * weight,
+    });
+    if (this.#hosts.size > MAX_HOSTS) {
+      const oldest = this.#hosts.keys().next().value;
+      if (oldest !== undefined) this.#hosts.delete(oldest);
+    }
+  }
+}
+
+/** What a repository's plan starts from. */
+export interface NewTagFetchInput {
+  /** The registry's API host (`ImageName.apiHost`). */
+  host: string;
+  /**
+   * Whether the host has reported a pull quota on manifest `GET`s (Docker Hub's `ratelimit-*`
+   * headers); asked at each choice, since the first answers of a scan may tell it.
+   */
+  pullQuota: () => boolean;
+  /** The top-level digest of each tag the index already holds (one per tag). */
+  indexDigests: Iterable<string>;
+  history: HostSharing;
+}
+
+/**
+ * One repository scan's choice for tags not in its index. The chance that a new tag's image
+ * is already known is estimated as the share of tags whose digest another tag shares (the
+ * Good-Turing estimate: digests seen once are the "new image" cases), over the index and
+ * every tag resolved in this scan, so a cold scan learns as it goes.
+ */
+export class NewTagFetchPlan {
+  readonly #input: NewTagFetchInput;
+  readonly #dockerHub: boolean;
+  readonly #digests = new Map<string, number>();
+  #tags = 0;
+  /** Digests seen exactly once. */
+  #single = 0;
+  /** New tags fetched each way in this scan (for the result and metrics). */
+  headFirst = 0;
+  getFirst = 0;
+
+  constructor(input: NewTagFetchInput) {
+    this.#input = input;
+    this.#dockerHub = input.host.toLowerCase() === DOCKER_HUB_API_HOST;
+    for (const digest of input.indexDigests) this.observe(digest);
+  }
+
+  /** Whether the next new tag goes `HEAD` first (true) or with one `GET` by tag (false). */
+  chooseHeadFirst(): boolean {
+    const head = this.#decide();
+    if (head) this.headFirst++;
+    else this.getFirst++;
+    return head;
+  }
+
+  #decide(): boolean {
+    if (this.#dockerHub || this.#input.pullQuota()) return true;
+    const shared = this.#tags - this.#single;
+    const threshold = 1 / GET_WEIGHT;
+    if (this.#tags >= SHARING_SAMPLE) return shared / this.#tags > threshold;
+    const prior = this.#input.history.prior(this.#input.host);
+    // Too little seen to tell: HEAD first never spends a GET on an image already known.
+    if (prior === undefined) return true;
+    return (shared + prior * (SHARING_SAMPLE - this.#tags)) / SHARING_SAMPLE > threshold;
+  }
+
+  /** A new tag resolved to `digest` (by `HEAD` or `GET`). */
+  observe(digest: string): void {
+    const n = (this.#digests.get(digest) ?? 0) + 1;
+    this.#digests.set(digest, n);
+    this.#tags++;
+    if (n === 1) this.#single++;
+    else if (n === 2) this.#single--;
+  }
+
+  /** The scan ended: its sharing becomes part of the host's. */
+  finish(): void {
+    this.#input.history.record(this.#input.host, this.#tags, this.#tags - this.#single);
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * Requests that cost what they must (issue 13): tags never seen are fetched with one GET by
+ * tag when a repository's tags seldom share images, HEAD first when they often do or when a
+ * GET spends a pull quota. The plan alone, then the Warmer against the real registry
+ * (requests counted by the recording proxy) and against the simulator's Docker Hub.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Registry as MetricsRegistry } from "prom-client";
+import type { SimRegistry } from "../../bench/sim/registry-server.js";
+import { Simulator } from "../../bench/sim/simulator.js";
+import { Cache } from "../../src/cache/cache.js";
+import {
+  DOCKER_HUB_API_HOST,
+  HostSharing,
+  NewTagFetchPlan,
+  SHARING_SAMPLE,
+} from "../../src/cache/new-tag-fetch.js";
+import { MemoryStore } from "../../src/cache/stores/memory.js";
+import { Warmer } from "../../src/cache/warmer.js";
+import { type ImageName, parseImageName } from "../../src/image/ref.js";
+import { RemoteClientFactory } from "../../src/registry/factory.js";
+import { ImageBuilder, type PushedImage, type PushedIndex } from "../support/image-builder.js";
+import { type RecordedRequest, type RegistryHandle, startRegistry } from "../support/registry.js";
+
+const digest = (i: number) => `sha256:${i.toString(16).padStart(64, "0")}`;
+
+function plan(opts: { host?: string; quota?: boolean; index?: string[]; history?: HostSharing }) {
+  return new NewTagFetchPlan({
+    host: opts.host ?? "registry.example",
+    pullQuota: () => opts.quota ?? false,
+    indexDigests: opts.index ?? [],
+    history: opts.history ?? new HostSharing(),
+  });
+}
+
+describe("NewTagFetchPlan", () => {
+  it("keeps HEAD first until enough is seen, then follows the repository's sharing", () => {
+    const distinct = plan({});
+    for (let i = 0; i < SHARING_SAMPLE; i++) {
+      assert.equal(distinct.chooseHeadFirst(), true, `tag ${i}: too little seen`);
+      distinct.observe(digest(i));
+    }
+    assert.equal(distinct.chooseHeadFirst(), false, "every image its own: one GET by tag");
+
+    const shared = plan({});
+    for (let i = 0; i < SHARING_SAMPLE; i++) shared.observe(digest(i % 4));
+    assert.equal(shared.chooseHeadFirst(), true, "eight tags per image: HEAD first");
+    assert.deepEqual([shared.headFirst, shared.getFirst], [1, 0]);
+  });
+
+  it("counts the index: more than half of the cached tags sharing an image keeps HEAD first", () => {
+    const half = Array.from({ length: 40 }, (_, i) => digest(i < 20 ? i : 100 + (i % 10)));
+    // 20 tags alone, 20 sharing with another: exactly half is not more than half.
+    assert.equal(plan({ index: half }).chooseHeadFirst(), false);
+    const more = [...half, digest(100)];
+    assert.equal(plan({ index: more }).chooseHeadFirst(), true);
+  });
+
+  it("always HEAD first where a GET spends a pull quota", () => {
+    const index = Array.from({ length: 100 }, (_, i) => digest(i));
+    assert.equal(plan({ index }).chooseHeadFirst(), false);
+    assert.equal(plan({ index, quota: true }).chooseHeadFirst(), true, "quota reported");
+    assert.equal(plan({ index, host: DOCKER_HUB_API_HOST }).chooseHeadFirst(), true, "Docker Hub");
+  });
+
+  it("starts a small repository from its host's sharing", () => {
+    const history = new HostSharing();
+    assert.equal(plan({ history }).chooseHeadFirst(), true, "nothing known of the host");
+    const done = plan({ history });
+    for (let i = 0; i < 40; i++) done.observe(digest(i));
+    done.finish();
+    const next = plan({ history, index: [digest(1000)] });
+    assert.equal(next.chooseHeadFirst(), false, "the host's repositories share nothing");
+    assert.equal(plan({ history, host: "other.example" }).chooseHeadFirst(), true, "per host");
+
+    const sharing = new HostSharing();
+    sharing.record("registry.example", 40, 40);
+    assert.equal(plan({ history: sharing }).chooseHeadFirst(), true);
+    // A huge repository counts as one sample, not as thousands of tags.
+    sharing.record("registry.example", 100_000, 0);
+    assert.equal(plan({ history: sharing }).chooseHeadFirst(), false);
+    sharing.record("registry.example", 40, 40);
+    assert.equal(plan({ history: sharing }).chooseHeadFirst(), true);
+  });
+});
+
+function count(requests: RecordedRequest[]) {
+  const c = { tagLists: 0, heads: 0, manifestGets: 0, blobGets: 0, other: 0 };
+  for (const r of requests) {
+    if (r.method === "GET" && r.path.endsWith("/tags/list")) c.tagLists++;
+    else if (r.method === "HEAD" && r.path.includes("/manifests/")) c.heads++;
+    else if (r.method === "GET" && r.path.includes("/manifests/")) c.manifestGets++;
+    else if (r.method === "GET" && r.path.includes("/blobs/")) c.blobGets++;
+    else c.other++;
+  }
+  return c;
+}
+
+describe("Warmer: the cost of tags never seen, on the real registry", () => {
+  const N = 80;
+  const BURST = 8;
+  let registry: RegistryHandle;
+  let builder: ImageBuilder;
+  let distinctRepo: ImageName;
+  let sharedRepo: ImageName;
+  const images: PushedImage[] = [];
+  let multi: PushedIndex;
+
+  before(async () => {
+    registry = await startRegistry();
+    builder = new ImageBuilder(registry);
+    distinctRepo = parseImageName(`${registry.host}/fetch/distinct`);
+    sharedRepo = parseImageName(`${registry.host}/fetch/shared`);
+    for (let i = 0; i < N; i++) {
+      const tag = `d${String(i).padStart(3, "0")}`;
+      images.push(
+        await builder.pushImage("fetch/distinct", tag, {
+          seed: `distinct-${i}`,
+          format: i % 2 ? "oci" : "docker",
+          labels: { n: String(i) },
+        }),
+      );
+    }
+    // Listed last, so fetched after the sample: an index by tag is GET index, platform, config.
+    multi = await builder.pushIndex("fetch/distinct", "x-multi", { seed: "distinct-index" });
+    const shared: PushedImage[] = [];
+    for (let i = 0; i < 4; i++) {
+      shared.push(await builder.pushImage("fetch/shared", undefined, { seed: `shared-${i}` }));
+    }
+    for (let i = 0; i < 4; i++) {
+      const tags = Array.from(
+        { length: N / 4 },
+        (_, j) => `s${String(j * 4 + i).padStart(3, "0")}`,
+      );
+      await builder.tagMany("fetch/shared", tags, shared[i] as PushedImage);
+    }
+  });
+
+  after(async () => {
+    await builder?.close();
+    await registry?.stop();
+  });
+
+  const setup = () => {
+    const store = new MemoryStore();
+    const factory = new RemoteClientFactory({
+      insecureHosts: [registry.host],
+      limiters: { rps: 100_000, burst: 1000 },
+    });
+    const metricsRegistry = new MetricsRegistry();
+    const warmer = new Warmer({ store, factory, burst: BURST, metricsRegistry });
+    const cache = new Cache({ store, metricsRegistry });
+    return { store, factory, warmer, cache, metricsRegistry };
+  };
+
+  it("a cold scan of tags over distinct images costs two requests per tag, plus the sample", async (t) => {
+    const { factory, warmer, cache, metricsRegistry } = setup();
+    try {
+      registry.resetRequests();
+      const [r] = await warmer.scan([{ name: distinctRepo }]);
+      assert.equal(r?.outcome, "scanned");
+      assert.equal(r?.refreshed, N + 1);
+      assert.equal(r?.errors, 0);
+      const c = count(registry.requests());
+      const tags = N + 1;
+      // Every image (and the index's platform manifest) is fetched exactly once.
+      assert.equal(c.manifestGets, N + 2, JSON.stringify(c));
+      assert.equal(c.blobGets, N + 1, JSON.stringify(c));
+      // HEAD first only while the sample is taken (and the tags in flight meanwhile).
+      assert.ok(c.heads <= SHARING_SAMPLE + BURST, JSON.stringify(c));
+      const total = c.tagLists + c.heads + c.manifestGets + c.blobGets + c.other;
+      t.diagnostic(
+        `cold, ${tags} tags over distinct images: ${total} requests ${JSON.stringify(c)}`,
+      );
+      assert.ok(
+        total <= 2 * tags + 1 + SHARING_SAMPLE + BURST,
+        `${total} requests: ${JSON.stringify(c)}`,
+      );
+      assert.equal(r?.fetchedByTag, tags - c.heads);
+      assert.ok((r?.fetchedByTag ?? 0) >= tags - SHARING_SAMPLE - BURST);
+      const metrics = await metricsRegistry.getSingleMetricAsString(
+        "regscan_warmer_new_tag_fetches_total",
+      );
+      assert.match(metrics, new RegExp(`first="get"\\} ${r?.fetchedByTag}\\b`));
+
+      // What was cached by one GET is what was pushed: digest and labels.
+      const md = await cache.getImageRepositoryMetadata(distinctRepo);
+      assert.equal(md.images.size, tags);
+      for (const [i, image] of images.entries()) {
+        const info = md.images.get(`d${String(i).padStart(3, "0")}`);
+        assert.equal(info?.digest, image.digest);
+        assert.equal(info?.labels.n, String(i));
+      }
+      const index = md.images.get("x-multi");
+      assert.equal(index?.digest, multi.digest);
+      assert.equal(index?.platforms.length, multi.images.length);
+
+      // New tags on images already cached: one GET by tag each, nothing more.
+      await builder.tag("fetch/distinct", "y-alias-1", images[1] as PushedImage);
+      await builder.tag("fetch/distinct", "y-alias-2", images[2] as PushedImage);
+      await builder.tag("fetch/distinct", "y-alias-3", multi);
+      registry.resetRequests();
+      const [again] = await warmer.scan([{ name: distinctRepo }]);
+      assert.deepEqual(again?.newTags.sort(), ["y-alias-1", "y-alias-2", "y-alias-3"]);
+      assert.equal(again?.fetchedByTag, 3);
+      const c2 = count(registry.requests());
+      assert.deepEqual(
+        [c2.tagLists, c2.heads, c2.manifestGets, c2.blobGets],
+        [1, 0, 3, 0],
+        JSON.stringify(c2),
+      );
+      assert.equal(
+        (await cache.getImage(distinctRepo.withTag("y-alias-2"))).digest,
+        images[2]?.digest,
+      );
+      assert.equal((await cache.getImage(distinctRepo.withTag("y-alias-3"))).digest, multi.digest);
+
+      // The digest a GET by tag names is checked against the bytes: a lie is the tag's error.
+      const [named, sent] = [images[5], images[6]] as [PushedImage, PushedImage];
+      await builder.tag("fetch/distinct", "z-lie", named);
+      registry.setFault((req) =>
+        req.method === "GET" && req.path === "/v2/fetch/distinct/manifests/z-lie"
+          ? {
+              status: 200,
+              headers: { "content-type": sent.mediaType, "docker-content-digest": named.digest },
+              body: sent.manifest,
+            }
+          : undefined,
+      );
+      try {
+        const [lied] = await warmer.scan([{ name: distinctRepo }]);
+        assert.equal(lied?.errors, 1);
+        assert.equal(lied?.error?.code, "DIGEST_MISMATCH");
+      } finally {
+        registry.setFault(undefined);
+      }
+      await assert.rejects(cache.getImage(distinctRepo.withTag("z-lie")), {
+        lastErrorCode: "DIGEST_MISMATCH",
+      });
+    } finally {
+      await factory.close();
+    }
+  });
+
+  it("a cold scan of tags over few images keeps HEAD first: one GET per image", async () => {
+    const { factory, warmer, cache } = setup();
+    try {
+      registry.resetRequests();
+      const [r] = await warmer.scan([{ name: sharedRepo }]);
+      assert.equal(r?.refreshed, N);
+      assert.equal(r?.fetchedByTag, undefined);
+      const c = count(registry.requests());
+      assert.deepEqual(
+        [c.tagLists, c.heads, c.manifestGets, c.blobGets],
+        [1, N, 4, 4],
+        JSON.stringify(c),
+      );
+      assert.equal((await cache.getImageRepositoryMetadata(sharedRepo)).images.size, N);
+    } finally {
+      await factory.close();
+    }
+  });
+});
+
+describe("Warmer: the cost of tags never seen, on a simulated Docker Hub", () => {
+  let sim: Simulator;
+  let hub: SimRegistry;
+  let dist: SimRegistry;
+  const fleet = { seed: "fetch", repositories: 30, tags: 3000 };
+  // 367 tags over 366 images (`latest` shares one).
+  const REPO = "org-19/app-19";
+
+  before(async () => {
+    sim = await Simulator.start({
+      registries: [
+        {
+          name: "hub",
+          personality: "dockerhub",
+          fleet,
+          pullQuota: { limit: 100_000, windowSeconds: 3600 },
+        },
+        { name: "dist", personality: "distribution3", fleet },
+      ],
+    });
+    hub = sim.registry("hub");
+    dist = sim.registry("dist");
+  });
+
+  after(async () => {
+    await sim?.stop();
+  });
+
+  async function scan(reg: SimRegistry) {
+    const kinds = new Map<string, number>();
+    const stop = reg.onRequest((r) => kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1));
+    const factory = new RemoteClientFactory({
+      insecureHosts: [reg.host],
+      limiters: { rps: 100_000, burst: 1000 },
+    });
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      burst: 8,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    try {
+      const [r] = await warmer.scan([{ name: parseImageName(`${reg.host}/${REPO}`) }]);
+      return { r, kinds };
+    } finally {
+      stop();
+      await factory.close();
+    }
+  }
+
+  it("GETs spend Docker Hub's pull quota: every new tag goes HEAD first there, not elsewhere", async (t) => {
+    const truth = hub.content.truth(REPO);
+    const distinct = new Set(truth.map((t) => t.digest)).size;
+    assert.ok(distinct >= truth.length - 1, "tags over distinct images");
+
+    const onHub = await scan(hub);
+    assert.equal(onHub.r?.outcome, "scanned");
+    assert.equal(onHub.r?.refreshed, truth.length);
+    assert.equal(onHub.r?.fetchedByTag, undefined, "no GET by tag on Docker Hub");
+    assert.equal(onHub.kinds.get("manifestHead"), truth.length);
+
+    const elsewhere = await scan(dist);
+    assert.equal(elsewhere.r?.refreshed, truth.length);
+    const heads = elsewhere.kinds.get("manifestHead") ?? 0;
+    assert.ok(heads <= SHARING_SAMPLE + 8, `${heads} HEADs`);
+    // The same content costs fewer pulls on the quota's side only by HEADs, never more GETs.
+    t.diagnostic(
+      `hub ${JSON.stringify([...onHub.kinds])}, elsewhere ${JSON.stringify([...elsewhere.kinds])}`,
+    );
+    const hubGets = onHub.kinds.get("manifestGet") ?? 0;
+    const distGets = elsewhere.kinds.get("manifestGet") ?? 0;
+    assert.ok(hubGets <= distGets, `${hubGets} manifest GETs on the hub, ${distGets} elsewhere`);
+  });
+});
