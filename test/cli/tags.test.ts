@@ -54,6 +54,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** `text` as a regular expression that matches it literally. */
+const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 function registry(mode: RegistryMode): RegistryHandle {
   const reg = registries.get(mode);
   if (!reg) throw new Error(`no ${mode} registry`);
@@ -106,37 +109,50 @@ for (const mode of modes) {
 }
 
 describe("regscan tags failures", () => {
-  test("a repository that does not exist: exit 1, one line on stderr, no stack", async () => {
-    const reg = registry("anonymous");
-    const r = await runCliInProcess([
-      "tags",
-      `${reg.host}/nothing/here`,
-      "--insecure-host",
-      reg.host,
-      "--docker-config",
-      dockerConfig(reg),
-    ]);
-    assert.equal(r.code, 1);
-    assert.equal(r.stdout, "");
-    assert.match(r.stderr, /^regscan: repository name unknown: .*nothing\/here.*\n$/);
-  });
+  for (const mode of modes) {
+    test(`a repository that does not exist (${mode}): exit 1, one line on stderr, no stack`, async () => {
+      const reg = registry(mode);
+      const r = await runCliInProcess([
+        "tags",
+        `${reg.host}/nothing/here`,
+        "--insecure-host",
+        reg.host,
+        "--docker-config",
+        dockerConfig(reg),
+      ]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, "");
+      // The same code in every auth mode: credentials (or none) do not hide a missing name.
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^regscan: repository name unknown: ${literally(reg.host)}/nothing/here \\(HTTP 404; NAME_UNKNOWN: [^\n]*\\)\n$`,
+        ),
+      );
+    });
+  }
 
-  test("credentials refused: exit 1 naming the host", async () => {
-    const reg = registry("htpasswd");
-    const r = await runCliInProcess([
-      "tags",
-      `${reg.host}/few`,
-      "--insecure-host",
-      reg.host,
-      "--docker-config",
-      dockerConfig(registry("anonymous")),
-    ]);
-    assert.equal(r.code, 1);
-    assert.match(
-      r.stderr,
-      new RegExp(`^regscan: unauthorized: ${reg.host.replace(/\./g, "\\.")}.*\\n$`),
-    );
-  });
+  for (const mode of ["htpasswd", "token"] as const) {
+    test(`credentials refused (${mode}): exit 1 naming the host and UNAUTHORIZED`, async () => {
+      const reg = registry(mode);
+      const r = await runCliInProcess([
+        "tags",
+        `${reg.host}/few`,
+        "--insecure-host",
+        reg.host,
+        "--docker-config",
+        dockerConfig(registry("anonymous")),
+      ]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, "");
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^regscan: unauthorized: ${literally(reg.host)}/few \\(HTTP 401; UNAUTHORIZED: [^\n]*\\)\n$`,
+        ),
+      );
+    });
+  }
 
   test("a host not listed as insecure is not spoken to over plain HTTP", async () => {
     const reg = registry("anonymous");

@@ -20,6 +20,7 @@ import { reapStaleTempDirs } from "../support/processes.js";
 import { type RegistryHandle, readCa, startRegistry } from "../support/registry.js";
 import { authHeaders, basicAuth, writeDockerConfig } from "../support/registry-auth.js";
 import { skopeoInspectRaw, skopeoListTags } from "../support/skopeo.js";
+import { waitFor } from "../support/wait-for.js";
 
 const MODES = ["anonymous", "htpasswd", "token"] as const;
 
@@ -432,12 +433,10 @@ test("processes and temp dirs are gone after the test process dies of an error",
   assert.ok(pids.length >= 1);
   assert.equal(existsSync(dir), false, "storage dir removed");
   for (const pid of pids) {
-    let alive = true;
-    for (let i = 0; i < 40 && alive; i++) {
-      alive = existsSync(`/proc/${pid}`) && !isZombie(pid);
-      if (alive) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(alive, false, `child ${pid} still running`);
+    await waitFor(() => !existsSync(`/proc/${pid}`) || isZombie(pid), {
+      what: `child ${pid} to stop running`,
+      timeoutMs: 2000,
+    });
   }
 });
 
@@ -470,12 +469,10 @@ test("a test process killed with SIGKILL leaves no server running, and its dirs 
   child.kill("SIGKILL");
   await new Promise((resolve) => child.on("close", resolve));
   for (const pid of pids) {
-    let alive = true;
-    for (let i = 0; i < 40 && alive; i++) {
-      alive = existsSync(`/proc/${pid}`) && !isZombie(pid);
-      if (alive) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(alive, false, `child ${pid} still running`);
+    await waitFor(() => !existsSync(`/proc/${pid}`) || isZombie(pid), {
+      what: `child ${pid} to stop running`,
+      timeoutMs: 2000,
+    });
   }
   assert.equal(existsSync(dir), true, "a SIGKILLed process cannot clean up itself");
   reapStaleTempDirs();

@@ -13,6 +13,7 @@ import { everyPersonality } from "../../bench/sim/fleets.js";
 import { PERSONALITY_NAMES, type PersonalityName } from "../../bench/sim/personalities.js";
 import type { SimRegistry } from "../../bench/sim/registry-server.js";
 import { Simulator } from "../../bench/sim/simulator.js";
+import { waitFor } from "../support/wait-for.js";
 import { parseChallenge, SimReader, sha256 } from "./sim-client.js";
 
 const HUGE = 25_000;
@@ -471,9 +472,10 @@ describe("churn", () => {
         seed: "c1",
         webhook: { url: `http://127.0.0.1:${port}/hook`, token: "hook-secret" },
       });
-      const deadline = Date.now() + 10_000;
-      while (churn.changes.length < 20 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => churn.changes.length >= 20, {
+        what: "20 changes from the churn",
+        timeoutMs: 10_000,
+      });
       await churnSim.stopChurn();
       const changes = [...churn.changes];
       assert.ok(changes.length >= 20, `${changes.length} changes`);
