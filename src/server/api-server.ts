@@ -17,8 +17,14 @@ import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
 import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
-import { imageJson, repositoryJsonText, statusJson } from "./json-forms.js";
-import { RepositoryJsonCache } from "./repository-json-cache.js";
+import {
+  imageJson,
+  layoutRepositoryJson,
+  type RepositoryJsonLayout,
+  repositoryJsonBuffer,
+  statusJson,
+} from "./json-forms.js";
+import { type RepositoryAnswer, RepositoryJsonCache } from "./repository-json-cache.js";
 import { matchRoute } from "./routes.js";
 import type { WarmerControl } from "./warmer-control.js";
 import type { WebhookEndpoint } from "./webhook-endpoint.js";
@@ -329,7 +335,10 @@ export class ApiServer {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
         const name = await this.watchedName(match.rest);
-        await sendLargeBody(res, await this.repositoryBody(name, res));
+        const answer = await this.repositoryBody(name, res);
+        if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
+        // Too large to hold: written as it is produced, a bounded number at once.
+        else await this.heavy.run(() => sendLayout(res, answer), abortOnClose(res));
         break;
       }
       case "webhook":
@@ -390,9 +399,10 @@ export class ApiServer {
 
   /**
    * A repository's JSON: from the body cache when the stored record still has the version
-   * the body was built from, else built (a bounded number at once) and kept.
+   * the body was built from, else built (a bounded number at once) and kept. A body over
+   * the cache's bound is never held whole: its layout is returned, to be written out.
    */
-  private async repositoryBody(name: ImageName, res: ServerResponse): Promise<Buffer> {
+  private async repositoryBody(name: ImageName, res: ServerResponse): Promise<RepositoryAnswer> {
     const key = name.toString();
     const clientGone = abortOnClose(res);
     const readVersion = this.opts.repositoryVersion;
@@ -412,7 +422,10 @@ export class ApiServer {
           () => this.opts.registry.getImageRepositoryMetadata(name, { signal }),
           key,
         );
-        return repositoryJsonText(key, meta);
+        const layout = await layoutRepositoryJson(key, meta);
+        return layout.byteLength <= this.repositoryBodies.maxBytes
+          ? repositoryJsonBuffer(layout)
+          : layout;
       }, signal);
     if (version === undefined) return build(clientGone);
     // A build shared by several clients must not stop when the first of them leaves.
@@ -558,19 +571,51 @@ async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
     return;
   }
   for (let at = 0; at < body.length && !res.destroyed; at += LARGE_BODY_SLICE) {
-    if (!res.write(body.subarray(at, at + LARGE_BODY_SLICE))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off("drain", done);
-          res.off("close", done);
-          resolve();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-      });
+    if (!res.write(body.subarray(at, at + LARGE_BODY_SLICE))) await drained(res);
+  }
+  res.end();
+}
+
+/**
+ * Writes a repository answer from its layout, slice by slice as the text is produced, each
+ * slice only once the socket took the previous ones (its `drain`): the body is never held.
+ */
+async function sendLayout(res: ServerResponse, layout: RepositoryJsonLayout): Promise<void> {
+  res.writeHead(200, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": layout.byteLength,
+    "cache-control": "no-store",
+  });
+  if (res.req.method === "HEAD") {
+    res.end();
+    return;
+  }
+  let turn = performance.now();
+  for (const slice of layout.slices(LARGE_BODY_SLICE)) {
+    if (res.destroyed) break;
+    if (!res.write(slice)) {
+      await drained(res);
+      turn = performance.now();
+    } else if (performance.now() - turn > 4) {
+      // A fast reader never makes the socket push back: give other requests a turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      turn = performance.now();
     }
   }
   res.end();
+}
+
+/** Resolves once `res` can take more (or is closed). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
 
 function methodNotAllowed(method: string, allow: string): ApiError {

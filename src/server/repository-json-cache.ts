@@ -2,20 +2,33 @@
  * The last few repositories' JSON answers, each kept with the version of the repository
  * record it was built from: the warmer rewrites that record after every scan, so a new
  * version means the answer must be rebuilt, and until then every reader gets the same
- * bytes. Concurrent misses for one repository share one build.
+ * bytes. Concurrent misses for one repository share one build. An answer is its whole
+ * body, or, for a body too large to hold, its layout (written out slice by slice).
  */
+import type { RepositoryJsonLayout } from "./json-forms.js";
+
+/** A repository's answer: the body itself, or the layout it is written from. */
+export type RepositoryAnswer = Buffer | RepositoryJsonLayout;
+
+/** Bytes an answer keeps alive. */
+export function answerBytes(answer: RepositoryAnswer): number {
+  return Buffer.isBuffer(answer) ? answer.length : answer.retainedBytes;
+}
 
 /** A built answer and the record version it belongs to. */
 interface Entry {
   version: string;
-  body: Buffer;
+  body: RepositoryAnswer;
   builtAt: number;
 }
 
 /** A bounded, version-checked cache of response bodies. */
 export class RepositoryJsonCache {
   private readonly entries = new Map<string, Entry>();
-  private readonly building = new Map<string, { version: string; body: Promise<Buffer> }>();
+  private readonly building = new Map<
+    string,
+    { version: string; body: Promise<RepositoryAnswer> }
+  >();
   private readonly versions = new Map<
     string,
     { at: number; version: Promise<string | undefined> }
@@ -24,13 +37,13 @@ export class RepositoryJsonCache {
 
   /**
    * @param maxEntries most repositories kept
-   * @param maxBytes most bytes kept together (a body larger than this is not kept)
+   * @param maxBytes most bytes kept together (an answer larger than this is not kept)
    * @param maxAgeMs how long a body is served at most, even when its version still holds
    *   (a tag record that expired or changed without a new repository record shows then)
    */
   constructor(
     private readonly maxEntries = 16,
-    private readonly maxBytes = 64 * 1024 * 1024,
+    readonly maxBytes = 64 * 1024 * 1024,
     private readonly maxAgeMs = 60_000,
     private readonly now: () => number = Date.now,
   ) {}
@@ -39,7 +52,11 @@ export class RepositoryJsonCache {
    * The body for `name` at `version`: from the cache, from a build already under way for
    * the same version, or from `build()` (kept for the next reader when it fits).
    */
-  async get(name: string, version: string, build: () => Promise<Buffer>): Promise<Buffer> {
+  async get(
+    name: string,
+    version: string,
+    build: () => Promise<RepositoryAnswer>,
+  ): Promise<RepositoryAnswer> {
     const hit = this.entries.get(name);
     if (hit?.version === version && this.now() - hit.builtAt < this.maxAgeMs) {
       // Re-inserting keeps the map in least-recently-used order for eviction.
@@ -93,9 +110,9 @@ export class RepositoryJsonCache {
 
   private put(name: string, entry: Entry): void {
     this.drop(name);
-    if (entry.body.length > this.maxBytes) return;
+    if (answerBytes(entry.body) > this.maxBytes) return;
     this.entries.set(name, entry);
-    this.bytes += entry.body.length;
+    this.bytes += answerBytes(entry.body);
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
       this.drop(oldest);
@@ -106,6 +123,6 @@ export class RepositoryJsonCache {
     const old = this.entries.get(name);
     if (!old) return;
     this.entries.delete(name);
-    this.bytes -= old.body.length;
+    this.bytes -= answerBytes(old.body);
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * A repository's JSON laid out for writing (json-forms.ts): the slices, the Buffer and the
+ * announced length are byte for byte `JSON.stringify(repositoryJson(...))` and a newline,
+ * whatever the tags, labels and references hold, and whether or not tags share an image.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
+import { parseImageName, parseImageRef } from "../../src/image/ref.js";
+import {
+  layoutRepositoryJson,
+  repositoryJson,
+  repositoryJsonBuffer,
+} from "../../src/server/json-forms.js";
+
+const NAME = "localhost:5000/team/app";
+
+function shared(i: number): Omit<ImageInfo, "ref"> {
+  const labels: Record<string, string> = {
+    maintainer: `Zoë ${i} <z@example.com>`,
+    'a"b': "\u2028x",
+  };
+  Object.defineProperty(labels, "__proto__", { value: "kept", enumerable: true });
+  return {
+    digest: `sha256:${String(i).padStart(64, "0")}`,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    createdAt: new Date(Date.UTC(2024, 0, 1 + i)),
+    labels: Object.freeze(labels),
+    ...(i % 2 === 0
+      ? { annotations: Object.freeze({ "org.opencontainers.image.source": "x" }) }
+      : {}),
+    ...(i % 3 === 0 ? { platformDigest: `sha256:${"f".repeat(64)}`, indexAnnotations: {} } : {}),
+    platform: { os: "linux", architecture: "arm64", variant: "v8" },
+    platforms: [{ os: "linux", architecture: "arm64", variant: "v8" }],
+    ...(i % 4 === 0 ? {} : { lastFetched: new Date(Date.UTC(2026, 0, 1)) }),
+  };
+}
+
+/** `tags` tags over `images` images; every fifth tag is its own copy of its image's info. */
+function metadata(tags: number, images: number): RepositoryMetadata {
+  const name = parseImageName(NAME);
+  const bases = Array.from({ length: images }, (_, i) => shared(i));
+  const all = ["__proto__", "ünïcode-is-not-a-tag-but-kept"];
+  for (let t = 0; all.length < tags; t++) all.push(`v1.${t}`);
+  const map = new Map<string, ImageInfo>();
+  all.forEach((tag, t) => {
+    const base = bases[t % images] as Omit<ImageInfo, "ref">;
+    const info: ImageInfo = { ...base, ref: name.withTag(tag) };
+    // A decorator's copy: same JSON, objects of its own, a time of its own.
+    if (t % 5 === 0) map.set(tag, { ...info, labels: { ...base.labels }, createdAt: new Date(0) });
+    else map.set(tag, info);
+  });
+  // A reference that is not `name:tag` (what a decorator may answer), and a tag with no image.
+  map.set("by-digest", {
+    ...(bases[0] as Omit<ImageInfo, "ref">),
+    ref: parseImageRef(`${NAME}@sha256:${"a".repeat(64)}`),
+  });
+  return { tags: [...all, "by-digest", "no-image"], images: map };
+}
+
+const expected = (meta: RepositoryMetadata) =>
+  Buffer.from(`${JSON.stringify(repositoryJson(NAME, meta))}\n`, "utf8");
+
+describe("repository JSON layout", () => {
+  test("slices, buffer and length are the JSON of repositoryJson, byte for byte", async () => {
+    for (const [tags, images] of [
+      [3, 1],
+      [2_000, 7],
+      [500, 500],
+    ] as const) {
+      const meta = metadata(tags, images);
+      const want = expected(meta);
+      const layout = await layoutRepositoryJson(NAME, meta);
+      assert.equal(layout.byteLength, want.length, `${tags}/${images}: length`);
+      assert.ok(want.equals(await repositoryJsonBuffer(layout)), `${tags}/${images}: buffer`);
+      const sliced = [...layout.slices(1_000)];
+      assert.ok(sliced.length > (tags > 100 ? 10 : 0), `${tags}/${images}: sliced`);
+      assert.ok(want.equals(Buffer.from(sliced.join(""), "utf8")), `${tags}/${images}: slices`);
+    }
+  });
+
+  test("an empty repository", async () => {
+    const meta: RepositoryMetadata = { tags: [], images: new Map() };
+    const layout = await layoutRepositoryJson(NAME, meta);
+    assert.equal(Buffer.from([...layout.slices()].join("")).toString(), expected(meta).toString());
+    assert.equal(layout.byteLength, expected(meta).length);
+  });
+
+  test("a layout keeps far less than the text when tags share images", async () => {
+    const meta = metadata(20_000, 20);
+    const layout = await layoutRepositoryJson(NAME, meta);
+    assert.ok(
+      layout.retainedBytes * 4 < layout.byteLength,
+      `${layout.retainedBytes} retained for ${layout.byteLength} bytes of text`,
+    );
+  });
+});
