@@ -21,40 +21,54 @@ export const SHARING_SAMPLE = 32;
 /** Docker Hub's API host: its manifest `GET`s are pulls counted against a quota, `HEAD`s not. */
 export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
 
-/** How much of a host's history each new repository scan keeps (older scans fade). */
-const HOST_HISTORY_DECAY = 0.9;
-/** Hosts remembered at most (oldest forgotten first). */
+/** Repositories remembered per host, and hosts remembered (oldest forgotten first). */
+const MAX_REPOSITORIES_PER_HOST = 10_000;
 const MAX_HOSTS = 1000;
 
 /**
- * Tag sharing per registry host over the last repository scans of one warmer, so that a
- * repository with too few tags to judge by itself starts from what its host's others showed.
- * Each scan counts at most {@link SHARING_SAMPLE} tags' worth, so one huge repository does
- * not speak for every other.
+ * Tag sharing per registry host, from the last scan of each of its repositories (each
+ * counted once, however often it is scanned), so that a repository with too few tags to
+ * judge by itself starts from what its host's others showed. A repository counts at most
+ * {@link SHARING_SAMPLE} tags' worth, so one huge repository does not speak for every other.
  */
 export class HostSharing {
-  readonly #hosts = new Map<string, { tags: number; shared: number }>();
+  readonly #hosts = new Map<string, Map<string, { tags: number; shared: number }>>();
 
   /** The share of tags whose image another tag shares, once the host has shown enough tags. */
-  prior(host: string): number | undefined {
-    const h = this.#hosts.get(host);
-    return h && h.tags >= SHARING_SAMPLE ? h.shared / h.tags : undefined;
+  prior(host: string, except?: string): number | undefined {
+    const repositories = this.#hosts.get(host);
+    if (!repositories) return undefined;
+    let tags = 0;
+    let shared = 0;
+    for (const [repository, counts] of repositories) {
+      if (repository === except) continue;
+      tags += counts.tags;
+      shared += counts.shared;
+    }
+    return tags >= SHARING_SAMPLE ? shared / tags : undefined;
   }
 
-  /** Adds one repository scan's counts. */
-  record(host: string, tags: number, shared: number): void {
-    if (tags <= 0) return;
-    const weight = Math.min(tags, SHARING_SAMPLE) / tags;
-    const h = this.#hosts.get(host) ?? { tags: 0, shared: 0 };
-    this.#hosts.delete(host);
-    this.#hosts.set(host, {
-      tags: h.tags * HOST_HISTORY_DECAY + tags * weight,
-      shared: h.shared * HOST_HISTORY_DECAY + shared * weight,
-    });
-    if (this.#hosts.size > MAX_HOSTS) {
-      const oldest = this.#hosts.keys().next().value;
-      if (oldest !== undefined) this.#hosts.delete(oldest);
+  /** One repository scan's counts, in place of that repository's previous ones. */
+  record(host: string, repository: string, tags: number, shared: number): void {
+    let repositories = this.#hosts.get(host);
+    if (repositories) this.#hosts.delete(host);
+    else repositories = new Map();
+    this.#hosts.set(host, repositories);
+    repositories.delete(repository);
+    if (tags > 0) {
+      const weight = Math.min(tags, SHARING_SAMPLE) / tags;
+      repositories.set(repository, { tags: tags * weight, shared: shared * weight });
     }
+    forgetOldest(repositories, MAX_REPOSITORIES_PER_HOST);
+    forgetOldest(this.#hosts, MAX_HOSTS);
+  }
+}
+
+function forgetOldest<K, V>(map: Map<K, V>, max: number): void {
+  while (map.size > max) {
+    const oldest = map.keys().next();
+    if (oldest.done) return;
+    map.delete(oldest.value);
   }
 }
 
@@ -62,6 +76,8 @@ export class HostSharing {
 export interface NewTagFetchInput {
   /** The registry's API host (`ImageName.apiHost`). */
   host: string;
+  /** The repository (canonical name): its own previous scan is not its prior. */
+  repository: string;
   /**
    * Whether the host has reported a pull quota on manifest `GET`s (Docker Hub's `ratelimit-*`
    * headers); asked at each choice, since the first answers of a scan may tell it.
@@ -108,7 +124,7 @@ export class NewTagFetchPlan {
     const shared = this.#tags - this.#single;
     const threshold = 1 / GET_WEIGHT;
     if (this.#tags >= SHARING_SAMPLE) return shared / this.#tags > threshold;
-    const prior = this.#input.history.prior(this.#input.host);
+    const prior = this.#input.history.prior(this.#input.host, this.#input.repository);
     // Too little seen to tell: HEAD first never spends a GET on an image already known.
     if (prior === undefined) return true;
     return (shared + prior * (SHARING_SAMPLE - this.#tags)) / SHARING_SAMPLE > threshold;
@@ -125,6 +141,7 @@ export class NewTagFetchPlan {
 
   /** The scan ended: its sharing becomes part of the host's. */
   finish(): void {
-    this.#input.history.record(this.#input.host, this.#tags, this.#tags - this.#single);
+    const { host, repository, history } = this.#input;
+    history.record(host, repository, this.#tags, this.#tags - this.#single);
   }
 }

@@ -348,6 +348,7 @@ async function scanRepository(s: Scan): Promise<void> {
   job.onProgress?.({ total, done });
   const plan = new NewTagFetchPlan({
     host: job.name.apiHost,
+    repository: result.repository,
     pullQuota: () => hostConditions(s)?.pullQuota ?? false,
     indexDigests: index.imageDigests(),
     history: ctx.hostSharing,

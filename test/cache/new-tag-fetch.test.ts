@@ -25,9 +25,16 @@ import { type RecordedRequest, type RegistryHandle, startRegistry } from "../sup
 
 const digest = (i: number) => `sha256:${i.toString(16).padStart(64, "0")}`;
 
-function plan(opts: { host?: string; quota?: boolean; index?: string[]; history?: HostSharing }) {
+function plan(opts: {
+  host?: string;
+  repository?: string;
+  quota?: boolean;
+  index?: string[];
+  history?: HostSharing;
+}) {
   return new NewTagFetchPlan({
     host: opts.host ?? "registry.example",
+    repository: opts.repository ?? "registry.example/team/new",
     pullQuota: () => opts.quota ?? false,
     indexDigests: opts.index ?? [],
     history: opts.history ?? new HostSharing(),
@@ -64,24 +71,33 @@ describe("NewTagFetchPlan", () => {
     assert.equal(plan({ index, host: DOCKER_HUB_API_HOST }).chooseHeadFirst(), true, "Docker Hub");
   });
 
-  it("starts a small repository from its host's sharing", () => {
+  it("starts a small repository from its host's other repositories", () => {
     const history = new HostSharing();
     assert.equal(plan({ history }).chooseHeadFirst(), true, "nothing known of the host");
-    const done = plan({ history });
+    const done = plan({ history, repository: "a" });
     for (let i = 0; i < 40; i++) done.observe(digest(i));
     done.finish();
-    const next = plan({ history, index: [digest(1000)] });
+    const next = plan({ history, repository: "b", index: [digest(1000)] });
     assert.equal(next.chooseHeadFirst(), false, "the host's repositories share nothing");
     assert.equal(plan({ history, host: "other.example" }).chooseHeadFirst(), true, "per host");
+    assert.equal(plan({ history, repository: "a" }).chooseHeadFirst(), true, "not its own prior");
 
     const sharing = new HostSharing();
-    sharing.record("registry.example", 40, 40);
-    assert.equal(plan({ history: sharing }).chooseHeadFirst(), true);
+    const host = "registry.example";
+    // A repository scanned again and again counts once, with its last counts.
+    for (let i = 0; i < 10; i++) sharing.record(host, "quiet", 40, 0);
+    sharing.record(host, "b", 40, 40);
+    sharing.record(host, "c", 40, 40);
+    assert.equal(plan({ history: sharing }).chooseHeadFirst(), true, "2 of 3 repositories share");
     // A huge repository counts as one sample, not as thousands of tags.
-    sharing.record("registry.example", 100_000, 0);
-    assert.equal(plan({ history: sharing }).chooseHeadFirst(), false);
-    sharing.record("registry.example", 40, 40);
-    assert.equal(plan({ history: sharing }).chooseHeadFirst(), true);
+    sharing.record(host, "huge", 100_000, 0);
+    assert.equal(plan({ history: sharing }).chooseHeadFirst(), false, "half is not more than half");
+    sharing.record(host, "huge", 100_000, 90_000);
+    assert.equal(
+      plan({ history: sharing }).chooseHeadFirst(),
+      true,
+      "its last scan replaces the first",
+    );
   });
 });
 
