@@ -1,7 +1,8 @@
 /**
  * The package as users get it: `npm pack` of a fresh build, installed into a new ESM project
- * (with the optional dependencies) and a new CommonJS project (without them), from the local
- * npm cache. Both run; the README's library examples type-check with `skipLibCheck: false`
+ * and a new CommonJS project from the local npm cache, both without the optional dependencies
+ * (the cloud SDKs and the Kubernetes client: nearly all of the install's time and size; their
+ * absence also proves that no public declaration needs their types). Both run; the README's library examples type-check with `skipLibCheck: false`
  * under `moduleResolution` nodenext and bundler; a CommonJS TypeScript project compiles and
  * runs; a feature whose optional package is missing says which package to install.
  */
@@ -103,8 +104,11 @@ describe("the packed tarball, installed into fresh projects", () => {
       );
       // --ignore-scripts: better-sqlite3 would compile from source; nothing here opens SQLite.
       ok(
-        "npm install (ESM)",
-        await run("npm", [...NPM_INSTALL, tarball], { cwd: esm, timeoutMs: 300_000 }),
+        "npm install --omit=optional (ESM)",
+        await run("npm", [...NPM_INSTALL, "--omit=optional", tarball], {
+          cwd: esm,
+          timeoutMs: 300_000,
+        }),
       );
       ok(
         "npm install --omit=optional (CommonJS)",
@@ -214,11 +218,8 @@ export const path: string = defaultSqlitePath();
         [["mistake.ts", "TS2322"]],
         bad.stdout,
       );
-      await rm(join(dir, "mistake.ts"));
-      ok(
-        `tsc (${resolution})`,
-        await run(process.execPath, [TSC, "-p", "."], { cwd: dir, timeoutMs: 180_000 }),
-      );
+      // That mistake is the only error: every example and subpath file type-checks (one tsc
+      // run proves both).
     });
   }
 
