@@ -95,6 +95,11 @@ export interface RepositoryStatus {
   lastScanned?: Date;
   /** When this warmer will scan it next, at the earliest. */
   nextRefresh?: Date;
+  /**
+   * The interval applied now (ms): the repository's own, doubled while its listing stays
+   * unchanged, up to the warmer's `maxIntervalFactor` times it.
+   */
+  intervalMs?: number;
   /** True while this warmer is scanning it. */
   scanning: boolean;
 }

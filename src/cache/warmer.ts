@@ -21,6 +21,7 @@ import { Keys } from "./keys.js";
 import { warmerMetrics } from "./metrics.js";
 import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
+import { listingChanged, RepositoryPace } from "./repository-pace.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import { type TagEventListener, TagEvents } from "./tag-events.js";
@@ -73,6 +74,14 @@ export interface WarmerOptions {
    * Default 0: Flux v1's exact intervals.
    */
   refreshJitter?: number;
+  /**
+   * A repository whose listing stays unchanged is listed ever less often: after
+   * `quietScansBeforeBackoff` unchanged scans (default 3) its interval doubles at each
+   * unchanged scan, up to this multiple of it (default 8; 1 never backs off). A change, new
+   * tags or moved ones, puts it back at its interval. Priority refreshes are never held back.
+   */
+  maxIntervalFactor?: number;
+  quietScansBeforeBackoff?: number;
 }
 
 /** Options of {@link Warmer.scan}. */
@@ -105,6 +114,7 @@ export class Warmer {
   readonly #events = new TagEvents();
   readonly #scanListeners = new Set<(result: RepositoryScanResult) => void>();
   readonly #status = new Map<string, RepositoryStatus>();
+  readonly #paces = new Map<string, RepositoryPace>();
   #creds: ImageCreds = new Map();
   #running = false;
 
@@ -160,6 +170,7 @@ export class Warmer {
       for (const [name, status] of this.#status) {
         if (!this.#creds.has(name) && !status.scanning) {
           this.#status.delete(name);
+          this.#paces.delete(name);
           this.#ctx.metrics.tagsCached.remove({ repository: name });
         }
       }
@@ -232,13 +243,20 @@ export class Warmer {
 
   /** What this warmer knows about each repository of the last lookup (and any it scanned). */
   status(): RepositoryStatus[] {
-    return [...this.#status.values()].map((s) => ({ ...s }));
+    return [...this.#status.values()].map((s) => this.#withInterval(s));
   }
 
   /** One repository's status, or undefined when this warmer has not met it. */
   repositoryStatus(repository: ImageName | string): RepositoryStatus | undefined {
     const s = this.#status.get(repository.toString());
-    return s && { ...s };
+    return s && this.#withInterval(s);
+  }
+
+  /** A copy of a status, with the repository's own interval until a scan applied one. */
+  #withInterval(s: RepositoryStatus): RepositoryStatus {
+    if (s.intervalMs !== undefined) return { ...s };
+    const own = this.#opts.repositoryOptions?.(s.repository)?.intervalMs;
+    return { ...s, intervalMs: own ?? this.#intervalMs };
   }
 
   /** Calls `listener` for each new or moved tag; returns the function that unsubscribes. */
@@ -322,7 +340,8 @@ export class Warmer {
     onProgress: ((p: { total: number; done: number }) => void) | undefined,
   ): Promise<RepositoryScanResult> {
     const repository = name.toString();
-    const intervalMs = options.intervalMs ?? this.#intervalMs;
+    const pace = this.#paceOf(repository);
+    const intervalMs = pace.intervalMs(options.intervalMs ?? this.#intervalMs);
     const status = this.#statusOf(repository);
     if (status.scanning) {
       // The loop and a scan() call (or two scan() calls) met on one repository: the lease
@@ -356,7 +375,11 @@ export class Warmer {
     } finally {
       status.scanning = false;
     }
-    await this.#updateStatus(name, status, result, intervalMs);
+    if (result.outcome === "scanned") {
+      pace.record(listingChanged(result, status.tagCount));
+      status.intervalMs = pace.intervalMs(options.intervalMs ?? this.#intervalMs);
+    } else status.intervalMs ??= intervalMs;
+    await this.#updateStatus(name, status, result, status.intervalMs);
     for (const listener of this.#scanListeners) {
       try {
         listener(result);
@@ -407,6 +430,22 @@ export class Warmer {
     } catch {
       // Status is best effort; the next scan updates it.
     }
+  }
+
+  #paceOf(repository: string): RepositoryPace {
+    let pace = this.#paces.get(repository);
+    if (!pace) {
+      pace = new RepositoryPace({
+        ...(this.#opts.maxIntervalFactor === undefined
+          ? {}
+          : { maxFactor: this.#opts.maxIntervalFactor }),
+        ...(this.#opts.quietScansBeforeBackoff === undefined
+          ? {}
+          : { quietScans: this.#opts.quietScansBeforeBackoff }),
+      });
+      this.#paces.set(repository, pace);
+    }
+    return pace;
   }
 
   #statusOf(repository: string): RepositoryStatus {

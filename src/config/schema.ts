@@ -296,6 +296,8 @@ export const configSchema = z.strictObject({
       interval: interval.default(60_000),
       // Fraction by which each tag's refresh interval is spread either way.
       refreshJitter: z.number().min(0).max(1).default(0.1),
+      // A repository whose listing stays unchanged is listed up to this many times less often.
+      maxIntervalFactor: z.number().int().min(1).max(1024).default(8),
     })
     .prefault({}),
   server: z

@@ -281,6 +281,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "spread tag refresh intervals by up to this fraction either way (default 0.1)",
   },
   {
+    path: "warmer.maxIntervalFactor",
+    flag: "max-interval-factor",
+    env: "REGSCAN_MAX_INTERVAL_FACTOR",
+    kind: "integer",
+    help: "list a quiet repository up to this many times less often than its interval (default 8)",
+  },
+  {
     path: "sources.file.path",
     flag: "images-file",
     env: "REGSCAN_IMAGES_FILE",

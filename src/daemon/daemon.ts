@@ -218,6 +218,7 @@ export class Daemon {
         burst: config.registry.burst,
         intervalMs: config.warmer.interval,
         refreshJitter: config.warmer.refreshJitter,
+        maxIntervalFactor: config.warmer.maxIntervalFactor,
         owner: config.replicaId,
         logger: logger.child({ component: "warmer" }),
         metricsRegistry: metrics,
