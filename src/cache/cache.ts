@@ -47,9 +47,7 @@ import {
   decodeRepositoryRecord,
   decodeTagFailure,
   decodeTagRecord,
-  type InfoDates,
   infoOver,
-  ownDates,
   type RepositoryRecord,
   type SharedEntry,
   type TagError,
@@ -163,9 +161,10 @@ export class Cache implements Registry {
         opts,
         this.#bucketImages,
       );
-      // One set of Dates per image and answer, shared by its tags (never the held entry's own).
-      const dates: (InfoDates | undefined)[][] = [];
-      for (let b = 0; b < INDEX_BUCKETS; b++) dates.push([]);
+      // One pair of Dates per image and answer, shared by its tags (never the held
+      // entry's own): each image's first info, by bucket and image number.
+      const first: (ImageInfo | undefined)[][] = [];
+      for (let b = 0; b < INDEX_BUCKETS; b++) first.push([]);
       for (let i = 0; i < tags.length; i++) {
         const at = where[i] as number;
         if (at < 0) continue;
@@ -175,14 +174,19 @@ export class Cache implements Registry {
         if (ref < 0) continue;
         const entry = (resolved[b] as (SharedEntry | undefined)[])[ref];
         if (entry === undefined || !("info" in entry)) continue;
-        const row = dates[b] as (InfoDates | undefined)[];
-        let own = row[ref];
-        if (own === undefined) {
-          own = ownDates(entry.info);
-          row[ref] = own;
-        }
         const tag = tags[i] as string;
-        images.set(tag, infoOver(entry.info, name.withTag(tag), own));
+        const row = first[b] as (ImageInfo | undefined)[];
+        const seen = row[ref];
+        if (seen === undefined) {
+          const info = tagInfo(entry.info, name, tag);
+          row[ref] = info;
+          images.set(tag, info);
+        } else {
+          images.set(
+            tag,
+            infoOver(entry.info, name.withTag(tag), seen.createdAt, seen.lastFetched),
+          );
+        }
       }
       return decorateRepository(this.#decorators, name, { tags, images });
     });

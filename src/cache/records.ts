@@ -313,32 +313,24 @@ function isTwoLineVersion(v: unknown): boolean {
 
 /** The tag's own info over a shared entry: its reference, and Dates nobody else holds. */
 export function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): ImageInfo {
-  return infoOver(shared, name.withTag(tag), ownDates(shared));
-}
-
-/** Fresh copies of a shared entry's Dates (the entry's own are never handed out). */
-export interface InfoDates {
-  createdAt?: Date;
-  lastFetched?: Date;
-}
-
-/** New Date objects for `shared`'s times. */
-export function ownDates(shared: Omit<ImageInfo, "ref">): InfoDates {
-  const dates: InfoDates = {};
-  if (shared.createdAt) dates.createdAt = new Date(shared.createdAt.getTime());
-  if (shared.lastFetched) dates.lastFetched = new Date(shared.lastFetched.getTime());
-  return dates;
+  return infoOver(
+    shared,
+    name.withTag(tag),
+    shared.createdAt && new Date(shared.createdAt.getTime()),
+    shared.lastFetched && new Date(shared.lastFetched.getTime()),
+  );
 }
 
 /**
- * An info for `ref` over a shared entry, with `dates` as its times: a repository answer
- * passes the same dates to every tag of one image, so that a tag costs one object and its
- * reference.
+ * An info for `ref` over a shared entry, with the given Dates as its times (the shared
+ * entry's own are never handed out): a repository answer passes the Dates of an image's
+ * first tag to its other tags, so that a tag costs one object and its reference.
  */
 export function infoOver(
   shared: Omit<ImageInfo, "ref">,
   ref: ImageInfo["ref"],
-  dates: InfoDates,
+  createdAt: Date | undefined,
+  lastFetched: Date | undefined,
 ): ImageInfo {
   // Built field by field: a spread of the shared object costs several times as much here.
   const info: ImageInfo = {
@@ -352,9 +344,9 @@ export function infoOver(
   if (shared.imageID !== undefined) info.imageID = shared.imageID;
   if (shared.annotations) info.annotations = shared.annotations;
   if (shared.indexAnnotations) info.indexAnnotations = shared.indexAnnotations;
-  if (dates.createdAt) info.createdAt = dates.createdAt;
+  if (createdAt) info.createdAt = createdAt;
   if (shared.platform) info.platform = shared.platform;
-  if (dates.lastFetched) info.lastFetched = dates.lastFetched;
+  if (lastFetched) info.lastFetched = lastFetched;
   return info;
 }
 
@@ -369,7 +361,21 @@ function isPlatform(v: unknown): v is Platform {
 }
 
 function isLabels(v: unknown): v is Record<string, string> {
-  return isObject(v) && Object.values(v).every(isString);
+  if (!isObject(v)) return false;
+  // A loop, not Object.values(v).every(...): no array per map on a path run per image.
+  for (const key in v) if (typeof v[key] !== "string") return false;
+  return true;
+}
+
+/** Whether `v` is an array of platforms, each frozen in place (JSON.parse's own arrays). */
+function isPlatformsFrozen(v: unknown): v is Platform[] {
+  if (!Array.isArray(v)) return false;
+  for (const p of v) {
+    if (!isPlatform(p)) return false;
+    Object.freeze(p);
+  }
+  Object.freeze(v);
+  return true;
 }
 
 /** The entry held in `r.info` / `r.excludedReason` (exactly one of them), checked and frozen. */
@@ -389,7 +395,7 @@ export function sharedEntry(r: Json): SharedEntry | null {
     !optional(i.annotations, isLabels) ||
     !optional(i.indexAnnotations, isLabels) ||
     !optional(i.platform, isPlatform) ||
-    !(Array.isArray(i.platforms) && i.platforms.every(isPlatform))
+    !isPlatformsFrozen(i.platforms)
   ) {
     return null;
   }
@@ -397,7 +403,7 @@ export function sharedEntry(r: Json): SharedEntry | null {
     digest: i.digest,
     mediaType: i.mediaType,
     labels: Object.freeze(i.labels),
-    platforms: Object.freeze(i.platforms.map((p) => Object.freeze(p))) as Platform[],
+    platforms: i.platforms,
   };
   if (i.platformDigest !== undefined) info.platformDigest = i.platformDigest;
   if (i.imageID !== undefined) info.imageID = i.imageID;

@@ -424,16 +424,44 @@ describe("layout 2: codecs", () => {
     assert.deepEqual(decodeImageRecord(encodeImageRecord({ excludedReason: "why" })), {
       excludedReason: "why",
     });
+    // The object form image records had before the array form is still read.
+    const text = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+    const objectForm = {
+      v: 1,
+      info: {
+        ...shared,
+        createdAt: info.createdAt?.getTime(),
+        lastFetched: info.lastFetched?.getTime(),
+      },
+    };
+    assert.deepEqual(decodeImageRecord(text(objectForm)), { info: shared });
+    assert.deepEqual(decodeImageRecord(text({ v: 1, excludedReason: "old" })), {
+      excludedReason: "old",
+    });
+    assert.ok(encodeImageRecord({ info }).byteLength < text(objectForm).byteLength);
+    for (const bad of [
+      [2],
+      [2, 7],
+      [3, "why"],
+      [2, info.digest, null, null, info.mediaType, null, null, { a: 1 }, null, null, null, []],
+      [2, info.digest, null, null, info.mediaType, null, null, {}, null, null, null, [{}]],
+      [2, info.digest, null, null, info.mediaType, "soon", null, {}, null, null, null, []],
+      [2, info.digest, null, null, info.mediaType, null, null, {}, null, null, null],
+    ]) {
+      assert.equal(decodeImageRecord(text(bad)), undefined, JSON.stringify(bad));
+    }
     const many = decodeImageRecords([
+      text(objectForm),
       encodeImageRecord({ info }),
       undefined,
       new Uint8Array([0x7b]),
       encodeImageRecord({ excludedReason: "x" }),
     ]);
-    assert.ok(many[0] && "info" in many[0]);
-    assert.equal(many[1], undefined);
-    assert.equal(many[2], undefined, "a damaged record is a miss, the others still decode");
-    assert.deepEqual(many[3], { excludedReason: "x" });
+    assert.deepEqual(many[0], { info: shared });
+    assert.ok(many[1] && "info" in many[1]);
+    assert.equal(many[2], undefined);
+    assert.equal(many[3], undefined, "a damaged record is a miss, the others still decode");
+    assert.deepEqual(many[4], { excludedReason: "x" });
     const record = {
       tags: ["a"],
       filteredOut: 1,
