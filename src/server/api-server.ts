@@ -59,6 +59,11 @@ export interface ApiServerOptions {
    * and served from a small cache; without it, it is built for every request.
    */
   repositoryVersion?: (name: ImageName, signal: AbortSignal) => Promise<string | undefined>;
+  /**
+   * Bytes of repository answers kept (default 64 MiB): a larger answer is never held whole
+   * but written to the socket as it is produced.
+   */
+  repositoryCacheBytes?: number;
   /** Connection caps and timeouts (see {@link ServerLimits}). */
   limits?: Partial<ServerLimits>;
   /** The registry webhook receivers; without them `/v1/webhooks/...` is 404. */
@@ -114,11 +119,12 @@ export class ApiServer {
   private readonly requests: Counter<"route" | "status">;
   private readonly connections: ConnectionLimiter;
   private readonly heavy: WorkGate;
-  private readonly repositoryBodies = new RepositoryJsonCache();
+  private readonly repositoryBodies: RepositoryJsonCache;
 
   constructor(private readonly opts: ApiServerOptions) {
     const limits = { ...DEFAULT_SERVER_LIMITS, ...opts.limits };
     this.token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
+    this.repositoryBodies = new RepositoryJsonCache(16, opts.repositoryCacheBytes);
     this.limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
     this.events = new EventStreams(opts.warmer, {
       maxClients: opts.maxEventStreams ?? 100,

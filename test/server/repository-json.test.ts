@@ -1,17 +1,24 @@
 /**
  * A repository's JSON laid out for writing (json-forms.ts): the slices, the Buffer and the
  * announced length are byte for byte `JSON.stringify(repositoryJson(...))` and a newline,
- * whatever the tags, labels and references hold, and whether or not tags share an image.
+ * whatever the tags, labels and references hold, and whether or not tags share an image;
+ * and the API writes an answer over its cache's bound out as it is produced.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { request } from "node:http";
+import { after, before, describe, test } from "node:test";
+import pino from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { parseImageName, parseImageRef } from "../../src/image/ref.js";
+import type { Registry } from "../../src/registry/registry.js";
+import { ApiServer } from "../../src/server/api-server.js";
 import {
   layoutRepositoryJson,
   repositoryJson,
   repositoryJsonBuffer,
 } from "../../src/server/json-forms.js";
+import type { WarmerControl } from "../../src/server/warmer-control.js";
 
 const NAME = "localhost:5000/team/app";
 
@@ -93,5 +100,80 @@ describe("repository JSON layout", () => {
       layout.retainedBytes * 4 < layout.byteLength,
       `${layout.retainedBytes} retained for ${layout.byteLength} bytes of text`,
     );
+  });
+});
+
+describe("a repository answer over the answer cache's bound", () => {
+  const name = parseImageName(NAME);
+  const meta = metadata(3_000, 5);
+  let reads = 0;
+  const registry: Registry = {
+    async getImageRepositoryMetadata() {
+      reads++;
+      return meta;
+    },
+    async getImage(): Promise<ImageInfo> {
+      throw new Error("not asked");
+    },
+  };
+  const warmer: WarmerControl = {
+    statuses: async () => [],
+    isWatched: async (n) => n.equals(name),
+    requestRefresh: () => "started",
+    subscribe: () => () => {},
+  };
+  let server: ApiServer;
+  let port: number;
+  before(async () => {
+    server = new ApiServer({
+      registry,
+      warmer,
+      metrics: new MetricsRegistry(),
+      logger: pino({ level: "silent" }),
+      ready: async () => {},
+      repositoryVersion: async () => "v1",
+      // Far under the answer's size: it is written out as it is produced, never held.
+      repositoryCacheBytes: 256 * 1024,
+    });
+    port = (await server.listen("127.0.0.1:0")).port;
+  });
+  after(() => server.close(1000));
+
+  const get = (method: string) =>
+    new Promise<{ status: number; length: string | undefined; body: Buffer }>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port, method, path: `/v1/repositories/${encodeURIComponent(NAME)}` },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              length: res.headers["content-length"],
+              body: Buffer.concat(chunks),
+            }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.setTimeout(20_000, () => req.destroy(new Error("timeout")));
+      req.end();
+    });
+
+  test("is streamed with its exact length, the same bytes to every reader", async () => {
+    const want = expected(meta);
+    assert.ok(want.length > 4 * 256 * 1024, `${want.length} bytes`);
+    const answers = await Promise.all([get("GET"), get("GET"), get("GET")]);
+    for (const a of answers) {
+      assert.equal(a.status, 200);
+      assert.equal(a.length, String(want.length));
+      assert.ok(want.equals(a.body), "the body is repositoryJson's, byte for byte");
+    }
+    const head = await get("HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.length, String(want.length));
+    assert.equal(head.body.length, 0);
+    // Its layout (far smaller than the text) is kept for the version: no read after the first.
+    assert.equal(reads, 1);
   });
 });
