@@ -54,6 +54,8 @@ export interface WarmerMetrics {
   tagsCached: Gauge<string>;
   /** Tags not yet in the index, by how they were first asked for (`first`: `head` or `get`). */
   newTagFetches: Counter<string>;
+  /** How many times the configured intervals are stretched, per registry host. */
+  intervalStretch: Gauge<string>;
 }
 
 /** Creates (or finds) the warmer's metrics on `registry`. */
@@ -110,6 +112,17 @@ export function warmerMetrics(registry: Registry = promClient().register): Warme
           name: "regscan_warmer_new_tag_fetches_total",
           help: "Tags not yet cached, by how they were first asked for: head (HEAD, then GET by digest if the image is new) or get (one GET by tag).",
           labelNames: ["first"],
+          registers: [registry],
+        }),
+    ),
+    intervalStretch: once(
+      registry,
+      "regscan_warmer_interval_stretch",
+      () =>
+        new Gauge({
+          name: "regscan_warmer_interval_stretch",
+          help: "How many times the configured repository intervals are stretched because the registry host's request budget cannot cover them (1: not stretched).",
+          labelNames: ["host"],
           registers: [registry],
         }),
     ),

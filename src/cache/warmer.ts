@@ -13,6 +13,7 @@ import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
 import { Backlog } from "./backlog.js";
 import { forEachBounded } from "./bounded-parallel.js";
+import { BudgetStretch } from "./budget-stretch.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import { WarmerRunningError } from "./errors.js";
@@ -115,6 +116,7 @@ export class Warmer {
   readonly #scanListeners = new Set<(result: RepositoryScanResult) => void>();
   readonly #status = new Map<string, RepositoryStatus>();
   readonly #paces = new Map<string, RepositoryPace>();
+  readonly #stretch: BudgetStretch;
   #creds: ImageCreds = new Map();
   #running = false;
 
@@ -144,6 +146,10 @@ export class Warmer {
       hostSharing: new HostSharing(),
       writeTimeout: new SharedTimeout(WRITE_TIMEOUT_MS, 1000, burst * this.#concurrency + 16),
     };
+    const metrics = this.#ctx.metrics;
+    this.#stretch = new BudgetStretch(opts.factory, this.#ctx.now, logger, (host, factor) =>
+      metrics.intervalStretch.set({ host }, factor),
+    );
   }
 
   /**
@@ -341,7 +347,8 @@ export class Warmer {
   ): Promise<RepositoryScanResult> {
     const repository = name.toString();
     const pace = this.#paceOf(repository);
-    const intervalMs = pace.intervalMs(options.intervalMs ?? this.#intervalMs);
+    const ownMs = options.intervalMs ?? this.#intervalMs;
+    const intervalMs = pace.intervalMs(ownMs) * this.#stretch.observe(name);
     const status = this.#statusOf(repository);
     if (status.scanning) {
       // The loop and a scan() call (or two scan() calls) met on one repository: the lease
@@ -375,10 +382,9 @@ export class Warmer {
     } finally {
       status.scanning = false;
     }
-    if (result.outcome === "scanned") {
-      pace.record(listingChanged(result, status.tagCount));
-      status.intervalMs = pace.intervalMs(options.intervalMs ?? this.#intervalMs);
-    } else status.intervalMs ??= intervalMs;
+    if (result.outcome === "scanned") pace.record(listingChanged(result, status.tagCount));
+    // What the scan asked of the budget shows now: the interval until the next scan follows it.
+    status.intervalMs = pace.intervalMs(ownMs) * this.#stretch.observe(name);
     await this.#updateStatus(name, status, result, status.intervalMs);
     for (const listener of this.#scanListeners) {
       try {

@@ -55,6 +55,9 @@ export interface HostConditions {
   saturated: boolean;
   /** Requests asked for over the rate the budget allows (1 or more: the budget is the bottleneck). */
   utilisation: number;
+  /** Requests let through so far, and the milliseconds they waited for the budget in all. */
+  requests: number;
+  waitedMs: number;
 }
 
 /** Per-client choices that override the factory's defaults. */

@@ -194,6 +194,8 @@ export class RemoteClientFactory implements ClientFactory {
       pullQuota: this.limiters.state(host).pulls !== undefined,
       saturated: saturation.saturated,
       utilisation: saturation.utilisation,
+      requests: saturation.requests,
+      waitedMs: saturation.waitedMs,
     };
   }
 

@@ -1,0 +1,149 @@
+/**
+ * When a registry's budget cannot cover the configured intervals (issue 13), the warmer
+ * stretches them per host, says so in a log line and a metric, and relaxes once demand is
+ * well under the budget. The stretch alone on a scripted signal, then the Warmer with the
+ * real rate limiters in front of the real registry.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pino from "pino";
+import { Registry as MetricsRegistry } from "prom-client";
+import {
+  BudgetStretch,
+  MAX_STRETCH,
+  STRETCH_CHANGE_GAP_MS,
+} from "../../src/cache/budget-stretch.js";
+import { MemoryStore } from "../../src/cache/stores/memory.js";
+import { Warmer } from "../../src/cache/warmer.js";
+import { parseImageName } from "../../src/image/ref.js";
+import type { ClientFactory, HostConditions } from "../../src/registry/client.js";
+import { RemoteClientFactory } from "../../src/registry/factory.js";
+import { RateLimiters } from "../../src/registry/http/rate-limiters.js";
+import { ImageBuilder } from "../support/image-builder.js";
+import { type RegistryHandle, startRegistry } from "../support/registry.js";
+import { FakeClock } from "./support/fake-registry.js";
+
+const APP = parseImageName("registry.test/team/app");
+const OTHER = parseImageName("other.test/team/app");
+
+function captured() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  return { lines, logger };
+}
+
+describe("BudgetStretch", () => {
+  it("doubles while saturated (one change per gap, at most 16x), relaxes when demand is low", () => {
+    const clock = new FakeClock();
+    let conditions: HostConditions = {
+      pullQuota: false,
+      saturated: true,
+      utilisation: 1.2,
+      requests: 0,
+      waitedMs: 0,
+    };
+    const factory: ClientFactory = {
+      clientFor: () => {
+        throw new Error("not used");
+      },
+      succeed: () => {},
+      hostConditions: (name) => (name.apiHost === APP.apiHost ? conditions : undefined),
+    };
+    const { lines, logger } = captured();
+    const changes: Array<[string, number]> = [];
+    const stretch = new BudgetStretch(factory, clock.now, logger, (h, f) => changes.push([h, f]));
+    assert.equal(stretch.observe(APP), 2);
+    assert.equal(stretch.observe(APP), 2, "no second change within the gap");
+    const factors = [];
+    for (let i = 0; i < 5; i++) {
+      clock.advance(STRETCH_CHANGE_GAP_MS);
+      factors.push(stretch.observe(APP));
+    }
+    assert.deepEqual(factors, [4, 8, 16, MAX_STRETCH, MAX_STRETCH]);
+    assert.equal(stretch.factor(OTHER), 1, "per host");
+    assert.equal(stretch.observe(OTHER), 1, "a host without the signal is never stretched");
+
+    // Requests that waited a second or more on average since the last look count too.
+    conditions = { ...conditions, saturated: false, utilisation: 0.2 };
+    clock.advance(STRETCH_CHANGE_GAP_MS);
+    assert.equal(stretch.observe(APP), 8, "demand well under the budget: relaxed");
+    conditions = { ...conditions, requests: 10, waitedMs: 15_000 };
+    clock.advance(STRETCH_CHANGE_GAP_MS);
+    assert.equal(stretch.observe(APP), 16, "1.5 s of wait per request: saturated");
+    conditions = { ...conditions, requests: 20, waitedMs: 15_100, utilisation: 0.7 };
+    clock.advance(STRETCH_CHANGE_GAP_MS);
+    assert.equal(stretch.observe(APP), 16, "neither saturated nor low: kept");
+
+    assert.deepEqual(
+      changes.map(([, f]) => f),
+      [2, 4, 8, 16, 8, 16],
+    );
+    const warned = lines.filter((l) => l.level === 40);
+    assert.equal(warned.length, 5);
+    assert.match(String(warned[0]?.msg), /budget cannot cover the configured intervals/);
+    assert.equal(warned[0]?.host, APP.apiHost);
+    assert.equal(warned[0]?.stretch, 2);
+    assert.equal(lines.filter((l) => l.level === 30).length, 1, "the relaxing is logged at info");
+  });
+});
+
+describe("Warmer: intervals stretched by a saturated budget on the real registry", () => {
+  let registry: RegistryHandle;
+  let builder: ImageBuilder;
+
+  before(async () => {
+    registry = await startRegistry();
+    builder = new ImageBuilder(registry);
+    const image = await builder.pushImage("stretch/app", undefined, { seed: "stretch" });
+    await builder.tagMany(
+      "stretch/app",
+      Array.from({ length: 20 }, (_, i) => `t${i}`),
+      image,
+    );
+  });
+
+  after(async () => {
+    await builder?.close();
+    await registry?.stop();
+  });
+
+  it("stretches the interval, logs and shows it, and relaxes once the budget keeps up", async () => {
+    const name = parseImageName(`${registry.host}/stretch/app`);
+    // Five requests a second, one at a time: twenty tags in flight wait seconds for it.
+    const limiters = new RateLimiters({ budgets: { [registry.host]: { rps: 5, burst: 1 } } });
+    const factory = new RemoteClientFactory({ insecureHosts: [registry.host], limiters });
+    const clock = new FakeClock(Date.now());
+    const metricsRegistry = new MetricsRegistry();
+    const { lines, logger } = captured();
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      burst: 20,
+      intervalMs: 60_000,
+      now: clock.now,
+      logger,
+      metricsRegistry,
+    });
+    const stretchOf = async () =>
+      (
+        await metricsRegistry.getSingleMetric("regscan_warmer_interval_stretch")?.get()
+      )?.values.find((v) => v.labels.host === registry.host)?.value;
+    try {
+      const [r] = await warmer.scan([{ name }]);
+      assert.equal(r?.outcome, "scanned");
+      assert.equal(r?.refreshed, 20);
+      assert.equal(warmer.repositoryStatus(name)?.intervalMs, 120_000, "stretched twice");
+      assert.equal(await stretchOf(), 2);
+      const line = lines.find((l) => /cannot cover the configured intervals/.test(String(l.msg)));
+      assert.equal(line?.host, registry.host);
+
+      // Nothing due: one listing, far under the budget; past the gap the stretch relaxes.
+      clock.advance(STRETCH_CHANGE_GAP_MS + 1);
+      await warmer.scan([{ name }]);
+      assert.equal(await stretchOf(), 1);
+      assert.equal(warmer.repositoryStatus(name)?.intervalMs, 60_000);
+    } finally {
+      await factory.close();
+    }
+  });
+});
