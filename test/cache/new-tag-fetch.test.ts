@@ -19,7 +19,10 @@ import {
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
 import { type ImageName, parseImageName } from "../../src/image/ref.js";
+import type { ClientFactory } from "../../src/registry/client.js";
 import { RemoteClientFactory } from "../../src/registry/factory.js";
+import { ClientMetrics, instrumentClient } from "../../src/registry/instrument.js";
+import { MirroredClientFactory } from "../../src/registry/mirrored-client-factory.js";
 import { ImageBuilder, type PushedImage, type PushedIndex } from "../support/image-builder.js";
 import { type RecordedRequest, type RegistryHandle, startRegistry } from "../support/registry.js";
 
@@ -256,6 +259,49 @@ describe("Warmer: the cost of tags never seen, on the real registry", () => {
       });
     } finally {
       await factory.close();
+    }
+  });
+
+  it("goes through instrumented clients and a mirror that has nothing: one GET by tag, the origin's names", async () => {
+    const mirror = await startRegistry();
+    const remote = new RemoteClientFactory({
+      insecureHosts: [registry.host, mirror.host],
+      limiters: { rps: 100_000, burst: 1000 },
+    });
+    const metricsRegistry = new MetricsRegistry();
+    const clientMetrics = new ClientMetrics(metricsRegistry);
+    // As the daemon wires them: instrumented clients, the mirror in front.
+    const instrumented: ClientFactory = {
+      clientFor: (n, c, o) => instrumentClient(remote.clientFor(n, c, o), clientMetrics),
+      succeed: (n) => remote.succeed(n),
+      hostConditions: (n) => remote.hostConditions(n),
+    };
+    const factory = new MirroredClientFactory(instrumented, { [registry.host]: [mirror.host] });
+    const store = new MemoryStore();
+    const warmer = new Warmer({ store, factory, burst: BURST, metricsRegistry });
+    try {
+      registry.resetRequests();
+      const [r] = await warmer.scan([{ name: distinctRepo }]);
+      assert.equal(r?.outcome, "scanned");
+      assert.equal(r?.errors, 0);
+      assert.ok((r?.fetchedByTag ?? 0) > 0, "GET by tag through both wrappers");
+      const c = count(registry.requests());
+      assert.equal(c.heads + (r?.fetchedByTag ?? 0), r?.tags, JSON.stringify(c));
+      assert.ok(
+        mirror.requests().some((q) => q.method === "GET" && q.path.includes("/manifests/")),
+        "the mirror was asked first",
+      );
+      const cache = new Cache({ store, metricsRegistry });
+      const info = await cache.getImage(distinctRepo.withTag("d070"));
+      assert.equal(info.ref.toString(), distinctRepo.withTag("d070").toString());
+      assert.equal(info.digest, images[70]?.digest);
+      const timed = await metricsRegistry.getSingleMetricAsString(
+        "regscan_client_fetch_duration_seconds",
+      );
+      assert.match(timed, /_count\{kind="metadata",success="true"\} [1-9]/);
+    } finally {
+      await remote.close();
+      await mirror.stop();
     }
   });
 
