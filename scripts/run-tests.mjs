@@ -1,10 +1,35 @@
 #!/usr/bin/env node
-// Runs every test file under test/ with Node's own runner through tsx. The files are
-// listed explicitly on the command line: on Node 20, `--test test/` finds no .ts files
-// and exits 0 having run nothing. Pass file paths to run only those.
+// Runs every test file under test/ (or the files given) with Node's own runner through tsx,
+// several files at a time, longest first. The files are listed explicitly: on Node 20,
+// `--test test/` finds no .ts files and exits 0 having run nothing. `node --test` sorts the
+// files it is given by name, so this starts the runner through its `run()` API instead, in
+// the order of scripts/test-times.json (seconds per file, measured): a slow file started
+// last would hold the whole run up alone. `--record-times` rewrites that file from this run.
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { run } from "node:test";
+import { spec, tap } from "node:test/reporters";
+import { fileURLToPath } from "node:url";
+
+const TIMES = fileURLToPath(new URL("./test-times.json", import.meta.url));
+/** How long a file not in test-times.json is taken to last (a middling file). */
+const UNKNOWN_SECONDS = 5;
+/**
+ * Files at a time. The tests mostly wait on servers and child processes, so on a 2-core
+ * machine more files than cores keep it busy (see the README's Tests section).
+ */
+const DEFAULT_CONCURRENCY = "4";
+
+// The test files' processes inherit this process's flags: start again with tsx loaded.
+if (!process.execArgv.some((a) => a.includes("tsx"))) {
+  const again = spawnSync(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    { stdio: "inherit" },
+  );
+  process.exit(again.status ?? 1);
+}
 
 function findTests(dir) {
   const out = [];
@@ -16,23 +41,68 @@ function findTests(dir) {
   return out;
 }
 
-const given = process.argv.slice(2);
+function readTimes() {
+  try {
+    return JSON.parse(readFileSync(TIMES, "utf8"));
+  } catch {
+    return {};
+  }
+}
+
+const args = process.argv.slice(2);
+const record = args.includes("--record-times");
+const given = args.filter((a) => a !== "--record-times");
 const files = given.length > 0 ? given : findTests("test");
 if (files.length === 0) {
   console.error("run-tests: no test files found under test/");
   process.exit(1);
 }
-const concurrency = process.env.REGSCAN_TEST_CONCURRENCY ?? "3";
-const result = spawnSync(
-  process.execPath,
-  [
-    "--import",
-    "tsx",
-    "--test",
-    `--test-concurrency=${concurrency}`,
-    "--test-timeout=300000",
-    ...files,
-  ],
-  { stdio: "inherit" },
-);
-process.exit(result.status ?? 1);
+const times = readTimes();
+const seconds = (file) => times[file.split("\\").join("/")] ?? UNKNOWN_SECONDS;
+// Longest first; Array#sort is stable, so equal times keep the files' name order.
+const ordered = [...files].sort((a, b) => seconds(b) - seconds(a));
+
+const concurrency = Number(process.env.REGSCAN_TEST_CONCURRENCY ?? DEFAULT_CONCURRENCY);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(`run-tests: REGSCAN_TEST_CONCURRENCY must be a whole number of at least 1`);
+  process.exit(1);
+}
+
+// A file still running after this long is stuck (the slowest, the package tarball test,
+// bounds its own set-up at 10 minutes for a loaded machine).
+const stream = run({ files: ordered, concurrency, timeout: 600_000 });
+/** How long a test file's process takes to start (tsx included), on top of its tests. */
+const STARTUP_SECONDS = 1;
+/** Seconds of each file: start-up and its top-level tests (hooks included), for --record-times. */
+const measured = {};
+const cwd = process.cwd();
+stream.on("test:fail", () => {
+  process.exitCode = 1;
+});
+if (record) {
+  for (const event of ["test:pass", "test:fail"]) {
+    stream.on(event, (data) => {
+      if (data.nesting !== 0 || data.file === undefined) return;
+      const file = relative(cwd, data.file).split("\\").join("/");
+      measured[file] =
+        (measured[file] ?? STARTUP_SECONDS) + (data.details?.duration_ms ?? 0) / 1000;
+    });
+  }
+}
+// A reader that went away (`| head`) ends the output, not the run with a stack trace.
+process.stdout.on("error", (err) => {
+  if (err.code !== "EPIPE") throw err;
+});
+const reporter = process.stdout.isTTY ? spec() : tap;
+stream.compose(reporter).pipe(process.stdout);
+stream.once("end", () => {
+  if (!record) return;
+  const merged = { ...times, ...measured };
+  const sorted = Object.fromEntries(
+    Object.entries(merged)
+      .filter(([file]) => findTests("test").includes(file))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([file, s]) => [file, Math.round(s * 10) / 10]),
+  );
+  writeFileSync(TIMES, `${JSON.stringify(sorted, null, 2)}\n`);
+});
