@@ -348,7 +348,7 @@ export class Warmer {
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
-    const intervalMs = pace.intervalMs(ownMs) * this.#stretch.observe(name);
+    const intervalMs = pace.intervalMs(ownMs) * this.#stretched(name);
     const status = this.#statusOf(repository);
     if (status.scanning) {
       // The loop and a scan() call (or two scan() calls) met on one repository: the lease
@@ -384,7 +384,7 @@ export class Warmer {
     }
     if (result.outcome === "scanned") pace.record(listingChanged(result, status.tagCount));
     // What the scan asked of the budget shows now: the interval until the next scan follows it.
-    status.intervalMs = pace.intervalMs(ownMs) * this.#stretch.observe(name);
+    status.intervalMs = pace.intervalMs(ownMs) * this.#stretched(name);
     await this.#updateStatus(name, status, result, status.intervalMs);
     for (const listener of this.#scanListeners) {
       try {
@@ -436,6 +436,14 @@ export class Warmer {
     } catch {
       // Status is best effort; the next scan updates it.
     }
+  }
+
+  /**
+   * The stretch of `name`'s host, looked at again: only while the loop runs, since intervals
+   * mean nothing to a one-off `scan()` (`regscan scan`), which should not warn about them.
+   */
+  #stretched(name: ImageName): number {
+    return this.#running ? this.#stretch.observe(name) : 1;
   }
 
   #paceOf(repository: string): RepositoryPace {

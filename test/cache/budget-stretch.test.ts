@@ -15,12 +15,15 @@ import {
 } from "../../src/cache/budget-stretch.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
+import type { RepositoryScanResult } from "../../src/cache/warmer-types.js";
 import { parseImageName } from "../../src/image/ref.js";
 import type { ClientFactory, HostConditions } from "../../src/registry/client.js";
+import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../src/registry/factory.js";
 import { RateLimiters } from "../../src/registry/http/rate-limiters.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
+import { waitFor } from "../support/wait-for.js";
 import { FakeClock } from "./support/fake-registry.js";
 
 const APP = parseImageName("registry.test/team/app");
@@ -108,6 +111,7 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
   });
 
   it("stretches the interval, logs and shows it, and relaxes once the budget keeps up", async () => {
+    // Only the warming loop stretches: a one-off scan (regscan scan) has no intervals.
     const name = parseImageName(`${registry.host}/stretch/app`);
     // Five requests a second, one at a time: twenty tags in flight wait seconds for it.
     const limiters = new RateLimiters({ budgets: { [registry.host]: { rps: 5, burst: 1 } } });
@@ -118,6 +122,7 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
     const warmer = new Warmer({
       store: new MemoryStore(),
       factory,
+      lookup: () => new Map([[name.toString(), Credentials.none()]]),
       burst: 20,
       intervalMs: 60_000,
       now: clock.now,
@@ -128,10 +133,14 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
       (
         await metricsRegistry.getSingleMetric("regscan_warmer_interval_stretch")?.get()
       )?.values.find((v) => v.labels.host === registry.host)?.value;
+    const scans: RepositoryScanResult[] = [];
+    warmer.onScan((r) => scans.push(r));
+    const stop = new AbortController();
+    const running = warmer.start(stop.signal);
     try {
-      const [r] = await warmer.scan([{ name }]);
-      assert.equal(r?.outcome, "scanned");
-      assert.equal(r?.refreshed, 20);
+      await waitFor(() => scans.length >= 1, { what: "the first scan", timeoutMs: 60_000 });
+      assert.equal(scans[0]?.outcome, "scanned");
+      assert.equal(scans[0]?.refreshed, 20);
       assert.equal(warmer.repositoryStatus(name)?.intervalMs, 120_000, "stretched twice");
       assert.equal(await stretchOf(), 2);
       const line = lines.find((l) => /cannot cover the configured intervals/.test(String(l.msg)));
@@ -139,10 +148,14 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
 
       // Nothing due: one listing, far under the budget; past the gap the stretch relaxes.
       clock.advance(STRETCH_CHANGE_GAP_MS + 1);
-      await warmer.scan([{ name }]);
+      warmer.prioritize(name);
+      await waitFor(() => scans.length >= 2, { what: "the second scan", timeoutMs: 60_000 });
+      assert.equal(scans[1]?.outcome, "scanned");
       assert.equal(await stretchOf(), 1);
       assert.equal(warmer.repositoryStatus(name)?.intervalMs, 60_000);
     } finally {
+      stop.abort();
+      await running;
       await factory.close();
     }
   });
