@@ -9,6 +9,7 @@
  * classes in `regscan/stores/*`); and every error class, each with a stable `code`.
  */
 
+export type { OperationOptions } from "./abort.js";
 export { Cache, type CachedTag, type CacheOptions } from "./cache/cache.js";
 export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";
 export {
@@ -116,6 +117,13 @@ export {
 export { MissingDependencyError } from "./optional-dependency.js";
 export type { Client, ClientFactory, ClientOptions, ManifestHead } from "./registry/client.js";
 export {
+  type AWSAuth,
+  type AWSRegistryConfig,
+  EKS_SYSTEM_ACCOUNT,
+  EKS_SYSTEM_ACCOUNT_CN,
+  imageCredsWithAWSAuth,
+} from "./registry/credentials/aws-image-creds.js";
+export {
   ACR_REFRESH_TOKEN_USERNAME,
   azureCloudProvider,
 } from "./registry/credentials/azure.js";
@@ -133,13 +141,6 @@ export {
   type CredentialsOptions,
   type HostCredential,
 } from "./registry/credentials/credentials.js";
-export {
-  type AWSAuth,
-  type AWSRegistryConfig,
-  EKS_SYSTEM_ACCOUNT,
-  EKS_SYSTEM_ACCOUNT_CN,
-  imageCredsWithAWSAuth,
-} from "./registry/credentials/aws-image-creds.js";
 export { ecrCloudProvider } from "./registry/credentials/ecr.js";
 export {
   CloudCredentialsError,
@@ -182,13 +183,13 @@ export {
   UnsupportedMediaTypeError,
 } from "./registry/errors.js";
 export { RemoteClientFactory, type RemoteClientFactoryOptions } from "./registry/factory.js";
-export type { ObservedRequest, ResponseObserver } from "./registry/http/observe.js";
 export {
   DEFAULT_BUDGETS,
   type HostBudget,
   InvalidBudgetError,
   type RequestBudget,
 } from "./registry/http/budgets.js";
+export type { ObservedRequest, ResponseObserver } from "./registry/http/observe.js";
 export type { PullState } from "./registry/http/pull-budget.js";
 export {
   type Clock,
@@ -215,5 +216,5 @@ export {
   parsePlatform,
 } from "./registry/manifest/platform.js";
 export { MirroredClientFactory } from "./registry/mirrored-client-factory.js";
-export type { OperationOptions, Registry } from "./registry/registry.js";
+export type { Registry } from "./registry/registry.js";
 export type { RemoteClient } from "./registry/remote-client.js";

@@ -4,9 +4,10 @@
  */
 import pino, { type Logger } from "pino";
 import type { Histogram, Registry as MetricsRegistry } from "prom-client";
+import type { OperationOptions } from "../abort.js";
 import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
 import type { ImageName, ImageRef } from "../image/ref.js";
-import type { OperationOptions, Registry } from "../registry/registry.js";
+import type { Registry } from "../registry/registry.js";
 import { artifactExcludedReason, artifactTag } from "./artifact-tags.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT, readChunked } from "./chunked-read.js";
 import { type Decorator, decorateImage, decorateRepository } from "./decorators.js";

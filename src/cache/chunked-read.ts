@@ -3,8 +3,8 @@
  * round trips, and never more than a few chunks of raw values held at once, however many
  * tags the repository has (100,000 tags would otherwise mean ~70 MB of values in one array).
  */
-import type { OperationOptions } from "../registry/registry.js";
-import { forEachBounded } from "./bounded-parallel.js";
+import type { OperationOptions } from "../abort.js";
+import { forEachBounded } from "../bounded-parallel.js";
 import type { Store, StoreEntry } from "./store.js";
 
 /** Keys per `getMany` call. */

@@ -10,7 +10,7 @@ import { readImages } from "./index-reader.js";
 import { type IndexEntry, isExcludedImageId } from "./index-records.js";
 import type { TagError } from "./records.js";
 import type { ScanIndex } from "./scan-index.js";
-import type { WarmContext } from "./warm-pass.js";
+import type { WarmContext } from "./warm-context.js";
 import type { RepositoryScanResult } from "./warmer-types.js";
 
 /** A tag to check in this scan. */

@@ -3,8 +3,8 @@
  * image records by id in one `getMany` for those the in-process LRU does not hold.
  */
 
+import type { OperationOptions } from "../abort.js";
 import type { ImageName } from "../image/ref.js";
-import type { OperationOptions } from "../registry/registry.js";
 import type { ImageLru } from "./image-lru.js";
 import {
   decodeImageRecords,

@@ -5,10 +5,10 @@
  * due, as before).
  */
 import type { Logger } from "pino";
+import { forEachBounded } from "../bounded-parallel.js";
 import type { ImageEntry } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import { artifactTag, isArtifactExcludedReason } from "./artifact-tags.js";
-import { forEachBounded } from "./bounded-parallel.js";
 import { readChunked } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import {

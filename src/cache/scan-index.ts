@@ -4,9 +4,8 @@
  * names them; changed buckets next; the repository record last, by the caller).
  */
 import type { Logger } from "pino";
+import { forEachBounded } from "../bounded-parallel.js";
 import type { ImageName } from "../image/ref.js";
-import { forEachBounded } from "./bounded-parallel.js";
-import { MIN_EXPIRY_MS } from "./envelope.js";
 import { summarizeError } from "./error-summary.js";
 import { bucketKeys } from "./index-reader.js";
 import {
@@ -26,6 +25,7 @@ import {
 } from "./index-records.js";
 import type { Keys } from "./keys.js";
 import type { Store } from "./store.js";
+import { MIN_EXPIRY_MS } from "./stores/envelope.js";
 
 /** What the index needs from the scan's context. */
 export interface IndexContext {

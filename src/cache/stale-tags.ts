@@ -5,11 +5,11 @@
  * section 5). Only the index changes (one bucket rewrite at the scan's end), never an image.
  */
 import type { DueTag } from "./due-tags.js";
-import { MIN_EXPIRY_MS } from "./envelope.js";
 import type { TagError } from "./records.js";
 import { MIN_REFRESH_MS } from "./refresh-policy.js";
 import type { ScanIndex } from "./scan-index.js";
-import type { WarmContext, WarmJob } from "./warm-pass.js";
+import { MIN_EXPIRY_MS } from "./stores/envelope.js";
+import type { WarmContext, WarmJob } from "./warm-context.js";
 import type { ErrorSummary } from "./warmer-types.js";
 
 /**

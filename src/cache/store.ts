@@ -2,7 +2,7 @@
  * The key-value store the cache lives in (Flux v1's cache `Reader` / `Writer` / `Client`).
  * Implementations: memory, sqlite (the embedded default), memcached, Redis.
  */
-import type { OperationOptions } from "../registry/registry.js";
+import type { OperationOptions } from "../abort.js";
 
 /** A value read back, with the refresh deadline it was written with. */
 export interface StoreEntry {

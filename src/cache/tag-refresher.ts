@@ -23,7 +23,7 @@ import {
 import type { NewTagFetchPlan } from "./new-tag-fetch.js";
 import { MAX_REFRESH_MS, nextRefreshInterval } from "./refresh-policy.js";
 import type { ScanIndex } from "./scan-index.js";
-import type { WarmContext, WarmJob } from "./warm-pass.js";
+import type { WarmContext, WarmJob } from "./warm-context.js";
 import type { RepositoryScanResult } from "./warmer-types.js";
 
 /** An image as the refresher knows it: its record's id, and whether it is excluded. */

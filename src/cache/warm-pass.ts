@@ -4,74 +4,24 @@
  */
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
-import type { ImageName } from "../image/ref.js";
-import type { ClientFactory, HostConditions } from "../registry/client.js";
-import type { Credentials } from "../registry/credentials/credentials.js";
+import { forEachBounded } from "../bounded-parallel.js";
+import type { HostConditions } from "../registry/client.js";
 import { artifactTag } from "./artifact-tags.js";
-import { forEachBounded } from "./bounded-parallel.js";
 import { type DueTag, dropMissingImages, dueTags } from "./due-tags.js";
 import { errorCode, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
 import { StoreWriteError } from "./errors.js";
 import { decodeRepositoryIndexRecord, encodeRepositoryIndexRecord } from "./index-records.js";
-import type { Keys } from "./keys.js";
 import { upgradeFromLegacy } from "./legacy-upgrade.js";
-import type { WarmerMetrics } from "./metrics.js";
-import { type HostSharing, NewTagFetchPlan } from "./new-tag-fetch.js";
+import { NewTagFetchPlan } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord, type RepositoryRecord } from "./records.js";
-import type { RefreshOptions } from "./refresh-policy.js";
 import { MAX_REFRESH_MS } from "./refresh-policy.js";
 import { LeaseLostError, RepositoryLease } from "./repository-lease.js";
 import { ScanIndex } from "./scan-index.js";
-import type { SharedTimeout } from "./shared-timeout.js";
 import { keepTag, keepTags, needsKeeping } from "./stale-tags.js";
-import type { Store } from "./store.js";
-import type { TagEvents } from "./tag-events.js";
 import { type CompiledTagFilter, compileTagFilter } from "./tag-filter.js";
 import { TagRefresher } from "./tag-refresher.js";
-import type { ErrorSummary, RepositoryOptions, RepositoryScanResult } from "./warmer-types.js";
-
-/** What every repository scan of one warmer shares. */
-export interface WarmContext {
-  store: Store;
-  keys: Keys;
-  factory: ClientFactory;
-  logger: Logger;
-  metrics: WarmerMetrics;
-  events: TagEvents;
-  /** The clock deadlines and marks are computed with (fake in tests). */
-  now: () => number;
-  /** At most this many registry requests in flight for the repository. */
-  burst: number;
-  /** Who holds leases taken by this warmer. */
-  owner: string;
-  leaseTtlMs: number;
-  /** `getMany` calls in flight at once while sorting out the due tags. */
-  storeConcurrency: number;
-  /** Bound on each store write (made with its own signal, so that a stop does not cut it). */
-  finalWriteTimeoutMs: number;
-  /** Signals for tag writes bounded by `finalWriteTimeoutMs`, shared between writes. */
-  writeTimeout: SharedTimeout;
-  /** How refresh intervals are spread (jitter). */
-  refresh: RefreshOptions;
-  /** How often tags share images, per registry host (for how new tags are fetched). */
-  hostSharing: HostSharing;
-}
-
-/** One repository to scan. */
-export interface WarmJob {
-  name: ImageName;
-  creds: Credentials;
-  options: RepositoryOptions;
-  /** The repository's interval: it is skipped when scanned more recently than this. */
-  intervalMs: number;
-  /** Scan even if it was scanned less than an interval ago (priority requests, the CLI). */
-  force: boolean;
-  /** Check every kept tag (with HEAD first), not only the due ones. */
-  checkAll?: boolean;
-  signal: AbortSignal;
-  /** Progress: called with the number of tags to check once listed, then once per tag done. */
-  onProgress?: (progress: { total: number; done: number }) => void;
-}
+import type { WarmContext, WarmJob } from "./warm-context.js";
+import type { ErrorSummary, RepositoryScanResult } from "./warmer-types.js";
 
 /**
  * The repository record's deadline (the store keeps it twice as long): as long as the

@@ -7,12 +7,12 @@ import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import pino, { type Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
+import { forEachBounded } from "../bounded-parallel.js";
 import { type ImageName, parseImageName } from "../image/ref.js";
 import type { ClientFactory } from "../registry/client.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
 import { Backlog } from "./backlog.js";
-import { forEachBounded } from "./bounded-parallel.js";
 import { BudgetStretch } from "./budget-stretch.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
@@ -26,7 +26,8 @@ import { listingChanged, RepositoryPace } from "./repository-pace.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import { type TagEventListener, TagEvents } from "./tag-events.js";
-import { emptyScanResult, type WarmContext, warmRepository } from "./warm-pass.js";
+import type { WarmContext } from "./warm-context.js";
+import { emptyScanResult, warmRepository } from "./warm-pass.js";
 import type {
   RepositoryOptions,
   RepositoryScanResult,

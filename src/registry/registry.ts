@@ -6,9 +6,6 @@ import type { OperationOptions } from "../abort.js";
 import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
 import type { ImageName, ImageRef } from "../image/ref.js";
 
-// Declared with the abort helpers at the bottom, so that stores need not import registry/.
-export type { OperationOptions } from "../abort.js";
-
 /** Answers questions about image repositories (Flux v1's `registry.Registry`). */
 export interface Registry {
   /** Every tag of the repository, and the image behind each tag that is known. */

@@ -5,6 +5,8 @@
  * the caller already has that image. Manifests and config blobs are kept per
  * digest for the client's life, so tags sharing an image fetch it once.
  */
+
+import type { OperationOptions } from "../abort.js";
 import type { ImageEntry, Platform } from "../image/info.js";
 import type { ImageName } from "../image/ref.js";
 import type { Client, FetchedTag, FetchTagOptions, ManifestHead } from "./client.js";
@@ -24,7 +26,6 @@ import {
   normaliseMediaType,
 } from "./manifest/media-types.js";
 import { manifestDigestBytes } from "./manifest/schema1-payload.js";
-import type { OperationOptions } from "./registry.js";
 import { SharedLoads } from "./shared-loads.js";
 import type { InvalidTagsReport } from "./tag-names.js";
 

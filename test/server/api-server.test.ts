@@ -3,10 +3,11 @@ import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
+import type { OperationOptions } from "../../src/abort.js";
 import { CachedFetchError, ImageExcludedError, NotCachedError } from "../../src/cache/errors.js";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { type ImageName, type ImageRef, parseImageRef } from "../../src/image/ref.js";
-import type { OperationOptions, Registry } from "../../src/registry/registry.js";
+import type { Registry } from "../../src/registry/registry.js";
 import { ApiServer } from "../../src/server/api-server.js";
 import type {
   RefreshRequestOutcome,

@@ -2,7 +2,7 @@
  * How the stores split a long `getMany` into bounded batches and run a few of them at a
  * time, so one call never sends an unbounded command nor waits on batches one by one.
  */
-import { forEachBounded } from "../bounded-parallel.js";
+import { forEachBounded } from "../../bounded-parallel.js";
 
 /** `items` cut into consecutive slices of at most `size`. */
 export function inBatches<T>(items: readonly T[], size: number): T[][] {

@@ -3,11 +3,10 @@
  * spread over servers by a stable hash, values of any size up to a configured total
  * (compressed and chunked past the item size), leases with `add` and a TTL.
  */
-import { raceAbort, withTimeout } from "../../registry/abortable.js";
-import type { OperationOptions } from "../../registry/registry.js";
-import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
+import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
 import type { Store, StoreEntry } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
   StoreClosedError,
   StoreOperationError,

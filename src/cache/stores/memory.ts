@@ -2,9 +2,9 @@
  * The `memory:` store: a Map with expiry, for tests, one-shot CLI runs and as the
  * baseline the benchmarks compare the other stores against.
  */
-import type { OperationOptions } from "../../registry/registry.js";
-import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
+import type { OperationOptions } from "../../abort.js";
 import type { Store, StoreEntry } from "../store.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import { StoreClosedError } from "./errors.js";
 import { type StoreLogger, silentLogger } from "./options.js";
 

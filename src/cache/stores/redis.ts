@@ -4,11 +4,10 @@
  * in time so an outage is a quick typed error, never a hang or an unhandled rejection.
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-import { raceAbort, withTimeout } from "../../registry/abortable.js";
-import type { OperationOptions } from "../../registry/registry.js";
-import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
+import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
 import type { Store, StoreEntry } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
   StoreClosedError,
   StoreOperationError,

@@ -7,9 +7,9 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import envPaths from "env-paths";
-import type { OperationOptions } from "../../registry/registry.js";
-import { encodeEnvelope, entryOrWarn, expiryMs } from "../envelope.js";
+import type { OperationOptions } from "../../abort.js";
 import type { Store, StoreEntry } from "../store.js";
+import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import { StoreClosedError, StoreOperationError, StoreUnavailableError } from "./errors.js";
 import { type StoreLogger, silentLogger } from "./options.js";
 

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { DEFAULT_KEY_PREFIX, Keys } from "../../../src/cache/keys.js";
 import {
   decodeEnvelope,
   ENVELOPE_VERSION,
   encodeEnvelope,
   expiryMs,
   MIN_EXPIRY_MS,
-} from "../../../src/cache/envelope.js";
-import { DEFAULT_KEY_PREFIX, Keys } from "../../../src/cache/keys.js";
+} from "../../../src/cache/stores/envelope.js";
 import { memcachedKey, serverFor } from "../../../src/cache/stores/memcached-keys.js";
 import { parseImageName } from "../../../src/image/ref.js";
 

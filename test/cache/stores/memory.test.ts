@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { MIN_EXPIRY_MS } from "../../../src/cache/envelope.js";
+import { MIN_EXPIRY_MS } from "../../../src/cache/stores/envelope.js";
 import { MemoryStore } from "../../../src/cache/stores/memory.js";
 import { capturingLogger, storeContract } from "./store-contract.js";
 

@@ -5,7 +5,7 @@ import { readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
-import { MIN_EXPIRY_MS } from "../../../src/cache/envelope.js";
+import { MIN_EXPIRY_MS } from "../../../src/cache/stores/envelope.js";
 import { SqliteStore, sqliteFailure } from "../../../src/cache/stores/sqlite.js";
 import { makeTempDir } from "../../support/processes.js";
 import { capturingLogger, storeContract } from "./store-contract.js";

@@ -2,10 +2,11 @@
  * An in-process ClientFactory over a scripted set of repositories, counting every call, for
  * the warmer's unit tests (the real-registry tests use the harness and RemoteClientFactory).
  */
+
+import type { OperationOptions } from "../../../src/abort.js";
 import type { ImageEntry } from "../../../src/image/info.js";
 import type { ImageName } from "../../../src/image/ref.js";
 import type { Client, ClientFactory, ManifestHead } from "../../../src/registry/client.js";
-import type { OperationOptions } from "../../../src/registry/registry.js";
 
 /** An error with a code, as the registry client's errors have. */
 export class CodedError extends Error {

@@ -3,9 +3,9 @@
  * deadline, payload. A value that does not decode is reported so the store can treat it
  * as a miss (and warn) instead of failing.
  */
-import type { StoreEntry } from "./store.js";
-import { InvalidDeadlineError } from "./stores/errors.js";
-import type { StoreLogger } from "./stores/options.js";
+import type { StoreEntry } from "../store.js";
+import { InvalidDeadlineError } from "./errors.js";
+import type { StoreLogger } from "./options.js";
 
 /** "RSC" then the format version; bumping the version turns old values into misses. */
 const MAGIC = [0x52, 0x53, 0x43] as const;

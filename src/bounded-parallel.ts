@@ -1,6 +1,7 @@
 /**
  * Runs an async function over items with at most `limit` in flight: the warmer's `burst`
- * per repository, and its bounded store reads.
+ * per repository, its bounded store reads, and the stores' batched reads. Neutral (it
+ * imports nothing), so that the stores need not import the cache.
  */
 
 /**

@@ -1,0 +1,60 @@
+/**
+ * What the warmer's pass files share: the context of one warmer and the job of one
+ * repository scan. Declared apart from the pass so that its parts (due tags, stale tags, the
+ * tag refresher) need not import the pass that imports them.
+ */
+import type { Logger } from "pino";
+import type { ImageName } from "../image/ref.js";
+import type { ClientFactory } from "../registry/client.js";
+import type { Credentials } from "../registry/credentials/credentials.js";
+import type { Keys } from "./keys.js";
+import type { WarmerMetrics } from "./metrics.js";
+import type { HostSharing } from "./new-tag-fetch.js";
+import type { RefreshOptions } from "./refresh-policy.js";
+import type { SharedTimeout } from "./shared-timeout.js";
+import type { Store } from "./store.js";
+import type { TagEvents } from "./tag-events.js";
+import type { RepositoryOptions } from "./warmer-types.js";
+
+/** What every repository scan of one warmer shares. */
+export interface WarmContext {
+  store: Store;
+  keys: Keys;
+  factory: ClientFactory;
+  logger: Logger;
+  metrics: WarmerMetrics;
+  events: TagEvents;
+  /** The clock deadlines and marks are computed with (fake in tests). */
+  now: () => number;
+  /** At most this many registry requests in flight for the repository. */
+  burst: number;
+  /** Who holds leases taken by this warmer. */
+  owner: string;
+  leaseTtlMs: number;
+  /** `getMany` calls in flight at once while sorting out the due tags. */
+  storeConcurrency: number;
+  /** Bound on each store write (made with its own signal, so that a stop does not cut it). */
+  finalWriteTimeoutMs: number;
+  /** Signals for tag writes bounded by `finalWriteTimeoutMs`, shared between writes. */
+  writeTimeout: SharedTimeout;
+  /** How refresh intervals are spread (jitter). */
+  refresh: RefreshOptions;
+  /** How often tags share images, per registry host (for how new tags are fetched). */
+  hostSharing: HostSharing;
+}
+
+/** One repository to scan. */
+export interface WarmJob {
+  name: ImageName;
+  creds: Credentials;
+  options: RepositoryOptions;
+  /** The repository's interval: it is skipped when scanned more recently than this. */
+  intervalMs: number;
+  /** Scan even if it was scanned less than an interval ago (priority requests, the CLI). */
+  force: boolean;
+  /** Check every kept tag (with HEAD first), not only the due ones. */
+  checkAll?: boolean;
+  signal: AbortSignal;
+  /** Progress: called with the number of tags to check once listed, then once per tag done. */
+  onProgress?: (progress: { total: number; done: number }) => void;
+}
