@@ -88,6 +88,10 @@ export class DaemonWarmerControl implements WarmerControl {
     return this.watch.has(name.toString());
   }
 
+  repositoryStatus(name: ImageName): RepositoryStatus | undefined {
+    return this.warmer.repositoryStatus(name);
+  }
+
   requestRefresh(name: ImageName, request?: RefreshRequest): RefreshRequestOutcome {
     return this.refreshes.requestRefresh(name, request);
   }

@@ -22,6 +22,7 @@ import {
   layoutRepositoryJson,
   type RepositoryJsonLayout,
   repositoryJsonBuffer,
+  staleness,
   statusJson,
 } from "./json-forms.js";
 import { type RepositoryAnswer, RepositoryJsonCache } from "./repository-json-cache.js";
@@ -341,6 +342,13 @@ export class ApiServer {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
         const name = await this.watchedName(match.rest);
+        // The body is cached per stored version; how stale it is goes in headers, per answer.
+        const status = this.opts.warmer.repositoryStatus?.(name);
+        const { staleSeconds, intervalSeconds } = status ? staleness(status) : {};
+        if (staleSeconds !== undefined) res.setHeader("x-regscan-stale-seconds", staleSeconds);
+        if (intervalSeconds !== undefined) {
+          res.setHeader("x-regscan-interval-seconds", intervalSeconds);
+        }
         const answer = await this.repositoryBody(name, res);
         if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.

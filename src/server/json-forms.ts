@@ -203,7 +203,16 @@ export function statusJson(s: RepositoryStatus): Record<string, unknown> {
     lastError: s.lastError,
     nextRefresh: iso(s.nextRefresh),
     scanning: s.scanning,
-    // How stale it may be: seconds since its tags were last listed, and how often it is now.
+    ...staleness(s),
+  };
+}
+
+/** How stale a repository may be: seconds since its tags were last listed, and its interval now. */
+export function staleness(s: RepositoryStatus): {
+  staleSeconds: number | undefined;
+  intervalSeconds: number | undefined;
+} {
+  return {
     staleSeconds:
       s.lastUpdate && Math.max(0, Math.round((Date.now() - s.lastUpdate.getTime()) / 1000)),
     intervalSeconds: s.intervalMs === undefined ? undefined : s.intervalMs / 1000,

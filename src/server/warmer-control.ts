@@ -31,6 +31,8 @@ export interface WarmerControl {
   statuses(): Promise<RepositoryStatus[]>;
   /** True when the repository is watched. */
   isWatched(name: ImageName): Promise<boolean>;
+  /** What this replica's warmer knows of one repository now (no store read); optional. */
+  repositoryStatus?(name: ImageName): RepositoryStatus | undefined;
   /**
    * Asks for a priority refresh (the repository scanned before any other); returns at once.
    * Requests are coalesced per repository, so any number of them costs a bounded number
