@@ -213,9 +213,10 @@ export class MemcachedStore implements Store {
   }
 
   async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {
-    // memcached's clock ticks once a second, so an item given N seconds lives N - 1 to N;
-    // one second more makes the lease last at least its TTL (and at most a second longer).
-    const expires = memcachedExpiry(ttlMs / 1000 + 1);
+    // memcached's clock ticks once a second, so an item given N seconds lives N - 1 to N, and
+    // less when a busy machine delays the tick (its clock is then a second behind when the
+    // item is stored): two seconds more make the lease last at least its TTL.
+    const expires = memcachedExpiry(ttlMs / 1000 + LEASE_CLOCK_MARGIN_S);
     const mk = memcachedKey(key);
     const mine = Buffer.from(owner);
     const added = await this.#op("acquire", mk, opts, (c) => c.add(mk, mine, { expires }));
@@ -370,6 +371,9 @@ async function multiGetTwice(client: MemcachedClient, mks: readonly string[]) {
 }
 
 /** An expiry memcached reads right: seconds up to 30 days, a Unix time beyond. */
+/** Seconds added to a lease's TTL for memcached's coarse, possibly late clock. */
+const LEASE_CLOCK_MARGIN_S = 2;
+
 function memcachedExpiry(seconds: number): number {
   const s = Math.max(1, Math.ceil(seconds));
   return s <= MAX_RELATIVE_EXPIRY_S ? s : Math.floor(Date.now() / 1000) + s;
