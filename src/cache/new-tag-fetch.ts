@@ -83,8 +83,11 @@ export interface NewTagFetchInput {
    * headers); asked at each choice, since the first answers of a scan may tell it.
    */
   pullQuota: () => boolean;
-  /** The top-level digest of each tag the index already holds (one per tag). */
-  indexDigests: Iterable<string>;
+  /**
+   * The top-level digest of each tag the index already holds (one per tag); read only when a
+   * tag not in the index comes up, so a scan with none never walks the index for it.
+   */
+  indexDigests: () => Iterable<string>;
   history: HostSharing;
 }
 
@@ -98,6 +101,7 @@ export class NewTagFetchPlan {
   readonly #input: NewTagFetchInput;
   readonly #dockerHub: boolean;
   readonly #digests = new Map<string, number>();
+  #started = false;
   #tags = 0;
   /** Digests seen exactly once. */
   #single = 0;
@@ -108,7 +112,13 @@ export class NewTagFetchPlan {
   constructor(input: NewTagFetchInput) {
     this.#input = input;
     this.#dockerHub = input.host.toLowerCase() === DOCKER_HUB_API_HOST;
-    for (const digest of input.indexDigests) this.observe(digest);
+  }
+
+  /** Counts the index's tags the first time they matter. */
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    for (const digest of this.#input.indexDigests()) this.#count(digest);
   }
 
   /** Whether the next new tag goes `HEAD` first (true) or with one `GET` by tag (false). */
@@ -121,6 +131,7 @@ export class NewTagFetchPlan {
 
   #decide(): boolean {
     if (this.#dockerHub || this.#input.pullQuota()) return true;
+    this.#start();
     const shared = this.#tags - this.#single;
     const threshold = 1 / GET_WEIGHT;
     if (this.#tags >= SHARING_SAMPLE) return shared / this.#tags > threshold;
@@ -132,6 +143,11 @@ export class NewTagFetchPlan {
 
   /** A new tag resolved to `digest` (by `HEAD` or `GET`). */
   observe(digest: string): void {
+    this.#start();
+    this.#count(digest);
+  }
+
+  #count(digest: string): void {
     const n = (this.#digests.get(digest) ?? 0) + 1;
     this.#digests.set(digest, n);
     this.#tags++;
@@ -139,8 +155,9 @@ export class NewTagFetchPlan {
     else if (n === 2) this.#single--;
   }
 
-  /** The scan ended: its sharing becomes part of the host's. */
+  /** The scan ended: its sharing becomes part of the host's (unless it met no new tag). */
   finish(): void {
+    if (!this.#started) return;
     const { host, repository, history } = this.#input;
     history.record(host, repository, this.#tags, this.#tags - this.#single);
   }

@@ -300,7 +300,7 @@ async function scanRepository(s: Scan): Promise<void> {
     host: job.name.apiHost,
     repository: result.repository,
     pullQuota: () => hostConditions(s)?.pullQuota ?? false,
-    indexDigests: index.imageDigests(),
+    indexDigests: () => index.imageDigests(),
     history: ctx.hostSharing,
   });
   const refresher = new TagRefresher(

@@ -39,7 +39,7 @@ function plan(opts: {
     host: opts.host ?? "registry.example",
     repository: opts.repository ?? "registry.example/team/new",
     pullQuota: () => opts.quota ?? false,
-    indexDigests: opts.index ?? [],
+    indexDigests: () => opts.index ?? [],
     history: opts.history ?? new HostSharing(),
   });
 }
