@@ -26,7 +26,7 @@ interface HostState {
   requests: number;
 }
 
-/** What a stretch change reports (to the metric). */
+/** Told each host's factor when first seen and at each change (the metric). */
 export type StretchListener = (host: string, factor: number) => void;
 
 /** Interval stretch per registry host, from the factory's budget saturation signal. */
@@ -62,6 +62,8 @@ export class BudgetStretch {
     if (!state) {
       state = { factor: 1, changedAt: undefined, waitedMs: 0, requests: 0 };
       this.#hosts.set(host, state);
+      // Shown from the first look, so that "not stretched" is a 1, not a missing series.
+      this.onChange(host, 1);
     }
     const requests = conditions.requests - state.requests;
     const meanWait = requests > 0 ? (conditions.waitedMs - state.waitedMs) / requests : 0;

@@ -79,7 +79,7 @@ describe("BudgetStretch", () => {
 
     assert.deepEqual(
       changes.map(([, f]) => f),
-      [2, 4, 8, 16, 8, 16],
+      [1, 2, 4, 8, 16, 8, 16],
     );
     const warned = lines.filter((l) => l.level === 40);
     assert.equal(warned.length, 5);
