@@ -1,35 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { ConfigError } from "../../src/config/errors.js";
+import { describe, test } from "node:test";
 import { loadConfig } from "../../src/config/load.js";
+import { configFiles, problem } from "./config-files.js";
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "regscan-config-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(name: string, text: string): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
-
-async function problem(p: Promise<unknown>): Promise<ConfigError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    assert.equal(err.code, "INVALID_CONFIG");
-    return err;
-  }
-  assert.fail("expected the configuration to be refused");
-}
+const { dir: configDir, file } = configFiles("regscan-config-");
 
 describe("loadConfig", () => {
   test("defaults without a file", async () => {
@@ -107,7 +82,7 @@ describe("loadConfig", () => {
   });
 
   test("a missing file is named", async () => {
-    const err = await problem(loadConfig({ file: join(dir, "nope.yaml") }));
+    const err = await problem(loadConfig({ file: join(configDir(), "nope.yaml") }));
     assert.match(err.message, /nope\.yaml: cannot read configuration: file not found/);
   });
 
@@ -177,7 +152,7 @@ describe("loadConfig", () => {
     const tokenFile = await file("token", "s3cret-token\n");
     const { config } = await loadConfig({ flags: { apiTokenFile: tokenFile } });
     assert.equal(config.apiToken, "s3cret-token");
-    const err = await problem(loadConfig({ flags: { apiTokenFile: join(dir, "none") } }));
+    const err = await problem(loadConfig({ flags: { apiTokenFile: join(configDir(), "none") } }));
     assert.match(
       err.message,
       /flag --api-token-file: at apiTokenFile: cannot read the API token file/,

@@ -6,37 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { ConfigError } from "../../src/config/errors.js";
+import { describe, test } from "node:test";
 import { loadConfig } from "../../src/config/load.js";
 import { runCli } from "../support/cli.js";
+import { configFiles, problem } from "./config-files.js";
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "regscan-config-checks-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(name: string, text: string): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
-
-async function problem(p: Promise<unknown>): Promise<ConfigError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("expected the configuration to be refused");
-}
+const { dir: configDir, file } = configFiles("regscan-config-checks-");
 
 describe("intervals", () => {
   test("warmer.interval of 0 or under a second is refused from file, environment and flag", async () => {
@@ -121,7 +97,7 @@ describe("cache", () => {
 
 describe("cache: sqlite", () => {
   test("a file the store could not use is refused at load time, and nothing is created", async () => {
-    const missingDir = join(dir, "not-made");
+    const missingDir = join(configDir(), "not-made");
     const path = await file("sqlite.yaml", `cache: sqlite:${join(missingDir, "cache.db")}\n`);
     const err = await problem(loadConfig({ file: path }));
     assert.equal(
@@ -132,7 +108,7 @@ describe("cache: sqlite", () => {
       (await problem(loadConfig({ flags: { cache: "sqlite:/proc/self/fd/0" } }))).message,
       /at cache: \/proc\/self\/fd\/0 is under \/proc/,
     );
-    const fine = join(dir, "fine.db");
+    const fine = join(configDir(), "fine.db");
     const { config } = await loadConfig({ flags: { cache: `sqlite:${fine}` } });
     assert.equal(config.cache, `sqlite:${fine}`);
     assert.equal(existsSync(fine), false, "checking the configuration created the database");
