@@ -10,9 +10,12 @@
 # a configuration file (deploy/image/regscan.yaml, replaced by whatever is mounted at
 # /etc/regscan) and XDG_CACHE_HOME, which only moves the program's own default SQLite path.
 #
-# Base images are pinned by digest (a tag can move under a rebuild). To move to a newer
-# Node.js 24 image, run scripts/pin-base-image.sh (it asks the registry for the digest).
-ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim@sha256:0000000000000000000000000000000000000000000000000000000000000000
+# Base images are pinned by digest (a tag can move under a rebuild). The digest is the one
+# node:24-bookworm-slim had at Node.js 24.18.0 (the same digest is pinned by two unrelated
+# public projects; no registry is reachable from where this was written, so it was not pulled
+# here). To move to a newer Node.js 24 image, run scripts/pin-base-image.sh (it asks the
+# registry for the tag's current digest and writes it here).
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 
 # --- build: compile TypeScript and the native SQLite binding --------------------------
 FROM ${NODE_IMAGE} AS build

@@ -10,8 +10,8 @@ image="${IMAGE:-ghcr.io/regscan/regscan:${version}}"
 builder="${IMAGE_BUILDER:-docker}"
 
 base=$(sed -n 's/^ARG NODE_IMAGE=//p' Dockerfile)
-if [[ "$base" == *@sha256:0000000000000000000000000000000000000000000000000000000000000000 ]]; then
-  echo "build-image: the Dockerfile's base image digest is still the placeholder;" >&2
+if [[ ! "$base" =~ @sha256:[0-9a-f]{64}$ ]]; then
+  echo "build-image: the Dockerfile's base image is not pinned by digest;" >&2
   echo "  run scripts/pin-base-image.sh (asks the registry for node:24-bookworm-slim's digest)" >&2
   exit 1
 fi
