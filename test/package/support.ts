@@ -2,8 +2,8 @@
  * Helpers of the package tests: run a command to completion with a deadline, and run the
  * entry-load child (which heavy packages an import of a regscan entry point loads).
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { runCommand } from "../support/run-command.js";
 
 const CHILD = fileURLToPath(new URL("./fixtures/entry-load-child.mjs", import.meta.url));
 
@@ -19,30 +19,7 @@ export function run(
   args: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand(command, args, opts);
 }
 
 /** What the entry-load child reports. */

@@ -3,10 +3,10 @@
  * smoke test per command), or in this process through `main(argv, ctx)`, the same program
  * without a second of start-up per run.
  */
-import { spawn } from "node:child_process";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { main } from "../../src/cli/main.js";
+import { runCommand } from "./run-command.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
@@ -27,30 +27,11 @@ export interface RunCliOptions {
 
 /** Runs `regscan ...args` to completion. */
 export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
-      env: { ...process.env, ...opts.env },
-      cwd: opts.cwd,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? "");
+  return runCommand(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    input: opts.input ?? "",
+    timeoutMs: opts.timeoutMs,
   });
 }
 
