@@ -10,7 +10,12 @@
 import { createHash } from "node:crypto";
 import type { ImageEntry } from "../image/info.js";
 import type { RepositoryRecord, SharedEntry, TagError } from "./records.js";
-import { sharedEntry } from "./records.js";
+import {
+  parseJson,
+  repositoryRecordFields,
+  repositoryRecordOfFields,
+  sharedEntry,
+} from "./records.js";
 
 /** Buckets per repository index: a changed tag rewrites about 1/32 of the index. */
 export const INDEX_BUCKETS = 32;
@@ -144,13 +149,7 @@ export function encodeImageRecord(entry: ImageEntry): Uint8Array {
 
 /** Reads an image record back (labels and platforms frozen); undefined when it is not one. */
 export function decodeImageRecord(bytes: Uint8Array): SharedEntry | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(decoder.decode(bytes));
-  } catch {
-    return undefined;
-  }
-  return decodeImageJson(parsed);
+  return decodeImageJson(parseJson(bytes));
 }
 
 /** An image record already parsed from JSON (either version); undefined when it is not one. */
@@ -301,12 +300,7 @@ const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Num
 
 /** Reads a bucket's raw form back, checked; undefined when the bytes are not a bucket. */
 export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
-  let r: unknown;
-  try {
-    r = JSON.parse(decoder.decode(bytes));
-  } catch {
-    return undefined;
-  }
+  const r = parseJson(bytes);
   if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
   const o = r as Record<string, unknown>;
   if (o.v !== BUCKET_VERSION || !isFiniteNumber(o.t0)) return undefined;
@@ -432,22 +426,12 @@ export function entryExpiresAt(e: IndexEntry, minExpiryMs: number): number {
   return written + Math.max(2 * (e.deadline - written), minExpiryMs);
 }
 
-/** Serialises a second-layout repository record. */
+/** Serialises a second-layout repository record: the first layout's fields, then imagesKeptAt. */
 export function encodeRepositoryIndexRecord(record: RepositoryRecord): Uint8Array {
   return encoder.encode(
     JSON.stringify({
       v: REPOSITORY_INDEX_VERSION,
-      tags: record.tags,
-      filteredOut: record.filteredOut,
-      artifactTags: record.artifactTags,
-      lastUpdate: record.lastUpdate?.getTime(),
-      lastError: record.lastError && {
-        code: record.lastError.code,
-        message: record.lastError.message,
-        at: record.lastError.at.getTime(),
-      },
-      lastScanned: record.lastScanned?.getTime(),
-      scannedBy: record.scannedBy,
+      ...repositoryRecordFields(record),
       imagesKeptAt: record.imagesKeptAt?.getTime(),
     }),
   );
@@ -455,53 +439,14 @@ export function encodeRepositoryIndexRecord(record: RepositoryRecord): Uint8Arra
 
 /** Reads a second-layout repository record; undefined when the bytes are not one. */
 export function decodeRepositoryIndexRecord(bytes: Uint8Array): RepositoryRecord | undefined {
-  let r: unknown;
-  try {
-    r = JSON.parse(decoder.decode(bytes));
-  } catch {
-    return undefined;
-  }
+  const r = parseJson(bytes);
   if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
   const o = r as Record<string, unknown>;
   if (o.v !== REPOSITORY_INDEX_VERSION) return undefined;
-  const optNum = (v: unknown) => v === undefined || isFiniteNumber(v);
-  const e = o.lastError as Record<string, unknown> | undefined;
-  if (
-    !(
-      o.tags === undefined ||
-      (Array.isArray(o.tags) && o.tags.every((t) => typeof t === "string"))
-    ) ||
-    !optNum(o.filteredOut) ||
-    !optNum(o.artifactTags) ||
-    !optNum(o.lastUpdate) ||
-    !optNum(o.lastScanned) ||
-    !optNum(o.imagesKeptAt) ||
-    !(o.scannedBy === undefined || typeof o.scannedBy === "string") ||
-    !(
-      e === undefined ||
-      (typeof e === "object" &&
-        e !== null &&
-        typeof e.code === "string" &&
-        typeof e.message === "string" &&
-        isFiniteNumber(e.at))
-    )
-  ) {
-    return undefined;
+  if (!(o.imagesKeptAt === undefined || isFiniteNumber(o.imagesKeptAt))) return undefined;
+  const record = repositoryRecordOfFields(o);
+  if (record !== undefined && o.imagesKeptAt !== undefined) {
+    record.imagesKeptAt = new Date(o.imagesKeptAt);
   }
-  const date = (v: unknown) => (v === undefined ? undefined : new Date(v as number));
-  const record: RepositoryRecord = {
-    tags: o.tags as string[] | undefined,
-    filteredOut: o.filteredOut as number | undefined,
-    ...(o.artifactTags ? { artifactTags: o.artifactTags as number } : {}),
-    lastUpdate: date(o.lastUpdate),
-    lastError: e && {
-      code: e.code as string,
-      message: e.message as string,
-      at: new Date(e.at as number),
-    },
-    lastScanned: date(o.lastScanned),
-    scannedBy: o.scannedBy as string | undefined,
-  };
-  if (o.imagesKeptAt !== undefined) record.imagesKeptAt = new Date(o.imagesKeptAt as number);
   return record;
 }

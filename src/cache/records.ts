@@ -96,7 +96,8 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 const optDate = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms));
 const optMs = (d: Date | undefined) => (d === undefined ? undefined : d.getTime());
 
-function parseJson(bytes: Uint8Array): unknown {
+/** The JSON in `bytes`; undefined when they are not UTF-8 JSON. */
+export function parseJson(bytes: Uint8Array): unknown {
   try {
     return JSON.parse(decoder.decode(bytes));
   } catch {
@@ -107,27 +108,39 @@ function parseJson(bytes: Uint8Array): unknown {
 /** Serialises a repository record. */
 export function encodeRepositoryRecord(record: RepositoryRecord): Uint8Array {
   return encoder.encode(
-    JSON.stringify({
-      v: REPOSITORY_RECORD_VERSION,
-      tags: record.tags,
-      filteredOut: record.filteredOut,
-      artifactTags: record.artifactTags,
-      lastUpdate: optMs(record.lastUpdate),
-      lastError: record.lastError && {
-        code: record.lastError.code,
-        message: record.lastError.message,
-        at: record.lastError.at.getTime(),
-      },
-      lastScanned: optMs(record.lastScanned),
-      scannedBy: record.scannedBy,
-    }),
+    JSON.stringify({ v: REPOSITORY_RECORD_VERSION, ...repositoryRecordFields(record) }),
   );
+}
+
+/**
+ * A repository record's fields as stored, in their stored order, but for the version (and
+ * what a later layout adds after them): both layouts' repository records share them.
+ */
+export function repositoryRecordFields(record: RepositoryRecord): Json {
+  return {
+    tags: record.tags,
+    filteredOut: record.filteredOut,
+    artifactTags: record.artifactTags,
+    lastUpdate: optMs(record.lastUpdate),
+    lastError: record.lastError && {
+      code: record.lastError.code,
+      message: record.lastError.message,
+      at: record.lastError.at.getTime(),
+    },
+    lastScanned: optMs(record.lastScanned),
+    scannedBy: record.scannedBy,
+  };
 }
 
 /** Reads a repository record back; undefined when the bytes are not one. */
 export function decodeRepositoryRecord(bytes: Uint8Array): RepositoryRecord | undefined {
   const r = parseJson(bytes);
   if (!isObject(r) || r.v !== REPOSITORY_RECORD_VERSION) return undefined;
+  return repositoryRecordOfFields(r);
+}
+
+/** The fields `repositoryRecordFields` wrote, checked; undefined when one has the wrong type. */
+export function repositoryRecordOfFields(r: Json): RepositoryRecord | undefined {
   const e = r.lastError;
   if (
     !optional(r.tags, isStringArray) ||
