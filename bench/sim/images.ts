@@ -4,18 +4,8 @@
  * two or three platform manifests. Digests are the sha256 of exactly these bytes.
  */
 import { createHash } from "node:crypto";
+import { MediaTypes } from "../../test/support/media-types.js";
 import { hash32, unit } from "./rng.js";
-
-export const SimMediaTypes = {
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  dockerConfig: "application/vnd.docker.container.image.v1+json",
-  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  ociConfig: "application/vnd.oci.image.config.v1+json",
-  ociLayer: "application/vnd.oci.image.layer.v1.tar+gzip",
-} as const;
 
 export type ImageKind = "docker" | "oci" | "oci-index" | "docker-list";
 
@@ -113,10 +103,7 @@ function generateManifest(seed: string, key: ImageKey, format: "oci" | "docker")
   const layerBytes = Buffer.from(
     `sim-layer ${seed} ${key.repo} ${key.local} ${key.part} ${hash32(seed, key.repo, key.local)}`,
   );
-  const layer = served(
-    layerBytes,
-    format === "oci" ? SimMediaTypes.ociLayer : SimMediaTypes.dockerLayer,
-  );
+  const layer = served(layerBytes, format === "oci" ? MediaTypes.ociLayer : MediaTypes.dockerLayer);
   const config = served(
     Buffer.from(
       JSON.stringify({
@@ -136,9 +123,9 @@ function generateManifest(seed: string, key: ImageKey, format: "oci" | "docker")
         rootfs: { type: "layers", diff_ids: [layer.digest] },
       }),
     ),
-    format === "oci" ? SimMediaTypes.ociConfig : SimMediaTypes.dockerConfig,
+    format === "oci" ? MediaTypes.ociConfig : MediaTypes.dockerConfig,
   );
-  const mediaType = format === "oci" ? SimMediaTypes.ociManifest : SimMediaTypes.dockerManifest;
+  const mediaType = format === "oci" ? MediaTypes.ociManifest : MediaTypes.dockerManifest;
   const manifest = served(
     Buffer.from(
       JSON.stringify({
@@ -170,8 +157,7 @@ function generateIndex(
   for (let p = 1; p <= platforms; p++) {
     children.push(generateManifest(seed, { ...key, part: p }, format));
   }
-  const mediaType =
-    kind === "oci-index" ? SimMediaTypes.ociIndex : SimMediaTypes.dockerManifestList;
+  const mediaType = kind === "oci-index" ? MediaTypes.ociIndex : MediaTypes.dockerManifestList;
   const manifest = served(
     Buffer.from(
       JSON.stringify({

@@ -9,18 +9,10 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Agent, fetch } from "undici";
+import { MediaTypes } from "./media-types.js";
 import type { RegistryHandle } from "./registry.js";
 
-export const MediaTypes = {
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  dockerConfig: "application/vnd.docker.container.image.v1+json",
-  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar.gzip",
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  ociConfig: "application/vnd.oci.image.config.v1+json",
-  ociLayer: "application/vnd.oci.image.layer.v1.tar+gzip",
-} as const;
+export { MediaTypes };
 
 /** The `Accept` header that gets every manifest kind back as pushed (no schema 1 conversion). */
 export const ACCEPT_ALL_MANIFESTS = [
