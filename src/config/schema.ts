@@ -98,23 +98,28 @@ const registryHost = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?:
 });
 
 /**
- * Mirrors by registry host. zod's records drop a `__proto__` key without a word (a guard
- * against prototype pollution), which would lose a setting silently: it is refused instead.
+ * A record keyed by registry host. zod's records drop a `__proto__` key without a word (a
+ * guard against prototype pollution), which would lose a setting silently: it is refused instead.
  */
-const mirrorsSchema = z.preprocess(
-  (value, ctx) => {
-    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
-      ctx.addIssue({
-        code: "custom",
-        message: 'expected a registry host "host[:port]", not "__proto__"',
-        path: ["__proto__"],
-        input: value,
-      });
-    }
-    return value;
-  },
-  z.record(registryHost, z.array(mirrorHost)),
-);
+function byRegistryHost<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
+  return z.preprocess(
+    (input, ctx) => {
+      if (typeof input === "object" && input !== null && Object.hasOwn(input, "__proto__")) {
+        ctx.addIssue({
+          code: "custom",
+          message: 'expected a registry host "host[:port]", not "__proto__"',
+          path: ["__proto__"],
+          input,
+        });
+      }
+      return input;
+    },
+    z.record(key, value),
+  );
+}
+
+/** Mirrors by registry host. */
+const mirrorsSchema = byRegistryHost(registryHost, z.array(mirrorHost));
 
 /** Why `compileTagFilter` or `parseImageRef` refused a value, for a configuration problem. */
 function reasonOf(err: unknown): string {
@@ -182,41 +187,27 @@ const repositorySchema = z.preprocess(
   }),
 );
 
+const awsAccountId = z
+  .string()
+  .regex(/^\d{12}$/, { message: "expected a 12-digit AWS account ID" });
+
 const ecrSchema = z.strictObject({
   regions: z.array(z.string().min(1)).default([]),
-  includeIds: z
-    .array(z.string().regex(/^\d{12}$/, { message: "expected a 12-digit AWS account ID" }))
-    .default([]),
-  excludeIds: z
-    .array(z.string().regex(/^\d{12}$/, { message: "expected a 12-digit AWS account ID" }))
-    .optional(),
+  includeIds: z.array(awsAccountId).default([]),
+  excludeIds: z.array(awsAccountId).optional(),
 });
 
 /**
  * Request budgets by registry host (`host[:port]`, or `*` for one DNS label, as in
  * `*.dkr.ecr.*.amazonaws.com`): requests per second and burst (default: the rate, at least 1).
  */
-const budgetsSchema = z.preprocess(
-  (value, ctx) => {
-    // As for mirrors: zod's records would drop a `__proto__` key without a word.
-    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
-      ctx.addIssue({
-        code: "custom",
-        message: 'expected a registry host "host[:port]", not "__proto__"',
-        path: ["__proto__"],
-        input: value,
-      });
-    }
-    return value;
-  },
-  z.record(
-    z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9*.-]+)(?::\d{1,5})?$/, {
-      message: 'expected a registry host "host[:port]" or a pattern like "*.gcr.io"',
-    }),
-    z
-      .strictObject({ rps: z.number().positive(), burst: z.number().int().positive().optional() })
-      .transform((b) => ({ rps: b.rps, burst: b.burst ?? Math.max(1, Math.ceil(b.rps)) })),
-  ),
+const budgetsSchema = byRegistryHost(
+  z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9*.-]+)(?::\d{1,5})?$/, {
+    message: 'expected a registry host "host[:port]" or a pattern like "*.gcr.io"',
+  }),
+  z
+    .strictObject({ rps: z.number().positive(), burst: z.number().int().positive().optional() })
+    .transform((b) => ({ rps: b.rps, burst: b.burst ?? Math.max(1, Math.ceil(b.rps)) })),
 );
 
 /** The whole configuration file; every key is optional. */
