@@ -560,13 +560,31 @@ function sendBody(
   body: Buffer,
   headers: Record<string, string> = {},
 ): void {
+  writeJsonHead(res, status, body.length, headers);
+  res.end(body);
+}
+
+/** Writes the head of a JSON answer of `length` bytes (never cached by a client). */
+function writeJsonHead(
+  res: ServerResponse,
+  status: number,
+  length: number,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
-    "content-length": body.length,
+    "content-length": length,
     "cache-control": "no-store",
     ...headers,
   });
-  res.end(body);
+}
+
+/** Writes a 200 JSON head; false (the answer ended) for a HEAD request, which has no body. */
+function startJsonBody(res: ServerResponse, length: number): boolean {
+  writeJsonHead(res, 200, length);
+  if (res.req.method !== "HEAD") return true;
+  res.end();
+  return false;
 }
 
 /**
@@ -575,15 +593,7 @@ function sendBody(
  * answers at once hold up the event loop for every other request.
  */
 async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
-  res.writeHead(200, {
-    "content-type": "application/json; charset=utf-8",
-    "content-length": body.length,
-    "cache-control": "no-store",
-  });
-  if (res.req.method === "HEAD") {
-    res.end();
-    return;
-  }
+  if (!startJsonBody(res, body.length)) return;
   for (let at = 0; at < body.length && !res.destroyed; at += LARGE_BODY_SLICE) {
     if (!res.write(body.subarray(at, at + LARGE_BODY_SLICE))) await drained(res);
   }
@@ -595,15 +605,7 @@ async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
  * slice only once the socket took the previous ones (its `drain`): the body is never held.
  */
 async function sendLayout(res: ServerResponse, layout: RepositoryJsonLayout): Promise<void> {
-  res.writeHead(200, {
-    "content-type": "application/json; charset=utf-8",
-    "content-length": layout.byteLength,
-    "cache-control": "no-store",
-  });
-  if (res.req.method === "HEAD") {
-    res.end();
-    return;
-  }
+  if (!startJsonBody(res, layout.byteLength)) return;
   let turn = performance.now();
   for (const slice of layout.slices(LARGE_BODY_SLICE)) {
     if (res.destroyed) break;
