@@ -99,7 +99,9 @@ export class WebhookEndpoint {
         unwatched: delivery?.unwatched ?? 0,
         rejected: answer.rejected,
       };
-      this.logger.info(
+      // A registry notifies every pull too, regscan's own included: a delivery with nothing
+      // to refresh would otherwise be an info line per request regscan makes.
+      this.logger[answer.events.length > 0 ? "info" : "debug"](
         { kind: label, result, events: answer.events.length, ...delivery },
         "webhook received",
       );
