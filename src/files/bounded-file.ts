@@ -66,17 +66,12 @@ export async function readBoundedFile(path: string, maxBytes: number): Promise<B
   const handle: FileHandle = await open(path, OPEN_FLAGS);
   try {
     checkRegular(path, await handle.stat());
-    const chunks: Buffer[] = [];
-    let total = 0;
+    const chunks = new BoundedChunks(path, maxBytes);
     for (;;) {
-      const buffer = Buffer.allocUnsafe(Math.min(CHUNK, maxBytes + 1 - total));
+      const buffer = chunks.nextBuffer();
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      total += bytesRead;
-      if (total > maxBytes) throw new FileTooLargeError(path, maxBytes);
-      chunks.push(buffer.subarray(0, bytesRead));
+      if (!chunks.took(buffer, bytesRead)) return chunks.bytes();
     }
-    return Buffer.concat(chunks, total);
   } finally {
     await handle.close();
   }
@@ -92,19 +87,43 @@ export function readBoundedFileSync(path: string, maxBytes: number): Buffer {
   const fd = openSync(path, OPEN_FLAGS);
   try {
     checkRegular(path, fstatSync(fd));
-    const chunks: Buffer[] = [];
-    let total = 0;
+    const chunks = new BoundedChunks(path, maxBytes);
     for (;;) {
-      const buffer = Buffer.allocUnsafe(Math.min(CHUNK, maxBytes + 1 - total));
+      const buffer = chunks.nextBuffer();
       const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      total += bytesRead;
-      if (total > maxBytes) throw new FileTooLargeError(path, maxBytes);
-      chunks.push(buffer.subarray(0, bytesRead));
+      if (!chunks.took(buffer, bytesRead)) return chunks.bytes();
     }
-    return Buffer.concat(chunks, total);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** What the asynchronous and the synchronous reader share: the chunks read and the bound. */
+class BoundedChunks {
+  private readonly chunks: Buffer[] = [];
+  private total = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** A buffer for the next read, reaching one byte past the bound so that a larger file shows. */
+  nextBuffer(): Buffer {
+    return Buffer.allocUnsafe(Math.min(CHUNK, this.maxBytes + 1 - this.total));
+  }
+
+  /** Keeps what a read put in `buffer`; false at the end of the file. */
+  took(buffer: Buffer, bytesRead: number): boolean {
+    if (bytesRead === 0) return false;
+    this.total += bytesRead;
+    if (this.total > this.maxBytes) throw new FileTooLargeError(this.path, this.maxBytes);
+    this.chunks.push(buffer.subarray(0, bytesRead));
+    return true;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.total);
   }
 }
 
