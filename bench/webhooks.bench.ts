@@ -8,9 +8,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { startServe } from "../test/daemon/serve-process.js";
 import {
-  countRequests,
+  measurePush,
   median,
   openEvents,
+  servedDigest,
   servePort,
   startNotifyingRegistry,
   until,
@@ -54,12 +55,12 @@ async function main(): Promise<void> {
     ],
     { BENCH_DIST_HOOK: token },
   );
-  const digestOf = async (tag: string) => {
-    const r = await serve.fetchJson(`/v1/images/${name}:${tag}`);
-    return r.status === 200 ? (r.body.digest as string) : undefined;
-  };
   try {
-    await until(async () => (await digestOf("v0")) !== undefined, "the first scan", 30_000);
+    await until(
+      async () => (await servedDigest(serve, `${name}:v0`)) !== undefined,
+      "the first scan",
+      30_000,
+    );
     const events = await openEvents(serve.url);
     await new Promise((r) => setTimeout(r, 1_500));
     const latencies: number[] = [];
@@ -71,22 +72,17 @@ async function main(): Promise<void> {
     }> = [];
     for (let i = 0; i < PUSHES; i++) {
       const tag = i % 2 === 0 ? `new-${i}` : "moving";
-      await new Promise((r) => setTimeout(r, 400));
-      registry.resetRequests();
-      const from = events.events.length;
-      const image = await builder.pushImage(REPO, [tag]);
-      const pushed = performance.now();
-      const seen = events.next(
-        (e) => e.data.tag === tag && e.data.digest === image.digest,
-        10_000,
-        from,
-      );
-      await until(async () => (await digestOf(tag)) === image.digest, tag, 10_000);
-      const visible = performance.now();
-      const event = await seen;
-      latencies.push(Math.round(Math.max(visible, event.at) - pushed));
-      await new Promise((r) => setTimeout(r, 300));
-      const made = countRequests(registry);
+      const measured = await measurePush({
+        registry,
+        builder,
+        serve,
+        events,
+        repo: REPO,
+        tag,
+        timeoutMs: 10_000,
+      });
+      latencies.push(Math.round(measured.latencyMs));
+      const made = measured.requests;
       requests.push({
         tagLists: made.tagLists,
         heads: [...made.heads.values()].reduce((a, b) => a + b, 0),

@@ -5,8 +5,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
+import type { ImageBuilder } from "../support/image-builder.js";
 import { freePort } from "../support/ports.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
+import type { ServeProcess } from "./serve-process.js";
 
 /** One server-sent event as read. */
 export interface SseEvent {
@@ -174,4 +176,67 @@ export function countRequests(registry: RegistryHandle): {
     else other.push(`${r.method} ${r.path}`);
   }
   return { tagLists, heads, manifestGets, blobGets, other };
+}
+
+/** The digest `serve` answers for `ref` (`GET /v1/images/REF`); undefined while it has none. */
+export async function servedDigest(
+  serve: ServeProcess,
+  ref: string,
+  headers: Record<string, string> = {},
+): Promise<string | undefined> {
+  const r = await serve.fetchJson(`/v1/images/${ref}`, { headers });
+  return r.status === 200 ? (r.body.digest as string) : undefined;
+}
+
+/** What one push measured by {@link measurePush} saw. */
+export interface MeasuredPush {
+  /** The SSE event that announced the pushed digest. */
+  event: SseEvent;
+  /** From the end of the push until both the API answered the digest and the event was read. */
+  latencyMs: number;
+  /** The registry requests the refresh made. */
+  requests: ReturnType<typeof countRequests>;
+}
+
+/**
+ * Pushes a new image as `repo:tag` to the notifying registry and times how long until `serve`
+ * both answers its digest and has sent its SSE event, then counts the registry requests the
+ * refresh cost. Waits 400 ms first, so that the previous refresh's window has passed and each
+ * push is measured alone, and 300 ms after, for a straggling request.
+ */
+export async function measurePush(opts: {
+  registry: RegistryHandle;
+  builder: ImageBuilder;
+  serve: ServeProcess;
+  events: SseClient;
+  repo: string;
+  tag: string;
+  headers?: Record<string, string>;
+  timeoutMs: number;
+}): Promise<MeasuredPush> {
+  const { registry, builder, serve, events, repo, tag, timeoutMs } = opts;
+  await new Promise((r) => setTimeout(r, 400));
+  registry.resetRequests();
+  const from = events.events.length;
+  const image = await builder.pushImage(repo, [tag]);
+  const pushed = performance.now();
+  const seen = events.next(
+    (e) => e.data.tag === tag && e.data.digest === image.digest,
+    timeoutMs,
+    from,
+  );
+  const ref = `${registry.host}/${repo}:${tag}`;
+  await until(
+    async () => (await servedDigest(serve, ref, opts.headers)) === image.digest,
+    `${tag} visible`,
+    timeoutMs,
+  );
+  const visible = performance.now();
+  const event = await seen;
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    event,
+    latencyMs: Math.max(visible, event.at) - pushed,
+    requests: countRequests(registry),
+  };
 }

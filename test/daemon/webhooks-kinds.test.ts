@@ -14,7 +14,7 @@ import { ImageBuilder } from "../support/image-builder.js";
 import { cleanupAll } from "../support/processes.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 import { type ServeProcess, startServe } from "./serve-process.js";
-import { countRequests, until } from "./webhook-support.js";
+import { countRequests, servedDigest, until } from "./webhook-support.js";
 
 after(cleanupAll);
 
@@ -30,12 +30,8 @@ describe("webhook kinds through regscan serve", () => {
   let builder: ImageBuilder;
   const auth = { authorization: `Bearer ${API_TOKEN}` };
 
-  const digestOf = async (repo: string, tag: string) => {
-    const r = await serve.fetchJson(`/v1/images/${registry.host}/${repo}:${tag}`, {
-      headers: auth,
-    });
-    return r.status === 200 ? (r.body.digest as string) : undefined;
-  };
+  const digestOf = (repo: string, tag: string) =>
+    servedDigest(serve, `${registry.host}/${repo}:${tag}`, auth);
   const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
     fetch(`${serve.url}${path}`, {
       method: "POST",

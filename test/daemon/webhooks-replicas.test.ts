@@ -16,6 +16,7 @@ import {
   countRequests,
   openEvents,
   type SseClient,
+  servedDigest,
   servePort,
   startNotifyingRegistry,
   until,
@@ -34,10 +35,8 @@ describe("webhooks and events across two replicas on one Redis", () => {
   const opened: SseClient[] = [];
   const name = () => `${registry.host}/${REPO}`;
 
-  const digestOn = async (replica: ServeProcess, tag: string) => {
-    const r = await replica.fetchJson(`/v1/images/${name()}:${tag}`);
-    return r.status === 200 ? (r.body.digest as string) : undefined;
-  };
+  const digestOn = (replica: ServeProcess, tag: string) =>
+    servedDigest(replica, `${name()}:${tag}`);
 
   before(async () => {
     redis = await startRedis();

@@ -14,9 +14,11 @@ import type { RegistryHandle } from "../support/registry.js";
 import { type ServeProcess, startServe } from "./serve-process.js";
 import {
   countRequests,
+  measurePush,
   median,
   openEvents,
   type SseClient,
+  servedDigest,
   servePort,
   startNotifyingRegistry,
   until,
@@ -36,10 +38,7 @@ describe("registry webhooks into regscan serve", () => {
   const auth = { authorization: `Bearer ${API_TOKEN}` };
   const name = () => `${registry.host}/${REPO}`;
 
-  const imageDigest = async (tag: string): Promise<string | undefined> => {
-    const r = await serve.fetchJson(`/v1/images/${name()}:${tag}`, { headers: auth });
-    return r.status === 200 ? (r.body.digest as string) : undefined;
-  };
+  const imageDigest = (tag: string) => servedDigest(serve, `${name()}:${tag}`, auth);
 
   before(async () => {
     const port = await servePort();
@@ -84,25 +83,22 @@ describe("registry webhooks into regscan serve", () => {
     const latencies: number[] = [];
     for (let i = 0; i < 10; i++) {
       const tag = i % 2 === 0 ? `new-${i}` : "moving";
-      // Let the previous refresh's window pass, so that each push is measured alone.
-      await new Promise((r) => setTimeout(r, 400));
-      registry.resetRequests();
-      const from = events.events.length;
-      const image = await builder.pushImage(REPO, [tag]);
-      const pushed = performance.now();
-      const seen = events.next(
-        (e) => e.data.tag === tag && e.data.digest === image.digest,
-        5_000,
-        from,
-      );
-      await until(async () => (await imageDigest(tag)) === image.digest, `${tag} visible`, 5_000);
-      const visible = performance.now();
-      const event = await seen;
+      const {
+        event,
+        latencyMs,
+        requests: made,
+      } = await measurePush({
+        registry,
+        builder,
+        serve,
+        events,
+        repo: REPO,
+        tag,
+        headers: auth,
+        timeoutMs: 5_000,
+      });
       assert.equal(event.type, i % 2 === 0 ? "new-tag" : "moved-tag");
-      latencies.push(Math.max(visible, event.at) - pushed);
-      // The refresh has ended (the tag is in the store); wait out a straggling request.
-      await new Promise((r) => setTimeout(r, 300));
-      const made = countRequests(registry);
+      latencies.push(latencyMs);
       assert.equal(made.tagLists, 1, `one tag listing for push ${i}`);
       assert.deepEqual([...made.heads], [[tag, 1]], `one HEAD, of ${tag} only`);
       assert.ok(made.manifestGets <= 1, `manifest GETs ${made.manifestGets}`);
