@@ -10,7 +10,7 @@ import { request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startServe } from "../daemon/serve-process.js";
+import { fetchJson, serveUrl, startServe } from "../daemon/serve-process.js";
 import { type CliResult, runCli, runCliInProcess, startCliInProcess } from "../support/cli.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { freePort } from "../support/ports.js";
@@ -67,34 +67,12 @@ async function serveInProcess(args: string[]) {
   onCleanup(async () => {
     await stop();
   });
-  let url = "";
-  await waitFor(
-    async () => {
-      const m = /regscan serving on (http:\/\/\S+)/.exec(run.stdout());
-      if (m?.[1]) url = m[1];
-      return url !== "";
-    },
-    {
-      what: "regscan serve to listen",
-      timeoutMs: 30_000,
-      giveUp: () => (ended ? `it ended: ${run.output()}` : undefined),
-    },
-  );
+  const url = await serveUrl(run.stdout, () => (ended ? `it ended: ${run.output()}` : undefined));
   return {
     url,
     output: run.output,
     stop,
-    async fetchJson(path: string) {
-      const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
-      const text = await res.text();
-      let body: Record<string, unknown> = {};
-      try {
-        body = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        body = { text };
-      }
-      return { status: res.status, body };
-    },
+    fetchJson: (path: string) => fetchJson(url, path),
   };
 }
 

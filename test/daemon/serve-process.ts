@@ -61,18 +61,9 @@ export async function startServe(
       await exited;
     }
   });
-  let url = "";
-  await waitFor(
-    async () => {
-      const m = /regscan serving on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) url = m[1];
-      return url !== "";
-    },
-    {
-      what: "regscan serve to listen",
-      timeoutMs: 30_000,
-      giveUp: () => (exit ? `it exited: ${out}` : undefined),
-    },
+  const url = await serveUrl(
+    () => out,
+    () => (exit ? `it exited: ${out}` : undefined),
   );
   return {
     url,
@@ -84,16 +75,43 @@ export async function startServe(
       const result = await exited;
       return { ...result, ms: Date.now() - started };
     },
-    async fetchJson(path, init) {
-      const res = await fetch(`${url}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
-      const text = await res.text();
-      let body: Record<string, unknown> = {};
-      try {
-        body = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        body = { text };
-      }
-      return { status: res.status, headers: res.headers, body };
-    },
+    fetchJson: (path, init) => fetchJson(url, path, init),
   };
+}
+
+/**
+ * The address `regscan serve` prints once it listens, read from `output()`; `ended()` gives a
+ * reason to stop waiting (the server is gone) or undefined.
+ */
+export async function serveUrl(
+  output: () => string,
+  ended: () => string | undefined,
+): Promise<string> {
+  let url = "";
+  await waitFor(
+    async () => {
+      const m = /regscan serving on (http:\/\/\S+)/.exec(output());
+      if (m?.[1]) url = m[1];
+      return url !== "";
+    },
+    { what: "regscan serve to listen", timeoutMs: 30_000, giveUp: ended },
+  );
+  return url;
+}
+
+/** `url + path` fetched with a 10 s deadline, the body parsed as JSON (`{ text }` when it is not). */
+export async function fetchJson(
+  url: string,
+  path: string,
+  init?: RequestInit,
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+  const res = await fetch(`${url}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: res.status, headers: res.headers, body };
 }
