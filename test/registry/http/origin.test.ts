@@ -35,19 +35,21 @@ function fakeHost(pingStatus: () => number) {
   return { pings, transport };
 }
 
+/** The origin layer over `host`, on a next layer that answers 200 and records what reached it. */
+function originLayer(host: ReturnType<typeof fakeHost>, insecureHosts: string[] = []) {
+  const origins = new Origins({ insecureHosts, ping: host.transport, probe: host.transport });
+  const sent: HttpRequest[] = [];
+  const chain = origins.layer(async (req) => {
+    sent.push(req);
+    return answer(200, req.url as URL);
+  });
+  return { origins, sent, chain };
+}
+
 describe("the origin layer", () => {
   test("resolves registry paths against the host's policy, pinging once for all", async () => {
     const host = fakeHost(() => 401);
-    const origins = new Origins({
-      insecureHosts: [],
-      ping: host.transport,
-      probe: host.transport,
-    });
-    const sent: HttpRequest[] = [];
-    const chain = origins.layer(async (req) => {
-      sent.push(req);
-      return answer(200, req.url as URL);
-    });
+    const { origins, sent, chain } = originLayer(host);
     const path = new RegistryPath("reg.example", "/v2/app/tags/list?n=5");
     await Promise.all([
       chain({ method: "GET", url: path }),
@@ -71,8 +73,7 @@ describe("the origin layer", () => {
   test("a failed ping is forgotten; the next request pings again", async () => {
     let status = 503;
     const host = fakeHost(() => status);
-    const origins = new Origins({ insecureHosts: [], ping: host.transport, probe: host.transport });
-    const chain = origins.layer(async (req) => answer(200, req.url as URL));
+    const { chain } = originLayer(host);
     const path = new RegistryPath("reg.example", "/v2/app/manifests/v1");
     await assert.rejects(chain({ method: "HEAD", url: path }), { code: "REGISTRY_ERROR" });
     status = 200;
@@ -82,16 +83,7 @@ describe("the origin layer", () => {
 
   test("an insecure host's requests skip TLS verification; no other host's do", async () => {
     const host = fakeHost(() => 200);
-    const origins = new Origins({
-      insecureHosts: ["local.test:5000"],
-      ping: host.transport,
-      probe: host.transport,
-    });
-    const sent: HttpRequest[] = [];
-    const chain = origins.layer(async (req) => {
-      sent.push(req);
-      return answer(200, req.url as URL);
-    });
+    const { sent, chain } = originLayer(host, ["local.test:5000"]);
     await chain({ method: "GET", url: new RegistryPath("local.test:5000", "/v2/x/tags/list") });
     await chain({ method: "GET", url: new URL("https://local.test:5001/v2/") });
     assert.deepEqual(
