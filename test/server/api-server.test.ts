@@ -15,6 +15,7 @@ import type {
   TagEvent,
   WarmerControl,
 } from "../../src/server/warmer-control.js";
+import { type Answer, call } from "./http-call.js";
 
 const APP = "localhost:5000/team/app";
 const COLD = "localhost:5000/team/cold";
@@ -108,35 +109,6 @@ class FakeWarmer implements WarmerControl {
   emit(e: TagEvent): void {
     for (const l of this.listeners) l(e);
   }
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function call(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
-      let text = "";
-      res.setEncoding("utf8").on("data", (d: string) => {
-        text += d;
-      });
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }),
-      );
-    });
-    req.on("error", reject);
-    req.setTimeout(10_000, () => req.destroy(new Error("timeout")));
-    req.end(body);
-  });
 }
 
 function json(a: Answer): Record<string, unknown> {

@@ -4,7 +4,6 @@
  * path secret never echoed; and event streams that replay what a reconnecting client missed.
  */
 import assert from "node:assert/strict";
-import { request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import pino from "pino";
@@ -23,6 +22,7 @@ import { WebhookEndpoint, type WebhookSink } from "../../src/server/webhook-endp
 import { webhooksSchema } from "../../src/server/webhooks/config.js";
 import type { NormalisedEvent } from "../../src/server/webhooks/event.js";
 import { WebhookReceivers } from "../../src/server/webhooks/receivers.js";
+import { type Answer, call } from "./http-call.js";
 
 const API_TOKEN = "api-tok-55a1";
 const HOOK = "hook-secret-90be";
@@ -70,20 +70,8 @@ function post(
   path: string,
   body: Buffer | string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, method: "POST", path, headers }, (res) => {
-      let text = "";
-      res.setEncoding("utf8").on("data", (d: string) => {
-        text += d;
-      });
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }),
-      );
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
+): Promise<Answer> {
+  return call(port, "POST", path, headers, body);
 }
 
 describe("webhook routes of the API server", () => {
