@@ -1,0 +1,426 @@
+/**
+ * `npm run bench:scale [-- --repos N --tags M --replicas 1|3 --webhooks on|off --duration S]`:
+ * the registry-fleet simulator, Redis and 1 or 3 `regscan serve` replicas; reports time to a
+ * full cache against the budget-bound minimum, requests per 10 s window against each
+ * registry's budget, 3 replicas against 1, staleness under churn, RSS, store size per tag and
+ * API latency while warming, each beside its target from issue 13 (bench/results/scale.json).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { dirname } from "node:path";
+import { cleanupAll } from "../../test/support/processes.js";
+import { everyPersonality } from "../sim/fleets.js";
+import type { SimulatorOptions } from "../sim/simulator.js";
+import {
+  apiLoad,
+  type FleetRepo,
+  loadFleet,
+  measureStaleness,
+  type SimStats,
+  simStats,
+  totalsBetween,
+  waitForFullCache,
+  windows,
+} from "./measure.js";
+import { parseScaleOptions, type ScaleOptions } from "./options.js";
+import {
+  buildIfNeeded,
+  memoryOf,
+  type Replica,
+  redisFlush,
+  redisMemory,
+  type SimProcess,
+  startRedisServer,
+  startReplica,
+  startSimulator,
+  writeImagesFile,
+} from "./processes.js";
+import { printSummary, type Target } from "./report.js";
+
+const WEBHOOK_TOKEN = "scale-bench-webhook-token";
+const MiB = 1024 * 1024;
+
+function simulatorOptions(o: ScaleOptions): SimulatorOptions {
+  const specs = everyPersonality({
+    seed: "regscan-scale",
+    repositories: Math.max(1, Math.round(o.repos / 10)),
+    tags: Math.max(1, Math.round(o.tags / 10)),
+    huge: o.huge,
+  });
+  // Docker Hub's quota scaled to the fleet (100 pulls would stop any fill): ten pulls per
+  // tag of that registry, so both fills and the churn fit and the floor check means something.
+  for (const s of specs) {
+    if (s.personality === "dockerhub") {
+      s.pullQuota = { limit: Math.max(10_000, Math.round(o.tags)), windowSeconds: 21_600 };
+    }
+  }
+  return { registries: specs, controlPort: 0 };
+}
+
+interface FillPhase {
+  replicas: number;
+  fill: Awaited<ReturnType<typeof waitForFullCache>>;
+  requests: Record<string, Record<string, number>>;
+  windows: Record<string, { max: number; violations: number; limit: number }>;
+  minPullsRemaining: { remaining: number; limit: number } | null;
+  api: Awaited<ReturnType<typeof apiLoad>> | null;
+  memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
+  /** The simulator's requests and CPU time during the fill (its control API included). */
+  simulator: { requests: number; cpuSeconds: number; requestsPerCpuSecond: number };
+}
+
+async function fillPhase(
+  o: ScaleOptions,
+  sim: SimProcess,
+  redis: { port: number; url: string },
+  fleet: FleetRepo[],
+  imagesFile: string,
+  count: number,
+  withApiLoad: boolean,
+): Promise<{ phase: FillPhase; replicas: Replica[] }> {
+  await redisFlush(redis.port);
+  const before = await simStats(sim.control);
+  const startedAt = Date.now();
+  const cfg = {
+    redisUrl: redis.url,
+    imagesFile,
+    registries: sim.registries,
+    budgetRps: o.budgetRps,
+    budgetBurst: o.budgetBurst,
+    intervalSeconds: o.intervalSeconds,
+    webhookToken: WEBHOOK_TOKEN,
+  };
+  const replicas = await Promise.all(
+    Array.from({ length: count }, (_, i) => startReplica(`replica-${i}`, cfg)),
+  );
+  let done = false;
+  const small = fleet.filter((r) => r.truth.size <= 100);
+  const load = withApiLoad
+    ? apiLoad(
+        replicas.map((r) => r.url),
+        small,
+        o.apiClients,
+        o.apiSeconds * 1000,
+        () => done,
+      )
+    : Promise.resolve(null);
+  let minPulls: { remaining: number; limit: number } | null = null;
+  const dockerhub = sim.registries.find((r) => r.personality === "dockerhub");
+  const limit =
+    simulatorOptions(o).registries.find((r) => r.personality === "dockerhub")?.pullQuota?.limit ??
+    0;
+  const sample = async () => {
+    if (dockerhub === undefined) return;
+    const s = await simStats(sim.control).catch(() => undefined);
+    const remaining = s?.registries[dockerhub.name]?.pullsRemaining;
+    if (typeof remaining === "number" && (minPulls === null || remaining < minPulls.remaining)) {
+      minPulls = { remaining, limit };
+    }
+  };
+  const fill = await waitForFullCache(
+    replicas[0]?.url ?? "",
+    fleet,
+    startedAt,
+    o.fillTimeout * 1000,
+    sample,
+  );
+  done = true;
+  await sample();
+  const api = await load;
+  const after = await simStats(sim.control);
+  const windowLimit = o.budgetRps * 10 + o.budgetBurst;
+  const perWindow: FillPhase["windows"] = {};
+  for (const [name, r] of Object.entries(after.registries)) {
+    perWindow[name] = {
+      ...windows(r.perSecond, startedAt, Date.now(), windowLimit),
+      limit: windowLimit,
+    };
+  }
+  return {
+    phase: {
+      replicas: count,
+      fill,
+      requests: totalsBetween(before, after),
+      simulator: simulatorLoad(before, after),
+      windows: perWindow,
+      minPullsRemaining: minPulls,
+      api,
+      memory: replicas.map((r) => {
+        const m = memoryOf(r.proc.pid);
+        return m === undefined
+          ? null
+          : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
+      }),
+    },
+    replicas,
+  };
+}
+
+function simulatorLoad(before: SimStats, after: SimStats): FillPhase["simulator"] {
+  const cpu = (s: SimStats) => s.process.cpuUserMs + s.process.cpuSystemMs;
+  const requests = sumTotals(totalsBetween(before, after));
+  const cpuSeconds = (cpu(after) - cpu(before)) / 1000;
+  return {
+    requests,
+    cpuSeconds: round(cpuSeconds),
+    requestsPerCpuSecond: round(requests / Math.max(cpuSeconds, 0.001), 0),
+  };
+}
+
+function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/**
+ * The budget-bound minimum of a fill: per registry, the tag-list requests the fill made, two
+ * requests per distinct image (manifest and config: a floor, an index needs more) and a ping
+ * and a token, over the registry's budget; the slowest registry bounds the fill.
+ */
+function budgetMinimum(o: ScaleOptions, fleet: FleetRepo[], phase: FillPhase) {
+  const perRegistry: Record<
+    string,
+    { needed: number; made: number; seconds: number; madeSeconds: number }
+  > = {};
+  for (const [name, counts] of Object.entries(phase.requests)) {
+    const digests = new Set<string>();
+    for (const r of fleet)
+      if (r.registry.name === name) for (const d of r.truth.values()) digests.add(d);
+    const needed = (counts.tags ?? 0) + 2 * digests.size + 2;
+    const made = counts.total ?? 0;
+    perRegistry[name] = {
+      needed,
+      made,
+      seconds: round(needed / o.budgetRps),
+      madeSeconds: round(made / o.budgetRps),
+    };
+  }
+  const seconds = Math.max(...Object.values(perRegistry).map((r) => r.seconds));
+  return { perRegistry, seconds };
+}
+
+function sumTotals(requests: Record<string, Record<string, number>>): number {
+  return Object.values(requests).reduce((n, r) => n + (r.total ?? 0), 0);
+}
+
+async function main(): Promise<void> {
+  const o = parseScaleOptions(process.argv.slice(2));
+  const benchStarted = Date.now();
+  const load = [loadavg()];
+  console.log(`bench:scale ${JSON.stringify(o)}`);
+  console.log(buildIfNeeded());
+  const sim = await startSimulator(simulatorOptions(o));
+  const redis = await startRedisServer();
+  const fleet = await loadFleet(sim.control, sim.registries);
+  const imagesFile = writeImagesFile(fleet.map((r) => r.name));
+  const tagCount = fleet.reduce((n, r) => n + r.truth.size, 0);
+  console.log(
+    `simulator: ${sim.registries.length} registries, ${fleet.length} repositories, ${tagCount} tags; redis on ${redis.port}`,
+  );
+
+  let single: FillPhase | null = null;
+  if (o.compareReplicas && o.replicas === 3) {
+    console.log("fill with 1 replica (for the request ratio) ...");
+    const r = await fillPhase(o, sim, redis, fleet, imagesFile, 1, false);
+    single = r.phase;
+    await Promise.all(r.replicas.map((x) => x.proc.stop()));
+    console.log(
+      `  ${single.fill.complete ? "full" : "NOT full"} after ${round(single.fill.ms / 1000)} s`,
+    );
+    load.push(loadavg());
+  }
+  console.log(
+    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s ...`,
+  );
+  const { phase: main, replicas } = await fillPhase(
+    o,
+    sim,
+    redis,
+    fleet,
+    imagesFile,
+    o.replicas,
+    true,
+  );
+  console.log(
+    `  ${main.fill.complete ? "full" : "NOT full"} after ${round(main.fill.ms / 1000)} s`,
+  );
+  load.push(loadavg());
+  const store = await redisMemory(redis.port);
+
+  const api0 = replicas[0]?.url ?? "";
+  console.log(`staleness, polling only: ${o.churnPerSecond} changes/s for ${o.duration} s ...`);
+  const polling = await measureStaleness(sim.control, api0, fleet, {
+    seconds: o.duration,
+    perSecond: o.churnPerSecond,
+    graceMs: o.grace * 1000,
+    webhookToken: WEBHOOK_TOKEN,
+  });
+  let hooked: Awaited<ReturnType<typeof measureStaleness>> | null = null;
+  if (o.webhooks) {
+    console.log(
+      `staleness with webhooks to replica-0: ${o.churnPerSecond} changes/s for ${o.duration} s ...`,
+    );
+    hooked = await measureStaleness(sim.control, api0, fleet, {
+      seconds: o.duration,
+      perSecond: o.churnPerSecond,
+      graceMs: 15_000,
+      webhookUrl: `${api0}/v1/webhooks/distribution`,
+      webhookToken: WEBHOOK_TOKEN,
+    });
+  }
+  load.push(loadavg());
+  const memory = replicas.map((r) => {
+    const m = memoryOf(r.proc.pid);
+    return m === undefined
+      ? null
+      : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
+  });
+  const finalStats: SimStats = await simStats(sim.control);
+  const simRequests = Object.values(finalStats.registries).reduce(
+    (n, r) => n + (r.totals.total ?? 0),
+    0,
+  );
+  const simCpuSeconds = (finalStats.process.cpuUserMs + finalStats.process.cpuSystemMs) / 1000;
+
+  const minimum = budgetMinimum(o, fleet, main);
+  const fillSeconds = main.fill.ms / 1000;
+  const windowViolations = Object.values(main.windows).reduce((n, w) => n + w.violations, 0);
+  const maxWindow = Math.max(...Object.values(main.windows).map((w) => w.max));
+  const ratio3to1 = single !== null ? sumTotals(main.requests) / sumTotals(single.requests) : null;
+  const peakHwm = Math.max(...memory.map((m) => m?.hwmMiB ?? 0));
+  const bytesPerTag = store.usedMemory / tagCount;
+  const totalSeconds = (Date.now() - benchStarted) / 1000;
+
+  const targets: Target[] = [
+    {
+      figure: "simulator requests per CPU-second, during the fill",
+      value: `${main.simulator.requestsPerCpuSecond} (${main.simulator.requests} requests, ${main.simulator.cpuSeconds} CPU-s incl. control API)`,
+      target: ">= 5,000 (one core; capacity: sim-throughput bench)",
+      pass: main.simulator.requestsPerCpuSecond >= 5000,
+    },
+    {
+      figure: "full cache (every tag, true digest)",
+      value: main.fill.complete
+        ? `${round(fillSeconds)} s, ${tagCount} tags`
+        : `NOT full after ${round(fillSeconds)} s: ${main.fill.visibleTags}/${tagCount} tags`,
+      target: "completes; tag lists equal the truth",
+      pass: main.fill.complete && main.fill.extraTags === 0 && main.fill.duplicateTags === 0,
+    },
+    {
+      figure: "fill time / budget-bound minimum",
+      value: `${round(fillSeconds / minimum.seconds, 2)} (minimum ${minimum.seconds} s)`,
+      target: "<= 1.3",
+      pass: main.fill.complete && fillSeconds / minimum.seconds <= 1.3,
+    },
+    {
+      figure: "10 s windows over budget (all registries)",
+      value: `${windowViolations} (max ${maxWindow} requests; limit ${o.budgetRps * 10 + o.budgetBurst})`,
+      target: "0",
+      pass: windowViolations === 0,
+    },
+    {
+      figure: "Docker Hub-like ratelimit-remaining, lowest",
+      value:
+        main.minPullsRemaining === null
+          ? "n/a"
+          : `${main.minPullsRemaining.remaining} of ${main.minPullsRemaining.limit} (${round((100 * main.minPullsRemaining.remaining) / main.minPullsRemaining.limit)}%)`,
+      target: ">= 20% of the limit",
+      pass:
+        main.minPullsRemaining === null ||
+        main.minPullsRemaining.remaining >= 0.2 * main.minPullsRemaining.limit,
+    },
+    {
+      figure: "registry requests, 3 replicas / 1",
+      value: ratio3to1 === null ? "not run" : round(ratio3to1, 3),
+      target: "<= 1.05",
+      pass: ratio3to1 === null ? null : ratio3to1 <= 1.05,
+    },
+    {
+      figure: "staleness with webhooks p50 / p99",
+      value:
+        hooked === null
+          ? "not run"
+          : `${hooked.p50Ms} / ${hooked.p99Ms} ms (${hooked.measured} changes, ${hooked.unseen} unseen)`,
+      target: "p99 <= 5,000 ms",
+      pass: hooked === null ? null : hooked.p99Ms <= 5000 && hooked.unseen === 0,
+    },
+    {
+      figure: "staleness polling only p50 / p99",
+      value: `${polling.p50Ms} / ${polling.p99Ms} ms (${polling.withinInterval}/${polling.measured} within the interval, ${polling.unseen} unseen)`,
+      target: "p99 within the repository's current interval",
+      pass: polling.unseen === 0 && polling.withinInterval >= Math.ceil(0.99 * polling.measured),
+    },
+    {
+      figure: "peak RSS per replica (VmHWM)",
+      value: `${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB`,
+      target: "<= 256 MiB",
+      pass: peakHwm <= 256,
+    },
+    {
+      figure: "store size per tag (Redis used_memory)",
+      value: `${round(bytesPerTag, 0)} B (${round(store.usedMemory / MiB)} MiB, ${store.keys} keys)`,
+      target: "(reported)",
+      pass: null,
+    },
+    {
+      figure: `API repository reads (<=100 tags), ${o.apiClients} clients, warming: p50 / p99`,
+      value:
+        main.api === null
+          ? "not run"
+          : `${main.api.p50Ms} / ${main.api.p99Ms} ms (${main.api.ok} answers 200 of ${main.api.answers})`,
+      target: "p99 <= 50 ms",
+      pass: main.api === null ? null : main.api.p99Ms <= 50,
+    },
+    {
+      figure: "whole bench",
+      value: `${round(totalSeconds)} s`,
+      target: "< 300 s (default size)",
+      pass: totalSeconds < 300,
+    },
+  ];
+
+  const result = {
+    date: new Date().toISOString(),
+    node: process.version,
+    options: o,
+    loadAverage: load.map((l) => l.map((x) => round(x, 2))),
+    fleet: { registries: sim.registries.length, repositories: fleet.length, tags: tagCount },
+    simulatorWholeRun: {
+      requests: simRequests,
+      cpuSeconds: round(simCpuSeconds),
+      requestsPerCpuSecond: round(simRequests / simCpuSeconds, 0),
+    },
+    fill: {
+      ...main,
+      budgetMinimum: minimum,
+      ratioToMinimum: round(fillSeconds / minimum.seconds, 3),
+    },
+    singleReplicaFill: single,
+    requestRatio3to1: ratio3to1 === null ? null : round(ratio3to1, 4),
+    store: { ...store, bytesPerTag: round(bytesPerTag, 1) },
+    staleness: { polling, webhooks: hooked },
+    memoryAtEnd: memory,
+    totalSeconds: round(totalSeconds),
+    targets,
+  };
+  mkdirSync(dirname(o.output), { recursive: true });
+  writeFileSync(o.output, `${JSON.stringify(result, null, 2)}\n`);
+  printSummary(targets, result.loadAverage, o.output);
+}
+
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`bench:scale: ${signal}, stopping every child process`);
+    cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanupAll());

@@ -1,0 +1,102 @@
+/**
+ * Command-line options of `npm run bench:scale`: the fleet's size, the replicas, the budget,
+ * the churn and how long each phase may run. Defaults are the small run (a few minutes on 2
+ * cores); `--repos 10000 --tags 2000000` is the issue's full run.
+ */
+import { parseArgs } from "node:util";
+
+export interface ScaleOptions {
+  repos: number;
+  tags: number;
+  /** Repositories of exactly this many tags, on every registry (`--huge 25000`). */
+  huge: number[];
+  replicas: 1 | 3;
+  /** Also fill with one replica first, for the request ratio (default: with 3 replicas). */
+  compareReplicas: boolean;
+  webhooks: boolean;
+  /** Seconds of churn in each staleness phase. */
+  duration: number;
+  /** Tag changes per second during churn, over the whole fleet. */
+  churnPerSecond: number;
+  /** Request budget of every simulated registry host. */
+  budgetRps: number;
+  budgetBurst: number;
+  /** regscan's interval between scans of a repository, seconds. */
+  intervalSeconds: number;
+  /** Seconds to wait after polling-only churn for the last changes to show. */
+  grace: number;
+  /** Longest a cold fill may take before the bench reports it unfinished, seconds. */
+  fillTimeout: number;
+  /** Seconds of the 50-client API load at the start of the fill. */
+  apiSeconds: number;
+  apiClients: number;
+  output: string;
+}
+
+class ScaleOptionError extends Error {
+  readonly code = "BAD_BENCH_OPTION";
+}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw.replaceAll(",", "").replaceAll("_", ""));
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ScaleOptionError(`--${name} must be a positive number, got ${raw}`);
+  return n;
+}
+
+function onOff(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined) return fallback;
+  if (raw === "on" || raw === "true" || raw === "yes") return true;
+  if (raw === "off" || raw === "false" || raw === "no") return false;
+  throw new ScaleOptionError(`--${name} must be on or off, got ${raw}`);
+}
+
+export function parseScaleOptions(argv: string[]): ScaleOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      repos: { type: "string" },
+      tags: { type: "string" },
+      huge: { type: "string" },
+      replicas: { type: "string" },
+      "compare-replicas": { type: "string" },
+      webhooks: { type: "string" },
+      duration: { type: "string" },
+      churn: { type: "string" },
+      budget: { type: "string" },
+      interval: { type: "string" },
+      "fill-timeout": { type: "string" },
+      grace: { type: "string" },
+      "api-seconds": { type: "string" },
+      "api-clients": { type: "string" },
+      output: { type: "string" },
+    },
+  });
+  const replicas = positive("replicas", values.replicas, 3);
+  if (replicas !== 1 && replicas !== 3)
+    throw new ScaleOptionError(`--replicas must be 1 or 3, got ${replicas}`);
+  const [rps, burst] = (values.budget ?? "50/50").split("/");
+  const budgetRps = positive("budget", rps, 50);
+  return {
+    repos: Math.round(positive("repos", values.repos, 300)),
+    tags: Math.round(positive("tags", values.tags, 30_000)),
+    huge: (values.huge ?? "")
+      .split(",")
+      .filter((s) => s !== "")
+      .map((s) => Math.round(positive("huge", s, 1))),
+    replicas,
+    compareReplicas: onOff("compare-replicas", values["compare-replicas"], replicas === 3),
+    webhooks: onOff("webhooks", values.webhooks, true),
+    duration: positive("duration", values.duration, 30),
+    churnPerSecond: positive("churn", values.churn, 2),
+    budgetRps,
+    budgetBurst: positive("budget", burst, budgetRps),
+    intervalSeconds: positive("interval", values.interval, 20),
+    grace: positive("grace", values.grace, 60),
+    fillTimeout: positive("fill-timeout", values["fill-timeout"], 600),
+    apiSeconds: positive("api-seconds", values["api-seconds"], 20),
+    apiClients: Math.round(positive("api-clients", values["api-clients"], 50)),
+    output: values.output ?? "bench/results/scale.json",
+  };
+}

@@ -1,0 +1,226 @@
+/**
+ * The processes of the scale bench: the simulator (bench/sim/main.ts, its own process), a
+ * Redis server and `regscan serve` replicas (the built CLI), each on a free loopback port and
+ * killed when the bench ends (test/support/processes, which also sets PR_SET_PDEATHSIG).
+ */
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { freePort } from "../../test/support/ports.js";
+import {
+  type ManagedProcess,
+  makeTempDir,
+  requireBinary,
+  startProcess,
+  waitFor,
+} from "../../test/support/processes.js";
+import type { SimulatorOptions } from "../sim/simulator.js";
+
+const run = promisify(execFile);
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when a source file is newer than the built CLI; says what it did. */
+export function buildIfNeeded(): string {
+  const built = "dist/cli/main.js";
+  if (existsSync(built) && statSync(built).mtimeMs >= newestMtime("src")) return "dist/ up to date";
+  const r = spawnSync("npm", ["run", "build"], { stdio: "inherit", timeout: 300_000 });
+  if (!existsSync(built)) throw new Error(`npm run build made no ${built} (exit ${r.status})`);
+  return r.status === 0 ? "built dist/" : `built dist/ with type errors (exit ${r.status})`;
+}
+
+export interface SimRegistryInfo {
+  name: string;
+  personality: string;
+  url: string;
+  host: string;
+}
+
+export interface SimProcess {
+  proc: ManagedProcess;
+  control: string;
+  registries: SimRegistryInfo[];
+}
+
+export async function startSimulator(opts: SimulatorOptions): Promise<SimProcess> {
+  const dir = makeTempDir("regscan-scale-");
+  const config = join(dir, "sim.json");
+  writeFileSync(config, JSON.stringify(opts));
+  const proc = await startProcess({
+    name: "simulator",
+    command: process.execPath,
+    args: ["--import", "tsx", "bench/sim/main.ts", "--config", config, "--control-port", "0"],
+  });
+  let info: { control: string; registries: SimRegistryInfo[] } | undefined;
+  await waitFor(
+    () => {
+      const line = proc
+        .output()
+        .split("\n")
+        .find((l) => l.startsWith('{"control"'));
+      if (line !== undefined) info = JSON.parse(line) as typeof info;
+      return info !== undefined;
+    },
+    {
+      what: "the simulator's control line",
+      timeoutMs: 120_000,
+      giveUp: () => (proc.exited() ? proc.output() : undefined),
+    },
+  );
+  if (info === undefined) throw new Error("the simulator printed no control line");
+  return { proc, ...info };
+}
+
+export interface RedisProcess {
+  proc: ManagedProcess;
+  port: number;
+  url: string;
+}
+
+export async function startRedisServer(): Promise<RedisProcess> {
+  const command = requireBinary("redis-server", "redis-server");
+  const dir = makeTempDir("regscan-scale-redis-");
+  let last: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    try {
+      const proc = await startProcess({
+        name: `redis-server:${port}`,
+        command,
+        args: [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--dir",
+          dir,
+        ],
+        ready: { tcp: { host: "127.0.0.1", port } },
+      });
+      return { proc, port, url: `redis://127.0.0.1:${port}` };
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const cli = requireBinary("redis-cli", "redis-tools");
+  const { stdout } = await run(cli, ["-h", "127.0.0.1", "-p", String(port), ...args], {
+    timeout: 10_000,
+  });
+  return stdout;
+}
+
+/** `used_memory` and the number of keys. */
+export async function redisMemory(port: number): Promise<{ usedMemory: number; keys: number }> {
+  const info = await redisCli(port, "info", "memory");
+  const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
+  const keys = Number((await redisCli(port, "dbsize")).trim());
+  return { usedMemory: used, keys };
+}
+
+export async function redisFlush(port: number): Promise<void> {
+  await redisCli(port, "flushall");
+}
+
+export interface Replica {
+  id: string;
+  proc: ManagedProcess;
+  url: string;
+}
+
+export interface ReplicaConfig {
+  redisUrl: string;
+  imagesFile: string;
+  registries: SimRegistryInfo[];
+  budgetRps: number;
+  budgetBurst: number;
+  intervalSeconds: number;
+  webhookToken: string;
+}
+
+/** Writes the images file: one `host:port/repository` line per repository of the fleet. */
+export function writeImagesFile(names: string[]): string {
+  const file = join(makeTempDir("regscan-scale-images-"), "images.txt");
+  writeFileSync(file, `${names.join("\n")}\n`);
+  return file;
+}
+
+export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Replica> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const args = [
+      "bin/regscan.mjs",
+      "serve",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--cache",
+      cfg.redisUrl,
+      "--replica-id",
+      id,
+      "--images-file",
+      cfg.imagesFile,
+      "--refresh-interval",
+      `${cfg.intervalSeconds}s`,
+      "--log-level",
+      "warn",
+      "--api-rps",
+      "1000000",
+      "--api-burst",
+      "1000000",
+      "--webhook",
+      "distribution",
+      "--webhook-secret",
+      "distribution=env:SCALE_BENCH_HOOK",
+    ];
+    for (const r of cfg.registries) {
+      args.push(
+        "--insecure-host",
+        r.host,
+        "--registry-budget",
+        `${r.host}=${cfg.budgetRps}/${cfg.budgetBurst}`,
+      );
+    }
+    try {
+      const proc = await startProcess({
+        name: `regscan serve ${id}`,
+        command: process.execPath,
+        args,
+        env: { ...process.env, SCALE_BENCH_HOOK: cfg.webhookToken },
+        ready: { tcp: { host: "127.0.0.1", port } },
+        readyTimeoutMs: 60_000,
+      });
+      return { id, proc, url: `http://127.0.0.1:${port}` };
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+/** Peak and current resident memory of a process, bytes (from /proc). */
+export function memoryOf(pid: number): { hwm: number; rss: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string) =>
+      Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { hwm: kb("VmHWM"), rss: kb("VmRSS") };
+  } catch {
+    return undefined;
+  }
+}
