@@ -10,7 +10,7 @@ import { request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fetchJson, serveUrl, startServe } from "../daemon/serve-process.js";
+import { fetchJson, serveArgs, serveUrl, startServe } from "../daemon/serve-process.js";
 import { type CliResult, runCli, runCliInProcess, startCliInProcess } from "../support/cli.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { freePort } from "../support/ports.js";
@@ -48,14 +48,7 @@ function openEvents(
 
 /** `regscan serve ...args` run through `main` in this process, as `startServe` runs the process. */
 async function serveInProcess(args: string[]) {
-  const run = startCliInProcess([
-    "serve",
-    "--listen",
-    "127.0.0.1:0",
-    "--log-format",
-    "pretty",
-    ...args,
-  ]);
+  const run = startCliInProcess(serveArgs(args));
   let ended = false;
   void run.done.finally(() => {
     ended = true;

@@ -24,19 +24,20 @@ export interface ServeProcess {
   ): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }>;
 }
 
+/**
+ * The command line of a test's `regscan serve`: a free loopback port (a `--listen` in `args`
+ * overrides it) and pretty logs, whose first line `serveUrl` reads the address from.
+ */
+export function serveArgs(args: string[]): string[] {
+  return ["serve", "--listen", "127.0.0.1:0", "--log-format", "pretty", ...args];
+}
+
 /** Starts `regscan serve ...args` listening on a free loopback port. */
 export async function startServe(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<ServeProcess> {
-  const { command, args: argv } = cliCommand([
-    "serve",
-    "--listen",
-    "127.0.0.1:0",
-    "--log-format",
-    "pretty",
-    ...args,
-  ]);
+  const { command, args: argv } = cliCommand(serveArgs(args));
   const child = spawn(command, argv, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
