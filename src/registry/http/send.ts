@@ -38,7 +38,7 @@ export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}):
     const deadline = new RequestDeadline(req.timeoutMs ?? defaultTimeout, req.signal);
     const failure = (err: unknown) => transportError(err, req, deadline);
     try {
-      const res = await request(req.url, {
+      const pending = request(req.url, {
         method: req.method,
         headers: req.headers ?? {},
         body: req.body,
@@ -51,6 +51,7 @@ export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}):
         // refreshes would then pay a new connection (and TLS handshake) per tag.
         reset: false,
       });
+      const res = await settledOrAborted(pending, deadline.signal);
       return {
         status: res.statusCode,
         headers: toHeaders(res.headers),
@@ -100,6 +101,45 @@ const TIMEOUT_CODES = new Set([
   "UND_ERR_BODY_TIMEOUT",
   "ETIMEDOUT",
 ]);
+
+/**
+ * undici rejects an aborted request only once its connection is made, so a host that
+ * accepts the connection and never finishes the TLS handshake would hold it for undici's
+ * 10 s connect timeout whatever the deadline; the deadline ends the wait itself, and an
+ * answer that still comes later is let go.
+ */
+function settledOrAborted<T extends { body: { destroy(): unknown } }>(
+  pending: Promise<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  if (signal.aborted) {
+    pending.then(
+      (res) => res.body.destroy(),
+      () => {},
+    );
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      pending.then(
+        (res) => res.body.destroy(),
+        () => {},
+      );
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    pending.then(
+      (res) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(res);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
 
 /**
  * The caller's abort stays an abort (unless it is a timeout signal's: then it is a
