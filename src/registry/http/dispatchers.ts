@@ -24,6 +24,9 @@ export interface DispatcherOptions {
   idleTimeoutMs?: number;
 }
 
+/** undici's own connect timeout, TLS handshake included: the most a connection may take. */
+const MAX_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Agents kept for pinned hosts (token realms); the oldest is closed beyond this. */
 const MAX_PINNED_AGENTS = 16;
 
@@ -33,6 +36,7 @@ export class Dispatchers {
   readonly #unverified: Dispatcher;
   readonly #base: AgentBase;
   readonly #ca: string[] | undefined;
+  readonly #connectTimeoutMs: number;
   readonly #proxied: boolean;
   readonly #pinned = new Map<string, Dispatcher>();
 
@@ -45,8 +49,16 @@ export class Dispatchers {
       headersTimeout: opts.idleTimeoutMs ?? 60_000,
       bodyTimeout: opts.idleTimeoutMs ?? 60_000,
     };
-    this.#verified = makeAgent(base, { rejectUnauthorized: true, ...(ca ? { ca } : {}) }, env);
-    this.#unverified = makeAgent(base, { rejectUnauthorized: false }, env);
+    // A connection (a TLS handshake that never finishes) is not held past the idle bound
+    // either: the request deadline ends the request, and this lets its socket go with it.
+    const timeout = Math.min(opts.idleTimeoutMs ?? MAX_CONNECT_TIMEOUT_MS, MAX_CONNECT_TIMEOUT_MS);
+    this.#connectTimeoutMs = timeout;
+    this.#verified = makeAgent(
+      base,
+      { rejectUnauthorized: true, timeout, ...(ca ? { ca } : {}) },
+      env,
+    );
+    this.#unverified = makeAgent(base, { rejectUnauthorized: false, timeout }, env);
     this.#base = base;
     this.#ca = ca;
     this.#proxied = Boolean(env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY);
@@ -62,9 +74,10 @@ export class Dispatchers {
     const key = `${insecure ? "insecure" : "verified"}|${pinKey(hostname, addresses)}`;
     let agent = this.#pinned.get(key);
     if (agent === undefined) {
+      const timeout = this.#connectTimeoutMs;
       const tls = insecure
-        ? { rejectUnauthorized: false }
-        : { rejectUnauthorized: true, ...(this.#ca ? { ca: this.#ca } : {}) };
+        ? { rejectUnauthorized: false, timeout }
+        : { rejectUnauthorized: true, timeout, ...(this.#ca ? { ca: this.#ca } : {}) };
       agent = new Agent({
         ...this.#base,
         connect: { ...tls, lookup: pinnedLookup(hostname, addresses) },
@@ -104,6 +117,8 @@ export class Dispatchers {
 interface TlsOptions {
   rejectUnauthorized: boolean;
   ca?: string[];
+  /** Connect timeout (TCP and TLS handshake), ms. */
+  timeout?: number;
 }
 
 interface AgentBase {

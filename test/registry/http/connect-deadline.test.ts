@@ -1,7 +1,8 @@
 /**
  * The request deadline holds while the connection is still being made: a host that accepts
  * TCP connections and never finishes the TLS handshake fails with TIMEOUT at the deadline,
- * not after undici's own 10 s connect timeout.
+ * not after undici's own 10 s connect timeout; and `regscan tags` exits then too, its socket
+ * not left to hold the process.
  */
 import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
@@ -9,6 +10,7 @@ import { after, before, test } from "node:test";
 import { parseImageName } from "../../../src/image/ref.js";
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../../src/registry/factory.js";
+import { runCli } from "../../support/cli.js";
 
 let silent: Server;
 let port: number;
@@ -49,4 +51,20 @@ test("a TLS handshake that never finishes: TIMEOUT at the request deadline, nami
   } finally {
     await factory.close();
   }
+});
+
+test("regscan tags --request-timeout 1s against that host: the one line, and the process exits", async () => {
+  const started = Date.now();
+  const r = await runCli(["tags", "--request-timeout", "1s", `127.0.0.1:${port}/app`], {
+    timeoutMs: 30_000,
+  });
+  const elapsed = Date.now() - started;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`^regscan: ping \\(GET /v2/\\) timed out after 1000 ms: 127\\.0\\.0\\.1:${port}\n$`),
+  );
+  // Start-up through tsx, the 1 s deadline and the factory's 1 s close grace, under load;
+  // the process stayed until undici's 10 s connect timeout before.
+  assert.ok(elapsed < 8_000, `exited after ${elapsed} ms`);
 });
