@@ -52,6 +52,11 @@ export function maskedConfig(config: Config): Record<string, unknown> {
               pollInterval: formatDuration(config.sources.file.pollInterval),
             },
     },
+    registry: {
+      ...config.registry,
+      requestTimeout: formatDuration(config.registry.requestTimeout),
+      tagListTimeout: formatDuration(config.registry.tagListTimeout),
+    },
     warmer: { ...config.warmer, interval: formatDuration(config.warmer.interval) },
     server: {
       ...config.server,

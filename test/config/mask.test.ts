@@ -39,6 +39,9 @@ describe("masking", () => {
     const shown = parse(text) as Record<string, Record<string, unknown>>;
     assert.equal(shown.apiToken, MASK);
     assert.equal(shown.warmer?.interval, "1m30s");
+    // Every duration is written as one, the registry's deadlines too.
+    assert.equal(shown.registry?.requestTimeout, "1m");
+    assert.equal(shown.registry?.tagListTimeout, "5m");
     assert.equal(shown.listen, "127.0.0.1:8080");
   });
 });
