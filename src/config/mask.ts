@@ -52,6 +52,7 @@ export function maskedConfig(config: Config): Record<string, unknown> {
               pollInterval: formatDuration(config.sources.file.pollInterval),
             },
     },
+    webhooks: config.webhooks === undefined ? undefined : shownWebhooks(config.webhooks),
     registry: {
       ...config.registry,
       requestTimeout: formatDuration(config.registry.requestTimeout),
@@ -65,6 +66,25 @@ export function maskedConfig(config: Config): Record<string, unknown> {
       webhookWindow: formatDuration(config.server.webhookWindow),
     },
   };
+}
+
+/**
+ * The receivers as configured, without the OIDC issuer settings on receivers other than
+ * `gar` (the schema gives every receiver their defaults; only `gar` reads them). Secrets are
+ * never in here: a receiver names where its secret is read (`env:NAME`, `file:PATH`).
+ */
+function shownWebhooks(webhooks: NonNullable<Config["webhooks"]>): Record<string, unknown> {
+  const shown: Record<string, unknown> = Object.create(null);
+  for (const [kind, receiver] of Object.entries(webhooks)) {
+    if (receiver === undefined) continue;
+    if (kind === "gar") {
+      shown[kind] = receiver;
+      continue;
+    }
+    const { issuer: _issuer, jwksUrl: _jwksUrl, ...rest } = receiver;
+    shown[kind] = rest;
+  }
+  return shown;
 }
 
 /** The masked effective configuration as YAML, without unset settings. */

@@ -102,6 +102,8 @@ describe("webhook receivers in the configuration", () => {
     assert.match(r.stdout, /github: HMAC-SHA256 signature, key from file:/);
     assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret));
     assert.ok(!r.stdout.includes("dist-secret-0042ab") && !r.stderr.includes("dist-secret-0042ab"));
+    // Only the gar receiver reads the OIDC issuer settings; the others do not show them.
+    assert.ok(!/issuer|jwksUrl/.test(r.stdout), r.stdout);
   });
 
   test("serve stops at start-up when a receiver's secret cannot be read, naming its source", async () => {
