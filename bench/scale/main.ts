@@ -199,6 +199,23 @@ function budgetMinimum(o: ScaleOptions, fleet: FleetRepo[], phase: FillPhase) {
   return { perRegistry, seconds };
 }
 
+/**
+ * The fleet one registry after another in turn, as a real images list mixes hosts: the
+ * warmer takes repositories in the file's order, a few at a time, so a file grouped by
+ * registry would keep all of them waiting on one registry's budget.
+ */
+function roundRobin(fleet: FleetRepo[]): FleetRepo[] {
+  const byRegistry = new Map<string, FleetRepo[]>();
+  for (const r of fleet)
+    byRegistry.set(r.registry.name, [...(byRegistry.get(r.registry.name) ?? []), r]);
+  const lists = [...byRegistry.values()];
+  const out: FleetRepo[] = [];
+  for (let i = 0; out.length < fleet.length; i++) {
+    for (const list of lists) if (i < list.length) out.push(list[i] as FleetRepo);
+  }
+  return out;
+}
+
 function sumTotals(requests: Record<string, Record<string, number>>): number {
   return Object.values(requests).reduce((n, r) => n + (r.total ?? 0), 0);
 }
@@ -212,7 +229,7 @@ async function main(): Promise<void> {
   const sim = await startSimulator(simulatorOptions(o));
   const redis = await startRedisServer();
   const fleet = await loadFleet(sim.control, sim.registries);
-  const imagesFile = writeImagesFile(fleet.map((r) => r.name));
+  const imagesFile = writeImagesFile(roundRobin(fleet).map((r) => r.name));
   const tagCount = fleet.reduce((n, r) => n + r.truth.size, 0);
   console.log(
     `simulator: ${sim.registries.length} registries, ${fleet.length} repositories, ${tagCount} tags; redis on ${redis.port}`,

@@ -177,6 +177,10 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       cfg.imagesFile,
       "--refresh-interval",
       `${cfg.intervalSeconds}s`,
+      // The warmer re-queues repositories only when it asks its image sources again
+      // (warmer.interval, default 1m): as often as the repositories' interval here.
+      "--interval",
+      `${cfg.intervalSeconds}s`,
       "--log-level",
       "warn",
       "--api-rps",
