@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname } from "node:path";
 import { cleanupAll } from "../../test/support/processes.js";
+import { startRedis } from "../../test/support/redis.js";
 import { everyPersonality } from "../sim/fleets.js";
 import type { SimulatorOptions } from "../sim/simulator.js";
 import {
@@ -30,7 +31,6 @@ import {
   redisFlush,
   redisMemory,
   type SimProcess,
-  startRedisServer,
   startReplica,
   startSimulator,
   writeImagesFile,
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   console.log(`bench:scale ${JSON.stringify(o)}`);
   console.log(buildIfNeeded());
   const sim = await startSimulator(simulatorOptions(o));
-  const redis = await startRedisServer();
+  const redis = await startRedis();
   const fleet = await loadFleet(sim.control, sim.registries);
   const imagesFile = writeImagesFile(roundRobin(fleet).map((r) => r.name));
   const tagCount = fleet.reduce((n, r) => n + r.truth.size, 0);

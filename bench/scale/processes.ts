@@ -1,7 +1,7 @@
 /**
- * The processes of the scale bench: the simulator (bench/sim/main.ts, its own process), a
- * Redis server and `regscan serve` replicas (the built CLI), each on a free loopback port and
- * killed when the bench ends (test/support/processes, which also sets PR_SET_PDEATHSIG).
+ * The processes of the scale bench: the simulator (bench/sim/main.ts, its own process) and
+ * `regscan serve` replicas (the built CLI), each on a free loopback port and killed when the
+ * bench ends (Redis is test/support/redis.ts's) (test/support/processes, which also sets PR_SET_PDEATHSIG).
  */
 import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -77,44 +77,6 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimProcess
   );
   if (info === undefined) throw new Error("the simulator printed no control line");
   return { proc, ...info };
-}
-
-export interface RedisProcess {
-  proc: ManagedProcess;
-  port: number;
-  url: string;
-}
-
-export async function startRedisServer(): Promise<RedisProcess> {
-  const command = requireBinary("redis-server", "redis-server");
-  const dir = makeTempDir("regscan-scale-redis-");
-  let last: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    try {
-      const proc = await startProcess({
-        name: `redis-server:${port}`,
-        command,
-        args: [
-          "--port",
-          String(port),
-          "--bind",
-          "127.0.0.1",
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-          "--dir",
-          dir,
-        ],
-        ready: { tcp: { host: "127.0.0.1", port } },
-      });
-      return { proc, port, url: `redis://127.0.0.1:${port}` };
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw last;
 }
 
 async function redisCli(port: number, ...args: string[]): Promise<string> {
