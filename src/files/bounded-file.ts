@@ -100,30 +100,32 @@ export function readBoundedFileSync(path: string, maxBytes: number): Buffer {
 
 /** What the asynchronous and the synchronous reader share: the chunks read and the bound. */
 class BoundedChunks {
-  private readonly chunks: Buffer[] = [];
-  private total = 0;
+  readonly #chunks: Buffer[] = [];
+  #total = 0;
+  readonly #path: string;
+  readonly #maxBytes: number;
 
-  constructor(
-    private readonly path: string,
-    private readonly maxBytes: number,
-  ) {}
+  constructor(path: string, maxBytes: number) {
+    this.#path = path;
+    this.#maxBytes = maxBytes;
+  }
 
   /** A buffer for the next read, reaching one byte past the bound so that a larger file shows. */
   nextBuffer(): Buffer {
-    return Buffer.allocUnsafe(Math.min(CHUNK, this.maxBytes + 1 - this.total));
+    return Buffer.allocUnsafe(Math.min(CHUNK, this.#maxBytes + 1 - this.#total));
   }
 
   /** Keeps what a read put in `buffer`; false at the end of the file. */
   took(buffer: Buffer, bytesRead: number): boolean {
     if (bytesRead === 0) return false;
-    this.total += bytesRead;
-    if (this.total > this.maxBytes) throw new FileTooLargeError(this.path, this.maxBytes);
-    this.chunks.push(buffer.subarray(0, bytesRead));
+    this.#total += bytesRead;
+    if (this.#total > this.#maxBytes) throw new FileTooLargeError(this.#path, this.#maxBytes);
+    this.#chunks.push(buffer.subarray(0, bytesRead));
     return true;
   }
 
   bytes(): Buffer {
-    return Buffer.concat(this.chunks, this.total);
+    return Buffer.concat(this.#chunks, this.#total);
   }
 }
 

@@ -50,8 +50,11 @@ export abstract class RegistryError extends RegscanError {
   /** The registry's error codes and (sanitised) messages. */
   readonly registryErrors: readonly RegistryErrorDetail[];
 
-  /** `wording` is the class's own message, used when the context brings none. */
-  protected constructor(ctx: RegistryErrorContext, wording: string) {
+  /**
+   * `wording` is the class's own message, used when the context brings none. (The class is
+   * abstract, so only a subclass reaches this constructor.)
+   */
+  constructor(ctx: RegistryErrorContext, wording: string) {
     const host = ctx.host === undefined ? undefined : sanitizeHost(ctx.host);
     const repository = ctx.repository === undefined ? undefined : sanitizeText(ctx.repository, 255);
     const reference = ctx.reference === undefined ? undefined : sanitizeText(ctx.reference, 255);

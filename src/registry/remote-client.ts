@@ -268,7 +268,11 @@ export class RemoteClient implements Client {
 class DigestCache<T> {
   readonly #values = new Map<string, { value: T }>();
   readonly #loads = new SharedLoads<string, T>();
-  constructor(private readonly max: number) {}
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
 
   async get(
     digest: string,
@@ -291,7 +295,7 @@ class DigestCache<T> {
   put(digest: string, value: T): void {
     if (this.#values.has(digest)) return;
     this.#values.set(digest, { value });
-    while (this.#values.size > this.max) {
+    while (this.#values.size > this.#max) {
       const oldest = this.#values.keys().next().value;
       if (oldest === undefined) break;
       this.#values.delete(oldest);

@@ -9,12 +9,15 @@ import { MirroredClientFactory } from "../../src/registry/mirrored-client-factor
 class Recorder implements ClientFactory {
   calls: string[] = [];
   succeeded: string[] = [];
-  constructor(private readonly down: Set<string>) {}
+  readonly #down: Set<string>;
+  constructor(down: Set<string>) {
+    this.#down = down;
+  }
   clientFor(name: ImageName): Client {
     const host = name.domain;
     const fail = async (what: string) => {
       this.calls.push(`${host} ${what}`);
-      if (this.down.has(host)) throw new Error(`${host} is down`);
+      if (this.#down.has(host)) throw new Error(`${host} is down`);
     };
     return {
       tags: async () => {

@@ -51,7 +51,7 @@ export interface AcrOptions {
   authorityHost?: string;
   /**
    * Skip MSAL's instance discovery, which asks login.microsoftonline.com whether an authority
-   * outside the built-in clouds is genuine: needed for Azure Stack, a private authority or a
+   * outside the built-in clouds is genuine: needed for Azure Stack, an in-house authority or a
    * proxy, where that question cannot be asked or has no answer.
    */
   disableInstanceDiscovery?: boolean;

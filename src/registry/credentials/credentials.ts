@@ -39,6 +39,12 @@ interface HelperConfig {
   readonly runner: CredentialHelperRunner | undefined;
 }
 
+/**
+ * The key to the constructor. ES classes have no `#constructor`, and only this module
+ * holds the key, so `Credentials` are made only by its static factories.
+ */
+const MAKE: unique symbol = Symbol("Credentials");
+
 interface Parts {
   entries: ReadonlyMap<string, HostCredential>;
   helpers: HelperConfig;
@@ -72,7 +78,8 @@ export class Credentials {
   readonly #helpers: HelperConfig;
   readonly #cloud: readonly CloudCredentialProvider[];
 
-  private constructor(parts: Parts) {
+  /** Reachable only from this module (see `MAKE`): use `none`, `parse`, `of`, `fromCloud`, `merge`. */
+  constructor(_key: typeof MAKE, parts: Parts) {
     this.#entries = parts.entries;
     this.#helpers = parts.helpers;
     this.#cloud = parts.cloud;
@@ -80,7 +87,7 @@ export class Credentials {
 
   /** No credentials at all: every host is anonymous, and no helper or cloud is asked. */
   static none(): Credentials {
-    return new Credentials({ entries: new Map(), helpers: NO_HELPERS, cloud: [] });
+    return new Credentials(MAKE, { entries: new Map(), helpers: NO_HELPERS, cloud: [] });
   }
 
   /**
@@ -94,7 +101,7 @@ export class Credentials {
   ): Credentials {
     const content = parseDockerConfig(from, bytes, opts.provenance);
     const hasHelpers = content.credsStore !== undefined || content.credHelpers.size > 0;
-    return new Credentials({
+    return new Credentials(MAKE, {
       entries: content.entries,
       helpers: {
         credsStore: content.credsStore,
@@ -112,12 +119,16 @@ export class Credentials {
       const host = hostOfServerKey(c.host);
       if (host !== undefined) entries.set(host, c);
     }
-    return new Credentials({ entries, helpers: NO_HELPERS, cloud: opts.cloudProviders ?? [] });
+    return new Credentials(MAKE, {
+      entries,
+      helpers: NO_HELPERS,
+      cloud: opts.cloudProviders ?? [],
+    });
   }
 
   /** No static credentials, but the given cloud providers are asked for their hosts. */
   static fromCloud(providers: readonly CloudCredentialProvider[]): Credentials {
-    return new Credentials({ entries: new Map(), helpers: NO_HELPERS, cloud: providers });
+    return new Credentials(MAKE, { entries: new Map(), helpers: NO_HELPERS, cloud: providers });
   }
 
   /** The hosts with static credentials, sorted. */
@@ -167,7 +178,7 @@ export class Credentials {
     for (const [host, cred] of other.#entries) entries.set(host, cred);
     const credHelpers = new Map(this.#helpers.credHelpers);
     for (const [host, name] of other.#helpers.credHelpers) credHelpers.set(host, name);
-    return new Credentials({
+    return new Credentials(MAKE, {
       entries,
       helpers: {
         credsStore: other.#helpers.credsStore ?? this.#helpers.credsStore,

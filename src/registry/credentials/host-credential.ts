@@ -1,5 +1,5 @@
 /**
- * The one implementation of `HostCredential`: the secret lives in private `#fields`, so
+ * The one implementation of `HostCredential`: the secret lives in `#fields`, so
  * that `toString()`, `JSON.stringify`, `util.inspect` and object spreading show only the
  * host, the username and where the credential came from.
  */

@@ -14,7 +14,7 @@ function fromBase64Url(s: string): Buffer | undefined {
 /**
  * The bytes to hash for a manifest's digest: for a schema 1 manifest with `signatures`,
  * the JWS payload (`bytes[0, formatLength)` + `formatTail`, from the first signature's
- * protected header, as libtrust builds it); for everything else, the bytes as they are.
+ * `protected` header, as libtrust builds it); for everything else, the bytes as they are.
  * Throws `InvalidManifestError` when the signature block is malformed; nothing else.
  */
 export function manifestDigestBytes(bytes: Uint8Array, ctx: RegistryErrorContext = {}): Uint8Array {
@@ -36,17 +36,17 @@ export function manifestDigestBytes(bytes: Uint8Array, ctx: RegistryErrorContext
   const first: unknown = obj.signatures[0];
   if (typeof first !== "object" || first === null) return fail("no signature");
   const protectedHeader = (first as { protected?: unknown }).protected;
-  if (typeof protectedHeader !== "string") return fail("no protected header");
+  if (typeof protectedHeader !== "string") return fail("no `protected` header");
   const decoded = fromBase64Url(protectedHeader);
-  if (decoded === undefined) return fail("protected header is not base64url");
+  if (decoded === undefined) return fail("`protected` header is not base64url");
   let header: unknown;
   try {
     header = JSON.parse(decoded.toString("utf8"));
   } catch {
-    return fail("protected header is not JSON");
+    return fail("`protected` header is not JSON");
   }
   if (typeof header !== "object" || header === null)
-    return fail("protected header is not an object");
+    return fail("`protected` header is not an object");
   const { formatLength, formatTail } = header as { formatLength?: unknown; formatTail?: unknown };
   if (
     typeof formatLength !== "number" ||

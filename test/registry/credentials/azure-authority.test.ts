@@ -1,6 +1,6 @@
 /**
  * A service principal's Entra ID client-credentials grant end to end: `@azure/identity` and
- * MSAL talk HTTPS to a local authority (trusted the way a user behind a private CA would,
+ * MSAL talk HTTPS to a local authority (trusted the way a user behind an in-house CA would,
  * NODE_EXTRA_CA_CERTS, so in a child process), the token is exchanged for an ACR refresh token,
  * both are cached and renewed, and the client secret goes to the authority and nowhere else.
  */
@@ -187,7 +187,7 @@ function requestText(r: { url: string; headers: object; body: string }): string 
 }
 
 function testSuite(): void {
-  describe("ACR through an Entra ID service principal at a private HTTPS authority", () => {
+  describe("ACR through an Entra ID service principal at an in-house HTTPS authority", () => {
     let fake: FakeEntraId;
     let caFile: string;
     let dir: string;

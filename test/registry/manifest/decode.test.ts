@@ -147,7 +147,7 @@ describe("decodeManifest", () => {
     assert.equal(manifestDigestBytes(plain), plain);
   });
 
-  it("refuses a signed schema 1 manifest with a broken protected header", () => {
+  it("refuses a signed schema 1 manifest with a broken `protected` header", () => {
     const bad = enc({ ...schema1({}), signatures: [{ protected: "!!" }] });
     assert.throws(() => manifestDigestBytes(bad, ctx), InvalidManifestError);
     const noLen = enc({
