@@ -34,21 +34,34 @@ export interface DueTags {
   known: Map<string, string>;
 }
 
+/** What {@link dueTags} sorts, and where it counts the fresh tags. */
+export interface DueTagsOptions {
+  ctx: WarmContext;
+  index: ScanIndex;
+  /** The listed tags, in listing order. */
+  tags: readonly string[];
+  /** Where the fresh (and fresh excluded) tags are counted. */
+  result: RepositoryScanResult;
+  log: Logger;
+  /** Treat every tag as due (a priority refresh), however fresh its entry. */
+  everyTagDue?: boolean | undefined;
+  /** Check only these of the tags already in the index (a refresh that named tags). */
+  onlyTags?: readonly string[] | undefined;
+}
+
 /**
  * Counts the fresh tags of `tags` in `result` and returns the due ones (stale and failed
  * ones included), from the index.
  */
-export function dueTags(
-  ctx: WarmContext,
-  index: ScanIndex,
-  tags: readonly string[],
-  result: RepositoryScanResult,
-  log: Logger,
-  /** Treat every tag as due (a priority refresh), however fresh its entry. */
+export function dueTags({
+  ctx,
+  index,
+  tags,
+  result,
+  log,
   everyTagDue = false,
-  /** Check only these of the tags already in the index (a refresh that named tags). */
-  onlyTags?: readonly string[],
-): DueTags {
+  onlyTags,
+}: DueTagsOptions): DueTags {
   const due: DueTag[] = [];
   const now = ctx.now();
   const named = onlyTags && new Set(onlyTags);
@@ -87,18 +100,29 @@ export function dueTags(
   return { due, known: index.knownImages() };
 }
 
+/** The due tags of one scan and what {@link dropMissingImages} needs to check them. */
+export interface DropMissingImagesOptions {
+  ctx: WarmContext;
+  /** Changed in place: a tag whose image is gone loses its entry and deadline. */
+  due: DueTag[];
+  /** Changed in place: the digests of images that are gone are removed. */
+  known: Map<string, string>;
+  log: Logger;
+  signal: AbortSignal;
+}
+
 /**
  * Checks that the images the due tags point at are still in the store (memcached or Redis
  * may have evicted one): a due tag whose image is gone is fetched as if new. One `getMany`
  * over the distinct images of the due tags; a failed read changes nothing.
  */
-export async function dropMissingImages(
-  ctx: WarmContext,
-  due: DueTag[],
-  known: Map<string, string>,
-  log: Logger,
-  signal: AbortSignal,
-): Promise<void> {
+export async function dropMissingImages({
+  ctx,
+  due,
+  known,
+  log,
+  signal,
+}: DropMissingImagesOptions): Promise<void> {
   const ids = new Set<string>();
   for (const d of due) if (d.entry?.image !== undefined) ids.add(d.entry.image);
   if (ids.size === 0) return;

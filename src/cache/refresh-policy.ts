@@ -23,7 +23,7 @@ export const DEFAULT_REFRESH_JITTER = 0;
 /** What the last check of a tag found, compared with the one before. */
 export interface RefreshCheck {
   /** The interval the tag was last given; absent for a tag never seen before. */
-  previousMs?: number;
+  previousMs?: number | undefined;
   /** Whether the digest moved since the previous check. */
   changed: boolean;
   /** Whether the image is excluded (e.g. no manifest for the wanted platform). */

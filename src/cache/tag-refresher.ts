@@ -32,31 +32,65 @@ interface StoredImage {
   digest: string | undefined;
 }
 
+/** What a {@link TagRefresher} works with: one repository scan's context and its results. */
+export interface TagRefresherOptions {
+  ctx: WarmContext;
+  job: WarmJob;
+  client: Client;
+  index: ScanIndex;
+  /** Image ids already in the index by digest, so that a new tag on a known image costs no `GET`. */
+  known: Map<string, string>;
+  /**
+   * The tags of the last listing, to tell new tags apart (none on the first scan, which
+   * reports no new tags).
+   */
+  previousTags?: readonly string[] | undefined;
+  /** Counted into as tags are refreshed; new and moved tags are appended. */
+  result: RepositoryScanResult;
+  log: Logger;
+  /** The scan's signal: every fetch stops with it (writes run on their own deadline). */
+  signal: AbortSignal;
+  /** How tags not in the index are asked for (`HEAD` first or one `GET` by tag). */
+  plan: NewTagFetchPlan;
+}
+
+/** What one refresh found for a tag, for the new-tag and moved-tag events. */
+interface TagChange {
+  tag: string;
+  /** The digest found now (none when only a GET by tag without a digest answered). */
+  digest: string | undefined;
+  /** The digest the index had, when the tag was known. */
+  previousDigest: string | undefined;
+  now: number;
+}
+
 /** Refreshes single tags of one repository, sharing fetches by digest within the pass. */
 export class TagRefresher {
   readonly #byDigest = new Map<string, Promise<StoredImage>>();
+  readonly #ctx: WarmContext;
+  readonly #job: WarmJob;
+  readonly #client: Client;
+  readonly #index: ScanIndex;
+  readonly #previousTagList: readonly string[] | undefined;
+  readonly #result: RepositoryScanResult;
+  readonly #log: Logger;
+  readonly #signal: AbortSignal;
+  readonly #plan: NewTagFetchPlan;
   #previousTags: Set<string> | undefined;
 
-  /**
-   * @param known image ids already in the index by digest, so that a new tag on a known image
-   *   costs no `GET`.
-   * @param previousTags the tags of the last listing, to tell new tags apart (none on the
-   *   first scan, which reports no new tags).
-   */
-  constructor(
-    private readonly ctx: WarmContext,
-    private readonly job: WarmJob,
-    private readonly client: Client,
-    private readonly index: ScanIndex,
-    known: Map<string, string>,
-    private readonly previousTags: readonly string[] | undefined,
-    private readonly result: RepositoryScanResult,
-    private readonly log: Logger,
-    private readonly signal: AbortSignal,
-    /** How tags not in the index are asked for (`HEAD` first or one `GET` by tag). */
-    private readonly plan: NewTagFetchPlan,
-  ) {
-    for (const [digest, id] of known) this.#byDigest.set(digest, Promise.resolve({ id, digest }));
+  constructor(opts: TagRefresherOptions) {
+    this.#ctx = opts.ctx;
+    this.#job = opts.job;
+    this.#client = opts.client;
+    this.#index = opts.index;
+    this.#previousTagList = opts.previousTags;
+    this.#result = opts.result;
+    this.#log = opts.log;
+    this.#signal = opts.signal;
+    this.#plan = opts.plan;
+    for (const [digest, id] of opts.known) {
+      this.#byDigest.set(digest, Promise.resolve({ id, digest }));
+    }
   }
 
   /**
@@ -69,26 +103,26 @@ export class TagRefresher {
     const { tag, entry: known } = due;
     if (artifactTag(tag)) return this.#excludeArtifact(tag);
     // A tag never seen: one GET by tag may do where HEAD + GET by digest would be two.
-    const fetchTag = this.client.fetchTag?.bind(this.client);
-    if (!known && fetchTag && !this.plan.chooseHeadFirst()) {
+    const fetchTag = this.#client.fetchTag?.bind(this.#client);
+    if (!known && fetchTag && !this.#plan.chooseHeadFirst()) {
       return this.#refreshNewByGet(tag, fetchTag);
     }
     const previousId = known?.image;
     const previousDigest = previousId === undefined ? undefined : digestOfImageId(previousId);
     let digest: string | undefined;
     try {
-      const head = await this.client.head(tag, { signal: this.signal });
+      const head = await this.#client.head(tag, { signal: this.#signal });
       if (!head) throw this.#missing(tag, "HEAD");
       digest = head.digest;
-      if (!known) this.plan.observe(digest);
+      if (!known) this.#plan.observe(digest);
     } catch (error) {
       const code = errorCode(error);
       if (code === MANIFEST_UNKNOWN) throw this.#missing(tag, "HEAD", error);
-      if (code === TOO_MANY_REQUESTS || this.signal.aborted) throw error;
+      if (code === TOO_MANY_REQUESTS || this.#signal.aborted) throw error;
       // Some registries answer HEAD badly; a GET by tag still works there.
-      this.log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
+      this.#log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
     }
-    const now = this.ctx.now();
+    const now = this.#ctx.now();
     // An unchanged digest is enough, unless the stored image predates annotations being
     // kept apart from labels: then its labels may hold them, and it is fetched again.
     if (
@@ -101,13 +135,13 @@ export class TagRefresher {
       const excluded = isExcludedImageId(previousId);
       const intervalMs = nextRefreshInterval(
         { previousMs: known.intervalMs, changed: false, excluded },
-        this.ctx.refresh,
+        this.#ctx.refresh,
       );
       // Without the entry's last error: the check succeeded, it is fresh again.
       this.#set(tag, { image: previousId, checkedAt: now, intervalMs, deadline: now + intervalMs });
-      this.result.unchanged++;
-      if (excluded) this.result.excluded++;
-      this.ctx.metrics.getsAvoidedByHead.inc();
+      this.#result.unchanged++;
+      if (excluded) this.#result.excluded++;
+      this.#ctx.metrics.getsAvoidedByHead.inc();
       return;
     }
     let image: StoredImage;
@@ -125,7 +159,7 @@ export class TagRefresher {
       throw error;
     }
     if (digest === undefined && !known && image.digest !== undefined) {
-      this.plan.observe(image.digest);
+      this.#plan.observe(image.digest);
     }
     digest ??= image.digest;
     const excluded = isExcludedImageId(image.id);
@@ -136,13 +170,13 @@ export class TagRefresher {
         changed: known !== undefined && digest !== previousDigest,
         excluded,
       },
-      this.ctx.refresh,
+      this.#ctx.refresh,
     );
     this.#set(tag, { image: image.id, checkedAt: now, intervalMs, deadline: now + intervalMs });
-    this.result.refreshed++;
-    if (excluded) this.result.excluded++;
-    this.ctx.metrics.tagsRefreshed.inc();
-    this.#notify(tag, digest, previousDigest, now);
+    this.#result.refreshed++;
+    if (excluded) this.#result.excluded++;
+    this.#ctx.metrics.tagsRefreshed.inc();
+    this.#notify({ tag, digest, previousDigest, now });
   }
 
   /**
@@ -154,7 +188,7 @@ export class TagRefresher {
     let image: StoredImage;
     try {
       const fetched = await fetchTag(tag, {
-        signal: this.signal,
+        signal: this.#signal,
         known: (d) => this.#byDigest.has(d),
       });
       digest = fetched.digest;
@@ -165,15 +199,15 @@ export class TagRefresher {
       if (errorCode(error) === MANIFEST_UNKNOWN) throw this.#missing(tag, "GET", error);
       throw error;
     }
-    this.plan.observe(digest);
-    const now = this.ctx.now();
+    this.#plan.observe(digest);
+    const now = this.#ctx.now();
     const excluded = isExcludedImageId(image.id);
-    const intervalMs = nextRefreshInterval({ changed: false, excluded }, this.ctx.refresh);
+    const intervalMs = nextRefreshInterval({ changed: false, excluded }, this.#ctx.refresh);
     this.#set(tag, { image: image.id, checkedAt: now, intervalMs, deadline: now + intervalMs });
-    this.result.refreshed++;
-    if (excluded) this.result.excluded++;
-    this.ctx.metrics.tagsRefreshed.inc();
-    this.#notify(tag, digest, undefined, now);
+    this.#result.refreshed++;
+    if (excluded) this.#result.excluded++;
+    this.#ctx.metrics.tagsRefreshed.inc();
+    this.#notify({ tag, digest, previousDigest: undefined, now });
   }
 
   /**
@@ -181,32 +215,28 @@ export class TagRefresher {
    * a bogus digest): an error, so that the last good value is kept and says why it is stale.
    */
   #missing(tag: string, what: string, cause?: unknown): ListedTagMissingError {
-    return new ListedTagMissingError(this.job.name.toString(), tag, what, { cause });
+    return new ListedTagMissingError(this.#job.name.toString(), tag, what, { cause });
   }
 
   /** An artifact tag: excluded by name, for as long as the longest interval (it cannot change). */
   #excludeArtifact(tag: string): void {
-    const now = this.ctx.now();
+    const now = this.#ctx.now();
     this.#set(tag, {
       artifact: true,
       checkedAt: now,
       intervalMs: MAX_REFRESH_MS,
       deadline: now + MAX_REFRESH_MS,
     });
-    this.result.excluded++;
+    this.#result.excluded++;
   }
 
-  #notify(
-    tag: string,
-    digest: string | undefined,
-    previousDigest: string | undefined,
-    now: number,
-  ): void {
+  /** Reports a moved tag, or a new one (one not in the previous listing). */
+  #notify({ tag, digest, previousDigest, now }: TagChange): void {
     if (digest === undefined) return;
-    const repository = this.result.repository;
+    const repository = this.#result.repository;
     if (previousDigest !== undefined && previousDigest !== digest) {
-      this.result.movedTags.push(tag);
-      this.ctx.events.emit({
+      this.#result.movedTags.push(tag);
+      this.#ctx.events.emit({
         type: "moved-tag",
         repository,
         tag,
@@ -216,20 +246,20 @@ export class TagRefresher {
       });
       return;
     }
-    if (!this.previousTags) return;
+    if (!this.#previousTagList) return;
     // Built on the first fetched tag only: a scan with nothing fetched never pays for it.
-    this.#previousTags ??= new Set(this.previousTags);
+    this.#previousTags ??= new Set(this.#previousTagList);
     if (!this.#previousTags.has(tag)) {
-      this.result.newTags.push(tag);
-      this.ctx.events.emit({ type: "new-tag", repository, tag, digest, at: new Date(now) });
+      this.#result.newTags.push(tag);
+      this.#ctx.events.emit({ type: "new-tag", repository, tag, digest, at: new Date(now) });
     }
   }
 
   #fetchDigest(digest: string): Promise<StoredImage> {
     let pending = this.#byDigest.get(digest);
     if (!pending) {
-      pending = this.client
-        .manifest(digest, { signal: this.signal })
+      pending = this.#client
+        .manifest(digest, { signal: this.#signal })
         .then((entry) => this.#store(entry, digest));
       // A failed fetch is not remembered: another tag may try again in this pass.
       pending.catch(() => this.#byDigest.delete(digest));
@@ -253,7 +283,7 @@ export class TagRefresher {
   }
 
   async #fetchTag(tag: string): Promise<StoredImage> {
-    const entry = await this.client.manifest(tag, { signal: this.signal });
+    const entry = await this.#client.manifest(tag, { signal: this.#signal });
     const image = await this.#store(entry, entry.info?.digest);
     if (entry.info) this.#byDigest.set(entry.info.digest, Promise.resolve(image));
     return image;
@@ -261,22 +291,22 @@ export class TagRefresher {
 
   /** Writes a fetched image's record (before any index entry names it). */
   async #store(entry: ImageEntry, digest: string | undefined): Promise<StoredImage> {
-    if (entry.info) entry.info.lastFetched ??= new Date(this.ctx.now());
+    if (entry.info) entry.info.lastFetched ??= new Date(this.#ctx.now());
     const id = imageIdOf(entry, digest);
-    const key = this.ctx.keys.image(id);
+    const key = this.#ctx.keys.image(id);
     try {
       // Not the scan's signal: a write that started completes, so nothing is half-written.
-      await this.ctx.store.set(
+      await this.#ctx.store.set(
         key,
-        new Date(this.ctx.now() + IMAGE_RECORD_LIFETIME_MS),
+        new Date(this.#ctx.now() + IMAGE_RECORD_LIFETIME_MS),
         encodeImageRecord(entry),
-        { signal: this.ctx.writeTimeout.signal() },
+        { signal: this.#ctx.writeTimeout.signal() },
       );
     } catch (error) {
       const reason = summarizeError(error).message;
       throw new StoreWriteError(
         key,
-        `storing ${this.job.name.toString()}@${digest ?? "?"} failed: ${reason}`,
+        `storing ${this.#job.name.toString()}@${digest ?? "?"} failed: ${reason}`,
         {
           cause: error,
         },
@@ -286,6 +316,6 @@ export class TagRefresher {
   }
 
   #set(tag: string, entry: IndexEntry): void {
-    this.index.set(tag, entry);
+    this.#index.set(tag, entry);
   }
 }

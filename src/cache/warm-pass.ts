@@ -279,17 +279,17 @@ async function scanRepository(s: Scan): Promise<void> {
     return;
   }
   index.setOrder(listed);
-  const { due, known } = dueTags(
+  const { due, known } = dueTags({
     ctx,
     index,
-    listed,
+    tags: listed,
     result,
     log,
-    job.checkAll ?? false,
-    job.options.onlyTags,
-  );
+    everyTagDue: job.checkAll,
+    onlyTags: job.options.onlyTags,
+  });
   try {
-    await dropMissingImages(ctx, due, known, log, signal);
+    await dropMissingImages({ ctx, due, known, log, signal });
   } catch {
     // Stopped: the loop below starts nothing and the stop is handled after it.
   }
@@ -303,18 +303,18 @@ async function scanRepository(s: Scan): Promise<void> {
     indexDigests: () => index.imageDigests(),
     history: ctx.hostSharing,
   });
-  const refresher = new TagRefresher(
+  const refresher = new TagRefresher({
     ctx,
     job,
     client,
     index,
     known,
-    previous?.tags,
+    previousTags: previous?.tags,
     result,
     log,
     signal,
     plan,
-  );
+  });
   let flushedAt = performance.now();
   let flushing: Promise<void> | undefined;
   /** Due tags written (refreshed, or kept after their own error); the rest are kept below. */
@@ -420,7 +420,7 @@ async function keepPreviousTags(
     const index = await loadIndex(s, previous.tags);
     index.setOrder(previous.tags);
     const scratch = emptyScanResult(job.name.toString(), new Date(ctx.now()));
-    const { due } = dueTags(ctx, index, previous.tags, scratch, log);
+    const { due } = dueTags({ ctx, index, tags: previous.tags, result: scratch, log });
     keepTags(ctx, job, index, due, error);
     return await finishIndex(s, index, previous, undefined);
   } catch (e) {
