@@ -33,6 +33,9 @@ export interface PullDelay {
  * (they may not have been counted yet), minus pulls started since, plus those of our own
  * pulls that have left the window since (a rolling window). Every response with the headers
  * (a HEAD's too) replaces it, so another client's pulls are learnt at the next answer.
+ * Replicas sharing the quota each spend only their share of the headroom above the floor
+ * that the last answer showed, so that together they never go under the floor between
+ * answers (each answer shows the others' pulls, and the share is taken of what is left).
  */
 export class PullBudget {
   limit: number;
@@ -42,6 +45,7 @@ export class PullBudget {
   #inFlight = 0;
   #times: number[] = [];
   #nextAt = 0;
+  #share = 1;
 
   constructor(remaining: number, limit: number, windowSeconds: number) {
     this.limit = limit;
@@ -64,22 +68,43 @@ export class PullBudget {
     while (this.#times.length > 0 && (this.#times[0] as number) <= edge) this.#times.shift();
   }
 
-  remaining(now: number): number {
+  /** This process's share of the quota's headroom, 0 to 1 (the replicas' agreed share). */
+  setShare(share: number): void {
+    this.#share = share;
+  }
+
+  /** Our own pulls that have left the window. */
+  #aged(now: number): number {
     const edge = now - this.windowMs;
     let aged = 0;
     for (const t of this.#times) {
       if (t > edge) break;
       aged++;
     }
-    return Math.min(this.limit, this.#base - this.#since + aged);
+    return aged;
+  }
+
+  remaining(now: number): number {
+    return Math.min(this.limit, this.#base - this.#since + this.#aged(now));
+  }
+
+  /**
+   * What this process may still pull above the floor: its share of the headroom the last
+   * answer showed, less its pulls since, plus its pulls that have left the window (at share
+   * 1, what remains less the floor).
+   */
+  #headroom(now: number): number {
+    const reported = this.#base - this.floor;
+    const mine = reported > 0 ? reported * this.#share : reported;
+    return Math.min(this.remaining(now) - this.floor, mine - this.#since + this.#aged(now));
   }
 
   /** How long the next pull waits: for the pacing, or for a refill when at the floor. */
   delay(now: number): PullDelay {
-    const headroom = this.remaining(now) - this.floor;
+    const headroom = this.#headroom(now);
     if (headroom >= 1) return { delayMs: Math.max(0, this.#nextAt - now), known: true };
     // At the floor: wait until enough of our own pulls leave the window.
-    const need = 1 - headroom;
+    const need = Math.ceil(1 - headroom);
     const edge = now - this.windowMs;
     const refill = this.#times.filter((t) => t > edge)[need - 1];
     if (refill !== undefined) return { delayMs: refill + this.windowMs - now + 1, known: true };
@@ -107,10 +132,10 @@ export class PullBudget {
    * refills at (what is spendable over one window).
    */
   #spacing(now: number, hostRate: number): number {
-    const zone = Math.max(1, Math.ceil(this.limit * PULL_SLOW_SHARE));
-    const headroom = this.remaining(now) - this.floor;
+    const zone = Math.max(1, Math.ceil(this.limit * PULL_SLOW_SHARE) * this.#share);
+    const headroom = this.#headroom(now);
     if (headroom >= zone) return 0;
-    const sustainable = (this.limit - this.floor) / (this.windowMs / 1000);
+    const sustainable = ((this.limit - this.floor) / (this.windowMs / 1000)) * this.#share;
     const rate = Math.max(sustainable, hostRate * (Math.max(0, headroom) / zone));
     return rate > 0 ? 1000 / rate : this.windowMs;
   }

@@ -2,7 +2,9 @@
  * Per-host rate limiting that adapts (Flux v1's `middleware.RateLimiters`): a token bucket
  * per registry host sized by the host's request budget, halved on a `429`, raised again
  * slowly after a cool-down, paused for `Retry-After`; and, for hosts that report a pull
- * quota (Docker Hub), a pull budget that keeps a fifth of it unspent.
+ * quota (Docker Hub), a pull budget that keeps a fifth of it unspent. Replicas that share
+ * the budgets give each process a share of them (`setShare`): every bucket's rate and burst,
+ * and the pull headroom, are scaled by it.
  */
 
 import { abortableSleep, raceAbort } from "../../abort.js";
@@ -47,6 +49,8 @@ export interface RateLimitersOptions {
   recoverCooldownMs?: number;
   /** Clock and sleep (default: the real ones). */
   clock?: Clock;
+  /** This process's share of every budget, 0 to 1 (default 1; see `setShare`). */
+  share?: number;
 }
 
 /** A host's state, as `state()` reports it. */
@@ -55,8 +59,12 @@ export interface HostRateState {
   budget: HostBudget;
   /** The adaptive rate (requests per second), between `minRps` and the budget's. */
   rate: number;
-  /** What requests get now (the adaptive rate). */
+  /** What requests from this process get now: the adaptive rate times `share`. */
   effectiveRate: number;
+  /** This process's share of the budget (`setShare`). */
+  share: number;
+  /** This process's part of the budget: its rate (margin kept) and burst times `share`. */
+  effectiveBudget: RequestBudget;
   /** The pull budget, once the host has reported a pull quota. */
   pulls: PullState | undefined;
   /** When the last back-off happened (ms since the epoch). */
@@ -67,8 +75,18 @@ export interface HostRateState {
 
 interface HostBucket {
   budget: HostBudget;
+  /** The adaptive rate of the whole budget; this process gets it times the share. */
   rate: number;
+  /** Spare tokens, negative while requests wait (one per waiting request). */
   tokens: number;
+  /**
+   * Tokens ever taken. A request's ticket is the count after its own; it may go once
+   * `tokens + taken` (every token ever credited) reaches its ticket, so a waiter works out
+   * its turn again at any rate, and the order stays first come, first served.
+   */
+  taken: number;
+  /** Aborted (and replaced) when the rate or share changes: sleeping waiters work out their turn again. */
+  wake: AbortController;
   last: number;
   backedOffAt: number | undefined;
   pausedUntil: number;
@@ -130,6 +148,11 @@ export function parseDockerHubQuota(
 
 // Pauses only ever extend; a bound keeps a waiter from looping forever on odd clocks.
 const MAX_PAUSE_LOOPS = 1000;
+/**
+ * The longest one sleep of a waiting request: a waiter also wakes when the rate or share
+ * changes, this only bounds a wait at share 0 should a wake-up be missed.
+ */
+const MAX_NAP_MS = 10_000;
 /** A queue this long (or a pull waiting for quota) means the budget cannot keep up. */
 export const SATURATED_QUEUE_MS = 1000;
 /** The longest a pull waits for quota; longer is a `TooManyRequestsError` with the wait. */
@@ -142,7 +165,7 @@ const DEMAND_SECONDS = 60;
  */
 export const BUDGET_MARGIN = 0.01;
 
-/** The top rate of a host's bucket. */
+/** The top rate of a host's bucket (of the whole budget, before this process's share). */
 function topRate(budget: HostBudget): number {
   return budget.source === "global" ? budget.rps : budget.rps * (1 - BUDGET_MARGIN);
 }
@@ -161,6 +184,7 @@ export class RateLimiters {
   readonly budgets: RequestBudgets;
   readonly #clock: Clock;
   readonly #hosts = new Map<string, HostBucket>();
+  #share: number;
 
   constructor(opts: RateLimitersOptions = {}) {
     this.rps = positive(opts.rps, 200, "rps");
@@ -168,6 +192,7 @@ export class RateLimiters {
     this.minRps = Math.min(positive(opts.minRps, 0.1, "minRps"), this.rps);
     this.recoverCooldownMs = opts.recoverCooldownMs ?? 20 * 60 * 1000;
     this.#clock = opts.clock ?? systemClock;
+    this.#share = checkShare(opts.share ?? 1);
     this.budgets = new RequestBudgets({
       global: { rps: this.rps, burst: this.burst },
       ...(opts.budgets ? { configured: opts.budgets } : {}),
@@ -183,7 +208,9 @@ export class RateLimiters {
       b = {
         budget,
         rate: topRate(budget),
-        tokens: budget.burst,
+        tokens: budget.burst * this.#share,
+        taken: 0,
+        wake: new AbortController(),
         last: this.#clock.now(),
         backedOffAt: undefined,
         pausedUntil: 0,
@@ -203,12 +230,55 @@ export class RateLimiters {
     return Math.min(this.minRps, topRate(b.budget));
   }
 
+  /** Requests per second this process sends the host now. */
+  #rateOf(b: HostBucket): number {
+    return b.rate * this.#share;
+  }
+
+  /** The bucket's size for this process: its share of the burst. */
+  #burstOf(b: HostBucket): number {
+    return b.budget.burst * this.#share;
+  }
+
   /** Refills the bucket up to now at the rate that applied until now. */
   #advance(b: HostBucket, now: number): void {
     if (now > b.last) {
-      b.tokens = Math.min(b.budget.burst, b.tokens + ((now - b.last) / 1000) * b.rate);
+      b.tokens = Math.min(this.#burstOf(b), b.tokens + ((now - b.last) / 1000) * this.#rateOf(b));
       b.last = now;
     }
+  }
+
+  /** The rate or share changed: waiters work out their turn again. */
+  #wake(b: HostBucket): void {
+    const woken = b.wake;
+    b.wake = new AbortController();
+    woken.abort();
+  }
+
+  /**
+   * This process's share of every host's budget, 0 to 1: what the replicas sharing the
+   * budgets agreed on (`1 / replicas` when they all run). Rates and bursts are scaled by it
+   * from now on, requests already waiting included (a smaller share takes spare tokens
+   * away); at 0 requests wait until a share is given. The pull budget's headroom is shared
+   * the same way.
+   */
+  setShare(share: number): void {
+    const next = checkShare(share);
+    if (next === this.#share) return;
+    const now = this.#clock.now();
+    // Tokens up to now were earned at the old share.
+    for (const b of this.#hosts.values()) this.#advance(b, now);
+    this.#share = next;
+    for (const b of this.#hosts.values()) {
+      b.tokens = Math.min(this.#burstOf(b), b.tokens);
+      b.pulls?.setShare(next);
+      this.#wake(b);
+    }
+  }
+
+  /** This process's share of every budget (`setShare`). */
+  get share(): number {
+    return this.#share;
   }
 
   /** Moves the ring of one-second demand counts to `now`, clearing the seconds passed. */
@@ -237,22 +307,45 @@ export class RateLimiters {
     this.#advance(b, now);
     this.#ask(b, now);
     b.tokens -= 1;
-    const tokenDelay = b.tokens < 0 ? (-b.tokens / b.rate) * 1000 : 0;
-    const delay = Math.max(tokenDelay, b.pausedUntil - now);
+    b.taken += 1;
+    const ticket = b.taken;
     try {
-      if (delay > 0) await this.#clock.sleep(Math.ceil(delay), signal);
-      for (let i = 0; i < MAX_PAUSE_LOOPS; i++) {
+      for (let i = 0; ; i++) {
         const t = this.#clock.now();
-        if (b.pausedUntil <= t) break;
-        await this.#clock.sleep(b.pausedUntil - t, signal);
+        this.#advance(b, t);
+        const delay = Math.max(this.#turnDelay(b, ticket), b.pausedUntil - t);
+        if (delay <= 0) break;
+        if (i >= MAX_PAUSE_LOOPS) {
+          throw new TooManyRequestsError({
+            host,
+            retryAfterMs: Math.ceil(Math.min(delay, MAX_NAP_MS)),
+            message: `request budget: still no turn after ${MAX_PAUSE_LOOPS} waits (share ${this.#share})`,
+          });
+        }
+        // A change of rate or share wakes the waiter early to work out its turn again.
+        const wake = b.wake.signal;
+        const nap = Math.ceil(Math.min(delay, MAX_NAP_MS));
+        try {
+          await this.#clock.sleep(nap, signal ? AbortSignal.any([signal, wake]) : wake);
+        } catch (err) {
+          if (!wake.aborted || signal?.aborted) throw err;
+        }
       }
     } catch (err) {
       this.#advance(b, this.#clock.now());
-      b.tokens = Math.min(b.budget.burst, b.tokens + 1);
+      b.tokens = Math.min(this.#burstOf(b), b.tokens + 1);
       throw err;
     }
     b.requests++;
     b.waitedMs += Math.max(0, this.#clock.now() - now);
+  }
+
+  /** Milliseconds until the request holding `ticket` may go, at the rate of now. */
+  #turnDelay(b: HostBucket, ticket: number): number {
+    const short = ticket - (b.tokens + b.taken);
+    if (short <= 0) return 0;
+    const rate = this.#rateOf(b);
+    return rate > 0 ? (short / rate) * 1000 : Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -287,7 +380,7 @@ export class RateLimiters {
       const now = this.#clock.now();
       const { delayMs } = pulls.delay(now);
       if (delayMs <= 0) {
-        pulls.start(now, b.rate);
+        pulls.start(now, this.#rateOf(b));
         return true;
       }
       if (delayMs > MAX_PULL_WAIT_MS) throw this.#pullBudgetSpent(host, pulls, now, delayMs);
@@ -325,6 +418,7 @@ export class RateLimiters {
     this.#advance(b, now);
     b.rate = Math.max(this.#minRate(b), b.rate / 2);
     b.backedOffAt = now;
+    this.#wake(b);
   }
 
   /**
@@ -338,6 +432,7 @@ export class RateLimiters {
     if (b.backedOffAt !== undefined && now - b.backedOffAt < this.recoverCooldownMs) return;
     this.#advance(b, now);
     b.rate = Math.min(topRate(b.budget), b.rate * 1.5);
+    this.#wake(b);
   }
 
   /** No request to the host starts before `time` (ms since the epoch, or a Date). */
@@ -382,6 +477,7 @@ export class RateLimiters {
     if (b.pulls === undefined) {
       // Docker Hub's documented window is six hours when the header leaves it out.
       b.pulls = new PullBudget(remaining, max, window ?? 21_600);
+      b.pulls.setShare(this.#share);
     } else b.pulls.observe(remaining, max, window, now);
   }
 
@@ -399,7 +495,7 @@ export class RateLimiters {
     if (!b) {
       const budget = this.budgets.for(host);
       return {
-        rate: topRate(budget),
+        rate: topRate(budget) * this.#share,
         demandRps: 0,
         utilisation: 0,
         queueDelayMs: 0,
@@ -412,16 +508,18 @@ export class RateLimiters {
     this.#advance(b, now);
     this.#roll(b, now);
     const demandRps = b.demand.reduce((s, n) => s + n, 0) / DEMAND_SECONDS;
+    const rate = this.#rateOf(b);
+    // At share 0 (a replica waiting for the others to make room) a queue has no end yet.
     const queueDelayMs = Math.max(
-      b.tokens < 0 ? (-b.tokens / b.rate) * 1000 : 0,
+      b.tokens < 0 ? (rate > 0 ? (-b.tokens / rate) * 1000 : Number.POSITIVE_INFINITY) : 0,
       b.pausedUntil - now,
       0,
     );
     const pullDelay = b.pulls?.delay(now).delayMs ?? 0;
     return {
-      rate: b.rate,
+      rate,
       demandRps,
-      utilisation: demandRps / b.rate,
+      utilisation: demandRps > 0 ? demandRps / rate : 0,
       queueDelayMs,
       waitedMs: b.waitedMs,
       requests: b.requests,
@@ -442,7 +540,9 @@ export class RateLimiters {
       return {
         budget,
         rate: topRate(budget),
-        effectiveRate: topRate(budget),
+        effectiveRate: topRate(budget) * this.#share,
+        share: this.#share,
+        effectiveBudget: { rps: topRate(budget) * this.#share, burst: budget.burst * this.#share },
         pulls: undefined,
         backedOffAt: undefined,
         pausedUntil: 0,
@@ -451,7 +551,9 @@ export class RateLimiters {
     return {
       budget: b.budget,
       rate: b.rate,
-      effectiveRate: b.rate,
+      effectiveRate: this.#rateOf(b),
+      share: this.#share,
+      effectiveBudget: { rps: topRate(b.budget) * this.#share, burst: this.#burstOf(b) },
       pulls: b.pulls?.state(this.#clock.now()),
       backedOffAt: b.backedOffAt,
       pausedUntil: b.pausedUntil,
@@ -462,6 +564,15 @@ export class RateLimiters {
   rate(host: string): number {
     return this.state(host).rate;
   }
+}
+
+function checkShare(share: number): number {
+  if (!Number.isFinite(share) || share < 0 || share > 1) {
+    throw new InvalidRateLimitOptionError(
+      `RateLimiters: share must be a number from 0 to 1, got ${share}`,
+    );
+  }
+  return share;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

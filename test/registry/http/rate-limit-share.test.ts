@@ -1,0 +1,202 @@
+/**
+ * `RateLimiters.setShare` on a fake clock: replicas that share the request budgets each
+ * spend their share of every host's rate, burst and pull headroom, requests already
+ * waiting included, and together stay under the whole budget in every 10 s window.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  BUDGET_MARGIN,
+  InvalidRateLimitOptionError,
+  RateLimiters,
+} from "../../../src/registry/http/rate-limiters.js";
+import { FakeClock, settle } from "./fake-clock.js";
+
+const HOST = "registry.example.com";
+
+/**
+ * `workers` loops each waiting for the budget and recording when they got through, until
+ * `stop()`; the loops are bounded by `max` requests each so a broken limiter cannot spin.
+ */
+function saturate(
+  limiters: RateLimiters,
+  clock: FakeClock,
+  workers: number,
+  max = 10_000,
+): { times: number[]; stop: () => void } {
+  const times: number[] = [];
+  let stopped = false;
+  for (let w = 0; w < workers; w++) {
+    void (async () => {
+      for (let i = 0; i < max && !stopped; i++) {
+        await limiters.wait(HOST);
+        if (!stopped) times.push(clock.now());
+      }
+    })();
+  }
+  return {
+    times,
+    stop: () => {
+      stopped = true;
+    },
+  };
+}
+
+/** The most requests in any window of `windowMs` starting at a request. */
+function maxInWindow(times: number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let best = 0;
+  let j = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    while ((sorted[i] as number) - (sorted[j] as number) >= windowMs) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+describe("RateLimiters share", () => {
+  it("a share of a third spends a third of the rate and of the burst", async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const budgets = { [HOST]: { rps: 30, burst: 30 } };
+    const limiters = new RateLimiters({ budgets, share: 1 / 3, clock });
+    const state = limiters.state(HOST);
+    assert.equal(state.share, 1 / 3);
+    assert.equal(state.effectiveBudget.burst, 10);
+    assert.ok(Math.abs(state.effectiveRate - 30 * (1 - BUDGET_MARGIN) * (1 / 3)) < 1e-9);
+    const load = saturate(limiters, clock, 20);
+    await settle();
+    assert.equal(load.times.length, 10, "a third of the burst at once");
+    await clock.advance(30_000);
+    load.stop();
+    // 10 at once, then 9.9 per second for 30 s.
+    const expected = 10 + Math.floor(30 * 30 * (1 - BUDGET_MARGIN) * (1 / 3));
+    const inTime = load.times.filter((t) => t - t0 <= 30_000).length;
+    assert.ok(Math.abs(inTime - expected) <= 1, `${inTime} requests, expected ${expected}`);
+    // The whole budget would have let through three times as many.
+    const whole = new RateLimiters({ budgets, clock });
+    assert.equal(whole.state(HOST).effectiveBudget.burst, 30);
+  });
+
+  it("three replicas at a third each stay under the budget in every 10 s window", async () => {
+    const clock = new FakeClock();
+    const budgets = { [HOST]: { rps: 50, burst: 50 } };
+    const replicas = [0, 1, 2].map(() => new RateLimiters({ budgets, share: 1 / 3, clock }));
+    const loads = replicas.map((l) => saturate(l, clock, 8));
+    await clock.advance(60_000);
+    for (const load of loads) load.stop();
+    const all = loads.flatMap((l) => l.times);
+    const worst = maxInWindow(all, 10_000);
+    assert.ok(worst <= 50 * 10 + 50, `${worst} requests in a 10 s window, budget 550`);
+    // And the budget is used: at least the rate for 60 s, less the margin.
+    assert.ok(all.length >= 50 * 60 * (1 - BUDGET_MARGIN) - 1, `${all.length} requests in 60 s`);
+    // One replica at the whole budget, for comparison, spends what the three do together.
+    const alone = new RateLimiters({ budgets, clock });
+    const one = saturate(alone, clock, 8);
+    const start = clock.now();
+    await clock.advance(60_000);
+    one.stop();
+    const oneCount = one.times.filter((t) => t - start <= 60_000).length;
+    assert.ok(Math.abs(oneCount - all.length) <= 3, `${oneCount} alone, ${all.length} by three`);
+  });
+
+  it("a smaller share slows requests already waiting; a larger one speeds them up", async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    const done: number[] = [];
+    for (let i = 0; i < 5; i++) void limiters.wait(HOST).then(() => done.push(clock.now() - t0));
+    await settle();
+    assert.deepEqual(done, [0], "the burst");
+    await clock.advance(100);
+    assert.deepEqual(done, [0, 100]);
+    limiters.setShare(0.5); // 5/s: the next ones 200 ms apart, not 100
+    await clock.advance(400);
+    assert.deepEqual(done, [0, 100, 300, 500]);
+    limiters.setShare(1);
+    await clock.advance(100);
+    assert.deepEqual(done, [0, 100, 300, 500, 600]);
+  });
+
+  it("at share 0 requests wait until a share is given, and keep their order", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 10, burst: 2, share: 0, clock });
+    const order: number[] = [];
+    for (let i = 0; i < 3; i++) void limiters.wait(HOST).then(() => order.push(i));
+    await clock.advance(60_000);
+    assert.deepEqual(order, [], "nothing goes at share 0");
+    assert.equal(limiters.saturation(HOST).saturated, true);
+    limiters.setShare(1);
+    await clock.advance(100);
+    assert.deepEqual(order, [0]);
+    await clock.advance(200);
+    assert.deepEqual(order, [0, 1, 2]);
+  });
+
+  it("an aborted waiter at share 0 rejects with its reason", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, share: 0, clock });
+    const ac = new AbortController();
+    const waiting = limiters.wait(HOST, ac.signal);
+    await settle();
+    ac.abort(new Error("stopped"));
+    await assert.rejects(waiting, /stopped/);
+    // Its token came back: the next request waits for one token (100 ms at 10/s), not two.
+    const t0 = clock.now();
+    limiters.setShare(1);
+    let at: number | undefined;
+    void limiters.wait(HOST).then(() => {
+      at = clock.now() - t0;
+    });
+    await clock.advance(300);
+    assert.equal(at, 100);
+    assert.equal(limiters.saturation(HOST).requests, 1);
+  });
+
+  it("rejects a share outside 0 to 1", () => {
+    assert.throws(() => new RateLimiters({ share: 1.5 }), InvalidRateLimitOptionError);
+    const limiters = new RateLimiters();
+    assert.throws(() => limiters.setShare(-0.1), InvalidRateLimitOptionError);
+    assert.throws(() => limiters.setShare(Number.NaN), InvalidRateLimitOptionError);
+  });
+
+  it("pulls: two replicas at half each spend the headroom above the floor, no more", async () => {
+    const clock = new FakeClock();
+    const replicas = [0, 1].map(
+      () => new RateLimiters({ rps: 100, burst: 100, share: 0.5, clock }),
+    );
+    // Both saw 60 of 100 left, a floor of 20: 40 of headroom, 20 of them each replica's.
+    for (const l of replicas) l.observeQuota(HOST, 60, 100, 21_600);
+    const pulls = [0, 0];
+    const refusals: unknown[] = [];
+    const runs = replicas.map(async (limiters, r) => {
+      for (let i = 0; i < 40; i++) {
+        try {
+          limiters.pullDone(HOST, await limiters.waitPull(HOST));
+          pulls[r] = (pulls[r] ?? 0) + 1;
+        } catch (err) {
+          refusals.push(err);
+          return;
+        }
+      }
+    });
+    await clock.advance(120_000);
+    await Promise.all(runs);
+    assert.deepEqual(pulls, [20, 20], "each its half of the 40 above the floor");
+    assert.equal(refusals.length, 2, "then the pull budget is spent for both");
+    // Alone (share 1), a replica would have spent all 40 by itself.
+    const alone = new RateLimiters({ rps: 100, burst: 100, clock });
+    alone.observeQuota(HOST, 60, 100, 21_600);
+    let count = 0;
+    for (let i = 0; i < 40; i++) {
+      const counted = await Promise.race([
+        alone.waitPull(HOST),
+        clock.advance(120_000).then(() => undefined),
+      ]);
+      if (counted === undefined) break;
+      alone.pullDone(HOST, counted);
+      count++;
+    }
+    assert.equal(count, 40);
+  });
+});
