@@ -58,7 +58,11 @@ export function maskedConfig(config: Config): Record<string, unknown> {
       requestTimeout: formatDuration(config.registry.requestTimeout),
       tagListTimeout: formatDuration(config.registry.tagListTimeout),
     },
-    warmer: { ...config.warmer, interval: formatDuration(config.warmer.interval) },
+    warmer: {
+      ...config.warmer,
+      interval: formatDuration(config.warmer.interval),
+      leaseTtl: formatDuration(config.warmer.leaseTtl),
+    },
     server: {
       ...config.server,
       shutdownTimeout: formatDuration(config.server.shutdownTimeout),

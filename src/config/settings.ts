@@ -288,6 +288,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "list a quiet repository up to this many times less often than its interval (default 8)",
   },
   {
+    path: "warmer.leaseTtl",
+    flag: "lease-ttl",
+    env: "REGSCAN_LEASE_TTL",
+    kind: "duration",
+    help: "how long a repository lease lasts unless renewed (default 5m)",
+  },
+  {
     path: "sources.file.path",
     flag: "images-file",
     env: "REGSCAN_IMAGES_FILE",

@@ -219,6 +219,7 @@ export class Daemon {
         intervalMs: config.warmer.interval,
         refreshJitter: config.warmer.refreshJitter,
         maxIntervalFactor: config.warmer.maxIntervalFactor,
+        leaseTtlMs: config.warmer.leaseTtl,
         owner: config.replicaId,
         logger: logger.child({ component: "warmer" }),
         metricsRegistry: metrics,
