@@ -8,7 +8,7 @@
 /** Options shared by every network or store operation. */
 export interface OperationOptions {
   /** Cancels the operation; every network call honours it. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Waits `ms` milliseconds or until `signal` aborts (then rejects with its reason). */

@@ -5,6 +5,7 @@
  */
 import type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./info.js";
 import { formatRfc3339 } from "./rfc3339.js";
+import { type Undefinable, withoutUndefined } from "./without-undefined.js";
 
 /** JSON form of a Platform. */
 export interface PlatformJSON {
@@ -53,8 +54,11 @@ export function copyRecord<T>(from: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(from));
 }
 
-/** The JSON form of a Platform: its four fields only, absent ones left out. */
-export function platformToJSON(p: Platform): PlatformJSON {
+/**
+ * The JSON form of a Platform: its four fields only, absent (or undefined, as a parsed JSON
+ * form has them) ones left out.
+ */
+export function platformToJSON(p: Undefinable<Platform>): PlatformJSON {
   const out: PlatformJSON = { os: p.os, architecture: p.architecture };
   if (p.variant !== undefined) out.variant = p.variant;
   if (p.osVersion !== undefined) out.osVersion = p.osVersion;
@@ -69,22 +73,20 @@ export function platformToJSON(p: Platform): PlatformJSON {
 export function imageInfoToJSON(info: ImageInfo): ImageInfoJSON {
   const createdAt = info.createdAt && formatRfc3339(info.createdAt);
   const lastFetched = info.lastFetched && formatRfc3339(info.lastFetched);
-  return {
+  return withoutUndefined<ImageInfoJSON>({
     ref: info.ref.toString(),
     digest: info.digest,
-    ...(info.platformDigest === undefined ? {} : { platformDigest: info.platformDigest }),
-    ...(info.imageID === undefined ? {} : { imageID: info.imageID }),
+    platformDigest: info.platformDigest,
+    imageID: info.imageID,
     mediaType: info.mediaType,
-    ...(createdAt === undefined ? {} : { createdAt }),
+    createdAt,
     labels: copyRecord(info.labels),
     annotations: copyRecord(info.annotations ?? {}),
-    ...(info.indexAnnotations === undefined
-      ? {}
-      : { indexAnnotations: copyRecord(info.indexAnnotations) }),
-    ...(info.platform === undefined ? {} : { platform: platformToJSON(info.platform) }),
+    indexAnnotations: info.indexAnnotations && copyRecord(info.indexAnnotations),
+    platform: info.platform && platformToJSON(info.platform),
     platforms: info.platforms.map(platformToJSON),
-    ...(lastFetched === undefined ? {} : { lastFetched }),
-  };
+    lastFetched,
+  });
 }
 
 /** The JSON form of an entry: `{"info": ...}` or `{"excludedReason": ...}`, never both. */

@@ -126,9 +126,12 @@ function infoFromParsed(j: z.output<typeof imageInfoSchema>): ImageInfo {
   if (j.indexAnnotations !== undefined) info.indexAnnotations = copyRecord(j.indexAnnotations);
   if (j.platformDigest !== undefined) info.platformDigest = j.platformDigest;
   if (j.imageID !== undefined) info.imageID = j.imageID;
-  if (j.createdAt !== undefined) info.createdAt = parseRfc3339(j.createdAt);
+  // The schema checked both dates, so they parse.
+  const createdAt = j.createdAt === undefined ? undefined : parseRfc3339(j.createdAt);
+  if (createdAt !== undefined) info.createdAt = createdAt;
   if (j.platform !== undefined) info.platform = platformToJSON(j.platform);
-  if (j.lastFetched !== undefined) info.lastFetched = parseRfc3339(j.lastFetched);
+  const lastFetched = j.lastFetched === undefined ? undefined : parseRfc3339(j.lastFetched);
+  if (lastFetched !== undefined) info.lastFetched = lastFetched;
   return info;
 }
 

@@ -21,7 +21,7 @@ export interface FetchTagOptions extends OperationOptions {
    * Called with the digest the tag resolved to, before anything more is fetched: true when
    * the caller already has that image, so that nothing more is fetched for it.
    */
-  known?: (digest: string) => boolean;
+  known?: ((digest: string) => boolean) | undefined;
 }
 
 /** What a `GET` by tag found: the verified digest, and the image unless the caller knew it. */
@@ -63,7 +63,7 @@ export interface HostConditions {
 /** Per-client choices that override the factory's defaults. */
 export interface ClientOptions {
   /** The platform to describe when a tag is an index (default: the factory's, else linux/amd64). */
-  platform?: Platform;
+  platform?: Platform | undefined;
 }
 
 /** Makes clients; shares transports, challenges, tokens and rate limiters between them. */

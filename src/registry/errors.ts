@@ -4,6 +4,7 @@
  * reference (and a `message` when the caller words it better). Messages never carry a secret.
  */
 import { RegscanError } from "../errors.js";
+import { withoutUndefined } from "../image/without-undefined.js";
 import { sanitizeHost, sanitizeText } from "../redact.js";
 
 export type { RegscanErrorCode } from "../errors.js";
@@ -19,17 +20,17 @@ export interface RegistryErrorDetail {
 /** Where an error happened; every field is optional and none of them is secret. */
 export interface RegistryErrorContext {
   /** The message, when the caller words it better than the class does. */
-  message?: string;
+  message?: string | undefined;
   /** Registry host (with port), e.g. `ghcr.io` or `localhost:5000`. */
-  host?: string;
+  host?: string | undefined;
   /** Repository path, e.g. `library/alpine`. */
-  repository?: string;
+  repository?: string | undefined;
   /** Tag or digest asked for. */
-  reference?: string;
+  reference?: string | undefined;
   /** HTTP status of the answer, when there was one. */
-  status?: number;
+  status?: number | undefined;
   /** The registry's error codes and messages from the body. */
-  registryErrors?: readonly RegistryErrorDetail[];
+  registryErrors?: readonly RegistryErrorDetail[] | undefined;
   /** The underlying error. */
   cause?: unknown;
 }
@@ -58,10 +59,12 @@ export abstract class RegistryError extends RegscanError {
     const host = ctx.host === undefined ? undefined : sanitizeHost(ctx.host);
     const repository = ctx.repository === undefined ? undefined : sanitizeText(ctx.repository, 255);
     const reference = ctx.reference === undefined ? undefined : sanitizeText(ctx.reference, 255);
-    const registryErrors = (ctx.registryErrors ?? []).slice(0, MAX_REGISTRY_ERRORS).map((e) => ({
-      code: sanitizeText(e.code, 64),
-      ...(e.message === undefined ? {} : { message: sanitizeText(e.message) }),
-    }));
+    const registryErrors = (ctx.registryErrors ?? []).slice(0, MAX_REGISTRY_ERRORS).map((e) =>
+      withoutUndefined<RegistryErrorDetail>({
+        code: sanitizeText(e.code, 64),
+        message: e.message === undefined ? undefined : sanitizeText(e.message),
+      }),
+    );
     super(
       describe(ctx.message ?? wording, host, repository, reference, ctx.status, registryErrors),
       ctx.cause === undefined ? undefined : { cause: ctx.cause },
@@ -137,7 +140,7 @@ export class DeniedError extends RegistryError {
 /** Context of a `TooManyRequestsError`. */
 export interface TooManyRequestsContext extends RegistryErrorContext {
   /** Milliseconds `Retry-After` asked for. */
-  retryAfterMs?: number;
+  retryAfterMs?: number | undefined;
 }
 
 /** The registry said `429`; `retryAfterMs` is what its `Retry-After` asked for, if anything. */
@@ -160,7 +163,7 @@ export interface DigestMismatchContext extends RegistryErrorContext {
   expected: string;
   actual: string;
   /** What was hashed, e.g. `manifest` or `config blob`. */
-  what?: string;
+  what?: string | undefined;
 }
 
 /** Bytes received do not hash to the digest they were expected to have. */
@@ -213,11 +216,11 @@ export class UnsupportedMediaTypeError extends RegistryError {
 /** Context of a `TooLargeError`. */
 export interface TooLargeContext extends RegistryErrorContext {
   /** What was too large, e.g. `manifest`. */
-  what?: string;
+  what?: string | undefined;
   /** The limit in bytes. */
-  limit?: number;
+  limit?: number | undefined;
   /** The size seen or announced. */
-  size?: number;
+  size?: number | undefined;
 }
 
 /** Something bigger than regscan is willing to read (manifest, config blob, body). */
@@ -239,9 +242,9 @@ export class TooLargeError extends RegistryError {
 /** Context of a `TimeoutError`. */
 export interface TimeoutContext extends RegistryErrorContext {
   /** The deadline that expired, when it was regscan's own. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** What timed out, e.g. `tag list` or `GET /v2/app/manifests/1.0`. */
-  operation?: string;
+  operation?: string | undefined;
 }
 
 /** A request to a registry (or a whole tag listing) took longer than its deadline. */
@@ -263,7 +266,7 @@ export class TimeoutError extends RegistryError {
 /** Context of a `NetworkError`. */
 export interface NetworkContext extends RegistryErrorContext {
   /** The low-level code, e.g. `ECONNRESET`, `UND_ERR_SOCKET`, `CERT_HAS_EXPIRED`. */
-  causeCode?: string;
+  causeCode?: string | undefined;
 }
 
 /** The connection failed (refused, reset, DNS, TLS...); `causeCode` is the system/undici code. */
@@ -279,7 +282,7 @@ export class NetworkError extends RegistryError {
 
 /** Context of the errors that carry a reason. */
 export interface ReasonContext extends RegistryErrorContext {
-  reason?: string;
+  reason?: string | undefined;
 }
 
 /** A manifest that is not valid JSON or does not have the shape its media type requires. */

@@ -26,56 +26,56 @@ import type { InvalidTagsReport } from "./tag-names.js";
 /** Options of `RemoteClientFactory`; every one has a sensible default. */
 export interface RemoteClientFactoryOptions {
   /** Where to log (pino); default: a silent logger. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /**
    * Per-host rate limiters to share, or what to make them with: the global rate (default 200
    * rps, burst 125) and budgets per host over the public registries' defaults.
    */
-  limiters?: RateLimiters | Pick<RateLimitersOptions, "rps" | "burst" | "budgets">;
+  limiters?: RateLimiters | Pick<RateLimitersOptions, "rps" | "burst" | "budgets"> | undefined;
   /** Log every request's method, URL, status and duration (never a header). */
-  trace?: boolean;
+  trace?: boolean | undefined;
   /**
    * Hosts (with or without port) that may skip TLS verification and fall back to plain
    * HTTP when HTTPS fails. Every other host is HTTPS with verification, always.
    */
-  insecureHosts?: readonly string[];
+  insecureHosts?: readonly string[] | undefined;
   /** The platform to describe when a tag is an index (default linux/amd64); `OS/ARCH[/VARIANT]` or a Platform. */
-  platform?: Platform | string;
+  platform?: Platform | string | undefined;
   /** Extra PEM CA bundles to trust (besides the system's and NODE_EXTRA_CA_CERTS). */
-  caFiles?: readonly string[];
+  caFiles?: readonly string[] | undefined;
   /**
    * Where to count HTTP requests by host, method and status (`regscan_http_requests_total`):
    * a prom-client registry or an `HttpMetrics`. Default: not counted.
    */
-  metrics?: MetricsRegistry | HttpMetrics;
+  metrics?: MetricsRegistry | HttpMetrics | undefined;
   /** Called after every HTTP request sent (host, method, status), e.g. to count them. */
-  observe?: ResponseObserver;
+  observe?: ResponseObserver | undefined;
   /** Most tag-list pages followed per listing (default 10,000). */
-  maxTagPages?: number;
+  maxTagPages?: number | undefined;
   /** Most tags accepted per repository (default 1,000,000). */
-  maxTags?: number;
+  maxTags?: number | undefined;
   /** Tags asked for per page (`n`, default 1000). */
-  tagPageSize?: number;
+  tagPageSize?: number | undefined;
   /** `User-Agent` of every request (default `regscan/<version>`). */
-  userAgent?: string;
+  userAgent?: string | undefined;
   /** Retry bounds (attempts, back-off, total time). */
-  retry?: RetryOptions;
+  retry?: RetryOptions | undefined;
   /**
    * Total deadline of one request, headers and body together, in milliseconds (default
    * 60 s): a registry that never answers, or drips its body, fails with `TIMEOUT`.
    */
-  requestTimeoutMs?: number;
+  requestTimeoutMs?: number | undefined;
   /** Total deadline of one whole tag listing, every page included (default 5 minutes). */
-  tagListTimeoutMs?: number;
+  tagListTimeoutMs?: number | undefined;
   /** Environment for proxies and NODE_EXTRA_CA_CERTS (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /**
    * How token realm names are resolved for the realm policy (default: the system resolver,
    * `dns.lookup`). The token request connects to the addresses this returned.
    */
-  resolveHost?: HostResolver;
+  resolveHost?: HostResolver | undefined;
   /** Clock for token expiry (tests). */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /**
@@ -123,12 +123,12 @@ export class RemoteClientFactory implements ClientFactory {
       trace: opts.trace ?? false,
       insecureHosts: opts.insecureHosts ?? [],
       userAgent: opts.userAgent ?? "regscan/0.1.0",
-      ...(opts.retry ? { retry: opts.retry } : {}),
-      ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
-      ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
-      ...(opts.env ? { env: opts.env } : {}),
-      ...(opts.now ? { now: opts.now } : {}),
-      ...(opts.resolveHost ? { resolveHost: opts.resolveHost } : {}),
+      retry: opts.retry,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      caFiles: opts.caFiles,
+      env: opts.env,
+      now: opts.now,
+      resolveHost: opts.resolveHost,
       observe: (r) => {
         counter?.observe(r.host, r.method, r.status);
         opts.observe?.(r);
@@ -144,11 +144,7 @@ export class RemoteClientFactory implements ClientFactory {
     const lookups = new SharedLoads<string, HostCredential | undefined>();
     const credential = async (signal?: AbortSignal) => {
       if (known) return known.value;
-      const value = await lookups.run(
-        host,
-        (s) => creds.resolve(host, s ? { signal: s } : {}),
-        signal,
-      );
+      const value = await lookups.run(host, (s) => creds.resolve(host, { signal: s }), signal);
       known = { value };
       return value;
     };
@@ -160,9 +156,7 @@ export class RemoteClientFactory implements ClientFactory {
       maxTags: this.#opts.maxTags ?? 1_000_000,
       tagPageSize: this.#opts.tagPageSize ?? 1000,
       tagPageCaps: this.#tagPageCaps,
-      ...(this.#opts.tagListTimeoutMs === undefined
-        ? {}
-        : { tagListTimeoutMs: this.#opts.tagListTimeoutMs }),
+      tagListTimeoutMs: this.#opts.tagListTimeoutMs,
       onInvalidTags: (report) => this.#invalidTags(report),
     });
   }

@@ -38,13 +38,13 @@ export interface RemoteClientDeps {
   maxTags: number;
   tagPageSize: number;
   /** Total deadline of one tag listing (default 5 minutes). */
-  tagListTimeoutMs?: number;
+  tagListTimeoutMs?: number | undefined;
   /** Told about tags a listing dropped for breaking the tag grammar. */
-  onInvalidTags?: (report: InvalidTagsReport) => void;
+  onInvalidTags?: ((report: InvalidTagsReport) => void) | undefined;
   /** Page sizes hosts refused, shared by the factory's clients. */
-  tagPageCaps?: TagPageCaps;
+  tagPageCaps?: TagPageCaps | undefined;
   /** Most manifests and config blobs kept per client (each; default 2,000). */
-  maxCachedPerDigest?: number;
+  maxCachedPerDigest?: number | undefined;
 }
 
 interface FetchedManifest {
@@ -76,12 +76,10 @@ export class RemoteClient implements Client {
       maxPages: this.#deps.maxTagPages,
       maxTags: this.#deps.maxTags,
       pageSize: this.#deps.tagPageSize,
-      ...(this.#deps.tagPageCaps ? { pageCaps: this.#deps.tagPageCaps } : {}),
-      ...(this.#deps.tagListTimeoutMs === undefined
-        ? {}
-        : { timeoutMs: this.#deps.tagListTimeoutMs }),
-      ...(this.#deps.onInvalidTags ? { onInvalidTags: this.#deps.onInvalidTags } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      pageCaps: this.#deps.tagPageCaps,
+      timeoutMs: this.#deps.tagListTimeoutMs,
+      onInvalidTags: this.#deps.onInvalidTags,
+      signal: opts.signal,
     });
   }
 
@@ -109,11 +107,12 @@ export class RemoteClient implements Client {
       });
     }
     const size = Number(res.headers.get("content-length"));
-    return {
+    const found: ManifestHead = {
       digest: header,
       mediaType: normaliseMediaType(res.headers.get("content-type")),
-      ...(Number.isFinite(size) && res.headers.has("content-length") ? { size } : {}),
     };
+    if (Number.isFinite(size) && res.headers.has("content-length")) found.size = size;
+    return found;
   }
 
   async manifest(reference: string, opts: OperationOptions = {}): Promise<ImageEntry> {
@@ -159,8 +158,9 @@ export class RemoteClient implements Client {
       digest: top.digest,
       manifest: top.decoded,
       wanted,
-      ...(inner !== top ? { platformManifest: inner.decoded, platformDigest: inner.digest } : {}),
-      ...(config ? { config } : {}),
+      platformManifest: inner === top ? undefined : inner.decoded,
+      platformDigest: inner === top ? undefined : inner.digest,
+      config,
       fetchedAt: new Date(),
     });
   }
@@ -187,7 +187,7 @@ export class RemoteClient implements Client {
       headers: { accept: MANIFEST_ACCEPT },
       signal,
       operation: `${method} manifest`,
-      ...(method === "GET" ? { bodyLimit: MAX_MANIFEST_BYTES } : {}),
+      bodyLimit: method === "GET" ? MAX_MANIFEST_BYTES : undefined,
     });
   }
 

@@ -22,14 +22,15 @@ import { parseImageRef } from "../../src/image/ref.js";
 import { formatRfc3339, parseRfc3339 } from "../../src/image/rfc3339.js";
 
 function info(labels: Record<string, string>, createdAt?: Date): ImageInfo {
-  return {
+  const out: ImageInfo = {
     ref: parseImageRef("alpine:3"),
     digest: `sha256:${"a".repeat(64)}`,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     labels,
     platforms: [],
-    ...(createdAt ? { createdAt } : {}),
   };
+  if (createdAt) out.createdAt = createdAt;
+  return out;
 }
 
 describe("parseRfc3339", () => {

@@ -18,14 +18,15 @@ import {
 import { parseImageRef } from "../../src/image/ref.js";
 
 function image(ref: string, createdAt?: string, labels: Record<string, string> = {}): ImageInfo {
-  return {
+  const out: ImageInfo = {
     ref: parseImageRef(ref),
     digest: `sha256:${"a".repeat(64)}`,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     labels,
     platforms: [],
-    ...(createdAt !== undefined ? { createdAt: new Date(createdAt) } : {}),
   };
+  if (createdAt !== undefined) out.createdAt = new Date(createdAt);
+  return out;
 }
 
 const refsOf = (images: ImageInfo[]) => images.map((i) => i.ref.familiar());

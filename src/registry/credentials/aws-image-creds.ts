@@ -19,17 +19,17 @@ export const EKS_SYSTEM_ACCOUNT_CN = "918309763551";
 /** Constraints and settings for ECR (Flux v1's `AWSRegistryConfig`). */
 export interface AWSRegistryConfig {
   /** Regions to scan; default: the region detected from the AWS configuration or IMDS. */
-  regions?: string[];
+  regions?: string[] | undefined;
   /** Account IDs to scan; default: all. */
-  accountIds?: string[];
+  accountIds?: string[] | undefined;
   /** Account IDs never scanned; default: `EKS_SYSTEM_ACCOUNT` and `EKS_SYSTEM_ACCOUNT_CN`. */
-  excludeAccountIds?: string[];
+  excludeAccountIds?: string[] | undefined;
   /** The ECR API endpoint (e.g. a VPC endpoint); default: the SDK's (`AWS_ENDPOINT_URL_ECR`). */
-  endpoint?: string;
+  endpoint?: string | undefined;
   /** Milliseconds since the epoch; injectable for tests. */
-  clock?: () => number;
+  clock?: (() => number) | undefined;
   /** The AWS calls; default: `@aws-sdk/client-ecr`, loaded on first use. */
-  api?: EcrApi;
+  api?: EcrApi | undefined;
 }
 
 /** What `imageCredsWithAWSAuth` returns. */

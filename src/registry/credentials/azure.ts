@@ -39,34 +39,34 @@ export interface EntraTokenCredential {
 /** Options for ACR credentials. */
 export interface AcrOptions {
   /** The cloud provider config with `aadClientId` / `aadClientSecret` (default `/etc/kubernetes/azure.json`). */
-  azureJsonPath?: string;
+  azureJsonPath?: string | undefined;
   /** The exchange endpoint for a registry (default `https://<host>/oauth2/exchange`). */
-  exchangeUrl?: (host: string) => string;
+  exchangeUrl?: ((host: string) => string) | undefined;
   /** The Entra ID credential (default: environment, workload identity, managed identity). */
-  tokenCredential?: EntraTokenCredential;
+  tokenCredential?: EntraTokenCredential | undefined;
   /**
    * The Entra ID authority of the default credential, e.g. `https://login.chinacloudapi.cn`
    * (default: `AZURE_AUTHORITY_HOST`, else the public cloud). Must be https.
    */
-  authorityHost?: string;
+  authorityHost?: string | undefined;
   /**
    * Skip MSAL's instance discovery, which asks login.microsoftonline.com whether an authority
    * outside the built-in clouds is genuine: needed for Azure Stack, an in-house authority or a
    * proxy, where that question cannot be asked or has no answer.
    */
-  disableInstanceDiscovery?: boolean;
+  disableInstanceDiscovery?: boolean | undefined;
   /** A refresh token is replaced this long before it expires (default 5 minutes). */
-  refreshMarginMs?: number;
+  refreshMarginMs?: number | undefined;
   /** Milliseconds since the epoch; injectable for tests. */
-  clock?: () => number;
+  clock?: (() => number) | undefined;
 }
 
 interface AzureJson {
-  aadClientId?: string;
-  aadClientSecret?: string;
-  tenantId?: string;
+  aadClientId?: string | undefined;
+  aadClientSecret?: string | undefined;
+  tenantId?: string | undefined;
   useManagedIdentityExtension?: boolean;
-  userAssignedIdentityID?: string;
+  userAssignedIdentityID?: string | undefined;
 }
 
 interface Cached {
@@ -182,10 +182,10 @@ export class AcrTokenSource {
         ? new id.ManagedIdentityCredential({ clientId })
         : new id.ManagedIdentityCredential();
     } else {
-      const authority = {
-        ...(this.#opts.authorityHost ? { authorityHost: this.#opts.authorityHost } : {}),
-        ...(this.#opts.disableInstanceDiscovery ? { disableInstanceDiscovery: true } : {}),
-      };
+      // Set only when configured: the SDK's own defaults apply otherwise.
+      const authority: { authorityHost?: string; disableInstanceDiscovery?: boolean } = {};
+      if (this.#opts.authorityHost) authority.authorityHost = this.#opts.authorityHost;
+      if (this.#opts.disableInstanceDiscovery) authority.disableInstanceDiscovery = true;
       const chain: TokenCredential[] = [new id.EnvironmentCredential(authority)];
       if (process.env.AZURE_FEDERATED_TOKEN_FILE) {
         chain.push(new id.WorkloadIdentityCredential(authority));
@@ -313,10 +313,10 @@ function jwtClaims(token: string): { exp?: number; tid?: string } | undefined {
     const doc: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
     if (typeof doc !== "object" || doc === null) return undefined;
     const d = doc as Record<string, unknown>;
-    return {
-      ...(typeof d.exp === "number" ? { exp: d.exp } : {}),
-      ...(typeof d.tid === "string" ? { tid: d.tid } : {}),
-    };
+    const claims: { exp?: number; tid?: string } = {};
+    if (typeof d.exp === "number") claims.exp = d.exp;
+    if (typeof d.tid === "string") claims.tid = d.tid;
+    return claims;
   } catch {
     return undefined;
   }
@@ -324,7 +324,7 @@ function jwtClaims(token: string): { exp?: number; tid?: string } | undefined {
 
 /** Options of the Azure provider `Credentials.resolve` asks. */
 export interface AzureProviderOptions extends AcrOptions {
-  logger?: CredentialsLogger;
+  logger?: CredentialsLogger | undefined;
 }
 
 /** The Azure cloud provider; a failure is logged and the host is tried anonymously. */

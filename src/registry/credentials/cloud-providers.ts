@@ -9,19 +9,25 @@ import type { CloudCredentialProvider, CredentialsLogger } from "./types.js";
 
 /** Settings per cloud; `false` leaves a cloud out. */
 export interface CloudProvidersOptions {
-  logger?: CredentialsLogger;
-  aws?: EcrProviderOptions | false;
-  gcp?: GcpProviderOptions | false;
-  azure?: AzureProviderOptions | false;
+  logger?: CredentialsLogger | undefined;
+  aws?: EcrProviderOptions | false | undefined;
+  gcp?: GcpProviderOptions | false | undefined;
+  azure?: AzureProviderOptions | false | undefined;
 }
 
 /** ECR, Google and Azure providers, each with its own token cache. */
 export function defaultCloudProviders(opts: CloudProvidersOptions = {}): CloudCredentialProvider[] {
-  const logger = opts.logger ? { logger: opts.logger } : {};
+  // A cloud's own logger wins over the shared one.
   const out: CloudCredentialProvider[] = [];
-  if (opts.aws !== false) out.push(ecrCloudProvider({ ...logger, ...opts.aws }));
-  if (opts.gcp !== false) out.push(gcpCloudProvider({ ...logger, ...opts.gcp }));
-  if (opts.azure !== false) out.push(azureCloudProvider({ ...logger, ...opts.azure }));
+  if (opts.aws !== false) {
+    out.push(ecrCloudProvider({ ...opts.aws, logger: opts.aws?.logger ?? opts.logger }));
+  }
+  if (opts.gcp !== false) {
+    out.push(gcpCloudProvider({ ...opts.gcp, logger: opts.gcp?.logger ?? opts.logger }));
+  }
+  if (opts.azure !== false) {
+    out.push(azureCloudProvider({ ...opts.azure, logger: opts.azure?.logger ?? opts.logger }));
+  }
   return out;
 }
 

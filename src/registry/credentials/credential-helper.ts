@@ -4,7 +4,11 @@
  * back as `{"ServerURL","Username","Secret"}`. Answers are cached briefly and concurrent
  * asks for the same host share one helper run.
  */
-import { type ExecFileException, execFile } from "node:child_process";
+import {
+  type ExecFileException,
+  type ExecFileOptionsWithStringEncoding,
+  execFile,
+} from "node:child_process";
 import type { OperationOptions } from "../../abort.js";
 import { SharedLoads } from "../shared-loads.js";
 import { CredentialHelperError } from "./errors.js";
@@ -62,7 +66,7 @@ export class CredentialHelperRunner {
     if (cached && cached.expiresAt > this.#clock()) return cached.value;
     const value = await this.#running.run(
       key,
-      (signal) => runHelper(name, host, this.#timeoutMs, this.#env, signal),
+      (signal) => runHelper({ name, host, timeoutMs: this.#timeoutMs, env: this.#env, signal }),
       opts.signal,
     );
     if (this.#ttlMs > 0) this.#cache.set(key, { value, expiresAt: this.#clock() + this.#ttlMs });
@@ -75,45 +79,46 @@ export class CredentialHelperRunner {
   }
 }
 
-function runHelper(
-  name: string,
-  host: string,
-  timeoutMs: number,
-  env: NodeJS.ProcessEnv | undefined,
-  signal: AbortSignal | undefined,
-): Promise<StoredHostCredential | undefined> {
+/** One run of `docker-credential-<name> get` for a host. */
+interface HelperRun {
+  name: string;
+  host: string;
+  timeoutMs: number;
+  /** The helper's environment; default: this process's. */
+  env: NodeJS.ProcessEnv | undefined;
+  signal: AbortSignal | undefined;
+}
+
+function runHelper(run: HelperRun): Promise<StoredHostCredential | undefined> {
+  const { name, host, timeoutMs, env, signal } = run;
   const program = `docker-credential-${name}`;
+  const options: ExecFileOptionsWithStringEncoding = {
+    env: env ?? process.env,
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
+    maxBuffer: MAX_OUTPUT,
+    windowsHide: true,
+    encoding: "utf8",
+  };
+  if (signal) options.signal = signal;
   return new Promise<StoredHostCredential | undefined>((resolve, reject) => {
-    const child = execFile(
-      program,
-      ["get"],
-      {
-        env: env ?? process.env,
-        timeout: timeoutMs,
-        killSignal: "SIGKILL",
-        maxBuffer: MAX_OUTPUT,
-        windowsHide: true,
-        encoding: "utf8",
-        ...(signal ? { signal } : {}),
-      },
-      (err, stdout, stderr) => {
-        if (err) {
-          if (signal?.aborted) {
-            reject(signal.reason);
-            return;
-          }
-          const failure = helperFailure(program, host, err, stdout, stderr, timeoutMs);
-          if (failure) reject(failure);
-          else resolve(undefined);
+    const child = execFile(program, ["get"], options, (err, stdout, stderr) => {
+      if (err) {
+        if (signal?.aborted) {
+          reject(signal.reason);
           return;
         }
-        try {
-          resolve(parseAnswer(program, host, stdout));
-        } catch (e) {
-          reject(e);
-        }
-      },
-    );
+        const failure = helperFailure({ program, host, timeoutMs, err, stdout, stderr });
+        if (failure) reject(failure);
+        else resolve(undefined);
+        return;
+      }
+      try {
+        resolve(parseAnswer({ program, host, stdout }));
+      } catch (e) {
+        reject(e);
+      }
+    });
     // A helper that exits without reading stdin makes the write fail; its exit says why.
     child.stdin?.on("error", () => {});
     child.stdin?.end(helperServerUrl(host));
@@ -121,14 +126,15 @@ function runHelper(
 }
 
 /** The error for a failed run, or `undefined` when the helper just has nothing for the host. */
-function helperFailure(
-  program: string,
-  host: string,
-  err: ExecFileException,
-  stdout: string,
-  stderr: string,
-  timeoutMs: number,
-): CredentialHelperError | undefined {
+function helperFailure(failed: {
+  program: string;
+  host: string;
+  timeoutMs: number;
+  err: ExecFileException;
+  stdout: string;
+  stderr: string;
+}): CredentialHelperError | undefined {
+  const { program, host, timeoutMs, err, stdout, stderr } = failed;
   if (err.code === "ENOENT") {
     return new CredentialHelperError(program, host, `${program} not found on PATH`);
   }
@@ -160,11 +166,12 @@ function safeExcerpt(text: string): string {
   return `: ${line.length > 120 ? `${line.slice(0, 120)}...` : line}`;
 }
 
-function parseAnswer(
-  program: string,
-  host: string,
-  stdout: string,
-): StoredHostCredential | undefined {
+function parseAnswer(answer: {
+  program: string;
+  host: string;
+  stdout: string;
+}): StoredHostCredential | undefined {
+  const { program, host, stdout } = answer;
   let doc: unknown;
   try {
     doc = JSON.parse(stdout);

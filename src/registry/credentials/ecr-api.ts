@@ -4,6 +4,7 @@
  * standard chain), and `GetAuthorizationToken` for several registries of a region at once.
  */
 
+import type { ECRClientConfig } from "@aws-sdk/client-ecr";
 import type { OperationOptions } from "../../abort.js";
 import { importOptional } from "../../optional-dependency.js";
 import { CloudCredentialsError, describeCause } from "./errors.js";
@@ -43,13 +44,17 @@ export interface SdkEcrApiOptions {
 
 /** The `EcrApi` of `@aws-sdk/client-ecr`, imported only when first used. */
 export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
-  const clientConfig = (region?: string) => ({
-    ...(region ? { region } : {}),
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    maxAttempts: 2,
-    // Nothing waits forever: bounded connect and request times.
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
-  });
+  const clientConfig = (region?: string) => {
+    const config: ECRClientConfig = {
+      maxAttempts: 2,
+      // Nothing waits forever: bounded connect and request times.
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
+    };
+    // Set only when known: the SDK's own region and endpoint resolution applies otherwise.
+    if (region) config.region = region;
+    if (opts.endpoint) config.endpoint = opts.endpoint;
+    return config;
+  };
   return {
     async detectRegion(o = {}) {
       o.signal?.throwIfAborted();
@@ -112,7 +117,11 @@ export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
 
 function decodeAuthorization(
   region: string,
-  d: { authorizationToken?: string; proxyEndpoint?: string; expiresAt?: Date },
+  d: {
+    authorizationToken?: string | undefined;
+    proxyEndpoint?: string | undefined;
+    expiresAt?: Date | undefined;
+  },
 ): EcrAuthorization {
   const host = hostOfServerKey(d.proxyEndpoint ?? "");
   const decoded = Buffer.from(d.authorizationToken ?? "", "base64").toString("utf8");

@@ -114,10 +114,10 @@ export class EcrTokenCache {
 
 /** Options of the ECR provider `Credentials.resolve` asks for ECR hosts. */
 export interface EcrProviderOptions {
-  endpoint?: string;
-  clock?: () => number;
-  api?: EcrApi;
-  logger?: CredentialsLogger;
+  endpoint?: string | undefined;
+  clock?: (() => number) | undefined;
+  api?: EcrApi | undefined;
+  logger?: CredentialsLogger | undefined;
 }
 
 /**

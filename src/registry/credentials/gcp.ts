@@ -23,9 +23,9 @@ const FETCH_TIMEOUT_MS = 30_000;
 /** Options for a `GcpTokenSource`. */
 export interface GcpTokenSourceOptions {
   /** A token is replaced this long before it expires (default 5 minutes). */
-  refreshMarginMs?: number;
+  refreshMarginMs?: number | undefined;
   /** Milliseconds since the epoch; injectable for tests. */
-  clock?: () => number;
+  clock?: (() => number) | undefined;
 }
 
 interface CachedToken {
@@ -113,7 +113,7 @@ export function getGCPOAuthToken(
 
 /** Options of the Google provider `Credentials.resolve` asks. */
 export interface GcpProviderOptions extends GcpTokenSourceOptions {
-  logger?: CredentialsLogger;
+  logger?: CredentialsLogger | undefined;
 }
 
 /** The Google cloud provider; a failure is logged and the host is tried anonymously. */

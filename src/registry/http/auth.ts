@@ -30,7 +30,7 @@ export interface AuthContext {
   origins: Origins;
   tokens: TokenCache;
   /** How token realm names are resolved for the policy check (default: the system's). */
-  resolveHost?: HostResolver;
+  resolveHost?: HostResolver | undefined;
 }
 
 /** The auth layer for one client; token requests go down the layers below it. */
@@ -66,7 +66,7 @@ function authTransport(next: Transport, ctx: AuthContext): Transport {
 interface Authorized {
   req: HttpRequest;
   /** The token sent, when it came from the cache rather than a fetch for this request. */
-  cached?: { key: string; token: string };
+  cached?: { key: string; token: string } | undefined;
 }
 
 async function authorize(
@@ -96,7 +96,7 @@ async function authorize(
       credential: cred,
       registryHost: ctx.host,
       signal,
-      ...(ctx.resolveHost ? { resolve: ctx.resolveHost } : {}),
+      resolve: ctx.resolveHost,
     }).catch((err: unknown) => {
       // The deadline may expire between requests (a retry's back-off): still a TIMEOUT.
       if (!signal.aborted || err instanceof TimeoutError) throw err;
@@ -112,7 +112,7 @@ async function authorize(
   const { token } = await raceAbort(ctx.tokens.get(key, fetch), req.signal);
   return {
     req: withAuthorization(req, `Bearer ${token}`),
-    ...(wasCached ? { cached: { key, token } } : {}),
+    cached: wasCached ? { key, token } : undefined,
   };
 }
 

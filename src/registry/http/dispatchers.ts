@@ -13,15 +13,15 @@ import { type PinnedAddress, pinKey, pinnedLookup } from "./pinned-lookup.js";
 /** How the dispatchers are built. */
 export interface DispatcherOptions {
   /** Extra PEM CA bundles to trust besides the system roots and `NODE_EXTRA_CA_CERTS`. */
-  caFiles?: readonly string[];
+  caFiles?: readonly string[] | undefined;
   /** Where to read `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, `NODE_EXTRA_CA_CERTS` (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** Idle keep-alive time of pooled connections (default 30 s). */
-  keepAliveTimeoutMs?: number;
+  keepAliveTimeoutMs?: number | undefined;
   /** Connections per origin (default 16). */
-  connectionsPerOrigin?: number;
+  connectionsPerOrigin?: number | undefined;
   /** undici's wait for the headers and between body chunks (default 60 s). */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
 }
 
 /** undici's own connect timeout, TLS handshake included: the most a connection may take. */
@@ -35,7 +35,8 @@ export class Dispatchers {
   readonly #verified: Dispatcher;
   readonly #unverified: Dispatcher;
   readonly #base: AgentBase;
-  readonly #ca: string[] | undefined;
+  /** TLS for verified hosts: the configured CAs when there are any, else Node's own bundle. */
+  readonly #verifiedTls: TlsOptions;
   readonly #connectTimeoutMs: number;
   readonly #proxied: boolean;
   readonly #pinned = new Map<string, Dispatcher>();
@@ -53,14 +54,12 @@ export class Dispatchers {
     // either: the request deadline ends the request, and this lets its socket go with it.
     const timeout = Math.min(opts.idleTimeoutMs ?? MAX_CONNECT_TIMEOUT_MS, MAX_CONNECT_TIMEOUT_MS);
     this.#connectTimeoutMs = timeout;
-    this.#verified = makeAgent(
-      base,
-      { rejectUnauthorized: true, timeout, ...(ca ? { ca } : {}) },
-      env,
-    );
+    const verifiedTls: TlsOptions = { rejectUnauthorized: true, timeout };
+    if (ca) verifiedTls.ca = ca;
+    this.#verifiedTls = verifiedTls;
+    this.#verified = makeAgent(base, verifiedTls, env);
     this.#unverified = makeAgent(base, { rejectUnauthorized: false, timeout }, env);
     this.#base = base;
-    this.#ca = ca;
     this.#proxied = Boolean(env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY);
   }
 
@@ -75,9 +74,7 @@ export class Dispatchers {
     let agent = this.#pinned.get(key);
     if (agent === undefined) {
       const timeout = this.#connectTimeoutMs;
-      const tls = insecure
-        ? { rejectUnauthorized: false, timeout }
-        : { rejectUnauthorized: true, timeout, ...(this.#ca ? { ca: this.#ca } : {}) };
+      const tls = insecure ? { rejectUnauthorized: false, timeout } : this.#verifiedTls;
       agent = new Agent({
         ...this.#base,
         connect: { ...tls, lookup: pinnedLookup(hostname, addresses) },

@@ -30,22 +30,22 @@ export interface HttpRequest {
   method: HttpMethod;
   /** An absolute URL (a token realm, a redirect hop, a next page), or a registry path. */
   url: URL | RegistryPath;
-  headers?: Record<string, string>;
-  body?: string;
-  signal?: AbortSignal;
+  headers?: Record<string, string> | undefined;
+  body?: string | undefined;
+  signal?: AbortSignal | undefined;
   /** Total deadline of this request, headers and body (default: the stack's request timeout). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** What the request is for, as errors name it, e.g. `tag list`; default the method and path. */
-  operation?: string;
+  operation?: string | undefined;
   /**
    * Read a 200's body (up to this many bytes) inside the chain, so that a connection dropped
    * mid-body is retried like one dropped before the headers. Only for GET, which is idempotent.
    */
-  bodyLimit?: number;
+  bodyLimit?: number | undefined;
   /** Connect to these addresses of the URL's host, checked by a policy: no second look-up. */
-  pinnedAddresses?: readonly PinnedAddress[];
+  pinnedAddresses?: readonly PinnedAddress[] | undefined;
   /** Set by the origin layer: the host is listed as insecure, its certificate is not checked. */
-  skipTlsVerify?: boolean;
+  skipTlsVerify?: boolean | undefined;
 }
 
 /** A response whose body has not been read yet; read it with `readBody` or drop it with `discard`. */
@@ -125,7 +125,7 @@ export async function readBounded(
       ...ctx,
       what,
       limit,
-      ...(Number.isFinite(declared) && declared > limit ? { size: declared } : {}),
+      size: Number.isFinite(declared) && declared > limit ? declared : undefined,
     });
   }
 }

@@ -32,14 +32,14 @@ export interface PipelineOptions extends DispatcherOptions {
    */
   insecureHosts: readonly string[];
   userAgent: string;
-  retry?: RetryOptions;
+  retry?: RetryOptions | undefined;
   /** Total deadline of one request, headers and body (default 60 s). */
-  requestTimeoutMs?: number;
-  observe?: ResponseObserver;
+  requestTimeoutMs?: number | undefined;
+  observe?: ResponseObserver | undefined;
   /** How token realm names are resolved for the policy check (default: the system's). */
-  resolveHost?: HostResolver;
+  resolveHost?: HostResolver | undefined;
   /** Clock for token expiry and `Retry-After` dates (tests). */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** The per-client transports. */
@@ -84,9 +84,12 @@ export class Pipeline {
     this.#opts = opts;
     const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     // undici's idle timeouts stay a backstop behind the total deadline, which words it better.
-    this.#dispatchers = new Dispatchers({ idleTimeoutMs: requestTimeoutMs + 1000, ...opts });
+    this.#dispatchers = new Dispatchers({
+      ...opts,
+      idleTimeoutMs: opts.idleTimeoutMs ?? requestTimeoutMs + 1000,
+    });
     this.#send = sendTransport(this.#dispatchers, { requestTimeoutMs });
-    this.#tokens = new TokenCache(opts.now ? { now: opts.now } : {});
+    this.#tokens = new TokenCache({ now: opts.now });
     // Pings go down the same layers as everything else, auth aside (the origin layer lets
     // their absolute URLs by); the quick first look at an insecure host (is it https at
     // all?) goes without retries. The chains are made on first use: they hold the origin
@@ -140,7 +143,7 @@ export class Pipeline {
             ...client,
             origins: this.#origins,
             tokens: this.#tokens,
-            ...(this.#opts.resolveHost ? { resolveHost: this.#opts.resolveHost } : {}),
+            resolveHost: this.#opts.resolveHost,
           })
         : (next) => next,
       trace: traceLayer(logger, trace),

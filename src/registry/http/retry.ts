@@ -69,20 +69,20 @@ export function isRetryable(err: unknown): boolean {
 /** How hard to try; every bound defaults to `RETRY_POLICY`'s. */
 export interface RetryOptions {
   /** Attempts in all, the first included (default 4). */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** First back-off before jitter (default 250 ms); doubles each attempt. */
-  baseDelayMs?: number;
+  baseDelayMs?: number | undefined;
   /** Largest single back-off (default 8 s). */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
   /** No retry starts once this much time has passed since the first attempt (default 60 s). */
-  maxTotalMs?: number;
+  maxTotalMs?: number | undefined;
   /** A `Retry-After` longer than this is not waited for; the answer is returned (default 60 s). */
-  maxRetryAfterMs?: number;
+  maxRetryAfterMs?: number | undefined;
   /** Called before each retry (the trace layer logs it). */
-  onRetry?: (info: RetryInfo) => void;
+  onRetry?: ((info: RetryInfo) => void) | undefined;
   /** For tests. */
-  random?: () => number;
-  now?: () => number;
+  random?: (() => number) | undefined;
+  now?: (() => number) | undefined;
 }
 
 /**

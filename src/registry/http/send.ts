@@ -41,7 +41,8 @@ export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}):
       const pending = request(req.url, {
         method: req.method,
         headers: req.headers ?? {},
-        body: req.body,
+        // undici reads a null body as none, as it does an absent one.
+        body: req.body ?? null,
         signal: deadline.signal,
         dispatcher:
           req.pinnedAddresses === undefined

@@ -3,6 +3,8 @@
  * answer whose status the caller does not expect becomes the error class its status and its
  * `{"errors":[...]}` body say, read with a size bound and named with the caller's context.
  */
+
+import { withoutUndefined } from "../../image/without-undefined.js";
 import {
   DeniedError,
   MAX_REGISTRY_ERRORS,
@@ -29,7 +31,7 @@ export async function expectStatus(
 ): Promise<void> {
   if (isExpected(res.status, ok)) return;
   const body = await readTextPrefix(res, ERROR_BODY_LIMIT);
-  throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
+  throw registryErrorFromResponse({ ...ctx, status: res.status, headers: res.headers, body });
 }
 
 function isExpected(status: number, ok: ExpectedStatus): boolean {
@@ -56,10 +58,12 @@ export function parseRegistryErrors(body: string | undefined): RegistryErrorDeta
     const code = (e as { code?: unknown }).code;
     const message = (e as { message?: unknown }).message;
     if (typeof code !== "string" || code === "") continue;
-    out.push({
-      code: code.toUpperCase(),
-      ...(typeof message === "string" && message !== "" ? { message } : {}),
-    });
+    out.push(
+      withoutUndefined<RegistryErrorDetail>({
+        code: code.toUpperCase(),
+        message: typeof message === "string" && message !== "" ? message : undefined,
+      }),
+    );
   }
   return out;
 }
@@ -67,15 +71,15 @@ export function parseRegistryErrors(body: string | undefined): RegistryErrorDeta
 /** What `registryErrorFromResponse` needs to know about an error answer. */
 export interface RegistryErrorResponse {
   status: number;
-  headers?: HeaderSource;
+  headers?: HeaderSource | undefined;
   /** The body, already read with a size bound (a few KiB is plenty). */
-  body?: string;
-  host?: string;
-  repository?: string;
+  body?: string | undefined;
+  host?: string | undefined;
+  repository?: string | undefined;
   /** The tag or digest asked for; a `404` without a registry code means the manifest is unknown when set, the repository otherwise. */
-  reference?: string;
+  reference?: string | undefined;
   /** Clock for an HTTP-date `Retry-After`. */
-  now?: number;
+  now?: number | undefined;
 }
 
 /**
@@ -87,9 +91,9 @@ export function registryErrorFromResponse(res: RegistryErrorResponse): RegistryE
   const ctx: RegistryErrorContext = {
     status: res.status,
     registryErrors,
-    ...(res.host === undefined ? {} : { host: res.host }),
-    ...(res.repository === undefined ? {} : { repository: res.repository }),
-    ...(res.reference === undefined ? {} : { reference: res.reference }),
+    host: res.host,
+    repository: res.repository,
+    reference: res.reference,
   };
   const codes = new Set(registryErrors.map((e) => e.code));
   if (res.status === 429 || codes.has("TOOMANYREQUESTS") || codes.has("TOO_MANY_REQUESTS")) {

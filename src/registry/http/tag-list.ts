@@ -30,18 +30,18 @@ import { pageSizeAfterRefusal, type TagPageCaps } from "./tag-page-caps.js";
 /** Bounds of one listing. */
 export interface TagListOptions {
   /** Tags asked for per page (`n`; default 1000). */
-  pageSize?: number;
+  pageSize?: number | undefined;
   /** Most pages followed (default 10,000). */
-  maxPages?: number;
+  maxPages?: number | undefined;
   /** Most tags accepted (default 1,000,000). */
-  maxTags?: number;
+  maxTags?: number | undefined;
   /** Total deadline of the listing, every page included (default 5 minutes). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Page sizes hosts refused before, shared between listings (default: this listing's own). */
-  pageCaps?: TagPageCaps;
+  pageCaps?: TagPageCaps | undefined;
   /** Told about tags dropped for breaking the tag grammar (once per listing). */
-  onInvalidTags?: (report: InvalidTagsReport) => void;
-  signal?: AbortSignal;
+  onInvalidTags?: ((report: InvalidTagsReport) => void) | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** Largest tag-list page body accepted. */
@@ -147,7 +147,7 @@ async function refusedPageSize(
     ? pageSizeAfterRefusal(res.status, codes, requested)
     : undefined;
   if (smaller !== undefined) return smaller;
-  throw registryErrorFromResponse({ status: res.status, headers: res.headers, body, ...ctx });
+  throw registryErrorFromResponse({ ...ctx, status: res.status, headers: res.headers, body });
 }
 
 function searchOf(url: URL | RegistryPath): URLSearchParams {

@@ -15,9 +15,9 @@ export interface CachedToken {
 /** How long a token is kept. */
 export interface TokenCacheOptions {
   /** For tests. */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Most tokens kept (default 10,000); the oldest go first. */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
 }
 
 /** The token cache. */

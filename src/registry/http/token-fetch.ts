@@ -28,9 +28,9 @@ export interface TokenRequest {
   credential: HostCredential | undefined;
   /** The registry host (for error messages and the realm policy). */
   registryHost: string;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** How the realm's name is resolved for the policy check (default: the system's). */
-  resolve?: HostResolver;
+  resolve?: HostResolver | undefined;
 }
 
 /** Fetches one token. */

@@ -8,6 +8,7 @@
  * `InvalidChallengeError` (and nothing else) on any syntax error.
  */
 import { RegscanError } from "../../errors.js";
+import { withoutUndefined } from "../../image/without-undefined.js";
 
 /** One challenge: a scheme and its parameters (or a token68). */
 export interface AuthChallenge {
@@ -248,13 +249,7 @@ export function selectChallenge(
   const bearer = challenges.find((c) => c.scheme === "bearer" && c.params.realm);
   if (bearer?.params.realm) {
     const { realm, service, scope, error } = bearer.params;
-    return {
-      scheme: "bearer",
-      realm,
-      ...(service === undefined ? {} : { service }),
-      ...(scope === undefined ? {} : { scope }),
-      ...(error === undefined ? {} : { error }),
-    };
+    return withoutUndefined<BearerChallenge>({ scheme: "bearer", realm, service, scope, error });
   }
   const basic = challenges.find((c) => c.scheme === "basic");
   if (basic) {

@@ -3,6 +3,7 @@
  * platform and every label (`config.Labels`, else the older `container_config.Labels`).
  */
 import type { Labels } from "../../image/info.js";
+import { withoutUndefined } from "../../image/without-undefined.js";
 import { InvalidImageConfigError, type RegistryErrorContext, TooLargeError } from "../errors.js";
 import { type Fail, isObject, optionalString, parseJsonObject } from "./json.js";
 
@@ -90,12 +91,12 @@ export function decodeImageConfig(
   const variant = optionalString(obj, "variant", "image config", fail);
   const osVersion = optionalString(obj, "os.version", "image config", fail);
   const labels = labelsFromConfig(obj.config, obj.container_config, fail);
-  return {
-    ...(createdAt === undefined ? {} : { createdAt }),
-    ...(architecture === undefined ? {} : { architecture }),
-    ...(os === undefined ? {} : { os }),
-    ...(variant === undefined ? {} : { variant }),
-    ...(osVersion === undefined ? {} : { osVersion }),
+  return withoutUndefined<ImageConfigSummary>({
+    createdAt,
+    architecture,
+    os,
+    variant,
+    osVersion,
     labels,
-  };
+  });
 }

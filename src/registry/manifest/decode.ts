@@ -4,6 +4,7 @@
  * creation time and labels live in `history[0].v1Compatibility`).
  */
 import type { Labels, Platform } from "../../image/info.js";
+import { withoutUndefined } from "../../image/without-undefined.js";
 import { isDigest } from "../digest.js";
 import {
   InvalidManifestError,
@@ -103,12 +104,7 @@ function platformOf(value: unknown, where: string, fail: Fail): Platform | undef
   const architecture = requiredString(value, "architecture", `${where}.platform`, fail);
   const variant = optionalString(value, "variant", `${where}.platform`, fail);
   const osVersion = optionalString(value, "os.version", `${where}.platform`, fail);
-  return {
-    os,
-    architecture,
-    ...(variant === undefined ? {} : { variant }),
-    ...(osVersion === undefined ? {} : { osVersion }),
-  };
+  return withoutUndefined<Platform>({ os, architecture, variant, osVersion });
 }
 
 function descriptorOf(value: unknown, where: string, fail: Fail): Descriptor {
@@ -122,14 +118,14 @@ function descriptorOf(value: unknown, where: string, fail: Fail): Descriptor {
   }
   const platform = platformOf(value.platform, where, fail);
   const artifactType = optionalString(value, "artifactType", where, fail);
-  return {
+  return withoutUndefined<Descriptor>({
     mediaType,
     digest,
     size,
     annotations: annotationsOf(value.annotations, where, fail),
-    ...(platform === undefined ? {} : { platform }),
-    ...(artifactType === undefined ? {} : { artifactType }),
-  };
+    platform,
+    artifactType,
+  });
 }
 
 function descriptorsOf(value: unknown, where: string, fail: Fail): Descriptor[] {
@@ -175,14 +171,14 @@ function decodeImage(
 ): DecodedImageManifest {
   if (obj.schemaVersion !== 2) return fail("schemaVersion must be 2");
   const artifactType = optionalString(obj, "artifactType", "manifest", fail);
-  return {
+  return withoutUndefined<DecodedImageManifest>({
     kind: "image",
     mediaType,
     config: descriptorOf(obj.config, "config", fail),
     layers: obj.layers === undefined ? [] : descriptorsOf(obj.layers, "layers", fail),
     annotations: annotationsOf(obj.annotations, "manifest", fail),
-    ...(artifactType === undefined ? {} : { artifactType }),
-  };
+    artifactType,
+  });
 }
 
 function decodeSchema1(
@@ -212,17 +208,17 @@ function decodeSchema1(
     architecture ??= optionalString(v1, "architecture", "v1Compatibility", fail);
     labels = labelsFromConfig(v1.config, v1.container_config, fail);
   }
-  return {
+  return withoutUndefined<DecodedSchema1>({
     kind: "schema1",
     mediaType,
     signed: Array.isArray(obj.signatures),
-    ...(name === undefined ? {} : { name }),
-    ...(tag === undefined ? {} : { tag }),
-    ...(architecture === undefined ? {} : { architecture }),
-    ...(os === undefined ? {} : { os }),
-    ...(createdAt === undefined ? {} : { createdAt }),
+    name,
+    tag,
+    architecture,
+    os,
+    createdAt,
     labels,
-  };
+  });
 }
 
 /**

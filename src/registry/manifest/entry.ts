@@ -5,6 +5,7 @@
  */
 import type { ImageEntry, ImageInfo, Labels, Platform } from "../../image/info.js";
 import type { ImageRef } from "../../image/ref.js";
+import { withoutUndefined } from "../../image/without-undefined.js";
 import type { ImageConfigSummary } from "./config.js";
 import type { DecodedIndex, DecodedManifest, Descriptor } from "./decode.js";
 import { choosePlatformDescriptor, formatPlatform } from "./platform.js";
@@ -55,23 +56,23 @@ export interface ImageEntryInput {
   /** The platform wanted when the top level is an index. */
   wanted: Platform;
   /** When the top level is an index: the chosen entry's manifest, decoded. */
-  platformManifest?: DecodedManifest;
+  platformManifest?: DecodedManifest | undefined;
   /** When the top level is an index: the chosen entry's digest (default: the chosen descriptor's). */
-  platformDigest?: string;
+  platformDigest?: string | undefined;
   /** The decoded config blob of the image manifest, when it was an image config. */
-  config?: ImageConfigSummary;
+  config?: ImageConfigSummary | undefined;
   /** When it was fetched. */
-  fetchedAt?: Date;
+  fetchedAt?: Date | undefined;
 }
 
 function configPlatform(config: ImageConfigSummary | undefined): Platform | undefined {
   if (!config?.os || !config.architecture) return undefined;
-  return {
+  return withoutUndefined<Platform>({
     os: config.os,
     architecture: config.architecture,
-    ...(config.variant === undefined ? {} : { variant: config.variant }),
-    ...(config.osVersion === undefined ? {} : { osVersion: config.osVersion }),
-  };
+    variant: config.variant,
+    osVersion: config.osVersion,
+  });
 }
 
 /**
@@ -129,19 +130,19 @@ export function imageEntryFrom(input: ImageEntryInput): ImageEntry {
   }
   if (top.kind !== "index" && platform) platforms = [{ ...platform }];
 
-  const info: ImageInfo = {
+  const info = withoutUndefined<ImageInfo>({
     ref: input.ref,
     digest: input.digest,
-    ...(platformDigest === undefined ? {} : { platformDigest }),
-    ...(imageID === undefined ? {} : { imageID }),
+    platformDigest,
+    imageID,
     mediaType: top.mediaType,
-    ...(createdAt === undefined ? {} : { createdAt }),
+    createdAt,
     labels,
     annotations,
-    ...(indexAnnotations === undefined ? {} : { indexAnnotations }),
-    ...(platform === undefined ? {} : { platform }),
+    indexAnnotations,
+    platform,
     platforms,
-    ...(input.fetchedAt === undefined ? {} : { lastFetched: input.fetchedAt }),
-  };
+    lastFetched: input.fetchedAt,
+  });
   return { info };
 }

@@ -5,6 +5,7 @@
  */
 import { RegscanError } from "../../errors.js";
 import type { Platform } from "../../image/info.js";
+import { withoutUndefined } from "../../image/without-undefined.js";
 
 /** The platform described when nobody says otherwise (as Flux v1 did). */
 export const DEFAULT_PLATFORM: Readonly<Platform> = Object.freeze({
@@ -88,12 +89,7 @@ export function normalisePlatform(p: Platform): Platform {
       else if (variant === "5" || variant === "6" || variant === "8") variant = `v${variant}`;
       break;
   }
-  return {
-    os,
-    architecture: arch,
-    ...(variant === undefined ? {} : { variant }),
-    ...(p.osVersion === undefined ? {} : { osVersion: p.osVersion }),
-  };
+  return withoutUndefined<Platform>({ os, architecture: arch, variant, osVersion: p.osVersion });
 }
 
 /** `os/arch[/variant]`, as given (not normalised). */

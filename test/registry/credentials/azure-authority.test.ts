@@ -37,11 +37,12 @@ interface StepResult {
   op: "get" | "resolve";
   host: string;
   ok: boolean;
-  username?: string;
-  password?: string;
-  provenance?: string;
-  code?: string;
-  message?: string;
+  // Undefined ones are left out of the JSON line the child prints.
+  username?: string | undefined;
+  password?: string | undefined;
+  provenance?: string | undefined;
+  code?: string | undefined;
+  message?: string | undefined;
   /** String(), JSON.stringify() and util.inspect() of the credential or the error. */
   renderings: string[];
 }
@@ -64,7 +65,7 @@ function credentialResult(op: StepResult["op"], host: string, c: HostCredential)
     host,
     ok: true,
     username: c.username,
-    ...(c.password !== undefined ? { password: c.password } : {}),
+    password: c.password,
     provenance: c.provenance,
     renderings: renderings(c),
   };
@@ -78,7 +79,7 @@ async function runDriver(config: DriverConfig): Promise<void> {
     exchangeUrl: () => config.exchangeUrl,
     clock,
     refreshMarginMs: 5 * 60_000,
-    ...(config.authorityHost !== undefined ? { authorityHost: config.authorityHost } : {}),
+    authorityHost: config.authorityHost,
     disableInstanceDiscovery: config.disableInstanceDiscovery,
   };
   const source = new AcrTokenSource(options);
@@ -106,10 +107,9 @@ async function runDriver(config: DriverConfig): Promise<void> {
           op: step.op,
           host: step.host,
           ok: false,
-          ...(err instanceof Error ? { message: err.message } : {}),
-          ...(typeof err === "object" && err !== null && "code" in err
-            ? { code: String(err.code) }
-            : {}),
+          message: err instanceof Error ? err.message : undefined,
+          code:
+            typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined,
           renderings: renderings(err),
         };
       }
