@@ -1,0 +1,326 @@
+/**
+ * Which replicas share the store, so that they share the registries' request budgets: each
+ * `regscan serve` process takes a share of every host's budget instead of the whole of it.
+ *
+ * One record in the store (`<prefix>replicas`) lists the replicas: for each, a heartbeat
+ * counter and the share of the budgets it uses now. Every heartbeat a replica takes a short
+ * lease on the record, reads it, bumps its own counter, writes it back and gives the lease
+ * back; only `get`, `set`, `acquire` and `release` are used, so it works on every store.
+ * A replica is live while its counter keeps moving: each replica times the others by its own
+ * clock (no clocks are compared), and one whose counter has not moved for the TTL is dead,
+ * dropped from the record, and its share taken back by the others. A replica that stops
+ * writes itself out at once.
+ *
+ * Shares never add up to more than the whole budget, joins and deaths included: a replica's
+ * share is `1 / live replicas`, but never more than what the others' published shares leave
+ * (`1 - sum`), worked out under the lease; it lowers its limiters before it publishes a
+ * smaller share and raises them only after it published a larger one. So a replica that
+ * joins takes nothing until the others have made room, one heartbeat later, and the others
+ * take a dead replica's share only after the TTL. A replica that cannot write its heartbeat
+ * for the TTL less two heartbeats drops to share 0 before the others could count it dead.
+ */
+
+import { createRequire } from "node:module";
+import type { Logger } from "pino";
+import type { Gauge, Registry as MetricsRegistry } from "prom-client";
+import { summarizeError } from "../cache/error-summary.js";
+import { DEFAULT_KEY_PREFIX } from "../cache/keys.js";
+import type { Store } from "../cache/store.js";
+
+/** How often a replica writes its heartbeat, by default. */
+export const DEFAULT_HEARTBEAT_MS = 2_000;
+/** A replica whose heartbeat has not moved for this long is dead (five heartbeats). */
+export const DEFAULT_TTL_FACTOR = 5;
+/** Longest wait for one store operation of a heartbeat. */
+const OP_TIMEOUT_MS = 2_000;
+/** Tries at the record's lease per heartbeat before settling for a read. */
+const LOCK_TRIES = 5;
+/** The live replica count metric. */
+export const REPLICAS_METRIC = "regscan_replicas_live";
+
+/** What the census knows now. */
+export interface CensusView {
+  /** Live replicas sharing the store, this one included (at least 1). */
+  replicas: number;
+  /** This replica's share of every registry budget, 0 to 1. */
+  share: number;
+}
+
+/** Options of {@link ReplicaCensus}. */
+export interface ReplicaCensusOptions {
+  store: Store;
+  /** This replica's id (the warmer's lease owner). */
+  owner: string;
+  /** Key prefix (default `regscan:v2:`); the record is `<prefix>replicas`. */
+  prefix?: string | undefined;
+  /** Heartbeat interval (default 2 s). */
+  heartbeatMs?: number | undefined;
+  /** A replica is dead when its heartbeat has not moved for this long (default 5 heartbeats). */
+  ttlMs?: number | undefined;
+  logger: Logger;
+  /** Where the live replica count is published (`regscan_replicas_live`). */
+  metrics?: MetricsRegistry | undefined;
+  /** Milliseconds, for timing the others' heartbeats (default `Date.now`). */
+  now?: (() => number) | undefined;
+}
+
+interface Member {
+  seq: number;
+  share: number;
+  left?: boolean;
+}
+
+interface Seen {
+  seq: number;
+  share: number;
+  left: boolean;
+  /** When this replica saw the heartbeat move (its own clock). */
+  changedAt: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
+  const out = new Map<string, Member>();
+  if (!bytes) return out;
+  try {
+    const parsed: unknown = JSON.parse(decoder.decode(bytes));
+    const members = (parsed as { members?: unknown } | null)?.members;
+    if (typeof members !== "object" || members === null) return out;
+    for (const [owner, m] of Object.entries(members as Record<string, unknown>)) {
+      const { seq, share, left } = (m ?? {}) as Record<string, unknown>;
+      if (typeof seq !== "number" || !Number.isFinite(seq)) continue;
+      if (typeof share !== "number" || !(share >= 0 && share <= 1)) continue;
+      const member: Member = { seq, share };
+      if (left === true) member.left = true;
+      out.set(owner, member);
+    }
+  } catch {
+    // A record that does not decode is rebuilt by the next heartbeat.
+  }
+  return out;
+}
+
+function encodeMembers(members: Map<string, Member>): Uint8Array {
+  return encoder.encode(JSON.stringify({ v: 1, members: Object.fromEntries(members) }));
+}
+
+/** Rounds a share down a little so that float sums of shares never pass 1. */
+function floorShare(share: number): number {
+  return Math.max(0, Math.min(1, Math.floor(share * 1e9) / 1e9));
+}
+
+/** The replica census of one process; see the module comment. */
+export class ReplicaCensus {
+  readonly #store: Store;
+  readonly #owner: string;
+  readonly #key: string;
+  readonly #lockKey: string;
+  readonly #heartbeatMs: number;
+  readonly #ttlMs: number;
+  readonly #lockTtlMs: number;
+  readonly #opTimeoutMs: number;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #seen = new Map<string, Seen>();
+  readonly #listeners: Array<(view: CensusView) => void> = [];
+  #view: CensusView = { replicas: 1, share: 0 };
+  #seq = 0;
+  #lastWrite: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #beating: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(opts: ReplicaCensusOptions) {
+    this.#store = opts.store;
+    this.#owner = opts.owner;
+    const prefix = opts.prefix ?? DEFAULT_KEY_PREFIX;
+    this.#key = `${prefix}replicas`;
+    this.#lockKey = `${prefix}replicas-lease`;
+    this.#heartbeatMs = Math.max(10, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
+    // At least three heartbeats, so that the drop to share 0 comes before the others' TTL.
+    this.#ttlMs = Math.max(
+      this.#heartbeatMs * 3,
+      opts.ttlMs ?? this.#heartbeatMs * DEFAULT_TTL_FACTOR,
+    );
+    // The lease on the record outlives a heartbeat's store operations (read, write, release).
+    this.#lockTtlMs = Math.floor(Math.max(1_000, Math.min(this.#ttlMs / 2, 3 * OP_TIMEOUT_MS)));
+    this.#opTimeoutMs = Math.floor(Math.min(OP_TIMEOUT_MS, this.#lockTtlMs / 3));
+    this.#log = opts.logger;
+    this.#now = opts.now ?? Date.now;
+    if (opts.metrics) this.#registerMetrics(opts.metrics);
+  }
+
+  /** The live replica count and this replica's share, as of the last heartbeat. */
+  get view(): CensusView {
+    return this.#view;
+  }
+
+  /** Calls `listener` with every new view (count or share changed). */
+  onChange(listener: (view: CensusView) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Writes the first heartbeat (bounded by the store's timeouts; a failure is logged and
+   * retried by the next one) and starts the timer.
+   */
+  async start(): Promise<void> {
+    await this.beat();
+    if (this.#stopped) return;
+    this.#timer = setInterval(() => void this.beat(), this.#heartbeatMs);
+    this.#timer.unref();
+  }
+
+  /**
+   * Stops heartbeating and writes this replica out of the record, so that the others take
+   * its share back at their next heartbeat instead of after the TTL (best effort, bounded).
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#beating;
+    this.#apply({ replicas: this.#view.replicas, share: 0 });
+    try {
+      await this.#update(true);
+    } catch (error) {
+      this.#log.warn(
+        { error: summarizeError(error) },
+        "could not write this replica out of the census; the others count it out after the TTL",
+      );
+    }
+  }
+
+  /** One heartbeat (the timer's; exposed for tests). Never rejects. */
+  beat(): Promise<void> {
+    if (this.#beating) return this.#beating;
+    const run = (async () => {
+      try {
+        await this.#update(false);
+      } catch (error) {
+        this.#log.warn({ error: summarizeError(error) }, "replica census heartbeat failed");
+      }
+      // Out of touch long enough that the others may soon count this replica dead and take
+      // its share: give it up first.
+      const last = this.#lastWrite;
+      const stale = this.#ttlMs - 2 * this.#heartbeatMs;
+      if (!this.#stopped && (last === undefined || this.#now() - last >= stale)) {
+        if (this.#view.share > 0 && last !== undefined) {
+          this.#log.warn(
+            { sinceMs: this.#now() - last },
+            "replica census: no heartbeat written for too long; this replica stops using the registry budgets until it can write one",
+          );
+        }
+        this.#apply({ replicas: this.#view.replicas, share: 0 });
+      }
+    })();
+    this.#beating = run.finally(() => {
+      this.#beating = undefined;
+    });
+    return this.#beating;
+  }
+
+  async #update(leaving: boolean): Promise<void> {
+    const op = () => ({ signal: AbortSignal.timeout(this.#opTimeoutMs) });
+    let locked = false;
+    for (let i = 0; i < LOCK_TRIES && !locked; i++) {
+      locked = await this.#store.acquire(this.#lockKey, this.#lockTtlMs, this.#owner, op());
+      if (!locked) await new Promise((r) => setTimeout(r, 10 + Math.random() * 40));
+    }
+    const lockedAt = this.#now();
+    try {
+      const got = await this.#store.get(this.#key, op());
+      const members = decodeMembers(got?.value);
+      const now = this.#now();
+      const others = this.#observe(members, now);
+      const replicas = 1 + others.length;
+      const othersShare = others.reduce((sum, m) => sum + m.share, 0);
+      const fair = floorShare(Math.min(1 / replicas, 1 - othersShare));
+      if (!locked) {
+        // Without the lease only a smaller share is safe: the others may be changing theirs.
+        this.#apply({ replicas, share: Math.min(this.#view.share, fair) });
+        return;
+      }
+      const share = leaving ? 0 : fair;
+      // A smaller share is used before it is published, a larger one only after.
+      if (share < this.#view.share) this.#apply({ replicas, share });
+      const own = members.get(this.#owner);
+      this.#seq = Math.max(this.#seq, own?.seq ?? 0) + 1;
+      const mine: Member = { seq: this.#seq, share };
+      if (leaving) mine.left = true;
+      members.set(this.#owner, mine);
+      for (const owner of [...members.keys()]) {
+        if (owner !== this.#owner && !this.#isLive(owner, now) && this.#isOld(owner, now)) {
+          members.delete(owner);
+        }
+      }
+      // Lease nearly out: another replica may be writing now; skip rather than overwrite.
+      if (this.#now() - lockedAt > this.#lockTtlMs - 2 * this.#opTimeoutMs) return;
+      await this.#store.set(this.#key, new Date(now + this.#ttlMs), encodeMembers(members), op());
+      this.#lastWrite = now;
+      if (!leaving) this.#apply({ replicas, share });
+    } finally {
+      if (locked) {
+        await this.#store.release(this.#lockKey, this.#owner, op()).catch(() => {
+          // It expires by itself.
+        });
+      }
+    }
+  }
+
+  /** Notes the others' heartbeats; returns the live ones (with their published shares). */
+  #observe(members: Map<string, Member>, now: number): Seen[] {
+    for (const [owner, m] of members) {
+      if (owner === this.#owner) continue;
+      const seen = this.#seen.get(owner);
+      const left = m.left === true;
+      if (!seen || seen.seq !== m.seq || seen.left !== left) {
+        this.#seen.set(owner, { seq: m.seq, share: m.share, left, changedAt: now });
+      }
+    }
+    const live: Seen[] = [];
+    for (const [owner, seen] of this.#seen) {
+      // Remembered past the TTL only while the record still lists it.
+      if (!members.has(owner) && now - seen.changedAt >= this.#ttlMs) this.#seen.delete(owner);
+      else if (this.#isLive(owner, now)) live.push(seen);
+    }
+    return live;
+  }
+
+  #isLive(owner: string, now: number): boolean {
+    const seen = this.#seen.get(owner);
+    return seen !== undefined && !seen.left && now - seen.changedAt < this.#ttlMs;
+  }
+
+  /** Dead or gone for a whole TTL: the record can forget it. */
+  #isOld(owner: string, now: number): boolean {
+    const seen = this.#seen.get(owner);
+    return seen === undefined || now - seen.changedAt >= this.#ttlMs;
+  }
+
+  #apply(view: CensusView): void {
+    if (view.replicas === this.#view.replicas && view.share === this.#view.share) return;
+    this.#view = view;
+    this.#log.info(
+      { owner: this.#owner, replicas: view.replicas, share: Math.round(view.share * 1000) / 1000 },
+      `replica census: ${view.replicas} live replica(s) share the registry budgets; this one uses ${Math.round(view.share * 1000) / 10}% of each`,
+    );
+    for (const listener of this.#listeners) listener(view);
+  }
+
+  #registerMetrics(register: MetricsRegistry): void {
+    if (register.getSingleMetric(REPLICAS_METRIC) !== undefined) return;
+    const prom = createRequire(import.meta.url)("prom-client") as typeof import("prom-client");
+    const replicas = () => this.#view.replicas;
+    new prom.Gauge({
+      name: REPLICAS_METRIC,
+      help: "Live regscan replicas sharing the store, and so the registries' request budgets (this one included).",
+      registers: [register],
+      collect(this: Gauge) {
+        this.set(replicas());
+      },
+    });
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The replica census on real stores (Redis and memcached started on loopback, and the memory
+ * store): replicas see each other, take equal shares of the registry budgets, a replica that
+ * stops heartbeating is counted out after the TTL (and gave its share up first), one that
+ * stops cleanly is counted out at once; and at no moment do the shares in use add up to more
+ * than the whole budget.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { openStore } from "../../src/cache/open-store.js";
+import type { Store } from "../../src/cache/store.js";
+import { MemoryStore } from "../../src/cache/stores/memory.js";
+import { type CensusView, ReplicaCensus } from "../../src/daemon/replica-census.js";
+import { type MemcachedServer, startMemcached } from "../support/memcached.js";
+import { type RedisServer, startRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
+
+const logger = pino({ level: process.env.CENSUS_LOG ?? "silent" });
+
+/** A store that fails every operation once `down` is set: a replica cut off (or killed). */
+function cuttable(store: Store): { store: Store; cut: () => void } {
+  let down = false;
+  const guard = <T>(f: () => Promise<T>): Promise<T> =>
+    down ? Promise.reject(new Error("cut off")) : f();
+  return {
+    cut: () => {
+      down = true;
+    },
+    store: {
+      get: (k, o) => guard(() => store.get(k, o)),
+      getMany: (k, o) => guard(() => store.getMany(k, o)),
+      set: (k, d, v, o) => guard(() => store.set(k, d, v, o)),
+      acquire: (k, t, w, o) => guard(() => store.acquire(k, t, w, o)),
+      release: (k, w, o) => guard(() => store.release(k, w, o)),
+      ping: (o) => guard(() => store.ping(o)),
+      close: () => Promise.resolve(),
+    },
+  };
+}
+
+/**
+ * Census instances on one store that check, at every change of any of them, that the shares
+ * in use add up to at most 1.
+ */
+class Fleet {
+  readonly members: ReplicaCensus[] = [];
+  readonly shares = new Map<ReplicaCensus, number>();
+  readonly violations: string[] = [];
+  constructor(readonly prefix: string) {}
+
+  add(store: Store, owner: string, heartbeatMs: number, ttlMs?: number): ReplicaCensus {
+    const census = new ReplicaCensus({
+      store,
+      owner,
+      prefix: this.prefix,
+      heartbeatMs,
+      ttlMs,
+      logger,
+    });
+    this.shares.set(census, 0);
+    census.onChange((view: CensusView) => {
+      this.shares.set(census, view.share);
+      const sum = [...this.shares.values()].reduce((a, b) => a + b, 0);
+      if (sum > 1 + 1e-9) this.violations.push(`${owner} -> ${view.share}: sum ${sum}`);
+    });
+    this.members.push(census);
+    return census;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
+  }
+}
+
+const views = (fleet: Fleet) => fleet.members.map((m) => m.view);
+let prefixes = 0;
+const nextPrefix = () => `census-test-${process.pid}-${prefixes++}:`;
+
+describe("ReplicaCensus on Redis", () => {
+  let redis: RedisServer;
+  let store: Store;
+  before(async () => {
+    redis = await startRedis();
+    store = await openStore(redis.url, {});
+  });
+  after(async () => {
+    await store?.close();
+    await redis?.stop();
+  });
+
+  it("two replicas see 2 and take half each; one cut off is counted out after the TTL", async () => {
+    const fleet = new Fleet(nextPrefix());
+    const a = cuttable(store);
+    const censusA = fleet.add(a.store, "a", 100, 600);
+    const censusB = fleet.add(store, "b", 100, 600);
+    try {
+      await censusA.start();
+      assert.deepEqual(censusA.view, { replicas: 1, share: 1 }, "alone: the whole budget");
+      await censusB.start();
+      await waitFor(() => views(fleet).every((v) => v.replicas === 2 && v.share === 0.5), {
+        what: "both replicas at 2 and half each",
+        timeoutMs: 10_000,
+      });
+      const cutAt = Date.now();
+      a.cut();
+      await waitFor(() => censusB.view.replicas === 1 && censusB.view.share === 1, {
+        what: "b alone with the whole budget",
+        timeoutMs: 10_000,
+      });
+      const took = Date.now() - cutAt;
+      assert.ok(took >= 600, `b took a's share back after ${took} ms, before the 600 ms TTL`);
+      assert.equal(censusA.view.share, 0, "a, cut off, gave its share up");
+      assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  it("a replica that stops cleanly is counted out at the others' next heartbeat", async () => {
+    const fleet = new Fleet(nextPrefix());
+    const censusA = fleet.add(store, "a", 100, 30_000);
+    const censusB = fleet.add(store, "b", 100, 30_000);
+    try {
+      await Promise.all([censusA.start(), censusB.start()]);
+      await waitFor(() => views(fleet).every((v) => v.replicas === 2 && v.share === 0.5), {
+        what: "both at half",
+        timeoutMs: 10_000,
+      });
+      const stoppedAt = Date.now();
+      await censusA.stop();
+      assert.equal(censusA.view.share, 0);
+      await waitFor(() => censusB.view.replicas === 1 && censusB.view.share === 1, {
+        what: "b alone",
+        timeoutMs: 10_000,
+      });
+      assert.ok(Date.now() - stoppedAt < 30_000 / 2, "well before the TTL");
+      assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  it("publishes the live replica count as regscan_replicas_live", async () => {
+    const metrics = new Registry();
+    const census = new ReplicaCensus({
+      store,
+      owner: "solo",
+      prefix: nextPrefix(),
+      heartbeatMs: 100,
+      logger,
+      metrics,
+    });
+    try {
+      await census.start();
+      const text = await metrics.metrics();
+      assert.match(text, /^regscan_replicas_live 1$/m);
+    } finally {
+      await census.stop();
+    }
+  });
+});
+
+describe("ReplicaCensus on memcached", () => {
+  let memcached: MemcachedServer;
+  let store: Store;
+  before(async () => {
+    memcached = await startMemcached();
+    store = await openStore(`memcached://${memcached.address}`, {});
+  });
+  after(async () => {
+    await store?.close();
+    await memcached?.stop();
+  });
+
+  it("three replicas joining at once end at a third each, never above the whole", async () => {
+    const fleet = new Fleet(nextPrefix());
+    for (const owner of ["a", "b", "c"]) fleet.add(store, owner, 150);
+    try {
+      await Promise.all(fleet.members.map((m) => m.start()));
+      await waitFor(
+        () => views(fleet).every((v) => v.replicas === 3 && Math.abs(v.share - 1 / 3) < 1e-6),
+        { what: "three replicas at a third each", timeoutMs: 10_000 },
+      );
+      assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+    }
+  });
+});
+
+describe("ReplicaCensus on the memory store", () => {
+  it("a joiner takes nothing until the others have made room", async () => {
+    const store = new MemoryStore();
+    const fleet = new Fleet(nextPrefix());
+    const first = fleet.add(store, "first", 60_000);
+    const joiner = fleet.add(store, "joiner", 60_000);
+    try {
+      await first.start();
+      assert.equal(first.view.share, 1);
+      await joiner.start();
+      assert.deepEqual(joiner.view, { replicas: 2, share: 0 }, "the first still uses it all");
+      await first.beat();
+      assert.deepEqual(first.view, { replicas: 2, share: 0.5 });
+      await joiner.beat();
+      assert.deepEqual(joiner.view, { replicas: 2, share: 0.5 });
+      assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+      await store.close();
+    }
+  });
+});
