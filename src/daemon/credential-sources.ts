@@ -11,7 +11,11 @@ import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import { RegscanError } from "../errors.js";
 import { parseImageName } from "../image/ref.js";
-import { imageCredsWithAWSAuth } from "../registry/credentials/aws-image-creds.js";
+import {
+  type AWSRegistryConfig,
+  imageCredsWithAWSAuth,
+} from "../registry/credentials/aws-image-creds.js";
+import type { AzureProviderOptions } from "../registry/credentials/azure.js";
 import { parseEcrHost } from "../registry/credentials/cloud-hosts.js";
 import { defaultCloudProviders } from "../registry/credentials/cloud-providers.js";
 import {
@@ -44,16 +48,22 @@ export async function dockerConfigPath(
   }
 }
 
+/** What {@link withCredentials} wraps, and what it reads its sources' settings from. */
+export interface WithCredentialsOptions {
+  /** The image lookup whose answers get credentials added. */
+  lookup: ImageCredsLookup;
+  config: Config;
+  /** Where `DOCKER_CONFIG` is read. */
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
 /**
  * Wraps `lookup` with every configured credential source. Rejects at once when the docker
  * config cannot be parsed, or when a required provider's pre-flight fails.
  */
-export async function withCredentials(
-  lookup: ImageCredsLookup,
-  config: Config,
-  env: NodeJS.ProcessEnv,
-  logger: Logger,
-): Promise<ImageCredsLookup> {
+export async function withCredentials(opts: WithCredentialsOptions): Promise<ImageCredsLookup> {
+  const { lookup, config, env, logger } = opts;
   let out = lookup;
 
   const secretDir = config.credentials.pullSecretDir;
@@ -80,10 +90,11 @@ export async function withCredentials(
   // Asked for registry hosts of their cloud that no other source has credentials for; their
   // SDKs load only when such a host is met. Built here rather than shared so that their
   // failures reach this logger and the configured Azure file is the one read.
-  const cloudProviders = defaultCloudProviders({
-    logger,
-    azure: { azureJsonPath: config.credentials.azureConfig },
-  });
+  const azure: AzureProviderOptions = {};
+  if (config.credentials.azureConfig !== undefined) {
+    azure.azureJsonPath = config.credentials.azureConfig;
+  }
+  const cloudProviders = defaultCloudProviders({ logger, azure });
   const dockerConfig = await dockerConfigPath(config, env);
   if (dockerConfig) {
     out = await imageCredsWithDefaults(out, dockerConfig, { cloudProviders });
@@ -98,11 +109,11 @@ export async function withCredentials(
     ecr.includeIds.length > 0 ||
     config.credentials.require.includes("ecr");
   let current: ImageCreds = new Map();
-  const aws = imageCredsWithAWSAuth(() => current, logger, {
-    regions: ecr.regions.length > 0 ? ecr.regions : undefined,
-    accountIds: ecr.includeIds.length > 0 ? ecr.includeIds : undefined,
-    excludeAccountIds: ecr.excludeIds,
-  });
+  // Empty lists mean "not configured" (the detected region, every account), so they are left out.
+  const awsConfig: AWSRegistryConfig = { excludeAccountIds: ecr.excludeIds };
+  if (ecr.regions.length > 0) awsConfig.regions = ecr.regions;
+  if (ecr.includeIds.length > 0) awsConfig.accountIds = ecr.includeIds;
+  const aws = imageCredsWithAWSAuth(() => current, logger, awsConfig);
   if (config.credentials.require.includes("ecr")) {
     try {
       await aws.preflight();

@@ -48,18 +48,21 @@ export const DEFAULT_REFRESH_MIN_GAP_MS = 5_000;
 
 /** Per-repository coalescing of priority refreshes. */
 export class RefreshCoalescer {
-  private readonly states = new Map<string, RepositoryState>();
-  private readonly minGapMs: number;
-  private readonly settleMs: number;
-  private readonly settleMaxMs: number;
-  private readonly now: () => number;
-  private closed = false;
+  readonly #states = new Map<string, RepositoryState>();
+  readonly #minGapMs: number;
+  readonly #settleMs: number;
+  readonly #settleMaxMs: number;
+  readonly #now: () => number;
+  #closed = false;
 
-  constructor(private readonly opts: RefreshCoalescerOptions) {
-    this.minGapMs = Math.max(0, opts.minGapMs ?? DEFAULT_REFRESH_MIN_GAP_MS);
-    this.settleMs = Math.max(0, opts.settleMs ?? 0);
-    this.settleMaxMs = Math.max(this.settleMs, opts.settleMaxMs ?? this.settleMs);
-    this.now = opts.now ?? Date.now;
+  readonly #opts: RefreshCoalescerOptions;
+
+  constructor(opts: RefreshCoalescerOptions) {
+    this.#opts = opts;
+    this.#minGapMs = Math.max(0, opts.minGapMs ?? DEFAULT_REFRESH_MIN_GAP_MS);
+    this.#settleMs = Math.max(0, opts.settleMs ?? 0);
+    this.#settleMaxMs = Math.max(this.#settleMs, opts.settleMaxMs ?? this.#settleMs);
+    this.#now = opts.now ?? Date.now;
   }
 
   /** Asks for a refresh of `repository` (canonical name); returns at once. */
@@ -68,7 +71,7 @@ export class RefreshCoalescer {
     request: RefreshRequest = {},
   ): RefreshRequestOutcome {
     const name = repository.toString();
-    let state = this.states.get(name);
+    let state = this.#states.get(name);
     if (!state) {
       state = {
         running: false,
@@ -77,13 +80,13 @@ export class RefreshCoalescer {
         timer: undefined,
         settlingSince: undefined,
       };
-      this.states.set(name, state);
+      this.#states.set(name, state);
     }
     if (state.queued) {
       const tags = state.queued.tags;
       if (request.tag !== undefined) tags?.add(request.tag);
       else if (!request.listing) state.queued.tags = undefined;
-      this.extendSettle(name, state);
+      this.#extendSettle(name, state);
       return "coalesced";
     }
     state.queued = {
@@ -94,76 +97,76 @@ export class RefreshCoalescer {
             ? new Set<string>()
             : undefined,
     };
-    return this.schedule(name, state) ? "started" : "queued";
+    return this.#schedule(name, state) ? "started" : "queued";
   }
 
   /** Whether a refresh of `repository` is running or queued (for status and tests). */
   pending(repository: ImageName | string): { running: boolean; queued: boolean } {
-    const state = this.states.get(repository.toString());
+    const state = this.#states.get(repository.toString());
     return { running: state?.running ?? false, queued: state?.queued !== undefined };
   }
 
   /** Drops queued refreshes and their timers (refreshes in flight finish on their own). */
   close(): void {
-    this.closed = true;
-    for (const state of this.states.values()) {
+    this.#closed = true;
+    for (const state of this.#states.values()) {
       clearTimeout(state.timer);
       state.queued = undefined;
     }
   }
 
   /** Starts the queued refresh now or sets a timer for it; true when it started now. */
-  private schedule(name: string, state: RepositoryState): boolean {
-    if (state.running || state.timer !== undefined || this.closed) return false;
+  #schedule(name: string, state: RepositoryState): boolean {
+    if (state.running || state.timer !== undefined || this.#closed) return false;
     const gapLeft =
-      state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.minGapMs - this.now();
-    const wait = Math.max(gapLeft, this.settleMs);
+      state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.#minGapMs - this.#now();
+    const wait = Math.max(gapLeft, this.#settleMs);
     if (wait <= 0) {
-      this.start(name, state);
+      this.#start(name, state);
       return true;
     }
-    if (this.settleMs > 0) state.settlingSince = this.now();
-    this.wakeAfter(name, state, wait);
+    if (this.#settleMs > 0) state.settlingSince = this.#now();
+    this.#wakeAfter(name, state, wait);
     return false;
   }
 
   /** A request joined a settling burst: its refresh waits `settleMs` more, within the bound. */
-  private extendSettle(name: string, state: RepositoryState): void {
+  #extendSettle(name: string, state: RepositoryState): void {
     if (state.settlingSince === undefined || state.timer === undefined || state.running) return;
-    const now = this.now();
-    const gapLeft = state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.minGapMs - now;
+    const now = this.#now();
+    const gapLeft = state.lastEndedAt === undefined ? 0 : state.lastEndedAt + this.#minGapMs - now;
     const wait = Math.min(
-      Math.max(gapLeft, this.settleMs),
-      state.settlingSince + this.settleMaxMs - now,
+      Math.max(gapLeft, this.#settleMs),
+      state.settlingSince + this.#settleMaxMs - now,
     );
     clearTimeout(state.timer);
-    this.wakeAfter(name, state, Math.max(0, wait));
+    this.#wakeAfter(name, state, Math.max(0, wait));
   }
 
-  private start(name: string, state: RepositoryState): void {
+  #start(name: string, state: RepositoryState): void {
     const queued = state.queued;
-    if (!queued || this.closed) return;
+    if (!queued || this.#closed) return;
     state.queued = undefined;
     state.settlingSince = undefined;
     state.running = true;
     const tags = queued.tags === undefined ? undefined : [...queued.tags];
     void Promise.resolve()
-      .then(() => this.opts.run(name, tags))
-      .catch((error: unknown) => this.opts.onError?.(name, error))
+      .then(() => this.#opts.run(name, tags))
+      .catch((error: unknown) => this.#opts.onError?.(name, error))
       .finally(() => {
         state.running = false;
-        state.lastEndedAt = this.now();
+        state.lastEndedAt = this.#now();
         // Whatever came in meanwhile starts when the gap is over; with nothing queued the
         // same wake-up forgets the repository, so the table holds only recent ones.
-        this.wakeAfter(name, state, this.minGapMs);
+        this.#wakeAfter(name, state, this.#minGapMs);
       });
   }
 
-  private wakeAfter(name: string, state: RepositoryState, ms: number): void {
+  #wakeAfter(name: string, state: RepositoryState, ms: number): void {
     state.timer = setTimeout(() => {
       state.timer = undefined;
-      if (state.queued) this.start(name, state);
-      else if (!state.running && this.states.get(name) === state) this.states.delete(name);
+      if (state.queued) this.#start(name, state);
+      else if (!state.running && this.#states.get(name) === state) this.#states.delete(name);
     }, ms);
     // A queued refresh must not keep a stopping process alive.
     state.timer.unref();

@@ -35,16 +35,21 @@ function isRedisStore(store: Store): store is RedisStore {
   return typeof (store as Partial<RedisStore>).duplicateConnection === "function";
 }
 
+/** What {@link tagEventFeed} reads from. */
+export interface TagEventFeedOptions {
+  store: Store;
+  warmer: Warmer;
+  /** This replica's id, stamped on the events it appends to the shared stream. */
+  replica: string;
+  logger: Logger;
+}
+
 /**
  * The shared feed when `store` is a Redis store, else the warmer's own. The warmer's events
  * are appended to the stream; one Redis can not take is still shown by this replica.
  */
-export function tagEventFeed(
-  store: Store,
-  warmer: Warmer,
-  replica: string,
-  logger: Logger,
-): TagEventFeed {
+export function tagEventFeed(opts: TagEventFeedOptions): TagEventFeed {
+  const { store, warmer, replica, logger } = opts;
   if (!isRedisStore(store)) return localTagEventFeed(warmer);
   const reader = store.duplicateConnection(BLOCK_MS + 5_000);
   const writer = store.duplicateConnection(5_000);

@@ -20,64 +20,87 @@ import { localTagEventFeed, type TagEventFeed } from "./tag-event-feed.js";
 
 /** Remembers the lookup's last answer so that the API knows which repositories are watched. */
 export class WatchList {
-  private names = new Set<string>();
-  private at = 0;
-  private pending: Promise<ImageCreds> | undefined;
+  #names = new Set<string>();
+  #at = 0;
+  #pending: Promise<ImageCreds> | undefined;
+  readonly #lookup: ImageCredsLookup;
 
-  constructor(private readonly lookup: ImageCredsLookup) {}
+  constructor(lookup: ImageCredsLookup) {
+    this.#lookup = lookup;
+  }
 
   /** The lookup to give the warmer: the same answers, remembered. */
   readonly tracked: ImageCredsLookup = async () => {
-    this.pending ??= (async () => {
+    this.#pending ??= (async () => {
       try {
-        const found = await this.lookup();
-        this.names = new Set(found.keys());
-        this.at = Date.now();
+        const found = await this.#lookup();
+        this.#names = new Set(found.keys());
+        this.#at = Date.now();
         return found;
       } finally {
-        this.pending = undefined;
+        this.#pending = undefined;
       }
     })();
-    return this.pending;
+    return this.#pending;
   };
 
   /** True when the last lookup had the repository; asks again when that answer is old. */
   async has(name: string, maxAgeMs = 5_000): Promise<boolean> {
-    if (this.names.has(name)) return true;
-    if (Date.now() - this.at < maxAgeMs) return false;
+    if (this.#names.has(name)) return true;
+    if (Date.now() - this.#at < maxAgeMs) return false;
     try {
       await this.tracked();
     } catch {
       return false;
     }
-    return this.names.has(name);
+    return this.#names.has(name);
   }
 
   /** The repositories of the last lookup, sorted. */
   list(): string[] {
-    return [...this.names].sort();
+    return [...this.#names].sort();
   }
+}
+
+/** What {@link DaemonWarmerControl} answers from. */
+export interface DaemonWarmerControlOptions {
+  warmer: Warmer;
+  /** Where the status of repositories other replicas scanned is read. */
+  cache: Cache;
+  watch: WatchList;
+  logger: Logger;
+  /** Where `POST .../refresh` requests go. */
+  refreshes: RefreshCoalescer;
+  /** Tag events for the API's streams (default: the warmer's own). */
+  feed?: TagEventFeed | undefined;
 }
 
 /** The warmer and cache as the HTTP API sees them. */
 export class DaemonWarmerControl implements WarmerControl {
-  constructor(
-    private readonly warmer: Warmer,
-    private readonly cache: Cache,
-    private readonly watch: WatchList,
-    private readonly logger: Logger,
-    private readonly refreshes: RefreshCoalescer,
-    private readonly feed: TagEventFeed = localTagEventFeed(warmer),
-  ) {}
+  readonly #warmer: Warmer;
+  readonly #cache: Cache;
+  readonly #watch: WatchList;
+  readonly #logger: Logger;
+  readonly #refreshes: RefreshCoalescer;
+  readonly #feed: TagEventFeed;
+
+  constructor(opts: DaemonWarmerControlOptions) {
+    this.#warmer = opts.warmer;
+    this.#cache = opts.cache;
+    this.#watch = opts.watch;
+    this.#logger = opts.logger;
+    this.#refreshes = opts.refreshes;
+    this.#feed = opts.feed ?? localTagEventFeed(opts.warmer);
+  }
 
   async statuses(): Promise<RepositoryStatus[]> {
-    const names = this.watch.list();
+    const names = this.#watch.list();
     const out: RepositoryStatus[] = new Array(names.length);
     let next = 0;
     const worker = async () => {
       while (next < names.length) {
         const i = next++;
-        out[i] = await this.statusOf(names[i]!);
+        out[i] = await this.#statusOf(names[i]!);
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, names.length) }, worker));
@@ -85,43 +108,48 @@ export class DaemonWarmerControl implements WarmerControl {
   }
 
   async isWatched(name: ImageName): Promise<boolean> {
-    return this.watch.has(name.toString());
+    return this.#watch.has(name.toString());
   }
 
   repositoryStatus(name: ImageName): RepositoryStatus | undefined {
-    return this.warmer.repositoryStatus(name);
+    return this.#warmer.repositoryStatus(name);
   }
 
   requestRefresh(name: ImageName, request?: RefreshRequest): RefreshRequestOutcome {
-    return this.refreshes.requestRefresh(name, request);
+    return this.#refreshes.requestRefresh(name, request);
   }
 
   subscribe(listener: (event: TagEvent, id?: string) => void): () => void {
-    return this.feed.subscribe(listener);
+    return this.#feed.subscribe(listener);
   }
 
   async replay(lastEventId: string, signal: AbortSignal): Promise<ReplayedEvent[] | undefined> {
-    return this.feed.replay?.(lastEventId, signal);
+    return this.#feed.replay?.(lastEventId, signal);
   }
 
-  private async statusOf(name: string): Promise<RepositoryStatus> {
-    const local = this.warmer.repositoryStatus(name) ?? { repository: name, scanning: false };
+  async #statusOf(name: string): Promise<RepositoryStatus> {
+    const local = this.#warmer.repositoryStatus(name) ?? { repository: name, scanning: false };
     try {
-      const record = await this.cache.repositoryRecord(parseImageName(name), {
+      const record = await this.#cache.repositoryRecord(parseImageName(name), {
         signal: AbortSignal.timeout(2_000),
       });
       if (!record) return local;
-      return {
-        ...local,
-        tagCount: record.tags?.length ?? local.tagCount,
-        lastUpdate: record.lastUpdate ?? local.lastUpdate,
-        lastError: record.lastError
-          ? { code: record.lastError.code, message: record.lastError.message }
-          : undefined,
-        lastScanned: record.lastScanned ?? local.lastScanned,
-      };
+      const status: RepositoryStatus = { ...local };
+      const tagCount = record.tags?.length ?? local.tagCount;
+      if (tagCount !== undefined) status.tagCount = tagCount;
+      const lastUpdate = record.lastUpdate ?? local.lastUpdate;
+      if (lastUpdate !== undefined) status.lastUpdate = lastUpdate;
+      // The shared record says whether the last scan by any replica failed, not this one's.
+      if (record.lastError) {
+        status.lastError = { code: record.lastError.code, message: record.lastError.message };
+      } else {
+        delete status.lastError;
+      }
+      const lastScanned = record.lastScanned ?? local.lastScanned;
+      if (lastScanned !== undefined) status.lastScanned = lastScanned;
+      return status;
     } catch (err) {
-      this.logger.debug(
+      this.#logger.debug(
         { repository: name, err: (err as Error).message },
         "cannot read a repository record for its status",
       );

@@ -42,15 +42,18 @@ interface Pending {
 
 /** The daemon's sink for accepted webhook events. */
 export class WebhookRefresher implements WebhookSink {
-  private readonly seen: Histogram;
+  readonly #seen: Histogram;
   /** `repository\ntag` -> the change announced. */
-  private readonly pending = new Map<string, Pending>();
-  private readonly now: () => number;
-  private readonly unsubscribe: () => void;
+  readonly #pending = new Map<string, Pending>();
+  readonly #now: () => number;
+  readonly #unsubscribe: () => void;
 
-  constructor(private readonly opts: WebhookRefresherOptions) {
-    this.now = opts.now ?? Date.now;
-    this.seen =
+  readonly #opts: WebhookRefresherOptions;
+
+  constructor(opts: WebhookRefresherOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#seen =
       (opts.metrics.getSingleMetric("regscan_tag_change_seen_seconds") as Histogram | undefined) ??
       new Histogram({
         name: "regscan_tag_change_seen_seconds",
@@ -58,11 +61,11 @@ export class WebhookRefresher implements WebhookSink {
         buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
         registers: [opts.metrics],
       });
-    this.unsubscribe = opts.onScan((result) => this.scanEnded(result));
+    this.#unsubscribe = opts.onScan((result) => this.#scanEnded(result));
   }
 
   deliver(kind: WebhookKind, events: readonly NormalisedEvent[]): WebhookDelivery {
-    const watched = this.opts.watched();
+    const watched = this.#opts.watched();
     let refreshed = 0;
     let unwatched = 0;
     for (const event of events) {
@@ -78,7 +81,7 @@ export class WebhookRefresher implements WebhookSink {
       const repository = matchWatchedRepository(event.repository, watched);
       if (repository === undefined) {
         unwatched++;
-        this.opts.logger.debug(
+        this.#opts.logger.debug(
           { kind, repository: event.repository },
           "webhook event for a repository not watched; ignored",
         );
@@ -86,10 +89,10 @@ export class WebhookRefresher implements WebhookSink {
       }
       refreshed++;
       if (event.tag !== undefined && event.timestamp !== undefined) {
-        this.remember(repository, event.tag, event.timestamp.getTime());
+        this.#remember(repository, event.tag, event.timestamp.getTime());
       }
       // A deleted tag is refreshed like a pushed one: the listing drops it.
-      this.opts.refreshes.requestRefresh(
+      this.#opts.refreshes.requestRefresh(
         repository,
         event.tag === undefined ? { listing: true } : { tag: event.tag },
       );
@@ -99,21 +102,21 @@ export class WebhookRefresher implements WebhookSink {
 
   /** Stops following scans. */
   close(): void {
-    this.unsubscribe();
+    this.#unsubscribe();
   }
 
-  private remember(repository: string, tag: string, changedAt: number): void {
-    const heardAt = this.now();
+  #remember(repository: string, tag: string, changedAt: number): void {
+    const heardAt = this.#now();
     if (Math.abs(heardAt - changedAt) > MAX_TIMESTAMP_AGE_MS) return;
     const key = `${repository}\n${tag}`;
-    const known = this.pending.get(key);
+    const known = this.#pending.get(key);
     // The earliest announcement of a change is when it happened.
     if (known && known.changedAt <= changedAt) return;
-    this.pending.delete(key);
-    this.pending.set(key, { changedAt, heardAt });
-    if (this.pending.size > MAX_PENDING) {
-      const oldest = this.pending.keys().next().value;
-      if (oldest !== undefined) this.pending.delete(oldest);
+    this.#pending.delete(key);
+    this.#pending.set(key, { changedAt, heardAt });
+    if (this.#pending.size > MAX_PENDING) {
+      const oldest = this.#pending.keys().next().value;
+      if (oldest !== undefined) this.#pending.delete(oldest);
     }
   }
 
@@ -122,21 +125,21 @@ export class WebhookRefresher implements WebhookSink {
    * now; announcements older than the scan that it found unchanged are forgotten (a
    * duplicate delivery, or a change another replica stored first).
    */
-  private scanEnded(result: RepositoryScanResult): void {
-    if (this.pending.size === 0) return;
+  #scanEnded(result: RepositoryScanResult): void {
+    if (this.#pending.size === 0) return;
     if (result.outcome !== "scanned" && result.outcome !== "failed") return;
-    const ended = this.now();
+    const ended = this.#now();
     for (const tag of [...result.newTags, ...result.movedTags]) {
       const key = `${result.repository}\n${tag}`;
-      const p = this.pending.get(key);
+      const p = this.#pending.get(key);
       if (p === undefined) continue;
-      this.pending.delete(key);
-      this.seen.observe(Math.max(0, ended - p.changedAt) / 1000);
+      this.#pending.delete(key);
+      this.#seen.observe(Math.max(0, ended - p.changedAt) / 1000);
     }
     const prefix = `${result.repository}\n`;
     const started = result.startedAt.getTime();
-    for (const [key, p] of this.pending) {
-      if (key.startsWith(prefix) && p.heardAt < started) this.pending.delete(key);
+    for (const [key, p] of this.#pending) {
+      if (key.startsWith(prefix) && p.heardAt < started) this.#pending.delete(key);
     }
   }
 }

@@ -29,17 +29,30 @@ export interface WebhookSink {
 /** `regscan_webhooks_total{result}` values: the receivers' results, and `unwatched`. */
 export type WebhookMetricResult = WebhookResult | "unwatched" | "aborted";
 
+/** What {@link WebhookEndpoint} answers with. */
+export interface WebhookEndpointOptions {
+  /** Authenticate and parse the requests. */
+  receivers: WebhookReceivers;
+  /** Where accepted events go. */
+  sink: WebhookSink;
+  /** Where `regscan_webhooks_total` is registered. */
+  metrics: MetricsRegistry;
+  logger: Logger;
+}
+
 /** The webhook routes of the API server. */
 export class WebhookEndpoint {
-  private readonly counter: Counter<"kind" | "result">;
+  readonly #counter: Counter<"kind" | "result">;
+  readonly #receivers: WebhookReceivers;
+  readonly #sink: WebhookSink;
+  readonly #logger: Logger;
 
-  constructor(
-    private readonly receivers: WebhookReceivers,
-    private readonly sink: WebhookSink,
-    metrics: MetricsRegistry,
-    private readonly logger: Logger,
-  ) {
-    this.counter =
+  constructor(opts: WebhookEndpointOptions) {
+    const { receivers, metrics } = opts;
+    this.#receivers = receivers;
+    this.#sink = opts.sink;
+    this.#logger = opts.logger;
+    this.#counter =
       (metrics.getSingleMetric("regscan_webhooks_total") as
         | Counter<"kind" | "result">
         | undefined) ??
@@ -50,7 +63,7 @@ export class WebhookEndpoint {
         registers: [metrics],
       });
     // Every configured kind shows from the start, so that rate() works on the first event.
-    for (const kind of receivers.kinds()) this.counter.inc({ kind, result: "accepted" }, 0);
+    for (const kind of receivers.kinds()) this.#counter.inc({ kind, result: "accepted" }, 0);
   }
 
   /** Answers one request; `rest` is the still percent-encoded path after `/v1/webhooks/`. */
@@ -71,15 +84,15 @@ export class WebhookEndpoint {
       rawBody = await readWebhookBody(req);
     } catch {
       // The sender went away mid-body: nobody to answer.
-      this.counter.inc({ kind: label, result: "aborted" });
+      this.#counter.inc({ kind: label, result: "aborted" });
       res.destroy();
       return;
     }
-    const answer = await this.receivers.handle({
+    const answer = await this.#receivers.handle({
       kind,
       headers: req.headers,
       rawBody,
-      ...(pathSecret === undefined ? {} : { pathSecret }),
+      pathSecret,
       remoteAddress: req.socket.remoteAddress ?? "unknown",
       signal: AbortSignal.timeout(10_000),
     });
@@ -89,7 +102,7 @@ export class WebhookEndpoint {
     if (answer.status === 202) {
       const delivery =
         answer.events.length > 0
-          ? this.sink.deliver(label as WebhookKind, answer.events)
+          ? this.#sink.deliver(label as WebhookKind, answer.events)
           : undefined;
       if (delivery && delivery.refreshed === 0 && delivery.unwatched > 0) result = "unwatched";
       body = {
@@ -101,7 +114,7 @@ export class WebhookEndpoint {
       };
       // A registry notifies every pull too, regscan's own included: a delivery with nothing
       // to refresh would otherwise be an info line per request regscan makes.
-      this.logger[answer.events.length > 0 ? "info" : "debug"](
+      this.#logger[answer.events.length > 0 ? "info" : "debug"](
         { kind: label, result, events: answer.events.length, ...delivery },
         "webhook received",
       );
@@ -112,12 +125,12 @@ export class WebhookEndpoint {
         headers["retry-after"] = String(answer.retryAfterSeconds);
       }
       // No path, no header, no body: any of them may carry the secret that failed.
-      this.logger.info(
+      this.#logger.info(
         { kind: label, result, status: answer.status, client: req.socket.remoteAddress },
         "webhook refused",
       );
     }
-    this.counter.inc({ kind: label, result });
+    this.#counter.inc({ kind: label, result });
     const text = Buffer.from(`${JSON.stringify(body)}\n`, "utf8");
     res.writeHead(answer.status, {
       "content-type": "application/json; charset=utf-8",

@@ -45,7 +45,9 @@ describe("withCredentials", () => {
     await writeFile(azureJson, JSON.stringify({ aadClientId: "sp-id", aadClientSecret: "sp-pw" }));
     const config = configSchema.parse({ credentials: { azureConfig: azureJson } });
     // DOCKER_CONFIG names an empty directory: there is no docker config file to read.
-    const found = await (await withCredentials(lookup, config, { DOCKER_CONFIG: dir }, logger))();
+    const found = await (
+      await withCredentials({ lookup, config, env: { DOCKER_CONFIG: dir }, logger })
+    )();
     const cred = await found.get(`${ACR}/app`)?.resolve(ACR);
     assert.equal(cred?.username, "sp-id");
     assert.equal(cred?.password, "sp-pw");
@@ -57,7 +59,7 @@ describe("withCredentials", () => {
     const dockerConfig = join(dir, "config.json");
     await writeFile(dockerConfig, JSON.stringify({ auths: {} }));
     const config = configSchema.parse({ credentials: { azureConfig: azureJson, dockerConfig } });
-    const found = await (await withCredentials(lookup, config, {}, logger))();
+    const found = await (await withCredentials({ lookup, config, env: {}, logger }))();
     assert.equal((await found.get(`${ACR}/app`)?.resolve(ACR))?.username, "sp2");
   });
 
@@ -68,7 +70,7 @@ describe("withCredentials", () => {
       credentials: { ecr: { regions: ["eu-west-1"] }, require: ["ecr"] },
     });
     await assert.rejects(
-      withCredentials(lookup, config, { DOCKER_CONFIG: dir }, logger),
+      withCredentials({ lookup, config, env: { DOCKER_CONFIG: dir }, logger }),
       (err: unknown) => {
         assert.ok(err instanceof RequiredProviderError, String(err));
         assert.match(err.message, /credentials\.require lists "ecr".*pre-flight check failed/);
@@ -91,7 +93,9 @@ describe("withCredentials", () => {
         [ECR_A, Credentials.none()],
         [ECR_B, Credentials.none()],
       ]);
-    const found = await (await withCredentials(both, config, { DOCKER_CONFIG: dir }, logger))();
+    const found = await (
+      await withCredentials({ lookup: both, config, env: { DOCKER_CONFIG: dir }, logger })
+    )();
     assert.deepEqual([...found.keys()], [ECR_A]);
     const cred = await found.get(ECR_A)?.resolve("111111111111.dkr.ecr.eu-west-1.amazonaws.com");
     assert.equal(cred?.username, "AWS");

@@ -49,7 +49,7 @@ before(async () => {
     metrics,
     logger,
     ready: async () => {},
-    webhooks: new WebhookEndpoint(receivers, sink, metrics, logger),
+    webhooks: new WebhookEndpoint({ receivers, sink, metrics, logger }),
   });
   port = ((await server.listen("127.0.0.1:0")) as AddressInfo).port;
 });

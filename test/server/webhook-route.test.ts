@@ -104,7 +104,7 @@ describe("webhook routes of the API server", () => {
       ready: async () => {},
       apiToken: API_TOKEN,
       rateLimit: { rps: 1, burst: 2 },
-      webhooks: new WebhookEndpoint(receivers, sink, metrics, logger),
+      webhooks: new WebhookEndpoint({ receivers, sink, metrics, logger }),
     });
     port = ((await server.listen("127.0.0.1:0")) as AddressInfo).port;
   });
