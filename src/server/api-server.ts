@@ -43,32 +43,34 @@ export interface ApiServerOptions {
   ready: (signal: AbortSignal) => Promise<void>;
   logger: Logger;
   /** When set, `/v1` requires `Authorization: Bearer <apiToken>`. */
-  apiToken?: string;
+  apiToken?: string | undefined;
   /** Largest request body accepted (default 64 KiB). */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Per-client rate bound of `/v1` (default 50/s, burst 100). */
-  rateLimit?: { rps: number; burst: number };
+  rateLimit?: { rps: number; burst: number } | undefined;
   /** Seconds a client is told to wait for a repository not yet cached (default 5). */
-  notCachedRetryAfter?: number;
+  notCachedRetryAfter?: number | undefined;
   /** Most concurrent event streams (default 100). */
-  maxEventStreams?: number;
+  maxEventStreams?: number | undefined;
   /** Milliseconds between keep-alive comments on event streams (default 15 s). */
-  eventHeartbeatMs?: number;
+  eventHeartbeatMs?: number | undefined;
   /**
    * The version of a repository's stored record (changes whenever the warmer rewrites it),
    * or undefined when there is none. With it, a repository's JSON is built once per version
    * and served from a small cache; without it, it is built for every request.
    */
-  repositoryVersion?: (name: ImageName, signal: AbortSignal) => Promise<string | undefined>;
+  repositoryVersion?:
+    | ((name: ImageName, signal: AbortSignal) => Promise<string | undefined>)
+    | undefined;
   /**
    * Bytes of repository answers kept (default 64 MiB): a larger answer is never held whole
    * but written to the socket as it is produced.
    */
-  repositoryCacheBytes?: number;
+  repositoryCacheBytes?: number | undefined;
   /** Connection caps and timeouts (see {@link ServerLimits}). */
-  limits?: Partial<ServerLimits>;
+  limits?: Partial<ServerLimits> | undefined;
   /** The registry webhook receivers; without them `/v1/webhooks/...` is 404. */
-  webhooks?: WebhookEndpoint;
+  webhooks?: WebhookEndpoint | undefined;
 }
 
 /** How much the server takes on at once, and how long it waits for clients. */
@@ -114,24 +116,30 @@ const MAX_URL_LENGTH = 8192;
 /** The API server; `listen()` then `close()`. */
 export class ApiServer {
   readonly server: Server;
-  private readonly token: BearerToken | undefined;
-  private readonly limiter: ClientRateLimiter;
-  private readonly events: EventStreams;
-  private readonly requests: Counter<"route" | "status">;
-  private readonly connections: ConnectionLimiter;
-  private readonly heavy: WorkGate;
-  private readonly repositoryBodies: RepositoryJsonCache;
+  readonly #token: BearerToken | undefined;
+  readonly #limiter: ClientRateLimiter;
+  readonly #events: EventStreams;
+  readonly #requests: Counter<"route" | "status">;
+  readonly #connections: ConnectionLimiter;
+  readonly #heavy: WorkGate;
+  readonly #repositoryBodies: RepositoryJsonCache;
 
-  constructor(private readonly opts: ApiServerOptions) {
+  readonly #opts: ApiServerOptions;
+
+  constructor(opts: ApiServerOptions) {
+    this.#opts = opts;
     const limits = { ...DEFAULT_SERVER_LIMITS, ...opts.limits };
-    this.token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
-    this.repositoryBodies = new RepositoryJsonCache(16, opts.repositoryCacheBytes);
-    this.limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
-    this.events = new EventStreams(opts.warmer, {
-      maxClients: opts.maxEventStreams ?? 100,
-      ...(opts.eventHeartbeatMs === undefined ? {} : { heartbeatMs: opts.eventHeartbeatMs }),
+    this.#token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
+    this.#repositoryBodies = new RepositoryJsonCache({
+      maxEntries: 16,
+      maxBytes: opts.repositoryCacheBytes,
     });
-    this.requests =
+    this.#limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
+    this.#events = new EventStreams(opts.warmer, {
+      maxClients: opts.maxEventStreams ?? 100,
+      heartbeatMs: opts.eventHeartbeatMs,
+    });
+    this.#requests =
       (opts.metrics.getSingleMetric("regscan_api_requests_total") as
         | Counter<"route" | "status">
         | undefined) ??
@@ -141,7 +149,7 @@ export class ApiServer {
         labelNames: ["route", "status"],
         registers: [opts.metrics],
       });
-    this.heavy = new WorkGate({
+    this.#heavy = new WorkGate({
       concurrency: Math.max(1, limits.heavyConcurrency),
       queue: Math.max(0, limits.heavyQueue),
       retryAfterSeconds: 1,
@@ -159,7 +167,7 @@ export class ApiServer {
         ),
       },
       (req, res) => {
-        void this.handle(req, res);
+        void this.#handle(req, res);
       },
     );
     // Closes connections with no traffic either way (a client that stopped reading).
@@ -175,15 +183,15 @@ export class ApiServer {
         labelNames: ["reason"],
         registers: [opts.metrics],
       });
-    this.connections = new ConnectionLimiter(
+    this.#connections = new ConnectionLimiter(
       {
         maxConnections: Math.max(1, limits.maxConnections),
         maxConnectionsPerClient: Math.max(1, limits.maxConnectionsPerClient),
       },
       (reason) => refused.inc({ reason }),
     );
-    this.connections.attach(this.server);
-    const connections = this.connections;
+    this.#connections.attach(this.server);
+    const connections = this.#connections;
     if (!opts.metrics.getSingleMetric("regscan_api_connections")) {
       new Gauge({
         name: "regscan_api_connections",
@@ -215,7 +223,7 @@ export class ApiServer {
    */
   async close(graceMs: number): Promise<void> {
     if (!this.server.listening) return;
-    this.events.closeAll();
+    this.#events.closeAll();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
@@ -223,13 +231,13 @@ export class ApiServer {
     clearTimeout(timer);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // The label stays "unknown" for paths that match no endpoint, keeping its values few.
     const label = { route: "unknown" };
     // "close" comes for every response, also a stream the client dropped (which never
     // finishes), so that each request is counted once with the status it was sent.
     res.once("close", () =>
-      this.requests.inc({ route: label.route, status: String(res.statusCode) }),
+      this.#requests.inc({ route: label.route, status: String(res.statusCode) }),
     );
     try {
       const url = req.url ?? "/";
@@ -238,13 +246,13 @@ export class ApiServer {
       const q = url.indexOf("?");
       const path = q >= 0 ? url.slice(0, q) : url;
       const query = new URLSearchParams(q >= 0 ? url.slice(q + 1) : "");
-      await this.route(req, res, path, query, label);
+      await this.#route(req, res, path, query, label);
     } catch (err) {
-      this.fail(res, err);
+      this.#fail(res, err);
     }
   }
 
-  private async route(
+  async #route(
     req: IncomingMessage,
     res: ServerResponse,
     path: string,
@@ -254,24 +262,24 @@ export class ApiServer {
     const method = req.method ?? "GET";
     const match = matchRoute(method, path);
     if (match !== undefined) label.route = match.route;
-    if (match?.route === "webhook" && this.opts.webhooks && method === "POST") {
+    if (match?.route === "webhook" && this.#opts.webhooks && method === "POST") {
       // Each receiver checks its own secret and bounds failed attempts per client; a
       // registry's burst of notifications must not meet the API's per-client rate, token
       // or 64 KiB body bound.
-      await this.opts.webhooks.handle(req, res, match.rest);
+      await this.#opts.webhooks.handle(req, res, match.rest);
       return;
     }
     const isV1 = path === "/v1" || path.startsWith("/v1/");
     if (isV1) {
       // Before the token check, so that guessing tokens is rate-bounded too.
-      const wait = this.limiter.take(req.socket.remoteAddress ?? "unknown");
+      const wait = this.#limiter.take(req.socket.remoteAddress ?? "unknown");
       if (wait > 0) {
         throw new ApiError(429, "TOO_MANY_REQUESTS", "too many requests; slow down", {
           "retry-after": String(wait),
         });
       }
     }
-    if (match === undefined || (match.route === "webhook" && !this.opts.webhooks)) {
+    if (match === undefined || (match.route === "webhook" && !this.#opts.webhooks)) {
       // A webhook path may carry a secret: never echoed.
       const shown = match?.route === "webhook" ? "/v1/webhooks/..." : safePath(path);
       throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${shown}`);
@@ -282,37 +290,40 @@ export class ApiServer {
       res.end();
       return;
     }
-    if (isV1 && this.token && !this.token.accepts(req.headers.authorization)) {
+    if (isV1 && this.#token && !this.#token.accepts(req.headers.authorization)) {
       throw new ApiError(401, "UNAUTHORIZED", "a valid bearer token is required", {
         "www-authenticate": 'Bearer realm="regscan"',
       });
     }
     if (!match.methods.includes(method)) throw methodNotAllowed(method, allow);
-    if (isV1) await this.readBody(req);
+    if (isV1) await this.#readBody(req);
 
     switch (match.route) {
       case "healthz":
         send(res, 200, { status: "ok" });
         break;
       case "readyz":
-        await this.readiness(res);
+        await this.#readiness(res);
         break;
       case "metrics": {
-        const body = await this.opts.metrics.metrics();
+        const body = await this.#opts.metrics.metrics();
         res.writeHead(200, {
-          "content-type": this.opts.metrics.contentType,
+          "content-type": this.#opts.metrics.contentType,
           "cache-control": "no-store",
         });
         res.end(body);
         break;
       }
       case "repositories": {
-        const statuses = await this.heavy.run(() => this.opts.warmer.statuses(), abortOnClose(res));
+        const statuses = await this.#heavy.run(
+          () => this.#opts.warmer.statuses(),
+          abortOnClose(res),
+        );
         send(res, 200, { repositories: statuses.map(statusJson) });
         break;
       }
       case "events": {
-        if (!this.events.hasRoom()) {
+        if (!this.#events.hasRoom()) {
           throw new ApiError(
             503,
             "TOO_MANY_STREAMS",
@@ -322,37 +333,37 @@ export class ApiServer {
         }
         const repo = query.get("repository");
         const lastEventId = req.headers["last-event-id"];
-        this.events.attach(
+        this.#events.attach(
           res,
-          repo ? (await this.watchedName(repo)).toString() : undefined,
+          repo ? (await this.#watchedName(repo)).toString() : undefined,
           typeof lastEventId === "string" && lastEventId !== "" ? lastEventId : undefined,
         );
         break;
       }
       case "refresh": {
-        const name = await this.watchedName(match.rest.slice(0, -"/refresh".length));
-        const refresh = this.opts.warmer.requestRefresh(name);
+        const name = await this.#watchedName(match.rest.slice(0, -"/refresh".length));
+        const refresh = this.#opts.warmer.requestRefresh(name);
         send(res, 202, { name: name.toString(), status: "refresh queued", refresh });
         break;
       }
       case "repository": {
         // `GET .../refresh` names the refresh action unless a repository is really called
         // that: a wrong method, not an unwatched repository.
-        if (match.rest.endsWith("/refresh") && !(await this.isWatched(match.rest))) {
+        if (match.rest.endsWith("/refresh") && !(await this.#isWatched(match.rest))) {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
-        const name = await this.watchedName(match.rest);
+        const name = await this.#watchedName(match.rest);
         // The body is cached per stored version; how stale it is goes in headers, per answer.
-        const status = this.opts.warmer.repositoryStatus?.(name);
+        const status = this.#opts.warmer.repositoryStatus?.(name);
         const { staleSeconds, intervalSeconds } = status ? staleness(status) : {};
         if (staleSeconds !== undefined) res.setHeader("x-regscan-stale-seconds", staleSeconds);
         if (intervalSeconds !== undefined) {
           res.setHeader("x-regscan-interval-seconds", intervalSeconds);
         }
-        const answer = await this.repositoryBody(name, res);
+        const answer = await this.#repositoryBody(name, res);
         if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
-        else await this.heavy.run(() => sendLayout(res, answer), abortOnClose(res));
+        else await this.#heavy.run(() => sendLayout(res, answer), abortOnClose(res));
         break;
       }
       case "webhook":
@@ -360,29 +371,29 @@ export class ApiServer {
         throw methodNotAllowed(method, "POST, OPTIONS");
       case "image": {
         const ref = withDefaultTag(parseRef(match.rest));
-        await this.watchedName(ref.name.toString());
+        await this.#watchedName(ref.name.toString());
         const read = () =>
-          this.answer(
-            () => this.opts.registry.getImage(ref, { signal: abortOnClose(res) }),
+          this.#answer(
+            () => this.#opts.registry.getImage(ref, { signal: abortOnClose(res) }),
             ref.toString(),
           );
         // By digest, every cached tag of the repository is read: as costly as the repository.
         const info = await (ref.digest === undefined
           ? read()
-          : this.heavy.run(read, abortOnClose(res)));
+          : this.#heavy.run(read, abortOnClose(res)));
         send(res, 200, imageJson(info));
         break;
       }
     }
   }
 
-  private async readiness(res: ServerResponse): Promise<void> {
+  async #readiness(res: ServerResponse): Promise<void> {
     const signal = AbortSignal.timeout(2_000);
     try {
-      await this.opts.ready(signal);
+      await this.#opts.ready(signal);
       send(res, 200, { status: "ready" });
     } catch (err) {
-      this.opts.logger.warn(
+      this.#opts.logger.warn(
         { err: errorSummary(err) },
         "readiness check failed: the store does not answer",
       );
@@ -395,8 +406,8 @@ export class ApiServer {
   }
 
   /** Reads and discards a request body, refusing one over the bound. */
-  private async readBody(req: IncomingMessage): Promise<void> {
-    const max = this.opts.maxBodyBytes ?? 65_536;
+  async #readBody(req: IncomingMessage): Promise<void> {
+    const max = this.#opts.maxBodyBytes ?? 65_536;
     // The connection is closed after a 413 so that the rest of the body is never read.
     const tooLarge = () =>
       new ApiError(413, "PAYLOAD_TOO_LARGE", `request body over ${max} bytes`, {
@@ -416,50 +427,50 @@ export class ApiServer {
    * the body was built from, else built (a bounded number at once) and kept. A body over
    * the cache's bound is never held whole: its layout is returned, to be written out.
    */
-  private async repositoryBody(name: ImageName, res: ServerResponse): Promise<RepositoryAnswer> {
+  async #repositoryBody(name: ImageName, res: ServerResponse): Promise<RepositoryAnswer> {
     const key = name.toString();
     const clientGone = abortOnClose(res);
-    const readVersion = this.opts.repositoryVersion;
+    const readVersion = this.#opts.repositoryVersion;
     const version =
       readVersion &&
-      (await this.answer(
+      (await this.#answer(
         // Not the client's signal: the read is shared with others asking at the same time.
         () =>
-          this.repositoryBodies.version(key, () =>
+          this.#repositoryBodies.version(key, () =>
             readVersion(name, AbortSignal.timeout(READ_TIMEOUT_MS)),
           ),
         key,
       ));
     const build = (signal: AbortSignal) =>
-      this.heavy.run(async () => {
-        const meta = await this.answer(
-          () => this.opts.registry.getImageRepositoryMetadata(name, { signal }),
+      this.#heavy.run(async () => {
+        const meta = await this.#answer(
+          () => this.#opts.registry.getImageRepositoryMetadata(name, { signal }),
           key,
         );
         const layout = await layoutRepositoryJson(key, meta);
-        return layout.byteLength <= this.repositoryBodies.maxBytes
+        return layout.byteLength <= this.#repositoryBodies.maxBytes
           ? repositoryJsonBuffer(layout)
           : layout;
       }, signal);
     if (version === undefined) return build(clientGone);
     // A build shared by several clients must not stop when the first of them leaves.
     return raceAbort(
-      this.repositoryBodies.get(key, version, () => build(AbortSignal.timeout(READ_TIMEOUT_MS))),
+      this.#repositoryBodies.get(key, version, () => build(AbortSignal.timeout(READ_TIMEOUT_MS))),
       clientGone,
     );
   }
 
   /** True when `encoded` parses as a repository name that is watched. */
-  private async isWatched(encoded: string): Promise<boolean> {
+  async #isWatched(encoded: string): Promise<boolean> {
     try {
-      await this.watchedName(encoded);
+      await this.#watchedName(encoded);
       return true;
     } catch {
       return false;
     }
   }
 
-  private async watchedName(encoded: string): Promise<ImageName> {
+  async #watchedName(encoded: string): Promise<ImageName> {
     const text = decode(encoded);
     let name: ImageName;
     try {
@@ -467,7 +478,7 @@ export class ApiServer {
     } catch (err) {
       throw asBadRequest(err, text);
     }
-    if (!(await this.opts.warmer.isWatched(name))) {
+    if (!(await this.#opts.warmer.isWatched(name))) {
       throw new ApiError(
         404,
         "NOT_WATCHED",
@@ -478,7 +489,7 @@ export class ApiServer {
   }
 
   /** Runs a cache read and turns its errors into API answers. */
-  private async answer<T>(read: () => Promise<T>, what: string): Promise<T> {
+  async #answer<T>(read: () => Promise<T>, what: string): Promise<T> {
     try {
       return await read();
     } catch (err) {
@@ -494,7 +505,7 @@ export class ApiServer {
       switch (knownErrorCode(err.code)) {
         case "NOT_CACHED":
           throw new ApiError(503, "NOT_CACHED", err.message, {
-            "retry-after": String(this.opts.notCachedRetryAfter ?? 5),
+            "retry-after": String(this.#opts.notCachedRetryAfter ?? 5),
           });
         case "UNKNOWN_TAG":
         case "UNKNOWN_DIGEST":
@@ -507,10 +518,10 @@ export class ApiServer {
     }
   }
 
-  private fail(res: ServerResponse, err: unknown): void {
+  #fail(res: ServerResponse, err: unknown): void {
     // A client that left is no fault of the server's: nobody is left to answer.
     if (res.destroyed || res.socket === null || res.socket.destroyed) {
-      this.opts.logger.debug(
+      this.#opts.logger.debug(
         { err: errorSummary(err) },
         "API client disconnected before the answer was sent",
       );
@@ -525,7 +536,7 @@ export class ApiServer {
       send(res, err.status, { code: err.code, message: err.message, ...err.details }, err.headers);
       return;
     }
-    this.opts.logger.error({ err: errorSummary(err) }, "API request failed");
+    this.#opts.logger.error({ err: errorSummary(err) }, "API request failed");
     send(res, 500, { code: "INTERNAL", message: "internal error; see the server's log" });
   }
 }
@@ -678,7 +689,7 @@ function safePath(path: string): string {
   return JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}...` : path);
 }
 
-function errorSummary(err: unknown): { name: string; code?: string; message: string } {
+function errorSummary(err: unknown): { name: string; code?: string | undefined; message: string } {
   if (err instanceof Error) {
     return { name: err.name, code: (err as { code?: string }).code, message: err.message };
   }

@@ -6,10 +6,10 @@ import { createHash, timingSafeEqual } from "node:crypto";
 
 /** Compares an `Authorization` header with the expected token without leaking timing. */
 export class BearerToken {
-  private readonly expected: Buffer;
+  readonly #expected: Buffer;
 
   constructor(token: string) {
-    this.expected = digest(token);
+    this.#expected = digest(token);
   }
 
   /** True when `header` is `Bearer <the token>`. */
@@ -17,7 +17,7 @@ export class BearerToken {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header ?? "");
     // Hash both sides so that the comparison has the same length whatever was sent.
     const given = digest(m?.[1] ?? "");
-    return timingSafeEqual(given, this.expected) && m !== null;
+    return timingSafeEqual(given, this.#expected) && m !== null;
   }
 
   toString(): string {

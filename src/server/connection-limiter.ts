@@ -19,48 +19,54 @@ export type RefusalReason = "total" | "per-client";
 
 /** Counts a server's connections and refuses those over its caps. */
 export class ConnectionLimiter {
-  private readonly perClient = new Map<string, number>();
-  private open = 0;
+  readonly #perClient = new Map<string, number>();
+  #open = 0;
+
+  readonly #limits: ConnectionLimits;
+  readonly #onRefused: (reason: RefusalReason, client: string) => void;
 
   constructor(
-    private readonly limits: ConnectionLimits,
-    private readonly onRefused: (reason: RefusalReason, client: string) => void = () => {},
-  ) {}
+    limits: ConnectionLimits,
+    onRefused: (reason: RefusalReason, client: string) => void = () => {},
+  ) {
+    this.#limits = limits;
+    this.#onRefused = onRefused;
+  }
 
   /** Watches `server`'s new connections from now on. */
   attach(server: Server): void {
-    server.on("connection", (socket: Socket) => this.admit(socket));
+    server.on("connection", (socket: Socket) => this.#admit(socket));
   }
 
   /** Connections open now, and from how many addresses. */
   stats(): { open: number; clients: number } {
-    return { open: this.open, clients: this.perClient.size };
+    return { open: this.#open, clients: this.#perClient.size };
   }
 
-  private admit(socket: Socket): void {
+  #admit(socket: Socket): void {
     // A socket reset before this runs has no address any more; it closes by itself.
     const client = socket.remoteAddress ?? "unknown";
-    const fromClient = this.perClient.get(client) ?? 0;
+    const fromClient = this.#perClient.get(client) ?? 0;
     const reason: RefusalReason | undefined =
-      this.open >= this.limits.maxConnections
+      this.#open >= this.#limits.maxConnections
         ? "total"
-        : fromClient >= this.limits.maxConnectionsPerClient
+        : fromClient >= this.#limits.maxConnectionsPerClient
           ? "per-client"
           : undefined;
     if (reason !== undefined) {
       // No answer is written: an HTTP reply would wait for a request the client may never
       // send, and the point is to give the descriptor back now.
       socket.destroy();
-      this.onRefused(reason, client);
+      this.#onRefused(reason, client);
       return;
     }
-    this.open++;
-    this.perClient.set(client, fromClient + 1);
+    this.#open++;
+    this.#perClient.set(client, fromClient + 1);
     socket.once("close", () => {
-      this.open--;
-      const left = (this.perClient.get(client) ?? 1) - 1;
-      if (left <= 0) this.perClient.delete(client);
-      else this.perClient.set(client, left);
+      this.#open--;
+      const left = (this.#perClient.get(client) ?? 1) - 1;
+      if (left <= 0) this.#perClient.delete(client);
+      else this.#perClient.set(client, left);
     });
   }
 }

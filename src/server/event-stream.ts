@@ -11,26 +11,29 @@ import type { TagEvent, WarmerControl } from "./warmer-control.js";
 /** Settings of the event streams. */
 export interface EventStreamOptions {
   /** Most concurrent streams (default 100). */
-  maxClients?: number;
+  maxClients?: number | undefined;
   /** Milliseconds between heartbeat comments (default 15 s). */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
   /** Bytes a client may fall behind before it is dropped (default 1 MiB). */
-  maxBufferedBytes?: number;
+  maxBufferedBytes?: number | undefined;
 }
 
 /** The open event streams. */
 export class EventStreams {
-  private readonly open = new Set<ServerResponse>();
-  private nextId = 1;
+  readonly #open = new Set<ServerResponse>();
+  #nextId = 1;
 
-  constructor(
-    private readonly warmer: WarmerControl,
-    private readonly opts: EventStreamOptions = {},
-  ) {}
+  readonly #warmer: WarmerControl;
+  readonly #opts: EventStreamOptions;
+
+  constructor(warmer: WarmerControl, opts: EventStreamOptions = {}) {
+    this.#warmer = warmer;
+    this.#opts = opts;
+  }
 
   /** False when the stream limit is reached. */
   hasRoom(): boolean {
-    return this.open.size < (this.opts.maxClients ?? 100);
+    return this.#open.size < (this.#opts.maxClients ?? 100);
   }
 
   /**
@@ -49,8 +52,8 @@ export class EventStreams {
       "x-accel-buffering": "no",
     });
     res.write("retry: 5000\n: connected\n\n");
-    this.open.add(res);
-    const maxBuffered = this.opts.maxBufferedBytes ?? 1024 * 1024;
+    this.#open.add(res);
+    const maxBuffered = this.#opts.maxBufferedBytes ?? 1024 * 1024;
     const write = (event: TagEvent, id: string | undefined) => {
       if (res.destroyed || (repository !== undefined && event.repository !== repository)) return;
       if (res.writableLength > maxBuffered) {
@@ -58,16 +61,16 @@ export class EventStreams {
         return;
       }
       res.write(
-        `id: ${id ?? this.nextId++}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`,
+        `id: ${id ?? this.#nextId++}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`,
       );
     };
-    const replay = lastEventId === undefined ? undefined : this.warmer.replay;
+    const replay = lastEventId === undefined ? undefined : this.#warmer.replay;
     // Live events that come while the missed ones are read wait, so that the order holds
     // and nothing is sent twice.
     let held: Array<{ event: TagEvent; id: string | undefined }> | undefined = replay
       ? []
       : undefined;
-    const unsubscribe = this.warmer.subscribe((event: TagEvent, id?: string) => {
+    const unsubscribe = this.#warmer.subscribe((event: TagEvent, id?: string) => {
       if (held) held.push({ event, id });
       else write(event, id);
     });
@@ -75,7 +78,11 @@ export class EventStreams {
       const gone = new AbortController();
       res.once("close", () => gone.abort());
       void replay
-        .call(this.warmer, lastEventId, AbortSignal.any([gone.signal, AbortSignal.timeout(10_000)]))
+        .call(
+          this.#warmer,
+          lastEventId,
+          AbortSignal.any([gone.signal, AbortSignal.timeout(10_000)]),
+        )
         .catch(() => undefined)
         .then((missed) => {
           let last: string | undefined;
@@ -86,7 +93,7 @@ export class EventStreams {
           const waiting = held ?? [];
           held = undefined;
           for (const w of waiting) {
-            if (last !== undefined && w.id !== undefined && this.notAfter(w.id, last)) continue;
+            if (last !== undefined && w.id !== undefined && this.#notAfter(w.id, last)) continue;
             write(w.event, w.id);
           }
         });
@@ -95,28 +102,28 @@ export class EventStreams {
     const heartbeat = setInterval(() => {
       if (res.writableLength > maxBuffered) res.destroy();
       else res.write(": heartbeat\n\n");
-    }, this.opts.heartbeatMs ?? 15_000);
+    }, this.#opts.heartbeatMs ?? 15_000);
     heartbeat.unref();
     res.on("close", () => {
       clearInterval(heartbeat);
       unsubscribe();
-      this.open.delete(res);
+      this.#open.delete(res);
     });
   }
 
   /** True when stream id `id` is `last` or older (ids `ms-seq`). */
-  private notAfter(id: string, last: string): boolean {
+  #notAfter(id: string, last: string): boolean {
     return compareStreamIds(id, last) <= 0;
   }
 
   /** Ends every stream (on shutdown). */
   closeAll(): void {
-    for (const res of this.open) res.end();
-    this.open.clear();
+    for (const res of this.#open) res.end();
+    this.#open.clear();
   }
 
   /** How many streams are open. */
   get size(): number {
-    return this.open.size;
+    return this.#open.size;
   }
 }

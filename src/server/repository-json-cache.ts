@@ -22,31 +22,40 @@ interface Entry {
   builtAt: number;
 }
 
+/** The bounds of a {@link RepositoryJsonCache}. */
+export interface RepositoryJsonCacheOptions {
+  /** Most repositories kept (default 16). */
+  maxEntries?: number | undefined;
+  /** Most bytes kept together; an answer larger than this is not kept (default 64 MiB). */
+  maxBytes?: number | undefined;
+  /**
+   * How long a body is served at most, even when its version still holds (a tag record
+   * that expired or changed without a new repository record shows then); default 60 s.
+   */
+  maxAgeMs?: number | undefined;
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: (() => number) | undefined;
+}
+
 /** A bounded, version-checked cache of response bodies. */
 export class RepositoryJsonCache {
-  private readonly entries = new Map<string, Entry>();
-  private readonly building = new Map<
-    string,
-    { version: string; body: Promise<RepositoryAnswer> }
-  >();
-  private readonly versions = new Map<
-    string,
-    { at: number; version: Promise<string | undefined> }
-  >();
-  private bytes = 0;
+  readonly #entries = new Map<string, Entry>();
+  readonly #building = new Map<string, { version: string; body: Promise<RepositoryAnswer> }>();
+  readonly #versions = new Map<string, { at: number; version: Promise<string | undefined> }>();
+  #bytes = 0;
 
-  /**
-   * @param maxEntries most repositories kept
-   * @param maxBytes most bytes kept together (an answer larger than this is not kept)
-   * @param maxAgeMs how long a body is served at most, even when its version still holds
-   *   (a tag record that expired or changed without a new repository record shows then)
-   */
-  constructor(
-    private readonly maxEntries = 16,
-    readonly maxBytes = 64 * 1024 * 1024,
-    private readonly maxAgeMs = 60_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+  readonly #maxEntries: number;
+  /** Most bytes kept together (an answer larger than this is not kept). */
+  readonly maxBytes: number;
+  readonly #maxAgeMs: number;
+  readonly #now: () => number;
+
+  constructor(opts: RepositoryJsonCacheOptions = {}) {
+    this.#maxEntries = opts.maxEntries ?? 16;
+    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+    this.#maxAgeMs = opts.maxAgeMs ?? 60_000;
+    this.#now = opts.now ?? Date.now;
+  }
 
   /**
    * The body for `name` at `version`: from the cache, from a build already under way for
@@ -57,24 +66,24 @@ export class RepositoryJsonCache {
     version: string,
     build: () => Promise<RepositoryAnswer>,
   ): Promise<RepositoryAnswer> {
-    const hit = this.entries.get(name);
-    if (hit?.version === version && this.now() - hit.builtAt < this.maxAgeMs) {
+    const hit = this.#entries.get(name);
+    if (hit?.version === version && this.#now() - hit.builtAt < this.#maxAgeMs) {
       // Re-inserting keeps the map in least-recently-used order for eviction.
-      this.entries.delete(name);
-      this.entries.set(name, hit);
+      this.#entries.delete(name);
+      this.#entries.set(name, hit);
       return hit.body;
     }
-    const pending = this.building.get(name);
+    const pending = this.#building.get(name);
     if (pending?.version === version) return pending.body;
     const body = build();
     const mine = { version, body };
-    this.building.set(name, mine);
+    this.#building.set(name, mine);
     try {
       const built = await body;
-      this.put(name, { version, body: built, builtAt: this.now() });
+      this.#put(name, { version, body: built, builtAt: this.#now() });
       return built;
     } finally {
-      if (this.building.get(name) === mine) this.building.delete(name);
+      if (this.#building.get(name) === mine) this.#building.delete(name);
     }
   }
 
@@ -88,41 +97,41 @@ export class RepositoryJsonCache {
     read: () => Promise<string | undefined>,
     ttlMs = 1_000,
   ): Promise<string | undefined> {
-    const now = this.now();
-    const known = this.versions.get(name);
+    const now = this.#now();
+    const known = this.#versions.get(name);
     if (known && now - known.at < ttlMs) return known.version;
     const version = read();
-    this.versions.set(name, { at: now, version });
+    this.#versions.set(name, { at: now, version });
     version.catch(() => {
-      if (this.versions.get(name)?.version === version) this.versions.delete(name);
+      if (this.#versions.get(name)?.version === version) this.#versions.delete(name);
     });
     // Forget old entries as new ones come, so the table stays as small as the traffic.
-    if (this.versions.size > 4 * this.maxEntries) {
-      for (const [key, v] of this.versions) if (now - v.at >= ttlMs) this.versions.delete(key);
+    if (this.#versions.size > 4 * this.#maxEntries) {
+      for (const [key, v] of this.#versions) if (now - v.at >= ttlMs) this.#versions.delete(key);
     }
     return version;
   }
 
   /** Repositories and bytes held. */
   stats(): { entries: number; bytes: number } {
-    return { entries: this.entries.size, bytes: this.bytes };
+    return { entries: this.#entries.size, bytes: this.#bytes };
   }
 
-  private put(name: string, entry: Entry): void {
-    this.drop(name);
+  #put(name: string, entry: Entry): void {
+    this.#drop(name);
     if (answerBytes(entry.body) > this.maxBytes) return;
-    this.entries.set(name, entry);
-    this.bytes += answerBytes(entry.body);
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
-      this.drop(oldest);
+    this.#entries.set(name, entry);
+    this.#bytes += answerBytes(entry.body);
+    for (const oldest of this.#entries.keys()) {
+      if (this.#entries.size <= this.#maxEntries && this.#bytes <= this.maxBytes) break;
+      this.#drop(oldest);
     }
   }
 
-  private drop(name: string): void {
-    const old = this.entries.get(name);
+  #drop(name: string): void {
+    const old = this.#entries.get(name);
     if (!old) return;
-    this.entries.delete(name);
-    this.bytes -= answerBytes(old.body);
+    this.#entries.delete(name);
+    this.#bytes -= answerBytes(old.body);
   }
 }

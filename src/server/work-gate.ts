@@ -17,39 +17,43 @@ export interface WorkGateLimits {
 
 /** A counting semaphore with a bounded, abortable wait. */
 export class WorkGate {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
 
-  constructor(private readonly limits: WorkGateLimits) {}
+  readonly #limits: WorkGateLimits;
+
+  constructor(limits: WorkGateLimits) {
+    this.#limits = limits;
+  }
 
   /**
    * Runs `work` when a turn is free; throws a 503 `SERVER_BUSY` ApiError at once when the
    * queue is full, or the signal's reason when the caller gives up while waiting.
    */
   async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    await this.acquire(signal);
+    await this.#acquire(signal);
     try {
       return await work();
     } finally {
-      this.release();
+      this.#release();
     }
   }
 
   /** Running and waiting work, for metrics and tests. */
   stats(): { running: number; waiting: number } {
-    return { running: this.running, waiting: this.waiting.length };
+    return { running: this.#running, waiting: this.#waiting.length };
   }
 
-  private acquire(signal: AbortSignal | undefined): Promise<void> {
+  #acquire(signal: AbortSignal | undefined): Promise<void> {
     signal?.throwIfAborted();
-    if (this.running < this.limits.concurrency) {
-      this.running++;
+    if (this.#running < this.#limits.concurrency) {
+      this.#running++;
       return Promise.resolve();
     }
-    if (this.waiting.length >= this.limits.queue) {
+    if (this.#waiting.length >= this.#limits.queue) {
       return Promise.reject(
         new ApiError(503, "SERVER_BUSY", "too many expensive requests at once; try again later", {
-          "retry-after": String(this.limits.retryAfterSeconds),
+          "retry-after": String(this.#limits.retryAfterSeconds),
         }),
       );
     }
@@ -59,19 +63,19 @@ export class WorkGate {
         resolve();
       };
       const onAbort = () => {
-        const at = this.waiting.indexOf(turn);
-        if (at >= 0) this.waiting.splice(at, 1);
+        const at = this.#waiting.indexOf(turn);
+        if (at >= 0) this.#waiting.splice(at, 1);
         reject(signal?.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiting.push(turn);
+      this.#waiting.push(turn);
     });
   }
 
-  private release(): void {
-    const next = this.waiting.shift();
+  #release(): void {
+    const next = this.#waiting.shift();
     // The turn passes straight to the next in line: `running` stays the same.
     if (next) next();
-    else this.running--;
+    else this.#running--;
   }
 }

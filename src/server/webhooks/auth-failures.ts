@@ -21,45 +21,45 @@ interface Count {
 
 /** Failed-authentication counts per client address. */
 export class AuthFailureLimiter {
-  private readonly counts = new Map<string, Count>();
-  private readonly burst: number;
-  private readonly perMs: number;
-  private readonly maxClients: number;
+  readonly #counts = new Map<string, Count>();
+  readonly #burst: number;
+  readonly #perMs: number;
+  readonly #maxClients: number;
 
-  constructor(
-    limit: AuthFailureLimit = {},
-    private readonly now: () => number = Date.now,
-  ) {
-    this.burst = limit.burst ?? 10;
-    this.perMs = (limit.perMinute ?? 10) / 60_000;
-    this.maxClients = limit.maxClients ?? 10_000;
+  readonly #now: () => number;
+
+  constructor(limit: AuthFailureLimit = {}, now: () => number = Date.now) {
+    this.#now = now;
+    this.#burst = limit.burst ?? 10;
+    this.#perMs = (limit.perMinute ?? 10) / 60_000;
+    this.#maxClients = limit.maxClients ?? 10_000;
   }
 
   /** 0 when `client` may try, else the seconds it should wait. */
   retryAfter(client: string): number {
-    const count = this.current(client);
-    if (count === undefined || count.failures < this.burst) return 0;
-    return Math.max(1, Math.ceil((count.failures - this.burst + 1) / this.perMs / 1000));
+    const count = this.#current(client);
+    if (count === undefined || count.failures < this.#burst) return 0;
+    return Math.max(1, Math.ceil((count.failures - this.#burst + 1) / this.#perMs / 1000));
   }
 
   /** Records one failed authentication of `client`. */
   fail(client: string): void {
-    const count = this.current(client) ?? { failures: 0, at: this.now() };
+    const count = this.#current(client) ?? { failures: 0, at: this.#now() };
     count.failures += 1;
-    this.counts.delete(client);
-    if (this.counts.size >= this.maxClients) {
-      const oldest = this.counts.keys().next().value;
-      if (oldest !== undefined) this.counts.delete(oldest);
+    this.#counts.delete(client);
+    if (this.#counts.size >= this.#maxClients) {
+      const oldest = this.#counts.keys().next().value;
+      if (oldest !== undefined) this.#counts.delete(oldest);
     }
     // Re-inserting keeps the map in least-recently-seen order for eviction.
-    this.counts.set(client, count);
+    this.#counts.set(client, count);
   }
 
-  private current(client: string): Count | undefined {
-    const count = this.counts.get(client);
+  #current(client: string): Count | undefined {
+    const count = this.#counts.get(client);
     if (count === undefined) return undefined;
-    const now = this.now();
-    count.failures = Math.max(0, count.failures - (now - count.at) * this.perMs);
+    const now = this.#now();
+    count.failures = Math.max(0, count.failures - (now - count.at) * this.#perMs);
     count.at = now;
     return count;
   }

@@ -37,3 +37,24 @@ export interface NormalisedEvent {
   /** When the sender says the change happened. */
   timestamp?: Date;
 }
+
+/** The fields of a {@link NormalisedEvent}; those a payload may lack can be undefined. */
+export interface NormalisedEventFields {
+  repository: string;
+  action: NormalisedEvent["action"];
+  tag?: string | undefined;
+  digest?: string | undefined;
+  timestamp?: Date | undefined;
+}
+
+/**
+ * An event holding only the fields its payload gave: a missing tag, digest or time is no
+ * key at all, so that events of every format compare and log alike.
+ */
+export function normalisedEvent(fields: NormalisedEventFields): NormalisedEvent {
+  const event: NormalisedEvent = { repository: fields.repository, action: fields.action };
+  if (fields.tag !== undefined) event.tag = fields.tag;
+  if (fields.digest !== undefined) event.digest = fields.digest;
+  if (fields.timestamp !== undefined) event.timestamp = fields.timestamp;
+  return event;
+}

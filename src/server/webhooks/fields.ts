@@ -110,7 +110,11 @@ export class Fields {
     let repository = text;
     if (digest !== undefined) repository = repository.slice(0, repository.lastIndexOf("@"));
     if (tag !== undefined) repository = repository.slice(0, repository.lastIndexOf(":"));
-    return { repository, ...(tag === undefined ? {} : { tag }), ...(digest ? { digest } : {}) };
+    // Only the parts the reference has are keys, as in the events built from it.
+    const out: { repository: string; tag?: string; digest?: string } = { repository };
+    if (tag !== undefined) out.tag = tag;
+    if (digest) out.digest = digest;
+    return out;
   }
 }
 

@@ -9,7 +9,7 @@ import {
   type JSONWebKeySet,
   type JWTHeaderParameters,
 } from "jose";
-import { type Dispatcher, request } from "undici";
+import { type Dispatcher, getGlobalDispatcher, request } from "undici";
 import { JwksUnavailableError } from "./errors.js";
 
 /** Where and how the keys are fetched. */
@@ -17,14 +17,15 @@ export interface JwksOptions {
   /** The JWKS URL (Google's: https://www.googleapis.com/oauth2/v3/certs). */
   url: string;
   /** Longest a fetch may take, in milliseconds (default 5 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** How long fetched keys are used before they are fetched again (default 1 h). */
-  cacheMs?: number;
+  cacheMs?: number | undefined;
   /** Least time between two fetches caused by an unknown key ID (default 30 s). */
-  cooldownMs?: number;
+  cooldownMs?: number | undefined;
   /** The dispatcher to fetch through (proxy, CA); undici's global one by default. */
-  dispatcher?: Dispatcher;
-  now?: () => number;
+  dispatcher?: Dispatcher | undefined;
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: (() => number) | undefined;
 }
 
 /** Largest JWKS document read. */
@@ -38,10 +39,12 @@ export class JwksCache {
   #fetchedAt = Number.NEGATIVE_INFINITY;
   #attemptedAt = Number.NEGATIVE_INFINITY;
   #inflight: Promise<KeyGetter> | undefined;
-  private readonly now: () => number;
+  readonly #now: () => number;
+  readonly #opts: JwksOptions;
 
-  constructor(private readonly opts: JwksOptions) {
-    this.now = opts.now ?? Date.now;
+  constructor(opts: JwksOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
   }
 
   /** A key resolver for `jwtVerify`, bound to the caller's signal. */
@@ -49,13 +52,13 @@ export class JwksCache {
     signal: AbortSignal,
   ): (header: JWTHeaderParameters, token: FlattenedJWSInput) => ReturnType<KeyGetter> {
     return async (header, token) => {
-      const keys = await this.keys(signal, false);
+      const keys = await this.#currentKeys(signal, false);
       try {
         return await keys(header, token);
       } catch (err) {
         if ((err as { code?: string }).code !== "ERR_JWKS_NO_MATCHING_KEY") throw err;
         // The issuer may have rotated its keys since they were fetched.
-        const again = await this.keys(signal, true);
+        const again = await this.#currentKeys(signal, true);
         if (again === keys) throw err;
         return again(header, token);
       }
@@ -67,39 +70,39 @@ export class JwksCache {
    * token names a key not among them; at most one fetch per cool-down, and the old keys
    * are kept when a fetch fails.
    */
-  private async keys(signal: AbortSignal, rotated: boolean): Promise<KeyGetter> {
-    const now = this.now();
-    const old = now - this.#fetchedAt >= (this.opts.cacheMs ?? 3_600_000);
+  async #currentKeys(signal: AbortSignal, rotated: boolean): Promise<KeyGetter> {
+    const now = this.#now();
+    const old = now - this.#fetchedAt >= (this.#opts.cacheMs ?? 3_600_000);
     if (this.#keys && !old && !rotated) return this.#keys;
-    if (now - this.#attemptedAt < (this.opts.cooldownMs ?? 30_000)) {
+    if (now - this.#attemptedAt < (this.#opts.cooldownMs ?? 30_000)) {
       if (this.#keys) return this.#keys;
-      throw new JwksUnavailableError(this.opts.url, "the last fetch failed moments ago");
+      throw new JwksUnavailableError(this.#opts.url, "the last fetch failed moments ago");
     }
     try {
-      return await this.fetch(signal);
+      return await this.#fetch(signal);
     } catch (err) {
       if (this.#keys) return this.#keys;
       throw err;
     }
   }
 
-  private fetch(signal: AbortSignal): Promise<KeyGetter> {
-    if (this.#inflight === undefined) this.#attemptedAt = this.now();
-    this.#inflight ??= this.load(signal).finally(() => {
+  #fetch(signal: AbortSignal): Promise<KeyGetter> {
+    if (this.#inflight === undefined) this.#attemptedAt = this.#now();
+    this.#inflight ??= this.#load(signal).finally(() => {
       this.#inflight = undefined;
     });
     return this.#inflight;
   }
 
-  private async load(signal: AbortSignal): Promise<KeyGetter> {
-    const url = this.opts.url;
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.opts.timeoutMs ?? 5_000)]);
+  async #load(signal: AbortSignal): Promise<KeyGetter> {
+    const url = this.#opts.url;
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.#opts.timeoutMs ?? 5_000)]);
     let text: string;
     try {
       const res = await request(url, {
         method: "GET",
         signal: deadline,
-        ...(this.opts.dispatcher === undefined ? {} : { dispatcher: this.opts.dispatcher }),
+        dispatcher: this.#opts.dispatcher ?? getGlobalDispatcher(),
         headers: { accept: "application/json" },
       });
       if (res.statusCode !== 200) {
@@ -129,7 +132,7 @@ export class JwksCache {
       throw new JwksUnavailableError(url, "not a JSON Web Key Set", { cause: err });
     }
     this.#keys = keys;
-    this.#fetchedAt = this.now();
+    this.#fetchedAt = this.#now();
     return keys;
   }
 }

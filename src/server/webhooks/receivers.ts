@@ -36,7 +36,7 @@ export interface WebhookRequest {
   /** The body as received (at most `MAX_WEBHOOK_BODY_BYTES` + 1 bytes need be read). */
   rawBody: Buffer;
   /** The `{secret}` of `/v1/webhooks/{kind}/{secret}`, percent-decoded. */
-  pathSecret?: string;
+  pathSecret?: string | undefined;
   /** The client's address, for the failed-authentication limit. */
   remoteAddress?: string;
   /** Aborts work on the request's behalf (the OIDC keys fetch). */
@@ -123,13 +123,16 @@ const MAX_PATH_SECRET = 1024;
 
 /** The configured receivers. */
 export class WebhookReceivers {
-  private readonly failures: AuthFailureLimiter;
+  readonly #failures: AuthFailureLimiter;
+
+  readonly #receivers: ReadonlyMap<WebhookKind, Receiver>;
 
   private constructor(
-    private readonly receivers: ReadonlyMap<WebhookKind, Receiver>,
+    receivers: ReadonlyMap<WebhookKind, Receiver>,
     opts: WebhookReceiversOptions,
   ) {
-    this.failures = new AuthFailureLimiter(opts.authFailures, opts.now);
+    this.#receivers = receivers;
+    this.#failures = new AuthFailureLimiter(opts.authFailures, opts.now);
   }
 
   /**
@@ -155,9 +158,9 @@ export class WebhookReceivers {
           policy: { audience: r.audience, serviceAccountEmail: r.serviceAccount, issuer: r.issuer },
           keys: new JwksCache({
             url: r.jwksUrl,
-            ...(opts.jwksTimeoutMs === undefined ? {} : { timeoutMs: opts.jwksTimeoutMs }),
-            ...(opts.now === undefined ? {} : { now: opts.now }),
-            ...(opts.dispatcher === undefined ? {} : { dispatcher: opts.dispatcher }),
+            timeoutMs: opts.jwksTimeoutMs,
+            now: opts.now,
+            dispatcher: opts.dispatcher,
           }),
         };
       }
@@ -168,32 +171,32 @@ export class WebhookReceivers {
 
   /** The kinds turned on. */
   kinds(): WebhookKind[] {
-    return [...this.receivers.keys()];
+    return [...this.#receivers.keys()];
   }
 
   /** True when `kind`'s receiver takes its secret in the URL path. */
   usesPathSecret(kind: string): boolean {
-    return isWebhookKind(kind) && this.receivers.get(kind)?.mode === "path";
+    return isWebhookKind(kind) && this.#receivers.get(kind)?.mode === "path";
   }
 
   /** Answers one request; never throws. */
   async handle(req: WebhookRequest): Promise<WebhookResponse> {
     try {
-      return await this.answer(req);
+      return await this.#answer(req);
     } catch {
       // Unreachable by design (every step returns its own answer); a bug must not be a 500.
       return refuse(400, "invalid", "INVALID_WEBHOOK_BODY", "the body could not be read");
     }
   }
 
-  private async answer(req: WebhookRequest): Promise<WebhookResponse> {
-    const receiver = isWebhookKind(req.kind) ? this.receivers.get(req.kind) : undefined;
+  async #answer(req: WebhookRequest): Promise<WebhookResponse> {
+    const receiver = isWebhookKind(req.kind) ? this.#receivers.get(req.kind) : undefined;
     // A path secret where none is expected is a path that does not exist, and the reverse.
     if (receiver === undefined || (req.pathSecret !== undefined) !== (receiver.mode === "path")) {
       return refuse(404, "unknown_kind", "NOT_FOUND", "no such webhook receiver");
     }
     const client = req.remoteAddress ?? "unknown";
-    const wait = this.failures.retryAfter(client);
+    const wait = this.#failures.retryAfter(client);
     if (wait > 0) {
       return {
         ...refuse(429, "rate_limited", "TOO_MANY_REQUESTS", "too many failed attempts; slow down"),
@@ -208,10 +211,10 @@ export class WebhookReceivers {
         `webhook body over ${MAX_WEBHOOK_BODY_BYTES} bytes`,
       );
     }
-    const auth = await this.authenticate(receiver, req);
+    const auth = await this.#authenticate(receiver, req);
     if (auth !== "valid") {
       // Keys that could not be fetched are not the client's fault: not counted against it.
-      if (auth === "invalid") this.failures.fail(client);
+      if (auth === "invalid") this.#failures.fail(client);
       return refuse(
         401,
         auth === "invalid" ? "unauthorized" : "auth_unavailable",
@@ -257,7 +260,7 @@ export class WebhookReceivers {
     };
   }
 
-  private async authenticate(receiver: Receiver, req: WebhookRequest): Promise<TokenCheck> {
+  async #authenticate(receiver: Receiver, req: WebhookRequest): Promise<TokenCheck> {
     const ok = (yes: boolean): TokenCheck => (yes ? "valid" : "invalid");
     switch (receiver.mode) {
       case "none":

@@ -5,7 +5,7 @@
  * Format: https://distribution.github.io/distribution/about/notifications/
  */
 
-import type { NormalisedEvent } from "../event.js";
+import { type NormalisedEvent, normalisedEvent } from "../event.js";
 import { digestOrNothing, Fields, type JsonObject, timeOrNothing } from "../fields.js";
 import { collect, type ParsedBody } from "./entries.js";
 
@@ -58,13 +58,13 @@ export function distributionEvent(
   const host = request ? f.optionalString(request.host, p("request.host"), 256) : undefined;
   const digest = digestOrNothing(target.digest);
   const timestamp = timeOrNothing(event.timestamp);
-  return {
+  return normalisedEvent({
     repository: withHost(f, host, path),
     action: action === actions.push ? "push" : "delete",
-    ...(tag === undefined ? {} : { tag }),
-    ...(digest === undefined ? {} : { digest }),
-    ...(timestamp === undefined ? {} : { timestamp }),
-  };
+    tag,
+    digest,
+    timestamp,
+  });
 }
 
 function isManifest(type: string): boolean {

@@ -3,6 +3,7 @@
  * {repo_name, ...}, callback_url}`. Only pushes are sent; there is no digest and no signature.
  * Format: https://docs.docker.com/docker-hub/repos/manage/webhooks/
  */
+import { normalisedEvent } from "../event.js";
 import { Fields, timeOrNothing } from "../fields.js";
 import type { ParsedBody } from "./entries.js";
 
@@ -16,14 +17,7 @@ export function parseDockerHub(text: string): ParsedBody {
   const tag = f.optionalTag(push.tag, "push_data.tag");
   const timestamp = timeOrNothing(push.pushed_at);
   return {
-    events: [
-      {
-        repository,
-        action: "push",
-        ...(tag === undefined ? {} : { tag }),
-        ...(timestamp === undefined ? {} : { timestamp }),
-      },
-    ],
+    events: [normalisedEvent({ repository, action: "push", tag, timestamp })],
     rejected: 0,
   };
 }

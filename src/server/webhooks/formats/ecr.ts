@@ -4,6 +4,7 @@
  * image-tag, action-type: PUSH | DELETE}}`. The registry host is built from account and region.
  * Format: https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-eventbridge.html
  */
+import { normalisedEvent } from "../event.js";
 import { digestOrNothing, Fields, timeOrNothing } from "../fields.js";
 import type { ParsedBody } from "./entries.js";
 
@@ -26,13 +27,13 @@ export function parseEcr(text: string): ParsedBody {
   const timestamp = timeOrNothing(body.time);
   return {
     events: [
-      {
+      normalisedEvent({
         repository,
         action: type === "PUSH" ? "push" : "delete",
-        ...(tag === undefined ? {} : { tag }),
-        ...(digest === undefined ? {} : { digest }),
-        ...(timestamp === undefined ? {} : { timestamp }),
-      },
+        tag,
+        digest,
+        timestamp,
+      }),
     ],
     rejected: 0,
   };

@@ -8,7 +8,7 @@
  * https://cloud.google.com/pubsub/docs/push (the push request body)
  */
 
-import type { NormalisedEvent } from "../event.js";
+import { normalisedEvent } from "../event.js";
 import { Fields, timeOrNothing } from "../fields.js";
 import type { ParsedBody } from "./entries.js";
 
@@ -43,12 +43,12 @@ export function parseGar(text: string): ParsedBody {
   const source = tagged ?? digested;
   if (source === undefined) return f.fail("message.data", "neither a tag nor a digest");
   if (action === "INSERT" && tagged === undefined) return { events: [], rejected: 0 };
-  const event: NormalisedEvent = {
+  const event = normalisedEvent({
     repository: source.repository,
     action: action === "INSERT" ? "push" : "delete",
-    ...(tagged?.tag === undefined ? {} : { tag: tagged.tag }),
-    ...(digested?.digest === undefined ? {} : { digest: digested.digest }),
-    ...(timestamp === undefined ? {} : { timestamp }),
-  };
+    tag: tagged?.tag,
+    digest: digested?.digest,
+    timestamp,
+  });
   return { events: [event], rejected: 0 };
 }

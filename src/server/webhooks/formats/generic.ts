@@ -3,6 +3,7 @@
  * Artifactory scripts, CI jobs): `{"repository": "HOST/PATH", "tag": "TAG"}` or a list of
  * them; `tag` may be left out to refresh the repository's listing.
  */
+import { normalisedEvent } from "../event.js";
 import { Fields } from "../fields.js";
 import { collect, type ParsedBody } from "./entries.js";
 
@@ -16,6 +17,6 @@ export function parseGeneric(text: string): ParsedBody {
     const item = f.object(entry, at);
     const repository = f.repository(item.repository, `${at}${at ? "." : ""}repository`);
     const tag = f.optionalTag(item.tag, `${at}${at ? "." : ""}tag`);
-    return [{ repository, action: "push", ...(tag === undefined ? {} : { tag }) }];
+    return [normalisedEvent({ repository, action: "push", tag })];
   });
 }

@@ -6,6 +6,7 @@
  * Format: https://docs.github.com/en/webhooks/webhook-events-and-payloads#package
  */
 
+import { normalisedEvent } from "../event.js";
 import { digestOrNothing, Fields, type JsonObject, timeOrNothing } from "../fields.js";
 import { headerValue, type WebhookHeaders } from "../headers.js";
 import type { ParsedBody } from "./entries.js";
@@ -40,15 +41,7 @@ export function parseGitHub(text: string, headers: WebhookHeaders): ParsedBody {
   const digest = digestOrNothing(tagInfo?.digest) ?? digestOrNothing(version.version);
   const timestamp = timeOrNothing(version.updated_at) ?? timeOrNothing(version.created_at);
   return {
-    events: [
-      {
-        repository,
-        tag,
-        action: "push",
-        ...(digest === undefined ? {} : { digest }),
-        ...(timestamp === undefined ? {} : { timestamp }),
-      },
-    ],
+    events: [normalisedEvent({ repository, tag, action: "push", digest, timestamp })],
     rejected: 0,
   };
 }

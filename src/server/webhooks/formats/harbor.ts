@@ -4,6 +4,7 @@
  * {repo_full_name}}}`. `resource_url` gives Harbor's host; the CloudEvents format is not read.
  * Format: https://goharbor.io/docs/latest/working-with-projects/project-configuration/configure-webhooks/
  */
+import { normalisedEvent } from "../event.js";
 import { digestOrNothing, Fields, timeOrNothing } from "../fields.js";
 import { collect, type ParsedBody } from "./entries.js";
 
@@ -36,14 +37,6 @@ export function parseHarbor(text: string): ParsedBody {
       if (ref.repository.endsWith(`/${fullName}`)) repository = ref.repository;
     }
     const digest = digestOrNothing(resource.digest);
-    return [
-      {
-        repository,
-        action,
-        ...(tag === undefined ? {} : { tag }),
-        ...(digest === undefined ? {} : { digest }),
-        ...(timestamp === undefined ? {} : { timestamp }),
-      },
-    ];
+    return [normalisedEvent({ repository, action, tag, digest, timestamp })];
   });
 }
