@@ -30,5 +30,6 @@ export function cliLogger(ctx: CliContext, level: pino.LevelWithSilent): Logger 
       done();
     },
   });
-  return pino({ level, base: undefined }, out);
+  // No pid or hostname on CLI log lines (null: pino adds none of its base fields).
+  return pino({ level, base: null }, out);
 }

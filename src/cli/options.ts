@@ -141,7 +141,7 @@ export async function factoryFromFlags(
     trace: flags.trace ?? false,
     insecureHosts: flags.insecureHost,
     env: ctx.env,
-    ...(flags.platform ? { platform: flags.platform } : {}),
-    ...(flags.requestTimeout === undefined ? {} : { requestTimeoutMs: flags.requestTimeout }),
+    platform: flags.platform,
+    requestTimeoutMs: flags.requestTimeout,
   });
 }

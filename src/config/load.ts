@@ -20,11 +20,11 @@ import { flagAttribute, SETTINGS, type Setting } from "./settings.js";
 /** Where the configuration comes from. */
 export interface LoadConfigOptions {
   /** The YAML file, if any. */
-  file?: string;
+  file?: string | undefined;
   /** The environment to read `REGSCAN_*` variables from (default: none). */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** Parsed command-line options keyed by commander attribute name (e.g. `insecureHost`). */
-  flags?: Record<string, unknown>;
+  flags?: Record<string, unknown> | undefined;
 }
 
 /** The effective configuration and where each overridden setting came from. */

@@ -152,7 +152,7 @@ export const tagFilterSchema = z
 
 /** The path of the pattern a filter error names, so that the problem points at its line. */
 function patternPath(
-  filter: { include?: string[]; exclude?: string[] },
+  filter: { include?: string[] | undefined; exclude?: string[] | undefined },
   err: unknown,
 ): PropertyKey[] {
   if (!(err instanceof InvalidTagFilterError)) return [];

@@ -7,11 +7,11 @@ import type { TagFilterOptions } from "../cache/tag-filter.js";
 
 /** A tag filter as the configuration file spells it. */
 export interface TagFilterSetting {
-  include?: string[];
-  exclude?: string[];
+  include?: string[] | undefined;
+  exclude?: string[] | undefined;
   /** Keep at most this many tags; `maxTags` in `TagFilterOptions`. */
-  max?: number;
-  order?: "semver" | "listing";
+  max?: number | undefined;
+  order?: "semver" | "listing" | undefined;
 }
 
 /** The cache's filter options for a configured filter: `max` becomes `maxTags`. */

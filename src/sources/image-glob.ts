@@ -10,19 +10,19 @@ export const DEFAULT_IMAGE_EXCLUDES: readonly string[] = ["k8s.gcr.io/*"];
 
 /** A compiled set of include and exclude globs. */
 export class ImageFilter {
-  private readonly include: RegExp[];
-  private readonly exclude: RegExp[];
+  readonly #include: RegExp[];
+  readonly #exclude: RegExp[];
 
   constructor(include: readonly string[], exclude: readonly string[]) {
-    this.include = include.map(globToRegExp);
-    this.exclude = exclude.map(globToRegExp);
+    this.#include = include.map(globToRegExp);
+    this.#exclude = exclude.map(globToRegExp);
   }
 
   /** True when the repository is wanted: it matches an include (or there are none) and no exclude. */
   accepts(name: ImageName): boolean {
     const forms = namesOf(name);
-    if (this.exclude.some((re) => forms.some((f) => re.test(f)))) return false;
-    return this.include.length === 0 || this.include.some((re) => forms.some((f) => re.test(f)));
+    if (this.#exclude.some((re) => forms.some((f) => re.test(f)))) return false;
+    return this.#include.length === 0 || this.#include.some((re) => forms.some((f) => re.test(f)));
   }
 }
 

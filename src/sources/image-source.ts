@@ -68,9 +68,13 @@ export function combineSources(
 /** A fixed list of repositories (the configuration's `repositories` and `--image` flags). */
 export class StaticSource implements ImageSource {
   readonly name = "static";
-  constructor(private readonly names: readonly string[]) {}
+  readonly #names: readonly string[];
+
+  constructor(names: readonly string[]) {
+    this.#names = names;
+  }
 
   async images(): Promise<ImageCreds> {
-    return new Map(this.names.map((n) => [n, Credentials.none()]));
+    return new Map(this.#names.map((n) => [n, Credentials.none()]));
   }
 }

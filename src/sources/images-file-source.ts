@@ -33,50 +33,53 @@ export interface ImagesFileOptions {
 /** The repositories named in a file, kept current as the file changes. */
 export class ImagesFileSource implements ImageSource {
   readonly name: string;
-  private current: string[] = [];
-  private signature = "";
-  private loaded: Promise<void> | undefined;
-  private reading: Promise<void> = Promise.resolve();
-  private watcher: FSWatcher | undefined;
-  private poller: NodeJS.Timeout | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private readonly listeners = new Set<(names: string[]) => void>();
+  #current: string[] = [];
+  #signature = "";
+  #loaded: Promise<void> | undefined;
+  #reading: Promise<void> = Promise.resolve();
+  #watcher: FSWatcher | undefined;
+  #poller: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  readonly #listeners = new Set<(names: string[]) => void>();
 
-  constructor(
-    readonly path: string,
-    private readonly opts: ImagesFileOptions,
-  ) {
+  /** The file read. */
+  readonly path: string;
+  readonly #opts: ImagesFileOptions;
+
+  constructor(path: string, opts: ImagesFileOptions) {
+    this.path = path;
+    this.#opts = opts;
     this.name = `file:${path}`;
   }
 
   /** Reads the file and starts following it. */
   async start(): Promise<void> {
-    await this.reload();
-    if (this.opts.watch !== false) this.startWatching();
-    this.poller = setInterval(
-      () => this.scheduleReload(),
-      Math.max(100, this.opts.pollMs ?? 10_000),
+    await this.#reload();
+    if (this.#opts.watch !== false) this.#startWatching();
+    this.#poller = setInterval(
+      () => this.#scheduleReload(),
+      Math.max(100, this.#opts.pollMs ?? 10_000),
     );
-    this.poller.unref();
+    this.#poller.unref();
   }
 
   /** Watches the file's directory; where that fails, the poll alone follows the file. */
-  private startWatching(): void {
+  #startWatching(): void {
     try {
-      this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+      this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
         if (file === null || file === basename(this.path) || file.startsWith(".."))
-          this.scheduleReload();
+          this.#scheduleReload();
       });
-      this.watcher.on("error", (err) => {
-        this.opts.logger.warn(
+      this.#watcher.on("error", (err) => {
+        this.#opts.logger.warn(
           { path: this.path, err: err.message },
           "cannot watch the images file; polling only",
         );
-        this.watcher?.close();
-        this.watcher = undefined;
+        this.#watcher?.close();
+        this.#watcher = undefined;
       });
     } catch (err) {
-      this.opts.logger.warn(
+      this.#opts.logger.warn(
         { path: this.path, err: (err as Error).message },
         "cannot watch the images file; polling only",
       );
@@ -85,56 +88,56 @@ export class ImagesFileSource implements ImageSource {
 
   /** Calls `listener` with the new list whenever the file's repositories change. */
   onChange(listener: (names: string[]) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   async images(): Promise<ImageCreds> {
-    this.loaded ??= this.reload();
-    await this.loaded;
-    return new Map(this.current.map((n) => [n, Credentials.none()]));
+    this.#loaded ??= this.#reload();
+    await this.#loaded;
+    return new Map(this.#current.map((n) => [n, Credentials.none()]));
   }
 
   /** The repositories the file names now. */
   names(): string[] {
-    return [...this.current];
+    return [...this.#current];
   }
 
   close(): void {
-    this.watcher?.close();
-    clearInterval(this.poller);
-    clearTimeout(this.debounce);
-    this.listeners.clear();
+    this.#watcher?.close();
+    clearInterval(this.#poller);
+    clearTimeout(this.#debounce);
+    this.#listeners.clear();
   }
 
-  private scheduleReload(): void {
-    clearTimeout(this.debounce);
+  #scheduleReload(): void {
+    clearTimeout(this.#debounce);
     // Editors write in several steps; wait for them to settle.
-    this.debounce = setTimeout(() => {
-      this.reload().catch((err: unknown) =>
-        this.opts.logger.warn(
+    this.#debounce = setTimeout(() => {
+      this.#reload().catch((err: unknown) =>
+        this.#opts.logger.warn(
           { path: this.path, err: (err as Error).message },
           "images file: a change listener failed",
         ),
       );
     }, 50);
-    this.debounce.unref();
+    this.#debounce.unref();
   }
 
   /**
    * Reads the file again unless its status is unchanged. Reads run one at a time, so that an
    * older read finishing late can never replace a newer list.
    */
-  private reload(): Promise<void> {
-    this.reading = this.reading.then(
-      () => this.readIfChanged(),
-      () => this.readIfChanged(),
+  #reload(): Promise<void> {
+    this.#reading = this.#reading.then(
+      () => this.#readIfChanged(),
+      () => this.#readIfChanged(),
     );
-    return this.reading;
+    return this.#reading;
   }
 
-  private async readIfChanged(): Promise<void> {
-    const { logger } = this.opts;
+  async #readIfChanged(): Promise<void> {
+    const { logger } = this.#opts;
     let signature: string;
     let size: number;
     try {
@@ -142,19 +145,19 @@ export class ImagesFileSource implements ImageSource {
       signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
       size = s.size;
     } catch (err) {
-      if (this.signature !== "missing") {
+      if (this.#signature !== "missing") {
         logger.warn(
           { path: this.path, code: (err as NodeJS.ErrnoException).code },
           "images file cannot be read; watching no images from it",
         );
-        this.signature = "missing";
-        this.update([]);
+        this.#signature = "missing";
+        this.#update([]);
       }
       return;
     }
-    if (signature === this.signature) return;
-    this.signature = signature;
-    const maxBytes = this.opts.maxBytes ?? 1024 * 1024;
+    if (signature === this.#signature) return;
+    this.#signature = signature;
+    const maxBytes = this.#opts.maxBytes ?? 1024 * 1024;
     if (size > maxBytes) {
       logger.warn(
         { path: this.path, size, maxBytes },
@@ -173,12 +176,12 @@ export class ImagesFileSource implements ImageSource {
       );
       return;
     }
-    this.update(this.parse(text));
+    this.#update(this.#parse(text));
   }
 
-  private parse(text: string): string[] {
+  #parse(text: string): string[] {
     const names = new Set<string>();
-    const max = this.opts.maxEntries ?? 10_000;
+    const max = this.#opts.maxEntries ?? 10_000;
     const lines = text.split(/\r?\n/);
     for (let i = 0; i < lines.length; i++) {
       const line = (lines[i] ?? "").replace(/#.*$/, "").trim();
@@ -186,13 +189,13 @@ export class ImagesFileSource implements ImageSource {
       try {
         names.add(parseImageRef(line).name.toString());
       } catch (err) {
-        this.opts.logger.warn(
+        this.#opts.logger.warn(
           { path: this.path, line: i + 1, err: (err as Error).message },
           "images file: skipping a line that is not an image reference",
         );
       }
       if (names.size >= max) {
-        this.opts.logger.warn(
+        this.#opts.logger.warn(
           { path: this.path, max },
           "images file: too many repositories; ignoring the rest",
         );
@@ -202,11 +205,11 @@ export class ImagesFileSource implements ImageSource {
     return [...names].sort();
   }
 
-  private update(names: string[]): void {
-    const changed = names.join("\n") !== this.current.join("\n");
-    this.current = names;
+  #update(names: string[]): void {
+    const changed = names.join("\n") !== this.#current.join("\n");
+    this.#current = names;
     if (!changed) return;
-    this.opts.logger.info({ path: this.path, repositories: names.length }, "images file read");
-    for (const listener of this.listeners) listener(names);
+    this.#opts.logger.info({ path: this.path, repositories: names.length }, "images file read");
+    for (const listener of this.#listeners) listener(names);
   }
 }

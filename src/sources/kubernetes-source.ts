@@ -25,15 +25,15 @@ import type { ImageSource } from "./image-source.js";
 export interface KubernetesSourceOptions {
   logger: Logger;
   /** A kubeconfig file; default: in-cluster when running in a pod, else $KUBECONFIG / ~/.kube/config. */
-  kubeconfig?: string;
+  kubeconfig?: string | undefined;
   /** The kubeconfig context (default: its current context). */
-  context?: string;
+  context?: string | undefined;
   /** Namespaces to read (default: all). */
-  namespaces?: readonly string[];
+  namespaces?: readonly string[] | undefined;
   /** Namespaces to skip. */
-  excludeNamespaces?: readonly string[];
+  excludeNamespaces?: readonly string[] | undefined;
   /** Bound on each API call (default 30 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** The Kubernetes API could not be reached or refused a call. */
@@ -41,7 +41,7 @@ export class KubernetesSourceError extends RegscanError {
   readonly code = "KUBERNETES_SOURCE";
   /** The API server's HTTP status, when it answered. */
   readonly status: number | undefined;
-  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(message: string, options?: { cause?: unknown; status?: number | undefined }) {
     super(message, options);
     this.status = options?.status;
   }
@@ -56,8 +56,8 @@ const SKIPPED_KIND_STATUSES: ReadonlySet<number> = new Set([403, 404]);
 
 interface Workload {
   kind: string;
-  metadata?: V1ObjectMeta;
-  spec?: V1PodSpec;
+  metadata?: V1ObjectMeta | undefined;
+  spec?: V1PodSpec | undefined;
 }
 
 interface Apis {
@@ -77,20 +77,24 @@ function templateSpec(item: { spec?: unknown }): V1PodSpec | undefined {
 /** Repositories and credentials found in a cluster's workloads. */
 export class KubernetesSource implements ImageSource {
   readonly name = "kubernetes";
-  private apis: Promise<Apis> | undefined;
+  #apis: Promise<Apis> | undefined;
 
-  constructor(private readonly opts: KubernetesSourceOptions) {}
+  readonly #opts: KubernetesSourceOptions;
+
+  constructor(opts: KubernetesSourceOptions) {
+    this.#opts = opts;
+  }
 
   async images(signal?: AbortSignal): Promise<ImageCreds> {
-    this.apis ??= this.connect();
-    const apis = await this.apis;
-    const workloads = await this.workloads(apis, signal);
+    this.#apis ??= this.#connect();
+    const apis = await this.#apis;
+    const workloads = await this.#workloads(apis, signal);
     const secretCache = new Map<string, Promise<Credentials | undefined>>();
     const accountCache = new Map<string, Promise<string[]>>();
     const out: ImageCreds = new Map();
     for (const w of workloads) {
       const namespace = w.metadata?.namespace ?? "default";
-      if (this.opts.excludeNamespaces?.includes(namespace)) continue;
+      if (this.#opts.excludeNamespaces?.includes(namespace)) continue;
       const spec = w.spec;
       if (!spec) continue;
       const secretNames = new Set(
@@ -100,7 +104,7 @@ export class KubernetesSource implements ImageSource {
       const accountKey = `${namespace}/${account}`;
       let fromAccount = accountCache.get(accountKey);
       if (!fromAccount) {
-        fromAccount = this.accountSecrets(apis, namespace, account, signal);
+        fromAccount = this.#accountSecrets(apis, namespace, account, signal);
         accountCache.set(accountKey, fromAccount);
       }
       for (const n of await fromAccount) secretNames.add(n);
@@ -109,7 +113,7 @@ export class KubernetesSource implements ImageSource {
         const key = `${namespace}/${secretName}`;
         let found = secretCache.get(key);
         if (!found) {
-          found = this.secretCredentials(apis, namespace, secretName, signal);
+          found = this.#secretCredentials(apis, namespace, secretName, signal);
           secretCache.set(key, found);
         }
         const c = await found;
@@ -122,7 +126,7 @@ export class KubernetesSource implements ImageSource {
         try {
           repo = parseImageRef(container.image).name.toString();
         } catch (err) {
-          this.opts.logger.warn(
+          this.#opts.logger.warn(
             {
               workload: `${w.kind}/${namespace}/${w.metadata?.name}`,
               container: container.name,
@@ -139,7 +143,7 @@ export class KubernetesSource implements ImageSource {
     return out;
   }
 
-  private async connect(): Promise<Apis> {
+  async #connect(): Promise<Apis> {
     const k8s = await importOptional(
       "@kubernetes/client-node",
       "the Kubernetes image source",
@@ -147,18 +151,18 @@ export class KubernetesSource implements ImageSource {
     );
     const kc: KubeConfig = new k8s.KubeConfig();
     try {
-      if (this.opts.kubeconfig) kc.loadFromFile(this.opts.kubeconfig);
+      if (this.#opts.kubeconfig) kc.loadFromFile(this.#opts.kubeconfig);
       else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
       else kc.loadFromDefault();
-      if (this.opts.context) kc.setCurrentContext(this.opts.context);
+      if (this.#opts.context) kc.setCurrentContext(this.#opts.context);
     } catch (err) {
       throw new KubernetesSourceError(
-        `cannot load the Kubernetes configuration${this.opts.kubeconfig ? ` from ${this.opts.kubeconfig}` : ""}: ${(err as Error).message}`,
+        `cannot load the Kubernetes configuration${this.#opts.kubeconfig ? ` from ${this.#opts.kubeconfig}` : ""}: ${(err as Error).message}`,
       );
     }
     if (!kc.getCurrentCluster()) {
       throw new KubernetesSourceError(
-        `no Kubernetes cluster configured${this.opts.kubeconfig ? ` in ${this.opts.kubeconfig}` : ""}${this.opts.context ? ` for context ${this.opts.context}` : ""}`,
+        `no Kubernetes cluster configured${this.#opts.kubeconfig ? ` in ${this.#opts.kubeconfig}` : ""}${this.#opts.context ? ` for context ${this.#opts.context}` : ""}`,
       );
     }
     return {
@@ -168,9 +172,11 @@ export class KubernetesSource implements ImageSource {
     };
   }
 
-  private async workloads(apis: Apis, signal: AbortSignal | undefined): Promise<Workload[]> {
+  async #workloads(apis: Apis, signal: AbortSignal | undefined): Promise<Workload[]> {
     const namespaces =
-      this.opts.namespaces && this.opts.namespaces.length > 0 ? this.opts.namespaces : [undefined];
+      this.#opts.namespaces && this.#opts.namespaces.length > 0
+        ? this.#opts.namespaces
+        : [undefined];
     const out: Workload[] = [];
     type Page = {
       metadata?: { _continue?: string };
@@ -237,13 +243,13 @@ export class KubernetesSource implements ImageSource {
         try {
           for (let page = 0; ; page++) {
             if (page === MAX_PAGES) {
-              this.opts.logger.warn(
+              this.#opts.logger.warn(
                 { kind, namespace: ns, pages: MAX_PAGES, pageSize: PAGE_SIZE },
                 "too many workloads to list; using the first pages only",
               );
               break;
             }
-            const result = await this.call(what, signal, () =>
+            const result = await this.#call(what, signal, () =>
               list(ns, cont ? { limit: PAGE_SIZE, _continue: cont } : { limit: PAGE_SIZE }),
             );
             for (const item of result.items)
@@ -258,7 +264,7 @@ export class KubernetesSource implements ImageSource {
             !SKIPPED_KIND_STATUSES.has(err.status)
           )
             throw err;
-          this.opts.logger.warn(
+          this.#opts.logger.warn(
             { kind, namespace: ns, status: err.status },
             `cannot ${what} (HTTP ${err.status}); skipping them`,
           );
@@ -270,19 +276,19 @@ export class KubernetesSource implements ImageSource {
     return out;
   }
 
-  private async accountSecrets(
+  async #accountSecrets(
     apis: Apis,
     namespace: string,
     account: string,
     signal: AbortSignal | undefined,
   ): Promise<string[]> {
     try {
-      const sa = await this.call(`read service account ${namespace}/${account}`, signal, () =>
+      const sa = await this.#call(`read service account ${namespace}/${account}`, signal, () =>
         apis.core.readNamespacedServiceAccount({ namespace, name: account }),
       );
       return (sa.imagePullSecrets ?? []).map((s) => s.name).filter((n): n is string => !!n);
     } catch (err) {
-      this.opts.logger.warn(
+      this.#opts.logger.warn(
         { namespace, serviceAccount: account, err: (err as Error).message },
         "cannot read a service account's pull secrets",
       );
@@ -290,7 +296,7 @@ export class KubernetesSource implements ImageSource {
     }
   }
 
-  private async secretCredentials(
+  async #secretCredentials(
     apis: Apis,
     namespace: string,
     name: string,
@@ -298,11 +304,11 @@ export class KubernetesSource implements ImageSource {
   ): Promise<Credentials | undefined> {
     let secret: V1Secret;
     try {
-      secret = await this.call(`read secret ${namespace}/${name}`, signal, () =>
+      secret = await this.#call(`read secret ${namespace}/${name}`, signal, () =>
         apis.core.readNamespacedSecret({ namespace, name }),
       );
     } catch (err) {
-      this.opts.logger.warn(
+      this.#opts.logger.warn(
         { namespace, secret: name, err: (err as Error).message },
         "cannot read a pull secret",
       );
@@ -316,7 +322,7 @@ export class KubernetesSource implements ImageSource {
           : undefined;
     const data = key ? secret.data?.[key] : undefined;
     if (!key || data === undefined) {
-      this.opts.logger.warn(
+      this.#opts.logger.warn(
         { namespace, secret: name, type: secret.type },
         "pull secret is not of type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg; ignoring it",
       );
@@ -328,7 +334,7 @@ export class KubernetesSource implements ImageSource {
         Buffer.from(data, "base64"),
       );
     } catch (err) {
-      this.opts.logger.warn(
+      this.#opts.logger.warn(
         { namespace, secret: name, err: (err as Error).message },
         "cannot parse a pull secret; ignoring it",
       );
@@ -337,12 +343,8 @@ export class KubernetesSource implements ImageSource {
   }
 
   /** Runs one API call bounded in time and by the caller's signal, with a clear error. */
-  private async call<T>(
-    what: string,
-    signal: AbortSignal | undefined,
-    run: () => Promise<T>,
-  ): Promise<T> {
-    const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000);
+  async #call<T>(what: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+    const timeout = AbortSignal.timeout(this.#opts.timeoutMs ?? 30_000);
     const bound = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
@@ -365,7 +367,7 @@ export class KubernetesSource implements ImageSource {
       const detail = status === undefined ? (err as Error).message : `HTTP ${status}`;
       throw new KubernetesSourceError(`Kubernetes API: ${what}: ${detail}`, {
         cause: err,
-        ...(status === undefined ? {} : { status }),
+        status,
       });
     } finally {
       if (onAbort) bound.removeEventListener("abort", onAbort);

@@ -3,8 +3,9 @@ import type { Command } from "commander";
 import { Registry as MetricsRegistry } from "prom-client";
 import { openStore, redact } from "../../cache/open-store.js";
 import type { Store } from "../../cache/store.js";
-import { Warmer } from "../../cache/warmer.js";
-import type { RepositoryScanResult } from "../../cache/warmer-types.js";
+import type { TagFilterOptions } from "../../cache/tag-filter.js";
+import { type ScanOptions, type ScanTarget, Warmer } from "../../cache/warmer.js";
+import type { RepositoryOptions, RepositoryScanResult } from "../../cache/warmer-types.js";
 import { type ImageName, parseImageRef } from "../../image/ref.js";
 import { RemoteClientFactory } from "../../registry/factory.js";
 import { HttpMetrics } from "../../registry/instrument.js";
@@ -88,10 +89,11 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
     if (!names.some((n) => n.equals(ref.name))) names.push(ref.name);
   }
   const platform = flags.platform;
-  const tagFilter =
-    flags.include.length > 0 || flags.exclude.length > 0 || flags.maxTags !== undefined
-      ? { include: flags.include, exclude: flags.exclude, maxTags: flags.maxTags }
-      : undefined;
+  let tagFilter: TagFilterOptions | undefined;
+  if (flags.include.length > 0 || flags.exclude.length > 0 || flags.maxTags !== undefined) {
+    tagFilter = { include: flags.include, exclude: flags.exclude };
+    if (flags.maxTags !== undefined) tagFilter.maxTags = flags.maxTags;
+  }
   const logger = cliLogger(ctx, flags.trace ? "info" : "warn");
   const creds = await loadCredentials(flags, ctx.env);
   const metricsRegistry = new MetricsRegistry();
@@ -101,10 +103,10 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
     trace: flags.trace ?? false,
     insecureHosts: flags.insecureHost,
     env: ctx.env,
-    ...(platform ? { platform } : {}),
-    ...(flags.requestTimeout === undefined ? {} : { requestTimeoutMs: flags.requestTimeout }),
+    platform,
+    requestTimeoutMs: flags.requestTimeout,
     // Flux v1's --registry-burst was both the bucket size and the requests in flight.
-    ...(flags.rps !== undefined ? { limiters: { rps: flags.rps, burst: flags.burst } } : {}),
+    limiters: flags.rps === undefined ? undefined : { rps: flags.rps, burst: flags.burst },
     metrics: http,
   });
   let store: Store;
@@ -128,21 +130,14 @@ async function runScan(ctx: CliContext, images: string[], flags: ScanFlags): Pro
       concurrency: Math.min(names.length, 4),
       metricsRegistry,
     });
-    const targets = names.map((name) => ({
-      name,
-      creds,
-      options: { ...(tagFilter ? { tagFilter } : {}), ...(platform ? { platform } : {}) },
-    }));
-    const scanOpts = {
-      signal: stop.signal,
-      force: true,
-      ...(progress
-        ? {
-            onProgress: (repo: string, p: { total: number; done: number }) =>
-              progress.update(repo, p),
-          }
-        : {}),
-    };
+    const targets = names.map((name): ScanTarget => {
+      const options: RepositoryOptions = {};
+      if (tagFilter) options.tagFilter = tagFilter;
+      if (platform) options.platform = platform;
+      return { name, creds, options };
+    });
+    const scanOpts: ScanOptions = { signal: stop.signal, force: true };
+    if (progress) scanOpts.onProgress = (repo, p) => progress.update(repo, p);
     results = await warmer.scan(targets, scanOpts);
     if (flags.waitLease !== undefined) {
       // Another scan holds some leases: retry those until they are free or the wait is over.
@@ -248,8 +243,9 @@ function summaryJson(
       errors: r.errors,
       newTags: r.newTags,
       movedTags: r.movedTags,
-      ...(r.error ? { error: r.error } : {}),
-      ...(r.leaseHolder ? { leaseHolder: r.leaseHolder } : {}),
+      // Undefined when absent, which JSON.stringify leaves out.
+      error: r.error,
+      leaseHolder: r.leaseHolder,
       durationMs: Math.round(r.durationMs),
     })),
     requests: { total: Object.values(requests).reduce((a, b) => a + b, 0), byMethod: requests },
