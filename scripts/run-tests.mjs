@@ -4,9 +4,12 @@
 // `--test test/` finds no .ts files and exits 0 having run nothing. `node --test` sorts the
 // files it is given by name, so this starts the runner through its `run()` API instead, in
 // the order of scripts/test-times.json (seconds per file, measured): a slow file started
-// last would hold the whole run up alone. `--record-times` rewrites that file from this run.
+// last would hold the whole run up alone. `--record-times` rewrites that file from this run;
+// `--cpu` prints each file's CPU time (user + system, its child processes included) and the
+// run's, which say more than seconds of wall on a shared machine.
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { run } from "node:test";
 import { spec, tap } from "node:test/reporters";
@@ -21,14 +24,72 @@ const UNKNOWN_SECONDS = 5;
  */
 const DEFAULT_CONCURRENCY = "4";
 
+/**
+ * With `--cpu`, loaded into the runner and every test file's process: at exit it appends
+ * the process's CPU seconds, and those of the child processes it waited for (registries,
+ * servers, tsc, npm: /proc/self/stat's cutime and cstime, in clock ticks of 1/100 s), to
+ * the file REGSCAN_TEST_CPU_LOG names. The runner's own line includes its test files'.
+ */
+const CPU_HOOK = `import { appendFileSync, readFileSync } from "node:fs";
+import { isMainThread } from "node:worker_threads";
+// A worker thread (it inherits the flags) would count its process a second time.
+if (isMainThread) process.once("exit", () => {
+  const log = process.env.REGSCAN_TEST_CPU_LOG;
+  if (!log) return;
+  let children = 0;
+  try {
+    const f = readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" ");
+    children = (Number(f[13]) + Number(f[14])) / 100;
+  } catch {}
+  const own = process.cpuUsage();
+  appendFileSync(log, JSON.stringify({ file: process.argv[1], own: (own.user + own.system) / 1e6, children }) + "\\n");
+});`;
+
 // The test files' processes inherit this process's flags: start again with tsx loaded.
 if (!process.execArgv.some((a) => a.includes("tsx"))) {
+  const cpu = process.argv.includes("--cpu");
+  const dir = cpu ? mkdtempSync(join(tmpdir(), "regscan-test-cpu-")) : undefined;
+  const hook = cpu ? ["--import", `data:text/javascript,${encodeURIComponent(CPU_HOOK)}`] : [];
+  const started = performance.now();
   const again = spawnSync(
     process.execPath,
-    ["--import", "tsx", fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    { stdio: "inherit" },
+    ["--import", "tsx", ...hook, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    {
+      stdio: "inherit",
+      env: dir ? { ...process.env, REGSCAN_TEST_CPU_LOG: join(dir, "cpu.jsonl") } : process.env,
+    },
   );
+  if (dir) {
+    reportCpu(join(dir, "cpu.jsonl"), (performance.now() - started) / 1000);
+    rmSync(dir, { recursive: true, force: true });
+  }
   process.exit(again.status ?? 1);
+}
+
+/** Prints the CPU seconds `--cpu` collected, most first, and the run's total. */
+function reportCpu(log, wallSeconds) {
+  let lines = [];
+  try {
+    lines = readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+  } catch {
+    console.error("run-tests: no CPU figures were written");
+    return;
+  }
+  const runner = lines.find((l) => l.file === fileURLToPath(import.meta.url));
+  const files = lines
+    .filter((l) => l !== runner)
+    .map((l) => ({ file: relative(process.cwd(), l.file), cpu: l.own + l.children }))
+    .sort((a, b) => b.cpu - a.cpu);
+  const fmt = (s) => s.toFixed(1).padStart(6);
+  console.log("# CPU seconds per file (user + system, child processes included):");
+  for (const f of files) console.log(`# ${fmt(f.cpu)}  ${f.file}`);
+  const total = runner ? runner.own + runner.children : files.reduce((n, f) => n + f.cpu, 0);
+  console.log(
+    `# CPU ${total.toFixed(1)} s in ${wallSeconds.toFixed(1)} s of wall (${files.length} files)`,
+  );
 }
 
 function findTests(dir) {
@@ -51,7 +112,7 @@ function readTimes() {
 
 const args = process.argv.slice(2);
 const record = args.includes("--record-times");
-const given = args.filter((a) => a !== "--record-times");
+const given = args.filter((a) => a !== "--record-times" && a !== "--cpu");
 const files = given.length > 0 ? given : findTests("test");
 if (files.length === 0) {
   console.error("run-tests: no test files found under test/");

@@ -1,10 +1,18 @@
 /**
- * The package as users get it: `npm pack` of a fresh build, installed into a new ESM project
- * and a new CommonJS project from the local npm cache, both without the optional dependencies
- * (the cloud SDKs and the Kubernetes client: nearly all of the install's time and size; their
- * absence also proves that no public declaration needs their types). Both run; the README's library examples type-check with `skipLibCheck: false`
- * under `moduleResolution` nodenext and bundler; a CommonJS TypeScript project compiles and
- * runs; a feature whose optional package is missing says which package to install.
+ * The package as users get it: `npm pack` of a fresh build, installed into a new project
+ * from the local npm cache without the optional dependencies (the cloud SDKs and the
+ * Kubernetes client: nearly all of the install's time and size; their absence also proves
+ * that no public declaration needs their types). Its import runs from ESM and its require()
+ * from CommonJS; the README's library examples type-check with `skipLibCheck: false` under
+ * `moduleResolution` nodenext and bundler; a CommonJS TypeScript project compiles and runs;
+ * a feature whose optional package is missing says which package to install.
+ *
+ * One install serves both module systems (a project without `"type"` is CommonJS, a
+ * `.mjs` file or a directory whose package.json says `"type": "module"` is ESM, and Node
+ * and TypeScript resolve the same `node_modules` for both), and one nodenext tsc program
+ * checks the ESM examples and compiles the CommonJS project (module format is per file
+ * under nodenext, and the package's declarations are checked once for both): the
+ * declarations' check is nearly all of a run's time.
  */
 import assert from "node:assert/strict";
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -24,8 +32,20 @@ function ok(what: string, r: RunResult): RunResult {
   return r;
 }
 
+/** `file(line,col): error TSnnnn` of a tsc run, as [file, code] pairs. */
+function tscErrors(r: RunResult): string[][] {
+  return [...r.stdout.matchAll(/^(\S+?)\(\d+,\d+\): error (TS\d+)/gm)].map((m) => [
+    m[1] ?? "",
+    m[2] ?? "",
+  ]);
+}
+
 /** A tsconfig for a consumer project; Node's types come from this checkout. */
-function tsconfig(resolution: "nodenext" | "bundler", extra: Record<string, unknown> = {}) {
+function tsconfig(
+  resolution: "nodenext" | "bundler",
+  include: string[],
+  extra: Record<string, unknown> = {},
+) {
   return JSON.stringify({
     compilerOptions: {
       target: "ES2022",
@@ -39,7 +59,7 @@ function tsconfig(resolution: "nodenext" | "bundler", extra: Record<string, unkn
       typeRoots: [join(ROOT, "node_modules/@types")],
       ...extra,
     },
-    include: ["*.ts"],
+    include,
   });
 }
 
@@ -53,18 +73,76 @@ async function readmeLibraryExamples(): Promise<string[]> {
   return [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
 }
 
-describe("the packed tarball, installed into fresh projects", () => {
+/** Every subpath's declarations are checked too, not only the root's. */
+const SUBPATHS_TS = `import type { Config, Daemon, ImageSource } from "regscan/daemon";
+import { MemcachedStore } from "regscan/stores/memcached";
+import { MemoryStore } from "regscan/stores/memory";
+import { RedisStore } from "regscan/stores/redis";
+import { defaultSqlitePath, SqliteStore } from "regscan/stores/sqlite";
+export type Used = [Config, Daemon, ImageSource, MemcachedStore, RedisStore, SqliteStore];
+export const store = new MemoryStore();
+export const path: string = defaultSqlitePath();
+`;
+
+/** A mistake that the check must catch: it really reads regscan's types. */
+const MISTAKE_TS = `import { parseImageRef } from "regscan";\nexport const n: number = parseImageRef("alpine");\n`;
+
+/** The CommonJS TypeScript program: the optional packages' absence is named. */
+const CJS_MAIN_TS = `import { CloudCredentialsError, getGCPOAuthToken, MissingDependencyError, parseImageRef } from "regscan";
+import { KubernetesSource } from "regscan/daemon";
+
+async function main(): Promise<string[]> {
+  const out = [parseImageRef("ghcr.io/org/app:v1").familiar()];
+  const silent = () => {};
+  const logger = { info: silent, warn: silent, error: silent, debug: silent, trace: silent };
+  try {
+    await new KubernetesSource({ logger: logger as never }).images();
+    out.push("kubernetes: no error");
+  } catch (err) {
+    out.push(err instanceof MissingDependencyError ? \`\${err.code} \${err.packageName}\` : String(err));
+  }
+  try {
+    await getGCPOAuthToken("gcr.io");
+    out.push("gcp: no error");
+  } catch (err) {
+    const cause = err instanceof CloudCredentialsError ? err.cause : err;
+    out.push(cause instanceof MissingDependencyError ? \`\${cause.code} \${cause.packageName}\` : String(err));
+  }
+  return out;
+}
+main().then((out) => console.log(JSON.stringify(out)));
+`;
+
+/** Writes the README's examples, the subpath imports and the mistake into an ESM directory. */
+async function writeExamples(dir: string): Promise<void> {
+  const examples = await readmeLibraryExamples();
+  assert.ok(examples.length >= 3, "README has library examples");
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module", private: true }));
+  for (const [i, code] of examples.entries()) {
+    await writeFile(join(dir, `example${i}.ts`), code);
+  }
+  await writeFile(join(dir, "subpaths.ts"), SUBPATHS_TS);
+  await writeFile(join(dir, "mistake.ts"), MISTAKE_TS);
+}
+
+describe("the packed tarball, installed into a fresh project", () => {
   let work: string;
-  let tarball: string;
   let files: string[];
-  let esm: string;
-  let cjs: string;
+  /** The consumer project: CommonJS by default, with ESM files and directories in it. */
+  let app: string;
+  /** The nodenext program (ESM examples in esm/, CommonJS main.ts) and the bundler check. */
+  let nodenext: Promise<RunResult>;
+  let bundler: Promise<RunResult>;
 
   before(
     async () => {
       work = await mkdtemp(join(tmpdir(), "regscan-package-"));
       // A build of its own, not the checkout's dist/ (which other runs may be using, and
-      // which may hold files of modules since removed).
+      // which may hold files of modules since removed). --noCheck: the type-check is
+      // `npm test`'s own step (tsc --noEmit over src/ and test/), and what tsc emits does
+      // not depend on it (compared: the same files, one union's members in another order);
+      // it is a third of the build's time.
       const pkg = join(work, "pkg");
       await mkdir(pkg);
       for (const f of ["package.json", "README.md", "LICENSE"]) {
@@ -75,7 +153,14 @@ describe("the packed tarball, installed into fresh projects", () => {
         "tsc build",
         await run(
           process.execPath,
-          [TSC, "-p", join(ROOT, "tsconfig.build.json"), "--outDir", join(pkg, "dist")],
+          [
+            TSC,
+            "-p",
+            join(ROOT, "tsconfig.build.json"),
+            "--noCheck",
+            "--outDir",
+            join(pkg, "dist"),
+          ],
           { timeoutMs: 300_000 },
         ),
       );
@@ -87,41 +172,49 @@ describe("the packed tarball, installed into fresh projects", () => {
       );
       const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
       assert.ok(info);
-      tarball = join(work, basename(info.filename));
+      const tarball = join(work, basename(info.filename));
       files = info.files.map((f) => f.path);
 
-      esm = join(work, "esm");
-      cjs = join(work, "cjs");
-      await mkdir(esm);
-      await mkdir(cjs);
+      app = join(work, "app");
+      await mkdir(app);
+      // No "type": CommonJS, as most projects that require() a package are.
       await writeFile(
-        join(esm, "package.json"),
-        JSON.stringify({ name: "esm-consumer", private: true, type: "module" }),
-      );
-      await writeFile(
-        join(cjs, "package.json"),
-        JSON.stringify({ name: "cjs-consumer", private: true }),
+        join(app, "package.json"),
+        JSON.stringify({ name: "consumer", private: true }),
       );
       // --ignore-scripts: better-sqlite3 would compile from source; nothing here opens SQLite.
       ok(
-        "npm install --omit=optional (ESM)",
+        "npm install --omit=optional",
         await run("npm", [...NPM_INSTALL, "--omit=optional", tarball], {
-          cwd: esm,
+          cwd: app,
           timeoutMs: 300_000,
         }),
       );
-      ok(
-        "npm install --omit=optional (CommonJS)",
-        await run("npm", [...NPM_INSTALL, "--omit=optional", tarball], {
-          cwd: cjs,
-          timeoutMs: 300_000,
-        }),
+
+      const ts = join(app, "ts");
+      await writeExamples(join(ts, "esm"));
+      await writeFile(
+        join(ts, "tsconfig.json"),
+        tsconfig("nodenext", ["*.ts", "esm/*.ts"], { noEmit: false, outDir: "out", rootDir: "." }),
       );
+      // ts/ has no package.json of its own: main.ts is CommonJS, as app/ is.
+      await writeFile(join(ts, "main.ts"), CJS_MAIN_TS);
+      const types = join(app, "types-bundler");
+      await writeExamples(types);
+      await writeFile(join(types, "tsconfig.json"), tsconfig("bundler", ["*.ts"]));
+      // Both checks run while the tests below use the install; each test awaits its own.
+      nodenext = run(process.execPath, [TSC, "-p", "."], { cwd: ts, timeoutMs: 300_000 });
+      bundler = run(process.execPath, [TSC, "-p", "."], { cwd: types, timeoutMs: 300_000 });
+      // Neither is awaited here: a rejection (spawn failure) is the awaiting test's.
+      nodenext.catch(() => {});
+      bundler.catch(() => {});
     },
     { timeout: HOOK_TIMEOUT },
   );
 
   after(async () => {
+    // The checks may still run when a test failed early; they are awaited before the rm.
+    await Promise.allSettled([nodenext, bundler].filter((p) => p !== undefined));
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -153,7 +246,7 @@ describe("the packed tarball, installed into fresh projects", () => {
 
   test("ESM: import of the root and the subpaths runs; the root loads no heavy dependency", async () => {
     await writeFile(
-      join(esm, "main.mjs"),
+      join(app, "main.mjs"),
       `import { parseImageRef, openStore, MissingDependencyError } from "regscan";
 import { Daemon, loadConfig } from "regscan/daemon";
 import { MemoryStore } from "regscan/stores/memory";
@@ -164,7 +257,7 @@ console.log(JSON.stringify([parseImageRef("alpine:3.19").toString(), typeof Daem
   typeof MemoryStore, typeof RedisStore, new MissingDependencyError("x", "y").code]));
 `,
     );
-    const r = ok("node main.mjs", await run(process.execPath, ["main.mjs"], { cwd: esm }));
+    const r = ok("node main.mjs", await run(process.execPath, ["main.mjs"], { cwd: app }));
     assert.deepEqual(JSON.parse(r.stdout), [
       "docker.io/library/alpine:3.19",
       "function",
@@ -173,59 +266,18 @@ console.log(JSON.stringify([parseImageRef("alpine:3.19").toString(), typeof Daem
       "function",
       "MISSING_DEPENDENCY",
     ]);
-    for (const f of ENTRY_LOAD_FILES) await copyFile(f, join(esm, basename(f)));
+    for (const f of ENTRY_LOAD_FILES) await copyFile(f, join(app, basename(f)));
     const loaded = await loadEntry("regscan", {
-      cwd: esm,
-      child: join(esm, "entry-load-child.mjs"),
+      cwd: app,
+      child: join(app, "entry-load-child.mjs"),
     });
     assert.ok(loaded.exports > 50);
     assert.deepEqual(loaded.afterImport, []);
   });
 
-  for (const resolution of ["nodenext", "bundler"] as const) {
-    test(`the README's library examples type-check (moduleResolution ${resolution}, skipLibCheck false)`, async () => {
-      const examples = await readmeLibraryExamples();
-      assert.ok(examples.length >= 3, "README has library examples");
-      const dir = join(esm, `types-${resolution}`);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module", private: true }));
-      await writeFile(join(dir, "tsconfig.json"), tsconfig(resolution));
-      for (const [i, code] of examples.entries()) {
-        await writeFile(join(dir, `example${i}.ts`), code);
-      }
-      // Every subpath's declarations are checked too, not only the root's.
-      await writeFile(
-        join(dir, "subpaths.ts"),
-        `import type { Config, Daemon, ImageSource } from "regscan/daemon";
-import { MemcachedStore } from "regscan/stores/memcached";
-import { MemoryStore } from "regscan/stores/memory";
-import { RedisStore } from "regscan/stores/redis";
-import { defaultSqlitePath, SqliteStore } from "regscan/stores/sqlite";
-export type Used = [Config, Daemon, ImageSource, MemcachedStore, RedisStore, SqliteStore];
-export const store = new MemoryStore();
-export const path: string = defaultSqlitePath();
-`,
-      );
-      // A mistake is caught: the check really reads regscan's types.
-      await writeFile(
-        join(dir, "mistake.ts"),
-        `import { parseImageRef } from "regscan";\nexport const n: number = parseImageRef("alpine");\n`,
-      );
-      const bad = await run(process.execPath, [TSC, "-p", "."], { cwd: dir, timeoutMs: 180_000 });
-      assert.notEqual(bad.code, 0);
-      assert.deepEqual(
-        [...bad.stdout.matchAll(/^(\S+?)\(\d+,\d+\): error (TS\d+)/gm)].map((m) => [m[1], m[2]]),
-        [["mistake.ts", "TS2322"]],
-        bad.stdout,
-      );
-      // That mistake is the only error: every example and subpath file type-checks (one tsc
-      // run proves both).
-    });
-  }
-
   test("CommonJS: require() of the root and the subpaths runs (no optional dependencies)", async () => {
     await writeFile(
-      join(cjs, "main.cjs"),
+      join(app, "main.cjs"),
       `const regscan = require("regscan");
 const { KubernetesSource } = require("regscan/daemon");
 const { SqliteStore, defaultSqlitePath } = require("regscan/stores/sqlite");
@@ -233,7 +285,7 @@ console.log(JSON.stringify([regscan.parseImageRef("alpine:3.19").familiar(), typ
   typeof SqliteStore, typeof defaultSqlitePath, typeof regscan.Warmer]));
 `,
     );
-    const r = ok("node main.cjs", await run(process.execPath, ["main.cjs"], { cwd: cjs }));
+    const r = ok("node main.cjs", await run(process.execPath, ["main.cjs"], { cwd: app }));
     assert.deepEqual(JSON.parse(r.stdout), [
       "alpine:3.19",
       "function",
@@ -243,45 +295,32 @@ console.log(JSON.stringify([regscan.parseImageRef("alpine:3.19").familiar(), typ
     ]);
   });
 
-  test("CommonJS TypeScript (module nodenext) compiles and runs; a missing optional package is named", async () => {
-    const dir = join(cjs, "ts");
-    await mkdir(dir);
-    await writeFile(
-      join(dir, "tsconfig.json"),
-      tsconfig("nodenext", { noEmit: false, outDir: "out", rootDir: "." }),
-    );
-    await writeFile(
-      join(dir, "main.ts"),
-      `import { CloudCredentialsError, getGCPOAuthToken, MissingDependencyError, parseImageRef } from "regscan";
-import { KubernetesSource } from "regscan/daemon";
+  // The planted mistake is the only error of each run: every example and subpath file
+  // type-checks, and the CommonJS program compiles (one tsc run proves both).
+  test("the README's library examples type-check (moduleResolution nodenext, skipLibCheck false)", async () => {
+    const r = await nodenext;
+    assert.notEqual(r.code, 0);
+    assert.deepEqual(tscErrors(r), [["esm/mistake.ts", "TS2322"]], r.stdout);
+  });
 
-async function main(): Promise<string[]> {
-  const out = [parseImageRef("ghcr.io/org/app:v1").familiar()];
-  const silent = () => {};
-  const logger = { info: silent, warn: silent, error: silent, debug: silent, trace: silent };
-  try {
-    await new KubernetesSource({ logger: logger as never }).images();
-    out.push("kubernetes: no error");
-  } catch (err) {
-    out.push(err instanceof MissingDependencyError ? \`\${err.code} \${err.packageName}\` : String(err));
-  }
-  try {
-    await getGCPOAuthToken("gcr.io");
-    out.push("gcp: no error");
-  } catch (err) {
-    const cause = err instanceof CloudCredentialsError ? err.cause : err;
-    out.push(cause instanceof MissingDependencyError ? \`\${cause.code} \${cause.packageName}\` : String(err));
-  }
-  return out;
-}
-main().then((out) => console.log(JSON.stringify(out)));
-`,
+  test("the README's library examples type-check (moduleResolution bundler, skipLibCheck false)", async () => {
+    const r = await bundler;
+    assert.notEqual(r.code, 0);
+    assert.deepEqual(tscErrors(r), [["mistake.ts", "TS2322"]], r.stdout);
+  });
+
+  test("CommonJS TypeScript (module nodenext) compiles and runs; a missing optional package is named", async () => {
+    const dir = join(app, "ts");
+    const r = await nodenext;
+    assert.deepEqual(
+      tscErrors(r),
+      [["esm/mistake.ts", "TS2322"]],
+      `tsc:\n${r.stdout}\n${r.stderr}`,
     );
-    ok("tsc (CommonJS)", await run(process.execPath, [TSC, "-p", dir], { timeoutMs: 180_000 }));
     const js = await readFile(join(dir, "out/main.js"), "utf8");
     assert.match(js, /require\("regscan"\)/, "compiled to CommonJS");
-    const r = ok("node out/main.js", await run(process.execPath, ["out/main.js"], { cwd: dir }));
-    assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "[]"), [
+    const out = ok("node out/main.js", await run(process.execPath, ["out/main.js"], { cwd: dir }));
+    assert.deepEqual(JSON.parse(out.stdout.trim().split("\n").at(-1) ?? "[]"), [
       "ghcr.io/org/app:v1",
       "MISSING_DEPENDENCY @kubernetes/client-node",
       "MISSING_DEPENDENCY google-auth-library",
