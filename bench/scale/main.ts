@@ -12,26 +12,13 @@ import { cleanupAll } from "../../test/support/processes.js";
 import { startRedis } from "../../test/support/redis.js";
 import { everyPersonality } from "../sim/fleets.js";
 import type { SimulatorOptions } from "../sim/simulator.js";
-import {
-  apiLoad,
-  type FleetRepo,
-  loadFleet,
-  measureStaleness,
-  type SimStats,
-  simStats,
-  totalsBetween,
-  waitForFullCache,
-  windows,
-} from "./measure.js";
+import { type FillPhase, fillPhase, round, roundRobin, sumTotals } from "./fill.js";
+import { type FleetRepo, loadFleet, measureStaleness, type SimStats, simStats } from "./measure.js";
 import { parseScaleOptions, type ScaleOptions } from "./options.js";
 import {
   buildIfNeeded,
   memoryOf,
-  type Replica,
-  redisFlush,
   redisMemory,
-  type SimProcess,
-  startReplica,
   startSimulator,
   writeImagesFile,
 } from "./processes.js";
@@ -39,6 +26,12 @@ import { printSummary, type Target } from "./report.js";
 
 const WEBHOOK_TOKEN = "scale-bench-webhook-token";
 const MiB = 1024 * 1024;
+
+function pullLimit(o: ScaleOptions): number {
+  return (
+    simulatorOptions(o).registries.find((r) => r.personality === "dockerhub")?.pullQuota?.limit ?? 0
+  );
+}
 
 function simulatorOptions(o: ScaleOptions): SimulatorOptions {
   const specs = everyPersonality({
@@ -55,121 +48,6 @@ function simulatorOptions(o: ScaleOptions): SimulatorOptions {
     }
   }
   return { registries: specs, controlPort: 0 };
-}
-
-interface FillPhase {
-  replicas: number;
-  fill: Awaited<ReturnType<typeof waitForFullCache>>;
-  requests: Record<string, Record<string, number>>;
-  windows: Record<string, { max: number; violations: number; limit: number }>;
-  minPullsRemaining: { remaining: number; limit: number } | null;
-  api: Awaited<ReturnType<typeof apiLoad>> | null;
-  memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
-  /** The simulator's requests and CPU time during the fill (its control API included). */
-  simulator: { requests: number; cpuSeconds: number; requestsPerCpuSecond: number };
-}
-
-async function fillPhase(
-  o: ScaleOptions,
-  sim: SimProcess,
-  redis: { port: number; url: string },
-  fleet: FleetRepo[],
-  imagesFile: string,
-  count: number,
-  withApiLoad: boolean,
-): Promise<{ phase: FillPhase; replicas: Replica[] }> {
-  await redisFlush(redis.port);
-  const before = await simStats(sim.control);
-  const startedAt = Date.now();
-  const cfg = {
-    redisUrl: redis.url,
-    imagesFile,
-    registries: sim.registries,
-    budgetRps: o.budgetRps,
-    budgetBurst: o.budgetBurst,
-    intervalSeconds: o.intervalSeconds,
-    webhookToken: WEBHOOK_TOKEN,
-  };
-  const replicas = await Promise.all(
-    Array.from({ length: count }, (_, i) => startReplica(`replica-${i}`, cfg)),
-  );
-  let done = false;
-  const small = fleet.filter((r) => r.truth.size <= 100);
-  const load = withApiLoad
-    ? apiLoad(
-        replicas.map((r) => r.url),
-        small,
-        o.apiClients,
-        o.apiSeconds * 1000,
-        () => done,
-      )
-    : Promise.resolve(null);
-  let minPulls: { remaining: number; limit: number } | null = null;
-  const dockerhub = sim.registries.find((r) => r.personality === "dockerhub");
-  const limit =
-    simulatorOptions(o).registries.find((r) => r.personality === "dockerhub")?.pullQuota?.limit ??
-    0;
-  const sample = async () => {
-    if (dockerhub === undefined) return;
-    const s = await simStats(sim.control).catch(() => undefined);
-    const remaining = s?.registries[dockerhub.name]?.pullsRemaining;
-    if (typeof remaining === "number" && (minPulls === null || remaining < minPulls.remaining)) {
-      minPulls = { remaining, limit };
-    }
-  };
-  const fill = await waitForFullCache(
-    replicas[0]?.url ?? "",
-    fleet,
-    startedAt,
-    o.fillTimeout * 1000,
-    sample,
-  );
-  done = true;
-  await sample();
-  const api = await load;
-  const after = await simStats(sim.control);
-  const windowLimit = o.budgetRps * 10 + o.budgetBurst;
-  const perWindow: FillPhase["windows"] = {};
-  for (const [name, r] of Object.entries(after.registries)) {
-    perWindow[name] = {
-      ...windows(r.perSecond, startedAt, Date.now(), windowLimit),
-      limit: windowLimit,
-    };
-  }
-  return {
-    phase: {
-      replicas: count,
-      fill,
-      requests: totalsBetween(before, after),
-      simulator: simulatorLoad(before, after),
-      windows: perWindow,
-      minPullsRemaining: minPulls,
-      api,
-      memory: replicas.map((r) => {
-        const m = memoryOf(r.proc.pid);
-        return m === undefined
-          ? null
-          : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
-      }),
-    },
-    replicas,
-  };
-}
-
-function simulatorLoad(before: SimStats, after: SimStats): FillPhase["simulator"] {
-  const cpu = (s: SimStats) => s.process.cpuUserMs + s.process.cpuSystemMs;
-  const requests = sumTotals(totalsBetween(before, after));
-  const cpuSeconds = (cpu(after) - cpu(before)) / 1000;
-  return {
-    requests,
-    cpuSeconds: round(cpuSeconds),
-    requestsPerCpuSecond: round(requests / Math.max(cpuSeconds, 0.001), 0),
-  };
-}
-
-function round(n: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
 }
 
 /**
@@ -199,25 +77,51 @@ function budgetMinimum(o: ScaleOptions, fleet: FleetRepo[], phase: FillPhase) {
   return { perRegistry, seconds };
 }
 
-/**
- * The fleet one registry after another in turn, as a real images list mixes hosts: the
- * warmer takes repositories in the file's order, a few at a time, so a file grouped by
- * registry would keep all of them waiting on one registry's budget.
- */
-function roundRobin(fleet: FleetRepo[]): FleetRepo[] {
-  const byRegistry = new Map<string, FleetRepo[]>();
-  for (const r of fleet)
-    byRegistry.set(r.registry.name, [...(byRegistry.get(r.registry.name) ?? []), r]);
-  const lists = [...byRegistry.values()];
-  const out: FleetRepo[] = [];
-  for (let i = 0; out.length < fleet.length; i++) {
-    for (const list of lists) if (i < list.length) out.push(list[i] as FleetRepo);
+/** Acceptance 7's figures: what killing a replica mid-fill showed. */
+export function killTargets(phase: FillPhase, o: { killReplicaAt: number | null }): Target[] {
+  const k = phase.kill;
+  if (k === null) {
+    return [
+      {
+        figure: "replica killed mid-fill",
+        value: o.killReplicaAt === null ? "not run" : "no replica to kill",
+        target: "(acceptance 7)",
+        pass: null,
+      },
+    ];
   }
-  return out;
-}
-
-function sumTotals(requests: Record<string, Record<string, number>>): number {
-  return Object.values(requests).reduce((n, r) => n + (r.total ?? 0), 0);
+  const killedAtAll = Number.isFinite(k.atSeconds);
+  return [
+    {
+      figure: "replica killed mid-fill: nothing lost",
+      value: killedAtAll
+        ? `${k.replica} SIGKILLed at ${k.atSeconds} s (${round(100 * k.atShare)}% of tags), ${k.leasesHeld.length} lease(s) held; cache ${phase.fill.complete ? "full and equal to the truth" : "NOT full"}`
+        : "the fill ended before the kill share was reached",
+      target: "every repository fully cached, equal to the truth",
+      pass: killedAtAll && phase.fill.complete,
+    },
+    {
+      figure: "its leases: kill -> next listing by a survivor, max",
+      value:
+        k.maxTakeoverSeconds === null
+          ? "no lease held"
+          : `${k.maxTakeoverSeconds} s${k.neverTakenOver.length > 0 ? `; never listed again: ${k.neverTakenOver.join(", ")}` : ""}`,
+      target: `<= lease TTL + interval (${k.leaseTtlSeconds + k.intervalSeconds} s)`,
+      pass:
+        killedAtAll &&
+        k.neverTakenOver.length === 0 &&
+        (k.maxTakeoverSeconds ?? 0) <= k.leaseTtlSeconds + k.intervalSeconds,
+    },
+    {
+      figure: "longest unscanned gap after the kill",
+      value:
+        k.maxGap === null
+          ? "none measured"
+          : `${k.maxGap.gapSeconds} s (${k.maxGap.repository}; bound ${k.maxGap.boundSeconds} s); ${k.overBoundCount} of ${k.measured} over their bound; intervals reported up to ${k.maxReportedIntervalSeconds} s`,
+      target: "<= lease TTL + the repository's interval",
+      pass: killedAtAll && k.measured > 0 && k.overBoundCount === 0,
+    },
+  ];
 }
 
 async function main(): Promise<void> {
@@ -235,10 +139,27 @@ async function main(): Promise<void> {
     `simulator: ${sim.registries.length} registries, ${fleet.length} repositories, ${tagCount} tags; redis on ${redis.port}`,
   );
 
+  const common = {
+    sim,
+    redis,
+    fleet,
+    pullLimit: pullLimit(o),
+    fillTimeoutMs: o.fillTimeout * 1000,
+    log: (line: string) => console.log(line),
+    replica: {
+      imagesFile,
+      registries: sim.registries,
+      budgetRps: o.budgetRps,
+      budgetBurst: o.budgetBurst,
+      intervalSeconds: o.intervalSeconds,
+      leaseTtlSeconds: o.leaseTtlSeconds,
+      webhookToken: WEBHOOK_TOKEN,
+    },
+  };
   let single: FillPhase | null = null;
   if (o.compareReplicas && o.replicas === 3) {
     console.log("fill with 1 replica (for the request ratio) ...");
-    const r = await fillPhase(o, sim, redis, fleet, imagesFile, 1, false);
+    const r = await fillPhase({ ...common, count: 1 });
     single = r.phase;
     await Promise.all(r.replicas.map((x) => x.proc.stop()));
     console.log(
@@ -246,18 +167,20 @@ async function main(): Promise<void> {
     );
     load.push(loadavg());
   }
+  const kill =
+    o.killReplicaAt !== null && o.replicas === 3
+      ? { at: o.killReplicaAt, leaseTtlSeconds: o.leaseTtlSeconds }
+      : undefined;
   console.log(
-    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s ...`,
+    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s${kill ? `, one replica killed at ${round(100 * kill.at)}% of tags` : ""} ...`,
   );
-  const { phase: main, replicas } = await fillPhase(
-    o,
-    sim,
-    redis,
-    fleet,
-    imagesFile,
-    o.replicas,
-    true,
-  );
+  const { phase: main, replicas: started } = await fillPhase({
+    ...common,
+    count: o.replicas,
+    apiLoad: { clients: o.apiClients, ms: o.apiSeconds * 1000 },
+    kill,
+  });
+  const replicas = started.filter((r) => !r.proc.exited());
   console.log(
     `  ${main.fill.complete ? "full" : "NOT full"} after ${round(main.fill.ms / 1000)} s`,
   );
@@ -299,7 +222,7 @@ async function main(): Promise<void> {
   );
   const simCpuSeconds = (finalStats.process.cpuUserMs + finalStats.process.cpuSystemMs) / 1000;
 
-  const minimum = budgetMinimum(o, fleet, main);
+  const minimum = budgetMinimum(o, fleet, single ?? main);
   const fillSeconds = main.fill.ms / 1000;
   const windowViolations = Object.values(main.windows).reduce((n, w) => n + w.violations, 0);
   const maxWindow = Math.max(...Object.values(main.windows).map((w) => w.max));
@@ -347,11 +270,12 @@ async function main(): Promise<void> {
         main.minPullsRemaining.remaining >= 0.2 * main.minPullsRemaining.limit,
     },
     {
-      figure: "registry requests, 3 replicas / 1",
+      figure: `registry requests, 3 replicas${main.kill ? " (one killed mid-fill)" : ""} / 1`,
       value: ratio3to1 === null ? "not run" : round(ratio3to1, 3),
       target: "<= 1.05",
       pass: ratio3to1 === null ? null : ratio3to1 <= 1.05,
     },
+    ...killTargets(main, o),
     {
       figure: "staleness with webhooks p50 / p99",
       value:

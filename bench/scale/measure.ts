@@ -131,22 +131,25 @@ export interface FillResult {
 
 /**
  * Polls the API every 2 s until every repository shows exactly its true tags with their
- * digests, or the deadline passes; `onTick` runs each round (samples the simulator).
+ * digests, or the deadline passes; `onTick` runs each round with the tags seen so far (the
+ * bench samples the simulator, and kills a replica once enough of the fill is done).
  */
 export async function waitForFullCache(
   api: string,
   fleet: FleetRepo[],
   startedAt: number,
   timeoutMs: number,
-  onTick: () => Promise<void>,
+  onTick: (progress: { visibleTags: number; tags: number }) => Promise<void>,
 ): Promise<FillResult> {
   const pending = new Map(fleet.map((r) => [r.name, r]));
   const visible = new Map<string, number>();
   let extraTags = 0;
   let duplicateTags = 0;
   const deadline = startedAt + timeoutMs;
+  const tags = fleet.reduce((n, r) => n + r.truth.size, 0);
+  const seen = () => [...visible.values()].reduce((a, b) => a + b, 0);
   while (pending.size > 0 && Date.now() < deadline) {
-    await onTick();
+    await onTick({ visibleTags: seen(), tags });
     await forEachLimited([...pending.values()], 8, async (repo) => {
       try {
         const { body } = await readRepository(api, repo.name);
@@ -165,8 +168,7 @@ export async function waitForFullCache(
     if (pending.size > 0) await sleep(Math.min(2_000, Math.max(0, deadline - Date.now())));
   }
   const ms = Date.now() - startedAt;
-  const tags = fleet.reduce((n, r) => n + r.truth.size, 0);
-  const visibleTags = [...visible.values()].reduce((a, b) => a + b, 0);
+  const visibleTags = seen();
   return {
     complete: pending.size === 0,
     ms,

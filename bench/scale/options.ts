@@ -27,6 +27,13 @@ export interface ScaleOptions {
   grace: number;
   /** Longest a cold fill may take before the bench reports it unfinished, seconds. */
   fillTimeout: number;
+  /**
+   * Share of the tags cached when one of 3 replicas is killed with SIGKILL (acceptance 7);
+   * null: no kill. Default 0.5 with 3 replicas.
+   */
+  killReplicaAt: number | null;
+  /** The replicas' repository lease TTL, seconds (short, so a dead replica's leases expire). */
+  leaseTtlSeconds: number;
   /** Seconds of the 50-client API load at the start of the fill. */
   apiSeconds: number;
   apiClients: number;
@@ -52,6 +59,14 @@ function onOff(name: string, raw: string | undefined, fallback: boolean): boolea
   throw new ScaleOptionError(`--${name} must be on or off, got ${raw}`);
 }
 
+function killAt(raw: string | undefined, threeReplicas: boolean): number | null {
+  if (raw === undefined) return threeReplicas ? 0.5 : null;
+  if (raw === "off") return null;
+  const share = positive("kill-replica-at", raw, 0.5);
+  if (share >= 1) throw new ScaleOptionError(`--kill-replica-at must be below 1, got ${raw}`);
+  return share;
+}
+
 export function parseScaleOptions(argv: string[]): ScaleOptions {
   const { values } = parseArgs({
     args: argv,
@@ -69,6 +84,8 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
       "fill-timeout": { type: "string" },
       grace: { type: "string" },
       "api-seconds": { type: "string" },
+      "kill-replica-at": { type: "string" },
+      "lease-ttl": { type: "string" },
       "api-clients": { type: "string" },
       output: { type: "string" },
     },
@@ -95,6 +112,8 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     intervalSeconds: positive("interval", values.interval, 20),
     grace: positive("grace", values.grace, 60),
     fillTimeout: positive("fill-timeout", values["fill-timeout"], 600),
+    killReplicaAt: killAt(values["kill-replica-at"], replicas === 3),
+    leaseTtlSeconds: positive("lease-ttl", values["lease-ttl"], 10),
     apiSeconds: positive("api-seconds", values["api-seconds"], 20),
     apiClients: Math.round(positive("api-clients", values["api-clients"], 50)),
     output: values.output ?? "bench/results/scale.json",

@@ -95,6 +95,21 @@ export async function redisMemory(port: number): Promise<{ usedMemory: number; k
   return { usedMemory: used, keys };
 }
 
+/**
+ * The repositories whose lease `owner` holds now (the warmer's `...lease:NAME` keys, whose
+ * value is the owner; `lease-holder:` keys do not match the pattern).
+ */
+export async function leasesHeldBy(port: number, owner: string): Promise<string[]> {
+  const keys = (await redisCli(port, "--scan", "--pattern", "*:lease:*"))
+    .split("\n")
+    .filter((k) => k !== "");
+  if (keys.length === 0) return [];
+  const values = (await redisCli(port, "mget", ...keys)).split("\n");
+  return keys
+    .filter((_, i) => values[i] === owner)
+    .map((k) => k.slice(k.indexOf(":lease:") + ":lease:".length));
+}
+
 export async function redisFlush(port: number): Promise<void> {
   await redisCli(port, "flushall");
 }
@@ -112,6 +127,8 @@ export interface ReplicaConfig {
   budgetRps: number;
   budgetBurst: number;
   intervalSeconds: number;
+  /** How long a repository lease lasts unless renewed (`--lease-ttl`); default regscan's. */
+  leaseTtlSeconds?: number | undefined;
   webhookToken: string;
 }
 
@@ -154,6 +171,7 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       "--webhook-secret",
       "distribution=env:SCALE_BENCH_HOOK",
     ];
+    if (cfg.leaseTtlSeconds !== undefined) args.push("--lease-ttl", `${cfg.leaseTtlSeconds}s`);
     for (const r of cfg.registries) {
       args.push(
         "--insecure-host",

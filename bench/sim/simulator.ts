@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { ChurnGenerator, type ChurnOptions } from "./churn.js";
 import { type FleetSpec, RegistryContent } from "./content.js";
+import { ListingLog } from "./listings.js";
 import { PERSONALITIES, type PersonalityName } from "./personalities.js";
 import { type Faults, SimRegistry } from "./registry-server.js";
 import { TokenIssuer } from "./tokens.js";
@@ -32,6 +33,8 @@ export interface SimulatorOptions {
 
 export class Simulator {
   readonly registries: SimRegistry[];
+  /** When each repository was listed (tag-list requests answered 200). */
+  readonly listings: ListingLog;
   #churn: ChurnGenerator | undefined;
   #control: Server | undefined;
   #controlUrl: string | undefined;
@@ -40,6 +43,7 @@ export class Simulator {
 
   private constructor(registries: SimRegistry[]) {
     this.registries = registries;
+    this.listings = new ListingLog(registries);
   }
 
   /** Starts every registry (and the control API when asked for). */
@@ -128,6 +132,7 @@ export class Simulator {
   }
 
   async stop(): Promise<void> {
+    this.listings.stop();
     await this.#churn?.stop();
     const control = this.#control;
     if (control !== undefined) {
@@ -187,6 +192,8 @@ export class Simulator {
           q.get("digests") === "1" ? content.truth(repository) : content.tags(repository),
         );
       }
+      case "GET /_sim/listings":
+        return sendJson(res, 200, this.listings.since(Number(q.get("since") ?? 0)));
       case "GET /_sim/changes":
         return sendJson(res, 200, this.#churn?.since(Number(q.get("since") ?? 0)) ?? []);
       case "POST /_sim/faults": {

@@ -443,6 +443,40 @@ describe("tokens, faults and counts", () => {
     assert.deepEqual(await faults.json(), { latencyMs: 1 });
     sim.registry("ecr").setFaults({});
   });
+
+  test("the control API tells when each repository was listed (answered tag-list pages only)", async () => {
+    const base = sim.controlUrl as string;
+    const { registry, reader } = reg("quay");
+    const repo = registry.content.repositories()[1] as string;
+    const since = Date.now();
+    const listings = async () =>
+      (await (await fetch(`${base}/_sim/listings?since=${since}`)).json()) as Record<
+        string,
+        Record<string, number[]>
+      >;
+    assert.deepEqual((await listings()).quay, {});
+    // Refused (n above 100) and unauthorised pages are not listings.
+    assert.equal(
+      (await reader.get(`/v2/${repo}/tags/list?n=1000`, { repository: repo })).status,
+      413,
+    );
+    assert.equal((await reader.get(`/v2/${repo}/tags/list`, { token: null })).status, 401);
+    assert.deepEqual((await listings()).quay, {});
+    await reader.listAll(repo, `/v2/${repo}/tags/list?n=100`);
+    await reader.listAll(repo, `/v2/${repo}/tags/list?n=100`);
+    const times = (await listings()).quay?.[repo] ?? [];
+    assert.ok(times.length >= 2, `two listings recorded, got ${times.length}`);
+    assert.ok(times.every((t) => t >= since && t <= Date.now()));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+    );
+    // `since` leaves earlier ones out.
+    const later = (await (
+      await fetch(`${base}/_sim/listings?since=${Date.now() + 1000}`)
+    ).json()) as Record<string, Record<string, number[]>>;
+    assert.deepEqual(later.quay, {});
+  });
 });
 
 describe("churn", () => {

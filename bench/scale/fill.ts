@@ -1,0 +1,397 @@
+/**
+ * One cold fill of the scale bench, shared by `npm run bench:scale` and the CI test
+ * (test/scale/): an empty Redis, N `regscan serve` replicas on an images file, until every
+ * repository shows exactly its true tags; the registry requests it cost, its 10 s windows
+ * against each registry's budget and Docker Hub's lowest `ratelimit-remaining`. Optionally
+ * one replica is killed with SIGKILL once a share of the tags is cached (issue 13,
+ * acceptance 7): which leases it held, how soon a survivor listed those repositories again,
+ * and the longest any repository then went without being listed, against the lease TTL plus
+ * the interval the survivors report for it.
+ */
+import {
+  apiLoad,
+  type FillResult,
+  type FleetRepo,
+  getJson,
+  type SimStats,
+  simStats,
+  totalsBetween,
+  waitForFullCache,
+  windows,
+} from "./measure.js";
+import {
+  leasesHeldBy,
+  memoryOf,
+  type Replica,
+  type ReplicaConfig,
+  redisFlush,
+  type SimProcess,
+  startReplica,
+} from "./processes.js";
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** Registry requests of all registries, from {@link totalsBetween}. */
+export function sumTotals(requests: Record<string, Record<string, number>>): number {
+  return Object.values(requests).reduce((n, r) => n + (r.total ?? 0), 0);
+}
+
+/**
+ * The fleet one registry after another in turn, as a real images list mixes hosts: the
+ * warmer takes repositories in the file's order, a few at a time, so a file grouped by
+ * registry would keep all of them waiting on one registry's budget.
+ */
+export function roundRobin(fleet: FleetRepo[]): FleetRepo[] {
+  const byRegistry = new Map<string, FleetRepo[]>();
+  for (const r of fleet)
+    byRegistry.set(r.registry.name, [...(byRegistry.get(r.registry.name) ?? []), r]);
+  const lists = [...byRegistry.values()];
+  const out: FleetRepo[] = [];
+  for (let i = 0; out.length < fleet.length; i++) {
+    for (const list of lists) if (i < list.length) out.push(list[i] as FleetRepo);
+  }
+  return out;
+}
+
+/** What to kill during a fill. */
+export interface KillPlan {
+  /** Share of the fleet's tags cached (0..1) when a replica is killed. */
+  at: number;
+  /** The replica's lease TTL, seconds (the bound is this plus the interval). */
+  leaseTtlSeconds: number;
+  /**
+   * How long to keep watching after the fill completes, ms, so that every repository is
+   * due again at least once (default: lease TTL + 2 intervals + 5 s).
+   */
+  settleMs?: number | undefined;
+}
+
+/** The longest time one repository went without being listed, after the kill. */
+export interface RepositoryGap {
+  repository: string;
+  gapSeconds: number;
+  /** Lease TTL + the largest interval a surviving replica reported for it. */
+  boundSeconds: number;
+}
+
+/** What killing a replica mid-fill showed. */
+export interface KillResult {
+  replica: string;
+  /** Seconds after the fill started, and the share of tags cached then. */
+  atSeconds: number;
+  atShare: number;
+  /** Repositories whose lease the killed replica held when it died. */
+  leasesHeld: string[];
+  /** Per such repository: seconds from the kill to its next listing (null: never again). */
+  takeover: Record<string, number | null>;
+  /** Repositories it held that no survivor listed again before the end. */
+  neverTakenOver: string[];
+  /** The longest of those takeovers (null: it held no lease). */
+  maxTakeoverSeconds: number | null;
+  /** Repositories listed before the kill: the longest gap between listings from the kill on. */
+  maxGap: RepositoryGap | null;
+  /** Repositories whose gap exceeded their bound (first 20). */
+  overBound: RepositoryGap[];
+  overBoundCount: number;
+  /** Repositories measured (listed at least once before the kill). */
+  measured: number;
+  leaseTtlSeconds: number;
+  /** The configured interval and the largest one a survivor reported (stretch, back-off). */
+  intervalSeconds: number;
+  maxReportedIntervalSeconds: number;
+  /** Seconds watched after the fill completed. */
+  settleSeconds: number;
+}
+
+/** What one fill phase measured. */
+export interface FillPhase {
+  replicas: number;
+  fill: FillResult;
+  /** Registry requests from the start to the full cache, per registry and kind. */
+  requests: Record<string, Record<string, number>>;
+  /** Over the whole phase (a kill's settle time included). */
+  windows: Record<string, { max: number; violations: number; limit: number }>;
+  minPullsRemaining: { remaining: number; limit: number } | null;
+  api: Awaited<ReturnType<typeof apiLoad>> | null;
+  memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
+  /** The simulator's requests and CPU time during the fill (its control API included). */
+  simulator: { requests: number; cpuSeconds: number; requestsPerCpuSecond: number };
+  kill: KillResult | null;
+}
+
+export interface FillPhaseOptions {
+  sim: SimProcess;
+  redis: { port: number; url: string };
+  /** The repositories the images file names (the fill is complete when all show the truth). */
+  fleet: FleetRepo[];
+  /** Everything but the Redis URL: the same for every replica. */
+  replica: Omit<ReplicaConfig, "redisUrl">;
+  count: number;
+  /** Docker Hub's quota limit in the simulator (for the lowest remaining's share). */
+  pullLimit: number;
+  fillTimeoutMs: number;
+  /** Concurrent API readers of small repositories while the fill runs (none if absent). */
+  apiLoad?: { clients: number; ms: number } | undefined;
+  kill?: KillPlan | undefined;
+  /** Progress lines go here (default none). */
+  log?: ((line: string) => void) | undefined;
+}
+
+function simulatorLoad(before: SimStats, after: SimStats): FillPhase["simulator"] {
+  const cpu = (s: SimStats) => s.process.cpuUserMs + s.process.cpuSystemMs;
+  const requests = sumTotals(totalsBetween(before, after));
+  const cpuSeconds = (cpu(after) - cpu(before)) / 1000;
+  return {
+    requests,
+    cpuSeconds: round(cpuSeconds),
+    requestsPerCpuSecond: round(requests / Math.max(cpuSeconds, 0.001), 0),
+  };
+}
+
+/** The largest `intervalSeconds` each replica reports, per repository, merged into `into`. */
+async function sampleIntervals(replicas: Replica[], into: Map<string, number>): Promise<void> {
+  await Promise.all(
+    replicas.map(async (r) => {
+      try {
+        const { repositories } = await getJson<{
+          repositories: Array<{ name: string; intervalSeconds?: number }>;
+        }>(`${r.url}/v1/repositories`, {}, 10_000);
+        for (const s of repositories) {
+          if (typeof s.intervalSeconds === "number")
+            into.set(s.name, Math.max(into.get(s.name) ?? 0, s.intervalSeconds));
+        }
+      } catch {
+        // a busy replica: the next sample
+      }
+    }),
+  );
+}
+
+/**
+ * Gaps between listings from `killAt` to `end` of every repository listed before the kill
+ * (one first listed later was waiting for the fill, which the fill's completion covers).
+ */
+function gapsAfterKill(
+  listings: Record<string, Record<string, number[]>>,
+  fleet: FleetRepo[],
+  killAt: number,
+  end: number,
+  boundOf: (repo: FleetRepo) => number,
+): { gaps: RepositoryGap[]; measured: number } {
+  const gaps: RepositoryGap[] = [];
+  for (const repo of fleet) {
+    const times = listings[repo.registry.name]?.[repo.repository] ?? [];
+    const before = times.filter((t) => t < killAt);
+    if (before.length === 0) continue;
+    const points = [before[before.length - 1] as number, ...times.filter((t) => t >= killAt), end];
+    let longest = 0;
+    for (let i = 1; i < points.length; i++)
+      longest = Math.max(longest, (points[i] as number) - (points[i - 1] as number));
+    gaps.push({
+      repository: repo.name,
+      gapSeconds: round(longest / 1000),
+      boundSeconds: round(boundOf(repo)),
+    });
+  }
+  return { gaps, measured: gaps.length };
+}
+
+/** Runs one cold fill; the replicas are left running for the caller to use and stop. */
+export async function fillPhase(o: FillPhaseOptions): Promise<{
+  phase: FillPhase;
+  replicas: Replica[];
+}> {
+  const { sim, redis, fleet, count } = o;
+  await redisFlush(redis.port);
+  const before = await simStats(sim.control);
+  const startedAt = Date.now();
+  const cfg: ReplicaConfig = {
+    ...o.replica,
+    redisUrl: redis.url,
+    ...(o.kill !== undefined ? { leaseTtlSeconds: o.kill.leaseTtlSeconds } : {}),
+  };
+  const replicas = await Promise.all(
+    Array.from({ length: count }, (_, i) => startReplica(`replica-${i}`, cfg)),
+  );
+  let done = false;
+  const small = fleet.filter((r) => r.truth.size <= 100);
+  const load =
+    o.apiLoad !== undefined
+      ? apiLoad(
+          replicas.map((r) => r.url),
+          small,
+          o.apiLoad.clients,
+          o.apiLoad.ms,
+          () => done,
+        )
+      : Promise.resolve(null);
+  let minPulls: { remaining: number; limit: number } | null = null;
+  const dockerhub = sim.registries.find((r) => r.personality === "dockerhub");
+  const samplePulls = async () => {
+    if (dockerhub === undefined) return;
+    const s = await simStats(sim.control).catch(() => undefined);
+    const remaining = s?.registries[dockerhub.name]?.pullsRemaining;
+    if (typeof remaining === "number" && (minPulls === null || remaining < minPulls.remaining)) {
+      minPulls = { remaining, limit: o.pullLimit };
+    }
+  };
+  // The replica killed is never replica-0: the bench reads the cache through it.
+  const victim = o.kill !== undefined && replicas.length > 1 ? replicas[1] : undefined;
+  let killed: { at: number; share: number; leases: string[] } | undefined;
+  const intervals = new Map<string, number>();
+  const survivors = replicas.filter((r) => r !== victim);
+  const onTick = async (progress: { visibleTags: number; tags: number }) => {
+    await samplePulls();
+    if (victim !== undefined && killed === undefined && o.kill !== undefined) {
+      const share = progress.visibleTags / Math.max(1, progress.tags);
+      if (share >= o.kill.at) {
+        const leases = await leasesHeldBy(redis.port, victim.id);
+        victim.proc.child.kill("SIGKILL");
+        killed = { at: Date.now(), share, leases };
+        o.log?.(
+          `  killed ${victim.id} (SIGKILL) at ${round((killed.at - startedAt) / 1000)} s, ${round(100 * share)}% of tags cached, holding ${leases.length} lease(s)`,
+        );
+      }
+    }
+    if (killed !== undefined) await sampleIntervals(survivors, intervals);
+  };
+  const fill = await waitForFullCache(
+    replicas[0]?.url ?? "",
+    fleet,
+    startedAt,
+    o.fillTimeoutMs,
+    onTick,
+  );
+  done = true;
+  await samplePulls();
+  // The fill's cost ends here; a kill's settle time after it is steady-state rescans.
+  const atFull = await simStats(sim.control);
+  const api = await load;
+
+  let kill: KillResult | null = null;
+  if (o.kill !== undefined && victim !== undefined) {
+    const interval = o.replica.intervalSeconds;
+    const settleMs = o.kill.settleMs ?? (o.kill.leaseTtlSeconds + 2 * interval + 5) * 1000;
+    // Watch the survivors until every repository has been due again (bounded: settleMs).
+    const settleEnd = Date.now() + settleMs;
+    while (Date.now() < settleEnd) {
+      await sampleIntervals(survivors, intervals);
+      await samplePulls();
+      await sleep(Math.min(3_000, Math.max(0, settleEnd - Date.now())));
+    }
+    kill = await killResult(o, fleet, victim.id, startedAt, killed, intervals, settleMs);
+  }
+
+  const after = await simStats(sim.control);
+  const windowLimit = o.replica.budgetRps * 10 + o.replica.budgetBurst;
+  const perWindow: FillPhase["windows"] = {};
+  for (const [name, r] of Object.entries(after.registries)) {
+    perWindow[name] = {
+      ...windows(r.perSecond, startedAt, Date.now(), windowLimit),
+      limit: windowLimit,
+    };
+  }
+  return {
+    phase: {
+      replicas: count,
+      fill,
+      requests: totalsBetween(before, atFull),
+      simulator: simulatorLoad(before, atFull),
+      windows: perWindow,
+      minPullsRemaining: minPulls,
+      api,
+      memory: replicas.map((r) => {
+        const m = r.proc.exited() ? undefined : memoryOf(r.proc.pid);
+        return m === undefined
+          ? null
+          : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
+      }),
+      kill,
+    },
+    replicas,
+  };
+}
+
+async function killResult(
+  o: FillPhaseOptions,
+  fleet: FleetRepo[],
+  victim: string,
+  startedAt: number,
+  killed: { at: number; share: number; leases: string[] } | undefined,
+  intervals: Map<string, number>,
+  settleMs: number,
+): Promise<KillResult> {
+  const interval = o.replica.intervalSeconds;
+  const ttl = o.kill?.leaseTtlSeconds ?? 0;
+  if (killed === undefined) {
+    // The fill ended (or timed out) before the share was reached: nothing was killed.
+    return {
+      replica: victim,
+      atSeconds: Number.NaN,
+      atShare: Number.NaN,
+      leasesHeld: [],
+      takeover: {},
+      neverTakenOver: [],
+      maxTakeoverSeconds: null,
+      maxGap: null,
+      overBound: [],
+      overBoundCount: 0,
+      measured: 0,
+      leaseTtlSeconds: ttl,
+      intervalSeconds: interval,
+      maxReportedIntervalSeconds: Math.max(0, ...intervals.values()),
+      settleSeconds: round(settleMs / 1000),
+    };
+  }
+  const end = Date.now();
+  const listings = await getJson<Record<string, Record<string, number[]>>>(
+    `${o.sim.control}/_sim/listings?since=${startedAt}`,
+  );
+  const byName = new Map(fleet.map((r) => [r.name, r]));
+  const takeover: Record<string, number | null> = {};
+  for (const name of killed.leases) {
+    const repo = byName.get(name);
+    const times = repo ? (listings[repo.registry.name]?.[repo.repository] ?? []) : [];
+    const next = times.find((t) => t >= killed.at);
+    takeover[name] = next === undefined ? null : round((next - killed.at) / 1000);
+  }
+  const takeovers = Object.values(takeover);
+  const { gaps, measured } = gapsAfterKill(
+    listings,
+    fleet,
+    killed.at,
+    end,
+    (repo) => ttl + Math.max(interval, intervals.get(repo.name) ?? 0),
+  );
+  const over = gaps.filter((g) => g.gapSeconds > g.boundSeconds);
+  const maxGap = gaps.reduce<RepositoryGap | null>(
+    (m, g) => (m === null || g.gapSeconds > m.gapSeconds ? g : m),
+    null,
+  );
+  return {
+    replica: victim,
+    atSeconds: round((killed.at - startedAt) / 1000),
+    atShare: round(killed.share, 3),
+    leasesHeld: killed.leases,
+    takeover,
+    neverTakenOver: Object.keys(takeover).filter((k) => takeover[k] === null),
+    maxTakeoverSeconds:
+      takeovers.length === 0
+        ? null
+        : Math.max(0, ...takeovers.filter((t): t is number => t !== null)),
+    maxGap,
+    overBound: over.sort((a, b) => b.gapSeconds - a.gapSeconds).slice(0, 20),
+    overBoundCount: over.length,
+    measured,
+    leaseTtlSeconds: ttl,
+    intervalSeconds: interval,
+    maxReportedIntervalSeconds: Math.max(0, ...intervals.values()),
+    settleSeconds: round(settleMs / 1000),
+  };
+}
