@@ -51,7 +51,9 @@ export async function loadEntry(
 ): Promise<EntryLoad> {
   const args = [...(opts.nodeArgs ?? []), opts.child ?? CHILD, entry];
   if (opts.use) args.push("use");
-  const r = await run(process.execPath, args, { cwd: opts.cwd, timeoutMs: 60_000 });
+  const runOpts: { cwd?: string; timeoutMs: number } = { timeoutMs: 60_000 };
+  if (opts.cwd !== undefined) runOpts.cwd = opts.cwd;
+  const r = await run(process.execPath, args, runOpts);
   if (r.code !== 0) throw new Error(`entry-load child exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as EntryLoad;
 }
