@@ -31,16 +31,21 @@ const SHOWN_VALUE_MAX = 100;
 /** A timestamp label (or annotation) whose value is not an RFC 3339 date-time. */
 export class LabelTimestampFormatError extends RegscanError {
   readonly code = "LABEL_TIMESTAMP_FORMAT";
-  constructor(
-    /** The label's (or annotation's) name. */
-    readonly label: string,
-    /** The value as found. */
-    readonly value: string,
-    /** Where it was found. */
-    readonly source: TimestampSource = "label",
-  ) {
+  /** The label's (or annotation's) name. */
+  readonly label: string;
+  /** The value as found. */
+  readonly value: string;
+  /** Where it was found. */
+  readonly source: TimestampSource;
+
+  /** `source` defaults to `label`. */
+  constructor(found: { label: string; value: string; source?: TimestampSource | undefined }) {
+    const { label, value, source = "label" } = found;
     const shown = value.length > SHOWN_VALUE_MAX ? `${value.slice(0, SHOWN_VALUE_MAX)}...` : value;
     super(`${source} ${label} is not an RFC 3339 timestamp: ${JSON.stringify(shown)}`);
+    this.label = label;
+    this.value = value;
+    this.source = source;
   }
 }
 
@@ -63,24 +68,31 @@ export function readLabelTimestamps(
   source: TimestampSource = "label",
 ): LabelTimestamps {
   const out: LabelTimestamps = { errors: [] };
-  const created = readLabel(labels, OCI_CREATED_LABEL, source, out.errors);
+  const created = readLabel({ labels, label: OCI_CREATED_LABEL, source, errors: out.errors });
   if (created !== undefined) out.created = created;
-  const buildDate = readLabel(labels, LABEL_SCHEMA_BUILD_DATE_LABEL, source, out.errors);
+  const buildDate = readLabel({
+    labels,
+    label: LABEL_SCHEMA_BUILD_DATE_LABEL,
+    source,
+    errors: out.errors,
+  });
   if (buildDate !== undefined) out.buildDate = buildDate;
   return out;
 }
 
-function readLabel(
-  labels: Labels,
-  label: string,
-  source: TimestampSource,
-  errors: LabelTimestampFormatError[],
-): Date | undefined {
+/** `label`'s timestamp in `labels`; a malformed one is pushed onto `errors` instead. */
+function readLabel(read: {
+  labels: Labels;
+  label: string;
+  source: TimestampSource;
+  errors: LabelTimestampFormatError[];
+}): Date | undefined {
+  const { labels, label, source, errors } = read;
   if (!Object.hasOwn(labels, label)) return undefined;
   const value = labels[label];
   if (value === undefined) return undefined;
   const date = parseRfc3339(value.trim());
-  if (date === undefined) errors.push(new LabelTimestampFormatError(label, value, source));
+  if (date === undefined) errors.push(new LabelTimestampFormatError({ label, value, source }));
   return date;
 }
 

@@ -66,7 +66,14 @@ export abstract class RegistryError extends RegscanError {
       }),
     );
     super(
-      describe(ctx.message ?? wording, host, repository, reference, ctx.status, registryErrors),
+      describe({
+        what: ctx.message ?? wording,
+        host,
+        repository,
+        reference,
+        status: ctx.status,
+        registryErrors,
+      }),
       ctx.cause === undefined ? undefined : { cause: ctx.cause },
     );
     this.status = ctx.status;
@@ -82,14 +89,16 @@ export abstract class RegistryError extends RegscanError {
   }
 }
 
-function describe(
-  what: string,
-  host: string | undefined,
-  repository: string | undefined,
-  reference: string | undefined,
-  status: number | undefined,
-  registryErrors: readonly RegistryErrorDetail[],
-): string {
+/** The message: what went wrong, about which image, with status and registry codes. */
+function describe(error: {
+  what: string;
+  host: string | undefined;
+  repository: string | undefined;
+  reference: string | undefined;
+  status: number | undefined;
+  registryErrors: readonly RegistryErrorDetail[];
+}): string {
+  const { what, host, repository, reference, status, registryErrors } = error;
   let subject = "";
   if (host !== undefined && repository !== undefined) subject = `${host}/${repository}`;
   else if (host !== undefined) subject = host;

@@ -130,7 +130,7 @@ export class RemoteClientFactory implements ClientFactory {
       now: opts.now,
       resolveHost: opts.resolveHost,
       observe: (r) => {
-        counter?.observe(r.host, r.method, r.status);
+        counter?.observe(r);
         opts.observe?.(r);
       },
     });

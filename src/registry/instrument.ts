@@ -51,58 +51,58 @@ function promClient(): PromClient {
 }
 
 /** The metric `name` already on `register` (made by another instance), else `make()`. */
-function registered<M>(
-  register: PromRegistry,
-  name: string,
-  kind: abstract new (...args: never[]) => M,
-  make: () => M,
-): M {
+function registered<M>(metric: {
+  register: PromRegistry;
+  name: string;
+  kind: abstract new (...args: never[]) => M;
+  make: () => M;
+}): M {
+  const { register, name, kind, make } = metric;
   const existing = register.getSingleMetric(name);
   if (existing === undefined) return make();
   if (existing instanceof kind) return existing;
   throw new MetricConflictError(name);
 }
 
+/** The histogram `name` on `register`, made unless another instance made it already. */
 function histogram<L extends string>(
   register: PromRegistry,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
+  metric: { name: string; help: string; labelNames: readonly L[] },
 ): Histogram<L> {
+  const { name, help, labelNames } = metric;
   const prom = promClient();
-  return registered(
+  return registered({
     register,
     name,
-    prom.Histogram<L>,
-    () => new prom.Histogram<L>({ name, help, labelNames, registers: [register] }),
-  );
+    kind: prom.Histogram<L>,
+    make: () => new prom.Histogram<L>({ name, help, labelNames, registers: [register] }),
+  });
 }
 
+/** The counter `name` on `register`, made unless another instance made it already. */
 function counter<L extends string>(
   register: PromRegistry,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
+  metric: { name: string; help: string; labelNames: readonly L[] },
 ): Counter<L> {
+  const { name, help, labelNames } = metric;
   const prom = promClient();
-  return registered(
+  return registered({
     register,
     name,
-    prom.Counter<L>,
-    () => new prom.Counter<L>({ name, help, labelNames, registers: [register] }),
-  );
+    kind: prom.Counter<L>,
+    make: () => new prom.Counter<L>({ name, help, labelNames, registers: [register] }),
+  });
 }
 
 /** `regscan_client_fetch_duration_seconds{kind, success}`. */
 export class ClientMetrics {
   readonly fetchDuration: Histogram<typeof LabelRequestKind | typeof LabelSuccess>;
   constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
-    this.fetchDuration = histogram(
-      register,
-      ClientFetchDurationMetric,
-      "Duration of image metadata fetches from registries, in seconds.",
-      [LabelRequestKind, LabelSuccess],
-    );
+    this.fetchDuration = histogram(register, {
+      name: ClientFetchDurationMetric,
+      help: "Duration of image metadata fetches from registries, in seconds.",
+      labelNames: [LabelRequestKind, LabelSuccess],
+    });
   }
 }
 
@@ -110,12 +110,11 @@ export class ClientMetrics {
 export class RegistryMetrics {
   readonly fetchDuration: Histogram<typeof LabelSuccess>;
   constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
-    this.fetchDuration = histogram(
-      register,
-      RegistryFetchDurationMetric,
-      "Duration of image metadata requests answered by a Registry (e.g. from the cache), in seconds.",
-      [LabelSuccess],
-    );
+    this.fetchDuration = histogram(register, {
+      name: RegistryFetchDurationMetric,
+      help: "Duration of image metadata requests answered by a Registry (e.g. from the cache), in seconds.",
+      labelNames: [LabelSuccess],
+    });
   }
 }
 
@@ -127,22 +126,21 @@ export class HttpMetrics {
   readonly requests: Counter<"host" | "method" | "status">;
   readonly invalidTags: Counter<"host">;
   constructor(readonly register: PromRegistry = new (promClient().Registry)()) {
-    this.invalidTags = counter(
-      register,
-      InvalidTagsMetric,
-      "Tags registries listed that break the tag grammar and were dropped, by host.",
-      ["host"],
-    );
-    this.requests = counter(
-      register,
-      HttpRequestsMetric,
-      "HTTP requests sent to registries and token services, by host, method and status (`error` when no answer came).",
-      ["host", "method", "status"],
-    );
+    this.invalidTags = counter(register, {
+      name: InvalidTagsMetric,
+      help: "Tags registries listed that break the tag grammar and were dropped, by host.",
+      labelNames: ["host"],
+    });
+    this.requests = counter(register, {
+      name: HttpRequestsMetric,
+      help: "HTTP requests sent to registries and token services, by host, method and status (`error` when no answer came).",
+      labelNames: ["host", "method", "status"],
+    });
   }
 
   /** Counts one request; `status` is the HTTP status, or e.g. `"error"` when none came. */
-  observe(host: string, method: string, status: number | string): void {
+  observe(request: { host: string; method: string; status: number | string }): void {
+    const { host, method, status } = request;
     this.requests.inc({
       host: host.toLowerCase(),
       method: method.toUpperCase(),

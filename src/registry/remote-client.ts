@@ -72,7 +72,9 @@ export class RemoteClient implements Client {
   }
 
   async tags(opts: OperationOptions = {}): Promise<string[]> {
-    return listTags(this.#deps.transports.registry, this.#host, this.#deps.name.path, {
+    return listTags(this.#deps.transports.registry, {
+      host: this.#host,
+      repository: this.#deps.name.path,
       maxPages: this.#deps.maxTagPages,
       maxTags: this.#deps.maxTags,
       pageSize: this.#deps.tagPageSize,
@@ -151,7 +153,7 @@ export class RemoteClient implements Client {
     }
     let config: ImageConfigSummary | undefined;
     if (inner.decoded.kind === "image" && isImageConfigMediaType(inner.decoded.config.mediaType)) {
-      config = await this.#fetchConfig(inner.decoded.config.digest, reference, signal);
+      config = await this.#fetchConfig({ digest: inner.decoded.config.digest, reference, signal });
     }
     return imageEntryFrom({
       ref,
@@ -206,7 +208,7 @@ export class RemoteClient implements Client {
     const ctx = this.#ctx(reference);
     const res = await this.#manifestRequest("GET", reference, signal);
     await expectStatus(res, 200, ctx);
-    const bytes = await readBounded(res, MAX_MANIFEST_BYTES, "manifest", ctx);
+    const bytes = await readBounded(res, { limit: MAX_MANIFEST_BYTES, what: "manifest", ctx });
     const hashed = manifestDigestBytes(bytes, ctx);
     const header = res.headers.get("docker-content-digest");
     let digest: string;
@@ -224,16 +226,24 @@ export class RemoteClient implements Client {
     return { digest, decoded };
   }
 
-  #fetchConfig(
-    digest: string,
-    reference: string,
-    signal?: AbortSignal,
-  ): Promise<ImageConfigSummary | undefined> {
+  /** The config blob `digest` of the image `reference` names, from the cache when it can. */
+  #fetchConfig(config: {
+    digest: string;
+    reference: string;
+    signal: AbortSignal | undefined;
+  }): Promise<ImageConfigSummary | undefined> {
+    const { digest, reference, signal } = config;
     return this.#configs.get(
       digest,
       async (s) => {
         const ctx = this.#ctx(reference);
-        const bytes = await this.#fetchBlob(digest, MAX_CONFIG_BYTES, "config blob", ctx, s);
+        const bytes = await this.#fetchBlob({
+          digest,
+          limit: MAX_CONFIG_BYTES,
+          what: "config blob",
+          ctx,
+          signal: s,
+        });
         return decodeImageConfig(bytes, ctx);
       },
       signal,
@@ -241,13 +251,16 @@ export class RemoteClient implements Client {
   }
 
   /** A blob, following redirects (credentials never leave the registry's origin), verified. */
-  async #fetchBlob(
-    digest: string,
-    limit: number,
-    what: string,
-    ctx: RegistryErrorContext,
-    signal?: AbortSignal,
-  ): Promise<Buffer> {
+  async #fetchBlob(blob: {
+    digest: string;
+    /** Most bytes read. */
+    limit: number;
+    /** What the blob is, for errors and logs, e.g. `config blob`. */
+    what: string;
+    ctx: RegistryErrorContext;
+    signal: AbortSignal | undefined;
+  }): Promise<Buffer> {
+    const { digest, limit, what, ctx, signal } = blob;
     parseDigest(digest, ctx);
     const res = await this.#deps.transports.redirecting({
       method: "GET",
@@ -258,7 +271,7 @@ export class RemoteClient implements Client {
       bodyLimit: limit,
     });
     await expectStatus(res, 200, { ...ctx, reference: digest });
-    const bytes = await readBounded(res, limit, what, ctx);
+    const bytes = await readBounded(res, { limit, what, ctx });
     verifyDigest(bytes, digest, { ...ctx, what });
     return bytes;
   }

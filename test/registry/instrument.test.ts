@@ -100,9 +100,9 @@ describe("instrumentation", () => {
   it("HttpMetrics counts requests by host, method and status", async () => {
     const register = new PromRegistry();
     const http = new HttpMetrics(register);
-    http.observe("Registry.Example.com", "get", 200);
-    http.observe("registry.example.com", "GET", 200);
-    http.observe("registry.example.com", "HEAD", "error");
+    http.observe({ host: "Registry.Example.com", method: "get", status: 200 });
+    http.observe({ host: "registry.example.com", method: "GET", status: 200 });
+    http.observe({ host: "registry.example.com", method: "HEAD", status: "error" });
     const json = await register.getMetricsAsJSON();
     const m = json.find((x) => x.name === "regscan_http_requests_total");
     assert.ok(m);

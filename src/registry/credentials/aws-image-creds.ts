@@ -77,11 +77,11 @@ export function imageCredsWithAWSAuth(
             logger.info(detected, "detected cluster region");
             regions = new Set([detected.region]);
           } else {
-            throw new CloudCredentialsError(
-              "aws-ecr",
-              "AWS API",
-              "no AWS region configured or detected",
-            );
+            throw new CloudCredentialsError({
+              provider: "aws-ecr",
+              host: "AWS API",
+              reason: "no AWS region configured or detected",
+            });
           }
         }
         await api.checkCredentials();

@@ -92,7 +92,11 @@ export class AcrTokenSource {
   /** The credential for an ACR host; throws `CloudCredentialsError`. */
   async credentialFor(host: string, opts: OperationOptions = {}): Promise<HostCredential> {
     if (!isAzureRegistryHost(host)) {
-      throw new CloudCredentialsError("azure", host, "not an Azure Container Registry host");
+      throw new CloudCredentialsError({
+        provider: "azure",
+        host,
+        reason: "not an Azure Container Registry host",
+      });
     }
     const cached = this.#cache.get(host);
     if (cached && cached.expiresAt - this.#marginMs > this.#clock()) return cached.cred;
@@ -103,7 +107,11 @@ export class AcrTokenSource {
         this.#fetch(host, AbortSignal.timeout(FETCH_TIMEOUT_MS)),
         FETCH_TIMEOUT_MS,
         () =>
-          new CloudCredentialsError("azure", host, `no credential within ${FETCH_TIMEOUT_MS} ms`),
+          new CloudCredentialsError({
+            provider: "azure",
+            host,
+            reason: `no credential within ${FETCH_TIMEOUT_MS} ms`,
+          }),
       ).finally(() => this.#inflight.delete(host));
       this.#inflight.set(host, running);
     }
@@ -141,12 +149,21 @@ export class AcrTokenSource {
       if (!token?.token) throw new Error("no token");
       aad = token.token;
     } catch (err) {
-      throw new CloudCredentialsError("azure", host, `no Entra ID token (${describeCause(err)})`, {
+      throw new CloudCredentialsError({
+        provider: "azure",
+        host,
+        reason: `no Entra ID token (${describeCause(err)})`,
         cause: err,
       });
     }
     const tenant = jwtClaims(aad)?.tid ?? process.env.AZURE_TENANT_ID ?? cfg?.tenantId;
-    const refresh = await exchange(host, this.#exchangeUrl(host), aad, tenant, signal);
+    const refresh = await exchange({
+      host,
+      url: this.#exchangeUrl(host),
+      aadToken: aad,
+      tenant,
+      signal,
+    });
     const exp = jwtClaims(refresh)?.exp;
     const expiresAt = typeof exp === "number" ? exp * 1000 : this.#clock() + 60 * 60_000;
     const entry = {
@@ -209,7 +226,11 @@ async function readAzureJson(path: string, host: string): Promise<AzureJson | un
     text = await readBoundedTextFile(path, CONFIG_FILE_MAX_BYTES);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new CloudCredentialsError("azure", host, `cannot read ${path} (${describeCause(err)})`);
+    throw new CloudCredentialsError({
+      provider: "azure",
+      host,
+      reason: `cannot read ${path} (${describeCause(err)})`,
+    });
   }
   try {
     const doc: unknown = JSON.parse(text);
@@ -224,7 +245,11 @@ async function readAzureJson(path: string, host: string): Promise<AzureJson | un
       userAssignedIdentityID: str(d.userAssignedIdentityID),
     };
   } catch {
-    throw new CloudCredentialsError("azure", host, `${path} is not a JSON object`);
+    throw new CloudCredentialsError({
+      provider: "azure",
+      host,
+      reason: `${path} is not a JSON object`,
+    });
   }
 }
 
@@ -237,13 +262,15 @@ function scopeFor(host: string): string {
   return "https://management.azure.com/.default";
 }
 
-async function exchange(
-  host: string,
-  url: string,
-  aadToken: string,
-  tenant: string | undefined,
-  signal: AbortSignal | undefined,
-): Promise<string> {
+/** An Entra ID token exchanged at the registry's `/oauth2/exchange` for an ACR refresh token. */
+async function exchange(exchanged: {
+  host: string;
+  url: string;
+  aadToken: string;
+  tenant: string | undefined;
+  signal: AbortSignal | undefined;
+}): Promise<string> {
+  const { host, url, aadToken, tenant, signal } = exchanged;
   const form = new URLSearchParams({
     grant_type: "access_token",
     service: host,
@@ -264,19 +291,19 @@ async function exchange(
     });
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
-    throw new CloudCredentialsError(
-      "azure",
+    throw new CloudCredentialsError({
+      provider: "azure",
       host,
-      `ACR token exchange failed (${describeCause(err)})`,
-    );
+      reason: `ACR token exchange failed (${describeCause(err)})`,
+    });
   }
   const text = await readBounded(res);
   if (!res.ok) {
-    throw new CloudCredentialsError(
-      "azure",
+    throw new CloudCredentialsError({
+      provider: "azure",
       host,
-      `ACR token exchange answered HTTP ${res.status}`,
-    );
+      reason: `ACR token exchange answered HTTP ${res.status}`,
+    });
   }
   try {
     const doc = JSON.parse(text) as { refresh_token?: unknown };
@@ -284,7 +311,11 @@ async function exchange(
   } catch {
     // reported below
   }
-  throw new CloudCredentialsError("azure", host, "ACR token exchange answer has no refresh_token");
+  throw new CloudCredentialsError({
+    provider: "azure",
+    host,
+    reason: "ACR token exchange answer has no refresh_token",
+  });
 }
 
 async function readBounded(res: Response): Promise<string> {
@@ -329,11 +360,11 @@ export interface AzureProviderOptions extends AcrOptions {
 
 /** The Azure cloud provider; a failure is logged and the host is tried anonymously. */
 export function azureCloudProvider(opts: AzureProviderOptions = {}): CloudCredentialProvider {
-  return anonymousOnFailure(
-    "azure",
-    "Azure",
-    isAzureRegistryHost,
-    new AcrTokenSource(opts),
-    opts.logger,
-  );
+  return anonymousOnFailure({
+    name: "azure",
+    cloud: "Azure",
+    matches: isAzureRegistryHost,
+    source: new AcrTokenSource(opts),
+    logger: opts.logger,
+  });
 }

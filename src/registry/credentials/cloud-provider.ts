@@ -10,13 +10,16 @@ import type { CloudCredentialProvider, CloudCredentialSource, CredentialsLogger 
  * `source` is logged (host and cause, never a secret) and the host is tried anonymously;
  * the caller's abort stays an abort.
  */
-export function anonymousOnFailure(
-  name: string,
-  cloud: string,
-  matches: (host: string) => boolean,
-  source: CloudCredentialSource,
-  logger: CredentialsLogger | undefined,
-): CloudCredentialProvider {
+export function anonymousOnFailure(provider: {
+  /** The provider's name, e.g. `gcp`. */
+  name: string;
+  /** The cloud as log lines name it, e.g. `Google`. */
+  cloud: string;
+  matches: (host: string) => boolean;
+  source: CloudCredentialSource;
+  logger: CredentialsLogger | undefined;
+}): CloudCredentialProvider {
+  const { name, cloud, matches, source, logger } = provider;
   return {
     name,
     matches,

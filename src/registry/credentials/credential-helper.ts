@@ -136,24 +136,36 @@ function helperFailure(failed: {
 }): CredentialHelperError | undefined {
   const { program, host, timeoutMs, err, stdout, stderr } = failed;
   if (err.code === "ENOENT") {
-    return new CredentialHelperError(program, host, `${program} not found on PATH`);
+    return new CredentialHelperError({
+      helper: program,
+      host,
+      reason: `${program} not found on PATH`,
+    });
   }
   if (err.code === "EACCES") {
-    return new CredentialHelperError(program, host, `${program} is not executable`);
+    return new CredentialHelperError({
+      helper: program,
+      host,
+      reason: `${program} is not executable`,
+    });
   }
   if (err.killed || err.signal) {
-    return new CredentialHelperError(program, host, `no answer within ${timeoutMs} ms`);
+    return new CredentialHelperError({
+      helper: program,
+      host,
+      reason: `no answer within ${timeoutMs} ms`,
+    });
   }
   if (err.code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER") {
-    return new CredentialHelperError(program, host, "answer too large");
+    return new CredentialHelperError({ helper: program, host, reason: "answer too large" });
   }
   const said = `${stdout}\n${stderr}`;
   if (NOT_FOUND.test(said)) return undefined;
-  return new CredentialHelperError(
-    program,
+  return new CredentialHelperError({
+    helper: program,
     host,
-    `exited with status ${String(err.code)}${safeExcerpt(stderr.trim() || stdout.trim())}`,
-  );
+    reason: `exited with status ${String(err.code)}${safeExcerpt(stderr.trim() || stdout.trim())}`,
+  });
 }
 
 /**
@@ -176,14 +188,22 @@ function parseAnswer(answer: {
   try {
     doc = JSON.parse(stdout);
   } catch {
-    throw new CredentialHelperError(program, host, "answer is not JSON");
+    throw new CredentialHelperError({ helper: program, host, reason: "answer is not JSON" });
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    throw new CredentialHelperError(program, host, "answer is not a JSON object");
+    throw new CredentialHelperError({
+      helper: program,
+      host,
+      reason: "answer is not a JSON object",
+    });
   }
   const { Username: username, Secret: secret } = doc as Record<string, unknown>;
   if (typeof username !== "string" || typeof secret !== "string") {
-    throw new CredentialHelperError(program, host, "answer lacks Username or Secret");
+    throw new CredentialHelperError({
+      helper: program,
+      host,
+      reason: "answer lacks Username or Secret",
+    });
   }
   if (secret === "") return undefined;
   const provenance = `credential-helper:${program}`;

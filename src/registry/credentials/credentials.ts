@@ -99,7 +99,7 @@ export class Credentials {
     bytes: Uint8Array | string,
     opts: CredentialsOptions = {},
   ): Credentials {
-    const content = parseDockerConfig(from, bytes, opts.provenance);
+    const content = parseDockerConfig({ from, bytes, provenance: opts.provenance });
     const hasHelpers = content.credsStore !== undefined || content.credHelpers.size > 0;
     return new Credentials(MAKE, {
       entries: content.entries,

@@ -58,11 +58,12 @@ const SECRET_FIELDS = ["auth", "username", "password", "identitytoken", "registr
  * Parses a docker config file's bytes. `from` names the file in errors; `provenance` is
  * recorded on every credential (default `docker-config:<from>`).
  */
-export function parseDockerConfig(
-  from: string,
-  bytes: Uint8Array | string,
-  provenance = `docker-config:${from}`,
-): DockerConfigContent {
+export function parseDockerConfig(file: {
+  from: string;
+  bytes: Uint8Array | string;
+  provenance?: string | undefined;
+}): DockerConfigContent {
+  const { from, bytes, provenance = `docker-config:${from}` } = file;
   const doc = parseJsonObject(from, bytes);
   const result: DockerConfigContent = {
     entries: new Map(),
@@ -75,7 +76,7 @@ export function parseDockerConfig(
     const a = doc.auths;
     if (a !== undefined && a !== null) {
       if (!isPlainObject(a))
-        throw new CredentialsFileError(from, undefined, "auths is not an object");
+        throw new CredentialsFileError({ file: from, reason: "auths is not an object" });
       auths = a;
     }
     result.credsStore = parseCredsStore(from, doc.credsStore);
@@ -86,8 +87,9 @@ export function parseDockerConfig(
   const ranks = new Map<string, number>();
   for (const [key, value] of Object.entries(auths)) {
     const host = hostOfServerKey(key);
-    if (host === undefined) throw new CredentialsFileError(from, key, "not a registry host");
-    const cred = parseEntry(from, key, host, value, provenance);
+    if (host === undefined)
+      throw new CredentialsFileError({ file: from, entry: key, reason: "not a registry host" });
+    const cred = parseEntry({ from, key, host, value, provenance });
     if (cred === undefined) continue;
     const rank = exactKeyFor(host) === key.trim() ? 0 : 1;
     const seen = ranks.get(host);
@@ -111,7 +113,7 @@ function parseJsonObject(from: string, bytes: Uint8Array | string): Record<strin
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     } catch (err) {
-      throw new CredentialsFileError(from, undefined, "not valid UTF-8", { cause: err });
+      throw new CredentialsFileError({ file: from, reason: "not valid UTF-8", cause: err });
     }
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -120,16 +122,20 @@ function parseJsonObject(from: string, bytes: Uint8Array | string): Record<strin
     doc = JSON.parse(text);
   } catch {
     // V8's message quotes the input, which may hold a secret: it is not passed on.
-    throw new CredentialsFileError(from, undefined, "not valid JSON");
+    throw new CredentialsFileError({ file: from, reason: "not valid JSON" });
   }
-  if (!isPlainObject(doc)) throw new CredentialsFileError(from, undefined, "not a JSON object");
+  if (!isPlainObject(doc))
+    throw new CredentialsFileError({ file: from, reason: "not a JSON object" });
   return doc;
 }
 
 function parseCredsStore(from: string, v: unknown): string | undefined {
   if (v === undefined || v === null || v === "") return undefined;
   if (typeof v !== "string" || !HELPER_NAME.test(v)) {
-    throw new CredentialsFileError(from, undefined, "credsStore is not a credential helper name");
+    throw new CredentialsFileError({
+      file: from,
+      reason: "credsStore is not a credential helper name",
+    });
   }
   return v;
 }
@@ -138,36 +144,44 @@ function parseCredHelpers(from: string, v: unknown): Map<string, string> {
   const out = new Map<string, string>();
   if (v === undefined || v === null) return out;
   if (!isPlainObject(v))
-    throw new CredentialsFileError(from, undefined, "credHelpers is not an object");
+    throw new CredentialsFileError({ file: from, reason: "credHelpers is not an object" });
   for (const [key, name] of Object.entries(v)) {
     const host = hostOfServerKey(key);
-    if (host === undefined) throw new CredentialsFileError(from, key, "not a registry host");
+    if (host === undefined)
+      throw new CredentialsFileError({ file: from, entry: key, reason: "not a registry host" });
     if (typeof name !== "string" || !HELPER_NAME.test(name)) {
-      throw new CredentialsFileError(
-        from,
-        key,
-        "credHelpers value is not a credential helper name",
-      );
+      throw new CredentialsFileError({
+        file: from,
+        entry: key,
+        reason: "credHelpers value is not a credential helper name",
+      });
     }
     out.set(host, name);
   }
   return out;
 }
 
-function parseEntry(
-  from: string,
-  key: string,
-  host: string,
-  value: unknown,
-  provenance: string,
-): StoredHostCredential | undefined {
-  if (!isPlainObject(value)) throw new CredentialsFileError(from, key, "entry is not an object");
+/** One `auths` entry: `key` as written, `host` as it names the registry. */
+function parseEntry(entry: {
+  from: string;
+  key: string;
+  host: string;
+  value: unknown;
+  provenance: string;
+}): StoredHostCredential | undefined {
+  const { from, key, host, value, provenance } = entry;
+  if (!isPlainObject(value))
+    throw new CredentialsFileError({ file: from, entry: key, reason: "entry is not an object" });
   const f: Partial<Record<(typeof SECRET_FIELDS)[number], string>> = {};
   for (const name of SECRET_FIELDS) {
     const v = value[name];
     if (v === undefined || v === null || v === "") continue;
     if (typeof v !== "string") {
-      throw new CredentialsFileError(from, key, `field ${name} is not a string`);
+      throw new CredentialsFileError({
+        file: from,
+        entry: key,
+        reason: `field ${name} is not a string`,
+      });
     }
     f[name] = v;
   }
@@ -175,7 +189,7 @@ function parseEntry(
   let password = f.password;
   if (f.auth !== undefined) {
     // As docker does: `auth` (base64 of user:password) overrides username / password.
-    [username, password] = decodeAuth(from, key, f.auth);
+    [username, password] = decodeAuth({ from, key, auth: f.auth });
   }
   if (
     username === undefined &&
@@ -196,17 +210,27 @@ function parseEntry(
   });
 }
 
-function decodeAuth(from: string, key: string, auth: string): [string, string] {
+/** The `auth` field of entry `key` in file `from`: base64 of `user:password`. */
+function decodeAuth(field: { from: string; key: string; auth: string }): [string, string] {
+  const { from, key, auth } = field;
   const compact = auth.replace(/\s+/g, "");
   if (!BASE64.test(compact) || compact.replace(/=+$/, "").length % 4 === 1) {
-    throw new CredentialsFileError(from, key, "field auth is not valid base64");
+    throw new CredentialsFileError({
+      file: from,
+      entry: key,
+      reason: "field auth is not valid base64",
+    });
   }
   const decoded = Buffer.from(compact.replace(/-/g, "+").replace(/_/g, "/"), "base64").toString(
     "utf8",
   );
   const colon = decoded.indexOf(":");
   if (colon < 0) {
-    throw new CredentialsFileError(from, key, "field auth does not decode to username:password");
+    throw new CredentialsFileError({
+      file: from,
+      entry: key,
+      reason: "field auth does not decode to username:password",
+    });
   }
   return [decoded.slice(0, colon), decoded.slice(colon + 1)];
 }

@@ -79,14 +79,12 @@ export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
       try {
         await client.config.credentials();
       } catch (err) {
-        throw new CloudCredentialsError(
-          "aws-ecr",
-          "AWS API",
-          `no AWS credentials (${describeCause(err)})`,
-          {
-            cause: err,
-          },
-        );
+        throw new CloudCredentialsError({
+          provider: "aws-ecr",
+          host: "AWS API",
+          reason: `no AWS credentials (${describeCause(err)})`,
+          cause: err,
+        });
       } finally {
         client.destroy();
       }
@@ -102,12 +100,12 @@ export function sdkEcrApi(opts: SdkEcrApiOptions = {}): EcrApi {
         return (out.authorizationData ?? []).map((d) => decodeAuthorization(region, d));
       } catch (err) {
         if (err instanceof CloudCredentialsError) throw err;
-        throw new CloudCredentialsError(
-          "aws-ecr",
-          region,
-          `GetAuthorizationToken failed (${describeCause(err)})`,
-          { cause: err },
-        );
+        throw new CloudCredentialsError({
+          provider: "aws-ecr",
+          host: region,
+          reason: `GetAuthorizationToken failed (${describeCause(err)})`,
+          cause: err,
+        });
       } finally {
         client.destroy();
       }
@@ -127,11 +125,11 @@ function decodeAuthorization(
   const decoded = Buffer.from(d.authorizationToken ?? "", "base64").toString("utf8");
   const colon = decoded.indexOf(":");
   if (host === undefined || colon < 0) {
-    throw new CloudCredentialsError(
-      "aws-ecr",
-      region,
-      "GetAuthorizationToken answered with malformed data",
-    );
+    throw new CloudCredentialsError({
+      provider: "aws-ecr",
+      host: region,
+      reason: "GetAuthorizationToken answered with malformed data",
+    });
   }
   return {
     host,

@@ -66,19 +66,21 @@ export class EcrTokenCache {
       this.#embargo.delete(region);
     }
     for (const a of cached?.accounts ?? []) wanted.add(a);
-    const fetch = this.#fetch(region, [...wanted].sort(), now, opts).finally(() => {
+    const fetch = this.#fetch({ region, accounts: [...wanted].sort(), now, opts }).finally(() => {
       this.#inflight.delete(region);
     });
     this.#inflight.set(region, fetch);
     return fetch;
   }
 
-  async #fetch(
-    region: string,
-    accounts: string[],
-    now: number,
-    opts: OperationOptions,
-  ): Promise<Credentials | undefined> {
+  async #fetch(job: {
+    region: string;
+    accounts: string[];
+    /** The clock's time at the call, from which the tokens' validity counts. */
+    now: number;
+    opts: OperationOptions;
+  }): Promise<Credentials | undefined> {
+    const { region, accounts, now, opts } = job;
     // Forget the old tokens first, so that a failure leaves nothing stale behind.
     this.#regions.delete(region);
     this.#logger?.info({ region, accountIds: accounts }, "fetching ECR auth tokens");

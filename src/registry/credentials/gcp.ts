@@ -48,7 +48,11 @@ export class GcpTokenSource {
   /** The credential for a Google registry host; throws `CloudCredentialsError`. */
   async credentialFor(host: string, opts: OperationOptions = {}): Promise<HostCredential> {
     if (!isGcpRegistryHost(host)) {
-      throw new CloudCredentialsError("gcp", host, "not a GCR or Artifact Registry host");
+      throw new CloudCredentialsError({
+        provider: "gcp",
+        host,
+        reason: "not a GCR or Artifact Registry host",
+      });
     }
     let tok = this.#cached;
     if (tok === undefined || tok.expiresAt - this.#marginMs <= this.#clock()) {
@@ -56,7 +60,11 @@ export class GcpTokenSource {
         this.#fetch(host),
         FETCH_TIMEOUT_MS,
         () =>
-          new CloudCredentialsError("gcp", host, `no access token within ${FETCH_TIMEOUT_MS} ms`),
+          new CloudCredentialsError({
+            provider: "gcp",
+            host,
+            reason: `no access token within ${FETCH_TIMEOUT_MS} ms`,
+          }),
       ).finally(() => {
         this.#inflight = undefined;
       });
@@ -89,7 +97,10 @@ export class GcpTokenSource {
       this.#cached = cached;
       return cached;
     } catch (err) {
-      throw new CloudCredentialsError("gcp", host, `no access token (${describeCause(err)})`, {
+      throw new CloudCredentialsError({
+        provider: "gcp",
+        host,
+        reason: `no access token (${describeCause(err)})`,
         cause: err,
       });
     }
@@ -118,11 +129,11 @@ export interface GcpProviderOptions extends GcpTokenSourceOptions {
 
 /** The Google cloud provider; a failure is logged and the host is tried anonymously. */
 export function gcpCloudProvider(opts: GcpProviderOptions = {}): CloudCredentialProvider {
-  return anonymousOnFailure(
-    "gcp",
-    "Google",
-    isGcpRegistryHost,
-    new GcpTokenSource(opts),
-    opts.logger,
-  );
+  return anonymousOnFailure({
+    name: "gcp",
+    cloud: "Google",
+    matches: isGcpRegistryHost,
+    source: new GcpTokenSource(opts),
+    logger: opts.logger,
+  });
 }

@@ -35,7 +35,9 @@ export async function readDockerConfigFile(
     bytes = await readBoundedFile(path, DOCKER_CONFIG_MAX_BYTES);
   } catch (err) {
     const reason = err instanceof BoundedFileError ? err.reason : describeCause(err);
-    throw new CredentialsFileError(path, undefined, `cannot be read (${reason})`, {
+    throw new CredentialsFileError({
+      file: path,
+      reason: `cannot be read (${reason})`,
       cause: err,
     });
   }

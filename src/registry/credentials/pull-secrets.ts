@@ -22,7 +22,9 @@ export async function findPullSecretFiles(dir: string): Promise<string[]> {
   try {
     names = await readdir(dir);
   } catch (err) {
-    throw new CredentialsFileError(dir, undefined, `cannot be read (${describeCause(err)})`, {
+    throw new CredentialsFileError({
+      file: dir,
+      reason: `cannot be read (${describeCause(err)})`,
       cause: err,
     });
   }

@@ -44,7 +44,7 @@ function authTransport(next: Transport, ctx: AuthContext): Transport {
   return async (req) => {
     if (req.url.host !== ctx.host) return next(req);
     const challenge = learned ?? (await ctx.origins.policy(ctx.host, req.signal)).challenge;
-    const first = await authorize(req, challenge, ctx, next);
+    const first = await authorize({ req, challenge, ctx, below: next });
     const res = await next(first.req);
     if (res.status !== 401) return res;
 
@@ -58,7 +58,12 @@ function authTransport(next: Transport, ctx: AuthContext): Transport {
     if (!learnt && refused === undefined) return res;
     if (refused) ctx.tokens.invalidate(refused.key, refused.token);
     await discard(res);
-    const second = await authorize(req, learnt ? fresh : challenge, ctx, next);
+    const second = await authorize({
+      req,
+      challenge: learnt ? fresh : challenge,
+      ctx,
+      below: next,
+    });
     return next(second.req);
   };
 }
@@ -69,12 +74,14 @@ interface Authorized {
   cached?: { key: string; token: string } | undefined;
 }
 
-async function authorize(
-  req: HttpRequest,
-  challenge: RegistryChallenge,
-  ctx: AuthContext,
-  below: Transport,
-): Promise<Authorized> {
+/** `req` with the credentials `challenge` asks for; a token is fetched through `below`. */
+async function authorize(attempt: {
+  req: HttpRequest;
+  challenge: RegistryChallenge;
+  ctx: AuthContext;
+  below: Transport;
+}): Promise<Authorized> {
+  const { req, challenge, ctx, below } = attempt;
   // A registry that asks for nothing gets nothing: no credential helper is even run.
   if (challenge.scheme === "none") return { req };
   const cred = await ctx.credential(req.signal);
@@ -85,7 +92,12 @@ async function authorize(
     if (cred?.username === undefined || cred.password === undefined) return { req };
     return { req: withAuthorization(req, basicAuthorization(cred.username, cred.password)) };
   }
-  const key = TokenCache.key(challenge.realm, challenge.service, ctx.scope, cred);
+  const key = TokenCache.key({
+    realm: challenge.realm,
+    service: challenge.service,
+    scope: ctx.scope,
+    cred,
+  });
   const fetch = () => {
     // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
     const signal = AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS);

@@ -112,10 +112,15 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
 /** `readBody`, with a body over `limit` reported as a `TooLargeError` naming `what`. */
 export async function readBounded(
   res: HttpResponse,
-  limit: number,
-  what: string,
-  ctx: RegistryErrorContext = {},
+  bound: {
+    /** Most bytes read. */
+    limit: number;
+    /** What the body is, for the error, e.g. `manifest`. */
+    what: string;
+    ctx?: RegistryErrorContext | undefined;
+  },
 ): Promise<Buffer> {
+  const { limit, what, ctx = {} } = bound;
   try {
     return await readBody(res, limit);
   } catch (err) {

@@ -36,7 +36,7 @@ export async function pingHost(host: string, route: PingRoute): Promise<HostPoli
   const https = new URL(`https://${host}/`);
   const http = new URL(`http://${host}/`);
   if (route.isInsecure(host)) {
-    const quick = await probeInsecure(https, http, host, route);
+    const quick = await probeInsecure({ https, http, host, route });
     if (quick) return quick;
   }
   try {
@@ -54,12 +54,13 @@ export async function pingHost(host: string, route: PingRoute): Promise<HostPoli
  * are for, or http answering other than a registry's `/v2/`: 200, 401, or a refusal that
  * the retried ping would report too); the host is then pinged the usual, retried way.
  */
-async function probeInsecure(
-  https: URL,
-  http: URL,
-  host: string,
-  route: PingRoute,
-): Promise<HostPolicy | undefined> {
+async function probeInsecure(probe: {
+  https: URL;
+  http: URL;
+  host: string;
+  route: PingRoute;
+}): Promise<HostPolicy | undefined> {
+  const { https, http, host, route } = probe;
   let res: HttpResponse | undefined;
   try {
     res = await get(https, route.probe);

@@ -41,10 +41,15 @@ const METADATA_NAMES = new Set([
  */
 export async function checkRealm(
   realm: URL,
-  registryHost: string,
-  isInsecure: (host: string) => boolean,
-  resolve: HostResolver = systemResolver,
+  opts: {
+    /** The registry that named the realm. */
+    registryHost: string;
+    isInsecure: (host: string) => boolean;
+    /** Default: the system's resolver. */
+    resolve?: HostResolver | undefined;
+  },
 ): Promise<RealmCheck> {
+  const { registryHost, isInsecure, resolve = systemResolver } = opts;
   const hostname = normaliseHostname(realm.hostname);
   if (realm.protocol !== "https:") {
     const allowed =

@@ -44,20 +44,22 @@ export interface TagListOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** One listing: the repository, on its registry host, and the listing's bounds. */
+export interface TagListRequest extends TagListOptions {
+  host: string;
+  repository: string;
+}
+
 /** Largest tag-list page body accepted. */
 export const MAX_TAG_PAGE_BYTES = 32 * 1024 * 1024;
 
 /** Every valid tag of `repository` on `host`, in the registry's order. */
-export async function listTags(
-  transport: Transport,
-  host: string,
-  repository: string,
-  opts: TagListOptions = {},
-): Promise<string[]> {
+export async function listTags(transport: Transport, opts: TagListRequest): Promise<string[]> {
+  const { host, repository } = opts;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TAG_LIST_TIMEOUT_MS;
   const deadline = new RequestDeadline(timeoutMs, opts.signal);
   try {
-    const all = await listAll(transport, host, repository, opts, deadline.signal);
+    const all = await listAll(transport, { ...opts, signal: deadline.signal });
     const { valid, invalid } = partitionTags(all, host, repository);
     if (invalid) opts.onInvalidTags?.(invalid);
     return valid;
@@ -69,13 +71,9 @@ export async function listTags(
   }
 }
 
-async function listAll(
-  transport: Transport,
-  host: string,
-  repository: string,
-  opts: TagListOptions,
-  signal: AbortSignal,
-): Promise<string[]> {
+/** Every tag of the listing, valid or not; `opts.signal` carries the listing's deadline. */
+async function listAll(transport: Transport, opts: TagListRequest): Promise<string[]> {
+  const { host, repository, signal } = opts;
   const maxPages = opts.maxPages ?? 10_000;
   const maxTags = opts.maxTags ?? 1_000_000;
   const ctx = { host, repository };
@@ -119,7 +117,7 @@ async function listAll(
     // The first page's URL is known once the origin layer has sent it.
     const at: URL = url instanceof URL ? url : res.url;
     seen.add(at.href);
-    const bytes = await readBounded(res, MAX_TAG_PAGE_BYTES, "tag list page", ctx);
+    const bytes = await readBounded(res, { limit: MAX_TAG_PAGE_BYTES, what: "tag list page", ctx });
     for (const tag of pageTags(bytes, res.headers.get("content-type"), ctx)) {
       tags.push(tag);
       if (tags.length > maxTags) {
@@ -129,7 +127,7 @@ async function listAll(
         });
       }
     }
-    url = nextPage(res.headers.get("link"), at, repository, ctx);
+    url = nextPage({ link: res.headers.get("link"), current: at, repository, ctx });
   }
   return tags;
 }
@@ -194,12 +192,14 @@ function pageTags(bytes: Buffer, contentType: string | null, ctx: RegistryErrorC
   return tags;
 }
 
-function nextPage(
-  link: string | null,
-  current: URL,
-  repository: string,
-  ctx: RegistryErrorContext,
-): URL | undefined {
+function nextPage(page: {
+  /** The page's `Link` header. */
+  link: string | null;
+  current: URL;
+  repository: string;
+  ctx: RegistryErrorContext;
+}): URL | undefined {
+  const { link, current, repository, ctx } = page;
   const next = nextPageOf(link, current);
   if (next === undefined) return undefined;
   // Stopping here would return a truncated listing as if it were complete.

@@ -33,12 +33,14 @@ export class TokenCache {
   }
 
   /** The key for a realm, service, scope and credential. */
-  static key(
-    realm: string,
-    service: string | undefined,
-    scope: string,
-    cred: HostCredential | undefined,
-  ): string {
+  static key(of: {
+    realm: string;
+    service?: string | undefined;
+    scope: string;
+    /** Anonymous when absent. */
+    cred?: HostCredential | undefined;
+  }): string {
+    const { realm, service, scope, cred } = of;
     return JSON.stringify([realm, service ?? "", scope, credentialFingerprint(cred)]);
   }
 

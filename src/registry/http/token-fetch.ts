@@ -45,12 +45,19 @@ export async function fetchToken(
   } catch {
     throw new UnauthorizedError({ message: "token realm is not a URL", host: req.registryHost });
   }
-  const checked = await checkRealm(realm, req.registryHost, isInsecure, req.resolve);
+  const checked = await checkRealm(realm, {
+    registryHost: req.registryHost,
+    isInsecure,
+    resolve: req.resolve,
+  });
   // Every request to the realm goes to the addresses just checked.
   const pin = checked.pinned ? { pinnedAddresses: checked.pinned.addresses } : {};
   const cred = req.credential;
   if (cred?.identityToken) {
-    return parseTokenResponse(await postForm(transport, realm, req, "refresh_token", pin), req);
+    return parseTokenResponse(
+      await postForm({ transport, realm, req, grant: "refresh_token", pin }),
+      req,
+    );
   }
   const url = new URL(realm.href);
   if (req.service) url.searchParams.set("service", req.service);
@@ -70,7 +77,10 @@ export async function fetchToken(
   });
   if ((res.status === 404 || res.status === 405) && cred?.password !== undefined) {
     await discard(res);
-    return parseTokenResponse(await postForm(transport, realm, req, "password", pin), req);
+    return parseTokenResponse(
+      await postForm({ transport, realm, req, grant: "password", pin }),
+      req,
+    );
   }
   return parseTokenResponse(res, req);
 }
@@ -80,13 +90,15 @@ export function basicAuthorization(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`, "utf8").toString("base64")}`;
 }
 
-async function postForm(
-  transport: Transport,
-  realm: URL,
-  req: TokenRequest,
-  grant: "refresh_token" | "password",
-  pin: Pick<HttpRequest, "pinnedAddresses">,
-): Promise<HttpResponse> {
+/** The OAuth2 form POST for a token: `grant` says which secret of the credential is sent. */
+async function postForm(post: {
+  transport: Transport;
+  realm: URL;
+  req: TokenRequest;
+  grant: "refresh_token" | "password";
+  pin: Pick<HttpRequest, "pinnedAddresses">;
+}): Promise<HttpResponse> {
+  const { transport, realm, req, grant, pin } = post;
   const form = new URLSearchParams();
   form.set("grant_type", grant);
   if (req.service) form.set("service", req.service);
@@ -115,8 +127,12 @@ async function parseTokenResponse(
 ): Promise<{ token: string; expiresInMs: number }> {
   // The token server's own 401 means the credentials were refused.
   await expectStatus(res, 200, { host: req.registryHost });
-  const body = await readBounded(res, MAX_TOKEN_BODY, "token answer", {
-    host: req.registryHost,
+  const body = await readBounded(res, {
+    limit: MAX_TOKEN_BODY,
+    what: "token answer",
+    ctx: {
+      host: req.registryHost,
+    },
   });
   let json: unknown;
   try {

@@ -86,10 +86,10 @@ export function decodeImageConfig(
   };
   const obj = parseJsonObject(bytes, fail);
   const createdAt = parseCreated(obj.created, fail);
-  const architecture = optionalString(obj, "architecture", "image config", fail);
-  const os = optionalString(obj, "os", "image config", fail);
-  const variant = optionalString(obj, "variant", "image config", fail);
-  const osVersion = optionalString(obj, "os.version", "image config", fail);
+  const architecture = optionalString(obj, { key: "architecture", where: "image config", fail });
+  const os = optionalString(obj, { key: "os", where: "image config", fail });
+  const variant = optionalString(obj, { key: "variant", where: "image config", fail });
+  const osVersion = optionalString(obj, { key: "os.version", where: "image config", fail });
   const labels = labelsFromConfig(obj.config, obj.container_config, fail);
   return withoutUndefined<ImageConfigSummary>({
     createdAt,

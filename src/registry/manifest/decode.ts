@@ -75,12 +75,12 @@ export interface DecodedSchema1 {
 /** Any manifest regscan decodes. */
 export type DecodedManifest = DecodedIndex | DecodedImageManifest | DecodedSchema1;
 
+/** `obj[key]` as a non-empty string; anything else fails, naming `where`. */
 function requiredString(
   obj: Record<string, unknown>,
-  key: string,
-  where: string,
-  fail: Fail,
+  field: { key: string; where: string; fail: Fail },
 ): string {
+  const { key, where, fail } = field;
   const v = obj[key];
   if (typeof v !== "string" || v === "") return fail(`${where}.${key} is missing or not a string`);
   return v;
@@ -100,24 +100,28 @@ function annotationsOf(value: unknown, where: string, fail: Fail): Labels {
 function platformOf(value: unknown, where: string, fail: Fail): Platform | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isObject(value)) return fail(`${where}.platform is not an object`);
-  const os = requiredString(value, "os", `${where}.platform`, fail);
-  const architecture = requiredString(value, "architecture", `${where}.platform`, fail);
-  const variant = optionalString(value, "variant", `${where}.platform`, fail);
-  const osVersion = optionalString(value, "os.version", `${where}.platform`, fail);
+  const os = requiredString(value, { key: "os", where: `${where}.platform`, fail });
+  const architecture = requiredString(value, {
+    key: "architecture",
+    where: `${where}.platform`,
+    fail,
+  });
+  const variant = optionalString(value, { key: "variant", where: `${where}.platform`, fail });
+  const osVersion = optionalString(value, { key: "os.version", where: `${where}.platform`, fail });
   return withoutUndefined<Platform>({ os, architecture, variant, osVersion });
 }
 
 function descriptorOf(value: unknown, where: string, fail: Fail): Descriptor {
   if (!isObject(value)) return fail(`${where} is not an object`);
-  const mediaType = requiredString(value, "mediaType", where, fail);
-  const digest = requiredString(value, "digest", where, fail);
+  const mediaType = requiredString(value, { key: "mediaType", where, fail });
+  const digest = requiredString(value, { key: "digest", where, fail });
   if (!isDigest(digest)) return fail(`${where}.digest is not a supported digest`);
   const size = value.size;
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
     return fail(`${where}.size is not a non-negative integer`);
   }
   const platform = platformOf(value.platform, where, fail);
-  const artifactType = optionalString(value, "artifactType", where, fail);
+  const artifactType = optionalString(value, { key: "artifactType", where, fail });
   return withoutUndefined<Descriptor>({
     mediaType,
     digest,
@@ -170,7 +174,7 @@ function decodeImage(
   fail: Fail,
 ): DecodedImageManifest {
   if (obj.schemaVersion !== 2) return fail("schemaVersion must be 2");
-  const artifactType = optionalString(obj, "artifactType", "manifest", fail);
+  const artifactType = optionalString(obj, { key: "artifactType", where: "manifest", fail });
   return withoutUndefined<DecodedImageManifest>({
     kind: "image",
     mediaType,
@@ -189,9 +193,9 @@ function decodeSchema1(
   if (obj.schemaVersion !== 1) return fail("schemaVersion must be 1");
   const history = obj.history;
   if (!Array.isArray(history)) return fail("history is not an array");
-  const name = optionalString(obj, "name", "manifest", fail);
-  const tag = optionalString(obj, "tag", "manifest", fail);
-  let architecture = optionalString(obj, "architecture", "manifest", fail);
+  const name = optionalString(obj, { key: "name", where: "manifest", fail });
+  const tag = optionalString(obj, { key: "tag", where: "manifest", fail });
+  let architecture = optionalString(obj, { key: "architecture", where: "manifest", fail });
   let os: string | undefined;
   let createdAt: Date | undefined;
   let labels: Labels = {};
@@ -204,8 +208,8 @@ function decodeSchema1(
       fail(`history[0].v1Compatibility is ${reason}`),
     );
     createdAt = parseCreated(v1.created, fail);
-    os = optionalString(v1, "os", "v1Compatibility", fail);
-    architecture ??= optionalString(v1, "architecture", "v1Compatibility", fail);
+    os = optionalString(v1, { key: "os", where: "v1Compatibility", fail });
+    architecture ??= optionalString(v1, { key: "architecture", where: "v1Compatibility", fail });
     labels = labelsFromConfig(v1.config, v1.container_config, fail);
   }
   return withoutUndefined<DecodedSchema1>({

@@ -15,10 +15,9 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 /** `obj[key]` as a string; absent, `null` or `""` is `undefined`, another type fails. */
 export function optionalString(
   obj: Record<string, unknown>,
-  key: string,
-  where: string,
-  fail: Fail,
+  field: { key: string; where: string; fail: Fail },
 ): string | undefined {
+  const { key, where, fail } = field;
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "string") return fail(`${where}.${key} is not a string`);

@@ -66,12 +66,13 @@ describe("insecureHostPolicy", () => {
 describe("token realm policy", () => {
   const none = () => false;
   test("https anywhere but link-local and metadata addresses", async () => {
-    await checkRealm(new URL("https://auth.example.com/token"), "r", none).catch(
-      (e: { code?: string }) => {
-        // Name resolution is not available in tests; only an unsafe verdict would be wrong.
-        assert.notEqual(e.code, "UNSAFE_REALM");
-      },
-    );
+    await checkRealm(new URL("https://auth.example.com/token"), {
+      registryHost: "r",
+      isInsecure: none,
+    }).catch((e: { code?: string }) => {
+      // Name resolution is not available in tests; only an unsafe verdict would be wrong.
+      assert.notEqual(e.code, "UNSAFE_REALM");
+    });
     for (const realm of [
       "https://169.254.169.254/x",
       "https://[fe80::1]/x",
@@ -80,20 +81,33 @@ describe("token realm policy", () => {
       "http://100.100.100.200/x",
       "https://[::ffff:169.254.169.254]/x",
     ]) {
-      await assert.rejects(checkRealm(new URL(realm), "r", none), { code: "UNSAFE_REALM" }, realm);
+      await assert.rejects(
+        checkRealm(new URL(realm), { registryHost: "r", isInsecure: none }),
+        { code: "UNSAFE_REALM" },
+        realm,
+      );
     }
   });
   test("plain http only on loopback or an insecure host", async () => {
-    await checkRealm(new URL("http://127.0.0.1:9/token"), "r", none);
-    await checkRealm(new URL("http://localhost:9/token"), "r", none);
-    await checkRealm(new URL("http://[::1]:9/token"), "r", none);
-    await assert.rejects(checkRealm(new URL("http://10.1.1.1/token"), "r", none), {
-      code: "UNSAFE_REALM",
+    await checkRealm(new URL("http://127.0.0.1:9/token"), { registryHost: "r", isInsecure: none });
+    await checkRealm(new URL("http://localhost:9/token"), { registryHost: "r", isInsecure: none });
+    await checkRealm(new URL("http://[::1]:9/token"), { registryHost: "r", isInsecure: none });
+    await assert.rejects(
+      checkRealm(new URL("http://10.1.1.1/token"), { registryHost: "r", isInsecure: none }),
+      {
+        code: "UNSAFE_REALM",
+      },
+    );
+    await checkRealm(new URL("http://10.1.1.1/token"), {
+      registryHost: "r",
+      isInsecure: insecureHostPolicy(["10.1.1.1"]),
     });
-    await checkRealm(new URL("http://10.1.1.1/token"), "r", insecureHostPolicy(["10.1.1.1"]));
-    await assert.rejects(checkRealm(new URL("ftp://127.0.0.1/token"), "r", none), {
-      code: "UNSAFE_REALM",
-    });
+    await assert.rejects(
+      checkRealm(new URL("ftp://127.0.0.1/token"), { registryHost: "r", isInsecure: none }),
+      {
+        code: "UNSAFE_REALM",
+      },
+    );
   });
   test("address classification", () => {
     assert.equal(isLoopback("127.1.2.3"), true);
@@ -127,7 +141,11 @@ describe("TokenCache", () => {
     const cache = new TokenCache({ now: () => now });
     let fetches = 0;
     const fetch = async () => ({ token: `t${++fetches}`, expiresInMs: 300_000 });
-    const key = TokenCache.key("https://auth/token", "svc", "repository:a:pull", undefined);
+    const key = TokenCache.key({
+      realm: "https://auth/token",
+      service: "svc",
+      scope: "repository:a:pull",
+    });
     const [a, b] = await Promise.all([cache.get(key, fetch), cache.get(key, fetch)]);
     assert.equal(a.token, "t1");
     assert.equal(b.token, "t1");
@@ -149,8 +167,18 @@ describe("TokenCache", () => {
       registryToken: undefined,
       provenance: "test",
     });
-    const k1 = TokenCache.key("r", "s", "repository:a:pull", cred("secret-one"));
-    const k2 = TokenCache.key("r", "s", "repository:a:pull", cred("secret-two"));
+    const k1 = TokenCache.key({
+      realm: "r",
+      service: "s",
+      scope: "repository:a:pull",
+      cred: cred("secret-one"),
+    });
+    const k2 = TokenCache.key({
+      realm: "r",
+      service: "s",
+      scope: "repository:a:pull",
+      cred: cred("secret-two"),
+    });
     assert.notEqual(k1, k2);
     assert.ok(!k1.includes("secret-one"));
   });

@@ -43,7 +43,7 @@ describe("host name spelling", () => {
       "https://0xa9.0xfe.0xa9.0xfe/token",
     ]) {
       await assert.rejects(
-        checkRealm(new URL(realm), "r", none, noLookup),
+        checkRealm(new URL(realm), { registryHost: "r", isInsecure: none, resolve: noLookup }),
         { code: "UNSAFE_REALM" },
         realm,
       );
@@ -52,10 +52,14 @@ describe("host name spelling", () => {
 
   test("a name resolving to a metadata address is refused", async () => {
     await assert.rejects(
-      checkRealm(new URL("https://auth.example.test/token"), "r", none, async () => [
-        { address: "10.0.0.1", family: 4 },
-        { address: "169.254.169.254", family: 4 },
-      ]),
+      checkRealm(new URL("https://auth.example.test/token"), {
+        registryHost: "r",
+        isInsecure: none,
+        resolve: async () => [
+          { address: "10.0.0.1", family: 4 },
+          { address: "169.254.169.254", family: 4 },
+        ],
+      }),
       { code: "UNSAFE_REALM", message: /resolves to a link-local or metadata address/ },
     );
   });
