@@ -10,12 +10,15 @@ import type { ImageName } from "../image/ref.js";
 import type { Client, ClientFactory, ClientOptions } from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../registry/factory.js";
+import type { RateLimiters } from "../registry/http/rate-limiters.js";
 import { ClientMetrics, instrumentClient } from "../registry/instrument.js";
 import { MirroredClientFactory } from "../registry/mirrored-client-factory.js";
 
 /** A factory and the function that releases its connections. */
 export interface DaemonClientFactory {
   factory: ClientFactory;
+  /** The per-host request budgets every client spends (the replica census sets its share). */
+  limiters: RateLimiters;
   close(): Promise<void>;
 }
 
@@ -59,5 +62,5 @@ export function createClientFactory(
             ),
         )
       : instrumented;
-  return { factory, close: () => remote.close() };
+  return { factory, limiters: remote.limiters, close: () => remote.close() };
 }

@@ -26,9 +26,10 @@ import type { Gauge, Registry as MetricsRegistry } from "prom-client";
 import { summarizeError } from "../cache/error-summary.js";
 import { DEFAULT_KEY_PREFIX } from "../cache/keys.js";
 import type { Store } from "../cache/store.js";
+import type { RateLimiters } from "../registry/http/rate-limiters.js";
 
-/** How often a replica writes its heartbeat, by default. */
-export const DEFAULT_HEARTBEAT_MS = 2_000;
+/** How often a replica writes its heartbeat, by default: a joiner waits up to one for its share. */
+export const DEFAULT_HEARTBEAT_MS = 1_000;
 /** A replica whose heartbeat has not moved for this long is dead (five heartbeats). */
 export const DEFAULT_TTL_FACTOR = 5;
 /** Longest wait for one store operation of a heartbeat. */
@@ -323,4 +324,38 @@ export class ReplicaCensus {
       },
     });
   }
+}
+
+/** What {@link shareBudgets} wires. */
+export interface ShareBudgetsOptions {
+  store: Store;
+  /** This replica's id (the warmer's lease owner). */
+  owner: string;
+  /** The budgets to share; none when the daemon was given a client factory (tests). */
+  limiters: Pick<RateLimiters, "setShare"> | undefined;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  heartbeatMs?: number | undefined;
+}
+
+/**
+ * Starts the census of the replicas on `store` and keeps `limiters`' share of every registry
+ * budget to this replica's share. Until the first heartbeat is written the share is 0 (the
+ * warmer cannot work without the store either); `stop()` the census when the daemon stops.
+ */
+export async function shareBudgets(opts: ShareBudgetsOptions): Promise<ReplicaCensus> {
+  const census = new ReplicaCensus({
+    store: opts.store,
+    owner: opts.owner,
+    heartbeatMs: opts.heartbeatMs,
+    logger: opts.logger.child({ component: "census" }),
+    metrics: opts.metrics,
+  });
+  const limiters = opts.limiters;
+  if (limiters) {
+    limiters.setShare(census.view.share);
+    census.onChange((view) => limiters.setShare(view.share));
+  }
+  await census.start();
+  return census;
 }

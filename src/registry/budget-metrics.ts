@@ -11,6 +11,9 @@ import type { RateLimiters } from "./http/rate-limiters.js";
 export const BUDGET_METRICS = {
   budgetRps: "regscan_registry_budget_rps",
   budgetBurst: "regscan_registry_budget_burst",
+  effectiveRps: "regscan_registry_effective_budget_rps",
+  effectiveBurst: "regscan_registry_effective_budget_burst",
+  share: "regscan_registry_budget_share",
   rate: "regscan_registry_rate_rps",
   demand: "regscan_registry_demand_rps",
   saturated: "regscan_registry_budget_saturated",
@@ -62,6 +65,24 @@ export function registerBudgetMetrics(register: PromRegistry, limiters: RateLimi
     "Request budget per registry host: burst.",
     (h) => limiters.budget(h).burst,
   );
+  gauge(
+    BUDGET_METRICS.effectiveRps,
+    "This replica's part of each host's request budget, requests per second: the budget (less its 1% margin) times the replica's share.",
+    (h) => limiters.state(h).effectiveBudget.rps,
+  );
+  gauge(
+    BUDGET_METRICS.effectiveBurst,
+    "This replica's part of each host's request budget: burst times the replica's share.",
+    (h) => limiters.state(h).effectiveBudget.burst,
+  );
+  new prom.Gauge({
+    name: BUDGET_METRICS.share,
+    help: "This replica's share of every registry budget (1 / live replicas sharing the store, 0 while it waits for the others to make room).",
+    registers: [register],
+    collect() {
+      this.set(limiters.share);
+    },
+  });
   gauge(
     BUDGET_METRICS.rate,
     "Requests per second each host gets now (halved after a 429).",
