@@ -98,15 +98,20 @@ function logScansThatChanged(warmer: Warmer, logger: Logger): void {
  * refresher they feed, with a coalescer of its own: events of one repository closer than
  * `server.webhookWindow` become one refresh, a burst waiting at most eight windows.
  */
-async function webhookEndpoint(
-  config: Config,
-  env: NodeJS.ProcessEnv,
-  watch: WatchList,
-  warmer: Warmer,
-  metrics: MetricsRegistry,
-  logger: Logger,
-  cleanup: Array<() => Promise<void> | void>,
-): Promise<WebhookEndpoint | undefined> {
+/** What {@link webhookEndpoint} wires together. */
+interface WebhookEndpointOptions {
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  watch: WatchList;
+  warmer: Warmer;
+  metrics: MetricsRegistry;
+  logger: Logger;
+  /** Where the coalescer's and refresher's closers are added (the daemon runs them at stop). */
+  cleanup: Array<() => Promise<void> | void>;
+}
+
+async function webhookEndpoint(opts: WebhookEndpointOptions): Promise<WebhookEndpoint | undefined> {
+  const { config, env, watch, warmer, metrics, logger, cleanup } = opts;
   if (!config.webhooks) return undefined;
   const receivers = await WebhookReceivers.create(config.webhooks, { env });
   if (receivers.kinds().length === 0) return undefined;
@@ -130,7 +135,7 @@ async function webhookEndpoint(
   });
   cleanup.push(() => refresher.close());
   log.info({ receivers: receivers.kinds() }, "webhook receivers on");
-  return new WebhookEndpoint(receivers, refresher, metrics, log);
+  return new WebhookEndpoint({ receivers, sink: refresher, metrics, logger: log });
 }
 
 /** What the daemon is started with. */
@@ -145,22 +150,44 @@ export interface DaemonOptions {
   factory?: ClientFactory;
 }
 
+/** What a started daemon holds on to (built by {@link Daemon.start}). */
+interface DaemonParts {
+  address: AddressInfo;
+  metrics: MetricsRegistry;
+  server: ApiServer;
+  warmer: Warmer;
+  warming: Promise<void>;
+  abort: AbortController;
+  /** Closes sources, the client factory and the store, in reverse order of opening. */
+  closers: Array<() => Promise<void> | void>;
+  logger: Logger;
+  shutdownMs: number;
+}
+
 /** A running daemon. */
 export class Daemon {
-  private stopping: Promise<boolean> | undefined;
+  readonly address: AddressInfo;
+  readonly metrics: MetricsRegistry;
+  readonly #server: ApiServer;
+  readonly #warmer: Warmer;
+  readonly #warming: Promise<void>;
+  readonly #abort: AbortController;
+  readonly #closers: Array<() => Promise<void> | void>;
+  readonly #logger: Logger;
+  readonly #shutdownMs: number;
+  #stopping: Promise<boolean> | undefined;
 
-  private constructor(
-    readonly address: AddressInfo,
-    readonly metrics: MetricsRegistry,
-    private readonly server: ApiServer,
-    private readonly warmer: Warmer,
-    private readonly warming: Promise<void>,
-    private readonly abort: AbortController,
-    /** Closes sources, the client factory and the store, in reverse order of opening. */
-    private readonly closers: Array<() => Promise<void> | void>,
-    private readonly logger: Logger,
-    private readonly shutdownMs: number,
-  ) {}
+  private constructor(parts: DaemonParts) {
+    this.address = parts.address;
+    this.metrics = parts.metrics;
+    this.#server = parts.server;
+    this.#warmer = parts.warmer;
+    this.#warming = parts.warming;
+    this.#abort = parts.abort;
+    this.#closers = parts.closers;
+    this.#logger = parts.logger;
+    this.#shutdownMs = parts.shutdownMs;
+  }
 
   /** Starts everything; rejects with a clear error (and nothing left running) on failure. */
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -198,7 +225,12 @@ export class Daemon {
 
       const filter = new ImageFilter(config.images.include, config.images.exclude);
       const watch = new WatchList(
-        await withCredentials(combineSources(sources, filter, logger), config, env, logger),
+        await withCredentials({
+          lookup: combineSources(sources, filter, logger),
+          config,
+          env,
+          logger,
+        }),
       );
 
       const metrics = processMetricsRegistry();
@@ -248,15 +280,20 @@ export class Daemon {
       });
       cleanup.push(() => refreshes.close());
       logScansThatChanged(warmer, logger);
-      const feed = tagEventFeed(store, warmer, warmer.owner, logger.child({ component: "events" }));
+      const feed = tagEventFeed({
+        store,
+        warmer,
+        replica: warmer.owner,
+        logger: logger.child({ component: "events" }),
+      });
       cleanup.push(() => feed.close());
       const webhooks = config.webhooks
-        ? await webhookEndpoint(config, env, watch, warmer, metrics, logger, cleanup)
+        ? await webhookEndpoint({ config, env, watch, warmer, metrics, logger, cleanup })
         : undefined;
       const server = new ApiServer({
         registry: instrumentRegistry(cache, metrics),
-        warmer: new DaemonWarmerControl(warmer, cache, watch, logger, refreshes, feed),
-        ...(webhooks === undefined ? {} : { webhooks }),
+        warmer: new DaemonWarmerControl({ warmer, cache, watch, logger, refreshes, feed }),
+        webhooks,
         repositoryVersion: async (name, signal) => {
           const record = await cache.repositoryRecord(name, { signal });
           return record && repositoryRecordVersion(record);
@@ -313,17 +350,17 @@ export class Daemon {
         },
         "regscan serving",
       );
-      return new Daemon(
+      return new Daemon({
         address,
         metrics,
         server,
         warmer,
         warming,
         abort,
-        cleanup,
+        closers: cleanup,
         logger,
-        config.server.shutdownTimeout,
-      );
+        shutdownMs: config.server.shutdownTimeout,
+      });
     } catch (err) {
       for (const step of cleanup.reverse()) {
         try {
@@ -338,7 +375,7 @@ export class Daemon {
 
   /** The warmer, for callers that want its events or status. */
   get warmerInstance(): Warmer {
-    return this.warmer;
+    return this.#warmer;
   }
 
   /**
@@ -347,16 +384,16 @@ export class Daemon {
    * Resolves to true when everything finished within the bound.
    */
   stop(): Promise<boolean> {
-    this.stopping ??= this.doStop();
-    return this.stopping;
+    this.#stopping ??= this.#doStop();
+    return this.#stopping;
   }
 
-  private async doStop(): Promise<boolean> {
-    const bound = this.shutdownMs;
-    this.logger.info({ boundMs: bound }, "shutting down");
-    this.abort.abort();
+  async #doStop(): Promise<boolean> {
+    const bound = this.#shutdownMs;
+    this.#logger.info({ boundMs: bound }, "shutting down");
+    this.#abort.abort();
     const inTime = await withTimeout(
-      Promise.all([this.server.close(Math.max(0, bound - 500)), this.warming]),
+      Promise.all([this.#server.close(Math.max(0, bound - 500)), this.#warming]),
       bound,
       () => new Error(`did not stop within ${bound} ms`),
       true,
@@ -365,14 +402,14 @@ export class Daemon {
       () => false,
     );
     if (!inTime)
-      this.logger.warn(
+      this.#logger.warn(
         { boundMs: bound },
         "shutdown bound reached; closing with work still in flight",
       );
     let closed = true;
     // A store or pool that never answers its close must not keep the process alive.
     const closeBy = Date.now() + CLOSE_BOUND_MS;
-    for (const close of [...this.closers].reverse()) {
+    for (const close of [...this.#closers].reverse()) {
       try {
         const left = Math.max(0, closeBy - Date.now());
         await withTimeout(
@@ -382,11 +419,11 @@ export class Daemon {
           true,
         );
       } catch (err) {
-        this.logger.error({ err: { message: (err as Error).message } }, "closing failed");
+        this.#logger.error({ err: { message: (err as Error).message } }, "closing failed");
         closed = false;
       }
     }
-    this.logger.info("stopped");
+    this.#logger.info("stopped");
     return inTime && closed;
   }
 }
