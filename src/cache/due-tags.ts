@@ -47,6 +47,12 @@ export interface DueTagsOptions {
   everyTagDue?: boolean | undefined;
   /** Check only these of the tags already in the index (a refresh that named tags). */
   onlyTags?: readonly string[] | undefined;
+  /**
+   * Treat a kept tag last checked this long ago or more as due, however far its deadline
+   * (the warming loop's polling, so that a moved tag is seen within the repository's
+   * interval; artifact tags, which cannot move, excepted).
+   */
+  checkedWithinMs?: number | undefined;
 }
 
 /**
@@ -61,9 +67,11 @@ export function dueTags({
   log,
   everyTagDue = false,
   onlyTags,
+  checkedWithinMs,
 }: DueTagsOptions): DueTags {
   const due: DueTag[] = [];
   const now = ctx.now();
+  const checkedSince = checkedWithinMs === undefined ? undefined : now - checkedWithinMs;
   const named = onlyTags && new Set(onlyTags);
   for (const tag of tags) {
     if (index.unread(tag)) {
@@ -86,7 +94,8 @@ export function dueTags({
       continue;
     }
     // A stale tag (its last refresh failed) is retried at every scan.
-    if (!everyTagDue && !entry.lastError && entry.deadline > now) {
+    const polled = checkedSince !== undefined && !entry.artifact && entry.checkedAt <= checkedSince;
+    if (!everyTagDue && !entry.lastError && entry.deadline > now && !polled) {
       result.fresh++;
       if (entry.artifact || isExcludedImageId(entry.image as string)) result.excluded++;
     } else {

@@ -54,6 +54,11 @@ export interface WarmJob {
   force: boolean;
   /** Check every kept tag (with HEAD first), not only the due ones. */
   checkAll?: boolean;
+  /**
+   * Also check (HEAD first) every kept tag last checked this long ago or more, whatever its
+   * deadline: the warming loop's polling (see TAG_CHECK_FRACTION in warmer.ts).
+   */
+  tagCheckMs?: number | undefined;
   signal: AbortSignal;
   /** Progress: called with the number of tags to check once listed, then once per tag done. */
   onProgress?: (progress: { total: number; done: number }) => void;

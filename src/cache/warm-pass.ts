@@ -287,6 +287,7 @@ async function scanRepository(s: Scan): Promise<void> {
     log,
     everyTagDue: job.checkAll,
     onlyTags: job.options.onlyTags,
+    checkedWithinMs: job.tagCheckMs,
   });
   try {
     await dropMissingImages({ ctx, due, known, log, signal });
@@ -320,52 +321,47 @@ async function scanRepository(s: Scan): Promise<void> {
   /** Due tags written (refreshed, or kept after their own error); the rest are kept below. */
   const settled = new Set<DueTag>();
   let storeRefused = false;
-  await forEachBounded(
-    due,
-    ctx.burst,
-    async (item) => {
-      const { tag } = item;
-      try {
-        await refresher.refresh(item);
+  await forEachBounded(due, { limit: ctx.burst, signal }, async (item) => {
+    const { tag } = item;
+    try {
+      await refresher.refresh(item);
+      settled.add(item);
+    } catch (error) {
+      if (stopReason(s)) return;
+      if (errorCode(error) === TOO_MANY_REQUESTS) {
+        if (!repoError) log.warn("rate limited; abandoning the repository until its next scan");
+        repoError ??= summarizeError(error);
+        s.controller.abort(error);
+      } else if (error instanceof StoreWriteError) {
+        storeRefused = true;
+        if (!repoError) log.error({ error: summarizeError(error) }, "the store refused a write");
+        repoError ??= summarizeError(error);
+        s.controller.abort(error);
+      } else if (!signal.aborted) {
+        result.errors++;
+        const tagError = summarizeError(error);
+        lastTagError = tagError;
+        log.warn({ tag, error: tagError }, "refreshing a tag failed");
+        if (needsKeeping(item, job, ctx.now())) keepTag(ctx, job, index, item, tagError);
         settled.add(item);
-      } catch (error) {
-        if (stopReason(s)) return;
-        if (errorCode(error) === TOO_MANY_REQUESTS) {
-          if (!repoError) log.warn("rate limited; abandoning the repository until its next scan");
-          repoError ??= summarizeError(error);
-          s.controller.abort(error);
-        } else if (error instanceof StoreWriteError) {
-          storeRefused = true;
-          if (!repoError) log.error({ error: summarizeError(error) }, "the store refused a write");
-          repoError ??= summarizeError(error);
-          s.controller.abort(error);
-        } else if (!signal.aborted) {
-          result.errors++;
-          const tagError = summarizeError(error);
-          lastTagError = tagError;
-          log.warn({ tag, error: tagError }, "refreshing a tag failed");
-          if (needsKeeping(item, job, ctx.now())) keepTag(ctx, job, index, item, tagError);
-          settled.add(item);
-        }
-      } finally {
-        job.onProgress?.({ total, done: ++done });
       }
-      // A long scan writes what it has now and then, so that a kill loses little of it.
-      if (!flushing && index.dirty && performance.now() - flushedAt > FLUSH_EVERY_MS) {
-        flushing = index
-          .flush(undefined, log)
-          .catch((error: unknown) => {
-            log.warn({ error: summarizeError(error) }, "could not write the index mid-scan");
-          })
-          .finally(() => {
-            flushedAt = performance.now();
-            flushing = undefined;
-          });
-        await flushing;
-      }
-    },
-    signal,
-  );
+    } finally {
+      job.onProgress?.({ total, done: ++done });
+    }
+    // A long scan writes what it has now and then, so that a kill loses little of it.
+    if (!flushing && index.dirty && performance.now() - flushedAt > FLUSH_EVERY_MS) {
+      flushing = index
+        .flush(undefined, log)
+        .catch((error: unknown) => {
+          log.warn({ error: summarizeError(error) }, "could not write the index mid-scan");
+        })
+        .finally(() => {
+          flushedAt = performance.now();
+          flushing = undefined;
+        });
+      await flushing;
+    }
+  });
   await flushing;
   plan.finish();
   if (plan.getFirst > 0) {

@@ -1,7 +1,9 @@
 /**
- * The Warmer keeps a store fresh for a set of repositories (Flux v1's `cache.Warmer`): a
- * loop over a backlog re-read from an `ImageCreds` lookup every interval, priority requests
- * first, one lease per repository so replicas on a shared store split the work.
+ * The Warmer keeps a store fresh for a set of repositories (Flux v1's `cache.Warmer`): the
+ * repositories of an `ImageCreds` lookup (asked again every interval for additions and
+ * removals), each scanned when its own interval says (see schedule.ts), priority requests
+ * first, at most a few per registry host at once, one lease per repository so replicas on a
+ * shared store split the work.
  */
 import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
@@ -12,7 +14,6 @@ import { type ImageName, parseImageName } from "../image/ref.js";
 import type { ClientFactory } from "../registry/client.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
-import { Backlog } from "./backlog.js";
 import { BudgetStretch } from "./budget-stretch.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
@@ -22,11 +23,12 @@ import { Keys } from "./keys.js";
 import { warmerMetrics } from "./metrics.js";
 import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
-import { listingChanged, RepositoryPace } from "./repository-pace.js";
+import { listingChanged, RepositoryPace, type RepositoryPaceOptions } from "./repository-pace.js";
+import { Schedule, type ScheduledItem } from "./schedule.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import { type TagEventListener, TagEvents } from "./tag-events.js";
-import type { WarmContext } from "./warm-context.js";
+import type { WarmContext, WarmJob } from "./warm-context.js";
 import { emptyScanResult, warmRepository } from "./warm-pass.js";
 import type {
   RepositoryOptions,
@@ -39,6 +41,39 @@ import type {
 export const DEFAULT_BURST = 10;
 /** Default interval between lookups, and between scans of one repository (Flux v1: 1 min). */
 export const DEFAULT_INTERVAL_MS = 60_000;
+/**
+ * Default number of repositories scanned at once. Requests are throttled per registry host
+ * by the rate limiters, so what bounds a fill is how many hosts have work in flight: eight
+ * covers the registries an installation commonly mixes (Docker Hub, GHCR, ECR, GAR, Quay,
+ * a Harbor or two) at once, while memory stays bounded (each scan holds one repository's
+ * index, and at most eight times `burst` requests are in flight).
+ */
+export const DEFAULT_CONCURRENCY = 8;
+/**
+ * Default number of one host's repositories scanned at once: enough that a huge repository
+ * leaves room for the host's small ones and that the host's budget is used (4 x `burst` 10
+ * requests in flight covers 50 requests/s at up to 800 ms a request), few enough that one
+ * host's backlog never fills every worker. More would only wait at the host's rate limiter
+ * while holding leases another replica could use.
+ */
+export const DEFAULT_PER_HOST_CONCURRENCY = 4;
+/**
+ * A loop scan checks (with `HEAD`, which costs no Docker Hub pull) every kept tag not checked
+ * for this fraction of the repository's current interval, whatever the tag's own deadline
+ * says: without a webhook, a moved tag is seen only when someone asks, and this makes it
+ * seen within the repository's interval (issue 13, acceptance 5). Half, not all of it, so
+ * that a tag checked late in the previous scan still counts as due at the next one.
+ *
+ * Cost, measured on the fleet simulator (test/cache/warmer-polling.test.ts): one `HEAD` per
+ * kept tag per repository interval, where the tags' own deadlines (1 h doubling to 7 days)
+ * asked one per tag per hour at most; a 60 s interval is about 60 times the requests of an
+ * idle fleet. The budget stretch (budget-stretch.ts) lengthens intervals when a host's
+ * budget cannot pay for it, and quiet repositories back off (repository-pace.ts).
+ */
+export const TAG_CHECK_FRACTION = 0.5;
+
+/** The shortest time between two loop scans of one repository (unless asked for). */
+const MIN_RESCAN_GAP_MS = 1000;
 
 /** How long one store write may take before it counts as failed. */
 const WRITE_TIMEOUT_MS = 10_000;
@@ -59,8 +94,14 @@ export interface WarmerOptions {
   burst?: number;
   /** Interval between lookups and default per-repository interval, ms (default 60 s). */
   intervalMs?: number;
-  /** Repositories scanned at the same time (default 2). */
-  concurrency?: number;
+  /** Repositories scanned at the same time (default {@link DEFAULT_CONCURRENCY}). */
+  concurrency?: number | undefined;
+  /**
+   * Repositories of one registry host scanned at the same time by the loop (default
+   * {@link DEFAULT_PER_HOST_CONCURRENCY}, at most `concurrency`), so that one slow registry
+   * or one huge repository never holds up the others.
+   */
+  perHostConcurrency?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
   owner?: string;
   /** How long a repository lease lasts unless renewed (renewed every third; default 5 min). */
@@ -104,6 +145,21 @@ export interface ScanTarget {
   options?: RepositoryOptions;
 }
 
+/** One repository scan of {@link Warmer} (the loop's or a `scan()` call's). */
+interface ScanOneOptions {
+  name: ImageName;
+  creds: Credentials;
+  options: RepositoryOptions;
+  /** Scan even if scanned less than an interval ago. */
+  force: boolean;
+  /** Check every kept tag with HEAD (a priority refresh). */
+  checkAll: boolean;
+  /** Check kept tags not checked within the repository's interval (the loop's polling). */
+  pollTags: boolean;
+  signal: AbortSignal;
+  onProgress?: ((p: { total: number; done: number }) => void) | undefined;
+}
+
 /** Keeps the cache warm; see the module comment and DESIGN.md section 5. */
 export class Warmer {
   /** The owner id of this warmer's leases. */
@@ -112,7 +168,7 @@ export class Warmer {
   readonly #ctx: WarmContext;
   readonly #intervalMs: number;
   readonly #concurrency: number;
-  readonly #backlog = new Backlog();
+  readonly #schedule: Schedule;
   readonly #events = new TagEvents();
   readonly #scanListeners = new Set<(result: RepositoryScanResult) => void>();
   readonly #status = new Map<string, RepositoryStatus>();
@@ -126,7 +182,14 @@ export class Warmer {
     this.owner =
       opts.owner ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
     this.#intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
-    this.#concurrency = Math.max(1, opts.concurrency ?? 2);
+    this.#concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_CONCURRENCY));
+    this.#schedule = new Schedule({
+      hostOf: (name) => this.#imageName(name)?.apiHost.toLowerCase() ?? "",
+      perHostConcurrency: Math.min(
+        this.#concurrency,
+        opts.perHostConcurrency ?? DEFAULT_PER_HOST_CONCURRENCY,
+      ),
+    });
     const logger = opts.logger ?? pino({ level: "silent" });
     const burst = Math.max(1, opts.burst ?? DEFAULT_BURST);
     this.#ctx = {
@@ -145,18 +208,26 @@ export class Warmer {
       // Every tag write in flight, of every repository scanned at once, listens on it.
       refresh: { jitter: opts.refreshJitter ?? 0 },
       hostSharing: new HostSharing(),
-      writeTimeout: new SharedTimeout(WRITE_TIMEOUT_MS, 1000, burst * this.#concurrency + 16),
+      writeTimeout: new SharedTimeout({
+        timeoutMs: WRITE_TIMEOUT_MS,
+        slackMs: 1000,
+        listeners: burst * this.#concurrency + 16,
+      }),
     };
     const metrics = this.#ctx.metrics;
-    this.#stretch = new BudgetStretch(opts.factory, this.#ctx.now, logger, (host, factor) =>
-      metrics.intervalStretch.set({ host }, factor),
-    );
+    this.#stretch = new BudgetStretch({
+      factory: opts.factory,
+      now: this.#ctx.now,
+      log: logger,
+      onChange: (host, factor) => metrics.intervalStretch.set({ host }, factor),
+    });
   }
 
   /**
    * Runs the warming loop until `signal` aborts: asks the lookup for repositories every
-   * interval, scans each at most once per interval (priority requests first), and resolves
-   * once in-flight scans have been cancelled and what they fetched has been written.
+   * interval, scans each when its own interval since its last scan has passed (priority
+   * requests first, then the most overdue whose host has room), and resolves once in-flight
+   * scans have been cancelled and what they fetched has been written.
    * Never rejects because of a registry or store failure; those are logged and recorded.
    */
   async start(signal: AbortSignal): Promise<void> {
@@ -181,15 +252,13 @@ export class Warmer {
           this.#ctx.metrics.tagsCached.remove({ repository: name });
         }
       }
-      this.#backlog.refill(this.#creds.keys());
+      this.#schedule.sync(this.#creds.keys());
     };
     await refill();
     const timer = setInterval(() => void refill(), this.#intervalMs);
     const followed = this.#follow(signal);
     try {
-      const workers: Promise<void>[] = [];
-      for (let i = 0; i < this.#concurrency; i++) workers.push(this.#work(followed.signal));
-      await Promise.all(workers);
+      await this.#dispatch(followed.signal);
     } finally {
       followed.dispose();
       clearInterval(timer);
@@ -207,7 +276,7 @@ export class Warmer {
   prioritize(repository: ImageName | string, opts: { onlyTags?: readonly string[] } = {}): void {
     const name = repository.toString();
     if (this.#creds.has(name)) {
-      this.#backlog.prioritize(name, opts.onlyTags);
+      this.#schedule.prioritize(name, opts.onlyTags);
       return;
     }
     void (async () => {
@@ -216,7 +285,7 @@ export class Warmer {
       } catch (error) {
         this.#ctx.logger.error({ error: summarizeError(error) }, "image lookup failed");
       }
-      if (this.#creds.has(name)) this.#backlog.prioritize(name, opts.onlyTags);
+      if (this.#creds.has(name)) this.#schedule.prioritize(name, opts.onlyTags);
       else this.#ctx.logger.warn({ repository: name }, "priority refresh of an unknown repository");
     })();
   }
@@ -231,18 +300,20 @@ export class Warmer {
     const results = new Array<RepositoryScanResult>(targets.length);
     await forEachBounded(
       targets.map((target, index) => ({ target, index })),
-      this.#concurrency,
+      { limit: this.#concurrency },
       async ({ target, index }) => {
         const name = target.name.toString();
-        results[index] = await this.#scanOne(
-          target.name,
-          target.creds ?? Credentials.none(),
-          target.options ?? this.#opts.repositoryOptions?.(name) ?? {},
-          opts.force ?? true,
-          false,
+        results[index] = await this.#scanOne({
+          name: target.name,
+          creds: target.creds ?? Credentials.none(),
+          options: target.options ?? this.#opts.repositoryOptions?.(name) ?? {},
+          force: opts.force ?? true,
+          checkAll: false,
+          // A one-off pass has no interval to poll within: tags follow their own deadlines.
+          pollTags: false,
           signal,
-          opts.onProgress && ((p) => opts.onProgress?.(name, p)),
-        );
+          onProgress: opts.onProgress && ((p) => opts.onProgress?.(name, p)),
+        });
       },
     ).finally(dispose);
     return results;
@@ -298,34 +369,82 @@ export class Warmer {
     return { signal: inner.signal, dispose: () => outer?.removeEventListener("abort", follow) };
   }
 
-  async #work(signal: AbortSignal): Promise<void> {
+  /**
+   * Starts scans while there is room (at most `concurrency`) and work to do, then waits
+   * for a change (a request, a lookup, a finished scan) or the next due time; each turn
+   * starts a scan or waits, so the loop never spins. Resolves once in-flight scans end.
+   */
+  async #dispatch(signal: AbortSignal): Promise<void> {
+    const running = new Set<Promise<void>>();
     while (!signal.aborted) {
-      const item = this.#backlog.take();
-      if (!item) {
-        await this.#backlog.changed(signal);
-        continue;
+      // The schedule's count, not `running`'s: a finished scan leaves it before its waiter
+      // wakes, while `running` learns it only a few ticks later.
+      while (this.#schedule.inFlight < this.#concurrency) {
+        const item = this.#schedule.take(this.#ctx.now());
+        if (!item) break;
+        const scan: Promise<void> = this.#run(item, signal).finally(() => running.delete(scan));
+        running.add(scan);
       }
-      try {
-        const creds = this.#creds.get(item.name);
-        if (!creds) continue; // dropped from the lookup since it was queued
-        const name = this.#imageName(item.name);
-        if (!name) continue;
-        const options = this.#opts.repositoryOptions?.(item.name) ?? {};
-        await this.#scanOne(
-          name,
-          creds,
-          item.onlyTags ? { ...options, onlyTags: item.onlyTags } : options,
-          item.priority,
-          // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
-          // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
-          item.priority,
-          signal,
-          undefined,
-        );
-      } finally {
-        this.#backlog.done(item.name);
-      }
+      // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
+      // moved meanwhile is looked at then.
+      let waitMs = this.#intervalMs;
+      const next =
+        this.#schedule.inFlight < this.#concurrency ? this.#schedule.nextDue() : undefined;
+      if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - this.#ctx.now()));
+      await this.#schedule.changed(signal, waitMs);
     }
+    await Promise.all(running);
+  }
+
+  /** One scheduled scan, then its next due time back to the schedule. */
+  async #run(item: ScheduledItem, signal: AbortSignal): Promise<void> {
+    let result: RepositoryScanResult | undefined;
+    try {
+      const creds = this.#creds.get(item.name);
+      const name = creds && this.#imageName(item.name);
+      // Dropped from the lookup since it was queued (or unparseable): nothing to scan.
+      if (!creds || !name) return;
+      const options = this.#opts.repositoryOptions?.(item.name) ?? {};
+      result = await this.#scanOne({
+        name,
+        creds,
+        options: item.onlyTags ? { ...options, onlyTags: item.onlyTags } : options,
+        force: item.priority,
+        // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
+        // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
+        checkAll: item.priority,
+        pollTags: true,
+        signal,
+      });
+    } finally {
+      this.#schedule.done(item.name, this.#nextScan(item.name, result));
+    }
+  }
+
+  /**
+   * When a repository scanned by the loop falls due again: its last scan (this warmer's or,
+   * when skipped as fresh, the one its record names) plus its current interval. A repository
+   * whose lease another warmer holds is looked at again an interval from now: by then the
+   * holder has scanned it (and its record says so), or its lease has expired.
+   */
+  #nextScan(
+    repository: string,
+    result: RepositoryScanResult | undefined,
+  ): {
+    dueAt: number;
+    likelihood: number;
+  } {
+    const now = this.#ctx.now();
+    const status = this.#status.get(repository);
+    const intervalMs = status?.intervalMs ?? this.#intervalMs;
+    const likelihood = 1 / (this.#paces.get(repository)?.factor ?? 1);
+    let dueAt = now + intervalMs;
+    if (result && result.outcome !== "skipped-lease" && status?.nextRefresh) {
+      dueAt = status.nextRefresh.getTime();
+    }
+    // Whatever a record said, never due again at once: a record that is not rewritten (a
+    // failing store) must not make the loop scan the repository back to back.
+    return { dueAt: Math.max(dueAt, now + Math.min(intervalMs, MIN_RESCAN_GAP_MS)), likelihood };
   }
 
   #imageName(canonical: string): ImageName | undefined {
@@ -337,15 +456,8 @@ export class Warmer {
     }
   }
 
-  async #scanOne(
-    name: ImageName,
-    creds: Credentials,
-    options: RepositoryOptions,
-    force: boolean,
-    checkAll: boolean,
-    signal: AbortSignal,
-    onProgress: ((p: { total: number; done: number }) => void) | undefined,
-  ): Promise<RepositoryScanResult> {
+  async #scanOne(scan: ScanOneOptions): Promise<RepositoryScanResult> {
+    const { name, creds, options, force, checkAll, pollTags, signal, onProgress } = scan;
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
@@ -362,16 +474,10 @@ export class Warmer {
     status.scanning = true;
     let result: RepositoryScanResult;
     try {
-      result = await warmRepository(this.#ctx, {
-        name,
-        creds,
-        options,
-        intervalMs,
-        force,
-        checkAll,
-        signal,
-        onProgress,
-      });
+      const job: WarmJob = { name, creds, options, intervalMs, force, checkAll, signal };
+      if (onProgress) job.onProgress = onProgress;
+      if (pollTags) job.tagCheckMs = intervalMs * TAG_CHECK_FRACTION;
+      result = await warmRepository(this.#ctx, job);
     } catch (error) {
       // warmRepository does not throw; this is a last guard so one repository cannot stop the loop.
       this.#ctx.logger.error({ repository, error: summarizeError(error) }, "scan crashed");
@@ -450,14 +556,14 @@ export class Warmer {
   #paceOf(repository: string): RepositoryPace {
     let pace = this.#paces.get(repository);
     if (!pace) {
-      pace = new RepositoryPace({
-        ...(this.#opts.maxIntervalFactor === undefined
-          ? {}
-          : { maxFactor: this.#opts.maxIntervalFactor }),
-        ...(this.#opts.quietScansBeforeBackoff === undefined
-          ? {}
-          : { quietScans: this.#opts.quietScansBeforeBackoff }),
-      });
+      const paceOptions: RepositoryPaceOptions = {};
+      if (this.#opts.maxIntervalFactor !== undefined) {
+        paceOptions.maxFactor = this.#opts.maxIntervalFactor;
+      }
+      if (this.#opts.quietScansBeforeBackoff !== undefined) {
+        paceOptions.quietScans = this.#opts.quietScansBeforeBackoff;
+      }
+      pace = new RepositoryPace(paceOptions);
       this.#paces.set(repository, pace);
     }
     return pace;

@@ -1,0 +1,259 @@
+/**
+ * The warmer's schedule (issue 13): every watched repository with its own due time (its
+ * last scan plus its paced and stretched interval), priority requests first, then the most
+ * overdue repository whose registry host has room. The lookup only adds and removes
+ * repositories; it no longer decides when they are scanned.
+ *
+ * "Most overdue" is how long past its due time a repository is, weighted by how likely it
+ * is to have changed: a scan finds on average (time overdue) x (change rate) changes, and
+ * the change rate is estimated by the repository's pace (1 for one that changed recently,
+ * 1/8 for one quiet long enough to be listed eight times less often). A repository never
+ * scanned is as overdue as can be: nothing of it is cached yet.
+ *
+ * Each take looks at every waiting repository (a linear pass): ranks change as the clock
+ * moves, so no heap order would hold, and a pass over 10,000 entries costs well under a
+ * millisecond against scans that take tens of milliseconds at least.
+ */
+
+/** A repository taken from the schedule, to scan now. */
+export interface ScheduledItem {
+  /** Canonical repository name. */
+  name: string;
+  /** The registry host it counts against. */
+  host: string;
+  /** A priority request (an API refresh or a webhook): scan it even if fresh. */
+  priority: boolean;
+  /**
+   * A priority request that named tags (a registry webhook): only these, and tags not yet
+   * in the index, are checked. Undefined: every tag.
+   */
+  onlyTags?: string[];
+}
+
+/** When a finished repository falls due again, and how likely it is to change by then. */
+export interface NextScan {
+  /** When it is due (ms, the schedule's clock). */
+  dueAt: number;
+  /** How likely it is to have changed, in (0, 1]: the weight of its time overdue. */
+  likelihood: number;
+}
+
+/** How the schedule is set up. */
+export interface ScheduleOptions {
+  /** The registry host a canonical repository name counts against. */
+  hostOf: (name: string) => string;
+  /**
+   * Repositories of one host in flight at once (at least 1). Priority requests start even
+   * when their host is full (they are a few requests, and waiting for a huge repository's
+   * scan would make a webhook's refresh wait minutes); they count towards it.
+   */
+  perHostConcurrency: number;
+}
+
+interface Entry {
+  name: string;
+  host: string;
+  /** When it falls due; minus infinity while never scanned. */
+  dueAt: number;
+  likelihood: number;
+  /** Order of arrival, to break ties (never-scanned repositories in lookup order). */
+  seq: number;
+  inFlight: boolean;
+  /** Still returned by the lookup (an entry dropped mid-scan leaves when its scan ends). */
+  watched: boolean;
+  /** Order of the waiting priority request; undefined when none waits. */
+  prioritySeq: number | undefined;
+  /** Tags named by the priority requests waiting; undefined means every tag. */
+  priorityTags: Set<string> | undefined;
+}
+
+/** Due-time queue of repositories, with a priority lane and a per-host cap. */
+export class Schedule {
+  readonly #hostOf: (name: string) => string;
+  readonly #perHost: number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #hostsInFlight = new Map<string, number>();
+  readonly #waiters = new Set<() => void>();
+  #seq = 0;
+
+  constructor(opts: ScheduleOptions) {
+    this.#hostOf = opts.hostOf;
+    this.#perHost = Math.max(1, Math.floor(opts.perHostConcurrency));
+  }
+
+  /** Number of repositories taken and not yet done (updated before any waiter wakes). */
+  get inFlight(): number {
+    let n = 0;
+    for (const count of this.#hostsInFlight.values()) n += count;
+    return n;
+  }
+
+  /** Number of repositories scheduled (in flight included). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Makes the schedule hold exactly `names` (a lookup's answer): new repositories come in
+   * as never scanned, missing ones leave (once their scan ends, when in flight); the due
+   * times of the others are kept.
+   */
+  sync(names: Iterable<string>): void {
+    const seen = new Set<string>();
+    for (const name of names) {
+      seen.add(name);
+      const entry = this.#entries.get(name);
+      if (entry) entry.watched = true;
+      else this.#add(name);
+    }
+    for (const [name, entry] of this.#entries) {
+      if (seen.has(name)) continue;
+      if (entry.inFlight) entry.watched = false;
+      else this.#entries.delete(name);
+    }
+    this.#notify();
+  }
+
+  /**
+   * Asks for `name` to be scanned before any regular work (added when not scheduled yet).
+   * With `onlyTags`, that scan checks only those tags (and new ones; an empty list: the
+   * listing's new tags only), unless another request for the same scan asked for every tag;
+   * requests waiting together add up. A request for a repository in flight waits for that
+   * scan to end, then runs.
+   */
+  prioritize(name: string, onlyTags?: readonly string[]): void {
+    const entry = this.#entries.get(name) ?? this.#add(name);
+    entry.watched = true;
+    const waiting = entry.prioritySeq !== undefined;
+    if (onlyTags === undefined) entry.priorityTags = undefined;
+    else if (!waiting) entry.priorityTags = new Set(onlyTags);
+    else if (entry.priorityTags) for (const tag of onlyTags) entry.priorityTags.add(tag);
+    if (!waiting) entry.prioritySeq = this.#seq++;
+    this.#notify();
+  }
+
+  /**
+   * The repository to scan now, marked in flight: the oldest priority request, else the
+   * most overdue due repository whose host has room; undefined when none.
+   */
+  take(now: number): ScheduledItem | undefined {
+    let best: Entry | undefined;
+    let bestScore = Number.NEGATIVE_INFINITY;
+    let priority: Entry | undefined;
+    for (const entry of this.#entries.values()) {
+      if (entry.inFlight) continue;
+      if (entry.prioritySeq !== undefined) {
+        if (priority === undefined || entry.prioritySeq < (priority.prioritySeq ?? 0)) {
+          priority = entry;
+        }
+        continue;
+      }
+      if (priority !== undefined || entry.dueAt > now || !this.#hostHasRoom(entry.host)) continue;
+      const score = urgency(entry, now);
+      if (
+        best === undefined ||
+        score > bestScore ||
+        (score === bestScore && entry.seq < best.seq)
+      ) {
+        best = entry;
+        bestScore = score;
+      }
+    }
+    const chosen = priority ?? best;
+    if (!chosen) return undefined;
+    chosen.inFlight = true;
+    this.#hostsInFlight.set(chosen.host, (this.#hostsInFlight.get(chosen.host) ?? 0) + 1);
+    const item: ScheduledItem = { name: chosen.name, host: chosen.host, priority: !!priority };
+    if (priority && chosen.priorityTags) item.onlyTags = [...chosen.priorityTags];
+    chosen.prioritySeq = undefined;
+    chosen.priorityTags = undefined;
+    return item;
+  }
+
+  /**
+   * The earliest time a `take` could find work without anything else happening (a request,
+   * a finished scan, a lookup): the earliest due time of a waiting repository whose host
+   * has room. Undefined when only such events can bring work.
+   */
+  nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const entry of this.#entries.values()) {
+      if (entry.inFlight) continue;
+      if (entry.prioritySeq !== undefined) return Number.NEGATIVE_INFINITY;
+      if (!this.#hostHasRoom(entry.host)) continue;
+      if (next === undefined || entry.dueAt < next) next = entry.dueAt;
+    }
+    return next;
+  }
+
+  /** Marks a repository taken with `take` as finished, due again as `next` says. */
+  done(name: string, next: NextScan): void {
+    const entry = this.#entries.get(name);
+    if (!entry?.inFlight) return;
+    entry.inFlight = false;
+    const count = (this.#hostsInFlight.get(entry.host) ?? 1) - 1;
+    if (count > 0) this.#hostsInFlight.set(entry.host, count);
+    else this.#hostsInFlight.delete(entry.host);
+    if (!entry.watched) {
+      this.#entries.delete(name);
+    } else {
+      entry.dueAt = next.dueAt;
+      entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
+    }
+    this.#notify();
+  }
+
+  /** When `name` falls due (minus infinity: never scanned); undefined when not scheduled. */
+  dueAt(name: string): number | undefined {
+    return this.#entries.get(name)?.dueAt;
+  }
+
+  /**
+   * Resolves when something may have changed (a sync, a request, a finished scan), after
+   * `timeoutMs`, or on abort, whichever comes first.
+   */
+  changed(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const finish = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", finish);
+        this.#waiters.delete(finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, Math.max(0, timeoutMs));
+      signal.addEventListener("abort", finish, { once: true });
+      this.#waiters.add(finish);
+    });
+  }
+
+  #add(name: string): Entry {
+    const entry: Entry = {
+      name,
+      host: this.#hostOf(name),
+      dueAt: Number.NEGATIVE_INFINITY,
+      likelihood: 1,
+      seq: this.#seq++,
+      inFlight: false,
+      watched: true,
+      prioritySeq: undefined,
+      priorityTags: undefined,
+    };
+    this.#entries.set(name, entry);
+    return entry;
+  }
+
+  #hostHasRoom(host: string): boolean {
+    return (this.#hostsInFlight.get(host) ?? 0) < this.#perHost;
+  }
+
+  #notify(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+}
+
+/** How much scanning `entry` now is worth: time overdue weighted by its change likelihood. */
+function urgency(entry: Entry, now: number): number {
+  if (entry.dueAt === Number.NEGATIVE_INFINITY) return Number.POSITIVE_INFINITY;
+  return (now - entry.dueAt) * entry.likelihood;
+}
