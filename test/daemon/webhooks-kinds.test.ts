@@ -135,20 +135,21 @@ describe("webhook kinds through regscan serve", () => {
   });
 
   test("a 2 MiB body is 413 and its connection closed", async () => {
-    const { status, connection } = await new Promise<{ status?: number; connection?: string }>(
-      (resolve, reject) => {
-        const req = request(
-          `${serve.url}/v1/webhooks/github`,
-          { method: "POST", headers: { "content-type": "application/json" } },
-          (res) => {
-            res.resume();
-            resolve({ status: res.statusCode, connection: res.headers.connection });
-          },
-        );
-        req.on("error", reject);
-        req.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
-      },
-    );
+    const { status, connection } = await new Promise<{
+      status: number | undefined;
+      connection: string | undefined;
+    }>((resolve, reject) => {
+      const req = request(
+        `${serve.url}/v1/webhooks/github`,
+        { method: "POST", headers: { "content-type": "application/json" } },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode, connection: res.headers.connection });
+        },
+      );
+      req.on("error", reject);
+      req.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
+    });
     assert.equal(status, 413);
     assert.equal(connection, "close");
   });

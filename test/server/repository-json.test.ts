@@ -11,6 +11,7 @@ import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { parseImageName, parseImageRef } from "../../src/image/ref.js";
+import { withoutUndefined } from "../../src/image/without-undefined.js";
 import type { Registry } from "../../src/registry/registry.js";
 import { ApiServer } from "../../src/server/api-server.js";
 import {
@@ -28,19 +29,19 @@ function shared(i: number): Omit<ImageInfo, "ref"> {
     'a"b': "\u2028x",
   };
   Object.defineProperty(labels, "__proto__", { value: "kept", enumerable: true });
-  return {
+  return withoutUndefined<Omit<ImageInfo, "ref">>({
     digest: `sha256:${String(i).padStart(64, "0")}`,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     createdAt: new Date(Date.UTC(2024, 0, 1 + i)),
     labels: Object.freeze(labels),
-    ...(i % 2 === 0
-      ? { annotations: Object.freeze({ "org.opencontainers.image.source": "x" }) }
-      : {}),
-    ...(i % 3 === 0 ? { platformDigest: `sha256:${"f".repeat(64)}`, indexAnnotations: {} } : {}),
+    annotations:
+      i % 2 === 0 ? Object.freeze({ "org.opencontainers.image.source": "x" }) : undefined,
+    platformDigest: i % 3 === 0 ? `sha256:${"f".repeat(64)}` : undefined,
+    indexAnnotations: i % 3 === 0 ? {} : undefined,
     platform: { os: "linux", architecture: "arm64", variant: "v8" },
     platforms: [{ os: "linux", architecture: "arm64", variant: "v8" }],
-    ...(i % 4 === 0 ? {} : { lastFetched: new Date(Date.UTC(2026, 0, 1)) }),
-  };
+    lastFetched: i % 4 === 0 ? undefined : new Date(Date.UTC(2026, 0, 1)),
+  });
 }
 
 /** `tags` tags over `images` images; every fifth tag is its own copy of its image's info. */

@@ -25,11 +25,11 @@ const REPO = "localhost:5000/team/app";
 /** A cache whose repository reads wait until released, counting them. */
 class GatedRegistry implements Registry {
   reads = 0;
-  private waiting: Array<() => void> = [];
+  #waiting: Array<() => void> = [];
   hold = true;
   async getImageRepositoryMetadata(name: ImageName): Promise<RepositoryMetadata> {
     this.reads++;
-    if (this.hold) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.hold) await new Promise<void>((resolve) => this.#waiting.push(resolve));
     const tag = "v1";
     const info: ImageInfo = {
       ref: parseImageRef(`${name.toString()}:${tag}`),
@@ -45,10 +45,10 @@ class GatedRegistry implements Registry {
   }
   releaseAll(): void {
     this.hold = false;
-    for (const r of this.waiting.splice(0)) r();
+    for (const r of this.#waiting.splice(0)) r();
   }
   get waitingCount(): number {
-    return this.waiting.length;
+    return this.#waiting.length;
   }
 }
 

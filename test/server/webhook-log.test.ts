@@ -69,7 +69,8 @@ function notify(action: string, tag?: string): Promise<number> {
           mediaType: "application/vnd.docker.distribution.manifest.v2+json",
           digest: `sha256:${"a".repeat(64)}`,
           repository: "team/app",
-          ...(tag === undefined ? {} : { tag }),
+          // JSON.stringify leaves the key out when there is no tag.
+          tag,
         },
         request: { host: "localhost:5000" },
       },

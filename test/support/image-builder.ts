@@ -8,7 +8,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Agent, fetch } from "undici";
+import { Agent, fetch, type RequestInit, type Response } from "undici";
+import { withoutUndefined } from "../../src/image/without-undefined.js";
 import { MediaTypes } from "./media-types.js";
 import type { RegistryHandle } from "./registry.js";
 
@@ -182,51 +183,52 @@ async function runBounded<T>(items: readonly T[], limit: number, fn: (item: T) =
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
+/** A pool for one registry, trusting `ca` (PEM) when it is given. */
+function agentFor(ca: string | undefined): Agent {
+  const options: Agent.Options = { connections: 64 };
+  if (ca !== undefined) options.connect = { ca };
+  return new Agent(options);
+}
+
 /** Pushes generated images to one registry. */
 export class ImageBuilder {
-  private readonly baseUrl: string;
-  private readonly dispatcher: Agent;
-  private readonly username: string | undefined;
-  private readonly password: string | undefined;
-  private readonly storageDir: string | undefined;
-  private readonly authByRepo = new Map<string, string>();
-  private readonly knownBlobs = new Set<string>();
+  readonly #baseUrl: string;
+  readonly #dispatcher: Agent;
+  readonly #username: string | undefined;
+  readonly #password: string | undefined;
+  readonly #storageDir: string | undefined;
+  readonly #authByRepo = new Map<string, string>();
+  readonly #knownBlobs = new Set<string>();
 
   constructor(target: RegistryHandle | BuilderTarget, opts: BuilderOptions = {}) {
     if ("directUrl" in target) {
-      this.baseUrl = opts.viaProxy === true ? target.url : target.directUrl;
+      this.#baseUrl = opts.viaProxy === true ? target.url : target.directUrl;
       const first = Object.entries(target.users)[0];
-      this.username = opts.username ?? first?.[0];
-      this.password = opts.password ?? first?.[1];
-      this.storageDir = target.storageDir;
+      this.#username = opts.username ?? first?.[0];
+      this.#password = opts.password ?? first?.[1];
+      this.#storageDir = target.storageDir;
       const ca = target.caFile;
-      this.dispatcher = new Agent({
-        connections: 64,
-        ...(ca !== undefined ? { connect: { ca: readFileSync(ca, "utf8") } } : {}),
-      });
+      this.#dispatcher = agentFor(ca === undefined ? undefined : readFileSync(ca, "utf8"));
     } else {
-      this.baseUrl = target.url.replace(/\/+$/, "");
-      this.username = opts.username ?? target.username;
-      this.password = opts.password ?? target.password;
-      this.storageDir = target.storageDir;
-      this.dispatcher = new Agent({
-        connections: 64,
-        ...(target.ca !== undefined ? { connect: { ca: target.ca } } : {}),
-      });
+      this.#baseUrl = target.url.replace(/\/+$/, "");
+      this.#username = opts.username ?? target.username;
+      this.#password = opts.password ?? target.password;
+      this.#storageDir = target.storageDir;
+      this.#dispatcher = agentFor(target.ca);
     }
   }
 
   /** Closes the builder's connections. */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.#dispatcher.close();
   }
 
-  private async authorize(repo: string, challenge: Challenge | undefined): Promise<void> {
+  async #authorize(repo: string, challenge: Challenge | undefined): Promise<void> {
     if (challenge === undefined) throw new Error(`registry asked for auth without a challenge`);
     if (challenge.scheme === "basic") {
-      if (this.username === undefined) throw new Error("registry wants Basic auth; no user");
-      const basic = Buffer.from(`${this.username}:${this.password ?? ""}`).toString("base64");
-      this.authByRepo.set(repo, `Basic ${basic}`);
+      if (this.#username === undefined) throw new Error("registry wants Basic auth; no user");
+      const basic = Buffer.from(`${this.#username}:${this.#password ?? ""}`).toString("base64");
+      this.#authByRepo.set(repo, `Basic ${basic}`);
       return;
     }
     if (challenge.scheme !== "bearer" || challenge.params.realm === undefined) {
@@ -238,12 +240,12 @@ export class ImageBuilder {
     }
     url.searchParams.set("scope", `repository:${repo}:pull,push,delete`);
     const headers: Record<string, string> = {};
-    if (this.username !== undefined) {
-      headers.authorization = `Basic ${Buffer.from(`${this.username}:${this.password ?? ""}`).toString("base64")}`;
+    if (this.#username !== undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${this.#username}:${this.#password ?? ""}`).toString("base64")}`;
     }
     const res = await fetch(url, {
       headers,
-      dispatcher: this.dispatcher,
+      dispatcher: this.#dispatcher,
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     const body = (await res.json()) as { token?: string; access_token?: string };
@@ -251,32 +253,33 @@ export class ImageBuilder {
     if (!res.ok || token === undefined) {
       throw new Error(`token server answered ${res.status} for ${repo}`);
     }
-    this.authByRepo.set(repo, `Bearer ${token}`);
+    this.#authByRepo.set(repo, `Bearer ${token}`);
   }
 
   /** One request to the registry for `repo`, authenticating once on 401. */
-  private async send(
+  async #send(
     repo: string,
     method: string,
     pathOrUrl: string,
     init: { headers?: Record<string, string>; body?: Buffer } = {},
   ) {
-    const url = new URL(pathOrUrl, this.baseUrl);
+    const url = new URL(pathOrUrl, this.#baseUrl);
     for (let attempt = 0; attempt < 2; attempt++) {
       const headers: Record<string, string> = { ...init.headers };
-      const auth = this.authByRepo.get(repo);
+      const auth = this.#authByRepo.get(repo);
       if (auth !== undefined) headers.authorization = auth;
-      const res = await fetch(url, {
+      const requestInit: RequestInit = {
         method,
         headers,
-        body: init.body,
-        dispatcher: this.dispatcher,
+        dispatcher: this.#dispatcher,
         redirect: "manual",
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
+      };
+      if (init.body !== undefined) requestInit.body = init.body;
+      const res = await fetch(url, requestInit);
       if (res.status === 401 && attempt === 0) {
         await res.arrayBuffer();
-        await this.authorize(repo, parseChallenge(res.headers.get("www-authenticate")));
+        await this.#authorize(repo, parseChallenge(res.headers.get("www-authenticate")));
         continue;
       }
       return res;
@@ -284,11 +287,7 @@ export class ImageBuilder {
     throw new Error("unreachable");
   }
 
-  private async expect(
-    res: Awaited<ReturnType<ImageBuilder["send"]>>,
-    statuses: number[],
-    what: string,
-  ): Promise<void> {
+  async #expect(res: Response, statuses: number[], what: string): Promise<void> {
     if (statuses.includes(res.status)) {
       await res.arrayBuffer();
       return;
@@ -302,36 +301,36 @@ export class ImageBuilder {
     const digest = sha256(bytes);
     const blob = { digest, size: bytes.length, mediaType, bytes };
     const key = `${repo}@${digest}`;
-    if (this.knownBlobs.has(key)) return blob;
-    const head = await this.send(repo, "HEAD", `/v2/${repo}/blobs/${digest}`);
+    if (this.#knownBlobs.has(key)) return blob;
+    const head = await this.#send(repo, "HEAD", `/v2/${repo}/blobs/${digest}`);
     await head.arrayBuffer();
     if (head.status === 200) {
-      this.knownBlobs.add(key);
+      this.#knownBlobs.add(key);
       return blob;
     }
-    const start = await this.send(repo, "POST", `/v2/${repo}/blobs/uploads/`);
+    const start = await this.#send(repo, "POST", `/v2/${repo}/blobs/uploads/`);
     const location = start.headers.get("location");
-    await this.expect(start, [202], `starting upload of ${digest} to ${repo}`);
+    await this.#expect(start, [202], `starting upload of ${digest} to ${repo}`);
     if (location === null) throw new Error("blob upload answered without Location");
-    const putUrl = new URL(location, this.baseUrl);
+    const putUrl = new URL(location, this.#baseUrl);
     putUrl.searchParams.set("digest", digest);
-    const put = await this.send(repo, "PUT", putUrl.toString(), {
+    const put = await this.#send(repo, "PUT", putUrl.toString(), {
       headers: { "content-type": "application/octet-stream" },
       body: bytes,
     });
-    await this.expect(put, [201], `uploading ${digest} to ${repo}`);
-    this.knownBlobs.add(key);
+    await this.#expect(put, [201], `uploading ${digest} to ${repo}`);
+    this.#knownBlobs.add(key);
     return blob;
   }
 
   /** PUTs manifest bytes under `ref` (a tag or a digest) and returns the manifest's digest. */
   async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string> {
-    const res = await this.send(repo, "PUT", `/v2/${repo}/manifests/${ref}`, {
+    const res = await this.#send(repo, "PUT", `/v2/${repo}/manifests/${ref}`, {
       headers: { "content-type": mediaType },
       body: bytes,
     });
     const digest = res.headers.get("docker-content-digest");
-    await this.expect(res, [201], `putting manifest ${repo}:${ref}`);
+    await this.#expect(res, [201], `putting manifest ${repo}:${ref}`);
     const expected = sha256(bytes);
     if (digest !== null && digest !== expected) {
       throw new Error(`registry stored ${repo}:${ref} as ${digest}, expected ${expected}`);
@@ -345,11 +344,11 @@ export class ImageBuilder {
     const oci = spec.format === "oci";
     const seed = spec.seed ?? randomBytes(8).toString("hex");
     const created = spec.created === null ? undefined : (spec.created ?? "2024-05-01T12:00:00Z");
-    const platform: Platform = {
+    const platform = withoutUndefined<Platform>({
       os: spec.os ?? "linux",
       architecture: spec.architecture ?? "amd64",
-      ...(spec.variant !== undefined ? { variant: spec.variant } : {}),
-    };
+      variant: spec.variant,
+    });
     const labels =
       spec.labels === null
         ? {}
@@ -371,24 +370,29 @@ export class ImageBuilder {
         await this.pushBlob(repo, bytes, oci ? MediaTypes.ociLayer : MediaTypes.dockerLayer),
       );
     }
-    const configJson: Record<string, unknown> = {
-      ...(created !== undefined ? { created } : {}),
+    // Absent fields are no keys at all, as in an image a build tool writes.
+    const configJson = withoutUndefined<Record<string, unknown>>({
+      created,
       architecture: platform.architecture,
       os: platform.os,
-      ...(platform.variant !== undefined ? { variant: platform.variant } : {}),
-      config: {
+      variant: platform.variant,
+      config: withoutUndefined<Record<string, unknown>>({
         Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
         Cmd: ["/bin/sh"],
-        ...(spec.labels !== null ? { Labels: labels } : {}),
-      },
-      ...(spec.containerConfigLabels !== undefined
-        ? { container_config: { Labels: spec.containerConfigLabels } }
-        : {}),
+        Labels: spec.labels === null ? undefined : labels,
+      }),
+      container_config:
+        spec.containerConfigLabels === undefined
+          ? undefined
+          : { Labels: spec.containerConfigLabels },
       rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) },
       history: [
-        { ...(created !== undefined ? { created } : {}), created_by: `regscan test ${seed}` },
+        withoutUndefined<Record<string, unknown>>({
+          created,
+          created_by: `regscan test ${seed}`,
+        }),
       ],
-    };
+    });
     const configBytes = Buffer.from(JSON.stringify(configJson));
     const config = await this.pushBlob(
       repo,
@@ -396,13 +400,13 @@ export class ImageBuilder {
       oci ? MediaTypes.ociConfig : MediaTypes.dockerConfig,
     );
     const mediaType = oci ? MediaTypes.ociManifest : MediaTypes.dockerManifest;
-    const manifestJson: Record<string, unknown> = {
+    const manifestJson = withoutUndefined<Record<string, unknown>>({
       schemaVersion: 2,
       mediaType,
       config: { mediaType: config.mediaType, size: config.size, digest: config.digest },
       layers: layers.map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest })),
-      ...(oci && spec.annotations !== undefined ? { annotations: spec.annotations } : {}),
-    };
+      annotations: oci ? spec.annotations : undefined,
+    });
     const manifest = Buffer.from(JSON.stringify(manifestJson, null, 3));
     const digest = sha256(manifest);
     await this.putManifest(repo, digest, manifest, mediaType);
@@ -444,7 +448,7 @@ export class ImageBuilder {
       );
     }
     const mediaType = docker ? MediaTypes.dockerManifestList : MediaTypes.ociIndex;
-    const manifestJson: Record<string, unknown> = {
+    const manifestJson = withoutUndefined<Record<string, unknown>>({
       schemaVersion: 2,
       mediaType,
       manifests: images.map((img) => ({
@@ -453,8 +457,8 @@ export class ImageBuilder {
         digest: img.digest,
         platform: img.platform,
       })),
-      ...(!docker && spec.annotations !== undefined ? { annotations: spec.annotations } : {}),
-    };
+      annotations: docker ? undefined : spec.annotations,
+    });
     const manifest = Buffer.from(JSON.stringify(manifestJson, null, 3));
     const digest = sha256(manifest);
     await this.putManifest(repo, digest, manifest, mediaType);
@@ -496,12 +500,12 @@ export class ImageBuilder {
     manifest: PushedManifest,
     opts: TagManyOptions = {},
   ): Promise<void> {
-    const via = opts.via ?? (this.storageDir !== undefined ? "filesystem" : "api");
+    const via = opts.via ?? (this.#storageDir !== undefined ? "filesystem" : "api");
     if (via === "api") {
       await runBounded(tags, opts.concurrency ?? 16, (t) => this.tag(repo, t, manifest));
       return;
     }
-    const tagsDir = this.tagsDir(repo);
+    const tagsDir = this.#tagsDir(repo);
     const link = manifest.digest;
     const hex = link.slice("sha256:".length);
     await runBounded(tags, 32, async (t) => {
@@ -516,19 +520,19 @@ export class ImageBuilder {
 
   /** Removes a tag (distribution 2.8 cannot delete by tag over the API; this edits storage). */
   async deleteTag(repo: string, tag: string): Promise<void> {
-    await rm(join(this.tagsDir(repo), tag), { recursive: true, force: true });
+    await rm(join(this.#tagsDir(repo), tag), { recursive: true, force: true });
   }
 
   /** Deletes a manifest by digest over the API (its tags go with it). */
   async deleteManifest(repo: string, digest: string): Promise<void> {
-    const res = await this.send(repo, "DELETE", `/v2/${repo}/manifests/${digest}`);
-    await this.expect(res, [202], `deleting ${repo}@${digest}`);
+    const res = await this.#send(repo, "DELETE", `/v2/${repo}/manifests/${digest}`);
+    await this.#expect(res, [202], `deleting ${repo}@${digest}`);
   }
 
-  private tagsDir(repo: string): string {
-    if (this.storageDir === undefined) {
+  #tagsDir(repo: string): string {
+    if (this.#storageDir === undefined) {
       throw new Error("this needs the registry's storage directory (a harness registry)");
     }
-    return join(this.storageDir, "docker/registry/v2/repositories", repo, "_manifests/tags");
+    return join(this.#storageDir, "docker/registry/v2/repositories", repo, "_manifests/tags");
   }
 }

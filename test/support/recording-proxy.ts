@@ -58,9 +58,9 @@ export interface PaginationOptions {
 }
 
 export interface RecordingProxyOptions {
-  upstream: { host: string; port: number; tls?: { ca: string } };
+  upstream: { host: string; port: number; tls?: { ca: string } | undefined };
   /** Serve HTTPS with this certificate. */
-  tls?: { certPem: string; keyPem: string };
+  tls?: { certPem: string; keyPem: string } | undefined;
 }
 
 /** A running recording proxy. */

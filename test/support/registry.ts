@@ -129,9 +129,10 @@ function registryConfig(
       addr: `127.0.0.1:${port}`,
       secret: randomBytes(24).toString("hex"),
       headers: { "X-Content-Type-Options": ["nosniff"] },
-      ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+      // yaml leaves keys whose value is undefined out of the file.
+      tls: opts.tls,
     },
-    ...(auth !== undefined ? { auth } : {}),
+    auth,
   };
   return stringify(config);
 }

@@ -12,13 +12,13 @@ export interface CommandResult {
 }
 
 export interface RunCommandOptions {
-  cwd?: string;
+  cwd?: string | undefined;
   /** The child's whole environment (default: this process's). */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** Written to a piped stdin, which is then closed; without it stdin is /dev/null. */
-  input?: string;
+  input?: string | undefined;
   /** Kills the process (SIGKILL) after this long (default 120 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 export function runCommand(

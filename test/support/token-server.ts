@@ -24,11 +24,11 @@ export interface TokenServerOptions {
   /** Signs the tokens; its certificate goes into the `x5c` header. */
   signer: CertFiles;
   /** Anonymous requests get `pull` (default false: anonymous gets a token with no access). */
-  anonymousPull?: boolean;
+  anonymousPull?: boolean | undefined;
   /** `expires_in` of issued tokens, in seconds (default 300). */
-  expiresInSeconds?: number;
+  expiresInSeconds?: number | undefined;
   /** Serve HTTPS with this certificate instead of plain HTTP. */
-  tls?: { certFile: string; keyFile: string; certPem: string; keyPem: string };
+  tls?: { certFile: string; keyFile: string; certPem: string; keyPem: string } | undefined;
   /** Decides the actions granted; default: see `users` and `anonymousPull`. */
   authorize?: (subject: string | undefined, scope: ParsedScope) => string[];
 }

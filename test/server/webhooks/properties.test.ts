@@ -110,7 +110,7 @@ describe("webhook receivers never throw and never answer 5xx", async () => {
             headers,
             rawBody,
             remoteAddress: "203.0.113.9",
-            ...(pathSecret === undefined ? {} : { pathSecret }),
+            pathSecret,
           });
           checkResponse(res);
         },

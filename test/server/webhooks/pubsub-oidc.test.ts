@@ -27,7 +27,7 @@ class LocalIssuer {
     this.server = createServer((_req, res) => {
       this.requests += 1;
       setTimeout(() => {
-        void this.jwks().then((body) => {
+        void this.#jwks().then((body) => {
           res
             .writeHead(this.status, { "content-type": "application/json" })
             .end(JSON.stringify(body));
@@ -47,7 +47,7 @@ class LocalIssuer {
     if (publish) this.published.push(kid);
   }
 
-  private async jwks(): Promise<{ keys: unknown[] }> {
+  async #jwks(): Promise<{ keys: unknown[] }> {
     const keys = [];
     for (const kid of this.published) {
       const pair = this.keys.get(kid);
@@ -92,7 +92,7 @@ describe("gar receiver: Pub/Sub push OIDC token", () => {
       kind: "gar",
       rawBody: body,
       remoteAddress: `10.1.0.${++client}`,
-      headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) },
+      headers: { "content-type": "application/json", authorization },
     });
 
   before(async () => {

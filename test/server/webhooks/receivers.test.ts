@@ -49,7 +49,7 @@ const sign = (body: Buffer, key = SECRETS.GH_KEY) =>
 interface Case {
   kind: string;
   sample: unknown;
-  contentType?: string;
+  contentType?: string | undefined;
   /** The request's credentials for this body. */
   credentials: (body: Buffer) => Pick<WebhookRequest, "headers" | "pathSecret">;
   wrong: (body: Buffer) => Pick<WebhookRequest, "headers" | "pathSecret">;
@@ -59,17 +59,25 @@ interface Case {
   tag: string;
 }
 
-const bearerCase = (
-  kind: string,
-  sample: unknown,
-  token: string,
-  repository: string,
-  tag: string,
-  contentType?: string,
-): Case => ({
+/** A case for a receiver that takes `Authorization: Bearer <token>`. */
+const bearerCase = ({
   kind,
   sample,
-  ...(contentType ? { contentType } : {}),
+  token,
+  repository,
+  tag,
+  contentType,
+}: {
+  kind: string;
+  sample: unknown;
+  token: string;
+  repository: string;
+  tag: string;
+  contentType?: string;
+}): Case => ({
+  kind,
+  sample,
+  contentType,
   credentials: () => ({ headers: bearer(token) }),
   wrong: () => ({ headers: bearer(`${token}x`) }),
   none: { headers: {} },
@@ -77,13 +85,20 @@ const bearerCase = (
   tag,
 });
 
-const pathCase = (
-  kind: string,
-  sample: unknown,
-  secret: string,
-  repository: string,
-  tag: string,
-): Case => ({
+/** A case for a receiver that takes its secret in the path. */
+const pathCase = ({
+  kind,
+  sample,
+  secret,
+  repository,
+  tag,
+}: {
+  kind: string;
+  sample: unknown;
+  secret: string;
+  repository: string;
+  tag: string;
+}): Case => ({
   kind,
   sample,
   credentials: () => ({ headers: {}, pathSecret: secret }),
@@ -94,22 +109,28 @@ const pathCase = (
 });
 
 const CASES: Case[] = [
-  bearerCase(
-    "distribution",
-    samples.distributionPush,
-    SECRETS.DIST_TOKEN,
-    "192.168.100.227:5000/hello-world",
-    "latest",
-    "application/vnd.docker.distribution.events.v1+json",
-  ),
-  bearerCase(
-    "harbor",
-    samples.harborPush,
-    SECRETS.HARBOR_TOKEN,
-    "hub.harbor.com/test-webhook/debian",
-    "latest",
-  ),
-  pathCase("dockerhub", samples.dockerHubPush, SECRETS.HUB_PATH, "svendowideit/testhook", "latest"),
+  bearerCase({
+    kind: "distribution",
+    sample: samples.distributionPush,
+    token: SECRETS.DIST_TOKEN,
+    repository: "192.168.100.227:5000/hello-world",
+    tag: "latest",
+    contentType: "application/vnd.docker.distribution.events.v1+json",
+  }),
+  bearerCase({
+    kind: "harbor",
+    sample: samples.harborPush,
+    token: SECRETS.HARBOR_TOKEN,
+    repository: "hub.harbor.com/test-webhook/debian",
+    tag: "latest",
+  }),
+  pathCase({
+    kind: "dockerhub",
+    sample: samples.dockerHubPush,
+    secret: SECRETS.HUB_PATH,
+    repository: "svendowideit/testhook",
+    tag: "latest",
+  }),
   {
     kind: "github",
     sample: samples.githubPackagePublished,
@@ -120,7 +141,13 @@ const CASES: Case[] = [
     repository: "ghcr.io/octo-org/app",
     tag: "v1.4.2",
   },
-  pathCase("quay", samples.quayPush, SECRETS.QUAY_PATH, "quay.io/dgangaia/test", "latest"),
+  pathCase({
+    kind: "quay",
+    sample: samples.quayPush,
+    secret: SECRETS.QUAY_PATH,
+    repository: "quay.io/dgangaia/test",
+    tag: "latest",
+  }),
   {
     kind: "acr",
     sample: samples.acrPush,
@@ -130,28 +157,34 @@ const CASES: Case[] = [
     repository: "myregistry.azurecr.io/hello-world",
     tag: "v1",
   },
-  bearerCase(
-    "ecr",
-    samples.ecrPush,
-    SECRETS.ECR_TOKEN,
-    "123456789012.dkr.ecr.us-west-2.amazonaws.com/my-repository-name",
-    "latest",
-  ),
-  bearerCase(
-    "generic",
-    samples.genericPush,
-    SECRETS.GENERIC_TOKEN,
-    "registry.example.com/team/app",
-    "v2",
-  ),
+  bearerCase({
+    kind: "ecr",
+    sample: samples.ecrPush,
+    token: SECRETS.ECR_TOKEN,
+    repository: "123456789012.dkr.ecr.us-west-2.amazonaws.com/my-repository-name",
+    tag: "latest",
+  }),
+  bearerCase({
+    kind: "generic",
+    sample: samples.genericPush,
+    token: SECRETS.GENERIC_TOKEN,
+    repository: "registry.example.com/team/app",
+    tag: "v2",
+  }),
 ];
 
-function requestFor(
-  c: Case,
-  body: Buffer,
-  creds: Pick<WebhookRequest, "headers" | "pathSecret">,
-  client: string,
-): WebhookRequest {
+/** The request of case `c` with `body`, sent with `creds` from the address `client`. */
+function requestFor({
+  c,
+  body,
+  creds,
+  client,
+}: {
+  c: Case;
+  body: Buffer;
+  creds: Pick<WebhookRequest, "headers" | "pathSecret">;
+  client: string;
+}): WebhookRequest {
   return {
     kind: c.kind,
     rawBody: body,
@@ -184,7 +217,9 @@ describe("webhook receivers", async () => {
 
       test("sample with valid credentials -> 202 and its events", async () => {
         const res = record(
-          await receivers.handle(requestFor(c, body, c.credentials(body), nextClient())),
+          await receivers.handle(
+            requestFor({ c, body, creds: c.credentials(body), client: nextClient() }),
+          ),
         );
         assert.equal(res.status, 202, JSON.stringify(res));
         assert.equal(res.result, "accepted");
@@ -196,7 +231,9 @@ describe("webhook receivers", async () => {
 
       test("wrong or missing credentials -> 401, no events, no detail", async () => {
         for (const creds of [c.wrong(body), c.none]) {
-          const res = record(await receivers.handle(requestFor(c, body, creds, nextClient())));
+          const res = record(
+            await receivers.handle(requestFor({ c, body, creds, client: nextClient() })),
+          );
           assert.equal(res.status, 401);
           assert.deepEqual(res.events, []);
           assert.equal(res.message, "unauthorized");
@@ -209,7 +246,9 @@ describe("webhook receivers", async () => {
           Buffer.from("{not json"),
         ]) {
           const res = record(
-            await receivers.handle(requestFor(c, broken, c.credentials(broken), nextClient())),
+            await receivers.handle(
+              requestFor({ c, body: broken, creds: c.credentials(broken), client: nextClient() }),
+            ),
           );
           assert.equal(res.status, 400, JSON.stringify(res));
           assert.equal(res.code, "INVALID_WEBHOOK_BODY");
@@ -217,11 +256,13 @@ describe("webhook receivers", async () => {
         }
         const huge = Buffer.alloc(2 * 1024 * 1024, 0x20);
         const big = record(
-          await receivers.handle(requestFor(c, huge, c.credentials(huge), nextClient())),
+          await receivers.handle(
+            requestFor({ c, body: huge, creds: c.credentials(huge), client: nextClient() }),
+          ),
         );
         assert.equal(big.status, 413);
         assert.deepEqual(big.events, []);
-        const plain = requestFor(c, body, c.credentials(body), nextClient());
+        const plain = requestFor({ c, body, creds: c.credentials(body), client: nextClient() });
         const res = record(
           await receivers.handle({
             ...plain,
