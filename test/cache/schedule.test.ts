@@ -1,0 +1,136 @@
+/**
+ * The warmer's schedule (issue 13) on a fake clock: repositories come due by their own due
+ * time, priority requests first, then the most overdue weighted by how likely each is to
+ * have changed, never-scanned ones first; a host at its cap waits while other hosts work.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Schedule } from "../../src/cache/schedule.js";
+
+const MINUTE = 60_000;
+const T0 = Date.UTC(2026, 0, 1);
+
+function schedule(perHostConcurrency = 8): Schedule {
+  // "host/repository" names: the host is the part before the first slash.
+  return new Schedule({ hostOf: (name) => name.split("/")[0] ?? "", perHostConcurrency });
+}
+
+/** Takes everything `s` gives at `now`, names only. */
+function takeAll(s: Schedule, now: number): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const item = s.take(now);
+    if (!item) return names;
+    names.push(item.name);
+  }
+  throw new Error("the schedule kept giving work");
+}
+
+describe("Schedule", () => {
+  it("gives never-scanned repositories at once, in lookup order, then each at its due time", () => {
+    const s = schedule();
+    s.sync(["a/1", "b/1", "a/2"]);
+    assert.deepEqual(takeAll(s, T0), ["a/1", "b/1", "a/2"]);
+    s.done("a/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.done("b/1", { dueAt: T0 + 3 * MINUTE, likelihood: 1 });
+    s.done("a/2", { dueAt: T0 + 2 * MINUTE, likelihood: 1 });
+    assert.equal(s.nextDue(), T0 + MINUTE);
+    assert.deepEqual(takeAll(s, T0 + MINUTE - 1), [], "nothing is due before its time");
+    assert.deepEqual(takeAll(s, T0 + MINUTE), ["a/1"]);
+    assert.equal(s.nextDue(), T0 + 2 * MINUTE, "one in flight is not waited for");
+    // Late: both others are due; the most overdue first.
+    assert.deepEqual(takeAll(s, T0 + 4 * MINUTE), ["a/2", "b/1"]);
+    assert.equal(s.nextDue(), undefined);
+    assert.equal(s.inFlight, 3);
+  });
+
+  it("weights the time overdue by how likely the repository is to have changed", () => {
+    const s = schedule();
+    s.sync(["h/quiet", "h/busy"]);
+    takeAll(s, T0);
+    // The quiet one is twice as overdue, but eight times less likely to have changed.
+    s.done("h/quiet", { dueAt: T0, likelihood: 1 / 8 });
+    s.done("h/busy", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.deepEqual(takeAll(s, T0 + 2 * MINUTE), ["h/busy", "h/quiet"]);
+    s.done("h/quiet", { dueAt: T0, likelihood: 1 / 8 });
+    s.done("h/busy", { dueAt: T0 + 9.5 * MINUTE, likelihood: 1 });
+    // Ten minutes late against half a minute: the quiet one's turn.
+    assert.deepEqual(takeAll(s, T0 + 10 * MINUTE), ["h/quiet", "h/busy"]);
+  });
+
+  it("serves priority requests first, due or not, adding up the tags they name", () => {
+    const s = schedule();
+    s.sync(["h/a", "h/b", "h/c"]);
+    takeAll(s, T0);
+    for (const name of ["h/a", "h/b", "h/c"]) s.done(name, { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.prioritize("h/c", ["v1"]);
+    s.prioritize("h/c", ["v2"]);
+    s.prioritize("h/b");
+    assert.equal(s.nextDue(), Number.NEGATIVE_INFINITY);
+    assert.deepEqual(s.take(T0), {
+      name: "h/c",
+      host: "h",
+      priority: true,
+      onlyTags: ["v1", "v2"],
+    });
+    assert.deepEqual(s.take(T0), { name: "h/b", host: "h", priority: true });
+    assert.equal(s.take(T0), undefined, "h/a is not due yet");
+    // A request for a repository in flight runs once that scan ends.
+    s.prioritize("h/b", ["v3"]);
+    assert.equal(s.take(T0), undefined);
+    s.done("h/b", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.deepEqual(s.take(T0), { name: "h/b", host: "h", priority: true, onlyTags: ["v3"] });
+    // One request for every tag wins over one that named tags.
+    s.prioritize("h/a", ["v1"]);
+    s.prioritize("h/a");
+    assert.deepEqual(s.take(T0), { name: "h/a", host: "h", priority: true });
+  });
+
+  it("keeps a host at its cap while other hosts' repositories go ahead", () => {
+    const s = schedule(2);
+    s.sync(["slow/1", "slow/2", "slow/3", "slow/4", "fast/1", "fast/2"]);
+    assert.deepEqual(takeAll(s, T0), ["slow/1", "slow/2", "fast/1", "fast/2"]);
+    assert.equal(s.nextDue(), undefined, "what waits is on a full host: only a scan's end helps");
+    s.done("fast/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.take(T0), undefined, "slow is still full");
+    s.done("slow/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.take(T0)?.name, "slow/3");
+    // Priority requests start on a full host (they count towards it).
+    s.prioritize("slow/1");
+    assert.deepEqual(s.take(T0), { name: "slow/1", host: "slow", priority: true });
+    s.done("slow/2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.take(T0), undefined, "slow/1's refresh holds the room slow/2 left");
+  });
+
+  it("follows the lookup: new repositories come in, missing ones leave once their scan ends", () => {
+    const s = schedule();
+    s.sync(["h/a", "h/b"]);
+    assert.equal(s.take(T0)?.name, "h/a");
+    s.sync(["h/b", "h/c"]);
+    assert.equal(s.size, 3, "h/a stays while in flight");
+    s.done("h/a", { dueAt: T0, likelihood: 1 });
+    assert.equal(s.size, 2);
+    assert.equal(s.dueAt("h/a"), undefined);
+    assert.deepEqual(takeAll(s, T0), ["h/b", "h/c"]);
+    s.done("h/b", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.sync(["h/b", "h/c"]);
+    assert.equal(s.dueAt("h/b"), T0 + MINUTE, "a lookup keeps the due times");
+    s.prioritize("h/new");
+    assert.equal(s.take(T0)?.name, "h/new", "a request may bring a repository in");
+  });
+
+  it("wakes a waiter on a change, at its timeout, or on abort", async () => {
+    const s = schedule();
+    const stop = new AbortController();
+    const started = performance.now();
+    await s.changed(stop.signal, 20);
+    assert.ok(performance.now() - started >= 15, "the timeout");
+    const waiting = s.changed(stop.signal, 60_000);
+    s.sync(["h/a"]);
+    await waiting;
+    const aborted = s.changed(stop.signal, 60_000);
+    stop.abort();
+    await aborted;
+    await s.changed(stop.signal, 60_000); // already aborted: at once
+  });
+});

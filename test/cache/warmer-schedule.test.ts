@@ -1,0 +1,175 @@
+/**
+ * The warming loop's scheduler (issue 13) against a scripted registry on the real clock:
+ * each repository is scanned again at its own interval, not when the lookup is asked again;
+ * one slow host never holds up the others (a per-host cap); the loop's scans check tags
+ * whose own deadline is far off, so that a moved tag is seen within the interval.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Registry as MetricsRegistry } from "prom-client";
+import { MemoryStore } from "../../src/cache/stores/memory.js";
+import { Warmer } from "../../src/cache/warmer.js";
+import type { RepositoryScanResult, TagEvent } from "../../src/cache/warmer-types.js";
+import { type ImageName, parseImageName } from "../../src/image/ref.js";
+import type { Client, ClientFactory } from "../../src/registry/client.js";
+import { Credentials } from "../../src/registry/credentials/credentials.js";
+import { waitFor } from "../support/wait-for.js";
+import {
+  FakeFactory,
+  type FakeRepository,
+  fakeDigest,
+  fakeRepository,
+} from "./support/fake-registry.js";
+
+const names = (host: string, n: number) =>
+  Array.from({ length: n }, (_, i) => parseImageName(`${host}/team/r${i}`));
+const lookupOf = (list: ImageName[]) => () =>
+  new Map(list.map((n) => [n.toString(), Credentials.none()]));
+
+/** Runs the loop of `warmer` until `until` holds (bounded), then stops it. */
+async function runUntil(warmer: Warmer, until: () => boolean, what: string): Promise<void> {
+  const stop = new AbortController();
+  const running = warmer.start(stop.signal);
+  try {
+    await waitFor(until, { what, timeoutMs: 20_000, intervalMs: 10 });
+  } finally {
+    stop.abort();
+    await running;
+  }
+}
+
+describe("Warmer loop scheduling", () => {
+  it("scans each repository again at its own interval, not when the lookup is asked", async () => {
+    const [fast, slow] = names("registry.test", 2) as [ImageName, ImageName];
+    const repos = new Map<string, FakeRepository>([
+      [fast.toString(), fakeRepository(fast, 3, 1)],
+      [slow.toString(), fakeRepository(slow, 3, 1)],
+    ]);
+    let lookups = 0;
+    const lookup = lookupOf([fast, slow]);
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory: new FakeFactory(repos),
+      lookup: () => {
+        lookups++;
+        return lookup();
+      },
+      // The lookup is asked once in this test: every rescan comes from the schedule.
+      intervalMs: 60_000,
+      repositoryOptions: (name) => ({ intervalMs: name === fast.toString() ? 200 : 30_000 }),
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const scans: RepositoryScanResult[] = [];
+    warmer.onScan((r) => scans.push(r));
+    const scansOf = (n: ImageName) =>
+      scans.filter((r) => r.repository === n.toString() && r.outcome === "scanned");
+    await runUntil(warmer, () => scansOf(fast).length >= 4, "four scans of the fast repository");
+    assert.equal(lookups, 1);
+    assert.equal(scansOf(slow).length, 1);
+    const starts = scansOf(fast).map((r) => r.startedAt.getTime());
+    for (let i = 1; i < starts.length; i++) {
+      const gap = (starts[i] as number) - (starts[i - 1] as number);
+      assert.ok(gap >= 195 && gap < 2000, `rescanned after its interval (${gap} ms)`);
+    }
+    const status = warmer.repositoryStatus(fast);
+    assert.equal(status?.intervalMs, 200);
+    assert.ok(status?.nextRefresh, "the status says when it falls due");
+  });
+
+  it("keeps one slow host to its cap while the other hosts' repositories are scanned", async () => {
+    const slow = names("slow.test", 3);
+    const fast = [...names("fast.test", 4), ...names("quick.test", 4)];
+    const repos = new Map<string, FakeRepository>();
+    for (const n of slow) repos.set(n.toString(), { ...fakeRepository(n, 30, 30), delayMs: 25 });
+    for (const n of fast) repos.set(n.toString(), { ...fakeRepository(n, 2, 1), delayMs: 2 });
+    // Scans in flight per host: from the listing (a scan's first request) to its result.
+    const scanning = new Map<string, Set<string>>();
+    const most = new Map<string, number>();
+    const fake = new FakeFactory(repos);
+    const factory: ClientFactory = {
+      clientFor: (name, creds, opts) => {
+        const client = fake.clientFor(name, creds, opts);
+        const tracked: Client = {
+          ...client,
+          tags: (o) => {
+            const host = name.domain;
+            const set = scanning.get(host) ?? new Set<string>();
+            set.add(name.toString());
+            scanning.set(host, set);
+            most.set(host, Math.max(most.get(host) ?? 0, set.size));
+            return client.tags(o);
+          },
+        };
+        return tracked;
+      },
+      succeed: (name) => fake.succeed(name),
+    };
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      // Slow first in the lookup: in lookup order alone they would take every worker.
+      lookup: lookupOf([...slow, ...fast]),
+      intervalMs: 60_000,
+      concurrency: 3,
+      perHostConcurrency: 1,
+      burst: 2,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const order: string[] = [];
+    warmer.onScan((r) => {
+      scanning.get(parseImageName(r.repository).domain)?.delete(r.repository);
+      order.push(r.repository);
+    });
+    await runUntil(warmer, () => order.length >= fast.length + 1, "the fast hosts' scans");
+    assert.equal(most.get("slow.test"), 1, "never more than the cap of one host");
+    assert.equal(most.get("fast.test"), 1);
+    assert.deepEqual(
+      order.slice(0, fast.length).sort(),
+      fast.map(String).sort(),
+      "every small repository of the other hosts before the first slow one",
+    );
+  });
+
+  it("checks tags whose own deadline is far off within the repository's interval", async () => {
+    const [app] = names("registry.test", 1) as [ImageName];
+    const repo = fakeRepository(app, 6, 2);
+    const factory = new FakeFactory(new Map([[app.toString(), repo]]));
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      lookup: lookupOf([app]),
+      intervalMs: 60_000,
+      repositoryOptions: () => ({ intervalMs: 300 }),
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const events: TagEvent[] = [];
+    warmer.onTagEvent((e) => events.push(e));
+    let scans = 0;
+    let movedAt = 0;
+    let firstRefreshed = 0;
+    warmer.onScan((r) => {
+      scans++;
+      if (scans === 1) {
+        firstRefreshed = r.refreshed;
+        // Every tag is fresh for an hour now; the next scans check them all the same.
+        repo.tags.set("v0", fakeDigest(2));
+        movedAt = performance.now();
+        factory.reset();
+      }
+    });
+    await runUntil(warmer, () => events.some((e) => e.type === "moved-tag"), "the moved tag");
+    assert.equal(firstRefreshed, 6);
+    const seenAfter = performance.now() - movedAt;
+    assert.ok(seenAfter < 1500, `seen ${Math.round(seenAfter)} ms after the move (interval 300)`);
+    const c = factory.counts(app.toString());
+    assert.equal(c.head, 6, "one HEAD per tag in the second scan");
+    assert.equal(c.manifest, 0, "the new digest's image was known");
+    // A one-off pass (regscan scan) keeps the tags' own deadlines.
+    factory.reset();
+    const [once] = await warmer.scan([{ name: app }]);
+    assert.equal(once?.fresh, 6);
+    assert.equal(factory.counts(app.toString()).head, 0);
+  });
+});
