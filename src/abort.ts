@@ -52,17 +52,23 @@ export function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
   });
 }
 
+/** How long `withTimeout` waits, and what it rejects with then. */
+export interface TimeoutOptions {
+  ms: number;
+  onTimeout: () => Error;
+  /**
+   * Keep the process alive while waiting (default false): a shutdown that waits on the
+   * promise needs the deadline to fire even when nothing else is left to run.
+   */
+  keepAlive?: boolean | undefined;
+}
+
 /**
  * `p`, or a rejection with `onTimeout()` when it takes longer than `ms`. The timer does not
- * keep the process alive unless `keepAlive` is set: a shutdown that waits on `p` needs the
- * deadline to fire even when nothing else is left to run.
+ * keep the process alive unless `keepAlive` is set.
  */
-export function withTimeout<T>(
-  p: Promise<T>,
-  ms: number,
-  onTimeout: () => Error,
-  keepAlive = false,
-): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, opts: TimeoutOptions): Promise<T> {
+  const { ms, onTimeout, keepAlive = false } = opts;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(onTimeout()), ms);

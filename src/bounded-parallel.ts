@@ -4,6 +4,14 @@
  * imports nothing), so that the stores need not import the cache.
  */
 
+/** How many calls `forEachBounded` runs at once, and when it stops starting new ones. */
+export interface BoundedOptions {
+  /** Most calls in flight (at least one). */
+  limit: number;
+  /** Once aborted, no new call starts (those running finish). */
+  signal?: AbortSignal | undefined;
+}
+
 /**
  * Calls `fn` for every item, at most `limit` at a time, and resolves when all have settled.
  * `fn` must not throw (it handles its own errors); if it does, the first error is rethrown
@@ -11,10 +19,10 @@
  */
 export async function forEachBounded<T>(
   items: Iterable<T>,
-  limit: number,
+  opts: BoundedOptions,
   fn: (item: T) => Promise<void>,
-  signal?: AbortSignal,
 ): Promise<void> {
+  const { limit, signal } = opts;
   const iterator = items[Symbol.iterator]();
   let failure: { error: unknown } | undefined;
   const worker = async () => {

@@ -40,11 +40,14 @@ test("abortableSleep and withTimeout end when they should", async () => {
   const keepAlive = setTimeout(() => {}, 10_000);
   try {
     await assert.rejects(
-      withTimeout(new Promise(() => {}), 5, () => new Error("too slow")),
+      withTimeout(new Promise(() => {}), { ms: 5, onTimeout: () => new Error("too slow") }),
       /too slow/,
     );
   } finally {
     clearTimeout(keepAlive);
   }
-  assert.equal(await withTimeout(Promise.resolve("fast"), 1_000, () => new Error("x")), "fast");
+  assert.equal(
+    await withTimeout(Promise.resolve("fast"), { ms: 1_000, onTimeout: () => new Error("x") }),
+    "fast",
+  );
 });

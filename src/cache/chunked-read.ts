@@ -33,7 +33,7 @@ export async function readChunked(
 ): Promise<void> {
   await forEachBounded(
     chunkStarts(count),
-    inFlight,
+    { limit: inFlight, signal: opts?.signal },
     async (start) => {
       const end = Math.min(count, start + READ_CHUNK_KEYS);
       const keys: string[] = [];
@@ -47,7 +47,6 @@ export async function readChunked(
       }
       onChunk({ start, entries });
     },
-    opts?.signal,
   );
 }
 

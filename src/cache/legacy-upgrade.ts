@@ -84,29 +84,24 @@ export async function upgradeFromLegacy(
   );
   const written = new Set<string>();
   const deadline = new Date(ctx.now() + IMAGE_RECORD_LIFETIME_MS);
-  await forEachBounded(
-    images.keys(),
-    ctx.storeConcurrency * 4,
-    async (id) => {
-      try {
-        await ctx.store.set(
-          ctx.keys.image(id),
-          deadline,
-          encodeImageRecord(images.get(id) as ImageEntry),
-          {
-            signal: AbortSignal.timeout(ctx.finalWriteTimeoutMs),
-          },
-        );
-        written.add(id);
-      } catch (error) {
-        log.warn(
-          { image: id, error: summarizeError(error) },
-          "could not write a converted image record",
-        );
-      }
-    },
-    signal,
-  );
+  await forEachBounded(images.keys(), { limit: ctx.storeConcurrency * 4, signal }, async (id) => {
+    try {
+      await ctx.store.set(
+        ctx.keys.image(id),
+        deadline,
+        encodeImageRecord(images.get(id) as ImageEntry),
+        {
+          signal: AbortSignal.timeout(ctx.finalWriteTimeoutMs),
+        },
+      );
+      written.add(id);
+    } catch (error) {
+      log.warn(
+        { image: id, error: summarizeError(error) },
+        "could not write a converted image record",
+      );
+    }
+  });
   let converted = 0;
   for (const [tag, entry] of entries) {
     if (entry.image !== undefined && !written.has(entry.image)) continue;

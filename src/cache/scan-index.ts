@@ -192,7 +192,7 @@ export class ScanIndex {
       const got = await this.ctx.store.getMany(keys, {
         signal: AbortSignal.timeout(this.ctx.finalWriteTimeoutMs),
       });
-      await forEachBounded(chunk.keys(), this.ctx.storeConcurrency * 4, async (i) => {
+      await forEachBounded(chunk.keys(), { limit: this.ctx.storeConcurrency * 4 }, async (i) => {
         const entry = got[i];
         if (!entry) {
           missing.add(chunk[i] as string);
@@ -228,7 +228,7 @@ export class ScanIndex {
     this.#dirty.clear();
     const now = this.ctx.now();
     let failure: unknown;
-    await forEachBounded(dirty, this.ctx.storeConcurrency * 4, async (n) => {
+    await forEachBounded(dirty, { limit: this.ctx.storeConcurrency * 4 }, async (n) => {
       try {
         await this.#writeBucket(n, keep, now, log);
       } catch (error) {

@@ -394,9 +394,7 @@ export class Daemon {
     this.#abort.abort();
     const inTime = await withTimeout(
       Promise.all([this.#server.close(Math.max(0, bound - 500)), this.#warming]),
-      bound,
-      () => new Error(`did not stop within ${bound} ms`),
-      true,
+      { ms: bound, onTimeout: () => new Error(`did not stop within ${bound} ms`), keepAlive: true },
     ).then(
       () => true,
       () => false,
@@ -412,12 +410,11 @@ export class Daemon {
     for (const close of [...this.#closers].reverse()) {
       try {
         const left = Math.max(0, closeBy - Date.now());
-        await withTimeout(
-          Promise.resolve().then(close),
-          left,
-          () => new Error(`did not close within ${left} ms`),
-          true,
-        );
+        await withTimeout(Promise.resolve().then(close), {
+          ms: left,
+          onTimeout: () => new Error(`did not close within ${left} ms`),
+          keepAlive: true,
+        });
       } catch (err) {
         this.#logger.error({ err: { message: (err as Error).message } }, "closing failed");
         closed = false;

@@ -22,7 +22,7 @@ export async function mapBounded<T, R>(
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
-  await forEachBounded(items.keys(), Math.min(limit, items.length), async (i) => {
+  await forEachBounded(items.keys(), { limit: Math.min(limit, items.length) }, async (i) => {
     out[i] = await fn(items[i]!, i);
   });
   return out;

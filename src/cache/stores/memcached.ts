@@ -304,11 +304,10 @@ export class MemcachedStore implements Store {
     opts: OperationOptions | undefined,
     command: (client: MemcachedClient) => Promise<T>,
   ): Promise<T> {
-    const work = withTimeout(
-      command(this.#client(server)),
-      this.#timeoutMs,
-      () => new StoreUnavailableError(this.#describe(server), `${operation} timed out`),
-    );
+    const work = withTimeout(command(this.#client(server)), {
+      ms: this.#timeoutMs,
+      onTimeout: () => new StoreUnavailableError(this.#describe(server), `${operation} timed out`),
+    });
     try {
       return await raceAbort(work, opts?.signal);
     } catch (err) {

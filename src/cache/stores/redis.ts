@@ -246,11 +246,10 @@ export class RedisStore implements Store {
   ): Promise<T> {
     opts?.signal?.throwIfAborted();
     if (this.#closed) throw new StoreClosedError(this.#name);
-    const work = withTimeout(
-      command(this.#client),
-      this.#timeoutMs,
-      () => new StoreUnavailableError(this.#name, `${operation} timed out`),
-    );
+    const work = withTimeout(command(this.#client), {
+      ms: this.#timeoutMs,
+      onTimeout: () => new StoreUnavailableError(this.#name, `${operation} timed out`),
+    });
     try {
       return await raceAbort(work, opts?.signal);
     } catch (err) {

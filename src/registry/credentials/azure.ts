@@ -105,13 +105,15 @@ export class AcrTokenSource {
       running = withTimeout(
         // Shared by every caller: one caller giving up does not cancel it for the others.
         this.#fetch(host, AbortSignal.timeout(FETCH_TIMEOUT_MS)),
-        FETCH_TIMEOUT_MS,
-        () =>
-          new CloudCredentialsError({
-            provider: "azure",
-            host,
-            reason: `no credential within ${FETCH_TIMEOUT_MS} ms`,
-          }),
+        {
+          ms: FETCH_TIMEOUT_MS,
+          onTimeout: () =>
+            new CloudCredentialsError({
+              provider: "azure",
+              host,
+              reason: `no credential within ${FETCH_TIMEOUT_MS} ms`,
+            }),
+        },
       ).finally(() => this.#inflight.delete(host));
       this.#inflight.set(host, running);
     }

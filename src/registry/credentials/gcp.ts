@@ -56,16 +56,15 @@ export class GcpTokenSource {
     }
     let tok = this.#cached;
     if (tok === undefined || tok.expiresAt - this.#marginMs <= this.#clock()) {
-      this.#inflight ??= withTimeout(
-        this.#fetch(host),
-        FETCH_TIMEOUT_MS,
-        () =>
+      this.#inflight ??= withTimeout(this.#fetch(host), {
+        ms: FETCH_TIMEOUT_MS,
+        onTimeout: () =>
           new CloudCredentialsError({
             provider: "gcp",
             host,
             reason: `no access token within ${FETCH_TIMEOUT_MS} ms`,
           }),
-      ).finally(() => {
+      }).finally(() => {
         this.#inflight = undefined;
       });
       tok = await raceAbort(this.#inflight, opts.signal);

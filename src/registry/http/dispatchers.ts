@@ -103,7 +103,11 @@ export class Dispatchers {
     this.#pinned.clear();
     const closing = Promise.all(agents.map((agent) => agent.close()));
     try {
-      await withTimeout(closing, graceMs, () => new Error("close timed out"), true);
+      await withTimeout(closing, {
+        ms: graceMs,
+        onTimeout: () => new Error("close timed out"),
+        keepAlive: true,
+      });
     } catch {
       closing.catch(() => {});
       await Promise.all(agents.map((agent) => agent.destroy()));

@@ -71,11 +71,10 @@ export async function checkRealm(
   if (isIP(hostname) !== 0) return {};
   // A name may resolve to a metadata address. A failed look-up pins nothing: the request
   // then fails to connect rather than resolving the name a second time.
-  const addresses = await withTimeout(
-    resolve(hostname),
-    DNS_TIMEOUT_MS,
-    () => new Error("DNS look-up timed out"),
-  ).catch((): PinnedAddress[] => []);
+  const addresses = await withTimeout(resolve(hostname), {
+    ms: DNS_TIMEOUT_MS,
+    onTimeout: () => new Error("DNS look-up timed out"),
+  }).catch((): PinnedAddress[] => []);
   if (addresses.some((a) => isForbiddenAddress(a.address))) {
     throw new UnsafeRealmError({
       message: `token realm ${realm.origin} resolves to a link-local or metadata address`,
