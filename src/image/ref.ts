@@ -76,12 +76,12 @@ export class ImageName {
 
   /** A reference to a tag of this repository. */
   withTag(tag: string): ImageRef {
-    return new ImageRef(this, tag, undefined);
+    return new ImageRef({ name: this, tag });
   }
 
   /** A reference to a digest of this repository. */
   withDigest(digest: string): ImageRef {
-    return new ImageRef(this, undefined, digest);
+    return new ImageRef({ name: this, digest });
   }
 
   equals(other: ImageName): boolean {
@@ -91,11 +91,16 @@ export class ImageName {
 
 /** A parsed image reference: a repository with an optional tag and an optional digest. */
 export class ImageRef {
-  constructor(
-    readonly name: ImageName,
-    readonly tag: string | undefined,
-    readonly digest: string | undefined,
-  ) {}
+  readonly name: ImageName;
+  readonly tag: string | undefined;
+  readonly digest: string | undefined;
+
+  /** Made by `parseImageRef` and `ImageName.withTag` / `withDigest`; the parts are not checked. */
+  constructor(parts: { name: ImageName; tag?: string | undefined; digest?: string | undefined }) {
+    this.name = parts.name;
+    this.tag = parts.tag;
+    this.digest = parts.digest;
+  }
 
   get domain(): string {
     return this.name.domain;
@@ -191,7 +196,7 @@ export function parseImageRef(input: string): ImageRef {
       `invalid tag ${JSON.stringify(tag)}: a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with "." or "-"`,
     );
   }
-  return new ImageRef(nameFrom(input, nameText), tag, digest);
+  return new ImageRef({ name: nameFrom(input, nameText), tag, digest });
 }
 
 /** Parses a repository name (no tag, no digest); throws `InvalidImageRefError`. */

@@ -42,9 +42,9 @@ export interface InvalidTagsReport {
 /** Splits a listing into the tags kept and a report of those dropped (undefined: none). */
 export function partitionTags(
   tags: readonly string[],
-  host: string,
-  repository: string,
+  listing: { host: string; repository: string },
 ): { valid: string[]; invalid: InvalidTagsReport | undefined } {
+  const { host, repository } = listing;
   const valid: string[] = [];
   let count = 0;
   const examples: string[] = [];

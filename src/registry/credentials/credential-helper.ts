@@ -57,10 +57,10 @@ export class CredentialHelperRunner {
    * Throws `CredentialHelperError` when the helper is missing, fails or times out.
    */
   async get(
-    name: string,
-    host: string,
+    ask: { name: string; host: string },
     opts: OperationOptions = {},
   ): Promise<StoredHostCredential | undefined> {
+    const { name, host } = ask;
     const key = `${name}\n${host}`;
     const cached = this.#cache.get(key);
     if (cached && cached.expiresAt > this.#clock()) return cached.value;

@@ -159,7 +159,7 @@ export class Credentials {
     const helper = this.#helpers.credHelpers.get(key) ?? this.#helpers.credsStore;
     if (helper !== undefined) {
       const runner = this.#helpers.runner ?? defaultHelperRunner();
-      const answer = await runner.get(helper, key, opts);
+      const answer = await runner.get({ name: helper, host: key }, opts);
       if (answer) return answer;
     }
     for (const provider of this.#cloud) {

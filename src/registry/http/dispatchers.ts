@@ -68,7 +68,12 @@ export class Dispatchers {
    * addresses and never ask DNS again. Through a proxy the proxy resolves the name, so the
    * usual dispatcher is used.
    */
-  pinned(insecure: boolean, hostname: string, addresses: readonly PinnedAddress[]): Dispatcher {
+  pinned(pin: {
+    insecure: boolean;
+    hostname: string;
+    addresses: readonly PinnedAddress[];
+  }): Dispatcher {
+    const { insecure, hostname, addresses } = pin;
     if (this.#proxied) return this.for(insecure);
     const key = `${insecure ? "insecure" : "verified"}|${pinKey(hostname, addresses)}`;
     let agent = this.#pinned.get(key);
@@ -161,11 +166,11 @@ function trustedCAs(caFiles: readonly string[], env: NodeJS.ProcessEnv): string[
 /** Thrown when a CA bundle that was asked for cannot be read. */
 export class CaFileError extends RegscanError {
   readonly code = "CA_FILE_UNREADABLE";
-  constructor(
-    readonly path: string,
-    from: string,
-    cause: unknown,
-  ) {
+  readonly path: string;
+
+  /** `from` names the setting that asked for the file, e.g. `caFiles`. */
+  constructor(failed: { path: string; from: string; cause: unknown }) {
+    const { path, from, cause } = failed;
     const why = (cause as { code?: unknown }).code;
     super(
       `cannot read the CA bundle ${path} (from ${from}): ${typeof why === "string" ? why : "unreadable"}`,
@@ -173,6 +178,7 @@ export class CaFileError extends RegscanError {
         cause,
       },
     );
+    this.path = path;
   }
 }
 
@@ -181,6 +187,6 @@ function readCaFile(path: string, from: string): string {
     // Bounded, and regular files only: a FIFO or a device named as a CA bundle must fail.
     return readBoundedFileSync(path, CONFIG_FILE_MAX_BYTES).toString("utf8");
   } catch (err) {
-    throw new CaFileError(path, from, err);
+    throw new CaFileError({ path, from, cause: err });
   }
 }

@@ -47,7 +47,11 @@ export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}):
         dispatcher:
           req.pinnedAddresses === undefined
             ? dispatchers.for(insecure)
-            : dispatchers.pinned(insecure, req.url.hostname, req.pinnedAddresses),
+            : dispatchers.pinned({
+                insecure,
+                hostname: req.url.hostname,
+                addresses: req.pinnedAddresses,
+              }),
         // undici closes the connection after a HEAD unless told otherwise; HEAD-first
         // refreshes would then pay a new connection (and TLS handshake) per tag.
         reset: false,
@@ -168,7 +172,12 @@ function transportError(
   if (causeCode && TIMEOUT_CODES.has(causeCode)) {
     return new TimeoutError({ host, operation, cause: err });
   }
-  return new NetworkError({ message: describe(err, causeCode, host), host, cause: err, causeCode });
+  return new NetworkError({
+    message: describe(err, { code: causeCode, host }),
+    host,
+    cause: err,
+    causeCode,
+  });
 }
 
 const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME/;
@@ -177,7 +186,8 @@ const PLAIN_HTTP_CODES =
   /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST|UNKNOWN_PROTOCOL/;
 
 /** One readable line: OpenSSL's internals are left out, TLS failures say what they mean. */
-function describe(err: unknown, code: string | undefined, host: string): string {
+function describe(err: unknown, at: { code: string | undefined; host: string }): string {
+  const { code, host } = at;
   if (code && CERT_CODES.test(code)) return `TLS certificate not trusted (${code})`;
   const message = err instanceof Error ? sanitizeText(err.message) : "";
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : "";

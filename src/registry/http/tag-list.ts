@@ -60,7 +60,7 @@ export async function listTags(transport: Transport, opts: TagListRequest): Prom
   const deadline = new RequestDeadline(timeoutMs, opts.signal);
   try {
     const all = await listAll(transport, { ...opts, signal: deadline.signal });
-    const { valid, invalid } = partitionTags(all, host, repository);
+    const { valid, invalid } = partitionTags(all, { host, repository });
     if (invalid) opts.onInvalidTags?.(invalid);
     return valid;
   } catch (err) {

@@ -34,7 +34,7 @@ import {
   schema1,
 } from "./fixtures.js";
 
-const ref = new ImageRef(new ImageName("registry.example.com", "team/app"), "v1", undefined);
+const ref = new ImageRef({ name: new ImageName("registry.example.com", "team/app"), tag: "v1" });
 const TOP = digestOf("top");
 
 describe("imageEntryFrom", () => {
