@@ -81,11 +81,13 @@ function reportCpu(log, wallSeconds) {
   const runner = lines.find((l) => l.file === fileURLToPath(import.meta.url));
   const files = lines
     .filter((l) => l !== runner)
-    .map((l) => ({ file: relative(process.cwd(), l.file), cpu: l.own + l.children }))
+    .map((l) => ({ file: relative(process.cwd(), l.file), cpu: l.own + l.children, own: l.own }))
     .sort((a, b) => b.cpu - a.cpu);
   const fmt = (s) => s.toFixed(1).padStart(6);
-  console.log("# CPU seconds per file (user + system, child processes included):");
-  for (const f of files) console.log(`# ${fmt(f.cpu)}  ${f.file}`);
+  console.log(
+    "# CPU seconds per file (user + system; the test process's own, then with its children):",
+  );
+  for (const f of files) console.log(`# ${fmt(f.own)} ${fmt(f.cpu)}  ${f.file}`);
   const total = runner ? runner.own + runner.children : files.reduce((n, f) => n + f.cpu, 0);
   console.log(
     `# CPU ${total.toFixed(1)} s in ${wallSeconds.toFixed(1)} s of wall (${files.length} files)`,

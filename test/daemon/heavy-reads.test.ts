@@ -2,7 +2,9 @@
  * 100 concurrent reads of a 5,000-tag repository from a real `regscan serve`: every reader
  * gets an answer (the whole JSON, or 503 `SERVER_BUSY` with Retry-After), `/healthz`
  * keeps answering, and the process stays bounded. The figures are printed; the performance
- * targets themselves are measured by bench/server.bench.ts, the bounds here are generous.
+ * targets themselves are measured by bench/server.bench.ts (several reads per client), the
+ * bounds here are generous. One read per client: the 100 reads at once are the audit's load;
+ * a second round would only measure throughput, and doubled the test's CPU time.
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
@@ -15,10 +17,10 @@ describe("heavy reads", () => {
   test("100 concurrent reads of a 5,000-tag repository", async () => {
     const setup = await heavySetup(5_000);
     try {
-      const f = await heavyLoad(setup, 100, 2);
+      const f = await heavyLoad(setup, 100, 1);
       console.log(`# ${describeFigures(f)}`);
       const answered = (f.statuses["200"] ?? 0) + (f.statuses["503"] ?? 0);
-      assert.equal(answered, 200, `every read answered 200 or 503: ${JSON.stringify(f.statuses)}`);
+      assert.equal(answered, 100, `every read answered 200 or 503: ${JSON.stringify(f.statuses)}`);
       assert.ok((f.statuses["200"] ?? 0) > 0);
       assert.ok(f.responseBytes > 4_000_000, `${f.responseBytes} bytes: the whole repository`);
       assert.equal(f.healthz.failures, 0);
