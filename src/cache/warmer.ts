@@ -46,15 +46,15 @@ export const DEFAULT_INTERVAL_MS = 60_000;
  * by the rate limiters, so what bounds a fill is how many hosts have work in flight: eight
  * covers the registries an installation commonly mixes (Docker Hub, GHCR, ECR, GAR, Quay,
  * a Harbor or two) at once, while memory stays bounded (each scan holds one repository's
- * index, and at most eight times `burst` requests are in flight).
+ * index, and at most `burst` requests each are in flight).
  */
 export const DEFAULT_CONCURRENCY = 8;
 /**
  * Default number of one host's repositories scanned at once: enough that a huge repository
- * leaves room for the host's small ones and that the host's budget is used (4 x `burst` 10
- * requests in flight covers 50 requests/s at up to 800 ms a request), few enough that one
- * host's backlog never fills every worker. More would only wait at the host's rate limiter
- * while holding leases another replica could use.
+ * leaves room for the host's small ones, whose scans are mostly round trips in a row (lease,
+ * record, listing, a few HEADs, writes) and need a few at once to use the host's budget;
+ * half the default workers, so that one host's backlog never takes them all. More would
+ * only wait at the host's rate limiter while holding leases another replica could use.
  */
 export const DEFAULT_PER_HOST_CONCURRENCY = 4;
 /**
@@ -85,15 +85,15 @@ export interface WarmerOptions {
   /** Makes a client per repository; `succeed()` is called after each clean scan. */
   factory: ClientFactory;
   /** The repositories to keep warm, with their credentials; asked again every interval. */
-  lookup?: ImageCredsLookup;
+  lookup?: ImageCredsLookup | undefined;
   /** Per-repository options (tag filter, platform, interval), by canonical name. */
-  repositoryOptions?: (repository: string) => RepositoryOptions | undefined;
+  repositoryOptions?: ((repository: string) => RepositoryOptions | undefined) | undefined;
   /** Key namespace (default `new Keys()`, prefix `regscan:v2:`). */
-  keys?: Keys;
+  keys?: Keys | undefined;
   /** Registry requests in flight per repository (default 10). */
-  burst?: number;
+  burst?: number | undefined;
   /** Interval between lookups and default per-repository interval, ms (default 60 s). */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** Repositories scanned at the same time (default {@link DEFAULT_CONCURRENCY}). */
   concurrency?: number | undefined;
   /**
@@ -103,28 +103,28 @@ export interface WarmerOptions {
    */
   perHostConcurrency?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
-  owner?: string;
+  owner?: string | undefined;
   /** How long a repository lease lasts unless renewed (renewed every third; default 5 min). */
-  leaseTtlMs?: number;
-  logger?: Logger;
+  leaseTtlMs?: number | undefined;
+  logger?: Logger | undefined;
   /** Where the metrics go (default prom-client's global registry). */
-  metricsRegistry?: MetricsRegistry;
+  metricsRegistry?: MetricsRegistry | undefined;
   /** The clock for deadlines and scan marks (tests pass a fake one). */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /**
    * Spreads each tag's refresh interval by up to this fraction either way (0.1 is ±10%), so
    * that the thousands of tags a first scan finds do not all fall due in the same minute.
    * Default 0: Flux v1's exact intervals.
    */
-  refreshJitter?: number;
+  refreshJitter?: number | undefined;
   /**
    * A repository whose listing stays unchanged is listed ever less often: after
    * `quietScansBeforeBackoff` unchanged scans (default 3) its interval doubles at each
    * unchanged scan, up to this multiple of it (default 8; 1 never backs off). A change, new
    * tags or moved ones, puts it back at its interval. Priority refreshes are never held back.
    */
-  maxIntervalFactor?: number;
-  quietScansBeforeBackoff?: number;
+  maxIntervalFactor?: number | undefined;
+  quietScansBeforeBackoff?: number | undefined;
 }
 
 /** Options of {@link Warmer.scan}. */

@@ -289,6 +289,9 @@ export const configSchema = z.strictObject({
       refreshJitter: z.number().min(0).max(1).default(0.1),
       // A repository whose listing stays unchanged is listed up to this many times less often.
       maxIntervalFactor: z.number().int().min(1).max(1024).default(8),
+      // Repositories scanned at once, and at most this many of one registry host.
+      concurrency: z.number().int().min(1).max(256).default(8),
+      perHostConcurrency: z.number().int().min(1).max(256).default(4),
       // How long a repository lease lasts unless renewed: how long a replica that died on
       // another host keeps its repositories from the others (renewed every third of it).
       leaseTtl: durationAtLeast(3000).default(300_000),

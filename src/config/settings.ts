@@ -288,6 +288,20 @@ export const SETTINGS: readonly Setting[] = [
     help: "list a quiet repository up to this many times less often than its interval (default 8)",
   },
   {
+    path: "warmer.concurrency",
+    flag: "concurrency",
+    env: "REGSCAN_CONCURRENCY",
+    kind: "integer",
+    help: "repositories scanned at the same time (default 8)",
+  },
+  {
+    path: "warmer.perHostConcurrency",
+    flag: "per-host-concurrency",
+    env: "REGSCAN_PER_HOST_CONCURRENCY",
+    kind: "integer",
+    help: "repositories of one registry host scanned at the same time (default 4)",
+  },
+  {
     path: "warmer.leaseTtl",
     flag: "lease-ttl",
     env: "REGSCAN_LEASE_TTL",

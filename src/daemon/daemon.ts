@@ -255,6 +255,8 @@ export class Daemon {
         intervalMs: config.warmer.interval,
         refreshJitter: config.warmer.refreshJitter,
         maxIntervalFactor: config.warmer.maxIntervalFactor,
+        concurrency: config.warmer.concurrency,
+        perHostConcurrency: config.warmer.perHostConcurrency,
         leaseTtlMs: config.warmer.leaseTtl,
         owner: config.replicaId,
         logger: logger.child({ component: "warmer" }),
