@@ -8,17 +8,20 @@ import { RegscanError } from "./errors.js";
 /** A feature needs an optional package that is not installed. */
 export class MissingDependencyError extends RegscanError {
   readonly code = "MISSING_DEPENDENCY";
-  constructor(
-    /** The npm package to install, e.g. `@kubernetes/client-node`. */
-    readonly packageName: string,
-    /** What needed it, e.g. `the Kubernetes image source`. */
-    readonly feature: string,
-    options?: { cause?: unknown },
-  ) {
+  /** The npm package to install, e.g. `@kubernetes/client-node`. */
+  readonly packageName: string;
+  /** What needed it, e.g. `the Kubernetes image source`. */
+  readonly feature: string;
+
+  /** `cause`: the loader's error, when there was one. */
+  constructor(missing: { packageName: string; feature: string; cause?: unknown }) {
+    const { packageName, feature, cause } = missing;
     super(
       `${feature} needs the optional package ${packageName}, which is not installed (npm install ${packageName})`,
-      options,
+      cause === undefined ? undefined : { cause },
     );
+    this.packageName = packageName;
+    this.feature = feature;
   }
 }
 
@@ -27,11 +30,14 @@ export class MissingDependencyError extends RegscanError {
  * type-checkers see the specifier) and turns "that package is not installed" into a
  * `MissingDependencyError`; every other failure passes through unchanged.
  */
-export async function importOptional<T>(
-  packageName: string,
-  feature: string,
-  load: () => Promise<T>,
-): Promise<T> {
+export async function importOptional<T>(optional: {
+  /** The npm package `load` imports, e.g. `@kubernetes/client-node`. */
+  packageName: string;
+  /** What needs it, as the error names it, e.g. `the Kubernetes image source`. */
+  feature: string;
+  load: () => Promise<T>;
+}): Promise<T> {
+  const { packageName, feature, load } = optional;
   try {
     return await load();
   } catch (err) {
@@ -39,7 +45,7 @@ export async function importOptional<T>(
     const missing =
       (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
       (err as Error).message.includes(`'${packageName}'`);
-    if (missing) throw new MissingDependencyError(packageName, feature, { cause: err });
+    if (missing) throw new MissingDependencyError({ packageName, feature, cause: err });
     throw err;
   }
 }

@@ -144,11 +144,11 @@ export class KubernetesSource implements ImageSource {
   }
 
   async #connect(): Promise<Apis> {
-    const k8s = await importOptional(
-      "@kubernetes/client-node",
-      "the Kubernetes image source",
-      () => import("@kubernetes/client-node"),
-    );
+    const k8s = await importOptional({
+      packageName: "@kubernetes/client-node",
+      feature: "the Kubernetes image source",
+      load: () => import("@kubernetes/client-node"),
+    });
     const kc: KubeConfig = new k8s.KubeConfig();
     try {
       if (this.#opts.kubeconfig) kc.loadFromFile(this.#opts.kubeconfig);

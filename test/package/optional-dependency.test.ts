@@ -8,11 +8,11 @@ import { importOptional, MissingDependencyError } from "../../src/optional-depen
 
 describe("importOptional", () => {
   test("a package that is not installed: MISSING_DEPENDENCY naming it and the feature", async () => {
-    const err = await importOptional(
-      "regscan-not-installed",
-      "the test feature",
-      () => import("regscan-not-installed" as string),
-    ).then(
+    const err = await importOptional({
+      packageName: "regscan-not-installed",
+      feature: "the test feature",
+      load: () => import("regscan-not-installed" as string),
+    }).then(
       () => assert.fail("resolved"),
       (e: unknown) => e,
     );
@@ -27,11 +27,11 @@ describe("importOptional", () => {
   });
 
   test("another package missing (a broken install of this one) and other errors pass through", async () => {
-    const other = await importOptional(
-      "regscan-wanted",
-      "feature",
-      () => import("regscan-something-else" as string),
-    ).then(
+    const other = await importOptional({
+      packageName: "regscan-wanted",
+      feature: "feature",
+      load: () => import("regscan-something-else" as string),
+    }).then(
       () => assert.fail("resolved"),
       (e: unknown) => e,
     );
@@ -39,13 +39,17 @@ describe("importOptional", () => {
     assert.equal((other as NodeJS.ErrnoException).code, "ERR_MODULE_NOT_FOUND");
     const boom = new Error("boom");
     await assert.rejects(
-      importOptional("x", "feature", () => Promise.reject(boom)),
+      importOptional({ packageName: "x", feature: "feature", load: () => Promise.reject(boom) }),
       (e) => e === boom,
     );
   });
 
   test("an installed package loads", async () => {
-    const mod = await importOptional("semver", "feature", () => import("semver"));
+    const mod = await importOptional({
+      packageName: "semver",
+      feature: "feature",
+      load: () => import("semver"),
+    });
     assert.equal(typeof mod.default.parse, "function");
   });
 });

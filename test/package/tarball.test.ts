@@ -254,7 +254,7 @@ import { RedisStore } from "regscan/stores/redis";
 const store = await openStore("memory:");
 await store.close();
 console.log(JSON.stringify([parseImageRef("alpine:3.19").toString(), typeof Daemon, typeof loadConfig,
-  typeof MemoryStore, typeof RedisStore, new MissingDependencyError("x", "y").code]));
+  typeof MemoryStore, typeof RedisStore, new MissingDependencyError({ packageName: "x", feature: "y" }).code]));
 `,
     );
     const r = ok("node main.mjs", await run(process.execPath, ["main.mjs"], { cwd: app }));

@@ -190,11 +190,11 @@ export class AcrTokenSource {
   async #tokenCredential(cfg: AzureJson | undefined): Promise<EntraTokenCredential> {
     if (this.#opts.tokenCredential) return this.#opts.tokenCredential;
     if (this.#credential) return this.#credential;
-    const id = await importOptional(
-      "@azure/identity",
-      "Azure (ACR) credentials",
-      () => import("@azure/identity"),
-    );
+    const id = await importOptional({
+      packageName: "@azure/identity",
+      feature: "Azure (ACR) credentials",
+      load: () => import("@azure/identity"),
+    });
     if (cfg?.useManagedIdentityExtension) {
       const clientId = cfg.userAssignedIdentityID;
       this.#credential = clientId

@@ -141,9 +141,9 @@ function decodeAuthorization(
 
 /** The AWS SDK's ECR client, an optional dependency. */
 function loadEcr(): Promise<typeof import("@aws-sdk/client-ecr")> {
-  return importOptional(
-    "@aws-sdk/client-ecr",
-    "AWS ECR credentials",
-    () => import("@aws-sdk/client-ecr"),
-  );
+  return importOptional({
+    packageName: "@aws-sdk/client-ecr",
+    feature: "AWS ECR credentials",
+    load: () => import("@aws-sdk/client-ecr"),
+  });
 }

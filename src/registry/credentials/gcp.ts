@@ -79,11 +79,11 @@ export class GcpTokenSource {
 
   async #fetch(host: string): Promise<CachedToken> {
     try {
-      const { GoogleAuth } = await importOptional(
-        "google-auth-library",
-        "Google (GCR / Artifact Registry) credentials",
-        () => import("google-auth-library"),
-      );
+      const { GoogleAuth } = await importOptional({
+        packageName: "google-auth-library",
+        feature: "Google (GCR / Artifact Registry) credentials",
+        load: () => import("google-auth-library"),
+      });
       // A new client each time: the library keeps its own token cache on wall-clock time,
       // and this cache decides when a fresh token is due.
       const client = await new GoogleAuth({ scopes: [SCOPE] }).getClient();
