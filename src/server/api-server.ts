@@ -242,7 +242,7 @@ export class ApiServer {
     try {
       const url = req.url ?? "/";
       if (url.length > MAX_URL_LENGTH)
-        throw new ApiError(414, "URI_TOO_LONG", "request URL too long");
+        throw new ApiError({ status: 414, code: "URI_TOO_LONG", message: "request URL too long" });
       const q = url.indexOf("?");
       const path = q >= 0 ? url.slice(0, q) : url;
       const query = new URLSearchParams(q >= 0 ? url.slice(q + 1) : "");
@@ -274,15 +274,24 @@ export class ApiServer {
       // Before the token check, so that guessing tokens is rate-bounded too.
       const wait = this.#limiter.take(req.socket.remoteAddress ?? "unknown");
       if (wait > 0) {
-        throw new ApiError(429, "TOO_MANY_REQUESTS", "too many requests; slow down", {
-          "retry-after": String(wait),
+        throw new ApiError({
+          status: 429,
+          code: "TOO_MANY_REQUESTS",
+          message: "too many requests; slow down",
+          headers: {
+            "retry-after": String(wait),
+          },
         });
       }
     }
     if (match === undefined || (match.route === "webhook" && !this.#opts.webhooks)) {
       // A webhook path may carry a secret: never echoed.
       const shown = match?.route === "webhook" ? "/v1/webhooks/..." : safePath(path);
-      throw new ApiError(404, "NOT_FOUND", `no such endpoint: ${method} ${shown}`);
+      throw new ApiError({
+        status: 404,
+        code: "NOT_FOUND",
+        message: `no such endpoint: ${method} ${shown}`,
+      });
     }
     const allow = [...match.methods, "OPTIONS"].join(", ");
     if (method === "OPTIONS") {
@@ -291,8 +300,13 @@ export class ApiServer {
       return;
     }
     if (isV1 && this.#token && !this.#token.accepts(req.headers.authorization)) {
-      throw new ApiError(401, "UNAUTHORIZED", "a valid bearer token is required", {
-        "www-authenticate": 'Bearer realm="regscan"',
+      throw new ApiError({
+        status: 401,
+        code: "UNAUTHORIZED",
+        message: "a valid bearer token is required",
+        headers: {
+          "www-authenticate": 'Bearer realm="regscan"',
+        },
       });
     }
     if (!match.methods.includes(method)) throw methodNotAllowed(method, allow);
@@ -300,7 +314,7 @@ export class ApiServer {
 
     switch (match.route) {
       case "healthz":
-        send(res, 200, { status: "ok" });
+        send(res, { status: 200, body: { status: "ok" } });
         break;
       case "readyz":
         await this.#readiness(res);
@@ -319,17 +333,17 @@ export class ApiServer {
           () => this.#opts.warmer.statuses(),
           abortOnClose(res),
         );
-        send(res, 200, { repositories: statuses.map(statusJson) });
+        send(res, { status: 200, body: { repositories: statuses.map(statusJson) } });
         break;
       }
       case "events": {
         if (!this.#events.hasRoom()) {
-          throw new ApiError(
-            503,
-            "TOO_MANY_STREAMS",
-            "too many event streams open; try again later",
-            { "retry-after": "30" },
-          );
+          throw new ApiError({
+            status: 503,
+            code: "TOO_MANY_STREAMS",
+            message: "too many event streams open; try again later",
+            headers: { "retry-after": "30" },
+          });
         }
         const repo = query.get("repository");
         const lastEventId = req.headers["last-event-id"];
@@ -343,7 +357,10 @@ export class ApiServer {
       case "refresh": {
         const name = await this.#watchedName(match.rest.slice(0, -"/refresh".length));
         const refresh = this.#opts.warmer.requestRefresh(name);
-        send(res, 202, { name: name.toString(), status: "refresh queued", refresh });
+        send(res, {
+          status: 202,
+          body: { name: name.toString(), status: "refresh queued", refresh },
+        });
         break;
       }
       case "repository": {
@@ -381,7 +398,7 @@ export class ApiServer {
         const info = await (ref.digest === undefined
           ? read()
           : this.#heavy.run(read, abortOnClose(res)));
-        send(res, 200, imageJson(info));
+        send(res, { status: 200, body: imageJson(info) });
         break;
       }
     }
@@ -391,16 +408,19 @@ export class ApiServer {
     const signal = AbortSignal.timeout(2_000);
     try {
       await this.#opts.ready(signal);
-      send(res, 200, { status: "ready" });
+      send(res, { status: 200, body: { status: "ready" } });
     } catch (err) {
       this.#opts.logger.warn(
         { err: errorSummary(err) },
         "readiness check failed: the store does not answer",
       );
-      send(res, 503, {
-        status: "not ready",
-        code: "STORE_UNAVAILABLE",
-        message: "the store does not answer",
+      send(res, {
+        status: 503,
+        body: {
+          status: "not ready",
+          code: "STORE_UNAVAILABLE",
+          message: "the store does not answer",
+        },
       });
     }
   }
@@ -410,8 +430,13 @@ export class ApiServer {
     const max = this.#opts.maxBodyBytes ?? 65_536;
     // The connection is closed after a 413 so that the rest of the body is never read.
     const tooLarge = () =>
-      new ApiError(413, "PAYLOAD_TOO_LARGE", `request body over ${max} bytes`, {
-        connection: "close",
+      new ApiError({
+        status: 413,
+        code: "PAYLOAD_TOO_LARGE",
+        message: `request body over ${max} bytes`,
+        headers: {
+          connection: "close",
+        },
       });
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > max) throw tooLarge();
@@ -479,11 +504,11 @@ export class ApiServer {
       throw asBadRequest(err, text);
     }
     if (!(await this.#opts.warmer.isWatched(name))) {
-      throw new ApiError(
-        404,
-        "NOT_WATCHED",
-        `repository ${name.toString()} is not watched by this regscan`,
-      );
+      throw new ApiError({
+        status: 404,
+        code: "NOT_WATCHED",
+        message: `repository ${name.toString()} is not watched by this regscan`,
+      });
     }
     return name;
   }
@@ -496,24 +521,35 @@ export class ApiServer {
       if (!(err instanceof RegscanError)) throw err;
       if (err instanceof CachedFetchError) {
         // The repository's last error: it has never been fetched successfully.
-        throw new ApiError(502, err.code, err.message);
+        throw new ApiError({ status: 502, code: err.code, message: err.message });
       }
       if (err instanceof ImageExcludedError) {
-        throw new ApiError(404, err.code, err.message, {}, { excludedReason: err.excludedReason });
+        throw new ApiError({
+          status: 404,
+          code: err.code,
+          message: err.message,
+          headers: {},
+          details: { excludedReason: err.excludedReason },
+        });
       }
       // Checked against regscan's codes: a misspelt case does not compile.
       switch (knownErrorCode(err.code)) {
         case "NOT_CACHED":
-          throw new ApiError(503, "NOT_CACHED", err.message, {
-            "retry-after": String(this.#opts.notCachedRetryAfter ?? 5),
+          throw new ApiError({
+            status: 503,
+            code: "NOT_CACHED",
+            message: err.message,
+            headers: {
+              "retry-after": String(this.#opts.notCachedRetryAfter ?? 5),
+            },
           });
         case "UNKNOWN_TAG":
         case "UNKNOWN_DIGEST":
         case "MANIFEST_UNKNOWN":
         case "NAME_UNKNOWN":
-          throw new ApiError(404, err.code, err.message);
+          throw new ApiError({ status: 404, code: err.code, message: err.message });
         default:
-          throw new ApiError(502, err.code, `${what}: ${err.message}`);
+          throw new ApiError({ status: 502, code: err.code, message: `${what}: ${err.message}` });
       }
     }
   }
@@ -533,11 +569,18 @@ export class ApiServer {
       return;
     }
     if (err instanceof ApiError) {
-      send(res, err.status, { code: err.code, message: err.message, ...err.details }, err.headers);
+      send(res, {
+        status: err.status,
+        body: { code: err.code, message: err.message, ...err.details },
+        headers: err.headers,
+      });
       return;
     }
     this.#opts.logger.error({ err: errorSummary(err) }, "API request failed");
-    send(res, 500, { code: "INTERNAL", message: "internal error; see the server's log" });
+    send(res, {
+      status: 500,
+      body: { code: "INTERNAL", message: "internal error; see the server's log" },
+    });
   }
 }
 
@@ -545,42 +588,37 @@ export class ApiServer {
 export function splitListenAddress(address: string): { host: string | undefined; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
   if (!m)
-    throw new ApiError(
-      500,
-      "INVALID_LISTEN",
-      `invalid listen address ${JSON.stringify(address)}: expected host:port`,
-    );
+    throw new ApiError({
+      status: 500,
+      code: "INVALID_LISTEN",
+      message: `invalid listen address ${JSON.stringify(address)}: expected host:port`,
+    });
   const host = m[1] ?? m[2];
   return { host: host === "" ? undefined : host, port: Number(m[3]) };
 }
 
-function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
+/** One JSON answer: its status, body and extra headers. */
+interface JsonAnswer<Body> {
+  status: number;
+  body: Body;
+  headers?: Record<string, string> | undefined;
+}
+
+function send(res: ServerResponse, { status, body, headers }: JsonAnswer<unknown>): void {
   // A final newline, so that `curl` output does not run into the shell prompt.
-  sendBody(res, status, Buffer.from(`${JSON.stringify(body)}\n`, "utf8"), headers);
+  sendBody(res, { status, body: Buffer.from(`${JSON.stringify(body)}\n`, "utf8"), headers });
 }
 
 /** Sends JSON text already built (ending with a newline). */
-function sendBody(
-  res: ServerResponse,
-  status: number,
-  body: Buffer,
-  headers: Record<string, string> = {},
-): void {
-  writeJsonHead(res, status, body.length, headers);
+function sendBody(res: ServerResponse, { status, body, headers }: JsonAnswer<Buffer>): void {
+  writeJsonHead(res, { status, length: body.length, headers });
   res.end(body);
 }
 
 /** Writes the head of a JSON answer of `length` bytes (never cached by a client). */
 function writeJsonHead(
   res: ServerResponse,
-  status: number,
-  length: number,
-  headers: Record<string, string> = {},
+  { status, length, headers = {} }: Omit<JsonAnswer<never>, "body"> & { length: number },
 ): void {
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
@@ -592,7 +630,7 @@ function writeJsonHead(
 
 /** Writes a 200 JSON head; false (the answer ended) for a HEAD request, which has no body. */
 function startJsonBody(res: ServerResponse, length: number): boolean {
-  writeJsonHead(res, 200, length);
+  writeJsonHead(res, { status: 200, length });
   if (res.req.method !== "HEAD") return true;
   res.end();
   return false;
@@ -646,14 +684,23 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 function methodNotAllowed(method: string, allow: string): ApiError {
-  return new ApiError(405, "METHOD_NOT_ALLOWED", `method ${method} not allowed here`, { allow });
+  return new ApiError({
+    status: 405,
+    code: "METHOD_NOT_ALLOWED",
+    message: `method ${method} not allowed here`,
+    headers: { allow },
+  });
 }
 
 function decode(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
-    throw new ApiError(400, "BAD_ENCODING", "the path is not valid percent-encoding");
+    throw new ApiError({
+      status: 400,
+      code: "BAD_ENCODING",
+      message: "the path is not valid percent-encoding",
+    });
   }
 }
 
@@ -674,7 +721,7 @@ function asBadRequest(err: unknown, text: string): ApiError {
   const message =
     err instanceof RegscanError ? err.message : `invalid image reference ${JSON.stringify(text)}`;
   const code = err instanceof RegscanError ? err.code : "INVALID_IMAGE_REF";
-  return new ApiError(400, code, message);
+  return new ApiError({ status: 400, code, message });
 }
 
 /** Aborts when the client goes (or went already), or after the read bound. */

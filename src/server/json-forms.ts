@@ -175,11 +175,11 @@ export async function repositoryJsonBuffer(layout: RepositoryJsonLayout): Promis
     }
   }
   if (at !== layout.byteLength) {
-    throw new ApiError(
-      500,
-      "INTERNAL",
-      `repository JSON is ${at} bytes, laid out as ${layout.byteLength}`,
-    );
+    throw new ApiError({
+      status: 500,
+      code: "INTERNAL",
+      message: `repository JSON is ${at} bytes, laid out as ${layout.byteLength}`,
+    });
   }
   return out;
 }

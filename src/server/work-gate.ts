@@ -52,8 +52,13 @@ export class WorkGate {
     }
     if (this.#waiting.length >= this.#limits.queue) {
       return Promise.reject(
-        new ApiError(503, "SERVER_BUSY", "too many expensive requests at once; try again later", {
-          "retry-after": String(this.#limits.retryAfterSeconds),
+        new ApiError({
+          status: 503,
+          code: "SERVER_BUSY",
+          message: "too many expensive requests at once; try again later",
+          headers: {
+            "retry-after": String(this.#limits.retryAfterSeconds),
+          },
         }),
       );
     }

@@ -60,6 +60,14 @@ interface Workload {
   spec?: V1PodSpec | undefined;
 }
 
+/** One object to read from a namespace (the namespace and name are easy to swap). */
+interface NamespacedRead {
+  apis: Apis;
+  namespace: string;
+  name: string;
+  signal: AbortSignal | undefined;
+}
+
 interface Apis {
   core: CoreV1Api;
   apps: AppsV1Api;
@@ -104,7 +112,7 @@ export class KubernetesSource implements ImageSource {
       const accountKey = `${namespace}/${account}`;
       let fromAccount = accountCache.get(accountKey);
       if (!fromAccount) {
-        fromAccount = this.#accountSecrets(apis, namespace, account, signal);
+        fromAccount = this.#accountSecrets({ apis, namespace, name: account, signal });
         accountCache.set(accountKey, fromAccount);
       }
       for (const n of await fromAccount) secretNames.add(n);
@@ -113,7 +121,7 @@ export class KubernetesSource implements ImageSource {
         const key = `${namespace}/${secretName}`;
         let found = secretCache.get(key);
         if (!found) {
-          found = this.#secretCredentials(apis, namespace, secretName, signal);
+          found = this.#secretCredentials({ apis, namespace, name: secretName, signal });
           secretCache.set(key, found);
         }
         const c = await found;
@@ -276,12 +284,12 @@ export class KubernetesSource implements ImageSource {
     return out;
   }
 
-  async #accountSecrets(
-    apis: Apis,
-    namespace: string,
-    account: string,
-    signal: AbortSignal | undefined,
-  ): Promise<string[]> {
+  async #accountSecrets({
+    apis,
+    namespace,
+    name: account,
+    signal,
+  }: NamespacedRead): Promise<string[]> {
     try {
       const sa = await this.#call(`read service account ${namespace}/${account}`, signal, () =>
         apis.core.readNamespacedServiceAccount({ namespace, name: account }),
@@ -296,12 +304,12 @@ export class KubernetesSource implements ImageSource {
     }
   }
 
-  async #secretCredentials(
-    apis: Apis,
-    namespace: string,
-    name: string,
-    signal: AbortSignal | undefined,
-  ): Promise<Credentials | undefined> {
+  async #secretCredentials({
+    apis,
+    namespace,
+    name,
+    signal,
+  }: NamespacedRead): Promise<Credentials | undefined> {
     let secret: V1Secret;
     try {
       secret = await this.#call(`read secret ${namespace}/${name}`, signal, () =>

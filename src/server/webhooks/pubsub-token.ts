@@ -21,13 +21,24 @@ export interface PubSubTokenPolicy {
 /** How a token check ended; `unavailable` when the keys could not be fetched. */
 export type TokenCheck = "valid" | "invalid" | "unavailable";
 
+/** What {@link checkPubSubToken} checks, and against what. */
+export interface PubSubTokenCheck {
+  /** The request's `Authorization` header value, if any. */
+  authorization: string | undefined;
+  policy: PubSubTokenPolicy;
+  /** The issuer's keys. */
+  keys: JwksCache;
+  /** Aborts a keys fetch on the request's behalf. */
+  signal: AbortSignal;
+}
+
 /** Checks one `Authorization` header value against the policy. */
-export async function checkPubSubToken(
-  authorization: string | undefined,
-  policy: PubSubTokenPolicy,
-  keys: JwksCache,
-  signal: AbortSignal,
-): Promise<TokenCheck> {
+export async function checkPubSubToken({
+  authorization,
+  policy,
+  keys,
+  signal,
+}: PubSubTokenCheck): Promise<TokenCheck> {
   const m = /^Bearer[ ]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\s*$/i.exec(
     authorization ?? "",
   );

@@ -185,7 +185,12 @@ export class WebhookReceivers {
       return await this.#answer(req);
     } catch {
       // Unreachable by design (every step returns its own answer); a bug must not be a 500.
-      return refuse(400, "invalid", "INVALID_WEBHOOK_BODY", "the body could not be read");
+      return refuse({
+        status: 400,
+        result: "invalid",
+        code: "INVALID_WEBHOOK_BODY",
+        message: "the body could not be read",
+      });
     }
   }
 
@@ -193,54 +198,64 @@ export class WebhookReceivers {
     const receiver = isWebhookKind(req.kind) ? this.#receivers.get(req.kind) : undefined;
     // A path secret where none is expected is a path that does not exist, and the reverse.
     if (receiver === undefined || (req.pathSecret !== undefined) !== (receiver.mode === "path")) {
-      return refuse(404, "unknown_kind", "NOT_FOUND", "no such webhook receiver");
+      return refuse({
+        status: 404,
+        result: "unknown_kind",
+        code: "NOT_FOUND",
+        message: "no such webhook receiver",
+      });
     }
     const client = req.remoteAddress ?? "unknown";
     const wait = this.#failures.retryAfter(client);
     if (wait > 0) {
       return {
-        ...refuse(429, "rate_limited", "TOO_MANY_REQUESTS", "too many failed attempts; slow down"),
+        ...refuse({
+          status: 429,
+          result: "rate_limited",
+          code: "TOO_MANY_REQUESTS",
+          message: "too many failed attempts; slow down",
+        }),
         retryAfterSeconds: wait,
       };
     }
     if (req.rawBody.length > MAX_WEBHOOK_BODY_BYTES) {
-      return refuse(
-        413,
-        "too_large",
-        "PAYLOAD_TOO_LARGE",
-        `webhook body over ${MAX_WEBHOOK_BODY_BYTES} bytes`,
-      );
+      return refuse({
+        status: 413,
+        result: "too_large",
+        code: "PAYLOAD_TOO_LARGE",
+        message: `webhook body over ${MAX_WEBHOOK_BODY_BYTES} bytes`,
+      });
     }
     const auth = await this.#authenticate(receiver, req);
     if (auth !== "valid") {
       // Keys that could not be fetched are not the client's fault: not counted against it.
       if (auth === "invalid") this.#failures.fail(client);
-      return refuse(
-        401,
-        auth === "invalid" ? "unauthorized" : "auth_unavailable",
-        "UNAUTHORIZED",
-        "unauthorized",
-      );
+      return refuse({
+        status: 401,
+        result: auth === "invalid" ? "unauthorized" : "auth_unavailable",
+        code: "UNAUTHORIZED",
+        message: "unauthorized",
+      });
     }
     const type = mediaType(req.headers);
     if (type !== undefined && !MEDIA_TYPES[receiver.kind].includes(type)) {
-      return refuse(
-        415,
-        "unsupported_media_type",
-        "UNSUPPORTED_MEDIA_TYPE",
-        `expected ${MEDIA_TYPES[receiver.kind].join(" or ")}`,
-      );
+      return refuse({
+        status: 415,
+        result: "unsupported_media_type",
+        code: "UNSUPPORTED_MEDIA_TYPE",
+        message: `expected ${MEDIA_TYPES[receiver.kind].join(" or ")}`,
+      });
     }
     let text: string;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(req.rawBody);
     } catch {
-      return refuse(
-        400,
-        "invalid",
-        "INVALID_WEBHOOK_BODY",
-        `${receiver.kind} webhook body: not UTF-8`,
-      );
+      return refuse({
+        status: 400,
+        result: "invalid",
+        code: "INVALID_WEBHOOK_BODY",
+        message: `${receiver.kind} webhook body: not UTF-8`,
+      });
     }
     let parsed: ParsedBody;
     try {
@@ -250,7 +265,7 @@ export class WebhookReceivers {
         err instanceof InvalidWebhookBodyError
           ? err.message
           : `${receiver.kind} webhook body could not be read`;
-      return refuse(400, "invalid", "INVALID_WEBHOOK_BODY", message);
+      return refuse({ status: 400, result: "invalid", code: "INVALID_WEBHOOK_BODY", message });
     }
     return {
       status: 202,
@@ -289,23 +304,26 @@ export class WebhookReceivers {
       case "oidc": {
         if (receiver.oidc === undefined) return "invalid";
         const signal = req.signal ?? AbortSignal.timeout(10_000);
-        return checkPubSubToken(
-          headerValue(req.headers, "authorization"),
-          receiver.oidc.policy,
-          receiver.oidc.keys,
+        return checkPubSubToken({
+          authorization: headerValue(req.headers, "authorization"),
+          policy: receiver.oidc.policy,
+          keys: receiver.oidc.keys,
           signal,
-        );
+        });
       }
     }
   }
 }
 
-function refuse(
-  status: WebhookResponse["status"],
-  result: WebhookResult,
-  code: string,
-  message: string,
-): WebhookResponse {
+/** A refusal: what is answered, and how it is counted. */
+interface Refusal {
+  status: WebhookResponse["status"];
+  result: WebhookResult;
+  code: string;
+  message: string;
+}
+
+function refuse({ status, result, code, message }: Refusal): WebhookResponse {
   return { status, result, events: [], rejected: 0, code, message };
 }
 
