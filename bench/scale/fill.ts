@@ -66,8 +66,8 @@ export interface KillPlan {
   /** The replica's lease TTL, seconds (the bound is this plus the interval). */
   leaseTtlSeconds: number;
   /**
-   * How long to keep watching after the fill completes, ms, so that every repository is
-   * due again at least once (default: lease TTL + 2 intervals + 5 s).
+   * How long to keep watching after the fill completes, ms (default: lease TTL + interval +
+   * 5 s, so that a repository no longer listed at all exceeds the bound).
    */
   settleMs?: number | undefined;
 }
@@ -277,7 +277,8 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   let kill: KillResult | null = null;
   if (o.kill !== undefined && victim !== undefined) {
     const interval = o.replica.intervalSeconds;
-    const settleMs = o.kill.settleMs ?? (o.kill.leaseTtlSeconds + 2 * interval + 5) * 1000;
+    // Longer than the bound, so a repository no longer listed at all shows as over it.
+    const settleMs = o.kill.settleMs ?? (o.kill.leaseTtlSeconds + interval + 5) * 1000;
     // Watch the survivors until every repository has been due again (bounded: settleMs).
     const settleEnd = Date.now() + settleMs;
     while (Date.now() < settleEnd) {
