@@ -29,16 +29,30 @@ interface HostState {
 /** Told each host's factor when first seen and at each change (the metric). */
 export type StretchListener = (host: string, factor: number) => void;
 
+/** What a {@link BudgetStretch} reads the budgets from and whom it tells. */
+export interface BudgetStretchOptions {
+  /** The source of each host's budget saturation (`hostConditions`). */
+  factory: ClientFactory;
+  /** The clock (milliseconds), the warmer's own so that tests can drive it. */
+  now: () => number;
+  log: Logger;
+  onChange: StretchListener;
+}
+
 /** Interval stretch per registry host, from the factory's budget saturation signal. */
 export class BudgetStretch {
   readonly #hosts = new Map<string, HostState>();
+  readonly #factory: ClientFactory;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #onChange: StretchListener;
 
-  constructor(
-    private readonly factory: ClientFactory,
-    private readonly now: () => number,
-    private readonly log: Logger,
-    private readonly onChange: StretchListener,
-  ) {}
+  constructor(opts: BudgetStretchOptions) {
+    this.#factory = opts.factory;
+    this.#now = opts.now;
+    this.#log = opts.log;
+    this.#onChange = opts.onChange;
+  }
 
   /** The factor applied now to intervals of repositories on `name`'s host. */
   factor(name: ImageName): number {
@@ -53,9 +67,9 @@ export class BudgetStretch {
     const host = name.apiHost.toLowerCase();
     let conditions: HostConditions | undefined;
     try {
-      conditions = this.factory.hostConditions?.(name);
+      conditions = this.#factory.hostConditions?.(name);
     } catch (error) {
-      this.log.debug({ host, error: summarizeError(error) }, "could not read the host's budget");
+      this.#log.debug({ host, error: summarizeError(error) }, "could not read the host's budget");
     }
     let state = this.#hosts.get(host);
     if (!conditions) return state?.factor ?? 1;
@@ -63,14 +77,14 @@ export class BudgetStretch {
       state = { factor: 1, changedAt: undefined, waitedMs: 0, requests: 0 };
       this.#hosts.set(host, state);
       // Shown from the first look, so that "not stretched" is a 1, not a missing series.
-      this.onChange(host, 1);
+      this.#onChange(host, 1);
     }
     const requests = conditions.requests - state.requests;
     const meanWait = requests > 0 ? (conditions.waitedMs - state.waitedMs) / requests : 0;
     state.requests = conditions.requests;
     state.waitedMs = conditions.waitedMs;
     const saturated = conditions.saturated || meanWait >= SATURATED_MEAN_WAIT_MS;
-    const now = this.now();
+    const now = this.#now();
     if (state.changedAt !== undefined && now - state.changedAt < STRETCH_CHANGE_GAP_MS) {
       return state.factor;
     }
@@ -85,19 +99,19 @@ export class BudgetStretch {
       meanWaitMs: Math.round(meanWait),
     };
     if (next > state.factor) {
-      this.log.warn(
+      this.#log.warn(
         fields,
         "the registry's request budget cannot cover the configured intervals; stretching them",
       );
     } else {
-      this.log.info(
+      this.#log.info(
         fields,
         "the registry's request budget keeps up again; intervals less stretched",
       );
     }
     state.factor = next;
     state.changedAt = now;
-    this.onChange(host, next);
+    this.#onChange(host, next);
     return next;
   }
 }

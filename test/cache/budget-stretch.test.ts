@@ -54,7 +54,12 @@ describe("BudgetStretch", () => {
     };
     const { lines, logger } = captured();
     const changes: Array<[string, number]> = [];
-    const stretch = new BudgetStretch(factory, clock.now, logger, (h, f) => changes.push([h, f]));
+    const stretch = new BudgetStretch({
+      factory,
+      now: clock.now,
+      log: logger,
+      onChange: (h, f) => changes.push([h, f]),
+    });
     assert.equal(stretch.observe(APP), 2);
     assert.equal(stretch.observe(APP), 2, "no second change within the gap");
     const factors = [];

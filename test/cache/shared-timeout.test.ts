@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("SharedTimeout", () => {
   it("shares a signal within the slack, and aborts between timeout and timeout + slack", async () => {
-    const timeouts = new SharedTimeout(150, 100, 50);
+    const timeouts = new SharedTimeout({ timeoutMs: 150, slackMs: 100, listeners: 50 });
     const started = performance.now();
     const first = timeouts.signal();
     assert.equal(timeouts.signal(), first, "asked again at once: the same signal");
