@@ -30,8 +30,8 @@ export interface LeaseHolder {
 
 /** What taking a lease gave. */
 export type LeaseOutcome =
-  | { taken: true; lease: RepositoryLease; tookOverFrom?: LeaseHolder }
-  | { taken: false; held: true; holder?: LeaseHolder }
+  | { taken: true; lease: RepositoryLease; tookOverFrom?: LeaseHolder | undefined }
+  | { taken: false; held: true; holder?: LeaseHolder | undefined }
   | { taken: false; held: false; error: unknown };
 
 /** Where a lease is and who may take it. */
@@ -93,21 +93,35 @@ function isDeadHere(holder: LeaseHolder | undefined): holder is LeaseHolder {
   );
 }
 
+/**
+ * Proof that the lease was acquired, known to this module only: a lease is constructed by
+ * {@link RepositoryLease.take} alone, never around a lease the store did not grant.
+ */
+const ACQUIRED: unique symbol = Symbol("acquired");
+
 /** A lease this warmer holds; call {@link RepositoryLease.release} exactly once. */
 export class RepositoryLease {
   readonly #timer: NodeJS.Timeout;
+  readonly #store: Store;
+  readonly #key: string;
+  readonly #owner: string;
+  readonly #ttlMs: number;
+  readonly #log: Logger;
   #renewing = false;
 
-  private constructor(
-    private readonly store: Store,
-    private readonly key: string,
-    private readonly owner: string,
-    private readonly ttlMs: number,
-    private readonly log: Logger,
-    onLost: (error: LeaseLostError) => void,
-  ) {
+  /**
+   * Use {@link RepositoryLease.take}: `_acquired` is a value only this module has, so that
+   * no other code wraps a lease the store did not grant.
+   */
+  constructor(req: LeaseRequest, _acquired: typeof ACQUIRED) {
+    this.#store = req.store;
+    this.#key = req.key;
+    this.#owner = req.owner;
+    this.#ttlMs = req.ttlMs;
+    this.#log = req.log;
+    const { onLost } = req;
     // Renewed every third of its lifetime, so that one failed renewal still leaves time.
-    const every = Math.max(1000, Math.floor(ttlMs / 3));
+    const every = Math.max(1000, Math.floor(req.ttlMs / 3));
     this.#timer = setInterval(() => void this.#renew(every, onLost), every);
     this.#timer.unref();
   }
@@ -123,7 +137,7 @@ export class RepositoryLease {
     try {
       if (!(await store.acquire(key, ttlMs, owner, { signal }))) {
         const holder = await readHolder(req);
-        if (!isDeadHere(holder)) return { taken: false, held: true, ...(holder ? { holder } : {}) };
+        if (!isDeadHere(holder)) return { taken: false, held: true, holder };
         // Release is conditional on the owner: if someone live took it meanwhile, a no-op.
         await store.release(key, holder.owner, { signal });
         if (!(await store.acquire(key, ttlMs, owner, { signal }))) {
@@ -140,18 +154,18 @@ export class RepositoryLease {
       return { taken: false, held: false, error };
     }
     await writeHolder(req);
-    const lease = new RepositoryLease(store, key, owner, ttlMs, req.log, req.onLost);
-    return { taken: true, lease, ...(tookOverFrom ? { tookOverFrom } : {}) };
+    const lease = new RepositoryLease(req, ACQUIRED);
+    return { taken: true, lease, tookOverFrom };
   }
 
   /** Stops renewing and gives the lease back (bounded by `timeoutMs`; failures are logged). */
   async release(timeoutMs: number): Promise<void> {
     clearInterval(this.#timer);
     try {
-      await this.store.release(this.key, this.owner, { signal: AbortSignal.timeout(timeoutMs) });
+      await this.#store.release(this.#key, this.#owner, { signal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
       // It expires by itself; until then other warmers skip the repository.
-      this.log.warn({ error: summarizeError(error) }, "could not release the repository lease");
+      this.#log.warn({ error: summarizeError(error) }, "could not release the repository lease");
     }
   }
 
@@ -159,16 +173,16 @@ export class RepositoryLease {
     if (this.#renewing) return; // the previous renewal is still waiting for the store
     this.#renewing = true;
     try {
-      const kept = await this.store.acquire(this.key, this.ttlMs, this.owner, {
+      const kept = await this.#store.acquire(this.#key, this.#ttlMs, this.#owner, {
         signal: AbortSignal.timeout(timeoutMs),
       });
       if (!kept) {
         clearInterval(this.#timer);
-        onLost(new LeaseLostError(this.key));
+        onLost(new LeaseLostError(this.#key));
       }
     } catch (error) {
       // Still ours until it expires; the next renewal tries again.
-      this.log.warn({ error: summarizeError(error) }, "could not renew the repository lease");
+      this.#log.warn({ error: summarizeError(error) }, "could not renew the repository lease");
     } finally {
       this.#renewing = false;
     }

@@ -39,8 +39,35 @@ export interface IndexContext {
 /** Image keys per `getMany` when every image of an index is read (to keep them alive). */
 const IMAGE_READ_CHUNK = 1000;
 
+/** One bucket to write in a {@link ScanIndex.flush}. */
+interface BucketWrite {
+  n: number;
+  /** The tags whose entries are kept (all when undefined). */
+  keep: ReadonlySet<string> | undefined;
+  now: number;
+  log: Logger;
+}
+
+/** What {@link ScanIndex.load} read, for the constructor. */
+interface LoadedIndex {
+  ctx: IndexContext;
+  name: ImageName;
+  buckets: Bucket[];
+  unread: boolean[];
+  hadIndex: boolean;
+  undecodable: number;
+}
+
+/**
+ * Known to this module only: an index is constructed by {@link ScanIndex.load} alone, never
+ * without its buckets read.
+ */
+const LOADED: unique symbol = Symbol("loaded");
+
 /** One repository's index during a scan. */
 export class ScanIndex {
+  readonly #ctx: IndexContext;
+  readonly #name: ImageName;
   readonly #buckets: Bucket[];
   /** Buckets whose read failed: what they hold is unknown, so they are merged, never replaced. */
   readonly #unread: boolean[];
@@ -52,14 +79,13 @@ export class ScanIndex {
   /** Buckets that held a value that does not decode (their tags are refetched). */
   readonly undecodable: number;
 
-  private constructor(
-    private readonly ctx: IndexContext,
-    private readonly name: ImageName,
-    buckets: Bucket[],
-    unread: boolean[],
-    hadIndex: boolean,
-    undecodable: number,
+  /** Use {@link ScanIndex.load}: `_loaded` is a value only this module has. */
+  constructor(
+    { ctx, name, buckets, unread, hadIndex, undecodable }: LoadedIndex,
+    _loaded: typeof LOADED,
   ) {
+    this.#ctx = ctx;
+    this.#name = name;
     this.#buckets = buckets;
     this.#unread = unread;
     this.hadIndex = hadIndex;
@@ -96,7 +122,7 @@ export class ScanIndex {
         unread.push(true);
       }
     }
-    return new ScanIndex(ctx, name, buckets, unread, had, undecodable);
+    return new ScanIndex({ ctx, name, buckets, unread, hadIndex: had, undecodable }, LOADED);
   }
 
   /** The order (the registry's listing) entries are written in. */
@@ -112,7 +138,7 @@ export class ScanIndex {
   /** The tag's entry, if the store would still hold it (see `entryExpiresAt`). */
   entry(tag: string): IndexEntry | undefined {
     const e = this.#buckets[bucketOf(tag)]?.get(tag);
-    if (!e || entryExpiresAt(e, MIN_EXPIRY_MS) <= this.ctx.now()) return undefined;
+    if (!e || entryExpiresAt(e, MIN_EXPIRY_MS) <= this.#ctx.now()) return undefined;
     return e;
   }
 
@@ -131,7 +157,7 @@ export class ScanIndex {
   /** Image ids by top-level digest, for entries that can be reused without a fetch. */
   knownImages(): Map<string, string> {
     const known = new Map<string, string>();
-    const now = this.ctx.now();
+    const now = this.#ctx.now();
     for (const bucket of this.#buckets) {
       for (const e of bucket.values()) {
         if (e.image === undefined || isLegacyImageId(e.image)) continue;
@@ -145,7 +171,7 @@ export class ScanIndex {
 
   /** The top-level digest of each live entry that names an image, one per tag. */
   *imageDigests(): Generator<string> {
-    const now = this.ctx.now();
+    const now = this.#ctx.now();
     for (const bucket of this.#buckets) {
       for (const e of bucket.values()) {
         if (e.image === undefined || entryExpiresAt(e, MIN_EXPIRY_MS) <= now) continue;
@@ -171,7 +197,7 @@ export class ScanIndex {
     keptAt: number | undefined,
     scanStart: number,
   ): Promise<number | undefined> {
-    const now = this.ctx.now();
+    const now = this.#ctx.now();
     if (keptAt === undefined && !this.hadIndex) return scanStart;
     if (keptAt !== undefined && now - keptAt < IMAGE_KEEP_AFTER_MS) return keptAt;
     // Images named by a bucket that could not be read cannot be kept: the mark stays.
@@ -188,18 +214,18 @@ export class ScanIndex {
       chunks.push(all.slice(at, at + IMAGE_READ_CHUNK));
     }
     for (const chunk of chunks) {
-      const keys = chunk.map((id) => this.ctx.keys.image(id));
-      const got = await this.ctx.store.getMany(keys, {
-        signal: AbortSignal.timeout(this.ctx.finalWriteTimeoutMs),
+      const keys = chunk.map((id) => this.#ctx.keys.image(id));
+      const got = await this.#ctx.store.getMany(keys, {
+        signal: AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs),
       });
-      await forEachBounded(chunk.keys(), { limit: this.ctx.storeConcurrency * 4 }, async (i) => {
+      await forEachBounded(chunk.keys(), { limit: this.#ctx.storeConcurrency * 4 }, async (i) => {
         const entry = got[i];
         if (!entry) {
           missing.add(chunk[i] as string);
           return;
         }
-        await this.ctx.store.set(keys[i] as string, deadline, entry.value, {
-          signal: AbortSignal.timeout(this.ctx.finalWriteTimeoutMs),
+        await this.#ctx.store.set(keys[i] as string, deadline, entry.value, {
+          signal: AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs),
         });
       });
     }
@@ -226,11 +252,11 @@ export class ScanIndex {
   async flush(keep: ReadonlySet<string> | undefined, log: Logger): Promise<void> {
     const dirty = [...this.#dirty];
     this.#dirty.clear();
-    const now = this.ctx.now();
+    const now = this.#ctx.now();
     let failure: unknown;
-    await forEachBounded(dirty, { limit: this.ctx.storeConcurrency * 4 }, async (n) => {
+    await forEachBounded(dirty, { limit: this.#ctx.storeConcurrency * 4 }, async (n) => {
       try {
-        await this.#writeBucket(n, keep, now, log);
+        await this.#writeBucket({ n, keep, now, log });
       } catch (error) {
         this.#dirty.add(n);
         failure ??= error;
@@ -239,19 +265,15 @@ export class ScanIndex {
     if (failure !== undefined) throw failure;
   }
 
-  async #writeBucket(
-    n: number,
-    keep: ReadonlySet<string> | undefined,
-    now: number,
-    log: Logger,
-  ): Promise<void> {
-    const key = this.ctx.keys.bucket(this.name, n);
-    const signal = AbortSignal.timeout(this.ctx.finalWriteTimeoutMs);
+  /** Writes bucket `n` (see {@link flush}). */
+  async #writeBucket({ n, keep, now, log }: BucketWrite): Promise<void> {
+    const key = this.#ctx.keys.bucket(this.#name, n);
+    const signal = AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs);
     let bucket = this.#buckets[n] as Bucket;
     if (this.#unread[n]) {
       let got: Awaited<ReturnType<Store["get"]>>;
       try {
-        got = await this.ctx.store.get(key, { signal });
+        got = await this.#ctx.store.get(key, { signal });
       } catch (error) {
         log.warn(
           { bucket: n, error: summarizeError(error) },
@@ -286,6 +308,6 @@ export class ScanIndex {
     // as long as its longest-lived entry, and never longer than MAX_BUCKET_LIFE_MS.
     const life = Math.min(expiresAt - now, MAX_BUCKET_LIFE_MS);
     const deadline = new Date(now + Math.max(0, life / 2));
-    await this.ctx.store.set(key, deadline, encodeBucket(out), { signal });
+    await this.#ctx.store.set(key, deadline, encodeBucket(out), { signal });
   }
 }
