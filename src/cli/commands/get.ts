@@ -59,9 +59,9 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
         // The stores bound each request; this bounds the whole answer (thousands of tags).
         const opts = { signal: AbortSignal.timeout(GET_TIMEOUT_MS) };
         if (ref.tag !== undefined || ref.digest !== undefined) {
-          await showImage(ctx, cache, ref, flags, opts);
+          await showImage({ ctx, cache, flags, opts }, ref);
         } else {
-          await showRepository(ctx, cache, ref.name, flags, opts);
+          await showRepository({ ctx, cache, flags, opts }, ref.name);
         }
       } catch (error) {
         if (error instanceof CliError) throw error;
@@ -75,13 +75,15 @@ export function registerGetCommand(program: Command, ctx: CliContext): void {
 
 const time = (d: Date | undefined) => (d ? formatRfc3339(d) : undefined);
 
-async function showImage(
-  ctx: CliContext,
-  cache: Cache,
-  ref: ImageRef,
-  flags: GetFlags,
-  opts: OperationOptions,
-) {
+/** What one `regscan get` reads from, and how it answers. */
+interface GetRun {
+  ctx: CliContext;
+  cache: Cache;
+  flags: GetFlags;
+  opts: OperationOptions;
+}
+
+async function showImage({ ctx, cache, flags, opts }: GetRun, ref: ImageRef) {
   const tag = ref.digest === undefined ? ref.tag : undefined;
   const cached = tag === undefined ? undefined : await cache.cachedTag(ref.name, tag, opts);
   if (cached?.record?.entry.excludedReason !== undefined) {
@@ -140,13 +142,7 @@ function bookkeepingRows(cached: CachedTag | undefined): Row[] {
   ];
 }
 
-async function showRepository(
-  ctx: CliContext,
-  cache: Cache,
-  name: ImageName,
-  flags: GetFlags,
-  opts: OperationOptions,
-) {
+async function showRepository({ ctx, cache, flags, opts }: GetRun, name: ImageName) {
   const record = await cache.repositoryRecord(name, opts);
   const tags = await cache.cachedTags(name, opts); // throws NOT_CACHED or the replayed error
   if (flags.output === "json") {

@@ -13,6 +13,6 @@ export function parseAcr(text: string): ParsedBody {
   const f = new Fields("acr");
   const body = f.object(f.json(text), "");
   if (body.events !== undefined) return parseDistribution(text, "acr");
-  const event = distributionEvent(f, body, "");
+  const event = distributionEvent(f, { event: body, at: "" });
   return { events: event ? [event] : [], rejected: 0 };
 }

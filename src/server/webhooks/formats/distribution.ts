@@ -30,7 +30,10 @@ export function parseDistribution(text: string, kind = "distribution"): ParsedBo
   const body = f.object(f.json(text), "");
   const events = f.array(body.events, "events");
   return collect(events, (entry, i) => {
-    const event = distributionEvent(f, f.object(entry, `events[${i}]`), `events[${i}]`);
+    const event = distributionEvent(f, {
+      event: f.object(entry, `events[${i}]`),
+      at: `events[${i}]`,
+    });
     return event ? [event] : [];
   });
 }
@@ -41,9 +44,17 @@ export function parseDistribution(text: string, kind = "distribution"): ParsedBo
  */
 export function distributionEvent(
   f: Fields,
-  event: JsonObject,
-  at: string,
-  actions: { push: string; delete: string } = { push: "push", delete: "delete" },
+  {
+    event,
+    at,
+    actions = { push: "push", delete: "delete" },
+  }: {
+    event: JsonObject;
+    /** Where the event is in the body (`events[2]`; empty for a body that is the event). */
+    at: string;
+    /** The action names of a push and a delete (default `push` and `delete`). */
+    actions?: { push: string; delete: string };
+  },
 ): NormalisedEvent | undefined {
   const p = (field: string) => (at ? `${at}.${field}` : field);
   const action = f.string(event.action, p("action"), 64);

@@ -33,7 +33,7 @@ export function parseGitHub(text: string, headers: WebhookHeaders): ParsedBody {
   const metaTag = tagInfo
     ? f.optionalTag(tagInfo.name, `${at}.container_metadata.tag.name`)
     : undefined;
-  const image = imageOf(f, pkg, version, key);
+  const image = imageOf(f, { pkg, version, key });
   const tag = metaTag ?? image.tag;
   // An untagged version is one platform's manifest of a multi-platform push: no tag moved.
   if (tag === undefined) return NOTHING;
@@ -52,9 +52,7 @@ export function parseGitHub(text: string, headers: WebhookHeaders): ParsedBody {
  */
 function imageOf(
   f: Fields,
-  pkg: JsonObject,
-  version: JsonObject,
-  key: string,
+  { pkg, version, key }: { pkg: JsonObject; version: JsonObject; key: string },
 ): { repository: string; tag?: string } {
   const url = f.optionalString(version.package_url, `${key}.package_version.package_url`, 1024);
   if (url !== undefined) return f.reference(url, `${key}.package_version.package_url`);
