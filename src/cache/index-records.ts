@@ -384,7 +384,8 @@ export function rawEntry(
   };
   if (ref >= 0) entry.image = raw.images[ref] as string;
   else if (ref === REF_ARTIFACT) entry.artifact = true;
-  if (extra && extra.error >= 0) entry.lastError = raw.errors[extra.error];
+  const lastError = extra && extra.error >= 0 ? raw.errors[extra.error] : undefined;
+  if (lastError) entry.lastError = lastError;
   return entry;
 }
 

@@ -235,8 +235,8 @@ export async function openStore(
 }
 
 interface NetworkUrl {
-  username?: string;
-  password?: string;
+  username?: string | undefined;
+  password?: string | undefined;
   hosts: string[];
   path: string;
   query: URLSearchParams;

@@ -32,34 +32,34 @@ const TAG_RECORD_VERSION_MERGED_LABELS = 2;
 /** What the repository key holds (both layouts; see index-records.ts for the second). */
 export interface RepositoryRecord {
   /** The tags (after filtering) from the last successful listing; absent if never listed. */
-  tags?: string[];
+  tags?: string[] | undefined;
   /** Tags the filter left out in the last listing. */
-  filteredOut?: number;
+  filteredOut?: number | undefined;
   /**
    * Listed tags that are artifacts of an image (cosign signatures, attestations, SBOMs, OCI
    * referrers fallback tags): in `tags`, excluded by name. Absent when there were none.
    */
-  artifactTags?: number;
+  artifactTags?: number | undefined;
   /** When the tag list was last fetched successfully. */
-  lastUpdate?: Date;
+  lastUpdate?: Date | undefined;
   /** The last scan's error; absent when it was clean. */
-  lastError?: ErrorSummary & { at: Date };
+  lastError?: (ErrorSummary & { at: Date }) | undefined;
   /** When the last complete scan started (the mark that lets replicas skip a fresh one). */
-  lastScanned?: Date;
+  lastScanned?: Date | undefined;
   /** Which warmer made the last scan. */
-  scannedBy?: string;
+  scannedBy?: string | undefined;
   /**
    * Second layout only: when every image record the repository's index points at was last
    * written or rewritten (see `IMAGE_RECORD_LIFETIME_MS` in index-records.ts).
    */
-  imagesKeptAt?: Date;
+  imagesKeptAt?: Date | undefined;
 }
 
 /** What a tag key holds. */
 export interface TagRecord {
   entry: ImageEntry;
   /** The digest the tag pointed at when last checked (also for excluded images, when known). */
-  digest?: string;
+  digest?: string | undefined;
   /** The refresh interval the deadline was set with (doubled or halved on the next check). */
   intervalMs: number;
   /** When the tag was last checked (by `HEAD` or `GET`). */
@@ -153,10 +153,9 @@ export function repositoryRecordOfFields(r: Json): RepositoryRecord | undefined 
   ) {
     return undefined;
   }
-  return {
+  const record: RepositoryRecord = {
     tags: r.tags,
     filteredOut: r.filteredOut,
-    ...(r.artifactTags ? { artifactTags: r.artifactTags } : {}),
     lastUpdate: optDate(r.lastUpdate),
     lastError: e && {
       code: e.code as string,
@@ -166,6 +165,9 @@ export function repositoryRecordOfFields(r: Json): RepositoryRecord | undefined 
     lastScanned: optDate(r.lastScanned),
     scannedBy: r.scannedBy,
   };
+  // Absent, not zero, when there were none (as written).
+  if (r.artifactTags) record.artifactTags = r.artifactTags;
+  return record;
 }
 
 /**

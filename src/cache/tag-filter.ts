@@ -23,17 +23,17 @@ export interface TagFilterOptions {
    * between slashes, a JavaScript regular expression searched for anywhere in the tag
    * (`/^v\d+\.\d+\.\d+$/`; anchor it to match the whole tag; flags `i`, `m`, `s`, `u`).
    */
-  include?: string[];
+  include?: string[] | undefined;
   /** Drop tags matching any of these (same syntax); exclusion wins over inclusion. */
-  exclude?: string[];
+  exclude?: string[] | undefined;
   /** Keep at most this many of the remaining tags (a non-negative integer). */
-  maxTags?: number;
+  maxTags?: number | undefined;
   /**
    * Which tags `maxTags` keeps: `semver` (default), the highest versions (tags that are not
    * versions count as oldest); `listing`, the last ones in the registry's listing order
    * (registries that list in push order put the newest last).
    */
-  order?: "semver" | "listing";
+  order?: "semver" | "listing" | undefined;
 }
 
 /** A tag filter that cannot be used: a pattern that does not compile, or a bad number. */

@@ -61,5 +61,5 @@ export interface WarmJob {
   tagCheckMs?: number | undefined;
   signal: AbortSignal;
   /** Progress: called with the number of tags to check once listed, then once per tag done. */
-  onProgress?: (progress: { total: number; done: number }) => void;
+  onProgress?: ((progress: { total: number; done: number }) => void) | undefined;
 }

@@ -472,9 +472,6 @@ async function writeRecord(
   const record: RepositoryRecord = {
     tags: listed ?? previous?.tags,
     filteredOut: listed ? result.filteredOut : previous?.filteredOut,
-    ...((listed ? result.artifacts : previous?.artifactTags)
-      ? { artifactTags: listed ? result.artifacts : previous?.artifactTags }
-      : {}),
     lastUpdate: listed ? new Date(now) : previous?.lastUpdate,
     // A stop is not the repository's fault: keep what was known about it.
     lastError: aborted ? previous?.lastError : lastError && { ...lastError, at: new Date(now) },
@@ -482,6 +479,9 @@ async function writeRecord(
     lastScanned: aborted ? previous?.lastScanned : result.startedAt,
     scannedBy: aborted ? previous?.scannedBy : ctx.owner,
   };
+  // Absent, not zero, when there are none.
+  const artifactTags = listed ? result.artifacts : previous?.artifactTags;
+  if (artifactTags) record.artifactTags = artifactTags;
   if (imagesKeptAt) record.imagesKeptAt = imagesKeptAt;
   // Its deadline is not used for scheduling (lastScanned is); see REPOSITORY_RECORD_LIFETIME_MS.
   const deadline = new Date(now + Math.max(job.intervalMs, REPOSITORY_RECORD_LIFETIME_MS));

@@ -306,16 +306,16 @@ describe("layout 2: upgrade from the first layout", () => {
         checkedAt,
       }),
     );
+    // Layout 2 had no annotations apart from the labels.
+    const {
+      annotations: _annotations,
+      indexAnnotations: _indexAnnotations,
+      ...withoutAnnotations
+    } = index(fakeDigest(3), fakeDigest(4));
     const oldText = new TextDecoder()
       .decode(
         encodeTagRecord({
-          entry: {
-            info: {
-              ...index(fakeDigest(3), fakeDigest(4)),
-              annotations: undefined,
-              indexAnnotations: undefined,
-            },
-          },
+          entry: { info: withoutAnnotations },
           digest: fakeDigest(3),
           intervalMs: 2 * HOUR,
           checkedAt,

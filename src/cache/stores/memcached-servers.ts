@@ -35,13 +35,13 @@ export interface SrvServersOptions {
   /** The name under the service: records are looked up at `_SERVICE._tcp.NAME`. */
   name: string;
   /** The SRV service label. Default `memcached`. */
-  service?: string;
+  service?: string | undefined;
   /** DNS servers to ask (`ip` or `ip:port`); default the system's. */
-  dnsServers?: string[];
+  dnsServers?: string[] | undefined;
   /** How often to resolve again. Default 30 s. */
-  refreshMs?: number;
+  refreshMs?: number | undefined;
   /** Longest wait for one DNS answer. Default 2 s. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   logger: StoreLogger;
 }
 

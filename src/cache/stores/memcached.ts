@@ -45,12 +45,12 @@ export interface MemcachedStoreOptions {
   /** What to call this store in errors and logs, e.g. `memcached://a:11211,b:11211`. */
   name: string;
   /** The servers' item size limit (memcached `-I`). Default 1 MiB. */
-  itemSize?: number;
+  itemSize?: number | undefined;
   /** Largest value stored, after compression, over all chunks. Default 64 MiB. */
-  maxValueBytes?: number;
+  maxValueBytes?: number | undefined;
   /** Longest wait for one operation. Default 5 s. */
-  timeoutMs?: number;
-  logger?: StoreLogger;
+  timeoutMs?: number | undefined;
+  logger?: StoreLogger | undefined;
 }
 
 /** A store on one or more memcached servers. */

@@ -28,20 +28,20 @@ export interface RedisStoreOptions {
   /** One node, or the seed nodes of a cluster. */
   nodes: RedisNode[];
   /** Talk to a Redis Cluster (slots spread over masters) rather than one node. */
-  cluster?: boolean;
+  cluster?: boolean | undefined;
   /** TLS (`rediss://`). */
-  tls?: boolean;
+  tls?: boolean | undefined;
   /** PEM CA certificates to trust for TLS, instead of Node's built-in list. */
-  tlsCa?: string;
-  username?: string;
-  password?: string;
+  tlsCa?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
   /** Database number (single node only). */
-  db?: number;
+  db?: number | undefined;
   /** Longest wait for one operation, connecting included. Default 5 s. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Largest value accepted. Default 64 MiB. */
-  maxValueBytes?: number;
-  logger?: StoreLogger;
+  maxValueBytes?: number | undefined;
+  logger?: StoreLogger | undefined;
 }
 
 type Client = Redis | Cluster;
@@ -277,7 +277,8 @@ function withoutCommand(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const copy = new Error(err.message);
   copy.name = err.name;
-  copy.stack = err.stack;
+  if (err.stack === undefined) delete copy.stack;
+  else copy.stack = err.stack;
   return copy;
 }
 
