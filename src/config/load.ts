@@ -110,13 +110,17 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
     const text = env[setting.env];
     if (setting.kind === "webhooks") {
       if (text !== undefined)
-        addWebhookFlags(hooks, setting, splitList(text), "environment variable");
+        addWebhookFlags(hooks, {
+          setting,
+          values: splitList(text),
+          how: "environment variable",
+        });
       continue;
     }
     if (text === undefined || text.trim() === "") continue;
     const source = `environment variable ${setting.env}`;
-    const value = fromText(setting, text, source, problems);
-    if (value !== undefined) overlay(raw, setting, value, source, origins);
+    const value = fromText(text, { setting, source, problems });
+    if (value !== undefined) overlay({ raw, origins }, { setting, source }, value);
   }
   const flags = opts.flags ?? {};
   for (const setting of SETTINGS) {
@@ -126,14 +130,14 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
       const values = (Array.isArray(given) ? given.map(String) : [String(given)]).flatMap(
         splitList,
       );
-      addWebhookFlags(hooks, setting, values, "flag");
+      addWebhookFlags(hooks, { setting, values, how: "flag" });
       continue;
     }
     const source = `flag --${setting.flag}`;
-    const value = fromFlag(setting, given, source, problems);
-    if (value !== undefined) overlay(raw, setting, value, source, origins);
+    const value = fromFlag(given, { setting, source, problems });
+    if (value !== undefined) overlay({ raw, origins }, { setting, source }, value);
   }
-  applyWebhookFlags(raw, hooks, problems, origins);
+  applyWebhookFlags({ raw, origins, problems }, hooks);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const result = configSchema.safeParse(raw);
@@ -188,11 +192,35 @@ interface WebhookFlags {
   secrets: Array<{ value: string; source: string }>;
 }
 
+/** The setting a list entry belongs to, and where its problems are reported. */
+interface ConfigProblemPlace {
+  source: string;
+  /** The setting's path in the configuration (`registry.mirrors`). */
+  path: string;
+  problems: ConfigProblem[];
+}
+
+/** Where a value of one setting came from, and where its problems are reported. */
+interface ValueSource {
+  setting: Setting;
+  /** `flag --x` or `environment variable REGSCAN_X`. */
+  source: string;
+  problems: ConfigProblem[];
+}
+
+/** Where overridden settings are written, with the source of each. */
+interface OverlayTarget {
+  raw: Raw;
+  origins: Map<string, string>;
+}
+
 function addWebhookFlags(
   hooks: WebhookFlags,
-  setting: Setting,
-  values: string[],
-  how: "flag" | "environment variable",
+  {
+    setting,
+    values,
+    how,
+  }: { setting: Setting; values: string[]; how: "flag" | "environment variable" },
 ): void {
   const source = how === "flag" ? `flag --${setting.flag}` : `environment variable ${setting.env}`;
   for (const value of values) {
@@ -207,10 +235,8 @@ function addWebhookFlags(
  * source only: it may hold the secret itself.
  */
 function applyWebhookFlags(
-  raw: Raw,
+  { raw, origins, problems }: OverlayTarget & { problems: ConfigProblem[] },
   hooks: WebhookFlags,
-  problems: ConfigProblem[],
-  origins: Map<string, string>,
 ): void {
   if (hooks.kinds.length === 0 && hooks.secrets.length === 0) return;
   for (const { kind, source } of hooks.kinds) {
@@ -254,12 +280,7 @@ function withoutNulls(value: unknown): unknown {
   );
 }
 
-function fromText(
-  setting: Setting,
-  text: string,
-  source: string,
-  problems: ConfigProblem[],
-): unknown {
+function fromText(text: string, { setting, source, problems }: ValueSource): unknown {
   switch (setting.kind) {
     case "number":
     case "integer": {
@@ -281,35 +302,30 @@ function fromText(
     case "images":
       return splitList(text);
     case "mirrors":
-      return parseMirrors(splitList(text), source, setting.path, problems);
+      return parseMirrors(splitList(text), { source, path: setting.path, problems });
     case "budgets":
-      return parseBudgets(splitList(text), source, setting.path, problems);
+      return parseBudgets(splitList(text), { source, path: setting.path, problems });
     default:
       return text;
   }
 }
 
-function fromFlag(
-  setting: Setting,
-  given: unknown,
-  source: string,
-  problems: ConfigProblem[],
-): unknown {
+function fromFlag(given: unknown, { setting, source, problems }: ValueSource): unknown {
   const list = Array.isArray(given) ? given.map(String) : [String(given)];
   switch (setting.kind) {
     case "list":
     case "images":
       return list.flatMap(splitList);
     case "mirrors":
-      return parseMirrors(list.flatMap(splitList), source, setting.path, problems);
+      return parseMirrors(list.flatMap(splitList), { source, path: setting.path, problems });
     case "budgets":
-      return parseBudgets(list.flatMap(splitList), source, setting.path, problems);
+      return parseBudgets(list.flatMap(splitList), { source, path: setting.path, problems });
     case "boolean":
       return typeof given === "boolean"
         ? given
-        : fromText(setting, String(given), source, problems);
+        : fromText(String(given), { setting, source, problems });
     default:
-      return fromText(setting, list[list.length - 1] ?? "", source, problems);
+      return fromText(list[list.length - 1] ?? "", { setting, source, problems });
   }
 }
 
@@ -323,9 +339,7 @@ function splitList(text: string): string[] {
 /** `HOST=RPS[/BURST]` entries (`docker.io=5/10`); the schema checks the numbers. */
 function parseBudgets(
   entries: string[],
-  source: string,
-  path: string,
-  problems: ConfigProblem[],
+  { source, path, problems }: ConfigProblemPlace,
 ): Record<string, { rps: unknown; burst?: unknown }> | undefined {
   const out = new Map<string, { rps: unknown; burst?: unknown }>();
   for (const entry of entries) {
@@ -349,9 +363,7 @@ function parseBudgets(
 
 function parseMirrors(
   entries: string[],
-  source: string,
-  path: string,
-  problems: ConfigProblem[],
+  { source, path, problems }: ConfigProblemPlace,
 ): Record<string, string[]> | undefined {
   const out = new Map<string, string[]>();
   for (const entry of entries) {
@@ -372,11 +384,9 @@ function parseMirrors(
 
 /** Sets a value at the setting's path; `--image` / `REGSCAN_IMAGES` add to the file's list. */
 function overlay(
-  raw: Raw,
-  setting: Setting,
+  { raw, origins }: OverlayTarget,
+  { setting, source }: Pick<ValueSource, "setting" | "source">,
   value: unknown,
-  source: string,
-  origins: Map<string, string>,
 ): void {
   const keys = setting.path.split(".");
   let at: Raw = raw;
