@@ -17,7 +17,11 @@ import {
 } from "../../src/image/ordering.js";
 import { parseImageRef } from "../../src/image/ref.js";
 
-function image(ref: string, createdAt?: string, labels: Record<string, string> = {}): ImageInfo {
+function image(
+  ref: string,
+  opts: { createdAt?: string | undefined; labels?: Record<string, string> } = {},
+): ImageInfo {
+  const { createdAt, labels = {} } = opts;
   const out: ImageInfo = {
     ref: parseImageRef(ref),
     digest: `sha256:${"a".repeat(64)}`,
@@ -35,11 +39,11 @@ describe("newest first", () => {
   it("sorts by creation time, missing times last, ties by reference", () => {
     const images = [
       image("a:none"),
-      image("a:old", "2020-01-01T00:00:00Z"),
-      image("a:new-b", "2024-01-01T00:00:00Z"),
-      image("a:new-a", "2024-01-01T00:00:00Z"),
-      image("a:invalid", "not a date"),
-      image("a:mid", "2022-01-01T00:00:00Z"),
+      image("a:old", { createdAt: "2020-01-01T00:00:00Z" }),
+      image("a:new-b", { createdAt: "2024-01-01T00:00:00Z" }),
+      image("a:new-a", { createdAt: "2024-01-01T00:00:00Z" }),
+      image("a:invalid", { createdAt: "not a date" }),
+      image("a:mid", { createdAt: "2022-01-01T00:00:00Z" }),
     ];
     assert.deepEqual(refsOf(sortNewestFirst(images)), [
       "a:new-a",
@@ -53,8 +57,11 @@ describe("newest first", () => {
 
   it("can order by the preferred label time", () => {
     const images = [
-      image("a:x", "1970-01-01T00:00:00Z", { [OCI_CREATED_LABEL]: "2024-01-01T00:00:00Z" }),
-      image("a:y", "2020-01-01T00:00:00Z"),
+      image("a:x", {
+        createdAt: "1970-01-01T00:00:00Z",
+        labels: { [OCI_CREATED_LABEL]: "2024-01-01T00:00:00Z" },
+      }),
+      image("a:y", { createdAt: "2020-01-01T00:00:00Z" }),
     ];
     assert.deepEqual(refsOf(sortNewestFirst(images)), ["a:y", "a:x"]);
     assert.deepEqual(refsOf(sortNewestFirst(images, { preferLabels: true })), ["a:x", "a:y"]);
@@ -71,7 +78,9 @@ describe("newest first", () => {
     fc.assert(
       fc.property(arb, fc.infiniteStream(fc.nat()), (raw, noise) => {
         const images = raw.map((r) =>
-          image(`a:${r.tag}`, r.t === undefined ? undefined : new Date(r.t * 1000).toISOString()),
+          image(`a:${r.tag}`, {
+            createdAt: r.t === undefined ? undefined : new Date(r.t * 1000).toISOString(),
+          }),
         );
         const shuffled = images
           .map((i) => ({ i, k: noise.next().value }))

@@ -21,7 +21,7 @@ const A = "111111111111";
 const B = "222222222222";
 const C = "333333333333";
 const D = "444444444444";
-const ecr = (acct: string, region: string, repo = "app") =>
+const ecr = ({ acct, region, repo = "app" }: { acct: string; region: string; repo?: string }) =>
   `${acct}.dkr.ecr.${region}.amazonaws.com/${repo}`;
 const HOUR = 3600_000;
 
@@ -64,11 +64,14 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
 
   const images = () =>
     new Map<string, Credentials>([
-      [ecr(A, "us-east-1"), Credentials.none()],
-      [ecr(B, "us-east-1", "other/repo"), Credentials.none()],
-      [ecr(C, "eu-west-1"), Credentials.none()],
-      [ecr(D, "ap-south-1"), Credentials.none()],
-      [ecr(EKS_SYSTEM_ACCOUNT, "us-east-1", "eks/coredns"), Credentials.none()],
+      [ecr({ acct: A, region: "us-east-1" }), Credentials.none()],
+      [ecr({ acct: B, region: "us-east-1", repo: "other/repo" }), Credentials.none()],
+      [ecr({ acct: C, region: "eu-west-1" }), Credentials.none()],
+      [ecr({ acct: D, region: "ap-south-1" }), Credentials.none()],
+      [
+        ecr({ acct: EKS_SYSTEM_ACCOUNT, region: "us-east-1", repo: "eks/coredns" }),
+        Credentials.none(),
+      ],
       [
         `${EKS_SYSTEM_ACCOUNT_CN}.dkr.ecr.cn-north-1.amazonaws.com.cn/eks/pause`,
         Credentials.none(),
@@ -90,9 +93,9 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
     assert.deepEqual(
       [...out.keys()].sort(),
       [
-        ecr(A, "us-east-1"),
-        ecr(B, "us-east-1", "other/repo"),
-        ecr(C, "eu-west-1"),
+        ecr({ acct: A, region: "us-east-1" }),
+        ecr({ acct: B, region: "us-east-1", repo: "other/repo" }),
+        ecr({ acct: C, region: "eu-west-1" }),
         "ghcr.io/org/app",
         "public.ecr.aws/nginx/nginx",
         "weird.s3.amazonaws.com/repo",
@@ -103,7 +106,9 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       `eu-west-1:${C}`,
       `us-east-1:${A},${B}`,
     ]);
-    const a = await out.get(ecr(A, "us-east-1"))!.resolve(`${A}.dkr.ecr.us-east-1.amazonaws.com`);
+    const a = await out
+      .get(ecr({ acct: A, region: "us-east-1" }))!
+      .resolve(`${A}.dkr.ecr.us-east-1.amazonaws.com`);
     assert.equal(a?.username, "AWS");
     assert.equal(a?.password, fake.passwordFor(A, "us-east-1"));
     assert.equal(a?.provenance, "aws-ecr:us-east-1");
@@ -132,10 +137,10 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       clock,
     });
     const out = await onlyA.lookup();
-    assert.ok(out.has(ecr(A, "us-east-1")));
-    assert.ok(!out.has(ecr(B, "us-east-1", "other/repo")));
+    assert.ok(out.has(ecr({ acct: A, region: "us-east-1" })));
+    assert.ok(!out.has(ecr({ acct: B, region: "us-east-1", repo: "other/repo" })));
     assert.ok(
-      !out.has(ecr(EKS_SYSTEM_ACCOUNT, "us-east-1", "eks/coredns")),
+      !out.has(ecr({ acct: EKS_SYSTEM_ACCOUNT, region: "us-east-1", repo: "eks/coredns" })),
       "excluded beats included",
     );
     const noExclusions = imageCredsWithAWSAuth(images, log.logger, {
@@ -144,8 +149,10 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       clock,
     });
     const out2 = await noExclusions.lookup();
-    assert.ok(out2.has(ecr(EKS_SYSTEM_ACCOUNT, "us-east-1", "eks/coredns")));
-    assert.ok(!out2.has(ecr(B, "us-east-1", "other/repo")));
+    assert.ok(
+      out2.has(ecr({ acct: EKS_SYSTEM_ACCOUNT, region: "us-east-1", repo: "eks/coredns" })),
+    );
+    assert.ok(!out2.has(ecr({ acct: B, region: "us-east-1", repo: "other/repo" })));
   });
 
   it("reuses a region's tokens until the earliest expiresAt, then refreshes", async () => {
@@ -165,7 +172,9 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
     const out = await auth.lookup();
     assert.equal(fake.calls.length, 2, "refreshed after the earliest expiry (B's, 1 h)");
     assert.equal(
-      out.get(ecr(A, "us-east-1"))?.credsFor(`${A}.dkr.ecr.us-east-1.amazonaws.com`)?.username,
+      out
+        .get(ecr({ acct: A, region: "us-east-1" }))
+        ?.credsFor(`${A}.dkr.ecr.us-east-1.amazonaws.com`)?.username,
       "AWS",
     );
   });
@@ -187,13 +196,13 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
   });
 
   it("a new account in a region gets tokens for all its accounts in one call", async () => {
-    const list = new Map([[ecr(A, "us-east-1"), Credentials.none()]]);
+    const list = new Map([[ecr({ acct: A, region: "us-east-1" }), Credentials.none()]]);
     const auth = imageCredsWithAWSAuth(() => new Map(list), captureLogger().logger, {
       regions: ["us-east-1"],
       clock,
     });
     await auth.lookup();
-    list.set(ecr(B, "us-east-1"), Credentials.none());
+    list.set(ecr({ acct: B, region: "us-east-1" }), Credentials.none());
     await auth.lookup();
     assert.deepEqual(
       fake.calls.map((c) => c.registryIds.join(",")),
@@ -207,13 +216,17 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       "own",
       JSON.stringify({ auths: { "x.example": { auth: Buffer.from("u:p").toString("base64") } } }),
     );
-    const list = () => new Map([[ecr(C, "eu-west-1"), own]]);
+    const list = () => new Map([[ecr({ acct: C, region: "eu-west-1" }), own]]);
     const auth = imageCredsWithAWSAuth(list, log.logger, { regions: ["eu-west-1"], clock });
     const t0 = now;
     fake.failing = true;
     const out = await auth.lookup();
     assert.equal(fake.calls.length, 1);
-    assert.equal(out.get(ecr(C, "eu-west-1")), own, "kept, with its own credentials only");
+    assert.equal(
+      out.get(ecr({ acct: C, region: "eu-west-1" })),
+      own,
+      "kept, with its own credentials only",
+    );
     assert.ok(log.lines.some((l) => l.includes("fetching ECR credentials for AWS region failed")));
     assert.ok(!log.text().includes(AWS_SECRET));
     fake.failing = false;
@@ -223,7 +236,7 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
     now = t0 + 10 * 60_000 + 1;
     const out2 = await auth.lookup();
     assert.equal(fake.calls.length, 2);
-    const merged = out2.get(ecr(C, "eu-west-1"))!;
+    const merged = out2.get(ecr({ acct: C, region: "eu-west-1" }))!;
     assert.equal(merged.credsFor(`${C}.dkr.ecr.eu-west-1.amazonaws.com`)?.username, "AWS");
     assert.equal(merged.credsFor("x.example")?.username, "u", "the image's own are kept");
   });
@@ -235,7 +248,7 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       JSON.stringify({ auths: { [host]: { username: "mine", password: "p" } } }),
     );
     const auth = imageCredsWithAWSAuth(
-      () => new Map([[ecr(A, "us-east-1"), own]]),
+      () => new Map([[ecr({ acct: A, region: "us-east-1" }), own]]),
       captureLogger().logger,
       {
         regions: ["us-east-1"],
@@ -243,7 +256,7 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       },
     );
     const out = await auth.lookup();
-    assert.equal(out.get(ecr(A, "us-east-1"))?.credsFor(host)?.username, "mine");
+    assert.equal(out.get(ecr({ acct: A, region: "us-east-1" }))?.credsFor(host)?.username, "mine");
   });
 
   it("detects the region from IMDS, and runs the preflight check once", async () => {
@@ -255,8 +268,8 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
     await auth.preflight();
     const out = await auth.lookup();
     assert.equal(fake.imdsRequests - before, 2, "one token PUT and one region GET, once");
-    assert.ok(out.has(ecr(C, "eu-west-1")));
-    assert.ok(!out.has(ecr(A, "us-east-1")));
+    assert.ok(out.has(ecr({ acct: C, region: "eu-west-1" })));
+    assert.ok(!out.has(ecr({ acct: A, region: "us-east-1" })));
     assert.ok(
       log.lines.some(
         (l) => l.includes("detected cluster region") && l.includes("instance metadata"),
@@ -271,8 +284,8 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       const auth = imageCredsWithAWSAuth(images, captureLogger().logger, { clock });
       const out = await auth.lookup();
       assert.equal(fake.imdsRequests, before);
-      assert.ok(out.has(ecr(A, "us-east-1")));
-      assert.ok(!out.has(ecr(C, "eu-west-1")));
+      assert.ok(out.has(ecr({ acct: A, region: "us-east-1" })));
+      assert.ok(!out.has(ecr({ acct: C, region: "eu-west-1" })));
     } finally {
       delete process.env.AWS_REGION;
     }
@@ -289,7 +302,9 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       const out = await auth.lookup();
       assert.equal(fake.calls.length, 1);
       assert.equal(
-        out.get(ecr(C, "eu-west-1"))?.credsFor(`${C}.dkr.ecr.eu-west-1.amazonaws.com`)?.username,
+        out
+          .get(ecr({ acct: C, region: "eu-west-1" }))
+          ?.credsFor(`${C}.dkr.ecr.eu-west-1.amazonaws.com`)?.username,
         "AWS",
       );
     } finally {
@@ -317,8 +332,8 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
       assert.equal(e1, e2, "the one check's error");
       assert.ok(!inspect(e1).includes(AWS_SECRET));
       const out = await auth.lookup();
-      assert.ok(out.has(ecr(A, "us-east-1")), "included images are kept");
-      assert.ok(!out.has(ecr(C, "eu-west-1")), "constraints apply");
+      assert.ok(out.has(ecr({ acct: A, region: "us-east-1" })), "included images are kept");
+      assert.ok(!out.has(ecr({ acct: C, region: "eu-west-1" })), "constraints apply");
       assert.equal(fake.calls.length, 0);
       const warnings = log.lines.filter((l) => l.includes("AWS API is not available"));
       assert.equal(warnings.length, 2, "one per included ECR image (A and B)");

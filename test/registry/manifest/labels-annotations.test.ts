@@ -99,13 +99,17 @@ after(async () => {
 });
 
 /** `skopeo inspect`'s `Labels` (null when the config has none) for a tag and platform. */
-async function skopeoLabels(tag: string, arch?: string, variant?: string) {
-  const platform = [
+async function skopeoLabels(
+  tag: string,
+  platform: { arch?: string | undefined; variant?: string | undefined } = {},
+) {
+  const { arch, variant } = platform;
+  const overrides = [
     ...(arch ? ["--override-os", "linux", "--override-arch", arch] : []),
     ...(variant ? ["--override-variant", variant] : []),
   ];
   const out = await runSkopeo([
-    ...platform,
+    ...overrides,
     "inspect",
     ...skopeoFlags(reg),
     `docker://${reg.host}/app:${tag}`,
@@ -126,7 +130,10 @@ describe("labels are the config's, exactly as skopeo shows them", () => {
     test(`${c.tag}${c.platform ? ` (${c.platform})` : ""}`, async () => {
       const entry = await (c.arch === "arm64" ? arm64 : client).manifest(c.tag);
       assert.ok(entry.info, entry.excludedReason);
-      assert.deepEqual(entry.info.labels, await skopeoLabels(c.tag, c.arch, c.variant));
+      assert.deepEqual(
+        entry.info.labels,
+        await skopeoLabels(c.tag, { arch: c.arch, variant: c.variant }),
+      );
     });
   }
 });
@@ -212,7 +219,7 @@ describe("regscan inspect", () => {
     const r = await runCli(args("index", ["-o", "json", "--platform", "linux/arm64"]));
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
-    assert.deepEqual(json.labels, await skopeoLabels("index", "arm64", "v8"));
+    assert.deepEqual(json.labels, await skopeoLabels("index", { arch: "arm64", variant: "v8" }));
     assert.deepEqual(json.annotations, { [BASE_NAME]: "alpine:arm64" });
     assert.deepEqual(json.indexAnnotations, index.manifestJson.annotations);
     const keys = Object.keys(json);
