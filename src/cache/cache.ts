@@ -149,19 +149,25 @@ export class Cache implements Registry {
         }
         return decorateRepository(this.#decorators, name, { tags, images });
       }
-      const buckets = await readBuckets(this.#store, this.#keys, name, opts, this.#buckets);
+      const buckets = await readBuckets({
+        store: this.#store,
+        keys: this.#keys,
+        name,
+        opts,
+        memo: this.#buckets,
+      });
       const where = this.#located(record as RepositoryRecord, buckets);
       // The images the buckets name (excluded ones are not part of this answer), read once
       // each and resolved per bucket, so that each tag costs an array index, not a lookup.
-      const resolved = await resolveBucketImages(
-        this.#store,
-        this.#keys,
-        this.#images,
+      const resolved = await resolveBucketImages({
+        store: this.#store,
+        keys: this.#keys,
+        lru: this.#images,
         buckets,
-        false,
+        withExcluded: false,
         opts,
-        this.#bucketImages,
-      );
+        rows: this.#bucketImages,
+      });
       // One pair of Dates per image and answer, shared by its tags (never the held
       // entry's own): each image's first info, by bucket and image number.
       const first: (ImageInfo | undefined)[][] = [];
@@ -289,12 +295,18 @@ export class Cache implements Registry {
     const { record, layout } = await this.#repository(name, opts);
     const tags = listedTags(name, record);
     if (layout === 1) return this.#readTags(name, tags, opts);
-    const buckets = await readBuckets(this.#store, this.#keys, name, opts);
+    const buckets = await readBuckets({ store: this.#store, keys: this.#keys, name, opts });
     const where = locate(buckets, tags);
     const entries = tags.map((_, i) => entryAt(buckets, where[i] as number));
     const ids = new Set<string>();
     for (const e of entries) if (e?.image !== undefined) ids.add(e.image);
-    const shared = await readImages(this.#store, this.#keys, this.#images, ids, opts);
+    const shared = await readImages({
+      store: this.#store,
+      keys: this.#keys,
+      lru: this.#images,
+      ids,
+      opts,
+    });
     return tags.map((tag, i) => cachedTagOf(name, tag, entries[i], shared));
   }
 
@@ -322,7 +334,13 @@ export class Cache implements Registry {
       const shared =
         entry.image === undefined
           ? new Map<string, SharedEntry>()
-          : await readImages(this.#store, this.#keys, this.#images, [entry.image], opts);
+          : await readImages({
+              store: this.#store,
+              keys: this.#keys,
+              lru: this.#images,
+              ids: [entry.image],
+              opts,
+            });
       return cachedTagOf(name, tag, entry, shared);
     }
     // No index bucket at all: a store not yet rescanned since the upgrade.
@@ -338,12 +356,12 @@ export class Cache implements Registry {
     const out: CachedTag[] = tags.map((tag) => ({ tag }));
     const decoder = new TagRecordDecoder();
     let failure: { error: unknown } | undefined;
-    await readChunked(
-      this.#store,
-      tags.length,
-      (i) => this.#keys.tag(name, tags[i] as string),
-      this.#readConcurrency,
-      (chunk) => {
+    await readChunked({
+      store: this.#store,
+      count: tags.length,
+      keyOf: (i) => this.#keys.tag(name, tags[i] as string),
+      inFlight: this.#readConcurrency,
+      onChunk: (chunk) => {
         if (chunk.entries === undefined) {
           failure ??= { error: chunk.error };
           return;
@@ -362,7 +380,7 @@ export class Cache implements Registry {
         }
       },
       opts,
-    );
+    });
     opts?.signal?.throwIfAborted();
     if (failure) throw failure.error;
     return out;
@@ -380,7 +398,12 @@ export class Cache implements Registry {
       }
       throw new UnknownDigestError(ref.toString());
     }
-    const buckets = await readBuckets(this.#store, this.#keys, ref.name, opts);
+    const buckets = await readBuckets({
+      store: this.#store,
+      keys: this.#keys,
+      name: ref.name,
+      opts,
+    });
     const where = locate(buckets, tags);
     for (let i = 0; i < tags.length; i++) {
       const tag = tags[i] as string;
@@ -390,7 +413,15 @@ export class Cache implements Registry {
       const top = digestOfImageId(id);
       const platform = at < 0 ? undefined : id.slice(at + 1).replace(/~2$/, "");
       if (top !== digest && platform !== digest) continue;
-      const entry = (await readImages(this.#store, this.#keys, this.#images, [id], opts)).get(id);
+      const entry = (
+        await readImages({
+          store: this.#store,
+          keys: this.#keys,
+          lru: this.#images,
+          ids: [id],
+          opts,
+        })
+      ).get(id);
       if (entry && "info" in entry) {
         return decorateImage(this.#decorators, ref.name, {
           ...tagInfo(entry.info, ref.name, tag),

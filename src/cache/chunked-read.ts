@@ -17,20 +17,32 @@ export type ReadChunk =
   | { start: number; entries: (StoreEntry | undefined)[]; error?: undefined }
   | { start: number; end: number; entries?: undefined; error: unknown };
 
+/** What {@link readChunked} reads, and where each chunk goes. */
+export interface ChunkedRead {
+  store: Store;
+  /** How many items: their indices are `[0, count)`. */
+  count: number;
+  keyOf: (index: number) => string;
+  /** Chunks read at once. */
+  inFlight: number;
+  onChunk: (chunk: ReadChunk) => void;
+  opts?: OperationOptions | undefined;
+}
+
 /**
  * Reads the key of every item (`keyOf(i)` for `i` in `[0, count)`) in chunks, at most
  * `inFlight` chunks at once, handing each chunk to `onChunk` as it arrives (chunks arrive
  * out of order; `entries[j]` belongs to item `start + j`). A failed chunk is handed over as
  * its error; stops starting chunks once `opts.signal` aborts.
  */
-export async function readChunked(
-  store: Store,
-  count: number,
-  keyOf: (index: number) => string,
-  inFlight: number,
-  onChunk: (chunk: ReadChunk) => void,
-  opts?: OperationOptions,
-): Promise<void> {
+export async function readChunked({
+  store,
+  count,
+  keyOf,
+  inFlight,
+  onChunk,
+  opts,
+}: ChunkedRead): Promise<void> {
   await forEachBounded(
     chunkStarts(count),
     { limit: inFlight, signal: opts?.signal },

@@ -137,7 +137,7 @@ export async function dropMissingImages({
   if (ids.size === 0) return;
   let found: Map<string, unknown>;
   try {
-    found = await readImages(ctx.store, ctx.keys, undefined, ids, { signal });
+    found = await readImages({ store: ctx.store, keys: ctx.keys, ids, opts: { signal } });
   } catch (error) {
     if (signal.aborted) throw error;
     log.warn({ error: summarizeError(error) }, "could not read the due tags' images");

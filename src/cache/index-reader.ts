@@ -70,14 +70,28 @@ export interface MemoBucket {
   images?: (SharedEntry | undefined)[];
 }
 
+/** Where the index and image records are read from. */
+export interface IndexSource {
+  store: Store;
+  keys: Keys;
+  opts?: OperationOptions | undefined;
+}
+
+/** What {@link readBuckets} reads. */
+export interface BucketsRead extends IndexSource {
+  name: ImageName;
+  /** Decoded buckets to reuse while their bytes are unchanged. */
+  memo?: DecodedMemo<MemoBucket> | undefined;
+}
+
 /** Every bucket of the repository's index, in one `getMany` (decoded ones reused from `memo`). */
-export async function readBuckets(
-  store: Store,
-  keys: Keys,
-  name: ImageName,
-  opts?: OperationOptions,
-  memo?: DecodedMemo<MemoBucket>,
-): Promise<BucketRead[]> {
+export async function readBuckets({
+  store,
+  keys,
+  name,
+  opts,
+  memo,
+}: BucketsRead): Promise<BucketRead[]> {
   const names = bucketKeys(keys, name);
   const got = await store.getMany(names, opts);
   return got.map((entry, b) => {
@@ -91,17 +105,25 @@ export async function readBuckets(
   });
 }
 
+/** What {@link readImages} reads. */
+export interface ImagesRead extends IndexSource {
+  /** Records held in memory, asked first and filled with what was read. */
+  lru?: ImageLru | undefined;
+  /** The image ids, distinct. */
+  ids: Iterable<string>;
+}
+
 /**
  * The image records of `ids` (distinct), from the LRU or else one `getMany`: a map from id
  * to record; an id missing from the store (or undecodable) is absent.
  */
-export async function readImages(
-  store: Store,
-  keys: Keys,
-  lru: ImageLru | undefined,
-  ids: Iterable<string>,
-  opts?: OperationOptions,
-): Promise<Map<string, SharedEntry>> {
+export async function readImages({
+  store,
+  keys,
+  lru,
+  ids,
+  opts,
+}: ImagesRead): Promise<Map<string, SharedEntry>> {
   const out = new Map<string, SharedEntry>();
   const wanted: string[] = [];
   for (const id of ids) {
@@ -126,20 +148,26 @@ export async function readImages(
   return out;
 }
 
+/** What {@link resolveBucketImages} resolves. */
+export interface BucketImagesRead extends IndexSource {
+  /** Records held in memory, asked first and filled with what was read. */
+  lru: ImageLru;
+  buckets: readonly BucketRead[];
+  /** Whether excluded images are resolved too (a repository answer leaves them out). */
+  withExcluded: boolean;
+  /** Rows already resolved per decoded bucket (without excluded images), reused and filled. */
+  rows?: WeakMap<RawBucket, (SharedEntry | undefined)[]> | undefined;
+}
+
 /**
  * The image records each bucket's image list names, resolved per bucket (`out[b][ref]`):
  * from the LRU, else one `getMany` of those it does not hold. Excluded entries are skipped
  * when `withExcluded` is false (a repository answer leaves them out).
  */
 export async function resolveBucketImages(
-  store: Store,
-  keys: Keys,
-  lru: ImageLru,
-  buckets: readonly BucketRead[],
-  withExcluded: boolean,
-  opts?: OperationOptions,
-  rows?: WeakMap<RawBucket, (SharedEntry | undefined)[]>,
+  read: BucketImagesRead,
 ): Promise<((SharedEntry | undefined)[] | undefined)[]> {
+  const { lru, buckets, withExcluded, rows } = read;
   const out: ((SharedEntry | undefined)[] | undefined)[] = [];
   const missing = new Map<string, number[]>();
   const complete: boolean[] = [];
@@ -170,7 +198,7 @@ export async function resolveBucketImages(
       else missing.set(id, [b, ref]);
     }
   }
-  if (missing.size > 0) await readMissing(store, keys, lru, missing, out, complete, opts);
+  if (missing.size > 0) await readMissing(read, { missing, out, complete });
   if (rows && !withExcluded) {
     for (let b = 0; b < buckets.length; b++) {
       if (complete[b]) rows.set(buckets[b] as RawBucket, out[b] as (SharedEntry | undefined)[]);
@@ -179,14 +207,20 @@ export async function resolveBucketImages(
   return out;
 }
 
+/** The images {@link resolveBucketImages} did not find in the LRU, and where they go. */
+interface MissingImages {
+  /** Image id -> pairs of (bucket, ref) naming it. */
+  missing: Map<string, number[]>;
+  /** The rows being resolved, filled in place. */
+  out: ((SharedEntry | undefined)[] | undefined)[];
+  /** Per bucket: whether every image was found (cleared here for a missing one). */
+  complete: boolean[];
+}
+
+/** Reads the missing images in one `getMany` and places them in their rows. */
 async function readMissing(
-  store: Store,
-  keys: Keys,
-  lru: ImageLru,
-  missing: Map<string, number[]>,
-  out: ((SharedEntry | undefined)[] | undefined)[],
-  complete: boolean[],
-  opts?: OperationOptions,
+  { store, keys, lru, opts }: BucketImagesRead,
+  { missing, out, complete }: MissingImages,
 ): Promise<void> {
   const ids = [...missing.keys()];
   const got = await store.getMany(

@@ -20,31 +20,42 @@ import {
 import { decodeTagFailure, TagRecordDecoder } from "./records.js";
 import type { IndexContext, ScanIndex } from "./scan-index.js";
 
+/** One repository's conversion from the first layout, during its scan. */
+export interface LegacyUpgrade {
+  ctx: IndexContext;
+  index: ScanIndex;
+  name: ImageName;
+  /** The listed tags: those of them not yet in the index are converted. */
+  tags: readonly string[];
+  log: Logger;
+  signal: AbortSignal;
+}
+
 /**
  * Converts the first layout's records of `tags` into `index` (tags it already holds are
  * left alone: they were written by this layout). Image records are written here, before
  * any bucket names them. Returns how many tags were converted; never throws but for an
  * abort (a failed read or write leaves those tags to be fetched).
  */
-export async function upgradeFromLegacy(
-  ctx: IndexContext,
-  index: ScanIndex,
-  name: ImageName,
-  tags: readonly string[],
-  log: Logger,
-  signal: AbortSignal,
-): Promise<number> {
+export async function upgradeFromLegacy({
+  ctx,
+  index,
+  name,
+  tags,
+  log,
+  signal,
+}: LegacyUpgrade): Promise<number> {
   const todo = tags.filter((tag) => !index.has(tag) && !index.unread(tag));
   if (todo.length === 0) return 0;
   const decoder = new TagRecordDecoder();
   const images = new Map<string, ImageEntry>();
   const entries = new Map<string, IndexEntry>();
-  await readChunked(
-    ctx.store,
-    todo.length,
-    (i) => ctx.keys.tag(name, todo[i] as string),
-    ctx.storeConcurrency,
-    (chunk) => {
+  await readChunked({
+    store: ctx.store,
+    count: todo.length,
+    keyOf: (i) => ctx.keys.tag(name, todo[i] as string),
+    inFlight: ctx.storeConcurrency,
+    onChunk: (chunk) => {
       if (chunk.entries === undefined) {
         log.warn({ error: summarizeError(chunk.error) }, "could not read first-layout tag records");
         return;
@@ -80,8 +91,8 @@ export async function upgradeFromLegacy(
         entries.set(tag, entry);
       }
     },
-    { signal },
-  );
+    opts: { signal },
+  });
   const written = new Set<string>();
   const deadline = new Date(ctx.now() + IMAGE_RECORD_LIFETIME_MS);
   await forEachBounded(images.keys(), { limit: ctx.storeConcurrency * 4, signal }, async (id) => {

@@ -41,17 +41,21 @@ export function needsKeeping(due: DueTag, job: WarmJob, now: number): boolean {
   return expiresAt - now < keptLifeMs(job) / 2;
 }
 
+/** Where a failed tag is kept, and why. */
+export interface KeepTagOptions {
+  ctx: WarmContext;
+  job: WarmJob;
+  /** Written with the index. */
+  index: ScanIndex;
+  /** Recorded as the tag's last error. */
+  error: ErrorSummary;
+}
+
 /**
  * Keeps one tag that could not be refreshed: its last good entry with `error` as its last
  * error and a later deadline, or (never fetched) an entry saying only why.
  */
-export function keepTag(
-  ctx: WarmContext,
-  job: WarmJob,
-  index: ScanIndex,
-  due: DueTag,
-  error: ErrorSummary,
-): void {
+export function keepTag({ ctx, job, index, error }: KeepTagOptions, due: DueTag): void {
   const now = ctx.now();
   const lastError: TagError = { code: error.code, message: error.message, at: new Date(now) };
   const deadline = now + keepWindowMs(job);
@@ -67,18 +71,12 @@ export function keepTag(
  * Keeps every tag of `tags` that needs it (see {@link needsKeeping}) after the scan could not
  * reach them; returns how many. Written with the index.
  */
-export function keepTags(
-  ctx: WarmContext,
-  job: WarmJob,
-  index: ScanIndex,
-  tags: readonly DueTag[],
-  error: ErrorSummary,
-): number {
-  const now = ctx.now();
+export function keepTags(opts: KeepTagOptions, tags: readonly DueTag[]): number {
+  const now = opts.ctx.now();
   let kept = 0;
   for (const due of tags) {
-    if (!needsKeeping(due, job, now)) continue;
-    keepTag(ctx, job, index, due, error);
+    if (!needsKeeping(due, opts.job, now)) continue;
+    keepTag(opts, due);
     kept++;
   }
   return kept;

@@ -177,9 +177,18 @@ async function loadIndex(s: Scan, tags: readonly string[] | undefined): Promise<
   const { ctx, job, log } = s;
   const index = await ScanIndex.load(ctx, job.name, job.signal);
   if (s.legacy && tags?.length) {
-    await upgradeFromLegacy(ctx, index, job.name, tags, log, job.signal);
+    await upgradeFromLegacy({ ctx, index, name: job.name, tags, log, signal: job.signal });
   }
   return index;
+}
+
+/** What {@link finishIndex} writes back. */
+interface IndexFinish {
+  index: ScanIndex;
+  /** The repository record found at the start (its mark of when images were last kept). */
+  previous: RepositoryRecord | undefined;
+  /** The tags whose entries are kept (all when undefined). */
+  keep: ReadonlySet<string> | undefined;
 }
 
 /**
@@ -189,9 +198,7 @@ async function loadIndex(s: Scan, tags: readonly string[] | undefined): Promise<
  */
 async function finishIndex(
   s: Scan,
-  index: ScanIndex,
-  previous: RepositoryRecord | undefined,
-  keep: ReadonlySet<string> | undefined,
+  { index, previous, keep }: IndexFinish,
 ): Promise<Date | undefined> {
   const { ctx, result, log } = s;
   let keptAt = s.legacy ? undefined : previous?.imagesKeptAt?.getTime();
@@ -244,7 +251,12 @@ async function scanRepository(s: Scan): Promise<void> {
     result.error = summarizeError(error);
     log.error({ error: result.error }, "the repository's tag filter is invalid");
     const keptAt = await keepPreviousTags(s, previous, result.error);
-    await writeRecord(s, previous, undefined, result.error, keptAt);
+    await writeRecord(s, {
+      previous,
+      listed: undefined,
+      lastError: result.error,
+      imagesKeptAt: keptAt,
+    });
     return;
   }
 
@@ -263,7 +275,12 @@ async function scanRepository(s: Scan): Promise<void> {
     result.error = repoError;
     log.warn({ error: repoError }, "listing tags failed");
     const keptAt = await keepPreviousTags(s, previous, repoError);
-    await writeRecord(s, previous, undefined, repoError, keptAt);
+    await writeRecord(s, {
+      previous,
+      listed: undefined,
+      lastError: repoError,
+      imagesKeptAt: keptAt,
+    });
     return;
   }
   const listed = filter(all);
@@ -342,7 +359,9 @@ async function scanRepository(s: Scan): Promise<void> {
         const tagError = summarizeError(error);
         lastTagError = tagError;
         log.warn({ tag, error: tagError }, "refreshing a tag failed");
-        if (needsKeeping(item, job, ctx.now())) keepTag(ctx, job, index, item, tagError);
+        if (needsKeeping(item, job, ctx.now())) {
+          keepTag({ ctx, job, index, error: tagError }, item);
+        }
         settled.add(item);
       }
     } finally {
@@ -383,7 +402,7 @@ async function scanRepository(s: Scan): Promise<void> {
   // write the store would refuse these too, each after a timeout.)
   if (repoError && why !== "caller" && !storeRefused) {
     const unsettled = due.filter((item) => !settled.has(item));
-    keepTags(ctx, job, index, unsettled, repoError);
+    keepTags({ ctx, job, index, error: repoError }, unsettled);
   }
   // Images are written by now, the buckets next and the repository record last: a kill in
   // between leaves the previous listing over entries whose images are whole, never a
@@ -393,8 +412,8 @@ async function scanRepository(s: Scan): Promise<void> {
   for (const tag of previous?.tags ?? []) keep.add(tag);
   const keptAt = storeRefused
     ? previous?.imagesKeptAt
-    : await finishIndex(s, index, previous, keep);
-  await writeRecord(s, previous, listed, lastError, keptAt);
+    : await finishIndex(s, { index, previous, keep });
+  await writeRecord(s, { previous, listed, lastError, imagesKeptAt: keptAt });
   if (result.outcome === "scanned" && !lastError) ctx.factory.succeed(job.name);
   if (result.outcome !== "aborted") {
     ctx.metrics.tagsCached.set({ repository: result.repository }, result.tags - result.errors);
@@ -417,8 +436,8 @@ async function keepPreviousTags(
     index.setOrder(previous.tags);
     const scratch = emptyScanResult(job.name.toString(), new Date(ctx.now()));
     const { due } = dueTags({ ctx, index, tags: previous.tags, result: scratch, log });
-    keepTags(ctx, job, index, due, error);
-    return await finishIndex(s, index, previous, undefined);
+    keepTags({ ctx, job, index, error }, due);
+    return await finishIndex(s, { index, previous, keep: undefined });
   } catch (e) {
     if (!job.signal.aborted) log.error({ error: summarizeError(e) }, "could not keep stale tags");
     return previous.imagesKeptAt;
@@ -456,16 +475,24 @@ function endStopped({ result, controller, log }: Scan, why: "caller" | "lease"):
   }
 }
 
+/** What {@link writeRecord} writes, besides the scan's result. */
+interface RecordWrite {
+  /** The record found at the start: what a failed or stopped scan keeps of it. */
+  previous: RepositoryRecord | undefined;
+  /** The tags listed now; undefined when the listing failed (the previous ones are kept). */
+  listed: string[] | undefined;
+  lastError: ErrorSummary | undefined;
+  /** When the index's images were last all kept alive (see finishIndex). */
+  imagesKeptAt: Date | undefined;
+}
+
 /**
  * Writes the repository record back, whatever happened (Flux v1 did too), after the tag
  * records of the scan. A record the store refuses fails the scan.
  */
 async function writeRecord(
   { ctx, job, result, log }: Scan,
-  previous: RepositoryRecord | undefined,
-  listed: string[] | undefined,
-  lastError: ErrorSummary | undefined,
-  imagesKeptAt: Date | undefined,
+  { previous, listed, lastError, imagesKeptAt }: RecordWrite,
 ): Promise<void> {
   const now = ctx.now();
   const aborted = result.outcome === "aborted";

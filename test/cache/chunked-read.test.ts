@@ -27,13 +27,13 @@ describe("readChunked", () => {
       return getMany(keys, opts);
     };
     const chunks: ReadChunk[] = [];
-    await readChunked(
+    await readChunked({
       store,
       count,
-      (i) => `k${i}`,
-      2,
-      (c) => chunks.push(c),
-    );
+      keyOf: (i) => `k${i}`,
+      inFlight: 2,
+      onChunk: (c) => chunks.push(c),
+    });
     assert.equal(calls, 3);
     assert.equal(maxInFlight, 2);
     const byStart = new Map(chunks.map((c) => [c.start, c]));
@@ -59,16 +59,14 @@ describe("readChunked", () => {
     const stop = new AbortController();
     stop.abort();
     const chunks: ReadChunk[] = [];
-    await readChunked(
+    await readChunked({
       store,
-      5000,
-      (i) => `k${i}`,
-      2,
-      (c) => chunks.push(c),
-      {
-        signal: stop.signal,
-      },
-    );
+      count: 5000,
+      keyOf: (i) => `k${i}`,
+      inFlight: 2,
+      onChunk: (c) => chunks.push(c),
+      opts: { signal: stop.signal },
+    });
     assert.deepEqual(chunks, []);
   });
 });
