@@ -85,9 +85,7 @@ export interface LeafOptions {
 
 /** Makes a certificate signed by `ca`, written to `<name>.crt` / `<name>.key` in `dir`. */
 export function generateLeaf(
-  dir: string,
-  name: string,
-  ca: CertFiles,
+  { dir, name, ca }: { dir: string; name: string; ca: CertFiles },
   opts: LeafOptions,
 ): CertFiles {
   const certFile = join(dir, `${name}.crt`);
@@ -142,9 +140,12 @@ export function generateLeaf(
 
 /** A server certificate for 127.0.0.1, ::1 and localhost signed by `ca`. */
 export function generateServerCert(dir: string, ca: CertFiles, name = "server"): CertFiles {
-  return generateLeaf(dir, name, ca, {
-    commonName: "127.0.0.1",
-    altNames: ["IP:127.0.0.1", "IP:::1", "DNS:localhost"],
-    extendedKeyUsage: "serverAuth",
-  });
+  return generateLeaf(
+    { dir, name, ca },
+    {
+      commonName: "127.0.0.1",
+      altNames: ["IP:127.0.0.1", "IP:::1", "DNS:localhost"],
+      extendedKeyUsage: "serverAuth",
+    },
+  );
 }

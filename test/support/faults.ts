@@ -46,9 +46,7 @@ export function shapesBody(fault: FaultResponse | undefined): boolean {
  */
 export async function sendShaped(
   res: ServerResponse,
-  status: number,
-  headers: OutgoingHttpHeaders,
-  body: Buffer,
+  { status, headers, body }: { status: number; headers: OutgoingHttpHeaders; body: Buffer },
   fault: FaultResponse,
 ): Promise<void> {
   res.writeHead(status, { ...headers, "content-length": String(body.length) });
@@ -105,7 +103,7 @@ export async function applyFault(
     }
   }
   if (shapesBody(fault)) {
-    await sendShaped(res, fault.status, headers, body ?? Buffer.alloc(0), fault);
+    await sendShaped(res, { status: fault.status, headers, body: body ?? Buffer.alloc(0) }, fault);
     return true;
   }
   headers["content-length"] = String(body?.length ?? 0);

@@ -247,9 +247,11 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
             record.injected = true;
             const headers = { ...upRes.headers };
             delete headers["transfer-encoding"];
-            sendShaped(res, upRes.statusCode ?? 502, headers, Buffer.concat(chunks), how).catch(
-              () => res.destroy(),
-            );
+            sendShaped(
+              res,
+              { status: upRes.statusCode ?? 502, headers, body: Buffer.concat(chunks) },
+              how,
+            ).catch(() => res.destroy());
           });
           upRes.on("error", () => res.destroy());
           return;

@@ -36,12 +36,17 @@ export interface RedisCluster {
   stop(): Promise<void>;
 }
 
-async function launchNode(
-  command: string,
-  port: number,
-  extra: string[],
-  dir: string,
-): Promise<ManagedProcess> {
+/** How one redis-server node is started (and restarted). */
+interface NodeLaunch {
+  command: string;
+  port: number;
+  /** Arguments after `--port` (TLS, cluster mode). */
+  extra: string[];
+  /** The node's working directory. */
+  dir: string;
+}
+
+async function launchNode({ command, port, extra, dir }: NodeLaunch): Promise<ManagedProcess> {
   // With TLS the plain port is off and the TLS port is `port` (set in `extra`).
   const plain = extra.includes("--tls-port") ? ["--port", "0"] : ["--port", String(port)];
   return startProcess({
@@ -64,13 +69,8 @@ async function launchNode(
   });
 }
 
-function nodeHandle(
-  command: string,
-  port: number,
-  extra: string[],
-  dir: string,
-  first: ManagedProcess,
-): RedisServer {
+function nodeHandle(launch: NodeLaunch, first: ManagedProcess): RedisServer {
+  const { port, extra } = launch;
   let proc = first;
   const tls = extra.includes("--tls-port");
   return {
@@ -82,7 +82,7 @@ function nodeHandle(
     },
     start: async () => {
       if (!proc.exited()) return;
-      proc = await launchNode(command, port, extra, dir);
+      proc = await launchNode(launch);
     },
   };
 }
@@ -119,8 +119,8 @@ export async function startRedis(opts: { tls?: RedisTls } = {}): Promise<RedisSe
         ]
       : [];
     try {
-      const proc = await launchNode(command, port, extra, dir);
-      return nodeHandle(command, port, extra, dir, proc);
+      const launch = { command, port, extra, dir };
+      return nodeHandle(launch, await launchNode(launch));
     } catch (err) {
       lastError = err;
     }
@@ -165,8 +165,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         "2000",
       ];
       try {
-        const proc = await launchNode(command, port, extra, dir);
-        nodes.push(nodeHandle(command, port, extra, dir, proc));
+        const launch = { command, port, extra, dir };
+        nodes.push(nodeHandle(launch, await launchNode(launch)));
         lastError = undefined;
         break;
       } catch (err) {

@@ -211,7 +211,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Re
     let tokenServer: TokenServer | undefined;
     let tokenConfig: { realm: string; rootcertbundle: string } | undefined;
     if (mode === "token" && ca !== undefined) {
-      const signer = generateLeaf(dir, "token-signer", ca, { commonName: ISSUER });
+      const signer = generateLeaf({ dir, name: "token-signer", ca }, { commonName: ISSUER });
       tokenServer = await startTokenServer({
         users,
         service: SERVICE,
