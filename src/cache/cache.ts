@@ -189,10 +189,7 @@ export class Cache implements Registry {
           row[ref] = info;
           images.set(tag, info);
         } else {
-          images.set(
-            tag,
-            infoOver(entry.info, name.withTag(tag), seen.createdAt, seen.lastFetched),
-          );
+          images.set(tag, infoOver(entry.info, name.withTag(tag), seen));
         }
       }
       return decorateRepository(this.#decorators, name, { tags, images });

@@ -328,24 +328,28 @@ function isTwoLineVersion(v: unknown): boolean {
 
 /** The tag's own info over a shared entry: its reference, and Dates nobody else holds. */
 export function tagInfo(shared: Omit<ImageInfo, "ref">, name: ImageName, tag: string): ImageInfo {
-  return infoOver(
-    shared,
-    name.withTag(tag),
-    shared.createdAt && new Date(shared.createdAt.getTime()),
-    shared.lastFetched && new Date(shared.lastFetched.getTime()),
-  );
+  return infoOver(shared, name.withTag(tag), {
+    createdAt: shared.createdAt && new Date(shared.createdAt.getTime()),
+    lastFetched: shared.lastFetched && new Date(shared.lastFetched.getTime()),
+  });
+}
+
+/** The times an {@link infoOver} info carries (one object: two Dates are easy to swap). */
+export interface InfoTimes {
+  createdAt?: Date | undefined;
+  lastFetched?: Date | undefined;
 }
 
 /**
  * An info for `ref` over a shared entry, with the given Dates as its times (the shared
  * entry's own are never handed out): a repository answer passes the Dates of an image's
- * first tag to its other tags, so that a tag costs one object and its reference.
+ * first tag (that info itself as `times`) to its other tags, so that a tag costs one object
+ * and its reference.
  */
 export function infoOver(
   shared: Omit<ImageInfo, "ref">,
   ref: ImageInfo["ref"],
-  createdAt: Date | undefined,
-  lastFetched: Date | undefined,
+  { createdAt, lastFetched }: InfoTimes,
 ): ImageInfo {
   // Built field by field: a spread of the shared object costs several times as much here.
   const info: ImageInfo = {
