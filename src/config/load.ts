@@ -355,7 +355,8 @@ function parseBudgets(
     const num = (t: string) => (Number.isFinite(Number(t)) && t.trim() !== "" ? Number(t) : t);
     out.set(m[1] as string, {
       rps: num(m[2] as string),
-      ...(m[3] === undefined ? {} : { burst: num(m[3]) }),
+      // Undefined without a burst: the schema's default (the rate, at least 1) applies.
+      burst: m[3] === undefined ? undefined : num(m[3]),
     });
   }
   return Object.fromEntries(out);
