@@ -246,7 +246,7 @@ export class ApiServer {
       const q = url.indexOf("?");
       const path = q >= 0 ? url.slice(0, q) : url;
       const query = new URLSearchParams(q >= 0 ? url.slice(q + 1) : "");
-      await this.#route(req, res, path, query, label);
+      await this.#route(req, res, { path, query, label });
     } catch (err) {
       this.#fail(res, err);
     }
@@ -255,9 +255,16 @@ export class ApiServer {
   async #route(
     req: IncomingMessage,
     res: ServerResponse,
-    path: string,
-    query: URLSearchParams,
-    label: { route: string },
+    {
+      path,
+      query,
+      label,
+    }: {
+      path: string;
+      query: URLSearchParams;
+      /** Filled in with the matched route, for the request metrics. */
+      label: { route: string };
+    },
   ): Promise<void> {
     const method = req.method ?? "GET";
     const match = matchRoute(method, path);

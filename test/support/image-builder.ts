@@ -324,7 +324,10 @@ export class ImageBuilder {
   }
 
   /** PUTs manifest bytes under `ref` (a tag or a digest) and returns the manifest's digest. */
-  async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string> {
+  async putManifest(
+    repo: string,
+    { ref, bytes, mediaType }: { ref: string; bytes: Buffer; mediaType: string },
+  ): Promise<string> {
     const res = await this.#send(repo, "PUT", `/v2/${repo}/manifests/${ref}`, {
       headers: { "content-type": mediaType },
       body: bytes,
@@ -409,8 +412,9 @@ export class ImageBuilder {
     });
     const manifest = Buffer.from(JSON.stringify(manifestJson, null, 3));
     const digest = sha256(manifest);
-    await this.putManifest(repo, digest, manifest, mediaType);
-    for (const tag of tagList) await this.putManifest(repo, tag, manifest, mediaType);
+    await this.putManifest(repo, { ref: digest, bytes: manifest, mediaType });
+    for (const tag of tagList)
+      await this.putManifest(repo, { ref: tag, bytes: manifest, mediaType });
     const image: PushedImage = {
       repo,
       digest,
@@ -461,8 +465,9 @@ export class ImageBuilder {
     });
     const manifest = Buffer.from(JSON.stringify(manifestJson, null, 3));
     const digest = sha256(manifest);
-    await this.putManifest(repo, digest, manifest, mediaType);
-    for (const tag of tagList) await this.putManifest(repo, tag, manifest, mediaType);
+    await this.putManifest(repo, { ref: digest, bytes: manifest, mediaType });
+    for (const tag of tagList)
+      await this.putManifest(repo, { ref: tag, bytes: manifest, mediaType });
     return {
       repo,
       digest,
@@ -482,7 +487,11 @@ export class ImageBuilder {
 
   /** Points `tag` at an already pushed manifest (moving it if it pointed elsewhere). */
   async tag(repo: string, tag: string, manifest: PushedManifest): Promise<void> {
-    await this.putManifest(repo, tag, manifest.manifest, manifest.mediaType);
+    await this.putManifest(repo, {
+      ref: tag,
+      bytes: manifest.manifest,
+      mediaType: manifest.mediaType,
+    });
   }
 
   /** Same as `tag`: the registry moves a tag by a manifest PUT. */
