@@ -41,7 +41,7 @@ export function createClientFactory(
     requestTimeoutMs: config.registry.requestTimeout,
     tagListTimeoutMs: config.registry.tagListTimeout,
     metrics,
-    ...(config.registry.platform ? { platform: config.registry.platform } : {}),
+    platform: config.registry.platform,
   });
   const clientMetrics = new ClientMetrics(metrics);
   const instrumented: ClientFactory = {

@@ -114,9 +114,9 @@ export class RequestBudgets {
 
   constructor(opts: {
     global: RequestBudget;
-    configured?: Readonly<Record<string, RequestBudget>>;
+    configured?: Readonly<Record<string, RequestBudget>> | undefined;
     /** The table of defaults (default `DEFAULT_BUDGETS`; `{}` for none). */
-    defaults?: Readonly<Record<string, RequestBudget>>;
+    defaults?: Readonly<Record<string, RequestBudget>> | undefined;
   }) {
     this.#global = opts.global;
     this.#configured = entries(opts.configured ?? {}, "registry budget");

@@ -195,8 +195,8 @@ export class RateLimiters {
     this.#share = checkShare(opts.share ?? 1);
     this.budgets = new RequestBudgets({
       global: { rps: this.rps, burst: this.burst },
-      ...(opts.budgets ? { configured: opts.budgets } : {}),
-      ...(opts.defaultBudgets ? { defaults: opts.defaultBudgets } : {}),
+      configured: opts.budgets,
+      defaults: opts.defaultBudgets,
     });
   }
 
