@@ -15,6 +15,15 @@ import { type ServeProcess, startServe } from "./serve-process.js";
 after(cleanupAll);
 
 const REPOS = Array.from({ length: 12 }, (_, i) => `shared/repo${String(i).padStart(2, "0")}`);
+/**
+ * Repositories of one registry host a replica scans at once (all of REPOS are on one host).
+ * Set explicitly rather than left to the default, since the gate below counts on it.
+ */
+const PER_HOST = 4;
+/** Listings held at once before the gate opens: more than one replica can have in flight. */
+const GATE = PER_HOST + 1;
+// The first replica holds at most PER_HOST leases at the gate: the rest are left for the other.
+assert.ok(REPOS.length > PER_HOST, "enough repositories for both replicas");
 
 function scannedCount(metrics: string): number {
   const m = /regscan_warmer_repositories_scanned_total\{result="ok"\} (\d+)/.exec(metrics);
@@ -22,12 +31,15 @@ function scannedCount(metrics: string): number {
 }
 
 /**
- * Holds every tag listing until three are waiting. One warmer has at most two repositories
- * in flight, so three waiting means both replicas are scanning: neither can do all the work
- * before the other has started, however the two processes' startups happen to line up.
+ * Holds every tag listing until GATE are waiting. One warmer has at most PER_HOST of this
+ * host's repositories in flight, so GATE waiting means both replicas are scanning: neither
+ * can do all the work before the other has started, however the two processes' startups
+ * happen to line up (the test starts the second only once the first is up, the worst case;
+ * the second also waits about a heartbeat for its share of the registry budget).
  */
-function gateListings(registry: RegistryHandle): void {
+function gateListings(registry: RegistryHandle): { openedByCount: () => boolean } {
   let waiting = 0;
+  let openedByCount = false;
   let open: () => void = () => {};
   const gate = new Promise<void>((resolve) => {
     open = resolve;
@@ -36,15 +48,19 @@ function gateListings(registry: RegistryHandle): void {
   registry.setFault(async (req) => {
     if (!req.path.endsWith("/tags/list")) return undefined;
     waiting++;
-    if (waiting >= 3) open();
+    if (waiting >= GATE) {
+      openedByCount = true;
+      open();
+    }
     await Promise.race([gate, bound]);
     return { delayMs: 50 };
   });
+  return { openedByCount: () => openedByCount };
 }
 
 async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promise<void> {
   registry.resetRequests();
-  gateListings(registry);
+  const gate = gateListings(registry);
   const names = REPOS.map((r) => `${registry.host}/${r}`);
   const args = (id: string) => [
     ...names.flatMap((n) => ["--image", n]),
@@ -54,11 +70,14 @@ async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promis
     cacheUrl,
     "--replica-id",
     id,
+    "--concurrency",
+    String(2 * PER_HOST),
+    "--per-host-concurrency",
+    String(PER_HOST),
   ];
-  const replicas: ServeProcess[] = await Promise.all([
-    startServe(args("replica-a")),
-    startServe(args("replica-b")),
-  ]);
+  // One after the other: the first may scan before the second exists, which the gate covers.
+  const replicas: ServeProcess[] = [await startServe(args("replica-a"))];
+  replicas.push(await startServe(args("replica-b")));
   try {
     for (const replica of replicas) {
       for (const name of names) {
@@ -81,6 +100,8 @@ async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promis
     );
     assert.equal(counts[0]! + counts[1]!, REPOS.length, `scans per replica: ${counts.join(", ")}`);
     assert.ok(counts[0]! > 0 && counts[1]! > 0, `both replicas scanned some: ${counts.join(", ")}`);
+    // Not let through by its time bound: both replicas had listings waiting at once.
+    assert.ok(gate.openedByCount(), `${GATE} listings waited at the gate together`);
     for (const repo of REPOS) {
       const listings = registry
         .requests()
