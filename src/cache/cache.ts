@@ -233,12 +233,20 @@ export class Cache implements Registry {
         // Listed, but every fetch of it failed: its own error, not "run regscan scan".
         const failure = found?.fetchError;
         if (failure) {
-          throw new TagFetchError(ref.toString(), failure.code, failure.message, failure.at);
+          throw new TagFetchError({
+            ref: ref.toString(),
+            lastErrorCode: failure.code,
+            lastErrorMessage: failure.message,
+            at: failure.at,
+          });
         }
         throw new NotCachedError(ref.toString());
       }
       if (record.entry.excludedReason !== undefined) {
-        throw new ImageExcludedError(ref.toString(), record.entry.excludedReason);
+        throw new ImageExcludedError({
+          ref: ref.toString(),
+          excludedReason: record.entry.excludedReason,
+        });
       }
       return decorateImage(this.#decorators, ref.name, record.entry.info);
     });
@@ -304,7 +312,7 @@ export class Cache implements Registry {
       ids,
       opts,
     });
-    return tags.map((tag, i) => cachedTagOf(name, tag, entries[i], shared));
+    return tags.map((tag, i) => cachedTagOf({ name, tag, entry: entries[i], shared }));
   }
 
   /** One tag's raw record and deadline, or undefined when the store does not hold it. */
@@ -338,7 +346,7 @@ export class Cache implements Registry {
               ids: [entry.image],
               opts,
             });
-      return cachedTagOf(name, tag, entry, shared);
+      return cachedTagOf({ name, tag, entry, shared });
     }
     // No index bucket at all: a store not yet rescanned since the upgrade.
     const legacy = await this.#store.get(this.#keys.tag(name, tag), opts);
@@ -446,12 +454,12 @@ export class Cache implements Registry {
 function listedTags(name: ImageName, record: RepositoryRecord | undefined): string[] {
   if (record?.tags) return record.tags;
   if (record?.lastError) {
-    throw new CachedFetchError(
-      name.toString(),
-      record.lastError.code,
-      record.lastError.message,
-      record.lastError.at,
-    );
+    throw new CachedFetchError({
+      repository: name.toString(),
+      code: record.lastError.code,
+      originalMessage: record.lastError.message,
+      at: record.lastError.at,
+    });
   }
   throw new NotCachedError(name.toString());
 }
@@ -522,12 +530,19 @@ function findEntry(raw: RawBucket, tag: string): IndexEntry | undefined {
 }
 
 /** A tag as `cachedTags` reports it, from its index entry and the image records read. */
-function cachedTagOf(
-  name: ImageName,
-  tag: string,
-  entry: IndexEntry | undefined,
-  shared: ReadonlyMap<string, SharedEntry>,
-): CachedTag {
+function cachedTagOf({
+  name,
+  tag,
+  entry,
+  shared,
+}: {
+  name: ImageName;
+  tag: string;
+  /** The tag's index entry; none when the index does not hold the tag. */
+  entry: IndexEntry | undefined;
+  /** The image records read, by image id. */
+  shared: ReadonlyMap<string, SharedEntry>;
+}): CachedTag {
   if (!entry) return { tag };
   let image: TagRecord["entry"] | undefined;
   if (entry.artifact) {

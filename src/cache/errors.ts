@@ -56,12 +56,13 @@ export class UnknownDigestError extends NoImageDataError {
 /** The tag exists, but its image was excluded (for example no manifest for the wanted platform). */
 export class ImageExcludedError extends NoImageDataError {
   readonly code = "IMAGE_EXCLUDED";
-  constructor(
-    readonly ref: string,
-    /** Why the image has no info, as the client said. */
-    readonly excludedReason: string,
-  ) {
-    super(`${ref} is excluded: ${excludedReason}`);
+  readonly ref: string;
+  /** Why the image has no info, as the client said. */
+  readonly excludedReason: string;
+  constructor(excluded: { ref: string; excludedReason: string }) {
+    super(`${excluded.ref} is excluded: ${excluded.excludedReason}`);
+    this.ref = excluded.ref;
+    this.excludedReason = excluded.excludedReason;
   }
 }
 
@@ -72,16 +73,25 @@ export class ImageExcludedError extends NoImageDataError {
  */
 export class CachedFetchError extends RegscanError {
   readonly code: string;
-  constructor(
-    readonly repository: string,
-    code: string,
-    /** The original error's message (already free of secrets: it was written from one). */
-    readonly originalMessage: string,
-    /** When the failing scan ran. */
-    readonly at: Date | undefined,
-  ) {
-    super(`scanning ${repository} failed (and it has never succeeded): ${originalMessage}`);
-    this.code = code;
+  readonly repository: string;
+  /** The original error's message (already free of secrets: it was written from one). */
+  readonly originalMessage: string;
+  /** When the failing scan ran. */
+  readonly at: Date | undefined;
+  /** `code` and `originalMessage`: the failing scan's error, as stored. */
+  constructor(failed: {
+    repository: string;
+    code: string;
+    originalMessage: string;
+    at?: Date | undefined;
+  }) {
+    super(
+      `scanning ${failed.repository} failed (and it has never succeeded): ${failed.originalMessage}`,
+    );
+    this.code = failed.code;
+    this.repository = failed.repository;
+    this.originalMessage = failed.originalMessage;
+    this.at = failed.at;
   }
 }
 
@@ -91,13 +101,12 @@ export class CachedFetchError extends RegscanError {
  */
 export class StoreWriteError extends RegscanError {
   readonly code = "STORE_ERROR";
-  constructor(
-    /** The store key that was not written. */
-    readonly key: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  /** The store key that was not written. */
+  readonly key: string;
+  /** `cause`: the store's own error. */
+  constructor(failed: { key: string; message: string; cause?: unknown }) {
+    super(failed.message, causeOption(failed.cause));
+    this.key = failed.key;
   }
 }
 
@@ -115,18 +124,21 @@ export class WarmerRunningError extends RegscanError {
  */
 export class ListedTagMissingError extends RegscanError {
   readonly code = "MANIFEST_UNKNOWN";
-  constructor(
-    readonly repository: string,
-    readonly tag: string,
-    /** Which request found nothing, e.g. `HEAD`. */
-    readonly request: string,
-    options?: { cause?: unknown },
-  ) {
+  readonly repository: string;
+  readonly tag: string;
+  /** Which request found nothing, e.g. `HEAD`. */
+  readonly request: string;
+  /** `cause`: the registry's error, when the request failed rather than answered empty. */
+  constructor(missing: { repository: string; tag: string; request: string; cause?: unknown }) {
+    const { repository, tag, request } = missing;
     super(
       `${repository}:${tag} is listed, but the registry's ${request} found no manifest for it ` +
         "(deleted since the listing, or a wrong digest); the last good value is kept",
-      options,
+      causeOption(missing.cause),
     );
+    this.repository = repository;
+    this.tag = tag;
+    this.request = request;
   }
 }
 
@@ -136,18 +148,35 @@ export class ListedTagMissingError extends RegscanError {
  */
 export class TagFetchError extends NoImageDataError {
   readonly code = "TAG_FETCH_FAILED";
-  constructor(
-    readonly ref: string,
-    /** The code of the tag's last fetch error, e.g. `UNAUTHORIZED` or `MANIFEST_UNKNOWN`. */
-    readonly lastErrorCode: string,
-    /** Its message (free of secrets: it was written from a regscan error). */
-    readonly lastErrorMessage: string,
-    /** When the failing fetch ran. */
-    readonly at: Date,
-  ) {
+  readonly ref: string;
+  /** The code of the tag's last fetch error, e.g. `UNAUTHORIZED` or `MANIFEST_UNKNOWN`. */
+  readonly lastErrorCode: string;
+  /** Its message (free of secrets: it was written from a regscan error). */
+  readonly lastErrorMessage: string;
+  /** When the failing fetch ran. */
+  readonly at: Date;
+  constructor(failed: {
+    ref: string;
+    lastErrorCode: string;
+    lastErrorMessage: string;
+    at: Date;
+  }) {
+    const { ref, lastErrorCode, lastErrorMessage, at } = failed;
     super(
       `${ref} is listed but could not be fetched (${lastErrorCode} at ${at.toISOString()}): ` +
         lastErrorMessage,
     );
+    this.ref = ref;
+    this.lastErrorCode = lastErrorCode;
+    this.lastErrorMessage = lastErrorMessage;
+    this.at = at;
   }
+}
+
+/**
+ * `{ cause }` only when there is one: `Error` records a `cause` property even when given
+ * `undefined`, and an error without a cause should not show one.
+ */
+function causeOption(cause: unknown): { cause: unknown } | undefined {
+  return cause === undefined ? undefined : { cause };
 }

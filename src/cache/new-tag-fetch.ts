@@ -49,7 +49,7 @@ export class HostSharing {
   }
 
   /** One repository scan's counts, in place of that repository's previous ones. */
-  record(host: string, repository: string, tags: number, shared: number): void {
+  record({ host, repository, tags, shared }: ScanSharing): void {
     let repositories = this.#hosts.get(host);
     if (repositories) this.#hosts.delete(host);
     else repositories = new Map();
@@ -62,6 +62,18 @@ export class HostSharing {
     forgetOldest(repositories, MAX_REPOSITORIES_PER_HOST);
     forgetOldest(this.#hosts, MAX_HOSTS);
   }
+}
+
+/** One repository scan's sharing, as {@link HostSharing.record} takes it. */
+export interface ScanSharing {
+  /** The registry's API host (`ImageName.apiHost`). */
+  host: string;
+  /** The repository (canonical name). */
+  repository: string;
+  /** Tags whose digest the scan counted (index and new tags). */
+  tags: number;
+  /** Of those, tags whose digest another tag shares. */
+  shared: number;
 }
 
 function forgetOldest<K, V>(map: Map<K, V>, max: number): void {
@@ -159,6 +171,6 @@ export class NewTagFetchPlan {
   finish(): void {
     if (!this.#started) return;
     const { host, repository, history } = this.#input;
-    history.record(host, repository, this.#tags, this.#tags - this.#single);
+    history.record({ host, repository, tags: this.#tags, shared: this.#tags - this.#single });
   }
 }

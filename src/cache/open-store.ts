@@ -65,26 +65,32 @@ export async function openStore(
 ): Promise<Store> {
   const logger = opts.logger ?? silentLogger();
   if (url !== undefined && url.trim() === "") {
-    throw new InvalidStoreUrlError(
-      "",
-      "the URL is empty; leave the setting out for the default store (sqlite in the user cache directory)",
-    );
+    throw new InvalidStoreUrlError({
+      url: "",
+      reason:
+        "the URL is empty; leave the setting out for the default store (sqlite in the user cache directory)",
+    });
   }
   const text = url?.trim() ?? defaultStoreUrl();
   const isDefault = url === undefined;
   const m = /^([a-z][a-z0-9+]*):(.*)$/is.exec(text);
-  if (!m) throw new InvalidStoreUrlError(redact(text), "expected SCHEME:..., e.g. sqlite:PATH");
+  if (!m) {
+    throw new InvalidStoreUrlError({
+      url: redact(text),
+      reason: "expected SCHEME:..., e.g. sqlite:PATH",
+    });
+  }
   const scheme = m[1]!.toLowerCase();
   const rest = m[2]!;
   const fail = (reason: string) =>
-    new InvalidStoreUrlError(
-      redact(text),
+    new InvalidStoreUrlError({
+      url: redact(text),
       // Parsed with a stray `@`, `/` or `?` in the password, pieces of it would show up in
       // the reason (as a host, a path or a parameter name); say how to fix it instead.
-      ambiguousCredentials(text)
+      reason: ambiguousCredentials(text)
         ? "cannot tell the password from the rest; percent-encode @, / and ? in it"
         : reason,
-    );
+    });
 
   switch (scheme) {
     case "memory": {

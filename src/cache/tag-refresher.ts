@@ -112,12 +112,12 @@ export class TagRefresher {
     let digest: string | undefined;
     try {
       const head = await this.#client.head(tag, { signal: this.#signal });
-      if (!head) throw this.#missing(tag, "HEAD");
+      if (!head) throw this.#missing({ tag, request: "HEAD" });
       digest = head.digest;
       if (!known) this.#plan.observe(digest);
     } catch (error) {
       const code = errorCode(error);
-      if (code === MANIFEST_UNKNOWN) throw this.#missing(tag, "HEAD", error);
+      if (code === MANIFEST_UNKNOWN) throw this.#missing({ tag, request: "HEAD", cause: error });
       if (code === TOO_MANY_REQUESTS || this.#signal.aborted) throw error;
       // Some registries answer HEAD badly; a GET by tag still works there.
       this.#log.debug({ tag, error: summarizeError(error) }, "HEAD failed; fetching by tag");
@@ -150,11 +150,11 @@ export class TagRefresher {
     } catch (error) {
       if (errorCode(error) === MANIFEST_UNKNOWN) {
         // HEAD named a digest the registry then does not have: a bogus answer, not a fresh value.
-        throw this.#missing(
+        throw this.#missing({
           tag,
-          digest === undefined ? "GET" : `GET of ${digest} (from HEAD)`,
-          error,
-        );
+          request: digest === undefined ? "GET" : `GET of ${digest} (from HEAD)`,
+          cause: error,
+        });
       }
       throw error;
     }
@@ -196,7 +196,9 @@ export class TagRefresher {
         ? await this.#storeOnce(fetched.entry, digest)
         : await this.#fetchDigest(digest);
     } catch (error) {
-      if (errorCode(error) === MANIFEST_UNKNOWN) throw this.#missing(tag, "GET", error);
+      if (errorCode(error) === MANIFEST_UNKNOWN) {
+        throw this.#missing({ tag, request: "GET", cause: error });
+      }
       throw error;
     }
     this.#plan.observe(digest);
@@ -214,8 +216,8 @@ export class TagRefresher {
    * The tag is listed but the registry has no manifest for it (deleted since the listing, or
    * a bogus digest): an error, so that the last good value is kept and says why it is stale.
    */
-  #missing(tag: string, what: string, cause?: unknown): ListedTagMissingError {
-    return new ListedTagMissingError(this.#job.name.toString(), tag, what, { cause });
+  #missing(missing: { tag: string; request: string; cause?: unknown }): ListedTagMissingError {
+    return new ListedTagMissingError({ repository: this.#job.name.toString(), ...missing });
   }
 
   /** An artifact tag: excluded by name, for as long as the longest interval (it cannot change). */
@@ -304,13 +306,11 @@ export class TagRefresher {
       );
     } catch (error) {
       const reason = summarizeError(error).message;
-      throw new StoreWriteError(
+      throw new StoreWriteError({
         key,
-        `storing ${this.#job.name.toString()}@${digest ?? "?"} failed: ${reason}`,
-        {
-          cause: error,
-        },
-      );
+        message: `storing ${this.#job.name.toString()}@${digest ?? "?"} failed: ${reason}`,
+        cause: error,
+      });
     }
     return { id, digest: entry.info?.digest ?? digest };
   }

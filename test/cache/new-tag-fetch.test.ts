@@ -88,14 +88,14 @@ describe("NewTagFetchPlan", () => {
     const sharing = new HostSharing();
     const host = "registry.example";
     // A repository scanned again and again counts once, with its last counts.
-    for (let i = 0; i < 10; i++) sharing.record(host, "quiet", 40, 0);
-    sharing.record(host, "b", 40, 40);
-    sharing.record(host, "c", 40, 40);
+    for (let i = 0; i < 10; i++) sharing.record({ host, repository: "quiet", tags: 40, shared: 0 });
+    sharing.record({ host, repository: "b", tags: 40, shared: 40 });
+    sharing.record({ host, repository: "c", tags: 40, shared: 40 });
     assert.equal(plan({ history: sharing }).chooseHeadFirst(), true, "2 of 3 repositories share");
     // A huge repository counts as one sample, not as thousands of tags.
-    sharing.record(host, "huge", 100_000, 0);
+    sharing.record({ host, repository: "huge", tags: 100_000, shared: 0 });
     assert.equal(plan({ history: sharing }).chooseHeadFirst(), false, "half is not more than half");
-    sharing.record(host, "huge", 100_000, 90_000);
+    sharing.record({ host, repository: "huge", tags: 100_000, shared: 90_000 });
     assert.equal(
       plan({ history: sharing }).chooseHeadFirst(),
       true,

@@ -46,12 +46,12 @@ class FakeRegistry implements Registry {
     const n = name.toString();
     if (n === COLD) throw new NotCachedError(n);
     if (n === BROKEN)
-      throw new CachedFetchError(
-        n,
-        "UNAUTHORIZED",
-        "authentication failed for localhost:5000",
-        new Date(),
-      );
+      throw new CachedFetchError({
+        repository: n,
+        code: "UNAUTHORIZED",
+        originalMessage: "authentication failed for localhost:5000",
+        at: new Date(),
+      });
     if (n === "localhost:5000/team/crash")
       throw new Error("secret internal detail at /src/x.ts:12");
     if (n === SLOW_READ) {
@@ -68,7 +68,10 @@ class FakeRegistry implements Registry {
   }
   async getImage(ref: ImageRef): Promise<ImageInfo> {
     if (ref.tag === "excluded")
-      throw new ImageExcludedError(ref.toString(), "no linux/amd64 manifest");
+      throw new ImageExcludedError({
+        ref: ref.toString(),
+        excludedReason: "no linux/amd64 manifest",
+      });
     return info(ref.toString());
   }
 }

@@ -29,23 +29,36 @@ export async function getWithCas(
   client: MemcachedClient,
   key: string,
 ): Promise<CasItem | undefined> {
-  const response = await exchange(client, "GET", OP_GET, key, Buffer.alloc(0), Buffer.alloc(0));
+  const response = await exchange(client, { operation: "GET", opcode: OP_GET, key });
   if (response.header.status === STATUS_KEY_NOT_FOUND) return undefined;
   check("GET", response.header.status);
   return { value: Buffer.from(response.val), cas: Buffer.from(response.header.cas) };
 }
 
+/** What {@link setIfUnchanged} writes, and the CAS value the item must still have. */
+export interface UnchangedSet {
+  key: string;
+  value: Buffer;
+  /** Memcached's expiry: seconds up to 30 days, a Unix time beyond. */
+  expires: number;
+  cas: Buffer;
+}
+
 /** Stores `value` only if the item still has CAS value `cas`; true when stored. */
 export async function setIfUnchanged(
   client: MemcachedClient,
-  key: string,
-  value: Buffer,
-  expires: number,
-  cas: Buffer,
+  { key, value, expires, cas }: UnchangedSet,
 ): Promise<boolean> {
   const extras = Buffer.alloc(8);
   extras.writeUInt32BE(expires >>> 0, 4);
-  const response = await exchange(client, "SET", OP_SET, key, extras, value, cas);
+  const response = await exchange(client, {
+    operation: "SET",
+    opcode: OP_SET,
+    key,
+    extras,
+    value,
+    cas,
+  });
   return applied("SET", response.header.status);
 }
 
@@ -55,8 +68,7 @@ export async function deleteIfUnchanged(
   key: string,
   cas: Buffer,
 ): Promise<boolean> {
-  const none = Buffer.alloc(0);
-  const response = await exchange(client, "DELETE", OP_DELETE, key, none, none, cas);
+  const response = await exchange(client, { operation: "DELETE", opcode: OP_DELETE, key, cas });
   return applied("DELETE", response.header.status);
 }
 
@@ -70,25 +82,34 @@ function check(operation: string, status: number) {
   if (status !== STATUS_OK) throw new MemcachedStatusError(operation, status);
 }
 
+/** One binary-protocol request; extras and value are empty when left out. */
+interface CasRequest {
+  /** The command's name, for errors, e.g. `SET`. */
+  operation: string;
+  opcode: number;
+  key: string;
+  extras?: Buffer | undefined;
+  value?: Buffer | undefined;
+  /** The CAS value the item must still have; any when left out. */
+  cas?: Buffer | undefined;
+}
+
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Sends one request on the client's (single) server and resolves with its response, on
  * memjs's connection and its per-request timeout; connection errors reject.
  */
-function exchange(
-  client: MemcachedClient,
-  operation: string,
-  opcode: number,
-  key: string,
-  extras: Buffer,
-  value: Buffer,
-  cas?: Buffer,
-): Promise<memjs.Response> {
+function exchange(client: MemcachedClient, req: CasRequest): Promise<memjs.Response> {
   const server = client.servers[0];
-  if (!server) return Promise.reject(new Error(`memcached client has no server for ${operation}`));
+  if (!server) {
+    return Promise.reject(new Error(`memcached client has no server for ${req.operation}`));
+  }
   client.incrSeq();
   const opaque = client.seq;
+  const { opcode, key, extras = EMPTY, value = EMPTY } = req;
   const request = memjs.Utils.makeRequestBuffer(opcode, key, extras, value, opaque);
-  cas?.copy(request, 16);
+  req.cas?.copy(request, 16);
   return new Promise((resolve, reject) => {
     server.onResponse(opaque, resolve);
     server.onError(opaque, (err: Error | string) =>

@@ -46,9 +46,12 @@ export interface FramedValue {
   chunkHead?: ChunkHead;
 }
 
-/** The key of chunk `index` of the value at `key` written with `id`. */
-export function chunkKey(key: string, id: string, index: number): string {
-  return `${key}:chunk:${id}:${index}`;
+/**
+ * The key of chunk `index` of the value at `key` written with `head`'s id (the head itself,
+ * not its id, so the two strings cannot be passed the wrong way round).
+ */
+export function chunkKey(key: string, head: Pick<ChunkHead, "id">, index: number): string {
+  return `${key}:chunk:${head.id}:${index}`;
 }
 
 /**

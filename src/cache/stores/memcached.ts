@@ -53,6 +53,24 @@ export interface MemcachedStoreOptions {
   logger?: StoreLogger | undefined;
 }
 
+/** One item {@link MemcachedStore} writes: a value's head, or one of its chunks. */
+interface ItemWrite {
+  /** The store key (not yet a memcached key). */
+  key: string;
+  item: Buffer;
+  /** Memcached's expiry: seconds up to 30 days, a Unix time beyond. */
+  expires: number;
+  opts: OperationOptions | undefined;
+}
+
+/** One memcached command of a store operation. */
+interface ServerCommand<T> {
+  /** The store operation it is part of, named in errors, e.g. `get`. */
+  operation: string;
+  opts: OperationOptions | undefined;
+  run: (client: MemcachedClient) => Promise<T>;
+}
+
 /** A store on one or more memcached servers. */
 export class MemcachedStore implements Store {
   readonly #source: ServerSource;
@@ -117,7 +135,12 @@ export class MemcachedStore implements Store {
     const items = new Map<string, Buffer>();
     await mapBounded(requests, GET_MANY_CONCURRENCY, async ({ server, batch }) => {
       this.#check(opts);
-      const hits = await this.#onServer("getMany", server, opts, (c) => multiGetTwice(c, batch));
+      const hits = await this.#onServer({
+        operation: "getMany",
+        server,
+        opts,
+        run: (c) => multiGetTwice(c, batch),
+      });
       for (const [mk, item] of hits) {
         const key = keyOf.get(mk);
         if (key !== undefined) items.set(key, item);
@@ -144,7 +167,7 @@ export class MemcachedStore implements Store {
       const { head } = frame;
       const indexes = Array.from({ length: head.count }, (_, i) => i);
       const items = await mapBounded(indexes, CHUNK_CONCURRENCY, (i) =>
-        this.#getItem(chunkKey(key, head.id, i), opts),
+        this.#getItem(chunkKey(key, head, i), opts),
       );
       envelope = await joinChunks(head, items);
       if (!envelope) {
@@ -163,12 +186,17 @@ export class MemcachedStore implements Store {
     this.#check(opts);
     const framed = await frameValue(encodeEnvelope(deadline, value), this.#itemBytes);
     if (framed.size > this.#maxValueBytes) {
-      throw new ValueTooLargeError(this.#name, key, framed.size, this.#maxValueBytes);
+      throw new ValueTooLargeError({
+        store: this.#name,
+        key,
+        size: framed.size,
+        limit: this.#maxValueBytes,
+      });
     }
     const expires = memcachedExpiry(expiryMs(deadline) / 1000);
     const { chunkHead } = framed;
     if (!chunkHead) {
-      await this.#setItem(key, framed.head, expires, opts);
+      await this.#setItem({ key, item: framed.head, expires, opts });
       return;
     }
     // The value this write replaces, read first: a repository rewritten every pass would
@@ -178,9 +206,9 @@ export class MemcachedStore implements Store {
     // Chunks first: a reader that sees the new head finds every chunk it names.
     const chunkExpires = memcachedExpiry(expiryMs(deadline) / 1000 + CHUNK_GRACE_S);
     await mapBounded(framed.chunks, CHUNK_CONCURRENCY, (chunk, i) =>
-      this.#setItem(chunkKey(key, chunkHead.id, i), chunk, chunkExpires, opts),
+      this.#setItem({ key: chunkKey(key, chunkHead, i), item: chunk, expires: chunkExpires, opts }),
     );
-    await this.#setItem(key, framed.head, expires, opts);
+    await this.#setItem({ key, item: framed.head, expires, opts });
     if (replaced && replaced.id !== chunkHead.id) await this.#retire(key, replaced, opts);
   }
 
@@ -201,8 +229,8 @@ export class MemcachedStore implements Store {
     const indexes = Array.from({ length: head.count }, (_, i) => i);
     try {
       await mapBounded(indexes, CHUNK_CONCURRENCY, (i) => {
-        const mk = memcachedKey(chunkKey(key, head.id, i));
-        return this.#op("set", mk, opts, (c) => c.touch(mk, CHUNK_GRACE_S));
+        const mk = memcachedKey(chunkKey(key, head, i));
+        return this.#op({ operation: "set", mk, opts, run: (c) => c.touch(mk, CHUNK_GRACE_S) });
       });
     } catch (err) {
       this.#logger.debug(
@@ -219,29 +247,46 @@ export class MemcachedStore implements Store {
     const expires = memcachedExpiry(ttlMs / 1000 + LEASE_CLOCK_MARGIN_S);
     const mk = memcachedKey(key);
     const mine = Buffer.from(owner);
-    const added = await this.#op("acquire", mk, opts, (c) => c.add(mk, mine, { expires }));
+    const added = await this.#op({
+      operation: "acquire",
+      mk,
+      opts,
+      run: (c) => c.add(mk, mine, { expires }),
+    });
     if (added) return true;
     // Held already: ours to extend if we are the holder. The extension applies only while
     // the item is the one just read, so a lease that expired and was taken by another
     // replica in between is theirs, not overwritten.
-    const held = await this.#op("acquire", mk, opts, (c) => getWithCas(c, mk));
+    const held = await this.#op({ operation: "acquire", mk, opts, run: (c) => getWithCas(c, mk) });
     if (!held?.value.equals(mine)) return false;
-    return this.#op("acquire", mk, opts, (c) => setIfUnchanged(c, mk, mine, expires, held.cas));
+    return this.#op({
+      operation: "acquire",
+      mk,
+      opts,
+      run: (c) => setIfUnchanged(c, { key: mk, value: mine, expires, cas: held.cas }),
+    });
   }
 
   async release(key: string, owner: string, opts?: OperationOptions) {
     const mk = memcachedKey(key);
-    const held = await this.#op("release", mk, opts, (c) => getWithCas(c, mk));
+    const held = await this.#op({ operation: "release", mk, opts, run: (c) => getWithCas(c, mk) });
     if (!held?.value.equals(Buffer.from(owner))) return;
     // Compare-and-delete: a lease taken over since the read is left to its new holder.
-    await this.#op("release", mk, opts, (c) => deleteIfUnchanged(c, mk, held.cas));
+    await this.#op({
+      operation: "release",
+      mk,
+      opts,
+      run: (c) => deleteIfUnchanged(c, mk, held.cas),
+    });
   }
 
   async ping(opts?: OperationOptions) {
     this.#check(opts);
     const servers = await this.#currentServers(opts);
     await Promise.all(
-      servers.map((server) => this.#onServer("ping", server, opts, (c) => c.get("regscan:ping"))),
+      servers.map((server) =>
+        this.#onServer({ operation: "ping", server, opts, run: (c) => c.get("regscan:ping") }),
+      ),
     );
   }
 
@@ -255,23 +300,35 @@ export class MemcachedStore implements Store {
 
   async #getItem(key: string, opts: OperationOptions | undefined): Promise<Buffer | undefined> {
     const mk = memcachedKey(key);
-    const got = await this.#op("get", mk, opts, (c) => c.get(mk));
+    const got = await this.#op({ operation: "get", mk, opts, run: (c) => c.get(mk) });
     return got.value ?? undefined;
   }
 
-  async #setItem(key: string, item: Buffer, expires: number, opts: OperationOptions | undefined) {
+  /** Writes one item (a head or a chunk) as it is. */
+  async #setItem({ key, item, expires, opts }: ItemWrite) {
     const mk = memcachedKey(key);
     let ok: boolean;
     try {
-      ok = await this.#op("set", mk, opts, (c) => c.set(mk, item, { expires }));
+      ok = await this.#op({ operation: "set", mk, opts, run: (c) => c.set(mk, item, { expires }) });
     } catch (err) {
       // The server's item size (`-I`) is smaller than the one this store was told.
       if (err instanceof StoreOperationError && /Value too large/i.test(err.message)) {
-        throw new ValueTooLargeError(this.#name, key, item.byteLength, this.#itemBytes);
+        throw new ValueTooLargeError({
+          store: this.#name,
+          key,
+          size: item.byteLength,
+          limit: this.#itemBytes,
+        });
       }
       throw err;
     }
-    if (!ok) throw new StoreOperationError(this.#name, "set", `server did not store "${key}"`);
+    if (!ok) {
+      throw new StoreOperationError({
+        store: this.#name,
+        operation: "set",
+        detail: `server did not store "${key}"`,
+      });
+    }
   }
 
   async #currentServers(opts: OperationOptions | undefined): Promise<readonly string[]> {
@@ -282,31 +339,29 @@ export class MemcachedStore implements Store {
       await raceAbort(this.#source.refresh(), opts?.signal);
       servers = this.#source.servers();
     }
-    if (servers.length === 0) throw new StoreUnavailableError(this.#name, "no servers known");
+    if (servers.length === 0) {
+      throw new StoreUnavailableError({ store: this.#name, detail: "no servers known" });
+    }
     return servers;
   }
 
   /** Runs one command on the server that holds memcached key `mk`. */
-  async #op<T>(
-    operation: string,
-    mk: string,
-    opts: OperationOptions | undefined,
-    command: (client: MemcachedClient) => Promise<T>,
-  ): Promise<T> {
-    this.#check(opts);
-    const servers = await this.#currentServers(opts);
-    return this.#onServer(operation, serverFor(mk, servers)!, opts, command);
+  async #op<T>(command: ServerCommand<T> & { mk: string }): Promise<T> {
+    this.#check(command.opts);
+    const servers = await this.#currentServers(command.opts);
+    return this.#onServer({ ...command, server: serverFor(command.mk, servers)! });
   }
 
-  async #onServer<T>(
-    operation: string,
-    server: string,
-    opts: OperationOptions | undefined,
-    command: (client: MemcachedClient) => Promise<T>,
-  ): Promise<T> {
-    const work = withTimeout(command(this.#client(server)), {
+  /** Runs one command on `server`, bounded by the store's timeout and the caller's signal. */
+  async #onServer<T>(command: ServerCommand<T> & { server: string }): Promise<T> {
+    const { operation, server, opts } = command;
+    const work = withTimeout(command.run(this.#client(server)), {
       ms: this.#timeoutMs,
-      onTimeout: () => new StoreUnavailableError(this.#describe(server), `${operation} timed out`),
+      onTimeout: () =>
+        new StoreUnavailableError({
+          store: this.#describe(server),
+          detail: `${operation} timed out`,
+        }),
     });
     try {
       return await raceAbort(work, opts?.signal);
@@ -314,9 +369,18 @@ export class MemcachedStore implements Store {
       if (err instanceof StoreUnavailableError || err === opts?.signal?.reason) throw err;
       const message = (err as Error).message ?? String(err);
       if (/^MemJS [A-Z]+:/.test(message)) {
-        throw new StoreOperationError(this.#name, operation, message, { cause: err });
+        throw new StoreOperationError({
+          store: this.#name,
+          operation,
+          detail: message,
+          cause: err,
+        });
       }
-      throw new StoreUnavailableError(this.#describe(server), message, { cause: err });
+      throw new StoreUnavailableError({
+        store: this.#describe(server),
+        detail: message,
+        cause: err,
+      });
     }
   }
 

@@ -173,7 +173,12 @@ export class RedisStore implements Store {
   async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
     const stored = encodeEnvelope(deadline, value);
     if (stored.byteLength > this.#maxValueBytes) {
-      throw new ValueTooLargeError(this.#name, key, stored.byteLength, this.#maxValueBytes);
+      throw new ValueTooLargeError({
+        store: this.#name,
+        key,
+        size: stored.byteLength,
+        limit: this.#maxValueBytes,
+      });
     }
     const px = Math.ceil(expiryMs(deadline));
     await this.#run("set", opts, (c) => c.set(key, stored, "PX", px));
@@ -248,7 +253,8 @@ export class RedisStore implements Store {
     if (this.#closed) throw new StoreClosedError(this.#name);
     const work = withTimeout(command(this.#client), {
       ms: this.#timeoutMs,
-      onTimeout: () => new StoreUnavailableError(this.#name, `${operation} timed out`),
+      onTimeout: () =>
+        new StoreUnavailableError({ store: this.#name, detail: `${operation} timed out` }),
     });
     try {
       return await raceAbort(work, opts?.signal);
@@ -261,9 +267,9 @@ export class RedisStore implements Store {
         // ioredis says only that its retries ran out; the connection's own error (e.g.
         // `connect ECONNREFUSED 127.0.0.1:1`) is what the operator can act on.
         const why = retriesSpent && this.#connectionError ? this.#connectionError : message;
-        throw new StoreUnavailableError(this.#name, why, { cause });
+        throw new StoreUnavailableError({ store: this.#name, detail: why, cause });
       }
-      throw new StoreOperationError(this.#name, operation, message, { cause });
+      throw new StoreOperationError({ store: this.#name, operation, detail: message, cause });
     }
   }
 }

@@ -93,7 +93,11 @@ export class SqliteStore implements Store {
     } catch (err) {
       // A file that is not a database (or a locked one) must not keep its handle open.
       db?.close();
-      throw new StoreUnavailableError(this.#name, (err as Error).message, { cause: err });
+      throw new StoreUnavailableError({
+        store: this.#name,
+        detail: (err as Error).message,
+        cause: err,
+      });
     }
     this.#db = db;
     this.#stmts = {
@@ -185,7 +189,7 @@ export class SqliteStore implements Store {
     try {
       return work();
     } catch (err) {
-      throw sqliteFailure(this.#name, operation, err);
+      throw sqliteFailure({ store: this.#name, operation, err });
     }
   }
 
@@ -210,15 +214,22 @@ export class SqliteStore implements Store {
  * an operation that failed. SQLite reports extended codes (`SQLITE_IOERR_SHORT_READ`,
  * `SQLITE_BUSY_SNAPSHOT`), so the primary code is their prefix.
  */
-export function sqliteFailure(
-  store: string,
-  operation: string,
-  err: unknown,
-): StoreUnavailableError | StoreOperationError {
+export function sqliteFailure({
+  store,
+  operation,
+  err,
+}: {
+  /** The store's name, e.g. `sqlite:/var/cache/regscan.db`. */
+  store: string;
+  /** The store operation, e.g. `set`. */
+  operation: string;
+  /** What better-sqlite3 threw. */
+  err: unknown;
+}): StoreUnavailableError | StoreOperationError {
   const code = String((err as { code?: unknown }).code ?? "");
   const message = (err as Error).message ?? String(err);
   if (/^SQLITE_(BUSY|LOCKED|CANTOPEN|IOERR|FULL)(_|$)/.test(code)) {
-    return new StoreUnavailableError(store, message, { cause: err });
+    return new StoreUnavailableError({ store, detail: message, cause: err });
   }
-  return new StoreOperationError(store, operation, message, { cause: err });
+  return new StoreOperationError({ store, operation, detail: message, cause: err });
 }

@@ -26,8 +26,18 @@ function exchange(address: string, command: Buffer, done: RegExp): Promise<strin
   });
 }
 
-/** Stores `bytes` under `key` as they are. */
-export async function rawSet(address: string, key: string, bytes: Buffer, ttlS = 600) {
+/** Stores `bytes` under `key` (a memcached key) on the server at `address`, as they are. */
+export async function rawSet({
+  address,
+  key,
+  bytes,
+  ttlS = 600,
+}: {
+  address: string;
+  key: string;
+  bytes: Buffer;
+  ttlS?: number | undefined;
+}) {
   const head = Buffer.from(`set ${key} 0 ${ttlS} ${bytes.byteLength}\r\n`);
   const reply = await exchange(address, Buffer.concat([head, bytes, Buffer.from("\r\n")]), /\r\n$/);
   if (!reply.startsWith("STORED")) throw new Error(`raw set failed: ${reply}`);

@@ -37,7 +37,7 @@ storeContract("memcached", () => ({
   a,
   b,
   logs: lines,
-  writeRaw: (key, bytes) => rawSet(server.address, memcachedKey(key), bytes),
+  writeRaw: (key, bytes) => rawSet({ address: server.address, key: memcachedKey(key), bytes }),
   leaseTtlMs: 1000,
   // Whole seconds, plus the two seconds the store adds for memcached's possibly late clock.
   leaseSlackMs: 3000,
@@ -121,11 +121,11 @@ test("memcached: incompressible values past the item size are chunked, and a los
       return got.subarray(1).toString("utf8");
     })(),
   ) as { id: string };
-  await rawSet(
-    server.address,
-    memcachedKey(`${key}:chunk:${head.id}:1`),
-    Buffer.from([4, 1, 2, 3]),
-  );
+  await rawSet({
+    address: server.address,
+    key: memcachedKey(`${key}:chunk:${head.id}:1`),
+    bytes: Buffer.from([4, 1, 2, 3]),
+  });
   assert.equal(await a.get(key), undefined);
 });
 
@@ -184,7 +184,11 @@ test("memcached: getMany reads chunked, compressed, hashed and small values toge
   const head = JSON.parse(
     (await rawGet(server.address, memcachedKey(keys.lost))).subarray(1).toString("utf8"),
   ) as { id: string };
-  await rawSet(server.address, memcachedKey(`${keys.lost}:chunk:${head.id}:0`), Buffer.of(4, 9));
+  await rawSet({
+    address: server.address,
+    key: memcachedKey(`${keys.lost}:chunk:${head.id}:0`),
+    bytes: Buffer.of(4, 9),
+  });
   const missing = uniqueKey("many-missing");
   const got = await b.getMany([
     keys.small,
@@ -270,7 +274,7 @@ test("memcached: stopped, operations fail fast with STORE_UNAVAILABLE; restarted
     const key = uniqueKey("outage");
     await store.set(key, new Date(Date.now() + 60_000), Buffer.from("before"));
     await server.stop();
-    await assertFailsFast(store, key, server.address);
+    await assertFailsFast({ store, key, address: server.address });
     await server.start();
     await assertRecovers(store, key, 50);
     await new Promise((r) => setTimeout(r, 100));
@@ -489,7 +493,7 @@ test("memcached: a lease taken over between the holder's read and its renewal or
     proxy.holdAfter(1);
     const releasing = slow.release(released, "old-holder");
     await proxy.holding();
-    await rawSet(server.address, mk, Buffer.from("new-holder"), 60);
+    await rawSet({ address: server.address, key: mk, bytes: Buffer.from("new-holder"), ttlS: 60 });
     proxy.open();
     await releasing;
     assert.equal((await rawGet(server.address, mk)).toString(), "new-holder");
@@ -501,7 +505,7 @@ test("memcached: a lease taken over between the holder's read and its renewal or
     proxy.holdAfter(2);
     const renewing = slow.acquire(renewed, 60_000, "old-holder");
     await proxy.holding();
-    await rawSet(server.address, rk, Buffer.from("new-holder"), 60);
+    await rawSet({ address: server.address, key: rk, bytes: Buffer.from("new-holder"), ttlS: 60 });
     proxy.open();
     assert.equal(await renewing, false, "the old holder no longer holds it");
     assert.equal((await rawGet(server.address, rk)).toString(), "new-holder");

@@ -201,7 +201,12 @@ test("redis: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, th
     const key = uniqueKey("outage");
     await store.set(key, new Date(Date.now() + 60_000), Buffer.from("before"));
     await server.stop();
-    await assertFailsFast(store, key, `127\\.0\\.0\\.1:${server.port}`, { release: true });
+    await assertFailsFast({
+      store,
+      key,
+      address: `127\\.0\\.0\\.1:${server.port}`,
+      release: true,
+    });
     await server.start();
     await assertRecovers(store, key, 100);
     assert.ok(

@@ -135,11 +135,22 @@ test("sqlite: extended SQLite error codes of an outage are STORE_UNAVAILABLE", (
     "SQLITE_FULL",
   ]) {
     const err = Object.assign(new Error("disk trouble"), { code });
-    assert.equal(sqliteFailure("sqlite:x", "set", err).code, "STORE_UNAVAILABLE", code);
+    assert.equal(
+      sqliteFailure({ store: "sqlite:x", operation: "set", err }).code,
+      "STORE_UNAVAILABLE",
+      code,
+    );
   }
   const constraint = Object.assign(new Error("bad"), { code: "SQLITE_CONSTRAINT_NOTNULL" });
-  assert.equal(sqliteFailure("sqlite:x", "set", constraint).code, "STORE_ERROR");
-  assert.equal(sqliteFailure("sqlite:x", "set", new Error("no code")).code, "STORE_ERROR");
+  assert.equal(
+    sqliteFailure({ store: "sqlite:x", operation: "set", err: constraint }).code,
+    "STORE_ERROR",
+  );
+  const uncoded = new Error("no code");
+  assert.equal(
+    sqliteFailure({ store: "sqlite:x", operation: "set", err: uncoded }).code,
+    "STORE_ERROR",
+  );
 });
 
 test("sqlite: SIGKILL mid-writes leaves a consistent database holding every committed write", async () => {

@@ -283,12 +283,15 @@ export function storeContract(
  * The outage half of Acceptance 3: with its server stopped, every operation of `store`
  * fails with STORE_UNAVAILABLE, fast (a write's message naming the server at `address`).
  */
-export async function assertFailsFast(
-  store: Store,
-  key: string,
-  address: string,
-  opts: { release?: boolean } = {},
-): Promise<void> {
+export async function assertFailsFast(outage: {
+  store: Store;
+  key: string;
+  /** A regular expression the failed write's message must match: the server's address. */
+  address: string;
+  /** Whether `release` is checked to fail too. */
+  release?: boolean | undefined;
+}): Promise<void> {
+  const { store, key, address } = outage;
   const started = Date.now();
   await assert.rejects(store.get(key), { code: "STORE_UNAVAILABLE" });
   await assert.rejects(store.set(key, new Date(), Buffer.from("during")), {
@@ -296,7 +299,7 @@ export async function assertFailsFast(
     message: new RegExp(address),
   });
   await assert.rejects(store.acquire(key, 1000, "me"), { code: "STORE_UNAVAILABLE" });
-  if (opts.release) {
+  if (outage.release) {
     await assert.rejects(store.release(key, "me"), { code: "STORE_UNAVAILABLE" });
   }
   await assert.rejects(store.ping(), { code: "STORE_UNAVAILABLE" });
