@@ -162,39 +162,49 @@ describe("API server", () => {
   const auth = { authorization: `Bearer ${TOKEN}` };
 
   test("health and readiness need no token; readiness follows the store", async () => {
-    assert.equal((await call(port, "GET", "/healthz")).status, 200);
-    assert.equal((await call(port, "GET", "/readyz")).status, 200);
+    assert.equal((await call({ port, method: "GET", path: "/healthz" })).status, 200);
+    assert.equal((await call({ port, method: "GET", path: "/readyz" })).status, 200);
     ready = false;
-    const down = await call(port, "GET", "/readyz");
+    const down = await call({ port, method: "GET", path: "/readyz" });
     ready = true;
     assert.equal(down.status, 503);
     assert.equal(json(down).code, "STORE_UNAVAILABLE");
   });
 
   test("/metrics serves Prometheus text without a token", async () => {
-    await call(port, "GET", "/v1/repositories", auth);
-    const m = await call(port, "GET", "/metrics");
+    await call({ port, method: "GET", path: "/v1/repositories", headers: auth });
+    const m = await call({ port, method: "GET", path: "/metrics" });
     assert.equal(m.status, 200);
     assert.match(String(m.headers["content-type"]), /text\/plain/);
     assert.match(m.body, /regscan_api_requests_total\{route="repositories",status="200"\}/);
   });
 
   test("/v1 requires the bearer token", async () => {
-    const none = await call(port, "GET", "/v1/repositories");
+    const none = await call({ port, method: "GET", path: "/v1/repositories" });
     assert.equal(none.status, 401);
     assert.equal(json(none).code, "UNAUTHORIZED");
     assert.match(String(none.headers["www-authenticate"]), /^Bearer/);
-    const wrong = await call(port, "GET", "/v1/repositories", {
-      authorization: `Bearer ${TOKEN}x`,
+    const wrong = await call({
+      port,
+      method: "GET",
+      path: "/v1/repositories",
+      headers: {
+        authorization: `Bearer ${TOKEN}x`,
+      },
     });
     assert.equal(wrong.status, 401);
     assert.ok(!wrong.body.includes(TOKEN));
-    const basic = await call(port, "GET", "/v1/repositories", { authorization: `Basic ${TOKEN}` });
+    const basic = await call({
+      port,
+      method: "GET",
+      path: "/v1/repositories",
+      headers: { authorization: `Basic ${TOKEN}` },
+    });
     assert.equal(basic.status, 401);
   });
 
   test("GET /v1/repositories lists statuses", async () => {
-    const a = await call(port, "GET", "/v1/repositories", auth);
+    const a = await call({ port, method: "GET", path: "/v1/repositories", headers: auth });
     assert.equal(a.status, 200);
     const body = json(a) as { repositories: Array<Record<string, unknown>> };
     assert.equal(body.repositories[0]?.name, APP);
@@ -208,7 +218,7 @@ describe("API server", () => {
 
   test("a repository by raw path or percent-encoded name", async () => {
     for (const path of [`/v1/repositories/${APP}`, `/v1/repositories/${encodeURIComponent(APP)}`]) {
-      const a = await call(port, "GET", path, auth);
+      const a = await call({ port, method: "GET", path, headers: auth });
       assert.equal(a.status, 200, a.body);
       const body = json(a) as {
         name: string;
@@ -223,22 +233,42 @@ describe("API server", () => {
   });
 
   test("unwatched 404, not cached 503 with Retry-After, never succeeded 502 with its error", async () => {
-    const unwatched = await call(port, "GET", "/v1/repositories/alpine", auth);
+    const unwatched = await call({
+      port,
+      method: "GET",
+      path: "/v1/repositories/alpine",
+      headers: auth,
+    });
     assert.equal(unwatched.status, 404);
     assert.equal(json(unwatched).code, "NOT_WATCHED");
     assert.match(String(json(unwatched).message), /docker\.io\/library\/alpine/);
-    const cold = await call(port, "GET", `/v1/repositories/${COLD}`, auth);
+    const cold = await call({
+      port,
+      method: "GET",
+      path: `/v1/repositories/${COLD}`,
+      headers: auth,
+    });
     assert.equal(cold.status, 503);
     assert.equal(cold.headers["retry-after"], "5");
     assert.equal(json(cold).code, "NOT_CACHED");
-    const broken = await call(port, "GET", `/v1/repositories/${BROKEN}`, auth);
+    const broken = await call({
+      port,
+      method: "GET",
+      path: `/v1/repositories/${BROKEN}`,
+      headers: auth,
+    });
     assert.equal(broken.status, 502);
     assert.equal(json(broken).code, "UNAUTHORIZED");
     assert.match(String(json(broken).message), /authentication failed/);
   });
 
   test("an unexpected error is a 500 without details", async () => {
-    const a = await call(port, "GET", "/v1/repositories/localhost:5000/team/crash", auth);
+    const a = await call({
+      port,
+      method: "GET",
+      path: "/v1/repositories/localhost:5000/team/crash",
+      headers: auth,
+    });
     assert.equal(a.status, 500);
     assert.equal(json(a).code, "INTERNAL");
     assert.ok(!a.body.includes("secret internal detail"));
@@ -246,32 +276,57 @@ describe("API server", () => {
   });
 
   test("images: info, excluded, invalid reference", async () => {
-    const a = await call(port, "GET", `/v1/images/${APP}:v1`, auth);
+    const a = await call({ port, method: "GET", path: `/v1/images/${APP}:v1`, headers: auth });
     assert.equal(a.status, 200);
     assert.equal(json(a).ref, `${APP}:v1`);
-    const ex = await call(port, "GET", `/v1/images/${encodeURIComponent(`${APP}:excluded`)}`, auth);
+    const ex = await call({
+      port,
+      method: "GET",
+      path: `/v1/images/${encodeURIComponent(`${APP}:excluded`)}`,
+      headers: auth,
+    });
     assert.equal(ex.status, 404);
     assert.equal(json(ex).excludedReason, "no linux/amd64 manifest");
-    const bad = await call(port, "GET", "/v1/images/UPPER/Case", auth);
+    const bad = await call({ port, method: "GET", path: "/v1/images/UPPER/Case", headers: auth });
     assert.equal(bad.status, 400);
     assert.equal(json(bad).code, "INVALID_IMAGE_REF");
   });
 
   test("POST refresh queues a priority refresh", async () => {
-    const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth);
+    const a = await call({
+      port,
+      method: "POST",
+      path: `/v1/repositories/${APP}/refresh`,
+      headers: auth,
+    });
     assert.equal(a.status, 202);
     assert.equal(json(a).refresh, "started");
     assert.deepEqual(warmer.prioritized, [APP]);
-    const unwatched = await call(port, "POST", "/v1/repositories/alpine/refresh", auth);
+    const unwatched = await call({
+      port,
+      method: "POST",
+      path: "/v1/repositories/alpine/refresh",
+      headers: auth,
+    });
     assert.equal(unwatched.status, 404);
-    const wrongMethod = await call(port, "DELETE", `/v1/repositories/${APP}`, auth);
+    const wrongMethod = await call({
+      port,
+      method: "DELETE",
+      path: `/v1/repositories/${APP}`,
+      headers: auth,
+    });
     assert.equal(wrongMethod.status, 405);
     assert.equal(wrongMethod.headers.allow, "GET, HEAD, OPTIONS");
   });
 
   test("GET of the refresh action is 405 with Allow: POST, OPTIONS, not an unwatched repository", async () => {
     for (const method of ["GET", "HEAD"]) {
-      const a = await call(port, method, `/v1/repositories/${APP}/refresh`, auth);
+      const a = await call({
+        port,
+        method,
+        path: `/v1/repositories/${APP}/refresh`,
+        headers: auth,
+      });
       assert.equal(a.status, 405, `${method}: ${a.body}`);
       assert.equal(a.headers.allow, "POST, OPTIONS");
       if (method === "GET") assert.equal(json(a).code, "METHOD_NOT_ALLOWED");
@@ -305,7 +360,13 @@ describe("API server", () => {
   });
 
   test("request bodies are bounded", async () => {
-    const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth, "x".repeat(500));
+    const a = await call({
+      port,
+      method: "POST",
+      path: `/v1/repositories/${APP}/refresh`,
+      headers: auth,
+      body: "x".repeat(500),
+    });
     assert.equal(a.status, 413);
     assert.equal(json(a).code, "PAYLOAD_TOO_LARGE");
   });
@@ -338,7 +399,7 @@ describe("API server", () => {
   });
 
   test("unknown paths are JSON 404s", async () => {
-    const a = await call(port, "GET", "/nope", auth);
+    const a = await call({ port, method: "GET", path: "/nope", headers: auth });
     assert.equal(a.status, 404);
     assert.equal(json(a).code, "NOT_FOUND");
   });
@@ -346,11 +407,13 @@ describe("API server", () => {
   test("clients are rate-bounded on /v1, not on health", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++)
-      statuses.push((await call(limitedPort, "GET", "/v1/repositories")).status);
+      statuses.push(
+        (await call({ port: limitedPort, method: "GET", path: "/v1/repositories" })).status,
+      );
     assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
-    const last = await call(limitedPort, "GET", "/v1/repositories");
+    const last = await call({ port: limitedPort, method: "GET", path: "/v1/repositories" });
     assert.ok(Number(last.headers["retry-after"]) >= 1);
-    assert.equal((await call(limitedPort, "GET", "/healthz")).status, 200);
+    assert.equal((await call({ port: limitedPort, method: "GET", path: "/healthz" })).status, 200);
   });
 
   test("no token appears in the logs", () => {
@@ -358,27 +421,47 @@ describe("API server", () => {
   });
 
   test("HEAD answers like GET without a body; OPTIONS lists the methods", async () => {
-    const head = await call(port, "HEAD", `/v1/repositories/${APP}`, auth);
+    const head = await call({
+      port,
+      method: "HEAD",
+      path: `/v1/repositories/${APP}`,
+      headers: auth,
+    });
     assert.equal(head.status, 200);
     assert.equal(head.body, "");
     assert.ok(Number(head.headers["content-length"]) > 0);
-    assert.equal((await call(port, "HEAD", "/healthz")).status, 200);
-    assert.equal((await call(port, "HEAD", "/metrics")).status, 200);
-    const options = await call(port, "OPTIONS", "/v1/repositories");
+    assert.equal((await call({ port, method: "HEAD", path: "/healthz" })).status, 200);
+    assert.equal((await call({ port, method: "HEAD", path: "/metrics" })).status, 200);
+    const options = await call({ port, method: "OPTIONS", path: "/v1/repositories" });
     assert.equal(options.status, 204);
     assert.equal(options.headers.allow, "GET, HEAD, OPTIONS");
-    const refresh = await call(port, "OPTIONS", `/v1/repositories/${APP}/refresh`);
+    const refresh = await call({
+      port,
+      method: "OPTIONS",
+      path: `/v1/repositories/${APP}/refresh`,
+    });
     assert.equal(refresh.headers.allow, "GET, HEAD, POST, OPTIONS");
-    const put = await call(port, "PUT", `/v1/repositories/${APP}/refresh`, auth);
+    const put = await call({
+      port,
+      method: "PUT",
+      path: `/v1/repositories/${APP}/refresh`,
+      headers: auth,
+    });
     assert.equal(put.status, 405);
     assert.equal(json(put).code, "METHOD_NOT_ALLOWED");
-    const postEvents = await call(port, "POST", "/v1/events", auth);
+    const postEvents = await call({ port, method: "POST", path: "/v1/events", headers: auth });
     assert.equal(postEvents.status, 405);
     assert.equal(postEvents.headers.allow, "GET, OPTIONS");
   });
 
   test("a body over the bound closes the connection", async () => {
-    const a = await call(port, "POST", `/v1/repositories/${APP}/refresh`, auth, "x".repeat(500));
+    const a = await call({
+      port,
+      method: "POST",
+      path: `/v1/repositories/${APP}/refresh`,
+      headers: auth,
+      body: "x".repeat(500),
+    });
     assert.equal(a.status, 413);
     assert.equal(a.headers.connection, "close");
   });
@@ -411,10 +494,10 @@ describe("API server", () => {
   });
 
   test("every request is counted by route and status, dropped event streams and errors too", async () => {
-    await call(port, "GET", "/v1/repositories/alpine", auth);
-    await call(port, "GET", "/nope", auth);
+    await call({ port, method: "GET", path: "/v1/repositories/alpine", headers: auth });
+    await call({ port, method: "GET", path: "/nope", headers: auth });
     await readStream(port, "/v1/events", (text) => text.includes(": connected"));
-    const text = (await call(port, "GET", "/metrics")).body;
+    const text = (await call({ port, method: "GET", path: "/metrics" })).body;
     assert.match(text, /regscan_api_requests_total\{route="repository",status="404"\} [1-9]/);
     assert.match(text, /regscan_api_requests_total\{route="unknown",status="404"\} [1-9]/);
     // The server learns of the dropped stream a moment after the client dropped it.
@@ -423,7 +506,7 @@ describe("API server", () => {
       () => /route="events",status="200"\} [1-9]/.test(metrics),
       "stream counted",
       async () => {
-        metrics = (await call(port, "GET", "/metrics")).body;
+        metrics = (await call({ port, method: "GET", path: "/metrics" })).body;
       },
     );
   });
@@ -442,7 +525,9 @@ describe("API server", () => {
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++)
-        statuses.push((await call(guardedPort, "GET", "/v1/repositories")).status);
+        statuses.push(
+          (await call({ port: guardedPort, method: "GET", path: "/v1/repositories" })).status,
+        );
       assert.deepEqual(statuses, [401, 401, 429, 429]);
     } finally {
       await guarded.close(1000);

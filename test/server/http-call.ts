@@ -10,14 +10,20 @@ export interface Answer {
   body: string;
 }
 
+/** One request of {@link call}. */
+export interface Call {
+  /** The server's loopback port. */
+  port: number;
+  method: string;
+  /** Path and query, sent as is. */
+  path: string;
+  /** Default: none. */
+  headers?: Record<string, string> | undefined;
+  body?: Buffer | string | undefined;
+}
+
 /** `method path` to 127.0.0.1:`port`; destroyed (rejecting) after 10 s. */
-export function call(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: Buffer | string,
-): Promise<Answer> {
+export function call({ port, method, path, headers = {}, body }: Call): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
       let text = "";

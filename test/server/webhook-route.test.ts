@@ -22,7 +22,7 @@ import { WebhookEndpoint, type WebhookSink } from "../../src/server/webhook-endp
 import { webhooksSchema } from "../../src/server/webhooks/config.js";
 import type { NormalisedEvent } from "../../src/server/webhooks/event.js";
 import { WebhookReceivers } from "../../src/server/webhooks/receivers.js";
-import { type Answer, call } from "./http-call.js";
+import { type Answer, type Call, call } from "./http-call.js";
 
 const API_TOKEN = "api-tok-55a1";
 const HOOK = "hook-secret-90be";
@@ -65,13 +65,9 @@ function tagEvent(tag: string): TagEvent {
   };
 }
 
-function post(
-  port: number,
-  path: string,
-  body: Buffer | string,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
-  return call(port, "POST", path, headers, body);
+/** A POST to the API server. */
+function post(request: Omit<Call, "method">): Promise<Answer> {
+  return call({ ...request, method: "POST" });
 }
 
 describe("webhook routes of the API server", () => {
@@ -116,15 +112,25 @@ describe("webhook routes of the API server", () => {
   test("a webhook needs its receiver's secret, not the API token, and is not rate-bound like /v1", async () => {
     const body = JSON.stringify({ repository: "localhost:5000/team/app", tag: "v1" });
     for (let i = 0; i < 5; i++) {
-      const res = await post(port, "/v1/webhooks/generic", body, {
-        authorization: `Bearer ${HOOK}`,
-        "content-type": "application/json",
+      const res = await post({
+        port,
+        path: "/v1/webhooks/generic",
+        body,
+        headers: {
+          authorization: `Bearer ${HOOK}`,
+          "content-type": "application/json",
+        },
       });
       assert.equal(res.status, 202, res.body);
     }
     assert.equal(delivered.length, 5);
-    const withApiToken = await post(port, "/v1/webhooks/generic", body, {
-      authorization: `Bearer ${API_TOKEN}`,
+    const withApiToken = await post({
+      port,
+      path: "/v1/webhooks/generic",
+      body,
+      headers: {
+        authorization: `Bearer ${API_TOKEN}`,
+      },
     });
     assert.equal(withApiToken.status, 401);
   });
@@ -137,12 +143,22 @@ describe("webhook routes of the API server", () => {
     }));
     const big = JSON.stringify(list);
     assert.ok(big.length > 65_536);
-    const ok = await post(port, "/v1/webhooks/generic", big, {
-      authorization: `Bearer ${HOOK}`,
+    const ok = await post({
+      port,
+      path: "/v1/webhooks/generic",
+      body: big,
+      headers: {
+        authorization: `Bearer ${HOOK}`,
+      },
     });
     assert.equal(ok.status, 202);
-    const huge = await post(port, "/v1/webhooks/generic", Buffer.alloc(2 * 1024 * 1024, 0x20), {
-      authorization: `Bearer ${HOOK}`,
+    const huge = await post({
+      port,
+      path: "/v1/webhooks/generic",
+      body: Buffer.alloc(2 * 1024 * 1024, 0x20),
+      headers: {
+        authorization: `Bearer ${HOOK}`,
+      },
     });
     assert.equal(huge.status, 413);
     assert.equal(huge.headers.connection, "close");
@@ -150,9 +166,9 @@ describe("webhook routes of the API server", () => {
 
   test("a path secret is never echoed, right or wrong", async () => {
     const body = JSON.stringify({ repository: "quay.io/ns/app", updated_tags: ["v1"] });
-    const wrong = await post(port, `/v1/webhooks/quay/${PATH_SECRET}x`, body);
+    const wrong = await post({ port, path: `/v1/webhooks/quay/${PATH_SECRET}x`, body });
     assert.equal(wrong.status, 401);
-    const unknownKind = await post(port, `/v1/webhooks/harbor/${PATH_SECRET}`, body);
+    const unknownKind = await post({ port, path: `/v1/webhooks/harbor/${PATH_SECRET}`, body });
     assert.equal(unknownKind.status, 404);
     for (const r of [wrong, unknownKind]) assert.ok(!r.body.includes(PATH_SECRET), r.body);
   });
