@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const host = reg.host;
   const builder = new ImageBuilder(reg);
   const tags = Array.from({ length: TAG_COUNT }, (_, i) => `v${i}`);
-  await builder.tagMany("many", tags, await builder.pushImage("many", undefined));
+  await builder.tagMany("many", { tags, manifest: await builder.pushImage("many", undefined) });
   const inspectTags: string[] = [];
   const queue = new PQueue({ concurrency: 8 });
   for (let i = 0; i < INSPECT_COUNT; i++) {

@@ -299,24 +299,21 @@ async function secondScanFigures(dir: string) {
       big.push(await builder.pushImage("bed/big", [`seed-${i}`], { seed: `big-${i}` }));
     const bigTags = Array.from({ length: 4_980 }, (_, t) => `b${t}`);
     for (let i = 0; i < 20; i++) {
-      await builder.tagMany(
-        "bed/big",
-        bigTags.filter((_, t) => t % 20 === i),
-        big[i] as PushedManifest,
-      );
+      await builder.tagMany("bed/big", {
+        tags: bigTags.filter((_, t) => t % 20 === i),
+        manifest: big[i] as PushedManifest,
+      });
     }
     const small = await builder.pushImage("bed/small", [], { seed: "small" });
-    await builder.tagMany(
-      "bed/small",
-      Array.from({ length: 20 }, (_, t) => `s${t}`),
-      small,
-    );
+    await builder.tagMany("bed/small", {
+      tags: Array.from({ length: 20 }, (_, t) => `s${t}`),
+      manifest: small,
+    });
     const multi = await builder.pushImage("bed/multi", [], { seed: "multi" });
-    await builder.tagMany(
-      "bed/multi",
-      Array.from({ length: 10 }, (_, t) => `m${t}`),
-      multi,
-    );
+    await builder.tagMany("bed/multi", {
+      tags: Array.from({ length: 10 }, (_, t) => `m${t}`),
+      manifest: multi,
+    });
     await builder.pushImage("bed/one", ["latest"], { seed: "one" });
   } finally {
     await builder.close();

@@ -103,11 +103,10 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
     registry = await startRegistry();
     builder = new ImageBuilder(registry);
     const image = await builder.pushImage("stretch/app", undefined, { seed: "stretch" });
-    await builder.tagMany(
-      "stretch/app",
-      Array.from({ length: 20 }, (_, i) => `t${i}`),
-      image,
-    );
+    await builder.tagMany("stretch/app", {
+      tags: Array.from({ length: 20 }, (_, i) => `t${i}`),
+      manifest: image,
+    });
   });
 
   after(async () => {

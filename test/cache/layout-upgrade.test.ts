@@ -70,7 +70,7 @@ before(async () => {
         seed: `layout-${i}`,
       });
       const some = Array.from({ length: 20 }, (_, j) => `r${i}-${j}`);
-      await builder.tagMany("layout/app", some, image);
+      await builder.tagMany("layout/app", { tags: some, manifest: image });
       appTags.push(...some);
     }
     tags.set("layout/app", appTags);

@@ -152,7 +152,7 @@ describe("Warmer: the cost of tags never seen, on the real registry", () => {
         { length: N / 4 },
         (_, j) => `s${String(j * 4 + i).padStart(3, "0")}`,
       );
-      await builder.tagMany("fetch/shared", tags, shared[i] as PushedImage);
+      await builder.tagMany("fetch/shared", { tags, manifest: shared[i] as PushedImage });
     }
   });
 

@@ -50,11 +50,10 @@ before(async () => {
     const hex = subject.digest.slice("sha256:".length);
     // Real manifests under the artifact tags: fetching them would find (wrong) images.
     const artifact = await builder.pushImage("outage/signed", [], { seed: "artifact" });
-    await builder.tagMany(
-      "outage/signed",
-      [`sha256-${hex}.sig`, `sha256-${hex}.att`, `sha256-${hex}.sbom`, `sha256-${hex}`],
-      artifact,
-    );
+    await builder.tagMany("outage/signed", {
+      tags: [`sha256-${hex}.sig`, `sha256-${hex}.att`, `sha256-${hex}.sbom`, `sha256-${hex}`],
+      manifest: artifact,
+    });
   } finally {
     await builder.close();
   }

@@ -108,15 +108,14 @@ before(async () => {
   distinct += 40;
   for (let i = 0; i < 20; i++) {
     const tags = Array.from({ length: TAGS.big / 20 }, (_, j) => `t${j * 20 + i}`);
-    await builder.tagMany("acceptance/big", tags, images[i]!);
+    await builder.tagMany("acceptance/big", { tags, manifest: images[i]! });
   }
   for (let i = 0; i < 4; i++) {
     const img = await builder.pushImage("acceptance/small", undefined, { seed: `small-${i}` });
-    await builder.tagMany(
-      "acceptance/small",
-      [0, 1, 2].map((k) => `s${i}-${k}`),
-      img,
-    );
+    await builder.tagMany("acceptance/small", {
+      tags: [0, 1, 2].map((k) => `s${i}-${k}`),
+      manifest: img,
+    });
   }
   distinct += 8;
   // An index: the index, the chosen platform's manifest and its config.

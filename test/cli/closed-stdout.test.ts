@@ -24,11 +24,10 @@ before(async () => {
   const builder = new ImageBuilder(registry);
   try {
     const image = await builder.pushImage("pipe/app", ["v0"], { seed: "pipe" });
-    await builder.tagMany(
-      "pipe/app",
-      Array.from({ length: 300 }, (_, i) => `v${i + 1}`),
-      image,
-    );
+    await builder.tagMany("pipe/app", {
+      tags: Array.from({ length: 300 }, (_, i) => `v${i + 1}`),
+      manifest: image,
+    });
   } finally {
     await builder.close();
   }

@@ -31,7 +31,7 @@ before(async () => {
       seed: "app-1",
       labels: { a: "b" },
     });
-    await builder.tagMany("cli/app", ["latest", "stable"], one);
+    await builder.tagMany("cli/app", { tags: ["latest", "stable"], manifest: one });
     await builder.pushIndex("cli/multi", ["v1"], { seed: "multi" });
   } finally {
     await builder.close();

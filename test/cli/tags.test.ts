@@ -39,7 +39,7 @@ before(async () => {
       const reg = await startRegistry({ mode });
       const b = new ImageBuilder(reg);
       try {
-        await b.tagMany("many", TAGS, await b.pushImage("many", undefined));
+        await b.tagMany("many", { tags: TAGS, manifest: await b.pushImage("many", undefined) });
         await b.pushImage("few", ["b", "a", "c"]);
       } finally {
         await b.close();

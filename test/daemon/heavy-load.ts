@@ -56,11 +56,10 @@ export async function heavySetup(
   const labels: Record<string, string> = {};
   for (let i = 0; i < 12; i++) labels[`org.example.label-${i}`] = `value-${i}-${"x".repeat(40)}`;
   const image = await builder.pushImage("big/app", undefined, { labels });
-  await builder.tagMany(
-    "big/app",
-    Array.from({ length: tags }, (_, i) => `1.${Math.floor(i / 100)}.${i % 100}`),
-    image,
-  );
+  await builder.tagMany("big/app", {
+    tags: Array.from({ length: tags }, (_, i) => `1.${Math.floor(i / 100)}.${i % 100}`),
+    manifest: image,
+  });
   await builder.close();
   const repository = `${registry.host}/big/app`;
   const serve = await startServe(

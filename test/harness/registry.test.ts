@@ -258,7 +258,7 @@ describe("harness features", () => {
     const image = await builder.pushImage("big/repo", "base");
     const tags = Array.from({ length: 5000 }, (_, i) => `v${i}`);
     const started = Date.now();
-    await builder.tagMany("big/repo", tags, image);
+    await builder.tagMany("big/repo", { tags, manifest: image });
     const elapsed = Date.now() - started;
     assert.ok(elapsed < 20_000, `tagMany took ${elapsed} ms`);
     const res = await fetch(`${registry.url}/v2/big/repo/tags/list`);
@@ -294,7 +294,7 @@ describe("harness features", () => {
     const image = await proxied.pushImage("api/repo", undefined);
     assert.ok(registry.requests().some((r) => r.method === "PUT" && r.status === 201));
     await proxied.close();
-    await builder.tagMany("api/repo", ["a", "b", "c"], image, { via: "api" });
+    await builder.tagMany("api/repo", { tags: ["a", "b", "c"], manifest: image, via: "api" });
     const listed = (
       (await (await fetch(`${registry.url}/v2/api/repo/tags/list`)).json()) as {
         tags: string[];
@@ -306,7 +306,7 @@ describe("harness features", () => {
   test("pagination mode pages tags/list with n, last and Link", async () => {
     const image = await builder.pushImage("paged", undefined);
     const tags = Array.from({ length: 25 }, (_, i) => `t${String(i).padStart(2, "0")}`);
-    await builder.tagMany("paged", tags, image);
+    await builder.tagMany("paged", { tags, manifest: image });
     registry.setPagination({ defaultPageSize: 10 });
     try {
       registry.resetRequests();

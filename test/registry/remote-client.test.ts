@@ -344,7 +344,7 @@ describe("request counts", () => {
     const b = new ImageBuilder(fx.reg);
     const tags = Array.from({ length: 250 }, (_, i) => `t${String(i).padStart(4, "0")}`);
     try {
-      await b.tagMany("paged", tags, await b.pushImage("paged", ["base"]));
+      await b.tagMany("paged", { tags, manifest: await b.pushImage("paged", ["base"]) });
     } finally {
       await b.close();
     }

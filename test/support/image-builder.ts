@@ -131,7 +131,11 @@ export interface BuilderOptions {
   password?: string;
 }
 
+/** What {@link ImageBuilder.tagMany} points at what. */
 export interface TagManyOptions {
+  tags: readonly string[];
+  /** Already pushed to the repository. */
+  manifest: PushedManifest;
   /** "filesystem" (default when the storage dir is known: fastest) or "api" (manifest PUTs). */
   via?: "filesystem" | "api";
   /** Manifest PUTs in flight for "api" (default 16). */
@@ -505,13 +509,11 @@ export class ImageBuilder {
    */
   async tagMany(
     repo: string,
-    tags: readonly string[],
-    manifest: PushedManifest,
-    opts: TagManyOptions = {},
+    { tags, manifest, via: how, concurrency }: TagManyOptions,
   ): Promise<void> {
-    const via = opts.via ?? (this.#storageDir !== undefined ? "filesystem" : "api");
+    const via = how ?? (this.#storageDir !== undefined ? "filesystem" : "api");
     if (via === "api") {
-      await runBounded(tags, opts.concurrency ?? 16, (t) => this.tag(repo, t, manifest));
+      await runBounded(tags, concurrency ?? 16, (t) => this.tag(repo, t, manifest));
       return;
     }
     const tagsDir = this.#tagsDir(repo);

@@ -32,7 +32,7 @@ before(async () => {
   reg = await startRegistry({ mode: "anonymous" });
   const b = new ImageBuilder(reg);
   image = await b.pushImage("app", ["latest"]);
-  await b.tagMany("app", TAGS, image);
+  await b.tagMany("app", { tags: TAGS, manifest: image });
   await b.close();
 });
 
