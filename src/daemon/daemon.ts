@@ -296,9 +296,11 @@ export class Daemon {
         registry: instrumentRegistry(cache, metrics),
         warmer: new DaemonWarmerControl({ warmer, cache, watch, logger, refreshes, feed }),
         webhooks,
-        repositoryVersion: async (name, signal) => {
+        repositoryState: async (name, signal) => {
           const record = await cache.repositoryRecord(name, { signal });
-          return record && repositoryRecordVersion(record);
+          return (
+            record && { version: repositoryRecordVersion(record), lastUpdate: record.lastUpdate }
+          );
         },
         limits: {
           maxConnections: config.server.maxConnections,

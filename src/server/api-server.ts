@@ -25,7 +25,11 @@ import {
   staleness,
   statusJson,
 } from "./json-forms.js";
-import { type RepositoryAnswer, RepositoryJsonCache } from "./repository-json-cache.js";
+import {
+  type RepositoryAnswer,
+  RepositoryJsonCache,
+  type StoredRepositoryState,
+} from "./repository-json-cache.js";
 import { matchRoute } from "./routes.js";
 import type { WarmerControl } from "./warmer-control.js";
 import type { WebhookEndpoint } from "./webhook-endpoint.js";
@@ -55,15 +59,17 @@ export interface ApiServerOptions {
   /** Milliseconds between keep-alive comments on event streams (default 15 s). */
   eventHeartbeatMs?: number | undefined;
   /**
-   * The version of a repository's stored record (changes whenever the warmer rewrites it),
-   * or undefined when there is none. With it, a repository's JSON is built once per version
-   * and served from a small cache; without it, it is built for every request.
+   * What a repository's stored record says (its version, which changes whenever a warmer
+   * rewrites it, and when its tags were last listed), or undefined when there is none.
+   * With it, a repository's JSON is built once per version and served from a cache, and
+   * `x-regscan-stale-seconds` is the cluster's view (any replica's last listing), not only
+   * this replica's; without it, the JSON is built for every request.
    */
-  repositoryVersion?:
-    | ((name: ImageName, signal: AbortSignal) => Promise<string | undefined>)
+  repositoryState?:
+    | ((name: ImageName, signal: AbortSignal) => Promise<StoredRepositoryState | undefined>)
     | undefined;
   /**
-   * Bytes of repository answers kept (default 64 MiB): a larger answer is never held whole
+   * Bytes of repository answers kept (default 32 MiB): a larger answer is never held whole
    * but written to the socket as it is produced.
    */
   repositoryCacheBytes?: number | undefined;
@@ -130,10 +136,7 @@ export class ApiServer {
     this.#opts = opts;
     const limits = { ...DEFAULT_SERVER_LIMITS, ...opts.limits };
     this.#token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
-    this.#repositoryBodies = new RepositoryJsonCache({
-      maxEntries: 16,
-      maxBytes: opts.repositoryCacheBytes,
-    });
+    this.#repositoryBodies = new RepositoryJsonCache({ maxBytes: opts.repositoryCacheBytes });
     this.#limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
     this.#events = new EventStreams(opts.warmer, {
       maxClients: opts.maxEventStreams ?? 100,
@@ -377,14 +380,20 @@ export class ApiServer {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
         const name = await this.#watchedName(match.rest);
-        // The body is cached per stored version; how stale it is goes in headers, per answer.
-        const status = this.#opts.warmer.repositoryStatus?.(name);
-        const { staleSeconds, intervalSeconds } = status ? staleness(status) : {};
+        const stored = await this.#storedState(name);
+        // The body is cached per stored version; how stale it is goes in headers, per answer:
+        // since the later of the stored record's last listing (whichever replica made it)
+        // and this replica's own.
+        const local = this.#opts.warmer.repositoryStatus?.(name);
+        const { staleSeconds, intervalSeconds } = staleness({
+          lastUpdate: later(stored?.lastUpdate, local?.lastUpdate),
+          intervalMs: local?.intervalMs,
+        });
         if (staleSeconds !== undefined) res.setHeader("x-regscan-stale-seconds", staleSeconds);
         if (intervalSeconds !== undefined) {
           res.setHeader("x-regscan-interval-seconds", intervalSeconds);
         }
-        const answer = await this.#repositoryBody(name, res);
+        const answer = await this.#repositoryBody(name, stored?.version, res);
         if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
         else await this.#heavy.run(() => sendLayout(res, answer), abortOnClose(res));
@@ -459,20 +468,13 @@ export class ApiServer {
    * the body was built from, else built (a bounded number at once) and kept. A body over
    * the cache's bound is never held whole: its layout is returned, to be written out.
    */
-  async #repositoryBody(name: ImageName, res: ServerResponse): Promise<RepositoryAnswer> {
+  async #repositoryBody(
+    name: ImageName,
+    version: string | undefined,
+    res: ServerResponse,
+  ): Promise<RepositoryAnswer> {
     const key = name.toString();
     const clientGone = abortOnClose(res);
-    const readVersion = this.#opts.repositoryVersion;
-    const version =
-      readVersion &&
-      (await this.#answer(
-        // Not the client's signal: the read is shared with others asking at the same time.
-        () =>
-          this.#repositoryBodies.version(key, () =>
-            readVersion(name, AbortSignal.timeout(READ_TIMEOUT_MS)),
-          ),
-        key,
-      ));
     const build = (signal: AbortSignal) =>
       this.#heavy.run(async () => {
         const meta = await this.#answer(
@@ -489,6 +491,22 @@ export class ApiServer {
     return raceAbort(
       this.#repositoryBodies.get(key, version, () => build(AbortSignal.timeout(READ_TIMEOUT_MS))),
       clientGone,
+    );
+  }
+
+  /**
+   * The stored record's state of `name` (undefined without a `repositoryState` option or
+   * without a record), read once a second at most, whoever asks.
+   */
+  async #storedState(name: ImageName): Promise<StoredRepositoryState | undefined> {
+    const read = this.#opts.repositoryState;
+    if (read === undefined) return undefined;
+    const key = name.toString();
+    return this.#answer(
+      // Not the client's signal: the read is shared with others asking at the same time.
+      () =>
+        this.#repositoryBodies.version(key, () => read(name, AbortSignal.timeout(READ_TIMEOUT_MS))),
+      key,
     );
   }
 
@@ -688,6 +706,13 @@ function drained(res: ServerResponse): Promise<void> {
     res.on("drain", done);
     res.on("close", done);
   });
+}
+
+/** The later of two optional times. */
+function later(a: Date | undefined, b: Date | undefined): Date | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a.getTime() >= b.getTime() ? a : b;
 }
 
 function methodNotAllowed(method: string, allow: string): ApiError {

@@ -208,7 +208,7 @@ export function statusJson(s: RepositoryStatus): Record<string, unknown> {
 }
 
 /** How stale a repository may be: seconds since its tags were last listed, and its interval now. */
-export function staleness(s: RepositoryStatus): {
+export function staleness(s: { lastUpdate?: Date | undefined; intervalMs?: number | undefined }): {
   staleSeconds: number | undefined;
   intervalSeconds: number | undefined;
 } {

@@ -15,6 +15,16 @@ export function answerBytes(answer: RepositoryAnswer): number {
   return Buffer.isBuffer(answer) ? answer.length : answer.retainedBytes;
 }
 
+/**
+ * What a repository's stored record says now: its version (changes whenever any replica's
+ * warmer rewrites the record) and when its tags were last listed, by whichever replica.
+ */
+export interface StoredRepositoryState {
+  version: string;
+  /** When the tag list was last fetched successfully (the record's `lastUpdate`). */
+  lastUpdate?: Date | undefined;
+}
+
 /** A built answer and the record version it belongs to. */
 interface Entry {
   version: string;
@@ -24,9 +34,12 @@ interface Entry {
 
 /** The bounds of a {@link RepositoryJsonCache}. */
 export interface RepositoryJsonCacheOptions {
-  /** Most repositories kept (default 16). */
+  /**
+   * Most repositories kept (default 4,096): the byte bound is what limits memory; this only
+   * keeps the table of a fleet of tiny answers from growing without end.
+   */
   maxEntries?: number | undefined;
-  /** Most bytes kept together; an answer larger than this is not kept (default 64 MiB). */
+  /** Most bytes kept together; an answer larger than this is not kept (default 32 MiB). */
   maxBytes?: number | undefined;
   /**
    * How long a body is served at most, even when its version still holds (a tag record
@@ -41,7 +54,10 @@ export interface RepositoryJsonCacheOptions {
 export class RepositoryJsonCache {
   readonly #entries = new Map<string, Entry>();
   readonly #building = new Map<string, { version: string; body: Promise<RepositoryAnswer> }>();
-  readonly #versions = new Map<string, { at: number; version: Promise<string | undefined> }>();
+  readonly #versions = new Map<
+    string,
+    { at: number; version: Promise<StoredRepositoryState | undefined> }
+  >();
   #bytes = 0;
 
   readonly #maxEntries: number;
@@ -51,8 +67,8 @@ export class RepositoryJsonCache {
   readonly #now: () => number;
 
   constructor(opts: RepositoryJsonCacheOptions = {}) {
-    this.#maxEntries = opts.maxEntries ?? 16;
-    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+    this.#maxEntries = opts.maxEntries ?? 4_096;
+    this.maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
     this.#maxAgeMs = opts.maxAgeMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
   }
@@ -88,15 +104,15 @@ export class RepositoryJsonCache {
   }
 
   /**
-   * The record version of `name` from `read()`, shared by every caller for `ttlMs`: reading
-   * the record means decoding its whole tag list, which a hundred readers at once need not
-   * each do. A failed read is not kept.
+   * The stored state of `name` from `read()`, shared by every caller for `ttlMs`: reading
+   * the record means a store round trip and decoding its whole tag list, which a hundred
+   * readers at once need not each do. A failed read is not kept.
    */
   version(
     name: string,
-    read: () => Promise<string | undefined>,
+    read: () => Promise<StoredRepositoryState | undefined>,
     ttlMs = 1_000,
-  ): Promise<string | undefined> {
+  ): Promise<StoredRepositoryState | undefined> {
     const now = this.#now();
     const known = this.#versions.get(name);
     if (known && now - known.at < ttlMs) return known.version;

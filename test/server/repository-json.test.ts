@@ -132,7 +132,7 @@ describe("a repository answer over the answer cache's bound", () => {
       metrics: new MetricsRegistry(),
       logger: pino({ level: "silent" }),
       ready: async () => {},
-      repositoryVersion: async () => "v1",
+      repositoryState: async () => ({ version: "v1" }),
       // Far under the answer's size: it is written out as it is produced, never held.
       repositoryCacheBytes: 256 * 1024,
     });

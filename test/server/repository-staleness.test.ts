@@ -65,14 +65,28 @@ describe("repository staleness in the API", () => {
   const servers: ApiServer[] = [];
   const ports: number[] = [];
 
+  /** When another replica last listed APP, as the stored record says (servers 2 and 3). */
+  const storedLastUpdate = new Date(Date.now() - 12_000);
+
   before(async () => {
-    for (const local of [true, false]) {
+    // 0: this replica's status only; 1: no status at all; 2: this replica's status and the
+    // stored record, which another replica wrote since; 3: the stored record only.
+    for (const [local, stored] of [
+      [true, false],
+      [false, false],
+      [true, true],
+      [false, true],
+    ] as const) {
       const server = new ApiServer({
         registry,
         warmer: new Warmer(local),
         metrics: new MetricsRegistry(),
         logger: pino({ level: "silent" }),
         ready: async () => {},
+        repositoryState: stored
+          ? async (name) =>
+              name.toString() === APP ? { version: "1", lastUpdate: storedLastUpdate } : undefined
+          : undefined,
       });
       servers.push(server);
       ports.push((await server.listen("127.0.0.1:0")).port);
@@ -105,6 +119,21 @@ describe("repository staleness in the API", () => {
     assert.equal(without.status, 200);
     assert.equal(without.headers.get("x-regscan-stale-seconds"), null, "no status to tell");
     await without.arrayBuffer();
+  });
+
+  test("staleness is the cluster's: the stored record's last listing, by any replica", async () => {
+    const both = await fetch(`http://127.0.0.1:${ports[2]}/v1/repositories/${APP}`);
+    assert.equal(both.status, 200);
+    const stale = Number(both.headers.get("x-regscan-stale-seconds"));
+    // This replica listed it 95 s ago, another 12 s ago: the later listing counts.
+    assert.ok(stale >= 12 && stale <= 14, `${stale} s`);
+    assert.equal(both.headers.get("x-regscan-interval-seconds"), "240");
+    await both.arrayBuffer();
+
+    const storedOnly = await fetch(`http://127.0.0.1:${ports[3]}/v1/repositories/${APP}`);
+    const alone = Number(storedOnly.headers.get("x-regscan-stale-seconds"));
+    assert.ok(alone >= 12 && alone <= 14, `${alone} s without a status of this replica's`);
+    await storedOnly.arrayBuffer();
   });
 
   test("the list has both per repository", async () => {

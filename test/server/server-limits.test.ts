@@ -175,7 +175,7 @@ describe("API server limits", () => {
     const registry = new GatedRegistry();
     let version = "1";
     const { port } = await start(registry, {
-      repositoryVersion: async () => version,
+      repositoryState: async () => ({ version }),
       limits: { heavyConcurrency: 1, heavyQueue: 0 },
     });
     const first = Array.from({ length: 20 }, () => get(port, `/v1/repositories/${REPO}`));
