@@ -81,9 +81,14 @@ export function bucketOf(tag: string): number {
 /**
  * The id an image record is stored under: the top-level digest, `@` the chosen platform
  * manifest's digest for an index, `!` a hash of the reason for an excluded entry, and `~2`
- * when converted from a record whose labels may hold annotations (fetched again when due).
+ * with `legacy`: converted from a record whose labels may hold annotations (fetched again
+ * when due).
  */
-export function imageIdOf(entry: ImageEntry, digest: string | undefined, legacy = false): string {
+export function imageIdOf(
+  entry: ImageEntry,
+  digest: string | undefined,
+  { legacy = false }: { legacy?: boolean | undefined } = {},
+): string {
   let id: string;
   if (entry.info) {
     const { info } = entry;

@@ -84,7 +84,9 @@ export async function upgradeFromLegacy({
           entry.artifact = true;
         } else {
           const digest = record.digest ?? record.entry.info?.digest;
-          const id = imageIdOf(record.entry, digest, record.predatesAnnotations === true);
+          const id = imageIdOf(record.entry, digest, {
+            legacy: record.predatesAnnotations === true,
+          });
           if (!images.has(id)) images.set(id, record.entry);
           entry.image = id;
         }
