@@ -53,7 +53,11 @@ export async function startFakeAws(): Promise<FakeAws> {
       return;
     }
     if (req.method !== "POST" || req.headers["x-amz-target"] !== TARGET) {
-      sendJson(res, 400, { __type: "UnknownOperationException" }, "application/x-amz-json-1.1");
+      sendJson(res, {
+        status: 400,
+        body: { __type: "UnknownOperationException" },
+        contentType: "application/x-amz-json-1.1",
+      });
       return;
     }
     // The region is in the SigV4 credential scope: Credential=AKID/DATE/REGION/ecr/aws4_request
@@ -65,19 +69,17 @@ export async function startFakeAws(): Promise<FakeAws> {
     const registryIds = input.registryIds ?? [];
     state.calls.push({ region, registryIds });
     if (state.failing) {
-      sendJson(
-        res,
-        400,
-        { __type: "InvalidParameterException", message: "fake failure" },
-        "application/x-amz-json-1.1",
-      );
+      sendJson(res, {
+        status: 400,
+        body: { __type: "InvalidParameterException", message: "fake failure" },
+        contentType: "application/x-amz-json-1.1",
+      });
       return;
     }
     const suffix = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
-    sendJson(
-      res,
-      200,
-      {
+    sendJson(res, {
+      status: 200,
+      body: {
         authorizationData: registryIds.map((id) => ({
           authorizationToken: Buffer.from(`AWS:${state.passwordFor(id, region)}`).toString(
             "base64",
@@ -86,8 +88,8 @@ export async function startFakeAws(): Promise<FakeAws> {
           proxyEndpoint: `https://${id}.dkr.ecr.${region}.${suffix}`,
         })),
       },
-      "application/x-amz-json-1.1",
-    );
+      contentType: "application/x-amz-json-1.1",
+    });
   });
   return Object.assign(state, server);
 }

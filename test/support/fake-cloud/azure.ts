@@ -37,7 +37,7 @@ export async function startFakeAzure(): Promise<FakeAzure> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/msi/token") {
       if (req.headers["x-identity-header"] !== state.identityHeader) {
-        sendJson(res, 401, { error: "bad identity header" });
+        sendJson(res, { status: 401, body: { error: "bad identity header" } });
         return;
       }
       state.entraRequests++;
@@ -47,12 +47,15 @@ export async function startFakeAzure(): Promise<FakeAzure> {
         n: state.entraRequests,
       });
       issued.add(token);
-      sendJson(res, 200, {
-        access_token: token,
-        expires_on: String(Math.floor(Date.now() / 1000) + 3600),
-        resource: url.searchParams.get("resource"),
-        token_type: "Bearer",
-        client_id: "00000000-1111-2222-3333-444444444444",
+      sendJson(res, {
+        status: 200,
+        body: {
+          access_token: token,
+          expires_on: String(Math.floor(Date.now() / 1000) + 3600),
+          resource: url.searchParams.get("resource"),
+          token_type: "Bearer",
+          client_id: "00000000-1111-2222-3333-444444444444",
+        },
       });
       return;
     }
@@ -60,7 +63,7 @@ export async function startFakeAzure(): Promise<FakeAzure> {
       const form = new URLSearchParams(body);
       const aad = form.get("access_token") ?? "";
       if (form.get("grant_type") !== "access_token" || !issued.has(aad)) {
-        sendJson(res, 401, { errors: [{ code: "UNAUTHORIZED" }] });
+        sendJson(res, { status: 401, body: { errors: [{ code: "UNAUTHORIZED" }] } });
         return;
       }
       state.exchanges.push({
@@ -69,8 +72,11 @@ export async function startFakeAzure(): Promise<FakeAzure> {
         grantType: form.get("grant_type"),
       });
       const n = state.exchanges.length;
-      sendJson(res, 200, {
-        refresh_token: fakeJwt({ exp: state.refreshExp(), n, secret: `acr-refresh-${n}-zzz` }),
+      sendJson(res, {
+        status: 200,
+        body: {
+          refresh_token: fakeJwt({ exp: state.refreshExp(), n, secret: `acr-refresh-${n}-zzz` }),
+        },
       });
       return;
     }

@@ -114,21 +114,27 @@ export async function startFakeEntraId(cert: CertFiles): Promise<FakeEntraId> {
     const rest = parts.slice(1).join("/");
     if (req.method === "GET" && rest === "v2.0/.well-known/openid-configuration") {
       if (tenant !== state.tenant) {
-        sendJson(res, 400, { error: "invalid_tenant", error_description: "AADSTS90002" });
+        sendJson(res, {
+          status: 400,
+          body: { error: "invalid_tenant", error_description: "AADSTS90002" },
+        });
         return;
       }
       const base = `${authorityHost}/${tenant}`;
-      sendJson(res, 200, {
-        issuer: `${base}/v2.0`,
-        authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
-        token_endpoint: `${base}/oauth2/v2.0/token`,
-        device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
-        end_session_endpoint: `${base}/oauth2/v2.0/logout`,
-        jwks_uri: `${authorityHost}/${tenant}/discovery/v2.0/keys`,
-        response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
-        token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt"],
-        tenant_region_scope: null,
-        cloud_instance_name: "127.0.0.1",
+      sendJson(res, {
+        status: 200,
+        body: {
+          issuer: `${base}/v2.0`,
+          authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+          token_endpoint: `${base}/oauth2/v2.0/token`,
+          device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
+          end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+          jwks_uri: `${authorityHost}/${tenant}/discovery/v2.0/keys`,
+          response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
+          token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt"],
+          tenant_region_scope: null,
+          cloud_instance_name: "127.0.0.1",
+        },
       });
       return;
     }
@@ -142,10 +148,13 @@ export async function startFakeEntraId(cert: CertFiles): Promise<FakeEntraId> {
       if (!ok) {
         tokenRequests.push({ tenant, form, issued: undefined });
         // The real service's answer to a wrong secret; it never echoes the secret.
-        sendJson(res, 401, {
-          error: "invalid_client",
-          error_description: `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${form.client_id ?? ""}'.`,
-          error_codes: [7000215],
+        sendJson(res, {
+          status: 401,
+          body: {
+            error: "invalid_client",
+            error_description: `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${form.client_id ?? ""}'.`,
+            error_codes: [7000215],
+          },
         });
         return;
       }
@@ -159,15 +168,21 @@ export async function startFakeEntraId(cert: CertFiles): Promise<FakeEntraId> {
       });
       accessTokens.set(token, n);
       tokenRequests.push({ tenant, form, issued: n });
-      sendJson(res, 200, {
-        token_type: "Bearer",
-        expires_in: state.accessTokenLifetime,
-        ext_expires_in: state.accessTokenLifetime,
-        access_token: token,
+      sendJson(res, {
+        status: 200,
+        body: {
+          token_type: "Bearer",
+          expires_in: state.accessTokenLifetime,
+          ext_expires_in: state.accessTokenLifetime,
+          access_token: token,
+        },
       });
       return;
     }
-    sendJson(res, 404, { error: "not_found", error_description: `no ${req.method} ${rest}` });
+    sendJson(res, {
+      status: 404,
+      body: { error: "not_found", error_description: `no ${req.method} ${rest}` },
+    });
   });
   authorityHost = authority.url;
 
@@ -180,7 +195,10 @@ export async function startFakeEntraId(cert: CertFiles): Promise<FakeEntraId> {
     const form = new URLSearchParams(body);
     const accessTokenNumber = accessTokens.get(form.get("access_token") ?? "");
     if (form.get("grant_type") !== "access_token" || accessTokenNumber === undefined) {
-      sendJson(res, 401, { errors: [{ code: "UNAUTHORIZED", message: "invalid token" }] });
+      sendJson(res, {
+        status: 401,
+        body: { errors: [{ code: "UNAUTHORIZED", message: "invalid token" }] },
+      });
       return;
     }
     const refreshTokenNumber = exchanges.length + 1;
@@ -190,12 +208,15 @@ export async function startFakeEntraId(cert: CertFiles): Promise<FakeEntraId> {
       accessTokenNumber,
       refreshTokenNumber,
     });
-    sendJson(res, 200, {
-      refresh_token: fakeJwt({
-        exp: Math.floor(Date.now() / 1000) + 3 * 3600,
-        n: refreshTokenNumber,
-        secret: `acr-refresh-${refreshTokenNumber}-zzz`,
-      }),
+    sendJson(res, {
+      status: 200,
+      body: {
+        refresh_token: fakeJwt({
+          exp: Math.floor(Date.now() / 1000) + 3 * 3600,
+          n: refreshTokenNumber,
+          secret: `acr-refresh-${refreshTokenNumber}-zzz`,
+        }),
+      },
     });
   });
 

@@ -49,12 +49,19 @@ export async function startFakeServer(handler: FakeHandler): Promise<FakeServer>
   };
 }
 
+/** A JSON answer of {@link sendJson}. */
+export interface JsonAnswer {
+  status: number;
+  /** Sent as `JSON.stringify(body)`. */
+  body: unknown;
+  /** Default `application/json`. */
+  contentType?: string | undefined;
+}
+
 /** Sends a JSON answer. */
 export function sendJson(
   res: ServerResponse,
-  status: number,
-  body: unknown,
-  contentType = "application/json",
+  { status, body, contentType = "application/json" }: JsonAnswer,
 ): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(text) });
