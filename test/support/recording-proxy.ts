@@ -84,6 +84,26 @@ export interface RecordingProxy {
 
 const TAGS_LIST = /^\/v2\/(.+)\/tags\/list$/;
 
+/** One request the proxy sends upstream. */
+interface Forwarding {
+  req: { method?: string | undefined; headers: IncomingHttpHeaders };
+  /** Path and query upstream. */
+  path: string;
+  onResponse: (up: IncomingMessage) => void;
+  onError: (err: Error) => void;
+}
+
+/** A tag listing the proxy answers a page of itself. */
+interface Paging {
+  req: IncomingMessage;
+  res: ServerResponse;
+  record: RecordedRequest;
+  /** The repository. */
+  name: string;
+  query: URLSearchParams;
+  pages: PaginationOptions;
+}
+
 /** Starts a recording proxy on 127.0.0.1 and a free port. */
 export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<RecordingProxy> {
   let recorded: RecordedRequest[] = [];
@@ -96,12 +116,7 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
       : new HttpAgent({ keepAlive: true, maxSockets: 64 });
   const scheme = opts.tls !== undefined ? "https" : "http";
 
-  const forward = (
-    req: { method?: string | undefined; headers: IncomingHttpHeaders },
-    path: string,
-    onResponse: (up: IncomingMessage) => void,
-    onError: (err: Error) => void,
-  ) => {
+  const forward = ({ req, path, onResponse, onError }: Forwarding) => {
     const requestFn = upstreamTls !== undefined ? httpsRequest : httpRequest;
     const up = requestFn(
       {
@@ -119,19 +134,12 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
     return up;
   };
 
-  const paginate = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    record: RecordedRequest,
-    name: string,
-    query: URLSearchParams,
-    pages: PaginationOptions,
-  ) => {
+  const paginate = ({ req, res, record, name, query, pages }: Paging) => {
     // Always a GET upstream: the page is computed from the full list even for a HEAD.
-    const up = forward(
-      { method: "GET", headers: req.headers },
-      `/v2/${name}/tags/list`,
-      (upRes) => {
+    const up = forward({
+      req: { method: "GET", headers: req.headers },
+      path: `/v2/${name}/tags/list`,
+      onResponse: (upRes) => {
         const chunks: Buffer[] = [];
         upRes.on("data", (c: Buffer) => chunks.push(c));
         upRes.on("end", () => {
@@ -179,12 +187,12 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
         });
         upRes.on("error", () => res.destroy());
       },
-      () => {
+      onError: () => {
         record.status = 502;
         res.writeHead(502);
         res.end();
       },
-    );
+    });
     up.end();
   };
 
@@ -227,15 +235,22 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
 
     const tags = TAGS_LIST.exec(url.pathname);
     if (pagination !== false && tags !== null && (req.method === "GET" || req.method === "HEAD")) {
-      paginate(req, res, record, tags[1] ?? "", url.searchParams, pagination);
+      paginate({
+        req,
+        res,
+        record,
+        name: tags[1] ?? "",
+        query: url.searchParams,
+        pages: pagination,
+      });
       req.resume();
       return;
     }
 
-    const up = forward(
+    const up = forward({
       req,
-      rawUrl,
-      (upRes) => {
+      path: rawUrl,
+      onResponse: (upRes) => {
         record.status = upRes.statusCode ?? 502;
         record.responseHeaders = upRes.headers;
         if (shaping !== undefined) {
@@ -260,14 +275,14 @@ export async function startRecordingProxy(opts: RecordingProxyOptions): Promise<
         upRes.pipe(res);
         upRes.on("error", () => res.destroy());
       },
-      () => {
+      onError: () => {
         if (!res.headersSent) {
           record.status = 502;
           res.writeHead(502);
           res.end();
         } else res.destroy();
       },
-    );
+    });
     // A client that gives up (timeout tests) must not leave the upstream request hanging.
     res.on("close", () => {
       if (!res.writableFinished) up.destroy();
