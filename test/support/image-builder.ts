@@ -142,6 +142,15 @@ export interface TagManyOptions {
   concurrency?: number;
 }
 
+/** One request of `ImageBuilder#send`. */
+interface RegistryRequest {
+  method: string;
+  /** A path on the registry, or a whole URL (an upload's Location). */
+  url: string;
+  headers?: Record<string, string> | undefined;
+  body?: Buffer | undefined;
+}
+
 interface Challenge {
   scheme: string;
   params: Record<string, string>;
@@ -261,15 +270,10 @@ export class ImageBuilder {
   }
 
   /** One request to the registry for `repo`, authenticating once on 401. */
-  async #send(
-    repo: string,
-    method: string,
-    pathOrUrl: string,
-    init: { headers?: Record<string, string>; body?: Buffer } = {},
-  ) {
+  async #send(repo: string, { method, url: pathOrUrl, headers: extra, body }: RegistryRequest) {
     const url = new URL(pathOrUrl, this.#baseUrl);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const headers: Record<string, string> = { ...init.headers };
+      const headers: Record<string, string> = { ...extra };
       const auth = this.#authByRepo.get(repo);
       if (auth !== undefined) headers.authorization = auth;
       const requestInit: RequestInit = {
@@ -279,7 +283,7 @@ export class ImageBuilder {
         redirect: "manual",
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       };
-      if (init.body !== undefined) requestInit.body = init.body;
+      if (body !== undefined) requestInit.body = body;
       const res = await fetch(url, requestInit);
       if (res.status === 401 && attempt === 0) {
         await res.arrayBuffer();
@@ -306,19 +310,21 @@ export class ImageBuilder {
     const blob = { digest, size: bytes.length, mediaType, bytes };
     const key = `${repo}@${digest}`;
     if (this.#knownBlobs.has(key)) return blob;
-    const head = await this.#send(repo, "HEAD", `/v2/${repo}/blobs/${digest}`);
+    const head = await this.#send(repo, { method: "HEAD", url: `/v2/${repo}/blobs/${digest}` });
     await head.arrayBuffer();
     if (head.status === 200) {
       this.#knownBlobs.add(key);
       return blob;
     }
-    const start = await this.#send(repo, "POST", `/v2/${repo}/blobs/uploads/`);
+    const start = await this.#send(repo, { method: "POST", url: `/v2/${repo}/blobs/uploads/` });
     const location = start.headers.get("location");
     await this.#expect(start, [202], `starting upload of ${digest} to ${repo}`);
     if (location === null) throw new Error("blob upload answered without Location");
     const putUrl = new URL(location, this.#baseUrl);
     putUrl.searchParams.set("digest", digest);
-    const put = await this.#send(repo, "PUT", putUrl.toString(), {
+    const put = await this.#send(repo, {
+      method: "PUT",
+      url: putUrl.toString(),
       headers: { "content-type": "application/octet-stream" },
       body: bytes,
     });
@@ -332,7 +338,9 @@ export class ImageBuilder {
     repo: string,
     { ref, bytes, mediaType }: { ref: string; bytes: Buffer; mediaType: string },
   ): Promise<string> {
-    const res = await this.#send(repo, "PUT", `/v2/${repo}/manifests/${ref}`, {
+    const res = await this.#send(repo, {
+      method: "PUT",
+      url: `/v2/${repo}/manifests/${ref}`,
       headers: { "content-type": mediaType },
       body: bytes,
     });
@@ -536,7 +544,10 @@ export class ImageBuilder {
 
   /** Deletes a manifest by digest over the API (its tags go with it). */
   async deleteManifest(repo: string, digest: string): Promise<void> {
-    const res = await this.#send(repo, "DELETE", `/v2/${repo}/manifests/${digest}`);
+    const res = await this.#send(repo, {
+      method: "DELETE",
+      url: `/v2/${repo}/manifests/${digest}`,
+    });
     await this.#expect(res, [202], `deleting ${repo}@${digest}`);
   }
 
