@@ -40,6 +40,15 @@ function cuttable(store: Store): { store: Store; cut: () => void } {
   };
 }
 
+/** One census of a {@link Fleet}. */
+interface FleetMember {
+  store: Store;
+  owner: string;
+  heartbeatMs: number;
+  /** Default: the census's (five heartbeats). */
+  ttlMs?: number | undefined;
+}
+
 /**
  * Census instances on one store that check, at every change of any of them, that the shares
  * in use add up to at most 1.
@@ -50,7 +59,7 @@ class Fleet {
   readonly violations: string[] = [];
   constructor(readonly prefix: string) {}
 
-  add(store: Store, owner: string, heartbeatMs: number, ttlMs?: number): ReplicaCensus {
+  add({ store, owner, heartbeatMs, ttlMs }: FleetMember): ReplicaCensus {
     const census = new ReplicaCensus({
       store,
       owner,
@@ -93,8 +102,8 @@ describe("ReplicaCensus on Redis", () => {
   it("two replicas see 2 and take half each; one cut off is counted out after the TTL", async () => {
     const fleet = new Fleet(nextPrefix());
     const a = cuttable(store);
-    const censusA = fleet.add(a.store, "a", 100, 600);
-    const censusB = fleet.add(store, "b", 100, 600);
+    const censusA = fleet.add({ store: a.store, owner: "a", heartbeatMs: 100, ttlMs: 600 });
+    const censusB = fleet.add({ store, owner: "b", heartbeatMs: 100, ttlMs: 600 });
     try {
       await censusA.start();
       assert.deepEqual(censusA.view, { replicas: 1, share: 1 }, "alone: the whole budget");
@@ -120,8 +129,8 @@ describe("ReplicaCensus on Redis", () => {
 
   it("a replica that stops cleanly is counted out at the others' next heartbeat", async () => {
     const fleet = new Fleet(nextPrefix());
-    const censusA = fleet.add(store, "a", 100, 30_000);
-    const censusB = fleet.add(store, "b", 100, 30_000);
+    const censusA = fleet.add({ store, owner: "a", heartbeatMs: 100, ttlMs: 30_000 });
+    const censusB = fleet.add({ store, owner: "b", heartbeatMs: 100, ttlMs: 30_000 });
     try {
       await Promise.all([censusA.start(), censusB.start()]);
       await waitFor(() => views(fleet).every((v) => v.replicas === 2 && v.share === 0.5), {
@@ -176,7 +185,7 @@ describe("ReplicaCensus on memcached", () => {
 
   it("three replicas joining at once end at a third each, never above the whole", async () => {
     const fleet = new Fleet(nextPrefix());
-    for (const owner of ["a", "b", "c"]) fleet.add(store, owner, 150);
+    for (const owner of ["a", "b", "c"]) fleet.add({ store, owner, heartbeatMs: 150 });
     try {
       await Promise.all(fleet.members.map((m) => m.start()));
       await waitFor(
@@ -194,8 +203,8 @@ describe("ReplicaCensus on the memory store", () => {
   it("a joiner takes nothing until the others have made room", async () => {
     const store = new MemoryStore();
     const fleet = new Fleet(nextPrefix());
-    const first = fleet.add(store, "first", 60_000);
-    const joiner = fleet.add(store, "joiner", 60_000);
+    const first = fleet.add({ store, owner: "first", heartbeatMs: 60_000 });
+    const joiner = fleet.add({ store, owner: "joiner", heartbeatMs: 60_000 });
     try {
       await first.start();
       assert.equal(first.view.share, 1);
