@@ -15,7 +15,7 @@ import pino from "pino";
 import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../src/registry/factory.js";
-import { runCli } from "../support/cli.js";
+import { type CliResult, runCliInProcess } from "../support/cli.js";
 import { type FaultHook, withFault } from "../support/faults.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
@@ -137,39 +137,42 @@ test("CLI with --trace: stdout and stderr carry no password or token", async () 
     configFile,
     JSON.stringify({ auths: { [token.host]: { auth }, [basic.host]: { auth } } }),
   );
-  const runs = await Promise.all(
-    [token, basic].flatMap((reg) => [
-      runCli([
-        "inspect",
-        `${reg.host}/app:v1`,
-        "--trace",
-        "--insecure-host",
-        reg.host,
-        "--docker-config",
-        configFile,
-      ]),
-      runCli([
-        "tags",
-        `${reg.host}/app`,
-        "--trace",
-        "-o",
-        "json",
-        "--insecure-host",
-        reg.host,
-        "--docker-config",
-        configFile,
-      ]),
-      runCli([
-        "inspect",
-        `${reg.host}/app:missing`,
-        "--trace",
-        "--insecure-host",
-        reg.host,
-        "--docker-config",
-        configFile,
-      ]),
-    ]),
-  );
+  // In this process through the CLI's main (its log lines go to the run's own stderr): the
+  // commands' process-level smoke tests are in test/cli/. One after another: each run is short.
+  const runs: CliResult[] = [];
+  for (const args of [token, basic].flatMap((reg) => [
+    [
+      "inspect",
+      `${reg.host}/app:v1`,
+      "--trace",
+      "--insecure-host",
+      reg.host,
+      "--docker-config",
+      configFile,
+    ],
+    [
+      "tags",
+      `${reg.host}/app`,
+      "--trace",
+      "-o",
+      "json",
+      "--insecure-host",
+      reg.host,
+      "--docker-config",
+      configFile,
+    ],
+    [
+      "inspect",
+      `${reg.host}/app:missing`,
+      "--trace",
+      "--insecure-host",
+      reg.host,
+      "--docker-config",
+      configFile,
+    ],
+  ])) {
+    runs.push(await runCliInProcess(args));
+  }
   for (const r of runs) {
     assert.match(r.stderr, /http request/, `traced: ${r.stderr}`);
     assertClean("CLI output", r.stdout + r.stderr);
