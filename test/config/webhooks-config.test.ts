@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ConfigError } from "../../src/config/errors.js";
 import { loadConfig } from "../../src/config/load.js";
-import { runCli } from "../support/cli.js";
+import { runCli, runCliInProcess } from "../support/cli.js";
 
 let dir: string;
 before(async () => {
@@ -81,7 +81,8 @@ describe("webhook receivers in the configuration", () => {
     const secretFile = join(dir, "gh-secret");
     const secret = "gh-hook-secret-7f3a91";
     writeFileSync(secretFile, `${secret}\n`);
-    const r = await runCli(
+    // Through main in this process; the serve case below stays a process with a deadline.
+    const r = await runCliInProcess(
       [
         "config",
         "check",

@@ -16,7 +16,7 @@ import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../../src/registry/factory.js";
 import { parsePlatform } from "../../../src/registry/manifest/platform.js";
 import { imageJson } from "../../../src/server/json-forms.js";
-import { runCli } from "../../support/cli.js";
+import { runCliInProcess } from "../../support/cli.js";
 import { ImageBuilder, type PushedImage, type PushedIndex } from "../../support/image-builder.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 import { runSkopeo, skopeoFlags } from "../../support/skopeo.js";
@@ -216,7 +216,7 @@ describe("regscan inspect", () => {
   ];
 
   test("--output json: labels as skopeo's, annotations and index annotations beside", async () => {
-    const r = await runCli(args("index", ["-o", "json", "--platform", "linux/arm64"]));
+    const r = await runCliInProcess(args("index", ["-o", "json", "--platform", "linux/arm64"]));
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.deepEqual(json.labels, await skopeoLabels("index", { arch: "arm64", variant: "v8" }));
@@ -227,7 +227,7 @@ describe("regscan inspect", () => {
   });
 
   test("the summary lists annotations apart from labels", async () => {
-    const r = await runCli(args("annotated"));
+    const r = await runCliInProcess(args("annotated"));
     assert.equal(r.code, 0, r.stderr);
     const labels = r.stdout.slice(r.stdout.indexOf("Labels:"), r.stdout.indexOf("Annotations:"));
     assert.match(labels, /^ {2}team=blue$/m);
@@ -238,7 +238,7 @@ describe("regscan inspect", () => {
       /^ {2}org\.opencontainers\.image\.base\.name=docker\.io\/library\/alpine:3\.20$/m,
     );
     assert.match(annotations, /^ {2}team=from-annotation$/m);
-    const plain = await runCli(args("schema2"));
+    const plain = await runCliInProcess(args("schema2"));
     assert.equal(plain.code, 0, plain.stderr);
     assert.doesNotMatch(plain.stdout, /Annotations:/);
   });
