@@ -9,10 +9,12 @@
  * the 50 ms limit, the event-loop delay the replica reports (prom-client's per-scrape
  * histogram), and its peak RSS against the 256 MiB limit.
  *
- * `npm run bench reads-while-warming` (READS_BENCH_SECONDS=N changes each phase's length).
+ * `npm run bench reads-while-warming` (READS_BENCH_SECONDS=N changes each phase's length;
+ * READS_BENCH_PRELOAD=FILE preloads FILE into the filling replica, e.g. a profiler).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { Agent, request } from "undici";
 import { cleanupAll } from "../test/support/processes.js";
 import { startRedis } from "../test/support/redis.js";
 import { type FleetRepo, loadFleet, percentile } from "./scale/measure.js";
@@ -31,6 +33,12 @@ const P99_LIMIT_MS = 50;
 const RSS_LIMIT_MIB = 256;
 const PHASE_MS = Number(process.env.READS_BENCH_SECONDS ?? 30) * 1000;
 const MiB = 1024 * 1024;
+
+/**
+ * The readers' connections: one each, as 50 separate clients would have (fetch's global
+ * pool opens more under load, and the server's per-address cap of 64 then refuses some).
+ */
+const readers = new Agent({ connections: CLIENTS, keepAliveTimeout: 4_000 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (n: number) => Math.round(n * 10) / 10;
@@ -86,17 +94,18 @@ async function readLoad(api: string, repos: FleetRepo[], ms: number): Promise<Re
         const repo = repos[next++ % repos.length] as FleetRepo;
         const t0 = performance.now();
         try {
-          const res = await fetch(`${api}/v1/repositories/${repo.name}`, {
+          const res = await request(`${api}/v1/repositories/${repo.name}`, {
+            dispatcher: readers,
             signal: AbortSignal.timeout(10_000),
           });
-          const body = await res.arrayBuffer();
+          const body = await res.body.arrayBuffer();
           // A refusal is counted by its code (NOT_CACHED, SERVER_BUSY, ...).
           const key =
-            res.status === 200
+            res.statusCode === 200
               ? "200"
-              : `${res.status} ${/"code":"([A-Z_]+)"/.exec(Buffer.from(body).toString())?.[1] ?? ""}`;
+              : `${res.statusCode} ${/"code":"([A-Z_]+)"/.exec(Buffer.from(body).toString())?.[1] ?? ""}`;
           byStatus[key] = (byStatus[key] ?? 0) + 1;
-          if (res.status === 200) latencies.push(performance.now() - t0);
+          if (res.statusCode === 200) latencies.push(performance.now() - t0);
           else await sleep(50);
         } catch (err) {
           errors++;
@@ -132,6 +141,12 @@ interface Sampled {
   loadAverage: number[];
   /** CPU seconds the replica used during the phase (user + system, from /proc). */
   cpuSeconds: number;
+  /** Largest V8 heap (total, used) and external memory (buffers) seen, MiB. */
+  heapTotalMaxMiB: number;
+  heapUsedMaxMiB: number;
+  externalMaxMiB: number;
+  /** Connections the replica closed at once at a connection cap, by cap, at the end. */
+  refusedConnections: Record<string, number>;
 }
 
 /** User + system CPU seconds of a process so far (from /proc/PID/stat; clock ticks of 10 ms). */
@@ -150,6 +165,10 @@ function sampler(replica: Replica): { stop: () => Promise<Sampled> } {
   const p99s: number[] = [];
   const maxes: number[] = [];
   let rssMax = 0;
+  let heapTotal = 0;
+  let heapUsed = 0;
+  let external = 0;
+  let refused: Record<string, number> = {};
   let stopped = false;
   const cpuAtStart = cpuSecondsOf(replica.proc.pid);
   const metric = (text: string, name: string) =>
@@ -164,6 +183,15 @@ function sampler(replica: Replica): { stop: () => Promise<Sampled> } {
         const max = metric(text, "nodejs_eventloop_lag_max_seconds");
         if (Number.isFinite(p99)) p99s.push(p99);
         if (Number.isFinite(max)) maxes.push(max);
+        heapTotal = Math.max(heapTotal, metric(text, "nodejs_heap_size_total_bytes") / 1000);
+        heapUsed = Math.max(heapUsed, metric(text, "nodejs_heap_size_used_bytes") / 1000);
+        external = Math.max(external, metric(text, "nodejs_external_memory_bytes") / 1000);
+        refused = {};
+        for (const m of text.matchAll(
+          /^regscan_api_connections_refused_total\{reason="([a-z-]+)"\} (\d+)$/gm,
+        )) {
+          refused[m[1] as string] = Number(m[2]);
+        }
       } catch {
         // a scrape that timed out is itself a figure: the loop was stuck that long
         maxes.push(5_000);
@@ -184,6 +212,10 @@ function sampler(replica: Replica): { stop: () => Promise<Sampled> } {
         rssMaxMiB: round(rssMax / MiB),
         loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
         cpuSeconds: round(cpuSecondsOf(replica.proc.pid) - cpuAtStart),
+        heapTotalMaxMiB: round(heapTotal / MiB),
+        heapUsedMaxMiB: round(heapUsed / MiB),
+        externalMaxMiB: round(external / MiB),
+        refusedConnections: refused,
       };
     },
   };
@@ -248,6 +280,9 @@ async function main(): Promise<void> {
 
   // Phase 2: the same reads while a cold fleet fills (the read repositories are fresh in
   // Redis, so they are not scanned again).
+  // READS_BENCH_PRELOAD=FILE: the filling replica runs with `--require FILE` (a profiler).
+  const preload = process.env.READS_BENCH_PRELOAD;
+  if (preload !== undefined) process.env.NODE_OPTIONS = `--require ${preload}`;
   replica = await startReplica("reads-1", {
     ...base,
     imagesFile: writeImagesFile([...reads, ...warm].map((r) => r.name)),
@@ -293,7 +328,8 @@ function describe(r: ReadFigures, s: Sampled): string {
     `p50 ${r.p50Ms} / p90 ${r.p90Ms} / p99 ${r.p99Ms} / max ${r.maxMs} ms; ` +
     `event-loop delay p99 median ${s.loopP99MedianMs} ms, worst p99 ${s.loopP99MaxMs} ms, max ${s.loopMaxMs} ms; ` +
     `replica CPU ${s.cpuSeconds} s (${round((1000 * s.cpuSeconds) / Math.max(1, r.answers))} ms per answer); ` +
-    `VmHWM ${s.hwmMiB} MiB; load ${s.loadAverage.join(" ")}`
+    `VmHWM ${s.hwmMiB} MiB (heap ${s.heapUsedMaxMiB} used / ${s.heapTotalMaxMiB} total, external ${s.externalMaxMiB}); ` +
+    `refused connections ${JSON.stringify(s.refusedConnections)}; load ${s.loadAverage.join(" ")}`
   );
 }
 

@@ -73,6 +73,16 @@ export class RepositoryJsonCache {
     this.#now = opts.now ?? Date.now;
   }
 
+  /** The body kept for `name` at `version`, if any (no build, no promise: the hot path). */
+  peek(name: string, version: string): RepositoryAnswer | undefined {
+    const hit = this.#entries.get(name);
+    if (hit?.version !== version || this.#now() - hit.builtAt >= this.#maxAgeMs) return undefined;
+    // Re-inserting keeps the map in least-recently-used order for eviction.
+    this.#entries.delete(name);
+    this.#entries.set(name, hit);
+    return hit.body;
+  }
+
   /**
    * The body for `name` at `version`: from the cache, from a build already under way for
    * the same version, or from `build()` (kept for the next reader when it fits).
@@ -82,13 +92,8 @@ export class RepositoryJsonCache {
     version: string,
     build: () => Promise<RepositoryAnswer>,
   ): Promise<RepositoryAnswer> {
-    const hit = this.#entries.get(name);
-    if (hit?.version === version && this.#now() - hit.builtAt < this.#maxAgeMs) {
-      // Re-inserting keeps the map in least-recently-used order for eviction.
-      this.#entries.delete(name);
-      this.#entries.set(name, hit);
-      return hit.body;
-    }
+    const hit = this.peek(name, version);
+    if (hit !== undefined) return hit;
     const pending = this.#building.get(name);
     if (pending?.version === version) return pending.body;
     const body = build();
