@@ -299,7 +299,11 @@ export class Daemon {
         repositoryState: async (name, signal) => {
           const record = await cache.repositoryRecord(name, { signal });
           return (
-            record && { version: repositoryRecordVersion(record), lastUpdate: record.lastUpdate }
+            record && {
+              version: repositoryRecordVersion(record),
+              lastUpdate: record.lastUpdate,
+              tags: record.tags?.length,
+            }
           );
         },
         limits: {

@@ -69,7 +69,7 @@ export interface ApiServerOptions {
     | ((name: ImageName, signal: AbortSignal) => Promise<StoredRepositoryState | undefined>)
     | undefined;
   /**
-   * Bytes of repository answers kept (default 32 MiB): a larger answer is never held whole
+   * Bytes of repository answers kept (default 24 MiB): a larger answer is never held whole
    * but written to the socket as it is produced.
    */
   repositoryCacheBytes?: number | undefined;
@@ -113,6 +113,9 @@ export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = {
 
 /** Bytes of a large answer handed to the socket at once. */
 const LARGE_BODY_SLICE = 64 * 1024;
+
+/** Tags of a repository whose answer is built without waiting for a heavy-work turn. */
+const SMALL_REPOSITORY_TAGS = 1_000;
 
 /** How long one cache read for an answer may take. */
 const READ_TIMEOUT_MS = 30_000;
@@ -393,7 +396,7 @@ export class ApiServer {
         if (intervalSeconds !== undefined) {
           res.setHeader("x-regscan-interval-seconds", intervalSeconds);
         }
-        const answer = await this.#repositoryBody(name, stored?.version, res);
+        const answer = await this.#repositoryBody(name, stored, res);
         if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
         else await this.#heavy.run(() => sendLayout(res, answer), abortOnClose(res));
@@ -470,24 +473,30 @@ export class ApiServer {
    */
   async #repositoryBody(
     name: ImageName,
-    version: string | undefined,
+    stored: StoredRepositoryState | undefined,
     res: ServerResponse,
   ): Promise<RepositoryAnswer> {
     const key = name.toString();
+    const version = stored?.version;
     const kept = version === undefined ? undefined : this.#repositoryBodies.peek(key, version);
     if (kept !== undefined) return kept;
     const clientGone = abortOnClose(res);
+    const work = async (signal: AbortSignal) => {
+      const meta = await this.#answer(
+        () => this.#opts.registry.getImageRepositoryMetadata(name, { signal }),
+        key,
+      );
+      const layout = await layoutRepositoryJson(key, meta);
+      return layout.byteLength <= this.#repositoryBodies.maxBytes
+        ? repositoryJsonBuffer(layout)
+        : layout;
+    };
+    // A repository known to be small costs about what an image read does (a few store round
+    // trips, a millisecond of JSON): gating it behind the few large builds at once turned 50
+    // readers of a fleet of small repositories into SERVER_BUSY answers.
+    const small = stored?.tags !== undefined && stored.tags <= SMALL_REPOSITORY_TAGS;
     const build = (signal: AbortSignal) =>
-      this.#heavy.run(async () => {
-        const meta = await this.#answer(
-          () => this.#opts.registry.getImageRepositoryMetadata(name, { signal }),
-          key,
-        );
-        const layout = await layoutRepositoryJson(key, meta);
-        return layout.byteLength <= this.#repositoryBodies.maxBytes
-          ? repositoryJsonBuffer(layout)
-          : layout;
-      }, signal);
+      small ? work(signal) : this.#heavy.run(() => work(signal), signal);
     if (version === undefined) return build(clientGone);
     // A build shared by several clients must not stop when the first of them leaves.
     return raceAbort(

@@ -23,6 +23,8 @@ export interface StoredRepositoryState {
   version: string;
   /** When the tag list was last fetched successfully (the record's `lastUpdate`). */
   lastUpdate?: Date | undefined;
+  /** How many tags the record lists (small repositories are built without a heavy turn). */
+  tags?: number | undefined;
 }
 
 /** A built answer and the record version it belongs to. */
@@ -39,7 +41,7 @@ export interface RepositoryJsonCacheOptions {
    * keeps the table of a fleet of tiny answers from growing without end.
    */
   maxEntries?: number | undefined;
-  /** Most bytes kept together; an answer larger than this is not kept (default 32 MiB). */
+  /** Most bytes kept together; an answer larger than this is not kept (default 24 MiB). */
   maxBytes?: number | undefined;
   /**
    * How long a body is served at most, even when its version still holds (a tag record
@@ -68,7 +70,7 @@ export class RepositoryJsonCache {
 
   constructor(opts: RepositoryJsonCacheOptions = {}) {
     this.#maxEntries = opts.maxEntries ?? 4_096;
-    this.maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
+    this.maxBytes = opts.maxBytes ?? 24 * 1024 * 1024;
     this.#maxAgeMs = opts.maxAgeMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
   }

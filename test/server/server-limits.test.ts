@@ -171,6 +171,37 @@ describe("API server limits", () => {
     assert.equal((JSON.parse(busy?.body ?? "{}") as { code?: string }).code, "SERVER_BUSY");
   });
 
+  test("small repositories (by their stored tag count) are built without a heavy turn", async () => {
+    const registry = new GatedRegistry();
+    const { port } = await start(registry, {
+      // Six distinct repositories, two small and four large.
+      repositoryState: async (name) => ({
+        version: "1",
+        tags: /[01]$/.test(name.toString()) ? 100 : 5_000,
+      }),
+      limits: { heavyConcurrency: 1, heavyQueue: 1 },
+    });
+    const names = Array.from({ length: 6 }, (_, i) => `${REPO}${i}`);
+    const answers = names.map((n) => get(port, `/v1/repositories/${n}`));
+    // Both small builds and one large one run; one large waits; two are refused.
+    await until(() => registry.waitingCount === 3, "three builds running");
+    registry.releaseAll();
+    const done = await Promise.all(answers);
+    assert.deepEqual(
+      done.slice(0, 2).map((a) => a.status),
+      [200, 200],
+      "the small ones",
+    );
+    // Which large ones were refused depends on arrival order; how many does not.
+    assert.deepEqual(
+      done
+        .slice(2)
+        .map((a) => a.status)
+        .sort(),
+      [200, 200, 503, 503],
+    );
+  });
+
   test("a repository's JSON is built once per record version, however many ask", async () => {
     const registry = new GatedRegistry();
     let version = "1";
