@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
 import { raceAbort } from "../abort.js";
-import { CachedFetchError, ImageExcludedError } from "../cache/errors.js";
+import { CachedFetchError, ImageExcludedError, NotCachedError } from "../cache/errors.js";
 import { knownErrorCode, RegscanError } from "../errors.js";
 import { type ImageName, type ImageRef, parseImageName, parseImageRef } from "../image/ref.js";
 import type { Registry } from "../registry/registry.js";
@@ -480,6 +480,11 @@ export class ApiServer {
     const version = stored?.version;
     const kept = version === undefined ? undefined : this.#repositoryBodies.peek(key, version);
     if (kept !== undefined) return kept;
+    if (this.#opts.repositoryState !== undefined && stored === undefined) {
+      // No record in the store: not cached yet. Said at once, without a build's turn, so
+      // that readers polling a cold fleet (every read during a first fill) cost a lookup.
+      return this.#answer(() => Promise.reject(new NotCachedError(key)), key);
+    }
     const clientGone = abortOnClose(res);
     const work = async (signal: AbortSignal) => {
       const meta = await this.#answer(

@@ -202,6 +202,23 @@ describe("API server limits", () => {
     );
   });
 
+  test("a repository without a stored record is NOT_CACHED at once, without a build", async () => {
+    const registry = new GatedRegistry();
+    const { port } = await start(registry, {
+      repositoryState: async () => undefined,
+      limits: { heavyConcurrency: 1, heavyQueue: 0 },
+    });
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => get(port, `/v1/repositories/${REPO}${i}`)),
+    );
+    for (const a of answers) {
+      assert.equal(a.status, 503);
+      assert.equal((JSON.parse(a.body) as { code?: string }).code, "NOT_CACHED");
+      assert.equal(a.headers["retry-after"], "5");
+    }
+    assert.equal(registry.reads, 0, "no build was started");
+  });
+
   test("a repository's JSON is built once per record version, however many ask", async () => {
     const registry = new GatedRegistry();
     let version = "1";
