@@ -92,6 +92,12 @@ export interface KillResult {
   takeover: Record<string, number | null>;
   /** Repositories it held that no survivor listed again before the end. */
   neverTakenOver: string[];
+  /**
+   * Those listed again later than lease TTL + their interval (the larger of the configured
+   * one and the one survivors reported: stretched or backed off), or not by the end and
+   * the end was past that bound (seconds null).
+   */
+  lateTakeovers: Array<{ repository: string; seconds: number | null; boundSeconds: number }>;
   /** The longest of those takeovers (null: it held no lease). */
   maxTakeoverSeconds: number | null;
   /** Repositories listed before the kill: the longest gap between listings from the kill on. */
@@ -339,6 +345,7 @@ async function killResult(
       leasesHeld: [],
       takeover: {},
       neverTakenOver: [],
+      lateTakeovers: [],
       maxTakeoverSeconds: null,
       maxGap: null,
       overBound: [],
@@ -355,20 +362,26 @@ async function killResult(
     `${o.sim.control}/_sim/listings?since=${startedAt}`,
   );
   const byName = new Map(fleet.map((r) => [r.name, r]));
+  const boundOf = (name: string) => ttl + Math.max(interval, intervals.get(name) ?? 0);
   const takeover: Record<string, number | null> = {};
+  const lateTakeovers: KillResult["lateTakeovers"] = [];
   for (const name of killed.leases) {
     const repo = byName.get(name);
     const times = repo ? (listings[repo.registry.name]?.[repo.repository] ?? []) : [];
     const next = times.find((t) => t >= killed.at);
     takeover[name] = next === undefined ? null : round((next - killed.at) / 1000);
+    // Not listed again by the end counts as the whole time since the kill.
+    const waited = ((next ?? end) - killed.at) / 1000;
+    if (waited > boundOf(name))
+      lateTakeovers.push({
+        repository: name,
+        seconds: next === undefined ? null : round(waited),
+        boundSeconds: round(boundOf(name)),
+      });
   }
   const takeovers = Object.values(takeover);
-  const { gaps, measured } = gapsAfterKill(
-    listings,
-    fleet,
-    killed.at,
-    end,
-    (repo) => ttl + Math.max(interval, intervals.get(repo.name) ?? 0),
+  const { gaps, measured } = gapsAfterKill(listings, fleet, killed.at, end, (repo) =>
+    boundOf(repo.name),
   );
   const over = gaps.filter((g) => g.gapSeconds > g.boundSeconds);
   const maxGap = gaps.reduce<RepositoryGap | null>(
@@ -382,6 +395,7 @@ async function killResult(
     leasesHeld: killed.leases,
     takeover,
     neverTakenOver: Object.keys(takeover).filter((k) => takeover[k] === null),
+    lateTakeovers,
     maxTakeoverSeconds:
       takeovers.length === 0
         ? null

@@ -217,14 +217,14 @@ describe("issue 13 at CI size: every personality, 1 and 3 replicas of regscan se
       ...fullCacheProblems(phase, "after the kill"),
       ...budgetProblems(phase, "3 replicas, one killed"),
     ];
-    const bound = LEASE_TTL_SECONDS + INTERVAL_SECONDS;
-    if (k.neverTakenOver.length > 0)
+    // The bound is lease TTL + the repository's interval: the configured one, or the longer
+    // one the survivors reported for it (stretched when the budget cannot cover the
+    // intervals, or backed off), as for every other repository's gaps below.
+    if (k.leasesHeld.length === 0)
+      problems.push("the killed replica held no lease when it died: no takeover was tested");
+    if (k.lateTakeovers.length > 0)
       problems.push(
-        `held by the killed replica, never listed again: ${k.neverTakenOver.join(", ")}`,
-      );
-    if ((k.maxTakeoverSeconds ?? 0) > bound)
-      problems.push(
-        `a repository the killed replica held was listed again ${k.maxTakeoverSeconds} s after the kill (bound: lease TTL + interval = ${bound} s); takeovers: ${JSON.stringify(k.takeover)}`,
+        `${k.lateTakeovers.length} of ${k.leasesHeld.length} repositories the killed replica held were listed again later than lease TTL (${LEASE_TTL_SECONDS} s) + their interval (seconds null: not by the end): ${JSON.stringify(k.lateTakeovers)}; all takeovers: ${JSON.stringify(k.takeover)}`,
       );
     if (k.measured === 0) problems.push("no repository had been listed before the kill");
     if (k.overBoundCount > 0)
