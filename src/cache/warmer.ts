@@ -129,6 +129,13 @@ export interface WarmerOptions {
    */
   maxIntervalFactor?: number | undefined;
   quietScansBeforeBackoff?: number | undefined;
+  /**
+   * Whether each loop scan checks every tag not checked within part of the repository's
+   * interval (see {@link TAG_CHECK_FRACTION}; default true). False leaves tags to their own
+   * refresh deadlines: far fewer `HEAD`s on huge repositories of immutable tags, but a moved
+   * tag is then seen only at its deadline unless a webhook or refresh names it.
+   */
+  pollTags?: boolean | undefined;
 }
 
 /** Options of {@link Warmer.scan}. */
@@ -417,7 +424,7 @@ export class Warmer {
         // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
         // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
         checkAll: item.priority,
-        pollTags: true,
+        pollTags: this.#opts.pollTags ?? true,
         signal,
       });
     } finally {

@@ -31,7 +31,11 @@ export function addConfigOptions(command: Command): Command {
               : s.kind === "boolean"
                 ? ""
                 : "value";
-    const flags = valueName ? `--${s.flag} <${valueName}>` : `--${s.flag}`;
+    const flags = valueName
+      ? `--${s.flag} <${valueName}>`
+      : s.optionalValue
+        ? `--${s.flag} [bool]`
+        : `--${s.flag}`;
     const option = new Option(flags, `${s.help} [env ${s.env}]`);
     if (repeatable) option.argParser(collect);
     command.addOption(option);

@@ -292,6 +292,9 @@ export const configSchema = z.strictObject({
       // Repositories scanned at once, and at most this many of one registry host.
       concurrency: z.number().int().min(1).max(256).default(8),
       perHostConcurrency: z.number().int().min(1).max(256).default(4),
+      // Each loop scan HEADs every tag not checked within half the interval (moved tags seen
+      // without webhooks); off: tags follow their own refresh deadlines (Flux v1's cost).
+      pollTags: z.boolean().default(true),
       // How long a repository lease lasts unless renewed: how long a replica that died on
       // another host keeps its repositories from the others (renewed every third of it).
       leaseTtl: durationAtLeast(3000).default(300_000),

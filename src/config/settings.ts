@@ -30,6 +30,11 @@ export interface Setting {
   help: string;
   /** True for secrets: masked whenever the configuration is shown. */
   secret?: boolean;
+  /**
+   * For a boolean that defaults to true: the flag takes an optional value (`--poll-tags
+   * false`), since a bare flag could only say what the default says already.
+   */
+  optionalValue?: boolean;
 }
 
 /** The settings, in the order `--help` lists them. */
@@ -300,6 +305,14 @@ export const SETTINGS: readonly Setting[] = [
     env: "REGSCAN_PER_HOST_CONCURRENCY",
     kind: "integer",
     help: "repositories of one registry host scanned at the same time (default 4)",
+  },
+  {
+    path: "warmer.pollTags",
+    flag: "poll-tags",
+    env: "REGSCAN_POLL_TAGS",
+    kind: "boolean",
+    optionalValue: true,
+    help: "HEAD every tag once per repository interval so moved tags are seen without webhooks (true or false; default true)",
   },
   {
     path: "warmer.leaseTtl",

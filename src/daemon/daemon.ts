@@ -257,6 +257,7 @@ export class Daemon {
         maxIntervalFactor: config.warmer.maxIntervalFactor,
         concurrency: config.warmer.concurrency,
         perHostConcurrency: config.warmer.perHostConcurrency,
+        pollTags: config.warmer.pollTags,
         leaseTtlMs: config.warmer.leaseTtl,
         owner: config.replicaId,
         logger: logger.child({ component: "warmer" }),

@@ -172,4 +172,30 @@ describe("Warmer loop scheduling", () => {
     assert.equal(once?.fresh, 6);
     assert.equal(factory.counts(app.toString()).head, 0);
   });
+
+  it("with pollTags off, leaves tags to their own deadlines", async () => {
+    const [app] = names("registry.test", 1) as [ImageName];
+    const repo = fakeRepository(app, 6, 2);
+    const factory = new FakeFactory(new Map([[app.toString(), repo]]));
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      lookup: lookupOf([app]),
+      intervalMs: 60_000,
+      repositoryOptions: () => ({ intervalMs: 300 }),
+      maxIntervalFactor: 1,
+      pollTags: false,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const results: RepositoryScanResult[] = [];
+    warmer.onScan((r) => {
+      results.push(r);
+      if (results.length === 1) factory.reset();
+    });
+    await runUntil(warmer, () => results.length >= 3, "three scans");
+    assert.equal(results[0]?.refreshed, 6);
+    const c = factory.counts(app.toString());
+    assert.equal(c.head, 0, "no HEAD for tags fresh for an hour");
+    assert.ok(c.tags >= 2, `listed at each scan (${c.tags})`);
+  });
 });

@@ -112,6 +112,24 @@ describe("loadConfig", () => {
     assert.equal(origins.get("registry.rps"), "environment variable REGSCAN_RPS");
   });
 
+  test("warmer.pollTags: on by default; off from the file, the environment or --poll-tags false", async () => {
+    assert.equal((await loadConfig({})).config.warmer.pollTags, true);
+    const path = await file("poll.yaml", "warmer:\n  pollTags: false\n");
+    assert.equal((await loadConfig({ file: path })).config.warmer.pollTags, false);
+    const env = { REGSCAN_POLL_TAGS: "off" };
+    assert.equal((await loadConfig({ env })).config.warmer.pollTags, false);
+    // A bare flag says true; a flag with a value wins over the environment.
+    assert.equal(
+      (await loadConfig({ env, flags: { pollTags: true } })).config.warmer.pollTags,
+      true,
+    );
+    const off = await loadConfig({ file: path, flags: { pollTags: "false" } });
+    assert.equal(off.config.warmer.pollTags, false);
+    assert.equal(off.origins.get("warmer.pollTags"), "flag --poll-tags");
+    const bad = await problem(loadConfig({ flags: { pollTags: "sometimes" } }));
+    assert.match(bad.message, /--poll-tags.*expected true or false/);
+  });
+
   test("--image and REGSCAN_IMAGES add to the file's repositories; list flags replace", async () => {
     const path = await file(
       "images.yaml",
