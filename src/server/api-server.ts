@@ -323,7 +323,14 @@ export class ApiServer {
       });
     }
     if (!match.methods.includes(method)) throw methodNotAllowed(method, allow);
-    if (isV1) await this.#readBody(req);
+    // A request that declares no body has none: no read (an async iterator per request).
+    if (
+      isV1 &&
+      (req.headers["content-length"] !== undefined ||
+        req.headers["transfer-encoding"] !== undefined)
+    ) {
+      await this.#readBody(req);
+    }
 
     switch (match.route) {
       case "healthz":
