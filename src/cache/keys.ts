@@ -63,6 +63,14 @@ export class Keys {
     return `${this.legacyPrefix}tag:${name.toString()}:${tag}`;
   }
 
+  /**
+   * The key of what the replicas sharing the store have learnt of how often a registry
+   * host's tags share images (see host-sharing-record.ts), by API host (lower-cased).
+   */
+  hostSharing(host: string): string {
+    return `${this.prefix}host-sharing:${host.toLowerCase()}`;
+  }
+
   /** The key of the lease a warmer holds while it scans the repository. */
   lease(name: ImageName): string {
     return `${this.prefix}lease:${name.toString()}`;

@@ -25,6 +25,24 @@ export const DOCKER_HUB_API_HOST = "registry-1.docker.io";
 const MAX_REPOSITORIES_PER_HOST = 10_000;
 const MAX_HOSTS = 1000;
 
+/** One repository's counts as a host keeps them (weighted to at most {@link SHARING_SAMPLE} tags). */
+export interface RepositorySharing {
+  repository: string;
+  tags: number;
+  shared: number;
+}
+
+/**
+ * What a {@link HostSharing} tells whoever keeps it in step with other replicas (see
+ * host-sharing-record.ts): called synchronously, so a listener only starts its own work.
+ */
+export interface HostSharingListener {
+  /** A choice found too little known about the host to use its sharing. */
+  miss(host: string): void;
+  /** A repository's counts changed (a scan finished, or one saw its first sample). */
+  change(host: string): void;
+}
+
 /**
  * Tag sharing per registry host, from the last scan of each of its repositories (each
  * counted once, however often it is scanned), so that a repository with too few tags to
@@ -33,27 +51,31 @@ const MAX_HOSTS = 1000;
  */
 export class HostSharing {
   readonly #hosts = new Map<string, Map<string, { tags: number; shared: number }>>();
+  #listener: HostSharingListener | undefined;
+
+  /** Tells `listener` of misses and changes from now on (one listener; a second replaces it). */
+  listen(listener: HostSharingListener | undefined): void {
+    this.#listener = listener;
+  }
 
   /** The share of tags whose image another tag shares, once the host has shown enough tags. */
   prior(host: string, except?: string): number | undefined {
     const repositories = this.#hosts.get(host);
-    if (!repositories) return undefined;
     let tags = 0;
     let shared = 0;
-    for (const [repository, counts] of repositories) {
+    for (const [repository, counts] of repositories ?? []) {
       if (repository === except) continue;
       tags += counts.tags;
       shared += counts.shared;
     }
-    return tags >= SHARING_SAMPLE ? shared / tags : undefined;
+    if (tags >= SHARING_SAMPLE) return shared / tags;
+    this.#listener?.miss(host);
+    return undefined;
   }
 
   /** One repository scan's counts, in place of that repository's previous ones. */
   record({ host, repository, tags, shared }: ScanSharing): void {
-    let repositories = this.#hosts.get(host);
-    if (repositories) this.#hosts.delete(host);
-    else repositories = new Map();
-    this.#hosts.set(host, repositories);
+    const repositories = this.#touch(host);
     repositories.delete(repository);
     if (tags > 0) {
       const weight = Math.min(tags, SHARING_SAMPLE) / tags;
@@ -61,6 +83,50 @@ export class HostSharing {
     }
     forgetOldest(repositories, MAX_REPOSITORIES_PER_HOST);
     forgetOldest(this.#hosts, MAX_HOSTS);
+    this.#listener?.change(host);
+  }
+
+  /** The host's repositories' counts, the most recently recorded last. */
+  entries(host: string): RepositorySharing[] {
+    const out: RepositorySharing[] = [];
+    for (const [repository, c] of this.#hosts.get(host) ?? []) {
+      out.push({ repository, tags: c.tags, shared: c.shared });
+    }
+    return out;
+  }
+
+  /**
+   * Counts learnt elsewhere (another replica): those of repositories this process has not
+   * recorded itself are taken, as older than its own (its own scans are the newer word on
+   * a repository it scanned). Counts out of range are clamped. True when any was taken.
+   */
+  adopt(host: string, entries: readonly RepositorySharing[]): boolean {
+    const own = this.#hosts.get(host);
+    const adopted = new Map<string, { tags: number; shared: number }>();
+    for (const e of entries) {
+      if (own?.has(e.repository) || adopted.has(e.repository)) continue;
+      const tags = Math.min(Math.max(e.tags, 0), SHARING_SAMPLE);
+      if (!(tags > 0)) continue;
+      adopted.set(e.repository, { tags, shared: Math.min(Math.max(e.shared, 0), tags) });
+    }
+    if (adopted.size === 0) return false;
+    const repositories = this.#touch(host);
+    // Rebuilt with the adopted first, so that they are forgotten before this process's own.
+    const merged = new Map([...adopted, ...repositories]);
+    repositories.clear();
+    for (const [repository, counts] of merged) repositories.set(repository, counts);
+    forgetOldest(repositories, MAX_REPOSITORIES_PER_HOST);
+    forgetOldest(this.#hosts, MAX_HOSTS);
+    return true;
+  }
+
+  /** The host's map, made the most recently used host. */
+  #touch(host: string): Map<string, { tags: number; shared: number }> {
+    let repositories = this.#hosts.get(host);
+    if (repositories) this.#hosts.delete(host);
+    else repositories = new Map();
+    this.#hosts.set(host, repositories);
+    return repositories;
   }
 }
 
@@ -157,6 +223,9 @@ export class NewTagFetchPlan {
   observe(digest: string): void {
     this.#start();
     this.#count(digest);
+    // The scan has judged its own sharing: the host (and, through the store, the other
+    // replicas) hear of it now, not only when a long scan ends.
+    if (this.#tags === SHARING_SAMPLE) this.#record();
   }
 
   #count(digest: string): void {
@@ -170,6 +239,10 @@ export class NewTagFetchPlan {
   /** The scan ended: its sharing becomes part of the host's (unless it met no new tag). */
   finish(): void {
     if (!this.#started) return;
+    this.#record();
+  }
+
+  #record(): void {
     const { host, repository, history } = this.#input;
     history.record({ host, repository, tags: this.#tags, shared: this.#tags - this.#single });
   }

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { ImageName } from "../image/ref.js";
 import type { ClientFactory } from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
+import type { HostSharingSync } from "./host-sharing-record.js";
 import type { Keys } from "./keys.js";
 import type { WarmerMetrics } from "./metrics.js";
 import type { HostSharing } from "./new-tag-fetch.js";
@@ -41,6 +42,8 @@ export interface WarmContext {
   refresh: RefreshOptions;
   /** How often tags share images, per registry host (for how new tags are fetched). */
   hostSharing: HostSharing;
+  /** Keeps {@link hostSharing} in step with the other replicas sharing the store. */
+  hostSharingSync: HostSharingSync;
 }
 
 /** One repository to scan. */

@@ -314,6 +314,9 @@ async function scanRepository(s: Scan): Promise<void> {
   const total = due.length;
   let done = 0;
   job.onProgress?.({ total, done });
+  // What the other replicas learnt of the host, before the first choice (bounded; a
+  // failed read leaves this replica learning on its own).
+  await ctx.hostSharingSync.ready(job.name.apiHost, signal);
   const plan = new NewTagFetchPlan({
     host: job.name.apiHost,
     repository: result.repository,

@@ -18,6 +18,7 @@ import { BudgetStretch } from "./budget-stretch.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import { WarmerRunningError } from "./errors.js";
+import { HostSharingSync } from "./host-sharing-record.js";
 import { decodeRepositoryIndexRecord } from "./index-records.js";
 import { Keys } from "./keys.js";
 import { warmerMetrics } from "./metrics.js";
@@ -203,9 +204,11 @@ export class Warmer {
     });
     const logger = opts.logger ?? pino({ level: "silent" });
     const burst = Math.max(1, opts.burst ?? DEFAULT_BURST);
+    const keys = opts.keys ?? new Keys();
+    const hostSharing = new HostSharing();
     this.#ctx = {
       store: opts.store,
-      keys: opts.keys ?? new Keys(),
+      keys,
       factory: opts.factory,
       logger,
       metrics: warmerMetrics(opts.metricsRegistry),
@@ -218,7 +221,13 @@ export class Warmer {
       finalWriteTimeoutMs: WRITE_TIMEOUT_MS,
       // Every tag write in flight, of every repository scanned at once, listens on it.
       refresh: { jitter: opts.refreshJitter ?? 0 },
-      hostSharing: new HostSharing(),
+      hostSharing,
+      hostSharingSync: new HostSharingSync({
+        store: opts.store,
+        keys,
+        sharing: hostSharing,
+        logger,
+      }),
       writeTimeout: new SharedTimeout({
         timeoutMs: WRITE_TIMEOUT_MS,
         slackMs: 1000,
@@ -273,6 +282,8 @@ export class Warmer {
     } finally {
       followed.dispose();
       clearInterval(timer);
+      // The last sharing records written before the caller closes the store (bounded).
+      await this.#ctx.hostSharingSync.settle();
       this.#running = false;
     }
   }
@@ -327,6 +338,7 @@ export class Warmer {
         });
       },
     ).finally(dispose);
+    await this.#ctx.hostSharingSync.settle();
     return results;
   }
 
