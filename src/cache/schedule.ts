@@ -10,6 +10,15 @@
  * 1/8 for one quiet long enough to be listed eight times less often). A repository never
  * scanned is as overdue as can be: nothing of it is cached yet.
  *
+ * The weighting is only for repositories that are merely due. Every repository is promised
+ * a listing within its interval plus a slack (the lease TTL: issue 13's "never unscanned
+ * longer than lease TTL + interval"), and its due time already is its last listing plus its
+ * interval (the pace's back-off included). So one that has waited `lateAfterMs` (part of
+ * the slack) past its due time is late: it goes ahead of every merely-due one, the most
+ * overdue first (all share the slack, so that is the earliest deadline first). Weighted
+ * alone, a backed-off repository (weight 1/8) starved behind busy ones for as long as the
+ * budget was saturated: eight times their lateness before its turn, well past its bound.
+ *
  * Each take looks at every waiting repository (a linear pass): ranks change as the clock
  * moves, so no heap order would hold, and a pass over 10,000 entries costs well under a
  * millisecond against scans that take tens of milliseconds at least.
@@ -48,6 +57,12 @@ export interface ScheduleOptions {
    * scan would make a webhook's refresh wait minutes); they count towards it.
    */
   perHostConcurrency: number;
+  /**
+   * How long past its due time a repository waits before it is late and goes ahead of the
+   * merely due, ms (see the module comment; default: never, weights alone). The warmer
+   * passes part of the lease TTL, the slack each repository's bound leaves.
+   */
+  lateAfterMs?: number | undefined;
 }
 
 interface Entry {
@@ -71,6 +86,7 @@ interface Entry {
 export class Schedule {
   readonly #hostOf: (name: string) => string;
   readonly #perHost: number;
+  readonly #lateAfterMs: number;
   readonly #entries = new Map<string, Entry>();
   readonly #hostsInFlight = new Map<string, number>();
   readonly #waiters = new Set<() => void>();
@@ -79,6 +95,7 @@ export class Schedule {
   constructor(opts: ScheduleOptions) {
     this.#hostOf = opts.hostOf;
     this.#perHost = Math.max(1, Math.floor(opts.perHostConcurrency));
+    this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
   }
 
   /** Number of repositories taken and not yet done (updated before any waiter wakes). */
@@ -133,8 +150,9 @@ export class Schedule {
   }
 
   /**
-   * The repository to scan now, marked in flight: the oldest priority request, else the
-   * most overdue due repository whose host has room; undefined when none.
+   * The repository to scan now, marked in flight: the oldest priority request, else, of
+   * the due repositories whose host has room, the most overdue late one, else the most
+   * overdue by weight; undefined when none.
    */
   take(now: number): ScheduledItem | undefined {
     let best: Entry | undefined;
@@ -149,7 +167,7 @@ export class Schedule {
         continue;
       }
       if (priority !== undefined || entry.dueAt > now || !this.#hostHasRoom(entry.host)) continue;
-      const score = urgency(entry, now);
+      const score = this.#urgency(entry, now);
       if (
         best === undefined ||
         score > bestScore ||
@@ -243,6 +261,18 @@ export class Schedule {
     return entry;
   }
 
+  /**
+   * How much scanning `entry` now is worth: never scanned first, then late ones by time
+   * overdue (above any weighted score: `LATE_RANK` plus it), then time overdue weighted by
+   * its change likelihood (at most the time overdue, so always under `LATE_RANK`).
+   */
+  #urgency(entry: Entry, now: number): number {
+    if (entry.dueAt === Number.NEGATIVE_INFINITY) return Number.POSITIVE_INFINITY;
+    const overdue = now - entry.dueAt;
+    if (overdue >= this.#lateAfterMs) return LATE_RANK + overdue;
+    return overdue * entry.likelihood;
+  }
+
   #hostHasRoom(host: string): boolean {
     return (this.#hostsInFlight.get(host) ?? 0) < this.#perHost;
   }
@@ -252,8 +282,9 @@ export class Schedule {
   }
 }
 
-/** How much scanning `entry` now is worth: time overdue weighted by its change likelihood. */
-function urgency(entry: Entry, now: number): number {
-  if (entry.dueAt === Number.NEGATIVE_INFINITY) return Number.POSITIVE_INFINITY;
-  return (now - entry.dueAt) * entry.likelihood;
-}
+/**
+ * Added to a late repository's time overdue so that it ranks above every weighted score,
+ * which is at most a time overdue (likelihood at most 1) and so less than this (about 31
+ * years of milliseconds; finite, so that the sum still orders by time overdue).
+ */
+const LATE_RANK = 1e12;

@@ -40,6 +40,8 @@ import type {
 
 /** Default number of registry requests in flight per repository. */
 export const DEFAULT_BURST = 10;
+/** Default lifetime of a repository lease unless renewed. */
+export const DEFAULT_LEASE_TTL_MS = 5 * 60_000;
 /** Default interval between lookups, and between scans of one repository (Flux v1: 1 min). */
 export const DEFAULT_INTERVAL_MS = 60_000;
 /**
@@ -79,6 +81,19 @@ export const TAG_CHECK_FRACTION = 0.5;
 
 /** The shortest time between two loop scans of one repository (unless asked for). */
 const MIN_RESCAN_GAP_MS = 1000;
+
+/**
+ * A repository skipped because another warmer holds its lease is looked at again after
+ * this fraction of the lease TTL (at least {@link MIN_RESCAN_GAP_MS}, at most its interval);
+ * a repository that has waited this fraction of the TTL past its due time is late and goes
+ * ahead of the merely due (schedule.ts). Each repository is promised a listing within lease
+ * TTL + its interval (issue 13, acceptance 7), so the TTL is all the slack it has: a holder
+ * that dies leaves its lease for at most a TTL, and a look a whole interval later (as
+ * before) added that interval on top. A look costs store round trips only (the lease, the
+ * record), no registry request: a live holder's scan is seen through, a finished one's
+ * record makes the repository fresh, and a dead one's lease is taken once it runs out.
+ */
+const LEASE_SLACK_FRACTION = 0.25;
 
 /** How long one store write may take before it counts as failed. */
 const WRITE_TIMEOUT_MS = 10_000;
@@ -201,6 +216,7 @@ export class Warmer {
         this.#concurrency,
         opts.perHostConcurrency ?? DEFAULT_PER_HOST_CONCURRENCY,
       ),
+      lateAfterMs: (opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) * LEASE_SLACK_FRACTION,
     });
     const logger = opts.logger ?? pino({ level: "silent" });
     const burst = Math.max(1, opts.burst ?? DEFAULT_BURST);
@@ -216,7 +232,7 @@ export class Warmer {
       now: opts.now ?? Date.now,
       burst,
       owner: this.owner,
-      leaseTtlMs: opts.leaseTtlMs ?? 5 * 60_000,
+      leaseTtlMs: opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
       storeConcurrency: DEFAULT_READ_CHUNKS_IN_FLIGHT,
       finalWriteTimeoutMs: WRITE_TIMEOUT_MS,
       // Every tag write in flight, of every repository scanned at once, listens on it.
@@ -447,8 +463,10 @@ export class Warmer {
   /**
    * When a repository scanned by the loop falls due again: its last scan (this warmer's or,
    * when skipped as fresh, the one its record names) plus its current interval. A repository
-   * whose lease another warmer holds is looked at again an interval from now: by then the
-   * holder has scanned it (and its record says so), or its lease has expired.
+   * whose lease another warmer holds is looked at again after part of the lease TTL (see
+   * {@link LEASE_SLACK_FRACTION}), not an interval later: if the holder dies, its lease runs
+   * out within a TTL, and the repository must be listed within TTL + interval of its last
+   * listing, so a look an interval later came too late.
    */
   #nextScan(
     repository: string,
@@ -462,7 +480,9 @@ export class Warmer {
     const intervalMs = status?.intervalMs ?? this.#intervalMs;
     const likelihood = 1 / (this.#paces.get(repository)?.factor ?? 1);
     let dueAt = now + intervalMs;
-    if (result && result.outcome !== "skipped-lease" && status?.nextRefresh) {
+    if (result?.outcome === "skipped-lease") {
+      dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
+    } else if (result && status?.nextRefresh) {
       dueAt = status.nextRefresh.getTime();
     }
     // Whatever a record said, never due again at once: a record that is not rewritten (a

@@ -1,7 +1,8 @@
 /**
  * The warmer's schedule (issue 13) on a fake clock: repositories come due by their own due
  * time, priority requests first, then the most overdue weighted by how likely each is to
- * have changed, never-scanned ones first; a host at its cap waits while other hosts work.
+ * have changed, never-scanned ones first, and ones late against their bound ahead of the
+ * merely due; a host at its cap waits while other hosts work.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -10,9 +11,13 @@ import { Schedule } from "../../src/cache/schedule.js";
 const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 0, 1);
 
-function schedule(perHostConcurrency = 8): Schedule {
+function schedule(perHostConcurrency = 8, lateAfterMs?: number): Schedule {
   // "host/repository" names: the host is the part before the first slash.
-  return new Schedule({ hostOf: (name) => name.split("/")[0] ?? "", perHostConcurrency });
+  return new Schedule({
+    hostOf: (name) => name.split("/")[0] ?? "",
+    perHostConcurrency,
+    lateAfterMs,
+  });
 }
 
 /** Takes everything `s` gives at `now`, names only. */
@@ -56,6 +61,41 @@ describe("Schedule", () => {
     s.done("h/busy", { dueAt: T0 + 9.5 * MINUTE, likelihood: 1 });
     // Ten minutes late against half a minute: the quiet one's turn.
     assert.deepEqual(takeAll(s, T0 + 10 * MINUTE), ["h/quiet", "h/busy"]);
+  });
+
+  it("puts a repository late against its bound ahead of every merely due one", () => {
+    // The warmer's slack: a lease TTL of 10 s, late after a quarter of it.
+    const s = schedule(8, 2500);
+    s.sync(["h/quiet", "h/busy1", "h/busy2"]);
+    takeAll(s, T0);
+    // Backed off to eight times its interval: weight 1/8. The busy ones fall due as it
+    // waits, one after the other, and one is taken at a time, as when a saturated budget
+    // keeps the workers busy; weights alone would put them first until it was 8 times as
+    // late as they are.
+    s.done("h/quiet", { dueAt: T0, likelihood: 1 / 8 });
+    s.done("h/busy1", { dueAt: T0 + 1000, likelihood: 1 });
+    s.done("h/busy2", { dueAt: T0 + 2000, likelihood: 1 });
+    assert.equal(s.take(T0 + 2000)?.name, "h/busy1", "not late yet: by weight (1 s vs 2/8 s)");
+    s.done("h/busy1", { dueAt: T0 + 3000, likelihood: 1 });
+    assert.equal(s.take(T0 + 2500)?.name, "h/quiet", "2.5 s late: ahead of a busy one");
+    s.done("h/quiet", { dueAt: T0 + 80_000, likelihood: 1 / 8 });
+    // Among late ones, the most overdue first, whatever their weights.
+    const late = schedule(8, 2500);
+    late.sync(["h/a", "h/b", "h/c"]);
+    takeAll(late, T0);
+    late.done("h/a", { dueAt: T0 + 1000, likelihood: 1 });
+    late.done("h/b", { dueAt: T0, likelihood: 1 / 8 });
+    late.done("h/c", { dueAt: T0 + 4000, likelihood: 1 });
+    assert.deepEqual(takeAll(late, T0 + 5000), ["h/b", "h/a", "h/c"]);
+  });
+
+  it("ranks by weight alone without a slack (lateAfterMs unset)", () => {
+    const s = schedule(8);
+    s.sync(["h/quiet", "h/busy"]);
+    takeAll(s, T0);
+    s.done("h/quiet", { dueAt: T0, likelihood: 1 / 8 });
+    s.done("h/busy", { dueAt: T0 + 50 * MINUTE, likelihood: 1 });
+    assert.deepEqual(takeAll(s, T0 + 60 * MINUTE), ["h/busy", "h/quiet"]);
   });
 
   it("serves priority requests first, due or not, adding up the tags they name", () => {

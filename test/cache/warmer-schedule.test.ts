@@ -1,12 +1,14 @@
 /**
  * The warming loop's scheduler (issue 13) against a scripted registry on the real clock:
  * each repository is scanned again at its own interval, not when the lookup is asked again;
- * one slow host never holds up the others (a per-host cap); the loop's scans check tags
+ * one slow host never holds up the others (a per-host cap); a repository whose lease another
+ * warmer holds is looked at again within part of the lease TTL; the loop's scans check tags
  * whose own deadline is far off, so that a moved tag is seen within the interval.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Registry as MetricsRegistry } from "prom-client";
+import { Keys } from "../../src/cache/keys.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
 import type { RepositoryScanResult, TagEvent } from "../../src/cache/warmer-types.js";
@@ -15,6 +17,7 @@ import type { Client, ClientFactory } from "../../src/registry/client.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { waitFor } from "../support/wait-for.js";
 import {
+  FakeClock,
   FakeFactory,
   type FakeRepository,
   fakeDigest,
@@ -129,6 +132,61 @@ describe("Warmer loop scheduling", () => {
       fast.map(String).sort(),
       "every small repository of the other hosts before the first slow one",
     );
+  });
+
+  it("looks again at a repository another warmer's lease held after part of the lease TTL", async () => {
+    // Acceptance 7 of issue 13: a replica that dies mid-scan leaves its lease for at most a
+    // TTL, and the repository must be listed again within TTL + its interval; a look an
+    // interval after the skip (60 s here) came an interval too late.
+    const [app] = names("registry.test", 1) as [ImageName];
+    const clock = new FakeClock(Date.now());
+    const store = new MemoryStore({ now: clock.now });
+    const keys = new Keys();
+    const ttlMs = 4000;
+    // Held by a replica on another host (a dead process of this host is taken over at once).
+    assert.ok(await store.acquire(keys.lease(app), ttlMs, "gone"));
+    const holder = JSON.stringify({ owner: "gone", host: "elsewhere", pid: 1, since: clock.ms });
+    await store.set(
+      keys.leaseHolder(app),
+      new Date(clock.ms + 60_000),
+      new TextEncoder().encode(holder),
+    );
+    const factory = new FakeFactory(new Map([[app.toString(), fakeRepository(app, 3, 1)]]));
+    const warmer = new Warmer({
+      store,
+      factory,
+      lookup: lookupOf([app]),
+      now: clock.now,
+      intervalMs: 60_000,
+      leaseTtlMs: ttlMs,
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const results: Array<{ outcome: string; at: number; realAt: number }> = [];
+    warmer.onScan((r) => {
+      results.push({ outcome: r.outcome, at: clock.ms, realAt: performance.now() });
+    });
+    let jumped = false;
+    await runUntil(
+      warmer,
+      () => {
+        // The holder dies at the skip: its lease runs out one TTL later. The loop sleeps on
+        // real timers of what the fake clock says is left until the next look (a quarter of
+        // the TTL, at least a second), so the clock jumps once the skip is scheduled.
+        if (!jumped && results.length > 0) {
+          jumped = true;
+          setTimeout(() => clock.advance(ttlMs), 50);
+        }
+        return results.some((r) => r.outcome === "scanned");
+      },
+      "a scan once the lease ran out",
+    );
+    const [skip, scanned] = results;
+    assert.equal(skip?.outcome, "skipped-lease");
+    assert.equal(scanned?.outcome, "scanned", "taken at the next look");
+    const real = (scanned?.realAt ?? 0) - (skip?.realAt ?? 0);
+    // Before, the next look was an interval (60 s) after the skip: past the test's deadline.
+    assert.ok(real >= 900 && real < 3000, `looked again ${Math.round(real)} ms after the skip`);
   });
 
   it("checks tags whose own deadline is far off within the repository's interval", async () => {
