@@ -10,7 +10,9 @@
  * histogram), and its peak RSS against the 256 MiB limit.
  *
  * `npm run bench reads-while-warming` (READS_BENCH_SECONDS=N changes each phase's length;
- * READS_BENCH_PRELOAD=FILE preloads FILE into the filling replica, e.g. a profiler).
+ * READS_BENCH_PRELOAD=FILE preloads FILE into the filling replica, e.g. a profiler;
+ * READS_BENCH_NODE_OPTIONS sets both replicas' NODE_OPTIONS, e.g. a heap bound;
+ * READS_BENCH_BUDGET=N each registry's requests per second, default 100).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -33,6 +35,8 @@ const P99_LIMIT_MS = 50;
 const RSS_LIMIT_MIB = 256;
 const PHASE_MS = Number(process.env.READS_BENCH_SECONDS ?? 30) * 1000;
 const MiB = 1024 * 1024;
+/** Each simulated registry's request budget (READS_BENCH_BUDGET=N): how hard the fill works. */
+const BUDGET_RPS = Number(process.env.READS_BENCH_BUDGET ?? 100);
 
 /**
  * The readers' connections: one each, as 50 separate clients would have (fetch's global
@@ -259,11 +263,15 @@ async function main(): Promise<void> {
   const base: Omit<ReplicaConfig, "imagesFile"> = {
     redisUrl: redis.url,
     registries: sim.registries,
-    budgetRps: 100,
-    budgetBurst: 100,
+    budgetRps: BUDGET_RPS,
+    budgetBurst: BUDGET_RPS,
     intervalSeconds: 600,
     webhookToken: "reads-bench",
   };
+
+  // READS_BENCH_NODE_OPTIONS: NODE_OPTIONS of both replicas (e.g. a heap bound).
+  const nodeOptions = process.env.READS_BENCH_NODE_OPTIONS;
+  if (nodeOptions !== undefined) process.env.NODE_OPTIONS = nodeOptions;
 
   // Phase 1: the read repositories filled, then read with nothing left to warm.
   let replica = await startReplica("reads-0", {
@@ -282,7 +290,9 @@ async function main(): Promise<void> {
   // Redis, so they are not scanned again).
   // READS_BENCH_PRELOAD=FILE: the filling replica runs with `--require FILE` (a profiler).
   const preload = process.env.READS_BENCH_PRELOAD;
-  if (preload !== undefined) process.env.NODE_OPTIONS = `--require ${preload}`;
+  if (preload !== undefined) {
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ""} --require ${preload}`.trim();
+  }
   replica = await startReplica("reads-1", {
     ...base,
     imagesFile: writeImagesFile([...reads, ...warm].map((r) => r.name)),
@@ -298,8 +308,10 @@ async function main(): Promise<void> {
   const result = {
     date: new Date().toISOString(),
     node: process.version,
+    replicaNodeOptions: nodeOptions ?? null,
     limits: { readP99Ms: P99_LIMIT_MS, rssMiB: RSS_LIMIT_MIB },
     clients: CLIENTS,
+    budgetRps: BUDGET_RPS,
     readRepositories: reads.length,
     warmFleet: { repositories: warm.length, tags: warmTags, listedAtEnd: warmedTags },
     readFillMs: fillMs,
