@@ -25,8 +25,12 @@ import type { Store } from "./store.js";
 
 /** Repositories a host's record keeps (the most recently scanned): enough to judge a host by. */
 export const RECORD_REPOSITORIES = 128;
-/** Shortest time between two reads of a host's record while its sharing is unknown. */
-export const REFRESH_MS = 1000;
+/**
+ * Shortest time between two reads of a host's record while its sharing is unknown (a
+ * store round trip; only while a host is being learnt, so short: during a cold fill the
+ * replicas' samples meet within it).
+ */
+export const REFRESH_MS = 250;
 /** Bound on each store read or write of a record. */
 export const STORE_TIMEOUT_MS = 2000;
 /** The record's refresh deadline from its write (the store keeps it twice as long). */

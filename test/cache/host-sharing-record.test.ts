@@ -18,7 +18,12 @@ import {
   STORE_TIMEOUT_MS,
 } from "../../src/cache/host-sharing-record.js";
 import { Keys } from "../../src/cache/keys.js";
-import { HostSharing, NewTagFetchPlan, SHARING_SAMPLE } from "../../src/cache/new-tag-fetch.js";
+import {
+  HostSharing,
+  NewTagFetchPlan,
+  PARTIAL_RECORD_EVERY,
+  SHARING_SAMPLE,
+} from "../../src/cache/new-tag-fetch.js";
 import { openStore } from "../../src/cache/open-store.js";
 import type { Store } from "../../src/cache/store.js";
 import { type MemcachedServer, startMemcached } from "../support/memcached.js";
@@ -233,7 +238,7 @@ describe("host sharing record values", () => {
     assert.equal(decodeHostSharing(new Uint8Array([0xff, 0xfe])), undefined);
   });
 
-  it("a scan tells its host (and so the listener) once it has seen a sample, before it ends", () => {
+  it("a scan tells its host (and so the listener) as it takes its sample, before it ends", () => {
     const sharing = new HostSharing();
     const changes: string[] = [];
     sharing.listen({ miss: () => {}, change: (host) => changes.push(host) });
@@ -244,12 +249,17 @@ describe("host sharing record values", () => {
       indexDigests: () => [],
       history: sharing,
     });
-    for (let i = 0; i < SHARING_SAMPLE - 1; i++) plan.observe(digest(i));
+    for (let i = 0; i < PARTIAL_RECORD_EVERY - 1; i++) plan.observe(digest(i));
     assert.deepEqual(changes, []);
-    plan.observe(digest(SHARING_SAMPLE));
+    plan.observe(digest(PARTIAL_RECORD_EVERY));
     assert.deepEqual(changes, ["h"]);
+    assert.equal(sharing.entries("h")[0]?.tags, PARTIAL_RECORD_EVERY);
+    for (let i = PARTIAL_RECORD_EVERY; i < SHARING_SAMPLE + 10; i++) plan.observe(digest(100 + i));
+    const times = SHARING_SAMPLE / PARTIAL_RECORD_EVERY;
+    assert.equal(changes.length, times, "every few tags until the sample, then no more");
     assert.equal(sharing.prior("h"), 0);
     plan.finish();
-    assert.deepEqual(changes, ["h", "h"]);
+    assert.equal(changes.length, times + 1);
+    assert.equal(sharing.entries("h").length, 1, "one entry per repository");
   });
 });
