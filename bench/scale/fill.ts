@@ -102,6 +102,11 @@ export interface KillResult {
   maxTakeoverSeconds: number | null;
   /** Repositories listed before the kill: the longest gap between listings from the kill on. */
   maxGap: RepositoryGap | null;
+  /**
+   * The repository whose gap came nearest its bound (or went furthest over it): how much
+   * margin the schedule kept, which a pass alone does not show.
+   */
+  tightest: RepositoryGap | null;
   /** Repositories whose gap exceeded their bound (first 20). */
   overBound: RepositoryGap[];
   overBoundCount: number;
@@ -348,6 +353,7 @@ async function killResult(
       lateTakeovers: [],
       maxTakeoverSeconds: null,
       maxGap: null,
+      tightest: null,
       overBound: [],
       overBoundCount: 0,
       measured: 0,
@@ -401,6 +407,11 @@ async function killResult(
         ? null
         : Math.max(0, ...takeovers.filter((t): t is number => t !== null)),
     maxGap,
+    tightest: gaps.reduce<RepositoryGap | null>(
+      (m, g) =>
+        m === null || g.boundSeconds - g.gapSeconds < m.boundSeconds - m.gapSeconds ? g : m,
+      null,
+    ),
     overBound: over.sort((a, b) => b.gapSeconds - a.gapSeconds).slice(0, 20),
     overBoundCount: over.length,
     measured,
