@@ -90,6 +90,8 @@ export interface HostSharingSyncOptions {
 interface HostState {
   /** The first read (what {@link HostSharingSync.ready} waits for). */
   first: Promise<void> | undefined;
+  /** The first read has ended (every later scan of the host goes ahead at once). */
+  read: boolean;
   /** When a read last started (ms, `now`). */
   readAt: number;
   reading: Promise<void> | undefined;
@@ -123,8 +125,11 @@ export class HostSharingSync implements HostSharingListener {
    */
   async ready(host: string, signal?: AbortSignal): Promise<void> {
     const state = this.#state(host);
+    if (state.read) return;
     if (!state.first) {
-      state.first = this.#read(host, state);
+      state.first = this.#read(host, state).finally(() => {
+        state.read = true;
+      });
       this.#track(state.first);
     }
     if (!signal) return state.first;
@@ -178,6 +183,7 @@ export class HostSharingSync implements HostSharingListener {
     if (state) return state;
     state = {
       first: undefined,
+      read: false,
       readAt: -Infinity,
       reading: undefined,
       writing: false,
