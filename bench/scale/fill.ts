@@ -66,10 +66,13 @@ export interface KillPlan {
   /** The replica's lease TTL, seconds (the bound is this plus the interval). */
   leaseTtlSeconds: number;
   /**
-   * How long to keep watching after the fill completes, ms (default: lease TTL + interval +
-   * 5 s, so that a repository no longer listed at all exceeds the bound).
+   * How long at least to keep watching after the fill completes, ms (default: lease TTL +
+   * interval + 5 s). Watching goes on until every repository listed before the kill has been
+   * listed again or has gone past its bound (see {@link awaitingListing}), at most
+   * `maxSettleMs` (default 180 s; repositories still waiting then are `unverified`).
    */
   settleMs?: number | undefined;
+  maxSettleMs?: number | undefined;
 }
 
 /** The longest time one repository went without being listed, after the kill. */
@@ -110,6 +113,11 @@ export interface KillResult {
   /** Repositories whose gap exceeded their bound (first 20). */
   overBound: RepositoryGap[];
   overBoundCount: number;
+  /**
+   * Repositories neither listed since the kill nor yet past their bound when watching had
+   * to stop (`maxSettleMs`): whether they were taken over is not known.
+   */
+  unverified: string[];
   /** Repositories measured (listed at least once before the kill). */
   measured: number;
   leaseTtlSeconds: number;
@@ -213,6 +221,38 @@ function gapsAfterKill(
   return { gaps, measured: gaps.length };
 }
 
+/** A repository's bound, seconds: lease TTL + the larger of its configured and reported interval. */
+function boundSecondsOf(o: FillPhaseOptions, intervals: Map<string, number>, name: string): number {
+  const ttl = o.kill?.leaseTtlSeconds ?? 0;
+  return ttl + Math.max(o.replica.intervalSeconds, intervals.get(name) ?? 0);
+}
+
+/**
+ * The repositories whose measurement is not over at `now`: listed before the kill (or whose
+ * lease the killed replica held), not listed since, and not yet past their bound since
+ * their last listing (the kill, for a lease). Until each has been listed again or has gone
+ * past its bound, a repository no survivor took would not show as over it.
+ */
+function awaitingListing(
+  listings: Record<string, Record<string, number[]>>,
+  fleet: FleetRepo[],
+  killed: { at: number; leases: string[] },
+  now: number,
+  boundSecondsOf: (name: string) => number,
+): string[] {
+  const leases = new Set(killed.leases);
+  const out: string[] = [];
+  for (const repo of fleet) {
+    const times = listings[repo.registry.name]?.[repo.repository] ?? [];
+    if (times.some((t) => t >= killed.at)) continue;
+    const before = times.filter((t) => t < killed.at);
+    const last = leases.has(repo.name) ? killed.at : before[before.length - 1];
+    if (last === undefined) continue;
+    if (now - last <= boundSecondsOf(repo.name) * 1000) out.push(repo.name);
+  }
+  return out;
+}
+
 /** Runs one cold fill; the replicas are left running for the caller to use and stop. */
 export async function fillPhase(o: FillPhaseOptions): Promise<{
   phase: FillPhase;
@@ -288,16 +328,35 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   let kill: KillResult | null = null;
   if (o.kill !== undefined && victim !== undefined) {
     const interval = o.replica.intervalSeconds;
-    // Longer than the bound, so a repository no longer listed at all shows as over it.
-    const settleMs = o.kill.settleMs ?? (o.kill.leaseTtlSeconds + interval + 5) * 1000;
-    // Watch the survivors until every repository has been due again (bounded: settleMs).
-    const settleEnd = Date.now() + settleMs;
-    while (Date.now() < settleEnd) {
+    const minSettleMs = o.kill.settleMs ?? (o.kill.leaseTtlSeconds + interval + 5) * 1000;
+    // Watch the survivors until every repository has been due again: at least minSettleMs,
+    // then until none awaits its first listing since the kill within its bound. The bound
+    // is TTL + the interval the survivors report, stretched and backed off up to 16x the
+    // configured one, so a fixed TTL + configured interval (as before) ended the watch while
+    // a repository never listed again (a lease never taken over) was still under its bound,
+    // and it passed.
+    const settleStart = Date.now();
+    const settleEnd = settleStart + minSettleMs;
+    const settleCap = settleStart + Math.max(minSettleMs, o.kill.maxSettleMs ?? 180_000);
+    let waiting: string[] = [];
+    for (;;) {
       await sampleIntervals(survivors, intervals);
       await samplePulls();
-      await sleep(Math.min(3_000, Math.max(0, settleEnd - Date.now())));
+      const now = Date.now();
+      if (now >= settleEnd && killed !== undefined) {
+        const listings = await getJson<Record<string, Record<string, number[]>>>(
+          `${sim.control}/_sim/listings?since=${startedAt}`,
+        );
+        waiting = awaitingListing(listings, fleet, killed, now, (name) =>
+          boundSecondsOf(o, intervals, name),
+        );
+      }
+      if ((now >= settleEnd && waiting.length === 0) || now >= settleCap) break;
+      await sleep(Math.min(3_000, Math.max(0, settleCap - now)));
     }
+    const settleMs = Date.now() - settleStart;
     kill = await killResult(o, fleet, victim.id, startedAt, killed, intervals, settleMs);
+    kill.unverified = waiting;
   }
 
   const after = await simStats(sim.control);
@@ -354,6 +413,7 @@ async function killResult(
       maxTakeoverSeconds: null,
       maxGap: null,
       tightest: null,
+      unverified: [],
       overBound: [],
       overBoundCount: 0,
       measured: 0,
@@ -368,7 +428,7 @@ async function killResult(
     `${o.sim.control}/_sim/listings?since=${startedAt}`,
   );
   const byName = new Map(fleet.map((r) => [r.name, r]));
-  const boundOf = (name: string) => ttl + Math.max(interval, intervals.get(name) ?? 0);
+  const boundOf = (name: string) => boundSecondsOf(o, intervals, name);
   const takeover: Record<string, number | null> = {};
   const lateTakeovers: KillResult["lateTakeovers"] = [];
   for (const name of killed.leases) {
@@ -407,6 +467,7 @@ async function killResult(
         ? null
         : Math.max(0, ...takeovers.filter((t): t is number => t !== null)),
     maxGap,
+    unverified: [],
     tightest: gaps.reduce<RepositoryGap | null>(
       (m, g) =>
         m === null || g.boundSeconds - g.gapSeconds < m.boundSeconds - m.gapSeconds ? g : m,
