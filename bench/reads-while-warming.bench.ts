@@ -1,7 +1,7 @@
 /**
  * Repository reads while the warmer fills (bench/results/reads-while-warming.json): issue
  * 13's acceptance 6 on one `regscan serve` replica on real Redis against the fleet
- * simulator. Phase 1 fills a set of small repositories (at most 100 tags each), then 50
+ * simulator. Phase 1 fills a set of small repositories (50 to 100 tags each), then 50
  * concurrent clients read them with the warmer idle: the baseline. Phase 2 restarts the
  * replica with the same repositories plus a cold fleet (one 20,000-tag repository without
  * pagination and a few hundred smaller ones over four registries) and reads the same
@@ -60,8 +60,8 @@ function registries(): SimRegistrySpec[] {
     fleet: { seed: `reads-bench/${name}`, repositories, tags, huge },
   });
   return [
-    // What is read: small repositories only.
-    spec("reads", "distribution3", 120, 4_000),
+    // What is read: the repositories of 50 to 100 tags (91 of these 300, 71 tags on average).
+    spec("reads", "distribution3", 300, 40_000),
     // What is warmed meanwhile: a 20,000-tag list in one answer, and a few hundred others.
     spec("warm-d2", "distribution2", 80, 8_000, [20_000]),
     spec("warm-ghcr", "ghcr", 80, 8_000),
@@ -253,7 +253,9 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const sim = await startSimulator({ registries: registries(), controlPort: 0 });
   const fleet = await loadFleet(sim.control, sim.registries);
-  const reads = fleet.filter((r) => r.registry.name === "reads" && r.truth.size <= 100);
+  const reads = fleet.filter(
+    (r) => r.registry.name === "reads" && r.truth.size >= 50 && r.truth.size <= 100,
+  );
   const warm = fleet.filter((r) => r.registry.name !== "reads");
   const warmTags = warm.reduce((n, r) => n + r.truth.size, 0);
   console.log(
