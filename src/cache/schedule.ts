@@ -8,7 +8,9 @@
  * is to have changed: a scan finds on average (time overdue) x (change rate) changes, and
  * the change rate is estimated by the repository's pace (1 for one that changed recently,
  * 1/8 for one quiet long enough to be listed eight times less often). A repository never
- * scanned is as overdue as can be: nothing of it is cached yet.
+ * scanned is as overdue as can be: nothing of it is cached yet; so is, once due, one whose
+ * lease another warmer held at the last look (the look is cheap, and if the holder died its
+ * repository is taken over at once instead of after this warmer's fill backlog).
  *
  * The weighting is only for repositories that are merely due. Every repository is promised
  * a listing within its interval plus a slack (the lease TTL: issue 13's "never unscanned
@@ -45,6 +47,12 @@ export interface NextScan {
   dueAt: number;
   /** How likely it is to have changed, in (0, 1]: the weight of its time overdue. */
   likelihood: number;
+  /**
+   * Another warmer held its lease: once due, look again ahead of regular work, as if never
+   * scanned (a look costs store round trips; a dead holder's repository is taken over, and
+   * behind this warmer's never-scanned backlog of a fill it waited tens of seconds).
+   */
+  retryLease?: boolean | undefined;
 }
 
 /** How the schedule is set up. */
@@ -71,6 +79,8 @@ interface Entry {
   /** When it falls due; minus infinity while never scanned. */
   dueAt: number;
   likelihood: number;
+  /** Another warmer held its lease at the last look (see {@link NextScan.retryLease}). */
+  retryLease: boolean;
   /** Order of arrival, to break ties (never-scanned repositories in lookup order). */
   seq: number;
   inFlight: boolean;
@@ -217,6 +227,7 @@ export class Schedule {
     } else {
       entry.dueAt = next.dueAt;
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
+      entry.retryLease = next.retryLease === true;
     }
     this.#notify();
   }
@@ -251,6 +262,7 @@ export class Schedule {
       host: this.#hostOf(name),
       dueAt: Number.NEGATIVE_INFINITY,
       likelihood: 1,
+      retryLease: false,
       seq: this.#seq++,
       inFlight: false,
       watched: true,
@@ -262,12 +274,15 @@ export class Schedule {
   }
 
   /**
-   * How much scanning `entry` now is worth: never scanned first, then late ones by time
-   * overdue (above any weighted score: `LATE_RANK` plus it), then time overdue weighted by
-   * its change likelihood (at most the time overdue, so always under `LATE_RANK`).
+   * How much scanning `entry` now is worth: never scanned and lease retries first (in order
+   * of arrival), then late ones by time overdue (above any weighted score: `LATE_RANK` plus
+   * it), then time overdue weighted by its change likelihood (at most the time overdue, so
+   * always under `LATE_RANK`).
    */
   #urgency(entry: Entry, now: number): number {
-    if (entry.dueAt === Number.NEGATIVE_INFINITY) return Number.POSITIVE_INFINITY;
+    if (entry.dueAt === Number.NEGATIVE_INFINITY || entry.retryLease) {
+      return Number.POSITIVE_INFINITY;
+    }
     const overdue = now - entry.dueAt;
     if (overdue >= this.#lateAfterMs) return LATE_RANK + overdue;
     return overdue * entry.likelihood;

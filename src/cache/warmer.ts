@@ -25,7 +25,7 @@ import { warmerMetrics } from "./metrics.js";
 import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
 import { listingChanged, RepositoryPace, type RepositoryPaceOptions } from "./repository-pace.js";
-import { Schedule, type ScheduledItem } from "./schedule.js";
+import { type NextScan, Schedule, type ScheduledItem } from "./schedule.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import { type TagEventListener, TagEvents } from "./tag-events.js";
@@ -466,28 +466,26 @@ export class Warmer {
    * whose lease another warmer holds is looked at again after part of the lease TTL (see
    * {@link LEASE_SLACK_FRACTION}), not an interval later: if the holder dies, its lease runs
    * out within a TTL, and the repository must be listed within TTL + interval of its last
-   * listing, so a look an interval later came too late.
+   * listing, so a look an interval later came too late. That look goes ahead of regular
+   * work (`retryLease`): it costs store round trips, and a dead holder's repository is
+   * taken over at once rather than after this warmer's backlog of a fill.
    */
-  #nextScan(
-    repository: string,
-    result: RepositoryScanResult | undefined,
-  ): {
-    dueAt: number;
-    likelihood: number;
-  } {
+  #nextScan(repository: string, result: RepositoryScanResult | undefined): NextScan {
     const now = this.#ctx.now();
     const status = this.#status.get(repository);
     const intervalMs = status?.intervalMs ?? this.#intervalMs;
     const likelihood = 1 / (this.#paces.get(repository)?.factor ?? 1);
     let dueAt = now + intervalMs;
-    if (result?.outcome === "skipped-lease") {
+    const retryLease = result?.outcome === "skipped-lease";
+    if (retryLease) {
       dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
     } else if (result && status?.nextRefresh) {
       dueAt = status.nextRefresh.getTime();
     }
     // Whatever a record said, never due again at once: a record that is not rewritten (a
     // failing store) must not make the loop scan the repository back to back.
-    return { dueAt: Math.max(dueAt, now + Math.min(intervalMs, MIN_RESCAN_GAP_MS)), likelihood };
+    dueAt = Math.max(dueAt, now + Math.min(intervalMs, MIN_RESCAN_GAP_MS));
+    return { dueAt, likelihood, retryLease };
   }
 
   #imageName(canonical: string): ImageName | undefined {

@@ -89,6 +89,25 @@ describe("Schedule", () => {
     assert.deepEqual(takeAll(late, T0 + 5000), ["h/b", "h/a", "h/c"]);
   });
 
+  it("looks again at a repository another warmer's lease held ahead of the fill's backlog", () => {
+    const s = schedule(8, 2500);
+    s.sync(["h/held", "h/late"]);
+    takeAll(s, T0);
+    s.done("h/held", { dueAt: T0 + 1000, likelihood: 1, retryLease: true });
+    s.done("h/late", { dueAt: T0 + 600, likelihood: 1 });
+    s.sync(["h/held", "h/late", "h/new1", "h/new2"]);
+    assert.deepEqual(takeAll(s, T0 + 500), ["h/new1", "h/new2"], "neither is due yet");
+    s.done("h/new1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.done("h/new2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.sync(["h/held", "h/late", "h/new1", "h/new2", "h/new3"]);
+    // Due: ahead of a late one and of a never-scanned one that came after it.
+    assert.deepEqual(takeAll(s, T0 + 5000), ["h/held", "h/new3", "h/late"]);
+    // Its next look found the holder's scan done: an ordinary due time again.
+    s.done("h/held", { dueAt: T0 + 6000, likelihood: 1 });
+    s.done("h/late", { dueAt: T0 + 6000 - 1, likelihood: 1 });
+    assert.deepEqual(takeAll(s, T0 + 6000), ["h/late", "h/held"]);
+  });
+
   it("ranks by weight alone without a slack (lateAfterMs unset)", () => {
     const s = schedule(8);
     s.sync(["h/quiet", "h/busy"]);
