@@ -182,9 +182,16 @@ describe("API server limits", () => {
       limits: { heavyConcurrency: 1, heavyQueue: 1 },
     });
     const names = Array.from({ length: 6 }, (_, i) => `${REPO}${i}`);
-    const answers = names.map((n) => get(port, `/v1/repositories/${n}`));
-    // Both small builds and one large one run; one large waits; two are refused.
-    await until(() => registry.waitingCount === 3, "three builds running");
+    let answered = 0;
+    const answers = names.map((n) =>
+      get(port, `/v1/repositories/${n}`).finally(() => {
+        answered++;
+      }),
+    );
+    // Both small builds and one large one run; one large waits; two are refused. The builds
+    // are released only once the refusals are back: a request that arrived after a release
+    // would find room and be answered.
+    await until(() => registry.waitingCount === 3 && answered === 2, "three builds, two refusals");
     registry.releaseAll();
     const done = await Promise.all(answers);
     assert.deepEqual(
