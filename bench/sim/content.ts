@@ -26,7 +26,7 @@ export interface FleetSpec {
   /** Repositories with exactly this many tags each (counting `latest`), named `huge/repo-<i>`. */
   huge?: number[];
   /** Prefix of every repository name (e.g. an Artifactory virtual repository, `virtual/`). */
-  namePrefix?: string;
+  namePrefix?: string | undefined;
   kindMix?: KindMix;
   /** Images kept in memory (default 20,000); the rest are rebuilt from their id when asked for. */
   cacheImages?: number;

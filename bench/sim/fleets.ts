@@ -24,7 +24,7 @@ export function everyPersonality(opts: EveryPersonalityOptions = {}): SimRegistr
       repositories: opts.repositories ?? 20,
       tags: opts.tags ?? 400,
       huge: opts.huge ?? [],
-      ...(personality === "artifactory" ? { namePrefix: "virtual/" } : {}),
+      namePrefix: personality === "artifactory" ? "virtual/" : undefined,
     };
     return { name: personality, personality, fleet };
   });

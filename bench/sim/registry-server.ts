@@ -38,9 +38,9 @@ export interface RegistryServerOptions {
   personality: Personality;
   content: RegistryContent;
   tokens: TokenIssuer;
-  faults?: Faults;
+  faults?: Faults | undefined;
   /** Overrides the personality's pull quota (Docker Hub); `null` removes it. */
-  pullQuota?: { limit: number; windowSeconds: number } | null;
+  pullQuota?: { limit: number; windowSeconds: number } | null | undefined;
 }
 
 const JSON_TYPE = "application/json";

@@ -62,8 +62,8 @@ export class Simulator {
           personality,
           content: new RegistryContent(spec.fleet),
           tokens,
-          ...(spec.faults !== undefined ? { faults: spec.faults } : {}),
-          ...(spec.pullQuota !== undefined ? { pullQuota: spec.pullQuota } : {}),
+          faults: spec.faults,
+          pullQuota: spec.pullQuota,
         }),
       );
     }
