@@ -232,6 +232,19 @@ export class Schedule {
     this.#notify();
   }
 
+  /**
+   * Whether this warmer still has repositories of `host` it never scanned (waiting or in
+   * flight): the host's cold fill is not over. A linear pass, like a take.
+   */
+  hasColdWork(host: string): boolean {
+    for (const entry of this.#entries.values()) {
+      if (entry.host === host && entry.watched && entry.dueAt === Number.NEGATIVE_INFINITY) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** When `name` falls due (minus infinity: never scanned); undefined when not scheduled. */
   dueAt(name: string): number | undefined {
     return this.#entries.get(name)?.dueAt;

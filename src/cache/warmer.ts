@@ -452,7 +452,10 @@ export class Warmer {
         // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
         // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
         checkAll: item.priority,
-        pollTags: this.#opts.pollTags ?? true,
+        // Not while the host's cold fill goes on: a rescan's HEAD of every tag would spend
+        // the budget the fill needs (bench:scale: the fill took 5x its budget-bound minimum,
+        // every host's interval stretched 2-8x by polling); the listing still finds new tags.
+        pollTags: (this.#opts.pollTags ?? true) && !this.#schedule.hasColdWork(item.host),
         signal,
       });
     } finally {

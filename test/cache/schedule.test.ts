@@ -49,6 +49,22 @@ describe("Schedule", () => {
     assert.equal(s.inFlight, 3);
   });
 
+  it("says whether a host's cold fill goes on (never-scanned repositories waiting or in flight)", () => {
+    const s = schedule(1);
+    s.sync(["a/1", "a/2", "b/1"]);
+    assert.equal(s.hasColdWork("a"), true);
+    assert.deepEqual(takeAll(s, T0), ["a/1", "b/1"], "one of each host (cap 1)");
+    s.done("b/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.hasColdWork("b"), false, "b's only repository is scanned");
+    s.done("a/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.hasColdWork("a"), true, "a/2 never scanned");
+    assert.deepEqual(takeAll(s, T0), ["a/2"]);
+    assert.equal(s.hasColdWork("a"), true, "a/2 in flight");
+    s.done("a/2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.hasColdWork("a"), false);
+    assert.equal(s.hasColdWork("c"), false, "an unknown host");
+  });
+
   it("weights the time overdue by how likely the repository is to have changed", () => {
     const s = schedule();
     s.sync(["h/quiet", "h/busy"]);
