@@ -265,7 +265,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const cfg: ReplicaConfig = {
     ...o.replica,
     redisUrl: redis.url,
-    ...(o.kill !== undefined ? { leaseTtlSeconds: o.kill.leaseTtlSeconds } : {}),
+    leaseTtlSeconds: o.kill?.leaseTtlSeconds ?? o.replica.leaseTtlSeconds,
   };
   const replicas = await Promise.all(
     Array.from({ length: count }, (_, i) => startReplica(`replica-${i}`, cfg)),

@@ -311,8 +311,8 @@ export interface StalenessResult {
     repository: string;
     tag: string;
     action: string;
-    intervalSeconds?: number;
-    staleSeconds?: number;
+    intervalSeconds?: number | undefined;
+    staleSeconds?: number | undefined;
   }>;
 }
 
@@ -431,8 +431,9 @@ export async function measureStaleness(
       repository: `${c.registry}/${c.repository}`,
       tag: c.tag,
       action: c.action,
-      ...(c.intervalSeconds !== undefined ? { intervalSeconds: c.intervalSeconds } : {}),
-      ...(c.staleSeconds !== undefined ? { staleSeconds: c.staleSeconds } : {}),
+      // Written as JSON, where an undefined header value leaves its key out.
+      intervalSeconds: c.intervalSeconds,
+      staleSeconds: c.staleSeconds,
     })),
   };
 }
