@@ -290,7 +290,7 @@ export const configSchema = z.strictObject({
       // A repository whose listing stays unchanged is listed up to this many times less often.
       maxIntervalFactor: z.number().int().min(1).max(1024).default(8),
       // Repositories scanned at once, and at most this many of one registry host.
-      concurrency: z.number().int().min(1).max(256).default(8),
+      concurrency: z.number().int().min(1).max(256).default(16),
       perHostConcurrency: z.number().int().min(1).max(256).default(4),
       // Each loop scan HEADs every tag not checked within half the interval (moved tags seen
       // without webhooks); off: tags follow their own refresh deadlines (Flux v1's cost).

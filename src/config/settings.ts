@@ -297,7 +297,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "concurrency",
     env: "REGSCAN_CONCURRENCY",
     kind: "integer",
-    help: "repositories scanned at the same time (default 8)",
+    help: "repositories scanned at the same time (default 16)",
   },
   {
     path: "warmer.perHostConcurrency",

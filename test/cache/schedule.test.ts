@@ -161,10 +161,19 @@ describe("Schedule", () => {
     assert.deepEqual(s.take(T0), { name: "h/a", host: "h", priority: true });
   });
 
+  it("spreads a cold fill over the hosts: of as urgent repositories, the host with fewest in flight", () => {
+    const s = schedule(4);
+    // A lookup lists repositories host by host.
+    s.sync(["a/1", "a/2", "a/3", "b/1", "b/2", "c/1"]);
+    const first = [s.take(T0)?.name, s.take(T0)?.name, s.take(T0)?.name];
+    assert.deepEqual(first, ["a/1", "b/1", "c/1"], "one per host before a second of any");
+    assert.deepEqual(takeAll(s, T0), ["a/2", "b/2", "a/3"]);
+  });
+
   it("keeps a host at its cap while other hosts' repositories go ahead", () => {
     const s = schedule(2);
     s.sync(["slow/1", "slow/2", "slow/3", "slow/4", "fast/1", "fast/2"]);
-    assert.deepEqual(takeAll(s, T0), ["slow/1", "slow/2", "fast/1", "fast/2"]);
+    assert.deepEqual(takeAll(s, T0), ["slow/1", "fast/1", "slow/2", "fast/2"]);
     assert.equal(s.nextDue(), undefined, "what waits is on a full host: only a scan's end helps");
     s.done("fast/1", { dueAt: T0 + MINUTE, likelihood: 1 });
     assert.equal(s.take(T0), undefined, "slow is still full");
