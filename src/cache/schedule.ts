@@ -162,9 +162,9 @@ export class Schedule {
   /**
    * The repository to scan now, marked in flight: the oldest priority request, else, of
    * the due repositories whose host has room, the most overdue late one, else the most
-   * overdue by weight; undefined when none.
+   * overdue by weight; undefined when none. With `priorityOnly`, only a priority request.
    */
-  take(now: number): ScheduledItem | undefined {
+  take(now: number, opts: { priorityOnly?: boolean } = {}): ScheduledItem | undefined {
     let best: Entry | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
     let priority: Entry | undefined;
@@ -176,7 +176,8 @@ export class Schedule {
         }
         continue;
       }
-      if (priority !== undefined || entry.dueAt > now || !this.#hostHasRoom(entry.host)) continue;
+      if (opts.priorityOnly || priority !== undefined) continue;
+      if (entry.dueAt > now || !this.#hostHasRoom(entry.host)) continue;
       const score = this.#urgency(entry, now);
       if (
         best === undefined ||

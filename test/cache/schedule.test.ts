@@ -170,6 +170,20 @@ describe("Schedule", () => {
     assert.deepEqual(takeAll(s, T0), ["a/2", "b/2", "a/3"]);
   });
 
+  it("with priorityOnly, gives only priority requests", () => {
+    const s = schedule();
+    s.sync(["h/a", "h/b"]);
+    assert.equal(s.take(T0, { priorityOnly: true }), undefined, "nothing asked for");
+    s.prioritize("h/b");
+    assert.deepEqual(s.take(T0, { priorityOnly: true }), {
+      name: "h/b",
+      host: "h",
+      priority: true,
+    });
+    assert.equal(s.take(T0, { priorityOnly: true }), undefined);
+    assert.equal(s.take(T0)?.name, "h/a");
+  });
+
   it("keeps a host at its cap while other hosts' repositories go ahead", () => {
     const s = schedule(2);
     s.sync(["slow/1", "slow/2", "slow/3", "slow/4", "fast/1", "fast/2"]);

@@ -80,6 +80,50 @@ describe("Warmer loop scheduling", () => {
     assert.ok(status?.nextRefresh, "the status says when it falls due");
   });
 
+  it("starts a priority refresh while long scans hold every slot", async () => {
+    const [slowName, other] = names("registry.test", 2) as [ImageName, ImageName];
+    const repos = new Map<string, FakeRepository>([
+      // 40 tags, 50 ms each, 1 at a time: the only slot is held for about 2 s.
+      [slowName.toString(), { ...fakeRepository(slowName, 40, 40), delayMs: 50 }],
+      [other.toString(), fakeRepository(other, 2, 1)],
+    ]);
+    const factory = new FakeFactory(repos);
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      lookup: lookupOf([slowName, other]),
+      intervalMs: 60_000,
+      concurrency: 1,
+      burst: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const order: string[] = [];
+    let slowDone = false;
+    warmer.onScan((r) => {
+      order.push(r.repository);
+      if (r.repository === slowName.toString()) slowDone = true;
+    });
+    const stop = new AbortController();
+    const running = warmer.start(stop.signal);
+    try {
+      await waitFor(() => factory.counts(slowName.toString()).tags > 0, {
+        what: "the slow scan",
+        timeoutMs: 10_000,
+        intervalMs: 5,
+      });
+      warmer.prioritize(other);
+      await waitFor(() => order.includes(other.toString()), {
+        what: "the priority refresh",
+        timeoutMs: 10_000,
+        intervalMs: 5,
+      });
+      assert.equal(slowDone, false, "the refresh ran while the slow scan held the only slot");
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+
   it("keeps one slow host to its cap while the other hosts' repositories are scanned", async () => {
     const slow = names("slow.test", 3);
     const fast = [...names("fast.test", 4), ...names("quick.test", 4)];
