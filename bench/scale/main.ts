@@ -53,7 +53,11 @@ function simulatorOptions(o: ScaleOptions): SimulatorOptions {
 /**
  * The budget-bound minimum of a fill: per registry, the tag-list requests the fill made, two
  * requests per distinct image (manifest and config: a floor, an index needs more) and a ping
- * and a token, over the registry's budget; the slowest registry bounds the fill.
+ * and a token, over the registry's budget; the slowest registry bounds the fill. On a
+ * registry whose manifest GETs are pulls against a quota (Docker Hub), add a HEAD per tag:
+ * a tag's digest can only be learnt by a HEAD or a pull, and a pull spent on an image
+ * already known is the scarcer budget (100-200 pulls per 6 h against thousands of
+ * requests), so regscan goes HEAD first there (src/cache/new-tag-fetch.ts).
  */
 function budgetMinimum(o: ScaleOptions, fleet: FleetRepo[], phase: FillPhase) {
   const perRegistry: Record<
@@ -62,9 +66,15 @@ function budgetMinimum(o: ScaleOptions, fleet: FleetRepo[], phase: FillPhase) {
   > = {};
   for (const [name, counts] of Object.entries(phase.requests)) {
     const digests = new Set<string>();
-    for (const r of fleet)
-      if (r.registry.name === name) for (const d of r.truth.values()) digests.add(d);
-    const needed = (counts.tags ?? 0) + 2 * digests.size + 2;
+    let tags = 0;
+    let pullQuota = false;
+    for (const r of fleet) {
+      if (r.registry.name !== name) continue;
+      for (const d of r.truth.values()) digests.add(d);
+      tags += r.truth.size;
+      pullQuota ||= r.registry.personality === "dockerhub";
+    }
+    const needed = (counts.tags ?? 0) + (pullQuota ? tags : 0) + 2 * digests.size + 2;
     const made = counts.total ?? 0;
     perRegistry[name] = {
       needed,
