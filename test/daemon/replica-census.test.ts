@@ -119,7 +119,9 @@ describe("ReplicaCensus on Redis", () => {
         timeoutMs: 10_000,
       });
       const took = Date.now() - cutAt;
-      assert.ok(took >= 600, `b took a's share back after ${took} ms, before the 600 ms TTL`);
+      // The TTL runs from a's last heartbeat that b saw move, which can come up to a
+      // heartbeat (100 ms) before the cut, and b looks once per heartbeat: at least 400 ms.
+      assert.ok(took >= 400, `b took a's share back after ${took} ms, within the 600 ms TTL`);
       assert.equal(censusA.view.share, 0, "a, cut off, gave its share up");
       assert.deepEqual(fleet.violations, []);
     } finally {
