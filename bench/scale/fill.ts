@@ -193,11 +193,15 @@ async function sampleIntervals(replicas: Replica[], into: Map<string, number>): 
 }
 
 /**
- * Gaps between listings from `killAt` to `end` of every repository listed before the kill
- * (one first listed later was waiting for the fill, which the fill's completion covers).
+ * Gaps in scanning from `killAt` to `end` of every repository listed before the kill (one
+ * first listed later was waiting for the fill, which the fill's completion covers): seconds
+ * with no registry request for it at all (the simulator's activity log). Gaps between
+ * listings alone counted a huge repository's one long scan, which lists once and then works
+ * through its tags, as unscanned (the CI test: 71 s "unlisted" while it was being scanned).
  */
 function gapsAfterKill(
   listings: Record<string, Record<string, number[]>>,
+  activity: Record<string, Record<string, number[]>>,
   fleet: FleetRepo[],
   killAt: number,
   end: number,
@@ -205,16 +209,20 @@ function gapsAfterKill(
 ): { gaps: RepositoryGap[]; measured: number } {
   const gaps: RepositoryGap[] = [];
   for (const repo of fleet) {
-    const times = listings[repo.registry.name]?.[repo.repository] ?? [];
+    const listed = listings[repo.registry.name]?.[repo.repository] ?? [];
+    if (!listed.some((t) => t < killAt)) continue;
+    const times = activity[repo.registry.name]?.[repo.repository] ?? [];
     const before = times.filter((t) => t < killAt);
-    if (before.length === 0) continue;
-    const points = [before[before.length - 1] as number, ...times.filter((t) => t >= killAt), end];
+    // Activity is on a one-second grid: a request just before the kill is in the second before.
+    const last = before[before.length - 1] ?? killAt;
+    const points = [last, ...times.filter((t) => t >= killAt), end];
     let longest = 0;
     for (let i = 1; i < points.length; i++)
       longest = Math.max(longest, (points[i] as number) - (points[i - 1] as number));
     gaps.push({
       repository: repo.name,
-      gapSeconds: round(longest / 1000),
+      // Rounded up, so that a gap past its bound by a millisecond does not round onto it.
+      gapSeconds: Math.ceil(longest / 100) / 10,
       boundSeconds: round(boundOf(repo)),
     });
   }
@@ -235,6 +243,7 @@ function boundSecondsOf(o: FillPhaseOptions, intervals: Map<string, number>, nam
  */
 function awaitingListing(
   listings: Record<string, Record<string, number[]>>,
+  activity: Record<string, Record<string, number[]>>,
   fleet: FleetRepo[],
   killed: { at: number; leases: string[] },
   now: number,
@@ -243,11 +252,13 @@ function awaitingListing(
   const leases = new Set(killed.leases);
   const out: string[] = [];
   for (const repo of fleet) {
-    const times = listings[repo.registry.name]?.[repo.repository] ?? [];
-    if (times.some((t) => t >= killed.at)) continue;
+    const listed = listings[repo.registry.name]?.[repo.repository] ?? [];
+    if (listed.some((t) => t >= killed.at)) continue;
+    // Measured as gapsAfterKill measures: from the last request for it before the kill.
+    const times = activity[repo.registry.name]?.[repo.repository] ?? [];
     const before = times.filter((t) => t < killed.at);
     const last = leases.has(repo.name) ? killed.at : before[before.length - 1];
-    if (last === undefined) continue;
+    if (last === undefined || !listed.some((t) => t < killed.at)) continue;
     if (now - last <= boundSecondsOf(repo.name) * 1000) out.push(repo.name);
   }
   return out;
@@ -347,7 +358,10 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         const listings = await getJson<Record<string, Record<string, number[]>>>(
           `${sim.control}/_sim/listings?since=${startedAt}`,
         );
-        waiting = awaitingListing(listings, fleet, killed, now, (name) =>
+        const activity = await getJson<Record<string, Record<string, number[]>>>(
+          `${sim.control}/_sim/activity?since=${startedAt}`,
+        );
+        waiting = awaitingListing(listings, activity, fleet, killed, now, (name) =>
           boundSecondsOf(o, intervals, name),
         );
       }
@@ -446,7 +460,10 @@ async function killResult(
       });
   }
   const takeovers = Object.values(takeover);
-  const { gaps, measured } = gapsAfterKill(listings, fleet, killed.at, end, (repo) =>
+  const activity = await getJson<Record<string, Record<string, number[]>>>(
+    `${o.sim.control}/_sim/activity?since=${startedAt}`,
+  );
+  const { gaps, measured } = gapsAfterKill(listings, activity, fleet, killed.at, end, (repo) =>
     boundOf(repo.name),
   );
   const over = gaps.filter((g) => g.gapSeconds > g.boundSeconds);

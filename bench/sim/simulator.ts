@@ -194,6 +194,8 @@ export class Simulator {
       }
       case "GET /_sim/listings":
         return sendJson(res, 200, this.listings.since(Number(q.get("since") ?? 0)));
+      case "GET /_sim/activity":
+        return sendJson(res, 200, this.listings.activitySince(Number(q.get("since") ?? 0)));
       case "GET /_sim/changes":
         return sendJson(res, 200, this.#churn?.since(Number(q.get("since") ?? 0)) ?? []);
       case "POST /_sim/faults": {

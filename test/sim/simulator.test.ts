@@ -476,6 +476,25 @@ describe("tokens, faults and counts", () => {
       await fetch(`${base}/_sim/listings?since=${Date.now() + 1000}`)
     ).json()) as Record<string, Record<string, number[]>>;
     assert.deepEqual(later.quay, {});
+    // Activity: every request naming the repository, one entry per second, a manifest HEAD
+    // included (a scan working through its tags is not unscanned).
+    const other = registry.content.repositories()[2] as string;
+    const activity = async () =>
+      (await (await fetch(`${base}/_sim/activity?since=${since}`)).json()) as Record<
+        string,
+        Record<string, number[]>
+      >;
+    assert.equal((await activity()).quay?.[other], undefined);
+    const tag = registry.content.tags(other)[0] as string;
+    const head = await reader.get(`/v2/${other}/manifests/${tag}`, {
+      method: "HEAD",
+      repository: other,
+    });
+    assert.equal(head.status, 200);
+    const seconds = (await activity()).quay?.[other] ?? [];
+    assert.equal(seconds.length, 1);
+    assert.equal((seconds[0] as number) % 1000, 0, "on a one-second grid");
+    assert.ok((await activity()).quay?.[repo]?.length, "the listings count as activity");
   });
 });
 
