@@ -139,10 +139,17 @@ function importGraph(): {
 
 /**
  * The neutral bottom: what every layer may import (abort signals and timeouts, bounded
- * parallel work, the root error class, optional-dependency loading, bounded file reads). It
- * imports only itself.
+ * parallel work, the root error class, optional-dependency loading, bounded file reads,
+ * records without undefined keys). It imports only itself.
  */
-const BOTTOM = ["abort.ts", "bounded-parallel.ts", "errors.ts", "optional-dependency.ts", "files/"];
+const BOTTOM = [
+  "abort.ts",
+  "bounded-parallel.ts",
+  "errors.ts",
+  "optional-dependency.ts",
+  "without-undefined.ts",
+  "files/",
+];
 
 const under = (prefixes: readonly string[]) => (file: string) =>
   prefixes.some((p) => (p.endsWith("/") ? file.startsWith(p) : file === p));

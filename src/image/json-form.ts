@@ -3,9 +3,10 @@
  * them. Apart from the decoders (json.ts) so that printing an image does not load the
  * validation library the decoders need.
  */
+
+import { type Undefinable, withoutUndefined } from "../without-undefined.js";
 import type { ImageEntry, ImageInfo, Labels, Platform, RepositoryMetadata } from "./info.js";
 import { formatRfc3339 } from "./rfc3339.js";
-import { type Undefinable, withoutUndefined } from "./without-undefined.js";
 
 /** JSON form of a Platform. */
 export interface PlatformJSON {

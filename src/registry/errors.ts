@@ -4,8 +4,8 @@
  * reference (and a `message` when the caller words it better). Messages never carry a secret.
  */
 import { RegscanError } from "../errors.js";
-import { withoutUndefined } from "../image/without-undefined.js";
 import { sanitizeHost, sanitizeText } from "../redact.js";
+import { withoutUndefined } from "../without-undefined.js";
 
 export type { RegscanErrorCode } from "../errors.js";
 

@@ -11,7 +11,7 @@ import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { parseImageName, parseImageRef } from "../../src/image/ref.js";
-import { withoutUndefined } from "../../src/image/without-undefined.js";
+import { withoutUndefined } from "../../src/without-undefined.js";
 import type { Registry } from "../../src/registry/registry.js";
 import { ApiServer } from "../../src/server/api-server.js";
 import {

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Agent, fetch, type RequestInit, type Response } from "undici";
-import { withoutUndefined } from "../../src/image/without-undefined.js";
+import { withoutUndefined } from "../../src/without-undefined.js";
 import { MediaTypes } from "./media-types.js";
 import type { RegistryHandle } from "./registry.js";
 

@@ -4,7 +4,7 @@
  * `{"errors":[...]}` body say, read with a size bound and named with the caller's context.
  */
 
-import { withoutUndefined } from "../../image/without-undefined.js";
+import { withoutUndefined } from "../../without-undefined.js";
 import {
   DeniedError,
   MAX_REGISTRY_ERRORS,

@@ -8,7 +8,7 @@
  * `InvalidChallengeError` (and nothing else) on any syntax error.
  */
 import { RegscanError } from "../../errors.js";
-import { withoutUndefined } from "../../image/without-undefined.js";
+import { withoutUndefined } from "../../without-undefined.js";
 
 /** One challenge: a scheme and its parameters (or a token68). */
 export interface AuthChallenge {

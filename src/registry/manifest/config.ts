@@ -3,7 +3,7 @@
  * platform and every label (`config.Labels`, else the older `container_config.Labels`).
  */
 import type { Labels } from "../../image/info.js";
-import { withoutUndefined } from "../../image/without-undefined.js";
+import { withoutUndefined } from "../../without-undefined.js";
 import { InvalidImageConfigError, type RegistryErrorContext, TooLargeError } from "../errors.js";
 import { type Fail, isObject, optionalString, parseJsonObject } from "./json.js";
 

@@ -4,7 +4,7 @@
  * creation time and labels live in `history[0].v1Compatibility`).
  */
 import type { Labels, Platform } from "../../image/info.js";
-import { withoutUndefined } from "../../image/without-undefined.js";
+import { withoutUndefined } from "../../without-undefined.js";
 import { isDigest } from "../digest.js";
 import {
   InvalidManifestError,

@@ -5,7 +5,7 @@
  */
 import type { ImageEntry, ImageInfo, Labels, Platform } from "../../image/info.js";
 import type { ImageRef } from "../../image/ref.js";
-import { withoutUndefined } from "../../image/without-undefined.js";
+import { withoutUndefined } from "../../without-undefined.js";
 import type { ImageConfigSummary } from "./config.js";
 import type { DecodedIndex, DecodedManifest, Descriptor } from "./decode.js";
 import { choosePlatformDescriptor, formatPlatform } from "./platform.js";

@@ -5,7 +5,7 @@
  */
 import { RegscanError } from "../../errors.js";
 import type { Platform } from "../../image/info.js";
-import { withoutUndefined } from "../../image/without-undefined.js";
+import { withoutUndefined } from "../../without-undefined.js";
 
 /** The platform described when nobody says otherwise (as Flux v1 did). */
 export const DEFAULT_PLATFORM: Readonly<Platform> = Object.freeze({
