@@ -29,6 +29,24 @@ const names = (host: string, n: number) =>
 const lookupOf = (list: ImageName[]) => () =>
   new Map(list.map((n) => [n.toString(), Credentials.none()]));
 
+/** One repository of 6 tags (2 images) with a 300 ms interval, never backing off. */
+function oneRepositoryWarmer(opts: { pollTags: boolean | undefined }) {
+  const [app] = names("registry.test", 1) as [ImageName];
+  const repo = fakeRepository(app, 6, 2);
+  const factory = new FakeFactory(new Map([[app.toString(), repo]]));
+  const warmer = new Warmer({
+    store: new MemoryStore(),
+    factory,
+    lookup: lookupOf([app]),
+    intervalMs: 60_000,
+    repositoryOptions: () => ({ intervalMs: 300 }),
+    maxIntervalFactor: 1,
+    pollTags: opts.pollTags,
+    metricsRegistry: new MetricsRegistry(),
+  });
+  return { app, repo, factory, warmer };
+}
+
 /** Runs the loop of `warmer` until `until` holds (bounded), then stops it. */
 async function runUntil(warmer: Warmer, until: () => boolean, what: string): Promise<void> {
   const stop = new AbortController();
@@ -234,18 +252,7 @@ describe("Warmer loop scheduling", () => {
   });
 
   it("checks tags whose own deadline is far off within the repository's interval", async () => {
-    const [app] = names("registry.test", 1) as [ImageName];
-    const repo = fakeRepository(app, 6, 2);
-    const factory = new FakeFactory(new Map([[app.toString(), repo]]));
-    const warmer = new Warmer({
-      store: new MemoryStore(),
-      factory,
-      lookup: lookupOf([app]),
-      intervalMs: 60_000,
-      repositoryOptions: () => ({ intervalMs: 300 }),
-      maxIntervalFactor: 1,
-      metricsRegistry: new MetricsRegistry(),
-    });
+    const { app, repo, factory, warmer } = oneRepositoryWarmer({ pollTags: undefined });
     const events: TagEvent[] = [];
     warmer.onTagEvent((e) => events.push(e));
     let scans = 0;
@@ -276,19 +283,7 @@ describe("Warmer loop scheduling", () => {
   });
 
   it("with pollTags off, leaves tags to their own deadlines", async () => {
-    const [app] = names("registry.test", 1) as [ImageName];
-    const repo = fakeRepository(app, 6, 2);
-    const factory = new FakeFactory(new Map([[app.toString(), repo]]));
-    const warmer = new Warmer({
-      store: new MemoryStore(),
-      factory,
-      lookup: lookupOf([app]),
-      intervalMs: 60_000,
-      repositoryOptions: () => ({ intervalMs: 300 }),
-      maxIntervalFactor: 1,
-      pollTags: false,
-      metricsRegistry: new MetricsRegistry(),
-    });
+    const { app, factory, warmer } = oneRepositoryWarmer({ pollTags: false });
     const results: RepositoryScanResult[] = [];
     warmer.onScan((r) => {
       results.push(r);
