@@ -417,24 +417,25 @@ export class Warmer {
    */
   async #dispatch(signal: AbortSignal): Promise<void> {
     const running = new Set<Promise<void>>();
-    while (!signal.aborted) {
+    /** Starts what `take` gives while fewer than `limit` scans are in flight. */
+    const startWhile = (limit: number, take: () => ScheduledItem | undefined) => {
       // The schedule's count, not `running`'s: a finished scan leaves it before its waiter
       // wakes, while `running` learns it only a few ticks later.
-      while (this.#schedule.inFlight < this.#concurrency) {
-        const item = this.#schedule.take(this.#ctx.now());
+      while (this.#schedule.inFlight < limit) {
+        const item = take();
         if (!item) break;
         const scan: Promise<void> = this.#run(item, signal).finally(() => running.delete(scan));
         running.add(scan);
       }
+    };
+    while (!signal.aborted) {
+      startWhile(this.#concurrency, () => this.#schedule.take(this.#ctx.now()));
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
       // webhook's tag visible 9 s after the push (p99) behind them. Bounded all the same.
-      while (this.#schedule.inFlight < this.#concurrency * 2) {
-        const item = this.#schedule.take(this.#ctx.now(), { priorityOnly: true });
-        if (!item) break;
-        const scan: Promise<void> = this.#run(item, signal).finally(() => running.delete(scan));
-        running.add(scan);
-      }
+      startWhile(this.#concurrency * 2, () =>
+        this.#schedule.take(this.#ctx.now(), { priorityOnly: true }),
+      );
       // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
       // moved meanwhile is looked at then.
       let waitMs = this.#intervalMs;
