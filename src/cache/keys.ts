@@ -71,6 +71,16 @@ export class Keys {
     return `${this.prefix}host-sharing:${host.toLowerCase()}`;
   }
 
+  /** The key of the record listing the replicas that share the store (replica-census.ts). */
+  replicas(): string {
+    return `${this.prefix}replicas`;
+  }
+
+  /** The key of the short lease held while the replicas record is rewritten. */
+  replicasLease(): string {
+    return `${this.prefix}replicas-lease`;
+  }
+
   /** The key of the lease a warmer holds while it scans the repository. */
   lease(name: ImageName): string {
     return `${this.prefix}lease:${name.toString()}`;

@@ -24,7 +24,7 @@ import { createRequire } from "node:module";
 import type { Logger } from "pino";
 import type { Gauge, Registry as MetricsRegistry } from "prom-client";
 import { summarizeError } from "../cache/error-summary.js";
-import { DEFAULT_KEY_PREFIX } from "../cache/keys.js";
+import { Keys } from "../cache/keys.js";
 import type { Store } from "../cache/store.js";
 import type { RateLimiters } from "../registry/http/rate-limiters.js";
 
@@ -54,7 +54,7 @@ export interface ReplicaCensusOptions {
   owner: string;
   /** Key prefix (default `regscan:v2:`); the record is `<prefix>replicas`. */
   prefix?: string | undefined;
-  /** Heartbeat interval (default 2 s). */
+  /** Heartbeat interval (default 1 s). */
   heartbeatMs?: number | undefined;
   /** A replica is dead when its heartbeat has not moved for this long (default 5 heartbeats). */
   ttlMs?: number | undefined;
@@ -136,9 +136,9 @@ export class ReplicaCensus {
   constructor(opts: ReplicaCensusOptions) {
     this.#store = opts.store;
     this.#owner = opts.owner;
-    const prefix = opts.prefix ?? DEFAULT_KEY_PREFIX;
-    this.#key = `${prefix}replicas`;
-    this.#lockKey = `${prefix}replicas-lease`;
+    const keys = new Keys(opts.prefix);
+    this.#key = keys.replicas();
+    this.#lockKey = keys.replicasLease();
     this.#heartbeatMs = Math.max(10, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
     // At least three heartbeats, so that the drop to share 0 comes before the others' TTL.
     this.#ttlMs = Math.max(
