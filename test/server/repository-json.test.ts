@@ -11,7 +11,6 @@ import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { parseImageName, parseImageRef } from "../../src/image/ref.js";
-import { withoutUndefined } from "../../src/without-undefined.js";
 import type { Registry } from "../../src/registry/registry.js";
 import { ApiServer } from "../../src/server/api-server.js";
 import {
@@ -20,6 +19,7 @@ import {
   repositoryJsonBuffer,
 } from "../../src/server/json-forms.js";
 import type { WarmerControl } from "../../src/server/warmer-control.js";
+import { withoutUndefined } from "../../src/without-undefined.js";
 
 const NAME = "localhost:5000/team/app";
 
