@@ -57,6 +57,8 @@ export interface WarmJob {
   force: boolean;
   /** Check every kept tag (with HEAD first), not only the due ones. */
   checkAll?: boolean;
+  /** Its requests go ahead of other scans' for the hosts' request budgets (`ClientOptions`). */
+  priority?: boolean | undefined;
   /**
    * Also check (HEAD first) every kept tag last checked this long ago or more, whatever its
    * deadline: the warming loop's polling (see TAG_CHECK_FRACTION in warmer.ts).

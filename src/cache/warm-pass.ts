@@ -263,7 +263,10 @@ async function scanRepository(s: Scan): Promise<void> {
   const signal = s.controller.signal;
   let repoError: ErrorSummary | undefined;
   let lastTagError: ErrorSummary | undefined;
-  const client = ctx.factory.clientFor(job.name, job.creds, { platform: job.options.platform });
+  const client = ctx.factory.clientFor(job.name, job.creds, {
+    platform: job.options.platform,
+    priority: job.priority,
+  });
   let all: string[];
   try {
     all = await client.tags({ signal });

@@ -183,6 +183,8 @@ interface ScanOneOptions {
   force: boolean;
   /** Check every kept tag with HEAD (a priority refresh). */
   checkAll: boolean;
+  /** Its requests go ahead of other scans' in the hosts' rate limits (webhooks, refreshes). */
+  priority?: boolean | undefined;
   /** Check kept tags not checked within the repository's interval (the loop's polling). */
   pollTags: boolean;
   signal: AbortSignal;
@@ -464,6 +466,8 @@ export class Warmer {
         // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
         // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
         checkAll: item.priority,
+        // Nor do its requests queue behind other scans' for the host's budget.
+        priority: item.priority,
         // Not while the host's cold fill goes on: a rescan's HEAD of every tag would spend
         // the budget the fill needs (bench:scale: the fill took 5x its budget-bound minimum,
         // every host's interval stretched 2-8x by polling); the listing still finds new tags.
@@ -513,7 +517,7 @@ export class Warmer {
   }
 
   async #scanOne(scan: ScanOneOptions): Promise<RepositoryScanResult> {
-    const { name, creds, options, force, checkAll, pollTags, signal, onProgress } = scan;
+    const { name, creds, options, force, checkAll, priority, pollTags, signal, onProgress } = scan;
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
@@ -530,7 +534,7 @@ export class Warmer {
     status.scanning = true;
     let result: RepositoryScanResult;
     try {
-      const job: WarmJob = { name, creds, options, intervalMs, force, checkAll, signal };
+      const job: WarmJob = { name, creds, options, intervalMs, force, checkAll, priority, signal };
       if (onProgress) job.onProgress = onProgress;
       if (pollTags) job.tagCheckMs = intervalMs * TAG_CHECK_FRACTION;
       result = await warmRepository(this.#ctx, job);

@@ -64,6 +64,12 @@ export interface HostConditions {
 export interface ClientOptions {
   /** The platform to describe when a tag is an index (default: the factory's, else linux/amd64). */
   platform?: Platform | undefined;
+  /**
+   * The client's requests go ahead of every other client's waiting for the host's request
+   * budget (default false): the warmer's webhook and refresh scans, so that a pushed tag is
+   * not seen only after a fill's or a poll's queued requests.
+   */
+  priority?: boolean | undefined;
 }
 
 /** Makes clients; shares transports, challenges, tokens and rate limiters between them. */

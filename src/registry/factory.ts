@@ -150,7 +150,12 @@ export class RemoteClientFactory implements ClientFactory {
     };
     return new RemoteClient({
       name,
-      transports: this.#pipeline.forRepository(host, `repository:${name.path}:pull`, credential),
+      transports: this.#pipeline.forRepository({
+        host,
+        scope: `repository:${name.path}:pull`,
+        credential,
+        priority: opts.priority,
+      }),
       platform: opts.platform ?? this.#platform,
       maxTagPages: this.#opts.maxTagPages ?? 10_000,
       maxTags: this.#opts.maxTags ?? 1_000_000,

@@ -70,6 +70,20 @@ interface ChainClient {
   host: string;
   scope: string;
   credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
+  /** Its requests go ahead of other clients' in the rate limiter (see `rateLimitLayer`). */
+  priority: boolean;
+}
+
+/** The client `Pipeline#forRepository` makes a chain for. */
+export interface RepositoryChainOptions {
+  /** The registry's API host. */
+  host: string;
+  /** The token scope its requests ask for, e.g. `repository:library/alpine:pull`. */
+  scope: string;
+  /** The host's credential, looked up when a challenge asks for it. */
+  credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
+  /** Go ahead of other clients' requests to the host (webhook and refresh scans). */
+  priority?: boolean | undefined;
 }
 
 /** Shared transport state of one factory. */
@@ -110,13 +124,9 @@ export class Pipeline {
   }
 
   /** The chain for one client of `host` asking for `scope`. */
-  forRepository(
-    host: string,
-    scope: string,
-    credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>,
-  ): RepositoryTransports {
+  forRepository(client: RepositoryChainOptions): RepositoryTransports {
     // One set of layers for both: the client's rate-limit state is shared by its requests.
-    const layers = this.#layers({ host, scope, credential });
+    const layers = this.#layers({ ...client, priority: client.priority ?? false });
     const registry = this.#chain(layers);
     const elsewhere = this.#chain(layers, ["auth"]);
     const isInsecure = (h: string) => this.#origins.isInsecure(h);
@@ -154,7 +164,7 @@ export class Pipeline {
           logRetry(info);
         },
       }),
-      "rate limit": rateLimitLayer(limiters, now),
+      "rate limit": rateLimitLayer(limiters, { now, priority: client?.priority }),
       observe: observeLayer(userAgent, observe),
       origin: this.#origins.layer,
     };

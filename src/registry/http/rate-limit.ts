@@ -16,25 +16,44 @@ import type { RateLimiters } from "./rate-limiters.js";
  */
 export const MAX_PAUSE_MS = 60_000;
 
+/** Options of the rate-limit layer. */
+export interface RateLimitLayerOptions {
+  /** Clock for `Retry-After` dates (default `Date.now`). */
+  now?: (() => number) | undefined;
+  /**
+   * The client's requests go ahead of other clients' in the host's queue (webhook and
+   * refresh scans): a pushed tag must not wait behind a fill's or a poll's requests.
+   */
+  priority?: boolean | undefined;
+}
+
 /**
  * The rate-limit layer; make one per client: every chain it wraps shares the client's
  * `backedOff` state (see `rateLimitTransport`).
  */
-export function rateLimitLayer(limiters: RateLimiters, now: () => number = Date.now): Layer {
+export function rateLimitLayer(limiters: RateLimiters, opts: RateLimitLayerOptions = {}): Layer {
   const backedOff = new Set<string>();
-  return (next) => rateLimitTransport(next, limiters, now, backedOff);
+  return (next) => rateLimitTransport(next, limiters, { ...opts, backedOff });
 }
 
-/** Wraps `next`; `backedOff` is per client so that one client halves a host's rate once. */
+/** Options of `rateLimitTransport`. */
+export interface RateLimitTransportOptions extends RateLimitLayerOptions {
+  /** Hosts this client has backed off already: per client, so that it halves a rate once. */
+  backedOff?: Set<string> | undefined;
+}
+
+/** Wraps `next` in the host's rate limits. */
 export function rateLimitTransport(
   next: Transport,
   limiters: RateLimiters,
-  now: () => number = Date.now,
-  backedOff: Set<string> = new Set(),
+  opts: RateLimitTransportOptions = {},
 ): Transport {
+  const now = opts.now ?? Date.now;
+  const backedOff = opts.backedOff ?? new Set<string>();
+  const priority = opts.priority ?? false;
   return async (req) => {
     const host = req.url.host;
-    await limiters.wait(host, req.signal);
+    await limiters.wait(host, { signal: req.signal, priority });
     const pull = isPull(req) ? { counted: await limiters.waitPull(host, req.signal) } : undefined;
     let res: HttpResponse;
     try {

@@ -7,7 +7,7 @@
  * and the pull headroom, are scaled by it.
  */
 
-import { abortableSleep, raceAbort } from "../../abort.js";
+import { abortableSleep, type OperationOptions, raceAbort } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { TooManyRequestsError } from "../errors.js";
 import { type HostBudget, type RequestBudget, RequestBudgets } from "./budgets.js";
@@ -73,18 +73,32 @@ export interface HostRateState {
   pausedUntil: number;
 }
 
+/** Options of `RateLimiters#wait`. */
+export interface RateLimitWaitOptions extends OperationOptions {
+  /**
+   * Go ahead of every waiting request that is not one (default false): a webhook's or an
+   * explicit refresh's requests, which must not queue behind a fill's or a poll's.
+   */
+  priority?: boolean | undefined;
+}
+
+/** A request waiting for its turn. */
+interface Waiter {
+  priority: boolean;
+}
+
 interface HostBucket {
   budget: HostBudget;
   /** The adaptive rate of the whole budget; this process gets it times the share. */
   rate: number;
-  /** Spare tokens, negative while requests wait (one per waiting request). */
+  /** Spare tokens, from 0 to this process's share of the burst. */
   tokens: number;
   /**
-   * Tokens ever taken. A request's ticket is the count after its own; it may go once
-   * `tokens + taken` (every token ever credited) reaches its ticket, so a waiter works out
-   * its turn again at any rate, and the order stays first come, first served.
+   * Requests waiting, in the order they go: priority requests first, then the others, each
+   * lane first come, first served. The waiter at position `i` goes once `i + 1` tokens are
+   * spare (those ahead take theirs), so it works out its turn again at any rate.
    */
-  taken: number;
+  queue: Waiter[];
   /** Aborted (and replaced) when the rate or share changes: sleeping waiters work out their turn again. */
   wake: AbortController;
   last: number;
@@ -209,7 +223,7 @@ export class RateLimiters {
         budget,
         rate: topRate(budget),
         tokens: budget.burst * this.#share,
-        taken: 0,
+        queue: [],
         wake: new AbortController(),
         last: this.#clock.now(),
         backedOffAt: undefined,
@@ -240,10 +254,20 @@ export class RateLimiters {
     return b.budget.burst * this.#share;
   }
 
+  /**
+   * The most spare tokens the bucket holds: its burst, but at least one while it has a
+   * share, or a small share of a small burst (1 of 3 replicas, burst 2) would never hold the
+   * whole token a request takes.
+   */
+  #capOf(b: HostBucket): number {
+    const burst = this.#burstOf(b);
+    return burst > 0 ? Math.max(1, burst) : 0;
+  }
+
   /** Refills the bucket up to now at the rate that applied until now. */
   #advance(b: HostBucket, now: number): void {
     if (now > b.last) {
-      b.tokens = Math.min(this.#burstOf(b), b.tokens + ((now - b.last) / 1000) * this.#rateOf(b));
+      b.tokens = Math.min(this.#capOf(b), b.tokens + ((now - b.last) / 1000) * this.#rateOf(b));
       b.last = now;
     }
   }
@@ -270,7 +294,7 @@ export class RateLimiters {
     for (const b of this.#hosts.values()) this.#advance(b, now);
     this.#share = next;
     for (const b of this.#hosts.values()) {
-      b.tokens = Math.min(this.#burstOf(b), b.tokens);
+      b.tokens = Math.min(this.#capOf(b), b.tokens);
       b.pulls?.setShare(next);
       this.#wake(b);
     }
@@ -298,22 +322,30 @@ export class RateLimiters {
 
   /**
    * Resolves when the host may be sent one request; rejects with `signal.reason` when the
-   * caller aborts (giving its token back).
+   * caller aborts. With `priority` the request goes ahead of every waiting request without it.
    */
-  async wait(host: string, signal?: AbortSignal): Promise<void> {
+  async wait(host: string, opts: RateLimitWaitOptions = {}): Promise<void> {
+    const { signal, priority = false } = opts;
     if (signal?.aborted) throw signal.reason;
     const b = this.#bucket(host);
     const now = this.#clock.now();
     this.#advance(b, now);
     this.#ask(b, now);
-    b.tokens -= 1;
-    b.taken += 1;
-    const ticket = b.taken;
+    if (b.queue.length === 0 && b.tokens >= 1 && b.pausedUntil <= now) {
+      b.tokens -= 1;
+      b.requests++;
+      return;
+    }
+    const me: Waiter = { priority };
+    // Behind the last waiter of its lane: a priority request ahead of every other one.
+    const at = priority ? b.queue.findIndex((w) => !w.priority) : -1;
+    if (at < 0) b.queue.push(me);
+    else b.queue.splice(at, 0, me);
     try {
       for (let i = 0; ; i++) {
         const t = this.#clock.now();
         this.#advance(b, t);
-        const delay = Math.max(this.#turnDelay(b, ticket), b.pausedUntil - t);
+        const delay = Math.max(this.#turnDelay(b, b.queue.indexOf(me)), b.pausedUntil - t);
         if (delay <= 0) break;
         if (i >= MAX_PAUSE_LOOPS) {
           throw new TooManyRequestsError({
@@ -322,7 +354,9 @@ export class RateLimiters {
             message: `request budget: still no turn after ${MAX_PAUSE_LOOPS} waits (share ${this.#share})`,
           });
         }
-        // A change of rate or share wakes the waiter early to work out its turn again.
+        // A change of rate or share, or a waiter ahead giving up, wakes the waiter early to
+        // work out its turn again. Priority requests queued ahead meanwhile only make it
+        // wake too early, and sleep again.
         const wake = b.wake.signal;
         const nap = Math.ceil(Math.min(delay, MAX_NAP_MS));
         try {
@@ -332,17 +366,20 @@ export class RateLimiters {
         }
       }
     } catch (err) {
-      this.#advance(b, this.#clock.now());
-      b.tokens = Math.min(this.#burstOf(b), b.tokens + 1);
+      b.queue.splice(b.queue.indexOf(me), 1);
+      // Those behind it are a turn nearer.
+      this.#wake(b);
       throw err;
     }
+    b.queue.splice(b.queue.indexOf(me), 1);
+    b.tokens -= 1;
     b.requests++;
     b.waitedMs += Math.max(0, this.#clock.now() - now);
   }
 
-  /** Milliseconds until the request holding `ticket` may go, at the rate of now. */
-  #turnDelay(b: HostBucket, ticket: number): number {
-    const short = ticket - (b.tokens + b.taken);
+  /** Milliseconds until the waiter at `position` of the queue may go, at the rate of now. */
+  #turnDelay(b: HostBucket, position: number): number {
+    const short = position + 1 - b.tokens;
     if (short <= 0) return 0;
     const rate = this.#rateOf(b);
     return rate > 0 ? (short / rate) * 1000 : Number.POSITIVE_INFINITY;
@@ -511,7 +548,7 @@ export class RateLimiters {
     const rate = this.#rateOf(b);
     // At share 0 (a replica waiting for the others to make room) a queue has no end yet.
     const queueDelayMs = Math.max(
-      b.tokens < 0 ? (rate > 0 ? (-b.tokens / rate) * 1000 : Number.POSITIVE_INFINITY) : 0,
+      b.queue.length > 0 ? this.#turnDelay(b, b.queue.length - 1) : 0,
       b.pausedUntil - now,
       0,
     );

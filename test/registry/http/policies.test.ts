@@ -282,7 +282,7 @@ describe("rateLimitTransport", () => {
     const t = rateLimitTransport(
       async () => response(429, "", { "retry-after": retryAfter }),
       limiters,
-      () => now,
+      { now: () => now },
     );
     const req = { method: "GET" as const, url: new URL("https://r.example/v2/") };
     await t(req);

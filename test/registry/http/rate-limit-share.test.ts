@@ -137,7 +137,7 @@ describe("RateLimiters share", () => {
     const clock = new FakeClock();
     const limiters = new RateLimiters({ rps: 10, burst: 1, share: 0, clock });
     const ac = new AbortController();
-    const waiting = limiters.wait(HOST, ac.signal);
+    const waiting = limiters.wait(HOST, { signal: ac.signal });
     await settle();
     ac.abort(new Error("stopped"));
     await assert.rejects(waiting, /stopped/);

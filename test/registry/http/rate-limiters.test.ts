@@ -39,6 +39,52 @@ describe("RateLimiters", () => {
     );
   });
 
+  it("lets priority requests go ahead of those already waiting, each lane in order", async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    const order: string[] = [];
+    const at = new Map<string, number>();
+    const start = (name: string, priority: boolean) =>
+      void limiters.wait(HOST, { priority }).then(() => {
+        order.push(name);
+        at.set(name, clock.now() - t0);
+      });
+    for (const name of ["r1", "r2", "r3", "r4"]) start(name, false);
+    await settle();
+    assert.deepEqual(order, ["r1"], "the burst");
+    start("p1", true);
+    start("p2", true);
+    await settle();
+    // The regular requests queued earlier wait: the two priority ones take the next two turns.
+    assert.equal(limiters.saturation(HOST).queueDelayMs, 500, "five queued at 10/s");
+    await clock.advance(1000);
+    assert.deepEqual(order, ["r1", "p1", "p2", "r2", "r3", "r4"]);
+    assert.deepEqual(
+      ["p1", "p2", "r2", "r3", "r4"].map((n) => at.get(n)),
+      [100, 200, 300, 400, 500],
+      "one request per 1/rps all the same: priority spends no extra budget",
+    );
+  });
+
+  it("a waiter that gives up brings those behind it a turn nearer", async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    await limiters.wait(HOST);
+    const ac = new AbortController();
+    const first = limiters.wait(HOST, { signal: ac.signal });
+    let secondAt: number | undefined;
+    void limiters.wait(HOST).then(() => {
+      secondAt = clock.now() - t0;
+    });
+    await settle();
+    ac.abort(new Error("gone"));
+    await assert.rejects(first, /gone/);
+    await clock.advance(300);
+    assert.equal(secondAt, 100, "the next token, not the one after");
+  });
+
   it("keeps a bucket per host", async () => {
     const clock = new FakeClock();
     const limiters = new RateLimiters({ rps: 1, burst: 1, clock });
@@ -132,10 +178,10 @@ describe("RateLimiters", () => {
     const clock = new FakeClock();
     const limiters = new RateLimiters({ rps: 1, burst: 1, clock });
     const already = AbortSignal.abort(new Error("gone"));
-    await assert.rejects(limiters.wait(HOST, already), /gone/);
+    await assert.rejects(limiters.wait(HOST, { signal: already }), /gone/);
     await limiters.wait(HOST); // takes the only token
     const ac = new AbortController();
-    const waiting = limiters.wait(HOST, ac.signal);
+    const waiting = limiters.wait(HOST, { signal: ac.signal });
     await settle();
     assert.equal(clock.pending, 1);
     ac.abort(new Error("cancelled"));
