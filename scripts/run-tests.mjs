@@ -1,34 +1,58 @@
 #!/usr/bin/env node
 // Runs every test file under test/ (or the files given) with Node's own runner through tsx,
-// several files at a time, longest first. The files are listed explicitly: on Node 20,
-// `--test test/` finds no .ts files and exits 0 having run nothing. `node --test` sorts the
-// files it is given by name, so this starts the runner through its `run()` API instead, in
-// the order of scripts/test-times.json (seconds per file, measured): a slow file started
-// last would hold the whole run up alone. `--record-times` rewrites that file from this run;
-// `--cpu` prints each file's CPU time (user + system, its child processes included) and the
-// run's, which say more than seconds of wall on a shared machine.
+// several test files to a process and several processes at a time, longest first. The files
+// are listed explicitly: on Node 20, `--test test/` finds no .ts files and exits 0 having run
+// nothing. `node --test` sorts the files it is given by name and starts a process for each, so
+// this starts the runner through its `run()` API instead, on generated entry modules that each
+// import a group of test files: a process of its own costs a file ~0.3 s of CPU to start node
+// and tsx and as much again to load the source modules it tests, more than most files' tests.
+// Each file runs as a suite named by its path, its module imported only when the file before
+// it in the process has finished (its `after` hooks included), so that its top-level hooks and
+// module-level set-up are its own. Groups are balanced by scripts/test-times.json (seconds per
+// file, measured) and started longest first: a slow group started last would hold the whole run
+// up alone. They are the same in every run (`--groups` lists them), so that a test that fails
+// only beside another file fails again. `--record-times` rewrites test-times.json from this run;
+// `--cpu` prints each process's CPU time (user + system, its child processes included) with the
+// files it ran, and the run's, which say more than seconds of wall on a shared machine.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { run } from "node:test";
 import { spec, tap } from "node:test/reporters";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const TIMES = fileURLToPath(new URL("./test-times.json", import.meta.url));
 /** How long a file not in test-times.json is taken to last (a middling file). */
 const UNKNOWN_SECONDS = 5;
 /**
- * Files at a time. The tests mostly wait on servers and child processes, so on a 2-core
- * machine more files than cores keep it busy (see the README's Tests section).
+ * Processes at a time. The tests mostly wait on servers and child processes, so on a 2-core
+ * machine more processes than cores keep it busy (see the README's Tests section).
  */
 const DEFAULT_CONCURRENCY = "4";
+/**
+ * Groups (processes) per concurrent process: more than one, so that a group that takes longer
+ * than test-times.json says leaves the others to the free slots; few, as each costs a start-up.
+ */
+const GROUPS_PER_SLOT = 2;
+/** What a group's process costs before its first test (node, tsx, the source modules). */
+const GROUP_STARTUP_SECONDS = 1;
+/** A test file still running after this long is stuck (the package tarball test bounds its own set-up at 10 minutes for a loaded machine). */
+const FILE_TIMEOUT_MS = 600_000;
 
 /**
- * With `--cpu`, loaded into the runner and every test file's process: at exit it appends
- * the process's CPU seconds, and those of the child processes it waited for (registries,
- * servers, tsc, npm: /proc/self/stat's cutime and cstime, in clock ticks of 1/100 s), to
- * the file REGSCAN_TEST_CPU_LOG names. The runner's own line includes its test files'.
+ * With `--cpu`, loaded into the runner and every test process: at exit it appends the
+ * process's CPU seconds, and those of the child processes it waited for (registries, servers,
+ * tsc, npm: /proc/self/stat's cutime and cstime, in clock ticks of 1/100 s), to the file
+ * REGSCAN_TEST_CPU_LOG names. The runner's own line includes its test processes'.
  */
 const CPU_HOOK = `import { appendFileSync, readFileSync } from "node:fs";
 import { isMainThread } from "node:worker_threads";
@@ -45,7 +69,7 @@ if (isMainThread) process.once("exit", () => {
   appendFileSync(log, JSON.stringify({ file: process.argv[1], own: (own.user + own.system) / 1e6, children }) + "\\n");
 });`;
 
-// The test files' processes inherit this process's flags: start again with tsx loaded.
+// The test processes inherit this process's flags: start again with tsx loaded.
 if (!process.execArgv.some((a) => a.includes("tsx"))) {
   const cpu = process.argv.includes("--cpu");
   const dir = cpu ? mkdtempSync(join(tmpdir(), "regscan-test-cpu-")) : undefined;
@@ -66,7 +90,10 @@ if (!process.execArgv.some((a) => a.includes("tsx"))) {
   process.exit(again.status ?? 1);
 }
 
-/** Prints the CPU seconds `--cpu` collected, most first, and the run's total. */
+/**
+ * Prints the CPU seconds `--cpu` collected, most first, each process's with the files it ran
+ * (the runner writes a `groups` line naming them), and the run's total.
+ */
 function reportCpu(log, wallSeconds) {
   let lines = [];
   try {
@@ -78,19 +105,28 @@ function reportCpu(log, wallSeconds) {
     console.error("run-tests: no CPU figures were written");
     return;
   }
+  const groups = Object.assign({}, ...lines.filter((l) => l.groups).map((l) => l.groups));
   const runner = lines.find((l) => l.file === fileURLToPath(import.meta.url));
-  const files = lines
-    .filter((l) => l !== runner)
-    .map((l) => ({ file: relative(process.cwd(), l.file), cpu: l.own + l.children, own: l.own }))
+  const processes = lines
+    .filter((l) => l !== runner && l.file !== undefined)
+    .map((l) => ({
+      files: groups[l.file] ?? [relative(process.cwd(), l.file)],
+      cpu: l.own + l.children,
+      own: l.own,
+    }))
     .sort((a, b) => b.cpu - a.cpu);
   const fmt = (s) => s.toFixed(1).padStart(6);
   console.log(
-    "# CPU seconds per file (user + system; the test process's own, then with its children):",
+    "# CPU seconds per test process (user + system; the process's own, then with its children), and its files:",
   );
-  for (const f of files) console.log(`# ${fmt(f.own)} ${fmt(f.cpu)}  ${f.file}`);
-  const total = runner ? runner.own + runner.children : files.reduce((n, f) => n + f.cpu, 0);
+  for (const p of processes) {
+    console.log(`# ${fmt(p.own)} ${fmt(p.cpu)}  ${p.files[0]}`);
+    for (const f of p.files.slice(1)) console.log(`# ${" ".repeat(15)}${f}`);
+  }
+  const total = runner ? runner.own + runner.children : processes.reduce((n, p) => n + p.cpu, 0);
+  const files = processes.reduce((n, p) => n + p.files.length, 0);
   console.log(
-    `# CPU ${total.toFixed(1)} s in ${wallSeconds.toFixed(1)} s of wall (${files.length} files)`,
+    `# CPU ${total.toFixed(1)} s in ${wallSeconds.toFixed(1)} s of wall (${files} files in ${processes.length} process${processes.length === 1 ? "" : "es"})`,
   );
 }
 
@@ -112,43 +148,132 @@ function readTimes() {
   }
 }
 
+/** A whole number of at least 1 from the environment, else `fallback`; exits on a bad one. */
+function countFromEnv(name, fallback) {
+  const n = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`run-tests: ${name} must be a whole number of at least 1`);
+    process.exit(1);
+  }
+  return n;
+}
+
+/**
+ * Deals the files (longest first) into `count` groups, each to the group with the fewest
+ * seconds so far (the first such: the same groups every run), and orders the groups longest
+ * first. Each group's seconds include a process's start-up.
+ */
+function groupFiles(files, count, seconds) {
+  const groups = Array.from({ length: count }, () => ({
+    files: [],
+    seconds: GROUP_STARTUP_SECONDS,
+  }));
+  for (const file of files) {
+    const group = groups.reduce((least, g) => (g.seconds < least.seconds ? g : least));
+    group.files.push(file);
+    group.seconds += seconds(file);
+  }
+  return groups.filter((g) => g.files.length > 0).sort((a, b) => b.seconds - a.seconds);
+}
+
+/**
+ * A group's entry module: one suite per file, named by its path, each importing its file
+ * only once the one before has finished (tests and hooks), so that a file's top-level
+ * `before`/`after`/`beforeEach` hooks stay its own, its module-level set-up runs just before its
+ * tests, and a stuck file fails alone after FILE_TIMEOUT_MS. The wait is on a promise made in
+ * the suite's own context: node:test files a `test()` or hook under the suite whose async
+ * context it runs in, and a continuation of a promise made elsewhere runs in that one's.
+ */
+function entrySource(files) {
+  const list = files.map((f) => [f, pathToFileURL(resolve(f)).href]);
+  return `// Generated by scripts/run-tests.mjs: these test files, one after another, in one process.
+import { after, describe } from "node:test";
+let previous = Promise.resolve();
+for (const [name, url] of ${JSON.stringify(list, null, 1)}) {
+  const ready = previous;
+  let done;
+  previous = new Promise((resolve) => {
+    done = resolve;
+  });
+  describe(name, { timeout: ${FILE_TIMEOUT_MS} }, async () => {
+    await new Promise((resolve) => ready.then(resolve));
+    try {
+      await import(url);
+    } finally {
+      after(done);
+    }
+  });
+}
+`;
+}
+
 const args = process.argv.slice(2);
 const record = args.includes("--record-times");
-const given = args.filter((a) => a !== "--record-times" && a !== "--cpu");
+const listGroups = args.includes("--groups");
+const given = args.filter((a) => !["--record-times", "--cpu", "--groups"].includes(a));
 const files = given.length > 0 ? given : findTests("test");
 if (files.length === 0) {
   console.error("run-tests: no test files found under test/");
   process.exit(1);
 }
 const times = readTimes();
-const seconds = (file) => times[file.split("\\").join("/")] ?? UNKNOWN_SECONDS;
+const slash = (file) => file.split("\\").join("/");
+const seconds = (file) => times[slash(file)] ?? UNKNOWN_SECONDS;
 // Longest first; Array#sort is stable, so equal times keep the files' name order.
 const ordered = [...files].sort((a, b) => seconds(b) - seconds(a));
 
-const concurrency = Number(process.env.REGSCAN_TEST_CONCURRENCY ?? DEFAULT_CONCURRENCY);
-if (!Number.isInteger(concurrency) || concurrency < 1) {
-  console.error(`run-tests: REGSCAN_TEST_CONCURRENCY must be a whole number of at least 1`);
-  process.exit(1);
+const concurrency = countFromEnv("REGSCAN_TEST_CONCURRENCY", DEFAULT_CONCURRENCY);
+// Files named on the command line share one process, unless REGSCAN_TEST_GROUPS says more
+// (as many as files: each file alone, as a check that none needs another's state).
+const groupCount = Math.min(
+  files.length,
+  countFromEnv(
+    "REGSCAN_TEST_GROUPS",
+    given.length > 0 ? 1 : Math.min(files.length, concurrency * GROUPS_PER_SLOT),
+  ),
+);
+const groups = groupFiles(ordered, groupCount, seconds);
+if (listGroups) {
+  for (const [i, g] of groups.entries()) {
+    console.log(`group ${i + 1} (${g.seconds.toFixed(1)} s): ${g.files.join(" ")}`);
+  }
+  process.exit(0);
 }
 
-// A file still running after this long is stuck (the slowest, the package tarball test,
-// bounds its own set-up at 10 minutes for a loaded machine).
-const stream = run({ files: ordered, concurrency, timeout: 600_000 });
-/** How long a test file's process takes to start (tsx included), on top of its tests. */
-const STARTUP_SECONDS = 1;
-/** Seconds of each file: start-up and its top-level tests (hooks included), for --record-times. */
+const entries = mkdtempSync(join(tmpdir(), "regscan-tests-"));
+process.on("exit", () => rmSync(entries, { recursive: true, force: true }));
+const groupOf = {};
+const entryFiles = groups.map((g, i) => {
+  const entry = join(entries, `group-${String(i + 1).padStart(2, "0")}.mjs`);
+  writeFileSync(entry, entrySource(g.files));
+  groupOf[entry] = g.files.map(slash);
+  return entry;
+});
+if (process.env.REGSCAN_TEST_CPU_LOG) {
+  appendFileSync(process.env.REGSCAN_TEST_CPU_LOG, `${JSON.stringify({ groups: groupOf })}\n`);
+}
+console.error(
+  `run-tests: ${files.length} files in ${groups.length} process${groups.length === 1 ? "" : "es"}, ${concurrency} at a time (--groups lists them)`,
+);
+
+const stream = run({
+  files: entryFiles,
+  concurrency,
+  // Each file fails as stuck after FILE_TIMEOUT_MS; this bounds a process that still does not
+  // end (a handle left open), beyond twice the longest group's measured time.
+  timeout: FILE_TIMEOUT_MS + 2_000 * Math.max(...groups.map((g) => g.seconds)),
+});
+/** Seconds of each file: its suite (its module's import excluded), for --record-times. */
 const measured = {};
-const cwd = process.cwd();
+const fileSet = new Set(files.map(slash));
 stream.on("test:fail", () => {
   process.exitCode = 1;
 });
 if (record) {
   for (const event of ["test:pass", "test:fail"]) {
     stream.on(event, (data) => {
-      if (data.nesting !== 0 || data.file === undefined) return;
-      const file = relative(cwd, data.file).split("\\").join("/");
-      measured[file] =
-        (measured[file] ?? STARTUP_SECONDS) + (data.details?.duration_ms ?? 0) / 1000;
+      if (data.nesting !== 0 || !fileSet.has(data.name)) return;
+      measured[data.name] = (data.details?.duration_ms ?? 0) / 1000;
     });
   }
 }
@@ -161,9 +286,10 @@ stream.compose(reporter).pipe(process.stdout);
 stream.once("end", () => {
   if (!record) return;
   const merged = { ...times, ...measured };
+  const all = findTests("test").map(slash);
   const sorted = Object.fromEntries(
     Object.entries(merged)
-      .filter(([file]) => findTests("test").includes(file))
+      .filter(([file]) => all.includes(file))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([file, s]) => [file, Math.round(s * 10) / 10]),
   );

@@ -12,6 +12,7 @@ import pino from "pino";
 import { configSchema } from "../../src/config/schema.js";
 import { RequiredProviderError, withCredentials } from "../../src/daemon/credential-sources.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
+import { saveEnv } from "../support/env.js";
 import { type FakeAws, startFakeAws } from "../support/fake-cloud/aws.js";
 
 const logger = pino({ level: "silent" });
@@ -21,7 +22,9 @@ const ECR_B = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/app";
 
 let dir: string;
 let fake: FakeAws;
+let restoreEnv: () => void;
 before(async () => {
+  restoreEnv = saveEnv();
   dir = await mkdtemp(join(tmpdir(), "regscan-daemon-creds-"));
   fake = await startFakeAws();
   for (const k of ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"])
@@ -33,6 +36,7 @@ before(async () => {
   process.env.AWS_EC2_METADATA_DISABLED = "true";
 });
 after(async () => {
+  restoreEnv?.();
   await fake.close();
   await rm(dir, { recursive: true, force: true });
 });

@@ -14,6 +14,7 @@ import {
 } from "../../../src/registry/credentials/azure.js";
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { CloudCredentialsError } from "../../../src/registry/credentials/errors.js";
+import { saveEnv } from "../../support/env.js";
 import { type FakeAzure, startFakeAzure } from "../../support/fake-cloud/azure.js";
 import { captureLogger } from "./capture-logger.js";
 
@@ -21,7 +22,9 @@ describe("Azure Container Registry: Entra ID token exchanged for an ACR refresh 
   let fake: FakeAzure;
   let dir: string;
   const exchangeUrl = () => `${fake.url}/oauth2/exchange`;
+  let restoreEnv: () => void;
   before(async () => {
+    restoreEnv = saveEnv();
     fake = await startFakeAzure();
     dir = await mkdtemp(join(tmpdir(), "regscan-azure-"));
     for (const k of [
@@ -39,6 +42,7 @@ describe("Azure Container Registry: Entra ID token exchanged for an ACR refresh 
     process.env.IDENTITY_HEADER = fake.identityHeader;
   });
   after(async () => {
+    restoreEnv?.();
     await fake.close();
     await rm(dir, { recursive: true, force: true });
   });

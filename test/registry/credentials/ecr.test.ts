@@ -13,6 +13,7 @@ import {
 import { Credentials } from "../../../src/registry/credentials/credentials.js";
 import { EcrTokenCache, ecrCloudProvider } from "../../../src/registry/credentials/ecr.js";
 import type { EcrApi } from "../../../src/registry/credentials/ecr-api.js";
+import { saveEnv } from "../../support/env.js";
 import { type FakeAws, startFakeAws } from "../../support/fake-cloud/aws.js";
 import { captureLogger } from "./capture-logger.js";
 
@@ -48,11 +49,14 @@ describe("imageCredsWithAWSAuth against a local ECR API", () => {
   let fake: FakeAws;
   let now: number;
   const clock = () => now;
+  let restoreEnv: () => void;
   before(async () => {
+    restoreEnv = saveEnv();
     fake = await startFakeAws();
     setAwsEnv(fake);
   });
   after(async () => {
+    restoreEnv?.();
     await fake.close();
   });
   beforeEach(() => {

@@ -14,6 +14,7 @@ import {
   gcpCloudProvider,
   getGCPOAuthToken,
 } from "../../../src/registry/credentials/gcp.js";
+import { saveEnv } from "../../support/env.js";
 import {
   type FakeGceMetadata,
   startFakeGceMetadata,
@@ -23,7 +24,9 @@ import { captureLogger } from "./capture-logger.js";
 describe("Google registries: tokens from a local GCE metadata server", () => {
   let fake: FakeGceMetadata;
   let gcloudDir: string;
+  let restoreEnv: () => void;
   before(async () => {
+    restoreEnv = saveEnv();
     fake = await startFakeGceMetadata();
     gcloudDir = await mkdtemp(join(tmpdir(), "regscan-gcloud-"));
     delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
@@ -32,6 +35,7 @@ describe("Google registries: tokens from a local GCE metadata server", () => {
     process.env.GCE_METADATA_HOST = `127.0.0.1:${fake.port}`;
   });
   after(async () => {
+    restoreEnv?.();
     await fake.close();
     await rm(gcloudDir, { recursive: true, force: true });
   });
