@@ -21,6 +21,16 @@
  * alone, a backed-off repository (weight 1/8) starved behind busy ones for as long as the
  * budget was saturated: eight times their lateness before its turn, well past its bound.
  *
+ * A late repository also starts on a host already at its cap (up to twice the cap), and the
+ * warmer starts it even when every worker is busy (up to twice their number, as priority
+ * requests): the cap bounds how many of a host's scans wait on its rate limiter at once, and
+ * at a saturated budget a small repository's scan takes seconds of waits there, so four
+ * slots held by a huge repository's polling scan and three small ones let a burst of
+ * repositories falling due together (a fill's scans, all rescanned an interval later) queue
+ * for their turn for longer than the slack (test:scale with a lease TTL of 5 s: 7-9 s late
+ * at the cap, one repository 5.4 s over its bound). Started at once, a late scan's first
+ * request waits only for the host's queue, which the doubled cap bounds too.
+ *
  * Each take looks at every waiting repository (a linear pass): ranks change as the clock
  * moves, so no heap order would hold, and a pass over 10,000 entries costs well under a
  * millisecond against scans that take tens of milliseconds at least.
@@ -162,9 +172,15 @@ export class Schedule {
   /**
    * The repository to scan now, marked in flight: the oldest priority request, else, of
    * the due repositories whose host has room, the most overdue late one, else the most
-   * overdue by weight; undefined when none. With `priorityOnly`, only a priority request.
+   * overdue by weight; undefined when none. A late repository (or a due lease retry) has
+   * room on its host up to twice the cap. With `priorityOnly`, only a priority request; with
+   * `urgentOnly`, only a priority request or a late repository (what the warmer starts when
+   * every worker is busy).
    */
-  take(now: number, opts: { priorityOnly?: boolean } = {}): ScheduledItem | undefined {
+  take(
+    now: number,
+    opts: { priorityOnly?: boolean; urgentOnly?: boolean } = {},
+  ): ScheduledItem | undefined {
     let best: Entry | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
     let priority: Entry | undefined;
@@ -177,7 +193,9 @@ export class Schedule {
         continue;
       }
       if (opts.priorityOnly || priority !== undefined) continue;
-      if (entry.dueAt > now || !this.#hostHasRoom(entry.host)) continue;
+      if (entry.dueAt > now) continue;
+      const late = this.#isLate(entry, now);
+      if ((opts.urgentOnly && !late) || !this.#hostHasRoom(entry.host, late)) continue;
       const score = this.#urgency(entry, now);
       if (
         best === undefined ||
@@ -200,17 +218,25 @@ export class Schedule {
   }
 
   /**
-   * The earliest time a `take` could find work without anything else happening (a request,
-   * a finished scan, a lookup): the earliest due time of a waiting repository whose host
-   * has room. Undefined when only such events can bring work.
+   * The earliest time a `take` (with `urgentOnly`, such a take) could find work without
+   * anything else happening (a request, a finished scan, a lookup): the earliest due time
+   * of a waiting repository whose host has room, or the time one on a full host (under
+   * twice its cap) becomes late. Undefined when only such events can bring work.
    */
-  nextDue(): number | undefined {
+  nextDue(opts: { urgentOnly?: boolean } = {}): number | undefined {
     let next: number | undefined;
     for (const entry of this.#entries.values()) {
       if (entry.inFlight) continue;
       if (entry.prioritySeq !== undefined) return Number.NEGATIVE_INFINITY;
-      if (!this.#hostHasRoom(entry.host)) continue;
-      if (next === undefined || entry.dueAt < next) next = entry.dueAt;
+      const lateAt = this.#lateAt(entry);
+      const at =
+        !opts.urgentOnly && this.#hostHasRoom(entry.host, false)
+          ? entry.dueAt
+          : this.#hostHasRoom(entry.host, true)
+            ? lateAt
+            : undefined;
+      if (at === undefined || at === Number.POSITIVE_INFINITY) continue;
+      if (next === undefined || at < next) next = at;
     }
     return next;
   }
@@ -314,8 +340,24 @@ export class Schedule {
     return a !== b ? a < b : entry.seq < best.seq;
   }
 
-  #hostHasRoom(host: string): boolean {
-    return (this.#hostsInFlight.get(host) ?? 0) < this.#perHost;
+  /**
+   * When `entry` is late (see the module comment): a lease retry as soon as it is due (a
+   * look costs store round trips; a dead holder's repository is taken over then), any other
+   * scanned one `lateAfterMs` past its due time; never one never scanned (a cold fill is
+   * what the cap spreads over the hosts).
+   */
+  #lateAt(entry: Entry): number {
+    if (entry.dueAt === Number.NEGATIVE_INFINITY) return Number.POSITIVE_INFINITY;
+    return entry.retryLease ? entry.dueAt : entry.dueAt + this.#lateAfterMs;
+  }
+
+  #isLate(entry: Entry, now: number): boolean {
+    return now >= this.#lateAt(entry);
+  }
+
+  /** Whether `host` has room for one more scan (a late one: up to twice the cap). */
+  #hostHasRoom(host: string, late: boolean): boolean {
+    return (this.#hostsInFlight.get(host) ?? 0) < this.#perHost * (late ? 2 : 1);
   }
 
   #notify(): void {

@@ -60,6 +60,7 @@ export const DEFAULT_CONCURRENCY = 16;
  * record, listing, a few HEADs, writes) and need a few at once to use the host's budget;
  * half the default workers, so that one host's backlog never takes them all. More would
  * only wait at the host's rate limiter while holding leases another replica could use.
+ * Repositories late against their bound start beyond it, up to twice it (schedule.ts).
  */
 export const DEFAULT_PER_HOST_CONCURRENCY = 4;
 /**
@@ -121,7 +122,8 @@ export interface WarmerOptions {
   /**
    * Repositories of one registry host scanned at the same time by the loop (default
    * {@link DEFAULT_PER_HOST_CONCURRENCY}, at most `concurrency`), so that one slow registry
-   * or one huge repository never holds up the others.
+   * or one huge repository never holds up the others. A repository late against its bound
+   * (lease TTL + interval) starts beyond it, up to twice it, and beyond `concurrency`.
    */
   perHostConcurrency?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
@@ -434,15 +436,22 @@ export class Warmer {
       startWhile(this.#concurrency, () => this.#schedule.take(this.#ctx.now()));
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
-      // webhook's tag visible 9 s after the push (p99) behind them. Bounded all the same.
+      // webhook's tag visible 9 s after the push (p99) behind them. Nor do repositories late
+      // against their bound (lease TTL + interval; schedule.ts), which waited for slots
+      // past it. Bounded all the same.
       startWhile(this.#concurrency * 2, () =>
-        this.#schedule.take(this.#ctx.now(), { priorityOnly: true }),
+        this.#schedule.take(this.#ctx.now(), { urgentOnly: true }),
       );
       // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
       // moved meanwhile is looked at then.
       let waitMs = this.#intervalMs;
+      const inFlight = this.#schedule.inFlight;
       const next =
-        this.#schedule.inFlight < this.#concurrency ? this.#schedule.nextDue() : undefined;
+        inFlight < this.#concurrency
+          ? this.#schedule.nextDue()
+          : inFlight < this.#concurrency * 2
+            ? this.#schedule.nextDue({ urgentOnly: true })
+            : undefined;
       if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - this.#ctx.now()));
       await this.#schedule.changed(signal, waitMs);
     }

@@ -105,6 +105,51 @@ describe("Schedule", () => {
     assert.deepEqual(takeAll(late, T0 + 5000), ["h/b", "h/a", "h/c"]);
   });
 
+  it("starts a repository late against its bound on a host at its cap, up to twice the cap", () => {
+    // test:scale: four slots of a host held by a huge repository's polling scan and small
+    // ones taking seconds each at a saturated budget; repositories falling due together
+    // queued behind them 7-9 s, past a lease TTL of 5 s (their bound's slack).
+    const s = schedule(2, 2500);
+    s.sync(["h/big", "h/a", "h/b", "h/c", "h/d", "o/1"]);
+    assert.deepEqual(takeAll(s, T0), ["h/big", "o/1", "h/a"], "the cold fill: at the cap");
+    s.done("o/1", { dueAt: T0 + 12_000, likelihood: 1 });
+    for (const name of ["h/a", "h/b", "h/c"]) {
+      s.done(name, { dueAt: T0 + 10_000, likelihood: 1 });
+      assert.equal(s.take(T0)?.name, name === "h/a" ? "h/b" : name === "h/b" ? "h/c" : "h/d");
+    }
+    s.done("h/d", { dueAt: T0 + 10_000, likelihood: 1 });
+    // h/big's scan goes on throughout, holding one of h's two slots.
+    assert.equal(s.take(T0 + 10_000)?.name, "h/a", "due, and the host has room");
+    assert.equal(s.take(T0 + 10_000), undefined, "merely due on a full host: waits");
+    assert.equal(s.nextDue(), T0 + 12_000, "o/1 is due first");
+    assert.equal(s.take(T0 + 12_000)?.name, "o/1");
+    assert.equal(s.nextDue(), T0 + 12_500, "then h's due ones turn late");
+    assert.equal(s.take(T0 + 12_499), undefined);
+    assert.deepEqual(takeAll(s, T0 + 12_500), ["h/b", "h/c"], "late: up to twice the cap");
+    assert.equal(s.nextDue(), undefined, "h/d is late but h is at twice its cap");
+    s.done("h/a", { dueAt: T0 + 20_000, likelihood: 1 });
+    assert.equal(s.take(T0 + 12_500, { urgentOnly: true })?.name, "h/d");
+    assert.equal(s.inFlight, 5);
+  });
+
+  it("with urgentOnly, gives priority requests and late repositories, not the merely due", () => {
+    const s = schedule(8, 2500);
+    s.sync(["h/due", "h/late", "h/held"]);
+    takeAll(s, T0);
+    s.done("h/due", { dueAt: T0 + 1000, likelihood: 1 });
+    s.done("h/late", { dueAt: T0, likelihood: 1 / 8 });
+    s.done("h/held", { dueAt: T0 + 2000, likelihood: 1, retryLease: true });
+    assert.equal(s.nextDue({ urgentOnly: true }), T0 + 2000, "the lease retry, once due");
+    assert.equal(s.take(T0 + 1500, { urgentOnly: true }), undefined, "none late yet");
+    assert.equal(s.take(T0 + 2000, { urgentOnly: true })?.name, "h/held");
+    assert.equal(s.nextDue({ urgentOnly: true }), T0 + 2500);
+    assert.equal(s.take(T0 + 2500, { urgentOnly: true })?.name, "h/late");
+    assert.equal(s.take(T0 + 2500, { urgentOnly: true }), undefined, "h/due is 1.5 s overdue");
+    s.prioritize("h/new");
+    assert.equal(s.take(T0 + 2500, { urgentOnly: true })?.name, "h/new");
+    assert.equal(s.take(T0 + 2500)?.name, "h/due");
+  });
+
   it("looks again at a repository another warmer's lease held ahead of the fill's backlog", () => {
     const s = schedule(8, 2500);
     s.sync(["h/held", "h/late"]);

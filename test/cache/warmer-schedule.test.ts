@@ -142,6 +142,48 @@ describe("Warmer loop scheduling", () => {
     }
   });
 
+  it("starts a repository late against its bound while a long scan holds its host's only slot", async () => {
+    // Issue 13, acceptance 7: a repository is listed within lease TTL + its interval. Here
+    // its interval is 200 ms and the TTL 400 ms (late 100 ms past its due time); the slow
+    // repository's scan holds the only worker and its host's only slot for about 3 s, and
+    // before, the other one waited for that scan to end.
+    const [quick, slowName] = names("registry.test", 2) as [ImageName, ImageName];
+    const repos = new Map<string, FakeRepository>([
+      [quick.toString(), fakeRepository(quick, 2, 1)],
+      // 60 tags, 50 ms each, 1 at a time.
+      [slowName.toString(), { ...fakeRepository(slowName, 60, 60), delayMs: 50 }],
+    ]);
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory: new FakeFactory(repos),
+      lookup: lookupOf([quick, slowName]),
+      intervalMs: 60_000,
+      repositoryOptions: (name) => ({ intervalMs: name === quick.toString() ? 200 : 60_000 }),
+      leaseTtlMs: 400,
+      concurrency: 1,
+      perHostConcurrency: 1,
+      burst: 1,
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const scans: Array<{ repository: string; outcome: string; at: number }> = [];
+    warmer.onScan((r) =>
+      scans.push({ repository: r.repository, outcome: r.outcome, at: performance.now() }),
+    );
+    const quickScans = () =>
+      scans.filter((r) => r.repository === quick.toString() && r.outcome === "scanned");
+    await runUntil(warmer, () => quickScans().length >= 3, "three scans of the quick repository");
+    // The slow scan is aborted when the loop stops, not finished before.
+    const slowDone = scans.find(
+      (r) => r.repository === slowName.toString() && r.outcome !== "aborted",
+    );
+    assert.equal(slowDone, undefined, "rescanned twice while the slow scan held the slot");
+    const [first, second, third] = quickScans().map((r) => r.at) as [number, number, number];
+    for (const gap of [second - first, third - second]) {
+      assert.ok(gap < 1000, `rescanned ${Math.round(gap)} ms after its last scan (bound 600)`);
+    }
+  });
+
   it("keeps one slow host to its cap while the other hosts' repositories are scanned", async () => {
     const slow = names("slow.test", 3);
     const fast = [...names("fast.test", 4), ...names("quick.test", 4)];
