@@ -5,8 +5,8 @@
  * (digests and bytes) so tests can compare what a client reads back.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Agent, fetch, type RequestInit, type Response } from "undici";
 import { withoutUndefined } from "../../src/without-undefined.js";
@@ -527,14 +527,17 @@ export class ImageBuilder {
     const tagsDir = this.#tagsDir(repo);
     const link = manifest.digest;
     const hex = link.slice("sha256:".length);
-    await runBounded(tags, 32, async (t) => {
+    // Synchronous: these are small local files (on a tmpfs, see tempBase) that nothing reads
+    // meanwhile, and each asynchronous call's round trip through the thread pool cost three
+    // times the work itself (0.8 s of CPU for 5,000 tags instead of 0.25).
+    for (const t of tags) {
       const current = join(tagsDir, t, "current");
       const index = join(tagsDir, t, "index", "sha256", hex);
-      await mkdir(current, { recursive: true });
-      await mkdir(index, { recursive: true });
-      await writeFile(join(current, "link"), link);
-      await writeFile(join(index, "link"), link);
-    });
+      mkdirSync(current, { recursive: true });
+      mkdirSync(index, { recursive: true });
+      writeFileSync(join(current, "link"), link);
+      writeFileSync(join(index, "link"), link);
+    }
   }
 
   /** Removes a tag (distribution 2.8 cannot delete by tag over the API; this edits storage). */
