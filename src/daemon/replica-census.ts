@@ -18,6 +18,13 @@
  * joins takes nothing until the others have made room, one heartbeat later, and the others
  * take a dead replica's share only after the TTL. A replica that cannot write its heartbeat
  * for the TTL less two heartbeats drops to share 0 before the others could count it dead.
+ *
+ * Each host's budget is then divided by demand, under the same rules: every replica publishes
+ * what it asks of each host (the part of the budget its requests wanted over the last seconds,
+ * and whether they queue for it), and takes a max-min fair part of each host: a replica that
+ * asks little gets what it asks and some room, those whose requests queue split the rest, and
+ * what nobody asks for is spread evenly. So the replica left with a huge repository, or the
+ * only one still filling a host, gets nearly all of that host instead of a third.
  */
 
 import { createRequire } from "node:module";
@@ -26,7 +33,7 @@ import type { Gauge, Registry as MetricsRegistry } from "prom-client";
 import { summarizeError } from "../cache/error-summary.js";
 import { Keys } from "../cache/keys.js";
 import type { Store } from "../cache/store.js";
-import type { RateLimiters } from "../registry/http/rate-limiters.js";
+import type { HostWant, RateLimiters } from "../registry/http/rate-limiters.js";
 
 /** How often a replica writes its heartbeat, by default: a joiner waits up to one for its share. */
 export const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -38,6 +45,13 @@ const OP_TIMEOUT_MS = 2_000;
 const LOCK_TRIES = 5;
 /** The live replica count metric. */
 export const REPLICAS_METRIC = "regscan_replicas_live";
+/**
+ * A replica's need of a host is what it asks times this (room to grow without waiting a
+ * heartbeat), but at least `MIN_NEED`, so that a replica whose first requests go to a host
+ * that another one fills (a webhook's scan) is not left at a trickle.
+ */
+const NEED_HEADROOM = 1.5;
+const MIN_NEED = 0.05;
 
 /** What the census knows now. */
 export interface CensusView {
@@ -63,18 +77,33 @@ export interface ReplicaCensusOptions {
   metrics?: MetricsRegistry | undefined;
   /** Milliseconds, for timing the others' heartbeats (default `Date.now`). */
   now?: (() => number) | undefined;
+  /**
+   * What this replica asks of each registry host now (`RateLimiters#wants`): each host's
+   * budget is divided by demand. Without it every host is shared equally.
+   */
+  wants?: (() => ReadonlyMap<string, HostWant>) | undefined;
+}
+
+/** A replica's entry for one host: its share, what it asks, whether its requests queue. */
+interface HostEntry {
+  s: number;
+  w: number;
+  l?: true;
 }
 
 interface Member {
   seq: number;
   share: number;
   left?: boolean;
+  /** Hosts whose share is its own rather than `share`. */
+  hosts?: Record<string, HostEntry>;
 }
 
 interface Seen {
   seq: number;
   share: number;
   left: boolean;
+  hosts: Record<string, HostEntry>;
   /** When this replica saw the heartbeat move (its own clock). */
   changedAt: number;
 }
@@ -90,11 +119,16 @@ function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
     const members = (parsed as { members?: unknown } | null)?.members;
     if (typeof members !== "object" || members === null) return out;
     for (const [owner, m] of Object.entries(members as Record<string, unknown>)) {
-      const { seq, share, left } = (m ?? {}) as Record<string, unknown>;
+      const { seq, share, left, hosts } = (m ?? {}) as Record<string, unknown>;
       if (typeof seq !== "number" || !Number.isFinite(seq)) continue;
-      if (typeof share !== "number" || !(share >= 0 && share <= 1)) continue;
+      if (typeof share !== "number" || !isShare(share)) continue;
       const member: Member = { seq, share };
       if (left === true) member.left = true;
+      const entries = decodeHosts(hosts);
+      // A member whose host shares do not decode is not trusted with any: skipped, it is
+      // counted dead after the TTL like a silent one, and its next heartbeat rewrites it.
+      if (entries === undefined) continue;
+      if (Object.keys(entries).length > 0) member.hosts = entries;
       out.set(owner, member);
     }
   } catch {
@@ -103,13 +137,58 @@ function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
   return out;
 }
 
+function isShare(n: unknown): n is number {
+  return typeof n === "number" && n >= 0 && n <= 1;
+}
+
+/** A member's host entries; undefined when any of them is malformed. */
+function decodeHosts(raw: unknown): Record<string, HostEntry> | undefined {
+  const out: Record<string, HostEntry> = {};
+  if (raw === undefined) return out;
+  if (typeof raw !== "object" || raw === null) return undefined;
+  for (const [host, e] of Object.entries(raw as Record<string, unknown>)) {
+    const { s, w, l } = (e ?? {}) as Record<string, unknown>;
+    if (!isShare(s) || !isShare(w)) return undefined;
+    out[host] = l === true ? { s, w, l: true } : { s, w };
+  }
+  return out;
+}
+
+/** A replica's need of a host's budget (see `NEED_HEADROOM`): all of it while its requests queue. */
+function need(want: HostWant | undefined): number {
+  if (want === undefined) return MIN_NEED;
+  if (want.limited) return Number.POSITIVE_INFINITY;
+  return Math.min(1, Math.max(MIN_NEED, want.share * NEED_HEADROOM));
+}
+
+/**
+ * Max-min fair parts of a whole (water-filling): in order of need, each gets its need or an
+ * equal part of what is left, whichever is less; what is left over is spread evenly.
+ */
+export function fairParts(needs: readonly number[]): number[] {
+  const out = needs.map(() => 0);
+  const order = needs.map((n, i) => ({ n, i })).sort((a, b) => a.n - b.n);
+  let left = 1;
+  let k = needs.length;
+  for (const { n, i } of order) {
+    const part = Math.min(n, left / k);
+    out[i] = part;
+    left -= part;
+    k--;
+  }
+  return needs.length > 0 ? out.map((p) => p + left / needs.length) : out;
+}
+
 function encodeMembers(members: Map<string, Member>): Uint8Array {
   return encoder.encode(JSON.stringify({ v: 1, members: Object.fromEntries(members) }));
 }
 
-/** Rounds a share down a little so that float sums of shares never pass 1. */
+/**
+ * Rounds a share down to a billionth so that float sums of shares never pass 1 (by more than
+ * float noise: a half that float sums made 0.49999999999999994 is still a half).
+ */
 function floorShare(share: number): number {
-  return Math.max(0, Math.min(1, Math.floor(share * 1e9) / 1e9));
+  return Math.max(0, Math.min(1, Math.floor(share * 1e9 + 1e-6) / 1e9));
 }
 
 /** The replica census of one process; see the module comment. */
@@ -126,7 +205,11 @@ export class ReplicaCensus {
   readonly #now: () => number;
   readonly #seen = new Map<string, Seen>();
   readonly #listeners: Array<(view: CensusView) => void> = [];
+  readonly #hostListeners: Array<(shares: ReadonlyMap<string, number>) => void> = [];
+  readonly #wants: (() => ReadonlyMap<string, HostWant>) | undefined;
   #view: CensusView = { replicas: 1, share: 0 };
+  /** Hosts whose share is this replica's own (by demand), in use now. */
+  #hostShares: ReadonlyMap<string, number> = new Map();
   #seq = 0;
   #lastWrite: number | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -150,6 +233,7 @@ export class ReplicaCensus {
     this.#opTimeoutMs = Math.floor(Math.min(OP_TIMEOUT_MS, this.#lockTtlMs / 3));
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
+    this.#wants = opts.wants;
     if (opts.metrics) this.#registerMetrics(opts.metrics);
   }
 
@@ -161,6 +245,24 @@ export class ReplicaCensus {
   /** Calls `listener` with every new view (count or share changed). */
   onChange(listener: (view: CensusView) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * This replica's own shares of hosts, by demand (see the module comment); a host not listed
+   * gets the view's `share`.
+   */
+  get hostShares(): ReadonlyMap<string, number> {
+    return this.#hostShares;
+  }
+
+  /** This replica's share of `host` now: its own, else the view's. */
+  shareOf(host: string): number {
+    return this.#hostShares.get(host) ?? this.#view.share;
+  }
+
+  /** Calls `listener` with every new set of host shares. */
+  onHostShares(listener: (shares: ReadonlyMap<string, number>) => void): void {
+    this.#hostListeners.push(listener);
   }
 
   /**
@@ -184,6 +286,7 @@ export class ReplicaCensus {
     if (this.#timer) clearInterval(this.#timer);
     await this.#beating;
     this.#apply({ replicas: this.#view.replicas, share: 0 });
+    this.#applyHosts(zeroed(this.#hostShares));
     try {
       await this.#update(true);
     } catch (error) {
@@ -215,6 +318,7 @@ export class ReplicaCensus {
           );
         }
         this.#apply({ replicas: this.#view.replicas, share: 0 });
+        this.#applyHosts(zeroed(this.#hostShares));
       }
     })();
     this.#beating = run.finally(() => {
@@ -239,18 +343,32 @@ export class ReplicaCensus {
       const replicas = 1 + others.length;
       const othersShare = others.reduce((sum, m) => sum + m.share, 0);
       const fair = floorShare(Math.min(1 / replicas, 1 - othersShare));
+      const wants = this.#wants?.() ?? new Map<string, HostWant>();
+      const fairHosts = this.#fairHostShares(others, wants);
       if (!locked) {
         // Without the lease only a smaller share is safe: the others may be changing theirs.
         this.#apply({ replicas, share: Math.min(this.#view.share, fair) });
+        this.#applyHosts(this.#lowered(fairHosts));
         return;
       }
       const share = leaving ? 0 : fair;
+      const hostShares = leaving ? zeroed(fairHosts) : fairHosts;
       // A smaller share is used before it is published, a larger one only after.
       if (share < this.#view.share) this.#apply({ replicas, share });
+      this.#applyHosts(this.#lowered(hostShares));
       const own = members.get(this.#owner);
       this.#seq = Math.max(this.#seq, own?.seq ?? 0) + 1;
       const mine: Member = { seq: this.#seq, share };
       if (leaving) mine.left = true;
+      if (hostShares.size > 0) {
+        mine.hosts = {};
+        for (const [host, s] of hostShares) {
+          const want = wants.get(host);
+          const entry: HostEntry = { s, w: floorShare(want?.share ?? 0) };
+          if (want?.limited) entry.l = true;
+          mine.hosts[host] = entry;
+        }
+      }
       members.set(this.#owner, mine);
       for (const owner of [...members.keys()]) {
         if (owner !== this.#owner && !this.#isLive(owner, now) && this.#isOld(owner, now)) {
@@ -261,7 +379,10 @@ export class ReplicaCensus {
       if (this.#now() - lockedAt > this.#lockTtlMs - 2 * this.#opTimeoutMs) return;
       await this.#store.set(this.#key, new Date(now + this.#ttlMs), encodeMembers(members), op());
       this.#lastWrite = now;
-      if (!leaving) this.#apply({ replicas, share });
+      if (!leaving) {
+        this.#apply({ replicas, share });
+        this.#applyHosts(hostShares);
+      }
     } finally {
       if (locked) {
         await this.#store.release(this.#lockKey, this.#owner, op()).catch(() => {
@@ -278,7 +399,13 @@ export class ReplicaCensus {
       const seen = this.#seen.get(owner);
       const left = m.left === true;
       if (!seen || seen.seq !== m.seq || seen.left !== left) {
-        this.#seen.set(owner, { seq: m.seq, share: m.share, left, changedAt: now });
+        this.#seen.set(owner, {
+          seq: m.seq,
+          share: m.share,
+          left,
+          hosts: m.hosts ?? {},
+          changedAt: now,
+        });
       }
     }
     const live: Seen[] = [];
@@ -299,6 +426,44 @@ export class ReplicaCensus {
   #isOld(owner: string, now: number): boolean {
     const seen = this.#seen.get(owner);
     return seen === undefined || now - seen.changedAt >= this.#ttlMs;
+  }
+
+  /**
+   * This replica's fair share of every host that it or a live replica has asked of: its
+   * max-min fair part by need, but never more than the others' published shares leave.
+   */
+  #fairHostShares(others: readonly Seen[], wants: ReadonlyMap<string, HostWant>) {
+    const hosts = new Set<string>(wants.keys());
+    for (const o of others) for (const host of Object.keys(o.hosts)) hosts.add(host);
+    const out = new Map<string, number>();
+    for (const host of hosts) {
+      const needs = [need(wants.get(host))];
+      for (const o of others) {
+        const e = o.hosts[host];
+        needs.push(need(e === undefined ? undefined : { share: e.w, limited: e.l === true }));
+      }
+      const part = fairParts(needs)[0] ?? 0;
+      const othersUse = others.reduce((sum, o) => sum + (o.hosts[host]?.s ?? o.share), 0);
+      out.set(host, floorShare(Math.min(part, 1 - othersUse)));
+    }
+    return out;
+  }
+
+  /** `next`, but no host above the share it has now: what is safe before publishing. */
+  #lowered(next: ReadonlyMap<string, number>): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [host, s] of next) out.set(host, Math.min(s, this.shareOf(host)));
+    return out;
+  }
+
+  #applyHosts(shares: ReadonlyMap<string, number>): void {
+    const same =
+      shares.size === this.#hostShares.size &&
+      [...shares].every(([host, s]) => this.#hostShares.get(host) === s);
+    if (same) return;
+    this.#hostShares = shares;
+    this.#log.debug({ owner: this.#owner, hosts: Object.fromEntries(shares) }, "host shares");
+    for (const listener of this.#hostListeners) listener(shares);
   }
 
   #apply(view: CensusView): void {
@@ -326,13 +491,18 @@ export class ReplicaCensus {
   }
 }
 
+/** Every host at share 0. */
+function zeroed(shares: ReadonlyMap<string, number>): Map<string, number> {
+  return new Map([...shares.keys()].map((host) => [host, 0]));
+}
+
 /** What {@link shareBudgets} wires. */
 export interface ShareBudgetsOptions {
   store: Store;
   /** This replica's id (the warmer's lease owner). */
   owner: string;
   /** The budgets to share; none when the daemon was given a client factory (tests). */
-  limiters: Pick<RateLimiters, "setShare"> | undefined;
+  limiters: Pick<RateLimiters, "setShare" | "setHostShares" | "wants"> | undefined;
   logger: Logger;
   metrics: MetricsRegistry;
   heartbeatMs?: number | undefined;
@@ -350,11 +520,13 @@ export async function shareBudgets(opts: ShareBudgetsOptions): Promise<ReplicaCe
     heartbeatMs: opts.heartbeatMs,
     logger: opts.logger.child({ component: "census" }),
     metrics: opts.metrics,
+    wants: opts.limiters && (() => opts.limiters?.wants() ?? new Map()),
   });
   const limiters = opts.limiters;
   if (limiters) {
     limiters.setShare(census.view.share);
     census.onChange((view) => limiters.setShare(view.share));
+    census.onHostShares((shares) => limiters.setHostShares(shares));
   }
   await census.start();
   return census;

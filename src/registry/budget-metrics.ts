@@ -14,6 +14,7 @@ export const BUDGET_METRICS = {
   effectiveRps: "regscan_registry_effective_budget_rps",
   effectiveBurst: "regscan_registry_effective_budget_burst",
   share: "regscan_registry_budget_share",
+  hostShare: "regscan_registry_host_budget_share",
   rate: "regscan_registry_rate_rps",
   demand: "regscan_registry_demand_rps",
   saturated: "regscan_registry_budget_saturated",
@@ -77,12 +78,17 @@ export function registerBudgetMetrics(register: PromRegistry, limiters: RateLimi
   );
   new prom.Gauge({
     name: BUDGET_METRICS.share,
-    help: "This replica's share of every registry budget (1 / live replicas sharing the store, 0 while it waits for the others to make room).",
+    help: "This replica's common share of the registry budgets (1 / live replicas sharing the store, 0 while it waits for the others to make room); hosts it shares by demand have their own (regscan_registry_host_budget_share).",
     registers: [register],
     collect() {
       this.set(limiters.share);
     },
   });
+  gauge(
+    BUDGET_METRICS.hostShare,
+    "This replica's share of each host's request budget: the common share, or, while replicas share the budgets, its part by demand (more where its requests queue).",
+    (h) => limiters.shareOf(h),
+  );
   gauge(
     BUDGET_METRICS.rate,
     "Requests per second each host gets now (halved after a 429).",

@@ -12,7 +12,8 @@ import { Registry } from "prom-client";
 import { openStore } from "../../src/cache/open-store.js";
 import type { Store } from "../../src/cache/store.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
-import { type CensusView, ReplicaCensus } from "../../src/daemon/replica-census.js";
+import { type CensusView, fairParts, ReplicaCensus } from "../../src/daemon/replica-census.js";
+import type { HostWant } from "../../src/registry/http/rate-limiters.js";
 import { type MemcachedServer, startMemcached } from "../support/memcached.js";
 import { type RedisServer, startRedis } from "../support/redis.js";
 import { waitFor } from "../support/wait-for.js";
@@ -47,6 +48,8 @@ interface FleetMember {
   heartbeatMs: number;
   /** Default: the census's (five heartbeats). */
   ttlMs?: number | undefined;
+  /** What the replica asks of each host (default: nothing, every host shared equally). */
+  wants?: (() => ReadonlyMap<string, HostWant>) | undefined;
 }
 
 /**
@@ -57,9 +60,11 @@ class Fleet {
   readonly members: ReplicaCensus[] = [];
   readonly shares = new Map<ReplicaCensus, number>();
   readonly violations: string[] = [];
+  /** Hosts the members ask of; the shares of each in use must add up to at most 1 too. */
+  readonly hosts = new Set<string>();
   constructor(readonly prefix: string) {}
 
-  add({ store, owner, heartbeatMs, ttlMs }: FleetMember): ReplicaCensus {
+  add({ store, owner, heartbeatMs, ttlMs, wants }: FleetMember): ReplicaCensus {
     const census = new ReplicaCensus({
       store,
       owner,
@@ -67,13 +72,22 @@ class Fleet {
       heartbeatMs,
       ttlMs,
       logger,
+      wants,
     });
     this.shares.set(census, 0);
+    const check = () => {
+      for (const host of this.hosts) {
+        const sum = this.members.reduce((a, m) => a + m.shareOf(host), 0);
+        if (sum > 1 + 1e-9) this.violations.push(`${owner}: ${host} sum ${sum}`);
+      }
+    };
     census.onChange((view: CensusView) => {
       this.shares.set(census, view.share);
       const sum = [...this.shares.values()].reduce((a, b) => a + b, 0);
       if (sum > 1 + 1e-9) this.violations.push(`${owner} -> ${view.share}: sum ${sum}`);
+      check();
     });
+    census.onHostShares(check);
     this.members.push(census);
     return census;
   }
@@ -217,6 +231,68 @@ describe("ReplicaCensus on the memory store", () => {
       await joiner.beat();
       assert.deepEqual(joiner.view, { replicas: 2, share: 0.5 });
       assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+      await store.close();
+    }
+  });
+});
+
+describe("ReplicaCensus: each host's budget divided by demand", () => {
+  it("fairParts: needs met in order, the rest split, what nobody needs spread evenly", () => {
+    const close = (a: number[], b: number[]) =>
+      assert.ok(
+        a.length === b.length && a.every((x, i) => Math.abs(x - (b[i] ?? Number.NaN)) < 1e-9),
+        `${a} vs ${b}`,
+      );
+    close(fairParts([Infinity, 0.05, 0.05]), [0.9, 0.05, 0.05]);
+    close(fairParts([Infinity, Infinity, 0.2]), [0.4, 0.4, 0.2]);
+    close(fairParts([0.05, 0.05]), [0.5, 0.5]);
+    close(fairParts([0.3, 0.6, 0.9]), [0.3, 0.35, 0.35]);
+    close(fairParts([Infinity]), [1]);
+  });
+
+  it("the replica whose requests queue gets nearly all of the host, never above the whole", async () => {
+    const store = new MemoryStore();
+    const fleet = new Fleet(nextPrefix());
+    const HOST = "registry.example:5000";
+    const QUIET = "quiet.example";
+    fleet.hosts.add(HOST);
+    fleet.hosts.add(QUIET);
+    // What each replica's limiter would report: `busy` queues for HOST, the other two ask little.
+    const asks = new Map<string, HostWant>();
+    const wants = (owner: string) => () =>
+      new Map<string, HostWant>([
+        [HOST, asks.get(owner) ?? { share: 0, limited: false }],
+        [QUIET, { share: 0, limited: false }],
+      ]);
+    const members = ["busy", "idle-1", "idle-2"].map((owner) =>
+      fleet.add({ store, owner, heartbeatMs: 60_000, wants: wants(owner) }),
+    );
+    const [busy, idle1, idle2] = members as [ReplicaCensus, ReplicaCensus, ReplicaCensus];
+    const beatAll = async (rounds: number) => {
+      for (let i = 0; i < rounds; i++) for (const m of members) await m.beat();
+    };
+    try {
+      for (const m of members) await m.start();
+      await beatAll(2);
+      for (const m of members) {
+        assert.ok(Math.abs(m.shareOf(HOST) - 1 / 3) < 1e-6, "equal while nobody queues");
+      }
+      asks.set("busy", { share: 0.33, limited: true });
+      asks.set("idle-1", { share: 0.01, limited: false });
+      await beatAll(3);
+      assert.ok(busy.shareOf(HOST) > 0.89, `busy: ${busy.shareOf(HOST)}`);
+      assert.ok(idle1.shareOf(HOST) >= 0.05 - 1e-9, "an idle replica keeps room to start");
+      assert.ok(idle2.shareOf(HOST) <= 0.06);
+      assert.ok(Math.abs(busy.shareOf(QUIET) - 1 / 3) < 1e-6, "a quiet host stays shared equally");
+      // The work moves: the other replica now queues, the first goes quiet.
+      asks.set("busy", { share: 0, limited: false });
+      asks.set("idle-2", { share: 0.05, limited: true });
+      await beatAll(3);
+      assert.ok(idle2.shareOf(HOST) > 0.89, `idle-2: ${idle2.shareOf(HOST)}`);
+      assert.ok(busy.shareOf(HOST) <= 0.06);
+      assert.deepEqual(fleet.violations, [], "no host's shares in use ever above the whole");
     } finally {
       await fleet.stop();
       await store.close();

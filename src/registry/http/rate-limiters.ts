@@ -87,7 +87,20 @@ interface Waiter {
   priority: boolean;
 }
 
+/** What this process asks of a host now, for sharing budgets by demand (`wants`). */
+export interface HostWant {
+  /**
+   * The part of the host's whole budget this process asked for over the last few seconds
+   * (requests asked per second over the budget's rate), 0 to 1.
+   */
+  share: number;
+  /** Requests wait for the budget now: this process would use more than it gets. */
+  limited: boolean;
+}
+
 interface HostBucket {
+  /** The host, lower case, as the map keys it. */
+  host: string;
   budget: HostBudget;
   /** The adaptive rate of the whole budget; this process gets it times the share. */
   rate: number;
@@ -172,6 +185,8 @@ export const SATURATED_QUEUE_MS = 1000;
 /** The longest a pull waits for quota; longer is a `TooManyRequestsError` with the wait. */
 export const MAX_PULL_WAIT_MS = 60_000;
 const DEMAND_SECONDS = 60;
+/** `wants` looks at the requests asked for over this many seconds (the current one included). */
+const WANT_SECONDS = 5;
 /**
  * A host budget (configured or default) is kept with this much to spare: the registry counts
  * requests as they arrive, and network jitter can move a request sent just before a window
@@ -199,6 +214,8 @@ export class RateLimiters {
   readonly #clock: Clock;
   readonly #hosts = new Map<string, HostBucket>();
   #share: number;
+  /** Per-host shares that replace `#share` for their hosts (`setHostShares`). */
+  #hostShares: ReadonlyMap<string, number> = new Map();
 
   constructor(opts: RateLimitersOptions = {}) {
     this.rps = positive(opts.rps, 200, "rps");
@@ -220,9 +237,10 @@ export class RateLimiters {
     if (!b) {
       const budget = this.budgets.for(key);
       b = {
+        host: key,
         budget,
         rate: topRate(budget),
-        tokens: budget.burst * this.#share,
+        tokens: budget.burst * this.#shareFor(key),
         queue: [],
         wake: new AbortController(),
         last: this.#clock.now(),
@@ -244,14 +262,19 @@ export class RateLimiters {
     return Math.min(this.minRps, topRate(b.budget));
   }
 
+  /** This process's share of `host`'s budget (lower case): its own, else the common one. */
+  #shareFor(host: string): number {
+    return this.#hostShares.get(host) ?? this.#share;
+  }
+
   /** Requests per second this process sends the host now. */
   #rateOf(b: HostBucket): number {
-    return b.rate * this.#share;
+    return b.rate * this.#shareFor(b.host);
   }
 
   /** The bucket's size for this process: its share of the burst. */
   #burstOf(b: HostBucket): number {
-    return b.budget.burst * this.#share;
+    return b.budget.burst * this.#shareFor(b.host);
   }
 
   /**
@@ -289,20 +312,74 @@ export class RateLimiters {
   setShare(share: number): void {
     const next = checkShare(share);
     if (next === this.#share) return;
+    this.#reshare(() => {
+      this.#share = next;
+    });
+  }
+
+  /**
+   * This process's shares of some hosts' budgets, replacing the common share (`setShare`)
+   * for those hosts; hosts not listed go back to the common share. Replicas sharing the
+   * budgets give more of a host to the replica whose work waits for it (see the census).
+   * Keys are `host[:port]` as requests name them, any case.
+   */
+  setHostShares(shares: ReadonlyMap<string, number>): void {
+    const next = new Map<string, number>();
+    for (const [host, share] of shares) next.set(host.toLowerCase(), checkShare(share));
+    this.#reshare(() => {
+      this.#hostShares = next;
+    });
+  }
+
+  /** Applies a change of shares: tokens up to now are earned at the old ones. */
+  #reshare(change: () => void): void {
     const now = this.#clock.now();
-    // Tokens up to now were earned at the old share.
-    for (const b of this.#hosts.values()) this.#advance(b, now);
-    this.#share = next;
+    const before = new Map<HostBucket, number>();
     for (const b of this.#hosts.values()) {
+      this.#advance(b, now);
+      before.set(b, this.#shareFor(b.host));
+    }
+    change();
+    for (const b of this.#hosts.values()) {
+      const share = this.#shareFor(b.host);
+      if (share === before.get(b)) continue;
       b.tokens = Math.min(this.#capOf(b), b.tokens);
-      b.pulls?.setShare(next);
+      b.pulls?.setShare(share);
       this.#wake(b);
     }
   }
 
-  /** This process's share of every budget (`setShare`). */
+  /** This process's common share of the budgets (`setShare`). */
   get share(): number {
     return this.#share;
+  }
+
+  /** This process's share of `host`'s budget: its own (`setHostShares`), else the common one. */
+  shareOf(host: string): number {
+    return this.#shareFor(host.toLowerCase());
+  }
+
+  /**
+   * What this process asks of each host it has sent requests to, over the last
+   * `WANT_SECONDS`: the census shares budgets by it.
+   */
+  wants(): Map<string, HostWant> {
+    const now = this.#clock.now();
+    const out = new Map<string, HostWant>();
+    for (const b of this.#hosts.values()) {
+      this.#advance(b, now);
+      this.#roll(b, now);
+      const second = Math.floor(now / 1000);
+      let asked = 0;
+      for (let i = 0; i < WANT_SECONDS; i++) {
+        asked += b.demand[(second - i + DEMAND_SECONDS) % DEMAND_SECONDS] ?? 0;
+      }
+      const top = topRate(b.budget);
+      const askedShare = top > 0 ? Math.min(1, asked / WANT_SECONDS / top) : 0;
+      const limited = b.queue.length > 0 || b.pausedUntil > now;
+      out.set(b.host, { share: askedShare, limited });
+    }
+    return out;
   }
 
   /** Moves the ring of one-second demand counts to `now`, clearing the seconds passed. */
@@ -351,7 +428,7 @@ export class RateLimiters {
           throw new TooManyRequestsError({
             host,
             retryAfterMs: Math.ceil(Math.min(delay, MAX_NAP_MS)),
-            message: `request budget: still no turn after ${MAX_PAUSE_LOOPS} waits (share ${this.#share})`,
+            message: `request budget: still no turn after ${MAX_PAUSE_LOOPS} waits (share ${this.#shareFor(b.host)})`,
           });
         }
         // A change of rate or share, or a waiter ahead giving up, wakes the waiter early to
@@ -514,7 +591,7 @@ export class RateLimiters {
     if (b.pulls === undefined) {
       // Docker Hub's documented window is six hours when the header leaves it out.
       b.pulls = new PullBudget(remaining, max, window ?? 21_600);
-      b.pulls.setShare(this.#share);
+      b.pulls.setShare(this.#shareFor(b.host));
     } else b.pulls.observe(remaining, max, window, now);
   }
 
@@ -532,7 +609,7 @@ export class RateLimiters {
     if (!b) {
       const budget = this.budgets.for(host);
       return {
-        rate: topRate(budget) * this.#share,
+        rate: topRate(budget) * this.#shareFor(host.toLowerCase()),
         demandRps: 0,
         utilisation: 0,
         queueDelayMs: 0,
@@ -574,12 +651,13 @@ export class RateLimiters {
     const b = this.#hosts.get(host.toLowerCase());
     if (!b) {
       const budget = this.budgets.for(host);
+      const share = this.#shareFor(host.toLowerCase());
       return {
         budget,
         rate: topRate(budget),
-        effectiveRate: topRate(budget) * this.#share,
-        share: this.#share,
-        effectiveBudget: { rps: topRate(budget) * this.#share, burst: budget.burst * this.#share },
+        effectiveRate: topRate(budget) * share,
+        share,
+        effectiveBudget: { rps: topRate(budget) * share, burst: budget.burst * share },
         pulls: undefined,
         backedOffAt: undefined,
         pausedUntil: 0,
@@ -589,8 +667,8 @@ export class RateLimiters {
       budget: b.budget,
       rate: b.rate,
       effectiveRate: this.#rateOf(b),
-      share: this.#share,
-      effectiveBudget: { rps: topRate(b.budget) * this.#share, burst: this.#burstOf(b) },
+      share: this.#shareFor(b.host),
+      effectiveBudget: { rps: topRate(b.budget) * this.#shareFor(b.host), burst: this.#burstOf(b) },
       pulls: b.pulls?.state(this.#clock.now()),
       backedOffAt: b.backedOffAt,
       pausedUntil: b.pausedUntil,

@@ -153,6 +153,43 @@ describe("RateLimiters share", () => {
     assert.equal(limiters.saturation(HOST).requests, 1);
   });
 
+  it("a host's own share replaces the common one for that host only", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, share: 0.5, clock });
+    limiters.setHostShares(new Map([["Busy.example", 1]]));
+    assert.equal(limiters.shareOf("busy.example"), 1);
+    assert.equal(limiters.shareOf(HOST), 0.5);
+    const t0 = clock.now();
+    const busy: number[] = [];
+    const other: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      void limiters.wait("busy.example").then(() => busy.push(clock.now() - t0));
+      void limiters.wait(HOST).then(() => other.push(clock.now() - t0));
+    }
+    await clock.advance(1000);
+    assert.deepEqual(busy, [0, 100, 200], "10/s: the whole budget");
+    // 5/s, and a bucket of half a token to start with: the common share.
+    assert.deepEqual(other, [100, 300, 500]);
+    // What the census reads: busy asked 3 requests over 5 s of a 10/s budget (the global
+    // budget keeps no margin); nothing queues.
+    const wants = limiters.wants();
+    assert.equal(wants.get("busy.example")?.limited, false);
+    assert.ok(Math.abs((wants.get("busy.example")?.share ?? 0) - 3 / 5 / 10) < 1e-9);
+    // Back to the common share once the host is no longer listed.
+    limiters.setHostShares(new Map());
+    assert.equal(limiters.shareOf("busy.example"), 0.5);
+  });
+
+  it("wants() says a host is limited while requests queue for it", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    for (let i = 0; i < 3; i++) void limiters.wait(HOST);
+    await settle();
+    assert.equal(limiters.wants().get(HOST)?.limited, true);
+    await clock.advance(1000);
+    assert.equal(limiters.wants().get(HOST)?.limited, false);
+  });
+
   it("rejects a share outside 0 to 1", () => {
     assert.throws(() => new RateLimiters({ share: 1.5 }), InvalidRateLimitOptionError);
     const limiters = new RateLimiters();
