@@ -56,6 +56,8 @@ export interface ManagedProcess {
 }
 
 const OUTPUT_LIMIT = 64 * 1024;
+/** The global in which scripts/run-tests.mjs collects what to run after each test file. */
+const AFTER_EACH_FILE = Symbol.for("regscan.run-tests.afterEachFile");
 const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 const cleanups = new Set<() => void | Promise<void>>();
@@ -103,9 +105,18 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
   });
 }
-// Only register a node:test hook when running under the test runner: in a bench or script a
-// top-level `after` would make node:test report a test run of its own.
-if (process.env.NODE_TEST_CONTEXT !== undefined || process.execArgv.includes("--test")) {
+// scripts/run-tests.mjs runs several test files in one process, one after another: this module
+// is loaded once, under the first of them, where an `after` would clean up after that file
+// only. The runner puts a set of functions to run at the end of every file in the global
+// below; without it (a file run alone by `node --import tsx --test`), the end of the run is
+// the end of the file. Only register a node:test hook when running under the test runner: in a
+// bench or script a top-level `after` would make node:test report a test run of its own.
+const afterEachFile = (globalThis as { [AFTER_EACH_FILE]?: Set<() => Promise<void>> })[
+  AFTER_EACH_FILE
+];
+if (afterEachFile !== undefined) {
+  afterEachFile.add(cleanupAll);
+} else if (process.env.NODE_TEST_CONTEXT !== undefined || process.execArgv.includes("--test")) {
   after(cleanupAll);
 }
 
