@@ -21,15 +21,18 @@
  * alone, a backed-off repository (weight 1/8) starved behind busy ones for as long as the
  * budget was saturated: eight times their lateness before its turn, well past its bound.
  *
- * A late repository also starts on a host already at its cap (up to twice the cap), and the
- * warmer starts it even when every worker is busy (up to twice their number, as priority
- * requests): the cap bounds how many of a host's scans wait on its rate limiter at once, and
+ * A late repository also starts on a host already at its cap (up to `latePerHostConcurrency`:
+ * the warmer's number of workers), the warmer starts it even when every worker is busy (up
+ * to twice their number, as priority requests), and its listing goes ahead of other scans'
+ * requests at the host's rate limiter: the cap bounds how many of a host's scans wait on its
+ * rate limiter at once, and
  * at a saturated budget a small repository's scan takes seconds of waits there, so four
  * slots held by a huge repository's polling scan and three small ones let a burst of
  * repositories falling due together (a fill's scans, all rescanned an interval later) queue
  * for their turn for longer than the slack (test:scale with a lease TTL of 5 s: 7-9 s late
- * at the cap, one repository 5.4 s over its bound). Started at once, a late scan's first
- * request waits only for the host's queue, which the doubled cap bounds too.
+ * at the cap, one repository 5.4 s over its bound; still 6 s at twice the cap, the scans
+ * slower for the longer queue). Started at once and listed ahead, a late repository is
+ * listed within moments of turning late, whatever the host's queue.
  *
  * Each take looks at every waiting repository (a linear pass): ranks change as the clock
  * moves, so no heap order would hold, and a pass over 10,000 entries costs well under a
@@ -44,6 +47,8 @@ export interface ScheduledItem {
   host: string;
   /** A priority request (an API refresh or a webhook): scan it even if fresh. */
   priority: boolean;
+  /** Taken late against its bound (see the module comment): its listing should not queue. */
+  late: boolean;
   /**
    * A priority request that named tags (a registry webhook): only these, and tags not yet
    * in the index, are checked. Undefined: every tag.
@@ -76,6 +81,13 @@ export interface ScheduleOptions {
    */
   perHostConcurrency: number;
   /**
+   * Repositories of one host in flight at once when a late one starts (default twice
+   * `perHostConcurrency`, never less than it): the warmer passes its number of workers, so
+   * that a burst of late repositories of one host all start (their listings go ahead at the
+   * rate limiter), while one host's still leaves half of the warmer's urgent lane to others.
+   */
+  latePerHostConcurrency?: number | undefined;
+  /**
    * How long past its due time a repository waits before it is late and goes ahead of the
    * merely due, ms (see the module comment; default: never, weights alone). The warmer
    * passes part of the lease TTL, the slack each repository's bound leaves.
@@ -106,6 +118,7 @@ interface Entry {
 export class Schedule {
   readonly #hostOf: (name: string) => string;
   readonly #perHost: number;
+  readonly #latePerHost: number;
   readonly #lateAfterMs: number;
   readonly #entries = new Map<string, Entry>();
   readonly #hostsInFlight = new Map<string, number>();
@@ -115,6 +128,10 @@ export class Schedule {
   constructor(opts: ScheduleOptions) {
     this.#hostOf = opts.hostOf;
     this.#perHost = Math.max(1, Math.floor(opts.perHostConcurrency));
+    this.#latePerHost = Math.max(
+      this.#perHost,
+      Math.floor(opts.latePerHostConcurrency ?? 2 * this.#perHost),
+    );
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
   }
 
@@ -173,7 +190,7 @@ export class Schedule {
    * The repository to scan now, marked in flight: the oldest priority request, else, of
    * the due repositories whose host has room, the most overdue late one, else the most
    * overdue by weight; undefined when none. A late repository (or a due lease retry) has
-   * room on its host up to twice the cap. With `priorityOnly`, only a priority request; with
+   * room on its host up to `latePerHostConcurrency`. With `priorityOnly`, only a priority request; with
    * `urgentOnly`, only a priority request or a late repository (what the warmer starts when
    * every worker is busy).
    */
@@ -210,7 +227,12 @@ export class Schedule {
     if (!chosen) return undefined;
     chosen.inFlight = true;
     this.#hostsInFlight.set(chosen.host, (this.#hostsInFlight.get(chosen.host) ?? 0) + 1);
-    const item: ScheduledItem = { name: chosen.name, host: chosen.host, priority: !!priority };
+    const item: ScheduledItem = {
+      name: chosen.name,
+      host: chosen.host,
+      priority: !!priority,
+      late: !priority && this.#isLate(chosen, now),
+    };
     if (priority && chosen.priorityTags) item.onlyTags = [...chosen.priorityTags];
     chosen.prioritySeq = undefined;
     chosen.priorityTags = undefined;
@@ -221,7 +243,7 @@ export class Schedule {
    * The earliest time a `take` (with `urgentOnly`, such a take) could find work without
    * anything else happening (a request, a finished scan, a lookup): the earliest due time
    * of a waiting repository whose host has room, or the time one on a full host (under
-   * twice its cap) becomes late. Undefined when only such events can bring work.
+   * `latePerHostConcurrency`) becomes late. Undefined when only such events can bring work.
    */
   nextDue(opts: { urgentOnly?: boolean } = {}): number | undefined {
     let next: number | undefined;
@@ -355,9 +377,9 @@ export class Schedule {
     return now >= this.#lateAt(entry);
   }
 
-  /** Whether `host` has room for one more scan (a late one: up to twice the cap). */
+  /** Whether `host` has room for one more scan (a late one: up to `latePerHostConcurrency`). */
   #hostHasRoom(host: string, late: boolean): boolean {
-    return (this.#hostsInFlight.get(host) ?? 0) < this.#perHost * (late ? 2 : 1);
+    return (this.#hostsInFlight.get(host) ?? 0) < (late ? this.#latePerHost : this.#perHost);
   }
 
   #notify(): void {

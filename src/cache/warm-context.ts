@@ -60,6 +60,12 @@ export interface WarmJob {
   /** Its requests go ahead of other scans' for the hosts' request budgets (`ClientOptions`). */
   priority?: boolean | undefined;
   /**
+   * Only its listing goes ahead (the warming loop's repository late against its bound,
+   * lease TTL + interval: its first request is what ends the time it goes unscanned, while
+   * the rest of a late huge repository's scan ahead of everything would make others late).
+   */
+  listPriority?: boolean | undefined;
+  /**
    * Also check (HEAD first) every kept tag last checked this long ago or more, whatever its
    * deadline: the warming loop's polling (see TAG_CHECK_FRACTION in warmer.ts).
    */

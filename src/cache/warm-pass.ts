@@ -267,9 +267,16 @@ async function scanRepository(s: Scan): Promise<void> {
     platform: job.options.platform,
     priority: job.priority,
   });
+  const lister =
+    job.listPriority && !job.priority
+      ? ctx.factory.clientFor(job.name, job.creds, {
+          platform: job.options.platform,
+          priority: true,
+        })
+      : client;
   let all: string[];
   try {
-    all = await client.tags({ signal });
+    all = await lister.tags({ signal });
   } catch (error) {
     const why = stopReason(s);
     if (why) return endStopped(s, why);

@@ -60,7 +60,8 @@ export const DEFAULT_CONCURRENCY = 16;
  * record, listing, a few HEADs, writes) and need a few at once to use the host's budget;
  * half the default workers, so that one host's backlog never takes them all. More would
  * only wait at the host's rate limiter while holding leases another replica could use.
- * Repositories late against their bound start beyond it, up to twice it (schedule.ts).
+ * Repositories late against their bound start beyond it, up to `concurrency` (at least
+ * twice it; schedule.ts).
  */
 export const DEFAULT_PER_HOST_CONCURRENCY = 4;
 /**
@@ -123,7 +124,8 @@ export interface WarmerOptions {
    * Repositories of one registry host scanned at the same time by the loop (default
    * {@link DEFAULT_PER_HOST_CONCURRENCY}, at most `concurrency`), so that one slow registry
    * or one huge repository never holds up the others. A repository late against its bound
-   * (lease TTL + interval) starts beyond it, up to twice it, and beyond `concurrency`.
+   * (lease TTL + interval) starts beyond it (up to `concurrency`, at least twice it) and
+   * beyond `concurrency` scans in flight (up to twice it).
    */
   perHostConcurrency?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
@@ -187,6 +189,8 @@ interface ScanOneOptions {
   checkAll: boolean;
   /** Its requests go ahead of other scans' in the hosts' rate limits (webhooks, refreshes). */
   priority?: boolean | undefined;
+  /** Its listing goes ahead (a repository late against its bound). */
+  listPriority?: boolean | undefined;
   /** Check kept tags not checked within the repository's interval (the loop's polling). */
   pollTags: boolean;
   signal: AbortSignal;
@@ -216,12 +220,16 @@ export class Warmer {
       opts.owner ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
     this.#intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.#concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_CONCURRENCY));
+    const perHost = Math.min(
+      this.#concurrency,
+      opts.perHostConcurrency ?? DEFAULT_PER_HOST_CONCURRENCY,
+    );
     this.#schedule = new Schedule({
       hostOf: (name) => this.#imageName(name)?.apiHost.toLowerCase() ?? "",
-      perHostConcurrency: Math.min(
-        this.#concurrency,
-        opts.perHostConcurrency ?? DEFAULT_PER_HOST_CONCURRENCY,
-      ),
+      perHostConcurrency: perHost,
+      // Late ones of a host may take as many as the workers (at least twice the cap): half
+      // of the lane they start in (see #dispatch), the rest left to other hosts' late ones.
+      latePerHostConcurrency: Math.max(2 * perHost, this.#concurrency),
       lateAfterMs: (opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) * LEASE_SLACK_FRACTION,
     });
     const logger = opts.logger ?? pino({ level: "silent" });
@@ -477,6 +485,9 @@ export class Warmer {
         checkAll: item.priority,
         // Nor do its requests queue behind other scans' for the host's budget.
         priority: item.priority,
+        // A late repository's listing does not either (schedule.ts): at a saturated budget
+        // it waited seconds behind a huge repository's polling and others' HEADs.
+        listPriority: item.late,
         // Not while the host's cold fill goes on: a rescan's HEAD of every tag would spend
         // the budget the fill needs (bench:scale: the fill took 5x its budget-bound minimum,
         // every host's interval stretched 2-8x by polling); the listing still finds new tags.
@@ -526,7 +537,9 @@ export class Warmer {
   }
 
   async #scanOne(scan: ScanOneOptions): Promise<RepositoryScanResult> {
-    const { name, creds, options, force, checkAll, priority, pollTags, signal, onProgress } = scan;
+    const { name, creds, options, force, checkAll, priority, listPriority, pollTags, signal } =
+      scan;
+    const { onProgress } = scan;
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
@@ -543,7 +556,17 @@ export class Warmer {
     status.scanning = true;
     let result: RepositoryScanResult;
     try {
-      const job: WarmJob = { name, creds, options, intervalMs, force, checkAll, priority, signal };
+      const job: WarmJob = {
+        name,
+        creds,
+        options,
+        intervalMs,
+        force,
+        checkAll,
+        priority,
+        listPriority,
+        signal,
+      };
       if (onProgress) job.onProgress = onProgress;
       if (pollTags) job.tagCheckMs = intervalMs * TAG_CHECK_FRACTION;
       result = await warmRepository(this.#ctx, job);

@@ -143,11 +143,16 @@ describe("Schedule", () => {
     assert.equal(s.take(T0 + 1500, { urgentOnly: true }), undefined, "none late yet");
     assert.equal(s.take(T0 + 2000, { urgentOnly: true })?.name, "h/held");
     assert.equal(s.nextDue({ urgentOnly: true }), T0 + 2500);
-    assert.equal(s.take(T0 + 2500, { urgentOnly: true })?.name, "h/late");
+    assert.deepEqual(s.take(T0 + 2500, { urgentOnly: true }), {
+      name: "h/late",
+      host: "h",
+      priority: false,
+      late: true,
+    });
     assert.equal(s.take(T0 + 2500, { urgentOnly: true }), undefined, "h/due is 1.5 s overdue");
     s.prioritize("h/new");
     assert.equal(s.take(T0 + 2500, { urgentOnly: true })?.name, "h/new");
-    assert.equal(s.take(T0 + 2500)?.name, "h/due");
+    assert.deepEqual(s.take(T0 + 2500), { name: "h/due", host: "h", priority: false, late: false });
   });
 
   it("looks again at a repository another warmer's lease held ahead of the fill's backlog", () => {
@@ -191,19 +196,26 @@ describe("Schedule", () => {
       name: "h/c",
       host: "h",
       priority: true,
+      late: false,
       onlyTags: ["v1", "v2"],
     });
-    assert.deepEqual(s.take(T0), { name: "h/b", host: "h", priority: true });
+    assert.deepEqual(s.take(T0), { name: "h/b", host: "h", priority: true, late: false });
     assert.equal(s.take(T0), undefined, "h/a is not due yet");
     // A request for a repository in flight runs once that scan ends.
     s.prioritize("h/b", ["v3"]);
     assert.equal(s.take(T0), undefined);
     s.done("h/b", { dueAt: T0 + MINUTE, likelihood: 1 });
-    assert.deepEqual(s.take(T0), { name: "h/b", host: "h", priority: true, onlyTags: ["v3"] });
+    assert.deepEqual(s.take(T0), {
+      name: "h/b",
+      host: "h",
+      priority: true,
+      late: false,
+      onlyTags: ["v3"],
+    });
     // One request for every tag wins over one that named tags.
     s.prioritize("h/a", ["v1"]);
     s.prioritize("h/a");
-    assert.deepEqual(s.take(T0), { name: "h/a", host: "h", priority: true });
+    assert.deepEqual(s.take(T0), { name: "h/a", host: "h", priority: true, late: false });
   });
 
   it("spreads a cold fill over the hosts: of as urgent repositories, the host with fewest in flight", () => {
@@ -224,6 +236,7 @@ describe("Schedule", () => {
       name: "h/b",
       host: "h",
       priority: true,
+      late: false,
     });
     assert.equal(s.take(T0, { priorityOnly: true }), undefined);
     assert.equal(s.take(T0)?.name, "h/a");
@@ -240,7 +253,7 @@ describe("Schedule", () => {
     assert.equal(s.take(T0)?.name, "slow/3");
     // Priority requests start on a full host (they count towards it).
     s.prioritize("slow/1");
-    assert.deepEqual(s.take(T0), { name: "slow/1", host: "slow", priority: true });
+    assert.deepEqual(s.take(T0), { name: "slow/1", host: "slow", priority: true, late: false });
     s.done("slow/2", { dueAt: T0 + MINUTE, likelihood: 1 });
     assert.equal(s.take(T0), undefined, "slow/1's refresh holds the room slow/2 left");
   });

@@ -153,9 +153,26 @@ describe("Warmer loop scheduling", () => {
       // 60 tags, 50 ms each, 1 at a time.
       [slowName.toString(), { ...fakeRepository(slowName, 60, 60), delayMs: 50 }],
     ]);
+    // Whether each listing of the quick repository asked to go ahead at the rate limiter.
+    const listedAhead: boolean[] = [];
+    const fake = new FakeFactory(repos);
+    const factory: ClientFactory = {
+      clientFor: (name, creds, opts) => {
+        const client = fake.clientFor(name, creds, opts);
+        if (name.toString() !== quick.toString()) return client;
+        return {
+          ...client,
+          tags: (o) => {
+            listedAhead.push(opts?.priority === true);
+            return client.tags(o);
+          },
+        };
+      },
+      succeed: (name) => fake.succeed(name),
+    };
     const warmer = new Warmer({
       store: new MemoryStore(),
-      factory: new FakeFactory(repos),
+      factory,
       lookup: lookupOf([quick, slowName]),
       intervalMs: 60_000,
       repositoryOptions: (name) => ({ intervalMs: name === quick.toString() ? 200 : 60_000 }),
@@ -182,6 +199,9 @@ describe("Warmer loop scheduling", () => {
     for (const gap of [second - first, third - second]) {
       assert.ok(gap < 1000, `rescanned ${Math.round(gap)} ms after its last scan (bound 600)`);
     }
+    // Its cold scan queued as usual; each late rescan's listing went ahead of other scans'
+    // requests (at a saturated budget it waited seconds behind them).
+    assert.deepEqual(listedAhead.slice(0, 3), [false, true, true]);
   });
 
   it("keeps one slow host to its cap while the other hosts' repositories are scanned", async () => {
