@@ -294,9 +294,10 @@ async function main(): Promise<void> {
     },
     {
       figure: "staleness polling only p50 / p99",
-      value: `${polling.p50Ms} / ${polling.p99Ms} ms (${polling.withinInterval}/${polling.measured} within the interval, ${polling.unseen} unseen)`,
+      value: `${polling.p50Ms} / ${polling.p99Ms} ms (${polling.withinInterval}/${polling.measured} within the interval; unseen at the end: ${polling.unseenNotDue} not yet due, ${polling.unseenOverdue} past their interval)`,
       target: "p99 within the repository's current interval",
-      pass: polling.unseen === 0 && polling.withinInterval >= Math.ceil(0.99 * polling.measured),
+      pass:
+        polling.unseenOverdue === 0 && polling.withinInterval >= Math.ceil(0.99 * polling.measured),
     },
     {
       figure: "peak RSS per replica (VmHWM)",

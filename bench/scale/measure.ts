@@ -301,8 +301,19 @@ export interface StalenessResult {
   p90Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** Changes seen within the repository's current interval (X-Regscan-Interval-Seconds). */
+  /**
+   * Changes seen within the repository's interval (X-Regscan-Interval-Seconds) as it was when
+   * the change happened (the first poll after it; a scan that finds a change may shorten it),
+   * plus a second for this bench's own polling.
+   */
   withinInterval: number;
+  /**
+   * Unseen when the phase ended, but younger than their repository's interval then: not due
+   * yet, so neither within nor past it (a quiet repository's interval backs off to minutes).
+   */
+  unseenNotDue: number;
+  /** Unseen when the phase ended and older than their repository's interval: misses. */
+  unseenOverdue: number;
   webhookDeliveries: unknown;
   /** Count and p50 / p99 by kind of change: a new tag, or a tag moved to another image. */
   byAction: Record<string, { measured: number; unseen: number; p50Ms: number; p99Ms: number }>;
@@ -316,7 +327,16 @@ export interface StalenessResult {
   }>;
 }
 
-type Tracked = Change & { seenMs?: number; intervalSeconds?: number; staleSeconds?: number };
+type Tracked = Change & {
+  seenMs?: number;
+  intervalSeconds?: number;
+  staleSeconds?: number;
+  /** The repository's interval at the first poll after the change. */
+  intervalAtChangeSeconds?: number;
+};
+
+/** A change counts as seen within the interval up to this much later: this bench polls every 500 ms. */
+const POLL_SLACK_MS = 1000;
 
 /**
  * Churn for `seconds` (webhooks to `webhookUrl` when given), then waits up to `graceMs` for
@@ -383,9 +403,13 @@ export async function measureStaleness(
         const { body, intervalSeconds, staleSeconds } = await readRepository(api, repo.name);
         const now = Date.now();
         for (const c of cs) {
+          if (c.intervalAtChangeSeconds === undefined && intervalSeconds !== undefined) {
+            c.intervalAtChangeSeconds = intervalSeconds;
+          }
           if (body?.images?.[c.tag]?.digest === c.digest) {
             c.seenMs = now - c.at;
-            const within = intervalSeconds === undefined || c.seenMs <= intervalSeconds * 1000;
+            const bound = c.intervalAtChangeSeconds ?? intervalSeconds;
+            const within = bound === undefined || c.seenMs <= bound * 1000 + POLL_SLACK_MS;
             results.push({ ms: c.seenMs, within, action: c.action });
           } else {
             if (intervalSeconds !== undefined) c.intervalSeconds = intervalSeconds;
@@ -404,6 +428,10 @@ export async function measureStaleness(
   }
   const ms = results.map((r) => r.ms);
   const unseen = [...latest.values()].filter((c) => c.seenMs === undefined);
+  const endedAt = Date.now();
+  const notDue = unseen.filter(
+    (c) => c.intervalSeconds !== undefined && endedAt - c.at < c.intervalSeconds * 1000,
+  );
   const byAction: StalenessResult["byAction"] = {};
   for (const action of ["add", "move"]) {
     const of = results.filter((r) => r.action === action).map((r) => r.ms);
@@ -425,6 +453,8 @@ export async function measureStaleness(
     p99Ms: percentile(ms, 99),
     maxMs: percentile(ms, 100),
     withinInterval: results.filter((r) => r.within).length,
+    unseenNotDue: notDue.length,
+    unseenOverdue: unseen.length - notDue.length,
     webhookDeliveries: stopped,
     byAction,
     unseenSamples: unseen.slice(0, 10).map((c) => ({
