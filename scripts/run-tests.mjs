@@ -254,6 +254,13 @@ if (listGroups) {
 
 const entries = mkdtempSync(join(tmpdir(), "regscan-tests-"));
 process.on("exit", () => rmSync(entries, { recursive: true, force: true }));
+// Interrupted, it still removes its entry modules (a signal skips the "exit" event).
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+]) {
+  process.once(signal, () => process.exit(code));
+}
 const groupOf = {};
 const entryFiles = groups.map((g, i) => {
   const entry = join(entries, `group-${String(i + 1).padStart(2, "0")}.mjs`);
