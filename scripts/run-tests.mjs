@@ -272,7 +272,7 @@ if (process.env.REGSCAN_TEST_CPU_LOG) {
   appendFileSync(process.env.REGSCAN_TEST_CPU_LOG, `${JSON.stringify({ groups: groupOf })}\n`);
 }
 console.error(
-  `run-tests: ${files.length} files in ${groups.length} process${groups.length === 1 ? "" : "es"}, ${concurrency} at a time (--groups lists them)`,
+  `run-tests: ${files.length} file${files.length === 1 ? "" : "s"} in ${groups.length} process${groups.length === 1 ? "" : "es"}, ${concurrency} at a time (--groups lists them)`,
 );
 
 const stream = run({
