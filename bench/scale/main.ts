@@ -159,6 +159,7 @@ async function main(): Promise<void> {
       budgetRps: o.budgetRps,
       budgetBurst: o.budgetBurst,
       intervalSeconds: o.intervalSeconds,
+      maxIntervalFactor: o.maxIntervalFactor,
       leaseTtlSeconds: o.leaseTtlSeconds,
       webhookToken: WEBHOOK_TOKEN,
     },

@@ -24,6 +24,13 @@ export interface ScaleOptions {
   budgetBurst: number;
   /** regscan's interval between scans of a repository, seconds. */
   intervalSeconds: number;
+  /**
+   * How far a quiet repository's interval backs off (`--max-interval-factor`; regscan's
+   * default is 8). The bench's default is 2: after the kill the bench watches until every
+   * repository has been scanned again or gone past lease TTL + its interval, and at 8 that
+   * watch alone took 3 minutes of a run meant to fit in 5.
+   */
+  maxIntervalFactor: number;
   /** Seconds to wait after polling-only churn for the last changes to show. */
   grace: number;
   /** Longest a cold fill may take before the bench reports it unfinished, seconds. */
@@ -82,6 +89,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
       churn: { type: "string" },
       budget: { type: "string" },
       interval: { type: "string" },
+      "max-interval-factor": { type: "string" },
       "fill-timeout": { type: "string" },
       grace: { type: "string" },
       "api-seconds": { type: "string" },
@@ -112,6 +120,9 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     budgetRps,
     budgetBurst: positive("budget", burst, budgetRps),
     intervalSeconds,
+    maxIntervalFactor: Math.round(
+      positive("max-interval-factor", values["max-interval-factor"], 2),
+    ),
     // Two intervals: a change polling misses for that long is not "within the interval".
     grace: positive("grace", values.grace, 2 * intervalSeconds),
     fillTimeout: positive("fill-timeout", values["fill-timeout"], 600),

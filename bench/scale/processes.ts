@@ -127,6 +127,8 @@ export interface ReplicaConfig {
   budgetRps: number;
   budgetBurst: number;
   intervalSeconds: number;
+  /** How far a quiet repository's interval backs off (`--max-interval-factor`); default regscan's. */
+  maxIntervalFactor?: number | undefined;
   /** How long a repository lease lasts unless renewed (`--lease-ttl`); default regscan's. */
   leaseTtlSeconds?: number | undefined;
   webhookToken: string;
@@ -174,6 +176,9 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       "distribution=env:SCALE_BENCH_HOOK",
     ];
     if (cfg.leaseTtlSeconds !== undefined) args.push("--lease-ttl", `${cfg.leaseTtlSeconds}s`);
+    if (cfg.maxIntervalFactor !== undefined) {
+      args.push("--max-interval-factor", String(cfg.maxIntervalFactor));
+    }
     for (const r of cfg.registries) {
       args.push(
         "--insecure-host",
