@@ -213,7 +213,7 @@ function gapsAfterKill(
     if (!listed.some((t) => t < killAt)) continue;
     const times = activity[repo.registry.name]?.[repo.repository] ?? [];
     const before = times.filter((t) => t < killAt);
-    // Activity is on a one-second grid: a request just before the kill is in the second before.
+    // The last request for it before the kill (activity times are exact).
     const last = before[before.length - 1] ?? killAt;
     const points = [last, ...times.filter((t) => t >= killAt), end];
     let longest = 0;

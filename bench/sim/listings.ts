@@ -9,15 +9,19 @@ import type { SimRegistry } from "./registry-server.js";
 
 /** Listing times kept per repository (the oldest dropped first). */
 const KEPT_PER_REPOSITORY = 4096;
+/** The longest span of activity kept as one (its first and last request). */
+const SPAN_MS = 1000;
 
 /** Registry name -> repository -> times (ms since the epoch) of tag-list requests, oldest first. */
 export type Listings = Record<string, Record<string, number[]>>;
 
 /**
- * A repository's registry requests of any kind (listing, manifest, blob) on a one-second
- * grid: when it was being scanned. A scan of a huge repository lists once and then works
- * through its tags for longer than an interval; acceptance 7's "unscanned" is a time with no
- * such request, not the time between two listings.
+ * A repository's registry requests of any kind (listing, manifest, blob): when it was being
+ * scanned. A scan of a huge repository lists once and then works through its tags for longer
+ * than an interval; acceptance 7's "unscanned" is a time with no such request, not the time
+ * between two listings. Kept as spans of at most a second, each its first and last request
+ * (exact times: a one-second grid made a gap up to a second longer or shorter than it was),
+ * so that memory follows seconds of activity, not requests.
  */
 const REQUEST_PATH = /^\/v2\/(.+)\/(?:tags\/list|manifests\/[^/]+|blobs\/[^/]+)$/;
 
@@ -38,15 +42,20 @@ export class ListingLog {
           const q = r.url.indexOf("?");
           const name = REQUEST_PATH.exec(q < 0 ? r.url : r.url.slice(0, q))?.[1];
           if (name === undefined) return;
-          const second = Math.floor(Date.now() / 1000) * 1000;
-          let seconds = active.get(name);
-          if (seconds === undefined) {
-            seconds = [];
-            active.set(name, seconds);
+          const now = Date.now();
+          let spans = active.get(name);
+          if (spans === undefined) {
+            spans = [];
+            active.set(name, spans);
           }
-          if (seconds[seconds.length - 1] !== second) seconds.push(second);
-          if (seconds.length > KEPT_PER_REPOSITORY)
-            seconds.splice(0, seconds.length - KEPT_PER_REPOSITORY);
+          // [start, end] pairs: the current span grows until it is a second long.
+          const n = spans.length;
+          if (n >= 2 && now - (spans[n - 2] as number) < SPAN_MS) spans[n - 1] = now;
+          else spans.push(now, now);
+          if (spans.length > KEPT_PER_REPOSITORY) {
+            const excess = spans.length - KEPT_PER_REPOSITORY;
+            spans.splice(0, excess + (excess % 2));
+          }
         }),
         registry.onRequest((r) => {
           if (r.kind !== "tags" || r.status !== 200) return;
@@ -72,9 +81,13 @@ export class ListingLog {
     return timesSince(this.#times, since);
   }
 
-  /** Every second with a request for the repository, from the second holding `since` (ms). */
+  /**
+   * The first and last request of each span of activity (at most a second long) of every
+   * repository, at or after `since` (ms): consecutive times are never more than a second
+   * apart while the repository is being scanned, so a longer difference is a gap.
+   */
   activitySince(since: number): Listings {
-    return timesSince(this.#activity, Math.floor(since / 1000) * 1000);
+    return timesSince(this.#activity, since);
   }
 
   stop(): void {

@@ -476,8 +476,8 @@ describe("tokens, faults and counts", () => {
       await fetch(`${base}/_sim/listings?since=${Date.now() + 1000}`)
     ).json()) as Record<string, Record<string, number[]>>;
     assert.deepEqual(later.quay, {});
-    // Activity: every request naming the repository, one entry per second, a manifest HEAD
-    // included (a scan working through its tags is not unscanned).
+    // Activity: every request naming the repository, as spans of at most a second (first and
+    // last request), a manifest HEAD included (a scan working through its tags is not unscanned).
     const other = registry.content.repositories()[2] as string;
     const activity = async () =>
       (await (await fetch(`${base}/_sim/activity?since=${since}`)).json()) as Record<
@@ -491,9 +491,21 @@ describe("tokens, faults and counts", () => {
       repository: other,
     });
     assert.equal(head.status, 200);
-    const seconds = (await activity()).quay?.[other] ?? [];
-    assert.equal(seconds.length, 1);
-    assert.equal((seconds[0] as number) % 1000, 0, "on a one-second grid");
+    const t0 = Date.now();
+    const spans = (await activity()).quay?.[other] ?? [];
+    assert.equal(spans.length, 2, "one span: its first and last request");
+    assert.equal(spans[0], spans[1], "one request: the span starts and ends with it");
+    assert.ok((spans[0] as number) <= t0 && (spans[0] as number) > t0 - 5000, "its exact time");
+    // A second request within the second extends the span; one after a gap starts another.
+    await reader.get(`/v2/${other}/manifests/${tag}`, { method: "HEAD", repository: other });
+    const extended = (await activity()).quay?.[other] ?? [];
+    assert.equal(extended.length, 2);
+    assert.ok((extended[1] as number) >= (spans[1] as number));
+    await new Promise((r) => setTimeout(r, 1100));
+    await reader.get(`/v2/${other}/manifests/${tag}`, { method: "HEAD", repository: other });
+    const two = (await activity()).quay?.[other] ?? [];
+    assert.equal(two.length, 4, "a second span after more than a second without requests");
+    assert.ok((two[2] as number) - (two[1] as number) >= 1000, "the gap between them, exact");
     assert.ok((await activity()).quay?.[repo]?.length, "the listings count as activity");
   });
 });
