@@ -1,7 +1,7 @@
 /**
- * Runs a real `regscan serve` process for end-to-end tests: started from source through
- * the CLI, its address read from its first line, stopped with a signal, killed when the
- * tests end whatever happens.
+ * Runs a real `regscan serve` process for end-to-end tests: the built CLI (bin/regscan.mjs on
+ * dist/, test/support/cli.ts), its address read from its first line, stopped with a signal,
+ * killed when the tests end whatever happens.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { cliCommand } from "../support/cli.js";

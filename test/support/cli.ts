@@ -1,14 +1,17 @@
 /**
- * Runs the `regscan` CLI for tests: as a child process from source, as a user runs it (one
- * smoke test per command), or in this process through `main(argv, ctx)`, the same program
- * without a second of start-up per run.
+ * Runs the `regscan` CLI for tests: as a child process, as a user runs it (one smoke test per
+ * command), or in this process through `main(argv, ctx)`, the same program without a second of
+ * start-up per run. The process is the installed entry point, bin/regscan.mjs on the built
+ * dist/ (0.4 s of CPU to start, against 1-1.5 s for the source through tsx), rebuilt first
+ * when a source file is newer than it (`ensureDist`).
  */
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { main } from "../../src/cli/main.js";
+import { ensureDist } from "./built-dist.js";
 import { runCommand } from "./run-command.js";
 
-const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const BIN = fileURLToPath(new URL("../../bin/regscan.mjs", import.meta.url));
 
 export interface CliResult {
   code: number | null;
@@ -27,7 +30,8 @@ export interface RunCliOptions {
 
 /** Runs `regscan ...args` to completion. */
 export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
-  return runCommand(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const cli = cliCommand(args);
+  return runCommand(cli.command, cli.args, {
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
     input: opts.input ?? "",
@@ -35,9 +39,10 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
   });
 }
 
-/** The command line to start the CLI from source, for tests that manage the process. */
+/** The command line to start the built CLI, for tests that manage the process. */
 export function cliCommand(args: string[]): { command: string; args: string[] } {
-  return { command: process.execPath, args: ["--import", "tsx", MAIN, ...args] };
+  ensureDist();
+  return { command: process.execPath, args: [BIN, ...args] };
 }
 
 /** Options of an in-process run. */

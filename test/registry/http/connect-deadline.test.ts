@@ -64,7 +64,7 @@ test("regscan tags --request-timeout 1s against that host: the one line, and the
     r.stderr,
     new RegExp(`^regscan: ping \\(GET /v2/\\) timed out after 1000 ms: 127\\.0\\.0\\.1:${port}\n$`),
   );
-  // Start-up through tsx, the 1 s deadline and the factory's 1 s close grace, under load;
+  // Start-up, the 1 s deadline and the factory's 1 s close grace, under load;
   // the process stayed until undici's 10 s connect timeout before.
   assert.ok(elapsed < 8_000, `exited after ${elapsed} ms`);
 });
