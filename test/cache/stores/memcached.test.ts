@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { openStore } from "../../../src/cache/open-store.js";
 import type { Store } from "../../../src/cache/store.js";
 import type { MemcachedStore } from "../../../src/cache/stores/memcached.js";
@@ -33,236 +33,289 @@ after(async () => {
   await b?.close();
 });
 
-storeContract("memcached", () => ({
-  a,
-  b,
-  logs: lines,
-  writeRaw: (key, bytes) => rawSet({ address: server.address, key: memcachedKey(key), bytes }),
-  leaseTtlMs: 1000,
-  // Whole seconds, plus the two seconds the store adds for memcached's possibly late clock.
-  leaseSlackMs: 3000,
-}));
+// The tests that mostly wait (on lease clocks, a silent server, servers of their own) run
+// beside the others, which run one at a time. All of them use keys of their own. The outage
+// below stops the server, so it waits for them all; the tests after it find the shared
+// clients reconnected.
+describe("memcached, the shared server up", { concurrency: true }, () => {
+  describe("one at a time", { concurrency: 1 }, () => {
+    storeContract("memcached", () => ({
+      a,
+      b,
+      logs: lines,
+      writeRaw: (key, bytes) => rawSet({ address: server.address, key: memcachedKey(key), bytes }),
+      leaseTtlMs: 1000,
+      // Whole seconds, plus the two seconds the store adds for memcached's possibly late clock.
+      leaseSlackMs: 3000,
+    }));
 
-test("memcached: items expire at twice the time to the deadline, at least an hour", async () => {
-  const short = uniqueKey("ttl-short");
-  const long = uniqueKey("ttl-long");
-  await a.set(short, new Date(Date.now() + 60_000), Buffer.from("x"));
-  await a.set(long, new Date(Date.now() + 5 * 3600_000), Buffer.from("y"));
-  const shortTtl = (await rawTtl(server.address, short))!;
-  const longTtl = (await rawTtl(server.address, long))!;
-  assert.ok(shortTtl > 3590 && shortTtl <= 3600, `short ttl ${shortTtl}`);
-  assert.ok(longTtl > 35_990 && longTtl <= 36_000, `long ttl ${longTtl}`);
-});
-
-test("memcached: a lease lasts at least its TTL, though memcached counts whole seconds", async () => {
-  // memcached's clock ticks once a second, so an item given N seconds expires after N - 1
-  // to N: a 1 s lease could be gone at once. Several tries land on different phases.
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const key = uniqueKey(`lease-floor-${attempt}`);
-    const taken = Date.now();
-    assert.equal(await a.acquire(key, 1000, "holder"), true);
-    while (Date.now() - taken < 950) {
-      assert.equal(
-        await b.acquire(key, 60_000, "other"),
-        false,
-        `lease free after ${Date.now() - taken} ms of 1000`,
-      );
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await a.release(key, "holder");
-  }
-});
-
-test("memcached: keys over 250 bytes or with spaces are hashed and still work", async () => {
-  const long = `${uniqueKey("long")}:${"x".repeat(300)}`;
-  const spaced = `${uniqueKey("spaced")} with spaces\tand tabs`;
-  for (const key of [long, spaced]) {
-    const mk = memcachedKey(key);
-    assert.notEqual(mk, key);
-    assert.ok(Buffer.byteLength(mk) <= 250 && !/\s/.test(mk));
-    await a.set(key, new Date(Date.now() + 60_000), Buffer.from(key));
-    assert.equal(Buffer.from((await b.get(key))!.value).toString(), key);
-    assert.equal(await rawHas(server.address, mk), true);
-  }
-});
-
-test("memcached: a 20,000-tag repository round-trips through 1 MiB items (Acceptance 2)", async () => {
-  const value = repositoryValue(20_000);
-  assert.ok(value.byteLength > 4 * 1024 * 1024, `value is ${value.byteLength} bytes`);
-  const key = uniqueKey("repo-20000");
-  const deadline = new Date(Date.now() + 3_600_000);
-  await a.set(key, deadline, value);
-  const got = await b.get(key);
-  assert.ok(got, "read back");
-  assert.equal(got.deadline.getTime(), deadline.getTime());
-  assert.ok(Buffer.from(got.value).equals(value), "byte for byte");
-  const parsed = JSON.parse(Buffer.from(got.value).toString("utf8")) as { tags: unknown[] };
-  assert.equal(parsed.tags.length, 20_000);
-  // Compressed it is still over 1 MiB, so it went the chunked way: the head names chunks.
-  const head = await rawGet(server.address, memcachedKey(key));
-  assert.equal(head[0], 0x03, "a chunk head");
-  const { count } = JSON.parse(head.subarray(1).toString("utf8")) as { count: number };
-  assert.ok(count >= 2, `${count} chunks`);
-});
-
-test("memcached: incompressible values past the item size are chunked, and a lost chunk is a miss", async () => {
-  const value = randomBytes(3 * 1024 * 1024);
-  const key = uniqueKey("chunked");
-  await a.set(key, new Date(Date.now() + 60_000), value);
-  assert.ok(Buffer.from((await b.get(key))!.value).equals(value));
-  // Overwrite: the new value wins, old chunks are never mixed in.
-  const next = randomBytes(2 * 1024 * 1024);
-  await a.set(key, new Date(Date.now() + 60_000), next);
-  assert.ok(Buffer.from((await a.get(key))!.value).equals(next));
-  // A chunk gone (evicted) or replaced behind our back: a miss, not garbage.
-  const head = JSON.parse(
-    await (async () => {
-      const got = await rawGet(server.address, memcachedKey(key));
-      return got.subarray(1).toString("utf8");
-    })(),
-  ) as { id: string };
-  await rawSet({
-    address: server.address,
-    key: memcachedKey(`${key}:chunk:${head.id}:1`),
-    bytes: Buffer.from([4, 1, 2, 3]),
-  });
-  assert.equal(await a.get(key), undefined);
-});
-
-test("memcached: a chunked value rewritten leaves its old chunks a short grace, not hours", async () => {
-  const key = uniqueKey("rewritten");
-  const deadline = new Date(Date.now() + 3_600_000);
-  const headId = async () =>
-    JSON.parse((await rawGet(server.address, memcachedKey(key))).subarray(1).toString()) as {
-      id: string;
-      count: number;
-    };
-  await a.set(key, deadline, randomBytes(2 * 1024 * 1024));
-  const old = await headId();
-  const next = randomBytes(2 * 1024 * 1024);
-  await a.set(key, deadline, next);
-  assert.notEqual((await headId()).id, old.id);
-  for (let i = 0; i < old.count; i++) {
-    const ttl = await rawTtl(server.address, memcachedKey(`${key}:chunk:${old.id}:${i}`));
-    assert.ok(ttl === undefined || ttl <= 60, `old chunk ${i} lives ${ttl} s more`);
-  }
-  const fresh = await headId();
-  for (let i = 0; i < fresh.count; i++) {
-    const ttl = (await rawTtl(server.address, memcachedKey(`${key}:chunk:${fresh.id}:${i}`)))!;
-    assert.ok(ttl > 7000, `new chunk ${i} lives ${ttl} s`);
-  }
-  assert.ok(Buffer.from((await b.get(key))!.value).equals(next));
-});
-
-test("memcached: deadlines past 15 days give an expiry past 30 days, sent as a Unix time", async () => {
-  const key = uniqueKey("ttl-40-days");
-  await a.set(key, new Date(Date.now() + 20 * 86_400_000), Buffer.from("far"));
-  const ttl = (await rawTtl(server.address, key))!;
-  assert.ok(Math.abs(ttl - 40 * 86_400) < 30, `ttl ${ttl} s, expected 40 days`);
-  assert.equal(Buffer.from((await b.get(key))!.value).toString(), "far");
-});
-
-test("memcached: getMany reads chunked, compressed, hashed and small values together", async () => {
-  const deadline = new Date(Date.now() + 3_600_000);
-  const repo = repositoryValue(20_000);
-  const random = randomBytes(3 * 1024 * 1024);
-  const keys = {
-    repo: uniqueKey("many-repo"),
-    random: uniqueKey("many-random"),
-    small: uniqueKey("many-small"),
-    long: `${uniqueKey("many-long")}:${"y".repeat(300)}`,
-    spaced: `${uniqueKey("many-spaced")} with a space`,
-    lost: uniqueKey("many-lost-chunk"),
-  };
-  await a.set(keys.repo, deadline, repo);
-  await a.set(keys.random, deadline, random);
-  await a.set(keys.small, deadline, Buffer.from("small"));
-  await a.set(keys.long, deadline, Buffer.from("long"));
-  await a.set(keys.spaced, deadline, Buffer.from("spaced"));
-  await a.set(keys.lost, deadline, randomBytes(2 * 1024 * 1024));
-  // One chunk of `lost` replaced behind the store's back: that value is a miss.
-  const head = JSON.parse(
-    (await rawGet(server.address, memcachedKey(keys.lost))).subarray(1).toString("utf8"),
-  ) as { id: string };
-  await rawSet({
-    address: server.address,
-    key: memcachedKey(`${keys.lost}:chunk:${head.id}:0`),
-    bytes: Buffer.of(4, 9),
-  });
-  const missing = uniqueKey("many-missing");
-  const got = await b.getMany([
-    keys.small,
-    keys.repo,
-    missing,
-    keys.long,
-    keys.lost,
-    keys.random,
-    keys.spaced,
-    keys.repo,
-  ]);
-  assert.equal(Buffer.from(got[0]!.value).toString(), "small");
-  assert.ok(Buffer.from(got[1]!.value).equals(repo), "the 20,000-tag value, byte for byte");
-  assert.equal(got[1]!.deadline.getTime(), deadline.getTime());
-  assert.equal(got[2], undefined);
-  assert.equal(Buffer.from(got[3]!.value).toString(), "long");
-  assert.equal(got[4], undefined, "a value with a replaced chunk is a miss");
-  assert.ok(Buffer.from(got[5]!.value).equals(random), "the incompressible chunked value");
-  assert.equal(Buffer.from(got[6]!.value).toString(), "spaced");
-  assert.ok(Buffer.from(got[7]!.value).equals(repo), "a repeated key is answered again");
-});
-
-test("memcached: getMany on a server that never answers is STORE_UNAVAILABLE within the timeout", async () => {
-  const { createServer } = await import("node:net");
-  const sockets: import("node:net").Socket[] = [];
-  const silent = createServer((socket) => {
-    sockets.push(socket);
-    socket.on("error", () => {});
-  });
-  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
-  const { port } = silent.address() as import("node:net").AddressInfo;
-  const store = await openStore(`memcached://127.0.0.1:${port}?timeout=1s`);
-  try {
-    const started = Date.now();
-    await assert.rejects(store.getMany([uniqueKey("silent-1"), uniqueKey("silent-2")]), {
-      code: "STORE_UNAVAILABLE",
-      message: new RegExp(`127\\.0\\.0\\.1:${port}`),
+    test("memcached: items expire at twice the time to the deadline, at least an hour", async () => {
+      const short = uniqueKey("ttl-short");
+      const long = uniqueKey("ttl-long");
+      await a.set(short, new Date(Date.now() + 60_000), Buffer.from("x"));
+      await a.set(long, new Date(Date.now() + 5 * 3600_000), Buffer.from("y"));
+      const shortTtl = (await rawTtl(server.address, short))!;
+      const longTtl = (await rawTtl(server.address, long))!;
+      assert.ok(shortTtl > 3590 && shortTtl <= 3600, `short ttl ${shortTtl}`);
+      assert.ok(longTtl > 35_990 && longTtl <= 36_000, `long ttl ${longTtl}`);
     });
-    const took = Date.now() - started;
-    assert.ok(took >= 400 && took < 3000, `failed after ${took} ms`);
-  } finally {
-    await store.close();
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => silent.close(resolve));
-  }
-});
 
-test("memcached: a value over the configured maximum is VALUE_TOO_LARGE (Acceptance 6)", async () => {
-  const small = await openStore(`memcached://${server.address}?maxValueSize=2m`);
-  try {
-    const key = uniqueKey("too-large");
-    await assert.rejects(
-      small.set(key, new Date(Date.now() + 60_000), randomBytes(3 * 1024 * 1024)),
-      {
-        code: "VALUE_TOO_LARGE",
-        message: new RegExp(key),
-      },
-    );
-    assert.equal(await small.get(key), undefined);
-  } finally {
-    await small.close();
-  }
-});
+    test("memcached: keys over 250 bytes or with spaces are hashed and still work", async () => {
+      const long = `${uniqueKey("long")}:${"x".repeat(300)}`;
+      const spaced = `${uniqueKey("spaced")} with spaces\tand tabs`;
+      for (const key of [long, spaced]) {
+        const mk = memcachedKey(key);
+        assert.notEqual(mk, key);
+        assert.ok(Buffer.byteLength(mk) <= 250 && !/\s/.test(mk));
+        await a.set(key, new Date(Date.now() + 60_000), Buffer.from(key));
+        assert.equal(Buffer.from((await b.get(key))!.value).toString(), key);
+        assert.equal(await rawHas(server.address, mk), true);
+      }
+    });
 
-test("memcached: told a bigger item size than the server has, a refused item is VALUE_TOO_LARGE", async () => {
-  const wrong = await openStore(`memcached://${server.address}?itemSize=4m`);
-  try {
-    await assert.rejects(
-      wrong.set(uniqueKey("refused"), new Date(Date.now() + 60_000), randomBytes(2 * 1024 * 1024)),
-      { code: "VALUE_TOO_LARGE" },
+    test("memcached: a 20,000-tag repository round-trips through 1 MiB items (Acceptance 2)", async () => {
+      const value = repositoryValue(20_000);
+      assert.ok(value.byteLength > 4 * 1024 * 1024, `value is ${value.byteLength} bytes`);
+      const key = uniqueKey("repo-20000");
+      const deadline = new Date(Date.now() + 3_600_000);
+      await a.set(key, deadline, value);
+      const got = await b.get(key);
+      assert.ok(got, "read back");
+      assert.equal(got.deadline.getTime(), deadline.getTime());
+      assert.ok(Buffer.from(got.value).equals(value), "byte for byte");
+      const parsed = JSON.parse(Buffer.from(got.value).toString("utf8")) as { tags: unknown[] };
+      assert.equal(parsed.tags.length, 20_000);
+      // Compressed it is still over 1 MiB, so it went the chunked way: the head names chunks.
+      const head = await rawGet(server.address, memcachedKey(key));
+      assert.equal(head[0], 0x03, "a chunk head");
+      const { count } = JSON.parse(head.subarray(1).toString("utf8")) as { count: number };
+      assert.ok(count >= 2, `${count} chunks`);
+    });
+
+    test("memcached: incompressible values past the item size are chunked, and a lost chunk is a miss", async () => {
+      const value = randomBytes(3 * 1024 * 1024);
+      const key = uniqueKey("chunked");
+      await a.set(key, new Date(Date.now() + 60_000), value);
+      assert.ok(Buffer.from((await b.get(key))!.value).equals(value));
+      // Overwrite: the new value wins, old chunks are never mixed in.
+      const next = randomBytes(2 * 1024 * 1024);
+      await a.set(key, new Date(Date.now() + 60_000), next);
+      assert.ok(Buffer.from((await a.get(key))!.value).equals(next));
+      // A chunk gone (evicted) or replaced behind our back: a miss, not garbage.
+      const head = JSON.parse(
+        await (async () => {
+          const got = await rawGet(server.address, memcachedKey(key));
+          return got.subarray(1).toString("utf8");
+        })(),
+      ) as { id: string };
+      await rawSet({
+        address: server.address,
+        key: memcachedKey(`${key}:chunk:${head.id}:1`),
+        bytes: Buffer.from([4, 1, 2, 3]),
+      });
+      assert.equal(await a.get(key), undefined);
+    });
+
+    test("memcached: a chunked value rewritten leaves its old chunks a short grace, not hours", async () => {
+      const key = uniqueKey("rewritten");
+      const deadline = new Date(Date.now() + 3_600_000);
+      const headId = async () =>
+        JSON.parse((await rawGet(server.address, memcachedKey(key))).subarray(1).toString()) as {
+          id: string;
+          count: number;
+        };
+      await a.set(key, deadline, randomBytes(2 * 1024 * 1024));
+      const old = await headId();
+      const next = randomBytes(2 * 1024 * 1024);
+      await a.set(key, deadline, next);
+      assert.notEqual((await headId()).id, old.id);
+      for (let i = 0; i < old.count; i++) {
+        const ttl = await rawTtl(server.address, memcachedKey(`${key}:chunk:${old.id}:${i}`));
+        assert.ok(ttl === undefined || ttl <= 60, `old chunk ${i} lives ${ttl} s more`);
+      }
+      const fresh = await headId();
+      for (let i = 0; i < fresh.count; i++) {
+        const ttl = (await rawTtl(server.address, memcachedKey(`${key}:chunk:${fresh.id}:${i}`)))!;
+        assert.ok(ttl > 7000, `new chunk ${i} lives ${ttl} s`);
+      }
+      assert.ok(Buffer.from((await b.get(key))!.value).equals(next));
+    });
+
+    test("memcached: deadlines past 15 days give an expiry past 30 days, sent as a Unix time", async () => {
+      const key = uniqueKey("ttl-40-days");
+      await a.set(key, new Date(Date.now() + 20 * 86_400_000), Buffer.from("far"));
+      const ttl = (await rawTtl(server.address, key))!;
+      assert.ok(Math.abs(ttl - 40 * 86_400) < 30, `ttl ${ttl} s, expected 40 days`);
+      assert.equal(Buffer.from((await b.get(key))!.value).toString(), "far");
+    });
+
+    test("memcached: getMany reads chunked, compressed, hashed and small values together", async () => {
+      const deadline = new Date(Date.now() + 3_600_000);
+      const repo = repositoryValue(20_000);
+      const random = randomBytes(3 * 1024 * 1024);
+      const keys = {
+        repo: uniqueKey("many-repo"),
+        random: uniqueKey("many-random"),
+        small: uniqueKey("many-small"),
+        long: `${uniqueKey("many-long")}:${"y".repeat(300)}`,
+        spaced: `${uniqueKey("many-spaced")} with a space`,
+        lost: uniqueKey("many-lost-chunk"),
+      };
+      await a.set(keys.repo, deadline, repo);
+      await a.set(keys.random, deadline, random);
+      await a.set(keys.small, deadline, Buffer.from("small"));
+      await a.set(keys.long, deadline, Buffer.from("long"));
+      await a.set(keys.spaced, deadline, Buffer.from("spaced"));
+      await a.set(keys.lost, deadline, randomBytes(2 * 1024 * 1024));
+      // One chunk of `lost` replaced behind the store's back: that value is a miss.
+      const head = JSON.parse(
+        (await rawGet(server.address, memcachedKey(keys.lost))).subarray(1).toString("utf8"),
+      ) as { id: string };
+      await rawSet({
+        address: server.address,
+        key: memcachedKey(`${keys.lost}:chunk:${head.id}:0`),
+        bytes: Buffer.of(4, 9),
+      });
+      const missing = uniqueKey("many-missing");
+      const got = await b.getMany([
+        keys.small,
+        keys.repo,
+        missing,
+        keys.long,
+        keys.lost,
+        keys.random,
+        keys.spaced,
+        keys.repo,
+      ]);
+      assert.equal(Buffer.from(got[0]!.value).toString(), "small");
+      assert.ok(Buffer.from(got[1]!.value).equals(repo), "the 20,000-tag value, byte for byte");
+      assert.equal(got[1]!.deadline.getTime(), deadline.getTime());
+      assert.equal(got[2], undefined);
+      assert.equal(Buffer.from(got[3]!.value).toString(), "long");
+      assert.equal(got[4], undefined, "a value with a replaced chunk is a miss");
+      assert.ok(Buffer.from(got[5]!.value).equals(random), "the incompressible chunked value");
+      assert.equal(Buffer.from(got[6]!.value).toString(), "spaced");
+      assert.ok(Buffer.from(got[7]!.value).equals(repo), "a repeated key is answered again");
+    });
+
+    test("memcached: a value over the configured maximum is VALUE_TOO_LARGE (Acceptance 6)", async () => {
+      const small = await openStore(`memcached://${server.address}?maxValueSize=2m`);
+      try {
+        const key = uniqueKey("too-large");
+        await assert.rejects(
+          small.set(key, new Date(Date.now() + 60_000), randomBytes(3 * 1024 * 1024)),
+          {
+            code: "VALUE_TOO_LARGE",
+            message: new RegExp(key),
+          },
+        );
+        assert.equal(await small.get(key), undefined);
+      } finally {
+        await small.close();
+      }
+    });
+
+    test("memcached: told a bigger item size than the server has, a refused item is VALUE_TOO_LARGE", async () => {
+      const wrong = await openStore(`memcached://${server.address}?itemSize=4m`);
+      try {
+        await assert.rejects(
+          wrong.set(
+            uniqueKey("refused"),
+            new Date(Date.now() + 60_000),
+            randomBytes(2 * 1024 * 1024),
+          ),
+          { code: "VALUE_TOO_LARGE" },
+        );
+      } finally {
+        await wrong.close();
+      }
+    });
+  });
+
+  test("memcached: a lease lasts at least its TTL, though memcached counts whole seconds", async () => {
+    // memcached's clock ticks once a second, so an item given N seconds expires after N - 1
+    // to N: a 1 s lease could be gone at once. Four tries started a quarter second apart land
+    // on four phases of that clock, side by side.
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, attempt) => {
+        await new Promise((r) => setTimeout(r, attempt * 250));
+        const key = uniqueKey(`lease-floor-${attempt}`);
+        const taken = Date.now();
+        assert.equal(await a.acquire(key, 1000, "holder"), true);
+        while (Date.now() - taken < 950) {
+          assert.equal(
+            await b.acquire(key, 60_000, "other"),
+            false,
+            `lease free after ${Date.now() - taken} ms of 1000`,
+          );
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await a.release(key, "holder");
+      }),
     );
-  } finally {
-    await wrong.close();
-  }
+  });
+
+  test("memcached: getMany on a server that never answers is STORE_UNAVAILABLE within the timeout", async () => {
+    const { createServer } = await import("node:net");
+    const sockets: import("node:net").Socket[] = [];
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as import("node:net").AddressInfo;
+    const store = await openStore(`memcached://127.0.0.1:${port}?timeout=1s`);
+    try {
+      const started = Date.now();
+      await assert.rejects(store.getMany([uniqueKey("silent-1"), uniqueKey("silent-2")]), {
+        code: "STORE_UNAVAILABLE",
+        message: new RegExp(`127\\.0\\.0\\.1:${port}`),
+      });
+      const took = Date.now() - started;
+      assert.ok(took >= 400 && took < 3000, `failed after ${took} ms`);
+    } finally {
+      await store.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  test("memcached: keys spread over several servers, mapped alike by every client", async () => {
+    const [second, third] = await Promise.all([startMemcached(), startMemcached()]);
+    const url = `memcached://${[server.address, second.address, third.address].join(",")}`;
+    const reversed = `memcached://${[third.address, server.address, second.address].join(",")}`;
+    const one = (await openStore(url)) as MemcachedStore;
+    const two = (await openStore(reversed)) as MemcachedStore;
+    try {
+      const perServer = new Map<string, number>();
+      const written: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        const key = uniqueKey(`spread-${i}`);
+        written.push(key);
+        await one.set(key, new Date(Date.now() + 60_000), Buffer.from(String(i)));
+        assert.equal(Buffer.from((await two.get(key))!.value).toString(), String(i));
+        const where = one.serverOf(key)!;
+        assert.equal(two.serverOf(key), where);
+        assert.equal(await rawHas(where, memcachedKey(key)), true);
+        perServer.set(where, (perServer.get(where) ?? 0) + 1);
+      }
+      assert.equal(perServer.size, 3, "every server holds some keys");
+      // One getMany over the three servers answers every key, in order, from either client.
+      const keys = [...written, uniqueKey("spread-missing")].reverse();
+      for (const client of [one, two]) {
+        const got = await client.getMany(keys);
+        assert.equal(got[0], undefined);
+        for (let i = 1; i < keys.length; i++) {
+          assert.equal(Buffer.from(got[i]!.value).toString(), String(keys.length - 1 - i));
+        }
+      }
+    } finally {
+      await one.close();
+      await two.close();
+      await second.stop();
+      await third.stop();
+    }
+  });
 });
 
 test("memcached: stopped, operations fail fast with STORE_UNAVAILABLE; restarted, they work (Acceptance 3)", async () => {
@@ -283,44 +336,6 @@ test("memcached: stopped, operations fail fast with STORE_UNAVAILABLE; restarted
     process.off("unhandledRejection", onUnhandled);
     await store.close();
     // The shared stores reconnect on their own.
-  }
-});
-
-test("memcached: keys spread over several servers, mapped alike by every client", async () => {
-  const second = await startMemcached();
-  const third = await startMemcached();
-  const url = `memcached://${[server.address, second.address, third.address].join(",")}`;
-  const reversed = `memcached://${[third.address, server.address, second.address].join(",")}`;
-  const one = (await openStore(url)) as MemcachedStore;
-  const two = (await openStore(reversed)) as MemcachedStore;
-  try {
-    const perServer = new Map<string, number>();
-    const written: string[] = [];
-    for (let i = 0; i < 60; i++) {
-      const key = uniqueKey(`spread-${i}`);
-      written.push(key);
-      await one.set(key, new Date(Date.now() + 60_000), Buffer.from(String(i)));
-      assert.equal(Buffer.from((await two.get(key))!.value).toString(), String(i));
-      const where = one.serverOf(key)!;
-      assert.equal(two.serverOf(key), where);
-      assert.equal(await rawHas(where, memcachedKey(key)), true);
-      perServer.set(where, (perServer.get(where) ?? 0) + 1);
-    }
-    assert.equal(perServer.size, 3, "every server holds some keys");
-    // One getMany over the three servers answers every key, in order, from either client.
-    const keys = [...written, uniqueKey("spread-missing")].reverse();
-    for (const client of [one, two]) {
-      const got = await client.getMany(keys);
-      assert.equal(got[0], undefined);
-      for (let i = 1; i < keys.length; i++) {
-        assert.equal(Buffer.from(got[i]!.value).toString(), String(keys.length - 1 - i));
-      }
-    }
-  } finally {
-    await one.close();
-    await two.close();
-    await second.stop();
-    await third.stop();
   }
 });
 
