@@ -127,21 +127,47 @@ test("memcached+srv: a DNS server that stops answering keeps the servers already
 
 test("memcached+srv: an abort is honoured while a silent DNS server is asked for servers", async () => {
   const { createSocket } = await import("node:dgram");
-  // Takes queries and never answers.
+  // Says at first that the name does not exist (NXDOMAIN), so the store opens with no
+  // servers at once instead of waiting out the resolver's timeouts (6 s); then it takes
+  // queries and never answers.
   const silent = createSocket("udp4");
+  let answering = true;
+  let unanswered = 0;
+  silent.on("message", (query, from) => {
+    if (!answering) {
+      unanswered++;
+      return;
+    }
+    silent.send(nxdomain(query), from.port, from.address);
+  });
   await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
   const dnsAddress = `127.0.0.1:${silent.address().port}`;
   const store = await openStore(`memcached+srv://${NAME}?dns=${dnsAddress}&refresh=1h`);
   try {
-    // The initial resolution gave up; the next operation asks again, and is aborted.
+    answering = false;
+    // The initial resolution found nothing; past the store's one-second gap between
+    // resolutions, the next operation asks again, and is aborted.
     await new Promise((r) => setTimeout(r, 1100));
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error("stop asking")), 100);
     const started = Date.now();
     await assert.rejects(store.get("k", { signal: ac.signal }), /stop asking/);
     assert.ok(Date.now() - started < 1000, `aborted after ${Date.now() - started} ms`);
+    assert.ok(unanswered > 0, "the silent server was asked");
   } finally {
     await store.close();
     silent.close();
   }
 });
+
+/** The answer to a DNS `query`: its header and question, the name does not exist. */
+function nxdomain(query: Buffer): Buffer {
+  let end = 12;
+  while (query[end]! !== 0) end += query[end]! + 1;
+  const reply = Buffer.from(query.subarray(0, end + 5));
+  reply[2] = 0x80 | (query[2]! & 0x79); // a response: the query's opcode and recursion flag
+  reply[3] = 0x80 | 3; // recursion available; NXDOMAIN
+  reply.writeUInt16BE(1, 4); // one question
+  reply.fill(0, 6, 12); // no answer, authority or additional records
+  return reply;
+}
