@@ -20,7 +20,7 @@ import { waitFor } from "../support/wait-for.js";
 
 const INTERVAL_MS = 1000;
 const REPOSITORIES = 8;
-const TAGS = 240;
+const TAGS = 120;
 
 let sim: Simulator;
 let names: ImageName[];
@@ -123,8 +123,13 @@ describe("Warmer polling against the simulator", () => {
       assert.equal(steady.manifestGet, 0, "nothing changed: no GET");
 
       // Moves, polling only: each seen within about one interval.
-      const churn = await sim.startChurn({ perSecond: 4, moveShare: 1, hotShare: 0, seed: "poll" });
-      await new Promise((r) => setTimeout(r, 3000));
+      const churn = await sim.startChurn({
+        perSecond: 10,
+        moveShare: 1,
+        hotShare: 0,
+        seed: "poll",
+      });
+      await new Promise((r) => setTimeout(r, 1500));
       await churn.stop();
       const changes = [...churn.changes];
       const seenAt = (c: (typeof changes)[number]) =>
