@@ -201,8 +201,10 @@ export interface MeasuredPush {
 /**
  * Pushes a new image as `repo:tag` to the notifying registry and times how long until `serve`
  * both answers its digest and has sent its SSE event, then counts the registry requests the
- * refresh cost. Waits 400 ms first, so that the previous refresh's window has passed and each
- * push is measured alone, and 300 ms after, for a straggling request.
+ * refresh cost. Waits 400 ms first (`quietMs`), so that the previous refresh's window has
+ * passed and each push is measured alone, and 300 ms after (`settleMs`), for a straggling
+ * request. A caller measuring pushes one after another can count each push's requests itself,
+ * just before the next push: its quiet time is then the window for stragglers.
  */
 export async function measurePush(opts: {
   registry: RegistryHandle;
@@ -213,9 +215,14 @@ export async function measurePush(opts: {
   tag: string;
   headers?: Record<string, string>;
   timeoutMs: number;
+  /** How long to wait before the push (default 400 ms). */
+  quietMs?: number;
+  /** How long to wait after it before counting its requests (default 300 ms). */
+  settleMs?: number;
 }): Promise<MeasuredPush> {
   const { registry, builder, serve, events, repo, tag, timeoutMs } = opts;
-  await new Promise((r) => setTimeout(r, 400));
+  const { quietMs = 400, settleMs = 300 } = opts;
+  await new Promise((r) => setTimeout(r, quietMs));
   registry.resetRequests();
   const from = events.events.length;
   const image = await builder.pushImage(repo, [tag]);
@@ -233,7 +240,7 @@ export async function measurePush(opts: {
   );
   const visible = performance.now();
   const event = await seen;
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, settleMs));
   return {
     event,
     latencyMs: Math.max(visible, event.at) - pushed,
