@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// `npm test` after its lint: builds dist/ (scripts/build-dist.mjs, every time: the tests that
+// start the CLI as a process run bin/regscan.mjs on it, and the package test packs it), then
+// runs every test (scripts/run-tests.mjs, this script's arguments passed on), while the
+// type-check (`npm run typecheck`, tsc --noEmit over src/, test/, bench/ and scripts/) runs
+// beside both at a lower priority: the tests leave part of the two cores idle as they wait on
+// servers, and the type-check fills it instead of adding its 10-25 s of wall before them. Its
+// output is held until the tests end and printed after theirs; a type error fails the run as
+// a failed test does.
+import { spawn } from "node:child_process";
+import { setPriority } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const TSC = fileURLToPath(new URL("../node_modules/typescript/bin/tsc", import.meta.url));
+/** The type-check's niceness: the tests' timings come first. */
+const TYPECHECK_NICE = 10;
+
+function exited(child) {
+  return new Promise((resolve) => {
+    child.once("error", (err) => resolve({ code: 1, error: err }));
+    child.once("exit", (code, signal) => resolve({ code: code ?? 1, signal }));
+  });
+}
+
+/** The build's or the tests' process, while it runs. */
+let current;
+
+function runInherit(args) {
+  current = spawn(process.execPath, args, { cwd: ROOT, stdio: "inherit" });
+  return exited(current);
+}
+
+const started = performance.now();
+const typecheck = spawn(process.execPath, [TSC, "-p", "tsconfig.json", "--noEmit"], {
+  cwd: ROOT,
+  stdio: ["ignore", "pipe", "pipe"],
+});
+let typecheckOutput = "";
+typecheck.stdout.setEncoding("utf8").on("data", (d) => {
+  typecheckOutput += d;
+});
+typecheck.stderr.setEncoding("utf8").on("data", (d) => {
+  typecheckOutput += d;
+});
+const typechecked = exited(typecheck).then((r) => ({
+  ...r,
+  seconds: (performance.now() - started) / 1000,
+}));
+try {
+  setPriority(typecheck.pid, TYPECHECK_NICE);
+} catch {
+  // Not fatal: it runs at the tests' priority.
+}
+// Ctrl-C reaches the whole process group; a SIGTERM to this script alone is passed on. Either
+// way the script waits for the tests' runner to clean up, then exits as the signal says.
+let interrupted;
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+]) {
+  process.once(signal, () => {
+    interrupted = code;
+    typecheck.kill("SIGTERM");
+    if (signal === "SIGTERM") current?.kill(signal);
+  });
+}
+
+const build = await runInherit(["scripts/build-dist.mjs"]);
+const tests =
+  build.code === 0 ? await runInherit(["scripts/run-tests.mjs", ...process.argv.slice(2)]) : build;
+const types = await typechecked;
+if (interrupted !== undefined) process.exit(interrupted);
+const took = `${types.seconds.toFixed(1)} s`;
+if (types.code === 0) {
+  console.log(`# typecheck (tsc --noEmit): no errors (${took}, beside the tests)`);
+} else {
+  process.stdout.write(typecheckOutput);
+  console.log(`# typecheck (tsc --noEmit): FAILED (exit ${types.code}, ${took})`);
+}
+if (build.code !== 0) console.log("# dist/ did not build (scripts/build-dist.mjs): no test ran");
+process.exit(tests.code !== 0 || types.code !== 0 ? 1 : 0);
