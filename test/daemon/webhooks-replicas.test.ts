@@ -14,6 +14,7 @@ import type { RegistryHandle } from "../support/registry.js";
 import { type ServeProcess, startServe } from "./serve-process.js";
 import {
   countRequests,
+  type NotifyingRegistry,
   openEvents,
   type SseClient,
   servedDigest,
@@ -39,9 +40,9 @@ describe("webhooks and events across two replicas on one Redis", () => {
     servedDigest(replica, `${name()}:${tag}`);
 
   before(async () => {
-    redis = await startRedis();
     const portA = await servePort();
-    const notifying = await startNotifyingRegistry([portA]);
+    let notifying: NotifyingRegistry;
+    [redis, notifying] = await Promise.all([startRedis(), startNotifyingRegistry([portA])]);
     registry = notifying.registry;
     builder = new ImageBuilder(registry);
     await builder.pushImage(REPO, ["v0"]);
@@ -62,8 +63,10 @@ describe("webhooks and events across two replicas on one Redis", () => {
       "distribution=env:REGSCAN_TEST_DIST_HOOK",
     ];
     const env = { REGSCAN_TEST_DIST_HOOK: notifying.token };
-    a = await startServe(["--listen", `127.0.0.1:${portA}`, ...args("replica-a")], env);
-    b = await startServe(args(`replica-b-${randomBytes(3).toString("hex")}`), env);
+    [a, b] = await Promise.all([
+      startServe(["--listen", `127.0.0.1:${portA}`, ...args("replica-a")], env),
+      startServe(args(`replica-b-${randomBytes(3).toString("hex")}`), env),
+    ]);
     for (const replica of [a, b]) {
       await until(async () => (await digestOn(replica, "v0")) !== undefined, "v0", 30_000);
     }
@@ -75,9 +78,11 @@ describe("webhooks and events across two replicas on one Redis", () => {
     for (const c of opened) c.close();
     await builder?.close();
     // The stream readers end with the daemon: both stop cleanly, within the bound.
-    for (const replica of [a, b]) {
-      if (replica) assert.equal((await replica.stop()).code, 0, replica.output());
-    }
+    await Promise.all(
+      [a, b].map(async (replica) => {
+        if (replica) assert.equal((await replica.stop()).code, 0, replica.output());
+      }),
+    );
     await registry?.stop();
     await redis?.stop();
   });
