@@ -15,7 +15,7 @@
 // removed or renamed; the tsconfigs; package.json; the installed packages' lock file), or when
 // dist/cli/main.js is missing: for a test file run alone, whose run has no build step before it
 // (`npm test` builds every time). Runs are serialised by a lock directory, so test processes
-// that start together build once.
+// that start together build once, and a test that checks while a build runs waits for it.
 import { spawnSync } from "node:child_process";
 import {
   existsSync,
@@ -164,10 +164,22 @@ function build() {
   }
 }
 
-const ifStale = process.argv.includes("--if-stale");
+function main() {
+  try {
+    process.exitCode = process.argv.includes("--if-stale") && !isStale() ? 0 : build();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
 lock();
-try {
-  process.exitCode = ifStale && !isStale() ? 0 : build();
-} finally {
-  rmSync(LOCK, { recursive: true, force: true });
+// Started with an IPC channel (scripts/test.mjs), it says when it holds the lock: the tests may
+// start then, as every test that uses dist/ waits for the lock (test/support/built-dist.ts).
+if (process.send) {
+  process.send("locked", () => {
+    process.disconnect();
+    main();
+  });
+} else {
+  main();
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test` after its lint: builds dist/ (scripts/build-dist.mjs, every time: the tests that
-// start the CLI as a process run bin/regscan.mjs on it, and the package test packs it), then
+// start the CLI as a process run bin/regscan.mjs on it, and the package test packs it) and
 // runs every test (scripts/run-tests.mjs, this script's arguments passed on), while the
 // type-check (`npm run typecheck`, tsc --noEmit over src/, test/, bench/ and scripts/) runs
 // beside both at a lower priority: the tests leave part of the two cores idle as they wait on
@@ -23,19 +23,17 @@ function exited(child) {
   });
 }
 
-/** The build's or the tests' process, while it runs. */
-let current;
+/** The processes this script started: a SIGTERM is passed on to them. */
+const children = [];
 
-function runInherit(args) {
-  current = spawn(process.execPath, args, { cwd: ROOT, stdio: "inherit" });
-  return exited(current);
+function start(args, stdio) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio });
+  children.push(child);
+  return child;
 }
 
 const started = performance.now();
-const typecheck = spawn(process.execPath, [TSC, "-p", "tsconfig.json", "--noEmit"], {
-  cwd: ROOT,
-  stdio: ["ignore", "pipe", "pipe"],
-});
+const typecheck = start([TSC, "-p", "tsconfig.json", "--noEmit"], ["ignore", "pipe", "pipe"]);
 let typecheckOutput = "";
 typecheck.stdout.setEncoding("utf8").on("data", (d) => {
   typecheckOutput += d;
@@ -53,7 +51,7 @@ try {
   // Not fatal: it runs at the tests' priority.
 }
 // Ctrl-C reaches the whole process group; a SIGTERM to this script alone is passed on. Either
-// way the script waits for the tests' runner to clean up, then exits as the signal says.
+// way the script waits for the build and the tests' runner to end, then exits as the signal says.
 let interrupted;
 for (const [signal, code] of [
   ["SIGINT", 130],
@@ -61,14 +59,20 @@ for (const [signal, code] of [
 ]) {
   process.once(signal, () => {
     interrupted = code;
-    typecheck.kill("SIGTERM");
-    if (signal === "SIGTERM") current?.kill(signal);
+    for (const child of children) {
+      if (child === typecheck || signal === "SIGTERM") child.kill("SIGTERM");
+    }
   });
 }
 
-const build = await runInherit(["scripts/build-dist.mjs"]);
-const tests =
-  build.code === 0 ? await runInherit(["scripts/run-tests.mjs", ...process.argv.slice(2)]) : build;
+// The tests start once the build holds its lock, not once it has ended: the first test that
+// uses dist/ waits there for the build (build-dist --if-stale, test/support/built-dist.ts),
+// and the rest, most of the suite, runs meanwhile.
+const builder = start(["scripts/build-dist.mjs"], ["inherit", "inherit", "inherit", "ipc"]);
+const built = exited(builder);
+await Promise.race([new Promise((resolve) => builder.once("message", resolve)), built]);
+const tests = await exited(start(["scripts/run-tests.mjs", ...process.argv.slice(2)], "inherit"));
+const build = await built;
 const types = await typechecked;
 if (interrupted !== undefined) process.exit(interrupted);
 const took = `${types.seconds.toFixed(1)} s`;
@@ -78,5 +82,5 @@ if (types.code === 0) {
   process.stdout.write(typecheckOutput);
   console.log(`# typecheck (tsc --noEmit): FAILED (exit ${types.code}, ${took})`);
 }
-if (build.code !== 0) console.log("# dist/ did not build (scripts/build-dist.mjs): no test ran");
+if (build.code !== 0) console.log("# dist/ did not build (scripts/build-dist.mjs)");
 process.exit(tests.code !== 0 || types.code !== 0 ? 1 : 0);
