@@ -113,25 +113,34 @@ async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promis
   }
 }
 
-describe("replicas on a shared store", () => {
-  let registry: RegistryHandle;
+// The two stores' tests run side by side, each with a registry of its own: the gate and the
+// request counts are per registry, and the replicas mostly wait (on the gate, on heartbeats).
+describe("replicas on a shared store", { concurrency: true }, () => {
+  const registries: RegistryHandle[] = [];
 
   before(async () => {
-    registry = await startRegistry();
-    const builder = new ImageBuilder(registry);
-    for (const repo of REPOS) await builder.pushImage(repo, ["v1"]);
-    await builder.close();
+    registries.push(
+      ...(await Promise.all(
+        [0, 1].map(async () => {
+          const registry = await startRegistry();
+          const builder = new ImageBuilder(registry);
+          for (const repo of REPOS) await builder.pushImage(repo, ["v1"]);
+          await builder.close();
+          return registry;
+        }),
+      )),
+    );
   });
 
   test("on one Redis", async () => {
     const redis = await startRedis();
-    await checkReplicas(registry, redis.url);
+    await checkReplicas(registries[0]!, redis.url);
     await redis.stop();
   });
 
   test("on one memcached", async () => {
     const memcached = await startMemcached();
-    await checkReplicas(registry, `memcached://${memcached.address}`);
+    await checkReplicas(registries[1]!, `memcached://${memcached.address}`);
     await memcached.stop();
   });
 });
