@@ -4,7 +4,7 @@
  * bench ends (Redis is test/support/redis.ts's) (test/support/processes, which also sets PR_SET_PDEATHSIG).
  */
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../test/support/ports.js";
