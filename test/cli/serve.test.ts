@@ -79,165 +79,173 @@ describe("regscan serve", () => {
     dir = makeTempDir("regscan-serve-");
     [registry, locked] = await Promise.all([startRegistry(), startRegistry({ mode: "htpasswd" })]);
     builder = new ImageBuilder(registry);
-    await builder.pushImage("team/app", ["v1", "v2"], { labels: { "org.example.team": "blue" } });
-    await builder.pushImage("team/other", ["latest"]);
     const lockedBuilder = new ImageBuilder(locked);
-    await lockedBuilder.pushImage("team/secret", ["v1"]);
+    await Promise.all([
+      builder.pushImage("team/app", ["v1", "v2"], { labels: { "org.example.team": "blue" } }),
+      builder.pushImage("team/other", ["latest"]),
+      lockedBuilder.pushImage("team/secret", ["v1"]),
+    ]);
     await lockedBuilder.close();
   });
   after(async () => {
     await builder?.close();
   });
 
-  test("repositories become ready, a pushed tag appears after a priority refresh with an event, metrics show it", async () => {
-    const app = `${registry.host}/team/app`;
-    const other = `${registry.host}/team/other`;
-    const serve = await startServe([
-      "--image",
-      app,
-      "--image",
-      `${other}:latest`,
-      "--insecure-host",
-      registry.host,
-      "--cache",
-      `sqlite:${join(dir, "e2e.db")}`,
-      "--api-token",
-      "e2e-token-123",
-    ]);
-    const headers = { authorization: "Bearer e2e-token-123" };
-    const auth = { headers };
-    for (const name of [app, other]) {
-      await waitFor(
-        async () => (await serve.fetchJson(`/v1/repositories/${name}`, auth)).status === 200,
-        {
-          what: `${name} to be cached`,
-          timeoutMs: 30_000,
-          intervalMs: 200,
-        },
-      );
-    }
-    const repo = await serve.fetchJson(`/v1/repositories/${encodeURIComponent(app)}`, auth);
-    assert.deepEqual((repo.body.tags as string[]).slice().sort(), ["v1", "v2"]);
-    const images = repo.body.images as Record<
-      string,
-      { labels: Record<string, string>; digest: string }
-    >;
-    assert.equal(images.v1?.labels["org.example.team"], "blue");
-    const image = await serve.fetchJson(`/v1/images/${app}:v2`, auth);
-    assert.equal(image.status, 200);
-    assert.equal(image.body.digest, images.v2?.digest);
-    assert.equal((await serve.fetchJson("/v1/repositories")).status, 401);
-
-    const list = await serve.fetchJson("/v1/repositories", auth);
-    const statuses = list.body.repositories as Array<{ name: string; tagCount: number }>;
-    assert.deepEqual(statuses.map((s) => s.name).sort(), [app, other].sort());
-    assert.equal(statuses.find((s) => s.name === app)?.tagCount, 2);
-
-    const stream = await openEvents(`${serve.url}/v1/events`, headers);
-    const pushed = await builder.pushImage("team/app", ["v3"]);
-    const refresh = await serve.fetchJson(`/v1/repositories/${app}/refresh`, {
-      ...auth,
-      method: "POST",
-    });
-    assert.equal(refresh.status, 202);
-    await waitFor(
-      async () => {
-        const r = await serve.fetchJson(`/v1/repositories/${app}`, auth);
-        return (r.body.tags as string[] | undefined)?.includes("v3") ?? false;
-      },
-      { what: "v3 to appear after the priority refresh", timeoutMs: 20_000, intervalMs: 200 },
-    );
-    await waitFor(async () => stream.events.some((e) => e.includes("event: new-tag")), {
-      what: "a new-tag event",
-      timeoutMs: 10_000,
-    });
-    stream.stop();
-    const event = stream.events.find((e) => e.includes("event: new-tag")) ?? "";
-    const data = JSON.parse(/data: (.*)/.exec(event)?.[1] ?? "{}") as Record<string, string>;
-    assert.equal(data.repository, app);
-    assert.equal(data.tag, "v3");
-    assert.equal(data.digest, pushed.digest);
-
-    const metrics = await fetch(`${serve.url}/metrics`);
-    const text = await metrics.text();
-    assert.equal(metrics.status, 200);
-    assert.match(text, /regscan_warmer_repositories_scanned_total/);
-    assert.match(text, /regscan_warmer_tags_refreshed_total/);
-    assert.match(
-      text,
-      /regscan_client_fetch_duration_seconds_count\{kind="tags",success="true"\} [1-9]/,
-    );
-    assert.match(
-      text,
-      /regscan_http_requests_total\{host="127\.0\.0\.1:\d+",method="GET",status="200"\} [1-9]/,
-    );
-    assert.equal((await fetch(`${serve.url}/healthz`)).status, 200);
-    assert.equal((await fetch(`${serve.url}/readyz`)).status, 200);
-
-    const stopped = await serve.stop("SIGTERM");
-    assert.equal(stopped.code, 0, serve.output());
-    assert.ok(!serve.output().includes("e2e-token-123"), "the API token must not be logged");
-  });
-
-  test("an unreachable registry, a bad credential and an unknown image are named; the rest is served", async () => {
-    const closedPort = await freePort();
-    const good = `${registry.host}/team/app`;
-    const unreachable = `127.0.0.1:${closedPort}/team/gone`;
-    const secret = `${locked.host}/team/secret`;
-    const unknown = `${registry.host}/team/nonexistent`;
-    const dockerConfig = join(dir, "config.json");
-    const wrong = Buffer.from("alice:not-the-password").toString("base64");
-    writeFileSync(dockerConfig, JSON.stringify({ auths: { [locked.host]: { auth: wrong } } }));
-    const serve = await serveInProcess([
-      ...[good, unreachable, secret, unknown].flatMap((i) => ["--image", i]),
-      ...[registry.host, locked.host, `127.0.0.1:${closedPort}`].flatMap((h) => [
+  // The daemon process and the in-process one side by side: the second mostly waits out the
+  // retries of its unreachable registry, and neither reads what the other changes (the first
+  // pushes v3; the second asks only that team/app was scanned). The in-process runs below stay
+  // one at a time: they share this process's signal listeners.
+  describe("serving", { concurrency: true }, () => {
+    test("repositories become ready, a pushed tag appears after a priority refresh with an event, metrics show it", async () => {
+      const app = `${registry.host}/team/app`;
+      const other = `${registry.host}/team/other`;
+      const serve = await startServe([
+        "--image",
+        app,
+        "--image",
+        `${other}:latest`,
         "--insecure-host",
-        h,
-      ]),
-      "--docker-config",
-      dockerConfig,
-      "--cache",
-      "memory:",
-    ]);
-    type Status = {
-      name: string;
-      tagCount?: number;
-      lastError?: { code: string; message: string };
-    };
-    let byName = new Map<string, Status>();
-    await waitFor(
-      async () => {
-        const list = await serve.fetchJson("/v1/repositories");
-        byName = new Map((list.body.repositories as Status[]).map((s) => [s.name, s]));
-        return (
-          byName.get(good)?.tagCount !== undefined &&
-          [unreachable, secret, unknown].every((n) => byName.get(n)?.lastError !== undefined)
+        registry.host,
+        "--cache",
+        `sqlite:${join(dir, "e2e.db")}`,
+        "--api-token",
+        "e2e-token-123",
+      ]);
+      const headers = { authorization: "Bearer e2e-token-123" };
+      const auth = { headers };
+      for (const name of [app, other]) {
+        await waitFor(
+          async () => (await serve.fetchJson(`/v1/repositories/${name}`, auth)).status === 200,
+          {
+            what: `${name} to be cached`,
+            timeoutMs: 30_000,
+            intervalMs: 50,
+          },
         );
-      },
-      { what: "every repository to be scanned once", timeoutMs: 45_000, intervalMs: 250 },
-    );
-    assert.equal(byName.get(good)?.lastError, undefined);
-    assert.equal(byName.get(secret)?.lastError?.code, "UNAUTHORIZED");
-    assert.equal(byName.get(unknown)?.lastError?.code, "NAME_UNKNOWN");
-    assert.match(
-      byName.get(unreachable)?.lastError?.message ?? "",
-      new RegExp(`127\\.0\\.0\\.1:${closedPort}`),
-    );
+      }
+      const repo = await serve.fetchJson(`/v1/repositories/${encodeURIComponent(app)}`, auth);
+      assert.deepEqual((repo.body.tags as string[]).slice().sort(), ["v1", "v2"]);
+      const images = repo.body.images as Record<
+        string,
+        { labels: Record<string, string>; digest: string }
+      >;
+      assert.equal(images.v1?.labels["org.example.team"], "blue");
+      const image = await serve.fetchJson(`/v1/images/${app}:v2`, auth);
+      assert.equal(image.status, 200);
+      assert.equal(image.body.digest, images.v2?.digest);
+      assert.equal((await serve.fetchJson("/v1/repositories")).status, 401);
 
-    const failed = await serve.fetchJson(`/v1/repositories/${secret}`);
-    assert.equal(failed.status, 502);
-    assert.equal(failed.body.code, "UNAUTHORIZED");
-    const missing = await serve.fetchJson(`/v1/repositories/${unknown}`);
-    assert.equal(missing.status, 502);
-    assert.equal(missing.body.code, "NAME_UNKNOWN");
-    assert.equal((await serve.fetchJson(`/v1/repositories/${good}`)).status, 200);
-    assert.equal(
-      (await serve.fetchJson(`/v1/repositories/${registry.host}/team/other`)).status,
-      404,
-    );
-    const out = serve.output();
-    assert.ok(!out.includes("not-the-password") && !out.includes(wrong), "no secret in the logs");
-    assert.equal((await serve.stop()).code, 0);
+      const list = await serve.fetchJson("/v1/repositories", auth);
+      const statuses = list.body.repositories as Array<{ name: string; tagCount: number }>;
+      assert.deepEqual(statuses.map((s) => s.name).sort(), [app, other].sort());
+      assert.equal(statuses.find((s) => s.name === app)?.tagCount, 2);
+
+      const stream = await openEvents(`${serve.url}/v1/events`, headers);
+      const pushed = await builder.pushImage("team/app", ["v3"]);
+      const refresh = await serve.fetchJson(`/v1/repositories/${app}/refresh`, {
+        ...auth,
+        method: "POST",
+      });
+      assert.equal(refresh.status, 202);
+      await waitFor(
+        async () => {
+          const r = await serve.fetchJson(`/v1/repositories/${app}`, auth);
+          return (r.body.tags as string[] | undefined)?.includes("v3") ?? false;
+        },
+        { what: "v3 to appear after the priority refresh", timeoutMs: 20_000, intervalMs: 50 },
+      );
+      await waitFor(async () => stream.events.some((e) => e.includes("event: new-tag")), {
+        what: "a new-tag event",
+        timeoutMs: 10_000,
+      });
+      stream.stop();
+      const event = stream.events.find((e) => e.includes("event: new-tag")) ?? "";
+      const data = JSON.parse(/data: (.*)/.exec(event)?.[1] ?? "{}") as Record<string, string>;
+      assert.equal(data.repository, app);
+      assert.equal(data.tag, "v3");
+      assert.equal(data.digest, pushed.digest);
+
+      const metrics = await fetch(`${serve.url}/metrics`);
+      const text = await metrics.text();
+      assert.equal(metrics.status, 200);
+      assert.match(text, /regscan_warmer_repositories_scanned_total/);
+      assert.match(text, /regscan_warmer_tags_refreshed_total/);
+      assert.match(
+        text,
+        /regscan_client_fetch_duration_seconds_count\{kind="tags",success="true"\} [1-9]/,
+      );
+      assert.match(
+        text,
+        /regscan_http_requests_total\{host="127\.0\.0\.1:\d+",method="GET",status="200"\} [1-9]/,
+      );
+      assert.equal((await fetch(`${serve.url}/healthz`)).status, 200);
+      assert.equal((await fetch(`${serve.url}/readyz`)).status, 200);
+
+      const stopped = await serve.stop("SIGTERM");
+      assert.equal(stopped.code, 0, serve.output());
+      assert.ok(!serve.output().includes("e2e-token-123"), "the API token must not be logged");
+    });
+
+    test("an unreachable registry, a bad credential and an unknown image are named; the rest is served", async () => {
+      const closedPort = await freePort();
+      const good = `${registry.host}/team/app`;
+      const unreachable = `127.0.0.1:${closedPort}/team/gone`;
+      const secret = `${locked.host}/team/secret`;
+      const unknown = `${registry.host}/team/nonexistent`;
+      const dockerConfig = join(dir, "config.json");
+      const wrong = Buffer.from("alice:not-the-password").toString("base64");
+      writeFileSync(dockerConfig, JSON.stringify({ auths: { [locked.host]: { auth: wrong } } }));
+      const serve = await serveInProcess([
+        ...[good, unreachable, secret, unknown].flatMap((i) => ["--image", i]),
+        ...[registry.host, locked.host, `127.0.0.1:${closedPort}`].flatMap((h) => [
+          "--insecure-host",
+          h,
+        ]),
+        "--docker-config",
+        dockerConfig,
+        "--cache",
+        "memory:",
+      ]);
+      type Status = {
+        name: string;
+        tagCount?: number;
+        lastError?: { code: string; message: string };
+      };
+      let byName = new Map<string, Status>();
+      await waitFor(
+        async () => {
+          const list = await serve.fetchJson("/v1/repositories");
+          byName = new Map((list.body.repositories as Status[]).map((s) => [s.name, s]));
+          return (
+            byName.get(good)?.tagCount !== undefined &&
+            [unreachable, secret, unknown].every((n) => byName.get(n)?.lastError !== undefined)
+          );
+        },
+        { what: "every repository to be scanned once", timeoutMs: 45_000, intervalMs: 50 },
+      );
+      assert.equal(byName.get(good)?.lastError, undefined);
+      assert.equal(byName.get(secret)?.lastError?.code, "UNAUTHORIZED");
+      assert.equal(byName.get(unknown)?.lastError?.code, "NAME_UNKNOWN");
+      assert.match(
+        byName.get(unreachable)?.lastError?.message ?? "",
+        new RegExp(`127\\.0\\.0\\.1:${closedPort}`),
+      );
+
+      const failed = await serve.fetchJson(`/v1/repositories/${secret}`);
+      assert.equal(failed.status, 502);
+      assert.equal(failed.body.code, "UNAUTHORIZED");
+      const missing = await serve.fetchJson(`/v1/repositories/${unknown}`);
+      assert.equal(missing.status, 502);
+      assert.equal(missing.body.code, "NAME_UNKNOWN");
+      assert.equal((await serve.fetchJson(`/v1/repositories/${good}`)).status, 200);
+      assert.equal(
+        (await serve.fetchJson(`/v1/repositories/${registry.host}/team/other`)).status,
+        404,
+      );
+      const out = serve.output();
+      assert.ok(!out.includes("not-the-password") && !out.includes(wrong), "no secret in the logs");
+      assert.equal((await serve.stop()).code, 0);
+    });
   });
 
   test("without images it says how to give some and exits 1", async () => {
