@@ -58,7 +58,7 @@ export class ListenError extends RegscanError {
  * How long the store, client pool and sources get to close, together, after the shutdown
  * bound (deployments allow for it: 20 s bound + 5 s < 30 s grace in deploy/ and systemd).
  */
-const CLOSE_BOUND_MS = 5_000;
+const DEFAULT_CLOSE_BOUND_MS = 5_000;
 
 /**
  * What identifies one state of a repository record: the warmer rewrites the record (new
@@ -148,6 +148,11 @@ export interface DaemonOptions {
   /** Overrides for tests: the store and the client factory. */
   store?: Store;
   factory?: ClientFactory;
+  /**
+   * How long the store, client pool and sources get to close, together, after the shutdown
+   * bound (default 5 s, which deployments' termination grace allows for).
+   */
+  closeBoundMs?: number;
 }
 
 /** What a started daemon holds on to (built by {@link Daemon.start}). */
@@ -162,6 +167,7 @@ interface DaemonParts {
   closers: Array<() => Promise<void> | void>;
   logger: Logger;
   shutdownMs: number;
+  closeBoundMs: number;
 }
 
 /** A running daemon. */
@@ -175,6 +181,7 @@ export class Daemon {
   readonly #closers: Array<() => Promise<void> | void>;
   readonly #logger: Logger;
   readonly #shutdownMs: number;
+  readonly #closeBoundMs: number;
   #stopping: Promise<boolean> | undefined;
 
   private constructor(parts: DaemonParts) {
@@ -187,6 +194,7 @@ export class Daemon {
     this.#closers = parts.closers;
     this.#logger = parts.logger;
     this.#shutdownMs = parts.shutdownMs;
+    this.#closeBoundMs = parts.closeBoundMs;
   }
 
   /** Starts everything; rejects with a clear error (and nothing left running) on failure. */
@@ -369,6 +377,7 @@ export class Daemon {
         closers: cleanup,
         logger,
         shutdownMs: config.server.shutdownTimeout,
+        closeBoundMs: opts.closeBoundMs ?? DEFAULT_CLOSE_BOUND_MS,
       });
     } catch (err) {
       for (const step of cleanup.reverse()) {
@@ -415,7 +424,7 @@ export class Daemon {
       );
     let closed = true;
     // A store or pool that never answers its close must not keep the process alive.
-    const closeBy = Date.now() + CLOSE_BOUND_MS;
+    const closeBy = Date.now() + this.#closeBoundMs;
     for (const close of [...this.#closers].reverse()) {
       try {
         const left = Math.max(0, closeBy - Date.now());
