@@ -34,56 +34,58 @@ export interface PingRoute {
 /** Pings `host` and tells its policy; fails (to be asked again later) when it cannot tell. */
 export async function pingHost(host: string, route: PingRoute): Promise<HostPolicy> {
   const https = new URL(`https://${host}/`);
-  const http = new URL(`http://${host}/`);
-  if (route.isInsecure(host)) {
-    const quick = await probeInsecure({ https, http, host, route });
-    if (quick) return quick;
-  }
-  try {
-    return await pingAt(https, host, route.transport);
-  } catch (err) {
-    if (!(err instanceof NetworkError) || !route.isInsecure(host)) throw err;
-    return await pingAt(http, host, route.transport);
-  }
+  if (!route.isInsecure(host)) return await pingAt(https, host, route.transport);
+  return await pingInsecure({ https, http: new URL(`http://${host}/`), host, route });
 }
 
-/**
- * An insecure host's https tried once, without retries: a plain-HTTP host answers TLS
- * with a reset, which the retry layer would otherwise retry for a second or more before
- * the fallback to http. Undefined when that gave no clear answer (a status the retries
- * are for, or http answering other than a registry's `/v2/`: 200, 401, or a refusal that
- * the retried ping would report too); the host is then pinged the usual, retried way.
- */
-async function probeInsecure(probe: {
+/** Where an insecure host is pinged. */
+interface InsecurePing {
   https: URL;
   http: URL;
   host: string;
   route: PingRoute;
-}): Promise<HostPolicy | undefined> {
-  const { https, http, host, route } = probe;
-  let res: HttpResponse | undefined;
+}
+
+/**
+ * An insecure host: https is tried once, without retries (a plain-HTTP host answers TLS with
+ * a reset, which the retry layer would otherwise retry for a second or more before the
+ * fallback to http), then plain http the retried way. Each scheme is pinged in one retry
+ * sequence at most, so that the request's deadline and the retry policy bound the ping as
+ * they bound any request: a host that never answers fails once, at the deadline its error
+ * names; one that refuses connections goes through the retries once.
+ */
+async function pingInsecure(ping: InsecurePing): Promise<HostPolicy> {
+  const { https, host, route } = ping;
+  let res: HttpResponse;
   try {
     res = await get(https, route.probe);
   } catch (err) {
-    // What the retried ping does too: only a network failure falls back to http.
+    // A timeout spent the deadline and is the answer; only a network failure (a refusal,
+    // or what a plain-HTTP host answers TLS with) says https may not be the way.
     if (!(err instanceof NetworkError)) throw err;
+    return await pingPlain(ping);
   }
-  if (res) {
-    if (!RETRY_STATUSES.has(res.status)) return await policyOf(res, https, host);
-    await discard(res);
-    return undefined;
-  }
-  try {
-    res = await get(http, route.transport);
-  } catch {
-    return undefined;
-  }
+  if (!RETRY_STATUSES.has(res.status)) return await policyOf(res, https, host);
+  // The host speaks https and asks to be asked again: the retries are for that.
+  await discard(res);
+  return await pingAt(https, host, route.transport);
+}
+
+/**
+ * An insecure host's plain-http ping, once its https look failed with a network error. Its
+ * failure (after the retries) is the answer: pinging https again would take another deadline,
+ * or another round of retries, to learn the same. Only an answer that is not a registry's
+ * `/v2/` (200, 401, 429, 5xx) sends the ping back to https: e.g. the 400 a TLS server answers
+ * plain HTTP with, or a redirect to https; the https look may then have failed only for now.
+ */
+async function pingPlain(ping: InsecurePing): Promise<HostPolicy> {
+  const { https, http, host, route } = ping;
+  const res = await get(http, route.transport);
   if (res.status === 200 || res.status === 401 || res.status === 429 || res.status >= 500) {
     return await policyOf(res, http, host);
   }
-  // E.g. the 400 a TLS server answers plain HTTP with: https may have failed only for now.
   await discard(res);
-  return undefined;
+  return await pingAt(https, host, route.transport);
 }
 
 async function pingAt(base: URL, host: string, transport: Transport): Promise<HostPolicy> {

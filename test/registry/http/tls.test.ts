@@ -14,6 +14,7 @@ import {
 } from "../../../src/registry/factory.js";
 import { withFault } from "../../support/faults.js";
 import { ImageBuilder } from "../../support/image-builder.js";
+import { freePort } from "../../support/ports.js";
 import { type RegistryHandle, startRegistry } from "../../support/registry.js";
 
 let plain: RegistryHandle;
@@ -81,6 +82,36 @@ describe("plain HTTP registry", () => {
     const before = plain.connections().failed;
     assert.deepEqual(await tagsOf(plain, { insecureHosts: [plain.host] }), ["v1"]);
     assert.equal(plain.connections().failed - before, 1, "one failed TLS connection");
+  });
+});
+
+describe("an insecure host that refuses connections", () => {
+  test("one retry sequence of the plain-HTTP ping, then a NETWORK error naming the host", async () => {
+    const host = `127.0.0.1:${await freePort()}`;
+    const retried: string[] = [];
+    // The default retry policy (4 attempts, back-off from 250 ms) with a hook that records.
+    const f = new RemoteClientFactory({
+      insecureHosts: [host],
+      retry: { onRetry: (info) => retried.push(`${info.req.url}`) },
+    });
+    factories.push(f);
+    const started = Date.now();
+    await assert.rejects(
+      f.clientFor(parseImageName(`${host}/app`), Credentials.none()).tags(),
+      (err: Error & { code?: string; host?: string; causeCode?: string }) => {
+        assert.equal(err.code, "NETWORK");
+        assert.equal(err.host, host);
+        assert.equal(err.causeCode, "ECONNREFUSED");
+        assert.ok(err.message.includes(host), err.message);
+        return true;
+      },
+    );
+    const took = Date.now() - started;
+    // The HTTPS look is made once; the plain-HTTP ping's 3 retries are the only ones. Each
+    // scheme pinged again afterwards made it 9 retries and over 2.6 s of back-off alone.
+    assert.deepEqual(retried, Array(3).fill(`http://${host}/v2/`));
+    // Back-off of 0.875-1.75 s, and a loaded machine's lateness.
+    assert.ok(took < 2_500, `took ${took} ms`);
   });
 });
 
