@@ -174,6 +174,7 @@ export async function openStore(
         service,
         dnsServers,
         refreshMs,
+        timeoutMs,
         logger,
       });
       await servers.refresh();

@@ -334,13 +334,21 @@ export class MemcachedStore implements Store {
   async #currentServers(opts: OperationOptions | undefined): Promise<readonly string[]> {
     let servers = this.#source.servers();
     if (servers.length === 0) {
-      // A DNS server that does not answer holds this for its timeouts; the caller's abort
-      // must not wait for them.
+      // A DNS server that does not answer holds this until the store's timeout (the
+      // resolution's deadline); the caller's abort must not wait for it. The resolution is
+      // shared with other callers, so an abort leaves it running for them.
       await raceAbort(this.#source.refresh(), opts?.signal);
       servers = this.#source.servers();
     }
     if (servers.length === 0) {
-      throw new StoreUnavailableError({ store: this.#name, detail: "no servers known" });
+      // The lookup's own error when it has one: a timeout names the record and the deadline.
+      const problem = this.#source.lastError?.();
+      if (problem instanceof StoreUnavailableError) throw problem;
+      throw new StoreUnavailableError({
+        store: this.#name,
+        detail: problem ? `no servers known (${problem.message})` : "no servers known",
+        cause: problem,
+      });
     }
     return servers;
   }

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { openStore } from "../../../src/cache/open-store.js";
+import { StoreUnavailableError } from "../../../src/cache/stores/errors.js";
 import { MemcachedStore } from "../../../src/cache/stores/memcached.js";
 import { memcachedKey } from "../../../src/cache/stores/memcached-keys.js";
+import { SrvLookupTimeoutError } from "../../../src/cache/stores/memcached-servers.js";
 import { type DnsServer, startDnsmasq } from "../../support/dnsmasq.js";
 import { type MemcachedServer, startMemcached } from "../../support/memcached.js";
 import { waitFor } from "../../support/processes.js";
@@ -154,6 +156,52 @@ test("memcached+srv: an abort is honoured while a silent DNS server is asked for
     await assert.rejects(store.get("k", { signal: ac.signal }), /stop asking/);
     assert.ok(Date.now() - started < 1000, `aborted after ${Date.now() - started} ms`);
     assert.ok(unanswered > 0, "the silent server was asked");
+  } finally {
+    await store.close();
+    silent.close();
+  }
+});
+
+test("memcached+srv: a silent DNS server fails the lookup at the store's timeout, naming the record", async () => {
+  const { createSocket } = await import("node:dgram");
+  // Takes queries and never answers, from the start: the resolver's own retries (about 6 s
+  // by default) must not outlast the store's timeout=.
+  const silent = createSocket("udp4");
+  let queries = 0;
+  silent.on("message", () => {
+    queries++;
+  });
+  await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
+  const dnsAddress = `127.0.0.1:${silent.address().port}`;
+  const timeoutMs = 1000;
+  const marginMs = 500;
+  const opening = Date.now();
+  const store = await openStore(`memcached+srv://${NAME}?dns=${dnsAddress}&timeout=1s&refresh=1h`);
+  try {
+    // Opening resolves once, under the same deadline.
+    const openMs = Date.now() - opening;
+    assert.ok(openMs < timeoutMs + marginMs, `opened after ${openMs} ms`);
+    assert.ok(queries > 0, "the silent server was asked");
+    // Past the one-second gap between resolutions, an operation asks again and fails at
+    // the deadline with the error that says which record and how long.
+    await new Promise((r) => setTimeout(r, 1100));
+    const asked = queries;
+    const started = Date.now();
+    const err = await store.get("k").then(
+      () => assert.fail("get succeeded with no servers"),
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - started;
+    assert.ok(err instanceof SrvLookupTimeoutError, `got ${String(err)}`);
+    assert.ok(err instanceof StoreUnavailableError, "callers that handle outages handle it");
+    assert.equal(err.code, "STORE_UNAVAILABLE");
+    assert.equal(err.record, `_memcached._tcp.${NAME}`);
+    assert.equal(err.timeoutMs, timeoutMs);
+    assert.match(err.message, /_memcached\._tcp\.cache\.regscan\.test/);
+    assert.match(err.message, /1000 ms/);
+    assert.ok(queries > asked, "the operation's resolution asked the server again");
+    assert.ok(elapsed >= timeoutMs - 50, `failed after ${elapsed} ms, before the deadline`);
+    assert.ok(elapsed < timeoutMs + marginMs, `failed after ${elapsed} ms`);
   } finally {
     await store.close();
     silent.close();
