@@ -1,10 +1,13 @@
 /**
  * The origin layer: a registry path goes to its host's base URL (learnt by one ping, shared
  * by concurrent requests, forgotten when it fails), absolute URLs go by unchanged, and every
- * request carries its host's TLS policy down to the dispatcher.
+ * request carries its host's TLS policy down to the dispatcher. An insecure host's ping tries
+ * each scheme once at most (https quickly, then plain http the retried way): a failure there is
+ * the answer, not a reason to ping both again.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { NetworkError, TimeoutError } from "../../../src/registry/errors.js";
 import {
   type HttpRequest,
   type HttpResponse,
@@ -90,6 +93,94 @@ describe("the origin layer", () => {
       sent.map((r) => r.skipTlsVerify),
       [true, false],
     );
+  });
+});
+
+/**
+ * An insecure host behind two fake transports that record what went which way: `probe` (the
+ * quick https look, without retries) and `ping` (the retried way). `answers` tells, per
+ * scheme, the status the host answers or the error it fails with.
+ */
+function insecureHost(answers: { https: number | Error; http: number | Error }) {
+  const sent: string[] = [];
+  const via =
+    (route: string) =>
+    async (req: HttpRequest): Promise<HttpResponse> => {
+      assert.ok(req.url instanceof URL);
+      sent.push(`${route} ${req.url.href}`);
+      const said = req.url.protocol === "https:" ? answers.https : answers.http;
+      if (said instanceof Error) throw said;
+      return answer(said, req.url);
+    };
+  const origins = new Origins({
+    insecureHosts: ["local.test:5000"],
+    ping: via("ping"),
+    probe: via("probe"),
+  });
+  return { sent, policy: () => origins.policy("local.test:5000") };
+}
+
+const refused = () =>
+  new NetworkError({ host: "local.test:5000", causeCode: "ECONNREFUSED", message: "refused" });
+
+describe("an insecure host's ping", () => {
+  test("https failing and plain http failing: http's error, each scheme tried once", async () => {
+    const host = insecureHost({ https: refused(), http: refused() });
+    await assert.rejects(host.policy(), { code: "NETWORK", causeCode: "ECONNREFUSED" });
+    assert.deepEqual(host.sent, [
+      "probe https://local.test:5000/v2/",
+      "ping http://local.test:5000/v2/",
+    ]);
+  });
+
+  test("a plain-http timeout is the answer; https is not pinged again", async () => {
+    const timeout = new TimeoutError({ host: "local.test:5000", timeoutMs: 400 });
+    const host = insecureHost({ https: refused(), http: timeout });
+    await assert.rejects(host.policy(), (err) => err === timeout);
+    assert.deepEqual(host.sent, [
+      "probe https://local.test:5000/v2/",
+      "ping http://local.test:5000/v2/",
+    ]);
+  });
+
+  test("an https timeout is the answer; plain http is not tried", async () => {
+    const host = insecureHost({ https: new TimeoutError({ timeoutMs: 400 }), http: 200 });
+    await assert.rejects(host.policy(), { code: "TIMEOUT" });
+    assert.deepEqual(host.sent, ["probe https://local.test:5000/v2/"]);
+  });
+
+  test("plain http answering like a registry: its policy", async () => {
+    const host = insecureHost({ https: refused(), http: 200 });
+    assert.equal((await host.policy()).base.href, "http://local.test:5000/");
+  });
+
+  test("plain http answering otherwise (a TLS server's 400): https again, the retried way", async () => {
+    let https: number | Error = refused();
+    const answers = {
+      get https() {
+        // The https look failed only for now.
+        const now = https;
+        https = 401;
+        return now;
+      },
+      http: 400,
+    };
+    const host = insecureHost(answers);
+    assert.equal((await host.policy()).base.href, "https://local.test:5000/");
+    assert.deepEqual(host.sent, [
+      "probe https://local.test:5000/v2/",
+      "ping http://local.test:5000/v2/",
+      "ping https://local.test:5000/v2/",
+    ]);
+  });
+
+  test("https asking to be asked again (503): retried over https, never plain http", async () => {
+    const host = insecureHost({ https: 503, http: 200 });
+    await assert.rejects(host.policy(), { code: "REGISTRY_ERROR", status: 503 });
+    assert.deepEqual(host.sent, [
+      "probe https://local.test:5000/v2/",
+      "ping https://local.test:5000/v2/",
+    ]);
   });
 });
 
