@@ -74,9 +74,10 @@ async function pingInsecure(ping: InsecurePing): Promise<HostPolicy> {
 /**
  * An insecure host's plain-http ping, once its https look failed with a network error. Its
  * failure (after the retries) is the answer: pinging https again would take another deadline,
- * or another round of retries, to learn the same. Only an answer that is not a registry's
- * `/v2/` (200, 401, 429, 5xx) sends the ping back to https: e.g. the 400 a TLS server answers
- * plain HTTP with, or a redirect to https; the https look may then have failed only for now.
+ * or another round of retries, to learn the same. Only a status a registry's `/v2/` does not
+ * answer with (200, 401, 429 or 5xx) sends the ping back to https, retried: e.g. the 400 a
+ * TLS server answers plain HTTP with, or a redirect to https; the https look may then have
+ * failed only for now.
  */
 async function pingPlain(ping: InsecurePing): Promise<HostPolicy> {
   const { https, http, host, route } = ping;
