@@ -62,8 +62,12 @@ export class BudgetStretch {
   /**
    * Looks at the budget of `name`'s host (when a scan starts or ends) and stretches or
    * relaxes its intervals; returns the factor. A factory without the signal never stretches.
+   * With `hold` (the host's first fill is still going on) the factor stays as it is: a cold
+   * fill spends the whole budget by design, once, and says nothing about whether the budget
+   * covers the intervals (bench:scale: a fill of a minute stretched every host 16 times, and
+   * the fleet's intervals stayed at 5 minutes long after it); its waits are not counted.
    */
-  observe(name: ImageName): number {
+  observe(name: ImageName, opts: { hold?: boolean } = {}): number {
     const host = name.apiHost.toLowerCase();
     let conditions: HostConditions | undefined;
     try {
@@ -83,6 +87,7 @@ export class BudgetStretch {
     const meanWait = requests > 0 ? (conditions.waitedMs - state.waitedMs) / requests : 0;
     state.requests = conditions.requests;
     state.waitedMs = conditions.waitedMs;
+    if (opts.hold === true) return state.factor;
     const saturated = conditions.saturated || meanWait >= SATURATED_MEAN_WAIT_MS;
     const now = this.#now();
     if (state.changedAt !== undefined && now - state.changedAt < STRETCH_CHANGE_GAP_MS) {

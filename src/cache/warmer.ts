@@ -639,10 +639,13 @@ export class Warmer {
 
   /**
    * The stretch of `name`'s host, looked at again: only while the loop runs, since intervals
-   * mean nothing to a one-off `scan()` (`regscan scan`), which should not warn about them.
+   * mean nothing to a one-off `scan()` (`regscan scan`), which should not warn about them;
+   * held while the host's cold fill goes on (see `BudgetStretch#observe`).
    */
   #stretched(name: ImageName): number {
-    return this.#running ? this.#stretch.observe(name) : 1;
+    if (!this.#running) return 1;
+    const hold = this.#schedule.hasColdWork(name.apiHost.toLowerCase());
+    return this.#stretch.observe(name, { hold });
   }
 
   #paceOf(repository: string): RepositoryPace {

@@ -114,7 +114,7 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
     await registry?.stop();
   });
 
-  it("stretches the interval, logs and shows it, and relaxes once the budget keeps up", async () => {
+  it("a cold fill does not stretch; a saturating rescan does, logged and shown; a light one relaxes it", async () => {
     // Only the warming loop stretches: a one-off scan (regscan scan) has no intervals.
     const name = parseImageName(`${registry.host}/stretch/app`);
     // Five requests a second, one at a time: twenty tags in flight wait seconds for it.
@@ -145,16 +145,26 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
       await waitFor(() => scans.length >= 1, { what: "the first scan", timeoutMs: 60_000 });
       assert.equal(scans[0]?.outcome, "scanned");
       assert.equal(scans[0]?.refreshed, 20);
+      // The first fill spent the budget (20 tags at 5/s), as a cold fill does, once: it says
+      // nothing about whether the budget covers the interval.
+      assert.equal(warmer.repositoryStatus(name)?.intervalMs, 60_000, "not stretched by the fill");
+      assert.equal(await stretchOf(), 1);
+
+      // A refresh checks every tag with HEAD: 20 requests at 5/s again, now a rescan.
+      clock.advance(STRETCH_CHANGE_GAP_MS + 1);
+      warmer.prioritize(name);
+      await waitFor(() => scans.length >= 2, { what: "the refresh", timeoutMs: 60_000 });
+      assert.equal(scans[1]?.outcome, "scanned");
       assert.equal(warmer.repositoryStatus(name)?.intervalMs, 120_000, "stretched twice");
       assert.equal(await stretchOf(), 2);
       const line = lines.find((l) => /cannot cover the configured intervals/.test(String(l.msg)));
       assert.equal(line?.host, registry.host);
 
-      // Nothing due: one listing, far under the budget; past the gap the stretch relaxes.
+      // A one-off scan while the loop runs: one listing, no tag due, far under the budget;
+      // past the gap the stretch relaxes.
       clock.advance(STRETCH_CHANGE_GAP_MS + 1);
-      warmer.prioritize(name);
-      await waitFor(() => scans.length >= 2, { what: "the second scan", timeoutMs: 60_000 });
-      assert.equal(scans[1]?.outcome, "scanned");
+      const [light] = await warmer.scan([{ name }]);
+      assert.equal(light?.outcome, "scanned");
       assert.equal(await stretchOf(), 1);
       assert.equal(warmer.repositoryStatus(name)?.intervalMs, 60_000);
     } finally {
