@@ -32,6 +32,11 @@ import {
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A replica exited during a fill without being killed by the bench. */
+export class ReplicaExitedError extends Error {
+  readonly code = "REPLICA_EXITED";
+}
+
 export function round(n: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
@@ -309,6 +314,16 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const intervals = new Map<string, number>();
   const survivors = replicas.filter((r) => r !== victim);
   const onTick = async (progress: { visibleTags: number; tags: number }) => {
+    // A replica that died on its own (not the one killed) would leave the fill to time out
+    // with no word of why: end the phase with what it last wrote.
+    for (const r of replicas) {
+      if (r === victim && killed !== undefined) continue;
+      if (r.proc.exited()) {
+        throw new ReplicaExitedError(
+          `${r.id} exited during the fill, ${round((Date.now() - startedAt) / 1000)} s in; its last output:\n${r.proc.output().slice(-3000)}`,
+        );
+      }
+    }
     await samplePulls();
     if (victim !== undefined && killed === undefined && o.kill !== undefined) {
       const share = progress.visibleTags / Math.max(1, progress.tags);
