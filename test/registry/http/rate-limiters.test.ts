@@ -3,6 +3,7 @@
  * the cool-down, `Retry-After` pauses and Docker Hub's remaining quota.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import {
   BUDGET_MARGIN,
@@ -65,6 +66,23 @@ describe("RateLimiters", () => {
       [100, 200, 300, 400, 500],
       "one request per 1/rps all the same: priority spends no extra budget",
     );
+  });
+
+  it("a waiter's naps leave no listeners on its signal", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    const ac = new AbortController();
+    const done: number[] = [];
+    // Five requests on one long-lived signal (a scan's): each naps until its turn.
+    for (let i = 0; i < 5; i++) {
+      void limiters.wait(HOST, { signal: ac.signal }).then(() => done.push(i));
+    }
+    await settle();
+    // A share change wakes every waiter early: each naps again.
+    limiters.setShare(0.5);
+    await clock.advance(2000);
+    assert.equal(done.length, 5);
+    assert.equal(getEventListeners(ac.signal, "abort").length, 0);
   });
 
   it("a waiter that gives up brings those behind it a turn nearer", async () => {
