@@ -261,7 +261,9 @@ export class Warmer {
       writeTimeout: new SharedTimeout({
         timeoutMs: WRITE_TIMEOUT_MS,
         slackMs: 1000,
-        listeners: burst * this.#concurrency + 16,
+        // Scans in flight reach twice the workers (priority and late work have a lane of
+        // their own): bench:scale's 1,000 repositories passed the old bound of one lane.
+        listeners: burst * this.#concurrency * 2 + 16,
       }),
     };
     const metrics = this.#ctx.metrics;
