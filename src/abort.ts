@@ -76,3 +76,36 @@ export function withTimeout<T>(p: Promise<T>, opts: TimeoutOptions): Promise<T> 
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * A signal that aborts when `a` or `b` does, with its reason; `dispose` takes its listeners
+ * off both once the work it guarded is over. Not `AbortSignal.any` where a source lives long:
+ * on Node 20 each call leaves a `WeakRef` in both sources for as long as they live (a
+ * replica's heap at 1,000 repositories held 274,000 of them, 9 MB, from the rate limiter's
+ * naps on a scan's signal and a host's wake signal).
+ */
+export function eitherSignal(
+  a: AbortSignal,
+  b: AbortSignal,
+): { signal: AbortSignal; dispose: () => void } {
+  const both = new AbortController();
+  if (a.aborted || b.aborted) {
+    both.abort(a.aborted ? a.reason : b.reason);
+    return { signal: both.signal, dispose: () => {} };
+  }
+  const dispose = () => {
+    a.removeEventListener("abort", fromA);
+    b.removeEventListener("abort", fromB);
+  };
+  const fromA = () => {
+    dispose();
+    both.abort(a.reason);
+  };
+  const fromB = () => {
+    dispose();
+    both.abort(b.reason);
+  };
+  a.addEventListener("abort", fromA, { once: true });
+  b.addEventListener("abort", fromB, { once: true });
+  return { signal: both.signal, dispose };
+}

@@ -3,8 +3,9 @@
  * promise running without turning its later failure into an unhandled rejection.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { test } from "node:test";
-import { abortableSleep, raceAbort, withTimeout } from "../src/abort.js";
+import { abortableSleep, eitherSignal, raceAbort, withTimeout } from "../src/abort.js";
 
 test("raceAbort with a signal already aborted: rejects at once, the shared failure stays handled", async () => {
   const unhandled: unknown[] = [];
@@ -50,4 +51,21 @@ test("abortableSleep and withTimeout end when they should", async () => {
     await withTimeout(Promise.resolve("fast"), { ms: 1_000, onTimeout: () => new Error("x") }),
     "fast",
   );
+});
+
+test("eitherSignal aborts with whichever source aborts first; dispose leaves no listener", () => {
+  const a = new AbortController();
+  const b = new AbortController();
+  const first = eitherSignal(a.signal, b.signal);
+  b.abort(new Error("b went"));
+  assert.equal((first.signal.reason as Error).message, "b went");
+  assert.equal(getEventListeners(a.signal, "abort").length, 0, "its listener on a is gone");
+  const c = new AbortController();
+  const d = new AbortController();
+  const second = eitherSignal(c.signal, d.signal);
+  assert.equal(second.signal.aborted, false);
+  second.dispose();
+  assert.equal(getEventListeners(c.signal, "abort").length, 0);
+  assert.equal(getEventListeners(d.signal, "abort").length, 0);
+  assert.equal(eitherSignal(a.signal, b.signal).signal.aborted, true, "a source already aborted");
 });

@@ -7,6 +7,7 @@
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { eitherSignal } from "../abort.js";
 import { RegscanError } from "../errors.js";
 import { summarizeError } from "./error-summary.js";
 import type { Store } from "./store.js";
@@ -199,11 +200,15 @@ async function readHolder(req: LeaseRequest): Promise<LeaseHolder | undefined> {
 async function writeHolder(req: LeaseRequest): Promise<void> {
   const now = req.now();
   const holder = { owner: req.owner, host: hostname(), pid: process.pid, since: new Date(now) };
+  // The request's signal is the scan's, long-lived: not AbortSignal.any (see eitherSignal).
+  const bounded = eitherSignal(req.signal, AbortSignal.timeout(5000));
   try {
     await req.store.set(req.holderKey, new Date(now + req.ttlMs), encodeHolder(holder), {
-      signal: AbortSignal.any([req.signal, AbortSignal.timeout(5000)]),
+      signal: bounded.signal,
     });
   } catch (error) {
     req.log.warn({ error: summarizeError(error) }, "could not record the lease holder");
+  } finally {
+    bounded.dispose();
   }
 }

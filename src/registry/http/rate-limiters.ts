@@ -7,7 +7,7 @@
  * and the pull headroom, are scaled by it.
  */
 
-import { abortableSleep, type OperationOptions, raceAbort } from "../../abort.js";
+import { abortableSleep, eitherSignal, type OperationOptions, raceAbort } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { TooManyRequestsError } from "../errors.js";
 import { type HostBudget, type RequestBudget, RequestBudgets } from "./budgets.js";
@@ -682,38 +682,6 @@ export class RateLimiters {
   rate(host: string): number {
     return this.state(host).rate;
   }
-}
-
-/**
- * A signal that aborts when `a` or `b` does, with its reason; `dispose` takes its listeners
- * off both. Not `AbortSignal.any`: on Node 20 each call leaves a `WeakRef` in both sources for
- * as long as they live, and a scan's signal and a host's wake signal live long (a replica's
- * heap at 1,000 repositories held 274,000 of them, 9 MB).
- */
-function eitherSignal(
-  a: AbortSignal,
-  b: AbortSignal,
-): { signal: AbortSignal; dispose: () => void } {
-  const both = new AbortController();
-  if (a.aborted || b.aborted) {
-    both.abort(a.aborted ? a.reason : b.reason);
-    return { signal: both.signal, dispose: () => {} };
-  }
-  const dispose = () => {
-    a.removeEventListener("abort", fromA);
-    b.removeEventListener("abort", fromB);
-  };
-  const fromA = () => {
-    dispose();
-    both.abort(a.reason);
-  };
-  const fromB = () => {
-    dispose();
-    both.abort(b.reason);
-  };
-  a.addEventListener("abort", fromA, { once: true });
-  b.addEventListener("abort", fromB, { once: true });
-  return { signal: both.signal, dispose };
 }
 
 function checkShare(share: number): number {
