@@ -121,6 +121,8 @@ export class Schedule {
   readonly #latePerHost: number;
   readonly #lateAfterMs: number;
   readonly #entries = new Map<string, Entry>();
+  /** Watched, never-scanned repositories per host (`hasColdWork`, asked several times a scan). */
+  readonly #cold = new Map<string, number>();
   readonly #hostsInFlight = new Map<string, number>();
   readonly #waiters = new Set<() => void>();
   #seq = 0;
@@ -157,13 +159,13 @@ export class Schedule {
     for (const name of names) {
       seen.add(name);
       const entry = this.#entries.get(name);
-      if (entry) entry.watched = true;
+      if (entry) this.#watch(entry, true);
       else this.#add(name);
     }
     for (const [name, entry] of this.#entries) {
       if (seen.has(name)) continue;
-      if (entry.inFlight) entry.watched = false;
-      else this.#entries.delete(name);
+      this.#watch(entry, false);
+      if (!entry.inFlight) this.#entries.delete(name);
     }
     this.#notify();
   }
@@ -177,7 +179,7 @@ export class Schedule {
    */
   prioritize(name: string, onlyTags?: readonly string[]): void {
     const entry = this.#entries.get(name) ?? this.#add(name);
-    entry.watched = true;
+    this.#watch(entry, true);
     const waiting = entry.prioritySeq !== undefined;
     if (onlyTags === undefined) entry.priorityTags = undefined;
     else if (!waiting) entry.priorityTags = new Set(onlyTags);
@@ -274,7 +276,11 @@ export class Schedule {
     if (!entry.watched) {
       this.#entries.delete(name);
     } else {
+      const wasCold = entry.dueAt === Number.NEGATIVE_INFINITY;
       entry.dueAt = next.dueAt;
+      if (wasCold !== (entry.dueAt === Number.NEGATIVE_INFINITY)) {
+        this.#countCold(entry.host, wasCold ? -1 : 1);
+      }
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
       entry.retryLease = next.retryLease === true;
     }
@@ -283,15 +289,23 @@ export class Schedule {
 
   /**
    * Whether this warmer still has repositories of `host` it never scanned (waiting or in
-   * flight): the host's cold fill is not over. A linear pass, like a take.
+   * flight): the host's cold fill is not over.
    */
   hasColdWork(host: string): boolean {
-    for (const entry of this.#entries.values()) {
-      if (entry.host === host && entry.watched && entry.dueAt === Number.NEGATIVE_INFINITY) {
-        return true;
-      }
-    }
-    return false;
+    return (this.#cold.get(host) ?? 0) > 0;
+  }
+
+  /** Marks `entry` watched or not, keeping the count of cold ones. */
+  #watch(entry: Entry, watched: boolean): void {
+    if (entry.watched === watched) return;
+    entry.watched = watched;
+    if (entry.dueAt === Number.NEGATIVE_INFINITY) this.#countCold(entry.host, watched ? 1 : -1);
+  }
+
+  #countCold(host: string, delta: number): void {
+    const n = (this.#cold.get(host) ?? 0) + delta;
+    if (n > 0) this.#cold.set(host, n);
+    else this.#cold.delete(host);
   }
 
   /** When `name` falls due (minus infinity: never scanned); undefined when not scheduled. */
@@ -332,6 +346,7 @@ export class Schedule {
       priorityTags: undefined,
     };
     this.#entries.set(name, entry);
+    this.#countCold(entry.host, 1);
     return entry;
   }
 

@@ -65,6 +65,21 @@ describe("Schedule", () => {
     assert.equal(s.hasColdWork("c"), false, "an unknown host");
   });
 
+  it("a never-scanned repository dropped from the lookup is no cold work; back, it is again", () => {
+    const s = schedule(1);
+    s.sync(["a/1", "a/2"]);
+    assert.deepEqual(takeAll(s, T0), ["a/1"]);
+    s.sync(["b/1"]);
+    assert.equal(s.hasColdWork("a"), false, "a/1 in flight but dropped, a/2 gone");
+    assert.equal(s.hasColdWork("b"), true);
+    s.sync(["a/1", "b/1"]);
+    assert.equal(s.hasColdWork("a"), true, "a/1 watched again, still never scanned");
+    s.done("a/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.hasColdWork("a"), false);
+    s.prioritize("a/3");
+    assert.equal(s.hasColdWork("a"), true, "a repository a priority request added");
+  });
+
   it("weights the time overdue by how likely the repository is to have changed", () => {
     const s = schedule();
     s.sync(["h/quiet", "h/busy"]);
