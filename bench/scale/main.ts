@@ -4,6 +4,9 @@
  * full cache against the budget-bound minimum, requests per 10 s window against each
  * registry's budget, 3 replicas against 1, staleness under churn, RSS, store size per tag and
  * API latency while warming, each beside its target from issue 13 (bench/results/scale.json).
+ * With 3 replicas there are three cold fills: 1 replica (the request ratio's baseline), 3
+ * (acceptance 4 and 6, then the staleness phases on them), and 3 again from an empty store
+ * with one SIGKILLed mid-fill (acceptance 7).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -87,10 +90,18 @@ function budgetMinimum(o: ScaleOptions, fleet: FleetRepo[], phase: FillPhase) {
   return { perRegistry, seconds };
 }
 
-/** Acceptance 7's figures: what killing a replica mid-fill showed. */
-export function killTargets(phase: FillPhase, o: { killReplicaAt: number | null }): Target[] {
-  const k = phase.kill;
-  if (k === null) {
+/**
+ * Acceptance 7's figures, from the fill in which a replica was killed (null: not run); that
+ * fill's time against the budget-bound minimum and its requests against one replica's are
+ * reported beside them, without a target: acceptance 4 is measured on the clean fill.
+ */
+export function killTargets(
+  phase: FillPhase | null,
+  o: { killReplicaAt: number | null },
+  cost: { minimumSeconds: number; ratio3to1: number | null },
+): Target[] {
+  const k = phase?.kill ?? null;
+  if (phase === null || k === null) {
     return [
       {
         figure: "replica killed mid-fill",
@@ -127,6 +138,12 @@ export function killTargets(phase: FillPhase, o: { killReplicaAt: number | null 
           : `${k.maxGap.gapSeconds} s (${k.maxGap.repository}; bound ${k.maxGap.boundSeconds} s); ${k.overBoundCount} of ${k.measured} over their bound; intervals reported up to ${k.maxReportedIntervalSeconds} s`,
       target: "<= lease TTL + the repository's interval",
       pass: killedAtAll && k.measured > 0 && k.overBoundCount === 0,
+    },
+    {
+      figure: "that fill: time / minimum, requests / 1 replica",
+      value: `${round(phase.fill.ms / 1000)} s, ${round(phase.fill.ms / 1000 / cost.minimumSeconds, 2)}x; ${cost.ratio3to1 === null ? "no 1-replica fill" : `${round(cost.ratio3to1, 3)}x`} (the killed replica's lost work and the survivors' rescans of what it held included)`,
+      target: "(reported; acceptance 4 is the clean fill)",
+      pass: null,
     },
   ];
 }
@@ -175,20 +192,18 @@ async function main(): Promise<void> {
     );
     load.push(loadavg());
   }
-  const kill =
-    o.killReplicaAt !== null && o.replicas === 3
-      ? { at: o.killReplicaAt, leaseTtlSeconds: o.leaseTtlSeconds }
-      : undefined;
+  // Acceptance 4 (time to a full cache, requests of 3 replicas against 1) and 6 (reads while
+  // warming) on a clean fill: a replica killed in it would charge its lost work and the
+  // survivors' rescans of what it held to the fill (1.33x and 1.088 in one run, against 1.07x
+  // and 1.01-1.03 clean), which is acceptance 7's cost, measured on a fill of its own below.
   console.log(
-    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s${kill ? `, one replica killed at ${round(100 * kill.at)}% of tags` : ""} ...`,
+    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s ...`,
   );
-  const { phase: main, replicas: started } = await fillPhase({
+  const { phase: main, replicas } = await fillPhase({
     ...common,
     count: o.replicas,
     apiLoad: { clients: o.apiClients, ms: o.apiSeconds * 1000 },
-    kill,
   });
-  const replicas = started.filter((r) => !r.proc.exited());
   console.log(
     `  ${main.fill.complete ? "full" : "NOT full"} after ${round(main.fill.ms / 1000)} s`,
   );
@@ -223,6 +238,31 @@ async function main(): Promise<void> {
       ? null
       : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
   });
+  await Promise.all(replicas.map((r) => r.proc.stop()));
+
+  // Acceptance 7 on a fill of its own: Redis flushed, 3 fresh replicas, one SIGKILLed once
+  // the share of tags is cached, then watched until every repository has been scanned again.
+  let killed: FillPhase | null = null;
+  if (o.killReplicaAt !== null && o.replicas === 3) {
+    // The churn moved and added tags: the fill is complete when the cache equals the truth now.
+    const churned = await loadFleet(sim.control, sim.registries);
+    console.log(
+      `fill with 3 replicas, one killed at ${round(100 * o.killReplicaAt)}% of tags (lease TTL ${o.leaseTtlSeconds} s) ...`,
+    );
+    const r = await fillPhase({
+      ...common,
+      fleet: churned,
+      count: 3,
+      kill: { at: o.killReplicaAt, leaseTtlSeconds: o.leaseTtlSeconds },
+    });
+    killed = r.phase;
+    await Promise.all(r.replicas.filter((x) => !x.proc.exited()).map((x) => x.proc.stop()));
+    console.log(
+      `  ${killed.fill.complete ? "full" : "NOT full"} after ${round(killed.fill.ms / 1000)} s, watched ${killed.kill?.settleSeconds ?? 0} s more`,
+    );
+    load.push(loadavg());
+  }
+
   const finalStats: SimStats = await simStats(sim.control);
   const simRequests = Object.values(finalStats.registries).reduce(
     (n, r) => n + (r.totals.total ?? 0),
@@ -232,10 +272,27 @@ async function main(): Promise<void> {
 
   const minimum = budgetMinimum(o, fleet, single ?? main);
   const fillSeconds = main.fill.ms / 1000;
-  const windowViolations = Object.values(main.windows).reduce((n, w) => n + w.violations, 0);
-  const maxWindow = Math.max(...Object.values(main.windows).map((w) => w.max));
+  const fills = [single, main, killed].filter((p): p is FillPhase => p !== null);
+  const windowViolations = fills.reduce(
+    (n, p) => n + Object.values(p.windows).reduce((m, w) => m + w.violations, 0),
+    0,
+  );
+  const maxWindow = Math.max(...fills.flatMap((p) => Object.values(p.windows).map((w) => w.max)));
+  const minPulls = fills
+    .map((p) => p.minPullsRemaining)
+    .reduce<FillPhase["minPullsRemaining"]>(
+      (m, p) => (p !== null && (m === null || p.remaining < m.remaining) ? p : m),
+      null,
+    );
   const ratio3to1 = single !== null ? sumTotals(main.requests) / sumTotals(single.requests) : null;
-  const peakHwm = Math.max(...memory.map((m) => m?.hwmMiB ?? 0));
+  const killRatio3to1 =
+    single !== null && killed !== null
+      ? sumTotals(killed.requests) / sumTotals(single.requests)
+      : null;
+  const peakHwm = Math.max(
+    ...memory.map((m) => m?.hwmMiB ?? 0),
+    ...(killed?.memory ?? []).map((m) => m?.hwmMiB ?? 0),
+  );
   const bytesPerTag = store.usedMemory / tagCount;
   const totalSeconds = (Date.now() - benchStarted) / 1000;
 
@@ -247,21 +304,21 @@ async function main(): Promise<void> {
       pass: main.simulator.requestsPerCpuSecond >= 5000,
     },
     {
-      figure: "full cache (every tag, true digest)",
+      figure: `full cache, ${o.replicas} replica(s) (every tag, true digest)`,
       value: main.fill.complete
-        ? `${round(fillSeconds)} s, ${tagCount} tags`
+        ? `${round(fillSeconds)} s, ${tagCount} tags${single !== null ? ` (1 replica: ${round(single.fill.ms / 1000)} s, ${round(single.fill.ms / 1000 / minimum.seconds, 2)}x)` : ""}`
         : `NOT full after ${round(fillSeconds)} s: ${main.fill.visibleTags}/${tagCount} tags`,
       target: "completes; tag lists equal the truth",
       pass: main.fill.complete && main.fill.extraTags === 0 && main.fill.duplicateTags === 0,
     },
     {
-      figure: "fill time / budget-bound minimum",
+      figure: `fill time / budget-bound minimum, ${o.replicas} replica(s)`,
       value: `${round(fillSeconds / minimum.seconds, 2)} (minimum ${minimum.seconds} s)`,
       target: "<= 1.3",
       pass: main.fill.complete && fillSeconds / minimum.seconds <= 1.3,
     },
     {
-      figure: "10 s windows over budget (all registries)",
+      figure: "10 s windows over budget (all registries, every fill)",
       value: `${windowViolations} (max ${maxWindow} requests; limit ${o.budgetRps * 10 + o.budgetBurst})`,
       target: "0",
       pass: windowViolations === 0,
@@ -269,21 +326,22 @@ async function main(): Promise<void> {
     {
       figure: "Docker Hub-like ratelimit-remaining, lowest",
       value:
-        main.minPullsRemaining === null
+        minPulls === null
           ? "n/a"
-          : `${main.minPullsRemaining.remaining} of ${main.minPullsRemaining.limit} (${round((100 * main.minPullsRemaining.remaining) / main.minPullsRemaining.limit)}%)`,
+          : `${minPulls.remaining} of ${minPulls.limit} (${round((100 * minPulls.remaining) / minPulls.limit)}%)`,
       target: ">= 20% of the limit",
-      pass:
-        main.minPullsRemaining === null ||
-        main.minPullsRemaining.remaining >= 0.2 * main.minPullsRemaining.limit,
+      pass: minPulls === null || minPulls.remaining >= 0.2 * minPulls.limit,
     },
     {
-      figure: `registry requests, 3 replicas${main.kill ? " (one killed mid-fill)" : ""} / 1`,
-      value: ratio3to1 === null ? "not run" : round(ratio3to1, 3),
+      figure: "registry requests, 3 replicas / 1",
+      value:
+        ratio3to1 === null
+          ? "not run"
+          : `${round(ratio3to1, 3)} (${sumTotals(main.requests)} / ${sumTotals(single?.requests ?? {})})`,
       target: "<= 1.05",
       pass: ratio3to1 === null ? null : ratio3to1 <= 1.05,
     },
-    ...killTargets(main, o),
+    ...killTargets(killed, o, { minimumSeconds: minimum.seconds, ratio3to1: killRatio3to1 }),
     {
       figure: "staleness with webhooks p50 / p99",
       value:
@@ -302,7 +360,7 @@ async function main(): Promise<void> {
     },
     {
       figure: "peak RSS per replica (VmHWM)",
-      value: `${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB`,
+      value: `${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB${killed !== null ? `; kill fill's survivors ${killed.memory.map((m) => m?.hwmMiB ?? "-").join(" / ")} MiB` : ""}`,
       target: "<= 256 MiB",
       pass: peakHwm <= 256,
     },
@@ -347,6 +405,14 @@ async function main(): Promise<void> {
     },
     singleReplicaFill: single,
     requestRatio3to1: ratio3to1 === null ? null : round(ratio3to1, 4),
+    killFill:
+      killed === null
+        ? null
+        : {
+            ...killed,
+            ratioToMinimum: round(killed.fill.ms / 1000 / minimum.seconds, 3),
+            requestRatio3to1: killRatio3to1 === null ? null : round(killRatio3to1, 4),
+          },
     store: { ...store, bytesPerTag: round(bytesPerTag, 1) },
     staleness: { polling, webhooks: hooked },
     memoryAtEnd: memory,
