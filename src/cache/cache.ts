@@ -23,6 +23,7 @@ import { DEFAULT_IMAGE_CACHE_BYTES, ImageLru } from "./image-lru.js";
 import {
   type BucketRead,
   DecodedMemo,
+  type ImageRow,
   type MemoBucket,
   readBuckets,
   readImages,
@@ -72,7 +73,8 @@ export interface CacheOptions {
   readConcurrency?: number;
   /**
    * Decoded image records kept in this process (they never change), bounded by their
-   * encoded size: default 16 MiB; 0 keeps none.
+   * encoded size: default 8 MiB; 0 keeps none. A quarter of it again bounds the decoded index
+   * buckets kept (by their encoded size too).
    */
   imageCacheBytes?: number;
 }
@@ -106,13 +108,19 @@ export class Cache implements Registry {
   readonly #buckets: DecodedMemo<MemoBucket>;
   /** Repository records decoded before (shared: never handed out without copying `tags`). */
   readonly #records = new DecodedMemo<RepositoryRecord>(4 * 1024 * 1024);
-  /** Each memoised bucket's image records, once all were found. */
-  readonly #bucketImages = new WeakMap<RawBucket, (SharedEntry | undefined)[]>();
-  /** Where a memoised record's tags are in the buckets read with it (see `#located`). */
-  readonly #locations = new WeakMap<
-    readonly string[],
-    { buckets: BucketRead[]; where: Int32Array }
-  >();
+  /**
+   * Each memoised bucket's images, as slots of `#images` (which alone bounds the decoded
+   * records: a row pins no record the LRU evicted).
+   */
+  readonly #bucketImages = new WeakMap<RawBucket, ImageRow>();
+  /**
+   * Where a memoised record's tags are in the buckets read with it (see `#located`), and
+   * those buckets by serial number, not by reference: holding them would keep buckets, rows
+   * and records alive past their memos' bounds.
+   */
+  readonly #locations = new WeakMap<readonly string[], { buckets: number[]; where: Int32Array }>();
+  readonly #bucketSerials = new WeakMap<RawBucket, number>();
+  #lastSerial = 0;
 
   constructor(opts: CacheOptions) {
     this.#store = opts.store;
@@ -202,11 +210,24 @@ export class Cache implements Registry {
    */
   #located(record: RepositoryRecord, buckets: readonly BucketRead[]): Int32Array {
     const tags = record.tags as string[];
+    const serials = buckets.map((raw) => this.#serialOf(raw));
     const held = this.#locations.get(tags);
-    if (held?.buckets.every((b, n) => b === buckets[n])) return held.where;
+    if (held?.buckets.every((s, n) => s === serials[n])) return held.where;
     const where = locate(buckets, tags);
-    this.#locations.set(tags, { buckets: buckets.slice(), where });
+    this.#locations.set(tags, { buckets: serials, where });
     return where;
+  }
+
+  /** A number naming one decoded bucket object (-1: none stored, -2: did not decode). */
+  #serialOf(raw: BucketRead): number {
+    if (raw === null) return -1;
+    if (raw === undefined) return -2;
+    let serial = this.#bucketSerials.get(raw);
+    if (serial === undefined) {
+      serial = ++this.#lastSerial;
+      this.#bucketSerials.set(raw, serial);
+    }
+    return serial;
   }
 
   /**

@@ -5,6 +5,9 @@
  * are evicted down to nine tenths of it, in one sweep (so that hits cost no reordering)
  * against a cut-off estimated from a sample of use marks: sorting every record by its mark
  * took tens of milliseconds at 40,000 records, on the event loop that answers the API.
+ * This LRU is the one bound on decoded image records: what memoises image records beside it
+ * (the Cache's resolved bucket rows) holds its slots, which it empties as it evicts, never
+ * the records themselves.
  */
 import type { SharedEntry } from "./records.js";
 
@@ -18,8 +21,16 @@ export const DEFAULT_IMAGE_CACHE_BYTES = 8 * 1024 * 1024;
 /** Use marks sampled to estimate the eviction cut-off. */
 const SAMPLE = 256;
 
+/**
+ * A record's place in the LRU, to hold instead of the record: `entry` becomes undefined once
+ * the record is evicted, so that a holder pins a few bytes, not the decoded record.
+ */
+export interface ImageSlot {
+  readonly entry: SharedEntry | undefined;
+}
+
 interface Held {
-  entry: SharedEntry;
+  entry: SharedEntry | undefined;
   bytes: number;
   used: number;
 }
@@ -41,15 +52,41 @@ export class ImageLru {
     return held.entry;
   }
 
-  /** Holds `entry` (decoded from `bytes` encoded bytes), evicting the least recently used. */
-  set(id: string, entry: SharedEntry, bytes: number): void {
-    if (bytes > this.maxBytes) return;
-    const old = this.#held.get(id);
-    if (old) this.#bytes -= old.bytes;
-    this.#held.set(id, { entry, bytes, used: ++this.#clock });
-    this.#bytes += bytes;
-    if (this.#bytes <= this.maxBytes) return;
-    this.#evict(this.maxBytes * 0.9);
+  /** The slot holding `id`'s record, marked as just used. */
+  slot(id: string): ImageSlot | undefined {
+    const held = this.#held.get(id);
+    if (!held) return undefined;
+    held.used = ++this.#clock;
+    return held;
+  }
+
+  /** The record a slot holds, marked as just used; undefined once it was evicted. */
+  use(slot: ImageSlot): SharedEntry | undefined {
+    const held = slot as Held;
+    if (held.entry !== undefined) held.used = ++this.#clock;
+    return held.entry;
+  }
+
+  /**
+   * Holds `entry` (decoded from `bytes` encoded bytes), evicting the least recently used;
+   * its slot, or undefined when it is not held (larger than the bound).
+   */
+  set(id: string, entry: SharedEntry, bytes: number): ImageSlot | undefined {
+    if (bytes > this.maxBytes) return undefined;
+    let held = this.#held.get(id);
+    if (held) {
+      // In place: slots handed out for this id stay good.
+      this.#bytes += bytes - held.bytes;
+      held.entry = entry;
+      held.bytes = bytes;
+      held.used = ++this.#clock;
+    } else {
+      held = { entry, bytes, used: ++this.#clock };
+      this.#held.set(id, held);
+      this.#bytes += bytes;
+    }
+    if (this.#bytes > this.maxBytes) this.#evict(this.maxBytes * 0.9);
+    return held.entry === undefined ? undefined : held;
   }
 
   /** Evicts the least recently used, roughly, until at most `target` bytes are held. */
@@ -69,6 +106,7 @@ export class ImageLru {
       for (const [key, held] of this.#held) {
         if (this.#bytes <= target) break;
         if (held.used > cutoff) continue;
+        held.entry = undefined;
         this.#held.delete(key);
         this.#bytes -= held.bytes;
       }

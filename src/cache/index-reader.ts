@@ -5,7 +5,7 @@
 
 import type { OperationOptions } from "../abort.js";
 import type { ImageName } from "../image/ref.js";
-import type { ImageLru } from "./image-lru.js";
+import type { ImageLru, ImageSlot } from "./image-lru.js";
 import {
   decodeImageRecords,
   decodeRawBucket,
@@ -64,11 +64,17 @@ export class DecodedMemo<T> {
   }
 }
 
-/** A decoded bucket as memoised: its raw form and, once every image was found, their records. */
+/** A decoded bucket as memoised. */
 export interface MemoBucket {
   raw: RawBucket;
-  images?: (SharedEntry | undefined)[];
 }
+
+/**
+ * A resolved bucket's image list as kept between reads: the LRU's slot of each image (none
+ * for an excluded one), so that a read of an unchanged bucket looks up no id, while the
+ * records themselves stay bounded by the LRU alone (a slot it evicted makes the row stale).
+ */
+export type ImageRow = (ImageSlot | undefined)[];
 
 /** Where the index and image records are read from. */
 export interface IndexSource {
@@ -156,7 +162,7 @@ export interface BucketImagesRead extends IndexSource {
   /** Whether excluded images are resolved too (a repository answer leaves them out). */
   withExcluded: boolean;
   /** Rows already resolved per decoded bucket (without excluded images), reused and filled. */
-  rows?: WeakMap<RawBucket, (SharedEntry | undefined)[]> | undefined;
+  rows?: WeakMap<RawBucket, ImageRow> | undefined;
 }
 
 /**
@@ -169,8 +175,8 @@ export async function resolveBucketImages(
 ): Promise<((SharedEntry | undefined)[] | undefined)[]> {
   const { lru, buckets, withExcluded, rows } = read;
   const out: ((SharedEntry | undefined)[] | undefined)[] = [];
+  const slots: (ImageRow | undefined)[] = [];
   const missing = new Map<string, number[]>();
-  const complete: boolean[] = [];
   for (let b = 0; b < buckets.length; b++) {
     const raw = buckets[b];
     if (!raw) {
@@ -178,19 +184,22 @@ export async function resolveBucketImages(
       continue;
     }
     const known = withExcluded ? undefined : rows?.get(raw);
-    if (known) {
-      out.push(known);
+    const kept = known && entriesOf(lru, known);
+    if (kept) {
+      out.push(kept);
       continue;
     }
-    complete[b] = true;
     const row = new Array<SharedEntry | undefined>(raw.images.length);
+    const slotRow: ImageRow = new Array<ImageSlot | undefined>(raw.images.length);
     out.push(row);
+    slots[b] = slotRow;
     for (let ref = 0; ref < raw.images.length; ref++) {
       const id = raw.images[ref] as string;
       if (!withExcluded && id.includes("!")) continue;
-      const held = lru.get(id);
-      if (held) {
-        row[ref] = held;
+      const slot = lru.slot(id);
+      if (slot?.entry !== undefined) {
+        row[ref] = slot.entry;
+        slotRow[ref] = slot;
         continue;
       }
       const at = missing.get(id);
@@ -198,11 +207,25 @@ export async function resolveBucketImages(
       else missing.set(id, [b, ref]);
     }
   }
-  if (missing.size > 0) await readMissing(read, { missing, out, complete });
+  if (missing.size > 0) await readMissing(read, { missing, out, slots });
   if (rows && !withExcluded) {
     for (let b = 0; b < buckets.length; b++) {
-      if (complete[b]) rows.set(buckets[b] as RawBucket, out[b] as (SharedEntry | undefined)[]);
+      const row = slots[b];
+      if (row) rows.set(buckets[b] as RawBucket, row);
     }
+  }
+  return out;
+}
+
+/** A kept row's records, or undefined when the LRU evicted one of them since. */
+function entriesOf(lru: ImageLru, row: ImageRow): (SharedEntry | undefined)[] | undefined {
+  const out = new Array<SharedEntry | undefined>(row.length);
+  for (let ref = 0; ref < row.length; ref++) {
+    const slot = row[ref];
+    if (slot === undefined) continue;
+    const entry = lru.use(slot);
+    if (entry === undefined) return undefined;
+    out[ref] = entry;
   }
   return out;
 }
@@ -213,14 +236,17 @@ interface MissingImages {
   missing: Map<string, number[]>;
   /** The rows being resolved, filled in place. */
   out: ((SharedEntry | undefined)[] | undefined)[];
-  /** Per bucket: whether every image was found (cleared here for a missing one). */
-  complete: boolean[];
+  /**
+   * Per bucket resolved here: its row of slots to keep, filled in place; dropped for a bucket
+   * with an image the store lacks or the LRU does not hold, so that it is resolved again.
+   */
+  slots: (ImageRow | undefined)[];
 }
 
 /** Reads the missing images in one `getMany` and places them in their rows. */
 async function readMissing(
   { store, keys, lru, opts }: BucketImagesRead,
-  { missing, out, complete }: MissingImages,
+  { missing, out, slots }: MissingImages,
 ): Promise<void> {
   const ids = [...missing.keys()];
   const got = await store.getMany(
@@ -233,14 +259,15 @@ async function readMissing(
     const entry = decoded[i];
     const id = ids[i] as string;
     const at = missing.get(id) as number[];
-    if (!entry) {
-      // A bucket naming an image the store lacks is read again next time, not memoised.
-      for (let k = 0; k < at.length; k += 2) complete[at[k] as number] = false;
-      continue;
-    }
-    lru.set(id, entry, (values[i] as Uint8Array).byteLength);
+    const slot = entry && lru.set(id, entry, (values[i] as Uint8Array).byteLength);
     for (let k = 0; k < at.length; k += 2) {
-      (out[at[k] as number] as (SharedEntry | undefined)[])[at[k + 1] as number] = entry;
+      const b = at[k] as number;
+      const ref = at[k + 1] as number;
+      // A bucket naming an image the store lacks is read again next time, not kept.
+      if (entry) (out[b] as (SharedEntry | undefined)[])[ref] = entry;
+      const row = slots[b];
+      if (row && slot) row[ref] = slot;
+      else slots[b] = undefined;
     }
   }
 }
