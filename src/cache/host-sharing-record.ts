@@ -13,6 +13,7 @@
  * warning), never fails a scan.
  */
 import type { Logger } from "pino";
+import { eitherSignal } from "../abort.js";
 import { summarizeError } from "./error-summary.js";
 import type { Keys } from "./keys.js";
 import {
@@ -205,8 +206,18 @@ export class HostSharingSync implements HostSharingListener {
     void work.finally(() => this.#pending.delete(work));
   }
 
-  #signal(): AbortSignal {
-    return AbortSignal.any([this.#closed.signal, AbortSignal.timeout(STORE_TIMEOUT_MS)]);
+  /**
+   * One store call, cut by close or after {@link STORE_TIMEOUT_MS}. Not `AbortSignal.any`:
+   * the closing signal lives as long as the process, and on Node 20 each `any` over it
+   * leaves a WeakRef in it (see `eitherSignal`).
+   */
+  async #call<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const both = eitherSignal(this.#closed.signal, AbortSignal.timeout(STORE_TIMEOUT_MS));
+    try {
+      return await call(both.signal);
+    } finally {
+      both.dispose();
+    }
   }
 
   /** Reads the host's record into the sharing; never rejects. */
@@ -227,7 +238,7 @@ export class HostSharingSync implements HostSharingListener {
   /** The host's record: its entries, `[]` when there is none or it does not decode. */
   async #fetch(host: string): Promise<RepositorySharing[]> {
     const key = this.#opts.keys.hostSharing(host);
-    const entry = await this.#opts.store.get(key, { signal: this.#signal() });
+    const entry = await this.#call((signal) => this.#opts.store.get(key, { signal }));
     if (!entry) return [];
     const entries = decodeHostSharing(entry.value);
     if (entries) return entries;
@@ -247,9 +258,9 @@ export class HostSharingSync implements HostSharingListener {
         const local = sharing.entries(host).slice(-RECORD_REPOSITORIES);
         if (!sameEntries(local, remote)) {
           const deadline = new Date(this.#now() + RECORD_DEADLINE_MS);
-          await store.set(keys.hostSharing(host), deadline, encodeHostSharing(local), {
-            signal: this.#signal(),
-          });
+          await this.#call((signal) =>
+            store.set(keys.hostSharing(host), deadline, encodeHostSharing(local), { signal }),
+          );
         }
         if (!state.dirty) break;
       }
