@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every test file under test/ (or the files given) with Node's own runner through tsx,
+// Runs every test file of a tier under test/ (or the files given) with Node's own runner through tsx,
 // several test files to a process and several processes at a time, longest first. The files
 // are listed explicitly: on Node 20, `--test test/` finds no .ts files and exits 0 having run
 // nothing. `node --test` sorts the files it is given by name and starts a process for each, so
@@ -14,6 +14,13 @@
 // only beside another file fails again. `--record-times` rewrites test-times.json from this run;
 // `--cpu` prints each process's CPU time (user + system, its child processes included) with the
 // files it ran, and the run's, which say more than seconds of wall on a shared machine.
+//
+// Two tiers, told apart by the file's name: `*.test.ts` is the everyday suite (`npm test`),
+// `*.scale-test.ts` the load and scale tier (`--scale`, `npm run test:scale`: the
+// registry-fleet simulator's own tests, issue 13's acceptance at CI size, the read load).
+// No name ends in both. Every run of a whole tier first checks that every file under test/
+// that defines tests is in one of them (checkTiers): a test file named otherwise would run
+// in neither, and pass by never running.
 import { spawnSync } from "node:child_process";
 import {
   appendFileSync,
@@ -130,14 +137,63 @@ function reportCpu(log, wallSeconds) {
   );
 }
 
-function findTests(dir) {
+/** The tiers and how their files' names end (disjoint: "x.scale-test.ts" does not end in ".test.ts"). */
+const TIERS = { everyday: ".test.ts", scale: ".scale-test.ts" };
+
+/** Every file under `dir`, relative to the working directory, by name. */
+function listFiles(dir) {
   const out = [];
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...findTests(path));
-    else if (name.endsWith(".test.ts")) out.push(relative(process.cwd(), path));
+    if (statSync(path).isDirectory()) out.push(...listFiles(path));
+    else out.push(relative(process.cwd(), path));
   }
   return out;
+}
+
+function findTests(dir, tier) {
+  return listFiles(dir).filter((f) => f.endsWith(TIERS[tier]));
+}
+
+/**
+ * Fails the run when a file under test/ that defines tests belongs to no tier: one that
+ * imports `test`, `it`, `describe` or `suite` from node:test (as a value) must be named for a
+ * tier, or be imported by another file under test/ (a shared contract, such as the stores'
+ * store-contract.ts, whose tests run in the files that call it); and a name that reads as a
+ * test (`.spec.ts`, `-test.ts`, `.tests.ts`, ...) must be a tier's. What it finds is printed,
+ * naming the tiers' suffixes.
+ */
+function checkTiers(dir) {
+  const files = listFiles(dir).filter((f) => /\.[cm]?[jt]s$/.test(f));
+  const inTier = (f) => Object.values(TIERS).some((suffix) => f.endsWith(suffix));
+  const sources = new Map(files.map((f) => [f, readFileSync(f, "utf8")]));
+  const imported = new Set();
+  for (const [file, source] of sources) {
+    for (const m of source.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+      const target = join(file, "..", m[1] ?? "");
+      imported.add(target.replace(/\.[cm]?js$/, ".ts"));
+      imported.add(target);
+    }
+  }
+  const definesTests = (source) =>
+    [...source.matchAll(/import\s*\{([^}]*)\}\s*from\s*["']node:test["']/g)].some((m) =>
+      (m[1] ?? "")
+        .split(",")
+        .map((n) => n.trim())
+        .some((n) => /^(test|it|describe|suite)(\s+as\s+\w+)?$/.test(n)),
+    );
+  const stray = files.filter(
+    (f) =>
+      !inTier(f) &&
+      (/[.-](test|tests|spec)\.[cm]?[jt]s$/.test(f) ||
+        (definesTests(sources.get(f)) && !imported.has(f))),
+  );
+  if (stray.length > 0) {
+    console.error(
+      `run-tests: in neither tier (a test file's name ends in ${Object.values(TIERS).join(" or ")}):\n  ${stray.join("\n  ")}`,
+    );
+    process.exit(1);
+  }
 }
 
 function readTimes() {
@@ -222,10 +278,12 @@ for (const [name, url] of ${JSON.stringify(list, null, 1)}) {
 const args = process.argv.slice(2);
 const record = args.includes("--record-times");
 const listGroups = args.includes("--groups");
-const given = args.filter((a) => !["--record-times", "--cpu", "--groups"].includes(a));
-const files = given.length > 0 ? given : findTests("test");
+const tier = args.includes("--scale") ? "scale" : "everyday";
+const given = args.filter((a) => !["--record-times", "--cpu", "--groups", "--scale"].includes(a));
+if (given.length === 0) checkTiers("test");
+const files = given.length > 0 ? given : findTests("test", tier);
 if (files.length === 0) {
-  console.error("run-tests: no test files found under test/");
+  console.error(`run-tests: no ${TIERS[tier]} files found under test/`);
   process.exit(1);
 }
 const times = readTimes();
@@ -305,7 +363,7 @@ stream.compose(reporter).pipe(process.stdout);
 stream.once("end", () => {
   if (!record) return;
   const merged = { ...times, ...measured };
-  const all = findTests("test").map(slash);
+  const all = [...findTests("test", "everyday"), ...findTests("test", "scale")].map(slash);
   const sorted = Object.fromEntries(
     Object.entries(merged)
       .filter(([file]) => all.includes(file))

@@ -1,9 +1,9 @@
 /**
- * Issue 13's acceptance at CI size (`npm run test:scale`; not part of `npm test`, which must
- * stay fast: this file's name does not end in `.test.ts`, so scripts/run-tests.mjs finds it
- * only when named). The registry-fleet simulator (every personality, a few hundred
- * repositories) in its own process, Redis from test/support/redis.ts, and `regscan serve`
- * replicas (the built CLI) on loopback, through bench/scale's own fill phase:
+ * Issue 13's acceptance at CI size, in the scale tier (`npm run test:scale`, every
+ * `*.scale-test.ts`; not part of `npm test`, which must stay fast). The registry-fleet
+ * simulator (every personality, a few hundred repositories) in its own process, Redis from
+ * test/support/redis.ts, and `regscan serve` replicas (the built CLI) on loopback, through
+ * bench/scale's own fill phase:
  *
  * - acceptance 2: no registry above its request budget in any 10 s window, and the Docker
  *   Hub-like registry's `ratelimit-remaining` never under 20% of its limit, in every fill;
@@ -13,7 +13,7 @@
  *   on all of them: ECR and ACR past their 1,000 cap) ends up in the cache exactly as the
  *   simulator's ground truth, every tag with its digest, nothing extra, no duplicates. The
  *   25,000-tag listing of `regscan tags` on every personality is test/sim's
- *   client-personalities test; 25,000 tags per personality in the cache is
+ *   client-personalities scale test; 25,000 tags per personality in the cache is
  *   `npm run bench:scale -- --huge 25000` (about 55,000 requests per personality: minutes);
  * - acceptance 7: one of 3 replicas SIGKILLed mid-fill; nothing lost (the full cache equals
  *   the truth), every lease it held is listed again by a survivor within lease TTL +
