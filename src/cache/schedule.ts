@@ -68,6 +68,12 @@ export interface NextScan {
    * behind this warmer's never-scanned backlog of a fill it waited tens of seconds).
    */
   retryLease?: boolean | undefined;
+  /**
+   * No scan of it is known to have ended anywhere: another warmer held its lease and the
+   * store has no record of it yet (its first scan is that warmer's). It still counts as the
+   * host's cold work ({@link Schedule.hasColdWork}), though this warmer has looked at it.
+   */
+  unscanned?: boolean | undefined;
 }
 
 /** How the schedule is set up. */
@@ -103,6 +109,11 @@ interface Entry {
   likelihood: number;
   /** Another warmer held its lease at the last look (see {@link NextScan.retryLease}). */
   retryLease: boolean;
+  /**
+   * Never scanned, here or (as far as this warmer knows) by another warmer: part of its
+   * host's cold fill. Set when added; cleared by a `done` unless it says `unscanned`.
+   */
+  cold: boolean;
   /** Order of arrival, to break ties (never-scanned repositories in lookup order). */
   seq: number;
   inFlight: boolean;
@@ -121,7 +132,7 @@ export class Schedule {
   readonly #latePerHost: number;
   readonly #lateAfterMs: number;
   readonly #entries = new Map<string, Entry>();
-  /** Watched, never-scanned repositories per host (`hasColdWork`, asked several times a scan). */
+  /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
   readonly #cold = new Map<string, number>();
   readonly #hostsInFlight = new Map<string, number>();
   readonly #waiters = new Set<() => void>();
@@ -276,11 +287,10 @@ export class Schedule {
     if (!entry.watched) {
       this.#entries.delete(name);
     } else {
-      const wasCold = entry.dueAt === Number.NEGATIVE_INFINITY;
+      const cold = entry.cold && next.unscanned === true;
+      if (cold !== entry.cold) this.#countCold(entry.host, cold ? 1 : -1);
+      entry.cold = cold;
       entry.dueAt = next.dueAt;
-      if (wasCold !== (entry.dueAt === Number.NEGATIVE_INFINITY)) {
-        this.#countCold(entry.host, wasCold ? -1 : 1);
-      }
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
       entry.retryLease = next.retryLease === true;
     }
@@ -288,8 +298,13 @@ export class Schedule {
   }
 
   /**
-   * Whether this warmer still has repositories of `host` it never scanned (waiting or in
-   * flight): the host's cold fill is not over.
+   * Whether `host` still has repositories never scanned (waiting or in flight here, or
+   * another warmer's first scan of them under way, `NextScan.unscanned`): the host's cold
+   * fill is not over. Replicas sharing a store take their repositories in the same order,
+   * so each soon finds most of a host's held by the others; counted as scanned then, every
+   * replica thought the host's fill over while a third of it was still to come, and its
+   * rescans polled every tag (a `HEAD` each) with the budget the fill needed (bench:scale, 3
+   * replicas: 120 more `HEAD`s on the Docker Hub-like registry than one replica's fill).
    */
   hasColdWork(host: string): boolean {
     return (this.#cold.get(host) ?? 0) > 0;
@@ -299,7 +314,7 @@ export class Schedule {
   #watch(entry: Entry, watched: boolean): void {
     if (entry.watched === watched) return;
     entry.watched = watched;
-    if (entry.dueAt === Number.NEGATIVE_INFINITY) this.#countCold(entry.host, watched ? 1 : -1);
+    if (entry.cold) this.#countCold(entry.host, watched ? 1 : -1);
   }
 
   #countCold(host: string, delta: number): void {
@@ -339,6 +354,7 @@ export class Schedule {
       dueAt: Number.NEGATIVE_INFINITY,
       likelihood: 1,
       retryLease: false,
+      cold: true,
       seq: this.#seq++,
       inFlight: false,
       watched: true,

@@ -526,7 +526,10 @@ export class Warmer {
     // Whatever a record said, never due again at once: a record that is not rewritten (a
     // failing store) must not make the loop scan the repository back to back.
     dueAt = Math.max(dueAt, now + Math.min(intervalMs, MIN_RESCAN_GAP_MS));
-    return { dueAt, likelihood, retryLease };
+    // Held by another warmer and never scanned by anyone (no record in the store, which the
+    // skip read into the status): its first scan is under way there, the host's fill with it.
+    const unscanned = retryLease && status?.lastScanned === undefined;
+    return { dueAt, likelihood, retryLease, unscanned };
   }
 
   #imageName(canonical: string): ImageName | undefined {

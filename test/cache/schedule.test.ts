@@ -65,6 +65,34 @@ describe("Schedule", () => {
     assert.equal(s.hasColdWork("c"), false, "an unknown host");
   });
 
+  it("a repository whose first scan another warmer holds stays cold work until one ends", () => {
+    const s = schedule(1);
+    s.sync(["a/1", "a/2"]);
+    assert.deepEqual(takeAll(s, T0), ["a/1"]);
+    // Another warmer holds a/1's lease and the store has no record of it yet.
+    s.done("a/1", { dueAt: T0 + 2000, likelihood: 1, retryLease: true, unscanned: true });
+    assert.deepEqual(takeAll(s, T0), ["a/2"]);
+    s.done("a/2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.hasColdWork("a"), true, "a/1's first scan goes on elsewhere");
+    assert.equal(s.dueAt("a/1"), T0 + 2000, "looked at again when the retry is due");
+    assert.deepEqual(takeAll(s, T0 + 2000), ["a/1"]);
+    s.done("a/1", { dueAt: T0 + 4000, likelihood: 1, retryLease: true, unscanned: true });
+    assert.equal(s.hasColdWork("a"), true, "still held, still no record");
+    s.sync(["a/2"]);
+    assert.equal(s.hasColdWork("a"), false, "dropped from the lookup");
+    s.sync(["a/1", "a/2"]);
+    assert.equal(s.hasColdWork("a"), true, "watched again, still cold");
+    takeAll(s, T0 + 4000);
+    // The holder finished: the look finds its record (fresh, skipped; or held again by a
+    // later scan of it, with a record).
+    s.done("a/1", { dueAt: T0 + MINUTE, likelihood: 1, retryLease: true });
+    assert.equal(s.hasColdWork("a"), false);
+    // Once scanned, a later look that says unscanned does not make it cold again.
+    takeAll(s, T0 + MINUTE);
+    s.done("a/1", { dueAt: T0 + 2 * MINUTE, likelihood: 1, retryLease: true, unscanned: true });
+    assert.equal(s.hasColdWork("a"), false);
+  });
+
   it("a never-scanned repository dropped from the lookup is no cold work; back, it is again", () => {
     const s = schedule(1);
     s.sync(["a/1", "a/2"]);

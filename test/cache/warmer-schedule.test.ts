@@ -313,6 +313,71 @@ describe("Warmer loop scheduling", () => {
     assert.ok(real >= 900 && real < 3000, `looked again ${Math.round(real)} ms after the skip`);
   });
 
+  it("holds back tag polling while another warmer's first scan of a repository of the host goes on", async () => {
+    // Replicas take a fill's repositories in the same order, so each finds most of a host's
+    // held by the others: counted as scanned, they ended the host's fill for this warmer,
+    // whose rescans then checked every tag (a HEAD each) with the budget the fill needed.
+    const [app, held] = names("registry.test", 2) as [ImageName, ImageName];
+    const store = new MemoryStore();
+    const keys = new Keys();
+    assert.ok(await store.acquire(keys.lease(held), 60_000, "other"));
+    const holder = JSON.stringify({ owner: "other", host: "elsewhere", pid: 1, since: Date.now() });
+    await store.set(
+      keys.leaseHolder(held),
+      new Date(Date.now() + 60_000),
+      new TextEncoder().encode(holder),
+    );
+    const factory = new FakeFactory(
+      new Map([
+        [app.toString(), fakeRepository(app, 6, 2)],
+        [held.toString(), fakeRepository(held, 3, 1)],
+      ]),
+    );
+    const warmer = new Warmer({
+      store,
+      factory,
+      lookup: lookupOf([app, held]),
+      intervalMs: 60_000,
+      repositoryOptions: () => ({ intervalMs: 300 }),
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const scans: RepositoryScanResult[] = [];
+    warmer.onScan((r) => {
+      scans.push(r);
+      if (r.repository === app.toString() && r.outcome === "scanned" && r.refreshed === 6)
+        factory.reset();
+    });
+    const appScans = () =>
+      scans.filter((r) => r.repository === app.toString() && r.outcome === "scanned").length;
+    const stop = new AbortController();
+    const running = warmer.start(stop.signal);
+    try {
+      await waitFor(() => appScans() >= 4, { what: "four scans of app", timeoutMs: 20_000 });
+      assert.ok(
+        scans.filter((r) => r.repository === held.toString() && r.outcome === "skipped-lease")
+          .length >= 2,
+        "held's lease was looked at and found held more than once",
+      );
+      assert.equal(factory.counts(app.toString()).head, 0, "app's rescans checked no tag");
+      assert.ok(factory.counts(app.toString()).tags >= 3, "app was listed at each rescan");
+      // The other warmer's scan ends (here: its lease goes, and this warmer scans it): the
+      // host's fill is over, and app's next rescans check its tags within the interval.
+      await store.release(keys.lease(held), "other");
+      await waitFor(() => factory.counts(app.toString()).head >= 6, {
+        what: "app's tags checked once the host's fill is over",
+        timeoutMs: 20_000,
+      });
+      assert.ok(
+        scans.some((r) => r.repository === held.toString() && r.outcome === "scanned"),
+        "held scanned once its lease was free",
+      );
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+
   it("checks tags whose own deadline is far off within the repository's interval", async () => {
     const { app, repo, factory, warmer } = oneRepositoryWarmer({ pollTags: undefined });
     const events: TagEvent[] = [];
