@@ -8,6 +8,8 @@
  * and the longest any repository then went without being listed, against the lease TTL plus
  * the interval the survivors report for it.
  */
+
+import { BUDGET_METRICS } from "../../src/registry/budget-metrics.js";
 import {
   apiLoad,
   type FillResult,
@@ -133,10 +135,32 @@ export interface KillResult {
   settleSeconds: number;
 }
 
+/** Each replica's share of each registry's budget at one moment of a fill (its /metrics). */
+export interface ShareSample {
+  /** Seconds since the fill started. */
+  seconds: number;
+  /** Per replica id, per registry name: `regscan_registry_host_budget_share`. */
+  shares: Record<string, Record<string, number>>;
+}
+
 /** What one fill phase measured. */
 export interface FillPhase {
   replicas: number;
+  /** Milliseconds from the fill's start until every replica accepted connections. */
+  startupMs: number;
   fill: FillResult;
+  /**
+   * Registry requests per 5 s from the fill's start to the full cache, per registry: where a
+   * registry's budget went unspent before its part of the fill was done.
+   */
+  profile: Record<string, number[]>;
+  /**
+   * Requests each replica made of each registry by the full cache (its
+   * `regscan_registry_budget_requests_total`; null for one that was killed).
+   */
+  perReplica: Record<string, Record<string, number> | null>;
+  /** The replicas' shares of each registry's budget, sampled every poll of the fill. */
+  shares: ShareSample[];
   /** Registry requests from the start to the full cache, per registry and kind. */
   requests: Record<string, Record<string, number>>;
   /** Over the whole phase (a kill's settle time included). */
@@ -176,6 +200,70 @@ function simulatorLoad(before: SimStats, after: SimStats): FillPhase["simulator"
     cpuSeconds: round(cpuSeconds),
     requestsPerCpuSecond: round(requests / Math.max(cpuSeconds, 0.001), 0),
   };
+}
+
+/** Sums of `metric` per `host` label in a Prometheus text exposition. */
+function byHost(text: string, metric: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const host = /host="([^"]*)"/.exec(line)?.[1];
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (host !== undefined && Number.isFinite(value)) out.set(host, (out.get(host) ?? 0) + value);
+  }
+  return out;
+}
+
+/** One replica's `metric` per registry name (the bench's hosts), or null when it does not answer. */
+async function replicaMetric(
+  r: Replica,
+  metric: string,
+  registryOf: Map<string, string>,
+): Promise<Record<string, number> | null> {
+  try {
+    const res = await fetch(`${r.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    const text = await res.text();
+    const out: Record<string, number> = {};
+    for (const [host, v] of byHost(text, metric)) out[registryOf.get(host) ?? host] = v;
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Requests per 5 s of every registry over [from, to) (the simulator's per-second counts). */
+function profileOf(stats: SimStats, from: number, to: number): Record<string, number[]> {
+  const first = Math.floor(from / 1000);
+  const buckets = Math.max(1, Math.ceil((to - from) / 5000));
+  const out: Record<string, number[]> = {};
+  for (const [name, r] of Object.entries(stats.registries)) {
+    const counts = new Array<number>(buckets).fill(0);
+    for (const c of r.perSecond) {
+      const i = Math.floor((c.second - first) / 5);
+      if (i >= 0 && i < buckets) counts[i] = (counts[i] ?? 0) + c.total;
+    }
+    out[name] = counts;
+  }
+  return out;
+}
+
+/**
+ * Lines describing where a fill's requests went: per registry, requests per 5 s and per
+ * replica (the bench prints them under each fill).
+ */
+export function distributionLines(phase: FillPhase): string[] {
+  const lines = [
+    `    replicas ready after ${round(phase.startupMs / 1000)} s; requests per registry per 5 s, then per replica:`,
+  ];
+  for (const [name, counts] of Object.entries(phase.profile)) {
+    const per = Object.entries(phase.perReplica)
+      .map(([id, r]) => `${id.replace("replica-", "r")}=${r === null ? "-" : (r[name] ?? 0)}`)
+      .join(" ");
+    lines.push(
+      `    ${name.padEnd(14)} ${String(phase.requests[name]?.total ?? 0).padStart(5)}: ${counts.join(" ")} | ${per}`,
+    );
+  }
+  return lines;
 }
 
 /** The largest `intervalSeconds` each replica reports, per repository, merged into `into`. */
@@ -286,6 +374,21 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const replicas = await Promise.all(
     Array.from({ length: count }, (_, i) => startReplica(`replica-${i}`, cfg)),
   );
+  const startupMs = Date.now() - startedAt;
+  const registryOf = new Map(sim.registries.map((r) => [r.host, r.name]));
+  const shares: ShareSample[] = [];
+  const sampleShares = async () => {
+    const at = Date.now();
+    const sample: ShareSample = { seconds: round((at - startedAt) / 1000), shares: {} };
+    await Promise.all(
+      replicas.map(async (r) => {
+        if (r.proc.exited()) return;
+        const got = await replicaMetric(r, BUDGET_METRICS.hostShare, registryOf);
+        if (got !== null) sample.shares[r.id] = got;
+      }),
+    );
+    shares.push(sample);
+  };
   let done = false;
   const small = fleet.filter((r) => r.truth.size <= 100);
   const load =
@@ -325,6 +428,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       }
     }
     await samplePulls();
+    await sampleShares();
     if (victim !== undefined && killed === undefined && o.kill !== undefined) {
       const share = progress.visibleTags / Math.max(1, progress.tags);
       if (share >= o.kill.at) {
@@ -349,6 +453,15 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   await samplePulls();
   // The fill's cost ends here; a kill's settle time after it is steady-state rescans.
   const atFull = await simStats(sim.control);
+  const fullAt = Date.now();
+  const perReplica: FillPhase["perReplica"] = {};
+  await Promise.all(
+    replicas.map(async (r) => {
+      perReplica[r.id] = r.proc.exited()
+        ? null
+        : await replicaMetric(r, BUDGET_METRICS.requests, registryOf);
+    }),
+  );
   const api = await load;
 
   let kill: KillResult | null = null;
@@ -400,7 +513,11 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   return {
     phase: {
       replicas: count,
+      startupMs,
       fill,
+      profile: profileOf(atFull, startedAt, fullAt),
+      perReplica,
+      shares,
       requests: totalsBetween(before, atFull),
       simulator: simulatorLoad(before, atFull),
       windows: perWindow,

@@ -15,7 +15,14 @@ import { cleanupAll } from "../../test/support/processes.js";
 import { startRedis } from "../../test/support/redis.js";
 import { everyPersonality } from "../sim/fleets.js";
 import type { SimulatorOptions } from "../sim/simulator.js";
-import { type FillPhase, fillPhase, round, roundRobin, sumTotals } from "./fill.js";
+import {
+  distributionLines,
+  type FillPhase,
+  fillPhase,
+  round,
+  roundRobin,
+  sumTotals,
+} from "./fill.js";
 import { type FleetRepo, loadFleet, measureStaleness, type SimStats, simStats } from "./measure.js";
 import { parseScaleOptions, type ScaleOptions } from "./options.js";
 import {
@@ -190,6 +197,7 @@ async function main(): Promise<void> {
     console.log(
       `  ${single.fill.complete ? "full" : "NOT full"} after ${round(single.fill.ms / 1000)} s`,
     );
+    for (const line of distributionLines(single)) console.log(line);
     load.push(loadavg());
   }
   // Acceptance 4 (time to a full cache, requests of 3 replicas against 1) and 6 (reads while
@@ -207,6 +215,7 @@ async function main(): Promise<void> {
   console.log(
     `  ${main.fill.complete ? "full" : "NOT full"} after ${round(main.fill.ms / 1000)} s`,
   );
+  for (const line of distributionLines(main)) console.log(line);
   load.push(loadavg());
   const store = await redisMemory(redis.port);
 
@@ -260,6 +269,7 @@ async function main(): Promise<void> {
     console.log(
       `  ${killed.fill.complete ? "full" : "NOT full"} after ${round(killed.fill.ms / 1000)} s, watched ${killed.kill?.settleSeconds ?? 0} s more`,
     );
+    for (const line of distributionLines(killed)) console.log(line);
     load.push(loadavg());
   }
 
