@@ -144,8 +144,11 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const args = [
-      // As the image and the systemd unit run it (Dockerfile: the heap cap).
-      "--max-old-space-size=160",
+      // As the image and the systemd unit run it (Dockerfile: the heap cap), unless
+      // REGSCAN_SCALE_NODE_ARGS says otherwise (to try other V8 bounds).
+      ...(process.env.REGSCAN_SCALE_NODE_ARGS?.split(" ").filter(Boolean) ?? [
+        "--max-old-space-size=160",
+      ]),
       "bin/regscan.mjs",
       "serve",
       "--listen",
