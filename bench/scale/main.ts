@@ -5,8 +5,8 @@
  * registry's budget, 3 replicas against 1, staleness under churn, RSS, store size per tag and
  * API latency while warming, each beside its target from issue 13 (bench/results/scale.json).
  * With 3 replicas there are three cold fills: 1 replica (the request ratio's baseline), 3
- * (acceptance 4 and 6, then the staleness phases on them), and 3 again from an empty store
- * with one SIGKILLed mid-fill (acceptance 7).
+ * (acceptance 4 and 6), and 3 again from an empty store with one SIGKILLed mid-fill
+ * (acceptance 7); the staleness phases run on that fill's survivors after its watch.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -207,7 +207,7 @@ async function main(): Promise<void> {
   console.log(
     `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s ...`,
   );
-  const { phase: main, replicas } = await fillPhase({
+  const { phase: main, replicas: cleanReplicas } = await fillPhase({
     ...common,
     count: o.replicas,
     apiLoad: { clients: o.apiClients, ms: o.apiSeconds * 1000 },
@@ -219,6 +219,33 @@ async function main(): Promise<void> {
   load.push(loadavg());
   const store = await redisMemory(redis.port);
 
+  // Acceptance 7 on a fill of its own: Redis flushed, 3 fresh replicas, one SIGKILLed once
+  // the share of tags is cached, then watched until every repository has been scanned again.
+  let killed: FillPhase | null = null;
+  let replicas = cleanReplicas;
+  if (o.killReplicaAt !== null && o.replicas === 3) {
+    await Promise.all(cleanReplicas.map((r) => r.proc.stop()));
+    console.log(
+      `fill with 3 replicas, one killed at ${round(100 * o.killReplicaAt)}% of tags (lease TTL ${o.leaseTtlSeconds} s) ...`,
+    );
+    const r = await fillPhase({
+      ...common,
+      count: 3,
+      kill: { at: o.killReplicaAt, leaseTtlSeconds: o.leaseTtlSeconds },
+    });
+    killed = r.phase;
+    replicas = r.replicas.filter((x) => !x.proc.exited());
+    console.log(
+      `  ${killed.fill.complete ? "full" : "NOT full"} after ${round(killed.fill.ms / 1000)} s, watched ${killed.kill?.settleSeconds ?? 0} s more`,
+    );
+    for (const line of distributionLines(killed)) console.log(line);
+    load.push(loadavg());
+  }
+
+  // Staleness in the steady state after the kill's watch (its survivors), as before the
+  // fills were split: right after a fill, each host's first rescans check every tag at once
+  // and the replicas stretch their intervals for it (a run of this bench: 26 of 38 changes
+  // within the interval replica-0 reported when they happened, listings 40 s apart).
   const api0 = replicas[0]?.url ?? "";
   console.log(`staleness, polling only: ${o.churnPerSecond} changes/s for ${o.duration} s ...`);
   const polling = await measureStaleness(sim.control, api0, fleet, {
@@ -249,30 +276,6 @@ async function main(): Promise<void> {
   });
   await Promise.all(replicas.map((r) => r.proc.stop()));
 
-  // Acceptance 7 on a fill of its own: Redis flushed, 3 fresh replicas, one SIGKILLed once
-  // the share of tags is cached, then watched until every repository has been scanned again.
-  let killed: FillPhase | null = null;
-  if (o.killReplicaAt !== null && o.replicas === 3) {
-    // The churn moved and added tags: the fill is complete when the cache equals the truth now.
-    const churned = await loadFleet(sim.control, sim.registries);
-    console.log(
-      `fill with 3 replicas, one killed at ${round(100 * o.killReplicaAt)}% of tags (lease TTL ${o.leaseTtlSeconds} s) ...`,
-    );
-    const r = await fillPhase({
-      ...common,
-      fleet: churned,
-      count: 3,
-      kill: { at: o.killReplicaAt, leaseTtlSeconds: o.leaseTtlSeconds },
-    });
-    killed = r.phase;
-    await Promise.all(r.replicas.filter((x) => !x.proc.exited()).map((x) => x.proc.stop()));
-    console.log(
-      `  ${killed.fill.complete ? "full" : "NOT full"} after ${round(killed.fill.ms / 1000)} s, watched ${killed.kill?.settleSeconds ?? 0} s more`,
-    );
-    for (const line of distributionLines(killed)) console.log(line);
-    load.push(loadavg());
-  }
-
   const finalStats: SimStats = await simStats(sim.control);
   const simRequests = Object.values(finalStats.registries).reduce(
     (n, r) => n + (r.totals.total ?? 0),
@@ -301,7 +304,7 @@ async function main(): Promise<void> {
       : null;
   const peakHwm = Math.max(
     ...memory.map((m) => m?.hwmMiB ?? 0),
-    ...(killed?.memory ?? []).map((m) => m?.hwmMiB ?? 0),
+    ...main.memory.map((m) => m?.hwmMiB ?? 0),
   );
   const bytesPerTag = store.usedMemory / tagCount;
   const totalSeconds = (Date.now() - benchStarted) / 1000;
@@ -370,7 +373,7 @@ async function main(): Promise<void> {
     },
     {
       figure: "peak RSS per replica (VmHWM)",
-      value: `${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB${killed !== null ? `; kill fill's survivors ${killed.memory.map((m) => m?.hwmMiB ?? "-").join(" / ")} MiB` : ""}`,
+      value: `${main.memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB at the clean fill's end${killed !== null ? `; ${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB (the kill's survivors) after the staleness phases` : ""}`,
       target: "<= 256 MiB",
       pass: peakHwm <= 256,
     },

@@ -317,6 +317,21 @@ export interface StalenessResult {
   webhookDeliveries: unknown;
   /** Count and p50 / p99 by kind of change: a new tag, or a tag moved to another image. */
   byAction: Record<string, { measured: number; unseen: number; p50Ms: number; p99Ms: number }>;
+  /**
+   * Changes seen later than their bound (first 10): the interval when the change happened
+   * and when it was seen, and how stale the repository said it was at the poll before.
+   */
+  lateSamples: Array<{
+    repository: string;
+    tag: string;
+    action: string;
+    seenMs: number;
+    intervalAtChangeSeconds?: number | undefined;
+    intervalSeconds?: number | undefined;
+    staleSecondsBefore?: number | undefined;
+    /** Seconds from the change to each listing of the repository (the simulator's log). */
+    listedAfterSeconds?: number[] | undefined;
+  }>;
   /** The repository's interval and staleness headers when an unseen change was last polled. */
   unseenSamples: Array<{
     repository: string;
@@ -375,6 +390,9 @@ export async function measureStaleness(
   let superseded = 0;
   let total = 0;
   const results: Array<{ ms: number; within: boolean; action: string }> = [];
+  const late: Array<
+    StalenessResult["lateSamples"][number] & { changedAt: number; registry: string; name: string }
+  > = [];
   while (Date.now() < deadline) {
     if (stopped === undefined && Date.now() >= churnEnds) {
       stopped = (
@@ -411,6 +429,20 @@ export async function measureStaleness(
             const bound = c.intervalAtChangeSeconds ?? intervalSeconds;
             const within = bound === undefined || c.seenMs <= bound * 1000 + POLL_SLACK_MS;
             results.push({ ms: c.seenMs, within, action: c.action });
+            if (!within && late.length < 10) {
+              late.push({
+                repository: key,
+                tag: c.tag,
+                action: c.action,
+                seenMs: c.seenMs,
+                intervalAtChangeSeconds: c.intervalAtChangeSeconds,
+                intervalSeconds,
+                staleSecondsBefore: c.staleSeconds,
+                changedAt: c.at,
+                registry: c.registry,
+                name: c.repository,
+              });
+            }
           } else {
             if (intervalSeconds !== undefined) c.intervalSeconds = intervalSeconds;
             if (staleSeconds !== undefined) c.staleSeconds = staleSeconds;
@@ -425,6 +457,17 @@ export async function measureStaleness(
   if (stopped === undefined) {
     stopped = (await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" }))
       .webhooks;
+  }
+  if (late.length > 0) {
+    const listings = await getJson<Record<string, Record<string, number[]>>>(
+      `${control}/_sim/listings?since=${startedAt}`,
+    ).catch(() => ({}) as Record<string, Record<string, number[]>>);
+    for (const l of late) {
+      const times = listings[l.registry]?.[l.name] ?? [];
+      l.listedAfterSeconds = times
+        .filter((t) => t >= l.changedAt - 30_000)
+        .map((t) => Math.round((t - l.changedAt) / 100) / 10);
+    }
   }
   const ms = results.map((r) => r.ms);
   const unseen = [...latest.values()].filter((c) => c.seenMs === undefined);
@@ -457,6 +500,7 @@ export async function measureStaleness(
     unseenOverdue: unseen.length - notDue.length,
     webhookDeliveries: stopped,
     byAction,
+    lateSamples: late.map(({ changedAt: _, registry: __, name: ___, ...l }) => l),
     unseenSamples: unseen.slice(0, 10).map((c) => ({
       repository: `${c.registry}/${c.repository}`,
       tag: c.tag,

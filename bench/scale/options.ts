@@ -4,10 +4,11 @@
  * full run. The defaults are the small run, which must finish in under 5 minutes on 2 cores
  * (acceptance 8) through three cold fills (1 replica; 3 clean, for acceptance 4; 3 with one
  * killed, for acceptance 7, and its watch of lease TTL + interval and more after the fill)
- * and two staleness phases: 200 repositories and 6,000 tags, a budget-bound fill of about
- * 32 s (its slowest registry, the Docker Hub-like one, at 50 requests/s). At 10,000 tags
- * (about 54 s a fill) two fills and the phases took 256 s, and a third would have taken the
- * run past 5 minutes; the fills are what grows with the fleet, the rest is fixed.
+ * and two staleness phases of 20 s of churn (polling's then waits up to `grace`, 40 s):
+ * 200 repositories and 6,000 tags, a budget-bound fill of about 32 s (its slowest registry,
+ * the Docker Hub-like one, at 50 requests/s). At 10,000 tags (about 54 s a fill) two fills
+ * and the phases took 256 s, and a third would have taken the run past 5 minutes; the fills
+ * are what grows with the fleet, the staleness phases and the kill's watch are fixed.
  */
 import { parseArgs } from "node:util";
 
@@ -20,10 +21,7 @@ export interface ScaleOptions {
   /** Also fill with one replica first, for the request ratio (default: with 3 replicas). */
   compareReplicas: boolean;
   webhooks: boolean;
-  /**
-   * Seconds of churn in each staleness phase (default 10 at 4 changes/s: the 40 changes of
-   * 20 s at 2/s, in 20 s less of the 5 minutes; polling's phase lasts this plus `grace`).
-   */
+  /** Seconds of churn in each staleness phase. */
   duration: number;
   /** Tag changes per second during churn, over the whole fleet. */
   churnPerSecond: number;
@@ -123,8 +121,8 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     replicas,
     compareReplicas: onOff("compare-replicas", values["compare-replicas"], replicas === 3),
     webhooks: onOff("webhooks", values.webhooks, true),
-    duration: positive("duration", values.duration, 10),
-    churnPerSecond: positive("churn", values.churn, 4),
+    duration: positive("duration", values.duration, 20),
+    churnPerSecond: positive("churn", values.churn, 2),
     budgetRps,
     budgetBurst: positive("budget", burst, budgetRps),
     intervalSeconds,
