@@ -147,7 +147,7 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       // As the image and the systemd unit run it (Dockerfile: the heap cap), unless
       // REGSCAN_SCALE_NODE_ARGS says otherwise (to try other V8 bounds).
       ...(process.env.REGSCAN_SCALE_NODE_ARGS?.split(" ").filter(Boolean) ?? [
-        "--max-old-space-size=160",
+        "--max-old-space-size=128",
       ]),
       "bin/regscan.mjs",
       "serve",

@@ -34,6 +34,12 @@ interface Entry {
   builtAt: number;
 }
 
+/**
+ * Default bytes of answers kept: 16 MiB, a 25,000-tag answer (about 8 MB) with room to spare;
+ * these buffers are outside V8's heap cap and count in full against a replica's 256 MiB.
+ */
+export const DEFAULT_REPOSITORY_CACHE_BYTES = 16 * 1024 * 1024;
+
 /** The bounds of a {@link RepositoryJsonCache}. */
 export interface RepositoryJsonCacheOptions {
   /**
@@ -41,7 +47,7 @@ export interface RepositoryJsonCacheOptions {
    * keeps the table of a fleet of tiny answers from growing without end.
    */
   maxEntries?: number | undefined;
-  /** Most bytes kept together; an answer larger than this is not kept (default 24 MiB). */
+  /** Most bytes kept together; an answer larger than this is not kept (default 16 MiB). */
   maxBytes?: number | undefined;
   /**
    * How long a body is served at most, even when its version still holds (a tag record
@@ -70,7 +76,7 @@ export class RepositoryJsonCache {
 
   constructor(opts: RepositoryJsonCacheOptions = {}) {
     this.#maxEntries = opts.maxEntries ?? 4_096;
-    this.maxBytes = opts.maxBytes ?? 24 * 1024 * 1024;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_REPOSITORY_CACHE_BYTES;
     this.#maxAgeMs = opts.maxAgeMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
   }
