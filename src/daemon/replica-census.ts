@@ -47,11 +47,16 @@ const LOCK_TRIES = 5;
 export const REPLICAS_METRIC = "regscan_replicas_live";
 /**
  * A replica's need of a host is what it asks times this (room to grow without waiting a
- * heartbeat), but at least `MIN_NEED`, so that a replica whose first requests go to a host
- * that another one fills (a webhook's scan) is not left at a trickle.
+ * heartbeat), but at least a floor, so that a replica whose first requests go to a host
+ * that another one fills (a webhook's scan) is not left at a trickle: the replicas that ask
+ * less than `MIN_NEED` of a host keep `MIN_NEED` of it between them, not each. Each kept
+ * 5% before, unused while one replica was left filling a host (a 3-replica fill's last
+ * seconds ran at 90% of the Docker Hub-like registry's budget, and ten replicas would have
+ * left 45% of it idle); the first request of an idle one queues, so it counts as limited
+ * at its next heartbeat and gets its fair part within two.
  */
 const NEED_HEADROOM = 1.5;
-const MIN_NEED = 0.05;
+export const MIN_NEED = 0.05;
 
 /** What the census knows now. */
 export interface CensusView {
@@ -154,11 +159,21 @@ function decodeHosts(raw: unknown): Record<string, HostEntry> | undefined {
   return out;
 }
 
-/** A replica's need of a host's budget (see `NEED_HEADROOM`): all of it while its requests queue. */
-function need(want: HostWant | undefined): number {
-  if (want === undefined) return MIN_NEED;
+/** What a replica asks of a host's budget (see `NEED_HEADROOM`): all of it while its requests queue. */
+function asked(want: HostWant | undefined): number {
+  if (want === undefined) return 0;
   if (want.limited) return Number.POSITIVE_INFINITY;
-  return Math.min(1, Math.max(MIN_NEED, want.share * NEED_HEADROOM));
+  return Math.min(1, want.share * NEED_HEADROOM);
+}
+
+/**
+ * The replicas' needs of one host from what they ask: those asking less than `MIN_NEED`
+ * share `MIN_NEED` between them as their floor (see `MIN_NEED`).
+ */
+export function needsOf(asks: readonly number[]): number[] {
+  const low = asks.filter((a) => a < MIN_NEED).length;
+  const floor = MIN_NEED / Math.max(1, low);
+  return asks.map((a) => Math.max(a, floor));
 }
 
 /**
@@ -437,12 +452,12 @@ export class ReplicaCensus {
     for (const o of others) for (const host of Object.keys(o.hosts)) hosts.add(host);
     const out = new Map<string, number>();
     for (const host of hosts) {
-      const needs = [need(wants.get(host))];
+      const asks = [asked(wants.get(host))];
       for (const o of others) {
         const e = o.hosts[host];
-        needs.push(need(e === undefined ? undefined : { share: e.w, limited: e.l === true }));
+        asks.push(asked(e === undefined ? undefined : { share: e.w, limited: e.l === true }));
       }
-      const part = fairParts(needs)[0] ?? 0;
+      const part = fairParts(needsOf(asks))[0] ?? 0;
       const othersUse = others.reduce((sum, o) => sum + (o.hosts[host]?.s ?? o.share), 0);
       out.set(host, floorShare(Math.min(part, 1 - othersUse)));
     }

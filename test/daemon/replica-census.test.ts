@@ -12,7 +12,13 @@ import { Registry } from "prom-client";
 import { openStore } from "../../src/cache/open-store.js";
 import type { Store } from "../../src/cache/store.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
-import { type CensusView, fairParts, ReplicaCensus } from "../../src/daemon/replica-census.js";
+import {
+  type CensusView,
+  fairParts,
+  MIN_NEED,
+  needsOf,
+  ReplicaCensus,
+} from "../../src/daemon/replica-census.js";
 import type { HostWant } from "../../src/registry/http/rate-limiters.js";
 import { type MemcachedServer, startMemcached } from "../support/memcached.js";
 import { type RedisServer, startRedis } from "../support/redis.js";
@@ -252,6 +258,25 @@ describe("ReplicaCensus: each host's budget divided by demand", () => {
     close(fairParts([Infinity]), [1]);
   });
 
+  it("needsOf: the replicas that ask little of a host share 5% of it as their floor", () => {
+    const close = (a: number[], b: number[]) =>
+      assert.ok(
+        a.length === b.length &&
+          a.every((x, i) => x === b[i] || Math.abs(x - (b[i] ?? Number.NaN)) < 1e-9),
+        `${a} vs ${b}`,
+      );
+    assert.equal(MIN_NEED, 0.05);
+    close(needsOf([Infinity, 0, 0]), [Infinity, 0.025, 0.025]);
+    close(needsOf([Infinity, 0.04, 0]), [Infinity, 0.04, 0.025]);
+    close(needsOf([Infinity, 0.3]), [Infinity, 0.3]);
+    close(needsOf([0]), [0.05]);
+    // Ten replicas, one left filling a host: it gets 95% of it, where a floor of 5% each
+    // left it 55%.
+    const ten = [Infinity, ...new Array<number>(9).fill(0)];
+    close(fairParts(needsOf(ten)).slice(0, 1), [0.95]);
+    close(fairParts(ten.map((a) => Math.max(a, 0.05))).slice(0, 1), [0.55]);
+  });
+
   it("the replica whose requests queue gets nearly all of the host, never above the whole", async () => {
     const store = new MemoryStore();
     const fleet = new Fleet(nextPrefix());
@@ -282,16 +307,18 @@ describe("ReplicaCensus: each host's budget divided by demand", () => {
       asks.set("busy", { share: 0.33, limited: true });
       asks.set("idle-1", { share: 0.01, limited: false });
       await beatAll(3);
-      assert.ok(busy.shareOf(HOST) > 0.89, `busy: ${busy.shareOf(HOST)}`);
-      assert.ok(idle1.shareOf(HOST) >= 0.05 - 1e-9, "an idle replica keeps room to start");
-      assert.ok(idle2.shareOf(HOST) <= 0.06);
+      // The two that ask little keep 5% between them as room to start, not 5% each.
+      assert.ok(busy.shareOf(HOST) > 0.949, `busy: ${busy.shareOf(HOST)}`);
+      assert.ok(idle1.shareOf(HOST) >= 0.025 - 1e-9, "an idle replica keeps room to start");
+      assert.ok(idle2.shareOf(HOST) >= 0.025 - 1e-9, "so does the other");
+      assert.ok(idle1.shareOf(HOST) + idle2.shareOf(HOST) <= 0.05 + 1e-9);
       assert.ok(Math.abs(busy.shareOf(QUIET) - 1 / 3) < 1e-6, "a quiet host stays shared equally");
       // The work moves: the other replica now queues, the first goes quiet.
       asks.set("busy", { share: 0, limited: false });
       asks.set("idle-2", { share: 0.05, limited: true });
       await beatAll(3);
-      assert.ok(idle2.shareOf(HOST) > 0.89, `idle-2: ${idle2.shareOf(HOST)}`);
-      assert.ok(busy.shareOf(HOST) <= 0.06);
+      assert.ok(idle2.shareOf(HOST) > 0.949, `idle-2: ${idle2.shareOf(HOST)}`);
+      assert.ok(busy.shareOf(HOST) <= 0.026);
       assert.deepEqual(fleet.violations, [], "no host's shares in use ever above the whole");
     } finally {
       await fleet.stop();
