@@ -6,13 +6,18 @@
 // beside both at a lower priority: the tests leave part of the two cores idle as they wait on
 // servers, and the type-check fills it instead of adding its 10-25 s of wall before them. Its
 // output is held until the tests end and printed after theirs; a type error fails the run as
-// a failed test does.
+// a failed test does. The type-check is incremental (TypeScript's own: .tmp/typecheck.tsbuildinfo
+// keeps each file's content hash and its diagnostics, and a file is checked again when it or
+// what it depends on changed): 12-13 s of CPU from nothing, as in a fresh clone, 4-5 s when
+// nothing changed (every file is still read and parsed); `npm run typecheck` checks everything.
 import { spawn } from "node:child_process";
 import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const TSC = fileURLToPath(new URL("../node_modules/typescript/bin/tsc", import.meta.url));
+/** The type-check's record of what it checked (.tmp/ is ignored by git). */
+const TYPECHECK_INFO = ".tmp/typecheck.tsbuildinfo";
 /** The type-check's niceness: the tests' timings come first. */
 const TYPECHECK_NICE = 10;
 
@@ -33,7 +38,10 @@ function start(args, stdio) {
 }
 
 const started = performance.now();
-const typecheck = start([TSC, "-p", "tsconfig.json", "--noEmit"], ["ignore", "pipe", "pipe"]);
+const typecheck = start(
+  [TSC, "-p", "tsconfig.json", "--noEmit", "--incremental", "--tsBuildInfoFile", TYPECHECK_INFO],
+  ["ignore", "pipe", "pipe"],
+);
 let typecheckOutput = "";
 typecheck.stdout.setEncoding("utf8").on("data", (d) => {
   typecheckOutput += d;
