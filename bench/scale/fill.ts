@@ -22,6 +22,7 @@ import {
   windows,
 } from "./measure.js";
 import {
+  cpuSecondsOf,
   leasesHeldBy,
   memoryOf,
   type Replica,
@@ -161,6 +162,12 @@ export interface FillPhase {
   perReplica: Record<string, Record<string, number> | null>;
   /** The replicas' shares of each registry's budget, sampled every poll of the fill. */
   shares: ShareSample[];
+  /**
+   * CPU seconds each replica used from its start to the full cache (null: killed), against
+   * the fill's wall time: on 2 cores shared with the simulator, Redis, the bench and its API
+   * clients, a replica short of CPU falls behind its share of the budgets.
+   */
+  cpuSeconds: Record<string, number | null>;
   /** Registry requests from the start to the full cache, per registry and kind. */
   requests: Record<string, Record<string, number>>;
   /** Over the whole phase (a kill's settle time included). */
@@ -252,8 +259,11 @@ function profileOf(stats: SimStats, from: number, to: number): Record<string, nu
  * replica (the bench prints them under each fill).
  */
 export function distributionLines(phase: FillPhase): string[] {
+  const cpu = Object.entries(phase.cpuSeconds)
+    .map(([id, s]) => `${id.replace("replica-", "r")}=${s ?? "-"}`)
+    .join(" ");
   const lines = [
-    `    replicas ready after ${round(phase.startupMs / 1000)} s; requests per registry per 5 s, then per replica:`,
+    `    replicas ready after ${round(phase.startupMs / 1000)} s; CPU-s to the full cache ${cpu}; requests per registry per 5 s, then per replica:`,
   ];
   for (const [name, counts] of Object.entries(phase.profile)) {
     const per = Object.entries(phase.perReplica)
@@ -454,6 +464,11 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   // The fill's cost ends here; a kill's settle time after it is steady-state rescans.
   const atFull = await simStats(sim.control);
   const fullAt = Date.now();
+  const cpuSeconds: FillPhase["cpuSeconds"] = {};
+  for (const r of replicas) {
+    const cpu = r.proc.exited() ? undefined : cpuSecondsOf(r.proc.pid);
+    cpuSeconds[r.id] = cpu === undefined ? null : round(cpu);
+  }
   const perReplica: FillPhase["perReplica"] = {};
   await Promise.all(
     replicas.map(async (r) => {
@@ -518,6 +533,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       profile: profileOf(atFull, startedAt, fullAt),
       perReplica,
       shares,
+      cpuSeconds,
       requests: totalsBetween(before, atFull),
       simulator: simulatorLoad(before, atFull),
       windows: perWindow,

@@ -216,3 +216,18 @@ export function memoryOf(pid: number): { hwm: number; rss: number } | undefined 
     return undefined;
   }
 }
+
+/**
+ * CPU seconds (user + system) a process has used so far (from /proc; clock ticks of 1/100 s,
+ * Linux's USER_HZ on every architecture Node runs on).
+ */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The fields after the command (which may hold spaces) in parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
