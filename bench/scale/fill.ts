@@ -426,6 +426,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   let killed: { at: number; share: number; leases: string[] } | undefined;
   const intervals = new Map<string, number>();
   const survivors = replicas.filter((r) => r !== victim);
+  let sampledAt = 0;
   const onTick = async (progress: { visibleTags: number; tags: number }) => {
     // A replica that died on its own (not the one killed) would leave the fill to time out
     // with no word of why: end the phase with what it last wrote.
@@ -437,8 +438,12 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         );
       }
     }
-    await samplePulls();
-    await sampleShares();
+    // Sampled every 2 s at most: the rounds get shorter near the end of the fill.
+    if (Date.now() - sampledAt >= 2_000) {
+      sampledAt = Date.now();
+      await samplePulls();
+      await sampleShares();
+    }
     if (victim !== undefined && killed === undefined && o.kill !== undefined) {
       const share = progress.visibleTags / Math.max(1, progress.tags);
       if (share >= o.kill.at) {
