@@ -72,6 +72,9 @@ class Lru<K, V> {
     readonly weigh: (v: V) => number = () => 1,
   ) {}
   #weight = 0;
+  get size(): number {
+    return this.#map.size;
+  }
   get(k: K): V | undefined {
     const v = this.#map.get(k);
     if (v !== undefined) {
@@ -103,19 +106,73 @@ class Lru<K, V> {
 }
 
 /**
+ * One repository's digestKey -> value table: open addressing in two Float64Arrays, so that
+ * hundreds of thousands of entries are two buffers outside V8's heap instead of Map entries
+ * and heap numbers (keys and values above 2^31) that every major GC must mark. Keys are
+ * stored plus one, 0 meaning an empty slot.
+ */
+class DigestTable {
+  #keys = new Float64Array(16);
+  #values = new Float64Array(16);
+  size = 0;
+
+  get(key: number): number | undefined {
+    const keys = this.#keys;
+    const mask = keys.length - 1;
+    const stored = key + 1;
+    // A key is 52 bits of a sha256: its low 32 bits are as good a hash as any.
+    for (let i = (key >>> 0) & mask; ; i = (i + 1) & mask) {
+      const k = keys[i] as number;
+      if (k === stored) return this.#values[i];
+      if (k === 0) return undefined;
+    }
+  }
+
+  /** Sets the value; true when the key is new. */
+  set(key: number, value: number): boolean {
+    if ((this.size + 1) * 2 > this.#keys.length) this.#grow();
+    const keys = this.#keys;
+    const mask = keys.length - 1;
+    const stored = key + 1;
+    for (let i = (key >>> 0) & mask; ; i = (i + 1) & mask) {
+      const k = keys[i] as number;
+      if (k === stored || k === 0) {
+        this.#values[i] = value;
+        if (k === stored) return false;
+        keys[i] = stored;
+        this.size++;
+        return true;
+      }
+    }
+  }
+
+  #grow(): void {
+    const keys = this.#keys;
+    const values = this.#values;
+    this.#keys = new Float64Array(keys.length * 2);
+    this.#values = new Float64Array(keys.length * 2);
+    this.size = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as number;
+      if (k !== 0) this.set(k - 1, values[i] as number);
+    }
+  }
+}
+
+/**
  * digestKey -> image id * 4 + what (0 manifest, 1 config, 2 layer), per repository, with a
  * bound on entries: the least recently used repositories are dropped whole.
  */
 class DigestIndex {
-  readonly #repos = new Map<number, { map: Map<number, number>; indexedLocals: number }>();
+  readonly #repos = new Map<number, { map: DigestTable; indexedLocals: number }>();
   #entries = 0;
   constructor(readonly maxEntries: number) {}
 
   /** The repository's entry (made if missing), marked as just used. */
-  repository(repo: number): { map: Map<number, number>; indexedLocals: number } {
+  repository(repo: number): { map: DigestTable; indexedLocals: number } {
     let r = this.#repos.get(repo);
     if (r !== undefined) this.#repos.delete(repo);
-    else r = { map: new Map(), indexedLocals: 0 };
+    else r = { map: new DigestTable(), indexedLocals: 0 };
     this.#repos.set(repo, r);
     return r;
   }
@@ -126,8 +183,7 @@ class DigestIndex {
 
   put(repo: number, key: number, value: number): void {
     const r = this.repository(repo);
-    if (!r.map.has(key)) this.#entries++;
-    r.map.set(key, value);
+    if (r.map.set(key, value)) this.#entries++;
     if (this.#entries <= this.maxEntries) return;
     for (const [k, old] of this.#repos) {
       if (this.#entries <= this.maxEntries) break;
@@ -159,11 +215,13 @@ export class RegistryContent {
   readonly #digests: DigestIndex;
   readonly #lists = new Lru<string, TagList>(600_000, (l) => l.tags.length + 1);
   #churnSeq = 0;
+  #imageHits = 0;
+  #imagesBuilt = 0;
 
   constructor(spec: FleetSpec) {
     this.seed = spec.seed;
     this.kindMix = spec.kindMix ?? DEFAULT_KIND_MIX;
-    this.#images = new Lru(spec.cacheImages ?? 20_000);
+    this.#images = new Lru(spec.cacheImages ?? 1000);
     this.#digests = new DigestIndex(spec.digestIndexEntries ?? 2_000_000);
     const prefix = spec.namePrefix ?? "";
     (spec.huge ?? []).forEach((count, i) => {
@@ -305,10 +363,19 @@ export class RegistryContent {
     return { id, what };
   }
 
+  /** Images asked for that were in memory, and those built (again). */
+  imageCounts(): { cached: number; hits: number; built: number } {
+    return { cached: this.#images.size, hits: this.#imageHits, built: this.#imagesBuilt };
+  }
+
   /** Generates (or recalls) image `id`, registering its digests for GETs by digest. */
   image(id: number): GeneratedImage {
     const hit = this.#images.get(id);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      this.#imageHits++;
+      return hit;
+    }
+    this.#imagesBuilt++;
     const image = generateImage(this.seed, id, this.kindMix);
     this.#register(image);
     this.#images.set(id, image);

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ChurnGenerator, type ChurnOptions } from "./churn.js";
 import { type FleetSpec, RegistryContent } from "./content.js";
 import { ListingLog } from "./listings.js";
+import { LoopDelayMonitor } from "./loop-delay.js";
 import { PERSONALITIES, type PersonalityName } from "./personalities.js";
 import { type Faults, SimRegistry } from "./registry-server.js";
 import { TokenIssuer } from "./tokens.js";
@@ -40,10 +41,13 @@ export class Simulator {
   #controlUrl: string | undefined;
   readonly #started = Date.now();
   readonly #cpuAtStart = process.cpuUsage();
+  /** Whether this process stalled (a registry counts a request when it handles it). */
+  readonly #loop = new LoopDelayMonitor();
 
   private constructor(registries: SimRegistry[]) {
     this.registries = registries;
     this.listings = new ListingLog(registries);
+    this.#loop.start();
   }
 
   /** Starts every registry (and the control API when asked for). */
@@ -107,7 +111,10 @@ export class Simulator {
     return this.#churn;
   }
 
-  /** Counts of every registry, and this process's CPU time and memory. */
+  /**
+   * Counts of every registry over the last `seconds`, and this process's CPU time, memory
+   * and event-loop delay (its stalls over those seconds).
+   */
   stats(seconds = 60) {
     const cpu = process.cpuUsage(this.#cpuAtStart);
     return {
@@ -116,6 +123,7 @@ export class Simulator {
         cpuUserMs: cpu.user / 1000,
         cpuSystemMs: cpu.system / 1000,
         rss: process.memoryUsage().rss,
+        loop: this.#loop.snapshot(Date.now() - seconds * 1000),
       },
       registries: Object.fromEntries(
         this.registries.map((r) => [
@@ -124,6 +132,7 @@ export class Simulator {
             personality: r.personality.name,
             totals: r.stats.totals,
             pullsRemaining: r.pullsRemaining() ?? null,
+            images: r.content.imageCounts(),
             perSecond: r.stats.perSecond(seconds),
           },
         ]),
@@ -132,6 +141,7 @@ export class Simulator {
   }
 
   async stop(): Promise<void> {
+    this.#loop.stop();
     this.listings.stop();
     await this.#churn?.stop();
     const control = this.#control;

@@ -233,6 +233,31 @@ test("with a small digest index, forgotten repositories' digests are found again
   }
 });
 
+test("a small image cache serves the same bytes; thousands of digests of a repository are found by digest", () => {
+  const spec = { seed: "small-cache", repositories: 3, tags: 60, huge: [3000] };
+  const big = new RegistryContent({ ...spec, cacheImages: 100_000 });
+  const small = new RegistryContent({ ...spec, cacheImages: 8 });
+  // Asked by digest first: the small cache rebuilds the repository's images to index them
+  // (its digest table grows from 16 slots to thousands), then rebuilds each image it serves.
+  for (const repo of big.repositories()) {
+    const tags = big.tags(repo);
+    for (const tag of tags) {
+      const image = big.resolveTag(repo, tag);
+      assert.ok(image);
+      for (const m of [image, ...image.children]) {
+        assert.deepEqual(small.manifestByDigest(repo, m.digest)?.bytes, m.bytes, `${repo} ${tag}`);
+        for (const b of m.blobs) assert.deepEqual(small.blob(repo, b.digest)?.bytes, b.bytes);
+      }
+    }
+    for (const tag of tags) {
+      assert.deepEqual(small.resolveTag(repo, tag)?.bytes, big.resolveTag(repo, tag)?.bytes);
+    }
+  }
+  const counts = small.imageCounts();
+  assert.ok(counts.cached <= 8, `cached ${counts.cached}`);
+  assert.ok(counts.built > 3000, `built ${counts.built}`);
+});
+
 describe("paging limits", () => {
   test("Quay answers TOO_MANY_TAGS_REQUESTED to n above 100, and serves n=100", async () => {
     const { registry, reader } = reg("quay");
@@ -442,6 +467,33 @@ describe("tokens, faults and counts", () => {
     });
     assert.deepEqual(await faults.json(), { latencyMs: 1 });
     sim.registry("ecr").setFaults({});
+  });
+
+  test("the stats tell when the simulator's event loop stalled", async () => {
+    const base = sim.controlUrl as string;
+    type Loop = {
+      maxMs: number;
+      stallsOver250Ms: number;
+      stalls: Array<{ at: number; ms: number }>;
+    };
+    const loop = async () =>
+      (
+        (await (await fetch(`${base}/_sim/stats?seconds=600`)).json()) as {
+          process: { loop: Loop };
+        }
+      ).process.loop;
+    const before = await loop();
+    // The simulator runs in this process here: block its loop as a long GC pause would.
+    const blockedAt = Date.now();
+    while (Date.now() - blockedAt < 400) {}
+    await new Promise((r) => setTimeout(r, 120));
+    const after = await loop();
+    assert.ok(after.stallsOver250Ms >= before.stallsOver250Ms + 1);
+    assert.ok(after.maxMs >= 340, `max ${after.maxMs}`);
+    // Measured from when the 50 ms timer was due, within the first 50 ms of the block.
+    const stall = after.stalls.find((x) => x.ms >= 340 && x.at >= blockedAt - 60);
+    assert.ok(stall, JSON.stringify(after.stalls));
+    assert.ok(Math.abs(stall.at - blockedAt) <= 60, `began ${stall.at - blockedAt} ms off`);
   });
 
   test("the control API tells when each repository was listed (answered tag-list pages only)", async () => {

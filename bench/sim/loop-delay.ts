@@ -1,0 +1,131 @@
+/**
+ * How late the simulator's event loop ran, so that a run can tell whether the simulator
+ * stalled. The registries count each request when its handler runs: requests that arrive
+ * while the loop is blocked (a long GC pause, synchronous work, the process descheduled on
+ * a busy machine) are counted together when it runs again, and a client that kept to its
+ * budget then seems to have gone over it in a 10 s window.
+ *
+ * A timer every 50 ms measures how late it fires (the loop was busy all that time); delays
+ * of 100 ms or more are kept as stalls with when they began, and GC pauses are summed by
+ * kind from the `gc` performance entries (the final pauses only: incremental marking steps
+ * show as loop delay).
+ */
+import { constants, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
+
+const TICK_MS = 50;
+/** A delay at least this long is kept as a stall. */
+const STALL_MS = 100;
+/** The figure a run is judged by: stalls this long move a second's requests into the next. */
+const LONG_STALL_MS = 250;
+/** Stalls kept (the oldest dropped first). */
+const KEPT_STALLS = 1000;
+
+/** One stall: when the loop stopped answering (epoch ms) and for how long. */
+export interface Stall {
+  at: number;
+  ms: number;
+}
+
+interface Pauses {
+  count: number;
+  ms: number;
+  maxMs: number;
+}
+
+/** What `snapshot` reports. */
+export interface LoopDelaySnapshot {
+  /** The timer's period: delays shorter than this are not seen. */
+  tickMs: number;
+  /** The longest delay since the start. */
+  maxMs: number;
+  /** Stalls of 250 ms or more since the start. */
+  stallsOver250Ms: number;
+  /** Stalls of 100 ms or more within the window asked for, oldest first. */
+  stalls: Stall[];
+  /** GC pauses since the start (mark-compact and scavenges). */
+  gc: { major: Pauses; minor: Pauses };
+}
+
+function zero(): Pauses {
+  return { count: 0, ms: 0, maxMs: 0 };
+}
+
+export class LoopDelayMonitor {
+  readonly #stalls: Stall[] = [];
+  readonly #gc = { major: zero(), minor: zero() };
+  #timer: NodeJS.Timeout | undefined;
+  #observer: PerformanceObserver | undefined;
+  #expected = 0;
+  #maxMs = 0;
+  #longStalls = 0;
+
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#expected = performance.now() + TICK_MS;
+    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    // Never what keeps the process alive.
+    this.#timer.unref();
+    this.#observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) this.#pause(entry);
+    });
+    this.#observer.observe({ entryTypes: ["gc"] });
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#observer?.disconnect();
+    this.#observer = undefined;
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    const late = now - this.#expected;
+    // setInterval does not catch up on missed ticks: the next one is due a period from now.
+    this.#expected = now + TICK_MS;
+    if (late < STALL_MS) {
+      if (late > this.#maxMs) this.#maxMs = late;
+      return;
+    }
+    this.record(Date.now() - late, late);
+  }
+
+  /** Records a stall (the timer's; exposed for tests). */
+  record(at: number, ms: number): void {
+    if (ms > this.#maxMs) this.#maxMs = ms;
+    if (ms >= LONG_STALL_MS) this.#longStalls++;
+    this.#stalls.push({ at: Math.round(at), ms: Math.round(ms) });
+    if (this.#stalls.length > KEPT_STALLS)
+      this.#stalls.splice(0, this.#stalls.length - KEPT_STALLS);
+  }
+
+  #pause(entry: PerformanceEntry): void {
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+    const p =
+      kind === constants.NODE_PERFORMANCE_GC_MAJOR
+        ? this.#gc.major
+        : kind === constants.NODE_PERFORMANCE_GC_MINOR
+          ? this.#gc.minor
+          : undefined;
+    if (p === undefined) return;
+    p.count++;
+    p.ms += entry.duration;
+    if (entry.duration > p.maxMs) p.maxMs = entry.duration;
+  }
+
+  /** The figures, with the stalls that began at or after `since` (epoch ms). */
+  snapshot(since = 0): LoopDelaySnapshot {
+    const round = (p: Pauses): Pauses => ({
+      count: p.count,
+      ms: Math.round(p.ms),
+      maxMs: Math.round(p.maxMs * 10) / 10,
+    });
+    return {
+      tickMs: TICK_MS,
+      maxMs: Math.round(this.#maxMs),
+      stallsOver250Ms: this.#longStalls,
+      stalls: this.#stalls.filter((s) => s.at >= since),
+      gc: { major: round(this.#gc.major), minor: round(this.#gc.minor) },
+    };
+  }
+}
