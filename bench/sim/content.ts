@@ -28,7 +28,12 @@ export interface FleetSpec {
   /** Prefix of every repository name (e.g. an Artifactory virtual repository, `virtual/`). */
   namePrefix?: string | undefined;
   kindMix?: KindMix;
-  /** Images kept in memory (default 20,000); the rest are rebuilt from their id when asked for. */
+  /**
+   * Images kept in memory (default 1,000); the rest are rebuilt from their id when asked
+   * for. A client asks for an image a few times within a second (manifest, then config and
+   * platform manifests by digest), so a few hundred suffice; tens of thousands of images on
+   * the heap made the simulator's major GCs stall every registry it serves for up to seconds.
+   */
   cacheImages?: number;
   /**
    * Digests remembered for GETs by digest (default 2,000,000), kept per repository, the
