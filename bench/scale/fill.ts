@@ -172,6 +172,12 @@ export interface FillPhase {
   requests: Record<string, Record<string, number>>;
   /** Over the whole phase (a kill's settle time included). */
   windows: Record<string, { max: number; violations: number; limit: number }>;
+  /**
+   * The simulator's event-loop stalls of 100 ms or more over the phase (seconds from its
+   * start, length): requests that arrive during one are counted together after it, so a
+   * window over budget beside a long stall is the simulator's, not the client's.
+   */
+  simulatorStalls: Array<{ seconds: number; ms: number }>;
   minPullsRemaining: { remaining: number; limit: number } | null;
   api: Awaited<ReturnType<typeof apiLoad>> | null;
   memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
@@ -542,6 +548,9 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       requests: totalsBetween(before, atFull),
       simulator: simulatorLoad(before, atFull),
       windows: perWindow,
+      simulatorStalls: (after.process.loop?.stalls ?? [])
+        .filter((x) => x.at >= startedAt)
+        .map((x) => ({ seconds: round((x.at - startedAt) / 1000), ms: x.ms })),
       minPullsRemaining: minPulls,
       api,
       memory: replicas.map((r) => {

@@ -189,7 +189,14 @@ export async function waitForFullCache(
 }
 
 export interface SimStats {
-  process: { uptimeMs: number; cpuUserMs: number; cpuSystemMs: number; rss: number };
+  process: {
+    uptimeMs: number;
+    cpuUserMs: number;
+    cpuSystemMs: number;
+    rss: number;
+    /** Its event-loop stalls (bench/sim/loop-delay.ts): when each began (epoch ms), how long. */
+    loop?: { stalls: Array<{ at: number; ms: number }> };
+  };
   registries: Record<
     string,
     {
