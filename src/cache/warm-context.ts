@@ -57,8 +57,11 @@ export interface WarmJob {
   force: boolean;
   /** Check every kept tag (with HEAD first), not only the due ones. */
   checkAll?: boolean;
-  /** Its requests go ahead of other scans' for the hosts' request budgets (`ClientOptions`). */
-  priority?: boolean | undefined;
+  /**
+   * Its requests go ahead of other scans' for the hosts' request budgets (`ClientOptions`);
+   * a signal raises them from when it aborts (the warmer's running scan a webhook names).
+   */
+  priority?: boolean | AbortSignal | undefined;
   /**
    * Only its listing goes ahead (the warming loop's repository late against its bound,
    * lease TTL + interval: its first request is what ends the time it goes unscanned, while

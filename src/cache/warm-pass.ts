@@ -268,7 +268,7 @@ async function scanRepository(s: Scan): Promise<void> {
     priority: job.priority,
   });
   const lister =
-    job.listPriority && !job.priority
+    job.listPriority && job.priority !== true
       ? ctx.factory.clientFor(job.name, job.creds, {
           platform: job.options.platform,
           priority: true,

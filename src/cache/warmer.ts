@@ -213,6 +213,8 @@ export class Warmer {
   readonly #stretch: BudgetStretch;
   #creds: ImageCreds = new Map();
   #running = false;
+  /** Raises a running scan's requests to priority, by repository (see `prioritize`). */
+  readonly #raises = new Map<string, AbortController>();
 
   constructor(opts: WarmerOptions) {
     this.#opts = opts;
@@ -329,6 +331,10 @@ export class Warmer {
    */
   prioritize(repository: ImageName | string, opts: { onlyTags?: readonly string[] } = {}): void {
     const name = repository.toString();
+    // A scan of it under way finishes at priority: the one asked for runs right after it
+    // (priority-scan.ts), and at a saturated budget a poll scan's requests waited seconds
+    // each behind the host's backlog (bench:scale at 100,000 tags: a webhook seen after 7 s).
+    this.#raises.get(name)?.abort();
     if (this.#creds.has(name)) {
       this.#schedule.prioritize(name, opts.onlyTags);
       return;
@@ -559,6 +565,12 @@ export class Warmer {
       };
     }
     status.scanning = true;
+    const raise = priority ? undefined : new AbortController();
+    if (raise) {
+      // Each of the scan's waiting requests listens on it while it naps.
+      setMaxListeners(this.#ctx.burst + 16, raise.signal);
+      this.#raises.set(repository, raise);
+    }
     let result: RepositoryScanResult;
     try {
       const job: WarmJob = {
@@ -568,7 +580,7 @@ export class Warmer {
         intervalMs,
         force,
         checkAll,
-        priority,
+        priority: priority || raise?.signal,
         listPriority,
         signal,
       };
@@ -585,6 +597,7 @@ export class Warmer {
       };
     } finally {
       status.scanning = false;
+      if (raise && this.#raises.get(repository) === raise) this.#raises.delete(repository);
     }
     if (result.outcome === "scanned") pace.record(listingChanged(result, status.tagCount));
     // What the scan asked of the budget shows now: the interval until the next scan follows it.

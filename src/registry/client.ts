@@ -67,9 +67,10 @@ export interface ClientOptions {
   /**
    * The client's requests go ahead of every other client's waiting for the host's request
    * budget (default false): the warmer's webhook and refresh scans, so that a pushed tag is
-   * not seen only after a fill's or a poll's queued requests.
+   * not seen only after a fill's or a poll's queued requests. A signal raises them from
+   * when it aborts, those already waiting included (a running scan a webhook names).
    */
-  priority?: boolean | undefined;
+  priority?: boolean | AbortSignal | undefined;
 }
 
 /** Makes clients; shares transports, challenges, tokens and rate limiters between them. */

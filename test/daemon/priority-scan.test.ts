@@ -14,17 +14,18 @@ import { priorityScanRunner } from "../../src/daemon/priority-scan.js";
 import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { FakeFactory, fakeRepository } from "../cache/support/fake-registry.js";
+import { waitFor } from "../support/wait-for.js";
 
 const APP = parseImageName("registry.test/hooks/app");
 
-async function started() {
+async function started(intervalMs = 60 * 60_000) {
   const store = new MemoryStore();
   const factory = new FakeFactory(new Map([[APP.toString(), fakeRepository(APP, 20, 4)]]));
   const warmer = new Warmer({
     store,
     factory,
     lookup: async () => new Map([[APP.toString(), Credentials.none()]]),
-    intervalMs: 60 * 60_000,
+    intervalMs,
     owner: "replica-a",
     metricsRegistry: new MetricsRegistry(),
   });
@@ -60,6 +61,41 @@ describe("priorityScanRunner", () => {
     await priorityScanRunner(w.warmer)(APP.toString(), []);
     assert.equal(w.factory.counts(APP.toString()).head, 2, "the listing alone: no HEAD");
     await w.stop();
+  });
+
+  test("a refresh asked while a poll scan of the repository runs raises that scan's requests to priority", async () => {
+    // The loop scans it again a second after each scan: that scan (not a priority one) is
+    // running when the refresh is asked for.
+    const w = await started(1_000);
+    const repo = w.factory.repositories.get(APP.toString());
+    assert.ok(repo);
+    try {
+      repo.delayMs = 100;
+      w.factory.priorities.length = 0;
+      const polled = new Promise<ScanOutcome>((resolve) => {
+        const off = w.warmer.onScan((r) => {
+          off();
+          resolve(r.outcome);
+        });
+      });
+      await waitFor(() => w.factory.counts(APP.toString()).tags > 0, { timeoutMs: 5_000 });
+      const raise = w.factory.priorities.at(-1);
+      assert.ok(raise instanceof AbortSignal, "a running scan's client can be raised");
+      assert.equal(raise.aborted, false);
+      const refresh = priorityScanRunner(w.warmer, 10_000, { delayMs: 20, attempts: 100 })(
+        APP.toString(),
+        ["v1"],
+      );
+      assert.equal(raise.aborted, true, "raised by the refresh's request");
+      repo.delayMs = 0;
+      await refresh;
+      assert.equal(await polled, "scanned");
+      assert.equal(w.outcomes.at(-1), "scanned", "then the refresh's own scan");
+      assert.equal(w.factory.priorities.at(-1), true, "a priority one");
+    } finally {
+      repo.delayMs = 0;
+      await w.stop();
+    }
   });
 
   test("a refresh skipped for another replica's lease is asked again once the lease is free", async () => {

@@ -13,7 +13,7 @@ import type { HttpRequest, Layer, Transport } from "./exchange.js";
 import { observeLayer, type ResponseObserver } from "./observe.js";
 import { Origins } from "./origin.js";
 import { rateLimitLayer } from "./rate-limit.js";
-import type { RateLimiters } from "./rate-limiters.js";
+import type { Priority, RateLimiters } from "./rate-limiters.js";
 import type { HostResolver } from "./realm-policy.js";
 import { followRedirects } from "./redirects.js";
 import { type RetryOptions, retryLayer } from "./retry.js";
@@ -71,7 +71,7 @@ interface ChainClient {
   scope: string;
   credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
   /** Its requests go ahead of other clients' in the rate limiter (see `rateLimitLayer`). */
-  priority: boolean;
+  priority: Priority;
 }
 
 /** The client `Pipeline#forRepository` makes a chain for. */
@@ -83,7 +83,7 @@ export interface RepositoryChainOptions {
   /** The host's credential, looked up when a challenge asks for it. */
   credential: (signal?: AbortSignal) => Promise<HostCredential | undefined>;
   /** Go ahead of other clients' requests to the host (webhook and refresh scans). */
-  priority?: boolean | undefined;
+  priority?: Priority | undefined;
 }
 
 /** Shared transport state of one factory. */

@@ -7,7 +7,7 @@
 
 import type { HttpRequest, HttpResponse, Layer, Transport } from "./exchange.js";
 import { parseRetryAfter } from "./headers.js";
-import type { RateLimiters } from "./rate-limiters.js";
+import type { Priority, RateLimiters } from "./rate-limiters.js";
 
 /**
  * The longest a `Retry-After` holds the host's other requests. A registry asking for more
@@ -24,7 +24,7 @@ export interface RateLimitLayerOptions {
    * The client's requests go ahead of other clients' in the host's queue (webhook and
    * refresh scans): a pushed tag must not wait behind a fill's or a poll's requests.
    */
-  priority?: boolean | undefined;
+  priority?: Priority | undefined;
 }
 
 /**

@@ -77,9 +77,20 @@ export interface HostRateState {
 export interface RateLimitWaitOptions extends OperationOptions {
   /**
    * Go ahead of every waiting request that is not one (default false): a webhook's or an
-   * explicit refresh's requests, which must not queue behind a fill's or a poll's.
+   * explicit refresh's requests, which must not queue behind a fill's or a poll's. A signal
+   * makes the request a priority one from when it aborts, waiting included: a running poll
+   * scan of a repository a webhook names is raised so, rather than finishing at the pace of
+   * the host's backlog before the webhook's own scan can start.
    */
-  priority?: boolean | undefined;
+  priority?: Priority | undefined;
+}
+
+/** Whether requests go ahead of others: at once (`true`), or from when the signal aborts. */
+export type Priority = boolean | AbortSignal;
+
+/** Whether `priority` holds now. */
+export function isPriority(priority: Priority | undefined): boolean {
+  return priority === true || (typeof priority === "object" && priority.aborted);
 }
 
 /** A request waiting for its turn. */
@@ -402,7 +413,7 @@ export class RateLimiters {
    * caller aborts. With `priority` the request goes ahead of every waiting request without it.
    */
   async wait(host: string, opts: RateLimitWaitOptions = {}): Promise<void> {
-    const { signal, priority = false } = opts;
+    const { signal, priority } = opts;
     if (signal?.aborted) throw signal.reason;
     const b = this.#bucket(host);
     const now = this.#clock.now();
@@ -413,13 +424,20 @@ export class RateLimiters {
       b.requests++;
       return;
     }
-    const me: Waiter = { priority };
+    const me: Waiter = { priority: isPriority(priority) };
     // Behind the last waiter of its lane: a priority request ahead of every other one.
-    const at = priority ? b.queue.findIndex((w) => !w.priority) : -1;
+    const at = me.priority ? b.queue.findIndex((w) => !w.priority) : -1;
     if (at < 0) b.queue.push(me);
     else b.queue.splice(at, 0, me);
     try {
       for (let i = 0; ; i++) {
+        if (!me.priority && isPriority(priority)) {
+          // Raised while waiting: behind the last priority waiter, as if it came so.
+          b.queue.splice(b.queue.indexOf(me), 1);
+          const first = b.queue.findIndex((w) => !w.priority);
+          b.queue.splice(first < 0 ? b.queue.length : first, 0, me);
+          me.priority = true;
+        }
         const t = this.#clock.now();
         this.#advance(b, t);
         const delay = Math.max(this.#turnDelay(b, b.queue.indexOf(me)), b.pausedUntil - t);
@@ -436,11 +454,15 @@ export class RateLimiters {
         // wake too early, and sleep again.
         const wake = b.wake.signal;
         const nap = Math.ceil(Math.min(delay, MAX_NAP_MS));
-        const either = signal ? eitherSignal(signal, wake) : undefined;
+        const sources = [wake];
+        if (signal) sources.push(signal);
+        const raise = !me.priority && typeof priority === "object" ? priority : undefined;
+        if (raise) sources.push(raise);
+        const either = sources.length > 1 ? eitherSignal(...sources) : undefined;
         try {
           await this.#clock.sleep(nap, either?.signal ?? wake);
         } catch (err) {
-          if (!wake.aborted || signal?.aborted) throw err;
+          if (signal?.aborted || !(wake.aborted || raise?.aborted)) throw err;
         } finally {
           either?.dispose();
         }

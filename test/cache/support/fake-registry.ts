@@ -71,6 +71,8 @@ export function fakeRepository(name: ImageName, tags: number, images: number): F
 export class FakeFactory implements ClientFactory {
   readonly calls = new Map<string, CallCounts>();
   readonly platforms: unknown[] = [];
+  /** Each client's `priority` option, in the order the clients were made. */
+  readonly priorities: (boolean | AbortSignal | undefined)[] = [];
 
   constructor(readonly repositories: Map<string, FakeRepository>) {}
 
@@ -99,8 +101,13 @@ export class FakeFactory implements ClientFactory {
     this.counts(name.toString()).succeeded++;
   }
 
-  clientFor(name: ImageName, _creds: unknown, opts?: { platform?: unknown }): Client {
+  clientFor(
+    name: ImageName,
+    _creds: unknown,
+    opts?: { platform?: unknown; priority?: boolean | AbortSignal | undefined },
+  ): Client {
     this.platforms.push(opts?.platform);
+    this.priorities.push(opts?.priority);
     const key = name.toString();
     const counts = this.counts(key);
     const repo = () => {

@@ -68,6 +68,38 @@ describe("RateLimiters", () => {
     );
   });
 
+  it("a request raised to priority while it waits goes ahead of the regular ones, behind earlier priority ones", async () => {
+    const clock = new FakeClock();
+    const t0 = clock.now();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    const order: string[] = [];
+    const at = new Map<string, number>();
+    const raise = new AbortController();
+    const start = (name: string, priority: boolean | AbortSignal) =>
+      void limiters.wait(HOST, { priority }).then(() => {
+        order.push(name);
+        at.set(name, clock.now() - t0);
+      });
+    for (const name of ["r1", "r2", "r3", "r4"]) start(name, false);
+    start("scan", raise.signal);
+    start("r5", false);
+    start("p1", true);
+    await settle();
+    assert.deepEqual(order, ["r1"], "the burst");
+    await clock.advance(150);
+    assert.deepEqual(order, ["r1", "p1"], "the priority request first; the scan's still regular");
+    raise.abort();
+    await settle();
+    await clock.advance(1000);
+    assert.deepEqual(order, ["r1", "p1", "scan", "r2", "r3", "r4", "r5"]);
+    assert.deepEqual(
+      ["p1", "scan", "r2"].map((n) => at.get(n)),
+      [100, 200, 300],
+      "raised, it takes the next turn; the budget's pace is unchanged",
+    );
+    assert.equal(getEventListeners(raise.signal, "abort").length, 0, "no listener left on it");
+  });
+
   it("a waiter's naps leave no listeners on its signal", async () => {
     const clock = new FakeClock();
     const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
