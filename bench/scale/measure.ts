@@ -88,6 +88,24 @@ export async function readRepository(
   };
 }
 
+/** A replica's interval and staleness headers for a repository (HEAD: no body). */
+export async function readHeaders(
+  api: string,
+  name: string,
+): Promise<{ intervalSeconds: number | undefined; staleSeconds: number | undefined }> {
+  const res = await fetch(`${api}/v1/repositories/${name}`, {
+    method: "HEAD",
+    signal: AbortSignal.timeout(30_000),
+  });
+  await res.arrayBuffer();
+  const interval = res.headers.get("x-regscan-interval-seconds");
+  const stale = res.headers.get("x-regscan-stale-seconds");
+  return {
+    intervalSeconds: interval === null ? undefined : Number(interval),
+    staleSeconds: stale === null ? undefined : Number(stale),
+  };
+}
+
 /** How many of the repository's true tags the API shows with their true digest, and extras. */
 export function compareToTruth(repo: FleetRepo, body: RepositoryAnswer | undefined) {
   if (body === undefined) return { matching: 0, extra: 0, duplicates: 0 };
@@ -316,14 +334,39 @@ export interface StalenessResult {
   p99Ms: number;
   maxMs: number;
   /**
-   * Changes seen within the repository's interval (X-Regscan-Interval-Seconds) as it was when
-   * the change happened (the first poll after it; a scan that finds a change may shorten it),
-   * plus a second for this bench's own polling.
+   * Changes seen within the interval that scheduled the scan that saw them, plus a second
+   * for this bench's own polling. That interval is the one the scanning replica applied to
+   * the repository when the scan fell due; the bench cannot tell which replica scanned, so
+   * it takes the longest interval any replica reported for the repository
+   * (X-Regscan-Interval-Seconds, polled every 500 ms on every replica) at the last poll
+   * before the change was seen: each replica's header is the interval its schedule applies
+   * to the repository's next scan, set at its last look, so the scanner's is among them. Not
+   * the interval when the change happened: a replica stretches a host's intervals when its
+   * budget is saturated (budget-stretch.ts), and the scan then falls due a stretched
+   * interval after the last one, whatever the interval was when the change happened (runs
+   * of this bench: every late change was on a repository whose interval doubled while it
+   * waited, listed within the doubled interval).
    */
   withinInterval: number;
+  /** Stricter readings, for comparison: the shortest interval any replica reported then. */
+  withinShortestInterval: number;
+  /** The reading before: replica-0's interval at the first poll after the change. */
+  withinIntervalAtChange: number;
   /**
-   * Unseen when the phase ended, but younger than their repository's interval then: not due
-   * yet, so neither within nor past it (a quiet repository's interval backs off to minutes).
+   * How long after the change each was seen, as a share of its bound (the interval above):
+   * counts per quarter of it, and past it (more than the bound plus the polling slack).
+   */
+  distribution: {
+    upToQuarter: number;
+    upToHalf: number;
+    upToThreeQuarters: number;
+    upToBound: number;
+    late: number;
+  };
+  /**
+   * Unseen when the phase ended, but younger than their repository's interval then (the
+   * longest any replica reported at the last poll): not due yet, so neither within nor past
+   * it (a quiet repository's interval backs off).
    */
   unseenNotDue: number;
   /** Unseen when the phase ended and older than their repository's interval: misses. */
@@ -332,49 +375,75 @@ export interface StalenessResult {
   /** Count and p50 / p99 by kind of change: a new tag, or a tag moved to another image. */
   byAction: Record<string, { measured: number; unseen: number; p50Ms: number; p99Ms: number }>;
   /**
-   * Changes seen later than their bound (first 10): the interval when the change happened
-   * and when it was seen, and how stale the repository said it was at the poll before.
+   * Changes seen later than their bound (first 10), with what tells why: every replica's
+   * interval for the repository over the wait, the repository's scans (the simulator's logs)
+   * around the change, and each replica's status of it when the phase ended.
    */
   lateSamples: Array<{
     repository: string;
     tag: string;
     action: string;
     seenMs: number;
+    /** The bound it was judged by, seconds (see `withinInterval`). */
+    boundSeconds?: number | undefined;
     intervalAtChangeSeconds?: number | undefined;
-    intervalSeconds?: number | undefined;
+    /** How stale the repository said it was at the last poll before it was seen. */
     staleSecondsBefore?: number | undefined;
+    /** Per replica, [seconds after the change, interval] at the first poll and at each change. */
+    replicaIntervals?: Array<Array<[number, number | undefined]>> | undefined;
     /** Seconds from the change to each listing of the repository (the simulator's log). */
     listedAfterSeconds?: number[] | undefined;
+    /**
+     * Seconds from the change to the start and end of each run of registry requests for the
+     * repository (its scans; the simulator's activity log), from two intervals before.
+     */
+    activityAfterSeconds?: Array<[number, number]> | undefined;
+    /** Each replica's status of the repository (GET /v1/repositories) when the phase ended. */
+    replicaStatusAtEnd?: unknown[] | undefined;
   }>;
-  /** The repository's interval and staleness headers when an unseen change was last polled. */
+  /**
+   * Per replica, each registry host's interval stretch (regscan_warmer_interval_stretch) at
+   * the start and at each change: [seconds since the phase started, factor].
+   */
+  stretchTimeline: Array<Record<string, Array<[number, number]>>>;
+  /** The repository's intervals (every replica's) and staleness when an unseen change was last polled. */
   unseenSamples: Array<{
     repository: string;
     tag: string;
     action: string;
-    intervalSeconds?: number | undefined;
+    replicaIntervalsSeconds?: Array<number | undefined> | undefined;
     staleSeconds?: number | undefined;
   }>;
 }
 
 type Tracked = Change & {
   seenMs?: number;
-  intervalSeconds?: number;
+  /** Every replica's interval for the repository at the last poll that did not show the change. */
+  intervalsBefore?: Array<number | undefined>;
   staleSeconds?: number;
-  /** The repository's interval at the first poll after the change. */
+  /** Replica-0's interval for the repository at the first poll after the change. */
   intervalAtChangeSeconds?: number;
+  /** Per replica, its interval at the first poll and at each change, [seconds after the change, interval]. */
+  timeline?: Array<Array<[number, number | undefined]>>;
 };
 
 /** A change counts as seen within the interval up to this much later: this bench polls every 500 ms. */
 const POLL_SLACK_MS = 1000;
+/** How often the replicas' interval stretches are sampled (their /metrics). */
+const STRETCH_SAMPLE_MS = 2_000;
+
+const defined = (values: Array<number | undefined>) =>
+  values.filter((v): v is number => v !== undefined);
 
 /**
  * Churn for `seconds` (webhooks to `webhookUrl` when given), then waits up to `graceMs` for
  * the last changes; each change is timed from when the registry served it to the first poll
- * (every 500 ms) that shows it through the API.
+ * (every 500 ms) that shows it through the API of `apis[0]`; every replica of `apis` is asked
+ * for its interval for the repository at each poll (see `StalenessResult.withinInterval`).
  */
 export async function measureStaleness(
   control: string,
-  api: string,
+  apis: readonly string[],
   fleet: FleetRepo[],
   opts: {
     seconds: number;
@@ -385,6 +454,8 @@ export async function measureStaleness(
   },
 ): Promise<StalenessResult> {
   const byName = new Map(fleet.map((r) => [`${r.registry.name}/${r.repository}`, r]));
+  const api = apis[0] as string;
+  const others = apis.slice(1);
   const startedAt = Date.now();
   await getJson(`${control}/_sim/churn`, {
     method: "POST",
@@ -403,11 +474,43 @@ export async function measureStaleness(
   const latest = new Map<string, Tracked>();
   let superseded = 0;
   let total = 0;
-  const results: Array<{ ms: number; within: boolean; action: string }> = [];
+  const results: Array<{
+    ms: number;
+    bound: number | undefined;
+    shortest: number | undefined;
+    atChange: number | undefined;
+    action: string;
+  }> = [];
   const late: Array<
     StalenessResult["lateSamples"][number] & { changedAt: number; registry: string; name: string }
   > = [];
+  const stretchTimeline: StalenessResult["stretchTimeline"] = apis.map(() => ({}));
+  let stretchSampledAt = 0;
+  const sampleStretch = async () => {
+    stretchSampledAt = Date.now();
+    await Promise.all(
+      apis.map(async (a, i) => {
+        const text = await fetch(`${a}/metrics`, { signal: AbortSignal.timeout(10_000) })
+          .then((r) => r.text())
+          .catch(() => "");
+        const at = Math.round((Date.now() - startedAt) / 100) / 10;
+        for (const m of text.matchAll(
+          /^regscan_warmer_interval_stretch\{host="([^"]+)"\} (\S+)$/gm,
+        )) {
+          const byHost = stretchTimeline[i] as Record<string, Array<[number, number]>>;
+          const host = m[1] as string;
+          const line = byHost[host] ?? [];
+          byHost[host] = line;
+          const factor = Number(m[2]);
+          if (line[line.length - 1]?.[1] !== factor) line.push([at, factor]);
+        }
+      }),
+    );
+  };
+  const within = (ms: number, bound: number | undefined) =>
+    bound === undefined || ms <= bound * 1000 + POLL_SLACK_MS;
   while (Date.now() < deadline) {
+    if (Date.now() - stretchSampledAt >= STRETCH_SAMPLE_MS) await sampleStretch();
     if (stopped === undefined && Date.now() >= churnEnds) {
       stopped = (
         await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" })
@@ -432,33 +535,58 @@ export async function measureStaleness(
       const repo = byName.get(key);
       if (repo === undefined) return;
       try {
+        // The other replicas' headers first: a scan that ends between the two reads then
+        // shows in the body, not in a header read after it (which may already say the
+        // interval that scan set for the next one).
+        const rest = await Promise.all(
+          others.map((o) =>
+            readHeaders(o, repo.name).catch(() => ({ intervalSeconds: undefined })),
+          ),
+        );
         const { body, intervalSeconds, staleSeconds } = await readRepository(api, repo.name);
         const now = Date.now();
+        const intervals = [intervalSeconds, ...rest.map((r) => r.intervalSeconds)];
         for (const c of cs) {
           if (c.intervalAtChangeSeconds === undefined && intervalSeconds !== undefined) {
             c.intervalAtChangeSeconds = intervalSeconds;
           }
+          c.timeline ??= intervals.map(() => []);
+          intervals.forEach((v, i) => {
+            const line = c.timeline?.[i];
+            if (line !== undefined && line[line.length - 1]?.[1] !== v) {
+              line.push([Math.round((now - c.at) / 100) / 10, v]);
+            }
+          });
           if (body?.images?.[c.tag]?.digest === c.digest) {
             c.seenMs = now - c.at;
-            const bound = c.intervalAtChangeSeconds ?? intervalSeconds;
-            const within = bound === undefined || c.seenMs <= bound * 1000 + POLL_SLACK_MS;
-            results.push({ ms: c.seenMs, within, action: c.action });
-            if (!within && late.length < 10) {
+            // Seen at the first poll: no poll before it, and this one's intervals will do.
+            const before = defined(c.intervalsBefore ?? intervals);
+            const bound = before.length > 0 ? Math.max(...before) : undefined;
+            const shortest = before.length > 0 ? Math.min(...before) : undefined;
+            results.push({
+              ms: c.seenMs,
+              bound,
+              shortest,
+              atChange: c.intervalAtChangeSeconds,
+              action: c.action,
+            });
+            if (!within(c.seenMs, bound) && late.length < 10) {
               late.push({
                 repository: key,
                 tag: c.tag,
                 action: c.action,
                 seenMs: c.seenMs,
+                boundSeconds: bound,
                 intervalAtChangeSeconds: c.intervalAtChangeSeconds,
-                intervalSeconds,
                 staleSecondsBefore: c.staleSeconds,
+                replicaIntervals: c.timeline,
                 changedAt: c.at,
                 registry: c.registry,
                 name: c.repository,
               });
             }
           } else {
-            if (intervalSeconds !== undefined) c.intervalSeconds = intervalSeconds;
+            c.intervalsBefore = intervals;
             if (staleSeconds !== undefined) c.staleSeconds = staleSeconds;
           }
         }
@@ -472,23 +600,14 @@ export async function measureStaleness(
     stopped = (await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" }))
       .webhooks;
   }
-  if (late.length > 0) {
-    const listings = await getJson<Record<string, Record<string, number[]>>>(
-      `${control}/_sim/listings?since=${startedAt}`,
-    ).catch(() => ({}) as Record<string, Record<string, number[]>>);
-    for (const l of late) {
-      const times = listings[l.registry]?.[l.name] ?? [];
-      l.listedAfterSeconds = times
-        .filter((t) => t >= l.changedAt - 30_000)
-        .map((t) => Math.round((t - l.changedAt) / 100) / 10);
-    }
-  }
+  if (late.length > 0) await explainLate(control, apis, byName, startedAt, late);
   const ms = results.map((r) => r.ms);
   const unseen = [...latest.values()].filter((c) => c.seenMs === undefined);
   const endedAt = Date.now();
-  const notDue = unseen.filter(
-    (c) => c.intervalSeconds !== undefined && endedAt - c.at < c.intervalSeconds * 1000,
-  );
+  const notDue = unseen.filter((c) => {
+    const known = defined(c.intervalsBefore ?? []);
+    return known.length > 0 && endedAt - c.at < Math.max(...known) * 1000;
+  });
   const byAction: StalenessResult["byAction"] = {};
   for (const action of ["add", "move"]) {
     const of = results.filter((r) => r.action === action).map((r) => r.ms);
@@ -498,6 +617,21 @@ export async function measureStaleness(
       p50Ms: percentile(of, 50),
       p99Ms: percentile(of, 99),
     };
+  }
+  const distribution = {
+    upToQuarter: 0,
+    upToHalf: 0,
+    upToThreeQuarters: 0,
+    upToBound: 0,
+    late: 0,
+  };
+  for (const r of results) {
+    const share = r.bound === undefined ? 0 : r.ms / (r.bound * 1000);
+    if (!within(r.ms, r.bound)) distribution.late++;
+    else if (share <= 0.25) distribution.upToQuarter++;
+    else if (share <= 0.5) distribution.upToHalf++;
+    else if (share <= 0.75) distribution.upToThreeQuarters++;
+    else distribution.upToBound++;
   }
   return {
     webhooks: opts.webhookUrl !== undefined,
@@ -509,19 +643,73 @@ export async function measureStaleness(
     p90Ms: percentile(ms, 90),
     p99Ms: percentile(ms, 99),
     maxMs: percentile(ms, 100),
-    withinInterval: results.filter((r) => r.within).length,
+    withinInterval: results.filter((r) => within(r.ms, r.bound)).length,
+    withinShortestInterval: results.filter((r) => within(r.ms, r.shortest)).length,
+    withinIntervalAtChange: results.filter((r) => within(r.ms, r.atChange)).length,
+    distribution,
     unseenNotDue: notDue.length,
     unseenOverdue: unseen.length - notDue.length,
     webhookDeliveries: stopped,
     byAction,
+    stretchTimeline,
     lateSamples: late.map(({ changedAt: _, registry: __, name: ___, ...l }) => l),
     unseenSamples: unseen.slice(0, 10).map((c) => ({
       repository: `${c.registry}/${c.repository}`,
       tag: c.tag,
       action: c.action,
+      replicaIntervalsSeconds: c.intervalsBefore,
       // Written as JSON, where an undefined header value leaves its key out.
-      intervalSeconds: c.intervalSeconds,
       staleSeconds: c.staleSeconds,
     })),
   };
+}
+
+/**
+ * Adds to each late change what tells why: the repository's listings and runs of requests
+ * around it (the simulator's logs) and every replica's status of it now.
+ */
+async function explainLate(
+  control: string,
+  apis: readonly string[],
+  byName: Map<string, FleetRepo>,
+  startedAt: number,
+  late: Array<
+    StalenessResult["lateSamples"][number] & { changedAt: number; registry: string; name: string }
+  >,
+): Promise<void> {
+  type Log = Record<string, Record<string, number[]>>;
+  const listings = await getJson<Log>(`${control}/_sim/listings?since=${startedAt}`).catch(
+    () => ({}) as Log,
+  );
+  const activity = await getJson<Log>(
+    `${control}/_sim/activity?since=${startedAt - 120_000}`,
+  ).catch(() => ({}) as Log);
+  const statuses = await Promise.all(
+    apis.map((a) =>
+      getJson<{ repositories: Array<{ name: string }> }>(`${a}/v1/repositories`).catch(() => ({
+        repositories: [],
+      })),
+    ),
+  );
+  const after = (t: number, from: number) => Math.round((t - from) / 100) / 10;
+  for (const l of late) {
+    const times = listings[l.registry]?.[l.name] ?? [];
+    l.listedAfterSeconds = times
+      .filter((t) => t >= l.changedAt - 30_000)
+      .map((t) => after(t, l.changedAt));
+    const from = l.changedAt - 2_000 * (l.boundSeconds ?? 30);
+    const spans = activity[l.registry]?.[l.name] ?? [];
+    const merged: Array<[number, number]> = [];
+    for (let i = 0; i + 1 < spans.length; i += 2) {
+      const [start, end] = [spans[i] as number, spans[i + 1] as number];
+      if (end < from || start > l.changedAt + l.seenMs) continue;
+      const lastSpan = merged[merged.length - 1];
+      // Spans are at most a second long; those under a second apart are one scan.
+      if (lastSpan !== undefined && start - lastSpan[1] < 1000) lastSpan[1] = end;
+      else merged.push([start, end]);
+    }
+    l.activityAfterSeconds = merged.map(([a, b]) => [after(a, l.changedAt), after(b, l.changedAt)]);
+    const name = byName.get(l.repository)?.name;
+    l.replicaStatusAtEnd = statuses.map((st) => st.repositories.find((r) => r.name === name));
+  }
 }
