@@ -28,7 +28,10 @@ export interface DueTag {
 
 /** What {@link dueTags} found. */
 export interface DueTags {
-  /** The tags to check, in listing order. */
+  /**
+   * The tags to check, those with nothing cached first (new, never fetched, unread), then
+   * the kept ones whose last check is oldest; in listing order among equals.
+   */
   due: DueTag[];
   /** Image ids by digest, so that a new tag on a known image costs no GET. */
   known: Map<string, string>;
@@ -36,7 +39,7 @@ export interface DueTags {
 
 /** What {@link dueTags} sorts, and where it counts the fresh tags. */
 export interface DueTagsOptions {
-  ctx: WarmContext;
+  ctx: Pick<WarmContext, "now">;
   index: ScanIndex;
   /** The listed tags, in listing order. */
   tags: readonly string[];
@@ -53,6 +56,23 @@ export interface DueTagsOptions {
    * interval; artifact tags, which cannot move, excepted).
    */
   checkedWithinMs?: number | undefined;
+  /**
+   * With `checkedWithinMs`: also treat as due every kept tag checked at or before this time
+   * (ms), the end of the repository's previous scan (its record's `lastUpdate`), however
+   * recently. A scan longer than `checkedWithinMs` otherwise left the tags it checked last
+   * fresh at the next scan, for the scan after it: up to one and a half intervals between
+   * two checks of a tag at the warmer's half-interval, a move seen that late. Only a tag
+   * checked since (by a scan that ended without writing the record, a stopped one) waits.
+   */
+  previousScanEndedAt?: number | undefined;
+}
+
+/**
+ * Where a due tag goes in the scan's order: nothing cached first (-1: a check time is never
+ * negative), then the oldest check.
+ */
+function checkOrder(d: DueTag): number {
+  return d.entry === undefined ? -1 : d.entry.checkedAt;
 }
 
 /**
@@ -68,10 +88,14 @@ export function dueTags({
   everyTagDue = false,
   onlyTags,
   checkedWithinMs,
+  previousScanEndedAt,
 }: DueTagsOptions): DueTags {
   const due: DueTag[] = [];
   const now = ctx.now();
-  const checkedSince = checkedWithinMs === undefined ? undefined : now - checkedWithinMs;
+  const checkedSince =
+    checkedWithinMs === undefined
+      ? undefined
+      : Math.max(now - checkedWithinMs, previousScanEndedAt ?? Number.NEGATIVE_INFINITY);
   const named = onlyTags && new Set(onlyTags);
   for (const tag of tags) {
     if (index.unread(tag)) {
@@ -102,6 +126,12 @@ export function dueTags({
       due.push({ tag, entry, deadline });
     }
   }
+  // New tags are fetched before known ones are checked again (in listing order, a new tag at
+  // the end of a 5,000-tag repository waited for every HEAD before it), and the tags a scan
+  // cut short (a 429, a lost lease, a stop) did not reach go first at the next scan; the
+  // others keep the order they were checked in, so that each tag's checks stay about one
+  // scan apart. Array sort is stable: listing order among equals (a cold fill's).
+  due.sort((a, b) => checkOrder(a) - checkOrder(b));
   // One line, not one per bucket: a format change can make every bucket undecodable at once.
   if (index.undecodable > 0) {
     log.warn({ buckets: index.undecodable }, "index buckets do not decode; refetching their tags");

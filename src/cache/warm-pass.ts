@@ -315,6 +315,7 @@ async function scanRepository(s: Scan): Promise<void> {
     everyTagDue: job.checkAll,
     onlyTags: job.options.onlyTags,
     checkedWithinMs: job.tagCheckMs,
+    previousScanEndedAt: previous?.lastUpdate?.getTime(),
   });
   try {
     await dropMissingImages({ ctx, due, known, log, signal });

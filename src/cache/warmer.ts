@@ -68,8 +68,10 @@ export const DEFAULT_PER_HOST_CONCURRENCY = 4;
  * A loop scan checks (with `HEAD`, which costs no Docker Hub pull) every kept tag not checked
  * for this fraction of the repository's current interval, whatever the tag's own deadline
  * says: without a webhook, a moved tag is seen only when someone asks, and this makes it
- * seen within the repository's interval (issue 13, acceptance 5). Half, not all of it, so
- * that a tag checked late in the previous scan still counts as due at the next one.
+ * seen within the repository's interval (issue 13, acceptance 5). Every tag the previous
+ * scan checked is due too, however late in that scan (due-tags.ts: with this fraction alone,
+ * a scan longer than half the interval left the tags it checked last for the scan after
+ * next); only a tag checked since, by a scan that did not end (stopped), waits.
  *
  * Cost: one `HEAD` per kept tag per repository interval, where the tags' own deadlines
  * (1 h, doubling up to 7 days) asked one per tag per hour at most. Measured on the fleet
