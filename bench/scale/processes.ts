@@ -148,6 +148,7 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       // REGSCAN_SCALE_NODE_ARGS says otherwise (to try other V8 bounds).
       ...(process.env.REGSCAN_SCALE_NODE_ARGS?.split(" ").filter(Boolean) ?? [
         "--max-old-space-size=128",
+        "--max-semi-space-size=8",
       ]),
       "bin/regscan.mjs",
       "serve",
