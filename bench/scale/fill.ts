@@ -174,10 +174,11 @@ export interface FillPhase {
   windows: Record<string, { max: number; violations: number; limit: number }>;
   /**
    * The simulator's event-loop stalls of 100 ms or more over the phase (seconds from its
-   * start, length): requests that arrive during one are counted together after it, so a
-   * window over budget beside a long stall is the simulator's, not the client's.
+   * start, length, the simulator's CPU time meanwhile: far less than the length, it waited
+   * for a CPU): requests that arrive during one are counted together after it, so a window
+   * over budget beside a long stall is the simulator's, not the client's.
    */
-  simulatorStalls: Array<{ seconds: number; ms: number }>;
+  simulatorStalls: Array<{ seconds: number; ms: number; cpuMs: number | null }>;
   minPullsRemaining: { remaining: number; limit: number } | null;
   api: Awaited<ReturnType<typeof apiLoad>> | null;
   memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
@@ -550,7 +551,11 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       windows: perWindow,
       simulatorStalls: (after.process.loop?.stalls ?? [])
         .filter((x) => x.at >= startedAt)
-        .map((x) => ({ seconds: round((x.at - startedAt) / 1000), ms: x.ms })),
+        .map((x) => ({
+          seconds: round((x.at - startedAt) / 1000),
+          ms: x.ms,
+          cpuMs: x.cpuMs ?? null,
+        })),
       minPullsRemaining: minPulls,
       api,
       memory: replicas.map((r) => {

@@ -213,7 +213,7 @@ export interface SimStats {
     cpuSystemMs: number;
     rss: number;
     /** Its event-loop stalls (bench/sim/loop-delay.ts): when each began (epoch ms), how long. */
-    loop?: { stalls: Array<{ at: number; ms: number }> };
+    loop?: { stalls: Array<{ at: number; ms: number; cpuMs?: number }> };
   };
   registries: Record<
     string,

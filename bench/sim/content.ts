@@ -64,6 +64,9 @@ export interface TruthTag {
   digest: string;
 }
 
+/** Manifests whose HEAD answer is kept per registry (a fleet 20 times the 100,000-tag one). */
+const MAX_MANIFEST_HEADS = 2_000_000;
+
 /** Where a digest leads: the image id and what it is (0 manifest, 1 config, 2 layer). */
 const KIND_MANIFEST = 0;
 
@@ -111,22 +114,28 @@ class Lru<K, V> {
 }
 
 /**
- * One repository's digestKey -> value table: open addressing in two Float64Arrays, so that
- * hundreds of thousands of entries are two buffers outside V8's heap instead of Map entries
- * and heap numbers (keys and values above 2^31) that every major GC must mark. Keys are
- * stored plus one, 0 meaning an empty slot.
+ * A table of numbers (integers below 2^53) to numbers: open addressing in two Float64Arrays,
+ * so that hundreds of thousands of entries are two buffers outside V8's heap instead of Map
+ * entries and heap numbers (keys and values above 2^31) that every major GC must mark. Keys
+ * are stored plus one, 0 meaning an empty slot.
  */
-class DigestTable {
+class NumberTable {
   #keys = new Float64Array(16);
   #values = new Float64Array(16);
   size = 0;
+
+  /** A key's first slot: its two 32-bit halves mixed (image ids differ in high bits too). */
+  #slot(key: number, mask: number): number {
+    let h = Math.imul((key >>> 0) ^ Math.imul((key / 0x1_0000_0000) >>> 0, 0x85ebca6b), 0x9e3779b1);
+    h ^= h >>> 15;
+    return h & mask;
+  }
 
   get(key: number): number | undefined {
     const keys = this.#keys;
     const mask = keys.length - 1;
     const stored = key + 1;
-    // A key is 52 bits of a sha256: its low 32 bits are as good a hash as any.
-    for (let i = (key >>> 0) & mask; ; i = (i + 1) & mask) {
+    for (let i = this.#slot(key, mask); ; i = (i + 1) & mask) {
       const k = keys[i] as number;
       if (k === stored) return this.#values[i];
       if (k === 0) return undefined;
@@ -139,7 +148,7 @@ class DigestTable {
     const keys = this.#keys;
     const mask = keys.length - 1;
     const stored = key + 1;
-    for (let i = (key >>> 0) & mask; ; i = (i + 1) & mask) {
+    for (let i = this.#slot(key, mask); ; i = (i + 1) & mask) {
       const k = keys[i] as number;
       if (k === stored || k === 0) {
         this.#values[i] = value;
@@ -164,20 +173,74 @@ class DigestTable {
   }
 }
 
+/** What a HEAD of a manifest answers: its digest, media type and size. */
+export interface ManifestHead {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+/**
+ * The digest, size and media type of every manifest built (up to `max`), by image id, in
+ * typed arrays outside V8's heap: a poll HEADs every tag of a repository each interval, and
+ * with images rebuilt whenever the cache has let them go, each HEAD would rebuild one (three
+ * sha256s and two JSON documents) for three of its fields.
+ */
+class ManifestHeads {
+  readonly #slots = new NumberTable();
+  readonly #mediaTypes: string[] = [];
+  #digests = new Uint8Array(32 * 1024);
+  #sizes = new Uint32Array(1024);
+  #types = new Uint8Array(1024);
+  constructor(readonly max: number) {}
+
+  get(id: number): ManifestHead | undefined {
+    const slot = this.#slots.get(id);
+    if (slot === undefined) return undefined;
+    const hex = Buffer.from(this.#digests.buffer, slot * 32, 32).toString("hex");
+    return {
+      digest: `sha256:${hex}`,
+      mediaType: this.#mediaTypes[this.#types[slot] as number] as string,
+      size: this.#sizes[slot] as number,
+    };
+  }
+
+  add(image: GeneratedImage): void {
+    const n = this.#slots.size;
+    if (n >= this.max || this.#slots.get(image.id) !== undefined) return;
+    let type = this.#mediaTypes.indexOf(image.mediaType);
+    if (type < 0) type = this.#mediaTypes.push(image.mediaType) - 1;
+    if (n === this.#sizes.length) {
+      const grow = <T extends Uint8Array | Uint32Array>(a: T, make: (length: number) => T): T => {
+        const b = make(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.#digests = grow(this.#digests, (l) => new Uint8Array(l));
+      this.#sizes = grow(this.#sizes, (l) => new Uint32Array(l));
+      this.#types = grow(this.#types, (l) => new Uint8Array(l));
+    }
+    this.#digests.set(Buffer.from(image.digest.slice("sha256:".length), "hex"), n * 32);
+    this.#sizes[n] = image.bytes.length;
+    this.#types[n] = type;
+    this.#slots.set(image.id, n);
+  }
+}
+
 /**
  * digestKey -> image id * 4 + what (0 manifest, 1 config, 2 layer), per repository, with a
  * bound on entries: the least recently used repositories are dropped whole.
  */
 class DigestIndex {
-  readonly #repos = new Map<number, { map: DigestTable; indexedLocals: number }>();
+  readonly #repos = new Map<number, { map: NumberTable; indexedLocals: number }>();
   #entries = 0;
   constructor(readonly maxEntries: number) {}
 
   /** The repository's entry (made if missing), marked as just used. */
-  repository(repo: number): { map: DigestTable; indexedLocals: number } {
+  repository(repo: number): { map: NumberTable; indexedLocals: number } {
     let r = this.#repos.get(repo);
     if (r !== undefined) this.#repos.delete(repo);
-    else r = { map: new DigestTable(), indexedLocals: 0 };
+    else r = { map: new NumberTable(), indexedLocals: 0 };
     this.#repos.set(repo, r);
     return r;
   }
@@ -218,6 +281,7 @@ export class RegistryContent {
   readonly #byName = new Map<string, Repo>();
   readonly #images: Lru<number, GeneratedImage>;
   readonly #digests: DigestIndex;
+  readonly #heads = new ManifestHeads(MAX_MANIFEST_HEADS);
   readonly #lists = new Lru<string, TagList>(600_000, (l) => l.tags.length + 1);
   #churnSeq = 0;
   #imageHits = 0;
@@ -337,6 +401,25 @@ export class RegistryContent {
     return image.digest === digest ? image : undefined;
   }
 
+  /**
+   * What a HEAD of a manifest by tag or digest answers (undefined where a GET is a 404): from
+   * the table of manifests built when it is there, so that a poll's HEAD rebuilds nothing.
+   */
+  manifestHead(name: string, ref: string): ManifestHead | undefined {
+    if (ref.startsWith("sha256:")) {
+      const found = this.#byDigest(name, ref);
+      if (found === undefined || found.what !== KIND_MANIFEST) return undefined;
+      const head = this.#heads.get(found.id) ?? headOf(this.image(found.id));
+      return head.digest === ref ? head : undefined;
+    }
+    const repo = this.#byName.get(name);
+    if (repo === undefined) return undefined;
+    const local = this.#localOf(repo, ref);
+    if (local === undefined) return undefined;
+    const id = packImage({ repo: repo.index, local, part: 0 });
+    return this.#heads.get(id) ?? headOf(this.image(id));
+  }
+
   /** A config or layer blob of the repository by digest. */
   blob(name: string, digest: string): Served | undefined {
     const found = this.#byDigest(name, digest);
@@ -388,6 +471,7 @@ export class RegistryContent {
   }
 
   #register(image: GeneratedImage): void {
+    this.#heads.add(image);
     const repo = unpackImage(image.id).repo;
     const put = (digest: string, what: number) => {
       const key = digestKey(digest);
@@ -494,6 +578,10 @@ export class RegistryContent {
     if (!Number.isInteger(i) || i < 0 || i >= repo.indexed) return undefined;
     return tagName(repo, this.seed, i) === tag ? i : undefined;
   }
+}
+
+function headOf(image: GeneratedImage): ManifestHead {
+  return { digest: image.digest, mediaType: image.mediaType, size: image.bytes.length };
 }
 
 function tagName(repo: Repo, seed: string, i: number): string {

@@ -20,10 +20,15 @@ const LONG_STALL_MS = 250;
 /** Stalls kept (the oldest dropped first). */
 const KEPT_STALLS = 1000;
 
-/** One stall: when the loop stopped answering (epoch ms) and for how long. */
+/**
+ * One stall: when the loop stopped answering (epoch ms), for how long, and the CPU time the
+ * process used meanwhile (all its threads): close to `ms` or more, it was busy (a GC pause,
+ * synchronous work); far less, it was waiting for a CPU the machine's other work held.
+ */
 export interface Stall {
   at: number;
   ms: number;
+  cpuMs: number;
 }
 
 interface Pauses {
@@ -46,6 +51,11 @@ export interface LoopDelaySnapshot {
   gc: { major: Pauses; minor: Pauses };
 }
 
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 function zero(): Pauses {
   return { count: 0, ms: 0, maxMs: 0 };
 }
@@ -56,12 +66,15 @@ export class LoopDelayMonitor {
   #timer: NodeJS.Timeout | undefined;
   #observer: PerformanceObserver | undefined;
   #expected = 0;
+  /** The process's CPU time (user + system, µs) at the last tick. */
+  #cpu = 0;
   #maxMs = 0;
   #longStalls = 0;
 
   start(): void {
     if (this.#timer !== undefined) return;
     this.#expected = performance.now() + TICK_MS;
+    this.#cpu = cpuMicros();
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
     // Never what keeps the process alive.
     this.#timer.unref();
@@ -81,20 +94,23 @@ export class LoopDelayMonitor {
   #tick(): void {
     const now = performance.now();
     const late = now - this.#expected;
+    const cpu = cpuMicros();
+    // Since the last tick: the stall and the period before it, so at most a tick more.
+    const cpuMs = (cpu - this.#cpu) / 1000;
+    this.#cpu = cpu;
     // setInterval does not catch up on missed ticks: the next one is due a period from now.
     this.#expected = now + TICK_MS;
     if (late < STALL_MS) {
       if (late > this.#maxMs) this.#maxMs = late;
       return;
     }
-    this.record(Date.now() - late, late);
+    this.#record(Date.now() - late, late, cpuMs);
   }
 
-  /** Records a stall (the timer's; exposed for tests). */
-  record(at: number, ms: number): void {
+  #record(at: number, ms: number, cpuMs: number): void {
     if (ms > this.#maxMs) this.#maxMs = ms;
     if (ms >= LONG_STALL_MS) this.#longStalls++;
-    this.#stalls.push({ at: Math.round(at), ms: Math.round(ms) });
+    this.#stalls.push({ at: Math.round(at), ms: Math.round(ms), cpuMs: Math.round(cpuMs) });
     if (this.#stalls.length > KEPT_STALLS)
       this.#stalls.splice(0, this.#stalls.length - KEPT_STALLS);
   }

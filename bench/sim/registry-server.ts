@@ -5,7 +5,7 @@
  * 429s and latency. Plain node:http, parsed by hand: it must not be what a bench measures.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { RegistryContent } from "./content.js";
+import type { ManifestHead, RegistryContent } from "./content.js";
 import type { GeneratedImage, Served } from "./images.js";
 import type { Personality } from "./personalities.js";
 import { seededRandom } from "./rng.js";
@@ -346,10 +346,18 @@ export class SimRegistry {
   }
 
   #manifest(method: string, res: ServerResponse, name: string, ref: string, now: number): number {
-    const image: GeneratedImage | undefined = ref.startsWith("sha256:")
-      ? this.content.manifestByDigest(name, ref)
-      : this.content.resolveTag(name, ref);
-    if (image === undefined) {
+    // A HEAD needs the digest, size and media type only, which the content keeps without
+    // the image (a poll HEADs every tag); a GET needs the bytes.
+    let image: GeneratedImage | undefined;
+    let head: ManifestHead | undefined;
+    if (method === "HEAD") head = this.content.manifestHead(name, ref);
+    else {
+      image = ref.startsWith("sha256:")
+        ? this.content.manifestByDigest(name, ref)
+        : this.content.resolveTag(name, ref);
+    }
+    const digest = image?.digest ?? head?.digest;
+    if (digest === undefined) {
       return this.#send(
         res,
         404,
@@ -357,14 +365,14 @@ export class SimRegistry {
         errorBody("MANIFEST_UNKNOWN", `manifest unknown: ${ref}`),
       );
     }
-    const headers: Record<string, string> = { "docker-content-digest": image.digest };
+    const headers: Record<string, string> = { "docker-content-digest": digest };
     const quota = this.#quota;
     if (quota !== undefined) {
       let remaining = quota.remaining(now);
       const w = `;w=${quota.windowSeconds}`;
       // Only a GET of an image manifest is a pull: HEADs are free, and an index's GET is
       // followed by the platform manifest GETs that count.
-      if (method === "GET" && image.children.length === 0) {
+      if (image !== undefined && image.children.length === 0) {
         if (remaining <= 0) {
           return this.#send(
             res,
@@ -382,7 +390,10 @@ export class SimRegistry {
       headers["ratelimit-remaining"] = `${remaining}${w}`;
       headers["docker-ratelimit-source"] = "127.0.0.1";
     }
-    if (method === "HEAD") return this.#head(res, image, headers);
+    if (image === undefined) {
+      const h = head as ManifestHead;
+      return this.#head(res, h.mediaType, h.size, headers);
+    }
     return this.#send(res, 200, image.mediaType, image.bytes, headers);
   }
 
@@ -392,14 +403,14 @@ export class SimRegistry {
       return this.#send(res, 404, JSON_TYPE, errorBody("BLOB_UNKNOWN", `blob unknown: ${digest}`));
     }
     const headers = { "docker-content-digest": blob.digest };
-    if (method === "HEAD") return this.#head(res, blob, headers);
+    if (method === "HEAD") return this.#head(res, blob.mediaType, blob.bytes.length, headers);
     return this.#send(res, 200, "application/octet-stream", blob.bytes, headers);
   }
 
-  #head(res: ServerResponse, s: Served, headers: Record<string, string>): number {
+  #head(res: ServerResponse, mediaType: string, size: number, headers: Record<string, string>) {
     res.writeHead(200, {
-      "content-type": s.mediaType,
-      "content-length": String(s.bytes.length),
+      "content-type": mediaType,
+      "content-length": String(size),
       "docker-distribution-api-version": API_VERSION,
       ...headers,
     });
