@@ -4,7 +4,6 @@
  * (`/_sim/...` on its own port) for processes that run it as a child (bench/sim/main.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { getPriority } from "node:os";
 import { ChurnGenerator, type ChurnOptions } from "./churn.js";
 import { type FleetSpec, RegistryContent } from "./content.js";
 import { ListingLog } from "./listings.js";
@@ -124,8 +123,6 @@ export class Simulator {
         cpuUserMs: cpu.user / 1000,
         cpuSystemMs: cpu.system / 1000,
         rss: process.memoryUsage().rss,
-        /** The event loop's nice value (bench/sim/main.ts raises it where it may). */
-        nice: getPriority(),
         loop: this.#loop.snapshot(Date.now() - seconds * 1000),
       },
       registries: Object.fromEntries(
