@@ -174,11 +174,16 @@ export interface FillPhase {
   windows: Record<string, { max: number; violations: number; limit: number }>;
   /**
    * The simulator's event-loop stalls of 100 ms or more over the phase (seconds from its
-   * start, length, the simulator's CPU time meanwhile: far less than the length, it waited
-   * for a CPU): requests that arrive during one are counted together after it, so a window
-   * over budget beside a long stall is the simulator's, not the client's.
+   * start, length, the simulator's CPU time and GC pauses meanwhile: CPU far less than the
+   * length, it did not run): requests that arrive during one are counted together after it,
+   * so a window over budget beside a long stall is the simulator's, not the client's.
    */
-  simulatorStalls: Array<{ seconds: number; ms: number; cpuMs: number | null }>;
+  simulatorStalls: Array<{
+    seconds: number;
+    ms: number;
+    cpuMs: number | null;
+    gcMs: number | null;
+  }>;
   minPullsRemaining: { remaining: number; limit: number } | null;
   api: Awaited<ReturnType<typeof apiLoad>> | null;
   memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
@@ -555,6 +560,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
           seconds: round((x.at - startedAt) / 1000),
           ms: x.ms,
           cpuMs: x.cpuMs ?? null,
+          gcMs: x.gcMs ?? null,
         })),
       minPullsRemaining: minPulls,
       api,

@@ -212,8 +212,11 @@ export interface SimStats {
     cpuUserMs: number;
     cpuSystemMs: number;
     rss: number;
-    /** Its event-loop stalls (bench/sim/loop-delay.ts): when each began (epoch ms), how long. */
-    loop?: { stalls: Array<{ at: number; ms: number; cpuMs?: number }> };
+    /**
+     * Its event-loop stalls (bench/sim/loop-delay.ts): when each began (epoch ms), how long,
+     * its CPU time and GC pauses meanwhile.
+     */
+    loop?: { stalls: Array<{ at: number; ms: number; cpuMs?: number; gcMs?: number }> };
   };
   registries: Record<
     string,

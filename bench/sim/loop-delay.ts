@@ -21,14 +21,29 @@ const LONG_STALL_MS = 250;
 const KEPT_STALLS = 1000;
 
 /**
- * One stall: when the loop stopped answering (epoch ms), for how long, and the CPU time the
- * process used meanwhile (all its threads): close to `ms` or more, it was busy (a GC pause,
- * synchronous work); far less, it was waiting for a CPU the machine's other work held.
+ * One stall: when the loop stopped answering (epoch ms), for how long, the CPU time the
+ * process used meanwhile (all its threads), and how much of it GC pauses took: CPU close to
+ * `ms` or more, it was busy (a GC pause, synchronous work); far less, it did not run (waiting
+ * for a CPU, or a GC pause waiting for its helper threads, which `gcMs` then shows).
  */
 export interface Stall {
   at: number;
   ms: number;
   cpuMs: number;
+  gcMs: number;
+}
+
+/** A stall or GC pause on the performance timeline (ms). */
+interface Span {
+  from: number;
+  to: number;
+}
+
+/** Stalls and GC pauses kept to match each other (a GC entry arrives after its pause). */
+const MATCHED = 32;
+
+function overlap(a: Span, b: Span): number {
+  return Math.max(0, Math.min(a.to, b.to) - Math.max(a.from, b.from));
 }
 
 interface Pauses {
@@ -70,6 +85,9 @@ export class LoopDelayMonitor {
   #cpu = 0;
   #maxMs = 0;
   #longStalls = 0;
+  /** The latest stalls (with their Stall, whose gcMs grows as GC entries arrive) and pauses. */
+  readonly #recentStalls: Array<{ span: Span; stall: Stall }> = [];
+  readonly #recentPauses: Span[] = [];
 
   start(): void {
     if (this.#timer !== undefined) return;
@@ -104,15 +122,22 @@ export class LoopDelayMonitor {
       if (late > this.#maxMs) this.#maxMs = late;
       return;
     }
-    this.#record(Date.now() - late, late, cpuMs);
-  }
-
-  #record(at: number, ms: number, cpuMs: number): void {
-    if (ms > this.#maxMs) this.#maxMs = ms;
-    if (ms >= LONG_STALL_MS) this.#longStalls++;
-    this.#stalls.push({ at: Math.round(at), ms: Math.round(ms), cpuMs: Math.round(cpuMs) });
+    const span = { from: now - late, to: now };
+    let gcMs = 0;
+    for (const p of this.#recentPauses) gcMs += overlap(span, p);
+    if (late > this.#maxMs) this.#maxMs = late;
+    if (late >= LONG_STALL_MS) this.#longStalls++;
+    const stall = {
+      at: Math.round(Date.now() - late),
+      ms: Math.round(late),
+      cpuMs: Math.round(cpuMs),
+      gcMs: Math.round(gcMs),
+    };
+    this.#stalls.push(stall);
     if (this.#stalls.length > KEPT_STALLS)
       this.#stalls.splice(0, this.#stalls.length - KEPT_STALLS);
+    this.#recentStalls.push({ span, stall });
+    if (this.#recentStalls.length > MATCHED) this.#recentStalls.shift();
   }
 
   #pause(entry: PerformanceEntry): void {
@@ -127,6 +152,11 @@ export class LoopDelayMonitor {
     p.count++;
     p.ms += entry.duration;
     if (entry.duration > p.maxMs) p.maxMs = entry.duration;
+    // A stall already recorded gets its share of this pause now; a later one when recorded.
+    const span = { from: entry.startTime, to: entry.startTime + entry.duration };
+    for (const r of this.#recentStalls) r.stall.gcMs += Math.round(overlap(r.span, span));
+    this.#recentPauses.push(span);
+    if (this.#recentPauses.length > MATCHED) this.#recentPauses.shift();
   }
 
   /** The figures, with the stalls that began at or after `since` (epoch ms). */

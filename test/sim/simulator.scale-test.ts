@@ -511,7 +511,8 @@ describe("tokens, faults and counts", () => {
     type Loop = {
       maxMs: number;
       stallsOver250Ms: number;
-      stalls: Array<{ at: number; ms: number; cpuMs: number }>;
+      stalls: Array<{ at: number; ms: number; cpuMs: number; gcMs: number }>;
+      gc: { minor: { count: number } };
     };
     const loop = async () =>
       (
@@ -520,9 +521,14 @@ describe("tokens, faults and counts", () => {
         }
       ).process.loop;
     const before = await loop();
-    // The simulator runs in this process here: block its loop as a long GC pause would.
+    // The simulator runs in this process here: block its loop as a long GC pause would,
+    // allocating enough meanwhile for a few scavenges.
     const blockedAt = Date.now();
-    while (Date.now() - blockedAt < 400) {}
+    let junk: Array<{ i: number }> = [];
+    while (Date.now() - blockedAt < 400) {
+      for (let i = 0; i < 1000; i++) junk.push({ i });
+      if (junk.length > 100_000) junk = [];
+    }
     await new Promise((r) => setTimeout(r, 120));
     const after = await loop();
     assert.ok(after.stallsOver250Ms >= before.stallsOver250Ms + 1);
@@ -533,6 +539,9 @@ describe("tokens, faults and counts", () => {
     assert.ok(Math.abs(stall.at - blockedAt) <= 60, `began ${stall.at - blockedAt} ms off`);
     // Busy, not waiting for a CPU: the process ran meanwhile (how much depends on the load).
     assert.ok(stall.cpuMs > 0, JSON.stringify(stall));
+    // The scavenges' pauses within it, from the GC entries (which arrive after the stall).
+    assert.ok(stall.gcMs > 0 && stall.gcMs <= stall.ms + 60, JSON.stringify(stall));
+    assert.ok(after.gc.minor.count > before.gc.minor.count);
   });
 
   test("the control API tells when each repository was listed (answered tag-list pages only)", async () => {
