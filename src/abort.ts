@@ -108,3 +108,20 @@ export function eitherSignal(...sources: AbortSignal[]): {
   });
   return { signal: any.signal, dispose };
 }
+
+/**
+ * Runs `call` with a signal that aborts when any of `sources` does, and takes its listeners
+ * off them when the call ends (see {@link eitherSignal}): for a call bounded by a
+ * long-lived signal and its own deadline.
+ */
+export async function underSignals<T>(
+  sources: AbortSignal[],
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const any = eitherSignal(...sources);
+  try {
+    return await call(any.signal);
+  } finally {
+    any.dispose();
+  }
+}

@@ -24,7 +24,6 @@ import {
   type BucketRead,
   DecodedMemo,
   type ImageRow,
-  type MemoBucket,
   readBuckets,
   readImages,
   resolveBucketImages,
@@ -105,7 +104,7 @@ export class Cache implements Registry {
   readonly #readConcurrency: number;
   readonly #images: ImageLru;
   /** Buckets decoded before, reused while their bytes are unchanged (a quarter of the image bound). */
-  readonly #buckets: DecodedMemo<MemoBucket>;
+  readonly #buckets: DecodedMemo<RawBucket>;
   /** Repository records decoded before (shared: never handed out without copying `tags`). */
   readonly #records = new DecodedMemo<RepositoryRecord>(4 * 1024 * 1024);
   /**

@@ -13,7 +13,7 @@
  * warning), never fails a scan.
  */
 import type { Logger } from "pino";
-import { eitherSignal } from "../abort.js";
+import { underSignals } from "../abort.js";
 import { summarizeError } from "./error-summary.js";
 import type { Keys } from "./keys.js";
 import {
@@ -211,13 +211,8 @@ export class HostSharingSync implements HostSharingListener {
    * the closing signal lives as long as the process, and on Node 20 each `any` over it
    * leaves a WeakRef in it (see `eitherSignal`).
    */
-  async #call<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const both = eitherSignal(this.#closed.signal, AbortSignal.timeout(STORE_TIMEOUT_MS));
-    try {
-      return await call(both.signal);
-    } finally {
-      both.dispose();
-    }
+  #call<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return underSignals([this.#closed.signal, AbortSignal.timeout(STORE_TIMEOUT_MS)], call);
   }
 
   /** Reads the host's record into the sharing; never rejects. */

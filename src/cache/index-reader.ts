@@ -64,11 +64,6 @@ export class DecodedMemo<T> {
   }
 }
 
-/** A decoded bucket as memoised. */
-export interface MemoBucket {
-  raw: RawBucket;
-}
-
 /**
  * A resolved bucket's image list as kept between reads: the LRU's slot of each image (none
  * for an excluded one), so that a read of an unchanged bucket looks up no id, while the
@@ -87,7 +82,7 @@ export interface IndexSource {
 export interface BucketsRead extends IndexSource {
   name: ImageName;
   /** Decoded buckets to reuse while their bytes are unchanged. */
-  memo?: DecodedMemo<MemoBucket> | undefined;
+  memo?: DecodedMemo<RawBucket> | undefined;
 }
 
 /** Every bucket of the repository's index, in one `getMany` (decoded ones reused from `memo`). */
@@ -104,9 +99,9 @@ export async function readBuckets({
     if (!entry) return null;
     const key = names[b] as string;
     const held = memo?.get(key, entry.value);
-    if (held) return held.raw;
+    if (held) return held;
     const raw = decodeRawBucket(entry.value);
-    if (raw) memo?.set(key, entry.value, { raw });
+    if (raw) memo?.set(key, entry.value, raw);
     return raw;
   });
 }

@@ -7,7 +7,7 @@
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { eitherSignal } from "../abort.js";
+import { underSignals } from "../abort.js";
 import { RegscanError } from "../errors.js";
 import { summarizeError } from "./error-summary.js";
 import type { Store } from "./store.js";
@@ -201,14 +201,11 @@ async function writeHolder(req: LeaseRequest): Promise<void> {
   const now = req.now();
   const holder = { owner: req.owner, host: hostname(), pid: process.pid, since: new Date(now) };
   // The request's signal is the scan's, long-lived: not AbortSignal.any (see eitherSignal).
-  const bounded = eitherSignal(req.signal, AbortSignal.timeout(5000));
   try {
-    await req.store.set(req.holderKey, new Date(now + req.ttlMs), encodeHolder(holder), {
-      signal: bounded.signal,
-    });
+    await underSignals([req.signal, AbortSignal.timeout(5000)], (signal) =>
+      req.store.set(req.holderKey, new Date(now + req.ttlMs), encodeHolder(holder), { signal }),
+    );
   } catch (error) {
     req.log.warn({ error: summarizeError(error) }, "could not record the lease holder");
-  } finally {
-    bounded.dispose();
   }
 }

@@ -93,6 +93,12 @@ export function isPriority(priority: Priority | undefined): boolean {
   return priority === true || (typeof priority === "object" && priority.aborted);
 }
 
+/** Queues `me` behind the last waiter of its lane: a priority request ahead of every other one. */
+function enqueue(queue: Waiter[], me: Waiter): void {
+  const at = me.priority ? queue.findIndex((w) => !w.priority) : -1;
+  queue.splice(at < 0 ? queue.length : at, 0, me);
+}
+
 /** A request waiting for its turn. */
 interface Waiter {
   priority: boolean;
@@ -425,18 +431,14 @@ export class RateLimiters {
       return;
     }
     const me: Waiter = { priority: isPriority(priority) };
-    // Behind the last waiter of its lane: a priority request ahead of every other one.
-    const at = me.priority ? b.queue.findIndex((w) => !w.priority) : -1;
-    if (at < 0) b.queue.push(me);
-    else b.queue.splice(at, 0, me);
+    enqueue(b.queue, me);
     try {
       for (let i = 0; ; i++) {
         if (!me.priority && isPriority(priority)) {
-          // Raised while waiting: behind the last priority waiter, as if it came so.
+          // Raised while waiting: queued again in the priority lane, as if it came so.
           b.queue.splice(b.queue.indexOf(me), 1);
-          const first = b.queue.findIndex((w) => !w.priority);
-          b.queue.splice(first < 0 ? b.queue.length : first, 0, me);
           me.priority = true;
+          enqueue(b.queue, me);
         }
         const t = this.#clock.now();
         this.#advance(b, t);
