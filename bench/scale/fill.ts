@@ -186,6 +186,8 @@ export interface FillPhase {
   }>;
   minPullsRemaining: { remaining: number; limit: number } | null;
   api: Awaited<ReturnType<typeof apiLoad>> | null;
+  /** Each replica's event loop and GC while the API clients read (null: no load, or no scrape). */
+  replicaLoops: Record<string, ReplicaLoop | null>;
   memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
   /** The simulator's requests and CPU time during the fill (its control API included). */
   simulator: { requests: number; cpuSeconds: number; requestsPerCpuSecond: number };
@@ -239,14 +241,96 @@ async function replicaMetric(
   metric: string,
   registryOf: Map<string, string>,
 ): Promise<Record<string, number> | null> {
+  const text = await replicaMetricsText(r);
+  return text === null ? null : metricByRegistry(text, metric, registryOf);
+}
+
+/** A replica's `/metrics` text, or null when it does not answer. */
+async function replicaMetricsText(r: Replica): Promise<string | null> {
   try {
     const res = await fetch(`${r.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-    const text = await res.text();
-    const out: Record<string, number> = {};
-    for (const [host, v] of byHost(text, metric)) out[registryOf.get(host) ?? host] = v;
-    return out;
+    return await res.text();
   } catch {
     return null;
+  }
+}
+
+function metricByRegistry(
+  text: string,
+  metric: string,
+  registryOf: Map<string, string>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [host, v] of byHost(text, metric)) out[registryOf.get(host) ?? host] = v;
+  return out;
+}
+
+/** The value of an unlabelled metric, or of the sample with exactly `labels`. */
+function sampleOf(text: string, metric: string, labels = ""): number | undefined {
+  const head = labels === "" ? `\n${metric} ` : `\n${metric}{${labels}} `;
+  const at = `\n${text}`.indexOf(head);
+  if (at < 0) return undefined;
+  const from = at + head.length - 1;
+  const end = text.indexOf("\n", from);
+  const value = Number(text.slice(from, end < 0 ? undefined : end));
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * A replica's event loop while the API clients read: prom-client's delay gauges cover the
+ * time since the previous scrape (it resets its histogram at each), and the bench scrapes
+ * every 2 s or so, so each sample is one such window; and its GC time over the load, by kind.
+ */
+export interface ReplicaLoop {
+  /** Scrapes taken during the load (windows of about 2 s). */
+  windows: number;
+  /** The windows' p99 delays, ms: their median and their highest. */
+  p99MedianMs: number;
+  p99MaxMs: number;
+  /** The longest delay in any window, ms. */
+  maxMs: number;
+  /** Seconds in GC between the first and the last scrape, by kind (major, minor, incremental, ...). */
+  gcSeconds: Record<string, number>;
+  /** Seconds between the first and the last scrape. */
+  seconds: number;
+}
+
+/** Collects {@link ReplicaLoop} from successive `/metrics` texts of one replica. */
+class LoopSampler {
+  readonly #p99: number[] = [];
+  #max = 0;
+  #firstGc: { at: number; sums: Record<string, number> } | undefined;
+  #lastGc: { at: number; sums: Record<string, number> } | undefined;
+
+  add(text: string, at: number): void {
+    const p99 = sampleOf(text, "nodejs_eventloop_lag_p99_seconds");
+    const max = sampleOf(text, "nodejs_eventloop_lag_max_seconds");
+    if (p99 !== undefined) this.#p99.push(p99 * 1000);
+    if (max !== undefined) this.#max = Math.max(this.#max, max * 1000);
+    const sums: Record<string, number> = {};
+    for (const kind of ["major", "minor", "incremental", "weakcb"]) {
+      const v = sampleOf(text, "nodejs_gc_duration_seconds_sum", `kind="${kind}"`);
+      if (v !== undefined) sums[kind] = v;
+    }
+    this.#firstGc ??= { at, sums };
+    this.#lastGc = { at, sums };
+  }
+
+  result(): ReplicaLoop | null {
+    if (this.#p99.length === 0) return null;
+    const sorted = [...this.#p99].sort((a, b) => a - b);
+    const gcSeconds: Record<string, number> = {};
+    for (const [kind, v] of Object.entries(this.#lastGc?.sums ?? {})) {
+      gcSeconds[kind] = round(v - (this.#firstGc?.sums[kind] ?? 0));
+    }
+    return {
+      windows: sorted.length,
+      p99MedianMs: round(sorted[Math.floor(sorted.length / 2)] as number),
+      p99MaxMs: round(sorted[sorted.length - 1] as number),
+      maxMs: round(this.#max),
+      gcSeconds,
+      seconds: round(((this.#lastGc?.at ?? 0) - (this.#firstGc?.at ?? 0)) / 1000),
+    };
   }
 }
 
@@ -399,14 +483,19 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const startupMs = Date.now() - startedAt;
   const registryOf = new Map(sim.registries.map((r) => [r.host, r.name]));
   const shares: ShareSample[] = [];
+  const loops = new Map(replicas.map((r) => [r.id, new LoopSampler()]));
+  let loadRunning = o.apiLoad !== undefined;
   const sampleShares = async () => {
     const at = Date.now();
     const sample: ShareSample = { seconds: round((at - startedAt) / 1000), shares: {} };
+    const duringLoad = loadRunning;
     await Promise.all(
       replicas.map(async (r) => {
         if (r.proc.exited()) return;
-        const got = await replicaMetric(r, BUDGET_METRICS.hostShare, registryOf);
-        if (got !== null) sample.shares[r.id] = got;
+        const text = await replicaMetricsText(r);
+        if (text === null) return;
+        sample.shares[r.id] = metricByRegistry(text, BUDGET_METRICS.hostShare, registryOf);
+        if (duringLoad) loops.get(r.id)?.add(text, Date.now());
       }),
     );
     shares.push(sample);
@@ -421,7 +510,12 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
           o.apiLoad.clients,
           o.apiLoad.ms,
           () => done,
-        )
+        ).then(async (result) => {
+          // The window of the load's last seconds, then no more.
+          await sampleShares();
+          loadRunning = false;
+          return result;
+        })
       : Promise.resolve(null);
   let minPulls: { remaining: number; limit: number } | null = null;
   const dockerhub = sim.registries.find((r) => r.personality === "dockerhub");
@@ -495,6 +589,8 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
     }),
   );
   const api = await load;
+  const replicaLoops: FillPhase["replicaLoops"] = {};
+  for (const [id, sampler] of loops) replicaLoops[id] = sampler.result();
 
   let kill: KillResult | null = null;
   if (o.kill !== undefined && victim !== undefined) {
@@ -564,6 +660,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         })),
       minPullsRemaining: minPulls,
       api,
+      replicaLoops,
       memory: replicas.map((r) => {
         const m = r.proc.exited() ? undefined : memoryOf(r.proc.pid);
         return m === undefined

@@ -54,6 +54,19 @@ function distributionText(p: StalenessResult): string {
   return `p90 ${p.p90Ms} ms, max ${p.maxMs} ms; seen within 1/4 / 1/2 / 3/4 / all of it ${d.upToQuarter} / ${d.upToHalf} / ${d.upToThreeQuarters} / ${d.upToBound}, past it ${d.late}; ${p.withinShortestInterval} within the shortest interval any replica reported, ${p.withinIntervalAtChange} within replica-0's at the change`;
 }
 
+/**
+ * Each replica's event-loop delay while the API clients read: the highest p99 of its ~2 s
+ * scrape windows and the longest delay, with its GC time over the load.
+ */
+function loopText(loops: FillPhase["replicaLoops"]): string {
+  const parts = Object.entries(loops).map(([id, l]) => {
+    if (l === null) return `${id} ?`;
+    const gc = Object.values(l.gcSeconds).reduce((a, b) => a + b, 0);
+    return `${id} ${l.p99MaxMs} / ${l.maxMs} ms (GC ${round(gc)} s of ${l.seconds} s)`;
+  });
+  return parts.length === 0 ? "not sampled" : parts.join(", ");
+}
+
 function pullLimit(o: ScaleOptions): number {
   return (
     simulatorOptions(o).registries.find((r) => r.personality === "dockerhub")?.pullQuota?.limit ?? 0
@@ -412,7 +425,7 @@ async function main(): Promise<void> {
       value:
         main.api === null
           ? "not run"
-          : `${main.api.p50Ms} / ${main.api.p99Ms} ms (${main.api.ok} answers 200 of ${main.api.answers})`,
+          : `${main.api.p50Ms} / ${main.api.p99Ms} ms (${main.api.ok} answers 200 of ${main.api.answers}; event-loop delay p99 / max: ${loopText(main.replicaLoops)}, the bench's own ${main.api.clientLoop.p99Ms} / ${main.api.clientLoop.maxMs} ms)`,
       target: "p99 <= 50 ms",
       pass: main.api === null ? null : main.api.p99Ms <= 50,
     },

@@ -3,6 +3,7 @@
  * request counts) and regscan's HTTP API: cache completeness, request windows, staleness of
  * churned tags and API latency under concurrent readers. Every loop is bounded in time.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Change } from "../sim/churn.js";
 import type { TruthTag } from "../sim/content.js";
 import type { SecondCounts } from "../sim/stats.js";
@@ -273,6 +274,13 @@ export interface ApiLoadResult {
   p99Ms: number;
   maxMs: number;
   errors: number;
+  /**
+   * The bench process's own event-loop delay while its clients read, ms (p99 and max over
+   * the load; 10 ms resolution): a latency is measured on that loop too, so a reader whose
+   * answer came while the bench parsed a large repository for the fill's end counts the
+   * bench's delay as the replica's.
+   */
+  clientLoop: { p99Ms: number; maxMs: number };
 }
 
 /**
@@ -291,6 +299,8 @@ export async function apiLoad(
   let errors = 0;
   let next = 0;
   const deadline = Date.now() + maxMs;
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (Date.now() < deadline && !until() && repos.length > 0) {
@@ -314,6 +324,7 @@ export async function apiLoad(
       }
     }),
   );
+  loop.disable();
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
     answers: Object.values(byStatus).reduce((a, b) => a + b, 0),
@@ -323,6 +334,7 @@ export async function apiLoad(
     p99Ms: round(percentile(latencies, 99)),
     maxMs: round(percentile(latencies, 100)),
     errors,
+    clientLoop: { p99Ms: round(loop.percentile(99) / 1e6), maxMs: round(loop.max / 1e6) },
   };
 }
 

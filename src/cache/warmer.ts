@@ -21,6 +21,7 @@ import { WarmerRunningError } from "./errors.js";
 import { HostSharingSync } from "./host-sharing-record.js";
 import { decodeRepositoryIndexRecord } from "./index-records.js";
 import { Keys } from "./keys.js";
+import { LoopBrake, type LoopBrakeOptions } from "./loop-brake.js";
 import { warmerMetrics } from "./metrics.js";
 import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
@@ -160,6 +161,13 @@ export interface WarmerOptions {
    * tag is then seen only at its deadline unless a webhook or refresh names it.
    */
   pollTags?: boolean | undefined;
+  /**
+   * Holds the loop's regular scans back, each for a bounded time, while the event loop is
+   * busy, so that a process that also answers reads (`regscan serve`) gives them the loop
+   * (loop-brake.ts). Priority requests and late repositories are never held. True: the
+   * brake's defaults; default none (a process that only warms has nobody to give way to).
+   */
+  loopBrake?: LoopBrake | LoopBrakeOptions | boolean | undefined;
 }
 
 /** Options of {@link Warmer.scan}. */
@@ -213,6 +221,8 @@ export class Warmer {
   readonly #status = new Map<string, RepositoryStatus>();
   readonly #paces = new Map<string, RepositoryPace>();
   readonly #stretch: BudgetStretch;
+  /** Holds regular scans back while the event loop is busy (undefined: never). */
+  readonly #brake: LoopBrake | undefined;
   #creds: ImageCreds = new Map();
   #running = false;
   /** Raises a running scan's requests to priority, by repository (see `prioritize`). */
@@ -270,6 +280,12 @@ export class Warmer {
         listeners: burst * this.#concurrency * 2 + 16,
       }),
     };
+    this.#brake =
+      opts.loopBrake === undefined || opts.loopBrake === false
+        ? undefined
+        : opts.loopBrake instanceof LoopBrake
+          ? opts.loopBrake
+          : new LoopBrake(opts.loopBrake === true ? {} : opts.loopBrake);
     const metrics = this.#ctx.metrics;
     this.#stretch = new BudgetStretch({
       factory: opts.factory,
@@ -439,6 +455,7 @@ export class Warmer {
    */
   async #dispatch(signal: AbortSignal): Promise<void> {
     const running = new Set<Promise<void>>();
+    const brake = this.#brake;
     /** Starts what `take` gives while fewer than `limit` scans are in flight. */
     const startWhile = (limit: number, take: () => ScheduledItem | undefined) => {
       // The schedule's count, not `running`'s: a finished scan leaves it before its waiter
@@ -451,7 +468,17 @@ export class Warmer {
       }
     };
     while (!signal.aborted) {
-      startWhile(this.#concurrency, () => this.#schedule.take(this.#ctx.now()));
+      // The brake is asked only when regular work could start now: a hold's bound runs
+      // from the first turn that had something to hold back (loop-brake.ts).
+      const held =
+        brake !== undefined &&
+        this.#schedule.inFlight < this.#concurrency &&
+        (this.#schedule.nextDue() ?? Number.POSITIVE_INFINITY) <= this.#ctx.now()
+          ? brake.look()
+          : undefined;
+      // While the loop is busy, regular scans wait (bounded) so that API reads get the loop;
+      // priority requests and late repositories start below whatever the brake says.
+      if (!held?.hold) startWhile(this.#concurrency, () => this.#schedule.take(this.#ctx.now()));
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
       // webhook's tag visible 9 s after the push (p99) behind them. Nor do repositories late
@@ -465,12 +492,14 @@ export class Warmer {
       let waitMs = this.#intervalMs;
       const inFlight = this.#schedule.inFlight;
       const next =
-        inFlight < this.#concurrency
+        inFlight < this.#concurrency && !held?.hold
           ? this.#schedule.nextDue()
           : inFlight < this.#concurrency * 2
             ? this.#schedule.nextDue({ urgentOnly: true })
             : undefined;
       if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - this.#ctx.now()));
+      // Held: look again when the brake's answer may change (a new request wakes it sooner).
+      if (held?.hold) waitMs = Math.min(waitMs, held.recheckMs);
       await this.#schedule.changed(signal, waitMs);
     }
     await Promise.all(running);
