@@ -1,19 +1,22 @@
 #!/usr/bin/env node
 // Runs every test file of a tier under test/ (or the files given) with Node's own runner through tsx,
-// several test files to a process and several processes at a time, longest first. The files
-// are listed explicitly: on Node 20, `--test test/` finds no .ts files and exits 0 having run
-// nothing. `node --test` sorts the files it is given by name and starts a process for each, so
-// this starts the runner through its `run()` API instead, on generated entry modules that each
-// import a group of test files: a process of its own costs a file ~0.3 s of CPU to start node
-// and tsx and as much again to load the source modules it tests, more than most files' tests.
-// Each file runs as a suite named by its path, its module imported only when the file before
-// it in the process has finished (its `after` hooks included), so that its top-level hooks and
-// module-level set-up are its own. Groups are balanced by scripts/test-times.json (seconds per
-// file, measured) and started longest first: a slow group started last would hold the whole run
-// up alone. They are the same in every run (`--groups` lists them), so that a test that fails
-// only beside another file fails again. `--record-times` rewrites test-times.json from this run;
-// `--cpu` prints each process's CPU time (user + system, its child processes included) with the
-// files it ran, and the run's, which say more than seconds of wall on a shared machine.
+// several test files to a process and several processes at a time. The files are listed
+// explicitly: on Node 20, `--test test/` finds no .ts files and exits 0 having run nothing.
+// `node --test` sorts the files it is given by name and starts a process for each, so this
+// starts the runner through its `run()` API instead, on generated entry modules that take
+// test files from a queue this process serves: a process of its own costs a file ~0.3 s of CPU
+// to start node and tsx and as much again to load the source modules it tests, more than most
+// files' tests. Each file runs as a suite named by its path, its module imported only when the
+// file before it in the process has finished (its `after` hooks included), so that its
+// top-level hooks and module-level set-up are its own. The queue is ordered longest first by
+// scripts/test-times.json (seconds per file, measured), and each process takes the next file
+// as it finishes one, so that the processes end together however the files' times differ from
+// the recorded ones (fixed groups balanced by those times left one group the run's critical
+// path: 82.8 s against 65.4 s for the same files on the same machine). Which process ran which
+// files, in order, is printed when a test fails, to run them again together.
+// `--record-times` rewrites test-times.json from this run; `--cpu` prints each process's CPU
+// time (user + system, its child processes included) with the files it ran, and the run's,
+// which say more than seconds of wall on a shared machine.
 //
 // Two tiers, told apart by the file's name: `*.test.ts` is the everyday suite (`npm test`),
 // `*.scale-test.ts` the load and scale tier (`--scale`, `npm run test:scale`: the
@@ -31,6 +34,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { run } from "node:test";
@@ -45,13 +49,6 @@ const UNKNOWN_SECONDS = 5;
  * machine more processes than cores keep it busy (see the README's Tests section).
  */
 const DEFAULT_CONCURRENCY = "4";
-/**
- * Groups (processes) per concurrent process: more than one, so that a group that takes longer
- * than test-times.json says leaves the others to the free slots; few, as each costs a start-up.
- */
-const GROUPS_PER_SLOT = 2;
-/** What a group's process costs before its first test (node, tsx, the source modules). */
-const GROUP_STARTUP_SECONDS = 1;
 /** A test file still running after this long is stuck (the package tarball test bounds its own set-up at 10 minutes for a loaded machine). */
 const FILE_TIMEOUT_MS = 600_000;
 
@@ -215,52 +212,57 @@ function countFromEnv(name, fallback) {
 }
 
 /**
- * Deals the files (longest first) into `count` groups, each to the group with the fewest
- * seconds so far (the first such: the same groups every run), and orders the groups longest
- * first. Each group's seconds include a process's start-up.
+ * A test process's entry module: it asks the runner for a file (over the queue's socket), runs
+ * it as a suite named by its path, and asks for the next once that one has finished (tests and
+ * hooks), until the queue is empty. So each file's module is imported only once the file before
+ * it in the process has finished, its top-level `before`/`after`/`beforeEach` hooks stay its own,
+ * its module-level set-up runs just before its tests, and a stuck file fails alone after
+ * FILE_TIMEOUT_MS. The wait is on a promise made in the suite's own context: node:test files a
+ * `test()` or hook under the suite whose async context it runs in, and a continuation of a
+ * promise made elsewhere runs in that one's. A support module's top-level `after` would belong
+ * to the first file that loaded it: those that must run after every file are put in the global
+ * set `afterEachFile`.
  */
-function groupFiles(files, count, seconds) {
-  const groups = Array.from({ length: count }, () => ({
-    files: [],
-    seconds: GROUP_STARTUP_SECONDS,
-  }));
-  for (const file of files) {
-    const group = groups.reduce((least, g) => (g.seconds < least.seconds ? g : least));
-    group.files.push(file);
-    group.seconds += seconds(file);
-  }
-  return groups.filter((g) => g.files.length > 0).sort((a, b) => b.seconds - a.seconds);
-}
-
-/**
- * A group's entry module: one suite per file, named by its path, each importing its file
- * only once the one before has finished (tests and hooks), so that a file's top-level
- * `before`/`after`/`beforeEach` hooks stay its own, its module-level set-up runs just before its
- * tests, and a stuck file fails alone after FILE_TIMEOUT_MS. The wait is on a promise made in
- * the suite's own context: node:test files a `test()` or hook under the suite whose async
- * context it runs in, and a continuation of a promise made elsewhere runs in that one's.
- * A support module's top-level `after` would belong to the first file that loaded it: those
- * that must run after every file are put in the global set `afterEachFile`.
- */
-function entrySource(files) {
-  const list = files.map((f) => [f, pathToFileURL(resolve(f)).href]);
-  return `// Generated by scripts/run-tests.mjs: these test files, one after another, in one process.
+function entrySource(socketPath, entry) {
+  return `// Generated by scripts/run-tests.mjs: test files from the runner's queue, one after another.
+import { connect } from "node:net";
 import { after, describe } from "node:test";
 // What test support modules (loaded once, under the first file that imports them) ask to run
 // at the end of every file: test/support/processes.ts stops the servers a file left running.
 const afterEachFile = new Set();
 globalThis[Symbol.for("regscan.run-tests.afterEachFile")] = afterEachFile;
-let previous = Promise.resolve();
-for (const [name, url] of ${JSON.stringify(list, null, 1)}) {
-  const ready = previous;
+const socket = connect(${JSON.stringify(socketPath)});
+socket.setEncoding("utf8");
+let buffered = "";
+const waiting = [];
+socket.on("data", (chunk) => {
+  buffered += chunk;
+  for (let nl = buffered.indexOf("\\n"); nl >= 0; nl = buffered.indexOf("\\n")) {
+    const line = buffered.slice(0, nl);
+    buffered = buffered.slice(nl + 1);
+    waiting.shift()?.resolve(JSON.parse(line));
+  }
+});
+socket.on("error", (err) => {
+  for (const w of waiting.splice(0)) w.reject(err);
+});
+socket.on("close", () => {
+  for (const w of waiting.splice(0)) w.reject(new Error("run-tests: the runner's queue closed"));
+});
+function next() {
+  return new Promise((resolve, reject) => {
+    waiting.push({ resolve, reject });
+    socket.write(${JSON.stringify(`next ${entry}\n`)});
+  });
+}
+for (let job = await next(); job.file !== undefined; job = await next()) {
   let done;
-  previous = new Promise((resolve) => {
+  const finished = new Promise((resolve) => {
     done = resolve;
   });
-  describe(name, { timeout: ${FILE_TIMEOUT_MS} }, async () => {
-    await new Promise((resolve) => ready.then(resolve));
+  describe(job.file, { timeout: ${FILE_TIMEOUT_MS} }, async () => {
     try {
-      await import(url);
+      await import(job.url);
     } finally {
       after(async () => {
         try {
@@ -271,15 +273,16 @@ for (const [name, url] of ${JSON.stringify(list, null, 1)}) {
       });
     }
   });
+  await finished;
 }
+socket.end();
 `;
 }
 
 const args = process.argv.slice(2);
 const record = args.includes("--record-times");
-const listGroups = args.includes("--groups");
 const tier = args.includes("--scale") ? "scale" : "everyday";
-const given = args.filter((a) => !["--record-times", "--cpu", "--groups", "--scale"].includes(a));
+const given = args.filter((a) => !["--record-times", "--cpu", "--scale"].includes(a));
 if (given.length === 0) checkTiers("test");
 const files = given.length > 0 ? given : findTests("test", tier);
 if (files.length === 0) {
@@ -289,26 +292,18 @@ if (files.length === 0) {
 const times = readTimes();
 const slash = (file) => file.split("\\").join("/");
 const seconds = (file) => times[slash(file)] ?? UNKNOWN_SECONDS;
-// Longest first; Array#sort is stable, so equal times keep the files' name order.
-const ordered = [...files].sort((a, b) => seconds(b) - seconds(a));
 
 const concurrency = countFromEnv("REGSCAN_TEST_CONCURRENCY", DEFAULT_CONCURRENCY);
-// Files named on the command line share one process, unless REGSCAN_TEST_GROUPS says more
-// (as many as files: each file alone, as a check that none needs another's state).
-const groupCount = Math.min(
+// Files named on the command line run in one process in the order given (to run a file again
+// beside the ones a failing process ran before it), unless REGSCAN_TEST_PROCESSES says more (as
+// many as files: each file alone, as a check that none needs another's state).
+const processCount = Math.min(
   files.length,
-  countFromEnv(
-    "REGSCAN_TEST_GROUPS",
-    given.length > 0 ? 1 : Math.min(files.length, concurrency * GROUPS_PER_SLOT),
-  ),
+  countFromEnv("REGSCAN_TEST_PROCESSES", given.length > 0 ? 1 : concurrency),
 );
-const groups = groupFiles(ordered, groupCount, seconds);
-if (listGroups) {
-  for (const [i, g] of groups.entries()) {
-    console.log(`group ${i + 1} (${g.seconds.toFixed(1)} s): ${g.files.join(" ")}`);
-  }
-  process.exit(0);
-}
+// The queue: longest first (Array#sort is stable, so equal times keep the files' name order),
+// so that no long file starts last and holds the run up alone; in one process, as given.
+const queue = processCount === 1 ? [...files] : [...files].sort((a, b) => seconds(b) - seconds(a));
 
 const entries = mkdtempSync(join(tmpdir(), "regscan-tests-"));
 process.on("exit", () => rmSync(entries, { recursive: true, force: true }));
@@ -319,26 +314,50 @@ for (const [signal, code] of [
 ]) {
   process.once(signal, () => process.exit(code));
 }
-const groupOf = {};
-const entryFiles = groups.map((g, i) => {
-  const entry = join(entries, `group-${String(i + 1).padStart(2, "0")}.mjs`);
-  writeFileSync(entry, entrySource(g.files));
-  groupOf[entry] = g.files.map(slash);
+/** The files each test process took from the queue, in order, by its entry module. */
+const ranBy = {};
+const entryFiles = Array.from({ length: processCount }, (_, i) => {
+  const entry = join(entries, `process-${String(i + 1).padStart(2, "0")}.mjs`);
+  ranBy[entry] = [];
   return entry;
 });
-if (process.env.REGSCAN_TEST_CPU_LOG) {
-  appendFileSync(process.env.REGSCAN_TEST_CPU_LOG, `${JSON.stringify({ groups: groupOf })}\n`);
-}
+// Each process asks for its next file on a connection of its own and says which entry it runs,
+// so that what every process ran can be printed (on a failure, and for --cpu).
+const queueServer = createServer((socket) => {
+  socket.setEncoding("utf8");
+  let buffered = "";
+  socket.on("error", () => {});
+  socket.on("data", (chunk) => {
+    buffered += chunk;
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+      const [verb, entry] = buffered.slice(0, nl).split(" ");
+      buffered = buffered.slice(nl + 1);
+      if (verb !== "next") continue;
+      const file = queue.shift();
+      if (file !== undefined) ranBy[entry]?.push(slash(file));
+      socket.write(
+        `${JSON.stringify(file === undefined ? {} : { file: slash(file), url: pathToFileURL(resolve(file)).href })}\n`,
+      );
+    }
+  });
+});
+const socketPath = join(entries, "queue.sock");
+await new Promise((resolveListen, reject) => {
+  queueServer.once("error", reject);
+  queueServer.listen(socketPath, resolveListen);
+});
+for (const entry of entryFiles) writeFileSync(entry, entrySource(socketPath, entry));
 console.error(
-  `run-tests: ${files.length} file${files.length === 1 ? "" : "s"} in ${groups.length} process${groups.length === 1 ? "" : "es"}, ${concurrency} at a time (--groups lists them)`,
+  `run-tests: ${files.length} file${files.length === 1 ? "" : "s"} in ${processCount} process${processCount === 1 ? "" : "es"}, each taking the next file (longest first) as it finishes one`,
 );
 
+const expected = files.reduce((n, f) => n + seconds(f), 0);
 const stream = run({
   files: entryFiles,
-  concurrency,
+  concurrency: processCount,
   // Each file fails as stuck after FILE_TIMEOUT_MS; this bounds a process that still does not
-  // end (a handle left open), beyond twice the longest group's measured time.
-  timeout: FILE_TIMEOUT_MS + 2_000 * Math.max(...groups.map((g) => g.seconds)),
+  // end (a handle left open), beyond three times the run's expected share of a process.
+  timeout: FILE_TIMEOUT_MS + (3_000 * expected) / processCount,
 });
 /** Seconds of each file: its suite (its module's import excluded), for --record-times. */
 const measured = {};
@@ -361,6 +380,21 @@ process.stdout.on("error", (err) => {
 const reporter = process.stdout.isTTY ? spec() : tap;
 stream.compose(reporter).pipe(process.stdout);
 stream.once("end", () => {
+  queueServer.close();
+  if (queue.length > 0) {
+    // Every test process ended before the queue did (each crashed): these never ran.
+    console.error(`run-tests: ${queue.length} file(s) never ran:\n  ${queue.join("\n  ")}`);
+    process.exitCode = 1;
+  }
+  if (process.env.REGSCAN_TEST_CPU_LOG) {
+    appendFileSync(process.env.REGSCAN_TEST_CPU_LOG, `${JSON.stringify({ groups: ranBy })}\n`);
+  }
+  if (process.exitCode === 1) {
+    console.error(
+      "run-tests: what each test process ran, in order (`node scripts/run-tests.mjs FILE...` runs files in one process in the order given):",
+    );
+    for (const ran of Object.values(ranBy)) console.error(`  ${ran.join(" ")}`);
+  }
   if (!record) return;
   const merged = { ...times, ...measured };
   const all = [...findTests("test", "everyday"), ...findTests("test", "scale")].map(slash);
