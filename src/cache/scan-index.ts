@@ -4,7 +4,6 @@
  * names them; changed buckets next; the repository record last, by the caller).
  */
 import type { Logger } from "pino";
-import { forEachBounded } from "../bounded-parallel.js";
 import type { ImageName } from "../image/ref.js";
 import { summarizeError } from "./error-summary.js";
 import { bucketKeys } from "./index-reader.js";
@@ -24,7 +23,8 @@ import {
   MAX_BUCKET_LIFE_MS,
 } from "./index-records.js";
 import type { Keys } from "./keys.js";
-import type { Store } from "./store.js";
+import type { SharedTimeout } from "./shared-timeout.js";
+import { type Store, type StoreWrite, setEach } from "./store.js";
 import { MIN_EXPIRY_MS } from "./stores/envelope.js";
 
 /** What the index needs from the scan's context. */
@@ -34,6 +34,8 @@ export interface IndexContext {
   now: () => number;
   storeConcurrency: number;
   finalWriteTimeoutMs: number;
+  /** Signals for writes bounded by `finalWriteTimeoutMs`, shared between writes (else one each). */
+  writeTimeout?: SharedTimeout | undefined;
 }
 
 /** Image keys per `getMany` when every image of an index is read (to keep them alive). */
@@ -51,7 +53,6 @@ interface BucketWrite {
   /** The tags whose entries are kept (all when undefined). */
   keep: ReadonlySet<string> | undefined;
   now: number;
-  log: Logger;
 }
 
 /** What {@link ScanIndex.load} read, for the constructor. */
@@ -232,15 +233,15 @@ export class ScanIndex {
       const got = await this.#ctx.store.getMany(keys, {
         signal: AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs),
       });
-      await forEachBounded(chunk.keys(), { limit: this.#ctx.storeConcurrency * 4 }, async (i) => {
+      const writes: StoreWrite[] = [];
+      chunk.forEach((id, i) => {
         const entry = got[i];
-        if (!entry) {
-          missing.add(chunk[i] as string);
-          return;
-        }
-        await this.#ctx.store.set(keys[i] as string, deadline, entry.value, {
-          signal: AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs),
-        });
+        if (entry) writes.push({ key: keys[i] as string, deadline, value: entry.value });
+        else missing.add(id);
+      });
+      await setEach(this.#ctx.store, writes, {
+        limit: this.#ctx.storeConcurrency * 4,
+        signal: AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs),
       });
     }
     if (missing.size > 0) {
@@ -258,54 +259,80 @@ export class ScanIndex {
   }
 
   /**
-   * Writes every changed bucket. Entries of tags outside `keep` (when given) and entries the
+   * Writes every changed bucket, in one `setMany` where the store has it (one command for a
+   * scan's buckets on Redis). Entries of tags outside `keep` (when given) and entries the
    * store would have dropped are left out. A bucket that could not be read at load is read
-   * again and merged; if it still cannot be read it is not written (logged). Throws the first
-   * write error after the other writes settled.
+   * again and merged; if it still cannot be read it is not written (logged). Throws the
+   * first write error after the other writes settled; the buckets not known to be written
+   * stay dirty.
    */
   async flush(keep: ReadonlySet<string> | undefined, log: Logger): Promise<void> {
     const dirty = [...this.#dirty];
     this.#dirty.clear();
     const now = this.#ctx.now();
-    let failure: unknown;
-    await forEachBounded(dirty, { limit: this.#ctx.storeConcurrency * 4 }, async (n) => {
-      try {
-        await this.#writeBucket({ n, keep, now, log });
-      } catch (error) {
-        this.#dirty.add(n);
-        failure ??= error;
-      }
-    });
-    if (failure !== undefined) throw failure;
+    const signal = this.#writeSignal();
+    const unmerged = await this.#mergeUnread(dirty, signal, log);
+    const writes: StoreWrite[] = [];
+    const written: number[] = [];
+    this.#turnAt = performance.now();
+    for (const n of dirty) {
+      if (unmerged.has(n)) continue;
+      writes.push(await this.#bucketWrite({ n, keep, now }));
+      written.push(n);
+    }
+    try {
+      await setEach(this.#ctx.store, writes, { limit: this.#ctx.storeConcurrency * 4, signal });
+    } catch (error) {
+      for (const n of written) this.#dirty.add(n);
+      throw error;
+    }
   }
 
-  /** Writes bucket `n` (see {@link flush}). */
-  async #writeBucket({ n, keep, now, log }: BucketWrite): Promise<void> {
-    const key = this.#ctx.keys.bucket(this.#name, n);
-    const signal = AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs);
-    let bucket = this.#buckets[n] as Bucket;
-    if (this.#unread[n]) {
-      let got: Awaited<ReturnType<Store["get"]>>;
-      try {
-        got = await this.#ctx.store.get(key, { signal });
-      } catch (error) {
-        log.warn(
-          { bucket: n, error: summarizeError(error) },
-          "could not read an index bucket again; its changes are not written",
-        );
-        return;
-      }
-      const raw = got && decodeRawBucket(got.value);
+  /** A signal bounding one write (shared between writes where the context shares them). */
+  #writeSignal(): AbortSignal {
+    return this.#ctx.writeTimeout?.signal() ?? AbortSignal.timeout(this.#ctx.finalWriteTimeoutMs);
+  }
+
+  /**
+   * Reads again the buckets of `dirty` that could not be read at load (one `getMany`) and
+   * merges this scan's entries into what they hold. Returns those that still could not be
+   * read: their changes are not written (logged).
+   */
+  async #mergeUnread(dirty: number[], signal: AbortSignal, log: Logger): Promise<Set<number>> {
+    const unread = dirty.filter((n) => this.#unread[n]);
+    if (unread.length === 0) return new Set();
+    let got: Awaited<ReturnType<Store["getMany"]>>;
+    try {
+      got = await this.#ctx.store.getMany(
+        unread.map((n) => this.#ctx.keys.bucket(this.#name, n)),
+        { signal },
+      );
+    } catch (error) {
+      log.warn(
+        { buckets: unread, error: summarizeError(error) },
+        "could not read index buckets again; their changes are not written",
+      );
+      return new Set(unread);
+    }
+    unread.forEach((n, i) => {
+      const entry = got[i];
+      const raw = entry && decodeRawBucket(entry.value);
       const merged = raw ? bucketFromRaw(raw) : new Map<string, IndexEntry>();
-      for (const [tag, e] of bucket) merged.set(tag, e);
-      bucket = merged;
+      for (const [tag, e] of this.#buckets[n] as Bucket) merged.set(tag, e);
       this.#buckets[n] = merged;
       this.#unread[n] = false;
-    }
-    // Buckets are encoded by several writers at once: together they yield every few ms.
-    while (performance.now() - this.#turnAt >= INDEX_TURN_MS) {
+    });
+    return new Set();
+  }
+
+  /** Bucket `n` as it is to be written (see {@link flush}). */
+  async #bucketWrite({ n, keep, now }: BucketWrite): Promise<StoreWrite> {
+    const key = this.#ctx.keys.bucket(this.#name, n);
+    const bucket = this.#buckets[n] as Bucket;
+    // A large index's buckets take a while to encode: the API's reads get a turn every few ms.
+    if (performance.now() - this.#turnAt >= INDEX_TURN_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (performance.now() - this.#turnAt >= INDEX_TURN_MS) this.#turnAt = performance.now();
+      this.#turnAt = performance.now();
     }
     const kept: [string, IndexEntry][] = [];
     let expiresAt = now;
@@ -327,6 +354,6 @@ export class ScanIndex {
     // as long as its longest-lived entry, and never longer than MAX_BUCKET_LIFE_MS.
     const life = Math.min(expiresAt - now, MAX_BUCKET_LIFE_MS);
     const deadline = new Date(now + Math.max(0, life / 2));
-    await this.#ctx.store.set(key, deadline, encodeBucket(out), { signal });
+    return { key, deadline, value: encodeBucket(out) };
   }
 }

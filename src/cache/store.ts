@@ -3,12 +3,20 @@
  * Implementations: memory, sqlite (the embedded default), memcached, Redis.
  */
 import type { OperationOptions } from "../abort.js";
+import { forEachBounded } from "../bounded-parallel.js";
 
 /** A value read back, with the refresh deadline it was written with. */
 export interface StoreEntry {
   value: Uint8Array;
   /** When the value should be refreshed; it stays readable past this, until it expires. */
   deadline: Date;
+}
+
+/** One value of a {@link Store.setMany}. */
+export interface StoreWrite {
+  key: string;
+  deadline: Date;
+  value: Uint8Array;
 }
 
 /** A key-value store with refresh deadlines and leases. */
@@ -29,6 +37,12 @@ export interface Store {
    * so that it can be served while being refreshed.
    */
   set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions): Promise<void>;
+  /**
+   * Writes several values as {@link set} does, in fewer commands than one per value (a
+   * scan's changed index buckets), in the order given. Optional: without it callers use
+   * `set` per value (see `setEach`). On an error some of the values may have been written.
+   */
+  setMany?(writes: readonly StoreWrite[], opts?: OperationOptions): Promise<void>;
   /** Takes a lease on `key` for `ttlMs` if nobody else holds it; true when taken. */
   acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions): Promise<boolean>;
   /** Gives a lease back if `owner` holds it. */
@@ -37,4 +51,27 @@ export interface Store {
   ping(opts?: OperationOptions): Promise<void>;
   /** Closes connections and files; the store is unusable afterwards. */
   close(): Promise<void>;
+}
+
+/**
+ * Writes `writes` with the store's `setMany` when it has one, else one `set` each (at most
+ * `limit` in flight, every one tried); rejects with the first error once all settled.
+ */
+export async function setEach(
+  store: Store,
+  writes: readonly StoreWrite[],
+  { limit, signal }: { limit: number; signal?: AbortSignal | undefined },
+): Promise<void> {
+  if (writes.length === 0) return;
+  const opts = signal ? { signal } : undefined;
+  if (store.setMany) return store.setMany(writes, opts);
+  let failure: { error: unknown } | undefined;
+  await forEachBounded(writes, { limit }, async (w) => {
+    try {
+      await store.set(w.key, w.deadline, w.value, opts);
+    } catch (error) {
+      failure ??= { error };
+    }
+  });
+  if (failure) throw failure.error;
 }

@@ -5,7 +5,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
-import type { Store, StoreEntry } from "../store.js";
+import type { Store, StoreEntry, StoreWrite } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
@@ -50,6 +50,25 @@ type Client = Redis | Cluster;
 const GET_MANY_BATCH = 1000;
 /** Batches of one `getMany` in flight at once. */
 const GET_MANY_CONCURRENCY = 4;
+
+/** Values per `setMany` script call, and their bytes (bounds one command's size). */
+const SET_MANY_BATCH = 256;
+const SET_MANY_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * `setMany` on one node: every SET of a batch in one command (a scan's changed buckets
+ * cost one round trip and one reply to parse, not one each). KEYS, then value and PX
+ * per key in ARGV.
+ */
+const SET_MANY = `for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+end
+return #KEYS`;
+
+/** The client with the script command `defineCommand` added. */
+type ScriptedRedis = Redis & {
+  regscanSetMany(numKeys: number, ...args: (string | Buffer)[]): Promise<number>;
+};
 
 const LEASE_EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -111,6 +130,7 @@ export class RedisStore implements Store {
         db: opts.db ?? 0,
         retryStrategy: (times) => Math.min(50 * times, 2000),
       });
+      this.#client.defineCommand("regscanSetMany", { lua: SET_MANY });
     }
     // Without a listener an 'error' event would crash the process; the operations that
     // fail report the outage themselves, so this only logs (at most once a minute).
@@ -182,6 +202,54 @@ export class RedisStore implements Store {
     }
     const px = Math.ceil(expiryMs(deadline));
     await this.#run("set", opts, (c) => c.set(key, stored, "PX", px));
+  }
+
+  /**
+   * On one node, a script per batch writes them all (in order); on a cluster, whose keys
+   * live on several nodes, one SET each (a few in flight).
+   */
+  async setMany(writes: readonly StoreWrite[], opts?: OperationOptions): Promise<void> {
+    const encoded = writes.map(({ key, deadline, value }) => {
+      const stored = encodeEnvelope(deadline, value);
+      if (stored.byteLength > this.#maxValueBytes) {
+        throw new ValueTooLargeError({
+          store: this.#name,
+          key,
+          size: stored.byteLength,
+          limit: this.#maxValueBytes,
+        });
+      }
+      return { key, stored, px: String(Math.ceil(expiryMs(deadline))) };
+    });
+    if (this.#client instanceof Cluster) {
+      await mapBounded(encoded, GET_MANY_CONCURRENCY, ({ key, stored, px }) =>
+        this.#run("set", opts, (c) => c.set(key, stored, "PX", px)),
+      );
+      return;
+    }
+    const batches: (typeof encoded)[] = [];
+    let batch: typeof encoded = [];
+    let bytes = 0;
+    for (const w of encoded) {
+      if (
+        batch.length >= SET_MANY_BATCH ||
+        (batch.length > 0 && bytes + w.stored.byteLength > SET_MANY_BATCH_BYTES)
+      ) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(w);
+      bytes += w.stored.byteLength;
+    }
+    if (batch.length > 0) batches.push(batch);
+    for (const b of batches) {
+      const args: (string | Buffer)[] = b.map((w) => w.key);
+      for (const w of b) args.push(w.stored, w.px);
+      await this.#run("setMany", opts, (c) =>
+        (c as ScriptedRedis).regscanSetMany(b.length, ...args),
+      );
+    }
   }
 
   async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {

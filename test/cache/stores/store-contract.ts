@@ -8,7 +8,7 @@ import { Writable } from "node:stream";
 import { test } from "node:test";
 import pino from "pino";
 import { Keys } from "../../../src/cache/keys.js";
-import type { Store } from "../../../src/cache/store.js";
+import { type Store, setEach } from "../../../src/cache/store.js";
 import type { StoreLogger } from "../../../src/cache/stores/options.js";
 import { parseImageName } from "../../../src/image/ref.js";
 import { waitFor } from "../../support/wait-for.js";
@@ -102,6 +102,30 @@ export function storeContract(
     const got = await a.get(key);
     assert.equal(got!.value.byteLength, 0);
     assert.equal(got!.deadline.getTime(), next.getTime());
+  });
+
+  test(`${name}: setMany (or set per value) writes every value with its deadline, in order`, async () => {
+    const { a, b } = subject();
+    const base = Date.now() + 3_600_000;
+    const writes = Array.from({ length: 40 }, (_, i) => ({
+      key: uniqueKey(`many-${i}`),
+      deadline: new Date(base + i * 1000 + 7),
+      // Some values larger than a socket write, so that a batch spans several.
+      value: Buffer.alloc(i % 5 === 0 ? 200_000 : 10 + i, i),
+    }));
+    const first = writes[0] as (typeof writes)[number];
+    // The same key again later in the call: the later value wins.
+    const again = { key: first.key, deadline: new Date(base - 5000), value: Buffer.from("last") };
+    await setEach(a, [...writes, again], { limit: 4 });
+    const got = await b.getMany(writes.map((w) => w.key));
+    got.forEach((entry, i) => {
+      const w = writes[i] as (typeof writes)[number];
+      const want = i === 0 ? again : w;
+      assert.ok(entry, `value ${i} is read back`);
+      assert.deepEqual(Buffer.from(entry.value), want.value);
+      assert.equal(entry.deadline.getTime(), want.deadline.getTime());
+    });
+    await setEach(a, [], { limit: 4 });
   });
 
   test(`${name}: a write with an Invalid Date deadline is refused and stores nothing`, async () => {
