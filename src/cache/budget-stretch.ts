@@ -2,7 +2,11 @@
  * When a registry's request budget cannot cover the intervals configured for its
  * repositories, they are stretched rather than letting requests queue without end: per host,
  * a factor on every repository interval, doubled while the budget is saturated and halved
- * again once demand is well under it. Each change is logged and shown as a metric.
+ * again once demand is well under it, slowly (stretch fast, relax slow: a relax that brings the
+ * saturation back would swing the intervals 1x, 2x, 4x and back within a minute). Replicas
+ * sharing a store apply the largest factor any of them has for a host (`StretchPeers`), so
+ * that a repository's interval is the same whichever replica scans it. Each change is logged
+ * and shown as a metric.
  */
 import type { Logger } from "pino";
 import type { ImageName } from "../image/ref.js";
@@ -15,19 +19,43 @@ export const MAX_STRETCH = 16;
 export const STRETCH_CHANGE_GAP_MS = 10_000;
 /** Requests that waited this long on average for the budget since the last look: saturated. */
 const SATURATED_MEAN_WAIT_MS = 1000;
-/** Demand under this share of the budget lets a stretched host relax. */
-const RELAX_UTILISATION = 0.5;
+/**
+ * Demand under this share of the budget lets a stretched host relax: halving the factor about
+ * doubles the polling's demand, which then stays under 70% of the budget (at 0.5 it came
+ * back saturated and the factor swung between 1 and 4 in the bench).
+ */
+export const RELAX_UTILISATION = 0.35;
+/**
+ * A relax waits this long after the host's last change: the rate limiters' demand is counted
+ * over the last minute, and until a minute has passed it still counts requests made at the
+ * factor before.
+ */
+export const RELAX_GAP_MS = 60_000;
 
 interface HostState {
+  /** This replica's own factor, from its own budget's saturation. */
   factor: number;
+  /** The factor applied (own or a peer's, the larger), as last told to the listener. */
+  applied: number;
   changedAt: number | undefined;
   /** The limiter's running totals at the last look. */
   waitedMs: number;
   requests: number;
 }
 
-/** Told each host's factor when first seen and at each change (the metric). */
+/** Told each host's factor (the one applied, peers' included) when first seen and at each change (the metric). */
 export type StretchListener = (host: string, factor: number) => void;
+
+/**
+ * What the replicas sharing a store tell each other of their stretches (the daemon's replica
+ * census carries it in its record).
+ */
+export interface StretchPeers {
+  /** This replica's own factor for `host` (lower case), at each change. */
+  publish(host: string, factor: number): void;
+  /** The largest factor another live replica has for `host` now; 1 when none stretches it. */
+  factorOf(host: string): number;
+}
 
 /** What a {@link BudgetStretch} reads the budgets from and whom it tells. */
 export interface BudgetStretchOptions {
@@ -37,6 +65,8 @@ export interface BudgetStretchOptions {
   now: () => number;
   log: Logger;
   onChange: StretchListener;
+  /** The other replicas' factors (none: this replica's own alone). */
+  peers?: StretchPeers | undefined;
 }
 
 /** Interval stretch per registry host, from the factory's budget saturation signal. */
@@ -46,17 +76,36 @@ export class BudgetStretch {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #onChange: StretchListener;
+  readonly #peers: StretchPeers | undefined;
 
   constructor(opts: BudgetStretchOptions) {
     this.#factory = opts.factory;
     this.#now = opts.now;
     this.#log = opts.log;
     this.#onChange = opts.onChange;
+    this.#peers = opts.peers;
   }
 
-  /** The factor applied now to intervals of repositories on `name`'s host. */
+  /** The factor applied now to intervals of repositories on `name`'s host (peers' included). */
   factor(name: ImageName): number {
-    return this.#hosts.get(name.apiHost.toLowerCase())?.factor ?? 1;
+    const host = name.apiHost.toLowerCase();
+    return this.#applied(host, this.#hosts.get(host)?.factor ?? 1);
+  }
+
+  /** `own`, or a peer's factor for `host` when larger. */
+  #applied(host: string, own: number): number {
+    const peer = this.#peers?.factorOf(host) ?? 1;
+    return Number.isFinite(peer) ? Math.max(own, Math.min(MAX_STRETCH, peer)) : own;
+  }
+
+  /** Tells the listener when the applied factor changed (a peer's change shows here too). */
+  #show(host: string, state: HostState): number {
+    const applied = this.#applied(host, state.factor);
+    if (applied !== state.applied) {
+      state.applied = applied;
+      this.#onChange(host, applied);
+    }
+    return applied;
   }
 
   /**
@@ -76,9 +125,9 @@ export class BudgetStretch {
       this.#log.debug({ host, error: summarizeError(error) }, "could not read the host's budget");
     }
     let state = this.#hosts.get(host);
-    if (!conditions) return state?.factor ?? 1;
+    if (!conditions) return this.#applied(host, state?.factor ?? 1);
     if (!state) {
-      state = { factor: 1, changedAt: undefined, waitedMs: 0, requests: 0 };
+      state = { factor: 1, applied: 1, changedAt: undefined, waitedMs: 0, requests: 0 };
       this.#hosts.set(host, state);
       // Shown from the first look, so that "not stretched" is a 1, not a missing series.
       this.#onChange(host, 1);
@@ -87,16 +136,16 @@ export class BudgetStretch {
     const meanWait = requests > 0 ? (conditions.waitedMs - state.waitedMs) / requests : 0;
     state.requests = conditions.requests;
     state.waitedMs = conditions.waitedMs;
-    if (opts.hold === true) return state.factor;
+    if (opts.hold === true) return this.#show(host, state);
     const saturated = conditions.saturated || meanWait >= SATURATED_MEAN_WAIT_MS;
     const now = this.#now();
-    if (state.changedAt !== undefined && now - state.changedAt < STRETCH_CHANGE_GAP_MS) {
-      return state.factor;
-    }
+    const since = state.changedAt === undefined ? Number.POSITIVE_INFINITY : now - state.changedAt;
     let next = state.factor;
-    if (saturated) next = Math.min(MAX_STRETCH, state.factor * 2);
-    else if (conditions.utilisation < RELAX_UTILISATION) next = Math.max(1, state.factor / 2);
-    if (next === state.factor) return next;
+    if (saturated && since >= STRETCH_CHANGE_GAP_MS) next = Math.min(MAX_STRETCH, state.factor * 2);
+    else if (!saturated && conditions.utilisation < RELAX_UTILISATION && since >= RELAX_GAP_MS) {
+      next = Math.max(1, state.factor / 2);
+    }
+    if (next === state.factor) return this.#show(host, state);
     const fields = {
       host,
       stretch: next,
@@ -116,7 +165,7 @@ export class BudgetStretch {
     }
     state.factor = next;
     state.changedAt = now;
-    this.#onChange(host, next);
-    return next;
+    this.#peers?.publish(host, next);
+    return this.#show(host, state);
   }
 }

@@ -30,6 +30,7 @@
 import { createRequire } from "node:module";
 import type { Logger } from "pino";
 import type { Gauge, Registry as MetricsRegistry } from "prom-client";
+import { MAX_STRETCH, type StretchPeers } from "../cache/budget-stretch.js";
 import { summarizeError } from "../cache/error-summary.js";
 import { Keys } from "../cache/keys.js";
 import type { Store } from "../cache/store.js";
@@ -87,6 +88,11 @@ export interface ReplicaCensusOptions {
    * budget is divided by demand. Without it every host is shared equally.
    */
   wants?: (() => ReadonlyMap<string, HostWant>) | undefined;
+  /**
+   * The replicas' interval stretches: this replica's own are written with its heartbeat, and
+   * the largest of the live others' read back into it. Without it none are exchanged.
+   */
+  stretches?: StretchBoard | undefined;
 }
 
 /** A replica's entry for one host: its share, what it asks, whether its requests queue. */
@@ -102,6 +108,8 @@ interface Member {
   left?: boolean;
   /** Hosts whose share is its own rather than `share`. */
   hosts?: Record<string, HostEntry>;
+  /** Hosts whose intervals it stretches, and by what factor (none: 1). */
+  x?: Record<string, number>;
 }
 
 interface Seen {
@@ -109,6 +117,7 @@ interface Seen {
   share: number;
   left: boolean;
   hosts: Record<string, HostEntry>;
+  stretches: Record<string, number>;
   /** When this replica saw the heartbeat move (its own clock). */
   changedAt: number;
 }
@@ -124,7 +133,7 @@ function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
     const members = (parsed as { members?: unknown } | null)?.members;
     if (typeof members !== "object" || members === null) return out;
     for (const [owner, m] of Object.entries(members as Record<string, unknown>)) {
-      const { seq, share, left, hosts } = (m ?? {}) as Record<string, unknown>;
+      const { seq, share, left, hosts, x } = (m ?? {}) as Record<string, unknown>;
       if (typeof seq !== "number" || !Number.isFinite(seq)) continue;
       if (typeof share !== "number" || !isShare(share)) continue;
       const member: Member = { seq, share };
@@ -134,6 +143,9 @@ function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
       // counted dead after the TTL like a silent one, and its next heartbeat rewrites it.
       if (entries === undefined) continue;
       if (Object.keys(entries).length > 0) member.hosts = entries;
+      // Stretches that do not decode are only advice lost: the member's shares still count.
+      const stretches = decodeStretches(x);
+      if (stretches !== undefined && Object.keys(stretches).length > 0) member.x = stretches;
       out.set(owner, member);
     }
   } catch {
@@ -157,6 +169,56 @@ function decodeHosts(raw: unknown): Record<string, HostEntry> | undefined {
     out[host] = l === true ? { s, w, l: true } : { s, w };
   }
   return out;
+}
+
+/** A member's stretch factors (1 to MAX_STRETCH each); undefined when any is malformed. */
+function decodeStretches(raw: unknown): Record<string, number> | undefined {
+  if (raw === undefined) return {};
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const out: Record<string, number> = {};
+  for (const [host, f] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof f !== "number" || !(f >= 1 && f <= MAX_STRETCH)) return undefined;
+    out[host] = f;
+  }
+  return out;
+}
+
+/**
+ * The replicas' interval stretches (`StretchPeers`, given to the warmer): this replica's own
+ * factors, which the census writes with each heartbeat, and the largest factor of each host
+ * among the live others, which it reads back at each heartbeat. So the replicas apply one
+ * interval to a host's repositories, within a heartbeat of a change, rather than each its own
+ * (in bench:scale they disagreed by up to 4x, and a change was judged late by one replica's
+ * interval while another's scheduled its scan).
+ */
+export class StretchBoard implements StretchPeers {
+  readonly #own = new Map<string, number>();
+  #peers: ReadonlyMap<string, number> = new Map();
+
+  publish(host: string, factor: number): void {
+    if (factor > 1) this.#own.set(host, factor);
+    else this.#own.delete(host);
+  }
+
+  factorOf(host: string): number {
+    return this.#peers.get(host) ?? 1;
+  }
+
+  /** This replica's own factors above 1 (what the census writes). */
+  own(): Record<string, number> | undefined {
+    return this.#own.size > 0 ? Object.fromEntries(this.#own) : undefined;
+  }
+
+  /** Takes the live others' factors: the largest per host. */
+  takePeers(others: readonly { stretches: Record<string, number> }[]): void {
+    const peers = new Map<string, number>();
+    for (const o of others) {
+      for (const [host, f] of Object.entries(o.stretches)) {
+        peers.set(host, Math.max(f, peers.get(host) ?? 1));
+      }
+    }
+    this.#peers = peers;
+  }
 }
 
 /** What a replica asks of a host's budget (see `NEED_HEADROOM`): all of it while its requests queue. */
@@ -222,6 +284,7 @@ export class ReplicaCensus {
   readonly #listeners: Array<(view: CensusView) => void> = [];
   readonly #hostListeners: Array<(shares: ReadonlyMap<string, number>) => void> = [];
   readonly #wants: (() => ReadonlyMap<string, HostWant>) | undefined;
+  readonly #stretches: StretchBoard | undefined;
   #view: CensusView = { replicas: 1, share: 0 };
   /** Hosts whose share is this replica's own (by demand), in use now. */
   #hostShares: ReadonlyMap<string, number> = new Map();
@@ -249,6 +312,7 @@ export class ReplicaCensus {
     this.#log = opts.logger;
     this.#now = opts.now ?? Date.now;
     this.#wants = opts.wants;
+    this.#stretches = opts.stretches;
     if (opts.metrics) this.#registerMetrics(opts.metrics);
   }
 
@@ -312,8 +376,12 @@ export class ReplicaCensus {
     }
   }
 
-  /** One heartbeat (the timer's; exposed for tests). Never rejects. */
+  /**
+   * One heartbeat (the timer's; exposed for tests). Never rejects. After `stop()` it does
+   * nothing: a heartbeat then would write the replica back into the record.
+   */
   beat(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     if (this.#beating) return this.#beating;
     const run = (async () => {
       try {
@@ -355,6 +423,7 @@ export class ReplicaCensus {
       const members = decodeMembers(got?.value);
       const now = this.#now();
       const others = this.#observe(members, now);
+      this.#stretches?.takePeers(others);
       const replicas = 1 + others.length;
       const othersShare = others.reduce((sum, m) => sum + m.share, 0);
       const fair = floorShare(Math.min(1 / replicas, 1 - othersShare));
@@ -375,6 +444,8 @@ export class ReplicaCensus {
       this.#seq = Math.max(this.#seq, own?.seq ?? 0) + 1;
       const mine: Member = { seq: this.#seq, share };
       if (leaving) mine.left = true;
+      const stretches = leaving ? undefined : this.#stretches?.own();
+      if (stretches) mine.x = stretches;
       if (hostShares.size > 0) {
         mine.hosts = {};
         for (const [host, s] of hostShares) {
@@ -419,6 +490,7 @@ export class ReplicaCensus {
           share: m.share,
           left,
           hosts: m.hosts ?? {},
+          stretches: m.x ?? {},
           changedAt: now,
         });
       }
@@ -521,6 +593,8 @@ export interface ShareBudgetsOptions {
   logger: Logger;
   metrics: MetricsRegistry;
   heartbeatMs?: number | undefined;
+  /** The replicas' interval stretches, shared with the warmer (see {@link StretchBoard}). */
+  stretches?: StretchBoard | undefined;
 }
 
 /**
@@ -536,6 +610,7 @@ export async function shareBudgets(opts: ShareBudgetsOptions): Promise<ReplicaCe
     logger: opts.logger.child({ component: "census" }),
     metrics: opts.metrics,
     wants: opts.limiters && (() => opts.limiters?.wants() ?? new Map()),
+    stretches: opts.stretches,
   });
   const limiters = opts.limiters;
   if (limiters) {

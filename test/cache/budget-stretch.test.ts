@@ -11,6 +11,8 @@ import { Registry as MetricsRegistry } from "prom-client";
 import {
   BudgetStretch,
   MAX_STRETCH,
+  RELAX_GAP_MS,
+  RELAX_UTILISATION,
   STRETCH_CHANGE_GAP_MS,
 } from "../../src/cache/budget-stretch.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
@@ -71,10 +73,17 @@ describe("BudgetStretch", () => {
     assert.equal(stretch.factor(OTHER), 1, "per host");
     assert.equal(stretch.observe(OTHER), 1, "a host without the signal is never stretched");
 
-    // Requests that waited a second or more on average since the last look count too.
+    // Relaxing is slow: a minute after the last change, the demand then counted at the new
+    // factor alone, and only well under the budget (halving the factor doubles the polling).
     conditions = { ...conditions, saturated: false, utilisation: 0.2 };
     clock.advance(STRETCH_CHANGE_GAP_MS);
-    assert.equal(stretch.observe(APP), 8, "demand well under the budget: relaxed");
+    assert.equal(stretch.observe(APP), 16, "within a minute of the last change: kept");
+    clock.advance(RELAX_GAP_MS - 2 * STRETCH_CHANGE_GAP_MS);
+    conditions = { ...conditions, utilisation: RELAX_UTILISATION };
+    assert.equal(stretch.observe(APP), 16, "at 35% of the budget: kept");
+    conditions = { ...conditions, utilisation: 0.2 };
+    assert.equal(stretch.observe(APP), 8, "demand well under the budget for a minute: relaxed");
+    // Requests that waited a second or more on average since the last look count too.
     conditions = { ...conditions, requests: 10, waitedMs: 15_000 };
     clock.advance(STRETCH_CHANGE_GAP_MS);
     assert.equal(stretch.observe(APP), 16, "1.5 s of wait per request: saturated");
@@ -92,6 +101,61 @@ describe("BudgetStretch", () => {
     assert.equal(warned[0]?.host, APP.apiHost);
     assert.equal(warned[0]?.stretch, 2);
     assert.equal(lines.filter((l) => l.level === 30).length, 1, "the relaxing is logged at info");
+  });
+
+  it("applies the larger of its own factor and its peers'; publishes only its own", () => {
+    const clock = new FakeClock();
+    let conditions: HostConditions = {
+      pullQuota: false,
+      saturated: false,
+      utilisation: 0.2,
+      requests: 0,
+      waitedMs: 0,
+    };
+    const factory: ClientFactory = {
+      clientFor: () => {
+        throw new Error("not used");
+      },
+      succeed: () => {},
+      hostConditions: () => conditions,
+    };
+    const peerFactors = new Map<string, number>();
+    const published: Array<[string, number]> = [];
+    const shown: Array<[string, number]> = [];
+    const stretch = new BudgetStretch({
+      factory,
+      now: clock.now,
+      log: captured().logger,
+      onChange: (h, f) => shown.push([h, f]),
+      peers: {
+        publish: (h, f) => published.push([h, f]),
+        factorOf: (h) => peerFactors.get(h) ?? 1,
+      },
+    });
+    const host = APP.apiHost.toLowerCase();
+    assert.equal(stretch.observe(APP), 1);
+    peerFactors.set(host, 4);
+    assert.equal(stretch.factor(APP), 4, "a peer's stretch applies here");
+    assert.equal(stretch.observe(APP), 4, "and shows in the metric at the next look");
+    assert.equal(stretch.factor(OTHER), 1, "per host");
+    conditions = { ...conditions, saturated: true };
+    assert.equal(stretch.observe(APP), 4, "its own 2 is under the peer's 4");
+    clock.advance(STRETCH_CHANGE_GAP_MS);
+    assert.equal(stretch.observe(APP), 4);
+    clock.advance(STRETCH_CHANGE_GAP_MS);
+    assert.equal(stretch.observe(APP), 8, "its own passes the peer's");
+    peerFactors.set(host, 1e9);
+    assert.equal(stretch.factor(APP), MAX_STRETCH, "a peer's factor is bounded too");
+    peerFactors.delete(host);
+    assert.deepEqual(published, [
+      [host, 2],
+      [host, 4],
+      [host, 8],
+    ]);
+    assert.deepEqual(
+      shown.map(([, f]) => f),
+      [1, 4, 8],
+    );
   });
 });
 
@@ -161,8 +225,8 @@ describe("Warmer: intervals stretched by a saturated budget on the real registry
       assert.equal(line?.host, registry.host);
 
       // A one-off scan while the loop runs: one listing, no tag due, far under the budget;
-      // past the gap the stretch relaxes.
-      clock.advance(STRETCH_CHANGE_GAP_MS + 1);
+      // a minute past the last change (the relax gap) the stretch relaxes.
+      clock.advance(RELAX_GAP_MS + 1);
       const [light] = await warmer.scan([{ name }]);
       assert.equal(light?.outcome, "scanned");
       assert.equal(await stretchOf(), 1);

@@ -18,6 +18,7 @@ import {
   MIN_NEED,
   needsOf,
   ReplicaCensus,
+  StretchBoard,
 } from "../../src/daemon/replica-census.js";
 import type { HostWant } from "../../src/registry/http/rate-limiters.js";
 import { type MemcachedServer, startMemcached } from "../support/memcached.js";
@@ -56,6 +57,7 @@ interface FleetMember {
   ttlMs?: number | undefined;
   /** What the replica asks of each host (default: nothing, every host shared equally). */
   wants?: (() => ReadonlyMap<string, HostWant>) | undefined;
+  stretches?: StretchBoard | undefined;
 }
 
 /**
@@ -70,7 +72,7 @@ class Fleet {
   readonly hosts = new Set<string>();
   constructor(readonly prefix: string) {}
 
-  add({ store, owner, heartbeatMs, ttlMs, wants }: FleetMember): ReplicaCensus {
+  add({ store, owner, heartbeatMs, ttlMs, wants, stretches }: FleetMember): ReplicaCensus {
     const census = new ReplicaCensus({
       store,
       owner,
@@ -79,6 +81,7 @@ class Fleet {
       ttlMs,
       logger,
       wants,
+      stretches,
     });
     this.shares.set(census, 0);
     const check = () => {
@@ -237,6 +240,76 @@ describe("ReplicaCensus on the memory store", () => {
       await joiner.beat();
       assert.deepEqual(joiner.view, { replicas: 2, share: 0.5 });
       assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+      await store.close();
+    }
+  });
+});
+
+describe("ReplicaCensus: the replicas' interval stretches", () => {
+  it("each replica applies the largest factor a live replica has for a host; a replica that leaves takes its own with it", async () => {
+    const store = new MemoryStore();
+    const fleet = new Fleet(nextPrefix());
+    const boards = [new StretchBoard(), new StretchBoard(), new StretchBoard()] as const;
+    const [a, b, c] = ["a", "b", "c"].map((owner, i) =>
+      fleet.add({ store, owner, heartbeatMs: 60_000, stretches: boards[i] }),
+    ) as [ReplicaCensus, ReplicaCensus, ReplicaCensus];
+    const beatAll = async () => {
+      for (const m of [a, b, c]) await m.beat();
+    };
+    const factors = (host: string) => boards.map((board) => board.factorOf(host));
+    try {
+      await beatAll();
+      assert.deepEqual(factors("hub.test"), [1, 1, 1], "nobody stretches");
+      boards[0].publish("hub.test", 4);
+      boards[1].publish("hub.test", 2);
+      boards[1].publish("ghcr.test", 8);
+      await beatAll();
+      await beatAll();
+      // A replica's own factor is not its peers': BudgetStretch takes the larger of the two.
+      assert.deepEqual(factors("hub.test"), [2, 4, 4]);
+      assert.deepEqual(factors("ghcr.test"), [8, 1, 8]);
+      assert.deepEqual(factors("quay.test"), [1, 1, 1]);
+      boards[0].publish("hub.test", 1);
+      await beatAll();
+      assert.deepEqual(factors("hub.test"), [2, 1, 2], "relaxed back to the next largest");
+      await b.stop();
+      await beatAll();
+      const left = (host: string) => [boards[0].factorOf(host), boards[2].factorOf(host)];
+      assert.deepEqual(left("ghcr.test"), [1, 1], "a replica gone takes its stretch with it");
+      assert.deepEqual(left("hub.test"), [1, 1]);
+      assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+      await store.close();
+    }
+  });
+
+  it("a record's stretches that do not decode are ignored; the member's shares still count", async () => {
+    const store = new MemoryStore();
+    const prefix = nextPrefix();
+    const fleet = new Fleet(prefix);
+    const board = new StretchBoard();
+    const census = fleet.add({ store, owner: "reader", heartbeatMs: 60_000, stretches: board });
+    const key = `${prefix}replicas`;
+    const write = (x: unknown) =>
+      store.set(
+        key,
+        new Date(Date.now() + 60_000),
+        new TextEncoder().encode(
+          JSON.stringify({ v: 1, members: { other: { seq: 1, share: 0.5, x } } }),
+        ),
+      );
+    try {
+      await write({ "hub.test": 1e9 });
+      await census.start();
+      assert.equal(board.factorOf("hub.test"), 1, "a factor past 16 is not one");
+      assert.deepEqual(census.view, { replicas: 2, share: 0.5 }, "its share still counts");
+      await write({ "hub.test": 4 });
+      await census.beat();
+      // The same seq: the census saw no heartbeat, so the record's new stretch is not read.
+      assert.equal(board.factorOf("hub.test"), 1);
     } finally {
       await fleet.stop();
       await store.close();
