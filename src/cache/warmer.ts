@@ -14,7 +14,7 @@ import { type ImageName, parseImageName } from "../image/ref.js";
 import type { ClientFactory } from "../registry/client.js";
 import { Credentials } from "../registry/credentials/credentials.js";
 import type { ImageCreds, ImageCredsLookup } from "../registry/credentials/image-creds.js";
-import { BudgetStretch } from "./budget-stretch.js";
+import { BudgetStretch, type StretchPeers } from "./budget-stretch.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import { WarmerRunningError } from "./errors.js";
@@ -168,6 +168,12 @@ export interface WarmerOptions {
    * brake's defaults; default none (a process that only warms has nobody to give way to).
    */
   loopBrake?: LoopBrake | LoopBrakeOptions | boolean | undefined;
+  /**
+   * The interval stretches of the other replicas on the store (the daemon's census): each
+   * host's intervals are stretched by the largest factor of any live replica. Default: this
+   * warmer's own alone.
+   */
+  stretchPeers?: StretchPeers | undefined;
 }
 
 /** Options of {@link Warmer.scan}. */
@@ -292,6 +298,7 @@ export class Warmer {
       now: this.#ctx.now,
       log: logger,
       onChange: (host, factor) => metrics.intervalStretch.set({ host }, factor),
+      peers: opts.stretchPeers,
     });
   }
 
