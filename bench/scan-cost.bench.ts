@@ -9,7 +9,8 @@
  * - steady: every tag due (its deadline passed, as the loop's polling makes it), none moved;
  * - one moved: every tag due, one of them moved to another image;
  * - nothing due: a forced rescan right after the last one (lease, record, index only).
- * Per scan kind: Redis commands per scan (`INFO commandstats`, by command), this process's
+ * Per scan kind: commands the store sends per scan (MONITOR, in a round of its own), those
+ * Redis runs (`INFO commandstats`, a script's own included), this process's
  * CPU per scan on Redis and on memory (and their ratio), and Redis's own CPU per scan.
  * `SCAN_COST_REPOS` changes the number of repositories per round (default 400).
  */
@@ -40,7 +41,10 @@ type Kind = "cold" | "steady" | "oneMoved" | "nothingDue";
 const KINDS: Kind[] = ["cold", "steady", "oneMoved", "nothingDue"];
 
 interface KindCost {
-  /** Commands per scan, by command (Redis only). */
+  /** Commands the store sent per scan, by command (Redis only; MONITOR, scripts' own left out). */
+  sent?: Record<string, number>;
+  sentPerScan?: number;
+  /** Commands Redis ran per scan, by command, those scripts ran included (`INFO commandstats`). */
   commands?: Record<string, number>;
   commandsPerScan?: number;
   /** This process's CPU per scan (ms), the median of the rounds. */
@@ -85,16 +89,69 @@ class RedisStats {
   }
   close(): void {
     this.#client.disconnect();
+    this.#monitor?.disconnect();
+  }
+
+  #monitor: Awaited<ReturnType<Redis["monitor"]>> | undefined;
+  /** Commands clients sent since `count` started (those scripts ran left out), by name. */
+  readonly sent = new Map<string, number>();
+  #counting = false;
+
+  /** Starts counting what clients send (MONITOR; only in the counting round, it costs CPU). */
+  async count(): Promise<void> {
+    this.#monitor ??= await this.#client.monitor();
+    this.#monitor.removeAllListeners("monitor");
+    this.#monitor.on("monitor", (_time: string, args: string[], source: string) => {
+      if (!this.#counting || source === "lua") return;
+      const name = (args[0] ?? "").toLowerCase();
+      if (name === "info" || name === "config" || name === "ping") return;
+      this.sent.set(name, (this.sent.get(name) ?? 0) + 1);
+    });
+  }
+
+  /** Counts from now (after what MONITOR still has to show arrived: a PING marks it). */
+  async startCounting(): Promise<void> {
+    await this.#settle();
+    this.sent.clear();
+    this.#counting = true;
+  }
+
+  async stopCounting(): Promise<Record<string, number>> {
+    await this.#settle();
+    this.#counting = false;
+    return Object.fromEntries(this.sent);
+  }
+
+  async #settle(): Promise<void> {
+    const marker = `settle-${Math.random()}`;
+    const seen = new Promise<void>((resolve) => {
+      const on = (_t: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === "ping" && args[1] === marker) {
+          this.#monitor?.off("monitor", on);
+          resolve();
+        }
+      };
+      this.#monitor?.on("monitor", on);
+    });
+    await this.#client.ping(marker);
+    await seen;
   }
 }
 
 /** One store's run: ROUNDS rounds of every scan kind over fresh repositories. */
 async function runStore(url: string, stats: RedisStats | undefined) {
   const store: Store = await openStore(url, { timeoutMs: 5000 });
-  const costs = new Map<Kind, { cpu: number[]; server: number[]; calls: Record<string, number> }>();
-  for (const kind of KINDS) costs.set(kind, { cpu: [], server: [], calls: {} });
+  const costs = new Map<
+    Kind,
+    { cpu: number[]; server: number[]; calls: Record<string, number>; sent: Record<string, number> }
+  >();
+  for (const kind of KINDS) costs.set(kind, { cpu: [], server: [], calls: {}, sent: {} });
+  // The last round counts the commands clients send (MONITOR), outside the CPU figures.
+  const rounds = stats ? ROUNDS + 1 : ROUNDS;
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
+      const counting = round === ROUNDS;
+      if (counting) await stats?.count();
       const clock = new FakeClock(Date.now());
       const names: ImageName[] = [];
       const repos = new Map<string, FakeRepository>();
@@ -125,17 +182,25 @@ async function runStore(url: string, stats: RedisStats | undefined) {
           for (const repo of repos.values()) repo.tags.set("v0", fakeDigest(TAGS));
         }
         globalThis.gc?.();
+        if (counting) await stats?.startCounting();
         const serverBefore = await stats?.reset();
         const cpu = process.cpuUsage();
         const results = await warmer.scan(targets);
         const used = process.cpuUsage(cpu);
         const read = await stats?.read();
+        const sent = counting ? await stats?.stopCounting() : undefined;
         for (const r of results) {
           if (r.outcome !== "scanned" || r.errors > 0) {
             throw new Error(`${kind}: ${r.repository} ${r.outcome} ${JSON.stringify(r.error)}`);
           }
         }
         const cost = costs.get(kind) as NonNullable<ReturnType<typeof costs.get>>;
+        if (sent) {
+          cost.sent = Object.fromEntries(
+            Object.entries(sent).map(([c, n]) => [c, round3(n / REPOS)]),
+          );
+          continue;
+        }
         cost.cpu.push((used.user + used.system) / 1000 / REPOS);
         if (read && serverBefore !== undefined) {
           cost.server.push((read.cpuMs - serverBefore) / REPOS);
@@ -152,6 +217,8 @@ async function runStore(url: string, stats: RedisStats | undefined) {
   for (const [kind, c] of costs) {
     const cost: KindCost = { cpuMsPerScan: round3(median(c.cpu)) };
     if (stats) {
+      cost.sent = c.sent;
+      cost.sentPerScan = round3(Object.values(c.sent).reduce((a, b) => a + b, 0));
       cost.commands = c.calls;
       cost.commandsPerScan = round3(Object.values(c.calls).reduce((a, b) => a + b, 0));
       cost.serverCpuMsPerScan = round3(median(c.server));
@@ -178,10 +245,12 @@ async function main() {
       const ratio = round3(r.cpuMsPerScan / m.cpuMsPerScan);
       report[kind] = { redis: r, memory: m, cpuRedisOverMemory: ratio };
       console.log(
-        `${kind.padEnd(10)} ${String(r.commandsPerScan).padStart(6)} Redis commands/scan ` +
-          `(${Object.entries(r.commands ?? {})
+        `${kind.padEnd(10)} ${String(r.sentPerScan).padStart(6)} commands sent/scan ` +
+          `(${Object.entries(r.sent ?? {})
             .map(([c, n]) => `${c} ${n}`)
-            .join(", ")}); CPU/scan ${r.cpuMsPerScan} ms on Redis, ${m.cpuMsPerScan} ms on ` +
+            .join(
+              ", ",
+            )}), ${r.commandsPerScan} run by Redis; CPU/scan ${r.cpuMsPerScan} ms on Redis, ${m.cpuMsPerScan} ms on ` +
           `memory (${ratio}x); Redis CPU/scan ${r.serverCpuMsPerScan} ms`,
       );
     }

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import { underSignals } from "../abort.js";
 import { RegscanError } from "../errors.js";
 import { summarizeError } from "./error-summary.js";
-import type { Store } from "./store.js";
+import type { Store, StoreWrite } from "./store.js";
 
 /** The lease expired and another warmer took it while this one was still scanning. */
 export class LeaseLostError extends RegscanError {
@@ -84,11 +84,18 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+let host: string | undefined;
+/** This machine's name (asked once: `os.hostname()` is a system call, and a scan takes a lease). */
+function thisHost(): string {
+  host ??= hostname();
+  return host;
+}
+
 /** A holder that is a dead process of this host: its lease can be taken over at once. */
 function isDeadHere(holder: LeaseHolder | undefined): holder is LeaseHolder {
   return (
     holder !== undefined &&
-    holder.host === hostname() &&
+    holder.host === thisHost() &&
     holder.pid !== process.pid &&
     !processAlive(holder.pid)
   );
@@ -133,20 +140,30 @@ export class RepositoryLease {
    * scan what it could not store anyway). Rejects only when `signal` aborts.
    */
   static async take(req: LeaseRequest): Promise<LeaseOutcome> {
-    const { store, key, owner, ttlMs, signal } = req;
+    const { store, key, owner, signal } = req;
     let tookOverFrom: LeaseHolder | undefined;
+    // Who holds it goes beside it in the same command where the store can (one round trip).
+    const holder = store.acquireAndSet ? holderWrite(req) : undefined;
+    let holderWritten = false;
+    const acquire = async () => {
+      if (holder && store.acquireAndSet) {
+        holderWritten = await store.acquireAndSet({ key, ttlMs: req.ttlMs, owner }, holder, {
+          signal,
+        });
+        return holderWritten;
+      }
+      return store.acquire(key, req.ttlMs, owner, { signal });
+    };
     try {
-      if (!(await store.acquire(key, ttlMs, owner, { signal }))) {
-        const holder = await readHolder(req);
-        if (!isDeadHere(holder)) return { taken: false, held: true, holder };
+      if (!(await acquire())) {
+        const held = await readHolder(req);
+        if (!isDeadHere(held)) return { taken: false, held: true, holder: held };
         // Release is conditional on the owner: if someone live took it meanwhile, a no-op.
-        await store.release(key, holder.owner, { signal });
-        if (!(await store.acquire(key, ttlMs, owner, { signal }))) {
-          return { taken: false, held: true };
-        }
-        tookOverFrom = holder;
+        await store.release(key, held.owner, { signal });
+        if (!(await acquire())) return { taken: false, held: true };
+        tookOverFrom = held;
         req.log.warn(
-          { holder: `${holder.host}:${holder.pid}`, since: holder.since },
+          { holder: `${held.host}:${held.pid}`, since: held.since },
           "took over the repository lease of a process that no longer runs",
         );
       }
@@ -154,7 +171,7 @@ export class RepositoryLease {
       signal.throwIfAborted();
       return { taken: false, held: false, error };
     }
-    await writeHolder(req);
+    if (!holderWritten) await writeHolder(req);
     const lease = new RepositoryLease(req, ACQUIRED);
     return { taken: true, lease, tookOverFrom };
   }
@@ -196,14 +213,20 @@ async function readHolder(req: LeaseRequest): Promise<LeaseHolder | undefined> {
   return got && decodeHolder(got.value);
 }
 
+/** This process as the lease's holder from now, as written beside the lease. */
+function holderWrite(req: LeaseRequest): StoreWrite {
+  const now = req.now();
+  const holder = { owner: req.owner, host: thisHost(), pid: process.pid, since: new Date(now) };
+  return { key: req.holderKey, deadline: new Date(now + req.ttlMs), value: encodeHolder(holder) };
+}
+
 /** Writes who holds the lease now (best effort: without it only takeover is lost). */
 async function writeHolder(req: LeaseRequest): Promise<void> {
-  const now = req.now();
-  const holder = { owner: req.owner, host: hostname(), pid: process.pid, since: new Date(now) };
+  const { key, deadline, value } = holderWrite(req);
   // The request's signal is the scan's, long-lived: not AbortSignal.any (see eitherSignal).
   try {
     await underSignals([req.signal, AbortSignal.timeout(5000)], (signal) =>
-      req.store.set(req.holderKey, new Date(now + req.ttlMs), encodeHolder(holder), { signal }),
+      req.store.set(key, deadline, value, { signal }),
     );
   } catch (error) {
     req.log.warn({ error: summarizeError(error) }, "could not record the lease holder");

@@ -19,6 +19,13 @@ export interface StoreWrite {
   value: Uint8Array;
 }
 
+/** A lease to take: its key, how long it lasts, and who takes it. */
+export interface LeaseTake {
+  key: string;
+  ttlMs: number;
+  owner: string;
+}
+
 /** A key-value store with refresh deadlines and leases. */
 export interface Store {
   /** The value and its deadline, or `undefined` for a miss (including a value that does not decode). */
@@ -45,6 +52,12 @@ export interface Store {
   setMany?(writes: readonly StoreWrite[], opts?: OperationOptions): Promise<void>;
   /** Takes a lease on `key` for `ttlMs` if nobody else holds it; true when taken. */
   acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions): Promise<boolean>;
+  /**
+   * Takes or renews a lease as {@link acquire} does and, when that succeeds, writes `also`
+   * as {@link set} would (who holds the lease, beside it), in one round trip. Optional:
+   * without it callers use `acquire` then `set`. On an error neither may be known done.
+   */
+  acquireAndSet?(lease: LeaseTake, also: StoreWrite, opts?: OperationOptions): Promise<boolean>;
   /** Gives a lease back if `owner` holds it. */
   release(key: string, owner: string, opts?: OperationOptions): Promise<void>;
   /** Checks that the store answers (for readiness). */

@@ -5,7 +5,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
-import type { Store, StoreEntry, StoreWrite } from "../store.js";
+import type { LeaseTake, Store, StoreEntry, StoreWrite } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
@@ -65,9 +65,29 @@ const SET_MANY = `for i = 1, #KEYS do
 end
 return #KEYS`;
 
-/** The client with the script command `defineCommand` added. */
+/**
+ * `acquireAndSet` on one node: the lease taken (SET NX) or renewed by its holder, then the
+ * value beside it written, in one command. KEYS: lease, value; ARGV: owner, lease PX,
+ * value, value PX.
+ */
+const LEASE_TAKE_AND_SET = `if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1`;
+
+/** The client with the script commands `defineCommand` added. */
 type ScriptedRedis = Redis & {
   regscanSetMany(numKeys: number, ...args: (string | Buffer)[]): Promise<number>;
+  regscanLeaseTakeAndSet(
+    lease: string,
+    key: string,
+    owner: string,
+    leasePx: string,
+    value: Buffer,
+    valuePx: string,
+  ): Promise<number>;
 };
 
 const LEASE_EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -93,6 +113,8 @@ export class RedisStore implements Store {
   readonly #maxValueBytes: number;
   #closed = false;
   #lastErrorLog = 0;
+  /** On one node only (see {@link Store.acquireAndSet}). */
+  acquireAndSet?: NonNullable<Store["acquireAndSet"]>;
   /** Why the connection last failed, until it is up again: what an outage is reported as. */
   #connectionError: string | undefined;
 
@@ -131,6 +153,11 @@ export class RedisStore implements Store {
         retryStrategy: (times) => Math.min(50 * times, 2000),
       });
       this.#client.defineCommand("regscanSetMany", { lua: SET_MANY });
+      this.#client.defineCommand("regscanLeaseTakeAndSet", {
+        lua: LEASE_TAKE_AND_SET,
+        numberOfKeys: 2,
+      });
+      this.acquireAndSet = (lease, also, opts) => this.#acquireAndSet(lease, also, opts);
     }
     // Without a listener an 'error' event would crash the process; the operations that
     // fail report the outage themselves, so this only logs (at most once a minute).
@@ -261,6 +288,29 @@ export class RedisStore implements Store {
       c.eval(LEASE_EXTEND, 1, key, owner, String(px)),
     );
     return extended === 1;
+  }
+
+  /** One script; a cluster has none (the two keys may live on two nodes). */
+  async #acquireAndSet(
+    { key, ttlMs, owner }: LeaseTake,
+    also: StoreWrite,
+    opts?: OperationOptions,
+  ): Promise<boolean> {
+    const stored = encodeEnvelope(also.deadline, also.value);
+    if (stored.byteLength > this.#maxValueBytes) {
+      throw new ValueTooLargeError({
+        store: this.#name,
+        key: also.key,
+        size: stored.byteLength,
+        limit: this.#maxValueBytes,
+      });
+    }
+    const px = String(Math.max(1, Math.ceil(ttlMs)));
+    const valuePx = String(Math.ceil(expiryMs(also.deadline)));
+    const taken = await this.#run("acquire", opts, (c) =>
+      (c as ScriptedRedis).regscanLeaseTakeAndSet(key, also.key, owner, px, stored, valuePx),
+    );
+    return taken === 1;
   }
 
   async release(key: string, owner: string, opts?: OperationOptions) {

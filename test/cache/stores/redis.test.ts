@@ -47,15 +47,19 @@ after(async () => {
   rawCluster?.disconnect();
 });
 
-storeContract("redis", () => ({
-  a,
-  b,
-  logs: single.lines,
-  writeRaw: async (key, bytes) => {
-    await raw.set(key, bytes, "PX", 60_000);
-  },
-  leaseTtlMs: 300,
-}));
+storeContract(
+  "redis",
+  () => ({
+    a,
+    b,
+    logs: single.lines,
+    writeRaw: async (key, bytes) => {
+      await raw.set(key, bytes, "PX", 60_000);
+    },
+    leaseTtlMs: 300,
+  }),
+  { abortsWhileRunning: true, acquireAndSet: true },
+);
 
 storeContract("redis cluster", () => ({
   a: ca,

@@ -58,6 +58,8 @@ export interface ContractSubject {
 export interface ContractTraits {
   /** A getMany already running can be aborted (every store but memory, which answers at once). */
   abortsWhileRunning: boolean;
+  /** The store has `acquireAndSet` (Redis on one node): checked, and required. */
+  acquireAndSet?: boolean;
 }
 
 let counter = 0;
@@ -150,6 +152,34 @@ export function storeContract(
     assert.equal(await a.acquire(key, 60_000, "replica-a"), false);
     await b.release(key, "replica-b");
   });
+
+  if (traits.acquireAndSet) {
+    test(`${name}: acquireAndSet writes the value only with the lease`, async () => {
+      const { a, b } = subject();
+      assert.ok(a.acquireAndSet && b.acquireAndSet, "the store has acquireAndSet");
+      const lease = uniqueKey("lease-and-set");
+      const beside = uniqueKey("beside");
+      const deadline = new Date(Date.now() + 60_000);
+      const write = (who: string) => ({ key: beside, deadline, value: Buffer.from(who) });
+      const holding = async () => Buffer.from((await b.get(beside))?.value ?? []).toString();
+      const take = (s: Store, who: string) =>
+        (s.acquireAndSet as NonNullable<Store["acquireAndSet"]>)(
+          { key: lease, ttlMs: 60_000, owner: who },
+          write(who),
+        );
+      assert.equal(await take(a, "replica-a"), true);
+      assert.equal(await holding(), "replica-a");
+      assert.equal((await b.get(beside))?.deadline.getTime(), deadline.getTime());
+      assert.equal(await take(b, "replica-b"), false, "held by another: not taken");
+      assert.equal(await holding(), "replica-a", "nor its value written");
+      assert.equal(await b.acquire(lease, 60_000, "replica-b"), false, "a plain acquire agrees");
+      assert.equal(await take(a, "replica-a"), true, "the holder renews");
+      await a.release(lease, "replica-a");
+      assert.equal(await take(b, "replica-b"), true);
+      assert.equal(await holding(), "replica-b");
+      await b.release(lease, "replica-b");
+    });
+  }
 
   test(`${name}: a lease expires after its TTL`, async () => {
     const { a, b, leaseTtlMs, leaseSlackMs = leaseTtlMs } = subject();
