@@ -116,6 +116,7 @@ export class RepositoryLease {
   readonly #ttlMs: number;
   readonly #log: Logger;
   #renewing = false;
+  #released = false;
 
   /**
    * Use {@link RepositoryLease.take}: `_acquired` is a value only this module has, so that
@@ -176,9 +177,31 @@ export class RepositoryLease {
     return { taken: true, lease, tookOverFrom };
   }
 
-  /** Stops renewing and gives the lease back (bounded by `timeoutMs`; failures are logged). */
+  /**
+   * Writes `write` (the scan's repository record, its last write), then gives the lease
+   * back in the same round trip where the store can (`setAndRelease`); elsewhere only
+   * writes it, and {@link release} gives the lease back. Throws what the write threw (the
+   * lease is then {@link release}d as usual).
+   */
+  async writeThenRelease(write: StoreWrite, signal: AbortSignal): Promise<void> {
+    const store = this.#store;
+    if (!store.setAndRelease || this.#released) {
+      await store.set(write.key, write.deadline, write.value, { signal });
+      return;
+    }
+    clearInterval(this.#timer);
+    await store.setAndRelease(write, { key: this.#key, owner: this.#owner }, { signal });
+    this.#released = true;
+  }
+
+  /**
+   * Stops renewing and gives the lease back (bounded by `timeoutMs`; failures are logged),
+   * unless {@link writeThenRelease} already did.
+   */
   async release(timeoutMs: number): Promise<void> {
     clearInterval(this.#timer);
+    if (this.#released) return;
+    this.#released = true;
     try {
       await this.#store.release(this.#key, this.#owner, { signal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {

@@ -58,6 +58,16 @@ export interface Store {
    * without it callers use `acquire` then `set`. On an error neither may be known done.
    */
   acquireAndSet?(lease: LeaseTake, also: StoreWrite, opts?: OperationOptions): Promise<boolean>;
+  /**
+   * Writes a value as {@link set} does, then gives a lease back as {@link release} does
+   * (a scan's repository record, then its lease), in one round trip. Optional: without it
+   * callers use `set` then `release`. On an error neither may be known done.
+   */
+  setAndRelease?(
+    write: StoreWrite,
+    lease: { key: string; owner: string },
+    opts?: OperationOptions,
+  ): Promise<void>;
   /** Gives a lease back if `owner` holds it. */
   release(key: string, owner: string, opts?: OperationOptions): Promise<void>;
   /** Checks that the store answers (for readiness). */

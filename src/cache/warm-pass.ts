@@ -69,6 +69,8 @@ interface Scan {
   controller: AbortController;
   /** Whether the repository record found is the first layout's (this scan converts it). */
   legacy?: boolean;
+  /** The repository's lease, held while the scan runs (given back with the record's write). */
+  lease?: RepositoryLease;
 }
 
 /**
@@ -139,6 +141,7 @@ async function scanUnderLease(s: Scan): Promise<void> {
     log.error({ error: result.error }, "could not take the repository lease; not scanning");
     return;
   }
+  s.lease = taken.lease;
   try {
     await scanRepository(s);
   } finally {
@@ -502,10 +505,11 @@ interface RecordWrite {
 
 /**
  * Writes the repository record back, whatever happened (Flux v1 did too), after the tag
- * records of the scan. A record the store refuses fails the scan.
+ * records of the scan, and with it gives the lease back where the store can (the scan's
+ * last store work). A record the store refuses fails the scan.
  */
 async function writeRecord(
-  { ctx, job, result, log }: Scan,
+  { ctx, job, result, log, lease }: Scan,
   { previous, listed, lastError, imagesKeptAt }: RecordWrite,
 ): Promise<void> {
   const now = ctx.now();
@@ -526,15 +530,16 @@ async function writeRecord(
   if (imagesKeptAt) record.imagesKeptAt = imagesKeptAt;
   // Its deadline is not used for scheduling (lastScanned is); see REPOSITORY_RECORD_LIFETIME_MS.
   const deadline = new Date(now + Math.max(job.intervalMs, REPOSITORY_RECORD_LIFETIME_MS));
+  const write = {
+    key: ctx.keys.repository(job.name),
+    deadline,
+    value: encodeRepositoryIndexRecord(record),
+  };
+  // The scan's last store write: where the store can, the lease goes back with it.
+  const signal = ctx.writeTimeout.signal();
   try {
-    await ctx.store.set(
-      ctx.keys.repository(job.name),
-      deadline,
-      encodeRepositoryIndexRecord(record),
-      {
-        signal: AbortSignal.timeout(ctx.finalWriteTimeoutMs),
-      },
-    );
+    if (lease) await lease.writeThenRelease(write, signal);
+    else await ctx.store.set(write.key, write.deadline, write.value, { signal });
   } catch (error) {
     const summary = summarizeError(error);
     log.error({ error: summary }, "could not write the repository record");

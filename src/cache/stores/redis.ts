@@ -77,8 +77,31 @@ end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1`;
 
+/**
+ * `setAndRelease` on one node: the value written, then the lease deleted if still the
+ * owner's, in one command. KEYS: value, lease; ARGV: value, value PX, owner.
+ */
+const SET_AND_RELEASE = `redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('DEL', KEYS[2])
+end
+return 1`;
+
+/** The lease scripts every client has (one key each, so a cluster has them too). */
+type LeaseScripts = {
+  regscanLeaseExtend(key: string, owner: string, px: string): Promise<number>;
+  regscanLeaseRelease(key: string, owner: string): Promise<number>;
+};
+
 /** The client with the script commands `defineCommand` added. */
 type ScriptedRedis = Redis & {
+  regscanSetAndRelease(
+    key: string,
+    lease: string,
+    value: Buffer,
+    valuePx: string,
+    owner: string,
+  ): Promise<number>;
   regscanSetMany(numKeys: number, ...args: (string | Buffer)[]): Promise<number>;
   regscanLeaseTakeAndSet(
     lease: string,
@@ -115,6 +138,8 @@ export class RedisStore implements Store {
   #lastErrorLog = 0;
   /** On one node only (see {@link Store.acquireAndSet}). */
   acquireAndSet?: NonNullable<Store["acquireAndSet"]>;
+  /** On one node only (see {@link Store.setAndRelease}). */
+  setAndRelease?: NonNullable<Store["setAndRelease"]>;
   /** Why the connection last failed, until it is up again: what an outage is reported as. */
   #connectionError: string | undefined;
 
@@ -157,8 +182,16 @@ export class RedisStore implements Store {
         lua: LEASE_TAKE_AND_SET,
         numberOfKeys: 2,
       });
+      this.#client.defineCommand("regscanSetAndRelease", {
+        lua: SET_AND_RELEASE,
+        numberOfKeys: 2,
+      });
       this.acquireAndSet = (lease, also, opts) => this.#acquireAndSet(lease, also, opts);
+      this.setAndRelease = (write, lease, opts) => this.#setAndRelease(write, lease, opts);
     }
+    // Sent as EVALSHA once loaded: the script's text is not sent (and hashed) each time.
+    this.#client.defineCommand("regscanLeaseExtend", { lua: LEASE_EXTEND, numberOfKeys: 1 });
+    this.#client.defineCommand("regscanLeaseRelease", { lua: LEASE_RELEASE, numberOfKeys: 1 });
     // Without a listener an 'error' event would crash the process; the operations that
     // fail report the outage themselves, so this only logs (at most once a minute).
     this.#client.on("error", (err: Error) => {
@@ -285,7 +318,7 @@ export class RedisStore implements Store {
     if (taken === "OK") return true;
     // Already held: ours to extend if we are the holder, else someone else's.
     const extended = await this.#run("acquire", opts, (c) =>
-      c.eval(LEASE_EXTEND, 1, key, owner, String(px)),
+      (c as Client & LeaseScripts).regscanLeaseExtend(key, owner, String(px)),
     );
     return extended === 1;
   }
@@ -313,8 +346,31 @@ export class RedisStore implements Store {
     return taken === 1;
   }
 
+  /** One script; a cluster has none (the two keys may live on two nodes). */
+  async #setAndRelease(
+    { key, deadline, value }: StoreWrite,
+    lease: { key: string; owner: string },
+    opts?: OperationOptions,
+  ): Promise<void> {
+    const stored = encodeEnvelope(deadline, value);
+    if (stored.byteLength > this.#maxValueBytes) {
+      throw new ValueTooLargeError({
+        store: this.#name,
+        key,
+        size: stored.byteLength,
+        limit: this.#maxValueBytes,
+      });
+    }
+    const px = String(Math.ceil(expiryMs(deadline)));
+    await this.#run("set", opts, (c) =>
+      (c as ScriptedRedis).regscanSetAndRelease(key, lease.key, stored, px, lease.owner),
+    );
+  }
+
   async release(key: string, owner: string, opts?: OperationOptions) {
-    await this.#run("release", opts, (c) => c.eval(LEASE_RELEASE, 1, key, owner));
+    await this.#run("release", opts, (c) =>
+      (c as Client & LeaseScripts).regscanLeaseRelease(key, owner),
+    );
   }
 
   async ping(opts?: OperationOptions) {

@@ -58,7 +58,7 @@ storeContract(
     },
     leaseTtlMs: 300,
   }),
-  { abortsWhileRunning: true, acquireAndSet: true },
+  { abortsWhileRunning: true, leaseWrites: true },
 );
 
 storeContract("redis cluster", () => ({

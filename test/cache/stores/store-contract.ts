@@ -58,8 +58,8 @@ export interface ContractSubject {
 export interface ContractTraits {
   /** A getMany already running can be aborted (every store but memory, which answers at once). */
   abortsWhileRunning: boolean;
-  /** The store has `acquireAndSet` (Redis on one node): checked, and required. */
-  acquireAndSet?: boolean;
+  /** The store has `acquireAndSet` and `setAndRelease` (Redis on one node): both checked. */
+  leaseWrites?: boolean;
 }
 
 let counter = 0;
@@ -153,7 +153,7 @@ export function storeContract(
     await b.release(key, "replica-b");
   });
 
-  if (traits.acquireAndSet) {
+  if (traits.leaseWrites) {
     test(`${name}: acquireAndSet writes the value only with the lease`, async () => {
       const { a, b } = subject();
       assert.ok(a.acquireAndSet && b.acquireAndSet, "the store has acquireAndSet");
@@ -178,6 +178,25 @@ export function storeContract(
       assert.equal(await take(b, "replica-b"), true);
       assert.equal(await holding(), "replica-b");
       await b.release(lease, "replica-b");
+    });
+
+    test(`${name}: setAndRelease writes the value, then gives back the lease only if its owner's`, async () => {
+      const { a, b } = subject();
+      assert.ok(a.setAndRelease && b.setAndRelease, "the store has setAndRelease");
+      const lease = uniqueKey("set-and-release");
+      const record = uniqueKey("record");
+      const deadline = new Date(Date.now() + 60_000);
+      const write = (v: string) => ({ key: record, deadline, value: Buffer.from(v) });
+      const read = async () => Buffer.from((await a.get(record))?.value ?? []).toString();
+      assert.equal(await b.acquire(lease, 60_000, "replica-b"), true);
+      await a.setAndRelease(write("by-a"), { key: lease, owner: "replica-a" });
+      assert.equal(await read(), "by-a");
+      assert.equal(await a.acquire(lease, 60_000, "replica-a"), false, "b's lease is kept");
+      await b.setAndRelease(write("by-b"), { key: lease, owner: "replica-b" });
+      assert.equal(await read(), "by-b");
+      assert.equal((await a.get(record))?.deadline.getTime(), deadline.getTime());
+      assert.equal(await a.acquire(lease, 60_000, "replica-a"), true, "given back by its owner");
+      await a.release(lease, "replica-a");
     });
   }
 
