@@ -36,6 +36,18 @@ export const REFRESH_MS = 250;
 export const STORE_TIMEOUT_MS = 2000;
 /** The record's refresh deadline from its write (the store keeps it twice as long). */
 const RECORD_DEADLINE_MS = 24 * 3600_000;
+/**
+ * Once a host is known (see {@link KNOWN_TAGS}), its record is written at most this often:
+ * what scans change meanwhile goes in the next write. A cold fill of many repositories
+ * otherwise read and wrote the record twice per scan (at its 8th tag and at its end).
+ */
+export const PUBLISH_EVERY_MS = 1000;
+/**
+ * Tags a host's record must count for the host to be known: twice the sample, so that a
+ * choice in any one repository (whose own counts, at most a sample's worth, are left out of
+ * its prior) finds enough in the others'.
+ */
+const KNOWN_TAGS = 2 * SHARING_SAMPLE;
 /** Writes in a row one publication makes while scans keep changing the host's counts. */
 const MAX_WRITES_IN_A_ROW = 8;
 /** Hosts whose state is kept (the oldest idle one forgotten first). */
@@ -97,8 +109,14 @@ interface HostState {
   readAt: number;
   reading: Promise<void> | undefined;
   writing: boolean;
-  /** Counts changed while a write was in flight: write again after it. */
+  /** Counts changed while a write was in flight (or waits): write again after it. */
   dirty: boolean;
+  /** When the last write started (ms, `now`). */
+  publishedAt: number;
+  /** The next write, held back until {@link PUBLISH_EVERY_MS} after the last. */
+  timer: NodeJS.Timeout | undefined;
+  /** The host counts enough tags that its writes are spaced (see {@link KNOWN_TAGS}). */
+  known: boolean;
 }
 
 /**
@@ -112,6 +130,8 @@ export class HostSharingSync implements HostSharingListener {
   readonly #hosts = new Map<string, HostState>();
   readonly #pending = new Set<Promise<void>>();
   readonly #closed = new AbortController();
+  /** settle() calls waiting: writes are not held back meanwhile. */
+  #settling = 0;
 
   constructor(opts: HostSharingSyncOptions) {
     this.#opts = opts;
@@ -154,27 +174,67 @@ export class HostSharingSync implements HostSharingListener {
     this.#track(this.#read(host, state));
   }
 
-  /** `host`'s counts changed: merge them with its record and write it back (one write at a time). */
+  /**
+   * `host`'s counts changed: merge them with its record and write it back (one write at a
+   * time; once the host is known, at most one every {@link PUBLISH_EVERY_MS}).
+   */
   change(host: string): void {
     if (this.#closed.signal.aborted) return;
     const state = this.#state(host);
-    if (state.writing) {
+    if (state.writing || state.timer) {
       state.dirty = true;
       return;
     }
+    const wait = this.#publishWait(host, state);
+    if (wait > 0) {
+      state.dirty = true;
+      state.timer = setTimeout(() => this.#publishNow(host, state), wait);
+      state.timer.unref();
+      return;
+    }
+    this.#publishNow(host, state);
+  }
+
+  /** How long the host's next write waits (0: none). */
+  #publishWait(host: string, state: HostState): number {
+    state.known ||= this.#opts.sharing.hasSeen(host, KNOWN_TAGS);
+    if (!state.known || this.#settling > 0) return 0;
+    return Math.max(0, state.publishedAt + PUBLISH_EVERY_MS - this.#now());
+  }
+
+  #publishNow(host: string, state: HostState): void {
+    if (state.timer) clearTimeout(state.timer);
+    state.timer = undefined;
+    if (this.#closed.signal.aborted || state.writing) return;
     state.writing = true;
     this.#track(this.#publish(host, state));
   }
 
-  /** Resolves when the reads and writes started so far have ended (each is bounded). */
+  /**
+   * Resolves when the reads and writes started so far have ended (each is bounded); writes
+   * held back are made now.
+   */
   async settle(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.all(this.#pending);
+    this.#settling++;
+    try {
+      for (;;) {
+        for (const [host, state] of this.#hosts) if (state.timer) this.#publishNow(host, state);
+        if (this.#pending.size === 0) return;
+        await Promise.all(this.#pending);
+      }
+    } finally {
+      this.#settling--;
+    }
   }
 
-  /** Stops starting store calls, cuts those in flight, and waits for them to end. */
+  /** Stops starting store calls (writes held back are dropped), cuts those in flight, and waits for them to end. */
   async close(): Promise<void> {
     this.#opts.sharing.listen(undefined);
     this.#closed.abort();
+    for (const state of this.#hosts.values()) {
+      if (state.timer) clearTimeout(state.timer);
+      state.timer = undefined;
+    }
     await this.settle();
   }
 
@@ -189,11 +249,14 @@ export class HostSharingSync implements HostSharingListener {
       reading: undefined,
       writing: false,
       dirty: false,
+      publishedAt: Number.NEGATIVE_INFINITY,
+      timer: undefined,
+      known: false,
     };
     this.#hosts.set(key, state);
     if (this.#hosts.size > MAX_HOSTS) {
       for (const [name, s] of this.#hosts) {
-        if (s.reading || s.writing || s === state) continue;
+        if (s.reading || s.writing || s.timer || s === state) continue;
         this.#hosts.delete(name);
         break;
       }
@@ -247,6 +310,7 @@ export class HostSharingSync implements HostSharingListener {
       for (let i = 0; i < MAX_WRITES_IN_A_ROW && !this.#closed.signal.aborted; i++) {
         state.dirty = false;
         state.readAt = this.#now();
+        state.publishedAt = state.readAt;
         const remote = await this.#fetch(host);
         const { sharing, store, keys } = this.#opts;
         sharing.adopt(host, remote);
@@ -258,6 +322,13 @@ export class HostSharingSync implements HostSharingListener {
           );
         }
         if (!state.dirty) break;
+        const wait = this.#publishWait(host, state);
+        if (wait > 0 && !this.#closed.signal.aborted) {
+          // Held back: the timer writes what changed (settle() writes it at once).
+          state.timer = setTimeout(() => this.#publishNow(host, state), wait);
+          state.timer.unref();
+          break;
+        }
       }
     } catch (error) {
       this.#storeFailed(host, "write", error);

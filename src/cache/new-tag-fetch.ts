@@ -76,6 +76,19 @@ export class HostSharing {
     return undefined;
   }
 
+  /**
+   * Whether the host's repositories together count at least `tags` tags (without telling
+   * the listener: a check, not a choice). Stops counting once there.
+   */
+  hasSeen(host: string, tags: number): boolean {
+    let seen = 0;
+    for (const counts of this.#hosts.get(host)?.values() ?? []) {
+      seen += counts.tags;
+      if (seen >= tags) return true;
+    }
+    return false;
+  }
+
   /** One repository scan's counts, in place of that repository's previous ones. */
   record({ host, repository, tags, shared }: ScanSharing): void {
     const repositories = this.#touch(host);

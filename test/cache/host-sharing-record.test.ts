@@ -8,11 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Logger } from "pino";
+import pino, { type Logger } from "pino";
 import {
   decodeHostSharing,
   encodeHostSharing,
   HostSharingSync,
+  PUBLISH_EVERY_MS,
   RECORD_REPOSITORIES,
   REFRESH_MS,
   STORE_TIMEOUT_MS,
@@ -26,9 +27,12 @@ import {
 } from "../../src/cache/new-tag-fetch.js";
 import { openStore } from "../../src/cache/open-store.js";
 import type { Store } from "../../src/cache/store.js";
+import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { type MemcachedServer, startMemcached } from "../support/memcached.js";
 import { type RedisServer, startRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 import { capturingLogger } from "./stores/store-contract.js";
+import { countingStore } from "./support/counting-store.js";
 
 const digest = (i: number) => `sha256:${i.toString(16).padStart(64, "0")}`;
 let run = 0;
@@ -261,5 +265,45 @@ describe("host sharing record values", () => {
     plan.finish();
     assert.equal(changes.length, times + 1);
     assert.equal(sharing.entries("h").length, 1, "one entry per repository");
+  });
+
+  it("once a host is known its record is written at most once a PUBLISH_EVERY_MS; settle writes what waits", async () => {
+    const { store, log } = countingStore(new MemoryStore());
+    const keys = new Keys("regscan:test:publish:v2:");
+    const host = "spaced.example";
+    const sharing = new HostSharing();
+    const sync = new HostSharingSync({ store, keys, sharing, logger: pino({ level: "silent" }) });
+    const writes = () => log.sets.filter((k) => k === keys.hostSharing(host)).length;
+    try {
+      await sync.ready(host);
+      // Learning (fewer than twice a sample's tags): every change is written at once.
+      scan(sharing, host, `${host}/a`, SHARING_SAMPLE);
+      await sync.settle();
+      assert.ok(writes() >= 1, "written as the sample was taken");
+      scan(sharing, host, `${host}/b`, SHARING_SAMPLE);
+      await sync.settle();
+      // Known now: scans 10 ms apart (each its own write before) make one write at most
+      // within the second; the rest waits.
+      const known = writes();
+      const started = performance.now();
+      for (let r = 0; r < 20; r++) {
+        scan(sharing, host, `${host}/c${r}`, 10);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // (A loaded machine may stretch the 200 ms: one more write per second it took.)
+      const allowed = 1 + Math.floor((performance.now() - started) / PUBLISH_EVERY_MS);
+      assert.ok(writes() - known <= allowed, `writes while held back: ${writes() - known}`);
+      await sync.settle();
+      const record = await store.get(keys.hostSharing(host));
+      const names = decodeHostSharing(record?.value ?? new Uint8Array())?.map((e) => e.repository);
+      assert.equal(names?.length, 22, "settle wrote every repository counted");
+      // Without settle, the held-back write is made by its timer.
+      const settled = writes();
+      scan(sharing, host, `${host}/late`, 10);
+      scan(sharing, host, `${host}/later`, 10);
+      await waitFor(() => writes() > settled, { what: "the timer's write", timeoutMs: 3000 });
+    } finally {
+      await sync.close();
+    }
   });
 });
