@@ -1,7 +1,9 @@
 /**
  * The `redis://`, `rediss://` and `redis+cluster://` stores (ioredis): values with a PX
- * expiry, leases with SET NX PX and a compare-and-delete release. Every command is bounded
- * in time so an outage is a quick typed error, never a hang or an unhandled rejection.
+ * expiry, leases with SET NX PX and a compare-and-delete release, and on one node the
+ * writes a scan makes together in one script call each (several values; a lease with who
+ * holds it; a value with the lease's release). Every command is bounded in time so an
+ * outage is a quick typed error, never a hang or an unhandled rejection.
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
