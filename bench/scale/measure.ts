@@ -3,7 +3,7 @@
  * request counts) and regscan's HTTP API: cache completeness, request windows, staleness of
  * churned tags and API latency under concurrent readers. Every loop is bounded in time.
  */
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { Worker } from "node:worker_threads";
 import type { Change } from "../sim/churn.js";
 import type { TruthTag } from "../sim/content.js";
 import type { SecondCounts } from "../sim/stats.js";
@@ -29,6 +29,15 @@ export function percentile(values: number[], p: number): number {
   return sorted[
     Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   ] as number;
+}
+
+/** What the readers' thread posts back (api-readers.mjs). */
+interface ReadersResult {
+  latencies: number[];
+  askedAt: number[];
+  byStatus: Record<string, number>;
+  errors: number;
+  loop: { p99Ms: number; maxMs: number };
 }
 
 /** One repository of the fleet: its regscan name and ground truth. */
@@ -275,17 +284,19 @@ export interface ApiLoadResult {
   maxMs: number;
   errors: number;
   /**
-   * The bench process's own event-loop delay while its clients read, ms (p99 and max over
-   * the load; 10 ms resolution): a latency is measured on that loop too, so a reader whose
-   * answer came while the bench parsed a large repository for the fill's end counts the
-   * bench's delay as the replica's.
+   * The readers' own event-loop delay (their thread's), ms (p99 and max over the load;
+   * 10 ms resolution): a latency is measured on that loop too.
    */
   clientLoop: { p99Ms: number; maxMs: number };
+  /** The slowest 2% of the 200 answers (at least 10): when each was asked, and its latency. */
+  slowest: Array<{ atSeconds: number; ms: number }>;
 }
 
 /**
  * `clients` concurrent readers of small repositories (round robin over repositories and
- * replicas) until `until()` says stop or `maxMs` passes; latencies of 200 answers.
+ * replicas) until `until()` says stop or `maxMs` passes; latencies of 200 answers. The
+ * readers run on a thread of their own (api-readers.mjs), so that the bench's main thread
+ * (the fill's polls, which parse whole repositories) does not delay their answers.
  */
 export async function apiLoad(
   apis: string[],
@@ -294,37 +305,24 @@ export async function apiLoad(
   maxMs: number,
   until: () => boolean,
 ): Promise<ApiLoadResult> {
-  const latencies: number[] = [];
-  const byStatus: Record<string, number> = {};
-  let errors = 0;
-  let next = 0;
-  const deadline = Date.now() + maxMs;
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  loop.enable();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (Date.now() < deadline && !until() && repos.length > 0) {
-        const i = next++;
-        const repo = repos[i % repos.length] as FleetRepo;
-        const api = apis[i % apis.length] as string;
-        const t0 = performance.now();
-        try {
-          const res = await fetch(`${api}/v1/repositories/${repo.name}`, {
-            signal: AbortSignal.timeout(10_000),
-          });
-          await res.arrayBuffer();
-          const ms = performance.now() - t0;
-          byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
-          if (res.status === 200) latencies.push(ms);
-          else await sleep(50);
-        } catch {
-          errors++;
-          await sleep(50);
-        }
-      }
-    }),
-  );
-  loop.disable();
+  const worker = new Worker(new URL("./api-readers.mjs", import.meta.url), {
+    workerData: { apis, names: repos.map((r) => r.name), clients, maxMs },
+  });
+  const stopWhenDone = setInterval(() => {
+    if (until()) worker.postMessage("stop");
+  }, 100);
+  let got: ReadersResult;
+  try {
+    got = await new Promise<ReadersResult>((resolve, reject) => {
+      worker.once("message", resolve);
+      worker.once("error", reject);
+      worker.once("exit", (code) => reject(new Error(`API readers exited (${code})`)));
+    });
+  } finally {
+    clearInterval(stopWhenDone);
+    await worker.terminate();
+  }
+  const { latencies, askedAt, byStatus, errors } = got;
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
     answers: Object.values(byStatus).reduce((a, b) => a + b, 0),
@@ -334,7 +332,11 @@ export async function apiLoad(
     p99Ms: round(percentile(latencies, 99)),
     maxMs: round(percentile(latencies, 100)),
     errors,
-    clientLoop: { p99Ms: round(loop.percentile(99) / 1e6), maxMs: round(loop.max / 1e6) },
+    clientLoop: { p99Ms: round(got.loop.p99Ms), maxMs: round(got.loop.maxMs) },
+    slowest: latencies
+      .map((ms, i) => ({ atSeconds: round((askedAt[i] as number) / 1000), ms: round(ms) }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, Math.max(10, Math.ceil(latencies.length / 50))),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
+import type { LoopBrake } from "../cache/loop-brake.js";
 import type { Config } from "../config/schema.js";
 import type { ImageName } from "../image/ref.js";
 import type { Client, ClientFactory, ClientOptions } from "../registry/client.js";
@@ -63,4 +64,50 @@ export function createClientFactory(
         )
       : instrumented;
   return { factory, limiters: remote.limiters, close: () => remote.close() };
+}
+
+/**
+ * `factory` with each registry call of a regular client waiting while `brake` holds
+ * (loop-brake.ts: the event loop is busy, bounded): the replica's reads get the loop while
+ * the warmer's fill waits a moment, its budget's tokens kept for after. A priority client
+ * (webhook, refresh) never waits, nor does a scan once raised to priority.
+ */
+export function brakeClients(factory: ClientFactory, brake: LoopBrake): ClientFactory {
+  const braked: ClientFactory = {
+    clientFor: (name: ImageName, creds: Credentials, opts?: ClientOptions): Client => {
+      const client = factory.clientFor(name, creds, opts);
+      if (opts?.priority === true) return client;
+      const bypass = opts?.priority === false ? undefined : opts?.priority;
+      const turn = async (signal: AbortSignal | undefined) => {
+        const wait = brake.pass({ signal, bypass });
+        if (wait !== undefined) await wait;
+      };
+      const out: Client = {
+        tags: async (o) => {
+          await turn(o?.signal);
+          return client.tags(o);
+        },
+        manifest: async (reference, o) => {
+          await turn(o?.signal);
+          return client.manifest(reference, o);
+        },
+        head: async (reference, o) => {
+          await turn(o?.signal);
+          return client.head(reference, o);
+        },
+      };
+      const fetchTag = client.fetchTag?.bind(client);
+      if (fetchTag) {
+        out.fetchTag = async (tag, o) => {
+          await turn(o?.signal);
+          return fetchTag(tag, o);
+        };
+      }
+      return out;
+    },
+    succeed: (name: ImageName) => factory.succeed(name),
+  };
+  const conditions = factory.hostConditions?.bind(factory);
+  if (conditions) braked.hostConditions = (name: ImageName) => conditions(name);
+  return braked;
 }

@@ -10,6 +10,7 @@ import type { Registry as MetricsRegistry } from "prom-client";
 import { withTimeout } from "../abort.js";
 import { Cache } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
+import { LoopBrake } from "../cache/loop-brake.js";
 import { openStore } from "../cache/open-store.js";
 import type { RepositoryRecord } from "../cache/records.js";
 import type { Store } from "../cache/store.js";
@@ -26,7 +27,7 @@ import { ImageFilter } from "../sources/image-glob.js";
 import { combineSources, type ImageSource, StaticSource } from "../sources/image-source.js";
 import { ImagesFileSource } from "../sources/images-file-source.js";
 import { KubernetesSource } from "../sources/kubernetes-source.js";
-import { createClientFactory } from "./client-factory.js";
+import { brakeClients, createClientFactory } from "./client-factory.js";
 import { withCredentials } from "./credential-sources.js";
 import { priorityScanRunner } from "./priority-scan.js";
 import { processMetricsRegistry } from "./process-metrics.js";
@@ -254,7 +255,13 @@ export class Daemon {
         factory = made.factory;
         limiters = made.limiters;
       }
+      // The API's reads and the warmer share one event loop: while it is busy, the warmer's
+      // regular scans and their registry requests wait a moment (bounded) so that reads get
+      // it (src/cache/loop-brake.ts; bench:scale's reads while warming).
+      const brake = new LoopBrake();
+      factory = brakeClients(factory, brake);
       const warmer = new Warmer({
+        loopBrake: brake,
         store,
         factory,
         lookup: watch.tracked,

@@ -88,6 +88,60 @@ describe("LoopBrake", () => {
     assert.equal(brake.look().hold, false);
   });
 
+  it("lets waiting work go at once while not busy, else when the hold ends, or when raised", async () => {
+    let busy = 0;
+    const brake = new LoopBrake({
+      threshold: 0.5,
+      windowMs: 5,
+      maxHoldMs: 300,
+      utilization: () => busy,
+    });
+    await sleep(10);
+    assert.equal(brake.pass(), undefined);
+    busy = 1;
+    await sleep(10);
+    const started = performance.now();
+    const held = brake.pass();
+    assert.ok(held !== undefined);
+    // A scan raised to priority stops waiting when its signal aborts.
+    const raise = new AbortController();
+    const raised = brake.pass({ bypass: raise.signal });
+    assert.ok(raised !== undefined);
+    let raisedAt = 0;
+    void raised.then(() => {
+      raisedAt = performance.now() - started;
+    });
+    await sleep(20);
+    raise.abort();
+    await raised;
+    assert.ok(raisedAt < 250, `raised after ${raisedAt} ms`);
+    // An aborted bypass never waits.
+    assert.equal(brake.pass({ bypass: raise.signal }), undefined);
+    await held;
+    const waited = performance.now() - started;
+    assert.ok(waited >= 280 && waited < 2_000, `held ${waited} ms`);
+  });
+
+  it("lets all its waiters go once the loop is measured idle", async () => {
+    let busy = 1;
+    const brake = new LoopBrake({
+      threshold: 0.5,
+      windowMs: 20,
+      maxHoldMs: 60_000,
+      utilization: () => busy,
+    });
+    await sleep(25);
+    const started = performance.now();
+    const waiting = [brake.pass(), brake.pass(), brake.pass()];
+    assert.ok(waiting.every((w) => w !== undefined));
+    await sleep(50);
+    busy = 0;
+    await Promise.all(waiting);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 50 && waited < 2_000, `held ${waited} ms`);
+    assert.equal(brake.pass(), undefined);
+  });
+
   it("measures the real event loop: busy while a callback runs, idle while it waits", async () => {
     const brake = new LoopBrake({ threshold: 0.8, windowMs: 30, maxHoldMs: 1000 });
     // Keeps the loop running JavaScript for the whole window.
