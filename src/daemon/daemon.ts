@@ -32,7 +32,7 @@ import { withCredentials } from "./credential-sources.js";
 import { priorityScanRunner } from "./priority-scan.js";
 import { processMetricsRegistry } from "./process-metrics.js";
 import { RefreshCoalescer } from "./refresh-coalescer.js";
-import { shareBudgets } from "./replica-census.js";
+import { StretchBoard, shareBudgets } from "./replica-census.js";
 import { repositoryOptions } from "./repository-options.js";
 import { tagEventFeed } from "./tag-event-feed.js";
 import { DaemonWarmerControl, WatchList } from "./watch-list.js";
@@ -260,8 +260,11 @@ export class Daemon {
       // it (src/cache/loop-brake.ts; bench:scale's reads while warming).
       const brake = new LoopBrake();
       factory = brakeClients(factory, brake);
+      // The replicas' interval stretches, carried by the census: one factor per host for all.
+      const stretches = new StretchBoard();
       const warmer = new Warmer({
         loopBrake: brake,
+        stretchPeers: stretches,
         store,
         factory,
         lookup: watch.tracked,
@@ -279,7 +282,14 @@ export class Daemon {
         metricsRegistry: metrics,
       });
       // Replicas on one store share each registry's request budget (README: Scaling out).
-      const census = await shareBudgets({ store, owner: warmer.owner, limiters, logger, metrics });
+      const census = await shareBudgets({
+        store,
+        owner: warmer.owner,
+        limiters,
+        logger,
+        metrics,
+        stretches,
+      });
       cleanup.push(() => census.stop());
       const cache = new Cache({
         store,
