@@ -11,9 +11,12 @@
  * A hold is bounded: the brake says "hold" for at most `maxHoldMs` in a row, then lets
  * regular work through for one turn whatever the loop says, so that a loop that stays busy
  * (a CPU-bound replica) delays each regular start by at most that bound and the fill goes
- * on at its budget. Priority work (webhooks, refreshes) and repositories late against their
- * bound are never held: the warmer does not ask the brake for them. Reads never wait on the
- * brake: it only decides when the warmer starts work.
+ * on at its budget. Priority work (webhooks, refreshes, a scan raised to priority) is never
+ * held, nor are the start and the listing of a repository late against its bound (they go
+ * ahead at the rate limiter too). Reads never wait on the brake: it only decides when the
+ * warmer starts work. The daemon also holds the regular clients' registry calls with it
+ * (`brakeClients` in src/daemon/client-factory.ts): holding scan starts alone barely changes
+ * what a fill asks of the loop, since its scans run for seconds each.
  */
 import { type EventLoopUtilization, performance } from "node:perf_hooks";
 
