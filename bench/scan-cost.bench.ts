@@ -12,7 +12,7 @@
  * Per scan kind: commands the store sends per scan (MONITOR, in a round of its own), those
  * Redis runs (`INFO commandstats`, a script's own included), this process's
  * CPU per scan on Redis and on memory (and their ratio), and Redis's own CPU per scan.
- * `SCAN_COST_REPOS` changes the number of repositories per round (default 400).
+ * `SCAN_COST_REPOS` changes the number of repositories per round (default 1000).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { Redis } from "ioredis";
@@ -32,7 +32,7 @@ import {
 import { cleanupAll } from "../test/support/processes.js";
 import { startRedis } from "../test/support/redis.js";
 
-const REPOS = Number(process.env.SCAN_COST_REPOS ?? 400);
+const REPOS = Number(process.env.SCAN_COST_REPOS ?? 1000);
 const TAGS = 10;
 const ROUNDS = 3;
 const HOUR = 3_600_000;
