@@ -140,8 +140,9 @@ describe("Warmer on shared stores", { concurrency: true }, () => {
         const keys = uniqueKeys();
         const app = parseImageName("registry.test/outage/app");
         const lib = parseImageName("registry.test/outage/lib");
+        const appRepo: FakeRepository = { ...fakeRepository(app, 60, 60), delayMs: 15 };
         const repos = new Map<string, FakeRepository>([
-          [app.toString(), { ...fakeRepository(app, 60, 60), delayMs: 15 }],
+          [app.toString(), appRepo],
           [lib.toString(), fakeRepository(lib, 5, 1)],
         ]);
         const factory = new FakeFactory(repos);
@@ -159,12 +160,20 @@ describe("Warmer on shared stores", { concurrency: true }, () => {
         });
         try {
           const scanning = warmer.scan([{ name: app }, { name: lib }]);
+          // The rest of the scan waits until the store is down: on a loaded machine the stop
+          // (a process's exit) outlasted the 60 tags' fetches, and the scan ended "scanned".
           await waitFor(() => factory.counts(app.toString()).manifest >= 8, {
             what: "the scan to be under way",
             timeoutMs: 10_000,
             intervalMs: 5,
           });
+          let stopped = () => {};
+          appRepo.gate = new Promise<void>((resolve) => {
+            stopped = resolve;
+          });
           await kind.server().stop();
+          stopped();
+          appRepo.gate = undefined;
           const [a, l] = await scanning;
           assert.equal(a?.outcome, "failed");
           assert.equal(a?.error?.code, "STORE_ERROR");

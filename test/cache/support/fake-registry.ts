@@ -26,6 +26,8 @@ export interface FakeRepository {
   failures?: Map<string, CodedError>;
   /** Milliseconds each call waits (to test stops and concurrency). */
   delayMs?: number;
+  /** While set, each call waits for it first (to hold a scan until a test has done something). */
+  gate?: Promise<unknown> | undefined;
 }
 
 export interface CallCounts {
@@ -125,6 +127,7 @@ export class FakeFactory implements ClientFactory {
       counts.maxInFlight = Math.max(counts.maxInFlight, counts.inFlight);
       try {
         const r = repo();
+        if (r.gate) await r.gate;
         if (r.delayMs) await delay(r.delayMs, opts?.signal);
         opts?.signal?.throwIfAborted();
         const failure = r.failures?.get(`${op}:${ref}`) ?? r.failures?.get(`${op}:*`);
