@@ -252,7 +252,8 @@ export class RedisStore implements Store {
     });
   }
 
-  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+  /** The stored form of a value, within the store's size limit. */
+  #envelope(key: string, deadline: Date, value: Uint8Array): Buffer {
     const stored = encodeEnvelope(deadline, value);
     if (stored.byteLength > this.#maxValueBytes) {
       throw new ValueTooLargeError({
@@ -262,6 +263,11 @@ export class RedisStore implements Store {
         limit: this.#maxValueBytes,
       });
     }
+    return stored;
+  }
+
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+    const stored = this.#envelope(key, deadline, value);
     const px = Math.ceil(expiryMs(deadline));
     await this.#run("set", opts, (c) => c.set(key, stored, "PX", px));
   }
@@ -272,15 +278,7 @@ export class RedisStore implements Store {
    */
   async setMany(writes: readonly StoreWrite[], opts?: OperationOptions): Promise<void> {
     const encoded = writes.map(({ key, deadline, value }) => {
-      const stored = encodeEnvelope(deadline, value);
-      if (stored.byteLength > this.#maxValueBytes) {
-        throw new ValueTooLargeError({
-          store: this.#name,
-          key,
-          size: stored.byteLength,
-          limit: this.#maxValueBytes,
-        });
-      }
+      const stored = this.#envelope(key, deadline, value);
       return { key, stored, px: String(Math.ceil(expiryMs(deadline))) };
     });
     if (this.#client instanceof Cluster) {
@@ -331,15 +329,7 @@ export class RedisStore implements Store {
     also: StoreWrite,
     opts?: OperationOptions,
   ): Promise<boolean> {
-    const stored = encodeEnvelope(also.deadline, also.value);
-    if (stored.byteLength > this.#maxValueBytes) {
-      throw new ValueTooLargeError({
-        store: this.#name,
-        key: also.key,
-        size: stored.byteLength,
-        limit: this.#maxValueBytes,
-      });
-    }
+    const stored = this.#envelope(also.key, also.deadline, also.value);
     const px = String(Math.max(1, Math.ceil(ttlMs)));
     const valuePx = String(Math.ceil(expiryMs(also.deadline)));
     const taken = await this.#run("acquire", opts, (c) =>
@@ -354,15 +344,7 @@ export class RedisStore implements Store {
     lease: { key: string; owner: string },
     opts?: OperationOptions,
   ): Promise<void> {
-    const stored = encodeEnvelope(deadline, value);
-    if (stored.byteLength > this.#maxValueBytes) {
-      throw new ValueTooLargeError({
-        store: this.#name,
-        key,
-        size: stored.byteLength,
-        limit: this.#maxValueBytes,
-      });
-    }
+    const stored = this.#envelope(key, deadline, value);
     const px = String(Math.ceil(expiryMs(deadline)));
     await this.#run("set", opts, (c) =>
       (c as ScriptedRedis).regscanSetAndRelease(key, lease.key, stored, px, lease.owner),
