@@ -18,7 +18,7 @@ import {
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
 import type { RepositoryScanResult } from "../../src/cache/warmer-types.js";
-import { parseImageName } from "../../src/image/ref.js";
+import { type ImageName, parseImageName } from "../../src/image/ref.js";
 import type { ClientFactory, HostConditions } from "../../src/registry/client.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../../src/registry/factory.js";
@@ -37,6 +37,19 @@ function captured() {
   return { lines, logger };
 }
 
+/** A factory that only reports host conditions (BudgetStretch reads nothing else). */
+function conditionsOf(
+  hostConditions: (name: ImageName) => HostConditions | undefined,
+): ClientFactory {
+  return {
+    clientFor: () => {
+      throw new Error("not used");
+    },
+    succeed: () => {},
+    hostConditions,
+  };
+}
+
 describe("BudgetStretch", () => {
   it("doubles while saturated (one change per gap, at most 16x), relaxes when demand is low", () => {
     const clock = new FakeClock();
@@ -47,13 +60,7 @@ describe("BudgetStretch", () => {
       requests: 0,
       waitedMs: 0,
     };
-    const factory: ClientFactory = {
-      clientFor: () => {
-        throw new Error("not used");
-      },
-      succeed: () => {},
-      hostConditions: (name) => (name.apiHost === APP.apiHost ? conditions : undefined),
-    };
+    const factory = conditionsOf((name) => (name.apiHost === APP.apiHost ? conditions : undefined));
     const { lines, logger } = captured();
     const changes: Array<[string, number]> = [];
     const stretch = new BudgetStretch({
@@ -112,13 +119,7 @@ describe("BudgetStretch", () => {
       requests: 0,
       waitedMs: 0,
     };
-    const factory: ClientFactory = {
-      clientFor: () => {
-        throw new Error("not used");
-      },
-      succeed: () => {},
-      hostConditions: () => conditions,
-    };
+    const factory = conditionsOf(() => conditions);
     const peerFactors = new Map<string, number>();
     const published: Array<[string, number]> = [];
     const shown: Array<[string, number]> = [];
