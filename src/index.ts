@@ -10,6 +10,7 @@
  */
 
 export type { OperationOptions } from "./abort.js";
+export type { StretchPeers } from "./cache/budget-stretch.js";
 export { Cache, type CachedTag, type CacheOptions } from "./cache/cache.js";
 export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";
 export {
@@ -24,6 +25,7 @@ export {
   WarmerRunningError,
 } from "./cache/errors.js";
 export { DEFAULT_KEY_PREFIX, Keys } from "./cache/keys.js";
+export type { LoopBrakeOptions } from "./cache/loop-brake.js";
 export {
   defaultStoreUrl,
   type OpenStoreOptions,
