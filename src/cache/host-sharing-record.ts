@@ -188,11 +188,16 @@ export class HostSharingSync implements HostSharingListener {
     const wait = this.#publishWait(host, state);
     if (wait > 0) {
       state.dirty = true;
-      state.timer = setTimeout(() => this.#publishNow(host, state), wait);
-      state.timer.unref();
+      this.#publishLater(host, state, wait);
       return;
     }
     this.#publishNow(host, state);
+  }
+
+  /** Holds the host's next write back `wait` ms (settle() makes it at once). */
+  #publishLater(host: string, state: HostState, wait: number): void {
+    state.timer = setTimeout(() => this.#publishNow(host, state), wait);
+    state.timer.unref();
   }
 
   /** How long the host's next write waits (0: none). */
@@ -324,9 +329,7 @@ export class HostSharingSync implements HostSharingListener {
         if (!state.dirty) break;
         const wait = this.#publishWait(host, state);
         if (wait > 0 && !this.#closed.signal.aborted) {
-          // Held back: the timer writes what changed (settle() writes it at once).
-          state.timer = setTimeout(() => this.#publishNow(host, state), wait);
-          state.timer.unref();
+          this.#publishLater(host, state, wait);
           break;
         }
       }
