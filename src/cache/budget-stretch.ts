@@ -15,8 +15,19 @@ import { summarizeError } from "./error-summary.js";
 
 /** The most a host's intervals are stretched (16 times the configured ones). */
 export const MAX_STRETCH = 16;
-/** At most one change per host this often, so that a change shows in demand before the next. */
+/**
+ * At least this long between two changes of a host's factor. A further stretch also waits for
+ * the last one to show in demand: until the host's repositories have each been scanned once
+ * since, about one interval as it was before the change (the scans already due were scheduled
+ * at it). Ten seconds alone doubled a saturated host every 10 s, to 16x within 40 s, long
+ * before the first doubling could show (bench:scale: a saturation after the kill stretched
+ * 20 s intervals to 320 s, and the slow relax kept them there for minutes).
+ */
 export const STRETCH_CHANGE_GAP_MS = 10_000;
+/** The longest a further stretch waits for the last one to show. */
+export const MAX_STRETCH_SETTLE_MS = 300_000;
+/** Weight of each scan's interval in a host's typical interval (a running mean). */
+const TYPICAL_INTERVAL_WEIGHT = 0.1;
 /** Requests that waited this long on average for the budget since the last look: saturated. */
 const SATURATED_MEAN_WAIT_MS = 1000;
 /**
@@ -38,6 +49,13 @@ interface HostState {
   /** The factor applied (own or a peer's, the larger), as last told to the listener. */
   applied: number;
   changedAt: number | undefined;
+  /** How long after the last change a further stretch waits (the change showing in demand). */
+  settleMs: number;
+  /**
+   * A running mean of the unstretched intervals of the host's repositories, one sample per
+   * look (so weighted by how often each is scanned, as its demand is); undefined: none told.
+   */
+  typicalIntervalMs: number | undefined;
   /** The limiter's running totals at the last look. */
   waitedMs: number;
   requests: number;
@@ -115,8 +133,10 @@ export class BudgetStretch {
    * fill spends the whole budget by design, once, and says nothing about whether the budget
    * covers the intervals (bench:scale: a fill of a minute stretched every host 16 times, and
    * the fleet's intervals stayed at 5 minutes long after it); its waits are not counted.
+   * `intervalMs` is the repository's own interval before any stretch: it sets how long a
+   * stretch takes to show in demand, so how long the next one waits.
    */
-  observe(name: ImageName, opts: { hold?: boolean } = {}): number {
+  observe(name: ImageName, opts: { hold?: boolean; intervalMs?: number } = {}): number {
     const host = name.apiHost.toLowerCase();
     let conditions: HostConditions | undefined;
     try {
@@ -127,7 +147,15 @@ export class BudgetStretch {
     let state = this.#hosts.get(host);
     if (!conditions) return this.#applied(host, state?.factor ?? 1);
     if (!state) {
-      state = { factor: 1, applied: 1, changedAt: undefined, waitedMs: 0, requests: 0 };
+      state = {
+        factor: 1,
+        applied: 1,
+        changedAt: undefined,
+        settleMs: STRETCH_CHANGE_GAP_MS,
+        typicalIntervalMs: undefined,
+        waitedMs: 0,
+        requests: 0,
+      };
       this.#hosts.set(host, state);
       // Shown from the first look, so that "not stretched" is a 1, not a missing series.
       this.#onChange(host, 1);
@@ -136,12 +164,18 @@ export class BudgetStretch {
     const meanWait = requests > 0 ? (conditions.waitedMs - state.waitedMs) / requests : 0;
     state.requests = conditions.requests;
     state.waitedMs = conditions.waitedMs;
+    const told = opts.intervalMs;
+    if (told !== undefined && Number.isFinite(told) && told > 0) {
+      const typical = state.typicalIntervalMs;
+      state.typicalIntervalMs =
+        typical === undefined ? told : typical + TYPICAL_INTERVAL_WEIGHT * (told - typical);
+    }
     if (opts.hold === true) return this.#show(host, state);
     const saturated = conditions.saturated || meanWait >= SATURATED_MEAN_WAIT_MS;
     const now = this.#now();
     const since = state.changedAt === undefined ? Number.POSITIVE_INFINITY : now - state.changedAt;
     let next = state.factor;
-    if (saturated && since >= STRETCH_CHANGE_GAP_MS) next = Math.min(MAX_STRETCH, state.factor * 2);
+    if (saturated && since >= state.settleMs) next = Math.min(MAX_STRETCH, state.factor * 2);
     else if (!saturated && conditions.utilisation < RELAX_UTILISATION && since >= RELAX_GAP_MS) {
       next = Math.max(1, state.factor / 2);
     }
@@ -163,6 +197,11 @@ export class BudgetStretch {
         "the registry's request budget keeps up again; intervals less stretched",
       );
     }
+    // The scans already due were scheduled at the factor applied until now.
+    state.settleMs = Math.max(
+      STRETCH_CHANGE_GAP_MS,
+      Math.min(MAX_STRETCH_SETTLE_MS, (state.typicalIntervalMs ?? 0) * state.applied),
+    );
     state.factor = next;
     state.changedAt = now;
     this.#peers?.publish(host, next);

@@ -592,7 +592,8 @@ export class Warmer {
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
-    const intervalMs = pace.intervalMs(ownMs) * this.#stretched(name);
+    const paced = pace.intervalMs(ownMs);
+    const intervalMs = paced * this.#stretched(name, paced);
     const status = this.#statusOf(repository);
     if (status.scanning) {
       // The loop and a scan() call (or two scan() calls) met on one repository: the lease
@@ -639,7 +640,8 @@ export class Warmer {
     }
     if (result.outcome === "scanned") pace.record(listingChanged(result, status.tagCount));
     // What the scan asked of the budget shows now: the interval until the next scan follows it.
-    status.intervalMs = pace.intervalMs(ownMs) * this.#stretched(name);
+    const pacedNow = pace.intervalMs(ownMs);
+    status.intervalMs = pacedNow * this.#stretched(name, pacedNow);
     await this.#updateStatus(name, status, result, status.intervalMs);
     for (const listener of this.#scanListeners) {
       try {
@@ -698,10 +700,10 @@ export class Warmer {
    * mean nothing to a one-off `scan()` (`regscan scan`), which should not warn about them;
    * held while the host's cold fill goes on (see `BudgetStretch#observe`).
    */
-  #stretched(name: ImageName): number {
+  #stretched(name: ImageName, intervalMs: number): number {
     if (!this.#running) return 1;
     const hold = this.#schedule.hasColdWork(name.apiHost.toLowerCase());
-    return this.#stretch.observe(name, { hold });
+    return this.#stretch.observe(name, { hold, intervalMs });
   }
 
   #paceOf(repository: string): RepositoryPace {

@@ -11,6 +11,7 @@ import { Registry as MetricsRegistry } from "prom-client";
 import {
   BudgetStretch,
   MAX_STRETCH,
+  MAX_STRETCH_SETTLE_MS,
   RELAX_GAP_MS,
   RELAX_UTILISATION,
   STRETCH_CHANGE_GAP_MS,
@@ -108,6 +109,51 @@ describe("BudgetStretch", () => {
     assert.equal(warned[0]?.host, APP.apiHost);
     assert.equal(warned[0]?.stretch, 2);
     assert.equal(lines.filter((l) => l.level === 30).length, 1, "the relaxing is logged at info");
+  });
+
+  it("waits for a stretch to show in demand before the next: one interval at the factor before it", () => {
+    const clock = new FakeClock();
+    let conditions: HostConditions = {
+      pullQuota: false,
+      saturated: false,
+      utilisation: 0.5,
+      requests: 0,
+      waitedMs: 0,
+    };
+    const stretch = new BudgetStretch({
+      factory: conditionsOf(() => conditions),
+      now: clock.now,
+      log: captured().logger,
+      onChange: () => {},
+    });
+    // The host's repositories are scanned every 30 s (unstretched), a few every 90 s.
+    const look = (intervalMs = 30_000) => stretch.observe(APP, { intervalMs });
+    for (let i = 0; i < 9; i++) look();
+    conditions = { ...conditions, saturated: true, utilisation: 1.2 };
+    assert.equal(look(90_000), 2, "the first saturation stretches at once");
+    // The typical interval is a running mean weighted by scans: about 36 s now.
+    clock.advance(35_000);
+    assert.equal(look(), 2, "the scans due were scheduled at 1x: no change before they ran");
+    clock.advance(5_000);
+    assert.equal(look(), 4, "one typical interval at 1x later, still saturated: stretched");
+    // The typical interval is about 35 s now, and the next stretch waits for it at 2x.
+    clock.advance(60_000);
+    assert.equal(look(), 4, "the next waits about twice as long (the 2x interval)");
+    clock.advance(20_000);
+    assert.equal(look(), 8);
+
+    // A host of hour-long intervals waits at most five minutes for a stretch to show.
+    const hourly = new BudgetStretch({
+      factory: conditionsOf(() => conditions),
+      now: clock.now,
+      log: captured().logger,
+      onChange: () => {},
+    });
+    assert.equal(hourly.observe(APP, { intervalMs: 3_600_000 }), 2);
+    clock.advance(MAX_STRETCH_SETTLE_MS - 1);
+    assert.equal(hourly.observe(APP, { intervalMs: 3_600_000 }), 2);
+    clock.advance(1);
+    assert.equal(hourly.observe(APP, { intervalMs: 3_600_000 }), 4);
   });
 
   it("applies the larger of its own factor and its peers'; publishes only its own", () => {
