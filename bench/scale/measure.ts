@@ -159,11 +159,32 @@ export interface FillResult {
 
 /** Repositories left to fill under which {@link waitForFullCache} polls every 500 ms. */
 const FEW_PENDING = 20;
+/**
+ * A repository whose status does not show a scan of all its tags yet is read in full only
+ * every this many rounds (for the fill's progress). Reading every pending repository every
+ * round cost the replica more than the fill at 10,000 repositories: a 20,000-tag repository's
+ * answer is megabytes, and it stays pending through the whole of its long scan.
+ */
+const READ_UNFINISHED_EVERY = 5;
+
+/** Tags each repository's last scan listed, from one replica's status list (none: unknown). */
+async function tagCounts(api: string): Promise<Map<string, number> | undefined> {
+  try {
+    const { repositories } = await getJson<{
+      repositories: Array<{ name: string; tagCount?: number }>;
+    }>(`${api}/v1/repositories`, {}, 30_000);
+    return new Map(repositories.map((r) => [r.name, r.tagCount ?? 0]));
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Polls the API every 2 s (500 ms once at most 20 repositories are left) until every
- * repository shows exactly its true tags with their digests, or the deadline passes; `onTick` runs each round with the tags seen so far (the
- * bench samples the simulator, and kills a replica once enough of the fill is done).
+ * repository shows exactly its true tags with their digests, or the deadline passes; `onTick`
+ * runs each round with the tags seen so far (the bench samples the simulator, and kills a
+ * replica once enough of the fill is done). A repository is read in full when the replica's
+ * status list counts all its tags (a scan of it ended), and every few rounds otherwise.
  */
 export async function waitForFullCache(
   api: string,
@@ -174,14 +195,23 @@ export async function waitForFullCache(
 ): Promise<FillResult> {
   const pending = new Map(fleet.map((r) => [r.name, r]));
   const visible = new Map<string, number>();
+  const readAt = new Map<string, number>();
   let extraTags = 0;
   let duplicateTags = 0;
   const deadline = startedAt + timeoutMs;
   const tags = fleet.reduce((n, r) => n + r.truth.size, 0);
   const seen = () => [...visible.values()].reduce((a, b) => a + b, 0);
-  while (pending.size > 0 && Date.now() < deadline) {
+  for (let round = 0; pending.size > 0 && Date.now() < deadline; round++) {
     await onTick({ visibleTags: seen(), tags });
-    await forEachLimited([...pending.values()], 8, async (repo) => {
+    const counts = await tagCounts(api);
+    const due = [...pending.values()].filter(
+      (repo) =>
+        counts === undefined ||
+        (counts.get(repo.name) ?? 0) >= repo.truth.size ||
+        round - (readAt.get(repo.name) ?? Number.NEGATIVE_INFINITY) >= READ_UNFINISHED_EVERY,
+    );
+    await forEachLimited(due, 8, async (repo) => {
+      readAt.set(repo.name, round);
       try {
         const { body } = await readRepository(api, repo.name);
         const c = compareToTruth(repo, body);
