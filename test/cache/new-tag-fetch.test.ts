@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import fc from "fast-check";
 import { Registry as MetricsRegistry } from "prom-client";
 import type { SimRegistry } from "../../bench/sim/registry-server.js";
 import { Simulator } from "../../bench/sim/simulator.js";
@@ -100,6 +101,59 @@ describe("NewTagFetchPlan", () => {
       plan({ history: sharing }).chooseHeadFirst(),
       true,
       "its last scan replaces the first",
+    );
+  });
+});
+
+describe("HostSharing", () => {
+  it("its running totals agree with the repositories it holds, through records, adoptions and forgetting", () => {
+    const repo = fc.integer({ min: 0, max: 12 }).map((i) => `r${i}`);
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant("record" as const),
+        repository: repo,
+        tags: fc.integer({ min: 0, max: 200 }),
+        shared: fc.integer({ min: 0, max: 200 }),
+      }),
+      fc.record({
+        kind: fc.constant("adopt" as const),
+        entries: fc.array(
+          fc.record({
+            repository: repo,
+            tags: fc.double({ min: -5, max: 80, noNaN: true }),
+            shared: fc.double({ min: -5, max: 80, noNaN: true }),
+          }),
+          { maxLength: 6 },
+        ),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), repo, (ops, except) => {
+        const sharing = new HostSharing();
+        for (const o of ops) {
+          if (o.kind === "record") {
+            sharing.record({
+              host: "h",
+              repository: o.repository,
+              tags: o.tags,
+              shared: Math.min(o.shared, o.tags),
+            });
+          } else sharing.adopt("h", o.entries);
+        }
+        const held = sharing.entries("h");
+        const others = held.filter((e) => e.repository !== except);
+        const tags = others.reduce((n, e) => n + e.tags, 0);
+        const shared = others.reduce((n, e) => n + e.shared, 0);
+        const prior = sharing.prior("h", except);
+        if (tags < SHARING_SAMPLE - 1e-9) assert.equal(prior, undefined);
+        else if (tags >= SHARING_SAMPLE + 1e-9) {
+          assert.ok(prior !== undefined && Math.abs(prior - shared / tags) < 1e-9);
+        }
+        const all = held.reduce((n, e) => n + e.tags, 0);
+        assert.equal(sharing.hasSeen("h", all - 1e-6), true);
+        assert.equal(sharing.hasSeen("h", all + 1e-6), false);
+      }),
+      { numRuns: 300 },
     );
   });
 });
