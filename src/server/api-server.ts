@@ -116,6 +116,11 @@ const LARGE_BODY_SLICE = 64 * 1024;
 
 /** Tags of a repository whose answer is built without waiting for a heavy-work turn. */
 const SMALL_REPOSITORY_TAGS = 1_000;
+/**
+ * A repository answer takes one heavy-work turn per this many tags (all of them from four
+ * times it): its build holds the records of every image it reads until it is written.
+ */
+const TAGS_PER_HEAVY_TURN = 5_000;
 
 /** How long one cache read for an answer may take. */
 const READ_TIMEOUT_MS = 30_000;
@@ -406,7 +411,13 @@ export class ApiServer {
         const answer = await this.#repositoryBody(name, stored, res);
         if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
-        else await this.#heavy.run(() => sendLayout(res, answer), abortOnClose(res));
+        else {
+          await this.#heavy.run(
+            () => sendLayout(res, answer),
+            abortOnClose(res),
+            answerWeight(stored),
+          );
+        }
         break;
       }
       case "webhook":
@@ -507,8 +518,9 @@ export class ApiServer {
     // trips, a millisecond of JSON): gating it behind the few large builds at once turned 50
     // readers of a fleet of small repositories into SERVER_BUSY answers.
     const small = stored?.tags !== undefined && stored.tags <= SMALL_REPOSITORY_TAGS;
+    const weight = answerWeight(stored);
     const build = (signal: AbortSignal) =>
-      small ? work(signal) : this.#heavy.run(() => work(signal), signal);
+      small ? work(signal) : this.#heavy.run(() => work(signal), signal, weight);
     if (version === undefined) return build(clientGone);
     // A build shared by several clients must not stop when the first of them leaves.
     return raceAbort(
@@ -630,6 +642,11 @@ export class ApiServer {
       body: { code: "INTERNAL", message: "internal error; see the server's log" },
     });
   }
+}
+
+/** Heavy-work turns a repository's answer takes, from the tags its stored record lists. */
+function answerWeight(stored: StoredRepositoryState | undefined): number {
+  return Math.ceil((stored?.tags ?? 0) / TAGS_PER_HEAVY_TURN);
 }
 
 /** Splits `host:port`, `:port` or `[v6]:port`. */

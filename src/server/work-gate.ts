@@ -15,10 +15,22 @@ export interface WorkGateLimits {
   retryAfterSeconds: number;
 }
 
-/** A counting semaphore with a bounded, abortable wait. */
+/** A piece of work waiting for its turn. */
+interface Waiter {
+  units: number;
+  turn: () => void;
+}
+
+/**
+ * A counting semaphore with a bounded, abortable wait. A piece of work may take several of
+ * the turns (`weight`): a large repository's answer holds every image record it reads until
+ * it is written, so four 25,000-tag builds at once took a replica past its 128 MiB heap
+ * (bench:scale, 10,000 repositories, the bench's own reads of whole repositories); weighed
+ * by their tags, one such build runs alone. Turns are given in order of arrival.
+ */
 export class WorkGate {
   #running = 0;
-  readonly #waiting: Array<() => void> = [];
+  readonly #waiting: Waiter[] = [];
 
   readonly #limits: WorkGateLimits;
 
@@ -27,27 +39,29 @@ export class WorkGate {
   }
 
   /**
-   * Runs `work` when a turn is free; throws a 503 `SERVER_BUSY` ApiError at once when the
-   * queue is full, or the signal's reason when the caller gives up while waiting.
+   * Runs `work` when `weight` turns are free (at least 1, at most all of them); throws a 503
+   * `SERVER_BUSY` ApiError at once when the queue is full, or the signal's reason when the
+   * caller gives up while waiting.
    */
-  async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    await this.#acquire(signal);
+  async run<T>(work: () => Promise<T>, signal?: AbortSignal, weight = 1): Promise<T> {
+    const units = Math.min(this.#limits.concurrency, Math.max(1, Math.ceil(weight)));
+    await this.#acquire(signal, units);
     try {
       return await work();
     } finally {
-      this.#release();
+      this.#release(units);
     }
   }
 
-  /** Running and waiting work, for metrics and tests. */
+  /** Turns taken and work waiting, for metrics and tests. */
   stats(): { running: number; waiting: number } {
     return { running: this.#running, waiting: this.#waiting.length };
   }
 
-  #acquire(signal: AbortSignal | undefined): Promise<void> {
+  #acquire(signal: AbortSignal | undefined, units: number): Promise<void> {
     signal?.throwIfAborted();
-    if (this.#running < this.#limits.concurrency) {
-      this.#running++;
+    if (this.#waiting.length === 0 && this.#running + units <= this.#limits.concurrency) {
+      this.#running += units;
       return Promise.resolve();
     }
     if (this.#waiting.length >= this.#limits.queue) {
@@ -63,24 +77,38 @@ export class WorkGate {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const turn = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
+      const waiter: Waiter = {
+        units,
+        turn: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
       };
       const onAbort = () => {
-        const at = this.#waiting.indexOf(turn);
+        const at = this.#waiting.indexOf(waiter);
         if (at >= 0) this.#waiting.splice(at, 1);
         reject(signal?.reason);
+        // A heavy waiter at the head may have held back lighter ones that fit now.
+        this.#admit();
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiting.push(turn);
+      this.#waiting.push(waiter);
     });
   }
 
-  #release(): void {
-    const next = this.#waiting.shift();
-    // The turn passes straight to the next in line: `running` stays the same.
-    if (next) next();
-    else this.#running--;
+  #release(units: number): void {
+    this.#running -= units;
+    this.#admit();
+  }
+
+  /** Gives turns to the waiters at the head of the line while they fit. */
+  #admit(): void {
+    for (;;) {
+      const next = this.#waiting[0];
+      if (next === undefined || this.#running + next.units > this.#limits.concurrency) return;
+      this.#waiting.shift();
+      this.#running += next.units;
+      next.turn();
+    }
   }
 }
