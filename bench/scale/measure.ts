@@ -204,10 +204,11 @@ export async function waitForFullCache(
   for (let round = 0; pending.size > 0 && Date.now() < deadline; round++) {
     await onTick({ visibleTags: seen(), tags });
     const counts = await tagCounts(api);
+    // Without the status list (a busy replica), only the reads every few rounds: reading
+    // every pending repository then would make the replica busier still.
     const due = [...pending.values()].filter(
       (repo) =>
-        counts === undefined ||
-        (counts.get(repo.name) ?? 0) >= repo.truth.size ||
+        (counts?.get(repo.name) ?? 0) >= repo.truth.size ||
         round - (readAt.get(repo.name) ?? Number.NEGATIVE_INFINITY) >= READ_UNFINISHED_EVERY,
     );
     await forEachLimited(due, 8, async (repo) => {
