@@ -462,6 +462,18 @@ describe("layout 2: codecs", () => {
     assert.equal(many[2], undefined);
     assert.equal(many[3], undefined, "a damaged record is a miss, the others still decode");
     assert.deepEqual(many[4], { excludedReason: "x" });
+    // Many records are parsed a slice at a time: across slices, with gaps and a damaged
+    // record in a later slice, each element still decodes to its own record.
+    const lot = Array.from({ length: 700 }, (_, i) =>
+      i % 7 === 3 ? undefined : encodeImageRecord({ excludedReason: `r${i}` }),
+    );
+    lot[600] = new Uint8Array([0x7b]);
+    const decodedLot = decodeImageRecords(lot);
+    assert.equal(decodedLot.length, 700);
+    for (let i = 0; i < 700; i++) {
+      const want = i === 600 || i % 7 === 3 ? undefined : { excludedReason: `r${i}` };
+      assert.deepEqual(decodedLot[i], want, `record ${i}`);
+    }
     const record = {
       tags: ["a"],
       filteredOut: 1,
