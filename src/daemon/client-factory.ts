@@ -8,7 +8,12 @@ import type { Registry as MetricsRegistry } from "prom-client";
 import type { LoopBrake } from "../cache/loop-brake.js";
 import type { Config } from "../config/schema.js";
 import type { ImageName } from "../image/ref.js";
-import type { Client, ClientFactory, ClientOptions } from "../registry/client.js";
+import {
+  aroundClientCalls,
+  type Client,
+  type ClientFactory,
+  type ClientOptions,
+} from "../registry/client.js";
 import type { Credentials } from "../registry/credentials/credentials.js";
 import { RemoteClientFactory } from "../registry/factory.js";
 import type { RateLimiters } from "../registry/http/rate-limiters.js";
@@ -78,32 +83,11 @@ export function brakeClients(factory: ClientFactory, brake: LoopBrake): ClientFa
       const client = factory.clientFor(name, creds, opts);
       if (opts?.priority === true) return client;
       const bypass = opts?.priority === false ? undefined : opts?.priority;
-      const turn = async (signal: AbortSignal | undefined) => {
-        const wait = brake.pass({ signal, bypass });
+      return aroundClientCalls(client, async (_call, o, run) => {
+        const wait = brake.pass({ signal: o?.signal, bypass });
         if (wait !== undefined) await wait;
-      };
-      const out: Client = {
-        tags: async (o) => {
-          await turn(o?.signal);
-          return client.tags(o);
-        },
-        manifest: async (reference, o) => {
-          await turn(o?.signal);
-          return client.manifest(reference, o);
-        },
-        head: async (reference, o) => {
-          await turn(o?.signal);
-          return client.head(reference, o);
-        },
-      };
-      const fetchTag = client.fetchTag?.bind(client);
-      if (fetchTag) {
-        out.fetchTag = async (tag, o) => {
-          await turn(o?.signal);
-          return fetchTag(tag, o);
-        };
-      }
-      return out;
+        return run();
+      });
     },
     succeed: (name: ImageName) => factory.succeed(name),
   };

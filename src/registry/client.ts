@@ -47,6 +47,31 @@ export interface Client {
   fetchTag?(tag: string, opts?: FetchTagOptions): Promise<FetchedTag>;
 }
 
+/** Which call of a {@link Client} a wrapper runs. */
+export type ClientCall = "tags" | "manifest" | "head" | "fetchTag";
+
+/**
+ * `client` with each call run through `around` (told which call it is and its options), and
+ * `fetchTag` only when `client` has it: what wrappers (metrics, the loop brake) share.
+ */
+export function aroundClientCalls(
+  client: Client,
+  around: <T>(
+    call: ClientCall,
+    opts: OperationOptions | undefined,
+    run: () => Promise<T>,
+  ) => Promise<T>,
+): Client {
+  const out: Client = {
+    tags: (opts) => around("tags", opts, () => client.tags(opts)),
+    manifest: (reference, opts) => around("manifest", opts, () => client.manifest(reference, opts)),
+    head: (reference, opts) => around("head", opts, () => client.head(reference, opts)),
+  };
+  const fetchTag = client.fetchTag?.bind(client);
+  if (fetchTag) out.fetchTag = (tag, opts) => around("fetchTag", opts, () => fetchTag(tag, opts));
+  return out;
+}
+
 /** What a factory knows of the registry host behind a repository, for the warmer's choices. */
 export interface HostConditions {
   /** Manifest `GET`s spend a pull quota the host reported (Docker Hub's `ratelimit-*`); `HEAD`s do not. */

@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 import type { Counter, Histogram, Registry as PromRegistry } from "prom-client";
 import { RegscanError } from "../errors.js";
-import type { Client } from "./client.js";
+import { aroundClientCalls, type Client } from "./client.js";
 import type { Registry } from "./registry.js";
 
 /** Label naming what a client fetched. */
@@ -173,19 +173,9 @@ export function instrumentClient(client: Client, metrics?: ClientMetrics | PromR
   const m = metrics instanceof ClientMetrics ? metrics : new ClientMetrics(metrics);
   const observe = (kind: string) => (success: boolean, seconds: number) =>
     m.fetchDuration.observe({ [LabelRequestKind]: kind, [LabelSuccess]: String(success) }, seconds);
-  const instrumented: Client = {
-    tags: (opts) => timed(observe(RequestKindTags), () => client.tags(opts)),
-    manifest: (reference, opts) =>
-      timed(observe(RequestKindMetadata), () => client.manifest(reference, opts)),
-    head: (reference, opts) =>
-      timed(observe(RequestKindMetadata), () => client.head(reference, opts)),
-  };
-  const fetchTag = client.fetchTag?.bind(client);
-  if (fetchTag) {
-    instrumented.fetchTag = (tag, opts) =>
-      timed(observe(RequestKindMetadata), () => fetchTag(tag, opts));
-  }
-  return instrumented;
+  return aroundClientCalls(client, (call, _opts, run) =>
+    timed(observe(call === "tags" ? RequestKindTags : RequestKindMetadata), run),
+  );
 }
 
 /**
