@@ -220,3 +220,4 @@ export {
 export { MirroredClientFactory } from "./registry/mirrored-client-factory.js";
 export type { Registry } from "./registry/registry.js";
 export type { RemoteClient } from "./registry/remote-client.js";
+export type { RepositoryStream, TaggedImage } from "./registry/repository-stream.js";

@@ -8,6 +8,12 @@ import type { OperationOptions } from "../abort.js";
 import type { ImageInfo, RepositoryMetadata } from "../image/info.js";
 import type { ImageName, ImageRef } from "../image/ref.js";
 import type { Registry } from "../registry/registry.js";
+import {
+  DEFAULT_TAGS_PER_SLICE,
+  type RepositoryStream,
+  streamOfMetadata,
+  type TaggedImage,
+} from "../registry/repository-stream.js";
 import { artifactExcludedReason, artifactTag } from "./artifact-tags.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT, readChunked } from "./chunked-read.js";
 import { type Decorator, decorateImage, decorateRepository } from "./decorators.js";
@@ -201,6 +207,101 @@ export class Cache implements Registry {
       }
       return decorateRepository(this.#decorators, name, { tags, images });
     });
+  }
+
+  /**
+   * `getImageRepositoryMetadata`'s answer with its images read a slice of tags at a time (one
+   * `getMany` per slice, for the records the LRU does not hold): what a reader holds is
+   * bounded by the slice, not by the repository. Opening reads the record and the index and
+   * throws what `getImageRepositoryMetadata` throws; a store failing later fails the
+   * iteration. With a repository decorator (it needs the whole answer), or on a store in
+   * the first layout, the whole answer is read first.
+   */
+  async streamImageRepository(name: ImageName, opts?: OperationOptions): Promise<RepositoryStream> {
+    if (this.#decorators.some((d) => d.repository !== undefined)) {
+      return streamOfMetadata(await this.getImageRepositoryMetadata(name, opts));
+    }
+    const opened = await this.#timed("streamImageRepository", async () => {
+      const { record, layout } = await this.#repository(name, opts);
+      // A copy: the record may be the one held for the next read.
+      const tags = listedTags(name, record).slice();
+      if (layout === 1) return undefined;
+      const buckets = await readBuckets({
+        store: this.#store,
+        keys: this.#keys,
+        name,
+        opts,
+        memo: this.#buckets,
+      });
+      const where = this.#located(record as RepositoryRecord, buckets);
+      return { tags, buckets, where };
+    });
+    if (opened === undefined) {
+      return streamOfMetadata(await this.getImageRepositoryMetadata(name, opts));
+    }
+    return {
+      tags: opened.tags,
+      images: (tagsPerSlice = DEFAULT_TAGS_PER_SLICE) =>
+        this.#imageSlices({ name, ...opened, tagsPerSlice, opts }),
+    };
+  }
+
+  /** The images of `tags`, a slice of `tagsPerSlice` at a time (see `streamImageRepository`). */
+  async *#imageSlices({
+    name,
+    tags,
+    buckets,
+    where,
+    tagsPerSlice,
+    opts,
+  }: {
+    name: ImageName;
+    tags: readonly string[];
+    buckets: readonly BucketRead[];
+    where: Int32Array;
+    tagsPerSlice: number;
+    opts: OperationOptions | undefined;
+  }): AsyncGenerator<readonly TaggedImage[]> {
+    const size = Math.max(1, Math.floor(tagsPerSlice));
+    for (let start = 0; start < tags.length; start += size) {
+      const end = Math.min(tags.length, start + size);
+      const ids: (string | undefined)[] = new Array(end - start);
+      const wanted = new Set<string>();
+      for (let i = start; i < end; i++) {
+        const id = imageIdAt(buckets, where[i] as number);
+        // Excluded images (their ids carry a `!`) are not part of a repository answer.
+        if (id === undefined || id.includes("!")) continue;
+        ids[i - start] = id;
+        wanted.add(id);
+      }
+      if (wanted.size === 0) continue;
+      const shared = await readImages({
+        store: this.#store,
+        keys: this.#keys,
+        lru: this.#images,
+        ids: wanted,
+        opts,
+      });
+      // One pair of Dates per image and slice, shared by its tags (never the held entry's).
+      const first = new Map<string, ImageInfo>();
+      const slice: TaggedImage[] = [];
+      for (let i = start; i < end; i++) {
+        const id = ids[i - start];
+        const entry = id === undefined ? undefined : shared.get(id);
+        if (entry === undefined || !("info" in entry)) continue;
+        const tag = tags[i] as string;
+        const seen = first.get(id as string);
+        let info: ImageInfo;
+        if (seen === undefined) {
+          info = tagInfo(entry.info, name, tag);
+          first.set(id as string, info);
+        } else {
+          info = infoOver(entry.info, name.withTag(tag), seen);
+        }
+        slice.push([tag, decorateImage(this.#decorators, name, info)]);
+      }
+      if (slice.length > 0) yield slice;
+    }
   }
 
   /**
@@ -538,6 +639,14 @@ function entryAt(buckets: readonly BucketRead[], position: number): IndexEntry |
   const raw = buckets[position % INDEX_BUCKETS] as RawBucket;
   const n = Math.floor(position / INDEX_BUCKETS);
   return rawEntry(raw, n, raw.extras.length > 0 ? rawExtras(raw).get(n) : undefined);
+}
+
+/** The image id of the entry at `position` (see {@link locate}), if it names one. */
+function imageIdAt(buckets: readonly BucketRead[], position: number): string | undefined {
+  if (position < 0) return undefined;
+  const raw = buckets[position % INDEX_BUCKETS] as RawBucket;
+  const ref = raw.entries[((position / INDEX_BUCKETS) | 0) * ENTRY_STRIDE + 1] as number;
+  return ref < 0 ? undefined : raw.images[ref];
 }
 
 /** One tag's entry in a bucket. */

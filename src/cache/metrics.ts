@@ -34,7 +34,7 @@ export function cacheRequestDuration(
     () =>
       new Histogram({
         name: "regscan_cache_request_duration_seconds",
-        help: "Duration of cache requests (getImageRepositoryMetadata, getImage), in seconds.",
+        help: "Duration of cache requests (getImageRepositoryMetadata, getImage, and opening streamImageRepository), in seconds.",
         labelNames: ["method", "success"],
         buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
         registers: [registry],

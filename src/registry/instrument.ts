@@ -189,9 +189,14 @@ export function instrumentRegistry(
   const m = metrics instanceof RegistryMetrics ? metrics : new RegistryMetrics(metrics);
   const observe = (success: boolean, seconds: number) =>
     m.fetchDuration.observe({ [LabelSuccess]: String(success) }, seconds);
-  return {
+  const instrumented: Registry = {
     getImageRepositoryMetadata: (name, opts) =>
       timed(observe, () => registry.getImageRepositoryMetadata(name, opts)),
     getImage: (ref, opts) => timed(observe, () => registry.getImage(ref, opts)),
   };
+  const stream = registry.streamImageRepository?.bind(registry);
+  // Only the opening is timed: the slices are read as fast as the reader takes them.
+  if (stream)
+    instrumented.streamImageRepository = (name, opts) => timed(observe, () => stream(name, opts));
+  return instrumented;
 }

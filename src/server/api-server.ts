@@ -7,11 +7,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
-import { raceAbort } from "../abort.js";
+import { type OperationOptions, raceAbort } from "../abort.js";
 import { CachedFetchError, ImageExcludedError, NotCachedError } from "../cache/errors.js";
 import { knownErrorCode, RegscanError } from "../errors.js";
 import { type ImageName, type ImageRef, parseImageName, parseImageRef } from "../image/ref.js";
 import type { Registry } from "../registry/registry.js";
+import { type RepositoryStream, streamOfMetadata } from "../registry/repository-stream.js";
 import { ApiError } from "./api-error.js";
 import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
@@ -19,13 +20,13 @@ import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
 import {
   imageJson,
-  layoutRepositoryJson,
-  type RepositoryJsonLayout,
-  repositoryJsonBuffer,
+  repositoryJsonPieces,
+  repositoryJsonText,
   staleness,
   statusJson,
 } from "./json-forms.js";
 import {
+  OVERSIZED,
   type RepositoryAnswer,
   RepositoryJsonCache,
   type StoredRepositoryState,
@@ -118,12 +119,18 @@ const LARGE_BODY_SLICE = 64 * 1024;
 const SMALL_REPOSITORY_TAGS = 1_000;
 /**
  * A repository answer takes one heavy-work turn per this many tags (all of them from four
- * times it): its build holds the records of every image it reads until it is written.
+ * times it): its build holds its body (about 300 bytes a tag) until it is written, and
+ * reading and serialising a slice of tags takes CPU in proportion.
  */
 const TAGS_PER_HEAVY_TURN = 5_000;
 
 /** How long one cache read for an answer may take. */
 const READ_TIMEOUT_MS = 30_000;
+/**
+ * How long an answer too large to hold may take to write, reads included (75 MB to a reader
+ * on a slow link): past it the answer is cut off and its heavy-work turn freed.
+ */
+const STREAM_TIMEOUT_MS = 5 * 60_000;
 
 const MAX_URL_LENGTH = 8192;
 
@@ -413,7 +420,7 @@ export class ApiServer {
         // Too large to hold: written as it is produced, a bounded number at once.
         else {
           await this.#heavy.run(
-            () => sendLayout(res, answer),
+            () => this.#streamRepositoryBody(name, res),
             abortOnClose(res),
             answerWeight(stored),
           );
@@ -487,7 +494,8 @@ export class ApiServer {
   /**
    * A repository's JSON: from the body cache when the stored record still has the version
    * the body was built from, else built (a bounded number at once) and kept. A body over
-   * the cache's bound is never held whole: its layout is returned, to be written out.
+   * the cache's bound is never held whole: the build stops there and says so, and the
+   * caller writes it out as it is produced.
    */
   async #repositoryBody(
     name: ImageName,
@@ -504,16 +512,13 @@ export class ApiServer {
       return this.#answer(() => Promise.reject(new NotCachedError(key)), key);
     }
     const clientGone = abortOnClose(res);
-    const work = async (signal: AbortSignal) => {
-      const meta = await this.#answer(
-        () => this.#opts.registry.getImageRepositoryMetadata(name, { signal }),
-        key,
-      );
-      const layout = await layoutRepositoryJson(key, meta);
-      return layout.byteLength <= this.#repositoryBodies.maxBytes
-        ? repositoryJsonBuffer(layout)
-        : layout;
-    };
+    const work = (signal: AbortSignal) =>
+      // Errors of slices read later, during the build, are answered like the first read's.
+      this.#answer(async () => {
+        const stream = await streamRepository(this.#opts.registry, name, { signal });
+        const body = await repositoryJsonText(key, stream, this.#repositoryBodies.maxBytes);
+        return body ?? OVERSIZED;
+      }, key);
     // A repository known to be small costs about what an image read does (a few store round
     // trips, a millisecond of JSON): gating it behind the few large builds at once turned 50
     // readers of a fleet of small repositories into SERVER_BUSY answers.
@@ -527,6 +532,50 @@ export class ApiServer {
       this.#repositoryBodies.get(key, version, () => build(AbortSignal.timeout(READ_TIMEOUT_MS))),
       clientGone,
     );
+  }
+
+  /**
+   * Writes `name`'s answer as it is read, a slice of tags at a time, each piece once the
+   * socket took the previous ones: what it holds is bounded by the slice, not the body, and
+   * it carries no `Content-Length` (HTTP/1.1 chunked), as the length is known only at the
+   * end. A failure before the first byte gets its error answer; one after it cuts the
+   * answer off without its last chunk, so that no client takes it for whole.
+   */
+  async #streamRepositoryBody(name: ImageName, res: ServerResponse): Promise<void> {
+    const key = name.toString();
+    const signal = abortOnClose(res, STREAM_TIMEOUT_MS);
+    const stream = await this.#answer(
+      () => streamRepository(this.#opts.registry, name, { signal }),
+      key,
+    );
+    const pieces = repositoryJsonPieces(key, stream, LARGE_BODY_SLICE);
+    // The first piece before the head: a first slice that cannot be read gets its answer.
+    const first = await pieces.next();
+    res.writeHead(200, {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+    });
+    if (res.req.method === "HEAD") {
+      res.end();
+      await pieces.return(undefined);
+      return;
+    }
+    let turn = performance.now();
+    for (let next = first; next.done !== true; next = await pieces.next()) {
+      if (res.destroyed) {
+        await pieces.return(undefined);
+        return;
+      }
+      if (!res.write(next.value)) {
+        await drained(res);
+        turn = performance.now();
+      } else if (performance.now() - turn > 4) {
+        // A fast reader never makes the socket push back: give other requests a turn.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
+    }
+    res.end();
   }
 
   /**
@@ -625,6 +674,11 @@ export class ApiServer {
       return;
     }
     if (res.headersSent) {
+      // Cut off mid-body (a store read failing while an answer is written out).
+      this.#opts.logger.warn(
+        { err: errorSummary(err) },
+        "API answer cut off: it failed after its first bytes were sent",
+      );
       res.destroy();
       return;
     }
@@ -642,6 +696,19 @@ export class ApiServer {
       body: { code: "INTERNAL", message: "internal error; see the server's log" },
     });
   }
+}
+
+/**
+ * `name`'s answer from `registry` as a stream: its own `streamImageRepository` when it has
+ * one, else its whole answer.
+ */
+async function streamRepository(
+  registry: Registry,
+  name: ImageName,
+  opts: OperationOptions,
+): Promise<RepositoryStream> {
+  if (registry.streamImageRepository) return registry.streamImageRepository(name, opts);
+  return streamOfMetadata(await registry.getImageRepositoryMetadata(name, opts));
 }
 
 /** Heavy-work turns a repository's answer takes, from the tags its stored record lists. */
@@ -714,27 +781,6 @@ async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
   res.end();
 }
 
-/**
- * Writes a repository answer from its layout, slice by slice as the text is produced, each
- * slice only once the socket took the previous ones (its `drain`): the body is never held.
- */
-async function sendLayout(res: ServerResponse, layout: RepositoryJsonLayout): Promise<void> {
-  if (!startJsonBody(res, layout.byteLength)) return;
-  let turn = performance.now();
-  for (const slice of layout.slices(LARGE_BODY_SLICE)) {
-    if (res.destroyed) break;
-    if (!res.write(slice)) {
-      await drained(res);
-      turn = performance.now();
-    } else if (performance.now() - turn > 4) {
-      // A fast reader never makes the socket push back: give other requests a turn.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      turn = performance.now();
-    }
-  }
-  res.end();
-}
-
 /** Resolves once `res` can take more (or is closed). */
 function drained(res: ServerResponse): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -796,8 +842,8 @@ function asBadRequest(err: unknown, text: string): ApiError {
   return new ApiError({ status: 400, code, message });
 }
 
-/** Aborts when the client goes (or went already), or after the read bound. */
-function abortOnClose(res: ServerResponse): AbortSignal {
+/** Aborts when the client goes (or went already), or after `timeoutMs` (the read bound). */
+function abortOnClose(res: ServerResponse, timeoutMs = READ_TIMEOUT_MS): AbortSignal {
   const controller = new AbortController();
   if (res.destroyed || res.socket === null || res.socket.destroyed) {
     controller.abort();
@@ -808,7 +854,7 @@ function abortOnClose(res: ServerResponse): AbortSignal {
   // AbortError for every answer, since "close" also comes after one that finished.
   const timer = setTimeout(
     () => controller.abort(new DOMException("the answer took too long", "TimeoutError")),
-    READ_TIMEOUT_MS,
+    timeoutMs,
   );
   res.once("close", () => {
     clearTimeout(timer);

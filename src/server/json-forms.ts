@@ -5,13 +5,17 @@
  * (a tag `__proto__` would silently vanish).
  */
 import type { ImageInfo, Labels, RepositoryMetadata } from "../image/info.js";
-import { ApiError } from "./api-error.js";
+import type { RepositoryStream } from "../registry/repository-stream.js";
 import type { RepositoryStatus, TagEvent } from "./warmer-control.js";
 
 /** One image, in the same shape as `regscan inspect --output json`. */
 export function imageJson(info: ImageInfo): Record<string, unknown> {
+  return { ref: info.ref.toString(), ...imageJsonAfterRef(info) };
+}
+
+/** `imageJson` without its `ref`: the same for every tag of one image. */
+function imageJsonAfterRef(info: ImageInfo): Record<string, unknown> {
   return {
-    ref: info.ref.toString(),
     digest: info.digest,
     platformDigest: info.platformDigest,
     imageID: info.imageID,
@@ -36,29 +40,14 @@ export function repositoryJson(name: string, meta: RepositoryMetadata): Record<s
   return { name, tags: meta.tags, images };
 }
 
-/**
- * `repositoryJson` laid out for writing, without holding the text: its exact UTF-8 length
- * (for `content-length`) and, per tag, what its text is made of. Every tag of one image
- * shares that image's JSON after `ref` (serialised once per image), so the layout of a
- * 100,000-tag repository over a few hundred images is a few MiB where its text is ~75 MB.
- */
-export interface RepositoryJsonLayout {
-  /** Bytes of the UTF-8 text, final newline included. */
-  readonly byteLength: number;
-  /** Bytes the layout itself keeps alive, roughly (what a cache of layouts counts). */
-  readonly retainedBytes: number;
-  /** The text, in slices of about `sliceChars` characters (default 64 Ki), in order. */
-  slices(sliceChars?: number): Generator<string>;
-}
-
-/** Milliseconds of work between two turns of the event loop while laying out or writing. */
+/** Milliseconds of work between two turns of the event loop while writing an answer. */
 const TURN_MS = 4;
 
-/** The image JSON after its `ref` (`,"digest":...}`), kept per image while laying out. */
+/** An image's JSON after its `ref`, kept while writing one answer. */
 interface Tail {
   info: ImageInfo;
+  /** `{"digest":...}`: the image's JSON without `ref`, a string of its own. */
   text: string;
-  bytes: number;
 }
 
 /** Whether `a` and `b` print the same image JSON apart from `ref`. */
@@ -82,114 +71,72 @@ function sameTime(a: Date | undefined, b: Date | undefined): boolean {
   return a === b || (a !== undefined && b !== undefined && a.getTime() === b.getTime());
 }
 
-/** Images whose JSON is remembered by their labels object while laying out one answer. */
-const MAX_TAILS = 50_000;
+/**
+ * Images whose JSON is remembered (by their labels object) while writing one answer: tags
+ * sharing an image cost a lookup, and an answer over more distinct images than this holds
+ * no more of them (at about a kilobyte each).
+ */
+const MAX_TAILS = 2_048;
 
 /**
- * Lays out `repositoryJson(name, meta)` (see {@link RepositoryJsonLayout}), with a turn of
- * the event loop every few milliseconds: a big repository must not hold up other requests
- * (health checks included).
+ * `repositoryJson(name, ...)` as UTF-8 text with a final newline, in pieces of about
+ * `pieceChars` characters (default 64 Ki), produced as the images are read: what it holds
+ * is a slice of the stream and at most {@link MAX_TAILS} images' JSON, whatever the size of
+ * the repository. Every tag of one image shares that image's JSON after `ref`, serialised
+ * once. The event loop gets a turn every few milliseconds.
  */
-export async function layoutRepositoryJson(
+export async function* repositoryJsonPieces(
   name: string,
-  meta: RepositoryMetadata,
-): Promise<RepositoryJsonLayout> {
-  const head = `{"name":${JSON.stringify(name)},"tags":${JSON.stringify(meta.tags)},"images":{`;
-  const end = "}}\n";
-  const count = meta.images.size;
-  const tags: string[] = new Array(count);
-  /** The tag's `ref` text when it is not `name:tag`. */
-  const refs = new Map<number, string>();
-  const tails: string[] = new Array(count);
+  stream: RepositoryStream,
+  pieceChars = 64 * 1024,
+): AsyncGenerator<string> {
+  let piece = `{"name":${JSON.stringify(name)},"tags":${JSON.stringify(stream.tags)},"images":{`;
   const byLabels = new Map<object, Tail>();
-  const distinct = new Set<string>();
-  let bytes = Buffer.byteLength(head) + end.length;
   let n = 0;
   let turn = performance.now();
-  for (const [tag, info] of meta.images) {
-    const ref = info.ref.toString();
-    const own = `${name}:${tag}`;
-    if (ref !== own) refs.set(n, ref);
-    let tail = byLabels.get(info.labels);
-    if (tail === undefined || !sameImageJson(tail.info, info)) {
-      const full = JSON.stringify(imageJson(info));
-      // `imageJson` puts `ref` first: what follows it is the same for every tag of the image.
-      const text = full.slice(`{"ref":${JSON.stringify(ref)}`.length);
-      tail = { info, text, bytes: Buffer.byteLength(text) };
-      if (byLabels.size < MAX_TAILS) byLabels.set(info.labels, tail);
-      distinct.add(text);
-    }
-    tags[n] = tag;
-    tails[n] = tail.text;
-    bytes += tagPrefixBytes(n, tag, ref) + tail.bytes;
-    n++;
-    if ((n & 255) === 0 && performance.now() - turn > TURN_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      turn = performance.now();
-    }
-  }
-  let distinctChars = 0;
-  for (const t of distinct) distinctChars += t.length;
-  const retainedBytes = head.length + 16 * count + 64 * refs.size + distinctChars;
-  return {
-    byteLength: bytes,
-    retainedBytes,
-    *slices(sliceChars = 64 * 1024) {
-      yield head;
-      let slice = "";
-      for (let i = 0; i < count; i++) {
-        const tag = tags[i] as string;
-        slice += tagPrefix(i, tag, refs.get(i) ?? `${name}:${tag}`) + (tails[i] as string);
-        if (slice.length >= sliceChars) {
-          yield slice;
-          slice = "";
-        }
+  for await (const slice of stream.images()) {
+    for (const [tag, info] of slice) {
+      let tail = byLabels.get(info.labels);
+      if (tail === undefined || !sameImageJson(tail.info, info)) {
+        tail = { info, text: JSON.stringify(imageJsonAfterRef(info)) };
+        if (byLabels.size >= MAX_TAILS) byLabels.clear();
+        byLabels.set(info.labels, tail);
       }
-      yield slice + end;
-    },
-  };
-}
-
-/** What comes before a tag's image tail: `,"tag":{"ref":"..."`. */
-function tagPrefix(n: number, tag: string, ref: string): string {
-  return `${n === 0 ? "" : ","}${JSON.stringify(tag)}:{"ref":${JSON.stringify(ref)}`;
-}
-
-function tagPrefixBytes(n: number, tag: string, ref: string): number {
-  return Buffer.byteLength(tagPrefix(n, tag, ref));
-}
-
-/**
- * The whole text of a layout in one Buffer of exactly its length (no intermediate copy of
- * the text), with a turn of the event loop every few milliseconds.
- */
-export async function repositoryJsonBuffer(layout: RepositoryJsonLayout): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(layout.byteLength);
-  let at = 0;
-  let turn = performance.now();
-  for (const slice of layout.slices()) {
-    at += out.write(slice, at, "utf8");
-    if (performance.now() - turn > TURN_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      turn = performance.now();
+      // `{"digest":...}` follows `"ref":"..."` after a comma, in place of its opening brace.
+      piece += `${n === 0 ? "" : ","}${JSON.stringify(tag)}:{"ref":${JSON.stringify(info.ref.toString())},${tail.text.slice(1)}`;
+      n++;
+      if (piece.length >= pieceChars) {
+        yield piece;
+        piece = "";
+      }
+      if ((n & 255) === 0 && performance.now() - turn > TURN_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
     }
   }
-  if (at !== layout.byteLength) {
-    throw new ApiError({
-      status: 500,
-      code: "INTERNAL",
-      message: `repository JSON is ${at} bytes, laid out as ${layout.byteLength}`,
-    });
-  }
-  return out;
+  yield `${piece}}}\n`;
 }
 
 /**
- * `repositoryJson` as UTF-8 text with a final newline, built with turns of the event loop in
- * between: a 5,000-tag repository is megabytes of JSON.
+ * `repositoryJson` as UTF-8 text with a final newline, in one Buffer, built with turns of
+ * the event loop in between (a 5,000-tag repository is megabytes of JSON); undefined as soon
+ * as the text passes `maxBytes` (default: no bound), having held at most that much.
  */
-export async function repositoryJsonText(name: string, meta: RepositoryMetadata): Promise<Buffer> {
-  return repositoryJsonBuffer(await layoutRepositoryJson(name, meta));
+export async function repositoryJsonText(
+  name: string,
+  stream: RepositoryStream,
+  maxBytes = Number.POSITIVE_INFINITY,
+): Promise<Buffer | undefined> {
+  const pieces: Buffer[] = [];
+  let bytes = 0;
+  for await (const piece of repositoryJsonPieces(name, stream)) {
+    const buf = Buffer.from(piece, "utf8");
+    bytes += buf.length;
+    if (bytes > maxBytes) return undefined;
+    pieces.push(buf);
+  }
+  return Buffer.concat(pieces, bytes);
 }
 
 /** A watched repository's status. */

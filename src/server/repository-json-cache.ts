@@ -3,16 +3,24 @@
  * record it was built from: the warmer rewrites that record after every scan, so a new
  * version means the answer must be rebuilt, and until then every reader gets the same
  * bytes. Concurrent misses for one repository share one build. An answer is its whole
- * body, or, for a body too large to hold, its layout (written out slice by slice).
+ * body, or, for a body too large to hold, the fact that it is (each reader's is then
+ * written as it is produced).
  */
-import type { RepositoryJsonLayout } from "./json-forms.js";
 
-/** A repository's answer: the body itself, or the layout it is written from. */
-export type RepositoryAnswer = Buffer | RepositoryJsonLayout;
+/** A body over the cache's bound: it is not held, but written out as it is produced. */
+export interface OversizedAnswer {
+  readonly oversized: true;
+}
 
-/** Bytes an answer keeps alive. */
+/** A repository's answer: the body itself, or word that it is too large to hold. */
+export type RepositoryAnswer = Buffer | OversizedAnswer;
+
+/** The one {@link OversizedAnswer}. */
+export const OVERSIZED: OversizedAnswer = Object.freeze({ oversized: true });
+
+/** Bytes an answer keeps alive (an oversized one: its entry, roughly). */
 export function answerBytes(answer: RepositoryAnswer): number {
-  return Buffer.isBuffer(answer) ? answer.length : answer.retainedBytes;
+  return Buffer.isBuffer(answer) ? answer.length : 64;
 }
 
 /**

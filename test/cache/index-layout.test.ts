@@ -196,6 +196,87 @@ describe("layout 2: costs", () => {
   });
 });
 
+describe("layout 2: a repository streamed a slice of tags at a time", () => {
+  /** Every slice of `name`'s stream, its tags and the JSON of its images. */
+  async function streamed(cache: Cache, name: ImageName, tagsPerSlice: number) {
+    const stream = await cache.streamImageRepository(name);
+    const slices: [string, unknown][][] = [];
+    for await (const slice of stream.images(tagsPerSlice)) {
+      slices.push(slice.map(([tag, info]) => [tag, imageInfoToJSON(info)]));
+    }
+    return { tags: stream.tags, slices };
+  }
+
+  it("answers what getImageRepositoryMetadata does, one getMany of images per slice", async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore();
+    const { store, log } = countingStore(memory);
+    const app = fakeRepository(APP, 3_000, 1_500);
+    // An excluded image and an image record that no longer decodes: their tags left out.
+    app.images.set(fakeDigest(3), "excluded");
+    const { warmer } = warmerOn(store, { [APP.toString()]: app }, clock);
+    await warmer.scan([{ name: APP }]);
+    const lost = app.images.get(fakeDigest(7)) as ImageEntry;
+    memory.setRaw(new Keys().image(imageIdOf(lost, fakeDigest(7))), new Uint8Array([1]), HOUR);
+    const whole = await new Cache({
+      store,
+      metricsRegistry: new MetricsRegistry(),
+    }).getImageRepositoryMetadata(APP);
+    const want = [...whole.images].map(([tag, info]) => [tag, imageInfoToJSON(info)]);
+    assert.ok(want.length > 2_900 && want.length < 3_000, `${want.length} images`);
+    const cold = new Cache({ store, metricsRegistry: new MetricsRegistry() });
+    log.reset();
+    const { tags, slices } = await streamed(cold, APP, 256);
+    assert.deepEqual(tags, whole.tags);
+    assert.deepEqual(slices.flat(), want);
+    assert.equal(slices.length, Math.ceil(3_000 / 256));
+    assert.ok(slices.every((s) => s.length <= 256));
+    const reads = log.reads.map((keys) => countKinds(keys));
+    assert.deepEqual(reads.slice(0, 2), [{ repo: 1 }, { idx: INDEX_BUCKETS }]);
+    // Images the LRU holds by then (tags v1500 on share v0's) are not read again; the record
+    // that does not decode is, in the later slice naming it (1,499 images read, then 1).
+    assert.ok(reads.length <= 2 + slices.length, JSON.stringify(reads));
+    for (const r of reads.slice(2)) assert.ok((r.img ?? 0) <= 256, JSON.stringify(r));
+    assert.equal(
+      reads.slice(2).reduce((sum, r) => sum + (r.img ?? 0), 0),
+      1_500,
+    );
+    // Read again, every good image is held in the process: the index is read, and the record
+    // that does not decode, once per slice naming it.
+    log.reset();
+    assert.deepEqual((await streamed(cold, APP, 1_000)).slices.flat(), want);
+    assert.deepEqual(
+      log.reads.map((keys) => countKinds(keys)),
+      [{ repo: 1 }, { idx: INDEX_BUCKETS }, { img: 1 }, { img: 1 }],
+    );
+  });
+
+  it("a store failing on a later slice fails the iteration, not the opening", async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore();
+    const { warmer } = warmerOn(memory, { [APP.toString()]: fakeRepository(APP, 600, 600) }, clock);
+    await warmer.scan([{ name: APP }]);
+    let imageReads = 0;
+    const { store: failing } = countingStore(memory);
+    failing.getMany = async (keys, opts) => {
+      if (keys.some((k) => keyKind(k) === "img") && ++imageReads === 2) {
+        throw new CodedError("STORE_UNAVAILABLE", "the store went away");
+      }
+      return memory.getMany(keys, opts);
+    };
+    const stream = await new Cache({
+      store: failing,
+      metricsRegistry: new MetricsRegistry(),
+    }).streamImageRepository(APP);
+    assert.equal(stream.tags.length, 600);
+    const got: number[] = [];
+    await assert.rejects(async () => {
+      for await (const slice of stream.images(200)) got.push(slice.length);
+    }, /the store went away/);
+    assert.deepEqual(got, [200]);
+  });
+});
+
 describe("layout 2: failed refreshes and image lifetimes", () => {
   it("keeps a failed tag's last good value with one bucket rewrite, no image written", async () => {
     const clock = new FakeClock();

@@ -95,6 +95,33 @@ describe("instrumentation", () => {
     const metric = "regscan_registry_fetch_duration_seconds";
     assert.equal(await count(register, metric, { success: "true" }), 1);
     assert.equal(await count(register, metric, { success: "false" }), 1);
+    assert.equal(registry.streamImageRepository, undefined, "none where the inner has none");
+  });
+
+  it("instrumentRegistry passes a stream on and times its opening", async () => {
+    const register = new PromRegistry();
+    const tags = ["a", "b"];
+    const inner: Registry = {
+      getImageRepositoryMetadata: async () => {
+        throw new Error("not asked");
+      },
+      async streamImageRepository() {
+        return {
+          tags,
+          async *images() {
+            yield [];
+          },
+        };
+      },
+      getImage: async () => {
+        throw new ManifestUnknownError();
+      },
+    };
+    const registry = instrumentRegistry(inner, new RegistryMetrics(register));
+    const stream = await registry.streamImageRepository?.(name);
+    assert.equal(stream?.tags, tags);
+    const metric = "regscan_registry_fetch_duration_seconds";
+    assert.equal(await count(register, metric, { success: "true" }), 1);
   });
 
   it("HttpMetrics counts requests by host, method and status", async () => {

@@ -1,8 +1,9 @@
 /**
- * A repository's JSON laid out for writing (json-forms.ts): the slices, the Buffer and the
- * announced length are byte for byte `JSON.stringify(repositoryJson(...))` and a newline,
- * whatever the tags, labels and references hold, and whether or not tags share an image;
- * and the API writes an answer over its cache's bound out as it is produced.
+ * A repository's JSON written from a stream of its images (json-forms.ts): the pieces and
+ * the Buffer are byte for byte `JSON.stringify(repositoryJson(...))` and a newline, whatever
+ * the tags, labels and references hold, however the images are sliced, and whether or not
+ * tags share an image; and the API writes an answer over its cache's bound out as it is
+ * read, cutting it off when a read fails midway.
  */
 import assert from "node:assert/strict";
 import { request } from "node:http";
@@ -12,11 +13,16 @@ import { Registry as MetricsRegistry } from "prom-client";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
 import { parseImageName, parseImageRef } from "../../src/image/ref.js";
 import type { Registry } from "../../src/registry/registry.js";
+import {
+  type RepositoryStream,
+  streamOfMetadata,
+  type TaggedImage,
+} from "../../src/registry/repository-stream.js";
 import { ApiServer } from "../../src/server/api-server.js";
 import {
-  layoutRepositoryJson,
   repositoryJson,
-  repositoryJsonBuffer,
+  repositoryJsonPieces,
+  repositoryJsonText,
 } from "../../src/server/json-forms.js";
 import type { WarmerControl } from "../../src/server/warmer-control.js";
 import { withoutUndefined } from "../../src/without-undefined.js";
@@ -66,52 +72,102 @@ function metadata(tags: number, images: number): RepositoryMetadata {
   return { tags: [...all, "by-digest", "no-image"], images: map };
 }
 
-const expected = (meta: RepositoryMetadata) =>
-  Buffer.from(`${JSON.stringify(repositoryJson(NAME, meta))}\n`, "utf8");
+const expected = (meta: RepositoryMetadata, name = NAME) =>
+  Buffer.from(`${JSON.stringify(repositoryJson(name, meta))}\n`, "utf8");
 
-describe("repository JSON layout", () => {
-  test("slices, buffer and length are the JSON of repositoryJson, byte for byte", async () => {
-    for (const [tags, images] of [
-      [3, 1],
-      [2_000, 7],
-      [500, 500],
+/** `meta` as a stream of slices of `size` images, whatever size its reader asks for. */
+function sliced(meta: RepositoryMetadata, size: number): RepositoryStream {
+  return {
+    tags: meta.tags,
+    async *images() {
+      const all = [...meta.images];
+      for (let at = 0; at < all.length; at += size) yield all.slice(at, at + size);
+    },
+  };
+}
+
+async function joined(pieces: AsyncIterable<string>): Promise<{ text: Buffer; count: number }> {
+  const all: string[] = [];
+  for await (const piece of pieces) all.push(piece);
+  return { text: Buffer.from(all.join(""), "utf8"), count: all.length };
+}
+
+describe("repository JSON from a stream of images", () => {
+  test("pieces and buffer are the JSON of repositoryJson, byte for byte", async () => {
+    for (const [tags, images, slice] of [
+      [3, 1, 1_024],
+      [2_000, 7, 1],
+      [2_000, 7, 333],
+      [500, 500, 64],
+      // More distinct images than are remembered while writing.
+      [5_000, 5_000, 1_024],
     ] as const) {
       const meta = metadata(tags, images);
       const want = expected(meta);
-      const layout = await layoutRepositoryJson(NAME, meta);
-      assert.equal(layout.byteLength, want.length, `${tags}/${images}: length`);
-      assert.ok(want.equals(await repositoryJsonBuffer(layout)), `${tags}/${images}: buffer`);
-      const sliced = [...layout.slices(1_000)];
-      assert.ok(sliced.length > (tags > 100 ? 10 : 0), `${tags}/${images}: sliced`);
-      assert.ok(want.equals(Buffer.from(sliced.join(""), "utf8")), `${tags}/${images}: slices`);
+      const what = `${tags}/${images} by ${slice}`;
+      const pieces = await joined(repositoryJsonPieces(NAME, sliced(meta, slice), 1_000));
+      assert.ok(pieces.count > (tags > 100 ? 10 : 0), `${what}: pieces`);
+      assert.ok(want.equals(pieces.text), `${what}: pieces`);
+      const text = await repositoryJsonText(NAME, sliced(meta, slice));
+      assert.ok(text && want.equals(text), `${what}: buffer`);
+      const whole = await repositoryJsonText(NAME, streamOfMetadata(meta));
+      assert.ok(whole && want.equals(whole), `${what}: streamOfMetadata`);
     }
   });
 
   test("an empty repository", async () => {
     const meta: RepositoryMetadata = { tags: [], images: new Map() };
-    const layout = await layoutRepositoryJson(NAME, meta);
-    assert.equal(Buffer.from([...layout.slices()].join("")).toString(), expected(meta).toString());
-    assert.equal(layout.byteLength, expected(meta).length);
+    const text = await repositoryJsonText(NAME, streamOfMetadata(meta));
+    assert.equal(text?.toString(), expected(meta).toString());
   });
 
-  test("a layout keeps far less than the text when tags share images", async () => {
-    const meta = metadata(20_000, 20);
-    const layout = await layoutRepositoryJson(NAME, meta);
-    assert.ok(
-      layout.retainedBytes * 4 < layout.byteLength,
-      `${layout.retainedBytes} retained for ${layout.byteLength} bytes of text`,
-    );
+  test("a buffer stops as soon as the text passes its bound", async () => {
+    const meta = metadata(3_000, 5);
+    const want = expected(meta);
+    const exact = await repositoryJsonText(NAME, streamOfMetadata(meta), want.length);
+    assert.ok(exact && want.equals(exact));
+    let slicesRead = 0;
+    const counted: RepositoryStream = {
+      tags: meta.tags,
+      async *images() {
+        for await (const slice of sliced(meta, 100).images()) {
+          slicesRead++;
+          yield slice;
+        }
+      },
+    };
+    assert.equal(await repositoryJsonText(NAME, counted, want.length - 1), undefined);
+    assert.equal(await repositoryJsonText(NAME, sliced(meta, 100), 64 * 1024), undefined);
+    assert.equal(slicesRead, Math.ceil(meta.images.size / 100));
+    slicesRead = 0;
+    assert.equal(await repositoryJsonText(NAME, counted, want.length / 10), undefined);
+    assert.ok(slicesRead <= 4, `${slicesRead} slices read for a tenth of the text`);
   });
 });
 
 describe("a repository answer over the answer cache's bound", () => {
-  const name = parseImageName(NAME);
   const meta = metadata(3_000, 5);
-  let reads = 0;
+  let streams = 0;
+  /** The slice after which reads fail (none: never). */
+  let failAfter: number | undefined;
   const registry: Registry = {
     async getImageRepositoryMetadata() {
-      reads++;
-      return meta;
+      throw new Error("not asked: the stream is");
+    },
+    async streamImageRepository() {
+      streams++;
+      const all = [...meta.images];
+      return {
+        tags: meta.tags,
+        async *images(): AsyncGenerator<readonly TaggedImage[]> {
+          for (let at = 0, n = 0; at < all.length; at += 100, n++) {
+            if (failAfter !== undefined && n >= failAfter) {
+              throw new Error("the store went away");
+            }
+            yield all.slice(at, at + 100);
+          }
+        },
+      };
     },
     async getImage(): Promise<ImageInfo> {
       throw new Error("not asked");
@@ -119,7 +175,7 @@ describe("a repository answer over the answer cache's bound", () => {
   };
   const warmer: WarmerControl = {
     statuses: async () => [],
-    isWatched: async (n) => n.equals(name),
+    isWatched: async (n) => n.toString().startsWith(NAME),
     requestRefresh: () => "started",
     subscribe: () => () => {},
   };
@@ -130,7 +186,7 @@ describe("a repository answer over the answer cache's bound", () => {
       registry,
       warmer,
       metrics: new MetricsRegistry(),
-      logger: pino({ level: "silent" }),
+      logger: pino({ level: process.env.DEBUG_TEST ? "debug" : "silent" }),
       ready: async () => {},
       repositoryState: async () => ({ version: "v1" }),
       // Far under the answer's size: it is written out as it is produced, never held.
@@ -140,17 +196,25 @@ describe("a repository answer over the answer cache's bound", () => {
   });
   after(() => server.close(1000));
 
-  const get = (method: string) =>
-    new Promise<{ status: number; length: string | undefined; body: Buffer }>((resolve, reject) => {
+  interface Got {
+    status: number;
+    length: string | undefined;
+    encoding: string | undefined;
+    body: Buffer;
+  }
+  const get = (method: string, path = NAME) =>
+    new Promise<Got>((resolve, reject) => {
       const req = request(
-        { host: "127.0.0.1", port, method, path: `/v1/repositories/${encodeURIComponent(NAME)}` },
+        { host: "127.0.0.1", port, method, path: `/v1/repositories/${encodeURIComponent(path)}` },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
           res.on("end", () =>
             resolve({
               status: res.statusCode ?? 0,
               length: res.headers["content-length"],
+              encoding: res.headers["transfer-encoding"],
               body: Buffer.concat(chunks),
             }),
           );
@@ -161,20 +225,42 @@ describe("a repository answer over the answer cache's bound", () => {
       req.end();
     });
 
-  test("is streamed with its exact length, the same bytes to every reader", async () => {
+  test("is streamed as it is read, chunked, the same bytes to every reader", async () => {
     const want = expected(meta);
     assert.ok(want.length > 4 * 256 * 1024, `${want.length} bytes`);
     const answers = await Promise.all([get("GET"), get("GET"), get("GET")]);
     for (const a of answers) {
       assert.equal(a.status, 200);
-      assert.equal(a.length, String(want.length));
+      assert.equal(a.length, undefined);
+      assert.equal(a.encoding, "chunked");
       assert.ok(want.equals(a.body), "the body is repositoryJson's, byte for byte");
     }
+    // One build found the answer too large (and stopped), then each reader streamed it.
+    assert.equal(streams, 4);
     const head = await get("HEAD");
     assert.equal(head.status, 200);
-    assert.equal(head.length, String(want.length));
     assert.equal(head.body.length, 0);
-    // Its layout (far smaller than the text) is kept for the version: no read after the first.
-    assert.equal(reads, 1);
+    // Known too large for this version: streamed at once, no second build.
+    await get("GET");
+    assert.equal(streams, 6);
+  });
+
+  test("a read failing midway cuts the answer off: no reader takes it for whole", async () => {
+    failAfter = 20;
+    try {
+      // The build passes its bound (at about 8 slices) first: the answer is streamed.
+      await assert.rejects(get("GET", `${NAME}-2`), /aborted|ECONNRESET|socket hang up/);
+      failAfter = 0;
+      // A failure before the first byte still gets its error answer.
+      const early = await get("GET", `${NAME}-3`);
+      assert.equal(early.status, 500);
+      assert.match(early.body.toString(), /INTERNAL/);
+    } finally {
+      failAfter = undefined;
+    }
+    // Known too large, the next reader streams it (a stream failing early never held a turn).
+    const again = await get("GET", `${NAME}-2`);
+    assert.equal(again.status, 200);
+    assert.ok(expected(meta, `${NAME}-2`).equals(again.body));
   });
 });
