@@ -18,14 +18,14 @@ import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
 import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
+import { imageJson, staleness, statusJson } from "./json-forms.js";
 import {
-  imageJson,
+  buildRepositoryAnswer,
+  type RepositoryJsonLayout,
   repositoryJsonPieces,
-  repositoryJsonText,
-  staleness,
-  statusJson,
-} from "./json-forms.js";
+} from "./repository-answer.js";
 import {
+  isOversized,
   OVERSIZED,
   type RepositoryAnswer,
   RepositoryJsonCache,
@@ -420,7 +420,8 @@ export class ApiServer {
         // Too large to hold: written as it is produced, a bounded number at once.
         else {
           await this.#heavy.run(
-            () => this.#streamRepositoryBody(name, res),
+            () =>
+              isOversized(answer) ? this.#streamRepositoryBody(name, res) : sendLayout(res, answer),
             abortOnClose(res),
             answerWeight(stored),
           );
@@ -494,8 +495,9 @@ export class ApiServer {
   /**
    * A repository's JSON: from the body cache when the stored record still has the version
    * the body was built from, else built (a bounded number at once) and kept. A body over
-   * the cache's bound is never held whole: the build stops there and says so, and the
-   * caller writes it out as it is produced.
+   * the cache's bound is never held whole: its layout is returned to be written out, or,
+   * when the layout is too large as well, word of it, and the body is read again as it is
+   * written.
    */
   async #repositoryBody(
     name: ImageName,
@@ -516,8 +518,12 @@ export class ApiServer {
       // Errors of slices read later, during the build, are answered like the first read's.
       this.#answer(async () => {
         const stream = await streamRepository(this.#opts.registry, name, { signal });
-        const body = await repositoryJsonText(key, stream, this.#repositoryBodies.maxBytes);
-        return body ?? OVERSIZED;
+        const maxBytes = this.#repositoryBodies.maxBytes;
+        const built = await buildRepositoryAnswer(key, stream, {
+          maxBytes,
+          maxLayoutChars: maxBytes / 4,
+        });
+        return built ?? OVERSIZED;
       }, key);
     // A repository known to be small costs about what an image read does (a few store round
     // trips, a millisecond of JSON): gating it behind the few large builds at once turned 50
@@ -777,6 +783,27 @@ async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
   if (!startJsonBody(res, body.length)) return;
   for (let at = 0; at < body.length && !res.destroyed; at += LARGE_BODY_SLICE) {
     if (!res.write(body.subarray(at, at + LARGE_BODY_SLICE))) await drained(res);
+  }
+  res.end();
+}
+
+/**
+ * Writes a repository answer from its layout, slice by slice as the text is produced, each
+ * slice only once the socket took the previous ones (its `drain`): the body is never held.
+ */
+async function sendLayout(res: ServerResponse, layout: RepositoryJsonLayout): Promise<void> {
+  if (!startJsonBody(res, layout.byteLength)) return;
+  let turn = performance.now();
+  for (const slice of layout.slices(LARGE_BODY_SLICE)) {
+    if (res.destroyed) break;
+    if (!res.write(slice)) {
+      await drained(res);
+      turn = performance.now();
+    } else if (performance.now() - turn > 4) {
+      // A fast reader never makes the socket push back: give other requests a turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      turn = performance.now();
+    }
   }
   res.end();
 }

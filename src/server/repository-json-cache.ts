@@ -3,24 +3,32 @@
  * record it was built from: the warmer rewrites that record after every scan, so a new
  * version means the answer must be rebuilt, and until then every reader gets the same
  * bytes. Concurrent misses for one repository share one build. An answer is its whole
- * body, or, for a body too large to hold, the fact that it is (each reader's is then
- * written as it is produced).
+ * body; for a body too large to hold, its layout (written out slice by slice); or, when
+ * that is too large as well, the fact that it is (each reader's body is then produced as
+ * it is read).
  */
+import type { RepositoryJsonLayout } from "./repository-answer.js";
 
-/** A body over the cache's bound: it is not held, but written out as it is produced. */
+/** A body too large to hold, even as its layout. */
 export interface OversizedAnswer {
   readonly oversized: true;
 }
 
-/** A repository's answer: the body itself, or word that it is too large to hold. */
-export type RepositoryAnswer = Buffer | OversizedAnswer;
+/** A repository's answer: its body, its layout, or word that neither is held. */
+export type RepositoryAnswer = Buffer | RepositoryJsonLayout | OversizedAnswer;
 
 /** The one {@link OversizedAnswer}. */
 export const OVERSIZED: OversizedAnswer = Object.freeze({ oversized: true });
 
+/** Whether `answer` is word that it is too large to hold. */
+export function isOversized(answer: RepositoryAnswer): answer is OversizedAnswer {
+  return !Buffer.isBuffer(answer) && "oversized" in answer;
+}
+
 /** Bytes an answer keeps alive (an oversized one: its entry, roughly). */
 export function answerBytes(answer: RepositoryAnswer): number {
-  return Buffer.isBuffer(answer) ? answer.length : 64;
+  if (Buffer.isBuffer(answer)) return answer.length;
+  return isOversized(answer) ? 64 : answer.retainedBytes;
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
- * A repository's JSON written from a stream of its images (json-forms.ts): the pieces and
- * the Buffer are byte for byte `JSON.stringify(repositoryJson(...))` and a newline, whatever
- * the tags, labels and references hold, however the images are sliced, and whether or not
- * tags share an image; and the API writes an answer over its cache's bound out as it is
- * read, cutting it off when a read fails midway.
+ * A repository's JSON written from a stream of its images (repository-answer.ts): the
+ * pieces, the Buffer and the layout (with its announced length) are byte for byte
+ * `JSON.stringify(repositoryJson(...))` and a newline, whatever the tags, labels and
+ * references hold, however the images are sliced, and whether or not tags share an image;
+ * and the API writes an answer over its cache's bound from its layout, or, when that is too
+ * large as well, as it is read, cutting it off when a read fails midway.
  */
 import assert from "node:assert/strict";
 import { request } from "node:http";
@@ -19,11 +20,12 @@ import {
   type TaggedImage,
 } from "../../src/registry/repository-stream.js";
 import { ApiServer } from "../../src/server/api-server.js";
+import { repositoryJson } from "../../src/server/json-forms.js";
 import {
-  repositoryJson,
+  buildRepositoryAnswer,
+  type RepositoryJsonLayout,
   repositoryJsonPieces,
-  repositoryJsonText,
-} from "../../src/server/json-forms.js";
+} from "../../src/server/repository-answer.js";
 import type { WarmerControl } from "../../src/server/warmer-control.js";
 import { withoutUndefined } from "../../src/without-undefined.js";
 
@@ -86,14 +88,23 @@ function sliced(meta: RepositoryMetadata, size: number): RepositoryStream {
   };
 }
 
-async function joined(pieces: AsyncIterable<string>): Promise<{ text: Buffer; count: number }> {
+async function joined(pieces: Iterable<string> | AsyncIterable<string>) {
   const all: string[] = [];
   for await (const piece of pieces) all.push(piece);
   return { text: Buffer.from(all.join(""), "utf8"), count: all.length };
 }
 
+const UNBOUNDED = { maxBytes: Number.POSITIVE_INFINITY, maxLayoutChars: 0 };
+const LAYOUT_ONLY = { maxBytes: 0, maxLayoutChars: Number.POSITIVE_INFINITY };
+
+async function layoutOf(stream: RepositoryStream): Promise<RepositoryJsonLayout> {
+  const built = await buildRepositoryAnswer(NAME, stream, LAYOUT_ONLY);
+  assert.ok(built && !Buffer.isBuffer(built), "a layout");
+  return built;
+}
+
 describe("repository JSON from a stream of images", () => {
-  test("pieces and buffer are the JSON of repositoryJson, byte for byte", async () => {
+  test("pieces, buffer and layout are the JSON of repositoryJson, byte for byte", async () => {
     for (const [tags, images, slice] of [
       [3, 1, 1_024],
       [2_000, 7, 1],
@@ -108,24 +119,38 @@ describe("repository JSON from a stream of images", () => {
       const pieces = await joined(repositoryJsonPieces(NAME, sliced(meta, slice), 1_000));
       assert.ok(pieces.count > (tags > 100 ? 10 : 0), `${what}: pieces`);
       assert.ok(want.equals(pieces.text), `${what}: pieces`);
-      const text = await repositoryJsonText(NAME, sliced(meta, slice));
-      assert.ok(text && want.equals(text), `${what}: buffer`);
-      const whole = await repositoryJsonText(NAME, streamOfMetadata(meta));
-      assert.ok(whole && want.equals(whole), `${what}: streamOfMetadata`);
+      const text = await buildRepositoryAnswer(NAME, sliced(meta, slice), UNBOUNDED);
+      assert.ok(Buffer.isBuffer(text) && want.equals(text), `${what}: buffer`);
+      const whole = await buildRepositoryAnswer(NAME, streamOfMetadata(meta), UNBOUNDED);
+      assert.ok(Buffer.isBuffer(whole) && want.equals(whole), `${what}: streamOfMetadata`);
+      const layout = await layoutOf(sliced(meta, slice));
+      assert.equal(layout.byteLength, want.length, `${what}: layout length`);
+      const laid = await joined(layout.slices(1_000));
+      assert.ok(laid.count > (tags > 100 ? 10 : 0), `${what}: layout slices`);
+      assert.ok(want.equals(laid.text), `${what}: layout`);
     }
   });
 
   test("an empty repository", async () => {
     const meta: RepositoryMetadata = { tags: [], images: new Map() };
-    const text = await repositoryJsonText(NAME, streamOfMetadata(meta));
+    const text = await buildRepositoryAnswer(NAME, streamOfMetadata(meta), UNBOUNDED);
     assert.equal(text?.toString(), expected(meta).toString());
+    const layout = await layoutOf(streamOfMetadata(meta));
+    assert.equal((await joined(layout.slices())).text.toString(), expected(meta).toString());
+    assert.equal(layout.byteLength, expected(meta).length);
   });
 
-  test("a buffer stops as soon as the text passes its bound", async () => {
-    const meta = metadata(3_000, 5);
+  test("a layout keeps far less than the text when tags share images", async () => {
+    const layout = await layoutOf(streamOfMetadata(metadata(20_000, 20)));
+    assert.ok(
+      layout.retainedBytes * 4 < layout.byteLength,
+      `${layout.retainedBytes} retained for ${layout.byteLength} bytes of text`,
+    );
+  });
+
+  test("a build stops as soon as its answer is neither within the text nor the layout bound", async () => {
+    const meta = metadata(3_000, 3_000);
     const want = expected(meta);
-    const exact = await repositoryJsonText(NAME, streamOfMetadata(meta), want.length);
-    assert.ok(exact && want.equals(exact));
     let slicesRead = 0;
     const counted: RepositoryStream = {
       tags: meta.tags,
@@ -136,17 +161,32 @@ describe("repository JSON from a stream of images", () => {
         }
       },
     };
-    assert.equal(await repositoryJsonText(NAME, counted, want.length - 1), undefined);
-    assert.equal(await repositoryJsonText(NAME, sliced(meta, 100), 64 * 1024), undefined);
+    const exact = await buildRepositoryAnswer(NAME, counted, {
+      maxBytes: want.length,
+      maxLayoutChars: 0,
+    });
+    assert.ok(Buffer.isBuffer(exact) && want.equals(exact));
     assert.equal(slicesRead, Math.ceil(meta.images.size / 100));
+    // A tenth of the text, either way.
+    const tight = { maxBytes: want.length / 10, maxLayoutChars: want.length / 10 };
     slicesRead = 0;
-    assert.equal(await repositoryJsonText(NAME, counted, want.length / 10), undefined);
-    assert.ok(slicesRead <= 4, `${slicesRead} slices read for a tenth of the text`);
+    assert.equal(await buildRepositoryAnswer(NAME, counted, tight), undefined);
+    assert.ok(slicesRead <= 5, `${slicesRead} slices read for a tenth of the text`);
+    // Over the text bound, within the layout's: a layout of the same bytes.
+    const laid = await buildRepositoryAnswer(NAME, counted, {
+      maxBytes: want.length - 1,
+      maxLayoutChars: want.length,
+    });
+    assert.ok(laid && !Buffer.isBuffer(laid));
+    assert.ok(want.equals((await joined(laid.slices())).text));
   });
 });
 
 describe("a repository answer over the answer cache's bound", () => {
-  const meta = metadata(3_000, 5);
+  /** NAME: few images (its layout is small); NAME-*: as many images as tags. */
+  const few = metadata(3_000, 5);
+  const many = metadata(3_000, 3_000);
+  const metaOf = (name: string) => (name.startsWith(`${NAME}-`) ? many : few);
   let streams = 0;
   /** The slice after which reads fail (none: never). */
   let failAfter: number | undefined;
@@ -154,8 +194,9 @@ describe("a repository answer over the answer cache's bound", () => {
     async getImageRepositoryMetadata() {
       throw new Error("not asked: the stream is");
     },
-    async streamImageRepository() {
+    async streamImageRepository(name) {
       streams++;
+      const meta = metaOf(name.toString());
       const all = [...meta.images];
       return {
         tags: meta.tags,
@@ -189,7 +230,7 @@ describe("a repository answer over the answer cache's bound", () => {
       logger: pino({ level: process.env.DEBUG_TEST ? "debug" : "silent" }),
       ready: async () => {},
       repositoryState: async () => ({ version: "v1" }),
-      // Far under the answer's size: it is written out as it is produced, never held.
+      // Far under the answers' size: they are written out as they are produced, never held.
       repositoryCacheBytes: 256 * 1024,
     });
     port = (await server.listen("127.0.0.1:0")).port;
@@ -225,10 +266,28 @@ describe("a repository answer over the answer cache's bound", () => {
       req.end();
     });
 
-  test("is streamed as it is read, chunked, the same bytes to every reader", async () => {
-    const want = expected(meta);
+  test("over few images: written from its layout with its length, one build for every reader", async () => {
+    const want = expected(few);
     assert.ok(want.length > 4 * 256 * 1024, `${want.length} bytes`);
     const answers = await Promise.all([get("GET"), get("GET"), get("GET")]);
+    for (const a of answers) {
+      assert.equal(a.status, 200);
+      assert.equal(a.length, String(want.length));
+      assert.ok(want.equals(a.body), "the body is repositoryJson's, byte for byte");
+    }
+    const head = await get("HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.length, String(want.length));
+    assert.equal(head.body.length, 0);
+    // Its layout (far smaller than the text) is kept for the version: no read after the first.
+    assert.equal(streams, 1);
+  });
+
+  test("over as many images: streamed as it is read, chunked, the same bytes to every reader", async () => {
+    streams = 0;
+    const path = `${NAME}-1`;
+    const want = expected(many, path);
+    const answers = await Promise.all([get("GET", path), get("GET", path), get("GET", path)]);
     for (const a of answers) {
       assert.equal(a.status, 200);
       assert.equal(a.length, undefined);
@@ -237,18 +296,18 @@ describe("a repository answer over the answer cache's bound", () => {
     }
     // One build found the answer too large (and stopped), then each reader streamed it.
     assert.equal(streams, 4);
-    const head = await get("HEAD");
+    const head = await get("HEAD", path);
     assert.equal(head.status, 200);
     assert.equal(head.body.length, 0);
     // Known too large for this version: streamed at once, no second build.
-    await get("GET");
+    await get("GET", path);
     assert.equal(streams, 6);
   });
 
   test("a read failing midway cuts the answer off: no reader takes it for whole", async () => {
     failAfter = 20;
     try {
-      // The build passes its bound (at about 8 slices) first: the answer is streamed.
+      // The build passes both bounds within a few slices first: the answer is streamed.
       await assert.rejects(get("GET", `${NAME}-2`), /aborted|ECONNRESET|socket hang up/);
       failAfter = 0;
       // A failure before the first byte still gets its error answer.
@@ -258,9 +317,9 @@ describe("a repository answer over the answer cache's bound", () => {
     } finally {
       failAfter = undefined;
     }
-    // Known too large, the next reader streams it (a stream failing early never held a turn).
+    // Known too large, the next reader streams it.
     const again = await get("GET", `${NAME}-2`);
     assert.equal(again.status, 200);
-    assert.ok(expected(meta, `${NAME}-2`).equals(again.body));
+    assert.ok(expected(many, `${NAME}-2`).equals(again.body));
   });
 });
