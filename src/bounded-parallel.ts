@@ -8,6 +8,12 @@
 export interface BoundedOptions {
   /** Most calls in flight (at least one). */
   limit: number;
+  /**
+   * Most calls in flight now (at least one; at most `limit`), asked before each call
+   * starts: a lower figure holds new calls back until enough running ones end, the waiting
+   * ones costing a worker each rather than a call's whole chain of work.
+   */
+  limitNow?: (() => number) | undefined;
   /** Once aborted, no new call starts (those running finish). */
   signal?: AbortSignal | undefined;
 }
@@ -22,18 +28,36 @@ export async function forEachBounded<T>(
   opts: BoundedOptions,
   fn: (item: T) => Promise<void>,
 ): Promise<void> {
-  const { limit, signal } = opts;
+  const { limit, limitNow, signal } = opts;
   const iterator = items[Symbol.iterator]();
   let failure: { error: unknown } | undefined;
+  let running = 0;
+  /** Workers held back by `limitNow`, first in first out; each call's end wakes one. */
+  const held: (() => void)[] = [];
+  const wakeOne = () => held.shift()?.();
   const worker = async () => {
     for (;;) {
-      if (signal?.aborted || failure) return;
-      const next = iterator.next();
-      if (next.done) return;
+      // Held only while a call runs: its end wakes a worker, which wakes the next as it
+      // leaves or finds room, so that no worker waits for ever.
+      let room = limitNow ? Math.max(1, limitNow()) : limit;
+      while (running > 0 && running >= room) {
+        await new Promise<void>((resolve) => held.push(resolve));
+        room = limitNow ? Math.max(1, limitNow()) : limit;
+      }
+      const next = signal?.aborted || failure ? undefined : iterator.next();
+      if (next === undefined || next.done) {
+        wakeOne();
+        return;
+      }
+      running++;
+      if (held.length > 0 && running < room) wakeOne();
       try {
         await fn(next.value);
       } catch (error) {
         failure ??= { error };
+      } finally {
+        running--;
+        wakeOne();
       }
     }
   };

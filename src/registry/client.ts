@@ -80,6 +80,11 @@ export interface HostConditions {
   saturated: boolean;
   /** Requests asked for over the rate the budget allows (1 or more: the budget is the bottleneck). */
   utilisation: number;
+  /**
+   * How long a request asked for now would wait for the budget (its queue, a pause, or the
+   * pull quota), in milliseconds; absent when the factory cannot say.
+   */
+  queueDelayMs?: number | undefined;
   /** Requests let through so far, and the milliseconds they waited for the budget in all. */
   requests: number;
   waitedMs: number;

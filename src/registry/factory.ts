@@ -193,6 +193,7 @@ export class RemoteClientFactory implements ClientFactory {
       pullQuota: this.limiters.state(host).pulls !== undefined,
       saturated: saturation.saturated,
       utilisation: saturation.utilisation,
+      queueDelayMs: Math.max(saturation.queueDelayMs, saturation.pullDelayMs),
       requests: saturation.requests,
       waitedMs: saturation.waitedMs,
     };

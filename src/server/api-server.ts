@@ -22,10 +22,13 @@ import { imageJson, staleness, statusJson } from "./json-forms.js";
 import {
   buildRepositoryAnswer,
   type RepositoryJsonLayout,
+  type RepositoryText,
   repositoryJsonPieces,
+  textBytes,
 } from "./repository-answer.js";
 import {
   isOversized,
+  isText,
   OVERSIZED,
   type RepositoryAnswer,
   RepositoryJsonCache,
@@ -416,7 +419,7 @@ export class ApiServer {
           res.setHeader("x-regscan-interval-seconds", intervalSeconds);
         }
         const answer = await this.#repositoryBody(name, stored, res);
-        if (Buffer.isBuffer(answer)) await sendLargeBody(res, answer);
+        if (isText(answer)) await sendPieces(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
         else {
           await this.#heavy.run(
@@ -775,14 +778,15 @@ function startJsonBody(res: ServerResponse, length: number): boolean {
 }
 
 /**
- * Sends a large JSON body a slice at a time, each after the previous one left: handing a
- * socket megabytes at once copies them into the kernel in one go, and a hundred such
- * answers at once hold up the event loop for every other request.
+ * Sends a JSON body held in pieces of about 64 KiB, each after the previous one left:
+ * handing a socket megabytes at once copies them into the kernel in one go, and a hundred
+ * such answers at once hold up the event loop for every other request.
  */
-async function sendLargeBody(res: ServerResponse, body: Buffer): Promise<void> {
-  if (!startJsonBody(res, body.length)) return;
-  for (let at = 0; at < body.length && !res.destroyed; at += LARGE_BODY_SLICE) {
-    if (!res.write(body.subarray(at, at + LARGE_BODY_SLICE))) await drained(res);
+async function sendPieces(res: ServerResponse, text: RepositoryText): Promise<void> {
+  if (!startJsonBody(res, textBytes(text))) return;
+  for (const piece of text) {
+    if (res.destroyed) break;
+    if (!res.write(piece)) await drained(res);
   }
   res.end();
 }

@@ -144,6 +144,19 @@ export interface RepositoryJsonLayout {
   slices(sliceChars?: number): Generator<string>;
 }
 
+/**
+ * An answer's whole UTF-8 text, in the pieces it was produced in (about 64 KiB each): never
+ * joined, as joining an 8 MB answer held it twice and left an 8 MB hole in the allocator.
+ */
+export type RepositoryText = readonly Buffer[];
+
+/** Bytes of an answer's text. */
+export function textBytes(text: RepositoryText): number {
+  let bytes = 0;
+  for (const piece of text) bytes += piece.length;
+  return bytes;
+}
+
 /** What {@link buildRepositoryAnswer} may hold. */
 export interface AnswerBounds {
   /** Most bytes of text held: a longer answer is not kept as text. */
@@ -176,10 +189,10 @@ export async function buildRepositoryAnswer(
   name: string,
   stream: RepositoryStream,
   bounds: AnswerBounds,
-): Promise<Buffer | RepositoryJsonLayout | undefined> {
+): Promise<RepositoryText | RepositoryJsonLayout | undefined> {
   const head = headOf(name, stream.tags);
   let text: Buffer[] | undefined = [];
-  let textBytes = 0;
+  let held = 0;
   let piece = head;
   let layout: LayoutParts | undefined = {
     tags: [],
@@ -204,9 +217,9 @@ export async function buildRepositoryAnswer(
         if (piece.length >= PIECE_CHARS) {
           const buf = Buffer.from(piece, "utf8");
           piece = "";
-          textBytes += buf.length;
+          held += buf.length;
           text.push(buf);
-          if (textBytes > bounds.maxBytes) text = undefined;
+          if (held > bounds.maxBytes) text = undefined;
         }
       }
       if (layout !== undefined) {
@@ -228,9 +241,9 @@ export async function buildRepositoryAnswer(
   }
   if (text !== undefined) {
     const last = Buffer.from(piece + END, "utf8");
-    if (textBytes + last.length <= bounds.maxBytes) {
+    if (held + last.length <= bounds.maxBytes) {
       text.push(last);
-      return Buffer.concat(text, textBytes + last.length);
+      return text;
     }
   }
   return layout && laidOut(name, head, bytes, layout);

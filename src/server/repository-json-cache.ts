@@ -7,7 +7,7 @@
  * that is too large as well, the fact that it is (each reader's body is then produced as
  * it is read).
  */
-import type { RepositoryJsonLayout } from "./repository-answer.js";
+import { type RepositoryJsonLayout, type RepositoryText, textBytes } from "./repository-answer.js";
 
 /** A body too large to hold, even as its layout. */
 export interface OversizedAnswer {
@@ -15,19 +15,24 @@ export interface OversizedAnswer {
 }
 
 /** A repository's answer: its body, its layout, or word that neither is held. */
-export type RepositoryAnswer = Buffer | RepositoryJsonLayout | OversizedAnswer;
+export type RepositoryAnswer = RepositoryText | RepositoryJsonLayout | OversizedAnswer;
 
 /** The one {@link OversizedAnswer}. */
 export const OVERSIZED: OversizedAnswer = Object.freeze({ oversized: true });
 
 /** Whether `answer` is word that it is too large to hold. */
 export function isOversized(answer: RepositoryAnswer): answer is OversizedAnswer {
-  return !Buffer.isBuffer(answer) && "oversized" in answer;
+  return !isText(answer) && "oversized" in answer;
+}
+
+/** Whether `answer` is its body itself. */
+export function isText(answer: RepositoryAnswer): answer is RepositoryText {
+  return Array.isArray(answer);
 }
 
 /** Bytes an answer keeps alive (an oversized one: its entry, roughly). */
 export function answerBytes(answer: RepositoryAnswer): number {
-  if (Buffer.isBuffer(answer)) return answer.length;
+  if (isText(answer)) return textBytes(answer);
   return isOversized(answer) ? 64 : answer.retainedBytes;
 }
 

@@ -92,6 +92,33 @@ describe("Warmer.scan", () => {
     assert.equal(await metricValue(metricsRegistry, "regscan_warmer_tags_refreshed_total"), 50);
   });
 
+  it("keeps four tag refreshes in flight while the host's budget has a queue, its burst otherwise", async () => {
+    const app = fakeRepository(APP, 120, 120);
+    app.delayMs = 2;
+    let queueDelayMs = 500;
+    const { warmer, factory } = setup({ [APP.toString()]: app }, { burst: 16 });
+    factory.hostConditions = () => ({
+      pullQuota: false,
+      saturated: queueDelayMs >= 1000,
+      utilisation: 1,
+      queueDelayMs,
+      requests: 0,
+      waitedMs: 0,
+    });
+    const [queued] = await warmer.scan([{ name: APP }]);
+    assert.equal(queued?.refreshed, 120);
+    assert.ok(factory.counts(APP.toString()).maxInFlight <= 4, "held to four");
+    // No queue (or a factory that cannot say): the whole burst.
+    const lib = fakeRepository(LIB, 120, 120);
+    lib.delayMs = 2;
+    factory.repositories.set(LIB.toString(), lib);
+    queueDelayMs = 0;
+    const [free] = await warmer.scan([{ name: LIB }]);
+    assert.equal(free?.refreshed, 120);
+    const most = factory.counts(LIB.toString()).maxInFlight;
+    assert.ok(most > 4 && most <= 16, `${most} in flight`);
+  });
+
   it("checks due tags with HEAD only, doubling unchanged intervals and halving moved ones", async () => {
     const app = fakeRepository(APP, 10, 2);
     const { warmer, factory, clock, store, metricsRegistry } = setup({ [APP.toString()]: app });

@@ -99,7 +99,7 @@ const LAYOUT_ONLY = { maxBytes: 0, maxLayoutChars: Number.POSITIVE_INFINITY };
 
 async function layoutOf(stream: RepositoryStream): Promise<RepositoryJsonLayout> {
   const built = await buildRepositoryAnswer(NAME, stream, LAYOUT_ONLY);
-  assert.ok(built && !Buffer.isBuffer(built), "a layout");
+  assert.ok(built !== undefined && "slices" in built, "a layout");
   return built;
 }
 
@@ -120,9 +120,10 @@ describe("repository JSON from a stream of images", () => {
       assert.ok(pieces.count > (tags > 100 ? 10 : 0), `${what}: pieces`);
       assert.ok(want.equals(pieces.text), `${what}: pieces`);
       const text = await buildRepositoryAnswer(NAME, sliced(meta, slice), UNBOUNDED);
-      assert.ok(Buffer.isBuffer(text) && want.equals(text), `${what}: buffer`);
+      assert.ok(Array.isArray(text) && want.equals(Buffer.concat(text)), `${what}: text`);
+      assert.ok(tags < 1_000 || (text?.length ?? 0) > 10, `${what}: text in pieces`);
       const whole = await buildRepositoryAnswer(NAME, streamOfMetadata(meta), UNBOUNDED);
-      assert.ok(Buffer.isBuffer(whole) && want.equals(whole), `${what}: streamOfMetadata`);
+      assert.ok(Array.isArray(whole) && want.equals(Buffer.concat(whole)), `${what}: whole`);
       const layout = await layoutOf(sliced(meta, slice));
       assert.equal(layout.byteLength, want.length, `${what}: layout length`);
       const laid = await joined(layout.slices(1_000));
@@ -134,7 +135,8 @@ describe("repository JSON from a stream of images", () => {
   test("an empty repository", async () => {
     const meta: RepositoryMetadata = { tags: [], images: new Map() };
     const text = await buildRepositoryAnswer(NAME, streamOfMetadata(meta), UNBOUNDED);
-    assert.equal(text?.toString(), expected(meta).toString());
+    assert.ok(Array.isArray(text));
+    assert.equal(Buffer.concat(text).toString(), expected(meta).toString());
     const layout = await layoutOf(streamOfMetadata(meta));
     assert.equal((await joined(layout.slices())).text.toString(), expected(meta).toString());
     assert.equal(layout.byteLength, expected(meta).length);
@@ -165,7 +167,7 @@ describe("repository JSON from a stream of images", () => {
       maxBytes: want.length,
       maxLayoutChars: 0,
     });
-    assert.ok(Buffer.isBuffer(exact) && want.equals(exact));
+    assert.ok(Array.isArray(exact) && want.equals(Buffer.concat(exact)));
     assert.equal(slicesRead, Math.ceil(meta.images.size / 100));
     // A tenth of the text, either way.
     const tight = { maxBytes: want.length / 10, maxLayoutChars: want.length / 10 };
@@ -177,7 +179,7 @@ describe("repository JSON from a stream of images", () => {
       maxBytes: want.length - 1,
       maxLayoutChars: want.length,
     });
-    assert.ok(laid && !Buffer.isBuffer(laid));
+    assert.ok(laid !== undefined && "slices" in laid);
     assert.ok(want.equals((await joined(laid.slices())).text));
   });
 });

@@ -158,6 +158,8 @@ export interface HostSaturation {
   utilisation: number;
   /** How long a request asked for now would wait for the budget (milliseconds). */
   queueDelayMs: number;
+  /** How long a pull asked for now would wait for the pull quota (milliseconds). */
+  pullDelayMs: number;
   /** Milliseconds all requests have waited for the budget so far. */
   waitedMs: number;
   /** Requests let through so far. */
@@ -640,6 +642,7 @@ export class RateLimiters {
         demandRps: 0,
         utilisation: 0,
         queueDelayMs: 0,
+        pullDelayMs: 0,
         waitedMs: 0,
         requests: 0,
         saturated: false,
@@ -662,6 +665,7 @@ export class RateLimiters {
       demandRps,
       utilisation: demandRps > 0 ? demandRps / rate : 0,
       queueDelayMs,
+      pullDelayMs: pullDelay,
       waitedMs: b.waitedMs,
       requests: b.requests,
       saturated: queueDelayMs >= SATURATED_QUEUE_MS || pullDelay >= SATURATED_QUEUE_MS,

@@ -6,7 +6,12 @@
 import type { OperationOptions } from "../../../src/abort.js";
 import type { ImageEntry } from "../../../src/image/info.js";
 import type { ImageName } from "../../../src/image/ref.js";
-import type { Client, ClientFactory, ManifestHead } from "../../../src/registry/client.js";
+import type {
+  Client,
+  ClientFactory,
+  HostConditions,
+  ManifestHead,
+} from "../../../src/registry/client.js";
 
 /** An error with a code, as the registry client's errors have. */
 export class CodedError extends Error {
@@ -75,6 +80,9 @@ export class FakeFactory implements ClientFactory {
   readonly platforms: unknown[] = [];
   /** Each client's `priority` option, in the order the clients were made. */
   readonly priorities: (boolean | AbortSignal | undefined)[] = [];
+
+  /** What the factory says of a host's budget (none by default: a factory that cannot say). */
+  hostConditions?: (name: ImageName) => HostConditions | undefined;
 
   constructor(readonly repositories: Map<string, FakeRepository>) {}
 
