@@ -162,14 +162,7 @@ export class Cache implements Registry {
         }
         return decorateRepository(this.#decorators, name, { tags, images });
       }
-      const buckets = await readBuckets({
-        store: this.#store,
-        keys: this.#keys,
-        name,
-        opts,
-        memo: this.#buckets,
-      });
-      const where = this.#located(record as RepositoryRecord, buckets);
+      const { buckets, where } = await this.#index(name, record as RepositoryRecord, opts);
       // The images the buckets name (excluded ones are not part of this answer), read once
       // each and resolved per bucket, so that each tag costs an array index, not a lookup.
       const resolved = await resolveBucketImages({
@@ -226,15 +219,7 @@ export class Cache implements Registry {
       // A copy: the record may be the one held for the next read.
       const tags = listedTags(name, record).slice();
       if (layout === 1) return undefined;
-      const buckets = await readBuckets({
-        store: this.#store,
-        keys: this.#keys,
-        name,
-        opts,
-        memo: this.#buckets,
-      });
-      const where = this.#located(record as RepositoryRecord, buckets);
-      return { tags, buckets, where };
+      return { tags, ...(await this.#index(name, record as RepositoryRecord, opts)) };
     });
     if (opened === undefined) {
       return streamOfMetadata(await this.getImageRepositoryMetadata(name, opts));
@@ -302,6 +287,22 @@ export class Cache implements Registry {
       }
       if (slice.length > 0) yield slice;
     }
+  }
+
+  /** The repository's index buckets (decoded ones reused) and where each listed tag is in them. */
+  async #index(
+    name: ImageName,
+    record: RepositoryRecord,
+    opts: OperationOptions | undefined,
+  ): Promise<{ buckets: BucketRead[]; where: Int32Array }> {
+    const buckets = await readBuckets({
+      store: this.#store,
+      keys: this.#keys,
+      name,
+      opts,
+      memo: this.#buckets,
+    });
+    return { buckets, where: this.#located(record, buckets) };
   }
 
   /**

@@ -569,20 +569,13 @@ export class ApiServer {
       await pieces.return(undefined);
       return;
     }
-    let turn = performance.now();
+    const writer = new PacedWriter(res);
     for (let next = first; next.done !== true; next = await pieces.next()) {
       if (res.destroyed) {
         await pieces.return(undefined);
         return;
       }
-      if (!res.write(next.value)) {
-        await drained(res);
-        turn = performance.now();
-      } else if (performance.now() - turn > 4) {
-        // A fast reader never makes the socket push back: give other requests a turn.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        turn = performance.now();
-      }
+      await writer.write(next.value);
     }
     res.end();
   }
@@ -797,19 +790,33 @@ async function sendPieces(res: ServerResponse, text: RepositoryText): Promise<vo
  */
 async function sendLayout(res: ServerResponse, layout: RepositoryJsonLayout): Promise<void> {
   if (!startJsonBody(res, layout.byteLength)) return;
-  let turn = performance.now();
+  const writer = new PacedWriter(res);
   for (const slice of layout.slices(LARGE_BODY_SLICE)) {
     if (res.destroyed) break;
-    if (!res.write(slice)) {
-      await drained(res);
-      turn = performance.now();
-    } else if (performance.now() - turn > 4) {
-      // A fast reader never makes the socket push back: give other requests a turn.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      turn = performance.now();
-    }
+    await writer.write(slice);
   }
   res.end();
+}
+
+/**
+ * Writes an answer produced as it goes: each piece once the socket took the previous ones
+ * (its `drain`), and a turn of the event loop every few milliseconds, since a fast reader
+ * never makes the socket push back and other requests must not wait for the whole answer.
+ */
+class PacedWriter {
+  #turn = performance.now();
+
+  constructor(private readonly res: ServerResponse) {}
+
+  async write(piece: string): Promise<void> {
+    if (!this.res.write(piece)) {
+      await drained(this.res);
+      this.#turn = performance.now();
+    } else if (performance.now() - this.#turn > 4) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.#turn = performance.now();
+    }
+  }
 }
 
 /** Resolves once `res` can take more (or is closed). */
