@@ -248,6 +248,22 @@ async function main(): Promise<void> {
   for (const line of distributionLines(main)) console.log(line);
   load.push(loadavg());
   const store = await redisMemory(redis.port);
+  // A replica that dies after a fill (out of heap as it ends, say) would leave the phases
+  // after it measuring a dead API: every such exit is said, and fails the summary.
+  const exits: string[] = [];
+  const noteExits = (
+    list: readonly { id: string; proc: { exited(): boolean; output(): string } }[],
+    phase: string,
+  ) => {
+    for (const r of list) {
+      if (!r.proc.exited() || exits.some((e) => e.startsWith(`${r.id} `))) continue;
+      exits.push(`${r.id} during ${phase}`);
+      console.log(
+        `  ${r.id} EXITED during ${phase}; its last output:\n${r.proc.output().slice(-1500)}`,
+      );
+    }
+  };
+  noteExits(cleanReplicas, "the fill or just after it");
 
   // Acceptance 7 on a fill of its own: Redis flushed, 3 fresh replicas, one SIGKILLed once
   // the share of tags is cached, then watched until every repository has been scanned again.
@@ -264,6 +280,10 @@ async function main(): Promise<void> {
       kill: { at: o.killReplicaAt, leaseTtlSeconds: o.leaseTtlSeconds },
     });
     killed = r.phase;
+    noteExits(
+      r.replicas.filter((x) => x.id !== r.phase.kill?.replica),
+      "the kill's fill",
+    );
     replicas = r.replicas.filter((x) => !x.proc.exited());
     console.log(
       `  ${killed.fill.complete ? "full" : "NOT full"} after ${round(killed.fill.ms / 1000)} s, watched ${killed.kill?.settleSeconds ?? 0} s more`,
@@ -290,6 +310,7 @@ async function main(): Promise<void> {
   console.log(
     `  p50 ${polling.p50Ms} ms, p99 ${polling.p99Ms} ms; ${polling.withinInterval}/${polling.measured} within the interval that scheduled the scan (${distributionText(polling)})`,
   );
+  noteExits(replicas, "staleness, polling only");
   let hooked: Awaited<ReturnType<typeof measureStaleness>> | null = null;
   if (o.webhooks) {
     console.log(
@@ -302,6 +323,7 @@ async function main(): Promise<void> {
       webhookUrl: `${api0}/v1/webhooks/distribution`,
       webhookToken: WEBHOOK_TOKEN,
     });
+    noteExits(replicas, "staleness with webhooks");
   }
   load.push(loadavg());
   const memory = replicas.map((r) => {
@@ -347,6 +369,12 @@ async function main(): Promise<void> {
   const totalSeconds = (Date.now() - benchStarted) / 1000;
 
   const targets: Target[] = [
+    {
+      figure: "replicas alive through every phase (none exited unbidden)",
+      value: exits.length === 0 ? "all" : exits.join("; "),
+      target: "no exit but the kill's",
+      pass: exits.length === 0,
+    },
     {
       figure: "simulator requests per CPU-second, during the fill",
       value: `${main.simulator.requestsPerCpuSecond} (${main.simulator.requests} requests, ${main.simulator.cpuSeconds} CPU-s incl. control API)`,
