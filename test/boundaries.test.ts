@@ -139,12 +139,13 @@ function importGraph(): {
 
 /**
  * The neutral bottom: what every layer may import (abort signals and timeouts, bounded
- * parallel work, the root error class, optional-dependency loading, bounded file reads,
- * records without undefined keys). It imports only itself.
+ * parallel work, turns of the event loop, the root error class, optional-dependency
+ * loading, bounded file reads, records without undefined keys). It imports only itself.
  */
 const BOTTOM = [
   "abort.ts",
   "bounded-parallel.ts",
+  "event-loop-turns.ts",
   "errors.ts",
   "optional-dependency.ts",
   "without-undefined.ts",

@@ -4,6 +4,7 @@
  * names them; changed buckets next; the repository record last, by the caller).
  */
 import type { Logger } from "pino";
+import { EventLoopTurns } from "../event-loop-turns.js";
 import type { ImageName } from "../image/ref.js";
 import { summarizeError } from "./error-summary.js";
 import { bucketKeys } from "./index-reader.js";
@@ -41,12 +42,6 @@ export interface IndexContext {
 /** Image keys per `getMany` when every image of an index is read (to keep them alive). */
 const IMAGE_READ_CHUNK = 1000;
 
-/**
- * Milliseconds of decoding or encoding between two turns of the event loop: the process
- * that warms also answers the API, whose reads should not wait behind a whole index.
- */
-const INDEX_TURN_MS = 4;
-
 /** One bucket to write in a {@link ScanIndex.flush}. */
 interface BucketWrite {
   n: number;
@@ -81,8 +76,8 @@ export class ScanIndex {
   readonly #dirty = new Set<number>();
   /** Listing positions: buckets are written in this order, so readers find tags by cursor. */
   #order: Map<string, number> | undefined;
-  /** When the event loop last had a turn during a flush (see {@link INDEX_TURN_MS}). */
-  #turnAt = 0;
+  /** Turns of the event loop during a flush: API reads should not wait behind a whole index. */
+  readonly #turns = new EventLoopTurns();
   /** Whether any bucket held something when the scan began. */
   readonly hadIndex: boolean;
   /** Buckets that held a value that does not decode (their tags are refetched). */
@@ -109,13 +104,10 @@ export class ScanIndex {
     let undecodable = 0;
     try {
       const got = await ctx.store.getMany(bucketKeys(ctx.keys, name), { signal });
-      let turn = performance.now();
+      const turns = new EventLoopTurns();
       for (const entry of got) {
         // Decoding a 20,000-tag index takes 15-20 ms: API reads wait for a few at most.
-        if (performance.now() - turn >= INDEX_TURN_MS) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          turn = performance.now();
-        }
+        await turns.take();
         unread.push(false);
         if (!entry) {
           buckets.push(new Map());
@@ -274,7 +266,7 @@ export class ScanIndex {
     const unmerged = await this.#mergeUnread(dirty, signal, log);
     const writes: StoreWrite[] = [];
     const written: number[] = [];
-    this.#turnAt = performance.now();
+    this.#turns.reset();
     for (const n of dirty) {
       if (unmerged.has(n)) continue;
       writes.push(await this.#bucketWrite({ n, keep, now }));
@@ -330,10 +322,7 @@ export class ScanIndex {
     const key = this.#ctx.keys.bucket(this.#name, n);
     const bucket = this.#buckets[n] as Bucket;
     // A large index's buckets take a while to encode: the API's reads get a turn every few ms.
-    if (performance.now() - this.#turnAt >= INDEX_TURN_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      this.#turnAt = performance.now();
-    }
+    await this.#turns.take();
     const kept: [string, IndexEntry][] = [];
     let expiresAt = now;
     for (const [tag, e] of bucket) {

@@ -10,6 +10,7 @@ import { Counter, Gauge, type Registry as MetricsRegistry } from "prom-client";
 import { type OperationOptions, raceAbort } from "../abort.js";
 import { CachedFetchError, ImageExcludedError, NotCachedError } from "../cache/errors.js";
 import { knownErrorCode, RegscanError } from "../errors.js";
+import { EventLoopTurns } from "../event-loop-turns.js";
 import { type ImageName, type ImageRef, parseImageName, parseImageRef } from "../image/ref.js";
 import type { Registry } from "../registry/registry.js";
 import { type RepositoryStream, streamOfMetadata } from "../registry/repository-stream.js";
@@ -804,18 +805,14 @@ async function sendLayout(res: ServerResponse, layout: RepositoryJsonLayout): Pr
  * never makes the socket push back and other requests must not wait for the whole answer.
  */
 class PacedWriter {
-  #turn = performance.now();
+  readonly #turns = new EventLoopTurns();
 
   constructor(private readonly res: ServerResponse) {}
 
   async write(piece: string): Promise<void> {
-    if (!this.res.write(piece)) {
-      await drained(this.res);
-      this.#turn = performance.now();
-    } else if (performance.now() - this.#turn > 4) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      this.#turn = performance.now();
-    }
+    if (this.res.write(piece)) return this.#turns.take();
+    await drained(this.res);
+    this.#turns.reset();
   }
 }
 

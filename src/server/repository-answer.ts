@@ -5,12 +5,10 @@
  * reader's text produced as it is read. Every tag of one image shares that image's JSON
  * after `ref`, serialised once.
  */
+import { EventLoopTurns } from "../event-loop-turns.js";
 import type { ImageInfo } from "../image/info.js";
 import type { RepositoryStream } from "../registry/repository-stream.js";
 import { imageJsonAfterRef } from "./json-forms.js";
-
-/** Milliseconds of work between two turns of the event loop while writing an answer. */
-const TURN_MS = 4;
 
 /** Characters of text handed on at once. */
 const PIECE_CHARS = 64 * 1024;
@@ -85,21 +83,6 @@ function tagText(prefix: string, tail: string): string {
   return `${prefix},${tail.slice(1)}`;
 }
 
-/** Gives the event loop a turn when the last one was more than a few milliseconds ago. */
-class Turns {
-  #last = performance.now();
-
-  async take(): Promise<void> {
-    if (performance.now() - this.#last <= TURN_MS) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    this.#last = performance.now();
-  }
-
-  reset(): void {
-    this.#last = performance.now();
-  }
-}
-
 /**
  * `repositoryJson(name, ...)` as UTF-8 text with a final newline, in pieces of about
  * `pieceChars` characters (default 64 Ki), produced as the images are read: it holds a slice
@@ -113,7 +96,7 @@ export async function* repositoryJsonPieces(
 ): AsyncGenerator<string> {
   let piece = headOf(name, stream.tags);
   const tails = new Tails();
-  const turns = new Turns();
+  const turns = new EventLoopTurns();
   let n = 0;
   for await (const slice of stream.images()) {
     for (const [tag, info] of slice) {
@@ -203,7 +186,7 @@ export async function buildRepositoryAnswer(
   };
   let bytes = Buffer.byteLength(head) + END.length;
   const tails = new Tails();
-  const turns = new Turns();
+  const turns = new EventLoopTurns();
   let n = 0;
   for await (const slice of stream.images()) {
     for (const [tag, info] of slice) {
