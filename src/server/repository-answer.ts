@@ -160,6 +160,8 @@ interface LayoutParts {
   /** Each distinct image JSON once (the one kept), and their characters. */
   distinct: Map<string, string>;
   distinctChars: number;
+  /** UTF-8 bytes of the text so far, the final `}}\n` included. */
+  bytes: number;
 }
 
 /**
@@ -183,8 +185,8 @@ export async function buildRepositoryAnswer(
     refs: new Map(),
     distinct: new Map(),
     distinctChars: 0,
+    bytes: Buffer.byteLength(head) + END.length,
   };
-  let bytes = Buffer.byteLength(head) + END.length;
   const tails = new Tails();
   const turns = new EventLoopTurns();
   let n = 0;
@@ -193,8 +195,6 @@ export async function buildRepositoryAnswer(
       const tail = tails.of(info);
       const ref = info.ref.toString();
       const prefix = tagPrefix(n, tag, ref);
-      // The tail's `{` becomes a `,`: the same number of bytes.
-      bytes += Buffer.byteLength(prefix) + tail.bytes;
       if (text !== undefined) {
         piece += tagText(prefix, tail.text);
         if (piece.length >= PIECE_CHARS) {
@@ -212,6 +212,8 @@ export async function buildRepositoryAnswer(
           layout.distinct.set(kept, kept);
           layout.distinctChars += kept.length;
         }
+        // The tail's `{` becomes a `,`: the same number of bytes.
+        layout.bytes += Buffer.byteLength(prefix) + tail.bytes;
         if (ref !== `${name}:${tag}`) layout.refs.set(n, ref);
         layout.tags.push(tag);
         layout.tails.push(kept);
@@ -229,18 +231,17 @@ export async function buildRepositoryAnswer(
       return text;
     }
   }
-  return layout && laidOut(name, head, bytes, layout);
+  return layout && laidOut(name, head, layout);
 }
 
 function laidOut(
   name: string,
   head: string,
-  byteLength: number,
-  { tags, tails, refs, distinctChars }: LayoutParts,
+  { tags, tails, refs, distinctChars, bytes }: LayoutParts,
 ): RepositoryJsonLayout {
   const count = tags.length;
   return {
-    byteLength,
+    byteLength: bytes,
     retainedBytes: head.length + 16 * count + 64 * refs.size + distinctChars,
     *slices(sliceChars = PIECE_CHARS) {
       yield head;
