@@ -152,10 +152,18 @@ describe("LoopBrake", () => {
     const busy = brake.look();
     assert.ok(brake.busy >= 0.8, `utilization ${brake.busy}`);
     assert.equal(busy.hold, true);
-    // Waiting on a timer leaves the loop idle.
-    await sleep(150);
-    const idle = brake.look();
-    assert.ok(brake.busy < 0.8, `utilization ${brake.busy}`);
+    // Waiting on a timer leaves the loop idle. A shared CI machine can stall one window (a
+    // collection, a descheduled thread), so the brake gets a few windows to measure it; one
+    // that always reports busy still fails.
+    const seen: number[] = [];
+    let idle = brake.look();
+    for (let attempt = 0; attempt < 8; attempt++) {
+      await sleep(150);
+      idle = brake.look();
+      seen.push(brake.busy);
+      if (brake.busy < 0.8) break;
+    }
+    assert.ok(brake.busy < 0.8, `utilization of each window: ${seen.join(", ")}`);
     assert.equal(idle.hold, false);
   });
 });
