@@ -67,6 +67,11 @@ export interface RemoteClientFactoryOptions {
   requestTimeoutMs?: number | undefined;
   /** Total deadline of one whole tag listing, every page included (default 5 minutes). */
   tagListTimeoutMs?: number | undefined;
+  /**
+   * Bytes of manifests, and again of config blobs, each client keeps decoded so that tags
+   * sharing them fetch them once (counted as their bodies' lengths; default 256 KiB).
+   */
+  maxCachedDigestBytes?: number | undefined;
   /** Environment for proxies and NODE_EXTRA_CA_CERTS (default `process.env`). */
   env?: NodeJS.ProcessEnv | undefined;
   /**
@@ -162,6 +167,7 @@ export class RemoteClientFactory implements ClientFactory {
       tagPageSize: this.#opts.tagPageSize ?? 1000,
       tagPageCaps: this.#tagPageCaps,
       tagListTimeoutMs: this.#opts.tagListTimeoutMs,
+      maxCachedDigestBytes: this.#opts.maxCachedDigestBytes,
       onInvalidTags: (report) => this.#invalidTags(report),
     });
   }

@@ -339,6 +339,31 @@ describe("request counts", () => {
     assert.equal(configGets(), 2, "a new client fetches it again");
   });
 
+  test("what a client keeps by digest is bounded by the bytes it was decoded from", async () => {
+    const fx = fixture("htpasswd");
+    const name = parseImageName(`${fx.reg.host}/app`);
+    const configGets = (digest: string) =>
+      fx.reg.requests().filter((r) => r.path.endsWith(`/blobs/${digest}`)).length;
+    const s2 = fx.schema2.config;
+    const oci = fx.oci.config;
+    // Room for either config, not both: the older goes when the newer comes.
+    const one = factory(fx, { maxCachedDigestBytes: Math.max(s2.size, oci.size) });
+    let client = one.clientFor(name, fx.creds);
+    fx.reg.resetRequests();
+    await client.manifest("s2");
+    await client.manifest("s2-again");
+    assert.equal(configGets(s2.digest), 1, "kept while it fits");
+    await client.manifest("oci");
+    await client.manifest("s2");
+    assert.equal(configGets(s2.digest), 2, "evicted by the next config");
+    // Smaller than any config: nothing is kept, every tag fetches it.
+    client = factory(fx, { maxCachedDigestBytes: 1 }).clientFor(name, fx.creds);
+    fx.reg.resetRequests();
+    await client.manifest("s2");
+    await client.manifest("s2-again");
+    assert.equal(configGets(s2.digest), 2);
+  });
+
   test("listing N tags costs one request per page, following Link to the end", async () => {
     const fx = fixture("anonymous");
     const b = new ImageBuilder(fx.reg);
