@@ -25,7 +25,7 @@ import {
   UnknownDigestError,
   UnknownTagError,
 } from "./errors.js";
-import { DEFAULT_IMAGE_CACHE_BYTES, ImageLru } from "./image-lru.js";
+import { DEFAULT_IMAGE_CACHE_BYTES, IMAGE_HEAP_PER_ENCODED_BYTE, ImageLru } from "./image-lru.js";
 import {
   type BucketRead,
   DecodedMemo,
@@ -77,9 +77,9 @@ export interface CacheOptions {
   /** Store reads in flight for one answer, each of up to 1,000 tag records (default 2). */
   readConcurrency?: number;
   /**
-   * Decoded image records kept in this process (they never change), bounded by their
-   * encoded size: default 8 MiB; 0 keeps none. A quarter of it again bounds the decoded index
-   * buckets kept (by their encoded size too).
+   * Heap for the decoded image records kept in this process (they never change), counted
+   * as twice their encoded size (measured): default 12 MiB; 0 keeps none. A quarter of it
+   * again is for the decoded index buckets kept.
    */
   imageCacheBytes?: number;
 }
@@ -109,6 +109,9 @@ export interface CachedTag {
  */
 const RECORDS_MEMO_BYTES = 1024 * 1024;
 
+/** Heap a decoded index bucket takes per byte of its encoding: 4.7 MB for 2 MiB, measured. */
+const BUCKET_HEAP_PER_ENCODED_BYTE = 2.35;
+
 export class Cache implements Registry {
   readonly #store: Store;
   readonly #keys: Keys;
@@ -117,7 +120,7 @@ export class Cache implements Registry {
   readonly #logger: Logger;
   readonly #readConcurrency: number;
   readonly #images: ImageLru;
-  /** Buckets decoded before, reused while their bytes are unchanged (a quarter of the image bound). */
+  /** Buckets decoded before, reused while their bytes are unchanged (a quarter of the image heap). */
   readonly #buckets: DecodedMemo<RawBucket>;
   /** Repository records decoded before (shared: never handed out without copying `tags`). */
   readonly #records = new DecodedMemo<RepositoryRecord>(RECORDS_MEMO_BYTES);
@@ -142,8 +145,10 @@ export class Cache implements Registry {
     this.#duration = cacheRequestDuration(opts.metricsRegistry);
     this.#logger = opts.logger ?? pino({ level: "silent" });
     this.#readConcurrency = Math.max(1, opts.readConcurrency ?? DEFAULT_READ_CHUNKS_IN_FLIGHT);
-    this.#images = new ImageLru(opts.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES);
-    this.#buckets = new DecodedMemo((opts.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES) / 4);
+    const heap = opts.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES;
+    // Both count encoded bytes, known at once, where heap would take a walk per record.
+    this.#images = new ImageLru(heap / IMAGE_HEAP_PER_ENCODED_BYTE);
+    this.#buckets = new DecodedMemo(heap / 4 / BUCKET_HEAP_PER_ENCODED_BYTE);
   }
 
   /**
