@@ -4,7 +4,7 @@
  * bench ends (Redis is test/support/redis.ts's) (test/support/processes, which also sets PR_SET_PDEATHSIG).
  */
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../test/support/ports.js";
@@ -198,12 +198,27 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
         ready: { tcp: { host: "127.0.0.1", port } },
         readyTimeoutMs: 60_000,
       });
+      keepLog(proc, id);
       return { id, proc, url: `http://127.0.0.1:${port}` };
     } catch (err) {
       last = err;
     }
   }
   throw last;
+}
+
+/**
+ * With REGSCAN_SCALE_LOG_DIR set, everything a replica writes also goes to `DIR/ID.log`: the
+ * bench keeps only the last 64 KiB of it, printed when a replica dies, and a long run's
+ * stalls are read from the whole log afterwards.
+ */
+function keepLog(proc: ManagedProcess, id: string): void {
+  const dir = process.env.REGSCAN_SCALE_LOG_DIR;
+  if (dir === undefined || dir === "") return;
+  const file = createWriteStream(join(dir, `${id}.log`), { flags: "a" });
+  proc.child.stdout?.pipe(file, { end: false });
+  proc.child.stderr?.pipe(file, { end: false });
+  proc.child.once("exit", () => file.end());
 }
 
 /** Peak and current resident memory of a process, bytes (from /proc). */
