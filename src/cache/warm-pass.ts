@@ -96,9 +96,10 @@ export async function warmRepository(
   const result = emptyScanResult(job.name.toString(), new Date(ctx.now()));
   const log = ctx.logger.child({ repository: result.repository });
   const controller = new AbortController();
-  // Every request in flight listens on this signal: `burst` registry requests and up to four
-  // times `storeConcurrency` store writes (scan-index.ts) are expected, not a leak.
-  setMaxListeners(ctx.burst + 4 * ctx.storeConcurrency + 16, controller.signal);
+  // Every request in flight listens on this signal: `burst` tag refreshes, each twice at most
+  // (the manifest load it shares and its request, queued or sent), and up to four times
+  // `storeConcurrency` store writes (scan-index.ts) are expected, not a leak (150 warned).
+  setMaxListeners(2 * ctx.burst + 4 * ctx.storeConcurrency + 16, controller.signal);
   const onAbort = () => controller.abort(job.signal.reason);
   if (job.signal.aborted) onAbort();
   job.signal.addEventListener("abort", onAbort, { once: true });

@@ -7,6 +7,7 @@
  * and the pull headroom, are scaled by it.
  */
 
+import { setMaxListeners } from "node:events";
 import { abortableSleep, eitherSignal, type OperationOptions, raceAbort } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { TooManyRequestsError } from "../errors.js";
@@ -261,7 +262,7 @@ export class RateLimiters {
         rate: topRate(budget),
         tokens: budget.burst * this.#shareFor(key),
         queue: [],
-        wake: new AbortController(),
+        wake: wakeController(),
         last: this.#clock.now(),
         backedOffAt: undefined,
         pausedUntil: 0,
@@ -317,7 +318,7 @@ export class RateLimiters {
   /** The rate or share changed: waiters work out their turn again. */
   #wake(b: HostBucket): void {
     const woken = b.wake;
-    b.wake = new AbortController();
+    b.wake = wakeController();
     woken.abort();
   }
 
@@ -729,4 +730,14 @@ function positive(value: number | undefined, fallback: number, name: string): nu
     );
   }
   return value;
+}
+
+/**
+ * A host's wake signal: every waiter in its queue naps on it, hundreds at a time under a
+ * budget, so it has no listener bound (Node warned of a leak past 10).
+ */
+function wakeController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

@@ -117,6 +117,34 @@ describe("RateLimiters", () => {
     assert.equal(getEventListeners(ac.signal, "abort").length, 0);
   });
 
+  it("hundreds of waiters on one host raise no listener-leak warning", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 100, burst: 1, clock });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => {
+      if (w.name === "MaxListenersExceededWarning") warnings.push(w.message);
+    };
+    process.on("warning", onWarning);
+    try {
+      // Each waiter naps on the host's wake signal and its own (one per request).
+      const done: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const own = new AbortController();
+        void limiters.wait(HOST, { signal: own.signal }).then(() => done.push(i));
+      }
+      await settle();
+      limiters.setShare(0.5); // wakes them all: each naps on the new wake signal
+      await settle();
+      await clock.advance(10_000);
+      assert.equal(done.length, 300);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings, []);
+  });
+
   it("a waiter that gives up brings those behind it a turn nearer", async () => {
     const clock = new FakeClock();
     const t0 = clock.now();
