@@ -78,7 +78,7 @@ export interface CacheOptions {
   readConcurrency?: number;
   /**
    * Heap for the decoded image records kept in this process (they never change), counted
-   * as twice their encoded size (measured): default 12 MiB; 0 keeps none. A quarter of it
+   * as twice their encoded size (measured): default 8 MiB; 0 keeps none. A quarter of it
    * again is for the decoded index buckets kept.
    */
   imageCacheBytes?: number;
