@@ -65,14 +65,18 @@ interface HostState {
 export type StretchListener = (host: string, factor: number) => void;
 
 /**
- * What the replicas sharing a store tell each other of their stretches (the daemon's replica
- * census carries it in its record).
+ * What the replicas sharing a store tell each other of their stretches and of the hosts they
+ * still fill (the daemon's replica census carries it in its record).
  */
 export interface StretchPeers {
   /** This replica's own factor for `host` (lower case), at each change. */
   publish(host: string, factor: number): void;
   /** The largest factor another live replica has for `host` now; 1 when none stretches it. */
   factorOf(host: string): number;
+  /** Whether this replica still fills `host` (lower case): told at each change. */
+  publishFilling?(host: string, filling: boolean): void;
+  /** Whether another live replica still fills `host` now. */
+  fillingElsewhere?(host: string): boolean;
 }
 
 /** What a {@link BudgetStretch} reads the budgets from and whom it tells. */

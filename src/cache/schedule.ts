@@ -99,6 +99,8 @@ export interface ScheduleOptions {
    * passes part of the lease TTL, the slack each repository's bound leaves.
    */
   lateAfterMs?: number | undefined;
+  /** Told when a host's cold work starts or ends ({@link Schedule.hasColdWork} changes). */
+  onColdChange?: ((host: string, cold: boolean) => void) | undefined;
 }
 
 interface Entry {
@@ -131,6 +133,7 @@ export class Schedule {
   readonly #perHost: number;
   readonly #latePerHost: number;
   readonly #lateAfterMs: number;
+  readonly #onColdChange: ((host: string, cold: boolean) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
   /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
   readonly #cold = new Map<string, number>();
@@ -146,6 +149,7 @@ export class Schedule {
       Math.floor(opts.latePerHostConcurrency ?? 2 * this.#perHost),
     );
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
+    this.#onColdChange = opts.onColdChange;
   }
 
   /** Number of repositories taken and not yet done (updated before any waiter wakes). */
@@ -318,9 +322,11 @@ export class Schedule {
   }
 
   #countCold(host: string, delta: number): void {
-    const n = (this.#cold.get(host) ?? 0) + delta;
+    const before = this.#cold.get(host) ?? 0;
+    const n = before + delta;
     if (n > 0) this.#cold.set(host, n);
     else this.#cold.delete(host);
+    if (before > 0 !== n > 0) this.#onColdChange?.(host, n > 0);
   }
 
   /** When `name` falls due (minus infinity: never scanned); undefined when not scheduled. */

@@ -227,6 +227,8 @@ export class Warmer {
   readonly #status = new Map<string, RepositoryStatus>();
   readonly #paces = new Map<string, RepositoryPace>();
   readonly #stretch: BudgetStretch;
+  /** The other replicas' stretches and fills (the daemon's census), when shared. */
+  readonly #peers: StretchPeers | undefined;
   /** Holds regular scans back while the event loop is busy (undefined: never). */
   readonly #brake: LoopBrake | undefined;
   #creds: ImageCreds = new Map();
@@ -251,7 +253,9 @@ export class Warmer {
       // of the lane they start in (see #dispatch), the rest left to other hosts' late ones.
       latePerHostConcurrency: Math.max(2 * perHost, this.#concurrency),
       lateAfterMs: (opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) * LEASE_SLACK_FRACTION,
+      onColdChange: (host, cold) => opts.stretchPeers?.publishFilling?.(host, cold),
     });
+    this.#peers = opts.stretchPeers;
     const logger = opts.logger ?? pino({ level: "silent" });
     const burst = Math.max(1, opts.burst ?? DEFAULT_BURST);
     const keys = opts.keys ?? new Keys();
@@ -537,7 +541,7 @@ export class Warmer {
         // Not while the host's cold fill goes on: a rescan's HEAD of every tag would spend
         // the budget the fill needs (bench:scale: the fill took 5x its budget-bound minimum,
         // every host's interval stretched 2-8x by polling); the listing still finds new tags.
-        pollTags: (this.#opts.pollTags ?? true) && !this.#schedule.hasColdWork(item.host),
+        pollTags: (this.#opts.pollTags ?? true) && !this.#filling(item.host),
         signal,
       });
     } finally {
@@ -702,8 +706,18 @@ export class Warmer {
    */
   #stretched(name: ImageName, intervalMs: number): number {
     if (!this.#running) return 1;
-    const hold = this.#schedule.hasColdWork(name.apiHost.toLowerCase());
+    const hold = this.#filling(name.apiHost.toLowerCase());
     return this.#stretch.observe(name, { hold, intervalMs });
+  }
+
+  /**
+   * Whether `host`'s cold fill goes on, here or at another replica: its rescans then poll no
+   * kept tag, and its intervals are not stretched. A replica whose own part of a host's fill
+   * is done while another's goes on (a huge repository's first scan, minutes long) would
+   * otherwise poll every tag it keeps there, with the budget shares that fill needs.
+   */
+  #filling(host: string): boolean {
+    return this.#schedule.hasColdWork(host) || (this.#peers?.fillingElsewhere?.(host) ?? false);
   }
 
   #paceOf(repository: string): RepositoryPace {

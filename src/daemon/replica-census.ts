@@ -110,6 +110,8 @@ interface Member {
   hosts?: Record<string, HostEntry>;
   /** Hosts whose intervals it stretches, and by what factor (none: 1). */
   x?: Record<string, number>;
+  /** Hosts it still fills (their cold work goes on there). */
+  f?: string[];
 }
 
 interface Seen {
@@ -118,6 +120,7 @@ interface Seen {
   left: boolean;
   hosts: Record<string, HostEntry>;
   stretches: Record<string, number>;
+  filling: string[];
   /** When this replica saw the heartbeat move (its own clock). */
   changedAt: number;
 }
@@ -133,7 +136,7 @@ function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
     const members = (parsed as { members?: unknown } | null)?.members;
     if (typeof members !== "object" || members === null) return out;
     for (const [owner, m] of Object.entries(members as Record<string, unknown>)) {
-      const { seq, share, left, hosts, x } = (m ?? {}) as Record<string, unknown>;
+      const { seq, share, left, hosts, x, f } = (m ?? {}) as Record<string, unknown>;
       if (typeof seq !== "number" || !Number.isFinite(seq)) continue;
       if (typeof share !== "number" || !isShare(share)) continue;
       const member: Member = { seq, share };
@@ -146,6 +149,8 @@ function decodeMembers(bytes: Uint8Array | undefined): Map<string, Member> {
       // Stretches that do not decode are only advice lost: the member's shares still count.
       const stretches = decodeStretches(x);
       if (stretches !== undefined && Object.keys(stretches).length > 0) member.x = stretches;
+      const filling = decodeHostList(f);
+      if (filling.length > 0) member.f = filling;
       out.set(owner, member);
     }
   } catch {
@@ -171,6 +176,12 @@ function decodeHosts(raw: unknown): Record<string, HostEntry> | undefined {
   return out;
 }
 
+/** A member's hosts it still fills; nothing when the list is malformed (only advice lost). */
+function decodeHostList(raw: unknown): string[] {
+  if (!Array.isArray(raw) || !raw.every((h) => typeof h === "string")) return [];
+  return raw as string[];
+}
+
 /** A member's stretch factors (1 to MAX_STRETCH each); undefined when any is malformed. */
 function decodeStretches(raw: unknown): Record<string, number> | undefined {
   if (raw === undefined) return {};
@@ -184,9 +195,10 @@ function decodeStretches(raw: unknown): Record<string, number> | undefined {
 }
 
 /**
- * The replicas' interval stretches (`StretchPeers`, given to the warmer): this replica's own
- * factors, which the census writes with each heartbeat, and the largest factor of each host
- * among the live others, which it reads back at each heartbeat. So the replicas apply one
+ * The replicas' interval stretches and fills (`StretchPeers`, given to the warmer): this
+ * replica's own factors and the hosts it still fills, which the census writes with each
+ * heartbeat, and the largest factor of each host among the live others, and the hosts they
+ * fill, which it reads back at each heartbeat. So the replicas apply one
  * interval to a host's repositories, within a heartbeat of a change, rather than each its own
  * (in bench:scale they disagreed by up to 4x, and a change was judged late by one replica's
  * interval while another's scheduled its scan).
@@ -194,6 +206,8 @@ function decodeStretches(raw: unknown): Record<string, number> | undefined {
 export class StretchBoard implements StretchPeers {
   readonly #own = new Map<string, number>();
   #peers: ReadonlyMap<string, number> = new Map();
+  readonly #ownFilling = new Set<string>();
+  #peersFilling: ReadonlySet<string> = new Set();
 
   publish(host: string, factor: number): void {
     if (factor > 1) this.#own.set(host, factor);
@@ -204,20 +218,39 @@ export class StretchBoard implements StretchPeers {
     return this.#peers.get(host) ?? 1;
   }
 
+  publishFilling(host: string, filling: boolean): void {
+    if (filling) this.#ownFilling.add(host);
+    else this.#ownFilling.delete(host);
+  }
+
+  fillingElsewhere(host: string): boolean {
+    return this.#peersFilling.has(host);
+  }
+
   /** This replica's own factors above 1 (what the census writes). */
   own(): Record<string, number> | undefined {
     return this.#own.size > 0 ? Object.fromEntries(this.#own) : undefined;
   }
 
-  /** Takes the live others' factors: the largest per host. */
-  takePeers(others: readonly { stretches: Record<string, number> }[]): void {
+  /** The hosts this replica still fills (what the census writes). */
+  ownFilling(): string[] | undefined {
+    return this.#ownFilling.size > 0 ? [...this.#ownFilling] : undefined;
+  }
+
+  /** Takes the live others' factors (the largest per host) and the hosts they still fill. */
+  takePeers(
+    others: readonly { stretches: Record<string, number>; filling?: readonly string[] }[],
+  ): void {
     const peers = new Map<string, number>();
+    const filling = new Set<string>();
     for (const o of others) {
       for (const [host, f] of Object.entries(o.stretches)) {
         peers.set(host, Math.max(f, peers.get(host) ?? 1));
       }
+      for (const host of o.filling ?? []) filling.add(host);
     }
     this.#peers = peers;
+    this.#peersFilling = filling;
   }
 }
 
@@ -446,6 +479,8 @@ export class ReplicaCensus {
       if (leaving) mine.left = true;
       const stretches = leaving ? undefined : this.#stretches?.own();
       if (stretches) mine.x = stretches;
+      const filling = leaving ? undefined : this.#stretches?.ownFilling();
+      if (filling) mine.f = filling;
       if (hostShares.size > 0) {
         mine.hosts = {};
         for (const [host, s] of hostShares) {
@@ -491,6 +526,7 @@ export class ReplicaCensus {
           left,
           hosts: m.hosts ?? {},
           stretches: m.x ?? {},
+          filling: m.f ?? [],
           changedAt: now,
         });
       }

@@ -65,6 +65,24 @@ describe("Schedule", () => {
     assert.equal(s.hasColdWork("c"), false, "an unknown host");
   });
 
+  it("tells when a host's cold work starts and ends, once each", () => {
+    const changes: string[] = [];
+    const s = new Schedule({
+      hostOf: (name) => name.split("/")[0] ?? "",
+      perHostConcurrency: 8,
+      onColdChange: (host, cold) => changes.push(`${host} ${cold}`),
+    });
+    s.sync(["a/1", "a/2", "b/1"]);
+    assert.deepEqual(changes, ["a true", "b true"]);
+    takeAll(s, T0);
+    s.done("a/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.done("b/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.done("a/2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.deepEqual(changes, ["a true", "b true", "b false", "a false"]);
+    s.sync(["a/1", "a/2", "b/1", "b/2"]);
+    assert.deepEqual(changes.slice(4), ["b true"], "a new repository of b is cold work");
+  });
+
   it("a repository whose first scan another warmer holds stays cold work until one ends", () => {
     const s = schedule(1);
     s.sync(["a/1", "a/2"]);

@@ -10,6 +10,7 @@ import { Registry as MetricsRegistry } from "prom-client";
 import { everyPersonality } from "../../bench/sim/fleets.js";
 import { Simulator } from "../../bench/sim/simulator.js";
 import type { Counts } from "../../bench/sim/stats.js";
+import type { StretchPeers } from "../../src/cache/budget-stretch.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
 import type { RepositoryScanResult, TagEvent } from "../../src/cache/warmer-types.js";
@@ -175,5 +176,71 @@ describe("Warmer polling against the simulator", () => {
     // Only tags whose last check failed or was cut by the stop are retried.
     assert.ok(once.manifestHead < tags / 10, "the tags' own deadlines are an hour away");
     await factory.close();
+  });
+
+  it("polls no kept tag of a host another replica still fills, and tells when its own fills end", async () => {
+    const [filled, polled] = ["quay", "distribution3"].map((n) => {
+      const r = sim.registries.find((x) => x.name === n);
+      if (!r) throw new Error(`no ${n} registry`);
+      return r;
+    }) as [Simulator["registries"][number], Simulator["registries"][number]];
+    const heads = (r: typeof filled) => r.stats.totals.manifestHead;
+    const tagsOf = (r: typeof filled) =>
+      r.content.repositories().reduce((m, repo) => m + r.content.tagCount(repo), 0);
+    const told: string[] = [];
+    // The census's part: another replica still fills `filled`'s host, none fills the other.
+    const peers: StretchPeers = {
+      publish: () => {},
+      factorOf: () => 1,
+      publishFilling: (host, filling) => told.push(`${host} ${filling}`),
+      fillingElsewhere: (host) => host === filled.host.toLowerCase(),
+    };
+    const factory = new RemoteClientFactory({ insecureHosts: sim.registries.map((r) => r.host) });
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      lookup: () => new Map(names.map((n) => [n.toString(), Credentials.none()])),
+      intervalMs: 60_000,
+      repositoryOptions: () => ({ intervalMs: INTERVAL_MS }),
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+      stretchPeers: peers,
+    });
+    const scanned = new Set<string>();
+    warmer.onScan((r) => {
+      if (r.outcome === "scanned") scanned.add(r.repository);
+    });
+    const stop = new AbortController();
+    const running = warmer.start(stop.signal);
+    try {
+      await waitFor(() => scanned.size === names.length, {
+        what: "a first scan of every repository",
+        timeoutMs: 60_000,
+        intervalMs: 20,
+      });
+      for (const r of [filled, polled]) {
+        const host = r.host.toLowerCase();
+        assert.deepEqual(
+          told.filter((t) => t.startsWith(`${host} `)),
+          [`${host} true`, `${host} false`],
+          "its own fill of each host began, then ended",
+        );
+      }
+      const from = { filled: heads(filled), polled: heads(polled) };
+      await waitFor(() => heads(polled) - from.polled >= 2 * tagsOf(polled), {
+        what: "every kept tag of the other host checked twice",
+        timeoutMs: 60_000,
+        intervalMs: 20,
+      });
+      const filledHeads = heads(filled) - from.filled;
+      assert.ok(
+        filledHeads < tagsOf(filled) / 10,
+        `the host another replica fills is not polled (${filledHeads} HEADs for ${tagsOf(filled)} tags, while the other's were checked twice)`,
+      );
+    } finally {
+      stop.abort();
+      await running;
+      await factory.close();
+    }
   });
 });

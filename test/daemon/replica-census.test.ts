@@ -286,6 +286,44 @@ describe("ReplicaCensus: the replicas' interval stretches", () => {
     }
   });
 
+  it("each replica knows which hosts the live others still fill; a replica that leaves stops filling", async () => {
+    const store = new MemoryStore();
+    const fleet = new Fleet(nextPrefix());
+    const boards = [new StretchBoard(), new StretchBoard(), new StretchBoard()] as const;
+    const [a, b, c] = ["a", "b", "c"].map((owner, i) =>
+      fleet.add({ store, owner, heartbeatMs: 60_000, stretches: boards[i] }),
+    ) as [ReplicaCensus, ReplicaCensus, ReplicaCensus];
+    const beatAll = async () => {
+      for (const m of [a, b, c]) await m.beat();
+    };
+    const elsewhere = (host: string) => boards.map((board) => board.fillingElsewhere(host));
+    try {
+      await beatAll();
+      assert.deepEqual(elsewhere("ghcr.test"), [false, false, false]);
+      boards[1].publishFilling("ghcr.test", true);
+      boards[2].publishFilling("quay.test", true);
+      await beatAll();
+      await beatAll();
+      // Its own fill is not "elsewhere": the warmer asks its schedule for that.
+      assert.deepEqual(elsewhere("ghcr.test"), [true, false, true]);
+      assert.deepEqual(elsewhere("quay.test"), [true, true, false]);
+      boards[2].publishFilling("quay.test", false);
+      await beatAll(); // c writes last: the others read it at their next heartbeat
+      await beatAll();
+      assert.deepEqual(elsewhere("quay.test"), [false, false, false], "that fill is over");
+      await b.stop();
+      await beatAll();
+      assert.deepEqual(
+        [boards[0].fillingElsewhere("ghcr.test"), boards[2].fillingElsewhere("ghcr.test")],
+        [false, false],
+        "a replica gone fills nothing",
+      );
+    } finally {
+      await fleet.stop();
+      await store.close();
+    }
+  });
+
   it("a record's stretches that do not decode are ignored; the member's shares still count", async () => {
     const store = new MemoryStore();
     const prefix = nextPrefix();
