@@ -69,18 +69,28 @@ function minus(a: Totals, b: Totals): Totals {
   };
 }
 
+/** A warmer of every simulated repository, each with a 1 s interval, never stretched. */
+function pollingWarmer(stretchPeers?: StretchPeers): {
+  factory: RemoteClientFactory;
+  warmer: Warmer;
+} {
+  const factory = new RemoteClientFactory({ insecureHosts: sim.registries.map((r) => r.host) });
+  const warmer = new Warmer({
+    store: new MemoryStore(),
+    factory,
+    lookup: () => new Map(names.map((n) => [n.toString(), Credentials.none()])),
+    intervalMs: 60_000,
+    repositoryOptions: () => ({ intervalMs: INTERVAL_MS }),
+    maxIntervalFactor: 1,
+    metricsRegistry: new MetricsRegistry(),
+    stretchPeers,
+  });
+  return { factory, warmer };
+}
+
 describe("Warmer polling against the simulator", () => {
   it("sees moved tags within about one interval, for one HEAD per tag per interval", async (t) => {
-    const factory = new RemoteClientFactory({ insecureHosts: sim.registries.map((r) => r.host) });
-    const warmer = new Warmer({
-      store: new MemoryStore(),
-      factory,
-      lookup: () => new Map(names.map((n) => [n.toString(), Credentials.none()])),
-      intervalMs: 60_000,
-      repositoryOptions: () => ({ intervalMs: INTERVAL_MS }),
-      maxIntervalFactor: 1,
-      metricsRegistry: new MetricsRegistry(),
-    });
+    const { factory, warmer } = pollingWarmer();
     const scans: RepositoryScanResult[] = [];
     warmer.onScan((r) => scans.push(r));
     const events: TagEvent[] = [];
@@ -195,17 +205,7 @@ describe("Warmer polling against the simulator", () => {
       publishFilling: (host, filling) => told.push(`${host} ${filling}`),
       fillingElsewhere: (host) => host === filled.host.toLowerCase(),
     };
-    const factory = new RemoteClientFactory({ insecureHosts: sim.registries.map((r) => r.host) });
-    const warmer = new Warmer({
-      store: new MemoryStore(),
-      factory,
-      lookup: () => new Map(names.map((n) => [n.toString(), Credentials.none()])),
-      intervalMs: 60_000,
-      repositoryOptions: () => ({ intervalMs: INTERVAL_MS }),
-      maxIntervalFactor: 1,
-      metricsRegistry: new MetricsRegistry(),
-      stretchPeers: peers,
-    });
+    const { factory, warmer } = pollingWarmer(peers);
     const scanned = new Set<string>();
     warmer.onScan((r) => {
       if (r.outcome === "scanned") scanned.add(r.repository);

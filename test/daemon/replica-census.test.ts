@@ -248,7 +248,8 @@ describe("ReplicaCensus on the memory store", () => {
 });
 
 describe("ReplicaCensus: the replicas' interval stretches", () => {
-  it("each replica applies the largest factor a live replica has for a host; a replica that leaves takes its own with it", async () => {
+  /** Three replicas a, b and c on one store, each with its board, beating by hand. */
+  function boardedFleet() {
     const store = new MemoryStore();
     const fleet = new Fleet(nextPrefix());
     const boards = [new StretchBoard(), new StretchBoard(), new StretchBoard()] as const;
@@ -258,6 +259,11 @@ describe("ReplicaCensus: the replicas' interval stretches", () => {
     const beatAll = async () => {
       for (const m of [a, b, c]) await m.beat();
     };
+    return { store, fleet, boards, b, beatAll };
+  }
+
+  it("each replica applies the largest factor a live replica has for a host; a replica that leaves takes its own with it", async () => {
+    const { store, fleet, boards, b, beatAll } = boardedFleet();
     const factors = (host: string) => boards.map((board) => board.factorOf(host));
     try {
       await beatAll();
@@ -287,15 +293,7 @@ describe("ReplicaCensus: the replicas' interval stretches", () => {
   });
 
   it("each replica knows which hosts the live others still fill; a replica that leaves stops filling", async () => {
-    const store = new MemoryStore();
-    const fleet = new Fleet(nextPrefix());
-    const boards = [new StretchBoard(), new StretchBoard(), new StretchBoard()] as const;
-    const [a, b, c] = ["a", "b", "c"].map((owner, i) =>
-      fleet.add({ store, owner, heartbeatMs: 60_000, stretches: boards[i] }),
-    ) as [ReplicaCensus, ReplicaCensus, ReplicaCensus];
-    const beatAll = async () => {
-      for (const m of [a, b, c]) await m.beat();
-    };
+    const { store, fleet, boards, b, beatAll } = boardedFleet();
     const elsewhere = (host: string) => boards.map((board) => board.fillingElsewhere(host));
     try {
       await beatAll();
