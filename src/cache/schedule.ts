@@ -22,14 +22,14 @@
  * budget was saturated: eight times their lateness before its turn, well past its bound.
  *
  * A late repository also starts on a host already at its cap (up to `latePerHostConcurrency`:
- * the warmer's number of workers), the warmer starts it even when every worker is busy (up
- * to twice their number, as priority requests), and its listing goes ahead of other scans'
- * requests at the host's rate limiter: the cap bounds how many of a host's scans wait on its
- * rate limiter at once, and
- * at a saturated budget a small repository's scan takes seconds of waits there, so four
- * slots held by a huge repository's polling scan and three small ones let a burst of
- * repositories falling due together (a fill's scans, all rescanned an interval later) queue
- * for their turn for longer than the slack (test:scale with a lease TTL of 5 s: 7-9 s late
+ * the warmer's number of workers), the warmer starts it even when every worker is busy (in
+ * an urgent lane of as many again, with priority requests; its regular lane is bounded
+ * apart, see `urgentInFlight`), and its listing goes ahead of other scans' requests at the
+ * host's rate limiter: the cap bounds how many of a host's scans wait on its rate limiter
+ * at once, and at a saturated budget a small repository's scan takes seconds of waits
+ * there, so four slots held by a huge repository's polling scan and three small ones let a
+ * burst of repositories falling due together (a fill's scans, all rescanned an interval
+ * later) queue for their turn for longer than the slack (test:scale with a lease TTL of 5 s: 7-9 s late
  * at the cap, one repository 5.4 s over its bound; still 6 s at twice the cap, the scans
  * slower for the longer queue). Started at once and listed ahead, a late repository is
  * listed within moments of turning late, whatever the host's queue.
@@ -90,7 +90,7 @@ export interface ScheduleOptions {
    * Repositories of one host in flight at once when a late one starts (default twice
    * `perHostConcurrency`, never less than it): the warmer passes its number of workers, so
    * that a burst of late repositories of one host all start (their listings go ahead at the
-   * rate limiter), while one host's still leaves half of the warmer's urgent lane to others.
+   * rate limiter), while the warmer's regular lane still goes on with the other hosts' work.
    */
   latePerHostConcurrency?: number | undefined;
   /**
@@ -119,6 +119,8 @@ interface Entry {
   /** Order of arrival, to break ties (never-scanned repositories in lookup order). */
   seq: number;
   inFlight: boolean;
+  /** Taken with `urgentOnly`: in flight in the warmer's urgent lane. */
+  urgent: boolean;
   /** Still returned by the lookup (an entry dropped mid-scan leaves when its scan ends). */
   watched: boolean;
   /** Order of the waiting priority request; undefined when none waits. */
@@ -138,6 +140,7 @@ export class Schedule {
   /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
   readonly #cold = new Map<string, number>();
   readonly #hostsInFlight = new Map<string, number>();
+  #urgentInFlight = 0;
   readonly #waiters = new Set<() => void>();
   #seq = 0;
 
@@ -157,6 +160,15 @@ export class Schedule {
     let n = 0;
     for (const count of this.#hostsInFlight.values()) n += count;
     return n;
+  }
+
+  /**
+   * Number of those taken with `urgentOnly` (the warmer's urgent lane) and not yet done:
+   * the warmer bounds its two lanes apart, so that a stream of late repositories keeps its
+   * regular lane, where a cold fill's never-scanned ones go first, from starving.
+   */
+  get urgentInFlight(): number {
+    return this.#urgentInFlight;
   }
 
   /** Number of repositories scheduled (in flight included). */
@@ -243,6 +255,8 @@ export class Schedule {
     const chosen = priority ?? best;
     if (!chosen) return undefined;
     chosen.inFlight = true;
+    chosen.urgent = opts.urgentOnly === true;
+    if (chosen.urgent) this.#urgentInFlight++;
     this.#hostsInFlight.set(chosen.host, (this.#hostsInFlight.get(chosen.host) ?? 0) + 1);
     const item: ScheduledItem = {
       name: chosen.name,
@@ -285,6 +299,8 @@ export class Schedule {
     const entry = this.#entries.get(name);
     if (!entry?.inFlight) return;
     entry.inFlight = false;
+    if (entry.urgent) this.#urgentInFlight--;
+    entry.urgent = false;
     const count = (this.#hostsInFlight.get(entry.host) ?? 1) - 1;
     if (count > 0) this.#hostsInFlight.set(entry.host, count);
     else this.#hostsInFlight.delete(entry.host);
@@ -363,6 +379,7 @@ export class Schedule {
       cold: true,
       seq: this.#seq++,
       inFlight: false,
+      urgent: false,
       watched: true,
       prioritySeq: undefined,
       priorityTags: undefined,

@@ -467,11 +467,18 @@ export class Warmer {
   async #dispatch(signal: AbortSignal): Promise<void> {
     const running = new Set<Promise<void>>();
     const brake = this.#brake;
-    /** Starts what `take` gives while fewer than `limit` scans are in flight. */
-    const startWhile = (limit: number, take: () => ScheduledItem | undefined) => {
-      // The schedule's count, not `running`'s: a finished scan leaves it before its waiter
-      // wakes, while `running` learns it only a few ticks later.
-      while (this.#schedule.inFlight < limit) {
+    const schedule = this.#schedule;
+    // Two lanes of `concurrency` scans each, bounded apart: the regular lane takes the most
+    // urgent work (a cold fill's never-scanned repositories first), the urgent lane only
+    // priority requests and late repositories. Bounded together, late rescans of hosts at a
+    // saturated budget (slow, so a steady stream of them) held all of both lanes and a
+    // host's cold fill never started again (bench:scale at 10,000 repositories: 166 of the
+    // Docker Hub-like registry's repositories unscanned from minute 23, its budget idle).
+    // The schedule's counts, not `running`'s: a finished scan leaves them before its waiter
+    // wakes, while `running` learns it only a few ticks later.
+    const regularInFlight = () => schedule.inFlight - schedule.urgentInFlight;
+    const startWhile = (room: () => boolean, take: () => ScheduledItem | undefined) => {
+      while (room()) {
         const item = take();
         if (!item) break;
         const scan: Promise<void> = this.#run(item, signal).finally(() => running.delete(scan));
@@ -483,35 +490,41 @@ export class Warmer {
       // from the first turn that had something to hold back (loop-brake.ts).
       const held =
         brake !== undefined &&
-        this.#schedule.inFlight < this.#concurrency &&
-        (this.#schedule.nextDue() ?? Number.POSITIVE_INFINITY) <= this.#ctx.now()
+        regularInFlight() < this.#concurrency &&
+        (schedule.nextDue() ?? Number.POSITIVE_INFINITY) <= this.#ctx.now()
           ? brake.look()
           : undefined;
       // While the loop is busy, regular scans wait (bounded) so that API reads get the loop;
       // priority requests and late repositories start below whatever the brake says.
-      if (!held?.hold) startWhile(this.#concurrency, () => this.#schedule.take(this.#ctx.now()));
+      if (!held?.hold) {
+        startWhile(
+          () => regularInFlight() < this.#concurrency,
+          () => schedule.take(this.#ctx.now()),
+        );
+      }
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
       // webhook's tag visible 9 s after the push (p99) behind them. Nor do repositories late
       // against their bound (lease TTL + interval; schedule.ts), which waited for slots
       // past it. Bounded all the same.
-      startWhile(this.#concurrency * 2, () =>
-        this.#schedule.take(this.#ctx.now(), { urgentOnly: true }),
+      startWhile(
+        () => schedule.urgentInFlight < this.#concurrency,
+        () => schedule.take(this.#ctx.now(), { urgentOnly: true }),
       );
       // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
       // moved meanwhile is looked at then.
       let waitMs = this.#intervalMs;
-      const inFlight = this.#schedule.inFlight;
-      const next =
-        inFlight < this.#concurrency && !held?.hold
-          ? this.#schedule.nextDue()
-          : inFlight < this.#concurrency * 2
-            ? this.#schedule.nextDue({ urgentOnly: true })
-            : undefined;
+      const regularRoom = regularInFlight() < this.#concurrency && !held?.hold;
+      const urgentRoom = schedule.urgentInFlight < this.#concurrency;
+      const next = regularRoom
+        ? schedule.nextDue()
+        : urgentRoom
+          ? schedule.nextDue({ urgentOnly: true })
+          : undefined;
       if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - this.#ctx.now()));
       // Held: look again when the brake's answer may change (a new request wakes it sooner).
       if (held?.hold) waitMs = Math.min(waitMs, held.recheckMs);
-      await this.#schedule.changed(signal, waitMs);
+      await schedule.changed(signal, waitMs);
     }
     await Promise.all(running);
   }

@@ -214,6 +214,13 @@ describe("Schedule", () => {
     s.prioritize("h/new");
     assert.equal(s.take(T0 + 2500, { urgentOnly: true })?.name, "h/new");
     assert.deepEqual(s.take(T0 + 2500), { name: "h/due", host: "h", priority: false, late: false });
+    // The warmer bounds its lanes apart: three taken urgent, one regular.
+    assert.equal(s.inFlight, 4);
+    assert.equal(s.urgentInFlight, 3);
+    s.done("h/late", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.done("h/due", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.urgentInFlight, 2, "h/late left the urgent lane, h/due the regular one");
+    assert.equal(s.inFlight, 2);
   });
 
   it("looks again at a repository another warmer's lease held ahead of the fill's backlog", () => {

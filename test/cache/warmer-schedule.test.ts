@@ -258,6 +258,56 @@ describe("Warmer loop scheduling", () => {
     );
   });
 
+  it("keeps a host's cold fill going while late rescans of other hosts fill the urgent lane", async () => {
+    // bench:scale at 10,000 repositories: once nine registries were filled, their rescans
+    // (slow at saturated budgets) were late in a steady stream and held every scan of both
+    // lanes; the Docker Hub-like registry's last 166 repositories were never started again.
+    // Here two hosts' rescans are always late (a 50 ms interval and TTL 200 ms, so late
+    // 100 ms past the last scan, against scans of about 250 ms), four of them a host (twice
+    // the two workers) with room for two each; a third host's repositories come later.
+    const busy = [...names("a.test", 4), ...names("b.test", 4)];
+    const cold = names("cold.test", 4);
+    const repos = new Map<string, FakeRepository>();
+    for (const n of busy) repos.set(n.toString(), { ...fakeRepository(n, 3, 1), delayMs: 60 });
+    for (const n of cold) repos.set(n.toString(), fakeRepository(n, 1, 1));
+    let watched = busy;
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory: new FakeFactory(repos),
+      lookup: () => lookupOf(watched)(),
+      // The lookup is asked again every 300 ms: the cold host's repositories join at one.
+      intervalMs: 300,
+      repositoryOptions: () => ({ intervalMs: 50 }),
+      leaseTtlMs: 200,
+      concurrency: 2,
+      perHostConcurrency: 1,
+      burst: 1,
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const scanned = new Map<string, number>();
+    warmer.onScan((r) => {
+      if (r.outcome === "scanned") scanned.set(r.repository, (scanned.get(r.repository) ?? 0) + 1);
+    });
+    let joined = 0;
+    await runUntil(
+      warmer,
+      () => {
+        if (joined === 0 && busy.every((n) => (scanned.get(n.toString()) ?? 0) >= 2)) {
+          // Every busy repository rescanned: late rescans hold both lanes from here on.
+          watched = [...busy, ...cold];
+          joined = performance.now();
+        }
+        return joined > 0 && cold.every((n) => scanned.has(n.toString()));
+      },
+      "the cold host's fill, among late rescans",
+    );
+    const took = performance.now() - joined;
+    // Joined at the next lookup (within 300 ms), then one scan of a few ms each as regular
+    // slots free (every 250 ms or so). Before, none was started within the test's 20 s.
+    assert.ok(took < 5000, `the cold host's repositories took ${Math.round(took)} ms to fill`);
+  });
+
   it("looks again at a repository another warmer's lease held after part of the lease TTL", async () => {
     // Acceptance 7 of issue 13: a replica that dies mid-scan leaves its lease for at most a
     // TTL, and the repository must be listed again within TTL + its interval; a look an
