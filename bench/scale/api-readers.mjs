@@ -1,18 +1,21 @@
 // The API readers of bench/scale (measure.ts `apiLoad`) on a thread of their own (plain JS:
-// Node 20 does not run tsx's hooks for a worker's entry module). A latency is taken on the
-// event loop that sends the request and reads the answer: on the bench's main thread it
-// carried the bench's own pauses (parsing whole repositories for the fill's end, its major
-// GCs of 50 ms and more) as the replica's. Reads until `maxMs` passes or a `stop` message
+// Node 20 does not run tsx's hooks for a worker's entry module). It reads the repositories
+// the bench posts (`{ add: [...] }`: ones the fill has completed), waiting while there is
+// none. A latency is taken on the event loop that sends the request and reads the answer:
+// on the bench's main thread it carried the bench's own pauses (parsing whole repositories
+// for the fill's end, its major GCs of 50 ms and more) as the replica's. Reads until `maxMs` passes or a `stop` message
 // comes, then posts the latencies of 200 answers, when each was asked, the statuses and
 // this thread's own event-loop delay.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
 
-const { apis, names, clients, maxMs } = workerData;
+const { apis, clients, maxMs } = workerData;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const names = [];
 let stopped = false;
 parentPort.on("message", (m) => {
   if (m === "stop") stopped = true;
+  else if (Array.isArray(m?.add)) names.push(...m.add);
 });
 
 const latencies = [];
@@ -26,7 +29,11 @@ const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
 await Promise.all(
   Array.from({ length: clients }, async () => {
-    while (Date.now() < deadline && !stopped && names.length > 0) {
+    while (Date.now() < deadline && !stopped) {
+      if (names.length === 0) {
+        await sleep(20);
+        continue;
+      }
       const i = next++;
       const name = names[i % names.length];
       const api = apis[i % apis.length];

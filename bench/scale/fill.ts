@@ -11,7 +11,10 @@
 
 import { BUDGET_METRICS } from "../../src/registry/budget-metrics.js";
 import {
+  type ApiLoad,
+  type ApiLoadResult,
   apiLoad,
+  type FillProgress,
   type FillResult,
   type FleetRepo,
   getJson,
@@ -185,7 +188,8 @@ export interface FillPhase {
     gcMs: number | null;
   }>;
   minPullsRemaining: { remaining: number; limit: number } | null;
-  api: Awaited<ReturnType<typeof apiLoad>> | null;
+  /** The reads during the fill; null when none ran (or the fill ended before they started). */
+  api: ApiLoadResult | null;
   /** Each replica's event loop and GC while the API clients read (null: no load, or no scrape). */
   replicaLoops: Record<string, ReplicaLoop | null>;
   memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
@@ -205,8 +209,11 @@ export interface FillPhaseOptions {
   /** Docker Hub's quota limit in the simulator (for the lowest remaining's share). */
   pullLimit: number;
   fillTimeoutMs: number;
-  /** Concurrent API readers of small repositories while the fill runs (none if absent). */
-  apiLoad?: { clients: number; ms: number } | undefined;
+  /**
+   * Concurrent API readers of cached small repositories while the fill runs, from when
+   * `startAt` of the tags are cached, for `ms` at most (none if absent).
+   */
+  apiLoad?: { clients: number; ms: number; startAt: number } | undefined;
   kill?: KillPlan | undefined;
   /** Progress lines go here (default none). */
   log?: ((line: string) => void) | undefined;
@@ -484,7 +491,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const registryOf = new Map(sim.registries.map((r) => [r.host, r.name]));
   const shares: ShareSample[] = [];
   const loops = new Map(replicas.map((r) => [r.id, new LoopSampler()]));
-  let loadRunning = o.apiLoad !== undefined;
+  let loadRunning = false;
   const sampleShares = async () => {
     const at = Date.now();
     const sample: ShareSample = { seconds: round((at - startedAt) / 1000), shares: {} };
@@ -501,22 +508,35 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
     shares.push(sample);
   };
   let done = false;
-  const small = fleet.filter((r) => r.truth.size <= 100);
-  const load =
-    o.apiLoad !== undefined
-      ? apiLoad(
-          replicas.map((r) => r.url),
-          small,
-          o.apiLoad.clients,
-          o.apiLoad.ms,
-          () => done,
-        ).then(async (result) => {
-          // The window of the load's last seconds, then no more.
-          await sampleShares();
-          loadRunning = false;
-          return result;
-        })
-      : Promise.resolve(null);
+  const small = new Set(fleet.filter((r) => r.truth.size <= 100).map((r) => r.name));
+  // The readers start once `startAt` of the tags are cached, and read the small repositories
+  // complete by then and as the fill completes more (what is cached: reads of a repository
+  // not yet cached are answered 503 at once and measure nothing).
+  let load: ApiLoad | undefined;
+  let loadResult: Promise<ApiLoadResult | null> = Promise.resolve(null);
+  let handedToReaders = 0;
+  const feedReaders = (progress: FillProgress) => {
+    if (o.apiLoad === undefined) return;
+    if (load === undefined) {
+      if (progress.visibleTags < o.apiLoad.startAt * progress.tags) return;
+      load = apiLoad(
+        replicas.map((r) => r.url),
+        o.apiLoad.clients,
+        o.apiLoad.ms,
+        () => done,
+      );
+      loadRunning = true;
+      loadResult = load.result.then(async (result) => {
+        // The window of the load's last seconds, then no more.
+        await sampleShares();
+        loadRunning = false;
+        return result;
+      });
+    }
+    const fresh = progress.completed.slice(handedToReaders).filter((name) => small.has(name));
+    handedToReaders = progress.completed.length;
+    load.read(fresh);
+  };
   let minPulls: { remaining: number; limit: number } | null = null;
   const dockerhub = sim.registries.find((r) => r.personality === "dockerhub");
   const samplePulls = async () => {
@@ -533,7 +553,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const intervals = new Map<string, number>();
   const survivors = replicas.filter((r) => r !== victim);
   let sampledAt = 0;
-  const onTick = async (progress: { visibleTags: number; tags: number }) => {
+  const onTick = async (progress: FillProgress) => {
     // A replica that died on its own (not the one killed) would leave the fill to time out
     // with no word of why: end the phase with what it last wrote.
     for (const r of replicas) {
@@ -544,6 +564,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         );
       }
     }
+    feedReaders(progress);
     // Sampled every 2 s at most: the rounds get shorter near the end of the fill.
     if (Date.now() - sampledAt >= 2_000) {
       sampledAt = Date.now();
@@ -588,7 +609,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         : await replicaMetric(r, BUDGET_METRICS.requests, registryOf);
     }),
   );
-  const api = await load;
+  const api = await loadResult;
   const replicaLoops: FillPhase["replicaLoops"] = {};
   for (const [id, sampler] of loops) replicaLoops[id] = sampler.result();
 

@@ -235,12 +235,12 @@ async function main(): Promise<void> {
   // survivors' rescans of what it held to the fill (1.33x and 1.088 in one run, against 1.07x
   // and 1.01-1.03 clean), which is acceptance 7's cost, measured on a fill of its own below.
   console.log(
-    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s ...`,
+    `fill with ${o.replicas} replica(s) and ${o.apiClients} API clients for ${o.apiSeconds} s from ${round(100 * o.apiStartAt)}% of tags cached ...`,
   );
   const { phase: main, replicas: cleanReplicas } = await fillPhase({
     ...common,
     count: o.replicas,
-    apiLoad: { clients: o.apiClients, ms: o.apiSeconds * 1000 },
+    apiLoad: { clients: o.apiClients, ms: o.apiSeconds * 1000, startAt: o.apiStartAt },
   });
   console.log(
     `  ${main.fill.complete ? "full" : "NOT full"} after ${round(main.fill.ms / 1000)} s`,
@@ -449,13 +449,13 @@ async function main(): Promise<void> {
       pass: null,
     },
     {
-      figure: `API repository reads (<=100 tags), ${o.apiClients} clients, warming: p50 / p99`,
+      figure: `API repository reads (<=100 tags, cached), ${o.apiClients} clients, warming: p50 / p99`,
       value:
         main.api === null
-          ? "not run"
+          ? `not run: the fill ended before ${round(100 * o.apiStartAt)}% of its tags were cached`
           : `${main.api.p50Ms} / ${main.api.p99Ms} ms (${main.api.ok} answers 200 of ${main.api.answers}; event-loop delay p99 / max: ${loopText(main.replicaLoops)}, the readers' thread's own ${main.api.clientLoop.p99Ms} / ${main.api.clientLoop.maxMs} ms)`,
       target: "p99 <= 50 ms",
-      pass: main.api === null ? null : main.api.p99Ms <= 50,
+      pass: main.api !== null && main.api.ok > 0 && main.api.p99Ms <= 50,
     },
     {
       figure: "whole bench",

@@ -186,14 +186,23 @@ async function tagCounts(api: string): Promise<Map<string, number> | undefined> 
  * replica once enough of the fill is done). A repository is read in full when the replica's
  * status list counts all its tags (a scan of it ended), and every few rounds otherwise.
  */
+/** How far a fill is, told each round of {@link waitForFullCache}. */
+export interface FillProgress {
+  visibleTags: number;
+  tags: number;
+  /** Repositories equal to the truth through the API so far, in the order they became so. */
+  completed: readonly string[];
+}
+
 export async function waitForFullCache(
   api: string,
   fleet: FleetRepo[],
   startedAt: number,
   timeoutMs: number,
-  onTick: (progress: { visibleTags: number; tags: number }) => Promise<void>,
+  onTick: (progress: FillProgress) => Promise<void>,
 ): Promise<FillResult> {
   const pending = new Map(fleet.map((r) => [r.name, r]));
+  const completed: string[] = [];
   const visible = new Map<string, number>();
   const readAt = new Map<string, number>();
   let extraTags = 0;
@@ -202,7 +211,7 @@ export async function waitForFullCache(
   const tags = fleet.reduce((n, r) => n + r.truth.size, 0);
   const seen = () => [...visible.values()].reduce((a, b) => a + b, 0);
   for (let round = 0; pending.size > 0 && Date.now() < deadline; round++) {
-    await onTick({ visibleTags: seen(), tags });
+    await onTick({ visibleTags: seen(), tags, completed });
     const counts = await tagCounts(api);
     // Without the status list (a busy replica), only the reads every few rounds: reading
     // every pending repository then would make the replica busier still.
@@ -217,8 +226,10 @@ export async function waitForFullCache(
         const { body } = await readRepository(api, repo.name);
         const c = compareToTruth(repo, body);
         visible.set(repo.name, c.matching);
-        if (c.matching === repo.truth.size && c.extra === 0 && c.duplicates === 0)
+        if (c.matching === repo.truth.size && c.extra === 0 && c.duplicates === 0) {
           pending.delete(repo.name);
+          completed.push(repo.name);
+        }
         if (c.matching === repo.truth.size) {
           extraTags = Math.max(extraTags, c.extra);
           duplicateTags = Math.max(duplicateTags, c.duplicates);
@@ -323,36 +334,55 @@ export interface ApiLoadResult {
   slowest: Array<{ atSeconds: number; ms: number }>;
 }
 
+/** The API readers under way: more repositories to read, and their result. */
+export interface ApiLoad {
+  /** Adds repositories to the readers' round robin (cached ones: reads of what is there). */
+  read(names: readonly string[]): void;
+  result: Promise<ApiLoadResult>;
+}
+
 /**
- * `clients` concurrent readers of small repositories (round robin over repositories and
- * replicas) until `until()` says stop or `maxMs` passes; latencies of 200 answers. The
- * readers run on a thread of their own (api-readers.mjs), so that the bench's main thread
- * (the fill's polls, which parse whole repositories) does not delay their answers.
+ * `clients` concurrent readers of the repositories given to `read` (round robin over them
+ * and the replicas; they wait while there is none) until `until()` says stop or `maxMs`
+ * passes; latencies of 200 answers. The readers run on a thread of their own
+ * (api-readers.mjs), so that the bench's main thread (the fill's polls, which parse whole
+ * repositories) does not delay their answers.
  */
-export async function apiLoad(
+export function apiLoad(
   apis: string[],
-  repos: FleetRepo[],
   clients: number,
   maxMs: number,
   until: () => boolean,
-): Promise<ApiLoadResult> {
+): ApiLoad {
   const worker = new Worker(new URL("./api-readers.mjs", import.meta.url), {
-    workerData: { apis, names: repos.map((r) => r.name), clients, maxMs },
+    workerData: { apis, clients, maxMs },
   });
   const stopWhenDone = setInterval(() => {
     if (until()) worker.postMessage("stop");
   }, 100);
-  let got: ReadersResult;
-  try {
-    got = await new Promise<ReadersResult>((resolve, reject) => {
-      worker.once("message", resolve);
-      worker.once("error", reject);
-      worker.once("exit", (code) => reject(new Error(`API readers exited (${code})`)));
-    });
-  } finally {
-    clearInterval(stopWhenDone);
-    await worker.terminate();
-  }
+  const result = (async () => {
+    let got: ReadersResult;
+    try {
+      got = await new Promise<ReadersResult>((resolve, reject) => {
+        worker.once("message", resolve);
+        worker.once("error", reject);
+        worker.once("exit", (code) => reject(new Error(`API readers exited (${code})`)));
+      });
+    } finally {
+      clearInterval(stopWhenDone);
+      await worker.terminate();
+    }
+    return readersResult(got);
+  })();
+  return {
+    read: (names) => {
+      if (names.length > 0) worker.postMessage({ add: [...names] });
+    },
+    result,
+  };
+}
+
+function readersResult(got: ReadersResult): ApiLoadResult {
   const { latencies, askedAt, byStatus, errors } = got;
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
