@@ -119,7 +119,7 @@ interface Entry {
   /** Order of arrival, to break ties (never-scanned repositories in lookup order). */
   seq: number;
   inFlight: boolean;
-  /** Taken with `urgentOnly`: in flight in the warmer's urgent lane. */
+  /** Taken with `urgentOnly` or `priorityOnly`: in flight in the warmer's urgent lane. */
   urgent: boolean;
   /** Still returned by the lookup (an entry dropped mid-scan leaves when its scan ends). */
   watched: boolean;
@@ -163,9 +163,10 @@ export class Schedule {
   }
 
   /**
-   * Number of those taken with `urgentOnly` (the warmer's urgent lane) and not yet done:
-   * the warmer bounds its two lanes apart, so that a stream of late repositories keeps its
-   * regular lane, where a cold fill's never-scanned ones go first, from starving.
+   * Number of those taken with `urgentOnly` or `priorityOnly` (the warmer's urgent lane) and
+   * not yet done: the warmer keeps part of its regular lane whatever the urgent one holds,
+   * so that a stream of late repositories does not starve the regular work (a cold fill's
+   * never-scanned repositories go first there).
    */
   get urgentInFlight(): number {
     return this.#urgentInFlight;
@@ -255,7 +256,7 @@ export class Schedule {
     const chosen = priority ?? best;
     if (!chosen) return undefined;
     chosen.inFlight = true;
-    chosen.urgent = opts.urgentOnly === true;
+    chosen.urgent = opts.urgentOnly === true || opts.priorityOnly === true;
     if (chosen.urgent) this.#urgentInFlight++;
     this.#hostsInFlight.set(chosen.host, (this.#hostsInFlight.get(chosen.host) ?? 0) + 1);
     const item: ScheduledItem = {

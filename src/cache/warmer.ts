@@ -86,6 +86,12 @@ export const DEFAULT_PER_HOST_CONCURRENCY = 4;
  */
 export const TAG_CHECK_FRACTION = 0.5;
 
+/**
+ * Most scans the loop has in flight, per worker (`concurrency`): a worker's regular scan,
+ * a late repository's, and a priority request's (see `Warmer#dispatch`).
+ */
+const IN_FLIGHT_PER_WORKER = 3;
+
 /** The shortest time between two loop scans of one repository (unless asked for). */
 const MIN_RESCAN_GAP_MS = 1000;
 
@@ -128,7 +134,8 @@ export interface WarmerOptions {
    * {@link DEFAULT_PER_HOST_CONCURRENCY}, at most `concurrency`), so that one slow registry
    * or one huge repository never holds up the others. A repository late against its bound
    * (lease TTL + interval) starts beyond it (up to `concurrency`, at least twice it) and
-   * beyond `concurrency` scans in flight (up to twice it).
+   * beyond `concurrency` scans in flight (up to twice it; priority requests up to three
+   * times, see {@link IN_FLIGHT_PER_WORKER}).
    */
   perHostConcurrency?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
@@ -249,8 +256,8 @@ export class Warmer {
     this.#schedule = new Schedule({
       hostOf: (name) => this.#imageName(name)?.apiHost.toLowerCase() ?? "",
       perHostConcurrency: perHost,
-      // Late ones of a host may take as many as the workers (at least twice the cap): half
-      // of the lane they start in (see #dispatch), the rest left to other hosts' late ones.
+      // Late ones of a host may take as many as the workers (at least twice the cap): the
+      // late lane's size (see #dispatch), while the regular lane's floor goes on with others.
       latePerHostConcurrency: Math.max(2 * perHost, this.#concurrency),
       lateAfterMs: (opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) * LEASE_SLACK_FRACTION,
       onColdChange: (host, cold) => opts.stretchPeers?.publishFilling?.(host, cold),
@@ -285,9 +292,9 @@ export class Warmer {
       writeTimeout: new SharedTimeout({
         timeoutMs: WRITE_TIMEOUT_MS,
         slackMs: 1000,
-        // Scans in flight reach twice the workers (priority and late work have a lane of
-        // their own): bench:scale's 1,000 repositories passed the old bound of one lane.
-        listeners: burst * this.#concurrency * 2 + 16,
+        // Scans in flight reach a few times the workers (priority and late work have a lane
+        // of their own): bench:scale's 1,000 repositories passed the old bound of one lane.
+        listeners: burst * this.#concurrency * IN_FLIGHT_PER_WORKER + 16,
       }),
     };
     this.#brake =
@@ -452,7 +459,7 @@ export class Warmer {
    */
   #follow(outer: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
     const inner = new AbortController();
-    setMaxListeners(Math.max(10, this.#concurrency * 4), inner.signal);
+    setMaxListeners(Math.max(10, this.#concurrency * IN_FLIGHT_PER_WORKER * 2), inner.signal);
     const follow = () => inner.abort(outer?.reason);
     if (outer?.aborted) follow();
     outer?.addEventListener("abort", follow, { once: true });
@@ -460,7 +467,8 @@ export class Warmer {
   }
 
   /**
-   * Starts scans while there is room (at most `concurrency`) and work to do, then waits
+   * Starts scans while there is room (regular work up to `concurrency`; late and priority
+   * work beyond it, {@link IN_FLIGHT_PER_WORKER}) and work to do, then waits
    * for a change (a request, a lookup, a finished scan) or the next due time; each turn
    * starts a scan or waits, so the loop never spins. Resolves once in-flight scans end.
    */
@@ -468,15 +476,21 @@ export class Warmer {
     const running = new Set<Promise<void>>();
     const brake = this.#brake;
     const schedule = this.#schedule;
-    // Two lanes of `concurrency` scans each, bounded apart: the regular lane takes the most
-    // urgent work (a cold fill's never-scanned repositories first), the urgent lane only
-    // priority requests and late repositories. Bounded together, late rescans of hosts at a
-    // saturated budget (slow, so a steady stream of them) held all of both lanes and a
-    // host's cold fill never started again (bench:scale at 10,000 repositories: 166 of the
-    // Docker Hub-like registry's repositories unscanned from minute 23, its budget idle).
+    const workers = this.#concurrency;
+    // Regular work starts while fewer than `workers` scans are in flight, or while fewer than
+    // a quarter of them are regular ones: late rescans of hosts at a saturated budget are
+    // slow and come in a steady stream, and once they held every slot a host's cold fill
+    // (first in the regular lane) never started again (bench:scale at 10,000 repositories:
+    // 166 of the Docker Hub-like registry's repositories unscanned from minute 23, its
+    // budget idle). Bounding the two lanes apart at `workers` each instead kept the regular
+    // lane full of merely-due rescans besides: twice the scans in flight at saturated hosts,
+    // each slower, and webhooks' scans waited for slots (their staleness p50 went from 1.7 s
+    // to 14 s).
+    const regularFloor = Math.max(1, Math.ceil(workers / 4));
     // The schedule's counts, not `running`'s: a finished scan leaves them before its waiter
     // wakes, while `running` learns it only a few ticks later.
     const regularInFlight = () => schedule.inFlight - schedule.urgentInFlight;
+    const regularRoom = () => schedule.inFlight < workers || regularInFlight() < regularFloor;
     const startWhile = (room: () => boolean, take: () => ScheduledItem | undefined) => {
       while (room()) {
         const item = take();
@@ -490,37 +504,36 @@ export class Warmer {
       // from the first turn that had something to hold back (loop-brake.ts).
       const held =
         brake !== undefined &&
-        regularInFlight() < this.#concurrency &&
+        regularRoom() &&
         (schedule.nextDue() ?? Number.POSITIVE_INFINITY) <= this.#ctx.now()
           ? brake.look()
           : undefined;
       // While the loop is busy, regular scans wait (bounded) so that API reads get the loop;
       // priority requests and late repositories start below whatever the brake says.
-      if (!held?.hold) {
-        startWhile(
-          () => regularInFlight() < this.#concurrency,
-          () => schedule.take(this.#ctx.now()),
-        );
-      }
+      if (!held?.hold) startWhile(regularRoom, () => schedule.take(this.#ctx.now()));
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
       // webhook's tag visible 9 s after the push (p99) behind them. Nor do repositories late
       // against their bound (lease TTL + interval; schedule.ts), which waited for slots
-      // past it. Bounded all the same.
+      // past it: they take up to `workers` more. Priority requests, a few requests each,
+      // take up to as many again, so that late rescans never hold them back.
       startWhile(
-        () => schedule.urgentInFlight < this.#concurrency,
+        () => schedule.urgentInFlight < workers,
         () => schedule.take(this.#ctx.now(), { urgentOnly: true }),
+      );
+      startWhile(
+        () => schedule.urgentInFlight < (IN_FLIGHT_PER_WORKER - 1) * workers,
+        () => schedule.take(this.#ctx.now(), { priorityOnly: true }),
       );
       // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
       // moved meanwhile is looked at then.
       let waitMs = this.#intervalMs;
-      const regularRoom = regularInFlight() < this.#concurrency && !held?.hold;
-      const urgentRoom = schedule.urgentInFlight < this.#concurrency;
-      const next = regularRoom
-        ? schedule.nextDue()
-        : urgentRoom
-          ? schedule.nextDue({ urgentOnly: true })
-          : undefined;
+      const next =
+        regularRoom() && !held?.hold
+          ? schedule.nextDue()
+          : schedule.urgentInFlight < workers
+            ? schedule.nextDue({ urgentOnly: true })
+            : undefined;
       if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - this.#ctx.now()));
       // Held: look again when the brake's answer may change (a new request wakes it sooner).
       if (held?.hold) waitMs = Math.min(waitMs, held.recheckMs);

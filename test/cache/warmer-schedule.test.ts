@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Keys } from "../../src/cache/keys.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
@@ -306,6 +307,61 @@ describe("Warmer loop scheduling", () => {
     // Joined at the next lookup (within 300 ms), then one scan of a few ms each as regular
     // slots free (every 250 ms or so). Before, none was started within the test's 20 s.
     assert.ok(took < 5000, `the cold host's repositories took ${Math.round(took)} ms to fill`);
+  });
+
+  it("starts a priority request while late rescans hold both lanes", async () => {
+    // Late rescans take the regular lane and the late one; a webhook's scan (a few
+    // requests) must not wait for one of them to end. Here they never end: each rescan of
+    // the busy host waits on a gate until the test is over.
+    const busy = names("a.test", 3);
+    const [hook] = names("hook.test", 1) as [ImageName];
+    const repos = new Map<string, FakeRepository>();
+    for (const n of busy) repos.set(n.toString(), fakeRepository(n, 2, 1));
+    repos.set(hook.toString(), fakeRepository(hook, 2, 1));
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory: new FakeFactory(repos),
+      lookup: lookupOf([...busy, hook]),
+      intervalMs: 60_000,
+      // Late 50 ms past the due time, 100 ms after the last scan; the hook's not due again.
+      repositoryOptions: (name) => ({ intervalMs: name === hook.toString() ? 60_000 : 50 }),
+      leaseTtlMs: 200,
+      concurrency: 1,
+      perHostConcurrency: 1,
+      burst: 1,
+      maxIntervalFactor: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const scanned = new Map<string, number>();
+    warmer.onScan((r) => {
+      if (r.outcome === "scanned") scanned.set(r.repository, (scanned.get(r.repository) ?? 0) + 1);
+    });
+    const stop = new AbortController();
+    const running = warmer.start(stop.signal);
+    try {
+      await waitFor(() => [...busy, hook].every((n) => scanned.has(n.toString())), {
+        what: "a first scan of every repository",
+        timeoutMs: 10_000,
+        intervalMs: 5,
+      });
+      for (const n of busy) (repos.get(n.toString()) as FakeRepository).gate = gate;
+      // Two rescans in flight, gated: the regular lane's one worker and the late lane's.
+      await sleep(300);
+      warmer.prioritize(hook);
+      await waitFor(() => scanned.get(hook.toString()) === 2, {
+        what: "the priority request's scan",
+        timeoutMs: 3_000,
+        intervalMs: 5,
+      });
+    } finally {
+      open();
+      stop.abort();
+      await running;
+    }
   });
 
   it("looks again at a repository another warmer's lease held after part of the lease TTL", async () => {
