@@ -222,11 +222,12 @@ export class Schedule {
    * overdue by weight; undefined when none. A late repository (or a due lease retry) has
    * room on its host up to `latePerHostConcurrency`. With `priorityOnly`, only a priority request; with
    * `urgentOnly`, only a priority request or a late repository (what the warmer starts when
-   * every worker is busy).
+   * every worker is busy); with `skipLate`, no late one (the warmer's regular lane beyond
+   * its workers, kept for a cold fill and due work while late ones fill the urgent lane).
    */
   take(
     now: number,
-    opts: { priorityOnly?: boolean; urgentOnly?: boolean } = {},
+    opts: { priorityOnly?: boolean; urgentOnly?: boolean; skipLate?: boolean } = {},
   ): ScheduledItem | undefined {
     let best: Entry | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
@@ -242,7 +243,8 @@ export class Schedule {
       if (opts.priorityOnly || priority !== undefined) continue;
       if (entry.dueAt > now) continue;
       const late = this.#isLate(entry, now);
-      if ((opts.urgentOnly && !late) || !this.#hostHasRoom(entry.host, late)) continue;
+      if ((opts.urgentOnly && !late) || (opts.skipLate && late)) continue;
+      if (!this.#hostHasRoom(entry.host, late)) continue;
       const score = this.#urgency(entry, now);
       if (
         best === undefined ||
@@ -276,19 +278,26 @@ export class Schedule {
    * anything else happening (a request, a finished scan, a lookup): the earliest due time
    * of a waiting repository whose host has room, or the time one on a full host (under
    * `latePerHostConcurrency`) becomes late. Undefined when only such events can bring work.
+   * With `skipLate` (and `now`), for a take with `skipLate` at `now` or later: a repository
+   * late by then never counts.
    */
-  nextDue(opts: { urgentOnly?: boolean } = {}): number | undefined {
+  nextDue(
+    opts: { urgentOnly?: boolean; skipLate?: boolean; now?: number } = {},
+  ): number | undefined {
     let next: number | undefined;
+    const now = opts.now ?? Number.NEGATIVE_INFINITY;
     for (const entry of this.#entries.values()) {
       if (entry.inFlight) continue;
       if (entry.prioritySeq !== undefined) return Number.NEGATIVE_INFINITY;
       const lateAt = this.#lateAt(entry);
-      const at =
-        !opts.urgentOnly && this.#hostHasRoom(entry.host, false)
-          ? entry.dueAt
-          : this.#hostHasRoom(entry.host, true)
-            ? lateAt
-            : undefined;
+      let at: number | undefined;
+      if (opts.skipLate) {
+        at = this.#hostHasRoom(entry.host, false) && lateAt > now ? entry.dueAt : undefined;
+      } else if (!opts.urgentOnly && this.#hostHasRoom(entry.host, false)) {
+        at = entry.dueAt;
+      } else if (this.#hostHasRoom(entry.host, true)) {
+        at = lateAt;
+      }
       if (at === undefined || at === Number.POSITIVE_INFINITY) continue;
       if (next === undefined || at < next) next = at;
     }

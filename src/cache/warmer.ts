@@ -477,20 +477,22 @@ export class Warmer {
     const brake = this.#brake;
     const schedule = this.#schedule;
     const workers = this.#concurrency;
-    // Regular work starts while fewer than `workers` scans are in flight, or while fewer than
-    // a quarter of them are regular ones: late rescans of hosts at a saturated budget are
-    // slow and come in a steady stream, and once they held every slot a host's cold fill
-    // (first in the regular lane) never started again (bench:scale at 10,000 repositories:
-    // 166 of the Docker Hub-like registry's repositories unscanned from minute 23, its
-    // budget idle). Bounding the two lanes apart at `workers` each instead kept the regular
-    // lane full of merely-due rescans besides: twice the scans in flight at saturated hosts,
-    // each slower, and webhooks' scans waited for slots (their staleness p50 went from 1.7 s
-    // to 14 s).
+    // Regular work starts while fewer than `workers` scans are in flight; and, late ones
+    // aside, while fewer than a quarter of them are regular ones: late rescans of hosts at a
+    // saturated budget are slow and come in a steady stream, and once they held every slot
+    // a host's cold fill (first in the regular lane) never started again (bench:scale at
+    // 10,000 repositories: 166 of the Docker Hub-like registry's repositories unscanned from
+    // minute 23, its budget idle). With the floor open to late ones too, they held it as well
+    // and the fill went on one scan at a time in a replica. Bounding the two lanes apart at
+    // `workers` each instead kept the regular lane full of merely-due rescans besides: twice
+    // the scans in flight at saturated hosts, each slower, and webhooks' scans waited for
+    // slots (their staleness p50 went from 1.7 s to 14 s).
     const regularFloor = Math.max(1, Math.ceil(workers / 4));
     // The schedule's counts, not `running`'s: a finished scan leaves them before its waiter
     // wakes, while `running` learns it only a few ticks later.
     const regularInFlight = () => schedule.inFlight - schedule.urgentInFlight;
-    const regularRoom = () => schedule.inFlight < workers || regularInFlight() < regularFloor;
+    const regularRoom = () => schedule.inFlight < workers;
+    const floorRoom = () => regularInFlight() < regularFloor;
     const startWhile = (room: () => boolean, take: () => ScheduledItem | undefined) => {
       while (room()) {
         const item = take();
@@ -504,13 +506,16 @@ export class Warmer {
       // from the first turn that had something to hold back (loop-brake.ts).
       const held =
         brake !== undefined &&
-        regularRoom() &&
+        (regularRoom() || floorRoom()) &&
         (schedule.nextDue() ?? Number.POSITIVE_INFINITY) <= this.#ctx.now()
           ? brake.look()
           : undefined;
       // While the loop is busy, regular scans wait (bounded) so that API reads get the loop;
       // priority requests and late repositories start below whatever the brake says.
-      if (!held?.hold) startWhile(regularRoom, () => schedule.take(this.#ctx.now()));
+      if (!held?.hold) {
+        startWhile(regularRoom, () => schedule.take(this.#ctx.now()));
+        startWhile(floorRoom, () => schedule.take(this.#ctx.now(), { skipLate: true }));
+      }
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
       // webhook's tag visible 9 s after the push (p99) behind them. Nor do repositories late
@@ -528,13 +533,14 @@ export class Warmer {
       // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
       // moved meanwhile is looked at then.
       let waitMs = this.#intervalMs;
-      const next =
-        regularRoom() && !held?.hold
-          ? schedule.nextDue()
-          : schedule.urgentInFlight < workers
-            ? schedule.nextDue({ urgentOnly: true })
-            : undefined;
-      if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - this.#ctx.now()));
+      const now = this.#ctx.now();
+      const lanes: Array<number | undefined> = [];
+      if (regularRoom() && !held?.hold) lanes.push(schedule.nextDue());
+      else if (floorRoom() && !held?.hold) lanes.push(schedule.nextDue({ skipLate: true, now }));
+      if (schedule.urgentInFlight < workers) lanes.push(schedule.nextDue({ urgentOnly: true }));
+      for (const next of lanes) {
+        if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - now));
+      }
       // Held: look again when the brake's answer may change (a new request wakes it sooner).
       if (held?.hold) waitMs = Math.min(waitMs, held.recheckMs);
       await schedule.changed(signal, waitMs);

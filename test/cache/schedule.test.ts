@@ -223,6 +223,30 @@ describe("Schedule", () => {
     assert.equal(s.inFlight, 2);
   });
 
+  it("with skipLate, gives what is due or never scanned, never a late repository", () => {
+    const s = schedule(8, 2500);
+    s.sync(["h/late", "h/due", "h/held"]);
+    takeAll(s, T0);
+    s.done("h/late", { dueAt: T0, likelihood: 1 });
+    s.done("h/due", { dueAt: T0 + 2000, likelihood: 1 });
+    s.done("h/held", { dueAt: T0 + 1000, likelihood: 1, retryLease: true });
+    s.sync(["h/late", "h/due", "h/held", "h/new"]);
+    assert.equal(s.nextDue({ skipLate: true, now: T0 }), Number.NEGATIVE_INFINITY, "h/new");
+    assert.equal(s.take(T0 + 3000, { skipLate: true })?.name, "h/new");
+    // h/late is late from T0 + 2500, and a lease retry as soon as it is due.
+    assert.equal(s.nextDue({ skipLate: true, now: T0 + 1000 }), T0);
+    assert.equal(s.nextDue({ skipLate: true, now: T0 + 3000 }), T0 + 2000);
+    assert.deepEqual(s.take(T0 + 3000, { skipLate: true }), {
+      name: "h/due",
+      host: "h",
+      priority: false,
+      late: false,
+    });
+    assert.equal(s.take(T0 + 3000, { skipLate: true }), undefined, "only late ones are left");
+    assert.equal(s.nextDue({ skipLate: true, now: T0 + 3000 }), undefined);
+    assert.deepEqual(takeAll(s, T0 + 3000), ["h/held", "h/late"], "both late: a regular take");
+  });
+
   it("looks again at a repository another warmer's lease held ahead of the fill's backlog", () => {
     const s = schedule(8, 2500);
     s.sync(["h/held", "h/late"]);

@@ -60,6 +60,38 @@ async function runUntil(warmer: Warmer, until: () => boolean, what: string): Pro
   }
 }
 
+/**
+ * A warmer whose rescans are late again and again (a 50 ms interval unless `intervalOf`
+ * says otherwise, lease TTL 200 ms: late 50 ms past the due time), one scan of a host at
+ * once and one request of a scan, with each repository's scans counted.
+ */
+function lateRescanWarmer(opts: {
+  repos: Map<string, FakeRepository>;
+  lookup: () => Map<string, Credentials>;
+  lookupIntervalMs: number;
+  concurrency: number;
+  intervalOf?: (name: string) => number;
+}): { warmer: Warmer; scanned: Map<string, number> } {
+  const warmer = new Warmer({
+    store: new MemoryStore(),
+    factory: new FakeFactory(opts.repos),
+    lookup: opts.lookup,
+    intervalMs: opts.lookupIntervalMs,
+    repositoryOptions: (name) => ({ intervalMs: opts.intervalOf?.(name) ?? 50 }),
+    leaseTtlMs: 200,
+    concurrency: opts.concurrency,
+    perHostConcurrency: 1,
+    burst: 1,
+    maxIntervalFactor: 1,
+    metricsRegistry: new MetricsRegistry(),
+  });
+  const scanned = new Map<string, number>();
+  warmer.onScan((r) => {
+    if (r.outcome === "scanned") scanned.set(r.repository, (scanned.get(r.repository) ?? 0) + 1);
+  });
+  return { warmer, scanned };
+}
+
 describe("Warmer loop scheduling", () => {
   it("scans each repository again at its own interval, not when the lookup is asked", async () => {
     const [fast, slow] = names("registry.test", 2) as [ImageName, ImageName];
@@ -263,32 +295,21 @@ describe("Warmer loop scheduling", () => {
     // bench:scale at 10,000 repositories: once nine registries were filled, their rescans
     // (slow at saturated budgets) were late in a steady stream and held every scan of both
     // lanes; the Docker Hub-like registry's last 166 repositories were never started again.
-    // Here two hosts' rescans are always late (a 50 ms interval and TTL 200 ms, so late
-    // 100 ms past the last scan, against scans of about 250 ms), four of them a host (twice
-    // the two workers) with room for two each; a third host's repositories come later.
+    // Here two hosts' rescans are always late (late 100 ms past the last scan, against scans
+    // of about 250 ms), four of them a host (twice the two workers) with room for two each;
+    // a third host's repositories come later.
     const busy = [...names("a.test", 4), ...names("b.test", 4)];
     const cold = names("cold.test", 4);
     const repos = new Map<string, FakeRepository>();
     for (const n of busy) repos.set(n.toString(), { ...fakeRepository(n, 3, 1), delayMs: 60 });
     for (const n of cold) repos.set(n.toString(), fakeRepository(n, 1, 1));
     let watched = busy;
-    const warmer = new Warmer({
-      store: new MemoryStore(),
-      factory: new FakeFactory(repos),
+    // The lookup is asked again every 300 ms: the cold host's repositories join at one.
+    const { warmer, scanned } = lateRescanWarmer({
+      repos,
       lookup: () => lookupOf(watched)(),
-      // The lookup is asked again every 300 ms: the cold host's repositories join at one.
-      intervalMs: 300,
-      repositoryOptions: () => ({ intervalMs: 50 }),
-      leaseTtlMs: 200,
+      lookupIntervalMs: 300,
       concurrency: 2,
-      perHostConcurrency: 1,
-      burst: 1,
-      maxIntervalFactor: 1,
-      metricsRegistry: new MetricsRegistry(),
-    });
-    const scanned = new Map<string, number>();
-    warmer.onScan((r) => {
-      if (r.outcome === "scanned") scanned.set(r.repository, (scanned.get(r.repository) ?? 0) + 1);
     });
     let joined = 0;
     await runUntil(
@@ -322,23 +343,13 @@ describe("Warmer loop scheduling", () => {
     const gate = new Promise<void>((resolve) => {
       open = resolve;
     });
-    const warmer = new Warmer({
-      store: new MemoryStore(),
-      factory: new FakeFactory(repos),
+    // The hook is not due again: only its priority request scans it a second time.
+    const { warmer, scanned } = lateRescanWarmer({
+      repos,
       lookup: lookupOf([...busy, hook]),
-      intervalMs: 60_000,
-      // Late 50 ms past the due time, 100 ms after the last scan; the hook's not due again.
-      repositoryOptions: (name) => ({ intervalMs: name === hook.toString() ? 60_000 : 50 }),
-      leaseTtlMs: 200,
+      lookupIntervalMs: 60_000,
       concurrency: 1,
-      perHostConcurrency: 1,
-      burst: 1,
-      maxIntervalFactor: 1,
-      metricsRegistry: new MetricsRegistry(),
-    });
-    const scanned = new Map<string, number>();
-    warmer.onScan((r) => {
-      if (r.outcome === "scanned") scanned.set(r.repository, (scanned.get(r.repository) ?? 0) + 1);
+      intervalOf: (name) => (name === hook.toString() ? 60_000 : 50),
     });
     const stop = new AbortController();
     const running = warmer.start(stop.signal);
