@@ -23,15 +23,15 @@
  *
  * A late repository also starts on a host already at its cap (up to `latePerHostConcurrency`:
  * the warmer's number of workers), the warmer starts it even when every worker is busy (in
- * an urgent lane of as many again, with priority requests; its regular lane is bounded
- * apart, see `urgentInFlight`), and its listing goes ahead of other scans' requests at the
+ * an urgent lane of as many again, which priority requests share; its regular lane keeps a
+ * floor, see `urgentInFlight`), and its listing goes ahead of other scans' requests at the
  * host's rate limiter: the cap bounds how many of a host's scans wait on its rate limiter
  * at once, and at a saturated budget a small repository's scan takes seconds of waits
  * there, so four slots held by a huge repository's polling scan and three small ones let a
  * burst of repositories falling due together (a fill's scans, all rescanned an interval
- * later) queue for their turn for longer than the slack (test:scale with a lease TTL of 5 s: 7-9 s late
- * at the cap, one repository 5.4 s over its bound; still 6 s at twice the cap, the scans
- * slower for the longer queue). Started at once and listed ahead, a late repository is
+ * later) queue for their turn for longer than the slack (test:scale with a lease TTL of
+ * 5 s: 7-9 s late at the cap, one repository 5.4 s over its bound; still 6 s at twice the
+ * cap, the scans slower for the longer queue). Started at once and listed ahead, a late repository is
  * listed within moments of turning late, whatever the host's queue.
  *
  * Each take looks at every waiting repository (a linear pass): ranks change as the clock
