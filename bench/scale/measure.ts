@@ -179,13 +179,6 @@ async function tagCounts(api: string): Promise<Map<string, number> | undefined> 
   }
 }
 
-/**
- * Polls the API every 2 s (500 ms once at most 20 repositories are left) until every
- * repository shows exactly its true tags with their digests, or the deadline passes; `onTick`
- * runs each round with the tags seen so far (the bench samples the simulator, and kills a
- * replica once enough of the fill is done). A repository is read in full when the replica's
- * status list counts all its tags (a scan of it ended), and every few rounds otherwise.
- */
 /** How far a fill is, told each round of {@link waitForFullCache}. */
 export interface FillProgress {
   visibleTags: number;
@@ -194,6 +187,13 @@ export interface FillProgress {
   completed: readonly string[];
 }
 
+/**
+ * Polls the API every 2 s (500 ms once at most 20 repositories are left) until every
+ * repository shows exactly its true tags with their digests, or the deadline passes; `onTick`
+ * runs each round with the tags seen so far (the bench samples the simulator, and kills a
+ * replica once enough of the fill is done). A repository is read in full when the replica's
+ * status list counts all its tags (a scan of it ended), and every few rounds otherwise.
+ */
 export async function waitForFullCache(
   api: string,
   fleet: FleetRepo[],
