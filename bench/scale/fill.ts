@@ -72,8 +72,15 @@ export function roundRobin(fleet: FleetRepo[]): FleetRepo[] {
 
 /** What to kill during a fill. */
 export interface KillPlan {
-  /** Share of the fleet's tags cached (0..1) when a replica is killed. */
+  /** Share of the fleet's tags cached (0..1) from which a replica is killed. */
   at: number;
+  /**
+   * The share by which one is killed even if none holds a lease (default `at` + 0.3, at most
+   * 0.95). Until then the kill waits for a replica that holds one: late in a fill the
+   * remaining large repositories may all be with one replica, the others between short
+   * scans, and killing a replica that holds no lease tests no takeover.
+   */
+  latest?: number | undefined;
   /** The replica's lease TTL, seconds (the bound is this plus the interval). */
   leaseTtlSeconds: number;
   /**
@@ -547,17 +554,35 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       minPulls = { remaining, limit: o.pullLimit };
     }
   };
-  // The replica killed is never replica-0: the bench reads the cache through it.
-  const victim = o.kill !== undefined && replicas.length > 1 ? replicas[1] : undefined;
-  let killed: { at: number; share: number; leases: string[] } | undefined;
+  // The replica killed is never replica-0: the bench reads the cache through it. Of the
+  // others, the one holding the most leases when the share is reached.
+  const candidates = o.kill !== undefined ? replicas.slice(1) : [];
+  let killed: { at: number; share: number; leases: string[]; replica: Replica } | undefined;
   const intervals = new Map<string, number>();
-  const survivors = replicas.filter((r) => r !== victim);
+  const survivors = () => replicas.filter((r) => r !== killed?.replica);
   let sampledAt = 0;
+  const killIfDue = async (progress: FillProgress, plan: KillPlan) => {
+    const share = progress.visibleTags / Math.max(1, progress.tags);
+    if (share < plan.at) return;
+    const held = await Promise.all(candidates.map((r) => leasesHeldBy(redis.port, r.id)));
+    let pick = 0;
+    for (let i = 1; i < held.length; i++)
+      if ((held[i]?.length ?? 0) > (held[pick]?.length ?? 0)) pick = i;
+    const leases = held[pick] ?? [];
+    const replica = candidates[pick];
+    if (replica === undefined) return;
+    if (leases.length === 0 && share < (plan.latest ?? Math.min(0.95, plan.at + 0.3))) return;
+    replica.proc.child.kill("SIGKILL");
+    killed = { at: Date.now(), share, leases, replica };
+    o.log?.(
+      `  killed ${replica.id} (SIGKILL) at ${round((killed.at - startedAt) / 1000)} s, ${round(100 * share)}% of tags cached, holding ${leases.length} lease(s)`,
+    );
+  };
   const onTick = async (progress: FillProgress) => {
     // A replica that died on its own (not the one killed) would leave the fill to time out
     // with no word of why: end the phase with what it last wrote.
     for (const r of replicas) {
-      if (r === victim && killed !== undefined) continue;
+      if (r === killed?.replica) continue;
       if (r.proc.exited()) {
         throw new ReplicaExitedError(
           `${r.id} exited during the fill, ${round((Date.now() - startedAt) / 1000)} s in; its last output:\n${r.proc.output().slice(-3000)}`,
@@ -571,18 +596,8 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       await samplePulls();
       await sampleShares();
     }
-    if (victim !== undefined && killed === undefined && o.kill !== undefined) {
-      const share = progress.visibleTags / Math.max(1, progress.tags);
-      if (share >= o.kill.at) {
-        const leases = await leasesHeldBy(redis.port, victim.id);
-        victim.proc.child.kill("SIGKILL");
-        killed = { at: Date.now(), share, leases };
-        o.log?.(
-          `  killed ${victim.id} (SIGKILL) at ${round((killed.at - startedAt) / 1000)} s, ${round(100 * share)}% of tags cached, holding ${leases.length} lease(s)`,
-        );
-      }
-    }
-    if (killed !== undefined) await sampleIntervals(survivors, intervals);
+    if (killed === undefined && o.kill !== undefined) await killIfDue(progress, o.kill);
+    if (killed !== undefined) await sampleIntervals(survivors(), intervals);
   };
   const fill = await waitForFullCache(
     replicas[0]?.url ?? "",
@@ -614,6 +629,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   for (const [id, sampler] of loops) replicaLoops[id] = sampler.result();
 
   let kill: KillResult | null = null;
+  const victim = killed?.replica ?? candidates[0];
   if (o.kill !== undefined && victim !== undefined) {
     const interval = o.replica.intervalSeconds;
     const minSettleMs = o.kill.settleMs ?? (o.kill.leaseTtlSeconds + interval + 5) * 1000;
@@ -628,7 +644,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
     const settleCap = settleStart + Math.max(minSettleMs, o.kill.maxSettleMs ?? 180_000);
     let waiting: string[] = [];
     for (;;) {
-      await sampleIntervals(survivors, intervals);
+      await sampleIntervals(survivors(), intervals);
       await samplePulls();
       const now = Date.now();
       if (now >= settleEnd && killed !== undefined) {

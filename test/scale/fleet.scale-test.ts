@@ -207,7 +207,9 @@ describe("issue 13 at CI size: every personality, 1 and 3 replicas of regscan se
     phases.killed = phase;
     const k = phase.kill;
     assert.ok(k !== null && Number.isFinite(k.atSeconds), "no replica was killed mid-fill");
-    assert.equal(replicas[1]?.proc.exited(), true, "the killed replica is still running");
+    const victim = replicas.find((r) => r.id === k.replica);
+    assert.notEqual(victim, replicas[0], "the replica the bench reads through was killed");
+    assert.equal(victim?.proc.exited(), true, `the killed replica ${k.replica} is still running`);
     for (const name of sim.registries.map((r) => r.name)) {
       assert.ok(
         fleet.some((r) => r.registry.name === name && r.truth.size === HUGE),
