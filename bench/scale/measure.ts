@@ -6,6 +6,7 @@
 import { Worker } from "node:worker_threads";
 import type { Change } from "../sim/churn.js";
 import type { TruthTag } from "../sim/content.js";
+import type { Listings } from "../sim/listings.js";
 import type { SecondCounts } from "../sim/stats.js";
 import type { SimRegistryInfo } from "./processes.js";
 
@@ -413,17 +414,18 @@ export interface StalenessResult {
   maxMs: number;
   /**
    * Changes seen within the interval that scheduled the scan that saw them, plus a second
-   * for this bench's own polling. That interval is the one the scanning replica applied to
-   * the repository when the scan fell due; the bench cannot tell which replica scanned, so
-   * it takes the longest interval any replica reported for the repository
-   * (X-Regscan-Interval-Seconds, polled every 500 ms on every replica) at the last poll
-   * before the change was seen: each replica's header is the interval its schedule applies
-   * to the repository's next scan, set at its last look, so the scanner's is among them. Not
-   * the interval when the change happened: a replica stretches a host's intervals when its
-   * budget is saturated (budget-stretch.ts), and the scan then falls due a stretched
-   * interval after the last one, whatever the interval was when the change happened (runs
-   * of this bench: every late change was on a repository whose interval doubled while it
-   * waited, listed within the doubled interval).
+   * for this bench's own polling. That scan is the repository's last listing before the
+   * change showed (the simulator's log), and its interval the one its replica applied to the
+   * repository when the scan fell due; the bench cannot tell which replica scanned, so it
+   * takes the longest interval any replica reported for the repository
+   * (X-Regscan-Interval-Seconds, polled every 500 ms on every replica) in effect when that
+   * listing came (see `intervalsAt`). Not the interval at the poll before the change showed:
+   * the scan resets the interval when it lists, before what it read is in the API, so that
+   * poll often said the next scan's interval (a default run: a repository backed off to
+   * 80 s, listed 79 s after its last scan, judged by the 40 s it reset to). Nor the interval
+   * when the change happened: a replica stretches a host's intervals when its budget is
+   * saturated (budget-stretch.ts), and the scan then falls due a stretched interval after the
+   * last one, whatever the interval was when the change happened.
    */
   withinInterval: number;
   /** Stricter readings, for comparison: the shortest interval any replica reported then. */
@@ -505,6 +507,23 @@ type Tracked = Change & {
   timeline?: Array<Array<[number, number | undefined]>>;
 };
 
+/**
+ * Every replica's interval for a repository in effect at `scanAt` (ms since the epoch): the
+ * last value its timeline recorded before then, or its first (the first poll after the
+ * change) when the scan began before any. The scan that sees a change resets the interval
+ * when it lists, before what it read shows in the API, so the poll before the change shows
+ * often already says the next scan's interval, not the one that scheduled this scan.
+ */
+function intervalsAt(timeline: Tracked["timeline"], changedAt: number, scanAt: number): number[] {
+  const out: number[] = [];
+  for (const line of timeline ?? []) {
+    let value = line[0]?.[1];
+    for (const [after, v] of line) if (changedAt + after * 1000 < scanAt) value = v;
+    if (value !== undefined) out.push(value);
+  }
+  return out;
+}
+
 /** A change counts as seen within the interval up to this much later: this bench polls every 500 ms. */
 const POLL_SLACK_MS = 1000;
 /** How often the replicas' interval stretches are sampled (their /metrics). */
@@ -558,6 +577,9 @@ export async function measureStaleness(
     shortest: number | undefined;
     atChange: number | undefined;
     action: string;
+    change: Tracked;
+    /** Every replica's interval at the last poll before it was seen (the fallback bound). */
+    before: number[];
   }> = [];
   const late: Array<
     StalenessResult["lateSamples"][number] & { changedAt: number; registry: string; name: string }
@@ -638,31 +660,16 @@ export async function measureStaleness(
           if (body?.images?.[c.tag]?.digest === c.digest) {
             c.seenMs = now - c.at;
             // Seen at the first poll: no poll before it, and this one's intervals will do.
-            const before = defined(c.intervalsBefore ?? intervals);
-            const bound = before.length > 0 ? Math.max(...before) : undefined;
-            const shortest = before.length > 0 ? Math.min(...before) : undefined;
+            // The bound is settled at the end, from the scan that saw it (see scanBounds).
             results.push({
               ms: c.seenMs,
-              bound,
-              shortest,
+              bound: undefined,
+              shortest: undefined,
               atChange: c.intervalAtChangeSeconds,
               action: c.action,
+              change: c,
+              before: defined(c.intervalsBefore ?? intervals),
             });
-            if (!within(c.seenMs, bound) && late.length < 10) {
-              late.push({
-                repository: key,
-                tag: c.tag,
-                action: c.action,
-                seenMs: c.seenMs,
-                boundSeconds: bound,
-                intervalAtChangeSeconds: c.intervalAtChangeSeconds,
-                staleSecondsBefore: c.staleSeconds,
-                replicaIntervals: c.timeline,
-                changedAt: c.at,
-                registry: c.registry,
-                name: c.repository,
-              });
-            }
           } else {
             c.intervalsBefore = intervals;
             if (staleSeconds !== undefined) c.staleSeconds = staleSeconds;
@@ -678,12 +685,44 @@ export async function measureStaleness(
     stopped = (await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" }))
       .webhooks;
   }
+  const listings = await getJson<Listings>(`${control}/_sim/listings?since=${startedAt}`);
+  for (const r of results) {
+    const c = r.change;
+    const seenAt = c.at + r.ms;
+    const times = listings[c.registry]?.[c.repository] ?? [];
+    // The scan that saw it: the last listing of the repository before it was seen.
+    const scanAt = times.filter((t) => t <= seenAt).pop();
+    const atScan = scanAt === undefined ? r.before : intervalsAt(c.timeline, c.at, scanAt);
+    const known = atScan.length > 0 ? atScan : r.before;
+    r.bound = known.length > 0 ? Math.max(...known) : undefined;
+    r.shortest = known.length > 0 ? Math.min(...known) : undefined;
+    if (!within(r.ms, r.bound) && late.length < 10) {
+      late.push({
+        repository: `${c.registry}/${c.repository}`,
+        tag: c.tag,
+        action: c.action,
+        seenMs: r.ms,
+        boundSeconds: r.bound,
+        intervalAtChangeSeconds: c.intervalAtChangeSeconds,
+        staleSecondsBefore: c.staleSeconds,
+        replicaIntervals: c.timeline,
+        changedAt: c.at,
+        registry: c.registry,
+        name: c.repository,
+      });
+    }
+  }
   if (late.length > 0) await explainLate(control, apis, byName, startedAt, late);
   const ms = results.map((r) => r.ms);
   const unseen = [...latest.values()].filter((c) => c.seenMs === undefined);
   const endedAt = Date.now();
   const notDue = unseen.filter((c) => {
-    const known = defined(c.intervalsBefore ?? []);
+    // Any interval a replica reported since the change: a scan that listed it may have reset
+    // the interval and left the change to the next scan (the tag not yet due in that one).
+    const known = defined([
+      ...(c.intervalsBefore ?? []),
+      ...(c.timeline ?? []).flat().map(([, v]) => v),
+    ]);
     return known.length > 0 && endedAt - c.at < Math.max(...known) * 1000;
   });
   const byAction: StalenessResult["byAction"] = {};

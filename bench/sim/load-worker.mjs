@@ -1,4 +1,4 @@
-// A load-generator thread for bench/sim-throughput.bench.ts (plain JS: Node 20 does not run
+// A load-generator thread for bench/sim/capacity.ts (plain JS: Node 20 does not run
 // tsx's hooks for a worker's entry module). On each `{ ms }` message it keeps `inFlight`
 // requests going against the simulator for `ms` and answers { done, statuses, failures }.
 import { parentPort, workerData } from "node:worker_threads";
