@@ -31,6 +31,14 @@ const TYPICAL_INTERVAL_WEIGHT = 0.1;
 /** Requests that waited this long on average for the budget since the last look: saturated. */
 const SATURATED_MEAN_WAIT_MS = 1000;
 /**
+ * A queue or waits count as saturation only while demand over the last minute is at least
+ * this share of the budget. A scan's burst (a large repository's due tags asked at once)
+ * queues for seconds at any demand: bench:scale's default run stretched hosts to 8x and 16x
+ * at 7-14% of their budget, their intervals then 320 s where 20 s were configured and
+ * covered. Held to the budget, a saturated host's demand is about its rate (1).
+ */
+export const STRETCH_UTILISATION = 0.8;
+/**
  * Demand under this share of the budget lets a stretched host relax: halving the factor about
  * doubles the polling's demand, which then stays under 70% of the budget (at 0.5 it came
  * back saturated and the factor swung between 1 and 4 in the bench).
@@ -175,7 +183,9 @@ export class BudgetStretch {
         typical === undefined ? told : typical + TYPICAL_INTERVAL_WEIGHT * (told - typical);
     }
     if (opts.hold === true) return this.#show(host, state);
-    const saturated = conditions.saturated || meanWait >= SATURATED_MEAN_WAIT_MS;
+    const saturated =
+      (conditions.saturated || meanWait >= SATURATED_MEAN_WAIT_MS) &&
+      conditions.utilisation >= STRETCH_UTILISATION;
     const now = this.#now();
     const since = state.changedAt === undefined ? Number.POSITIVE_INFINITY : now - state.changedAt;
     let next = state.factor;

@@ -81,8 +81,18 @@ describe("RedisTagEvents on a real Redis", () => {
   test("each replica reads every replica's events once, with the stream id", async () => {
     const a = replica("a");
     const b = replica("b");
-    // Both readers have learnt where the stream ends before anything is published.
-    await new Promise((r) => setTimeout(r, 300));
+    // Both readers have learnt where the stream ends before anything is published: each is
+    // blocked in its XREAD (a fixed 300 ms pause was too short for a loaded machine).
+    const probe = store.duplicateConnection(5_000);
+    probe.on("error", () => {});
+    opened.push(probe);
+    let blocked = 0;
+    const deadline = Date.now() + 10_000;
+    while (blocked < 2) {
+      if (Date.now() > deadline) assert.fail(`${blocked} of 2 readers blocked in XREAD after 10 s`);
+      blocked = Number(/blocked_clients:(\d+)/.exec(await probe.info("clients"))?.[1] ?? 0);
+      if (blocked < 2) await new Promise((r) => setTimeout(r, 20));
+    }
     const id1 = await a.events.publish(event("v1"));
     const id2 = await b.events.publish(event("v2"));
     assert.match(id1 ?? "", /^\d+-\d+$/);

@@ -151,6 +151,8 @@ interface HostBucket {
   /** Requests asked for per second over the last minute (a ring of one-second counts). */
   demand: number[];
   demandSecond: number;
+  /** When the bucket was made: demand is averaged over its life until the window is full. */
+  since: number;
 }
 
 /** How a host's demand compares with its budget (`saturation(host)`). */
@@ -209,6 +211,8 @@ export const SATURATED_QUEUE_MS = 1000;
 /** The longest a pull waits for quota; longer is a `TooManyRequestsError` with the wait. */
 export const MAX_PULL_WAIT_MS = 60_000;
 const DEMAND_SECONDS = 60;
+/** The shortest span demand is averaged over (a host's first seconds are bursts). */
+const MIN_DEMAND_SECONDS = 5;
 /** `wants` looks at the requests asked for over this many seconds (the current one included). */
 const WANT_SECONDS = 5;
 /**
@@ -276,6 +280,7 @@ export class RateLimiters {
         waitedMs: 0,
         demand: new Array<number>(DEMAND_SECONDS).fill(0),
         demandSecond: Math.floor(this.#clock.now() / 1000),
+        since: this.#clock.now(),
       };
       this.#hosts.set(key, b);
     }
@@ -659,7 +664,13 @@ export class RateLimiters {
     const now = this.#clock.now();
     this.#advance(b, now);
     this.#roll(b, now);
-    const demandRps = b.demand.reduce((s, n) => s + n, 0) / DEMAND_SECONDS;
+    // Over the host's life when shorter than the window: a host first asked 8 s ago at its
+    // budget's rate is at 1, not at 8/60.
+    const demandSeconds = Math.min(
+      DEMAND_SECONDS,
+      Math.max(MIN_DEMAND_SECONDS, (now - b.since) / 1000),
+    );
+    const demandRps = b.demand.reduce((s, n) => s + n, 0) / demandSeconds;
     const rate = this.#rateOf(b);
     // At share 0 (a replica waiting for the others to make room) a queue has no end yet.
     const queueDelayMs = Math.max(

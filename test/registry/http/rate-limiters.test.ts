@@ -439,7 +439,8 @@ describe("RateLimiters", () => {
     assert.equal(s.rate, rate);
     assert.equal(Math.round(s.queueDelayMs), Math.round((8 / rate) * 1000), "8 queued");
     assert.equal(s.saturated, true);
-    assert.equal(s.demandRps, 10 / 60);
+    // Demand over the host's life until the minute is full, at least 5 s.
+    assert.equal(s.demandRps, 10 / 5);
     await clock.advance(3000);
     assert.deepEqual(
       done.map((t) => t - t0),
@@ -449,6 +450,11 @@ describe("RateLimiters", () => {
     assert.equal(after.saturated, false);
     assert.equal(after.requests, 10);
     assert.ok(after.waitedMs >= 8 * 1000 && after.waitedMs < 12_000, `${after.waitedMs}`);
+    assert.equal(after.demandRps, 10 / 5);
+    await clock.advance(27_000);
+    assert.equal(limiters.saturation(HOST).demandRps, 10 / 30);
+    await clock.advance(60_000);
+    assert.equal(limiters.saturation(HOST).demandRps, 0, "a minute on, none asked since");
     assert.equal(limiters.saturation("other.example").saturated, false);
     assert.deepEqual(limiters.hosts(), [HOST]);
     // The global rate is not shaved.
