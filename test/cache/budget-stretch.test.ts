@@ -10,6 +10,7 @@ import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import {
   BudgetStretch,
+  type BudgetStretchOptions,
   MAX_STRETCH,
   MAX_STRETCH_SETTLE_MS,
   RELAX_GAP_MS,
@@ -50,6 +51,36 @@ function conditionsOf(
     succeed: () => {},
     hostConditions,
   };
+}
+
+/**
+ * A stretch reading a scripted signal on a fake clock: `update` changes what the next look
+ * reads, `conditions` reads it (for a second stretch on the same signal).
+ */
+function scripted(
+  initial: Partial<HostConditions>,
+  options: Pick<BudgetStretchOptions, "peers" | "onChange"> = { onChange: () => {} },
+) {
+  const clock = new FakeClock();
+  let current: HostConditions = {
+    pullQuota: false,
+    saturated: false,
+    utilisation: 0,
+    requests: 0,
+    waitedMs: 0,
+    ...initial,
+  };
+  const conditions = () => current;
+  const stretch = new BudgetStretch({
+    factory: conditionsOf(conditions),
+    now: clock.now,
+    log: captured().logger,
+    ...options,
+  });
+  const update = (change: Partial<HostConditions>) => {
+    current = { ...current, ...change };
+  };
+  return { clock, stretch, update, conditions };
 }
 
 describe("BudgetStretch", () => {
@@ -121,50 +152,27 @@ describe("BudgetStretch", () => {
   });
 
   it("takes a queue at low demand for a burst, not saturation", () => {
-    const clock = new FakeClock();
-    let conditions: HostConditions = {
-      pullQuota: false,
+    const { clock, stretch, update } = scripted({
       saturated: true,
       utilisation: 0.1,
       queueDelayMs: 3_000,
-      requests: 0,
-      waitedMs: 0,
-    };
-    const stretch = new BudgetStretch({
-      factory: conditionsOf(() => conditions),
-      now: clock.now,
-      log: captured().logger,
-      onChange: () => {},
     });
     // A large repository's due tags asked at once queue for seconds at a tenth of the budget.
     assert.equal(stretch.observe(APP, { intervalMs: 20_000 }), 1);
-    conditions = { ...conditions, requests: 40, waitedMs: 80_000 };
+    update({ requests: 40, waitedMs: 80_000 });
     clock.advance(STRETCH_CHANGE_GAP_MS);
     assert.equal(stretch.observe(APP, { intervalMs: 20_000 }), 1, "2 s waits, 10% demand");
-    conditions = { ...conditions, utilisation: 0.9 };
+    update({ utilisation: 0.9 });
     clock.advance(STRETCH_CHANGE_GAP_MS);
     assert.equal(stretch.observe(APP, { intervalMs: 20_000 }), 2, "the same queue at 90% demand");
   });
 
   it("waits for a stretch to show in demand before the next: one interval at the factor before it", () => {
-    const clock = new FakeClock();
-    let conditions: HostConditions = {
-      pullQuota: false,
-      saturated: false,
-      utilisation: 0.5,
-      requests: 0,
-      waitedMs: 0,
-    };
-    const stretch = new BudgetStretch({
-      factory: conditionsOf(() => conditions),
-      now: clock.now,
-      log: captured().logger,
-      onChange: () => {},
-    });
+    const { clock, stretch, update, conditions } = scripted({ utilisation: 0.5 });
     // The host's repositories are scanned every 30 s (unstretched), a few every 90 s.
     const look = (intervalMs = 30_000) => stretch.observe(APP, { intervalMs });
     for (let i = 0; i < 9; i++) look();
-    conditions = { ...conditions, saturated: true, utilisation: 1.2 };
+    update({ saturated: true, utilisation: 1.2 });
     assert.equal(look(90_000), 2, "the first saturation stretches at once");
     // The typical interval is a running mean weighted by scans: about 36 s now.
     clock.advance(35_000);
@@ -179,7 +187,7 @@ describe("BudgetStretch", () => {
 
     // A host of hour-long intervals waits at most five minutes for a stretch to show.
     const hourly = new BudgetStretch({
-      factory: conditionsOf(() => conditions),
+      factory: conditionsOf(conditions),
       now: clock.now,
       log: captured().logger,
       onChange: () => {},
@@ -192,35 +200,26 @@ describe("BudgetStretch", () => {
   });
 
   it("applies the larger of its own factor and its peers'; publishes only its own", () => {
-    const clock = new FakeClock();
-    let conditions: HostConditions = {
-      pullQuota: false,
-      saturated: false,
-      utilisation: 0.2,
-      requests: 0,
-      waitedMs: 0,
-    };
-    const factory = conditionsOf(() => conditions);
     const peerFactors = new Map<string, number>();
     const published: Array<[string, number]> = [];
     const shown: Array<[string, number]> = [];
-    const stretch = new BudgetStretch({
-      factory,
-      now: clock.now,
-      log: captured().logger,
-      onChange: (h, f) => shown.push([h, f]),
-      peers: {
-        publish: (h, f) => published.push([h, f]),
-        factorOf: (h) => peerFactors.get(h) ?? 1,
+    const { clock, stretch, update } = scripted(
+      { utilisation: 0.2 },
+      {
+        onChange: (h, f) => shown.push([h, f]),
+        peers: {
+          publish: (h, f) => published.push([h, f]),
+          factorOf: (h) => peerFactors.get(h) ?? 1,
+        },
       },
-    });
+    );
     const host = APP.apiHost.toLowerCase();
     assert.equal(stretch.observe(APP), 1);
     peerFactors.set(host, 4);
     assert.equal(stretch.factor(APP), 4, "a peer's stretch applies here");
     assert.equal(stretch.observe(APP), 4, "and shows in the metric at the next look");
     assert.equal(stretch.factor(OTHER), 1, "per host");
-    conditions = { ...conditions, saturated: true, utilisation: 1 };
+    update({ saturated: true, utilisation: 1 });
     assert.equal(stretch.observe(APP), 4, "its own 2 is under the peer's 4");
     clock.advance(STRETCH_CHANGE_GAP_MS);
     assert.equal(stretch.observe(APP), 4);
