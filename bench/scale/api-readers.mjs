@@ -22,7 +22,8 @@ let stopped = false;
 // start is aborted (a stop lets the requests in flight finish).
 const agent = new Agent({ headersTimeout: 10_000, bodyTimeout: 10_000 });
 const giveUp = AbortSignal.timeout(maxMs + 20_000);
-setMaxListeners(clients + 10, giveUp);
+// undici listens on it for a request and for its body: two per client, and a few more.
+setMaxListeners(4 * clients, giveUp);
 parentPort.on("message", (m) => {
   if (m === "stop") stopped = true;
   else if (Array.isArray(m?.add)) names.push(...m.add);
