@@ -660,7 +660,7 @@ export async function measureStaleness(
           if (body?.images?.[c.tag]?.digest === c.digest) {
             c.seenMs = now - c.at;
             // Seen at the first poll: no poll before it, and this one's intervals will do.
-            // The bound is settled at the end, from the scan that saw it (see scanBounds).
+            // The bound is settled after the phase, from the scan that saw it (below).
             results.push({
               ms: c.seenMs,
               bound: undefined,
@@ -712,7 +712,7 @@ export async function measureStaleness(
       });
     }
   }
-  if (late.length > 0) await explainLate(control, apis, byName, startedAt, late);
+  if (late.length > 0) await explainLate(control, apis, byName, startedAt, listings, late);
   const ms = results.map((r) => r.ms);
   const unseen = [...latest.values()].filter((c) => c.seenMs === undefined);
   const endedAt = Date.now();
@@ -790,17 +790,14 @@ async function explainLate(
   apis: readonly string[],
   byName: Map<string, FleetRepo>,
   startedAt: number,
+  listings: Listings,
   late: Array<
     StalenessResult["lateSamples"][number] & { changedAt: number; registry: string; name: string }
   >,
 ): Promise<void> {
-  type Log = Record<string, Record<string, number[]>>;
-  const listings = await getJson<Log>(`${control}/_sim/listings?since=${startedAt}`).catch(
-    () => ({}) as Log,
-  );
-  const activity = await getJson<Log>(
+  const activity = await getJson<Listings>(
     `${control}/_sim/activity?since=${startedAt - 120_000}`,
-  ).catch(() => ({}) as Log);
+  ).catch(() => ({}) as Listings);
   const statuses = await Promise.all(
     apis.map((a) =>
       getJson<{ repositories: Array<{ name: string }> }>(`${a}/v1/repositories`).catch(() => ({
