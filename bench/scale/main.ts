@@ -469,7 +469,7 @@ async function main(): Promise<void> {
       value:
         hooked === null
           ? "not run"
-          : `${hooked.p50Ms} / ${hooked.p99Ms} ms (${hooked.measured} changes, ${hooked.unseen} unseen)`,
+          : `${hooked.p50Ms} / ${hooked.p99Ms} ms (${hooked.measured} changes, ${hooked.unseen} unseen; its tag event on replica-0 p50 / p99 ${hooked.eventP50Ms} / ${hooked.eventP99Ms} ms)`,
       target: "p99 <= 5,000 ms",
       pass: hooked === null ? null : hooked.p99Ms <= 5000 && hooked.unseen === 0,
     },

@@ -8,6 +8,7 @@ import type { Change } from "../sim/churn.js";
 import type { TruthTag } from "../sim/content.js";
 import type { Listings } from "../sim/listings.js";
 import type { SecondCounts } from "../sim/stats.js";
+import { watchEvents } from "./event-watch.js";
 import type { SimRegistryInfo } from "./processes.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -167,6 +168,20 @@ const FEW_PENDING = 20;
  * answer is megabytes, and it stays pending through the whole of its long scan.
  */
 const READ_UNFINISHED_EVERY = 5;
+/**
+ * At most this many of those a round, the longest unread first: at 10,000 repositories every
+ * fifth round read 2,000 of them, so the bench's reads never stopped (the fill's progress
+ * needs only the finished ones to be exact).
+ */
+const UNFINISHED_READS_PER_ROUND = 50;
+
+/**
+ * The replica's status list is asked for at most this often per 1,000 repositories (2 s at
+ * most, every round once few are left). At 10,000 repositories it is megabytes of JSON, and
+ * asked every 2 s it cost the replica the bench reads through more CPU and memory than the
+ * others by about the whole of their difference.
+ */
+const STATUS_MS_PER_1000_REPOSITORIES = 1_000;
 
 /** Tags each repository's last scan listed, from one replica's status list (none: unknown). */
 async function tagCounts(api: string): Promise<Map<string, number> | undefined> {
@@ -211,16 +226,24 @@ export async function waitForFullCache(
   const deadline = startedAt + timeoutMs;
   const tags = fleet.reduce((n, r) => n + r.truth.size, 0);
   const seen = () => [...visible.values()].reduce((a, b) => a + b, 0);
+  const statusEveryMs = Math.max(2_000, (fleet.length / 1000) * STATUS_MS_PER_1000_REPOSITORIES);
+  let statusAt = Number.NEGATIVE_INFINITY;
+  let counts: Map<string, number> | undefined;
   for (let round = 0; pending.size > 0 && Date.now() < deadline; round++) {
     await onTick({ visibleTags: seen(), tags, completed });
-    const counts = await tagCounts(api);
+    if (pending.size <= FEW_PENDING || Date.now() - statusAt >= statusEveryMs) {
+      statusAt = Date.now();
+      counts = await tagCounts(api);
+    }
     // Without the status list (a busy replica), only the reads every few rounds: reading
     // every pending repository then would make the replica busier still.
-    const due = [...pending.values()].filter(
-      (repo) =>
-        (counts?.get(repo.name) ?? 0) >= repo.truth.size ||
-        round - (readAt.get(repo.name) ?? Number.NEGATIVE_INFINITY) >= READ_UNFINISHED_EVERY,
-    );
+    const lastRead = (repo: FleetRepo) => readAt.get(repo.name) ?? Number.NEGATIVE_INFINITY;
+    const finished = (repo: FleetRepo) => (counts?.get(repo.name) ?? 0) >= repo.truth.size;
+    const unfinished = [...pending.values()]
+      .filter((repo) => !finished(repo) && round - lastRead(repo) >= READ_UNFINISHED_EVERY)
+      .sort((a, b) => lastRead(a) - lastRead(b))
+      .slice(0, UNFINISHED_READS_PER_ROUND);
+    const due = [...[...pending.values()].filter(finished), ...unfinished];
     await forEachLimited(due, 8, async (repo) => {
       readAt.set(repo.name, round);
       try {
@@ -428,6 +451,13 @@ export interface StalenessResult {
    * last one, whatever the interval was when the change happened.
    */
   withinInterval: number;
+  /**
+   * From the change to the first tag event of it on replica-0's `/v1/events` (p50 / p99, of
+   * the changes seen): how much of the staleness is regscan's scan, and how much the write
+   * and this bench's read after it.
+   */
+  eventP50Ms: number;
+  eventP99Ms: number;
   /** Stricter readings, for comparison: the shortest interval any replica reported then. */
   withinShortestInterval: number;
   /** The reading before: replica-0's interval at the first poll after the change. */
@@ -524,6 +554,9 @@ function intervalsAt(timeline: Tracked["timeline"], changedAt: number, scanAt: n
   return out;
 }
 
+/** Reads of a repository after a tag event of it, at most, while its change does not show. */
+const EVENT_READS = 8;
+const EVENT_READ_PAUSE_MS = 250;
 /** A change counts as seen within the interval up to this much later: this bench polls every 500 ms. */
 const POLL_SLACK_MS = 1000;
 /** How often the replicas' interval stretches are sampled (their /metrics). */
@@ -534,8 +567,10 @@ const defined = (values: Array<number | undefined>) =>
 
 /**
  * Churn for `seconds` (webhooks to `webhookUrl` when given), then waits up to `graceMs` for
- * the last changes; each change is timed from when the registry served it to the first poll
- * (every 500 ms) that shows it through the API of `apis[0]`; every replica of `apis` is asked
+ * the last changes; each change is timed from when the registry served it to the first read
+ * that shows it through the API of `apis[0]`: reads at once on a tag event of its repository
+ * on `apis[0]`'s event stream, and rounds of reads of every repository with a change not yet
+ * seen, 500 ms apart, for what events do not bring; every replica of `apis` is asked
  * for its interval for the repository at each poll (see `StalenessResult.withinInterval`).
  */
 export async function measureStaleness(
@@ -609,6 +644,124 @@ export async function measureStaleness(
   };
   const within = (ms: number, bound: number | undefined) =>
     bound === undefined || ms <= bound * 1000 + POLL_SLACK_MS;
+  // The simulator's changes so far; callers at once share one fetch.
+  let learning: Promise<void> | undefined;
+  const learnChanges = (): Promise<void> => {
+    learning ??= (async () => {
+      try {
+        const changes = await getJson<Change[]>(`${control}/_sim/changes?since=${startedAt}`);
+        for (const c of changes.slice(total)) {
+          const key = `${c.registry}/${c.repository}:${c.tag}`;
+          const prev = latest.get(key);
+          if (prev !== undefined && prev.seenMs === undefined) superseded++;
+          latest.set(key, { ...c });
+        }
+        total = Math.max(total, changes.length);
+      } finally {
+        learning = undefined;
+      }
+    })();
+    return learning;
+  };
+  // One read at a time per repository; an event during a read asks for one more after it
+  // (that read may have begun before the scan's write).
+  const reading = new Set<string>();
+  const again = new Set<string>();
+  const waitingIn = (key: string) =>
+    [...latest.values()].filter(
+      (c) => c.seenMs === undefined && `${c.registry}/${c.repository}` === key,
+    );
+  const check = async (key: string): Promise<void> => {
+    if (reading.has(key)) {
+      again.add(key);
+      return;
+    }
+    reading.add(key);
+    try {
+      do {
+        again.delete(key);
+        const cs = waitingIn(key);
+        if (cs.length > 0) await readOnce(key, cs);
+      } while (again.has(key));
+    } finally {
+      reading.delete(key);
+    }
+  };
+  const readOnce = async (key: string, cs: Tracked[]): Promise<void> => {
+    const repo = byName.get(key);
+    if (repo === undefined) return;
+    try {
+      // The other replicas' headers first: a scan that ends between the two reads then
+      // shows in the body, not in a header read after it (which may already say the
+      // interval that scan set for the next one).
+      const rest = await Promise.all(
+        others.map((o) => readHeaders(o, repo.name).catch(() => ({ intervalSeconds: undefined }))),
+      );
+      const { body, intervalSeconds, staleSeconds } = await readRepository(api, repo.name);
+      const now = Date.now();
+      const intervals = [intervalSeconds, ...rest.map((r) => r.intervalSeconds)];
+      for (const c of cs) {
+        if (c.intervalAtChangeSeconds === undefined && intervalSeconds !== undefined) {
+          c.intervalAtChangeSeconds = intervalSeconds;
+        }
+        c.timeline ??= intervals.map(() => []);
+        intervals.forEach((v, i) => {
+          const line = c.timeline?.[i];
+          if (line !== undefined && line[line.length - 1]?.[1] !== v) {
+            line.push([Math.round((now - c.at) / 100) / 10, v]);
+          }
+        });
+        if (body?.images?.[c.tag]?.digest === c.digest) {
+          c.seenMs = now - c.at;
+          // Seen at the first poll: no poll before it, and this one's intervals will do.
+          // The bound is settled after the phase, from the scan that saw it (below).
+          results.push({
+            ms: c.seenMs,
+            bound: undefined,
+            shortest: undefined,
+            atChange: c.intervalAtChangeSeconds,
+            action: c.action,
+            change: c,
+            before: defined(c.intervalsBefore ?? intervals),
+          });
+        } else {
+          c.intervalsBefore = intervals;
+          if (staleSeconds !== undefined) c.staleSeconds = staleSeconds;
+        }
+      }
+    } catch {
+      // asked again next round
+    }
+  };
+  // A tag event names a repository whose change may show now: read it at once, and a few
+  // times more while the change the event names is not shown yet (the event goes out when
+  // the scan fetched the tag, before the scan's index write).
+  const eventTimes = new Map<string, number[]>();
+  const keyOfName = new Map(fleet.map((r) => [r.name, `${r.registry.name}/${r.repository}`]));
+  const eventsGone = new AbortController();
+  const followed = watchEvents(
+    api,
+    ({ repository, tag }) => {
+      const key = keyOfName.get(repository);
+      if (key === undefined) return;
+      if (tag !== undefined) {
+        const times = eventTimes.get(`${key}:${tag}`) ?? [];
+        times.push(Date.now());
+        eventTimes.set(`${key}:${tag}`, times);
+      }
+      void (async () => {
+        for (let attempt = 0; attempt < EVENT_READS && !eventsGone.signal.aborted; attempt++) {
+          // The event may come before this bench's last look at the simulator's changes.
+          const change = () => (tag === undefined ? undefined : latest.get(`${key}:${tag}`));
+          if (tag !== undefined && change() === undefined) await learnChanges().catch(() => {});
+          await check(key);
+          if (tag === undefined || change()?.seenMs !== undefined) return;
+          await sleep(EVENT_READ_PAUSE_MS);
+        }
+      })();
+    },
+    eventsGone.signal,
+  );
   while (Date.now() < deadline) {
     if (Date.now() - stretchSampledAt >= STRETCH_SAMPLE_MS) await sampleStretch();
     if (stopped === undefined && Date.now() >= churnEnds) {
@@ -616,71 +769,15 @@ export async function measureStaleness(
         await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" })
       ).webhooks;
     }
-    const changes = await getJson<Change[]>(`${control}/_sim/changes?since=${startedAt}`);
-    for (const c of changes.slice(total)) {
-      const key = `${c.registry}/${c.repository}:${c.tag}`;
-      const prev = latest.get(key);
-      if (prev !== undefined && prev.seenMs === undefined) superseded++;
-      latest.set(key, { ...c });
-    }
-    total = changes.length;
+    await learnChanges();
     const waiting = [...latest.values()].filter((c) => c.seenMs === undefined);
     if (stopped !== undefined && waiting.length === 0) break;
-    const repos = new Map<string, typeof waiting>();
-    for (const c of waiting) {
-      const key = `${c.registry}/${c.repository}`;
-      repos.set(key, [...(repos.get(key) ?? []), c]);
-    }
-    await forEachLimited([...repos.entries()], 8, async ([key, cs]) => {
-      const repo = byName.get(key);
-      if (repo === undefined) return;
-      try {
-        // The other replicas' headers first: a scan that ends between the two reads then
-        // shows in the body, not in a header read after it (which may already say the
-        // interval that scan set for the next one).
-        const rest = await Promise.all(
-          others.map((o) =>
-            readHeaders(o, repo.name).catch(() => ({ intervalSeconds: undefined })),
-          ),
-        );
-        const { body, intervalSeconds, staleSeconds } = await readRepository(api, repo.name);
-        const now = Date.now();
-        const intervals = [intervalSeconds, ...rest.map((r) => r.intervalSeconds)];
-        for (const c of cs) {
-          if (c.intervalAtChangeSeconds === undefined && intervalSeconds !== undefined) {
-            c.intervalAtChangeSeconds = intervalSeconds;
-          }
-          c.timeline ??= intervals.map(() => []);
-          intervals.forEach((v, i) => {
-            const line = c.timeline?.[i];
-            if (line !== undefined && line[line.length - 1]?.[1] !== v) {
-              line.push([Math.round((now - c.at) / 100) / 10, v]);
-            }
-          });
-          if (body?.images?.[c.tag]?.digest === c.digest) {
-            c.seenMs = now - c.at;
-            // Seen at the first poll: no poll before it, and this one's intervals will do.
-            // The bound is settled after the phase, from the scan that saw it (below).
-            results.push({
-              ms: c.seenMs,
-              bound: undefined,
-              shortest: undefined,
-              atChange: c.intervalAtChangeSeconds,
-              action: c.action,
-              change: c,
-              before: defined(c.intervalsBefore ?? intervals),
-            });
-          } else {
-            c.intervalsBefore = intervals;
-            if (staleSeconds !== undefined) c.staleSeconds = staleSeconds;
-          }
-        }
-      } catch {
-        // asked again next round
-      }
-    });
+    const keys = new Set(waiting.map((c) => `${c.registry}/${c.repository}`));
+    await forEachLimited([...keys], 8, check);
     await sleep(500);
   }
+  eventsGone.abort();
+  await followed;
   if (stopped === undefined) {
     stopped = (await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" }))
       .webhooks;
@@ -714,6 +811,10 @@ export async function measureStaleness(
   }
   if (late.length > 0) await explainLate(control, apis, byName, startedAt, listings, late);
   const ms = results.map((r) => r.ms);
+  const eventMs = results.flatMap(({ change: c }) => {
+    const at = eventTimes.get(`${c.registry}/${c.repository}:${c.tag}`)?.find((t) => t >= c.at);
+    return at === undefined ? [] : [at - c.at];
+  });
   const unseen = [...latest.values()].filter((c) => c.seenMs === undefined);
   const endedAt = Date.now();
   const notDue = unseen.filter((c) => {
@@ -761,6 +862,8 @@ export async function measureStaleness(
     p99Ms: percentile(ms, 99),
     maxMs: percentile(ms, 100),
     withinInterval: results.filter((r) => within(r.ms, r.bound)).length,
+    eventP50Ms: percentile(eventMs, 50),
+    eventP99Ms: percentile(eventMs, 99),
     withinShortestInterval: results.filter((r) => within(r.ms, r.shortest)).length,
     withinIntervalAtChange: results.filter((r) => within(r.ms, r.atChange)).length,
     distribution,
