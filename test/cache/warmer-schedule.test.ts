@@ -30,8 +30,8 @@ const names = (host: string, n: number) =>
 const lookupOf = (list: ImageName[]) => () =>
   new Map(list.map((n) => [n.toString(), Credentials.none()]));
 
-/** One repository of 6 tags (2 images) with a 300 ms interval, never backing off. */
-function oneRepositoryWarmer(opts: { pollTags: boolean | undefined }) {
+/** One repository of 6 tags (2 images) with a 300 ms interval (or `intervalMs`), never backing off. */
+function oneRepositoryWarmer(opts: { pollTags: boolean | undefined; intervalMs?: number }) {
   const [app] = names("registry.test", 1) as [ImageName];
   const repo = fakeRepository(app, 6, 2);
   const factory = new FakeFactory(new Map([[app.toString(), repo]]));
@@ -40,7 +40,7 @@ function oneRepositoryWarmer(opts: { pollTags: boolean | undefined }) {
     factory,
     lookup: lookupOf([app]),
     intervalMs: 60_000,
-    repositoryOptions: () => ({ intervalMs: 300 }),
+    repositoryOptions: () => ({ intervalMs: opts.intervalMs ?? 300 }),
     maxIntervalFactor: 1,
     pollTags: opts.pollTags,
     metricsRegistry: new MetricsRegistry(),
@@ -538,5 +538,46 @@ describe("Warmer loop scheduling", () => {
     const c = factory.counts(app.toString());
     assert.equal(c.head, 0, "no HEAD for tags fresh for an hour");
     assert.ok(c.tags >= 2, `listed at each scan (${c.tags})`);
+  });
+
+  it("starts the next scan early by the last one's length while the host has budget to spare", async () => {
+    const gapsAt = async (utilisation: number) => {
+      const { repo, factory, warmer } = oneRepositoryWarmer({ pollTags: true, intervalMs: 1_200 });
+      repo.delayMs = 40;
+      factory.hostConditions = () => ({
+        pullQuota: false,
+        saturated: false,
+        utilisation,
+        requests: 0,
+        waitedMs: 0,
+      });
+      const scans: RepositoryScanResult[] = [];
+      warmer.onScan((r) => {
+        if (r.outcome === "scanned") scans.push(r);
+      });
+      await runUntil(warmer, () => scans.length >= 4, "four scans");
+      // From the second scan on: the first one's end may still count as the host's fill.
+      return scans.slice(1).flatMap((r, i) => {
+        const next = scans[i + 2];
+        if (next === undefined) return [];
+        return [{ gap: next.startedAt.getTime() - r.startedAt.getTime(), took: r.durationMs }];
+      });
+    };
+    // Interval 1.2 s: early by the scan's length (each request 40 ms; at most 300 ms, and
+    // never sooner than a second after the scan's end). The loop's own lateness (tens of ms)
+    // is in both runs' gaps: their difference is the early start.
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const room = await gapsAt(0.1);
+    const busy = await gapsAt(0.9);
+    assert.ok(room.length >= 2 && busy.length >= 2);
+    const early = Math.min(300, mean(room.map((g) => g.took)));
+    assert.ok(early >= 40, `scans of ${early} ms`);
+    for (const { gap } of busy)
+      assert.ok(gap >= 295, `${gap} ms between starts at 90% of the budget`);
+    const sooner = mean(busy.map((g) => g.gap)) - mean(room.map((g) => g.gap));
+    assert.ok(
+      sooner >= early / 2 && sooner <= early + 40,
+      `started ${Math.round(sooner)} ms sooner with room, scans of ${Math.round(early)} ms`,
+    );
   });
 });
