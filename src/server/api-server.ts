@@ -74,7 +74,7 @@ export interface ApiServerOptions {
     | ((name: ImageName, signal: AbortSignal) => Promise<StoredRepositoryState | undefined>)
     | undefined;
   /**
-   * Bytes of repository answers kept (default 16 MiB): a larger answer is never held whole
+   * Bytes of repository answers kept (default 8 MiB): a larger answer is never held whole
    * but written to the socket as it is produced.
    */
   repositoryCacheBytes?: number | undefined;

@@ -56,10 +56,13 @@ interface Entry {
 }
 
 /**
- * Default bytes of answers kept: 16 MiB, a 25,000-tag answer (about 8 MB) with room to spare;
- * these buffers are outside V8's heap cap and count in full against a replica's 256 MiB.
+ * Default bytes of answers kept: 8 MiB, about 800 answers of 100 tags. These buffers are
+ * outside V8's heap cap and count in full against a replica's 256 MiB, with the `malloc`
+ * heap they fragment: at 16 MiB, the replica that bench:scale reads every repository through
+ * (10,000 of them) had 38 MiB of `malloc` heap against the others' 10, and peaked at 261 MiB. A
+ * larger answer (a 25,000-tag repository's is about 8 MB) is held as its layout instead.
  */
-export const DEFAULT_REPOSITORY_CACHE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_REPOSITORY_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** The bounds of a {@link RepositoryJsonCache}. */
 export interface RepositoryJsonCacheOptions {
@@ -68,7 +71,7 @@ export interface RepositoryJsonCacheOptions {
    * keeps the table of a fleet of tiny answers from growing without end.
    */
   maxEntries?: number | undefined;
-  /** Most bytes kept together; an answer larger than this is not kept (default 16 MiB). */
+  /** Most bytes kept together; an answer larger than this is not kept (default 8 MiB). */
   maxBytes?: number | undefined;
   /**
    * How long a body is served at most, even when its version still holds (a tag record
