@@ -26,14 +26,7 @@ import {
   roundRobin,
   sumTotals,
 } from "./fill.js";
-import {
-  type FleetRepo,
-  loadFleet,
-  measureStaleness,
-  type SimStats,
-  type StalenessResult,
-  simStats,
-} from "./measure.js";
+import { type FleetRepo, loadFleet, type SimStats, simStats } from "./measure.js";
 import { parseScaleOptions, type ScaleOptions } from "./options.js";
 import {
   buildIfNeeded,
@@ -43,6 +36,7 @@ import {
   writeImagesFile,
 } from "./processes.js";
 import { printSummary, type Target } from "./report.js";
+import { measureStaleness, type StalenessResult } from "./staleness.js";
 
 const WEBHOOK_TOKEN = "scale-bench-webhook-token";
 const MiB = 1024 * 1024;
