@@ -757,8 +757,7 @@ export class Warmer {
    * scan's duration into the next scan: with an interval between starts, such a change was
    * seen an interval plus a scan later (bench:scale: 41.8 s on a 40 s interval, a 54-tag
    * repository's 3.6 s scans). Not while the host fills, is stretched or is at half its
-   * budget or more: there the earlier starts are scans the budget cannot pay for (a
-   * 10,000-repository run that started every rescan early lost a replica to its heap).
+   * budget or more: there the earlier starts are scans the budget cannot pay for.
    */
   #nextRefreshAt(name: ImageName, startedAt: Date, durationMs: number, intervalMs: number): Date {
     const early = this.#hasRoom(name)
