@@ -132,8 +132,7 @@ export function compareToTruth(repo: FleetRepo, body: RepositoryAnswer | undefin
   };
 }
 
-/** Runs `fn` on every item, at most `limit` at once. */
-export async function forEachLimited<T>(
+async function forEachLimited<T>(
   items: T[],
   limit: number,
   fn: (item: T) => Promise<void>,
