@@ -209,6 +209,29 @@ describe("API server limits", () => {
     );
   });
 
+  test("small repositories' answers are bounded by their tags at once, and wait rather than fail", async () => {
+    const registry = new GatedRegistry();
+    const { port } = await start(registry, {
+      repositoryState: async () => ({ version: "1", tags: 100 }),
+      // Two 100-tag builds fit; a third waits. No heavy turn is involved.
+      limits: { smallAnswerTags: 250, heavyConcurrency: 1, heavyQueue: 0 },
+    });
+    const names = Array.from({ length: 6 }, (_, i) => `${REPO}${i}`);
+    const answers = names.map((n) => get(port, `/v1/repositories/${n}`));
+    await until(() => registry.waitingCount === 2, "two builds running");
+    // Long enough for a third build to have started were it let in.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(registry.reads, 2, "two builds at once, the rest waiting");
+    registry.releaseAll();
+    const done = await Promise.all(answers);
+    assert.deepEqual(
+      done.map((a) => a.status),
+      [200, 200, 200, 200, 200, 200],
+      "every waiting answer is built in turn, none refused",
+    );
+    assert.equal(registry.reads, 6);
+  });
+
   test("a repository without a stored record is NOT_CACHED at once, without a build", async () => {
     const registry = new GatedRegistry();
     const { port } = await start(registry, {
