@@ -24,7 +24,7 @@ import type { NewTagFetchPlan } from "./new-tag-fetch.js";
 import { MAX_REFRESH_MS, nextRefreshInterval } from "./refresh-policy.js";
 import type { ScanIndex } from "./scan-index.js";
 import type { WarmContext, WarmJob } from "./warm-context.js";
-import type { RepositoryScanResult } from "./warmer-types.js";
+import type { RepositoryScanResult, TagEvent } from "./warmer-types.js";
 
 /** An image as the refresher knows it: its record's id, and whether it is excluded. */
 interface StoredImage {
@@ -52,6 +52,8 @@ export interface TagRefresherOptions {
   signal: AbortSignal;
   /** How tags not in the index are asked for (`HEAD` first or one `GET` by tag). */
   plan: NewTagFetchPlan;
+  /** Where new-tag and moved-tag events go (the scan holds them until its record is written). */
+  emit: (event: TagEvent) => void;
 }
 
 /** What one refresh found for a tag, for the new-tag and moved-tag events. */
@@ -76,6 +78,7 @@ export class TagRefresher {
   readonly #log: Logger;
   readonly #signal: AbortSignal;
   readonly #plan: NewTagFetchPlan;
+  readonly #emit: (event: TagEvent) => void;
   #previousTags: Set<string> | undefined;
 
   constructor(opts: TagRefresherOptions) {
@@ -88,6 +91,7 @@ export class TagRefresher {
     this.#log = opts.log;
     this.#signal = opts.signal;
     this.#plan = opts.plan;
+    this.#emit = opts.emit;
     for (const [digest, id] of opts.known) {
       this.#byDigest.set(digest, Promise.resolve({ id, digest }));
     }
@@ -238,7 +242,7 @@ export class TagRefresher {
     const repository = this.#result.repository;
     if (previousDigest !== undefined && previousDigest !== digest) {
       this.#result.movedTags.push(tag);
-      this.#ctx.events.emit({
+      this.#emit({
         type: "moved-tag",
         repository,
         tag,
@@ -253,7 +257,7 @@ export class TagRefresher {
     this.#previousTags ??= new Set(this.#previousTagList);
     if (!this.#previousTags.has(tag)) {
       this.#result.newTags.push(tag);
-      this.#ctx.events.emit({ type: "new-tag", repository, tag, digest, at: new Date(now) });
+      this.#emit({ type: "new-tag", repository, tag, digest, at: new Date(now) });
     }
   }
 

@@ -21,7 +21,7 @@ import { keepTag, keepTags, needsKeeping } from "./stale-tags.js";
 import { type CompiledTagFilter, compileTagFilter } from "./tag-filter.js";
 import { TagRefresher } from "./tag-refresher.js";
 import type { WarmContext, WarmJob } from "./warm-context.js";
-import type { ErrorSummary, RepositoryScanResult } from "./warmer-types.js";
+import type { ErrorSummary, RepositoryScanResult, TagEvent } from "./warmer-types.js";
 
 /**
  * The repository record's deadline (the store keeps it twice as long): as long as the
@@ -82,6 +82,12 @@ interface Scan {
   legacy?: boolean;
   /** The repository's lease, held while the scan runs (given back with the record's write). */
   lease?: RepositoryLease;
+  /**
+   * The scan's tag events, sent when it ends: a reader acting on one then finds the change
+   * in the repository's answer, which follows the record written last. (Sent as found, a
+   * reader acting on one got the old answer.) As many as the tags that changed.
+   */
+  events: TagEvent[];
 }
 
 /**
@@ -103,10 +109,13 @@ export async function warmRepository(
   const onAbort = () => controller.abort(job.signal.reason);
   if (job.signal.aborted) onAbort();
   job.signal.addEventListener("abort", onAbort, { once: true });
+  const events: TagEvent[] = [];
   try {
-    await scanUnderLease({ ctx, job, result, log, controller });
+    await scanUnderLease({ ctx, job, result, log, controller, events });
   } finally {
     job.signal.removeEventListener("abort", onAbort);
+    // Whatever the outcome: a change whose images were stored is not found again next time.
+    for (const event of events) ctx.events.emit(event);
   }
   result.durationMs = performance.now() - started;
   const label = result.outcome.startsWith("skipped") ? "skipped" : result.outcome;
@@ -362,6 +371,7 @@ async function scanRepository(s: Scan): Promise<void> {
     log,
     signal,
     plan,
+    emit: (event) => s.events.push(event),
   });
   let flushedAt = performance.now();
   let flushing: Promise<void> | undefined;

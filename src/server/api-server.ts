@@ -155,6 +155,7 @@ export class ApiServer {
   readonly #heavy: WorkGate;
   readonly #smallBuilds: WorkGate;
   readonly #repositoryBodies: RepositoryJsonCache;
+  readonly #stopForgetting: () => void;
 
   readonly #opts: ApiServerOptions;
 
@@ -163,6 +164,11 @@ export class ApiServer {
     const limits = { ...DEFAULT_SERVER_LIMITS, ...opts.limits };
     this.#token = opts.apiToken ? new BearerToken(opts.apiToken) : undefined;
     this.#repositoryBodies = new RepositoryJsonCache({ maxBytes: opts.repositoryCacheBytes });
+    // Tag events (every replica's, with a shared stream) go out once the repository's record
+    // is written: the next read of it reads the record again.
+    this.#stopForgetting = opts.warmer.subscribe((event) =>
+      this.#repositoryBodies.forgetVersion(event.repository),
+    );
     this.#limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
     this.#events = new EventStreams(opts.warmer, {
       maxClients: opts.maxEventStreams ?? 100,
@@ -258,6 +264,7 @@ export class ApiServer {
    * `graceMs`, then closes whatever is left.
    */
   async close(graceMs: number): Promise<void> {
+    this.#stopForgetting();
     if (!this.server.listening) return;
     this.#events.closeAll();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));

@@ -165,6 +165,15 @@ export class RepositoryJsonCache {
     return version;
   }
 
+  /**
+   * Forgets the stored state read last for `name`, so that the next reader reads it again:
+   * its record was just written (a tag event), and a reader acting on the event must not
+   * get the state read before it for up to `ttlMs`.
+   */
+  forgetVersion(name: string): void {
+    this.#versions.delete(name);
+  }
+
   /** Repositories and bytes held. */
   stats(): { entries: number; bytes: number } {
     return { entries: this.#entries.size, bytes: this.#bytes };

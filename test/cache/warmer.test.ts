@@ -187,6 +187,28 @@ describe("Warmer.scan", () => {
     ]);
   });
 
+  it("sends a scan's tag events once its record is written: a read on one finds the change", async () => {
+    const app = fakeRepository(APP, 3, 1);
+    const { warmer, clock, cache } = setup({ [APP.toString()]: app });
+    await warmer.scan([{ name: APP }]);
+    app.images.set(fakeDigest(3), fakeRepository(APP, 1, 3).images.get(fakeDigest(3))!);
+    app.tags.set("v0", fakeDigest(3));
+    app.tags.set("new", fakeDigest(3));
+    // A consumer that reads the repository as soon as it hears of a change.
+    const reads: Array<Promise<string[]>> = [];
+    warmer.onTagEvent((e) => {
+      reads.push(
+        cache
+          .getImageRepositoryMetadata(APP)
+          .then((md) => [`${e.tag}:${md.images.get(e.tag)?.digest ?? "missing"}`]),
+      );
+    });
+    clock.advance(HOUR + 1);
+    await warmer.scan([{ name: APP }]);
+    const seen = (await Promise.all(reads)).flat().sort();
+    assert.deepEqual(seen, [`new:${fakeDigest(3)}`, `v0:${fakeDigest(3)}`]);
+  });
+
   it("streams tag events to async iterators until their signal aborts", async () => {
     const app = fakeRepository(APP, 2, 1);
     const { warmer, clock } = setup({ [APP.toString()]: app });

@@ -272,4 +272,45 @@ describe("API server limits", () => {
     assert.equal(after.status, 200);
     assert.equal(registry.reads, 2, "rebuilt for a new version");
   });
+
+  test("a tag event makes the next read read the record again, within the second", async () => {
+    const registry = new GatedRegistry();
+    registry.releaseAll();
+    let version = "1";
+    let stateReads = 0;
+    const listeners = new Set<(e: TagEvent) => void>();
+    const { port } = await start(registry, {
+      repositoryState: async () => {
+        stateReads++;
+        return { version };
+      },
+      warmer: {
+        ...warmer,
+        subscribe(listener) {
+          listeners.add(listener);
+          return () => listeners.delete(listener);
+        },
+      },
+    });
+    assert.equal((await get(port, `/v1/repositories/${REPO}`)).status, 200);
+    assert.equal(registry.reads, 1);
+    version = "2";
+    await get(port, `/v1/repositories/${REPO}`);
+    assert.equal(registry.reads, 1, "within the second, the state read before is used");
+    // The scan that wrote version 2 sends its events once the record is written.
+    for (const listener of listeners) {
+      listener({
+        type: "new-tag",
+        repository: REPO,
+        tag: "v2",
+        digest: "sha256:bbbb",
+        at: new Date(),
+      });
+    }
+    const readsBefore = stateReads;
+    const after = await get(port, `/v1/repositories/${REPO}`);
+    assert.equal(after.status, 200);
+    assert.equal(stateReads, readsBefore + 1, "the record was read again");
+    assert.equal(registry.reads, 2, "and the answer rebuilt for its new version");
+  });
 });
