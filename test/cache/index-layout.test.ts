@@ -347,6 +347,44 @@ describe("layout 2: failed refreshes and image lifetimes", () => {
   });
 });
 
+describe("layout 2: the due tags' images checked a chunk at a time", () => {
+  it("reads at most 1,000 image records at once, and fetches again exactly the lost ones", async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore({ now: clock.now });
+    const { store, log } = countingStore(memory);
+    // 2,500 tags over as many images: three chunks of the rescan's check.
+    const app = fakeRepository(APP, 2_500, 2_500);
+    const { warmer, factory } = warmerOn(store, { [APP.toString()]: app }, clock);
+    await warmer.scan([{ name: APP }]);
+    // One image gone (evicted), one that no longer decodes, in different chunks.
+    const gone = app.images.get(fakeDigest(10)) as ImageEntry;
+    memory.setRaw(new Keys().image(imageIdOf(gone, fakeDigest(10))), new Uint8Array([1]), -1);
+    const broken = app.images.get(fakeDigest(2_400)) as ImageEntry;
+    memory.setRaw(
+      new Keys().image(imageIdOf(broken, fakeDigest(2_400))),
+      new Uint8Array([1]),
+      HOUR,
+    );
+    clock.advance(HOUR + 1);
+    factory.reset();
+    log.reset();
+    const [r] = await warmer.scan([{ name: APP }]);
+    const imageReads = log.reads.map((keys) => countKinds(keys).img ?? 0).filter((n) => n > 0);
+    assert.ok(
+      imageReads.every((n) => n <= 1_000),
+      `image records per read: ${imageReads.join(", ")}`,
+    );
+    assert.ok(
+      imageReads.reduce((a, b) => a + b, 0) >= 2_500,
+      `every due image checked: ${imageReads.join(", ")}`,
+    );
+    assert.equal(factory.counts(APP.toString()).manifest, 2, "the two lost images fetched again");
+    assert.equal(r?.refreshed, 2);
+    const cache = new Cache({ store, metricsRegistry: new MetricsRegistry() });
+    assert.equal((await cache.getImageRepositoryMetadata(APP)).images.size, 2_500);
+  });
+});
+
 describe("layout 2: upgrade from the first layout", () => {
   it("serves the first layout, then converts it in one scan with no registry request, answering the same", async () => {
     const name = WEB;
