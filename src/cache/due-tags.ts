@@ -20,8 +20,8 @@ export interface DueTag {
   entry?: IndexEntry;
   /** Why the tag's only fetches so far failed, when its entry records only that. */
   failure?: TagError;
-  /** The entry's deadline, when there is one. */
-  deadline?: Date;
+  /** The entry's deadline (epoch ms), when there is one: a number, not a Date per listed tag. */
+  deadline?: number;
   /** The index read failed: what it holds is unknown (never overwrite it with a failure). */
   unread?: true;
 }
@@ -112,7 +112,7 @@ export function dueTags({
       result.fresh++;
       continue;
     }
-    const deadline = new Date(entry.deadline);
+    const { deadline } = entry;
     if (entry.image === undefined && !entry.artifact) {
       due.push(entry.lastError ? { tag, failure: entry.lastError, deadline } : { tag });
       continue;

@@ -37,7 +37,7 @@ export function needsKeeping(due: DueTag, job: WarmJob, now: number): boolean {
   if (due.unread) return false;
   const at = (due.entry?.lastError ?? due.failure)?.at.getTime();
   if (at === undefined || due.deadline === undefined) return true;
-  const expiresAt = at + Math.max(2 * (due.deadline.getTime() - at), MIN_EXPIRY_MS);
+  const expiresAt = at + Math.max(2 * (due.deadline - at), MIN_EXPIRY_MS);
   return expiresAt - now < keptLifeMs(job) / 2;
 }
 
