@@ -114,7 +114,8 @@ export async function warmRepository(
     await scanUnderLease({ ctx, job, result, log, controller, events });
   } finally {
     job.signal.removeEventListener("abort", onAbort);
-    // Whatever the outcome: a change whose images were stored is not found again next time.
+    // Whatever the outcome: once a change's image and index entry are stored, the next scan
+    // does not find it again, so its event would be lost.
     for (const event of events) ctx.events.emit(event);
   }
   result.durationMs = performance.now() - started;
