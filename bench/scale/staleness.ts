@@ -327,9 +327,9 @@ export async function measureStaleness(
       // asked again next round
     }
   };
-  // A tag event names a repository whose change may show now: read it at once, and a few
-  // times more while the change the event names is not shown yet (the event goes out when
-  // the scan fetched the tag, before the scan's index write).
+  // A tag event names a repository whose change shows now (events go out after the scan's
+  // record write): read it at once, and a few times more while a tracked change of it is
+  // not shown yet (one the event's scan listed too early to include, e.g. a second move).
   const eventTimes = new Map<string, number[]>();
   const keyOfName = new Map(fleet.map((r) => [r.name, `${r.registry.name}/${r.repository}`]));
   const eventsGone = new AbortController();
