@@ -402,16 +402,16 @@ export function rawEntry(
   const ref = raw.entries[at + 1] as number;
   const checkedAt = (raw.entries[at + 2] as number) + raw.t0;
   const intervalMs = raw.entries[at + 3] as number;
-  const entry: IndexEntry = {
-    checkedAt,
-    intervalMs,
-    deadline:
-      extra?.deadline === null || extra === undefined
-        ? checkedAt + intervalMs
-        : extra.deadline + raw.t0,
-  };
-  if (ref >= 0) entry.image = raw.images[ref] as string;
-  else if (ref === REF_ARTIFACT) entry.artifact = true;
+  const deadline =
+    extra?.deadline === null || extra === undefined
+      ? checkedAt + intervalMs
+      : extra.deadline + raw.t0;
+  // Each kind whole in one literal: a property added after the literal goes to a separate
+  // property array, 40 bytes more per entry (1.7 MB in one 42,000-tag repository's scan).
+  let entry: IndexEntry;
+  if (ref >= 0) entry = { image: raw.images[ref] as string, checkedAt, intervalMs, deadline };
+  else if (ref === REF_ARTIFACT) entry = { artifact: true, checkedAt, intervalMs, deadline };
+  else entry = { checkedAt, intervalMs, deadline };
   const lastError = extra && extra.error >= 0 ? raw.errors[extra.error] : undefined;
   if (lastError) entry.lastError = lastError;
   return entry;

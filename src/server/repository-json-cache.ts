@@ -153,15 +153,19 @@ export class RepositoryJsonCache {
     const now = this.#now();
     const known = this.#versions.get(name);
     if (known && now - known.at < ttlMs) return known.version;
+    // Forget what is past its time first: a reader of 10,000 repositories kept up to 16,384
+    // states for nothing (2.3 MB at 2,000,000 tags). Deleting before setting keeps the table
+    // oldest first, so this stops at the first fresh entry.
+    for (const [key, v] of this.#versions) {
+      if (now - v.at < ttlMs) break;
+      this.#versions.delete(key);
+    }
     const version = read();
+    this.#versions.delete(name);
     this.#versions.set(name, { at: now, version });
     version.catch(() => {
       if (this.#versions.get(name)?.version === version) this.#versions.delete(name);
     });
-    // Forget old entries as new ones come, so the table stays as small as the traffic.
-    if (this.#versions.size > 4 * this.#maxEntries) {
-      for (const [key, v] of this.#versions) if (now - v.at >= ttlMs) this.#versions.delete(key);
-    }
     return version;
   }
 
@@ -174,9 +178,9 @@ export class RepositoryJsonCache {
     this.#versions.delete(name);
   }
 
-  /** Repositories and bytes held. */
-  stats(): { entries: number; bytes: number } {
-    return { entries: this.#entries.size, bytes: this.#bytes };
+  /** Repositories and bytes held, and stored states shared now. */
+  stats(): { entries: number; bytes: number; states: number } {
+    return { entries: this.#entries.size, bytes: this.#bytes, states: this.#versions.size };
   }
 
   #put(name: string, entry: Entry): void {

@@ -158,6 +158,21 @@ describe("TokenCache", () => {
     cache.invalidate(key, "t2");
     assert.equal((await cache.get(key, fetch)).token, "t3");
   });
+  test("expired tokens are dropped as new ones come, not kept until the table is full", async () => {
+    let now = 0;
+    const cache = new TokenCache({ now: () => now });
+    const fetch = async () => ({ token: "t", expiresInMs: 300_000 });
+    const key = (i: number) =>
+      TokenCache.key({ realm: "https://auth/token", scope: `repository:r${i}:pull` });
+    for (let i = 0; i < 1_000; i++) {
+      now = i * 1_000;
+      await cache.get(key(i), fetch);
+    }
+    // Each token is usable for 270 s (300 s less its margin): the last 270 remain.
+    assert.equal(cache.size, 270);
+    assert.equal(cache.has(key(999)), true);
+    assert.equal(cache.has(key(700)), false);
+  });
   test("keys differ by credential without containing it", () => {
     const cred = (password: string) => ({
       host: "h",
