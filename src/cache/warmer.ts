@@ -18,6 +18,7 @@ import { BudgetStretch, type StretchPeers } from "./budget-stretch.js";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import { WarmerRunningError } from "./errors.js";
+import { HeldStatus } from "./held-status.js";
 import { HostSharingSync } from "./host-sharing-record.js";
 import { decodeRepositoryIndexRecord } from "./index-records.js";
 import { Keys } from "./keys.js";
@@ -240,7 +241,7 @@ export class Warmer {
   readonly #schedule: Schedule;
   readonly #events = new TagEvents();
   readonly #scanListeners = new Set<(result: RepositoryScanResult) => void>();
-  readonly #status = new Map<string, RepositoryStatus>();
+  readonly #status = new Map<string, HeldStatus>();
   readonly #paces = new Map<string, RepositoryPace>();
   readonly #stretch: BudgetStretch;
   /** The other replicas' stretches and fills (the daemon's census), when shared. */
@@ -427,20 +428,20 @@ export class Warmer {
 
   /** What this warmer knows about each repository of the last lookup (and any it scanned). */
   status(): RepositoryStatus[] {
-    return [...this.#status.values()].map((s) => this.#withInterval(s));
+    return [...this.#status.values()].map((s) => this.#view(s));
   }
 
   /** One repository's status, or undefined when this warmer has not met it. */
   repositoryStatus(repository: ImageName | string): RepositoryStatus | undefined {
     const s = this.#status.get(repository.toString());
-    return s && this.#withInterval(s);
+    return s && this.#view(s);
   }
 
-  /** A copy of a status, with the repository's own interval until a scan applied one. */
-  #withInterval(s: RepositoryStatus): RepositoryStatus {
-    if (s.intervalMs !== undefined) return { ...s };
+  /** A status in its public form, with the repository's own interval until a scan applied one. */
+  #view(s: HeldStatus): RepositoryStatus {
+    if (s.intervalMs !== undefined) return s.view(s.intervalMs);
     const own = this.#opts.repositoryOptions?.(s.repository)?.intervalMs;
-    return { ...s, intervalMs: own ?? this.#intervalMs };
+    return s.view(own ?? this.#intervalMs);
   }
 
   /** Calls `listener` for each new or moved tag; returns the function that unsubscribes. */
@@ -609,8 +610,8 @@ export class Warmer {
     const retryLease = result?.outcome === "skipped-lease";
     if (retryLease) {
       dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
-    } else if (result && status?.nextRefresh) {
-      dueAt = status.nextRefresh.getTime();
+    } else if (result && status?.nextRefresh !== undefined) {
+      dueAt = status.nextRefresh;
     }
     // Whatever a record said, never due again at once: a record that is not rewritten (a
     // failing store) must not make the loop scan the repository back to back.
@@ -700,25 +701,24 @@ export class Warmer {
 
   async #updateStatus(
     name: ImageName,
-    status: RepositoryStatus,
+    status: HeldStatus,
     result: RepositoryScanResult,
     intervalMs: number,
   ): Promise<void> {
     if (result.outcome === "scanned" || result.outcome === "failed") {
-      status.lastScanned = result.startedAt;
+      status.lastScanned = result.startedAt.getTime();
       status.nextRefresh = this.#nextRefreshAt(
         name,
-        result.startedAt,
+        status.lastScanned,
         result.durationMs,
         intervalMs,
       );
       if (result.outcome === "scanned" || result.tags > 0) {
         status.tagCount = result.tags;
         status.artifactTags = result.artifacts;
-        status.lastUpdate = new Date(result.startedAt.getTime() + result.durationMs);
+        status.lastUpdate = status.lastScanned + result.durationMs;
       }
-      if (result.error) status.lastError = result.error;
-      else delete status.lastError;
+      status.lastError = result.error;
       return;
     }
     if (result.outcome === "aborted") return;
@@ -732,17 +732,18 @@ export class Warmer {
       if (!record) return;
       if (record.tags) status.tagCount = record.tags.length;
       if (record.tags) status.artifactTags = record.artifactTags ?? 0;
-      if (record.lastUpdate) status.lastUpdate = record.lastUpdate;
-      if (record.lastError)
-        status.lastError = { code: record.lastError.code, message: record.lastError.message };
-      else delete status.lastError;
+      if (record.lastUpdate) status.lastUpdate = record.lastUpdate.getTime();
+      status.lastError = record.lastError && {
+        code: record.lastError.code,
+        message: record.lastError.message,
+      };
       if (record.lastScanned) {
-        status.lastScanned = record.lastScanned;
+        status.lastScanned = record.lastScanned.getTime();
         const took =
           record.lastUpdate !== undefined
             ? record.lastUpdate.getTime() - record.lastScanned.getTime()
             : 0;
-        status.nextRefresh = this.#nextRefreshAt(name, record.lastScanned, took, intervalMs);
+        status.nextRefresh = this.#nextRefreshAt(name, status.lastScanned, took, intervalMs);
       }
     } catch {
       // Status is best effort; the next scan updates it.
@@ -759,11 +760,16 @@ export class Warmer {
    * repository's 3.6 s scans). Not while the host fills, is stretched or is at half its
    * budget or more: there the earlier starts are scans the budget cannot pay for.
    */
-  #nextRefreshAt(name: ImageName, startedAt: Date, durationMs: number, intervalMs: number): Date {
+  #nextRefreshAt(
+    name: ImageName,
+    startedAt: number,
+    durationMs: number,
+    intervalMs: number,
+  ): number {
     const early = this.#hasRoom(name)
       ? Math.min(Math.max(0, durationMs), EARLY_START_SHARE * intervalMs)
       : 0;
-    return new Date(startedAt.getTime() + intervalMs - early);
+    return startedAt + intervalMs - early;
   }
 
   /** Whether `name`'s host has budget to spare: not filling, not stretched, under half its budget. */
@@ -816,10 +822,10 @@ export class Warmer {
     return pace;
   }
 
-  #statusOf(repository: string): RepositoryStatus {
+  #statusOf(repository: string): HeldStatus {
     let status = this.#status.get(repository);
     if (!status) {
-      status = { repository, scanning: false };
+      status = new HeldStatus(repository);
       this.#status.set(repository, status);
     }
     return status;
