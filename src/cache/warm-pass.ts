@@ -376,18 +376,22 @@ async function scanRepository(s: Scan): Promise<void> {
   });
   let flushedAt = performance.now();
   let flushing: Promise<void> | undefined;
-  /** Due tags written (refreshed, or kept after their own error); the rest are kept below. */
-  const settled = new Set<DueTag>();
+  /**
+   * Due tags not yet written (refreshed, or kept after their own error), kept below; each
+   * leaves as it is written, so that a 46,000-tag rescan does not hold them all to its end.
+   */
+  const unwritten: (DueTag | undefined)[] = due;
   let storeRefused = false;
   const limitNow = () =>
     (hostConditions(s)?.queueDelayMs ?? 0) >= HOLD_AT_QUEUE_MS
       ? Math.min(ctx.burst, QUEUED_BURST)
       : ctx.burst;
-  await forEachBounded(due, { limit: ctx.burst, limitNow, signal }, async (item) => {
+  await forEachBounded(due.keys(), { limit: ctx.burst, limitNow, signal }, async (at) => {
+    const item = due[at] as DueTag;
     const { tag } = item;
     try {
       await refresher.refresh(item);
-      settled.add(item);
+      unwritten[at] = undefined;
     } catch (error) {
       if (stopReason(s)) return;
       if (errorCode(error) === TOO_MANY_REQUESTS) {
@@ -407,7 +411,7 @@ async function scanRepository(s: Scan): Promise<void> {
         if (needsKeeping(item, job, ctx.now())) {
           keepTag({ ctx, job, index, error: tagError }, item);
         }
-        settled.add(item);
+        unwritten[at] = undefined;
       }
     } finally {
       job.onProgress?.({ total, done: ++done });
@@ -446,7 +450,7 @@ async function scanRepository(s: Scan): Promise<void> {
   // A 429 stopped the pass: what it did not reach keeps its last value. (After a refused
   // write the store would refuse these too, each after a timeout.)
   if (repoError && why !== "caller" && !storeRefused) {
-    const unsettled = due.filter((item) => !settled.has(item));
+    const unsettled = unwritten.filter((item) => item !== undefined);
     keepTags({ ctx, job, index, error: repoError }, unsettled);
   }
   // Images are written by now, the buckets next and the repository record last: a kill in

@@ -181,6 +181,49 @@ describe("a long registry outage", () => {
     }
   });
 
+  it("a 429 partway through a rescan keeps the tags it did not reach, with the 429 as their reason", async () => {
+    const { clock, cache, factory, store } = setup();
+    // One tag at a time, so that the tags after the 429 are never reached.
+    const warmer = new Warmer({
+      store,
+      factory,
+      now: clock.now,
+      intervalMs: INTERVAL,
+      burst: 1,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    const scan = async () => (await warmer.scan([{ name: app, creds: Credentials.none() }]))[0];
+    try {
+      assert.equal((await scan())?.refreshed, 4);
+      clock.ms += HOUR + 5 * MINUTE;
+      // The second tag checked gets the 429, whichever it is.
+      let heads = 0;
+      registry.setFault(
+        manifests((req) => (req.method === "HEAD" && ++heads === 2 ? { status: 429 } : undefined)),
+      );
+      const r = await scan();
+      assert.equal(r?.outcome, "failed");
+      assert.equal(r?.error?.code, "TOO_MANY_REQUESTS");
+      assert.equal(heads, 2, "nothing is asked after the 429");
+      const reasons: (string | undefined)[] = [];
+      for (const tag of TAGS) {
+        const kept = await cache.cachedTag(app, tag);
+        reasons.push(kept?.record?.lastError?.code);
+        assert.equal(kept?.record?.digest, images.get(tag)?.digest, `${tag} is served`);
+      }
+      // One tag checked before the 429; the one refused and the two never reached say why.
+      assert.deepEqual(reasons.sort(), [
+        "TOO_MANY_REQUESTS",
+        "TOO_MANY_REQUESTS",
+        "TOO_MANY_REQUESTS",
+        undefined,
+      ]);
+    } finally {
+      registry.setFault(undefined);
+      await factory.close();
+    }
+  });
+
   it("answers a listed tag that was never fetched with its own error, not NOT_CACHED", async () => {
     const { cache, scan, factory } = setup();
     try {
