@@ -356,22 +356,39 @@ export async function measureStaleness(
     },
     eventsGone.signal,
   );
+  // The churn stops on time whatever the reads do: stopped from the loop, a round of slow
+  // reads (large repositories at 1,000,000 tags) kept it going for 12 minutes, not 30 s.
+  const stopChurn = async () => {
+    stopped ??= (
+      await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" })
+    ).webhooks;
+  };
+  let stopping: Promise<void> | undefined;
+  const churnTimer = setTimeout(
+    () => {
+      stopping = stopChurn();
+    },
+    Math.max(0, churnEnds - Date.now()),
+  );
   while (Date.now() < deadline) {
     if (Date.now() - stretchSampledAt >= STRETCH_SAMPLE_MS) await sampleStretch();
-    if (stopped === undefined && Date.now() >= churnEnds) {
-      stopped = (
-        await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" })
-      ).webhooks;
-    }
     await learnChanges();
     const waiting = [...latest.values()].filter((c) => c.seenMs === undefined);
     if (stopped !== undefined && waiting.length === 0) break;
     const keys = new Set(waiting.map((c) => `${c.registry}/${c.repository}`));
-    // The shared queue bounds the reads; an event's read goes ahead of the round's.
-    await Promise.all([...keys].map((key) => check(key)));
+    // The shared queue bounds the reads; an event's read goes ahead of the round's. A round
+    // waits no longer than the phase: its reads go on, the next round skips what they hold.
+    await Promise.race([
+      Promise.all([...keys].map((key) => check(key))),
+      sleep(Math.max(0, deadline - Date.now())),
+    ]);
     await sleep(500);
   }
+  clearTimeout(churnTimer);
+  await stopping;
   eventsGone.abort();
+  // Reads still queued would land in the next phase's load; those under way finish.
+  reads.clear();
   await followed;
   if (stopped === undefined) {
     stopped = (await getJson<{ webhooks: unknown }>(`${control}/_sim/churn`, { method: "DELETE" }))
