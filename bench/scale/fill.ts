@@ -181,7 +181,20 @@ export interface FillPhase {
   /** Registry requests from the start to the full cache, per registry and kind. */
   requests: Record<string, Record<string, number>>;
   /** Over the whole phase (a kill's settle time included). */
-  windows: Record<string, { max: number; violations: number; limit: number }>;
+  windows: Record<
+    string,
+    {
+      max: number;
+      violations: number;
+      limit: number;
+      /**
+       * The first over-budget windows: seconds into the fill, requests, and the longest
+       * simulator stall (ms) that began in the window or the second before it, if any: a
+       * stalled simulator counts the requests that waited in its sockets in a clump.
+       */
+      over: Array<{ seconds: number; requests: number; stallMs: number | null }>;
+    }
+  >;
   /**
    * The simulator's event-loop stalls of 100 ms or more over the phase (seconds from its
    * start, length, the simulator's CPU time and GC pauses meanwhile: CPU far less than the
@@ -669,10 +682,23 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const after = await simStats(sim.control);
   const windowLimit = o.replica.budgetRps * 10 + o.replica.budgetBurst;
   const perWindow: FillPhase["windows"] = {};
+  const stalls = after.process.loop?.stalls ?? [];
   for (const [name, r] of Object.entries(after.registries)) {
+    const { max, violations, over } = windows(r.perSecond, startedAt, Date.now(), windowLimit);
     perWindow[name] = {
-      ...windows(r.perSecond, startedAt, Date.now(), windowLimit),
+      max,
+      violations,
       limit: windowLimit,
+      over: over.map(({ second, requests }) => {
+        const from = (second - 1) * 1000;
+        const to = (second + 10) * 1000;
+        const within = stalls.filter((x) => x.at >= from && x.at < to).map((x) => x.ms);
+        return {
+          seconds: round((second * 1000 - startedAt) / 1000),
+          requests,
+          stallMs: within.length > 0 ? Math.max(...within) : null,
+        };
+      }),
     };
   }
   return {

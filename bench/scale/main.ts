@@ -382,6 +382,9 @@ async function main(): Promise<void> {
   );
   const maxWindow = Math.max(...fills.flatMap((p) => Object.values(p.windows).map((w) => w.max)));
   const simStalls = fills.flatMap((p) => p.simulatorStalls).filter((x) => x.ms >= 250);
+  // Whether the windows over budget are the clump a stalled simulator counts, or regscan's.
+  const overListed = fills.flatMap((p) => Object.values(p.windows).flatMap((w) => w.over));
+  const overStalled = overListed.filter((w) => w.stallMs !== null && w.stallMs >= 250).length;
   const minPulls = fills
     .map((p) => p.minPullsRemaining)
     .reduce<FillPhase["minPullsRemaining"]>(
@@ -435,7 +438,7 @@ async function main(): Promise<void> {
     },
     {
       figure: "10 s windows over budget (all registries, every fill)",
-      value: `${windowViolations} (max ${maxWindow} requests; limit ${o.budgetRps * 10 + o.budgetBurst}; simulator stalls >= 250 ms: ${simStalls.length}${simStalls.length > 0 ? `, longest ${Math.max(...simStalls.map((x) => x.ms))} ms` : ""})`,
+      value: `${windowViolations} (max ${maxWindow} requests; limit ${o.budgetRps * 10 + o.budgetBurst}; simulator stalls >= 250 ms: ${simStalls.length}${simStalls.length > 0 ? `, longest ${Math.max(...simStalls.map((x) => x.ms))} ms` : ""}${overListed.length > 0 ? `; ${overStalled} of the ${overListed.length} over-budget windows listed in the results held one` : ""})`,
       target: "0",
       pass: windowViolations === 0,
     },

@@ -320,9 +320,12 @@ export function totalsBetween(
   return out;
 }
 
+/** Over-budget windows described one by one, at most this many per registry. */
+const OVER_LISTED = 20;
+
 /**
- * The most requests in any 10 s window (sliding by a second) within [from, to] and how many
- * windows exceed `limit`.
+ * The most requests in any 10 s window (sliding by a second) within [from, to], how many
+ * windows exceed `limit`, and the first of those: their start (epoch second) and count.
  */
 export function windows(perSecond: SecondCounts[], from: number, to: number, limit: number) {
   const first = Math.floor(from / 1000);
@@ -330,13 +333,17 @@ export function windows(perSecond: SecondCounts[], from: number, to: number, lim
   const counts = new Map(perSecond.map((c) => [c.second, c.total]));
   let max = 0;
   let violations = 0;
+  const over: Array<{ second: number; requests: number }> = [];
   for (let start = first; start + 9 <= Math.max(last, first + 9); start++) {
     let sum = 0;
     for (let s = start; s < start + 10; s++) sum += counts.get(s) ?? 0;
     max = Math.max(max, sum);
-    if (sum > limit) violations++;
+    if (sum > limit) {
+      violations++;
+      if (over.length < OVER_LISTED) over.push({ second: start, requests: sum });
+    }
   }
-  return { max, violations };
+  return { max, violations, over };
 }
 
 export interface ApiLoadResult {
