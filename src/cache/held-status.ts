@@ -22,11 +22,11 @@ export class HeldStatus {
 
   constructor(readonly repository: string) {}
 
-  /** The public form, with `intervalMs` when none was applied yet. */
+  /** The public form, showing `intervalMs` (the warmer's choice when none was applied yet). */
   view(intervalMs: number): RepositoryStatus {
     const out: RepositoryStatus = {
       repository: this.repository,
-      intervalMs: this.intervalMs ?? intervalMs,
+      intervalMs,
       scanning: this.scanning,
     };
     if (this.tagCount !== undefined) out.tagCount = this.tagCount;

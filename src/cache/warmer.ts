@@ -439,9 +439,9 @@ export class Warmer {
 
   /** A status in its public form, with the repository's own interval until a scan applied one. */
   #view(s: HeldStatus): RepositoryStatus {
-    if (s.intervalMs !== undefined) return s.view(s.intervalMs);
-    const own = this.#opts.repositoryOptions?.(s.repository)?.intervalMs;
-    return s.view(own ?? this.#intervalMs);
+    return s.view(
+      s.intervalMs ?? this.#opts.repositoryOptions?.(s.repository)?.intervalMs ?? this.#intervalMs,
+    );
   }
 
   /** Calls `listener` for each new or moved tag; returns the function that unsubscribes. */
