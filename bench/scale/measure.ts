@@ -116,6 +116,24 @@ export async function readHeaders(
   };
 }
 
+/**
+ * The digest replica `api` answers for one tag (`GET /v1/images/{name}:{tag}`), or undefined
+ * when it has none yet: what a reader of that tag sees, at the cost of one image's answer
+ * rather than the whole repository's (megabytes for a 40,000-tag one).
+ */
+export async function readTagDigest(
+  api: string,
+  name: string,
+  tag: string,
+): Promise<string | undefined> {
+  const res = await fetch(`${api}/v1/images/${name}:${tag}`, {
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  if (res.status !== 200) return undefined;
+  return (JSON.parse(text) as { digest?: string }).digest;
+}
+
 /** How many of the repository's true tags the API shows with their true digest, and extras. */
 export function compareToTruth(repo: FleetRepo, body: RepositoryAnswer | undefined) {
   if (body === undefined) return { matching: 0, extra: 0, duplicates: 0 };
