@@ -54,6 +54,11 @@ export interface ScheduledItem {
    * in the index, are checked. Undefined: every tag.
    */
   onlyTags?: string[];
+  /**
+   * With `onlyTags`: every request for this scan named pushed tags, so they may be refreshed
+   * without listing the repository (see `WarmJob.skipListing`).
+   */
+  skipListing?: true;
 }
 
 /** When a finished repository falls due again, and how likely it is to change by then. */
@@ -127,6 +132,8 @@ interface Entry {
   prioritySeq: number | undefined;
   /** Tags named by the priority requests waiting; undefined means every tag. */
   priorityTags: Set<string> | undefined;
+  /** Whether a waiting priority request needs the listing (not only its named tags). */
+  priorityListing: boolean;
 }
 
 /** Due-time queue of repositories, with a priority lane and a per-host cap. */
@@ -202,16 +209,23 @@ export class Schedule {
    * Asks for `name` to be scanned before any regular work (added when not scheduled yet).
    * With `onlyTags`, that scan checks only those tags (and new ones; an empty list: the
    * listing's new tags only), unless another request for the same scan asked for every tag;
-   * requests waiting together add up. A request for a repository in flight waits for that
-   * scan to end, then runs.
+   * requests waiting together add up. With `listing: false` (tags pushed), the named tags
+   * need no listing: the scan skips it when no other request waiting together needs one. A
+   * request for a repository in flight waits for that scan to end, then runs.
    */
-  prioritize(name: string, onlyTags?: readonly string[]): void {
+  prioritize(
+    name: string,
+    onlyTags?: readonly string[],
+    { listing = true }: { listing?: boolean | undefined } = {},
+  ): void {
     const entry = this.#entries.get(name) ?? this.#add(name);
     this.#watch(entry, true);
     const waiting = entry.prioritySeq !== undefined;
     if (onlyTags === undefined) entry.priorityTags = undefined;
     else if (!waiting) entry.priorityTags = new Set(onlyTags);
     else if (entry.priorityTags) for (const tag of onlyTags) entry.priorityTags.add(tag);
+    const needsListing = listing || onlyTags === undefined || onlyTags.length === 0;
+    entry.priorityListing = waiting ? entry.priorityListing || needsListing : needsListing;
     if (!waiting) entry.prioritySeq = this.#seq++;
     this.#notify();
   }
@@ -267,9 +281,13 @@ export class Schedule {
       priority: !!priority,
       late: !priority && this.#isLate(chosen, now),
     };
-    if (priority && chosen.priorityTags) item.onlyTags = [...chosen.priorityTags];
+    if (priority && chosen.priorityTags) {
+      item.onlyTags = [...chosen.priorityTags];
+      if (!chosen.priorityListing) item.skipListing = true;
+    }
     chosen.prioritySeq = undefined;
     chosen.priorityTags = undefined;
+    chosen.priorityListing = true;
     return item;
   }
 
@@ -393,6 +411,7 @@ export class Schedule {
       watched: true,
       prioritySeq: undefined,
       priorityTags: undefined,
+      priorityListing: true,
     };
     this.#entries.set(name, entry);
     this.#countCold(entry.host, 1);

@@ -73,6 +73,13 @@ export interface WarmJob {
    * deadline: the warming loop's polling (see TAG_CHECK_FRACTION in warmer.ts).
    */
   tagCheckMs?: number | undefined;
+  /**
+   * With `options.onlyTags` (tags a webhook says were pushed): check those tags without
+   * listing the repository, which for a 40,000-tag repository is 400 pages at GHCR-like
+   * registries. The scan lists as usual when it cannot: no listing stored yet, a tag filter
+   * with `maxTags`, an index bucket unread, or a named tag that fails.
+   */
+  skipListing?: boolean | undefined;
   signal: AbortSignal;
   /** Progress: called with the number of tags to check once listed, then once per tag done. */
   onProgress?: ((progress: { total: number; done: number }) => void) | undefined;

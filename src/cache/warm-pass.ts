@@ -5,7 +5,7 @@
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { forEachBounded } from "../bounded-parallel.js";
-import type { HostConditions } from "../registry/client.js";
+import type { Client, HostConditions } from "../registry/client.js";
 import { artifactTag } from "./artifact-tags.js";
 import { type DueTag, dropMissingImages, dueTags } from "./due-tags.js";
 import { errorCode, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
@@ -286,13 +286,20 @@ async function scanRepository(s: Scan): Promise<void> {
     return;
   }
 
+  // A tag filter that keeps the newest few decides on the whole listing: a push may drop another.
+  const whole = job.options.tagFilter?.maxTags !== undefined;
+  if (job.skipListing && previous?.tags && !s.legacy && !whole) {
+    try {
+      if (await refreshNamedTags(s, { previous, lastListing: previous.tags, filter })) return;
+    } catch {
+      // Stopped (the caller, a lost lease): the listing below ends the scan the usual way.
+    }
+  }
+
   const signal = s.controller.signal;
   let repoError: ErrorSummary | undefined;
   let lastTagError: ErrorSummary | undefined;
-  const client = ctx.factory.clientFor(job.name, job.creds, {
-    platform: job.options.platform,
-    priority: job.priority,
-  });
+  const client = scanClient(s);
   const lister =
     job.listPriority && job.priority !== true
       ? ctx.factory.clientFor(job.name, job.creds, {
@@ -351,27 +358,12 @@ async function scanRepository(s: Scan): Promise<void> {
   const total = due.length;
   let done = 0;
   job.onProgress?.({ total, done });
-  // What the other replicas learnt of the host, before the first choice (bounded; a
-  // failed read leaves this replica learning on its own).
-  await ctx.hostSharingSync.ready(job.name.apiHost, signal);
-  const plan = new NewTagFetchPlan({
-    host: job.name.apiHost,
-    repository: result.repository,
-    pullQuota: () => hostConditions(s)?.pullQuota ?? false,
-    indexDigests: () => index.imageDigests(),
-    history: ctx.hostSharing,
-  });
-  const refresher = new TagRefresher({
-    ctx,
-    job,
+  const { plan, refresher } = await tagRefresher(s, {
     client,
     index,
     known,
-    previousTags: previous?.tags,
+    previous,
     result,
-    log,
-    signal,
-    plan,
     emit: (event) => s.events.push(event),
   });
   let flushedAt = performance.now();
@@ -431,12 +423,7 @@ async function scanRepository(s: Scan): Promise<void> {
     }
   });
   await flushing;
-  plan.finish();
-  if (plan.getFirst > 0) {
-    result.fetchedByTag = plan.getFirst;
-    ctx.metrics.newTagFetches.inc({ first: "get" }, plan.getFirst);
-  }
-  if (plan.headFirst > 0) ctx.metrics.newTagFetches.inc({ first: "head" }, plan.headFirst);
+  finishPlan(s, plan, result);
   const why = stopReason(s);
   if (why === "lease") return endStopped(s, why);
   if (why === "caller") {
@@ -467,6 +454,147 @@ async function scanRepository(s: Scan): Promise<void> {
   if (result.outcome !== "aborted") {
     ctx.metrics.tagsCached.set({ repository: result.repository }, result.tags - result.errors);
   }
+}
+
+/** The scan's registry client, for its tag refreshes (and its listing, unless that goes first). */
+function scanClient({ ctx, job }: Scan): Client {
+  return ctx.factory.clientFor(job.name, job.creds, {
+    platform: job.options.platform,
+    priority: job.priority,
+  });
+}
+
+/** What a {@link TagRefresher} of the scan works on besides the scan itself. */
+interface RefresherInput {
+  client: Client;
+  index: ScanIndex;
+  known: Map<string, string>;
+  previous: RepositoryRecord | undefined;
+  /** Where its counts go (the scan's result, or a trial's until it holds). */
+  result: RepositoryScanResult;
+  emit: (event: TagEvent) => void;
+}
+
+/** The scan's tag refresher and how it fetches new tags, once the host's history is read. */
+async function tagRefresher(
+  s: Scan,
+  { client, index, known, previous, result, emit }: RefresherInput,
+): Promise<{ plan: NewTagFetchPlan; refresher: TagRefresher }> {
+  const { ctx, job, log } = s;
+  const signal = s.controller.signal;
+  // What the other replicas learnt of the host, before the first choice (bounded; a
+  // failed read leaves this replica learning on its own).
+  await ctx.hostSharingSync.ready(job.name.apiHost, signal);
+  const plan = new NewTagFetchPlan({
+    host: job.name.apiHost,
+    repository: result.repository,
+    pullQuota: () => hostConditions(s)?.pullQuota ?? false,
+    indexDigests: () => index.imageDigests(),
+    history: ctx.hostSharing,
+  });
+  const refresher = new TagRefresher({
+    ctx,
+    job,
+    client,
+    index,
+    known,
+    previousTags: previous?.tags,
+    result,
+    log,
+    signal,
+    plan,
+    emit,
+  });
+  return { plan, refresher };
+}
+
+/** Records how the scan fetched its new tags (one `GET` by tag, or `HEAD` first). */
+function finishPlan({ ctx }: Scan, plan: NewTagFetchPlan, result: RepositoryScanResult): void {
+  plan.finish();
+  if (plan.getFirst > 0) {
+    result.fetchedByTag = plan.getFirst;
+    ctx.metrics.newTagFetches.inc({ first: "get" }, plan.getFirst);
+  }
+  if (plan.headFirst > 0) ctx.metrics.newTagFetches.inc({ first: "head" }, plan.headFirst);
+}
+
+/**
+ * Checks the tags a webhook says were pushed without listing the repository: a new one is
+ * added after the last listing's tags, and the record keeps when the repository was last
+ * listed, so its polling goes on as scheduled. Returns false, with no index entry or record
+ * written, when the listing scan must run instead: a named tag's bucket unread, or a named
+ * tag that fails (gone again, a 429: the listing scan handles each as it does); images
+ * fetched meanwhile are stored and reused there. Throws when stopped.
+ */
+async function refreshNamedTags(
+  s: Scan,
+  {
+    previous,
+    lastListing,
+    filter,
+  }: { previous: RepositoryRecord; lastListing: string[]; filter: CompiledTagFilter },
+): Promise<boolean> {
+  const { ctx, job, result, log } = s;
+  const named = filter([...new Set(job.options.onlyTags)]);
+  const index = await ScanIndex.load(ctx, job.name, job.signal);
+  if (named.some((tag) => index.unread(tag))) return false;
+  const before = new Set(lastListing);
+  const added = named.filter((tag) => !before.has(tag));
+  const tags = added.length > 0 ? [...lastListing, ...added] : lastListing;
+  index.setOrder(tags);
+  // Counted apart, and events held apart, until every named tag is in.
+  const trial = emptyScanResult(result.repository, result.startedAt);
+  const { due, known } = dueTags({
+    ctx,
+    index,
+    tags: named,
+    result: trial,
+    log,
+    everyTagDue: true,
+  });
+  await dropMissingImages({ ctx, due, known, log, signal: s.controller.signal });
+  const events: TagEvent[] = [];
+  const { plan, refresher } = await tagRefresher(s, {
+    client: scanClient(s),
+    index,
+    known,
+    previous,
+    result: trial,
+    emit: (event) => events.push(event),
+  });
+  let failed: unknown;
+  await forEachBounded(due, { limit: ctx.burst, signal: s.controller.signal }, async (item) => {
+    await refresher.refresh(item).catch((error: unknown) => {
+      failed ??= error;
+    });
+  });
+  s.controller.signal.throwIfAborted();
+  if (failed !== undefined) {
+    log.debug({ error: summarizeError(failed) }, "a pushed tag's check failed; listing instead");
+    return false;
+  }
+  finishPlan(s, plan, trial);
+  result.unlisted = true;
+  result.tags = tags.length;
+  result.filteredOut = previous.filteredOut ?? 0;
+  result.artifacts = (previous.artifactTags ?? 0) + countArtifactTags(added);
+  result.refreshed = trial.refreshed;
+  result.unchanged = trial.unchanged;
+  result.excluded = trial.excluded;
+  result.fresh = tags.length - due.length;
+  result.newTags = trial.newTags;
+  result.movedTags = trial.movedTags;
+  if (trial.fetchedByTag !== undefined) result.fetchedByTag = trial.fetchedByTag;
+  s.events.push(...events);
+  const keptAt = await finishIndex(s, { index, previous, keep: new Set(tags) });
+  await writeRecord(s, {
+    previous,
+    listed: tags,
+    lastError: previous.lastError,
+    imagesKeptAt: keptAt,
+    unlisted: true,
+  });
+  return true;
 }
 
 /**
@@ -533,6 +661,11 @@ interface RecordWrite {
   lastError: ErrorSummary | undefined;
   /** When the index's images were last all kept alive (see finishIndex). */
   imagesKeptAt: Date | undefined;
+  /**
+   * `listed` is the last listing plus pushed tags checked without a listing: when the
+   * repository was last listed and scanned stays as `previous` says.
+   */
+  unlisted?: boolean;
 }
 
 /**
@@ -542,19 +675,20 @@ interface RecordWrite {
  */
 async function writeRecord(
   { ctx, job, result, log, lease }: Scan,
-  { previous, listed, lastError, imagesKeptAt }: RecordWrite,
+  { previous, listed, lastError, imagesKeptAt, unlisted = false }: RecordWrite,
 ): Promise<void> {
   const now = ctx.now();
-  const aborted = result.outcome === "aborted";
+  // An aborted scan did not cover the repository, so another warmer should not skip it;
+  // nor did one of pushed tags alone.
+  const uncovered = result.outcome === "aborted" || unlisted;
   const record: RepositoryRecord = {
     tags: listed ?? previous?.tags,
-    filteredOut: listed ? result.filteredOut : previous?.filteredOut,
-    lastUpdate: listed ? new Date(now) : previous?.lastUpdate,
+    filteredOut: listed && !unlisted ? result.filteredOut : previous?.filteredOut,
+    lastUpdate: listed && !unlisted ? new Date(now) : previous?.lastUpdate,
     // A stop is not the repository's fault: keep what was known about it.
-    lastError: aborted ? previous?.lastError : lastError && { ...lastError, at: new Date(now) },
-    // An aborted scan did not cover the repository, so another warmer should not skip it.
-    lastScanned: aborted ? previous?.lastScanned : result.startedAt,
-    scannedBy: aborted ? previous?.scannedBy : ctx.owner,
+    lastError: uncovered ? previous?.lastError : lastError && { ...lastError, at: new Date(now) },
+    lastScanned: uncovered ? previous?.lastScanned : result.startedAt,
+    scannedBy: uncovered ? previous?.scannedBy : ctx.owner,
   };
   // Absent, not zero, when there are none.
   const artifactTags = listed ? result.artifacts : previous?.artifactTags;

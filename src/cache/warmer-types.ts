@@ -74,6 +74,11 @@ export interface RepositoryScanResult {
   movedTags: string[];
   /** The scan's error, when it failed or some tags failed (the repository's last error). */
   error?: ErrorSummary;
+  /**
+   * The tags a webhook named (pushed) were checked without listing the repository: `tags`
+   * is the last listing's plus those new; the repository's interval and last listing stand.
+   */
+  unlisted?: true;
   /** Who holds the repository's lease, when the outcome is `skipped-lease` and it is known. */
   leaseHolder?: { host: string; pid: number; since: Date };
   startedAt: Date;

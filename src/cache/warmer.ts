@@ -217,6 +217,8 @@ interface ScanOneOptions {
   listPriority?: boolean | undefined;
   /** Check kept tags not checked within the repository's interval (the loop's polling). */
   pollTags: boolean;
+  /** Check `options.onlyTags` without listing, where the scan can (`WarmJob.skipListing`). */
+  skipListing?: boolean | undefined;
   signal: AbortSignal;
   onProgress?: ((p: { total: number; done: number }) => void) | undefined;
 }
@@ -373,16 +375,22 @@ export class Warmer {
    * interval says. Only repositories from the lookup are scanned; an unknown name makes
    * the warmer ask the lookup again once, then it is dropped with a warning. With
    * `onlyTags` (a webhook named them), the scan lists the tags once and checks only those
-   * tags and tags not yet cached, not every tag.
+   * tags and tags not yet cached, not every tag; with `listing: false` too (the tags were
+   * pushed), it checks them without listing the repository, where it can (see
+   * `WarmJob.skipListing`).
    */
-  prioritize(repository: ImageName | string, opts: { onlyTags?: readonly string[] } = {}): void {
+  prioritize(
+    repository: ImageName | string,
+    opts: { onlyTags?: readonly string[]; listing?: boolean } = {},
+  ): void {
     const name = repository.toString();
     // A scan of it under way finishes at priority: the one asked for runs right after it
     // (priority-scan.ts), and at a saturated budget a poll scan's requests waited seconds
     // each behind the host's backlog (bench:scale at 100,000 tags: a webhook seen after 7 s).
     this.#raises.get(name)?.abort();
+    const ask = () => this.#schedule.prioritize(name, opts.onlyTags, { listing: opts.listing });
     if (this.#creds.has(name)) {
-      this.#schedule.prioritize(name, opts.onlyTags);
+      ask();
       return;
     }
     void (async () => {
@@ -391,7 +399,7 @@ export class Warmer {
       } catch (error) {
         this.#ctx.logger.error({ error: summarizeError(error) }, "image lookup failed");
       }
-      if (this.#creds.has(name)) this.#schedule.prioritize(name, opts.onlyTags);
+      if (this.#creds.has(name)) ask();
       else this.#ctx.logger.warn({ repository: name }, "priority refresh of an unknown repository");
     })();
   }
@@ -571,6 +579,7 @@ export class Warmer {
         name,
         creds,
         options: item.onlyTags ? { ...options, onlyTags: item.onlyTags } : options,
+        skipListing: item.skipListing,
         force: item.priority,
         // A priority refresh (POST .../refresh) checks every tag with HEAD, due or not, so
         // that a tag pushed over is seen at once; HEADs cost no Docker Hub pull.
@@ -610,6 +619,9 @@ export class Warmer {
     const retryLease = result?.outcome === "skipped-lease";
     if (retryLease) {
       dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
+    } else if (result?.unlisted) {
+      // Due when its last listing said: the named tags' check listed nothing.
+      return { dueAt: status?.nextRefresh ?? dueAt, likelihood, retryLease: false };
     } else if (result && status?.nextRefresh !== undefined) {
       dueAt = status.nextRefresh;
     }
@@ -634,7 +646,7 @@ export class Warmer {
   async #scanOne(scan: ScanOneOptions): Promise<RepositoryScanResult> {
     const { name, creds, options, force, checkAll, priority, listPriority, pollTags, signal } =
       scan;
-    const { onProgress } = scan;
+    const { onProgress, skipListing } = scan;
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
@@ -669,6 +681,7 @@ export class Warmer {
         listPriority,
         signal,
       };
+      if (skipListing) job.skipListing = true;
       if (onProgress) job.onProgress = onProgress;
       if (pollTags) job.tagCheckMs = intervalMs * TAG_CHECK_FRACTION;
       result = await warmRepository(this.#ctx, job);
@@ -684,11 +697,16 @@ export class Warmer {
       status.scanning = false;
       if (raise && this.#raises.get(repository) === raise) this.#raises.delete(repository);
     }
-    if (result.outcome === "scanned") pace.record(listingChanged(result, status.tagCount));
-    // What the scan asked of the budget shows now: the interval until the next scan follows it.
-    const pacedNow = pace.intervalMs(ownMs);
-    status.intervalMs = pacedNow * this.#stretched(name, pacedNow);
-    await this.#updateStatus(name, status, result, status.intervalMs);
+    if (result.unlisted) {
+      // Not a listing: the repository's pace, interval and last listing stay as they were.
+      status.tagCount = result.tags;
+    } else {
+      if (result.outcome === "scanned") pace.record(listingChanged(result, status.tagCount));
+      // What the scan asked of the budget shows now: the interval until the next scan follows it.
+      const pacedNow = pace.intervalMs(ownMs);
+      status.intervalMs = pacedNow * this.#stretched(name, pacedNow);
+      await this.#updateStatus(name, status, result, status.intervalMs);
+    }
     for (const listener of this.#scanListeners) {
       try {
         listener(result);

@@ -14,8 +14,9 @@ export function priorityScanRunner(
   leaseRetry = { delayMs: 1_000, attempts: 30 },
 ): RefreshRunner {
   // Named tags (webhooks) make a scan that lists the repository once and checks only those
-  // tags and new ones; without tags every cached tag is checked with HEAD.
-  return (repository, tags) =>
+  // tags and new ones (pushed tags alone: no listing, where the scan can); without tags
+  // every cached tag is checked with HEAD.
+  return (repository, tags, listing) =>
     new Promise<void>((resolve) => {
       // A scan already running was started before this request and is not the one asked
       // for: the priority scan is the next one to end (the backlog runs it right after).
@@ -24,7 +25,8 @@ export function priorityScanRunner(
       let retry: NodeJS.Timeout | undefined;
       const timer = setTimeout(done, boundMs);
       timer.unref();
-      const ask = () => warmer.prioritize(repository, tags === undefined ? {} : { onlyTags: tags });
+      const ask = () =>
+        warmer.prioritize(repository, tags === undefined ? {} : { onlyTags: tags, listing });
       const unsubscribe = warmer.onScan((result) => {
         if (result.repository !== repository || --endsToSee > 0) return;
         // Another replica is scanning it; its scan may have listed the tags before the push

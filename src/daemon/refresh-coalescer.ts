@@ -11,9 +11,14 @@ export type { RefreshRequest, RefreshRequestOutcome };
 
 /**
  * Runs one refresh and resolves when it is done. `tags` is undefined for the whole
- * repository, else the tags that were named (none: the listing's new tags only).
+ * repository, else the tags that were named (none: the listing's new tags only);
+ * `listing` false when every request named a pushed tag (no listing needed for them).
  */
-export type RefreshRunner = (repository: string, tags: string[] | undefined) => Promise<void>;
+export type RefreshRunner = (
+  repository: string,
+  tags: string[] | undefined,
+  listing: boolean,
+) => Promise<void>;
 
 /** How the coalescer is set up. */
 export interface RefreshCoalescerOptions {
@@ -36,7 +41,7 @@ export interface RefreshCoalescerOptions {
 interface RepositoryState {
   running: boolean;
   /** The next refresh: undefined tags means the whole repository. */
-  queued: { tags: Set<string> | undefined } | undefined;
+  queued: { tags: Set<string> | undefined; listing: boolean } | undefined;
   lastEndedAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
   /** While the queued refresh waits for its burst to settle: when the first request came. */
@@ -82,10 +87,12 @@ export class RefreshCoalescer {
       };
       this.#states.set(name, state);
     }
+    const listing = request.tag === undefined || request.listing === true;
     if (state.queued) {
       const tags = state.queued.tags;
       if (request.tag !== undefined) tags?.add(request.tag);
       else if (!request.listing) state.queued.tags = undefined;
+      state.queued.listing ||= listing;
       this.#extendSettle(name, state);
       return "coalesced";
     }
@@ -96,6 +103,7 @@ export class RefreshCoalescer {
           : request.listing
             ? new Set<string>()
             : undefined,
+      listing,
     };
     return this.#schedule(name, state) ? "started" : "queued";
   }
@@ -151,7 +159,7 @@ export class RefreshCoalescer {
     state.running = true;
     const tags = queued.tags === undefined ? undefined : [...queued.tags];
     void Promise.resolve()
-      .then(() => this.#opts.run(name, tags))
+      .then(() => this.#opts.run(name, tags, queued.listing))
       .catch((error: unknown) => this.#opts.onError?.(name, error))
       .finally(() => {
         state.running = false;

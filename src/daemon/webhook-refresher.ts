@@ -91,10 +91,12 @@ export class WebhookRefresher implements WebhookSink {
       if (event.tag !== undefined && event.timestamp !== undefined) {
         this.#remember(repository, event.tag, event.timestamp.getTime());
       }
-      // A deleted tag is refreshed like a pushed one: the listing drops it.
+      // A pushed tag is checked alone; a deleted one needs the listing, which drops it.
       this.#opts.refreshes.requestRefresh(
         repository,
-        event.tag === undefined ? { listing: true } : { tag: event.tag },
+        event.tag === undefined
+          ? { listing: true }
+          : { tag: event.tag, ...(event.action === "push" ? {} : { listing: true }) },
       );
     }
     return { refreshed, unwatched };

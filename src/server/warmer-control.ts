@@ -10,11 +10,14 @@ export type { RepositoryStatus, TagEvent };
 
 /** What a refresh is asked for. */
 export interface RefreshRequest {
-  /** The tag that changed, when the asker knows it; without one, the whole repository. */
+  /**
+   * The tag that changed, when the asker knows it; without one, the whole repository. A
+   * tag alone was pushed: it may be checked without listing the repository.
+   */
   tag?: string;
   /**
-   * Without a tag: only the listing changed (a webhook that names no tag), so only new
-   * tags are fetched, no cached tag is checked.
+   * The listing changed. Without a tag (a webhook that names none): only new tags are
+   * fetched, no cached tag is checked. With one (a deleted tag): the repository is listed.
    */
   listing?: boolean;
 }

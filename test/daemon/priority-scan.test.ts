@@ -6,14 +6,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Registry as MetricsRegistry } from "prom-client";
+import { Cache } from "../../src/cache/cache.js";
 import { Keys } from "../../src/cache/keys.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
-import type { ScanOutcome } from "../../src/cache/warmer-types.js";
+import type { RepositoryScanResult, ScanOutcome } from "../../src/cache/warmer-types.js";
 import { priorityScanRunner } from "../../src/daemon/priority-scan.js";
 import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
-import { FakeFactory, fakeRepository } from "../cache/support/fake-registry.js";
+import { FakeFactory, fakeDigest, fakeRepository } from "../cache/support/fake-registry.js";
 import { waitFor } from "../support/wait-for.js";
 
 const APP = parseImageName("registry.test/hooks/app");
@@ -54,13 +55,65 @@ async function started(intervalMs = 60 * 60_000) {
 describe("priorityScanRunner", () => {
   test("named tags: one listing and a HEAD of those tags only", async () => {
     const w = await started();
-    await priorityScanRunner(w.warmer)(APP.toString(), ["v3", "v7"]);
+    await priorityScanRunner(w.warmer)(APP.toString(), ["v3", "v7"], true);
     const counts = w.factory.counts(APP.toString());
     assert.equal(counts.tags, 1);
     assert.equal(counts.head, 2);
-    await priorityScanRunner(w.warmer)(APP.toString(), []);
+    await priorityScanRunner(w.warmer)(APP.toString(), [], true);
     assert.equal(w.factory.counts(APP.toString()).head, 2, "the listing alone: no HEAD");
     await w.stop();
+  });
+
+  test("pushed tags alone are checked without a listing; the repository's next listing stays as scheduled", async () => {
+    const w = await started();
+    const repo = w.factory.repositories.get(APP.toString());
+    assert.ok(repo);
+    const results: RepositoryScanResult[] = [];
+    w.warmer.onScan((r) => results.push(r));
+    const before = w.warmer.repositoryStatus(APP);
+    const listings = () => w.factory.counts(APP.toString()).tags;
+    try {
+      repo.tags.set("v3", fakeDigest(1)); // moved from image 4
+      repo.tags.set("v20", fakeDigest(2)); // new
+      await priorityScanRunner(w.warmer)(APP.toString(), ["v3", "v20"], false);
+      assert.equal(listings(), 0, "no listing");
+      const pushed = results.at(-1);
+      assert.equal(pushed?.outcome, "scanned");
+      assert.equal(pushed?.unlisted, true);
+      assert.deepEqual(pushed?.newTags, ["v20"]);
+      assert.deepEqual(pushed?.movedTags, ["v3"]);
+      assert.equal(pushed?.tags, 21);
+      const cache = new Cache({ store: w.store, metricsRegistry: new MetricsRegistry() });
+      const cached = await cache.getImageRepositoryMetadata(APP);
+      assert.equal(cached.tags.length, 21);
+      assert.equal(cached.tags.at(-1), "v20", "after the last listing's tags");
+      assert.equal(cached.images.get("v3")?.digest, fakeDigest(1));
+      assert.equal(cached.images.get("v20")?.digest, fakeDigest(2));
+      assert.equal(cached.images.get("v4")?.digest, fakeDigest(1), "the others kept");
+      const after = w.warmer.repositoryStatus(APP);
+      assert.equal(after?.tagCount, 21);
+      assert.deepEqual(after?.lastScanned, before?.lastScanned, "still the last listing's");
+      assert.deepEqual(after?.nextRefresh, before?.nextRefresh, "the poll as scheduled");
+
+      // A deleted tag asks for the listing, which drops it.
+      repo.tags.delete("v20");
+      await priorityScanRunner(w.warmer)(APP.toString(), ["v20"], true);
+      assert.equal(listings(), 1);
+      assert.equal(results.at(-1)?.unlisted, undefined);
+      assert.equal((await cache.getImageRepositoryMetadata(APP)).tags.length, 20);
+
+      // A pushed tag that is not there (deleted again since): the scan lists instead.
+      await priorityScanRunner(w.warmer, 10_000, { delayMs: 1_000, attempts: 0 })(
+        APP.toString(),
+        ["v21"],
+        false,
+      );
+      assert.equal(listings(), 2);
+      assert.equal(results.at(-1)?.outcome, "scanned");
+      assert.equal(results.at(-1)?.unlisted, undefined);
+    } finally {
+      await w.stop();
+    }
   });
 
   test("a refresh asked while a poll scan of the repository runs raises that scan's requests to priority", async () => {
@@ -85,6 +138,7 @@ describe("priorityScanRunner", () => {
       const refresh = priorityScanRunner(w.warmer, 10_000, { delayMs: 20, attempts: 100 })(
         APP.toString(),
         ["v1"],
+        true,
       );
       assert.equal(raise.aborted, true, "raised by the refresh's request");
       repo.delayMs = 0;
@@ -103,7 +157,7 @@ describe("priorityScanRunner", () => {
     const lease = new Keys().lease(APP);
     assert.ok(await w.store.acquire(lease, 60_000, "replica-b"));
     const run = priorityScanRunner(w.warmer, 10_000, { delayMs: 100, attempts: 50 });
-    const done = run(APP.toString(), ["v1"]);
+    const done = run(APP.toString(), ["v1"], true);
     await new Promise((r) => setTimeout(r, 350));
     assert.equal(w.factory.counts(APP.toString()).tags, 0, "not scanned under B's lease");
     await w.store.release(lease, "replica-b");

@@ -10,10 +10,15 @@ const REPO = "localhost:5000/team/app";
 
 /** A runner that records its calls and finishes each when told to. */
 function recordingRunner() {
-  const calls: Array<{ repository: string; tags: string[] | undefined; at: number }> = [];
+  const calls: Array<{
+    repository: string;
+    tags: string[] | undefined;
+    listing: boolean;
+    at: number;
+  }> = [];
   const finishers: Array<() => void> = [];
-  const run = (repository: string, tags: string[] | undefined) => {
-    calls.push({ repository, tags, at: Date.now() });
+  const run = (repository: string, tags: string[] | undefined, listing = true) => {
+    calls.push({ repository, tags, listing, at: Date.now() });
     return new Promise<void>((resolve) => finishers.push(resolve));
   };
   const finishAll = () => {
@@ -89,6 +94,29 @@ describe("RefreshCoalescer", () => {
     runner.finishAll();
     await until(() => runner.calls.length === 3, "the whole-repository refresh");
     assert.equal(runner.calls[2]?.tags, undefined);
+    runner.finishAll();
+    c.close();
+  });
+
+  test("pushed tags alone need no listing; a deleted tag or a tagless event in the same refresh does", async () => {
+    const runner = recordingRunner();
+    const c = new RefreshCoalescer({ run: runner.run, minGapMs: 0 });
+    c.requestRefresh(REPO, { tag: "v1" });
+    await until(() => runner.calls.length === 1, "the first refresh");
+    assert.equal(runner.calls[0]?.listing, false, "a push alone");
+    c.requestRefresh(REPO, { tag: "v2" });
+    c.requestRefresh(REPO, { tag: "v3", listing: true });
+    c.requestRefresh(REPO, { tag: "v4" });
+    runner.finishAll();
+    await until(() => runner.calls.length === 2, "the merged refresh");
+    assert.deepEqual(runner.calls[1]?.tags, ["v2", "v3", "v4"]);
+    assert.equal(runner.calls[1]?.listing, true, "a deletion among them");
+    c.requestRefresh(REPO, { listing: true });
+    c.requestRefresh(REPO, { tag: "v5" });
+    runner.finishAll();
+    await until(() => runner.calls.length === 3, "the third refresh");
+    assert.deepEqual(runner.calls[2]?.tags, ["v5"]);
+    assert.equal(runner.calls[2]?.listing, true, "an event naming no tag");
     runner.finishAll();
     c.close();
   });

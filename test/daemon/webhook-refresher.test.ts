@@ -69,10 +69,10 @@ function scan(repository: string, newTags: string[], startedAt: Date): Repositor
 
 describe("WebhookRefresher", () => {
   const setup = () => {
-    const runs: Array<{ repository: string; tags: string[] | undefined }> = [];
+    const runs: Array<{ repository: string; tags: string[] | undefined; listing: boolean }> = [];
     const refreshes = new RefreshCoalescer({
-      run: async (repository, tags) => {
-        runs.push({ repository, tags });
+      run: async (repository, tags, listing) => {
+        runs.push({ repository, tags, listing });
       },
       minGapMs: 0,
       settleMs: 30,
@@ -124,10 +124,21 @@ describe("WebhookRefresher", () => {
     assert.deepEqual(
       t.runs.sort((x, y) => x.repository.localeCompare(y.repository)),
       [
-        { repository: "ghcr.io/org/tool", tags: [] },
-        { repository: WATCHED[0], tags: ["v1", "v2"] },
+        { repository: "ghcr.io/org/tool", tags: [], listing: true },
+        { repository: WATCHED[0], tags: ["v1", "v2"], listing: false },
       ],
     );
+    t.close();
+  });
+
+  test("a deleted tag asks for the listing; pushed ones alone do not", async () => {
+    const t = setup();
+    t.refresher.deliver("distribution", [
+      { repository: WATCHED[0] as string, tag: "v1", action: "push" },
+      { repository: WATCHED[0] as string, tag: "old", action: "delete" },
+    ]);
+    await settle();
+    assert.deepEqual(t.runs, [{ repository: WATCHED[0], tags: ["v1", "old"], listing: true }]);
     t.close();
   });
 

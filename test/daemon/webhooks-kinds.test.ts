@@ -135,20 +135,27 @@ describe("webhook kinds through regscan serve", () => {
   });
 
   test("a 2 MiB body is 413 and its connection closed", async () => {
+    // Its headers alone: the answer comes before any of the body is read, and a body written
+    // meanwhile raced the close (EPIPE on the client, sometimes before the answer was parsed).
+    // Bodies read past the bound are covered in test/server/webhook-route.test.ts.
     const { status, connection } = await new Promise<{
       status: number | undefined;
       connection: string | undefined;
     }>((resolve, reject) => {
       const req = request(
         `${serve.url}/v1/webhooks/github`,
-        { method: "POST", headers: { "content-type": "application/json" } },
+        {
+          method: "POST",
+          headers: { "content-type": "application/json", "content-length": 2 * 1024 * 1024 },
+        },
         (res) => {
           res.resume();
           resolve({ status: res.statusCode, connection: res.headers.connection });
+          req.destroy();
         },
       );
       req.on("error", reject);
-      req.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
+      req.flushHeaders();
     });
     assert.equal(status, 413);
     assert.equal(connection, "close");
