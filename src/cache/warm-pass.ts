@@ -536,6 +536,12 @@ async function refreshNamedTags(
 ): Promise<boolean> {
   const { ctx, job, result, log } = s;
   const named = filter([...new Set(job.options.onlyTags)]);
+  if (named.length === 0) {
+    // Every named tag filtered out: nothing here changes.
+    result.unlisted = true;
+    result.tags = lastListing.length;
+    return true;
+  }
   const index = await ScanIndex.load(ctx, job.name, job.signal);
   if (named.some((tag) => index.unread(tag))) return false;
   const before = new Set(lastListing);
@@ -590,7 +596,7 @@ async function refreshNamedTags(
   await writeRecord(s, {
     previous,
     listed: tags,
-    lastError: previous.lastError,
+    lastError: undefined,
     imagesKeptAt: keptAt,
     unlisted: true,
   });

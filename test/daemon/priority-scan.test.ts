@@ -10,7 +10,11 @@ import { Cache } from "../../src/cache/cache.js";
 import { Keys } from "../../src/cache/keys.js";
 import { MemoryStore } from "../../src/cache/stores/memory.js";
 import { Warmer } from "../../src/cache/warmer.js";
-import type { RepositoryScanResult, ScanOutcome } from "../../src/cache/warmer-types.js";
+import type {
+  RepositoryOptions,
+  RepositoryScanResult,
+  ScanOutcome,
+} from "../../src/cache/warmer-types.js";
 import { priorityScanRunner } from "../../src/daemon/priority-scan.js";
 import { parseImageName } from "../../src/image/ref.js";
 import { Credentials } from "../../src/registry/credentials/credentials.js";
@@ -19,7 +23,7 @@ import { waitFor } from "../support/wait-for.js";
 
 const APP = parseImageName("registry.test/hooks/app");
 
-async function started(intervalMs = 60 * 60_000) {
+async function started(intervalMs = 60 * 60_000, options: RepositoryOptions = {}) {
   const store = new MemoryStore();
   const factory = new FakeFactory(new Map([[APP.toString(), fakeRepository(APP, 20, 4)]]));
   const warmer = new Warmer({
@@ -27,6 +31,7 @@ async function started(intervalMs = 60 * 60_000) {
     factory,
     lookup: async () => new Map([[APP.toString(), Credentials.none()]]),
     intervalMs,
+    repositoryOptions: () => options,
     owner: "replica-a",
     metricsRegistry: new MetricsRegistry(),
   });
@@ -113,6 +118,31 @@ describe("priorityScanRunner", () => {
       assert.equal(results.at(-1)?.unlisted, undefined);
     } finally {
       await w.stop();
+    }
+  });
+
+  test("pushed tags under a tag filter: one it leaves out costs nothing; with maxTags the repository is listed", async () => {
+    const filtered = await started(60 * 60_000, { tagFilter: { exclude: ["v1*"] } });
+    try {
+      filtered.factory.repositories.get(APP.toString())?.tags.set("v19", fakeDigest(2));
+      await priorityScanRunner(filtered.warmer)(APP.toString(), ["v19"], false);
+      const counts = filtered.factory.counts(APP.toString());
+      assert.deepEqual(
+        [counts.tags, counts.head, counts.manifest, counts.manifestByTag],
+        [0, 0, 0, 0],
+      );
+    } finally {
+      await filtered.stop();
+    }
+    const newest = await started(60 * 60_000, { tagFilter: { maxTags: 5 } });
+    try {
+      newest.factory.repositories.get(APP.toString())?.tags.set("v99", fakeDigest(2));
+      await priorityScanRunner(newest.warmer)(APP.toString(), ["v99"], false);
+      assert.equal(newest.factory.counts(APP.toString()).tags, 1, "listed: v99 may drop another");
+      const status = newest.warmer.repositoryStatus(APP);
+      assert.equal(status?.tagCount, 5);
+    } finally {
+      await newest.stop();
     }
   });
 
