@@ -34,9 +34,13 @@
  * cap, the scans slower for the longer queue). Started at once and listed ahead, a late repository is
  * listed within moments of turning late, whatever the host's queue.
  *
- * Each take looks at every waiting repository (a linear pass): ranks change as the clock
- * moves, so no heap order would hold, and a pass over 10,000 entries costs well under a
- * millisecond against scans that take tens of milliseconds at least.
+ * A take that can find work looks at every waiting repository (a linear pass): ranks change
+ * as the clock moves, so no heap order would hold. But the warmer's loop asks every lane at
+ * each turn, and turns come with every finished scan and every look of its brake: at 10,000
+ * repositories those passes were a tenth of a replica's CPU during a fill (a profile of
+ * bench:scale at 2,000,000 tags). So the earliest time each lane can find work is kept
+ * until the schedule changes (a take, a finished scan, a request, a lookup), and a take
+ * before it returns at once; priority requests are kept apart, found without a pass.
  */
 
 /** A repository taken from the schedule, to scan now. */
@@ -150,6 +154,15 @@ export class Schedule {
   #urgentInFlight = 0;
   readonly #waiters = new Set<() => void>();
   #seq = 0;
+  /** Entries with a priority request waiting (in flight ones included: they wait for `done`). */
+  readonly #priority = new Set<Entry>();
+  /** Bumped by every change that can move a lane's next due time. */
+  #version = 0;
+  /** `nextDue()` and `nextDue({ urgentOnly })` as of `#version` (see the module comment). */
+  readonly #nextDueKept = {
+    regular: { version: -1, at: undefined as number | undefined },
+    urgent: { version: -1, at: undefined as number | undefined },
+  };
 
   constructor(opts: ScheduleOptions) {
     this.#hostOf = opts.hostOf;
@@ -200,7 +213,7 @@ export class Schedule {
     for (const [name, entry] of this.#entries) {
       if (seen.has(name)) continue;
       this.#watch(entry, false);
-      if (!entry.inFlight) this.#entries.delete(name);
+      if (!entry.inFlight) this.#forget(entry);
     }
     this.#notify();
   }
@@ -227,6 +240,7 @@ export class Schedule {
     const needsListing = listing || onlyTags === undefined || onlyTags.length === 0;
     entry.priorityListing = waiting ? entry.priorityListing || needsListing : needsListing;
     if (!waiting) entry.prioritySeq = this.#seq++;
+    this.#priority.add(entry);
     this.#notify();
   }
 
@@ -243,18 +257,17 @@ export class Schedule {
     now: number,
     opts: { priorityOnly?: boolean; urgentOnly?: boolean; skipLate?: boolean } = {},
   ): ScheduledItem | undefined {
+    const priority = this.#oldestPriority();
+    if (priority === undefined && opts.priorityOnly) return undefined;
+    // Nothing can be due before the lane's next due time, unless the schedule changed.
+    if (priority === undefined && !opts.skipLate) {
+      const next = this.nextDue({ urgentOnly: opts.urgentOnly === true });
+      if (next === undefined || now < next) return undefined;
+    }
     let best: Entry | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
-    let priority: Entry | undefined;
-    for (const entry of this.#entries.values()) {
-      if (entry.inFlight) continue;
-      if (entry.prioritySeq !== undefined) {
-        if (priority === undefined || entry.prioritySeq < (priority.prioritySeq ?? 0)) {
-          priority = entry;
-        }
-        continue;
-      }
-      if (opts.priorityOnly || priority !== undefined) continue;
+    for (const entry of priority === undefined ? this.#entries.values() : []) {
+      if (entry.inFlight || entry.prioritySeq !== undefined) continue;
       if (entry.dueAt > now) continue;
       const late = this.#isLate(entry, now);
       if ((opts.urgentOnly && !late) || (opts.skipLate && late)) continue;
@@ -288,6 +301,8 @@ export class Schedule {
     chosen.prioritySeq = undefined;
     chosen.priorityTags = undefined;
     chosen.priorityListing = true;
+    this.#priority.delete(chosen);
+    this.#version++;
     return item;
   }
 
@@ -302,11 +317,16 @@ export class Schedule {
   nextDue(
     opts: { urgentOnly?: boolean; skipLate?: boolean; now?: number } = {},
   ): number | undefined {
+    if (this.#oldestPriority() !== undefined) return Number.NEGATIVE_INFINITY;
+    // Without skipLate the answer holds until the schedule changes (not as the clock moves).
+    const kept = opts.skipLate
+      ? undefined
+      : this.#nextDueKept[opts.urgentOnly ? "urgent" : "regular"];
+    if (kept?.version === this.#version) return kept.at;
     let next: number | undefined;
     const now = opts.now ?? Number.NEGATIVE_INFINITY;
     for (const entry of this.#entries.values()) {
-      if (entry.inFlight) continue;
-      if (entry.prioritySeq !== undefined) return Number.NEGATIVE_INFINITY;
+      if (entry.inFlight || entry.prioritySeq !== undefined) continue;
       const lateAt = this.#lateAt(entry);
       let at: number | undefined;
       if (opts.skipLate) {
@@ -318,6 +338,10 @@ export class Schedule {
       }
       if (at === undefined || at === Number.POSITIVE_INFINITY) continue;
       if (next === undefined || at < next) next = at;
+    }
+    if (kept) {
+      kept.version = this.#version;
+      kept.at = next;
     }
     return next;
   }
@@ -333,7 +357,7 @@ export class Schedule {
     if (count > 0) this.#hostsInFlight.set(entry.host, count);
     else this.#hostsInFlight.delete(entry.host);
     if (!entry.watched) {
-      this.#entries.delete(name);
+      this.#forget(entry);
     } else {
       const cold = entry.cold && next.unscanned === true;
       if (cold !== entry.cold) this.#countCold(entry.host, cold ? 1 : -1);
@@ -415,6 +439,7 @@ export class Schedule {
     };
     this.#entries.set(name, entry);
     this.#countCold(entry.host, 1);
+    this.#version++;
     return entry;
   }
 
@@ -466,7 +491,27 @@ export class Schedule {
   }
 
   #notify(): void {
+    this.#version++;
     for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** The waiting priority request asked first, of repositories not in flight. */
+  #oldestPriority(): Entry | undefined {
+    let oldest: Entry | undefined;
+    for (const entry of this.#priority) {
+      if (entry.inFlight) continue;
+      if (oldest === undefined || (entry.prioritySeq ?? 0) < (oldest.prioritySeq ?? 0)) {
+        oldest = entry;
+      }
+    }
+    return oldest;
+  }
+
+  /** Drops `entry` from the schedule. */
+  #forget(entry: Entry): void {
+    this.#entries.delete(entry.name);
+    this.#priority.delete(entry);
+    this.#version++;
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { Schedule } from "../../src/cache/schedule.js";
 
 const MINUTE = 60_000;
@@ -380,5 +381,82 @@ describe("Schedule", () => {
     stop.abort();
     await aborted;
     await s.changed(stop.signal, 60_000); // already aborted: at once
+  });
+});
+
+describe("Schedule's kept next due times", () => {
+  it("answer as a schedule that looks at every repository each time (random operations)", () => {
+    const NAMES = ["a/1", "a/2", "a/3", "b/1", "b/2", "c/1"];
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant("sync" as const), names: fc.subarray(NAMES) }),
+      fc.record({
+        kind: fc.constant("prioritize" as const),
+        name: fc.constantFrom(...NAMES),
+        tags: fc.option(fc.subarray(["v1", "v2"]), { nil: undefined }),
+        listing: fc.boolean(),
+      }),
+      fc.record({
+        kind: fc.constant("take" as const),
+        lane: fc.constantFrom("regular", "urgentOnly", "priorityOnly", "skipLate"),
+      }),
+      fc.record({
+        kind: fc.constant("done" as const),
+        pick: fc.nat(),
+        dueIn: fc.integer({ min: -2 * MINUTE, max: 3 * MINUTE }),
+        likelihood: fc.double({ min: 0.1, max: 1, noNaN: true }),
+        retryLease: fc.boolean(),
+        unscanned: fc.boolean(),
+      }),
+      fc.record({ kind: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: MINUTE }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const kept = schedule(2, 30_000);
+        const fresh = schedule(2, 30_000);
+        let names: string[] = [];
+        let now = T0;
+        const inFlight: string[] = [];
+        // A lookup of the same names changes nothing but drops whatever was kept.
+        const forget = () => fresh.sync(names);
+        for (const o of ops) {
+          if (o.kind === "sync") {
+            names = o.names;
+            kept.sync(names);
+            fresh.sync(names);
+          } else if (o.kind === "prioritize") {
+            if (!names.includes(o.name)) continue;
+            kept.prioritize(o.name, o.tags, { listing: o.listing });
+            fresh.prioritize(o.name, o.tags, { listing: o.listing });
+          } else if (o.kind === "take") {
+            const opts = o.lane === "regular" ? {} : { [o.lane]: true };
+            forget();
+            assert.deepEqual(kept.nextDue(), fresh.nextDue());
+            forget();
+            assert.deepEqual(
+              kept.nextDue({ urgentOnly: true }),
+              fresh.nextDue({ urgentOnly: true }),
+            );
+            forget();
+            const got = kept.take(now, opts);
+            assert.deepEqual(got, fresh.take(now, opts));
+            if (got) inFlight.push(got.name);
+          } else if (o.kind === "done") {
+            if (inFlight.length === 0) continue;
+            const [name] = inFlight.splice(o.pick % inFlight.length, 1) as [string];
+            const next = {
+              dueAt: now + o.dueIn,
+              likelihood: o.likelihood,
+              retryLease: o.retryLease,
+              unscanned: o.unscanned,
+            };
+            kept.done(name, next);
+            fresh.done(name, next);
+          } else {
+            now += o.ms;
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
