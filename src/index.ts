@@ -11,7 +11,12 @@
 
 export type { OperationOptions } from "./abort.js";
 export type { StretchPeers } from "./cache/budget-stretch.js";
-export { Cache, type CachedTag, type CacheOptions } from "./cache/cache.js";
+export {
+  Cache,
+  type CachedTag,
+  type CacheOptions,
+  type RepositorySummary,
+} from "./cache/cache.js";
 export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";
 export {
   CachedFetchError,

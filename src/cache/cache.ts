@@ -63,6 +63,7 @@ import {
   tagInfo,
 } from "./records.js";
 import type { Store } from "./store.js";
+import type { ErrorSummary } from "./warmer-types.js";
 
 /** How a Cache is set up. */
 export interface CacheOptions {
@@ -108,6 +109,33 @@ export interface CachedTag {
  * them all only churned it).
  */
 const RECORDS_MEMO_BYTES = 1024 * 1024;
+
+/**
+ * Records per `getMany` of {@link Cache.repositorySummaries}: a record holds its tag list
+ * (400 KB for 40,000 tags), so fewer than a tag read's chunk.
+ */
+const SUMMARY_CHUNK_KEYS = 200;
+
+/** What the status list shows of a repository's stored record. */
+export interface RepositorySummary {
+  /** Tags of the last listing; undefined before the first. */
+  tagCount: number | undefined;
+  lastUpdate: Date | undefined;
+  lastError: ErrorSummary | undefined;
+  lastScanned: Date | undefined;
+}
+
+function summaryOf(record: RepositoryRecord): RepositorySummary {
+  return {
+    tagCount: record.tags?.length,
+    lastUpdate: record.lastUpdate,
+    lastError: record.lastError && {
+      code: record.lastError.code,
+      message: record.lastError.message,
+    },
+    lastScanned: record.lastScanned,
+  };
+}
 
 /** Heap a decoded index bucket takes per byte of its encoding: 4.7 MB for 2 MiB, measured. */
 const BUCKET_HEAP_PER_ENCODED_BYTE = 2.35;
@@ -394,6 +422,62 @@ export class Cache implements Registry {
   ): Promise<RepositoryRecord | undefined> {
     const { record } = await this.#repository(name, opts);
     return record && { ...record, tags: record.tags?.slice() };
+  }
+
+  /**
+   * What the status list shows of each of `names` from its stored record (undefined where
+   * there is none, it does not decode, or its chunk could not be read), read with `getMany`
+   * a chunk at a time: one `GET` each made a status poll of 10,000 repositories 10,000
+   * round trips (bench:scale, 2,000,000 tags: a fifth of the polled replica's CPU).
+   */
+  async repositorySummaries(
+    names: readonly ImageName[],
+    opts?: OperationOptions,
+  ): Promise<(RepositorySummary | undefined)[]> {
+    const out = new Array<RepositorySummary | undefined>(names.length);
+    const missing: number[] = [];
+    await readChunked({
+      store: this.#store,
+      count: names.length,
+      keyOf: (i) => this.#keys.repository(names[i] as ImageName),
+      inFlight: DEFAULT_READ_CHUNKS_IN_FLIGHT,
+      chunkKeys: SUMMARY_CHUNK_KEYS,
+      onChunk: (chunk) => {
+        if (chunk.entries === undefined) return;
+        chunk.entries.forEach((got, j) => {
+          const i = chunk.start + j;
+          const key = this.#keys.repository(names[i] as ImageName);
+          let record = got && this.#records.get(key, got.value);
+          if (got && !record) {
+            record = decodeRepositoryIndexRecord(got.value);
+            if (record) this.#records.set(key, got.value, record);
+          }
+          if (record) out[i] = summaryOf(record);
+          else if (!got) missing.push(i);
+        });
+      },
+      opts,
+    });
+    // Stores not rescanned since the second layout keep the first's records.
+    const legacy = missing.filter((i) => {
+      const name = names[i] as ImageName;
+      return this.#keys.legacyRepository(name) !== this.#keys.repository(name);
+    });
+    await readChunked({
+      store: this.#store,
+      count: legacy.length,
+      keyOf: (k) => this.#keys.legacyRepository(names[legacy[k] as number] as ImageName),
+      inFlight: DEFAULT_READ_CHUNKS_IN_FLIGHT,
+      chunkKeys: SUMMARY_CHUNK_KEYS,
+      onChunk: (chunk) => {
+        chunk.entries?.forEach((got, j) => {
+          const record = got && decodeRepositoryRecord(got.value);
+          if (record) out[legacy[chunk.start + j] as number] = summaryOf(record);
+        });
+      },
+      opts,
+    });
+    return out;
   }
 
   /**

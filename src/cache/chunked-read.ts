@@ -25,6 +25,8 @@ export interface ChunkedRead {
   keyOf: (index: number) => string;
   /** Chunks read at once. */
   inFlight: number;
+  /** Keys per chunk (default {@link READ_CHUNK_KEYS}; fewer for large values). */
+  chunkKeys?: number | undefined;
   onChunk: (chunk: ReadChunk) => void;
   opts?: OperationOptions | undefined;
 }
@@ -40,14 +42,16 @@ export async function readChunked({
   count,
   keyOf,
   inFlight,
+  chunkKeys = READ_CHUNK_KEYS,
   onChunk,
   opts,
 }: ChunkedRead): Promise<void> {
+  const size = Math.max(1, Math.floor(chunkKeys));
   await forEachBounded(
-    chunkStarts(count),
+    chunkStarts(count, size),
     { limit: inFlight, signal: opts?.signal },
     async (start) => {
-      const end = Math.min(count, start + READ_CHUNK_KEYS);
+      const end = Math.min(count, start + size);
       const keys: string[] = [];
       for (let i = start; i < end; i++) keys.push(keyOf(i));
       let entries: (StoreEntry | undefined)[];
@@ -62,6 +66,6 @@ export async function readChunked({
   );
 }
 
-function* chunkStarts(count: number): Generator<number> {
-  for (let start = 0; start < count; start += READ_CHUNK_KEYS) yield start;
+function* chunkStarts(count: number, size: number): Generator<number> {
+  for (let start = 0; start < count; start += size) yield start;
 }

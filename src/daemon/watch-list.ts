@@ -4,7 +4,7 @@
  * that every replica reports what any replica scanned).
  */
 import type { Logger } from "pino";
-import type { Cache } from "../cache/cache.js";
+import type { Cache, RepositorySummary } from "../cache/cache.js";
 import type { Warmer } from "../cache/warmer.js";
 import type { RepositoryStatus, TagEvent } from "../cache/warmer-types.js";
 import { type ImageName, parseImageName } from "../image/ref.js";
@@ -95,15 +95,32 @@ export class DaemonWarmerControl implements WarmerControl {
 
   async statuses(): Promise<RepositoryStatus[]> {
     const names = this.#watch.list();
-    const out: RepositoryStatus[] = new Array(names.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < names.length) {
-        const i = next++;
-        out[i] = await this.#statusOf(names[i]!);
+    const parsed: ImageName[] = [];
+    const at: number[] = [];
+    names.forEach((name, i) => {
+      try {
+        parsed.push(parseImageName(name));
+        at.push(i);
+      } catch {
+        // Not a name the warmer scans either: its own status alone.
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(16, names.length) }, worker));
+    });
+    let summaries: (RepositorySummary | undefined)[] = [];
+    try {
+      summaries = await this.#cache.repositorySummaries(parsed, {
+        signal: AbortSignal.timeout(STATUS_READ_MS),
+      });
+    } catch (err) {
+      this.#logger.debug(
+        { err: (err as Error).message },
+        "cannot read the repository records for their status",
+      );
+    }
+    const out = names.map((name) => this.#local(name));
+    at.forEach((i, k) => {
+      const summary = summaries[k];
+      if (summary) out[i] = withSummary(out[i] as RepositoryStatus, summary);
+    });
     return out;
   }
 
@@ -127,33 +144,25 @@ export class DaemonWarmerControl implements WarmerControl {
     return this.#feed.replay?.(lastEventId, signal);
   }
 
-  async #statusOf(name: string): Promise<RepositoryStatus> {
-    const local = this.#warmer.repositoryStatus(name) ?? { repository: name, scanning: false };
-    try {
-      const record = await this.#cache.repositoryRecord(parseImageName(name), {
-        signal: AbortSignal.timeout(2_000),
-      });
-      if (!record) return local;
-      const status: RepositoryStatus = { ...local };
-      const tagCount = record.tags?.length ?? local.tagCount;
-      if (tagCount !== undefined) status.tagCount = tagCount;
-      const lastUpdate = record.lastUpdate ?? local.lastUpdate;
-      if (lastUpdate !== undefined) status.lastUpdate = lastUpdate;
-      // The shared record says whether the last scan by any replica failed, not this one's.
-      if (record.lastError) {
-        status.lastError = { code: record.lastError.code, message: record.lastError.message };
-      } else {
-        delete status.lastError;
-      }
-      const lastScanned = record.lastScanned ?? local.lastScanned;
-      if (lastScanned !== undefined) status.lastScanned = lastScanned;
-      return status;
-    } catch (err) {
-      this.#logger.debug(
-        { repository: name, err: (err as Error).message },
-        "cannot read a repository record for its status",
-      );
-      return local;
-    }
+  #local(name: string): RepositoryStatus {
+    return this.#warmer.repositoryStatus(name) ?? { repository: name, scanning: false };
   }
+}
+
+/** Longest the status list waits for the stored records (it shows what this replica knows). */
+const STATUS_READ_MS = 10_000;
+
+/** `local` (this replica's status) with what the shared record says of the last scan by any. */
+function withSummary(local: RepositoryStatus, record: RepositorySummary): RepositoryStatus {
+  const status: RepositoryStatus = { ...local };
+  const tagCount = record.tagCount ?? local.tagCount;
+  if (tagCount !== undefined) status.tagCount = tagCount;
+  const lastUpdate = record.lastUpdate ?? local.lastUpdate;
+  if (lastUpdate !== undefined) status.lastUpdate = lastUpdate;
+  // The shared record says whether the last scan by any replica failed, not this one's.
+  if (record.lastError) status.lastError = record.lastError;
+  else delete status.lastError;
+  const lastScanned = record.lastScanned ?? local.lastScanned;
+  if (lastScanned !== undefined) status.lastScanned = lastScanned;
+  return status;
 }

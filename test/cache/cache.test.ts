@@ -8,6 +8,7 @@ import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../../src/cache/cache.js";
 import { timestampLabelDecorator } from "../../src/cache/decorators.js";
 import { NoImageDataError } from "../../src/cache/errors.js";
+import { encodeRepositoryIndexRecord } from "../../src/cache/index-records.js";
 import { Keys } from "../../src/cache/keys.js";
 import {
   encodeRepositoryRecord,
@@ -173,5 +174,59 @@ describe("Cache", () => {
       (await cache.getImage(NAME.withTag("oci"))).createdAt?.toISOString(),
       "2020-05-06T07:08:09.000Z",
     );
+  });
+});
+
+describe("Cache.repositorySummaries", () => {
+  it("reads every record a chunk at a time: either layout, none, or one that does not decode", async () => {
+    const store = new MemoryStore();
+    const cache = new Cache({ store, keys, metricsRegistry: new MetricsRegistry() });
+    const scanned = new Date("2026-12-01T10:00:00Z");
+    const listed = new Date("2026-12-01T10:00:02Z");
+    // 450 repositories: more than two chunks of records.
+    const names = Array.from({ length: 450 }, (_, i) => parseImageName(`ghcr.io/acme/app-${i}`));
+    for (const [i, name] of names.entries()) {
+      if (i % 3 !== 0) continue;
+      const record = {
+        tags: Array.from({ length: i % 7 }, (_, t) => `v${t}`),
+        lastScanned: scanned,
+        lastUpdate: listed,
+        ...(i % 2 === 0 ? { lastError: { code: "TIMEOUT", message: "slow", at: listed } } : {}),
+      };
+      await store.set(keys.repository(name), later(), encodeRepositoryIndexRecord(record));
+    }
+    const legacy = names[1] as (typeof names)[number];
+    await store.set(
+      keys.legacyRepository(legacy),
+      later(),
+      encodeRepositoryRecord({ tags: ["old"], lastUpdate: listed }),
+    );
+    const broken = names[2] as (typeof names)[number];
+    await store.set(keys.repository(broken), later(), new TextEncoder().encode("{not json"));
+
+    const got = await cache.repositorySummaries(names);
+    assert.equal(got.length, 450);
+    for (const [i, summary] of got.entries()) {
+      if (i === 1) {
+        assert.deepEqual(summary, {
+          tagCount: 1,
+          lastUpdate: listed,
+          lastError: undefined,
+          lastScanned: undefined,
+        });
+      } else if (i % 3 !== 0) {
+        assert.equal(summary, undefined, `app-${i} has no record`);
+      } else {
+        assert.deepEqual(summary, {
+          tagCount: i % 7,
+          lastUpdate: listed,
+          lastError: i % 2 === 0 ? { code: "TIMEOUT", message: "slow" } : undefined,
+          lastScanned: scanned,
+        });
+      }
+    }
+    // The same answers as one repository's record read alone.
+    const one = await cache.repositoryRecord(names[3] as (typeof names)[number]);
+    assert.equal(one?.tags?.length, got[3]?.tagCount);
   });
 });
