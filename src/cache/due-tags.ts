@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { DEFAULT_READ_CHUNKS_IN_FLIGHT, readChunked } from "./chunked-read.js";
 import { summarizeError } from "./error-summary.js";
 import { decodeImageRecords, type IndexEntry, isExcludedImageId } from "./index-records.js";
+import { KnownImages } from "./known-images.js";
 import type { TagError } from "./records.js";
 import type { ScanIndex } from "./scan-index.js";
 import type { WarmContext } from "./warm-context.js";
@@ -34,7 +35,7 @@ export interface DueTags {
    */
   due: DueTag[];
   /** Image ids by digest, so that a new tag on a known image costs no GET. */
-  known: Map<string, string>;
+  known: KnownImages;
 }
 
 /** What {@link dueTags} sorts, and where it counts the fresh tags. */
@@ -136,7 +137,7 @@ export function dueTags({
   if (index.undecodable > 0) {
     log.warn({ buckets: index.undecodable }, "index buckets do not decode; refetching their tags");
   }
-  return { due, known: index.knownImages() };
+  return { due, known: new KnownImages(() => index.knownImages()) };
 }
 
 /** The due tags of one scan and what {@link dropMissingImages} needs to check them. */
@@ -144,8 +145,8 @@ export interface DropMissingImagesOptions {
   ctx: WarmContext;
   /** Changed in place: a tag whose image is gone loses its entry and deadline. */
   due: DueTag[];
-  /** Changed in place: the digests of images that are gone are removed. */
-  known: Map<string, string>;
+  /** Told which images are gone. */
+  known: KnownImages;
   log: Logger;
   signal: AbortSignal;
 }
@@ -193,7 +194,7 @@ export async function dropMissingImages({
     log.warn({ error: summarizeError(readError) }, "could not read the due tags' images");
   }
   if (missing.size === 0) return;
-  for (const [digest, id] of known) if (missing.has(id)) known.delete(digest);
+  known.drop(missing);
   for (const d of due) {
     if (d.entry?.image !== undefined && missing.has(d.entry.image)) {
       delete d.entry;

@@ -20,6 +20,7 @@ import {
   isExcludedImageId,
   isLegacyImageId,
 } from "./index-records.js";
+import type { KnownImages } from "./known-images.js";
 import type { NewTagFetchPlan } from "./new-tag-fetch.js";
 import { MAX_REFRESH_MS, nextRefreshInterval } from "./refresh-policy.js";
 import type { ScanIndex } from "./scan-index.js";
@@ -39,7 +40,7 @@ export interface TagRefresherOptions {
   client: Client;
   index: ScanIndex;
   /** Image ids already in the index by digest, so that a new tag on a known image costs no `GET`. */
-  known: Map<string, string>;
+  known: KnownImages;
   /**
    * The tags of the last listing, to tell new tags apart (none on the first scan, which
    * reports no new tags).
@@ -70,8 +71,8 @@ interface TagChange {
 export class TagRefresher {
   /** Images fetched or being fetched in this pass, by digest. */
   readonly #byDigest = new Map<string, Promise<StoredImage>>();
-  /** Image ids already in the index, by digest (not copied: 38,270 in one large repository). */
-  readonly #known: ReadonlyMap<string, string>;
+  /** Image ids already in the index, by digest (built when first asked; see KnownImages). */
+  readonly #known: KnownImages;
   readonly #ctx: WarmContext;
   readonly #job: WarmJob;
   readonly #client: Client;

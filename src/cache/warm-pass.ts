@@ -11,6 +11,7 @@ import { type DueTag, dropMissingImages, dueTags } from "./due-tags.js";
 import { errorCode, summarizeError, TOO_MANY_REQUESTS } from "./error-summary.js";
 import { StoreWriteError } from "./errors.js";
 import { decodeRepositoryIndexRecord, encodeRepositoryIndexRecord } from "./index-records.js";
+import type { KnownImages } from "./known-images.js";
 import { upgradeFromLegacy } from "./legacy-upgrade.js";
 import { NewTagFetchPlan } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord, type RepositoryRecord } from "./records.js";
@@ -468,7 +469,7 @@ function scanClient({ ctx, job }: Scan): Client {
 interface RefresherInput {
   client: Client;
   index: ScanIndex;
-  known: Map<string, string>;
+  known: KnownImages;
   previous: RepositoryRecord | undefined;
   /** Where its counts go (the scan's result, or a trial's until it holds). */
   result: RepositoryScanResult;
