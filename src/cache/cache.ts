@@ -447,11 +447,7 @@ export class Cache implements Registry {
         chunk.entries.forEach((got, j) => {
           const i = chunk.start + j;
           const key = this.#keys.repository(names[i] as ImageName);
-          let record = got && this.#records.get(key, got.value);
-          if (got && !record) {
-            record = decodeRepositoryIndexRecord(got.value);
-            if (record) this.#records.set(key, got.value, record);
-          }
+          const record = got && this.#decodeRecord(key, got.value);
           if (record) out[i] = summaryOf(record);
           else if (!got) missing.push(i);
         });
@@ -480,6 +476,15 @@ export class Cache implements Registry {
     return out;
   }
 
+  /** A second-layout repository record, decoded once while its bytes stay the same. */
+  #decodeRecord(key: string, value: Uint8Array): RepositoryRecord | undefined {
+    const held = this.#records.get(key, value);
+    if (held) return held;
+    const record = decodeRepositoryIndexRecord(value);
+    if (record) this.#records.set(key, value, record);
+    return record;
+  }
+
   /**
    * The repository record and its layout: the second layout's record, else the first's (a
    * store not yet rescanned since the upgrade is still served).
@@ -490,15 +495,8 @@ export class Cache implements Registry {
   ): Promise<{ record?: RepositoryRecord; layout?: Layout }> {
     const key = this.#keys.repository(name);
     let got = await this.#store.get(key, opts);
-    if (got) {
-      const held = this.#records.get(key, got.value);
-      if (held) return { record: held, layout: 2 };
-      const record = decodeRepositoryIndexRecord(got.value);
-      if (record) {
-        this.#records.set(key, got.value, record);
-        return { record, layout: 2 };
-      }
-    }
+    const current = got && this.#decodeRecord(key, got.value);
+    if (current) return { record: current, layout: 2 };
     const legacyKey = this.#keys.legacyRepository(name);
     if (!got && legacyKey !== key) got = await this.#store.get(legacyKey, opts);
     if (!got) return {};

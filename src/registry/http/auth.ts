@@ -43,10 +43,7 @@ function authTransport(next: Transport, ctx: AuthContext): Transport {
   let learned: RegistryChallenge | undefined;
   return async (req) => {
     if (req.url.host !== ctx.host) return next(req);
-    const challenge =
-      learned ??
-      (ctx.origins.knownPolicy(ctx.host) ?? (await ctx.origins.policy(ctx.host, req.signal)))
-        .challenge;
+    const challenge = learned ?? (await ctx.origins.policy(ctx.host, req.signal)).challenge;
     const first = await authorize({ req, challenge, ctx, below: next });
     const res = await next(first.req);
     if (res.status !== 401) return res;

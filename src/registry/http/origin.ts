@@ -72,13 +72,8 @@ export class Origins {
     return raceAbort(p, signal);
   }
 
-  /** The host's policy when it is known already (no ping, no wait). */
-  knownPolicy(host: string): HostPolicy | undefined {
-    return this.#known.get(host);
-  }
-
   async #resolve(path: RegistryPath, req: HttpRequest): Promise<URL> {
-    const { base } = this.#known.get(path.host) ?? (await this.policy(path.host, req.signal));
+    const { base } = await this.policy(path.host, req.signal);
     return new URL(path.path, base);
   }
 }
