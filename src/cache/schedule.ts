@@ -41,6 +41,20 @@
  * bench:scale at 2,000,000 tags). So the earliest time each lane can find work is kept
  * until the schedule changes (a take, a finished scan, a request, a lookup), and a take
  * before it returns at once; priority requests are kept apart, found without a pass.
+ *
+ * What scans hold in memory follows their repositories' sizes: a scan keeps its listing, its
+ * index and what it is refreshing, about 500 bytes a tag (a heap snapshot of a replica at
+ * 2,000,000 tags: 34 scans in flight held 58 MB of a 123 MB heap, and the replica ran out of
+ * its 128 MiB a minute later). So each repository weighs its tags (as last listed; unknown,
+ * 0, until its first listing, when the scan reports it), and a repository starts only while
+ * the weight in flight stays within `maxWeightInFlight`, or while nothing heavy (over a 64th
+ * of the bound) is in flight; one larger than the bound counts as three quarters of it, so
+ * that small ones go on beside it. The most urgent one that does not fit is reserved: other heavy
+ * ones start only if they leave it room, so it starts as soon as enough scans end rather
+ * than never (a stream of smaller ones would keep the room it needs taken). Light ones need
+ * not leave it room: a cold fill's repositories weigh nothing until listed, and most are small;
+ * holding them back for one huge rescan would idle every other host's budget. Priority
+ * requests are never held: they are a few tags each.
  */
 
 /** A repository taken from the schedule, to scan now. */
@@ -71,6 +85,8 @@ export interface NextScan {
   dueAt: number;
   /** How likely it is to have changed, in (0, 1]: the weight of its time overdue. */
   likelihood: number;
+  /** Its tags as the scan found them (undefined: as before), what its next scan will hold. */
+  weight?: number | undefined;
   /**
    * Another warmer held its lease: once due, look again ahead of regular work, as if never
    * scanned (a look costs store round trips; a dead holder's repository is taken over, and
@@ -108,6 +124,11 @@ export interface ScheduleOptions {
    * passes part of the lease TTL, the slack each repository's bound leaves.
    */
   lateAfterMs?: number | undefined;
+  /**
+   * Weight (tags) of the repositories in flight at once (see the module comment; default:
+   * unbounded). A repository heavier than this starts alone.
+   */
+  maxWeightInFlight?: number | undefined;
   /** Told when a host's cold work starts or ends ({@link Schedule.hasColdWork} changes). */
   onColdChange?: ((host: string, cold: boolean) => void) | undefined;
 }
@@ -132,6 +153,10 @@ interface Entry {
   urgent: boolean;
   /** Still returned by the lookup (an entry dropped mid-scan leaves when its scan ends). */
   watched: boolean;
+  /** Its tags as last known (see the module comment): what its scan holds in memory. */
+  weight: number;
+  /** The weight counted in flight for it while taken ({@link Schedule.weigh} updates both). */
+  heldWeight: number;
   /** Order of the waiting priority request; undefined when none waits. */
   prioritySeq: number | undefined;
   /** Tags named by the priority requests waiting; undefined means every tag. */
@@ -152,6 +177,14 @@ export class Schedule {
   readonly #cold = new Map<string, number>();
   readonly #hostsInFlight = new Map<string, number>();
   #urgentInFlight = 0;
+  readonly #maxWeight: number;
+  /** Weights of a 64th of the bound or less need no room left for the reserved repository. */
+  readonly #lightWeight: number;
+  #weightInFlight = 0;
+  /** Repositories in flight heavier than light: none, and a heavy one may start alone. */
+  #heavyInFlight = 0;
+  /** The most urgent waiting repository that did not fit (see the module comment). */
+  #reserved: Entry | undefined;
   readonly #waiters = new Set<() => void>();
   #seq = 0;
   /** Entries with a priority request waiting (in flight ones included: they wait for `done`). */
@@ -173,6 +206,25 @@ export class Schedule {
     );
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
     this.#onColdChange = opts.onColdChange;
+    this.#maxWeight = Math.max(1, opts.maxWeightInFlight ?? Number.POSITIVE_INFINITY);
+    this.#lightWeight = this.#maxWeight / 64;
+  }
+
+  /** Weight (tags) of the repositories taken and not yet done. */
+  get weightInFlight(): number {
+    return this.#weightInFlight;
+  }
+
+  /**
+   * Sets the weight of `name`, in flight, to `weight` (its listing's size, once listed): a
+   * repository's first scan comes in at 0, so that what it holds counts from then on.
+   */
+  weigh(name: string, weight: number): void {
+    const entry = this.#entries.get(name);
+    if (!entry?.inFlight) return;
+    entry.weight = this.#counted(weight);
+    this.#hold(entry, entry.weight);
+    this.#notify();
   }
 
   /** Number of repositories taken and not yet done (updated before any waiter wakes). */
@@ -266,6 +318,8 @@ export class Schedule {
     }
     let best: Entry | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
+    let unfit: Entry | undefined;
+    let unfitScore = Number.NEGATIVE_INFINITY;
     for (const entry of priority === undefined ? this.#entries.values() : []) {
       if (entry.inFlight || entry.prioritySeq !== undefined) continue;
       if (entry.dueAt > now) continue;
@@ -273,17 +327,27 @@ export class Schedule {
       if ((opts.urgentOnly && !late) || (opts.skipLate && late)) continue;
       if (!this.#hostHasRoom(entry.host, late)) continue;
       const score = this.#urgency(entry, now);
-      if (
-        best === undefined ||
-        score > bestScore ||
-        (score === bestScore && this.#spreadsBetter(entry, best))
-      ) {
-        best = entry;
-        bestScore = score;
+      if (this.#fits(entry)) {
+        if (this.#ranksAbove(entry, score, best, bestScore)) {
+          best = entry;
+          bestScore = score;
+        }
+      } else if (!this.#reserved && this.#ranksAbove(entry, score, unfit, unfitScore)) {
+        unfit = entry;
+        unfitScore = score;
       }
+    }
+    if (unfit && this.#ranksAbove(unfit, unfitScore, best, bestScore)) {
+      // Held back by its weight while less urgent ones start: keep it room (at most one
+      // more pass, since a reservation stands until its repository starts or leaves).
+      this.#reserved = unfit;
+      this.#version++;
+      return this.take(now, opts);
     }
     const chosen = priority ?? best;
     if (!chosen) return undefined;
+    if (this.#reserved === chosen) this.#reserved = undefined;
+    this.#hold(chosen, chosen.weight);
     chosen.inFlight = true;
     chosen.urgent = opts.urgentOnly === true || opts.priorityOnly === true;
     if (chosen.urgent) this.#urgentInFlight++;
@@ -327,6 +391,8 @@ export class Schedule {
     const now = opts.now ?? Number.NEGATIVE_INFINITY;
     for (const entry of this.#entries.values()) {
       if (entry.inFlight || entry.prioritySeq !== undefined) continue;
+      // Weights change only with takes, dones and weighs, which all drop the kept answer.
+      if (!this.#fits(entry)) continue;
       const lateAt = this.#lateAt(entry);
       let at: number | undefined;
       if (opts.skipLate) {
@@ -353,6 +419,8 @@ export class Schedule {
     entry.inFlight = false;
     if (entry.urgent) this.#urgentInFlight--;
     entry.urgent = false;
+    this.#hold(entry, 0);
+    if (next.weight !== undefined) entry.weight = this.#counted(next.weight);
     const count = (this.#hostsInFlight.get(entry.host) ?? 1) - 1;
     if (count > 0) this.#hostsInFlight.set(entry.host, count);
     else this.#hostsInFlight.delete(entry.host);
@@ -433,6 +501,8 @@ export class Schedule {
       inFlight: false,
       urgent: false,
       watched: true,
+      weight: 0,
+      heldWeight: 0,
       prioritySeq: undefined,
       priorityTags: undefined,
       priorityListing: true,
@@ -456,6 +526,43 @@ export class Schedule {
     const overdue = now - entry.dueAt;
     if (overdue >= this.#lateAfterMs) return LATE_RANK + overdue;
     return overdue * entry.likelihood;
+  }
+
+  /** Whether `entry`, of urgency `score`, goes before `best` (none yet: it does). */
+  #ranksAbove(entry: Entry, score: number, best: Entry | undefined, bestScore: number): boolean {
+    if (best === undefined || score > bestScore) return true;
+    return score === bestScore && this.#spreadsBetter(entry, best);
+  }
+
+  /**
+   * Whether `entry` may start now by weight (see the module comment): it fits in the room
+   * the bound leaves, or nothing heavy is in flight (it starts alone); a heavy one besides
+   * leaves the reserved repository its room.
+   */
+  #fits(entry: Entry): boolean {
+    const room = this.#maxWeight - this.#weightInFlight;
+    const reserved = this.#reserved;
+    if (reserved !== undefined && reserved !== entry && entry.weight > this.#lightWeight) {
+      return entry.weight + reserved.weight <= room;
+    }
+    return entry.weight <= room || this.#heavyInFlight === 0;
+  }
+
+  /**
+   * A repository's tags as they count against the bound: at most three quarters of it, so
+   * that small ones go on beside one larger than the bound (held back, every other host's
+   * work would wait for its scan).
+   */
+  #counted(weight: number): number {
+    return Math.min(Math.max(0, weight), (this.#maxWeight * 3) / 4);
+  }
+
+  /** Counts `weight` in flight for `entry` instead of what it held. */
+  #hold(entry: Entry, weight: number): void {
+    const light = this.#lightWeight;
+    this.#heavyInFlight += (weight > light ? 1 : 0) - (entry.heldWeight > light ? 1 : 0);
+    this.#weightInFlight += weight - entry.heldWeight;
+    entry.heldWeight = weight;
   }
 
   /**
@@ -509,6 +616,7 @@ export class Schedule {
 
   /** Drops `entry` from the schedule. */
   #forget(entry: Entry): void {
+    if (this.#reserved === entry) this.#reserved = undefined;
     this.#entries.delete(entry.name);
     this.#priority.delete(entry);
     this.#version++;

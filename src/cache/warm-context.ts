@@ -83,4 +83,9 @@ export interface WarmJob {
   signal: AbortSignal;
   /** Progress: called with the number of tags to check once listed, then once per tag done. */
   onProgress?: ((progress: { total: number; done: number }) => void) | undefined;
+  /**
+   * Told the listing's size (tags before filtering) once listed: what the scan holds in
+   * memory from then on follows it (the warmer's bound on tags in flight).
+   */
+  onListed?: ((tags: number) => void) | undefined;
 }

@@ -327,6 +327,7 @@ async function scanRepository(s: Scan): Promise<void> {
     });
     return;
   }
+  job.onListed?.(all.length);
   const listed = filter(all);
   result.tags = listed.length;
   result.filteredOut = all.length - listed.length;

@@ -67,6 +67,15 @@ export const DEFAULT_CONCURRENCY = 16;
  */
 export const DEFAULT_PER_HOST_CONCURRENCY = 4;
 /**
+ * Default bound on the tags of the repositories the loop scans at once (schedule.ts): a
+ * scan holds about 500 bytes a tag (its listing, index and refreshes), so this is about
+ * 30 MB of heap. A replica at 2,000,000 tags ran out of 128 MiB of old space when the
+ * rescans of its largest repositories (up to 46,000 tags) coincided with others: 34 scans
+ * held 58 MB. It still lets the largest run beside hundreds of small ones; a repository
+ * heavier than it runs without other heavy ones.
+ */
+export const DEFAULT_MAX_TAGS_IN_FLIGHT = 60_000;
+/**
  * A loop scan checks (with `HEAD`, which costs no Docker Hub pull) every kept tag not checked
  * for this fraction of the repository's current interval, whatever the tag's own deadline
  * says: without a webhook, a moved tag is seen only when someone asks, and this makes it
@@ -139,6 +148,13 @@ export interface WarmerOptions {
    * times, see {@link IN_FLIGHT_PER_WORKER}).
    */
   perHostConcurrency?: number | undefined;
+  /**
+   * Tags of the repositories the loop scans at once (their last listings; default
+   * {@link DEFAULT_MAX_TAGS_IN_FLIGHT}): what scans hold in memory follows it. A repository
+   * that does not fit waits, and is kept room; one heavier than it runs alone (among light
+   * ones); priority requests never wait for it.
+   */
+  maxTagsInFlight?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
   owner?: string | undefined;
   /** How long a repository lease lasts unless renewed (renewed every third; default 5 min). */
@@ -221,6 +237,8 @@ interface ScanOneOptions {
   skipListing?: boolean | undefined;
   signal: AbortSignal;
   onProgress?: ((p: { total: number; done: number }) => void) | undefined;
+  /** Told the listing's size once listed (`WarmJob.onListed`). */
+  onListed?: ((tags: number) => void) | undefined;
 }
 
 /** The most of its interval a repository's next scan starts early by (see `#nextRefreshAt`). */
@@ -272,6 +290,7 @@ export class Warmer {
       // late lane's size (see #dispatch), while the regular lane's floor goes on with others.
       latePerHostConcurrency: Math.max(2 * perHost, this.#concurrency),
       lateAfterMs: (opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) * LEASE_SLACK_FRACTION,
+      maxWeightInFlight: opts.maxTagsInFlight ?? DEFAULT_MAX_TAGS_IN_FLIGHT,
       onColdChange: (host, cold) => opts.stretchPeers?.publishFilling?.(host, cold),
     });
     this.#peers = opts.stretchPeers;
@@ -593,6 +612,8 @@ export class Warmer {
         // the budget the fill needs (bench:scale: the fill took 5x its budget-bound minimum,
         // every host's interval stretched 2-8x by polling); the listing still finds new tags.
         pollTags: (this.#opts.pollTags ?? true) && !this.#filling(item.host),
+        // What the scan holds counts from its listing (a first scan came in weighing nothing).
+        onListed: (tags) => this.#schedule.weigh(item.name, tags),
         signal,
       });
     } finally {
@@ -615,13 +636,16 @@ export class Warmer {
     const status = this.#status.get(repository);
     const intervalMs = status?.intervalMs ?? this.#intervalMs;
     const likelihood = 1 / (this.#paces.get(repository)?.factor ?? 1);
+    // What its next scan will hold: this listing's size, else what the record last said.
+    const listed = result && result.tags + result.filteredOut;
+    const weight = listed || result?.outcome === "scanned" ? listed : status?.tagCount;
     let dueAt = now + intervalMs;
     const retryLease = result?.outcome === "skipped-lease";
     if (retryLease) {
       dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
     } else if (result?.unlisted) {
       // Due when its last listing said: the named tags' check listed nothing.
-      return { dueAt: status?.nextRefresh ?? dueAt, likelihood, retryLease: false };
+      return { dueAt: status?.nextRefresh ?? dueAt, likelihood, retryLease: false, weight };
     } else if (result && status?.nextRefresh !== undefined) {
       dueAt = status.nextRefresh;
     }
@@ -631,7 +655,7 @@ export class Warmer {
     // Held by another warmer and never scanned by anyone (no record in the store, which the
     // skip read into the status): its first scan is under way there, the host's fill with it.
     const unscanned = retryLease && status?.lastScanned === undefined;
-    return { dueAt, likelihood, retryLease, unscanned };
+    return { dueAt, likelihood, retryLease, unscanned, weight };
   }
 
   #imageName(canonical: string): ImageName | undefined {
@@ -646,7 +670,7 @@ export class Warmer {
   async #scanOne(scan: ScanOneOptions): Promise<RepositoryScanResult> {
     const { name, creds, options, force, checkAll, priority, listPriority, pollTags, signal } =
       scan;
-    const { onProgress, skipListing } = scan;
+    const { onProgress, onListed, skipListing } = scan;
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
@@ -683,6 +707,7 @@ export class Warmer {
       };
       if (skipListing) job.skipListing = true;
       if (onProgress) job.onProgress = onProgress;
+      if (onListed) job.onListed = onListed;
       if (pollTags) job.tagCheckMs = intervalMs * TAG_CHECK_FRACTION;
       result = await warmRepository(this.#ctx, job);
     } catch (error) {

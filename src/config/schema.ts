@@ -292,6 +292,8 @@ export const configSchema = z.strictObject({
       // Repositories scanned at once, and at most this many of one registry host.
       concurrency: z.number().int().min(1).max(256).default(16),
       perHostConcurrency: z.number().int().min(1).max(256).default(4),
+      // Tags (last listed) of the repositories scanned at once: what scans hold in memory.
+      maxTagsInFlight: z.number().int().min(1).default(60_000),
       // Each loop scan HEADs every tag not checked within half the interval (moved tags seen
       // without webhooks); off: tags follow their own refresh deadlines (Flux v1's cost).
       pollTags: z.boolean().default(true),

@@ -307,6 +307,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "repositories of one registry host scanned at the same time (default 4)",
   },
   {
+    path: "warmer.maxTagsInFlight",
+    flag: "max-tags-in-flight",
+    env: "REGSCAN_MAX_TAGS_IN_FLIGHT",
+    kind: "integer",
+    help: "tags of the repositories scanned at the same time, which bounds the memory scans hold (default 60000)",
+  },
+  {
     path: "warmer.pollTags",
     flag: "poll-tags",
     env: "REGSCAN_POLL_TAGS",

@@ -275,6 +275,7 @@ export class Daemon {
         maxIntervalFactor: config.warmer.maxIntervalFactor,
         concurrency: config.warmer.concurrency,
         perHostConcurrency: config.warmer.perHostConcurrency,
+        maxTagsInFlight: config.warmer.maxTagsInFlight,
         pollTags: config.warmer.pollTags,
         leaseTtlMs: config.warmer.leaseTtl,
         owner: config.replicaId,

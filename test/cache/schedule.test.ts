@@ -12,12 +12,17 @@ import { Schedule } from "../../src/cache/schedule.js";
 const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 0, 1);
 
-function schedule(perHostConcurrency = 8, lateAfterMs?: number): Schedule {
+function schedule(
+  perHostConcurrency = 8,
+  lateAfterMs?: number,
+  maxWeightInFlight?: number,
+): Schedule {
   // "host/repository" names: the host is the part before the first slash.
   return new Schedule({
     hostOf: (name) => name.split("/")[0] ?? "",
     perHostConcurrency,
     lateAfterMs,
+    maxWeightInFlight,
   });
 }
 
@@ -384,6 +389,83 @@ describe("Schedule", () => {
   });
 });
 
+describe("Schedule's bound on weight in flight", () => {
+  /** A schedule bounded at 6,400 tags in flight (light: 100 or fewer), every repository weighed. */
+  function weighed(weights: Record<string, number>): Schedule {
+    const s = schedule(8, undefined, 6400);
+    const names = Object.keys(weights);
+    s.sync(names);
+    assert.deepEqual(takeAll(s, T0), names, "unknown weights (never listed) all start");
+    for (const name of names) {
+      s.done(name, { dueAt: T0 + MINUTE, likelihood: 1, weight: weights[name] });
+    }
+    assert.equal(s.weightInFlight, 0);
+    return s;
+  }
+
+  it("starts repositories while their tags fit, and the next once one ends", () => {
+    const s = weighed({ "a/big": 4000, "b/big": 3000, "c/mid": 2000, "d/small": 50 });
+    const at = T0 + MINUTE;
+    // a/big and b/big are as urgent; a/big came first. b/big does not fit beside it and is
+    // kept room: c/mid would fit alone but not with b/big's room; d/small is light.
+    assert.deepEqual(takeAll(s, at), ["a/big", "d/small"]);
+    assert.equal(s.weightInFlight, 4050);
+    assert.equal(s.nextDue(), undefined, "nothing can start until a scan ends (no spin)");
+    s.done("a/big", { dueAt: at + MINUTE, likelihood: 1 });
+    assert.deepEqual(takeAll(s, at), ["b/big", "c/mid"], "the reserved one first");
+    assert.equal(s.weightInFlight, 5050);
+  });
+
+  it("counts a repository heavier than the bound as three quarters of it", () => {
+    const s = weighed({ "a/huge": 9000, "b/mid": 2000, "c/small": 10 });
+    const at = T0 + MINUTE;
+    assert.deepEqual(takeAll(s, at), ["a/huge", "c/small"], "4,800: room for light ones");
+    assert.equal(s.weightInFlight, 4810);
+    s.done("a/huge", { dueAt: at + 2 * MINUTE, likelihood: 1 });
+    assert.deepEqual(takeAll(s, at), ["b/mid"]);
+    s.done("b/mid", { dueAt: at + 3 * MINUTE, likelihood: 1 });
+    // a/huge due again while c/small still runs: light ones in flight do not hold it back.
+    assert.deepEqual(takeAll(s, at + 2 * MINUTE), ["a/huge"]);
+  });
+
+  it("counts a first scan's weight from its listing, and keeps what the scan reported", () => {
+    const s = schedule(8, undefined, 6400);
+    s.sync(["a/1", "a/2", "b/1"]);
+    assert.equal(s.take(T0)?.name, "a/1");
+    s.weigh("a/1", 4000);
+    assert.equal(s.weightInFlight, 4000);
+    // Unknown weights are light: they still start, while the weight in flight leaves room.
+    assert.deepEqual(takeAll(s, T0), ["b/1", "a/2"]);
+    s.weigh("b/1", 3000);
+    s.weigh("a/2", 0);
+    s.done("a/2", { dueAt: T0, likelihood: 1 });
+    assert.deepEqual(takeAll(s, T0), [], "7,000 in flight: a light one waits for room too");
+    s.done("a/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.weightInFlight, 3000);
+    assert.deepEqual(takeAll(s, T0), ["a/2"]);
+    s.done("b/1", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.done("a/2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(s.weightInFlight, 0);
+    // a/1 kept its listed weight (4,000) and b/1 its (3,000): not both at once.
+    assert.deepEqual(takeAll(s, T0 + MINUTE), ["a/1", "a/2"]);
+  });
+
+  it("never holds a priority request back by weight", () => {
+    const s = weighed({ "a/big": 4000, "b/big": 4000 });
+    assert.deepEqual(takeAll(s, T0 + MINUTE), ["a/big"]);
+    s.prioritize("b/big", ["v1"], { listing: false });
+    assert.equal(s.take(T0 + MINUTE, { priorityOnly: true })?.name, "b/big");
+    assert.equal(s.weightInFlight, 8000);
+  });
+
+  it("drops the reservation of a repository that leaves the lookup", () => {
+    const s = weighed({ "a/big": 4000, "b/big": 3000, "c/mid": 2000 });
+    assert.deepEqual(takeAll(s, T0 + MINUTE), ["a/big"], "b/big reserved, c/mid leaves it room");
+    s.sync(["a/big", "c/mid"]);
+    assert.deepEqual(takeAll(s, T0 + MINUTE), ["c/mid"]);
+  });
+});
+
 describe("Schedule's kept next due times", () => {
   it("answer as a schedule that looks at every repository each time (random operations)", () => {
     const NAMES = ["a/1", "a/2", "a/3", "b/1", "b/2", "c/1"];
@@ -406,13 +488,21 @@ describe("Schedule's kept next due times", () => {
         likelihood: fc.double({ min: 0.1, max: 1, noNaN: true }),
         retryLease: fc.boolean(),
         unscanned: fc.boolean(),
+        weight: fc.option(fc.integer({ min: 0, max: 80 }), { nil: undefined }),
+      }),
+      fc.record({
+        kind: fc.constant("weigh" as const),
+        pick: fc.nat(),
+        weight: fc.integer({ min: 0, max: 80 }),
       }),
       fc.record({ kind: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: MINUTE }) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
-        const kept = schedule(2, 30_000);
-        const fresh = schedule(2, 30_000);
+        // Weights up to 80 against a bound of 64 (light: 1 or less): every rule of weight
+        // comes up, reservations and repositories heavier than the bound included.
+        const kept = schedule(2, 30_000, 64);
+        const fresh = schedule(2, 30_000, 64);
         let names: string[] = [];
         let now = T0;
         const inFlight: string[] = [];
@@ -440,6 +530,15 @@ describe("Schedule's kept next due times", () => {
             const got = kept.take(now, opts);
             assert.deepEqual(got, fresh.take(now, opts));
             if (got) inFlight.push(got.name);
+            else if (o.lane !== "priorityOnly") {
+              // Nothing to take now: the loop waits for the lane's next due time, which
+              // must then lie ahead (or be none), or the loop would spin.
+              const next =
+                o.lane === "skipLate"
+                  ? kept.nextDue({ skipLate: true, now })
+                  : kept.nextDue({ urgentOnly: o.lane === "urgentOnly" });
+              assert.ok(next === undefined || next > now, `${o.lane}: due ${next} at ${now}`);
+            }
           } else if (o.kind === "done") {
             if (inFlight.length === 0) continue;
             const [name] = inFlight.splice(o.pick % inFlight.length, 1) as [string];
@@ -448,9 +547,15 @@ describe("Schedule's kept next due times", () => {
               likelihood: o.likelihood,
               retryLease: o.retryLease,
               unscanned: o.unscanned,
+              weight: o.weight,
             };
             kept.done(name, next);
             fresh.done(name, next);
+          } else if (o.kind === "weigh") {
+            const name = inFlight[o.pick % Math.max(1, inFlight.length)];
+            if (name === undefined) continue;
+            kept.weigh(name, o.weight);
+            fresh.weigh(name, o.weight);
           } else {
             now += o.ms;
           }

@@ -291,6 +291,63 @@ describe("Warmer loop scheduling", () => {
     );
   });
 
+  it("keeps the tags of the repositories it scans at once within maxTagsInFlight", async () => {
+    // Two 40-tag repositories on two hosts against a bound of 60 tags: once each has been
+    // listed (a first scan weighs nothing until then), their scans never overlap, while
+    // small repositories (light: 2 tags) are scanned beside either.
+    const big = [...names("a.test", 1), ...names("b.test", 1)];
+    const small = names("c.test", 3);
+    const repos = new Map<string, FakeRepository>();
+    for (const n of big) repos.set(n.toString(), { ...fakeRepository(n, 40, 4), delayMs: 15 });
+    for (const n of small) repos.set(n.toString(), { ...fakeRepository(n, 2, 1), delayMs: 2 });
+    const scanning = new Set<string>();
+    const scanned = new Map<string, number>();
+    let overlaps = 0;
+    const fake = new FakeFactory(repos);
+    const factory: ClientFactory = {
+      clientFor: (name, creds, opts) => {
+        const client = fake.clientFor(name, creds, opts);
+        return {
+          ...client,
+          tags: (o) => {
+            const repository = name.toString();
+            scanning.add(repository);
+            const listedOnce = big.every((b) => (scanned.get(b.toString()) ?? 0) > 0);
+            if (listedOnce && big.every((b) => scanning.has(b.toString()))) overlaps++;
+            return client.tags(o);
+          },
+        };
+      },
+      succeed: (name) => fake.succeed(name),
+    };
+    const warmer = new Warmer({
+      store: new MemoryStore(),
+      factory,
+      lookup: lookupOf([...big, ...small]),
+      intervalMs: 60_000,
+      repositoryOptions: () => ({ intervalMs: 100 }),
+      maxIntervalFactor: 1,
+      concurrency: 4,
+      perHostConcurrency: 2,
+      burst: 2,
+      maxTagsInFlight: 60,
+      metricsRegistry: new MetricsRegistry(),
+    });
+    warmer.onScan((r) => {
+      scanning.delete(r.repository);
+      scanned.set(r.repository, (scanned.get(r.repository) ?? 0) + 1);
+    });
+    await runUntil(
+      warmer,
+      () => big.every((b) => (scanned.get(b.toString()) ?? 0) >= 4),
+      "four scans of each large repository",
+    );
+    assert.equal(overlaps, 0, "the large repositories' rescans never overlapped");
+    for (const n of small) {
+      assert.ok((scanned.get(n.toString()) ?? 0) >= 4, `${n} scanned beside them`);
+    }
+  });
+
   it("keeps a host's cold fill going while late rescans of other hosts fill the urgent lane", async () => {
     // bench:scale at 10,000 repositories: once nine registries were filled, their rescans
     // (slow at saturated budgets) were late in a steady stream and held every scan of both
