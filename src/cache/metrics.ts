@@ -56,6 +56,8 @@ export interface WarmerMetrics {
   newTagFetches: Counter<string>;
   /** How many times the configured intervals are stretched, per registry host. */
   intervalStretch: Gauge<string>;
+  /** Tags (of their last listings) of the repositories the loop scans now. */
+  scanTagsInFlight: Gauge<string>;
 }
 
 /** Creates (or finds) the warmer's metrics on `registry`. */
@@ -123,6 +125,16 @@ export function warmerMetrics(registry: Registry = promClient().register): Warme
           name: "regscan_warmer_interval_stretch",
           help: "How many times the configured repository intervals are stretched because the registry host's request budget cannot cover them (1: not stretched).",
           labelNames: ["host"],
+          registers: [registry],
+        }),
+    ),
+    scanTagsInFlight: once(
+      registry,
+      "regscan_warmer_scan_tags_in_flight",
+      () =>
+        new Gauge({
+          name: "regscan_warmer_scan_tags_in_flight",
+          help: "Tags (of their last listings) of the repositories the warming loop scans now, which warmer.maxTagsInFlight bounds.",
           registers: [registry],
         }),
     ),

@@ -129,6 +129,8 @@ export interface ScheduleOptions {
    * unbounded). A repository heavier than this starts alone.
    */
   maxWeightInFlight?: number | undefined;
+  /** Told the weight in flight ({@link Schedule.weightInFlight}) whenever it changes. */
+  onWeightChange?: ((weight: number) => void) | undefined;
   /** Told when a host's cold work starts or ends ({@link Schedule.hasColdWork} changes). */
   onColdChange?: ((host: string, cold: boolean) => void) | undefined;
 }
@@ -172,6 +174,7 @@ export class Schedule {
   readonly #latePerHost: number;
   readonly #lateAfterMs: number;
   readonly #onColdChange: ((host: string, cold: boolean) => void) | undefined;
+  readonly #onWeightChange: ((weight: number) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
   /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
   readonly #cold = new Map<string, number>();
@@ -206,6 +209,7 @@ export class Schedule {
     );
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
     this.#onColdChange = opts.onColdChange;
+    this.#onWeightChange = opts.onWeightChange;
     this.#maxWeight = Math.max(1, opts.maxWeightInFlight ?? Number.POSITIVE_INFINITY);
     this.#lightWeight = this.#maxWeight / 64;
   }
@@ -561,8 +565,10 @@ export class Schedule {
   #hold(entry: Entry, weight: number): void {
     const light = this.#lightWeight;
     this.#heavyInFlight += (weight > light ? 1 : 0) - (entry.heldWeight > light ? 1 : 0);
+    if (weight === entry.heldWeight) return;
     this.#weightInFlight += weight - entry.heldWeight;
     entry.heldWeight = weight;
+    this.#onWeightChange?.(this.#weightInFlight);
   }
 
   /**

@@ -291,6 +291,7 @@ export class Warmer {
       latePerHostConcurrency: Math.max(2 * perHost, this.#concurrency),
       lateAfterMs: (opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS) * LEASE_SLACK_FRACTION,
       maxWeightInFlight: opts.maxTagsInFlight ?? DEFAULT_MAX_TAGS_IN_FLIGHT,
+      onWeightChange: (tags) => this.#ctx.metrics.scanTagsInFlight.set(tags),
       onColdChange: (host, cold) => opts.stretchPeers?.publishFilling?.(host, cold),
     });
     this.#peers = opts.stretchPeers;

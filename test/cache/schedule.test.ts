@@ -429,11 +429,18 @@ describe("Schedule's bound on weight in flight", () => {
   });
 
   it("counts a first scan's weight from its listing, and keeps what the scan reported", () => {
-    const s = schedule(8, undefined, 6400);
+    const told: number[] = [];
+    const s = new Schedule({
+      hostOf: (name) => name.split("/")[0] ?? "",
+      perHostConcurrency: 8,
+      maxWeightInFlight: 6400,
+      onWeightChange: (w) => told.push(w),
+    });
     s.sync(["a/1", "a/2", "b/1"]);
     assert.equal(s.take(T0)?.name, "a/1");
     s.weigh("a/1", 4000);
     assert.equal(s.weightInFlight, 4000);
+    assert.deepEqual(told, [4000], "told of the change (the metric)");
     // Unknown weights are light: they still start, while the weight in flight leaves room.
     assert.deepEqual(takeAll(s, T0), ["b/1", "a/2"]);
     s.weigh("b/1", 3000);

@@ -303,6 +303,11 @@ describe("Warmer loop scheduling", () => {
     const scanning = new Set<string>();
     const scanned = new Map<string, number>();
     let overlaps = 0;
+    let mostGauge = 0;
+    const metricsRegistry = new MetricsRegistry();
+    const readGauge = async () =>
+      (await metricsRegistry.getSingleMetric("regscan_warmer_scan_tags_in_flight")?.get())
+        ?.values[0]?.value ?? -1;
     const fake = new FakeFactory(repos);
     const factory: ClientFactory = {
       clientFor: (name, creds, opts) => {
@@ -314,6 +319,9 @@ describe("Warmer loop scheduling", () => {
             scanning.add(repository);
             const listedOnce = big.every((b) => (scanned.get(b.toString()) ?? 0) > 0);
             if (listedOnce && big.every((b) => scanning.has(b.toString()))) overlaps++;
+            void readGauge().then((v) => {
+              mostGauge = Math.max(mostGauge, v);
+            });
             return client.tags(o);
           },
         };
@@ -331,7 +339,7 @@ describe("Warmer loop scheduling", () => {
       perHostConcurrency: 2,
       burst: 2,
       maxTagsInFlight: 60,
-      metricsRegistry: new MetricsRegistry(),
+      metricsRegistry,
     });
     warmer.onScan((r) => {
       scanning.delete(r.repository);
@@ -343,6 +351,8 @@ describe("Warmer loop scheduling", () => {
       "four scans of each large repository",
     );
     assert.equal(overlaps, 0, "the large repositories' rescans never overlapped");
+    assert.ok(mostGauge >= 40, `the metric showed ${mostGauge} tags in flight`);
+    assert.equal(await readGauge(), 0, "and none once stopped");
     for (const n of small) {
       assert.ok((scanned.get(n.toString()) ?? 0) >= 4, `${n} scanned beside them`);
     }
