@@ -27,12 +27,13 @@ import { warmerMetrics } from "./metrics.js";
 import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
 import { listingChanged, RepositoryPace, type RepositoryPaceOptions } from "./repository-pace.js";
+import { emptyScanResult } from "./scan-steps.js";
 import { type NextScan, Schedule, type ScheduledItem } from "./schedule.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
 import { type TagEventListener, TagEvents } from "./tag-events.js";
 import type { WarmContext, WarmJob } from "./warm-context.js";
-import { emptyScanResult, warmRepository } from "./warm-pass.js";
+import { warmRepository } from "./warm-pass.js";
 import type {
   RepositoryOptions,
   RepositoryScanResult,
