@@ -321,8 +321,9 @@ export interface SimStats {
   >;
 }
 
+/** The simulator's counts over the last three hours (all it keeps: a full fill's windows). */
 export function simStats(control: string): Promise<SimStats> {
-  return getJson<SimStats>(`${control}/_sim/stats?seconds=3600`);
+  return getJson<SimStats>(`${control}/_sim/stats?seconds=10800`);
 }
 
 /** Requests per registry between two stats snapshots, by kind. */
