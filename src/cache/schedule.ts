@@ -135,9 +135,16 @@ export interface ScheduleOptions {
   onColdChange?: ((host: string, cold: boolean) => void) | undefined;
 }
 
+/** Repositories of one host in flight: shared by its entries, read at every pass. */
+interface HostLoad {
+  inFlight: number;
+}
+
 interface Entry {
   name: string;
   host: string;
+  /** Its host's load (a property read per entry in a pass, not a lookup by host name). */
+  load: HostLoad;
   /** When it falls due; minus infinity while never scanned. */
   dueAt: number;
   likelihood: number;
@@ -178,7 +185,7 @@ export class Schedule {
   readonly #entries = new Map<string, Entry>();
   /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
   readonly #cold = new Map<string, number>();
-  readonly #hostsInFlight = new Map<string, number>();
+  readonly #hosts = new Map<string, HostLoad>();
   #urgentInFlight = 0;
   readonly #maxWeight: number;
   /** Weights of a 64th of the bound or less need no room left for the reserved repository. */
@@ -226,15 +233,18 @@ export class Schedule {
   weigh(name: string, weight: number): void {
     const entry = this.#entries.get(name);
     if (!entry?.inFlight) return;
+    const before = entry.heldWeight;
     entry.weight = this.#counted(weight);
     this.#hold(entry, entry.weight);
-    this.#notify();
+    // A heavier scan starts nothing: drop what was kept, but wake the loop only for room.
+    if (entry.weight < before) this.#notify();
+    else this.#version++;
   }
 
   /** Number of repositories taken and not yet done (updated before any waiter wakes). */
   get inFlight(): number {
     let n = 0;
-    for (const count of this.#hostsInFlight.values()) n += count;
+    for (const load of this.#hosts.values()) n += load.inFlight;
     return n;
   }
 
@@ -315,10 +325,14 @@ export class Schedule {
   ): ScheduledItem | undefined {
     const priority = this.#oldestPriority();
     if (priority === undefined && opts.priorityOnly) return undefined;
-    // Nothing can be due before the lane's next due time, unless the schedule changed.
+    // Nothing can be due before the lane's next due time, unless the schedule changed since
+    // it was kept. When it did, the pass below answers: working the time out first would
+    // be a second pass (after every take of a fill, the next take made two).
     if (priority === undefined && !opts.skipLate) {
-      const next = this.nextDue({ urgentOnly: opts.urgentOnly === true });
-      if (next === undefined || now < next) return undefined;
+      const kept = this.#nextDueKept[opts.urgentOnly ? "urgent" : "regular"];
+      if (kept.version === this.#version && (kept.at === undefined || now < kept.at)) {
+        return undefined;
+      }
     }
     let best: Entry | undefined;
     let bestScore = Number.NEGATIVE_INFINITY;
@@ -329,7 +343,7 @@ export class Schedule {
       if (entry.dueAt > now) continue;
       const late = this.#isLate(entry, now);
       if ((opts.urgentOnly && !late) || (opts.skipLate && late)) continue;
-      if (!this.#hostHasRoom(entry.host, late)) continue;
+      if (!this.#hostHasRoom(entry.load, late)) continue;
       const score = this.#urgency(entry, now);
       if (this.#fits(entry)) {
         if (this.#ranksAbove(entry, score, best, bestScore)) {
@@ -355,7 +369,7 @@ export class Schedule {
     chosen.inFlight = true;
     chosen.urgent = opts.urgentOnly === true || opts.priorityOnly === true;
     if (chosen.urgent) this.#urgentInFlight++;
-    this.#hostsInFlight.set(chosen.host, (this.#hostsInFlight.get(chosen.host) ?? 0) + 1);
+    chosen.load.inFlight++;
     const item: ScheduledItem = {
       name: chosen.name,
       host: chosen.host,
@@ -400,10 +414,10 @@ export class Schedule {
       const lateAt = this.#lateAt(entry);
       let at: number | undefined;
       if (opts.skipLate) {
-        at = this.#hostHasRoom(entry.host, false) && lateAt > now ? entry.dueAt : undefined;
-      } else if (!opts.urgentOnly && this.#hostHasRoom(entry.host, false)) {
+        at = this.#hostHasRoom(entry.load, false) && lateAt > now ? entry.dueAt : undefined;
+      } else if (!opts.urgentOnly && this.#hostHasRoom(entry.load, false)) {
         at = entry.dueAt;
-      } else if (this.#hostHasRoom(entry.host, true)) {
+      } else if (this.#hostHasRoom(entry.load, true)) {
         at = lateAt;
       }
       if (at === undefined || at === Number.POSITIVE_INFINITY) continue;
@@ -425,9 +439,7 @@ export class Schedule {
     entry.urgent = false;
     this.#hold(entry, 0);
     if (next.weight !== undefined) entry.weight = this.#counted(next.weight);
-    const count = (this.#hostsInFlight.get(entry.host) ?? 1) - 1;
-    if (count > 0) this.#hostsInFlight.set(entry.host, count);
-    else this.#hostsInFlight.delete(entry.host);
+    entry.load.inFlight = Math.max(0, entry.load.inFlight - 1);
     if (!entry.watched) {
       this.#forget(entry);
     } else {
@@ -494,9 +506,16 @@ export class Schedule {
   }
 
   #add(name: string): Entry {
+    const host = this.#hostOf(name);
+    let load = this.#hosts.get(host);
+    if (!load) {
+      load = { inFlight: 0 };
+      this.#hosts.set(host, load);
+    }
     const entry: Entry = {
       name,
-      host: this.#hostOf(name),
+      host,
+      load,
       dueAt: Number.NEGATIVE_INFINITY,
       likelihood: 1,
       retryLease: false,
@@ -578,8 +597,8 @@ export class Schedule {
    * the other hosts' budgets went unspent (bench:scale, 10 registries: 5x the budget-bound fill).
    */
   #spreadsBetter(entry: Entry, best: Entry): boolean {
-    const a = this.#hostsInFlight.get(entry.host) ?? 0;
-    const b = this.#hostsInFlight.get(best.host) ?? 0;
+    const a = entry.load.inFlight;
+    const b = best.load.inFlight;
     return a !== b ? a < b : entry.seq < best.seq;
   }
 
@@ -598,9 +617,9 @@ export class Schedule {
     return now >= this.#lateAt(entry);
   }
 
-  /** Whether `host` has room for one more scan (a late one: up to `latePerHostConcurrency`). */
-  #hostHasRoom(host: string, late: boolean): boolean {
-    return (this.#hostsInFlight.get(host) ?? 0) < (late ? this.#latePerHost : this.#perHost);
+  /** Whether a host of `load` has room for one more scan (a late one: up to `latePerHostConcurrency`). */
+  #hostHasRoom(load: HostLoad, late: boolean): boolean {
+    return load.inFlight < (late ? this.#latePerHost : this.#perHost);
   }
 
   #notify(): void {

@@ -583,6 +583,12 @@ export class Warmer {
       // Held: look again when the brake's answer may change (a new request wakes it sooner).
       if (held?.hold) waitMs = Math.min(waitMs, held.recheckMs);
       await schedule.changed(signal, waitMs);
+      // The next turn waits for the event loop's next round: woken by a finished scan, each
+      // turn ran in the same round as the scans that ended (microtasks), and its passes over
+      // the schedule chained into busy stretches of 300-400 ms at 10,000 repositories (a CPU
+      // profile of bench:scale's fill), which API reads and webhooks waited behind. Scans
+      // that end meanwhile are taken in one turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     await Promise.all(running);
   }
