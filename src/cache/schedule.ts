@@ -49,12 +49,12 @@
  * 0, until its first listing, when the scan reports it), and a repository starts only while
  * the weight in flight stays within `maxWeightInFlight`, or while nothing heavy (over a 64th
  * of the bound) is in flight; one larger than the bound counts as three quarters of it, so
- * that small ones go on beside it. The most urgent one that does not fit is reserved: other heavy
- * ones start only if they leave it room, so it starts as soon as enough scans end rather
- * than never (a stream of smaller ones would keep the room it needs taken). Light ones need
- * not leave it room: a cold fill's repositories weigh nothing until listed, and most are small;
- * holding them back for one huge rescan would idle every other host's budget. Priority
- * requests are never held: they are a few tags each.
+ * that small ones go on beside it. The most urgent one that does not fit is reserved: other
+ * heavy ones start only if they leave it room, so it starts as soon as enough scans end
+ * rather than never (a stream of smaller ones would keep the room it needs taken). Light
+ * ones need not leave it room: a cold fill's repositories weigh nothing until listed, and
+ * most are small; holding them back for one huge rescan would idle every other host's
+ * budget. Priority requests are never held: they are a few tags each.
  */
 
 /** A repository taken from the schedule, to scan now. */
@@ -126,7 +126,7 @@ export interface ScheduleOptions {
   lateAfterMs?: number | undefined;
   /**
    * Weight (tags) of the repositories in flight at once (see the module comment; default:
-   * unbounded). A repository heavier than this starts alone.
+   * unbounded). A repository heavier than this counts as three quarters of it.
    */
   maxWeightInFlight?: number | undefined;
   /** Told the weight in flight ({@link Schedule.weightInFlight}) whenever it changes. */

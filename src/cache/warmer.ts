@@ -73,7 +73,7 @@ export const DEFAULT_PER_HOST_CONCURRENCY = 4;
  * 30 MB of heap. A replica at 2,000,000 tags ran out of 128 MiB of old space when the
  * rescans of its largest repositories (up to 46,000 tags) coincided with others: 34 scans
  * held 58 MB. It still lets the largest run beside hundreds of small ones; a repository
- * heavier than it runs without other heavy ones.
+ * heavier than it counts as three quarters of it.
  */
 export const DEFAULT_MAX_TAGS_IN_FLIGHT = 60_000;
 /**
@@ -152,8 +152,8 @@ export interface WarmerOptions {
   /**
    * Tags of the repositories the loop scans at once (their last listings; default
    * {@link DEFAULT_MAX_TAGS_IN_FLIGHT}): what scans hold in memory follows it. A repository
-   * that does not fit waits, and is kept room; one heavier than it runs alone (among light
-   * ones); priority requests never wait for it.
+   * that does not fit waits, and is kept room; one heavier than it counts as three quarters
+   * of it; priority requests never wait for it.
    */
   maxTagsInFlight?: number | undefined;
   /** Identifies this warmer's leases (default `hostname:pid:random`). */
