@@ -162,10 +162,11 @@ interface Entry {
   urgent: boolean;
   /** Still returned by the lookup (an entry dropped mid-scan leaves when its scan ends). */
   watched: boolean;
-  /** Its tags as last known (see the module comment): what its scan holds in memory. */
+  /**
+   * Its tags as last known (see the module comment): what its scan holds in memory, counted
+   * in {@link Schedule.weightInFlight} while it is in flight.
+   */
   weight: number;
-  /** The weight counted in flight for it while taken ({@link Schedule.weigh} updates both). */
-  heldWeight: number;
   /** Order of the waiting priority request; undefined when none waits. */
   prioritySeq: number | undefined;
   /** Tags named by the priority requests waiting; undefined means every tag. */
@@ -233,9 +234,11 @@ export class Schedule {
   weigh(name: string, weight: number): void {
     const entry = this.#entries.get(name);
     if (!entry?.inFlight) return;
-    const before = entry.heldWeight;
+    const before = entry.weight;
+    this.#countInFlight(entry, -1);
     entry.weight = this.#counted(weight);
-    this.#hold(entry, entry.weight);
+    this.#countInFlight(entry, 1);
+    this.#onWeightChange?.(this.#weightInFlight);
     // A heavier scan starts nothing: drop what was kept, but wake the loop only for room.
     if (entry.weight < before) this.#notify();
     else this.#version++;
@@ -365,7 +368,8 @@ export class Schedule {
     const chosen = priority ?? best;
     if (!chosen) return undefined;
     if (this.#reserved === chosen) this.#reserved = undefined;
-    this.#hold(chosen, chosen.weight);
+    this.#countInFlight(chosen, 1);
+    if (chosen.weight > 0) this.#onWeightChange?.(this.#weightInFlight);
     chosen.inFlight = true;
     chosen.urgent = opts.urgentOnly === true || opts.priorityOnly === true;
     if (chosen.urgent) this.#urgentInFlight++;
@@ -437,7 +441,8 @@ export class Schedule {
     entry.inFlight = false;
     if (entry.urgent) this.#urgentInFlight--;
     entry.urgent = false;
-    this.#hold(entry, 0);
+    this.#countInFlight(entry, -1);
+    if (entry.weight > 0) this.#onWeightChange?.(this.#weightInFlight);
     if (next.weight !== undefined) entry.weight = this.#counted(next.weight);
     entry.load.inFlight = Math.max(0, entry.load.inFlight - 1);
     if (!entry.watched) {
@@ -525,7 +530,6 @@ export class Schedule {
       urgent: false,
       watched: true,
       weight: 0,
-      heldWeight: 0,
       prioritySeq: undefined,
       priorityTags: undefined,
       priorityListing: true,
@@ -580,14 +584,10 @@ export class Schedule {
     return Math.min(Math.max(0, weight), (this.#maxWeight * 3) / 4);
   }
 
-  /** Counts `weight` in flight for `entry` instead of what it held. */
-  #hold(entry: Entry, weight: number): void {
-    const light = this.#lightWeight;
-    this.#heavyInFlight += (weight > light ? 1 : 0) - (entry.heldWeight > light ? 1 : 0);
-    if (weight === entry.heldWeight) return;
-    this.#weightInFlight += weight - entry.heldWeight;
-    entry.heldWeight = weight;
-    this.#onWeightChange?.(this.#weightInFlight);
+  /** Adds (1) or takes away (-1) `entry`'s weight in what is in flight. */
+  #countInFlight(entry: Entry, sign: 1 | -1): void {
+    if (entry.weight > this.#lightWeight) this.#heavyInFlight += sign;
+    this.#weightInFlight += sign * entry.weight;
   }
 
   /**
