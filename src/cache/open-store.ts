@@ -50,6 +50,19 @@ export function defaultStoreUrl(): string {
 }
 
 /**
+ * Whether the store `url` names lives in this process's memory (`memory:`,
+ * `sqlite::memory:`): a second connection to it, from another thread, would see another,
+ * empty store. Anything else (a file, a server) is shared by every connection.
+ */
+export function isProcessLocalStore(url: string | undefined): boolean {
+  const m = url === undefined ? null : /^([a-z][a-z0-9+]*):(.*)$/is.exec(url.trim());
+  const scheme = m?.[1]?.toLowerCase();
+  return (
+    scheme === "memory" || (scheme === "sqlite" && sqliteLocation(m?.[2] ?? "").path === ":memory:")
+  );
+}
+
+/**
  * Opens the store `url` names (the default SQLite file when `url` is undefined; an empty URL
  * is refused, since it is more likely a variable that was not set than a wish for the
  * default). Network stores connect lazily: an unreachable server shows as

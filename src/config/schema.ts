@@ -318,6 +318,9 @@ export const configSchema = z.strictObject({
       refreshMinGap: duration.default(5_000),
       // Webhook events for one repository this close together become one refresh.
       webhookWindow: duration.default(250),
+      // The API on a thread of its own (with its own store connection), so that reads never
+      // wait behind the warmer's work; not possible with a store in this process's memory.
+      apiThread: z.boolean().default(true),
     })
     .prefault({}),
   webhooks: webhooksSchema.optional(),

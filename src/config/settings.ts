@@ -441,6 +441,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "webhook events for one repository less than this apart become one refresh (default 250ms)",
   },
   {
+    path: "server.apiThread",
+    flag: "api-thread",
+    env: "REGSCAN_API_THREAD",
+    kind: "boolean",
+    optionalValue: true,
+    help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer (default true; memory: stores share the warmer's thread)",
+  },
+  {
     path: "webhooks",
     flag: "webhook",
     env: "REGSCAN_WEBHOOKS",

@@ -6,27 +6,22 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import type { Registry as MetricsRegistry } from "prom-client";
+import { type Registry as MetricsRegistry, Registry as PromRegistry } from "prom-client";
 import { withTimeout } from "../abort.js";
-import { Cache } from "../cache/cache.js";
-import { timestampLabelDecorator } from "../cache/decorators.js";
 import { LoopBrake } from "../cache/loop-brake.js";
-import { openStore } from "../cache/open-store.js";
-import type { RepositoryRecord } from "../cache/records.js";
+import { isProcessLocalStore, openStore } from "../cache/open-store.js";
 import type { Store } from "../cache/store.js";
 import { Warmer } from "../cache/warmer.js";
 import type { Config } from "../config/schema.js";
 import { RegscanError } from "../errors.js";
 import type { ClientFactory } from "../registry/client.js";
 import type { RateLimiters } from "../registry/http/rate-limiters.js";
-import { instrumentRegistry } from "../registry/instrument.js";
-import { ApiServer } from "../server/api-server.js";
-import { WebhookEndpoint } from "../server/webhook-endpoint.js";
-import { WebhookReceivers } from "../server/webhooks/receivers.js";
 import { ImageFilter } from "../sources/image-glob.js";
 import { combineSources, type ImageSource, StaticSource } from "../sources/image-source.js";
 import { ImagesFileSource } from "../sources/images-file-source.js";
 import { KubernetesSource } from "../sources/kubernetes-source.js";
+import { apiCache, createApiServer, webhookEndpoint } from "./api-server-setup.js";
+import { ApiThread, ApiThreadStartError } from "./api-thread.js";
 import { brakeClients, createClientFactory } from "./client-factory.js";
 import { withCredentials } from "./credential-sources.js";
 import { priorityScanRunner } from "./priority-scan.js";
@@ -61,21 +56,6 @@ export class ListenError extends RegscanError {
  */
 const DEFAULT_CLOSE_BOUND_MS = 5_000;
 
-/**
- * What identifies one state of a repository record: the warmer rewrites the record (new
- * scan mark) after every scan that could have changed a tag, so the API's cached JSON of
- * the repository is good exactly as long as this stays the same.
- */
-function repositoryRecordVersion(record: RepositoryRecord): string {
-  return [
-    record.lastScanned?.getTime(),
-    record.lastUpdate?.getTime(),
-    record.lastError?.at.getTime(),
-    record.scannedBy,
-    record.tags?.length,
-  ].join("|");
-}
-
 /** After "serving", the scans that found something are what an operator wants to see. */
 function logScansThatChanged(warmer: Warmer, logger: Logger): void {
   warmer.onScan((result) => {
@@ -94,15 +74,9 @@ function logScansThatChanged(warmer: Warmer, logger: Logger): void {
   });
 }
 
-/**
- * The webhook receivers (their secrets read now: a missing one stops start-up) and the
- * refresher they feed, with a coalescer of its own: events of one repository closer than
- * `server.webhookWindow` become one refresh, a burst waiting at most eight windows.
- */
-/** What {@link webhookEndpoint} wires together. */
-interface WebhookEndpointOptions {
+/** What {@link webhookRefresher} wires together. */
+interface WebhookRefresherParts {
   config: Config;
-  env: NodeJS.ProcessEnv;
   watch: WatchList;
   warmer: Warmer;
   metrics: MetricsRegistry;
@@ -111,11 +85,14 @@ interface WebhookEndpointOptions {
   cleanup: Array<() => Promise<void> | void>;
 }
 
-async function webhookEndpoint(opts: WebhookEndpointOptions): Promise<WebhookEndpoint | undefined> {
-  const { config, env, watch, warmer, metrics, logger, cleanup } = opts;
+/**
+ * The refresher webhook events feed, with a coalescer of its own: events of one repository
+ * closer than `server.webhookWindow` become one refresh, a burst waiting at most eight
+ * windows. The receivers that feed it are made with the API (`webhookEndpoint`).
+ */
+function webhookRefresher(opts: WebhookRefresherParts): WebhookRefresher | undefined {
+  const { config, watch, warmer, metrics, logger, cleanup } = opts;
   if (!config.webhooks) return undefined;
-  const receivers = await WebhookReceivers.create(config.webhooks, { env });
-  if (receivers.kinds().length === 0) return undefined;
   const window = config.server.webhookWindow;
   const log = logger.child({ component: "webhooks" });
   const refreshes = new RefreshCoalescer({
@@ -135,8 +112,7 @@ async function webhookEndpoint(opts: WebhookEndpointOptions): Promise<WebhookEnd
     logger: log,
   });
   cleanup.push(() => refresher.close());
-  log.info({ receivers: receivers.kinds() }, "webhook receivers on");
-  return new WebhookEndpoint({ receivers, sink: refresher, metrics, logger: log });
+  return refresher;
 }
 
 /** What the daemon is started with. */
@@ -156,11 +132,16 @@ export interface DaemonOptions {
   closeBoundMs?: number;
 }
 
+/** What the daemon stops: the API server, or the thread that serves it. */
+interface ApiEndpoint {
+  close(graceMs: number): Promise<void>;
+}
+
 /** What a started daemon holds on to (built by {@link Daemon.start}). */
 interface DaemonParts {
   address: AddressInfo;
   metrics: MetricsRegistry;
-  server: ApiServer;
+  server: ApiEndpoint;
   warmer: Warmer;
   warming: Promise<void>;
   abort: AbortController;
@@ -175,7 +156,7 @@ interface DaemonParts {
 export class Daemon {
   readonly address: AddressInfo;
   readonly metrics: MetricsRegistry;
-  readonly #server: ApiServer;
+  readonly #server: ApiEndpoint;
   readonly #warmer: Warmer;
   readonly #warming: Promise<void>;
   readonly #abort: AbortController;
@@ -292,10 +273,14 @@ export class Daemon {
         stretches,
       });
       cleanup.push(() => census.stop());
-      const cache = new Cache({
+      // The API on a thread of its own reads through a connection of its own; this thread's
+      // cache then serves the status list only, and its read durations are the thread's.
+      const ownThread =
+        config.server.apiThread && opts.store === undefined && !isProcessLocalStore(config.cache);
+      const cache = apiCache({
+        config,
         store,
-        decorators: [timestampLabelDecorator(config.timestampLabels)],
-        metricsRegistry: metrics,
+        metrics: ownThread ? new PromRegistry() : metrics,
         logger,
       });
       const refreshes = new RefreshCoalescer({
@@ -316,40 +301,47 @@ export class Daemon {
         logger: logger.child({ component: "events" }),
       });
       cleanup.push(() => feed.close());
-      const webhooks = config.webhooks
-        ? await webhookEndpoint({ config, env, watch, warmer, metrics, logger, cleanup })
-        : undefined;
-      const server = new ApiServer({
-        registry: instrumentRegistry(cache, metrics),
-        warmer: new DaemonWarmerControl({ warmer, cache, watch, logger, refreshes, feed }),
-        webhooks,
-        repositoryState: async (name, signal) => {
-          const record = await cache.repositoryRecord(name, { signal });
-          return (
-            record && {
-              version: repositoryRecordVersion(record),
-              lastUpdate: record.lastUpdate,
-              tags: record.tags?.length,
-            }
-          );
-        },
-        limits: {
-          maxConnections: config.server.maxConnections,
-          maxConnectionsPerClient: config.server.maxConnectionsPerClient,
-          heavyConcurrency: config.server.maxHeavyRequests,
-        },
-        metrics,
-        logger: logger.child({ component: "api" }),
-        ready: (signal) => store.ping({ signal }),
-        apiToken: config.apiToken,
-        maxBodyBytes: config.server.maxBodyBytes,
-        rateLimit: config.server.rateLimit,
-      });
+      const webhookSink = webhookRefresher({ config, watch, warmer, metrics, logger, cleanup });
+      const control = new DaemonWarmerControl({ warmer, cache, watch, logger, refreshes, feed });
+      let server: ApiEndpoint;
       let address: AddressInfo;
       try {
-        address = await server.listen(config.listen);
+        if (ownThread) {
+          const thread = await ApiThread.start({
+            config,
+            env,
+            logger,
+            control,
+            watch,
+            warmer,
+            metrics,
+            webhookSink,
+          });
+          server = thread;
+          address = thread.address;
+        } else {
+          const api = createApiServer({
+            config,
+            cache,
+            store,
+            warmer: control,
+            webhooks:
+              webhookSink &&
+              (await webhookEndpoint({ config, env, sink: webhookSink, metrics, logger })),
+            metrics,
+            logger,
+          });
+          server = api;
+          address = await api.listen(config.listen);
+        }
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
+        const code =
+          err instanceof ApiThreadStartError
+            ? err.listenCode
+            : (err as NodeJS.ErrnoException).syscall === "listen"
+              ? ((err as NodeJS.ErrnoException).code ?? "UNKNOWN")
+              : undefined;
+        if (code === undefined) throw err;
         throw new ListenError(
           `cannot listen on ${config.listen}: ${code === "EADDRINUSE" ? "the address is already in use" : code === "EACCES" ? "permission denied" : (err as Error).message}`,
         );

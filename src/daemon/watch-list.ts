@@ -24,6 +24,7 @@ export class WatchList {
   #at = 0;
   #pending: Promise<ImageCreds> | undefined;
   readonly #lookup: ImageCredsLookup;
+  readonly #listeners = new Set<(names: string[]) => void>();
 
   constructor(lookup: ImageCredsLookup) {
     this.#lookup = lookup;
@@ -34,8 +35,13 @@ export class WatchList {
     this.#pending ??= (async () => {
       try {
         const found = await this.#lookup();
+        const before = this.#names;
         this.#names = new Set(found.keys());
         this.#at = Date.now();
+        if (this.#listeners.size > 0 && !sameNames(before, this.#names)) {
+          const names = this.list();
+          for (const listener of this.#listeners) listener(names);
+        }
         return found;
       } finally {
         this.#pending = undefined;
@@ -60,6 +66,18 @@ export class WatchList {
   list(): string[] {
     return [...this.#names].sort();
   }
+
+  /** Calls `listener` with the new list whenever a lookup answers another set of names. */
+  onChange(listener: (names: string[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
+
+function sameNames(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const name of a) if (!b.has(name)) return false;
+  return true;
 }
 
 /** What {@link DaemonWarmerControl} answers from. */

@@ -413,7 +413,7 @@ export class ApiServer {
       }
       case "refresh": {
         const name = await this.#watchedName(match.rest.slice(0, -"/refresh".length));
-        const refresh = this.#opts.warmer.requestRefresh(name);
+        const refresh = await this.#opts.warmer.requestRefresh(name);
         send(res, {
           status: 202,
           body: { name: name.toString(), status: "refresh queued", refresh },

@@ -39,9 +39,12 @@ export interface WarmerControl {
   /**
    * Asks for a priority refresh (the repository scanned before any other); returns at once.
    * Requests are coalesced per repository, so any number of them costs a bounded number
-   * of scans.
+   * of scans. A control on another thread answers once the warmer's thread has taken it.
    */
-  requestRefresh(name: ImageName, request?: RefreshRequest): RefreshRequestOutcome;
+  requestRefresh(
+    name: ImageName,
+    request?: RefreshRequest,
+  ): RefreshRequestOutcome | Promise<RefreshRequestOutcome>;
   /**
    * Calls `listener` for every tag event until the returned function is called. `id` is the
    * event's id when events are shared between replicas (then the same on every replica).

@@ -21,9 +21,12 @@ export interface WebhookDelivery {
   unwatched: number;
 }
 
-/** Where accepted events go (the daemon's refresher). */
+/** Where accepted events go (the daemon's refresher, or its proxy on the API thread). */
 export interface WebhookSink {
-  deliver(kind: WebhookKind, events: readonly NormalisedEvent[]): WebhookDelivery;
+  deliver(
+    kind: WebhookKind,
+    events: readonly NormalisedEvent[],
+  ): WebhookDelivery | Promise<WebhookDelivery>;
 }
 
 /** `regscan_webhooks_total{result}` values: the receivers' results, and `unwatched`. */
@@ -102,7 +105,7 @@ export class WebhookEndpoint {
     if (answer.status === 202) {
       const delivery =
         answer.events.length > 0
-          ? this.#sink.deliver(label as WebhookKind, answer.events)
+          ? await this.#sink.deliver(label as WebhookKind, answer.events)
           : undefined;
       if (delivery && delivery.refreshed === 0 && delivery.unwatched > 0) result = "unwatched";
       body = {

@@ -1,0 +1,112 @@
+/**
+ * `regscan serve`'s HTTP API as the configuration makes it, on whichever thread serves it:
+ * the warmer's (a store in this process's memory) or a thread of its own
+ * (src/daemon/api-thread-worker.ts). Both build it here, so the two cannot drift apart.
+ */
+import type { Logger } from "pino";
+import type { Registry as MetricsRegistry } from "prom-client";
+import { Cache } from "../cache/cache.js";
+import { timestampLabelDecorator } from "../cache/decorators.js";
+import type { RepositoryRecord } from "../cache/records.js";
+import type { Store } from "../cache/store.js";
+import type { Config } from "../config/schema.js";
+import { instrumentRegistry } from "../registry/instrument.js";
+import { ApiServer } from "../server/api-server.js";
+import type { WarmerControl } from "../server/warmer-control.js";
+import { WebhookEndpoint, type WebhookSink } from "../server/webhook-endpoint.js";
+import { WebhookReceivers } from "../server/webhooks/receivers.js";
+
+/**
+ * What identifies one state of a repository record: the warmer rewrites the record (new
+ * scan mark) after every scan that could have changed a tag, so the API's cached JSON of
+ * the repository is good exactly as long as this stays the same.
+ */
+function repositoryRecordVersion(record: RepositoryRecord): string {
+  return [
+    record.lastScanned?.getTime(),
+    record.lastUpdate?.getTime(),
+    record.lastError?.at.getTime(),
+    record.scannedBy,
+    record.tags?.length,
+  ].join("|");
+}
+
+/** The cache the API reads (with the configured label decorators). */
+export function apiCache(opts: {
+  config: Config;
+  store: Store;
+  /** Where the cache's read durations go. */
+  metrics: MetricsRegistry;
+  logger: Logger;
+}): Cache {
+  return new Cache({
+    store: opts.store,
+    decorators: [timestampLabelDecorator(opts.config.timestampLabels)],
+    metricsRegistry: opts.metrics,
+    logger: opts.logger,
+  });
+}
+
+/** What {@link createApiServer} builds the server from. */
+export interface ApiServerParts {
+  config: Config;
+  /** The API's reads (see {@link apiCache}), and `/readyz`'s store. */
+  cache: Cache;
+  store: Store;
+  warmer: WarmerControl;
+  webhooks?: WebhookEndpoint | undefined;
+  metrics: MetricsRegistry;
+  /** The daemon's logger (the server logs as its `api` component). */
+  logger: Logger;
+}
+
+/** The API server, not yet listening. */
+export function createApiServer(parts: ApiServerParts): ApiServer {
+  const { config, cache, store, metrics, logger } = parts;
+  return new ApiServer({
+    registry: instrumentRegistry(cache, metrics),
+    warmer: parts.warmer,
+    webhooks: parts.webhooks,
+    repositoryState: async (name, signal) => {
+      const record = await cache.repositoryRecord(name, { signal });
+      return (
+        record && {
+          version: repositoryRecordVersion(record),
+          lastUpdate: record.lastUpdate,
+          tags: record.tags?.length,
+        }
+      );
+    },
+    limits: {
+      maxConnections: config.server.maxConnections,
+      maxConnectionsPerClient: config.server.maxConnectionsPerClient,
+      heavyConcurrency: config.server.maxHeavyRequests,
+    },
+    metrics,
+    logger: logger.child({ component: "api" }),
+    ready: (signal) => store.ping({ signal }),
+    apiToken: config.apiToken,
+    maxBodyBytes: config.server.maxBodyBytes,
+    rateLimit: config.server.rateLimit,
+  });
+}
+
+/**
+ * The webhook routes, when receivers are configured: their secrets are read now (a missing
+ * one stops start-up), and the events they accept go to `sink` (the refresher).
+ */
+export async function webhookEndpoint(opts: {
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  sink: WebhookSink;
+  metrics: MetricsRegistry;
+  logger: Logger;
+}): Promise<WebhookEndpoint | undefined> {
+  const { config, env, sink, metrics } = opts;
+  if (!config.webhooks) return undefined;
+  const receivers = await WebhookReceivers.create(config.webhooks, { env });
+  if (receivers.kinds().length === 0) return undefined;
+  const logger = opts.logger.child({ component: "webhooks" });
+  logger.info({ receivers: receivers.kinds() }, "webhook receivers on");
+  return new WebhookEndpoint({ receivers, sink, metrics, logger });
+}

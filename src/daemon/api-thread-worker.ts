@@ -1,0 +1,184 @@
+/**
+ * The API thread of `regscan serve` (started by src/daemon/api-thread.ts): the HTTP API on
+ * an event loop of its own, reading the cache through its own store connection. What only
+ * the warmer's thread knows (the status list, refreshes, webhook deliveries, its metrics)
+ * is asked of it; what every read needs (the watch list, local statuses, tag events) it is
+ * told as it changes, so that a read never waits for the warmer's thread.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import pino, { type Logger } from "pino";
+import { Registry as PromRegistry } from "prom-client";
+import { openStore } from "../cache/open-store.js";
+import type { Store } from "../cache/store.js";
+import type { TagEvent } from "../cache/warmer-types.js";
+import type { ImageName } from "../image/ref.js";
+import type { ApiServer } from "../server/api-server.js";
+import type {
+  RefreshRequest,
+  RefreshRequestOutcome,
+  ReplayedEvent,
+  RepositoryStatus,
+  WarmerControl,
+} from "../server/warmer-control.js";
+import type { WebhookSink } from "../server/webhook-endpoint.js";
+import { apiCache, createApiServer, webhookEndpoint } from "./api-server-setup.js";
+import {
+  type ApiThreadData,
+  type FromApiThread,
+  type LocalStatus,
+  MainThreadCalls,
+  type ToApiThread,
+} from "./api-thread-protocol.js";
+
+/** The warmer's control surface, answered from what the main thread told or is asked. */
+class RemoteWarmerControl implements WarmerControl {
+  readonly #calls: MainThreadCalls;
+  #watched = new Set<string>();
+  readonly #local = new Map<string, LocalStatus>();
+  readonly #listeners = new Set<(event: TagEvent, id?: string) => void>();
+
+  constructor(calls: MainThreadCalls) {
+    this.#calls = calls;
+  }
+
+  watch(names: readonly string[]): void {
+    this.#watched = new Set(names);
+  }
+
+  /** Keeps what the warmer said of each repository it scanned (a bounded set: the watched). */
+  noteStatuses(statuses: readonly LocalStatus[]): void {
+    for (const s of statuses) this.#local.set(s.repository, s);
+    if (this.#local.size > this.#watched.size * 2 + 1024) {
+      for (const name of this.#local.keys()) if (!this.#watched.has(name)) this.#local.delete(name);
+    }
+  }
+
+  emit(event: TagEvent, id?: string): void {
+    for (const listener of this.#listeners) listener(event, id);
+  }
+
+  statuses(): Promise<RepositoryStatus[]> {
+    return this.#calls.call("statuses");
+  }
+
+  async isWatched(name: ImageName): Promise<boolean> {
+    const key = name.toString();
+    // A name not on the list may be one the lookup has just found: the main thread asks it.
+    return this.#watched.has(key) || this.#calls.call("isWatched", key);
+  }
+
+  repositoryStatus(name: ImageName): RepositoryStatus | undefined {
+    const s = this.#local.get(name.toString());
+    return s && { ...s, scanning: false };
+  }
+
+  requestRefresh(name: ImageName, request?: RefreshRequest): Promise<RefreshRequestOutcome> {
+    return this.#calls.call("requestRefresh", name.toString(), request);
+  }
+
+  subscribe(listener: (event: TagEvent, id?: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async replay(lastEventId: string): Promise<ReplayedEvent[] | undefined> {
+    const events = await this.#calls.call("replay", lastEventId);
+    return events?.flatMap(({ id, event }) => (id === undefined ? [] : [{ id, event }]));
+  }
+}
+
+/** `/metrics`: the main thread's metrics, then this thread's (the API's and its reads'). */
+class ThreadMetrics extends PromRegistry {
+  readonly #calls: MainThreadCalls;
+
+  constructor(calls: MainThreadCalls) {
+    super();
+    this.#calls = calls;
+  }
+
+  override async metrics(): Promise<string> {
+    const [main, own] = await Promise.all([this.#calls.call("metrics"), super.metrics()]);
+    return `${main.endsWith("\n") || main === "" ? main : `${main}\n`}${own}`;
+  }
+}
+
+/** Log lines go to the main thread, which writes them with its own. */
+function threadLogger(port: NonNullable<typeof parentPort>, level: string): Logger {
+  return pino(
+    { level, base: null, timestamp: false },
+    { write: (line: string) => port.postMessage({ type: "log", line } satisfies FromApiThread) },
+  );
+}
+
+async function run(port: NonNullable<typeof parentPort>): Promise<void> {
+  const { config, env } = workerData as ApiThreadData;
+  const logger = threadLogger(port, config.log.level);
+  const calls = new MainThreadCalls(port);
+  const control = new RemoteWarmerControl(calls);
+  let server: ApiServer | undefined;
+  let store: Store | undefined;
+  let closing = false;
+  port.on("message", (message: ToApiThread) => {
+    switch (message.type) {
+      case "watch":
+        control.watch(message.names);
+        break;
+      case "statuses":
+        control.noteStatuses(message.statuses);
+        break;
+      case "events":
+        for (const { event, id } of message.events) control.emit(event, id);
+        break;
+      case "answer":
+        calls.settle(message);
+        break;
+      case "close":
+        if (closing) break;
+        closing = true;
+        void (async () => {
+          try {
+            await server?.close(message.graceMs);
+          } finally {
+            calls.failAll("the API thread is closing");
+            await store?.close().catch(() => undefined);
+            port.postMessage({ type: "closed" } satisfies FromApiThread);
+            port.close();
+          }
+        })();
+        break;
+    }
+  });
+  try {
+    store = await openStore(config.cache, { logger: logger.child({ component: "store" }) });
+    const metrics = new ThreadMetrics(calls);
+    const sink: WebhookSink = {
+      deliver: (kind, events) => calls.call("deliver", kind, [...events]),
+    };
+    const webhooks = await webhookEndpoint({ config, env, sink, metrics, logger });
+    server = createApiServer({
+      config,
+      cache: apiCache({ config, store, metrics, logger }),
+      store,
+      warmer: control,
+      webhooks,
+      metrics,
+      logger,
+    });
+    const address = await server.listen(config.listen);
+    port.postMessage({
+      type: "listening",
+      address: { address: address.address, family: address.family, port: address.port },
+    } satisfies FromApiThread);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    port.postMessage({
+      type: "failed",
+      message: e.message,
+      listen: e.syscall === "listen" ? (e.code ?? "UNKNOWN") : undefined,
+    } satisfies FromApiThread);
+    await store?.close().catch(() => undefined);
+    port.close();
+  }
+}
+
+if (parentPort) await run(parentPort);
