@@ -320,7 +320,8 @@ export const configSchema = z.strictObject({
       webhookWindow: duration.default(250),
       // The API on a thread of its own (with its own store connection), so that reads never
       // wait behind the warmer's work; not possible with a store in this process's memory.
-      apiThread: z.boolean().default(true),
+      // Off by default: the thread's heap costs 30-50 MiB of RSS (README: HTTP API).
+      apiThread: z.boolean().default(false),
     })
     .prefault({}),
   webhooks: webhooksSchema.optional(),

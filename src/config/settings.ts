@@ -446,7 +446,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "REGSCAN_API_THREAD",
     kind: "boolean",
     optionalValue: true,
-    help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer (default true; memory: stores share the warmer's thread)",
+    help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer; costs 30-50 MiB (true or false; default false; not with a memory: store)",
   },
   {
     path: "webhooks",

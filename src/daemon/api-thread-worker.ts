@@ -113,6 +113,14 @@ function threadLogger(port: NonNullable<typeof parentPort>, level: string): Logg
 async function run(port: NonNullable<typeof parentPort>): Promise<void> {
   const { config, env } = workerData as ApiThreadData;
   const logger = threadLogger(port, config.log.level);
+  // As on the main thread (the serve command): one failing piece of work must not take the
+  // API down with it.
+  process.on("unhandledRejection", (reason) =>
+    logger.error(
+      { err: { message: reason instanceof Error ? reason.message : String(reason) } },
+      "unhandled rejection",
+    ),
+  );
   const calls = new MainThreadCalls(port);
   const control = new RemoteWarmerControl(calls);
   let server: ApiServer | undefined;

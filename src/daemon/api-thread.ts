@@ -55,7 +55,7 @@ const START_TIMEOUT_MS = 30_000;
  * records of answers being built (a bounded number of tags at once), the cache's image
  * memo (8 MiB) and the connections' state.
  */
-const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 };
+const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 };
 
 /** What {@link ApiThread.start} wires to the thread. */
 export interface ApiThreadOptions {
@@ -65,7 +65,8 @@ export interface ApiThreadOptions {
   /** What the thread's calls are answered from. */
   control: WarmerControl;
   watch: WatchList;
-  warmer: Warmer;
+  /** What the thread is told of each repository scanned. */
+  warmer: Pick<Warmer, "onScan" | "repositoryStatus">;
   /** The main thread's metrics, which the thread's `/metrics` serves with its own. */
   metrics: MetricsRegistry;
   /** Where webhook events go; without it the thread has no webhook routes. */
@@ -120,6 +121,14 @@ export class ApiThread {
     const late = setTimeout(() => void worker.terminate(), graceMs + 1_000);
     await ended;
     clearTimeout(late);
+  }
+
+  /**
+   * Ends the running thread at once, as a crash would: it is started again like one (what
+   * the tests check; an operator has SIGTERM for the whole daemon).
+   */
+  async crash(): Promise<void> {
+    await this.#worker.terminate();
   }
 
   /** Hands the thread what it reads without asking, from now on. */
@@ -204,7 +213,6 @@ export class ApiThread {
       this.#worker = worker;
       this.#restartMs = RESTART_MS;
       this.#adopt(worker);
-      worker.postMessage({ type: "watch", names: this.#opts.watch.list() } satisfies ToApiThread);
       this.#opts.logger.info({ listen: data.config.listen }, "the API thread is serving again");
     } catch (err) {
       this.#opts.logger.error(

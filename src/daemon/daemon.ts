@@ -374,6 +374,8 @@ export class Daemon {
           listen: `${address.address}:${address.port}`,
           owner: warmer.owner,
           sources: sources.map((s) => s.name),
+          // Which thread answers the API: its own, or the warmer's (a store in memory).
+          apiThread: ownThread,
         },
         "regscan serving",
       );
