@@ -71,6 +71,8 @@ export const REGSCAN_ERROR_CODES = [
   // daemon and CLI
   "NO_IMAGES",
   "LISTEN_FAILED",
+  "API_THREAD_START_FAILED",
+  "API_THREAD_CALL_FAILED",
   "REQUIRED_PROVIDER_FAILED",
   "CLI_ERROR",
 ] as const;

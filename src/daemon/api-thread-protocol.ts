@@ -7,6 +7,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { TagEvent } from "../cache/warmer-types.js";
 import type { Config } from "../config/schema.js";
+import { RegscanError } from "../errors.js";
 import type { RepositoryStatus } from "../server/warmer-control.js";
 import type { NormalisedEvent, WebhookKind } from "../server/webhooks/event.js";
 
@@ -73,13 +74,13 @@ export interface CallError {
   code?: string | undefined;
 }
 
-/** A call that failed on the main thread. */
-export class ApiThreadCallError extends Error {
-  readonly code: string;
+/** A call to the warmer's thread that failed there, or got no answer in time. */
+export class ApiThreadCallError extends RegscanError {
+  readonly code = "API_THREAD_CALL_FAILED";
   constructor(method: string, error: CallError) {
-    super(`${method}: ${error.message}`);
-    this.name = "ApiThreadCallError";
-    this.code = error.code ?? "API_THREAD_CALL_FAILED";
+    super(
+      `${method} on the warmer's thread: ${error.message}${error.code ? ` (${error.code})` : ""}`,
+    );
   }
 }
 
@@ -109,10 +110,7 @@ export class MainThreadCalls {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(
-          new ApiThreadCallError(method, {
-            message: `no answer within ${CALL_TIMEOUT_MS} ms`,
-            code: "API_THREAD_TIMEOUT",
-          }),
+          new ApiThreadCallError(method, { message: `no answer within ${CALL_TIMEOUT_MS} ms` }),
         );
       }, CALL_TIMEOUT_MS);
       this.#pending.set(id, {
