@@ -75,36 +75,35 @@ export interface ApiThreadOptions {
 
 /** The API served from a thread of its own. */
 export class ApiThread {
-  /** The address the thread listens on (the same across restarts). */
-  readonly address: AddressInfo;
   readonly #opts: ApiThreadOptions;
   readonly #data: ApiThreadData;
-  #worker: Worker;
+  // Set by `start` before the instance is handed out.
+  #worker!: Worker;
+  #address!: AddressInfo;
   #closing = false;
   #restartMs = RESTART_MS;
   #restartTimer: NodeJS.Timeout | undefined;
   readonly #stops: Array<() => void> = [];
 
-  private constructor(
-    opts: ApiThreadOptions,
-    data: ApiThreadData,
-    worker: Worker,
-    address: AddressInfo,
-  ) {
+  private constructor(opts: ApiThreadOptions) {
     this.#opts = opts;
-    this.#data = data;
-    this.#worker = worker;
-    this.address = address;
+    this.#data = { config: opts.config, env: { ...opts.env } };
   }
 
   /** Starts the thread; resolves once it listens, rejects with its reason if it cannot. */
   static async start(opts: ApiThreadOptions): Promise<ApiThread> {
-    const data: ApiThreadData = { config: opts.config, env: { ...opts.env } };
-    const { worker, address } = await spawn(data, opts);
-    const thread = new ApiThread(opts, data, worker, address);
+    const thread = new ApiThread(opts);
+    const { worker, address } = await thread.#spawn(thread.#data);
+    thread.#worker = worker;
+    thread.#address = address;
     thread.#feed();
-    thread.#adopt(worker);
+    thread.#restartOnExit(worker);
     return thread;
+  }
+
+  /** The address the thread listens on (the same across restarts). */
+  get address(): AddressInfo {
+    return this.#address;
   }
 
   /**
@@ -177,12 +176,8 @@ export class ApiThread {
     );
   }
 
-  /** Serves `worker`'s calls and logs, and starts a new one if it dies. */
-  #adopt(worker: Worker): void {
-    worker.on("message", (message: FromApiThread) => {
-      if (message.type === "log") relayLog(this.#opts.logger, message.line);
-      else if (message.type === "call") void this.#answer(worker, message);
-    });
+  /** Starts a new thread if `worker` dies. */
+  #restartOnExit(worker: Worker): void {
     worker.on("error", (err) =>
       this.#opts.logger.error({ err: { message: err.message } }, "the API thread failed"),
     );
@@ -205,14 +200,14 @@ export class ApiThread {
       config: { ...this.#data.config, listen: listenAddress(this.address) },
     };
     try {
-      const { worker } = await spawn(data, this.#opts);
+      const { worker } = await this.#spawn(data);
       if (this.#closing) {
         worker.postMessage({ type: "close", graceMs: 0 } satisfies ToApiThread);
         return;
       }
       this.#worker = worker;
       this.#restartMs = RESTART_MS;
-      this.#adopt(worker);
+      this.#restartOnExit(worker);
       this.#opts.logger.info({ listen: data.config.listen }, "the API thread is serving again");
     } catch (err) {
       this.#opts.logger.error(
@@ -222,6 +217,63 @@ export class ApiThread {
       this.#restartTimer = setTimeout(() => void this.#restart(), this.#restartMs);
       this.#restartMs = Math.min(MAX_RESTART_MS, this.#restartMs * 2);
     }
+  }
+
+  /**
+   * Starts a thread and waits until it listens (or says why it cannot). Its calls and log
+   * lines are served from its first message on, so none is missed between its start and
+   * this method's return.
+   */
+  #spawn(data: ApiThreadData): Promise<{ worker: Worker; address: AddressInfo }> {
+    const { logger, watch } = this.#opts;
+    const worker = new Worker(workerEntry(), {
+      workerData: data,
+      resourceLimits: RESOURCE_LIMITS,
+      // Its output is relayed as log lines; nothing else writes.
+      stdout: false,
+      stderr: false,
+    });
+    worker.postMessage({ type: "watch", names: watch.list() } satisfies ToApiThread);
+    let started: ((message: FromApiThread) => void) | undefined;
+    worker.on("message", (message: FromApiThread) => {
+      if (message.type === "log") relayLog(logger, message.line);
+      else if (message.type === "call") void this.#answer(worker, message);
+      else started?.(message);
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        void worker.terminate();
+        reject(
+          new ApiThreadStartError(`the API thread did not start within ${START_TIMEOUT_MS} ms`),
+        );
+      }, START_TIMEOUT_MS);
+      const onExit = (code: number) => {
+        done();
+        reject(new ApiThreadStartError(`the API thread exited (code ${code}) before it listened`));
+      };
+      const onError = (err: Error) => {
+        done();
+        reject(new ApiThreadStartError(`the API thread failed before it listened: ${err.message}`));
+      };
+      const done = () => {
+        clearTimeout(timer);
+        started = undefined;
+        worker.off("exit", onExit);
+        worker.off("error", onError);
+      };
+      started = (message) => {
+        if (message.type === "listening") {
+          done();
+          resolve({ worker, address: message.address as AddressInfo });
+        } else if (message.type === "failed") {
+          done();
+          void worker.terminate();
+          reject(new ApiThreadStartError(message.message, message.listen));
+        }
+      };
+      worker.once("exit", onExit);
+      worker.once("error", onError);
+    });
   }
 
   async #answer(worker: Worker, message: Extract<FromApiThread, { type: "call" }>): Promise<void> {
@@ -237,8 +289,8 @@ export class ApiThread {
         error: { message: e.message, code: typeof e.code === "string" ? e.code : undefined },
       };
     }
-    // A thread that ended meanwhile has no one waiting.
-    if (worker === this.#worker) worker.postMessage(reply);
+    // To a thread that ended meanwhile, nothing is sent.
+    worker.postMessage(reply);
   }
 
   async #call(method: MainCall, args: unknown[]): Promise<unknown> {
@@ -266,55 +318,6 @@ export class ApiThread {
       }
     }
   }
-}
-
-/** Starts a thread and waits until it listens (or says why it cannot). */
-async function spawn(
-  data: ApiThreadData,
-  opts: ApiThreadOptions,
-): Promise<{ worker: Worker; address: AddressInfo }> {
-  const worker = new Worker(workerEntry(), {
-    workerData: data,
-    resourceLimits: RESOURCE_LIMITS,
-    // Its output is relayed as log lines; nothing else writes.
-    stdout: false,
-    stderr: false,
-  });
-  worker.postMessage({ type: "watch", names: opts.watch.list() } satisfies ToApiThread);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void worker.terminate();
-      reject(new ApiThreadStartError(`the API thread did not start within ${START_TIMEOUT_MS} ms`));
-    }, START_TIMEOUT_MS);
-    const onMessage = (message: FromApiThread) => {
-      if (message.type === "log") relayLog(opts.logger, message.line);
-      else if (message.type === "listening") {
-        done();
-        resolve({ worker, address: message.address as AddressInfo });
-      } else if (message.type === "failed") {
-        done();
-        void worker.terminate();
-        reject(new ApiThreadStartError(message.message, message.listen));
-      }
-    };
-    const onExit = (code: number) => {
-      done();
-      reject(new ApiThreadStartError(`the API thread exited (code ${code}) before it listened`));
-    };
-    const onError = (err: Error) => {
-      done();
-      reject(new ApiThreadStartError(`the API thread failed before it listened: ${err.message}`));
-    };
-    const done = () => {
-      clearTimeout(timer);
-      worker.off("message", onMessage);
-      worker.off("exit", onExit);
-      worker.off("error", onError);
-    };
-    worker.on("message", onMessage);
-    worker.once("exit", onExit);
-    worker.once("error", onError);
-  });
 }
 
 /**
