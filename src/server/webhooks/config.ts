@@ -4,6 +4,7 @@
  * `unauthenticated: true`. Secrets are given as `env:NAME` or `file:PATH`, never inline.
  */
 import { z } from "zod";
+import { authModeOf, PATH_KINDS } from "./auth-mode.js";
 import { WEBHOOK_KINDS, type WebhookKind } from "./event.js";
 import { SECRET_SOURCE } from "./secret.js";
 
@@ -11,23 +12,7 @@ import { SECRET_SOURCE } from "./secret.js";
 export const GOOGLE_ISSUER = "https://accounts.google.com";
 export const GOOGLE_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs";
 
-/** How each kind's sender proves itself when the receiver is authenticated. */
-export type WebhookAuthMode = "bearer" | "header" | "hmac" | "path" | "oidc";
-
-/** Kinds whose senders can neither sign nor set a header: the secret is in the URL path. */
-const PATH_KINDS: readonly WebhookKind[] = ["dockerhub", "quay"];
-
-/** The authentication a configured receiver uses. */
-export function authModeOf(
-  kind: WebhookKind,
-  receiver: WebhookReceiverConfig,
-): WebhookAuthMode | "none" {
-  if (receiver.unauthenticated) return "none";
-  if (kind === "github") return "hmac";
-  if (kind === "gar") return "oidc";
-  if (PATH_KINDS.includes(kind)) return "path";
-  return receiver.header === undefined ? "bearer" : "header";
-}
+export { authModeOf, type WebhookAuthMode } from "./auth-mode.js";
 
 const secretSource = z.string().regex(SECRET_SOURCE, {
   message: 'expected "env:NAME" or "file:PATH" (secrets are never written in the file itself)',

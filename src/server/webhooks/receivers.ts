@@ -7,7 +7,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Dispatcher } from "undici";
 import { type AuthFailureLimit, AuthFailureLimiter } from "./auth-failures.js";
-import { authModeOf, type WebhookAuthMode, type WebhookConfig } from "./config.js";
+import { authModeOf, type WebhookAuthMode } from "./auth-mode.js";
+import type { WebhookConfig } from "./config.js";
 import { InvalidWebhookBodyError, WebhookBodyAbortedError } from "./errors.js";
 import { isWebhookKind, type NormalisedEvent, WEBHOOK_KINDS, type WebhookKind } from "./event.js";
 import { parseAcr } from "./formats/acr.js";
@@ -21,8 +22,8 @@ import { parseGitHub } from "./formats/github.js";
 import { parseHarbor } from "./formats/harbor.js";
 import { parseQuay } from "./formats/quay.js";
 import { headerValue, mediaType, type WebhookHeaders } from "./headers.js";
-import { JwksCache } from "./jwks.js";
-import { checkPubSubToken, type PubSubTokenPolicy, type TokenCheck } from "./pubsub-token.js";
+import type { JwksCache } from "./jwks.js";
+import type { checkPubSubToken, PubSubTokenPolicy, TokenCheck } from "./pubsub-token.js";
 import { readWebhookSecret, type WebhookSecret } from "./secret.js";
 
 /** Largest webhook body accepted. */
@@ -88,7 +89,7 @@ interface Receiver {
   mode: WebhookAuthMode | "none";
   secret?: WebhookSecret;
   header?: string;
-  oidc?: { policy: PubSubTokenPolicy; keys: JwksCache };
+  oidc?: { policy: PubSubTokenPolicy; keys: JwksCache; check: typeof checkPubSubToken };
 }
 
 type Parser = (text: string, headers: WebhookHeaders) => ParsedBody;
@@ -154,7 +155,14 @@ export class WebhookReceivers {
       }
       if (r.header !== undefined) receiver.header = r.header.toLowerCase();
       if (mode === "oidc" && r.audience !== undefined && r.serviceAccount !== undefined) {
+        // Loaded only for a receiver that checks tokens: the JOSE library and the HTTP client
+        // are megabytes of memory the others do without.
+        const [{ JwksCache }, { checkPubSubToken }] = await Promise.all([
+          import("./jwks.js"),
+          import("./pubsub-token.js"),
+        ]);
         receiver.oidc = {
+          check: checkPubSubToken,
           policy: { audience: r.audience, serviceAccountEmail: r.serviceAccount, issuer: r.issuer },
           keys: new JwksCache({
             url: r.jwksUrl,
@@ -304,7 +312,7 @@ export class WebhookReceivers {
       case "oidc": {
         if (receiver.oidc === undefined) return "invalid";
         const signal = req.signal ?? AbortSignal.timeout(10_000);
-        return checkPubSubToken({
+        return receiver.oidc.check({
           authorization: headerValue(req.headers, "authorization"),
           policy: receiver.oidc.policy,
           keys: receiver.oidc.keys,
