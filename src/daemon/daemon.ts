@@ -236,11 +236,16 @@ export class Daemon {
         factory = made.factory;
         limiters = made.limiters;
       }
-      // The API's reads and the warmer share one event loop: while it is busy, the warmer's
-      // regular scans and their registry requests wait a moment (bounded) so that reads get
-      // it (src/cache/loop-brake.ts; bench:scale's reads while warming).
-      const brake = new LoopBrake();
-      factory = brakeClients(factory, brake);
+      // The API on a thread of its own reads through a connection of its own (not a store
+      // in this process's memory, which another thread would not see).
+      const ownThread =
+        config.server.apiThread && opts.store === undefined && !isProcessLocalStore(config.cache);
+      // When the API's reads and the warmer share one event loop: while it is busy, the
+      // warmer's regular scans and their registry requests wait a moment (bounded) so that
+      // reads get it (src/cache/loop-brake.ts; bench:scale's reads while warming). With the
+      // API on its own thread that would slow the warmer for nothing.
+      const brake = ownThread ? undefined : new LoopBrake();
+      if (brake) factory = brakeClients(factory, brake);
       // The replicas' interval stretches, carried by the census: one factor per host for all.
       const stretches = new StretchBoard();
       const warmer = new Warmer({
@@ -273,10 +278,8 @@ export class Daemon {
         stretches,
       });
       cleanup.push(() => census.stop());
-      // The API on a thread of its own reads through a connection of its own; this thread's
-      // cache then serves the status list only, and its read durations are the thread's.
-      const ownThread =
-        config.server.apiThread && opts.store === undefined && !isProcessLocalStore(config.cache);
+      // With the API on its own thread, this thread's cache serves the status list only, and
+      // the read durations exported are the thread's.
       const cache = apiCache({
         config,
         store,
