@@ -55,11 +55,17 @@ export function defaultStoreUrl(): string {
  * empty store. Anything else (a file, a server) is shared by every connection.
  */
 export function isProcessLocalStore(url: string | undefined): boolean {
-  const m = url === undefined ? null : /^([a-z][a-z0-9+]*):(.*)$/is.exec(url.trim());
-  const scheme = m?.[1]?.toLowerCase();
+  const parts = url === undefined ? undefined : schemeAndRest(url.trim());
   return (
-    scheme === "memory" || (scheme === "sqlite" && sqliteLocation(m?.[2] ?? "").path === ":memory:")
+    parts?.scheme === "memory" ||
+    (parts?.scheme === "sqlite" && sqliteLocation(parts.rest).path === ":memory:")
   );
+}
+
+/** A store URL's scheme (lower case) and what follows its colon; undefined without one. */
+function schemeAndRest(text: string): { scheme: string; rest: string } | undefined {
+  const m = /^([a-z][a-z0-9+]*):(.*)$/is.exec(text);
+  return m ? { scheme: (m[1] as string).toLowerCase(), rest: m[2] as string } : undefined;
 }
 
 /**
@@ -86,15 +92,14 @@ export async function openStore(
   }
   const text = url?.trim() ?? defaultStoreUrl();
   const isDefault = url === undefined;
-  const m = /^([a-z][a-z0-9+]*):(.*)$/is.exec(text);
-  if (!m) {
+  const parts = schemeAndRest(text);
+  if (!parts) {
     throw new InvalidStoreUrlError({
       url: redact(text),
       reason: "expected SCHEME:..., e.g. sqlite:PATH",
     });
   }
-  const scheme = m[1]!.toLowerCase();
-  const rest = m[2]!;
+  const { scheme, rest } = parts;
   const fail = (reason: string) =>
     new InvalidStoreUrlError({
       url: redact(text),

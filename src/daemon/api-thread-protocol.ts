@@ -65,8 +65,7 @@ export type FromApiThread =
   | { type: "failed"; message: string; listen?: string | undefined }
   | { type: "call"; id: number; method: MainCall; args: unknown[] }
   /** A log line (pino JSON) for the main thread's logger. */
-  | { type: "log"; line: string }
-  | { type: "closed" };
+  | { type: "log"; line: string };
 
 /** A failed call, as it crosses threads. */
 export interface CallError {

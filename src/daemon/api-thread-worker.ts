@@ -149,7 +149,6 @@ async function run(port: NonNullable<typeof parentPort>): Promise<void> {
           } finally {
             calls.failAll("the API thread is closing");
             await store?.close().catch(() => undefined);
-            port.postMessage({ type: "closed" } satisfies FromApiThread);
             port.close();
           }
         })();
