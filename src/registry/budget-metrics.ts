@@ -23,6 +23,7 @@ export const BUDGET_METRICS = {
   requests: "regscan_registry_budget_requests_total",
   pullLimit: "regscan_registry_pull_quota_limit",
   pullRemaining: "regscan_registry_pull_quota_remaining",
+  inFlight: "regscan_registry_requests_in_flight",
 } as const;
 
 type PromClient = typeof import("prom-client");
@@ -111,13 +112,18 @@ export function registerBudgetMetrics(register: PromRegistry, limiters: RateLimi
   );
   total(
     BUDGET_METRICS.waited,
-    "Seconds requests have waited for their host's budget.",
+    "Seconds requests have waited for their host's budget, or for a free connection to it.",
     (h) => limiters.saturation(h).waitedMs / 1000,
   );
   total(
     BUDGET_METRICS.requests,
     "Requests let through each host's budget.",
     (h) => limiters.saturation(h).requests,
+  );
+  gauge(
+    BUDGET_METRICS.inFlight,
+    "Requests to each host in flight now, one per connection: a request takes its turn of the budget only once a connection is free.",
+    (h) => limiters.state(h).inFlight,
   );
   gauge(
     BUDGET_METRICS.pullLimit,

@@ -237,4 +237,6 @@ test("request budgets are metrics: budget, rate, requests, waits, saturation and
   assert.ok(value("regscan_registry_budget_requests_total") <= sent + 3);
   assert.ok(value("regscan_registry_budget_wait_seconds_total") >= 0);
   assert.ok(value("regscan_registry_demand_rps") > 0);
+  // Both answers were read: no request holds a connection.
+  assert.equal(value("regscan_registry_requests_in_flight"), 0);
 });

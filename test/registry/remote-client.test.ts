@@ -12,6 +12,7 @@ import {
   RemoteClientFactory,
   type RemoteClientFactoryOptions,
 } from "../../src/registry/factory.js";
+import { RateLimiters } from "../../src/registry/http/rate-limiters.js";
 import { type FaultHook, withFault } from "../support/faults.js";
 import { ImageBuilder, type PushedImage, type PushedIndex } from "../support/image-builder.js";
 import { type RegistryHandle, type RegistryMode, startRegistry } from "../support/registry.js";
@@ -222,6 +223,45 @@ for (const mode of modes) {
       await assert.rejects(missing.tags(), (err: { code?: string }) =>
         ["NAME_UNKNOWN", "UNAUTHORIZED", "DENIED"].includes(err.code ?? ""),
       );
+    });
+
+    test("every request gives its connection back: one connection per host serves them all", async () => {
+      const fx = fixture(mode);
+      // With one request in flight per host, a connection never given back would hold the
+      // next request until the test times out.
+      const f = factory(fx, { limiters: new RateLimiters({ maxInFlight: 1 }) });
+      const client = f.clientFor(parseImageName(`${fx.reg.host}/app`), fx.creds);
+      const results = await Promise.allSettled([
+        client.tags(),
+        client.manifest("s2"),
+        client.manifest("index"),
+        client.manifest(fx.oci.digest),
+        client.head("list"),
+        client.head("no-such-tag"),
+        client.manifest("no-such-tag"),
+        f.clientFor(parseImageName(`${fx.reg.host}/no/such/repo`), fx.creds).tags(),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        [
+          "fulfilled",
+          "fulfilled",
+          "fulfilled",
+          "fulfilled",
+          "fulfilled",
+          "fulfilled",
+          "rejected",
+          "rejected",
+        ],
+      );
+      for (const host of f.limiters.hosts()) {
+        assert.equal(
+          f.limiters.state(host).inFlight,
+          0,
+          `${host}: a request still holds its connection`,
+        );
+      }
+      assert.ok(f.limiters.hosts().includes(fx.reg.host.toLowerCase()));
     });
   });
 }

@@ -1,6 +1,6 @@
 /**
- * The rate-limit layer: waits for the host's token bucket (its request budget) before each
- * request, and for its pull budget before a manifest GET; halves the host's rate on a `429`
+ * The rate-limit layer: waits for the host's token bucket (its request budget) and a free
+ * connection to it before each request, and for its pull budget before a manifest GET; halves the host's rate on a `429`
  * (once per client, as Flux did), keeps the host paused for its `Retry-After`, and feeds
  * Docker Hub's `ratelimit-*` headers to the limiter so that pulls slow before the quota ends.
  */
@@ -53,11 +53,26 @@ export function rateLimitTransport(
   const priority = opts.priority ?? false;
   return async (req) => {
     const host = req.url.host;
-    await limiters.wait(host, { signal: req.signal, priority });
+    // The pull budget first: a request that took its turn of the request budget and then
+    // waited for a pull would go out late, beside requests that took later turns.
     const pull = isPull(req) ? { counted: await limiters.waitPull(host, req.signal) } : undefined;
     let res: HttpResponse;
     try {
-      res = await next(req);
+      const release = await limiters.waitToSend(host, { signal: req.signal, priority });
+      const settled = req.onSettled;
+      try {
+        res = await next({
+          ...req,
+          // The send layer calls it when the connection is free again, body included.
+          onSettled: () => {
+            release();
+            settled?.();
+          },
+        });
+      } catch (err) {
+        release();
+        throw err;
+      }
     } finally {
       if (pull) limiters.pullDone(host, pull.counted);
     }

@@ -4,7 +4,8 @@
  * slowly after a cool-down, paused for `Retry-After`; and, for hosts that report a pull
  * quota (Docker Hub), a pull budget that keeps a fifth of it unspent. Replicas that share
  * the budgets give each process a share of them (`setShare`): every bucket's rate and burst,
- * and the pull headroom, are scaled by it.
+ * and the pull headroom, are scaled by it. A request sent through `waitToSend` also waits
+ * for a free connection to its host first, so that it goes out when it takes its token.
  */
 
 import { abortableSleep, type OperationOptions, raceAbort } from "../../abort.js";
@@ -51,7 +52,18 @@ export interface RateLimitersOptions {
   clock?: Clock;
   /** This process's share of every budget, 0 to 1 (default 1; see `setShare`). */
   share?: number;
+  /**
+   * Requests in flight to one host at once through `waitToSend` (default
+   * `CONNECTIONS_PER_HOST`, the connections the dispatchers keep per host).
+   */
+  maxInFlight?: number;
 }
+
+/**
+ * Connections kept per registry host, and so requests in flight to it at once: more would
+ * wait in the connection pool after taking their token of the budget (see `waitToSend`).
+ */
+export const CONNECTIONS_PER_HOST = 16;
 
 /** A host's state, as `state()` reports it. */
 export interface HostRateState {
@@ -71,6 +83,8 @@ export interface HostRateState {
   backedOffAt: number | undefined;
   /** No request starts before this (ms since the epoch); 0 when not paused. */
   pausedUntil: number;
+  /** Requests sent through `waitToSend` whose exchange is not over yet. */
+  inFlight: number;
 }
 
 /** Options of `RateLimiters#wait`. */
@@ -102,6 +116,10 @@ function enqueue(queue: Waiter[], me: Waiter): void {
 /** A request waiting for its turn. */
 interface Waiter {
   priority: boolean;
+  /** It goes only once it can have a connection to itself (`waitToSend`). */
+  slot: boolean;
+  /** Wakes it to work out its turn again. */
+  wake: () => void;
 }
 
 /** What this process asks of a host now, for sharing budgets by demand (`wants`). */
@@ -145,6 +163,8 @@ interface HostBucket {
    * may bring the quota), so that a cold start cannot spend a quota before it is seen.
    */
   firstPull: { done: Promise<void>; settle: () => void; settled: boolean } | undefined;
+  /** Requests of `waitToSend` whose exchange is not over (their connections are busy). */
+  inFlight: number;
   /** Requests let through, and the milliseconds they waited for the budget in all. */
   requests: number;
   waitedMs: number;
@@ -238,6 +258,7 @@ export class RateLimiters {
   readonly burst: number;
   readonly minRps: number;
   readonly recoverCooldownMs: number;
+  readonly maxInFlight: number;
   readonly budgets: RequestBudgets;
   readonly #clock: Clock;
   readonly #hosts = new Map<string, HostBucket>();
@@ -250,6 +271,10 @@ export class RateLimiters {
     this.burst = Math.max(1, Math.floor(positive(opts.burst, 125, "burst")));
     this.minRps = Math.min(positive(opts.minRps, 0.1, "minRps"), this.rps);
     this.recoverCooldownMs = opts.recoverCooldownMs ?? 20 * 60 * 1000;
+    this.maxInFlight = Math.max(
+      1,
+      Math.floor(positive(opts.maxInFlight, CONNECTIONS_PER_HOST, "maxInFlight")),
+    );
     this.#clock = opts.clock ?? systemClock;
     this.#share = checkShare(opts.share ?? 1);
     this.budgets = new RequestBudgets({
@@ -276,6 +301,7 @@ export class RateLimiters {
         pausedUntil: 0,
         pulls: undefined,
         firstPull: undefined,
+        inFlight: 0,
         requests: 0,
         waitedMs: 0,
         demand: new Array<number>(DEMAND_SECONDS).fill(0),
@@ -403,7 +429,9 @@ export class RateLimiters {
       }
       const top = topRate(b.budget);
       const askedShare = top > 0 ? Math.min(1, asked / WANT_SECONDS / top) : 0;
-      const limited = b.queue.length > 0 || b.pausedUntil > now;
+      // Requests queued only for a connection would not go faster with more budget.
+      const queued = b.queue.length > 0 && (b.tokens < 1 || b.inFlight < this.maxInFlight);
+      const limited = queued || b.pausedUntil > now;
       out.set(b.host, { share: askedShare, limited });
     }
     return out;
@@ -429,23 +457,55 @@ export class RateLimiters {
    * caller aborts. With `priority` the request goes ahead of every waiting request without it.
    */
   async wait(host: string, opts: RateLimitWaitOptions = {}): Promise<void> {
+    await this.#take(this.#bucket(host), opts, false);
+  }
+
+  /**
+   * Resolves when one request can go to the host at once: a connection to it is free (at
+   * most `maxInFlight` of these requests are in flight per host) and the budget has a turn
+   * for it, as `wait`. Resolves to the release of its connection: call it once the exchange
+   * is over (its body read or dropped, or the request failed; more calls do nothing).
+   *
+   * The turn is taken only when the request can be written: a request granted its turn and
+   * then queued in the connection pool (all connections busy with answers a loaded event
+   * loop has not read yet) would go out later, together with others, and the registry would
+   * count more in a window than the budget lets through.
+   */
+  async waitToSend(host: string, opts: RateLimitWaitOptions = {}): Promise<() => void> {
+    const b = this.#bucket(host);
+    await this.#take(b, opts, true);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      b.inFlight--;
+      // The one waiter whose turn a free connection brings (those ahead of it had theirs).
+      b.queue[this.maxInFlight - b.inFlight - 1]?.wake();
+    };
+  }
+
+  /** Takes a turn of `b`'s budget, and with `slot` one of its connections too. */
+  async #take(b: HostBucket, opts: RateLimitWaitOptions, slot: boolean): Promise<void> {
     const { signal, priority } = opts;
     if (signal?.aborted) throw signal.reason;
-    const b = this.#bucket(host);
     const now = this.#clock.now();
     this.#advance(b, now);
     this.#ask(b, now);
-    if (b.queue.length === 0 && b.tokens >= 1 && b.pausedUntil <= now) {
-      b.tokens -= 1;
-      b.requests++;
+    if (
+      b.queue.length === 0 &&
+      b.tokens >= 1 &&
+      b.pausedUntil <= now &&
+      (!slot || b.inFlight < this.maxInFlight)
+    ) {
+      this.#grant(b, slot);
       return;
     }
-    const me: Waiter = { priority: isPriority(priority) };
-    enqueue(b.queue, me);
     // What a nap sleeps on: aborted by a wake-up, by the caller, or by a raise of a request
     // still in the regular lane; replaced once aborted. One per wait, not per nap.
     let nap = new AbortController();
     const interrupt = () => nap.abort();
+    const me: Waiter = { priority: isPriority(priority), slot, wake: interrupt };
+    enqueue(b.queue, me);
     const raise = !me.priority && typeof priority === "object" ? priority : undefined;
     b.wakers.add(interrupt);
     signal?.addEventListener("abort", interrupt);
@@ -460,11 +520,16 @@ export class RateLimiters {
         }
         const t = this.#clock.now();
         this.#advance(b, t);
-        const delay = Math.max(this.#turnDelay(b, b.queue.indexOf(me)), b.pausedUntil - t);
+        const position = b.queue.indexOf(me);
+        // Waiting for a connection: a release wakes the waiter whose turn it brings.
+        const delay =
+          slot && position >= this.maxInFlight - b.inFlight
+            ? Number.POSITIVE_INFINITY
+            : Math.max(this.#turnDelay(b, position), b.pausedUntil - t);
         if (delay <= 0) break;
         if (i >= MAX_PAUSE_LOOPS) {
           throw new TooManyRequestsError({
-            host,
+            host: b.host,
             retryAfterMs: Math.ceil(Math.min(delay, MAX_NAP_MS)),
             message: `request budget: still no turn after ${MAX_PAUSE_LOOPS} waits (share ${this.#shareFor(b.host)})`,
           });
@@ -491,9 +556,16 @@ export class RateLimiters {
       raise?.removeEventListener("abort", interrupt);
     }
     b.queue.splice(b.queue.indexOf(me), 1);
+    this.#grant(b, slot);
+    b.waitedMs += Math.max(0, this.#clock.now() - now);
+    // Gone without a connection: those behind it are a place nearer to one.
+    if (!slot) b.queue[this.maxInFlight - b.inFlight - 1]?.wake();
+  }
+
+  #grant(b: HostBucket, slot: boolean): void {
     b.tokens -= 1;
     b.requests++;
-    b.waitedMs += Math.max(0, this.#clock.now() - now);
+    if (slot) b.inFlight++;
   }
 
   /** Milliseconds until the waiter at `position` of the queue may go, at the rate of now. */
@@ -711,6 +783,7 @@ export class RateLimiters {
         pulls: undefined,
         backedOffAt: undefined,
         pausedUntil: 0,
+        inFlight: 0,
       };
     }
     return {
@@ -722,6 +795,7 @@ export class RateLimiters {
       pulls: b.pulls?.state(this.#clock.now()),
       backedOffAt: b.backedOffAt,
       pausedUntil: b.pausedUntil,
+      inFlight: b.inFlight,
     };
   }
 

@@ -480,6 +480,7 @@ describe("RateLimiters", () => {
   it("refuses nonsense options", () => {
     assert.throws(() => new RateLimiters({ rps: 0 }), InvalidRateLimitOptionError);
     assert.throws(() => new RateLimiters({ burst: Number.NaN }), InvalidRateLimitOptionError);
+    assert.throws(() => new RateLimiters({ maxInFlight: -1 }), InvalidRateLimitOptionError);
   });
 
   it("works with the real clock", async () => {
@@ -490,5 +491,105 @@ describe("RateLimiters", () => {
     await limiters.wait(HOST);
     const elapsed = Date.now() - start;
     assert.ok(elapsed >= 35 && elapsed < 2000, `took ${elapsed} ms`);
+  });
+
+  describe("waitToSend: a turn only with a free connection", () => {
+    it("grants requests beyond maxInFlight their turns only as connections are released", async () => {
+      const clock = new FakeClock();
+      const t0 = clock.now();
+      const limiters = new RateLimiters({ rps: 10, burst: 5, clock, maxInFlight: 2 });
+      const releases: Array<() => void> = [];
+      const at: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        void limiters.waitToSend(HOST).then((release) => {
+          releases.push(release);
+          at.push(clock.now() - t0);
+        });
+      }
+      await settle();
+      assert.equal(releases.length, 2, "two connections");
+      assert.equal(limiters.state(HOST).inFlight, 2);
+      // Time passes with both connections busy: the waiters take no tokens meanwhile.
+      await clock.advance(5_000);
+      assert.equal(releases.length, 2);
+      // A release lets exactly one more go, at once (the bucket refilled meanwhile).
+      releases[0]?.();
+      releases[0]?.();
+      await settle();
+      assert.equal(
+        releases.length,
+        3,
+        "one freed connection, one request (a second release does nothing)",
+      );
+      assert.equal(limiters.state(HOST).inFlight, 2);
+      releases[1]?.();
+      await settle();
+      assert.deepEqual(at, [0, 0, 5_000, 5_000]);
+      for (const release of releases.slice(2)) release();
+      assert.equal(limiters.state(HOST).inFlight, 0);
+      // The burst was there for them: the next two go at once too.
+      const more = startWaits(limiters, clock, 2);
+      await settle();
+      assert.equal(more.length, 2);
+    });
+
+    it("gives a freed connection to a priority request first", async () => {
+      const clock = new FakeClock();
+      const limiters = new RateLimiters({ rps: 100, burst: 10, clock, maxInFlight: 1 });
+      const order: string[] = [];
+      const releases = new Map<string, () => void>();
+      const start = (name: string, priority: boolean) =>
+        void limiters.waitToSend(HOST, { priority }).then((release) => {
+          order.push(name);
+          releases.set(name, release);
+        });
+      for (const name of ["r1", "r2", "r3"]) start(name, false);
+      await settle();
+      start("p1", true);
+      await settle();
+      assert.deepEqual(order, ["r1"]);
+      releases.get("r1")?.();
+      await settle();
+      assert.deepEqual(order, ["r1", "p1"]);
+      releases.get("p1")?.();
+      await settle();
+      releases.get("r2")?.();
+      await settle();
+      assert.deepEqual(order, ["r1", "p1", "r2", "r3"]);
+    });
+
+    it("lets a waiter that gives up go, and its place to the next", async () => {
+      const clock = new FakeClock();
+      const limiters = new RateLimiters({ rps: 100, burst: 10, clock, maxInFlight: 1 });
+      const first = await limiters.waitToSend(HOST);
+      const quit = new AbortController();
+      const gaveUp = limiters.waitToSend(HOST, { signal: quit.signal }).then(
+        () => "sent",
+        () => "gave up",
+      );
+      let third: (() => void) | undefined;
+      void limiters.waitToSend(HOST).then((release) => {
+        third = release;
+      });
+      await settle();
+      quit.abort(new Error("caller gone"));
+      assert.equal(await gaveUp, "gave up");
+      first();
+      await settle();
+      assert.ok(third, "the request behind the one that gave up has the connection");
+      assert.equal(limiters.state(HOST).inFlight, 1);
+    });
+
+    it("does not count requests queued only for a connection as limited by the budget", async () => {
+      const clock = new FakeClock();
+      const limiters = new RateLimiters({ rps: 100, burst: 10, clock, maxInFlight: 1 });
+      const held = await limiters.waitToSend(HOST);
+      void limiters.waitToSend(HOST).then((release) => release());
+      await settle();
+      assert.equal(limiters.wants().get(HOST)?.limited, false);
+      held();
+      await settle();
+      assert.equal(limiters.state(HOST).inFlight, 0);
+    });
   });
 });
