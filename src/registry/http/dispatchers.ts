@@ -9,6 +9,7 @@ import { withTimeout } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { CONFIG_FILE_MAX_BYTES, readBoundedFileSync } from "../../files/bounded-file.js";
 import { type PinnedAddress, pinKey, pinnedLookup } from "./pinned-lookup.js";
+import { CONNECTIONS_PER_HOST } from "./rate-limiters.js";
 
 /** How the dispatchers are built. */
 export interface DispatcherOptions {
@@ -18,7 +19,7 @@ export interface DispatcherOptions {
   env?: NodeJS.ProcessEnv | undefined;
   /** Idle keep-alive time of pooled connections (default 30 s). */
   keepAliveTimeoutMs?: number | undefined;
-  /** Connections per origin (default 16). */
+  /** Connections per origin (default `CONNECTIONS_PER_HOST`, as many as the limiter lets be in flight). */
   connectionsPerOrigin?: number | undefined;
   /** undici's wait for the headers and between body chunks (default 60 s). */
   idleTimeoutMs?: number | undefined;
@@ -46,7 +47,7 @@ export class Dispatchers {
     const ca = trustedCAs(opts.caFiles ?? [], env);
     const base = {
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
-      connections: opts.connectionsPerOrigin ?? 16,
+      connections: opts.connectionsPerOrigin ?? CONNECTIONS_PER_HOST,
       headersTimeout: opts.idleTimeoutMs ?? 60_000,
       bodyTimeout: opts.idleTimeoutMs ?? 60_000,
     };
