@@ -164,10 +164,14 @@ export class RedisStore implements Store {
       // error per operation, and commands never wait for a server that stays away.
       maxRetriesPerRequest: 1,
       lazyConnect: false,
+      // Commands issued in one round of the event loop go out in one write: a replica's
+      // per-command socket writes took 13% of its CPU in a bench:scale profile.
+      enableAutoPipelining: true,
     };
     if (opts.cluster) {
       this.#client = new Cluster(opts.nodes, {
         redisOptions: base,
+        enableAutoPipelining: true,
         slotsRefreshTimeout: this.#timeoutMs,
         clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
       });
@@ -219,10 +223,12 @@ export class RedisStore implements Store {
     const client = this.#client;
     if (client instanceof Cluster) {
       return client.duplicate(undefined, {
+        enableAutoPipelining: false,
         redisOptions: { ...client.options.redisOptions, commandTimeout: commandTimeoutMs },
       });
     }
-    return client.duplicate({ commandTimeout: commandTimeoutMs });
+    // A blocking read holds its connection: nothing is batched behind it.
+    return client.duplicate({ commandTimeout: commandTimeoutMs, enableAutoPipelining: false });
   }
 
   async get(key: string, opts?: OperationOptions): Promise<StoreEntry | undefined> {
