@@ -219,6 +219,9 @@ export function parseDockerHubQuota(
   };
 }
 
+/** Why a waiter's nap ends early: it is woken to work out its turn again (never thrown). */
+const WOKEN = Symbol("woken");
+
 // Pauses only ever extend; a bound keeps a waiter from looping forever on odd clocks.
 const MAX_PAUSE_LOOPS = 1000;
 /**
@@ -503,7 +506,9 @@ export class RateLimiters {
     // What a nap sleeps on: aborted by a wake-up, by the caller, or by a raise of a request
     // still in the regular lane; replaced once aborted. One per wait, not per nap.
     let nap = new AbortController();
-    const interrupt = () => nap.abort();
+    // A reason given: without one, each wake-up built a DOMException with its stack (3% of
+    // a replica's CPU at 2,000,000 tags, a wake-up per request's end).
+    const interrupt = () => nap.abort(WOKEN);
     const me: Waiter = { priority: isPriority(priority), slot, wake: interrupt };
     enqueue(b.queue, me);
     const raise = !me.priority && typeof priority === "object" ? priority : undefined;
