@@ -571,4 +571,154 @@ describe("Schedule's kept next due times", () => {
       { numRuns: 300 },
     );
   });
+
+  it("take and nextDue follow the rules as written (random operations, a model)", () => {
+    // The rules of the module comment, written again plainly: what a take gives in each lane
+    // and when each lane next finds work, from what the test did (no weights or priority
+    // requests here; the test above checks those against a schedule that keeps nothing).
+    const PER_HOST = 2;
+    const LATE_AFTER = 30_000;
+    const NAMES = ["a/1", "a/2", "a/3", "a/4", "b/1", "b/2", "c/1"];
+    interface Model {
+      seq: number;
+      dueAt: number;
+      likelihood: number;
+      retryLease: boolean;
+      inFlight: boolean;
+      watched: boolean;
+    }
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant("sync" as const), names: fc.subarray(NAMES) }),
+      fc.record({
+        kind: fc.constant("take" as const),
+        lane: fc.constantFrom("regular", "urgentOnly", "skipLate"),
+      }),
+      fc.record({
+        kind: fc.constant("done" as const),
+        pick: fc.nat(),
+        dueIn: fc.integer({ min: -2 * MINUTE, max: 3 * MINUTE }),
+        likelihood: fc.double({ min: 0.1, max: 1, noNaN: true }),
+        retryLease: fc.boolean(),
+      }),
+      fc.record({ kind: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: MINUTE }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const s = schedule(PER_HOST, LATE_AFTER);
+        const model = new Map<string, Model>();
+        let seq = 0;
+        let now = T0;
+        const host = (name: string) => name.split("/")[0];
+        const hostLoad = (name: string) =>
+          [...model].filter(([n, m]) => m.inFlight && host(n) === host(name)).length;
+        const lateAt = (m: Model) =>
+          m.dueAt === Number.NEGATIVE_INFINITY
+            ? Number.POSITIVE_INFINITY
+            : m.retryLease
+              ? m.dueAt
+              : m.dueAt + LATE_AFTER;
+        const score = (m: Model) => {
+          if (m.dueAt === Number.NEGATIVE_INFINITY || m.retryLease) return Number.POSITIVE_INFINITY;
+          const overdue = now - m.dueAt;
+          return overdue >= LATE_AFTER ? 1e12 + overdue : overdue * m.likelihood;
+        };
+        const expectedTake = (lane: string) => {
+          let best: [string, Model] | undefined;
+          for (const [name, m] of model) {
+            if (m.inFlight || m.dueAt > now) continue;
+            const late = now >= lateAt(m);
+            if ((lane === "urgentOnly" && !late) || (lane === "skipLate" && late)) continue;
+            if (hostLoad(name) >= (late ? 2 * PER_HOST : PER_HOST)) continue;
+            if (best === undefined) {
+              best = [name, m];
+              continue;
+            }
+            const [bestName, b] = best;
+            const [sa, sb] = [score(m), score(b)];
+            const [la, lb] = [hostLoad(name), hostLoad(bestName)];
+            if (sa > sb || (sa === sb && (la < lb || (la === lb && m.seq < b.seq)))) {
+              best = [name, m];
+            }
+          }
+          return best?.[0];
+        };
+        const expectedNextDue = (lane: string) => {
+          let next: number | undefined;
+          for (const [name, m] of model) {
+            if (m.inFlight) continue;
+            const load = hostLoad(name);
+            let at: number | undefined;
+            if (lane === "skipLate") at = load < PER_HOST && lateAt(m) > now ? m.dueAt : undefined;
+            else if (lane === "regular" && load < PER_HOST) at = m.dueAt;
+            else if (load < 2 * PER_HOST) at = lateAt(m);
+            if (at === undefined || at === Number.POSITIVE_INFINITY) continue;
+            if (next === undefined || at < next) next = at;
+          }
+          return next;
+        };
+        for (const o of ops) {
+          if (o.kind === "sync") {
+            s.sync(o.names);
+            for (const name of o.names) {
+              const m = model.get(name);
+              if (m) m.watched = true;
+              else {
+                model.set(name, {
+                  seq: seq++,
+                  dueAt: Number.NEGATIVE_INFINITY,
+                  likelihood: 1,
+                  retryLease: false,
+                  inFlight: false,
+                  watched: true,
+                });
+              }
+            }
+            for (const [name, m] of model) {
+              if (o.names.includes(name)) continue;
+              if (m.inFlight) m.watched = false;
+              else model.delete(name);
+            }
+          } else if (o.kind === "take") {
+            for (const lane of ["regular", "urgentOnly", "skipLate"]) {
+              const opts =
+                lane === "skipLate"
+                  ? { skipLate: true, now }
+                  : { urgentOnly: lane === "urgentOnly", now };
+              assert.equal(s.nextDue(opts), expectedNextDue(lane), `${lane} next due at ${now}`);
+            }
+            const opts = o.lane === "regular" ? {} : { [o.lane]: true };
+            const want = expectedTake(o.lane);
+            const got = s.take(now, opts);
+            assert.equal(got?.name, want, `${o.lane} take at ${now}`);
+            if (got) {
+              const m = model.get(got.name) as Model;
+              m.inFlight = true;
+              assert.equal(got.late, now >= lateAt(m));
+            }
+          } else if (o.kind === "done") {
+            const inFlight = [...model].filter(([, m]) => m.inFlight).map(([n]) => n);
+            if (inFlight.length === 0) continue;
+            const name = inFlight[o.pick % inFlight.length] as string;
+            s.done(name, {
+              dueAt: now + o.dueIn,
+              likelihood: o.likelihood,
+              retryLease: o.retryLease,
+            });
+            const m = model.get(name) as Model;
+            if (!m.watched) model.delete(name);
+            else
+              Object.assign(m, {
+                inFlight: false,
+                dueAt: now + o.dueIn,
+                likelihood: o.likelihood,
+                retryLease: o.retryLease,
+              });
+          } else {
+            now += o.ms;
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
