@@ -19,7 +19,7 @@ export class DeadlineExpired extends Error {
 /**
  * A timer and the signal it aborts, tied to the caller's signal (a caller's abort aborts the
  * request too, with the caller's reason). `clear()` must be called once the exchange is over:
- * it stops the timer, lets go of the caller's signal and calls `onEnd` (once).
+ * it stops the timer and lets go of the caller's signal.
  */
 export class RequestDeadline {
   readonly signal: AbortSignal;
@@ -27,17 +27,14 @@ export class RequestDeadline {
   readonly #caller: AbortSignal | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #onCallerAbort = () => this.#abort(this.#caller?.reason);
-  #onEnd: (() => void) | undefined;
   #expired = false;
 
   constructor(
     readonly timeoutMs: number,
     caller?: AbortSignal,
-    onEnd?: () => void,
   ) {
     this.signal = this.#controller.signal;
     this.#caller = caller;
-    this.#onEnd = onEnd;
     this.#timer = setTimeout(() => {
       this.#expired = true;
       this.#abort(new DeadlineExpired(timeoutMs));
@@ -61,9 +58,6 @@ export class RequestDeadline {
   clear(): void {
     clearTimeout(this.#timer);
     if (this.#caller) followers.get(this.#caller)?.delete(this.#onCallerAbort);
-    const end = this.#onEnd;
-    this.#onEnd = undefined;
-    end?.();
   }
 
   #abort(reason: unknown): void {

@@ -46,11 +46,6 @@ export interface HttpRequest {
   pinnedAddresses?: readonly PinnedAddress[] | undefined;
   /** Set by the origin layer: the host is listed as insecure, its certificate is not checked. */
   skipTlsVerify?: boolean | undefined;
-  /**
-   * Called once when the exchange is over and its connection free again: the body read,
-   * dropped or failed, the request failed, or its deadline passed (the send layer calls it).
-   */
-  onSettled?: (() => void) | undefined;
 }
 
 /** A response whose body has not been read yet; read it with `readBody` or drop it with `discard`. */

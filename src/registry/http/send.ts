@@ -35,11 +35,7 @@ export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}):
     }
     const req = { ...sent, url };
     const insecure = req.skipTlsVerify ?? false;
-    const deadline = new RequestDeadline(
-      req.timeoutMs ?? defaultTimeout,
-      req.signal,
-      req.onSettled,
-    );
+    const deadline = new RequestDeadline(req.timeoutMs ?? defaultTimeout, req.signal);
     const failure = (err: unknown) => transportError(err, req, deadline);
     try {
       const pending = request(req.url, {

@@ -1,7 +1,7 @@
 /**
  * `RequestDeadline` on its own: the caller's abort reaches every request that follows its
  * signal, with the caller's reason, through one listener on that signal however many
- * requests follow it; a cleared deadline no longer follows it, and its end is told once.
+ * requests follow it; a cleared deadline no longer follows it.
  */
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
@@ -11,16 +11,11 @@ import { DeadlineExpired, RequestDeadline } from "../../../src/registry/http/dea
 describe("RequestDeadline", () => {
   test("many requests follow one caller's signal through one listener; its abort reaches them all", () => {
     const caller = new AbortController();
-    const ended: number[] = [];
-    const deadlines = Array.from(
-      { length: 200 },
-      (_, i) => new RequestDeadline(60_000, caller.signal, () => ended.push(i)),
-    );
+    const deadlines = Array.from({ length: 200 }, () => new RequestDeadline(60_000, caller.signal));
     assert.equal(getEventListeners(caller.signal, "abort").length, 1);
-    // Half are over before the caller gives up: they are not aborted, and end once.
+    // Half are over before the caller gives up: they are not aborted.
     for (const d of deadlines.slice(0, 100)) d.clear();
     for (const d of deadlines.slice(0, 100)) d.clear();
-    assert.equal(ended.length, 100);
     const reason = new Error("caller gone");
     caller.abort(reason);
     for (const [i, d] of deadlines.entries()) {
@@ -29,7 +24,6 @@ describe("RequestDeadline", () => {
       assert.equal(d.callerAborted, true);
       assert.equal(d.expired, false);
     }
-    assert.equal(ended.length, 200, "each request's end told once");
     assert.equal(getEventListeners(caller.signal, "abort").length, 0);
   });
 
@@ -40,7 +34,10 @@ describe("RequestDeadline", () => {
     assert.equal((early.signal.reason as Error).message, "before");
     const caller = new AbortController();
     const late = new RequestDeadline(20, caller.signal);
+    // The deadline's timer does not hold the process open (a body nobody reads): this does.
+    const open = setTimeout(() => {}, 5_000);
     await new Promise((resolve) => late.signal.addEventListener("abort", resolve, { once: true }));
+    clearTimeout(open);
     assert.ok(late.signal.reason instanceof DeadlineExpired);
     assert.equal(late.expired, true);
     // The expired one no longer follows the caller; a new one does.
