@@ -40,9 +40,7 @@
  * repositories those passes were a tenth of a replica's CPU during a fill (a profile of
  * bench:scale at 2,000,000 tags). So the earliest time each lane can find work is kept
  * until the schedule changes (a take, a finished scan, a request, a lookup), and a take
- * before it returns at once; priority requests are kept apart, found without a pass. And one
- * pass answers every lane at one time (which each lane would take, and when each could next
- * find work): the warmer asks them all in a turn, at one time.
+ * before it returns at once; priority requests are kept apart, found without a pass.
  *
  * What scans hold in memory follows their repositories' sizes: a scan keeps its listing, its
  * index and what it is refreshing, about 500 bytes a tag (a heap snapshot of a replica at
@@ -177,29 +175,6 @@ interface Entry {
   priorityListing: boolean;
 }
 
-/** The most urgent waiting repository of a lane, and the most urgent its weight holds back. */
-interface LaneChoice {
-  best: Entry | undefined;
-  bestScore: number;
-  unfit: Entry | undefined;
-  unfitScore: number;
-}
-
-/**
- * What every lane would take at one time, as of one version of the schedule: one pass over
- * the waiting repositories answers them all (see `#survey`).
- */
-interface Survey {
-  version: number;
-  now: number;
-  /** Due and not late, on a host under its cap: what a `skipLate` take chooses from. */
-  early: LaneChoice;
-  /** Late, on a host under its late cap: what an `urgentOnly` take chooses from. */
-  late: LaneChoice;
-  /** `nextDue({ skipLate: true, now })`. */
-  nextDueSkipLate: number | undefined;
-}
-
 /** Due-time queue of repositories, with a priority lane and a per-host cap. */
 export class Schedule {
   readonly #hostOf: (name: string) => string;
@@ -232,8 +207,6 @@ export class Schedule {
     regular: { version: -1, at: undefined as number | undefined },
     urgent: { version: -1, at: undefined as number | undefined },
   };
-  /** The last pass's answers, good while the version and the time are the same. */
-  #surveyKept: Survey | undefined;
 
   constructor(opts: ScheduleOptions) {
     this.#hostOf = opts.hostOf;
@@ -364,26 +337,35 @@ export class Schedule {
         return undefined;
       }
     }
-    let chosen = priority;
-    if (priority === undefined) {
-      const survey = this.#survey(now);
-      const lane = opts.urgentOnly
-        ? opts.skipLate
-          ? NO_CHOICE
-          : survey.late
-        : opts.skipLate
-          ? survey.early
-          : this.#merged(survey.early, survey.late);
-      const { unfit, unfitScore, best, bestScore } = lane;
-      if (unfit && this.#ranksAbove(unfit, unfitScore, best, bestScore)) {
-        // Held back by its weight while less urgent ones start: keep it room (at most one
-        // more pass, since a reservation stands until its repository starts or leaves).
-        this.#reserved = unfit;
-        this.#version++;
-        return this.take(now, opts);
+    let best: Entry | undefined;
+    let bestScore = Number.NEGATIVE_INFINITY;
+    let unfit: Entry | undefined;
+    let unfitScore = Number.NEGATIVE_INFINITY;
+    for (const entry of priority === undefined ? this.#entries.values() : []) {
+      if (entry.inFlight || entry.prioritySeq !== undefined) continue;
+      if (entry.dueAt > now) continue;
+      const late = this.#isLate(entry, now);
+      if ((opts.urgentOnly && !late) || (opts.skipLate && late)) continue;
+      if (!this.#hostHasRoom(entry.load, late)) continue;
+      const score = this.#urgency(entry, now);
+      if (this.#fits(entry)) {
+        if (this.#ranksAbove(entry, score, best, bestScore)) {
+          best = entry;
+          bestScore = score;
+        }
+      } else if (!this.#reserved && this.#ranksAbove(entry, score, unfit, unfitScore)) {
+        unfit = entry;
+        unfitScore = score;
       }
-      chosen = best;
     }
+    if (unfit && this.#ranksAbove(unfit, unfitScore, best, bestScore)) {
+      // Held back by its weight while less urgent ones start: keep it room (at most one
+      // more pass, since a reservation stands until its repository starts or leaves).
+      this.#reserved = unfit;
+      this.#version++;
+      return this.take(now, opts);
+    }
+    const chosen = priority ?? best;
     if (!chosen) return undefined;
     if (this.#reserved === chosen) this.#reserved = undefined;
     this.#countInFlight(chosen, 1);
@@ -422,118 +404,34 @@ export class Schedule {
     opts: { urgentOnly?: boolean; skipLate?: boolean; now?: number } = {},
   ): number | undefined {
     if (this.#oldestPriority() !== undefined) return Number.NEGATIVE_INFINITY;
-    const now = opts.now ?? Number.NEGATIVE_INFINITY;
-    if (opts.skipLate) return this.#survey(now).nextDueSkipLate;
     // Without skipLate the answer holds until the schedule changes (not as the clock moves).
-    const lane = opts.urgentOnly ? "urgent" : "regular";
-    if (this.#nextDueKept[lane].version !== this.#version) this.#survey(now);
-    return this.#nextDueKept[lane].at;
-  }
-
-  /**
-   * Every lane's choice at `now` and their next due times, in one pass over the waiting
-   * repositories, kept until the schedule changes or the time does. The warmer's loop asks
-   * each lane in a turn, with one time: a pass per question was three to five passes a turn,
-   * 12% of a replica's CPU in a fill of 10,000 repositories (a bench:scale profile).
-   */
-  #survey(now: number): Survey {
-    const kept = this.#surveyKept;
-    if (kept !== undefined && kept.version === this.#version && kept.now === now) return kept;
-    const early = noChoice();
-    const late = noChoice();
-    // Plain numbers, infinity for none, and the per-entry rules (`#lateAt`, the urgency,
-    // a host's room, `#ranksAbove`) written out: with `number | undefined` and calls, V8
-    // boxed a number or more per repository per pass, a fifth of what a replica allocated
-    // at 2,000,000 tags (a heap sampling profile of bench:scale).
-    let nextRegular = Number.POSITIVE_INFINITY;
-    let nextUrgent = Number.POSITIVE_INFINITY;
-    let nextSkipLate = Number.POSITIVE_INFINITY;
-    const lateAfter = this.#lateAfterMs;
-    const perHost = this.#perHost;
-    const latePerHost = this.#latePerHost;
-    const reserved = this.#reserved !== undefined;
+    const kept = opts.skipLate
+      ? undefined
+      : this.#nextDueKept[opts.urgentOnly ? "urgent" : "regular"];
+    if (kept?.version === this.#version) return kept.at;
+    let next: number | undefined;
+    const now = opts.now ?? Number.NEGATIVE_INFINITY;
     for (const entry of this.#entries.values()) {
       if (entry.inFlight || entry.prioritySeq !== undefined) continue;
-      const fits = this.#fits(entry);
-      const dueAt = entry.dueAt;
-      const never = dueAt === Number.NEGATIVE_INFINITY;
-      const lateAt = never
-        ? Number.POSITIVE_INFINITY
-        : entry.retryLease
-          ? dueAt
-          : dueAt + lateAfter;
-      const hostInFlight = entry.load.inFlight;
-      const room = hostInFlight < perHost;
-      const lateRoom = hostInFlight < latePerHost;
-      // When each lane could next find it (weights change only with takes, dones and
-      // weighs, which all change the version).
-      if (fits) {
-        const at = room ? dueAt : lateRoom ? lateAt : Number.POSITIVE_INFINITY;
-        if (at < nextRegular) nextRegular = at;
-        if (lateRoom && lateAt < nextUrgent) nextUrgent = lateAt;
-        if (room && lateAt > now && dueAt < nextSkipLate) nextSkipLate = dueAt;
+      // Weights change only with takes, dones and weighs, which all drop the kept answer.
+      if (!this.#fits(entry)) continue;
+      const lateAt = this.#lateAt(entry);
+      let at: number | undefined;
+      if (opts.skipLate) {
+        at = this.#hostHasRoom(entry.load, false) && lateAt > now ? entry.dueAt : undefined;
+      } else if (!opts.urgentOnly && this.#hostHasRoom(entry.load, false)) {
+        at = entry.dueAt;
+      } else if (this.#hostHasRoom(entry.load, true)) {
+        at = lateAt;
       }
-      if (dueAt > now) continue;
-      const isLate = now >= lateAt;
-      if (!(isLate ? lateRoom : room)) continue;
-      const lane = isLate ? late : early;
-      // How much scanning it now is worth: never scanned and lease retries first (in order
-      // of arrival), then late ones by time overdue (above any weighted score: `LATE_RANK`
-      // plus it), then time overdue weighted by its change likelihood (at most the time
-      // overdue, so always under `LATE_RANK`).
-      const overdue = now - dueAt;
-      const score =
-        never || entry.retryLease
-          ? Number.POSITIVE_INFINITY
-          : overdue >= lateAfter
-            ? LATE_RANK + overdue
-            : overdue * entry.likelihood;
-      if (fits) {
-        const best = lane.best;
-        if (
-          best === undefined ||
-          score > lane.bestScore ||
-          (score === lane.bestScore && this.#spreadsBetter(entry, best))
-        ) {
-          lane.best = entry;
-          lane.bestScore = score;
-        }
-      } else if (!reserved) {
-        const unfit = lane.unfit;
-        if (
-          unfit === undefined ||
-          score > lane.unfitScore ||
-          (score === lane.unfitScore && this.#spreadsBetter(entry, unfit))
-        ) {
-          lane.unfit = entry;
-          lane.unfitScore = score;
-        }
-      }
+      if (at === undefined || at === Number.POSITIVE_INFINITY) continue;
+      if (next === undefined || at < next) next = at;
     }
-    const version = this.#version;
-    this.#nextDueKept.regular = { version, at: finiteOrNone(nextRegular) };
-    this.#nextDueKept.urgent = { version, at: finiteOrNone(nextUrgent) };
-    const survey: Survey = {
-      version,
-      now,
-      early,
-      late,
-      nextDueSkipLate: finiteOrNone(nextSkipLate),
-    };
-    this.#surveyKept = survey;
-    return survey;
-  }
-
-  /** The choice of both lanes together (a take with neither `urgentOnly` nor `skipLate`). */
-  #merged(a: LaneChoice, b: LaneChoice): LaneChoice {
-    const bestA = this.#ranksAbove(a.best, a.bestScore, b.best, b.bestScore);
-    const unfitA = this.#ranksAbove(a.unfit, a.unfitScore, b.unfit, b.unfitScore);
-    return {
-      best: bestA ? a.best : b.best,
-      bestScore: bestA ? a.bestScore : b.bestScore,
-      unfit: unfitA ? a.unfit : b.unfit,
-      unfitScore: unfitA ? a.unfitScore : b.unfitScore,
-    };
+    if (kept) {
+      kept.version = this.#version;
+      kept.at = next;
+    }
+    return next;
   }
 
   /** Marks a repository taken with `take` as finished, due again as `next` says. */
@@ -642,14 +540,23 @@ export class Schedule {
     return entry;
   }
 
-  /** Whether `entry`, of urgency `score`, goes before `best` (none yet: it does; none: not). */
-  #ranksAbove(
-    entry: Entry | undefined,
-    score: number,
-    best: Entry | undefined,
-    bestScore: number,
-  ): boolean {
-    if (entry === undefined) return false;
+  /**
+   * How much scanning `entry` now is worth: never scanned and lease retries first (in order
+   * of arrival), then late ones by time overdue (above any weighted score: `LATE_RANK` plus
+   * it), then time overdue weighted by its change likelihood (at most the time overdue, so
+   * always under `LATE_RANK`).
+   */
+  #urgency(entry: Entry, now: number): number {
+    if (entry.dueAt === Number.NEGATIVE_INFINITY || entry.retryLease) {
+      return Number.POSITIVE_INFINITY;
+    }
+    const overdue = now - entry.dueAt;
+    if (overdue >= this.#lateAfterMs) return LATE_RANK + overdue;
+    return overdue * entry.likelihood;
+  }
+
+  /** Whether `entry`, of urgency `score`, goes before `best` (none yet: it does). */
+  #ranksAbove(entry: Entry, score: number, best: Entry | undefined, bestScore: number): boolean {
     if (best === undefined || score > bestScore) return true;
     return score === bestScore && this.#spreadsBetter(entry, best);
   }
@@ -710,6 +617,11 @@ export class Schedule {
     return now >= this.#lateAt(entry);
   }
 
+  /** Whether a host of `load` has room for one more scan (a late one: up to `latePerHostConcurrency`). */
+  #hostHasRoom(load: HostLoad, late: boolean): boolean {
+    return load.inFlight < (late ? this.#latePerHost : this.#perHost);
+  }
+
   #notify(): void {
     this.#version++;
     for (const wake of [...this.#waiters]) wake();
@@ -734,23 +646,6 @@ export class Schedule {
     this.#priority.delete(entry);
     this.#version++;
   }
-}
-
-/** A lane with nothing in it (a take asking for both `urgentOnly` and `skipLate`). */
-const NO_CHOICE: Readonly<LaneChoice> = noChoice();
-
-function noChoice(): LaneChoice {
-  return {
-    best: undefined,
-    bestScore: Number.NEGATIVE_INFINITY,
-    unfit: undefined,
-    unfitScore: Number.NEGATIVE_INFINITY,
-  };
-}
-
-/** A next due time found in a pass: none when nothing was (infinity). */
-function finiteOrNone(at: number): number | undefined {
-  return at === Number.POSITIVE_INFINITY ? undefined : at;
 }
 
 /**

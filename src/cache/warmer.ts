@@ -541,22 +541,19 @@ export class Warmer {
       }
     };
     while (!signal.aborted) {
-      // One time for the whole turn: the schedule answers every lane's question at one time
-      // with one pass over its repositories.
-      const now = this.#ctx.now();
       // The brake is asked only when regular work could start now: a hold's bound runs
       // from the first turn that had something to hold back (loop-brake.ts).
       const held =
         brake !== undefined &&
         (regularRoom() || floorRoom()) &&
-        (schedule.nextDue({ now }) ?? Number.POSITIVE_INFINITY) <= now
+        (schedule.nextDue() ?? Number.POSITIVE_INFINITY) <= this.#ctx.now()
           ? brake.look()
           : undefined;
       // While the loop is busy, regular scans wait (bounded) so that API reads get the loop;
       // priority requests and late repositories start below whatever the brake says.
       if (!held?.hold) {
-        startWhile(regularRoom, () => schedule.take(now));
-        startWhile(floorRoom, () => schedule.take(now, { skipLate: true }));
+        startWhile(regularRoom, () => schedule.take(this.#ctx.now()));
+        startWhile(floorRoom, () => schedule.take(this.#ctx.now(), { skipLate: true }));
       }
       // Webhooks and POST .../refresh do not wait for a slot: every slot may be held by long
       // scans (a huge repository, or polling at a stretched budget), and bench:scale saw a
@@ -566,21 +563,20 @@ export class Warmer {
       // take up to as many again, so that late rescans never hold them back.
       startWhile(
         () => schedule.urgentInFlight < workers,
-        () => schedule.take(now, { urgentOnly: true }),
+        () => schedule.take(this.#ctx.now(), { urgentOnly: true }),
       );
       startWhile(
         () => schedule.urgentInFlight < (IN_FLIGHT_PER_WORKER - 1) * workers,
-        () => schedule.take(now, { priorityOnly: true }),
+        () => schedule.take(this.#ctx.now(), { priorityOnly: true }),
       );
       // The lookup's timer wakes the loop every interval anyway; a fake clock (tests) that
       // moved meanwhile is looked at then.
       let waitMs = this.#intervalMs;
+      const now = this.#ctx.now();
       const lanes: Array<number | undefined> = [];
-      if (regularRoom() && !held?.hold) lanes.push(schedule.nextDue({ now }));
+      if (regularRoom() && !held?.hold) lanes.push(schedule.nextDue());
       else if (floorRoom() && !held?.hold) lanes.push(schedule.nextDue({ skipLate: true, now }));
-      if (schedule.urgentInFlight < workers) {
-        lanes.push(schedule.nextDue({ urgentOnly: true, now }));
-      }
+      if (schedule.urgentInFlight < workers) lanes.push(schedule.nextDue({ urgentOnly: true }));
       for (const next of lanes) {
         if (next !== undefined) waitMs = Math.min(waitMs, Math.max(0, next - now));
       }
