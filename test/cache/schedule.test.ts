@@ -473,6 +473,15 @@ describe("Schedule's bound on weight in flight", () => {
   });
 });
 
+/** A random `done` of a repository in flight (the `pick`th), due `dueIn` from now. */
+const DONE_FIELDS = {
+  kind: fc.constant("done" as const),
+  pick: fc.nat(),
+  dueIn: fc.integer({ min: -2 * MINUTE, max: 3 * MINUTE }),
+  likelihood: fc.double({ min: 0.1, max: 1, noNaN: true }),
+  retryLease: fc.boolean(),
+};
+
 describe("Schedule's kept next due times", () => {
   it("answer as a schedule that looks at every repository each time (random operations)", () => {
     const NAMES = ["a/1", "a/2", "a/3", "b/1", "b/2", "c/1"];
@@ -489,11 +498,7 @@ describe("Schedule's kept next due times", () => {
         lane: fc.constantFrom("regular", "urgentOnly", "priorityOnly", "skipLate"),
       }),
       fc.record({
-        kind: fc.constant("done" as const),
-        pick: fc.nat(),
-        dueIn: fc.integer({ min: -2 * MINUTE, max: 3 * MINUTE }),
-        likelihood: fc.double({ min: 0.1, max: 1, noNaN: true }),
-        retryLease: fc.boolean(),
+        ...DONE_FIELDS,
         unscanned: fc.boolean(),
         weight: fc.option(fc.integer({ min: 0, max: 80 }), { nil: undefined }),
       }),
@@ -593,13 +598,7 @@ describe("Schedule's kept next due times", () => {
         kind: fc.constant("take" as const),
         lane: fc.constantFrom("regular", "urgentOnly", "skipLate"),
       }),
-      fc.record({
-        kind: fc.constant("done" as const),
-        pick: fc.nat(),
-        dueIn: fc.integer({ min: -2 * MINUTE, max: 3 * MINUTE }),
-        likelihood: fc.double({ min: 0.1, max: 1, noNaN: true }),
-        retryLease: fc.boolean(),
-      }),
+      fc.record(DONE_FIELDS),
       fc.record({ kind: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: MINUTE }) }),
     );
     fc.assert(
