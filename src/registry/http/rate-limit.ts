@@ -1,8 +1,9 @@
 /**
- * The rate-limit layer: waits for the host's token bucket (its request budget) and a free
- * connection to it before each request, and for its pull budget before a manifest GET; halves the host's rate on a `429`
- * (once per client, as Flux did), keeps the host paused for its `Retry-After`, and feeds
- * Docker Hub's `ratelimit-*` headers to the limiter so that pulls slow before the quota ends.
+ * The rate-limit layer: waits for the host's pull budget before a manifest GET, then for a
+ * free connection to the host and its token bucket (its request budget) before each request;
+ * halves the host's rate on a `429` (once per client, as Flux did), keeps the host paused for
+ * its `Retry-After`, and feeds Docker Hub's `ratelimit-*` headers to the limiter so that
+ * pulls slow before the quota ends.
  */
 
 import type { HttpRequest, HttpResponse, Layer, Transport } from "./exchange.js";

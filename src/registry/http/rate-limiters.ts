@@ -466,8 +466,9 @@ export class RateLimiters {
   /**
    * Resolves when one request can go to the host at once: a connection to it is free (at
    * most `maxInFlight` of these requests are in flight per host) and the budget has a turn
-   * for it, as `wait`. Resolves to the release of its connection: call it once the exchange
-   * is over (its body read or dropped, or the request failed; more calls do nothing).
+   * for it, as `wait`. Resolves to the release of its connection: call it once the request
+   * no longer holds it (the rate-limit layer: when the answer's headers come, or the request
+   * failed; more calls do nothing).
    *
    * The turn is taken only when the request can be written: a request granted its turn and
    * then queued in the connection pool (all connections busy with answers a loaded event
