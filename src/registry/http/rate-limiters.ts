@@ -83,7 +83,7 @@ export interface HostRateState {
   backedOffAt: number | undefined;
   /** No request starts before this (ms since the epoch); 0 when not paused. */
   pausedUntil: number;
-  /** Requests sent through `waitToSend` whose exchange is not over yet. */
+  /** Requests sent through `waitToSend` whose answers' headers have not come yet. */
   inFlight: number;
 }
 
@@ -116,8 +116,6 @@ function enqueue(queue: Waiter[], me: Waiter): void {
 /** A request waiting for its turn. */
 interface Waiter {
   priority: boolean;
-  /** It goes only once it can have a connection to itself (`waitToSend`). */
-  slot: boolean;
   /** Wakes it to work out its turn again. */
   wake: () => void;
 }
@@ -163,7 +161,7 @@ interface HostBucket {
    * may bring the quota), so that a cold start cannot spend a quota before it is seen.
    */
   firstPull: { done: Promise<void>; settle: () => void; settled: boolean } | undefined;
-  /** Requests of `waitToSend` whose exchange is not over (their connections are busy). */
+  /** Requests of `waitToSend` not yet released (their connections are busy). */
   inFlight: number;
   /** Requests let through, and the milliseconds they waited for the budget in all. */
   requests: number;
@@ -433,7 +431,7 @@ export class RateLimiters {
       const top = topRate(b.budget);
       const askedShare = top > 0 ? Math.min(1, asked / WANT_SECONDS / top) : 0;
       // Requests queued only for a connection would not go faster with more budget.
-      const queued = b.queue.length > 0 && (b.tokens < 1 || b.inFlight < this.maxInFlight);
+      const queued = b.queue.length > 0 && (b.tokens < 1 || this.#freeConnections(b) > 0);
       const limited = queued || b.pausedUntil > now;
       out.set(b.host, { share: askedShare, limited });
     }
@@ -483,8 +481,7 @@ export class RateLimiters {
       if (released) return;
       released = true;
       b.inFlight--;
-      // The one waiter whose turn a free connection brings (those ahead of it had theirs).
-      b.queue[this.maxInFlight - b.inFlight - 1]?.wake();
+      this.#wakeForConnection(b);
     };
   }
 
@@ -510,7 +507,7 @@ export class RateLimiters {
     // A reason given: without one, each wake-up built a DOMException with its stack (3% of
     // a replica's CPU at 2,000,000 tags, a wake-up per request's end).
     const interrupt = () => nap.abort(WOKEN);
-    const me: Waiter = { priority: isPriority(priority), slot, wake: interrupt };
+    const me: Waiter = { priority: isPriority(priority), wake: interrupt };
     enqueue(b.queue, me);
     const raise = !me.priority && typeof priority === "object" ? priority : undefined;
     b.wakers.add(interrupt);
@@ -529,7 +526,7 @@ export class RateLimiters {
         const position = b.queue.indexOf(me);
         // Waiting for a connection: a release wakes the waiter whose turn it brings.
         const delay =
-          slot && position >= this.maxInFlight - b.inFlight
+          slot && position >= this.#freeConnections(b)
             ? Number.POSITIVE_INFINITY
             : Math.max(this.#turnDelay(b, position), b.pausedUntil - t);
         if (delay <= 0) break;
@@ -565,7 +562,17 @@ export class RateLimiters {
     this.#grant(b, slot);
     b.waitedMs += Math.max(0, this.#clock.now() - now);
     // Gone without a connection: those behind it are a place nearer to one.
-    if (!slot) b.queue[this.maxInFlight - b.inFlight - 1]?.wake();
+    if (!slot) this.#wakeForConnection(b);
+  }
+
+  /** Connections to the host no request holds: the waiters at these first places may go. */
+  #freeConnections(b: HostBucket): number {
+    return this.maxInFlight - b.inFlight;
+  }
+
+  /** Wakes the one waiter whose place a free connection now reaches (those ahead had theirs). */
+  #wakeForConnection(b: HostBucket): void {
+    b.queue[this.#freeConnections(b) - 1]?.wake();
   }
 
   #grant(b: HostBucket, slot: boolean): void {
