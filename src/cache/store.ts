@@ -26,6 +26,12 @@ export interface LeaseTake {
   owner: string;
 }
 
+/** What {@link Store.acquireAndGet} answers: whether the lease was taken, and the value. */
+export interface LeasedRead {
+  taken: boolean;
+  entry: StoreEntry | undefined;
+}
+
 /** A key-value store with refresh deadlines and leases. */
 export interface Store {
   /** The value and its deadline, or `undefined` for a miss (including a value that does not decode). */
@@ -58,6 +64,13 @@ export interface Store {
    * without it callers use `acquire` then `set`. On an error neither may be known done.
    */
   acquireAndSet?(lease: LeaseTake, also: StoreWrite, opts?: OperationOptions): Promise<boolean>;
+  /**
+   * Takes or renews a lease as {@link acquire} does, then reads `key` as {@link get} does,
+   * in one round trip (a record read under its lease: the replica census's heartbeat). The
+   * value is read whether or not the lease was taken. Optional: without it callers use
+   * `acquire` then `get`.
+   */
+  acquireAndGet?(lease: LeaseTake, key: string, opts?: OperationOptions): Promise<LeasedRead>;
   /**
    * Writes a value as {@link set} does, then gives a lease back as {@link release} does
    * (a scan's repository record, then its lease), in one round trip. Optional: without it

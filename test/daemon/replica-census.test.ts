@@ -48,6 +48,22 @@ function cuttable(store: Store): { store: Store; cut: () => void } {
   };
 }
 
+/** `store`, with the name of every operation called on it, in order. */
+function counted(store: Store): { store: Store; calls: string[] } {
+  const calls: string[] = [];
+  const proxy = new Proxy(store, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store: proxy, calls };
+}
+
 /** One census of a {@link Fleet}. */
 interface FleetMember {
   store: Store;
@@ -170,6 +186,32 @@ describe("ReplicaCensus on Redis", () => {
         timeoutMs: 10_000,
       });
       assert.ok(Date.now() - stoppedAt < 30_000 / 2, "well before the TTL");
+      assert.deepEqual(fleet.violations, []);
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  it("a heartbeat is two round trips: the lease with the read, the write with the lease's return", async () => {
+    // Each round trip of a heartbeat waits for the event loop; on a loaded replica four of
+    // them left seconds between heartbeats (see the census's #lockAndRead).
+    const fleet = new Fleet(nextPrefix());
+    const a = counted(store);
+    const censusA = fleet.add({ store: a.store, owner: "a", heartbeatMs: 60_000 });
+    const censusB = fleet.add({ store, owner: "b", heartbeatMs: 60_000 });
+    try {
+      await censusA.start();
+      await censusB.start();
+      a.calls.length = 0;
+      await censusA.beat();
+      assert.deepEqual(a.calls, ["acquireAndGet", "setAndRelease"]);
+      assert.deepEqual(censusA.view, { replicas: 2, share: 0.5 }, "a made room for b");
+      // The lease went back with the write: b takes it at its first try, and what a made room.
+      await censusB.beat();
+      assert.deepEqual(views(fleet), [
+        { replicas: 2, share: 0.5 },
+        { replicas: 2, share: 0.5 },
+      ]);
       assert.deepEqual(fleet.violations, []);
     } finally {
       await fleet.stop();

@@ -7,7 +7,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
-import type { LeaseTake, Store, StoreEntry, StoreWrite } from "../store.js";
+import type { LeasedRead, LeaseTake, Store, StoreEntry, StoreWrite } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
@@ -80,6 +80,21 @@ redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1`;
 
 /**
+ * `acquireAndGet` on one node: the lease taken (SET NX) or renewed by its holder, then the
+ * value read, in one command; the value comes back whether or not the lease was taken.
+ * KEYS: lease, value; ARGV: owner, lease PX. A missing value is `false`, a nil in the reply.
+ */
+const LEASE_TAKE_AND_GET = `local taken = 1
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  else
+    taken = 0
+  end
+end
+return {taken, redis.call('GET', KEYS[2])}`;
+
+/**
  * `setAndRelease` on one node: the value written, then the lease deleted if still the
  * owner's, in one command. KEYS: value, lease; ARGV: value, value PX, owner.
  */
@@ -105,6 +120,12 @@ type ScriptedRedis = Redis & {
     owner: string,
   ): Promise<number>;
   regscanSetMany(numKeys: number, ...args: (string | Buffer)[]): Promise<number>;
+  regscanLeaseTakeAndGetBuffer(
+    lease: string,
+    key: string,
+    owner: string,
+    leasePx: string,
+  ): Promise<[number, Buffer | null]>;
   regscanLeaseTakeAndSet(
     lease: string,
     key: string,
@@ -140,6 +161,8 @@ export class RedisStore implements Store {
   #lastErrorLog = 0;
   /** On one node only (see {@link Store.acquireAndSet}). */
   acquireAndSet?: NonNullable<Store["acquireAndSet"]>;
+  /** On one node only (see {@link Store.acquireAndGet}). */
+  acquireAndGet?: NonNullable<Store["acquireAndGet"]>;
   /** On one node only (see {@link Store.setAndRelease}). */
   setAndRelease?: NonNullable<Store["setAndRelease"]>;
   /** Why the connection last failed, until it is up again: what an outage is reported as. */
@@ -188,11 +211,16 @@ export class RedisStore implements Store {
         lua: LEASE_TAKE_AND_SET,
         numberOfKeys: 2,
       });
+      this.#client.defineCommand("regscanLeaseTakeAndGet", {
+        lua: LEASE_TAKE_AND_GET,
+        numberOfKeys: 2,
+      });
       this.#client.defineCommand("regscanSetAndRelease", {
         lua: SET_AND_RELEASE,
         numberOfKeys: 2,
       });
       this.acquireAndSet = (lease, also, opts) => this.#acquireAndSet(lease, also, opts);
+      this.acquireAndGet = (lease, key, opts) => this.#acquireAndGet(lease, key, opts);
       this.setAndRelease = (write, lease, opts) => this.#setAndRelease(write, lease, opts);
     }
     // Sent as EVALSHA once loaded: the script's text is not sent (and hashed) each time.
@@ -342,6 +370,20 @@ export class RedisStore implements Store {
       (c as ScriptedRedis).regscanLeaseTakeAndSet(key, also.key, owner, px, stored, valuePx),
     );
     return taken === 1;
+  }
+
+  /** One script; a cluster has none (the two keys may live on two nodes). */
+  async #acquireAndGet(
+    { key: lease, ttlMs, owner }: LeaseTake,
+    key: string,
+    opts?: OperationOptions,
+  ): Promise<LeasedRead> {
+    const px = String(Math.max(1, Math.ceil(ttlMs)));
+    const [taken, stored] = await this.#run("acquire", opts, (c) =>
+      (c as ScriptedRedis).regscanLeaseTakeAndGetBuffer(lease, key, owner, px),
+    );
+    const entry = stored === null ? undefined : entryOrWarn(key, stored, this.#logger);
+    return { taken: taken === 1, entry };
   }
 
   /** One script; a cluster has none (the two keys may live on two nodes). */

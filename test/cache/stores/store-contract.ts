@@ -58,7 +58,10 @@ export interface ContractSubject {
 export interface ContractTraits {
   /** A getMany already running can be aborted (every store but memory, which answers at once). */
   abortsWhileRunning: boolean;
-  /** The store has `acquireAndSet` and `setAndRelease` (Redis on one node): both checked. */
+  /**
+   * The store has `acquireAndSet`, `acquireAndGet` and `setAndRelease` (Redis on one node):
+   * each checked.
+   */
   leaseWrites?: boolean;
 }
 
@@ -177,6 +180,32 @@ export function storeContract(
       await a.release(lease, "replica-a");
       assert.equal(await take(b, "replica-b"), true);
       assert.equal(await holding(), "replica-b");
+      await b.release(lease, "replica-b");
+    });
+
+    test(`${name}: acquireAndGet reads the value, with the lease or without it`, async () => {
+      const { a, b } = subject();
+      assert.ok(a.acquireAndGet && b.acquireAndGet, "the store has acquireAndGet");
+      const lease = uniqueKey("lease-and-get");
+      const record = uniqueKey("record");
+      const take = (s: Store, who: string) =>
+        (s.acquireAndGet as NonNullable<Store["acquireAndGet"]>)(
+          { key: lease, ttlMs: 60_000, owner: who },
+          record,
+        );
+      assert.deepEqual(await take(a, "replica-a"), { taken: true, entry: undefined }, "a miss");
+      const deadline = new Date(Date.now() + 60_000);
+      await a.set(record, deadline, Buffer.from("v1"));
+      const held = await take(b, "replica-b");
+      assert.equal(held.taken, false, "held by another: not taken");
+      assert.equal(Buffer.from(held.entry?.value ?? []).toString(), "v1", "but read");
+      assert.equal(held.entry?.deadline.getTime(), deadline.getTime());
+      assert.equal((await take(a, "replica-a")).taken, true, "the holder renews");
+      assert.equal(await b.acquire(lease, 60_000, "replica-b"), false, "a plain acquire agrees");
+      await a.release(lease, "replica-a");
+      const taken = await take(b, "replica-b");
+      assert.equal(taken.taken, true);
+      assert.equal(Buffer.from(taken.entry?.value ?? []).toString(), "v1");
       await b.release(lease, "replica-b");
     });
 
