@@ -10,8 +10,16 @@ import type { RefreshRunner } from "./refresh-coalescer.js";
 export function priorityScanRunner(
   warmer: Warmer,
   boundMs = 10 * 60_000,
-  /** After a scan skipped because another replica held the lease: wait, then ask again. */
-  leaseRetry = { delayMs: 1_000, attempts: 30 },
+  /**
+   * After a scan skipped because another replica held the lease: wait, then ask again, the
+   * wait growing to `maxDelayMs`, until `attempts` or the bound. The holder may be in a scan
+   * of a repository of 20,000 tags, minutes at a registry's budget: 30 tries a second apart
+   * gave up first, and most webhooks of a bench:scale run at 2,000,000 tags went unseen.
+   */
+  leaseRetry: { delayMs: number; maxDelayMs?: number; attempts?: number } = {
+    delayMs: 1_000,
+    maxDelayMs: 5_000,
+  },
 ): RefreshRunner {
   // Named tags (webhooks) make a scan that lists the repository once and checks only those
   // tags and new ones (pushed tags alone: no listing, where the scan can); without tags
@@ -21,7 +29,9 @@ export function priorityScanRunner(
       // A scan already running was started before this request and is not the one asked
       // for: the priority scan is the next one to end (the backlog runs it right after).
       let endsToSee = warmer.repositoryStatus(repository)?.scanning ? 2 : 1;
-      let attemptsLeft = leaseRetry.attempts;
+      let attemptsLeft = leaseRetry.attempts ?? Number.POSITIVE_INFINITY;
+      let delayMs = leaseRetry.delayMs;
+      const maxDelayMs = Math.max(delayMs, leaseRetry.maxDelayMs ?? delayMs);
       let retry: NodeJS.Timeout | undefined;
       const timer = setTimeout(done, boundMs);
       timer.unref();
@@ -33,8 +43,9 @@ export function priorityScanRunner(
         // this refresh is for. The refresh is still owed: once that scan is over.
         if (result.outcome === "skipped-lease" && attemptsLeft-- > 0) {
           endsToSee = 1;
-          retry = setTimeout(ask, leaseRetry.delayMs);
+          retry = setTimeout(ask, delayMs);
           retry.unref();
+          delayMs = Math.min(maxDelayMs, delayMs * 1.5);
           return;
         }
         done();
