@@ -619,6 +619,15 @@ export class RateLimiters {
         continue;
       }
       const now = this.#clock.now();
+      if (this.#shareFor(b.host) <= 0) {
+        // No share of the budgets for now (a replica joining, or one whose census heartbeat
+        // is late): the quota is not spent, so the pull waits for a share as a request does.
+        // Rejected as spent, each such second abandoned the scans of the host's repositories
+        // until their next interval (bench:scale at 2,000,000 tags: the fill's tail).
+        await this.#napUntilWoken(b, MAX_NAP_MS, signal);
+        b.waitedMs += Math.max(0, this.#clock.now() - now);
+        continue;
+      }
       const { delayMs } = pulls.delay(now);
       if (delayMs <= 0) {
         pulls.start(now, this.#rateOf(b));
@@ -631,6 +640,23 @@ export class RateLimiters {
     const pulls = b.pulls as PullBudget;
     const now = this.#clock.now();
     throw this.#pullBudgetSpent(host, pulls, now, pulls.delay(now).delayMs);
+  }
+
+  /** Sleeps up to `ms`, or until the host's rate or share changes; rejects on `signal`. */
+  async #napUntilWoken(b: HostBucket, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const nap = new AbortController();
+    const wake = () => nap.abort(WOKEN);
+    b.wakers.add(wake);
+    signal?.addEventListener("abort", wake);
+    try {
+      await this.#clock.sleep(ms, nap.signal);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (!nap.signal.aborted) throw err;
+    } finally {
+      b.wakers.delete(wake);
+      signal?.removeEventListener("abort", wake);
+    }
   }
 
   #pullBudgetSpent(host: string, pulls: PullBudget, now: number, delayMs: number): Error {

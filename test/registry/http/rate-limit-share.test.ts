@@ -236,4 +236,38 @@ describe("RateLimiters share", () => {
     }
     assert.equal(count, 40);
   });
+
+  it("pulls at share 0 wait for a share (a late heartbeat), not refused as spent", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 100, burst: 100, share: 0.5, clock });
+    limiters.observeQuota(HOST, 90, 100, 21_600);
+    limiters.setShare(0);
+    let counted: boolean | undefined;
+    let refused: unknown;
+    const pull = limiters.waitPull(HOST).then(
+      (c) => {
+        counted = c;
+      },
+      (err: unknown) => {
+        refused = err;
+      },
+    );
+    // Longer than a pull may wait for quota, and than one nap at share 0: still waiting.
+    await clock.advance(65_000);
+    assert.equal(refused, undefined, "not refused: 90 of 100 left is no spent budget");
+    assert.equal(counted, undefined, "no pull at share 0");
+    limiters.setShare(0.5);
+    await clock.advance(0);
+    await pull;
+    assert.equal(counted, true, "it goes as soon as a share is back");
+    limiters.pullDone(HOST);
+    assert.equal(limiters.state(HOST).pulls?.remaining, 89);
+
+    // A caller that gives up meanwhile is rejected with its own reason.
+    limiters.setShare(0);
+    const gaveUp = new AbortController();
+    const waiting = limiters.waitPull(HOST, gaveUp.signal);
+    gaveUp.abort(new Error("scan stopped"));
+    await assert.rejects(waiting, /scan stopped/);
+  });
 });
