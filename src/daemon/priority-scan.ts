@@ -11,15 +11,19 @@ export function priorityScanRunner(
   warmer: Warmer,
   boundMs = 10 * 60_000,
   /**
-   * After a scan skipped because another replica held the lease: wait, then ask again, the
-   * wait growing to `maxDelayMs`, until `attempts` or the bound. The holder may be in a scan
-   * of a repository of 20,000 tags, minutes at a registry's budget: 30 tries a second apart
-   * gave up first, and most webhooks of a bench:scale run at 2,000,000 tags went unseen.
+   * After a scan skipped because another replica held the lease: wait `delayMs`, then ask
+   * again; after `steadyAttempts` such tries the wait grows to `maxDelayMs`, until
+   * `attempts` or the bound. Most holders end within seconds, and a second apart the
+   * refresh follows at once; but one may be in a scan of a repository of 20,000 tags,
+   * minutes at a registry's budget: 30 tries a second apart then gave up first, and most
+   * webhooks of a bench:scale run at 2,000,000 tags went unseen.
    */
-  leaseRetry: { delayMs: number; maxDelayMs?: number; attempts?: number } = {
-    delayMs: 1_000,
-    maxDelayMs: 5_000,
-  },
+  leaseRetry: {
+    delayMs: number;
+    steadyAttempts?: number;
+    maxDelayMs?: number;
+    attempts?: number;
+  } = { delayMs: 1_000, steadyAttempts: 30, maxDelayMs: 5_000 },
 ): RefreshRunner {
   // Named tags (webhooks) make a scan that lists the repository once and checks only those
   // tags and new ones (pushed tags alone: no listing, where the scan can); without tags
@@ -30,6 +34,7 @@ export function priorityScanRunner(
       // for: the priority scan is the next one to end (the backlog runs it right after).
       let endsToSee = warmer.repositoryStatus(repository)?.scanning ? 2 : 1;
       let attemptsLeft = leaseRetry.attempts ?? Number.POSITIVE_INFINITY;
+      let steadyLeft = leaseRetry.steadyAttempts ?? 0;
       let delayMs = leaseRetry.delayMs;
       const maxDelayMs = Math.max(delayMs, leaseRetry.maxDelayMs ?? delayMs);
       let retry: NodeJS.Timeout | undefined;
@@ -45,7 +50,7 @@ export function priorityScanRunner(
           endsToSee = 1;
           retry = setTimeout(ask, delayMs);
           retry.unref();
-          delayMs = Math.min(maxDelayMs, delayMs * 1.5);
+          if (steadyLeft-- <= 0) delayMs = Math.min(maxDelayMs, delayMs * 1.5);
           return;
         }
         done();

@@ -203,13 +203,14 @@ describe("priorityScanRunner", () => {
     const w = await started();
     const lease = new Keys().lease(APP);
     assert.ok(await w.store.acquire(lease, 60_000, "replica-b"));
-    const run = priorityScanRunner(w.warmer, 10_000, { delayMs: 20, maxDelayMs: 80 });
+    const retry = { delayMs: 20, steadyAttempts: 5, maxDelayMs: 80 };
+    const run = priorityScanRunner(w.warmer, 10_000, retry);
     const done = run(APP.toString(), ["v1"], true);
-    // Well past 30 retries at the first delay (600 ms): the retries went on, at most one
-    // per 80 ms once spaced out.
+    // Well past 30 retries at the first delay (600 ms): the retries went on, five 20 ms
+    // apart, then at most one per 80 ms once spaced out.
     await new Promise((r) => setTimeout(r, 1_500));
     const skipped = w.outcomes.filter((o) => o === "skipped-lease").length;
-    assert.ok(skipped >= 5 && skipped <= 30, `${skipped} retries in 1.5 s`);
+    assert.ok(skipped >= 6 && skipped <= 30, `${skipped} retries in 1.5 s`);
     assert.equal(w.factory.counts(APP.toString()).tags, 0, "not scanned under B's lease");
     await w.store.release(lease, "replica-b");
     await done;
@@ -219,11 +220,7 @@ describe("priorityScanRunner", () => {
     // With the lease never given back, the refresh ends at its bound.
     assert.ok(await w.store.acquire(lease, 60_000, "replica-b"));
     const startedAt = Date.now();
-    await priorityScanRunner(w.warmer, 400, { delayMs: 20, maxDelayMs: 80 })(
-      APP.toString(),
-      ["v1"],
-      true,
-    );
+    await priorityScanRunner(w.warmer, 400, retry)(APP.toString(), ["v1"], true);
     const took = Date.now() - startedAt;
     assert.ok(took >= 390 && took < 5_000, `ended after ${took} ms, at its 400 ms bound`);
     assert.equal(w.factory.counts(APP.toString()).tags, 1, "still not scanned under B's lease");
