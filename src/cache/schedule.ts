@@ -421,31 +421,21 @@ export class Schedule {
   /**
    * Every lane's next due time in one pass, kept as of this version (and `now`, for
    * `skipLate`): the warmer asks two or three lanes a turn, a pass each before. Plain numbers
-   * with infinity for none, and the per-entry rules written out (`#lateAt`, a host's room):
-   * with `number | undefined` V8 boxed a number or more per repository per pass (a heap
-   * sampling profile of bench:scale at 2,000,000 tags).
+   * with infinity for none: with `number | undefined` V8 boxed a number or more per
+   * repository per pass (a heap sampling profile of bench:scale at 2,000,000 tags).
    */
   #nextDuePass(now: number): void {
     let regular = Number.POSITIVE_INFINITY;
     let urgent = Number.POSITIVE_INFINITY;
     let skipLate = Number.POSITIVE_INFINITY;
-    const lateAfter = this.#lateAfterMs;
-    const perHost = this.#perHost;
-    const latePerHost = this.#latePerHost;
     for (const entry of this.#entries.values()) {
       if (entry.inFlight || entry.prioritySeq !== undefined) continue;
       // Weights change only with takes, dones and weighs, which all drop the kept answer.
       if (!this.#fits(entry)) continue;
       const dueAt = entry.dueAt;
-      const lateAt =
-        dueAt === Number.NEGATIVE_INFINITY
-          ? Number.POSITIVE_INFINITY
-          : entry.retryLease
-            ? dueAt
-            : dueAt + lateAfter;
-      const hostInFlight = entry.load.inFlight;
-      const room = hostInFlight < perHost;
-      const lateRoom = hostInFlight < latePerHost;
+      const lateAt = this.#lateAt(entry);
+      const room = this.#hostHasRoom(entry.load, false);
+      const lateRoom = this.#hostHasRoom(entry.load, true);
       const at = room ? dueAt : lateRoom ? lateAt : Number.POSITIVE_INFINITY;
       if (at < regular) regular = at;
       if (lateRoom && lateAt < urgent) urgent = lateAt;
