@@ -68,30 +68,33 @@ end
 return #KEYS`;
 
 /**
- * `acquireAndSet` on one node: the lease taken (SET NX) or renewed by its holder, then the
- * value beside it written, in one command. KEYS: lease, value; ARGV: owner, lease PX,
- * value, value PX.
+ * The start of the lease scripts below: the lease (KEYS[1]) taken for its owner (ARGV[1])
+ * with SET NX, or renewed for ARGV[2] ms if its holder is the owner; `taken` says which.
  */
-const LEASE_TAKE_AND_SET = `if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-return 1`;
-
-/**
- * `acquireAndGet` on one node: the lease taken (SET NX) or renewed by its holder, then the
- * value read, in one command; the value comes back whether or not the lease was taken.
- * KEYS: lease, value; ARGV: owner, lease PX. A missing value is `false`, a nil in the reply.
- */
-const LEASE_TAKE_AND_GET = `local taken = 1
+const LEASE_TAKE_OR_RENEW = `local taken = 1
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
   else
     taken = 0
   end
-end
+end`;
+
+/**
+ * `acquireAndSet` on one node: the lease taken or renewed, then the value beside it
+ * written, in one command. KEYS: lease, value; ARGV: owner, lease PX, value, value PX.
+ */
+const LEASE_TAKE_AND_SET = `${LEASE_TAKE_OR_RENEW}
+if taken == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1`;
+
+/**
+ * `acquireAndGet` on one node: the lease taken or renewed, then the value read, in one
+ * command; the value comes back whether or not the lease was taken. KEYS: lease, value;
+ * ARGV: owner, lease PX. A missing value is `false`, a nil in the reply.
+ */
+const LEASE_TAKE_AND_GET = `${LEASE_TAKE_OR_RENEW}
 return {taken, redis.call('GET', KEYS[2])}`;
 
 /**
