@@ -50,8 +50,11 @@ export interface WarmerMetrics {
   tagsRefreshed: Counter<string>;
   /** Tags past their deadline that a `HEAD` showed unchanged, so no `GET` was made. */
   getsAvoidedByHead: Counter<string>;
-  /** Tags the cache holds, by repository, as of each repository's last scan. */
-  tagsCached: Gauge<string>;
+  /**
+   * Tags the cache holds, by repository, as of the repository's last scan by this warmer;
+   * absent when made with `tagsCachedByRepository: false` (a series per repository).
+   */
+  tagsCached: Gauge<string> | undefined;
   /** Tags not yet in the index, by how they were first asked for (`first`: `head` or `get`). */
   newTagFetches: Counter<string>;
   /** How many times the configured intervals are stretched, per registry host. */
@@ -60,8 +63,17 @@ export interface WarmerMetrics {
   scanTagsInFlight: Gauge<string>;
 }
 
+/** Which of the warmer's metrics are made. */
+export interface WarmerMetricsOptions {
+  /** `regscan_warmer_tags_cached{repository}`: one series per repository (default true). */
+  tagsCachedByRepository?: boolean | undefined;
+}
+
 /** Creates (or finds) the warmer's metrics on `registry`. */
-export function warmerMetrics(registry: Registry = promClient().register): WarmerMetrics {
+export function warmerMetrics(
+  registry: Registry = promClient().register,
+  options: WarmerMetricsOptions = {},
+): WarmerMetrics {
   const { Counter, Gauge } = promClient();
   return {
     repositoriesScanned: once(
@@ -95,17 +107,20 @@ export function warmerMetrics(registry: Registry = promClient().register): Warme
           registers: [registry],
         }),
     ),
-    tagsCached: once(
-      registry,
-      "regscan_warmer_tags_cached",
-      () =>
-        new Gauge({
-          name: "regscan_warmer_tags_cached",
-          help: "Tags held in the cache, by repository, as of the repository's last scan.",
-          labelNames: ["repository"],
-          registers: [registry],
-        }),
-    ),
+    tagsCached:
+      options.tagsCachedByRepository === false
+        ? undefined
+        : once(
+            registry,
+            "regscan_warmer_tags_cached",
+            () =>
+              new Gauge({
+                name: "regscan_warmer_tags_cached",
+                help: "Tags held in the cache, by repository, as of this replica's last scan of the repository (another replica's later scan removes the series here).",
+                labelNames: ["repository"],
+                registers: [registry],
+              }),
+          ),
     newTagFetches: once(
       registry,
       "regscan_warmer_new_tag_fetches_total",

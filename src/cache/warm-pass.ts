@@ -334,6 +334,6 @@ async function scanRepository(s: Scan): Promise<void> {
   await writeRecord(s, { previous, listed, lastError, imagesKeptAt: keptAt });
   if (result.outcome === "scanned" && !lastError) ctx.factory.succeed(job.name);
   if (result.outcome !== "aborted") {
-    ctx.metrics.tagsCached.set({ repository: result.repository }, result.tags - result.errors);
+    ctx.metrics.tagsCached?.set({ repository: result.repository }, result.tags - result.errors);
   }
 }

@@ -300,6 +300,8 @@ export const configSchema = z.strictObject({
       // How long a repository lease lasts unless renewed: how long a replica that died on
       // another host keeps its repositories from the others (renewed every third of it).
       leaseTtl: durationAtLeast(3000).default(300_000),
+      // regscan_warmer_tags_cached{repository}: a series per repository (10,000 at 10,000).
+      tagsCachedByRepository: z.boolean().default(true),
     })
     .prefault({}),
   server: z

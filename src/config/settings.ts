@@ -329,6 +329,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "how long a repository lease lasts unless renewed (default 5m)",
   },
   {
+    path: "warmer.tagsCachedByRepository",
+    flag: "tags-cached-by-repository",
+    env: "REGSCAN_TAGS_CACHED_BY_REPOSITORY",
+    kind: "boolean",
+    optionalValue: true,
+    help: "export regscan_warmer_tags_cached with a series per repository (true or false; default true)",
+  },
+  {
     path: "sources.file.path",
     flag: "images-file",
     env: "REGSCAN_IMAGES_FILE",

@@ -267,6 +267,7 @@ export class Daemon {
         owner: config.replicaId,
         logger: logger.child({ component: "warmer" }),
         metricsRegistry: metrics,
+        tagsCachedByRepository: config.warmer.tagsCachedByRepository,
       });
       // Replicas on one store share each registry's request budget (README: Scaling out).
       const census = await shareBudgets({
