@@ -18,11 +18,6 @@ export class HeldStatus {
   /** When this warmer scans it next, at the earliest (ms). */
   nextRefresh: number | undefined = undefined;
   intervalMs: number | undefined = undefined;
-  /**
-   * When this warmer's last scan of it began (ms): the tags-cached gauge shows that scan's
-   * count until a later scan by another warmer is seen, which that warmer's gauge shows.
-   */
-  ownScanStart: number | undefined = undefined;
   scanning = false;
 
   constructor(readonly repository: string) {}

@@ -765,7 +765,6 @@ export class Warmer {
   ): Promise<void> {
     if (result.outcome === "scanned" || result.outcome === "failed") {
       status.lastScanned = result.startedAt.getTime();
-      status.ownScanStart = status.lastScanned;
       status.nextRefresh = this.#nextRefreshAt(
         name,
         status.lastScanned,
@@ -798,11 +797,10 @@ export class Warmer {
       };
       if (record.lastScanned) {
         status.lastScanned = record.lastScanned.getTime();
-        if (status.ownScanStart !== undefined && status.lastScanned > status.ownScanStart) {
-          // Another replica scanned it since: its gauge shows the count, and this one's
+        if (record.scannedBy !== undefined && record.scannedBy !== this.owner) {
+          // Another replica scanned it last: its gauge shows the count, and this one's
           // would be summed with it (and go stale) in `sum(regscan_warmer_tags_cached)`.
           this.#ctx.metrics.tagsCached?.remove({ repository: name.toString() });
-          status.ownScanStart = undefined;
         }
         const took =
           record.lastUpdate !== undefined
