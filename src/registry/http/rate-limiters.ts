@@ -639,6 +639,14 @@ export class RateLimiters {
     }
     const pulls = b.pulls as PullBudget;
     const now = this.#clock.now();
+    if (this.#shareFor(b.host) <= 0) {
+      // Not the quota: this replica never got a share back (the census), so say that.
+      throw new TooManyRequestsError({
+        host: b.host,
+        retryAfterMs: MAX_NAP_MS,
+        message: `pull budget: still no share of the host's budgets after ${MAX_PAUSE_LOOPS} waits (the quota is not spent: ${pulls.state(now).remaining} of ${pulls.limit} pulls left)`,
+      });
+    }
     throw this.#pullBudgetSpent(host, pulls, now, pulls.delay(now).delayMs);
   }
 

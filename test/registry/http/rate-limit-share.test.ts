@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { TooManyRequestsError } from "../../../src/registry/errors.js";
 import {
   BUDGET_MARGIN,
   InvalidRateLimitOptionError,
@@ -269,5 +270,23 @@ describe("RateLimiters share", () => {
     const waiting = limiters.waitPull(HOST, gaveUp.signal);
     gaveUp.abort(new Error("scan stopped"));
     await assert.rejects(waiting, /scan stopped/);
+  });
+
+  it("a pull still at share 0 after its bound of waits is refused for the share, not the quota", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 100, burst: 100, share: 0, clock });
+    limiters.observeQuota(HOST, 90, 100, 21_600);
+    let refused: unknown;
+    const pull = limiters.waitPull(HOST).catch((err: unknown) => {
+      refused = err;
+    });
+    // 1,000 naps of at most 10 s each.
+    for (let i = 0; i < 1001 && refused === undefined; i++) await clock.advance(10_000);
+    await pull;
+    assert.ok(refused instanceof TooManyRequestsError, "refused after its bound");
+    assert.match(
+      refused.message,
+      /still no share of the host.s budgets after 1000 waits \(the quota is not spent: 90 of 100 pulls left\)/,
+    );
   });
 });
