@@ -45,6 +45,14 @@ export class FakeClock implements Clock {
     });
   }
 
+  timer(ms: number, fire: () => void): () => void {
+    const timer: Timer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, resolve: fire };
+    this.#timers.push(timer);
+    return () => {
+      this.#timers = this.#timers.filter((t) => t !== timer);
+    };
+  }
+
   /** Timers not yet fired. */
   get pending(): number {
     return this.#timers.length;
