@@ -18,6 +18,8 @@ export class HeldStatus {
   /** When this warmer scans it next, at the earliest (ms). */
   nextRefresh: number | undefined = undefined;
   intervalMs: number | undefined = undefined;
+  /** When its last scan gave its lease up to a refresh (ms), until the next scan starts. */
+  yieldedAt: number | undefined = undefined;
   scanning = false;
 
   constructor(readonly repository: string) {}

@@ -90,4 +90,9 @@ export class Keys {
   leaseHolder(name: ImageName): string {
     return `${this.prefix}lease-holder:${name.toString()}`;
   }
+
+  /** The key of a refresh's ask that the repository's scan give its lease up (scan-yield.ts). */
+  yieldAsk(name: ImageName): string {
+    return `${this.prefix}yield-ask:${name.toString()}`;
+  }
 }

@@ -16,6 +16,7 @@ import { decodeRepositoryRecord, type RepositoryRecord } from "./records.js";
 import { MAX_REFRESH_MS } from "./refresh-policy.js";
 import { LeaseLostError, type RepositoryLease } from "./repository-lease.js";
 import { ScanIndex } from "./scan-index.js";
+import { ScanYieldedError } from "./scan-yield.js";
 import { keepTags } from "./stale-tags.js";
 import { TagRefresher } from "./tag-refresher.js";
 import type { WarmContext, WarmJob } from "./warm-context.js";
@@ -144,9 +145,11 @@ export async function finishIndex(
 }
 
 /** Why the scan stopped early, when it was not the repository's own failure. */
-export function stopReason({ job, controller }: Scan): "caller" | "lease" | undefined {
+export function stopReason({ job, controller }: Scan): "caller" | "lease" | "yield" | undefined {
   if (job.signal.aborted) return "caller";
-  return controller.signal.reason instanceof LeaseLostError ? "lease" : undefined;
+  const reason: unknown = controller.signal.reason;
+  if (reason instanceof LeaseLostError) return "lease";
+  return reason instanceof ScanYieldedError ? "yield" : undefined;
 }
 
 /** The scan's registry client, for its tag refreshes (and its listing, unless that goes first). */
@@ -257,10 +260,14 @@ export function countArtifactTags(tags: readonly string[]): number {
 }
 
 /**
- * Ends a scan stopped by the caller or by a lost lease. Neither is the repository's fault,
- * so its record keeps what it had; after a lost lease the new holder writes it.
+ * Ends a scan stopped by the caller, by a lost lease, or to give its lease up to a refresh.
+ * None is the repository's fault, so its record keeps what it had; after a lost lease the
+ * new holder writes it.
  */
-export function endStopped({ result, controller, log }: Scan, why: "caller" | "lease"): void {
+export function endStopped(
+  { result, controller, log }: Scan,
+  why: "caller" | "lease" | "yield",
+): void {
   if (why === "lease") {
     result.outcome = "failed";
     result.error = summarizeError(controller.signal.reason);
@@ -284,6 +291,11 @@ interface RecordWrite {
    * repository was last listed and scanned stays as `previous` says.
    */
   unlisted?: boolean;
+  /**
+   * `listed` is the listing the scan before wrote, used again (warm-pass.ts,
+   * `reusableListing`): when the repository was last listed stays as `previous` says.
+   */
+  reusedListing?: boolean;
 }
 
 /**
@@ -293,7 +305,14 @@ interface RecordWrite {
  */
 export async function writeRecord(
   { ctx, job, result, log, lease }: Scan,
-  { previous, listed, lastError, imagesKeptAt, unlisted = false }: RecordWrite,
+  {
+    previous,
+    listed,
+    lastError,
+    imagesKeptAt,
+    unlisted = false,
+    reusedListing = false,
+  }: RecordWrite,
 ): Promise<void> {
   const now = ctx.now();
   // An aborted scan did not cover the repository, so another warmer should not skip it;
@@ -302,7 +321,7 @@ export async function writeRecord(
   const record: RepositoryRecord = {
     tags: listed ?? previous?.tags,
     filteredOut: listed && !unlisted ? result.filteredOut : previous?.filteredOut,
-    lastUpdate: listed && !unlisted ? new Date(now) : previous?.lastUpdate,
+    lastUpdate: listed && !unlisted && !reusedListing ? new Date(now) : previous?.lastUpdate,
     // A stop is not the repository's fault: keep what was known about it.
     lastError: uncovered ? previous?.lastError : lastError && { ...lastError, at: new Date(now) },
     lastScanned: uncovered ? previous?.lastScanned : result.startedAt,

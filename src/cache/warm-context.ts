@@ -88,4 +88,17 @@ export interface WarmJob {
    * memory from then on follows it (the warmer's bound on tags in flight).
    */
   onListed?: ((tags: number) => void) | undefined;
+  /**
+   * A loop scan that gives its lease up to a refresh waiting for it, once it has run this
+   * long (scan-yield.ts); undefined: it never does (refreshes, `scan()` calls).
+   */
+  yieldAfterMs?: number | undefined;
+  /** Aborted when this warmer's own refresh waits for the scan (see {@link yieldAfterMs}). */
+  yieldAsked?: AbortSignal | undefined;
+  /**
+   * The scan before gave its lease up (`RepositoryScanResult.yielded`) and wrote a listing
+   * made this recently or later (epoch ms): that listing is used again, not made anew (400
+   * pages of a 40,000-tag repository at GHCR-like registries).
+   */
+  reuseListingSince?: number | undefined;
 }

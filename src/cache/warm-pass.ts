@@ -27,6 +27,7 @@ import {
   tagRefresher,
   writeRecord,
 } from "./scan-steps.js";
+import { watchForYield } from "./scan-yield.js";
 import { keepTag, keepTags, needsKeeping } from "./stale-tags.js";
 import { type CompiledTagFilter, compileTagFilter } from "./tag-filter.js";
 import type { WarmContext, WarmJob } from "./warm-context.js";
@@ -124,9 +125,25 @@ async function scanUnderLease(s: Scan): Promise<void> {
     return;
   }
   s.lease = taken.lease;
+  const endWatch =
+    job.yieldAfterMs === undefined
+      ? undefined
+      : watchForYield({
+          ctx,
+          name: job.name,
+          startedAt: result.startedAt.getTime(),
+          afterMs: job.yieldAfterMs,
+          local: job.yieldAsked,
+          stop: (reason) => {
+            result.yielded = true;
+            log.info({ to: reason.to }, "giving the lease up to a refresh waiting for it");
+            s.controller.abort(reason);
+          },
+        });
   try {
     await scanRepository(s);
   } finally {
+    endWatch?.();
     await taken.lease.release(ctx.finalWriteTimeoutMs);
   }
 }
@@ -188,9 +205,10 @@ async function scanRepository(s: Scan): Promise<void> {
           priority: true,
         })
       : client;
+  const reused = reusableListing(s, previous);
   let all: string[];
   try {
-    all = await lister.tags({ signal });
+    all = reused ?? (await lister.tags({ signal }));
   } catch (error) {
     const why = stopReason(s);
     if (why) return endStopped(s, why);
@@ -210,7 +228,7 @@ async function scanRepository(s: Scan): Promise<void> {
   job.onListed?.(all.length);
   const listed = filter(all);
   result.tags = listed.length;
-  result.filteredOut = all.length - listed.length;
+  result.filteredOut = reused ? (previous?.filteredOut ?? 0) : all.length - listed.length;
   result.artifacts = countArtifactTags(listed);
 
   let index: ScanIndex;
@@ -308,7 +326,7 @@ async function scanRepository(s: Scan): Promise<void> {
   finishPlan(s, plan, result);
   const why = stopReason(s);
   if (why === "lease") return endStopped(s, why);
-  if (why === "caller") {
+  if (why === "caller" || why === "yield") {
     result.outcome = "aborted";
   } else if (repoError) {
     result.outcome = "failed";
@@ -331,9 +349,28 @@ async function scanRepository(s: Scan): Promise<void> {
   const keptAt = storeRefused
     ? previous?.imagesKeptAt
     : await finishIndex(s, { index, previous, keep });
-  await writeRecord(s, { previous, listed, lastError, imagesKeptAt: keptAt });
+  await writeRecord(s, {
+    previous,
+    listed,
+    lastError,
+    imagesKeptAt: keptAt,
+    reusedListing: reused !== undefined,
+  });
   if (result.outcome === "scanned" && !lastError) ctx.factory.succeed(job.name);
   if (result.outcome !== "aborted") {
     ctx.metrics.tagsCached?.set({ repository: result.repository }, result.tags - result.errors);
   }
+}
+
+/**
+ * The listing the scan before wrote, when that scan gave its lease up to a refresh and listed
+ * no longer ago than the warmer allows (`WarmJob.reuseListingSince`): this scan goes on with
+ * its polling where that one stopped, without listing the repository again.
+ */
+function reusableListing(s: Scan, previous: RepositoryRecord | undefined): string[] | undefined {
+  const since = s.job.reuseListingSince;
+  const listedAt = previous?.lastUpdate?.getTime();
+  if (since === undefined || s.legacy || !previous?.tags || listedAt === undefined)
+    return undefined;
+  return listedAt >= since ? previous.tags.slice() : undefined;
 }

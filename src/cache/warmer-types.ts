@@ -81,6 +81,11 @@ export interface RepositoryScanResult {
   unlisted?: true;
   /** Who holds the repository's lease, when the outcome is `skipped-lease` and it is known. */
   leaseHolder?: { host: string; pid: number; since: Date };
+  /**
+   * The loop's scan stopped (`aborted`) to give its lease up to a refresh waiting for it;
+   * what it did is written, and the loop scans the repository again soon.
+   */
+  yielded?: true;
   startedAt: Date;
   durationMs: number;
 }

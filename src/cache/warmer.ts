@@ -28,6 +28,7 @@ import { HostSharing } from "./new-tag-fetch.js";
 import { decodeRepositoryRecord } from "./records.js";
 import { listingChanged, RepositoryPace, type RepositoryPaceOptions } from "./repository-pace.js";
 import { emptyScanResult } from "./scan-steps.js";
+import { askToYield, DEFAULT_YIELD_AFTER_MS } from "./scan-yield.js";
 import { type NextScan, Schedule, type ScheduledItem } from "./schedule.js";
 import { SharedTimeout } from "./shared-timeout.js";
 import type { Store } from "./store.js";
@@ -105,6 +106,16 @@ const IN_FLIGHT_PER_WORKER = 3;
 
 /** The shortest time between two loop scans of one repository (unless asked for). */
 const MIN_RESCAN_GAP_MS = 1000;
+/**
+ * After a scan gave its lease up to a refresh (scan-yield.ts), when the loop scans the
+ * repository again: long enough for the refresh's warmer, which asks again every second, to
+ * take the lease first.
+ */
+const AFTER_YIELD_GAP_MS = 3_000;
+/** Bound on the store write of an ask to give a lease up. */
+const ASK_TIMEOUT_MS = 5_000;
+/** The most a listing written by a scan that gave its lease up is used again after it (ms). */
+const REUSED_LISTING_MAX_AGE_MS = 60_000;
 
 /**
  * A repository skipped because another warmer holds its lease is looked at again after
@@ -168,6 +179,12 @@ export interface WarmerOptions {
    * per repository this warmer scanned last, 10,000 at 10,000 repositories on one replica.
    */
   tagsCachedByRepository?: boolean | undefined;
+  /**
+   * How long a loop scan runs before it gives its repository's lease up to a refresh that
+   * waits for it (a webhook's tags; default 10 s): it stops as a stopped scan does, and the
+   * loop goes on with it soon after, reusing its listing (see `RepositoryScanResult.yielded`).
+   */
+  yieldAfterMs?: number | undefined;
   /** The clock for deadlines and scan marks (tests pass a fake one). */
   now?: (() => number) | undefined;
   /**
@@ -241,6 +258,8 @@ interface ScanOneOptions {
   pollTags: boolean;
   /** Check `options.onlyTags` without listing, where the scan can (`WarmJob.skipListing`). */
   skipListing?: boolean | undefined;
+  /** A loop scan, which gives its lease up to a refresh waiting for it (scan-yield.ts). */
+  yieldable?: boolean | undefined;
   signal: AbortSignal;
   onProgress?: ((p: { total: number; done: number }) => void) | undefined;
   /** Told the listing's size once listed (`WarmJob.onListed`). */
@@ -278,6 +297,8 @@ export class Warmer {
   #running = false;
   /** Raises a running scan's requests to priority, by repository (see `prioritize`). */
   readonly #raises = new Map<string, AbortController>();
+  /** The loop's running scans that a refresh of this warmer may ask to give their lease up. */
+  readonly #yieldAsks = new Map<string, AbortController>();
 
   constructor(opts: WarmerOptions) {
     this.#opts = opts;
@@ -416,6 +437,8 @@ export class Warmer {
     // (priority-scan.ts), and at a saturated budget a poll scan's requests waited seconds
     // each behind the host's backlog (bench:scale at 100,000 tags: a webhook seen after 7 s).
     this.#raises.get(name)?.abort();
+    // One that has run a while gives its lease up to a refresh of named tags (a webhook's).
+    if (opts.onlyTags !== undefined) this.#yieldAsks.get(name)?.abort();
     const ask = () => this.#schedule.prioritize(name, opts.onlyTags, { listing: opts.listing });
     if (this.#creds.has(name)) {
       ask();
@@ -430,6 +453,25 @@ export class Warmer {
       if (this.#creds.has(name)) ask();
       else this.#ctx.logger.warn({ repository: name }, "priority refresh of an unknown repository");
     })();
+  }
+
+  /**
+   * Asks the warmer sharing the store that scans `repository` now (its lease's holder) to give
+   * the lease up, once its scan has run a while (`yieldAfterMs`): for a refresh skipped for
+   * that lease, which would otherwise wait for the whole scan. Best effort: a store that
+   * fails the write is logged, and the refresh waits as before.
+   */
+  async askToYield(repository: ImageName | string): Promise<void> {
+    const name = typeof repository === "string" ? this.#imageName(repository) : repository;
+    if (!name) return;
+    try {
+      await askToYield(this.#ctx, name, AbortSignal.timeout(ASK_TIMEOUT_MS));
+    } catch (error) {
+      this.#ctx.logger.warn(
+        { repository: name.toString(), error: summarizeError(error) },
+        "could not ask the lease's holder to give it up",
+      );
+    }
   }
 
   /**
@@ -629,6 +671,8 @@ export class Warmer {
         pollTags: (this.#opts.pollTags ?? true) && !this.#filling(item.host),
         // What the scan holds counts from its listing (a first scan came in weighing nothing).
         onListed: (tags) => this.#schedule.weigh(item.name, tags),
+        // A refresh waiting for it may have its lease; a priority scan is such a refresh.
+        yieldable: !item.priority,
         signal,
       });
     } finally {
@@ -656,11 +700,18 @@ export class Warmer {
     const weight = listed || result?.outcome === "scanned" ? listed : status?.tagCount;
     let dueAt = now + intervalMs;
     const retryLease = result?.outcome === "skipped-lease";
+    if (result?.yielded && result.outcome === "aborted") {
+      // Gave its lease up to a refresh: the rest of its scan comes soon, after the refresh.
+      const unscanned = status?.lastScanned === undefined;
+      return { dueAt: now + AFTER_YIELD_GAP_MS, likelihood, retryLease: false, unscanned, weight };
+    }
     if (retryLease) {
       dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
     } else if (result?.unlisted) {
-      // Due when its last listing said: the named tags' check listed nothing.
-      return { dueAt: status?.nextRefresh ?? dueAt, likelihood, retryLease: false, weight };
+      // Due when its last listing said: the named tags' check listed nothing. Unless the
+      // loop's scan gave its lease up for this check: the rest of that scan comes next.
+      const next = status?.yieldedAt !== undefined ? now + AFTER_YIELD_GAP_MS : status?.nextRefresh;
+      return { dueAt: next ?? dueAt, likelihood, retryLease: false, weight };
     } else if (result && status?.nextRefresh !== undefined) {
       dueAt = status.nextRefresh;
     }
@@ -685,7 +736,7 @@ export class Warmer {
   async #scanOne(scan: ScanOneOptions): Promise<RepositoryScanResult> {
     const { name, creds, options, force, checkAll, priority, listPriority, pollTags, signal } =
       scan;
-    const { onProgress, onListed, skipListing } = scan;
+    const { onProgress, onListed, skipListing, yieldable } = scan;
     const repository = name.toString();
     const pace = this.#paceOf(repository);
     const ownMs = options.intervalMs ?? this.#intervalMs;
@@ -707,6 +758,14 @@ export class Warmer {
       setMaxListeners(this.#ctx.burst + 16, raise.signal);
       this.#raises.set(repository, raise);
     }
+    const yieldAsk = yieldable ? new AbortController() : undefined;
+    if (yieldAsk) this.#yieldAsks.set(repository, yieldAsk);
+    // The loop's scan before gave its lease up: its listing, written then, is used again.
+    const reuseListingSince =
+      !yieldable || status.yieldedAt === undefined
+        ? undefined
+        : this.#ctx.now() - Math.min(REUSED_LISTING_MAX_AGE_MS, intervalMs / 4);
+    if (yieldable) status.yieldedAt = undefined;
     let result: RepositoryScanResult;
     try {
       const job: WarmJob = {
@@ -721,6 +780,11 @@ export class Warmer {
         signal,
       };
       if (skipListing) job.skipListing = true;
+      if (yieldAsk) {
+        job.yieldAfterMs = this.#opts.yieldAfterMs ?? DEFAULT_YIELD_AFTER_MS;
+        job.yieldAsked = yieldAsk.signal;
+        job.reuseListingSince = reuseListingSince;
+      }
       if (onProgress) job.onProgress = onProgress;
       if (onListed) job.onListed = onListed;
       if (pollTags) job.tagCheckMs = intervalMs * TAG_CHECK_FRACTION;
@@ -736,7 +800,11 @@ export class Warmer {
     } finally {
       status.scanning = false;
       if (raise && this.#raises.get(repository) === raise) this.#raises.delete(repository);
+      if (yieldAsk && this.#yieldAsks.get(repository) === yieldAsk) {
+        this.#yieldAsks.delete(repository);
+      }
     }
+    if (result.yielded && result.outcome === "aborted") status.yieldedAt = this.#ctx.now();
     if (result.unlisted) {
       // Not a listing: the repository's pace, interval and last listing stay as they were.
       status.tagCount = result.tags;

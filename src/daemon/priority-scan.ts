@@ -48,6 +48,9 @@ export function priorityScanRunner(
         // this refresh is for. The refresh is still owed: once that scan is over.
         if (result.outcome === "skipped-lease" && attemptsLeft-- > 0) {
           endsToSee = 1;
+          // Its holder gives the lease up once its scan has run a while (scan-yield.ts);
+          // asked at each retry, since an ask counts only for scans begun before it.
+          if (tags !== undefined) void warmer.askToYield(repository);
           retry = setTimeout(ask, delayMs);
           retry.unref();
           if (steadyLeft-- <= 0) delayMs = Math.min(maxDelayMs, delayMs * 1.5);
