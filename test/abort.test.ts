@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
 import { test } from "node:test";
-import { abortableSleep, eitherSignal, raceAbort, withTimeout } from "../src/abort.js";
+import { abortableSleep, eitherSignal, followAbort, raceAbort, withTimeout } from "../src/abort.js";
 
 test("raceAbort with a signal already aborted: rejects at once, the shared failure stays handled", async () => {
   const unhandled: unknown[] = [];
@@ -68,4 +68,23 @@ test("eitherSignal aborts with whichever source aborts first; dispose leaves no 
   assert.equal(getEventListeners(c.signal, "abort").length, 0);
   assert.equal(getEventListeners(d.signal, "abort").length, 0);
   assert.equal(eitherSignal(a.signal, b.signal).signal.aborted, true, "a source already aborted");
+});
+
+test("followAbort: one listener per signal however many follow it; those left when it aborts are called", async () => {
+  const scan = new AbortController();
+  const called: number[] = [];
+  const unfollows = [0, 1, 2, 3].map((i) => followAbort(scan.signal, () => called.push(i)));
+  assert.equal(getEventListeners(scan.signal, "abort").length, 1);
+  unfollows[1]?.();
+  unfollows[3]?.();
+  // Many waits that end before the abort leave nothing behind them.
+  for (let i = 0; i < 1000; i++) followAbort(scan.signal, () => called.push(-1))();
+  assert.equal(getEventListeners(scan.signal, "abort").length, 1);
+  scan.abort(new Error("stopped"));
+  assert.deepEqual(called, [0, 2]);
+  // raceAbort waits through it too.
+  const other = new AbortController();
+  const pending = raceAbort(new Promise(() => {}), other.signal);
+  other.abort(new Error("gave up"));
+  await assert.rejects(pending, /gave up/);
 });

@@ -4,6 +4,8 @@
  * hours; this deadline aborts the request however the bytes trickle in.
  */
 
+import { followAbort } from "../../abort.js";
+
 /** Default total deadline of one registry request (headers and body). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 /** Default total deadline of a whole tag listing, every page included. */
@@ -27,6 +29,7 @@ export class RequestDeadline {
   readonly #caller: AbortSignal | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #onCallerAbort = () => this.#abort(this.#caller?.reason);
+  #unfollow: (() => void) | undefined;
   #expired = false;
 
   constructor(
@@ -42,7 +45,7 @@ export class RequestDeadline {
     // A body nobody reads must not keep the process alive until the deadline.
     this.#timer.unref();
     if (caller?.aborted) this.#onCallerAbort();
-    else if (caller) follow(caller, this.#onCallerAbort);
+    else if (caller) this.#unfollow = followAbort(caller, this.#onCallerAbort);
   }
 
   /** Whether the deadline (not the caller) ended the request. */
@@ -57,38 +60,11 @@ export class RequestDeadline {
 
   clear(): void {
     clearTimeout(this.#timer);
-    if (this.#caller) followers.get(this.#caller)?.delete(this.#onCallerAbort);
+    this.#unfollow?.();
   }
 
   #abort(reason: unknown): void {
     this.clear();
     if (!this.#controller.signal.aborted) this.#controller.abort(reason);
   }
-}
-
-/**
- * The requests that follow each caller's signal, behind one listener per signal. A scan's
- * signal is followed by each of its requests, and Node walks a signal's whole list of
- * listeners to remove one: a listener per request was 3.6% of a replica's CPU at 2,000,000
- * tags (a bench:scale profile).
- */
-const followers = new WeakMap<AbortSignal, Set<() => void>>();
-
-/** Calls `onAbort` when `signal` aborts, until it is taken out of `followers`. */
-function follow(signal: AbortSignal, onAbort: () => void): void {
-  let following = followers.get(signal);
-  if (following === undefined) {
-    const mine = new Set<() => void>();
-    following = mine;
-    followers.set(signal, mine);
-    signal.addEventListener(
-      "abort",
-      () => {
-        followers.delete(signal);
-        for (const abort of mine) abort();
-      },
-      { once: true },
-    );
-  }
-  following.add(onAbort);
 }

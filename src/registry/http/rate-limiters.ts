@@ -8,7 +8,7 @@
  * for a free connection to its host first, so that it goes out when it takes its token.
  */
 
-import { abortableSleep, type OperationOptions, raceAbort } from "../../abort.js";
+import { abortableSleep, followAbort, type OperationOptions, raceAbort } from "../../abort.js";
 import { RegscanError } from "../../errors.js";
 import { TooManyRequestsError } from "../errors.js";
 import { type HostBudget, type RequestBudget, RequestBudgets } from "./budgets.js";
@@ -559,8 +559,8 @@ export class RateLimiters {
     enqueue(b.queue, me);
     const raise = !me.priority && typeof priority === "object" ? priority : undefined;
     b.wakers.add(interrupt);
-    signal?.addEventListener("abort", interrupt);
-    raise?.addEventListener("abort", interrupt);
+    const unfollowSignal = signal && followAbort(signal, interrupt);
+    const unfollowRaise = raise && followAbort(raise, interrupt);
     try {
       for (let i = 0; ; i++) {
         if (!me.priority && isPriority(priority)) {
@@ -598,8 +598,8 @@ export class RateLimiters {
       throw err;
     } finally {
       b.wakers.delete(interrupt);
-      signal?.removeEventListener("abort", interrupt);
-      raise?.removeEventListener("abort", interrupt);
+      unfollowSignal?.();
+      unfollowRaise?.();
     }
     b.queue.splice(b.queue.indexOf(me), 1);
     this.#grant(b, slot);
@@ -698,13 +698,13 @@ export class RateLimiters {
     const nap = new Nap(this.#clock);
     const wake = nap.wake;
     b.wakers.add(wake);
-    signal?.addEventListener("abort", wake);
+    const unfollow = signal && followAbort(signal, wake);
     try {
       await nap.sleep(ms);
       if (signal?.aborted) throw signal.reason;
     } finally {
       b.wakers.delete(wake);
-      signal?.removeEventListener("abort", wake);
+      unfollow?.();
     }
   }
 
