@@ -455,13 +455,17 @@ export function entryExpiresAt(e: IndexEntry, minExpiryMs: number): number {
   return written + Math.max(2 * (e.deadline - written), minExpiryMs);
 }
 
-/** Serialises a second-layout repository record: the first layout's fields, then imagesKeptAt. */
+/**
+ * Serialises a second-layout repository record: the first layout's fields, then imagesKeptAt
+ * and writtenAt.
+ */
 export function encodeRepositoryIndexRecord(record: RepositoryRecord): Uint8Array {
   return encoder.encode(
     JSON.stringify({
       v: REPOSITORY_INDEX_VERSION,
       ...repositoryRecordFields(record),
       imagesKeptAt: record.imagesKeptAt?.getTime(),
+      writtenAt: record.writtenAt?.getTime(),
     }),
   );
 }
@@ -473,9 +477,11 @@ export function decodeRepositoryIndexRecord(bytes: Uint8Array): RepositoryRecord
   const o = r as Record<string, unknown>;
   if (o.v !== REPOSITORY_INDEX_VERSION) return undefined;
   if (!(o.imagesKeptAt === undefined || isFiniteNumber(o.imagesKeptAt))) return undefined;
+  if (!(o.writtenAt === undefined || isFiniteNumber(o.writtenAt))) return undefined;
   const record = repositoryRecordOfFields(o);
   if (record !== undefined && o.imagesKeptAt !== undefined) {
     record.imagesKeptAt = new Date(o.imagesKeptAt);
   }
+  if (record !== undefined && o.writtenAt !== undefined) record.writtenAt = new Date(o.writtenAt);
   return record;
 }

@@ -53,6 +53,11 @@ export interface RepositoryRecord {
    * written or rewritten (see `IMAGE_RECORD_LIFETIME_MS` in index-records.ts).
    */
   imagesKeptAt?: Date | undefined;
+  /**
+   * Second layout only: when the record was last written. A check of pushed tags without a
+   * listing keeps the listing's and the scan's marks, and only this tells its record apart.
+   */
+  writtenAt?: Date | undefined;
 }
 
 /** What a tag key holds. */

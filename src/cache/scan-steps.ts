@@ -331,6 +331,7 @@ export async function writeRecord(
   const artifactTags = listed ? result.artifacts : previous?.artifactTags;
   if (artifactTags) record.artifactTags = artifactTags;
   if (imagesKeptAt) record.imagesKeptAt = imagesKeptAt;
+  record.writtenAt = new Date(now);
   // Its deadline is not used for scheduling (lastScanned is); see REPOSITORY_RECORD_LIFETIME_MS.
   const deadline = new Date(now + Math.max(job.intervalMs, REPOSITORY_RECORD_LIFETIME_MS));
   const write = {

@@ -123,6 +123,41 @@ describe("registry webhooks into regscan serve", () => {
     assert.ok(mid < 2_000, `median ${mid} ms`);
   });
 
+  test("a tag pushed over shows in the repository's answer, cached before the push", async () => {
+    const inAnswer = async (tag: string) => {
+      const r = await serve.fetchJson(`/v1/repositories/${name()}`, { headers: auth });
+      assert.equal(r.status, 200);
+      const images = r.body.images as Record<string, { digest: string }>;
+      return images[tag]?.digest;
+    };
+    await new Promise((r) => setTimeout(r, 400));
+    // Read twice: the answer is built and kept for the record's version.
+    const before = await inAnswer("moving");
+    assert.equal(await inAnswer("moving"), before);
+    const { event } = await measurePush({
+      registry,
+      builder,
+      serve,
+      events,
+      repo: REPO,
+      tag: "moving",
+      headers: auth,
+      timeoutMs: 5_000,
+      quietMs: 0,
+      settleMs: 0,
+    });
+    assert.equal(event.type, "moved-tag");
+    const moved = await imageDigest("moving");
+    assert.notEqual(moved, before);
+    // The check of the pushed tag kept the listing and the scan marks; the answer follows it
+    // within the server's one-second look at the record.
+    await until(
+      async () => (await inAnswer("moving")) === moved,
+      "the moved tag in the answer",
+      3_000,
+    );
+  });
+
   test("a burst of 50 tags pushed in a loop is no tag listing and at most one HEAD per tag", async () => {
     await new Promise((r) => setTimeout(r, 400));
     const image = await builder.pushImage(REPO, undefined);
