@@ -180,10 +180,7 @@ export interface HostWant {
    * (requests asked per second over the budget's rate), 0 to 1.
    */
   share: number;
-  /**
-   * Requests waited for the budget at this or any look of the last `LIMITED_HOLD_MS`: this
-   * process would use more than it gets.
-   */
+  /** Requests wait for the budget now: this process would use more than it gets. */
   limited: boolean;
 }
 
@@ -227,8 +224,6 @@ interface HostBucket {
   demandSecond: number;
   /** When the bucket was made: demand is averaged over its life until the window is full. */
   since: number;
-  /** When `wants` last found requests waiting for the budget (see `LIMITED_HOLD_MS`). */
-  limitedAt: number;
 }
 
 /** How a host's demand compares with its budget (`saturation(host)`). */
@@ -291,15 +286,6 @@ const DEMAND_SECONDS = 60;
 const MIN_DEMAND_SECONDS = 5;
 /** `wants` looks at the requests asked for over this many seconds (the current one included). */
 const WANT_SECONDS = 5;
-/**
- * How long a host stays limited in `wants` after a look found requests waiting for its
- * budget. Looked at once a census heartbeat, the queue of a replica near its share came and
- * went between looks, so its ask flipped between the whole budget and its demand every second
- * or two; each flip moved the other replicas' shares, which they may raise only a heartbeat
- * after it lowered its own, and a host's shares summed to 0.86-0.92 on average over a minute
- * of bench:scale's fill at 2,000,000 tags: a tenth of the budget unused.
- */
-const LIMITED_HOLD_MS = 5_000;
 /**
  * A host budget (configured or default) is kept with this much to spare: the registry counts
  * requests as they arrive, and network jitter can move a request sent just before a window
@@ -372,7 +358,6 @@ export class RateLimiters {
         demand: new Array<number>(DEMAND_SECONDS).fill(0),
         demandSecond: Math.floor(this.#clock.now() / 1000),
         since: this.#clock.now(),
-        limitedAt: Number.NEGATIVE_INFINITY,
       };
       this.#hosts.set(key, b);
     }
@@ -497,8 +482,8 @@ export class RateLimiters {
       const askedShare = top > 0 ? Math.min(1, asked / WANT_SECONDS / top) : 0;
       // Requests queued only for a connection would not go faster with more budget.
       const queued = b.queue.length > 0 && (b.tokens < 1 || this.#freeConnections(b) > 0);
-      if (queued || b.pausedUntil > now) b.limitedAt = now;
-      out.set(b.host, { share: askedShare, limited: now - b.limitedAt < LIMITED_HOLD_MS });
+      const limited = queued || b.pausedUntil > now;
+      out.set(b.host, { share: askedShare, limited });
     }
     return out;
   }
