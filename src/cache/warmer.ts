@@ -700,18 +700,17 @@ export class Warmer {
     const weight = listed || result?.outcome === "scanned" ? listed : status?.tagCount;
     let dueAt = now + intervalMs;
     const retryLease = result?.outcome === "skipped-lease";
-    if (result?.yielded && result.outcome === "aborted") {
-      // Gave its lease up to a refresh: the rest of its scan comes soon, after the refresh.
-      const unscanned = status?.lastScanned === undefined;
+    if (status?.yieldedAt !== undefined && (result?.yielded || result?.unlisted)) {
+      // The loop's scan gave its lease up to a refresh (this is that scan, or the refresh's
+      // check of its tags here): the rest of that scan comes soon, after the refresh.
+      const unscanned = status.lastScanned === undefined;
       return { dueAt: now + AFTER_YIELD_GAP_MS, likelihood, retryLease: false, unscanned, weight };
     }
     if (retryLease) {
       dueAt = now + Math.min(intervalMs, this.#ctx.leaseTtlMs * LEASE_SLACK_FRACTION);
     } else if (result?.unlisted) {
-      // Due when its last listing said: the named tags' check listed nothing. Unless the
-      // loop's scan gave its lease up for this check: the rest of that scan comes next.
-      const next = status?.yieldedAt !== undefined ? now + AFTER_YIELD_GAP_MS : status?.nextRefresh;
-      return { dueAt: next ?? dueAt, likelihood, retryLease: false, weight };
+      // Due when its last listing said: the named tags' check listed nothing.
+      return { dueAt: status?.nextRefresh ?? dueAt, likelihood, retryLease: false, weight };
     } else if (result && status?.nextRefresh !== undefined) {
       dueAt = status.nextRefresh;
     }

@@ -61,8 +61,11 @@ function startTimer(clock: Clock, ms: number, fire: () => void): () => void {
  */
 class Nap {
   #end: (() => void) | undefined = undefined;
+  readonly #clock: Clock;
 
-  constructor(readonly clock: Clock) {}
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
 
   readonly wake = (): void => {
     const end = this.#end;
@@ -72,7 +75,7 @@ class Nap {
 
   sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const cancel = startTimer(this.clock, ms, () => {
+      const cancel = startTimer(this.#clock, ms, () => {
         this.#end = undefined;
         resolve();
       });
