@@ -227,6 +227,11 @@ interface HostBucket {
   demandSecond: number;
   /** When the bucket was made: demand is averaged over its life until the window is full. */
   since: number;
+  /**
+   * A request slept for the budget (not for a connection) since `wants()` last looked: the
+   * census's look at whether the host is limited covers the whole heartbeat, not its instant.
+   */
+  starvedSinceLook: boolean;
 }
 
 /** How a host's demand compares with its budget (`saturation(host)`). */
@@ -360,6 +365,7 @@ export class RateLimiters {
         waitedMs: 0,
         demand: new Array<number>(DEMAND_SECONDS).fill(0),
         demandSecond: Math.floor(this.#clock.now() / 1000),
+        starvedSinceLook: false,
         since: this.#clock.now(),
       };
       this.#hosts.set(key, b);
@@ -485,7 +491,14 @@ export class RateLimiters {
       const askedShare = top > 0 ? Math.min(1, asked / WANT_SECONDS / top) : 0;
       // Requests queued only for a connection would not go faster with more budget.
       const queued = b.queue.length > 0 && (b.tokens < 1 || this.#freeConnections(b) > 0);
-      const limited = queued || b.pausedUntil > now;
+      // A look at this instant alone flipped a filling replica's flag every second or two
+      // at 2,000,000 tags (its queue empties for a moment between pages), so its ask flipped
+      // between the whole host and its demand, and the replicas' shares, which rise only a
+      // heartbeat after another's fall, summed to 0.86-0.92 of each host. A request that
+      // waited for the budget since the last look holds the flag one look longer, no more:
+      // a replica done with a host lets it go at its next heartbeat.
+      const limited = queued || b.pausedUntil > now || b.starvedSinceLook;
+      b.starvedSinceLook = false;
       out.set(b.host, { share: askedShare, limited });
     }
     return out;
@@ -576,11 +589,12 @@ export class RateLimiters {
         this.#advance(b, t);
         const position = b.queue.indexOf(me);
         // Waiting for a connection: a release wakes the waiter whose turn it brings.
-        const delay =
-          slot && position >= this.#freeConnections(b)
-            ? Number.POSITIVE_INFINITY
-            : Math.max(this.#turnDelay(b, position), b.pausedUntil - t);
+        const forConnection = slot && position >= this.#freeConnections(b);
+        const delay = forConnection
+          ? Number.POSITIVE_INFINITY
+          : Math.max(this.#turnDelay(b, position), b.pausedUntil - t);
         if (delay <= 0) break;
+        if (!forConnection) b.starvedSinceLook = true;
         if (i >= MAX_PAUSE_LOOPS) {
           throw new TooManyRequestsError({
             host: b.host,

@@ -172,10 +172,12 @@ describe("RateLimiters share", () => {
     // 5/s, and a bucket of half a token to start with: the common share.
     assert.deepEqual(other, [100, 300, 500]);
     // What the census reads: busy asked 3 requests over 5 s of a 10/s budget (the global
-    // budget keeps no margin); nothing queues.
+    // budget keeps no margin); two of them waited for it, so it counts as limited until the
+    // look after that.
     const wants = limiters.wants();
-    assert.equal(wants.get("busy.example")?.limited, false);
+    assert.equal(wants.get("busy.example")?.limited, true);
     assert.ok(Math.abs((wants.get("busy.example")?.share ?? 0) - 3 / 5 / 10) < 1e-9);
+    assert.equal(limiters.wants().get("busy.example")?.limited, false);
     // Back to the common share once the host is no longer listed.
     limiters.setHostShares(new Map());
     assert.equal(limiters.shareOf("busy.example"), 0.5);
@@ -189,6 +191,27 @@ describe("RateLimiters share", () => {
     assert.equal(limiters.wants().get(HOST)?.limited, true);
     await clock.advance(1000);
     assert.equal(limiters.wants().get(HOST)?.limited, false);
+  });
+
+  it("wants() says a host is limited at the first look after requests waited for its budget, not later", async () => {
+    const clock = new FakeClock();
+    const limiters = new RateLimiters({ rps: 10, burst: 1, clock });
+    assert.equal(limiters.wants().get(HOST), undefined);
+    // Between two looks: two requests wait for the budget and are through before the next.
+    const done = Promise.all([limiters.wait(HOST), limiters.wait(HOST)]);
+    await clock.advance(500);
+    await done;
+    assert.equal(limiters.wants().get(HOST)?.limited, true, "the queue is empty, but it waited");
+    assert.equal(limiters.wants().get(HOST)?.limited, false, "nothing waited since");
+    // Waiting for a connection is not waiting for the budget.
+    const slow = new RateLimiters({ rps: 1000, burst: 1000, clock, maxInFlight: 1 });
+    const release = await slow.waitToSend(HOST);
+    const second = slow.waitToSend(HOST);
+    await settle();
+    release();
+    (await second)();
+    slow.wants();
+    assert.equal(slow.wants().get(HOST)?.limited, false);
   });
 
   it("rejects a share outside 0 to 1", () => {
