@@ -206,6 +206,7 @@ async function scanRepository(s: Scan): Promise<void> {
         })
       : client;
   const reused = reusableListing(s, previous);
+  if (reused && previous?.lastUpdate) result.reusedListingOf = previous.lastUpdate;
   let all: string[];
   try {
     all = reused ?? (await lister.tags({ signal }));

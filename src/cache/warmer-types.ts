@@ -86,6 +86,11 @@ export interface RepositoryScanResult {
    * what it did is written, and the loop scans the repository again soon.
    */
   yielded?: true;
+  /**
+   * The scan went on with the listing a scan before it wrote (one that gave its lease up):
+   * when that listing was made, the repository's last listing (not this scan).
+   */
+  reusedListingOf?: Date;
   startedAt: Date;
   durationMs: number;
 }

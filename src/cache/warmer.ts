@@ -841,7 +841,8 @@ export class Warmer {
       if (result.outcome === "scanned" || result.tags > 0) {
         status.tagCount = result.tags;
         status.artifactTags = result.artifacts;
-        status.lastUpdate = status.lastScanned + result.durationMs;
+        status.lastUpdate =
+          result.reusedListingOf?.getTime() ?? status.lastScanned + result.durationMs;
       }
       status.lastError = result.error;
       return;

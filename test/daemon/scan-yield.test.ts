@@ -138,6 +138,12 @@ describe("a loop scan gives its lease up to a refresh", () => {
         timeoutMs: 15_000,
       });
       assert.equal(f.factory.counts(APP.toString()).tags, 1, "the listing used again");
+      // Last listed by the scan that stopped (its record's time), not by the one that went on.
+      const goneOn = f.results.find((r) => r.outcome === "scanned" && !r.unlisted);
+      const listedAt = w.repositoryStatus(APP)?.lastUpdate?.getTime();
+      assert.ok(goneOn?.reusedListingOf, "it went on with the stopped scan's listing");
+      assert.equal(listedAt, goneOn.reusedListingOf.getTime());
+      assert.ok(listedAt < goneOn.startedAt.getTime(), "listed before the scan that went on");
     } finally {
       await f.stop();
     }
