@@ -88,6 +88,12 @@ export interface NextScan {
   /** Its tags as the scan found them (undefined: as before), what its next scan will hold. */
   weight?: number | undefined;
   /**
+   * How long the scan took, when it ran here (not skipped for another warmer's lease): a
+   * first scan's time is what its host's cold fill costs per repository (see
+   * `#spreadsBetter`).
+   */
+  tookMs?: number | undefined;
+  /**
    * Another warmer held its lease: once due, look again ahead of regular work, as if never
    * scanned (a look costs store round trips; a dead holder's repository is taken over, and
    * behind this warmer's never-scanned backlog of a fill it waited tens of seconds).
@@ -135,9 +141,14 @@ export interface ScheduleOptions {
   onColdChange?: ((host: string, cold: boolean) => void) | undefined;
 }
 
-/** Repositories of one host in flight: shared by its entries, read at every pass. */
+/** Repositories of one host in flight, and its cold fill: shared by its entries, read at every pass. */
 interface HostLoad {
   inFlight: number;
+  /** Watched repositories never scanned (waiting or in flight): its cold work. */
+  cold: number;
+  /** First scans that ran here, and how long they took in all (ms): its fill's cost per repository. */
+  fills: number;
+  fillMs: number;
 }
 
 interface Entry {
@@ -184,9 +195,10 @@ export class Schedule {
   readonly #onColdChange: ((host: string, cold: boolean) => void) | undefined;
   readonly #onWeightChange: ((weight: number) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
-  /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
-  readonly #cold = new Map<string, number>();
   readonly #hosts = new Map<string, HostLoad>();
+  /** First scans timed on every host, and their time in all: the cost of a host not timed yet. */
+  #fills = 0;
+  #fillMs = 0;
   #urgentInFlight = 0;
   readonly #maxWeight: number;
   /** Weights of a 64th of the bound or less need no room left for the reserved repository. */
@@ -464,7 +476,13 @@ export class Schedule {
       this.#forget(entry);
     } else {
       const cold = entry.cold && next.unscanned === true;
-      if (cold !== entry.cold) this.#countCold(entry.host, cold ? 1 : -1);
+      if (entry.cold && next.tookMs !== undefined && next.tookMs >= 0) {
+        entry.load.fills++;
+        entry.load.fillMs += next.tookMs;
+        this.#fills++;
+        this.#fillMs += next.tookMs;
+      }
+      if (cold !== entry.cold) this.#countCold(entry, cold ? 1 : -1);
       entry.cold = cold;
       entry.dueAt = next.dueAt;
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
@@ -483,21 +501,20 @@ export class Schedule {
    * replicas: 120 more `HEAD`s on the Docker Hub-like registry than one replica's fill).
    */
   hasColdWork(host: string): boolean {
-    return (this.#cold.get(host) ?? 0) > 0;
+    return (this.#hosts.get(host)?.cold ?? 0) > 0;
   }
 
   /** Marks `entry` watched or not, keeping the count of cold ones. */
   #watch(entry: Entry, watched: boolean): void {
     if (entry.watched === watched) return;
     entry.watched = watched;
-    if (entry.cold) this.#countCold(entry.host, watched ? 1 : -1);
+    if (entry.cold) this.#countCold(entry, watched ? 1 : -1);
   }
 
-  #countCold(host: string, delta: number): void {
-    const before = this.#cold.get(host) ?? 0;
-    const n = before + delta;
-    if (n > 0) this.#cold.set(host, n);
-    else this.#cold.delete(host);
+  #countCold({ host, load }: Entry, delta: number): void {
+    const before = load.cold;
+    const n = Math.max(0, before + delta);
+    load.cold = n;
     if (before > 0 !== n > 0) this.#onColdChange?.(host, n > 0);
   }
 
@@ -529,7 +546,7 @@ export class Schedule {
     const host = this.#hostOf(name);
     let load = this.#hosts.get(host);
     if (!load) {
-      load = { inFlight: 0 };
+      load = { inFlight: 0, cold: 0, fills: 0, fillMs: 0 };
       this.#hosts.set(host, load);
     }
     const entry: Entry = {
@@ -550,7 +567,7 @@ export class Schedule {
       priorityListing: true,
     };
     this.#entries.set(name, entry);
-    this.#countCold(entry.host, 1);
+    this.#countCold(entry, 1);
     this.#version++;
     return entry;
   }
@@ -607,14 +624,39 @@ export class Schedule {
 
   /**
    * Between two as urgent (a cold fill: every repository never scanned), the one whose host
-   * has fewer in flight, then the earlier arrival: a lookup lists its repositories host by
-   * host, and taking them in that order filled every slot with two hosts' repositories while
-   * the other hosts' budgets went unspent (bench:scale, 10 registries: 5x the budget-bound fill).
+   * has fewer in flight for the fill it has left, then fewer in flight, then the earlier
+   * arrival. A lookup lists its repositories host by host, and taking them in that order
+   * filled every slot with two hosts' repositories while the other hosts' budgets went
+   * unspent (bench:scale, 10 registries: 5x the budget-bound fill). Spread evenly instead, a
+   * host whose first scans take longer (Docker Hub's: a `HEAD` before each pull, three
+   * requests a tag where others need two) got the same slots as the others and its budget
+   * went a quarter to a half unspent while the replicas were short of CPU, the fill's
+   * slowest part (bench:scale at 10,000 repositories / 200,000 tags: its fill at 1.42x its
+   * budget-bound time, the others done in two thirds of it). So each host's slots follow
+   * the time its fill has left: its cold repositories times how long its first scans took
+   * here on average (a host not timed yet: the average of all), and the hosts' fills end
+   * together rather than one after the others.
    */
   #spreadsBetter(entry: Entry, best: Entry): boolean {
-    const a = entry.load.inFlight;
-    const b = best.load.inFlight;
-    return a !== b ? a < b : entry.seq < best.seq;
+    const a = entry.load;
+    const b = best.load;
+    if (a !== b) {
+      // (in flight + 1) / fill left, lower first; compared multiplied out.
+      const aLeft = this.#fillLeft(a);
+      const bLeft = this.#fillLeft(b);
+      const ahead = (a.inFlight + 1) * bLeft - (b.inFlight + 1) * aLeft;
+      if (ahead !== 0) return ahead < 0;
+      if (a.inFlight !== b.inFlight) return a.inFlight < b.inFlight;
+    }
+    return entry.seq < best.seq;
+  }
+
+  /** A host's cold fill left, in first-scan time (see `#spreadsBetter`); relative, not ms. */
+  #fillLeft(load: HostLoad): number {
+    const each =
+      load.fills > 0 ? load.fillMs / load.fills : this.#fills > 0 ? this.#fillMs / this.#fills : 1;
+    // A host timed at 0 ms (a fake clock) or with nothing cold still ranks by its count.
+    return Math.max(1, load.cold) * Math.max(each, 1e-3);
   }
 
   /**

@@ -720,7 +720,10 @@ export class Warmer {
     // Held by another warmer and never scanned by anyone (no record in the store, which the
     // skip read into the status): its first scan is under way there, the host's fill with it.
     const unscanned = retryLease && status?.lastScanned === undefined;
-    return { dueAt, likelihood, retryLease, unscanned, weight };
+    // A whole scan's time (a first one's: what its host's fill costs per repository).
+    const whole = result?.outcome === "scanned" && !result.unlisted && !result.reusedListingOf;
+    const tookMs = whole ? result.durationMs : undefined;
+    return { dueAt, likelihood, retryLease, unscanned, weight, tookMs };
   }
 
   #imageName(canonical: string): ImageName | undefined {
