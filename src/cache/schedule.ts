@@ -88,11 +88,11 @@ export interface NextScan {
   /** Its tags as the scan found them (undefined: as before), what its next scan will hold. */
   weight?: number | undefined;
   /**
-   * How long the scan took, when it ran here (not skipped for another warmer's lease): a
-   * first scan's time is what its host's cold fill costs per repository (see
+   * The scan ran here (listed and checked its tags; not skipped for another warmer's lease,
+   * nor a check of pushed tags alone): it counts in its host's cost per scan (see
    * `#spreadsBetter`).
    */
-  tookMs?: number | undefined;
+  ran?: boolean | undefined;
   /**
    * Another warmer held its lease: once due, look again ahead of regular work, as if never
    * scanned (a look costs store round trips; a dead holder's repository is taken over, and
@@ -139,6 +139,14 @@ export interface ScheduleOptions {
   onWeightChange?: ((weight: number) => void) | undefined;
   /** Told when a host's cold work starts or ends ({@link Schedule.hasColdWork} changes). */
   onColdChange?: ((host: string, cold: boolean) => void) | undefined;
+  /**
+   * The registry requests made so far to the host of repository `name`, and the rate its
+   * budget allows this process now: with the scans that ran, a host's cost per scan in
+   * seconds of its budget (see `#spreadsBetter`). Without it, every host costs the same.
+   */
+  hostCost?:
+    | ((name: string) => { requests: number; rateRps?: number | undefined } | undefined)
+    | undefined;
 }
 
 /** Repositories of one host in flight, and its cold fill: shared by its entries, read at every pass. */
@@ -146,9 +154,10 @@ interface HostLoad {
   inFlight: number;
   /** Watched repositories never scanned (waiting or in flight): its cold work. */
   cold: number;
-  /** First scans that ran here, and how long they took in all (ms): its fill's cost per repository. */
-  fills: number;
-  fillMs: number;
+  /** Scans of it that ran here (`NextScan.ran`). */
+  scans: number;
+  /** Seconds of its budget a scan took on average, as of its last scan; 0 while unknown. */
+  scanCost: number;
 }
 
 interface Entry {
@@ -196,9 +205,9 @@ export class Schedule {
   readonly #onWeightChange: ((weight: number) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #hosts = new Map<string, HostLoad>();
-  /** First scans timed on every host, and their time in all: the cost of a host not timed yet. */
-  #fills = 0;
-  #fillMs = 0;
+  readonly #hostCost: ScheduleOptions["hostCost"];
+  /** The hosts' mean cost per scan (of those known; 1 when none is): a host's until it has one. */
+  #meanScanCost = 1;
   #urgentInFlight = 0;
   readonly #maxWeight: number;
   /** Weights of a 64th of the bound or less need no room left for the reserved repository. */
@@ -236,6 +245,7 @@ export class Schedule {
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
     this.#onColdChange = opts.onColdChange;
     this.#onWeightChange = opts.onWeightChange;
+    this.#hostCost = opts.hostCost;
     this.#maxWeight = Math.max(1, opts.maxWeightInFlight ?? Number.POSITIVE_INFINITY);
     this.#lightWeight = this.#maxWeight / 64;
   }
@@ -476,12 +486,7 @@ export class Schedule {
       this.#forget(entry);
     } else {
       const cold = entry.cold && next.unscanned === true;
-      if (entry.cold && next.tookMs !== undefined && next.tookMs >= 0) {
-        entry.load.fills++;
-        entry.load.fillMs += next.tookMs;
-        this.#fills++;
-        this.#fillMs += next.tookMs;
-      }
+      if (next.ran) this.#costScan(entry);
       if (cold !== entry.cold) this.#countCold(entry, cold ? 1 : -1);
       entry.cold = cold;
       entry.dueAt = next.dueAt;
@@ -546,7 +551,7 @@ export class Schedule {
     const host = this.#hostOf(name);
     let load = this.#hosts.get(host);
     if (!load) {
-      load = { inFlight: 0, cold: 0, fills: 0, fillMs: 0 };
+      load = { inFlight: 0, cold: 0, scans: 0, scanCost: 0 };
       this.#hosts.set(host, load);
     }
     const entry: Entry = {
@@ -628,14 +633,17 @@ export class Schedule {
    * arrival. A lookup lists its repositories host by host, and taking them in that order
    * filled every slot with two hosts' repositories while the other hosts' budgets went
    * unspent (bench:scale, 10 registries: 5x the budget-bound fill). Spread evenly instead, a
-   * host whose first scans take longer (Docker Hub's: a `HEAD` before each pull, three
-   * requests a tag where others need two) got the same slots as the others and its budget
-   * went a quarter to a half unspent while the replicas were short of CPU, the fill's
-   * slowest part (bench:scale at 10,000 repositories / 200,000 tags: its fill at 1.42x its
-   * budget-bound time, the others done in two thirds of it). So each host's slots follow
-   * the time its fill has left: its cold repositories times how long its first scans took
-   * here on average (a host not timed yet: the average of all), and the hosts' fills end
-   * together rather than one after the others.
+   * host whose scans cost more (Docker Hub's: a `HEAD` before each pull, three requests a
+   * tag where others need two) got the same slots as the others and its budget went a
+   * quarter to a half unspent while the replicas were short of CPU, the fill's slowest part
+   * (bench:scale at 10,000 repositories / 200,000 tags: its fill at 1.42x its budget-bound
+   * time, the others done in two thirds of it). So each host's slots follow the time its
+   * fill has left: its cold repositories times the seconds of its budget a scan of it took
+   * here on average (requests per scan over its rate; a host without scans yet: the mean of
+   * the others), and the hosts' fills end together rather than one after the others. Not a
+   * scan's own duration: that includes its waits for the budget, which grow with its
+   * host's slots, and a host given more slots looked ever slower (a 1-replica fill took
+   * 1.59x its minimum instead of 1.1x).
    */
   #spreadsBetter(entry: Entry, best: Entry): boolean {
     const a = entry.load;
@@ -651,12 +659,28 @@ export class Schedule {
     return entry.seq < best.seq;
   }
 
-  /** A host's cold fill left, in first-scan time (see `#spreadsBetter`); relative, not ms. */
+  /** A host's cold fill left, in seconds of its budget (see `#spreadsBetter`). */
   #fillLeft(load: HostLoad): number {
-    const each =
-      load.fills > 0 ? load.fillMs / load.fills : this.#fills > 0 ? this.#fillMs / this.#fills : 1;
-    // A host timed at 0 ms (a fake clock) or with nothing cold still ranks by its count.
-    return Math.max(1, load.cold) * Math.max(each, 1e-3);
+    // A host with nothing cold (lease retries tie with cold ones) still ranks by its cost.
+    return Math.max(1, load.cold) * (load.scanCost > 0 ? load.scanCost : this.#meanScanCost);
+  }
+
+  /** Counts a scan of `entry` that ran, and its host's cost per scan as of now. */
+  #costScan(entry: Entry): void {
+    const load = entry.load;
+    load.scans++;
+    const cost = this.#hostCost?.(entry.name);
+    const rate = cost?.rateRps;
+    if (cost === undefined || rate === undefined || !(rate > 0) || !(cost.requests > 0)) return;
+    load.scanCost = cost.requests / load.scans / rate;
+    let sum = 0;
+    let known = 0;
+    for (const other of this.#hosts.values()) {
+      if (other.scanCost <= 0) continue;
+      sum += other.scanCost;
+      known++;
+    }
+    this.#meanScanCost = known > 0 ? sum / known : 1;
   }
 
   /**

@@ -330,22 +330,47 @@ describe("Schedule", () => {
     assert.deepEqual(takeAll(even, T0), ["a/1", "b/1", "c/1", "a/2", "b/2", "c/2"]);
   });
 
-  it("gives a host whose first scans take longer more of a cold fill's slots", () => {
+  it("gives a host whose scans cost more of its budget more of a cold fill's slots", () => {
     // bench:scale at 200,000 tags: the Docker Hub-like registry (three requests a tag where
     // the others need two) got as many slots as the others, its budget a quarter to a half
     // unspent, and its fill ended last at 1.42x the budget-bound time.
-    const s = schedule(8);
+    const requests = new Map<string, number>([
+      ["slow", 0],
+      ["fast", 0],
+    ]);
+    const rates = new Map([
+      ["slow", 10],
+      ["fast", 20],
+    ]);
+    const s = new Schedule({
+      hostOf: (name) => name.split("/")[0] ?? "",
+      perHostConcurrency: 8,
+      hostCost: (name) => {
+        const host = name.split("/")[0] ?? "";
+        return { requests: requests.get(host) ?? 0, rateRps: rates.get(host) };
+      },
+    });
     const slow = Array.from({ length: 21 }, (_, i) => `slow/${i}`);
     const fast = Array.from({ length: 21 }, (_, i) => `fast/${i}`);
     s.sync([...slow, ...fast]);
-    // One first scan of each, timed: slow's took three times as long.
+    // One scan of each: slow's took 30 requests at 10/s (3 s of its budget), fast's 20 at
+    // 20/s (1 s).
     assert.deepEqual([s.take(T0)?.name, s.take(T0)?.name], ["slow/0", "fast/0"]);
-    s.done("slow/0", { dueAt: T0 + MINUTE, likelihood: 1, tookMs: 3000 });
-    s.done("fast/0", { dueAt: T0 + MINUTE, likelihood: 1, tookMs: 1000 });
-    // 20 cold each left: slots in proportion to 60 s and 20 s of first scans.
+    requests.set("slow", 30);
+    requests.set("fast", 20);
+    s.done("slow/0", { dueAt: T0 + MINUTE, likelihood: 1, ran: true });
+    s.done("fast/0", { dueAt: T0 + MINUTE, likelihood: 1, ran: true });
+    // 20 cold each left: slots in proportion to 60 s and 20 s of budget.
     const next = Array.from({ length: 8 }, () => s.take(T0)?.name ?? "");
     const slowTaken = next.filter((n) => n.startsWith("slow/")).length;
     assert.equal(slowTaken, 6, `slow took ${slowTaken} of 8: ${next.join(" ")}`);
+    // A scan skipped for its lease is no cost: fast's estimate stands.
+    s.done(next.find((n) => n.startsWith("fast/")) ?? "", { dueAt: T0 + MINUTE, likelihood: 1 });
+    assert.equal(
+      s.take(T0)?.name.split("/")[0],
+      "fast",
+      "fast: (1 + 1) / 19 s left, slow (6 + 1) / 60 s",
+    );
   });
 
   it("with priorityOnly, gives only priority requests", () => {
