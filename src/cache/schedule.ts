@@ -672,7 +672,11 @@ export class Schedule {
     const cost = this.#hostCost?.(entry.name);
     const rate = cost?.rateRps;
     if (cost === undefined || rate === undefined || !(rate > 0) || !(cost.requests > 0)) return;
-    load.scanCost = cost.requests / load.scans / rate;
+    // The requests counted so far include those of its scans still in flight, on average
+    // half done: counted over the finished ones alone, a host with several in flight and
+    // few done looked costly, was given more slots, and looked costlier still (a 1-replica
+    // default fill left one registry without a scan for its first 10 s).
+    load.scanCost = cost.requests / (load.scans + load.inFlight / 2) / rate;
     let sum = 0;
     let known = 0;
     for (const other of this.#hosts.values()) {
