@@ -156,8 +156,12 @@ interface HostLoad {
   cold: number;
   /** Scans of it that ran here (`NextScan.ran`). */
   scans: number;
-  /** Seconds of its budget a scan took on average, as of its last scan; 0 while unknown. */
-  scanCost: number;
+  /**
+   * As of its last scan's end: the seconds of its budget its requests so far took, and the
+   * scans they were for (those in flight then counted as half done).
+   */
+  spent: number;
+  spentOn: number;
 }
 
 interface Entry {
@@ -551,7 +555,7 @@ export class Schedule {
     const host = this.#hostOf(name);
     let load = this.#hosts.get(host);
     if (!load) {
-      load = { inFlight: 0, cold: 0, scans: 0, scanCost: 0 };
+      load = { inFlight: 0, cold: 0, scans: 0, spent: 0, spentOn: 0 };
       this.#hosts.set(host, load);
     }
     const entry: Entry = {
@@ -649,6 +653,8 @@ export class Schedule {
     const a = entry.load;
     const b = best.load;
     if (a !== b) {
+      // A host without a scan in flight first: its budget is idle.
+      if ((a.inFlight === 0) !== (b.inFlight === 0)) return a.inFlight === 0;
       // (in flight + 1) / fill left, lower first; compared multiplied out.
       const aLeft = this.#fillLeft(a);
       const bLeft = this.#fillLeft(b);
@@ -661,8 +667,13 @@ export class Schedule {
 
   /** A host's cold fill left, in seconds of its budget (see `#spreadsBetter`). */
   #fillLeft(load: HostLoad): number {
+    // Its own cost per scan, drawn towards the hosts' mean by `PRIOR_SCANS` scans at the
+    // mean: a fill's repositories differ a thousandfold in size, and a host whose first one
+    // was small looked cheap and got no slot for seconds (a 1-replica default fill).
+    const mean = this.#meanScanCost;
+    const each = (load.spent + PRIOR_SCANS * mean) / (load.spentOn + PRIOR_SCANS);
     // A host with nothing cold (lease retries tie with cold ones) still ranks by its cost.
-    return Math.max(1, load.cold) * (load.scanCost > 0 ? load.scanCost : this.#meanScanCost);
+    return Math.max(1, load.cold) * each;
   }
 
   /** Counts a scan of `entry` that ran, and its host's cost per scan as of now. */
@@ -674,17 +685,16 @@ export class Schedule {
     if (cost === undefined || rate === undefined || !(rate > 0) || !(cost.requests > 0)) return;
     // The requests counted so far include those of its scans still in flight, on average
     // half done: counted over the finished ones alone, a host with several in flight and
-    // few done looked costly, was given more slots, and looked costlier still (a 1-replica
-    // default fill left one registry without a scan for its first 10 s).
-    load.scanCost = cost.requests / (load.scans + load.inFlight / 2) / rate;
-    let sum = 0;
-    let known = 0;
+    // few done looked costly, was given more slots, and looked costlier still.
+    load.spent = cost.requests / rate;
+    load.spentOn = load.scans + load.inFlight / 2;
+    let spent = 0;
+    let on = 0;
     for (const other of this.#hosts.values()) {
-      if (other.scanCost <= 0) continue;
-      sum += other.scanCost;
-      known++;
+      spent += other.spent;
+      on += other.spentOn;
     }
-    this.#meanScanCost = known > 0 ? sum / known : 1;
+    this.#meanScanCost = on > 0 ? spent / on : 1;
   }
 
   /**
@@ -732,6 +742,9 @@ export class Schedule {
     this.#version++;
   }
 }
+
+/** Scans at the hosts' mean cost that a host's own cost per scan is drawn towards. */
+const PRIOR_SCANS = 8;
 
 /**
  * Added to a late repository's time overdue so that it ranks above every weighted score,

@@ -178,8 +178,7 @@ describe("Schedule", () => {
     // queued behind them 7-9 s, past a lease TTL of 5 s (their bound's slack).
     const s = schedule(2, 2500);
     s.sync(["h/big", "h/a", "h/b", "h/c", "h/d", "o/1"]);
-    // The cold fill: h, five repositories to o's one, has the first two slots, up to its cap.
-    assert.deepEqual(takeAll(s, T0), ["h/big", "h/a", "o/1"], "the cold fill: at the cap");
+    assert.deepEqual(takeAll(s, T0), ["h/big", "o/1", "h/a"], "the cold fill: at the cap");
     s.done("o/1", { dueAt: T0 + 12_000, likelihood: 1 });
     for (const name of ["h/a", "h/b", "h/c"]) {
       s.done(name, { dueAt: T0 + 10_000, likelihood: 1 });
@@ -321,9 +320,9 @@ describe("Schedule", () => {
     const s = schedule(4);
     // A lookup lists repositories host by host.
     s.sync(["a/1", "a/2", "a/3", "b/1", "b/2", "c/1"]);
-    // In flight + 1 over cold: a 1/3, b 1/2, c 1/1; then a 2/3, b 1/2; a 2/3, b 2/2, c 1/1;
-    // then all at 1: the fewest in flight.
-    assert.deepEqual(takeAll(s, T0), ["a/1", "b/1", "a/2", "c/1", "b/2", "a/3"]);
+    // A host with none in flight first, then in flight + 1 over cold: a 2/3 before b 2/2
+    // and c 2/1; then a 3/3 and b 2/2 tie, and b has fewer in flight.
+    assert.deepEqual(takeAll(s, T0), ["a/1", "b/1", "c/1", "a/2", "b/2", "a/3"]);
     // As many cold each: one per host before a second of any.
     const even = schedule(4);
     even.sync(["a/1", "a/2", "b/1", "b/2", "c/1", "c/2"]);
@@ -350,27 +349,28 @@ describe("Schedule", () => {
         return { requests: requests.get(host) ?? 0, rateRps: rates.get(host) };
       },
     });
-    const slow = Array.from({ length: 21 }, (_, i) => `slow/${i}`);
-    const fast = Array.from({ length: 21 }, (_, i) => `fast/${i}`);
+    const slow = Array.from({ length: 40 }, (_, i) => `slow/${i}`);
+    const fast = Array.from({ length: 40 }, (_, i) => `fast/${i}`);
     s.sync([...slow, ...fast]);
-    // One scan of each: slow's took 30 requests at 10/s (3 s of its budget), fast's 20 at
-    // 20/s (1 s).
-    assert.deepEqual([s.take(T0)?.name, s.take(T0)?.name], ["slow/0", "fast/0"]);
-    requests.set("slow", 30);
-    requests.set("fast", 20);
-    s.done("slow/0", { dueAt: T0 + MINUTE, likelihood: 1, ran: true });
-    s.done("fast/0", { dueAt: T0 + MINUTE, likelihood: 1, ran: true });
-    // 20 cold each left: slots in proportion to 60 s and 20 s of budget.
+    // Sixteen scans of each, one of each at a time: slow's take 30 requests at 10/s (3 s of
+    // its budget), fast's 20 at 20/s (1 s).
+    for (let round = 0; round < 16; round++) {
+      const pair = [s.take(T0)?.name ?? "", s.take(T0)?.name ?? ""];
+      assert.deepEqual(pair.map((n) => n.split("/")[0]).sort(), ["fast", "slow"]);
+      requests.set("slow", (requests.get("slow") ?? 0) + 30);
+      requests.set("fast", (requests.get("fast") ?? 0) + 20);
+      for (const name of pair) s.done(name, { dueAt: T0 + MINUTE, likelihood: 1, ran: true });
+    }
+    // 24 cold each left; drawn towards the mean (2 s) by 8 scans, slow's cost is 2.67 s and
+    // fast's 1.33 s: 64 s and 32 s of fill left, and slots in that proportion.
     const next = Array.from({ length: 8 }, () => s.take(T0)?.name ?? "");
     const slowTaken = next.filter((n) => n.startsWith("slow/")).length;
-    assert.equal(slowTaken, 6, `slow took ${slowTaken} of 8: ${next.join(" ")}`);
-    // A scan skipped for its lease is no cost: fast's estimate stands.
-    s.done(next.find((n) => n.startsWith("fast/")) ?? "", { dueAt: T0 + MINUTE, likelihood: 1 });
-    assert.equal(
-      s.take(T0)?.name.split("/")[0],
-      "fast",
-      "fast: (1 + 1) / 19 s left, slow (6 + 1) / 60 s",
-    );
+    assert.equal(slowTaken, 5, `slow took ${slowTaken} of 8: ${next.join(" ")}`);
+    // A scan skipped for its lease is no cost; a host with none in flight goes first.
+    for (const name of next.filter((n) => n.startsWith("fast/"))) {
+      s.done(name, { dueAt: T0 + MINUTE, likelihood: 1 });
+    }
+    assert.equal(s.take(T0)?.name.split("/")[0], "fast", "fast has none in flight");
   });
 
   it("with priorityOnly, gives only priority requests", () => {
@@ -691,9 +691,13 @@ describe("Schedule's kept next due times", () => {
             const [bestName, b] = best;
             const [sa, sb] = [score(m), score(b)];
             const [la, lb] = [hostLoad(name), hostLoad(bestName)];
-            // Of as urgent, fewer in flight for the host's fill left, then fewer in flight.
+            // Of as urgent: a host with none in flight, then fewer in flight for the host's
+            // fill left, then fewer in flight.
             const [fa, fb] = [(la + 1) * fillLeft(bestName), (lb + 1) * fillLeft(name)];
-            const spreads = fa < fb || (fa === fb && (la < lb || (la === lb && m.seq < b.seq)));
+            const spreads =
+              (la === 0) !== (lb === 0)
+                ? la === 0
+                : fa < fb || (fa === fb && (la < lb || (la === lb && m.seq < b.seq)));
             if (sa > sb || (sa === sb && spreads)) {
               best = [name, m];
             }
