@@ -210,7 +210,7 @@ export class Schedule {
   readonly #entries = new Map<string, Entry>();
   readonly #hosts = new Map<string, HostLoad>();
   readonly #hostCost: ScheduleOptions["hostCost"];
-  /** The hosts' mean cost per scan (of those known; 1 when none is): a host's until it has one. */
+  /** The hosts' cost per scan, pooled (1 while no scan ran): what a host's own is drawn towards. */
   #meanScanCost = 1;
   #urgentInFlight = 0;
   readonly #maxWeight: number;
@@ -633,21 +633,21 @@ export class Schedule {
 
   /**
    * Between two as urgent (a cold fill: every repository never scanned), the one whose host
-   * has fewer in flight for the fill it has left, then fewer in flight, then the earlier
-   * arrival. A lookup lists its repositories host by host, and taking them in that order
-   * filled every slot with two hosts' repositories while the other hosts' budgets went
-   * unspent (bench:scale, 10 registries: 5x the budget-bound fill). Spread evenly instead, a
-   * host whose scans cost more (Docker Hub's: a `HEAD` before each pull, three requests a
-   * tag where others need two) got the same slots as the others and its budget went a
-   * quarter to a half unspent while the replicas were short of CPU, the fill's slowest part
-   * (bench:scale at 10,000 repositories / 200,000 tags: its fill at 1.42x its budget-bound
-   * time, the others done in two thirds of it). So each host's slots follow the time its
-   * fill has left: its cold repositories times the seconds of its budget a scan of it took
-   * here on average (requests per scan over its rate; a host without scans yet: the mean of
-   * the others), and the hosts' fills end together rather than one after the others. Not a
-   * scan's own duration: that includes its waits for the budget, which grow with its
-   * host's slots, and a host given more slots looked ever slower (a 1-replica fill took
-   * 1.59x its minimum instead of 1.1x).
+   * has none in flight (its budget idle), then fewer in flight for the fill it has left,
+   * then fewer in flight, then the earlier arrival. A lookup lists its repositories host by
+   * host, and taking them in that order filled every slot with two hosts' repositories while
+   * the other hosts' budgets went unspent (bench:scale, 10 registries: 5x the budget-bound
+   * fill). Spread evenly instead, a host whose scans cost more (Docker Hub's: a `HEAD`
+   * before each pull, three requests a tag where others need two) got the same slots as the
+   * others and its budget went a quarter to a half unspent while the replicas were short of
+   * CPU, the fill's slowest part (bench:scale at 10,000 repositories / 200,000 tags: its
+   * fill at 1.42x its budget-bound time, the others done in two thirds of it). So each
+   * host's slots follow the time its fill has left: its cold repositories times the seconds
+   * of its budget a scan of it took here on average (requests per scan over its rate, drawn
+   * towards the hosts' mean), and the hosts' fills end together rather than one after the
+   * others. Not a scan's own duration: that includes its waits for the budget, which grow
+   * with its host's slots, and a host given more slots looked ever slower (a 1-replica fill
+   * took 1.59x its minimum instead of 1.1x).
    */
   #spreadsBetter(entry: Entry, best: Entry): boolean {
     const a = entry.load;
