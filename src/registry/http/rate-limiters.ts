@@ -183,7 +183,10 @@ export interface HostWant {
    * (requests asked per second over the budget's rate), 0 to 1.
    */
   share: number;
-  /** Requests wait for the budget now: this process would use more than it gets. */
+  /**
+   * Requests wait for the budget now, or one did since the last `wants()`: this process
+   * would use more than it gets.
+   */
   limited: boolean;
 }
 
@@ -474,7 +477,8 @@ export class RateLimiters {
 
   /**
    * What this process asks of each host it has sent requests to, over the last
-   * `WANT_SECONDS`: the census shares budgets by it.
+   * `WANT_SECONDS`: the census shares budgets by it. A call is a look: whether a request
+   * waited for the budget is reset by it (one caller, the census's heartbeat).
    */
   wants(): Map<string, HostWant> {
     const now = this.#clock.now();
