@@ -231,7 +231,9 @@ describe("a repository answer over the answer cache's bound", () => {
       metrics: new MetricsRegistry(),
       logger: pino({ level: process.env.DEBUG_TEST ? "debug" : "silent" }),
       ready: async () => {},
-      repositoryState: async () => ({ version: "v1" }),
+      // NAME-listed: a record with its listing's length, as the daemon's store gives.
+      repositoryState: async (name) =>
+        name.toString() === `${NAME}-listed` ? { version: "v1", tags: 3_000 } : { version: "v1" },
       // Far under the answers' size: they are written out as they are produced, never held.
       repositoryCacheBytes: 256 * 1024,
     });
@@ -304,6 +306,19 @@ describe("a repository answer over the answer cache's bound", () => {
     // Known too large for this version: streamed at once, no second build.
     await get("GET", path);
     assert.equal(streams, 6);
+  });
+
+  test("a HEAD of a listed repository whose body is not kept answers without building it", async () => {
+    const path = `${NAME}-listed`;
+    const before = streams;
+    const head = await get("HEAD", path);
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.equal(streams, before, "no read of its images for a HEAD");
+    // A GET builds and streams it as before.
+    const got = await get("GET", path);
+    assert.ok(expected(many, path).equals(got.body));
+    assert.ok(streams > before);
   });
 
   test("a read failing midway cuts the answer off: no reader takes it for whole", async () => {
