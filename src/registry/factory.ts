@@ -202,7 +202,6 @@ export class RemoteClientFactory implements ClientFactory {
       queueDelayMs: Math.max(saturation.queueDelayMs, saturation.pullDelayMs),
       requests: saturation.requests,
       waitedMs: saturation.waitedMs,
-      rateRps: saturation.rate,
     };
   }
 
