@@ -535,10 +535,7 @@ export class ApiServer {
     // A record without a listing may not answer 200 to a `GET`: that path says what it does.
     if (stored?.tags === undefined) return false;
     if (this.#repositoryBodies.peek(name.toString(), stored.version) !== undefined) return false;
-    res.writeHead(200, {
-      "content-type": "application/json; charset=utf-8",
-      "cache-control": "no-store",
-    });
+    writeUnsizedJsonHead(res);
     res.end();
     return true;
   }
@@ -613,10 +610,7 @@ export class ApiServer {
     const pieces = repositoryJsonPieces(key, stream, LARGE_BODY_SLICE);
     // The first piece before the head: a first slice that cannot be read gets its answer.
     const first = await pieces.next();
-    res.writeHead(200, {
-      "content-type": "application/json; charset=utf-8",
-      "cache-control": "no-store",
-    });
+    writeUnsizedJsonHead(res);
     if (res.req.method === "HEAD") {
       res.end();
       await pieces.return(undefined);
@@ -812,6 +806,14 @@ function writeJsonHead(
     "content-length": length,
     "cache-control": "no-store",
     ...headers,
+  });
+}
+
+/** A 200 JSON head without a length: a body written as it is read, or a `HEAD` not built. */
+function writeUnsizedJsonHead(res: ServerResponse): void {
+  res.writeHead(200, {
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
   });
 }
 
