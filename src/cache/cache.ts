@@ -37,6 +37,7 @@ import {
 import {
   bucketOf,
   decodeRawBucket,
+  decodeRepositoryIndexHead,
   decodeRepositoryIndexRecord,
   digestOfImageId,
   ENTRY_STRIDE,
@@ -125,9 +126,9 @@ export interface RepositorySummary {
   lastScanned: Date | undefined;
 }
 
-function summaryOf(record: RepositoryRecord): RepositorySummary {
+function summaryOf(record: RepositoryRecord, tagCount = record.tags?.length): RepositorySummary {
   return {
-    tagCount: record.tags?.length,
+    tagCount,
     lastUpdate: record.lastUpdate,
     lastError: record.lastError && {
       code: record.lastError.code,
@@ -446,9 +447,8 @@ export class Cache implements Registry {
         if (chunk.entries === undefined) return;
         chunk.entries.forEach((got, j) => {
           const i = chunk.start + j;
-          const key = this.#keys.repository(names[i] as ImageName);
-          const record = got && this.#decodeRecord(key, got.value);
-          if (record) out[i] = summaryOf(record);
+          const head = got && decodeRepositoryIndexHead(got.value);
+          if (head) out[i] = summaryOf(head.record, head.tagCount);
           else if (!got) missing.push(i);
         });
       },

@@ -472,7 +472,102 @@ export function encodeRepositoryIndexRecord(record: RepositoryRecord): Uint8Arra
 
 /** Reads a second-layout repository record; undefined when the bytes are not one. */
 export function decodeRepositoryIndexRecord(bytes: Uint8Array): RepositoryRecord | undefined {
-  const r = parseJson(bytes);
+  return repositoryIndexRecordOf(parseJson(bytes));
+}
+
+/** A second-layout repository record without its tags, and how many its last listing had. */
+export interface RepositoryIndexHead {
+  /** The record's fields but `tags` (always undefined here). */
+  record: RepositoryRecord;
+  /** Tags of the last listing; undefined before the first. */
+  tagCount: number | undefined;
+}
+
+/**
+ * A second-layout repository record's fields with its tag list counted, not decoded: the
+ * status list reads every repository's record, and the warmer reads the record of each one
+ * another replica scanned, for these fields alone. At 2,000,000 tags decoding the lists made
+ * 2,000,000 strings per status list (about 500 ms of CPU, against 150 ms counted). A record
+ * not written as {@link encodeRepositoryIndexRecord} writes it is decoded whole, so the
+ * answer is the same for every input; undefined when the bytes are not a record.
+ */
+export function decodeRepositoryIndexHead(bytes: Uint8Array): RepositoryIndexHead | undefined {
+  const list = canonicalTagList(bytes);
+  if (list === undefined) {
+    const record = decodeRepositoryIndexRecord(bytes);
+    if (record === undefined) return undefined;
+    const tagCount = record.tags?.length;
+    record.tags = undefined;
+    return { record, tagCount };
+  }
+  let rest: string;
+  try {
+    rest = decoder.decode(bytes.subarray(list.end + 1));
+  } catch {
+    return undefined;
+  }
+  const record = repositoryIndexRecordOf(
+    parseJsonText(`{"v":${REPOSITORY_INDEX_VERSION},"tags":[]${rest}`),
+  );
+  if (record === undefined) return undefined;
+  record.tags = undefined;
+  return { record, tagCount: list.count };
+}
+
+/** How a record written by {@link encodeRepositoryIndexRecord} starts when it has a tag list. */
+const LISTED_RECORD_START = encoder.encode(`{"v":${REPOSITORY_INDEX_VERSION},"tags":[`);
+const QUOTE_BYTE = 0x22;
+const COMMA_BYTE = 0x2c;
+const CLOSE_BYTE = 0x5d;
+
+/**
+ * The tag list at the start of a record as the encoder writes it: every tag quoted, of the
+ * tag grammar's characters, no escapes (a listing's tags are checked against it, so a stored
+ * list has no others). Its tag count and the index of its `]`; undefined for anything else.
+ */
+function canonicalTagList(bytes: Uint8Array): { count: number; end: number } | undefined {
+  if (bytes.length <= LISTED_RECORD_START.length) return undefined;
+  for (let i = 0; i < LISTED_RECORD_START.length; i++) {
+    if (bytes[i] !== LISTED_RECORD_START[i]) return undefined;
+  }
+  let i = LISTED_RECORD_START.length;
+  if (bytes[i] === CLOSE_BYTE) return { count: 0, end: i };
+  let count = 0;
+  for (;;) {
+    if (bytes[i] !== QUOTE_BYTE) return undefined;
+    const first = ++i;
+    while (i < bytes.length && isTagByte(bytes[i] as number)) i++;
+    if (i === first || bytes[i] !== QUOTE_BYTE) return undefined;
+    count++;
+    i++;
+    if (bytes[i] === CLOSE_BYTE) return { count, end: i };
+    if (bytes[i] !== COMMA_BYTE) return undefined;
+    i++;
+  }
+}
+
+/** `[\w.-]`: the bytes of the tag grammar. */
+function isTagByte(b: number): boolean {
+  return (
+    (b >= 0x61 && b <= 0x7a) || // a-z
+    (b >= 0x30 && b <= 0x39) || // 0-9
+    (b >= 0x41 && b <= 0x5a) || // A-Z
+    b === 0x2e || // .
+    b === 0x2d || // -
+    b === 0x5f // _
+  );
+}
+
+function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A parsed second-layout repository record, checked; undefined when it has the wrong shape. */
+function repositoryIndexRecordOf(r: unknown): RepositoryRecord | undefined {
   if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
   const o = r as Record<string, unknown>;
   if (o.v !== REPOSITORY_INDEX_VERSION) return undefined;

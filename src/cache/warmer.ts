@@ -20,7 +20,7 @@ import { summarizeError } from "./error-summary.js";
 import { WarmerRunningError } from "./errors.js";
 import { HeldStatus } from "./held-status.js";
 import { HostSharingSync } from "./host-sharing-record.js";
-import { decodeRepositoryIndexRecord } from "./index-records.js";
+import { decodeRepositoryIndexHead, type RepositoryIndexHead } from "./index-records.js";
 import { Keys } from "./keys.js";
 import { LoopBrake, type LoopBrakeOptions } from "./loop-brake.js";
 import { warmerMetrics } from "./metrics.js";
@@ -853,11 +853,13 @@ export class Warmer {
       const got = await this.#ctx.store.get(this.#ctx.keys.repository(name), {
         signal: AbortSignal.timeout(5000),
       });
-      const record =
-        got && (decodeRepositoryIndexRecord(got.value) ?? decodeRepositoryRecord(got.value));
-      if (!record) return;
-      if (record.tags) status.tagCount = record.tags.length;
-      if (record.tags) status.artifactTags = record.artifactTags ?? 0;
+      const head = got && (decodeRepositoryIndexHead(got.value) ?? legacyHead(got.value));
+      if (!head) return;
+      const { record, tagCount } = head;
+      if (tagCount !== undefined) {
+        status.tagCount = tagCount;
+        status.artifactTags = record.artifactTags ?? 0;
+      }
       if (record.lastUpdate) status.lastUpdate = record.lastUpdate.getTime();
       status.lastError = record.lastError && {
         code: record.lastError.code,
@@ -961,4 +963,10 @@ export class Warmer {
     }
     return status;
   }
+}
+
+/** A first-layout repository record (a store not rescanned since the upgrade) as a head. */
+function legacyHead(bytes: Uint8Array): RepositoryIndexHead | undefined {
+  const record = decodeRepositoryRecord(bytes);
+  return record && { record, tagCount: record.tags?.length };
 }
