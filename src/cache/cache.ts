@@ -102,12 +102,11 @@ export interface CachedTag {
   fetchError?: TagError;
 }
 
-/** Answers `Registry` questions from the store. */
 /**
  * Encoded bytes of repository records kept decoded: 1 MiB is a thousand 100-tag records or
  * four of 20,000 tags. Decoded, a record takes about 2.4 times its bytes of heap (9.7 MB for
  * the 4 MiB this was, in a heap snapshot at 10,000 repositories, where a status poll over
- * them all only churned it).
+ * them all only churned it; the status list now counts their tags without it).
  */
 const RECORDS_MEMO_BYTES = 1024 * 1024;
 
@@ -141,6 +140,7 @@ function summaryOf(record: RepositoryRecord, tagCount = record.tags?.length): Re
 /** Heap a decoded index bucket takes per byte of its encoding: 4.7 MB for 2 MiB, measured. */
 const BUCKET_HEAP_PER_ENCODED_BYTE = 2.35;
 
+/** Answers `Registry` questions from the store. */
 export class Cache implements Registry {
   readonly #store: Store;
   readonly #keys: Keys;
