@@ -212,7 +212,13 @@ export interface FillPhase {
   api: ApiLoadResult | null;
   /** Each replica's event loop and GC while the API clients read (null: no load, or no scrape). */
   replicaLoops: Record<string, ReplicaLoop | null>;
-  memory: Array<{ id: string; hwmMiB: number; rssMiB: number } | null>;
+  /** Peak and current RSS, and the resident part of `malloc`'s main arena (null: unread). */
+  memory: Array<{
+    id: string;
+    hwmMiB: number;
+    rssMiB: number;
+    mallocHeapMiB: number | null;
+  } | null>;
   /** The simulator's requests and CPU time during the fill (its control API included). */
   simulator: { requests: number; cpuSeconds: number; requestsPerCpuSecond: number };
   kill: KillResult | null;
@@ -728,7 +734,12 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         const m = r.proc.exited() ? undefined : memoryOf(r.proc.pid);
         return m === undefined
           ? null
-          : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
+          : {
+              id: r.id,
+              hwmMiB: round(m.hwm / MiB),
+              rssMiB: round(m.rss / MiB),
+              mallocHeapMiB: m.mallocHeap === undefined ? null : round(m.mallocHeap / MiB),
+            };
       }),
       kill,
     },

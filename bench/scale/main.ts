@@ -362,7 +362,12 @@ async function main(): Promise<void> {
     const m = memoryOf(r.proc.pid);
     return m === undefined
       ? null
-      : { id: r.id, hwmMiB: round(m.hwm / MiB), rssMiB: round(m.rss / MiB) };
+      : {
+          id: r.id,
+          hwmMiB: round(m.hwm / MiB),
+          rssMiB: round(m.rss / MiB),
+          mallocHeapMiB: m.mallocHeap === undefined ? null : round(m.mallocHeap / MiB),
+        };
   });
   await Promise.all(replicas.map((r) => r.proc.stop()));
 
@@ -479,7 +484,7 @@ async function main(): Promise<void> {
     },
     {
       figure: "peak RSS per replica (VmHWM)",
-      value: `${main.memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB at the clean fill's end; ${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB (${killed !== null ? "the kill's survivors" : "the same replicas"}) after the staleness phases`,
+      value: `${main.memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB at the clean fill's end; ${memory.map((m) => m?.hwmMiB ?? "?").join(" / ")} MiB (${killed !== null ? "the kill's survivors" : "the same replicas"}) after the staleness phases; malloc's main arena resident then ${memory.map((m) => m?.mallocHeapMiB ?? "?").join(" / ")} MiB`,
       target: "<= 256 MiB",
       pass: peakHwm <= 256,
     },

@@ -146,10 +146,7 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
     const args = [
       // As the image and the systemd unit run it (Dockerfile: the heap cap), unless
       // REGSCAN_SCALE_NODE_ARGS says otherwise (to try other V8 bounds).
-      ...(process.env.REGSCAN_SCALE_NODE_ARGS?.split(" ").filter(Boolean) ?? [
-        "--max-old-space-size=128",
-        "--max-semi-space-size=8",
-      ]),
+      ...(process.env.REGSCAN_SCALE_NODE_ARGS?.split(" ").filter(Boolean) ?? REPLICA_NODE_ARGS),
       "bin/regscan.mjs",
       "serve",
       "--listen",
@@ -194,7 +191,7 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
         name: `regscan serve ${id}`,
         command: process.execPath,
         args,
-        env: { ...process.env, SCALE_BENCH_HOOK: cfg.webhookToken },
+        env: { ...process.env, ...replicaEnv(), SCALE_BENCH_HOOK: cfg.webhookToken },
         ready: { tcp: { host: "127.0.0.1", port } },
         readyTimeoutMs: 60_000,
       });
@@ -205,6 +202,28 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
     }
   }
   throw last;
+}
+
+/** V8's bounds as the image and the systemd unit set them (`NODE_OPTIONS`; Dockerfile: the heap cap). */
+export const REPLICA_NODE_ARGS: readonly string[] = [
+  "--max-old-space-size=128",
+  "--max-semi-space-size=8",
+];
+
+/**
+ * `malloc`'s settings as the image and the systemd unit set them (Dockerfile): buffers of
+ * 128 KiB and more are mapped on their own and unmapped when freed. glibc's default threshold
+ * rises to the largest buffer freed so far (32 MiB at most), after which answers and store
+ * replies of megabytes are carved from its main arena and, freed among small live ones, stay
+ * resident.
+ */
+export const REPLICA_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: "131072",
+};
+
+/** {@link REPLICA_MALLOC_ENV}, unless REGSCAN_SCALE_MALLOC=dynamic (glibc's default, to compare). */
+function replicaEnv(): NodeJS.ProcessEnv {
+  return process.env.REGSCAN_SCALE_MALLOC === "dynamic" ? {} : { ...REPLICA_MALLOC_ENV };
 }
 
 /**
@@ -222,12 +241,30 @@ function keepLog(proc: ManagedProcess, id: string): void {
 }
 
 /** Peak and current resident memory of a process, bytes (from /proc). */
-export function memoryOf(pid: number): { hwm: number; rss: number } | undefined {
+export function memoryOf(
+  pid: number,
+): { hwm: number; rss: number; mallocHeap: number | undefined } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = (field: string) =>
       Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
-    return { hwm: kb("VmHWM"), rss: kb("VmRSS") };
+    return { hwm: kb("VmHWM"), rss: kb("VmRSS"), mallocHeap: mallocHeapOf(pid) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resident bytes of a process's `[heap]` mapping: glibc's main `malloc` arena, where Node's
+ * buffers live outside V8's heap (and, freed, may stay resident: see {@link replicaEnv}).
+ */
+function mallocHeapOf(pid: number): number | undefined {
+  try {
+    const smaps = readFileSync(`/proc/${pid}/smaps`, "utf8");
+    const at = smaps.indexOf("[heap]\n");
+    if (at < 0) return 0;
+    const rss = /^Rss:\s+(\d+) kB/m.exec(smaps.slice(at));
+    return rss ? Number(rss[1]) * 1024 : undefined;
   } catch {
     return undefined;
   }

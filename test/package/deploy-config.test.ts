@@ -2,7 +2,8 @@
  * The shipped deployment files run with the settings they show: `regscan config check` on the
  * ConfigMap, with the container image's environment and the Deployment's environment and
  * arguments, gives the shared memcached store and the listen address, whatever namespace
- * kustomize puts it in; and nothing in the image or the systemd unit overrides a file's settings.
+ * kustomize puts it in; nothing in the image or the systemd unit overrides a file's settings;
+ * and the image, the unit and bench:scale's replicas run Node with the same memory settings.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -12,6 +13,7 @@ import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { REPLICA_MALLOC_ENV, REPLICA_NODE_ARGS } from "../../bench/scale/processes.js";
 import { main } from "../../src/cli/main.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -210,6 +212,31 @@ describe("shipped deployment files", () => {
     const froms = [...text.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
     assert.ok(froms.length >= 2);
     for (const from of froms) assert.equal(from, `\${NODE_IMAGE}`);
+  });
+
+  test("the image, the systemd unit and bench:scale run Node with the same heap and malloc settings", async () => {
+    const image = await readFile(join(ROOT, "Dockerfile"), "utf8");
+    const unit = await readFile(join(ROOT, "examples/regscan.service"), "utf8");
+    const bench = {
+      node: REPLICA_NODE_ARGS.join(" "),
+      malloc: REPLICA_MALLOC_ENV.MALLOC_MMAP_THRESHOLD_,
+    };
+    assert.deepEqual(
+      {
+        node: /^\s*NODE_OPTIONS="([^"]*)"/m.exec(image)?.[1],
+        malloc: /^\s*MALLOC_MMAP_THRESHOLD_=(\d+)/m.exec(image)?.[1],
+      },
+      bench,
+      "Dockerfile",
+    );
+    assert.deepEqual(
+      {
+        node: /^Environment="NODE_OPTIONS=([^"]*)"$/m.exec(unit)?.[1],
+        malloc: /^Environment=MALLOC_MMAP_THRESHOLD_=(\d+)$/m.exec(unit)?.[1],
+      },
+      bench,
+      "examples/regscan.service",
+    );
   });
 
   test("the systemd unit passes no setting as a flag (it would override /etc/regscan/regscan.yaml)", async () => {
