@@ -153,6 +153,11 @@ function report(t: TestContext, phase: FillPhase, problems: string[]): void {
   for (const counts of Object.values(phase.requests))
     for (const [kind, n] of Object.entries(counts)) byKind[kind] = (byKind[kind] ?? 0) + n;
   t.diagnostic(`requests by kind: ${JSON.stringify(byKind)}`);
+  // Per registry, the kinds a replica's choices move (the request ratio's spread between runs).
+  const choices = Object.entries(phase.requests).map(
+    ([name, c]) => `${name} ${c.manifestHead ?? 0}/${c.manifestGet ?? 0}`,
+  );
+  t.diagnostic(`manifest HEAD/GET per registry: ${choices.join(", ")}`);
   if (phase.kill !== null) t.diagnostic(`kill: ${JSON.stringify(phase.kill)}`);
   assert.ok(problems.length === 0, `\n${problems.join("\n")}`);
 }
