@@ -212,13 +212,7 @@ export interface FillPhase {
   api: ApiLoadResult | null;
   /** Each replica's event loop and GC while the API clients read (null: no load, or no scrape). */
   replicaLoops: Record<string, ReplicaLoop | null>;
-  /** Peak and current RSS, and the resident part of `malloc`'s main arena (null: unread). */
-  memory: Array<{
-    id: string;
-    hwmMiB: number;
-    rssMiB: number;
-    mallocHeapMiB: number | null;
-  } | null>;
+  memory: Array<ReplicaMemory | null>;
   /** The simulator's requests and CPU time during the fill (its control API included). */
   simulator: { requests: number; cpuSeconds: number; requestsPerCpuSecond: number };
   kill: KillResult | null;
@@ -730,17 +724,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       minPullsRemaining: minPulls,
       api,
       replicaLoops,
-      memory: replicas.map((r) => {
-        const m = r.proc.exited() ? undefined : memoryOf(r.proc.pid);
-        return m === undefined
-          ? null
-          : {
-              id: r.id,
-              hwmMiB: round(m.hwm / MiB),
-              rssMiB: round(m.rss / MiB),
-              mallocHeapMiB: m.mallocHeap === undefined ? null : round(m.mallocHeap / MiB),
-            };
-      }),
+      memory: replicas.map(replicaMemory),
       kill,
     },
     replicas,
@@ -841,5 +825,25 @@ async function killResult(
     intervalSeconds: interval,
     maxReportedIntervalSeconds: Math.max(0, ...intervals.values()),
     settleSeconds: round(settleMs / 1000),
+  };
+}
+
+/** A replica's peak and current RSS, and the resident part of `malloc`'s main arena (null: unread). */
+export interface ReplicaMemory {
+  id: string;
+  hwmMiB: number;
+  rssMiB: number;
+  mallocHeapMiB: number | null;
+}
+
+/** {@link ReplicaMemory} of a running replica; null for one that exited or cannot be read. */
+export function replicaMemory(r: Replica): ReplicaMemory | null {
+  const m = r.proc.exited() ? undefined : memoryOf(r.proc.pid);
+  if (m === undefined) return null;
+  return {
+    id: r.id,
+    hwmMiB: round(m.hwm / MiB),
+    rssMiB: round(m.rss / MiB),
+    mallocHeapMiB: m.mallocHeap === undefined ? null : round(m.mallocHeap / MiB),
   };
 }

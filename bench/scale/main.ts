@@ -22,19 +22,14 @@ import {
   distributionLines,
   type FillPhase,
   fillPhase,
+  replicaMemory,
   round,
   roundRobin,
   sumTotals,
 } from "./fill.js";
 import { type FleetRepo, loadFleet, type SimStats, simStats } from "./measure.js";
 import { parseScaleOptions, type ScaleOptions } from "./options.js";
-import {
-  buildIfNeeded,
-  memoryOf,
-  redisMemory,
-  startSimulator,
-  writeImagesFile,
-} from "./processes.js";
+import { buildIfNeeded, redisMemory, startSimulator, writeImagesFile } from "./processes.js";
 import { printSummary, type Target } from "./report.js";
 import { measureStaleness, type StalenessResult } from "./staleness.js";
 
@@ -358,17 +353,7 @@ async function main(): Promise<void> {
     noteExits(replicas, "staleness with webhooks");
   }
   load.push(loadavg());
-  const memory = replicas.map((r) => {
-    const m = memoryOf(r.proc.pid);
-    return m === undefined
-      ? null
-      : {
-          id: r.id,
-          hwmMiB: round(m.hwm / MiB),
-          rssMiB: round(m.rss / MiB),
-          mallocHeapMiB: m.mallocHeap === undefined ? null : round(m.mallocHeap / MiB),
-        };
-  });
+  const memory = replicas.map(replicaMemory);
   await Promise.all(replicas.map((r) => r.proc.stop()));
 
   const finalStats: SimStats = await simStats(sim.control);

@@ -507,7 +507,7 @@ export function decodeRepositoryIndexHead(bytes: Uint8Array): RepositoryIndexHea
     return undefined;
   }
   const record = repositoryIndexRecordOf(
-    parseJsonText(`{"v":${REPOSITORY_INDEX_VERSION},"tags":[]${rest}`),
+    parseJson(`{"v":${REPOSITORY_INDEX_VERSION},"tags":[]${rest}`),
   );
   if (record === undefined) return undefined;
   record.tags = undefined;
@@ -556,14 +556,6 @@ function isTagByte(b: number): boolean {
     b === 0x2d || // -
     b === 0x5f // _
   );
-}
-
-function parseJsonText(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** A parsed second-layout repository record, checked; undefined when it has the wrong shape. */

@@ -101,10 +101,10 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 const optDate = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms));
 const optMs = (d: Date | undefined) => (d === undefined ? undefined : d.getTime());
 
-/** The JSON in `bytes`; undefined when they are not UTF-8 JSON. */
-export function parseJson(bytes: Uint8Array): unknown {
+/** The JSON in `bytes` (or text); undefined when they are not UTF-8 JSON. */
+export function parseJson(bytes: Uint8Array | string): unknown {
   try {
-    return JSON.parse(decoder.decode(bytes));
+    return JSON.parse(typeof bytes === "string" ? bytes : decoder.decode(bytes));
   } catch {
     return undefined;
   }
