@@ -53,12 +53,17 @@ const MAX_WRITES_IN_A_ROW = 8;
 /** Hosts whose state is kept (the oldest idle one forgotten first). */
 const MAX_HOSTS = 1000;
 /** The record's layout version. */
-const VERSION = 1;
+const VERSION = 2;
+/**
+ * Version 1 counted tags on an image another tag has, not tags repeating an earlier one's
+ * image (see NewTagFetchPlan): such a record is read as empty, and replaced by the next write.
+ */
+const COUNTED_OTHERWISE = 1;
 
-/** Encodes a host's counts (repository, tags, shared; rounded, a record stays small). */
+/** Encodes a host's counts (repository, tags, repeats; rounded, a record stays small). */
 export function encodeHostSharing(entries: readonly RepositorySharing[]): Uint8Array {
   const round = (n: number) => Math.round(n * 1000) / 1000;
-  const repositories = entries.map((e) => [e.repository, round(e.tags), round(e.shared)]);
+  const repositories = entries.map((e) => [e.repository, round(e.tags), round(e.repeats)]);
   return new TextEncoder().encode(JSON.stringify({ v: VERSION, repositories }));
 }
 
@@ -75,16 +80,17 @@ export function decodeHostSharing(value: Uint8Array): RepositorySharing[] | unde
   }
   if (typeof parsed !== "object" || parsed === null) return undefined;
   const { v, repositories } = parsed as { v?: unknown; repositories?: unknown };
+  if (v === COUNTED_OTHERWISE) return [];
   if (v !== VERSION || !Array.isArray(repositories)) return undefined;
   if (repositories.length > RECORD_REPOSITORIES) return undefined;
   const out: RepositorySharing[] = [];
   for (const item of repositories) {
     if (!Array.isArray(item) || item.length !== 3) return undefined;
-    const [repository, tags, shared] = item as unknown[];
+    const [repository, tags, repeats] = item as unknown[];
     if (typeof repository !== "string" || repository === "") return undefined;
-    if (typeof tags !== "number" || typeof shared !== "number") return undefined;
-    if (!(tags > 0 && tags <= SHARING_SAMPLE && shared >= 0 && shared <= tags)) return undefined;
-    out.push({ repository, tags, shared });
+    if (typeof tags !== "number" || typeof repeats !== "number") return undefined;
+    if (!(tags > 0 && tags <= SHARING_SAMPLE && repeats >= 0 && repeats <= tags)) return undefined;
+    out.push({ repository, tags, repeats });
   }
   return out;
 }
@@ -357,7 +363,7 @@ function sameEntries(local: readonly RepositorySharing[], remote: readonly Repos
   return local.every((e) => {
     const r = byName.get(e.repository);
     return (
-      r !== undefined && Math.abs(r.tags - e.tags) < 0.01 && Math.abs(r.shared - e.shared) < 0.01
+      r !== undefined && Math.abs(r.tags - e.tags) < 0.01 && Math.abs(r.repeats - e.repeats) < 0.01
     );
   });
 }

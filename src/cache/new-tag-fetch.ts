@@ -1,9 +1,11 @@
 /**
  * How a scan asks for tags it has never seen: `HEAD` first (a tag on an image already known
  * then costs no `GET`) or one `GET` by tag (a new image then costs its manifest and config,
- * not a `HEAD` more). Chosen per repository from how often its tags share images, as seen so
- * far, and per host from whether a `GET` spends a pull quota. Known tags always go `HEAD` first.
+ * not a `HEAD` more). Chosen per repository from how often its tags repeat an image, as seen
+ * so far, and per host from whether a `GET` spends a pull quota. Known tags always go `HEAD`
+ * first.
  */
+import { followAbort } from "../abort.js";
 
 /**
  * A manifest `GET` weighs this many `HEAD`s (bytes, and the weight budgets give it). `HEAD`
@@ -32,7 +34,8 @@ const MAX_HOSTS = 1000;
 export interface RepositorySharing {
   repository: string;
   tags: number;
-  shared: number;
+  /** Of those, tags whose image an earlier one had (tags less distinct images). */
+  repeats: number;
 }
 
 /**
@@ -52,16 +55,16 @@ export interface HostSharingListener {
  * its host for each new tag (1,000 repositories a host at 10,000).
  */
 class HostCounts {
-  readonly repositories = new Map<string, { tags: number; shared: number }>();
+  readonly repositories = new Map<string, { tags: number; repeats: number }>();
   tags = 0;
-  shared = 0;
+  repeats = 0;
 
   /** Sets `repository`'s counts, as the most recent. */
-  set(repository: string, counts: { tags: number; shared: number }): void {
+  set(repository: string, counts: { tags: number; repeats: number }): void {
     this.delete(repository);
     this.repositories.set(repository, counts);
     this.tags += counts.tags;
-    this.shared += counts.shared;
+    this.repeats += counts.repeats;
   }
 
   delete(repository: string): void {
@@ -71,11 +74,11 @@ class HostCounts {
     if (this.repositories.size === 0) {
       // No rounding left behind by the sums.
       this.tags = 0;
-      this.shared = 0;
+      this.repeats = 0;
       return;
     }
     this.tags -= counts.tags;
-    this.shared -= counts.shared;
+    this.repeats -= counts.repeats;
   }
 
   /** Forgets the oldest repositories beyond `max`. */
@@ -103,17 +106,17 @@ export class HostSharing {
     this.#listener = listener;
   }
 
-  /** The share of tags whose image another tag shares, once the host has shown enough tags. */
+  /** The share of tags whose image an earlier tag had, once the host has shown enough tags. */
   prior(host: string, except?: string): number | undefined {
     const counts = this.#hosts.get(host);
     let tags = counts?.tags ?? 0;
-    let shared = counts?.shared ?? 0;
+    let repeats = counts?.repeats ?? 0;
     const own = except === undefined ? undefined : counts?.repositories.get(except);
     if (own) {
       tags -= own.tags;
-      shared -= own.shared;
+      repeats -= own.repeats;
     }
-    if (tags >= SHARING_SAMPLE) return Math.min(1, Math.max(0, shared / tags));
+    if (tags >= SHARING_SAMPLE) return Math.min(1, Math.max(0, repeats / tags));
     this.#listener?.miss(host);
     return undefined;
   }
@@ -127,12 +130,12 @@ export class HostSharing {
   }
 
   /** One repository scan's counts, in place of that repository's previous ones. */
-  record({ host, repository, tags, shared }: ScanSharing): void {
+  record({ host, repository, tags, repeats }: ScanSharing): void {
     const counts = this.#touch(host);
     counts.delete(repository);
     if (tags > 0) {
       const weight = Math.min(tags, SHARING_SAMPLE) / tags;
-      counts.set(repository, { tags: tags * weight, shared: shared * weight });
+      counts.set(repository, { tags: tags * weight, repeats: repeats * weight });
     }
     counts.keep(MAX_REPOSITORIES_PER_HOST);
     forgetOldest(this.#hosts, MAX_HOSTS);
@@ -143,7 +146,7 @@ export class HostSharing {
   entries(host: string): RepositorySharing[] {
     const out: RepositorySharing[] = [];
     for (const [repository, c] of this.#hosts.get(host)?.repositories ?? []) {
-      out.push({ repository, tags: c.tags, shared: c.shared });
+      out.push({ repository, tags: c.tags, repeats: c.repeats });
     }
     return out;
   }
@@ -155,12 +158,12 @@ export class HostSharing {
    */
   adopt(host: string, entries: readonly RepositorySharing[]): boolean {
     const own = this.#hosts.get(host);
-    const adopted = new Map<string, { tags: number; shared: number }>();
+    const adopted = new Map<string, { tags: number; repeats: number }>();
     for (const e of entries) {
       if (own?.repositories.has(e.repository) || adopted.has(e.repository)) continue;
       const tags = Math.min(Math.max(e.tags, 0), SHARING_SAMPLE);
       if (!(tags > 0)) continue;
-      adopted.set(e.repository, { tags, shared: Math.min(Math.max(e.shared, 0), tags) });
+      adopted.set(e.repository, { tags, repeats: Math.min(Math.max(e.repeats, 0), tags) });
     }
     if (adopted.size === 0) return false;
     // Rebuilt with the adopted first, so that they are forgotten before this process's own.
@@ -200,8 +203,8 @@ export interface ScanSharing {
   repository: string;
   /** Tags whose digest the scan counted (index and new tags). */
   tags: number;
-  /** Of those, tags whose digest another tag shares. */
-  shared: number;
+  /** Of those, tags whose digest an earlier one had (tags less distinct digests). */
+  repeats: number;
 }
 
 /** What a repository's plan starts from. */
@@ -223,20 +226,36 @@ export interface NewTagFetchInput {
   history: HostSharing;
 }
 
+/** One new tag's choice (see {@link NewTagFetchPlan.choose}), to be told how it ended. */
+export interface NewTagChoice {
+  readonly headFirst: boolean;
+  /** The tag resolved to `digest` (by `HEAD` or `GET`); once, before {@link end}. */
+  observe(digest: string): void;
+  /** The tag's refresh ended (resolved or failed); call it once, in a `finally`. */
+  end(): void;
+}
+
 /**
  * One repository scan's choice for tags not in its index. The chance that a new tag's image
- * is already known is estimated as the share of tags whose digest another tag shares (the
- * Good-Turing estimate: digests seen once are the "new image" cases), over the index and
- * every tag resolved in this scan, so a cold scan learns as it goes.
+ * is already known is estimated as the share of tags whose image an earlier tag had (tags
+ * less distinct images), over the index and every tag resolved in this scan, so a cold scan
+ * learns as it goes. That share is what `HEAD` first saves: of a pair of tags on one image,
+ * the first costs its `GET` either way and only the second's is saved. Not the share of tags
+ * on an image some other tag has (Good-Turing's estimate for a draw from a fixed set of
+ * images): images are pushed with their tags and seldom tagged again, and counting both tags
+ * of every pair made `HEAD` first look right at about half the cost of being so (the bench's
+ * hosts, whose repositories have a pair or two each, went `HEAD` first for most of their tags).
  */
 export class NewTagFetchPlan {
   readonly #input: NewTagFetchInput;
   readonly #dockerHub: boolean;
-  readonly #digests = new Map<string, number>();
+  readonly #digests = new Set<string>();
   #started = false;
   #tags = 0;
-  /** Digests seen exactly once. */
-  #single = 0;
+  /** Choices made whose tag has not resolved (or failed) yet. */
+  #unresolved = 0;
+  /** Choices waiting for the sample (see {@link choose}), woken as tags resolve. */
+  #waiting: (() => void)[] = [];
   /** New tags fetched each way in this scan (for the result and metrics). */
   headFirst = 0;
   getFirst = 0;
@@ -253,7 +272,60 @@ export class NewTagFetchPlan {
     for (const digest of this.#input.indexDigests()) this.#count(digest);
   }
 
-  /** Whether the next new tag goes `HEAD` first (true) or with one `GET` by tag (false). */
+  /**
+   * The next new tag's choice, once the repository's own sample can decide it: while fewer
+   * than {@link SHARING_SAMPLE} of its tags are known, choices beyond those that complete
+   * the sample wait for them to resolve (about one round trip). A scan starts as many tags as
+   * its burst at once, so without the wait a repository of a hundred tags was chosen for
+   * whole on its host's prior (or, with none yet, `HEAD` first), whatever its own tags then
+   * showed. Rejects when `signal` aborts.
+   */
+  async choose(signal: AbortSignal): Promise<NewTagChoice> {
+    while (this.#sampleWaits()) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const unfollow = followAbort(signal, resolve);
+        this.#waiting.push(() => {
+          unfollow();
+          resolve();
+        });
+      });
+    }
+    signal.throwIfAborted();
+    const headFirst = this.chooseHeadFirst();
+    this.#unresolved++;
+    let open = true;
+    const resolved = () => {
+      if (!open) return false;
+      open = false;
+      this.#unresolved--;
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      for (const wake of waiting) wake();
+      return true;
+    };
+    return {
+      headFirst,
+      observe: (digest) => {
+        if (resolved()) this.observe(digest);
+      },
+      end: () => {
+        resolved();
+      },
+    };
+  }
+
+  /** Whether a choice now would be made before the tags that complete the sample resolve. */
+  #sampleWaits(): boolean {
+    if (this.#unresolved === 0 || this.#dockerHub || this.#input.pullQuota()) return false;
+    this.#start();
+    return this.#tags < SHARING_SAMPLE && this.#tags + this.#unresolved >= SHARING_SAMPLE;
+  }
+
+  /**
+   * Whether the next new tag goes `HEAD` first (true) or with one `GET` by tag (false), from
+   * what is known now (see {@link choose}, which waits for the sample).
+   */
   chooseHeadFirst(): boolean {
     const head = this.#decide();
     if (head) this.headFirst++;
@@ -264,13 +336,13 @@ export class NewTagFetchPlan {
   #decide(): boolean {
     if (this.#dockerHub || this.#input.pullQuota()) return true;
     this.#start();
-    const shared = this.#tags - this.#single;
+    const repeats = this.#tags - this.#digests.size;
     const threshold = 1 / GET_WEIGHT;
-    if (this.#tags >= SHARING_SAMPLE) return shared / this.#tags > threshold;
+    if (this.#tags >= SHARING_SAMPLE) return repeats / this.#tags > threshold;
     const prior = this.#input.history.prior(this.#input.host, this.#input.repository);
     // Too little seen to tell: HEAD first never spends a GET on an image already known.
     if (prior === undefined) return true;
-    return (shared + prior * (SHARING_SAMPLE - this.#tags)) / SHARING_SAMPLE > threshold;
+    return (repeats + prior * (SHARING_SAMPLE - this.#tags)) / SHARING_SAMPLE > threshold;
   }
 
   /** A new tag resolved to `digest` (by `HEAD` or `GET`). */
@@ -285,11 +357,8 @@ export class NewTagFetchPlan {
   }
 
   #count(digest: string): void {
-    const n = (this.#digests.get(digest) ?? 0) + 1;
-    this.#digests.set(digest, n);
+    this.#digests.add(digest);
     this.#tags++;
-    if (n === 1) this.#single++;
-    else if (n === 2) this.#single--;
   }
 
   /** The scan ended: its sharing becomes part of the host's (unless it met no new tag). */
@@ -300,6 +369,7 @@ export class NewTagFetchPlan {
 
   #record(): void {
     const { host, repository, history } = this.#input;
-    history.record({ host, repository, tags: this.#tags, shared: this.#tags - this.#single });
+    const repeats = this.#tags - this.#digests.size;
+    history.record({ host, repository, tags: this.#tags, repeats });
   }
 }

@@ -21,7 +21,7 @@ import {
   isLegacyImageId,
 } from "./index-records.js";
 import type { KnownImages } from "./known-images.js";
-import type { NewTagFetchPlan } from "./new-tag-fetch.js";
+import type { NewTagChoice, NewTagFetchPlan } from "./new-tag-fetch.js";
 import { MAX_REFRESH_MS, nextRefreshInterval } from "./refresh-policy.js";
 import type { ScanIndex } from "./scan-index.js";
 import type { WarmContext, WarmJob } from "./warm-context.js";
@@ -110,9 +110,22 @@ export class TagRefresher {
     if (artifactTag(tag)) return this.#excludeArtifact(tag);
     // A tag never seen: one GET by tag may do where HEAD + GET by digest would be two.
     const fetchTag = this.#client.fetchTag?.bind(this.#client);
-    if (!known && fetchTag && !this.#plan.chooseHeadFirst()) {
-      return this.#refreshNewByGet(tag, fetchTag);
+    if (known || !fetchTag) return this.#refreshHeadFirst(due, this.#plan);
+    const choice = await this.#plan.choose(this.#signal);
+    try {
+      if (choice.headFirst) await this.#refreshHeadFirst(due, choice);
+      else await this.#refreshNewByGet(tag, fetchTag, choice);
+    } finally {
+      choice.end();
     }
+  }
+
+  /**
+   * `HEAD` first: an unchanged digest only extends the tag's deadline; otherwise the image
+   * is fetched by digest (or, when `HEAD` failed, by tag). A new tag's digest goes to `seen`.
+   */
+  async #refreshHeadFirst(due: DueTag, seen: Pick<NewTagChoice, "observe">): Promise<void> {
+    const { tag, entry: known } = due;
     const previousId = known?.image;
     const previousDigest = previousId === undefined ? undefined : digestOfImageId(previousId);
     let digest: string | undefined;
@@ -120,7 +133,7 @@ export class TagRefresher {
       const head = await this.#client.head(tag, { signal: this.#signal });
       if (!head) throw this.#missing({ tag, request: "HEAD" });
       digest = head.digest;
-      if (!known) this.#plan.observe(digest);
+      if (!known) seen.observe(digest);
     } catch (error) {
       const code = errorCode(error);
       if (code === MANIFEST_UNKNOWN) throw this.#missing({ tag, request: "HEAD", cause: error });
@@ -165,7 +178,7 @@ export class TagRefresher {
       throw error;
     }
     if (digest === undefined && !known && image.digest !== undefined) {
-      this.#plan.observe(image.digest);
+      seen.observe(image.digest);
     }
     digest ??= image.digest;
     const excluded = isExcludedImageId(image.id);
@@ -189,7 +202,11 @@ export class TagRefresher {
    * A tag not in the index, with one manifest `GET` by tag: its verified digest, then the
    * rest of its image unless this pass or the index already has that image.
    */
-  async #refreshNewByGet(tag: string, fetchTag: NonNullable<Client["fetchTag"]>): Promise<void> {
+  async #refreshNewByGet(
+    tag: string,
+    fetchTag: NonNullable<Client["fetchTag"]>,
+    seen: Pick<NewTagChoice, "observe">,
+  ): Promise<void> {
     let digest: string;
     let image: StoredImage;
     try {
@@ -198,6 +215,8 @@ export class TagRefresher {
         known: (d) => this.#byDigest.has(d) || this.#known.has(d),
       });
       digest = fetched.digest;
+      // Counted as soon as known: choices waiting for the sample go on meanwhile.
+      seen.observe(digest);
       image = fetched.entry
         ? await this.#storeOnce(fetched.entry, digest)
         : await this.#fetchDigest(digest);
@@ -207,7 +226,6 @@ export class TagRefresher {
       }
       throw error;
     }
-    this.#plan.observe(digest);
     const now = this.#ctx.now();
     const excluded = isExcludedImageId(image.id);
     const intervalMs = nextRefreshInterval({ changed: false, excluded }, this.#ctx.refresh);

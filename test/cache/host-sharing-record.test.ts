@@ -145,7 +145,7 @@ for (const kind of ["redis", "memcached"] as const) {
       assert.deepEqual(names?.sort(), ["quay.example/x/shared", "quay.example/y/distinct"]);
       // B merged A's before writing: its prior is over both.
       const both = b.sharing.prior(host);
-      assert.equal(both, 0.5, "half the tags seen share an image");
+      assert.equal(both, 0.25, "a quarter of the tags seen repeat an earlier tag's image");
 
       // A knows only its own repository. Its own is not its prior for that repository, so a
       // choice there misses; a read follows only once REFRESH_MS has passed since the last.
@@ -158,7 +158,7 @@ for (const kind of ["redis", "memcached"] as const) {
       assert.equal(a.sharing.prior(host, "quay.example/x/shared"), 0, "B's repository adopted");
       // A's own scan of its repository stays its own word on it.
       const own = a.sharing.entries(host).find((e) => e.repository === "quay.example/x/shared");
-      assert.equal(own?.shared, SHARING_SAMPLE);
+      assert.equal(own?.repeats, SHARING_SAMPLE / 2);
     });
 
     it("a record that does not decode is ignored with a warning, then written over", async () => {
@@ -168,7 +168,7 @@ for (const kind of ["redis", "memcached"] as const) {
       await store.set(
         keys.hostSharing(host),
         new Date(Date.now() + 60_000),
-        new TextEncoder().encode('{"v":1,"repositories":[["r",1e9,-1]]}'),
+        new TextEncoder().encode('{"v":2,"repositories":[["r",1e9,-1]]}'),
       );
       const a = replica(store, keys);
       await a.sync.ready(host);
@@ -182,7 +182,7 @@ for (const kind of ["redis", "memcached"] as const) {
       const entry = await store.get(keys.hostSharing(host));
       assert.ok(entry);
       assert.deepEqual(decodeHostSharing(entry.value), [
-        { repository: "harbor.example/p/r", tags: SHARING_SAMPLE, shared: 0 },
+        { repository: "harbor.example/p/r", tags: SHARING_SAMPLE, repeats: 0 },
       ]);
     });
 
@@ -220,19 +220,19 @@ for (const kind of ["redis", "memcached"] as const) {
 describe("host sharing record values", () => {
   it("round-trip; counts out of range, other layouts and garbage are refused whole", () => {
     const entries = [
-      { repository: "r/a", tags: 32, shared: 16 },
-      { repository: "r/b", tags: 3, shared: 0 },
+      { repository: "r/a", tags: 32, repeats: 16 },
+      { repository: "r/b", tags: 3, repeats: 0 },
     ];
     assert.deepEqual(decodeHostSharing(encodeHostSharing(entries)), entries);
     const bad = [
       "not json",
       "null",
-      '{"v":2,"repositories":[]}',
-      '{"v":1,"repositories":[["r/a",33,0]]}',
-      '{"v":1,"repositories":[["r/a",4,5]]}',
-      '{"v":1,"repositories":[["",4,1]]}',
-      '{"v":1,"repositories":[["r/a","4",1]]}',
-      `{"v":1,"repositories":${JSON.stringify(
+      '{"v":3,"repositories":[]}',
+      '{"v":2,"repositories":[["r/a",33,0]]}',
+      '{"v":2,"repositories":[["r/a",4,5]]}',
+      '{"v":2,"repositories":[["",4,1]]}',
+      '{"v":2,"repositories":[["r/a","4",1]]}',
+      `{"v":2,"repositories":${JSON.stringify(
         Array.from({ length: RECORD_REPOSITORIES + 1 }, (_, i) => [`r/${i}`, 1, 0]),
       )}}`,
     ];
@@ -240,6 +240,9 @@ describe("host sharing record values", () => {
       assert.equal(decodeHostSharing(new TextEncoder().encode(text)), undefined, text);
     }
     assert.equal(decodeHostSharing(new Uint8Array([0xff, 0xfe])), undefined);
+    // The first layout counted tags on an image any other tag has: read as nothing, no warning.
+    const first = '{"v":1,"repositories":[["r/a",32,32]]}';
+    assert.deepEqual(decodeHostSharing(new TextEncoder().encode(first)), []);
   });
 
   it("a scan tells its host (and so the listener) as it takes its sample, before it ends", () => {
