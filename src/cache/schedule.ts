@@ -88,6 +88,12 @@ export interface NextScan {
   /** Its tags as the scan found them (undefined: as before), what its next scan will hold. */
   weight?: number | undefined;
   /**
+   * The scan ran here (listed and checked its tags; not skipped for another warmer's lease,
+   * nor a check of pushed tags alone): it counts in its host's cost per scan (see
+   * `#spreadsBetter`).
+   */
+  ran?: boolean | undefined;
+  /**
    * Another warmer held its lease: once due, look again ahead of regular work, as if never
    * scanned (a look costs store round trips; a dead holder's repository is taken over, and
    * behind this warmer's never-scanned backlog of a fill it waited tens of seconds).
@@ -133,11 +139,29 @@ export interface ScheduleOptions {
   onWeightChange?: ((weight: number) => void) | undefined;
   /** Told when a host's cold work starts or ends ({@link Schedule.hasColdWork} changes). */
   onColdChange?: ((host: string, cold: boolean) => void) | undefined;
+  /**
+   * The registry requests made so far to the host of repository `name`, and the rate its
+   * budget allows this process now: with the scans that ran, a host's cost per scan in
+   * seconds of its budget (see `#spreadsBetter`). Without it, every host costs the same.
+   */
+  hostCost?:
+    | ((name: string) => { requests: number; rateRps?: number | undefined } | undefined)
+    | undefined;
 }
 
-/** Repositories of one host in flight: shared by its entries, read at every pass. */
+/** Repositories of one host in flight, and its cold fill: shared by its entries, read at every pass. */
 interface HostLoad {
   inFlight: number;
+  /** Watched repositories never scanned (waiting or in flight): its cold work. */
+  cold: number;
+  /** Scans of it that ran here (`NextScan.ran`). */
+  scans: number;
+  /**
+   * As of its last scan's end: the seconds of its budget its requests so far took, and the
+   * scans they were for (those in flight then counted as half done).
+   */
+  spent: number;
+  spentOn: number;
 }
 
 interface Entry {
@@ -184,9 +208,10 @@ export class Schedule {
   readonly #onColdChange: ((host: string, cold: boolean) => void) | undefined;
   readonly #onWeightChange: ((weight: number) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
-  /** Watched, cold repositories per host (`hasColdWork`, asked several times a scan). */
-  readonly #cold = new Map<string, number>();
   readonly #hosts = new Map<string, HostLoad>();
+  readonly #hostCost: ScheduleOptions["hostCost"];
+  /** The hosts' cost per scan, pooled (1 while no scan ran): what a host's own is drawn towards. */
+  #meanScanCost = 1;
   #urgentInFlight = 0;
   readonly #maxWeight: number;
   /** Weights of a 64th of the bound or less need no room left for the reserved repository. */
@@ -224,6 +249,7 @@ export class Schedule {
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
     this.#onColdChange = opts.onColdChange;
     this.#onWeightChange = opts.onWeightChange;
+    this.#hostCost = opts.hostCost;
     this.#maxWeight = Math.max(1, opts.maxWeightInFlight ?? Number.POSITIVE_INFINITY);
     this.#lightWeight = this.#maxWeight / 64;
   }
@@ -464,7 +490,8 @@ export class Schedule {
       this.#forget(entry);
     } else {
       const cold = entry.cold && next.unscanned === true;
-      if (cold !== entry.cold) this.#countCold(entry.host, cold ? 1 : -1);
+      if (next.ran) this.#costScan(entry);
+      if (cold !== entry.cold) this.#countCold(entry, cold ? 1 : -1);
       entry.cold = cold;
       entry.dueAt = next.dueAt;
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
@@ -483,21 +510,20 @@ export class Schedule {
    * replicas: 120 more `HEAD`s on the Docker Hub-like registry than one replica's fill).
    */
   hasColdWork(host: string): boolean {
-    return (this.#cold.get(host) ?? 0) > 0;
+    return (this.#hosts.get(host)?.cold ?? 0) > 0;
   }
 
   /** Marks `entry` watched or not, keeping the count of cold ones. */
   #watch(entry: Entry, watched: boolean): void {
     if (entry.watched === watched) return;
     entry.watched = watched;
-    if (entry.cold) this.#countCold(entry.host, watched ? 1 : -1);
+    if (entry.cold) this.#countCold(entry, watched ? 1 : -1);
   }
 
-  #countCold(host: string, delta: number): void {
-    const before = this.#cold.get(host) ?? 0;
-    const n = before + delta;
-    if (n > 0) this.#cold.set(host, n);
-    else this.#cold.delete(host);
+  #countCold({ host, load }: Entry, delta: number): void {
+    const before = load.cold;
+    const n = Math.max(0, before + delta);
+    load.cold = n;
     if (before > 0 !== n > 0) this.#onColdChange?.(host, n > 0);
   }
 
@@ -529,7 +555,7 @@ export class Schedule {
     const host = this.#hostOf(name);
     let load = this.#hosts.get(host);
     if (!load) {
-      load = { inFlight: 0 };
+      load = { inFlight: 0, cold: 0, scans: 0, spent: 0, spentOn: 0 };
       this.#hosts.set(host, load);
     }
     const entry: Entry = {
@@ -550,7 +576,7 @@ export class Schedule {
       priorityListing: true,
     };
     this.#entries.set(name, entry);
-    this.#countCold(entry.host, 1);
+    this.#countCold(entry, 1);
     this.#version++;
     return entry;
   }
@@ -607,14 +633,68 @@ export class Schedule {
 
   /**
    * Between two as urgent (a cold fill: every repository never scanned), the one whose host
-   * has fewer in flight, then the earlier arrival: a lookup lists its repositories host by
+   * has none in flight (its budget idle), then fewer in flight for the fill it has left,
+   * then fewer in flight, then the earlier arrival. A lookup lists its repositories host by
    * host, and taking them in that order filled every slot with two hosts' repositories while
-   * the other hosts' budgets went unspent (bench:scale, 10 registries: 5x the budget-bound fill).
+   * the other hosts' budgets went unspent (bench:scale, 10 registries: 5x the budget-bound
+   * fill). Spread evenly instead, a host whose scans cost more (Docker Hub's: a `HEAD`
+   * before each pull, three requests a tag where others need two) got the same slots as the
+   * others and its budget went a quarter to a half unspent while the replicas were short of
+   * CPU, the fill's slowest part (bench:scale at 10,000 repositories / 200,000 tags: its
+   * fill at 1.42x its budget-bound time, the others done in two thirds of it). So each
+   * host's slots follow the time its fill has left: its cold repositories times the seconds
+   * of its budget a scan of it took here on average (requests per scan over its rate, drawn
+   * towards the hosts' mean), and the hosts' fills end together rather than one after the
+   * others. Not a scan's own duration: that includes its waits for the budget, which grow
+   * with its host's slots, and a host given more slots looked ever slower (a 1-replica fill
+   * took 1.59x its minimum instead of 1.1x).
    */
   #spreadsBetter(entry: Entry, best: Entry): boolean {
-    const a = entry.load.inFlight;
-    const b = best.load.inFlight;
-    return a !== b ? a < b : entry.seq < best.seq;
+    const a = entry.load;
+    const b = best.load;
+    if (a !== b) {
+      // A host without a scan in flight first: its budget is idle.
+      if ((a.inFlight === 0) !== (b.inFlight === 0)) return a.inFlight === 0;
+      // (in flight + 1) / fill left, lower first; compared multiplied out.
+      const aLeft = this.#fillLeft(a);
+      const bLeft = this.#fillLeft(b);
+      const ahead = (a.inFlight + 1) * bLeft - (b.inFlight + 1) * aLeft;
+      if (ahead !== 0) return ahead < 0;
+      if (a.inFlight !== b.inFlight) return a.inFlight < b.inFlight;
+    }
+    return entry.seq < best.seq;
+  }
+
+  /** A host's cold fill left, in seconds of its budget (see `#spreadsBetter`). */
+  #fillLeft(load: HostLoad): number {
+    // Its own cost per scan, drawn towards the hosts' mean by `PRIOR_SCANS` scans at the
+    // mean: a fill's repositories differ a thousandfold in size, and a host whose first one
+    // was small looked cheap and got no slot for seconds (a 1-replica default fill).
+    const mean = this.#meanScanCost;
+    const each = (load.spent + PRIOR_SCANS * mean) / (load.spentOn + PRIOR_SCANS);
+    // A host with nothing cold (lease retries tie with cold ones) still ranks by its cost.
+    return Math.max(1, load.cold) * each;
+  }
+
+  /** Counts a scan of `entry` that ran, and its host's cost per scan as of now. */
+  #costScan(entry: Entry): void {
+    const load = entry.load;
+    load.scans++;
+    const cost = this.#hostCost?.(entry.name);
+    const rate = cost?.rateRps;
+    if (cost === undefined || rate === undefined || !(rate > 0) || !(cost.requests > 0)) return;
+    // The requests counted so far include those of its scans still in flight, on average
+    // half done: counted over the finished ones alone, a host with several in flight and
+    // few done looked costly, was given more slots, and looked costlier still.
+    load.spent = cost.requests / rate;
+    load.spentOn = load.scans + load.inFlight / 2;
+    let spent = 0;
+    let on = 0;
+    for (const other of this.#hosts.values()) {
+      spent += other.spent;
+      on += other.spentOn;
+    }
+    this.#meanScanCost = on > 0 ? spent / on : 1;
   }
 
   /**
@@ -662,6 +742,9 @@ export class Schedule {
     this.#version++;
   }
 }
+
+/** Scans at the hosts' mean cost that a host's own cost per scan is drawn towards. */
+const PRIOR_SCANS = 8;
 
 /**
  * Added to a late repository's time overdue so that it ranks above every weighted score,

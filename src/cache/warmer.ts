@@ -320,6 +320,14 @@ export class Warmer {
       maxWeightInFlight: opts.maxTagsInFlight ?? DEFAULT_MAX_TAGS_IN_FLIGHT,
       onWeightChange: (tags) => this.#ctx.metrics.scanTagsInFlight.set(tags),
       onColdChange: (host, cold) => opts.stretchPeers?.publishFilling?.(host, cold),
+      hostCost: (name) => {
+        const image = this.#imageName(name);
+        try {
+          return image && this.#ctx.factory.hostConditions?.(image);
+        } catch {
+          return undefined; // a factory that cannot say: every host costs the same
+        }
+      },
     });
     this.#peers = opts.stretchPeers;
     const logger = opts.logger ?? pino({ level: "silent" });
@@ -720,7 +728,9 @@ export class Warmer {
     // Held by another warmer and never scanned by anyone (no record in the store, which the
     // skip read into the status): its first scan is under way there, the host's fill with it.
     const unscanned = retryLease && status?.lastScanned === undefined;
-    return { dueAt, likelihood, retryLease, unscanned, weight };
+    // A whole scan counts in its host's cost per scan (a cold fill's slots follow it).
+    const ran = result?.outcome === "scanned" && !result.unlisted;
+    return { dueAt, likelihood, retryLease, unscanned, weight, ran };
   }
 
   #imageName(canonical: string): ImageName | undefined {

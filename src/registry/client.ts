@@ -88,6 +88,8 @@ export interface HostConditions {
   /** Requests let through so far, and the milliseconds they waited for the budget in all. */
   requests: number;
   waitedMs: number;
+  /** Requests per second this process's part of the budget allows now; absent when unknown. */
+  rateRps?: number | undefined;
 }
 
 /** Per-client choices that override the factory's defaults. */

@@ -202,6 +202,7 @@ export class RemoteClientFactory implements ClientFactory {
       queueDelayMs: Math.max(saturation.queueDelayMs, saturation.pullDelayMs),
       requests: saturation.requests,
       waitedMs: saturation.waitedMs,
+      rateRps: saturation.rate,
     };
   }
 
