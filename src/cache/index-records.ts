@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import type { ImageEntry } from "../image/info.js";
 import type { RepositoryRecord, SharedEntry, TagError } from "./records.js";
 import {
+  isTime,
   parseJson,
   repositoryRecordFields,
   repositoryRecordOfFields,
@@ -331,7 +332,8 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
   const r = parseJson(bytes);
   if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
   const o = r as Record<string, unknown>;
-  if (o.v !== BUCKET_VERSION || !isFiniteNumber(o.t0)) return undefined;
+  if (o.v !== BUCKET_VERSION || !isTime(o.t0)) return undefined;
+  const t0 = o.t0;
   const images = o.i;
   const entries = o.e;
   const extras = o.x ?? [];
@@ -356,7 +358,9 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
       (ref as number) < REF_ARTIFACT ||
       (ref as number) >= images.length ||
       !isFiniteNumber(entries[at + 2]) ||
-      !(isFiniteNumber(entries[at + 3]) && (entries[at + 3] as number) >= 0)
+      !isTime(t0 + (entries[at + 2] as number)) ||
+      !(isFiniteNumber(entries[at + 3]) && (entries[at + 3] as number) >= 0) ||
+      !isTime(t0 + (entries[at + 2] as number) + (entries[at + 3] as number))
     ) {
       return undefined;
     }
@@ -367,7 +371,7 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
       !Array.isArray(e) ||
       typeof e[0] !== "string" ||
       typeof e[1] !== "string" ||
-      !isFiniteNumber(e[2])
+      !isTime(e[2])
     ) {
       return undefined;
     }
@@ -381,7 +385,7 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
       !Number.isInteger(n) ||
       (n as number) < 0 ||
       (n as number) >= count ||
-      !(d === null || isFiniteNumber(d)) ||
+      !(d === null || (isFiniteNumber(d) && isTime(t0 + d))) ||
       !Number.isInteger(err) ||
       (err as number) < -1 ||
       (err as number) >= errors.length
@@ -389,7 +393,7 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
       return undefined;
     }
   }
-  return { t0: o.t0, images: images as string[], entries, extras, errors };
+  return { t0, images: images as string[], entries, extras, errors };
 }
 
 /** The entry at `n` of a raw bucket (allocates: for the warmer and single-tag reads). */
@@ -563,8 +567,8 @@ function repositoryIndexRecordOf(r: unknown): RepositoryRecord | undefined {
   if (typeof r !== "object" || r === null || Array.isArray(r)) return undefined;
   const o = r as Record<string, unknown>;
   if (o.v !== REPOSITORY_INDEX_VERSION) return undefined;
-  if (!(o.imagesKeptAt === undefined || isFiniteNumber(o.imagesKeptAt))) return undefined;
-  if (!(o.writtenAt === undefined || isFiniteNumber(o.writtenAt))) return undefined;
+  if (!(o.imagesKeptAt === undefined || isTime(o.imagesKeptAt))) return undefined;
+  if (!(o.writtenAt === undefined || isTime(o.writtenAt))) return undefined;
   const record = repositoryRecordOfFields(o);
   if (record !== undefined && o.imagesKeptAt !== undefined) {
     record.imagesKeptAt = new Date(o.imagesKeptAt);

@@ -94,6 +94,13 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+/** ECMAScript's time range (±100,000,000 days from the epoch): past it a `Date` is invalid. */
+const MAX_TIME_MS = 8.64e15;
+/**
+ * A time a record can hold: in the `Date` range, so that a stored value past it is a record
+ * that does not decode (a miss), not an Invalid Date handed to callers.
+ */
+export const isTime = (v: unknown): v is number => isNumber(v) && Math.abs(v) <= MAX_TIME_MS;
 const optional = <T>(v: unknown, is: (x: unknown) => x is T): v is T | undefined =>
   v === undefined || is(v);
 const isString = (v: unknown): v is string => typeof v === "string";
@@ -151,10 +158,10 @@ export function repositoryRecordOfFields(r: Json): RepositoryRecord | undefined 
     !optional(r.tags, isStringArray) ||
     !optional(r.filteredOut, isNumber) ||
     !optional(r.artifactTags, isNumber) ||
-    !optional(r.lastUpdate, isNumber) ||
-    !optional(r.lastScanned, isNumber) ||
+    !optional(r.lastUpdate, isTime) ||
+    !optional(r.lastScanned, isTime) ||
     !optional(r.scannedBy, isString) ||
-    !(e === undefined || (isObject(e) && isString(e.code) && isString(e.message) && isNumber(e.at)))
+    !(e === undefined || (isObject(e) && isString(e.code) && isString(e.message) && isTime(e.at)))
   ) {
     return undefined;
   }
@@ -244,7 +251,7 @@ function encodeTagError(e: TagError | undefined) {
 }
 
 function decodeTagError(e: unknown): TagError | undefined {
-  if (!isObject(e) || !isString(e.code) || !isString(e.message) || !isNumber(e.at)) {
+  if (!isObject(e) || !isString(e.code) || !isString(e.message) || !isTime(e.at)) {
     return undefined;
   }
   return { code: e.code, message: e.message, at: new Date(e.at) };
@@ -280,7 +287,7 @@ export class TagRecordDecoder {
       !entry ||
       !optional(head.digest, isString) ||
       !(isNumber(head.intervalMs) && head.intervalMs > 0) ||
-      !isNumber(head.checkedAt)
+      !isTime(head.checkedAt)
     ) {
       return undefined;
     }
@@ -413,8 +420,8 @@ export function sharedEntry(r: Json): SharedEntry | null {
     !isString(i.mediaType) ||
     !optional(i.platformDigest, isString) ||
     !optional(i.imageID, isString) ||
-    !optional(i.createdAt, isNumber) ||
-    !optional(i.lastFetched, isNumber) ||
+    !optional(i.createdAt, isTime) ||
+    !optional(i.lastFetched, isTime) ||
     !isLabels(i.labels) ||
     !optional(i.annotations, isLabels) ||
     !optional(i.indexAnnotations, isLabels) ||

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { underSignals } from "../abort.js";
 import { RegscanError } from "../errors.js";
 import { summarizeError } from "./error-summary.js";
+import { isTime } from "./records.js";
 import type { Store, StoreWrite } from "./store.js";
 
 /** The lease expired and another warmer took it while this one was still scanning. */
@@ -62,7 +63,7 @@ function decodeHolder(bytes: Uint8Array): LeaseHolder | undefined {
     if (typeof h !== "object" || h === null) return undefined;
     const { owner, host, pid, since } = h as Record<string, unknown>;
     if (typeof owner !== "string" || typeof host !== "string") return undefined;
-    if (!Number.isSafeInteger(pid) || (pid as number) <= 0 || typeof since !== "number") {
+    if (!Number.isSafeInteger(pid) || (pid as number) <= 0 || !isTime(since)) {
       return undefined;
     }
     return { owner, host, pid: pid as number, since: new Date(since) };

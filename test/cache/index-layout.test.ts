@@ -526,12 +526,18 @@ describe("layout 2: codecs", () => {
       ],
     ]);
     assert.deepEqual(decodeBucket(encodeBucket(bucket)), bucket);
+    const last = '{"v":1,"t0":8640000000000000,"i":["x"],"e":["a",0,0,0]}';
+    assert.ok(decodeBucket(new TextEncoder().encode(last)), "the last time a Date holds");
     for (const text of [
       "",
       "{}",
       '{"v":1,"t0":0,"i":[],"e":["a",0,0,1]}',
       '{"v":1,"t0":0,"i":["x"],"e":["a",0,0]}',
       '{"v":2,"t0":0,"i":[],"e":[]}',
+      // Times past the Date range (±8.64e15 ms): a miss, not an Invalid Date.
+      '{"v":1,"t0":8640000000000001,"i":[],"e":[]}',
+      '{"v":1,"t0":8640000000000000,"i":["x"],"e":["a",0,1,0]}',
+      '{"v":1,"t0":8640000000000000,"i":["x"],"e":["a",0,0,1]}',
     ]) {
       assert.equal(decodeBucket(new TextEncoder().encode(text)), undefined, text);
     }
@@ -565,6 +571,8 @@ describe("layout 2: codecs", () => {
       [2, info.digest, null, null, info.mediaType, null, null, { a: 1 }, null, null, null, []],
       [2, info.digest, null, null, info.mediaType, null, null, {}, null, null, null, [{}]],
       [2, info.digest, null, null, info.mediaType, "soon", null, {}, null, null, null, []],
+      [2, info.digest, null, null, info.mediaType, 1e16, null, {}, null, null, null, []],
+      [2, info.digest, null, null, info.mediaType, null, -1e16, {}, null, null, null, []],
       [2, info.digest, null, null, info.mediaType, null, null, {}, null, null, null],
     ]) {
       assert.equal(decodeImageRecord(text(bad)), undefined, JSON.stringify(bad));

@@ -176,6 +176,8 @@ describe("tag records", () => {
       `${head}\n${entry.replace('"platforms":[', '"platforms":[{"os":"linux"},')}`,
       `${head.replace('"intervalMs":1', '"intervalMs":0')}\n${entry}`,
       `${head.replace('"checkedAt":0', '"checkedAt":"0"')}\n${entry}`,
+      // Past the Date range: a miss, not an Invalid Date.
+      `${head.replace('"checkedAt":0', '"checkedAt":8640000000000001')}\n${entry}`,
       `${head}\n${entry.slice(0, -1)}`,
     ];
     for (const text of bad) {
@@ -233,8 +235,13 @@ describe("repository records", () => {
       '{"v":1,"tags":["a",1]}',
       '{"v":1,"lastError":{"code":"X","message":"m"}}',
       '{"v":1,"lastUpdate":"yesterday"}',
+      // Times past the Date range (±8.64e15 ms): a miss, not an Invalid Date.
+      '{"v":1,"lastUpdate":8640000000000001}',
+      '{"v":1,"lastScanned":-1e16}',
+      '{"v":1,"lastError":{"code":"X","message":"m","at":1e300}}',
     ]) {
       assert.equal(decodeRepositoryRecord(enc(text)), undefined, text);
     }
+    assert.ok(decodeRepositoryRecord(enc('{"v":1,"lastUpdate":8640000000000000}')), "the last one");
   });
 });
