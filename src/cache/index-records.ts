@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import type { ImageEntry } from "../image/info.js";
 import type { RepositoryRecord, SharedEntry, TagError } from "./records.js";
 import {
+  isNumber,
   isTime,
   parseJson,
   repositoryRecordFields,
@@ -325,8 +326,6 @@ export function encodeBucket(bucket: Bucket): Uint8Array {
   return encoder.encode(JSON.stringify(out));
 }
 
-const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-
 /** Reads a bucket's raw form back, checked; undefined when the bytes are not a bucket. */
 export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
   const r = parseJson(bytes);
@@ -357,9 +356,9 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
       !Number.isInteger(ref) ||
       (ref as number) < REF_ARTIFACT ||
       (ref as number) >= images.length ||
-      !isFiniteNumber(entries[at + 2]) ||
+      !isNumber(entries[at + 2]) ||
       !isTime(t0 + (entries[at + 2] as number)) ||
-      !(isFiniteNumber(entries[at + 3]) && (entries[at + 3] as number) >= 0) ||
+      !(isNumber(entries[at + 3]) && (entries[at + 3] as number) >= 0) ||
       !isTime(t0 + (entries[at + 2] as number) + (entries[at + 3] as number))
     ) {
       return undefined;
@@ -385,7 +384,7 @@ export function decodeRawBucket(bytes: Uint8Array): RawBucket | undefined {
       !Number.isInteger(n) ||
       (n as number) < 0 ||
       (n as number) >= count ||
-      !(d === null || (isFiniteNumber(d) && isTime(t0 + d))) ||
+      !(d === null || (isNumber(d) && isTime(t0 + d))) ||
       !Number.isInteger(err) ||
       (err as number) < -1 ||
       (err as number) >= errors.length

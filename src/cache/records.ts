@@ -93,7 +93,8 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json =>
   typeof v === "object" && v !== null && !Array.isArray(v);
-const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+/** A finite number (what JSON can carry of one). */
+export const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 /** ECMAScript's time range (±100,000,000 days from the epoch): past it a `Date` is invalid. */
 const MAX_TIME_MS = 8.64e15;
 /**
