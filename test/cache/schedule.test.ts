@@ -505,6 +505,25 @@ describe("Schedule's bound on weight in flight", () => {
     assert.deepEqual(takeAll(s, T0 + MINUTE), ["a/1", "a/2"]);
   });
 
+  it("starts a light repository over the bound only on a host with nothing in flight", () => {
+    const s = schedule(8, undefined, 6400);
+    const names = ["a/big", "a/small", "b/big", "c/1", "c/2", "d/mid"];
+    s.sync(names);
+    assert.equal(takeAll(s, T0).length, 6, "never listed: all start");
+    // Their listings turn out large: 7,000 in flight against 6,400.
+    s.weigh("a/big", 4000);
+    s.weigh("b/big", 3000);
+    s.done("a/small", { dueAt: T0, likelihood: 1, weight: 10 });
+    s.done("c/2", { dueAt: T0, likelihood: 1, weight: 50 });
+    s.done("d/mid", { dueAt: T0, likelihood: 1, weight: 2000 });
+    // d's host is idle but d/mid is heavy; a/small's host has a/big, c/2's has c/1.
+    assert.deepEqual(takeAll(s, T0), []);
+    s.done("c/1", { dueAt: T0 + MINUTE, likelihood: 1, weight: 0 });
+    assert.deepEqual(takeAll(s, T0), ["c/2"], "light, its host idle: it starts over the bound");
+    assert.equal(s.weightInFlight, 7050);
+    assert.equal(s.nextDue(), undefined, "nothing else can start until a scan ends");
+  });
+
   it("never holds a priority request back by weight", () => {
     const s = weighed({ "a/big": 4000, "b/big": 4000 });
     assert.deepEqual(takeAll(s, T0 + MINUTE), ["a/big"]);
