@@ -4,7 +4,7 @@
  * bench ends (Redis is test/support/redis.ts's) (test/support/processes, which also sets PR_SET_PDEATHSIG).
  */
 import { execFile, spawnSync } from "node:child_process";
-import { createWriteStream, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../test/support/ports.js";
@@ -229,11 +229,13 @@ function replicaEnv(): NodeJS.ProcessEnv {
 /**
  * With REGSCAN_SCALE_LOG_DIR set, everything a replica writes also goes to `DIR/ID.log`: the
  * bench keeps only the last 64 KiB of it, printed when a replica dies, and a long run's
- * stalls are read from the whole log afterwards.
+ * stalls are read from the whole log afterwards. The directory is made if missing (a write
+ * stream's ENOENT would end the bench after its simulator's minutes of start-up).
  */
 function keepLog(proc: ManagedProcess, id: string): void {
   const dir = process.env.REGSCAN_SCALE_LOG_DIR;
   if (dir === undefined || dir === "") return;
+  mkdirSync(dir, { recursive: true });
   const file = createWriteStream(join(dir, `${id}.log`), { flags: "a" });
   proc.child.stdout?.pipe(file, { end: false });
   proc.child.stderr?.pipe(file, { end: false });
