@@ -24,7 +24,6 @@ export const BUDGET_METRICS = {
   pullLimit: "regscan_registry_pull_quota_limit",
   pullRemaining: "regscan_registry_pull_quota_remaining",
   inFlight: "regscan_registry_requests_in_flight",
-  connections: "regscan_registry_connections",
 } as const;
 
 type PromClient = typeof import("prom-client");
@@ -125,11 +124,6 @@ export function registerBudgetMetrics(register: PromRegistry, limiters: RateLimi
     BUDGET_METRICS.inFlight,
     "Requests to each host in flight now, one per connection: a request takes its turn of the budget only once a connection is free.",
     (h) => limiters.state(h).inFlight,
-  );
-  gauge(
-    BUDGET_METRICS.connections,
-    "Requests each host may have in flight now: its rate times its answers' mean time with half again to spare (Little's law), from 16 to 64.",
-    (h) => limiters.state(h).connections,
   );
   gauge(
     BUDGET_METRICS.pullLimit,

@@ -239,6 +239,4 @@ test("request budgets are metrics: budget, rate, requests, waits, saturation and
   assert.ok(value("regscan_registry_demand_rps") > 0);
   // Both answers were read: no request holds a connection.
   assert.equal(value("regscan_registry_requests_in_flight"), 0);
-  // A loopback registry answers in milliseconds: 50 requests a second need no more than 16.
-  assert.equal(value("regscan_registry_connections"), 16);
 });

@@ -109,40 +109,21 @@ export interface RateLimitersOptions {
   /** This process's share of every budget, 0 to 1 (default 1; see `setShare`). */
   share?: number;
   /**
-   * Most requests in flight to one host at once through `waitToSend` (default
+   * Requests in flight to one host at once through `waitToSend` (default
    * `CONNECTIONS_PER_HOST`, the connections the dispatchers keep per host).
    */
   maxInFlight?: number;
-  /**
-   * Requests in flight to one host that are always allowed (default
-   * `BASE_CONNECTIONS_PER_HOST`, at most `maxInFlight`); above it a host gets as many as its
-   * rate times its answers' time asks for (see `connections` in `HostRateState`).
-   */
-  minInFlight?: number;
 }
 
 /**
- * Connections kept per registry host, and so the most requests in flight to it at once: more
- * would wait in the connection pool after taking their token of the budget (see
- * `waitToSend`). A host uses this many only when its answers are slow for its rate.
+ * Connections kept per registry host, and so requests in flight to it at once: more would
+ * wait in the connection pool after taking their token of the budget (see `waitToSend`).
+ * Fixed: sized by a host's rate times its answers' time instead (Little's law, up to 64),
+ * the replicas of bench:scale's full run spent 13% more CPU for 2% more requests and filled
+ * 13% later (4b79c95): on a CPU-bound replica an answer's time is mostly its own event
+ * loop's, and more in flight only made that longer.
  */
-export const CONNECTIONS_PER_HOST = 64;
-
-/**
- * Requests in flight a host always may have. At a fixed 16, a replica's Docker Hub-like host
- * in bench:scale's full run sent 16 / 0.3 s = about 55 requests a second (answers took
- * 0.3 s on CPU-bound event loops) while its share of the budget allowed 80-100.
- */
-export const BASE_CONNECTIONS_PER_HOST = 16;
-
-/**
- * A host's connections are its rate times its answers' mean time (Little's law) times this:
- * answers' times vary, and a mean's worth of connections would leave turns waiting.
- */
-const CONNECTION_HEADROOM = 1.5;
-
-/** Weight of each answer's time in a host's running mean of them. */
-const HOLD_SMOOTHING = 1 / 32;
+export const CONNECTIONS_PER_HOST = 16;
 
 /** A host's state, as `state()` reports it. */
 export interface HostRateState {
@@ -164,14 +145,6 @@ export interface HostRateState {
   pausedUntil: number;
   /** Requests sent through `waitToSend` whose answers' headers have not come yet. */
   inFlight: number;
-  /**
-   * Requests that may be in flight to the host now: its rate times the mean time to its
-   * answers' headers (Little's law) with half again to spare, from `minInFlight` to
-   * `maxInFlight`.
-   */
-  connections: number;
-  /** The mean time from a request's turn to its answer's headers (ms; 0 before any answer). */
-  answerMs: number;
 }
 
 /** Options of `RateLimiters#wait`. */
@@ -253,8 +226,6 @@ interface HostBucket {
   firstPull: { done: Promise<void>; settle: () => void; settled: boolean } | undefined;
   /** Requests of `waitToSend` not yet released (their connections are busy). */
   inFlight: number;
-  /** The running mean of the time from a turn of `waitToSend` to its release (ms; 0: none yet). */
-  answerMs: number;
   /** Requests let through, and the milliseconds they waited for the budget in all. */
   requests: number;
   waitedMs: number;
@@ -354,7 +325,6 @@ export class RateLimiters {
   readonly minRps: number;
   readonly recoverCooldownMs: number;
   readonly maxInFlight: number;
-  readonly minInFlight: number;
   readonly budgets: RequestBudgets;
   readonly #clock: Clock;
   readonly #hosts = new Map<string, HostBucket>();
@@ -370,10 +340,6 @@ export class RateLimiters {
     this.maxInFlight = Math.max(
       1,
       Math.floor(positive(opts.maxInFlight, CONNECTIONS_PER_HOST, "maxInFlight")),
-    );
-    this.minInFlight = Math.min(
-      this.maxInFlight,
-      Math.max(1, Math.floor(positive(opts.minInFlight, BASE_CONNECTIONS_PER_HOST, "minInFlight"))),
     );
     this.#clock = opts.clock ?? systemClock;
     this.#share = checkShare(opts.share ?? 1);
@@ -402,7 +368,6 @@ export class RateLimiters {
         pulls: undefined,
         firstPull: undefined,
         inFlight: 0,
-        answerMs: 0,
         requests: 0,
         waitedMs: 0,
         demand: new Array<number>(DEMAND_SECONDS).fill(0),
@@ -585,29 +550,13 @@ export class RateLimiters {
   async waitToSend(host: string, opts: RateLimitWaitOptions = {}): Promise<() => void> {
     const b = this.#bucket(host);
     await this.#take(b, opts, true);
-    const granted = this.#clock.now();
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const before = this.#freeConnections(b);
       b.inFlight--;
-      const held = Math.max(0, this.#clock.now() - granted);
-      b.answerMs = b.answerMs === 0 ? held : b.answerMs + (held - b.answerMs) * HOLD_SMOOTHING;
-      // The waiters whose places the free connections now reach: one for this release, and
-      // more when slower answers raised the host's connections.
-      const after = this.#freeConnections(b);
-      for (let i = Math.max(0, before); i < after; i++) b.queue[i]?.wake();
+      this.#wakeForConnection(b);
     };
-  }
-
-  /**
-   * Requests that may be in flight to the host: enough for its rate at its answers' mean
-   * time, with half again to spare (Little's law), from `minInFlight` to `maxInFlight`.
-   */
-  #connectionsOf(b: HostBucket): number {
-    const wanted = Math.ceil(((this.#rateOf(b) * b.answerMs) / 1000) * CONNECTION_HEADROOM);
-    return Math.min(this.maxInFlight, Math.max(this.minInFlight, wanted));
   }
 
   /** Takes a turn of `b`'s budget, and with `slot` one of its connections too. */
@@ -621,7 +570,7 @@ export class RateLimiters {
       b.queue.length === 0 &&
       b.tokens >= 1 &&
       b.pausedUntil <= now &&
-      (!slot || b.inFlight < this.#connectionsOf(b))
+      (!slot || b.inFlight < this.maxInFlight)
     ) {
       this.#grant(b, slot);
       return;
@@ -686,7 +635,7 @@ export class RateLimiters {
 
   /** Connections to the host no request holds: the waiters at these first places may go. */
   #freeConnections(b: HostBucket): number {
-    return this.#connectionsOf(b) - b.inFlight;
+    return this.maxInFlight - b.inFlight;
   }
 
   /** Wakes the one waiter whose place a free connection now reaches (those ahead had theirs). */
@@ -948,8 +897,6 @@ export class RateLimiters {
         backedOffAt: undefined,
         pausedUntil: 0,
         inFlight: 0,
-        connections: this.minInFlight,
-        answerMs: 0,
       };
     }
     return {
@@ -962,8 +909,6 @@ export class RateLimiters {
       backedOffAt: b.backedOffAt,
       pausedUntil: b.pausedUntil,
       inFlight: b.inFlight,
-      connections: this.#connectionsOf(b),
-      answerMs: b.answerMs,
     };
   }
 
