@@ -118,10 +118,11 @@ export interface RateLimitersOptions {
 /**
  * Connections kept per registry host, and so requests in flight to it at once: more would
  * wait in the connection pool after taking their token of the budget (see `waitToSend`).
- * Fixed: sized by a host's rate times its answers' time instead (Little's law, up to 64),
- * the replicas of bench:scale's full run spent 13% more CPU for 2% more requests and filled
- * 13% later (4b79c95): on a CPU-bound replica an answer's time is mostly its own event
- * loop's, and more in flight only made that longer.
+ * Fixed. Sized by a host's rate times its answers' time instead (Little's law, up to 64;
+ * 4b79c95), bench:scale's full run filled 13% later on 13% more replica CPU, but runs of one
+ * code an hour apart differed as much on this shared machine, and on a CPU-bound replica an
+ * answer's time is mostly its own event loop's, which more requests in flight lengthen: not
+ * adopted without a same-hour comparison that shows a gain.
  */
 export const CONNECTIONS_PER_HOST = 16;
 
