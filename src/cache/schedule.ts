@@ -149,23 +149,13 @@ export interface ScheduleOptions {
    * seconds of its budget (see `#spreadsBetter`). Without it, every host costs the same.
    */
   hostCost?:
-    | ((
-        name: string,
-      ) =>
-        | { requests: number; rateRps?: number | undefined; queueDelayMs?: number | undefined }
-        | undefined)
+    | ((name: string) => { requests: number; rateRps?: number | undefined } | undefined)
     | undefined;
 }
 
 /** Repositories of one host in flight, and its cold fill: shared by its entries, read at every pass. */
 interface HostLoad {
   inFlight: number;
-  /**
-   * When its last scan ended, a request asked of its budget would have gone at once
-   * (`hostCost`'s `queueDelayMs` was 0): its scans may go beyond `perHostConcurrency`, up to
-   * twice it (see `#hostHasRoom`).
-   */
-  spare: boolean;
   /** Watched repositories never scanned (waiting or in flight): its cold work. */
   cold: number;
   /** Scans of it that ran here (`NextScan.ran`). */
@@ -217,8 +207,6 @@ interface Entry {
 export class Schedule {
   readonly #hostOf: (name: string) => string;
   readonly #perHost: number;
-  /** Scans of a host whose budget has turns to spare, at most (see `#hostHasRoom`). */
-  readonly #sparePerHost: number;
   readonly #latePerHost: number;
   readonly #lateAfterMs: number;
   readonly #onColdChange: ((host: string, cold: boolean) => void) | undefined;
@@ -262,7 +250,6 @@ export class Schedule {
       this.#perHost,
       Math.floor(opts.latePerHostConcurrency ?? 2 * this.#perHost),
     );
-    this.#sparePerHost = Math.min(this.#latePerHost, 2 * this.#perHost);
     this.#lateAfterMs = Math.max(0, opts.lateAfterMs ?? Number.POSITIVE_INFINITY);
     this.#onColdChange = opts.onColdChange;
     this.#onWeightChange = opts.onWeightChange;
@@ -572,7 +559,7 @@ export class Schedule {
     const host = this.#hostOf(name);
     let load = this.#hosts.get(host);
     if (!load) {
-      load = { inFlight: 0, spare: false, cold: 0, scans: 0, spent: 0, spentOn: 0 };
+      load = { inFlight: 0, cold: 0, scans: 0, spent: 0, spentOn: 0 };
       this.#hosts.set(host, load);
     }
     const entry: Entry = {
@@ -702,7 +689,6 @@ export class Schedule {
     const load = entry.load;
     load.scans++;
     const cost = this.#hostCost?.(entry.name);
-    load.spare = cost?.queueDelayMs === 0;
     const rate = cost?.rateRps;
     if (cost === undefined || rate === undefined || !(rate > 0) || !(cost.requests > 0)) return;
     // The requests counted so far include those of its scans still in flight, on average
@@ -734,18 +720,9 @@ export class Schedule {
     return now >= this.#lateAt(entry);
   }
 
-  /**
-   * Whether a host of `load` has room for one more scan: up to `perHostConcurrency`, twice
-   * that while its budget has turns to spare, a late one up to `latePerHostConcurrency`. A
-   * small repository's scan is a few round trips in a row, and with answers slow (0.3-0.6 s
-   * on the CPU-bound replicas of bench:scale's full run) four of them at once asked the
-   * Docker Hub-like host, the one that bounds the fill, for 40-60 requests a second per
-   * replica where its budget allowed 66 or more; more than four would only wait for the
-   * budget where it is spent.
-   */
+  /** Whether a host of `load` has room for one more scan (a late one: up to `latePerHostConcurrency`). */
   #hostHasRoom(load: HostLoad, late: boolean): boolean {
-    const cap = late ? this.#latePerHost : load.spare ? this.#sparePerHost : this.#perHost;
-    return load.inFlight < cap;
+    return load.inFlight < (late ? this.#latePerHost : this.#perHost);
   }
 
   #notify(): void {

@@ -63,8 +63,7 @@ export const DEFAULT_CONCURRENCY = 16;
  * leaves room for the host's small ones, whose scans are mostly round trips in a row (lease,
  * record, listing, a few HEADs, writes) and need a few at once to use the host's budget;
  * half the default workers, so that one host's backlog never takes them all. More would
- * only wait at the host's rate limiter while holding leases another replica could use, so
- * only while the host's budget has turns to spare do its scans go beyond it, up to twice it.
+ * only wait at the host's rate limiter while holding leases another replica could use.
  * Repositories late against their bound start beyond it, up to `concurrency` (at least
  * twice it; schedule.ts).
  */
