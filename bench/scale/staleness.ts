@@ -48,8 +48,8 @@ export interface StalenessResult {
   /**
    * This bench's reads of a changed repository (p50 / p99): the wait for one of
    * {@link READS_IN_FLIGHT}, and the read itself (every replica's headers, then replica-0's
-   * changed tags). A staleness figure far past the tag events is then told apart: this
-   * bench's queue, or replica-0's answers.
+   * changed tags; an event's read with webhooks, the tags alone). A staleness figure far past
+   * the tag events is then told apart: this bench's queue, or replica-0's answers.
    */
   readWaitP50Ms: number;
   readWaitP99Ms: number;
