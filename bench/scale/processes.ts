@@ -205,9 +205,21 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
 }
 
 /** V8's bounds as the image and the systemd unit set them (`NODE_OPTIONS`; Dockerfile: the heap cap). */
-export const REPLICA_NODE_ARGS: readonly string[] = [
+export const REPLICA_NODE_OPTIONS: readonly string[] = [
   "--max-old-space-size=128",
   "--max-semi-space-size=8",
+];
+
+/**
+ * V8 flags the image and the systemd unit give on Node's command line, where NODE_OPTIONS may
+ * not carry them: garbage collected on the main thread (Dockerfile: the entry point).
+ */
+export const REPLICA_COMMAND_LINE_FLAGS: readonly string[] = ["--single-threaded-gc"];
+
+/** Both: a replica's Node flags as the image runs it. */
+const REPLICA_NODE_ARGS: readonly string[] = [
+  ...REPLICA_NODE_OPTIONS,
+  ...REPLICA_COMMAND_LINE_FLAGS,
 ];
 
 /**

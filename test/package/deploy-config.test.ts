@@ -13,7 +13,11 @@ import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { REPLICA_MALLOC_ENV, REPLICA_NODE_ARGS } from "../../bench/scale/processes.js";
+import {
+  REPLICA_COMMAND_LINE_FLAGS,
+  REPLICA_MALLOC_ENV,
+  REPLICA_NODE_OPTIONS,
+} from "../../bench/scale/processes.js";
 import { main } from "../../src/cli/main.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -214,16 +218,24 @@ describe("shipped deployment files", () => {
     for (const from of froms) assert.equal(from, `\${NODE_IMAGE}`);
   });
 
-  test("the image, the systemd unit and bench:scale run Node with the same heap and malloc settings", async () => {
+  test("the image, the systemd unit and bench:scale run Node with the same heap, GC and malloc settings", async () => {
     const image = await readFile(join(ROOT, "Dockerfile"), "utf8");
     const unit = await readFile(join(ROOT, "examples/regscan.service"), "utf8");
     const bench = {
-      node: REPLICA_NODE_ARGS.join(" "),
+      node: REPLICA_NODE_OPTIONS.join(" "),
+      commandLine: REPLICA_COMMAND_LINE_FLAGS.join(" "),
       malloc: REPLICA_MALLOC_ENV.MALLOC_MMAP_THRESHOLD_,
     };
+    const entrypoint = /^ENTRYPOINT \[(.*)\]$/m.exec(image)?.[1];
     assert.deepEqual(
       {
         node: /^\s*NODE_OPTIONS="([^"]*)"/m.exec(image)?.[1],
+        // ["node", FLAGS..., "/app/bin/regscan.mjs"]
+        commandLine: entrypoint
+          ?.split(",")
+          .map((a) => a.trim().replaceAll('"', ""))
+          .slice(1, -1)
+          .join(" "),
         malloc: /^\s*MALLOC_MMAP_THRESHOLD_=(\d+)/m.exec(image)?.[1],
       },
       bench,
@@ -232,6 +244,7 @@ describe("shipped deployment files", () => {
     assert.deepEqual(
       {
         node: /^Environment="NODE_OPTIONS=([^"]*)"$/m.exec(unit)?.[1],
+        commandLine: /^ExecStart=\/usr\/bin\/env node (.*) \S+\/regscan serve /m.exec(unit)?.[1],
         malloc: /^Environment=MALLOC_MMAP_THRESHOLD_=(\d+)$/m.exec(unit)?.[1],
       },
       bench,
@@ -244,7 +257,9 @@ describe("shipped deployment files", () => {
     const execs = unit.split("\n").filter((l) => /^Exec/.test(l));
     assert.ok(execs.length >= 2);
     for (const line of execs) {
-      const flags = line.match(/\s--?[a-z][\w-]*/g) ?? [];
+      // Node's own flags come before the entry point; regscan's after it.
+      const regscanArgs = line.slice(line.search(/\S*regscan\s/));
+      const flags = regscanArgs.match(/\s--?[a-z][\w-]*/g) ?? [];
       assert.deepEqual(
         flags.map((f) => f.trim()).filter((f) => f !== "--config"),
         [],
