@@ -57,7 +57,14 @@ export interface HttpResponse {
 }
 
 /** The body stream undici gives, or anything else that yields bytes. */
-export type ResponseBody = AsyncIterable<Uint8Array> & { dump?: () => Promise<void> };
+export type ResponseBody = AsyncIterable<Uint8Array> & {
+  dump?: () => Promise<void>;
+  /**
+   * The whole body if it is at most `limit` bytes, else undefined (the rest dropped), where
+   * it can be had more cheaply than by iterating it.
+   */
+  readAll?: (limit: number) => Promise<Buffer | undefined>;
+};
 
 /** The chain (or what is left of it below a layer): sends a request, resolves to its response. */
 export type Transport = (req: HttpRequest) => Promise<HttpResponse>;
@@ -95,6 +102,11 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
   if (Number.isFinite(declared) && declared > limit) {
     await discard(res);
     throw new BodyTooLargeSignal(limit);
+  }
+  if (res.body.readAll) {
+    const bytes = await res.body.readAll(limit);
+    if (bytes === undefined) throw new BodyTooLargeSignal(limit);
+    return bytes;
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -152,6 +164,7 @@ export function bufferedBody(bytes: Buffer): ResponseBody {
       if (bytes.byteLength > 0) yield bytes;
     },
     dump: async () => {},
+    readAll: async (limit) => (bytes.byteLength > limit ? undefined : bytes),
   };
 }
 
@@ -163,6 +176,9 @@ export function failingBody(error: unknown): ResponseBody {
       throw error;
     },
     dump: async () => {},
+    readAll: async () => {
+      throw error;
+    },
   };
 }
 
