@@ -11,12 +11,17 @@ import { NetworkError, TimeoutError } from "../errors.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, RequestDeadline } from "./deadline.js";
 import type { Dispatchers } from "./dispatchers.js";
 import {
+  BodyTooLargeSignal,
+  bufferedBody,
+  ERROR_BODY_LIMIT,
+  failingBody,
   type HttpRequest,
   type HttpResponse,
   type ResponseBody,
   type Transport,
   toHeaders,
 } from "./exchange.js";
+import { dispatchWhole } from "./whole-answer.js";
 
 /** Bounds of the send layer. */
 export interface SendOptions {
@@ -39,24 +44,52 @@ export function sendTransport(dispatchers: Dispatchers, opts: SendOptions = {}):
     const insecure = req.skipTlsVerify ?? false;
     const deadline = new RequestDeadline(req.timeoutMs ?? defaultTimeout, req.signal);
     const failure = (err: unknown) => transportError(err, req, deadline);
+    const dispatcher =
+      req.pinnedAddresses === undefined
+        ? dispatchers.for(insecure)
+        : dispatchers.pinned({
+            insecure,
+            hostname: req.url.hostname,
+            addresses: req.pinnedAddresses,
+          });
+    const message = {
+      method: req.method,
+      headers: req.headers ?? {},
+      // undici reads a null body as none, as it does an absent one.
+      body: req.body ?? null,
+    };
+    if (req.method === "HEAD" || (req.method === "GET" && req.bodyLimit !== undefined)) {
+      // Read whole here, as the chain would read it at once (retry.ts's withBody); an error
+      // answer's body is kept up to what its readers read of one. The rest (a POST, a GET
+      // whose caller reads the body) is undici's stream.
+      const limit = Math.max(req.bodyLimit ?? 0, ERROR_BODY_LIMIT);
+      try {
+        const answer = await dispatchWhole(
+          dispatcher,
+          { ...message, url: req.url },
+          limit,
+          deadline.signal,
+        );
+        return {
+          status: answer.status,
+          headers: toHeaders(answer.headers),
+          url: req.url,
+          body:
+            answer.body === undefined
+              ? failingBody(new BodyTooLargeSignal(limit))
+              : bufferedBody(answer.body),
+        };
+      } catch (err) {
+        throw failure(err);
+      } finally {
+        deadline.clear();
+      }
+    }
     try {
       const pending = request(req.url, {
-        method: req.method,
-        headers: req.headers ?? {},
-        // undici reads a null body as none, as it does an absent one.
-        body: req.body ?? null,
+        ...message,
         signal: deadline.signal,
-        dispatcher:
-          req.pinnedAddresses === undefined
-            ? dispatchers.for(insecure)
-            : dispatchers.pinned({
-                insecure,
-                hostname: req.url.hostname,
-                addresses: req.pinnedAddresses,
-              }),
-        // undici closes the connection after a HEAD unless told otherwise; HEAD-first
-        // refreshes would then pay a new connection (and TLS handshake) per tag.
-        reset: false,
+        dispatcher,
       });
       const res = await settledOrAborted(pending, deadline.signal);
       return {
