@@ -25,10 +25,11 @@ export interface WholeRequest {
   body: string | null;
 }
 
-/** The reason an answer over its limit is aborted with; never seen outside this module. */
-class OverLimit extends Error {
-  readonly code = "BODY_OVER_LIMIT";
-}
+/**
+ * The reason an answer over its limit is aborted with; never seen outside this module (so,
+ * like the transport's other signals, without a code of regscan's).
+ */
+class OverLimit extends Error {}
 
 /**
  * Sends `req` through `dispatcher` and resolves to its whole answer, the body at most `limit`
