@@ -1,7 +1,9 @@
 /**
  * The bottom of the transport chain: sends one request through the dispatcher chosen for
  * its host, under a total deadline that covers the body too, and turns undici's failures —
- * before the headers or while the body is read — into `NetworkError` / `TimeoutError`.
+ * before the headers or while the body is read — into `NetworkError` / `TimeoutError`. An
+ * answer read whole at once (a HEAD, a GET with a `bodyLimit`) is collected by
+ * `dispatchWhole`; any other comes as undici's stream.
  */
 import type { Readable } from "node:stream";
 import { finished } from "node:stream";
@@ -148,8 +150,9 @@ function guardedBody(
 
 /**
  * The whole of `body` if it is at most `limit` bytes, else undefined once the rest is
- * dropped. From its events: iterating it (and the guard around it) cost 3-4% of a
- * replica's CPU in promises and iterator steps, most bodies being one chunk.
+ * dropped. From its events, not by iterating it (and the guard around it): promises and
+ * iterator steps for bodies that are mostly one chunk. What comes this way is what
+ * `dispatchWhole` does not take: a POST's answer, a GET whose caller reads the body.
  */
 function readWhole(body: UndiciBody, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
