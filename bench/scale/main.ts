@@ -27,7 +27,13 @@ import {
   roundRobin,
   sumTotals,
 } from "./fill.js";
-import { type FleetRepo, loadFleet, type SimStats, simStats } from "./measure.js";
+import {
+  type FillObserverCost,
+  type FleetRepo,
+  loadFleet,
+  type SimStats,
+  simStats,
+} from "./measure.js";
 import { parseScaleOptions, type ScaleOptions } from "./options.js";
 import { buildIfNeeded, redisMemory, startSimulator, writeImagesFile } from "./processes.js";
 import { printSummary, type Target } from "./report.js";
@@ -272,6 +278,7 @@ async function main(): Promise<void> {
   console.log(
     `  ${main.fill.complete ? "full" : "NOT full"} after ${round(main.fill.ms / 1000)} s`,
   );
+  console.log(observerLine(main.fill.observer));
   for (const line of distributionLines(main)) console.log(line);
   load.push(loadavg());
   const store = await redisMemory(redis.port);
@@ -550,3 +557,9 @@ main()
     process.exitCode = 1;
   })
   .finally(() => cleanupAll());
+
+/** What watching the fill cost replica-0 (the bench reads through it), in one line. */
+function observerLine(c: FillObserverCost): string {
+  const mb = (n: number) => round(n / 1e6, 1);
+  return `  watching it read through replica-0: ${c.statusLists} status lists (${mb(c.statusBytes)} MB), ${c.finishedReads} reads of listed repositories (${mb(c.finishedBytes)} MB, ${c.finishedShort} not yet whole), ${c.progressReads} progress reads (${mb(c.progressBytes)} MB)`;
+}

@@ -80,6 +80,8 @@ export async function readRepository(
   name: string,
 ): Promise<{
   status: number;
+  /** The answer's length (characters of its JSON). */
+  bytes: number;
   body: RepositoryAnswer | undefined;
   intervalSeconds: number | undefined;
   staleSeconds: number | undefined;
@@ -92,6 +94,7 @@ export async function readRepository(
   const stale = res.headers.get("x-regscan-stale-seconds");
   return {
     status: res.status,
+    bytes: text.length,
     body: res.status === 200 ? (JSON.parse(text) as RepositoryAnswer) : undefined,
     intervalSeconds: interval === null ? undefined : Number(interval),
     staleSeconds: stale === null ? undefined : Number(stale),
@@ -173,6 +176,25 @@ export interface FillResult {
   extraTags: number;
   duplicateTags: number;
   minPullsRemaining: number | null;
+  /** What watching the fill asked of the replica it reads through. */
+  observer: FillObserverCost;
+}
+
+/**
+ * The bench's own reads through replica-0 to tell when the fill is complete: they cost that
+ * replica CPU the others spend on the fill, so the report says how much was read.
+ */
+export interface FillObserverCost {
+  statusLists: number;
+  statusBytes: number;
+  /** Reads of repositories whose last scan listed all their tags, and their bytes. */
+  finishedReads: number;
+  finishedBytes: number;
+  /** Of those, ones that did not yet show every tag with its digest. */
+  finishedShort: number;
+  /** Reads of the others (for the fill's progress), and their bytes. */
+  progressReads: number;
+  progressBytes: number;
 }
 
 /** Repositories left to fill under which {@link waitForFullCache} polls every 500 ms. */
@@ -200,11 +222,19 @@ const UNFINISHED_READS_PER_ROUND = 50;
 const STATUS_MS_PER_1000_REPOSITORIES = 1_000;
 
 /** Tags each repository's last scan listed, from one replica's status list (none: unknown). */
-async function tagCounts(api: string): Promise<Map<string, number> | undefined> {
+async function tagCounts(
+  api: string,
+  cost: FillObserverCost,
+): Promise<Map<string, number> | undefined> {
   try {
-    const { repositories } = await getJson<{
+    const res = await fetch(`${api}/v1/repositories`, { signal: AbortSignal.timeout(30_000) });
+    const text = await res.text();
+    cost.statusLists++;
+    cost.statusBytes += text.length;
+    if (res.status !== 200) return undefined;
+    const { repositories } = JSON.parse(text) as {
       repositories: Array<{ name: string; tagCount?: number }>;
-    }>(`${api}/v1/repositories`, {}, 30_000);
+    };
     return new Map(repositories.map((r) => [r.name, r.tagCount ?? 0]));
   } catch {
     return undefined;
@@ -245,11 +275,20 @@ export async function waitForFullCache(
   const statusEveryMs = Math.max(2_000, (fleet.length / 1000) * STATUS_MS_PER_1000_REPOSITORIES);
   let statusAt = Number.NEGATIVE_INFINITY;
   let counts: Map<string, number> | undefined;
+  const observer: FillObserverCost = {
+    statusLists: 0,
+    statusBytes: 0,
+    finishedReads: 0,
+    finishedBytes: 0,
+    finishedShort: 0,
+    progressReads: 0,
+    progressBytes: 0,
+  };
   for (let round = 0; pending.size > 0 && Date.now() < deadline; round++) {
     await onTick({ visibleTags: seen(), tags, completed });
     if (pending.size <= FEW_PENDING || Date.now() - statusAt >= statusEveryMs) {
       statusAt = Date.now();
-      counts = await tagCounts(api);
+      counts = await tagCounts(api, observer);
     }
     // Without the status list (a busy replica), only the reads every few rounds: reading
     // every pending repository then would make the replica busier still.
@@ -262,11 +301,21 @@ export async function waitForFullCache(
     const due = [...[...pending.values()].filter(finished), ...unfinished];
     await forEachLimited(due, 8, async (repo) => {
       readAt.set(repo.name, round);
+      const wasFinished = finished(repo);
       try {
-        const { body } = await readRepository(api, repo.name);
+        const { body, bytes } = await readRepository(api, repo.name);
         const c = compareToTruth(repo, body);
         visible.set(repo.name, c.matching);
-        if (c.matching === repo.truth.size && c.extra === 0 && c.duplicates === 0) {
+        const whole = c.matching === repo.truth.size && c.extra === 0 && c.duplicates === 0;
+        if (wasFinished) {
+          observer.finishedReads++;
+          observer.finishedBytes += bytes;
+          if (!whole) observer.finishedShort++;
+        } else {
+          observer.progressReads++;
+          observer.progressBytes += bytes;
+        }
+        if (whole) {
           pending.delete(repo.name);
           completed.push(repo.name);
         }
@@ -295,6 +344,7 @@ export async function waitForFullCache(
     extraTags,
     duplicateTags,
     minPullsRemaining: null,
+    observer,
   };
 }
 
