@@ -221,11 +221,19 @@ const UNFINISHED_READS_PER_ROUND = 50;
  */
 const STATUS_MS_PER_1000_REPOSITORIES = 1_000;
 
-/** Tags each repository's last scan listed, from one replica's status list (none: unknown). */
-async function tagCounts(
+/** What one replica's status list says of a repository's last scan (by any replica). */
+interface LastScan {
+  /** Tags it listed. */
+  tags: number;
+  /** When it ended (the record's `lastScanned`), as the API writes it. */
+  at: string | undefined;
+}
+
+/** Each repository's last scan, from one replica's status list (none: unknown). */
+async function lastScans(
   api: string,
   cost: FillObserverCost,
-): Promise<Map<string, number> | undefined> {
+): Promise<Map<string, LastScan> | undefined> {
   try {
     const res = await fetch(`${api}/v1/repositories`, { signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
@@ -233,9 +241,9 @@ async function tagCounts(
     cost.statusBytes += text.length;
     if (res.status !== 200) return undefined;
     const { repositories } = JSON.parse(text) as {
-      repositories: Array<{ name: string; tagCount?: number }>;
+      repositories: Array<{ name: string; tagCount?: number; lastScanned?: string }>;
     };
-    return new Map(repositories.map((r) => [r.name, r.tagCount ?? 0]));
+    return new Map(repositories.map((r) => [r.name, { tags: r.tagCount ?? 0, at: r.lastScanned }]));
   } catch {
     return undefined;
   }
@@ -254,7 +262,8 @@ export interface FillProgress {
  * repository shows exactly its true tags with their digests, or the deadline passes; `onTick`
  * runs each round with the tags seen so far (the bench samples the simulator, and kills a
  * replica once enough of the fill is done). A repository is read in full when the replica's
- * status list counts all its tags (a scan of it ended), and every few rounds otherwise.
+ * status list counts all its tags (a scan of it ended), and every few rounds otherwise; one
+ * read short then is read again once a later scan ended, or a few rounds on.
  */
 export async function waitForFullCache(
   api: string,
@@ -274,7 +283,12 @@ export async function waitForFullCache(
   const seen = () => [...visible.values()].reduce((a, b) => a + b, 0);
   const statusEveryMs = Math.max(2_000, (fleet.length / 1000) * STATUS_MS_PER_1000_REPOSITORIES);
   let statusAt = Number.NEGATIVE_INFINITY;
-  let counts: Map<string, number> | undefined;
+  let scans: Map<string, LastScan> | undefined;
+  // Listed repositories read short (a scan that ended before all its images were written:
+  // stopped, yielded), with the round and the scan they were read after: read again once
+  // a later scan ended, or a few rounds on. Read every round, a 20,000-tag repository in
+  // that state cost its replica megabytes of JSON every 2 s.
+  const readShort = new Map<string, { round: number; scan: string | undefined }>();
   const observer: FillObserverCost = {
     statusLists: 0,
     statusBytes: 0,
@@ -288,20 +302,31 @@ export async function waitForFullCache(
     await onTick({ visibleTags: seen(), tags, completed });
     if (pending.size <= FEW_PENDING || Date.now() - statusAt >= statusEveryMs) {
       statusAt = Date.now();
-      counts = await tagCounts(api, observer);
+      scans = await lastScans(api, observer);
     }
     // Without the status list (a busy replica), only the reads every few rounds: reading
     // every pending repository then would make the replica busier still.
     const lastRead = (repo: FleetRepo) => readAt.get(repo.name) ?? Number.NEGATIVE_INFINITY;
-    const finished = (repo: FleetRepo) => (counts?.get(repo.name) ?? 0) >= repo.truth.size;
+    const finished = (repo: FleetRepo) => (scans?.get(repo.name)?.tags ?? 0) >= repo.truth.size;
+    const worthReading = (repo: FleetRepo) => {
+      const short = readShort.get(repo.name);
+      return (
+        short === undefined ||
+        pending.size <= FEW_PENDING ||
+        scans?.get(repo.name)?.at !== short.scan ||
+        round - short.round >= READ_UNFINISHED_EVERY
+      );
+    };
     const unfinished = [...pending.values()]
       .filter((repo) => !finished(repo) && round - lastRead(repo) >= READ_UNFINISHED_EVERY)
       .sort((a, b) => lastRead(a) - lastRead(b))
       .slice(0, UNFINISHED_READS_PER_ROUND);
-    const due = [...[...pending.values()].filter(finished), ...unfinished];
+    const listed = [...pending.values()].filter((repo) => finished(repo) && worthReading(repo));
+    const due = [...listed, ...unfinished];
     await forEachLimited(due, 8, async (repo) => {
       readAt.set(repo.name, round);
       const wasFinished = finished(repo);
+      const scan = scans?.get(repo.name)?.at;
       try {
         const { body, bytes } = await readRepository(api, repo.name);
         const c = compareToTruth(repo, body);
@@ -310,12 +335,16 @@ export async function waitForFullCache(
         if (wasFinished) {
           observer.finishedReads++;
           observer.finishedBytes += bytes;
-          if (!whole) observer.finishedShort++;
+          if (!whole) {
+            observer.finishedShort++;
+            readShort.set(repo.name, { round, scan });
+          }
         } else {
           observer.progressReads++;
           observer.progressBytes += bytes;
         }
         if (whole) {
+          readShort.delete(repo.name);
           pending.delete(repo.name);
           completed.push(repo.name);
         }
