@@ -154,6 +154,40 @@ export interface ShareSample {
   shares: Record<string, Record<string, number>>;
 }
 
+/**
+ * Each replica's running totals at one moment of a fill (its /metrics), every
+ * {@link COURSE_EVERY_MS}: where in the fill its CPU went up per request, and how much of it
+ * was garbage collection.
+ */
+export interface CourseSample {
+  /** Seconds since the fill started. */
+  seconds: number;
+  /** Per replica id: CPU and GC seconds since its start, heap used (MiB), registry requests. */
+  replicas: Record<string, { cpu: number; gc: number; heapMiB: number; requests: number }>;
+}
+
+/** How often the fill's course is sampled (the metrics are read every 2 s anyway). */
+const COURSE_EVERY_MS = 30_000;
+
+/** A replica's running totals, from its metrics text (undefined: a metric missing). */
+function courseOf(text: string): CourseSample["replicas"][string] | undefined {
+  const cpu = sampleOf(text, "process_cpu_seconds_total");
+  const heap = sampleOf(text, "nodejs_heap_size_used_bytes");
+  if (cpu === undefined || heap === undefined) return undefined;
+  let gc = 0;
+  for (const kind of ["major", "minor", "incremental", "weakcb"]) {
+    gc += sampleOf(text, "nodejs_gc_duration_seconds_sum", `kind="${kind}"`) ?? 0;
+  }
+  let requests = 0;
+  const prefix = `\n${BUDGET_METRICS.requests}{`;
+  for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
+    const end = text.indexOf("\n", at + 1);
+    const value = Number(text.slice(text.lastIndexOf(" ", end) + 1, end));
+    if (Number.isFinite(value)) requests += value;
+  }
+  return { cpu: round(cpu), gc: round(gc), heapMiB: round(heap / 2 ** 20), requests };
+}
+
 /** What one fill phase measured. */
 export interface FillPhase {
   replicas: number;
@@ -172,6 +206,8 @@ export interface FillPhase {
   perReplica: Record<string, Record<string, number> | null>;
   /** The replicas' shares of each registry's budget, sampled every poll of the fill. */
   shares: ShareSample[];
+  /** The replicas' CPU, GC, heap and requests every 30 s of the fill. */
+  course: CourseSample[];
   /**
    * CPU seconds each replica used from its start to the full cache (null: killed), against
    * the fill's wall time: on 2 cores shared with the simulator, Redis, the bench and its API
@@ -510,12 +546,16 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
   const startupMs = Date.now() - startedAt;
   const registryOf = new Map(sim.registries.map((r) => [r.host, r.name]));
   const shares: ShareSample[] = [];
+  const course: CourseSample[] = [];
+  let courseAt = Number.NEGATIVE_INFINITY;
   const loops = new Map(replicas.map((r) => [r.id, new LoopSampler()]));
   let loadRunning = false;
   const sampleShares = async () => {
     const at = Date.now();
     const sample: ShareSample = { seconds: round((at - startedAt) / 1000), shares: {} };
     const duringLoad = loadRunning;
+    const point: CourseSample | undefined =
+      at - courseAt >= COURSE_EVERY_MS ? { seconds: sample.seconds, replicas: {} } : undefined;
     await Promise.all(
       replicas.map(async (r) => {
         if (r.proc.exited()) return;
@@ -523,9 +563,15 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         if (text === null) return;
         sample.shares[r.id] = metricByRegistry(text, BUDGET_METRICS.hostShare, registryOf);
         if (duringLoad) loops.get(r.id)?.add(text, Date.now());
+        const totals = point && courseOf(text);
+        if (point && totals) point.replicas[r.id] = totals;
       }),
     );
     shares.push(sample);
+    if (point) {
+      courseAt = at;
+      course.push(point);
+    }
   };
   let done = false;
   const small = new Set(fleet.filter((r) => r.truth.size <= 100).map((r) => r.name));
@@ -709,6 +755,7 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
       profile: profileOf(atFull, startedAt, fullAt),
       perReplica,
       shares,
+      course,
       cpuSeconds,
       requests: totalsBetween(before, atFull),
       simulator: simulatorLoad(before, atFull),
