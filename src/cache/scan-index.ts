@@ -195,6 +195,13 @@ export class ScanIndex {
     }
   }
 
+  /** Entries held (every bucket's): what a flush of every bucket encodes. */
+  get size(): number {
+    let n = 0;
+    for (const bucket of this.#buckets) n += bucket.size;
+    return n;
+  }
+
   /** Whether anything waits to be written. */
   get dirty(): boolean {
     return this.#dirty.size > 0;
