@@ -166,6 +166,9 @@ export interface CourseSample {
   replicas: Record<string, { cpu: number; gc: number; heapMiB: number; requests: number }>;
 }
 
+/** The kinds prom-client times Node's garbage collections by. */
+const GC_KINDS = ["major", "minor", "incremental", "weakcb"] as const;
+
 /** How often the fill's course is sampled (the metrics are read every 2 s anyway). */
 const COURSE_EVERY_MS = 30_000;
 
@@ -175,16 +178,11 @@ function courseOf(text: string): CourseSample["replicas"][string] | undefined {
   const heap = sampleOf(text, "nodejs_heap_size_used_bytes");
   if (cpu === undefined || heap === undefined) return undefined;
   let gc = 0;
-  for (const kind of ["major", "minor", "incremental", "weakcb"]) {
+  for (const kind of GC_KINDS) {
     gc += sampleOf(text, "nodejs_gc_duration_seconds_sum", `kind="${kind}"`) ?? 0;
   }
   let requests = 0;
-  const prefix = `\n${BUDGET_METRICS.requests}{`;
-  for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
-    const end = text.indexOf("\n", at + 1);
-    const value = Number(text.slice(text.lastIndexOf(" ", end) + 1, end));
-    if (Number.isFinite(value)) requests += value;
-  }
+  for (const n of byHost(text, BUDGET_METRICS.requests).values()) requests += n;
   return { cpu: round(cpu), gc: round(gc), heapMiB: round(heap / 2 ** 20), requests };
 }
 
@@ -371,7 +369,7 @@ class LoopSampler {
     if (p99 !== undefined) this.#p99.push(p99 * 1000);
     if (max !== undefined) this.#max = Math.max(this.#max, max * 1000);
     const sums: Record<string, number> = {};
-    for (const kind of ["major", "minor", "incremental", "weakcb"]) {
+    for (const kind of GC_KINDS) {
       const v = sampleOf(text, "nodejs_gc_duration_seconds_sum", `kind="${kind}"`);
       if (v !== undefined) sums[kind] = v;
     }

@@ -221,19 +221,11 @@ const UNFINISHED_READS_PER_ROUND = 50;
  */
 const STATUS_MS_PER_1000_REPOSITORIES = 1_000;
 
-/** What one replica's status list says of a repository's last scan (by any replica). */
-interface LastScan {
-  /** Tags it listed. */
-  tags: number;
-  /** When it ended (the record's `lastScanned`), as the API writes it. */
-  at: string | undefined;
-}
-
-/** Each repository's last scan, from one replica's status list (none: unknown). */
-async function lastScans(
+/** Tags each repository's last scan listed, from one replica's status list (none: unknown). */
+async function tagCounts(
   api: string,
   cost: FillObserverCost,
-): Promise<Map<string, LastScan> | undefined> {
+): Promise<Map<string, number> | undefined> {
   try {
     const res = await fetch(`${api}/v1/repositories`, { signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
@@ -241,9 +233,9 @@ async function lastScans(
     cost.statusBytes += text.length;
     if (res.status !== 200) return undefined;
     const { repositories } = JSON.parse(text) as {
-      repositories: Array<{ name: string; tagCount?: number; lastScanned?: string }>;
+      repositories: Array<{ name: string; tagCount?: number }>;
     };
-    return new Map(repositories.map((r) => [r.name, { tags: r.tagCount ?? 0, at: r.lastScanned }]));
+    return new Map(repositories.map((r) => [r.name, r.tagCount ?? 0]));
   } catch {
     return undefined;
   }
@@ -262,8 +254,7 @@ export interface FillProgress {
  * repository shows exactly its true tags with their digests, or the deadline passes; `onTick`
  * runs each round with the tags seen so far (the bench samples the simulator, and kills a
  * replica once enough of the fill is done). A repository is read in full when the replica's
- * status list counts all its tags (a scan of it ended), and every few rounds otherwise; one
- * read short then is read again once a later scan ended, or a few rounds on.
+ * status list counts all its tags (a scan of it ended), and every few rounds otherwise.
  */
 export async function waitForFullCache(
   api: string,
@@ -283,13 +274,7 @@ export async function waitForFullCache(
   const seen = () => [...visible.values()].reduce((a, b) => a + b, 0);
   const statusEveryMs = Math.max(2_000, (fleet.length / 1000) * STATUS_MS_PER_1000_REPOSITORIES);
   let statusAt = Number.NEGATIVE_INFINITY;
-  let scans: Map<string, LastScan> | undefined;
-  // Listed repositories read short (a scan that ended before all its images were written:
-  // stopped, yielded), with the round and the scan they were read after: read again once
-  // a later scan ended, or a few rounds on: read every round, a 20,000-tag repository in
-  // that state would cost its replica megabytes of JSON every 2 s (none was read short in
-  // the 200,000- and 2,000,000-tag runs that counted them).
-  const readShort = new Map<string, { round: number; scan: string | undefined }>();
+  let counts: Map<string, number> | undefined;
   const observer: FillObserverCost = {
     statusLists: 0,
     statusBytes: 0,
@@ -303,31 +288,20 @@ export async function waitForFullCache(
     await onTick({ visibleTags: seen(), tags, completed });
     if (pending.size <= FEW_PENDING || Date.now() - statusAt >= statusEveryMs) {
       statusAt = Date.now();
-      scans = await lastScans(api, observer);
+      counts = await tagCounts(api, observer);
     }
     // Without the status list (a busy replica), only the reads every few rounds: reading
     // every pending repository then would make the replica busier still.
     const lastRead = (repo: FleetRepo) => readAt.get(repo.name) ?? Number.NEGATIVE_INFINITY;
-    const finished = (repo: FleetRepo) => (scans?.get(repo.name)?.tags ?? 0) >= repo.truth.size;
-    const worthReading = (repo: FleetRepo) => {
-      const short = readShort.get(repo.name);
-      return (
-        short === undefined ||
-        pending.size <= FEW_PENDING ||
-        scans?.get(repo.name)?.at !== short.scan ||
-        round - short.round >= READ_UNFINISHED_EVERY
-      );
-    };
+    const finished = (repo: FleetRepo) => (counts?.get(repo.name) ?? 0) >= repo.truth.size;
     const unfinished = [...pending.values()]
       .filter((repo) => !finished(repo) && round - lastRead(repo) >= READ_UNFINISHED_EVERY)
       .sort((a, b) => lastRead(a) - lastRead(b))
       .slice(0, UNFINISHED_READS_PER_ROUND);
-    const listed = [...pending.values()].filter((repo) => finished(repo) && worthReading(repo));
-    const due = [...listed, ...unfinished];
+    const due = [...[...pending.values()].filter(finished), ...unfinished];
     await forEachLimited(due, 8, async (repo) => {
       readAt.set(repo.name, round);
       const wasFinished = finished(repo);
-      const scan = scans?.get(repo.name)?.at;
       try {
         const { body, bytes } = await readRepository(api, repo.name);
         const c = compareToTruth(repo, body);
@@ -336,16 +310,12 @@ export async function waitForFullCache(
         if (wasFinished) {
           observer.finishedReads++;
           observer.finishedBytes += bytes;
-          if (!whole) {
-            observer.finishedShort++;
-            readShort.set(repo.name, { round, scan });
-          }
+          if (!whole) observer.finishedShort++;
         } else {
           observer.progressReads++;
           observer.progressBytes += bytes;
         }
         if (whole) {
-          readShort.delete(repo.name);
           pending.delete(repo.name);
           completed.push(repo.name);
         }
