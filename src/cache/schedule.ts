@@ -34,13 +34,18 @@
  * cap, the scans slower for the longer queue). Started at once and listed ahead, a late repository is
  * listed within moments of turning late, whatever the host's queue.
  *
- * A take that can find work looks at every waiting repository (a linear pass): ranks change
- * as the clock moves, so no heap order would hold. But the warmer's loop asks every lane at
- * each turn, and turns come with every finished scan and every look of its brake: at 10,000
- * repositories those passes were a tenth of a replica's CPU during a fill (a profile of
- * bench:scale at 2,000,000 tags). So the earliest time each lane can find work is kept
- * until the schedule changes (a take, a finished scan, a request, a lookup), and a take
- * before it returns at once; priority requests are kept apart, found without a pass.
+ * A take that can find work looks at every waiting repository once scanned (a linear pass):
+ * ranks change as the clock moves, so no heap order would hold. But the warmer's loop asks
+ * every lane at each turn, and turns come with every finished scan and every look of its
+ * brake: at 10,000 repositories those passes were a tenth of a replica's CPU during a fill
+ * (a profile of bench:scale at 2,000,000 tags). So the earliest time each lane can find
+ * work is kept until the schedule changes (a take, a finished scan, a request, a lookup),
+ * and a take before it returns at once; priority requests are kept apart, found without a
+ * pass. Repositories never scanned are not in the pass either (still 8% of a replica's CPU
+ * mid-fill, with half of them never scanned; a profile at 2,000,000 tags): they all rank
+ * alike but for their host and order of arrival, and weigh nothing yet, so whether one may
+ * start depends on its host alone, and each host's first one waiting stands for all of
+ * them (each host keeps them in order of arrival).
  *
  * What scans hold in memory follows their repositories' sizes: a scan keeps its listing, its
  * index and what it is refreshing, about 500 bytes a tag (a heap snapshot of a replica at
@@ -166,6 +171,13 @@ interface HostLoad {
    */
   spent: number;
   spentOn: number;
+  /**
+   * Its repositories never scanned here (due time minus infinity), in order of arrival from
+   * `firstScansHead` on: a pass looks at the first one waiting (see the module comment).
+   * Those scanned or forgotten since are dropped when they reach the head.
+   */
+  firstScans: Entry[];
+  firstScansHead: number;
 }
 
 interface Entry {
@@ -190,6 +202,8 @@ interface Entry {
   urgent: boolean;
   /** Still returned by the lookup (an entry dropped mid-scan leaves when its scan ends). */
   watched: boolean;
+  /** Dropped from the schedule (a host's `firstScans` may still hold it). */
+  gone: boolean;
   /**
    * Its tags as last known (see the module comment): what its scan holds in memory, counted
    * in {@link Schedule.weightInFlight} while it is in flight.
@@ -212,6 +226,8 @@ export class Schedule {
   readonly #onColdChange: ((host: string, cold: boolean) => void) | undefined;
   readonly #onWeightChange: ((weight: number) => void) | undefined;
   readonly #entries = new Map<string, Entry>();
+  /** Entries scanned at least once (a finite due time): what a pass visits one by one. */
+  readonly #scanned = new Set<Entry>();
   readonly #hosts = new Map<string, HostLoad>();
   readonly #hostCost: ScheduleOptions["hostCost"];
   /** The hosts' cost per scan, pooled (1 while no scan ran): what a host's own is drawn towards. */
@@ -227,6 +243,13 @@ export class Schedule {
   #reserved: Entry | undefined;
   readonly #waiters = new Set<() => void>();
   #seq = 0;
+  /** Reused by every take (a pass allocates nothing). */
+  readonly #takePass: TakePass = {
+    best: undefined,
+    bestScore: Number.NEGATIVE_INFINITY,
+    unfit: undefined,
+    unfitScore: Number.NEGATIVE_INFINITY,
+  };
   /** Entries with a priority request waiting (in flight ones included: they wait for `done`). */
   readonly #priority = new Set<Entry>();
   /** Bumped by every change that can move a lane's next due time. */
@@ -372,27 +395,21 @@ export class Schedule {
       const at = opts.urgentOnly ? kept.urgent : kept.regular;
       if (kept.version === this.#version && now < at) return undefined;
     }
-    let best: Entry | undefined;
-    let bestScore = Number.NEGATIVE_INFINITY;
-    let unfit: Entry | undefined;
-    let unfitScore = Number.NEGATIVE_INFINITY;
-    for (const entry of priority === undefined ? this.#entries.values() : []) {
-      if (entry.inFlight || entry.prioritySeq !== undefined) continue;
-      if (entry.dueAt > now) continue;
-      const late = this.#isLate(entry, now);
-      if ((opts.urgentOnly && !late) || (opts.skipLate && late)) continue;
-      if (!this.#hostHasRoom(entry.load, late)) continue;
-      const score = this.#urgency(entry, now);
-      if (this.#fits(entry)) {
-        if (this.#ranksAbove(entry, score, best, bestScore)) {
-          best = entry;
-          bestScore = score;
-        }
-      } else if (!this.#reserved && this.#ranksAbove(entry, score, unfit, unfitScore)) {
-        unfit = entry;
-        unfitScore = score;
+    const pass = this.#takePass;
+    pass.best = undefined;
+    pass.bestScore = Number.NEGATIVE_INFINITY;
+    pass.unfit = undefined;
+    pass.unfitScore = Number.NEGATIVE_INFINITY;
+    if (priority === undefined) {
+      for (const load of this.#hosts.values()) {
+        const first = this.#firstScanWaiting(load);
+        if (first !== undefined) this.#consider(first, now, opts, pass);
       }
+      for (const entry of this.#scanned) this.#consider(entry, now, opts, pass);
     }
+    const { best, bestScore, unfit, unfitScore } = pass;
+    pass.best = undefined;
+    pass.unfit = undefined;
     if (unfit && this.#ranksAbove(unfit, unfitScore, best, bestScore)) {
       // Held back by its weight while less urgent ones start: keep it room (at most one
       // more pass, since a reservation stands until its repository starts or leaves).
@@ -427,6 +444,60 @@ export class Schedule {
     return item;
   }
 
+  /** Ranks `entry` in a take's pass (see `take`). */
+  #consider(
+    entry: Entry,
+    now: number,
+    opts: { urgentOnly?: boolean; skipLate?: boolean },
+    pass: TakePass,
+  ): void {
+    if (entry.inFlight || entry.prioritySeq !== undefined) return;
+    if (entry.dueAt > now) return;
+    const late = this.#isLate(entry, now);
+    if ((opts.urgentOnly && !late) || (opts.skipLate && late)) return;
+    if (!this.#hostHasRoom(entry.load, late)) return;
+    const score = this.#urgency(entry, now);
+    if (this.#fits(entry)) {
+      if (this.#ranksAbove(entry, score, pass.best, pass.bestScore)) {
+        pass.best = entry;
+        pass.bestScore = score;
+      }
+    } else if (!this.#reserved && this.#ranksAbove(entry, score, pass.unfit, pass.unfitScore)) {
+      pass.unfit = entry;
+      pass.unfitScore = score;
+    }
+  }
+
+  /**
+   * The first repository of `load`'s host never scanned and waiting (not in flight, no
+   * priority request), dropping those scanned or forgotten from the head of its queue. It
+   * stands for all of them in a pass: they rank as one but for order of arrival, and weigh
+   * nothing yet (a repository weighs only once its scan lists it), so whether one fits
+   * depends on its host alone.
+   */
+  #firstScanWaiting(load: HostLoad): Entry | undefined {
+    const queue = load.firstScans;
+    let i = load.firstScansHead;
+    let found: Entry | undefined;
+    for (; i < queue.length; i++) {
+      const entry = queue[i] as Entry;
+      const left = entry.gone || entry.dueAt !== Number.NEGATIVE_INFINITY;
+      if (left && i === load.firstScansHead) {
+        load.firstScansHead++;
+        continue;
+      }
+      if (left || entry.inFlight || entry.prioritySeq !== undefined) continue;
+      found = entry;
+      break;
+    }
+    // Keep the queue's memory to what waits in it: drop the passed head once it is half.
+    if (load.firstScansHead > 1024 && load.firstScansHead * 2 > queue.length) {
+      queue.splice(0, load.firstScansHead);
+      load.firstScansHead = 0;
+    }
+    return found;
+  }
+
   /**
    * The earliest time a `take` (with `urgentOnly`, such a take) could find work without
    * anything else happening (a request, a finished scan, a lookup): the earliest due time
@@ -458,10 +529,10 @@ export class Schedule {
     let regular = Number.POSITIVE_INFINITY;
     let urgent = Number.POSITIVE_INFINITY;
     let skipLate = Number.POSITIVE_INFINITY;
-    for (const entry of this.#entries.values()) {
-      if (entry.inFlight || entry.prioritySeq !== undefined) continue;
+    const visit = (entry: Entry) => {
+      if (entry.inFlight || entry.prioritySeq !== undefined) return;
       // Weights change only with takes, dones and weighs, which all drop the kept answer.
-      if (!this.#fits(entry)) continue;
+      if (!this.#fits(entry)) return;
       const dueAt = entry.dueAt;
       const lateAt = this.#lateAt(entry);
       const room = this.#hostHasRoom(entry.load, false);
@@ -470,7 +541,13 @@ export class Schedule {
       if (at < regular) regular = at;
       if (lateRoom && lateAt < urgent) urgent = lateAt;
       if (room && lateAt > now && dueAt < skipLate) skipLate = dueAt;
+    };
+    // A host's first repository never scanned stands for the others (see the module comment).
+    for (const load of this.#hosts.values()) {
+      const first = this.#firstScanWaiting(load);
+      if (first !== undefined) visit(first);
     }
+    for (const entry of this.#scanned) visit(entry);
     const kept = this.#nextDueKept;
     kept.version = this.#version;
     kept.now = now;
@@ -497,7 +574,9 @@ export class Schedule {
       if (next.ran) this.#costScan(entry);
       if (cold !== entry.cold) this.#countCold(entry, cold ? 1 : -1);
       entry.cold = cold;
-      entry.dueAt = next.dueAt;
+      // Minus infinity marks a repository never scanned (see `#firstScanWaiting`).
+      entry.dueAt = Math.max(next.dueAt, -Number.MAX_VALUE);
+      this.#scanned.add(entry);
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
       entry.retryLease = next.retryLease === true;
     }
@@ -559,7 +638,15 @@ export class Schedule {
     const host = this.#hostOf(name);
     let load = this.#hosts.get(host);
     if (!load) {
-      load = { inFlight: 0, cold: 0, scans: 0, spent: 0, spentOn: 0 };
+      load = {
+        inFlight: 0,
+        cold: 0,
+        scans: 0,
+        spent: 0,
+        spentOn: 0,
+        firstScans: [],
+        firstScansHead: 0,
+      };
       this.#hosts.set(host, load);
     }
     const entry: Entry = {
@@ -574,12 +661,14 @@ export class Schedule {
       inFlight: false,
       urgent: false,
       watched: true,
+      gone: false,
       weight: 0,
       prioritySeq: undefined,
       priorityTags: undefined,
       priorityListing: true,
     };
     this.#entries.set(name, entry);
+    load.firstScans.push(entry);
     this.#countCold(entry, 1);
     this.#version++;
     return entry;
@@ -746,9 +835,19 @@ export class Schedule {
   #forget(entry: Entry): void {
     if (this.#reserved === entry) this.#reserved = undefined;
     this.#entries.delete(entry.name);
+    this.#scanned.delete(entry);
+    entry.gone = true;
     this.#priority.delete(entry);
     this.#version++;
   }
+}
+
+/** A take's pass so far: the best waiting repository that fits, and the best that does not. */
+interface TakePass {
+  best: Entry | undefined;
+  bestScore: number;
+  unfit: Entry | undefined;
+  unfitScore: number;
 }
 
 /** Scans at the hosts' mean cost that a host's own cost per scan is drawn towards. */
