@@ -55,6 +55,31 @@ describe("Schedule", () => {
     assert.equal(s.inFlight, 3);
   });
 
+  it("keeps a host's never-scanned repositories in arrival order around priority takes, drops and returns", () => {
+    // A pass looks only at each host's first one waiting: those taken out of turn, dropped
+    // or scanned must not hold the others up, and one dropped and looked up again comes last.
+    const s = schedule(1);
+    s.sync(["a/1", "a/2", "a/3", "a/4", "b/1"]);
+    s.prioritize("a/2");
+    assert.equal(s.take(T0)?.name, "a/2");
+    s.done("a/2", { dueAt: T0 + MINUTE, likelihood: 1 });
+    s.sync(["a/2", "a/3", "a/4", "b/1"]);
+    s.sync(["a/1", "a/2", "a/3", "a/4", "b/1"]);
+    const order: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const item = s.take(T0);
+      if (!item) break;
+      order.push(item.name);
+      s.done(item.name, { dueAt: T0 + MINUTE, likelihood: 1 });
+    }
+    assert.deepEqual([...order].sort(), ["a/1", "a/3", "a/4", "b/1"]);
+    assert.deepEqual(
+      order.filter((name) => name.startsWith("a/")),
+      ["a/3", "a/4", "a/1"],
+    );
+    assert.equal(s.nextDue(), T0 + MINUTE, "every one scanned, due again together");
+  });
+
   it("says whether a host's cold fill goes on (never-scanned repositories waiting or in flight)", () => {
     const s = schedule(1);
     s.sync(["a/1", "a/2", "b/1"]);
