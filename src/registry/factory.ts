@@ -196,7 +196,8 @@ export class RemoteClientFactory implements ClientFactory {
     const host = name.apiHost;
     const saturation = this.limiters.saturation(host);
     return {
-      pullQuota: this.limiters.state(host).pulls !== undefined,
+      // Not from `state(host)`: a scan asks before each tag, and that builds the whole state.
+      pullQuota: saturation.pullQuota,
       saturated: saturation.saturated,
       utilisation: saturation.utilisation,
       queueDelayMs: Math.max(saturation.queueDelayMs, saturation.pullDelayMs),

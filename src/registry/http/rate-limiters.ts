@@ -260,6 +260,8 @@ export interface HostSaturation {
   requests: number;
   /** The budget cannot keep up: requests queue for over a second, or pulls wait for quota. */
   saturated: boolean;
+  /** The host has reported a pull quota (Docker Hub's `ratelimit-*` headers). */
+  pullQuota: boolean;
 }
 
 /** Docker Hub's quota header (`100;w=21600`): a count and, optionally, the window. */
@@ -845,6 +847,7 @@ export class RateLimiters {
         waitedMs: 0,
         requests: 0,
         saturated: false,
+        pullQuota: false,
       };
     }
     const now = this.#clock.now();
@@ -874,6 +877,7 @@ export class RateLimiters {
       waitedMs: b.waitedMs,
       requests: b.requests,
       saturated: queueDelayMs >= SATURATED_QUEUE_MS || pullDelay >= SATURATED_QUEUE_MS,
+      pullQuota: b.pulls !== undefined,
     };
   }
 

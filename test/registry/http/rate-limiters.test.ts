@@ -285,8 +285,10 @@ describe("RateLimiters", () => {
     // Before any report there is no pull budget: a pull goes and its answer tells the quota.
     const counted = await limiters.waitPull(HOST);
     assert.equal(counted, false, "no quota known: not counted");
+    assert.equal(limiters.saturation(HOST).pullQuota, false);
     limiters.pullDone(HOST, counted);
     limiters.observeQuota(HOST, quota(45));
+    assert.equal(limiters.saturation(HOST).pullQuota, true, "the quota is known");
     assert.deepEqual(limiters.state(HOST).pulls, {
       limit: 100,
       windowSeconds: 600,
@@ -383,6 +385,7 @@ describe("RateLimiters", () => {
     limiters.observeQuota(HOST, new Headers());
     limiters.observeQuota(HOST, { "ratelimit-remaining": "500;w=1", "ratelimit-limit": "100;w=1" });
     assert.equal(limiters.state(HOST).pulls, undefined);
+    assert.equal(limiters.saturation(HOST).pullQuota, false);
   });
 
   it("budgets per host: configured, then the public registries' defaults (never above the global), then the global", () => {
