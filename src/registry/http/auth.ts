@@ -41,10 +41,11 @@ export function authLayer(ctx: AuthContext): Layer {
 function authTransport(next: Transport, ctx: AuthContext): Transport {
   // What this repository's own 401 asked for, when the ping of /v2/ asked for nothing.
   let learned: RegistryChallenge | undefined;
+  const tokenKey = tokenKeys(ctx.scope);
   return async (req) => {
     if (req.url.host !== ctx.host) return next(req);
     const challenge = learned ?? (await ctx.origins.policy(ctx.host, req.signal)).challenge;
-    const first = await authorize({ req, challenge, ctx, below: next });
+    const first = await authorize({ req, challenge, ctx, below: next, tokenKey });
     const res = await next(first.req);
     if (res.status !== 401) return res;
 
@@ -63,6 +64,7 @@ function authTransport(next: Transport, ctx: AuthContext): Transport {
       challenge: learnt ? fresh : challenge,
       ctx,
       below: next,
+      tokenKey,
     });
     return next(second.req);
   };
@@ -80,8 +82,9 @@ async function authorize(attempt: {
   challenge: RegistryChallenge;
   ctx: AuthContext;
   below: Transport;
+  tokenKey: TokenKeys;
 }): Promise<Authorized> {
-  const { req, challenge, ctx, below } = attempt;
+  const { req, challenge, ctx, below, tokenKey } = attempt;
   // A registry that asks for nothing gets nothing: no credential helper is even run.
   if (challenge.scheme === "none") return { req };
   const cred = await ctx.credential(req.signal);
@@ -92,12 +95,7 @@ async function authorize(attempt: {
     if (cred?.username === undefined || cred.password === undefined) return { req };
     return { req: withAuthorization(req, basicAuthorization(cred.username, cred.password)) };
   }
-  const key = TokenCache.key({
-    realm: challenge.realm,
-    service: challenge.service,
-    scope: ctx.scope,
-    cred,
-  });
+  const key = tokenKey(challenge, cred);
   const fetch = () => {
     // Concurrent requests share this fetch, so it has its own deadline, not the caller's.
     const signal = AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS);
@@ -125,6 +123,27 @@ async function authorize(attempt: {
   return {
     req: withAuthorization(req, `Bearer ${token}`),
     cached: wasCached ? { key, token } : undefined,
+  };
+}
+
+/** A client's token cache key for a challenge and a credential (see {@link tokenKeys}). */
+type TokenKeys = (
+  challenge: Extract<RegistryChallenge, { scheme: "bearer" }>,
+  cred: HostCredential | undefined,
+) => string;
+
+/**
+ * The token cache key of one client's scope, worked out again only when the challenge or
+ * the credential changes: every request asks for it, and the key fingerprints the
+ * credential (a SHA-256 of its secrets) and is a JSON text.
+ */
+function tokenKeys(scope: string): TokenKeys {
+  let last: { challenge: object; cred: HostCredential | undefined; key: string } | undefined;
+  return (challenge, cred) => {
+    if (last?.challenge === challenge && last.cred === cred) return last.key;
+    const key = TokenCache.key({ realm: challenge.realm, service: challenge.service, scope, cred });
+    last = { challenge, cred, key };
+    return key;
   };
 }
 
