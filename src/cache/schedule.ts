@@ -45,7 +45,8 @@
  * mid-fill, with half of them never scanned; a profile at 2,000,000 tags): they all rank
  * alike but for their host and order of arrival, and weigh nothing yet, so whether one may
  * start depends on its host alone, and each host's first one waiting stands for all of
- * them (each host keeps them in order of arrival).
+ * them (each host keeps them in order of arrival). While one of them may start, a take
+ * looks among the scanned only at lease retries (the one kind that ranks as high).
  *
  * What scans hold in memory follows their repositories' sizes: a scan keeps its listing, its
  * index and what it is refreshing, about 500 bytes a tag (a heap snapshot of a replica at
@@ -228,6 +229,8 @@ export class Schedule {
   readonly #entries = new Map<string, Entry>();
   /** Entries scanned at least once (a finite due time): what a pass visits one by one. */
   readonly #scanned = new Set<Entry>();
+  /** Of those, the ones whose lease another warmer held at the last look (`retryLease`). */
+  readonly #retrying = new Set<Entry>();
   readonly #hosts = new Map<string, HostLoad>();
   readonly #hostCost: ScheduleOptions["hostCost"];
   /** The hosts' cost per scan, pooled (1 while no scan ran): what a host's own is drawn towards. */
@@ -405,7 +408,10 @@ export class Schedule {
         const first = this.#firstScanWaiting(load);
         if (first !== undefined) this.#consider(first, now, opts, pass);
       }
-      for (const entry of this.#scanned) this.#consider(entry, now, opts, pass);
+      // A never-scanned one that may start outranks every scanned one but a due lease retry
+      // (they alone rank as high), fitting or not: only those can change the outcome.
+      const rest = pass.bestScore === Number.POSITIVE_INFINITY ? this.#retrying : this.#scanned;
+      for (const entry of rest) this.#consider(entry, now, opts, pass);
     }
     const { best, bestScore, unfit, unfitScore } = pass;
     pass.best = undefined;
@@ -579,6 +585,8 @@ export class Schedule {
       this.#scanned.add(entry);
       entry.likelihood = Math.min(1, Math.max(Number.MIN_VALUE, next.likelihood));
       entry.retryLease = next.retryLease === true;
+      if (entry.retryLease) this.#retrying.add(entry);
+      else this.#retrying.delete(entry);
     }
     this.#notify();
   }
@@ -836,6 +844,7 @@ export class Schedule {
     if (this.#reserved === entry) this.#reserved = undefined;
     this.#entries.delete(entry.name);
     this.#scanned.delete(entry);
+    this.#retrying.delete(entry);
     entry.gone = true;
     this.#priority.delete(entry);
     this.#version++;
