@@ -258,6 +258,14 @@ export class Schedule {
   /** Bumped by every change that can move a lane's next due time. */
   #version = 0;
   /**
+   * Whether the kept next due times (`#nextDueKept`) still bound the lanes from below: true
+   * after a pass, until a change that can bring work sooner (a finished scan, a request, a
+   * lookup, a lighter scan, a reservation's end). A take only takes work and room away, so a
+   * take after takes of the same turn still returns at once before the kept time (a turn's
+   * regular takes used to cost the urgent lane's take a pass).
+   */
+  #keptHolds = false;
+  /**
    * Each lane's next due time as of `#version` (see the module comment), and of `now` for
    * `skipLate`; infinity for none.
    */
@@ -267,6 +275,9 @@ export class Schedule {
     regular: Number.POSITIVE_INFINITY,
     urgent: Number.POSITIVE_INFINITY,
     skipLate: Number.POSITIVE_INFINITY,
+    /** The lanes' times over waiting repositories whether they fit or not (`#keptHolds`). */
+    regularAny: Number.POSITIVE_INFINITY,
+    urgentAny: Number.POSITIVE_INFINITY,
   };
 
   constructor(opts: ScheduleOptions) {
@@ -397,6 +408,11 @@ export class Schedule {
       const kept = this.#nextDueKept;
       const at = opts.urgentOnly ? kept.urgent : kept.regular;
       if (kept.version === this.#version && now < at) return undefined;
+      // After takes alone (work and room only taken away), nothing at all can start before
+      // the time kept over every waiting repository, fitting or not (one that does not fit
+      // could be reserved by a pass: that pass must still happen).
+      const any = opts.urgentOnly ? kept.urgentAny : kept.regularAny;
+      if (this.#keptHolds && now < any) return undefined;
     }
     const pass = this.#takePass;
     pass.best = undefined;
@@ -425,7 +441,11 @@ export class Schedule {
     }
     const chosen = priority ?? best;
     if (!chosen) return undefined;
-    if (this.#reserved === chosen) this.#reserved = undefined;
+    if (this.#reserved === chosen) {
+      // Heavy ones held back for it may fit now: the kept times no longer bound them.
+      this.#reserved = undefined;
+      this.#keptHolds = false;
+    }
     this.#countInFlight(chosen, 1);
     if (chosen.weight > 0) this.#onWeightChange?.(this.#weightInFlight);
     chosen.inFlight = true;
@@ -535,15 +555,19 @@ export class Schedule {
     let regular = Number.POSITIVE_INFINITY;
     let urgent = Number.POSITIVE_INFINITY;
     let skipLate = Number.POSITIVE_INFINITY;
+    let regularAny = Number.POSITIVE_INFINITY;
+    let urgentAny = Number.POSITIVE_INFINITY;
     const visit = (entry: Entry) => {
       if (entry.inFlight || entry.prioritySeq !== undefined) return;
-      // Weights change only with takes, dones and weighs, which all drop the kept answer.
-      if (!this.#fits(entry)) return;
       const dueAt = entry.dueAt;
       const lateAt = this.#lateAt(entry);
       const room = this.#hostHasRoom(entry.load, false);
       const lateRoom = this.#hostHasRoom(entry.load, true);
       const at = room ? dueAt : lateRoom ? lateAt : Number.POSITIVE_INFINITY;
+      if (at < regularAny) regularAny = at;
+      if (lateRoom && lateAt < urgentAny) urgentAny = lateAt;
+      // Weights change only with takes, dones and weighs, which all drop the kept answer.
+      if (!this.#fits(entry)) return;
       if (at < regular) regular = at;
       if (lateRoom && lateAt < urgent) urgent = lateAt;
       if (room && lateAt > now && dueAt < skipLate) skipLate = dueAt;
@@ -560,6 +584,9 @@ export class Schedule {
     kept.regular = regular;
     kept.urgent = urgent;
     kept.skipLate = skipLate;
+    kept.regularAny = regularAny;
+    kept.urgentAny = urgentAny;
+    this.#keptHolds = true;
   }
 
   /** Marks a repository taken with `take` as finished, due again as `next` says. */
@@ -679,6 +706,7 @@ export class Schedule {
     load.firstScans.push(entry);
     this.#countCold(entry, 1);
     this.#version++;
+    this.#keptHolds = false;
     return entry;
   }
 
@@ -824,6 +852,7 @@ export class Schedule {
 
   #notify(): void {
     this.#version++;
+    this.#keptHolds = false;
     for (const wake of [...this.#waiters]) wake();
   }
 
