@@ -588,6 +588,9 @@ describe("Schedule's kept next due times", () => {
       fc.record({
         kind: fc.constant("take" as const),
         lane: fc.constantFrom("regular", "urgentOnly", "priorityOnly", "skipLate"),
+        // Without a look at the lanes first, takes follow takes as in a turn of the loop
+        // (what was kept after the last look is then all a take has).
+        look: fc.boolean(),
       }),
       fc.record({
         ...DONE_FIELDS,
@@ -623,13 +626,15 @@ describe("Schedule's kept next due times", () => {
             fresh.prioritize(o.name, o.tags, { listing: o.listing });
           } else if (o.kind === "take") {
             const opts = o.lane === "regular" ? {} : { [o.lane]: true };
-            forget();
-            assert.deepEqual(kept.nextDue(), fresh.nextDue());
-            forget();
-            assert.deepEqual(
-              kept.nextDue({ urgentOnly: true }),
-              fresh.nextDue({ urgentOnly: true }),
-            );
+            if (o.look) {
+              forget();
+              assert.deepEqual(kept.nextDue(), fresh.nextDue());
+              forget();
+              assert.deepEqual(
+                kept.nextDue({ urgentOnly: true }),
+                fresh.nextDue({ urgentOnly: true }),
+              );
+            }
             forget();
             const got = kept.take(now, opts);
             assert.deepEqual(got, fresh.take(now, opts));
