@@ -41,8 +41,8 @@
  * (a profile of bench:scale at 2,000,000 tags). So the earliest time each lane can find
  * work is kept until the schedule changes (a take, a finished scan, a request, a lookup),
  * and a take before it returns at once; priority requests are kept apart, found without a
- * pass. Repositories never scanned are not in the pass either (still 8% of a replica's CPU
- * mid-fill, with half of them never scanned; a profile at 2,000,000 tags): they all rank
+ * pass. Repositories never scanned are not in the pass either (the passes were still 8.3%
+ * of a replica's CPU mid-fill, a profile at 2,000,000 tags): they all rank
  * alike but for their host and order of arrival, and weigh nothing yet, so whether one may
  * start depends on its host alone, and each host's first one waiting stands for all of
  * them (each host keeps them in order of arrival). While one of them may start, a take
