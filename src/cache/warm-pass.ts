@@ -339,7 +339,9 @@ async function scanRepository(s: Scan): Promise<void> {
       job.onProgress?.({ total, done: ++done });
     }
     // A long scan writes what it has now and then, so that a kill loses little of it.
-    if (!flushing && index.dirty && performance.now() - flushedAt > flushEveryMs(index.size)) {
+    // The index's size (a sum over its buckets) only once the shortest wait is over.
+    const waited = performance.now() - flushedAt;
+    if (!flushing && index.dirty && waited > FLUSH_EVERY_MS && waited > flushEveryMs(index.size)) {
       flushing = index
         .flush(undefined, log)
         .catch((error: unknown) => {
