@@ -172,6 +172,7 @@ export type {
   CredentialsLogger,
 } from "./registry/credentials/types.js";
 export {
+  ClientClosedError,
   DeniedError,
   DigestMismatchError,
   InvalidImageConfigError,

@@ -344,3 +344,14 @@ export class RegistryResponseError extends RegistryError {
     super(ctx, "registry error");
   }
 }
+
+/**
+ * The client factory was closed while a request shared by its clients (a host's first ping)
+ * was still waiting: it is dropped, not left waiting for a budget nobody will use again.
+ */
+export class ClientClosedError extends RegscanError {
+  readonly code = "CLIENT_CLOSED";
+  constructor() {
+    super("the registry clients were closed: a request still waiting to be sent was dropped");
+  }
+}

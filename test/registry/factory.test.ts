@@ -240,3 +240,23 @@ test("request budgets are metrics: budget, rate, requests, waits, saturation and
   // Both answers were read: no request holds a connection.
   assert.equal(value("regscan_registry_requests_in_flight"), 0);
 });
+
+test("close() drops a host's first ping still waiting for a budget that no longer comes", async () => {
+  // A stopping daemon's census gives this replica no share of any budget: a ping waiting for
+  // its turn then waited in 10 s naps for hours, and kept the process alive after stop.
+  const limiters = new RateLimiters({ rps: 10, burst: 1 });
+  limiters.setShare(0);
+  const f = new RemoteClientFactory({ insecureHosts: [reg.host], limiters });
+  const listing = f
+    .clientFor(name(), Credentials.none())
+    .tags({ signal: AbortSignal.timeout(60_000) });
+  const outcome = listing.then(
+    () => "listed",
+    (err: Error & { code?: string }) => err.code,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const t0 = performance.now();
+  await f.close();
+  assert.equal(await outcome, "CLIENT_CLOSED");
+  assert.ok(performance.now() - t0 < 2_000, "dropped at once");
+});

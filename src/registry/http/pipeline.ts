@@ -6,6 +6,7 @@
  */
 import type { Logger } from "pino";
 import type { HostCredential } from "../credentials/credentials.js";
+import { ClientClosedError } from "../errors.js";
 import { authLayer } from "./auth.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./deadline.js";
 import { type DispatcherOptions, Dispatchers } from "./dispatchers.js";
@@ -93,6 +94,7 @@ export class Pipeline {
   readonly #dispatchers: Dispatchers;
   readonly #opts: PipelineOptions;
   readonly #send: Transport;
+  readonly #closed = new AbortController();
 
   constructor(opts: PipelineOptions) {
     this.#opts = opts;
@@ -108,17 +110,20 @@ export class Pipeline {
     // their absolute URLs by); the quick first look at an insecure host (is it https at
     // all?) goes without retries. The chains are made on first use: they hold the origin
     // layer, which is being made here.
+    // A ping is shared, so no caller's signal ends it; closing the pipeline does (it would
+    // otherwise wait out a budget whose share went to 0 on a stopping daemon: hours).
     let ping: Transport | undefined;
     let probe: Transport | undefined;
+    const closed = this.#closed.signal;
     this.#origins = new Origins({
       insecureHosts: opts.insecureHosts,
       ping: (req: HttpRequest) => {
         ping ??= this.#chain(this.#layers(), ["auth"]);
-        return ping(req);
+        return ping({ ...req, signal: req.signal ?? closed });
       },
       probe: (req: HttpRequest) => {
         probe ??= this.#chain(this.#layers(), ["auth", "retry"]);
-        return probe(req);
+        return probe({ ...req, signal: req.signal ?? closed });
       },
     });
   }
@@ -137,6 +142,7 @@ export class Pipeline {
   }
 
   async close(): Promise<void> {
+    this.#closed.abort(new ClientClosedError());
     await this.#dispatchers.close();
   }
 
