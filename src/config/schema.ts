@@ -324,6 +324,9 @@ export const configSchema = z.strictObject({
       // wait behind the warmer's work; not possible with a store in this process's memory.
       // Off by default: the thread's heap costs 30-50 MiB of RSS (README: HTTP API).
       apiThread: z.boolean().default(false),
+      // The warmer's thread's nice value (Linux): unset, 10 with the API on its own thread
+      // and the process's own without. Never raised above the process's (README: HTTP API).
+      warmerNice: z.number().int().min(0).max(19).optional(),
     })
     .prefault({}),
   webhooks: webhooksSchema.optional(),

@@ -457,6 +457,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer; costs 30-50 MiB (true or false; default false; not with a memory: store)",
   },
   {
+    path: "server.warmerNice",
+    flag: "warmer-nice",
+    env: "REGSCAN_WARMER_NICE",
+    kind: "integer",
+    help: "nice value (0-19) of the warmer's thread, so reads on the API thread go first on busy cores (Linux; default 10 with --api-thread, else the process's own)",
+  },
+  {
     path: "webhooks",
     flag: "webhook",
     env: "REGSCAN_WEBHOOKS",

@@ -71,6 +71,11 @@ export interface ApiThreadOptions {
   metrics: MetricsRegistry;
   /** Where webhook events go; without it the thread has no webhook routes. */
   webhookSink?: WebhookSink | undefined;
+  /**
+   * Starts a thread (runs what it is given): a restart goes through it, so that the
+   * warmer's lowered priority is not what the new thread inherits (src/daemon/warmer-priority.ts).
+   */
+  startThread?: <T>(start: () => T) => T;
 }
 
 /** The API served from a thread of its own. */
@@ -226,13 +231,17 @@ export class ApiThread {
    */
   #spawn(data: ApiThreadData): Promise<{ worker: Worker; address: AddressInfo }> {
     const { logger, watch } = this.#opts;
-    const worker = new Worker(workerEntry(), {
-      workerData: data,
-      resourceLimits: RESOURCE_LIMITS,
-      // Its output is relayed as log lines; nothing else writes.
-      stdout: false,
-      stderr: false,
-    });
+    const start = this.#opts.startThread ?? ((run) => run());
+    const worker = start(
+      () =>
+        new Worker(workerEntry(), {
+          workerData: data,
+          resourceLimits: RESOURCE_LIMITS,
+          // Its output is relayed as log lines; nothing else writes.
+          stdout: false,
+          stderr: false,
+        }),
+    );
     worker.postMessage({ type: "watch", names: watch.list() } satisfies ToApiThread);
     let started: ((message: FromApiThread) => void) | undefined;
     worker.on("message", (message: FromApiThread) => {
