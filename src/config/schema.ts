@@ -322,7 +322,7 @@ export const configSchema = z.strictObject({
       webhookWindow: duration.default(250),
       // The API on a thread of its own (with its own store connection), so that reads never
       // wait behind the warmer's work; not possible with a store in this process's memory.
-      // Off by default: the thread's heap costs 30-50 MiB of RSS (README: HTTP API).
+      // Off by default: the thread's heap costs up to about 60 MiB of RSS (README: HTTP API).
       apiThread: z.boolean().default(false),
       // The warmer's thread's nice value (Linux): unset, 10 with the API on its own thread
       // and the process's own without. Never raised above the process's (README: HTTP API).

@@ -454,7 +454,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "REGSCAN_API_THREAD",
     kind: "boolean",
     optionalValue: true,
-    help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer; costs 30-50 MiB (true or false; default false; not with a memory: store)",
+    help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer; costs up to about 60 MiB (true or false; default false; not with a memory: store)",
   },
   {
     path: "server.warmerNice",

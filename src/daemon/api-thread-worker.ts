@@ -5,9 +5,10 @@
  * is asked of it; what every read needs (the watch list, local statuses, tag events) it is
  * told as it changes, so that a read never waits for the warmer's thread.
  */
+import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 import pino, { type Logger } from "pino";
-import { Registry as PromRegistry } from "prom-client";
+import { Gauge, Registry as PromRegistry } from "prom-client";
 import { openStore } from "../cache/open-store.js";
 import type { Store } from "../cache/store.js";
 import type { TagEvent } from "../cache/warmer-types.js";
@@ -94,6 +95,23 @@ class ThreadMetrics extends PromRegistry {
   constructor(calls: MainThreadCalls) {
     super();
     this.#calls = calls;
+    // The main thread's `nodejs_heap_*` are its own isolate's: this thread's heap apart.
+    new Gauge({
+      name: "regscan_api_thread_heap_used_bytes",
+      help: "V8 heap in use on the API thread (its own isolate; nodejs_heap_* are the warmer's thread's)",
+      registers: [this],
+      collect() {
+        this.set(getHeapStatistics().used_heap_size);
+      },
+    });
+    new Gauge({
+      name: "regscan_api_thread_heap_limit_bytes",
+      help: "the API thread's V8 heap limit",
+      registers: [this],
+      collect() {
+        this.set(getHeapStatistics().heap_size_limit);
+      },
+    });
   }
 
   override async metrics(): Promise<string> {

@@ -13,6 +13,7 @@
  */
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
@@ -56,6 +57,19 @@ const START_TIMEOUT_MS = 30_000;
  * memo (8 MiB) and the connections' state.
  */
 const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 };
+
+/**
+ * V8's heap-size flags are the process's, and a thread's isolate takes them over its own
+ * limits: under the image's and the systemd unit's `--max-old-space-size=128
+ * --max-semi-space-size=8` the API thread's heap could grow to 152 MiB, not
+ * {@link RESOURCE_LIMITS}' 56 (bench:scale at 200,000 tags, 50 readers: 105 MiB of it, and
+ * 320 MiB VmHWM). Zeroed (V8's "unset"), they leave a new thread's limits in charge; the main
+ * thread's heap was sized when it started, and keeps its limits.
+ */
+function letThreadLimitsApply(): void {
+  setFlagsFromString("--max-old-space-size=0");
+  setFlagsFromString("--max-semi-space-size=0");
+}
 
 /** What {@link ApiThread.start} wires to the thread. */
 export interface ApiThreadOptions {
@@ -232,6 +246,7 @@ export class ApiThread {
   #spawn(data: ApiThreadData): Promise<{ worker: Worker; address: AddressInfo }> {
     const { logger, watch } = this.#opts;
     const start = this.#opts.startThread ?? ((run) => run());
+    letThreadLimitsApply();
     const worker = start(
       () =>
         new Worker(workerEntry(), {

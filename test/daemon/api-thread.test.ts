@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import pino from "pino";
 import { Registry as PromRegistry } from "prom-client";
@@ -229,6 +230,44 @@ describe("the API thread", () => {
       } finally {
         await daemon.stop();
       }
+    }
+  });
+
+  test("the thread's heap keeps its own limit under the process's heap flags (the image's NODE_OPTIONS)", async () => {
+    // As `--max-old-space-size=128 --max-semi-space-size=8` in NODE_OPTIONS set them: V8's
+    // flags are the process's, and took over the thread's limits (a 152 MiB heap).
+    setFlagsFromString("--max-old-space-size=128");
+    setFlagsFromString("--max-semi-space-size=8");
+    const control: WarmerControl = {
+      statuses: async () => [],
+      isWatched: async () => false,
+      requestRefresh: () => "started",
+      subscribe: () => () => {},
+    };
+    const thread = await ApiThread.start({
+      config: configSchema.parse({ listen: "127.0.0.1:0", cache: `sqlite:${join(dir, "h.db")}` }),
+      env: {},
+      logger: pino({ level: "silent" }),
+      control,
+      watch: new WatchList(async () => new Map()),
+      warmer: { onScan: () => () => {}, repositoryStatus: () => undefined },
+      metrics: new PromRegistry(),
+    });
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${thread.address.port}/metrics`)).text();
+      const limit = Number(/^regscan_api_thread_heap_limit_bytes (\d+)/m.exec(text)?.[1]);
+      const used = Number(/^regscan_api_thread_heap_used_bytes (\d+)/m.exec(text)?.[1]);
+      const mib = 1024 * 1024;
+      assert.ok(used > 0 && used < limit, `heap used ${used} of ${limit}`);
+      // 48 MiB old, 8 MiB young, and V8's own rounding: far under the flags' 152 MiB.
+      assert.ok(
+        limit >= 40 * mib && limit <= 72 * mib,
+        `the thread's heap limit: ${limit / mib} MiB`,
+      );
+    } finally {
+      await thread.close(1_000);
+      setFlagsFromString("--max-old-space-size=0");
+      setFlagsFromString("--max-semi-space-size=0");
     }
   });
 
