@@ -248,6 +248,7 @@ async function main(): Promise<void> {
       intervalSeconds: o.intervalSeconds,
       maxIntervalFactor: o.maxIntervalFactor,
       leaseTtlSeconds: o.leaseTtlSeconds,
+      apiThread: o.apiThread ? { warmerNice: o.warmerNice } : undefined,
       webhookToken: WEBHOOK_TOKEN,
     },
   };

@@ -57,6 +57,16 @@ export interface ScaleOptions {
    */
   apiStartAt: number;
   apiClients: number;
+  /**
+   * Replicas serve the API from a thread of their own (`--api-thread on|off`, default on):
+   * the reads under load are measured on it, and its memory in the replicas' RSS.
+   */
+  apiThread: boolean;
+  /**
+   * The replicas' `--warmer-nice` with the API thread (default 19: a replica alone in its
+   * container, where a nice value only ranks its own threads; regscan's default is 10).
+   */
+  warmerNice: number;
   output: string;
 }
 
@@ -69,6 +79,14 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
   const n = Number(raw.replaceAll(",", "").replaceAll("_", ""));
   if (!Number.isFinite(n) || n <= 0)
     throw new ScaleOptionError(`--${name} must be a positive number, got ${raw}`);
+  return n;
+}
+
+function niceValue(raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 19)
+    throw new ScaleOptionError(`--warmer-nice must be an integer from 0 to 19, got ${raw}`);
   return n;
 }
 
@@ -114,6 +132,8 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
       "kill-replica-at": { type: "string" },
       "lease-ttl": { type: "string" },
       "api-clients": { type: "string" },
+      "api-thread": { type: "string" },
+      "warmer-nice": { type: "string" },
       output: { type: "string" },
     },
   });
@@ -149,6 +169,8 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     apiSeconds: positive("api-seconds", values["api-seconds"], 20),
     apiStartAt: share("api-start", values["api-start"], 0.25),
     apiClients: Math.round(positive("api-clients", values["api-clients"], 50)),
+    apiThread: onOff("api-thread", values["api-thread"], true),
+    warmerNice: niceValue(values["warmer-nice"], 19),
     output: values.output ?? "bench/results/scale.json",
   };
 }

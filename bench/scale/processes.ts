@@ -129,6 +129,8 @@ export interface ReplicaConfig {
   maxIntervalFactor?: number | undefined;
   /** How long a repository lease lasts unless renewed (`--lease-ttl`); default regscan's. */
   leaseTtlSeconds?: number | undefined;
+  /** The API on a thread of its own (`--api-thread`), the warmer's thread at this nice value. */
+  apiThread?: { warmerNice: number } | undefined;
   webhookToken: string;
 }
 
@@ -175,6 +177,9 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       "distribution=env:SCALE_BENCH_HOOK",
     ];
     if (cfg.leaseTtlSeconds !== undefined) args.push("--lease-ttl", `${cfg.leaseTtlSeconds}s`);
+    if (cfg.apiThread !== undefined) {
+      args.push("--api-thread", "--warmer-nice", String(cfg.apiThread.warmerNice));
+    }
     if (cfg.maxIntervalFactor !== undefined) {
       args.push("--max-interval-factor", String(cfg.maxIntervalFactor));
     }
