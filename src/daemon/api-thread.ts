@@ -53,16 +53,19 @@ const MAX_RESTART_MS = 30_000;
 const START_TIMEOUT_MS = 30_000;
 /**
  * The API thread's heap. Its answers are buffers outside it; what it holds is the image
- * records of answers being built (a bounded number of tags at once), the cache's image
- * memo (8 MiB) and the connections' state.
+ * records and text of answers being built (small ones up to 8,192 tags at once, heavy ones
+ * four turns of 5,000 tags), the cache's image memo (8 MiB) and bucket and record memos, a
+ * status list of every repository, and the connections' state. 48 MiB of old space ran out
+ * under bench:scale's 50 readers and its watch of the fill (200,000 tags: the thread died
+ * and was restarted two or three times a run), once the limit applied (see below).
  */
-const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 };
+const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
 
 /**
  * V8's heap-size flags are the process's, and a thread's isolate takes them over its own
  * limits: under the image's and the systemd unit's `--max-old-space-size=128
  * --max-semi-space-size=8` the API thread's heap could grow to 152 MiB, not
- * {@link RESOURCE_LIMITS}' 56 (bench:scale at 200,000 tags, 50 readers: 105 MiB of it, and
+ * {@link RESOURCE_LIMITS}' (bench:scale at 200,000 tags, 50 readers: 105 MiB of it, and
  * 320 MiB VmHWM). Zeroed (V8's "unset"), they leave a new thread's limits in charge; the main
  * thread's heap was sized when it started, and keeps its limits.
  */
