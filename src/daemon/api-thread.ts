@@ -92,7 +92,7 @@ export interface ApiThreadOptions {
    * Starts a thread (runs what it is given): a restart goes through it, so that the
    * warmer's lowered priority is not what the new thread inherits (src/daemon/warmer-priority.ts).
    */
-  startThread?: <T>(start: () => T) => T;
+  startThread?: (<T>(start: () => T) => T) | undefined;
 }
 
 /** The API served from a thread of its own. */

@@ -10,17 +10,14 @@ import { after, before, describe, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import pino from "pino";
-import { Registry as PromRegistry } from "prom-client";
 import { isProcessLocalStore } from "../../src/cache/open-store.js";
 import { configSchema } from "../../src/config/schema.js";
-import { ApiThread } from "../../src/daemon/api-thread.js";
 import { Daemon } from "../../src/daemon/daemon.js";
-import { WatchList } from "../../src/daemon/watch-list.js";
-import type { WarmerControl } from "../../src/server/warmer-control.js";
 import { ImageBuilder } from "../support/image-builder.js";
 import { makeTempDir } from "../support/processes.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 import { waitFor } from "../support/wait-for.js";
+import { startBareApiThread } from "./bare-api-thread.js";
 
 /** A read's status and milliseconds, asked from another thread while this one is blocked. */
 interface TimedRead {
@@ -238,21 +235,7 @@ describe("the API thread", () => {
     // flags are the process's, and took over the thread's limits (a 152 MiB heap).
     setFlagsFromString("--max-old-space-size=128");
     setFlagsFromString("--max-semi-space-size=8");
-    const control: WarmerControl = {
-      statuses: async () => [],
-      isWatched: async () => false,
-      requestRefresh: () => "started",
-      subscribe: () => () => {},
-    };
-    const thread = await ApiThread.start({
-      config: configSchema.parse({ listen: "127.0.0.1:0", cache: `sqlite:${join(dir, "h.db")}` }),
-      env: {},
-      logger: pino({ level: "silent" }),
-      control,
-      watch: new WatchList(async () => new Map()),
-      warmer: { onScan: () => () => {}, repositoryStatus: () => undefined },
-      metrics: new PromRegistry(),
-    });
+    const thread = await startBareApiThread(join(dir, "h.db"), pino({ level: "silent" }));
     try {
       const text = await (await fetch(`http://127.0.0.1:${thread.address.port}/metrics`)).text();
       const limit = Number(/^regscan_api_thread_heap_limit_bytes (\d+)/m.exec(text)?.[1]);
@@ -273,21 +256,10 @@ describe("the API thread", () => {
 
   test("a thread that dies is started again on the same address", async () => {
     const logs: string[] = [];
-    const control: WarmerControl = {
-      statuses: async () => [],
-      isWatched: async () => false,
-      requestRefresh: () => "started",
-      subscribe: () => () => {},
-    };
-    const thread = await ApiThread.start({
-      config: configSchema.parse({ listen: "127.0.0.1:0", cache: `sqlite:${join(dir, "r.db")}` }),
-      env: {},
-      logger: pino({ level: "info" }, { write: (s: string) => logs.push(s) }),
-      control,
-      watch: new WatchList(async () => new Map()),
-      warmer: { onScan: () => () => {}, repositoryStatus: () => undefined },
-      metrics: new PromRegistry(),
-    });
+    const thread = await startBareApiThread(
+      join(dir, "r.db"),
+      pino({ level: "info" }, { write: (s: string) => logs.push(s) }),
+    );
     const url = `http://127.0.0.1:${thread.address.port}/healthz`;
     try {
       assert.equal((await fetch(url)).status, 200);

@@ -11,15 +11,12 @@ import { getPriority } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import pino from "pino";
-import { Registry as PromRegistry } from "prom-client";
 import { configSchema } from "../../src/config/schema.js";
-import { ApiThread } from "../../src/daemon/api-thread.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { WarmerPriority } from "../../src/daemon/warmer-priority.js";
-import { WatchList } from "../../src/daemon/watch-list.js";
-import type { WarmerControl } from "../../src/server/warmer-control.js";
 import { makeTempDir } from "../support/processes.js";
 import { waitFor } from "../support/wait-for.js";
+import { startBareApiThread } from "./bare-api-thread.js";
 
 const linux = process.platform === "linux";
 
@@ -113,23 +110,10 @@ describe("the warmer's thread priority", { skip: !linux && "Linux only (per-thre
     const original = getPriority(0);
     const logs: string[] = [];
     const logger = pino({ level: "info" }, { write: (s: string) => logs.push(s) });
-    const control: WarmerControl = {
-      statuses: async () => [],
-      isWatched: async () => false,
-      requestRefresh: () => "started",
-      subscribe: () => () => {},
-    };
     let priority: WarmerPriority | undefined;
-    const thread = await ApiThread.start({
-      config: configSchema.parse({ listen: "127.0.0.1:0", cache: `sqlite:${join(dir, "r.db")}` }),
-      env: {},
-      logger,
-      control,
-      watch: new WatchList(async () => new Map()),
-      warmer: { onScan: () => () => {}, repositoryStatus: () => undefined },
-      metrics: new PromRegistry(),
-      startThread: (start) => (priority ? priority.startThread(start) : start()),
-    });
+    const thread = await startBareApiThread(join(dir, "r.db"), logger, (start) =>
+      priority ? priority.startThread(start) : start(),
+    );
     priority = WarmerPriority.lower(19, logger);
     const lowered = Math.max(original, 19);
     const url = `http://127.0.0.1:${thread.address.port}/healthz`;

@@ -1,0 +1,36 @@
+/**
+ * An API thread on its own, for the tests of the thread itself (api-thread.test.ts,
+ * warmer-priority.test.ts): an sqlite store, no watched repository, and a warmer that
+ * answers nothing.
+ */
+import type { Logger } from "pino";
+import { Registry as PromRegistry } from "prom-client";
+import { configSchema } from "../../src/config/schema.js";
+import { ApiThread, type ApiThreadOptions } from "../../src/daemon/api-thread.js";
+import { WatchList } from "../../src/daemon/watch-list.js";
+import type { WarmerControl } from "../../src/server/warmer-control.js";
+
+const idleControl: WarmerControl = {
+  statuses: async () => [],
+  isWatched: async () => false,
+  requestRefresh: () => "started",
+  subscribe: () => () => {},
+};
+
+/** Starts a thread on a free loopback port over the sqlite store at `dbPath`. */
+export function startBareApiThread(
+  dbPath: string,
+  logger: Logger,
+  startThread?: ApiThreadOptions["startThread"],
+): Promise<ApiThread> {
+  return ApiThread.start({
+    config: configSchema.parse({ listen: "127.0.0.1:0", cache: `sqlite:${dbPath}` }),
+    env: {},
+    logger,
+    control: idleControl,
+    watch: new WatchList(async () => new Map()),
+    warmer: { onScan: () => () => {}, repositoryStatus: () => undefined },
+    metrics: new PromRegistry(),
+    startThread,
+  });
+}
