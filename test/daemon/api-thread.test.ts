@@ -17,7 +17,7 @@ import { ImageBuilder } from "../support/image-builder.js";
 import { makeTempDir } from "../support/processes.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 import { waitFor } from "../support/wait-for.js";
-import { startBareApiThread } from "./bare-api-thread.js";
+import { servingAgain, startBareApiThread } from "./bare-api-thread.js";
 
 /** A read's status and milliseconds, asked from another thread while this one is blocked. */
 interface TimedRead {
@@ -264,16 +264,7 @@ describe("the API thread", () => {
     try {
       assert.equal((await fetch(url)).status, 200);
       await thread.crash();
-      await waitFor(
-        async () => {
-          try {
-            return (await fetch(url)).status === 200;
-          } catch {
-            return false;
-          }
-        },
-        { what: "the API thread to serve again", timeoutMs: 15_000 },
-      );
+      await servingAgain(url);
       const text = logs.join("");
       assert.match(text, /the API thread stopped; starting it again/);
       assert.match(text, /the API thread is serving again/);

@@ -9,6 +9,7 @@ import { configSchema } from "../../src/config/schema.js";
 import { ApiThread, type ApiThreadOptions } from "../../src/daemon/api-thread.js";
 import { WatchList } from "../../src/daemon/watch-list.js";
 import type { WarmerControl } from "../../src/server/warmer-control.js";
+import { waitFor } from "../support/wait-for.js";
 
 const idleControl: WarmerControl = {
   statuses: async () => [],
@@ -33,4 +34,18 @@ export function startBareApiThread(
     metrics: new PromRegistry(),
     startThread,
   });
+}
+
+/** Resolves once `url` answers 200 again (a crashed thread restarted), within 15 s. */
+export async function servingAgain(url: string): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        return (await fetch(url)).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { what: "the API thread to serve again", timeoutMs: 15_000 },
+  );
 }

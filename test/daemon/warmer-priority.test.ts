@@ -15,8 +15,7 @@ import { configSchema } from "../../src/config/schema.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { WarmerPriority } from "../../src/daemon/warmer-priority.js";
 import { makeTempDir } from "../support/processes.js";
-import { waitFor } from "../support/wait-for.js";
-import { startBareApiThread } from "./bare-api-thread.js";
+import { servingAgain, startBareApiThread } from "./bare-api-thread.js";
 
 const linux = process.platform === "linux";
 
@@ -121,16 +120,7 @@ describe("the warmer's thread priority", { skip: !linux && "Linux only (per-thre
       assert.equal(priority.nice, lowered);
       const before = threadNices();
       await thread.crash();
-      await waitFor(
-        async () => {
-          try {
-            return (await fetch(url)).status === 200;
-          } catch {
-            return false;
-          }
-        },
-        { what: "the API thread to serve again", timeoutMs: 15_000 },
-      );
+      await servingAgain(url);
       const started = newThreads(before, threadNices());
       assert.ok(started.length >= 1, "the restarted thread is new");
       assert.equal(getPriority(0), lowered, "the warmer's thread is lowered again");
