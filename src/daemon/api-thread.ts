@@ -67,7 +67,8 @@ const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 
  * --max-semi-space-size=8` the API thread's heap could grow to 152 MiB, not
  * {@link RESOURCE_LIMITS}' (bench:scale at 200,000 tags, 50 readers: 105 MiB of it, and
  * 320 MiB VmHWM). Zeroed (V8's "unset"), they leave a new thread's limits in charge; the main
- * thread's heap was sized when it started, and keeps its limits.
+ * thread's heap was sized when it started, and keeps its limits. Process-wide: a worker an
+ * embedder starts later is sized by its own `resourceLimits` or V8's defaults too.
  */
 function letThreadLimitsApply(): void {
   setFlagsFromString("--max-old-space-size=0");
