@@ -51,10 +51,9 @@ export class DecodedMemo<T> {
       this.#bytes -= old.bytes.byteLength;
       this.#held.delete(key);
     }
-    this.#held.set(key, {
-      bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-      value,
-    });
+    // A copy of its own: a value read from Redis is a slice of the socket chunk it came in
+    // (up to 64 KiB, shared with other replies), and holding the slice held the chunk.
+    this.#held.set(key, { bytes: Buffer.from(Uint8Array.prototype.slice.call(bytes)), value });
     this.#bytes += bytes.byteLength;
     for (const [k, held] of this.#held) {
       if (this.#bytes <= this.maxBytes) break;

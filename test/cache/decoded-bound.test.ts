@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ImageLru } from "../../src/cache/image-lru.js";
-import { type ImageRow, resolveBucketImages } from "../../src/cache/index-reader.js";
+import { DecodedMemo, type ImageRow, resolveBucketImages } from "../../src/cache/index-reader.js";
 import {
   type Bucket,
   decodeRawBucket,
@@ -137,5 +137,18 @@ describe("decoded image records: one bound", () => {
     const readsBefore = counted.log.reads.length;
     await resolveBucketImages(read);
     assert.ok(counted.log.reads.length > readsBefore);
+  });
+
+  test("a memoised value keeps a copy of its bytes, not the read buffer they were sliced from", () => {
+    // What a Redis reply is: a slice of the socket chunk it arrived in, with other replies.
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    const bytes = chunk.subarray(1_000, 1_100);
+    const memo = new DecodedMemo<string>(1024);
+    memo.set("k", bytes, "decoded");
+    assert.equal(memo.get("k", Buffer.alloc(100, 7)), "decoded");
+    // Reusing the chunk changes nothing held; a memo holding the slice would now miss.
+    chunk.fill(9);
+    assert.equal(memo.get("k", Buffer.alloc(100, 7)), "decoded");
+    assert.equal(memo.get("k", bytes), undefined);
   });
 });
