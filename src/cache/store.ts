@@ -7,6 +7,11 @@ import { forEachBounded } from "../bounded-parallel.js";
 
 /** A value read back, with the refresh deadline it was written with. */
 export interface StoreEntry {
+  /**
+   * The value as written. It may be a view of a larger buffer the store read it in (a Redis
+   * reply is a slice of the socket chunk it came in): decode it, or copy it to keep it, as
+   * keeping the view keeps the whole buffer.
+   */
   value: Uint8Array;
   /** When the value should be refreshed; it stays readable past this, until it expires. */
   deadline: Date;

@@ -54,9 +54,14 @@ export function decodeEnvelope(
   const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
   const ms = view.getFloat64(4, false);
   if (!Number.isFinite(ms)) return { ok: false, problem: "bad deadline" };
-  // Copy so the caller's value does not pin (or alias) a larger buffer the client reuses.
-  const value = new Uint8Array(stored.byteLength - HEADER_BYTES);
-  value.set(stored.subarray(HEADER_BYTES));
+  // A view, not a copy: nearly every value is decoded at once and dropped, and a copy each
+  // (an ArrayBuffer of its own, and its garbage) made a read of an 80-tag repository that
+  // misses the API's answer cache cost 15-30% more CPU. Whoever keeps a value copies it.
+  const value = new Uint8Array(
+    stored.buffer,
+    stored.byteOffset + HEADER_BYTES,
+    stored.byteLength - HEADER_BYTES,
+  );
   return { ok: true, envelope: { deadline: new Date(ms), value } };
 }
 
