@@ -15,6 +15,7 @@ export {
   Cache,
   type CachedTag,
   type CacheOptions,
+  type RepositoryStreamOptions,
   type RepositorySummary,
 } from "./cache/cache.js";
 export { type Decorator, timestampLabelDecorator } from "./cache/decorators.js";

@@ -67,6 +67,17 @@ import type { Store } from "./store.js";
 import type { ErrorSummary } from "./warmer-types.js";
 
 /** How a Cache is set up. */
+/** What {@link Cache.streamImageRepository} takes besides a signal. */
+export interface RepositoryStreamOptions extends OperationOptions {
+  /**
+   * The repository's record as {@link Cache.repositoryRecord} of this Cache just returned
+   * it: the stream is opened from it, without reading it again (the API reads the record
+   * first, for its version, then builds the answer of that very version). Any other record
+   * is ignored and the stored one read.
+   */
+  record?: RepositoryRecord | undefined;
+}
+
 export interface CacheOptions {
   store: Store;
   /** Key namespace; must match the Warmer's (default `new Keys()`). */
@@ -165,6 +176,11 @@ export class Cache implements Registry {
    */
   readonly #locations = new WeakMap<readonly string[], { buckets: number[]; where: Int32Array }>();
   readonly #bucketSerials = new WeakMap<RawBucket, number>();
+  /**
+   * Second-layout records `repositoryRecord` handed out (copies), to the record decoded
+   * (whose tag list keys `#locations`) and its repository: what a stream may be opened from.
+   */
+  readonly #handedOut = new WeakMap<RepositoryRecord, { name: string; record: RepositoryRecord }>();
   #lastSerial = 0;
 
   constructor(opts: CacheOptions) {
@@ -247,17 +263,25 @@ export class Cache implements Registry {
   /**
    * `getImageRepositoryMetadata`'s answer with its images read a slice of tags at a time (one
    * `getMany` per slice, for the records the LRU does not hold): what a reader holds is
-   * bounded by the slice, not by the repository. Opening reads the record and the index and
-   * throws what `getImageRepositoryMetadata` throws; a store failing later fails the
+   * bounded by the slice, not by the repository. Opening reads the record (unless
+   * `opts.record` hands it over) and the index and throws what `getImageRepositoryMetadata`
+   * throws; a store failing later fails the
    * iteration. With a repository decorator (it needs the whole answer), or on a store in
    * the first layout, the whole answer is read first.
    */
-  async streamImageRepository(name: ImageName, opts?: OperationOptions): Promise<RepositoryStream> {
+  async streamImageRepository(
+    name: ImageName,
+    opts?: RepositoryStreamOptions,
+  ): Promise<RepositoryStream> {
     if (this.#decorators.some((d) => d.repository !== undefined)) {
       return streamOfMetadata(await this.getImageRepositoryMetadata(name, opts));
     }
     const opened = await this.#timed("streamImageRepository", async () => {
-      const { record, layout } = await this.#repository(name, opts);
+      const handed = opts?.record && this.#handedOut.get(opts.record);
+      const { record, layout } =
+        handed?.name === name.toString()
+          ? { record: handed.record, layout: 2 as const }
+          : await this.#repository(name, opts);
       // A copy: the record may be the one held for the next read.
       const tags = listedTags(name, record).slice();
       if (layout === 1) return undefined;
@@ -421,8 +445,11 @@ export class Cache implements Registry {
     name: ImageName,
     opts?: OperationOptions,
   ): Promise<RepositoryRecord | undefined> {
-    const { record } = await this.#repository(name, opts);
-    return record && { ...record, tags: record.tags?.slice() };
+    const { record, layout } = await this.#repository(name, opts);
+    if (!record) return undefined;
+    const copy = { ...record, tags: record.tags?.slice() };
+    if (layout === 2) this.#handedOut.set(copy, { name: name.toString(), record });
+    return copy;
   }
 
   /**

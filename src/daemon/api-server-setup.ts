@@ -5,7 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
-import { Cache } from "../cache/cache.js";
+import { Cache, type RepositoryStreamOptions } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
 import type { RepositoryRecord } from "../cache/records.js";
 import type { Store } from "../cache/store.js";
@@ -67,19 +67,32 @@ export interface ApiServerParts {
 /** The API server, not yet listening. */
 export function createApiServer(parts: ApiServerParts): ApiServer {
   const { config, cache, store, metrics, logger } = parts;
+  const registry = instrumentRegistry(cache, metrics);
   return new ApiServer({
-    registry: instrumentRegistry(cache, metrics),
+    registry,
     warmer: parts.warmer,
     webhooks: parts.webhooks,
     repositoryState: async (name, signal) => {
       const record = await cache.repositoryRecord(name, { signal });
-      return (
-        record && {
-          version: repositoryRecordVersion(record),
-          lastUpdate: record.lastUpdate,
-          tags: record.tags?.length,
-        }
-      );
+      if (!record) return undefined;
+      // Through the instrumented registry (its timing), which hands the options on as
+      // given: the Cache opens the stream from this record. Once only: the state is shared
+      // for a second, and a reader of thousands of repositories a second would keep each
+      // one's tag list that long; a second build reads the record.
+      let held: RepositoryRecord | undefined = record;
+      const open = (openSignal: AbortSignal) => {
+        const opts: RepositoryStreamOptions = { signal: openSignal, record: held };
+        held = undefined;
+        return (
+          registry.streamImageRepository?.(name, opts) ?? cache.streamImageRepository(name, opts)
+        );
+      };
+      return {
+        version: repositoryRecordVersion(record),
+        lastUpdate: record.lastUpdate,
+        tags: record.tags?.length,
+        open,
+      };
     },
     limits: {
       maxConnections: config.server.maxConnections,

@@ -565,7 +565,8 @@ export class ApiServer {
     const work = (signal: AbortSignal) =>
       // Errors of slices read later, during the build, are answered like the first read's.
       this.#answer(async () => {
-        const stream = await streamRepository(this.#opts.registry, name, { signal });
+        const stream = await (stored?.open?.(signal) ??
+          streamRepository(this.#opts.registry, name, { signal }));
         const maxBytes = this.#repositoryBodies.maxBytes;
         const built = await buildRepositoryAnswer(key, stream, {
           maxBytes,

@@ -7,6 +7,7 @@
  * that is too large as well, the fact that it is (each reader's body is then produced as
  * it is read).
  */
+import type { RepositoryStream } from "../registry/repository-stream.js";
 import { type RepositoryJsonLayout, type RepositoryText, textBytes } from "./repository-answer.js";
 
 /** A body too large to hold, even as its layout. */
@@ -46,6 +47,12 @@ export interface StoredRepositoryState {
   lastUpdate?: Date | undefined;
   /** How many tags the record lists (small repositories are built without a heavy turn). */
   tags?: number | undefined;
+  /**
+   * Opens the repository's answer from the record this state was read from, without
+   * reading that record again: a build then costs the index and image reads alone, and its
+   * answer is exactly the version it is kept under. Without it, the build reads the record.
+   */
+  open?: ((signal: AbortSignal) => Promise<RepositoryStream>) | undefined;
 }
 
 /** A built answer and the record version it belongs to. */

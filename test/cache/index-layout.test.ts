@@ -251,6 +251,44 @@ describe("layout 2: a repository streamed a slice of tags at a time", () => {
     );
   });
 
+  it("opened from the record repositoryRecord handed out: the record is not read again", async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore();
+    const { store, log } = countingStore(memory);
+    const web = parseImageName("registry.test/team/web");
+    const { warmer } = warmerOn(
+      store,
+      {
+        [APP.toString()]: fakeRepository(APP, 300, 30),
+        [web.toString()]: fakeRepository(web, 20, 5),
+      },
+      clock,
+    );
+    await warmer.scan([{ name: APP }, { name: web }]);
+    const cache = new Cache({ store, metricsRegistry: new MetricsRegistry() });
+    const json = async (stream: Awaited<ReturnType<Cache["streamImageRepository"]>>) => {
+      const out: [string, unknown][] = [];
+      for await (const slice of stream.images()) {
+        for (const [tag, info] of slice) out.push([tag, imageInfoToJSON(info)]);
+      }
+      return { tags: stream.tags, out };
+    };
+    const want = await json(await cache.streamImageRepository(APP));
+    const record = await cache.repositoryRecord(APP);
+    assert.ok(record);
+    log.reset();
+    assert.deepEqual(await json(await cache.streamImageRepository(APP, { record })), want);
+    const kinds = log.reads.map((keys) => countKinds(keys));
+    assert.equal(kinds[0]?.repo, undefined, JSON.stringify(kinds));
+    assert.deepEqual(kinds[0], { idx: INDEX_BUCKETS });
+    // Not this repository's, or not handed out by this Cache: the stored record is read.
+    for (const other of [await cache.repositoryRecord(web), { ...record }]) {
+      log.reset();
+      assert.deepEqual(await json(await cache.streamImageRepository(APP, { record: other })), want);
+      assert.deepEqual(countKinds(log.reads[0] ?? []), { repo: 1 });
+    }
+  });
+
   it("a store failing on a later slice fails the iteration, not the opening", async () => {
     const clock = new FakeClock();
     const memory = new MemoryStore();
