@@ -5,10 +5,11 @@
  * is asked of it; what every read needs (the watch list, local statuses, tag events) it is
  * told as it changes, so that a read never waits for the warmer's thread.
  */
+import { monitorEventLoopDelay, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 import pino, { type Logger } from "pino";
-import { Gauge, Registry as PromRegistry } from "prom-client";
+import { Counter, Gauge, Registry as PromRegistry } from "prom-client";
 import { openStore } from "../cache/open-store.js";
 import type { Store } from "../cache/store.js";
 import type { TagEvent } from "../cache/warmer-types.js";
@@ -88,6 +89,14 @@ class RemoteWarmerControl implements WarmerControl {
   }
 }
 
+/** Node's `PerformanceEntry.detail.kind` of a GC, by its bit (as prom-client names them). */
+const GC_KINDS: Record<number, string> = {
+  1: "minor",
+  2: "major",
+  4: "incremental",
+  8: "weakcb",
+};
+
 /** `/metrics`: the main thread's metrics, then this thread's (the API's and its reads'). */
 class ThreadMetrics extends PromRegistry {
   readonly #calls: MainThreadCalls;
@@ -112,6 +121,48 @@ class ThreadMetrics extends PromRegistry {
         this.set(getHeapStatistics().heap_size_limit);
       },
     });
+    this.#threadLoop();
+  }
+
+  /**
+   * This thread's event-loop delay (p99 and longest since the last scrape, like
+   * `nodejs_eventloop_lag_*`, which are the warmer's thread's) and its time in garbage
+   * collection by kind: where a slow read's time went.
+   */
+  #threadLoop(): void {
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    const seconds = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
+    new Gauge({
+      name: "regscan_api_thread_eventloop_lag_p99_seconds",
+      help: "the API thread's event-loop delay, 99th percentile since the last scrape",
+      registers: [this],
+      collect() {
+        this.set(seconds(delay.percentile(99)));
+      },
+    });
+    new Gauge({
+      name: "regscan_api_thread_eventloop_lag_max_seconds",
+      help: "the API thread's longest event-loop delay since the last scrape",
+      registers: [this],
+      collect() {
+        this.set(seconds(delay.max));
+        // After the p99's collect: the gauges are collected in the order they were made.
+        delay.reset();
+      },
+    });
+    const gc = new Counter({
+      name: "regscan_api_thread_gc_seconds_total",
+      help: "the API thread's time in garbage collection, by kind (minor, major, incremental, weakcb)",
+      labelNames: ["kind"],
+      registers: [this],
+    });
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+        gc.inc({ kind: GC_KINDS[kind ?? 0] ?? "other" }, entry.duration / 1000);
+      }
+    }).observe({ entryTypes: ["gc"] });
   }
 
   override async metrics(): Promise<string> {

@@ -151,6 +151,8 @@ export class ApiServer {
   readonly #limiter: ClientRateLimiter;
   readonly #events: EventStreams;
   readonly #requests: Counter<"route" | "status">;
+  /** Repository answers by where they came from (`kept`, `built`, `shared`). */
+  readonly #answers: Counter<"source">;
   readonly #connections: ConnectionLimiter;
   readonly #heavy: WorkGate;
   readonly #smallBuilds: WorkGate;
@@ -182,6 +184,16 @@ export class ApiServer {
         name: "regscan_api_requests_total",
         help: "HTTP API requests by route and status",
         labelNames: ["route", "status"],
+        registers: [opts.metrics],
+      });
+    this.#answers =
+      (opts.metrics.getSingleMetric("regscan_api_repository_answers_total") as
+        | Counter<"source">
+        | undefined) ??
+      new Counter({
+        name: "regscan_api_repository_answers_total",
+        help: "Repository answers by source: kept (the answer cache), built, or shared (another reader's build)",
+        labelNames: ["source"],
         registers: [opts.metrics],
       });
     this.#heavy = new WorkGate({
@@ -555,7 +567,10 @@ export class ApiServer {
     const key = name.toString();
     const version = stored?.version;
     const kept = version === undefined ? undefined : this.#repositoryBodies.peek(key, version);
-    if (kept !== undefined) return kept;
+    if (kept !== undefined) {
+      this.#answers.inc({ source: "kept" });
+      return kept;
+    }
     if (this.#opts.repositoryState !== undefined && stored === undefined) {
       // No record in the store: not cached yet. Said at once, without a build's turn, so
       // that readers polling a cold fleet (every read during a first fill) cost a lookup.
@@ -586,12 +601,18 @@ export class ApiServer {
       smallTags !== undefined
         ? this.#smallBuilds.run(() => work(signal), signal, smallTags)
         : this.#heavy.run(() => work(signal), signal, answerWeight(stored));
-    if (version === undefined) return build(clientGone);
+    if (version === undefined) {
+      this.#answers.inc({ source: "built" });
+      return build(clientGone);
+    }
     // A build shared by several clients must not stop when the first of them leaves.
-    return raceAbort(
-      this.#repositoryBodies.get(key, version, () => build(AbortSignal.timeout(READ_TIMEOUT_MS))),
-      clientGone,
-    );
+    let built = false;
+    const answer = this.#repositoryBodies.get(key, version, () => {
+      built = true;
+      return build(AbortSignal.timeout(READ_TIMEOUT_MS));
+    });
+    this.#answers.inc({ source: built ? "built" : "shared" });
+    return raceAbort(answer, clientGone);
   }
 
   /**

@@ -17,7 +17,7 @@ import { ImageBuilder } from "../support/image-builder.js";
 import { makeTempDir } from "../support/processes.js";
 import { type RegistryHandle, startRegistry } from "../support/registry.js";
 import { waitFor } from "../support/wait-for.js";
-import { servingAgain, startBareApiThread } from "./bare-api-thread.js";
+import { idleControl, servingAgain, startBareApiThread } from "./bare-api-thread.js";
 
 /** A read's status and milliseconds, asked from another thread while this one is blocked. */
 interface TimedRead {
@@ -251,6 +251,45 @@ describe("the API thread", () => {
       await thread.close(1_000);
       setFlagsFromString("--max-old-space-size=0");
       setFlagsFromString("--max-semi-space-size=0");
+    }
+  });
+
+  test("the thread's own event-loop delay and GC time are on /metrics (the process's are the warmer's thread's)", async () => {
+    // A status list of 50,000 repositories: received, mapped and written out on the thread
+    // in one turn of its loop, with megabytes of garbage.
+    const statuses = Array.from({ length: 50_000 }, (_, i) => ({
+      repository: `registry.test/team/app-${i}`,
+      tagCount: i,
+      lastUpdate: new Date(1_700_000_000_000 + i),
+      scanning: false,
+    }));
+    const control = { ...idleControl, statuses: async () => statuses };
+    const thread = await startBareApiThread(
+      join(dir, "loop.db"),
+      pino({ level: "silent" }),
+      undefined,
+      control,
+    );
+    try {
+      const base = `http://127.0.0.1:${thread.address.port}`;
+      const sample = (text: string, name: string) =>
+        Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1]);
+      await (await fetch(`${base}/metrics`)).text();
+      const res = await fetch(`${base}/v1/repositories`);
+      assert.equal(res.status, 200);
+      assert.equal(
+        ((await res.json()) as { repositories: unknown[] }).repositories.length,
+        50_000,
+      );
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const max = sample(text, "regscan_api_thread_eventloop_lag_max_seconds");
+      const p99 = sample(text, "regscan_api_thread_eventloop_lag_p99_seconds");
+      assert.ok(max >= 0.03, `the thread's longest delay: ${max} s`);
+      assert.ok(p99 >= 0 && p99 <= max, `p99 ${p99} s, max ${max} s`);
+      const minor = sample(text, 'regscan_api_thread_gc_seconds_total{kind="minor"}');
+      assert.ok(minor > 0, `the thread's minor GC: ${minor} s`);
+    } finally {
+      await thread.close(1_000);
     }
   });
 

@@ -1,7 +1,7 @@
 /**
  * An API thread on its own, for the tests of the thread itself (api-thread.test.ts,
  * warmer-priority.test.ts): an sqlite store, no watched repository, and a warmer that
- * answers nothing.
+ * answers nothing (or the given one).
  */
 import type { Logger } from "pino";
 import { Registry as PromRegistry } from "prom-client";
@@ -11,7 +11,7 @@ import { WatchList } from "../../src/daemon/watch-list.js";
 import type { WarmerControl } from "../../src/server/warmer-control.js";
 import { waitFor } from "../support/wait-for.js";
 
-const idleControl: WarmerControl = {
+export const idleControl: WarmerControl = {
   statuses: async () => [],
   isWatched: async () => false,
   requestRefresh: () => "started",
@@ -23,12 +23,13 @@ export function startBareApiThread(
   dbPath: string,
   logger: Logger,
   startThread?: ApiThreadOptions["startThread"],
+  control: WarmerControl = idleControl,
 ): Promise<ApiThread> {
   return ApiThread.start({
     config: configSchema.parse({ listen: "127.0.0.1:0", cache: `sqlite:${dbPath}` }),
     env: {},
     logger,
-    control: idleControl,
+    control,
     watch: new WatchList(async () => new Map()),
     warmer: { onScan: () => () => {}, repositoryStatus: () => undefined },
     metrics: new PromRegistry(),

@@ -252,10 +252,16 @@ describe("API server limits", () => {
   test("a repository's JSON is built once per record version, however many ask", async () => {
     const registry = new GatedRegistry();
     let version = "1";
+    const metrics = new MetricsRegistry();
     const { port } = await start(registry, {
       repositoryState: async () => ({ version }),
       limits: { heavyConcurrency: 1, heavyQueue: 0 },
+      metrics,
     });
+    const answered = async () => {
+      const got = await metrics.getSingleMetric("regscan_api_repository_answers_total")?.get();
+      return Object.fromEntries((got?.values ?? []).map((v) => [v.labels.source, v.value]));
+    };
     const first = Array.from({ length: 20 }, () => get(port, `/v1/repositories/${REPO}`));
     await until(() => registry.waitingCount === 1, "the build");
     registry.releaseAll();
@@ -265,12 +271,17 @@ describe("API server limits", () => {
     assert.equal(registry.reads, 1, "one build for twenty readers");
     await get(port, `/v1/repositories/${REPO}`);
     assert.equal(registry.reads, 1, "served from the cache while the version holds");
+    // Readers that came before the build ended shared it; the rest found it kept.
+    const firstCount = await answered();
+    assert.equal(firstCount.built, 1);
+    assert.equal((firstCount.shared ?? 0) + (firstCount.kept ?? 0), 20, JSON.stringify(firstCount));
     version = "2";
     // The version is read again at most once a second.
     await new Promise((r) => setTimeout(r, 1_100));
     const after = await get(port, `/v1/repositories/${REPO}`);
     assert.equal(after.status, 200);
     assert.equal(registry.reads, 2, "rebuilt for a new version");
+    assert.deepEqual(await answered(), { ...firstCount, built: 2 });
   });
 
   test("a tag event makes the next read read the record again, within the second", async () => {
