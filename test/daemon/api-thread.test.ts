@@ -277,10 +277,7 @@ describe("the API thread", () => {
       await (await fetch(`${base}/metrics`)).text();
       const res = await fetch(`${base}/v1/repositories`);
       assert.equal(res.status, 200);
-      assert.equal(
-        ((await res.json()) as { repositories: unknown[] }).repositories.length,
-        50_000,
-      );
+      assert.equal(((await res.json()) as { repositories: unknown[] }).repositories.length, 50_000);
       const text = await (await fetch(`${base}/metrics`)).text();
       const max = sample(text, "regscan_api_thread_eventloop_lag_max_seconds");
       const p99 = sample(text, "regscan_api_thread_eventloop_lag_p99_seconds");
