@@ -354,7 +354,14 @@ export interface ReplicaLoop {
   gcSeconds: Record<string, number>;
   /** Seconds between the first and the last scrape. */
   seconds: number;
+  /** Whether these are the API thread's own (`--api-thread`), not the warmer's thread's. */
+  apiThread: boolean;
+  /** Repository answers over the load, by source (kept, built, shared). */
+  answers: Record<string, number>;
 }
+
+/** Sources of `regscan_api_repository_answers_total`. */
+const ANSWER_SOURCES = ["kept", "built", "shared"] as const;
 
 /** Collects {@link ReplicaLoop} from successive `/metrics` texts of one replica. */
 class LoopSampler {
@@ -362,19 +369,40 @@ class LoopSampler {
   #max = 0;
   #firstGc: { at: number; sums: Record<string, number> } | undefined;
   #lastGc: { at: number; sums: Record<string, number> } | undefined;
+  #firstAnswers: Record<string, number> | undefined;
+  #lastAnswers: Record<string, number> = {};
+  #apiThread = false;
 
   add(text: string, at: number): void {
-    const p99 = sampleOf(text, "nodejs_eventloop_lag_p99_seconds");
-    const max = sampleOf(text, "nodejs_eventloop_lag_max_seconds");
+    // With --api-thread the reads are served on that thread: its own delay and GC.
+    const thread = sampleOf(text, "regscan_api_thread_eventloop_lag_p99_seconds") !== undefined;
+    this.#apiThread ||= thread;
+    const p99 = sampleOf(
+      text,
+      thread ? "regscan_api_thread_eventloop_lag_p99_seconds" : "nodejs_eventloop_lag_p99_seconds",
+    );
+    const max = sampleOf(
+      text,
+      thread ? "regscan_api_thread_eventloop_lag_max_seconds" : "nodejs_eventloop_lag_max_seconds",
+    );
     if (p99 !== undefined) this.#p99.push(p99 * 1000);
     if (max !== undefined) this.#max = Math.max(this.#max, max * 1000);
     const sums: Record<string, number> = {};
     for (const kind of GC_KINDS) {
-      const v = sampleOf(text, "nodejs_gc_duration_seconds_sum", `kind="${kind}"`);
+      const v = thread
+        ? sampleOf(text, "regscan_api_thread_gc_seconds_total", `kind="${kind}"`)
+        : sampleOf(text, "nodejs_gc_duration_seconds_sum", `kind="${kind}"`);
       if (v !== undefined) sums[kind] = v;
     }
     this.#firstGc ??= { at, sums };
     this.#lastGc = { at, sums };
+    const answers: Record<string, number> = {};
+    for (const source of ANSWER_SOURCES) {
+      answers[source] =
+        sampleOf(text, "regscan_api_repository_answers_total", `source="${source}"`) ?? 0;
+    }
+    this.#firstAnswers ??= answers;
+    this.#lastAnswers = answers;
   }
 
   result(): ReplicaLoop | null {
@@ -391,6 +419,13 @@ class LoopSampler {
       maxMs: round(this.#max),
       gcSeconds,
       seconds: round(((this.#lastGc?.at ?? 0) - (this.#firstGc?.at ?? 0)) / 1000),
+      apiThread: this.#apiThread,
+      answers: Object.fromEntries(
+        ANSWER_SOURCES.map((k) => [
+          k,
+          (this.#lastAnswers[k] ?? 0) - (this.#firstAnswers?.[k] ?? 0),
+        ]),
+      ),
     };
   }
 }

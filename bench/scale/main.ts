@@ -53,14 +53,17 @@ function distributionText(p: StalenessResult): string {
 }
 
 /**
- * Each replica's event-loop delay while the API clients read: the highest p99 of its ~2 s
- * scrape windows and the longest delay, with its GC time over the load.
+ * Each replica's event-loop delay while the API clients read (the API thread's own with
+ * `--api-thread on`): the highest p99 of its ~2 s scrape windows and the longest delay, with
+ * its GC time over the load, and its repository answers by source (the answer cache's share).
  */
 function loopText(loops: FillPhase["replicaLoops"]): string {
   const parts = Object.entries(loops).map(([id, l]) => {
     if (l === null) return `${id} ?`;
     const gc = Object.values(l.gcSeconds).reduce((a, b) => a + b, 0);
-    return `${id} ${l.p99MaxMs} / ${l.maxMs} ms (GC ${round(gc)} s of ${l.seconds} s)`;
+    const a = l.answers;
+    const thread = l.apiThread ? ", API thread" : "";
+    return `${id} ${l.p99MaxMs} / ${l.maxMs} ms (GC ${round(gc)} s of ${l.seconds} s${thread}; answers kept / built / shared ${a.kept ?? 0} / ${a.built ?? 0} / ${a.shared ?? 0})`;
   });
   return parts.length === 0 ? "not sampled" : parts.join(", ");
 }
