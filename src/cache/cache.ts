@@ -66,7 +66,6 @@ import {
 import type { Store } from "./store.js";
 import type { ErrorSummary } from "./warmer-types.js";
 
-/** How a Cache is set up. */
 /** What {@link Cache.streamImageRepository} takes besides a signal. */
 export interface RepositoryStreamOptions extends OperationOptions {
   /**
@@ -78,6 +77,7 @@ export interface RepositoryStreamOptions extends OperationOptions {
   record?: RepositoryRecord | undefined;
 }
 
+/** How a Cache is set up. */
 export interface CacheOptions {
   store: Store;
   /** Key namespace; must match the Warmer's (default `new Keys()`). */
@@ -265,9 +265,9 @@ export class Cache implements Registry {
    * `getMany` per slice, for the records the LRU does not hold): what a reader holds is
    * bounded by the slice, not by the repository. Opening reads the record (unless
    * `opts.record` hands it over) and the index and throws what `getImageRepositoryMetadata`
-   * throws; a store failing later fails the
-   * iteration. With a repository decorator (it needs the whole answer), or on a store in
-   * the first layout, the whole answer is read first.
+   * throws; a store failing later fails the iteration. With a repository decorator (it
+   * needs the whole answer), or on a store in the first layout, the whole answer is read
+   * first.
    */
   async streamImageRepository(
     name: ImageName,
