@@ -59,7 +59,7 @@ const START_TIMEOUT_MS = 30_000;
  * under bench:scale's 50 readers and its watch of the fill (200,000 tags: the thread died
  * and was restarted two or three times a run), once the limit applied (see below).
  */
-const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
+export const RESOURCE_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
 
 /**
  * V8's heap-size flags are the process's, and a thread's isolate takes them over its own

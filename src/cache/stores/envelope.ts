@@ -55,8 +55,9 @@ export function decodeEnvelope(
   const ms = view.getFloat64(4, false);
   if (!Number.isFinite(ms)) return { ok: false, problem: "bad deadline" };
   // A view, not a copy: nearly every value is decoded at once and dropped, and a copy each
-  // (an ArrayBuffer of its own, and its garbage) made a read of an 80-tag repository that
-  // misses the API's answer cache cost 15-30% more CPU. Whoever keeps a value copies it.
+  // (an ArrayBuffer of its own, and its garbage) made an API read of an 80-tag repository
+  // that misses the answer cache cost 7-13% more CPU on the API thread's heap limits (`npm
+  // run bench answer-misses`). Whoever keeps a value copies it.
   const value = new Uint8Array(
     stored.buffer,
     stored.byteOffset + HEADER_BYTES,
