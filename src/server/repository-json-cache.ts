@@ -55,17 +55,6 @@ export interface StoredRepositoryState {
   open?: ((signal: AbortSignal) => Promise<RepositoryStream>) | undefined;
 }
 
-/** A stored state read (or being read), shared by its readers. */
-interface StateEntry {
-  /** When the read was asked. */
-  at: number;
-  version: Promise<StoredRepositoryState | undefined>;
-  /** What the read said, once it said a record is there. */
-  said?: StoredRepositoryState | undefined;
-  /** A read again under way while `said` is still answered. */
-  refreshing?: boolean | undefined;
-}
-
 /** A built answer and the record version it belongs to. */
 interface Entry {
   version: string;
@@ -104,7 +93,10 @@ export interface RepositoryJsonCacheOptions {
 export class RepositoryJsonCache {
   readonly #entries = new Map<string, Entry>();
   readonly #building = new Map<string, { version: string; body: Promise<RepositoryAnswer> }>();
-  readonly #versions = new Map<string, StateEntry>();
+  readonly #versions = new Map<
+    string,
+    { at: number; version: Promise<StoredRepositoryState | undefined> }
+  >();
   #bytes = 0;
 
   readonly #maxEntries: number;
@@ -158,67 +150,30 @@ export class RepositoryJsonCache {
   /**
    * The stored state of `name` from `read()`, shared by every caller for `ttlMs`: reading
    * the record means a store round trip and decoding its whole tag list, which a hundred
-   * readers at once need not each do. For `graceMs` more, a state that found a record is
-   * still answered at once while it is read again for the next callers: a reader of a kept
-   * answer then waits for no store round trip (those waits were the slowest reads of cached
-   * repositories during a fill, bench:scale at 200,000 tags: about 50 ms each), and what it
-   * gets is at most `ttlMs + graceMs` old. A failed read is not kept; `forgetVersion` ends
-   * the grace too.
+   * readers at once need not each do. A failed read is not kept.
    */
   version(
     name: string,
     read: () => Promise<StoredRepositoryState | undefined>,
     ttlMs = 1_000,
-    graceMs = ttlMs,
   ): Promise<StoredRepositoryState | undefined> {
     const now = this.#now();
     const known = this.#versions.get(name);
     if (known && now - known.at < ttlMs) return known.version;
-    if (known?.said !== undefined && now - known.at < ttlMs + graceMs) {
-      if (!known.refreshing) this.#readAgain(name, known, read, now);
-      return known.version;
-    }
     // Forget what is past its time first: a reader of 10,000 repositories kept up to 16,384
     // states for nothing (2.3 MB at 2,000,000 tags). Deleting before setting keeps the table
     // oldest first, so this stops at the first fresh entry.
     for (const [key, v] of this.#versions) {
-      if (now - v.at < ttlMs + graceMs) break;
+      if (now - v.at < ttlMs) break;
       this.#versions.delete(key);
     }
     const version = read();
-    const entry: StateEntry = { at: now, version };
     this.#versions.delete(name);
-    this.#versions.set(name, entry);
-    version.then(
-      (state) => {
-        entry.said = state;
-      },
-      () => {
-        if (this.#versions.get(name) === entry) this.#versions.delete(name);
-      },
-    );
+    this.#versions.set(name, { at: now, version });
+    version.catch(() => {
+      if (this.#versions.get(name)?.version === version) this.#versions.delete(name);
+    });
     return version;
-  }
-
-  /** Reads `name`'s state again while `known` is answered; what it says replaces it. */
-  #readAgain(
-    name: string,
-    known: StateEntry,
-    read: () => Promise<StoredRepositoryState | undefined>,
-    now: number,
-  ): void {
-    known.refreshing = true;
-    read().then(
-      (state) => {
-        if (this.#versions.get(name) !== known) return;
-        this.#versions.delete(name);
-        this.#versions.set(name, { at: now, version: Promise.resolve(state), said: state });
-      },
-      () => {
-        // The next caller tries again; past the grace, it waits for its own read.
-        known.refreshing = false;
-      },
-    );
   }
 
   /**
