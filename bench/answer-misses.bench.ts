@@ -24,7 +24,6 @@ import { openStore } from "../src/cache/open-store.js";
 import type { Store } from "../src/cache/store.js";
 import { Warmer } from "../src/cache/warmer.js";
 import { RESOURCE_LIMITS } from "../src/daemon/api-thread.js";
-import type { ImageEntry } from "../src/image/info.js";
 import { type ImageName, parseImageName } from "../src/image/ref.js";
 import { buildRepositoryAnswer } from "../src/server/repository-answer.js";
 import {
@@ -34,6 +33,7 @@ import {
 } from "../test/cache/support/fake-registry.js";
 import { cleanupAll } from "../test/support/processes.js";
 import { startRedis } from "../test/support/redis.js";
+import { registryImage } from "./registry-image.js";
 
 const REPOSITORIES = 1_000;
 const TAGS = 80;
@@ -42,30 +42,6 @@ const ROUNDS = 3;
 const READS_PER_ROUND = REPOSITORIES * 3;
 
 type Way = "copied" | "views" | "handed";
-
-/** An image as registries serve them: a few labels and annotations, one platform. */
-function image(name: ImageName, i: number): ImageEntry {
-  const digest = fakeDigest(i + 1);
-  const created = new Date(Date.UTC(2024, 0, 1) + i * 60_000);
-  return {
-    info: {
-      ref: name.withDigest(digest),
-      digest,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      imageID: fakeDigest(10_000_000 + i),
-      createdAt: created,
-      labels: {
-        "org.opencontainers.image.created": created.toISOString(),
-        "org.opencontainers.image.revision": (i * 7919).toString(16).padStart(40, "0"),
-        maintainer: "team@example.com",
-      },
-      annotations: { "org.opencontainers.image.source": "https://github.com/example/app" },
-      platform: { os: "linux", architecture: "amd64" },
-      platforms: [{ os: "linux", architecture: "amd64" }],
-      lastFetched: new Date(Date.UTC(2026, 0, 1)),
-    },
-  };
-}
 
 /** `store` with every value copied into an ArrayBuffer of its own (the old decoding). */
 function copying(store: Store): Store {
@@ -144,7 +120,7 @@ async function main(): Promise<void> {
       const repo: FakeRepository = { tags: new Map(), images: new Map() };
       for (let i = 0; i < TAGS; i++) {
         const n = r * TAGS + i;
-        repo.images.set(fakeDigest(n + 1), image(name, n));
+        repo.images.set(fakeDigest(n + 1), registryImage(name, n));
         repo.tags.set(`1.${r}.${i}`, fakeDigest(n + 1));
       }
       repos.set(name.toString(), repo);

@@ -37,6 +37,7 @@ import { startMemcached } from "../test/support/memcached.js";
 import { cleanupAll, makeTempDir } from "../test/support/processes.js";
 import { startRedis } from "../test/support/redis.js";
 import { startRegistry } from "../test/support/registry.js";
+import { registryImage } from "./registry-image.js";
 
 const READ_TAGS = 20_000;
 const ROUNDS = 11;
@@ -67,31 +68,6 @@ async function cpuTimed(label: string, fn: () => Promise<unknown>): Promise<numb
   return ms;
 }
 
-/** An image as registries serve them: a few labels and annotations, one platform. */
-function image(name: ImageName, i: number): ImageEntry {
-  const digest = fakeDigest(i + 1);
-  return {
-    info: {
-      ref: name.withDigest(digest),
-      digest,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      imageID: fakeDigest(1_000_000 + i),
-      createdAt: new Date(Date.UTC(2024, 0, 1) + i * 60_000),
-      labels: {
-        "org.opencontainers.image.created": new Date(
-          Date.UTC(2024, 0, 1) + i * 60_000,
-        ).toISOString(),
-        "org.opencontainers.image.revision": (i * 7919).toString(16).padStart(40, "0"),
-        maintainer: "team@example.com",
-      },
-      annotations: { "org.opencontainers.image.source": "https://github.com/example/app" },
-      platform: { os: "linux", architecture: "amd64" },
-      platforms: [{ os: "linux", architecture: "amd64" }],
-      lastFetched: new Date(Date.UTC(2026, 0, 1)),
-    },
-  };
-}
-
 /** Tag names as CI systems make them: `1.2.345` and `main-<sha7>`, 8 to 12 characters. */
 function tagName(t: number): string {
   return t % 2 === 0
@@ -101,7 +77,7 @@ function tagName(t: number): string {
 
 function repository(name: ImageName, tags: number, images: number): FakeRepository {
   const repo: FakeRepository = { tags: new Map(), images: new Map() };
-  for (let i = 0; i < images; i++) repo.images.set(fakeDigest(i + 1), image(name, i));
+  for (let i = 0; i < images; i++) repo.images.set(fakeDigest(i + 1), registryImage(name, i));
   for (let t = 0; repo.tags.size < tags; t++) {
     repo.tags.set(
       `${tagName(t)}${repo.tags.has(tagName(t)) ? `-${t}` : ""}`,
