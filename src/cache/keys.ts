@@ -71,6 +71,14 @@ export class Keys {
     return `${this.prefix}host-sharing:${host.toLowerCase()}`;
   }
 
+  /**
+   * The key of a repository's API answer shared by the replicas (server/shared-answers.ts):
+   * derived from the records, one per repository, rewritten with each new version read.
+   */
+  answer(name: ImageName): string {
+    return `${this.prefix}answer:${name.toString()}`;
+  }
+
   /** The key of the record listing the replicas that share the store (replica-census.ts). */
   replicas(): string {
     return `${this.prefix}replicas`;

@@ -324,6 +324,10 @@ export const configSchema = z.strictObject({
       // wait behind the warmer's work; not possible with a store in this process's memory.
       // Off by default: the thread's heap costs up to about 60 MiB of RSS (README: HTTP API).
       apiThread: z.boolean().default(false),
+      // Repository answers shared with the other replicas through the store (gzip, one key
+      // per repository read): a replica serves another's build instead of building it
+      // again. Never with a store in this process's memory (README: HTTP API).
+      sharedAnswers: z.boolean().default(true),
       // The warmer's thread's nice value (Linux): unset, 10 with the API on its own thread
       // and the process's own without. Never raised above the process's (README: HTTP API).
       warmerNice: z.number().int().min(0).max(19).optional(),

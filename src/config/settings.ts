@@ -457,6 +457,14 @@ export const SETTINGS: readonly Setting[] = [
     help: "serve the HTTP API from a thread of its own, with its own store connection, so reads never wait for the warmer; costs up to about 60 MiB (true or false; default false; not with a memory: store)",
   },
   {
+    path: "server.sharedAnswers",
+    flag: "shared-answers",
+    env: "REGSCAN_SHARED_ANSWERS",
+    kind: "boolean",
+    optionalValue: true,
+    help: "share repository answers with the other replicas through the store, so that each is built once per version (true or false; default true; never with a memory: store)",
+  },
+  {
     path: "server.warmerNice",
     flag: "warmer-nice",
     env: "REGSCAN_WARMER_NICE",

@@ -3,15 +3,18 @@
  * the warmer's (a store in this process's memory) or a thread of its own
  * (src/daemon/api-thread-worker.ts). Both build it here, so the two cannot drift apart.
  */
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
 import { Cache, type RepositoryStreamOptions } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
+import { isProcessLocalStore } from "../cache/open-store.js";
 import type { RepositoryRecord } from "../cache/records.js";
 import type { Store } from "../cache/store.js";
 import type { Config } from "../config/schema.js";
 import { instrumentRegistry } from "../registry/instrument.js";
 import { ApiServer } from "../server/api-server.js";
+import { SharedAnswers } from "../server/shared-answers.js";
 import type { WarmerControl } from "../server/warmer-control.js";
 import { WebhookEndpoint, type WebhookSink } from "../server/webhook-endpoint.js";
 import { WebhookReceivers } from "../server/webhooks/receivers.js";
@@ -94,6 +97,7 @@ export function createApiServer(parts: ApiServerParts): ApiServer {
         open,
       };
     },
+    sharedAnswers: sharedAnswers(parts),
     limits: {
       maxConnections: config.server.maxConnections,
       maxConnectionsPerClient: config.server.maxConnectionsPerClient,
@@ -105,6 +109,26 @@ export function createApiServer(parts: ApiServerParts): ApiServer {
     apiToken: config.apiToken,
     maxBodyBytes: config.server.maxBodyBytes,
     rateLimit: config.server.rateLimit,
+  });
+}
+
+/**
+ * The answers shared through the store, unless configured off or the store lives in this
+ * process's memory (nobody else reads it, and its answer cache is the replica's own).
+ */
+function sharedAnswers(parts: ApiServerParts): SharedAnswers | undefined {
+  const { config } = parts;
+  if (!config.server.sharedAnswers || isProcessLocalStore(config.cache)) return undefined;
+  // What shapes an answer besides the store's records: the label decorators configured.
+  const variant = createHash("sha256")
+    .update(JSON.stringify({ timestampLabels: config.timestampLabels }))
+    .digest("base64url")
+    .slice(0, 16);
+  return new SharedAnswers({
+    store: parts.store,
+    variant,
+    metrics: parts.metrics,
+    logger: parts.logger.child({ component: "api" }),
   });
 }
 

@@ -36,6 +36,7 @@ import {
   type StoredRepositoryState,
 } from "./repository-json-cache.js";
 import { matchRoute } from "./routes.js";
+import type { SharedAnswers } from "./shared-answers.js";
 import type { WarmerControl } from "./warmer-control.js";
 import type { WebhookEndpoint } from "./webhook-endpoint.js";
 import { WorkGate } from "./work-gate.js";
@@ -78,6 +79,12 @@ export interface ApiServerOptions {
    * but written to the socket as it is produced.
    */
   repositoryCacheBytes?: number | undefined;
+  /**
+   * Answers shared with the other replicas through the store (see {@link SharedAnswers}):
+   * with it, an answer this replica does not keep is read from there before it is built,
+   * and one built is written there. Needs `repositoryState` (answers go by its version).
+   */
+  sharedAnswers?: SharedAnswers | undefined;
   /** Connection caps and timeouts (see {@link ServerLimits}). */
   limits?: Partial<ServerLimits> | undefined;
   /** The registry webhook receivers; without them `/v1/webhooks/...` is 404. */
@@ -151,7 +158,7 @@ export class ApiServer {
   readonly #limiter: ClientRateLimiter;
   readonly #events: EventStreams;
   readonly #requests: Counter<"route" | "status">;
-  /** Repository answers by where they came from (`kept`, `built`, `shared`). */
+  /** Repository answers by where they came from (`kept`, `stored`, `built`, `shared`). */
   readonly #answers: Counter<"source">;
   readonly #connections: ConnectionLimiter;
   readonly #heavy: WorkGate;
@@ -192,7 +199,7 @@ export class ApiServer {
         | undefined) ??
       new Counter({
         name: "regscan_api_repository_answers_total",
-        help: "Repository answers by source: kept (the answer cache), built, or shared (another reader's build)",
+        help: "Repository answers by source: kept (the answer cache), stored (another replica's, through the store), built, or shared (another reader's build)",
         labelNames: ["source"],
         registers: [opts.metrics],
       });
@@ -606,13 +613,41 @@ export class ApiServer {
       return build(clientGone);
     }
     // A build shared by several clients must not stop when the first of them leaves.
-    let built = false;
-    const answer = this.#repositoryBodies.get(key, version, () => {
-      built = true;
-      return build(AbortSignal.timeout(READ_TIMEOUT_MS));
+    let mine = false;
+    const answer = this.#repositoryBodies.get(key, version, (madeAt) => {
+      mine = true;
+      return this.#sharedOrBuilt(name, version, madeAt, build);
     });
-    this.#answers.inc({ source: built ? "built" : "shared" });
+    if (!mine) this.#answers.inc({ source: "shared" });
     return raceAbort(answer, clientGone);
+  }
+
+  /**
+   * `name`'s answer at `version` as another replica shared it through the store, else
+   * built (and shared, when it is text: a layout or a streamed body is not).
+   */
+  async #sharedOrBuilt(
+    name: ImageName,
+    version: string,
+    madeAt: (ms: number) => void,
+    build: (signal: AbortSignal) => Promise<RepositoryAnswer>,
+  ): Promise<RepositoryAnswer> {
+    const signal = AbortSignal.timeout(READ_TIMEOUT_MS);
+    const shared = this.#opts.sharedAnswers;
+    const got = await shared?.read(name, version, signal);
+    if (got !== undefined) {
+      this.#answers.inc({ source: "stored" });
+      madeAt(got.builtAt);
+      return got.text;
+    }
+    this.#answers.inc({ source: "built" });
+    const builtAt = Date.now();
+    const body = await build(signal);
+    // Not awaited: the reader has its answer; the write only spares the next replica a build.
+    if (shared !== undefined && isText(body)) {
+      void shared.write(name, version, body, builtAt, AbortSignal.timeout(READ_TIMEOUT_MS));
+    }
+    return body;
   }
 
   /**

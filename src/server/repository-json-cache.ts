@@ -124,23 +124,28 @@ export class RepositoryJsonCache {
 
   /**
    * The body for `name` at `version`: from the cache, from a build already under way for
-   * the same version, or from `build()` (kept for the next reader when it fits).
+   * the same version, or from `build()` (kept for the next reader when it fits). A build
+   * that hands over a body made earlier (another replica's, shared through the store) says
+   * when with `madeAt`, so that it is not served past its maximum age.
    */
   async get(
     name: string,
     version: string,
-    build: () => Promise<RepositoryAnswer>,
+    build: (madeAt: (ms: number) => void) => Promise<RepositoryAnswer>,
   ): Promise<RepositoryAnswer> {
     const hit = this.peek(name, version);
     if (hit !== undefined) return hit;
     const pending = this.#building.get(name);
     if (pending?.version === version) return pending.body;
-    const body = build();
+    let builtAt: number | undefined;
+    const body = build((ms) => {
+      builtAt = ms;
+    });
     const mine = { version, body };
     this.#building.set(name, mine);
     try {
       const built = await body;
-      this.#put(name, { version, body: built, builtAt: this.#now() });
+      this.#put(name, { version, body: built, builtAt: builtAt ?? this.#now() });
       return built;
     } finally {
       if (this.#building.get(name) === mine) this.#building.delete(name);

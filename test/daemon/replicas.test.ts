@@ -1,7 +1,8 @@
 /**
  * Two `regscan serve` replicas on one shared store (issue 5, acceptance 3): they split the
  * repositories between them (each repository listed once per interval in total, both doing
- * some of the work) and both answer for all of them.
+ * some of the work) and both answer for all of them, the second with the answers the first
+ * built and shared through the store.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -58,6 +59,17 @@ function gateListings(registry: RegistryHandle): { openedByCount: () => boolean 
   return { openedByCount: () => openedByCount };
 }
 
+/** `regscan_api_repository_answers_total` by source. */
+function answerSources(metrics: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of metrics.matchAll(
+    /regscan_api_repository_answers_total\{source="(\w+)"\} (\d+)/g,
+  )) {
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
 async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promise<void> {
   registry.resetRequests();
   const gate = gateListings(registry);
@@ -94,6 +106,19 @@ async function checkReplicas(registry: RegistryHandle, cacheUrl: string): Promis
     for (const replica of replicas) {
       const repo = await replica.fetchJson(`/v1/repositories/${names[0]}`);
       assert.deepEqual(repo.body.tags, ["v1"]);
+    }
+    // The second replica read every repository after the first had built its answer: it
+    // served the first one's, shared through the store, byte for byte.
+    const answers = answerSources(await (await fetch(`${replicas[1]!.url}/metrics`)).text());
+    assert.ok(
+      (answers.stored ?? 0) >= REPOS.length - 2,
+      `replica-b's answers by source: ${JSON.stringify(answers)}`,
+    );
+    for (const name of names) {
+      const [a, b] = await Promise.all(
+        replicas.map(async (r) => (await fetch(`${r.url}/v1/repositories/${name}`)).text()),
+      );
+      assert.equal(b, a, `${name}: the same bytes from both replicas`);
     }
     const counts = await Promise.all(
       replicas.map(async (r) => scannedCount(await (await fetch(`${r.url}/metrics`)).text())),

@@ -1,0 +1,243 @@
+/**
+ * Repository answers shared through the store by every replica reading it: a replica that
+ * builds an answer writes it, gzip-compressed, under the repository's answer key with the
+ * record version it was built from; another replica (or this one, once its own answer
+ * cache let it go) serves those bytes while the version holds instead of building again.
+ * A build costs a store read of the index and images and milliseconds of JSON; a shared
+ * answer costs one store read and a gunzip (bench:scale's readers go round thousands of
+ * repositories, more than any one replica's answer cache holds).
+ */
+import { promisify } from "node:util";
+import { gunzip, gunzipSync, gzip } from "node:zlib";
+import type { Logger } from "pino";
+import { Counter, type Registry as MetricsRegistry } from "prom-client";
+import { Keys } from "../cache/keys.js";
+import type { Store } from "../cache/store.js";
+import type { ImageName } from "../image/ref.js";
+import { type RepositoryText, textBytes } from "./repository-answer.js";
+
+const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
+
+/**
+ * What the value starts with: the format's name and version. A change to the answer's JSON
+ * changes it, so that replicas of two versions sharing a store during an upgrade never
+ * serve each other's answers.
+ */
+const MAGIC = Buffer.from("RSA1", "latin1");
+
+/**
+ * Largest answer shared, uncompressed (2 MiB, about 3,500 tags): its gzip (a fifth of it,
+ * about 400 KB) stays under memcached's default 1 MB item, and compressing it (on libuv's
+ * pool, about 10 ms) is still small beside the build it saves.
+ */
+export const MAX_SHARED_ANSWER_BYTES = 2 * 1024 * 1024;
+
+/** Answers at most this long are unzipped on the event loop (about 0.1 ms per 64 KiB). */
+const SYNC_GUNZIP_BYTES = 256 * 1024;
+
+/** What a stored answer says about itself, before its gzip. */
+interface AnswerHeader {
+  /** The repository record's version the answer was built from. */
+  version: string;
+  /** What else shapes the answer (the API's label decorators): see {@link SharedAnswersOptions.variant}. */
+  variant: string;
+  /** When it was built, ms since the epoch. */
+  builtAt: number;
+  /** Bytes of the answer unzipped. */
+  bytes: number;
+}
+
+/** A shared answer read back. */
+export interface SharedAnswer {
+  text: RepositoryText;
+  /** When it was built (by whichever replica), ms since the epoch. */
+  builtAt: number;
+}
+
+/** What {@link SharedAnswers} reads and writes with. */
+export interface SharedAnswersOptions {
+  store: Store;
+  /** Key namespace; must match the warmer's (default `new Keys()`). */
+  keys?: Keys | undefined;
+  /**
+   * What shapes an answer besides the record (the configured label decorators): replicas
+   * configured differently write the same key but never serve each other's answers.
+   */
+  variant: string;
+  /** How old an answer may be served (default 60 s, as the replica's own answer cache). */
+  maxAgeMs?: number | undefined;
+  metrics: MetricsRegistry;
+  logger: Logger;
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: (() => number) | undefined;
+}
+
+/** Results of reads and writes, for `regscan_api_shared_answers_total`. */
+type Result = "hit" | "miss" | "stale" | "corrupt" | "error" | "written" | "write_error";
+
+/** Reads and writes the answers shared through the store. */
+export class SharedAnswers {
+  readonly #store: Store;
+  readonly #keys: Keys;
+  readonly #variant: string;
+  readonly #maxAgeMs: number;
+  readonly #now: () => number;
+  readonly #logger: Logger;
+  readonly #results: Counter<"result">;
+
+  constructor(opts: SharedAnswersOptions) {
+    this.#store = opts.store;
+    this.#keys = opts.keys ?? new Keys();
+    this.#variant = opts.variant;
+    this.#maxAgeMs = opts.maxAgeMs ?? 60_000;
+    this.#now = opts.now ?? Date.now;
+    this.#logger = opts.logger;
+    this.#results =
+      (opts.metrics.getSingleMetric("regscan_api_shared_answers_total") as
+        | Counter<"result">
+        | undefined) ??
+      new Counter({
+        name: "regscan_api_shared_answers_total",
+        help: "Reads and writes of repository answers shared through the store, by result",
+        labelNames: ["result"],
+        registers: [opts.metrics],
+      });
+  }
+
+  /**
+   * The answer shared for `name` at `version`, if one was written for it and is younger
+   * than the maximum age; undefined otherwise, and when the store fails or the value does
+   * not decode (logged, counted: the caller builds, and its write replaces the value).
+   */
+  async read(
+    name: ImageName,
+    version: string,
+    signal: AbortSignal,
+  ): Promise<SharedAnswer | undefined> {
+    const key = this.#keys.answer(name);
+    let value: Uint8Array | undefined;
+    try {
+      value = (await this.#store.get(key, { signal }))?.value;
+    } catch (err) {
+      this.#count("error");
+      this.#logger.debug({ err, repository: name.toString() }, "shared answer not read");
+      return undefined;
+    }
+    if (value === undefined) {
+      this.#count("miss");
+      return undefined;
+    }
+    const decoded = decodeValue(value);
+    if (typeof decoded === "string") return this.#corrupt(name, key, decoded);
+    const { header, body } = decoded;
+    if (
+      header.version !== version ||
+      header.variant !== this.#variant ||
+      this.#now() - header.builtAt >= this.#maxAgeMs
+    ) {
+      this.#count("stale");
+      return undefined;
+    }
+    let text: Buffer;
+    try {
+      text = await unzip(body, header.bytes);
+    } catch (err) {
+      // zlib's errors (a truncated or foreign gzip, output past the header's length).
+      return this.#corrupt(name, key, `gzip: ${(err as Error).message}`);
+    }
+    if (text.length !== header.bytes) {
+      return this.#corrupt(name, key, `unzipped ${text.length} bytes, header says ${header.bytes}`);
+    }
+    this.#count("hit");
+    return { text: [text], builtAt: header.builtAt };
+  }
+
+  /**
+   * Shares `text`, built at `builtAt` from `name`'s record at `version` (nothing when it is
+   * over {@link MAX_SHARED_ANSWER_BYTES}). Never rejects: a failed write is counted and
+   * logged, and costs the next reader a build.
+   */
+  async write(
+    name: ImageName,
+    version: string,
+    text: RepositoryText,
+    builtAt: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const bytes = textBytes(text);
+    if (bytes > MAX_SHARED_ANSWER_BYTES) return;
+    try {
+      const zipped = await gzipAsync(
+        text.length === 1 ? (text[0] as Buffer) : Buffer.concat(text),
+        {
+          level: 1,
+        },
+      );
+      const header: AnswerHeader = { version, variant: this.#variant, builtAt, bytes };
+      const head = Buffer.from(JSON.stringify(header), "utf8");
+      const size = Buffer.alloc(4);
+      size.writeUInt32BE(head.length);
+      const value = Buffer.concat([MAGIC, size, head, zipped]);
+      // The store keeps a value at least an hour past its deadline; a reader checks the age.
+      await this.#store.set(this.#keys.answer(name), new Date(builtAt + this.#maxAgeMs), value, {
+        signal,
+      });
+      this.#count("written");
+    } catch (err) {
+      this.#count("write_error");
+      this.#logger.debug({ err, repository: name.toString() }, "shared answer not written");
+    }
+  }
+
+  #count(result: Result): void {
+    this.#results.inc({ result });
+  }
+
+  #corrupt(name: ImageName, key: string, reason: string): undefined {
+    this.#count("corrupt");
+    this.#logger.warn(
+      { repository: name.toString(), key, reason },
+      "shared answer does not decode; building it again",
+    );
+    return undefined;
+  }
+}
+
+/** A stored value's header and gzip, or why it is not a shared answer of this format. */
+function decodeValue(value: Uint8Array): { header: AnswerHeader; body: Buffer } | string {
+  const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
+    return "not a shared answer of this format (its first bytes)";
+  }
+  const headBytes = buf.readUInt32BE(MAGIC.length);
+  const start = MAGIC.length + 4;
+  if (start + headBytes > buf.length) return "its header runs past the value";
+  let header: unknown;
+  try {
+    header = JSON.parse(buf.toString("utf8", start, start + headBytes));
+  } catch {
+    return "its header is not JSON";
+  }
+  if (!isHeader(header)) return "its header lacks a version, variant, build time or length";
+  return { header, body: buf.subarray(start + headBytes) };
+}
+
+/** The answer's text, never more than `bytes` (zlib stops there and throws). */
+function unzip(body: Buffer, bytes: number): Promise<Buffer> | Buffer {
+  const opts = { maxOutputLength: Math.max(1, bytes) };
+  return bytes <= SYNC_GUNZIP_BYTES ? gunzipSync(body, opts) : gunzipAsync(body, opts);
+}
+
+function isHeader(v: unknown): v is AnswerHeader {
+  if (typeof v !== "object" || v === null) return false;
+  const h = v as Record<string, unknown>;
+  return (
+    typeof h.version === "string" &&
+    typeof h.variant === "string" &&
+    typeof h.builtAt === "number" &&
+    Number.isSafeInteger(h.bytes) &&
+    (h.bytes as number) >= 0 &&
+    (h.bytes as number) <= MAX_SHARED_ANSWER_BYTES
+  );
+}
