@@ -361,7 +361,7 @@ export interface ReplicaLoop {
 }
 
 /** Sources of `regscan_api_repository_answers_total`. */
-const ANSWER_SOURCES = ["kept", "built", "shared"] as const;
+const ANSWER_SOURCES = ["kept", "stored", "built", "shared"] as const;
 
 /** Collects {@link ReplicaLoop} from successive `/metrics` texts of one replica. */
 class LoopSampler {
