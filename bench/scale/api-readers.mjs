@@ -31,6 +31,8 @@ parentPort.on("message", (m) => {
 
 const latencies = [];
 const askedAt = [];
+// Which replica answered each: a stall of one replica shows as a burst of its reads.
+const replicaOf = [];
 const byStatus = {};
 let errors = 0;
 let next = 0;
@@ -60,6 +62,7 @@ await Promise.all(
         if (res.statusCode === 200) {
           latencies.push(ms);
           askedAt.push(t0 - start);
+          replicaOf.push(i % apis.length);
         } else await sleep(50);
       } catch {
         errors++;
@@ -73,6 +76,7 @@ await agent.close();
 parentPort.postMessage({
   latencies,
   askedAt,
+  replicaOf,
   byStatus,
   errors,
   loop: { p99Ms: loop.percentile(99) / 1e6, maxMs: loop.max / 1e6 },

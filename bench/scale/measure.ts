@@ -35,6 +35,8 @@ export function percentile(values: number[], p: number): number {
 interface ReadersResult {
   latencies: number[];
   askedAt: number[];
+  /** The index in `apis` of the replica that answered each. */
+  replicaOf: number[];
   byStatus: Record<string, number>;
   errors: number;
   loop: { p99Ms: number; maxMs: number };
@@ -428,8 +430,10 @@ export interface ApiLoadResult {
    * 10 ms resolution): a latency is measured on that loop too.
    */
   clientLoop: { p99Ms: number; maxMs: number };
-  /** The slowest 2% of the 200 answers (at least 10): when each was asked, and its latency. */
-  slowest: Array<{ atSeconds: number; ms: number }>;
+  /** The slowest 2% of the 200 answers (at least 10): when each was asked, its latency, and the replica's index. */
+  slowest: Array<{ atSeconds: number; ms: number; replica: number }>;
+  /** Per replica (by its index in the readers' list): its 200 answers and their p50 / p99. */
+  byReplica: Array<{ answers: number; p50Ms: number; p99Ms: number }>;
 }
 
 /** The API readers under way: more repositories to read, and their result. */
@@ -480,6 +484,16 @@ export function apiLoad(
   };
 }
 
+/** The latencies of each replica's answers, by the replica's index. */
+function replicaLatencies(latencies: number[], replicaOf: number[]): number[][] {
+  const out: number[][] = [];
+  latencies.forEach((ms, i) => {
+    const r = replicaOf[i] as number;
+    (out[r] ??= []).push(ms);
+  });
+  return Array.from(out, (ms) => ms ?? []);
+}
+
 function readersResult(got: ReadersResult): ApiLoadResult {
   const { latencies, askedAt, byStatus, errors } = got;
   const round = (n: number) => Math.round(n * 10) / 10;
@@ -492,8 +506,17 @@ function readersResult(got: ReadersResult): ApiLoadResult {
     maxMs: round(percentile(latencies, 100)),
     errors,
     clientLoop: { p99Ms: round(got.loop.p99Ms), maxMs: round(got.loop.maxMs) },
+    byReplica: replicaLatencies(latencies, got.replicaOf).map((ms) => ({
+      answers: ms.length,
+      p50Ms: round(percentile(ms, 50)),
+      p99Ms: round(percentile(ms, 99)),
+    })),
     slowest: latencies
-      .map((ms, i) => ({ atSeconds: round((askedAt[i] as number) / 1000), ms: round(ms) }))
+      .map((ms, i) => ({
+        atSeconds: round((askedAt[i] as number) / 1000),
+        ms: round(ms),
+        replica: got.replicaOf[i] as number,
+      }))
       .sort((a, b) => b.ms - a.ms)
       .slice(0, Math.max(10, Math.ceil(latencies.length / 50))),
   };
