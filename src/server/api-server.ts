@@ -36,7 +36,7 @@ import {
   type StoredRepositoryState,
 } from "./repository-json-cache.js";
 import { matchRoute } from "./routes.js";
-import type { SharedAnswers } from "./shared-answers.js";
+import type { FetchedAnswer, SharedAnswer, SharedAnswers } from "./shared-answers.js";
 import type { WarmerControl } from "./warmer-control.js";
 import type { WebhookEndpoint } from "./webhook-endpoint.js";
 import { WorkGate } from "./work-gate.js";
@@ -446,6 +446,12 @@ export class ApiServer {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
         const name = await this.#watchedName(match.rest);
+        // A repository this replica keeps no answer of is likely to need the shared one:
+        // asked for now, it goes in the same store round trip as the record's version.
+        const early =
+          method === "GET" && !this.#repositoryBodies.holds(name.toString())
+            ? this.#opts.sharedAnswers?.fetch(name, AbortSignal.timeout(READ_TIMEOUT_MS))
+            : undefined;
         const stored = await this.#storedState(name);
         // The body is cached per stored version; how stale it is goes in headers, per answer:
         // since the later of the stored record's last listing (whichever replica made it)
@@ -460,7 +466,7 @@ export class ApiServer {
           res.setHeader("x-regscan-interval-seconds", intervalSeconds);
         }
         if (method === "HEAD" && this.#headWithoutBody(name, stored, res)) break;
-        const answer = await this.#repositoryBody(name, stored, res);
+        const answer = await this.#repositoryBody(name, stored, res, early);
         if (isText(answer)) await sendPieces(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
         else {
@@ -570,6 +576,7 @@ export class ApiServer {
     name: ImageName,
     stored: StoredRepositoryState | undefined,
     res: ServerResponse,
+    early?: Promise<FetchedAnswer>,
   ): Promise<RepositoryAnswer> {
     const key = name.toString();
     const version = stored?.version;
@@ -616,25 +623,32 @@ export class ApiServer {
     let mine = false;
     const answer = this.#repositoryBodies.get(key, version, (madeAt) => {
       mine = true;
-      return this.#sharedOrBuilt(name, version, madeAt, build);
+      return this.#sharedOrBuilt(name, version, madeAt, build, early);
     });
     if (!mine) this.#answers.inc({ source: "shared" });
     return raceAbort(answer, clientGone);
   }
 
   /**
-   * `name`'s answer at `version` as another replica shared it through the store, else
-   * built (and shared, when it is text: a layout or a streamed body is not).
+   * `name`'s answer at `version` as another replica shared it through the store (`early`:
+   * its value fetched already), else built (and shared, when it is text: a layout or a
+   * streamed body is not).
    */
   async #sharedOrBuilt(
     name: ImageName,
     version: string,
     madeAt: (ms: number) => void,
     build: (signal: AbortSignal) => Promise<RepositoryAnswer>,
+    early: Promise<FetchedAnswer> | undefined,
   ): Promise<RepositoryAnswer> {
     const signal = AbortSignal.timeout(READ_TIMEOUT_MS);
     const shared = this.#opts.sharedAnswers;
-    const got = await shared?.read(name, version, signal);
+    let got: SharedAnswer | undefined;
+    if (shared !== undefined) {
+      got = early
+        ? await shared.answerOf(name, version, await early)
+        : await shared.read(name, version, signal);
+    }
     if (got !== undefined) {
       this.#answers.inc({ source: "stored" });
       madeAt(got.builtAt);

@@ -124,6 +124,11 @@ export class RepositoryJsonCache {
     return hit.body;
   }
 
+  /** Whether a body of `name` is kept, of whichever version (no use mark). */
+  holds(name: string): boolean {
+    return this.#entries.has(name);
+  }
+
   /**
    * The body for `name` at `version`: from the cache, from a build already under way for
    * the same version, or from `build()` (kept for the next reader when it fits). A build

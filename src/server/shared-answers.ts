@@ -73,6 +73,9 @@ export interface SharedAnswersOptions {
   now?: (() => number) | undefined;
 }
 
+/** A value read from a repository's answer key, not yet checked; or word the read failed. */
+export type FetchedAnswer = { value: Uint8Array | undefined } | { failed: true };
+
 /** Results of reads and writes, for `regscan_api_shared_answers_total`. */
 type Result = "hit" | "miss" | "stale" | "corrupt" | "error" | "written" | "write_error";
 
@@ -115,15 +118,35 @@ export class SharedAnswers {
     version: string,
     signal: AbortSignal,
   ): Promise<SharedAnswer | undefined> {
-    const key = this.#keys.answer(name);
-    let value: Uint8Array | undefined;
+    return this.answerOf(name, version, await this.fetch(name, signal));
+  }
+
+  /**
+   * What the store holds under `name`'s answer key, not yet checked: fetched before the
+   * record's version is known, it goes in the same round trip as the record's read.
+   * Undefined for nothing, and when the store fails (logged, counted); never rejects.
+   */
+  async fetch(name: ImageName, signal: AbortSignal): Promise<FetchedAnswer> {
     try {
-      value = (await this.#store.get(key, { signal }))?.value;
+      return { value: (await this.#store.get(this.#keys.answer(name), { signal }))?.value };
     } catch (err) {
-      this.#count("error");
       this.#logger.debug({ err, repository: name.toString() }, "shared answer not read");
+      return { failed: true };
+    }
+  }
+
+  /** The answer in `fetched` (see {@link fetch}) if it is `name`'s at `version`, as {@link read}. */
+  async answerOf(
+    name: ImageName,
+    version: string,
+    fetched: FetchedAnswer,
+  ): Promise<SharedAnswer | undefined> {
+    if ("failed" in fetched) {
+      this.#count("error");
       return undefined;
     }
+    const { value } = fetched;
+    const key = this.#keys.answer(name);
     if (value === undefined) {
       this.#count("miss");
       return undefined;

@@ -9,10 +9,18 @@ import { connect, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
+import { Keys } from "../../src/cache/keys.js";
+import { MemoryStore } from "../../src/cache/stores/memory.js";
 import type { ImageInfo, RepositoryMetadata } from "../../src/image/info.js";
-import { type ImageName, type ImageRef, parseImageRef } from "../../src/image/ref.js";
+import {
+  type ImageName,
+  type ImageRef,
+  parseImageName,
+  parseImageRef,
+} from "../../src/image/ref.js";
 import type { Registry } from "../../src/registry/registry.js";
 import { ApiServer, type ApiServerOptions } from "../../src/server/api-server.js";
+import { SharedAnswers } from "../../src/server/shared-answers.js";
 import type {
   RefreshRequestOutcome,
   RepositoryStatus,
@@ -117,6 +125,14 @@ function closedWithin(socket: Socket, maxMs: number): Promise<number> {
       resolve(Date.now() - started);
     });
   });
+}
+
+async function untilAsync(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -282,6 +298,60 @@ describe("API server limits", () => {
     assert.equal(after.status, 200);
     assert.equal(registry.reads, 2, "rebuilt for a new version");
     assert.deepEqual(await answered(), { ...firstCount, built: 2 });
+  });
+
+  test("a replica serves the answer another built, shared through the store, for its version only", async () => {
+    const registry = new GatedRegistry();
+    registry.releaseAll();
+    let version = "1";
+    const store = new MemoryStore();
+    const replica = async () => {
+      const metrics = new MetricsRegistry();
+      const sharedAnswers = new SharedAnswers({
+        store,
+        variant: "same-config",
+        metrics,
+        logger: pino({ level: "silent" }),
+      });
+      const { port } = await start(registry, {
+        repositoryState: async () => ({ version }),
+        sharedAnswers,
+        metrics,
+      });
+      const answered = async () => {
+        const got = await metrics.getSingleMetric("regscan_api_repository_answers_total")?.get();
+        return Object.fromEntries((got?.values ?? []).map((v) => [v.labels.source, v.value]));
+      };
+      return { port, answered };
+    };
+    const [a, b] = [await replica(), await replica()];
+    const key = new Keys().answer(parseImageName(REPO));
+    const written = async () => (await store.get(key)) !== undefined;
+    const first = await get(a.port, `/v1/repositories/${REPO}`);
+    assert.equal(first.status, 200);
+    assert.equal(registry.reads, 1);
+    await untilAsync(written, "replica a's answer written");
+    // Replica b keeps nothing yet: the shared answer, fetched with the record's version.
+    const fromStore = await get(b.port, `/v1/repositories/${REPO}`);
+    assert.equal(fromStore.body, first.body);
+    assert.equal(registry.reads, 1, "replica b built nothing");
+    await get(b.port, `/v1/repositories/${REPO}`);
+    assert.deepEqual(await b.answered(), { stored: 1, kept: 1 });
+    // A new version: b keeps the old one's answer, reads the shared one after the record,
+    // finds it stale and builds; a then serves b's build.
+    version = "2";
+    await store.set(key, new Date(Date.now() + 60_000), Buffer.from("not an answer"));
+    await new Promise((r) => setTimeout(r, 1_100));
+    assert.equal((await get(b.port, `/v1/repositories/${REPO}`)).status, 200);
+    assert.equal(registry.reads, 2);
+    assert.deepEqual(await b.answered(), { stored: 1, kept: 1, built: 1 });
+    await untilAsync(async () => {
+      const value = (await store.get(key))?.value;
+      return value !== undefined && Buffer.from(value).subarray(0, 4).toString() === "RSA1";
+    }, "replica b's answer written over the value that was not one");
+    assert.equal((await get(a.port, `/v1/repositories/${REPO}`)).status, 200);
+    assert.equal(registry.reads, 2, "replica a built nothing for version 2");
+    assert.deepEqual(await a.answered(), { built: 1, stored: 1 });
   });
 
   test("a tag event makes the next read read the record again, within the second", async () => {
