@@ -95,6 +95,9 @@ export function createApiServer(parts: ApiServerParts): ApiServer {
         lastUpdate: record.lastUpdate,
         tags: record.tags?.length,
         open,
+        release: () => {
+          held = undefined;
+        },
       };
     },
     sharedAnswers: sharedAnswers(parts),

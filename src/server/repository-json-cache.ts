@@ -53,6 +53,21 @@ export interface StoredRepositoryState {
    * answer is exactly the version it is kept under. Without it, the build reads the record.
    */
   open?: ((signal: AbortSignal) => Promise<RepositoryStream>) | undefined;
+  /**
+   * Lets go of the record `open` would use: the answer came without a build (kept, or
+   * shared through the store), and the state is shared for a second, which at hundreds of
+   * reads a second held hundreds of tag lists into the old generation. A build after it
+   * reads the record again.
+   */
+  release?: (() => void) | undefined;
+}
+
+/** What a build of {@link RepositoryJsonCache.get} says of the body it hands over. */
+export interface MadeAnswer {
+  /** When the body was made, ms since the epoch, if before this build (default: now). */
+  builtAt?: number;
+  /** False: the body is not kept (default: kept when it fits). */
+  keep?: boolean;
 }
 
 /** A built answer and the record version it belongs to. */
@@ -60,6 +75,8 @@ interface Entry {
   version: string;
   body: RepositoryAnswer;
   builtAt: number;
+  /** When it was last served (or kept). */
+  usedAt: number;
 }
 
 /**
@@ -95,6 +112,8 @@ export interface RepositoryJsonCacheOptions {
 export class RepositoryJsonCache {
   readonly #entries = new Map<string, Entry>();
   readonly #building = new Map<string, { version: string; body: Promise<RepositoryAnswer> }>();
+  /** When each repository was last asked for by {@link admits}, oldest first (bounded). */
+  readonly #asked = new Map<string, number>();
   readonly #versions = new Map<
     string,
     { at: number; version: Promise<StoredRepositoryState | undefined> }
@@ -121,7 +140,31 @@ export class RepositoryJsonCache {
     // Re-inserting keeps the map in least-recently-used order for eviction.
     this.#entries.delete(name);
     this.#entries.set(name, hit);
+    hit.usedAt = this.#now();
     return hit.body;
+  }
+
+  /**
+   * Whether an answer of `name` that is cheap to get again (shared through the store) is
+   * worth keeping: when the cache has room, or when `name` was asked for last more recently
+   * than the least recently used answer kept was, so that it would have stayed had it been
+   * kept then. A reader going round more repositories than the cache holds gets none kept
+   * (each would push out another before it is asked again). Records that `name` was asked.
+   */
+  admits(name: string): boolean {
+    const now = this.#now();
+    const last = this.#asked.get(name);
+    this.#asked.delete(name);
+    this.#asked.set(name, now);
+    if (this.#asked.size > 2 * this.#maxEntries) {
+      for (const oldest of this.#asked.keys()) {
+        this.#asked.delete(oldest);
+        break;
+      }
+    }
+    if (this.#bytes < this.maxBytes / 2) return true;
+    const oldest = this.#entries.values().next().value;
+    return last !== undefined && (oldest === undefined || now - last <= now - oldest.usedAt);
   }
 
   /** Whether a body of `name` is kept, of whichever version (no use mark). */
@@ -133,26 +176,28 @@ export class RepositoryJsonCache {
    * The body for `name` at `version`: from the cache, from a build already under way for
    * the same version, or from `build()` (kept for the next reader when it fits). A build
    * that hands over a body made earlier (another replica's, shared through the store) says
-   * when with `madeAt`, so that it is not served past its maximum age.
+   * when in `made.builtAt`, so that it is not served past its maximum age, and may leave it
+   * out of the cache (`made.keep = false`).
    */
   async get(
     name: string,
     version: string,
-    build: (madeAt: (ms: number) => void) => Promise<RepositoryAnswer>,
+    build: (made: MadeAnswer) => Promise<RepositoryAnswer>,
   ): Promise<RepositoryAnswer> {
     const hit = this.peek(name, version);
     if (hit !== undefined) return hit;
     const pending = this.#building.get(name);
     if (pending?.version === version) return pending.body;
-    let builtAt: number | undefined;
-    const body = build((ms) => {
-      builtAt = ms;
-    });
+    const made: MadeAnswer = {};
+    const body = build(made);
     const mine = { version, body };
     this.#building.set(name, mine);
     try {
       const built = await body;
-      this.#put(name, { version, body: built, builtAt: builtAt ?? this.#now() });
+      if (made.keep !== false) {
+        const now = this.#now();
+        this.#put(name, { version, body: built, builtAt: made.builtAt ?? now, usedAt: now });
+      }
       return built;
     } finally {
       if (this.#building.get(name) === mine) this.#building.delete(name);

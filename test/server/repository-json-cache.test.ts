@@ -48,3 +48,45 @@ describe("RepositoryJsonCache stored states", () => {
     assert.equal((await cache.version("a", async () => ({ version: "ok" })))?.version, "ok");
   });
 });
+
+describe("RepositoryJsonCache admission of answers it can get again", () => {
+  const body = (bytes: number) => [Buffer.alloc(bytes, 0x20)];
+  const keep = (cache: RepositoryJsonCache, name: string, bytes = 100) =>
+    cache.get(name, "v", async () => body(bytes));
+
+  it("admits while it has room, then only what was asked again before its oldest answer's use", async () => {
+    let now = 0;
+    const cache = new RepositoryJsonCache({ now: () => now, maxBytes: 1_000 });
+    assert.equal(cache.admits("roomy"), true, "under half full");
+    for (const name of ["a", "b", "c", "d", "e", "f"]) await keep(cache, name);
+    now = 200;
+    assert.equal(cache.admits("x"), false, "never asked before");
+    now = 250;
+    for (const name of ["a", "b", "c", "d", "e", "f"]) cache.peek(name, "v");
+    now = 260;
+    // Every answer kept was used since x was asked (at 200): kept then, x would be the oldest.
+    assert.equal(cache.admits("x"), false, "asked last before the oldest answer's last use");
+    now = 270;
+    assert.equal(cache.admits("x"), true, "asked again since the oldest answer's last use");
+    now = 5_000;
+    assert.equal(cache.admits("x"), true, "nothing kept was used since x was asked");
+  });
+
+  it("does not keep a body whose build says not to, and dates one made earlier", async () => {
+    let now = 50_000;
+    const cache = new RepositoryJsonCache({ now: () => now });
+    await cache.get("skip", "v", async (made) => {
+      made.keep = false;
+      return body(10);
+    });
+    assert.equal(cache.peek("skip", "v"), undefined);
+    await cache.get("old", "v", async (made) => {
+      made.builtAt = 0;
+      return body(10);
+    });
+    now = 59_999;
+    assert.ok(cache.peek("old", "v"), "within 60 s of when it was made");
+    now = 60_000;
+    assert.equal(cache.peek("old", "v"), undefined, "past 60 s of when it was made");
+  });
+});
