@@ -8,7 +8,10 @@
  *   envelope's decoding did until it returned a view: the baseline;
  * - `views`: values as the store returns them now;
  * - `handed`: views, and the stream opened from the record just read (`{ record }`), as the
- *   API builds now.
+ *   API builds now;
+ * - `stored`: the answer another replica shared through the store (server/shared-answers.ts),
+ *   fetched beside the record as the API does, and unzipped: what a read costs now where
+ *   the answer cache does not hold it but the fleet built it (its first round writes them).
  * Each round runs on a thread of its own with the API thread's heap limits (96 MiB old, 8
  * MiB young: a young generation that small is where the copies' garbage cost most), after
  * a first round that warms it.
@@ -18,6 +21,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Cache } from "../src/cache/cache.js";
 import { openStore } from "../src/cache/open-store.js";
@@ -26,6 +30,7 @@ import { Warmer } from "../src/cache/warmer.js";
 import { RESOURCE_LIMITS } from "../src/daemon/api-thread.js";
 import { type ImageName, parseImageName } from "../src/image/ref.js";
 import { buildRepositoryAnswer } from "../src/server/repository-answer.js";
+import { SharedAnswers } from "../src/server/shared-answers.js";
 import {
   FakeFactory,
   type FakeRepository,
@@ -41,7 +46,8 @@ const READERS = 50;
 const ROUNDS = 3;
 const READS_PER_ROUND = REPOSITORIES * 3;
 
-type Way = "copied" | "views" | "handed";
+type Way = "copied" | "views" | "handed" | "stored";
+const WAYS = ["copied", "views", "handed", "stored"] as const;
 
 /** `store` with every value copied into an ArrayBuffer of its own (the old decoding). */
 function copying(store: Store): Store {
@@ -78,24 +84,41 @@ interface RoundData {
 async function round(store: Store, names: ImageName[], way: Way) {
   // A new Cache per round: nothing decoded carries over from another way's round.
   const cache = new Cache({ store: way === "copied" ? copying(store) : store });
+  const shared = new SharedAnswers({
+    store,
+    variant: "bench",
+    // Past the rounds' length: the counted round reads what the first one wrote.
+    maxAgeMs: 3_600_000,
+    metrics: new MetricsRegistry(),
+    logger: pino({ level: "silent" }),
+  });
   for (const k of Object.keys(gc)) delete gc[k];
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
+  let fromStore = 0;
   await Promise.all(
     Array.from({ length: READERS }, async () => {
       while (next < READS_PER_ROUND) {
         const name = names[next++ % names.length] as ImageName;
+        const signal = AbortSignal.timeout(10_000);
+        const fetched = way === "stored" ? shared.fetch(name, signal) : undefined;
         const record = await cache.repositoryRecord(name);
+        const version = String(record?.writtenAt?.getTime());
+        if (fetched !== undefined && (await shared.answerOf(name, version, await fetched))) {
+          fromStore++;
+          continue;
+        }
         const stream = await cache.streamImageRepository(
           name,
-          way === "handed" ? { record } : undefined,
+          way === "handed" || way === "stored" ? { record } : undefined,
         );
         const built = await buildRepositoryAnswer(name.toString(), stream, {
           maxBytes: 8 << 20,
           maxLayoutChars: 2 << 20,
         });
         if (!Array.isArray(built)) throw new Error(`${name}: not built whole`);
+        if (way === "stored") await shared.write(name, version, built, Date.now(), signal);
       }
     }),
   );
@@ -103,6 +126,7 @@ async function round(store: Store, names: ImageName[], way: Way) {
   const per = (ms: number) => Math.round((ms / READS_PER_ROUND) * 1000) / 1000;
   return {
     way,
+    fromStore,
     wallMsPerRead: per(performance.now() - t0),
     cpuMsPerRead: per((cpu.user + cpu.system) / 1000),
     minorGcMsPerRead: per(gc.minor ?? 0),
@@ -137,7 +161,7 @@ async function main(): Promise<void> {
     const load = loadavg();
     const runs: Awaited<ReturnType<typeof round>>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      for (const way of ["copied", "views", "handed"] as const) {
+      for (const way of WAYS) {
         runs.push(await roundOnThread({ url: redis.url, way }));
       }
     }
@@ -150,19 +174,21 @@ async function main(): Promise<void> {
     };
     const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
     const summary = Object.fromEntries(
-      (["copied", "views", "handed"] as const).map((way) => [
+      WAYS.map((way) => [
         way,
         {
           cpuMsPerRead: median(way, "cpuMsPerRead"),
           minorGcMsPerRead: median(way, "minorGcMsPerRead"),
           wallMsPerRead: median(way, "wallMsPerRead"),
           cpuToCopied: ratio(median(way, "cpuMsPerRead"), median("copied", "cpuMsPerRead")),
+          cpuToHanded: ratio(median(way, "cpuMsPerRead"), median("handed", "cpuMsPerRead")),
+          fromStore: Math.min(...runs.filter((x) => x.way === way).map((x) => x.fromStore)),
         },
       ]),
     );
     for (const [way, s] of Object.entries(summary)) {
       console.log(
-        `${way.padEnd(7)} CPU ${s.cpuMsPerRead} ms/read (${s.cpuToCopied}x copied), minor GC ${s.minorGcMsPerRead} ms/read, wall ${s.wallMsPerRead} ms/read`,
+        `${way.padEnd(7)} CPU ${s.cpuMsPerRead} ms/read (${s.cpuToCopied}x copied, ${s.cpuToHanded}x handed; ${s.fromStore} of ${READS_PER_ROUND} from the store), minor GC ${s.minorGcMsPerRead} ms/read, wall ${s.wallMsPerRead} ms/read`,
       );
     }
     console.log(`load average before the rounds: ${load.map((l) => l.toFixed(2)).join(" ")}`);
