@@ -489,7 +489,9 @@ function replicaLatencies(latencies: number[], replicaOf: number[]): number[][] 
   const out: number[][] = [];
   latencies.forEach((ms, i) => {
     const r = replicaOf[i] as number;
-    (out[r] ??= []).push(ms);
+    const mine = out[r] ?? [];
+    mine.push(ms);
+    out[r] = mine;
   });
   return Array.from(out, (ms) => ms ?? []);
 }
