@@ -46,7 +46,7 @@ export {
   nextRefreshInterval,
 } from "./cache/refresh-policy.js";
 export { LeaseLostError } from "./cache/repository-lease.js";
-export type { Store, StoreEntry } from "./cache/store.js";
+export type { SetOptions, Store, StoreEntry } from "./cache/store.js";
 export {
   InvalidDeadlineError,
   InvalidStoreUrlError,

@@ -17,6 +17,16 @@ export interface StoreEntry {
   deadline: Date;
 }
 
+/** Options of {@link Store.set}. */
+export interface SetOptions extends OperationOptions {
+  /**
+   * How long the store keeps the value, ms, instead of its default (twice the time to the
+   * deadline, at least an hour): for a value derived from others that is worth little once
+   * it is old (a shared API answer). A store may keep it longer, never shorter.
+   */
+  keepMs?: number | undefined;
+}
+
 /** One value of a {@link Store.setMany}. */
 export interface StoreWrite {
   key: string;
@@ -52,9 +62,9 @@ export interface Store {
   getMany(keys: readonly string[], opts?: OperationOptions): Promise<(StoreEntry | undefined)[]>;
   /**
    * Writes a value. The store keeps it for twice the time to the deadline, at least an hour,
-   * so that it can be served while being refreshed.
+   * so that it can be served while being refreshed (or for `opts.keepMs`).
    */
-  set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions): Promise<void>;
+  set(key: string, deadline: Date, value: Uint8Array, opts?: SetOptions): Promise<void>;
   /**
    * Writes several values as {@link set} does, in fewer commands than one per value (a
    * scan's changed index buckets), in the order given. Optional: without it callers use

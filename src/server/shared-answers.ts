@@ -202,9 +202,11 @@ export class SharedAnswers {
       const size = Buffer.alloc(4);
       size.writeUInt32BE(head.length);
       const value = Buffer.concat([MAGIC, size, head, zipped]);
-      // The store keeps a value at least an hour past its deadline; a reader checks the age.
+      // Kept for twice its age at most, not the hour of the records: an old answer is never
+      // served (a reader checks its age), and the store's size is to follow the images.
       await this.#store.set(this.#keys.answer(name), new Date(builtAt + this.#maxAgeMs), value, {
         signal,
+        keepMs: 2 * this.#maxAgeMs,
       });
       this.#count("written");
     } catch (err) {

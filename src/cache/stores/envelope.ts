@@ -83,8 +83,14 @@ export function entryOrWarn(
 
 /**
  * How long the store keeps a value written now with `deadline`: twice the time to the
- * deadline, at least an hour (DESIGN.md section 5).
+ * deadline, at least an hour (DESIGN.md section 5); or `keepMs` when the writer says so
+ * (`SetOptions.keepMs`: a derived value worth little once old), at least a millisecond.
  */
-export function expiryMs(deadline: Date, now: number = Date.now()): number {
+export function expiryMs(
+  deadline: Date,
+  now: number = Date.now(),
+  keepMs: number | undefined = undefined,
+): number {
+  if (keepMs !== undefined && Number.isFinite(keepMs)) return Math.max(1, keepMs);
   return Math.max(2 * (deadline.getTime() - now), MIN_EXPIRY_MS);
 }

@@ -4,7 +4,7 @@
  * (compressed and chunked past the item size), leases with `add` and a TTL.
  */
 import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
-import type { Store, StoreEntry } from "../store.js";
+import type { SetOptions, Store, StoreEntry } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
@@ -182,7 +182,7 @@ export class MemcachedStore implements Store {
     return entryOrWarn(key, envelope, this.#logger);
   }
 
-  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: SetOptions) {
     this.#check(opts);
     const framed = await frameValue(encodeEnvelope(deadline, value), this.#itemBytes);
     if (framed.size > this.#maxValueBytes) {
@@ -193,7 +193,8 @@ export class MemcachedStore implements Store {
         limit: this.#maxValueBytes,
       });
     }
-    const expires = memcachedExpiry(expiryMs(deadline) / 1000);
+    const keepMs = expiryMs(deadline, Date.now(), opts?.keepMs);
+    const expires = memcachedExpiry(keepMs / 1000);
     const { chunkHead } = framed;
     if (!chunkHead) {
       await this.#setItem({ key, item: framed.head, expires, opts });
@@ -204,7 +205,7 @@ export class MemcachedStore implements Store {
     // crowding useful items out of memcached's memory.
     const replaced = await this.#chunkHeadAt(key, opts);
     // Chunks first: a reader that sees the new head finds every chunk it names.
-    const chunkExpires = memcachedExpiry(expiryMs(deadline) / 1000 + CHUNK_GRACE_S);
+    const chunkExpires = memcachedExpiry(keepMs / 1000 + CHUNK_GRACE_S);
     await mapBounded(framed.chunks, CHUNK_CONCURRENCY, (chunk, i) =>
       this.#setItem({ key: chunkKey(key, chunkHead, i), item: chunk, expires: chunkExpires, opts }),
     );

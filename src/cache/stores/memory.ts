@@ -3,7 +3,7 @@
  * baseline the benchmarks compare the other stores against.
  */
 import type { OperationOptions } from "../../abort.js";
-import type { Store, StoreEntry } from "../store.js";
+import type { SetOptions, Store, StoreEntry } from "../store.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import { StoreClosedError } from "./errors.js";
 import { type StoreLogger, silentLogger } from "./options.js";
@@ -63,12 +63,12 @@ export class MemoryStore implements Store {
     return entryOrWarn(key, item.stored, this.#logger);
   }
 
-  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: SetOptions) {
     this.#check(opts);
     const now = this.#now();
     this.#items.set(key, {
       stored: encodeEnvelope(deadline, value),
-      expiresAt: now + expiryMs(deadline, now),
+      expiresAt: now + expiryMs(deadline, now, opts?.keepMs),
     });
     // Expired items are otherwise only dropped when read; sweep now and then.
     if (++this.#writes % 1000 === 0) this.#prune(now);

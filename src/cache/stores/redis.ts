@@ -7,7 +7,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { type OperationOptions, raceAbort, withTimeout } from "../../abort.js";
-import type { LeasedRead, LeaseTake, Store, StoreEntry, StoreWrite } from "../store.js";
+import type { LeasedRead, LeaseTake, SetOptions, Store, StoreEntry, StoreWrite } from "../store.js";
 import { inBatches, mapBounded } from "./batches.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import {
@@ -303,9 +303,9 @@ export class RedisStore implements Store {
     return stored;
   }
 
-  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: SetOptions) {
     const stored = this.#envelope(key, deadline, value);
-    const px = Math.ceil(expiryMs(deadline));
+    const px = Math.ceil(expiryMs(deadline, Date.now(), opts?.keepMs));
     await this.#run("set", opts, (c) => c.set(key, stored, "PX", px));
   }
 

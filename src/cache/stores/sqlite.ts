@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import envPaths from "env-paths";
 import type { OperationOptions } from "../../abort.js";
-import type { Store, StoreEntry } from "../store.js";
+import type { SetOptions, Store, StoreEntry } from "../store.js";
 import { encodeEnvelope, entryOrWarn, expiryMs } from "./envelope.js";
 import { StoreClosedError, StoreOperationError, StoreUnavailableError } from "./errors.js";
 import { type StoreLogger, silentLogger } from "./options.js";
@@ -157,11 +157,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  async set(key: string, deadline: Date, value: Uint8Array, opts?: OperationOptions) {
+  async set(key: string, deadline: Date, value: Uint8Array, opts?: SetOptions) {
     const now = this.#now();
     const stored = encodeEnvelope(deadline, value);
+    const expires = now + expiryMs(deadline, now, opts?.keepMs);
     // A single statement is its own transaction: a kill leaves the old row or the new one.
-    this.#run("set", opts, () => this.#stmts.set.run(key, stored, now + expiryMs(deadline, now)));
+    this.#run("set", opts, () => this.#stmts.set.run(key, stored, expires));
   }
 
   async acquire(key: string, ttlMs: number, owner: string, opts?: OperationOptions) {

@@ -133,6 +133,19 @@ export function storeContract(
     await setEach(a, [], { limit: 4 });
   });
 
+  test(`${name}: a value written with keepMs is gone after it, not an hour later`, async () => {
+    const { a, b } = subject();
+    const key = uniqueKey("keep");
+    await a.set(key, new Date(Date.now() + 3_600_000), Buffer.from("brief"), { keepMs: 1_000 });
+    assert.equal(Buffer.from((await b.get(key))!.value).toString(), "brief");
+    // memcached counts expiry in whole seconds: gone within two.
+    await waitFor(async () => (await b.get(key)) === undefined, {
+      what: "the value to expire",
+      timeoutMs: 4_000,
+      intervalMs: 100,
+    });
+  });
+
   test(`${name}: a write with an Invalid Date deadline is refused and stores nothing`, async () => {
     const { a } = subject();
     const key = uniqueKey("nan-deadline");
