@@ -85,6 +85,18 @@ describe("shared answers", () => {
     assert.equal(await shared.read(NAME, "v-1", signal()), undefined);
   });
 
+  test("the store keeps an answer two minutes (twice its age limit), not the records' hour", async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ now: () => now });
+    const { shared } = setUp({ store, now: () => now });
+    await shared.write(NAME, "v-1", TEXT, now, signal());
+    const key = new Keys().answer(NAME);
+    now += 119_999;
+    assert.ok(await store.get(key));
+    now += 2;
+    assert.equal(await store.get(key), undefined);
+  });
+
   test("an answer over the bound is not written", async () => {
     const { shared, store } = setUp();
     const big = [Buffer.alloc(MAX_SHARED_ANSWER_BYTES + 1, 0x20)];
