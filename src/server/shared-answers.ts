@@ -124,7 +124,7 @@ export class SharedAnswers {
   /**
    * What the store holds under `name`'s answer key, not yet checked: fetched before the
    * record's version is known, it goes in the same round trip as the record's read.
-   * Undefined for nothing, and when the store fails (logged, counted); never rejects.
+   * Says so when the store fails (logged now, counted when checked); never rejects.
    */
   async fetch(name: ImageName, signal: AbortSignal): Promise<FetchedAnswer> {
     try {
@@ -191,12 +191,8 @@ export class SharedAnswers {
     const bytes = textBytes(text);
     if (bytes > MAX_SHARED_ANSWER_BYTES) return;
     try {
-      const zipped = await gzipAsync(
-        text.length === 1 ? (text[0] as Buffer) : Buffer.concat(text),
-        {
-          level: 1,
-        },
-      );
+      const whole = text.length === 1 ? (text[0] as Buffer) : Buffer.concat(text);
+      const zipped = await gzipAsync(whole, { level: 1 });
       const header: AnswerHeader = { version, variant: this.#variant, builtAt, bytes };
       const head = Buffer.from(JSON.stringify(header), "utf8");
       const size = Buffer.alloc(4);
