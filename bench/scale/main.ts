@@ -286,6 +286,7 @@ async function main(): Promise<void> {
   for (const line of distributionLines(main)) console.log(line);
   load.push(loadavg());
   const store = await redisMemory(redis.port);
+  const filledAt = Date.now();
   // A replica that dies after a fill (out of heap as it ends, say) would leave the phases
   // after it measuring a dead API: every such exit is said, and fails the summary.
   const exits: string[] = [];
@@ -365,6 +366,12 @@ async function main(): Promise<void> {
   }
   load.push(loadavg());
   const memory = replicas.map(replicaMemory);
+  // Again after the staleness phases: what the fill's own reads left (shared API answers,
+  // kept two minutes) is gone by then, unless the phases were short.
+  const storeAtEnd = {
+    ...(await redisMemory(redis.port)),
+    secondsAfterFill: round((Date.now() - filledAt) / 1000),
+  };
   await Promise.all(replicas.map((r) => r.proc.stop()));
 
   const finalStats: SimStats = await simStats(sim.control);
@@ -486,7 +493,7 @@ async function main(): Promise<void> {
     },
     {
       figure: "store size per tag (Redis used_memory)",
-      value: `${round(bytesPerTag, 0)} B (${round(store.usedMemory / MiB)} MiB, ${store.keys} keys)`,
+      value: `${round(bytesPerTag, 0)} B (${round(store.usedMemory / MiB)} MiB, ${store.keys} keys) when full; ${round(storeAtEnd.usedMemory / tagCount, 0)} B (${round(storeAtEnd.usedMemory / MiB)} MiB, ${storeAtEnd.keys} keys) ${storeAtEnd.secondsAfterFill} s later, at the end`,
       target: "(reported)",
       pass: null,
     },
@@ -534,7 +541,11 @@ async function main(): Promise<void> {
             ratioToMinimum: round(killed.fill.ms / 1000 / minimum.seconds, 3),
             requestRatio3to1: killRatio3to1 === null ? null : round(killRatio3to1, 4),
           },
-    store: { ...store, bytesPerTag: round(bytesPerTag, 1) },
+    store: {
+      ...store,
+      bytesPerTag: round(bytesPerTag, 1),
+      atEnd: { ...storeAtEnd, bytesPerTag: round(storeAtEnd.usedMemory / tagCount, 1) },
+    },
     staleness: { polling, webhooks: hooked },
     memoryAtEnd: memory,
     totalSeconds: round(totalSeconds),
