@@ -10,6 +10,7 @@ export { type Config, configSchema } from "../config/schema.js";
 export { RequiredProviderError } from "../daemon/credential-sources.js";
 export { Daemon, type DaemonOptions, ListenError, NoImagesError } from "../daemon/daemon.js";
 export { ApiServer, type ApiServerOptions } from "../server/api-server.js";
+export { SharedAnswers, type SharedAnswersOptions } from "../server/shared-answers.js";
 export type { WarmerControl } from "../server/warmer-control.js";
 export { DEFAULT_IMAGE_EXCLUDES, ImageFilter } from "../sources/image-glob.js";
 export { combineSources, type ImageSource, StaticSource } from "../sources/image-source.js";
