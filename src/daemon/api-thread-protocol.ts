@@ -30,6 +30,8 @@ export interface FedEvent {
 /** Calls the API thread makes to the main thread, with their arguments and answers. */
 export interface MainCalls {
   statuses: { args: []; answer: RepositoryStatus[] };
+  /** `GET /v1/repositories`' body (server/json-forms.ts `statusListBody`). */
+  statusListBody: { args: []; answer: Uint8Array };
   isWatched: { args: [name: string]; answer: boolean };
   requestRefresh: {
     args: [name: string, request: { tag?: string; listing?: boolean } | undefined];

@@ -21,6 +21,7 @@ import type { Warmer } from "../cache/warmer.js";
 import type { Config } from "../config/schema.js";
 import { RegscanError } from "../errors.js";
 import { parseImageName } from "../image/ref.js";
+import { statusListBody } from "../server/json-forms.js";
 import type { WarmerControl } from "../server/warmer-control.js";
 import type { WebhookSink } from "../server/webhook-endpoint.js";
 import type {
@@ -326,6 +327,8 @@ export class ApiThread {
     switch (method) {
       case "statuses":
         return control.statuses();
+      case "statusListBody":
+        return statusListBody(await control.statuses());
       case "isWatched":
         return control.isWatched(parseImageName(String(args[0])));
       case "requestRefresh":

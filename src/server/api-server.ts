@@ -20,7 +20,7 @@ import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
 import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
-import { imageJson, staleness, statusJson } from "./json-forms.js";
+import { imageJson, staleness, statusListBody } from "./json-forms.js";
 import {
   buildRepositoryAnswer,
   type RepositoryJsonLayout,
@@ -420,11 +420,12 @@ export class ApiServer {
         break;
       }
       case "repositories": {
-        const statuses = await this.#heavy.run(
-          () => this.#opts.warmer.statuses(),
+        const { warmer } = this.#opts;
+        const body = await this.#heavy.run(
+          async () => warmer.statusListBody?.() ?? statusListBody(await warmer.statuses()),
           abortOnClose(res),
         );
-        send(res, { status: 200, body: { repositories: statuses.map(statusJson) } });
+        await sendPieces(res, bodyPieces(body));
         break;
       }
       case "events": {
@@ -914,6 +915,16 @@ function startJsonBody(res: ServerResponse, length: number): boolean {
   if (res.req.method !== "HEAD") return true;
   res.end();
   return false;
+}
+
+/** `body` as views of at most {@link LARGE_BODY_SLICE} bytes each (no copy). */
+function bodyPieces(body: Uint8Array): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < body.byteLength; at += LARGE_BODY_SLICE) {
+    const end = Math.min(body.byteLength, at + LARGE_BODY_SLICE);
+    pieces.push(Buffer.from(body.buffer, body.byteOffset + at, end - at));
+  }
+  return pieces;
 }
 
 /**

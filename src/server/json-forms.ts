@@ -39,6 +39,15 @@ export function repositoryJson(name: string, meta: RepositoryMetadata): Record<s
   return { name, tags: meta.tags, images };
 }
 
+/**
+ * `GET /v1/repositories`' whole body (with the final newline every answer has): built where
+ * the statuses are, so that an API on a thread of its own is handed bytes, not 10,000
+ * statuses to clone and serialize while its readers wait.
+ */
+export function statusListBody(statuses: readonly RepositoryStatus[]): Buffer {
+  return Buffer.from(`${JSON.stringify({ repositories: statuses.map(statusJson) })}\n`, "utf8");
+}
+
 /** A watched repository's status. */
 export function statusJson(s: RepositoryStatus): Record<string, unknown> {
   return {

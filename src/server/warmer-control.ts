@@ -32,6 +32,12 @@ export type RefreshRequestOutcome = "started" | "queued" | "coalesced";
 export interface WarmerControl {
   /** Every watched repository with its status. */
   statuses(): Promise<RepositoryStatus[]>;
+  /**
+   * `GET /v1/repositories`' body as json-forms.ts' `statusListBody` makes it, where a control on
+   * another thread has the warmer's thread build it (optional: without it the server builds
+   * it from {@link statuses}).
+   */
+  statusListBody?(): Promise<Uint8Array>;
   /** True when the repository is watched. */
   isWatched(name: ImageName): Promise<boolean>;
   /** What this replica's warmer knows of one repository now (no store read); optional. */
