@@ -193,8 +193,8 @@ export class MemcachedStore implements Store {
         limit: this.#maxValueBytes,
       });
     }
-    const keepMs = expiryMs(deadline, Date.now(), opts?.keepMs);
-    const expires = memcachedExpiry(keepMs / 1000);
+    const lifetimeMs = expiryMs(deadline, Date.now(), opts?.keepMs);
+    const expires = memcachedExpiry(lifetimeMs / 1000);
     const { chunkHead } = framed;
     if (!chunkHead) {
       await this.#setItem({ key, item: framed.head, expires, opts });
@@ -205,7 +205,7 @@ export class MemcachedStore implements Store {
     // crowding useful items out of memcached's memory.
     const replaced = await this.#chunkHeadAt(key, opts);
     // Chunks first: a reader that sees the new head finds every chunk it names.
-    const chunkExpires = memcachedExpiry(keepMs / 1000 + CHUNK_GRACE_S);
+    const chunkExpires = memcachedExpiry(lifetimeMs / 1000 + CHUNK_GRACE_S);
     await mapBounded(framed.chunks, CHUNK_CONCURRENCY, (chunk, i) =>
       this.#setItem({ key: chunkKey(key, chunkHead, i), item: chunk, expires: chunkExpires, opts }),
     );
