@@ -39,6 +39,8 @@ interface ReadersResult {
   replicaOf: number[];
   byStatus: Record<string, number>;
   errors: number;
+  /** Answers that came gzip-encoded (the readers ask for gzip). */
+  gzipped: number;
   loop: { p99Ms: number; maxMs: number };
 }
 
@@ -425,6 +427,8 @@ export interface ApiLoadResult {
   p99Ms: number;
   maxMs: number;
   errors: number;
+  /** Answers that came gzip-encoded (the readers ask for gzip, and unzip it). */
+  gzipped: number;
   /**
    * The readers' own event-loop delay (their thread's), ms (p99 and max over the load;
    * 10 ms resolution): a latency is measured on that loop too.
@@ -507,6 +511,7 @@ function readersResult(got: ReadersResult): ApiLoadResult {
     p99Ms: round(percentile(latencies, 99)),
     maxMs: round(percentile(latencies, 100)),
     errors,
+    gzipped: got.gzipped,
     clientLoop: { p99Ms: round(got.loop.p99Ms), maxMs: round(got.loop.maxMs) },
     byReplica: replicaLatencies(latencies, got.replicaOf).map((ms) => ({
       answers: ms.length,

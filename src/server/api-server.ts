@@ -20,6 +20,7 @@ import { BearerToken } from "./bearer-token.js";
 import { ClientRateLimiter } from "./client-rate-limiter.js";
 import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
+import { acceptsGzip, type GzipAnswer, unzipBody } from "./gzip-answer.js";
 import { imageJson, staleness, statusListBody } from "./json-forms.js";
 import {
   buildRepositoryAnswer,
@@ -29,6 +30,7 @@ import {
   textBytes,
 } from "./repository-answer.js";
 import {
+  isGzip,
   isOversized,
   isText,
   type MadeAnswer,
@@ -462,6 +464,8 @@ export class ApiServer {
           throw methodNotAllowed(method, "POST, OPTIONS");
         }
         const name = await this.#watchedName(match.rest);
+        // A kept answer may go out gzip-encoded, to a client that asks for it.
+        res.setHeader("vary", "accept-encoding");
         // A repository this replica keeps no answer of is likely to need the shared one:
         // asked for now, it goes in the same store round trip as the record's version.
         const early =
@@ -485,6 +489,7 @@ export class ApiServer {
         const answer = await this.#repositoryBody(name, stored, res, early);
         stored?.release?.();
         if (isText(answer)) await sendPieces(res, answer);
+        else if (isGzip(answer)) await sendGzipAnswer(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
         else {
           await this.#heavy.run(
@@ -674,14 +679,20 @@ export class ApiServer {
       // read pushing out an answer before it was asked again (bench:scale, 50 readers: 0-57
       // of a replica's 8,900 answers kept; 18-22% with this rule).
       made.keep = this.#repositoryBodies.admits(name.toString());
-      return got.text;
+      return got.gzip;
     }
     this.#answers.inc({ source: "built" });
     const builtAt = Date.now();
     const body = await build(signal);
-    // Not awaited: the reader has its answer; the write only spares the next replica a build.
+    // Not awaited: the reader has its answer; the write only spares the next replica a build,
+    // and this one's cache then keeps the answer's gzip, a tenth of its bytes.
     if (shared !== undefined && isText(body)) {
-      void shared.write(name, version, body, builtAt, this.#readDeadlines.signal());
+      const key = name.toString();
+      void shared
+        .write(name, version, body, builtAt, this.#readDeadlines.signal())
+        .then((zipped) => {
+          if (zipped !== undefined) this.#repositoryBodies.replace(key, version, zipped);
+        });
     }
     return body;
   }
@@ -910,8 +921,12 @@ function writeUnsizedJsonHead(res: ServerResponse): void {
 }
 
 /** Writes a 200 JSON head; false (the answer ended) for a HEAD request, which has no body. */
-function startJsonBody(res: ServerResponse, length: number): boolean {
-  writeJsonHead(res, { status: 200, length });
+function startJsonBody(
+  res: ServerResponse,
+  length: number,
+  headers?: Record<string, string>,
+): boolean {
+  writeJsonHead(res, { status: 200, length, headers });
   if (res.req.method !== "HEAD") return true;
   res.end();
   return false;
@@ -935,6 +950,24 @@ function bodyPieces(body: Uint8Array): Buffer[] {
 async function sendPieces(res: ServerResponse, text: RepositoryText): Promise<void> {
   if (!startJsonBody(res, textBytes(text))) return;
   for (const piece of text) {
+    if (res.destroyed) break;
+    if (!res.write(piece)) await drained(res);
+  }
+  res.end();
+}
+
+/**
+ * Sends a body held gzip-compressed: as it is to a client that accepts gzip, else unzipped.
+ * Its gzip was checked when it was read or made, so a failure to unzip it here is a fault
+ * of this process, answered as one.
+ */
+async function sendGzipAnswer(res: ServerResponse, answer: GzipAnswer): Promise<void> {
+  if (!acceptsGzip(res.req)) {
+    await sendPieces(res, [await unzipBody(answer.gzip, answer.bytes)]);
+    return;
+  }
+  if (!startJsonBody(res, answer.gzip.byteLength, { "content-encoding": "gzip" })) return;
+  for (const piece of bodyPieces(answer.gzip)) {
     if (res.destroyed) break;
     if (!res.write(piece)) await drained(res);
   }

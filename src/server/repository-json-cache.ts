@@ -3,11 +3,14 @@
  * record it was built from: the warmer rewrites that record after every scan, so a new
  * version means the answer must be rebuilt, and until then every reader gets the same
  * bytes. Concurrent misses for one repository share one build. An answer is its whole
- * body; for a body too large to hold, its layout (written out slice by slice); or, when
- * that is too large as well, the fact that it is (each reader's body is then produced as
- * it is read).
+ * body, as text or gzip-compressed (as shared through the store: a tenth of the bytes, so
+ * ten times the answers in the same bound); for a body too large to hold, its layout
+ * (written out slice by slice); or, when that is too large as well, the fact that it is
+ * (each reader's body is then produced as it is read).
  */
+
 import type { RepositoryStream } from "../registry/repository-stream.js";
+import type { GzipAnswer } from "./gzip-answer.js";
 import { type RepositoryJsonLayout, type RepositoryText, textBytes } from "./repository-answer.js";
 
 /** A body too large to hold, even as its layout. */
@@ -15,8 +18,8 @@ export interface OversizedAnswer {
   readonly oversized: true;
 }
 
-/** A repository's answer: its body, its layout, or word that neither is held. */
-export type RepositoryAnswer = RepositoryText | RepositoryJsonLayout | OversizedAnswer;
+/** A repository's answer: its body (text or gzip), its layout, or word that neither is held. */
+export type RepositoryAnswer = RepositoryText | GzipAnswer | RepositoryJsonLayout | OversizedAnswer;
 
 /** The one {@link OversizedAnswer}. */
 export const OVERSIZED: OversizedAnswer = Object.freeze({ oversized: true });
@@ -31,9 +34,15 @@ export function isText(answer: RepositoryAnswer): answer is RepositoryText {
   return Array.isArray(answer);
 }
 
+/** Whether `answer` is its body gzip-compressed. */
+export function isGzip(answer: RepositoryAnswer): answer is GzipAnswer {
+  return !isText(answer) && "gzip" in answer;
+}
+
 /** Bytes an answer keeps alive (an oversized one: its entry, roughly). */
 export function answerBytes(answer: RepositoryAnswer): number {
   if (isText(answer)) return textBytes(answer);
+  if (isGzip(answer)) return answer.gzip.byteLength;
   return isOversized(answer) ? 64 : answer.retainedBytes;
 }
 
@@ -240,6 +249,17 @@ export class RepositoryJsonCache {
    */
   forgetVersion(name: string): void {
     this.#versions.delete(name);
+  }
+
+  /**
+   * Holds `body` for `name` in place of the one kept, when that is still the one built
+   * from `version`: the same answer in fewer bytes (its gzip, once it was shared).
+   */
+  replace(name: string, version: string, body: RepositoryAnswer): void {
+    const kept = this.#entries.get(name);
+    if (kept?.version !== version) return;
+    this.#bytes += answerBytes(body) - answerBytes(kept.body);
+    kept.body = body;
   }
 
   /** Repositories and bytes held, and stored states shared now. */

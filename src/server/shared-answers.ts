@@ -8,16 +8,16 @@
  * repositories, more than any one replica's answer cache holds).
  */
 import { promisify } from "node:util";
-import { gunzip, gunzipSync, gzip } from "node:zlib";
+import { gzip } from "node:zlib";
 import type { Logger } from "pino";
 import { Counter, type Registry as MetricsRegistry } from "prom-client";
 import { Keys } from "../cache/keys.js";
 import type { Store } from "../cache/store.js";
 import type { ImageName } from "../image/ref.js";
+import { type GzipAnswer, unzipBody } from "./gzip-answer.js";
 import { type RepositoryText, textBytes } from "./repository-answer.js";
 
 const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
 
 /**
  * What the value starts with: the format's name and version. A change to the answer's JSON
@@ -33,9 +33,6 @@ const MAGIC = Buffer.from("RSA1", "latin1");
  */
 export const MAX_SHARED_ANSWER_BYTES = 2 * 1024 * 1024;
 
-/** Answers at most this long are unzipped on the event loop (about 0.1 ms per 64 KiB). */
-const SYNC_GUNZIP_BYTES = 256 * 1024;
-
 /** What a stored answer says about itself, before its gzip. */
 interface AnswerHeader {
   /** The repository record's version the answer was built from. */
@@ -50,7 +47,11 @@ interface AnswerHeader {
 
 /** A shared answer read back. */
 export interface SharedAnswer {
-  text: RepositoryText;
+  /**
+   * Its gzip as stored, checked by unzipping it whole: kept, and sent as it is to clients
+   * that accept gzip.
+   */
+  gzip: GzipAnswer;
   /** When it was built (by whichever replica), ms since the epoch. */
   builtAt: number;
 }
@@ -164,7 +165,7 @@ export class SharedAnswers {
     }
     let text: Buffer;
     try {
-      text = await unzip(body, header.bytes);
+      text = await unzipBody(body, header.bytes);
     } catch (err) {
       // zlib's errors (a truncated or foreign gzip, output past the header's length).
       return this.#corrupt(name, key, `gzip: ${(err as Error).message}`);
@@ -173,13 +174,15 @@ export class SharedAnswers {
       return this.#corrupt(name, key, `unzipped ${text.length} bytes, header says ${header.bytes}`);
     }
     this.#count("hit");
-    return { text: [text], builtAt: header.builtAt };
+    // A copy: the value may be a view of a store client's larger read buffer, all of which
+    // a kept view would keep.
+    return { gzip: { gzip: Buffer.from(body), bytes: header.bytes }, builtAt: header.builtAt };
   }
 
   /**
    * Shares `text`, built at `builtAt` from `name`'s record at `version` (nothing when it is
-   * over {@link MAX_SHARED_ANSWER_BYTES}). Never rejects: a failed write is counted and
-   * logged, and costs the next reader a build.
+   * over {@link MAX_SHARED_ANSWER_BYTES}), and gives its gzip. Never rejects: a failed
+   * write is counted and logged, costs the next reader a build, and gives nothing.
    */
   async write(
     name: ImageName,
@@ -187,9 +190,9 @@ export class SharedAnswers {
     text: RepositoryText,
     builtAt: number,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<GzipAnswer | undefined> {
     const bytes = textBytes(text);
-    if (bytes > MAX_SHARED_ANSWER_BYTES) return;
+    if (bytes > MAX_SHARED_ANSWER_BYTES) return undefined;
     try {
       const whole = text.length === 1 ? (text[0] as Buffer) : Buffer.concat(text);
       const zipped = await gzipAsync(whole, { level: 1 });
@@ -205,9 +208,11 @@ export class SharedAnswers {
         keepMs: 2 * this.#maxAgeMs,
       });
       this.#count("written");
+      return { gzip: zipped, bytes };
     } catch (err) {
       this.#count("write_error");
       this.#logger.debug({ err, repository: name.toString() }, "shared answer not written");
+      return undefined;
     }
   }
 
@@ -242,12 +247,6 @@ function decodeValue(value: Uint8Array): { header: AnswerHeader; body: Buffer } 
   }
   if (!isHeader(header)) return "its header lacks a version, variant, build time or length";
   return { header, body: buf.subarray(start + headBytes) };
-}
-
-/** The answer's text, never more than `bytes` (zlib stops there and throws). */
-function unzip(body: Buffer, bytes: number): Promise<Buffer> | Buffer {
-  const opts = { maxOutputLength: Math.max(1, bytes) };
-  return bytes <= SYNC_GUNZIP_BYTES ? gunzipSync(body, opts) : gunzipAsync(body, opts);
 }
 
 function isHeader(v: unknown): v is AnswerHeader {

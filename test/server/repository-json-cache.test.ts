@@ -90,3 +90,24 @@ describe("RepositoryJsonCache admission of answers it can get again", () => {
     assert.equal(cache.peek("old", "v"), undefined, "past 60 s of when it was made");
   });
 });
+
+describe("RepositoryJsonCache answers", () => {
+  it("holds an answer's gzip in place of its text, for the version it was built from only", async () => {
+    const cache = new RepositoryJsonCache({ maxBytes: 1_000 });
+    const text = [Buffer.alloc(600, "a")];
+    await cache.get("a", "v1", async () => text);
+    assert.equal(cache.stats().bytes, 600);
+    const gzip = { gzip: Buffer.alloc(60), bytes: 600 };
+    cache.replace("a", "v2", gzip);
+    assert.equal(cache.peek("a", "v1"), text, "another version's gzip is not this answer");
+    cache.replace("a", "v1", gzip);
+    assert.equal(cache.peek("a", "v1"), gzip);
+    assert.equal(cache.stats().bytes, 60, "counted by the bytes it holds now");
+    // Room for what the text took: 900 more bytes fit beside it.
+    await cache.get("b", "v1", async () => [Buffer.alloc(900, "b")]);
+    assert.equal(cache.peek("a", "v1"), gzip);
+    assert.equal(cache.stats().bytes, 960);
+    cache.replace("c", "v1", gzip);
+    assert.equal(cache.stats().entries, 2, "nothing held for a repository not kept");
+  });
+});

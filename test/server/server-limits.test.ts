@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
+import { gunzipSync } from "node:zlib";
 import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Keys } from "../../src/cache/keys.js";
@@ -108,6 +109,27 @@ function get(
         body += d;
       });
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`timeout on ${path}`)));
+    req.end();
+  });
+}
+
+/** A request's answer as bytes, as they came (no decoding). */
+function getBytes(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  method = "GET",
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (d: Buffer) => chunks.push(d));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
     });
     req.on("error", reject);
     req.setTimeout(10_000, () => req.destroy(new Error(`timeout on ${path}`)));
@@ -352,6 +374,58 @@ describe("API server limits", () => {
     assert.equal((await get(a.port, `/v1/repositories/${REPO}`)).status, 200);
     assert.equal(registry.reads, 2, "replica a built nothing for version 2");
     assert.deepEqual(await a.answered(), { built: 1, stored: 1 });
+  });
+
+  test("answers kept gzip-compressed go out as they are to clients that accept gzip, unzipped to others", async () => {
+    const registry = new GatedRegistry();
+    registry.releaseAll();
+    const store = new MemoryStore();
+    const replica = async () => {
+      const metrics = new MetricsRegistry();
+      const sharedAnswers = new SharedAnswers({
+        store,
+        variant: "same-config",
+        metrics,
+        logger: pino({ level: "silent" }),
+      });
+      const { port } = await start(registry, {
+        repositoryState: async () => ({ version: "1" }),
+        sharedAnswers,
+        metrics,
+      });
+      return port;
+    };
+    const [a, b] = [await replica(), await replica()];
+    const path = `/v1/repositories/${REPO}`;
+    const gzip = { "accept-encoding": "gzip, deflate, br" };
+    // Built by a, answered unencoded (as built) even to a client that accepts gzip.
+    const first = await getBytes(a, path, gzip);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers["content-encoding"], undefined);
+    assert.equal(first.headers.vary, "accept-encoding");
+    const text = first.body.toString("utf8");
+    const key = new Keys().answer(parseImageName(REPO));
+    await untilAsync(async () => (await store.get(key)) !== undefined, "a's answer shared");
+    for (const port of [b, a]) {
+      // b from the store, a from its cache once its answer was shared: both as gzip.
+      const zipped = await getBytes(port, path, gzip);
+      assert.equal(zipped.status, 200);
+      assert.equal(zipped.headers["content-encoding"], "gzip", `port ${port}`);
+      assert.equal(zipped.headers.vary, "accept-encoding");
+      assert.equal(Number(zipped.headers["content-length"]), zipped.body.length);
+      assert.equal(gunzipSync(zipped.body).toString("utf8"), text);
+      for (const headers of [{}, { "accept-encoding": "gzip;q=0, identity" }]) {
+        const plain = await getBytes(port, path, headers);
+        assert.equal(plain.headers["content-encoding"], undefined, JSON.stringify(headers));
+        assert.equal(Number(plain.headers["content-length"]), plain.body.length);
+        assert.equal(plain.body.toString("utf8"), text);
+      }
+      const head = await getBytes(port, path, gzip, "HEAD");
+      assert.equal(head.headers["content-encoding"], "gzip");
+      assert.equal(head.headers["content-length"], zipped.headers["content-length"]);
+      assert.equal(head.body.length, 0);
+    }
+    assert.equal(registry.reads, 1, "one build in all");
   });
 
   test("a tag event makes the next read read the record again, within the second", async () => {

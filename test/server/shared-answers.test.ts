@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Keys } from "../../src/cache/keys.js";
@@ -55,9 +55,12 @@ describe("shared answers", () => {
   test("an answer written is read back for its version, and only for it", async () => {
     const { shared, results, store } = setUp();
     assert.equal(await shared.read(NAME, "v-1", signal()), undefined, "nothing yet");
-    await shared.write(NAME, "v-1", TEXT, Date.now(), signal());
+    const written = await shared.write(NAME, "v-1", TEXT, Date.now(), signal());
+    assert.equal(written && gunzipSync(written.gzip).toString(), WHOLE, "the gzip written");
+    assert.equal(written?.bytes, Buffer.byteLength(WHOLE));
     const got = await shared.read(NAME, "v-1", signal());
-    assert.equal(got && Buffer.concat(got.text).toString(), WHOLE);
+    assert.equal(got && gunzipSync(got.gzip.gzip).toString(), WHOLE);
+    assert.equal(got?.gzip.bytes, Buffer.byteLength(WHOLE));
     assert.equal(await shared.read(NAME, "v-2", signal()), undefined, "another version");
     // Stored compressed, under the repository's answer key.
     const raw = await store.get(new Keys().answer(NAME));
