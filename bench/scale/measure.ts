@@ -427,7 +427,7 @@ export interface ApiLoadResult {
   p99Ms: number;
   maxMs: number;
   errors: number;
-  /** Answers that came gzip-encoded (the readers ask for gzip, and unzip it). */
+  /** Answers that came gzip-encoded (the readers ask for gzip; one in 64 is unzipped and checked). */
   gzipped: number;
   /**
    * The readers' own event-loop delay (their thread's), ms (p99 and max over the load;
