@@ -35,13 +35,28 @@ parentPort.on("message", (m) => {
   else if (Array.isArray(m?.add)) names.push(...m.add);
 });
 
+/** Answers that were not the JSON of the repository asked for; the first few, and why. */
+let misfitCount = 0;
+const misfits = [];
+/** Why the first few requests that failed did (a replica killed, a reset, a timeout). */
+const failures = [];
+
 /** Whether `body` (gzip-encoded when `zipped`) is the JSON answer of repository `name`. */
-function isAnswerOf(name, zipped, body) {
+function isAnswerOf(name, zipped, body, headers) {
+  let why;
   try {
-    return JSON.parse((zipped ? gunzipSync(body) : body).toString("utf8")).name === name;
-  } catch {
-    return false;
+    const got = JSON.parse((zipped ? gunzipSync(body) : body).toString("utf8")).name;
+    if (got === name) return true;
+    why = `name ${JSON.stringify(got)}`;
+  } catch (err) {
+    why = err.message;
   }
+  misfitCount++;
+  if (misfits.length < 5) {
+    const length = headers["content-length"];
+    misfits.push({ name, zipped, bytes: body.length, length, why });
+  }
+  return false;
 }
 
 const latencies = [];
@@ -77,7 +92,11 @@ await Promise.all(
         const ms = performance.now() - t0;
         const zipped = res.headers["content-encoding"] === "gzip";
         if (zipped) gzipped++;
-        if (res.statusCode === 200 && i % 64 === 0 && !isAnswerOf(name, zipped, body)) {
+        if (
+          res.statusCode === 200 &&
+          i % 64 === 0 &&
+          !isAnswerOf(name, zipped, body, res.headers)
+        ) {
           errors++;
           continue;
         }
@@ -87,8 +106,9 @@ await Promise.all(
           askedAt.push(t0 - start);
           replicaOf.push(i % apis.length);
         } else await sleep(50);
-      } catch {
+      } catch (err) {
         errors++;
+        if (failures.length < 5) failures.push(`${err.code ?? ""} ${err.message}`.trim());
         await sleep(50);
       }
     }
@@ -103,6 +123,9 @@ parentPort.postMessage({
   byStatus,
   errors,
   gzipped,
+  misfitCount,
+  misfits,
+  failures,
   loop: { p99Ms: loop.percentile(99) / 1e6, maxMs: loop.max / 1e6 },
 });
 parentPort.close();

@@ -31,6 +31,16 @@ export function percentile(values: number[], p: number): number {
   ] as number;
 }
 
+/** An answer checked that was not the JSON of the repository asked for. */
+export interface Misfit {
+  name: string;
+  zipped: boolean;
+  bytes: number;
+  /** Its `Content-Length`. */
+  length?: string;
+  why: string;
+}
+
 /** What the readers' thread posts back (api-readers.mjs). */
 interface ReadersResult {
   latencies: number[];
@@ -41,6 +51,11 @@ interface ReadersResult {
   errors: number;
   /** Answers that came gzip-encoded (the readers ask for gzip). */
   gzipped: number;
+  /** Answers checked that were not the repository's JSON; the first few, and why. */
+  misfitCount: number;
+  misfits: Misfit[];
+  /** Why the first few requests that failed did. */
+  failures: string[];
   loop: { p99Ms: number; maxMs: number };
 }
 
@@ -429,6 +444,11 @@ export interface ApiLoadResult {
   errors: number;
   /** Answers that came gzip-encoded (the readers ask for gzip; one in 64 is unzipped and checked). */
   gzipped: number;
+  /** Answers checked that were not the repository's JSON; the first few, and why. */
+  misfitCount: number;
+  misfits: Misfit[];
+  /** Why the first few requests that failed (`errors`) did. */
+  failures: string[];
   /**
    * The readers' own event-loop delay (their thread's), ms (p99 and max over the load;
    * 10 ms resolution): a latency is measured on that loop too.
@@ -512,6 +532,9 @@ function readersResult(got: ReadersResult): ApiLoadResult {
     maxMs: round(percentile(latencies, 100)),
     errors,
     gzipped: got.gzipped,
+    misfitCount: got.misfitCount,
+    misfits: got.misfits,
+    failures: got.failures,
     clientLoop: { p99Ms: round(got.loop.p99Ms), maxMs: round(got.loop.maxMs) },
     byReplica: replicaLatencies(latencies, got.replicaOf).map((ms) => ({
       answers: ms.length,

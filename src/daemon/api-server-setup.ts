@@ -8,16 +8,23 @@ import type { Logger } from "pino";
 import type { Registry as MetricsRegistry } from "prom-client";
 import { Cache, type RepositoryStreamOptions } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
+import { Keys } from "../cache/keys.js";
 import { isProcessLocalStore } from "../cache/open-store.js";
 import type { RepositoryRecord } from "../cache/records.js";
 import type { Store } from "../cache/store.js";
 import type { Config } from "../config/schema.js";
 import { instrumentRegistry } from "../registry/instrument.js";
 import { ApiServer } from "../server/api-server.js";
+import {
+  type RecordNoticeSource,
+  recordNoticeChannel,
+  redisRecordNotices,
+} from "../server/record-notices.js";
 import { SharedAnswers } from "../server/shared-answers.js";
 import type { WarmerControl } from "../server/warmer-control.js";
 import { WebhookEndpoint, type WebhookSink } from "../server/webhook-endpoint.js";
 import { WebhookReceivers } from "../server/webhooks/receivers.js";
+import { isRedisStore } from "./tag-event-feed.js";
 
 /**
  * What identifies one state of a repository record: the warmer rewrites the record after
@@ -101,6 +108,7 @@ export function createApiServer(parts: ApiServerParts): ApiServer {
       };
     },
     sharedAnswers: sharedAnswers(parts),
+    recordNotices: recordNotices(parts),
     limits: {
       maxConnections: config.server.maxConnections,
       maxConnectionsPerClient: config.server.maxConnectionsPerClient,
@@ -133,6 +141,19 @@ function sharedAnswers(parts: ApiServerParts): SharedAnswers | undefined {
     metrics: parts.metrics,
     logger: parts.logger.child({ component: "api" }),
   });
+}
+
+/**
+ * Notices of record writes on a Redis store (every replica publishes its own: see
+ * record-notice-publisher.ts), on a connection of the API's own.
+ */
+function recordNotices(parts: ApiServerParts): RecordNoticeSource | undefined {
+  if (!isRedisStore(parts.store)) return undefined;
+  return redisRecordNotices(
+    parts.store.duplicateConnection(5_000),
+    recordNoticeChannel(new Keys().prefix),
+    parts.logger.child({ component: "api" }),
+  );
 }
 
 /**

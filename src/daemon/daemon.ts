@@ -26,6 +26,7 @@ import { brakeClients, createClientFactory } from "./client-factory.js";
 import { withCredentials } from "./credential-sources.js";
 import { priorityScanRunner } from "./priority-scan.js";
 import { processMetricsRegistry } from "./process-metrics.js";
+import { publishRecordWrites } from "./record-notice-publisher.js";
 import { RefreshCoalescer } from "./refresh-coalescer.js";
 import { StretchBoard, shareBudgets } from "./replica-census.js";
 import { repositoryOptions } from "./repository-options.js";
@@ -314,6 +315,7 @@ export class Daemon {
         logger: logger.child({ component: "events" }),
       });
       cleanup.push(() => feed.close());
+      cleanup.push(publishRecordWrites(store, warmer, logger.child({ component: "notices" })));
       const webhookSink = webhookRefresher({ config, watch, warmer, metrics, logger, cleanup });
       const control = new DaemonWarmerControl({ warmer, cache, watch, logger, refreshes, feed });
       let server: ApiEndpoint;

@@ -31,7 +31,8 @@ export function localTagEventFeed(warmer: Warmer): TagEventFeed {
 /** Longest XREAD block; the connection's command timeout is this plus a margin. */
 const BLOCK_MS = 5_000;
 
-function isRedisStore(store: Store): store is RedisStore {
+/** Whether `store` is a Redis store (it then shares events, notices and answers). */
+export function isRedisStore(store: Store): store is RedisStore {
   return typeof (store as Partial<RedisStore>).duplicateConnection === "function";
 }
 

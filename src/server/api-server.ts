@@ -22,6 +22,7 @@ import { ConnectionLimiter } from "./connection-limiter.js";
 import { EventStreams } from "./event-stream.js";
 import { acceptsGzip, type GzipAnswer, unzipBody } from "./gzip-answer.js";
 import { imageJson, staleness, statusListBody } from "./json-forms.js";
+import type { RecordNoticeSource } from "./record-notices.js";
 import {
   buildRepositoryAnswer,
   type RepositoryJsonLayout,
@@ -89,6 +90,12 @@ export interface ApiServerOptions {
    * and one built is written there. Needs `repositoryState` (answers go by its version).
    */
   sharedAnswers?: SharedAnswers | undefined;
+  /**
+   * Notices of record writes (see record-notices.ts; closed with the server): while they
+   * arrive, a repository's stored state is shared for {@link NOTICED_STATE_TTL_MS} instead
+   * of a second, and forgotten when its record is written.
+   */
+  recordNotices?: RecordNoticeSource | undefined;
   /** Connection caps and timeouts (see {@link ServerLimits}). */
   limits?: Partial<ServerLimits> | undefined;
   /** The registry webhook receivers; without them `/v1/webhooks/...` is 404. */
@@ -136,6 +143,13 @@ export const DEFAULT_SERVER_LIMITS: Readonly<ServerLimits> = {
 /** Bytes of a large answer handed to the socket at once. */
 const LARGE_BODY_SLICE = 64 * 1024;
 
+/**
+ * How long a repository's stored state is shared while record-write notices arrive: a write
+ * whose notice was lost (the publisher's connection failed) shows within this, not the
+ * second; a tag event still makes the next read read the record at once.
+ */
+export const NOTICED_STATE_TTL_MS = 30_000;
+
 /** Tags of a repository whose answer is built without waiting for a heavy-work turn. */
 const SMALL_REPOSITORY_TAGS = 1_000;
 /**
@@ -182,6 +196,7 @@ export class ApiServer {
     listeners: READ_DEADLINE_LISTENERS,
   });
   readonly #stopForgetting: () => void;
+  readonly #stopNotices: () => void;
 
   readonly #opts: ApiServerOptions;
 
@@ -195,6 +210,11 @@ export class ApiServer {
     this.#stopForgetting = opts.warmer.subscribe((event) =>
       this.#repositoryBodies.forgetVersion(event.repository),
     );
+    this.#stopNotices =
+      opts.recordNotices?.subscribe({
+        written: (repository) => this.#repositoryBodies.forgetVersion(repository),
+        reset: () => this.#repositoryBodies.forgetVersions(),
+      }) ?? (() => {});
     this.#limiter = new ClientRateLimiter(opts.rateLimit ?? { rps: 50, burst: 100 });
     this.#events = new EventStreams(opts.warmer, {
       maxClients: opts.maxEventStreams ?? 100,
@@ -301,6 +321,8 @@ export class ApiServer {
    */
   async close(graceMs: number): Promise<void> {
     this.#stopForgetting();
+    this.#stopNotices();
+    this.#opts.recordNotices?.close();
     if (!this.server.listening) return;
     this.#events.closeAll();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -485,9 +507,14 @@ export class ApiServer {
         if (intervalSeconds !== undefined) {
           res.setHeader("x-regscan-interval-seconds", intervalSeconds);
         }
-        if (method === "HEAD" && this.#headWithoutBody(name, stored, res)) break;
-        const answer = await this.#repositoryBody(name, stored, res, early);
-        stored?.release?.();
+        let answer: RepositoryAnswer;
+        try {
+          if (method === "HEAD" && this.#headWithoutBody(name, stored, res)) break;
+          answer = await this.#repositoryBody(name, stored, res, early);
+        } finally {
+          // Shared for up to NOTICED_STATE_TTL_MS: the record's tag list must not be.
+          stored?.release?.();
+        }
         if (isText(answer)) await sendPieces(res, answer);
         else if (isGzip(answer)) await sendGzipAnswer(res, answer);
         // Too large to hold: written as it is produced, a bounded number at once.
@@ -739,9 +766,13 @@ export class ApiServer {
     const read = this.#opts.repositoryState;
     if (read === undefined) return undefined;
     const key = name.toString();
+    // Readers go round thousands of repositories, each asked for again seconds later: read
+    // each second, nearly every read was a store round trip, kept answers included.
+    const ttlMs = this.#opts.recordNotices?.live() ? NOTICED_STATE_TTL_MS : 1_000;
     return this.#answer(
       // Not the client's signal: the read is shared with others asking at the same time.
-      () => this.#repositoryBodies.version(key, () => read(name, this.#readDeadlines.signal())),
+      () =>
+        this.#repositoryBodies.version(key, () => read(name, this.#readDeadlines.signal()), ttlMs),
       key,
     );
   }

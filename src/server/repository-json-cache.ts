@@ -251,6 +251,11 @@ export class RepositoryJsonCache {
     this.#versions.delete(name);
   }
 
+  /** Forgets every stored state (record writes may have gone unnoticed). */
+  forgetVersions(): void {
+    this.#versions.clear();
+  }
+
   /**
    * Holds `body` for `name` in place of the one kept, when that is still the one built
    * from `version`: the same answer in fewer bytes (its gzip, once it was shared).

@@ -21,6 +21,7 @@ import {
 } from "../../src/image/ref.js";
 import type { Registry } from "../../src/registry/registry.js";
 import { ApiServer, type ApiServerOptions } from "../../src/server/api-server.js";
+import type { RecordNoticeListener, RecordNoticeSource } from "../../src/server/record-notices.js";
 import { SharedAnswers } from "../../src/server/shared-answers.js";
 import type {
   RefreshRequestOutcome,
@@ -426,6 +427,55 @@ describe("API server limits", () => {
       assert.equal(head.body.length, 0);
     }
     assert.equal(registry.reads, 1, "one build in all");
+  });
+
+  test("while record notices arrive, a state is shared past the second and forgotten on its record's notice", async () => {
+    const registry = new GatedRegistry();
+    registry.releaseAll();
+    let live = true;
+    let listener: RecordNoticeListener | undefined;
+    let closed = false;
+    const recordNotices: RecordNoticeSource = {
+      live: () => live,
+      subscribe(l) {
+        listener = l;
+        return () => {
+          listener = undefined;
+        };
+      },
+      close() {
+        closed = true;
+      },
+    };
+    let stateReads = 0;
+    const { server, port } = await start(registry, {
+      repositoryState: async () => {
+        stateReads++;
+        return { version: "1" };
+      },
+      recordNotices,
+    });
+    const path = `/v1/repositories/${REPO}`;
+    assert.equal((await get(port, path)).status, 200);
+    assert.equal(stateReads, 1);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await get(port, path);
+    assert.equal(stateReads, 1, "shared past the second while notices arrive");
+    listener?.written(REPO);
+    await get(port, path);
+    assert.equal(stateReads, 2, "read again after its record's notice");
+    listener?.written("localhost:5000/team/other");
+    listener?.reset();
+    await get(port, path);
+    assert.equal(stateReads, 3, "read again after a reset");
+    live = false;
+    await new Promise((r) => setTimeout(r, 1_100));
+    await get(port, path);
+    assert.equal(stateReads, 4, "read each second again once notices stop");
+    assert.equal(registry.reads, 1, "one build: the version never changed");
+    await server.close(500);
+    assert.ok(closed, "the server closes its notices");
+    assert.equal(listener, undefined);
   });
 
   test("a tag event makes the next read read the record again, within the second", async () => {
