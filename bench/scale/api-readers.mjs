@@ -108,7 +108,9 @@ await Promise.all(
         } else await sleep(50);
       } catch (err) {
         errors++;
-        if (failures.length < 5) failures.push(`${err.code ?? ""} ${err.message}`.trim());
+        if (failures.length < 5) {
+          failures.push(`replica ${i % apis.length}: ${err.code ?? ""} ${err.message}`);
+        }
         await sleep(50);
       }
     }

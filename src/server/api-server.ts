@@ -300,6 +300,17 @@ export class ApiServer {
         },
       });
     }
+    const notices = opts.recordNotices;
+    if (notices && !opts.metrics.getSingleMetric("regscan_api_record_notices_live")) {
+      new Gauge({
+        name: "regscan_api_record_notices_live",
+        help: "1 while record-write notices arrive (stored states are then kept 30 s), else 0",
+        registers: [opts.metrics],
+        collect() {
+          this.set(notices.live() ? 1 : 0);
+        },
+      });
+    }
   }
 
   /** Starts listening on `host:port`; resolves to the address actually bound. */

@@ -89,9 +89,9 @@ interface Entry {
 }
 
 /**
- * Default bytes of answers kept: 8 MiB, about 140 answers of 100 tags (bench:scale's images
- * without labels: 58 KB each; answers past it come from the store when shared, see
- * shared-answers.ts). These buffers are
+ * Default bytes of answers kept: 8 MiB, about 140 answers of 100 tags as text (bench:scale's
+ * images without labels: 58 KB each), about 750 as their gzip (11 KB: answers shared through
+ * the store are kept so; past it they come from the store, see shared-answers.ts). These buffers are
  * outside V8's heap cap and count in full against a replica's 256 MiB, with the `malloc`
  * heap they fragment: at 16 MiB, the replica that bench:scale reads every repository through
  * (10,000 of them) had 38 MiB of `malloc` heap against the others' 10, and peaked at 261 MiB. A

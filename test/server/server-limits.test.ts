@@ -473,6 +473,10 @@ describe("API server limits", () => {
     await get(port, path);
     assert.equal(stateReads, 4, "read each second again once notices stop");
     assert.equal(registry.reads, 1, "one build: the version never changed");
+    const metrics = (await get(port, "/metrics")).body;
+    assert.match(metrics, /^regscan_api_record_notices_live 0$/m);
+    live = true;
+    assert.match((await get(port, "/metrics")).body, /^regscan_api_record_notices_live 1$/m);
     await server.close(500);
     assert.ok(closed, "the server closes its notices");
     assert.equal(listener, undefined);
