@@ -358,10 +358,14 @@ export interface ReplicaLoop {
   apiThread: boolean;
   /** Repository answers over the load, by source (kept, built, shared). */
   answers: Record<string, number>;
+  /** API connections refused over the load (a connection cap reached: `total`, `per-client`). */
+  refused: Record<string, number>;
 }
 
 /** Sources of `regscan_api_repository_answers_total`. */
 const ANSWER_SOURCES = ["kept", "stored", "built", "shared"] as const;
+/** Reasons of `regscan_api_connections_refused_total`. */
+const REFUSALS = ["total", "per-client"] as const;
 
 /** Collects {@link ReplicaLoop} from successive `/metrics` texts of one replica. */
 class LoopSampler {
@@ -371,6 +375,8 @@ class LoopSampler {
   #lastGc: { at: number; sums: Record<string, number> } | undefined;
   #firstAnswers: Record<string, number> | undefined;
   #lastAnswers: Record<string, number> = {};
+  #firstRefused: Record<string, number> | undefined;
+  #lastRefused: Record<string, number> = {};
   #apiThread = false;
 
   add(text: string, at: number): void {
@@ -403,6 +409,13 @@ class LoopSampler {
     }
     this.#firstAnswers ??= answers;
     this.#lastAnswers = answers;
+    const refused: Record<string, number> = {};
+    for (const reason of REFUSALS) {
+      refused[reason] =
+        sampleOf(text, "regscan_api_connections_refused_total", `reason="${reason}"`) ?? 0;
+    }
+    this.#firstRefused ??= refused;
+    this.#lastRefused = refused;
   }
 
   result(): ReplicaLoop | null {
@@ -425,6 +438,9 @@ class LoopSampler {
           k,
           (this.#lastAnswers[k] ?? 0) - (this.#firstAnswers?.[k] ?? 0),
         ]),
+      ),
+      refused: Object.fromEntries(
+        REFUSALS.map((k) => [k, (this.#lastRefused[k] ?? 0) - (this.#firstRefused?.[k] ?? 0)]),
       ),
     };
   }

@@ -63,7 +63,7 @@ function loopText(loops: FillPhase["replicaLoops"]): string {
     const gc = Object.values(l.gcSeconds).reduce((a, b) => a + b, 0);
     const a = l.answers;
     const thread = l.apiThread ? ", API thread" : "";
-    return `${id} ${l.p99MaxMs} / ${l.maxMs} ms (GC ${round(gc)} s of ${l.seconds} s${thread}; answers kept / stored / built / shared ${a.kept ?? 0} / ${a.stored ?? 0} / ${a.built ?? 0} / ${a.shared ?? 0})`;
+    return `${id} ${l.p99MaxMs} / ${l.maxMs} ms (GC ${round(gc)} s of ${l.seconds} s${thread}; answers kept / stored / built / shared ${a.kept ?? 0} / ${a.stored ?? 0} / ${a.built ?? 0} / ${a.shared ?? 0}; connections refused ${l.refused["per-client"] ?? 0} per client, ${l.refused.total ?? 0} over the total)`;
   });
   return parts.length === 0 ? "not sampled" : parts.join(", ");
 }

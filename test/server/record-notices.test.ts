@@ -16,19 +16,15 @@ import {
 } from "../../src/server/record-notices.js";
 import { cleanupAll } from "../support/processes.js";
 import { type RedisServer, startRedis } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 after(cleanupAll);
 
 const logger = pino({ level: "silent" });
 const CHANNEL = recordNoticeChannel("regscan:v2:");
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (check: () => boolean, what: string) =>
+  waitFor(check, { what, timeoutMs: 10_000, intervalMs: 10 });
 
 describe("record notices on a real Redis", () => {
   let redis: RedisServer;

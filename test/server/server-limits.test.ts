@@ -117,6 +117,27 @@ function get(
   });
 }
 
+/** A replica's API sharing its answers through `store`, its record at `version()`. */
+async function sharingReplica(
+  registry: Registry,
+  store: MemoryStore,
+  version: () => string,
+): Promise<{ port: number; metrics: MetricsRegistry }> {
+  const metrics = new MetricsRegistry();
+  const sharedAnswers = new SharedAnswers({
+    store,
+    variant: "same-config",
+    metrics,
+    logger: pino({ level: "silent" }),
+  });
+  const { port } = await start(registry, {
+    repositoryState: async () => ({ version: version() }),
+    sharedAnswers,
+    metrics,
+  });
+  return { port, metrics };
+}
+
 /** A request's answer as bytes, as they came (no decoding). */
 function getBytes(
   port: number,
@@ -329,18 +350,7 @@ describe("API server limits", () => {
     let version = "1";
     const store = new MemoryStore();
     const replica = async () => {
-      const metrics = new MetricsRegistry();
-      const sharedAnswers = new SharedAnswers({
-        store,
-        variant: "same-config",
-        metrics,
-        logger: pino({ level: "silent" }),
-      });
-      const { port } = await start(registry, {
-        repositoryState: async () => ({ version }),
-        sharedAnswers,
-        metrics,
-      });
+      const { port, metrics } = await sharingReplica(registry, store, () => version);
       const answered = async () => {
         const got = await metrics.getSingleMetric("regscan_api_repository_answers_total")?.get();
         return Object.fromEntries((got?.values ?? []).map((v) => [v.labels.source, v.value]));
@@ -381,21 +391,7 @@ describe("API server limits", () => {
     const registry = new GatedRegistry();
     registry.releaseAll();
     const store = new MemoryStore();
-    const replica = async () => {
-      const metrics = new MetricsRegistry();
-      const sharedAnswers = new SharedAnswers({
-        store,
-        variant: "same-config",
-        metrics,
-        logger: pino({ level: "silent" }),
-      });
-      const { port } = await start(registry, {
-        repositoryState: async () => ({ version: "1" }),
-        sharedAnswers,
-        metrics,
-      });
-      return port;
-    };
+    const replica = async () => (await sharingReplica(registry, store, () => "1")).port;
     const [a, b] = [await replica(), await replica()];
     const path = `/v1/repositories/${REPO}`;
     const gzip = { "accept-encoding": "gzip, deflate, br" };
