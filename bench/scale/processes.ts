@@ -134,6 +134,27 @@ export interface ReplicaConfig {
   webhookToken: string;
 }
 
+/**
+ * The replicas' configuration file, beside their flags: every client of the bench (its 50
+ * readers, its own watch of the fill) comes from 127.0.0.1, where a deployment's would come
+ * from many addresses, so the cap on one address's connections (`server.maxConnectionsPerClient`,
+ * 64 by default; there is no flag for it) is raised past what the bench opens. At 64,
+ * replica-0 refused about a hundred of the readers' connections a run (`ECONNRESET`).
+ */
+function writeReplicaConfigFile(): string {
+  const file = join(makeTempDir("regscan-scale-config-"), "regscan.yaml");
+  writeFileSync(file, "server:\n  maxConnectionsPerClient: 1024\n");
+  return file;
+}
+
+let replicaConfigFile: string | undefined;
+
+/** The replicas' configuration file, written once per bench. */
+function replicaConfig(): string {
+  replicaConfigFile ??= writeReplicaConfigFile();
+  return replicaConfigFile;
+}
+
 /** Writes the images file: one `host:port/repository` line per repository of the fleet. */
 export function writeImagesFile(names: string[]): string {
   const file = join(makeTempDir("regscan-scale-images-"), "images.txt");
@@ -151,6 +172,8 @@ export async function startReplica(id: string, cfg: ReplicaConfig): Promise<Repl
       ...(process.env.REGSCAN_SCALE_NODE_ARGS?.split(" ").filter(Boolean) ?? REPLICA_NODE_ARGS),
       "bin/regscan.mjs",
       "serve",
+      "--config",
+      replicaConfig(),
       "--listen",
       `127.0.0.1:${port}`,
       "--cache",
