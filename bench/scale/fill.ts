@@ -367,6 +367,16 @@ const ANSWER_SOURCES = ["kept", "stored", "built", "shared"] as const;
 /** Reasons of `regscan_api_connections_refused_total`. */
 const REFUSALS = ["total", "per-client"] as const;
 
+/** A counter's samples in a `/metrics` text, one per `label` value (0 where absent). */
+function countsOf(
+  text: string,
+  metric: string,
+  label: string,
+  values: readonly string[],
+): Record<string, number> {
+  return Object.fromEntries(values.map((v) => [v, sampleOf(text, metric, `${label}="${v}"`) ?? 0]));
+}
+
 /** Collects {@link ReplicaLoop} from successive `/metrics` texts of one replica. */
 class LoopSampler {
   readonly #p99: number[] = [];
@@ -402,18 +412,15 @@ class LoopSampler {
     }
     this.#firstGc ??= { at, sums };
     this.#lastGc = { at, sums };
-    const answers: Record<string, number> = {};
-    for (const source of ANSWER_SOURCES) {
-      answers[source] =
-        sampleOf(text, "regscan_api_repository_answers_total", `source="${source}"`) ?? 0;
-    }
+    const answers = countsOf(
+      text,
+      "regscan_api_repository_answers_total",
+      "source",
+      ANSWER_SOURCES,
+    );
     this.#firstAnswers ??= answers;
     this.#lastAnswers = answers;
-    const refused: Record<string, number> = {};
-    for (const reason of REFUSALS) {
-      refused[reason] =
-        sampleOf(text, "regscan_api_connections_refused_total", `reason="${reason}"`) ?? 0;
-    }
+    const refused = countsOf(text, "regscan_api_connections_refused_total", "reason", REFUSALS);
     this.#firstRefused ??= refused;
     this.#lastRefused = refused;
   }

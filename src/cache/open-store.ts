@@ -14,6 +14,7 @@ import { InvalidStoreUrlError } from "./stores/errors.js";
 import { SrvServers, StaticServers } from "./stores/memcached-servers.js";
 import { MemoryStore } from "./stores/memory.js";
 import { parseDuration, parseSize, type StoreLogger, silentLogger } from "./stores/options.js";
+import type { RedisStore } from "./stores/redis.js";
 import { defaultSqlitePath, SqliteStore } from "./stores/sqlite.js";
 import { StoreNotFoundError, sqliteLocation, sqlitePathProblem } from "./stores/sqlite-path.js";
 
@@ -47,6 +48,14 @@ export interface OpenStoreOptions {
 /** The store URL used when none is given: SQLite in the user's cache directory. */
 export function defaultStoreUrl(): string {
   return `sqlite:${defaultSqlitePath()}`;
+}
+
+/**
+ * Whether `store` is a Redis store (connections of its own can be opened: replicas then
+ * share tag events, record-write notices and answers through it).
+ */
+export function isRedisStore(store: Store): store is RedisStore {
+  return typeof (store as Partial<RedisStore>).duplicateConnection === "function";
 }
 
 /**

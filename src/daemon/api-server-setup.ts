@@ -9,7 +9,7 @@ import type { Registry as MetricsRegistry } from "prom-client";
 import { Cache, type RepositoryStreamOptions } from "../cache/cache.js";
 import { timestampLabelDecorator } from "../cache/decorators.js";
 import { Keys } from "../cache/keys.js";
-import { isProcessLocalStore } from "../cache/open-store.js";
+import { isProcessLocalStore, isRedisStore } from "../cache/open-store.js";
 import type { RepositoryRecord } from "../cache/records.js";
 import type { Store } from "../cache/store.js";
 import type { Config } from "../config/schema.js";
@@ -24,7 +24,6 @@ import { SharedAnswers } from "../server/shared-answers.js";
 import type { WarmerControl } from "../server/warmer-control.js";
 import { WebhookEndpoint, type WebhookSink } from "../server/webhook-endpoint.js";
 import { WebhookReceivers } from "../server/webhooks/receivers.js";
-import { isRedisStore } from "./tag-event-feed.js";
 
 /**
  * What identifies one state of a repository record: the warmer rewrites the record after

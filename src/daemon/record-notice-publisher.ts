@@ -6,10 +6,10 @@
  */
 import type { Logger } from "pino";
 import { Keys } from "../cache/keys.js";
+import { isRedisStore } from "../cache/open-store.js";
 import type { Store } from "../cache/store.js";
 import type { Warmer } from "../cache/warmer.js";
 import { publishRecordNotice, recordNoticeChannel } from "../server/record-notices.js";
-import { isRedisStore } from "./tag-event-feed.js";
 
 /** Announces this warmer's record writes until the returned function is called. */
 export function publishRecordWrites(store: Store, warmer: Warmer, logger: Logger): () => void {

@@ -5,8 +5,8 @@
  * a reconnecting client can resume from).
  */
 import type { Logger } from "pino";
+import { isRedisStore } from "../cache/open-store.js";
 import type { Store } from "../cache/store.js";
-import type { RedisStore } from "../cache/stores/redis.js";
 import type { Warmer } from "../cache/warmer.js";
 import type { TagEvent } from "../cache/warmer-types.js";
 import { RedisTagEvents } from "../server/redis-events.js";
@@ -30,11 +30,6 @@ export function localTagEventFeed(warmer: Warmer): TagEventFeed {
 
 /** Longest XREAD block; the connection's command timeout is this plus a margin. */
 const BLOCK_MS = 5_000;
-
-/** Whether `store` is a Redis store (it then shares events, notices and answers). */
-export function isRedisStore(store: Store): store is RedisStore {
-  return typeof (store as Partial<RedisStore>).duplicateConnection === "function";
-}
 
 /** What {@link tagEventFeed} reads from. */
 export interface TagEventFeedOptions {

@@ -987,10 +987,15 @@ function bodyPieces(body: Uint8Array): Buffer[] {
 /**
  * Sends a JSON body held in pieces of about 64 KiB, each after the previous one left:
  * handing a socket megabytes at once copies them into the kernel in one go, and a hundred
- * such answers at once hold up the event loop for every other request.
+ * such answers at once hold up the event loop for every other request. `headers` go with
+ * the head (a gzip body's encoding).
  */
-async function sendPieces(res: ServerResponse, text: RepositoryText): Promise<void> {
-  if (!startJsonBody(res, textBytes(text))) return;
+async function sendPieces(
+  res: ServerResponse,
+  text: RepositoryText,
+  headers?: Record<string, string>,
+): Promise<void> {
+  if (!startJsonBody(res, textBytes(text), headers)) return;
   for (const piece of text) {
     if (res.destroyed) break;
     if (!res.write(piece)) await drained(res);
@@ -1008,12 +1013,7 @@ async function sendGzipAnswer(res: ServerResponse, answer: GzipAnswer): Promise<
     await sendPieces(res, [await unzipBody(answer.gzip, answer.bytes)]);
     return;
   }
-  if (!startJsonBody(res, answer.gzip.byteLength, { "content-encoding": "gzip" })) return;
-  for (const piece of bodyPieces(answer.gzip)) {
-    if (res.destroyed) break;
-    if (!res.write(piece)) await drained(res);
-  }
-  res.end();
+  await sendPieces(res, bodyPieces(answer.gzip), { "content-encoding": "gzip" });
 }
 
 /**
