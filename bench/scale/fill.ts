@@ -652,6 +652,10 @@ export async function fillPhase(o: FillPhaseOptions): Promise<{
         // The window of the load's last seconds, then no more.
         await sampleShares();
         loadRunning = false;
+        // Said now, not only at the end: at full size the reads are over 40 minutes before it.
+        o.log?.(
+          `  reads during the fill: p50 / p99 ${result.p50Ms} / ${result.p99Ms} ms, ${result.answers} answers, ${result.errors} failed (per replica p99 ${result.byReplica.map((r) => r.p99Ms).join(" / ")} ms)`,
+        );
         return result;
       });
     }
