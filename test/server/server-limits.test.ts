@@ -380,7 +380,7 @@ describe("API server limits", () => {
     assert.deepEqual(await b.answered(), { stored: 1, kept: 1, built: 1 });
     await untilAsync(async () => {
       const value = (await store.get(key))?.value;
-      return value !== undefined && Buffer.from(value).subarray(0, 4).toString() === "RSA1";
+      return value !== undefined && Buffer.from(value).subarray(0, 4).toString() === "RSA2";
     }, "replica b's answer written over the value that was not one");
     assert.equal((await get(a.port, `/v1/repositories/${REPO}`)).status, 200);
     assert.equal(registry.reads, 2, "replica a built nothing for version 2");

@@ -1,12 +1,12 @@
 /**
  * Answers shared through the store (src/server/shared-answers.ts): served back only for the
  * version, variant and age they were written for; a value that is not one (foreign bytes,
- * a bad header, a gzip cut short or longer than it says) is a logged, counted miss; a store
+ * a bad header, a gzip cut short, changed, or longer than it says) is a logged, counted miss; a store
  * that fails costs a build, never the answer.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { crc32, gunzipSync, gzipSync } from "node:zlib";
 import pino from "pino";
 import { Registry as MetricsRegistry } from "prom-client";
 import { Keys } from "../../src/cache/keys.js";
@@ -113,25 +113,51 @@ describe("shared answers", () => {
       const json = Buffer.from(JSON.stringify(h));
       const size = Buffer.alloc(4);
       size.writeUInt32BE(json.length);
-      return Buffer.concat([Buffer.from("RSA1"), size, json]);
+      return Buffer.concat([Buffer.from("RSA2"), size, json]);
     };
-    const good = { version: "v-1", variant: "labels-a", builtAt: Date.now(), bytes: WHOLE.length };
     const zipped = gzipSync(WHOLE);
+    const good = {
+      version: "v-1",
+      variant: "labels-a",
+      builtAt: Date.now(),
+      bytes: WHOLE.length,
+      crc: crc32(zipped),
+    };
+    const changed = Buffer.from(zipped);
+    changed[12] = (changed[12] as number) ^ 0x40;
+    const cut = zipped.subarray(0, zipped.length - 9);
     const cases: Array<[string, Buffer]> = [
       ["foreign bytes", Buffer.from("not an answer at all")],
-      ["a header running past the value", Buffer.from([...Buffer.from("RSA1"), 0, 0, 9, 9, 123])],
+      [
+        "the format before (RSA1)",
+        Buffer.concat([Buffer.from("RSA1"), head(good).subarray(4), zipped]),
+      ],
+      ["a header running past the value", Buffer.from([...Buffer.from("RSA2"), 0, 0, 9, 9, 123])],
       [
         "a header that is not JSON",
-        Buffer.concat([Buffer.from("RSA1"), Buffer.from([0, 0, 0, 2]), Buffer.from("{x")]),
+        Buffer.concat([Buffer.from("RSA2"), Buffer.from([0, 0, 0, 2]), Buffer.from("{x")]),
       ],
       ["a header without a length", head({ ...good, bytes: "many" })],
-      ["a gzip cut short", Buffer.concat([head(good), zipped.subarray(0, zipped.length - 9)])],
+      ["a header without a CRC-32", head({ ...good, crc: undefined })],
+      ["a body that is not gzip", Buffer.concat([head(good), Buffer.from(WHOLE)])],
+      ["a gzip cut short", Buffer.concat([head(good), cut])],
+      [
+        "a gzip cut short, its CRC-32 too",
+        Buffer.concat([head({ ...good, crc: crc32(cut) }), cut]),
+      ],
+      ["a gzip with a byte changed", Buffer.concat([head(good), changed])],
       ["a gzip longer than its header says", Buffer.concat([head({ ...good, bytes: 10 }), zipped])],
       [
         "a gzip shorter than its header says",
         Buffer.concat([head({ ...good, bytes: WHOLE.length + 5 }), zipped]),
       ],
     ];
+    // The fixture itself is an answer: only what each case changed makes it one no more.
+    {
+      const { shared, store } = setUp();
+      await store.set(key, new Date(Date.now() + 60_000), Buffer.concat([head(good), zipped]));
+      assert.ok(await shared.read(NAME, "v-1", signal()), "the unchanged fixture");
+    }
     for (const [what, value] of cases) {
       const { shared, store, lines, results } = setUp();
       await store.set(key, new Date(Date.now() + 60_000), value);
