@@ -36,7 +36,8 @@ import {
 class RemoteWarmerControl implements WarmerControl {
   readonly #calls: MainThreadCalls;
   #watched = new Set<string>();
-  readonly #local = new Map<string, LocalStatus>();
+  /** Made once per status handed over, not per read that asks (two thousand a second). */
+  readonly #local = new Map<string, RepositoryStatus>();
   readonly #listeners = new Set<(event: TagEvent, id?: string) => void>();
 
   constructor(calls: MainThreadCalls) {
@@ -49,7 +50,7 @@ class RemoteWarmerControl implements WarmerControl {
 
   /** Keeps what the warmer said of each repository it scanned (a bounded set: the watched). */
   noteStatuses(statuses: readonly LocalStatus[]): void {
-    for (const s of statuses) this.#local.set(s.repository, s);
+    for (const s of statuses) this.#local.set(s.repository, { ...s, scanning: false });
     if (this.#local.size > this.#watched.size * 2 + 1024) {
       for (const name of this.#local.keys()) if (!this.#watched.has(name)) this.#local.delete(name);
     }
@@ -79,8 +80,7 @@ class RemoteWarmerControl implements WarmerControl {
   }
 
   repositoryStatus(name: ImageName): RepositoryStatus | undefined {
-    const s = this.#local.get(name.toString());
-    return s && { ...s, scanning: false };
+    return this.#local.get(name.toString());
   }
 
   requestRefresh(name: ImageName, request?: RefreshRequest): Promise<RefreshRequestOutcome> {

@@ -45,6 +45,9 @@ const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = {
 
 /** A repository: registry domain plus path, e.g. `docker.io/library/alpine`. */
 export class ImageName {
+  /** {@link toString}'s text, made once: the API names a repository by it several times a read. */
+  #text: string | undefined;
+
   constructor(
     /** Canonical domain, e.g. `docker.io`, `ghcr.io`, `localhost:5000`, `[::1]:5000`. */
     readonly domain: string,
@@ -59,7 +62,8 @@ export class ImageName {
 
   /** Canonical repository name, e.g. `docker.io/library/alpine`. */
   toString(): string {
-    return `${this.domain}/${this.path}`;
+    this.#text ??= `${this.domain}/${this.path}`;
+    return this.#text;
   }
 
   /**

@@ -24,16 +24,22 @@ export interface RouteMatch {
 
 const READ = ["GET", "HEAD"] as const;
 
+/** The endpoints without a parameter in their path, made once (every request looks here). */
+const FIXED: ReadonlyMap<string, RouteMatch> = new Map(
+  (
+    [
+      ["/healthz", "healthz"],
+      ["/readyz", "readyz"],
+      ["/metrics", "metrics"],
+      ["/v1/repositories", "repositories"],
+    ] as const
+  ).map(([path, route]) => [path, Object.freeze({ route, methods: READ, rest: "" })]),
+);
+
 /** The endpoint `path` names, or `undefined`; `method` decides only `.../refresh`. */
 export function matchRoute(method: string, path: string): RouteMatch | undefined {
-  const fixed = {
-    "/healthz": "healthz",
-    "/readyz": "readyz",
-    "/metrics": "metrics",
-    "/v1/repositories": "repositories",
-  } as const;
-  if (Object.hasOwn(fixed, path))
-    return { route: fixed[path as keyof typeof fixed], methods: READ, rest: "" };
+  const fixed = FIXED.get(path);
+  if (fixed !== undefined) return fixed;
   // An event stream has no body to leave out, so HEAD is not offered.
   if (path === "/v1/events") return { route: "events", methods: ["GET"], rest: "" };
   const repositories = "/v1/repositories/";
